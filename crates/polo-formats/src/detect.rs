@@ -1,0 +1,251 @@
+//! Format detection from content, never from the file name.
+//!
+//! File names get localised (`Zeitachse.json`), renamed and mangled by
+//! browsers, so polo looks only at the bytes: magic numbers for binary
+//! containers, the root element for XML, the shape of the first line for the
+//! line formats, and — for JSON — the top-level keys, which the JSON router
+//! resolves while streaming because their order is not fixed.
+
+use std::fmt;
+
+/// A format polo can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Google Takeout `Records.json` (every era).
+    GoogleRecords,
+    /// Google Takeout Semantic Location History month file.
+    GoogleSemantic,
+    /// Android on-device Timeline export.
+    GoogleAndroidTimeline,
+    /// iOS on-device Timeline export.
+    GoogleIosTimeline,
+    /// GPX 1.0 / 1.1.
+    Gpx,
+    /// KML (KMZ is a zip holding KML).
+    Kml,
+    /// GeoJSON.
+    Geojson,
+    /// An Overland batch (`{"locations":[Feature…]}`).
+    Overland,
+    /// CSV with a header.
+    Csv,
+    /// OwnTracks Recorder `.rec`.
+    OwntracksRec,
+    /// Garmin FIT.
+    Fit,
+    /// A zip archive (Takeout, KMZ); every entry is detected on its own.
+    Zip,
+    /// A gzip-compressed file of any of the above.
+    Gzip,
+}
+
+impl Format {
+    /// The stable name used in summaries and the API.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GoogleRecords => "google-records",
+            Self::GoogleSemantic => "google-semantic",
+            Self::GoogleAndroidTimeline => "google-android-timeline",
+            Self::GoogleIosTimeline => "google-ios-timeline",
+            Self::Gpx => "gpx",
+            Self::Kml => "kml",
+            Self::Geojson => "geojson",
+            Self::Overland => "overland",
+            Self::Csv => "csv",
+            Self::OwntracksRec => "owntracks-rec",
+            Self::Fit => "fit",
+            Self::Zip => "zip",
+            Self::Gzip => "gzip",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detected {
+    /// JSON: the JSON router decides which shape while streaming.
+    Json,
+    /// A GPX document.
+    Gpx,
+    /// A KML document.
+    Kml,
+    /// A FIT file.
+    Fit,
+    /// A zip archive.
+    Zip,
+    /// gzip-compressed content.
+    Gzip,
+    /// OwnTracks Recorder lines.
+    OwntracksRec,
+    /// Delimited text with a header.
+    Csv,
+    /// Something recognisable that holds no location data.
+    NotLocation(String),
+    /// Nothing polo recognises.
+    Unrecognised(String),
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Strips a UTF-8 BOM and leading whitespace (some GPX files start with a
+/// blank line before the XML declaration, which is not well-formed XML).
+#[must_use]
+pub fn skip_bom_and_space(bytes: &[u8]) -> &[u8] {
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Classifies a file from its first bytes (a few KB are plenty; pass what
+/// is available).
+#[must_use]
+pub fn detect(prefix: &[u8]) -> Detected {
+    if prefix.starts_with(b"PK\x03\x04") || prefix.starts_with(b"PK\x05\x06") {
+        return Detected::Zip;
+    }
+    if prefix.starts_with(b"\x1f\x8b") {
+        return Detected::Gzip;
+    }
+    if prefix.len() >= 12 && &prefix[8..12] == b".FIT" {
+        return Detected::Fit;
+    }
+    if let Some(what) = binary_non_location(prefix) {
+        return Detected::NotLocation(what.to_owned());
+    }
+    let text = skip_bom_and_space(prefix);
+    match text.first() {
+        None => return Detected::Unrecognised("the file is empty".to_owned()),
+        Some(b'{' | b'[') => return Detected::Json,
+        Some(b'<') => return detect_xml(text),
+        _ => {}
+    }
+    let lossy = String::from_utf8_lossy(&text[..text.len().min(4096)]);
+    if lossy.contains("encrypted Timeline backups") || lossy.contains("encrypted backups") && lossy.contains("Timeline") {
+        return Detected::NotLocation(
+            "Google's placeholder for encrypted Timeline backups: export the timeline on the phone instead \
+             (Settings → Location → Timeline → Export) and import that file"
+                .to_owned(),
+        );
+    }
+    let first_line = lossy.lines().next().unwrap_or("");
+    if is_owntracks_rec_line(first_line) {
+        return Detected::OwntracksRec;
+    }
+    if crate::csv::looks_like_csv_header(first_line) {
+        return Detected::Csv;
+    }
+    Detected::Unrecognised(format!("first line is {:?}", first_line.chars().take(80).collect::<String>()))
+}
+
+fn binary_non_location(prefix: &[u8]) -> Option<&'static str> {
+    let magic: [(&[u8], &str); 6] = [
+        (b"%PDF", "a PDF document"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xFF\xD8\xFF", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"SQLite format 3\0", "an SQLite database"),
+        (b"\x00\x00\x00\x0cJXL", "a JPEG XL image"),
+    ];
+    if let Some((_, what)) = magic.iter().find(|(m, _)| prefix.starts_with(m)) {
+        return Some(what);
+    }
+    if prefix.len() >= 12 && &prefix[4..8] == b"ftyp" {
+        return Some(if prefix[8..12].starts_with(b"hei") || prefix[8..12].starts_with(b"mif") {
+            "a HEIC image"
+        } else {
+            "an MP4/QuickTime video"
+        });
+    }
+    if prefix.starts_with(b"\x00\x00\x00\x01Bud1") {
+        return Some("a macOS .DS_Store file");
+    }
+    None
+}
+
+fn detect_xml(text: &[u8]) -> Detected {
+    // Find the first start tag that is not a declaration, comment or doctype.
+    let mut rest = text;
+    loop {
+        let Some(lt) = rest.iter().position(|&b| b == b'<') else {
+            return Detected::Unrecognised("XML without a root element".to_owned());
+        };
+        rest = &rest[lt + 1..];
+        match rest.first() {
+            Some(b'?' | b'!') => continue,
+            Some(_) => break,
+            None => return Detected::Unrecognised("XML without a root element".to_owned()),
+        }
+    }
+    let end = rest.iter().position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/').unwrap_or(rest.len());
+    let name = String::from_utf8_lossy(&rest[..end]);
+    let local = name.rsplit(':').next().unwrap_or(&name).to_ascii_lowercase();
+    match local.as_str() {
+        "gpx" => Detected::Gpx,
+        "kml" => Detected::Kml,
+        "html" => Detected::NotLocation(
+            "an HTML page (Takeout's archive_browser.html is an index, not data)".to_owned(),
+        ),
+        "trainingcenterdatabase" => Detected::Unrecognised(
+            "a Garmin TCX file, which polo does not read yet: convert it to GPX or FIT".to_owned(),
+        ),
+        "svg" => Detected::NotLocation("an SVG image".to_owned()),
+        _ => Detected::Unrecognised(format!("XML with root element <{name}>")),
+    }
+}
+
+/// True for a Recorder line: an ISO UTC timestamp, whitespace, a topic
+/// token, whitespace, then a JSON object.
+#[must_use]
+pub fn is_owntracks_rec_line(line: &str) -> bool {
+    let mut parts = line.split_whitespace();
+    let Some(stamp) = parts.next() else { return false };
+    let stamp_ok = stamp.len() >= 19
+        && stamp.as_bytes()[4] == b'-'
+        && stamp.as_bytes()[10] == b'T'
+        && polo_domain::time::parse_timestamp(stamp).is_ok();
+    stamp_ok && line.contains('{')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_containers_and_markup() {
+        assert_eq!(detect(b"PK\x03\x04rest"), Detected::Zip);
+        assert_eq!(detect(b"\x1f\x8b\x08"), Detected::Gzip);
+        assert_eq!(detect(b"\x0e\x10\x00\x00\x00\x00\x00\x00.FIT"), Detected::Fit);
+        assert_eq!(detect(b"\xEF\xBB\xBF\n  {\"locations\":[]}"), Detected::Json);
+        assert_eq!(detect(b"\n<?xml version=\"1.0\"?>\n<gpx version=\"1.1\">"), Detected::Gpx);
+        assert_eq!(detect(b"<?xml version=\"1.0\"?><!-- c --><kml:kml xmlns:kml=\"x\">"), Detected::Kml);
+        assert_eq!(detect(b"<kml xmlns=\"http://www.opengis.net/kml/2.2\">"), Detected::Kml);
+        assert!(matches!(detect(b"%PDF-1.4"), Detected::NotLocation(w) if w.contains("PDF")));
+        assert!(matches!(detect(b"<!DOCTYPE html><html>"), Detected::NotLocation(w) if w.contains("HTML")));
+    }
+
+    #[test]
+    fn recognises_the_encrypted_backup_placeholder() {
+        let text = b"You have encrypted Timeline backups stored on Google servers. To export...";
+        assert!(matches!(detect(text), Detected::NotLocation(w) if w.contains("encrypted Timeline")));
+    }
+
+    #[test]
+    fn recognises_rec_lines_with_tabs_or_spaces() {
+        assert_eq!(detect(b"2024-03-01T09:03:09Z\t*                 \t{\"_type\":\"location\"}\n"), Detected::OwntracksRec);
+        assert_eq!(detect(b"2023-02-20T18:46:22Z  *        {\"_type\":\"location\"}\n"), Detected::OwntracksRec);
+    }
+
+    #[test]
+    fn empty_and_unknown_files_are_named() {
+        assert!(matches!(detect(b""), Detected::Unrecognised(w) if w.contains("empty")));
+        assert!(matches!(detect(b"hello world"), Detected::Unrecognised(_)));
+    }
+}

@@ -1,0 +1,136 @@
+//! Building the compact JSON object that keeps a source's extra fields.
+
+use polo_domain::Extras;
+
+/// Accumulates `key: value` members into one compact JSON object.
+///
+/// Values are either raw JSON text taken verbatim from the source (cheapest:
+/// no re-encoding) or strings and numbers the importer produced.
+#[derive(Debug, Default)]
+pub struct ExtrasBuilder {
+    buf: String,
+}
+
+impl ExtrasBuilder {
+    /// An empty builder.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(&mut self, key: &str) {
+        self.buf.push(if self.buf.is_empty() { '{' } else { ',' });
+        push_json_string(&mut self.buf, key);
+        self.buf.push(':');
+    }
+
+    /// Adds a member whose value is JSON text (an object, array, number...)
+    /// taken verbatim from the source. Whitespace outside strings is removed.
+    pub fn raw(&mut self, key: &str, json: &str) {
+        self.key(key);
+        push_compact(&mut self.buf, json);
+    }
+
+    /// Adds a string member.
+    pub fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_string(&mut self.buf, value);
+    }
+
+    /// Adds a number member; non-finite numbers become `null`.
+    pub fn number(&mut self, key: &str, value: f64) {
+        self.key(key);
+        if value.is_finite() {
+            self.buf.push_str(&value.to_string());
+        } else {
+            self.buf.push_str("null");
+        }
+    }
+
+    /// Adds every member of a JSON object text (e.g. polo's own exported
+    /// `extras`), verbatim.
+    pub fn merge_object(&mut self, object_json: &str) {
+        let inner = object_json.trim();
+        let inner = inner.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or("").trim();
+        if inner.is_empty() {
+            return;
+        }
+        self.buf.push(if self.buf.is_empty() { '{' } else { ',' });
+        push_compact(&mut self.buf, inner);
+    }
+
+    /// True when nothing was added.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The finished object, or `None` when empty.
+    #[must_use]
+    pub fn finish(mut self) -> Option<Extras> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        self.buf.push('}');
+        Some(Extras::from_json_object(self.buf))
+    }
+}
+
+/// Appends `value` as a JSON string literal.
+pub fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends JSON text with insignificant whitespace removed.
+fn push_compact(out: &mut String, json: &str) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_compact_objects() {
+        let mut b = ExtrasBuilder::new();
+        b.raw("wifi", "[ {\"mac\": \"1 2\" } ]");
+        b.string("src", "gps\"x");
+        b.number("hr", 120.0);
+        b.merge_object("{ \"a\": 1 }");
+        let e = b.finish().unwrap();
+        assert_eq!(e.as_str(), r#"{"wifi":[{"mac":"1 2"}],"src":"gps\"x","hr":120,"a":1}"#);
+        let parsed: serde_json::Value = serde_json::from_str(e.as_str()).unwrap();
+        assert_eq!(parsed["hr"], 120);
+        assert!(ExtrasBuilder::new().finish().is_none());
+    }
+}

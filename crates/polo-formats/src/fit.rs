@@ -1,0 +1,9 @@
+//! Placeholder until the importer lands.
+
+use std::io::BufRead;
+
+use crate::{ImportError, ImportOptions, Sink};
+
+pub(crate) fn import<R: BufRead>(_reader: R, _options: &ImportOptions, _sink: &mut dyn Sink) -> Result<(), ImportError> {
+    Err(ImportError::Unrecognised { hint: "not implemented yet".to_owned() })
+}

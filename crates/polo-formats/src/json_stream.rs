@@ -1,0 +1,1 @@
+//! Streaming JSON element splitter (placeholder).
