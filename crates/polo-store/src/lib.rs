@@ -1,1 +1,257 @@
-//! placeholder
+//! The storage boundary of polo.
+//!
+//! Callers (server, CLI, background jobs) talk to one [`Store`] trait. The
+//! embedded SQLite backend is the default; a PostgreSQL backend follows
+//! without changing callers. Everything here is keyed by user first, so a
+//! distributed PostgreSQL (Citus) can shard on `user_id`.
+//!
+//! * [`codec`] — the compact point-chunk encoding both backends store, which is
+//!   how polo keeps a typical phone history under 24 bytes per point.
+//! * [`conformance`] (feature `conformance`) — the test suite every backend
+//!   runs against itself.
+//!
+//! The trait is synchronous: SQLite is synchronous anyway, the import
+//! pipeline runs on plain threads, and the async server calls it from
+//! `spawn_blocking`. Writes go through one writer per store, in batches.
+
+pub mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::ops::ControlFlow;
+
+use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
+
+/// Errors every backend reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique name is already taken.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Stored data failed to decode: the store is damaged.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The backend failed.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Store-assigned id.
+    pub id: UserId,
+    /// Unique login name.
+    pub name: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// Administrators manage users and the instance.
+    pub is_admin: bool,
+    /// Creation time.
+    pub created: Timestamp,
+}
+
+/// A user's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Store-assigned id.
+    pub id: DeviceId,
+    /// Owner.
+    pub user: UserId,
+    /// Name, unique per user.
+    pub name: String,
+}
+
+/// The outcome of a write batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows that were new.
+    pub added: u64,
+    /// Rows whose identity already existed; the stored row was kept.
+    pub duplicates: u64,
+    /// The change sequence number of this write, when it changed anything.
+    pub seq: Option<Seq>,
+}
+
+/// Which points to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointQuery {
+    /// Owner (required: every read is scoped to a user).
+    pub user: UserId,
+    /// Only this device, or all of the user's devices.
+    pub device: Option<DeviceId>,
+    /// Inclusive lower time bound.
+    pub from: Option<Timestamp>,
+    /// Exclusive upper time bound.
+    pub to: Option<Timestamp>,
+}
+
+impl PointQuery {
+    /// All points of one user.
+    #[must_use]
+    pub fn user(user: UserId) -> Self {
+        Self { user, device: None, from: None, to: None }
+    }
+}
+
+/// A stored interval with its identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInterval {
+    /// Store-assigned id.
+    pub id: i64,
+    /// Owner.
+    pub user: UserId,
+    /// Device it was imported for.
+    pub device: DeviceId,
+    /// The interval.
+    pub interval: Interval,
+}
+
+/// What a change-log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Points were inserted in `[first, last]`.
+    PointsInserted,
+    /// Points were deleted in `[first, last]` (a range tombstone).
+    PointsDeleted,
+    /// Intervals were inserted.
+    IntervalsInserted,
+    /// A user was created or changed.
+    User,
+    /// A device was created or changed.
+    Device,
+}
+
+/// One entry of the per-instance change log, in commit order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Position in the change sequence.
+    pub seq: Seq,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Whose data changed.
+    pub user: UserId,
+    /// Which device, for point and interval changes.
+    pub device: Option<DeviceId>,
+    /// Earliest affected time.
+    pub first: Option<Timestamp>,
+    /// Latest affected time (inclusive).
+    pub last: Option<Timestamp>,
+    /// Rows affected.
+    pub count: u64,
+}
+
+/// Disk usage figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Points stored.
+    pub points: u64,
+    /// Point chunks stored.
+    pub chunks: u64,
+    /// Bytes of the stored point chunks (encoded payloads).
+    pub chunk_bytes: u64,
+    /// Bytes the whole database occupies on disk.
+    pub file_bytes: u64,
+}
+
+/// The storage interface. Implementations must pass [`conformance`].
+pub trait Store: Send + Sync {
+    /// Creates a user; `name` must be unique.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] for a taken name.
+    fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User>;
+    /// Looks a user up by name.
+    ///
+    /// # Errors
+    /// Backend failures only; a missing user is `Ok(None)`.
+    fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+    /// All users, by id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// The device of `user` called `name`, created if missing.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn ensure_device(&self, user: UserId, name: &str) -> StoreResult<Device>;
+    /// All devices of a user, by id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn list_devices(&self, user: UserId) -> StoreResult<Vec<Device>>;
+
+    /// Stores fixes for one device in one transaction. A fix whose
+    /// `(user, device, time)` already exists is a duplicate and leaves the
+    /// stored point untouched. `fixes` need not be sorted and may repeat times
+    /// (the first one wins).
+    ///
+    /// # Errors
+    /// Backend failures; nothing of the batch is stored then.
+    fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
+    /// Streams the matching points ordered by device, then time, to `visit`
+    /// until it breaks. Memory stays bounded by one chunk.
+    ///
+    /// # Errors
+    /// Backend failures and corrupt chunks.
+    fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()>;
+    /// Number of points stored for a user.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn count_points(&self, user: UserId) -> StoreResult<u64>;
+    /// Deletes a user's points in `[from, to)`, optionally of one device, and
+    /// records one range tombstone in the change log.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_points(&self, query: &PointQuery) -> StoreResult<WriteOutcome>;
+
+    /// Stores intervals for one device in one transaction; an interval whose
+    /// identity (user, device, kind, start, end, [`Interval::identity_key`])
+    /// exists is a duplicate.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome>;
+    /// A user's intervals overlapping `[from, to)`, optionally of one kind, by start time.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn intervals(
+        &self,
+        user: UserId,
+        kind: Option<IntervalKind>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> StoreResult<Vec<StoredInterval>>;
+
+    /// Change-log entries after `after`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn changes_since(&self, after: Seq, limit: usize) -> StoreResult<Vec<Change>>;
+    /// The latest change sequence number (0 for an empty store).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn last_seq(&self) -> StoreResult<Seq>;
+    /// Disk usage.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn storage_stats(&self) -> StoreResult<StorageStats>;
+    /// Cheap liveness check for `/readyz`.
+    ///
+    /// # Errors
+    /// When the backend is unreachable.
+    fn ping(&self) -> StoreResult<()>;
+}

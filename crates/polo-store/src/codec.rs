@@ -1,0 +1,1 @@
+//! Point-chunk codec (being written).
