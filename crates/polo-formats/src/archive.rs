@@ -1,15 +1,191 @@
-//! Zip archives (Takeout, KMZ): every entry is detected and imported on its own.
+//! Zip archives (a whole Takeout zip, KMZ): every entry is detected from its
+//! own content and imported on its own, so one bad entry never stops the
+//! others. Entries that are not location data (`archive_browser.html`,
+//! images, `Settings.json`) are reported to the sink as refused entries, not
+//! as errors of the archive.
+//!
+//! The zip central directory sits at the end of the file, so archives need
+//! random access: a file on disk is read in place, and an archive nested in
+//! another is spooled to a temporary file first.
 
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
+use crate::detect::{Detected, detect};
 use crate::{Format, ImportError, ImportOptions, Sink};
+
+/// How deep archives inside archives are followed.
+const MAX_NESTING: usize = 4;
 
 /// Imports a file by path: zip archives are walked entry by entry, anything
 /// else goes through [`crate::import`].
 ///
+/// For an archive the result is `Ok(Format::Zip)` once the directory could be
+/// read; each entry's own outcome is reported through
+/// [`Sink::entry_started`] / [`Sink::entry_finished`].
+///
 /// # Errors
-/// As [`crate::import`].
+/// As [`crate::import`], plus a damaged zip directory.
 pub fn import_path(path: &Path, options: &ImportOptions, sink: &mut dyn Sink) -> Result<Format, ImportError> {
-    let file = std::fs::File::open(path)?;
-    crate::import(file, options, sink)
+    import_file(File::open(path)?, options, sink, 0)
+}
+
+/// Like [`import_path`] for an already opened, seekable reader (the CLI
+/// wraps files to count bytes for its progress bar).
+///
+/// # Errors
+/// As [`import_path`].
+pub fn import_seekable<R: Read + Seek>(
+    reader: R,
+    options: &ImportOptions,
+    sink: &mut dyn Sink,
+) -> Result<Format, ImportError> {
+    import_file(reader, options, sink, 0)
+}
+
+fn import_file<R: Read + Seek>(
+    mut reader: R,
+    options: &ImportOptions,
+    sink: &mut dyn Sink,
+    depth: usize,
+) -> Result<Format, ImportError> {
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut reader, &mut magic)?;
+    reader.rewind()?;
+    if detect(&magic[..n]) == Detected::Zip {
+        import_zip(reader, options, sink, depth)
+    } else {
+        crate::import(reader, options, sink)
+    }
+}
+
+fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn zip_error(error: &zip::result::ZipError) -> ImportError {
+    ImportError::Malformed { format: "zip", position: crate::Position::Byte(0), message: error.to_string() }
+}
+
+fn import_zip<R: Read + Seek>(
+    reader: R,
+    options: &ImportOptions,
+    sink: &mut dyn Sink,
+    depth: usize,
+) -> Result<Format, ImportError> {
+    let mut archive = zip::ZipArchive::new(BufReader::new(reader)).map_err(|e| zip_error(&e))?;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(|e| zip_error(&e))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = match entry.name() {
+            Ok(name) => name.into_owned(),
+            Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
+        };
+        sink.entry_started(&name);
+        let outcome = import_entry(&mut entry, options, sink, depth);
+        sink.entry_finished(&name, &outcome);
+    }
+    Ok(Format::Zip)
+}
+
+fn import_entry<R: Read>(
+    entry: &mut R,
+    options: &ImportOptions,
+    sink: &mut dyn Sink,
+    depth: usize,
+) -> Result<Format, ImportError> {
+    let mut head = [0u8; 4];
+    let n = read_up_to(entry, &mut head)?;
+    let chained = io::Cursor::new(head[..n].to_vec()).chain(entry);
+    if detect(&head[..n]) != Detected::Zip {
+        return crate::import(chained, options, sink);
+    }
+    if depth + 1 >= MAX_NESTING {
+        return Err(ImportError::Unrecognised { hint: format!("zip archives nested more than {MAX_NESTING} deep") });
+    }
+    let mut spool = tempfile::tempfile()?;
+    io::copy(&mut { chained }, &mut spool)?;
+    spool.rewind()?;
+    import_file(spool, options, sink, depth + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::{Position, Reject};
+    use polo_domain::{Fix, Interval, Timestamp};
+
+    #[derive(Default)]
+    struct Collect {
+        points: usize,
+        entries: Vec<(String, Result<Format, String>)>,
+    }
+
+    impl Sink for Collect {
+        fn point(&mut self, _fix: Fix, _device: Option<&str>) {
+            self.points += 1;
+        }
+        fn interval(&mut self, _interval: Interval, _device: Option<&str>) {}
+        fn reject(&mut self, _reject: Reject) {}
+        fn entry_finished(&mut self, name: &str, outcome: &Result<Format, ImportError>) {
+            self.entries.push((name.to_owned(), outcome.as_ref().map(|f| *f).map_err(ToString::to_string)));
+        }
+    }
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = io::Cursor::new(Vec::new());
+        let mut writer = zip::ZipWriter::new(&mut out);
+        for (name, body) in entries {
+            writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            writer.write_all(body).unwrap();
+        }
+        writer.finish().unwrap();
+        out.into_inner()
+    }
+
+    fn options() -> ImportOptions {
+        ImportOptions { now: Timestamp(1_900_000_000_000) }
+    }
+
+    const REC: &[u8] = b"2024-03-01T09:03:09Z\t*                 \t{\"_type\":\"location\",\"lat\":52.225,\"lon\":13.332,\"tst\":1709283789}\n";
+
+    #[test]
+    fn walks_every_entry_and_reports_refusals() {
+        let inner = zip_of(&[("nested/2024-03.rec", REC)]);
+        let outer = zip_of(&[
+            ("Takeout/archive_browser.html", b"<!DOCTYPE html><html></html>"),
+            ("Takeout/owntracks/2024-03.rec", REC),
+            ("Takeout/inner.zip", &inner),
+        ]);
+        let mut sink = Collect::default();
+        let format = import_seekable(io::Cursor::new(outer), &options(), &mut sink).unwrap();
+        assert_eq!(format, Format::Zip);
+        // Entries of the nested archive are reported before the archive itself ends.
+        assert_eq!(sink.entries.len(), 4, "{:?}", sink.entries);
+        assert!(sink.entries[0].1.as_ref().is_err_and(|e| e.contains("HTML")));
+        assert_eq!(sink.entries[1].1, Ok(Format::OwntracksRec));
+        assert_eq!(sink.entries[2], ("nested/2024-03.rec".to_owned(), Ok(Format::OwntracksRec)));
+        assert_eq!(sink.entries[3].1, Ok(Format::Zip));
+        assert_eq!(sink.points, 2);
+    }
+
+    #[test]
+    fn damaged_archive_is_a_malformed_error() {
+        let mut bytes = zip_of(&[("a.rec", REC)]);
+        bytes.truncate(bytes.len() - 10);
+        let err = import_seekable(io::Cursor::new(bytes), &options(), &mut Collect::default()).unwrap_err();
+        assert!(matches!(err, ImportError::Malformed { format: "zip", position: Position::Byte(0), .. }), "{err}");
+    }
 }

@@ -31,9 +31,9 @@ pub use sink::{ImportError, ImportOptions, Position, Reject, Sink};
 
 mod archive;
 
-pub use archive::import_path;
+pub use archive::{import_path, import_seekable};
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 /// Size of the read buffer every importer gets; also how much is sniffed.
 pub(crate) const READ_BUFFER: usize = 256 * 1024;
@@ -49,17 +49,20 @@ pub fn import<R: Read>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) 
     import_boxed(Box::new(reader), options, sink)
 }
 
-fn import_boxed(reader: Box<dyn Read + '_>, options: &ImportOptions, sink: &mut dyn Sink) -> Result<Format, ImportError> {
-    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
-    let prefix = fill_prefix(&mut reader)?;
-    match detect(&prefix) {
+fn import_boxed(mut reader: Box<dyn Read + '_>, options: &ImportOptions, sink: &mut dyn Sink) -> Result<Format, ImportError> {
+    let prefix = read_prefix(&mut reader)?;
+    let detected = detect(&prefix);
+    let reader = BufReader::with_capacity(READ_BUFFER, std::io::Cursor::new(prefix).chain(reader));
+    match detected {
         Detected::Json => google::import_json(reader, options, sink),
         Detected::Gpx => gpx::import(reader, options, sink).map(|()| Format::Gpx),
         Detected::Kml => kml::import(reader, options, sink).map(|()| Format::Kml),
         Detected::Fit => fit::import(reader, options, sink).map(|()| Format::Fit),
         Detected::OwntracksRec => owntracks::import(reader, options, sink).map(|()| Format::OwntracksRec),
         Detected::Csv => csv::import(reader, options, sink).map(|()| Format::Csv),
-        Detected::Gzip => import_boxed(Box::new(flate2::bufread::MultiGzDecoder::new(reader)), options, sink),
+        Detected::Gzip => {
+            import_boxed(Box::new(flate2::bufread::MultiGzDecoder::new(reader)), options, sink).map(|_| Format::Gzip)
+        }
         Detected::Zip => Err(ImportError::Unrecognised {
             hint: "a zip archive given as a stream; import it from a file".to_owned(),
         }),
@@ -68,11 +71,13 @@ fn import_boxed(reader: Box<dyn Read + '_>, options: &ImportOptions, sink: &mut 
     }
 }
 
-/// Reads until the buffer holds at least 16 KB (or the whole file) without
-/// consuming anything, and returns a copy of that prefix for sniffing.
-fn fill_prefix<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Vec<u8>> {
-    // BufReader only refills when empty, so sniff what one fill gives; for
-    // tiny reads (pipes) fall back to the first chunk, which always has the
-    // magic bytes and the first line.
-    Ok(reader.fill_buf()?.to_vec())
+/// How many bytes are sniffed to detect a format.
+const SNIFF_BYTES: usize = 16 * 1024;
+
+/// Reads up to [`SNIFF_BYTES`] (less only at end of file); pipes and archive
+/// entries may hand out a few bytes per read.
+fn read_prefix(reader: &mut dyn Read) -> std::io::Result<Vec<u8>> {
+    let mut prefix = Vec::with_capacity(SNIFF_BYTES);
+    reader.take(SNIFF_BYTES as u64).read_to_end(&mut prefix)?;
+    Ok(prefix)
 }

@@ -60,6 +60,15 @@ pub trait Sink {
     fn interval(&mut self, interval: Interval, device: Option<&str>);
     /// A record that could not be used.
     fn reject(&mut self, reject: Reject);
+    /// An archive entry is about to be imported; positions of what follows
+    /// are relative to that entry. `name` is the entry's path in the archive.
+    fn entry_started(&mut self, name: &str) {
+        let _ = name;
+    }
+    /// The archive entry announced by [`Sink::entry_started`] ended.
+    fn entry_finished(&mut self, name: &str, outcome: &Result<crate::Format, ImportError>) {
+        let _ = (name, outcome);
+    }
 }
 
 /// Settings shared by all importers.
