@@ -1,0 +1,112 @@
+//! The command line exactly as the user typed it. Resolution against the
+//! config file, the environment and the defaults happens in [`crate::config`].
+//!
+//! The subcommand and flag names are a contract that the docs and the checks
+//! rely on: change them only with a CHANGELOG entry.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// polo: self-hosted location history.
+#[derive(Debug, Parser)]
+#[command(name = "polo", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where polo keeps its database and reject files [default: the per-user data directory].
+    #[arg(long, global = true, env = "POLO_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML) [default: DATA_DIR/polo.toml when it exists].
+    #[arg(long, global = true, env = "POLO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "POLO_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server with the embedded store.
+    Serve(ServeArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Import location history files (format detected from content).
+    Import(ImportArgs),
+    /// Export a user's points.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
+    #[arg(long, env = "POLO_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is prompted for, or read from stdin.
+    Add {
+        /// Login name.
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The user who owns the imported points.
+    #[arg(long)]
+    pub user: String,
+    /// Store every point under this device [default: the device the file names, else "default"].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print only a JSON summary on stdout (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+    /// Files to import: any supported format, a zip of them, or gzip.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Whose points to export.
+    #[arg(long)]
+    pub user: String,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Start (inclusive): a date or any timestamp polo can read.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// End: a date includes that whole day; a timestamp is exclusive.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Output format: gpx, geojson or csv.
+    #[arg(long)]
+    pub format: String,
+    /// Output file [default: standard output].
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

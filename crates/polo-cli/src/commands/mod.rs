@@ -1,0 +1,17 @@
+//! One module per subcommand.
+
+pub mod export;
+pub mod import;
+pub mod serve;
+pub mod user;
+
+use anyhow::Context;
+use polo_store::{Store, User};
+
+/// Looks a user up by name, with an error that says how to create it.
+pub fn require_user(store: &dyn Store, name: &str) -> anyhow::Result<User> {
+    store
+        .user_by_name(name)
+        .context("cannot read users")?
+        .with_context(|| format!("no user named {name:?}; create it with `polo user add {name}`"))
+}

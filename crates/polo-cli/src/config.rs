@@ -1,0 +1,153 @@
+//! The one typed configuration, resolved in this order: built-in defaults,
+//! then the config file, then environment variables, then flags.
+//!
+//! clap already merges flags over environment variables (each flag declares
+//! its `env`), so resolution here is: `flag_or_env.or(file).or(default)`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The settings file, `polo.toml`. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Listen address for `polo serve`.
+    pub listen: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// A tracing filter, e.g. `info,polo=debug`.
+    pub log_level: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the database and reject files live.
+    pub data_dir: PathBuf,
+    /// Listen address from the file, when set there (flags and env win).
+    pub file_listen: Option<String>,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Default tracing filter (the `POLO_LOG` env var overrides it).
+    pub log_level: String,
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Resolves the configuration from the global flags (already merged with env).
+    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
+        let default_dir = default_data_dir()?;
+        let data_dir_hint = args.data_dir.clone().unwrap_or_else(|| default_dir.clone());
+        let file = match &args.config {
+            Some(path) => Some(load_file(path)?),
+            None => {
+                let implicit = data_dir_hint.join("polo.toml");
+                if implicit.exists() { Some(load_file(&implicit)?) } else { None }
+            }
+        }
+        .unwrap_or_default();
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or(default_dir);
+        let log_format = match args.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log format must be 'text' or 'json', not {other:?}"),
+        };
+        Ok(Self { data_dir, file_listen: file.listen, log_format, log_level: file.log_level.unwrap_or_else(|| "info".to_owned()) })
+    }
+
+    /// The listen address: the flag or env value when given, else the file's, else the default.
+    pub fn listen_addr(&self, flag_or_env: Option<&str>) -> anyhow::Result<SocketAddr> {
+        let text = flag_or_env.or(self.file_listen.as_deref()).unwrap_or(DEFAULT_LISTEN);
+        text.parse().with_context(|| format!("invalid listen address {text:?} (expected IP:PORT)"))
+    }
+
+    /// The embedded database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("polo.sqlite")
+    }
+
+    /// Where reject files go.
+    pub fn rejects_dir(&self) -> PathBuf {
+        self.data_dir.join("rejects")
+    }
+
+    /// Opens (creating and migrating as needed) the embedded store.
+    pub fn open_store(&self) -> anyhow::Result<polo_store_sqlite::SqliteStore> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))?;
+        let path = self.database_path();
+        polo_store_sqlite::SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "polo")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .context("cannot find a home directory for the default data directory; pass --data-dir")
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(data_dir: Option<&Path>, config: Option<&Path>) -> GlobalArgs {
+        GlobalArgs { data_dir: data_dir.map(Path::to_path_buf), config: config.map(Path::to_path_buf), log_format: None }
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polo.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nlog_format = \"json\"\ndata_dir = \"/from/file\"\n").unwrap();
+        let from_file = Config::resolve(&args(None, Some(&file))).unwrap();
+        assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        assert_eq!(from_file.listen_addr(None).unwrap().port(), 9999);
+        assert_eq!(from_file.listen_addr(Some("127.0.0.1:0")).unwrap().port(), 0);
+        let flagged = Config::resolve(&args(Some(Path::new("/from/flag")), Some(&file))).unwrap();
+        assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn the_data_dirs_polo_toml_is_read_implicitly() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("polo.toml"), "log_level = \"debug\"\n").unwrap();
+        let config = Config::resolve(&args(Some(dir.path()), None)).unwrap();
+        assert_eq!(config.log_level, "debug");
+        assert_eq!(config.listen_addr(None).unwrap().to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let e = Config::resolve(&args(None, Some(&file))).unwrap_err();
+        assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+        std::fs::write(&file, "log_format = \"xml\"\n").unwrap();
+        assert!(Config::resolve(&args(None, Some(&file))).is_err());
+    }
+}
