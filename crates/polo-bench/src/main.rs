@@ -1,1 +1,59 @@
-fn main() {}
+//! `polo-bench`: benchmark commands that print figures next to their targets
+//! and the baseline they are compared with.
+//!
+//! * `polo-bench import` — generates a Records.json of the requested size with
+//!   the real field mix, imports it with the release `polo` binary (the same
+//!   command a user runs) and with a Python baseline (streaming `ijson` +
+//!   `sqlite3` `executemany`, installed from PyPI into a venv by the bench),
+//!   and prints points/s, bytes/s, peak RSS and the ratio.
+//! * `polo-bench storage` — generates a typical phone history, imports it and
+//!   prints the bytes per point the embedded store uses on disk.
+//!
+//! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
+//! Run with `cargo run --release -p polo-bench -- import` after
+//! `cargo build --release -p polo` (the bench finds `polo` beside itself).
+
+mod generate;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "polo-bench", about = "polo's benchmark commands")]
+struct Cli {
+    /// Where generated inputs, the venv and scratch stores go.
+    #[arg(long, default_value = "bench-data", global = true)]
+    work_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import throughput and memory on a generated Records.json, against Python.
+    Import {
+        /// Size of the generated Records.json in MB (1 MB = 10^6 bytes).
+        #[arg(long, default_value_t = 1000)]
+        size_mb: u64,
+        /// Skip the Python baseline.
+        #[arg(long)]
+        no_baseline: bool,
+    },
+    /// Bytes per point on disk for a typical phone history.
+    Storage {
+        /// Number of points to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        points: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    std::fs::create_dir_all(&cli.work_dir)?;
+    match cli.command {
+        Command::Import { size_mb, no_baseline } => run::import(&cli.work_dir, size_mb, !no_baseline),
+        Command::Storage { points } => run::storage(&cli.work_dir, points),
+    }
+}
