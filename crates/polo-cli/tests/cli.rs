@@ -1,0 +1,236 @@
+//! End-to-end tests of the real `polo` binary: every test gets a fresh data
+//! directory, runs the CLI exactly as a user would, and starts the server on
+//! port 0.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn polo(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_polo"));
+    command.arg("--data-dir").arg(data_dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("POLO_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn add_user(data_dir: &Path, name: &str) {
+    let mut command = polo(data_dir);
+    command.args(["user", "add", name, "--password-stdin"]);
+    let out = run_with_stdin(command, "a long password\n");
+    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn import_json(data_dir: &Path, user: &str, files: &[&Path]) -> (i32, Value) {
+    let out = polo(data_dir).args(["import", "--user", user, "--json"]).args(files).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), summary)
+}
+
+fn export(data_dir: &Path, user: &str, format: &str) -> String {
+    let out = polo(data_dir).args(["export", "--user", user, "--format", format]).output().unwrap();
+    assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const GPX: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">
+ <trk><trkseg>
+  <trkpt lat="48.1000000" lon="11.5000000"><ele>520.5</ele><time>2021-06-01T08:00:00Z</time></trkpt>
+  <trkpt lat="48.1001000" lon="11.5002000"><time>2021-06-01T08:00:10.250+02:00</time><ele>521</ele></trkpt>
+  <trkpt lat="48.1002000" lon="11.5004000"><time>2021-06-01T08:00:20</time></trkpt>
+ </trkseg></trk>
+</gpx>
+"#;
+
+const REC: &str = "2024-03-01T09:03:09Z\t*                 \t{\"_type\":\"location\",\"lat\":52.225,\"lon\":13.332,\"tst\":1709283789,\"acc\":12,\"vel\":36,\"batt\":80}\n\
+2024-03-01T09:04:09Z\t*                 \t{\"_type\":\"location\",\"lat\":52.226,\"lon\":13.333,\"tst\":1709283849}\n\
+2024-03-01T09:05:09Z\t*                 \tthis line is not json\n";
+
+#[test]
+fn serve_starts_migrates_and_answers_health_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = polo(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = wait_for_listen_line(&mut child);
+    let (status, body) = http_get(&addr, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"], "ok");
+    let (status, body) = http_get(&addr, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(dir.path().join("polo.sqlite").exists(), "the store was created and migrated");
+    // Graceful shutdown on SIGTERM.
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "polo serve exited with {status}");
+}
+
+fn wait_for_listen_line(child: &mut Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("polo listening on http://").nth(1) {
+            let addr = rest.trim().to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return addr;
+        }
+    }
+    panic!("polo serve exited before listening");
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn import_is_idempotent_and_export_round_trips_through_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    add_user(&data, "bob");
+    let gpx = write(dir.path(), "track.gpx", GPX);
+    let (code, summary) = import_json(&data, "alice", &[&gpx]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["files"][0]["format"], "gpx");
+    assert_eq!(summary["files"][0]["points_added"], 3);
+    assert_eq!(summary["points_added"], 3);
+
+    let (code, again) = import_json(&data, "alice", &[&gpx]);
+    assert_eq!(code, 0);
+    assert_eq!(again["points_added"], 0, "re-import adds nothing: {again}");
+    assert_eq!(again["duplicates"], 3);
+
+    let original = export(&data, "alice", "geojson");
+    for format in ["gpx", "geojson", "csv"] {
+        let exported = write(dir.path(), &format!("export.{format}"), &export(&data, "alice", format));
+        let target = format!("copy-{format}");
+        add_user(&data, &target);
+        let (code, summary) = import_json(&data, &target, &[&exported]);
+        assert_eq!(code, 0, "{format}: {summary}");
+        assert_eq!(summary["points_added"], 3, "{format}: {summary}");
+        assert_eq!(export(&data, &target, "geojson"), original, "{format} round trip changed the points");
+    }
+    // Users never see each other's points.
+    let bob = export(&data, "bob", "csv");
+    assert_eq!(bob.lines().count(), 1, "only the header: {bob}");
+}
+
+#[test]
+fn rejected_records_go_to_a_rejects_file_and_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let rec = write(dir.path(), "2024-03.rec", REC);
+    let (code, summary) = import_json(&data, "alice", &[&rec]);
+    assert_eq!(code, 1, "{summary}");
+    let file = &summary["files"][0];
+    assert_eq!(file["format"], "owntracks-rec");
+    assert_eq!(file["points_added"], 2);
+    assert_eq!(file["rejected"], 1);
+    let rejects_path = file["rejects_file"].as_str().unwrap();
+    let rejects = std::fs::read_to_string(rejects_path).unwrap();
+    let line: Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(line["line"], 3);
+    assert!(line["source_file"].as_str().unwrap().ends_with("2024-03.rec"));
+    assert!(line["raw"].as_str().unwrap().contains("this line is not json"));
+    assert!(!line["reason"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn non_location_files_are_refused_by_name_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let gpx = write(dir.path(), "track.gpx", GPX);
+    let settings = write(
+        dir.path(),
+        "Einstellungen.json",
+        r#"{"createdTime":"2019-01-01T00:00:00Z","modifiedTime":"2024-01-01T00:00:00Z","historyEnabled":true,"deviceSettings":[{"deviceTag":1,"reportingEnabled":true}],"retentionWindowDays":540}"#,
+    );
+    let (code, summary) = import_json(&data, "alice", &[&gpx, &settings]);
+    assert_eq!(code, 2, "{summary}");
+    assert_eq!(summary["files"][0]["points_added"], 3, "the good file is still imported");
+    let error = summary["files"][1]["error"].as_str().unwrap();
+    assert!(error.contains("Settings"), "{error}");
+}
+
+#[test]
+fn zip_archives_report_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let zip_path = dir.path().join("takeout.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("Takeout/archive_browser.html", options).unwrap();
+        zip.write_all(b"<!DOCTYPE html><html><body>index</body></html>").unwrap();
+        zip.start_file("Takeout/tracks/track.gpx", options).unwrap();
+        zip.write_all(GPX.as_bytes()).unwrap();
+        zip.finish().unwrap();
+    }
+    let (code, summary) = import_json(&data, "alice", &[&zip_path]);
+    assert_eq!(code, 0, "{summary}");
+    let files = summary["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{summary}");
+    assert!(files[0]["path"].as_str().unwrap().ends_with("takeout.zip!/Takeout/archive_browser.html"));
+    assert!(files[0]["skipped"].as_str().unwrap().contains("HTML"));
+    assert_eq!(files[1]["format"], "gpx");
+    assert_eq!(files[1]["points_added"], 3);
+}
+
+#[test]
+fn helpful_errors_for_unknown_users_and_duplicate_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let gpx = write(dir.path(), "track.gpx", GPX);
+    let out = polo(&data).args(["import", "--user", "nobody"]).arg(&gpx).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("polo user add nobody"));
+    add_user(&data, "alice");
+    let mut again = polo(&data);
+    again.args(["user", "add", "alice", "--password-stdin"]);
+    let out = run_with_stdin(again, "another password\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let mut short = polo(&data);
+    short.args(["user", "add", "carol", "--password-stdin"]);
+    let out = run_with_stdin(short, "short\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}
