@@ -1,1 +1,492 @@
-//! Shared XML helpers (placeholder).
+//! Shared plumbing for the XML importers (GPX and KML), on top of
+//! quick-xml's namespace-aware pull parser.
+//!
+//! Why a layer of its own:
+//!
+//! * **Namespaces by URI, never by prefix.** The same Garmin extension comes
+//!   as `gpxtpx:`, `ns3:` or `tp1:`; KML's `gx:` is sometimes spelled
+//!   differently; and un-prefixed children inherit the default namespace.
+//!   [`XmlStream`] resolves every start and end tag to `(namespace URI, local
+//!   name)` with [`quick_xml::NsReader`], so the importers compare URIs.
+//! * **Lenient start.** Real files begin with a UTF-8 BOM or with blank lines
+//!   before `<?xml …?>` (not well-formed, but common: OsmAnd, Dawarich
+//!   fixtures). [`XmlStream::new`] skips both before the parser sees a byte,
+//!   and adds the skipped length back to every reported offset.
+//! * **Text in one piece.** quick-xml reports text, CDATA and each entity
+//!   reference as separate events; the stream glues them into one string per
+//!   element (entities resolved), which the importers read at the end tag.
+//! * **Positions.** Every event's starting byte offset in the original file is
+//!   kept, so rejects can say [`Position::Byte`].
+//!
+//! Memory stays bounded by the largest single tag or text node: the event
+//! buffer and the text buffer are reused for the whole file.
+
+use std::io::BufRead;
+
+use quick_xml::NsReader;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{QName, ResolveResult};
+
+use crate::{ImportError, Position};
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Consumes a UTF-8 BOM and any whitespace at the start of `reader`,
+/// returning how many bytes were skipped.
+pub(crate) fn skip_bom_and_whitespace<R: BufRead>(reader: &mut R) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    let mut first = true;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(skipped);
+        }
+        let mut n = 0;
+        if first {
+            first = false;
+            if buf.len() < UTF8_BOM.len() && UTF8_BOM.starts_with(buf) {
+                // A BOM split across reads is too exotic to matter: leave it
+                // to quick-xml, which strips BOMs itself.
+                return Ok(skipped);
+            }
+            if buf.starts_with(UTF8_BOM) {
+                n = UTF8_BOM.len();
+            }
+        }
+        let ws = buf[n..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        n += ws;
+        let all = n == buf.len();
+        reader.consume(n);
+        skipped += n as u64;
+        if !all {
+            return Ok(skipped);
+        }
+    }
+}
+
+/// One structural event of the document, namespaces resolved.
+pub(crate) enum Node<'a> {
+    /// A start tag (empty elements are reported as start + end).
+    Start {
+        /// Namespace URI, `""` when the name is in no namespace.
+        ns: &'a str,
+        /// Local name, without prefix.
+        local: &'a str,
+        /// The tag, for its attributes.
+        tag: BytesStart<'a>,
+        /// Where the tag starts in the file.
+        at: Position,
+    },
+    /// An end tag.
+    End {
+        /// Namespace URI, `""` when the name is in no namespace.
+        ns: &'a str,
+        /// Local name, without prefix.
+        local: &'a str,
+        /// True when the element had no child elements (only text).
+        leaf: bool,
+        /// The text since the last start or end tag, entities resolved,
+        /// untrimmed: for a leaf, its whole text.
+        text: &'a str,
+    },
+    /// End of the document.
+    Eof,
+}
+
+/// A namespace-resolving pull reader over a byte stream.
+pub(crate) struct XmlStream<R> {
+    reader: NsReader<R>,
+    buf: Vec<u8>,
+    tag: String,
+    text: String,
+    /// Bytes skipped before the parser started (BOM, blank lines).
+    base: u64,
+    /// True when the last structural event was a start tag.
+    after_start: bool,
+    format: &'static str,
+}
+
+impl<R: BufRead> XmlStream<R> {
+    /// Wraps `reader`, skipping a BOM and leading whitespace first.
+    ///
+    /// # Errors
+    /// Read errors.
+    pub(crate) fn new(mut reader: R, format: &'static str) -> Result<Self, ImportError> {
+        let base = skip_bom_and_whitespace(&mut reader)?;
+        let mut reader = NsReader::from_reader(reader);
+        let config = reader.config_mut();
+        config.expand_empty_elements = true;
+        config.trim_text(false);
+        Ok(Self {
+            reader,
+            buf: Vec::with_capacity(4096),
+            tag: String::new(),
+            text: String::new(),
+            base,
+            after_start: false,
+            format,
+        })
+    }
+
+    /// The error for a document that ends while `open` is still open: a
+    /// truncated file.
+    pub(crate) fn truncated(&self, open: &str) -> ImportError {
+        ImportError::Malformed {
+            format: self.format,
+            position: Position::Byte(self.base + self.reader.buffer_position()),
+            message: format!("the file ends inside <{open}>: truncated?"),
+        }
+    }
+
+    fn malformed(&self, message: String) -> ImportError {
+        ImportError::Malformed {
+            format: self.format,
+            position: Position::Byte(self.base + self.reader.error_position()),
+            message,
+        }
+    }
+
+    /// The next start tag, end tag or end of document. Text, CDATA and
+    /// entity references are accumulated into the next end tag's `text`;
+    /// comments, declarations and processing instructions are skipped.
+    ///
+    /// # Errors
+    /// [`ImportError::Malformed`] when the XML is not well-formed.
+    pub(crate) fn next(&mut self) -> Result<Node<'_>, ImportError> {
+        if !self.after_start {
+            // The text went out with the previous end tag.
+            self.text.clear();
+        }
+        loop {
+            self.buf.clear();
+            let start = self.base + self.reader.buffer_position();
+            let event = match self.reader.read_event_into(&mut self.buf) {
+                Ok(event) => event,
+                Err(e) => return Err(self.malformed(e.to_string())),
+            };
+            match event {
+                Event::Start(tag) => {
+                    self.text.clear();
+                    self.after_start = true;
+                    // Copy the tag out of the event buffer (one small memcpy,
+                    // the buffer is reused) so the node can carry the tag and
+                    // the resolver's answer together.
+                    let name_len = tag.name().as_ref().len();
+                    self.tag.clear();
+                    self.tag.push_str(&tag);
+                    drop(tag);
+                    let name = self.tag.get(..name_len).unwrap_or(&self.tag);
+                    let (res, local) = self.reader.resolver().resolve_element(QName(name));
+                    let ns = namespace(res);
+                    let local = local.into_inner();
+                    let tag = BytesStart::from_content(self.tag.as_str(), name_len);
+                    return Ok(Node::Start {
+                        ns,
+                        local,
+                        tag,
+                        at: Position::Byte(start),
+                    });
+                }
+                Event::End(tag) => {
+                    let leaf = self.after_start;
+                    self.after_start = false;
+                    self.tag.clear();
+                    self.tag.push_str(tag.name().as_ref());
+                    drop(tag);
+                    let (res, local) = self.reader.resolver().resolve_element(QName(&self.tag));
+                    let ns = namespace(res);
+                    let local = local.into_inner();
+                    return Ok(Node::End {
+                        ns,
+                        local,
+                        leaf,
+                        text: &self.text,
+                    });
+                }
+                Event::Text(t) => self.text.push_str(&t.xml10_content()),
+                Event::CData(c) => self.text.push_str(&c.into_inner()),
+                Event::GeneralRef(r) => {
+                    if let Ok(Some(c)) = r.resolve_char_ref() {
+                        self.text.push(c);
+                    } else if let Some(s) = quick_xml::escape::resolve_xml_entity(&r) {
+                        self.text.push_str(s);
+                    } else {
+                        // An undeclared entity: keep it literally rather than fail.
+                        self.text.push('&');
+                        self.text.push_str(&r);
+                        self.text.push(';');
+                    }
+                }
+                Event::Eof => return Ok(Node::Eof),
+                Event::Empty(_)
+                | Event::Comment(_)
+                | Event::Decl(_)
+                | Event::PI(_)
+                | Event::DocType(_) => {}
+            }
+        }
+    }
+}
+
+fn namespace(res: ResolveResult<'_>) -> &str {
+    match res {
+        ResolveResult::Bound(ns) => ns.into_inner(),
+        // Unbound: no namespace. Unknown prefix: treat like no namespace, so
+        // a file that forgot an `xmlns:` declaration still imports.
+        ResolveResult::Unbound | ResolveResult::Unknown(_) => "",
+    }
+}
+
+/// The value of the attribute with the given local name (any prefix),
+/// entities resolved.
+pub(crate) fn attribute<'a>(
+    tag: &'a BytesStart<'_>,
+    local: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
+    tag.attributes()
+        .with_checks(false)
+        .flatten()
+        .find(|a| a.key.local_name().into_inner() == local)
+        .map(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .unwrap_or_else(|_| a.value.clone())
+        })
+}
+
+/// The text of the whole start tag, `<…>`, for a reject's raw field.
+pub(crate) fn tag_text(tag: &BytesStart<'_>, out: &mut String) {
+    out.clear();
+    out.push('<');
+    out.push_str(tag);
+    out.push('>');
+}
+
+/// True when `text` is a JSON number exactly as written, so it can go into
+/// the extras verbatim.
+pub(crate) fn is_json_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_len = i - int_start;
+    if int_len == 0 || (int_len > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Adds `key: text` to the extras: verbatim when the text is a JSON number,
+/// as a string otherwise. Empty text is skipped.
+pub(crate) fn push_extra(extras: &mut crate::extras::ExtrasBuilder, key: &str, text: &str) {
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    if is_json_number(text) {
+        extras.raw(key, text);
+    } else {
+        extras.string(key, text);
+    }
+}
+
+/// Parses a decimal number, trimming whitespace.
+pub(crate) fn number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(xml: &[u8]) -> Vec<String> {
+        let mut s = XmlStream::new(xml, "test").unwrap();
+        let mut out = Vec::new();
+        loop {
+            match s.next().unwrap() {
+                Node::Start { ns, local, .. } => out.push(format!("+{ns}|{local}")),
+                Node::End {
+                    ns,
+                    local,
+                    leaf,
+                    text,
+                } => {
+                    out.push(format!("-{ns}|{local}|{leaf}|{}", text.trim()));
+                }
+                Node::Eof => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bom_and_blank_lines_before_the_declaration() {
+        let xml = b"\xEF\xBB\xBF\n\n  <?xml version=\"1.0\"?>\n<a>x</a>";
+        assert_eq!(collect(xml), ["+|a", "-|a|true|x"]);
+        let mut s = XmlStream::new(&xml[..], "test").unwrap();
+        let Node::Start { at, .. } = s.next().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            at,
+            Position::Byte(xml.iter().position(|&b| b == b'a').unwrap() as u64 - 1)
+        );
+    }
+
+    #[test]
+    fn namespaces_are_matched_by_uri_not_prefix() {
+        let xml = br#"<r xmlns="urn:d" xmlns:p="urn:p" xmlns:q="urn:p"><p:x/><q:x>1</q:x><y/></r>"#;
+        assert_eq!(
+            collect(xml),
+            [
+                "+urn:d|r",
+                "+urn:p|x",
+                "-urn:p|x|true|",
+                "+urn:p|x",
+                "-urn:p|x|true|1",
+                "+urn:d|y",
+                "-urn:d|y|true|",
+                "-urn:d|r|false|"
+            ]
+        );
+    }
+
+    #[test]
+    fn text_pieces_and_entities_are_joined() {
+        let xml = b"<a>Tom &amp; Jerry &#x41;&#66; <![CDATA[<raw>]]>&bogus;</a>";
+        assert_eq!(
+            collect(xml),
+            ["+|a", "-|a|true|Tom & Jerry AB <raw>&bogus;"]
+        );
+    }
+
+    #[test]
+    fn attributes_by_local_name() {
+        let mut s =
+            XmlStream::new(&br#"<p lat="1.5" x:lon="2&amp;" xmlns:x="u"/>"#[..], "t").unwrap();
+        let Node::Start { tag, .. } = s.next().unwrap() else {
+            panic!()
+        };
+        assert_eq!(attribute(&tag, "lat").as_deref(), Some("1.5"));
+        assert_eq!(attribute(&tag, "lon").as_deref(), Some("2&"));
+        assert_eq!(attribute(&tag, "ele"), None);
+    }
+
+    #[test]
+    fn malformed_xml_reports_a_byte_position() {
+        let mut s = XmlStream::new(&b"<a><b></a>"[..], "GPX").unwrap();
+        let err = loop {
+            match s.next() {
+                Ok(Node::Eof) => panic!("should fail"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(
+                err,
+                ImportError::Malformed {
+                    format: "GPX",
+                    position: Position::Byte(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_numbers() {
+        for ok in ["0", "-1", "1.5", "1e5", "-0.25E-3", "100"] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in ["", "01", "1.", ".5", "+1", "NaN", "1e", "2d", "1.2.3"] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+    }
+}
+
+/// A sink that keeps everything, for the importers' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use polo_domain::{Fix, Interval};
+
+    use crate::{Reject, Sink};
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Collect {
+        pub(crate) points: Vec<(Fix, Option<String>)>,
+        pub(crate) intervals: Vec<(Interval, Option<String>)>,
+        pub(crate) rejects: Vec<Reject>,
+    }
+
+    impl Sink for Collect {
+        fn point(&mut self, fix: Fix, device: Option<&str>) {
+            self.points.push((fix, device.map(str::to_owned)));
+        }
+        fn interval(&mut self, interval: Interval, device: Option<&str>) {
+            self.intervals.push((interval, device.map(str::to_owned)));
+        }
+        fn reject(&mut self, reject: Reject) {
+            self.rejects.push(reject);
+        }
+    }
+
+    impl Collect {
+        pub(crate) fn fixes(&self) -> Vec<&Fix> {
+            self.points.iter().map(|(f, _)| f).collect()
+        }
+    }
+
+    /// Options with "now" in 2030, so that every fixture time is in the past.
+    pub(crate) fn options() -> crate::ImportOptions {
+        crate::ImportOptions {
+            now: polo_domain::Timestamp(1_900_000_000_000),
+        }
+    }
+
+    /// Milliseconds of an RFC 3339 text.
+    pub(crate) fn ms(text: &str) -> i64 {
+        polo_domain::time::parse_timestamp(text).unwrap().time.0
+    }
+
+    /// The shared corpus folder for one format, when it exists.
+    pub(crate) fn corpus(dir: &str) -> Option<std::path::PathBuf> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus")
+            .join(dir);
+        if path.is_dir() {
+            Some(path)
+        } else {
+            println!("skipping: corpus folder {} is absent", path.display());
+            None
+        }
+    }
+}
