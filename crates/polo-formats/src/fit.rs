@@ -358,6 +358,7 @@ fn record(
     };
     let (Some(lat), Some(lon)) = (semicircles(0), semicircles(1)) else {
         stats.without_position += 1;
+        sink.not_location("FIT record without a position (no GPS fix)");
         return;
     };
     let raw = || format!("record lat={lat} long={lon}");

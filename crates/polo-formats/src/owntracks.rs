@@ -82,7 +82,10 @@ pub(crate) fn import_with_stats<R: BufRead>(
                 stats.fixes += 1;
                 sink.point(fix, device.as_deref());
             }
-            Ok(None) => stats.skipped += 1,
+            Ok(None) => {
+                stats.skipped += 1;
+                sink.not_location("OwnTracks message without a position (lwt, card, waypoint, status…)");
+            }
             Err(reason) => {
                 stats.rejected += 1;
                 sink.reject(Reject::new(Position::Line(line_no), reason, line));

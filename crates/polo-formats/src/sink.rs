@@ -60,6 +60,12 @@ pub trait Sink {
     fn interval(&mut self, interval: Interval, device: Option<&str>);
     /// A record that could not be used.
     fn reject(&mut self, reject: Reject);
+    /// A record that holds no location by nature (an OwnTracks `lwt` or
+    /// `card`, a FIT record of a watch without GPS, a Wi-Fi scan). Not an
+    /// error and not a reject, but counted per `kind` so the summary shows it.
+    fn not_location(&mut self, kind: &'static str) {
+        let _ = kind;
+    }
     /// An archive entry is about to be imported; positions of what follows
     /// are relative to that entry. `name` is the entry's path in the archive.
     fn entry_started(&mut self, name: &str) {

@@ -55,6 +55,9 @@ struct FileReport {
     error: Option<String>,
     /// Why an archive entry was passed over (not location data).
     skipped: Option<String>,
+    /// Records that hold no location by nature, counted by kind.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    not_location_records: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The whole run, as printed with `--json`.
@@ -137,6 +140,9 @@ fn print_human(report: &Report) {
             print!(" (see {file})");
         }
         println!();
+        for (kind, count) in &f.not_location_records {
+            println!("  {count} not imported, no location: {kind}");
+        }
         if let Some(e) = &f.error {
             println!("  error: {e}");
         }
@@ -411,6 +417,10 @@ impl Sink for PipelineSink<'_> {
         let source = &self.entries[self.current].path;
         self.rejects.write(source, &reject);
         self.entries[self.current].rejected += 1;
+    }
+
+    fn not_location(&mut self, kind: &'static str) {
+        *self.entries[self.current].not_location_records.entry(kind).or_default() += 1;
     }
 
     fn entry_started(&mut self, name: &str) {
