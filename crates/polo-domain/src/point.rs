@@ -252,7 +252,7 @@ fn round_to_u32(value: f64, scale: f64) -> Option<u32> {
     let scaled = (value * scale).round();
     // Checked range: the cast below cannot truncate.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (value.is_finite() && scaled >= 0.0 && scaled <= f64::from(u32::MAX)).then(|| scaled as u32)
+    (value.is_finite() && scaled >= 0.0 && scaled <= f64::from(u32::MAX)).then_some(scaled as u32)
 }
 
 impl Fix {

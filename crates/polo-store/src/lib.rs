@@ -76,6 +76,8 @@ pub struct WriteOutcome {
     pub added: u64,
     /// Rows whose identity already existed; the stored row was kept.
     pub duplicates: u64,
+    /// Rows removed ([`Store::delete_points`]).
+    pub deleted: u64,
     /// The change sequence number of this write, when it changed anything.
     pub seq: Option<Seq>,
 }
@@ -162,6 +164,11 @@ pub struct StorageStats {
 }
 
 /// The storage interface. Implementations must pass [`conformance`].
+///
+/// Every write that changes something appends exactly one [`Change`] with the
+/// next [`Seq`] (creating a user or a device included); a write that changes
+/// nothing (all duplicates, an existing device, an empty delete) appends none
+/// and reports `seq: None`.
 pub trait Store: Send + Sync {
     /// Creates a user; `name` must be unique.
     ///
@@ -192,10 +199,12 @@ pub trait Store: Send + Sync {
     /// Stores fixes for one device in one transaction. A fix whose
     /// `(user, device, time)` already exists is a duplicate and leaves the
     /// stored point untouched. `fixes` need not be sorted and may repeat times
-    /// (the first one wins).
+    /// (the first one wins). The change entry spans the added points' times
+    /// and counts them.
     ///
     /// # Errors
-    /// Backend failures; nothing of the batch is stored then.
+    /// [`StoreError::NotFound`] when `device` is not a device of `user`;
+    /// backend failures. Nothing of the batch is stored then.
     fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
     /// Streams the matching points ordered by device, then time, to `visit`
     /// until it breaks. Memory stays bounded by one chunk.
@@ -209,7 +218,9 @@ pub trait Store: Send + Sync {
     /// Backend failures.
     fn count_points(&self, user: UserId) -> StoreResult<u64>;
     /// Deletes a user's points in `[from, to)`, optionally of one device, and
-    /// records one range tombstone in the change log.
+    /// records one range tombstone in the change log: kind
+    /// [`ChangeKind::PointsDeleted`], the query's device, `first = from`,
+    /// `last = to - 1` (`None` where unbounded), `count` = points removed.
     ///
     /// # Errors
     /// Backend failures.
@@ -220,9 +231,12 @@ pub trait Store: Send + Sync {
     /// exists is a duplicate.
     ///
     /// # Errors
-    /// Backend failures.
+    /// [`StoreError::NotFound`] when `device` is not a device of `user`;
+    /// backend failures.
     fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome>;
-    /// A user's intervals overlapping `[from, to)`, optionally of one kind, by start time.
+    /// A user's intervals overlapping `[from, to)`, optionally of one kind, by
+    /// start time. An interval covers `[start, end]`, so it overlaps when
+    /// `end >= from` and `start < to`.
     ///
     /// # Errors
     /// Backend failures.

@@ -1,0 +1,365 @@
+//! Point chunks: merging inserts into them, scanning and deleting.
+//!
+//! # Insert
+//!
+//! A batch is sorted and deduplicated (first wins), then merged into the
+//! chunks it touches: the *predecessor* (the last chunk starting at or
+//! before the batch's first time) and every chunk starting inside the
+//! batch's range. Each new fix goes to the last chunk starting at or before
+//! it, so chunks never overlap. Only chunks that receive new fixes are
+//! decoded and rewritten; the rest are located by their bounds alone.
+//!
+//! * **Appends** (every new fix after the chunk's last) fill the chunk up to
+//!   [`CHUNK_CAPACITY`] and start new full chunks; a full chunk is left alone.
+//!   Live ingest (one fix per call) therefore rewrites one chunk per call, an
+//!   O(chunk) cost independent of the history's length, and bulk imports of
+//!   appended batches write each chunk about once.
+//! * **Backfills** into the middle split an overflowing chunk into evenly
+//!   filled pieces, B-tree style, so repeated backfills don't leave
+//!   one-point chunks behind.
+
+use std::ops::ControlFlow;
+
+use polo_domain::{DeviceId, Fix, Point, Seq, UserId};
+use polo_store::codec::{CHUNK_CAPACITY, StoredFix, decode_chunk, encode_chunk};
+use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
+use rusqlite::{Connection, Transaction, params};
+
+use crate::{Db, SqliteStore, check_device, log_change};
+
+/// Chunks fetched per reader round trip while scanning.
+const SCAN_PAGE: i64 = 8;
+
+/// A chunk's bounds, without its payload.
+struct ChunkMeta {
+    id: i64,
+    first: i64,
+    last: i64,
+}
+
+fn load(conn: &Connection, id: i64) -> StoreResult<Vec<StoredFix>> {
+    let data: Vec<u8> =
+        conn.prepare_cached("SELECT data FROM point_chunks WHERE id = ?1").db()?.query_row([id], |r| r.get(0)).db()?;
+    decode_chunk(&data)
+}
+
+fn bounds(piece: &[StoredFix]) -> (i64, i64, i64, i64) {
+    let first = piece.first().map_or(0, |f| f.fix.time.0);
+    let last = piece.last().map_or(0, |f| f.fix.time.0);
+    let max_seq = piece.iter().map(|f| f.seq.0).max().unwrap_or(0);
+    (first, last, piece.len() as i64, max_seq as i64)
+}
+
+fn insert_chunk(tx: &Transaction<'_>, user: UserId, device: DeviceId, piece: &[StoredFix]) -> StoreResult<()> {
+    let (first, last, n, max_seq) = bounds(piece);
+    tx.prepare_cached(
+        "INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(params![user.0, device.0, first, last, n, max_seq, encode_chunk(piece)])
+    .db()?;
+    Ok(())
+}
+
+fn update_chunk(tx: &Transaction<'_>, id: i64, piece: &[StoredFix]) -> StoreResult<()> {
+    let (first, last, n, max_seq) = bounds(piece);
+    tx.prepare_cached(
+        "UPDATE point_chunks SET first_ms = ?2, last_ms = ?3, n = ?4, max_seq = ?5, data = ?6 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![id, first, last, n, max_seq, encode_chunk(piece)])
+    .db()?;
+    Ok(())
+}
+
+fn delete_chunk(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
+    tx.prepare_cached("DELETE FROM point_chunks WHERE id = ?1").db()?.execute([id]).db()?;
+    Ok(())
+}
+
+/// Full chunks, then the remainder: for appends.
+fn greedy(points: &[StoredFix]) -> Vec<&[StoredFix]> {
+    points.chunks(CHUNK_CAPACITY).collect()
+}
+
+/// Evenly filled pieces: for merges into the middle.
+fn even(points: &[StoredFix]) -> Vec<&[StoredFix]> {
+    let pieces = points.len().div_ceil(CHUNK_CAPACITY).max(1);
+    let (base, extra) = (points.len() / pieces, points.len() % pieces);
+    let mut out = Vec::with_capacity(pieces);
+    let mut at = 0;
+    for i in 0..pieces {
+        let len = base + usize::from(i < extra);
+        out.push(&points[at..at + len]);
+        at += len;
+    }
+    out
+}
+
+fn stored(fix: &Fix, seq: Seq) -> StoredFix {
+    StoredFix { fix: fix.clone(), seq }
+}
+
+/// [`polo_store::Store::insert_points`] inside the writer's transaction.
+pub(crate) fn insert(tx: &Transaction<'_>, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+    check_device(tx, user, device)?;
+    let mut batch: Vec<&Fix> = fixes.iter().collect();
+    if !batch.is_sorted_by(|a, b| a.time < b.time) {
+        batch.sort_by_key(|f| f.time); // stable: the first of equal times stays first
+        batch.dedup_by_key(|f| f.time);
+    }
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(WriteOutcome::default());
+    };
+    let (lo, hi) = (first.time.0, last.time.0);
+
+    let metas: Vec<ChunkMeta> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id, first_ms, last_ms FROM point_chunks WHERE user_id = ?1 AND device_id = ?2 \
+                 AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
+                     WHERE user_id = ?1 AND device_id = ?2 AND first_ms <= ?3), ?3) \
+                 AND first_ms <= ?4 ORDER BY first_ms",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map(params![user.0, device.0, lo, hi], |r| {
+                Ok(ChunkMeta { id: r.get(0)?, first: r.get(1)?, last: r.get(2)? })
+            })
+            .db()?;
+        rows.collect::<rusqlite::Result<_>>().db()?
+    };
+
+    // Assign each fix to the last chunk starting at or before it (the first
+    // chunk for fixes before all of them), or to "new chunks" without any.
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // (chunk index, end in batch)
+    if !metas.is_empty() {
+        let mut j = 0;
+        for (i, f) in batch.iter().enumerate() {
+            while j + 1 < metas.len() && metas[j + 1].first <= f.time.0 {
+                j += 1;
+            }
+            match groups.last_mut() {
+                Some((g, end)) if *g == j => *end = i + 1,
+                _ => groups.push((j, i + 1)),
+            }
+        }
+    }
+
+    // Decode the touched chunks and find what is new.
+    struct Touched {
+        meta_index: usize,
+        old: Vec<StoredFix>,
+        new: Vec<usize>, // indices into batch
+        append: bool,
+    }
+    let mut touched = Vec::with_capacity(groups.len());
+    let mut new_only: Vec<usize> = Vec::new();
+    let mut start = 0;
+    for &(j, end) in &groups {
+        let old = load(tx, metas[j].id)?;
+        let candidates = start..end;
+        start = end;
+        let old_last = old.last().map(|f| f.fix.time.0);
+        let mut new = Vec::new();
+        let append = old_last.is_none_or(|l| batch[candidates.start].time.0 > l);
+        if append {
+            new.extend(candidates);
+        } else {
+            let mut k = 0;
+            for i in candidates {
+                let t = batch[i].time;
+                while k < old.len() && old[k].fix.time < t {
+                    k += 1;
+                }
+                if old.get(k).is_none_or(|f| f.fix.time != t) {
+                    new.push(i);
+                }
+            }
+        }
+        if !new.is_empty() {
+            touched.push(Touched { meta_index: j, old, new, append });
+        }
+    }
+    if metas.is_empty() {
+        new_only.extend(0..batch.len());
+    }
+
+    let added = (touched.iter().map(|t| t.new.len()).sum::<usize>() + new_only.len()) as u64;
+    let duplicates = fixes.len() as u64 - added;
+    if added == 0 {
+        return Ok(WriteOutcome { added, duplicates, deleted: 0, seq: None });
+    }
+    let (mut first_added, mut last_added) = (i64::MAX, i64::MIN);
+    for t in &touched {
+        for &i in &t.new {
+            first_added = first_added.min(batch[i].time.0);
+            last_added = last_added.max(batch[i].time.0);
+        }
+    }
+    for &i in &new_only {
+        first_added = first_added.min(batch[i].time.0);
+        last_added = last_added.max(batch[i].time.0);
+    }
+    let seq =
+        log_change(tx, ChangeKind::PointsInserted, user, Some(device), Some(first_added), Some(last_added), added)?;
+
+    if !new_only.is_empty() {
+        let points: Vec<StoredFix> = new_only.iter().map(|&i| stored(batch[i], seq)).collect();
+        for piece in greedy(&points) {
+            insert_chunk(tx, user, device, piece)?;
+        }
+    }
+    for t in touched {
+        let id = metas[t.meta_index].id;
+        if t.append && t.old.len() >= CHUNK_CAPACITY {
+            // A full chunk stays as it is; the appended fixes start new ones.
+            let points: Vec<StoredFix> = t.new.iter().map(|&i| stored(batch[i], seq)).collect();
+            for piece in greedy(&points) {
+                insert_chunk(tx, user, device, piece)?;
+            }
+            continue;
+        }
+        let merged = if t.append {
+            let mut merged = t.old;
+            merged.extend(t.new.iter().map(|&i| stored(batch[i], seq)));
+            merged
+        } else {
+            let mut merged = Vec::with_capacity(t.old.len() + t.new.len());
+            let mut new = t.new.iter().map(|&i| batch[i]).peekable();
+            for old in t.old {
+                while let Some(f) = new.next_if(|f| f.time < old.fix.time) {
+                    merged.push(stored(f, seq));
+                }
+                merged.push(old);
+            }
+            merged.extend(new.map(|f| stored(f, seq)));
+            merged
+        };
+        let pieces = if t.append { greedy(&merged) } else { even(&merged) };
+        let mut pieces = pieces.into_iter();
+        if let Some(piece) = pieces.next() {
+            update_chunk(tx, id, piece)?;
+        }
+        for piece in pieces {
+            insert_chunk(tx, user, device, piece)?;
+        }
+    }
+    Ok(WriteOutcome { added, duplicates, deleted: 0, seq: Some(seq) })
+}
+
+/// [`polo_store::Store::scan_points`]: pages of chunks per device, each page
+/// on a briefly borrowed reader.
+pub(crate) fn scan(
+    store: &SqliteStore,
+    query: &PointQuery,
+    visit: &mut dyn FnMut(Point) -> ControlFlow<()>,
+) -> StoreResult<()> {
+    let user = query.user;
+    let to = query.to.map(|t| t.0);
+    let devices: Vec<i64> = match query.device {
+        Some(d) => vec![d.0],
+        None => store.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT id FROM devices WHERE user_id = ?1 ORDER BY id").db()?;
+            stmt.query_map([user.0], |r| r.get(0)).db()?.collect::<rusqlite::Result<_>>().db()
+        })?,
+    };
+    for device in devices {
+        // `lo`: the earliest time not yet visited on this device.
+        let mut lo = query.from.map_or(i64::MIN, |t| t.0);
+        'device: loop {
+            if to.is_some_and(|to| to <= lo) {
+                break;
+            }
+            let page: Vec<(i64, Vec<u8>)> = store.read(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT last_ms, data FROM point_chunks WHERE user_id = ?1 AND device_id = ?2 \
+                         AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
+                             WHERE user_id = ?1 AND device_id = ?2 AND first_ms <= ?3), ?3) \
+                         AND last_ms >= ?3 AND (?4 IS NULL OR first_ms < ?4) ORDER BY first_ms LIMIT ?5",
+                    )
+                    .db()?;
+                stmt.query_map(params![user.0, device, lo, to, SCAN_PAGE], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .db()?
+                    .collect::<rusqlite::Result<_>>()
+                    .db()
+            })?;
+            if page.is_empty() {
+                break;
+            }
+            for (last, data) in page {
+                for sf in decode_chunk(&data)? {
+                    let t = sf.fix.time.0;
+                    if t < lo || to.is_some_and(|to| t >= to) {
+                        continue;
+                    }
+                    if visit(Point { user, device: DeviceId(device), fix: sf.fix }).is_break() {
+                        return Ok(());
+                    }
+                }
+                match last.checked_add(1) {
+                    Some(next) if next > lo => lo = next,
+                    Some(_) => {
+                        return Err(StoreError::Corrupt(format!("chunk bounds out of order on device {device}")));
+                    }
+                    None => break 'device,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`polo_store::Store::delete_points`] inside the writer's transaction.
+pub(crate) fn delete(tx: &Transaction<'_>, query: &PointQuery) -> StoreResult<WriteOutcome> {
+    let user = query.user;
+    let lo = query.from.map_or(i64::MIN, |t| t.0);
+    let to = query.to.map(|t| t.0);
+    if to.is_some_and(|to| to <= lo) {
+        return Ok(WriteOutcome::default());
+    }
+    let chunks: Vec<(ChunkMeta, i64)> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = ?1 \
+                 AND (?2 IS NULL OR device_id = ?2) AND last_ms >= ?3 AND (?4 IS NULL OR first_ms < ?4)",
+            )
+            .db()?;
+        stmt.query_map(params![user.0, query.device.map(|d| d.0), lo, to], |r| {
+            Ok((ChunkMeta { id: r.get(0)?, first: r.get(1)?, last: r.get(2)? }, r.get(3)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?
+    };
+    let inside = |t: i64| t >= lo && to.is_none_or(|to| t < to);
+    let mut deleted = 0u64;
+    for (meta, n) in chunks {
+        if inside(meta.first) && inside(meta.last) {
+            delete_chunk(tx, meta.id)?;
+            deleted += n as u64;
+            continue;
+        }
+        let mut points = load(tx, meta.id)?;
+        let before = points.len();
+        points.retain(|f| !inside(f.fix.time.0));
+        let removed = before - points.len();
+        if removed == 0 {
+            continue;
+        }
+        deleted += removed as u64;
+        if points.is_empty() {
+            delete_chunk(tx, meta.id)?;
+        } else {
+            update_chunk(tx, meta.id, &points)?;
+        }
+    }
+    if deleted == 0 {
+        return Ok(WriteOutcome::default());
+    }
+    let last = to.map(|to| to - 1);
+    let seq = log_change(tx, ChangeKind::PointsDeleted, user, query.device, query.from.map(|t| t.0), last, deleted)?;
+    Ok(WriteOutcome { added: 0, duplicates: 0, deleted, seq: Some(seq) })
+}

@@ -1,0 +1,138 @@
+//! The schema and its migrations.
+//!
+//! The schema version lives in `PRAGMA user_version` (the database header, so
+//! it changes atomically with the migration's transaction). [`MIGRATIONS`] is
+//! append-only: entry `i` takes version `i` to `i + 1`; released entries are
+//! never edited. A database newer than this binary is refused rather than
+//! guessed at.
+//!
+//! Every table is keyed user first, so the same layout shards on `user_id`
+//! in a distributed PostgreSQL (Citus) backend.
+
+use std::hash::{BuildHasher, Hasher};
+
+use polo_store::{StoreError, StoreResult};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::Db;
+
+/// Version 1: users, devices, point chunks, intervals, the change log.
+const V1: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('last_seq', 0);
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin      INTEGER NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+
+CREATE TABLE devices (
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    id      INTEGER NOT NULL UNIQUE,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, name)
+);
+
+-- Time-ordered, non-overlapping chunks of one device's points, encoded by
+-- polo_store::codec. A rowid table: the blobs are kilobytes, and the blob is
+-- the last column so reading the bounds never touches its overflow pages.
+CREATE TABLE point_chunks (
+    id        INTEGER PRIMARY KEY,
+    user_id   INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    first_ms  INTEGER NOT NULL,
+    last_ms   INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    max_seq   INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id)
+);
+CREATE UNIQUE INDEX point_chunks_by_time ON point_chunks (user_id, device_id, first_ms);
+
+CREATE TABLE intervals (
+    id           INTEGER PRIMARY KEY,
+    user_id      INTEGER NOT NULL,
+    device_id    INTEGER NOT NULL,
+    kind         INTEGER NOT NULL,
+    start_ms     INTEGER NOT NULL,
+    end_ms       INTEGER NOT NULL,
+    identity_key TEXT NOT NULL,
+    start_offset INTEGER,
+    end_offset   INTEGER,
+    start_lat    INTEGER,
+    start_lon    INTEGER,
+    end_lat      INTEGER,
+    end_lon      INTEGER,
+    place_id     TEXT,
+    name         TEXT,
+    category     TEXT,
+    distance_m   REAL,
+    confidence   REAL,
+    level        INTEGER NOT NULL,
+    source       INTEGER NOT NULL,
+    extras       TEXT,
+    seq          INTEGER NOT NULL,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id)
+);
+CREATE UNIQUE INDEX intervals_identity
+    ON intervals (user_id, device_id, kind, start_ms, end_ms, identity_key);
+CREATE INDEX intervals_by_start ON intervals (user_id, start_ms);
+
+CREATE TABLE changes (
+    seq       INTEGER PRIMARY KEY,
+    kind      INTEGER NOT NULL,
+    user_id   INTEGER NOT NULL,
+    device_id INTEGER,
+    first_ms  INTEGER,
+    last_ms   INTEGER,
+    count     INTEGER NOT NULL
+);
+";
+
+/// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// Brings the schema up to date, one transaction per migration.
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+        // Read inside the write transaction: a concurrent opener may have migrated.
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).db()?;
+        let version = usize::try_from(version).map_err(|_| StoreError::Corrupt(format!("schema version {version}")))?;
+        let Some(sql) = MIGRATIONS.get(version) else {
+            if version > MIGRATIONS.len() {
+                return Err(StoreError::Backend(format!(
+                    "the database has schema version {version}, newer than this polo understands ({})",
+                    MIGRATIONS.len()
+                )));
+            }
+            return Ok(());
+        };
+        tracing::info!(from = version, to = version + 1, "migrating the database schema");
+        tx.execute_batch(sql).db()?;
+        if version == 0 {
+            tx.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?1)", [new_instance_id()]).db()?;
+        }
+        tx.pragma_update(None, "user_version", (version + 1) as i64).db()?;
+        tx.commit().db()?;
+    }
+}
+
+/// 128 random bits as hex, from the OS-seeded hasher keys (no extra dependency).
+fn new_instance_id() -> String {
+    let word = |salt: u64| {
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", word(1), word(2))
+}

@@ -1,0 +1,99 @@
+//! The backend-agnostic conformance suite against file-backed and in-memory
+//! SQLite stores, plus SQLite-specific behaviour.
+
+use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
+use polo_store::{PointQuery, Store};
+use polo_store_sqlite::SqliteStore;
+
+fn temp_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("polo.db")).unwrap();
+    (store, dir)
+}
+
+polo_store::conformance_tests!(temp_store);
+
+#[test]
+fn in_memory_store_passes_the_suite() {
+    polo_store::conformance::run_all(&|| Box::new(SqliteStore::open_in_memory().unwrap()));
+}
+
+#[test]
+fn reopening_keeps_data_ids_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("polo.db");
+    let (user, device, id, seq) = {
+        let store = SqliteStore::open(&path).unwrap();
+        let user = store.create_user("alice", "h", true).unwrap();
+        let device = store.ensure_device(user.id, "phone").unwrap();
+        let fixes: Vec<Fix> = (0..3000)
+            .map(|i| Fix::new(Timestamp(1_000_000 + i * 1000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Csv))
+            .collect();
+        store.insert_points(user.id, device.id, &fixes).unwrap();
+        (user, device, store.instance_id().unwrap(), store.last_seq().unwrap())
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.instance_id().unwrap(), id);
+    assert_eq!(id.len(), 32);
+    assert_eq!(store.last_seq().unwrap(), seq);
+    assert_eq!(store.user_by_name("alice").unwrap(), Some(user.clone()));
+    assert_eq!(store.ensure_device(user.id, "phone").unwrap(), device);
+    assert_eq!(store.count_points(user.id).unwrap(), 3000);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 1);
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
+    assert_eq!(page_size, i64::from(polo_store_sqlite::DEFAULT_PAGE_SIZE));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("polo.db");
+    drop(SqliteStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    assert!(SqliteStore::open(&path).is_err());
+}
+
+#[test]
+fn corrupt_chunk_is_reported_not_panicked() {
+    let (store, dir) = temp_store();
+    let user = store.create_user("alice", "h", false).unwrap().id;
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    store
+        .insert_points(user, device, &[Fix::new(Timestamp(5), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Csv)])
+        .unwrap();
+    rusqlite::Connection::open(dir.path().join("polo.db"))
+        .unwrap()
+        .execute("UPDATE point_chunks SET data = x'01ff'", [])
+        .unwrap();
+    let err = store.scan_points(&PointQuery::user(user), &mut |_| std::ops::ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(err, polo_store::StoreError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn reads_do_not_wait_for_the_writer() {
+    let (store, _dir) = temp_store();
+    let user = store.create_user("alice", "h", false).unwrap().id;
+    // Hold the writer's lock inside a scan's visitor: reads must still work,
+    // and a write from the visitor must not deadlock.
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    let fixes: Vec<Fix> =
+        (0..5000).map(|i| Fix::new(Timestamp(i * 1000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Csv)).collect();
+    store.insert_points(user, device, &fixes).unwrap();
+    let mut seen = 0;
+    store
+        .scan_points(&PointQuery::user(user), &mut |p| {
+            seen += 1;
+            if seen == 10 {
+                let more = Fix::new(Timestamp(p.fix.time.0 + 10_000_000), p.fix.coord, SourceFormat::Csv);
+                store.insert_points(user, device, &[more]).unwrap();
+                assert_eq!(store.count_points(user).unwrap(), 5001);
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert!(seen >= 5000);
+}

@@ -1,0 +1,591 @@
+//! The backend conformance suite.
+//!
+//! Callers only ever see the [`Store`] trait, so every backend must behave
+//! identically down to duplicate counting and change-log entries; this module
+//! is that contract, executable. Each behaviour is one `pub fn` taking a
+//! fresh, empty store; [`conformance_tests!`](crate::conformance_tests)
+//! expands them into one `#[test]` each in a backend's test file, and
+//! [`run_all`] runs them in a loop.
+//!
+//! ```ignore
+//! polo_store::conformance_tests!(|| {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     (MyStore::open(dir.path().join("db")).unwrap(), dir) // the dir outlives the store
+//! });
+//! ```
+//!
+//! Randomised tests use a fixed-seed SplitMix64, so a failure reproduces.
+
+// Test code: panicking on unexpected results is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
+
+use crate::codec::CHUNK_CAPACITY;
+use crate::{ChangeKind, PointQuery, Store, StoreError, UserId};
+
+/// Something a test can get a store from: a boxed store, or a store paired
+/// with a guard (e.g. its temporary directory) that must outlive it.
+pub trait Fixture {
+    /// The store under test.
+    fn store(&self) -> &dyn Store;
+}
+
+impl Fixture for Box<dyn Store> {
+    fn store(&self) -> &dyn Store {
+        &**self
+    }
+}
+
+impl<S: Store, G> Fixture for (S, G) {
+    fn store(&self) -> &dyn Store {
+        &self.0
+    }
+}
+
+/// Expands every conformance test into a `#[test]` calling `$make()` for a
+/// fresh store (a [`Fixture`]).
+#[macro_export]
+macro_rules! conformance_tests {
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let fixture = ($make)();
+                $crate::conformance::$name($crate::conformance::Fixture::store(&fixture));
+            }
+        )*
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            users_are_unique, devices_are_idempotent, round_trip_is_exact, duplicates_keep_the_stored_point,
+            unsorted_batches_and_repeated_times, model_test_random_batches, live_appends_one_at_a_time,
+            scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
+            intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping);
+    };
+}
+
+/// One conformance test.
+pub type Test = fn(&dyn Store);
+
+/// Every test, by name.
+pub const ALL: &[(&str, Test)] = &[
+    ("users_are_unique", users_are_unique),
+    ("devices_are_idempotent", devices_are_idempotent),
+    ("round_trip_is_exact", round_trip_is_exact),
+    ("duplicates_keep_the_stored_point", duplicates_keep_the_stored_point),
+    ("unsorted_batches_and_repeated_times", unsorted_batches_and_repeated_times),
+    ("model_test_random_batches", model_test_random_batches),
+    ("live_appends_one_at_a_time", live_appends_one_at_a_time),
+    ("scan_filters_and_order", scan_filters_and_order),
+    ("scan_stops_on_break", scan_stops_on_break),
+    ("users_are_isolated", users_are_isolated),
+    ("delete_points_range", delete_points_range),
+    ("intervals_insert_dedupe_overlap", intervals_insert_dedupe_overlap),
+    ("change_log", change_log),
+    ("storage_stats_and_ping", storage_stats_and_ping),
+];
+
+/// Runs every test, each on a fresh store from `make`.
+pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+    for (name, test) in ALL {
+        eprintln!("conformance: {name}");
+        let store = make();
+        test(&*store);
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// SplitMix64: tiny, seeded, good enough to shuffle test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo).max(1) as u64) as i64
+    }
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
+}
+
+const T0: i64 = 1_600_000_000_000;
+
+/// A fix with every field set from `i` (extras on every 5th).
+fn rich_fix(t: i64, i: u64) -> Fix {
+    let k = i as i64;
+    Fix {
+        time: Timestamp(t),
+        utc_offset_minutes: if i.is_multiple_of(4) { None } else { Some(((k % 5) * 60 - 120) as i16) },
+        zone_assumed: i.is_multiple_of(9),
+        coord: Coord { lat_e7: 480_000_000 + (k * 37 % 20_000) as i32, lon_e7: -1_100_000 - (k * 53 % 30_000) as i32 },
+        altitude_cm: (!i.is_multiple_of(3)).then_some((k * 7 % 5000) as i32 - 100),
+        horizontal_accuracy_cm: Some((k % 40) as u32 * 100 + 300),
+        vertical_accuracy_cm: i.is_multiple_of(2).then_some(250),
+        speed_cm_s: (i % 6 != 1).then_some((k * 13 % 3000) as u32),
+        course_centideg: (i % 6 != 1).then_some((k * 101 % 36_000) as u16),
+        battery_percent: Some(100 - (k / 10 % 100) as u8),
+        motion: Motion::from_code((i % 10) as u8),
+        source: SourceFormat::ALL[(i % 14) as usize],
+        extras: i.is_multiple_of(5).then(|| {
+            Extras::from_json_object(format!("{{\"i\":{i},\"wifi\":\"{}\"}}", "ab".repeat((i % 50) as usize)))
+        }),
+    }
+}
+
+fn plain_fix(t: i64) -> Fix {
+    Fix::new(Timestamp(t), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Api)
+}
+
+fn scan(store: &dyn Store, q: &PointQuery) -> Vec<Point> {
+    let mut out = Vec::new();
+    store
+        .scan_points(q, &mut |p| {
+            out.push(p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    out
+}
+
+fn setup(store: &dyn Store, name: &str) -> (UserId, DeviceId) {
+    let user = store.create_user(name, "$argon2id$x", false).unwrap();
+    let device = store.ensure_device(user.id, "phone").unwrap();
+    (user.id, device.id)
+}
+
+fn query(user: UserId, device: Option<DeviceId>, from: Option<i64>, to: Option<i64>) -> PointQuery {
+    PointQuery { user, device, from: from.map(Timestamp), to: to.map(Timestamp) }
+}
+
+// ---------------------------------------------------------------- tests
+
+/// Users: unique names, lookup, listing by id.
+pub fn users_are_unique(store: &dyn Store) {
+    assert!(store.list_users().unwrap().is_empty());
+    let a = store.create_user("alice", "hash-a", true).unwrap();
+    let b = store.create_user("bob", "hash-b", false).unwrap();
+    assert_ne!(a.id, b.id);
+    assert_eq!((a.name.as_str(), a.password_hash.as_str(), a.is_admin), ("alice", "hash-a", true));
+    assert!(matches!(store.create_user("alice", "other", false), Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.user_by_name("alice").unwrap(), Some(a.clone()));
+    assert_eq!(store.user_by_name("bob").unwrap(), Some(b.clone()));
+    assert_eq!(store.user_by_name("carol").unwrap(), None);
+    assert_eq!(store.list_users().unwrap(), vec![a, b]);
+}
+
+/// Devices: `ensure_device` creates once, then returns the same device.
+pub fn devices_are_idempotent(store: &dyn Store) {
+    let a = store.create_user("alice", "h", false).unwrap().id;
+    let b = store.create_user("bob", "h", false).unwrap().id;
+    let phone = store.ensure_device(a, "phone").unwrap();
+    assert_eq!((phone.user, phone.name.as_str()), (a, "phone"));
+    assert_eq!(store.ensure_device(a, "phone").unwrap(), phone);
+    let watch = store.ensure_device(a, "watch").unwrap();
+    assert_ne!(watch.id, phone.id);
+    let b_phone = store.ensure_device(b, "phone").unwrap();
+    assert_ne!(b_phone.id, phone.id);
+    assert_eq!(store.list_devices(a).unwrap(), vec![phone, watch]);
+    assert_eq!(store.list_devices(b).unwrap(), vec![b_phone]);
+    assert!(matches!(store.ensure_device(UserId(9_999_999), "x"), Err(StoreError::NotFound(_))));
+}
+
+/// Every field of a fix (extras included) reads back exactly.
+pub fn round_trip_is_exact(store: &dyn Store) {
+    let (user, device) = setup(store, "alice");
+    let fixes: Vec<Fix> = (0..2_500u64).map(|i| rich_fix(T0 + i as i64 * 15_000 + (i as i64 % 7), i)).collect();
+    let out = store.insert_points(user, device, &fixes).unwrap();
+    assert_eq!((out.added, out.duplicates), (2_500, 0));
+    assert!(out.seq.is_some());
+    let got = scan(store, &PointQuery::user(user));
+    assert_eq!(got.len(), fixes.len());
+    for (p, f) in got.iter().zip(&fixes) {
+        assert_eq!((p.user, p.device), (user, device));
+        assert_eq!(&p.fix, f);
+    }
+    // Extremes of every field.
+    let mut extreme = rich_fix(i64::MAX - 1, 5);
+    extreme.coord = Coord { lat_e7: -900_000_000, lon_e7: 1_800_000_000 };
+    extreme.altitude_cm = Some(i32::MIN);
+    extreme.horizontal_accuracy_cm = Some(u32::MAX);
+    extreme.utc_offset_minutes = Some(i16::MIN);
+    let mut early = plain_fix(i64::MIN + 1);
+    early.extras = Some(Extras::from_json_object("{}"));
+    store.insert_points(user, device, &[extreme.clone(), early.clone()]).unwrap();
+    let got = scan(store, &PointQuery::user(user));
+    assert_eq!(got.first().map(|p| &p.fix), Some(&early));
+    assert_eq!(got.last().map(|p| &p.fix), Some(&extreme));
+    assert_eq!(store.count_points(user).unwrap(), 2_502);
+}
+
+/// Same `(user, device, time)` is a duplicate: counted, stored point unchanged.
+pub fn duplicates_keep_the_stored_point(store: &dyn Store) {
+    let (user, device) = setup(store, "alice");
+    let fixes: Vec<Fix> = (0..1_500u64).map(|i| rich_fix(T0 + i as i64 * 1000, i)).collect();
+    store.insert_points(user, device, &fixes).unwrap();
+    let seq = store.last_seq().unwrap();
+    let again = store.insert_points(user, device, &fixes).unwrap();
+    assert_eq!(again, crate::WriteOutcome { added: 0, duplicates: 1_500, deleted: 0, seq: None });
+    assert_eq!(store.last_seq().unwrap(), seq);
+    let mut changed = fixes[700].clone();
+    changed.coord.lat_e7 += 1;
+    changed.extras = None;
+    let out = store.insert_points(user, device, &[changed, plain_fix(T0 - 1)]).unwrap();
+    assert_eq!((out.added, out.duplicates), (1, 1));
+    let got = scan(store, &PointQuery::user(user));
+    assert_eq!(got.len(), 1_501);
+    assert_eq!(got[701].fix, fixes[700]);
+    // A duplicate on another device is no duplicate.
+    let other = store.ensure_device(user, "watch").unwrap().id;
+    assert_eq!(store.insert_points(user, other, &fixes[..10]).unwrap().added, 10);
+}
+
+/// Batches need not be sorted and may repeat times; the first one wins.
+pub fn unsorted_batches_and_repeated_times(store: &dyn Store) {
+    let (user, device) = setup(store, "alice");
+    let mut rng = Rng(7);
+    let mut batch: Vec<Fix> = (0..3_000u64).map(|i| rich_fix(T0 + (i as i64 % 2_000) * 5_000, i)).collect();
+    rng.shuffle(&mut batch);
+    let mut first: BTreeMap<i64, Fix> = BTreeMap::new();
+    for f in &batch {
+        first.entry(f.time.0).or_insert_with(|| f.clone());
+    }
+    let out = store.insert_points(user, device, &batch).unwrap();
+    assert_eq!((out.added, out.duplicates), (2_000, 1_000));
+    let got: Vec<Fix> = scan(store, &PointQuery::user(user)).into_iter().map(|p| p.fix).collect();
+    assert_eq!(got, first.into_values().collect::<Vec<_>>());
+    assert_eq!(store.insert_points(user, device, &[]).unwrap(), crate::WriteOutcome::default());
+}
+
+/// A model test: random batches (appends, backfills into the middle of
+/// existing chunks, spans over chunk boundaries, duplicates, random order) on
+/// two devices, compared against a `BTreeMap` after every batch.
+pub fn model_test_random_batches(store: &dyn Store) {
+    let (user, d1) = setup(store, "alice");
+    let d2 = store.ensure_device(user, "watch").unwrap().id;
+    let mut rng = Rng(0x00C0_FFEE);
+    let mut model: BTreeMap<(DeviceId, i64), Fix> = BTreeMap::new();
+    let mut counter = 0u64;
+    let mut last_seq = store.last_seq().unwrap();
+    for round in 0..40 {
+        let device = if rng.below(3) == 0 { d2 } else { d1 };
+        let existing: Vec<i64> = model.range((device, i64::MIN)..=(device, i64::MAX)).map(|(k, _)| k.1).collect();
+        let (lo, hi) = (existing.first().copied().unwrap_or(T0), existing.last().copied().unwrap_or(T0));
+        let size = 1 + rng.below(if round % 5 == 0 { 4 * CHUNK_CAPACITY as u64 } else { 1_500 }) as usize;
+        let mut batch = Vec::with_capacity(size);
+        let kind = rng.below(5);
+        for j in 0..size {
+            let t = match kind {
+                // Append after the end, ascending with jitter.
+                0 => hi + 1 + j as i64 * 10_000 + rng.range(0, 9_000),
+                // Backfill inside the existing range.
+                1 => rng.range(lo, hi + 1),
+                // Anywhere, including before the start.
+                2 => rng.range(lo - 20_000_000, hi + 20_000_000),
+                // Mostly re-sent existing times.
+                3 if !existing.is_empty() && rng.below(4) != 0 => existing[rng.below(existing.len() as u64) as usize],
+                // Coarse grid: many repeats inside the batch.
+                _ => lo + rng.range(-200, 200) * 100_000,
+            };
+            counter += 1;
+            batch.push(rich_fix(t, counter));
+        }
+        if rng.below(2) == 0 {
+            rng.shuffle(&mut batch);
+        }
+        let mut added = 0;
+        for f in &batch {
+            if let std::collections::btree_map::Entry::Vacant(e) = model.entry((device, f.time.0)) {
+                e.insert(f.clone());
+                added += 1;
+            }
+        }
+        let out = store.insert_points(user, device, &batch).unwrap();
+        assert_eq!((out.added, out.duplicates), (added, batch.len() as u64 - added), "round {round}");
+        if added > 0 {
+            let seq = out.seq.expect("seq for a write that added points");
+            assert!(seq > last_seq);
+            last_seq = seq;
+        } else {
+            assert_eq!(out.seq, None);
+        }
+        // Whole user, then a random window of one device.
+        let got: Vec<((DeviceId, i64), Fix)> =
+            scan(store, &PointQuery::user(user)).into_iter().map(|p| ((p.device, p.fix.time.0), p.fix)).collect();
+        assert!(got.iter().map(|(k, _)| k).eq(model.keys()), "round {round}: keys differ");
+        assert!(got.iter().map(|(_, f)| f).eq(model.values()), "round {round}: fixes differ");
+        let (a, b) = (rng.range(lo - 1_000_000, hi + 1_000_000), rng.range(lo - 1_000_000, hi + 1_000_000));
+        let (from, to) = (a.min(b), a.max(b));
+        let window: Vec<&Fix> = model.range((device, from)..(device, to)).map(|(_, f)| f).collect();
+        let got = scan(store, &query(user, Some(device), Some(from), Some(to)));
+        assert!(got.iter().map(|p| &p.fix).eq(window), "round {round}: window differs");
+        assert_eq!(store.count_points(user).unwrap(), model.len() as u64);
+    }
+    assert_eq!(store.storage_stats().unwrap().points, model.len() as u64);
+    assert!(model.len() > 3 * CHUNK_CAPACITY, "the model test must span chunk boundaries");
+}
+
+/// The live-ingest pattern: one point per write, appended.
+pub fn live_appends_one_at_a_time(store: &dyn Store) {
+    let (user, device) = setup(store, "alice");
+    let n = CHUNK_CAPACITY as u64 + 100;
+    let fixes: Vec<Fix> = (0..n).map(|i| rich_fix(T0 + i as i64 * 20_000, i)).collect();
+    for f in &fixes {
+        assert_eq!(store.insert_points(user, device, std::slice::from_ref(f)).unwrap().added, 1);
+    }
+    let got: Vec<Fix> = scan(store, &PointQuery::user(user)).into_iter().map(|p| p.fix).collect();
+    assert_eq!(got, fixes);
+    let stats = store.storage_stats().unwrap();
+    assert_eq!(stats.points, n);
+    assert!(stats.chunks <= 3, "appends should fill chunks, got {} chunks", stats.chunks);
+}
+
+/// Filters: device, `from` inclusive, `to` exclusive; order: device, then time.
+pub fn scan_filters_and_order(store: &dyn Store) {
+    let (user, d1) = setup(store, "alice");
+    let d2 = store.ensure_device(user, "watch").unwrap().id;
+    let times: Vec<i64> = (0..3_000).map(|i| T0 + i * 1_000).collect();
+    let f1: Vec<Fix> = times.iter().rev().map(|&t| plain_fix(t)).collect();
+    let f2: Vec<Fix> = times.iter().map(|&t| plain_fix(t + 500)).collect();
+    store.insert_points(user, d2, &f2).unwrap();
+    store.insert_points(user, d1, &f1).unwrap();
+    let all = scan(store, &PointQuery::user(user));
+    assert_eq!(all.len(), 6_000);
+    let (lo, hi) = if d1 < d2 { (d1, d2) } else { (d2, d1) };
+    assert!(all[..3_000].iter().all(|p| p.device == lo) && all[3_000..].iter().all(|p| p.device == hi));
+    assert!(all.windows(2).all(|w| (w[0].device, w[0].fix.time) < (w[1].device, w[1].fix.time)));
+    let only2 = scan(store, &query(user, Some(d2), None, None));
+    assert_eq!(only2.iter().map(|p| p.fix.clone()).collect::<Vec<_>>(), f2);
+    let (from, to) = (T0 + 1_000, T0 + 2_500_000);
+    let window = scan(store, &query(user, None, Some(from), Some(to)));
+    let expect = |d: DeviceId, off: i64| times.iter().map(move |&t| (d, t + off)).filter(|&(_, t)| t >= from && t < to);
+    let want: Vec<(DeviceId, i64)> = if lo == d1 {
+        expect(d1, 0).chain(expect(d2, 500)).collect()
+    } else {
+        expect(d2, 500).chain(expect(d1, 0)).collect()
+    };
+    assert_eq!(window.iter().map(|p| (p.device, p.fix.time.0)).collect::<Vec<_>>(), want);
+    assert_eq!(window.iter().filter(|p| p.device == d1).map(|p| p.fix.time.0).next(), Some(from));
+    assert!(window.iter().all(|p| p.fix.time.0 != to));
+    assert!(scan(store, &query(user, None, Some(to), Some(from))).is_empty());
+    assert!(scan(store, &query(user, Some(d1), Some(T0 + 10_000_000), None)).is_empty());
+    assert_eq!(scan(store, &query(user, Some(d1), None, Some(T0 + 1))).len(), 1);
+}
+
+/// `visit` returning `Break` stops the scan.
+pub fn scan_stops_on_break(store: &dyn Store) {
+    let (user, device) = setup(store, "alice");
+    let fixes: Vec<Fix> = (0..3_000).map(|i| plain_fix(T0 + i)).collect();
+    store.insert_points(user, device, &fixes).unwrap();
+    let mut seen = 0;
+    store
+        .scan_points(&PointQuery::user(user), &mut |_| {
+            seen += 1;
+            if seen == 1_500 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .unwrap();
+    assert_eq!(seen, 1_500);
+}
+
+/// User B never sees, counts, deletes or writes into user A's data.
+pub fn users_are_isolated(store: &dyn Store) {
+    let (a, da) = setup(store, "alice");
+    let (b, db) = setup(store, "bob");
+    let fixes: Vec<Fix> = (0..2_000).map(|i| plain_fix(T0 + i * 1000)).collect();
+    store.insert_points(a, da, &fixes).unwrap();
+    assert!(scan(store, &PointQuery::user(b)).is_empty());
+    assert!(scan(store, &query(b, Some(da), None, None)).is_empty());
+    assert_eq!(store.count_points(b).unwrap(), 0);
+    assert!(store.insert_points(b, da, &fixes[..1]).is_err(), "a device of another user");
+    assert_eq!(store.delete_points(&query(b, Some(da), None, None)).unwrap().deleted, 0);
+    assert_eq!(store.delete_points(&PointQuery::user(b)).unwrap().deleted, 0);
+    assert_eq!(store.count_points(a).unwrap(), 2_000);
+    // Same times for B are B's own points, not duplicates.
+    assert_eq!(store.insert_points(b, db, &fixes).unwrap().added, 2_000);
+    assert_eq!(scan(store, &PointQuery::user(a)).len(), 2_000);
+    let mut visit = Interval::new(IntervalKind::Visit, Timestamp(T0), Timestamp(T0 + 1), SourceFormat::Api);
+    visit.place_id = Some("p".into());
+    store.insert_intervals(a, da, std::slice::from_ref(&visit)).unwrap();
+    assert!(store.intervals(b, None, None, None).unwrap().is_empty());
+    assert_eq!(store.insert_intervals(b, db, &[visit]).unwrap().added, 1);
+}
+
+/// `delete_points` removes a range and records one tombstone.
+pub fn delete_points_range(store: &dyn Store) {
+    let (user, d1) = setup(store, "alice");
+    let d2 = store.ensure_device(user, "watch").unwrap().id;
+    let fixes: Vec<Fix> = (0..5_000u64).map(|i| rich_fix(T0 + i as i64 * 1000, i)).collect();
+    store.insert_points(user, d1, &fixes).unwrap();
+    store.insert_points(user, d2, &fixes).unwrap();
+    let (from, to) = (T0 + 1_234_000, T0 + 3_456_000);
+    let out = store.delete_points(&query(user, Some(d1), Some(from), Some(to))).unwrap();
+    assert_eq!((out.added, out.deleted), (0, 2_222));
+    let seq = out.seq.expect("a delete that removed points has a seq");
+    let change = store.changes_since(Seq(seq.0 - 1), 10).unwrap();
+    assert_eq!(change.len(), 1);
+    let c = &change[0];
+    assert_eq!(
+        (c.seq, c.kind, c.user, c.device, c.first, c.last, c.count),
+        (seq, ChangeKind::PointsDeleted, user, Some(d1), Some(Timestamp(from)), Some(Timestamp(to - 1)), 2_222)
+    );
+    let left: Vec<Fix> = scan(store, &query(user, Some(d1), None, None)).into_iter().map(|p| p.fix).collect();
+    let want: Vec<Fix> = fixes.iter().filter(|f| f.time.0 < from || f.time.0 >= to).cloned().collect();
+    assert_eq!(left, want);
+    assert_eq!(scan(store, &query(user, Some(d2), None, None)).len(), 5_000);
+    // Nothing left to delete: no change.
+    let again = store.delete_points(&query(user, Some(d1), Some(from), Some(to))).unwrap();
+    assert_eq!((again.deleted, again.seq), (0, None));
+    assert_eq!(store.last_seq().unwrap(), seq);
+    // All devices, open-ended.
+    let out = store.delete_points(&query(user, None, Some(T0 + 4_000_000), None)).unwrap();
+    assert_eq!(out.deleted, 2_000);
+    let c = store.changes_since(seq, 10).unwrap();
+    assert_eq!((c[0].device, c[0].first, c[0].last), (None, Some(Timestamp(T0 + 4_000_000)), None));
+    assert_eq!(store.count_points(user).unwrap(), 10_000 - 2_222 - 2_000);
+    // Deleted times can be inserted again.
+    assert_eq!(store.insert_points(user, d1, &fixes).unwrap().added, 2_222 + 1_000);
+    assert_eq!(store.delete_points(&PointQuery::user(user)).unwrap().deleted, 10_000 - 1_000);
+    assert!(scan(store, &PointQuery::user(user)).is_empty());
+    assert_eq!(store.storage_stats().unwrap().points, 0);
+}
+
+fn rich_interval(kind: IntervalKind, start: i64, end: i64, level: u8, place: &str) -> Interval {
+    Interval {
+        kind,
+        start: Timestamp(start),
+        end: Timestamp(end),
+        start_offset_minutes: Some(60),
+        end_offset_minutes: Some(-330),
+        start_coord: Some(Coord { lat_e7: 515_000_000, lon_e7: -1_200_000 }),
+        end_coord: (kind == IntervalKind::Activity).then_some(Coord { lat_e7: 515_100_000, lon_e7: -1_300_000 }),
+        place_id: (!place.is_empty()).then(|| place.to_owned()),
+        name: Some(format!("Näme {place}")),
+        category: Some("IN_PASSENGER_VEHICLE".into()),
+        distance_m: Some(1_234.567_890_123),
+        confidence: Some(0.1 + 0.2),
+        level,
+        source: SourceFormat::GoogleSemantic,
+        extras: Some(Extras::from_json_object("{\"waypoints\":[1,2,3]}")),
+    }
+}
+
+/// Intervals: exact round trip, identity dedupe, overlap query, kind filter.
+pub fn intervals_insert_dedupe_overlap(store: &dyn Store) {
+    let (user, device) = setup(store, "alice");
+    let h = 3_600_000;
+    let visit = rich_interval(IntervalKind::Visit, T0, T0 + h, 0, "home");
+    let nested = rich_interval(IntervalKind::Visit, T0, T0 + h, 1, "kitchen");
+    let drive = rich_interval(IntervalKind::Activity, T0 + h, T0 + 2 * h, 0, "");
+    let mut bare = Interval::new(IntervalKind::Memory, Timestamp(T0 + 5 * h), Timestamp(T0 + 5 * h), SourceFormat::Api);
+    bare.level = 3;
+    let all = vec![drive.clone(), visit.clone(), nested.clone(), bare.clone()];
+    let out = store.insert_intervals(user, device, &all).unwrap();
+    assert_eq!((out.added, out.duplicates), (4, 0));
+    assert!(out.seq.is_some());
+    let again = store.insert_intervals(user, device, &[visit.clone(), visit.clone(), drive.clone()]).unwrap();
+    assert_eq!((again.added, again.duplicates, again.seq), (0, 3, None));
+    let got = store.intervals(user, None, None, None).unwrap();
+    assert_eq!(got.len(), 4);
+    assert!(got.windows(2).all(|w| w[0].interval.start <= w[1].interval.start));
+    assert!(got.iter().all(|s| s.user == user && s.device == device));
+    for want in &all {
+        assert!(got.iter().any(|s| &s.interval == want), "missing {want:?}");
+    }
+    let ids: std::collections::BTreeSet<i64> = got.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 4);
+    // Overlap with [from, to).
+    let kinds =
+        |v: Vec<crate::StoredInterval>| v.into_iter().map(|s| (s.interval.kind, s.interval.level)).collect::<Vec<_>>();
+    let window = store.intervals(user, None, Some(Timestamp(T0 + h / 2)), Some(Timestamp(T0 + h + 1))).unwrap();
+    assert_eq!(window.len(), 3);
+    let before = store.intervals(user, None, None, Some(Timestamp(T0 + h))).unwrap();
+    assert_eq!(before.len(), 2, "an interval starting at `to` is outside");
+    assert_eq!(
+        kinds(store.intervals(user, Some(IntervalKind::Activity), None, None).unwrap()),
+        vec![(IntervalKind::Activity, 0)]
+    );
+    assert_eq!(
+        kinds(store.intervals(user, None, Some(Timestamp(T0 + 3 * h)), None).unwrap()),
+        vec![(IntervalKind::Memory, 3)]
+    );
+    assert!(store.intervals(user, None, Some(Timestamp(T0 + 6 * h)), None).unwrap().is_empty());
+    // Same times, another device: not a duplicate.
+    let other = store.ensure_device(user, "watch").unwrap().id;
+    assert_eq!(store.insert_intervals(user, other, &[visit]).unwrap().added, 1);
+}
+
+/// The change log: one strictly increasing entry per write that changed
+/// something, with the right kinds, ranges and counts.
+pub fn change_log(store: &dyn Store) {
+    assert_eq!(store.last_seq().unwrap(), Seq(0));
+    assert!(store.changes_since(Seq(0), 100).unwrap().is_empty());
+    let user = store.create_user("alice", "h", false).unwrap().id;
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    store.ensure_device(user, "phone").unwrap();
+    let fixes: Vec<Fix> = (0..3_000).map(|i| plain_fix(T0 + i * 1000)).collect();
+    let p1 = store.insert_points(user, device, &fixes[1_000..]).unwrap().seq.unwrap();
+    assert_eq!(store.insert_points(user, device, &fixes[1_000..]).unwrap().seq, None);
+    let p2 = store.insert_points(user, device, &fixes[..1_500]).unwrap().seq.unwrap();
+    let iv = Interval::new(IntervalKind::Visit, Timestamp(T0), Timestamp(T0 + 10), SourceFormat::Api);
+    let i1 = store.insert_intervals(user, device, std::slice::from_ref(&iv)).unwrap().seq.unwrap();
+    assert_eq!(store.insert_intervals(user, device, &[iv]).unwrap().seq, None);
+    let d1 = store.delete_points(&query(user, Some(device), Some(T0), Some(T0 + 10_000))).unwrap().seq.unwrap();
+    assert_eq!(store.delete_points(&query(user, Some(device), Some(T0), Some(T0 + 10_000))).unwrap().seq, None);
+
+    let log = store.changes_since(Seq(0), 100).unwrap();
+    assert_eq!(log.len(), 6, "{log:#?}");
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    let kinds: Vec<ChangeKind> = log.iter().map(|c| c.kind).collect();
+    use ChangeKind::*;
+    assert_eq!(kinds, vec![User, Device, PointsInserted, PointsInserted, IntervalsInserted, PointsDeleted]);
+    assert!(log.iter().all(|c| c.user == user));
+    assert_eq!(log[1].device, Some(device));
+    let row = |c: &crate::Change| (c.seq, c.device, c.first, c.last, c.count);
+    let ts = |t: i64| Some(Timestamp(t));
+    assert_eq!(row(&log[2]), (p1, Some(device), ts(T0 + 1_000_000), ts(T0 + 2_999_000), 2_000));
+    assert_eq!(row(&log[3]), (p2, Some(device), ts(T0), ts(T0 + 999_000), 1_000));
+    assert_eq!(row(&log[4]), (i1, Some(device), ts(T0), ts(T0 + 10), 1));
+    assert_eq!(row(&log[5]), (d1, Some(device), ts(T0), ts(T0 + 9_999), 10));
+    assert_eq!(store.last_seq().unwrap(), d1);
+    // Paging.
+    let page = store.changes_since(log[1].seq, 2).unwrap();
+    assert_eq!(page, log[2..4].to_vec());
+    assert!(store.changes_since(d1, 10).unwrap().is_empty());
+    // A second user's writes continue the same sequence.
+    let bob = store.create_user("bob", "h", false).unwrap();
+    let after = store.changes_since(d1, 10).unwrap();
+    assert_eq!((after.len(), after[0].kind, after[0].user), (1, User, bob.id));
+    assert!(after[0].seq > d1);
+}
+
+/// Storage figures and liveness.
+pub fn storage_stats_and_ping(store: &dyn Store) {
+    store.ping().unwrap();
+    let empty = store.storage_stats().unwrap();
+    assert_eq!((empty.points, empty.chunks, empty.chunk_bytes), (0, 0, 0));
+    let (user, device) = setup(store, "alice");
+    let n = 5 * CHUNK_CAPACITY as u64 + 17;
+    let fixes: Vec<Fix> = (0..n).map(|i| rich_fix(T0 + i as i64 * 20_000, i)).collect();
+    store.insert_points(user, device, &fixes).unwrap();
+    let stats = store.storage_stats().unwrap();
+    assert_eq!(stats.points, n);
+    assert!(stats.chunks >= n.div_ceil(CHUNK_CAPACITY as u64) && stats.chunks <= n, "{stats:?}");
+    assert!(stats.chunk_bytes > 0 && stats.chunk_bytes < n * 64, "{stats:?}");
+    assert!(stats.file_bytes >= stats.chunk_bytes, "{stats:?}");
+    store.ping().unwrap();
+}
