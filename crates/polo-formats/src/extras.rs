@@ -31,6 +31,26 @@ impl ExtrasBuilder {
         push_compact(&mut self.buf, json);
     }
 
+    /// Adds a member whose value is JSON text that is already compact (no
+    /// whitespace outside strings), appended as is: the fast path for
+    /// importers that compact while reading (the JSON splitter does).
+    pub(crate) fn raw_compact(&mut self, key: &str, json: &str) {
+        if key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            self.key(key);
+        } else {
+            self.buf.push(if self.buf.is_empty() { '{' } else { ',' });
+            self.buf.push('"');
+            self.buf.push_str(key);
+            self.buf.push_str("\":");
+        }
+        self.buf.push_str(json);
+    }
+
+    /// An empty builder with room for `bytes` of members.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Self { buf: String::with_capacity(bytes) }
+    }
+
     /// Adds a string member.
     pub fn string(&mut self, key: &str, value: &str) {
         self.key(key);
@@ -119,6 +139,14 @@ fn push_compact(out: &mut String, json: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_compact_appends_verbatim_and_escapes_odd_keys() {
+        let mut b = ExtrasBuilder::with_capacity(64);
+        b.raw_compact("wifi", r#"[{"mac":"1 2"}]"#);
+        b.raw_compact("a\"b", "1");
+        assert_eq!(b.finish().unwrap().as_str(), r#"{"wifi":[{"mac":"1 2"}],"a\"b":1}"#);
+    }
 
     #[test]
     fn builds_compact_objects() {
