@@ -52,8 +52,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::fs::create_dir_all(&cli.work_dir)?;
+    let work = std::fs::canonicalize(&cli.work_dir)?;
     match cli.command {
-        Command::Import { size_mb, no_baseline } => run::import(&cli.work_dir, size_mb, !no_baseline),
-        Command::Storage { points } => run::storage(&cli.work_dir, points),
+        Command::Import { size_mb, no_baseline } => run::import(&work, size_mb, !no_baseline),
+        Command::Storage { points } => run::storage(&work, points),
     }
 }

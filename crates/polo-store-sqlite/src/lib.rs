@@ -80,7 +80,7 @@ impl ReaderPool {
         )
         .db()?;
         conn.busy_timeout(BUSY_TIMEOUT).db()?;
-        conn.pragma_update(None, "cache_size", -8192).db()?;
+        conn.pragma_update(None, "cache_size", -4096).db()?;
         Ok(conn)
     }
 
@@ -185,7 +185,9 @@ fn configure_writer(conn: &Connection, page_size: u32, wal: bool) -> StoreResult
     }
     conn.pragma_update(None, "synchronous", "NORMAL").db()?;
     conn.pragma_update(None, "foreign_keys", "ON").db()?;
-    conn.pragma_update(None, "cache_size", -32_768).db()?;
+    // 8 MiB: appends touch only the tail of the chunk index, and a small cache
+    // keeps an import within the 64 MB peak-RSS budget on a Raspberry Pi.
+    conn.pragma_update(None, "cache_size", -8192).db()?;
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.set_prepared_statement_cache_capacity(64);

@@ -36,7 +36,7 @@ const BATCH_POINTS: usize = 16 * 1024;
 /// Extras bytes per batch (Wi-Fi scans can make points large).
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Batches in flight between parser and writer.
-const CHANNEL_DEPTH: usize = 3;
+const CHANNEL_DEPTH: usize = 6;
 /// Device used when neither `--device` nor the file names one.
 const DEFAULT_DEVICE: &str = "default";
 

@@ -28,6 +28,7 @@
 mod android;
 mod geojson;
 mod ios;
+mod parallel;
 mod records;
 mod semantic;
 pub(crate) mod value;
@@ -35,6 +36,7 @@ pub(crate) mod value;
 use std::io::BufRead;
 
 use crate::json_stream::{JsonStream, Top};
+use parallel::ParallelElements;
 use crate::{Format, ImportError, ImportOptions, Position, Sink};
 use value::{RawObject, str_of};
 
@@ -214,16 +216,35 @@ impl<'s> ObjectImport<'s> {
     fn locations<R: BufRead>(&mut self, stream: &mut JsonStream<R>) -> Result<(), ImportError> {
         let mut overland: Option<bool> = None;
         let (options, sink, geojson) = (self.options, &mut *self.sink, &mut self.geojson);
-        each_element(stream, "locations", |offset, raw| {
-            let is_feature = *overland.get_or_insert_with(|| {
-                RawObject::from_slice(raw)
-                    .is_ok_and(|o| str_of(&o, "type").as_deref() == Some("Feature") || o.has("geometry"))
+        std::thread::scope(|scope| {
+            // Records are parsed on a worker thread (see parallel.rs); Overland
+            // batches are small and stay on this one.
+            let mut records: Option<ParallelElements<'_>> = None;
+            let mut sink = Some(sink);
+            let result = each_element(stream, "locations", |offset, raw| {
+                let is_feature = *overland.get_or_insert_with(|| {
+                    RawObject::from_slice(raw)
+                        .is_ok_and(|o| str_of(&o, "type").as_deref() == Some("Feature") || o.has("geometry"))
+                });
+                if is_feature {
+                    if let Some(sink) = sink.as_deref_mut() {
+                        geojson.feature(options, sink, offset, raw);
+                    }
+                } else {
+                    if records.is_none() {
+                        if let Some(sink) = sink.take() {
+                            records = Some(ParallelElements::start(scope, options, records::element, sink));
+                        }
+                    }
+                    if let Some(records) = records.as_mut() {
+                        records.push(offset, raw);
+                    }
+                }
             });
-            if is_feature {
-                geojson.feature(options, sink, offset, raw);
-            } else {
-                records::element(options, sink, offset, raw);
+            if let Some(records) = records {
+                records.finish();
             }
+            result
         })?;
         self.decided(if overland == Some(true) { Format::Overland } else { Format::GoogleRecords });
         Ok(())
