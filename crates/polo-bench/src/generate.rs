@@ -60,7 +60,8 @@ impl Walker {
     pub fn new(seed: u64, start_ms: i64) -> Self {
         let mut rng = Rng::new(seed);
         let home = (52.52, -13.40); // negative longitude exercises the overflow repair
-        let places: Vec<_> = (0..12).map(|_| (home.0 + (rng.unit() - 0.5) * 0.2, home.1 + (rng.unit() - 0.5) * 0.3)).collect();
+        let places: Vec<_> =
+            (0..12).map(|_| (home.0 + (rng.unit() - 0.5) * 0.2, home.1 + (rng.unit() - 0.5) * 0.3)).collect();
         Self { rng, time_ms: start_ms, lat: home.0, lon: home.1, target: home, places, moving: false, speed: 0.0 }
     }
 
@@ -126,7 +127,8 @@ fn iso(ms: i64, with_fraction: bool) -> String {
     }
 }
 
-const ACTIVITIES: [&str; 8] = ["STILL", "ON_FOOT", "WALKING", "IN_VEHICLE", "ON_BICYCLE", "TILTING", "UNKNOWN", "IN_ROAD_VEHICLE"];
+const ACTIVITIES: [&str; 8] =
+    ["STILL", "ON_FOOT", "WALKING", "IN_VEHICLE", "ON_BICYCLE", "TILTING", "UNKNOWN", "IN_ROAD_VEHICLE"];
 
 /// Writes a pretty-printed Records.json of at least `target_bytes`; returns the record count.
 pub fn records_json(path: &Path, target_bytes: u64, seed: u64) -> io::Result<u64> {
@@ -153,7 +155,12 @@ pub fn records_json(path: &Path, target_bytes: u64, seed: u64) -> io::Result<u64
         let _ = write!(rec, "    \"accuracy\": {acc},\n");
         let rng = walker.rng();
         if rng.chance(0.5) {
-            let _ = write!(rec, "    \"altitude\": {},\n    \"verticalAccuracy\": {},\n", 30 + rng.below(40), 2 + rng.below(20));
+            let _ = write!(
+                rec,
+                "    \"altitude\": {},\n    \"verticalAccuracy\": {},\n",
+                30 + rng.below(40),
+                2 + rng.below(20)
+            );
         }
         let moving = walker.moving;
         let speed = walker.speed;
@@ -167,7 +174,11 @@ pub fn records_json(path: &Path, target_bytes: u64, seed: u64) -> io::Result<u64
         let old_spelling = t < 1_420_070_400_000 && rng.chance(0.5); // 2014 era
         if with_activity {
             let act_t = t + 1500;
-            let stamp = if t < new_era_from { format!("\"timestampMs\": \"{act_t}\"") } else { format!("\"timestamp\": \"{}\"", iso(act_t, true)) };
+            let stamp = if t < new_era_from {
+                format!("\"timestampMs\": \"{act_t}\"")
+            } else {
+                format!("\"timestamp\": \"{}\"", iso(act_t, true))
+            };
             let (outer, inner) = if old_spelling { ("activitys", "activities") } else { ("activity", "activity") };
             let _ = write!(rec, "    \"{outer}\": [{{\n      {stamp},\n      \"{inner}\": [");
             let n = 1 + rng.below(4);
@@ -177,7 +188,11 @@ pub fn records_json(path: &Path, target_bytes: u64, seed: u64) -> io::Result<u64
                 let kind = ACTIVITIES[rng.below(ACTIVITIES.len() as u64) as usize];
                 let c = confidence / 2 + rng.below(confidence / 2 + 1);
                 confidence = (confidence - c).max(1);
-                let _ = write!(rec, "{}{{\n        \"type\": \"{kind}\",\n        \"confidence\": {c}\n      }}", if i > 0 { ", " } else { "" });
+                let _ = write!(
+                    rec,
+                    "{}{{\n        \"type\": \"{kind}\",\n        \"confidence\": {c}\n      }}",
+                    if i > 0 { ", " } else { "" }
+                );
             }
             rec.push_str("]\n    }],\n");
         }

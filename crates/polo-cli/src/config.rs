@@ -70,7 +70,12 @@ impl Config {
             "json" => LogFormat::Json,
             other => bail!("log format must be 'text' or 'json', not {other:?}"),
         };
-        Ok(Self { data_dir, file_listen: file.listen, log_format, log_level: file.log_level.unwrap_or_else(|| "info".to_owned()) })
+        Ok(Self {
+            data_dir,
+            file_listen: file.listen,
+            log_format,
+            log_level: file.log_level.unwrap_or_else(|| "info".to_owned()),
+        })
     }
 
     /// The listen address: the flag or env value when given, else the file's, else the default.
@@ -94,7 +99,8 @@ impl Config {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))?;
         let path = self.database_path();
-        polo_store_sqlite::SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))
+        polo_store_sqlite::SqliteStore::open(&path)
+            .with_context(|| format!("cannot open the store at {}", path.display()))
     }
 }
 
@@ -114,14 +120,19 @@ mod tests {
     use super::*;
 
     fn args(data_dir: Option<&Path>, config: Option<&Path>) -> GlobalArgs {
-        GlobalArgs { data_dir: data_dir.map(Path::to_path_buf), config: config.map(Path::to_path_buf), log_format: None }
+        GlobalArgs {
+            data_dir: data_dir.map(Path::to_path_buf),
+            config: config.map(Path::to_path_buf),
+            log_format: None,
+        }
     }
 
     #[test]
     fn file_overrides_defaults_and_flags_override_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("polo.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nlog_format = \"json\"\ndata_dir = \"/from/file\"\n").unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nlog_format = \"json\"\ndata_dir = \"/from/file\"\n")
+            .unwrap();
         let from_file = Config::resolve(&args(None, Some(&file))).unwrap();
         assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
         assert_eq!(from_file.log_format, LogFormat::Json);

@@ -125,7 +125,13 @@ mod tests {
     #[test]
     fn degree_strings_in_all_spellings() {
         let want = Coord::from_degrees(50.050_631_2, 14.343_990_6).unwrap();
-        for text in ["50.0506312°, 14.3439906°", "50.0506312, 14.3439906", " 50.0506312° ,14.3439906° ", "geo:50.0506312,14.3439906", "50.0506312°, 14.3439906°, 230"] {
+        for text in [
+            "50.0506312°, 14.3439906°",
+            "50.0506312, 14.3439906",
+            " 50.0506312° ,14.3439906° ",
+            "geo:50.0506312,14.3439906",
+            "50.0506312°, 14.3439906°, 230",
+        ] {
             assert_eq!(Coord::parse_lat_lon_text(text).unwrap(), want, "{text}");
         }
         assert!(Coord::parse_lat_lon_text("somewhere").is_err());

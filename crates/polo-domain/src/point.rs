@@ -183,9 +183,21 @@ impl Motion {
             "walking" | "walk" | "onfoot" | "foot" | "hiking" => Self::Walking,
             "running" | "run" => Self::Running,
             "onbicycle" | "cycling" | "bicycle" | "bike" | "biking" => Self::Cycling,
-            "invehicle" | "inroadvehicle" | "incar" | "inbus" | "infourwheelervehicle" | "intwowheelervehicle"
-            | "inpassengervehicle" | "driving" | "automotive" | "drive" | "car" | "road" | "motorcycling"
-            | "intaxi" | "exitingvehicle" => Self::Road,
+            "invehicle"
+            | "inroadvehicle"
+            | "incar"
+            | "inbus"
+            | "infourwheelervehicle"
+            | "intwowheelervehicle"
+            | "inpassengervehicle"
+            | "driving"
+            | "automotive"
+            | "drive"
+            | "car"
+            | "road"
+            | "motorcycling"
+            | "intaxi"
+            | "exitingvehicle" => Self::Road,
             "inrailvehicle" | "intrain" | "insubway" | "intram" | "rail" | "train" => Self::Rail,
             "flying" | "plane" | "inplane" => Self::Flying,
             "inferry" | "boating" | "sailing" | "boat" => Self::Boat,

@@ -66,7 +66,15 @@ impl Timestamp {
     ///
     /// Returns `None` for fields out of range (month 13, day 31 in April...).
     #[must_use]
-    pub fn from_civil(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32, milli: u32) -> Option<Self> {
+    pub fn from_civil(
+        year: i32,
+        month: u32,
+        day: u32,
+        hour: u32,
+        minute: u32,
+        second: u32,
+        milli: u32,
+    ) -> Option<Self> {
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return None;
         }
@@ -586,7 +594,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        for bad in ["", "yesterday", "2013-13-01T00:00:00Z", "2013-02-30", "2013-04-15T06:31:26+2", "2013-04-15T25:00Z", "2013-04-15X"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2013-13-01T00:00:00Z",
+            "2013-02-30",
+            "2013-04-15T06:31:26+2",
+            "2013-04-15T25:00Z",
+            "2013-04-15X",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad:?} should fail");
         }
         let e = parse_timestamp("2013-02-30T00:00:00Z").unwrap_err().to_string();

@@ -69,12 +69,7 @@ enum Role {
 
 /// Lower-cases, trims and strips quotes and a BOM from a header name.
 fn normalise(name: &str) -> String {
-    name.trim()
-        .trim_start_matches('\u{feff}')
-        .trim()
-        .trim_matches('"')
-        .trim()
-        .to_ascii_lowercase()
+    name.trim().trim_start_matches('\u{feff}').trim().trim_matches('"').trim().to_ascii_lowercase()
 }
 
 fn role_of(name: &str) -> Option<Role> {
@@ -84,8 +79,8 @@ fn role_of(name: &str) -> Option<Role> {
         "latitudee7" | "lat_e7" | "late7" => Role::LatE7,
         "longitudee7" | "lon_e7" | "lone7" | "lnge7" => Role::LonE7,
         "geometry" | "geom" | "the_geom" | "wkt" | "geog" => Role::Geometry,
-        "timestamp" | "time" | "datetime" | "when" | "created_at" | "recorded_at" | "fixtime"
-        | "tst" | "date_time" | "utc_time" | "timestamp_utc" => Role::Time,
+        "timestamp" | "time" | "datetime" | "when" | "created_at" | "recorded_at" | "fixtime" | "tst" | "date_time"
+        | "utc_time" | "timestamp_utc" => Role::Time,
         "timestamp_ms" | "time_long" | "timestampms" => Role::TimeFallback,
         "date" => Role::Date,
         "time_offset" => Role::TimeOffset,
@@ -97,11 +92,10 @@ fn role_of(name: &str) -> Option<Role> {
         "accuracy" | "acc" | "horizontal_accuracy" | "precision" | "hacc" => Role::Accuracy,
         "vertical_accuracy" | "vacc" | "vac" => Role::VerticalAccuracy,
         "heading" | "bearing" | "course" | "cog" => Role::Course,
-        "battery" | "batt" | "batterylevel" | "battery_level" | "bat" | "battery_percent" => {
-            Role::Battery
+        "battery" | "batt" | "batterylevel" | "battery_level" | "bat" | "battery_percent" => Role::Battery,
+        "device" | "deviceid" | "device_id" | "tracker" | "tracker_id" | "trackerid" | "tracker id" | "device id" => {
+            Role::Device
         }
-        "device" | "deviceid" | "device_id" | "tracker" | "tracker_id" | "trackerid"
-        | "tracker id" | "device id" => Role::Device,
         "motion" | "activity" => Role::Motion,
         "source" => Role::Source,
         "extras" => Role::Extras,
@@ -119,16 +113,9 @@ fn classify(header: &str) -> Role {
     if let Some(role) = role_of(&name) {
         return role;
     }
-    let first = name
-        .split(|c: char| c.is_whitespace() || c == '(' || c == '[')
-        .next()
-        .unwrap_or("");
+    let first = name.split(|c: char| c.is_whitespace() || c == '(' || c == '[').next().unwrap_or("");
     match role_of(first) {
-        Some(Role::Speed)
-            if name.contains("km/h") || name.contains("kmh") || name.contains("kph") =>
-        {
-            Role::SpeedKmh
-        }
+        Some(Role::Speed) if name.contains("km/h") || name.contains("kmh") || name.contains("kph") => Role::SpeedKmh,
         Some(
             role @ (Role::Lat
             | Role::Lon
@@ -144,11 +131,8 @@ fn classify(header: &str) -> Role {
 
 /// Splits one line into cells for header detection (quotes honoured).
 fn header_cells(line: &str, delimiter: u8) -> Vec<String> {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(line.as_bytes());
+    let mut reader =
+        ::csv::ReaderBuilder::new().has_headers(false).delimiter(delimiter).flexible(true).from_reader(line.as_bytes());
     let mut record = ::csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => record.iter().map(str::to_owned).collect(),
@@ -191,19 +175,12 @@ pub(crate) fn looks_like_csv_header(line: &str) -> bool {
 fn number(cell: &str, decimal_comma: bool) -> Option<f64> {
     let mut text = cell.trim().trim_matches('"').trim();
     let mut sign = 1.0;
-    if let Some(last) = text
-        .chars()
-        .last()
-        .filter(|c| matches!(c.to_ascii_uppercase(), 'N' | 'S' | 'E' | 'W'))
-    {
+    if let Some(last) = text.chars().last().filter(|c| matches!(c.to_ascii_uppercase(), 'N' | 'S' | 'E' | 'W')) {
         if matches!(last.to_ascii_uppercase(), 'S' | 'W') {
             sign = -1.0;
         }
         text = text[..text.len() - 1].trim_end();
-    } else if let Some(first) = text
-        .chars()
-        .next()
-        .filter(|c| matches!(c.to_ascii_uppercase(), 'N' | 'S' | 'E' | 'W'))
+    } else if let Some(first) = text.chars().next().filter(|c| matches!(c.to_ascii_uppercase(), 'N' | 'S' | 'E' | 'W'))
     {
         if matches!(first.to_ascii_uppercase(), 'S' | 'W') {
             sign = -1.0;
@@ -249,9 +226,7 @@ pub(crate) fn import<R: BufRead>(
         }
         lines_before += 1;
         let line = String::from_utf8_lossy(&raw);
-        let line = line
-            .trim_start_matches('\u{feff}')
-            .trim_end_matches(['\r', '\n']);
+        let line = line.trim_start_matches('\u{feff}').trim_end_matches(['\r', '\n']);
         if !line.trim().is_empty() {
             header_line = line.to_owned();
             break;
@@ -264,9 +239,7 @@ pub(crate) fn import<R: BufRead>(
         return Err(ImportError::Malformed {
             format: "CSV",
             position: Position::Line(lines_before),
-            message: format!(
-                "no latitude/longitude or geometry column in the header {header_line:?}"
-            ),
+            message: format!("no latitude/longitude or geometry column in the header {header_line:?}"),
         });
     }
     let mut csv = ::csv::ReaderBuilder::new()
@@ -297,11 +270,7 @@ pub(crate) fn import<R: BufRead>(
         let byte = record.position().map_or(0, ::csv::Position::byte);
         let line = lines_before + csv.get_mut().line_at(byte);
         cells.clear();
-        cells.extend(
-            record
-                .iter()
-                .map(|c| String::from_utf8_lossy(c).into_owned()),
-        );
+        cells.extend(record.iter().map(|c| String::from_utf8_lossy(c).into_owned()));
         if cells.iter().all(String::is_empty) {
             continue;
         }
@@ -326,13 +295,7 @@ struct LineCounter<R> {
 
 impl<R> LineCounter<R> {
     fn new(inner: R) -> Self {
-        Self {
-            inner,
-            offset: 0,
-            line_ends: std::collections::VecDeque::new(),
-            line: 1,
-            last_was_cr: false,
-        }
+        Self { inner, offset: 0, line_ends: std::collections::VecDeque::new(), line: 1, last_was_cr: false }
     }
 
     /// The 1-based line where a record starting at byte `offset` has its
@@ -363,13 +326,8 @@ impl<R: std::io::Read> std::io::Read for LineCounter<R> {
         let n = self.inner.read(buf)?;
         for i in memchr::memchr_iter(b'\n', &buf[..n]) {
             let at = self.offset + i as u64;
-            let cr = if i > 0 {
-                buf[i - 1] == b'\r'
-            } else {
-                self.last_was_cr
-            };
-            self.line_ends
-                .push_back((if cr { at - 1 } else { at }, at + 1));
+            let cr = if i > 0 { buf[i - 1] == b'\r' } else { self.last_was_cr };
+            self.line_ends.push_back((if cr { at - 1 } else { at }, at + 1));
         }
         if n > 0 {
             self.last_was_cr = buf[n - 1] == b'\r';
@@ -388,10 +346,7 @@ struct Columns {
 
 impl Columns {
     fn new(headers: &[String], decimal_comma: bool) -> Self {
-        let names: Vec<String> = headers
-            .iter()
-            .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
-            .collect();
+        let names: Vec<String> = headers.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_owned()).collect();
         let mut roles: Vec<Role> = headers.iter().map(|h| classify(h)).collect();
         // Only the first column of a role is used as such; later ones are extras
         // (GPSLogger has both `time` and `timestamp_ms`).
@@ -401,11 +356,7 @@ impl Columns {
             }
         }
         // `x`/`y` only mean lon/lat when there is no better column.
-        Self {
-            names,
-            roles,
-            decimal_comma,
-        }
+        Self { names, roles, decimal_comma }
     }
 
     fn has_position(&self) -> bool {
@@ -415,11 +366,7 @@ impl Columns {
 
     fn cell<'a>(&self, cells: &'a [String], role: Role) -> Option<&'a str> {
         let i = self.roles.iter().position(|r| *r == role)?;
-        cells
-            .get(i)
-            .map(String::as_str)
-            .map(|c| c.trim().trim_matches('"'))
-            .filter(|c| !c.is_empty())
+        cells.get(i).map(String::as_str).map(|c| c.trim().trim_matches('"')).filter(|c| !c.is_empty())
     }
 
     fn num(&self, cells: &[String], role: Role) -> Result<Option<f64>, String> {
@@ -427,10 +374,7 @@ impl Columns {
             None => Ok(None),
             Some(c) => number(c, self.decimal_comma).map(Some).ok_or_else(|| {
                 let i = self.roles.iter().position(|r| *r == role).unwrap_or(0);
-                format!(
-                    "{} {c:?} is not a number",
-                    self.names.get(i).map_or("value", String::as_str)
-                )
+                format!("{} {c:?} is not a number", self.names.get(i).map_or("value", String::as_str))
             }),
         }
     }
@@ -447,25 +391,16 @@ impl Columns {
         let (lat, lon) = match (lat, lon) {
             (Some(lat), Some(lon)) => (lat, lon),
             (None, None) => match self.cell(cells, Role::Geometry) {
-                Some(g) => {
-                    wkt_point(g).ok_or_else(|| format!("geometry {g:?} is not a WKT POINT"))?
-                }
+                Some(g) => wkt_point(g).ok_or_else(|| format!("geometry {g:?} is not a WKT POINT"))?,
                 None => return Ok(None),
             },
             (None, _) => return Err("latitude is missing".to_owned()),
             (_, None) => return Err("longitude is missing".to_owned()),
         };
-        Coord::from_degrees(lat, lon)
-            .map(Some)
-            .map_err(|e| format!("lat/lon: {e}"))
+        Coord::from_degrees(lat, lon).map(Some).map_err(|e| format!("lat/lon: {e}"))
     }
 
-    fn time(
-        &self,
-        cells: &[String],
-        role: Role,
-        label: &str,
-    ) -> Result<Option<ParsedTime>, String> {
+    fn time(&self, cells: &[String], role: Role, label: &str) -> Result<Option<ParsedTime>, String> {
         let Some(text) = self.cell(cells, role) else {
             return Ok(None);
         };
@@ -473,11 +408,7 @@ impl Columns {
             Ok(t) => Ok(Some(t)),
             Err(e) => {
                 // A `date` column beside a clock-only `time` column.
-                let date = if role == Role::Time {
-                    self.cell(cells, Role::Date)
-                } else {
-                    None
-                };
+                let date = if role == Role::Time { self.cell(cells, Role::Date) } else { None };
                 match date.map(|date| parse_timestamp(&format!("{date} {text}"))) {
                     Some(Ok(t)) => Ok(Some(t)),
                     _ => Err(format!("{label}: {e}")),
@@ -487,12 +418,7 @@ impl Columns {
     }
 
     /// One data row: a fix, an interval, or the reject reason.
-    fn row(
-        &self,
-        cells: &[String],
-        options: &ImportOptions,
-        sink: &mut dyn Sink,
-    ) -> Result<(), String> {
+    fn row(&self, cells: &[String], options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), String> {
         if self.roles.contains(&Role::StartTime) && self.roles.contains(&Role::EndTime) {
             return self.interval_row(cells, options, sink);
         }
@@ -500,19 +426,12 @@ impl Columns {
             Some(t) => t,
             None => match self.time(cells, Role::TimeFallback, "time")? {
                 Some(t) => t,
-                None => self
-                    .time(cells, Role::Date, "date")?
-                    .ok_or("time is missing")?,
+                None => self.time(cells, Role::Date, "date")?.ok_or("time is missing")?,
             },
         };
         options.check_time(time.time)?;
-        let coord = self
-            .coord(cells)?
-            .ok_or("latitude and longitude are missing")?;
-        let source = self
-            .cell(cells, Role::Source)
-            .and_then(SourceFormat::from_name)
-            .unwrap_or(SourceFormat::Csv);
+        let coord = self.coord(cells)?.ok_or("latitude and longitude are missing")?;
+        let source = self.cell(cells, Role::Source).and_then(SourceFormat::from_name).unwrap_or(SourceFormat::Csv);
         let mut fix = Fix::new(time.time, coord, source);
         fix.utc_offset_minutes = time.offset_minutes;
         fix.zone_assumed = time.zone_assumed;
@@ -530,10 +449,7 @@ impl Columns {
         if let Some(v) = self.num(cells, Role::VerticalAccuracy)? {
             fix.set_vertical_accuracy_m(v);
         }
-        match (
-            self.num(cells, Role::Speed)?,
-            self.num(cells, Role::SpeedKmh)?,
-        ) {
+        match (self.num(cells, Role::Speed)?, self.num(cells, Role::SpeedKmh)?) {
             (Some(v), _) => fix.set_speed_m_s(v),
             (None, Some(v)) => fix.set_speed_m_s(v / 3.6),
             (None, None) => {}
@@ -555,12 +471,7 @@ impl Columns {
                     None => crate::xml::push_extra(&mut extras, name, value),
                 },
                 Role::Extras => extras.merge_object(value),
-                Role::Extra
-                | Role::Type
-                | Role::Name
-                | Role::PlaceId
-                | Role::TimeFallback
-                | Role::Date => {
+                Role::Extra | Role::Type | Role::Name | Role::PlaceId | Role::TimeFallback | Role::Date => {
                     if *role == Role::Date && self.cell(cells, Role::Time).is_none() {
                         continue;
                     }
@@ -584,32 +495,17 @@ impl Columns {
     }
 
     /// A place-export row (`Start Time`, `End Time`) → a visit or activity.
-    fn interval_row(
-        &self,
-        cells: &[String],
-        options: &ImportOptions,
-        sink: &mut dyn Sink,
-    ) -> Result<(), String> {
-        let start = self
-            .time(cells, Role::StartTime, "Start Time")?
-            .ok_or("Start Time is missing")?;
-        let end = self
-            .time(cells, Role::EndTime, "End Time")?
-            .ok_or("End Time is missing")?;
+    fn interval_row(&self, cells: &[String], options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), String> {
+        let start = self.time(cells, Role::StartTime, "Start Time")?.ok_or("Start Time is missing")?;
+        let end = self.time(cells, Role::EndTime, "End Time")?.ok_or("End Time is missing")?;
         options.check_time(start.time)?;
         options.check_time(end.time)?;
         if end.time < start.time {
-            return Err(format!(
-                "End Time {} is before Start Time {}",
-                end.time, start.time
-            ));
+            return Err(format!("End Time {} is before Start Time {}", end.time, start.time));
         }
         let kind_text = self.cell(cells, Role::Type).unwrap_or("");
-        let kind = if kind_text.to_ascii_lowercase().contains("activ") {
-            IntervalKind::Activity
-        } else {
-            IntervalKind::Visit
-        };
+        let kind =
+            if kind_text.to_ascii_lowercase().contains("activ") { IntervalKind::Activity } else { IntervalKind::Visit };
         let mut interval = Interval::new(kind, start.time, end.time, SourceFormat::Csv);
         interval.start_offset_minutes = start.offset_minutes;
         interval.end_offset_minutes = end.offset_minutes;
@@ -623,10 +519,7 @@ impl Columns {
         }
         let mut extras = ExtrasBuilder::new();
         for (i, role) in self.roles.iter().enumerate() {
-            let keep = matches!(
-                role,
-                Role::Extra | Role::Motion | Role::Battery | Role::Accuracy | Role::Altitude
-            );
+            let keep = matches!(role, Role::Extra | Role::Motion | Role::Battery | Role::Accuracy | Role::Altitude);
             if let (true, Some(name), Some(value)) = (keep, self.names.get(i), cells.get(i)) {
                 crate::xml::push_extra(&mut extras, name, value);
             }
@@ -662,12 +555,7 @@ mod tests {
         ] {
             assert!(looks_like_csv_header(yes), "{yes}");
         }
-        for no in [
-            "hello world",
-            "lat lon time",
-            "name,address,phone",
-            "latte,lonely",
-        ] {
+        for no in ["hello world", "lat lon time", "name,address,phone", "latte,lonely"] {
             assert!(!looks_like_csv_header(no), "{no}");
         }
     }
@@ -683,18 +571,10 @@ mod tests {
         assert_eq!(f.time.0, ms("2025-01-24T07:02:29.168Z"));
         assert_eq!(f.utc_offset_minutes, Some(-420));
         assert_eq!(
-            (
-                f.altitude_cm,
-                f.horizontal_accuracy_cm,
-                f.course_centideg,
-                f.speed_cm_s
-            ),
+            (f.altitude_cm, f.horizontal_accuracy_cm, f.course_centideg, f.speed_cm_s),
             (Some(3400), Some(800), Some(9000), Some(150))
         );
-        assert_eq!(
-            (f.battery_percent, f.motion),
-            (Some(85), Some(Motion::Walking))
-        );
+        assert_eq!((f.battery_percent, f.motion), (Some(85), Some(Motion::Walking)));
         assert_eq!(
             f.extras.as_ref().unwrap().as_str(),
             r#"{"satellites":12,"provider":"gps","hdop":0.9,"timestamp_ms":1737702149168,"distance":0.0,"starttimestamp_ms":1737702000000,"profile_name":"Default","battery_charging":"false"}"#
@@ -703,16 +583,8 @@ mod tests {
 
     #[test]
     fn e7_columns() {
-        let s = run(
-            "timestamp,latitudeE7,longitudeE7,accuracy\n2024-06-15T10:30:00Z,525200000,-134050000,8\n",
-        );
-        assert_eq!(
-            s.fixes()[0].coord,
-            Coord {
-                lat_e7: 525_200_000,
-                lon_e7: -134_050_000
-            }
-        );
+        let s = run("timestamp,latitudeE7,longitudeE7,accuracy\n2024-06-15T10:30:00Z,525200000,-134050000,8\n");
+        assert_eq!(s.fixes()[0].coord, Coord { lat_e7: 525_200_000, lon_e7: -134_050_000 });
     }
 
     #[test]
@@ -723,21 +595,13 @@ mod tests {
         let f = s.fixes();
         assert_eq!(f[0].coord, Coord::from_degrees(52.52, -13.405).unwrap());
         assert_eq!(f[1].coord, Coord::from_degrees(-33.9, 151.2).unwrap());
-        assert_eq!(
-            (f[0].altitude_cm, f[0].speed_cm_s, f[0].course_centideg),
-            (Some(3400), Some(150), Some(9000))
-        );
-        assert_eq!(
-            f[0].extras.as_ref().unwrap().as_str(),
-            r#"{"INDEX":1,"TAG":"T"}"#
-        );
+        assert_eq!((f[0].altitude_cm, f[0].speed_cm_s, f[0].course_centideg), (Some(3400), Some(150), Some(9000)));
+        assert_eq!(f[0].extras.as_ref().unwrap().as_str(), r#"{"INDEX":1,"TAG":"T"}"#);
     }
 
     #[test]
     fn semicolons_with_decimal_commas() {
-        let s = run(
-            "time;lat;lon;elevation;accuracy;speed\n2024-06-15T10:30:00Z;52,5200;13,4050;34,5;8;1,5\n",
-        );
+        let s = run("time;lat;lon;elevation;accuracy;speed\n2024-06-15T10:30:00Z;52,5200;13,4050;34,5;8;1,5\n");
         let f = s.fixes()[0];
         assert_eq!(f.coord, Coord::from_degrees(52.52, 13.405).unwrap());
         assert_eq!((f.altitude_cm, f.speed_cm_s), (Some(3450), Some(150)));
@@ -760,10 +624,7 @@ mod tests {
         assert_eq!(p[0].0.time.0, 1_718_444_200_000);
         assert_eq!(p[1].0.time.0, 1_718_444_260_123);
         assert_eq!(p[0].1.as_deref(), Some("phone1"));
-        assert_eq!(
-            (p[0].0.battery_percent, p[0].0.speed_cm_s),
-            (Some(85), Some(500))
-        );
+        assert_eq!((p[0].0.battery_percent, p[0].0.speed_cm_s), (Some(85), Some(500)));
     }
 
     #[test]
@@ -787,24 +648,15 @@ mod tests {
         );
         assert!(s.points.is_empty());
         let (a, v) = (&s.intervals[0].0, &s.intervals[1].0);
-        assert_eq!(
-            (a.kind, a.category.as_deref()),
-            (IntervalKind::Activity, Some("UNKNOWN"))
-        );
+        assert_eq!((a.kind, a.category.as_deref()), (IntervalKind::Activity, Some("UNKNOWN")));
         assert_eq!(
             (v.kind, v.name.as_deref(), v.place_id.as_deref()),
             (IntervalKind::Visit, Some("Cafe"), Some("ChIJ1"))
         );
         assert_eq!(v.start.0, ms("2024-12-02T19:02:12Z"));
         assert_eq!(v.start_offset_minutes, Some(-480));
-        assert_eq!(
-            v.start_coord,
-            Some(Coord::from_degrees(32.895_544_2, -117.192_988_2).unwrap())
-        );
-        assert_eq!(
-            v.extras.as_ref().unwrap().as_str(),
-            r#"{"Address":"1 Main St"}"#
-        );
+        assert_eq!(v.start_coord, Some(Coord::from_degrees(32.895_544_2, -117.192_988_2).unwrap()));
+        assert_eq!(v.extras.as_ref().unwrap().as_str(), r#"{"Address":"1 Main St"}"#);
     }
 
     #[test]
@@ -820,11 +672,7 @@ mod tests {
             "time,lat,lon,speed\n2024-06-15T10:30:00Z,52.52,13.4,1\nnot a time,52.52,13.4,1\r\n\r\n2024-06-15T10:31:00Z,0,0,1\n2024-06-15T10:32:00Z,52.5,,1\n2024-06-15T10:33:00Z,52.5,13.4,fast\n",
         );
         assert_eq!(s.points.len(), 1);
-        let got: Vec<_> = s
-            .rejects
-            .iter()
-            .map(|r| (r.position, r.reason.as_str(), r.raw.as_str()))
-            .collect();
+        let got: Vec<_> = s.rejects.iter().map(|r| (r.position, r.reason.as_str(), r.raw.as_str())).collect();
         assert_eq!(got[0].0, Position::Line(3));
         assert!(got[0].1.starts_with("time:"), "{}", got[0].1);
         assert_eq!(got[0].2, "not a time,52.52,13.4,1");
@@ -838,10 +686,7 @@ mod tests {
     fn a_header_without_position_columns_is_an_error() {
         let mut sink = Collect::default();
         let err = import(&b"name,phone\na,b\n"[..], &options(), &mut sink).unwrap_err();
-        assert!(
-            matches!(err, ImportError::Malformed { format: "CSV", .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ImportError::Malformed { format: "CSV", .. }), "{err}");
     }
 
     #[test]
@@ -862,14 +707,8 @@ mod tests {
         want.extras = Some(polo_domain::Extras::from_json_object(
             r#"{"tid":"RO","inregions":["home, away"],"note":"say \"hi\""}"#,
         ));
-        let mut bare = Fix::new(
-            polo_domain::Timestamp(1_000_000_000_000),
-            Coord {
-                lat_e7: 1,
-                lon_e7: -1,
-            },
-            SourceFormat::Gpx,
-        );
+        let mut bare =
+            Fix::new(polo_domain::Timestamp(1_000_000_000_000), Coord { lat_e7: 1, lon_e7: -1 }, SourceFormat::Gpx);
         bare.zone_assumed = true;
         let row = |f: &Fix, device: &str| -> String {
             let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -886,19 +725,11 @@ mod tests {
                 f.motion.map(|m| m.name().to_owned()).unwrap_or_default(),
                 f.source.name().to_owned(),
                 device.to_owned(),
-                f.extras
-                    .as_ref()
-                    .map(|e| format!("\"{}\"", e.as_str().replace('"', "\"\"")))
-                    .unwrap_or_default(),
+                f.extras.as_ref().map(|e| format!("\"{}\"", e.as_str().replace('"', "\"\""))).unwrap_or_default(),
             ];
             cells.join(",")
         };
-        let text = format!(
-            "{}\n{}\n{}\n",
-            fields::CSV_COLUMNS.join(","),
-            row(&want, "Pixel 7"),
-            row(&bare, "")
-        );
+        let text = format!("{}\n{}\n{}\n", fields::CSV_COLUMNS.join(","), row(&want, "Pixel 7"), row(&bare, ""));
         let s = run(&text);
         assert!(s.rejects.is_empty(), "{:?}", s.rejects);
         assert_eq!(s.points[0], (want, Some("Pixel 7".to_owned())));

@@ -128,7 +128,8 @@ pub fn detect(prefix: &[u8]) -> Detected {
         _ => {}
     }
     let lossy = String::from_utf8_lossy(&text[..text.len().min(4096)]);
-    if lossy.contains("encrypted Timeline backups") || lossy.contains("encrypted backups") && lossy.contains("Timeline") {
+    if lossy.contains("encrypted Timeline backups") || lossy.contains("encrypted backups") && lossy.contains("Timeline")
+    {
         return Detected::NotLocation(
             "Google's placeholder for encrypted Timeline backups: export the timeline on the phone instead \
              (Settings → Location → Timeline → Export) and import that file"
@@ -190,9 +191,9 @@ fn detect_xml(text: &[u8]) -> Detected {
     match local.as_str() {
         "gpx" => Detected::Gpx,
         "kml" => Detected::Kml,
-        "html" => Detected::NotLocation(
-            "an HTML page (Takeout's archive_browser.html is an index, not data)".to_owned(),
-        ),
+        "html" => {
+            Detected::NotLocation("an HTML page (Takeout's archive_browser.html is an index, not data)".to_owned())
+        }
         "trainingcenterdatabase" => Detected::Unrecognised(
             "a Garmin TCX file, which polo does not read yet: convert it to GPX or FIT".to_owned(),
         ),
@@ -239,7 +240,10 @@ mod tests {
 
     #[test]
     fn recognises_rec_lines_with_tabs_or_spaces() {
-        assert_eq!(detect(b"2024-03-01T09:03:09Z\t*                 \t{\"_type\":\"location\"}\n"), Detected::OwntracksRec);
+        assert_eq!(
+            detect(b"2024-03-01T09:03:09Z\t*                 \t{\"_type\":\"location\"}\n"),
+            Detected::OwntracksRec
+        );
         assert_eq!(detect(b"2023-02-20T18:46:22Z  *        {\"_type\":\"location\"}\n"), Detected::OwntracksRec);
     }
 

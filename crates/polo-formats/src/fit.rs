@@ -91,20 +91,12 @@ impl<R: BufRead> Counted<R> {
     }
 
     fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
-        if self.read_exact_or_eof(buf)? {
-            Ok(())
-        } else {
-            Err(ErrorKind::UnexpectedEof.into())
-        }
+        if self.read_exact_or_eof(buf)? { Ok(()) } else { Err(ErrorKind::UnexpectedEof.into()) }
     }
 }
 
 fn malformed(at: u64, message: impl Into<String>) -> ImportError {
-    ImportError::Malformed {
-        format: "FIT",
-        position: Position::Byte(at),
-        message: message.into(),
-    }
+    ImportError::Malformed { format: "FIT", position: Position::Byte(at), message: message.into() }
 }
 
 /// Maps an early end of input to a truncation error at `at`.
@@ -118,11 +110,7 @@ fn truncated(at: u64, what: &str) -> impl FnOnce(std::io::Error) -> ImportError 
     }
 }
 
-pub(crate) fn import<R: BufRead>(
-    reader: R,
-    options: &ImportOptions,
-    sink: &mut dyn Sink,
-) -> Result<(), ImportError> {
+pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     import_with_stats(reader, options, sink).map(|_| ())
 }
 
@@ -131,10 +119,7 @@ pub(crate) fn import_with_stats<R: BufRead>(
     options: &ImportOptions,
     sink: &mut dyn Sink,
 ) -> Result<Stats, ImportError> {
-    let mut input = Counted {
-        inner: reader,
-        offset: 0,
-    };
+    let mut input = Counted { inner: reader, offset: 0 };
     let mut stats = Stats::default();
     loop {
         let start = input.offset;
@@ -156,29 +141,20 @@ pub(crate) fn import_with_stats<R: BufRead>(
         }
         let header_size = usize::from(size[0]);
         if header_size < 12 {
-            return Err(malformed(
-                start,
-                format!("header size {header_size} is below 12"),
-            ));
+            return Err(malformed(start, format!("header size {header_size} is below 12")));
         }
         let mut header = vec![0u8; header_size - 1];
-        input
-            .read_exact(&mut header)
-            .map_err(truncated(start, "the file header"))?;
+        input.read_exact(&mut header).map_err(truncated(start, "the file header"))?;
         if &header[7..11] != b".FIT" {
             return Err(malformed(start, "no .FIT signature in the file header"));
         }
-        let data_size = u64::from(u32::from_le_bytes([
-            header[3], header[4], header[5], header[6],
-        ]));
+        let data_size = u64::from(u32::from_le_bytes([header[3], header[4], header[5], header[6]]));
         stats.files += 1;
         let data_end = input.offset + data_size;
         decode_records(&mut input, data_end, options, sink, &mut stats)?;
         let crc_at = input.offset;
         let mut crc = [0u8; 2];
-        input
-            .read_exact(&mut crc)
-            .map_err(truncated(crc_at, "the file CRC"))?;
+        input.read_exact(&mut crc).map_err(truncated(crc_at, "the file CRC"))?;
     }
 }
 
@@ -195,9 +171,7 @@ fn decode_records<R: BufRead>(
     while input.offset < data_end {
         let at = input.offset;
         let mut header = [0u8; 1];
-        input
-            .read_exact(&mut header)
-            .map_err(truncated(at, "a record header"))?;
+        input.read_exact(&mut header).map_err(truncated(at, "a record header"))?;
         let header = header[0];
         if header & 0x80 != 0 {
             // Compressed timestamp header: local type in bits 5–6, offset in 0–4.
@@ -205,16 +179,12 @@ fn decode_records<R: BufRead>(
             let offset = u32::from(header & 0x1F);
             let timestamp = last_timestamp.map(|last| {
                 let base = last & !0x1F;
-                if offset >= (last & 0x1F) {
-                    base + offset
-                } else {
-                    base + offset + 0x20
-                }
+                if offset >= (last & 0x1F) { base + offset } else { base + offset + 0x20 }
             });
             last_timestamp = timestamp.or(last_timestamp);
-            let def = definitions[local].as_ref().ok_or_else(|| {
-                malformed(at, format!("data for undefined local message {local}"))
-            })?;
+            let def = definitions[local]
+                .as_ref()
+                .ok_or_else(|| malformed(at, format!("data for undefined local message {local}")))?;
             read_data(input, def, &mut buf, at)?;
             if def.global == RECORD {
                 record(def, &buf, timestamp, at, options, sink, stats);
@@ -224,9 +194,7 @@ fn decode_records<R: BufRead>(
         let local = usize::from(header & 0x0F);
         if header & 0x40 != 0 {
             let mut fixed = [0u8; 5];
-            input
-                .read_exact(&mut fixed)
-                .map_err(truncated(at, "a definition message"))?;
+            input.read_exact(&mut fixed).map_err(truncated(at, "a definition message"))?;
             let big_endian = fixed[1] == 1;
             let global = if big_endian {
                 u16::from_be_bytes([fixed[2], fixed[3]])
@@ -234,38 +202,21 @@ fn decode_records<R: BufRead>(
                 u16::from_le_bytes([fixed[2], fixed[3]])
             };
             let mut raw = vec![0u8; usize::from(fixed[4]) * 3];
-            input
-                .read_exact(&mut raw)
-                .map_err(truncated(at, "a definition message"))?;
-            let fields = raw
-                .chunks_exact(3)
-                .map(|c| FieldDef {
-                    number: c[0],
-                    size: c[1],
-                })
-                .collect();
+            input.read_exact(&mut raw).map_err(truncated(at, "a definition message"))?;
+            let fields = raw.chunks_exact(3).map(|c| FieldDef { number: c[0], size: c[1] }).collect();
             let mut developer_bytes = 0;
             if header & 0x20 != 0 {
                 let mut count = [0u8; 1];
-                input
-                    .read_exact(&mut count)
-                    .map_err(truncated(at, "a definition message"))?;
+                input.read_exact(&mut count).map_err(truncated(at, "a definition message"))?;
                 let mut dev = vec![0u8; usize::from(count[0]) * 3];
-                input
-                    .read_exact(&mut dev)
-                    .map_err(truncated(at, "a definition message"))?;
+                input.read_exact(&mut dev).map_err(truncated(at, "a definition message"))?;
                 developer_bytes = dev.chunks_exact(3).map(|c| usize::from(c[1])).sum();
             }
-            definitions[local] = Some(Definition {
-                global,
-                big_endian,
-                fields,
-                developer_bytes,
-            });
+            definitions[local] = Some(Definition { global, big_endian, fields, developer_bytes });
         } else {
-            let def = definitions[local].as_ref().ok_or_else(|| {
-                malformed(at, format!("data for undefined local message {local}"))
-            })?;
+            let def = definitions[local]
+                .as_ref()
+                .ok_or_else(|| malformed(at, format!("data for undefined local message {local}")))?;
             read_data(input, def, &mut buf, at)?;
             if let Some(ts) = field(def, &buf, TIMESTAMP).filter(|&v| v != u64::from(u32::MAX)) {
                 // FIT timestamps are u32, so this cannot truncate.
@@ -280,10 +231,7 @@ fn decode_records<R: BufRead>(
         }
     }
     if input.offset > data_end {
-        return Err(malformed(
-            data_end,
-            "a record runs past the data size given in the header",
-        ));
+        return Err(malformed(data_end, "a record runs past the data size given in the header"));
     }
     Ok(())
 }
@@ -294,17 +242,10 @@ fn read_data<R: BufRead>(
     buf: &mut Vec<u8>,
     at: u64,
 ) -> Result<(), ImportError> {
-    let size: usize = def
-        .fields
-        .iter()
-        .map(|f| usize::from(f.size))
-        .sum::<usize>()
-        + def.developer_bytes;
+    let size: usize = def.fields.iter().map(|f| usize::from(f.size)).sum::<usize>() + def.developer_bytes;
     buf.clear();
     buf.resize(size, 0);
-    input
-        .read_exact(buf)
-        .map_err(truncated(at, "a data message"))
+    input.read_exact(buf).map_err(truncated(at, "a data message"))
 }
 
 /// The unsigned value of field `number` (1, 2 or 4 bytes), in the
@@ -319,11 +260,7 @@ fn field(def: &Definition, data: &[u8], number: u8) -> Option<u64> {
             match size {
                 1 | 2 | 4 => {
                     for (i, &b) in bytes.iter().enumerate() {
-                        let shift = if def.big_endian {
-                            8 * (size - 1 - i)
-                        } else {
-                            8 * i
-                        };
+                        let shift = if def.big_endian { 8 * (size - 1 - i) } else { 8 * i };
                         value |= u64::from(b) << shift;
                     }
                     return Some(value);
@@ -351,11 +288,7 @@ fn record(
     let u8_field = |n| field(def, data, n).filter(|&v| v != u64::from(u8::MAX));
     // Semicircles are sint32; 0x7FFFFFFF marks "invalid".
     #[allow(clippy::cast_possible_truncation)]
-    let semicircles = |n| {
-        field(def, data, n)
-            .map(|v| v as u32 as i32)
-            .filter(|&v| v != i32::MAX)
-    };
+    let semicircles = |n| field(def, data, n).map(|v| v as u32 as i32).filter(|&v| v != i32::MAX);
     let (Some(lat), Some(lon)) = (semicircles(0), semicircles(1)) else {
         stats.without_position += 1;
         sink.not_location("FIT record without a position (no GPS fix)");
@@ -363,11 +296,7 @@ fn record(
     };
     let raw = || format!("record lat={lat} long={lon}");
     let Some(seconds) = u32_field(TIMESTAMP).or(compressed_time.map(u64::from)) else {
-        sink.reject(Reject::new(
-            Position::Byte(at),
-            "record without timestamp",
-            &raw(),
-        ));
+        sink.reject(Reject::new(Position::Byte(at), "record without timestamp", &raw()));
         return;
     };
     if seconds < 0x1000_0000 {
@@ -389,11 +318,7 @@ fn record(
     let coord = match Coord::from_degrees(f64::from(lat) * scale, f64::from(lon) * scale) {
         Ok(c) => c,
         Err(e) => {
-            sink.reject(Reject::new(
-                Position::Byte(at),
-                format!("position_lat/position_long: {e}"),
-                &raw(),
-            ));
+            sink.reject(Reject::new(Position::Byte(at), format!("position_lat/position_long: {e}"), &raw()));
             return;
         }
     };
@@ -422,10 +347,7 @@ fn record(
         }
         // sint8; 0x7F is invalid.
         #[allow(clippy::cast_possible_truncation)]
-        if let Some(v) = field(def, data, 13)
-            .map(|v| v as u8 as i8)
-            .filter(|&v| v != i8::MAX)
-        {
+        if let Some(v) = field(def, data, 13).map(|v| v as u8 as i8).filter(|&v| v != i8::MAX) {
             extras.number("temperature", f64::from(v));
         }
         fix.extras = extras.finish();
@@ -450,23 +372,11 @@ mod tests {
         }
 
         /// Definition: local type, global number, fields `(number, size, base type)`, developer field sizes.
-        fn define(
-            &mut self,
-            local: u8,
-            global: u16,
-            big_endian: bool,
-            fields: &[(u8, u8)],
-            dev: &[u8],
-        ) -> &mut Self {
-            self.data
-                .push(0x40 | local | if dev.is_empty() { 0 } else { 0x20 });
+        fn define(&mut self, local: u8, global: u16, big_endian: bool, fields: &[(u8, u8)], dev: &[u8]) -> &mut Self {
+            self.data.push(0x40 | local | if dev.is_empty() { 0 } else { 0x20 });
             self.data.push(0);
             self.data.push(u8::from(big_endian));
-            let g = if big_endian {
-                global.to_be_bytes()
-            } else {
-                global.to_le_bytes()
-            };
+            let g = if big_endian { global.to_be_bytes() } else { global.to_le_bytes() };
             self.data.extend_from_slice(&g);
             self.data.push(fields.len() as u8);
             for &(n, s) in fields {
@@ -482,13 +392,7 @@ mod tests {
         }
 
         /// A data message; values are written with the given sizes.
-        fn data(
-            &mut self,
-            header: u8,
-            values: &[(u64, u8)],
-            big_endian: bool,
-            dev: &[u8],
-        ) -> &mut Self {
+        fn data(&mut self, header: u8, values: &[(u64, u8)], big_endian: bool, dev: &[u8]) -> &mut Self {
             self.data.push(header);
             for &(v, size) in values {
                 let bytes = v.to_le_bytes();
@@ -533,23 +437,7 @@ mod tests {
 
     fn basic() -> Writer {
         let mut w = Writer::new();
-        w.define(
-            0,
-            RECORD,
-            false,
-            &[
-                (253, 4),
-                (0, 4),
-                (1, 4),
-                (2, 2),
-                (6, 2),
-                (3, 1),
-                (4, 1),
-                (5, 4),
-                (13, 1),
-            ],
-            &[],
-        );
+        w.define(0, RECORD, false, &[(253, 4), (0, 4), (1, 4), (2, 2), (6, 2), (3, 1), (4, 1), (5, 4), (13, 1)], &[]);
         w.data(
             0,
             &[
@@ -576,11 +464,7 @@ mod tests {
             assert_eq!(r.unwrap().fixes, 1);
             let f = s.fixes()[0];
             assert_eq!(f.time.0, unix_ms(T0));
-            assert!(
-                (f.coord.lat() - 48.19).abs() < 1e-6 && (f.coord.lon() + 11.5).abs() < 1e-6,
-                "{:?}",
-                f.coord
-            );
+            assert!((f.coord.lat() - 48.19).abs() < 1e-6 && (f.coord.lon() + 11.5).abs() < 1e-6, "{:?}", f.coord);
             assert_eq!((f.altitude_cm, f.speed_cm_s), (Some(2000), Some(250)));
             assert_eq!(
                 f.extras.as_ref().unwrap().as_str(),
@@ -593,27 +477,8 @@ mod tests {
     #[test]
     fn enhanced_fields_win_and_big_endian_definitions() {
         let mut w = Writer::new();
-        w.define(
-            3,
-            RECORD,
-            true,
-            &[(253, 4), (0, 4), (1, 4), (2, 2), (78, 4), (6, 2), (73, 4)],
-            &[],
-        );
-        w.data(
-            3,
-            &[
-                (T0, 4),
-                (semi(1.0), 4),
-                (semi(2.0), 4),
-                (2600, 2),
-                (3000, 4),
-                (1000, 2),
-                (4321, 4),
-            ],
-            true,
-            &[],
-        );
+        w.define(3, RECORD, true, &[(253, 4), (0, 4), (1, 4), (2, 2), (78, 4), (6, 2), (73, 4)], &[]);
+        w.data(3, &[(T0, 4), (semi(1.0), 4), (semi(2.0), 4), (2600, 2), (3000, 4), (1000, 2), (4321, 4)], true, &[]);
         let (s, _) = run(&w.file(14));
         let f = s.fixes()[0];
         assert_eq!((f.altitude_cm, f.speed_cm_s), (Some(10000), Some(432)));
@@ -627,18 +492,8 @@ mod tests {
         w.define(1, 21, false, &[(253, 4)], &[]);
         w.data(1, &[(T0 + 30, 4)], false, &[]); // low 5 bits of T0+30 are 14 (T0 ≡ 0 mod 32)
         w.define(0, RECORD, false, &[(0, 4), (1, 4)], &[2, 1]);
-        w.data(
-            0x80 | 31,
-            &[(semi(10.0), 4), (semi(20.0), 4)],
-            false,
-            &[9, 9, 9],
-        );
-        w.data(
-            0x80 | 3,
-            &[(semi(10.1), 4), (semi(20.1), 4)],
-            false,
-            &[9, 9, 9],
-        ); // 3 < 31: rolled over
+        w.data(0x80 | 31, &[(semi(10.0), 4), (semi(20.0), 4)], false, &[9, 9, 9]);
+        w.data(0x80 | 3, &[(semi(10.1), 4), (semi(20.1), 4)], false, &[9, 9, 9]); // 3 < 31: rolled over
         let (s, r) = run(&w.file(14));
         assert_eq!(r.unwrap().fixes, 2);
         let t: Vec<_> = s.fixes().iter().map(|f| f.time.0).collect();
@@ -649,29 +504,12 @@ mod tests {
     fn records_without_position_are_counted_not_rejected() {
         let mut w = Writer::new();
         w.define(0, RECORD, false, &[(253, 4), (0, 4), (1, 4), (3, 1)], &[]);
-        w.data(
-            0,
-            &[(T0, 4), (0x7FFF_FFFF, 4), (0x7FFF_FFFF, 4), (100, 1)],
-            false,
-            &[],
-        );
-        w.data(
-            0,
-            &[(T0 + 1, 4), (semi(5.0), 4), (semi(5.0), 4), (100, 1)],
-            false,
-            &[],
-        );
+        w.data(0, &[(T0, 4), (0x7FFF_FFFF, 4), (0x7FFF_FFFF, 4), (100, 1)], false, &[]);
+        w.data(0, &[(T0 + 1, 4), (semi(5.0), 4), (semi(5.0), 4), (100, 1)], false, &[]);
         w.define(1, RECORD, false, &[(253, 4), (3, 1)], &[]);
         w.data(1, &[(T0 + 2, 4), (101, 1)], false, &[]);
         let (s, r) = run(&w.file(14));
-        assert_eq!(
-            r.unwrap(),
-            Stats {
-                fixes: 1,
-                without_position: 2,
-                files: 1
-            }
-        );
+        assert_eq!(r.unwrap(), Stats { fixes: 1, without_position: 2, files: 1 });
         assert!(s.rejects.is_empty());
     }
 
@@ -722,17 +560,7 @@ mod tests {
         let (s, r) = run(cut);
         assert_eq!(s.points.len(), 1);
         let err = r.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ImportError::Malformed {
-                    format: "FIT",
-                    position: Position::Byte(_),
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ImportError::Malformed { format: "FIT", position: Position::Byte(_), .. }), "{err}");
         assert!(err.to_string().contains("truncated"), "{err}");
         // Only the CRC missing is a truncation too.
         let (s, r) = run(&full[..full.len() - 1]);
@@ -747,11 +575,7 @@ mod tests {
         let mut w = Writer::new();
         w.data(5, &[], false, &[]);
         let (_, r) = run(&w.file(14));
-        assert!(
-            r.unwrap_err()
-                .to_string()
-                .contains("undefined local message 5")
-        );
+        assert!(r.unwrap_err().to_string().contains("undefined local message 5"));
     }
 
     /// The Forerunner 10 file must give the same points as GPSBabel's GPX rendering of it.
@@ -768,10 +592,7 @@ mod tests {
         assert!(a.len() >= 20 && b.len() >= 20, "{} / {}", a.len(), b.len());
         for (x, y) in a.iter().zip(&b).take(50) {
             assert_eq!(x.time, y.time);
-            assert!(
-                (x.coord.lat() - y.coord.lat()).abs() < 1e-6
-                    && (x.coord.lon() - y.coord.lon()).abs() < 1e-6
-            );
+            assert!((x.coord.lat() - y.coord.lat()).abs() < 1e-6 && (x.coord.lon() - y.coord.lon()).abs() < 1e-6);
             assert_eq!(x.speed_cm_s.map(|v| v / 10), y.speed_cm_s.map(|v| v / 10));
         }
     }

@@ -101,12 +101,7 @@ impl PendingPoint {
         }
     }
 
-    fn start(
-        &mut self,
-        kind: &'static str,
-        position: Position,
-        tag: &quick_xml::events::BytesStart<'_>,
-    ) {
+    fn start(&mut self, kind: &'static str, position: Position, tag: &quick_xml::events::BytesStart<'_>) {
         self.kind = kind;
         self.position = position;
         xml::tag_text(tag, &mut self.raw);
@@ -263,8 +258,7 @@ struct TrackState {
 
 fn read_coord(kind: &str, tag: &quick_xml::events::BytesStart<'_>) -> Result<Coord, String> {
     let read = |name: &str| -> Result<f64, String> {
-        let text =
-            xml::attribute(tag, name).ok_or_else(|| format!("{kind} without {name} attribute"))?;
+        let text = xml::attribute(tag, name).ok_or_else(|| format!("{kind} without {name} attribute"))?;
         xml::number(&text).ok_or_else(|| format!("{kind} {name} {:?} is not a number", text.trim()))
     };
     let lat = read("lat")?;
@@ -286,17 +280,10 @@ fn set_number(slot: &mut Option<f64>, extras: &mut ExtrasBuilder, key: &str, tex
 
 /// polo's motion names first, then the general activity vocabulary.
 pub(crate) fn motion_from_name(name: &str) -> Option<Motion> {
-    (1..=9)
-        .filter_map(Motion::from_code)
-        .find(|m| m.name() == name)
-        .or_else(|| Motion::from_activity_name(name))
+    (1..=9).filter_map(Motion::from_code).find(|m| m.name() == name).or_else(|| Motion::from_activity_name(name))
 }
 
-pub(crate) fn import<R: BufRead>(
-    reader: R,
-    options: &ImportOptions,
-    sink: &mut dyn Sink,
-) -> Result<(), ImportError> {
+pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     let mut xml = XmlStream::new(reader, "GPX")?;
     let mut stack: Vec<Ctx> = Vec::with_capacity(16);
     let mut point = PendingPoint::new();
@@ -348,12 +335,7 @@ pub(crate) fn import<R: BufRead>(
                 }
                 stack.push(ctx);
             }
-            Node::End {
-                ns,
-                local,
-                leaf,
-                text,
-            } => {
+            Node::End { ns, local, leaf, text } => {
                 let Some(ctx) = stack.pop() else { continue };
                 let parent = stack.last().copied();
                 match (ctx, parent) {
@@ -365,8 +347,7 @@ pub(crate) fn import<R: BufRead>(
                     (Ctx::Other, Some(Ctx::Trk)) if leaf && local == "type" => {
                         let kind = text.trim();
                         track.motion = motion_from_name(kind);
-                        track.unknown_type =
-                            (track.motion.is_none() && !kind.is_empty()).then(|| kind.to_owned());
+                        track.unknown_type = (track.motion.is_none() && !kind.is_empty()).then(|| kind.to_owned());
                     }
                     (Ctx::Other, Some(Ctx::TrkExtensions))
                         if leaf && ns == fields::GPX_NAMESPACE && local == fields::DEVICE =>
@@ -410,8 +391,7 @@ mod tests {
         sink
     }
 
-    const GPX11: &str =
-        r#"<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1""#;
+    const GPX11: &str = r#"<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1""#;
 
     #[test]
     fn track_points_in_a_plain_gpx_1_1_file() {
@@ -455,10 +435,7 @@ mod tests {
         assert_eq!(f.altitude_cm, Some(1760));
         assert_eq!(f.speed_cm_s, Some(280));
         assert_eq!(f.utc_offset_minutes, Some(420));
-        assert_eq!(
-            f.extras.as_ref().unwrap().as_str(),
-            r#"{"geoidheight":-1.6,"src":"gps","sat":3,"hdop":1.9}"#
-        );
+        assert_eq!(f.extras.as_ref().unwrap().as_str(), r#"{"geoidheight":-1.6,"src":"gps","sat":3,"hdop":1.9}"#);
     }
 
     #[test]
@@ -472,11 +449,7 @@ mod tests {
                 </{prefix}:TrackPointExtension></extensions></wpt></gpx>"#
             ));
             let f = s.fixes()[0];
-            assert_eq!(
-                f.extras.as_ref().unwrap().as_str(),
-                r#"{"hr":171,"cad":80,"atemp":21.5}"#,
-                "{prefix}"
-            );
+            assert_eq!(f.extras.as_ref().unwrap().as_str(), r#"{"hr":171,"cad":80,"atemp":21.5}"#, "{prefix}");
             assert_eq!((f.speed_cm_s, f.course_centideg), (Some(350), Some(27050)));
         }
         // The same local names in a namespace polo does not know are just extras.
@@ -485,10 +458,7 @@ mod tests {
             <extensions><x:speed>9</x:speed></extensions></wpt></gpx>"#
         ));
         assert_eq!(s.fixes()[0].speed_cm_s, None);
-        assert_eq!(
-            s.fixes()[0].extras.as_ref().unwrap().as_str(),
-            r#"{"speed":9}"#
-        );
+        assert_eq!(s.fixes()[0].extras.as_ref().unwrap().as_str(), r#"{"speed":9}"#);
     }
 
     #[test]
@@ -505,17 +475,10 @@ mod tests {
         assert_eq!(f[0].speed_cm_s, Some(290));
         assert_eq!(f[0].extras.as_ref().unwrap().as_str(), r#"{"hdop":3.8}"#);
         assert_eq!(
-            (
-                f[1].speed_cm_s,
-                f[1].horizontal_accuracy_cm,
-                f[1].course_centideg
-            ),
+            (f[1].speed_cm_s, f[1].horizontal_accuracy_cm, f[1].course_centideg),
             (Some(125), Some(450), Some(9000))
         );
-        assert_eq!(
-            f[1].extras.as_ref().unwrap().as_str(),
-            r#"{"security":"Open"}"#
-        );
+        assert_eq!(f[1].extras.as_ref().unwrap().as_str(), r#"{"security":"Open"}"#);
         // Without any namespace declaration at all.
         let s = run(
             r#"<gpx><wpt lat="1" lon="2"><time>2020-01-01T00:00:00Z</time><extensions><speed>3</speed></extensions></wpt></gpx>"#,
@@ -525,18 +488,13 @@ mod tests {
 
     #[test]
     fn gpx_1_0_speed_and_course_on_the_point() {
-        let s = run(
-            r#"<gpx version="1.0" xmlns="http://www.topografix.com/GPX/1/0"><trk><trkseg>
+        let s = run(r#"<gpx version="1.0" xmlns="http://www.topografix.com/GPX/1/0"><trk><trkseg>
             <trkpt lat="52.4" lon="13.4"><time>2013-06-13T03:56:35Z</time><course>123.4</course><speed>0.285000</speed>
-            <fix>3d</fix><sat>7</sat><name>p1</name><desc>a &amp; b</desc></trkpt></trkseg></trk></gpx>"#,
-        );
+            <fix>3d</fix><sat>7</sat><name>p1</name><desc>a &amp; b</desc></trkpt></trkseg></trk></gpx>"#);
         let f = s.fixes()[0];
         // 0.285 m/s is 28.4999… cm/s in binary floating point.
         assert_eq!((f.speed_cm_s, f.course_centideg), (Some(28), Some(12340)));
-        assert_eq!(
-            f.extras.as_ref().unwrap().as_str(),
-            r#"{"fix":"3d","sat":7,"name":"p1","desc":"a & b"}"#
-        );
+        assert_eq!(f.extras.as_ref().unwrap().as_str(), r#"{"fix":"3d","sat":7,"name":"p1","desc":"a & b"}"#);
     }
 
     #[test]
@@ -548,17 +506,10 @@ mod tests {
             <rtept lat="45.28" lon="13.73"><time>2013-01-02T02:03:03Z</time></rtept></rte></gpx>"#
         ));
         assert_eq!(s.points.len(), 2);
-        assert_eq!(
-            s.fixes()[0].extras.as_ref().unwrap().as_str(),
-            r#"{"name":"Hotel & Center"}"#
-        );
+        assert_eq!(s.fixes()[0].extras.as_ref().unwrap().as_str(), r#"{"name":"Hotel & Center"}"#);
         let reasons: Vec<_> = s.rejects.iter().map(|r| r.reason.as_str()).collect();
         assert_eq!(reasons, ["wpt without <time>", "rtept without <time>"]);
-        assert!(
-            s.rejects[1].raw.starts_with("<rtept lat=\"45.27\""),
-            "{}",
-            s.rejects[1].raw
-        );
+        assert!(s.rejects[1].raw.starts_with("<rtept lat=\"45.27\""), "{}", s.rejects[1].raw);
     }
 
     #[test]
@@ -598,13 +549,7 @@ mod tests {
             r#"{GPX11}><trk><trkseg><trkpt lat="48.830705098807811737060546875" lon="2.100000000000000088817841970012523">
             <time>2020-01-01T00:00:00Z</time></trkpt></trkseg></trk></gpx>"#
         ));
-        assert_eq!(
-            s.fixes()[0].coord,
-            Coord {
-                lat_e7: 488_307_051,
-                lon_e7: 21_000_000
-            }
-        );
+        assert_eq!(s.fixes()[0].coord, Coord { lat_e7: 488_307_051, lon_e7: 21_000_000 });
     }
 
     #[test]
@@ -624,10 +569,7 @@ mod tests {
         let reasons: Vec<_> = s.rejects.iter().map(|r| r.reason.clone()).collect();
         assert!(reasons[0].contains("0,0"), "{reasons:?}");
         assert!(reasons[1].contains("latitude 91"), "{reasons:?}");
-        assert!(
-            reasons[2].contains("lat \"abc\" is not a number"),
-            "{reasons:?}"
-        );
+        assert!(reasons[2].contains("lat \"abc\" is not a number"), "{reasons:?}");
         assert!(reasons[3].contains("without lat attribute"), "{reasons:?}");
         assert!(reasons[4].starts_with("<time>:"), "{reasons:?}");
         assert!(reasons[5].contains("before 1985"), "{reasons:?}");
@@ -652,14 +594,8 @@ mod tests {
         ));
         let f = s.fixes();
         assert_eq!(f.len(), 2);
-        assert_eq!(
-            (f[0].motion, f[0].extras.as_ref()),
-            (Some(Motion::Walking), None)
-        );
-        assert_eq!(
-            f[1].extras.as_ref().unwrap().as_str(),
-            r#"{"link":"http://x","track_type":"jkljkl"}"#
-        );
+        assert_eq!((f[0].motion, f[0].extras.as_ref()), (Some(Motion::Walking), None));
+        assert_eq!(f[1].extras.as_ref().unwrap().as_str(), r#"{"link":"http://x","track_type":"jkljkl"}"#);
     }
 
     #[test]
@@ -669,20 +605,14 @@ mod tests {
             <time>2013-01-02T02:03:00Z</time><extensions><ext:aaa ext:jjj="kkk">bbb</ext:aaa>hhh
             <ext:ccc><ext:ddd lll="mmm">eee<ext:fff>ggg</ext:fff>iii</ext:ddd></ext:ccc></extensions></wpt></gpx>"#,
         );
-        assert_eq!(
-            s.fixes()[0].extras.as_ref().unwrap().as_str(),
-            r#"{"aaa":"bbb","fff":"ggg"}"#
-        );
+        assert_eq!(s.fixes()[0].extras.as_ref().unwrap().as_str(), r#"{"aaa":"bbb","fff":"ggg"}"#);
     }
 
     #[test]
     fn polo_export_round_trips_exactly() {
         let time = polo_domain::Timestamp(1_717_243_323_456);
-        let mut want = Fix::new(
-            time,
-            Coord::from_degrees(52.520_008_1, -13.404_954_3).unwrap(),
-            SourceFormat::Owntracks,
-        );
+        let mut want =
+            Fix::new(time, Coord::from_degrees(52.520_008_1, -13.404_954_3).unwrap(), SourceFormat::Owntracks);
         want.utc_offset_minutes = Some(120);
         want.altitude_cm = Some(-1234);
         want.horizontal_accuracy_cm = Some(550);
@@ -691,17 +621,8 @@ mod tests {
         want.course_centideg = Some(35_999);
         want.battery_percent = Some(87);
         want.motion = Some(Motion::Walking);
-        want.extras = Some(polo_domain::Extras::from_json_object(
-            r#"{"tid":"RO","inregions":["home"],"p":100.266}"#,
-        ));
-        let mut naive = Fix::new(
-            Timestamp(1_000_000_000_000),
-            Coord {
-                lat_e7: 1,
-                lon_e7: -1,
-            },
-            SourceFormat::Gpx,
-        );
+        want.extras = Some(polo_domain::Extras::from_json_object(r#"{"tid":"RO","inregions":["home"],"p":100.266}"#));
+        let mut naive = Fix::new(Timestamp(1_000_000_000_000), Coord { lat_e7: 1, lon_e7: -1 }, SourceFormat::Gpx);
         naive.zone_assumed = true;
         let points: String = [&want, &naive]
             .iter()
@@ -749,10 +670,7 @@ mod tests {
             r#"{GPX11}><trk><trkseg><trkpt lat="1" lon="2"><time>2020-01-01T00:00:00Z</time></trkpt><trkpt lat="1"</trkseg>"#
         );
         let err = import(text.as_bytes(), &options(), &mut sink).unwrap_err();
-        assert!(
-            matches!(err, ImportError::Malformed { format: "GPX", .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ImportError::Malformed { format: "GPX", .. }), "{err}");
         assert_eq!(sink.points.len(), 1);
     }
 }

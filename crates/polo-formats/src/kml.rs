@@ -126,8 +126,7 @@ enum When {
 
 impl Placemark {
     fn when(&self) -> Result<Option<When>, String> {
-        let parse =
-            |label: &str, text: &str| parse_timestamp(text).map_err(|e| format!("<{label}>: {e}"));
+        let parse = |label: &str, text: &str| parse_timestamp(text).map_err(|e| format!("<{label}>: {e}"));
         if let Some(w) = &self.when {
             return parse("when", w).map(|t| Some(When::Instant(t)));
         }
@@ -135,10 +134,7 @@ impl Placemark {
             (Some(b), Some(e)) => {
                 let (b, e) = (parse("begin", b)?, parse("end", e)?);
                 if e.time < b.time {
-                    return Err(format!(
-                        "TimeSpan ends ({}) before it begins ({})",
-                        e.time, b.time
-                    ));
+                    return Err(format!("TimeSpan ends ({}) before it begins ({})", e.time, b.time));
                 }
                 Ok(Some(When::Span(b, e)))
             }
@@ -210,11 +206,9 @@ impl Placemark {
                         continue;
                     }
                     let mut extras = ExtrasBuilder::new();
-                    for (key, value) in [
-                        ("name", &self.name),
-                        ("description", &self.description),
-                        ("address", &self.address),
-                    ] {
+                    for (key, value) in
+                        [("name", &self.name), ("description", &self.description), ("address", &self.address)]
+                    {
                         if let Some(v) = value {
                             extras.string(key, v);
                         }
@@ -273,14 +267,8 @@ impl Placemark {
                 Some(When::Instant(t)) => (*t, *t),
                 Some(When::Span(b, e)) => (*b, *e),
             };
-            let interval = self.interval(
-                IntervalKind::Activity,
-                b,
-                e,
-                line.first,
-                Some(line.last),
-                Some(line.vertices),
-            );
+            let interval =
+                self.interval(IntervalKind::Activity, b, e, line.first, Some(line.last), Some(line.vertices));
             emit_interval(interval, at, &raw, options, sink);
         }
     }
@@ -318,13 +306,7 @@ impl Placemark {
     }
 }
 
-fn emit_interval(
-    interval: Interval,
-    at: Position,
-    raw: &str,
-    options: &ImportOptions,
-    sink: &mut dyn Sink,
-) {
+fn emit_interval(interval: Interval, at: Position, raw: &str, options: &ImportOptions, sink: &mut dyn Sink) {
     for t in [interval.start, interval.end] {
         if let Err(why) = options.check_time(t) {
             sink.reject(Reject::new(at, why, raw));
@@ -364,29 +346,21 @@ fn tuples(text: &str) -> Vec<&str> {
 
 /// Reads one `lon,lat[,alt]` tuple (comma separated, or space separated for `gx:coord`).
 fn parse_tuple(tuple: &str, separator: char) -> Result<Position3, String> {
-    let mut parts = tuple
-        .split(separator)
-        .map(str::trim)
-        .filter(|p| !p.is_empty());
+    let mut parts = tuple.split(separator).map(str::trim).filter(|p| !p.is_empty());
     let mut next = |what: &str| -> Result<Option<f64>, String> {
         match parts.next() {
             None => Ok(None),
-            Some(p) => p
-                .parse::<f64>()
-                .map(Some)
-                .map_err(|_| format!("{what} {p:?} is not a number")),
+            Some(p) => p.parse::<f64>().map(Some).map_err(|_| format!("{what} {p:?} is not a number")),
         }
     };
     let lon = next("longitude")?;
     let lat = next("latitude")?;
     let alt = next("altitude").unwrap_or(None);
     match (lon, lat) {
-        (Some(lon), Some(lat)) => Coord::from_degrees(lat, lon)
-            .map(|c| (c, alt))
-            .map_err(|e| format!("coordinates {tuple:?}: {e}")),
-        _ => Err(format!(
-            "coordinates {tuple:?} need a longitude and a latitude"
-        )),
+        (Some(lon), Some(lat)) => {
+            Coord::from_degrees(lat, lon).map(|c| (c, alt)).map_err(|e| format!("coordinates {tuple:?}: {e}"))
+        }
+        _ => Err(format!("coordinates {tuple:?} need a longitude and a latitude")),
     }
 }
 
@@ -408,11 +382,7 @@ fn line_coordinates(text: &str) -> Result<Line, String> {
         vertices += 1;
     }
     match (first, last) {
-        (Some(first), Some(last)) => Ok(Line {
-            first,
-            last,
-            vertices,
-        }),
+        (Some(first), Some(last)) => Ok(Line { first, last, vertices }),
         _ => Err("LineString without coordinates".to_owned()),
     }
 }
@@ -420,17 +390,11 @@ fn line_coordinates(text: &str) -> Result<Line, String> {
 fn emit_track(track: &mut Track, options: &ImportOptions, sink: &mut dyn Sink) {
     let (n_when, n_coord) = (track.whens.len(), track.coords.len());
     let pairs = n_when.min(n_coord);
-    for (i, ((when_at, when), (coord_at, coord))) in
-        track.whens.iter().zip(&track.coords).enumerate()
-    {
+    for (i, ((when_at, when), (coord_at, coord))) in track.whens.iter().zip(&track.coords).enumerate() {
         let time = match when {
             Ok(t) => *t,
             Err(raw) => {
-                sink.reject(Reject::new(
-                    *when_at,
-                    format!("gx:Track <when> {raw:?} is not a time"),
-                    raw,
-                ));
+                sink.reject(Reject::new(*when_at, format!("gx:Track <when> {raw:?} is not a time"), raw));
                 continue;
             }
         };
@@ -468,25 +432,17 @@ fn emit_track(track: &mut Track, options: &ImportOptions, sink: &mut dyn Sink) {
             Ok(t) => t.time.to_string(),
             Err(raw) => raw.to_string(),
         };
-        let why = format!(
-            "gx:Track has {n_when} <when> but {n_coord} <gx:coord>: this time has no coordinate"
-        );
+        let why = format!("gx:Track has {n_when} <when> but {n_coord} <gx:coord>: this time has no coordinate");
         sink.reject(Reject::new(*at, why, &raw));
     }
     for (at, _) in track.coords.iter().skip(pairs) {
-        let why = format!(
-            "gx:Track has {n_when} <when> but {n_coord} <gx:coord>: this coordinate has no time"
-        );
+        let why = format!("gx:Track has {n_when} <when> but {n_coord} <gx:coord>: this coordinate has no time");
         sink.reject(Reject::new(*at, why, "<gx:coord>"));
     }
     *track = Track::default();
 }
 
-pub(crate) fn import<R: BufRead>(
-    reader: R,
-    options: &ImportOptions,
-    sink: &mut dyn Sink,
-) -> Result<(), ImportError> {
+pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     let mut xml = XmlStream::new(reader, "KML")?;
     let mut stack: Vec<Ctx> = Vec::with_capacity(16);
     let mut placemark = Placemark::default();
@@ -505,32 +461,21 @@ pub(crate) fn import<R: BufRead>(
                         (None, _) => Ctx::Container,
                         (Some(Ctx::Container), "Document" | "Folder") => Ctx::Container,
                         (Some(Ctx::Container), "Placemark") => {
-                            placemark = Placemark {
-                                position: Some(at),
-                                ..Placemark::default()
-                            };
+                            placemark = Placemark { position: Some(at), ..Placemark::default() };
                             Ctx::Placemark
                         }
                         (Some(Ctx::Placemark), "TimeStamp") => Ctx::TimeStamp,
                         (Some(Ctx::Placemark), "TimeSpan") => Ctx::TimeSpan,
                         (Some(Ctx::Placemark), "ExtendedData") => Ctx::ExtendedData,
                         (Some(Ctx::ExtendedData), "Data") => {
-                            data_name = xml::attribute(&tag, "name")
-                                .unwrap_or_default()
-                                .into_owned();
+                            data_name = xml::attribute(&tag, "name").unwrap_or_default().into_owned();
                             Ctx::Data
                         }
                         (Some(Ctx::ExtendedData), "SchemaData") => Ctx::SchemaData,
                         (Some(Ctx::Placemark | Ctx::MultiGeometry), "Point") => Ctx::Point,
-                        (Some(Ctx::Placemark | Ctx::MultiGeometry), "LineString") => {
-                            Ctx::LineString
-                        }
-                        (Some(Ctx::Placemark | Ctx::MultiGeometry), "MultiGeometry") => {
-                            Ctx::MultiGeometry
-                        }
-                        (Some(Ctx::Placemark | Ctx::MultiGeometry), "MultiTrack") => {
-                            Ctx::MultiTrack
-                        }
+                        (Some(Ctx::Placemark | Ctx::MultiGeometry), "LineString") => Ctx::LineString,
+                        (Some(Ctx::Placemark | Ctx::MultiGeometry), "MultiGeometry") => Ctx::MultiGeometry,
+                        (Some(Ctx::Placemark | Ctx::MultiGeometry), "MultiTrack") => Ctx::MultiTrack,
                         (Some(Ctx::Placemark | Ctx::MultiGeometry | Ctx::MultiTrack), "Track") => {
                             track = Track::default();
                             Ctx::Track
@@ -538,16 +483,12 @@ pub(crate) fn import<R: BufRead>(
                         (Some(Ctx::Track), "ExtendedData") => Ctx::TrackExtendedData,
                         (Some(Ctx::TrackExtendedData), "SchemaData") => Ctx::TrackSchemaData,
                         (Some(Ctx::TrackSchemaData), "SimpleArrayData") => {
-                            let name = xml::attribute(&tag, "name")
-                                .unwrap_or_default()
-                                .into_owned();
+                            let name = xml::attribute(&tag, "name").unwrap_or_default().into_owned();
                             track.arrays.push((name, Vec::new()));
                             Ctx::TrackArray
                         }
                         (Some(Ctx::SchemaData), "SimpleData") => {
-                            data_name = xml::attribute(&tag, "name")
-                                .unwrap_or_default()
-                                .into_owned();
+                            data_name = xml::attribute(&tag, "name").unwrap_or_default().into_owned();
                             Ctx::Other
                         }
                         _ => Ctx::Other,
@@ -561,12 +502,7 @@ pub(crate) fn import<R: BufRead>(
                 leaf_at = at;
                 stack.push(ctx);
             }
-            Node::End {
-                ns,
-                local,
-                leaf,
-                text,
-            } => {
+            Node::End { ns, local, leaf, text } => {
                 let Some(ctx) = stack.pop() else { continue };
                 let parent = stack.last().copied();
                 if ctx == Ctx::Placemark {
@@ -583,38 +519,27 @@ pub(crate) fn import<R: BufRead>(
                 let value = text.trim();
                 match (parent, local) {
                     (Some(Ctx::Placemark), "name") => placemark.name = Some(value.to_owned()),
-                    (Some(Ctx::Placemark), "description") => {
-                        placemark.description = Some(value.to_owned())
-                    }
+                    (Some(Ctx::Placemark), "description") => placemark.description = Some(value.to_owned()),
                     (Some(Ctx::Placemark), "address") => placemark.address = Some(value.to_owned()),
                     (Some(Ctx::TimeStamp), "when") => placemark.when = Some(value.to_owned()),
                     (Some(Ctx::TimeSpan), "begin") => placemark.begin = Some(value.to_owned()),
                     (Some(Ctx::TimeSpan), "end") => placemark.end = Some(value.to_owned()),
                     (Some(Ctx::Data), "value") | (Some(Ctx::SchemaData), "SimpleData") => {
-                        placemark
-                            .data
-                            .push((std::mem::take(&mut data_name), value.to_owned()));
+                        placemark.data.push((std::mem::take(&mut data_name), value.to_owned()));
                     }
                     (Some(Ctx::Point), "coordinates") => {
-                        placemark.points.push((
-                            geometry_at,
-                            point_coordinates(value),
-                            value.to_owned(),
-                        ));
+                        placemark.points.push((geometry_at, point_coordinates(value), value.to_owned()));
                     }
                     (Some(Ctx::LineString), "coordinates") => {
                         let raw: String = value.chars().take(200).collect();
-                        placemark
-                            .lines
-                            .push((geometry_at, line_coordinates(value), raw));
+                        placemark.lines.push((geometry_at, line_coordinates(value), raw));
                     }
                     (Some(Ctx::Track), "when") => {
                         let parsed = parse_timestamp(value).map_err(|_| value.into());
                         track.whens.push((leaf_at, parsed));
                     }
                     (Some(Ctx::Track), "coord") => {
-                        let parsed =
-                            parse_tuple(value, ' ').map_err(|e| format!("gx:coord {e}").into());
+                        let parsed = parse_tuple(value, ' ').map_err(|e| format!("gx:coord {e}").into());
                         track.coords.push((leaf_at, parsed));
                     }
                     (Some(Ctx::Track), "angles") => {
@@ -670,10 +595,7 @@ mod tests {
         assert!(s.rejects.is_empty(), "{:?}", s.rejects);
         let f = s.fixes();
         assert_eq!(f.len(), 2);
-        assert_eq!(
-            f[0].coord,
-            Coord::from_degrees(30.244_696, -97.8586).unwrap()
-        );
+        assert_eq!(f[0].coord, Coord::from_degrees(30.244_696, -97.8586).unwrap());
         assert_eq!(f[1].altitude_cm, Some(28120));
         assert_eq!(f[1].time.0, ms("2014-05-25T18:31:11Z"));
         assert_eq!(f[0].source, SourceFormat::Kml);
@@ -690,16 +612,8 @@ mod tests {
         ));
         assert_eq!(s.points.len(), 3);
         assert_eq!(s.rejects.len(), 2);
-        assert!(
-            s.rejects[0].reason.contains("3 <when> but 2 <gx:coord>"),
-            "{}",
-            s.rejects[0].reason
-        );
-        assert!(
-            s.rejects[1].reason.contains("coordinate has no time"),
-            "{}",
-            s.rejects[1].reason
-        );
+        assert!(s.rejects[0].reason.contains("3 <when> but 2 <gx:coord>"), "{}", s.rejects[0].reason);
+        assert!(s.rejects[1].reason.contains("coordinate has no time"), "{}", s.rejects[1].reason);
     }
 
     #[test]
@@ -725,10 +639,7 @@ mod tests {
             <ExtendedData><SchemaData schemaUrl="s"><gx:SimpleArrayData name="heartrate"><gx:value>120</gx:value><gx:value>121</gx:value></gx:SimpleArrayData></SchemaData></ExtendedData>
             </gx:Track></Placemark>"#,
         ));
-        assert_eq!(
-            s.fixes()[1].extras.as_ref().unwrap().as_str(),
-            r#"{"heartrate":121}"#
-        );
+        assert_eq!(s.fixes()[1].extras.as_ref().unwrap().as_str(), r#"{"heartrate":121}"#);
     }
 
     #[test]
@@ -759,12 +670,7 @@ mod tests {
         let f = s.fixes()[0];
         assert_eq!(f.coord, Coord::from_degrees(37.4220, -122.0841).unwrap());
         assert_eq!(
-            (
-                f.altitude_cm,
-                f.speed_cm_s,
-                f.horizontal_accuracy_cm,
-                f.battery_percent
-            ),
+            (f.altitude_cm, f.speed_cm_s, f.horizontal_accuracy_cm, f.battery_percent),
             (Some(1000), Some(550), Some(1000), Some(85))
         );
         assert_eq!(f.utc_offset_minutes, Some(60));
@@ -788,29 +694,14 @@ mod tests {
         assert!(s.points.is_empty(), "vertices never become points");
         let (visit, _) = &s.intervals[0];
         assert_eq!(visit.kind, IntervalKind::Visit);
-        assert_eq!(
-            (visit.start.0, visit.end.0),
-            (ms("2024-01-10T09:00:00Z"), ms("2024-01-10T17:00:00Z"))
-        );
+        assert_eq!((visit.start.0, visit.end.0), (ms("2024-01-10T09:00:00Z"), ms("2024-01-10T17:00:00Z")));
         assert_eq!(visit.name.as_deref(), Some("Home"));
-        assert_eq!(
-            visit.extras.as_ref().unwrap().as_str(),
-            r#"{"address":"1 Main St"}"#
-        );
+        assert_eq!(visit.extras.as_ref().unwrap().as_str(), r#"{"address":"1 Main St"}"#);
         let (act, _) = &s.intervals[1];
         assert_eq!(act.kind, IntervalKind::Activity);
-        assert_eq!(
-            act.start_coord,
-            Some(Coord::from_degrees(37.42, -122.08).unwrap())
-        );
-        assert_eq!(
-            act.end_coord,
-            Some(Coord::from_degrees(37.44, -122.10).unwrap())
-        );
-        assert_eq!(
-            (act.category.as_deref(), act.distance_m),
-            (Some("Driving"), Some(1234.0))
-        );
+        assert_eq!(act.start_coord, Some(Coord::from_degrees(37.42, -122.08).unwrap()));
+        assert_eq!(act.end_coord, Some(Coord::from_degrees(37.44, -122.10).unwrap()));
+        assert_eq!((act.category.as_deref(), act.distance_m), (Some("Driving"), Some(1234.0)));
         assert_eq!(act.extras.as_ref().unwrap().as_str(), r#"{"vertices":3}"#);
     }
 
@@ -824,11 +715,7 @@ mod tests {
         assert_eq!(s.intervals.len(), 1);
         assert_eq!(s.intervals[0].0.start, s.intervals[0].0.end);
         assert_eq!(s.rejects.len(), 1);
-        assert!(
-            s.rejects[0].reason.contains("no time"),
-            "{}",
-            s.rejects[0].reason
-        );
+        assert!(s.rejects[0].reason.contains("no time"), "{}", s.rejects[0].reason);
     }
 
     #[test]
@@ -839,11 +726,7 @@ mod tests {
             <Placemark><TimeStamp><when>2014-05</when></TimeStamp><Point><coordinates>1,2</coordinates></Point></Placemark>
             <Placemark><TimeStamp><when>2014-05-25</when></TimeStamp><Point><coordinates>1,2</coordinates></Point></Placemark>",
         ));
-        let t: Vec<_> = s
-            .fixes()
-            .iter()
-            .map(|f| (f.time.0, f.zone_assumed))
-            .collect();
+        let t: Vec<_> = s.fixes().iter().map(|f| (f.time.0, f.zone_assumed)).collect();
         assert_eq!(
             t,
             [
@@ -864,10 +747,7 @@ mod tests {
             <LineString><coordinates>-122.0861,37.4240 -122.0891,37.4270</coordinates></LineString>
             </MultiGeometry></Placemark></Document></Folder></Folder>",
         ));
-        assert_eq!(
-            (s.points.len(), s.intervals.len(), s.rejects.len()),
-            (2, 1, 0)
-        );
+        assert_eq!((s.points.len(), s.intervals.len(), s.rejects.len()), (2, 1, 0));
     }
 
     #[test]
@@ -893,10 +773,7 @@ mod tests {
         assert!(reasons[4].contains("longitude \"east\""));
         assert!(reasons[5].contains("without time"));
         assert!(reasons[6].starts_with("<when>:"));
-        assert_eq!(
-            s.rejects[0].position,
-            Position::Byte(text.find("<Point>").unwrap() as u64)
-        );
+        assert_eq!(s.rejects[0].position, Position::Byte(text.find("<Point>").unwrap() as u64));
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub fn import<R: Read>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) 
     import_boxed(Box::new(reader), options, sink)
 }
 
-fn import_boxed(mut reader: Box<dyn Read + '_>, options: &ImportOptions, sink: &mut dyn Sink) -> Result<Format, ImportError> {
+fn import_boxed(
+    mut reader: Box<dyn Read + '_>,
+    options: &ImportOptions,
+    sink: &mut dyn Sink,
+) -> Result<Format, ImportError> {
     let prefix = read_prefix(&mut reader)?;
     let detected = detect(&prefix);
     let reader = BufReader::with_capacity(READ_BUFFER, std::io::Cursor::new(prefix).chain(reader));
@@ -63,9 +67,9 @@ fn import_boxed(mut reader: Box<dyn Read + '_>, options: &ImportOptions, sink: &
         Detected::Gzip => {
             import_boxed(Box::new(flate2::bufread::MultiGzDecoder::new(reader)), options, sink).map(|_| Format::Gzip)
         }
-        Detected::Zip => Err(ImportError::Unrecognised {
-            hint: "a zip archive given as a stream; import it from a file".to_owned(),
-        }),
+        Detected::Zip => {
+            Err(ImportError::Unrecognised { hint: "a zip archive given as a stream; import it from a file".to_owned() })
+        }
         Detected::NotLocation(what) => Err(ImportError::NotLocationData { what }),
         Detected::Unrecognised(hint) => Err(ImportError::Unrecognised { hint }),
     }

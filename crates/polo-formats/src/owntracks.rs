@@ -50,11 +50,7 @@ pub(crate) struct Stats {
     pub(crate) rejected: u64,
 }
 
-pub(crate) fn import<R: BufRead>(
-    reader: R,
-    options: &ImportOptions,
-    sink: &mut dyn Sink,
-) -> Result<(), ImportError> {
+pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     import_with_stats(reader, options, sink).map(|_| ())
 }
 
@@ -120,10 +116,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
 /// A JSON number, or a string holding one.
 fn number(raw: &RawValue) -> Option<f64> {
     let text = raw.get();
-    let text = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text);
+    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
@@ -135,18 +128,11 @@ fn string(raw: &RawValue) -> Option<String> {
 /// `tst`: epoch seconds as a number or string (fractions tolerated).
 fn epoch_seconds(raw: &RawValue) -> Option<Timestamp> {
     let text = raw.get();
-    let text = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text)
-        .trim();
+    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text).trim();
     if let Ok(s) = text.parse::<i64>() {
         return Timestamp::from_unix_seconds(s);
     }
-    let s = text
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && v.abs() < 1e12)?;
+    let s = text.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 1e12)?;
     // Range-checked above.
     #[allow(clippy::cast_possible_truncation)]
     Some(Timestamp((s * 1000.0).round() as i64))
@@ -158,12 +144,8 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
         return Err("no JSON payload on the line".to_owned());
     };
     let payload = line[brace..].trim_end();
-    let Members(members) =
-        serde_json::from_str(payload).map_err(|e| format!("payload is not a JSON object: {e}"))?;
-    let kind = members
-        .iter()
-        .find(|(k, _)| k == "_type")
-        .and_then(|(_, v)| string(v));
+    let Members(members) = serde_json::from_str(payload).map_err(|e| format!("payload is not a JSON object: {e}"))?;
+    let kind = members.iter().find(|(k, _)| k == "_type").and_then(|(_, v)| string(v));
     let transition = match kind.as_deref() {
         Some("location") => false,
         Some("transition") => true,
@@ -175,8 +157,7 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
     let mut tst = None;
     let mut device = None;
     let mut extras = ExtrasBuilder::new();
-    let (mut acc, mut alt, mut vac, mut vel, mut cog, mut batt) =
-        (None, None, None, None, None, None);
+    let (mut acc, mut alt, mut vac, mut vel, mut cog, mut batt) = (None, None, None, None, None, None);
     for (key, value) in &members {
         let slot = match key.as_str() {
             "lat" => &mut lat,
@@ -188,19 +169,12 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
             "cog" => &mut cog,
             "batt" => &mut batt,
             "tst" => {
-                tst = Some(
-                    epoch_seconds(value)
-                        .ok_or_else(|| format!("tst {} is not epoch seconds", value.get()))?,
-                );
+                tst = Some(epoch_seconds(value).ok_or_else(|| format!("tst {} is not epoch seconds", value.get()))?);
                 continue;
             }
             "topic" => {
                 if let Some(topic) = string(value) {
-                    device = topic
-                        .split('/')
-                        .nth(2)
-                        .filter(|d| !d.is_empty())
-                        .map(str::to_owned);
+                    device = topic.split('/').nth(2).filter(|d| !d.is_empty()).map(str::to_owned);
                 }
                 continue;
             }
@@ -220,16 +194,10 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
         }
     }
     let (Some(lat), Some(lon)) = (lat, lon) else {
-        return Err(format!(
-            "{} without lat/lon",
-            kind.as_deref().unwrap_or("location")
-        ));
+        return Err(format!("{} without lat/lon", kind.as_deref().unwrap_or("location")));
     };
     let Some(time) = tst else {
-        return Err(format!(
-            "{} without tst",
-            kind.as_deref().unwrap_or("location")
-        ));
+        return Err(format!("{} without tst", kind.as_deref().unwrap_or("location")));
     };
     options.check_time(time)?;
     let coord = Coord::from_degrees(lat, lon).map_err(|e| format!("lat/lon: {e}"))?;
@@ -271,34 +239,18 @@ mod tests {
 
     #[test]
     fn tab_separated_location_line() {
-        let (s, stats) = run(&format!(
-            "2024-03-01T09:03:09Z\t*                 \t{LOC}\n"
-        ));
-        assert_eq!(
-            stats,
-            Stats {
-                fixes: 1,
-                skipped: 0,
-                rejected: 0
-            }
-        );
+        let (s, stats) = run(&format!("2024-03-01T09:03:09Z\t*                 \t{LOC}\n"));
+        assert_eq!(stats, Stats { fixes: 1, skipped: 0, rejected: 0 });
         let (f, device) = &s.points[0];
         assert_eq!(device.as_deref(), Some("iPhone 12 Pro"));
         assert_eq!(f.time, Timestamp(1_709_283_789_000));
         assert_eq!(f.coord, Coord::from_degrees(52.225, 13.332).unwrap());
         assert_eq!(f.speed_cm_s, Some(1000), "vel is km/h");
         assert_eq!(
-            (
-                f.horizontal_accuracy_cm,
-                f.vertical_accuracy_cm,
-                f.altitude_cm
-            ),
+            (f.horizontal_accuracy_cm, f.vertical_accuracy_cm, f.altitude_cm),
             (Some(1000), Some(400), Some(3600))
         );
-        assert_eq!(
-            (f.course_centideg, f.battery_percent),
-            (Some(9800), Some(94))
-        );
+        assert_eq!((f.course_centideg, f.battery_percent), (Some(9800), Some(94)));
         assert_eq!(
             f.extras.as_ref().unwrap().as_str(),
             r#"{"bs":2,"p":100.266,"tid":"RO","BSSID":"b0:f2:8:45:94:33","conn":"w","m":1,"inregions":["home"],"_http":true}"#
@@ -319,10 +271,7 @@ mod tests {
         );
         let f = &s.points[0].0;
         assert_eq!(f.coord, Coord::from_degrees(52.5, 13.4).unwrap());
-        assert_eq!(
-            (f.horizontal_accuracy_cm, f.speed_cm_s),
-            (Some(1200), Some(500))
-        );
+        assert_eq!((f.horizontal_accuracy_cm, f.speed_cm_s), (Some(1200), Some(500)));
     }
 
     #[test]
@@ -350,14 +299,7 @@ mod tests {
              2024-03-01T18:40:11Z\t*                 \t{LOC}\n"
         );
         let (s, stats) = run(&text);
-        assert_eq!(
-            stats,
-            Stats {
-                fixes: 1,
-                skipped: 6,
-                rejected: 0
-            }
-        );
+        assert_eq!(stats, Stats { fixes: 1, skipped: 6, rejected: 0 });
         assert!(s.rejects.is_empty());
     }
 
@@ -375,11 +317,7 @@ mod tests {
         );
         let (s, stats) = run(&text);
         assert_eq!((stats.fixes, stats.rejected), (1, 7));
-        let got: Vec<_> = s
-            .rejects
-            .iter()
-            .map(|r| (r.position, r.reason.clone()))
-            .collect();
+        let got: Vec<_> = s.rejects.iter().map(|r| (r.position, r.reason.clone())).collect();
         assert_eq!(got[0].0, Position::Line(2));
         assert!(got[0].1.contains("no JSON payload"));
         assert!(got[1].1.contains("not a JSON object"));

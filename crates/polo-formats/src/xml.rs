@@ -53,10 +53,7 @@ pub(crate) fn skip_bom_and_whitespace<R: BufRead>(reader: &mut R) -> std::io::Re
                 n = UTF8_BOM.len();
             }
         }
-        let ws = buf[n..]
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
+        let ws = buf[n..].iter().take_while(|b| b.is_ascii_whitespace()).count();
         n += ws;
         let all = n == buf.len();
         reader.consume(n);
@@ -183,12 +180,7 @@ impl<R: BufRead> XmlStream<R> {
                     let ns = namespace(res);
                     let local = local.into_inner();
                     let tag = BytesStart::from_content(self.tag.as_str(), name_len);
-                    return Ok(Node::Start {
-                        ns,
-                        local,
-                        tag,
-                        at: Position::Byte(start),
-                    });
+                    return Ok(Node::Start { ns, local, tag, at: Position::Byte(start) });
                 }
                 Event::End(tag) => {
                     let leaf = self.after_start;
@@ -199,12 +191,7 @@ impl<R: BufRead> XmlStream<R> {
                     let (res, local) = self.reader.resolver().resolve_element(QName(&self.tag));
                     let ns = namespace(res);
                     let local = local.into_inner();
-                    return Ok(Node::End {
-                        ns,
-                        local,
-                        leaf,
-                        text: &self.text,
-                    });
+                    return Ok(Node::End { ns, local, leaf, text: &self.text });
                 }
                 Event::Text(t) => self.text.push_str(&t.xml10_content()),
                 Event::CData(c) => self.text.push_str(&c.into_inner()),
@@ -221,11 +208,7 @@ impl<R: BufRead> XmlStream<R> {
                     }
                 }
                 Event::Eof => return Ok(Node::Eof),
-                Event::Empty(_)
-                | Event::Comment(_)
-                | Event::Decl(_)
-                | Event::PI(_)
-                | Event::DocType(_) => {}
+                Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
             }
         }
     }
@@ -242,18 +225,12 @@ fn namespace(res: ResolveResult<'_>) -> &str {
 
 /// The value of the attribute with the given local name (any prefix),
 /// entities resolved.
-pub(crate) fn attribute<'a>(
-    tag: &'a BytesStart<'_>,
-    local: &str,
-) -> Option<std::borrow::Cow<'a, str>> {
+pub(crate) fn attribute<'a>(tag: &'a BytesStart<'_>, local: &str) -> Option<std::borrow::Cow<'a, str>> {
     tag.attributes()
         .with_checks(false)
         .flatten()
         .find(|a| a.key.local_name().into_inner() == local)
-        .map(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .unwrap_or_else(|_| a.value.clone())
-        })
+        .map(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap_or_else(|_| a.value.clone()))
 }
 
 /// The text of the whole start tag, `<…>`, for a reject's raw field.
@@ -332,12 +309,7 @@ mod tests {
         loop {
             match s.next().unwrap() {
                 Node::Start { ns, local, .. } => out.push(format!("+{ns}|{local}")),
-                Node::End {
-                    ns,
-                    local,
-                    leaf,
-                    text,
-                } => {
+                Node::End { ns, local, leaf, text } => {
                     out.push(format!("-{ns}|{local}|{leaf}|{}", text.trim()));
                 }
                 Node::Eof => break,
@@ -351,13 +323,8 @@ mod tests {
         let xml = b"\xEF\xBB\xBF\n\n  <?xml version=\"1.0\"?>\n<a>x</a>";
         assert_eq!(collect(xml), ["+|a", "-|a|true|x"]);
         let mut s = XmlStream::new(&xml[..], "test").unwrap();
-        let Node::Start { at, .. } = s.next().unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            at,
-            Position::Byte(xml.iter().position(|&b| b == b'a').unwrap() as u64 - 1)
-        );
+        let Node::Start { at, .. } = s.next().unwrap() else { panic!() };
+        assert_eq!(at, Position::Byte(xml.iter().position(|&b| b == b'a').unwrap() as u64 - 1));
     }
 
     #[test]
@@ -381,19 +348,13 @@ mod tests {
     #[test]
     fn text_pieces_and_entities_are_joined() {
         let xml = b"<a>Tom &amp; Jerry &#x41;&#66; <![CDATA[<raw>]]>&bogus;</a>";
-        assert_eq!(
-            collect(xml),
-            ["+|a", "-|a|true|Tom & Jerry AB <raw>&bogus;"]
-        );
+        assert_eq!(collect(xml), ["+|a", "-|a|true|Tom & Jerry AB <raw>&bogus;"]);
     }
 
     #[test]
     fn attributes_by_local_name() {
-        let mut s =
-            XmlStream::new(&br#"<p lat="1.5" x:lon="2&amp;" xmlns:x="u"/>"#[..], "t").unwrap();
-        let Node::Start { tag, .. } = s.next().unwrap() else {
-            panic!()
-        };
+        let mut s = XmlStream::new(&br#"<p lat="1.5" x:lon="2&amp;" xmlns:x="u"/>"#[..], "t").unwrap();
+        let Node::Start { tag, .. } = s.next().unwrap() else { panic!() };
         assert_eq!(attribute(&tag, "lat").as_deref(), Some("1.5"));
         assert_eq!(attribute(&tag, "lon").as_deref(), Some("2&"));
         assert_eq!(attribute(&tag, "ele"), None);
@@ -409,17 +370,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(
-            matches!(
-                err,
-                ImportError::Malformed {
-                    format: "GPX",
-                    position: Position::Byte(_),
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ImportError::Malformed { format: "GPX", position: Position::Byte(_), .. }), "{err}");
     }
 
     #[test]
@@ -467,9 +418,7 @@ pub(crate) mod testing {
 
     /// Options with "now" in 2030, so that every fixture time is in the past.
     pub(crate) fn options() -> crate::ImportOptions {
-        crate::ImportOptions {
-            now: polo_domain::Timestamp(1_900_000_000_000),
-        }
+        crate::ImportOptions { now: polo_domain::Timestamp(1_900_000_000_000) }
     }
 
     /// Milliseconds of an RFC 3339 text.
@@ -479,9 +428,7 @@ pub(crate) mod testing {
 
     /// The shared corpus folder for one format, when it exists.
     pub(crate) fn corpus(dir: &str) -> Option<std::path::PathBuf> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/corpus")
-            .join(dir);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(dir);
         if path.is_dir() {
             Some(path)
         } else {

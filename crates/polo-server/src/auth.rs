@@ -2,9 +2,9 @@
 //!
 //! Only PHC strings are stored; the plain password never leaves this module.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]

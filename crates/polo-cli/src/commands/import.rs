@@ -149,7 +149,12 @@ fn print_human(report: &Report) {
     }
     println!(
         "total: {} points added, {} duplicates, {} intervals, {} rejected in {:.1} s ({:.0} points/s)",
-        report.points_added, report.duplicates, report.intervals_added, report.rejected, report.seconds, report.points_per_second
+        report.points_added,
+        report.duplicates,
+        report.intervals_added,
+        report.rejected,
+        report.seconds,
+        report.points_per_second
     );
 }
 
@@ -248,7 +253,11 @@ impl FileContext<'_> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) => {
-                return vec![FileReport { path: display, error: Some(format!("cannot open: {e}")), ..FileReport::default() }];
+                return vec![FileReport {
+                    path: display,
+                    error: Some(format!("cannot open: {e}")),
+                    ..FileReport::default()
+                }];
             }
         };
         let reader = CountingReader { inner: file, counter: Arc::clone(&self.progress.bytes) };
@@ -273,7 +282,9 @@ impl FileContext<'_> {
         }
         match written {
             Ok(counts) => {
-                for (report, count) in reports.iter_mut().zip(counts.iter().chain(std::iter::repeat(&Written::default()))) {
+                for (report, count) in
+                    reports.iter_mut().zip(counts.iter().chain(std::iter::repeat(&Written::default())))
+                {
                     report.points_added = count.points_added;
                     report.duplicates = count.duplicates;
                     report.intervals_added = count.intervals_added;
@@ -463,7 +474,8 @@ struct RejectLine<'a> {
 impl RejectsWriter {
     fn new(dir: &Path, run_stamp: &str, source: &Path) -> Self {
         let name = source.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy().into_owned());
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let safe: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
         Self { path: dir.join(format!("{run_stamp}-{safe}.rejects.jsonl")), out: None, failed: None }
     }
 
@@ -472,11 +484,8 @@ impl RejectsWriter {
             return;
         }
         if self.out.is_none() {
-            let opened = self
-                .path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| File::create(&self.path));
+            let opened =
+                self.path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| File::create(&self.path));
             match opened {
                 Ok(file) => self.out = Some(BufWriter::new(file)),
                 Err(e) => {
@@ -491,7 +500,8 @@ impl RejectsWriter {
         };
         let record = RejectLine { source_file, byte_offset, line, reason: &reject.reason, raw: &reject.raw };
         if let Some(out) = &mut self.out {
-            let written = serde_json::to_writer(&mut *out, &record).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"));
+            let written =
+                serde_json::to_writer(&mut *out, &record).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"));
             if let Err(e) = written {
                 self.failed = Some(format!("cannot write {}: {e}", self.path.display()));
             }

@@ -13,7 +13,8 @@ use crate::config::Config;
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let addr = config.listen_addr(args.listen.as_deref())?;
     let store = config.open_store()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;

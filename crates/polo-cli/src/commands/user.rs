@@ -33,7 +33,8 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
-    let first = rpassword::prompt_password("Password: ").context("cannot prompt for a password (use --password-stdin)")?;
+    let first =
+        rpassword::prompt_password("Password: ").context("cannot prompt for a password (use --password-stdin)")?;
     let second = rpassword::prompt_password("Repeat password: ").context("cannot prompt for a password")?;
     if first != second {
         bail!("the passwords do not match");

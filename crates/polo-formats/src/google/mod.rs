@@ -36,8 +36,8 @@ pub(crate) mod value;
 use std::io::BufRead;
 
 use crate::json_stream::{JsonStream, Top};
-use parallel::ParallelElements;
 use crate::{Format, ImportError, ImportOptions, Position, Sink};
+use parallel::ParallelElements;
 use value::{RawObject, str_of};
 
 /// Imports any JSON location file.

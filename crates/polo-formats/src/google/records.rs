@@ -16,7 +16,7 @@
 //! * `activity` (current) and the 2014 `activitys` with inner `activities`:
 //!   the most confident type of the first entry becomes `fix.motion`, and the
 //!   whole array is kept in extras;
-//! * `source` in any case, `deviceTag` (also passed on as the device hint),
+//! * `source` in any case, `deviceTag` (also the device hint, as `google-<tag>`),
 //!   Wi-Fi scans and everything else go to extras.
 
 use std::borrow::Cow;
@@ -53,7 +53,9 @@ pub(super) fn element(options: &ImportOptions, sink: &mut dyn Sink, offset: u64,
         }
     };
     match record.into_fix(options) {
-        Ok((fix, device)) => sink.point(fix, device),
+        // Devices are named after Google's deviceTag, so two phones in one
+        // history stay apart: "google-335552189".
+        Ok((fix, device)) => sink.point(fix, device.map(|tag| format!("google-{tag}")).as_deref()),
         Err(reason) => reject(sink, offset, reason, raw),
     }
 }
@@ -359,7 +361,7 @@ mod tests {
         let (fix, device) = &got.points[0];
         assert_eq!(fix.motion, Some(Motion::Road));
         assert_eq!(fix.horizontal_accuracy_cm, Some(4800));
-        assert_eq!(device.as_deref(), Some("335552189"));
+        assert_eq!(device.as_deref(), Some("google-335552189"));
         let extras = fix.extras.as_ref().unwrap().as_str();
         assert!(extras.starts_with(r#"{"activity":[{"activity":[{"type":"STILL","confidence":40}"#), "{extras}");
         assert!(extras.contains(r#""source":"WIFI","deviceTag":335552189}"#), "{extras}");
