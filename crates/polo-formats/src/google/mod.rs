@@ -231,10 +231,10 @@ impl<'s> ObjectImport<'s> {
                         geojson.feature(options, sink, offset, raw);
                     }
                 } else {
-                    if records.is_none() {
-                        if let Some(sink) = sink.take() {
-                            records = Some(ParallelElements::start(scope, options, records::element, sink));
-                        }
+                    if records.is_none()
+                        && let Some(sink) = sink.take()
+                    {
+                        records = Some(ParallelElements::start(scope, options, records::element, sink));
                     }
                     if let Some(records) = records.as_mut() {
                         records.push(offset, raw);

@@ -13,7 +13,7 @@
 //! [`BATCH_BYTES`] wait between the stages.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
 use polo_domain::{Fix, Interval};
 
@@ -146,20 +146,15 @@ impl<'sink> ParallelElements<'sink> {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        if let Some(to_worker) = &self.to_worker {
-            if to_worker.send(batch).is_ok() {
-                self.pending += 1;
-            }
+        if let Some(to_worker) = &self.to_worker
+            && to_worker.send(batch).is_ok()
+        {
+            self.pending += 1;
         }
         // Replay whatever is ready, so results never pile up.
-        loop {
-            match self.from_worker.try_recv() {
-                Ok(events) => {
-                    self.pending -= 1;
-                    replay(events, self.sink);
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(events) = self.from_worker.try_recv() {
+            self.pending -= 1;
+            replay(events, self.sink);
         }
     }
 
