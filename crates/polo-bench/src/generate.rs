@@ -152,7 +152,7 @@ pub fn records_json(path: &Path, target_bytes: u64, seed: u64) -> io::Result<u64
         }
         let _ = write!(rec, "    \"latitudeE7\": {lat_e7},\n    \"longitudeE7\": {lon_e7},\n");
         let acc = 3 + walker.rng().below(60);
-        let _ = write!(rec, "    \"accuracy\": {acc},\n");
+        let _ = writeln!(rec, "    \"accuracy\": {acc},");
         let rng = walker.rng();
         if rng.chance(0.5) {
             let _ = write!(
