@@ -553,7 +553,7 @@ mod tests {
         assert_eq!(ms("2025-03-24T20:07:24\u{2212}01:00"), ms("2025-03-24T21:07:24Z"));
         assert_eq!(ms("2025-03-24t20:07:24z"), ms("2025-03-24T20:07:24Z"));
         assert_eq!(parse_timestamp("2025-03-24 20:07:24 UTC").unwrap().offset_minutes, None);
-        assert_eq!(parse_timestamp("2025-03-24 20:07:24Z").unwrap().zone_assumed, false);
+        assert!(!parse_timestamp("2025-03-24 20:07:24Z").unwrap().zone_assumed);
         assert_eq!(parse_timestamp("2025-03-24 20:07:24+00:00").unwrap().offset_minutes, Some(0));
     }
 
