@@ -43,6 +43,42 @@ pub enum Command {
     Import(ImportArgs),
     /// Export a user's points.
     Export(ExportArgs),
+    /// Manage device tokens (for phone apps and scripts).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a device (created if missing); prints only the token.
+    Create {
+        /// The user who owns the device.
+        #[arg(long)]
+        user: String,
+        /// The device the token authenticates as.
+        #[arg(long)]
+        device: String,
+        /// A note to tell tokens apart.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List a user's tokens (never the secrets).
+    List {
+        /// Whose tokens.
+        #[arg(long)]
+        user: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Whose token.
+        #[arg(long)]
+        user: String,
+        /// The token's id (see `polo token list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +86,22 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
     #[arg(long, env = "POLO_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Answer only requests for this Host (repeatable; port and case ignored). Requests for any
+    /// other Host get no response: the connection is closed [default: any Host].
+    #[arg(long = "allowed-host", env = "POLO_ALLOWED_HOSTS", value_name = "NAME", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Network (CIDR) allowed on admin and metrics routes (repeatable) [default: 127.0.0.0/8, ::1/128].
+    #[arg(long = "admin-network", env = "POLO_ADMIN_NETWORKS", value_name = "CIDR", value_delimiter = ',')]
+    pub admin_networks: Vec<String>,
+    /// Access logs (JSON lines): off, stdout or a file path [default: stdout].
+    #[arg(long, env = "POLO_ACCESS_LOG", value_name = "off|stdout|FILE")]
+    pub access_log: Option<String>,
+    /// TLS certificate chain (PEM); with --tls-key, polo terminates TLS itself.
+    #[arg(long, env = "POLO_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "POLO_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,26 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// A tracing filter, e.g. `info,polo=debug`.
     pub log_level: Option<String>,
+    /// `polo serve`: Host names answered (empty or absent: any).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// `polo serve`: networks (CIDR) allowed on admin and metrics routes.
+    pub admin_networks: Option<Vec<String>>,
+    /// `polo serve`: `off`, `stdout` or a file path.
+    pub access_log: Option<String>,
+    /// `polo serve`: TLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// `polo serve`: TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The front-door settings from the file; flags and env win over them.
+#[derive(Debug, Clone, Default)]
+pub struct FileServe {
+    pub allowed_hosts: Option<Vec<String>>,
+    pub admin_networks: Option<Vec<String>>,
+    pub access_log: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -46,6 +66,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Default tracing filter (the `POLO_LOG` env var overrides it).
     pub log_level: String,
+    /// Front-door settings from the file (flags and env win).
+    pub file_serve: FileServe,
 }
 
 /// Default listen address.
@@ -75,6 +97,13 @@ impl Config {
             file_listen: file.listen,
             log_format,
             log_level: file.log_level.unwrap_or_else(|| "info".to_owned()),
+            file_serve: FileServe {
+                allowed_hosts: file.allowed_hosts,
+                admin_networks: file.admin_networks,
+                access_log: file.access_log,
+                tls_cert: file.tls_cert,
+                tls_key: file.tls_key,
+            },
         })
     }
 

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::User(args) => commands::user::run(&config, &args),
         Command::Import(args) => commands::import::run(&config, &args),
         Command::Export(args) => commands::export::run(&config, &args),
+        Command::Token(args) => commands::token::run(&config, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -6,15 +6,26 @@
 //! binary on port 0. This foundation serves the health endpoints; the ingest
 //! protocols and the query API are layered onto the same router.
 
+mod access_log;
+mod account;
 pub mod auth;
+pub mod error;
+mod front_door;
 mod health;
+pub mod ingest;
+pub mod metrics;
+pub mod options;
+mod query;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use polo_store::Store;
-use tokio::net::TcpListener;
+
+pub use crate::access_log::{AccessLogWriter, AccessLogger};
+pub use crate::front_door::{SHUTDOWN_GRACE, ServeError, app, restrict_to_admin_networks, serve, serve_app};
+pub use crate::metrics::{Metrics, QueueStats};
+pub use crate::options::ServerOptions;
 
 /// Everything a request handler may touch, passed explicitly.
 #[derive(Clone)]
@@ -22,22 +33,38 @@ pub struct AppState {
     /// The store, shared by all handlers. Its calls block, so handlers run
     /// them on the blocking pool.
     pub store: Arc<dyn Store>,
+    /// Prometheus metrics; handlers count through its helpers
+    /// ([`Metrics::points_ingested`], [`Metrics::rejected`]).
+    pub metrics: Metrics,
+    /// Resolves credentials to callers; holds the password-verification
+    /// cache and the failed-login back-off.
+    pub auth: Arc<auth::Authenticator>,
+    /// The group-commit writer every live-ingest handler submits to.
+    pub ingestor: ingest::Ingestor,
+}
+
+impl AppState {
+    /// The state over `store`, with fresh metrics, an authenticator
+    /// (cookies without `Secure`; replace `auth` to change that) and a
+    /// started ingest writer whose queue feeds the metrics.
+    ///
+    /// # Errors
+    /// When the ingest writer thread cannot be started.
+    pub fn new(store: Arc<dyn Store>) -> std::io::Result<Self> {
+        let auth = Arc::new(auth::Authenticator::new(store.clone()));
+        let ingestor = ingest::Ingestor::start(store.clone(), ingest::IngestorConfig::default())?;
+        let metrics = Metrics::new();
+        metrics.set_queue_stats(Arc::new(ingestor.clone()));
+        Ok(Self { store, metrics, auth, ingestor })
+    }
 }
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::routes()).with_state(state)
-}
-
-/// Serves `router(state)` on `listener` until `shutdown` completes, then
-/// finishes in-flight requests.
-///
-/// # Errors
-/// When accepting connections fails.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    Router::new()
+        .merge(health::routes())
+        .merge(account::routes())
+        .merge(ingest::routes::routes())
+        .merge(query::routes())
+        .with_state(state)
 }

@@ -25,6 +25,7 @@
 //! * The schema migrates itself on open (`PRAGMA user_version` and an ordered
 //!   list of migrations, each in its own transaction; see `schema.rs`).
 
+mod auth;
 mod points;
 mod schema;
 
@@ -35,8 +36,8 @@ use std::time::Duration;
 
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
-    Change, ChangeKind, Device, PointQuery, StorageStats, Store, StoreError, StoreResult, StoredInterval, User,
-    WriteOutcome,
+    Change, ChangeKind, Device, PointQuery, Session, StorageStats, Store, StoreError, StoreResult, StoredInterval,
+    Token, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -389,6 +390,60 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .db()
         })
+    }
+
+    fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        auth::user_by_id(self, id)
+    }
+
+    fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        auth::set_password(self, user, password_hash)
+    }
+
+    fn create_token(&self, user: UserId, device: DeviceId, label: &str, token_hash: &[u8; 32]) -> StoreResult<Token> {
+        auth::create_token(self, user, device, label, token_hash)
+    }
+
+    fn token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Token, User)>> {
+        auth::token_by_hash(self, token_hash)
+    }
+
+    fn list_tokens(&self, user: UserId) -> StoreResult<Vec<Token>> {
+        auth::list_tokens(self, user)
+    }
+
+    fn revoke_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        auth::revoke_token(self, user, id)
+    }
+
+    fn create_session(
+        &self,
+        session_hash: &[u8; 32],
+        user: UserId,
+        csrf_token: &str,
+        expires: Timestamp,
+    ) -> StoreResult<Session> {
+        auth::create_session(self, session_hash, user, csrf_token, expires)
+    }
+
+    fn session_by_hash(&self, session_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Session, User)>> {
+        auth::session_by_hash(self, session_hash, now)
+    }
+
+    fn delete_session(&self, session_hash: &[u8; 32]) -> StoreResult<bool> {
+        auth::delete_session(self, session_hash)
+    }
+
+    fn delete_user_sessions(&self, user: UserId, keep: Option<&[u8; 32]>) -> StoreResult<u64> {
+        auth::delete_user_sessions(self, user, keep)
+    }
+
+    fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        auth::delete_expired_sessions(self, now)
+    }
+
+    fn last_point(&self, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {
+        points::last(self, user, device)
     }
 
     fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[polo_domain::Fix]) -> StoreResult<WriteOutcome> {

@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use polo_domain::{DeviceId, Fix, Point, Seq, UserId};
 use polo_store::codec::{CHUNK_CAPACITY, StoredFix, decode_chunk, encode_chunk};
 use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{Db, SqliteStore, check_device, log_change};
 
@@ -362,4 +362,20 @@ pub(crate) fn delete(tx: &Transaction<'_>, query: &PointQuery) -> StoreResult<Wr
     let last = to.map(|to| to - 1);
     let seq = log_change(tx, ChangeKind::PointsDeleted, user, query.device, query.from.map(|t| t.0), last, deleted)?;
     Ok(WriteOutcome { added: 0, duplicates: 0, deleted, seq: Some(seq) })
+}
+
+/// [`polo_store::Store::last_point`]: decodes only the device's last chunk
+/// (chunks never overlap, so the one starting last holds the latest fix).
+pub(crate) fn last(store: &SqliteStore, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {
+    let data: Option<Vec<u8>> = store.read(|c| {
+        c.prepare_cached(
+            "SELECT data FROM point_chunks WHERE user_id = ?1 AND device_id = ?2 ORDER BY first_ms DESC LIMIT 1",
+        )
+        .db()?
+        .query_row([user.0, device.0], |r| r.get(0))
+        .optional()
+        .db()
+    })?;
+    let Some(data) = data else { return Ok(None) };
+    Ok(decode_chunk(&data)?.pop().map(|sf| Point { user, device, fix: sf.fix }))
 }

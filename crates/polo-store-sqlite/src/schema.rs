@@ -96,8 +96,35 @@ CREATE TABLE changes (
 );
 ";
 
+/// Version 2: device tokens and web sessions. Both are stored only as
+/// SHA-256 hashes of the secret; neither is replicated data, so neither
+/// takes part in the change log.
+const V2: &str = "
+CREATE TABLE tokens (
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    id           INTEGER NOT NULL UNIQUE,
+    device_id    INTEGER NOT NULL,
+    label        TEXT NOT NULL,
+    token_hash   BLOB NOT NULL UNIQUE,
+    created_ms   INTEGER NOT NULL,
+    last_used_ms INTEGER,
+    PRIMARY KEY (user_id, id),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id)
+);
+
+CREATE TABLE sessions (
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    session_hash BLOB PRIMARY KEY NOT NULL,
+    csrf_token   TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    expires_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

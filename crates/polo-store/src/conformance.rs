@@ -64,7 +64,8 @@ macro_rules! conformance_tests {
             users_are_unique, devices_are_idempotent, round_trip_is_exact, duplicates_keep_the_stored_point,
             unsorted_batches_and_repeated_times, model_test_random_batches, live_appends_one_at_a_time,
             scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
-            intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping);
+            intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
+            tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix);
     };
 }
 
@@ -87,6 +88,10 @@ pub const ALL: &[(&str, Test)] = &[
     ("intervals_insert_dedupe_overlap", intervals_insert_dedupe_overlap),
     ("change_log", change_log),
     ("storage_stats_and_ping", storage_stats_and_ping),
+    ("users_by_id_and_passwords", users_by_id_and_passwords),
+    ("tokens_create_lookup_revoke", tokens_create_lookup_revoke),
+    ("sessions_expire_and_delete", sessions_expire_and_delete),
+    ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
 ];
 
 /// Runs every test, each on a fresh store from `make`.
@@ -588,4 +593,120 @@ pub fn storage_stats_and_ping(store: &dyn Store) {
     assert!(stats.chunk_bytes > 0 && stats.chunk_bytes < n * 64, "{stats:?}");
     assert!(stats.file_bytes >= stats.chunk_bytes, "{stats:?}");
     store.ping().unwrap();
+}
+
+/// `user_by_id`, and `set_password` (a user change in the log).
+pub fn users_by_id_and_passwords(store: &dyn Store) {
+    let a = store.create_user("alice", "old-hash", false).unwrap();
+    assert_eq!(store.user_by_id(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(store.user_by_id(UserId(9_999_999)).unwrap(), None);
+    let seq = store.last_seq().unwrap();
+    store.set_password(a.id, "new-hash").unwrap();
+    let changed = store.user_by_id(a.id).unwrap().unwrap();
+    assert_eq!(changed.password_hash, "new-hash");
+    assert_eq!(store.user_by_name("alice").unwrap().unwrap().password_hash, "new-hash");
+    let log = store.changes_since(seq, 10).unwrap();
+    assert_eq!((log.len(), log[0].kind, log[0].user), (1, ChangeKind::User, a.id));
+    assert!(matches!(store.set_password(UserId(9_999_999), "x"), Err(StoreError::NotFound(_))));
+}
+
+/// Tokens: stored by hash, found by hash with their user, scoped to the
+/// owner for listing and revoking, and absent from the change log.
+pub fn tokens_create_lookup_revoke(store: &dyn Store) {
+    let (a, phone) = setup(store, "alice");
+    let (b, b_phone) = setup(store, "bob");
+    let seq = store.last_seq().unwrap();
+    let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let t1 = store.create_token(a, phone, "overland", &h1).unwrap();
+    assert_eq!((t1.user, t1.device.id, t1.device.name.as_str(), t1.label.as_str()), (a, phone, "phone", "overland"));
+    assert_eq!(t1.last_used, None);
+    let t2 = store.create_token(a, phone, "", &h2).unwrap();
+    assert_ne!(t1.id, t2.id);
+    let t3 = store.create_token(b, b_phone, "bob's", &h3).unwrap();
+    assert!(matches!(store.create_token(a, phone, "again", &h1), Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(store.create_token(a, b_phone, "x", &[4; 32]), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.create_token(a, DeviceId(9_999_999), "x", &[4; 32]), Err(StoreError::NotFound(_))));
+
+    let (found, user) = store.token_by_hash(&h1).unwrap().unwrap();
+    assert_eq!((found.id, found.user, found.device.id, user.id, user.name.as_str()), (t1.id, a, phone, a, "alice"));
+    assert!(found.last_used.is_some(), "a lookup marks the token used");
+    let listed = store.list_tokens(a).unwrap();
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t1.id, t2.id]);
+    assert_eq!(listed[0].last_used, found.last_used);
+    assert_eq!(store.token_by_hash(&h3).unwrap().unwrap().1.id, b);
+    assert_eq!(store.token_by_hash(&[9; 32]).unwrap(), None);
+
+    // Revoking is scoped to the owner.
+    assert!(!store.revoke_token(b, t1.id).unwrap());
+    assert!(store.token_by_hash(&h1).unwrap().is_some());
+    assert!(store.revoke_token(a, t1.id).unwrap());
+    assert!(!store.revoke_token(a, t1.id).unwrap());
+    assert_eq!(store.token_by_hash(&h1).unwrap(), None);
+    assert_eq!(store.list_tokens(a).unwrap().len(), 1);
+    assert_eq!(store.list_tokens(b).unwrap()[0].id, t3.id);
+    // Credentials are not replicated data.
+    assert_eq!(store.last_seq().unwrap(), seq);
+}
+
+/// Sessions: found by hash until they expire, deleted singly, per user or
+/// when expired, and absent from the change log.
+pub fn sessions_expire_and_delete(store: &dyn Store) {
+    let a = store.create_user("alice", "h", false).unwrap();
+    let b = store.create_user("bob", "h", true).unwrap();
+    let seq = store.last_seq().unwrap();
+    let (s1, s2, s3, s4) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
+    let session = store.create_session(&s1, a.id, "csrf-1", Timestamp(T0 + 1_000)).unwrap();
+    assert_eq!((session.user, session.csrf_token.as_str(), session.expires), (a.id, "csrf-1", Timestamp(T0 + 1_000)));
+    store.create_session(&s2, a.id, "csrf-2", Timestamp(T0 + 5_000)).unwrap();
+    store.create_session(&s3, a.id, "csrf-3", Timestamp(T0 + 5_000)).unwrap();
+    store.create_session(&s4, b.id, "csrf-4", Timestamp(T0 + 5_000)).unwrap();
+    assert!(matches!(store.create_session(&s1, a.id, "x", Timestamp(T0)), Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.create_session(&[5; 32], UserId(9_999_999), "x", Timestamp(T0)),
+        Err(StoreError::NotFound(_))
+    ));
+
+    let (found, user) = store.session_by_hash(&s1, Timestamp(T0)).unwrap().unwrap();
+    assert_eq!((found, user), (session, a.clone()));
+    assert_eq!(store.session_by_hash(&s1, Timestamp(T0 + 1_000)).unwrap(), None, "expired at `expires`");
+    assert_eq!(store.session_by_hash(&[9; 32], Timestamp(T0)).unwrap(), None);
+    assert_eq!(store.session_by_hash(&s4, Timestamp(T0)).unwrap().unwrap().1, b);
+
+    assert_eq!(store.delete_expired_sessions(Timestamp(T0 + 1_000)).unwrap(), 1);
+    assert!(!store.delete_session(&s1).unwrap());
+    assert!(store.delete_session(&s2).unwrap());
+    assert_eq!(store.session_by_hash(&s2, Timestamp(T0)).unwrap(), None);
+    assert!(store.session_by_hash(&s3, Timestamp(T0)).unwrap().is_some());
+    // Per user, keeping one: another user's sessions stay.
+    store.create_session(&s2, a.id, "csrf-2", Timestamp(T0 + 5_000)).unwrap();
+    assert_eq!(store.delete_user_sessions(a.id, Some(&s3)).unwrap(), 1);
+    assert!(store.session_by_hash(&s3, Timestamp(T0)).unwrap().is_some());
+    assert_eq!(store.delete_user_sessions(a.id, None).unwrap(), 1);
+    assert_eq!(store.session_by_hash(&s3, Timestamp(T0)).unwrap(), None);
+    assert!(store.session_by_hash(&s4, Timestamp(T0)).unwrap().is_some());
+    assert_eq!(store.last_seq().unwrap(), seq);
+}
+
+/// `last_point`: the latest fix of one device, across chunk boundaries and
+/// backfills, scoped to the owner.
+pub fn last_point_reads_the_latest_fix(store: &dyn Store) {
+    let (a, phone) = setup(store, "alice");
+    let (b, _) = setup(store, "bob");
+    let watch = store.ensure_device(a, "watch").unwrap().id;
+    assert_eq!(store.last_point(a, phone).unwrap(), None);
+    let n = 3 * CHUNK_CAPACITY as u64 + 5;
+    let fixes: Vec<Fix> = (0..n).map(|i| rich_fix(T0 + i as i64 * 1000, i)).collect();
+    store.insert_points(a, phone, &fixes).unwrap();
+    store.insert_points(a, watch, &fixes[..10]).unwrap();
+    let last = store.last_point(a, phone).unwrap().unwrap();
+    assert_eq!((last.user, last.device, &last.fix), (a, phone, fixes.last().unwrap()));
+    assert_eq!(store.last_point(a, watch).unwrap().unwrap().fix, fixes[9]);
+    // A backfill does not change the latest point; a later fix does.
+    store.insert_points(a, phone, &[plain_fix(T0 - 5_000)]).unwrap();
+    assert_eq!(store.last_point(a, phone).unwrap().unwrap().fix, *fixes.last().unwrap());
+    let later = plain_fix(T0 + n as i64 * 1000 + 1);
+    store.insert_points(a, phone, std::slice::from_ref(&later)).unwrap();
+    assert_eq!(store.last_point(a, phone).unwrap().unwrap().fix, later);
+    // Another user's device reads as empty.
+    assert_eq!(store.last_point(b, phone).unwrap(), None);
 }

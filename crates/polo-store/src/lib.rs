@@ -69,6 +69,41 @@ pub struct Device {
     pub name: String,
 }
 
+/// A device's API token. Only a SHA-256 hash of the token is stored; the
+/// token itself is shown once, when it is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// Store-assigned id, unique across the instance.
+    pub id: i64,
+    /// Owner.
+    pub user: UserId,
+    /// The device the token authenticates as.
+    pub device: Device,
+    /// Free text to tell tokens apart ("Overland on the old phone").
+    pub label: String,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Last successful use, updated at most about once a minute.
+    pub last_used: Option<Timestamp>,
+}
+
+/// A web login session. Only a SHA-256 hash of the session cookie is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Owner.
+    pub user: UserId,
+    /// The value unsafe requests must echo in `X-CSRF-Token`.
+    pub csrf_token: String,
+    /// Creation time.
+    pub created: Timestamp,
+    /// The session is invalid from this time on.
+    pub expires: Timestamp,
+}
+
+/// How stale [`Token::last_used`] may get before [`Store::token_by_hash`]
+/// writes it again, in milliseconds.
+pub const TOKEN_TOUCH_INTERVAL_MS: i64 = 60_000;
+
 /// The outcome of a write batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -169,6 +204,11 @@ pub struct StorageStats {
 /// next [`Seq`] (creating a user or a device included); a write that changes
 /// nothing (all duplicates, an existing device, an empty delete) appends none
 /// and reports `seq: None`.
+///
+/// Tokens and sessions are the exception: they are credentials local to one
+/// instance, not replicated data, so creating, using, revoking or expiring
+/// them appends no [`Change`] and leaves [`Store::last_seq`] alone. (Changing
+/// a password is a user change and does append one.)
 pub trait Store: Send + Sync {
     /// Creates a user; `name` must be unique.
     ///
@@ -195,6 +235,77 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn list_devices(&self, user: UserId) -> StoreResult<Vec<Device>>;
+    /// Looks a user up by id.
+    ///
+    /// # Errors
+    /// Backend failures only; a missing user is `Ok(None)`.
+    fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Replaces a user's Argon2 PHC string; appends a [`ChangeKind::User`] change.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+
+    /// Stores a new token for a device of `user`, by the SHA-256 of the
+    /// token. No change-log entry (see the trait docs).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `device` is not a device of `user`;
+    /// [`StoreError::AlreadyExists`] for a hash that is already stored.
+    fn create_token(&self, user: UserId, device: DeviceId, label: &str, token_hash: &[u8; 32]) -> StoreResult<Token>;
+    /// The token with this hash and its user. Marks the token used when its
+    /// `last_used` is older than [`TOKEN_TOUCH_INTERVAL_MS`] (best effort: a
+    /// backend may skip the update when its writer is busy), and returns the
+    /// token as updated.
+    ///
+    /// # Errors
+    /// Backend failures only; an unknown hash is `Ok(None)`.
+    fn token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Token, User)>>;
+    /// A user's tokens, by id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn list_tokens(&self, user: UserId) -> StoreResult<Vec<Token>>;
+    /// Deletes token `id` of `user`; `false` when `user` has no such token.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn revoke_token(&self, user: UserId, id: i64) -> StoreResult<bool>;
+
+    /// Stores a login session by the SHA-256 of its cookie value.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user;
+    /// [`StoreError::AlreadyExists`] for a hash that is already stored.
+    fn create_session(
+        &self,
+        session_hash: &[u8; 32],
+        user: UserId,
+        csrf_token: &str,
+        expires: Timestamp,
+    ) -> StoreResult<Session>;
+    /// The session with this hash and its user, unless it has expired
+    /// (`expires <= now`).
+    ///
+    /// # Errors
+    /// Backend failures only; unknown and expired sessions are `Ok(None)`.
+    fn session_by_hash(&self, session_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Session, User)>>;
+    /// Deletes a session (logout); `false` when there was none.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_session(&self, session_hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Deletes every session of `user` except `keep` (after a password
+    /// change); returns how many were deleted.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_user_sessions(&self, user: UserId, keep: Option<&[u8; 32]>) -> StoreResult<u64>;
+    /// Deletes sessions with `expires <= now`; returns how many.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 
     /// Stores fixes for one device in one transaction. A fix whose
     /// `(user, device, time)` already exists is a duplicate and leaves the
@@ -212,6 +323,12 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures and corrupt chunks.
     fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()>;
+    /// The latest point of one device of `user` (`None` without points, or
+    /// when the device is not `user`'s). Reads only the device's last chunk.
+    ///
+    /// # Errors
+    /// Backend failures and corrupt chunks.
+    fn last_point(&self, user: UserId, device: DeviceId) -> StoreResult<Option<Point>>;
     /// Number of points stored for a user.
     ///
     /// # Errors

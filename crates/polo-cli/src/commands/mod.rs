@@ -3,6 +3,7 @@
 pub mod export;
 pub mod import;
 pub mod serve;
+pub mod token;
 pub mod user;
 
 use anyhow::Context;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use polo_server::AppState;
+use polo_server::auth::Authenticator;
+use polo_server::options::{AccessLog, AllowedHosts, IpNetwork, TlsFiles};
+use polo_server::{AppState, ServerOptions};
 
 use crate::Outcome;
 use crate::cli::ServeArgs;
@@ -12,6 +14,8 @@ use crate::config::Config;
 
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let addr = config.listen_addr(args.listen.as_deref())?;
+    let options = server_options(config, args)?;
+    let scheme = if options.tls.is_some() { "https" } else { "http" };
     let store = config.open_store()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -20,11 +24,41 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let local = listener.local_addr()?;
         tracing::info!(data_dir = %config.data_dir.display(), "store ready");
         // Integration tests and scripts read this line to learn the port.
-        eprintln!("polo listening on http://{local}");
-        polo_server::serve(listener, AppState { store: Arc::new(store) }, shutdown_signal()).await?;
+        eprintln!("polo listening on {scheme}://{local}");
+        let mut state = AppState::new(Arc::new(store)).context("cannot start the ingest writer")?;
+        // Session cookies are `Secure` when polo itself terminates TLS.
+        state.auth = Arc::new(Authenticator::new(state.store.clone()).with_secure_cookies(options.tls.is_some()));
+        let ingestor = state.ingestor.clone();
+        polo_server::serve(listener, state, options, shutdown_signal()).await?;
+        // No request is in flight any more: store what the writer still holds.
+        ingestor.shutdown().await;
         tracing::info!("shut down cleanly");
         Ok(Outcome::Success)
     })
+}
+
+/// The front-door settings: flags (merged with env by clap) over the file over the defaults.
+fn server_options(config: &Config, args: &ServeArgs) -> anyhow::Result<ServerOptions> {
+    let file = &config.file_serve;
+    let or_file = |flag: &[String], file: &Option<Vec<String>>| {
+        if flag.is_empty() { file.clone().unwrap_or_default() } else { flag.to_vec() }
+    };
+    let mut options = ServerOptions {
+        allowed_hosts: AllowedHosts::parse(&or_file(&args.allowed_hosts, &file.allowed_hosts))?,
+        ..ServerOptions::default()
+    };
+    let networks = or_file(&args.admin_networks, &file.admin_networks);
+    if !networks.is_empty() {
+        options.admin_networks = IpNetwork::parse_list(&networks)?;
+    }
+    if let Some(access_log) = args.access_log.as_deref().or(file.access_log.as_deref()) {
+        options.access_log = access_log.parse::<AccessLog>()?;
+    }
+    options.tls = TlsFiles::from_pair(
+        args.tls_cert.clone().or_else(|| file.tls_cert.clone()),
+        args.tls_key.clone().or_else(|| file.tls_key.clone()),
+    )?;
+    Ok(options)
 }
 
 async fn shutdown_signal() {

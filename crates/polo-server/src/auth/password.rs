@@ -1,6 +1,7 @@
 //! Password hashing with Argon2id (the crate's recommended defaults).
 //!
-//! Only PHC strings are stored; the plain password never leaves this module.
+//! Only PHC strings are stored; the plain password never leaves this module
+//! and [`super::Authenticator`]'s verification cache.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;

@@ -1,0 +1,647 @@
+//! Who is calling: passwords, device tokens, web sessions, and the axum
+//! extractors handlers use to require them.
+//!
+//! # Credentials a request may carry
+//!
+//! * **Session cookie** `polo_session` (the web app): looked up by its
+//!   SHA-256. Unsafe methods must echo the session's CSRF token in
+//!   `X-CSRF-Token`, because browsers attach cookies to cross-site requests.
+//! * **`Authorization: Bearer <token>`**: a device token, by its SHA-256.
+//! * **`Authorization: Basic base64(user:secret)`**, the secret being the
+//!   password or a device token of that user (OwnTracks, scripts).
+//! * **`Authorization: Basic <token>:`** literally, not base64-encoded:
+//!   what Overland's OwnTracks mode sends.
+//!
+//! An `Authorization` header wins over the cookie, and requests
+//! authenticated by it are exempt from the CSRF check (a cross-site page
+//! cannot set that header).
+//!
+//! # Cost
+//!
+//! Argon2 takes ~50 ms of CPU by design, and Basic auth sends the password
+//! with every request, so a successful verification is remembered for
+//! [`VERIFIED_TTL`]: keyed by the user and a keyed SHA-256 of the password
+//! (the key is random per process), valid only while the user's stored hash
+//! is unchanged, in a bounded map. Argon2 itself runs on the blocking pool.
+//!
+//! # Guessing
+//!
+//! Failures are rate limited per client address and per user name with
+//! exponential back-off ([`Backoff`]); a blocked request gets 429
+//! `rate_limited` with `Retry-After` before any password is checked.
+//!
+//! Device tokens are meant for devices: they cannot mint tokens, change the
+//! password or create users (see [`Caller::require_password_grade`]), so a
+//! revoked token cannot have left a successor behind.
+
+mod limiter;
+mod password;
+mod secret;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use polo_domain::{Timestamp, UserId};
+use polo_store::{Device, Store, User};
+
+pub use self::limiter::Backoff;
+use self::limiter::RateLimiter;
+pub use self::password::{MIN_PASSWORD_LEN, PasswordError, hash_password, verify_password};
+pub use self::secret::{TOKEN_PREFIX, looks_like_token, new_token, random_secret, sha256};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "polo_session";
+/// The header unsafe cookie-authenticated requests must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a login lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a successful password verification is remembered.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(600);
+/// The most remembered verifications.
+const VERIFIED_MAX: usize = 4096;
+
+/// How a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// The `polo_session` cookie.
+    Session,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: Basic` with the user's password.
+    BasicPassword,
+    /// `Authorization: Basic` with a device token (base64 or the literal `<token>:` form).
+    BasicToken,
+}
+
+impl AuthMethod {
+    /// The name used in API responses.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Bearer => "bearer",
+            Self::BasicPassword => "basic_password",
+            Self::BasicToken => "basic_token",
+        }
+    }
+
+    /// Whether a device token was used.
+    #[must_use]
+    pub fn is_token(self) -> bool {
+        matches!(self, Self::Bearer | Self::BasicToken)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SessionRef {
+    hash: [u8; 32],
+    csrf_token: String,
+}
+
+/// An authenticated caller. Handlers scope every read and write to
+/// `user.id`; `device` is set when a device token was used.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user.
+    pub user: User,
+    /// The device whose token authenticated the request.
+    pub device: Option<Device>,
+    /// How the caller authenticated.
+    pub via: AuthMethod,
+    session: Option<SessionRef>,
+}
+
+impl Caller {
+    /// The session's CSRF token, for cookie-authenticated callers.
+    #[must_use]
+    pub fn csrf_token(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.csrf_token.as_str())
+    }
+
+    /// The stored hash of the caller's session cookie.
+    #[must_use]
+    pub fn session_hash(&self) -> Option<&[u8; 32]> {
+        self.session.as_ref().map(|s| &s.hash)
+    }
+
+    /// Refuses device tokens: for actions that need the user's own login.
+    ///
+    /// # Errors
+    /// 403 `forbidden` for token-authenticated callers.
+    pub fn require_password_grade(&self) -> Result<(), ApiError> {
+        if self.via.is_token() {
+            return Err(ApiError::forbidden("a device token cannot do this; log in with the password"));
+        }
+        Ok(())
+    }
+}
+
+/// [`Caller`], or nobody: for routes that also serve anonymous requests.
+/// Wrong credentials are still refused.
+#[derive(Debug, Clone)]
+pub struct OptionalCaller(pub Option<Caller>);
+
+/// A [`Caller`] with the admin role (403 `forbidden` otherwise).
+#[derive(Debug, Clone)]
+pub struct AdminCaller(pub Caller);
+
+/// A new login: the cookie value to set (shown only here) and the session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The user.
+    pub user: User,
+    /// The cookie value.
+    pub cookie_value: String,
+    /// The CSRF token the web app must echo.
+    pub csrf_token: String,
+}
+
+/// What an `Authorization` header says.
+#[derive(Debug, PartialEq, Eq)]
+enum Credentials {
+    Token {
+        token: String,
+        via: AuthMethod,
+    },
+    Password {
+        user: String,
+        password: String,
+    },
+    /// `user:token` in Basic: the token must belong to `user`.
+    UserToken {
+        user: String,
+        token: String,
+    },
+}
+
+fn parse_authorization(value: &HeaderValue) -> Result<Credentials, ApiError> {
+    let malformed = || ApiError::unauthorized("the Authorization header is malformed");
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    let (scheme, rest) = text.split_once(' ').ok_or_else(malformed)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        if rest.is_empty() {
+            return Err(malformed());
+        }
+        return Ok(Credentials::Token { token: rest.to_owned(), via: AuthMethod::Bearer });
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ApiError::unauthorized(format!(
+            "unsupported authorization scheme {scheme:?}; use Bearer or Basic"
+        )));
+    }
+    // Overland's OwnTracks mode: `Basic <token>:`, not base64 (':' is no base64 character).
+    let literal = rest.contains(':');
+    let pair = if literal {
+        rest.to_owned()
+    } else {
+        let bytes = STANDARD.decode(rest).map_err(|_| malformed())?;
+        String::from_utf8(bytes).map_err(|_| malformed())?
+    };
+    let (user, secret) = pair.split_once(':').ok_or_else(malformed)?;
+    match (user, secret) {
+        ("", "") => Err(malformed()),
+        // A token alone, as username with an empty password or the other way round.
+        (token, "") | ("", token) => Ok(Credentials::Token { token: token.to_owned(), via: AuthMethod::BasicToken }),
+        (user, secret) if looks_like_token(secret) => {
+            Ok(Credentials::UserToken { user: user.to_owned(), token: secret.to_owned() })
+        }
+        // Passwords only travel base64-encoded, as RFC 7617 says.
+        _ if literal => Err(malformed()),
+        (user, password) => Ok(Credentials::Password { user: user.to_owned(), password: password.to_owned() }),
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// The client address axum's `ConnectInfo` recorded, if the server set it.
+#[must_use]
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, polo_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
+
+/// Remembered successful password verifications.
+struct VerifiedCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+}
+
+impl VerifiedCache {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&sha256(random_secret().as_bytes()));
+        Self { key, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn digest(&self, user: UserId, password: &str) -> [u8; 32] {
+        let mut data = Vec::with_capacity(40 + password.len());
+        data.extend_from_slice(&self.key);
+        data.extend_from_slice(&user.0.to_le_bytes());
+        data.extend_from_slice(password.as_bytes());
+        sha256(&data)
+    }
+
+    fn hit(&self, user: &User, password: &str) -> bool {
+        let digest = self.digest(user.id, password);
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(&digest).is_some_and(|(phc, at)| *phc == user.password_hash && at.elapsed() < VERIFIED_TTL)
+    }
+
+    fn insert(&self, user: &User, password: &str) {
+        let digest = self.digest(user.id, password);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= VERIFIED_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
+            if entries.len() >= VERIFIED_MAX {
+                let oldest = entries.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    entries.remove(&oldest);
+                }
+            }
+        }
+        entries.insert(digest, (user.password_hash.clone(), Instant::now()));
+    }
+}
+
+/// Resolves credentials to a [`Caller`]; owns the verification cache and
+/// the failure rate limiter. One per server, in [`AppState::auth`].
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    secure_cookies: bool,
+    verified: VerifiedCache,
+    limiter: RateLimiter,
+    /// A PHC string to verify against for unknown users, so a wrong user
+    /// name takes as long as a wrong password. Made on first use.
+    dummy_hash: OnceLock<String>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("secure_cookies", &self.secure_cookies).finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator over `store` with the default back-off and cookies
+    /// without the `Secure` attribute.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            secure_cookies: false,
+            verified: VerifiedCache::new(),
+            limiter: RateLimiter::new(Backoff::default()),
+            dummy_hash: OnceLock::new(),
+        }
+    }
+
+    /// Marks the session cookie `Secure`: set it when clients reach polo
+    /// over HTTPS (directly or through a TLS-terminating proxy).
+    #[must_use]
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// Replaces the back-off policy.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.limiter = RateLimiter::new(backoff);
+        self
+    }
+
+    /// Authenticates a request: `Ok(None)` when it carries no credentials
+    /// (or a session cookie that is unknown or expired).
+    ///
+    /// # Errors
+    /// 401 for wrong or malformed credentials, 429 while rate limited, 403
+    /// `csrf_failed` for an unsafe cookie-authenticated request without the
+    /// right `X-CSRF-Token`, 503 when the store fails.
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Option<Caller>, ApiError> {
+        let ip = client_ip(parts);
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            return self.authorization(parse_authorization(value)?, ip).await.map(Some);
+        }
+        let Some(cookie) = session_cookie(&parts.headers) else { return Ok(None) };
+        let hash = sha256(cookie.as_bytes());
+        let store = self.store.clone();
+        let Some((session, user)) = blocking(move || store.session_by_hash(&hash, now())).await? else {
+            return Ok(None);
+        };
+        if is_unsafe(&parts.method) {
+            let sent = parts.headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+            if !secret::constant_time_eq(sent, session.csrf_token.as_bytes()) {
+                return Err(ApiError::csrf_failed());
+            }
+        }
+        Ok(Some(Caller {
+            user,
+            device: None,
+            via: AuthMethod::Session,
+            session: Some(SessionRef { hash, csrf_token: session.csrf_token }),
+        }))
+    }
+
+    async fn authorization(&self, credentials: Credentials, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
+        match credentials {
+            Credentials::Token { token, via } => {
+                self.limiter.check(ip, None).map_err(ApiError::rate_limited)?;
+                match self.lookup_token(&token).await? {
+                    Some((device, user)) => Ok(Caller { user, device: Some(device), via, session: None }),
+                    None => {
+                        self.limiter.failure(ip, None);
+                        Err(ApiError::unauthorized("unknown or revoked token"))
+                    }
+                }
+            }
+            Credentials::UserToken { user: name, token } => {
+                self.limiter.check(ip, Some(&name)).map_err(ApiError::rate_limited)?;
+                match self.lookup_token(&token).await? {
+                    Some((device, user)) if user.name == name => {
+                        self.limiter.success(&name);
+                        Ok(Caller { user, device: Some(device), via: AuthMethod::BasicToken, session: None })
+                    }
+                    // Not a token of this user: it may still be the password.
+                    _ => self.password_login(&name, &token, ip).await.map(|user| Caller {
+                        user,
+                        device: None,
+                        via: AuthMethod::BasicPassword,
+                        session: None,
+                    }),
+                }
+            }
+            Credentials::Password { user, password } => self
+                .password_login(&user, &password, ip)
+                .await
+                .map(|user| Caller { user, device: None, via: AuthMethod::BasicPassword, session: None }),
+        }
+    }
+
+    /// Authenticates a device token that arrived outside the `Authorization`
+    /// header: Overland's `?token=`, or a Traccar-style client whose device
+    /// identifier is set to the token. `Ok(None)` for an unknown token (the
+    /// failure still counts towards the back-off).
+    ///
+    /// # Errors
+    /// 429 while rate limited, 503 when the store fails.
+    pub async fn authenticate_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<Caller>, ApiError> {
+        self.limiter.check(ip, None).map_err(ApiError::rate_limited)?;
+        match self.lookup_token(token).await? {
+            Some((device, user)) => {
+                Ok(Some(Caller { user, device: Some(device), via: AuthMethod::Bearer, session: None }))
+            }
+            None => {
+                self.limiter.failure(ip, None);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn lookup_token(&self, token: &str) -> Result<Option<(Device, User)>, ApiError> {
+        let hash = sha256(token.as_bytes());
+        let store = self.store.clone();
+        Ok(blocking(move || store.token_by_hash(&hash)).await?.map(|(token, user)| (token.device, user)))
+    }
+
+    /// Checks a user name and password (rate limited, cached).
+    ///
+    /// # Errors
+    /// 401 for a wrong name or password, 429 while rate limited, 503 when
+    /// the store fails.
+    pub async fn password_login(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<User, ApiError> {
+        self.limiter.check(ip, Some(name)).map_err(ApiError::rate_limited)?;
+        let store = self.store.clone();
+        let owned = name.to_owned();
+        let user = blocking(move || store.user_by_name(&owned)).await?;
+        let ok = match &user {
+            Some(user) => self.verify(user, password).await?,
+            None => {
+                let dummy = self.dummy_hash().await?;
+                let password = password.to_owned();
+                tokio::task::spawn_blocking(move || verify_password(&password, &dummy)).await?;
+                false
+            }
+        };
+        match user {
+            Some(user) if ok => {
+                self.limiter.success(name);
+                Ok(user)
+            }
+            _ => {
+                self.limiter.failure(ip, Some(name));
+                Err(ApiError::unauthorized("wrong user name or password"))
+            }
+        }
+    }
+
+    /// Re-checks the password of an authenticated user (changing the
+    /// password); failures count like failed logins.
+    ///
+    /// # Errors
+    /// 403 `forbidden` for a wrong password, 429 while rate limited.
+    pub async fn confirm_password(&self, user: &User, password: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.limiter.check(ip, Some(&user.name)).map_err(ApiError::rate_limited)?;
+        if self.verify(user, password).await? {
+            return Ok(());
+        }
+        self.limiter.failure(ip, Some(&user.name));
+        Err(ApiError::forbidden("the current password is wrong"))
+    }
+
+    async fn verify(&self, user: &User, password: &str) -> Result<bool, ApiError> {
+        if self.verified.hit(user, password) {
+            return Ok(true);
+        }
+        let (pw, phc) = (password.to_owned(), user.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &phc)).await?;
+        if ok {
+            self.verified.insert(user, password);
+        }
+        Ok(ok)
+    }
+
+    async fn dummy_hash(&self) -> Result<String, ApiError> {
+        if let Some(hash) = self.dummy_hash.get() {
+            return Ok(hash.clone());
+        }
+        let hash = tokio::task::spawn_blocking(|| hash_password(&random_secret()))
+            .await?
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(self.dummy_hash.get_or_init(|| hash).clone())
+    }
+
+    /// Logs a user in: checks the password and stores a new session.
+    ///
+    /// # Errors
+    /// As [`Authenticator::password_login`].
+    pub async fn login(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<NewSession, ApiError> {
+        let user = self.password_login(name, password, ip).await?;
+        let (cookie_value, csrf_token) = (random_secret(), random_secret());
+        let hash = sha256(cookie_value.as_bytes());
+        let expires = Timestamp(now().0.saturating_add(SESSION_TTL.as_millis() as i64));
+        let (store, csrf, id) = (self.store.clone(), csrf_token.clone(), user.id);
+        blocking(move || {
+            store.delete_expired_sessions(now())?;
+            store.create_session(&hash, id, &csrf, expires)
+        })
+        .await?;
+        Ok(NewSession { user, cookie_value, csrf_token })
+    }
+
+    /// The `Set-Cookie` value for a new session.
+    #[must_use]
+    pub fn session_set_cookie(&self, value: &str) -> HeaderValue {
+        self.cookie(value, SESSION_TTL.as_secs())
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie.
+    #[must_use]
+    pub fn session_clear_cookie(&self) -> HeaderValue {
+        self.cookie("", 0)
+    }
+
+    fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let text = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}");
+        // Secrets are base64url, so the text is always a valid header value.
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("polo_session=; Max-Age=0"))
+    }
+}
+
+/// The client's address (from `ConnectInfo`), for handlers that rate limit.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
+    if let Some(caller) = parts.extensions.get::<Caller>() {
+        return Ok(Some(caller.clone()));
+    }
+    let caller = state.auth.authenticate(parts).await?;
+    if let Some(caller) = &caller {
+        parts.extensions.insert(caller.clone());
+    }
+    Ok(caller)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        resolve(parts, state).await?.ok_or_else(|| ApiError::unauthorized("log in or send credentials"))
+    }
+}
+
+impl FromRequestParts<AppState> for OptionalCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        resolve(parts, state).await.map(OptionalCaller)
+    }
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.user.is_admin {
+            return Err(ApiError::forbidden("this needs the admin role"));
+        }
+        Ok(AdminCaller(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(value: &str) -> Result<Credentials, ApiError> {
+        parse_authorization(&HeaderValue::from_str(value).unwrap())
+    }
+
+    #[test]
+    fn authorization_headers() {
+        let (token, _) = new_token();
+        assert_eq!(
+            parse(&format!("Bearer {token}")).unwrap(),
+            Credentials::Token { token: token.clone(), via: AuthMethod::Bearer }
+        );
+        // Overland's literal form and its base64 twin.
+        for value in [format!("Basic {token}:"), format!("Basic {}", STANDARD.encode(format!("{token}:")))] {
+            assert_eq!(
+                parse(&value).unwrap(),
+                Credentials::Token { token: token.clone(), via: AuthMethod::BasicToken }
+            );
+        }
+        assert_eq!(
+            parse(&format!("basic {}", STANDARD.encode("alice:pass:word"))).unwrap(),
+            Credentials::Password { user: "alice".into(), password: "pass:word".into() }
+        );
+        assert_eq!(
+            parse(&format!("Basic {}", STANDARD.encode(format!("alice:{token}")))).unwrap(),
+            Credentials::UserToken { user: "alice".into(), token: token.clone() }
+        );
+        for bad in ["Basic", "Basic !!!", "Basic Og==", "Digest x", "Bearer ", "Basic bm9jb2xvbg==", "Basic alice:pw"] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code, "unauthorized", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cookies_and_methods() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; polo_session=abc"));
+        assert_eq!(session_cookie(&headers), Some("abc"));
+        headers.clear();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::COOKIE, HeaderValue::from_static("polo_session=\"xyz\""));
+        assert_eq!(session_cookie(&headers), Some("xyz"));
+        headers.clear();
+        headers.append(header::COOKIE, HeaderValue::from_static("polo_session="));
+        assert_eq!(session_cookie(&headers), None);
+        assert!(is_unsafe(&Method::POST) && is_unsafe(&Method::DELETE) && is_unsafe(&Method::PATCH));
+        assert!(!is_unsafe(&Method::GET) && !is_unsafe(&Method::HEAD));
+    }
+}

@@ -1,0 +1,329 @@
+//! The HTTP side of live ingest: one thin handler per tracker protocol.
+//!
+//! Each handler authenticates, parses with the protocol's pure parser,
+//! resolves the device, hands the fixes to the group-commit [`Ingestor`]
+//! and answers in the exact shape the app expects:
+//!
+//! | route | apps | auth | reply |
+//! |---|---|---|---|
+//! | `POST /api/owntracks` | OwnTracks (Android, iOS), Overland's OwnTracks mode | Basic (password or token), Bearer | JSON array: the caller's devices' last locations (friends) |
+//! | `POST /api/overland` | Overland | Bearer, or `?token=` | `{"result":"ok"}` |
+//! | `GET\|POST /api/osmand` | Traccar Client, OsmAnd, GPSLogger | Bearer/Basic, or the device token as `id` / `?token=` | 200, empty body |
+//! | `POST /api/v1/points` | polo's API (JSON array or GeoJSON) | any | counts and per-item errors |
+//!
+//! OwnTracks' iOS app drops a message that gets a 4xx, so everything that is
+//! temporary there (rate limiting, a busy store) is answered with a 5xx.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use polo_domain::{DeviceId, Fix, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{IngestError, batch, osmand, overland, owntracks};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/owntracks", post(owntracks_post))
+        .route("/api/overland", post(overland_post))
+        .route("/api/osmand", get(osmand_request).post(osmand_request))
+        .route("/api/v1/points", post(points_post))
+}
+
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// Query parameters a few apps use instead of headers.
+#[derive(Debug, Default, Deserialize)]
+struct IngestQuery {
+    token: Option<String>,
+    /// OwnTracks Recorder-style device (`?d=`).
+    d: Option<String>,
+}
+
+fn peer_ip(connect: Option<&ConnectInfo<SocketAddr>>) -> Option<std::net::IpAddr> {
+    connect.map(|c| c.0.ip())
+}
+
+/// Authenticates from the headers, or from a token given in the URL.
+async fn authenticate(state: &AppState, parts: &Parts, url_token: Option<&str>) -> Result<Caller, ApiError> {
+    if let Some(caller) = state.auth.authenticate(parts).await? {
+        return Ok(caller);
+    }
+    let ip = peer_ip(parts.extensions.get::<ConnectInfo<SocketAddr>>());
+    if let Some(token) = url_token
+        && let Some(caller) = state.auth.authenticate_token(token, ip).await?
+    {
+        return Ok(caller);
+    }
+    Err(ApiError::unauthorized("credentials required: a device token or the user's password".to_owned()))
+}
+
+/// The device the fixes belong to: the token's own device wins; otherwise
+/// the name the request gives, created on first use.
+async fn resolve_device(
+    state: &AppState,
+    caller: &Caller,
+    named: Option<&str>,
+    fallback: &str,
+) -> Result<DeviceId, ApiError> {
+    if let Some(device) = &caller.device {
+        return Ok(device.id);
+    }
+    let name = named.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(fallback).to_owned();
+    let store = state.store.clone();
+    let user = caller.user.id;
+    let device = tokio::task::spawn_blocking(move || store.ensure_device(user, &name))
+        .await
+        .map_err(|e| ApiError::internal(format!("device task failed: {e}")))??;
+    Ok(device.id)
+}
+
+async fn store_fixes(
+    state: &AppState,
+    caller: &Caller,
+    device: DeviceId,
+    protocol: &'static str,
+    fixes: Vec<Fix>,
+) -> Result<polo_store::WriteOutcome, ApiError> {
+    if fixes.is_empty() {
+        return Ok(polo_store::WriteOutcome::default());
+    }
+    let outcome = state.ingestor.submit(caller.user.id, device, fixes).await.map_err(|e| match e {
+        IngestError::Closed => ApiError::unavailable("the server is shutting down".to_owned()),
+        IngestError::Store(e) => {
+            tracing::error!(error = %e, "storing live points failed");
+            ApiError::unavailable("the store is temporarily unavailable".to_owned())
+        }
+    })?;
+    state.metrics.points_ingested(protocol, outcome.added);
+    Ok(outcome)
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Overland's OwnTracks mode sends `Authorization: Basic <token>:` unencoded.
+fn is_overland_basic(headers: &HeaderMap) -> bool {
+    header_str(headers, "authorization").and_then(|v| v.strip_prefix("Basic ")).is_some_and(|rest| rest.ends_with(':'))
+}
+
+async fn owntracks_post(
+    State(state): State<AppState>,
+    Query(query): Query<IngestQuery>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    match owntracks_inner(&state, &query, &parts, &body).await {
+        Ok(reply) => {
+            ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], Json(reply).into_response().into_body())
+                .into_response()
+        }
+        // iOS drops messages on 4xx: only permanent refusals keep their 4xx.
+        Err(e) => e.temporary_as_5xx().into_response(),
+    }
+}
+
+async fn owntracks_inner(state: &AppState, query: &IngestQuery, parts: &Parts, body: &[u8]) -> Result<Value, ApiError> {
+    let caller = authenticate(state, parts, query.token.as_deref()).await?;
+    let options = owntracks::ParseOptions { now: now(), from_overland: is_overland_basic(&parts.headers) };
+    let message = match owntracks::parse(body, &options) {
+        Ok(message) => message,
+        Err(e) => {
+            // Unusable messages are answered 2xx (the apps would retry or drop them forever) and counted.
+            tracing::info!(user = %caller.user.name, error = %e, "unusable OwnTracks message");
+            state.metrics.rejected("owntracks_unusable");
+            return friends(state, &caller).await;
+        }
+    };
+    let device_name = |topic: Option<&owntracks::Topic>| {
+        header_str(&parts.headers, "x-limit-d")
+            .map(str::to_owned)
+            .or_else(|| query.d.clone())
+            .or_else(|| topic.and_then(|t| t.device_hint()).map(str::to_owned))
+    };
+    match message {
+        owntracks::Message::Location(location) => {
+            let device =
+                resolve_device(state, &caller, device_name(location.topic.as_ref()).as_deref(), "phone").await?;
+            store_fixes(state, &caller, device, "owntracks", vec![location.fix]).await?;
+        }
+        owntracks::Message::Transition(transition) => {
+            let device =
+                resolve_device(state, &caller, device_name(transition.topic.as_ref()).as_deref(), "phone").await?;
+            store_fixes(state, &caller, device, "owntracks", vec![transition.fix]).await?;
+        }
+        owntracks::Message::Encrypted { .. } => {
+            // No key store yet: say so plainly instead of pretending the message was read.
+            return Err(ApiError::bad_request(
+                "encrypted OwnTracks payloads are not supported by this server yet: turn encryption off in the app"
+                    .to_owned(),
+            ));
+        }
+        other => {
+            tracing::debug!(kind = message_kind(&other), "OwnTracks message without a position accepted");
+            state.metrics.rejected("owntracks_not_location");
+        }
+    }
+    friends(state, &caller).await
+}
+
+fn message_kind(message: &owntracks::Message) -> &'static str {
+    match message {
+        owntracks::Message::Empty => "empty",
+        owntracks::Message::Location(_) => "location",
+        owntracks::Message::Transition(_) => "transition",
+        owntracks::Message::Waypoint(_) => "waypoint",
+        owntracks::Message::Waypoints(_) => "waypoints",
+        owntracks::Message::Card(_) => "card",
+        owntracks::Message::Lwt { .. } => "lwt",
+        owntracks::Message::Encrypted { .. } => "encrypted",
+        owntracks::Message::Other { .. } => "other",
+    }
+}
+
+/// The reply: the last location of each of the caller's devices, each with a unique `tid`.
+async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let store = state.store.clone();
+    let user = caller.user.clone();
+    let own_device = caller.device.as_ref().map(|d| d.id);
+    let friends = tokio::task::spawn_blocking(move || -> Result<Vec<owntracks::Friend>, ApiError> {
+        let mut friends = Vec::new();
+        for device in store.list_devices(user.id)? {
+            let last = store.last_point(user.id, device.id)?.map(|p| p.fix);
+            let tid = last
+                .as_ref()
+                .and_then(|f| f.extras.as_ref())
+                .and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok())
+                .and_then(|v| v.get("tid").and_then(Value::as_str).map(str::to_owned));
+            friends.push(owntracks::Friend {
+                user: user.name.clone(),
+                is_self: own_device == Some(device.id),
+                device: device.name,
+                tid,
+                last,
+                name: None,
+                face: None,
+            });
+        }
+        Ok(friends)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("friends task failed: {e}")))??;
+    Ok(owntracks::friends_reply(&friends))
+}
+
+async fn overland_post(
+    State(state): State<AppState>,
+    Query(query): Query<IngestQuery>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    match overland_inner(&state, &query, &parts, &body).await {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], overland::OK_REPLY).into_response(),
+        // Overland shows `error` to the user and keeps the batch for a retry.
+        Err(e) => (e.status, Json(json!({"error": e.message, "code": e.code}))).into_response(),
+    }
+}
+
+async fn overland_inner(state: &AppState, query: &IngestQuery, parts: &Parts, body: &[u8]) -> Result<(), ApiError> {
+    let caller = authenticate(state, parts, query.token.as_deref()).await?;
+    let batch = overland::parse(body, now()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for reject in &batch.rejects {
+        tracing::info!(index = reject.index, reason = %reject.reason, "unusable Overland feature");
+        state.metrics.rejected("overland_feature");
+    }
+    let hint = batch.device_hint().map(str::to_owned);
+    let device = resolve_device(state, &caller, hint.as_deref(), "overland").await?;
+    let fixes: Vec<Fix> = batch.points.into_iter().map(|p| p.fix).collect();
+    store_fixes(state, &caller, device, "overland", fixes).await?;
+    if !batch.intervals.is_empty() {
+        let intervals: Vec<_> = batch.intervals.into_iter().map(|i| i.interval).collect();
+        let store = state.store.clone();
+        let user = caller.user.id;
+        tokio::task::spawn_blocking(move || store.insert_intervals(user, device, &intervals))
+            .await
+            .map_err(|e| ApiError::internal(format!("interval task failed: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "storing Overland intervals failed");
+                ApiError::unavailable("the store is temporarily unavailable".to_owned())
+            })?;
+    }
+    Ok(())
+}
+
+async fn osmand_request(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
+    let content_type = header_str(&parts.headers, "content-type").map(str::to_owned);
+    let parsed = osmand::parse_request(parts.uri.query(), content_type.as_deref(), &body, now())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for reject in &parsed.rejects {
+        tracing::info!(index = reject.index, reason = %reject.reason, "unusable OsmAnd item");
+        state.metrics.rejected("osmand_item");
+    }
+    let url_token: Option<String> = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<BTreeMap<String, String>>(q).ok())
+        .and_then(|m| m.get("token").cloned());
+    // Traccar-style clients have no auth headers: their device identifier is the polo token.
+    let id_token = parsed.reports.first().map(|r| r.device_id.clone());
+    let caller = match authenticate(&state, &parts, url_token.as_deref()).await {
+        Ok(caller) => caller,
+        Err(first) => match id_token.as_deref() {
+            Some(token) => {
+                let ip = peer_ip(parts.extensions.get::<ConnectInfo<SocketAddr>>());
+                state.auth.authenticate_token(token, ip).await?.ok_or(first)?
+            }
+            None => return Err(first),
+        },
+    };
+    let mut by_device: BTreeMap<String, Vec<Fix>> = BTreeMap::new();
+    for report in parsed.reports {
+        // A device id that was the token itself names no device.
+        let key = if Some(&report.device_id) == id_token.as_ref() && caller.device.is_some() {
+            String::new()
+        } else {
+            report.device_id
+        };
+        by_device.entry(key).or_default().push(report.fix);
+    }
+    for (name, fixes) in by_device {
+        let device = resolve_device(&state, &caller, Some(&name), "osmand").await?;
+        store_fixes(&state, &caller, device, "osmand", fixes).await?;
+    }
+    Ok(StatusCode::OK)
+}
+
+async fn points_post(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let parsed = batch::parse(&body, now()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut by_device: BTreeMap<Option<String>, Vec<Fix>> = BTreeMap::new();
+    for point in parsed.points {
+        by_device.entry(point.device).or_default().push(point.fix);
+    }
+    let (mut added, mut duplicates) = (0, 0);
+    for (name, fixes) in by_device {
+        let device = resolve_device(&state, &caller, name.as_deref(), "api").await?;
+        let outcome = store_fixes(&state, &caller, device, "api", fixes).await?;
+        added += outcome.added;
+        duplicates += outcome.duplicates;
+    }
+    for _ in &parsed.errors {
+        state.metrics.rejected("api_item");
+    }
+    let errors: Vec<Value> = parsed.errors.iter().map(|e| json!({"index": e.index, "reason": e.reason})).collect();
+    Ok(Json(json!({"added": added, "duplicates": duplicates, "rejected": errors.len(), "errors": errors})))
+}

@@ -1,0 +1,692 @@
+//! The group-commit writer for live ingest.
+//!
+//! Tracker apps send one point per request (OwnTracks, Traccar, GPSLogger),
+//! and every [`Store::insert_points`] call is one transaction with its own
+//! WAL commit. 20,000 single-point requests per second would be 20,000
+//! commits; SQLite's single writer cannot do that. The [`Ingestor`] turns
+//! them into a few hundred: request handlers [`submit`](Ingestor::submit)
+//! their fixes through a bounded channel (backpressure, no unbounded memory),
+//! and one dedicated OS thread that owns the store drains everything queued
+//! (up to [`IngestorConfig::max_batch_points`], waiting at most
+//! [`IngestorConfig::linger`] for more once it sees concurrent traffic),
+//! groups it by `(user, device)`, writes each group with one
+//! `insert_points` call, and answers every waiter with its own outcome.
+//!
+//! Per-waiter outcomes stay exact: within a group the first submission of a
+//! time owns it (later ones are duplicates, as the store's "first wins"
+//! rule says), and when several waiters share a group the writer first reads
+//! which of their times are already stored. A store error reaches every
+//! waiter of its group and no one else; a panicking store is reported as an
+//! error and the writer carries on.
+//!
+//! The thread is a plain OS thread rather than `spawn_blocking` so that a
+//! slow disk never starves the runtime's blocking pool, and because exactly
+//! one writer is the point.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use polo_domain::Point;
+use polo_domain::{DeviceId, Fix, Timestamp, UserId};
+use polo_store::{PointQuery, Store, StoreError, StoreResult, WriteOutcome};
+use tokio::sync::{mpsc, oneshot};
+
+/// The two store calls the writer makes. Every [`Store`] provides them
+/// ([`Ingestor::start`]); tests and alternative sinks can implement just this.
+pub trait PointWriter: Send + Sync {
+    /// [`Store::insert_points`]: one transaction.
+    ///
+    /// # Errors
+    /// As the store's.
+    fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
+    /// [`Store::scan_points`], used to tell waiters sharing a write apart.
+    ///
+    /// # Errors
+    /// As the store's.
+    fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()>;
+}
+
+struct StoreWriter(Arc<dyn Store>);
+
+impl PointWriter for StoreWriter {
+    fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+        self.0.insert_points(user, device, fixes)
+    }
+
+    fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
+        self.0.scan_points(query, visit)
+    }
+}
+
+/// Tuning of the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestorConfig {
+    /// Most points written per drain (all groups together). A single larger
+    /// submission is still written whole.
+    pub max_batch_points: usize,
+    /// How long the writer waits for more submissions once a drain found
+    /// more than one (a lone request is written at once).
+    pub linger: Duration,
+    /// Submissions that may wait in the channel before `submit` waits too.
+    pub queue_capacity: usize,
+}
+
+impl Default for IngestorConfig {
+    fn default() -> Self {
+        Self { max_batch_points: 10_000, linger: Duration::from_millis(2), queue_capacity: 8192 }
+    }
+}
+
+/// Why a submission was not written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The writer has shut down (or died): answer 503 so the app retries.
+    #[error("the ingest writer is not running")]
+    Closed,
+    /// The store refused or failed the write of this submission's group.
+    /// [`StoreError::NotFound`] means the device is not the user's; anything
+    /// else is temporary server trouble.
+    #[error("storing the points failed: {0}")]
+    Store(#[source] Arc<StoreError>),
+}
+
+/// A point-in-time view of the writer for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestorStats {
+    /// Points submitted and not answered yet (queued or being written).
+    pub queued_points: u64,
+    /// Submissions not answered yet.
+    pub queued_submissions: u64,
+    /// Age of the oldest unanswered submission (approximate: metrics only).
+    pub oldest_age: Duration,
+    /// `insert_points` calls made so far (one transaction each).
+    pub commits: u64,
+    /// Points written (added or found duplicate) so far.
+    pub points_written: u64,
+}
+
+struct Job {
+    user: UserId,
+    device: DeviceId,
+    fixes: Vec<Fix>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<WriteOutcome, IngestError>>,
+}
+
+enum Msg {
+    Job(Job),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct Shared {
+    base: Instant,
+    queued_points: AtomicU64,
+    queued_submissions: AtomicU64,
+    /// Nanoseconds since `base` + 1 of the oldest unanswered submission; 0 = none.
+    oldest: AtomicU64,
+    commits: AtomicU64,
+    points_written: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn stamp(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn answered(&self, points: u64) {
+        self.queued_points.fetch_sub(points, Ordering::AcqRel);
+        self.queued_submissions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Undoes the queue counters when a submission never reached the channel
+/// (the channel closed, or the caller's future was dropped while waiting).
+struct Enqueued<'a> {
+    shared: &'a Shared,
+    points: u64,
+    armed: bool,
+}
+
+impl Drop for Enqueued<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.answered(self.points);
+        }
+    }
+}
+
+/// Handle to the single live-ingest writer. Cheap to clone; every clone
+/// feeds the same thread. The thread ends after [`Ingestor::shutdown`], or
+/// when the last handle is dropped.
+#[derive(Clone)]
+pub struct Ingestor {
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Ingestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingestor").field("stats", &self.stats()).finish()
+    }
+}
+
+impl Ingestor {
+    /// Starts the writer thread over `store`.
+    ///
+    /// # Errors
+    /// When the OS cannot start a thread or the thread's timer runtime.
+    pub fn start(store: Arc<dyn Store>, config: IngestorConfig) -> std::io::Result<Self> {
+        Self::start_with(Arc::new(StoreWriter(store)), config)
+    }
+
+    /// [`Ingestor::start`] over anything that can write points.
+    ///
+    /// # Errors
+    /// As [`Ingestor::start`].
+    pub fn start_with(store: Arc<dyn PointWriter>, config: IngestorConfig) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            base: Instant::now(),
+            queued_points: AtomicU64::new(0),
+            queued_submissions: AtomicU64::new(0),
+            oldest: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            points_written: AtomicU64::new(0),
+            thread: Mutex::new(None),
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new().name("polo-ingest-writer".into()).spawn(move || {
+            // Built (and dropped) on this thread: a runtime may not be dropped
+            // inside the caller's async context.
+            match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                Ok(runtime) => {
+                    let _ = ready_tx.send(Ok(()));
+                    Writer { store, config, shared: thread_shared, runtime }.run(rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })?;
+        ready_rx.recv().map_err(|_| std::io::Error::other("the ingest writer thread ended at start"))??;
+        if let Ok(mut slot) = shared.thread.lock() {
+            *slot = Some(handle);
+        }
+        Ok(Self { tx, shared })
+    }
+
+    /// Queues `fixes` of one device and waits until they are stored. The
+    /// outcome counts exactly this submission's points: `added` new ones,
+    /// `duplicates` whose time was already stored or submitted earlier, and
+    /// the write's `seq` when this submission added anything.
+    ///
+    /// Waits for room when the queue is full (backpressure). Dropping the
+    /// future after the points were queued does not unqueue them.
+    ///
+    /// # Errors
+    /// [`IngestError::Closed`] after shutdown; [`IngestError::Store`] when the
+    /// group's write failed (nothing of it was stored).
+    pub async fn submit(&self, user: UserId, device: DeviceId, fixes: Vec<Fix>) -> Result<WriteOutcome, IngestError> {
+        if fixes.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let points = fixes.len() as u64;
+        let now = Instant::now();
+        self.shared.queued_points.fetch_add(points, Ordering::AcqRel);
+        self.shared.queued_submissions.fetch_add(1, Ordering::AcqRel);
+        let _ = self.shared.oldest.compare_exchange(0, self.shared.stamp(now), Ordering::AcqRel, Ordering::Acquire);
+        let mut guard = Enqueued { shared: &self.shared, points, armed: true };
+        let (reply, answer) = oneshot::channel();
+        let job = Job { user, device, fixes, enqueued: now, reply };
+        if self.tx.send(Msg::Job(job)).await.is_err() {
+            return Err(IngestError::Closed);
+        }
+        guard.armed = false;
+        answer.await.map_err(|_| IngestError::Closed)?
+    }
+
+    /// Points submitted and not answered yet.
+    #[must_use]
+    pub fn queue_depth(&self) -> u64 {
+        self.shared.queued_points.load(Ordering::Acquire)
+    }
+
+    /// Age of the oldest submission not answered yet; zero when idle.
+    #[must_use]
+    pub fn oldest_age(&self) -> Duration {
+        match self.shared.oldest.load(Ordering::Acquire) {
+            0 => Duration::ZERO,
+            stamp => self.shared.base.elapsed().saturating_sub(Duration::from_nanos(stamp - 1)),
+        }
+    }
+
+    /// All figures at once.
+    #[must_use]
+    pub fn stats(&self) -> IngestorStats {
+        IngestorStats {
+            queued_points: self.queue_depth(),
+            queued_submissions: self.shared.queued_submissions.load(Ordering::Acquire),
+            oldest_age: self.oldest_age(),
+            commits: self.shared.commits.load(Ordering::Acquire),
+            points_written: self.shared.points_written.load(Ordering::Acquire),
+        }
+    }
+
+    /// Stops accepting submissions, writes everything already queued, and
+    /// waits for the writer thread to end. Later `submit`s fail with
+    /// [`IngestError::Closed`]. Safe to call more than once, from any clone.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+        let handle = self.shared.thread.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+/// Adds a message to the drain; true for a shutdown request.
+fn take(msg: Msg, jobs: &mut Vec<Job>, points: &mut usize, shutdowns: &mut Vec<oneshot::Sender<()>>) -> bool {
+    match msg {
+        Msg::Job(job) => {
+            *points += job.fixes.len();
+            jobs.push(job);
+            false
+        }
+        Msg::Shutdown(done) => {
+            shutdowns.push(done);
+            true
+        }
+    }
+}
+
+impl crate::metrics::QueueStats for Ingestor {
+    fn depth(&self) -> u64 {
+        self.queue_depth()
+    }
+
+    fn oldest_age(&self) -> Duration {
+        Ingestor::oldest_age(self)
+    }
+}
+
+struct Writer {
+    store: Arc<dyn PointWriter>,
+    config: IngestorConfig,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Writer {
+    fn run(self, mut rx: mpsc::Receiver<Msg>) {
+        let mut shutdowns = Vec::new();
+        loop {
+            if self.shared.queued_submissions.load(Ordering::Acquire) == 0 {
+                self.shared.oldest.store(0, Ordering::Release);
+            }
+            let Some(first) = self.runtime.block_on(rx.recv()) else { break };
+            let mut jobs = Vec::new();
+            let mut points = 0usize;
+            let mut closing = take(first, &mut jobs, &mut points, &mut shutdowns);
+            let deadline = tokio::time::Instant::now() + self.config.linger;
+            while points < self.config.max_batch_points && !closing {
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        closing |= take(msg, &mut jobs, &mut points, &mut shutdowns);
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+                if jobs.len() <= 1 || self.config.linger.is_zero() {
+                    break;
+                }
+                // The timer must be created inside the runtime.
+                match self.runtime.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await }) {
+                    Ok(Some(msg)) => closing |= take(msg, &mut jobs, &mut points, &mut shutdowns),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if closing {
+                // Refuse new submissions; what is already queued is still written.
+                rx.close();
+            }
+            if let Some(oldest) = jobs.iter().map(|j| j.enqueued).min() {
+                self.shared.oldest.store(self.shared.stamp(oldest), Ordering::Release);
+            }
+            self.write(jobs);
+        }
+        for done in shutdowns {
+            let _ = done.send(());
+        }
+    }
+
+    fn write(&self, jobs: Vec<Job>) {
+        let mut groups: Vec<Vec<Job>> = Vec::new();
+        let mut index: HashMap<(UserId, DeviceId), usize> = HashMap::new();
+        for job in jobs {
+            let slot = *index.entry((job.user, job.device)).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[slot].push(job);
+        }
+        for group in groups {
+            self.write_group(group);
+        }
+    }
+
+    fn write_group(&self, mut jobs: Vec<Job>) {
+        let (user, device) = (jobs[0].user, jobs[0].device);
+        let mut outcomes = vec![WriteOutcome::default(); jobs.len()];
+        let mut sizes = Vec::with_capacity(jobs.len());
+        let mut seen = HashSet::new();
+        let mut fixes = Vec::new();
+        let mut owners = Vec::new();
+        for (waiter, job) in jobs.iter_mut().enumerate() {
+            sizes.push(job.fixes.len() as u64);
+            for fix in job.fixes.drain(..) {
+                if seen.insert(fix.time) {
+                    owners.push(waiter);
+                    fixes.push(fix);
+                } else {
+                    outcomes[waiter].duplicates += 1;
+                }
+            }
+        }
+        let result = if fixes.is_empty() {
+            Ok(WriteOutcome::default())
+        } else {
+            let stored = if jobs.len() > 1 { self.already_stored(user, device, &fixes) } else { None };
+            let written = catch_unwind(AssertUnwindSafe(|| self.store.insert_points(user, device, &fixes)))
+                .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
+            self.shared.commits.fetch_add(1, Ordering::AcqRel);
+            written.inspect(|outcome| {
+                self.shared.points_written.fetch_add(fixes.len() as u64, Ordering::AcqRel);
+                attribute(outcome, &fixes, &owners, stored.as_ref(), &mut outcomes);
+            })
+        };
+        let result = result.map_err(|e| IngestError::Store(Arc::new(e)));
+        for ((job, outcome), size) in jobs.into_iter().zip(outcomes).zip(sizes) {
+            let answer = result.as_ref().map(|_| outcome).map_err(Clone::clone);
+            self.shared.answered(size);
+            // The waiter may be gone (request cancelled); the write stands.
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    /// Which of `fixes`' times the store already holds, so that several
+    /// waiters sharing one write each learn their own added/duplicate split.
+    /// `None` when the read fails (the split then falls back to queue order).
+    fn already_stored(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> Option<HashSet<Timestamp>> {
+        let wanted: HashSet<Timestamp> = fixes.iter().map(|f| f.time).collect();
+        let from = wanted.iter().min().copied()?;
+        let to = wanted.iter().max().map(|t| Timestamp(t.0.saturating_add(1)))?;
+        let query = PointQuery { user, device: Some(device), from: Some(from), to: Some(to) };
+        let mut found = HashSet::new();
+        let scan = catch_unwind(AssertUnwindSafe(|| {
+            self.store.scan_points(&query, &mut |p| {
+                if wanted.contains(&p.fix.time) {
+                    found.insert(p.fix.time);
+                }
+                ControlFlow::Continue(())
+            })
+        }));
+        match scan {
+            Ok(Ok(())) => Some(found),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "ingest: could not read existing points; duplicate counts are approximate");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Splits a group's outcome between its waiters.
+fn attribute(
+    outcome: &WriteOutcome,
+    fixes: &[Fix],
+    owners: &[usize],
+    stored: Option<&HashSet<Timestamp>>,
+    outcomes: &mut [WriteOutcome],
+) {
+    match (outcomes.len(), stored) {
+        (1, _) => {
+            outcomes[0].added += outcome.added;
+            outcomes[0].duplicates += outcome.duplicates;
+        }
+        (_, Some(stored)) => {
+            for (fix, &owner) in fixes.iter().zip(owners) {
+                if stored.contains(&fix.time) {
+                    outcomes[owner].duplicates += 1;
+                } else {
+                    outcomes[owner].added += 1;
+                }
+            }
+        }
+        (_, None) => {
+            let mut added_left = outcome.added;
+            for &owner in owners {
+                if added_left > 0 {
+                    added_left -= 1;
+                    outcomes[owner].added += 1;
+                } else {
+                    outcomes[owner].duplicates += 1;
+                }
+            }
+        }
+    }
+    for o in outcomes.iter_mut() {
+        if o.added > 0 {
+            o.seq = outcome.seq;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use polo_domain::{Coord, Seq, SourceFormat};
+    use polo_store_sqlite::SqliteStore;
+
+    use super::*;
+
+    fn fix(second: i64) -> Fix {
+        Fix::new(
+            Timestamp(1_750_000_000_000 + second * 1000),
+            Coord::from_degrees(48.1, 11.5).unwrap(),
+            SourceFormat::Owntracks,
+        )
+    }
+
+    fn sqlite() -> (Arc<dyn Store>, UserId, DeviceId) {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("alice", "$argon2id$fake", false).unwrap();
+        let device = store.ensure_device(user.id, "phone").unwrap();
+        (Arc::new(store), user.id, device.id)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_thousand_concurrent_submits_all_land_with_their_own_outcome() {
+        let (store, user, device) = sqlite();
+        let ingestor = Ingestor::start(Arc::clone(&store), IngestorConfig::default()).unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(1000));
+        let tasks: Vec<_> = (0..1000)
+            .map(|i| {
+                let (ingestor, barrier) = (ingestor.clone(), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    ingestor.submit(user, device, vec![fix(i)]).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.unwrap().unwrap();
+            assert_eq!((outcome.added, outcome.duplicates), (1, 0));
+            assert!(outcome.seq.is_some());
+        }
+        assert_eq!(store.count_points(user).unwrap(), 1000);
+        let stats = ingestor.stats();
+        assert!(stats.commits < 1000, "group commit: {stats:?}");
+        assert_eq!((stats.queued_points, stats.queued_submissions, stats.points_written), (0, 0, 1000));
+
+        // The same thousand again: every waiter sees its own duplicate.
+        let tasks: Vec<_> = (0..1000)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(user, device, vec![fix(i)]).await })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.unwrap().unwrap();
+            assert_eq!((outcome.added, outcome.duplicates, outcome.seq), (0, 1, None));
+        }
+
+        // Mixed: ten racing copies of one new fix, plus old+new in one submission.
+        let barrier = Arc::new(tokio::sync::Barrier::new(11));
+        let mut tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (ingestor, barrier) = (ingestor.clone(), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    ingestor.submit(user, device, vec![fix(5000)]).await
+                })
+            })
+            .collect();
+        let (i2, b2) = (ingestor.clone(), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            b2.wait().await;
+            i2.submit(user, device, vec![fix(3), fix(6000), fix(6000)]).await
+        }));
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            let o = task.await.unwrap().unwrap();
+            outcomes.push((o.added, o.duplicates));
+        }
+        let mixed = outcomes.pop().unwrap();
+        assert_eq!(mixed, (1, 2), "fix(3) is stored, fix(6000) is new once");
+        assert_eq!(outcomes.iter().filter(|o| **o == (1, 0)).count(), 1, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == (0, 1)).count(), 9, "{outcomes:?}");
+        assert_eq!(store.count_points(user).unwrap(), 1002);
+        assert_eq!(ingestor.submit(user, device, Vec::new()).await.unwrap(), WriteOutcome::default());
+        ingestor.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_flushes_and_then_refuses() {
+        let (store, user, device) = sqlite();
+        let config = IngestorConfig { queue_capacity: 4, ..IngestorConfig::default() };
+        let ingestor = Ingestor::start(Arc::clone(&store), config).unwrap();
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(user, device, vec![fix(i)]).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        ingestor.shutdown().await;
+        let mut written = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(o) => written += o.added,
+                Err(IngestError::Closed) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(store.count_points(user).unwrap(), written, "every accepted submission was written");
+        assert!(matches!(ingestor.submit(user, device, vec![fix(99)]).await, Err(IngestError::Closed)));
+        ingestor.shutdown().await;
+        assert_eq!(ingestor.stats().queued_points, 0);
+    }
+
+    /// A store whose `insert_points` blocks on device 1 until released, fails
+    /// on device 2, panics on device 4 and succeeds otherwise.
+    struct FakeStore {
+        calls: Mutex<Vec<(DeviceId, usize)>>,
+        entered: Mutex<std_mpsc::Sender<()>>,
+        release: Mutex<std_mpsc::Receiver<()>>,
+    }
+
+    impl PointWriter for FakeStore {
+        fn insert_points(&self, _: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+            self.calls.lock().unwrap().push((device, fixes.len()));
+            match device.0 {
+                1 => {
+                    self.entered.lock().unwrap().send(()).unwrap();
+                    self.release.lock().unwrap().recv().unwrap();
+                }
+                2 => return Err(StoreError::Backend("disk full".into())),
+                4 => panic!("fake store panics"),
+                _ => {}
+            }
+            Ok(WriteOutcome { added: fixes.len() as u64, seq: Some(Seq(7)), ..WriteOutcome::default() })
+        }
+        fn scan_points(&self, _: &PointQuery, _: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_error_reaches_every_waiter_of_its_group_only() {
+        let (entered_tx, entered_rx) = std_mpsc::channel();
+        let (release_tx, release_rx) = std_mpsc::channel();
+        let store = Arc::new(FakeStore {
+            calls: Mutex::new(Vec::new()),
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        });
+        let ingestor =
+            Ingestor::start_with(Arc::clone(&store) as Arc<dyn PointWriter>, IngestorConfig::default()).unwrap();
+        let user = UserId(1);
+        let submit = |device: i64, second: i64| {
+            let ingestor = ingestor.clone();
+            tokio::spawn(async move { ingestor.submit(user, DeviceId(device), vec![fix(second)]).await })
+        };
+        // Occupy the writer so that what follows queues up into one drain.
+        let blocker = submit(1, 0);
+        tokio::task::spawn_blocking(move || entered_rx.recv().unwrap()).await.unwrap();
+        let failing: Vec<_> = (0..5).map(|i| submit(2, i)).collect();
+        let healthy = submit(3, 0);
+        let panicking = submit(4, 0);
+        while ingestor.stats().queued_submissions < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The counters move just before the channel send completes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(ingestor.oldest_age() > Duration::ZERO);
+        release_tx.send(()).unwrap();
+        assert_eq!(blocker.await.unwrap().unwrap().added, 1);
+        for task in failing {
+            match task.await.unwrap() {
+                Err(IngestError::Store(e)) => assert!(e.to_string().contains("disk full"), "{e}"),
+                other => panic!("expected the store error, got {other:?}"),
+            }
+        }
+        let ok = healthy.await.unwrap().unwrap();
+        assert_eq!((ok.added, ok.seq), (1, Some(Seq(7))));
+        assert!(matches!(panicking.await.unwrap(), Err(IngestError::Store(_))));
+        // One insert per group: the five failing submissions shared one transaction.
+        let calls = store.calls.lock().unwrap().clone();
+        assert_eq!(calls, vec![(DeviceId(1), 1), (DeviceId(2), 5), (DeviceId(3), 1), (DeviceId(4), 1)]);
+        // The writer survived the panic.
+        assert_eq!(submit(3, 1).await.unwrap().unwrap().added, 1);
+        let idle = async {
+            while ingestor.oldest_age() > Duration::ZERO {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), idle).await.expect("the age returns to zero when idle");
+        ingestor.shutdown().await;
+    }
+}

@@ -1,0 +1,455 @@
+//! Accounts and authentication, in process: every way to authenticate,
+//! CSRF, the back-off, and who may call which account route.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
+use polo_server::AppState;
+use polo_server::auth::{Authenticator, Backoff, hash_password};
+use polo_store::Store;
+use polo_store_sqlite::SqliteStore;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct App {
+    router: Router,
+    store: Arc<dyn Store>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+const ALICE_PW: &str = "alice password";
+const BOB_PW: &str = "bob password";
+const ROOT_PW: &str = "root password";
+
+fn app() -> App {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    for (name, pw, admin) in [("alice", ALICE_PW, false), ("bob", BOB_PW, false), ("root", ROOT_PW, true)] {
+        store.create_user(name, &hash_password(pw).unwrap(), admin).unwrap();
+    }
+    let mut state = AppState::new(store.clone()).unwrap();
+    // A long first delay, so a slow machine cannot outwait it mid-test.
+    let backoff = Backoff { base: Duration::from_secs(30), ..Backoff::default() };
+    state.auth = Arc::new(Authenticator::new(store.clone()).with_backoff(backoff));
+    let router = polo_server::router(state);
+    App { router, store }
+}
+
+fn basic(user: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")))
+}
+
+impl App {
+    async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
+        self.call_from("192.0.2.10", method, path, headers, body).await
+    }
+
+    async fn call_from(
+        &self,
+        ip: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(v) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).unwrap();
+        let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(addr));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Reply { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// Logs in; returns (the Cookie header value, the CSRF token).
+    async fn login(&self, user: &str, password: &str) -> (String, String) {
+        let r = self
+            .call(Method::POST, "/api/v1/session", &[], Some(json!({"username": user, "password": password})))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let set_cookie = r.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        (cookie, r.body["csrf_token"].as_str().unwrap().to_owned())
+    }
+
+    async fn token_for(&self, user: &str, password: &str, device: &str) -> (i64, String) {
+        let auth = basic(user, password);
+        let d = self
+            .call(Method::POST, "/api/v1/devices", &[("authorization", &auth)], Some(json!({"name": device})))
+            .await;
+        assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
+        let id = d.body["id"].as_i64().unwrap();
+        let t =
+            self.call(Method::POST, &format!("/api/v1/devices/{id}/tokens"), &[("authorization", &auth)], None).await;
+        assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
+        (t.body["id"].as_i64().unwrap(), t.body["token"].as_str().unwrap().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn session_cookie_login_csrf_and_logout() {
+    let app = app();
+    let r =
+        app.call(Method::POST, "/api/v1/session", &[], Some(json!({"username": "alice", "password": ALICE_PW}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["user"]["name"], "alice");
+    let csrf = r.body["csrf_token"].as_str().unwrap().to_owned();
+    let set_cookie = r.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in ["polo_session=", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "plain HTTP by default: {set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let me = app.call(Method::GET, "/api/v1/me", &[("cookie", &cookie)], None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!((me.body["user"]["name"].as_str(), me.body["via"].as_str()), (Some("alice"), Some("session")));
+    assert_eq!(me.body["csrf_token"].as_str(), Some(csrf.as_str()));
+
+    // Unsafe methods need the CSRF header.
+    let body = Some(json!({"name": "phone"}));
+    let r = app.call(Method::POST, "/api/v1/devices", &[("cookie", &cookie)], body.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "csrf_failed"));
+    let r = app
+        .call(Method::POST, "/api/v1/devices", &[("cookie", &cookie), ("x-csrf-token", "wrong")], body.clone())
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "csrf_failed"));
+    let r = app.call(Method::POST, "/api/v1/devices", &[("cookie", &cookie), ("x-csrf-token", &csrf)], body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Another session's CSRF token does not fit this session.
+    let (_, other_csrf) = app.login("alice", ALICE_PW).await;
+    let r =
+        app.call(Method::DELETE, "/api/v1/session", &[("cookie", &cookie), ("x-csrf-token", &other_csrf)], None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "csrf_failed"));
+    // Bearer and Basic requests are exempt.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            &[("authorization", &basic("alice", ALICE_PW))],
+            Some(json!({"name": "w"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    let r = app.call(Method::DELETE, "/api/v1/session", &[("cookie", &cookie), ("x-csrf-token", &csrf)], None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    let r = app.call(Method::GET, "/api/v1/me", &[("cookie", &cookie)], None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"polo\"");
+    // A wrong password logs nobody in.
+    let r = app
+        .call(Method::POST, "/api/v1/session", &[], Some(json!({"username": "alice", "password": "nope nope"})))
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    let r = app.call(Method::POST, "/api/v1/session", &[], Some(json!({"username": "alice"}))).await;
+    assert_eq!((r.status.is_client_error(), r.code()), (true, "bad_request"));
+}
+
+#[tokio::test]
+async fn bearer_basic_and_literal_token_forms() {
+    let app = app();
+    let (token_id, token) = app.token_for("alice", ALICE_PW, "phone").await;
+    assert!(token.starts_with("polo_"), "{token}");
+    let me = |auth: String| {
+        let app = &app;
+        async move { app.call(Method::GET, "/api/v1/me", &[("authorization", &auth)], None).await }
+    };
+    let r = me(format!("Bearer {token}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["via"].as_str(), r.body["device"]["name"].as_str()), (Some("bearer"), Some("phone")));
+    assert_eq!(r.body["user"]["name"], "alice");
+    let r = me(basic("alice", ALICE_PW)).await;
+    assert_eq!((r.status, r.body["via"].as_str()), (StatusCode::OK, Some("basic_password")));
+    assert!(r.body["device"].is_null());
+    for auth in [basic("alice", &token), basic(&token, ""), format!("Basic {token}:")] {
+        let r = me(auth.clone()).await;
+        assert_eq!((r.status, r.body["via"].as_str()), (StatusCode::OK, Some("basic_token")), "{auth}");
+        assert_eq!(r.body["device"]["name"], "phone");
+    }
+    // Wrong secrets (each from its own address, to stay under the back-off).
+    for (i, auth) in [
+        basic("alice", "wrong password"),
+        basic("nobody", ALICE_PW),
+        basic("bob", &token),
+        format!("Bearer {}x", &token[..token.len() - 1]),
+        "Bearer polo_nonsense".to_owned(),
+        "Basic !!!".to_owned(),
+        "Negotiate abc".to_owned(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ip = format!("203.0.113.{i}");
+        let r = app.call_from(&ip, Method::GET, "/api/v1/me", &[("authorization", &auth)], None).await;
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{auth}");
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"polo\"");
+    }
+    // A device token cannot mint tokens.
+    let devices =
+        app.call(Method::GET, "/api/v1/devices", &[("authorization", &format!("Bearer {token}"))], None).await;
+    let device_id = devices.body["devices"][0]["id"].as_i64().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/devices/{device_id}/tokens"),
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    // Listing shows the token without its secret; revoking ends it.
+    let list = app.call(Method::GET, "/api/v1/tokens", &[("authorization", &basic("alice", ALICE_PW))], None).await;
+    assert_eq!(list.body["tokens"][0]["id"], token_id);
+    assert!(list.body["tokens"][0]["last_used"].is_string(), "{}", list.body);
+    assert!(!list.body.to_string().contains(&token));
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{token_id}"),
+            &[("authorization", &basic("alice", ALICE_PW))],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(me(format!("Bearer {token}")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(format!("Basic {token}:")).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn failures_back_off_per_address_and_per_user() {
+    let app = app();
+    let wrong = basic("alice", "wrong password");
+    for i in 0..6 {
+        let r = app.call_from("198.51.100.1", Method::GET, "/api/v1/me", &[("authorization", &wrong)], None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    // Blocked now, even with the right password, and from another address for this user.
+    let right = basic("alice", ALICE_PW);
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        let r = app.call_from(ip, Method::GET, "/api/v1/me", &[("authorization", &right)], None).await;
+        assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{ip}");
+        let retry: u64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((1..=300).contains(&retry), "{retry}");
+    }
+    // The address is blocked for other users too; bob elsewhere is fine.
+    let bob = basic("bob", BOB_PW);
+    let r = app.call_from("198.51.100.1", Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let r = app.call_from("198.51.100.3", Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Logins and unknown tokens count too.
+    for _ in 0..6 {
+        let r =
+            app.call_from("198.51.100.4", Method::GET, "/api/v1/me", &[("authorization", "Bearer polo_x")], None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.call_from("198.51.100.4", Method::GET, "/api/v1/me", &[("authorization", "Bearer polo_x")], None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let login = Some(json!({"username": "alice", "password": ALICE_PW}));
+    let r = app.call_from("198.51.100.9", Method::POST, "/api/v1/session", &[], login).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "alice is still blocked");
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_other_sessions_and_the_cached_password() {
+    let app = app();
+    let (cookie, csrf) = app.login("alice", ALICE_PW).await;
+    let (other_cookie, _) = app.login("alice", ALICE_PW).await;
+    let old = basic("alice", ALICE_PW);
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &[("authorization", &old)], None).await.status, StatusCode::OK);
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/me/password",
+            &headers,
+            Some(json!({"current_password": "not it!", "new_password": "x"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/me/password",
+            &headers,
+            Some(json!({"current_password": ALICE_PW, "new_password": "short"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"));
+    let body = json!({"current_password": ALICE_PW, "new_password": "a brand new password"});
+    let r = app.call(Method::POST, "/api/v1/me/password", &headers, Some(body)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &[("cookie", &cookie)], None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/me", &[("cookie", &other_cookie)], None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/me", &[("authorization", &old)], None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let new = basic("alice", "a brand new password");
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &[("authorization", &new)], None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn devices_list_their_last_point() {
+    let app = app();
+    let alice = app.store.user_by_name("alice").unwrap().unwrap();
+    let phone = app.store.ensure_device(alice.id, "phone").unwrap();
+    let fix = |t| Fix::new(Timestamp(t), Coord { lat_e7: 481_000_000, lon_e7: 115_000_000 }, SourceFormat::Api);
+    app.store.insert_points(alice.id, phone.id, &[fix(1_700_000_000_000), fix(1_700_000_060_000)]).unwrap();
+    app.store.ensure_device(alice.id, "watch").unwrap();
+    let r = app.call(Method::GET, "/api/v1/devices", &[("authorization", &basic("alice", ALICE_PW))], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let devices = r.body["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[0]["name"], "phone");
+    assert_eq!(devices[0]["last_seen"], "2023-11-14T22:14:20.000Z");
+    assert_eq!(devices[0]["last_point"]["lat"], 48.1);
+    assert!(devices[1]["last_seen"].is_null());
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            &[("authorization", &basic("alice", ALICE_PW))],
+            Some(json!({"name": "phone"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            &[("authorization", &basic("alice", ALICE_PW))],
+            Some(json!({"name": " "})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"));
+}
+
+/// Every account route × {anonymous, another user, the owner, an admin}.
+/// "Owner" is alice, who owns the device and token in the paths.
+#[tokio::test]
+async fn authorisation_matrix() {
+    let app = app();
+    let (alice_token_id, _) = app.token_for("alice", ALICE_PW, "phone").await;
+    let alice_device = app.store.list_devices(app.store.user_by_name("alice").unwrap().unwrap().id).unwrap()[0].id.0;
+    let who: [(&str, Option<(&str, &str)>); 4] = [
+        ("anonymous", None),
+        ("other", Some(("bob", BOB_PW))),
+        ("owner", Some(("alice", ALICE_PW))),
+        ("admin", Some(("root", ROOT_PW))),
+    ];
+    // (method, path, body, expected status for anonymous, other, owner, admin)
+    type Row = (Method, String, Option<Value>, [u16; 4]);
+    let rows: Vec<Row> = vec![
+        (Method::GET, "/api/v1/me".into(), None, [401, 200, 200, 200]),
+        (Method::GET, "/api/v1/devices".into(), None, [401, 200, 200, 200]),
+        (Method::POST, "/api/v1/devices".into(), Some(json!({"name": "new"})), [401, 201, 201, 201]),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{alice_device}/tokens"),
+            Some(json!({"label": "x"})),
+            [401, 404, 201, 404],
+        ),
+        (Method::GET, "/api/v1/tokens".into(), None, [401, 200, 200, 200]),
+        (Method::GET, "/api/v1/users".into(), None, [401, 403, 403, 200]),
+        (
+            Method::POST,
+            "/api/v1/users".into(),
+            Some(json!({"name": "carol", "password": "carol password"})),
+            [401, 403, 403, 201],
+        ),
+        (Method::DELETE, format!("/api/v1/tokens/{alice_token_id}"), None, [401, 404, 204, 404]),
+        (Method::DELETE, "/api/v1/session".into(), None, [401, 204, 204, 204]),
+        (
+            Method::POST,
+            "/api/v1/me/password".into(),
+            Some(json!({"current_password": "x", "new_password": "y"})),
+            [401, 403, 403, 403],
+        ),
+    ];
+    for (method, path, body, expected) in rows {
+        for ((role, creds), want) in who.iter().zip(expected) {
+            let auth = creds.map(|(u, p)| basic(u, p));
+            let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+            let r = app.call(method.clone(), &path, &headers, body.clone()).await;
+            assert_eq!(r.status.as_u16(), want, "{method} {path} as {role}: {}", r.body);
+            if !r.status.is_success() {
+                assert!(!r.code().is_empty(), "{method} {path} as {role}: error without a code: {}", r.body);
+            }
+        }
+    }
+    // Reads are scoped: each caller sees only their own devices and tokens.
+    let devices = |user: &'static str, pw: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.call(Method::GET, "/api/v1/devices", &[("authorization", &basic(user, pw))], None).await;
+            r.body["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(devices("alice", ALICE_PW).await, vec!["phone", "new"]);
+    assert_eq!(devices("bob", BOB_PW).await, vec!["new"]);
+    let tokens = app.call(Method::GET, "/api/v1/tokens", &[("authorization", &basic("bob", BOB_PW))], None).await;
+    assert_eq!(tokens.body["tokens"], json!([]));
+    let alice_tokens =
+        app.call(Method::GET, "/api/v1/tokens", &[("authorization", &basic("alice", ALICE_PW))], None).await;
+    assert_eq!(alice_tokens.body["tokens"].as_array().unwrap().len(), 1, "the owner revoked one of two");
+    // The admin created carol, who can log in.
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/me", &[("authorization", &basic("carol", "carol password"))], None).await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            &[("authorization", &basic("root", ROOT_PW))],
+            Some(json!({"name": "carol", "password": "carol password"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+    let r = app.call(Method::GET, "/api/v1/tokens/abc", &[("authorization", &basic("root", ROOT_PW))], None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = app.call(Method::DELETE, "/api/v1/tokens/abc", &[("authorization", &basic("root", ROOT_PW))], None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+}

@@ -1,0 +1,309 @@
+//! The front door over real sockets: the Host filter drops connections
+//! without a byte, `/metrics` is admin-only, TLS terminates with rustls,
+//! access logs are JSON lines, and shutdown lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use polo_server::options::{AccessLog, AllowedHosts, IpNetwork, TlsFiles};
+use polo_server::{AccessLogger, AppState, Metrics, ServeError, ServerOptions};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+    metrics: Metrics,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.unwrap().unwrap().unwrap();
+    }
+}
+
+fn state(dir: &tempfile::TempDir) -> AppState {
+    let store = polo_store_sqlite::SqliteStore::open(dir.path().join("polo.sqlite")).unwrap();
+    AppState::new(Arc::new(store)).unwrap()
+}
+
+async fn start(options: ServerOptions) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    let metrics = state.metrics.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(polo_server::serve(listener, state, options, async move {
+        let _ = stopped.await;
+    }));
+    Server { addr, stop: Some(stop), task, metrics, _dir: dir }
+}
+
+fn quiet(options: ServerOptions) -> ServerOptions {
+    ServerOptions { access_log: AccessLog::Off, ..options }
+}
+
+/// Sends raw bytes and reads until the server closes; an RST counts as closed.
+async fn raw(addr: SocketAddr, request: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    match read.expect("the server neither answered nor closed the connection") {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("read failed: {e}"),
+    }
+    response
+}
+
+fn get_request(path: &str, host: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+}
+
+fn status_of(response: &[u8]) -> u16 {
+    String::from_utf8_lossy(response).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_wrong_host_gets_zero_bytes_and_the_right_one_gets_200() {
+    let allowed = AllowedHosts::parse(&["polo.example.org"]).unwrap();
+    let server = start(quiet(ServerOptions { allowed_hosts: allowed, ..ServerOptions::default() })).await;
+
+    let response = raw(server.addr, &get_request("/healthz", "evil.example")).await;
+    assert!(response.is_empty(), "a forged Host got a response: {:?}", String::from_utf8_lossy(&response));
+    // No Host at all (HTTP/1.0) and two Host headers are dropped too.
+    assert!(raw(server.addr, "GET /healthz HTTP/1.0\r\n\r\n").await.is_empty());
+    let two = "GET /healthz HTTP/1.1\r\nHost: polo.example.org\r\nHost: evil.example\r\n\r\n";
+    assert!(raw(server.addr, two).await.is_empty());
+    // Absolute-form target naming another host.
+    let absolute = "GET http://evil.example/healthz HTTP/1.1\r\nHost: polo.example.org\r\nConnection: close\r\n\r\n";
+    assert!(raw(server.addr, absolute).await.is_empty());
+
+    // Case-insensitive, port-agnostic.
+    for host in ["polo.example.org", "POLO.Example.ORG", "polo.example.org:8443", "polo.example.org."] {
+        let response = raw(server.addr, &get_request("/healthz", host)).await;
+        assert_eq!(status_of(&response), 200, "{host}: {}", String::from_utf8_lossy(&response));
+    }
+
+    let metrics = server.metrics.render();
+    assert!(metrics.contains("polo_front_door_dropped_total{reason=\"host\"} 4"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_list_every_host_is_answered_with_secure_headers() {
+    let server = start(quiet(ServerOptions::default())).await;
+    let response = raw(server.addr, &get_request("/healthz", "anything.example")).await;
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert_eq!(status_of(&response), 200, "{text}");
+    for header in ["x-content-type-options: nosniff", "x-frame-options: deny", "referrer-policy: no-referrer"] {
+        assert!(text.contains(header), "missing {header}: {text}");
+    }
+    assert!(!text.contains("strict-transport-security"), "HSTS only under TLS");
+    server.stop().await;
+}
+
+fn metrics_request(peer: Option<&str>) -> Request<Body> {
+    let mut request = Request::get("/metrics").body(Body::empty()).unwrap();
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    }
+    request
+}
+
+#[tokio::test]
+async fn metrics_are_admin_only_and_labelled_by_route_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = polo_server::app(state(&dir), &ServerOptions::default(), AccessLogger::off());
+
+    for peer in [Some("10.1.2.3:5000"), Some("[2001:db8::1]:5000"), None] {
+        let response = app.clone().oneshot(metrics_request(peer)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{peer:?}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "forbidden");
+        assert!(body["message"].as_str().unwrap().contains("admin"));
+    }
+
+    for path in ["/healthz", "/healthz", "/readyz", "/no/such/path/42"] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        app.clone().oneshot(request).await.unwrap();
+    }
+    let response = app.clone().oneshot(metrics_request(Some("127.0.0.1:5000"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        text.contains("http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\",status=\"2xx\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/readyz\""), "{text}");
+    assert!(text.contains("route=\"unmatched\",status=\"4xx\""), "{text}");
+    assert!(!text.contains("/no/such/path"), "raw paths never become labels: {text}");
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "{text}");
+    assert!(text.contains("polo_queue_depth 0"), "{text}");
+
+    // Another admin network replaces the loopback default.
+    let options =
+        ServerOptions { admin_networks: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..Default::default() };
+    let app = polo_server::app(state(&dir), &options, AccessLogger::off());
+    let allowed = app.clone().oneshot(metrics_request(Some("10.9.8.7:1"))).await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let refused = app.oneshot(metrics_request(Some("127.0.0.1:1"))).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+/// The pattern documented on `BodyLimits`: the default applies to every
+/// route; a route that needs more sets its own limit, and the innermost wins.
+#[tokio::test]
+async fn bodies_over_the_default_limit_are_refused_unless_the_route_allows_more() {
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::post;
+    let limits = ServerOptions::default().body_limits;
+    let echo = |body: axum::body::Bytes| async move { body.len().to_string() };
+    let app = Router::new()
+        .route("/small", post(echo))
+        .route("/big", post(echo).layer(DefaultBodyLimit::max(limits.ingest)))
+        .layer(DefaultBodyLimit::max(limits.default));
+    let two_mib = vec![b'x'; 2 << 20];
+    let small = app.clone().oneshot(Request::post("/small").body(Body::from(two_mib.clone())).unwrap()).await.unwrap();
+    assert_eq!(small.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let big = app.oneshot(Request::post("/big").body(Body::from(two_mib)).unwrap()).await.unwrap();
+    assert_eq!(big.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tls_is_terminated_with_rustls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let options = quiet(ServerOptions {
+        tls: Some(TlsFiles { cert: cert_path, key: key_path }),
+        allowed_hosts: AllowedHosts::parse(&["localhost"]).unwrap(),
+        ..ServerOptions::default()
+    });
+    let server = start(options).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(get_request("/healthz", "localhost").as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert_eq!(status_of(&response), 200, "{text}");
+    assert!(text.contains("strict-transport-security: max-age="), "{text}");
+
+    // Plain HTTP to the TLS port is a failed handshake, counted.
+    let plain = raw(server.addr, &get_request("/healthz", "localhost")).await;
+    assert!(!String::from_utf8_lossy(&plain).contains("200"), "no plain-text answer");
+    let metrics = server.metrics.render();
+    assert!(metrics.contains("polo_front_door_dropped_total{reason=\"tls\"} 1"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tls_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let options = quiet(ServerOptions {
+        tls: Some(TlsFiles { cert: missing.clone(), key: missing.clone() }),
+        ..ServerOptions::default()
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = polo_server::serve(listener, state(&dir), options, async {}).await.unwrap_err();
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+}
+
+#[tokio::test]
+async fn access_logs_are_json_lines_without_query_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.jsonl");
+    let server = start(ServerOptions { access_log: AccessLog::File(log.clone()), ..ServerOptions::default() }).await;
+    let request = "GET /healthz?token=secret HTTP/1.1\r\nHost: localhost\r\nUser-Agent: polo-test/1\r\n\
+                   Authorization: Bearer hunter2\r\nConnection: close\r\n\r\n";
+    let response = raw(server.addr, request).await;
+    assert_eq!(status_of(&response), 200);
+    server.stop().await; // flushes the writer
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("secret") && !text.contains("hunter2"), "{text}");
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["route"], "/healthz");
+    assert_eq!(line["path"], "/healthz");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["peer"], "127.0.0.1");
+    assert_eq!(line["user_agent"], "polo-test/1");
+    assert!(line["bytes"].as_u64().unwrap() > 0, "{line}");
+    assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+    let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 9, "{keys:?}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let app = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            "done"
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = quiet(ServerOptions::default());
+    let server = tokio::spawn(async move {
+        polo_server::serve_app(
+            listener,
+            app,
+            &options,
+            Metrics::new(),
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    let request = tokio::spawn(async move { raw(addr, &get_request("/slow", "localhost")).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    let response = request.await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert_eq!(status_of(&response), 200, "{text}");
+    assert!(text.ends_with("done"), "{text}");
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed after shutdown");
+}
