@@ -6,6 +6,9 @@
 //!   command a user runs) and with a Python baseline (streaming `ijson` +
 //!   `sqlite3` `executemany`, installed from PyPI into a venv by the bench),
 //!   and prints points/s, bytes/s, peak RSS and the ratio.
+//! * `polo-bench serve` — drives `polo serve` with wrk (OwnTracks single
+//!   points, Overland batches of 100) and prints points/s, latency
+//!   percentiles and RSS.
 //! * `polo-bench storage` — generates a typical phone history, imports it and
 //!   prints the bytes per point the embedded store uses on disk.
 //!
@@ -15,6 +18,7 @@
 
 mod generate;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -41,6 +45,12 @@ enum Command {
         #[arg(long)]
         no_baseline: bool,
     },
+    /// Live ingest over loopback with wrk: OwnTracks single points and Overland batches.
+    Serve {
+        /// Seconds of load per protocol.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
     /// Bytes per point on disk for a typical phone history.
     Storage {
         /// Number of points to generate.
@@ -56,5 +66,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Import { size_mb, no_baseline } => run::import(&work, size_mb, !no_baseline),
         Command::Storage { points } => run::storage(&work, points),
+        Command::Serve { seconds } => serve::serve(&work, seconds),
     }
 }

@@ -23,7 +23,7 @@ struct Measured {
     stdout: String,
 }
 
-fn polo_binary() -> anyhow::Result<PathBuf> {
+pub fn polo_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let candidate = exe.with_file_name("polo");
     if candidate.exists() {
@@ -86,7 +86,7 @@ fn mb(bytes: u64) -> f64 {
 }
 
 /// Creates a fresh data dir with a user `bench`.
-fn fresh_store(work: &Path, name: &str) -> anyhow::Result<PathBuf> {
+pub fn fresh_store(work: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = work.join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
