@@ -71,11 +71,12 @@ fn start(data: &Path) -> anyhow::Result<Server> {
 
 /// wrk script: OwnTracks location messages, one new `tst` per request.
 const OWNTRACKS_LUA: &str = r#"
+-- Each wrk thread takes every other second of one device's timeline, so
+-- times arrive nearly in order, as from a real phone.
 local counter = 0
-local offset = 0
 local threads = {}
 function setup(thread)
-  thread:set("offset", #threads * 1000000)
+  thread:set("lane", #threads)
   table.insert(threads, thread)
 end
 function init(args)
@@ -85,7 +86,7 @@ end
 function request()
   counter = counter + 1
   local body = string.format('{"_type":"location","lat":52.%06d,"lon":13.%06d,"tst":%d,"acc":8,"batt":77,"vel":4,"tid":"BP","_id":"%d"}',
-    counter % 1000000, (counter * 7) % 1000000, base + offset + counter, counter)
+    counter % 1000000, (counter * 7) % 1000000, base + counter * 2 + lane, counter * 2 + lane)
   return wrk.format("POST", "/api/owntracks", {["Authorization"] = auth, ["Content-Type"] = "application/json"}, body)
 end
 function done(summary, latency, requests)
@@ -99,7 +100,7 @@ const OVERLAND_LUA: &str = r#"
 local counter = 0
 local threads = {}
 function setup(thread)
-  thread:set("offset", #threads * 100000000)
+  thread:set("lane", #threads)
   table.insert(threads, thread)
 end
 function init(args)
@@ -110,7 +111,7 @@ function request()
   counter = counter + 1
   local parts = {}
   for j = 1, 100 do
-    local t = base + offset + counter * 100 + j
+    local t = base + (counter * 2 + lane) * 100 + j
     parts[j] = string.format('{"type":"Feature","geometry":{"type":"Point","coordinates":[13.%06d,52.%06d]},"properties":{"timestamp":"%s","speed":3,"horizontal_accuracy":10,"battery_level":0.5,"motion":["walking"]}}',
       (t * 7) % 1000000, t % 1000000, os.date("!%Y-%m-%dT%H:%M:%SZ", t))
   end
@@ -131,7 +132,15 @@ struct WrkResult {
     peak_rss_kb: u64,
 }
 
-fn wrk(work: &Path, server: &Server, script: &str, name: &str, args: &[String], seconds: u32, connections: u32) -> anyhow::Result<WrkResult> {
+fn wrk(
+    work: &Path,
+    server: &Server,
+    script: &str,
+    name: &str,
+    args: &[String],
+    seconds: u32,
+    connections: u32,
+) -> anyhow::Result<WrkResult> {
     let path = work.join(format!("{name}.lua"));
     std::fs::write(&path, script)?;
     let pid = server.child.id();
@@ -246,7 +255,10 @@ pub fn serve(work: &Path, seconds: u32) -> anyhow::Result<()> {
     let expected = (own.requests - own.non_2xx) + (over.requests - over.non_2xx) * 100;
     println!("stored           {stored} points (answered 2xx: {expected}; wrk may count requests cut off at the end)");
     println!();
-    println!("target owntracks ≥ {TARGET_OWNTRACKS_PER_S:.0} points/s   {}", verdict(own_rate >= TARGET_OWNTRACKS_PER_S));
+    println!(
+        "target owntracks ≥ {TARGET_OWNTRACKS_PER_S:.0} points/s   {}",
+        verdict(own_rate >= TARGET_OWNTRACKS_PER_S)
+    );
     println!("target owntracks p99 ≤ {TARGET_P99_MS} ms        {}", verdict(p99 <= TARGET_P99_MS));
     println!("target overland ≥ {TARGET_OVERLAND_PER_S:.0} points/s   {}", verdict(over_rate >= TARGET_OVERLAND_PER_S));
     println!("target idle RSS ≤ {TARGET_IDLE_RSS_MB} MB          {}", verdict(mb(idle_kb) <= TARGET_IDLE_RSS_MB));

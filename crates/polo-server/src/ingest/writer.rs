@@ -429,28 +429,48 @@ impl Writer {
     /// `None` when the read fails (the split then falls back to queue order).
     fn already_stored(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> Option<HashSet<Timestamp>> {
         let wanted: HashSet<Timestamp> = fixes.iter().map(|f| f.time).collect();
-        let from = wanted.iter().min().copied()?;
-        let to = wanted.iter().max().map(|t| Timestamp(t.0.saturating_add(1)))?;
-        let query = PointQuery { user, device: Some(device), from: Some(from), to: Some(to) };
+        let mut times: Vec<Timestamp> = wanted.iter().copied().collect();
+        times.sort_unstable();
+        // Scan only around the submitted times: a group may mix a live point
+        // with a backfill from weeks ago, and the history between them is
+        // none of this write's business.
         let mut found = HashSet::new();
-        let scan = catch_unwind(AssertUnwindSafe(|| {
-            self.store.scan_points(&query, &mut |p| {
-                if wanted.contains(&p.fix.time) {
-                    found.insert(p.fix.time);
-                }
-                ControlFlow::Continue(())
-            })
-        }));
-        match scan {
-            Ok(Ok(())) => Some(found),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "ingest: could not read existing points; duplicate counts are approximate");
-                None
+        let mut start = 0;
+        while start < times.len() {
+            let mut end = start;
+            while end + 1 < times.len() && times[end + 1].0 - times[end].0 <= CLUSTER_GAP_MS {
+                end += 1;
             }
-            Err(_) => None,
+            let query = PointQuery {
+                user,
+                device: Some(device),
+                from: Some(times[start]),
+                to: Some(Timestamp(times[end].0.saturating_add(1))),
+            };
+            let scan = catch_unwind(AssertUnwindSafe(|| {
+                self.store.scan_points(&query, &mut |p| {
+                    if wanted.contains(&p.fix.time) {
+                        found.insert(p.fix.time);
+                    }
+                    ControlFlow::Continue(())
+                })
+            }));
+            match scan {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "ingest: could not read existing points; duplicate counts are approximate");
+                    return None;
+                }
+                Err(_) => return None,
+            }
+            start = end + 1;
         }
+        Some(found)
     }
 }
+
+/// Submitted times further apart than this are looked up separately.
+const CLUSTER_GAP_MS: i64 = 10 * 60 * 1000;
 
 /// Splits a group's outcome between its waiters.
 fn attribute(
