@@ -106,25 +106,10 @@ impl Walker {
     }
 }
 
+/// RFC 3339 UTC, with milliseconds or (like ProtoJSON for `.000`) without a fraction.
 fn iso(ms: i64, with_fraction: bool) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    // civil_from_days (Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s, frac) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
-    if with_fraction {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:03}Z")
-    } else {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    }
+    let text = polo_domain::Timestamp(ms).to_rfc3339(None);
+    if with_fraction { text } else { format!("{}Z", &text[..19]) }
 }
 
 const ACTIVITIES: [&str; 8] =

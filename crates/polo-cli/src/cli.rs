@@ -102,6 +102,18 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "POLO_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// OwnTracks over MQTT: subscribe to this broker (mqtt://HOST:PORT) [default: no MQTT].
+    #[arg(long, env = "POLO_MQTT_URL", value_name = "URL")]
+    pub mqtt_url: Option<String>,
+    /// User name for the MQTT broker.
+    #[arg(long, env = "POLO_MQTT_USERNAME", value_name = "NAME")]
+    pub mqtt_username: Option<String>,
+    /// Password for the MQTT broker (prefer the environment variable).
+    #[arg(long, env = "POLO_MQTT_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub mqtt_password: Option<String>,
+    /// MQTT topic filter to subscribe to [default: owntracks/#].
+    #[arg(long, env = "POLO_MQTT_TOPIC", value_name = "FILTER")]
+    pub mqtt_topic: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,6 +43,14 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// `polo serve`: TLS private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// `polo serve`: OwnTracks over MQTT broker URL (`mqtt://HOST:PORT`).
+    pub mqtt_url: Option<String>,
+    /// `polo serve`: MQTT broker user name.
+    pub mqtt_username: Option<String>,
+    /// `polo serve`: MQTT broker password.
+    pub mqtt_password: Option<String>,
+    /// `polo serve`: MQTT topic filter (default `owntracks/#`).
+    pub mqtt_topic: Option<String>,
 }
 
 /// The front-door settings from the file; flags and env win over them.
@@ -53,6 +61,10 @@ pub struct FileServe {
     pub access_log: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub mqtt_url: Option<String>,
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<String>,
+    pub mqtt_topic: Option<String>,
 }
 
 /// The resolved configuration.
@@ -103,6 +115,10 @@ impl Config {
                 access_log: file.access_log,
                 tls_cert: file.tls_cert,
                 tls_key: file.tls_key,
+                mqtt_url: file.mqtt_url,
+                mqtt_username: file.mqtt_username,
+                mqtt_password: file.mqtt_password,
+                mqtt_topic: file.mqtt_topic,
             },
         })
     }
@@ -178,6 +194,22 @@ mod tests {
         let config = Config::resolve(&args(Some(dir.path()), None)).unwrap();
         assert_eq!(config.log_level, "debug");
         assert_eq!(config.listen_addr(None).unwrap().to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn mqtt_settings_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polo.toml");
+        std::fs::write(
+            &file,
+            "mqtt_url = \"mqtt://broker:1884\"\nmqtt_username = \"polo\"\nmqtt_password = \"pw\"\nmqtt_topic = \"owntracks/+/+\"\n",
+        )
+        .unwrap();
+        let serve = Config::resolve(&args(None, Some(&file))).unwrap().file_serve;
+        assert_eq!(serve.mqtt_url.as_deref(), Some("mqtt://broker:1884"));
+        assert_eq!(serve.mqtt_username.as_deref(), Some("polo"));
+        assert_eq!(serve.mqtt_password.as_deref(), Some("pw"));
+        assert_eq!(serve.mqtt_topic.as_deref(), Some("owntracks/+/+"));
     }
 
     #[test]

@@ -2,37 +2,21 @@
 //! directory, runs the CLI exactly as a user would, and starts the server on
 //! port 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
-fn polo(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_polo"));
-    command.arg("--data-dir").arg(data_dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("POLO_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+mod common;
+
+use common::{add_user, polo};
 
 fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
     let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // The command may exit before reading stdin (e.g. a duplicate name): a broken pipe is fine.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
-}
-
-fn add_user(data_dir: &Path, name: &str) {
-    let mut command = polo(data_dir);
-    command.args(["user", "add", name, "--password-stdin"]);
-    let out = run_with_stdin(command, "a long password\n");
-    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn import_json(data_dir: &Path, user: &str, files: &[&Path]) -> (i32, Value) {
@@ -108,14 +92,8 @@ fn wait_for_listen_line(child: &mut Child) -> String {
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    let response = common::http(addr, "GET", path, &[], b"");
+    (response.status, response.body)
 }
 
 #[test]

@@ -12,8 +12,10 @@ pub mod auth;
 pub mod error;
 mod front_door;
 mod health;
+pub mod import_job;
 pub mod ingest;
 pub mod metrics;
+pub mod mqtt;
 pub mod options;
 mod query;
 
@@ -41,6 +43,10 @@ pub struct AppState {
     pub auth: Arc<auth::Authenticator>,
     /// The group-commit writer every live-ingest handler submits to.
     pub ingestor: ingest::Ingestor,
+    /// The newest fix per device, for the OwnTracks friends reply.
+    pub last_seen: Arc<ingest::LastSeen>,
+    /// File imports uploaded over HTTP (`/api/v1/imports`).
+    pub imports: import_job::ImportJobs,
 }
 
 impl AppState {
@@ -48,23 +54,30 @@ impl AppState {
     /// (cookies without `Secure`; replace `auth` to change that) and a
     /// started ingest writer whose queue feeds the metrics.
     ///
+    /// Uploaded imports are spooled to a temporary directory; `polo serve`
+    /// replaces `imports` with one under its data directory.
+    ///
     /// # Errors
-    /// When the ingest writer thread cannot be started.
+    /// When the ingest writer thread or the upload directory cannot be
+    /// created.
     pub fn new(store: Arc<dyn Store>) -> std::io::Result<Self> {
         let auth = Arc::new(auth::Authenticator::new(store.clone()));
         let ingestor = ingest::Ingestor::start(store.clone(), ingest::IngestorConfig::default())?;
         let metrics = Metrics::new();
         metrics.set_queue_stats(Arc::new(ingestor.clone()));
-        Ok(Self { store, metrics, auth, ingestor })
+        let imports = import_job::ImportJobs::temporary()?;
+        Ok(Self { store, metrics, auth, ingestor, last_seen: Arc::new(ingest::LastSeen::new()), imports })
     }
 }
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
+    let imports = import_job::routes::routes(&state);
     Router::new()
         .merge(health::routes())
         .merge(account::routes())
         .merge(ingest::routes::routes())
         .merge(query::routes())
+        .merge(imports)
         .with_state(state)
 }

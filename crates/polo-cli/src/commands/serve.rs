@@ -1,10 +1,13 @@
 //! `polo serve`: opens (and migrates) the embedded store, then serves HTTP
+//! (and, with `--mqtt-url`, subscribes to OwnTracks over MQTT)
 //! until SIGINT or SIGTERM, finishing in-flight requests before exiting.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use polo_server::auth::Authenticator;
+use polo_server::import_job::{ImportJobs, ImportJobsConfig};
+use polo_server::mqtt::{MqttSettings, MqttTask};
 use polo_server::options::{AccessLog, AllowedHosts, IpNetwork, TlsFiles};
 use polo_server::{AppState, ServerOptions};
 
@@ -16,6 +19,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let addr = config.listen_addr(args.listen.as_deref())?;
     let options = server_options(config, args)?;
     let scheme = if options.tls.is_some() { "https" } else { "http" };
+    let mqtt = mqtt_settings(config, args)?;
     let store = config.open_store()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -28,13 +32,38 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let mut state = AppState::new(Arc::new(store)).context("cannot start the ingest writer")?;
         // Session cookies are `Secure` when polo itself terminates TLS.
         state.auth = Arc::new(Authenticator::new(state.store.clone()).with_secure_cookies(options.tls.is_some()));
+        // Uploaded imports spool under the data directory, next to the CLI's rejects files.
+        state.imports = ImportJobs::new(ImportJobsConfig::in_data_dir(&config.data_dir))
+            .context("cannot create the upload directory")?;
+        let imports = state.imports.clone();
         let ingestor = state.ingestor.clone();
-        polo_server::serve(listener, state, options, shutdown_signal()).await?;
+        let mqtt = mqtt.map(|settings| MqttTask::start(state.clone(), settings));
+        let served = polo_server::serve(listener, state, options, shutdown_signal()).await;
+        // Long imports stop at their next read; what they read is stored.
+        imports.close();
+        // Stop the MQTT subscriber before the writer, so what it accepted is stored.
+        if let Some(mqtt) = mqtt {
+            mqtt.shutdown().await;
+        }
+        served?;
         // No request is in flight any more: store what the writer still holds.
         ingestor.shutdown().await;
         tracing::info!("shut down cleanly");
         Ok(Outcome::Success)
     })
+}
+
+/// OwnTracks over MQTT, when a broker is configured: flags (merged with env) over the file.
+fn mqtt_settings(config: &Config, args: &ServeArgs) -> anyhow::Result<Option<MqttSettings>> {
+    let file = &config.file_serve;
+    let Some(url) = args.mqtt_url.as_deref().or(file.mqtt_url.as_deref()) else { return Ok(None) };
+    let settings = MqttSettings::new(
+        url,
+        args.mqtt_username.as_deref().or(file.mqtt_username.as_deref()),
+        args.mqtt_password.as_deref().or(file.mqtt_password.as_deref()),
+        args.mqtt_topic.as_deref().or(file.mqtt_topic.as_deref()),
+    )?;
+    Ok(Some(settings))
 }
 
 /// The front-door settings: flags (merged with env by clap) over the file over the defaults.

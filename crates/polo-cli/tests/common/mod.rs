@@ -54,6 +54,13 @@ pub struct Server {
     pub addr: String,
 }
 
+impl Server {
+    /// The server's process id (to read `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -80,6 +87,8 @@ pub fn serve(data_dir: &Path, extra: &[&str]) -> Server {
             return Server { child, addr };
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("polo serve exited before listening");
 }
 

@@ -52,10 +52,12 @@
 mod json;
 
 pub mod batch;
+pub mod last_seen;
 pub mod osmand;
 pub mod overland;
 pub mod owntracks;
 pub(crate) mod routes;
 pub mod writer;
 
+pub use last_seen::LastSeen;
 pub use writer::{IngestError, Ingestor, IngestorConfig, IngestorStats, PointWriter};

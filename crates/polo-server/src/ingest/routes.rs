@@ -41,7 +41,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/points", post(points_post))
 }
 
-fn now() -> Timestamp {
+/// The current time, as the parsers want it (also used by the MQTT subscriber).
+pub(crate) fn now() -> Timestamp {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
@@ -102,6 +103,7 @@ async fn store_fixes(
     if fixes.is_empty() {
         return Ok(polo_store::WriteOutcome::default());
     }
+    let newest = fixes.iter().max_by_key(|f| f.time).cloned();
     let outcome = state.ingestor.submit(caller.user.id, device, fixes).await.map_err(|e| match e {
         IngestError::Closed => ApiError::unavailable("the server is shutting down".to_owned()),
         IngestError::Store(e) => {
@@ -110,6 +112,9 @@ async fn store_fixes(
         }
     })?;
     state.metrics.points_ingested(protocol, outcome.added);
+    if let Some(newest) = newest {
+        state.last_seen.observe(device, &newest);
+    }
     Ok(outcome)
 }
 
@@ -199,12 +204,13 @@ fn message_kind(message: &owntracks::Message) -> &'static str {
 /// The reply: the last location of each of the caller's devices, each with a unique `tid`.
 async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     let store = state.store.clone();
+    let last_seen = state.last_seen.clone();
     let user = caller.user.clone();
     let own_device = caller.device.as_ref().map(|d| d.id);
     let friends = tokio::task::spawn_blocking(move || -> Result<Vec<owntracks::Friend>, ApiError> {
         let mut friends = Vec::new();
         for device in store.list_devices(user.id)? {
-            let last = store.last_point(user.id, device.id)?.map(|p| p.fix);
+            let last = last_seen.get(store.as_ref(), user.id, device.id)?;
             let tid = last
                 .as_ref()
                 .and_then(|f| f.extras.as_ref())

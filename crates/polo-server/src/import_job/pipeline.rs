@@ -1,0 +1,501 @@
+//! The import pipeline shared by `polo import` and `POST /api/v1/imports`:
+//! the importer parses on the calling thread into a batching [`Sink`], and
+//! bounded batches cross a channel to one writer thread, which resolves
+//! devices and stores each batch in one transaction.
+//!
+//! The channel is bounded, so memory stays constant whatever the file size,
+//! and parsing overlaps with writing on a two-core machine. Every rejected
+//! record goes to a JSON-lines [`RejectsWriter`] and is counted in the
+//! entry's [`FileReport`]; archive entries that are not location data are
+//! listed as skipped, with the reason. Both front ends (the CLI's progress
+//! bar, the HTTP job's status) observe the run through [`Progress`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use crossbeam_channel::{Receiver, Sender};
+use polo_domain::{DeviceId, Fix, Interval, Timestamp, UserId};
+use polo_formats::{Format, ImportError, ImportOptions, Position, Reject, Sink};
+use polo_store::{Store, StoreError};
+use serde::Serialize;
+
+/// Points per batch handed to the writer.
+const BATCH_POINTS: usize = 16 * 1024;
+/// Extras bytes per batch (Wi-Fi scans can make points large).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Intervals per batch.
+const BATCH_INTERVALS: usize = 4096;
+/// Batches in flight between parser and writer.
+const CHANNEL_DEPTH: usize = 6;
+/// Device used when neither an override nor the file names one.
+pub const DEFAULT_DEVICE: &str = "default";
+
+/// The summary of one file or archive entry (`polo import --json`'s
+/// `files[]`, and the same in an import job's status).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FileReport {
+    /// The file, or `archive.zip!/path/in/archive` for an entry.
+    pub path: String,
+    /// The detected format.
+    pub format: Option<&'static str>,
+    /// Points stored.
+    pub points_added: u64,
+    /// Points already stored (same user, device and time).
+    pub duplicates: u64,
+    /// Intervals stored.
+    pub intervals_added: u64,
+    /// Intervals already stored.
+    pub interval_duplicates: u64,
+    /// Records written to the rejects file.
+    pub rejected: u64,
+    /// Where the rejected records are (set when `rejected > 0`).
+    pub rejects_file: Option<String>,
+    /// Why the file failed; records before the failure were kept.
+    pub error: Option<String>,
+    /// Why an archive entry was passed over (not location data).
+    pub skipped: Option<String>,
+    /// Records that hold no location by nature, counted by kind.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_location_records: BTreeMap<&'static str, u64>,
+}
+
+/// Counts summed over several [`FileReport`]s.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Points stored.
+    pub points_added: u64,
+    /// Points already stored.
+    pub duplicates: u64,
+    /// Intervals stored.
+    pub intervals_added: u64,
+    /// Records rejected.
+    pub rejected: u64,
+}
+
+impl Totals {
+    /// The sums over `files`.
+    #[must_use]
+    pub fn of(files: &[FileReport]) -> Self {
+        files.iter().fold(Self::default(), |t, f| Self {
+            points_added: t.points_added + f.points_added,
+            duplicates: t.duplicates + f.duplicates,
+            intervals_added: t.intervals_added + f.intervals_added,
+            rejected: t.rejected + f.rejected,
+        })
+    }
+}
+
+/// Per-batch counts the writer produces.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Points stored.
+    pub points_added: u64,
+    /// Points already stored.
+    pub duplicates: u64,
+    /// Intervals stored.
+    pub intervals_added: u64,
+    /// Intervals already stored.
+    pub interval_duplicates: u64,
+}
+
+impl Written {
+    fn add(&mut self, other: Self) {
+        self.points_added += other.points_added;
+        self.duplicates += other.duplicates;
+        self.intervals_added += other.intervals_added;
+        self.interval_duplicates += other.interval_duplicates;
+    }
+}
+
+/// How a front end watches a run. Called from the parser thread
+/// ([`Progress::parsed`]) and the writer thread ([`Progress::written`]).
+pub trait Progress: Sync {
+    /// `points` more fixes were parsed and handed to the writer.
+    fn parsed(&self, points: u64) {
+        let _ = points;
+    }
+    /// The writer stored one batch.
+    fn written(&self, written: Written) {
+        let _ = written;
+    }
+    /// A record was rejected (and written to the rejects file).
+    fn rejected(&self) {}
+}
+
+/// A [`Progress`] that watches nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// A reader that counts the bytes read into a shared counter, so another
+/// thread can show progress.
+#[derive(Debug)]
+pub struct CountingReader<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    /// Wraps `inner`, adding every byte read to `counter`.
+    pub fn new(inner: R, counter: Arc<AtomicU64>) -> Self {
+        Self { inner, counter }
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for CountingReader<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Why storing a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The device could not be created.
+    #[error("cannot create the device: {0}")]
+    Device(#[source] StoreError),
+    /// The store refused a batch.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The writer thread panicked.
+    #[error("the writer thread panicked")]
+    Panicked,
+}
+
+/// Everything that stays the same across the files of one run.
+pub struct Importer<'a> {
+    /// Where the points go.
+    pub store: &'a dyn Store,
+    /// Whose points they are.
+    pub user: UserId,
+    /// A device name that wins over what the file says.
+    pub device_override: Option<&'a str>,
+    /// Who watches.
+    pub progress: &'a dyn Progress,
+}
+
+/// What travels from the parser to the writer.
+enum Payload {
+    Points(Vec<Fix>),
+    Intervals(Vec<Interval>),
+}
+
+struct Batch {
+    entry: usize,
+    device: Option<String>,
+    payload: Payload,
+}
+
+impl Importer<'_> {
+    /// Imports one seekable input (a file, or an uploaded file spooled to
+    /// disk) shown as `display`: one report for a plain file, one per entry
+    /// for an archive (plus the archive's own row when it failed or held
+    /// points directly). Never fails as a whole: problems are in the reports.
+    pub fn import<R: Read + Seek>(&self, reader: R, display: String, mut rejects: RejectsWriter) -> Vec<FileReport> {
+        let options = ImportOptions { now: now() };
+        let (sender, receiver) = crossbeam_channel::bounded::<Batch>(CHANNEL_DEPTH);
+        let (outcome, entries, written) = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| self.write_batches(&receiver));
+            let mut sink = PipelineSink::new(display, sender, &mut rejects, self.progress);
+            let outcome = polo_formats::import_seekable(reader, &options, &mut sink);
+            sink.flush_all();
+            sink.sender = None;
+            let written = writer.join().unwrap_or(Err(WriteError::Panicked));
+            (outcome, sink.entries, written)
+        });
+        let rejects_file = rejects.finish();
+        let mut reports = entries;
+        let top = &mut reports[0];
+        match outcome {
+            Ok(format) => top.format = Some(format.name()),
+            Err(e) => top.error = Some(e.to_string()),
+        }
+        match written {
+            Ok(counts) => {
+                for (report, count) in
+                    reports.iter_mut().zip(counts.iter().chain(std::iter::repeat(&Written::default())))
+                {
+                    report.points_added = count.points_added;
+                    report.duplicates = count.duplicates;
+                    report.intervals_added = count.intervals_added;
+                    report.interval_duplicates = count.interval_duplicates;
+                }
+            }
+            Err(e) => top.error = Some(format!("storing failed, the rest of the file was not stored: {e}")),
+        }
+        for report in &mut reports {
+            if report.rejected > 0 {
+                report.rejects_file.clone_from(&rejects_file);
+            }
+        }
+        // An archive's own row only matters when it failed or held points directly.
+        if reports.len() > 1 && reports[0].error.is_none() && reports[0].points_added + reports[0].rejected == 0 {
+            reports.remove(0);
+        }
+        reports
+    }
+
+    fn write_batches(&self, receiver: &Receiver<Batch>) -> Result<Vec<Written>, WriteError> {
+        let mut devices: HashMap<String, DeviceId> = HashMap::new();
+        let mut counts: Vec<Written> = Vec::new();
+        for batch in receiver {
+            let name = self.device_override.or(batch.device.as_deref()).unwrap_or(DEFAULT_DEVICE);
+            let device = match devices.get(name) {
+                Some(id) => *id,
+                None => {
+                    let id = self.store.ensure_device(self.user, name).map_err(WriteError::Device)?.id;
+                    devices.insert(name.to_owned(), id);
+                    id
+                }
+            };
+            if counts.len() <= batch.entry {
+                counts.resize(batch.entry + 1, Written::default());
+            }
+            let mut written = Written::default();
+            match batch.payload {
+                Payload::Points(fixes) => {
+                    let outcome = self.store.insert_points(self.user, device, &fixes)?;
+                    written.points_added = outcome.added;
+                    written.duplicates = outcome.duplicates;
+                }
+                Payload::Intervals(intervals) => {
+                    let outcome = self.store.insert_intervals(self.user, device, &intervals)?;
+                    written.intervals_added = outcome.added;
+                    written.interval_duplicates = outcome.duplicates;
+                }
+            }
+            counts[batch.entry].add(written);
+            self.progress.written(written);
+        }
+        Ok(counts)
+    }
+}
+
+fn now() -> Timestamp {
+    let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// A file-name-safe stamp of the current time (`2026-11-21T101500123Z`),
+/// for naming rejects files.
+#[must_use]
+pub fn run_stamp() -> String {
+    let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let text = Timestamp(i64::try_from(ms).unwrap_or(0)).to_rfc3339(None);
+    text.replace([':', '.'], "")
+}
+
+/// Collects what the importer finds into per-device batches for the writer.
+struct PipelineSink<'a> {
+    sender: Option<Sender<Batch>>,
+    points: HashMap<Option<String>, (Vec<Fix>, usize)>,
+    intervals: HashMap<Option<String>, Vec<Interval>>,
+    entries: Vec<FileReport>,
+    current: usize,
+    file_path: String,
+    rejects: &'a mut RejectsWriter,
+    progress: &'a dyn Progress,
+}
+
+impl<'a> PipelineSink<'a> {
+    fn new(
+        file_path: String,
+        sender: Sender<Batch>,
+        rejects: &'a mut RejectsWriter,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Self {
+            sender: Some(sender),
+            points: HashMap::new(),
+            intervals: HashMap::new(),
+            entries: vec![FileReport { path: file_path.clone(), ..FileReport::default() }],
+            current: 0,
+            file_path,
+            rejects,
+            progress,
+        }
+    }
+
+    fn send(&self, batch: Batch) {
+        if let Some(sender) = &self.sender {
+            // A closed channel means the writer failed; its error is reported for the file.
+            let _ = sender.send(batch);
+        }
+    }
+
+    fn flush_points(&mut self, device: &Option<String>) {
+        if let Some((fixes, bytes)) = self.points.get_mut(device) {
+            if fixes.is_empty() {
+                return;
+            }
+            let fixes = std::mem::take(fixes);
+            *bytes = 0;
+            self.progress.parsed(fixes.len() as u64);
+            self.send(Batch { entry: self.current, device: device.clone(), payload: Payload::Points(fixes) });
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let devices: Vec<_> = self.points.keys().cloned().collect();
+        for device in &devices {
+            self.flush_points(device);
+        }
+        for (device, intervals) in std::mem::take(&mut self.intervals) {
+            if !intervals.is_empty() {
+                self.send(Batch { entry: self.current, device, payload: Payload::Intervals(intervals) });
+            }
+        }
+    }
+}
+
+impl Sink for PipelineSink<'_> {
+    fn point(&mut self, fix: Fix, device: Option<&str>) {
+        let key = device.map(str::to_owned);
+        let extras_len = fix.extras.as_ref().map_or(0, |e| e.as_str().len());
+        let (fixes, bytes) = self.points.entry(key.clone()).or_default();
+        fixes.push(fix);
+        *bytes += extras_len + 64;
+        if fixes.len() >= BATCH_POINTS || *bytes >= BATCH_BYTES {
+            self.flush_points(&key);
+        }
+    }
+
+    fn interval(&mut self, interval: Interval, device: Option<&str>) {
+        let key = device.map(str::to_owned);
+        let list = self.intervals.entry(key.clone()).or_default();
+        list.push(interval);
+        if list.len() >= BATCH_INTERVALS {
+            let intervals = std::mem::take(list);
+            self.send(Batch { entry: self.current, device: key, payload: Payload::Intervals(intervals) });
+        }
+    }
+
+    fn reject(&mut self, reject: Reject) {
+        let source = &self.entries[self.current].path;
+        self.rejects.write(source, &reject);
+        self.entries[self.current].rejected += 1;
+        self.progress.rejected();
+    }
+
+    fn not_location(&mut self, kind: &'static str) {
+        *self.entries[self.current].not_location_records.entry(kind).or_default() += 1;
+    }
+
+    fn entry_started(&mut self, name: &str) {
+        self.flush_all();
+        self.entries.push(FileReport { path: format!("{}!/{name}", self.file_path), ..FileReport::default() });
+        self.current = self.entries.len() - 1;
+    }
+
+    fn entry_finished(&mut self, _name: &str, outcome: &Result<Format, ImportError>) {
+        self.flush_all();
+        let report = &mut self.entries[self.current];
+        match outcome {
+            Ok(format) => report.format = Some(format.name()),
+            Err(ImportError::NotLocationData { what }) => report.skipped = Some(format!("not location data: {what}")),
+            Err(ImportError::Unrecognised { hint }) => report.skipped = Some(format!("unrecognised content: {hint}")),
+            Err(e) => report.error = Some(e.to_string()),
+        }
+        self.current = 0;
+    }
+}
+
+/// Writes rejected records as JSON lines, creating the file (and its
+/// directory) on the first one, so a clean import leaves no file.
+#[derive(Debug)]
+pub struct RejectsWriter {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    failed: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RejectLine<'a> {
+    source_file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byte_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    reason: &'a str,
+    raw: &'a str,
+}
+
+impl RejectsWriter {
+    /// Writes to exactly `path`.
+    #[must_use]
+    pub fn at(path: PathBuf) -> Self {
+        Self { path, out: None, failed: None }
+    }
+
+    /// Writes to `DIR/STAMP-NAME.rejects.jsonl`, `NAME` being the source's
+    /// file name with anything but ASCII letters, digits, `.` and `-`
+    /// replaced by `_`.
+    #[must_use]
+    pub fn in_dir(dir: &Path, stamp: &str, source: &Path) -> Self {
+        let name = source.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy().into_owned());
+        let safe: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        Self::at(dir.join(format!("{stamp}-{safe}.rejects.jsonl")))
+    }
+
+    /// The file written to (it exists only once a record was rejected).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&mut self, source_file: &str, reject: &Reject) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.out.is_none() {
+            let opened =
+                self.path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| File::create(&self.path));
+            match opened {
+                Ok(file) => self.out = Some(BufWriter::new(file)),
+                Err(e) => {
+                    self.failed = Some(format!("cannot create {}: {e}", self.path.display()));
+                    return;
+                }
+            }
+        }
+        let (byte_offset, line) = match reject.position {
+            Position::Byte(b) => (Some(b), None),
+            Position::Line(l) => (None, Some(l)),
+        };
+        let record = RejectLine { source_file, byte_offset, line, reason: &reject.reason, raw: &reject.raw };
+        if let Some(out) = &mut self.out {
+            let written =
+                serde_json::to_writer(&mut *out, &record).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
+                self.failed = Some(format!("cannot write {}: {e}", self.path.display()));
+            }
+        }
+    }
+
+    /// Flushes and returns the file's path, when anything was written.
+    fn finish(&mut self) -> Option<String> {
+        if let Some(why) = &self.failed {
+            tracing::error!("{why}");
+        }
+        let mut out = self.out.take()?;
+        if let Err(e) = out.flush() {
+            tracing::error!("cannot write {}: {e}", self.path.display());
+        }
+        Some(self.path.display().to_string())
+    }
+}
