@@ -696,9 +696,13 @@ mod tests {
         let ok = healthy.await.unwrap().unwrap();
         assert_eq!((ok.added, ok.seq), (1, Some(Seq(7))));
         assert!(matches!(panicking.await.unwrap(), Err(IngestError::Store(_))));
-        // One insert per group: the five failing submissions shared one transaction.
+        // Inserts are per (user, device) group. The five failing submissions
+        // normally share one transaction; on a loaded machine the last sends
+        // may land after the drain began, so only the totals are exact.
         let calls = store.calls.lock().unwrap().clone();
-        assert_eq!(calls, vec![(DeviceId(1), 1), (DeviceId(2), 5), (DeviceId(3), 1), (DeviceId(4), 1)]);
+        let fixes_for = |d: i64| calls.iter().filter(|(device, _)| device.0 == d).map(|(_, n)| n).sum::<usize>();
+        assert_eq!((fixes_for(1), fixes_for(2), fixes_for(3), fixes_for(4)), (1, 5, 1, 1), "{calls:?}");
+        assert!(calls.iter().filter(|(device, _)| device.0 == 2).count() <= 2, "grouped: {calls:?}");
         // The writer survived the panic.
         assert_eq!(submit(3, 1).await.unwrap().unwrap().added, 1);
         let idle = async {
