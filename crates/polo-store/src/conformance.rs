@@ -357,7 +357,9 @@ pub fn live_appends_one_at_a_time(store: &dyn Store) {
     assert_eq!(got, fixes);
     let stats = store.storage_stats().unwrap();
     assert_eq!(stats.points, n);
-    assert!(stats.chunks <= 3, "appends should fill chunks, got {} chunks", stats.chunks);
+    // Backends may cap live tails below CHUNK_CAPACITY, but appends must not
+    // leave a trail of tiny chunks: at least 64 fixes per chunk on average.
+    assert!(stats.chunks <= n.div_ceil(64), "appends should fill chunks, got {} chunks", stats.chunks);
 }
 
 /// Filters: device, `from` inclusive, `to` exclusive; order: device, then time.
