@@ -303,6 +303,8 @@ pub fn run_stamp() -> String {
 struct PipelineSink<'a> {
     sender: Option<Sender<Batch>>,
     points: HashMap<Option<String>, (Vec<Fix>, usize)>,
+    /// The device key of the previous point.
+    last_device: Option<Option<String>>,
     intervals: HashMap<Option<String>, Vec<Interval>>,
     entries: Vec<FileReport>,
     current: usize,
@@ -321,6 +323,7 @@ impl<'a> PipelineSink<'a> {
         Self {
             sender: Some(sender),
             points: HashMap::new(),
+            last_device: None,
             intervals: HashMap::new(),
             entries: vec![FileReport { path: file_path.clone(), ..FileReport::default() }],
             current: 0,
@@ -364,14 +367,27 @@ impl<'a> PipelineSink<'a> {
 
 impl Sink for PipelineSink<'_> {
     fn point(&mut self, fix: Fix, device: Option<&str>) {
-        let key = device.map(str::to_owned);
         let extras_len = fix.extras.as_ref().map_or(0, |e| e.as_str().len());
-        let (fixes, bytes) = self.points.entry(key.clone()).or_default();
-        fixes.push(fix);
-        *bytes += extras_len + 64;
-        if fixes.len() >= BATCH_POINTS || *bytes >= BATCH_BYTES {
+        // Files rarely switch devices: reuse the last key instead of allocating one per point.
+        if self.last_device.as_ref().is_none_or(|last| last.as_deref() != device) {
+            self.last_device = Some(device.map(str::to_owned));
+        }
+        let Some(key) = self.last_device.take() else { return };
+        if !self.points.contains_key(&key) {
+            self.points.insert(key.clone(), (Vec::new(), 0));
+        }
+        let full = match self.points.get_mut(&key) {
+            Some((fixes, bytes)) => {
+                fixes.push(fix);
+                *bytes += extras_len + 64;
+                fixes.len() >= BATCH_POINTS || *bytes >= BATCH_BYTES
+            }
+            None => false,
+        };
+        if full {
             self.flush_points(&key);
         }
+        self.last_device = Some(key);
     }
 
     fn interval(&mut self, interval: Interval, device: Option<&str>) {
