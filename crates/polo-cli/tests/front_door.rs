@@ -4,25 +4,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn polo(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_polo"));
-    command.arg("--data-dir").arg(data_dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("POLO_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+mod common;
 
-/// A running `polo serve`; its stderr is collected in the background.
+use common::polo;
+
 struct Served {
     child: Child,
     addr: String,
