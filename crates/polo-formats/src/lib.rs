@@ -15,6 +15,7 @@ pub mod detect;
 pub mod export;
 pub mod extras;
 pub mod fields;
+pub mod raw_object;
 pub mod sink;
 
 mod csv;

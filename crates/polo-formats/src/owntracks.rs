@@ -32,11 +32,10 @@
 use std::io::BufRead;
 
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
-use serde::Deserialize;
-use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::extras::ExtrasBuilder;
+use crate::raw_object::{Members, OwntracksMeasurements};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
 /// What a `.rec` import saw, beyond what went into the sink.
@@ -90,29 +89,6 @@ pub(crate) fn import_with_stats<R: BufRead>(
     }
 }
 
-/// The members of a JSON object in file order, values kept as raw JSON.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
-                    members.push((key, value));
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
 /// A JSON number, or a string holding one.
 fn number(raw: &RawValue) -> Option<f64> {
     let text = raw.get();
@@ -157,17 +133,11 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
     let mut tst = None;
     let mut device = None;
     let mut extras = ExtrasBuilder::new();
-    let (mut acc, mut alt, mut vac, mut vel, mut cog, mut batt) = (None, None, None, None, None, None);
+    let mut measured = OwntracksMeasurements::default();
     for (key, value) in &members {
         let slot = match key.as_str() {
             "lat" => &mut lat,
             "lon" => &mut lon,
-            "acc" => &mut acc,
-            "alt" => &mut alt,
-            "vac" => &mut vac,
-            "vel" => &mut vel,
-            "cog" => &mut cog,
-            "batt" => &mut batt,
             "tst" => {
                 tst = Some(epoch_seconds(value).ok_or_else(|| format!("tst {} is not epoch seconds", value.get()))?);
                 continue;
@@ -179,10 +149,13 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
                 continue;
             }
             "_type" if !transition => continue,
-            _ => {
-                extras.raw(key, value.get());
-                continue;
-            }
+            other => match measured.slot(other) {
+                Some(slot) => slot,
+                None => {
+                    extras.raw(key, value.get());
+                    continue;
+                }
+            },
         };
         match number(value) {
             Some(v) => *slot = Some(v),
@@ -202,24 +175,7 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
     options.check_time(time)?;
     let coord = Coord::from_degrees(lat, lon).map_err(|e| format!("lat/lon: {e}"))?;
     let mut fix = Fix::new(time, coord, SourceFormat::Owntracks);
-    if let Some(v) = acc {
-        fix.set_horizontal_accuracy_m(v);
-    }
-    if let Some(v) = alt {
-        fix.set_altitude_m(v);
-    }
-    if let Some(v) = vac {
-        fix.set_vertical_accuracy_m(v);
-    }
-    if let Some(v) = vel {
-        fix.set_speed_m_s(v / 3.6);
-    }
-    if let Some(v) = cog {
-        fix.set_course_deg(v);
-    }
-    if let Some(v) = batt {
-        fix.set_battery_percent(v);
-    }
+    measured.apply(&mut fix);
     fix.extras = extras.finish();
     Ok(Some((fix, device)))
 }

@@ -34,6 +34,7 @@ use crypto_secretbox::{Key, Nonce, XSalsa20Poly1305};
 use polo_domain::{Coord, Extras, Fix, SourceFormat, Timestamp};
 use polo_formats::ImportOptions;
 use polo_formats::extras::ExtrasBuilder;
+use polo_formats::raw_object::OwntracksMeasurements;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -353,17 +354,11 @@ fn parse_position(members: &Members<'_>, options: &ParseOptions, transition: boo
     let kind = if transition { "transition" } else { "location" };
     let mut extras = ExtrasBuilder::new();
     let (mut lat, mut lon, mut time) = (None, None, None);
-    let (mut acc, mut alt, mut vac, mut vel, mut cog, mut batt) = (None, None, None, None, None, None);
+    let mut measured = OwntracksMeasurements::default();
     for (key, value) in &members.0 {
         let slot = match key.as_str() {
             "lat" => &mut lat,
             "lon" => &mut lon,
-            "acc" => &mut acc,
-            "alt" => &mut alt,
-            "vac" => &mut vac,
-            "vel" => &mut vel,
-            "cog" => &mut cog,
-            "batt" => &mut batt,
             "tst" => {
                 time = Some(tst(value, options).ok_or_else(|| OwntracksError::Invalid {
                     field: "tst",
@@ -375,10 +370,13 @@ fn parse_position(members: &Members<'_>, options: &ParseOptions, transition: boo
             // Identity, not measurement: returned as `topic`.
             "topic" => continue,
             "_type" if !transition => continue,
-            _ => {
-                extras.raw(key, value.get());
-                continue;
-            }
+            other => match measured.slot(other) {
+                Some(slot) => slot,
+                None => {
+                    extras.raw(key, value.get());
+                    continue;
+                }
+            },
         };
         if is_null(value) {
             continue;
@@ -406,24 +404,7 @@ fn parse_position(members: &Members<'_>, options: &ParseOptions, transition: boo
         reason: e.to_string(),
     })?;
     let mut fix = Fix::new(time, coord, SourceFormat::Owntracks);
-    if let Some(v) = acc {
-        fix.set_horizontal_accuracy_m(v);
-    }
-    if let Some(v) = alt {
-        fix.set_altitude_m(v);
-    }
-    if let Some(v) = vac {
-        fix.set_vertical_accuracy_m(v);
-    }
-    if let Some(v) = vel {
-        fix.set_speed_m_s(v / 3.6);
-    }
-    if let Some(v) = cog {
-        fix.set_course_deg(v);
-    }
-    if let Some(v) = batt {
-        fix.set_battery_percent(v);
-    }
+    measured.apply(&mut fix);
     fix.extras = extras.finish();
     let text = |key: &str| members.get(key).and_then(string);
     Ok(Position {
