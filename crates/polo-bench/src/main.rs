@@ -11,6 +11,8 @@
 //!   percentiles and RSS.
 //! * `polo-bench storage` — generates a typical phone history, imports it and
 //!   prints the bytes per point the embedded store uses on disk.
+//! * `polo-bench timeline` — stay and leg detection points/s on a synthetic
+//!   track, against trackintel 1.4.2 on the same points (`POLO_PYTHON`).
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
@@ -19,6 +21,7 @@
 mod generate;
 mod run;
 mod serve;
+mod timeline;
 
 use std::path::PathBuf;
 
@@ -57,6 +60,15 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         points: u64,
     },
+    /// Stay and leg detection throughput, against trackintel (Python from POLO_PYTHON).
+    Timeline {
+        /// Number of points in the synthetic track.
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        /// Skip the trackintel baseline.
+        #[arg(long)]
+        no_baseline: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,5 +79,6 @@ fn main() -> anyhow::Result<()> {
         Command::Import { size_mb, no_baseline } => run::import(&work, size_mb, !no_baseline),
         Command::Storage { points } => run::storage(&work, points),
         Command::Serve { seconds } => serve::serve(&work, seconds),
+        Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
     }
 }

@@ -1,0 +1,133 @@
+//! The per-user segmentation settings.
+//!
+//! Defaults are trackintel's (`generate_staypoints(dist_threshold=100,
+//! time_threshold=5.0, gap_threshold=15.0)`, `create_activity_flag(
+//! time_threshold=15.0)`), the reference against which polo's stays are
+//! tested. Durations are whole seconds rather than trackintel's float
+//! minutes, so a stored setting compares exactly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::TimelineError;
+use crate::home_work::HomeWorkParams;
+use crate::mode::ModeParams;
+use crate::place::PlaceParams;
+
+/// Stay, leg and trip segmentation parameters (one set per user).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StayParams {
+    /// How far from the stay's first point a point must be to end the stay
+    /// (trackintel `dist_threshold`, compared with `>=`). Metres, default 100.
+    pub distance_threshold_m: f64,
+    /// The shortest stay: from its first point to the first point outside it
+    /// (trackintel `time_threshold`, compared with `>=`). Seconds, default 300.
+    pub time_threshold_s: u32,
+    /// A pause between two consecutive points longer than this (`>`) is a
+    /// recording gap: it restarts stay detection and splits legs and trips
+    /// (trackintel `gap_threshold`). Seconds, default 900.
+    pub gap_threshold_s: u32,
+    /// A stay is a visit (trackintel: an activity) when it lasts longer than
+    /// this (`>`); shorter stays are stops within a trip. Seconds, default 900.
+    pub visit_min_duration_s: u32,
+}
+
+impl Default for StayParams {
+    fn default() -> Self {
+        Self { distance_threshold_m: 100.0, time_threshold_s: 300, gap_threshold_s: 900, visit_min_duration_s: 900 }
+    }
+}
+
+impl StayParams {
+    /// Checks that the distance threshold is a positive finite number.
+    ///
+    /// # Errors
+    /// [`TimelineError::InvalidParameter`] naming the field.
+    pub fn validate(&self) -> Result<(), TimelineError> {
+        if !(self.distance_threshold_m.is_finite() && self.distance_threshold_m > 0.0) {
+            return Err(TimelineError::InvalidParameter {
+                name: "distance_threshold_m",
+                value: self.distance_threshold_m.to_string(),
+                why: "must be a positive number of metres",
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::time_threshold_s`] in milliseconds.
+    #[must_use]
+    pub fn time_threshold_ms(&self) -> i64 {
+        i64::from(self.time_threshold_s) * 1000
+    }
+
+    /// [`Self::gap_threshold_s`] in milliseconds.
+    #[must_use]
+    pub fn gap_threshold_ms(&self) -> i64 {
+        i64::from(self.gap_threshold_s) * 1000
+    }
+
+    /// [`Self::visit_min_duration_s`] in milliseconds.
+    #[must_use]
+    pub fn visit_min_duration_ms(&self) -> i64 {
+        i64::from(self.visit_min_duration_s) * 1000
+    }
+}
+
+/// A user's timeline settings, all in one serialisable value.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimelineParams {
+    /// Stay, leg and trip segmentation ([`crate::detect`]).
+    pub stays: StayParams,
+    /// Transport mode inference.
+    pub modes: ModeParams,
+    /// Place clustering ([`crate::cluster_places`]).
+    pub places: PlaceParams,
+    /// Home and work windows ([`crate::detect_home_work`]).
+    pub home_work: HomeWorkParams,
+}
+
+impl TimelineParams {
+    /// Validates every part.
+    ///
+    /// # Errors
+    /// [`TimelineError::InvalidParameter`] naming the field.
+    pub fn validate(&self) -> Result<(), TimelineError> {
+        self.stays.validate()?;
+        self.modes.validate()?;
+        self.places.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_trackintels() {
+        let params = StayParams::default();
+        assert_eq!(params.distance_threshold_m, 100.0);
+        assert_eq!(params.time_threshold_ms(), 5 * 60_000);
+        assert_eq!(params.gap_threshold_ms(), 15 * 60_000);
+        assert_eq!(params.visit_min_duration_ms(), 15 * 60_000);
+    }
+
+    #[test]
+    fn serde_round_trip_and_partial_settings() {
+        let params = TimelineParams::default();
+        let text = serde_json::to_string(&params).unwrap();
+        assert_eq!(serde_json::from_str::<TimelineParams>(&text).unwrap(), params);
+        // A user who only changed the radius keeps every other default.
+        let partial: StayParams = serde_json::from_str(r#"{"distance_threshold_m": 150}"#).unwrap();
+        assert_eq!(partial, StayParams { distance_threshold_m: 150.0, ..StayParams::default() });
+        assert!(serde_json::from_str::<StayParams>(r#"{"radius": 1}"#).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = StayParams { distance_threshold_m: bad, ..StayParams::default() }.validate().unwrap_err();
+            assert!(err.to_string().contains("distance_threshold_m"), "{err}");
+        }
+    }
+}
