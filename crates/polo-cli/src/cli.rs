@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// MQTT topic filter to subscribe to [default: owntracks/#].
     #[arg(long, env = "POLO_MQTT_TOPIC", value_name = "FILTER")]
     pub mqtt_topic: Option<String>,
+    /// Failed authentications per client address or user name before the exponential back-off
+    /// (429) starts; raise it when many users share one address [default: 5].
+    #[arg(long, env = "POLO_AUTH_FREE_FAILURES", value_name = "N")]
+    pub auth_free_failures: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

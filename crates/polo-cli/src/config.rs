@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub mqtt_password: Option<String>,
     /// `polo serve`: MQTT topic filter (default `owntracks/#`).
     pub mqtt_topic: Option<String>,
+    /// `polo serve`: failed authentications before the back-off starts (default 5).
+    pub auth_free_failures: Option<u32>,
 }
 
 /// The front-door settings from the file; flags and env win over them.
@@ -65,6 +67,7 @@ pub struct FileServe {
     pub mqtt_username: Option<String>,
     pub mqtt_password: Option<String>,
     pub mqtt_topic: Option<String>,
+    pub auth_free_failures: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -119,6 +122,7 @@ impl Config {
                 mqtt_username: file.mqtt_username,
                 mqtt_password: file.mqtt_password,
                 mqtt_topic: file.mqtt_topic,
+                auth_free_failures: file.auth_free_failures,
             },
         })
     }

@@ -19,31 +19,32 @@
 //! are looked up *within* that user, so another user's device or token is
 //! simply not found (404, which also does not reveal that it exists).
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use polo_domain::DeviceId;
 use polo_store::{Device, Token, User};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{AdminCaller, Caller, ClientIp, MIN_PASSWORD_LEN, PasswordError, hash_password, new_token};
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthErrors, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/session", post(login).delete(logout))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/me/password", post(change_password))
-        .route("/api/v1/devices", get(list_devices).post(create_device))
-        .route("/api/v1/devices/{id}/tokens", post(create_token))
-        .route("/api/v1/tokens", get(list_tokens))
-        .route("/api/v1/tokens/{id}", delete(revoke_token))
-        .route("/api/v1/users", get(list_users).post(create_user))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login, logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_devices, create_device))
+        .routes(routes!(create_token))
+        .routes(routes!(list_tokens))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_users, create_user))
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -52,22 +53,79 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
     tokio::task::spawn_blocking(f).await?
 }
 
-fn user_json(user: &User) -> Value {
-    json!({"id": user.id, "name": user.name, "admin": user.is_admin, "created": user.created.to_string()})
+/// A user account.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserView {
+    /// The user's id.
+    id: i64,
+    /// The login name.
+    #[schema(example = "alice")]
+    name: String,
+    /// Whether the user is an administrator.
+    admin: bool,
+    /// When the account was created (RFC 3339, UTC).
+    #[schema(example = "2024-05-01T12:00:00Z")]
+    created: String,
 }
 
-fn device_json(device: &Device) -> Value {
-    json!({"id": device.id, "name": device.name})
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self { id: user.id.0, name: user.name.clone(), admin: user.is_admin, created: user.created.to_string() }
+    }
 }
 
-fn token_json(token: &Token) -> Value {
-    json!({
-        "id": token.id,
-        "device": device_json(&token.device),
-        "label": token.label,
-        "created": token.created.to_string(),
-        "last_used": token.last_used.map(|t| t.to_string()),
-    })
+/// A device: one phone, tracker or source of points.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceView {
+    /// The device's id.
+    id: i64,
+    /// The name, unique per user.
+    #[schema(example = "phone")]
+    name: String,
+}
+
+impl From<&Device> for DeviceView {
+    fn from(device: &Device) -> Self {
+        Self { id: device.id.0, name: device.name.clone() }
+    }
+}
+
+/// A device token, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenView {
+    /// The token's id (for `DELETE /api/v1/tokens/{id}`).
+    id: i64,
+    /// The device the token authenticates as.
+    device: DeviceView,
+    /// Free text to tell tokens apart.
+    #[schema(example = "Overland on the old phone")]
+    label: String,
+    /// When the token was made (RFC 3339, UTC).
+    created: String,
+    /// Its last successful use, updated about once a minute.
+    last_used: Option<String>,
+}
+
+impl From<&Token> for TokenView {
+    fn from(token: &Token) -> Self {
+        Self {
+            id: token.id,
+            device: DeviceView::from(&token.device),
+            label: token.label.clone(),
+            created: token.created.to_string(),
+            last_used: token.last_used.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// A new device token: the only answer that shows the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NewToken {
+    #[serde(flatten)]
+    info: TokenView,
+    /// The secret: `polo_` and 43 characters. It is not stored and cannot be shown again.
+    #[schema(example = "polo_9sQ2xv5dYw0bN3mZp8rT1uVh6kLc4eJfGa7iOyWqHs0")]
+    token: String,
 }
 
 /// User names: 1–64 of letters, digits, `-`, `_`, `.`, `@` (as `polo user add`).
@@ -82,14 +140,19 @@ fn validate_user_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// Device names and labels: printable, trimmed, bounded.
+/// Device names and labels: at most 64 characters, none a control character
+/// (`char::is_control`: U+0000–U+001F, U+007F–U+009F); names need a character
+/// that `str::trim` keeps. Stored trimmed. [`DeviceBody`] and [`TokenBody`]
+/// state the same as patterns.
 fn clean_text(what: &str, text: &str, allow_empty: bool) -> ApiResult<String> {
-    let text = text.trim();
-    if (text.is_empty() && !allow_empty) || text.chars().count() > 64 || text.chars().any(char::is_control) {
+    let trimmed = text.trim();
+    if (trimmed.is_empty() && !allow_empty) || text.chars().count() > 64 || text.chars().any(char::is_control) {
         let need = if allow_empty { "at most" } else { "1 to" };
-        return Err(ApiError::bad_request(format!("{what} must be {need} 64 printable characters")));
+        return Err(ApiError::bad_request(format!(
+            "{what} must be {need} 64 printable characters, not only white space"
+        )));
     }
-    Ok(text.to_owned())
+    Ok(trimmed.to_owned())
 }
 
 async fn hash_new_password(password: String) -> ApiResult<String> {
@@ -101,12 +164,39 @@ async fn hash_new_password(password: String) -> ApiResult<String> {
     })
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+/// `POST /api/v1/session`'s body.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LoginBody {
+    /// The user name.
+    #[schema(example = "alice")]
     username: String,
+    /// The password.
+    #[schema(example = "a long password")]
     password: String,
 }
 
+/// A new web session.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LoginReply {
+    /// Who logged in.
+    user: UserView,
+    /// Send this as `X-CSRF-Token` with every POST and DELETE that uses the cookie.
+    csrf_token: String,
+}
+
+/// Logs in with the password: sets the `polo_session` cookie (HttpOnly, SameSite=Lax, 30 days).
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "account",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = LoginReply,
+            headers(("Set-Cookie" = String, description = "`polo_session=…; HttpOnly; SameSite=Lax; Path=/`"))),
+        JsonBodyErrors,
+        AuthErrors,
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -115,11 +205,24 @@ async fn login(
     let Json(body) = body?;
     let session = state.auth.login(&body.username, &body.password, ip).await?;
     let cookie = state.auth.session_set_cookie(&session.cookie_value);
-    let body = Json(json!({"user": user_json(&session.user), "csrf_token": session.csrf_token}));
+    let body = Json(LoginReply { user: UserView::from(&session.user), csrf_token: session.csrf_token });
     Ok(([(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], body)
         .into_response())
 }
 
+/// Logs out: ends the session of the cookie, if any, and clears the cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Logged out",
+            headers(("Set-Cookie" = String, description = "Clears `polo_session`"))),
+        CsrfFailed,
+        AuthErrors,
+    )
+)]
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     if let Some(hash) = caller.session_hash().copied() {
         let store = state.store.clone();
@@ -128,23 +231,88 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Resp
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, state.auth.session_clear_cookie())]).into_response())
 }
 
-async fn me(caller: Caller) -> Json<Value> {
-    Json(json!({
-        "user": user_json(&caller.user),
-        "device": caller.device.as_ref().map(device_json),
-        "via": caller.via.as_str(),
-        "csrf_token": caller.csrf_token(),
-    }))
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Via {
+    /// The session cookie.
+    Session,
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `Authorization: Basic` with the password.
+    BasicPassword,
+    /// `Authorization: Basic` with a device token.
+    BasicToken,
 }
 
-#[derive(Deserialize)]
-struct PasswordBody {
+impl From<crate::auth::AuthMethod> for Via {
+    fn from(method: crate::auth::AuthMethod) -> Self {
+        use crate::auth::AuthMethod;
+        match method {
+            AuthMethod::Session => Self::Session,
+            AuthMethod::Bearer => Self::Bearer,
+            AuthMethod::BasicPassword => Self::BasicPassword,
+            AuthMethod::BasicToken => Self::BasicToken,
+        }
+    }
+}
+
+/// The caller.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MeView {
+    /// The user.
+    user: UserView,
+    /// The device whose token authenticated the request.
+    device: Option<DeviceView>,
+    /// How the request authenticated.
+    via: Via,
+    /// The session's CSRF token (cookie-authenticated requests only).
+    csrf_token: Option<String>,
+}
+
+/// The caller: user, device (for a device token) and how they authenticated.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "account",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = MeView), AuthErrors)
+)]
+async fn me(caller: Caller) -> Json<MeView> {
+    Json(MeView {
+        user: UserView::from(&caller.user),
+        device: caller.device.as_ref().map(DeviceView::from),
+        via: caller.via.into(),
+        csrf_token: caller.csrf_token().map(str::to_owned),
+    })
+}
+
+/// `POST /api/v1/me/password`'s body (`current` and `new` are accepted as aliases).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct PasswordBody {
+    /// The password now.
     #[serde(alias = "current")]
     current_password: String,
+    /// The new password.
     #[serde(alias = "new")]
+    #[schema(min_length = 8)]
     new_password: String,
 }
 
+/// Changes the password; the caller's other sessions end. Not with a device token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    request_body = PasswordBody,
+    responses(
+        (status = 204, description = "Changed"),
+        JsonBodyErrors,
+        Forbidden,
+        AuthErrors,
+    )
+)]
 async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,38 +333,93 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+/// Where a device was last.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LastPoint {
+    /// The fix's time (RFC 3339, UTC).
+    time: String,
+    /// Latitude in degrees.
+    lat: f64,
+    /// Longitude in degrees.
+    lon: f64,
+}
+
+/// A device with its newest point.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeviceSummary {
+    /// The device's id.
+    id: i64,
+    /// The name.
+    name: String,
+    /// The newest point's time (RFC 3339, UTC).
+    last_seen: Option<String>,
+    /// The newest point.
+    last_point: Option<LastPoint>,
+}
+
+/// The caller's devices.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeviceList {
+    /// By id.
+    devices: Vec<DeviceSummary>,
+}
+
+/// The caller's devices with their newest point.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "account",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = DeviceList), AuthErrors)
+)]
+async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<DeviceList>> {
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
-        let mut out = Vec::new();
+        let mut devices = Vec::new();
         for device in store.list_devices(user)? {
             let last = store.last_point(user, device.id)?;
-            out.push(json!({
-                "id": device.id,
-                "name": device.name,
-                "last_seen": last.as_ref().map(|p| p.fix.time.to_string()),
-                "last_point": last.as_ref().map(|p| json!({
-                    "time": p.fix.time.to_string(),
-                    "lat": p.fix.coord.lat(),
-                    "lon": p.fix.coord.lon(),
-                })),
-            }));
+            devices.push(DeviceSummary {
+                id: device.id.0,
+                name: device.name,
+                last_seen: last.as_ref().map(|p| p.fix.time.to_string()),
+                last_point: last.as_ref().map(|p| LastPoint {
+                    time: p.fix.time.to_string(),
+                    lat: p.fix.coord.lat(),
+                    lon: p.fix.coord.lon(),
+                }),
+            });
         }
-        Ok(Json(json!({"devices": out})))
+        Ok(Json(DeviceList { devices }))
     })
     .await
 }
 
-#[derive(Deserialize)]
-struct DeviceBody {
+/// `POST /api/v1/devices`'s body.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct DeviceBody {
+    /// The name: at most 64 characters, no control characters, not only white space (stored trimmed).
+    #[schema(
+        example = "phone",
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
 }
 
+/// Adds a device.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    request_body = DeviceBody,
+    responses((status = 201, description = "Created", body = DeviceView), JsonBodyErrors, Conflict, CsrfFailed, AuthErrors)
+)]
 async fn create_device(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<DeviceBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeviceView>)> {
     let Json(body) = body?;
     let name = clean_text("a device name", &body.name, false)?;
     let (store, user) = (state.store.clone(), caller.user.id);
@@ -205,28 +428,47 @@ async fn create_device(
             return Err(ApiError::conflict(format!("you already have a device named {name:?}")));
         }
         let device = store.ensure_device(user, &name)?;
-        Ok((StatusCode::CREATED, Json(device_json(&device))))
+        Ok((StatusCode::CREATED, Json(DeviceView::from(&device))))
     })
     .await
 }
 
-#[derive(Deserialize, Default)]
-struct TokenBody {
+/// `POST /api/v1/devices/{id}/tokens`'s body; may be omitted.
+#[derive(Deserialize, Default, ToSchema)]
+pub(crate) struct TokenBody {
+    /// Free text to tell tokens apart: at most 64 characters, no control characters (stored trimmed).
     #[serde(default)]
+    #[schema(example = "Overland", max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     label: String,
 }
 
+/// Makes a device token. Not with a device token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/tokens",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The device's id")),
+    request_body(content = Option<TokenBody>, description = "Optional: no body, or `null`, is an empty label"),
+    responses(
+        (status = 201, description = "Created: the only time the token is shown", body = NewToken),
+        JsonBodyErrors,
+        Forbidden,
+        NotFound,
+        AuthErrors,
+    )
+)]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
-    body: Result<Json<TokenBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Result<Json<Option<TokenBody>>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
     let Path(id) = id?;
     caller.require_password_grade()?;
-    // An empty body is fine: the label is optional.
+    // No body, or `null`, is fine: the label is optional.
     let body = match body {
-        Ok(Json(body)) => body,
+        Ok(Json(body)) => body.unwrap_or_default(),
         Err(JsonRejection::MissingJsonContentType(_)) => TokenBody::default(),
         Err(e) => return Err(e.into()),
     };
@@ -238,22 +480,41 @@ async fn create_token(
         }
         let (secret, hash) = new_token();
         let token = store.create_token(user, DeviceId(id), &label, &hash)?;
-        let mut out = token_json(&token);
-        out["token"] = Value::String(secret);
-        Ok((StatusCode::CREATED, Json(out)))
+        Ok((StatusCode::CREATED, Json(NewToken { info: TokenView::from(&token), token: secret })))
     })
     .await
 }
 
-async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+/// The caller's tokens.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenList {
+    /// Never with their secrets.
+    tokens: Vec<TokenView>,
+}
+
+/// The caller's device tokens (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "account",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = TokenList), AuthErrors)
+)]
+async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<TokenList>> {
     let (store, user) = (state.store.clone(), caller.user.id);
-    blocking(move || {
-        let tokens: Vec<Value> = store.list_tokens(user)?.iter().map(token_json).collect();
-        Ok(Json(json!({"tokens": tokens})))
-    })
-    .await
+    blocking(move || Ok(Json(TokenList { tokens: store.list_tokens(user)?.iter().map(TokenView::from).collect() })))
+        .await
 }
 
+/// Revokes one of the caller's tokens.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The token's id")),
+    responses((status = 204, description = "Revoked"), NotFound, CsrfFailed, AuthErrors)
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -271,28 +532,54 @@ async fn revoke_token(
     .await
 }
 
-async fn list_users(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
-    blocking(move || {
-        let users: Vec<Value> = store.list_users()?.iter().map(user_json).collect();
-        Ok(Json(json!({"users": users})))
-    })
-    .await
+/// Every user.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserList {
+    /// By id.
+    users: Vec<UserView>,
 }
 
-#[derive(Deserialize)]
-struct UserBody {
+/// Every user (admins only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "account",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = UserList), Forbidden, AuthErrors)
+)]
+async fn list_users(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> ApiResult<Json<UserList>> {
+    let store = state.store.clone();
+    blocking(move || Ok(Json(UserList { users: store.list_users()?.iter().map(UserView::from).collect() }))).await
+}
+
+/// `POST /api/v1/users`'s body.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct UserBody {
+    /// The login name: 1–64 letters, digits, `-`, `_`, `.` or `@`.
+    #[schema(example = "bob", pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     name: String,
+    /// At least 8 characters.
+    #[schema(example = "another long password", min_length = 8)]
     password: String,
+    /// Make the user an administrator.
     #[serde(default)]
     admin: bool,
 }
 
+/// Creates a user (admins only, not with a device token).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    request_body = UserBody,
+    responses((status = 201, description = "Created", body = UserView), JsonBodyErrors, Forbidden, Conflict, AuthErrors)
+)]
 async fn create_user(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     body: Result<Json<UserBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     let Json(body) = body?;
     admin.require_password_grade()?;
     validate_user_name(&body.name)?;
@@ -300,7 +587,7 @@ async fn create_user(
     let store = state.store.clone();
     blocking(move || {
         let user = store.create_user(&body.name, &hash, body.admin)?;
-        Ok((StatusCode::CREATED, Json(user_json(&user))))
+        Ok((StatusCode::CREATED, Json(UserView::from(&user))))
     })
     .await
 }

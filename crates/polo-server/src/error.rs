@@ -18,15 +18,25 @@
 //!
 //! Store failures are logged here and answered `unavailable` without
 //! their detail (which may name tables or paths).
+//!
+//! The contract holds for every response, not only for the handlers' own
+//! errors: [`json_errors`] rewrites the plain-text bodies axum's extractors,
+//! its method router and the fallback produce into the same shape. The
+//! OpenAPI document describes the shape as [`ErrorBody`] and lists the codes
+//! in [`ErrorCode`]; the response sets below ([`AuthErrors`], [`BadRequest`],
+//! …) are what the handlers' `#[utoipa::path]` annotations refer to.
 
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::Request;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use polo_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
 
 /// An API error: a status, a stable snake_case code and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,9 +143,82 @@ impl ApiError {
     }
 }
 
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"code": "not_found", "message": "you have no device 7"}))]
+pub struct ErrorBody {
+    /// The stable machine-readable code; branch on this.
+    #[schema(value_type = ErrorCode)]
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+}
+
+/// The stable error codes (see the module documentation for their statuses).
+///
+/// Only used to describe [`ErrorBody::code`] in the OpenAPI document;
+/// [`ErrorCode::ALL`] is checked against every constructor of [`ApiError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401: no or wrong credentials.
+    Unauthorized,
+    /// 403: authenticated, but not allowed.
+    Forbidden,
+    /// 403: a cookie-authenticated unsafe request without the session's `X-CSRF-Token`.
+    CsrfFailed,
+    /// 404: no such thing (for this user), or no such route.
+    NotFound,
+    /// 400, or the extractor's 4xx (405, 415, 422): the request is malformed.
+    BadRequest,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 429: too many failures or jobs; `Retry-After` says when to retry.
+    RateLimited,
+    /// 409: the name is taken.
+    Conflict,
+    /// 503: temporary trouble; retry later.
+    Unavailable,
+    /// 500: a bug.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the table above.
+    pub const ALL: [Self; 10] = [
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::CsrfFailed,
+        Self::NotFound,
+        Self::BadRequest,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::Conflict,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The code as it appears in responses.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::CsrfFailed => "csrf_failed",
+            Self::NotFound => "not_found",
+            Self::BadRequest => "bad_request",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Conflict => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({"code": self.code, "message": self.message}))).into_response();
+        let mut response = (self.status, Json(ErrorBody { code: self.code, message: self.message })).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"polo\""));
@@ -194,8 +277,138 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// The code for a status that did not come from an [`ApiError`].
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        essence == "application/json" || essence.ends_with("+json")
+    })
+}
+
+/// The longest plain-text error body that is carried over as the message.
+const MAX_REWRITTEN_BODY: usize = 16 * 1024;
+
+/// Middleware: turns error responses that are not JSON (axum's extractor
+/// rejections, `405 Method Not Allowed`, an unmatched route) into
+/// [`ErrorBody`], keeping the status and headers.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REWRITTEN_BODY)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = match status {
+        // axum's method router adds `Allow` after this layer has run.
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this route does not answer that method; the Allow header lists those it does".to_owned()
+        }
+        _ if !text.is_empty() => text,
+        StatusCode::NOT_FOUND => "no such route".to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+    };
+    let mut rewritten = ApiError::new(status, code_for(status), message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().entry(name).or_insert_with(|| value.clone());
+        }
+    }
+    rewritten
+}
+
+/// The errors of every route that needs credentials.
+#[derive(IntoResponses)]
+pub enum AuthErrors {
+    /// No or wrong credentials.
+    #[response(
+        status = 401,
+        description = "`unauthorized`: no or wrong credentials",
+        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"polo\"`"))
+    )]
+    Unauthorized(ErrorBody),
+    /// Too many failed attempts from this address or for this user.
+    #[response(
+        status = 429,
+        description = "`rate_limited`: too many failed attempts; retry after `Retry-After` seconds",
+        headers(("Retry-After" = u64, description = "Seconds to wait"))
+    )]
+    RateLimited(ErrorBody),
+    /// The store is unavailable.
+    #[response(status = 503, description = "`unavailable`: temporary trouble; retry later")]
+    Unavailable(ErrorBody),
+}
+
+/// 400 `bad_request` for malformed parameters.
+#[derive(IntoResponses)]
+#[response(status = 400, description = "`bad_request`: a parameter or the body is malformed")]
+pub struct BadRequest(pub ErrorBody);
+
+/// The errors of a JSON request body, besides 400: axum's extractor statuses.
+#[derive(IntoResponses)]
+pub enum JsonBodyErrors {
+    /// Not JSON, or JSON of the wrong shape.
+    #[response(status = 400, description = "`bad_request`: the body is not valid JSON")]
+    Syntax(ErrorBody),
+    /// No `Content-Type: application/json`.
+    #[response(status = 415, description = "`bad_request`: the body must be sent as `application/json`")]
+    MediaType(ErrorBody),
+    /// JSON whose members have the wrong types or are missing.
+    #[response(status = 422, description = "`bad_request`: a member is missing or has the wrong type")]
+    Data(ErrorBody),
+    /// Over the default body limit.
+    #[response(status = 413, description = "`payload_too_large`: the body is over the limit")]
+    TooLarge(ErrorBody),
+}
+
+/// 403 `forbidden` or `csrf_failed`.
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "`forbidden`: not allowed for this caller; or `csrf_failed`: a cookie-authenticated unsafe \
+                   request without the session's `X-CSRF-Token`"
+)]
+pub struct Forbidden(pub ErrorBody);
+
+/// 403 `csrf_failed` on unsafe methods.
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "`csrf_failed`: a cookie-authenticated unsafe request without the session's `X-CSRF-Token`"
+)]
+pub struct CsrfFailed(pub ErrorBody);
+
+/// 404 `not_found`.
+#[derive(IntoResponses)]
+#[response(status = 404, description = "`not_found`: no such thing for this user")]
+pub struct NotFound(pub ErrorBody);
+
+/// 409 `conflict`.
+#[derive(IntoResponses)]
+#[response(status = 409, description = "`conflict`: the name is taken")]
+pub struct Conflict(pub ErrorBody);
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     async fn render(e: ApiError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {

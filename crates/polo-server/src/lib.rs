@@ -3,8 +3,8 @@
 //! [`router`] builds the axum application over an explicit [`AppState`]
 //! (no global singletons), and [`serve`] runs it on an injected listener
 //! with an injected shutdown future, so integration tests can start the real
-//! binary on port 0. This foundation serves the health endpoints; the ingest
-//! protocols and the query API are layered onto the same router.
+//! binary on port 0. Every route is registered together with its OpenAPI
+//! operation ([`openapi`]), served at `/api/openapi.json`.
 
 mod access_log;
 mod account;
@@ -16,13 +16,16 @@ pub mod import_job;
 pub mod ingest;
 pub mod metrics;
 pub mod mqtt;
+pub mod openapi;
 pub mod options;
 mod query;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::from_fn;
 use polo_store::Store;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::access_log::{AccessLogWriter, AccessLogger};
 pub use crate::front_door::{SHUTDOWN_GRACE, ServeError, app, restrict_to_admin_networks, serve, serve_app};
@@ -70,14 +73,31 @@ impl AppState {
     }
 }
 
-/// The application's routes.
-pub fn router(state: AppState) -> Router {
-    let imports = import_job::routes::routes(&state);
-    Router::new()
+/// Every documented route with its operation; `max_upload` sizes the
+/// import upload's body limit.
+fn api_routes(max_upload: u64) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(health::routes())
         .merge(account::routes())
         .merge(ingest::routes::routes())
         .merge(query::routes())
-        .merge(imports)
+        .merge(import_job::routes::routes(max_upload))
+}
+
+/// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::document(api_routes(0).into_openapi())
+}
+
+/// The application's routes, `/api/openapi.json` and the docs page.
+///
+/// Every error answer is JSON ([`error::json_errors`]), unmatched routes included.
+pub fn router(state: AppState) -> Router {
+    let (routes, paths) = api_routes(state.imports.config().max_upload_bytes).split_for_parts();
+    routes
+        .merge(openapi::routes(openapi::document(paths)))
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(from_fn(error::json_errors))
         .with_state(state)
 }

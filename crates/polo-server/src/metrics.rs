@@ -217,7 +217,18 @@ pub fn resident_memory_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics (OpenMetrics text), served only to the admin networks (`--admin-network`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 403, description = "`forbidden`: the client is not on an admin network",
+            body = crate::error::ErrorBody),
+    )
+)]
 pub(crate) async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
     let body = metrics.render();
     (

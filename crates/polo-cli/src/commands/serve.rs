@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use polo_server::auth::Authenticator;
+use polo_server::auth::{Authenticator, Backoff};
 use polo_server::import_job::{ImportJobs, ImportJobsConfig};
 use polo_server::mqtt::{MqttSettings, MqttTask};
 use polo_server::options::{AccessLog, AllowedHosts, IpNetwork, TlsFiles};
@@ -20,6 +20,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let options = server_options(config, args)?;
     let scheme = if options.tls.is_some() { "https" } else { "http" };
     let mqtt = mqtt_settings(config, args)?;
+    let mut backoff = Backoff::default();
+    if let Some(free) = args.auth_free_failures.or(config.file_serve.auth_free_failures) {
+        backoff.free_failures = free;
+    }
     let store = config.open_store()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -31,7 +35,9 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         eprintln!("polo listening on {scheme}://{local}");
         let mut state = AppState::new(Arc::new(store)).context("cannot start the ingest writer")?;
         // Session cookies are `Secure` when polo itself terminates TLS.
-        state.auth = Arc::new(Authenticator::new(state.store.clone()).with_secure_cookies(options.tls.is_some()));
+        state.auth = Arc::new(
+            Authenticator::new(state.store.clone()).with_secure_cookies(options.tls.is_some()).with_backoff(backoff),
+        );
         // Uploaded imports spool under the data directory, next to the CLI's rejects files.
         state.imports = ImportJobs::new(ImportJobsConfig::in_data_dir(&config.data_dir))
             .context("cannot create the upload directory")?;

@@ -37,7 +37,7 @@ pub const DEFAULT_DEVICE: &str = "default";
 
 /// The summary of one file or archive entry (`polo import --json`'s
 /// `files[]`, and the same in an import job's status).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct FileReport {
     /// The file, or `archive.zip!/path/in/archive` for an entry.
     pub path: String,

@@ -10,38 +10,88 @@
 //!
 //! [`ImportJobsConfig::max_upload_bytes`]: super::ImportJobsConfig::max_upload_bytes
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-use super::{JobError, NewJob};
+use super::{JobError, JobView, NewJob};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody, NotFound};
 
 /// Room for the multipart framing and small text fields around the file.
 const FRAMING_BYTES: u64 = 1 << 20;
 
-pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let max = state.imports.config().max_upload_bytes.saturating_add(FRAMING_BYTES);
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    Router::new()
-        .route("/api/v1/imports", get(list).post(create).layer(DefaultBodyLimit::max(limit)))
-        .route("/api/v1/imports/{id}", get(status))
-        .route("/api/v1/imports/{id}/rejects", get(rejects))
+/// The routes; uploads may be `max_upload` bytes (the file part).
+pub(crate) fn routes(max_upload: u64) -> OpenApiRouter<AppState> {
+    let limit = usize::try_from(max_upload.saturating_add(FRAMING_BYTES)).unwrap_or(usize::MAX);
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(create).layer(DefaultBodyLimit::max(limit)))
+        .routes(routes!(status))
+        .routes(routes!(rejects))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Query parameters of `POST /api/v1/imports`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CreateQuery {
+    /// The device to import into when the file does not name one (a device token's own device wins).
     device: Option<String>,
+}
+
+/// The upload: the part `file`, and any other parts, which are ignored. Written by hand
+/// because the derive cannot say that the parts' names must fit in a `Content-Disposition`.
+struct Upload;
+
+impl utoipa::PartialSchema for Upload {
+    fn schema() -> RefOr<Schema> {
+        let file = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("The file: any importable format (zip, gzip, Takeout, GPX, KML, GeoJSON, CSV, FIT, …)"));
+        // What a `Content-Disposition: form-data; name="…"` can carry: no control character, quote or backslash.
+        let names = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[^\\u0000-\\u001f\\u007f\"\\\\]*$"));
+        ObjectBuilder::new()
+            .property("file", file)
+            .required("file")
+            .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .property_names(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for Upload {}
+
+/// An accepted upload.
+#[derive(Debug, Serialize, ToSchema)]
+struct Queued {
+    /// The job's id.
+    id: String,
+    /// `queued`.
+    #[schema(example = "queued")]
+    status: &'static str,
+    /// The job's status URL.
+    #[schema(example = "/api/v1/imports/8f3c2a")]
+    url: String,
+}
+
+/// The caller's import jobs.
+#[derive(Debug, Serialize, ToSchema)]
+struct JobList {
+    /// Newest first.
+    imports: Vec<JobView>,
 }
 
 impl From<JobError> for ApiError {
@@ -75,6 +125,26 @@ fn too_large(max: u64) -> ApiError {
     ApiError::payload_too_large(format!("the upload is larger than this server's maximum of {max} bytes"))
 }
 
+/// Uploads a file to import in the background, one job at a time.
+///
+/// The file is streamed to disk, never held in memory; the job's progress is at the answer's `url`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/imports",
+    tag = "imports",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    params(CreateQuery),
+    request_body(content = Upload, content_type = "multipart/form-data",
+        description = "The file as the part named `file` (or the first part with a file name)"),
+    responses(
+        (status = 202, description = "Queued", body = Queued,
+            headers(("Location" = String, description = "The job's status URL"))),
+        BadRequest,
+        (status = 413, description = "`payload_too_large`: over the server's upload maximum", body = ErrorBody),
+        CsrfFailed,
+        AuthErrors,
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,13 +208,20 @@ async fn create(
     let job = state.imports.start(new, state.store.clone(), state.metrics.clone())?;
     tracing::info!(user = %caller.user.name, job = %job.id(), bytes, "import job queued");
     let url = job.url();
-    let body = Json(json!({"id": job.id(), "status": "queued", "url": url}));
+    let body = Json(Queued { id: job.id().to_owned(), status: "queued", url: url.clone() });
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, url)], body).into_response())
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Json<Value> {
-    let jobs: Vec<_> = state.imports.list(caller.user.id).iter().map(|j| j.view()).collect();
-    Json(json!({ "imports": jobs }))
+/// The caller's import jobs, newest first (kept in memory: a restart forgets them, not the data).
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports",
+    tag = "imports",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = JobList), AuthErrors)
+)]
+async fn list(State(state): State<AppState>, caller: Caller) -> Json<JobList> {
+    Json(JobList { imports: state.imports.list(caller.user.id).iter().map(|j| j.view()).collect() })
 }
 
 fn job_for(
@@ -156,6 +233,15 @@ fn job_for(
     state.imports.get(caller.user.id, &id).ok_or_else(|| ApiError::not_found(format!("no import job {id:?}")))
 }
 
+/// One of the caller's import jobs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports/{id}",
+    tag = "imports",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, body = JobView), NotFound, AuthErrors)
+)]
 async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,7 +250,19 @@ async fn status(
     Ok(Json(job_for(&state, &caller, id)?.view()))
 }
 
-/// Streams the job's rejects file (JSON lines) in 64 KiB chunks.
+/// The job's rejected records, as JSON lines (`{"offset"|"line", "reason", "raw", …}`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports/{id}/rejects",
+    tag = "imports",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "One JSON object per line", body = String, content_type = "application/x-ndjson"),
+        NotFound,
+        AuthErrors,
+    )
+)]
 async fn rejects(
     State(state): State<AppState>,
     caller: Caller,

@@ -36,7 +36,7 @@ pub struct ApiPoint {
 }
 
 /// One unusable item.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ItemError {
     /// Position in the body.
     pub index: usize,

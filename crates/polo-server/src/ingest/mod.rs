@@ -57,6 +57,7 @@ pub mod osmand;
 pub mod overland;
 pub mod owntracks;
 pub(crate) mod routes;
+pub(crate) mod schema;
 pub mod writer;
 
 pub use last_seen::LastSeen;

@@ -17,28 +17,33 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use polo_domain::{DeviceId, Fix, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::schema::{
+    BatchBody, BatchResult, IngestParams, OsmandForm, OsmandParams, OsmandQuery, OverlandBatch, OverlandError,
+    OverlandFailure, OverlandOk, OwnTracksMessage,
+};
 use super::{IngestError, batch, osmand, overland, owntracks};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/owntracks", post(owntracks_post))
-        .route("/api/overland", post(overland_post))
-        .route("/api/osmand", get(osmand_request).post(osmand_request))
-        .route("/api/v1/points", post(points_post))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(owntracks_post))
+        .routes(routes!(overland_post))
+        .routes(routes!(osmand_get, osmand_post))
+        .routes(routes!(points_post))
 }
 
 /// The current time, as the parsers want it (also used by the MQTT subscriber).
@@ -127,6 +132,34 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
     header_str(headers, "authorization").and_then(|v| v.strip_prefix("Basic ")).is_some_and(|rest| rest.ends_with(':'))
 }
 
+/// OwnTracks HTTP mode (also Overland's OwnTracks mode): one message per request.
+///
+/// The answer is the caller's devices' last locations (the app's friends). Unusable messages are
+/// answered 200 and counted, because the apps drop (iOS) or resend forever (Android) otherwise;
+/// temporary trouble, rate limiting included, is a 503 so that iOS keeps the message.
+#[utoipa::path(
+    post,
+    path = "/api/owntracks",
+    tag = "ingest",
+    security(("basic" = []), ("bearer" = []), ("token_param" = []), ("session" = [], "csrf" = [])),
+    params(
+        IngestParams,
+        ("X-Limit-D" = Option<String>, Header, description = "The device name (OwnTracks sets it)"),
+    ),
+    request_body(content = Option<OwnTracksMessage>, description = "One message; an empty body is allowed"),
+    responses(
+        (status = 200, description = "The friends: a `location` (and `card`) per device",
+            body = Vec<OwnTracksMessage>, content_type = "application/json"),
+        (status = 400, description = "`bad_request`: an encrypted payload (not supported yet), or malformed \
+            query parameters", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over the body limit", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no or wrong credentials", body = ErrorBody,
+            headers(("WWW-Authenticate" = String))),
+        CsrfFailed,
+        (status = 503, description = "`unavailable`: rate limited or temporary trouble; retry after `Retry-After`",
+            body = ErrorBody, headers(("Retry-After" = Option<u64>))),
+    )
+)]
 async fn owntracks_post(
     State(state): State<AppState>,
     Query(query): Query<IngestQuery>,
@@ -233,6 +266,28 @@ async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     Ok(owntracks::friends_reply(&friends))
 }
 
+/// Overland batches: `{"locations": [Feature…]}`.
+///
+/// Every batch that parses is answered `{"result":"ok"}`, even when some features are unusable
+/// (they are counted), or the app would resend it forever.
+#[utoipa::path(
+    post,
+    path = "/api/overland",
+    tag = "ingest",
+    security(("bearer" = []), ("token_param" = []), ("basic" = []), ("session" = [], "csrf" = [])),
+    params(IngestParams),
+    request_body = OverlandBatch,
+    responses(
+        (status = 200, description = "Stored", body = OverlandOk),
+        (status = 400, description = "`bad_request`: not an Overland batch, or malformed query parameters",
+            body = OverlandFailure),
+        (status = 401, description = "`unauthorized`: no or wrong credentials", body = OverlandError),
+        (status = 403, description = "`csrf_failed`", body = OverlandError),
+        (status = 413, description = "`payload_too_large`: over the body limit", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed attempts", body = OverlandError),
+        (status = 503, description = "`unavailable`: temporary trouble; the app retries", body = OverlandError),
+    )
+)]
 async fn overland_post(
     State(state): State<AppState>,
     Query(query): Query<IngestQuery>,
@@ -272,19 +327,79 @@ async fn overland_inner(state: &AppState, query: &IngestQuery, parts: &Parts, bo
     Ok(())
 }
 
+/// The OsmAnd protocol with the position in the query string (legacy Traccar Client, OsmAnd,
+/// GPSLogger).
+///
+/// Unauthenticated clients may put a device token in `id` (or `token`).
+#[utoipa::path(
+    get,
+    path = "/api/osmand",
+    tag = "ingest",
+    security(("bearer" = []), ("basic" = []), ("token_param" = []), ("device_id_token" = []), ("session" = [])),
+    params(OsmandQuery),
+    responses(
+        (status = 200, description = "Stored; the body is empty"),
+        BadRequest,
+        AuthErrors,
+    )
+)]
+async fn osmand_get(state: State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
+    osmand_request(state, parts, body).await
+}
+
+/// The OsmAnd protocol with a body: a form (Traccar Client SDK, GPSLogger), a JSON array of flat
+/// objects (`uploadJson`), or Traccar Client 9's `{"location": {…}, "device_id": …}`.
+///
+/// The body is sniffed when the `Content-Type` is missing; form and query are merged. Unusable
+/// items of an array are counted, the others stored.
+#[utoipa::path(
+    post,
+    path = "/api/osmand",
+    tag = "ingest",
+    security(
+        ("bearer" = []), ("basic" = []), ("token_param" = []), ("device_id_token" = []),
+        ("session" = [], "csrf" = []),
+    ),
+    params(OsmandParams),
+    request_body(
+        description = "The position(s); see the operation's description",
+        content(
+            (OsmandForm = "application/x-www-form-urlencoded"),
+            (Object = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Stored; the body is empty"),
+        BadRequest,
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        CsrfFailed,
+        AuthErrors,
+    )
+)]
+async fn osmand_post(state: State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
+    osmand_request(state, parts, body).await
+}
+
 async fn osmand_request(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
     let content_type = header_str(&parts.headers, "content-type").map(str::to_owned);
-    let parsed = osmand::parse_request(parts.uri.query(), content_type.as_deref(), &body, now())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    for reject in &parsed.rejects {
-        tracing::info!(index = reject.index, reason = %reject.reason, "unusable OsmAnd item");
-        state.metrics.rejected("osmand_item");
-    }
     let url_token: Option<String> = parts
         .uri
         .query()
         .and_then(|q| serde_urlencoded::from_str::<BTreeMap<String, String>>(q).ok())
         .and_then(|m| m.get("token").cloned());
+    let parsed = match osmand::parse_request(parts.uri.query(), content_type.as_deref(), &body, now()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // A request that names no device token anywhere must authenticate before it learns
+            // what is wrong with it: 401 first, then 400.
+            authenticate(&state, &parts, url_token.as_deref()).await?;
+            return Err(ApiError::bad_request(e.to_string()));
+        }
+    };
+    for reject in &parsed.rejects {
+        tracing::info!(index = reject.index, reason = %reject.reason, "unusable OsmAnd item");
+        state.metrics.rejected("osmand_item");
+    }
     // Traccar-style clients have no auth headers: their device identifier is the polo token.
     let id_token = parsed.reports.first().map(|r| r.device_id.clone());
     let caller = match authenticate(&state, &parts, url_token.as_deref()).await {
@@ -314,6 +429,25 @@ async fn osmand_request(State(state): State<AppState>, parts: Parts, body: Bytes
     Ok(StatusCode::OK)
 }
 
+/// Stores a batch of points: a JSON array, one point, or a GeoJSON `FeatureCollection`/`Feature`
+/// (polo's own GeoJSON export uploads as is).
+///
+/// Every item is judged on its own: unusable items are reported with their index and the others
+/// are stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/points",
+    tag = "ingest",
+    security(("bearer" = []), ("basic" = []), ("session" = [], "csrf" = [])),
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "What was stored and what was refused", body = BatchResult),
+        BadRequest,
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        CsrfFailed,
+        AuthErrors,
+    )
+)]
 async fn points_post(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
     let parsed = batch::parse(&body, now()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut by_device: BTreeMap<Option<String>, Vec<Fix>> = BTreeMap::new();

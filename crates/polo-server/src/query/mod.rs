@@ -7,15 +7,15 @@
 
 mod points;
 
-use axum::Router;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/points", get(points::list))
-        .route("/api/v1/export", get(points::export))
-        .route("/api/v1/locations/last", get(points::last_locations))
-        .route("/api/v1/intervals", get(points::intervals))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(points::list))
+        .routes(routes!(points::export))
+        .routes(routes!(points::last_locations))
+        .routes(routes!(points::intervals))
 }

@@ -22,27 +22,101 @@ use polo_domain::{DeviceId, Fix, IntervalKind, Point, Timestamp};
 use polo_formats::export::{ExportFormat, Exporter};
 use polo_store::{Device, PointQuery, Store};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthErrors, BadRequest, NotFound};
 
 /// Default page size of JSON point queries.
 const DEFAULT_LIMIT: usize = 1000;
 /// Largest page size.
 const MAX_LIMIT: usize = 10_000;
 
-/// Query parameters shared by the point endpoints.
-#[derive(Debug, Deserialize)]
+/// What `GET /api/v1/points` answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PointFormat {
+    /// A page of [`PointPage`], resumed with `cursor`.
+    #[default]
+    Json,
+    /// The whole range as GeoJSON.
+    Geojson,
+    /// The whole range as GPX.
+    Gpx,
+    /// The whole range as CSV.
+    Csv,
+}
+
+/// The file format of `GET /api/v1/export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FileFormat {
+    /// GeoJSON (`json` is the same).
+    #[default]
+    #[serde(alias = "json")]
+    Geojson,
+    /// GPX.
+    Gpx,
+    /// CSV.
+    Csv,
+}
+
+impl FileFormat {
+    fn export_format(self) -> ExportFormat {
+        match self {
+            Self::Geojson => ExportFormat::Geojson,
+            Self::Gpx => ExportFormat::Gpx,
+            Self::Csv => ExportFormat::Csv,
+        }
+    }
+}
+
+/// Query parameters of `GET /api/v1/points`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PointParams {
+    /// Start of the range, inclusive: RFC 3339, epoch seconds or milliseconds, or any timestamp
+    /// spelling the importers read; without a zone, UTC.
+    #[param(example = "2024-05-01T00:00:00Z")]
     from: Option<String>,
+    /// End of the range, inclusive (same spellings); not before `from`.
+    #[param(example = "2024-05-02T00:00:00Z")]
     to: Option<String>,
+    /// Only points inside `west,south,east,north` (degrees; `west > east` crosses the
+    /// antimeridian, `south <= north`).
+    #[param(example = "10.9,48.05,11.1,48.1")]
     bbox: Option<String>,
+    /// Only this device (by name); 404 when the caller has none of that name.
     device: Option<String>,
-    format: Option<String>,
+    /// `json` (default): a page; the file formats stream the whole range.
+    #[param(inline)]
+    format: Option<PointFormat>,
+    /// Page size for `json` (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// Query parameters of `GET /api/v1/export`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportParams {
+    /// Start of the range, inclusive (as for `GET /api/v1/points`).
+    #[param(example = "2024-05-01T00:00:00Z")]
+    from: Option<String>,
+    /// End of the range, inclusive; not before `from`.
+    #[param(example = "2024-05-02T00:00:00Z")]
+    to: Option<String>,
+    /// Only points inside `west,south,east,north` (degrees).
+    bbox: Option<String>,
+    /// Only this device (by name).
+    device: Option<String>,
+    /// The file format (default GeoJSON).
+    #[param(inline)]
+    format: Option<FileFormat>,
 }
 
 /// A bounding box `w,s,e,n` in E7; `w > e` crosses the antimeridian.
@@ -138,74 +212,153 @@ fn resolve(store: &dyn Store, caller: &Caller, params: &PointParams) -> Result<F
     Ok(Filter { devices, from, to, bbox })
 }
 
-fn fix_json(device: &str, fix: &Fix) -> Value {
-    let mut object = json!({
-        "device": device,
-        "time": fix.time.to_text(fix.utc_offset_minutes, fix.zone_assumed),
-        "lat": fix.coord.lat(),
-        "lon": fix.coord.lon(),
-        "source": fix.source.name(),
-    });
-    let fields: [(&str, Option<f64>); 5] = [
-        ("altitude", fix.altitude_m()),
-        ("accuracy", fix.horizontal_accuracy_m()),
-        ("vertical_accuracy", fix.vertical_accuracy_m()),
-        ("speed", fix.speed_m_s()),
-        ("course", fix.course_deg()),
-    ];
-    for (name, value) in fields {
-        if let Some(v) = value {
-            object[name] = json!(v);
-        }
+/// One point. Measurements the source did not give are left out.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PointView {
+    /// The device's name.
+    #[schema(example = "phone")]
+    device: String,
+    /// RFC 3339 with the fix's own UTC offset when the source gave one; without a zone when the
+    /// source had none (read as UTC).
+    #[schema(example = "2024-05-01T14:03:12.250+02:00")]
+    time: String,
+    /// Latitude in degrees.
+    #[schema(example = 48.137154)]
+    lat: f64,
+    /// Longitude in degrees.
+    #[schema(example = 11.576124)]
+    lon: f64,
+    /// The source format (`owntracks`, `gpx`, `google-records`, `api`, …).
+    #[schema(example = "owntracks")]
+    source: &'static str,
+    /// Metres above the WGS 84 ellipsoid or sea level, as the source gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    altitude: Option<f64>,
+    /// Horizontal accuracy in metres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
+    /// Vertical accuracy in metres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vertical_accuracy: Option<f64>,
+    /// Speed in m/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed: Option<f64>,
+    /// Course in degrees from north.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    course: Option<f64>,
+    /// Battery level in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    battery: Option<u8>,
+    /// Motion (`stationary`, `walking`, `running`, `cycling`, `road`, `rail`, `flying`, `boat`, `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    motion: Option<&'static str>,
+    /// Everything else the source said, verbatim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    extras: Option<Value>,
+}
+
+fn point_view(device: &str, fix: &Fix) -> PointView {
+    PointView {
+        device: device.to_owned(),
+        time: fix.time.to_text(fix.utc_offset_minutes, fix.zone_assumed),
+        lat: fix.coord.lat(),
+        lon: fix.coord.lon(),
+        source: fix.source.name(),
+        altitude: fix.altitude_m(),
+        accuracy: fix.horizontal_accuracy_m(),
+        vertical_accuracy: fix.vertical_accuracy_m(),
+        speed: fix.speed_m_s(),
+        course: fix.course_deg(),
+        battery: fix.battery_percent,
+        motion: fix.motion.map(|m| m.name()),
+        extras: fix.extras.as_ref().and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok()),
     }
-    if let Some(b) = fix.battery_percent {
-        object["battery"] = json!(b);
-    }
-    if let Some(m) = fix.motion {
-        object["motion"] = json!(m.name());
-    }
-    if let Some(extras) = &fix.extras
-        && let Ok(value) = serde_json::from_str::<Value>(extras.as_str())
-    {
-        object["extras"] = value;
-    }
-    object
+}
+
+/// A page of points, by device id, then time.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PointPage {
+    /// At most `limit` points.
+    points: Vec<PointView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
 }
 
-/// `GET /api/v1/points`: a JSON page, or the whole range streamed when `format` is a file format.
+/// The caller's points in a time range: a page of JSON, or the whole range as a file.
+#[utoipa::path(
+    get,
+    path = "/api/v1/points",
+    tag = "query",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(PointParams),
+    responses(
+        (status = 200, description = "A page (`format=json`) or the whole range streamed (`geojson`, `gpx`, `csv`)",
+            content(
+                (PointPage = "application/json"),
+                (Object = "application/geo+json"),
+                (String = "application/gpx+xml"),
+                (String = "text/csv"),
+            )),
+        BadRequest,
+        NotFound,
+        AuthErrors,
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<PointParams>,
 ) -> Result<Response, ApiError> {
-    match params.format.as_deref().unwrap_or("json") {
-        "json" => json_page(state, caller, params).await.map(IntoResponse::into_response),
-        other => {
-            let format = ExportFormat::from_name(other).ok_or_else(|| {
-                ApiError::bad_request(format!("format must be json, geojson, gpx or csv (got {other:?})"))
-            })?;
-            stream_export(state, caller, params, format)
-        }
+    match params.format.unwrap_or_default() {
+        PointFormat::Json => json_page(state, caller, params).await.map(IntoResponse::into_response),
+        PointFormat::Geojson => stream_export(state, caller, params, ExportFormat::Geojson),
+        PointFormat::Gpx => stream_export(state, caller, params, ExportFormat::Gpx),
+        PointFormat::Csv => stream_export(state, caller, params, ExportFormat::Csv),
     }
 }
 
-/// `GET /api/v1/export`: the whole range as a file (default GeoJSON).
+/// The caller's points in a time range as a file download (`Content-Disposition: attachment`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/export",
+    tag = "query",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(ExportParams),
+    responses(
+        (status = 200, description = "The whole range, streamed",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"polo-export.…\"`")),
+            content(
+                (Object = "application/geo+json"),
+                (String = "application/gpx+xml"),
+                (String = "text/csv"),
+            )),
+        BadRequest,
+        NotFound,
+        AuthErrors,
+    )
+)]
 pub(crate) async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<PointParams>,
+    Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let name = params.format.clone().unwrap_or_else(|| "geojson".to_owned());
-    let format = ExportFormat::from_name(&name)
-        .ok_or_else(|| ApiError::bad_request(format!("format must be geojson, gpx or csv (got {name:?})")))?;
+    let format = params.format.unwrap_or_default().export_format();
+    let params = PointParams {
+        from: params.from,
+        to: params.to,
+        bbox: params.bbox,
+        device: params.device,
+        ..PointParams::default()
+    };
     stream_export(state, caller, params, format)
 }
 
-async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Result<Json<Value>, ApiError> {
+async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Result<Json<PointPage>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(format!("limit must be 1..={MAX_LIMIT}")));
@@ -224,7 +377,8 @@ async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Resu
                     continue;
                 }
                 if device.id.0 == c.device {
-                    from = Some(Timestamp(from.map_or(c.time + 1, |f| f.0.max(c.time + 1))));
+                    let after = c.time.saturating_add(1);
+                    from = Some(Timestamp(from.map_or(after, |f| f.0.max(after))));
                 }
             }
             let query = PointQuery { user: caller.user.id, device: Some(device.id), from, to: filter.to };
@@ -237,7 +391,7 @@ async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Resu
                     return ControlFlow::Break(());
                 }
                 last = Some(Cursor { device: device.id.0, time: point.fix.time.0 });
-                points.push(fix_json(&device.name, &point.fix));
+                points.push(point_view(&device.name, &point.fix));
                 ControlFlow::Continue(())
             })?;
             if more {
@@ -245,7 +399,7 @@ async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Resu
             }
         }
         let next = if more { last.map(Cursor::encode) } else { None };
-        Ok(Json(json!({"points": points, "next_cursor": next})))
+        Ok(Json(PointPage { points, next_cursor: next }))
     })
     .await
 }
@@ -333,76 +487,166 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// `GET /api/v1/locations/last`: the newest point of each of the caller's devices.
-pub(crate) async fn last_locations(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// The newest point of each device.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LastLocations {
+    /// One per device that has points.
+    locations: Vec<PointView>,
+}
+
+/// The newest point of each of the caller's devices.
+#[utoipa::path(
+    get,
+    path = "/api/v1/locations/last",
+    tag = "query",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = LastLocations), AuthErrors)
+)]
+pub(crate) async fn last_locations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<LastLocations>, ApiError> {
     let store = state.store.clone();
     blocking(move || {
-        let mut out = Vec::new();
+        let mut locations = Vec::new();
         for device in store.list_devices(caller.user.id)? {
             if let Some(point) = store.last_point(caller.user.id, device.id)? {
-                out.push(fix_json(&device.name, &point.fix));
+                locations.push(point_view(&device.name, &point.fix));
             }
         }
-        Ok(Json(json!({ "locations": out })))
+        Ok(Json(LastLocations { locations }))
     })
     .await
 }
 
-/// Query parameters of `GET /api/v1/intervals`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct IntervalParams {
-    from: Option<String>,
-    to: Option<String>,
-    kind: Option<String>,
+/// The kinds of interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KindName {
+    /// A stay at a place.
+    Visit,
+    /// Moving between places.
+    Activity,
+    /// A timeline memory (a trip summary).
+    Memory,
 }
 
-/// `GET /api/v1/intervals`: visits, activities and memories the sources carried.
+impl From<KindName> for IntervalKind {
+    fn from(kind: KindName) -> Self {
+        match kind {
+            KindName::Visit => Self::Visit,
+            KindName::Activity => Self::Activity,
+            KindName::Memory => Self::Memory,
+        }
+    }
+}
+
+/// Query parameters of `GET /api/v1/intervals`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IntervalParams {
+    /// Intervals that end at or after this time (as `from` of `GET /api/v1/points`).
+    #[param(example = "2024-05-01T00:00:00Z")]
+    from: Option<String>,
+    /// Intervals that start at or before this time.
+    #[param(example = "2024-05-02T00:00:00Z")]
+    to: Option<String>,
+    /// Only this kind.
+    #[param(inline)]
+    kind: Option<KindName>,
+}
+
+/// A visit, activity or memory as the source described it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IntervalView {
+    /// The interval's id.
+    id: i64,
+    /// The device's name.
+    device: Option<String>,
+    /// What it is.
+    kind: &'static str,
+    /// Start (RFC 3339, with the source's offset when it gave one).
+    start: String,
+    /// End.
+    end: String,
+    /// Where it started (degrees).
+    start_lat: Option<f64>,
+    /// Where it started (degrees).
+    start_lon: Option<f64>,
+    /// Where it ended (degrees).
+    end_lat: Option<f64>,
+    /// Where it ended (degrees).
+    end_lon: Option<f64>,
+    /// The source's place id.
+    place_id: Option<String>,
+    /// The place's or activity's name.
+    name: Option<String>,
+    /// The semantic type or activity type.
+    category: Option<String>,
+    /// Distance in metres.
+    distance_m: Option<f64>,
+    /// The source's confidence.
+    confidence: Option<f64>,
+    /// Nesting level (0 for top-level visits).
+    level: u8,
+    /// The source format.
+    source: &'static str,
+}
+
+/// The intervals of a range.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IntervalList {
+    /// By start.
+    intervals: Vec<IntervalView>,
+}
+
+/// Visits, activities and memories the sources carried.
+#[utoipa::path(
+    get,
+    path = "/api/v1/intervals",
+    tag = "query",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(IntervalParams),
+    responses((status = 200, body = IntervalList), BadRequest, AuthErrors)
+)]
 pub(crate) async fn intervals(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<IntervalParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IntervalList>, ApiError> {
     let from = params.from.as_deref().map(|t| parse_time("from", t)).transpose()?;
     let to = params.to.as_deref().map(|t| parse_time("to", t)).transpose()?;
-    let kind = match params.kind.as_deref() {
-        None => None,
-        Some("visit") => Some(IntervalKind::Visit),
-        Some("activity") => Some(IntervalKind::Activity),
-        Some("memory") => Some(IntervalKind::Memory),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!("kind must be visit, activity or memory (got {other:?})")));
-        }
-    };
+    let kind = params.kind.map(IntervalKind::from);
     let store = state.store.clone();
     blocking(move || {
         let names: HashMap<DeviceId, String> =
             store.list_devices(caller.user.id)?.into_iter().map(|d| (d.id, d.name)).collect();
         let rows = store.intervals(caller.user.id, kind, from, to)?;
-        let items: Vec<Value> = rows
+        let intervals = rows
             .into_iter()
             .map(|row| {
-                let i = &row.interval;
-                json!({
-                    "id": row.id,
-                    "device": names.get(&row.device),
-                    "kind": i.kind.name(),
-                    "start": i.start.to_text(i.start_offset_minutes, false),
-                    "end": i.end.to_text(i.end_offset_minutes, false),
-                    "start_lat": i.start_coord.map(polo_domain::Coord::lat),
-                    "start_lon": i.start_coord.map(polo_domain::Coord::lon),
-                    "end_lat": i.end_coord.map(polo_domain::Coord::lat),
-                    "end_lon": i.end_coord.map(polo_domain::Coord::lon),
-                    "place_id": i.place_id,
-                    "name": i.name,
-                    "category": i.category,
-                    "distance_m": i.distance_m,
-                    "confidence": i.confidence,
-                    "level": i.level,
-                    "source": i.source.name(),
-                })
+                let i = row.interval;
+                IntervalView {
+                    id: row.id,
+                    device: names.get(&row.device).cloned(),
+                    kind: i.kind.name(),
+                    start: i.start.to_text(i.start_offset_minutes, false),
+                    end: i.end.to_text(i.end_offset_minutes, false),
+                    start_lat: i.start_coord.map(polo_domain::Coord::lat),
+                    start_lon: i.start_coord.map(polo_domain::Coord::lon),
+                    end_lat: i.end_coord.map(polo_domain::Coord::lat),
+                    end_lon: i.end_coord.map(polo_domain::Coord::lon),
+                    place_id: i.place_id,
+                    name: i.name,
+                    category: i.category,
+                    distance_m: i.distance_m,
+                    confidence: i.confidence,
+                    level: i.level,
+                    source: i.source.name(),
+                }
             })
             .collect();
-        Ok(Json(json!({ "intervals": items })))
+        Ok(Json(IntervalList { intervals }))
     })
     .await
 }

@@ -1,0 +1,581 @@
+//! The authorisation matrix: every route of the OpenAPI document, called by
+//! every kind of caller, against the real binary.
+//!
+//! Why table-driven and derived from the document: authorisation bugs hide
+//! in the routes nobody thought about. The route list comes from
+//! `GET /api/openapi.json` (and the routers cannot serve an undocumented
+//! route), so a new route without a row here fails the test instead of
+//! going unchecked. Each cell states the exact status; rows that read data
+//! also check that the owner's data shows up for the owner and never for
+//! anyone else.
+//!
+//! The callers: nobody; another user; the owner (password); the owner's
+//! device token (which may not mint tokens, change the password or create
+//! users); an administrator (who has no access to other users' data either).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{add_user, basic, http, polo, serve};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long password";
+/// A coordinate only the owner's points have.
+const OWNER_LAT: f64 = 47.123_456_7;
+const BOUNDARY: &str = "----polo-matrix-boundary";
+/// An OwnTracks Recorder file with one bad line, so the owner's import has rejects.
+const REC: &str = "2024-03-01T09:03:09Z\t*\t{\"_type\":\"location\",\"lat\":52.225,\"lon\":13.332,\"tst\":1709283789}\n\
+                   2024-03-01T09:05:09Z\t*\tthis line is not json\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Anonymous,
+    Other,
+    Owner,
+    Token,
+    Admin,
+}
+
+const ROLES: [Role; 5] = [Role::Anonymous, Role::Other, Role::Owner, Role::Token, Role::Admin];
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Anonymous => "anonymous",
+            Self::Other => "other",
+            Self::Owner => "owner",
+            Self::Token => "token",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// The user the caller acts as.
+    fn user(self) -> Option<&'static str> {
+        match self {
+            Self::Anonymous => None,
+            Self::Other => Some("other"),
+            Self::Owner | Self::Token => Some("owner"),
+            Self::Admin => Some("admin"),
+        }
+    }
+}
+
+/// What the test set up as the owner.
+struct Ctx {
+    addr: String,
+    owner_basic: String,
+    owner_token: String,
+    owner_device: i64,
+    owner_job: String,
+}
+
+impl Ctx {
+    fn authorization(&self, role: Role) -> Option<String> {
+        match role {
+            Role::Anonymous => None,
+            Role::Token => Some(format!("Bearer {}", self.owner_token)),
+            other => Some(basic(other.user().unwrap(), PASSWORD)),
+        }
+    }
+
+    fn send(&self, role: Role, request: &Request) -> common::Response {
+        let auth = self.authorization(role);
+        let mut headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        http(&self.addr, request.method, &request.path, &headers, &request.body)
+    }
+
+    /// A fresh token of the owner's device, made with the owner's password.
+    fn spare_token(&self) -> (i64, String) {
+        let path = format!("/api/v1/devices/{}/tokens", self.owner_device);
+        let r = json_request(&self.addr, "POST", &path, &self.owner_basic, &json!({"label": "spare"}));
+        assert_eq!(r.status, 201, "{}", r.body);
+        let body = r.json();
+        (body["id"].as_i64().unwrap(), body["token"].as_str().unwrap().to_owned())
+    }
+}
+
+struct Request {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn new(method: &'static str, path: impl Into<String>) -> Self {
+        Self { method, path: path.into(), headers: Vec::new(), body: Vec::new() }
+    }
+
+    fn json(mut self, body: &Value) -> Self {
+        self.headers.push(("Content-Type", "application/json".to_owned()));
+        self.body = body.to_string().into_bytes();
+        self
+    }
+
+    fn form(mut self, body: &str) -> Self {
+        self.headers.push(("Content-Type", "application/x-www-form-urlencoded".to_owned()));
+        self.body = body.as_bytes().to_vec();
+        self
+    }
+
+    fn upload(mut self, name: &str, content: &str) -> Self {
+        self.headers.push(("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}")));
+        self.body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{content}\r\n--{BOUNDARY}--\r\n"
+        )
+        .into_bytes();
+        self
+    }
+}
+
+fn json_request(addr: &str, method: &str, path: &str, auth: &str, body: &Value) -> common::Response {
+    let body = body.to_string();
+    http(addr, method, path, &[("Authorization", auth), ("Content-Type", "application/json")], body.as_bytes())
+}
+
+/// One route: the request each caller sends, the status each gets (in [`ROLES`] order) and what
+/// a successful answer must (not) show.
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    expect: [u16; 5],
+    request: fn(&Ctx, Role) -> Request,
+    check: fn(&Ctx, Role, &common::Response),
+}
+
+fn no_check(_: &Ctx, _: Role, _: &common::Response) {}
+
+/// The owner sees `needle` in the answer; nobody else does.
+fn only_owner_sees(role: Role, body: &str, needle: &str) {
+    let seen = body.contains(needle);
+    match role {
+        Role::Owner | Role::Token => assert!(seen, "{} should see {needle:?} in {body}", role.name()),
+        _ => assert!(!seen, "{} must not see {needle:?} in {body}", role.name()),
+    }
+}
+
+fn owner_lat() -> String {
+    format!("{OWNER_LAT}")
+}
+
+fn is_me(role: Role, body: &Value) {
+    assert_eq!(body["user"]["name"].as_str(), role.user(), "{body}");
+}
+
+const fn all(status: u16) -> [u16; 5] {
+    [401, status, status, status, status]
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            method: "GET",
+            path: "/healthz",
+            expect: [200; 5],
+            request: |_, _| Request::new("GET", "/healthz"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/readyz",
+            expect: [200; 5],
+            request: |_, _| Request::new("GET", "/readyz"),
+            check: no_check,
+        },
+        Row {
+            // Guarded by the client's network, not by the user: the test runs on loopback.
+            method: "GET",
+            path: "/metrics",
+            expect: [200; 5],
+            request: |_, _| Request::new("GET", "/metrics"),
+            check: no_check,
+        },
+        Row {
+            // The credentials are in the body: the role's own, a wrong password for nobody.
+            method: "POST",
+            path: "/api/v1/session",
+            expect: [401, 200, 200, 200, 200],
+            request: |_, role| {
+                let (name, password) = role.user().map_or(("owner", "not the password"), |u| (u, PASSWORD));
+                Request::new("POST", "/api/v1/session").json(&json!({"username": name, "password": password}))
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    is_me(role, &r.json());
+                    assert!(r.header("set-cookie").is_some_and(|c| c.starts_with("polo_session=")));
+                }
+            },
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/session",
+            expect: all(204),
+            request: |_, _| Request::new("DELETE", "/api/v1/session"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/me",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/me"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    is_me(role, &r.json());
+                }
+            },
+        },
+        Row {
+            // Changes each password to itself; device tokens may not.
+            method: "POST",
+            path: "/api/v1/me/password",
+            expect: [401, 204, 204, 403, 204],
+            request: |_, _| {
+                Request::new("POST", "/api/v1/me/password")
+                    .json(&json!({"current_password": PASSWORD, "new_password": PASSWORD}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/devices",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/devices"),
+            check: |ctx, role, r| {
+                if role != Role::Anonymous {
+                    let ids: Vec<i64> =
+                        r.json()["devices"].as_array().unwrap().iter().map(|d| d["id"].as_i64().unwrap()).collect();
+                    only_owner_sees(role, &format!("{ids:?}"), &format!("{}", ctx.owner_device));
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/devices",
+            expect: all(201),
+            request: |_, role| {
+                Request::new("POST", "/api/v1/devices").json(&json!({"name": format!("matrix-{}", role.name())}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/devices/{id}/tokens",
+            expect: [401, 404, 201, 403, 404],
+            request: |ctx, _| {
+                Request::new("POST", format!("/api/v1/devices/{}/tokens", ctx.owner_device))
+                    .json(&json!({"label": "matrix"}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/tokens",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/tokens"),
+            check: |ctx, role, r| {
+                if role != Role::Anonymous {
+                    let devices: Vec<i64> = r.json()["tokens"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t["device"]["id"].as_i64().unwrap())
+                        .collect();
+                    only_owner_sees(role, &format!("{devices:?}"), &format!("{}", ctx.owner_device));
+                    assert!(!r.body.contains("polo_"), "token lists never show secrets: {}", r.body);
+                }
+            },
+        },
+        Row {
+            // Each caller aims at a fresh token of the owner's; only the owner's callers revoke it.
+            method: "DELETE",
+            path: "/api/v1/tokens/{id}",
+            expect: [401, 404, 204, 204, 404],
+            request: |ctx, _| Request::new("DELETE", format!("/api/v1/tokens/{}", spare_token_for_revoke(ctx))),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/users",
+            expect: [401, 403, 403, 403, 200],
+            request: |_, _| Request::new("GET", "/api/v1/users"),
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/users",
+            expect: [401, 403, 403, 403, 201],
+            request: |_, role| {
+                Request::new("POST", "/api/v1/users")
+                    .json(&json!({"name": format!("made-by-{}", role.name()), "password": PASSWORD}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/owntracks",
+            expect: all(200),
+            request: |_, role| {
+                Request::new("POST", "/api/owntracks").json(&json!({
+                    "_type": "location", "lat": 40.5, "lon": 3.5, "tst": 1_709_283_789,
+                    "topic": format!("owntracks/x/matrix-{}", role.name()),
+                }))
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/overland",
+            expect: all(200),
+            request: |_, _| {
+                Request::new("POST", "/api/overland").json(&json!({"locations": [{
+                    "type": "Feature", "geometry": {"type": "Point", "coordinates": [3.6, 40.6]},
+                    "properties": {"timestamp": "2024-03-02T10:00:00Z", "device_id": "matrix-overland"},
+                }]}))
+            },
+            check: |_, role, r| {
+                if role == Role::Anonymous {
+                    assert!(r.json()["error"].is_string(), "Overland's error shape: {}", r.body);
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/osmand",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/osmand?id=matrix-osmand&lat=40.7&lon=3.7&timestamp=1709283789"),
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/osmand",
+            expect: all(200),
+            request: |_, _| Request::new("POST", "/api/osmand").form("id=matrix-osmand&lat=40.8&lon=3.8"),
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/points",
+            expect: all(200),
+            request: |_, _| {
+                Request::new("POST", "/api/v1/points")
+                    .json(&json!([{"time": "2024-03-03T10:00:00Z", "lat": 40.9, "lon": 3.9, "device": "matrix-api"}]))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/points",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/points?limit=10000"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/export",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/export?format=csv"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/locations/last",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/locations/last"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/intervals",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/intervals"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/imports",
+            expect: [401, 202, 202, 202, 202],
+            request: |_, role| Request::new("POST", "/api/v1/imports").upload(&format!("{}.rec", role.name()), REC),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/imports",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/imports"),
+            check: |ctx, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, &ctx.owner_job);
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/imports/{id}",
+            expect: [401, 404, 200, 200, 404],
+            request: |ctx, _| Request::new("GET", format!("/api/v1/imports/{}", ctx.owner_job)),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/imports/{id}/rejects",
+            expect: [401, 404, 200, 200, 404],
+            request: |ctx, _| Request::new("GET", format!("/api/v1/imports/{}/rejects", ctx.owner_job)),
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert!(r.body.contains("this line is not json"), "{}: {}", role.name(), r.body);
+                }
+            },
+        },
+    ]
+}
+
+/// A new token of the owner's for a revoke cell (the cell's id).
+fn spare_token_for_revoke(ctx: &Ctx) -> i64 {
+    ctx.spare_token().0
+}
+
+fn upload_and_wait(addr: &str, auth: &str, name: &str, content: &str) -> String {
+    let request = Request::new("POST", "/api/v1/imports").upload(name, content);
+    let headers: Vec<(&str, &str)> =
+        request.headers.iter().map(|(n, v)| (*n, v.as_str())).chain([("Authorization", auth)]).collect();
+    let r = http(addr, "POST", &request.path, &headers, &request.body);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = http(addr, "GET", &format!("/api/v1/imports/{id}"), &[("Authorization", auth)], b"").json();
+        if job["status"] == "done" || job["status"] == "failed" {
+            assert_eq!(job["status"], "done", "{job}");
+            return id;
+        }
+        assert!(Instant::now() < deadline, "the owner's import did not finish: {job}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The operations of the served OpenAPI document, as `METHOD path`.
+fn documented_routes(addr: &str) -> BTreeSet<String> {
+    let spec = http(addr, "GET", "/api/openapi.json", &[], b"");
+    assert_eq!(spec.status, 200, "{}", spec.body);
+    let spec = spec.json();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in ["get", "put", "post", "delete", "options", "head", "patch", "trace"] {
+            if item.get(method).is_some() {
+                routes.insert(format!("{} {path}", method.to_ascii_uppercase()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_route_answers_every_caller_exactly_as_specified() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_user(data, "owner");
+    add_user(data, "other");
+    let mut admin = polo(data)
+        .args(["user", "add", "admin", "--admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut admin.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(admin.wait().unwrap().success());
+    let server = serve(data, &[]);
+    let addr = server.addr.clone();
+
+    // The owner's data: a device with a token, and in a device no cell writes to ("vault": the
+    // token's cells store into the token's device) a point and a visit at a latitude only the
+    // owner has; an import with rejects.
+    let owner_basic = basic("owner", PASSWORD);
+    let device = json_request(&addr, "POST", "/api/v1/devices", &owner_basic, &json!({"name": "phone"}));
+    assert_eq!(device.status, 201, "{}", device.body);
+    let owner_device = device.json()["id"].as_i64().unwrap();
+    let points = json!([{"time": "2024-03-01T12:00:00Z", "lat": OWNER_LAT, "lon": 8.5, "device": "vault"}]);
+    assert_eq!(json_request(&addr, "POST", "/api/v1/points", &owner_basic, &points).status, 200);
+    let visit = json!({"locations": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [8.5, OWNER_LAT]},
+        "properties": {"action": "visit", "arrival_date": "2024-03-01T12:00:00Z",
+            "departure_date": "2024-03-01T13:00:00Z", "device_id": "vault"}}]});
+    assert_eq!(json_request(&addr, "POST", "/api/overland", &owner_basic, &visit).status, 200);
+    let owner_job = upload_and_wait(&addr, &owner_basic, "owner.rec", REC);
+    let mut ctx = Ctx { addr: addr.clone(), owner_basic, owner_token: String::new(), owner_device, owner_job };
+    ctx.owner_token = ctx.spare_token().1;
+
+    let rows = rows();
+    let documented = documented_routes(&addr);
+    let covered: BTreeSet<String> = rows.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    let stale: Vec<_> = covered.difference(&documented).collect();
+    assert!(missing.is_empty(), "documented routes without a row in the matrix: {missing:?}");
+    assert!(stale.is_empty(), "matrix rows for routes the document does not have: {stale:?}");
+
+    let mut failures = Vec::new();
+    let mut table = format!("{:<42}{}\n", "route", ROLES.map(|r| format!("{:>10}", r.name())).join(""));
+    for row in &rows {
+        let mut line = format!("{:<42}", format!("{} {}", row.method, row.path));
+        for (role, want) in ROLES.into_iter().zip(row.expect) {
+            let request = (row.request)(&ctx, role);
+            assert_eq!(request.method, row.method);
+            let response = ctx.send(role, &request);
+            line.push_str(&format!("{:>10}", response.status));
+            if response.status == want {
+                (row.check)(&ctx, role, &response);
+            } else {
+                failures.push(format!(
+                    "{} {} as {}: {} (want {want}): {}",
+                    row.method,
+                    request.path,
+                    role.name(),
+                    response.status,
+                    response.body.chars().take(300).collect::<String>()
+                ));
+            }
+            if response.status >= 400 && !request.path.starts_with("/api/overland") {
+                let body = response.json();
+                assert!(body["code"].is_string() && body["message"].is_string(), "error shape: {}", response.body);
+            }
+        }
+        table.push_str(&line);
+        table.push('\n');
+    }
+    println!("{table}");
+    assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+
+    // The spare tokens other callers aimed at still work: a 404 revoked nothing.
+    let (id, secret) = ctx.spare_token();
+    for role in [Role::Other, Role::Admin] {
+        let r = ctx.send(role, &Request::new("DELETE", format!("/api/v1/tokens/{id}")));
+        assert_eq!(r.status, 404, "{}", r.body);
+    }
+    let bearer = format!("Bearer {secret}");
+    let me = http(&addr, "GET", "/api/v1/me", &[("Authorization", bearer.as_str())], b"");
+    assert_eq!(me.status, 200, "{}", me.body);
+}

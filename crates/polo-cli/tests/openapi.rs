@@ -1,0 +1,168 @@
+//! The OpenAPI document against the real server.
+//!
+//! * The document and the Swagger UI page are served by polo itself, the
+//!   page's scripts and styles from the same origin, so it works offline and
+//!   under the front door's Content-Security-Policy.
+//! * schemathesis (pinned in `.ci/requirements.txt`, found through
+//!   `$POLO_PYTHON`) generates requests for every operation from the
+//!   document and checks the answers against it: no 5xx, statuses, content
+//!   types, headers and bodies as documented, invalid input refused, valid
+//!   input accepted, authentication enforced. Without the interpreter the
+//!   test says SKIPPED, unless `POLO_REQUIRE_SERVICES` is set (CI).
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use common::{http, polo, serve};
+use serde_json::Value;
+
+const PASSWORD: &str = "a long password";
+
+fn add_admin(data: &std::path::Path, name: &str) {
+    let mut child = polo(data)
+        .args(["user", "add", name, "--admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_document_and_the_docs_page_are_served_by_polo() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let spec = http(&server.addr, "GET", "/api/openapi.json", &[], b"");
+    assert_eq!(spec.status, 200, "{}", spec.body);
+    let spec: Value = spec.json();
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert_eq!(spec["info"]["version"], env!("CARGO_PKG_VERSION"));
+    for scheme in ["bearer", "basic", "session", "csrf"] {
+        assert!(spec["components"]["securitySchemes"][scheme].is_object(), "no {scheme} scheme");
+    }
+    let codes = &spec["components"]["schemas"]["ErrorCode"]["enum"];
+    assert!(codes.as_array().is_some_and(|c| c.len() == 10 && c.contains(&Value::from("csrf_failed"))), "{codes}");
+
+    // `/api/docs` redirects to the page; the page loads only same-origin assets, under the CSP.
+    let redirect = http(&server.addr, "GET", "/api/docs", &[], b"");
+    assert_eq!((redirect.status, redirect.header("location")), (303, Some("/api/docs/")));
+    let page = http(&server.addr, "GET", "/api/docs/", &[], b"");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    let csp = page.header("content-security-policy").expect("the page gets the CSP");
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(!page.body.contains("://"), "no external URL in the page: {}", page.body);
+    assert!(!page.body.contains("<script>") && !page.body.contains("<style"), "no inline script or style");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-initializer.js", "swagger-ui.css"]
+    {
+        assert!(page.body.contains(asset), "the page loads {asset}");
+        let r = http(&server.addr, "GET", &format!("/api/docs/{asset}"), &[], b"");
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(r.body.len() > 100, "{asset} is served from the binary");
+    }
+    let init = http(&server.addr, "GET", "/api/docs/swagger-initializer.js", &[], b"");
+    assert!(init.body.contains("\"/api/openapi.json\""), "the page loads polo's document: {}", init.body);
+    let missing = http(&server.addr, "GET", "/api/docs/nothing.js", &[], b"");
+    assert_eq!((missing.status, missing.json()["code"].as_str()), (404, Some("not_found")));
+}
+
+/// The interpreter with schemathesis, or why there is none.
+fn schemathesis_python() -> Result<String, String> {
+    let python = std::env::var("POLO_PYTHON").map_err(|_| "POLO_PYTHON is not set".to_owned())?;
+    let probe = Command::new(&python)
+        .args(["-c", "import schemathesis; print(schemathesis.__version__)"])
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !probe.status.success() {
+        return Err(format!("{python} has no schemathesis: {}", String::from_utf8_lossy(&probe.stderr)));
+    }
+    Ok(python)
+}
+
+/// schemathesis' settings: every check is on by default (`--checks all` would also override the
+/// per-operation exceptions below, which exist where the protocol, not the server, decides).
+/// `{session}` and `{csrf}` are filled in: naming the security schemes lets the `ignored_auth`
+/// check remove or spoil exactly those credentials.
+const SCHEMATHESIS_CONFIG: &str = r#"
+[auth.openapi.session]
+api_key = "{session}"
+[auth.openapi.csrf]
+api_key = "{csrf}"
+
+# Logging out would end the session this run authenticates with; the matrix test covers it.
+[[operations]]
+include-name = "DELETE /api/v1/session"
+enabled = false
+
+# The tracker protocols accept what they cannot use with a 2xx and count it (the apps would
+# resend a refused message forever), and refuse fixes older than 1985 or in the future, which
+# no schema can say: neither "invalid is refused" nor "valid is accepted" holds for them.
+[[operations]]
+include-tag = "ingest"
+checks.negative_data_rejection.enabled = false
+checks.positive_data_acceptance.enabled = false
+
+# Constraints between parameters that JSON Schema cannot state: `from` <= `to`, a bounding box's
+# south <= north, and cursors the server issued. Such requests are refused with 400.
+[[operations]]
+include-name = ["GET /api/v1/points", "GET /api/v1/export", "GET /api/v1/intervals"]
+checks.positive_data_acceptance.enabled = false
+"#;
+
+#[test]
+fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
+    let python = match schemathesis_python() {
+        Ok(python) => python,
+        Err(why) if std::env::var_os("POLO_REQUIRE_SERVICES").is_some() => {
+            panic!("POLO_REQUIRE_SERVICES is set but schemathesis is unavailable: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED: schemathesis run ({why}; .ci/run installs it from .ci/requirements.txt)");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_admin(&data, "fuzz");
+    // `ignored_auth` sends wrong credentials to every operation on purpose: without a higher
+    // threshold the back-off would answer 429 from the sixth on.
+    let server = serve(&data, &["--access-log", "off", "--auth-free-failures", "1000000"]);
+    // A web session: password-grade, so the admin and token-minting routes are reachable.
+    let login = format!(r#"{{"username":"fuzz","password":"{PASSWORD}"}}"#);
+    let r = http(&server.addr, "POST", "/api/v1/session", &[("Content-Type", "application/json")], login.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let set_cookie = r.header("set-cookie").unwrap();
+    let session = set_cookie.split(';').next().unwrap().trim_start_matches("polo_session=").to_owned();
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_owned();
+    let config = dir.path().join("schemathesis.toml");
+    std::fs::write(&config, SCHEMATHESIS_CONFIG.replace("{session}", &session).replace("{csrf}", &csrf)).unwrap();
+    let examples = std::env::var("POLO_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "30".to_owned());
+
+    let output = Command::new(&python)
+        .args(["-m", "schemathesis.cli", "--no-color", "--config-file"])
+        .arg(&config)
+        .arg("run")
+        .arg(format!("http://{}/api/openapi.json", server.addr))
+        // One worker: hypothesis' lambda introspection is not thread-safe on Python 3.11.
+        .args(["--max-examples", &examples, "--seed", "20240501", "--workers", "1", "--request-timeout", "20"])
+        .args(["--suppress-health-check", "too_slow,filter_too_much"])
+        .arg("--report-dir")
+        .arg(dir.path().join("report"))
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "schemathesis found problems (see above)");
+    // Every operation but logging out was tested.
+    let spec = http(&server.addr, "GET", "/api/openapi.json", &[], b"").json();
+    let operations: usize =
+        spec["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    assert!(stdout.contains(&format!("Tested: {}", operations - 1)), "not every operation was tested");
+}
