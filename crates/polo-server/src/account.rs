@@ -423,14 +423,16 @@ async fn create_device(
     let Json(body) = body?;
     let name = clean_text("a device name", &body.name, false)?;
     let (store, user) = (state.store.clone(), caller.user.id);
-    blocking(move || {
+    let created = blocking(move || {
         if store.list_devices(user)?.iter().any(|d| d.name == name) {
             return Err(ApiError::conflict(format!("you already have a device named {name:?}")));
         }
         let device = store.ensure_device(user, &name)?;
         Ok((StatusCode::CREATED, Json(DeviceView::from(&device))))
     })
-    .await
+    .await;
+    state.last_seen.forget_devices(user);
+    created
 }
 
 /// `POST /api/v1/devices/{id}/tokens`'s body; may be omitted.
@@ -522,14 +524,17 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     let (store, user) = (state.store.clone(), caller.user.id);
-    blocking(move || {
+    let revoked = blocking(move || {
         if store.revoke_token(user, id)? {
             Ok(StatusCode::NO_CONTENT)
         } else {
             Err(ApiError::not_found(format!("you have no token {id}")))
         }
     })
-    .await
+    .await;
+    // After the revocation committed, so no request can re-cache the token.
+    state.auth.forget_tokens();
+    revoked
 }
 
 /// Every user.

@@ -70,6 +70,7 @@
 //! otherwise malformed input is [`StoreError::Corrupt`].
 
 use polo_domain::{Coord, Extras, Fix, Motion, Seq, SourceFormat, Timestamp};
+use std::cell::RefCell;
 
 use crate::StoreError;
 
@@ -84,6 +85,36 @@ pub const MAX_CHUNK_POINTS: usize = 1 << 16;
 
 /// The format version written first in every chunk.
 pub const CODEC_VERSION: u8 = 1;
+
+thread_local! {
+    // zstd contexts hold ~100 KB-1 MB of tables each. Creating one per chunk
+    // (as `zstd::bulk::compress` does) cost more CPU than the compression
+    // itself for small live-ingest chunks, so each thread keeps one of each.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress_extras(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|slot| {
+        let mut slot = slot.try_borrow_mut().map_err(std::io::Error::other)?;
+        let compressor = match &mut *slot {
+            Some(compressor) => compressor,
+            empty => empty.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(data)
+    })
+}
+
+fn decompress_extras(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|slot| {
+        let mut slot = slot.try_borrow_mut().map_err(std::io::Error::other)?;
+        let decompressor = match &mut *slot {
+            Some(decompressor) => decompressor,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(data, capacity)
+    })
+}
 
 /// zstd level for extras. Level 1 costs a third of level 3's CPU on Wi-Fi scans
 /// and stores them only slightly larger; imports are CPU-bound, disks are not.
@@ -482,7 +513,7 @@ pub fn encode_chunk(fixes: &[StoredFix]) -> Vec<u8> {
         for e in fixes.iter().filter_map(|f| f.fix.extras.as_ref()) {
             cat.extend_from_slice(e.as_str().as_bytes());
         }
-        match zstd::bulk::compress(&cat, ZSTD_LEVEL) {
+        match compress_extras(&cat) {
             Ok(z) if z.len() < cat.len() => {
                 out.push(EXTRAS_ZSTD);
                 put(&mut out, z.len() as u64);
@@ -594,7 +625,7 @@ pub fn decode_chunk(data: &[u8]) -> Result<Vec<StoredFix>, StoreError> {
         let cat: &[u8] = match method {
             EXTRAS_RAW => stored,
             EXTRAS_ZSTD => {
-                owned = zstd::bulk::decompress(stored, total).map_err(|e| corrupt(&format!("extras: {e}")))?;
+                owned = decompress_extras(stored, total).map_err(|e| corrupt(&format!("extras: {e}")))?;
                 &owned
             }
             _ => return Err(corrupt("unknown extras encoding")),

@@ -37,6 +37,7 @@
 mod limiter;
 mod password;
 mod secret;
+mod token_cache;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +56,8 @@ pub use self::limiter::Backoff;
 use self::limiter::RateLimiter;
 pub use self::password::{MIN_PASSWORD_LEN, PasswordError, hash_password, verify_password};
 pub use self::secret::{TOKEN_PREFIX, looks_like_token, new_token, random_secret, sha256};
+pub use self::token_cache::TOKEN_CACHE_TTL;
+use self::token_cache::TokenCache;
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -303,6 +306,7 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     secure_cookies: bool,
     verified: VerifiedCache,
+    tokens: TokenCache,
     limiter: RateLimiter,
     /// A PHC string to verify against for unknown users, so a wrong user
     /// name takes as long as a wrong password. Made on first use.
@@ -324,6 +328,7 @@ impl Authenticator {
             store,
             secure_cookies: false,
             verified: VerifiedCache::new(),
+            tokens: TokenCache::default(),
             limiter: RateLimiter::new(Backoff::default()),
             dummy_hash: OnceLock::new(),
         }
@@ -433,8 +438,20 @@ impl Authenticator {
 
     async fn lookup_token(&self, token: &str) -> Result<Option<(Device, User)>, ApiError> {
         let hash = sha256(token.as_bytes());
+        if let Some(found) = self.tokens.get(&hash) {
+            return Ok(Some(found));
+        }
         let store = self.store.clone();
-        Ok(blocking(move || store.token_by_hash(&hash)).await?.map(|(token, user)| (token.device, user)))
+        let found = blocking(move || store.token_by_hash(&hash)).await?.map(|(token, user)| (token.device, user));
+        if let Some((device, user)) = &found {
+            self.tokens.insert(hash, device.clone(), user.clone());
+        }
+        Ok(found)
+    }
+
+    /// Forgets resolved tokens, so a revocation takes effect at once.
+    pub fn forget_tokens(&self) {
+        self.tokens.clear();
     }
 
     /// Checks a user name and password (rate limited, cached).

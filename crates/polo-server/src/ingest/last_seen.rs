@@ -7,20 +7,31 @@
 //! ingest already knows each new fix, so it updates this cache as it stores;
 //! a device not seen since start-up is read from the store once.
 //!
+//! The reply also lists the user's devices. That list is cached per user for
+//! [`DEVICE_LIST_TTL`] and dropped at once when live ingest or the API
+//! creates a device ([`LastSeen::forget_devices`]).
+//!
 //! Points stored by another process (a CLI import running beside the
 //! server) only show here once the device sends a newer live point, or
 //! after a restart; imports are history, so "last location" rarely moves.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use polo_domain::{DeviceId, Fix, UserId};
-use polo_store::{Store, StoreResult};
+use polo_store::{Device, Store, StoreResult};
 
-/// The newest known fix per device (`None`: the device has no points).
+/// How long a user's device list is reused before it is read again (devices
+/// created by another process show up after at most this long).
+pub const DEVICE_LIST_TTL: Duration = Duration::from_secs(5);
+
+/// The newest known fix per device (`None`: the device has no points), and
+/// each user's device list.
 #[derive(Debug, Default)]
 pub struct LastSeen {
     fixes: Mutex<HashMap<DeviceId, Option<Fix>>>,
+    devices: Mutex<HashMap<UserId, (Arc<[Device]>, Instant)>>,
 }
 
 impl LastSeen {
@@ -41,6 +52,13 @@ impl LastSeen {
         }
     }
 
+    /// The newest fix of `device` if it is in memory (`Some(None)`: known to
+    /// have no points); never reads the store.
+    #[must_use]
+    pub fn cached(&self, device: DeviceId) -> Option<Option<Fix>> {
+        self.fixes.lock().unwrap_or_else(PoisonError::into_inner).get(&device).cloned()
+    }
+
     /// The newest fix of `device`, from memory or, the first time, the store.
     ///
     /// # Errors
@@ -59,6 +77,33 @@ impl LastSeen {
             *slot = Some(loaded.clone());
         }
         Ok(slot.clone())
+    }
+
+    /// The user's devices, from memory when read less than
+    /// [`DEVICE_LIST_TTL`] ago.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn devices(&self, store: &dyn Store, user: UserId) -> StoreResult<Arc<[Device]>> {
+        if let Some(list) = self.cached_devices(user) {
+            return Ok(list);
+        }
+        let list: Arc<[Device]> = store.list_devices(user)?.into();
+        self.devices.lock().unwrap_or_else(PoisonError::into_inner).insert(user, (Arc::clone(&list), Instant::now()));
+        Ok(list)
+    }
+
+    /// The user's device list if it is in memory and fresh; never reads the
+    /// store, so async code may call it.
+    #[must_use]
+    pub fn cached_devices(&self, user: UserId) -> Option<Arc<[Device]>> {
+        let lists = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        lists.get(&user).filter(|(_, at)| at.elapsed() < DEVICE_LIST_TTL).map(|(list, _)| Arc::clone(list))
+    }
+
+    /// Drops the cached device list of `user` (a device was created).
+    pub fn forget_devices(&self, user: UserId) {
+        self.devices.lock().unwrap_or_else(PoisonError::into_inner).remove(&user);
     }
 }
 
@@ -89,5 +134,19 @@ mod tests {
         cache.observe(device, &fix(1_700_000_000_000));
         cache.observe(device, &fix(1_650_000_000_000)); // older: ignored
         assert_eq!(cache.get(store.as_ref(), user, device).unwrap().unwrap().time, Timestamp(1_700_000_000_000));
+    }
+
+    #[test]
+    fn device_lists_are_cached_until_forgotten() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let user = store.create_user("u", "x", false).unwrap().id;
+        store.ensure_device(user, "a").unwrap();
+        let cache = LastSeen::new();
+        assert_eq!(cache.devices(store.as_ref(), user).unwrap().len(), 1);
+        store.ensure_device(user, "b").unwrap();
+        assert_eq!(cache.devices(store.as_ref(), user).unwrap().len(), 1, "served from memory");
+        cache.forget_devices(user);
+        let names: Vec<String> = cache.devices(store.as_ref(), user).unwrap().iter().map(|d| d.name.clone()).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 }

@@ -90,11 +90,16 @@ async fn resolve_device(
         return Ok(device.id);
     }
     let name = named.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(fallback).to_owned();
+    let known = state.last_seen.cached_devices(caller.user.id);
+    if let Some(device) = known.as_deref().and_then(|list| list.iter().find(|d| d.name == name)) {
+        return Ok(device.id);
+    }
     let store = state.store.clone();
     let user = caller.user.id;
     let device = tokio::task::spawn_blocking(move || store.ensure_device(user, &name))
         .await
         .map_err(|e| ApiError::internal(format!("device task failed: {e}")))??;
+    state.last_seen.forget_devices(user);
     Ok(device.id)
 }
 
@@ -235,34 +240,49 @@ fn message_kind(message: &owntracks::Message) -> &'static str {
 }
 
 /// The reply: the last location of each of the caller's devices, each with a unique `tid`.
+///
+/// Answered from memory when the device list and every device's last fix
+/// are cached (the steady state of a phone posting every few seconds);
+/// otherwise read on the blocking pool.
 async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
-    let store = state.store.clone();
-    let last_seen = state.last_seen.clone();
-    let user = caller.user.clone();
     let own_device = caller.device.as_ref().map(|d| d.id);
-    let friends = tokio::task::spawn_blocking(move || -> Result<Vec<owntracks::Friend>, ApiError> {
-        let mut friends = Vec::new();
-        for device in store.list_devices(user.id)? {
-            let last = last_seen.get(store.as_ref(), user.id, device.id)?;
-            let tid = last
+    let cached = state.last_seen.cached_devices(caller.user.id).and_then(|devices| {
+        let lasts: Option<Vec<Option<Fix>>> = devices.iter().map(|d| state.last_seen.cached(d.id)).collect();
+        lasts.map(|lasts| (devices, lasts))
+    });
+    let (devices, lasts) = match cached {
+        Some(found) => found,
+        None => {
+            let store = state.store.clone();
+            let last_seen = state.last_seen.clone();
+            let user = caller.user.id;
+            tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+                let devices = last_seen.devices(store.as_ref(), user)?;
+                let lasts =
+                    devices.iter().map(|d| last_seen.get(store.as_ref(), user, d.id)).collect::<Result<Vec<_>, _>>()?;
+                Ok((devices, lasts))
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("friends task failed: {e}")))??
+        }
+    };
+    let friends: Vec<owntracks::Friend> = devices
+        .iter()
+        .zip(lasts)
+        .map(|(device, last)| owntracks::Friend {
+            user: caller.user.name.clone(),
+            is_self: own_device == Some(device.id),
+            device: device.name.clone(),
+            tid: last
                 .as_ref()
                 .and_then(|f| f.extras.as_ref())
                 .and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok())
-                .and_then(|v| v.get("tid").and_then(Value::as_str).map(str::to_owned));
-            friends.push(owntracks::Friend {
-                user: user.name.clone(),
-                is_self: own_device == Some(device.id),
-                device: device.name,
-                tid,
-                last,
-                name: None,
-                face: None,
-            });
-        }
-        Ok(friends)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("friends task failed: {e}")))??;
+                .and_then(|v| v.get("tid").and_then(Value::as_str).map(str::to_owned)),
+            last,
+            name: None,
+            face: None,
+        })
+        .collect();
     Ok(owntracks::friends_reply(&friends))
 }
 

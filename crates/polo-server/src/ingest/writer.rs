@@ -7,10 +7,16 @@
 //! them into a few hundred: request handlers [`submit`](Ingestor::submit)
 //! their fixes through a bounded channel (backpressure, no unbounded memory),
 //! and one dedicated OS thread that owns the store drains everything queued
-//! (up to [`IngestorConfig::max_batch_points`], waiting at most
-//! [`IngestorConfig::linger`] for more once it sees concurrent traffic),
-//! groups it by `(user, device)`, writes each group with one
-//! `insert_points` call, and answers every waiter with its own outcome.
+//! (up to [`IngestorConfig::max_batch_points`]), groups it by
+//! `(user, device)`, writes each group with one `insert_points` call, and
+//! answers every waiter with its own outcome.
+//!
+//! Batches form by themselves: whatever arrives while one batch is being
+//! written is the next batch, so a lone request is written at once and a
+//! busy server writes big batches. Waiting for more ([`IngestorConfig::linger`],
+//! off by default) only adds latency when every client is already waiting
+//! for its answer; measured with 32 keep-alive clients, a 2 ms linger capped
+//! throughput at about 6,000 points/s.
 //!
 //! Per-waiter outcomes stay exact: within a group the first submission of a
 //! time owns it (later ones are duplicates, as the store's "first wins"
@@ -23,6 +29,7 @@
 //! slow disk never starves the runtime's blocking pool, and because exactly
 //! one writer is the point.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -70,7 +77,8 @@ pub struct IngestorConfig {
     /// submission is still written whole.
     pub max_batch_points: usize,
     /// How long the writer waits for more submissions once a drain found
-    /// more than one (a lone request is written at once).
+    /// more than one (a lone request is written at once). Zero by default:
+    /// see the module docs.
     pub linger: Duration,
     /// Submissions that may wait in the channel before `submit` waits too.
     pub queue_capacity: usize,
@@ -78,7 +86,7 @@ pub struct IngestorConfig {
 
 impl Default for IngestorConfig {
     fn default() -> Self {
-        Self { max_batch_points: 10_000, linger: Duration::from_millis(2), queue_capacity: 8192 }
+        Self { max_batch_points: 10_000, linger: Duration::ZERO, queue_capacity: 8192 }
     }
 }
 
@@ -208,7 +216,8 @@ impl Ingestor {
             match tokio::runtime::Builder::new_current_thread().enable_time().build() {
                 Ok(runtime) => {
                     let _ = ready_tx.send(Ok(()));
-                    Writer { store, config, shared: thread_shared, runtime }.run(rx);
+                    Writer { store, config, shared: thread_shared, runtime, newest_written: RefCell::default() }
+                        .run(rx);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -324,6 +333,10 @@ struct Writer {
     config: IngestorConfig,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Runtime,
+    /// The newest time this writer has stored per device: a lower bound of
+    /// what the store holds, used to skip the duplicate lookup for points
+    /// that are newer.
+    newest_written: RefCell<HashMap<(UserId, DeviceId), Timestamp>>,
 }
 
 impl Writer {
@@ -406,13 +419,31 @@ impl Writer {
         let result = if fixes.is_empty() {
             Ok(WriteOutcome::default())
         } else {
-            let stored = if jobs.len() > 1 { self.already_stored(user, device, &fixes) } else { None };
+            let newest_written = self.newest_written.borrow().get(&(user, device)).copied();
+            // A phone's points arrive in time order: when all of them are newer
+            // than anything this writer stored for the device, they are
+            // presumably new, and the store's count confirms it below.
+            let presumably_new = newest_written.is_some_and(|newest| fixes.iter().all(|f| f.time > newest));
+            let mut stored =
+                if jobs.len() > 1 && !presumably_new { self.already_stored(user, device, &fixes) } else { None };
             let written = catch_unwind(AssertUnwindSafe(|| self.store.insert_points(user, device, &fixes)))
                 .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
             self.shared.commits.fetch_add(1, Ordering::AcqRel);
             written.inspect(|outcome| {
                 self.shared.points_written.fetch_add(fixes.len() as u64, Ordering::AcqRel);
+                if presumably_new && outcome.added == fixes.len() as u64 {
+                    stored = Some(HashSet::new()); // confirmed: every fix was new
+                } else if presumably_new && jobs.len() > 1 {
+                    // Another writer (an import) stored some of these times
+                    // meanwhile: the split between waiters falls back to queue order.
+                    tracing::debug!(%device, "ingest: duplicates among presumably new points");
+                }
                 attribute(outcome, &fixes, &owners, stored.as_ref(), &mut outcomes);
+                if let Some(max) = fixes.iter().map(|f| f.time).max() {
+                    let mut newest = self.newest_written.borrow_mut();
+                    let slot = newest.entry((user, device)).or_insert(max);
+                    *slot = (*slot).max(max);
+                }
             })
         };
         let result = result.map_err(|e| IngestError::Store(Arc::new(e)));
