@@ -274,6 +274,24 @@ fn rows() -> Vec<Row> {
             check: no_check,
         },
         Row {
+            // Set then (next row) cleared again, so the owner's OwnTracks replies below stay clear text.
+            method: "PUT",
+            path: "/api/v1/devices/{id}/encryption-key",
+            expect: [401, 404, 204, 403, 404],
+            request: |ctx, _| {
+                Request::new("PUT", format!("/api/v1/devices/{}/encryption-key", ctx.owner_device))
+                    .json(&json!({"key": "matrix secret"}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/devices/{id}/encryption-key",
+            expect: [401, 404, 204, 403, 404],
+            request: |ctx, _| Request::new("DELETE", format!("/api/v1/devices/{}/encryption-key", ctx.owner_device)),
+            check: no_check,
+        },
+        Row {
             method: "GET",
             path: "/api/v1/tokens",
             expect: all(200),

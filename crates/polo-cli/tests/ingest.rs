@@ -205,3 +205,68 @@ fn batch_api_pagination_bbox_formats_and_isolation() {
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["code"], "bad_request");
 }
+
+#[test]
+fn owntracks_encrypted_payloads_with_a_device_key() {
+    use polo_server::ingest::owntracks::{decrypt, encrypt};
+
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "jane");
+    let phone = token(dir.path(), "jane", "phone");
+    let server = serve(dir.path(), &[]);
+    let password = basic("jane", "a long password");
+    let phone = format!("Bearer {phone}");
+    let post = |secret: &str, body: &str| {
+        let envelope = serde_json::json!({"_type": "encrypted", "data": encrypt(secret, body.as_bytes()).unwrap()});
+        let headers = [("Authorization", phone.as_str()), ("Content-Type", "application/json")];
+        http(&server.addr, "POST", "/api/owntracks", &headers, envelope.to_string().as_bytes())
+    };
+    let location = r#"{"_type":"location","lat":48.856826,"lon":2.292713,"tst":1763699990,"acc":12,"tid":"JP"}"#;
+
+    // Without a key on the device the payload cannot be read: a permanent 400 that says what to do.
+    let refused = post("s3cret", location);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("encryption-key"), "{}", refused.body);
+
+    let devices = http(&server.addr, "GET", "/api/v1/devices", &[("Authorization", password.as_str())], b"").json();
+    let id = devices["devices"].as_array().unwrap().iter().find(|d| d["name"] == "phone").unwrap()["id"].clone();
+    let set = http(
+        &server.addr,
+        "PUT",
+        &format!("/api/v1/devices/{id}/encryption-key"),
+        &[("Authorization", password.as_str()), ("Content-Type", "application/json")],
+        br#"{"key":"s3cret"}"#,
+    );
+    assert_eq!(set.status, 204, "{}", set.body);
+
+    // Decrypted, stored, and answered with an encrypted friends array.
+    let stored = post("s3cret", location);
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    let reply = stored.json();
+    assert_eq!(reply["_type"], "encrypted", "{reply}");
+    let plain: Value = serde_json::from_slice(&decrypt("s3cret", reply["data"].as_str().unwrap()).unwrap()).unwrap();
+    let own = plain.as_array().unwrap().iter().find(|m| m["_type"] == "location").expect("own location");
+    assert_eq!((own["tid"].as_str(), own["tst"].as_i64()), (Some("JP"), Some(1_763_699_990)));
+    let read = points(&server.addr, &phone, "from=2025-11-21T00:00:00Z&to=2025-11-22T00:00:00Z");
+    assert_eq!(read["points"].as_array().unwrap().len(), 1, "{read}");
+
+    // A payload encrypted with another key is refused and stores nothing.
+    let wrong = post("not the key", r#"{"_type":"location","lat":1,"lon":2,"tst":1763699999}"#);
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(wrong.body.contains("decrypt"), "{}", wrong.body);
+    let read = points(&server.addr, &phone, "from=2025-11-21T00:00:00Z&to=2025-11-22T00:00:00Z");
+    assert_eq!(read["points"].as_array().unwrap().len(), 1);
+
+    // Clearing the key turns replies back to clear text.
+    let cleared = http(
+        &server.addr,
+        "DELETE",
+        &format!("/api/v1/devices/{id}/encryption-key"),
+        &[("Authorization", password.as_str())],
+        b"",
+    );
+    assert_eq!(cleared.status, 204, "{}", cleared.body);
+    let headers = [("Authorization", phone.as_str()), ("Content-Type", "application/json")];
+    let clear = http(&server.addr, "POST", "/api/owntracks", &headers, location.as_bytes());
+    assert!(clear.json().is_array(), "{}", clear.body);
+}

@@ -10,6 +10,8 @@
 //! | `GET /api/v1/devices` | caller | `{devices:[{id,name,last_seen,last_point}]}` |
 //! | `POST /api/v1/devices` `{name}` | caller | 201 device; 409 when the name is taken |
 //! | `POST /api/v1/devices/{id}/tokens` `{label}` | caller, no token | 201 `{token, …}`: the only time the token is shown |
+//! | `PUT /api/v1/devices/{id}/encryption-key` `{key}` | caller, no token | 204: OwnTracks payloads of the device are decrypted, replies encrypted |
+//! | `DELETE /api/v1/devices/{id}/encryption-key` | caller, no token | 204: back to clear text |
 //! | `GET /api/v1/tokens` | caller | `{tokens:[…]}` (never the secret) |
 //! | `DELETE /api/v1/tokens/{id}` | caller | 204; 404 when not the caller's |
 //! | `GET /api/v1/users` | admin | `{users:[…]}` |
@@ -42,6 +44,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(list_devices, create_device))
         .routes(routes!(create_token))
+        .routes(routes!(set_encryption_key, clear_encryption_key))
         .routes(routes!(list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(list_users, create_user))
@@ -485,6 +488,81 @@ async fn create_token(
         Ok((StatusCode::CREATED, Json(NewToken { info: TokenView::from(&token), token: secret })))
     })
     .await
+}
+
+/// `PUT /api/v1/devices/{id}/encryption-key`'s body.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct EncryptionKeyBody {
+    /// The passphrase set as "Encryption key" in the device's OwnTracks app:
+    /// 1 to 32 bytes of UTF-8 (libsodium uses it cut or zero-padded to 32 bytes).
+    #[schema(example = "correct horse battery", min_length = 1, max_length = 32)]
+    key: String,
+}
+
+/// Sets the passphrase the device's OwnTracks app encrypts with. Encrypted
+/// payloads from the device are then decrypted, and its replies encrypted.
+/// Not with a device token.
+#[utoipa::path(
+    put,
+    path = "/api/v1/devices/{id}/encryption-key",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The device's id")),
+    request_body = EncryptionKeyBody,
+    responses((status = 204, description = "Set"), JsonBodyErrors, Forbidden, NotFound, AuthErrors)
+)]
+async fn set_encryption_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<EncryptionKeyBody>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    caller.require_password_grade()?;
+    let Json(body) = body?;
+    if body.key.is_empty() || body.key.len() > 32 {
+        return Err(ApiError::bad_request(format!(
+            "the key must be 1 to 32 bytes of UTF-8 (OwnTracks uses at most 32), not {}",
+            body.key.len()
+        )));
+    }
+    store_encryption_key(&state, &caller, DeviceId(id), Some(body.key)).await
+}
+
+/// Removes the device's encryption passphrase: its payloads must then be clear text.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{id}/encryption-key",
+    tag = "account",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The device's id")),
+    responses((status = 204, description = "Removed (or there was none)"), Forbidden, NotFound, AuthErrors)
+)]
+async fn clear_encryption_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    caller.require_password_grade()?;
+    store_encryption_key(&state, &caller, DeviceId(id), None).await
+}
+
+async fn store_encryption_key(
+    state: &AppState,
+    caller: &Caller,
+    device: DeviceId,
+    key: Option<String>,
+) -> ApiResult<StatusCode> {
+    let (store, user) = (state.store.clone(), caller.user.id);
+    let stored = blocking(move || match store.set_device_encryption_key(user, device, key.as_deref()) {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(polo_store::StoreError::NotFound(_)) => Err(ApiError::not_found(format!("you have no device {device}"))),
+        Err(e) => Err(e.into()),
+    })
+    .await;
+    state.last_seen.forget_encryption_key(device);
+    stored
 }
 
 /// The caller's tokens.

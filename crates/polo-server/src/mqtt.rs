@@ -327,20 +327,37 @@ impl Subscriber {
             return self.reject("mqtt_bad_topic");
         };
         let options = owntracks::ParseOptions::at(crate::ingest::routes::now());
-        let fix: Fix = match owntracks::parse(payload, &options) {
-            Ok(owntracks::Message::Location(location)) => location.fix,
-            Ok(owntracks::Message::Transition(transition)) => transition.fix,
-            Ok(owntracks::Message::Encrypted { .. }) => {
-                tracing::info!(topic, "encrypted OwnTracks payload over MQTT: not supported yet, dropped");
-                return self.reject("mqtt_encrypted");
-            }
-            Ok(_) => return Handled::Ignored,
+        let mut message = match owntracks::parse(payload, &options) {
+            Ok(message) => message,
             Err(e) => {
                 tracing::info!(topic, error = %e, "unusable OwnTracks message over MQTT");
                 return self.reject("mqtt_unusable");
             }
         };
-        let Some((user_id, device_id)) = self.resolve(&user, &device).await else {
+        let mut resolved = None;
+        if let owntracks::Message::Encrypted { data } = &message {
+            let Some((user_id, device_id)) = self.resolve(&user, &device).await else {
+                return self.reject("mqtt_unknown_user");
+            };
+            resolved = Some((user_id, device_id));
+            message = match self.decrypt(user_id, device_id, data, &options).await {
+                Ok(message) => message,
+                Err(reason) => {
+                    tracing::info!(topic, reason, "encrypted OwnTracks payload over MQTT could not be decrypted");
+                    return self.reject(reason);
+                }
+            };
+        }
+        let fix: Fix = match message {
+            owntracks::Message::Location(location) => location.fix,
+            owntracks::Message::Transition(transition) => transition.fix,
+            _ => return Handled::Ignored,
+        };
+        let resolved = match resolved {
+            Some(ids) => Some(ids),
+            None => self.resolve(&user, &device).await,
+        };
+        let Some((user_id, device_id)) = resolved else {
             return self.reject("mqtt_unknown_user");
         };
         // Kept for the last-location cache that HTTP ingest also feeds, so
@@ -361,6 +378,23 @@ impl Subscriber {
                 self.devices.clear();
                 self.reject("mqtt_store")
             }
+        }
+    }
+
+    /// Decrypts with the device's passphrase; the error is the reject reason.
+    async fn decrypt(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        data: &str,
+        options: &owntracks::ParseOptions,
+    ) -> Result<owntracks::Message, &'static str> {
+        let (store, last_seen) = (self.state.store.clone(), self.state.last_seen.clone());
+        let key = tokio::task::spawn_blocking(move || last_seen.encryption_key(store.as_ref(), user, device)).await;
+        match key {
+            Ok(Ok(Some(key))) => owntracks::decrypt_message(&key, data, options).map_err(|_| "mqtt_undecryptable"),
+            Ok(Ok(None)) => Err("mqtt_encrypted_without_key"),
+            Ok(Err(_)) | Err(_) => Err("mqtt_store"),
         }
     }
 
@@ -479,6 +513,26 @@ mod tests {
         let metrics = state.metrics.render();
         assert!(metrics.contains(r#"polo_points_ingested_total{protocol="owntracks-mqtt"} 2"#), "{metrics}");
         assert!(metrics.contains(r#"polo_rejects_total{reason="mqtt_unknown_user"} 2"#), "{metrics}");
+        state.ingestor.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn encrypted_payloads_need_the_device_key() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let jane = store.create_user("jane", "x", false).unwrap();
+        let phone = store.ensure_device(jane.id, "phone").unwrap();
+        let state = AppState::new(store.clone()).unwrap();
+        let mut sub = Subscriber::new(state.clone());
+        let location = br#"{"_type":"location","lat":48.856826,"lon":2.292713,"tst":1763699990,"acc":12}"#;
+        let sealed = |key: &str| serde_json::to_vec(&owntracks::encrypted_envelope(key, location).unwrap()).unwrap();
+        let topic = "owntracks/jane/phone";
+        assert_eq!(sub.handle(topic, &sealed("k1")).await, Handled::Rejected("mqtt_encrypted_without_key"));
+        store.set_device_encryption_key(jane.id, phone.id, Some("k1")).unwrap();
+        state.last_seen.forget_encryption_key(phone.id);
+        assert_eq!(sub.handle(topic, &sealed("other")).await, Handled::Rejected("mqtt_undecryptable"));
+        assert_eq!(count(&store, jane.id), 0);
+        assert_eq!(sub.handle(topic, &sealed("k1")).await, Handled::Stored { added: 1 });
+        assert_eq!(count(&store, jane.id), 1);
         state.ingestor.shutdown().await;
     }
 

@@ -447,6 +447,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn device_encryption_key(&self, user: UserId, device: DeviceId) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT encryption_key FROM devices WHERE user_id = ?1 AND id = ?2")
+                .db()?
+                .query_row([user.0, device.0], |r| r.get::<_, Option<String>>(0))
+                .optional()
+                .db()?
+                .ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))
+        })
+    }
+
+    fn set_device_encryption_key(&self, user: UserId, device: DeviceId, key: Option<&str>) -> StoreResult<()> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE devices SET encryption_key = ?3 WHERE user_id = ?1 AND id = ?2 \
+                     AND encryption_key IS NOT ?3",
+                    params![user.0, device.0, key],
+                )
+                .db()?;
+            if changed == 0 {
+                return check_device(tx, user, device);
+            }
+            log_change(tx, ChangeKind::Device, user, Some(device), None, None, 1)?;
+            Ok(())
+        })
+    }
+
     fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         auth::user_by_id(self, id)
     }

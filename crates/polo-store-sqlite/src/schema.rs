@@ -123,8 +123,13 @@ CREATE INDEX sessions_by_user ON sessions (user_id);
 CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
 ";
 
+/// Version 3: the OwnTracks payload encryption passphrase per device.
+const V3: &str = "
+ALTER TABLE devices ADD COLUMN encryption_key TEXT;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -49,7 +49,7 @@ fn reopening_keeps_data_ids_and_schema() {
 }
 
 #[test]
-fn version_1_databases_migrate_to_version_2() {
+fn version_1_databases_migrate_to_the_latest() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("polo.db");
     let user = {
@@ -58,16 +58,22 @@ fn version_1_databases_migrate_to_version_2() {
     };
     // Turn it back into what a version-1 binary left behind.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE tokens; DROP TABLE sessions; PRAGMA user_version = 1;").unwrap();
+    conn.execute_batch(
+        "DROP TABLE tokens; DROP TABLE sessions; ALTER TABLE devices DROP COLUMN encryption_key; \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(conn);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.user_by_name("alice").unwrap(), Some(user.clone()));
     let device = store.ensure_device(user.id, "phone").unwrap();
     let token = store.create_token(user.id, device.id, "t", &[7; 32]).unwrap();
     assert_eq!(store.token_by_hash(&[7; 32]).unwrap().unwrap().0.id, token.id);
+    store.set_device_encryption_key(user.id, device.id, Some("k")).unwrap();
+    assert_eq!(store.device_encryption_key(user.id, device.id).unwrap().as_deref(), Some("k"));
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]

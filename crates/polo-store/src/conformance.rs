@@ -65,7 +65,8 @@ macro_rules! conformance_tests {
             unsorted_batches_and_repeated_times, model_test_random_batches, live_appends_one_at_a_time,
             scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
             intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
-            tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix);
+            tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
+            device_encryption_keys);
     };
 }
 
@@ -90,6 +91,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("storage_stats_and_ping", storage_stats_and_ping),
     ("users_by_id_and_passwords", users_by_id_and_passwords),
     ("tokens_create_lookup_revoke", tokens_create_lookup_revoke),
+    ("device_encryption_keys", device_encryption_keys),
     ("sessions_expire_and_delete", sessions_expire_and_delete),
     ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
 ];
@@ -711,4 +713,30 @@ pub fn last_point_reads_the_latest_fix(store: &dyn Store) {
     assert_eq!(store.last_point(a, phone).unwrap().unwrap().fix, later);
     // Another user's device reads as empty.
     assert_eq!(store.last_point(b, phone).unwrap(), None);
+}
+
+/// Encryption passphrases: per device, owner only, cleared with `None`, one
+/// change per real change.
+pub fn device_encryption_keys(store: &dyn Store) {
+    let (a, phone) = setup(store, "alice");
+    let (b, _) = setup(store, "bob");
+    let watch = store.ensure_device(a, "watch").unwrap().id;
+    assert_eq!(store.device_encryption_key(a, phone).unwrap(), None);
+    let before = store.last_seq().unwrap();
+    store.set_device_encryption_key(a, phone, Some("correct horse ☃")).unwrap();
+    assert_eq!(store.device_encryption_key(a, phone).unwrap().as_deref(), Some("correct horse ☃"));
+    assert_eq!(store.device_encryption_key(a, watch).unwrap(), None, "per device");
+    let changes = store.changes_since(before, 10).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].kind, changes[0].user, changes[0].device), (ChangeKind::Device, a, Some(phone)));
+    // Setting the same key again changes nothing.
+    store.set_device_encryption_key(a, phone, Some("correct horse ☃")).unwrap();
+    assert_eq!(store.changes_since(before, 10).unwrap().len(), 1);
+    // Another user can neither read nor set it.
+    assert!(matches!(store.device_encryption_key(b, phone), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.set_device_encryption_key(b, phone, None), Err(StoreError::NotFound(_))));
+    assert_eq!(store.device_encryption_key(a, phone).unwrap().as_deref(), Some("correct horse ☃"));
+    store.set_device_encryption_key(a, phone, None).unwrap();
+    assert_eq!(store.device_encryption_key(a, phone).unwrap(), None);
+    assert_eq!(store.changes_since(before, 10).unwrap().len(), 2);
 }

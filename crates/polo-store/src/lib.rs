@@ -235,6 +235,19 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn list_devices(&self, user: UserId) -> StoreResult<Vec<Device>>;
+    /// The passphrase the device's tracker app encrypts its payloads with
+    /// (OwnTracks' "secret encryption key"), if one is set. It is a shared
+    /// secret the server must be able to use, so it is stored as given.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `device` is not the user's.
+    fn device_encryption_key(&self, user: UserId, device: DeviceId) -> StoreResult<Option<String>>;
+    /// Sets (`Some`) or clears (`None`) the device's encryption passphrase;
+    /// appends a [`ChangeKind::Device`] change when it changed anything.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `device` is not the user's.
+    fn set_device_encryption_key(&self, user: UserId, device: DeviceId, key: Option<&str>) -> StoreResult<()>;
     /// Looks a user up by id.
     ///
     /// # Errors

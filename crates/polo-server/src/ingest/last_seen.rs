@@ -31,7 +31,34 @@ pub const DEVICE_LIST_TTL: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct LastSeen {
     fixes: Mutex<HashMap<DeviceId, Option<Fix>>>,
-    devices: Mutex<HashMap<UserId, (Arc<[Device]>, Instant)>>,
+    devices: Expiring<UserId, Arc<[Device]>>,
+    /// OwnTracks encryption passphrases (`None`: clear text), same TTL.
+    keys: Expiring<DeviceId, Option<Arc<str>>>,
+}
+
+/// Values remembered for [`DEVICE_LIST_TTL`].
+#[derive(Debug)]
+struct Expiring<K, V>(Mutex<HashMap<K, (V, Instant)>>);
+
+impl<K, V> Default for Expiring<K, V> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Expiring<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(key).filter(|(_, at)| at.elapsed() < DEVICE_LIST_TTL).map(|(value, _)| value.clone())
+    }
+
+    fn insert(&self, key: K, value: V) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (value, Instant::now()));
+    }
+
+    fn remove(&self, key: &K) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
 }
 
 impl LastSeen {
@@ -89,7 +116,7 @@ impl LastSeen {
             return Ok(list);
         }
         let list: Arc<[Device]> = store.list_devices(user)?.into();
-        self.devices.lock().unwrap_or_else(PoisonError::into_inner).insert(user, (Arc::clone(&list), Instant::now()));
+        self.devices.insert(user, Arc::clone(&list));
         Ok(list)
     }
 
@@ -97,13 +124,38 @@ impl LastSeen {
     /// store, so async code may call it.
     #[must_use]
     pub fn cached_devices(&self, user: UserId) -> Option<Arc<[Device]>> {
-        let lists = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
-        lists.get(&user).filter(|(_, at)| at.elapsed() < DEVICE_LIST_TTL).map(|(list, _)| Arc::clone(list))
+        self.devices.get(&user)
+    }
+
+    /// The device's OwnTracks encryption passphrase, from memory when read
+    /// less than [`DEVICE_LIST_TTL`] ago.
+    ///
+    /// # Errors
+    /// When the store cannot be read, or the device is not the user's.
+    pub fn encryption_key(&self, store: &dyn Store, user: UserId, device: DeviceId) -> StoreResult<Option<Arc<str>>> {
+        if let Some(key) = self.cached_encryption_key(device) {
+            return Ok(key);
+        }
+        let key: Option<Arc<str>> = store.device_encryption_key(user, device)?.map(Into::into);
+        self.keys.insert(device, key.clone());
+        Ok(key)
+    }
+
+    /// The passphrase if it is in memory and fresh (`Some(None)`: known to
+    /// have none); never reads the store.
+    #[must_use]
+    pub fn cached_encryption_key(&self, device: DeviceId) -> Option<Option<Arc<str>>> {
+        self.keys.get(&device)
+    }
+
+    /// Drops the cached passphrase of `device` (it was set or cleared).
+    pub fn forget_encryption_key(&self, device: DeviceId) {
+        self.keys.remove(&device);
     }
 
     /// Drops the cached device list of `user` (a device was created).
     pub fn forget_devices(&self, user: UserId) {
-        self.devices.lock().unwrap_or_else(PoisonError::into_inner).remove(&user);
+        self.devices.remove(&user);
     }
 }
 

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -31,7 +32,7 @@ use utoipa_axum::routes;
 
 use super::schema::{
     BatchBody, BatchResult, IngestParams, OsmandForm, OsmandParams, OsmandQuery, OverlandBatch, OverlandError,
-    OverlandFailure, OverlandOk, OwnTracksMessage,
+    OverlandFailure, OverlandOk, OwnTracksMessage, OwnTracksReply,
 };
 use super::{IngestError, batch, osmand, overland, owntracks};
 use crate::AppState;
@@ -153,10 +154,10 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
     ),
     request_body(content = Option<OwnTracksMessage>, description = "One message; an empty body is allowed"),
     responses(
-        (status = 200, description = "The friends: a `location` (and `card`) per device",
-            body = Vec<OwnTracksMessage>, content_type = "application/json"),
-        (status = 400, description = "`bad_request`: an encrypted payload (not supported yet), or malformed \
-            query parameters", body = ErrorBody),
+        (status = 200, description = "The friends: a `location` (and `card`) per device; encrypted when the \
+            sending device has an encryption key", body = OwnTracksReply, content_type = "application/json"),
+        (status = 400, description = "`bad_request`: an encrypted payload the device's key cannot open (or \
+            the device has no key), or malformed query parameters", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over the body limit", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no or wrong credentials", body = ErrorBody,
             headers(("WWW-Authenticate" = String))),
@@ -184,45 +185,93 @@ async fn owntracks_post(
 async fn owntracks_inner(state: &AppState, query: &IngestQuery, parts: &Parts, body: &[u8]) -> Result<Value, ApiError> {
     let caller = authenticate(state, parts, query.token.as_deref()).await?;
     let options = owntracks::ParseOptions { now: now(), from_overland: is_overland_basic(&parts.headers) };
-    let message = match owntracks::parse(body, &options) {
-        Ok(message) => message,
-        Err(e) => {
-            // Unusable messages are answered 2xx (the apps would retry or drop them forever) and counted.
-            tracing::info!(user = %caller.user.name, error = %e, "unusable OwnTracks message");
-            state.metrics.rejected("owntracks_unusable");
-            return friends(state, &caller).await;
-        }
-    };
     let device_name = |topic: Option<&owntracks::Topic>| {
         header_str(&parts.headers, "x-limit-d")
             .map(str::to_owned)
             .or_else(|| query.d.clone())
             .or_else(|| topic.and_then(|t| t.device_hint()).map(str::to_owned))
     };
+    // The device the reply is for: its key, if it has one, encrypts the reply.
+    let mut sender = caller.device.as_ref().map(|d| d.id);
+    let mut message = match owntracks::parse(body, &options) {
+        Ok(message) => message,
+        Err(e) => {
+            // Unusable messages are answered 2xx (the apps would retry or drop them forever) and counted.
+            tracing::info!(user = %caller.user.name, error = %e, "unusable OwnTracks message");
+            state.metrics.rejected("owntracks_unusable");
+            return owntracks_reply(state, &caller, sender).await;
+        }
+    };
+    if let owntracks::Message::Encrypted { data } = &message {
+        let device = resolve_device(state, &caller, device_name(None).as_deref(), "phone").await?;
+        sender = Some(device);
+        message = decrypt(state, &caller, device, data, &options).await?;
+    }
     match message {
         owntracks::Message::Location(location) => {
             let device =
                 resolve_device(state, &caller, device_name(location.topic.as_ref()).as_deref(), "phone").await?;
+            sender = Some(device);
             store_fixes(state, &caller, device, "owntracks", vec![location.fix]).await?;
         }
         owntracks::Message::Transition(transition) => {
             let device =
                 resolve_device(state, &caller, device_name(transition.topic.as_ref()).as_deref(), "phone").await?;
+            sender = Some(device);
             store_fixes(state, &caller, device, "owntracks", vec![transition.fix]).await?;
-        }
-        owntracks::Message::Encrypted { .. } => {
-            // No key store yet: say so plainly instead of pretending the message was read.
-            return Err(ApiError::bad_request(
-                "encrypted OwnTracks payloads are not supported by this server yet: turn encryption off in the app"
-                    .to_owned(),
-            ));
         }
         other => {
             tracing::debug!(kind = message_kind(&other), "OwnTracks message without a position accepted");
             state.metrics.rejected("owntracks_not_location");
         }
     }
-    friends(state, &caller).await
+    owntracks_reply(state, &caller, sender).await
+}
+
+/// Decrypts an encrypted OwnTracks message with the sending device's
+/// passphrase. Both failures are permanent (400): the app must be told,
+/// and retrying the same bytes cannot succeed.
+async fn decrypt(
+    state: &AppState,
+    caller: &Caller,
+    device: DeviceId,
+    data: &str,
+    options: &owntracks::ParseOptions,
+) -> Result<owntracks::Message, ApiError> {
+    let Some(key) = encryption_key(state, caller, device).await? else {
+        state.metrics.rejected("owntracks_encrypted_without_key");
+        return Err(ApiError::bad_request(format!(
+            "the message is encrypted but device {device} has no encryption key: set the app's key with \
+             PUT /api/v1/devices/{device}/encryption-key, or turn encryption off in the app"
+        )));
+    };
+    owntracks::decrypt_message(&key, data, options).map_err(|e| {
+        state.metrics.rejected("owntracks_undecryptable");
+        ApiError::bad_request(format!("cannot decrypt the message with device {device}'s encryption key: {e}"))
+    })
+}
+
+/// The device's OwnTracks passphrase, from memory when possible.
+async fn encryption_key(state: &AppState, caller: &Caller, device: DeviceId) -> Result<Option<Arc<str>>, ApiError> {
+    if let Some(key) = state.last_seen.cached_encryption_key(device) {
+        return Ok(key);
+    }
+    let (store, last_seen, user) = (state.store.clone(), state.last_seen.clone(), caller.user.id);
+    Ok(tokio::task::spawn_blocking(move || last_seen.encryption_key(store.as_ref(), user, device))
+        .await
+        .map_err(|e| ApiError::internal(format!("key task failed: {e}")))??)
+}
+
+/// The friends reply, encrypted as `{"_type":"encrypted","data":…}` when the
+/// sending device has a passphrase (the apps decrypt it to the array).
+async fn owntracks_reply(state: &AppState, caller: &Caller, sender: Option<DeviceId>) -> Result<Value, ApiError> {
+    let reply = friends(state, caller).await?;
+    let Some(device) = sender else { return Ok(reply) };
+    match encryption_key(state, caller, device).await? {
+        None => Ok(reply),
+        Some(key) => owntracks::encrypted_envelope(&key, reply.to_string().as_bytes())
+            .map_err(|e| ApiError::internal(format!("cannot encrypt the reply: {e}"))),
+    }
 }
 
 fn message_kind(message: &owntracks::Message) -> &'static str {

@@ -48,6 +48,29 @@ pub(crate) struct OwnTracksMessage {
     topic: Option<String>,
 }
 
+/// An OwnTracks payload encrypted with the device's passphrase (libsodium
+/// `crypto_secretbox`); the plaintext is a message, or for replies the array.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"_type": "encrypted", "data": "LlwksxNI1fdo7rmsw9l13hIXXtUjb5qNbBDLxKO84yZN"}))]
+pub(crate) struct OwnTracksEncrypted {
+    /// Always `encrypted`.
+    #[serde(rename = "_type")]
+    kind: String,
+    /// Base64 of the 24-byte nonce followed by the ciphertext and its MAC.
+    data: String,
+}
+
+/// The reply to an OwnTracks POST: the friends array, or that array
+/// encrypted when the sending device has an encryption key.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum OwnTracksReply {
+    /// Clear text: a `location` (and `card`) per device.
+    Friends(Vec<OwnTracksMessage>),
+    /// The same array, encrypted with the device's passphrase.
+    Encrypted(OwnTracksEncrypted),
+}
+
 /// Overland's batch.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct OverlandBatch {
