@@ -533,7 +533,20 @@ impl Store for SqliteStore {
         if fixes.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| points::insert(tx, user, device, fixes))
+        self.write(|tx| points::insert(tx, user, device, fixes, &mut |_| {}))
+    }
+
+    fn insert_points_reporting(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        fixes: &[polo_domain::Fix],
+        added: &mut dyn FnMut(Timestamp),
+    ) -> StoreResult<WriteOutcome> {
+        if fixes.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        self.write(|tx| points::insert(tx, user, device, fixes, added))
     }
 
     fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {

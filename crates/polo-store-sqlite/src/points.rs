@@ -21,7 +21,7 @@
 
 use std::ops::ControlFlow;
 
-use polo_domain::{DeviceId, Fix, Point, Seq, UserId};
+use polo_domain::{DeviceId, Fix, Point, Seq, Timestamp, UserId};
 use polo_store::codec::{CHUNK_CAPACITY, StoredFix, decode_chunk, encode_chunk};
 use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -112,7 +112,15 @@ fn stored(fix: &Fix, seq: Seq) -> StoredFix {
 }
 
 /// [`polo_store::Store::insert_points`] inside the writer's transaction.
-pub(crate) fn insert(tx: &Transaction<'_>, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+///
+/// `added` hears the time of every fix that was new.
+pub(crate) fn insert(
+    tx: &Transaction<'_>,
+    user: UserId,
+    device: DeviceId,
+    fixes: &[Fix],
+    added: &mut dyn FnMut(Timestamp),
+) -> StoreResult<WriteOutcome> {
     check_device(tx, user, device)?;
     let mut batch: Vec<&Fix> = fixes.iter().collect();
     if !batch.is_sorted_by(|a, b| a.time < b.time) {
@@ -216,6 +224,9 @@ pub(crate) fn insert(tx: &Transaction<'_>, user: UserId, device: DeviceId, fixes
         new_only.extend(0..batch.len());
     }
 
+    for &i in touched.iter().flat_map(|t| &t.new).chain(&new_only) {
+        added(batch[i].time);
+    }
     let added = (touched.iter().map(|t| t.new.len()).sum::<usize>() + new_only.len()) as u64;
     let duplicates = fixes.len() as u64 - added;
     if added == 0 {

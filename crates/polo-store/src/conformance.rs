@@ -66,7 +66,7 @@ macro_rules! conformance_tests {
             scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
             intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
-            device_encryption_keys);
+            device_encryption_keys, insert_reports_added_times);
     };
 }
 
@@ -92,6 +92,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("users_by_id_and_passwords", users_by_id_and_passwords),
     ("tokens_create_lookup_revoke", tokens_create_lookup_revoke),
     ("device_encryption_keys", device_encryption_keys),
+    ("insert_reports_added_times", insert_reports_added_times),
     ("sessions_expire_and_delete", sessions_expire_and_delete),
     ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
 ];
@@ -739,4 +740,29 @@ pub fn device_encryption_keys(store: &dyn Store) {
     store.set_device_encryption_key(a, phone, None).unwrap();
     assert_eq!(store.device_encryption_key(a, phone).unwrap(), None);
     assert_eq!(store.changes_since(before, 10).unwrap().len(), 2);
+}
+
+/// `insert_points_reporting` names exactly the fixes that were new: appends,
+/// backfills between stored points, repeats within the batch, and none for
+/// a batch of duplicates.
+pub fn insert_reports_added_times(store: &dyn Store) {
+    let (a, phone) = setup(store, "alice");
+    let report = |fixes: &[Fix]| {
+        let mut times = Vec::new();
+        let outcome = store.insert_points_reporting(a, phone, fixes, &mut |t| times.push(t.0)).unwrap();
+        times.sort_unstable();
+        assert_eq!(times.len() as u64, outcome.added);
+        times
+    };
+    let evens: Vec<Fix> = (0..2_000).map(|i| plain_fix(T0 + i * 2_000)).collect();
+    assert_eq!(report(&evens).len(), 2_000);
+    // Every second time is stored already; the batch repeats one new time.
+    let mut mixed: Vec<Fix> = (0..100).map(|i| plain_fix(T0 + i * 1_000)).collect();
+    mixed.push(plain_fix(T0 + 1_000));
+    let expected: Vec<i64> = (0..100).filter(|i| i % 2 == 1).map(|i| T0 + i * 1_000).collect();
+    assert_eq!(report(&mixed), expected);
+    assert!(report(&mixed).is_empty(), "all duplicates now");
+    let later = [plain_fix(T0 + 10_000_000), plain_fix(T0 + 9_000_000)];
+    assert_eq!(report(&later), vec![T0 + 9_000_000, T0 + 10_000_000]);
+    assert_eq!(store.count_points(a).unwrap(), 2_000 + 50 + 2);
 }

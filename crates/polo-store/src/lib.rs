@@ -330,6 +330,21 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] when `device` is not a device of `user`;
     /// backend failures. Nothing of the batch is stored then.
     fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
+    /// [`Store::insert_points`], also calling `added` with the time of every
+    /// fix it added (once each, in no particular order) before it commits.
+    /// Live ingest shares one write between many requests and tells each
+    /// request exactly which of its points were new.
+    ///
+    /// # Errors
+    /// As [`Store::insert_points`]; `added` may have been called for a
+    /// write that then failed.
+    fn insert_points_reporting(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        fixes: &[Fix],
+        added: &mut dyn FnMut(Timestamp),
+    ) -> StoreResult<WriteOutcome>;
     /// Streams the matching points ordered by device, then time, to `visit`
     /// until it breaks. Memory stays bounded by one chunk.
     ///

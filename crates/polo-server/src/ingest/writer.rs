@@ -20,8 +20,9 @@
 //!
 //! Per-waiter outcomes stay exact: within a group the first submission of a
 //! time owns it (later ones are duplicates, as the store's "first wins"
-//! rule says), and when several waiters share a group the writer first reads
-//! which of their times are already stored. A store error reaches every
+//! rule says), and the store names the times it added
+//! ([`Store::insert_points_reporting`]), so each waiter learns which of its
+//! points were new. A store error reaches every
 //! waiter of its group and no one else; a panicking store is reported as an
 //! error and the writer carries on.
 //!
@@ -29,44 +30,45 @@
 //! slow disk never starves the runtime's blocking pool, and because exactly
 //! one writer is the point.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use polo_domain::Point;
 use polo_domain::{DeviceId, Fix, Timestamp, UserId};
-use polo_store::{PointQuery, Store, StoreError, StoreResult, WriteOutcome};
+use polo_store::{Store, StoreError, StoreResult, WriteOutcome};
 use tokio::sync::{mpsc, oneshot};
 
 /// The two store calls the writer makes. Every [`Store`] provides them
 /// ([`Ingestor::start`]); tests and alternative sinks can implement just this.
 pub trait PointWriter: Send + Sync {
-    /// [`Store::insert_points`]: one transaction.
+    /// [`Store::insert_points_reporting`]: one transaction, naming the
+    /// times it added so that waiters sharing the write can be told apart.
     ///
     /// # Errors
     /// As the store's.
-    fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
-    /// [`Store::scan_points`], used to tell waiters sharing a write apart.
-    ///
-    /// # Errors
-    /// As the store's.
-    fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()>;
+    fn insert_points_reporting(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        fixes: &[Fix],
+        added: &mut dyn FnMut(Timestamp),
+    ) -> StoreResult<WriteOutcome>;
 }
 
 struct StoreWriter(Arc<dyn Store>);
 
 impl PointWriter for StoreWriter {
-    fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
-        self.0.insert_points(user, device, fixes)
-    }
-
-    fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
-        self.0.scan_points(query, visit)
+    fn insert_points_reporting(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        fixes: &[Fix],
+        added: &mut dyn FnMut(Timestamp),
+    ) -> StoreResult<WriteOutcome> {
+        self.0.insert_points_reporting(user, device, fixes, added)
     }
 }
 
@@ -216,8 +218,7 @@ impl Ingestor {
             match tokio::runtime::Builder::new_current_thread().enable_time().build() {
                 Ok(runtime) => {
                     let _ = ready_tx.send(Ok(()));
-                    Writer { store, config, shared: thread_shared, runtime, newest_written: RefCell::default() }
-                        .run(rx);
+                    Writer { store, config, shared: thread_shared, runtime }.run(rx);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -333,10 +334,6 @@ struct Writer {
     config: IngestorConfig,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Runtime,
-    /// The newest time this writer has stored per device: a lower bound of
-    /// what the store holds, used to skip the duplicate lookup for points
-    /// that are newer.
-    newest_written: RefCell<HashMap<(UserId, DeviceId), Timestamp>>,
 }
 
 impl Writer {
@@ -419,31 +416,17 @@ impl Writer {
         let result = if fixes.is_empty() {
             Ok(WriteOutcome::default())
         } else {
-            let newest_written = self.newest_written.borrow().get(&(user, device)).copied();
-            // A phone's points arrive in time order: when all of them are newer
-            // than anything this writer stored for the device, they are
-            // presumably new, and the store's count confirms it below.
-            let presumably_new = newest_written.is_some_and(|newest| fixes.iter().all(|f| f.time > newest));
-            let mut stored =
-                if jobs.len() > 1 && !presumably_new { self.already_stored(user, device, &fixes) } else { None };
-            let written = catch_unwind(AssertUnwindSafe(|| self.store.insert_points(user, device, &fixes)))
-                .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
+            let mut added = HashSet::new();
+            let written = catch_unwind(AssertUnwindSafe(|| {
+                self.store.insert_points_reporting(user, device, &fixes, &mut |t| {
+                    added.insert(t);
+                })
+            }))
+            .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
             self.shared.commits.fetch_add(1, Ordering::AcqRel);
             written.inspect(|outcome| {
                 self.shared.points_written.fetch_add(fixes.len() as u64, Ordering::AcqRel);
-                if presumably_new && outcome.added == fixes.len() as u64 {
-                    stored = Some(HashSet::new()); // confirmed: every fix was new
-                } else if presumably_new && jobs.len() > 1 {
-                    // Another writer (an import) stored some of these times
-                    // meanwhile: the split between waiters falls back to queue order.
-                    tracing::debug!(%device, "ingest: duplicates among presumably new points");
-                }
-                attribute(outcome, &fixes, &owners, stored.as_ref(), &mut outcomes);
-                if let Some(max) = fixes.iter().map(|f| f.time).max() {
-                    let mut newest = self.newest_written.borrow_mut();
-                    let slot = newest.entry((user, device)).or_insert(max);
-                    *slot = (*slot).max(max);
-                }
+                attribute(outcome, &fixes, &owners, &added, &mut outcomes);
             })
         };
         let result = result.map_err(|e| IngestError::Store(Arc::new(e)));
@@ -454,87 +437,22 @@ impl Writer {
             let _ = job.reply.send(answer);
         }
     }
-
-    /// Which of `fixes`' times the store already holds, so that several
-    /// waiters sharing one write each learn their own added/duplicate split.
-    /// `None` when the read fails (the split then falls back to queue order).
-    fn already_stored(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> Option<HashSet<Timestamp>> {
-        let wanted: HashSet<Timestamp> = fixes.iter().map(|f| f.time).collect();
-        let mut times: Vec<Timestamp> = wanted.iter().copied().collect();
-        times.sort_unstable();
-        // Scan only around the submitted times: a group may mix a live point
-        // with a backfill from weeks ago, and the history between them is
-        // none of this write's business.
-        let mut found = HashSet::new();
-        let mut start = 0;
-        while start < times.len() {
-            let mut end = start;
-            while end + 1 < times.len() && times[end + 1].0 - times[end].0 <= CLUSTER_GAP_MS {
-                end += 1;
-            }
-            let query = PointQuery {
-                user,
-                device: Some(device),
-                from: Some(times[start]),
-                to: Some(Timestamp(times[end].0.saturating_add(1))),
-            };
-            let scan = catch_unwind(AssertUnwindSafe(|| {
-                self.store.scan_points(&query, &mut |p| {
-                    if wanted.contains(&p.fix.time) {
-                        found.insert(p.fix.time);
-                    }
-                    ControlFlow::Continue(())
-                })
-            }));
-            match scan {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "ingest: could not read existing points; duplicate counts are approximate");
-                    return None;
-                }
-                Err(_) => return None,
-            }
-            start = end + 1;
-        }
-        Some(found)
-    }
 }
 
-/// Submitted times further apart than this are looked up separately.
-const CLUSTER_GAP_MS: i64 = 10 * 60 * 1000;
-
-/// Splits a group's outcome between its waiters.
+/// Splits a group's outcome between its waiters: each fix the store added
+/// counts for the waiter that submitted it, every other one is a duplicate.
 fn attribute(
     outcome: &WriteOutcome,
     fixes: &[Fix],
     owners: &[usize],
-    stored: Option<&HashSet<Timestamp>>,
+    added: &HashSet<Timestamp>,
     outcomes: &mut [WriteOutcome],
 ) {
-    match (outcomes.len(), stored) {
-        (1, _) => {
-            outcomes[0].added += outcome.added;
-            outcomes[0].duplicates += outcome.duplicates;
-        }
-        (_, Some(stored)) => {
-            for (fix, &owner) in fixes.iter().zip(owners) {
-                if stored.contains(&fix.time) {
-                    outcomes[owner].duplicates += 1;
-                } else {
-                    outcomes[owner].added += 1;
-                }
-            }
-        }
-        (_, None) => {
-            let mut added_left = outcome.added;
-            for &owner in owners {
-                if added_left > 0 {
-                    added_left -= 1;
-                    outcomes[owner].added += 1;
-                } else {
-                    outcomes[owner].duplicates += 1;
-                }
-            }
+    for (fix, &owner) in fixes.iter().zip(owners) {
+        if added.contains(&fix.time) {
+            outcomes[owner].added += 1;
+        } else {
+            outcomes[owner].duplicates += 1;
         }
     }
     for o in outcomes.iter_mut() {
@@ -670,7 +588,13 @@ mod tests {
     }
 
     impl PointWriter for FakeStore {
-        fn insert_points(&self, _: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+        fn insert_points_reporting(
+            &self,
+            _: UserId,
+            device: DeviceId,
+            fixes: &[Fix],
+            added: &mut dyn FnMut(Timestamp),
+        ) -> StoreResult<WriteOutcome> {
             self.calls.lock().unwrap().push((device, fixes.len()));
             match device.0 {
                 1 => {
@@ -681,10 +605,8 @@ mod tests {
                 4 => panic!("fake store panics"),
                 _ => {}
             }
+            fixes.iter().for_each(|f| added(f.time));
             Ok(WriteOutcome { added: fixes.len() as u64, seq: Some(Seq(7)), ..WriteOutcome::default() })
-        }
-        fn scan_points(&self, _: &PointQuery, _: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
-            Ok(())
         }
     }
 
