@@ -26,12 +26,13 @@
 //!   list of migrations, each in its own transaction; see `schema.rs`).
 
 mod auth;
+mod checkpoint;
 mod points;
 mod schema;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
@@ -140,9 +141,13 @@ impl Drop for Lent<'_> {
 
 /// The SQLite [`Store`].
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    /// Shared with the checkpoint thread, which holds it for the last few
+    /// frames of each checkpoint.
+    writer: Arc<Mutex<Connection>>,
     /// `None` for in-memory stores, whose only connection is the writer.
     readers: Option<ReaderPool>,
+    /// Copies the WAL into the database off the commit path (file stores).
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -170,7 +175,11 @@ impl SqliteStore {
         let mut conn = Connection::open(&path).db()?;
         configure_writer(&conn, page_size, true)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { writer: Mutex::new(conn), readers: Some(ReaderPool::new(path)) })
+        // Checkpoints happen on their own thread (see `checkpoint`), not in commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
+        let writer = Arc::new(Mutex::new(conn));
+        let checkpointer = checkpoint::Checkpointer::start(&path, Arc::clone(&writer))?;
+        Ok(Self { writer, readers: Some(ReaderPool::new(path)), _checkpointer: Some(checkpointer) })
     }
 
     /// A private in-memory database, for tests.
@@ -181,7 +190,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().db()?;
         configure_writer(&conn, DEFAULT_PAGE_SIZE, false)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { writer: Mutex::new(conn), readers: None })
+        Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None })
     }
 
     /// This instance's random id, fixed at creation.

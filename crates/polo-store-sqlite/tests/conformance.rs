@@ -125,3 +125,32 @@ fn reads_do_not_wait_for_the_writer() {
         .unwrap();
     assert!(seen >= 5000);
 }
+
+#[test]
+fn the_wal_is_checkpointed_in_the_background() {
+    let (store, dir) = temp_store();
+    let user = store.create_user("alice", "h", false).unwrap().id;
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    let fixes: Vec<Fix> = (0..500)
+        .map(|i| Fix::new(Timestamp(1_000_000 + i * 1000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Csv))
+        .collect();
+    for fix in &fixes {
+        store.insert_points(user, device, std::slice::from_ref(fix)).unwrap();
+    }
+    // Commits never checkpoint; the background thread does within its interval.
+    let copy = dir.path().join("copy.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // The database file alone (no WAL beside it) must hold every point.
+        std::fs::copy(dir.path().join("polo.db"), &copy).unwrap();
+        let n: i64 = rusqlite::Connection::open(&copy)
+            .unwrap()
+            .query_row("SELECT coalesce(sum(n), 0) FROM point_chunks", [], |r| r.get(0))
+            .unwrap_or(0); // not even the schema is in the file before the first checkpoint
+        if n == 500 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the WAL was not checkpointed: {n} of 500 points in the file");
+    }
+}
