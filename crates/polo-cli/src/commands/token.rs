@@ -67,6 +67,9 @@ fn revoke(store: &dyn Store, user: &str, id: i64) -> anyhow::Result<Outcome> {
     if !store.revoke_token(user.id, id)? {
         bail!("{} has no token {id} (see `polo token list --user {}`)", user.name, user.name);
     }
-    eprintln!("revoked token {id}");
+    eprintln!(
+        "revoked token {id}; a running `polo serve` refuses it within {} s (at once when revoked through its API)",
+        polo_server::auth::TOKEN_CACHE_TTL.as_secs()
+    );
     Ok(Outcome::Success)
 }
