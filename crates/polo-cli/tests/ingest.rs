@@ -270,3 +270,37 @@ fn owntracks_encrypted_payloads_with_a_device_key() {
     let clear = http(&server.addr, "POST", "/api/owntracks", &headers, location.as_bytes());
     assert!(clear.json().is_array(), "{}", clear.body);
 }
+
+#[test]
+fn owntracks_cards_are_kept_and_returned_with_the_friends() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "jane");
+    let phone = format!("Bearer {}", token(dir.path(), "jane", "phone"));
+    let tablet = format!("Bearer {}", token(dir.path(), "jane", "tablet"));
+    let server = serve(dir.path(), &[]);
+    let post = |auth: &str, body: &str| {
+        let response = http(
+            &server.addr,
+            "POST",
+            "/api/owntracks",
+            &[("Authorization", auth), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(response.status, 200, "{}", response.body);
+        response.json()
+    };
+    // The phone introduces itself, then reports a location; the tablet asks.
+    post(&phone, r#"{"_type":"card","tid":"JP","name":"Jane Jolie","face":"iVBORw0KGgoAAAANSUhEUg=="}"#);
+    post(&phone, r#"{"_type":"location","lat":48.856826,"lon":2.292713,"tst":1763699990,"tid":"JP"}"#);
+    let reply = post(&tablet, r#"{"_type":"location","lat":48.85,"lon":2.29,"tst":1763699999,"tid":"TB"}"#);
+    let messages = reply.as_array().unwrap();
+    let card = messages.iter().find(|m| m["_type"] == "card").unwrap_or_else(|| panic!("a card in {reply}"));
+    assert_eq!((card["name"].as_str(), card["face"].as_str()), (Some("Jane Jolie"), Some("iVBORw0KGgoAAAANSUhEUg==")));
+    let jp =
+        messages.iter().find(|m| m["_type"] == "location" && m["tid"] == card["tid"]).expect("the card's location");
+    assert_eq!(jp["tst"], 1_763_699_990);
+    // A card without name and face removes it.
+    post(&phone, r#"{"_type":"card","tid":"JP"}"#);
+    let reply = post(&tablet, "");
+    assert!(!reply.as_array().unwrap().iter().any(|m| m["_type"] == "card"), "{reply}");
+}

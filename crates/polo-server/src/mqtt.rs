@@ -351,6 +351,7 @@ impl Subscriber {
         let fix: Fix = match message {
             owntracks::Message::Location(location) => location.fix,
             owntracks::Message::Transition(transition) => transition.fix,
+            owntracks::Message::Card(card) => return self.store_card(&user, &device, card).await,
             _ => return Handled::Ignored,
         };
         let resolved = match resolved {
@@ -378,6 +379,24 @@ impl Subscriber {
                 self.devices.clear();
                 self.reject("mqtt_store")
             }
+        }
+    }
+
+    /// Keeps a device's card (published retained on `…/info`) for the
+    /// OwnTracks HTTP friends replies.
+    async fn store_card(&mut self, user: &str, device: &str, card: owntracks::Card) -> Handled {
+        let Some((user_id, device_id)) = self.resolve(user, device).await else {
+            return self.reject("mqtt_unknown_user");
+        };
+        let card = (card.name.is_some() || card.face.is_some())
+            .then_some(polo_store::DeviceCard { name: card.name, face: card.face });
+        let (store, stored) = (self.state.store.clone(), card.clone());
+        match tokio::task::spawn_blocking(move || store.set_device_card(user_id, device_id, stored.as_ref())).await {
+            Ok(Ok(())) => {
+                self.state.last_seen.card_stored(device_id, card);
+                Handled::Ignored
+            }
+            Ok(Err(_)) | Err(_) => self.reject("mqtt_store"),
         }
     }
 
@@ -500,6 +519,9 @@ mod tests {
         assert_eq!(sub.handle("owntracks/jane/phone/event", transition).await, Handled::Stored { added: 1 });
         let card = br#"{"_type":"card","tid":"JP","name":"Jane Jolie"}"#;
         assert_eq!(sub.handle("owntracks/jane/phone/info", card).await, Handled::Ignored);
+        let phone = store.list_devices(jane.id).unwrap()[0].id;
+        let kept = store.device_card(jane.id, phone).unwrap().unwrap();
+        assert_eq!(kept.name.as_deref(), Some("Jane Jolie"), "cards are kept for the friends reply");
         assert_eq!(sub.handle("owntracks/jane/phone", br#"{"_type":"lwt","tst":1763690000}"#).await, Handled::Ignored);
         assert_eq!(sub.handle("owntracks/jane/phone", b"").await, Handled::Ignored);
         assert_eq!(sub.handle("owntracks/jane/phone", b"not json").await, Handled::Rejected("mqtt_unusable"));

@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
-    Change, ChangeKind, Device, PointQuery, Session, StorageStats, Store, StoreError, StoreResult, StoredInterval,
-    Token, User, WriteOutcome,
+    Change, ChangeKind, Device, DeviceCard, PointQuery, Session, StorageStats, Store, StoreError, StoreResult,
+    StoredInterval, Token, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -474,6 +474,37 @@ impl Store for SqliteStore {
                     "UPDATE devices SET encryption_key = ?3 WHERE user_id = ?1 AND id = ?2 \
                      AND encryption_key IS NOT ?3",
                     params![user.0, device.0, key],
+                )
+                .db()?;
+            if changed == 0 {
+                return check_device(tx, user, device);
+            }
+            log_change(tx, ChangeKind::Device, user, Some(device), None, None, 1)?;
+            Ok(())
+        })
+    }
+
+    fn device_card(&self, user: UserId, device: DeviceId) -> StoreResult<Option<DeviceCard>> {
+        self.read(|c| {
+            let (name, face) = c
+                .prepare_cached("SELECT card_name, card_face FROM devices WHERE user_id = ?1 AND id = ?2")
+                .db()?
+                .query_row([user.0, device.0], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)))
+                .optional()
+                .db()?
+                .ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))?;
+            Ok((name.is_some() || face.is_some()).then_some(DeviceCard { name, face }))
+        })
+    }
+
+    fn set_device_card(&self, user: UserId, device: DeviceId, card: Option<&DeviceCard>) -> StoreResult<()> {
+        let (name, face) = card.map_or((None, None), |c| (c.name.as_deref(), c.face.as_deref()));
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE devices SET card_name = ?3, card_face = ?4 WHERE user_id = ?1 AND id = ?2 \
+                     AND (card_name IS NOT ?3 OR card_face IS NOT ?4)",
+                    params![user.0, device.0, name, face],
                 )
                 .db()?;
             if changed == 0 {

@@ -128,8 +128,14 @@ const V3: &str = "
 ALTER TABLE devices ADD COLUMN encryption_key TEXT;
 ";
 
+/// Version 4: the card (display name and picture) a device sends.
+const V4: &str = "
+ALTER TABLE devices ADD COLUMN card_name TEXT;
+ALTER TABLE devices ADD COLUMN card_face TEXT;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -66,7 +66,7 @@ macro_rules! conformance_tests {
             scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
             intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
-            device_encryption_keys, insert_reports_added_times);
+            device_encryption_keys, insert_reports_added_times, device_cards);
     };
 }
 
@@ -93,6 +93,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("tokens_create_lookup_revoke", tokens_create_lookup_revoke),
     ("device_encryption_keys", device_encryption_keys),
     ("insert_reports_added_times", insert_reports_added_times),
+    ("device_cards", device_cards),
     ("sessions_expire_and_delete", sessions_expire_and_delete),
     ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
 ];
@@ -765,4 +766,25 @@ pub fn insert_reports_added_times(store: &dyn Store) {
     let later = [plain_fix(T0 + 10_000_000), plain_fix(T0 + 9_000_000)];
     assert_eq!(report(&later), vec![T0 + 9_000_000, T0 + 10_000_000]);
     assert_eq!(store.count_points(a).unwrap(), 2_000 + 50 + 2);
+}
+
+/// Cards: per device, owner only, replaced whole, removed with `None`.
+pub fn device_cards(store: &dyn Store) {
+    use crate::DeviceCard;
+    let (a, phone) = setup(store, "alice");
+    let (b, _) = setup(store, "bob");
+    assert_eq!(store.device_card(a, phone).unwrap(), None);
+    let card = DeviceCard { name: Some("Alice A.".into()), face: Some("iVBORw0KGgo=".into()) };
+    let before = store.last_seq().unwrap();
+    store.set_device_card(a, phone, Some(&card)).unwrap();
+    store.set_device_card(a, phone, Some(&card)).unwrap(); // unchanged: no second change
+    assert_eq!(store.device_card(a, phone).unwrap(), Some(card));
+    assert_eq!(store.changes_since(before, 10).unwrap().len(), 1);
+    let name_only = DeviceCard { name: Some("Alice".into()), face: None };
+    store.set_device_card(a, phone, Some(&name_only)).unwrap();
+    assert_eq!(store.device_card(a, phone).unwrap(), Some(name_only));
+    assert!(matches!(store.device_card(b, phone), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.set_device_card(b, phone, None), Err(StoreError::NotFound(_))));
+    store.set_device_card(a, phone, None).unwrap();
+    assert_eq!(store.device_card(a, phone).unwrap(), None);
 }

@@ -58,6 +58,16 @@ pub struct User {
     pub created: Timestamp,
 }
 
+/// What a device shows of itself to the people it shares with (OwnTracks'
+/// `card` message): a display name and a picture.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceCard {
+    /// Display name.
+    pub name: Option<String>,
+    /// Picture: base64 of a PNG, as the app sends it.
+    pub face: Option<String>,
+}
+
 /// A user's device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -248,6 +258,17 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when `device` is not the user's.
     fn set_device_encryption_key(&self, user: UserId, device: DeviceId, key: Option<&str>) -> StoreResult<()>;
+    /// The device's card, if it sent one.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `device` is not the user's.
+    fn device_card(&self, user: UserId, device: DeviceId) -> StoreResult<Option<DeviceCard>>;
+    /// Replaces (`Some`) or removes (`None`) the device's card; appends a
+    /// [`ChangeKind::Device`] change when it changed anything.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `device` is not the user's.
+    fn set_device_card(&self, user: UserId, device: DeviceId, card: Option<&DeviceCard>) -> StoreResult<()>;
     /// Looks a user up by id.
     ///
     /// # Errors

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use polo_domain::{DeviceId, Fix, UserId};
-use polo_store::{Device, Store, StoreResult};
+use polo_store::{Device, DeviceCard, Store, StoreResult};
 
 /// How long a user's device list is reused before it is read again (devices
 /// created by another process show up after at most this long).
@@ -34,6 +34,8 @@ pub struct LastSeen {
     devices: Expiring<UserId, Arc<[Device]>>,
     /// OwnTracks encryption passphrases (`None`: clear text), same TTL.
     keys: Expiring<DeviceId, Option<Arc<str>>>,
+    /// Device cards for the friends reply, same TTL.
+    cards: Expiring<DeviceId, Option<Arc<DeviceCard>>>,
 }
 
 /// Values remembered for [`DEVICE_LIST_TTL`].
@@ -151,6 +153,31 @@ impl LastSeen {
     /// Drops the cached passphrase of `device` (it was set or cleared).
     pub fn forget_encryption_key(&self, device: DeviceId) {
         self.keys.remove(&device);
+    }
+
+    /// The device's card, from memory when read less than
+    /// [`DEVICE_LIST_TTL`] ago.
+    ///
+    /// # Errors
+    /// When the store cannot be read, or the device is not the user's.
+    pub fn card(&self, store: &dyn Store, user: UserId, device: DeviceId) -> StoreResult<Option<Arc<DeviceCard>>> {
+        if let Some(card) = self.cached_card(device) {
+            return Ok(card);
+        }
+        let card = store.device_card(user, device)?.map(Arc::new);
+        self.cards.insert(device, card.clone());
+        Ok(card)
+    }
+
+    /// The card if it is in memory and fresh; never reads the store.
+    #[must_use]
+    pub fn cached_card(&self, device: DeviceId) -> Option<Option<Arc<DeviceCard>>> {
+        self.cards.get(&device)
+    }
+
+    /// Remembers a card just stored.
+    pub fn card_stored(&self, device: DeviceId, card: Option<DeviceCard>) {
+        self.cards.insert(device, card.map(Arc::new));
     }
 
     /// Drops the cached device list of `user` (a device was created).

@@ -220,12 +220,35 @@ async fn owntracks_inner(state: &AppState, query: &IngestQuery, parts: &Parts, b
             sender = Some(device);
             store_fixes(state, &caller, device, "owntracks", vec![transition.fix]).await?;
         }
+        owntracks::Message::Card(card) => {
+            let device = resolve_device(state, &caller, device_name(card.topic.as_ref()).as_deref(), "phone").await?;
+            sender = Some(device);
+            store_card(state, &caller, device, card).await?;
+        }
         other => {
             tracing::debug!(kind = message_kind(&other), "OwnTracks message without a position accepted");
             state.metrics.rejected("owntracks_not_location");
         }
     }
     owntracks_reply(state, &caller, sender).await
+}
+
+/// Keeps the device's card (name and picture) for the friends replies; a
+/// card with neither removes it.
+async fn store_card(
+    state: &AppState,
+    caller: &Caller,
+    device: DeviceId,
+    card: owntracks::Card,
+) -> Result<(), ApiError> {
+    let card = (card.name.is_some() || card.face.is_some())
+        .then_some(polo_store::DeviceCard { name: card.name, face: card.face });
+    let (store, user, stored) = (state.store.clone(), caller.user.id, card.clone());
+    tokio::task::spawn_blocking(move || store.set_device_card(user, device, stored.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("card task failed: {e}")))??;
+    state.last_seen.card_stored(device, card);
+    Ok(())
 }
 
 /// Decrypts an encrypted OwnTracks message with the sending device's
@@ -297,9 +320,10 @@ async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     let own_device = caller.device.as_ref().map(|d| d.id);
     let cached = state.last_seen.cached_devices(caller.user.id).and_then(|devices| {
         let lasts: Option<Vec<Option<Fix>>> = devices.iter().map(|d| state.last_seen.cached(d.id)).collect();
-        lasts.map(|lasts| (devices, lasts))
+        let cards: Option<Vec<_>> = devices.iter().map(|d| state.last_seen.cached_card(d.id)).collect();
+        Some((devices, lasts?, cards?))
     });
-    let (devices, lasts) = match cached {
+    let (devices, lasts, cards) = match cached {
         Some(found) => found,
         None => {
             let store = state.store.clone();
@@ -309,7 +333,11 @@ async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
                 let devices = last_seen.devices(store.as_ref(), user)?;
                 let lasts =
                     devices.iter().map(|d| last_seen.get(store.as_ref(), user, d.id)).collect::<Result<Vec<_>, _>>()?;
-                Ok((devices, lasts))
+                let cards = devices
+                    .iter()
+                    .map(|d| last_seen.card(store.as_ref(), user, d.id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((devices, lasts, cards))
             })
             .await
             .map_err(|e| ApiError::internal(format!("friends task failed: {e}")))??
@@ -318,7 +346,8 @@ async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     let friends: Vec<owntracks::Friend> = devices
         .iter()
         .zip(lasts)
-        .map(|(device, last)| owntracks::Friend {
+        .zip(cards)
+        .map(|((device, last), card)| owntracks::Friend {
             user: caller.user.name.clone(),
             is_self: own_device == Some(device.id),
             device: device.name.clone(),
@@ -328,8 +357,8 @@ async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
                 .and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok())
                 .and_then(|v| v.get("tid").and_then(Value::as_str).map(str::to_owned)),
             last,
-            name: None,
-            face: None,
+            name: card.as_ref().and_then(|c| c.name.clone()),
+            face: card.as_ref().and_then(|c| c.face.clone()),
         })
         .collect();
     Ok(owntracks::friends_reply(&friends))
