@@ -435,6 +435,18 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            // The owner's "vault" device has a point that day; other users have no such device.
+            method: "GET",
+            path: "/api/v1/timeline/day",
+            expect: [401, 400, 200, 200, 400],
+            request: |_, _| Request::new("GET", "/api/v1/timeline/day?date=2024-03-01&device=vault"),
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert_eq!(r.json()["device"], "vault", "{}: {}", role.name(), r.body);
+                }
+            },
+        },
+        Row {
             method: "POST",
             path: "/api/v1/imports",
             expect: [401, 202, 202, 202, 202],

@@ -304,3 +304,61 @@ fn owntracks_cards_are_kept_and_returned_with_the_friends() {
     let reply = post(&tablet, "");
     assert!(!reply.as_array().unwrap().iter().any(|m| m["_type"] == "card"), "{reply}");
 }
+
+#[test]
+fn the_day_timeline_tells_stays_and_legs_in_local_time() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "jane");
+    let auth = format!("Bearer {}", token(dir.path(), "jane", "phone"));
+    let server = serve(dir.path(), &[]);
+    // 2024-05-01 in Berlin (+02:00): at home 07:00-08:00, a 3 km walk, at work 09:00-12:00.
+    let mut points = Vec::new();
+    let mut at = |minute: i64, lat: f64, lon: f64| {
+        let (h, m) = (7 + minute / 60, minute % 60);
+        points.push(serde_json::json!({"time": format!("2024-05-01T{h:02}:{m:02}:00+02:00"), "lat": lat, "lon": lon}));
+    };
+    for minute in (0..=60).step_by(2) {
+        at(minute, 52.5200, 13.4050);
+    }
+    for step in 1..=30 {
+        at(60 + step * 2, 52.5200 + 0.0009 * step as f64, 13.4050);
+    }
+    for minute in (122..=300).step_by(2) {
+        at(minute, 52.5470, 13.4050);
+    }
+    let body = serde_json::Value::Array(points).to_string();
+    let stored = http(
+        &server.addr,
+        "POST",
+        "/api/v1/points",
+        &[("Authorization", auth.as_str()), ("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(stored.status, 200, "{}", stored.body);
+
+    let day =
+        http(&server.addr, "GET", "/api/v1/timeline/day?date=2024-05-01", &[("Authorization", auth.as_str())], b"");
+    assert_eq!(day.status, 200, "{}", day.body);
+    let day = day.json();
+    assert_eq!((day["device"].as_str(), day["utc_offset_minutes"].as_i64()), (Some("phone"), Some(120)), "{day}");
+    assert_eq!(day["from"], "2024-04-30T22:00:00.000Z", "the local day starts at local midnight");
+    let kinds: Vec<&str> = day["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["stay", "leg"], "{day}");
+    let (home, walk) = (&day["entries"][0], &day["entries"][1]);
+    assert_eq!(
+        (home["start"].as_str(), home["visit"].as_bool()),
+        (Some("2024-05-01T05:00:00.000Z"), Some(true)),
+        "{home}"
+    );
+    assert_eq!(walk["mode"], "walk", "{walk}");
+    let metres = walk["distance_m"].as_f64().unwrap();
+    assert!((2_900.0..3_200.0).contains(&metres), "{walk}");
+    // The open stay at work has not ended, so like trackintel it is not a stay yet.
+    // Another day is empty; a malformed one is refused.
+    let empty =
+        http(&server.addr, "GET", "/api/v1/timeline/day?date=2024-05-03", &[("Authorization", auth.as_str())], b"");
+    assert_eq!(empty.json()["entries"].as_array().map(Vec::len), Some(0));
+    let bad =
+        http(&server.addr, "GET", "/api/v1/timeline/day?date=2024-02-30", &[("Authorization", auth.as_str())], b"");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}

@@ -62,6 +62,7 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "query", description = "Reading points, last locations and intervals back"),
         (name = "account", description = "Logging in, the caller's account, devices, tokens and users"),
         (name = "imports", description = "Uploading files to import in the background"),
+        (name = "timeline", description = "Stays and legs computed from the points"),
     )
 )]
 pub(crate) struct ApiDoc;
