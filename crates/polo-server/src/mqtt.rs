@@ -388,8 +388,7 @@ impl Subscriber {
         let Some((user_id, device_id)) = self.resolve(user, device).await else {
             return self.reject("mqtt_unknown_user");
         };
-        let card = (card.name.is_some() || card.face.is_some())
-            .then_some(polo_store::DeviceCard { name: card.name, face: card.face });
+        let card = card.into_device_card();
         let (store, stored) = (self.state.store.clone(), card.clone());
         match tokio::task::spawn_blocking(move || store.set_device_card(user_id, device_id, stored.as_ref())).await {
             Ok(Ok(())) => {

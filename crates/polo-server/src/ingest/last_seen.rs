@@ -58,6 +58,16 @@ impl<K: std::hash::Hash + Eq, V: Clone> Expiring<K, V> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (value, Instant::now()));
     }
 
+    /// The fresh value, or `load`'s, which is then remembered.
+    fn get_or_load(&self, key: K, load: impl FnOnce() -> StoreResult<V>) -> StoreResult<V> {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let value = load()?;
+        self.insert(key, value.clone());
+        Ok(value)
+    }
+
     fn remove(&self, key: &K) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
@@ -114,12 +124,7 @@ impl LastSeen {
     /// # Errors
     /// When the store cannot be read.
     pub fn devices(&self, store: &dyn Store, user: UserId) -> StoreResult<Arc<[Device]>> {
-        if let Some(list) = self.cached_devices(user) {
-            return Ok(list);
-        }
-        let list: Arc<[Device]> = store.list_devices(user)?.into();
-        self.devices.insert(user, Arc::clone(&list));
-        Ok(list)
+        self.devices.get_or_load(user, || Ok(store.list_devices(user)?.into()))
     }
 
     /// The user's device list if it is in memory and fresh; never reads the
@@ -135,12 +140,7 @@ impl LastSeen {
     /// # Errors
     /// When the store cannot be read, or the device is not the user's.
     pub fn encryption_key(&self, store: &dyn Store, user: UserId, device: DeviceId) -> StoreResult<Option<Arc<str>>> {
-        if let Some(key) = self.cached_encryption_key(device) {
-            return Ok(key);
-        }
-        let key: Option<Arc<str>> = store.device_encryption_key(user, device)?.map(Into::into);
-        self.keys.insert(device, key.clone());
-        Ok(key)
+        self.keys.get_or_load(device, || Ok(store.device_encryption_key(user, device)?.map(Into::into)))
     }
 
     /// The passphrase if it is in memory and fresh (`Some(None)`: known to
@@ -161,12 +161,7 @@ impl LastSeen {
     /// # Errors
     /// When the store cannot be read, or the device is not the user's.
     pub fn card(&self, store: &dyn Store, user: UserId, device: DeviceId) -> StoreResult<Option<Arc<DeviceCard>>> {
-        if let Some(card) = self.cached_card(device) {
-            return Ok(card);
-        }
-        let card = store.device_card(user, device)?.map(Arc::new);
-        self.cards.insert(device, card.clone());
-        Ok(card)
+        self.cards.get_or_load(device, || Ok(store.device_card(user, device)?.map(Arc::new)))
     }
 
     /// The card if it is in memory and fresh; never reads the store.

@@ -224,6 +224,16 @@ pub struct Card {
     pub topic: Option<Topic>,
 }
 
+impl Card {
+    /// What polo keeps of it: `None` for a card with neither name nor face,
+    /// which removes the device's card.
+    #[must_use]
+    pub fn into_device_card(self) -> Option<polo_store::DeviceCard> {
+        (self.name.is_some() || self.face.is_some())
+            .then_some(polo_store::DeviceCard { name: self.name, face: self.face })
+    }
+}
+
 /// One OwnTracks message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {

@@ -241,8 +241,7 @@ async fn store_card(
     device: DeviceId,
     card: owntracks::Card,
 ) -> Result<(), ApiError> {
-    let card = (card.name.is_some() || card.face.is_some())
-        .then_some(polo_store::DeviceCard { name: card.name, face: card.face });
+    let card = card.into_device_card();
     let (store, user, stored) = (state.store.clone(), caller.user.id, card.clone());
     tokio::task::spawn_blocking(move || store.set_device_card(user, device, stored.as_ref()))
         .await

@@ -416,10 +416,14 @@ impl Writer {
         let result = if fixes.is_empty() {
             Ok(WriteOutcome::default())
         } else {
+            // Only a write shared by several waiters needs to know which times were new.
+            let shared = jobs.len() > 1;
             let mut added = HashSet::new();
             let written = catch_unwind(AssertUnwindSafe(|| {
                 self.store.insert_points_reporting(user, device, &fixes, &mut |t| {
-                    added.insert(t);
+                    if shared {
+                        added.insert(t);
+                    }
                 })
             }))
             .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
@@ -441,6 +445,7 @@ impl Writer {
 
 /// Splits a group's outcome between its waiters: each fix the store added
 /// counts for the waiter that submitted it, every other one is a duplicate.
+/// A lone waiter takes the store's counts as they are.
 fn attribute(
     outcome: &WriteOutcome,
     fixes: &[Fix],
@@ -448,6 +453,13 @@ fn attribute(
     added: &HashSet<Timestamp>,
     outcomes: &mut [WriteOutcome],
 ) {
+    if let [only] = outcomes {
+        // One waiter: the store's counts are its counts (`added` was not collected).
+        only.added += outcome.added;
+        only.duplicates += outcome.duplicates;
+        only.seq = outcome.seq.filter(|_| only.added > 0);
+        return;
+    }
     for (fix, &owner) in fixes.iter().zip(owners) {
         if added.contains(&fix.time) {
             outcomes[owner].added += 1;

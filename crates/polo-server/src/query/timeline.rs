@@ -176,9 +176,9 @@ pub(crate) async fn day(
         let clock = OffsetChanges::from_points(&points, 0);
         let from = instant_of_local(&clock, date.0 * DAY_MS);
         let to = instant_of_local(&clock, (date.0 + 1) * DAY_MS);
-        let timeline = polo_timeline::detect(&points, &TimelineParams::default())
+        let settings = TimelineParams::default();
+        let timeline = polo_timeline::detect(&points, &settings)
             .map_err(|e| ApiError::internal(format!("timeline computation failed: {e}")))?;
-        let params = TimelineParams::default();
         let mut entries = Vec::new();
         for stay in &timeline.stays {
             if stay.end > from && stay.start < to {
@@ -190,7 +190,7 @@ pub(crate) async fn day(
                     points: stay.point_count,
                     lat: Some(stay.centroid.lat()),
                     lon: Some(stay.centroid.lon()),
-                    visit: Some(stay.is_visit(&params.stays)),
+                    visit: Some(stay.is_visit(&settings.stays)),
                     distance_m: None,
                     mode: None,
                     max_speed_mps: None,
