@@ -27,6 +27,7 @@
 
 mod auth;
 mod checkpoint;
+mod derived;
 mod points;
 mod schema;
 
@@ -37,8 +38,8 @@ use std::time::Duration;
 
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
-    Change, ChangeKind, Device, DeviceCard, PointQuery, Session, StorageStats, Store, StoreError, StoreResult,
-    StoredInterval, Token, User, WriteOutcome,
+    Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard,
+    PointQuery, Session, StorageStats, Store, StoreError, StoreResult, StoredInterval, Token, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -307,6 +308,7 @@ fn kind_code(kind: ChangeKind) -> i64 {
         ChangeKind::IntervalsInserted => 3,
         ChangeKind::User => 4,
         ChangeKind::Device => 5,
+        ChangeKind::Edit => 6,
     }
 }
 
@@ -317,6 +319,7 @@ fn kind_from_code(code: i64) -> StoreResult<ChangeKind> {
         3 => ChangeKind::IntervalsInserted,
         4 => ChangeKind::User,
         5 => ChangeKind::Device,
+        6 => ChangeKind::Edit,
         _ => return Err(StoreError::Corrupt(format!("unknown change kind {code}"))),
     })
 }
@@ -688,6 +691,33 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })
+    }
+
+    fn derived_range(&self, user: UserId, range: &DerivedRange) -> StoreResult<Vec<DerivedRow>> {
+        self.read(|c| derived::range(c, user, range))
+    }
+
+    fn derived_before(
+        &self,
+        user: UserId,
+        kind: DerivedKind,
+        scope: DerivedScope,
+        before: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DerivedRow>> {
+        self.read(|c| derived::before(c, user, kind, scope, before, limit))
+    }
+
+    fn derived_write(&self, user: UserId, batch: &DerivedBatch, edit: bool) -> StoreResult<Option<Seq>> {
+        self.write(|tx| derived::write(tx, user, batch, edit))
+    }
+
+    fn derived_cursor(&self, name: &str) -> StoreResult<Seq> {
+        self.read(|c| derived::cursor(c, name))
+    }
+
+    fn set_derived_cursor(&self, name: &str, seq: Seq) -> StoreResult<()> {
+        self.write(|tx| derived::set_cursor(tx, name, seq))
     }
 
     fn changes_since(&self, after: Seq, limit: usize) -> StoreResult<Vec<Change>> {

@@ -134,8 +134,29 @@ ALTER TABLE devices ADD COLUMN card_name TEXT;
 ALTER TABLE devices ADD COLUMN card_face TEXT;
 ";
 
+/// Version 5: derived data (see `polo_store::derived`) and the cursors of
+/// the computations that maintain it. A rowid table with a unique key
+/// index, because values range from a few bytes (a stay) to tens of
+/// kilobytes (a day's simplified track). `device_id` 0 holds user-level rows.
+const V5: &str = "
+CREATE TABLE derived (
+    id        INTEGER PRIMARY KEY,
+    user_id   INTEGER NOT NULL REFERENCES users (id),
+    kind      INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    key       INTEGER NOT NULL,
+    value     BLOB NOT NULL
+);
+CREATE UNIQUE INDEX derived_by_key ON derived (user_id, kind, device_id, key);
+
+CREATE TABLE derived_cursors (
+    name TEXT PRIMARY KEY NOT NULL,
+    seq  INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -66,7 +66,8 @@ macro_rules! conformance_tests {
             scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
             intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
-            device_encryption_keys, insert_reports_added_times, device_cards);
+            device_encryption_keys, insert_reports_added_times, device_cards, derived_rows_ranges_and_batches,
+            derived_edits_and_cursors);
     };
 }
 
@@ -96,6 +97,8 @@ pub const ALL: &[(&str, Test)] = &[
     ("device_cards", device_cards),
     ("sessions_expire_and_delete", sessions_expire_and_delete),
     ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
+    ("derived_rows_ranges_and_batches", derived_rows_ranges_and_batches),
+    ("derived_edits_and_cursors", derived_edits_and_cursors),
 ];
 
 /// Runs every test, each on a fresh store from `make`.
@@ -787,4 +790,80 @@ pub fn device_cards(store: &dyn Store) {
     assert!(matches!(store.set_device_card(b, phone, None), Err(StoreError::NotFound(_))));
     store.set_device_card(a, phone, None).unwrap();
     assert_eq!(store.device_card(a, phone).unwrap(), None);
+}
+
+fn derived(kind: u16, scope: crate::DerivedScope, key: i64, value: &[u8]) -> crate::DerivedRow {
+    crate::DerivedRow { kind: crate::DerivedKind(kind), scope, key, value: value.to_vec() }
+}
+
+/// Ranges read in key order per (user, kind, scope); a batch deletes, then puts.
+pub fn derived_rows_ranges_and_batches(store: &dyn Store) {
+    use crate::{DerivedBatch, DerivedKind, DerivedRange, DerivedScope};
+    let (a, phone) = setup(store, "alice");
+    let (b, watch) = setup(store, "bob");
+    let dev = DerivedScope::Device(phone);
+    let stays = DerivedKind(1);
+    let rows: Vec<_> = [30, -5, 10, 20].iter().map(|&k| derived(1, dev, k, &k.to_le_bytes())).collect();
+    let before = store.last_seq().unwrap();
+    let batch = DerivedBatch { delete: vec![], put: rows };
+    assert_eq!(store.derived_write(a, &batch, false).unwrap(), None);
+    assert_eq!(store.last_seq().unwrap(), before, "recomputed data appends no change");
+    // Other kinds, scopes and users do not show up.
+    store.derived_write(a, &DerivedBatch { delete: vec![], put: vec![derived(2, dev, 10, b"leg")] }, false).unwrap();
+    store
+        .derived_write(a, &DerivedBatch { delete: vec![], put: vec![derived(1, DerivedScope::User, 10, b"u")] }, false)
+        .unwrap();
+    let bob_row = derived(1, DerivedScope::Device(watch), 10, b"bob");
+    store.derived_write(b, &DerivedBatch { delete: vec![], put: vec![bob_row] }, false).unwrap();
+    let keys = |range: DerivedRange| -> Vec<i64> { store.derived_range(a, &range).unwrap().iter().map(|r| r.key).collect() };
+    assert_eq!(keys(DerivedRange::all(stays, dev)), [-5, 10, 20, 30]);
+    assert_eq!(keys(DerivedRange { kind: stays, scope: dev, from: 10, to: 30 }), [10, 20]);
+    assert_eq!(keys(DerivedRange::key(stays, dev, 20)), [20]);
+    let user_rows = store.derived_range(a, &DerivedRange::all(stays, DerivedScope::User)).unwrap();
+    assert_eq!(user_rows, [derived(1, DerivedScope::User, 10, b"u")]);
+    assert_eq!(store.derived_range(a, &DerivedRange::all(stays, dev)).unwrap()[1].value, 10i64.to_le_bytes());
+    let latest: Vec<i64> = store.derived_before(a, stays, dev, 30, 2).unwrap().iter().map(|r| r.key).collect();
+    assert_eq!(latest, [20, 10]);
+    assert!(store.derived_before(a, stays, dev, -5, 10).unwrap().is_empty());
+    // Replace a window: delete [10, 30), put 15 and an update of 30.
+    let replace = DerivedBatch {
+        delete: vec![DerivedRange { kind: stays, scope: dev, from: 10, to: 30 }],
+        put: vec![derived(1, dev, 15, b"new"), derived(1, dev, 30, b"updated")],
+    };
+    store.derived_write(a, &replace, false).unwrap();
+    let now = store.derived_range(a, &DerivedRange::all(stays, dev)).unwrap();
+    assert_eq!(now.iter().map(|r| r.key).collect::<Vec<_>>(), [-5, 15, 30]);
+    assert_eq!((now[1].value.as_slice(), now[2].value.as_slice()), (&b"new"[..], &b"updated"[..]));
+    assert_eq!(keys(DerivedRange::all(DerivedKind(2), dev)), [10], "other kinds untouched");
+    assert_eq!(store.derived_range(b, &DerivedRange::all(stays, DerivedScope::Device(watch))).unwrap().len(), 1);
+    // A device that is not the user's fails the whole batch.
+    let foreign = DerivedBatch {
+        delete: vec![DerivedRange::all(stays, dev)],
+        put: vec![derived(1, DerivedScope::Device(watch), 1, b"x")],
+    };
+    assert!(matches!(store.derived_write(a, &foreign, false), Err(StoreError::NotFound(_))));
+    assert_eq!(keys(DerivedRange::all(stays, dev)), [-5, 15, 30], "a failed batch stores nothing");
+    assert!(matches!(
+        store.derived_write(UserId(9_999), &DerivedBatch { delete: vec![], put: vec![derived(1, DerivedScope::User, 1, b"")] }, false),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Edits append one change each; cursors start at 0 and remember.
+pub fn derived_edits_and_cursors(store: &dyn Store) {
+    use crate::{DerivedBatch, DerivedScope};
+    let (a, _) = setup(store, "alice");
+    let before = store.last_seq().unwrap();
+    let edit = DerivedBatch { delete: vec![], put: vec![derived(7, DerivedScope::User, 1, b"Home")] };
+    let seq = store.derived_write(a, &edit, true).unwrap().expect("an edit appends a change");
+    let log = store.changes_since(before, 10).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].seq, log[0].kind, log[0].user, log[0].count), (seq, ChangeKind::Edit, a, 1));
+    assert_eq!(store.derived_write(a, &DerivedBatch::default(), true).unwrap(), None, "an empty edit changes nothing");
+    assert_eq!(store.derived_cursor("timeline").unwrap(), Seq(0));
+    store.set_derived_cursor("timeline", Seq(42)).unwrap();
+    store.set_derived_cursor("timeline", Seq(43)).unwrap();
+    store.set_derived_cursor("other", Seq(1)).unwrap();
+    assert_eq!(store.derived_cursor("timeline").unwrap(), Seq(43));
+    assert_eq!(store.derived_cursor("other").unwrap(), Seq(1));
 }

@@ -7,6 +7,8 @@
 //!
 //! * [`codec`] — the compact point-chunk encoding both backends store, which is
 //!   how polo keeps a typical phone history under 24 bytes per point.
+//! * [`derived`] — the generic rows in which computed data (stays, legs,
+//!   places, statistics, map levels) and the user's edits of it are kept.
 //! * [`conformance`] (feature `conformance`) — the test suite every backend
 //!   runs against itself.
 //!
@@ -17,9 +19,11 @@
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod derived;
 
 use std::ops::ControlFlow;
 
+pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
 
 /// Errors every backend reports.
@@ -174,6 +178,9 @@ pub enum ChangeKind {
     User,
     /// A device was created or changed.
     Device,
+    /// The user edited derived data (renamed or merged a place, corrected a
+    /// transport mode, changed timeline settings); `count` rows were written.
+    Edit,
 }
 
 /// One entry of the per-instance change log, in commit order.
@@ -413,6 +420,44 @@ pub trait Store: Send + Sync {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> StoreResult<Vec<StoredInterval>>;
+
+    /// The derived rows in `range`, by key.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn derived_range(&self, user: UserId, range: &DerivedRange) -> StoreResult<Vec<DerivedRow>>;
+    /// At most `limit` rows of (kind, scope) with `key < before`, latest key first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn derived_before(
+        &self,
+        user: UserId,
+        kind: DerivedKind,
+        scope: DerivedScope,
+        before: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DerivedRow>>;
+    /// Applies `batch` in one transaction. With `edit`, the write is the
+    /// user's own and appends one [`ChangeKind::Edit`] change counting the
+    /// rows put, whose seq is returned; recomputed data (`edit = false`)
+    /// appends none and returns `None`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user or a device that is not
+    /// the user's; backend failures (nothing of the batch is stored then).
+    fn derived_write(&self, user: UserId, batch: &DerivedBatch, edit: bool) -> StoreResult<Option<Seq>>;
+    /// How far into the change log the computation called `name` has got
+    /// (0 when it never ran).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn derived_cursor(&self, name: &str) -> StoreResult<Seq>;
+    /// Records the computation's progress.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn set_derived_cursor(&self, name: &str, seq: Seq) -> StoreResult<()>;
 
     /// Change-log entries after `after`, oldest first, at most `limit`.
     ///

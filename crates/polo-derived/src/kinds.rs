@@ -1,0 +1,53 @@
+//! The [`DerivedKind`] numbers this crate stores, and their key layouts.
+//!
+//! Numbers are part of the on-disk format: never reuse or renumber one.
+//! Kinds below 100 are recomputed from the points and may be thrown away
+//! and rebuilt at any time; kinds from 100 on are the user's edits, which
+//! are never recomputed (they are written with `edit = true`, so they enter
+//! the change log and replicate).
+
+use polo_store::DerivedKind;
+
+/// A device's stays (scope: device; key: start, ms since the epoch).
+pub const STAY: DerivedKind = DerivedKind(1);
+/// A device's legs (scope: device; key: start, ms).
+pub const LEG: DerivedKind = DerivedKind(2);
+/// A place as computed from the stays (scope: user; key: place id).
+pub const PLACE: DerivedKind = DerivedKind(3);
+/// A device's statistics of one local day (scope: device; key: local day
+/// number, days since 1970-01-01).
+pub const DAY_STATS: DerivedKind = DerivedKind(4);
+/// Per UTC day, how many points each map level holds (scope: device; key:
+/// UTC day number). Lets an overview pick its level without reading tracks.
+pub const MAP_COUNTS: DerivedKind = DerivedKind(10);
+/// A day's simplified track at level 0 (scope: device; key: UTC day number);
+/// level `l` is kind `MAP_TRACK_0 + l`, for [`MAP_LEVELS`] levels.
+pub const MAP_TRACK_0: u16 = 11;
+/// How many map levels there are (kinds 11 to 18 are reserved for them).
+pub const MAP_LEVELS: u16 = 4;
+/// Heatmap cell counts of one month (scope: device; key: month number,
+/// `year * 12 + month - 1`).
+pub const HEAT: DerivedKind = DerivedKind(20);
+/// Fog-of-war cell passes of one month (scope: device; key: month number).
+pub const FOG: DerivedKind = DerivedKind(21);
+
+/// The user's edits of a place: name, merge (scope: user; key: place id).
+pub const PLACE_EDIT: DerivedKind = DerivedKind(100);
+/// A user's correction of a transport mode (scope: user; key: start of the
+/// corrected leg, ms).
+pub const MODE_EDIT: DerivedKind = DerivedKind(101);
+/// The user's timeline settings (scope: user; key 0).
+pub const SETTINGS: DerivedKind = DerivedKind(102);
+
+/// The kind of map level `level`.
+///
+/// # Panics
+/// When `level >= MAP_LEVELS`.
+#[must_use]
+pub fn map_track(level: u16) -> DerivedKind {
+    assert!(level < MAP_LEVELS, "map level {level} out of range");
+    DerivedKind(MAP_TRACK_0 + level)
+}
+
+/// The name of the change-log cursor of the timeline computation.
+pub const CURSOR: &str = "timeline";

@@ -1,0 +1,1 @@
+//! Map levels of detail: built by the map helper (see the issue).
