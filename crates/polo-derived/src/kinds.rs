@@ -17,6 +17,9 @@ pub const PLACE: DerivedKind = DerivedKind(3);
 /// A device's statistics of one local day (scope: device; key: local day
 /// number, days since 1970-01-01).
 pub const DAY_STATS: DerivedKind = DerivedKind(4);
+/// The settings a device's stored timeline was computed with (scope:
+/// device; key 0). A change of the user's settings recomputes everything.
+pub const STATE: DerivedKind = DerivedKind(5);
 /// Per UTC day, how many points each map level holds (scope: device; key:
 /// UTC day number). Lets an overview pick its level without reading tracks.
 pub const MAP_COUNTS: DerivedKind = DerivedKind(10);

@@ -2,12 +2,28 @@
 //! in the store and maintained incrementally from the change log, so that a
 //! day view, a stats page or a ten-year map overview is a lookup.
 //!
-//! * [`kinds`] — which derived rows exist and how they are keyed.
+//! * [`engine`] — follows the change log and recomputes what changed.
+//! * [`window`] — the window of a device's stays and legs a change affects.
+//! * [`places`] — stable place ids, renames and merges.
+//! * [`days`] — per-day statistics, maintained per device.
+//! * [`views`] — the lookups the API serves: a day, entries, places, stats.
+//! * [`settings`] — per-user timeline parameters.
+//! * [`kinds`] and [`rows`] — which derived rows exist, their keys and encoding.
 //! * [`map`] — map levels of detail (simplified tracks per day and level),
 //!   heatmap and fog-of-war aggregates, and the queries over them.
 
+pub mod days;
+pub mod engine;
 pub mod error;
 pub mod kinds;
 pub mod map;
+pub mod places;
+pub mod rows;
+pub mod settings;
+pub mod views;
+pub mod window;
+
+pub use engine::{CatchUp, Engine};
+pub use places::Locator;
 
 pub use error::{DerivedError, DerivedResult};

@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -61,7 +61,7 @@ fn version_1_databases_migrate_to_the_latest() {
     conn.execute_batch(
         "DROP TABLE tokens; DROP TABLE sessions; ALTER TABLE devices DROP COLUMN encryption_key; \
          ALTER TABLE devices DROP COLUMN card_name; ALTER TABLE devices DROP COLUMN card_face; \
-         PRAGMA user_version = 1;",
+         DROP TABLE derived; DROP TABLE derived_cursors; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -72,9 +72,10 @@ fn version_1_databases_migrate_to_the_latest() {
     assert_eq!(store.token_by_hash(&[7; 32]).unwrap().unwrap().0.id, token.id);
     store.set_device_encryption_key(user.id, device.id, Some("k")).unwrap();
     assert_eq!(store.device_encryption_key(user.id, device.id).unwrap().as_deref(), Some("k"));
+    store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[test]

@@ -815,7 +815,8 @@ pub fn derived_rows_ranges_and_batches(store: &dyn Store) {
         .unwrap();
     let bob_row = derived(1, DerivedScope::Device(watch), 10, b"bob");
     store.derived_write(b, &DerivedBatch { delete: vec![], put: vec![bob_row] }, false).unwrap();
-    let keys = |range: DerivedRange| -> Vec<i64> { store.derived_range(a, &range).unwrap().iter().map(|r| r.key).collect() };
+    let keys =
+        |range: DerivedRange| -> Vec<i64> { store.derived_range(a, &range).unwrap().iter().map(|r| r.key).collect() };
     assert_eq!(keys(DerivedRange::all(stays, dev)), [-5, 10, 20, 30]);
     assert_eq!(keys(DerivedRange { kind: stays, scope: dev, from: 10, to: 30 }), [10, 20]);
     assert_eq!(keys(DerivedRange::key(stays, dev, 20)), [20]);
@@ -844,7 +845,11 @@ pub fn derived_rows_ranges_and_batches(store: &dyn Store) {
     assert!(matches!(store.derived_write(a, &foreign, false), Err(StoreError::NotFound(_))));
     assert_eq!(keys(DerivedRange::all(stays, dev)), [-5, 15, 30], "a failed batch stores nothing");
     assert!(matches!(
-        store.derived_write(UserId(9_999), &DerivedBatch { delete: vec![], put: vec![derived(1, DerivedScope::User, 1, b"")] }, false),
+        store.derived_write(
+            UserId(9_999),
+            &DerivedBatch { delete: vec![], put: vec![derived(1, DerivedScope::User, 1, b"")] },
+            false
+        ),
         Err(StoreError::NotFound(_))
     ));
 }

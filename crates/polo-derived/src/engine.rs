@@ -1,0 +1,259 @@
+//! The engine: follows the store's change log and keeps every user's
+//! derived data up to date, one affected window at a time.
+//!
+//! [`Engine::catch_up`] reads the changes after its cursor, merges them per
+//! (user, device) into the time span they touched, recomputes each span
+//! (stays and legs in a window, places for the window's visits, the days it
+//! touches, the map levels), and only then moves the cursor. A crash in
+//! between recomputes the same spans again, which is harmless: every step
+//! replaces its rows. Derived writes are not edits, so they add nothing to
+//! the change log the engine reads; the engine's work never feeds itself.
+//!
+//! One engine per store: it holds a lock so the background loop and a
+//! request that recomputes synchronously (a corrected transport mode) never
+//! interleave their writes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use polo_domain::{DeviceId, Seq, Timestamp, UserId};
+use polo_store::{ChangeKind, DerivedBatch, DerivedRange, DerivedScope, Store};
+use polo_timeline::{TimelineParams, TransportMode};
+
+use crate::kinds::{CURSOR, LEG, MODE_EDIT, STATE, STAY};
+use crate::places::{Locator, PlaceBook, place_rows};
+use crate::rows::{ModeEdit, decode, encode};
+use crate::settings::settings;
+use crate::window::{Window, recompute};
+use crate::{DerivedError, DerivedResult, days, map};
+
+/// How many change-log entries one catch-up step reads.
+pub const BATCH: usize = 10_000;
+
+/// What one catch-up step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Change-log entries consumed.
+    pub changes: usize,
+    /// Device windows recomputed.
+    pub windows: usize,
+    /// Points read to recompute them.
+    pub points_read: u64,
+    /// The cursor after the step.
+    pub cursor: Seq,
+}
+
+/// The span of one device's points a set of changes touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    /// From the first to the last instant (inclusive).
+    Between(Timestamp, Timestamp),
+    /// Everything (settings changed, an unbounded delete).
+    All,
+}
+
+impl Span {
+    fn widen(self, other: Span) -> Span {
+        match (self, other) {
+            (Span::Between(a, b), Span::Between(c, d)) => Span::Between(a.min(c), b.max(d)),
+            _ => Span::All,
+        }
+    }
+}
+
+/// Keeps derived data current; see the module documentation.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    locator: Option<Arc<dyn Locator>>,
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("locator", &self.locator.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`; `locator` names places' countries and towns.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, locator: Option<Arc<dyn Locator>>) -> Self {
+        Self { store, locator, lock: Mutex::new(()) }
+    }
+
+    /// The store it maintains.
+    #[must_use]
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// How far the engine has got in the change log.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn cursor(&self) -> DerivedResult<Seq> {
+        Ok(self.store.derived_cursor(CURSOR)?)
+    }
+
+    /// Processes the changes after the cursor, at most [`BATCH`] of them.
+    /// Call until it reports no changes to be caught up.
+    ///
+    /// # Errors
+    /// Store failures, damaged rows. The cursor stays where it was, so the
+    /// next call retries.
+    pub fn catch_up(&self) -> DerivedResult<CatchUp> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = &*self.store;
+        let cursor = store.derived_cursor(CURSOR)?;
+        let changes = store.changes_since(cursor, BATCH)?;
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(CatchUp { cursor, ..CatchUp::default() });
+        };
+        let mut spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
+        let mut settings_may_have_changed: Vec<UserId> = Vec::new();
+        for change in &changes {
+            let span = match (change.first, change.last) {
+                (Some(first), Some(last)) => Span::Between(first, last),
+                _ => Span::All,
+            };
+            match change.kind {
+                ChangeKind::PointsInserted | ChangeKind::PointsDeleted | ChangeKind::IntervalsInserted => {
+                    let Some(device) = change.device else {
+                        // A delete across all devices.
+                        for device in store.list_devices(change.user)? {
+                            spans.entry((change.user, device.id)).and_modify(|s| *s = s.widen(span)).or_insert(span);
+                        }
+                        continue;
+                    };
+                    spans.entry((change.user, device)).and_modify(|s| *s = s.widen(span)).or_insert(span);
+                }
+                ChangeKind::Edit => settings_may_have_changed.push(change.user),
+                ChangeKind::User | ChangeKind::Device => {}
+            }
+        }
+        settings_may_have_changed.dedup();
+        for user in settings_may_have_changed {
+            let current = settings(store, user)?;
+            for device in store.list_devices(user)? {
+                if self.computed_with(user, device.id)?.as_ref() != Some(&current) {
+                    spans.insert((user, device.id), Span::All);
+                }
+            }
+        }
+        let mut report = CatchUp { changes: changes.len(), cursor: last, ..CatchUp::default() };
+        let mut params_of: BTreeMap<UserId, TimelineParams> = BTreeMap::new();
+        for ((user, device), span) in spans {
+            let params = match params_of.get(&user) {
+                Some(params) => params.clone(),
+                None => {
+                    let params = settings(store, user)?;
+                    params_of.insert(user, params.clone());
+                    params
+                }
+            };
+            report.points_read += self.refresh_device(user, device, span, &params)?;
+            report.windows += 1;
+        }
+        store.set_derived_cursor(CURSOR, last)?;
+        Ok(report)
+    }
+
+    /// The settings a device's stored timeline was computed with.
+    fn computed_with(&self, user: UserId, device: DeviceId) -> DerivedResult<Option<TimelineParams>> {
+        let rows = self.store.derived_range(user, &DerivedRange::key(STATE, DerivedScope::Device(device), 0))?;
+        rows.first().map(decode).transpose()
+    }
+
+    fn refresh_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        span: Span,
+        params: &TimelineParams,
+    ) -> DerivedResult<u64> {
+        let store = &*self.store;
+        let scope = DerivedScope::Device(device);
+        let changed = match span {
+            Span::Between(first, last) => Some((first, last)),
+            Span::All => None,
+        };
+        let mut window: Window = recompute(store, user, device, changed, params)?;
+        let mut book = PlaceBook::load(store, user)?;
+        let places = book.assign(&mut window.stays, &params.places, self.locator.as_deref())?;
+        let (from, to) = (window.from.unwrap_or(i64::MIN), window.to.unwrap_or(i64::MAX));
+        let mut batch = DerivedBatch {
+            delete: vec![DerivedRange { kind: STAY, scope, from, to }, DerivedRange { kind: LEG, scope, from, to }],
+            put: place_rows(places),
+        };
+        // The span the stored stays and legs now differ in, for the days.
+        let first = window.stays.first().map(|s| s.start).into_iter().chain(window.legs.first().map(|l| l.start)).min();
+        let last = window.stays.last().map(|s| s.end).into_iter().chain(window.legs.last().map(|l| l.end)).max();
+        batch.put.extend(window.stays.iter().map(|s| encode(STAY, scope, s.start, s)));
+        batch.put.extend(window.legs.iter().map(|l| encode(LEG, scope, l.start, l)));
+        batch.put.push(encode(STATE, scope, 0, params));
+        store.derived_write(user, &batch, false)?;
+
+        // Days: those of the window's new entries, of the entries it
+        // replaced (bounded by the window), and of the changed points.
+        let mut day_from = first.unwrap_or(i64::MAX);
+        let mut day_to = last.unwrap_or(i64::MIN);
+        if let Some(from) = window.from {
+            day_from = day_from.min(from);
+        }
+        if let Some((changed_from, changed_to)) = changed {
+            day_from = day_from.min(changed_from.0);
+            day_to = day_to.max(changed_to.0);
+        }
+        if let Some(to) = window.to {
+            day_to = day_to.max(to);
+        }
+        if changed.is_none() {
+            // Everything was recomputed: clear day rows outside the data too.
+            store.derived_write(
+                user,
+                &DerivedBatch { delete: vec![DerivedRange::all(crate::kinds::DAY_STATS, scope)], put: vec![] },
+                false,
+            )?;
+        }
+        if day_from <= day_to {
+            days::refresh(store, user, device, Timestamp(day_from), Timestamp(day_to), &book)?;
+        }
+        let (map_from, map_to) = match changed {
+            Some((a, b)) => (a, b),
+            None => (Timestamp(day_from), Timestamp(day_to)),
+        };
+        if map_from <= map_to {
+            map::refresh_device(store, user, device, map_from, map_to)?;
+        }
+        Ok(window.points_read)
+    }
+
+    /// Corrects the transport mode of the leg of `device` that starts at
+    /// `start`, and refreshes the statistics of its days. The correction is
+    /// the user's edit: it survives every recomputation.
+    ///
+    /// # Errors
+    /// [`DerivedError::Invalid`] when there is no such leg; store failures.
+    pub fn set_leg_mode(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        start: Timestamp,
+        mode: TransportMode,
+    ) -> DerivedResult<()> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = &*self.store;
+        let scope = DerivedScope::Device(device);
+        let rows = store.derived_range(user, &DerivedRange::key(LEG, scope, start.0))?;
+        let Some(row) = rows.first() else {
+            return Err(DerivedError::Invalid(format!("there is no leg starting at {start}")));
+        };
+        let leg: crate::rows::LegRow = decode(row)?;
+        let edit = ModeEdit { end: leg.end, mode };
+        let batch = DerivedBatch { delete: vec![], put: vec![encode(MODE_EDIT, DerivedScope::User, leg.start, &edit)] };
+        store.derived_write(user, &batch, true)?;
+        let book = PlaceBook::load(store, user)?;
+        days::refresh(store, user, device, Timestamp(leg.start), Timestamp(leg.end), &book)?;
+        Ok(())
+    }
+}

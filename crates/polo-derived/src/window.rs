@@ -1,0 +1,188 @@
+//! Recomputing one device's stays and legs after its points changed, in a
+//! window rather than over the whole history.
+//!
+//! The rule comes from `polo_timeline::incremental`: detection may restart
+//! at the end of any stored stay that is a restart point and ended before
+//! the change. From there the points are read in chunks of a few days; each
+//! chunk's result is kept up to its own last restart point, where the next
+//! chunk starts, so memory stays bounded by a chunk whatever the history.
+//!
+//! The window also ends early. Once detection has passed the last changed
+//! instant and reaches a restart point `e` where the *stored* timeline also
+//! has a stay ending at `e`, everything from `e` on would be recomputed
+//! exactly as stored (detection from `e` depends only on the points from
+//! `e`, which did not change), so the window is `[restart, e)`. A point
+//! backfilled into 2016 therefore recomputes a few hours of 2016, not the
+//! decade after it.
+
+use std::ops::ControlFlow;
+
+use polo_domain::{DeviceId, Timestamp, UserId};
+use polo_store::{DerivedScope, PointQuery, Store};
+use polo_timeline::{Leg, Stay, TimelineParams, TrackPoint};
+
+use crate::DerivedResult;
+use crate::kinds::STAY;
+use crate::rows::{LegRow, StayRow, decode};
+
+/// Detection reads a day of points at a time (longer when a day holds no
+/// restart point), which is also all a backfilled point costs.
+const CHUNK_MS: i64 = 86_400_000;
+
+/// The recomputed part of a device's timeline.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Window {
+    /// Stored rows with keys in `[from, to)` are replaced; `None`: unbounded.
+    pub from: Option<i64>,
+    /// See `from`.
+    pub to: Option<i64>,
+    /// The new stays in the window, by start (places not yet assigned).
+    pub stays: Vec<StayRow>,
+    /// The new legs in the window, by start.
+    pub legs: Vec<LegRow>,
+    /// Points read.
+    pub points_read: u64,
+}
+
+fn load(store: &dyn Store, query: &PointQuery) -> DerivedResult<Vec<TrackPoint>> {
+    let mut points = Vec::new();
+    store.scan_points(query, &mut |p| {
+        points.push(TrackPoint::from(&p));
+        ControlFlow::Continue(())
+    })?;
+    Ok(points)
+}
+
+fn first_point_at_or_after(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    from: Option<Timestamp>,
+) -> DerivedResult<Option<Timestamp>> {
+    let mut first = None;
+    store.scan_points(&PointQuery { user, device: Some(device), from, to: None }, &mut |p| {
+        first = Some(p.fix.time);
+        ControlFlow::Break(())
+    })?;
+    Ok(first)
+}
+
+/// The latest stored restart point strictly before `changed_from`.
+fn restart_before(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    changed_from: Timestamp,
+) -> DerivedResult<Option<Timestamp>> {
+    let scope = DerivedScope::Device(device);
+    let mut before = changed_from.0;
+    loop {
+        let rows = store.derived_before(user, STAY, scope, before, 16)?;
+        for row in &rows {
+            let stay: StayRow = decode(row)?;
+            if stay.end < changed_from.0 && stay.is_restart_point() {
+                return Ok(Some(Timestamp(stay.end)));
+            }
+        }
+        match rows.last() {
+            Some(oldest) if rows.len() == 16 => before = oldest.key,
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Whether the stored timeline has a restart point exactly at `at`.
+fn stored_restart_at(store: &dyn Store, user: UserId, device: DeviceId, at: Timestamp) -> DerivedResult<bool> {
+    let rows = store.derived_before(user, STAY, DerivedScope::Device(device), at.0, 1)?;
+    match rows.first() {
+        Some(row) => {
+            let stay: StayRow = decode(row)?;
+            Ok(stay.end == at.0 && stay.is_restart_point())
+        }
+        None => Ok(false),
+    }
+}
+
+fn offset_at(points: &[TrackPoint], index: usize) -> Option<i16> {
+    points
+        .get(index)
+        .and_then(|p| p.utc_offset_minutes)
+        .or_else(|| points[..index.min(points.len())].iter().rev().find_map(|p| p.utc_offset_minutes))
+}
+
+fn stay_row(points: &[TrackPoint], stay: &Stay, params: &TimelineParams) -> StayRow {
+    StayRow::new(stay, stay.is_visit(&params.stays), offset_at(points, stay.points.start))
+}
+
+fn leg_row(points: &[TrackPoint], leg: &Leg) -> LegRow {
+    LegRow {
+        start: leg.start.0,
+        end: leg.end.0,
+        points: leg.point_count,
+        distance_m: leg.distance_m,
+        mean_mps: leg.speed.mean_m_s,
+        median_mps: leg.speed.median_m_s,
+        p85_mps: leg.speed.p85_m_s,
+        max_mps: leg.speed.max_m_s,
+        mode: leg.mode,
+        source: leg.source,
+        offset: offset_at(points, leg.points.start),
+    }
+}
+
+/// Recomputes the stays and legs of `device` affected by a change of its
+/// points in `[changed.0, changed.1]` (`None`: the whole history).
+///
+/// # Errors
+/// Store failures, damaged rows, invalid parameters.
+pub fn recompute(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    changed: Option<(Timestamp, Timestamp)>,
+    params: &TimelineParams,
+) -> DerivedResult<Window> {
+    let restart = match changed {
+        Some((from, _)) => restart_before(store, user, device, from)?,
+        None => None,
+    };
+    let mut window = Window { from: restart.map(|t| t.0), ..Window::default() };
+    let Some(last) = store.last_point(user, device)?.map(|p| p.fix.time) else {
+        return Ok(window); // no points (left): the window from the restart on is empty
+    };
+    let Some(mut cursor) = (match restart {
+        Some(at) => Some(at),
+        None => first_point_at_or_after(store, user, device, None)?,
+    }) else {
+        return Ok(window);
+    };
+    let mut span = CHUNK_MS;
+    loop {
+        let to = Timestamp(cursor.0.saturating_add(span));
+        let query = PointQuery { user, device: Some(device), from: Some(cursor), to: Some(to) };
+        let points = load(store, &query)?;
+        window.points_read += points.len() as u64;
+        let timeline = polo_timeline::detect(&points, params)?;
+        if to > last {
+            window.stays.extend(timeline.stays.iter().map(|s| stay_row(&points, s, params)));
+            window.legs.extend(timeline.legs.iter().map(|l| leg_row(&points, l)));
+            return Ok(window);
+        }
+        let resume = timeline.resume_point(to);
+        let Some(next) = resume.from.filter(|&next| next > cursor) else {
+            // No restart point inside the chunk (one long stay or a long
+            // gap): read a longer chunk from the same place.
+            span = span.saturating_mul(2);
+            continue;
+        };
+        window.stays.extend(timeline.stays[..resume.kept_stays].iter().map(|s| stay_row(&points, s, params)));
+        window.legs.extend(timeline.legs.iter().filter(|l| l.start < next).map(|l| leg_row(&points, l)));
+        cursor = next;
+        span = CHUNK_MS;
+        let past_change = changed.is_some_and(|(_, changed_to)| next > changed_to);
+        if past_change && stored_restart_at(store, user, device, next)? {
+            window.to = Some(next.0);
+            return Ok(window);
+        }
+    }
+}

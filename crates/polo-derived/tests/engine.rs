@@ -1,0 +1,232 @@
+//! The engine against a real store: whatever order points arrive in, the
+//! stored timeline equals a detection over the whole history, and the
+//! user's edits survive every recomputation.
+
+use std::sync::Arc;
+
+use polo_derived::kinds::{LEG, STAY};
+use polo_derived::rows::{LegRow, Locality, StayRow};
+use polo_derived::views::{self, Period};
+use polo_derived::{Engine, Locator, places, settings};
+use polo_domain::{Coord, DeviceId, Fix, SourceFormat, Timestamp, UserId};
+use polo_store::{DerivedRange, DerivedScope, Store};
+use polo_store_sqlite::SqliteStore;
+use polo_timeline::synthetic::SyntheticTrack;
+use polo_timeline::{LocalDate, TimelineParams, TrackPoint, TransportMode};
+
+struct Fixture {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    user: UserId,
+    device: DeviceId,
+}
+
+struct Hemispheres;
+
+impl Locator for Hemispheres {
+    fn locate(&self, coord: Coord) -> Locality {
+        Locality {
+            country_code: Some(if coord.lon() >= 8.5 { "EA".into() } else { "WE".into() }),
+            town: Some(format!("town{}", (coord.lat() * 100.0).floor())),
+            ..Locality::default()
+        }
+    }
+}
+
+fn fixture() -> Fixture {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let user = store.create_user("alice", "x", false).unwrap().id;
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    Fixture { engine: Engine::new(store.clone(), Some(Arc::new(Hemispheres))), store, user, device }
+}
+
+fn fixes(points: &[TrackPoint]) -> Vec<Fix> {
+    points
+        .iter()
+        .map(|p| {
+            let mut fix = Fix::new(p.time, p.coord, SourceFormat::Unknown);
+            fix.utc_offset_minutes = p.utc_offset_minutes;
+            fix.altitude_cm = p.altitude_cm;
+            fix
+        })
+        .collect()
+}
+
+fn catch_up(engine: &Engine) -> u64 {
+    let mut read = 0;
+    loop {
+        let step = engine.catch_up().unwrap();
+        read += step.points_read;
+        if step.changes == 0 {
+            return read;
+        }
+    }
+}
+
+fn stored(f: &Fixture) -> (Vec<StayRow>, Vec<LegRow>) {
+    let scope = DerivedScope::Device(f.device);
+    let decode = |kind| -> Vec<Vec<u8>> {
+        f.store.derived_range(f.user, &DerivedRange::all(kind, scope)).unwrap().into_iter().map(|r| r.value).collect()
+    };
+    let stays = decode(STAY).iter().map(|v| serde_json::from_slice(v).unwrap()).collect();
+    let legs = decode(LEG).iter().map(|v| serde_json::from_slice(v).unwrap()).collect();
+    (stays, legs)
+}
+
+/// The (start, end) of stays and the (start, end, mode) of legs.
+type Shape = (Vec<(i64, i64)>, Vec<(i64, i64, TransportMode)>);
+
+/// The shape of the stays and legs a full detection over the stored
+/// points finds (the store keeps one fix per instant, so its points may be
+/// fewer than those inserted).
+fn expected(f: &Fixture) -> Shape {
+    let mut points = Vec::new();
+    f.store
+        .scan_points(&polo_store::PointQuery::user(f.user), &mut |p| {
+            points.push(TrackPoint::from(&p));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    let timeline = polo_timeline::detect(&points, &TimelineParams::default()).unwrap();
+    (
+        timeline.stays.iter().map(|s| (s.start.0, s.end.0)).collect(),
+        timeline.legs.iter().map(|l| (l.start.0, l.end.0, l.mode)).collect(),
+    )
+}
+
+fn actual(f: &Fixture) -> Shape {
+    let (stays, legs) = stored(f);
+    (stays.iter().map(|s| (s.start, s.end)).collect(), legs.iter().map(|l| (l.start, l.end, l.mode)).collect())
+}
+
+#[test]
+fn live_appends_keep_the_stored_timeline_equal_to_a_full_detection() {
+    let f = fixture();
+    let points = SyntheticTrack::new(21).days(3).points;
+    for batch in points.chunks(97) {
+        f.store.insert_points(f.user, f.device, &fixes(batch)).unwrap();
+        if batch[0].time.0 % 3 == 0 {
+            catch_up(&f.engine);
+        }
+    }
+    catch_up(&f.engine);
+    let (stays, legs) = actual(&f);
+    assert!(stays.len() > 5, "{} stays", stays.len());
+    assert_eq!((stays, legs), expected(&f));
+}
+
+#[test]
+fn a_backfilled_point_recomputes_only_its_neighbourhood() {
+    let f = fixture();
+    let mut points = SyntheticTrack::new(5).days(20).points;
+    // Leave one point out, import the rest, then backfill it.
+    let middle = points.len() / 2;
+    let late = points.remove(middle);
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    catch_up(&f.engine);
+    assert_eq!(actual(&f), expected(&f));
+    f.store.insert_points(f.user, f.device, &fixes(&[late])).unwrap();
+    let read = catch_up(&f.engine);
+    points.insert(middle, late);
+    assert_eq!(actual(&f), expected(&f));
+    assert!(read * 10 < points.len() as u64, "read {read} of {} points for one backfilled point", points.len());
+}
+
+#[test]
+fn importing_old_history_after_recent_history_equals_one_import() {
+    let f = fixture();
+    let points = SyntheticTrack::new(8).days(6).points;
+    let cut = points.len() * 2 / 3;
+    f.store.insert_points(f.user, f.device, &fixes(&points[cut..])).unwrap();
+    catch_up(&f.engine);
+    f.store.insert_points(f.user, f.device, &fixes(&points[..cut])).unwrap();
+    catch_up(&f.engine);
+    assert_eq!(actual(&f), expected(&f));
+    // A range delete (a tombstone) recomputes too.
+    let from = points[cut / 2].time;
+    let to = points[cut].time;
+    f.store
+        .delete_points(&polo_store::PointQuery { user: f.user, device: Some(f.device), from: Some(from), to: Some(to) })
+        .unwrap();
+    catch_up(&f.engine);
+    assert_eq!(actual(&f), expected(&f));
+}
+
+#[test]
+fn place_names_merges_and_mode_corrections_survive_recomputation() {
+    let f = fixture();
+    let points = SyntheticTrack::new(3).days(5).points;
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    catch_up(&f.engine);
+    let before = views::places(&*f.store, f.user).unwrap();
+    assert!(before.len() >= 2, "{before:?}");
+    let (home, other) = (before[0].id, before[1].id);
+    places::rename(&*f.store, f.user, home, Some("  Home ")).unwrap();
+    places::merge(&*f.store, f.user, other, home).unwrap();
+    assert!(places::merge(&*f.store, f.user, home, other).is_err(), "already one place");
+    assert!(places::rename(&*f.store, f.user, 9_999, Some("x")).is_err());
+    let (_, legs) = stored(&f);
+    let leg = legs.iter().find(|l| l.mode != TransportMode::Flight).unwrap().clone();
+    f.engine.set_leg_mode(f.user, f.device, Timestamp(leg.start), TransportMode::Flight).unwrap();
+
+    // New settings recompute everything (a shorter minimum visit).
+    let mut params = TimelineParams::default();
+    params.stays.visit_min_duration_s = 20 * 60;
+    settings::set_settings(&*f.store, f.user, &params).unwrap();
+    catch_up(&f.engine);
+
+    let after = views::places(&*f.store, f.user).unwrap();
+    let merged = after.iter().find(|p| p.id == home).unwrap();
+    assert_eq!(merged.name.as_deref(), Some("Home"));
+    assert_eq!(merged.merged, [other]);
+    assert!(after.iter().all(|p| p.id != other));
+    let expected_visits: u32 = before.iter().filter(|p| p.id == home || p.id == other).map(|p| p.visits).sum();
+    assert!(merged.visits >= expected_visits, "{} < {expected_visits}", merged.visits);
+    let (_, legs) = stored(&f);
+    let day = views::entries(
+        &*f.store,
+        f.user,
+        f.device,
+        Timestamp(leg.start),
+        Timestamp(leg.end + 1),
+        &places::PlaceBook::load(&*f.store, f.user).unwrap(),
+    )
+    .unwrap();
+    let shown = day.legs.iter().find(|l| l.row.start == leg.start).unwrap();
+    assert_eq!((shown.mode, shown.corrected), (TransportMode::Flight, true));
+    assert!(legs.iter().any(|l| l.start == leg.start), "the leg is still detected at the same time");
+    let stays = stored(&f).0;
+    assert!(stays.iter().filter(|s| s.visit).all(|s| s.place.is_some()));
+}
+
+#[test]
+fn stats_per_day_month_and_year_add_up() {
+    let f = fixture();
+    let points = SyntheticTrack::new(12).days(40).points;
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    catch_up(&f.engine);
+    let first = LocalDate(points[0].time.0.div_euclid(86_400_000) - 1);
+    let last = LocalDate(points.last().unwrap().time.0.div_euclid(86_400_000) + 1);
+    let (days, _) = views::stats(&*f.store, f.user, first, last, Period::Day).unwrap();
+    let (months, _) = views::stats(&*f.store, f.user, first, last, Period::Month).unwrap();
+    let (years, _) = views::stats(&*f.store, f.user, first, last, Period::Year).unwrap();
+    assert!(days.len() >= 39, "{} days", days.len());
+    assert!(months.len() >= 2 && months.len() <= 3);
+    let total = |buckets: &[views::PeriodStats]| buckets.iter().map(|b| b.distance_m).sum::<f64>();
+    assert!((total(&days) - total(&months)).abs() < 1e-6 && (total(&days) - total(&years)).abs() < 1e-6);
+    let (_, legs) = stored(&f);
+    let leg_total: f64 = legs.iter().map(|l| l.distance_m).sum();
+    assert!((total(&days) - leg_total).abs() < 1.0, "{} vs {leg_total}", total(&days));
+    let new_places: usize = months.iter().map(|m| m.new_places.len()).sum();
+    assert_eq!(new_places, views::places(&*f.store, f.user).unwrap().len());
+    let countries: u32 = years[0].days_per_country.values().sum();
+    assert!(countries >= days.len() as u32 / 2, "{:?}", years[0].days_per_country);
+    assert!(!years[0].top_places.is_empty() && !years[0].towns.is_empty());
+
+    // The day view is a lookup of the same rows.
+    let busiest = days.iter().max_by(|a, b| a.distance_m.total_cmp(&b.distance_m)).unwrap();
+    let day = views::day(&*f.store, f.user, busiest.first_day, None).unwrap();
+    assert_eq!(day.device, Some(f.device));
+    assert!(!day.entries.stays.is_empty() && !day.entries.legs.is_empty());
+    assert!(day.entries.stays.windows(2).all(|w| w[0].row.start <= w[1].row.start));
+}
