@@ -447,6 +447,95 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            method: "GET",
+            path: "/api/v1/timeline/entries",
+            expect: all(200),
+            request: |_, _| {
+                Request::new("GET", "/api/v1/timeline/entries?from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z")
+            },
+            check: |_, role, r| {
+                let body = r.json();
+                let devices: Vec<&str> =
+                    body.as_array().map_or(vec![], |a| a.iter().filter_map(|d| d["device"].as_str()).collect());
+                assert_eq!(
+                    devices.contains(&"vault"),
+                    matches!(role, Role::Owner | Role::Token),
+                    "{}: {}",
+                    role.name(),
+                    r.body
+                );
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/timeline/trips",
+            expect: all(200),
+            request: |_, _| {
+                Request::new("GET", "/api/v1/timeline/trips?from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z")
+            },
+            check: no_check,
+        },
+        Row {
+            // Nobody has a leg then: the owner learns that (404); others have no such device (400).
+            method: "PUT",
+            path: "/api/v1/timeline/legs/mode",
+            expect: [401, 400, 404, 404, 400],
+            request: |_, _| {
+                Request::new("PUT", "/api/v1/timeline/legs/mode")
+                    .json(&json!({"device": "vault", "start": "2024-03-01T00:00:00Z", "mode": "rail"}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/timeline/settings",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/timeline/settings"),
+            check: no_check,
+        },
+        Row {
+            method: "PUT",
+            path: "/api/v1/timeline/settings",
+            expect: all(200),
+            request: |_, _| Request::new("PUT", "/api/v1/timeline/settings").json(&json!({})),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/timeline/status",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/timeline/status"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/places",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/places"),
+            check: no_check,
+        },
+        Row {
+            method: "PATCH",
+            path: "/api/v1/places/{id}",
+            expect: [401, 404, 404, 404, 404],
+            request: |_, _| Request::new("PATCH", "/api/v1/places/987654").json(&json!({"name": "Home"})),
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/places/{id}/merge",
+            expect: [401, 404, 404, 404, 404],
+            request: |_, _| Request::new("POST", "/api/v1/places/987654/merge").json(&json!({"into": 987655})),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/stats",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/stats?from=2024-01-01&to=2024-12-31&period=year"),
+            check: no_check,
+        },
+        Row {
             method: "POST",
             path: "/api/v1/imports",
             expect: [401, 202, 202, 202, 202],

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{add_user, basic, http, serve, token};
+use common::{add_user, basic, http, serve, token, wait_for_timeline};
 use serde_json::Value;
 
 fn points(addr: &str, auth: &str, query: &str) -> Value {
@@ -335,6 +335,7 @@ fn the_day_timeline_tells_stays_and_legs_in_local_time() {
         body.as_bytes(),
     );
     assert_eq!(stored.status, 200, "{}", stored.body);
+    wait_for_timeline(&server.addr, &auth);
 
     let day =
         http(&server.addr, "GET", "/api/v1/timeline/day?date=2024-05-01", &[("Authorization", auth.as_str())], b"");

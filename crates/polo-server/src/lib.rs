@@ -19,6 +19,7 @@ pub mod mqtt;
 pub mod openapi;
 pub mod options;
 mod query;
+pub mod timeline_worker;
 
 use std::sync::Arc;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub last_seen: Arc<ingest::LastSeen>,
     /// File imports uploaded over HTTP (`/api/v1/imports`).
     pub imports: import_job::ImportJobs,
+    /// Keeps stays, legs, places, statistics and map levels current.
+    pub timeline: Arc<timeline_worker::TimelineWorker>,
 }
 
 impl AppState {
@@ -69,7 +72,9 @@ impl AppState {
         let metrics = Metrics::new();
         metrics.set_queue_stats(Arc::new(ingestor.clone()));
         let imports = import_job::ImportJobs::temporary()?;
-        Ok(Self { store, metrics, auth, ingestor, last_seen: Arc::new(ingest::LastSeen::new()), imports })
+        let engine = Arc::new(polo_derived::Engine::new(store.clone(), None));
+        let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine)?);
+        Ok(Self { store, metrics, auth, ingestor, last_seen: Arc::new(ingest::LastSeen::new()), imports, timeline })
     }
 }
 

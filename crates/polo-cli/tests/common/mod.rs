@@ -154,3 +154,19 @@ pub fn basic(user: &str, secret: &str) -> String {
     use base64::Engine as _;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
 }
+
+/// Waits until the server's background timeline computation has caught up
+/// with everything stored (`GET /api/v1/timeline/status`), at most 30 s.
+#[allow(dead_code)]
+pub fn wait_for_timeline(addr: &str, auth: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = http(addr, "GET", "/api/v1/timeline/status", &[("Authorization", auth)], b"");
+        assert_eq!(status.status, 200, "{}", status.body);
+        if status.json()["up_to_date"] == true {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the timeline did not catch up: {}", status.body);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,12 +1,15 @@
 //! The read side of the API under `/api/v1`: points for a time range (as
 //! paginated JSON or streamed GeoJSON/GPX/CSV), the last known location per
-//! device, the intervals a source carried, and the day timeline computed
-//! from the points.
+//! device, the intervals a source carried, and the stored timeline (days,
+//! stays and legs, trips, places, statistics) with the user's edits of it.
 //!
 //! Every query is scoped to the caller's user: the user id comes from the
 //! authenticated [`Caller`], never from the request.
 
+mod derived;
+mod places;
 mod points;
+mod stats;
 mod timeline;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -21,4 +24,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::last_locations))
         .routes(routes!(points::intervals))
         .routes(routes!(timeline::day))
+        .routes(routes!(timeline::entries))
+        .routes(routes!(timeline::trips))
+        .routes(routes!(timeline::correct_mode))
+        .routes(routes!(timeline::get_settings, timeline::put_settings))
+        .routes(routes!(timeline::status))
+        .routes(routes!(places::list))
+        .routes(routes!(places::rename))
+        .routes(routes!(places::merge))
+        .routes(routes!(stats::stats))
 }

@@ -1,35 +1,25 @@
-//! `GET /api/v1/timeline/day`: the stays and legs of one local day.
+//! The stored timeline under `/api/v1/timeline`: a local day, the stays,
+//! legs and trips of a range, transport-mode corrections, the user's
+//! timeline settings, and how far the background computation has got.
 //!
-//! Computed on request from the stored points with `polo-timeline` (stays by
-//! trackintel's sliding method, legs with their transport mode), with the
-//! user's default parameters. The points read reach a day beyond each side
-//! of the asked day, so a stay that began the evening before is found whole,
-//! exactly as a computation over the whole history would find it.
-//!
-//! "Local" is the time zone the points themselves carry (their UTC offsets,
-//! which change when the user travels or at DST); points without one count
-//! as UTC. Entries that overlap the local day are returned whole.
-
-use std::collections::HashMap;
-use std::ops::ControlFlow;
+//! Everything here is a lookup of what the timeline worker stored
+//! (`polo-derived`); nothing is detected on a request. "Local" is the time
+//! zone the points stated (their UTC offsets, which change with travel and
+//! DST); points without one count as UTC.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use polo_domain::{DeviceId, Timestamp};
-use polo_store::PointQuery;
-use polo_timeline::clock::instant_of_local;
-use polo_timeline::{LocalClock, LocalDate, OffsetChanges, TimelineParams, TrackPoint};
+use polo_derived::views::{self, DayView, Entries, LegView, Origin, StayView};
+use polo_domain::Timestamp;
+use polo_timeline::{TimelineParams, TransportMode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::derived::{blocking, device_named, parse_date, parse_instant, render_date};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, AuthErrors, BadRequest};
-
-const DAY_MS: i64 = 86_400_000;
-/// Context read on each side of the local day (a day, plus the widest UTC offsets).
-const CONTEXT_MS: i64 = DAY_MS + 14 * 3_600_000;
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
 
 /// Query parameters of `GET /api/v1/timeline/day`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -38,12 +28,12 @@ pub(crate) struct DayParams {
     /// The local day, `YYYY-MM-DD` (years 1970 to 9999).
     #[param(example = "2024-05-01", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     date: String,
-    /// The device whose points tell the story; default: the one with the most points around that day.
+    /// The device whose story to tell; default: the one that tracked most of that day.
     #[param(example = "phone")]
     device: Option<String>,
 }
 
-/// What an entry of the day is.
+/// What an entry is.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum EntryKind {
@@ -53,11 +43,32 @@ pub(crate) enum EntryKind {
     Leg,
 }
 
+/// Where an entry comes from.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EntryOrigin {
+    /// Detected from the device's points.
+    Detected,
+    /// A visit or activity the imported source carried, shown where there are no points.
+    Imported,
+}
+
+impl From<Origin> for EntryOrigin {
+    fn from(origin: Origin) -> Self {
+        match origin {
+            Origin::Detected => Self::Detected,
+            Origin::Imported => Self::Imported,
+        }
+    }
+}
+
 /// One stay or leg. Times are RFC 3339 in UTC.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DayEntry {
+pub(crate) struct Entry {
     /// Stay or leg.
     kind: EntryKind,
+    /// Detected or imported.
+    origin: EntryOrigin,
     /// When it began.
     #[schema(example = "2024-05-01T07:12:03Z")]
     start: String,
@@ -66,8 +77,11 @@ pub(crate) struct DayEntry {
     end: String,
     /// Seconds from start to end.
     duration_s: f64,
-    /// Points it is made of.
+    /// Points it is made of (0 for imported entries).
     points: u32,
+    /// UTC offset at its start, minutes east, when the points stated one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utc_offset_minutes: Option<i16>,
     /// Stays: the centroid's latitude in degrees.
     #[serde(skip_serializing_if = "Option::is_none")]
     lat: Option<f64>,
@@ -77,19 +91,107 @@ pub(crate) struct DayEntry {
     /// Stays: long enough to count as a visit.
     #[serde(skip_serializing_if = "Option::is_none")]
     visit: Option<bool>,
+    /// Visits: the place's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    place_id: Option<i64>,
+    /// Visits: the place's name (yours, or the imported source's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    place_name: Option<String>,
+    /// Visits: the country (ISO 3166-1 alpha-2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    /// Visits: the nearest town.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    town: Option<String>,
     /// Legs: metres along the points.
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_m: Option<f64>,
-    /// Legs: `walk`, `cycle`, `road`, `rail`, `flight` or `unknown`, inferred from speeds.
+    /// Legs: `walk`, `cycle`, `road`, `rail`, `flight` or `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "walk")]
     mode: Option<&'static str>,
-    /// Legs: the fastest sustained speed, m/s.
+    /// Legs: whether you corrected the mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode_corrected: Option<bool>,
+    /// Legs: cruising speed (85th percentile), m/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cruising_speed_mps: Option<f64>,
+    /// Legs: the fastest segment, m/s (may be a GPS jump).
     #[serde(skip_serializing_if = "Option::is_none")]
     max_speed_mps: Option<f64>,
     /// Legs: the mean speed, m/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     mean_speed_mps: Option<f64>,
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn seconds(start: i64, end: i64) -> f64 {
+    (end - start) as f64 / 1000.0
+}
+
+fn stay_entry(stay: &StayView) -> Entry {
+    let row = &stay.row;
+    let centroid = row.centroid();
+    let locality = stay.locality.as_ref();
+    Entry {
+        kind: EntryKind::Stay,
+        origin: stay.origin.into(),
+        start: Timestamp(row.start).to_string(),
+        end: Timestamp(row.end).to_string(),
+        duration_s: seconds(row.start, row.end),
+        points: row.points,
+        utc_offset_minutes: row.offset,
+        lat: Some(centroid.lat()),
+        lon: Some(centroid.lon()),
+        visit: Some(row.visit),
+        place_id: stay.place,
+        place_name: stay.place_name.clone(),
+        country: locality.and_then(|l| l.country_code.clone()),
+        town: locality.and_then(|l| l.town.clone()),
+        distance_m: None,
+        mode: None,
+        mode_corrected: None,
+        cruising_speed_mps: None,
+        max_speed_mps: None,
+        mean_speed_mps: None,
+    }
+}
+
+fn leg_entry(leg: &LegView) -> Entry {
+    let row = &leg.row;
+    Entry {
+        kind: EntryKind::Leg,
+        origin: leg.origin.into(),
+        start: Timestamp(row.start).to_string(),
+        end: Timestamp(row.end).to_string(),
+        duration_s: seconds(row.start, row.end),
+        points: row.points,
+        utc_offset_minutes: row.offset,
+        lat: None,
+        lon: None,
+        visit: None,
+        place_id: None,
+        place_name: None,
+        country: None,
+        town: None,
+        distance_m: Some(row.distance_m),
+        mode: Some(leg.mode.name()),
+        mode_corrected: Some(leg.corrected),
+        cruising_speed_mps: Some(row.p85_mps),
+        max_speed_mps: Some(row.max_mps),
+        mean_speed_mps: Some(row.mean_mps),
+    }
+}
+
+fn entry_list(entries: &Entries) -> Vec<Entry> {
+    let mut out: Vec<(i64, Entry)> = entries
+        .stays
+        .iter()
+        .map(|s| (s.row.start, stay_entry(s)))
+        .chain(entries.legs.iter().map(|l| (l.row.start, leg_entry(l))))
+        .collect();
+    out.sort_by_key(|(start, _)| *start);
+    out.into_iter().map(|(_, e)| e).collect()
 }
 
 /// The day's story.
@@ -98,37 +200,20 @@ pub(crate) struct DayTimeline {
     /// The local day asked for.
     #[schema(example = "2024-05-01")]
     date: String,
-    /// The device whose points were used; absent when there were none.
+    /// The device whose story it is; absent when no device has anything that day.
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<String>,
     /// The first instant of the local day (UTC).
     from: String,
     /// The first instant of the next local day (UTC).
     to: String,
-    /// The UTC offset at the start of the day, in minutes (from the points; 0 when they carry none).
+    /// The UTC offset at the start of the day, in minutes (from the points; 0 when they state none).
     utc_offset_minutes: i16,
     /// Stays and legs overlapping the day, in time order.
-    entries: Vec<DayEntry>,
+    entries: Vec<Entry>,
 }
 
-fn parse_date(text: &str) -> Result<LocalDate, ApiError> {
-    let bad = || ApiError::bad_request(format!("date must be a day as YYYY-MM-DD from 1970 to 9999, not {text:?}"));
-    let mut parts = text.split('-');
-    let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    let (year, month, day) = (
-        y.parse::<i32>().map_err(|_| bad())?,
-        m.parse::<u32>().map_err(|_| bad())?,
-        d.parse::<u32>().map_err(|_| bad())?,
-    );
-    if !(1970..=9999).contains(&year) {
-        return Err(bad());
-    }
-    LocalDate::from_ymd(year, month, day).ok_or_else(bad)
-}
-
-/// The stays and legs of a local day, computed from the caller's points.
+/// The stays and legs of a local day: a lookup of the stored timeline.
 #[utoipa::path(
     get,
     path = "/api/v1/timeline/day",
@@ -143,100 +228,297 @@ pub(crate) async fn day(
     params: Result<Query<DayParams>, QueryRejection>,
 ) -> Result<Json<DayTimeline>, ApiError> {
     let Query(params) = params?;
-    let date = parse_date(&params.date)?;
-    let store = state.store.clone();
-    let user = caller.user.id;
-    tokio::task::spawn_blocking(move || {
+    let date = parse_date("date", &params.date)?;
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || {
         let devices = store.list_devices(user)?;
-        let wanted = match &params.device {
-            Some(name) => Some(
-                devices
-                    .iter()
-                    .find(|d| &d.name == name)
-                    .map(|d| d.id)
-                    .ok_or_else(|| ApiError::bad_request(format!("you have no device named {name:?}")))?,
-            ),
-            None => None,
-        };
-        let midnight_utc = date.0 * DAY_MS;
-        let query = PointQuery {
-            user,
-            device: wanted,
-            from: Some(Timestamp(midnight_utc - CONTEXT_MS)),
-            to: Some(Timestamp(midnight_utc + DAY_MS + CONTEXT_MS)),
-        };
-        let mut by_device: HashMap<DeviceId, Vec<TrackPoint>> = HashMap::new();
-        store.scan_points(&query, &mut |point| {
-            by_device.entry(point.device).or_default().push(TrackPoint::from(&point));
-            ControlFlow::Continue(())
-        })?;
-        // One device's points tell one story; interleaving a phone and a watch would jitter.
-        let chosen = by_device.into_iter().max_by_key(|(id, points)| (points.len(), std::cmp::Reverse(id.0)));
-        let (device, points) = chosen.unwrap_or((DeviceId(0), Vec::new()));
-        let clock = OffsetChanges::from_points(&points, 0);
-        let from = instant_of_local(&clock, date.0 * DAY_MS);
-        let to = instant_of_local(&clock, (date.0 + 1) * DAY_MS);
-        let settings = TimelineParams::default();
-        let timeline = polo_timeline::detect(&points, &settings)
-            .map_err(|e| ApiError::internal(format!("timeline computation failed: {e}")))?;
-        let mut entries = Vec::new();
-        for stay in &timeline.stays {
-            if stay.end > from && stay.start < to {
-                entries.push(DayEntry {
-                    kind: EntryKind::Stay,
-                    start: stay.start.to_string(),
-                    end: stay.end.to_string(),
-                    duration_s: seconds(stay.start, stay.end),
-                    points: stay.point_count,
-                    lat: Some(stay.centroid.lat()),
-                    lon: Some(stay.centroid.lon()),
-                    visit: Some(stay.is_visit(&settings.stays)),
-                    distance_m: None,
-                    mode: None,
-                    max_speed_mps: None,
-                    mean_speed_mps: None,
-                });
-            }
-        }
-        for leg in &timeline.legs {
-            if leg.end > from && leg.start < to {
-                entries.push(DayEntry {
-                    kind: EntryKind::Leg,
-                    start: leg.start.to_string(),
-                    end: leg.end.to_string(),
-                    duration_s: seconds(leg.start, leg.end),
-                    points: leg.point_count,
-                    lat: None,
-                    lon: None,
-                    visit: None,
-                    distance_m: Some(leg.distance_m),
-                    mode: Some(leg.mode.name()),
-                    max_speed_mps: Some(leg.speed.max_m_s),
-                    mean_speed_mps: Some(leg.speed.mean_m_s),
-                });
-            }
-        }
-        entries.sort_by(|a, b| a.start.cmp(&b.start));
-        let offset = clock.offset_minutes_at(from);
+        let wanted = params.device.as_deref().map(|name| device_named(&devices, name)).transpose()?;
+        let DayView { device, from, to, offset_minutes, entries } = views::day(&*store, user, date, wanted)?;
         Ok(Json(DayTimeline {
-            date: params_date(date),
-            device: devices.iter().find(|d| d.id == device).map(|d| d.name.clone()),
+            date: render_date(date),
+            device: devices.iter().find(|d| Some(d.id) == device).map(|d| d.name.clone()),
             from: from.to_string(),
             to: to.to_string(),
-            utc_offset_minutes: offset,
-            entries,
+            utc_offset_minutes: offset_minutes,
+            entries: entry_list(&entries),
         }))
     })
     .await
-    .map_err(|e| ApiError::internal(format!("timeline task failed: {e}")))?
 }
 
-fn params_date(date: LocalDate) -> String {
-    let (y, m, d) = date.ymd();
-    format!("{y:04}-{m:02}-{d:02}")
+/// Query parameters of `GET /api/v1/timeline/entries`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RangeParams {
+    /// Start of the range (RFC 3339), inclusive.
+    #[param(example = "2024-05-01T00:00:00Z")]
+    from: String,
+    /// End of the range (RFC 3339), exclusive; at most 366 days after `from`.
+    #[param(example = "2024-05-08T00:00:00Z")]
+    to: String,
+    /// The device (by name); default: every device.
+    #[param(example = "phone")]
+    device: Option<String>,
 }
 
-#[allow(clippy::cast_precision_loss)]
-fn seconds(start: Timestamp, end: Timestamp) -> f64 {
-    (end.0 - start.0) as f64 / 1000.0
+/// One device's entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceEntries {
+    /// The device.
+    device: String,
+    /// Its stays and legs overlapping the range, in time order.
+    entries: Vec<Entry>,
+}
+
+const MAX_RANGE_MS: i64 = 366 * 86_400_000;
+
+fn parse_range(from: &str, to: &str) -> Result<(Timestamp, Timestamp), ApiError> {
+    let (from, to) = (parse_instant("from", from)?, parse_instant("to", to)?);
+    if to <= from {
+        return Err(ApiError::bad_request("to must be after from"));
+    }
+    if to.0 - from.0 > MAX_RANGE_MS {
+        return Err(ApiError::bad_request("the range may span at most 366 days"));
+    }
+    Ok((from, to))
+}
+
+/// The stays and legs of a time range, per device.
+#[utoipa::path(
+    get,
+    path = "/api/v1/timeline/entries",
+    tag = "timeline",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(RangeParams),
+    responses((status = 200, body = Vec<DeviceEntries>), BadRequest, AuthErrors)
+)]
+pub(crate) async fn entries(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Json<Vec<DeviceEntries>>, ApiError> {
+    let Query(params) = params?;
+    let (from, to) = parse_range(&params.from, &params.to)?;
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || {
+        let devices = store.list_devices(user)?;
+        let chosen = match params.device.as_deref() {
+            Some(name) => vec![device_named(&devices, name)?],
+            None => devices.iter().map(|d| d.id).collect(),
+        };
+        let book = polo_derived::places::PlaceBook::load(&*store, user)?;
+        let mut out = Vec::new();
+        for device in chosen {
+            let found = views::entries(&*store, user, device, from, to, &book)?;
+            let name = devices.iter().find(|d| d.id == device).map(|d| d.name.clone()).unwrap_or_default();
+            out.push(DeviceEntries { device: name, entries: entry_list(&found) });
+        }
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// A trip: the legs and short stops between two visits.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TripView {
+    /// The device.
+    device: String,
+    /// Start of its first leg.
+    start: String,
+    /// End of its last leg.
+    end: String,
+    /// Seconds.
+    duration_s: f64,
+    /// Metres.
+    distance_m: f64,
+    /// The mode that covered most of the distance.
+    #[schema(example = "road")]
+    main_mode: &'static str,
+    /// The visit it left from: the place id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin_place: Option<i64>,
+    /// The visit it arrived at: the place id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_place: Option<i64>,
+    /// Its legs and stops, in time order.
+    entries: Vec<Entry>,
+}
+
+/// The trips of a time range: legs and short stops grouped between visits.
+#[utoipa::path(
+    get,
+    path = "/api/v1/timeline/trips",
+    tag = "timeline",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    params(RangeParams),
+    responses((status = 200, body = Vec<TripView>), BadRequest, AuthErrors)
+)]
+pub(crate) async fn trips(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Json<Vec<TripView>>, ApiError> {
+    let Query(params) = params?;
+    let (from, to) = parse_range(&params.from, &params.to)?;
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || {
+        let devices = store.list_devices(user)?;
+        let chosen = match params.device.as_deref() {
+            Some(name) => vec![device_named(&devices, name)?],
+            None => devices.iter().map(|d| d.id).collect(),
+        };
+        let settings = polo_derived::settings::settings(&*store, user)?;
+        let book = polo_derived::places::PlaceBook::load(&*store, user)?;
+        let mut out = Vec::new();
+        for device in chosen {
+            let name = devices.iter().find(|d| d.id == device).map(|d| d.name.clone()).unwrap_or_default();
+            let found = views::entries(&*store, user, device, from, to, &book)?;
+            let stays: Vec<_> = found.stays.iter().map(|s| s.row.to_stay()).collect();
+            let legs: Vec<_> = found.legs.iter().map(|l| l.row.to_leg(l.mode)).collect();
+            for trip in polo_timeline::group_trips(&stays, &legs, &settings.stays) {
+                let parts = Entries {
+                    stays: found.stays[trip.stops.clone()].to_vec(),
+                    legs: found.legs[trip.legs.clone()].to_vec(),
+                };
+                out.push(TripView {
+                    device: name.clone(),
+                    start: trip.start.to_string(),
+                    end: trip.end.to_string(),
+                    duration_s: seconds(trip.start.0, trip.end.0),
+                    distance_m: trip.distance_m,
+                    main_mode: trip.main_mode.name(),
+                    origin_place: trip.origin.and_then(|i| found.stays[i].place),
+                    destination_place: trip.destination.and_then(|i| found.stays[i].place),
+                    entries: entry_list(&parts),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start));
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// `PUT /api/v1/timeline/legs/mode`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ModeCorrection {
+    /// The device whose leg it is.
+    #[schema(example = "phone")]
+    device: String,
+    /// The leg's start, exactly as listed (RFC 3339).
+    #[schema(example = "2024-05-01T07:12:03Z")]
+    start: String,
+    /// What it really was: `walk`, `cycle`, `road`, `rail`, `flight` or `unknown`.
+    #[schema(example = "rail")]
+    mode: String,
+}
+
+fn parse_mode(text: &str) -> Result<TransportMode, ApiError> {
+    TransportMode::ALL.into_iter().find(|m| m.name() == text).ok_or_else(|| {
+        ApiError::bad_request(format!("mode must be walk, cycle, road, rail, flight or unknown, not {text:?}"))
+    })
+}
+
+/// Corrects a leg's transport mode. The correction is kept as your edit and
+/// survives every recomputation; statistics follow at once.
+#[utoipa::path(
+    put,
+    path = "/api/v1/timeline/legs/mode",
+    tag = "timeline",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    request_body = ModeCorrection,
+    responses((status = 204, description = "Corrected"), JsonBodyErrors, NotFound, CsrfFailed, AuthErrors)
+)]
+pub(crate) async fn correct_mode(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<ModeCorrection>, JsonRejection>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let Json(body) = body?;
+    let start = parse_instant("start", &body.start)?;
+    let mode = parse_mode(&body.mode)?;
+    let (store, engine, user) = (state.store.clone(), state.timeline.engine().clone(), caller.user.id);
+    blocking(move || {
+        let device = device_named(&store.list_devices(user)?, &body.device)?;
+        engine.set_leg_mode(user, device, start, mode).map_err(|e| match e {
+            polo_derived::DerivedError::Invalid(why) => ApiError::not_found(why),
+            other => other.into(),
+        })?;
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// The timeline settings: stay detection (trackintel's sliding method),
+/// transport-mode speeds, place clustering, home and work windows.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(value_type = Object)]
+pub(crate) struct Settings(TimelineParams);
+
+/// Your timeline settings (defaults until you change them).
+#[utoipa::path(
+    get,
+    path = "/api/v1/timeline/settings",
+    tag = "timeline",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = Settings), AuthErrors)
+)]
+pub(crate) async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<Settings>, ApiError> {
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || Ok(Json(Settings(polo_derived::settings::settings(&*store, user)?)))).await
+}
+
+/// Replaces your timeline settings (missing members take their defaults);
+/// your whole timeline is recomputed with them in the background.
+#[utoipa::path(
+    put,
+    path = "/api/v1/timeline/settings",
+    tag = "timeline",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    request_body = Settings,
+    responses((status = 200, body = Settings), JsonBodyErrors, CsrfFailed, AuthErrors)
+)]
+pub(crate) async fn put_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Settings>, JsonRejection>,
+) -> Result<Json<Settings>, ApiError> {
+    let Json(Settings(params)) = body?;
+    let (store, user, worker) = (state.store.clone(), caller.user.id, state.timeline.clone());
+    let saved = blocking(move || {
+        polo_derived::settings::set_settings(&*store, user, &params)?;
+        Ok(Json(Settings(params)))
+    })
+    .await?;
+    worker.poke();
+    Ok(saved)
+}
+
+/// How far the background computation has got.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TimelineStatus {
+    /// The last change the stored timeline includes.
+    processed_seq: u64,
+    /// The latest change in the store.
+    latest_seq: u64,
+    /// Whether everything stored so far is reflected (`processed_seq == latest_seq`).
+    up_to_date: bool,
+}
+
+/// Whether the stored timeline reflects every stored point yet (it trails
+/// new points by about a second, an import of years by seconds).
+#[utoipa::path(
+    get,
+    path = "/api/v1/timeline/status",
+    tag = "timeline",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = TimelineStatus), AuthErrors)
+)]
+pub(crate) async fn status(State(state): State<AppState>, _caller: Caller) -> Result<Json<TimelineStatus>, ApiError> {
+    let (store, engine) = (state.store.clone(), state.timeline.engine().clone());
+    blocking(move || {
+        let (processed, latest) = (engine.cursor()?.0, store.last_seq()?.0);
+        Ok(Json(TimelineStatus { processed_seq: processed, latest_seq: latest, up_to_date: processed >= latest }))
+    })
+    .await
 }

@@ -1,0 +1,147 @@
+//! The stored timeline over HTTP against the real binary: points go in
+//! through the batch API, the background worker derives stays, legs,
+//! places and statistics, and the user's edits survive a recomputation.
+
+mod common;
+
+use common::{add_user, http, serve, token, wait_for_timeline};
+use serde_json::{Value, json};
+
+const HOME: (f64, f64) = (52.5200, 13.4050);
+const WORK: (f64, f64) = (52.5470, 13.4050);
+
+/// Three commuting days in Berlin (+01:00) from 2024-03-04, a point every two minutes.
+fn commute(days: std::ops::Range<u32>) -> Value {
+    let mut points = Vec::new();
+    for day in days {
+        for minute in (0..24 * 60).step_by(2) {
+            let (lat, lon) = match minute {
+                m if m < 8 * 60 => HOME,
+                m if m < 9 * 60 => (HOME.0 + (WORK.0 - HOME.0) * f64::from(m - 480) / 60.0, HOME.1),
+                m if m < 17 * 60 => WORK,
+                m if m < 18 * 60 => (WORK.0 - (WORK.0 - HOME.0) * f64::from(m - 1020) / 60.0, HOME.1),
+                _ => HOME,
+            };
+            let time = format!("2024-03-{:02}T{:02}:{:02}:00+01:00", 4 + day, minute / 60, minute % 60);
+            points.push(json!({"time": time, "lat": lat, "lon": lon}));
+        }
+    }
+    Value::Array(points)
+}
+
+struct Client {
+    addr: String,
+    auth: String,
+}
+
+impl Client {
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> common::Response {
+        let text = body.map(Value::to_string).unwrap_or_default();
+        let mut headers = vec![("Authorization", self.auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        http(&self.addr, method, path, &headers, text.as_bytes())
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let response = self.call(method, path, body);
+        assert!(response.status / 100 == 2, "{method} {path}: {} {}", response.status, response.body);
+        if response.body.is_empty() { Value::Null } else { response.json() }
+    }
+}
+
+#[test]
+fn places_modes_and_stats_come_from_the_stored_timeline_and_edits_survive_recomputation() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "jane");
+    let server = serve(dir.path(), &[]);
+    let client = Client { addr: server.addr.clone(), auth: format!("Bearer {}", token(dir.path(), "jane", "phone")) };
+    // Days 2 and 3 first, then day 1 as a backfill.
+    client.ok("POST", "/api/v1/points", Some(&commute(1..3)));
+    client.ok("POST", "/api/v1/points", Some(&commute(0..1)));
+    wait_for_timeline(&client.addr, &client.auth);
+
+    let places = client.ok("GET", "/api/v1/places", None);
+    let places = places.as_array().unwrap();
+    assert_eq!(places.len(), 2, "home and work: {places:?}");
+    let home = places.iter().find(|p| (p["lat"].as_f64().unwrap() - HOME.0).abs() < 0.001).unwrap();
+    let work = places.iter().find(|p| (p["lat"].as_f64().unwrap() - WORK.0).abs() < 0.001).unwrap();
+    assert_eq!((home["home"].as_bool(), work["work"].as_bool()), (Some(true), Some(true)), "{places:?}");
+    assert!(home["visits"].as_u64().unwrap() >= 3, "{home}");
+    let (home_id, work_id) = (home["id"].as_i64().unwrap(), work["id"].as_i64().unwrap());
+
+    // Rename, with validation.
+    client.ok("PATCH", &format!("/api/v1/places/{home_id}"), Some(&json!({"name": " Home "})));
+    let blank = client.call("PATCH", &format!("/api/v1/places/{home_id}"), Some(&json!({"name": "  "})));
+    assert_eq!(blank.status, 400, "{}", blank.body);
+
+    // The day view is a lookup: visits carry the place and its name.
+    let day = client.ok("GET", "/api/v1/timeline/day?date=2024-03-05", None);
+    let entries = day["entries"].as_array().unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["stay", "leg", "stay", "leg", "stay"], "{day}");
+    assert_eq!(entries[0]["place_name"], "Home", "{day}");
+    assert_eq!(entries[2]["place_id"], work_id, "{day}");
+    assert_eq!(day["utc_offset_minutes"], 60);
+
+    // Correct the morning walk's mode; stats follow at once.
+    let walk = &entries[1];
+    assert_eq!(walk["mode"], "walk", "{walk}");
+    let bad = client.call(
+        "PUT",
+        "/api/v1/timeline/legs/mode",
+        Some(&json!({"device": "phone", "start": walk["start"], "mode": "boat"})),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    client.ok(
+        "PUT",
+        "/api/v1/timeline/legs/mode",
+        Some(&json!({"device": "phone", "start": walk["start"], "mode": "cycle"})),
+    );
+    let stats = client.ok("GET", "/api/v1/stats?from=2024-03-04&to=2024-03-06&period=day", None);
+    let periods = stats["periods"].as_array().unwrap();
+    assert_eq!(periods.len(), 3, "{stats}");
+    let tuesday = periods.iter().find(|p| p["from"] == "2024-03-05").unwrap();
+    let (cycled, walked) =
+        (tuesday["by_mode"]["cycle"]["km"].as_f64().unwrap(), tuesday["by_mode"]["walk"]["km"].as_f64().unwrap());
+    // Each leg is the 3 km minus the stretch still within 100 m of a stay.
+    assert!((2.5..3.1).contains(&cycled) && (2.5..3.1).contains(&walked), "{tuesday}");
+    assert_eq!(tuesday["top_places"][0]["name"], "Home", "{tuesday}");
+    let month = client.ok("GET", "/api/v1/stats?from=2024-03-01&to=2024-03-31", None);
+    assert_eq!(month["periods"][0]["days_tracked"], 3, "{month}");
+    assert_eq!(month["periods"][0]["new_places"].as_array().map(Vec::len), Some(2), "{month}");
+    let total = month["periods"][0]["distance_km"].as_f64().unwrap();
+    assert!((15.5..18.5).contains(&total), "six 3 km commutes: {month}");
+
+    // New settings recompute everything; the name and the correction stay.
+    let invalid =
+        client.call("PUT", "/api/v1/timeline/settings", Some(&json!({"stays": {"distance_threshold_m": -1}})));
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+    let unknown = client.call("PUT", "/api/v1/timeline/settings", Some(&json!({"stays": {"radius": 5}})));
+    assert!(unknown.status == 400 || unknown.status == 422, "{}", unknown.body);
+    client.ok("PUT", "/api/v1/timeline/settings", Some(&json!({"stays": {"visit_min_duration_s": 1200}})));
+    let settings = client.ok("GET", "/api/v1/timeline/settings", None);
+    assert_eq!(settings["stays"]["visit_min_duration_s"], 1200, "{settings}");
+    wait_for_timeline(&client.addr, &client.auth);
+    let day = client.ok("GET", "/api/v1/timeline/day?date=2024-03-05", None);
+    assert_eq!(day["entries"][0]["place_name"], "Home", "{day}");
+    assert_eq!(
+        (day["entries"][1]["mode"].as_str(), day["entries"][1]["mode_corrected"].as_bool()),
+        (Some("cycle"), Some(true))
+    );
+
+    // Merge work into home: one place with both sets of visits.
+    client.ok("POST", &format!("/api/v1/places/{work_id}/merge"), Some(&json!({"into": home_id})));
+    let missing = client.call("POST", &format!("/api/v1/places/{work_id}/merge"), Some(&json!({"into": 424_242})));
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let places = client.ok("GET", "/api/v1/places", None);
+    assert_eq!(places.as_array().map(Vec::len), Some(1), "{places}");
+    assert_eq!(places[0]["merged"], json!([work_id]));
+
+    // Trips and entries for a range.
+    let trips = client.ok("GET", "/api/v1/timeline/trips?from=2024-03-04T00:00:00Z&to=2024-03-07T00:00:00Z", None);
+    assert_eq!(trips.as_array().map(Vec::len), Some(6), "{trips}");
+    let range = client.call("GET", "/api/v1/timeline/entries?from=2024-03-07T00:00:00Z&to=2024-03-04T00:00:00Z", None);
+    assert_eq!(range.status, 400, "{}", range.body);
+}

@@ -1,0 +1,169 @@
+//! Places under `/api/v1/places`: the places your visits were clustered
+//! into, with visits, dwell, locality and the home/work guess; rename and
+//! merge them (your edits survive every recomputation).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use polo_derived::views::{self, PlaceView};
+use polo_domain::{Coord, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::derived::blocking;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound};
+
+/// A place.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Place {
+    /// Its id.
+    id: i64,
+    /// Your name for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// Latitude, degrees.
+    lat: f64,
+    /// Longitude, degrees.
+    lon: f64,
+    /// Country (ISO 3166-1 alpha-2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country_code: Option<String>,
+    /// Country name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    /// First-level region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    /// Nearest town.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    town: Option<String>,
+    /// Ids of places merged into this one.
+    merged: Vec<i64>,
+    /// Visits, over all devices.
+    visits: u32,
+    /// Hours spent there.
+    hours: f64,
+    /// Start of the first visit.
+    first_visit: String,
+    /// Start of the last visit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_visit: Option<String>,
+    /// Detected as home (night-time dwell).
+    home: bool,
+    /// Detected as work (weekday daytime dwell).
+    work: bool,
+}
+
+impl From<PlaceView> for Place {
+    #[allow(clippy::cast_precision_loss)]
+    fn from(view: PlaceView) -> Self {
+        let at = Coord { lat_e7: view.lat_e7, lon_e7: view.lon_e7 };
+        Self {
+            id: view.id,
+            name: view.name,
+            lat: at.lat(),
+            lon: at.lon(),
+            country_code: view.locality.country_code,
+            country: view.locality.country,
+            region: view.locality.region,
+            town: view.locality.town,
+            merged: view.merged,
+            visits: view.visits,
+            hours: view.dwell_ms as f64 / 3_600_000.0,
+            first_visit: Timestamp(view.first_visit).to_string(),
+            last_visit: view.last_visit.map(|t| Timestamp(t).to_string()),
+            home: view.home,
+            work: view.work,
+        }
+    }
+}
+
+/// Your places, by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/places",
+    tag = "timeline",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = Vec<Place>), AuthErrors)
+)]
+pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Place>>, ApiError> {
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || Ok(Json(views::places(&*store, user)?.into_iter().map(Place::from).collect()))).await
+}
+
+/// `PATCH /api/v1/places/{id}`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct PlaceChange {
+    /// The new name (1 to 200 characters, stored trimmed), or `null` to remove yours.
+    #[schema(example = "Home", max_length = 200)]
+    name: Option<String>,
+}
+
+fn place_error(e: polo_derived::DerivedError) -> ApiError {
+    match e {
+        polo_derived::DerivedError::Invalid(why) if why.starts_with("you have no place") => ApiError::not_found(why),
+        other => other.into(),
+    }
+}
+
+/// Renames a place.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/places/{id}",
+    tag = "timeline",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The place's id")),
+    request_body = PlaceChange,
+    responses((status = 204, description = "Renamed"), JsonBodyErrors, NotFound, CsrfFailed, AuthErrors)
+)]
+pub(crate) async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<PlaceChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    let Json(body) = body?;
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || {
+        polo_derived::places::rename(&*store, user, id, body.name.as_deref()).map_err(place_error)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// `POST /api/v1/places/{id}/merge`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct MergeInto {
+    /// The place that absorbs this one.
+    into: i64,
+}
+
+/// Merges a place into another: its visits count as the other's from now on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/places/{id}/merge",
+    tag = "timeline",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The place to merge away")),
+    request_body = MergeInto,
+    responses((status = 204, description = "Merged"), JsonBodyErrors, NotFound, CsrfFailed, AuthErrors)
+)]
+pub(crate) async fn merge(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<MergeInto>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    let Json(body) = body?;
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || {
+        polo_derived::places::merge(&*store, user, id, body.into).map_err(place_error)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}

@@ -1,0 +1,98 @@
+//! The background thread that keeps the derived timeline current.
+//!
+//! It runs [`polo_derived::Engine::catch_up`] until the change log is
+//! consumed, then sleeps until poked or for [`POLL_INTERVAL`], so points
+//! from any source (live ingest, HTTP imports, a `polo import` run by
+//! another process on the same data directory) reach the day views within
+//! about a second, and a burst of writes is folded into one recomputation
+//! per device. It never runs on a request's path: ingest only appends to
+//! the change log. A failure is logged and retried after a back-off; the
+//! engine's cursor only moves when a step succeeded.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use polo_derived::Engine;
+
+/// How often the worker looks for changes made without a poke.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long it waits after a failed step.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+struct Shared {
+    engine: Arc<Engine>,
+    poked: Mutex<bool>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+/// Owns the worker thread; dropping the last clone stops it.
+pub struct TimelineWorker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TimelineWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimelineWorker").finish_non_exhaustive()
+    }
+}
+
+impl TimelineWorker {
+    /// Starts the thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn start(engine: Arc<Engine>) -> std::io::Result<Self> {
+        let shared =
+            Arc::new(Shared { engine, poked: Mutex::new(false), wake: Condvar::new(), stop: AtomicBool::new(false) });
+        let worker = shared.clone();
+        std::thread::Builder::new().name("polo-timeline".into()).spawn(move || run(&worker))?;
+        Ok(Self { shared })
+    }
+
+    /// The engine, for requests that edit derived data.
+    #[must_use]
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.shared.engine
+    }
+
+    /// Asks the worker to look for changes now.
+    pub fn poke(&self) {
+        *self.shared.poked.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for TimelineWorker {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.poke();
+    }
+}
+
+fn run(shared: &Shared) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let pause = match shared.engine.catch_up() {
+            Ok(step) if step.changes > 0 => {
+                tracing::debug!(
+                    changes = step.changes,
+                    windows = step.windows,
+                    points = step.points_read,
+                    cursor = step.cursor.0,
+                    "timeline caught up"
+                );
+                continue;
+            }
+            Ok(_) => POLL_INTERVAL,
+            Err(error) => {
+                tracing::warn!(%error, "timeline recomputation failed; retrying");
+                RETRY_AFTER
+            }
+        };
+        let poked = shared.poked.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut poked, _) =
+            shared.wake.wait_timeout_while(poked, pause, |poked| !*poked).unwrap_or_else(PoisonError::into_inner);
+        *poked = false;
+    }
+}
