@@ -151,6 +151,12 @@ impl Geocoder {
         }
     }
 
+    /// Every town's `(latitude, longitude)` in degrees, in no particular
+    /// order: for sampling realistic positions in tests and benchmarks.
+    pub fn town_positions(&self) -> impl ExactSizeIterator<Item = (f64, f64)> + '_ {
+        self.towns.positions()
+    }
+
     /// Bytes of heap the geocoder holds, from the sizes of its arrays. The
     /// resident cost of a process that loaded it is this plus the pages of
     /// the compressed data in the binary that loading touched (about 2 MB,

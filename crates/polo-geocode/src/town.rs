@@ -68,8 +68,10 @@ impl TownIndex {
             .collect();
         // The file holds about 171,000 towns, far below u32::MAX.
         #[allow(clippy::cast_possible_truncation)]
-        let mut order: Vec<u32> = (0..vectors.len() as u32).collect();
-        arrange(&mut order, &vectors, 0);
+        let mut items: Vec<([f32; 3], u32)> = vectors.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+        arrange(&mut items, 0);
+        let order: Vec<u32> = items.iter().map(|&(_, town)| town).collect();
+        drop(items);
 
         let mut names = String::with_capacity(data.names.iter().map(|name| name.len()).sum());
         let mut name_ends = Vec::with_capacity(order.len());
@@ -95,6 +97,11 @@ impl TownIndex {
     /// Number of towns.
     pub(crate) fn len(&self) -> usize {
         self.points.len()
+    }
+
+    /// Every town's `(latitude, longitude)` in degrees, in index order.
+    pub(crate) fn positions(&self) -> impl ExactSizeIterator<Item = (f64, f64)> + '_ {
+        self.positions.iter().map(|&[lat, lon]| (f64::from(lat) / E5, f64::from(lon) / E5))
     }
 
     /// The nearest town within `max_m` metres of the position (degrees) whose
@@ -177,18 +184,20 @@ struct Best {
     chord2: f64,
 }
 
-/// Orders `ids` into an implicit k-d tree: the median of each range (by the
-/// range's axis, depth modulo three) at its middle, smaller values before it.
-fn arrange(ids: &mut [u32], points: &[[f32; 3]], depth: usize) {
-    if ids.len() <= 1 {
+/// Orders points (with their town ids) into an implicit k-d tree: the median
+/// of each range (by the range's axis, depth modulo three) at its middle,
+/// smaller values before it. The points travel with the ids so that the
+/// selection reads memory in order.
+fn arrange(items: &mut [([f32; 3], u32)], depth: usize) {
+    if items.len() <= 1 {
         return;
     }
     let axis = depth % 3;
-    let mid = ids.len() / 2;
-    ids.select_nth_unstable_by(mid, |&a, &b| points[a as usize][axis].total_cmp(&points[b as usize][axis]));
-    let (left, right) = ids.split_at_mut(mid);
-    arrange(left, points, depth + 1);
-    arrange(&mut right[1..], points, depth + 1);
+    let mid = items.len() / 2;
+    items.select_nth_unstable_by(mid, |a, b| a.0[axis].total_cmp(&b.0[axis]));
+    let (left, right) = items.split_at_mut(mid);
+    arrange(left, depth + 1);
+    arrange(&mut right[1..], depth + 1);
 }
 
 /// Loads the embedded towns.
