@@ -153,6 +153,7 @@ impl Geocoder {
 
     /// Every town's `(latitude, longitude)` in degrees, in no particular
     /// order: for sampling realistic positions in tests and benchmarks.
+    #[must_use = "the iterator does nothing unless consumed"]
     pub fn town_positions(&self) -> impl ExactSizeIterator<Item = (f64, f64)> + '_ {
         self.towns.positions()
     }

@@ -39,6 +39,8 @@ mod data;
 pub mod error;
 pub mod geo;
 pub mod geocoder;
+#[cfg(feature = "online")]
+pub mod online;
 pub mod town;
 
 pub use country::COAST_MARGIN_M;
