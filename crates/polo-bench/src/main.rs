@@ -13,12 +13,15 @@
 //!   prints the bytes per point the embedded store uses on disk.
 //! * `polo-bench timeline` — stay and leg detection points/s on a synthetic
 //!   track, against trackintel 1.4.2 on the same points (`POLO_PYTHON`).
+//! * `polo-bench geocode` — offline reverse geocoding: load time, resident
+//!   memory and lookups/s on land-weighted positions.
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
 //! `cargo build --release -p polo` (the bench finds `polo` beside itself).
 
 mod generate;
+mod geocode;
 mod run;
 mod serve;
 mod timeline;
@@ -69,6 +72,12 @@ enum Command {
         #[arg(long)]
         no_baseline: bool,
     },
+    /// Offline reverse geocoding: load time, resident memory, lookups/s.
+    Geocode {
+        /// Number of positions to look up.
+        #[arg(long, default_value_t = 1_000_000)]
+        lookups: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,5 +89,6 @@ fn main() -> anyhow::Result<()> {
         Command::Storage { points } => run::storage(&work, points),
         Command::Serve { seconds } => serve::serve(&work, seconds),
         Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
+        Command::Geocode { lookups } => geocode::geocode(lookups),
     }
 }
