@@ -84,6 +84,8 @@ fn places_modes_and_stats_come_from_the_stored_timeline_and_edits_survive_recomp
     assert_eq!(entries[0]["place_name"], "Home", "{day}");
     assert_eq!(entries[2]["place_id"], work_id, "{day}");
     assert_eq!(day["utc_offset_minutes"], 60);
+    // GeoNames' nearest place to Alexanderplatz is the district Mitte.
+    assert_eq!((entries[0]["country"].as_str(), entries[0]["town"].as_str()), (Some("DE"), Some("Mitte")), "{day}");
 
     // Correct the morning walk's mode; stats follow at once.
     let walk = &entries[1];
@@ -111,6 +113,8 @@ fn places_modes_and_stats_come_from_the_stored_timeline_and_edits_survive_recomp
     let month = client.ok("GET", "/api/v1/stats?from=2024-03-01&to=2024-03-31", None);
     assert_eq!(month["periods"][0]["days_tracked"], 3, "{month}");
     assert_eq!(month["periods"][0]["new_places"].as_array().map(Vec::len), Some(2), "{month}");
+    assert_eq!(month["periods"][0]["days_per_country"], json!({"DE": 3}), "{month}");
+    assert!(month["periods"][0]["towns"].as_array().unwrap().contains(&json!("Mitte")), "{month}");
     let total = month["periods"][0]["distance_km"].as_f64().unwrap();
     assert!((15.5..18.5).contains(&total), "six 3 km commutes: {month}");
 

@@ -14,6 +14,7 @@ mod front_door;
 mod health;
 pub mod import_job;
 pub mod ingest;
+pub mod locality;
 pub mod metrics;
 pub mod mqtt;
 pub mod openapi;
@@ -72,7 +73,8 @@ impl AppState {
         let metrics = Metrics::new();
         metrics.set_queue_stats(Arc::new(ingestor.clone()));
         let imports = import_job::ImportJobs::temporary()?;
-        let engine = Arc::new(polo_derived::Engine::new(store.clone(), None));
+        let locator: Arc<dyn polo_derived::Locator> = Arc::new(locality::OfflineLocator::default());
+        let engine = Arc::new(polo_derived::Engine::new(store.clone(), Some(locator)));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine)?);
         Ok(Self { store, metrics, auth, ingestor, last_seen: Arc::new(ingest::LastSeen::new()), imports, timeline })
     }
