@@ -136,7 +136,12 @@ impl OnlineGeocoder {
     /// [`OnlineError::BadUrl`] for a base URL that is not `http(s)://host[:port][/path]`,
     /// [`OnlineError::TlsSetup`] if rustls cannot be configured.
     pub fn new(config: OnlineConfig) -> Result<Self, OnlineError> {
-        let endpoint = Endpoint::parse(config.provider, &config.base_url)?;
+        Self::with_roots(config, None)
+    }
+
+    /// As [`OnlineGeocoder::new`], trusting `roots` (`None`: Mozilla's) for https.
+    fn with_roots(config: OnlineConfig, roots: Option<rustls::RootCertStore>) -> Result<Self, OnlineError> {
+        let endpoint = Endpoint::parse(config.provider, &config.base_url, roots)?;
         Ok(Self {
             endpoint,
             cache: CellCache::new(config.cache_capacity),
