@@ -107,10 +107,6 @@ class Package:
         base = self.name.rsplit("/", 1)[-1]
         return f"https://registry.npmjs.org/{self.name}/-/{base}-{self.version}.tgz"
 
-    @property
-    def page(self) -> str:
-        return f"https://www.npmjs.com/package/{self.name}/v/{self.version}"
-
 
 WORLD_ATLAS = Package(
     "world-atlas",
@@ -486,9 +482,7 @@ def encode_towns(towns: list[Town]) -> bytes:
 
 
 def sources_md(stats: dict, log: list[str]) -> str:
-    rows = "\n".join(
-        f"| [`{p.name}`]({p.page}) | {p.version} | {p.content} | {p.licence} | `{p.sha256}` |" for p in PACKAGES
-    )
+    rows = "\n".join(f"| `{p.name}` | {p.version} | {p.content} | {p.licence} | `{p.sha256}` |" for p in PACKAGES)
     reassigned = "\n".join(f"- {line}" for line in log) or "- none"
     return f"""# Data sources of polo-geocode
 

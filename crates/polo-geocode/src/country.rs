@@ -18,7 +18,7 @@
 //! exactly the edges listed in `y`'s band, so a test reads a handful of edges.
 //!
 //! # The antimeridian
-//! Rings are stored with continuous longitudes (see [`crate::data`]): a ring
+//! Rings are stored with continuous longitudes (see `src/data.rs`): a ring
 //! that crosses 180° continues to 181°, 182°, … rather than jumping to −179°.
 //! Such a polygon is entered in the R-tree twice, once as it is and once
 //! shifted by −360°; the second entry carries a +360° shift that is applied

@@ -2,7 +2,7 @@
 //!
 //! The data is compiled into the binary, so loading can only fail if the
 //! files in `data/` were damaged or written by a different version of
-//! `tools/geodata/build.py` than the reader in [`crate::data`] expects. Both
+//! `tools/geodata/build.py` than the reader in `src/data.rs` expects. Both
 //! are build mistakes that the crate's own tests catch; the variants say
 //! which file and where, so a damaged rebuild is quick to diagnose.
 

@@ -25,9 +25,11 @@
 //! covers holes and the antimeridian, [`town`] the nearest-neighbour search.
 //!
 //! # The costs
-//! [`Geocoder::builtin`] takes tens of milliseconds and leaves about 9 MB of
-//! heap (exact: [`Geocoder::heap_bytes`]); a lookup takes microseconds and
-//! does no I/O. `polo-bench geocode` prints the measured figures.
+//! [`Geocoder::builtin`] takes about 0.1 s of one core (inflating 2 MB and
+//! building the indices) and leaves 9 MB of heap ([`Geocoder::heap_bytes`]);
+//! the process's resident set grows by about 11.5 MB. A lookup takes about
+//! 5 µs and does no I/O (200,000 lookups/s on one core).
+//! `polo-bench geocode` measures all of it.
 //!
 //! # Online street names
 //! With the `online` feature, `online` asks a Photon or Nominatim server for

@@ -3,10 +3,10 @@
 //!
 //! # Why not `rstar`
 //! The rest of polo uses `rstar` for neighbour queries on data that changes.
-//! The towns never change after loading, and an `rstar` tree of 171,000
-//! points costs about 60 bytes per point in nodes (an enum of leaf and
-//! parent, each parent a `Vec` and a bounding box) — some 10 MB on a
-//! Raspberry Pi for the index alone. An implicit k-d tree needs nothing but
+//! The towns never change after loading, and an `rstar` tree stores every
+//! point in a 48-byte node (an enum of leaf and parent, a parent being a
+//! `Vec` and a bounding box), plus the parent nodes: some 10 MB for 171,000
+//! towns on a Raspberry Pi, for the index alone. An implicit k-d tree needs nothing but
 //! the points themselves in a particular order: the median of each range is
 //! the node, the halves left and right of it are its subtrees, and the split
 //! axis is the depth modulo three. Building it is a recursive

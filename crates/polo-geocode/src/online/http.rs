@@ -36,11 +36,17 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// Parses a base URL such as `https://photon.komoot.io` or
     /// `http://127.0.0.1:2322/api` (a path prefix is kept).
-    pub(crate) fn parse(provider: Provider, url: &str) -> Result<Self, OnlineError> {
+    /// `roots` are the trusted certificate authorities for https, by default
+    /// (`None`) Mozilla's.
+    pub(crate) fn parse(
+        provider: Provider,
+        url: &str,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Result<Self, OnlineError> {
         let bad = |why| OnlineError::BadUrl { provider, url: url.to_owned(), why };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
         let tls = match uri.scheme_str() {
-            Some("https") => Some(tls_connector()?),
+            Some("https") => Some(tls_connector(roots.unwrap_or_else(mozilla_roots))?),
             Some("http") => None,
             _ => return Err(bad("the scheme must be http or https")),
         };
@@ -83,11 +89,15 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// TLS with the Mozilla root certificates and the ring provider the
-/// workspace already builds.
-fn tls_connector() -> Result<TlsConnector, OnlineError> {
+/// Mozilla's root certificates, compiled in.
+fn mozilla_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots
+}
+
+/// TLS trusting `roots`, with the ring provider the workspace already builds.
+fn tls_connector(roots: rustls::RootCertStore) -> Result<TlsConnector, OnlineError> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(OnlineError::TlsSetup)?
@@ -190,17 +200,17 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let photon = Endpoint::parse(Provider::Photon, "https://photon.komoot.io").unwrap();
+        let photon = Endpoint::parse(Provider::Photon, "https://photon.komoot.io", None).unwrap();
         assert!(photon.tls.is_some());
         assert_eq!(
             (photon.authority(), photon.target("/reverse?lat=1&lon=2")),
             ("photon.komoot.io:443".to_owned(), "/reverse?lat=1&lon=2".to_owned())
         );
-        let local = Endpoint::parse(Provider::Nominatim, "http://127.0.0.1:8080/nominatim/").unwrap();
+        let local = Endpoint::parse(Provider::Nominatim, "http://127.0.0.1:8080/nominatim/", None).unwrap();
         assert!(local.tls.is_none());
         assert_eq!(local.authority(), "127.0.0.1:8080");
         assert_eq!(local.target("/reverse"), "/nominatim/reverse");
-        let v6 = Endpoint::parse(Provider::Photon, "http://[::1]:2322").unwrap();
+        let v6 = Endpoint::parse(Provider::Photon, "http://[::1]:2322", None).unwrap();
         assert_eq!((v6.host.as_str(), v6.authority()), ("::1", "[::1]:2322".to_owned()));
     }
 
@@ -213,7 +223,7 @@ mod tests {
             ("http://example.org/?q=1", "a base URL takes no query"),
             ("not a url", "not a URL"),
         ] {
-            let error = Endpoint::parse(Provider::Photon, url).unwrap_err();
+            let error = Endpoint::parse(Provider::Photon, url, None).unwrap_err();
             assert!(matches!(error, OnlineError::BadUrl { why: w, .. } if w == why), "{url}: {error}");
         }
     }

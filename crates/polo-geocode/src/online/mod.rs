@@ -10,8 +10,9 @@
 //!   and the rate limit, and must never hold up storing points.
 //! * **One request per H3 cell** ([`CACHE_RESOLUTION`], 10: about 130 m
 //!   across). Lookups in the same cell share the answer, including lookups
-//!   that arrive while the request for their cell is in flight. See
-//!   [`cache`](self::cache).
+//!   that arrive while the request for their cell is in flight. Up to
+//!   [`OnlineConfig::cache_capacity`] answers are kept (10,000, about 1 MB),
+//!   the oldest forgotten first; "nothing here" is cached, errors are not.
 //! * **One request per second** by default ([`OnlineConfig::min_interval`]),
 //!   as the public Photon and Nominatim instances ask, with a User-Agent that
 //!   names polo, and a timeout ([`OnlineConfig::timeout`], 10 s).
@@ -136,7 +137,12 @@ impl OnlineGeocoder {
     /// [`OnlineError::BadUrl`] for a base URL that is not `http(s)://host[:port][/path]`,
     /// [`OnlineError::TlsSetup`] if rustls cannot be configured.
     pub fn new(config: OnlineConfig) -> Result<Self, OnlineError> {
-        let endpoint = Endpoint::parse(config.provider, &config.base_url)?;
+        Self::with_roots(config, None)
+    }
+
+    /// As [`OnlineGeocoder::new`], trusting `roots` (`None`: Mozilla's) for https.
+    fn with_roots(config: OnlineConfig, roots: Option<rustls::RootCertStore>) -> Result<Self, OnlineError> {
+        let endpoint = Endpoint::parse(config.provider, &config.base_url, roots)?;
         Ok(Self {
             endpoint,
             cache: CellCache::new(config.cache_capacity),

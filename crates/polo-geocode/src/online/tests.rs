@@ -212,13 +212,14 @@ async fn bad_json_says_what_is_missing() {
 
 #[tokio::test]
 async fn a_slow_server_times_out_and_the_next_request_reconnects() {
-    let (address, seen) = mock("/reverse", Duration::from_millis(400), photon_house).await;
+    let (address, seen) = mock("/reverse", Duration::from_secs(3), photon_house).await;
     let photon = client(Provider::Photon, format!("http://{address}"), |config| {
-        config.timeout = Duration::from_millis(100);
+        // Long enough for a loaded machine to answer the second request.
+        config.timeout = Duration::from_millis(500);
     });
     let error = photon.street_name(coord(47.3723, 8.5398)).await.unwrap_err();
-    assert!(matches!(error, OnlineError::Timeout { after, .. } if after == Duration::from_millis(100)), "{error}");
-    assert_eq!(error.to_string(), "Photon did not answer within 100ms");
+    assert!(matches!(error, OnlineError::Timeout { after, .. } if after == Duration::from_millis(500)), "{error}");
+    assert_eq!(error.to_string(), "Photon did not answer within 500ms");
     // The abandoned connection is dropped; the next request opens another.
     assert!(photon.street_name(coord(47.3723, 8.5398)).await.unwrap().is_some());
     assert_eq!(seen.count(), 2);
@@ -253,4 +254,58 @@ fn the_client_is_shareable() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<OnlineGeocoder>();
     assert_send_sync::<crate::Geocoder>();
+}
+
+/// An https server with a fresh self-signed certificate for `localhost`
+/// that answers every request with a Photon house; and the roots trusting it.
+async fn tls_mock() -> (SocketAddr, rustls::RootCertStore) {
+    use hyper::server::conn::http1 as server;
+    use hyper_util::rt::TokioIo;
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()).into();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(|_| async {
+                    let body = http_body_util::Full::new(hyper::body::Bytes::from_static(PHOTON_HOUSE.as_bytes()));
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                });
+                let _ = server::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    (address, roots)
+}
+
+#[tokio::test]
+async fn https_with_a_verified_certificate() {
+    let (address, roots) = tls_mock().await;
+    let mut config = OnlineConfig::new(Provider::Photon, format!("https://localhost:{}", address.port()));
+    config.min_interval = Duration::ZERO;
+    let photon = OnlineGeocoder::with_roots(config.clone(), Some(roots)).unwrap();
+    let name = photon.street_name(coord(47.3723, 8.5398)).await.unwrap();
+    assert_eq!(name.as_deref(), Some("Bahnhofstrasse 1, Zürich"));
+    // The kept-alive TLS connection serves the next cell too.
+    assert!(photon.street_name(coord(47.3813, 8.5398)).await.unwrap().is_some());
+
+    // With Mozilla's roots the self-signed certificate is refused, by name.
+    let strict = OnlineGeocoder::new(config).unwrap();
+    let error = strict.street_name(coord(47.3723, 8.5398)).await.unwrap_err();
+    assert!(matches!(&error, OnlineError::Tls { host, .. } if host == "localhost"), "{error}");
 }
