@@ -9,7 +9,9 @@
 //! the interpreter in `POLO_PYTHON`; only `generate_staypoints` and
 //! `generate_triplegs` are timed inside Python, not reading the CSV or
 //! building the GeoDataFrame. It also checks that both found as many stays
-//! and legs.
+//! and legs. It ends with the offline reverse-geocoding rate (module
+//! `geocode`); the map overview latency has its own run, `polo-bench map`,
+//! because it needs a 5-million-point store and a running server.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -120,10 +122,24 @@ pub fn timeline(work: &Path, points: usize, baseline: bool) -> anyhow::Result<()
         detect_seconds * 1e3,
         ANCHOR_POINTS_PER_S / 1e6
     );
-    if !baseline {
-        return Ok(());
+    if baseline {
+        compare_with_trackintel(work, &track, &params, &found, polo_rate)?;
     }
-    let reference = trackintel(work, &track, &params)?;
+    println!();
+    println!("reverse geocoding of stays and places (offline, 200,000 land-weighted positions):");
+    crate::geocode::geocode(200_000)?;
+    Ok(())
+}
+
+/// Runs trackintel on the same track and prints its rates and the ratio.
+fn compare_with_trackintel(
+    work: &Path,
+    track: &[polo_timeline::TrackPoint],
+    params: &TimelineParams,
+    found: &polo_timeline::Timeline,
+    polo_rate: f64,
+) -> anyhow::Result<()> {
+    let reference = trackintel(work, track, params)?;
     let trackintel_rate = per_second(reference.points, reference.seconds);
     println!(
         "trackintel stays {:8.2} ms  {:>12.0} points/s  (generate_staypoints: {} stays)",
