@@ -502,9 +502,9 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "GET",
-            path: "/api/v1/timeline/status",
+            path: "/api/v1/timeline/progress",
             expect: all(200),
-            request: |_, _| Request::new("GET", "/api/v1/timeline/status"),
+            request: |_, _| Request::new("GET", "/api/v1/timeline/progress"),
             check: no_check,
         },
         Row {

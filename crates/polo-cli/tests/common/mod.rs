@@ -156,12 +156,12 @@ pub fn basic(user: &str, secret: &str) -> String {
 }
 
 /// Waits until the server's background timeline computation has caught up
-/// with everything stored (`GET /api/v1/timeline/status`), at most 30 s.
+/// with everything stored (`GET /api/v1/timeline/progress`), at most 30 s.
 #[allow(dead_code)]
 pub fn wait_for_timeline(addr: &str, auth: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let status = http(addr, "GET", "/api/v1/timeline/status", &[("Authorization", auth)], b"");
+        let status = http(addr, "GET", "/api/v1/timeline/progress", &[("Authorization", auth)], b"");
         assert_eq!(status.status, 200, "{}", status.body);
         if status.json()["up_to_date"] == true {
             return;

@@ -28,7 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(timeline::trips))
         .routes(routes!(timeline::correct_mode))
         .routes(routes!(timeline::get_settings, timeline::put_settings))
-        .routes(routes!(timeline::status))
+        .routes(routes!(timeline::progress))
         .routes(routes!(places::list))
         .routes(routes!(places::rename))
         .routes(routes!(places::merge))

@@ -481,9 +481,14 @@ pub(crate) async fn get_settings(State(state): State<AppState>, caller: Caller) 
 pub(crate) async fn put_settings(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Settings>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Settings>, ApiError> {
-    let Json(Settings(params)) = body?;
+    let Json(body) = body?;
+    if !body.is_object() {
+        return Err(ApiError::bad_request("the settings must be a JSON object"));
+    }
+    let params: TimelineParams =
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("the settings are not valid: {e}")))?;
     let (store, user, worker) = (state.store.clone(), caller.user.id, state.timeline.clone());
     let saved = blocking(move || {
         polo_derived::settings::set_settings(&*store, user, &params)?;
@@ -496,7 +501,7 @@ pub(crate) async fn put_settings(
 
 /// How far the background computation has got.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TimelineStatus {
+pub(crate) struct TimelineProgress {
     /// The last change the stored timeline includes.
     processed_seq: u64,
     /// The latest change in the store.
@@ -509,16 +514,19 @@ pub(crate) struct TimelineStatus {
 /// new points by about a second, an import of years by seconds).
 #[utoipa::path(
     get,
-    path = "/api/v1/timeline/status",
+    path = "/api/v1/timeline/progress",
     tag = "timeline",
     security(("session" = []), ("bearer" = []), ("basic" = [])),
-    responses((status = 200, body = TimelineStatus), AuthErrors)
+    responses((status = 200, body = TimelineProgress), AuthErrors)
 )]
-pub(crate) async fn status(State(state): State<AppState>, _caller: Caller) -> Result<Json<TimelineStatus>, ApiError> {
+pub(crate) async fn progress(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<TimelineProgress>, ApiError> {
     let (store, engine) = (state.store.clone(), state.timeline.engine().clone());
     blocking(move || {
         let (processed, latest) = (engine.cursor()?.0, store.last_seq()?.0);
-        Ok(Json(TimelineStatus { processed_seq: processed, latest_seq: latest, up_to_date: processed >= latest }))
+        Ok(Json(TimelineProgress { processed_seq: processed, latest_seq: latest, up_to_date: processed >= latest }))
     })
     .await
 }
