@@ -20,7 +20,7 @@ use polo_domain::{DeviceId, Seq, Timestamp, UserId};
 use polo_store::{ChangeKind, DerivedBatch, DerivedRange, DerivedScope, Store};
 use polo_timeline::{TimelineParams, TransportMode};
 
-use crate::kinds::{CURSOR, LEG, MODE_EDIT, STATE, STAY};
+use crate::kinds::{CURSOR, LEG, MAP_COUNTS, MODE_EDIT, STATE, STAY};
 use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
@@ -59,6 +59,28 @@ impl Span {
             _ => Span::All,
         }
     }
+}
+
+fn widen(spans: &mut BTreeMap<(UserId, DeviceId), Span>, key: (UserId, DeviceId), span: Span) {
+    spans.entry(key).and_modify(|s| *s = s.widen(span)).or_insert(span);
+}
+
+/// The time span a device's map rows and points cover together: what an
+/// unbounded delete may have changed.
+fn map_extent(store: &dyn Store, user: UserId, device: DeviceId) -> DerivedResult<Option<(Timestamp, Timestamp)>> {
+    const DAY_MS: i64 = 86_400_000;
+    let rows = store.derived_range(user, &DerivedRange::all(MAP_COUNTS, DerivedScope::Device(device)))?;
+    let mut extent = rows.first().zip(rows.last()).map(|(a, b)| (a.key * DAY_MS, b.key * DAY_MS + DAY_MS - 1));
+    let mut first_point = None;
+    store.scan_points(&polo_store::PointQuery { user, device: Some(device), from: None, to: None }, &mut |p| {
+        first_point = Some(p.fix.time);
+        std::ops::ControlFlow::Break(())
+    })?;
+    if let (Some(first), Some(last)) = (first_point, store.last_point(user, device)?) {
+        let (from, to) = extent.unwrap_or((first.0, last.fix.time.0));
+        extent = Some((from.min(first.0), to.max(last.fix.time.0)));
+    }
+    Ok(extent.map(|(from, to)| (Timestamp(from), Timestamp(to))))
 }
 
 /// Keeps derived data current; see the module documentation.
@@ -110,6 +132,8 @@ impl Engine {
             return Ok(CatchUp { cursor, ..CatchUp::default() });
         };
         let mut spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
+        // Map levels depend on the points only: not on intervals or settings.
+        let mut map_spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
         let mut settings_may_have_changed: Vec<UserId> = Vec::new();
         for change in &changes {
             let span = match (change.first, change.last) {
@@ -118,14 +142,17 @@ impl Engine {
             };
             match change.kind {
                 ChangeKind::PointsInserted | ChangeKind::PointsDeleted | ChangeKind::IntervalsInserted => {
-                    let Some(device) = change.device else {
+                    let devices = match change.device {
+                        Some(device) => vec![device],
                         // A delete across all devices.
-                        for device in store.list_devices(change.user)? {
-                            spans.entry((change.user, device.id)).and_modify(|s| *s = s.widen(span)).or_insert(span);
-                        }
-                        continue;
+                        None => store.list_devices(change.user)?.into_iter().map(|d| d.id).collect(),
                     };
-                    spans.entry((change.user, device)).and_modify(|s| *s = s.widen(span)).or_insert(span);
+                    for device in devices {
+                        widen(&mut spans, (change.user, device), span);
+                        if change.kind != ChangeKind::IntervalsInserted {
+                            widen(&mut map_spans, (change.user, device), span);
+                        }
+                    }
                 }
                 ChangeKind::Edit => settings_may_have_changed.push(change.user),
                 ChangeKind::User | ChangeKind::Device => {}
@@ -151,7 +178,8 @@ impl Engine {
                     params
                 }
             };
-            report.points_read += self.refresh_device(user, device, span, &params)?;
+            let map_span = map_spans.get(&(user, device)).copied();
+            report.points_read += self.refresh_device(user, device, span, map_span, &params)?;
             report.windows += 1;
         }
         store.set_derived_cursor(CURSOR, last)?;
@@ -169,6 +197,7 @@ impl Engine {
         user: UserId,
         device: DeviceId,
         span: Span,
+        map_span: Option<Span>,
         params: &TimelineParams,
     ) -> DerivedResult<u64> {
         let store = &*self.store;
@@ -218,12 +247,13 @@ impl Engine {
         if day_from <= day_to {
             days::refresh(store, user, device, Timestamp(day_from), Timestamp(day_to), &book)?;
         }
-        let (map_from, map_to) = match changed {
-            Some((a, b)) => (a, b),
-            None => (Timestamp(day_from), Timestamp(day_to)),
+        let map_window = match map_span {
+            Some(Span::Between(from, to)) => Some((from, to)),
+            Some(Span::All) => map_extent(store, user, device)?,
+            None => None,
         };
-        if map_from <= map_to {
-            map::refresh_device(store, user, device, map_from, map_to)?;
+        if let Some((from, to)) = map_window {
+            map::refresh_device(store, user, device, from, to)?;
         }
         Ok(window.points_read)
     }
