@@ -194,8 +194,120 @@ fn tile(
 
 #[cfg(test)]
 mod tests {
+    use polo_timeline::tiles::tile_of;
+
     use super::*;
-    use crate::map::calendar::month_first_day;
+    use crate::map::calendar::{day_start, month_first_day};
+    use crate::map::refresh_device;
+    use crate::map::test_support::{Fixture, synthetic};
+    use crate::map::track::MapPoint;
+
+    fn refreshed(days: u32) -> (Fixture, Vec<MapPoint>) {
+        let fixture = Fixture::new(&["phone"]);
+        let points = synthetic(2, days);
+        fixture.insert(fixture.devices[0], &points);
+        refresh_device(&fixture.store, fixture.user, fixture.devices[0], points[0].time, points[points.len() - 1].time)
+            .unwrap();
+        (fixture, points)
+    }
+
+    type TileFn = fn(
+        &dyn Store,
+        UserId,
+        &[DeviceId],
+        u8,
+        u32,
+        u32,
+        Option<Timestamp>,
+        Option<Timestamp>,
+    ) -> DerivedResult<TileCells>;
+
+    #[test]
+    fn heat_tiles_count_every_point_once_at_every_zoom() {
+        let (fixture, points) = refreshed(40);
+        let devices = &fixture.devices;
+        let world = heat_tile(&fixture.store, fixture.user, devices, 0, 0, 0, None, None).unwrap();
+        assert_eq!(world.total, points.len() as u64);
+        assert_eq!((world.side, world.cell_zoom), (64, 6));
+        // The four children of the tile holding home sum to it, down to the base zoom.
+        let home = tile_of(points[0].coord, BASE_ZOOM).unwrap();
+        for z in 1..=BASE_ZOOM {
+            let shift = BASE_ZOOM - z;
+            let (x, y) = (home.x >> shift, home.y >> shift);
+            let parent = heat_tile(&fixture.store, fixture.user, devices, z - 1, x >> 1, y >> 1, None, None).unwrap();
+            let children: u64 = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                .iter()
+                .map(|&(dx, dy)| {
+                    heat_tile(&fixture.store, fixture.user, devices, z, (x & !1) + dx, (y & !1) + dy, None, None)
+                        .unwrap()
+                        .total
+                })
+                .sum();
+            assert_eq!(children, parent.total, "zoom {z}");
+            let tile = heat_tile(&fixture.store, fixture.user, devices, z, x, y, None, None).unwrap();
+            assert_eq!(tile.side, GRID.min(1 << shift));
+            assert!(tile.cells.iter().all(|&(c, r, n)| c < tile.side && r < tile.side && n > 0));
+            assert_eq!(tile.max, tile.cells.iter().map(|c| c.2).max().unwrap());
+        }
+        let cell = heat_tile(&fixture.store, fixture.user, devices, BASE_ZOOM, home.x, home.y, None, None).unwrap();
+        assert_eq!((cell.side, cell.cells.len()), (1, 1));
+        let expected = points.iter().filter(|p| tile_of(p.coord, BASE_ZOOM).unwrap() == home).count() as u64;
+        assert_eq!(cell.total, expected, "the home cell holds exactly the points in it");
+    }
+
+    #[test]
+    fn day_ranges_add_up_whichever_rows_answer_them() {
+        let (fixture, points) = refreshed(70);
+        let first_day = day_of(points[0].time.0);
+        let call = |layer: TileFn, from: Option<i64>, to: Option<i64>| {
+            layer(&fixture.store, fixture.user, &fixture.devices, 0, 0, 0, from.map(Timestamp), to.map(Timestamp))
+                .unwrap()
+                .total
+        };
+        for layer in [heat_tile as TileFn, fog_tile as TileFn] {
+            let all = call(layer, None, None);
+            // Cuts mid-month, at a month's start, and a range within one month.
+            let april = day_start(month_first_day(month_of_day(first_day) + 1));
+            let cuts = [day_start(first_day + 9), april, day_start(first_day + 45)];
+            for cut in cuts {
+                assert_eq!(call(layer, None, Some(cut)) + call(layer, Some(cut), None), all, "cut at {cut}");
+            }
+            // A cut inside a day: both sides round out to include it.
+            let mid = day_start(first_day + 45) + 5 * 3_600_000;
+            let that_day = call(layer, Some(day_start(first_day + 45)), Some(day_start(first_day + 46)));
+            assert_eq!(call(layer, None, Some(mid)) + call(layer, Some(mid), None), all + that_day);
+            let days = call(layer, Some(day_start(first_day + 3)), Some(day_start(first_day + 5)));
+            let parts = call(layer, Some(day_start(first_day + 3)), Some(day_start(first_day + 4)))
+                + call(layer, Some(day_start(first_day + 4)), Some(day_start(first_day + 5)));
+            assert_eq!(days, parts);
+            assert!(days > 0 && days < all);
+        }
+        let day = first_day + 4;
+        let heat_of_day = call(heat_tile, Some(day_start(day)), Some(day_start(day) + 1));
+        let expected = points.iter().filter(|p| day_of(p.time.0) == day).count() as u64;
+        assert_eq!(heat_of_day, expected, "a range is rounded out to whole days");
+    }
+
+    #[test]
+    fn fog_tiles_show_the_trails_between_fixes() {
+        let (fixture, points) = refreshed(10);
+        let home = tile_of(points[0].coord, 12).unwrap();
+        let devices = &fixture.devices;
+        let heat = heat_tile(&fixture.store, fixture.user, devices, 12, home.x, home.y, None, None).unwrap();
+        let fog = fog_tile(&fixture.store, fixture.user, devices, 12, home.x, home.y, None, None).unwrap();
+        assert!(fog.cells.len() > heat.cells.len(), "lines cross cells no fix fell into");
+        for &(column, row, _) in &heat.cells {
+            assert!(fog.cells.iter().any(|&(c, r, _)| (c, r) == (column, row)), "a cell with a fix was visited");
+        }
+        assert!(fog.total < heat.total, "passes, not points: a night at home is one pass");
+        let stranger = fixture.store.create_user("stranger", "x", false).unwrap().id;
+        let none = fog_tile(&fixture.store, stranger, devices, 12, home.x, home.y, None, None).unwrap();
+        assert!(none.cells.is_empty(), "another user's device ids show nothing");
+        assert!(matches!(
+            fog_tile(&fixture.store, fixture.user, devices, 19, 0, 0, None, None),
+            Err(DerivedError::Invalid(_))
+        ));
+    }
 
     #[test]
     // The lists of day ranges are the point.
