@@ -1,11 +1,12 @@
 //! The read side of the API under `/api/v1`: points for a time range (as
 //! paginated JSON or streamed GeoJSON/GPX/CSV), the last known location per
-//! device, the intervals a source carried, and the day timeline computed
-//! from the points.
+//! device, the intervals a source carried, the day timeline computed
+//! from the points, and the map (overviews, heatmap and fog-of-war tiles).
 //!
 //! Every query is scoped to the caller's user: the user id comes from the
 //! authenticated [`Caller`], never from the request.
 
+mod map;
 mod points;
 mod timeline;
 
@@ -21,4 +22,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::last_locations))
         .routes(routes!(points::intervals))
         .routes(routes!(timeline::day))
+        .routes(routes!(map::overview))
+        .routes(routes!(map::heatmap))
+        .routes(routes!(map::fog))
 }
