@@ -75,8 +75,8 @@ pub(crate) struct OverviewParams {
     /// The budget: the finest level whose points plus 3 per segment fit it is used (thinned, then
     /// cut, if even the coarsest does not). Default 50000; at most 60000, which keeps the answer
     /// under 2 MB.
-    #[param(minimum = 1, maximum = 60000)]
-    max_points: Option<u64>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 60000)]
+    max_points: Option<String>,
 }
 
 /// Query parameters of the tile routes.
@@ -307,12 +307,14 @@ pub(crate) async fn overview(
     if from >= to {
         return Err(ApiError::bad_request(format!("from ({from}) must be before to ({to})")));
     }
-    let max_points = params.max_points.unwrap_or(DEFAULT_MAX_POINTS as u64);
-    let max_points = usize::try_from(max_points).ok().filter(|n| (1..=MAX_POINTS).contains(n)).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "max_points must be 1 to {MAX_POINTS} (the answer stays under 2 MB), not {max_points}"
-        ))
-    })?;
+    let max_points = match params.max_points.as_deref() {
+        None => DEFAULT_MAX_POINTS,
+        Some(text) => text.parse::<usize>().ok().filter(|n| (1..=MAX_POINTS).contains(n)).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "max_points must be a whole number from 1 to {MAX_POINTS} (the answer stays under 2 MB), not {text:?}"
+            ))
+        })?,
+    };
     let store: Arc<dyn Store> = state.store.clone();
     let user = caller.user.id;
     let view = blocking(move || {
