@@ -13,12 +13,16 @@
 //!   prints the bytes per point the embedded store uses on disk.
 //! * `polo-bench timeline` — stay and leg detection points/s on a synthetic
 //!   track, against trackintel 1.4.2 on the same points (`POLO_PYTHON`).
+//! * `polo-bench map` — map levels of detail for a ten-year, ~5-million-point
+//!   user: the refresh's points/s and memory, then overview and tile latency
+//!   and bytes over HTTP against the ≤ 300 ms / ≤ 2 MB targets.
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
 //! `cargo build --release -p polo` (the bench finds `polo` beside itself).
 
 mod generate;
+mod map;
 mod run;
 mod serve;
 mod timeline;
@@ -69,6 +73,15 @@ enum Command {
         #[arg(long)]
         no_baseline: bool,
     },
+    /// Map levels of detail: refresh throughput, overview and tile latency and bytes over HTTP.
+    Map {
+        /// Days of history per device (3653 = ten years).
+        #[arg(long, default_value_t = 3653)]
+        days: u32,
+        /// Timed requests per route (after one warm-up).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,5 +93,6 @@ fn main() -> anyhow::Result<()> {
         Command::Storage { points } => run::storage(&work, points),
         Command::Serve { seconds } => serve::serve(&work, seconds),
         Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
+        Command::Map { days, runs } => map::map(&work, days, runs),
     }
 }
