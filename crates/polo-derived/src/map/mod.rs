@@ -9,7 +9,8 @@
 //! * [`cells`] — base-zoom cells in Morton order, heatmap and fog-of-war
 //!   lists per day and month.
 //! * [`refresh`] — rebuilding a device's rows for a changed time span,
-//!   a day and a month at a time ([`refresh_device`]).
+//!   a day and a month at a time ([`refresh_device`]; [`refresh_change`]
+//!   for a change-log entry).
 //! * [`overview`](mod@overview) — the tracks of a range at the level that fits a budget.
 //! * [`tile`] — heatmap and fog-of-war tiles over all time or a range.
 //! * [`calendar`] — the UTC day and month numbers the rows are keyed by.
@@ -37,6 +38,6 @@ pub mod track;
 
 pub use cells::{BASE_ZOOM, GRID};
 pub use overview::{Overview, OverviewSegment, SEGMENT_COST, overview};
-pub use refresh::{MapRefresh, refresh_device};
+pub use refresh::{MapRefresh, refresh_change, refresh_device};
 pub use tile::{TileCells, fog_tile, heat_tile};
 pub use track::{GAP_MS, LEVEL_ZOOMS, MapPoint};

@@ -23,7 +23,9 @@ use std::collections::BTreeSet;
 use std::ops::{ControlFlow, Range};
 
 use polo_domain::{DeviceId, Timestamp, UserId};
-use polo_store::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, PointQuery, Store};
+use polo_store::{
+    Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, PointQuery, Store,
+};
 
 use super::calendar::{day_of, day_start, month_days, month_first_day, month_of_day};
 use super::cells::{Cells, DayCells, decode_day_cells, encode_day_cells, encode_month_cells, fog_cells, heat_cells};
@@ -149,9 +151,11 @@ fn scan_month(
 /// Rebuilds the map rows of `device` for every UTC day touched by
 /// `[first, last]` and every month those days are in, from the stored
 /// points. Call it with the time span of each change (inserted points or a
-/// deleted range); the day before is included when `first` is within a
-/// gap's time after midnight, since its fog line runs to the first point
-/// after it.
+/// deleted range; pass `Timestamp(i64::MIN)` / `Timestamp(i64::MAX)` for
+/// the open side of a tombstone: only days that have points or rows are
+/// visited); [`refresh_change`] does that for a change-log entry. The day
+/// before is included when `first` is within a gap's time after midnight,
+/// since its fog line runs to the first point after it.
 ///
 /// # Errors
 /// [`DerivedError::Invalid`] when `last < first`; store failures and
@@ -195,6 +199,35 @@ pub fn refresh_device(
         write_month(store, user, scope, month, &window, &stored, Vec::new(), &mut outcome)?;
     }
     Ok(outcome)
+}
+
+/// Brings the map rows up to date after one change-log entry: inserted or
+/// deleted points refresh their device (every device of the user for a
+/// delete without one) over the entry's span, open sides unbounded. Other
+/// changes do not touch the map and return an empty outcome.
+///
+/// # Errors
+/// As [`refresh_device`].
+pub fn refresh_change(store: &dyn Store, change: &Change) -> DerivedResult<MapRefresh> {
+    if !matches!(change.kind, ChangeKind::PointsInserted | ChangeKind::PointsDeleted) {
+        return Ok(MapRefresh::default());
+    }
+    let devices = match change.device {
+        Some(device) => vec![device],
+        None => store.list_devices(change.user)?.into_iter().map(|d| d.id).collect(),
+    };
+    let first = change.first.unwrap_or(Timestamp(i64::MIN));
+    let last = change.last.unwrap_or(Timestamp(i64::MAX));
+    let mut total = MapRefresh::default();
+    for device in devices {
+        let outcome = refresh_device(store, change.user, device, first, last)?;
+        total.days += outcome.days;
+        total.days_emptied += outcome.days_emptied;
+        total.months += outcome.months;
+        total.points += outcome.points;
+        total.writes += outcome.writes;
+    }
+    Ok(total)
 }
 
 /// Replaces the window's days of `month` with `days` and rewrites the
@@ -462,6 +495,38 @@ mod tests {
         let outcome = refresh_all(&late, late.devices[0], &morning);
         assert_eq!(outcome.days, 2, "the evening's day is rebuilt too: {outcome:?}");
         assert_eq!(late.rows(late.devices[0]), all.rows(all.devices[0]));
+    }
+
+    #[test]
+    fn change_log_entries_drive_the_refresh() {
+        let fixture = Fixture::new(&["phone", "watch"]);
+        let points = synthetic(5, 6);
+        for &device in &fixture.devices {
+            fixture.insert(device, &points);
+        }
+        let mut total = MapRefresh::default();
+        for change in fixture.store.changes_since(polo_domain::Seq(0), 100).unwrap() {
+            let outcome = refresh_change(&fixture.store, &change).unwrap();
+            total.days += outcome.days;
+            if !matches!(change.kind, ChangeKind::PointsInserted) {
+                assert_eq!(outcome, MapRefresh::default(), "{change:?} does not touch the map");
+            }
+        }
+        assert_eq!(total.days, 2 * utc_days(&points).len() as u64);
+        let full = Fixture::new(&["phone", "watch"]);
+        for &device in &full.devices {
+            full.insert(device, &points);
+            refresh_all(&full, device, &points);
+        }
+        assert_eq!(fixture.rows(fixture.devices[1]), full.rows(full.devices[1]));
+        // A delete of every device's points, unbounded on both sides, in one entry.
+        let seq = fixture.store.last_seq().unwrap();
+        fixture.store.delete_points(&PointQuery::user(fixture.user)).unwrap();
+        let change = fixture.store.changes_since(seq, 10).unwrap().pop().unwrap();
+        assert_eq!((change.kind, change.device, change.first), (ChangeKind::PointsDeleted, None, None));
+        let outcome = refresh_change(&fixture.store, &change).unwrap();
+        assert_eq!(outcome.days_emptied, 2 * utc_days(&points).len() as u64);
+        assert!(fixture.rows(fixture.devices[0]).is_empty() && fixture.rows(fixture.devices[1]).is_empty());
     }
 
     #[test]
