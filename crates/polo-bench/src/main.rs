@@ -15,6 +15,9 @@
 //!   track, against trackintel 1.4.2 on the same points (`POLO_PYTHON`).
 //! * `polo-bench geocode` — offline reverse geocoding: load time, resident
 //!   memory and lookups/s on land-weighted positions.
+//! * `polo-bench map` — map levels of detail for a ten-year, ~5-million-point
+//!   user: the refresh's points/s and memory, then overview and tile latency
+//!   and bytes over HTTP against the ≤ 300 ms / ≤ 2 MB targets.
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
@@ -22,6 +25,7 @@
 
 mod generate;
 mod geocode;
+mod map;
 mod run;
 mod serve;
 mod timeline;
@@ -78,6 +82,15 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         lookups: usize,
     },
+    /// Map levels of detail: refresh throughput, overview and tile latency and bytes over HTTP.
+    Map {
+        /// Days of history per device (3653 = ten years).
+        #[arg(long, default_value_t = 3653)]
+        days: u32,
+        /// Timed requests per route (after one warm-up).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,5 +103,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { seconds } => serve::serve(&work, seconds),
         Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
         Command::Geocode { lookups } => geocode::geocode(lookups),
+        Command::Map { days, runs } => map::map(&work, days, runs),
     }
 }

@@ -536,6 +536,44 @@ fn rows() -> Vec<Row> {
             check: no_check,
         },
         Row {
+            // The owner's "vault" point was run through the map refresh; nobody else has map rows.
+            method: "GET",
+            path: "/api/v1/map/overview",
+            expect: all(200),
+            request: |_, _| {
+                Request::new("GET", "/api/v1/map/overview?from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z")
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    // Coordinates are given to 5 decimals.
+                    only_owner_sees(role, &r.body, &format!("{OWNER_LAT:.5}"));
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/map/heatmap/{z}/{x}/{y}",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/map/heatmap/0/0/0"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &format!("total {}", r.json()["total"]), "total 1");
+                }
+            },
+        },
+        Row {
+            // Other users have no device named "vault".
+            method: "GET",
+            path: "/api/v1/map/fog/{z}/{x}/{y}",
+            expect: [401, 404, 200, 200, 404],
+            request: |_, _| Request::new("GET", "/api/v1/map/fog/0/0/0?device=vault"),
+            check: |_, role, r| {
+                if role != Role::Anonymous && r.status == 200 {
+                    only_owner_sees(role, &format!("total {}", r.json()["total"]), "total 1");
+                }
+            },
+        },
+        Row {
             method: "POST",
             path: "/api/v1/imports",
             expect: [401, 202, 202, 202, 202],
@@ -572,6 +610,16 @@ fn rows() -> Vec<Row> {
             },
         },
     ]
+}
+
+/// Runs the map refresh over all of a device's points, on the server's data directory.
+fn refresh_map(data: &std::path::Path, user: &str, device: &str) {
+    use polo_store::Store as _;
+    let store = polo_store_sqlite::SqliteStore::open(data.join("polo.sqlite")).unwrap();
+    let user = store.user_by_name(user).unwrap().unwrap().id;
+    let device = store.list_devices(user).unwrap().into_iter().find(|d| d.name == device).unwrap().id;
+    let (first, last) = (polo_domain::Timestamp(i64::MIN), polo_domain::Timestamp(i64::MAX));
+    polo_derived::map::refresh_device(&store, user, device, first, last).unwrap();
 }
 
 /// A new token of the owner's for a revoke cell (the cell's id).
@@ -645,6 +693,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
             "departure_date": "2024-03-01T13:00:00Z", "device_id": "vault"}}]});
     assert_eq!(json_request(&addr, "POST", "/api/overland", &owner_basic, &visit).status, 200);
     let owner_job = upload_and_wait(&addr, &owner_basic, "owner.rec", REC);
+    refresh_map(data, "owner", "vault");
     let mut ctx = Ctx { addr: addr.clone(), owner_basic, owner_token: String::new(), owner_device, owner_job };
     ctx.owner_token = ctx.spare_token().1;
 

@@ -107,11 +107,12 @@ checks.negative_data_rejection.enabled = false
 checks.positive_data_acceptance.enabled = false
 
 # Constraints between parameters that JSON Schema cannot state: `from` <= `to`, a bounding box's
-# south <= north, cursors the server issued, calendar dates (no 2024-02-30) and device names the
-# caller has. Such requests are refused with 400.
+# south <= north, cursors the server issued, calendar dates (no 2024-02-30), device names the
+# caller has and tile numbers below 2^z. Such requests are refused with 400 (404 for devices).
 [[operations]]
 include-name = ["GET /api/v1/points", "GET /api/v1/export", "GET /api/v1/intervals", "GET /api/v1/timeline/day",
-                "GET /api/v1/timeline/entries", "GET /api/v1/timeline/trips", "GET /api/v1/stats"]
+                "GET /api/v1/timeline/entries", "GET /api/v1/timeline/trips", "GET /api/v1/stats",
+                "GET /api/v1/map/overview", "GET /api/v1/map/heatmap/{z}/{x}/{y}", "GET /api/v1/map/fog/{z}/{x}/{y}"]
 checks.positive_data_acceptance.enabled = false
 
 # Edits name things the caller must have (a leg at that instant, a place id) and settings have

@@ -33,6 +33,11 @@ pub const MAP_LEVELS: u16 = 4;
 pub const HEAT: DerivedKind = DerivedKind(20);
 /// Fog-of-war cell passes of one month (scope: device; key: month number).
 pub const FOG: DerivedKind = DerivedKind(21);
+/// Heatmap and fog-of-war cells of one UTC day (scope: device; key: UTC day
+/// number): the parts a month's [`HEAT`] and [`FOG`] rows are summed from,
+/// so refreshing a day reads that day's points only, and tile queries over
+/// a range can start and end on any day.
+pub const MAP_CELLS: DerivedKind = DerivedKind(22);
 
 /// The user's edits of a place: name, merge (scope: user; key: place id).
 pub const PLACE_EDIT: DerivedKind = DerivedKind(100);

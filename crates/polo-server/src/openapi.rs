@@ -63,6 +63,7 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "account", description = "Logging in, the caller's account, devices, tokens and users"),
         (name = "imports", description = "Uploading files to import in the background"),
         (name = "timeline", description = "Stays and legs computed from the points"),
+        (name = "map", description = "Map levels of detail: track overviews of any range, heatmap and fog-of-war tiles"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -1,20 +1,43 @@
-//! Map levels of detail: being built on the `map` branch.
+//! Map levels of detail: per device and UTC day, simplified tracks at four
+//! levels with their counts, heatmap and fog-of-war cells; per month, the
+//! cells summed; and the queries over them. Kept in the store so that a
+//! ten-year overview or a heatmap tile is a lookup of a few thousand small
+//! rows, never a scan of millions of points.
+//!
+//! * [`track`] — the levels (gap splitting, Douglas–Peucker tolerances,
+//!   antimeridian), the day track encoding and the per-day counts.
+//! * [`cells`] — base-zoom cells in Morton order, heatmap and fog-of-war
+//!   lists per day and month.
+//! * [`refresh`] — rebuilding a device's rows for a changed time span,
+//!   a day and a month at a time ([`refresh_device`]; [`refresh_change`]
+//!   for a change-log entry).
+//! * [`overview`](mod@overview) — the tracks of a range at the level that fits a budget.
+//! * [`tile`] — heatmap and fog-of-war tiles over all time or a range.
+//! * [`calendar`] — the UTC day and month numbers the rows are keyed by.
+//!
+//! | kind | key | value |
+//! |---|---|---|
+//! | `MAP_COUNTS` (10) | UTC day | points, and per level points and segments |
+//! | `map_track(l)` (11–14) | UTC day | level `l`'s segments of the day |
+//! | `MAP_CELLS` (22) | UTC day | the day's heatmap and fog cells |
+//! | `HEAT` (20) | month | the month's heatmap cells (sum of its days) |
+//! | `FOG` (21) | month | the month's fog-of-war cells (sum of its days) |
+//!
+//! All rows are per device (`DerivedScope::Device`) and recomputable
+//! (written with `edit = false`).
 
-use polo_domain::{DeviceId, Timestamp, UserId};
-use polo_store::Store;
+pub mod calendar;
+pub mod cells;
+mod codec;
+pub mod overview;
+pub mod refresh;
+#[cfg(test)]
+mod test_support;
+pub mod tile;
+pub mod track;
 
-use crate::DerivedResult;
-
-/// Rebuilds the map rows of `device` for the days `[first, last]` touch.
-///
-/// # Errors
-/// Store failures.
-pub fn refresh_device(
-    _store: &dyn Store,
-    _user: UserId,
-    _device: DeviceId,
-    _first: Timestamp,
-    _last: Timestamp,
-) -> DerivedResult<()> {
-    Ok(())
-}
+pub use cells::{BASE_ZOOM, GRID};
+pub use overview::{Overview, OverviewSegment, SEGMENT_COST, overview};
+pub use refresh::{MapRefresh, refresh_change, refresh_device};
+pub use tile::{TileCells, fog_tile, heat_tile};
+pub use track::{GAP_MS, LEVEL_ZOOMS, MapPoint};

@@ -1,12 +1,14 @@
 //! The read side of the API under `/api/v1`: points for a time range (as
 //! paginated JSON or streamed GeoJSON/GPX/CSV), the last known location per
-//! device, the intervals a source carried, and the stored timeline (days,
-//! stays and legs, trips, places, statistics) with the user's edits of it.
+//! device, the intervals a source carried, the stored timeline (days,
+//! stays and legs, trips, places, statistics) with the user's edits of it,
+//! and the map (overviews, heatmap and fog-of-war tiles).
 //!
 //! Every query is scoped to the caller's user: the user id comes from the
 //! authenticated [`Caller`], never from the request.
 
 mod derived;
+mod map;
 mod places;
 mod points;
 mod stats;
@@ -33,4 +35,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(places::rename))
         .routes(routes!(places::merge))
         .routes(routes!(stats::stats))
+        .routes(routes!(map::overview))
+        .routes(routes!(map::heatmap))
+        .routes(routes!(map::fog))
 }

@@ -1,0 +1,372 @@
+//! The map overview of a time range: the simplified tracks of one or more
+//! devices, at the finest level that fits a point budget.
+//!
+//! A lookup, not a computation: the per-day counts (`MAP_COUNTS`) of the
+//! range are summed per level, the finest level whose *cost* fits
+//! `max_points` is chosen (a point costs 1, a segment [`SEGMENT_COST`], for
+//! the few dozen bytes of JSON a segment adds), and only that level's day
+//! tracks are read, clipped to the range and joined across midnight where
+//! the track continues (see [`super::track`]). A ten-year range of a
+//! 5-million-point history reads ~3 650 small count rows and ~3 650
+//! coarse-track rows.
+//!
+//! If even the coarsest level is over the budget (many devices, decades),
+//! each segment is thinned to every k-th point (keeping its ends) and, as a
+//! last resort, the latest segments are left out; the answer says so
+//! (`thinned`, `truncated`), so a client can ask for a shorter range.
+
+use polo_domain::{DeviceId, Timestamp, UserId};
+use polo_store::{DerivedRange, DerivedScope, Store};
+
+use super::calendar::{clamp_ms, day_of};
+use super::track::{LEVEL_ZOOMS, LevelCount, MapPoint, connected, decode_counts, decode_track, level_tolerance};
+use crate::kinds::{MAP_COUNTS, MAP_LEVELS, map_track};
+use crate::{DerivedError, DerivedResult};
+
+/// What a segment costs against the point budget: its JSON framing is
+/// about as long as three points.
+pub const SEGMENT_COST: u64 = 3;
+
+/// One line to draw: consecutive points of one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverviewSegment {
+    /// Whose.
+    pub device: DeviceId,
+    /// At least one point, in time order.
+    pub points: Vec<MapPoint>,
+}
+
+/// The overview of a range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overview {
+    /// The level used (0 is the most detailed).
+    pub level: usize,
+    /// The web-mercator zoom the level is simplified for: it is exact (to
+    /// half a pixel) up to this zoom.
+    pub zoom: u8,
+    /// Per level, the points of the whole UTC days the range touches.
+    pub level_points: [u64; MAP_LEVELS as usize],
+    /// Points returned.
+    pub points: usize,
+    /// Segments were thinned to fit the budget.
+    pub thinned: bool,
+    /// Segments were left out to fit the budget (the latest ones).
+    pub truncated: bool,
+    /// The lines, by start time (then device).
+    pub segments: Vec<OverviewSegment>,
+}
+
+fn cost(count: LevelCount) -> u64 {
+    count.points + SEGMENT_COST * count.segments
+}
+
+/// The overview of `devices` (all of them `user`'s) in `[from, to)`, at the
+/// finest level whose points and segments cost at most `max_points`.
+///
+/// # Errors
+/// [`DerivedError::Invalid`] for an empty range or a zero budget; store
+/// failures and corrupt rows.
+pub fn overview(
+    store: &dyn Store,
+    user: UserId,
+    devices: &[DeviceId],
+    from: Timestamp,
+    to: Timestamp,
+    max_points: usize,
+) -> DerivedResult<Overview> {
+    if to <= from {
+        return Err(DerivedError::Invalid(format!("the range must end after it starts ({from} to {to})")));
+    }
+    if max_points == 0 {
+        return Err(DerivedError::Invalid("max_points must be at least 1".to_owned()));
+    }
+    let budget = max_points as u64;
+    let days = day_of(from.0)..day_of(clamp_ms(to.0 - 1)) + 1;
+    let mut totals = [LevelCount::default(); MAP_LEVELS as usize];
+    for &device in devices {
+        let range =
+            DerivedRange { kind: MAP_COUNTS, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        for row in store.derived_range(user, &range)? {
+            let counts = decode_counts(&row.value, MAP_COUNTS, row.key)?;
+            for (total, level) in totals.iter_mut().zip(counts.levels) {
+                *total += level;
+            }
+        }
+    }
+    let coarsest = usize::from(MAP_LEVELS) - 1;
+    let level = (0..=coarsest).find(|&l| cost(totals[l]) <= budget).unwrap_or(coarsest);
+    let tolerance = level_tolerance(level);
+    let kind = map_track(u16::try_from(level).unwrap_or(MAP_LEVELS - 1));
+    let mut segments: Vec<OverviewSegment> = Vec::new();
+    for &device in devices {
+        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        let first_of_device = segments.len();
+        for row in store.derived_range(user, &range)? {
+            for segment in decode_track(&row.value, kind, row.key)? {
+                let clipped: Vec<MapPoint> = segment.into_iter().filter(|p| p.time >= from && p.time < to).collect();
+                if clipped.is_empty() {
+                    continue;
+                }
+                match segments[first_of_device..].last_mut() {
+                    // Across midnight, the line goes on if the track does.
+                    Some(previous)
+                        if previous.points.last().is_some_and(|last| connected(last, &clipped[0], tolerance)) =>
+                    {
+                        previous.points.extend(clipped);
+                    }
+                    _ => segments.push(OverviewSegment { device, points: clipped }),
+                }
+            }
+        }
+    }
+    segments.sort_by_key(|s| (s.points[0].time, s.device));
+    let (thinned, truncated) = fit(&mut segments, budget);
+    Ok(Overview {
+        level,
+        zoom: LEVEL_ZOOMS[level],
+        level_points: totals.map(|t| t.points),
+        points: segments.iter().map(|s| s.points.len()).sum(),
+        thinned,
+        truncated,
+        segments,
+    })
+}
+
+/// Thins, then truncates, `segments` to cost at most `budget`.
+fn fit(segments: &mut Vec<OverviewSegment>, budget: u64) -> (bool, bool) {
+    let points: u64 = segments.iter().map(|s| s.points.len() as u64).sum();
+    let framing = SEGMENT_COST * segments.len() as u64;
+    if points + framing <= budget {
+        return (false, false);
+    }
+    let mut thinned = false;
+    if budget > framing {
+        let stride = usize::try_from(points.div_ceil(budget - framing)).unwrap_or(usize::MAX).max(2);
+        for segment in segments.iter_mut() {
+            let last = segment.points.len() - 1;
+            let mut index = 0;
+            segment.points.retain(|_| {
+                let keep = index % stride == 0 || index == last;
+                index += 1;
+                keep
+            });
+        }
+        thinned = true;
+    }
+    let mut spent = 0u64;
+    let fits = segments
+        .iter()
+        .position(|s| {
+            spent += SEGMENT_COST + s.points.len() as u64;
+            spent > budget
+        })
+        .unwrap_or(segments.len());
+    let truncated = fits < segments.len();
+    segments.truncate(fits);
+    (thinned, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::calendar::day_start;
+    use crate::map::refresh_device;
+    use crate::map::test_support::{Fixture, synthetic};
+    use crate::map::track::{DayCounts, decode_counts, decode_track};
+
+    /// A fixture with `days` of synthetic points per device, refreshed.
+    fn fixture(devices: &[&str], days: u32) -> (Fixture, Vec<Vec<MapPoint>>) {
+        let fixture = Fixture::new(devices);
+        let mut tracks = Vec::new();
+        for (i, &device) in fixture.devices.iter().enumerate() {
+            let points = synthetic(2 + i as u64 * 40, days);
+            fixture.insert(device, &points);
+            refresh_device(&fixture.store, fixture.user, device, points[0].time, points[points.len() - 1].time)
+                .unwrap();
+            tracks.push(points);
+        }
+        (fixture, tracks)
+    }
+
+    fn whole_days(points: &[MapPoint]) -> (Timestamp, Timestamp) {
+        (
+            Timestamp(day_start(day_of(points[0].time.0))),
+            Timestamp(day_start(day_of(points[points.len() - 1].time.0) + 1)),
+        )
+    }
+
+    fn counts(fixture: &Fixture, device: DeviceId) -> Vec<DayCounts> {
+        let range = DerivedRange::all(MAP_COUNTS, DerivedScope::Device(device));
+        let rows = fixture.store.derived_range(fixture.user, &range).unwrap();
+        rows.iter().map(|row| decode_counts(&row.value, MAP_COUNTS, row.key).unwrap()).collect()
+    }
+
+    fn cost_of(counts: &[DayCounts], level: usize) -> u64 {
+        counts.iter().map(|c| c.levels[level].points + SEGMENT_COST * c.levels[level].segments).sum()
+    }
+
+    /// Lines are drawn exactly where the raw track has no gap at the level's resolution: between
+    /// consecutive points of a segment the raw track is connected, between consecutive segments of a
+    /// device it is not.
+    fn check_lines(overview: &Overview, fixture: &Fixture, tracks: &[Vec<MapPoint>]) {
+        let tolerance = level_tolerance(overview.level);
+        let unbroken = |device: DeviceId, a: &MapPoint, b: &MapPoint| {
+            let raw = &tracks[fixture.devices.iter().position(|&d| d == device).unwrap()];
+            let (i, j) = (
+                raw.binary_search_by_key(&a.time, |p| p.time).unwrap(),
+                raw.binary_search_by_key(&b.time, |p| p.time).unwrap(),
+            );
+            assert!(i < j);
+            raw[i..=j].windows(2).all(|w| connected(&w[0], &w[1], tolerance))
+        };
+        for (i, segment) in overview.segments.iter().enumerate() {
+            assert!(segment.points.windows(2).all(|w| unbroken(segment.device, &w[0], &w[1])), "a line across a gap");
+            if let Some(next) = overview.segments[i + 1..].iter().find(|b| b.device == segment.device) {
+                assert!(
+                    !unbroken(segment.device, segment.points.last().unwrap(), &next.points[0]),
+                    "segments should have been joined"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_finest_level_that_fits_the_budget_is_chosen() {
+        let (fixture, tracks) = fixture(&["phone"], 30);
+        let device = fixture.devices[0];
+        let (from, to) = whole_days(&tracks[0]);
+        let counts = counts(&fixture, device);
+        let costs: Vec<u64> = (0..4).map(|level| cost_of(&counts, level)).collect();
+        assert!(costs.windows(2).all(|w| w[0] > w[1]), "{costs:?}");
+        for level in 0..4 {
+            let budget = usize::try_from(costs[level]).unwrap();
+            let view = overview(&fixture.store, fixture.user, &[device], from, to, budget).unwrap();
+            assert_eq!(view.level, level, "a budget of exactly level {level}'s cost");
+            assert_eq!(view.zoom, LEVEL_ZOOMS[level]);
+            assert!(!view.thinned && !view.truncated);
+            let stored: u64 = counts.iter().map(|c| c.levels[level].points).sum();
+            assert_eq!(view.points as u64, stored, "every point of the level, joined into fewer segments");
+            assert_eq!(view.level_points[level], stored);
+            check_lines(&view, &fixture, &tracks);
+            if level < 3 {
+                let tighter = overview(&fixture.store, fixture.user, &[device], from, to, budget - 1).unwrap();
+                assert_eq!(tighter.level, level + 1);
+            }
+        }
+        let everything = overview(&fixture.store, fixture.user, &[device], from, to, usize::MAX).unwrap();
+        assert_eq!(everything.level, 0);
+        let day_two = Timestamp(from.0 + 86_400_000);
+        let day_one =
+            overview(&fixture.store, fixture.user, &[device], day_two, Timestamp(day_two.0 + 86_400_000), 50_000)
+                .unwrap();
+        assert_eq!(day_one.level, 0);
+        assert!(day_one.points > 300, "a day at level 0 is drawn point for point: {}", day_one.points);
+    }
+
+    #[test]
+    fn ranges_are_clipped_and_lines_continue_across_midnight() {
+        let (fixture, tracks) = fixture(&["phone"], 12);
+        let device = fixture.devices[0];
+        let first_day = day_of(tracks[0][0].time.0);
+        let (from, to) =
+            (Timestamp(day_start(first_day + 3) + 43_200_000), Timestamp(day_start(first_day + 8) + 43_200_000));
+        let mut levels = Vec::new();
+        for budget in [1_000_000, 2_000, 200] {
+            let view = overview(&fixture.store, fixture.user, &[device], from, to, budget).unwrap();
+            let points: Vec<&MapPoint> = view.segments.iter().flat_map(|s| &s.points).collect();
+            assert!(points.iter().all(|p| p.time >= from && p.time < to));
+            // Clipping keeps the level's own points inside the range, and all of them.
+            let kind = map_track(u16::try_from(view.level).unwrap());
+            let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: first_day, to: first_day + 12 };
+            let level: Vec<MapPoint> = fixture
+                .store
+                .derived_range(fixture.user, &range)
+                .unwrap()
+                .iter()
+                .flat_map(|row| decode_track(&row.value, kind, row.key).unwrap().into_iter().flatten())
+                .filter(|p| p.time >= from && p.time < to)
+                .collect();
+            assert_eq!(points.into_iter().copied().collect::<Vec<_>>(), level, "budget {budget}");
+            check_lines(&view, &fixture, &tracks);
+            if view.level >= 2 {
+                // A person asleep at home at midnight: at coarse levels the five days are few lines, not one per day.
+                assert!(view.segments.len() < 5, "level {}: {} segments", view.level, view.segments.len());
+            }
+            levels.push(view.level);
+        }
+        assert_eq!(levels, [0, 1, 2]);
+        let empty = overview(&fixture.store, fixture.user, &[device], Timestamp(0), Timestamp(1_000), 10).unwrap();
+        assert_eq!((empty.level, empty.points, empty.segments.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn devices_share_the_budget_and_are_drawn_in_time_order() {
+        let (fixture, tracks) = fixture(&["phone", "watch"], 10);
+        let (from, to) = whole_days(&tracks[0]);
+        let both = overview(&fixture.store, fixture.user, &fixture.devices, from, to, 1_000_000).unwrap();
+        let alone = overview(&fixture.store, fixture.user, &fixture.devices[..1], from, to, 1_000_000).unwrap();
+        assert!(both.segments.iter().any(|s| s.device == fixture.devices[1]));
+        assert!(alone.segments.iter().all(|s| s.device == fixture.devices[0]));
+        assert!(both.level_points[0] > alone.level_points[0]);
+        assert!(both.segments.windows(2).all(|w| w[0].points[0].time <= w[1].points[0].time));
+        // Another user's device ids show nothing: every read is scoped to the user.
+        let stranger = fixture.store.create_user("stranger", "x", false).unwrap().id;
+        let none = overview(&fixture.store, stranger, &fixture.devices, from, to, 1_000_000).unwrap();
+        assert_eq!((none.points, none.level_points), (0, [0; 4]));
+    }
+
+    #[test]
+    fn over_the_budget_at_the_coarsest_level_it_is_thinned_then_truncated() {
+        let (fixture, tracks) = fixture(&["phone", "watch"], 20);
+        let (from, to) = whole_days(&tracks[0]);
+        let coarsest = overview(&fixture.store, fixture.user, &fixture.devices, from, to, 1).unwrap();
+        assert!(coarsest.truncated && coarsest.segments.is_empty(), "one point's budget cannot hold a segment");
+        let full = overview(&fixture.store, fixture.user, &fixture.devices, from, to, 1_000_000).unwrap();
+        let level3 = overview(&fixture.store, fixture.user, &fixture.devices, from, to, 2).unwrap();
+        assert_eq!(level3.level, 3);
+        let cost = |view: &Overview| view.points as u64 + SEGMENT_COST * view.segments.len() as u64;
+        let natural = overview(
+            &fixture.store,
+            fixture.user,
+            &fixture.devices,
+            from,
+            to,
+            usize::try_from(full.level_points[3] * 2).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(natural.level, 3);
+        let budget = cost(&natural) * 2 / 3;
+        let thinned =
+            overview(&fixture.store, fixture.user, &fixture.devices, from, to, usize::try_from(budget).unwrap())
+                .unwrap();
+        assert!(thinned.thinned && cost(&thinned) <= budget, "{} > {budget}", cost(&thinned));
+        assert_eq!(thinned.segments.len(), natural.segments.len(), "thinning keeps every segment");
+        for (thin, whole) in thinned.segments.iter().zip(&natural.segments) {
+            assert_eq!((thin.points.first(), thin.points.last()), (whole.points.first(), whole.points.last()));
+        }
+        let tight = SEGMENT_COST * natural.segments.len() as u64 / 2;
+        let truncated =
+            overview(&fixture.store, fixture.user, &fixture.devices, from, to, usize::try_from(tight).unwrap())
+                .unwrap();
+        assert!(truncated.truncated && cost(&truncated) <= tight);
+        assert_eq!(
+            truncated.segments[..],
+            natural.segments[..truncated.segments.len()]
+                .iter()
+                .map(|s| OverviewSegment { device: s.device, points: vec![s.points[0], *s.points.last().unwrap()] })
+                .collect::<Vec<_>>()[..]
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let (fixture, _) = fixture(&["phone"], 1);
+        let call = |from, to, max| {
+            overview(&fixture.store, fixture.user, &fixture.devices, Timestamp(from), Timestamp(to), max)
+        };
+        assert!(matches!(call(5, 5, 10), Err(DerivedError::Invalid(_))));
+        assert!(matches!(call(6, 5, 10), Err(DerivedError::Invalid(_))));
+        assert!(matches!(call(0, 5, 0), Err(DerivedError::Invalid(_))));
+        assert!(call(i64::MIN, i64::MAX, 10).is_ok(), "any instants are a valid range");
+    }
+}

@@ -1,0 +1,61 @@
+//! Shared fixtures of the map tests: an in-memory store with a user, its
+//! devices and synthetic points, and a dump of every map row.
+
+use polo_domain::{Coord, DeviceId, Fix, SourceFormat, Timestamp, UserId};
+use polo_store::{DerivedKind, DerivedRange, DerivedRow, DerivedScope, Store};
+use polo_store_sqlite::SqliteStore;
+use polo_timeline::synthetic::SyntheticTrack;
+
+use super::track::MapPoint;
+use crate::kinds::{FOG, HEAT, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
+
+pub(crate) struct Fixture {
+    pub store: SqliteStore,
+    pub user: UserId,
+    pub devices: Vec<DeviceId>,
+}
+
+impl Fixture {
+    /// A store with user `jane` and the named devices.
+    pub fn new(devices: &[&str]) -> Self {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("jane", "x", false).unwrap().id;
+        let devices = devices.iter().map(|name| store.ensure_device(user, name).unwrap().id).collect();
+        Self { store, user, devices }
+    }
+
+    pub fn insert(&self, device: DeviceId, points: &[MapPoint]) {
+        let fixes: Vec<Fix> = points.iter().map(|p| Fix::new(p.time, p.coord, SourceFormat::Api)).collect();
+        for batch in fixes.chunks(50_000) {
+            self.store.insert_points(self.user, device, batch).unwrap();
+        }
+    }
+
+    /// Every map row of `device`, kind by kind.
+    pub fn rows(&self, device: DeviceId) -> Vec<DerivedRow> {
+        let kinds: Vec<DerivedKind> =
+            [MAP_COUNTS, MAP_CELLS, HEAT, FOG].into_iter().chain((0..MAP_LEVELS).map(map_track)).collect();
+        let scope = DerivedScope::Device(device);
+        kinds
+            .into_iter()
+            .flat_map(|kind| self.store.derived_range(self.user, &DerivedRange::all(kind, scope)).unwrap())
+            .collect()
+    }
+
+    pub fn keys(&self, kind: DerivedKind, device: DeviceId) -> Vec<i64> {
+        let range = DerivedRange::all(kind, DerivedScope::Device(device));
+        self.store.derived_range(self.user, &range).unwrap().into_iter().map(|r| r.key).collect()
+    }
+}
+
+/// `days` of a synthetic phone (seed `seed`), one point per instant as the store keeps them.
+pub(crate) fn synthetic(seed: u64, days: u32) -> Vec<MapPoint> {
+    let mut points: Vec<MapPoint> =
+        SyntheticTrack::new(seed).days(days).points.iter().map(|t| MapPoint { time: t.time, coord: t.coord }).collect();
+    points.dedup_by_key(|p| p.time);
+    points
+}
+
+pub(crate) fn point(ms: i64, lat: f64, lon: f64) -> MapPoint {
+    MapPoint { time: Timestamp(ms), coord: Coord::from_degrees(lat, lon).unwrap() }
+}
