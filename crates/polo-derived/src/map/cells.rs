@@ -23,8 +23,9 @@
 //! a line from a day's last fix to the next day's first (a night drive)
 //! belongs to the earlier day.
 //!
-//! **Encoding.** A cell list is its length, then per cell the zigzag-free
-//! varint delta of its code from the previous one and its count.
+//! **Encoding.** A cell list is its length, then per cell the (unsigned,
+//! since codes increase) varint delta of its code from the previous one and
+//! its count.
 
 use std::ops::Range;
 
@@ -264,9 +265,9 @@ pub fn decode_month_cells(bytes: &[u8], kind: DerivedKind, key: i64) -> DerivedR
     Ok(cells)
 }
 
-/// Calls `visit` for the cells of an encoded `HEAT`/`FOG` row (`day_part`
-/// false) or of the heat (`Heat`) or fog part of a `MAP_CELLS` row whose
-/// codes lie in `codes`, reading no further than the range's end.
+/// Calls `visit` for the cells whose codes lie in `codes` of one list of an
+/// encoded row (`part`: a `HEAT`/`FOG` row's list, or the heat or the fog
+/// list of a `MAP_CELLS` row), reading no further than the range's end.
 pub(crate) fn visit_row_cells(
     bytes: &[u8],
     kind: DerivedKind,
