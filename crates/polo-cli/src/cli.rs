@@ -114,6 +114,13 @@ pub struct ServeArgs {
     /// MQTT topic filter to subscribe to [default: owntracks/#].
     #[arg(long, env = "POLO_MQTT_TOPIC", value_name = "FILTER")]
     pub mqtt_topic: Option<String>,
+    /// Street names for places from an online geocoder: photon or nominatim (needs
+    /// --geocoder-url). Asked for places only, at most once a second [default: none, no network].
+    #[arg(long, env = "POLO_GEOCODER", value_name = "photon|nominatim")]
+    pub geocoder: Option<String>,
+    /// Base URL of the --geocoder server, e.g. https://photon.komoot.io (your own instance is kinder).
+    #[arg(long, env = "POLO_GEOCODER_URL", value_name = "URL")]
+    pub geocoder_url: Option<String>,
     /// Failed authentications per client address or user name before the exponential back-off
     /// (429) starts; raise it when many users share one address [default: 5].
     #[arg(long, env = "POLO_AUTH_FREE_FAILURES", value_name = "N")]

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use polo_server::street_names::StreetNameSettings;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
@@ -53,6 +54,10 @@ pub struct FileConfig {
     pub mqtt_topic: Option<String>,
     /// `polo serve`: failed authentications before the back-off starts (default 5).
     pub auth_free_failures: Option<u32>,
+    /// `polo serve`: online street names for places, `photon` or `nominatim` (with `geocoder_url`).
+    pub geocoder: Option<String>,
+    /// `polo serve`: the geocoder's base URL (with `geocoder`).
+    pub geocoder_url: Option<String>,
 }
 
 /// The front-door settings from the file; flags and env win over them.
@@ -68,6 +73,8 @@ pub struct FileServe {
     pub mqtt_password: Option<String>,
     pub mqtt_topic: Option<String>,
     pub auth_free_failures: Option<u32>,
+    pub geocoder: Option<String>,
+    pub geocoder_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -123,6 +130,8 @@ impl Config {
                 mqtt_password: file.mqtt_password,
                 mqtt_topic: file.mqtt_topic,
                 auth_free_failures: file.auth_free_failures,
+                geocoder: file.geocoder,
+                geocoder_url: file.geocoder_url,
             },
         })
     }
@@ -131,6 +140,32 @@ impl Config {
     pub fn listen_addr(&self, flag_or_env: Option<&str>) -> anyhow::Result<SocketAddr> {
         let text = flag_or_env.or(self.file_listen.as_deref()).unwrap_or(DEFAULT_LISTEN);
         text.parse().with_context(|| format!("invalid listen address {text:?} (expected IP:PORT)"))
+    }
+
+    /// The online geocoder for street names, when one is configured: the
+    /// flag or env value of each of `--geocoder` and `--geocoder-url` over the
+    /// file's `geocoder` and `geocoder_url`. Both or neither; neither (the
+    /// default) means no network requests.
+    pub fn street_names(
+        &self,
+        geocoder_flag_or_env: Option<&str>,
+        url_flag_or_env: Option<&str>,
+    ) -> anyhow::Result<Option<StreetNameSettings>> {
+        let file = &self.file_serve;
+        let provider = geocoder_flag_or_env.or(file.geocoder.as_deref());
+        let url = url_flag_or_env.or(file.geocoder_url.as_deref());
+        match (provider, url) {
+            (None, None) => Ok(None),
+            (Some(provider), Some(url)) => Ok(Some(StreetNameSettings::new(provider, url)?)),
+            (Some(provider), None) => bail!(
+                "--geocoder {provider} needs the server's URL: add --geocoder-url URL \
+                 (env POLO_GEOCODER_URL, config geocoder_url)"
+            ),
+            (None, Some(url)) => bail!(
+                "--geocoder-url {url} needs the provider it speaks: add --geocoder photon|nominatim \
+                 (env POLO_GEOCODER, config geocoder)"
+            ),
+        }
     }
 
     /// The embedded database file.
@@ -166,6 +201,8 @@ fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
 
 #[cfg(test)]
 mod tests {
+    use polo_server::street_names::Provider;
+
     use super::*;
 
     fn args(data_dir: Option<&Path>, config: Option<&Path>) -> GlobalArgs {
@@ -214,6 +251,40 @@ mod tests {
         assert_eq!(serve.mqtt_username.as_deref(), Some("polo"));
         assert_eq!(serve.mqtt_password.as_deref(), Some("pw"));
         assert_eq!(serve.mqtt_topic.as_deref(), Some("owntracks/+/+"));
+    }
+
+    #[test]
+    fn the_geocoder_is_off_by_default_and_takes_provider_and_url_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polo.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\n").unwrap();
+        let plain = Config::resolve(&args(None, Some(&file))).unwrap();
+        assert_eq!(plain.street_names(None, None).unwrap(), None, "no network by default");
+
+        std::fs::write(&file, "geocoder = \"photon\"\ngeocoder_url = \"https://photon.komoot.io\"\n").unwrap();
+        let config = Config::resolve(&args(None, Some(&file))).unwrap();
+        assert_eq!(config.file_serve.geocoder.as_deref(), Some("photon"));
+        let from_file = config.street_names(None, None).unwrap().unwrap();
+        assert_eq!((from_file.provider, from_file.url.as_str()), (Provider::Photon, "https://photon.komoot.io"));
+        // Flags (merged with env by clap) win, key by key.
+        let flagged = config.street_names(Some("nominatim"), Some("http://127.0.0.1:8088")).unwrap().unwrap();
+        assert_eq!((flagged.provider, flagged.url.as_str()), (Provider::Nominatim, "http://127.0.0.1:8088"));
+        let url_only = config.street_names(None, Some("http://photon.lan:2322")).unwrap().unwrap();
+        assert_eq!((url_only.provider, url_only.url.as_str()), (Provider::Photon, "http://photon.lan:2322"));
+
+        // One without the other is an error that says what is missing.
+        let e = plain.street_names(Some("photon"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("add --geocoder-url URL"), "{e:#}");
+        let e = plain.street_names(None, Some("https://photon.komoot.io")).unwrap_err();
+        assert!(format!("{e:#}").contains("add --geocoder photon|nominatim"), "{e:#}");
+        std::fs::write(&file, "geocoder_url = \"https://photon.komoot.io\"\n").unwrap();
+        let half = Config::resolve(&args(None, Some(&file))).unwrap();
+        assert!(half.street_names(None, None).is_err(), "half a configuration in the file");
+        // Unknown providers and unusable URLs are refused.
+        let e = plain.street_names(Some("google"), Some("https://maps.example")).unwrap_err();
+        assert!(format!("{e:#}").contains("use photon or nominatim"), "{e:#}");
+        let e = plain.street_names(Some("photon"), Some("ftp://photon.lan")).unwrap_err();
+        assert!(format!("{e:#}").contains("the scheme must be http or https"), "{e:#}");
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! and rebuilt at any time; kinds from 100 on are the user's edits, which
 //! are never recomputed (they are written with `edit = true`, so they enter
 //! the change log and replicate).
+//!
+//! The kinds the engine computes are written by the engine alone, which
+//! rewrites their rows whenever a window changes. What another part of polo
+//! finds out about a computed row (a place's street name, looked up online
+//! by the server) therefore gets a kind of its own rather than a field in
+//! that row, where the engine's next write of the row would drop it.
 
 use polo_store::DerivedKind;
 
@@ -20,6 +26,12 @@ pub const DAY_STATS: DerivedKind = DerivedKind(4);
 /// The settings a device's stored timeline was computed with (scope:
 /// device; key 0). A change of the user's settings recomputes everything.
 pub const STATE: DerivedKind = DerivedKind(5);
+/// A place's street-level name from the online geocoder, or the provider's
+/// "nothing there" (scope: user; key: place id). Written only by the
+/// server's street-name task (`polo_server::street_names`), never by the
+/// engine; it may be thrown away like the other computed kinds, and is then
+/// asked for again.
+pub const PLACE_ADDRESS: DerivedKind = DerivedKind(6);
 /// Per UTC day, how many points each map level holds (scope: device; key:
 /// UTC day number). Lets an overview pick its level without reading tracks.
 pub const MAP_COUNTS: DerivedKind = DerivedKind(10);

@@ -2,8 +2,10 @@
 //! and the user's renames and merges of them.
 //!
 //! A place row is computed (where it was first found, its first visit, its
-//! locality); a place edit is the user's (a name, a merge). They are
-//! separate kinds so a recomputation never overwrites an edit. New visits
+//! locality); a place edit is the user's (a name, a merge); a place address
+//! is the street-level name the server's online geocoder found for it
+//! ([`set_address`]). They are separate kinds so a recomputation never
+//! overwrites an edit or an address. New visits
 //! are clustered (DBSCAN, `polo_timeline::cluster_places`) and each cluster
 //! is matched to a known place (`match_places`), where a place merged into
 //! another contributes its own anchor under the surviving id: a merge keeps
@@ -15,8 +17,8 @@ use polo_domain::{Coord, UserId};
 use polo_store::{DerivedBatch, DerivedRange, DerivedRow, DerivedScope, Store};
 use polo_timeline::{KnownPlace, PlaceParams, cluster_places, match_places};
 
-use crate::kinds::{PLACE, PLACE_EDIT};
-use crate::rows::{Locality, PlaceEdit, PlaceRow, StayRow, decode, encode};
+use crate::kinds::{PLACE, PLACE_ADDRESS, PLACE_EDIT};
+use crate::rows::{Locality, PlaceAddress, PlaceEdit, PlaceRow, StayRow, decode, encode};
 use crate::{DerivedError, DerivedResult};
 
 /// Resolves coordinates to a locality (the server plugs in the offline
@@ -26,17 +28,19 @@ pub trait Locator: Send + Sync {
     fn locate(&self, coord: Coord) -> Locality;
 }
 
-/// A user's places and edits, as stored.
+/// A user's places, edits and street names, as stored.
 #[derive(Debug, Clone, Default)]
 pub struct PlaceBook {
     /// Computed places by id.
     pub places: BTreeMap<i64, PlaceRow>,
     /// Edits by place id.
     pub edits: BTreeMap<i64, PlaceEdit>,
+    /// The online geocoder's answers by place id.
+    pub addresses: BTreeMap<i64, PlaceAddress>,
 }
 
 impl PlaceBook {
-    /// Reads a user's places and edits.
+    /// Reads a user's places, edits and street names.
     ///
     /// # Errors
     /// Store failures and damaged rows.
@@ -47,6 +51,9 @@ impl PlaceBook {
         }
         for row in store.derived_range(user, &DerivedRange::all(PLACE_EDIT, DerivedScope::User))? {
             book.edits.insert(row.key, decode(&row)?);
+        }
+        for row in store.derived_range(user, &DerivedRange::all(PLACE_ADDRESS, DerivedScope::User))? {
+            book.addresses.insert(row.key, decode(&row)?);
         }
         Ok(book)
     }
@@ -69,6 +76,28 @@ impl PlaceBook {
     #[must_use]
     pub fn name(&self, id: i64) -> Option<&str> {
         self.edits.get(&id).and_then(|e| e.name.as_deref())
+    }
+
+    /// The street-level name of place `id`, when the online geocoder found
+    /// one for its anchor.
+    #[must_use]
+    pub fn address(&self, id: i64) -> Option<&str> {
+        let place = self.places.get(&id)?;
+        self.addresses.get(&id).filter(|a| a.describes(place)).and_then(|a| a.address.as_deref())
+    }
+
+    /// The places (not merged into another) that `provider` has not
+    /// answered for yet, by id, with the position to ask about: those
+    /// without an address row, and those whose row is about another
+    /// position or from another provider.
+    #[must_use]
+    pub fn without_address(&self, provider: &str) -> Vec<(i64, Coord)> {
+        self.places
+            .iter()
+            .filter(|&(&id, _)| self.resolve(id) == id)
+            .filter(|&(id, place)| !self.addresses.get(id).is_some_and(|a| a.answers(place, provider)))
+            .map(|(&id, place)| (id, place.anchor()))
+            .collect()
     }
 
     fn next_id(&self) -> i64 {
@@ -114,7 +143,6 @@ impl PlaceBook {
                         lon_e7: cluster.centroid.lon_e7,
                         first_visit,
                         locality: locator.map(|l| l.locate(cluster.centroid)).unwrap_or_default(),
-                        address: None,
                     };
                     self.places.insert(id, place.clone());
                     changed.insert(id, place);
@@ -183,8 +211,79 @@ pub fn merge(store: &dyn Store, user: UserId, from: i64, into: i64) -> DerivedRe
     write_edit(store, user, from_root, &edit)
 }
 
+/// Stores the online geocoder's answer for place `id` (a name, or "nothing
+/// there"). Not an edit: it enters no change log, so the engine is not
+/// woken by it, and it is the only writer of its kind, so nothing the
+/// engine writes meanwhile is lost.
+///
+/// # Errors
+/// Store failures.
+pub fn set_address(store: &dyn Store, user: UserId, id: i64, address: &PlaceAddress) -> DerivedResult<()> {
+    let batch = DerivedBatch { delete: vec![], put: vec![encode(PLACE_ADDRESS, DerivedScope::User, id, address)] };
+    store.derived_write(user, &batch, false)?;
+    Ok(())
+}
+
 fn write_edit(store: &dyn Store, user: UserId, id: i64, edit: &PlaceEdit) -> DerivedResult<()> {
     let batch = DerivedBatch { delete: vec![], put: vec![encode(PLACE_EDIT, DerivedScope::User, id, edit)] };
     store.derived_write(user, &batch, true)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use polo_store_sqlite::SqliteStore;
+
+    use super::*;
+
+    fn place(lat_e7: i32, first_visit: i64) -> PlaceRow {
+        PlaceRow { lat_e7, lon_e7: 85_000_000, first_visit, locality: Locality::default() }
+    }
+
+    fn answer(place: &PlaceRow, address: Option<&str>, provider: &str) -> PlaceAddress {
+        PlaceAddress {
+            address: address.map(str::to_owned),
+            provider: provider.to_owned(),
+            resolved_at: 1_700_000_000_000,
+            lat_e7: place.lat_e7,
+            lon_e7: place.lon_e7,
+        }
+    }
+
+    fn put_places(store: &dyn Store, user: UserId, places: Vec<(i64, PlaceRow)>) {
+        store.derived_write(user, &DerivedBatch { delete: vec![], put: place_rows(places) }, false).unwrap();
+    }
+
+    #[test]
+    fn street_names_live_beside_place_rows_and_follow_anchor_provider_and_merges() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("alice", "x", false).unwrap().id;
+        let (a, b, c) = (place(470_000_000, 10), place(471_000_000, 20), place(472_000_000, 30));
+        put_places(&store, user, vec![(1, a.clone()), (2, b.clone()), (3, c)]);
+        merge(&store, user, 3, 1).unwrap();
+        let book = PlaceBook::load(&store, user).unwrap();
+        assert_eq!(book.without_address("photon"), [(1, a.anchor()), (2, b.anchor())], "3 is merged away");
+
+        set_address(&store, user, 1, &answer(&a, Some("Bahnhofstrasse 1, Zürich"), "photon")).unwrap();
+        set_address(&store, user, 2, &answer(&b, None, "photon")).unwrap();
+        let book = PlaceBook::load(&store, user).unwrap();
+        assert_eq!(book.address(1), Some("Bahnhofstrasse 1, Zürich"));
+        assert_eq!(book.address(2), None);
+        assert!(book.without_address("photon").is_empty(), "\"nothing there\" counts as answered");
+        assert_eq!(book.without_address("nominatim").len(), 2, "another provider is asked again");
+
+        // The engine rewrites a place row (an earlier first visit): the name stays.
+        put_places(&store, user, vec![(1, place(470_000_000, 5))]);
+        let book = PlaceBook::load(&store, user).unwrap();
+        assert_eq!((book.places[&1].first_visit, book.address(1)), (5, Some("Bahnhofstrasse 1, Zürich")));
+        assert!(book.without_address("photon").is_empty());
+
+        // A row about another position (the place was rebuilt elsewhere) is not shown, and is asked again.
+        let moved = place(473_000_000, 5);
+        put_places(&store, user, vec![(1, moved.clone())]);
+        let book = PlaceBook::load(&store, user).unwrap();
+        assert_eq!(book.address(1), None);
+        assert_eq!(book.without_address("photon"), [(1, moved.anchor())]);
+        assert_eq!(book.address(9), None, "no such place");
+    }
 }

@@ -179,9 +179,6 @@ pub struct PlaceRow {
     /// Country, region and town.
     #[serde(default)]
     pub locality: Locality,
-    /// A street-level name from the online provider, when one is configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
 }
 
 impl PlaceRow {
@@ -189,6 +186,41 @@ impl PlaceRow {
     #[must_use]
     pub fn anchor(&self) -> Coord {
         Coord { lat_e7: self.lat_e7, lon_e7: self.lon_e7 }
+    }
+}
+
+/// A place's street-level name as the online geocoder answered it (scope:
+/// user; key: place id; kind [`crate::kinds::PLACE_ADDRESS`]). Not part of
+/// [`PlaceRow`]: the engine rewrites place rows, and would drop a name
+/// written into one while it recomputed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceAddress {
+    /// The name, e.g. "Bahnhofstrasse 1, Zürich"; `None` when the provider
+    /// had nothing there (kept, so the place is not asked about again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Who answered: `photon` or `nominatim`.
+    pub provider: String,
+    /// When, ms since the epoch.
+    pub resolved_at: i64,
+    /// The position asked about (the place's anchor), 1e-7 degrees: an
+    /// answer about another position is not this place's.
+    pub lat_e7: i32,
+    /// See `lat_e7`.
+    pub lon_e7: i32,
+}
+
+impl PlaceAddress {
+    /// Whether this answers for `place`'s anchor, from `provider`.
+    #[must_use]
+    pub fn answers(&self, place: &PlaceRow, provider: &str) -> bool {
+        self.provider == provider && self.describes(place)
+    }
+
+    /// Whether this was asked about `place`'s anchor.
+    #[must_use]
+    pub fn describes(&self, place: &PlaceRow) -> bool {
+        (self.lat_e7, self.lon_e7) == (place.lat_e7, place.lon_e7)
     }
 }
 

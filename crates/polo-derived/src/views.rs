@@ -37,6 +37,8 @@ pub struct StayView {
     pub place_name: Option<String>,
     /// Country, region, town.
     pub locality: Option<Locality>,
+    /// The place's street-level name, when the online geocoder found one.
+    pub address: Option<String>,
     /// Detected or imported.
     pub origin: Origin,
 }
@@ -101,6 +103,7 @@ pub fn entries(
             place,
             place_name: place.and_then(|p| book.name(p)).map(str::to_owned),
             locality: place.and_then(|p| book.places.get(&p)).map(|p| p.locality.clone()),
+            address: place.and_then(|p| book.address(p)).map(str::to_owned),
             row,
             origin: Origin::Detected,
         });
@@ -151,6 +154,7 @@ fn add_imported(
                     place: None,
                     place_name: interval.name.clone(),
                     locality: None,
+                    address: None,
                     origin: Origin::Imported,
                 });
             }
@@ -400,6 +404,8 @@ pub struct PlaceView {
     pub lon_e7: i32,
     /// Country, region, town.
     pub locality: Locality,
+    /// Street-level name from the online geocoder, when it found one.
+    pub address: Option<String>,
     /// Ids merged into it.
     pub merged: Vec<i64>,
     /// Visits (over all devices).
@@ -438,6 +444,7 @@ pub fn places(store: &dyn Store, user: UserId) -> DerivedResult<Vec<PlaceView>> 
                 lat_e7: place.lat_e7,
                 lon_e7: place.lon_e7,
                 locality: place.locality.clone(),
+                address: book.address(id).map(str::to_owned),
                 merged: Vec::new(),
                 visits: 0,
                 dwell_ms: 0,

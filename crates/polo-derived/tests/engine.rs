@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use polo_derived::kinds::{LEG, STAY};
-use polo_derived::rows::{LegRow, Locality, StayRow};
+use polo_derived::kinds::{LEG, PLACE, STAY};
+use polo_derived::rows::{LegRow, Locality, PlaceAddress, StayRow};
 use polo_derived::views::{self, Period};
 use polo_derived::{Engine, Locator, places, settings};
 use polo_domain::{Coord, DeviceId, Fix, SourceFormat, Timestamp, UserId};
@@ -197,6 +197,55 @@ fn place_names_merges_and_mode_corrections_survive_recomputation() {
     assert!(legs.iter().any(|l| l.start == leg.start), "the leg is still detected at the same time");
     let stays = stored(&f).0;
     assert!(stays.iter().filter(|s| s.visit).all(|s| s.place.is_some()));
+}
+
+#[test]
+fn street_names_survive_the_engine_rewriting_places() {
+    let f = fixture();
+    let points = SyntheticTrack::new(8).days(6).points;
+    let cut = points.len() / 2;
+    f.store.insert_points(f.user, f.device, &fixes(&points[cut..])).unwrap();
+    catch_up(&f.engine);
+    // What the server's street-name task does: name every place without a name.
+    let book = places::PlaceBook::load(&*f.store, f.user).unwrap();
+    let pending = book.without_address("photon");
+    assert!(pending.len() >= 2, "{pending:?}");
+    for &(id, at) in &pending {
+        let answer = PlaceAddress {
+            address: Some(format!("Street {id}")),
+            provider: "photon".into(),
+            resolved_at: 1,
+            lat_e7: at.lat_e7,
+            lon_e7: at.lon_e7,
+        };
+        places::set_address(&*f.store, f.user, id, &answer).unwrap();
+    }
+    let place_rows =
+        |f: &Fixture| f.store.derived_range(f.user, &DerivedRange::all(PLACE, DerivedScope::User)).unwrap();
+    let before = place_rows(&f);
+
+    // The older half arrives: the known places are visited earlier, so the
+    // engine rewrites their rows. The names are in rows of their own and stay.
+    f.store.insert_points(f.user, f.device, &fixes(&points[..cut])).unwrap();
+    catch_up(&f.engine);
+    let after = place_rows(&f);
+    let rewritten = before.iter().filter(|old| after.iter().any(|new| new.key == old.key && new.value != old.value));
+    assert!(rewritten.count() >= 1, "no place row was rewritten: {before:?} {after:?}");
+    let book = places::PlaceBook::load(&*f.store, f.user).unwrap();
+    for &(id, _) in &pending {
+        assert_eq!(book.address(id), Some(format!("Street {id}").as_str()));
+    }
+    let shown = views::places(&*f.store, f.user).unwrap();
+    let named: Vec<_> = shown.iter().filter(|p| pending.iter().any(|&(id, _)| id == p.id)).collect();
+    assert!(named.iter().all(|p| p.address.as_deref() == Some(&*format!("Street {}", p.id))), "{named:?}");
+    // Stays at those places carry the name too.
+    let all =
+        views::entries(&*f.store, f.user, f.device, Timestamp(i64::MIN / 2), Timestamp(i64::MAX / 2), &book).unwrap();
+    let at_named = all.stays.iter().filter(|s| s.place.is_some_and(|p| pending.iter().any(|&(id, _)| id == p)));
+    assert!(at_named.clone().count() > 0 && at_named.clone().all(|s| s.address.is_some()));
+    // Only places that are new since then are waiting for a name.
+    let waiting = book.without_address("photon");
+    assert!(waiting.iter().all(|(id, _)| pending.iter().all(|(named, _)| named != id)), "{waiting:?}");
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod openapi;
 pub mod options;
 mod query;
+pub mod street_names;
 pub mod timeline_worker;
 
 use std::sync::Arc;

@@ -16,7 +16,9 @@
 //! factor of 1.5 from 0.1 ms to ~13 s (30 buckets), so
 //! `histogram_quantile(0.5|0.75|0.99|0.999, …)` interpolates within ±25 %.
 //! Counters: `polo_points_ingested_total{protocol}`,
-//! `polo_rejects_total{reason}`, `polo_front_door_dropped_total{reason}`.
+//! `polo_rejects_total{reason}`, `polo_front_door_dropped_total{reason}`,
+//! and with an online geocoder `polo_street_name_lookups_total{outcome}`
+//! (`found`, `nothing`, `error`) and `polo_street_name_errors_total{reason}`.
 //! Gauges, read at scrape time: `polo_queue_depth`,
 //! `polo_queue_oldest_age_seconds` (from [`QueueStats`], the autoscaling
 //! signal) and `process_resident_memory_bytes` (Linux).
@@ -71,6 +73,11 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
 fn request_histogram() -> Histogram {
@@ -83,6 +90,8 @@ struct Inner {
     points_ingested: Family<ProtocolLabel, Counter>,
     rejects: Family<ReasonLabel, Counter>,
     front_door_dropped: Family<ReasonLabel, Counter>,
+    street_name_lookups: Family<OutcomeLabel, Counter>,
+    street_name_errors: Family<ReasonLabel, Counter>,
     queue_depth: Gauge,
     queue_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     resident_memory: Gauge,
@@ -126,6 +135,18 @@ impl Metrics {
             "Connections closed without a response (reason=host: Host not allowed; tls: failed handshake)",
             front_door_dropped.clone(),
         );
+        let street_name_lookups = Family::default();
+        registry.register(
+            "polo_street_name_lookups",
+            "Street-name lookups of places by the online geocoder (outcome=found, nothing or error)",
+            street_name_lookups.clone(),
+        );
+        let street_name_errors = Family::default();
+        registry.register(
+            "polo_street_name_errors",
+            "Failed street-name lookups, by reason (connect, tls, http, timeout, status, too_large, bad_json, store)",
+            street_name_errors.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register("polo_queue_depth", "Items waiting in the background write queue", queue_depth.clone());
         let queue_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -142,6 +163,8 @@ impl Metrics {
             points_ingested,
             rejects,
             front_door_dropped,
+            street_name_lookups,
+            street_name_errors,
             queue_depth,
             queue_oldest_age,
             resident_memory,
@@ -170,6 +193,18 @@ impl Metrics {
     /// Counts a connection closed at the front door without a response.
     pub fn front_door_dropped(&self, reason: &'static str) {
         self.0.front_door_dropped.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts one street-name lookup of a place: `outcome` is `found`,
+    /// `nothing` or `error`.
+    pub fn street_name_lookup(&self, outcome: &'static str) {
+        self.0.street_name_lookups.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts one failed street-name lookup (or the store failing around
+    /// one) for `reason`, a fixed name such as `"timeout"`.
+    pub fn street_name_error(&self, reason: &'static str) {
+        self.0.street_name_errors.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Records one request's latency.
@@ -276,6 +311,8 @@ mod tests {
         metrics.points_ingested("owntracks", 3);
         metrics.rejected("no_time");
         metrics.front_door_dropped("host");
+        metrics.street_name_lookup("found");
+        metrics.street_name_error("timeout");
         metrics.observe_request("GET", "/users/{id}", StatusCode::NOT_FOUND, Duration::from_micros(350));
         metrics.set_queue_stats(Arc::new(Busy));
         let text = metrics.render();
@@ -283,6 +320,8 @@ mod tests {
             "polo_points_ingested_total{protocol=\"owntracks\"} 3",
             "polo_rejects_total{reason=\"no_time\"} 1",
             "polo_front_door_dropped_total{reason=\"host\"} 1",
+            "polo_street_name_lookups_total{outcome=\"found\"} 1",
+            "polo_street_name_errors_total{reason=\"timeout\"} 1",
             "polo_queue_depth 7",
             "polo_queue_oldest_age_seconds 1.5",
             "http_request_duration_seconds_count{method=\"GET\",route=\"/users/{id}\",status=\"4xx\"} 1",

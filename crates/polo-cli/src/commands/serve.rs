@@ -1,5 +1,6 @@
 //! `polo serve`: opens (and migrates) the embedded store, then serves HTTP
-//! (and, with `--mqtt-url`, subscribes to OwnTracks over MQTT)
+//! (and, with `--mqtt-url`, subscribes to OwnTracks over MQTT; with
+//! `--geocoder`, names places from an online geocoder in the background)
 //! until SIGINT or SIGTERM, finishing in-flight requests before exiting.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use polo_server::auth::{Authenticator, Backoff};
 use polo_server::import_job::{ImportJobs, ImportJobsConfig};
 use polo_server::mqtt::{MqttSettings, MqttTask};
 use polo_server::options::{AccessLog, AllowedHosts, IpNetwork, TlsFiles};
+use polo_server::street_names::StreetNames;
 use polo_server::{AppState, ServerOptions};
 
 use crate::Outcome;
@@ -20,6 +22,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let options = server_options(config, args)?;
     let scheme = if options.tls.is_some() { "https" } else { "http" };
     let mqtt = mqtt_settings(config, args)?;
+    let street_names = config.street_names(args.geocoder.as_deref(), args.geocoder_url.as_deref())?;
     let mut backoff = Backoff::default();
     if let Some(free) = args.auth_free_failures.or(config.file_serve.auth_free_failures) {
         backoff.free_failures = free;
@@ -43,10 +46,18 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
             .context("cannot create the upload directory")?;
         let imports = state.imports.clone();
         let ingestor = state.ingestor.clone();
+        let street_names = street_names
+            .map(|settings| StreetNames::start(&state, &settings))
+            .transpose()
+            .context("cannot start the street-name geocoder")?;
         let mqtt = mqtt.map(|settings| MqttTask::start(state.clone(), settings));
         let served = polo_server::serve(listener, state, options, shutdown_signal()).await;
         // Long imports stop at their next read; what they read is stored.
         imports.close();
+        // A street-name lookup in flight is abandoned; its place is asked about at the next start.
+        if let Some(street_names) = street_names {
+            street_names.shutdown().await;
+        }
         // Stop the MQTT subscriber before the writer, so what it accepted is stored.
         if let Some(mqtt) = mqtt {
             mqtt.shutdown().await;

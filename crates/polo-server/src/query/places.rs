@@ -1,5 +1,6 @@
 //! Places under `/api/v1/places`: the places your visits were clustered
-//! into, with visits, dwell, locality and the home/work guess; rename and
+//! into, with visits, dwell, locality, the street-level name when an online
+//! geocoder is configured, and the home/work guess; rename and
 //! merge them (your edits survive every recomputation).
 
 use axum::Json;
@@ -40,6 +41,13 @@ pub(crate) struct Place {
     /// Nearest town.
     #[serde(skip_serializing_if = "Option::is_none")]
     town: Option<String>,
+    /// Street-level name from the online geocoder (`polo serve --geocoder`),
+    /// e.g. "Bahnhofstrasse 1, Zürich". Absent when none is configured, the
+    /// place has not been looked up yet (within seconds of being found, at
+    /// most one lookup a second), or the provider has nothing there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Bahnhofstrasse 1, Zürich")]
+    address: Option<String>,
     /// Ids of places merged into this one.
     merged: Vec<i64>,
     /// Visits, over all devices.
@@ -70,6 +78,7 @@ impl From<PlaceView> for Place {
             country: view.locality.country,
             region: view.locality.region,
             town: view.locality.town,
+            address: view.address,
             merged: view.merged,
             visits: view.visits,
             hours: view.dwell_ms as f64 / 3_600_000.0,

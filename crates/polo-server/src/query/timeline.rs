@@ -103,6 +103,11 @@ pub(crate) struct Entry {
     /// Visits: the nearest town.
     #[serde(skip_serializing_if = "Option::is_none")]
     town: Option<String>,
+    /// Visits: the place's street-level name from the online geocoder, when
+    /// one is configured and has found one (see `Place.address`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Bahnhofstrasse 1, Zürich")]
+    address: Option<String>,
     /// Legs: metres along the points.
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_m: Option<f64>,
@@ -148,6 +153,7 @@ fn stay_entry(stay: &StayView) -> Entry {
         place_name: stay.place_name.clone(),
         country: locality.and_then(|l| l.country_code.clone()),
         town: locality.and_then(|l| l.town.clone()),
+        address: stay.address.clone(),
         distance_m: None,
         mode: None,
         mode_corrected: None,
@@ -174,6 +180,7 @@ fn leg_entry(leg: &LegView) -> Entry {
         place_name: None,
         country: None,
         town: None,
+        address: None,
         distance_m: Some(row.distance_m),
         mode: Some(leg.mode.name()),
         mode_corrected: Some(leg.corrected),
