@@ -10,14 +10,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use polo_domain::{DeviceId, IntervalKind, Motion, Timestamp, UserId};
+use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedBatch, DerivedRange, DerivedRow, DerivedScope, Store};
 use polo_timeline::clock::DayBoundaries;
 use polo_timeline::daily::split_by_day;
-use polo_timeline::{Leg, LegSource, LocalDays, OffsetChanges, SpeedProfile, Stay, TransportMode, daily_stats};
+use polo_timeline::{Leg, LocalDays, OffsetChanges, Stay, TransportMode, daily_stats};
 
 use crate::DerivedResult;
-use crate::kinds::{DAY_STATS, LEG, MODE_EDIT, STAY};
+use crate::kinds::{DAY_STATS, MODE_EDIT};
 use crate::places::PlaceBook;
 use crate::rows::{DayRow, LegRow, ModeEdit, StayRow, decode, encode};
 
@@ -86,10 +86,6 @@ pub(crate) fn clock_of(stays: &[StayRow], legs: &[LegRow]) -> OffsetChanges {
 /// A day's visited places, countries and towns.
 type Visited = (BTreeSet<i64>, BTreeSet<String>, BTreeSet<String>);
 
-fn mode_of_category(category: Option<&str>) -> TransportMode {
-    category.and_then(Motion::from_activity_name).and_then(TransportMode::from_motion).unwrap_or(TransportMode::Unknown)
-}
-
 /// Rebuilds the day rows of `device` for the local days that `[from, to]`
 /// touches.
 ///
@@ -105,44 +101,15 @@ pub fn refresh(
 ) -> DerivedResult<usize> {
     let scope = DerivedScope::Device(device);
     let (lo, hi) = (from.0.saturating_sub(DAY_MS + MAX_OFFSET_MS), to.0.saturating_add(DAY_MS + MAX_OFFSET_MS));
-    let stays: Vec<StayRow> = rows_around(store, user, STAY, scope, lo, hi)?;
-    let legs: Vec<LegRow> = rows_around(store, user, LEG, scope, lo, hi)?;
-    let edits = mode_edits(store, user, lo.saturating_sub(DAY_MS), hi)?;
+    // The same entries a day view shows: detected stays and legs with the
+    // user's mode corrections, and imported intervals where there are none.
+    let around = crate::views::entries(store, user, device, Timestamp(lo), Timestamp(hi), book)?;
+    let stays: Vec<StayRow> = around.stays.iter().map(|s| s.row.clone()).collect();
+    let legs: Vec<LegRow> = around.legs.iter().map(|l| l.row.clone()).collect();
     let days = LocalDays(clock_of(&stays, &legs));
     let (first_day, last_day) = (days.day_of(from), days.day_of(to));
-
-    let mut as_stays: Vec<Stay> = stays.iter().map(StayRow::to_stay).collect();
-    let mut as_legs: Vec<Leg> = legs.iter().map(|l| l.to_leg(effective_mode(l, &edits).0)).collect();
-    let covered = |start: i64, end: i64| {
-        stays.iter().any(|s| s.start < end && s.end > start) || legs.iter().any(|l| l.start < end && l.end > start)
-    };
-    for stored in store.intervals(user, None, Some(Timestamp(lo)), Some(Timestamp(hi)))? {
-        let interval = &stored.interval;
-        if stored.device != device || covered(interval.start.0, interval.end.0) {
-            continue;
-        }
-        match interval.kind {
-            IntervalKind::Visit => as_stays.push(Stay {
-                start: interval.start,
-                end: interval.end,
-                last_seen: interval.end,
-                centroid: interval.start_coord.unwrap_or(polo_domain::Coord { lat_e7: 0, lon_e7: 0 }),
-                points: 0..0,
-                point_count: 0,
-            }),
-            IntervalKind::Activity => as_legs.push(Leg {
-                start: interval.start,
-                end: interval.end,
-                points: 0..0,
-                point_count: 0,
-                distance_m: interval.distance_m.unwrap_or(0.0),
-                speed: SpeedProfile::default(),
-                mode: mode_of_category(interval.category.as_deref()),
-                source: LegSource::Tracked,
-            }),
-            IntervalKind::Memory => {}
-        }
-    }
+    let as_stays: Vec<Stay> = stays.iter().map(StayRow::to_stay).collect();
+    let as_legs: Vec<Leg> = around.legs.iter().map(|l| l.row.to_leg(l.mode)).collect();
 
     let mut visited: BTreeMap<i64, Visited> = BTreeMap::new();
     for stay in stays.iter().filter(|s| s.visit) {

@@ -39,6 +39,15 @@ pub(crate) fn device_named(devices: &[Device], name: &str) -> Result<DeviceId, A
         .ok_or_else(|| ApiError::bad_request(format!("you have no device named {name:?}")))
 }
 
+/// The caller's devices a range query covers, with their names: the one
+/// named `wanted`, or all of them.
+pub(crate) fn devices_for(devices: &[Device], wanted: Option<&str>) -> Result<Vec<(DeviceId, String)>, ApiError> {
+    match wanted {
+        Some(name) => Ok(vec![(device_named(devices, name)?, name.to_owned())]),
+        None => Ok(devices.iter().map(|d| (d.id, d.name.clone())).collect()),
+    }
+}
+
 /// A local day `YYYY-MM-DD` from 1970 to 9999.
 pub(crate) fn parse_date(name: &str, text: &str) -> Result<LocalDate, ApiError> {
     let bad = || ApiError::bad_request(format!("{name} must be a day as YYYY-MM-DD from 1970 to 9999, not {text:?}"));

@@ -16,7 +16,7 @@ use polo_timeline::{TimelineParams, TransportMode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::derived::{blocking, device_named, parse_date, parse_instant, render_date};
+use super::derived::{blocking, device_named, devices_for, parse_date, parse_instant, render_date};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
@@ -308,16 +308,11 @@ pub(crate) async fn entries(
     let (from, to) = parse_range(&params.from, &params.to)?;
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
-        let devices = store.list_devices(user)?;
-        let chosen = match params.device.as_deref() {
-            Some(name) => vec![device_named(&devices, name)?],
-            None => devices.iter().map(|d| d.id).collect(),
-        };
+        let chosen = devices_for(&store.list_devices(user)?, params.device.as_deref())?;
         let book = polo_derived::places::PlaceBook::load(&*store, user)?;
         let mut out = Vec::new();
-        for device in chosen {
+        for (device, name) in chosen {
             let found = views::entries(&*store, user, device, from, to, &book)?;
-            let name = devices.iter().find(|d| d.id == device).map(|d| d.name.clone()).unwrap_or_default();
             out.push(DeviceEntries { device: name, entries: entry_list(&found) });
         }
         Ok(Json(out))
@@ -369,16 +364,11 @@ pub(crate) async fn trips(
     let (from, to) = parse_range(&params.from, &params.to)?;
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
-        let devices = store.list_devices(user)?;
-        let chosen = match params.device.as_deref() {
-            Some(name) => vec![device_named(&devices, name)?],
-            None => devices.iter().map(|d| d.id).collect(),
-        };
+        let chosen = devices_for(&store.list_devices(user)?, params.device.as_deref())?;
         let settings = polo_derived::settings::settings(&*store, user)?;
         let book = polo_derived::places::PlaceBook::load(&*store, user)?;
         let mut out = Vec::new();
-        for device in chosen {
-            let name = devices.iter().find(|d| d.id == device).map(|d| d.name.clone()).unwrap_or_default();
+        for (device, name) in chosen {
             let found = views::entries(&*store, user, device, from, to, &book)?;
             let stays: Vec<_> = found.stays.iter().map(|s| s.row.to_stay()).collect();
             let legs: Vec<_> = found.legs.iter().map(|l| l.row.to_leg(l.mode)).collect();
