@@ -75,6 +75,9 @@ enum Command {
         /// Skip the trackintel baseline.
         #[arg(long)]
         no_baseline: bool,
+        /// Skip the map overview run (a ten-year store and a server).
+        #[arg(long)]
+        no_map: bool,
     },
     /// Offline reverse geocoding: load time, resident memory, lookups/s.
     Geocode {
@@ -101,7 +104,7 @@ fn main() -> anyhow::Result<()> {
         Command::Import { size_mb, no_baseline } => run::import(&work, size_mb, !no_baseline),
         Command::Storage { points } => run::storage(&work, points),
         Command::Serve { seconds } => serve::serve(&work, seconds),
-        Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
+        Command::Timeline { points, no_baseline, no_map } => timeline::timeline(&work, points, !no_baseline, !no_map),
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Map { days, runs } => map::map(&work, days, runs),
     }

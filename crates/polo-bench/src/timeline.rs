@@ -9,9 +9,10 @@
 //! the interpreter in `POLO_PYTHON`; only `generate_staypoints` and
 //! `generate_triplegs` are timed inside Python, not reading the CSV or
 //! building the GeoDataFrame. It also checks that both found as many stays
-//! and legs. It ends with the offline reverse-geocoding rate (module
-//! `geocode`); the map overview latency has its own run, `polo-bench map`,
-//! because it needs a 5-million-point store and a running server.
+//! and legs. It goes on with the offline reverse-geocoding rate (module
+//! `geocode`) and, unless `--no-map`, the map overview latency of a
+//! ten-year, ~5-million-point user over HTTP (module `map`, which builds
+//! that store and starts the real server: about a minute more).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -96,7 +97,7 @@ fn trackintel(work: &Path, track: &[TrackPoint], params: &TimelineParams) -> any
     })
 }
 
-pub fn timeline(work: &Path, points: usize, baseline: bool) -> anyhow::Result<()> {
+pub fn timeline(work: &Path, points: usize, baseline: bool, with_map: bool) -> anyhow::Result<()> {
     eprintln!("generating a synthetic track of {points} points …");
     let track = SyntheticTrack::new(2024).with_points(points).points;
     let days = track.last().zip(track.first()).map_or(0, |(last, first)| (last.time.0 - first.time.0) / 86_400_000 + 1);
@@ -128,6 +129,11 @@ pub fn timeline(work: &Path, points: usize, baseline: bool) -> anyhow::Result<()
     println!();
     println!("reverse geocoding of stays and places (offline, 200,000 land-weighted positions):");
     crate::geocode::geocode(200_000)?;
+    if with_map {
+        println!();
+        println!("map overview of a ten-year, ~5-million-point user (as `polo-bench map --runs 5`):");
+        crate::map::map(work, 3653, 5)?;
+    }
     Ok(())
 }
 

@@ -146,6 +146,9 @@ fn places_modes_and_stats_come_from_the_stored_timeline_and_edits_survive_recomp
     // Trips and entries for a range.
     let trips = client.ok("GET", "/api/v1/timeline/trips?from=2024-03-04T00:00:00Z&to=2024-03-07T00:00:00Z", None);
     assert_eq!(trips.as_array().map(Vec::len), Some(6), "{trips}");
+    let trip = &trips[0];
+    let mean = trip["mean_speed_mps"].as_f64().unwrap();
+    assert!(mean > 0.5 && mean < 1.0 && trip["max_speed_mps"].as_f64().unwrap() >= mean, "{trip}");
     let range = client.call("GET", "/api/v1/timeline/entries?from=2024-03-07T00:00:00Z&to=2024-03-04T00:00:00Z", None);
     assert_eq!(range.status, 400, "{}", range.body);
 }

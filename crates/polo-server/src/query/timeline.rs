@@ -134,6 +134,11 @@ fn seconds(start: i64, end: i64) -> f64 {
     (end - start) as f64 / 1000.0
 }
 
+fn mean_speed(distance_m: f64, start: i64, end: i64) -> f64 {
+    let seconds = seconds(start, end);
+    if seconds > 0.0 { distance_m / seconds } else { 0.0 }
+}
+
 fn stay_entry(stay: &StayView) -> Entry {
     let row = &stay.row;
     let centroid = row.centroid();
@@ -333,6 +338,10 @@ pub(crate) struct TripView {
     duration_s: f64,
     /// Metres.
     distance_m: f64,
+    /// Mean speed over the whole trip (distance over duration), m/s.
+    mean_speed_mps: f64,
+    /// The fastest segment of any of its legs, m/s (may be a GPS jump).
+    max_speed_mps: f64,
     /// The mode that covered most of the distance.
     #[schema(example = "road")]
     main_mode: &'static str,
@@ -383,6 +392,8 @@ pub(crate) async fn trips(
                     end: trip.end.to_string(),
                     duration_s: seconds(trip.start.0, trip.end.0),
                     distance_m: trip.distance_m,
+                    mean_speed_mps: mean_speed(trip.distance_m, trip.start.0, trip.end.0),
+                    max_speed_mps: parts.legs.iter().map(|l| l.row.max_mps).fold(0.0, f64::max),
                     main_mode: trip.main_mode.name(),
                     origin_place: trip.origin.and_then(|i| found.stays[i].place),
                     destination_place: trip.destination.and_then(|i| found.stays[i].place),
