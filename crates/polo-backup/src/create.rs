@@ -60,7 +60,7 @@ impl BackupOptions {
     /// # Errors
     /// [`BackupError::Invalid`] naming the option out of range.
     pub fn check(&self) -> BackupResult<()> {
-        if self.block_size == 0 || self.block_size % BLOCK_ALIGN != 0 || self.block_size > 1 << 30 {
+        if self.block_size == 0 || !self.block_size.is_multiple_of(BLOCK_ALIGN) || self.block_size > 1 << 30 {
             return Err(BackupError::Invalid(format!(
                 "block size {} must be a multiple of 64 KiB ({BLOCK_ALIGN} bytes) up to 1 GiB",
                 self.block_size
@@ -121,7 +121,7 @@ pub async fn create(
         .await
         .map_err(|e| BackupError::Invalid(format!("snapshot panicked: {e}")))??;
     let snapshot_seconds = started.elapsed().as_secs_f64();
-    if options.block_size % u64::from(snapshot.info.page_size) != 0 {
+    if !options.block_size.is_multiple_of(u64::from(snapshot.info.page_size)) {
         return Err(BackupError::Invalid(format!(
             "block size {} is not a multiple of the page size {}",
             options.block_size, snapshot.info.page_size

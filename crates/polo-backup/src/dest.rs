@@ -137,7 +137,7 @@ impl Destination {
 
     /// `path` relative to the destination, the inverse of [`Destination::path`].
     #[must_use]
-    pub fn name<'a>(&self, path: &'a Path) -> Option<String> {
+    pub fn name(&self, path: &Path) -> Option<String> {
         let parts: Vec<_> = path.prefix_match(&self.prefix)?.map(|p| p.as_ref().to_owned()).collect();
         Some(parts.join("/"))
     }

@@ -15,6 +15,9 @@
 //!   track, against trackintel 1.4.2 on the same points (`POLO_PYTHON`).
 //! * `polo-bench geocode` — offline reverse geocoding: load time, resident
 //!   memory and lookups/s on land-weighted positions.
+//! * `polo-bench restore` — restore-to-ready of a backed-up instance with 10 M
+//!   points and its derived timeline: `polo restore`, `polo serve`, `/readyz`
+//!   and the first correct day view, against the 30 s target.
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
@@ -22,6 +25,7 @@
 
 mod generate;
 mod geocode;
+mod restore;
 mod run;
 mod serve;
 mod timeline;
@@ -78,6 +82,15 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         lookups: usize,
     },
+    /// Restore-to-ready: restore, serve, /readyz and the first correct timeline answer.
+    Restore {
+        /// Points in the backed-up instance.
+        #[arg(long, default_value_t = 10_000_000)]
+        points: usize,
+        /// Build the source instance anew even if one with as many points exists.
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,5 +103,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { seconds } => serve::serve(&work, seconds),
         Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
         Command::Geocode { lookups } => geocode::geocode(lookups),
+        Command::Restore { points, rebuild } => restore::restore(&work, points, rebuild),
     }
 }

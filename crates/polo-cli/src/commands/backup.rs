@@ -133,8 +133,8 @@ fn list(config: &Config, from: &str, remote: &RemoteArgs, json: bool) -> anyhow:
         return Ok(Outcome::Success);
     }
     println!(
-        "{:<21} {:>10} {:>7} {:>10} {:>10}  {:<32}  {}",
-        "ID", "SIZE", "BLOCKS", "LAST_SEQ", "TIMELINE", "EPOCH", "PARENT"
+        "{:<21} {:>10} {:>7} {:>10} {:>10}  {:<32}  PARENT",
+        "ID", "SIZE", "BLOCKS", "LAST_SEQ", "TIMELINE", "EPOCH"
     );
     for m in &manifests {
         println!(
