@@ -18,6 +18,9 @@
 //! * `polo-bench map` — map levels of detail for a ten-year, ~5-million-point
 //!   user: the refresh's points/s and memory, then overview and tile latency
 //!   and bytes over HTTP against the ≤ 300 ms / ≤ 2 MB targets.
+//! * `polo-bench restore` — restore-to-ready of a backed-up instance with 10 M
+//!   points and its derived timeline: `polo restore`, `polo serve`, `/readyz`
+//!   and the first correct day view, against the 30 s target.
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
@@ -26,6 +29,7 @@
 mod generate;
 mod geocode;
 mod map;
+mod restore;
 mod run;
 mod serve;
 mod timeline;
@@ -94,6 +98,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Restore-to-ready: restore, serve, /readyz and the first correct timeline answer.
+    Restore {
+        /// Points in the backed-up instance.
+        #[arg(long, default_value_t = 10_000_000)]
+        points: usize,
+        /// Build the source instance anew even if one with as many points exists.
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,5 +120,6 @@ fn main() -> anyhow::Result<()> {
         Command::Timeline { points, no_baseline, no_map } => timeline::timeline(&work, points, !no_baseline, !no_map),
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Map { days, runs } => map::map(&work, days, runs),
+        Command::Restore { points, rebuild } => restore::restore(&work, points, rebuild),
     }
 }

@@ -46,6 +46,103 @@ pub enum Command {
     /// Manage device tokens (for phone apps and scripts).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Back up the store (points, derived timeline, cursors) to a directory or an object store;
+    /// `polo backup list` and `polo backup verify` inspect backups.
+    Backup(BackupArgs),
+    /// Restore the store from a backup; the instance is ready to serve as soon as this ends.
+    Restore(RestoreArgs),
+}
+
+/// Where backups are and how to reach them.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Service endpoint for s3:// (B2, Ceph, MinIO, …) or az:// destinations; an http:// endpoint
+    /// is allowed without TLS [default: AWS_ENDPOINT_URL, else the provider's].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Blocks transferred at once [default: 8].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    #[command(flatten)]
+    pub create: BackupCreateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupCreateArgs {
+    /// Destination: a directory, file:///DIR, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX] or
+    /// az://CONTAINER[/PREFIX]; credentials come from the providers' usual environment variables.
+    #[arg(long, env = "POLO_BACKUP_TO", value_name = "DEST")]
+    pub to: Option<String>,
+    /// After the backup, keep only the last backup of each of the N most recent days (plus
+    /// those --retain-monthly keeps), and delete blocks no kept backup needs [default: keep all].
+    #[arg(long, env = "POLO_BACKUP_RETAIN_DAILY", value_name = "N")]
+    pub retain_daily: Option<u32>,
+    /// Keep the last backup of each of the M most recent months.
+    #[arg(long, env = "POLO_BACKUP_RETAIN_MONTHLY", value_name = "M")]
+    pub retain_monthly: Option<u32>,
+    /// Block size, a multiple of 64K (e.g. 1M, 4M, 64M) [default: 4M].
+    #[arg(long, value_name = "SIZE")]
+    pub block_size: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Print only a JSON summary on stdout (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List the backups at a destination, oldest first.
+    List {
+        /// Where the backups are (as for --to).
+        #[arg(long, value_name = "DEST")]
+        from: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a backup without restoring it: every block's hash, then SQLite's integrity check of
+    /// the reassembled database.
+    Verify {
+        /// Where the backups are.
+        #[arg(long, value_name = "DEST")]
+        from: String,
+        /// The backup to check [default: the newest].
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Print only a JSON summary on stdout (no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Where the backups are (a directory or a URL, as for `polo backup --to`).
+    #[arg(long, value_name = "DEST")]
+    pub from: String,
+    /// The backup to restore [default: the newest].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Replace the store in a data directory that is not empty. Stop the server first.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Print only a JSON summary on stdout (no progress bar).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,23 @@ pub struct FileConfig {
     pub geocoder: Option<String>,
     /// `polo serve`: the geocoder's base URL (with `geocoder`).
     pub geocoder_url: Option<String>,
+    /// `polo backup`: destination (directory or `s3://`, `gs://`, `az://` URL).
+    pub backup_to: Option<String>,
+    /// `polo backup`/`restore`: endpoint of an S3-compatible or Azure service.
+    pub backup_endpoint: Option<String>,
+    /// `polo backup`: keep the last backup of this many recent days.
+    pub backup_retain_daily: Option<u32>,
+    /// `polo backup`: keep the last backup of this many recent months.
+    pub backup_retain_monthly: Option<u32>,
+}
+
+/// The backup settings from the file; flags and env win over them.
+#[derive(Debug, Clone, Default)]
+pub struct FileBackup {
+    pub to: Option<String>,
+    pub endpoint: Option<String>,
+    pub retain_daily: Option<u32>,
+    pub retain_monthly: Option<u32>,
 }
 
 /// The front-door settings from the file; flags and env win over them.
@@ -90,6 +107,8 @@ pub struct Config {
     pub log_level: String,
     /// Front-door settings from the file (flags and env win).
     pub file_serve: FileServe,
+    /// Backup settings from the file (flags and env win).
+    pub file_backup: FileBackup,
 }
 
 /// Default listen address.
@@ -132,6 +151,12 @@ impl Config {
                 auth_free_failures: file.auth_free_failures,
                 geocoder: file.geocoder,
                 geocoder_url: file.geocoder_url,
+            },
+            file_backup: FileBackup {
+                to: file.backup_to,
+                endpoint: file.backup_endpoint,
+                retain_daily: file.backup_retain_daily,
+                retain_monthly: file.backup_retain_monthly,
             },
         })
     }
@@ -285,6 +310,22 @@ mod tests {
         assert!(format!("{e:#}").contains("use photon or nominatim"), "{e:#}");
         let e = plain.street_names(Some("photon"), Some("ftp://photon.lan")).unwrap_err();
         assert!(format!("{e:#}").contains("the scheme must be http or https"), "{e:#}");
+    }
+
+    #[test]
+    fn backup_settings_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polo.toml");
+        std::fs::write(
+            &file,
+            "backup_to = \"s3://bucket/polo\"\nbackup_endpoint = \"https://s3.example\"\n\
+             backup_retain_daily = 7\nbackup_retain_monthly = 12\n",
+        )
+        .unwrap();
+        let backup = Config::resolve(&args(None, Some(&file))).unwrap().file_backup;
+        assert_eq!(backup.to.as_deref(), Some("s3://bucket/polo"));
+        assert_eq!(backup.endpoint.as_deref(), Some("https://s3.example"));
+        assert_eq!((backup.retain_daily, backup.retain_monthly), (Some(7), Some(12)));
     }
 
     #[test]

@@ -41,6 +41,8 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::import::run(&config, &args),
         Command::Export(args) => commands::export::run(&config, &args),
         Command::Token(args) => commands::token::run(&config, &args),
+        Command::Backup(args) => commands::backup::run(&config, &args),
+        Command::Restore(args) => commands::backup::restore(&config, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -4,6 +4,14 @@
 //! checks that the store answers (and, since stores migrate when opened,
 //! that migrations are done), which is what a load balancer or an
 //! orchestrator should gate traffic on.
+//!
+//! Ready means ready to answer queries: the derived timeline lives in the
+//! store next to the points, so a store restored from a backup is ready as
+//! soon as it opens, with no rebuild phase. `/readyz` also names the store's
+//! epoch, which changes when the instance is restored from a backup, so an
+//! operator can see which history an instance serves. It does not show the
+//! change sequence: anyone who can reach `/readyz` could watch it grow and
+//! learn when the user's devices send points.
 
 use axum::Json;
 use axum::extract::State;
@@ -36,6 +44,11 @@ pub(crate) struct Readiness {
     /// `ready`, or `unavailable` (with 503).
     #[schema(example = "ready")]
     status: &'static str,
+    /// The store's epoch (32 hex digits), when ready: replaced whenever the
+    /// instance is restored from a backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "5f0c1e9a8b7d6c5e4f3a2b1c0d9e8f7a")]
+    epoch: Option<String>,
     /// Why the server is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -47,7 +60,7 @@ async fn healthz() -> Json<Liveness> {
     Json(Liveness { status: "ok", version: env!("CARGO_PKG_VERSION") })
 }
 
-/// Readiness: the store answers and is migrated.
+/// Readiness: the store answers and is migrated (the stored timeline comes with it).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -59,10 +72,12 @@ async fn healthz() -> Json<Liveness> {
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let store = state.store.clone();
-    let reason = match tokio::task::spawn_blocking(move || store.ping()).await {
-        Ok(Ok(())) => return (StatusCode::OK, Json(Readiness { status: "ready", reason: None })),
+    let reason = match tokio::task::spawn_blocking(move || store.ping().and_then(|()| store.epoch())).await {
+        Ok(Ok(epoch)) => {
+            return (StatusCode::OK, Json(Readiness { status: "ready", epoch: Some(epoch), reason: None }));
+        }
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "unavailable", reason: Some(reason) }))
+    (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "unavailable", epoch: None, reason: Some(reason) }))
 }

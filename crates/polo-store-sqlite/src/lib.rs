@@ -202,6 +202,25 @@ impl SqliteStore {
         self.read(|c| c.query_row("SELECT value FROM meta WHERE key = 'instance_id'", [], |r| r.get(0)).db())
     }
 
+    /// Replaces the epoch (see [`Store::epoch`]) with a fresh random one and
+    /// returns it. A restore calls this on the restored database before it
+    /// serves anything: the change log it holds stops at the backup, so its
+    /// history is no longer the one peers followed under the old epoch.
+    ///
+    /// # Errors
+    /// Backend failures.
+    pub fn renew_epoch(&self) -> StoreResult<String> {
+        self.write(|tx| {
+            tx.query_row(
+                "INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16)))) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .db()
+        })
+    }
+
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-transaction rolled that transaction back; the connection is fine.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
@@ -751,6 +770,12 @@ impl Store for SqliteStore {
 
     fn last_seq(&self) -> StoreResult<Seq> {
         self.read(last_seq)
+    }
+
+    fn epoch(&self) -> StoreResult<String> {
+        self.read(|c| {
+            c.prepare_cached("SELECT value FROM meta WHERE key = 'epoch'").db()?.query_row([], |r| r.get(0)).db()
+        })
     }
 
     fn storage_stats(&self) -> StoreResult<StorageStats> {

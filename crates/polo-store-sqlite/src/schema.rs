@@ -155,8 +155,17 @@ CREATE TABLE derived_cursors (
 ) WITHOUT ROWID;
 ";
 
+/// Version 6: the instance's epoch, 128 random bits as hex. It names one
+/// unbroken history of this database's change log: a restore from a backup
+/// replaces it ([`crate::SqliteStore::renew_epoch`]), so a replication peer
+/// holding a cursor `(epoch, seq)` sees that the source was rewound instead
+/// of silently skipping the changes after the backup's `last_seq`.
+const V6: &str = "
+INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -61,7 +61,8 @@ fn version_1_databases_migrate_to_the_latest() {
     conn.execute_batch(
         "DROP TABLE tokens; DROP TABLE sessions; ALTER TABLE devices DROP COLUMN encryption_key; \
          ALTER TABLE devices DROP COLUMN card_name; ALTER TABLE devices DROP COLUMN card_face; \
-         DROP TABLE derived; DROP TABLE derived_cursors; PRAGMA user_version = 1;",
+         DROP TABLE derived; DROP TABLE derived_cursors; DELETE FROM meta WHERE key = 'epoch'; \
+         PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -75,7 +76,23 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
+    assert_eq!(store.epoch().unwrap().len(), 32);
+}
+
+#[test]
+fn epochs_are_random_and_renewed_on_request() {
+    let (a, _dir_a) = temp_store();
+    let (b, _dir_b) = temp_store();
+    let epoch = a.epoch().unwrap();
+    assert_eq!(epoch.len(), 32);
+    assert!(epoch.bytes().all(|c| c.is_ascii_hexdigit()), "{epoch}");
+    assert_ne!(epoch, b.epoch().unwrap(), "two instances never share an epoch");
+    let seq = a.last_seq().unwrap();
+    let renewed = a.renew_epoch().unwrap();
+    assert_ne!(renewed, epoch);
+    assert_eq!(a.epoch().unwrap(), renewed);
+    assert_eq!(a.last_seq().unwrap(), seq, "a new epoch is not a change");
 }
 
 #[test]

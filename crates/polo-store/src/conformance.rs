@@ -67,7 +67,7 @@ macro_rules! conformance_tests {
             intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
             device_encryption_keys, insert_reports_added_times, device_cards, derived_rows_ranges_and_batches,
-            derived_edits_and_cursors);
+            derived_edits_and_cursors, epoch_is_stable_across_writes);
     };
 }
 
@@ -99,6 +99,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
     ("derived_rows_ranges_and_batches", derived_rows_ranges_and_batches),
     ("derived_edits_and_cursors", derived_edits_and_cursors),
+    ("epoch_is_stable_across_writes", epoch_is_stable_across_writes),
 ];
 
 /// Runs every test, each on a fresh store from `make`.
@@ -602,6 +603,16 @@ pub fn storage_stats_and_ping(store: &dyn Store) {
     assert!(stats.chunk_bytes > 0 && stats.chunk_bytes < n * 64, "{stats:?}");
     assert!(stats.file_bytes >= stats.chunk_bytes, "{stats:?}");
     store.ping().unwrap();
+}
+
+/// The epoch exists from the start and writes do not change it: only a
+/// restore does (backend-specific, not part of the trait).
+pub fn epoch_is_stable_across_writes(store: &dyn Store) {
+    let epoch = store.epoch().unwrap();
+    assert!(!epoch.is_empty());
+    let (user, device) = setup(store, "alice");
+    store.insert_points(user, device, &[plain_fix(T0)]).unwrap();
+    assert_eq!(store.epoch().unwrap(), epoch);
 }
 
 /// `user_by_id`, and `set_password` (a user change in the log).

@@ -469,6 +469,16 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn last_seq(&self) -> StoreResult<Seq>;
+    /// The instance's epoch: an opaque id of one unbroken history of the
+    /// change log. It is fixed at creation and replaced when the instance is
+    /// restored from a backup, whose change log stops at the backup, so
+    /// sequence numbers after it may be reused for different changes. A
+    /// replication cursor carries `(epoch, seq)`; a peer that sees another
+    /// epoch knows the source was rewound.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn epoch(&self) -> StoreResult<String>;
     /// Disk usage.
     ///
     /// # Errors
