@@ -90,6 +90,9 @@ enum Command {
         /// Build the source instance anew even if one with as many points exists.
         #[arg(long)]
         rebuild: bool,
+        /// Empty the kernel's page cache before the timed part (Linux, root): a cold restore.
+        #[arg(long)]
+        cold: bool,
     },
 }
 
@@ -103,6 +106,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { seconds } => serve::serve(&work, seconds),
         Command::Timeline { points, no_baseline } => timeline::timeline(&work, points, !no_baseline),
         Command::Geocode { lookups } => geocode::geocode(lookups),
-        Command::Restore { points, rebuild } => restore::restore(&work, points, rebuild),
+        Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
     }
 }
