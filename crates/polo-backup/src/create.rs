@@ -20,7 +20,7 @@ use polo_domain::Timestamp;
 use crate::blocks::{self, BLOCKS_DIR};
 use crate::dest::Destination;
 use crate::error::{BackupError, BackupResult};
-use crate::manifest::{BlockRef, FORMAT, Manifest, backup_id};
+use crate::manifest::{BlockRef, FORMAT, Manifest, backup_id, id_millis};
 use crate::progress::{Phase, Progress};
 use crate::snapshot::{self, Snapshot};
 use crate::transfer;
@@ -107,15 +107,15 @@ pub async fn create(
     let started = Instant::now();
     let existing = crate::ids(dest).await?;
     let parent = existing.last().cloned();
-    let mut created = now();
-    // Ids are unique and increase even if the clock stepped back.
-    while let Some(last) = &parent
-        && backup_id(created) <= *last
-    {
-        created = Timestamp(created.0 + 1);
-    }
+    // Ids are unique and increase, even if the clock stepped back.
+    let after_parent = parent.as_deref().and_then(id_millis).map_or(i64::MIN, |ms| ms.saturating_add(1));
+    let created = Timestamp(now().0.max(after_parent));
     progress.phase(Phase::Snapshot, 0);
-    let scratch = options.scratch_dir.clone().or_else(|| db.parent().map(Path::to_path_buf)).unwrap_or_default();
+    let scratch = options
+        .scratch_dir
+        .clone()
+        .or_else(|| db.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
     let db_path = db.to_path_buf();
     let snapshot = tokio::task::spawn_blocking(move || snapshot::take(&db_path, &scratch))
         .await

@@ -157,6 +157,19 @@ pub fn backup_id(created: Timestamp) -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{ms:03}Z")
 }
 
+/// The creation time an id spells, ms since the Unix epoch.
+#[must_use]
+pub fn id_millis(id: &str) -> Option<i64> {
+    if !is_id(id) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| id[range].parse::<u32>().ok();
+    let (y, mo, d) = (i32::try_from(field(0..4)?).ok()?, field(4..6)?, field(6..8)?);
+    let (h, mi, s, ms) = (field(9..11)?, field(11..13)?, field(13..15)?, field(16..19)?);
+    let seconds = i64::from(h * 3600 + mi * 60 + s);
+    Some(polo_domain::time::days_from_civil(y, mo, d) * 86_400_000 + seconds * 1000 + i64::from(ms))
+}
+
 /// Whether `text` is a backup id as [`backup_id`] makes them.
 #[must_use]
 pub fn is_id(text: &str) -> bool {
@@ -196,6 +209,8 @@ mod tests {
     #[test]
     fn ids_are_utc_times_that_sort_as_text() {
         assert_eq!(backup_id(Timestamp(1_735_700_645_123)), "20250101T030405.123Z");
+        assert_eq!(id_millis("20250101T030405.123Z"), Some(1_735_700_645_123));
+        assert_eq!(id_millis("not an id"), None);
         assert!(is_id("20250101T030405.123Z"));
         assert!(!is_id("20250101T030405Z"));
         assert!(backup_id(Timestamp(999)) < backup_id(Timestamp(1000)));

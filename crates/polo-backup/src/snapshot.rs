@@ -14,10 +14,9 @@
 //! page `n` at offset `n × page_size`, and a page that did not change keeps
 //! its bytes: that is what makes blocks repeat between backups.
 //!
-//! The source is opened read-write without create (a missing database is
-//! an error, not a new empty one) and without running migrations: a `polo
-//! backup` of a different version than the running server must never
-//! change its schema.
+//! The source is opened without create (a missing database is an error,
+//! not a new empty one) and without running migrations: a `polo backup` of
+//! a different version than the running server must never change its schema.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +73,12 @@ pub fn take(db: &Path, scratch: &Path) -> BackupResult<Snapshot> {
     if !db.is_file() {
         return Err(BackupError::Invalid(format!("no database at {}", db.display())));
     }
-    let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // Read-write so SQLite may create the `-shm` a WAL database needs when no server runs;
+    // read-only for a backup user who may only read the file.
+    let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .or_else(|_| {
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    })?;
     source.busy_timeout(Duration::from_secs(30))?;
     let dir = tempfile::Builder::new()
         .prefix(".polo-backup-")

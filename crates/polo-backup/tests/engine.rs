@@ -260,3 +260,36 @@ async fn retention_deletes_old_backups_and_only_the_blocks_nothing_else_needs() 
         polo_backup::verify(&dest, Some(id), &VerifyOptions::default(), &Silent).await.unwrap();
     }
 }
+
+/// The fault the epoch exists for: a source restored from an older backup
+/// in place. Its change log is rewound, and after new writes it reuses
+/// sequence numbers a replication peer has already seen, for different
+/// changes. A peer holding `(epoch, seq)` sees the epoch change and must
+/// re-sync; comparing sequence numbers alone would silently skip the new
+/// changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_restored_from_an_older_backup_is_detectable_by_its_epoch() {
+    let live = Live::new(10_000);
+    let dest = live.dest();
+    let older = polo_backup::create(&live.db, &dest, &options(), &Silent).await.unwrap();
+    for i in 0..3 {
+        live.store.insert_points(live.user, live.device, &fixes(T0 + (20_000 + i) * 10_000_000, 10)).unwrap();
+    }
+    // What a peer that followed the source holds.
+    let peer_cursor = (live.store.epoch().unwrap(), live.store.last_seq().unwrap());
+    assert_eq!(peer_cursor.1.0, older.manifest.last_seq + 3);
+
+    // The source dies and is restored in place from the older backup.
+    let Live { _dir, db, store, user, device, .. } = live;
+    drop(store);
+    let forced = RestoreOptions { force: true, ..RestoreOptions::default() };
+    polo_backup::restore(&dest, Some(&older.manifest.id), &db, &forced, &Silent).await.unwrap();
+    let source = SqliteStore::open(&db).unwrap();
+    assert_eq!(source.last_seq().unwrap().0, older.manifest.last_seq, "the change log was rewound");
+    // It takes new writes: the sequence numbers the peer saw come back, for other changes.
+    for i in 0..3 {
+        source.insert_points(user, device, &fixes(T0 + (30_000 + i) * 10_000_000, 10)).unwrap();
+    }
+    assert_eq!(source.last_seq().unwrap(), peer_cursor.1, "same seq, different history");
+    assert_ne!(source.epoch().unwrap(), peer_cursor.0, "the epoch tells the peer the source was rewound");
+}

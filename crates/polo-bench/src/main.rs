@@ -106,6 +106,9 @@ enum Command {
         /// Build the source instance anew even if one with as many points exists.
         #[arg(long)]
         rebuild: bool,
+        /// Empty the kernel's page cache before the timed part (Linux, root): a cold restore.
+        #[arg(long)]
+        cold: bool,
     },
 }
 
@@ -120,6 +123,6 @@ fn main() -> anyhow::Result<()> {
         Command::Timeline { points, no_baseline, no_map } => timeline::timeline(&work, points, !no_baseline, !no_map),
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Map { days, runs } => map::map(&work, days, runs),
-        Command::Restore { points, rebuild } => restore::restore(&work, points, rebuild),
+        Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
     }
 }

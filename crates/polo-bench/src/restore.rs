@@ -17,8 +17,9 @@
 //! The source directory is kept and reused by later runs with the same N
 //! (`--rebuild` forces a new one): generating and deriving 10 M points takes
 //! minutes, restoring it should take seconds. The backup is read from local
-//! disk, probably from the page cache; from an object store add the
-//! transfer of the backup's size at the link's speed.
+//! disk, from the page cache unless `--cold` empties it first (Linux, root);
+//! from an object store add the transfer of the backup's size at the link's
+//! speed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -201,7 +202,17 @@ fn is_correct(status: u16, body: &str, reference: &str) -> bool {
     status == 200 && body == reference
 }
 
-pub fn restore(work: &Path, points: usize, rebuild: bool) -> anyhow::Result<()> {
+/// Writes dirty pages and empties the kernel's page cache (Linux, root).
+fn drop_page_cache() -> anyhow::Result<()> {
+    let synced = Command::new("sync").status().context("cannot run sync")?;
+    if !synced.success() {
+        bail!("sync failed");
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("cannot drop the page cache (needs root on Linux); run without --cold")
+}
+
+pub fn restore(work: &Path, points: usize, rebuild: bool, cold: bool) -> anyhow::Result<()> {
     let source = build_source(work, points, rebuild)?;
     // The reference answer, from the source itself.
     let reference = {
@@ -227,6 +238,10 @@ pub fn restore(work: &Path, points: usize, rebuild: bool) -> anyhow::Result<()> 
     let restored = work.join(format!("restore-target-{points}"));
     if restored.exists() {
         std::fs::remove_dir_all(&restored)?;
+    }
+
+    if cold {
+        drop_page_cache()?;
     }
 
     // Timed from here.
@@ -259,7 +274,7 @@ pub fn restore(work: &Path, points: usize, rebuild: bool) -> anyhow::Result<()> 
 
     #[allow(clippy::cast_precision_loss)]
     let mb = |b: u64| b as f64 / 1e6;
-    println!("restore-to-ready, {points} points");
+    println!("restore-to-ready, {points} points{}", if cold { ", page cache dropped first" } else { "" });
     println!(
         "  database            {:>9.1} MB, backup {:.1} MB in {} blocks (polo backup: {backup_seconds:.1} s)",
         mb(size),
