@@ -116,7 +116,7 @@ fn check_restored(restored: &Path, epoch: &str, source: &Source, day: &str, poin
     let started = Instant::now();
     let server = serve(restored, &["--access-log", "off"]);
     assert_eq!(readyz_epoch(&server.addr), epoch, "/readyz reports the restored instance's new epoch");
-    let status = get(&server.addr, &source.auth, "/api/v1/timeline/status").json();
+    let status = get(&server.addr, &source.auth, "/api/v1/timeline/progress").json();
     assert_eq!(status["up_to_date"], true, "nothing to recompute after a restore: {status}");
     let restored_day = get(&server.addr, &source.auth, DAY);
     assert_eq!(restored_day.status, 200, "{}", restored_day.body);
