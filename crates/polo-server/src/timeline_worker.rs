@@ -1,11 +1,12 @@
 //! The background thread that keeps the derived timeline current.
 //!
 //! It runs [`polo_derived::Engine::catch_up`] until the change log is
-//! consumed, then sleeps until poked or for [`POLL_INTERVAL`], so points
-//! from any source (live ingest, HTTP imports, a `polo import` run by
-//! another process on the same data directory) reach the day views within
-//! about a second, and a burst of writes is folded into one recomputation
-//! per device. It never runs on a request's path: ingest only appends to
+//! consumed, then sleeps until poked or for [`POLL_INTERVAL`] ([`SETTLE`]
+//! after a step that found changes), so points from any source (live
+//! ingest, HTTP imports, a `polo import` run by another process on the same
+//! data directory) reach the day views within two or three seconds, and a
+//! stream of writes is folded into one recomputation per device every
+//! [`SETTLE`]. It never runs on a request's path: ingest only appends to
 //! the change log. A failure is logged and retried after a back-off; the
 //! engine's cursor only moves when a step succeeded.
 
@@ -17,6 +18,12 @@ use polo_derived::Engine;
 
 /// How often the worker looks for changes made without a poke.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long it lets writes accumulate after a step that found some, so
+/// that under sustained ingest a device's window (and today's map rows) is
+/// recomputed every couple of seconds rather than after every commit: the
+/// recomputation re-reads the day, so doing it per commit would take the
+/// CPU the ingest path needs.
+pub const SETTLE: Duration = Duration::from_secs(2);
 /// How long it waits after a failed step.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -82,7 +89,10 @@ fn run(shared: &Shared) {
                     cursor = step.cursor.0,
                     "timeline caught up"
                 );
-                continue;
+                if step.changes == polo_derived::engine::BATCH {
+                    continue; // a backlog (an import, a start after an upgrade): keep going
+                }
+                SETTLE
             }
             Ok(_) => POLL_INTERVAL,
             Err(error) => {
