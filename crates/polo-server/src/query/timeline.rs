@@ -519,7 +519,7 @@ pub(crate) struct TimelineProgress {
 }
 
 /// Whether the stored timeline reflects every stored point yet (it trails
-/// new points by about a second, an import of years by seconds).
+/// live points by a few seconds, an import of years by longer).
 #[utoipa::path(
     get,
     path = "/api/v1/timeline/progress",
