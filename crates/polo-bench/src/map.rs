@@ -24,10 +24,10 @@
 //! The command exits non-zero when the ten-year overview misses either
 //! (p95 latency, bytes).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -171,38 +171,6 @@ fn timed(addr: &str, path: &str, auth: &str, runs: usize) -> anyhow::Result<Time
     Ok(Timed { cold_ms: cold * 1e3, p50_ms: at(0.5), p95_ms: at(0.95), max_ms: at(1.0), body })
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data: &Path) -> anyhow::Result<(Server, String)> {
-    let mut child = Command::new(polo_binary()?)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "off"])
-        .env("POLO_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.trim().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Ok((server, addr));
-        }
-    }
-    bail!("polo serve exited before listening")
-}
-
 fn rfc3339(ms: i64) -> String {
     Timestamp(ms).to_string()
 }
@@ -316,8 +284,9 @@ pub fn map(work: &Path, days: u32, runs: usize) -> anyhow::Result<()> {
         bail!("polo token create printed no token");
     }
     let auth = format!("Bearer {token}");
-    let (server, addr) = start(&data)?;
-    let pid = server.0.id().to_string();
+    let server = crate::serve::start(&data)?;
+    let addr = server.addr.clone();
+    let pid = server.child.id().to_string();
     let end = devices.iter().map(|d| d.2.0).max().unwrap_or(0).div_euclid(DAY_MS) * DAY_MS;
     let start_ms = devices.iter().map(|d| d.1.0).min().unwrap_or(0).div_euclid(DAY_MS) * DAY_MS;
     let ranges = [

@@ -21,10 +21,10 @@
 //! from an object store add the transfer of the backup's size at the link's
 //! speed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,40 +42,6 @@ const TARGET_SECONDS: f64 = 30.0;
 
 /// Points per `insert_points` call (one transaction each).
 const BATCH: usize = 200_000;
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data: &Path) -> anyhow::Result<Server> {
-    let mut child = Command::new(polo_binary()?)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "off"])
-        .env("POLO_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.trim().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Ok(Server { child, addr });
-        }
-    }
-    bail!("polo serve exited before listening")
-}
 
 /// One GET with `Connection: close`: status and body.
 fn get(addr: &str, path: &str, auth: Option<&str>) -> anyhow::Result<(u16, String)> {
@@ -216,7 +182,7 @@ pub fn restore(work: &Path, points: usize, rebuild: bool, cold: bool) -> anyhow:
     let source = build_source(work, points, rebuild)?;
     // The reference answer, from the source itself.
     let reference = {
-        let server = start_server(&source.data)?;
+        let server = crate::serve::start(&source.data)?;
         let (status, body) = get(&server.addr, &source.day_path, Some(&source.bearer))?;
         let entries =
             serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["entries"].as_array().map(Vec::len));
@@ -248,7 +214,7 @@ pub fn restore(work: &Path, points: usize, rebuild: bool, cold: bool) -> anyhow:
     let started = Instant::now();
     let report = run_json(polo(&restored)?.args(["restore", "--json", "--from"]).arg(&backups))?;
     let restore_done = started.elapsed().as_secs_f64();
-    let server = start_server(&restored)?;
+    let server = crate::serve::start(&restored)?;
     let listening = started.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(120);
     let ready = loop {

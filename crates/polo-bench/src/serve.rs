@@ -24,9 +24,11 @@ const TARGET_P99_MS: f64 = 5.0;
 const TARGET_OVERLAND_PER_S: f64 = 200_000.0;
 const TARGET_IDLE_RSS_MB: f64 = 20.0;
 
-struct Server {
-    child: Child,
-    addr: String,
+/// A running `polo serve`, killed when dropped. Shared by the benches that
+/// measure over HTTP (`serve`, `map`, `restore`).
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
 }
 
 impl Drop for Server {
@@ -47,7 +49,9 @@ fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-fn start(data: &Path) -> anyhow::Result<Server> {
+/// Starts the release `polo serve` on `data` on a free loopback port and
+/// waits until it listens.
+pub(crate) fn start(data: &Path) -> anyhow::Result<Server> {
     let mut child = Command::new(polo_binary()?)
         .arg("--data-dir")
         .arg(data)
