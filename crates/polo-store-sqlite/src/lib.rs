@@ -29,6 +29,7 @@ mod auth;
 mod checkpoint;
 mod derived;
 mod points;
+mod replication;
 mod schema;
 
 use std::ops::ControlFlow;
@@ -38,7 +39,7 @@ use std::time::Duration;
 
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
-    Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard,
+    Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard, Hlc,
     PointQuery, Session, StorageStats, Store, StoreError, StoreResult, StoredInterval, Token, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
@@ -194,31 +195,21 @@ impl SqliteStore {
         Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None })
     }
 
-    /// This instance's random id, fixed at creation.
-    ///
-    /// # Errors
-    /// Backend failures.
-    pub fn instance_id(&self) -> StoreResult<String> {
-        self.read(|c| c.query_row("SELECT value FROM meta WHERE key = 'instance_id'", [], |r| r.get(0)).db())
-    }
-
-    /// Replaces the epoch (see [`Store::epoch`]) with a fresh random one and
-    /// returns it. A restore calls this on the restored database before it
-    /// serves anything: the change log it holds stops at the backup, so its
-    /// history is no longer the one peers followed under the old epoch.
+    /// Makes this database a new instance after it was restored from a
+    /// backup, and returns its new epoch (see [`Store::epoch`]). The change
+    /// log it holds stops at the backup, so its history is no longer the one
+    /// peers followed under the old epoch, and it is not the instance it
+    /// was copied from: it gets a new instance id, the changes it holds
+    /// keep the old id as their origin, the epoch history records where the
+    /// new epoch forked, and a replication checkpoint records that this
+    /// copy holds the old instance's feed up to the backup (so replicating
+    /// from the old instance resumes there). A restore calls this before
+    /// the copy serves anything.
     ///
     /// # Errors
     /// Backend failures.
     pub fn renew_epoch(&self) -> StoreResult<String> {
-        self.write(|tx| {
-            tx.query_row(
-                "INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16)))) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING value",
-                [],
-                |r| r.get(0),
-            )
-            .db()
-        })
+        self.write(replication::become_restored_copy)
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -287,8 +278,18 @@ pub(crate) fn last_seq(conn: &Connection) -> StoreResult<Seq> {
     Ok(Seq(v as u64))
 }
 
-/// Takes the next sequence number and records the change; call once per
-/// write transaction that changed something.
+/// Whose clock a change is stamped with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stamp {
+    /// A change made here, now: the next reading of this instance's clock.
+    Local,
+    /// A replicated change keeping its origin's version (`origin` is a row
+    /// of `origins`, or 0 for a change that originated here).
+    Replicated { hlc: Hlc, origin: i64 },
+}
+
+/// Takes the next sequence number and records the change;
+/// call once per write transaction that changed something.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn log_change(
     tx: &Transaction<'_>,
@@ -299,15 +300,126 @@ pub(crate) fn log_change(
     last: Option<i64>,
     count: u64,
 ) -> StoreResult<Seq> {
+    log_change_stamped(tx, Stamp::Local, kind, user, device, first, last, count)
+}
+
+/// [`log_change`] with an explicit [`Stamp`]. Either way this instance's
+/// clock ends at or after the change's reading, so a later local change is
+/// newer than every change seen.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_change_stamped(
+    tx: &Transaction<'_>,
+    stamp: Stamp,
+    kind: ChangeKind,
+    user: UserId,
+    device: Option<DeviceId>,
+    first: Option<i64>,
+    last: Option<i64>,
+    count: u64,
+) -> StoreResult<Seq> {
     let seq = Seq(last_seq(tx)?.0 + 1);
     tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'").db()?.execute([seq.0 as i64]).db()?;
+    let clock = Hlc(tx
+        .prepare_cached("SELECT value FROM meta WHERE key = 'hlc'")
+        .db()?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .db()? as u64);
+    let (hlc, origin, clock) = match stamp {
+        Stamp::Local => {
+            let hlc = clock.tick(now().0);
+            (hlc, 0, hlc)
+        }
+        Stamp::Replicated { hlc, origin } => (hlc, origin, clock.max(hlc)),
+    };
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'hlc'").db()?.execute([clock.0 as i64]).db()?;
     tx.prepare_cached(
-        "INSERT INTO changes (seq, kind, user_id, device_id, first_ms, last_ms, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO changes (seq, kind, user_id, device_id, first_ms, last_ms, count, hlc, origin) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .db()?
-    .execute(params![seq.0 as i64, kind_code(kind), user.0, device.map(|d| d.0), first, last, count as i64])
+    .execute(params![
+        seq.0 as i64,
+        kind_code(kind),
+        user.0,
+        device.map(|d| d.0),
+        first,
+        last,
+        count as i64,
+        hlc.0 as i64,
+        origin
+    ])
     .db()?;
     Ok(seq)
+}
+
+/// [`Store::insert_intervals`] inside the writer's transaction, the change
+/// stamped with `stamp`.
+pub(crate) fn insert_intervals(
+    tx: &Transaction<'_>,
+    user: UserId,
+    device: DeviceId,
+    intervals: &[Interval],
+    stamp: Stamp,
+) -> StoreResult<WriteOutcome> {
+    check_device(tx, user, device)?;
+    let seq = last_seq(tx)?.0 + 1;
+    let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO intervals (user_id, device_id, kind, start_ms, end_ms, identity_key, start_offset, \
+                 end_offset, start_lat, start_lon, end_lat, end_lon, place_id, name, category, distance_m, \
+                 confidence, level, source, extras, seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .db()?;
+    let (mut added, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
+    for iv in intervals {
+        let n = stmt
+            .execute(params![
+                user.0,
+                device.0,
+                iv.kind.code(),
+                iv.start.0,
+                iv.end.0,
+                iv.identity_key(),
+                iv.start_offset_minutes,
+                iv.end_offset_minutes,
+                iv.start_coord.map(|c| c.lat_e7),
+                iv.start_coord.map(|c| c.lon_e7),
+                iv.end_coord.map(|c| c.lat_e7),
+                iv.end_coord.map(|c| c.lon_e7),
+                iv.place_id,
+                iv.name,
+                iv.category,
+                iv.distance_m,
+                iv.confidence,
+                iv.level,
+                iv.source.code(),
+                iv.extras.as_ref().map(Extras::as_str),
+                seq as i64,
+            ])
+            .db()?;
+        if n > 0 {
+            added += 1;
+            first = first.min(iv.start.0);
+            last = last.max(iv.end.0);
+        }
+    }
+    let duplicates = intervals.len() as u64 - added;
+    if added == 0 {
+        return Ok(WriteOutcome { added, duplicates, deleted: 0, seq: None });
+    }
+    let seq = log_change_stamped(
+        tx,
+        stamp,
+        ChangeKind::IntervalsInserted,
+        user,
+        Some(device),
+        Some(first),
+        Some(last),
+        added,
+    )?;
+    Ok(WriteOutcome { added, duplicates, deleted: 0, seq: Some(seq) })
 }
 
 pub(crate) fn check_device(conn: &Connection, user: UserId, device: DeviceId) -> StoreResult<()> {
@@ -331,7 +443,7 @@ fn kind_code(kind: ChangeKind) -> i64 {
     }
 }
 
-fn kind_from_code(code: i64) -> StoreResult<ChangeKind> {
+pub(crate) fn kind_from_code(code: i64) -> StoreResult<ChangeKind> {
     Ok(match code {
         1 => ChangeKind::PointsInserted,
         2 => ChangeKind::PointsDeleted,
@@ -343,7 +455,7 @@ fn kind_from_code(code: i64) -> StoreResult<ChangeKind> {
     })
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
@@ -370,7 +482,7 @@ fn coord_from(lat: Option<i64>, lon: Option<i64>) -> StoreResult<Option<Coord>> 
     }
 }
 
-fn interval_from_row(r: &Row<'_>) -> StoreResult<StoredInterval> {
+pub(crate) fn interval_from_row(r: &Row<'_>) -> StoreResult<StoredInterval> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("interval {what}"));
     let get_i = |i: usize| r.get::<_, Option<i64>>(i).db();
     let offset = |v: Option<i64>| v.map(|v| i16::try_from(v).map_err(|_| corrupt("offset"))).transpose();
@@ -402,7 +514,7 @@ fn interval_from_row(r: &Row<'_>) -> StoreResult<StoredInterval> {
     })
 }
 
-const INTERVAL_COLUMNS: &str = "id, user_id, device_id, kind, start_ms, end_ms, start_offset, end_offset, \
+pub(crate) const INTERVAL_COLUMNS: &str = "id, user_id, device_id, kind, start_ms, end_ms, start_offset, end_offset, \
      start_lat, start_lon, end_lat, end_lon, place_id, name, category, distance_m, confidence, level, source, extras";
 
 impl Store for SqliteStore {
@@ -595,7 +707,7 @@ impl Store for SqliteStore {
         if fixes.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| points::insert(tx, user, device, fixes, &mut |_| {}))
+        self.write(|tx| points::insert(tx, user, device, fixes, &mut |_| {}, Stamp::Local, &mut |_, _| false))
     }
 
     fn insert_points_reporting(
@@ -608,7 +720,7 @@ impl Store for SqliteStore {
         if fixes.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| points::insert(tx, user, device, fixes, added))
+        self.write(|tx| points::insert(tx, user, device, fixes, added, Stamp::Local, &mut |_, _| false))
     }
 
     fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
@@ -627,65 +739,14 @@ impl Store for SqliteStore {
     }
 
     fn delete_points(&self, query: &PointQuery) -> StoreResult<WriteOutcome> {
-        self.write(|tx| points::delete(tx, query))
+        self.write(|tx| points::delete(tx, query, Stamp::Local, None, false))
     }
 
     fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
         if intervals.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| {
-            check_device(tx, user, device)?;
-            let seq = last_seq(tx)?.0 + 1;
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO intervals (user_id, device_id, kind, start_ms, end_ms, identity_key, start_offset, \
-                     end_offset, start_lat, start_lon, end_lat, end_lon, place_id, name, category, distance_m, \
-                     confidence, level, source, extras, seq) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .db()?;
-            let (mut added, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
-            for iv in intervals {
-                let n = stmt
-                    .execute(params![
-                        user.0,
-                        device.0,
-                        iv.kind.code(),
-                        iv.start.0,
-                        iv.end.0,
-                        iv.identity_key(),
-                        iv.start_offset_minutes,
-                        iv.end_offset_minutes,
-                        iv.start_coord.map(|c| c.lat_e7),
-                        iv.start_coord.map(|c| c.lon_e7),
-                        iv.end_coord.map(|c| c.lat_e7),
-                        iv.end_coord.map(|c| c.lon_e7),
-                        iv.place_id,
-                        iv.name,
-                        iv.category,
-                        iv.distance_m,
-                        iv.confidence,
-                        iv.level,
-                        iv.source.code(),
-                        iv.extras.as_ref().map(Extras::as_str),
-                        seq as i64,
-                    ])
-                    .db()?;
-                if n > 0 {
-                    added += 1;
-                    first = first.min(iv.start.0);
-                    last = last.max(iv.end.0);
-                }
-            }
-            let duplicates = intervals.len() as u64 - added;
-            if added == 0 {
-                return Ok(WriteOutcome { added, duplicates, deleted: 0, seq: None });
-            }
-            let seq = log_change(tx, ChangeKind::IntervalsInserted, user, Some(device), Some(first), Some(last), added)?;
-            Ok(WriteOutcome { added, duplicates, deleted: 0, seq: Some(seq) })
-        })
+        self.write(|tx| insert_intervals(tx, user, device, intervals, Stamp::Local))
     }
 
     fn intervals(
@@ -728,7 +789,7 @@ impl Store for SqliteStore {
     }
 
     fn derived_write(&self, user: UserId, batch: &DerivedBatch, edit: bool) -> StoreResult<Option<Seq>> {
-        self.write(|tx| derived::write(tx, user, batch, edit))
+        self.write(|tx| derived::write(tx, user, batch, edit, Stamp::Local))
     }
 
     fn derived_cursor(&self, name: &str) -> StoreResult<Seq> {
@@ -776,6 +837,66 @@ impl Store for SqliteStore {
         self.read(|c| {
             c.prepare_cached("SELECT value FROM meta WHERE key = 'epoch'").db()?.query_row([], |r| r.get(0)).db()
         })
+    }
+
+    fn instance_id(&self) -> StoreResult<String> {
+        self.read(replication::instance_id)
+    }
+
+    fn epochs(&self) -> StoreResult<Vec<polo_store::EpochSpan>> {
+        self.read(replication::epochs)
+    }
+
+    fn replication_feed(
+        &self,
+        after: Seq,
+        max_weight: usize,
+        filter: &polo_store::FeedFilter,
+    ) -> StoreResult<polo_store::FeedPage> {
+        self.read(|c| replication::feed(c, after, max_weight, filter))
+    }
+
+    fn replication_apply(
+        &self,
+        name: &str,
+        entries: &[polo_store::FeedEntry],
+        checkpoint: &polo_store::Checkpoint,
+    ) -> StoreResult<polo_store::ApplyOutcome> {
+        self.write(|tx| replication::apply(tx, name, entries, checkpoint))
+    }
+
+    fn replication_checkpoint(&self, name: &str) -> StoreResult<Option<polo_store::Checkpoint>> {
+        self.read(|c| replication::checkpoint(c, name))
+    }
+
+    fn replication_checkpoints(&self) -> StoreResult<Vec<(String, polo_store::Checkpoint)>> {
+        self.read(replication::checkpoints)
+    }
+
+    fn create_replication_token(
+        &self,
+        label: &str,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<polo_store::ReplicationToken> {
+        self.write(|tx| replication::create_token(tx, label, token_hash))
+    }
+
+    fn replication_token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<polo_store::ReplicationToken>> {
+        let Some(mut token) = self.read(|c| replication::token_by_hash(c, token_hash))? else { return Ok(None) };
+        let at = now().0;
+        if token.last_used.is_none_or(|t| at - t >= polo_store::TOKEN_TOUCH_INTERVAL_MS) {
+            self.write(|tx| replication::touch_token(tx, token.id, at))?;
+            token.last_used = Some(at);
+        }
+        Ok(Some(token))
+    }
+
+    fn list_replication_tokens(&self) -> StoreResult<Vec<polo_store::ReplicationToken>> {
+        self.read(replication::list_tokens)
+    }
+
+    fn revoke_replication_token(&self, id: i64) -> StoreResult<bool> {
+        self.write(|tx| replication::revoke_token(tx, id))
     }
 
     fn storage_stats(&self) -> StoreResult<StorageStats> {

@@ -26,7 +26,7 @@ use polo_store::codec::{CHUNK_CAPACITY, StoredFix, decode_chunk, encode_chunk};
 use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::{Db, SqliteStore, check_device, log_change};
+use crate::{Db, SqliteStore, Stamp, check_device, log_change_stamped};
 
 /// Chunks fetched per reader round trip while scanning.
 const SCAN_PAGE: i64 = 8;
@@ -122,13 +122,18 @@ fn stored(fix: &Fix, seq: Seq) -> StoredFix {
 
 /// [`polo_store::Store::insert_points`] inside the writer's transaction.
 ///
-/// `added` hears the time of every fix that was new.
+/// `added` hears the time of every fix that was new or replaced a stored
+/// one. `replace` decides, for a fix whose time is already stored, whether
+/// it replaces the stored fix (replication's last-writer-wins); local
+/// writes keep the stored fix. The change is stamped with `stamp`.
 pub(crate) fn insert(
     tx: &Transaction<'_>,
     user: UserId,
     device: DeviceId,
     fixes: &[Fix],
     added: &mut dyn FnMut(Timestamp),
+    stamp: Stamp,
+    replace: &mut dyn FnMut(&StoredFix, &Fix) -> bool,
 ) -> StoreResult<WriteOutcome> {
     check_device(tx, user, device)?;
     let mut batch: Vec<&Fix> = fixes.iter().collect();
@@ -184,6 +189,8 @@ pub(crate) fn insert(
         meta_index: usize,
         old: Vec<StoredFix>,
         new: Vec<usize>, // indices into batch
+        /// (index into `old`, index into batch): stored fixes the batch replaces.
+        replaced: Vec<(usize, usize)>,
         append: bool,
         /// An append to a chunk that stays as it is (full, or a live tail).
         leave_alone: bool,
@@ -202,6 +209,7 @@ pub(crate) fn insert(
                 meta_index: j,
                 old: Vec::new(),
                 new: candidates.collect(),
+                replaced: Vec::new(),
                 append: true,
                 leave_alone: true,
             });
@@ -210,6 +218,7 @@ pub(crate) fn insert(
         let old = load(tx, meta.id)?;
         let old_last = old.last().map(|f| f.fix.time.0);
         let mut new = Vec::new();
+        let mut replaced = Vec::new();
         let append = old_last.is_none_or(|l| batch[candidates.start].time.0 > l);
         if append {
             new.extend(candidates);
@@ -220,40 +229,51 @@ pub(crate) fn insert(
                 while k < old.len() && old[k].fix.time < t {
                     k += 1;
                 }
-                if old.get(k).is_none_or(|f| f.fix.time != t) {
-                    new.push(i);
+                match old.get(k) {
+                    Some(stored) if stored.fix.time == t => {
+                        if replace(stored, batch[i]) {
+                            replaced.push((k, i));
+                        }
+                    }
+                    _ => new.push(i),
                 }
             }
         }
-        if !new.is_empty() {
-            touched.push(Touched { meta_index: j, old, new, append, leave_alone: false });
+        if !new.is_empty() || !replaced.is_empty() {
+            touched.push(Touched { meta_index: j, old, new, replaced, append, leave_alone: false });
         }
     }
     if metas.is_empty() {
         new_only.extend(0..batch.len());
     }
 
-    for &i in touched.iter().flat_map(|t| &t.new).chain(&new_only) {
+    let changed = || {
+        let replaced = touched.iter().flat_map(|t| t.replaced.iter().map(|&(_, i)| i));
+        touched.iter().flat_map(|t| t.new.iter().copied()).chain(replaced).chain(new_only.iter().copied())
+    };
+    for i in changed() {
         added(batch[i].time);
     }
-    let added = (touched.iter().map(|t| t.new.len()).sum::<usize>() + new_only.len()) as u64;
+    let added = changed().count() as u64;
     let duplicates = fixes.len() as u64 - added;
     if added == 0 {
         return Ok(WriteOutcome { added, duplicates, deleted: 0, seq: None });
     }
     let (mut first_added, mut last_added) = (i64::MAX, i64::MIN);
-    for t in &touched {
-        for &i in &t.new {
-            first_added = first_added.min(batch[i].time.0);
-            last_added = last_added.max(batch[i].time.0);
-        }
-    }
-    for &i in &new_only {
+    for i in changed() {
         first_added = first_added.min(batch[i].time.0);
         last_added = last_added.max(batch[i].time.0);
     }
-    let seq =
-        log_change(tx, ChangeKind::PointsInserted, user, Some(device), Some(first_added), Some(last_added), added)?;
+    let seq = log_change_stamped(
+        tx,
+        stamp,
+        ChangeKind::PointsInserted,
+        user,
+        Some(device),
+        Some(first_added),
+        Some(last_added),
+        added,
+    )?;
 
     if !new_only.is_empty() {
         let points: Vec<StoredFix> = new_only.iter().map(|&i| stored(batch[i], seq)).collect();
@@ -261,8 +281,11 @@ pub(crate) fn insert(
             insert_chunk(tx, user, device, piece)?;
         }
     }
-    for t in touched {
+    for mut t in touched {
         let id = metas[t.meta_index].id;
+        for &(k, i) in &t.replaced {
+            t.old[k] = stored(batch[i], seq);
+        }
         if t.append && (t.leave_alone || t.old.len() >= CHUNK_CAPACITY) {
             // A full chunk (or a live tail) stays as it is; the appended fixes start new ones.
             let points: Vec<StoredFix> = t.new.iter().map(|&i| stored(batch[i], seq)).collect();
@@ -362,8 +385,20 @@ pub(crate) fn scan(
     Ok(())
 }
 
-/// [`polo_store::Store::delete_points`] inside the writer's transaction.
-pub(crate) fn delete(tx: &Transaction<'_>, query: &PointQuery) -> StoreResult<WriteOutcome> {
+/// [`polo_store::Store::delete_points`] inside the writer's transaction,
+/// recording the range tombstone.
+///
+/// `keep`, when given, spares fixes inside the range (replication: points
+/// newer than the tombstone); `always` records the tombstone even when it
+/// removed nothing (a replicated delete must still stop older points that
+/// arrive later).
+pub(crate) fn delete(
+    tx: &Transaction<'_>,
+    query: &PointQuery,
+    stamp: Stamp,
+    mut keep: Option<&mut dyn FnMut(&StoredFix) -> bool>,
+    always: bool,
+) -> StoreResult<WriteOutcome> {
     let user = query.user;
     let lo = query.from.map_or(i64::MIN, |t| t.0);
     let to = query.to.map(|t| t.0);
@@ -396,14 +431,14 @@ pub(crate) fn delete(tx: &Transaction<'_>, query: &PointQuery) -> StoreResult<Wr
     let inside = |t: i64| t >= lo && to.is_none_or(|to| t < to);
     let mut deleted = 0u64;
     for (meta, n) in chunks {
-        if inside(meta.first) && inside(meta.last) {
+        if keep.is_none() && inside(meta.first) && inside(meta.last) {
             delete_chunk(tx, meta.id)?;
             deleted += n as u64;
             continue;
         }
         let mut points = load(tx, meta.id)?;
         let before = points.len();
-        points.retain(|f| !inside(f.fix.time.0));
+        points.retain(|f| !inside(f.fix.time.0) || keep.as_mut().is_some_and(|keep| keep(f)));
         let removed = before - points.len();
         if removed == 0 {
             continue;
@@ -415,11 +450,27 @@ pub(crate) fn delete(tx: &Transaction<'_>, query: &PointQuery) -> StoreResult<Wr
             update_chunk(tx, meta.id, meta.first, &points)?;
         }
     }
-    if deleted == 0 {
+    if deleted == 0 && !always {
         return Ok(WriteOutcome::default());
     }
     let last = to.map(|to| to - 1);
-    let seq = log_change(tx, ChangeKind::PointsDeleted, user, query.device, query.from.map(|t| t.0), last, deleted)?;
+    let seq = log_change_stamped(
+        tx,
+        stamp,
+        ChangeKind::PointsDeleted,
+        user,
+        query.device,
+        query.from.map(|t| t.0),
+        last,
+        deleted,
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO tombstones (user_id, device_id, from_ms, last_ms, hlc, origin, seq) \
+         SELECT user_id, device_id, first_ms, last_ms, hlc, origin, seq FROM changes WHERE seq = ?1",
+    )
+    .db()?
+    .execute([seq.0 as i64])
+    .db()?;
     Ok(WriteOutcome { added: 0, duplicates: 0, deleted, seq: Some(seq) })
 }
 

@@ -164,8 +164,83 @@ const V6: &str = "
 INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
 ";
 
+/// Version 7: replication (see `polo_store::replication`).
+///
+/// * Every change gets a version: `hlc`, the hybrid-logical-clock reading
+///   where it originated, and `origin`, 0 for this instance or a row of
+///   `origins` naming another. Changes from before replication get their
+///   own `seq` as clock reading: unique, and older than any real reading.
+/// * Users and devices remember the version of the change that last set
+///   them, for last-writer-wins between replicas.
+/// * `tombstones` keep every range delete with its version, so a point
+///   older than a delete is not let back in by a late replica.
+/// * `edit_log` keeps what each user edit of derived data wrote, so a feed
+///   can send it.
+/// * `replication_checkpoints` record, per source, how far its feed has been
+///   applied, written in the same transaction as the data.
+/// * `epochs` is the history of the instance's epochs, for telling a peer
+///   where a rewound history forked.
+/// * `replication_tokens` authenticate peers; like device tokens they are
+///   local credentials, never replicated.
+const V7: &str = "
+CREATE TABLE origins (
+    id       INTEGER PRIMARY KEY,
+    instance TEXT NOT NULL UNIQUE
+);
+ALTER TABLE changes ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE changes ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+UPDATE changes SET hlc = seq;
+CREATE UNIQUE INDEX changes_by_version ON changes (origin, hlc);
+ALTER TABLE users ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+INSERT INTO meta (key, value) SELECT 'hlc', coalesce(max(hlc), 0) FROM changes;
+
+CREATE TABLE tombstones (
+    id        INTEGER PRIMARY KEY,
+    user_id   INTEGER NOT NULL REFERENCES users (id),
+    device_id INTEGER,
+    from_ms   INTEGER,
+    last_ms   INTEGER,
+    hlc       INTEGER NOT NULL,
+    origin    INTEGER NOT NULL,
+    seq       INTEGER NOT NULL
+);
+CREATE INDEX tombstones_by_user ON tombstones (user_id, device_id);
+CREATE UNIQUE INDEX tombstones_by_seq ON tombstones (seq);
+
+CREATE TABLE edit_log (
+    seq     INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    batch   BLOB NOT NULL
+);
+
+CREATE TABLE replication_checkpoints (
+    name       TEXT PRIMARY KEY NOT NULL,
+    epoch      TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE epochs (
+    id        INTEGER PRIMARY KEY,
+    epoch     TEXT NOT NULL UNIQUE,
+    start_seq INTEGER NOT NULL
+);
+INSERT INTO epochs (epoch, start_seq) SELECT value, 0 FROM meta WHERE key = 'epoch';
+
+CREATE TABLE replication_tokens (
+    id           INTEGER PRIMARY KEY,
+    label        TEXT NOT NULL,
+    token_hash   BLOB NOT NULL UNIQUE,
+    created_ms   INTEGER NOT NULL,
+    last_used_ms INTEGER
+);
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

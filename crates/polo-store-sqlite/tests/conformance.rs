@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -62,7 +62,12 @@ fn version_1_databases_migrate_to_the_latest() {
         "DROP TABLE tokens; DROP TABLE sessions; ALTER TABLE devices DROP COLUMN encryption_key; \
          ALTER TABLE devices DROP COLUMN card_name; ALTER TABLE devices DROP COLUMN card_face; \
          DROP TABLE derived; DROP TABLE derived_cursors; DELETE FROM meta WHERE key = 'epoch'; \
-         PRAGMA user_version = 1;",
+         DROP TABLE origins; DROP INDEX changes_by_version; ALTER TABLE changes DROP COLUMN hlc; \
+         ALTER TABLE changes DROP COLUMN origin; ALTER TABLE users DROP COLUMN hlc; \
+         ALTER TABLE users DROP COLUMN origin; ALTER TABLE devices DROP COLUMN hlc; \
+         ALTER TABLE devices DROP COLUMN origin; DELETE FROM meta WHERE key = 'hlc'; DROP TABLE tombstones; \
+         DROP TABLE edit_log; DROP TABLE replication_checkpoints; DROP TABLE epochs; \
+         DROP TABLE replication_tokens; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -76,8 +81,11 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     assert_eq!(store.epoch().unwrap().len(), 32);
+    assert_eq!(store.epochs().unwrap().len(), 1, "the epoch history starts with the current epoch");
+    let feed = store.replication_feed(polo_domain::Seq(0), 10, &polo_store::FeedFilter::default()).unwrap();
+    assert!(feed.entries.windows(2).all(|w| w[0].version.hlc < w[1].version.hlc), "old changes get ordered versions");
 }
 
 #[test]
@@ -93,6 +101,40 @@ fn epochs_are_random_and_renewed_on_request() {
     assert_ne!(renewed, epoch);
     assert_eq!(a.epoch().unwrap(), renewed);
     assert_eq!(a.last_seq().unwrap(), seq, "a new epoch is not a change");
+}
+
+#[test]
+fn a_restored_copy_is_a_new_instance_that_remembers_where_it_forked() {
+    use polo_domain::Seq;
+    use polo_store::FeedFilter;
+    let (a, _dir) = temp_store();
+    let user = a.create_user("alice", "h", false).unwrap();
+    let device = a.ensure_device(user.id, "phone").unwrap();
+    a.insert_points(
+        user.id,
+        device.id,
+        &[Fix::new(Timestamp(1_000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Api)],
+    )
+    .unwrap();
+    let (old_id, old_epoch, last) = (a.instance_id().unwrap(), a.epoch().unwrap(), a.last_seq().unwrap());
+    let epoch = a.renew_epoch().unwrap();
+    assert_ne!(a.instance_id().unwrap(), old_id, "the copy is another instance");
+    let epochs = a.epochs().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!((epochs[0].epoch.as_str(), epochs[0].start), (old_epoch.as_str(), Seq(0)));
+    assert_eq!((epochs[1].epoch.as_str(), epochs[1].start), (epoch.as_str(), last));
+    let feed = a.replication_feed(Seq(0), 100, &FeedFilter::default()).unwrap();
+    assert!(feed.entries.iter().all(|e| e.version.origin == old_id), "restored changes keep their origin");
+    let seeded = a.replication_checkpoint(&old_id).unwrap().unwrap();
+    assert_eq!(
+        (seeded.epoch, seeded.seq),
+        (old_epoch, last),
+        "the copy holds the old instance's feed up to the backup"
+    );
+    // New local changes carry the new id.
+    a.ensure_device(user.id, "watch").unwrap();
+    let feed = a.replication_feed(last, 100, &FeedFilter::default()).unwrap();
+    assert_eq!(feed.entries[0].version.origin, a.instance_id().unwrap());
 }
 
 #[test]
@@ -172,4 +214,8 @@ fn the_wal_is_checkpointed_in_the_background() {
         }
         assert!(std::time::Instant::now() < deadline, "the WAL was not checkpointed: {n} of 500 points in the file");
     }
+}
+
+mod replication {
+    polo_store::replication_conformance_tests!(super::temp_store);
 }

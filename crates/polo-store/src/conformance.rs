@@ -22,6 +22,8 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+pub mod replication;
+
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
 use crate::codec::CHUNK_CAPACITY;

@@ -20,10 +20,16 @@ pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod derived;
+pub mod replication;
 
 use std::ops::ControlFlow;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
+pub use replication::{
+    ApplyOutcome, Checkpoint, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, ReplicatedChange, ReplicationToken,
+    Version,
+};
+
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
 
 /// Errors every backend reports.
@@ -479,6 +485,77 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn epoch(&self) -> StoreResult<String>;
+    // ------------------------------------------------------------ replication
+    // See [`replication`] for the model.
+
+    /// This instance's id: the origin its own changes carry. Fixed at
+    /// creation and replaced when the instance is restored from a backup
+    /// (the restored copy is a new instance; the changes it holds keep the
+    /// old id as their origin).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn instance_id(&self) -> StoreResult<String>;
+    /// The epochs of this instance's change log, oldest first; the last is
+    /// [`Store::epoch`].
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn epochs(&self) -> StoreResult<Vec<EpochSpan>>;
+    /// Reads the changes after `after` that `filter` admits, in commit
+    /// order, stopping once the entries carry about `max_weight` points
+    /// (at least one entry when there is any). Changes the filter leaves out
+    /// still advance [`FeedPage::next`].
+    ///
+    /// # Errors
+    /// Backend failures and corrupt chunks.
+    fn replication_feed(&self, after: Seq, max_weight: usize, filter: &FeedFilter) -> StoreResult<FeedPage>;
+    /// Applies `entries` (in order) and records `checkpoint` under `name`,
+    /// all in one transaction. Users and devices that do not exist yet are
+    /// created. Idempotent: applying the same entries again changes nothing
+    /// and appends no change.
+    ///
+    /// # Errors
+    /// Backend failures; nothing of the page is applied then.
+    fn replication_apply(
+        &self,
+        name: &str,
+        entries: &[FeedEntry],
+        checkpoint: &Checkpoint,
+    ) -> StoreResult<ApplyOutcome>;
+    /// The checkpoint recorded under `name`, if any.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn replication_checkpoint(&self, name: &str) -> StoreResult<Option<Checkpoint>>;
+    /// Every recorded checkpoint, by name.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn replication_checkpoints(&self) -> StoreResult<Vec<(String, Checkpoint)>>;
+    /// Stores a replication token by the SHA-256 of its secret. Like device
+    /// tokens it is local to this instance and appends no change.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] for a hash that is already stored.
+    fn create_replication_token(&self, label: &str, token_hash: &[u8; 32]) -> StoreResult<ReplicationToken>;
+    /// The replication token with this hash (marking it used at most about
+    /// once a minute).
+    ///
+    /// # Errors
+    /// Backend failures only; an unknown hash is `Ok(None)`.
+    fn replication_token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ReplicationToken>>;
+    /// All replication tokens, by id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn list_replication_tokens(&self) -> StoreResult<Vec<ReplicationToken>>;
+    /// Deletes a replication token; `false` when there was none.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn revoke_replication_token(&self, id: i64) -> StoreResult<bool>;
+
     /// Disk usage.
     ///
     /// # Errors
