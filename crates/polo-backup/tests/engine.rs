@@ -126,7 +126,10 @@ async fn restore_brings_back_the_data_with_a_new_epoch() {
 
     let store = SqliteStore::open(&target).unwrap();
     assert_eq!(store.epoch().unwrap(), restored.epoch);
-    assert_eq!(store.instance_id().unwrap(), live.store.instance_id().unwrap());
+    let source = live.store.instance_id().unwrap();
+    assert_ne!(store.instance_id().unwrap(), source, "the restored copy is a new instance");
+    let resume = store.replication_checkpoint(&source).unwrap().expect("replication from the source resumes");
+    assert_eq!((resume.epoch, resume.seq.0), (old_epoch.clone(), backup.manifest.last_seq));
     assert_eq!(store.last_seq().unwrap().0, backup.manifest.last_seq);
     assert_eq!(store.derived_cursor("timeline").unwrap(), Seq(1), "derived cursors come back as they were");
     assert_eq!(store.count_points(live.user).unwrap(), 30_000);
