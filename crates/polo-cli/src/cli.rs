@@ -51,6 +51,66 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore the store from a backup; the instance is ready to serve as soon as this ends.
     Restore(RestoreArgs),
+    /// Copy changes from one instance to another (XDCR-style): once, or continuously; one way or
+    /// both. Idempotent and resumable: progress is checkpointed on the target with the data.
+    Replicate(ReplicateArgs),
+    /// Manage replication tokens: what a peer instance authenticates with to read this one's
+    /// change feed and apply changes to it (and nothing else).
+    #[command(subcommand, name = "replication-token")]
+    ReplicationToken(ReplicationTokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicateArgs {
+    /// Where changes come from: a polo base URL (http[s]://host[:port]) or `local` (this data
+    /// directory's store).
+    #[arg(long, value_name = "URL|local")]
+    pub source: String,
+    /// Where they are applied: a polo base URL or `local`.
+    #[arg(long, value_name = "URL|local")]
+    pub target: String,
+    /// The source's replication token.
+    #[arg(long, env = "POLO_SOURCE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub source_token: Option<String>,
+    /// The target's replication token.
+    #[arg(long, env = "POLO_TARGET_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub target_token: Option<String>,
+    /// Keep following the source after catching up, until interrupted.
+    #[arg(long)]
+    pub continuous: bool,
+    /// Only this user's data (repeatable) [default: everyone's].
+    #[arg(long = "user", value_name = "NAME")]
+    pub users: Vec<String>,
+    /// Also replicate target → source (two pulls; neither sends a change back to where it came from).
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Points per page [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub page_points: Option<usize>,
+    /// Print only a JSON summary on stdout (no progress lines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplicationTokenCommand {
+    /// Create a replication token; prints only the token.
+    Create {
+        /// A note to tell tokens apart ("staging pulls from production").
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List replication tokens.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a replication token.
+    Revoke {
+        /// The token's id (from `list`).
+        id: i64,
+    },
 }
 
 /// Where backups are and how to reach them.
@@ -222,6 +282,16 @@ pub struct ServeArgs {
     /// (429) starts; raise it when many users share one address [default: 5].
     #[arg(long, env = "POLO_AUTH_FREE_FAILURES", value_name = "N")]
     pub auth_free_failures: Option<u32>,
+    /// Continuously pull another polo instance's changes into this one (a base URL; needs
+    /// --replicate-token). More, with names and filters: `[[replication]]` in the config file.
+    #[arg(long, env = "POLO_REPLICATE_FROM", value_name = "URL")]
+    pub replicate_from: Option<String>,
+    /// The replication token of the --replicate-from instance.
+    #[arg(long, env = "POLO_REPLICATE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub replicate_token: Option<String>,
+    /// Only this user's data from --replicate-from (repeatable) [default: everyone's].
+    #[arg(long = "replicate-user", value_name = "NAME")]
+    pub replicate_users: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

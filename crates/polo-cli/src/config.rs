@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub geocoder: Option<String>,
     /// `polo serve`: the geocoder's base URL (with `geocoder`).
     pub geocoder_url: Option<String>,
+    /// `polo serve`: other instances to pull changes from, continuously.
+    pub replication: Option<Vec<FileReplication>>,
     /// `polo backup`: destination (directory or `s3://`, `gs://`, `az://` URL).
     pub backup_to: Option<String>,
     /// `polo backup`/`restore`: endpoint of an S3-compatible or Azure service.
@@ -66,6 +68,24 @@ pub struct FileConfig {
     pub backup_retain_daily: Option<u32>,
     /// `polo backup`: keep the last backup of this many recent months.
     pub backup_retain_monthly: Option<u32>,
+}
+
+/// One `[[replication]]` of the settings file: `polo serve` pulls `source`
+/// into its own store, continuously, in the background.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReplication {
+    /// A name for logs, `/metrics` and the API (default: the source URL).
+    pub name: Option<String>,
+    /// The source's base URL.
+    pub source: String,
+    /// The source's replication token.
+    pub token: String,
+    /// Only these users (default: everyone).
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Points per page (default 50000).
+    pub page_points: Option<usize>,
 }
 
 /// The backup settings from the file; flags and env win over them.
@@ -92,6 +112,7 @@ pub struct FileServe {
     pub auth_free_failures: Option<u32>,
     pub geocoder: Option<String>,
     pub geocoder_url: Option<String>,
+    pub replications: Vec<FileReplication>,
 }
 
 /// The resolved configuration.
@@ -151,6 +172,7 @@ impl Config {
                 auth_free_failures: file.auth_free_failures,
                 geocoder: file.geocoder,
                 geocoder_url: file.geocoder_url,
+                replications: file.replication.unwrap_or_default(),
             },
             file_backup: FileBackup {
                 to: file.backup_to,

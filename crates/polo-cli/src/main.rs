@@ -43,6 +43,8 @@ fn main() -> ExitCode {
         Command::Token(args) => commands::token::run(&config, &args),
         Command::Backup(args) => commands::backup::run(&config, &args),
         Command::Restore(args) => commands::backup::restore(&config, &args),
+        Command::Replicate(args) => commands::replicate::run(&config, &args),
+        Command::ReplicationToken(args) => commands::replicate::tokens(&config, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod openapi;
 pub mod options;
 mod query;
+pub mod replication;
 pub mod street_names;
 pub mod timeline_worker;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub imports: import_job::ImportJobs,
     /// Keeps stays, legs, places, statistics and map levels current.
     pub timeline: Arc<timeline_worker::TimelineWorker>,
+    /// The replications this server runs in the background.
+    pub replications: replication::Replications,
 }
 
 impl AppState {
@@ -73,11 +76,22 @@ impl AppState {
         let ingestor = ingest::Ingestor::start(store.clone(), ingest::IngestorConfig::default())?;
         let metrics = Metrics::new();
         metrics.set_queue_stats(Arc::new(ingestor.clone()));
+        let replications = replication::Replications::default();
+        metrics.set_replications(replications.clone());
         let imports = import_job::ImportJobs::temporary()?;
         let locator: Arc<dyn polo_derived::Locator> = Arc::new(locality::OfflineLocator::default());
         let engine = Arc::new(polo_derived::Engine::new(store.clone(), Some(locator)));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine)?);
-        Ok(Self { store, metrics, auth, ingestor, last_seen: Arc::new(ingest::LastSeen::new()), imports, timeline })
+        Ok(Self {
+            store,
+            metrics,
+            auth,
+            ingestor,
+            last_seen: Arc::new(ingest::LastSeen::new()),
+            imports,
+            timeline,
+            replications,
+        })
     }
 }
 
@@ -90,6 +104,7 @@ fn api_routes(max_upload: u64) -> OpenApiRouter<AppState> {
         .merge(ingest::routes::routes())
         .merge(query::routes())
         .merge(import_job::routes::routes(max_upload))
+        .merge(replication::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

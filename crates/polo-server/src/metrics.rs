@@ -96,6 +96,23 @@ struct Inner {
     queue_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     resident_memory: Gauge,
     queue_stats: RwLock<Arc<dyn QueueStats>>,
+    replication: ReplicationGauges,
+    replications: RwLock<Option<crate::replication::Replications>>,
+}
+
+/// Per-replication gauges, refreshed from the replications' status at scrape time.
+struct ReplicationGauges {
+    lag_changes: Family<NameLabel, Gauge>,
+    lag_seconds: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    applied_points: Family<NameLabel, Gauge>,
+    points_per_second: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    failures: Family<NameLabel, Gauge>,
+    following: Family<NameLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabel {
+    replication: String,
 }
 
 /// The server's metrics. Cheap to clone (one `Arc`); create one per server.
@@ -155,6 +172,44 @@ impl Metrics {
             "Age of the oldest item in the background write queue",
             queue_oldest_age.clone(),
         );
+        let replication = ReplicationGauges {
+            lag_changes: Family::default(),
+            lag_seconds: Family::default(),
+            applied_points: Family::default(),
+            points_per_second: Family::default(),
+            failures: Family::default(),
+            following: Family::default(),
+        };
+        registry.register(
+            "polo_replication_lag_changes",
+            "Source changes a replication has not applied yet",
+            replication.lag_changes.clone(),
+        );
+        registry.register(
+            "polo_replication_lag_seconds",
+            "How far behind its source's latest change a replication's applied data is",
+            replication.lag_seconds.clone(),
+        );
+        registry.register(
+            "polo_replication_applied_points",
+            "Points a replication added or replaced since the server started",
+            replication.applied_points.clone(),
+        );
+        registry.register(
+            "polo_replication_points_per_second",
+            "A replication's apply throughput over its last page",
+            replication.points_per_second.clone(),
+        );
+        registry.register(
+            "polo_replication_failures",
+            "A replication's consecutive failures (0 when healthy)",
+            replication.failures.clone(),
+        );
+        registry.register(
+            "polo_replication_following",
+            "1 when a replication is caught up and following its source",
+            replication.following.clone(),
+        );
         let resident_memory = Gauge::default();
         registry.register("process_resident_memory_bytes", "Resident set size of the process", resident_memory.clone());
         Self(Arc::new(Inner {
@@ -169,6 +224,8 @@ impl Metrics {
             queue_oldest_age,
             resident_memory,
             queue_stats: RwLock::new(Arc::new(NoQueue)),
+            replication,
+            replications: RwLock::new(None),
         }))
     }
 
@@ -176,6 +233,11 @@ impl Metrics {
     pub fn set_queue_stats(&self, stats: Arc<dyn QueueStats>) {
         // A poisoned lock only means a panic elsewhere mid-assignment; the Arc is still whole.
         *self.0.queue_stats.write().unwrap_or_else(std::sync::PoisonError::into_inner) = stats;
+    }
+
+    /// Makes the replication gauges read from `replications`.
+    pub fn set_replications(&self, replications: crate::replication::Replications) {
+        *self.0.replications.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(replications);
     }
 
     /// Counts `count` points accepted through `protocol` (a fixed name such
@@ -219,6 +281,19 @@ impl Metrics {
         let stats = Arc::clone(&self.0.queue_stats.read().unwrap_or_else(std::sync::PoisonError::into_inner));
         self.0.queue_depth.set(i64::try_from(stats.depth()).unwrap_or(i64::MAX));
         self.0.queue_oldest_age.set(stats.oldest_age().as_secs_f64());
+        if let Some(replications) = &*self.0.replications.read().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            let g = &self.0.replication;
+            for status in replications.statuses() {
+                let label = NameLabel { replication: status.name.clone() };
+                g.lag_changes.get_or_create(&label).set(i64::try_from(status.lag_changes).unwrap_or(i64::MAX));
+                g.lag_seconds.get_or_create(&label).set(status.lag_seconds);
+                g.applied_points.get_or_create(&label).set(i64::try_from(status.applied_points).unwrap_or(i64::MAX));
+                g.points_per_second.get_or_create(&label).set(status.points_per_second);
+                g.failures.get_or_create(&label).set(i64::from(status.failures));
+                let following = status.state == polo_replication::State::Following;
+                g.following.get_or_create(&label).set(i64::from(following));
+            }
+        }
         if let Some(rss) = resident_memory_bytes() {
             self.0.resident_memory.set(i64::try_from(rss).unwrap_or(i64::MAX));
         }

@@ -64,6 +64,7 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "imports", description = "Uploading files to import in the background"),
         (name = "timeline", description = "Stays and legs computed from the points"),
         (name = "map", description = "Map levels of detail: track overviews of any range, heatmap and fog-of-war tiles"),
+        (name = "replication", description = "The change feed and apply routes replication peers use, and the replications this server runs"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -80,6 +81,12 @@ impl Modify for SecuritySchemes {
             .description(Some("A device token (`polo_…`), made with `POST /api/v1/devices/{id}/tokens`."))
             .build();
         components.add_security_scheme(BEARER, SecurityScheme::Http(bearer));
+        let replication = Http::builder()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("polo replication token")
+            .description(Some("A replication token, made with `polo replication-token create`: it reads the change feed and applies pages, and nothing else."))
+            .build();
+        components.add_security_scheme("replication", SecurityScheme::Http(replication));
         let mut basic = Http::new(HttpAuthScheme::Basic);
         basic.description = Some(
             "The user name with the password or a device token. Overland's literal, unencoded \

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod export;
 pub mod import;
+pub mod replicate;
 pub mod serve;
 pub mod token;
 pub mod user;

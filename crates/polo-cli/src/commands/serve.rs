@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use polo_server::auth::{Authenticator, Backoff};
 use polo_server::import_job::{ImportJobs, ImportJobsConfig};
 use polo_server::mqtt::{MqttSettings, MqttTask};
@@ -27,6 +27,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     if let Some(free) = args.auth_free_failures.or(config.file_serve.auth_free_failures) {
         backoff.free_failures = free;
     }
+    let replications = replication_specs(config, args)?;
     let store = config.open_store()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -51,6 +52,21 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
             .transpose()
             .context("cannot start the street-name geocoder")?;
         let mqtt = mqtt.map(|settings| MqttTask::start(state.clone(), settings));
+        let mut replication_tasks = Vec::new();
+        for (name, source, users, page_points) in replications {
+            let spec = polo_replication::Spec {
+                name,
+                source,
+                target: polo_replication::Peer::Local(state.store.clone()),
+                users,
+                continuous: true,
+                page_points,
+            };
+            let handle = polo_replication::Handle::new(&spec);
+            state.replications.add(handle.clone());
+            tracing::info!(replication = %spec.name, source = %spec.source, "replicating into this instance");
+            replication_tasks.push((handle.clone(), tokio::spawn(polo_replication::run(spec, handle))));
+        }
         let served = polo_server::serve(listener, state, options, shutdown_signal()).await;
         // Long imports stop at their next read; what they read is stored.
         imports.close();
@@ -62,12 +78,45 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         if let Some(mqtt) = mqtt {
             mqtt.shutdown().await;
         }
+        // A page being applied commits with its checkpoint or not at all.
+        for (handle, task) in replication_tasks {
+            handle.send(polo_replication::Control::Cancel);
+            let _ = task.await;
+        }
         served?;
         // No request is in flight any more: store what the writer still holds.
         ingestor.shutdown().await;
         tracing::info!("shut down cleanly");
         Ok(Outcome::Success)
     })
+}
+
+/// The replications to run: `--replicate-from` (flags and env) plus the
+/// file's `[[replication]]` entries, each as (name, source, users, page size).
+fn replication_specs(
+    config: &Config,
+    args: &ServeArgs,
+) -> anyhow::Result<Vec<(String, polo_replication::Peer, Vec<String>, usize)>> {
+    let default_page = polo_replication::task::DEFAULT_PAGE_POINTS;
+    let mut out = Vec::new();
+    if let Some(url) = &args.replicate_from {
+        let token = args
+            .replicate_token
+            .as_deref()
+            .context("--replicate-from needs --replicate-token (or POLO_REPLICATE_TOKEN)")?;
+        let peer = polo_replication::HttpPeer::new(url, token).map_err(|e| anyhow::anyhow!("--replicate-from: {e}"))?;
+        out.push((url.clone(), polo_replication::Peer::Http(peer), args.replicate_users.clone(), default_page));
+    }
+    for (i, r) in config.file_serve.replications.iter().enumerate() {
+        let peer = polo_replication::HttpPeer::new(&r.source, &r.token)
+            .map_err(|e| anyhow::anyhow!("[[replication]] number {} in the config file: {e}", i + 1))?;
+        let name = r.name.clone().unwrap_or_else(|| r.source.clone());
+        if out.iter().any(|(n, ..)| *n == name) {
+            bail!("two replications are called {name:?}; give them distinct `name`s");
+        }
+        out.push((name, polo_replication::Peer::Http(peer), r.users.clone(), r.page_points.unwrap_or(default_page)));
+    }
+    Ok(out)
 }
 
 /// OwnTracks over MQTT, when a broker is configured: flags (merged with env) over the file.

@@ -36,7 +36,7 @@
 
 mod limiter;
 mod password;
-mod secret;
+pub(crate) mod secret;
 mod token_cache;
 
 use std::collections::HashMap;

@@ -7,7 +7,7 @@
 //! Every query is scoped to the caller's user: the user id comes from the
 //! authenticated [`Caller`], never from the request.
 
-mod derived;
+pub(crate) mod derived;
 mod map;
 mod places;
 mod points;

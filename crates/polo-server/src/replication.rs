@@ -1,0 +1,288 @@
+//! Replication over HTTP under `/api/v1/replication`.
+//!
+//! * The peer routes (`info`, `changes`, `checkpoint`, `apply`) accept only
+//!   a **replication token** (`polo replication-token create`), a role of
+//!   its own: a user's password or device token cannot read every user's
+//!   changes, and a replication token can do nothing else.
+//! * The task routes show and steer the replications this server runs in
+//!   the background (`[[replication]]` in the config), for admins.
+//!
+//! The feed long-polls: a caught-up peer waits up to `wait_ms` for the next
+//! change instead of polling.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use polo_replication::{
+    ApplyRequest, Control, FeedRequest, Handle, PeerError, PeerInfo, Status, WireOutcome, WirePage,
+};
+use polo_store::{FeedFilter, ReplicationToken};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::AdminCaller;
+use crate::auth::secret::sha256;
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
+use crate::query::derived::blocking;
+
+/// The longest a feed request may wait for a change.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The most points a feed page may be asked to carry.
+const MAX_PAGE_POINTS: usize = 200_000;
+/// Apply bodies: a page of [`MAX_PAGE_POINTS`] points is about 5 MB of JSON.
+const APPLY_BODY_LIMIT: usize = 256 << 20;
+
+/// The replications this server runs, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Replications(Arc<Mutex<Vec<Handle>>>);
+
+impl Replications {
+    /// Registers a replication's handle.
+    pub fn add(&self, handle: Handle) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(handle);
+    }
+
+    /// Every replication's status.
+    #[must_use]
+    pub fn statuses(&self) -> Vec<Status> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(Handle::status).collect()
+    }
+
+    fn find(&self, name: &str) -> Option<Handle> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).iter().find(|h| h.status().name == name).cloned()
+    }
+}
+
+/// A caller authenticated with a replication token.
+#[derive(Debug, Clone)]
+pub struct ReplicationPeer(pub ReplicationToken);
+
+impl FromRequestParts<AppState> for ReplicationPeer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthorized("send a replication token as `Authorization: Bearer <token>`"))?;
+        let hash = sha256(token.as_bytes());
+        let store = state.store.clone();
+        match blocking(move || Ok(store.replication_token_by_hash(&hash)?)).await? {
+            Some(token) => Ok(Self(token)),
+            None => Err(ApiError::unauthorized("not a replication token of this instance (or it was revoked)")),
+        }
+    }
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(changes))
+        .routes(routes!(checkpoint))
+        .routes(routes!(apply).layer(DefaultBodyLimit::max(APPLY_BODY_LIMIT)))
+        .routes(routes!(tasks))
+        .routes(routes!(control))
+}
+
+/// This instance's identity and head, for a replicator.
+#[utoipa::path(
+    get,
+    path = "/api/v1/replication/info",
+    tag = "replication",
+    security(("replication" = [])),
+    responses((status = 200, body = Object, description = "`{instance, epoch, head, version}`"), AuthErrors)
+)]
+pub(crate) async fn info(State(state): State<AppState>, _peer: ReplicationPeer) -> Result<Json<PeerInfo>, ApiError> {
+    let store = state.store.clone();
+    blocking(move || {
+        Ok(Json(PeerInfo {
+            instance: store.instance_id()?,
+            epoch: store.epoch()?,
+            head: store.last_seq()?.0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    })
+    .await
+}
+
+/// `GET /api/v1/replication/changes`'s parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameters; they are parsed by hand, as `user` repeats.
+pub(crate) struct ChangesParams {
+    /// Continue after this cursor (`EPOCH:SEQ`, from the previous page);
+    /// absent for the beginning.
+    since: Option<String>,
+    /// About how many points a page carries at most (default 50 000, at most 200 000).
+    max_points: Option<usize>,
+    /// When caught up, wait up to this many milliseconds for a change (default 0, at most 60 000).
+    wait_ms: Option<u64>,
+    /// Leave out changes that originated at this instance id (the asking peer's own).
+    exclude_origin: Option<String>,
+    /// Only this user's changes; repeat for several.
+    #[param(value_type = Option<Vec<String>>)]
+    user: Option<String>,
+}
+
+/// The change feed: every change in commit order, users and devices by
+/// name, points as codec blocks, deletes as range tombstones.
+#[utoipa::path(
+    get,
+    path = "/api/v1/replication/changes",
+    tag = "replication",
+    security(("replication" = [])),
+    params(ChangesParams),
+    responses((status = 200, body = Object, description = "A page: `{source, cursor, head, head_millis, rewound?, entries}`"), BadRequest, AuthErrors)
+)]
+pub(crate) async fn changes(
+    State(state): State<AppState>,
+    _peer: ReplicationPeer,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<WirePage>, ApiError> {
+    let Query(pairs) = params?;
+    let mut request = FeedRequest { max_points: polo_replication::task::DEFAULT_PAGE_POINTS, ..FeedRequest::default() };
+    let mut filter = FeedFilter::default();
+    for (key, value) in pairs {
+        let number = |what: &str| {
+            value.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{what}: {value:?} is not a whole number")))
+        };
+        match key.as_str() {
+            "since" => request.since = Some(value.clone()),
+            "max_points" => request.max_points = (number("max_points")? as usize).clamp(1, MAX_PAGE_POINTS),
+            "wait_ms" => request.wait = Duration::from_millis(number("wait_ms")?).min(MAX_WAIT),
+            "exclude_origin" => filter.exclude_origin = Some(value.clone()),
+            "user" => filter.users.push(value.clone()),
+            other => return Err(ApiError::bad_request(format!("unknown parameter {other:?}"))),
+        }
+    }
+    request.filter = filter;
+    polo_replication::serve_page(state.store.clone(), request).await.map(Json).map_err(|e| match e {
+        polo_replication::FeedError::BadCursor(m) => ApiError::bad_request(m),
+        polo_replication::FeedError::Store(e) => e.into(),
+    })
+}
+
+/// `GET /api/v1/replication/checkpoint`'s parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CheckpointParams {
+    /// The checkpoint's name (the source's instance id, with `?users=…` for a filtered replication).
+    name: String,
+}
+
+/// A recorded checkpoint.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub(crate) struct CheckpointBody {
+    /// The name.
+    name: String,
+    /// `EPOCH:SEQ` of the source, or `null` when none is recorded.
+    cursor: Option<String>,
+}
+
+/// How far this instance has applied a source's feed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/replication/checkpoint",
+    tag = "replication",
+    security(("replication" = [])),
+    params(CheckpointParams),
+    responses((status = 200, body = CheckpointBody), BadRequest, AuthErrors)
+)]
+pub(crate) async fn checkpoint(
+    State(state): State<AppState>,
+    _peer: ReplicationPeer,
+    params: Result<Query<CheckpointParams>, QueryRejection>,
+) -> Result<Json<CheckpointBody>, ApiError> {
+    let Query(CheckpointParams { name }) = params?;
+    let store = state.store.clone();
+    blocking(move || {
+        let cursor = store.replication_checkpoint(&name)?.map(|c| c.cursor());
+        Ok(Json(CheckpointBody { name, cursor }))
+    })
+    .await
+}
+
+/// Applies a feed page and records its checkpoint, in one transaction.
+/// Idempotent: a page applied twice changes nothing the second time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/replication/apply",
+    tag = "replication",
+    security(("replication" = [])),
+    request_body(content = Object, description = "`{name, cursor, entries}`: the entries of a feed page and the cursor after them"),
+    responses((status = 200, body = Object, description = "What was applied: `{applied, skipped, points_added, points_replaced, points_deleted, points_suppressed}`"), JsonBodyErrors, AuthErrors)
+)]
+pub(crate) async fn apply(
+    State(state): State<AppState>,
+    _peer: ReplicationPeer,
+    body: Result<Json<ApplyRequest>, JsonRejection>,
+) -> Result<Json<WireOutcome>, ApiError> {
+    let Json(request) = body?;
+    let store = state.store.clone();
+    blocking(move || {
+        polo_replication::apply_locally(&*store, request).map(Json).map_err(|e| match e {
+            PeerError::Protocol { message, .. } => ApiError::bad_request(message),
+            other => {
+                tracing::error!(error = %other, "replication apply failed");
+                ApiError::unavailable("the store is unavailable; try again later")
+            }
+        })
+    })
+    .await
+}
+
+/// The replications this server runs and how they are doing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/replication/tasks",
+    tag = "replication",
+    security(("session" = []), ("basic" = [])),
+    responses((status = 200, body = Object, description = "`[{name, source, target, state, lag_changes, lag_seconds, points_per_second, last_error, …}]`"), Forbidden, AuthErrors)
+)]
+pub(crate) async fn tasks(State(state): State<AppState>, _admin: AdminCaller) -> Json<Vec<Status>> {
+    Json(state.replications.statuses())
+}
+
+/// Pauses, resumes or cancels a replication (cancelling is final until the
+/// server restarts).
+#[utoipa::path(
+    post,
+    path = "/api/v1/replication/tasks/{name}/{action}",
+    tag = "replication",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    params(
+        ("name" = String, Path, description = "The replication's name"),
+        ("action" = String, Path, description = "`pause`, `resume` or `cancel`"),
+    ),
+    responses((status = 200, body = Object, description = "The replication's status"), BadRequest, NotFound, CsrfFailed, Forbidden, AuthErrors)
+)]
+pub(crate) async fn control(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Status>, ApiError> {
+    let Path((name, action)) = path?;
+    let control = match action.as_str() {
+        "pause" => Control::Pause,
+        "resume" => Control::Run,
+        "cancel" => Control::Cancel,
+        other => return Err(ApiError::bad_request(format!("{other:?} is not pause, resume or cancel"))),
+    };
+    let handle =
+        state.replications.find(&name).ok_or_else(|| ApiError::not_found(format!("no replication {name:?}")))?;
+    handle.send(control);
+    // Let the task see it before answering with its state.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(Json(handle.status()))
+}
