@@ -178,17 +178,10 @@ impl Peer {
             }
             Self::Local(store) => {
                 let store = store.clone();
-                tokio::task::spawn_blocking(move || -> Result<PeerInfo, StoreError> {
-                    Ok(PeerInfo {
-                        instance: store.instance_id()?,
-                        epoch: store.epoch()?,
-                        head: store.last_seq()?.0,
-                        version: env!("CARGO_PKG_VERSION").to_owned(),
-                    })
-                })
-                .await
-                .map_err(local)?
-                .map_err(local)
+                tokio::task::spawn_blocking(move || -> Result<PeerInfo, StoreError> { PeerInfo::of(&*store) })
+                    .await
+                    .map_err(local)?
+                    .map_err(local)
             }
         }
     }

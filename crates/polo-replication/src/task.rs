@@ -271,6 +271,17 @@ async fn run_once(spec: &Spec, handle: &Handle, control: &mut watch::Receiver<Co
     }
     let name = checkpoint_name(&source.instance, &spec.users);
     let mut cursor = spec.target.checkpoint(&name).await?;
+    if cursor.is_none() {
+        // A source restored from a backup is a new instance: continue from
+        // where the target had followed the instance it descends from.
+        for ancestor in &source.ancestors {
+            if let Some(found) = spec.target.checkpoint(&checkpoint_name(ancestor, &spec.users)).await? {
+                tracing::info!(replication = %spec.name, %ancestor, "resuming from the checkpoint of the source's predecessor");
+                cursor = Some(found);
+                break;
+            }
+        }
+    }
     handle.update(|s| {
         s.checkpoint = Some(name.clone());
         s.cursor.clone_from(&cursor);

@@ -26,6 +26,34 @@ pub struct PeerInfo {
     pub head: u64,
     /// The polo version.
     pub version: String,
+    /// Instance ids this one was restored from, most recent first: a
+    /// target that has no checkpoint for this instance resumes from its
+    /// checkpoint for one of them (and is told the history was rewound).
+    #[serde(default)]
+    pub ancestors: Vec<String>,
+}
+
+impl PeerInfo {
+    /// The info of `store`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn of(store: &dyn polo_store::Store) -> Result<Self, polo_store::StoreError> {
+        let instance = store.instance_id()?;
+        let mut ancestors: Vec<String> = Vec::new();
+        for span in store.epochs()?.into_iter().rev() {
+            if span.instance != instance && !ancestors.contains(&span.instance) {
+                ancestors.push(span.instance);
+            }
+        }
+        Ok(Self {
+            instance,
+            epoch: store.epoch()?,
+            head: store.last_seq()?.0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ancestors,
+        })
+    }
 }
 
 /// One page of `GET /api/v1/replication/changes`.

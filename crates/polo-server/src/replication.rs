@@ -101,19 +101,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     path = "/api/v1/replication/info",
     tag = "replication",
     security(("replication" = [])),
-    responses((status = 200, body = Object, description = "`{instance, epoch, head, version}`"), AuthErrors)
+    responses((status = 200, body = Object, description = "`{instance, epoch, head, version, ancestors}`"), AuthErrors)
 )]
 pub(crate) async fn info(State(state): State<AppState>, _peer: ReplicationPeer) -> Result<Json<PeerInfo>, ApiError> {
     let store = state.store.clone();
-    blocking(move || {
-        Ok(Json(PeerInfo {
-            instance: store.instance_id()?,
-            epoch: store.epoch()?,
-            head: store.last_seq()?.0,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
-    })
-    .await
+    blocking(move || Ok(Json(PeerInfo::of(&*store)?))).await
 }
 
 /// `GET /api/v1/replication/changes`'s parameters.

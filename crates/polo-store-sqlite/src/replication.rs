@@ -40,9 +40,12 @@ pub(crate) fn instance_id(c: &Connection) -> StoreResult<String> {
 
 /// The epochs, oldest first.
 pub(crate) fn epochs(c: &Connection) -> StoreResult<Vec<EpochSpan>> {
-    let mut stmt = c.prepare_cached("SELECT epoch, start_seq FROM epochs ORDER BY id").db()?;
-    let rows =
-        stmt.query_map([], |r| Ok(EpochSpan { epoch: r.get(0)?, start: Seq(r.get::<_, i64>(1)? as u64) })).db()?;
+    let mut stmt = c.prepare_cached("SELECT epoch, start_seq, instance FROM epochs ORDER BY id").db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(EpochSpan { epoch: r.get(0)?, start: Seq(r.get::<_, i64>(1)? as u64), instance: r.get(2)? })
+        })
+        .db()?;
     rows.collect::<rusqlite::Result<_>>().db()
 }
 
@@ -59,13 +62,23 @@ pub(crate) fn become_restored_copy(tx: &Transaction<'_>) -> StoreResult<String> 
     for table in ["changes", "users", "devices", "tombstones"] {
         tx.execute(&format!("UPDATE {table} SET origin = ?1 WHERE origin = 0"), [origin]).db()?;
     }
-    tx.execute("UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'instance_id'", []).db()?;
+    let instance: String = tx
+        .query_row(
+            "UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'instance_id' RETURNING value",
+            [],
+            |r| r.get(0),
+        )
+        .db()?;
     let epoch: String = tx
         .query_row("UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'epoch' RETURNING value", [], |r| {
             r.get(0)
         })
         .db()?;
-    tx.execute("INSERT INTO epochs (epoch, start_seq) VALUES (?1, ?2)", params![epoch, last.0 as i64]).db()?;
+    tx.execute(
+        "INSERT INTO epochs (epoch, start_seq, instance) VALUES (?1, ?2, ?3)",
+        params![epoch, last.0 as i64, instance],
+    )
+    .db()?;
     write_checkpoint(tx, &old_id, &Checkpoint { epoch: old_epoch, seq: last })?;
     Ok(epoch)
 }

@@ -178,8 +178,9 @@ INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
 ///   can send it.
 /// * `replication_checkpoints` record, per source, how far its feed has been
 ///   applied, written in the same transaction as the data.
-/// * `epochs` is the history of the instance's epochs, for telling a peer
-///   where a rewound history forked.
+/// * `epochs` is the history of the instance's epochs and the instance id
+///   each began under, for telling a peer where a rewound history forked
+///   (and under which id it followed it).
 /// * `replication_tokens` authenticate peers; like device tokens they are
 ///   local credentials, never replicated.
 const V7: &str = "
@@ -226,9 +227,11 @@ CREATE TABLE replication_checkpoints (
 CREATE TABLE epochs (
     id        INTEGER PRIMARY KEY,
     epoch     TEXT NOT NULL UNIQUE,
-    start_seq INTEGER NOT NULL
+    start_seq INTEGER NOT NULL,
+    instance  TEXT NOT NULL
 );
-INSERT INTO epochs (epoch, start_seq) SELECT value, 0 FROM meta WHERE key = 'epoch';
+INSERT INTO epochs (epoch, start_seq, instance)
+    SELECT e.value, 0, i.value FROM meta e, meta i WHERE e.key = 'epoch' AND i.key = 'instance_id';
 
 CREATE TABLE replication_tokens (
     id           INTEGER PRIMARY KEY,

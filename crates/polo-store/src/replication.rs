@@ -269,6 +269,9 @@ pub struct EpochSpan {
     pub epoch: String,
     /// The sequence number the epoch started after (0 for the first).
     pub start: Seq,
+    /// The instance id the epoch began under: a restore makes a new
+    /// instance, so earlier epochs name the instances it descends from.
+    pub instance: String,
 }
 
 /// Where a feed request continues, given the epochs the source knows.
@@ -352,8 +355,10 @@ mod tests {
 
     #[test]
     fn resume_follows_the_epoch_history() {
-        let epochs =
-            [EpochSpan { epoch: "e1".into(), start: Seq(0) }, EpochSpan { epoch: "e2".into(), start: Seq(100) }];
+        let epochs = [
+            EpochSpan { epoch: "e1".into(), start: Seq(0), instance: "i1".into() },
+            EpochSpan { epoch: "e2".into(), start: Seq(100), instance: "i2".into() },
+        ];
         let at = |epoch: &str, seq| resume(&epochs, &Checkpoint { epoch: epoch.into(), seq: Seq(seq) });
         assert_eq!(at("e2", 150), Resume::After(Seq(150)));
         assert_eq!(at("e1", 50), Resume::Rewound { after: Seq(50) }, "before the fork: the history is shared");
