@@ -334,6 +334,54 @@ fn rows() -> Vec<Row> {
             },
             check: no_check,
         },
+        // The peer routes take only a replication token, which none of these callers has
+        // (tests/replication.rs covers the token itself).
+        Row {
+            method: "GET",
+            path: "/api/v1/replication/info",
+            expect: [401; 5],
+            request: |_, _| Request::new("GET", "/api/v1/replication/info"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/replication/changes",
+            expect: [401; 5],
+            request: |_, _| Request::new("GET", "/api/v1/replication/changes"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/replication/checkpoint",
+            expect: [401; 5],
+            request: |_, _| Request::new("GET", "/api/v1/replication/checkpoint?name=x"),
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/replication/apply",
+            expect: [401; 5],
+            request: |_, _| {
+                Request::new("POST", "/api/v1/replication/apply")
+                    .json(&json!({"name": "x", "cursor": "e:0", "entries": []}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/replication/tasks",
+            expect: [401, 403, 403, 403, 200],
+            request: |_, _| Request::new("GET", "/api/v1/replication/tasks"),
+            check: no_check,
+        },
+        Row {
+            // This server runs no replication: the admin learns that, nobody else gets that far.
+            method: "POST",
+            path: "/api/v1/replication/tasks/{name}/{action}",
+            expect: [401, 403, 403, 403, 404],
+            request: |_, _| Request::new("POST", "/api/v1/replication/tasks/none/pause"),
+            check: no_check,
+        },
         Row {
             method: "POST",
             path: "/api/owntracks",
