@@ -442,3 +442,64 @@ fn bidirectional_replication_converges_and_goes_quiet() {
     assert_eq!((second[0]["applied_changes"].as_u64(), second[1]["applied_changes"].as_u64()), (Some(0), Some(0)));
     assert_eq!(heads(), before, "quiet replicas stay quiet");
 }
+
+/// `polo serve --replicate-from`: the background task follows the source,
+/// shows its status to admins and in `/metrics`, and pauses, resumes and
+/// cancels on request.
+#[test]
+fn serve_runs_a_replication_that_admins_can_watch_and_steer() {
+    let a = Instance::new(true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = polo(dir.path())
+        .args(["user", "add", "root", "--admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let source = format!("http://{}", a.addr());
+    let b = serve(dir.path(), &["--replicate-from", &source, "--replicate-token", &a.replication_token]);
+    let admin = basic("root", PASSWORD);
+    let task = |b: &common::Server| {
+        let r = http(&b.addr, "GET", "/api/v1/replication/tasks", &[("Authorization", &admin)], b"");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()[0].clone()
+    };
+    let steer = |b: &common::Server, action: &str| {
+        let path = format!("/api/v1/replication/tasks/{}/{action}", urlencode(&source));
+        let r = http(&b.addr, "POST", &path, &[("Authorization", &admin)], b"");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    post_points(a.addr(), &a.device_token, &points(0, 2_000, 10));
+    wait_until("B follows A", Duration::from_secs(60), || export(&b.addr).len() == 2_000);
+    wait_until("the task is following", Duration::from_secs(10), || task(&b)["state"] == "following");
+    assert_eq!(task(&b)["lag_changes"], 0);
+    let metrics = http(&b.addr, "GET", "/metrics", &[], b"").body;
+    assert!(metrics.contains("polo_replication_lag_changes{replication=\""), "{metrics}");
+    assert!(metrics.contains("polo_replication_following{"), "{metrics}");
+
+    // Paused: nothing new arrives (the long-poll in flight ends without applying).
+    steer(&b, "pause");
+    wait_until("the task pauses", Duration::from_secs(30), || task(&b)["state"] == "paused");
+    post_points(a.addr(), &a.device_token, &points(100_000, 100, 10));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(export(&b.addr).len(), 2_000, "a paused replication applies nothing");
+    steer(&b, "resume");
+    wait_until("B catches up after resume", Duration::from_secs(30), || export(&b.addr).len() == 2_100);
+    steer(&b, "cancel");
+    wait_until("the task is cancelled", Duration::from_secs(30), || task(&b)["state"] == "cancelled");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
