@@ -29,6 +29,7 @@
 mod generate;
 mod geocode;
 mod map;
+mod replicate;
 mod restore;
 mod run;
 mod serve;
@@ -110,6 +111,18 @@ enum Command {
         #[arg(long)]
         cold: bool,
     },
+    /// Replication over loopback: initial sync throughput and steady-state lag under live ingest.
+    Replicate {
+        /// Points in the source instance (the `restore` bench's, reused).
+        #[arg(long, default_value_t = 10_000_000)]
+        points: usize,
+        /// Build the source instance anew.
+        #[arg(long)]
+        rebuild: bool,
+        /// Seconds of live ingest for the lag measurement.
+        #[arg(long, default_value_t = 30)]
+        lag_seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,5 +137,8 @@ fn main() -> anyhow::Result<()> {
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Map { days, runs } => map::map(&work, days, runs),
         Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
+        Command::Replicate { points, rebuild, lag_seconds } => {
+            replicate::replicate(&work, points, rebuild, lag_seconds)
+        }
     }
 }

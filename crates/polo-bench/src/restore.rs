@@ -44,7 +44,7 @@ const TARGET_SECONDS: f64 = 30.0;
 const BATCH: usize = 200_000;
 
 /// One GET with `Connection: close`: status and body.
-fn get(addr: &str, path: &str, auth: Option<&str>) -> anyhow::Result<(u16, String)> {
+pub(crate) fn get(addr: &str, path: &str, auth: Option<&str>) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
@@ -56,6 +56,22 @@ fn get(addr: &str, path: &str, auth: Option<&str>) -> anyhow::Result<(u16, Strin
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     Ok((status, if chunked { dechunk(body) } else { body.to_owned() }))
+}
+
+/// One POST of a JSON body with `Connection: close`: the status.
+pub(crate) fn post_json(addr: &str, path: &str, auth: &str, body: &str) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    Ok(text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -86,14 +102,14 @@ fn run_json(command: &mut Command) -> anyhow::Result<serde_json::Value> {
 }
 
 /// What the setup leaves for the timed part.
-struct Source {
-    data: PathBuf,
+pub(crate) struct Source {
+    pub(crate) data: PathBuf,
     bearer: String,
     /// `/api/v1/timeline/day?date=…` of a day in the middle of the history.
     day_path: String,
 }
 
-fn build_source(work: &Path, points: usize, rebuild: bool) -> anyhow::Result<Source> {
+pub(crate) fn build_source(work: &Path, points: usize, rebuild: bool) -> anyhow::Result<Source> {
     let data = work.join(format!("restore-source-{points}"));
     let marker = data.join("bench-source.json");
     if !rebuild && let Ok(text) = std::fs::read_to_string(&marker) {
