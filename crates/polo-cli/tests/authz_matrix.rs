@@ -871,7 +871,8 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     let share = json_request(&addr, "POST", "/api/v1/shares", &owner_basic, &share);
     assert_eq!(share.status, 201, "{}", share.body);
     let owner_share = share.json()["token"].as_str().unwrap().to_owned();
-    let live = json_request(&addr, "POST", "/api/v1/shares", &owner_basic, &json!({"kind": "live", "expires_in_s": 3600}));
+    let live =
+        json_request(&addr, "POST", "/api/v1/shares", &owner_basic, &json!({"kind": "live", "expires_in_s": 3600}));
     assert_eq!(live.status, 201, "{}", live.body);
     let owner_live_share = live.json()["token"].as_str().unwrap().to_owned();
     let mut ctx = Ctx {

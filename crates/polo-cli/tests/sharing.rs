@@ -164,7 +164,10 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
     let token = created["token"].as_str().unwrap().to_owned();
     assert_eq!(created["url"], format!("/s/{token}"));
     assert_eq!((created["kind"].as_str(), created["device"].as_str()), (Some("range"), Some("phone")));
-    assert_eq!((created["from"].as_str(), created["to"].as_str()), (Some("2024-05-01T10:00:00.000Z"), Some("2024-05-01T10:30:00.000Z")));
+    assert_eq!(
+        (created["from"].as_str(), created["to"].as_str()),
+        (Some("2024-05-01T10:00:00.000Z"), Some("2024-05-01T10:30:00.000Z"))
+    );
     assert!(created["expires"].is_string() && created["created"].is_string());
     let base = format!("/api/v1/public/shares/{token}");
 
@@ -180,7 +183,8 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
 
     // Points: exactly the phone's 30 minutes, no extras, in JSON pages and in GeoJSON.
     let page = get(addr, &format!("{base}/points?limit=20"), None).json();
-    let mut times: Vec<String> = page["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()).collect();
+    let mut times: Vec<String> =
+        page["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()).collect();
     let cursor = page["next_cursor"].as_str().expect("a second page").to_owned();
     let rest = get(addr, &format!("{base}/points?limit=20&cursor={cursor}"), None).json();
     times.extend(rest["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()));
@@ -295,7 +299,7 @@ fn shares_are_validated_and_expire() {
     // Guessing links is slowed down per address.
     let mut limited = false;
     for i in 0..40 {
-        let r = get(addr, &format!("/api/v1/public/shares/{}", format!("{i:0>43}")), None);
+        let r = get(addr, &format!("/api/v1/public/shares/{i:0>43}"), None);
         if r.status == 429 {
             assert_eq!(r.json()["code"], "rate_limited");
             assert!(r.header("retry-after").is_some());
@@ -349,7 +353,10 @@ fn a_live_share_streams_the_latest_position_only() {
 
     // Revoked: the link is gone and the open stream ends.
     let id = live["id"].as_i64().unwrap();
-    assert_eq!(http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", alice.as_str())], b"").status, 204);
+    assert_eq!(
+        http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", alice.as_str())], b"").status,
+        204
+    );
     assert_share_not_found(&get(addr, &format!("{base}/live"), None));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -386,10 +393,18 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
     // Alice lets Bob see her.
     let r = send_json(addr, "POST", "/api/v1/friends", &alice, &json!({"user": "bob"}));
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.json(), json!({"friends": [{"user": "bob", "granted_by_me": true, "granted_to_me": false, "mutual": false}]}));
+    assert_eq!(
+        r.json(),
+        json!({"friends": [{"user": "bob", "granted_by_me": true, "granted_to_me": false, "mutual": false}]})
+    );
     let listed = get(addr, "/api/v1/friends", Some(&bob)).json();
-    assert_eq!(listed, json!({"friends": [{"user": "alice", "granted_by_me": false, "granted_to_me": true, "mutual": false}]}));
-    for (body, status) in [(json!({"user": "bob"}), 201), (json!({"user": "nobody"}), 404), (json!({"user": "alice"}), 400)] {
+    assert_eq!(
+        listed,
+        json!({"friends": [{"user": "alice", "granted_by_me": false, "granted_to_me": true, "mutual": false}]})
+    );
+    for (body, status) in
+        [(json!({"user": "bob"}), 201), (json!({"user": "nobody"}), 404), (json!({"user": "alice"}), 400)]
+    {
         assert_eq!(send_json(addr, "POST", "/api/v1/friends", &alice, &body).status, status, "{body}");
     }
 
@@ -398,7 +413,10 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
     let messages = reply.as_array().unwrap();
     let hers = messages.iter().find(|m| m["topic"] == "owntracks/alice/phone").expect("alice's location");
     assert_eq!(hers["_type"], "location");
-    assert_eq!((hers["lat"].as_f64(), hers["lon"].as_f64(), hers["tst"].as_i64()), (Some(47.5), Some(8.5), Some(now - 10)));
+    assert_eq!(
+        (hers["lat"].as_f64(), hers["lon"].as_f64(), hers["tst"].as_i64()),
+        (Some(47.5), Some(8.5), Some(now - 10))
+    );
     assert_eq!((hers["acc"].as_i64(), hers["vel"].as_i64()), (Some(12), Some(18)));
     let mut keys: Vec<&str> = hers.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -415,7 +433,7 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
 
     // Bob's live map: his own device and Alice's, then each new point.
     let mut events = EventStream::open(addr, "/api/v1/live", Some(&bob));
-    let mut first = vec![
+    let mut first = [
         events.next_position(Duration::from_secs(10)).unwrap(),
         events.next_position(Duration::from_secs(10)).unwrap(),
     ];
@@ -427,7 +445,10 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
     }
     owntracks(addr, &alice_ot, "phone", 47.6, now - 1, 76);
     let moved = events.next_position(Duration::from_secs(10)).expect("alice moved");
-    assert_eq!((moved["user"].as_str(), moved["lat"].as_f64(), moved["battery"].as_u64()), (Some("alice"), Some(47.6), Some(76)));
+    assert_eq!(
+        (moved["user"].as_str(), moved["lat"].as_f64(), moved["battery"].as_u64()),
+        (Some("alice"), Some(47.6), Some(76))
+    );
     assert!((moved["speed"].as_f64().unwrap() - 5.0).abs() < 1e-9, "18 km/h: {moved}");
     // Carol's points never reach Bob.
     let carol_phone = token(dir.path(), "carol", "phone");
@@ -505,7 +526,10 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     assert_eq!(settings["overridden"], json!(["instance_name", "tile_url"]));
     assert_eq!(settings["defaults"]["instance_name"], "Family");
     let config = get(addr, "/api/v1/config", None).json();
-    assert_eq!((config["instance_name"].as_str(), config["tile_url"].as_str()), (Some("Our trips"), Some("https://tiles.example/{z}/{x}/{y}.png")));
+    assert_eq!(
+        (config["instance_name"].as_str(), config["tile_url"].as_str()),
+        (Some("Our trips"), Some("https://tiles.example/{z}/{x}/{y}.png"))
+    );
     // Bad values are refused with the setting named; nothing changes.
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"tile_url": "https://x/{z}.png"}));
     assert_eq!(r.status, 400);

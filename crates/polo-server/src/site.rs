@@ -231,7 +231,10 @@ async fn settings_view(state: &AppState) -> Result<Json<SettingsView>, ApiError>
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = SettingsView), Forbidden, AuthErrors)
 )]
-async fn get_settings(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> Result<Json<SettingsView>, ApiError> {
+async fn get_settings(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<Json<SettingsView>, ApiError> {
     settings_view(&state).await
 }
 

@@ -140,13 +140,7 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
 /// (Server-Sent Events): reads the head, then the body for at most `wait`
 /// (an error answer to its end), and hangs up. The body is returned raw
 /// (chunk framing included).
-pub fn http_stream_start(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    wait: Duration,
-) -> Response {
+pub fn http_stream_start(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], wait: Duration) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {

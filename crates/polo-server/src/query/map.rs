@@ -416,12 +416,8 @@ pub(crate) fn track_geojson(
         .into_iter()
         .map(|segment| {
             let longitudes = unwrap_longitudes(segment.points.iter().map(|p| p.coord.lon()));
-            let coordinates: Vec<[f64; 2]> = segment
-                .points
-                .iter()
-                .zip(longitudes)
-                .map(|(p, lon)| [degrees(lon), degrees(p.coord.lat())])
-                .collect();
+            let coordinates: Vec<[f64; 2]> =
+                segment.points.iter().zip(longitudes).map(|(p, lon)| [degrees(lon), degrees(p.coord.lat())]).collect();
             let geometry = if coordinates.len() == 1 {
                 serde_json::json!({"type": "Point", "coordinates": coordinates[0]})
             } else {

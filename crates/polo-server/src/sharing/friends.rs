@@ -76,7 +76,12 @@ fn friend_list(store: &dyn Store, me: &User) -> Result<FriendList, ApiError> {
     }
     let friends = by_name
         .into_iter()
-        .map(|(user, (by_me, to_me))| Friend { user, granted_by_me: by_me, granted_to_me: to_me, mutual: by_me && to_me })
+        .map(|(user, (by_me, to_me))| Friend {
+            user,
+            granted_by_me: by_me,
+            granted_to_me: to_me,
+            mutual: by_me && to_me,
+        })
         .collect();
     Ok(FriendList { friends })
 }

@@ -277,10 +277,8 @@ pub(crate) async fn timeline(
     let (from, to) = range(&share);
     let store = state.store.clone();
     let entries = blocking(move || {
-        let devices: Vec<_> = covered_devices(store.as_ref(), owner.id, share.spec.device)?
-            .into_iter()
-            .map(|d| (d.id, d.name))
-            .collect();
+        let devices: Vec<_> =
+            covered_devices(store.as_ref(), owner.id, share.spec.device)?.into_iter().map(|d| (d.id, d.name)).collect();
         shared_entries(store.as_ref(), owner.id, &devices, from, to)
     })
     .await?;

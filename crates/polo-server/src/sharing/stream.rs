@@ -275,12 +275,15 @@ pub(crate) async fn position_stream(
 ) -> Result<impl Stream<Item = Result<Event, Infallible>>, ApiError> {
     // Subscribe first: a point stored while the current positions are read is then still seen.
     let receiver = state.live.subscribe();
-    let (loader, shown_for) = (state.clone(), match &audience {
-        Audience::Viewer(user) => Audience::Viewer(user.clone()),
-        Audience::Share { share, owner, from, hash } => {
-            Audience::Share { share: share.clone(), owner: owner.clone(), from: *from, hash: *hash }
-        }
-    });
+    let (loader, shown_for) = (
+        state.clone(),
+        match &audience {
+            Audience::Viewer(user) => Audience::Viewer(user.clone()),
+            Audience::Share { share, owner, from, hash } => {
+                Audience::Share { share: share.clone(), owner: owner.clone(), from: *from, hash: *hash }
+            }
+        },
+    );
     let from = match &audience {
         Audience::Viewer(_) => None,
         Audience::Share { from, .. } => Some(*from),
@@ -292,15 +295,8 @@ pub(crate) async fn position_stream(
         Ok((shown, current))
     })
     .await?;
-    let mut streamer = Streamer {
-        state,
-        audience,
-        shown,
-        latest: HashMap::new(),
-        queue: VecDeque::new(),
-        receiver,
-        done: false,
-    };
+    let mut streamer =
+        Streamer { state, audience, shown, latest: HashMap::new(), queue: VecDeque::new(), receiver, done: false };
     for (user, device, fix) in current {
         streamer.offer(user, device, &fix);
     }
