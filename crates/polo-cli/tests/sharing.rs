@@ -536,6 +536,12 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     assert!(r.json()["message"].as_str().unwrap().starts_with("tile_url:"), "{}", r.body);
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"registration": true}));
     assert_eq!(r.status, 422, "unknown settings are refused: {}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!([null, null]));
+    assert_eq!(r.status, 422, "an array is not a settings object: {}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"instance_name": 7}));
+    assert_eq!(r.status, 422);
+    assert!(r.json()["message"].as_str().unwrap().contains("instance_name"), "{}", r.body);
+    assert_eq!(get(addr, "/api/v1/config", None).json()["instance_name"], "Our trips", "nothing changed");
 
     // Kept across a restart; `null` returns to the configuration.
     drop(server);

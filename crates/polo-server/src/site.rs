@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::AdminCaller;
-use crate::error::{ApiError, AuthErrors, Forbidden, JsonBodyErrors};
+use crate::error::{ApiError, AuthErrors, Forbidden, JsonBodyErrors, json_object};
 
 /// The OpenStreetMap raster tiles.
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -251,9 +251,9 @@ async fn get_settings(
 async fn put_settings(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    body: Result<Json<SettingsBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<SettingsView>, ApiError> {
-    let Json(body) = body?;
+    let body: SettingsBody = json_object(body)?;
     admin.require_password_grade()?;
     let mut changes: Vec<(&'static str, Option<String>)> = Vec::new();
     for (key, value) in

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{LIVE_LOOKBACK_MS, MAX_SHARE_MS, blocking, now};
 use crate::AppState;
 use crate::auth::{Caller, random_secret, sha256};
-use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound};
+use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound, json_object};
 use crate::query::derived::parse_instant;
 
 /// What a share shows.
@@ -216,9 +216,9 @@ fn validate(body: &ShareBody, at: Timestamp) -> Result<NewShare, ApiError> {
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<ShareBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewShareView>), ApiError> {
-    let Json(body) = body?;
+    let body: ShareBody = json_object(body)?;
     let at = now();
     let mut spec = validate(&body, at)?;
     let (store, user) = (state.store.clone(), caller.user.id);

@@ -62,6 +62,7 @@ pub(crate) struct PositionEvent {
 }
 
 /// Who a stream is for, which decides what it may show.
+#[derive(Clone)]
 pub(crate) enum Audience {
     /// A logged-in user: their devices and those of users who granted them.
     Viewer(User),
@@ -81,7 +82,7 @@ pub(crate) enum Audience {
 /// A user whose positions the stream shows.
 struct Shown {
     name: String,
-    /// Device names; `None` until read.
+    /// Device names.
     devices: HashMap<DeviceId, String>,
     /// Only this device (a share of one device).
     only: Option<DeviceId>,
@@ -184,13 +185,7 @@ impl Streamer {
 
     /// Re-reads who is shown and queues the positions of users newly shown.
     async fn reload(&mut self) -> Result<(), ApiError> {
-        let state = self.state.clone();
-        let audience = match &self.audience {
-            Audience::Viewer(user) => Audience::Viewer(user.clone()),
-            Audience::Share { share, owner, from, hash } => {
-                Audience::Share { share: share.clone(), owner: owner.clone(), from: *from, hash: *hash }
-            }
-        };
+        let (state, audience) = (self.state.clone(), self.audience.clone());
         let before: Vec<UserId> = self.shown.keys().copied().collect();
         let from = self.window().0;
         let (shown, fresh) = blocking(move || {
@@ -275,15 +270,7 @@ pub(crate) async fn position_stream(
 ) -> Result<impl Stream<Item = Result<Event, Infallible>>, ApiError> {
     // Subscribe first: a point stored while the current positions are read is then still seen.
     let receiver = state.live.subscribe();
-    let (loader, shown_for) = (
-        state.clone(),
-        match &audience {
-            Audience::Viewer(user) => Audience::Viewer(user.clone()),
-            Audience::Share { share, owner, from, hash } => {
-                Audience::Share { share: share.clone(), owner: owner.clone(), from: *from, hash: *hash }
-            }
-        },
-    );
+    let (loader, shown_for) = (state.clone(), audience.clone());
     let from = match &audience {
         Audience::Viewer(_) => None,
         Audience::Share { from, .. } => Some(*from),
