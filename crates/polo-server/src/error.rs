@@ -459,6 +459,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bodies_that_must_be_objects() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            name: Option<String>,
+        }
+        let ok: Body = json_object(Ok(Json(json!({"name": "x"})))).unwrap();
+        assert_eq!(ok.name.as_deref(), Some("x"));
+        let e = json_object::<Body>(Ok(Json(json!([null])))).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::UNPROCESSABLE_ENTITY, "bad_request"));
+        let e = json_object::<Body>(Ok(Json(json!({"name": 7})))).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.message.contains("name"), "{}", e.message);
+    }
+
+    #[tokio::test]
     async fn shape_codes_and_headers() {
         let (status, headers, body) = render(ApiError::unauthorized("who are you")).await;
         assert_eq!(status, 401);
