@@ -552,3 +552,31 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     assert_eq!(r.json()["overridden"], json!(["tile_url"]));
     assert_eq!(get(addr, "/api/v1/config", None).json()["instance_name"], "Family");
 }
+
+#[test]
+fn open_event_streams_do_not_hold_up_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let server = serve(dir.path(), &[]);
+    let mut events = EventStream::open(&server.addr, "/api/v1/live", Some(&basic("alice", PASSWORD)));
+    assert_eq!(events.next_position(Duration::from_millis(300)), None, "no devices yet");
+    let started = Instant::now();
+    let pid = server.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // The stream ends (the server writes the last chunk and closes) well before the 30 s grace.
+    loop {
+        if !events.fill() || String::from_utf8_lossy(&events.raw).contains("0\r\n\r\n") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the event stream kept the server alive");
+    }
+    // And the process exits (a zombie until the test reaps it when `server` drops).
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "polo serve did not exit: {stat}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

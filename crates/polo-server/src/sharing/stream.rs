@@ -95,6 +95,8 @@ struct Streamer {
     latest: HashMap<DeviceId, Timestamp>,
     queue: VecDeque<Event>,
     receiver: tokio::sync::broadcast::Receiver<LiveEvent>,
+    /// Becomes `true` when the server shuts down.
+    closing: tokio::sync::watch::Receiver<bool>,
     done: bool,
 }
 
@@ -241,11 +243,13 @@ impl Streamer {
             }
             let expires = self.window().1;
             let until_expiry = expires.map(|e| Duration::from_millis(u64::try_from(e.0 - now().0).unwrap_or(0)));
-            let wait = if self.is_public() { until_expiry.unwrap_or(RECHECK).min(RECHECK) } else { Duration::MAX };
-            let received = if wait == Duration::MAX {
-                Some(self.receiver.recv().await)
-            } else {
-                tokio::time::timeout(wait, self.receiver.recv()).await.ok()
+            // Public streams wake to re-check their link; a viewer's only for events.
+            let wake = until_expiry.unwrap_or(RECHECK).min(RECHECK);
+            let public = self.is_public();
+            let received = tokio::select! {
+                received = self.receiver.recv() => Some(received),
+                _ = self.closing.wait_for(|closing| *closing) => return None,
+                () = tokio::time::sleep(wake), if public => None,
             };
             match received {
                 Some(Ok(event)) => self.handle(event).await,
@@ -270,6 +274,7 @@ pub(crate) async fn position_stream(
 ) -> Result<impl Stream<Item = Result<Event, Infallible>>, ApiError> {
     // Subscribe first: a point stored while the current positions are read is then still seen.
     let receiver = state.live.subscribe();
+    let closing = state.live.closing();
     let (loader, shown_for) = (state.clone(), audience.clone());
     let from = match &audience {
         Audience::Viewer(_) => None,
@@ -282,8 +287,16 @@ pub(crate) async fn position_stream(
         Ok((shown, current))
     })
     .await?;
-    let mut streamer =
-        Streamer { state, audience, shown, latest: HashMap::new(), queue: VecDeque::new(), receiver, done: false };
+    let mut streamer = Streamer {
+        state,
+        audience,
+        shown,
+        latest: HashMap::new(),
+        queue: VecDeque::new(),
+        receiver,
+        closing,
+        done: false,
+    };
     for (user, device, fix) in current {
         streamer.offer(user, device, &fix);
     }
