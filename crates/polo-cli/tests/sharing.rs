@@ -175,6 +175,7 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
     let info = get(addr, &base, None);
     assert_eq!(info.status, 200, "{}", info.body);
     assert_eq!(info.header("cache-control"), Some("no-store"));
+    assert_eq!(info.header("x-robots-tag"), Some("noindex, nofollow"));
     let info = info.json();
     assert_eq!(
         (info["kind"].as_str(), info["owner"].as_str(), info["label"].as_str(), info["live"].as_bool()),
@@ -560,6 +561,13 @@ fn open_event_streams_do_not_hold_up_a_graceful_shutdown() {
     let server = serve(dir.path(), &[]);
     let mut events = EventStream::open(&server.addr, "/api/v1/live", Some(&basic("alice", PASSWORD)));
     assert_eq!(events.next_position(Duration::from_millis(300)), None, "no devices yet");
+    let metrics = get(&server.addr, "/metrics", None);
+    assert!(metrics.body.contains("polo_live_streams 1"), "{}", metrics.body);
+    {
+        let _second = EventStream::open(&server.addr, "/api/v1/live", Some(&basic("alice", PASSWORD)));
+        assert!(get(&server.addr, "/metrics", None).body.contains("polo_live_streams 2"));
+    }
+    // A client that hung up is noticed at the next keep-alive at the latest; not waited for here.
     let started = Instant::now();
     let pid = server.pid().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

@@ -141,6 +141,12 @@ fn current_positions(
     Ok(out)
 }
 
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.state.metrics.live_stream_closed();
+    }
+}
+
 impl Streamer {
     fn is_public(&self) -> bool {
         matches!(self.audience, Audience::Share { .. })
@@ -287,6 +293,7 @@ pub(crate) async fn position_stream(
         Ok((shown, current))
     })
     .await?;
+    state.metrics.live_stream_opened();
     let mut streamer = Streamer {
         state,
         audience,
