@@ -14,6 +14,7 @@ mod front_door;
 mod health;
 pub mod import_job;
 pub mod ingest;
+pub mod live;
 pub mod locality;
 pub mod metrics;
 pub mod mqtt;
@@ -21,6 +22,8 @@ pub mod openapi;
 pub mod options;
 mod query;
 pub mod replication;
+pub mod sharing;
+pub mod site;
 pub mod street_names;
 pub mod timeline_worker;
 
@@ -58,6 +61,13 @@ pub struct AppState {
     pub timeline: Arc<timeline_worker::TimelineWorker>,
     /// The replications this server runs in the background.
     pub replications: replication::Replications,
+    /// Every point live ingest stores, for the live streams.
+    pub live: live::LiveFeed,
+    /// The instance's name and map settings from the configuration (an
+    /// administrator's runtime changes are kept in the store and win).
+    pub site: Arc<site::SiteDefaults>,
+    /// Slows down anyone guessing share links.
+    pub share_guard: Arc<sharing::ShareGuard>,
 }
 
 impl AppState {
@@ -91,6 +101,9 @@ impl AppState {
             imports,
             timeline,
             replications,
+            live: live::LiveFeed::new(),
+            site: Arc::new(site::SiteDefaults::default()),
+            share_guard: Arc::new(sharing::ShareGuard::default()),
         })
     }
 }
@@ -105,6 +118,8 @@ fn api_routes(max_upload: u64) -> OpenApiRouter<AppState> {
         .merge(query::routes())
         .merge(import_job::routes::routes(max_upload))
         .merge(replication::routes())
+        .merge(sharing::routes())
+        .merge(site::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

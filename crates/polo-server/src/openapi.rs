@@ -65,6 +65,8 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "timeline", description = "Stays and legs computed from the points"),
         (name = "map", description = "Map levels of detail: track overviews of any range, heatmap and fog-of-war tiles"),
         (name = "replication", description = "The change feed and apply routes replication peers use, and the replications this server runs"),
+        (name = "sharing", description = "Public share links, friends (location grants between users) and live positions"),
+        (name = "web", description = "What the web app needs before login, and instance settings that change at runtime"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -161,8 +163,20 @@ mod tests {
         out
     }
 
-    /// Routes anyone may call: the probes, metrics (guarded by network) and logging in.
-    const PUBLIC: [&str; 4] = ["GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/session"];
+    /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
+    /// configuration and public share links (guarded by their token).
+    const PUBLIC: [&str; 10] = [
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "POST /api/v1/session",
+        "GET /api/v1/config",
+        "GET /api/v1/public/shares/{token}",
+        "GET /api/v1/public/shares/{token}/points",
+        "GET /api/v1/public/shares/{token}/timeline",
+        "GET /api/v1/public/shares/{token}/track",
+        "GET /api/v1/public/shares/{token}/live",
+    ];
 
     #[test]
     fn every_operation_is_tagged_secured_and_answers_errors_in_the_shared_shape() {
@@ -221,6 +235,7 @@ mod tests {
             ApiError::forbidden(""),
             ApiError::csrf_failed(),
             ApiError::not_found(""),
+            ApiError::share_not_found(),
             ApiError::bad_request(""),
             ApiError::payload_too_large(""),
             ApiError::rate_limited(std::time::Duration::from_secs(1)),

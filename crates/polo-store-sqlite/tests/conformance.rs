@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -67,7 +67,9 @@ fn version_1_databases_migrate_to_the_latest() {
          ALTER TABLE users DROP COLUMN origin; ALTER TABLE devices DROP COLUMN hlc; \
          ALTER TABLE devices DROP COLUMN origin; DELETE FROM meta WHERE key = 'hlc'; DROP TABLE tombstones; \
          DROP TABLE edit_log; DROP TABLE replication_checkpoints; DROP TABLE epochs; \
-         DROP TABLE replication_tokens; PRAGMA user_version = 1;",
+         DROP TABLE replication_tokens; \
+         DROP TABLE shares; DROP TABLE location_grants; DROP TABLE instance_settings; \
+         PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -81,11 +83,15 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     assert_eq!(store.epoch().unwrap().len(), 32);
     assert_eq!(store.epochs().unwrap().len(), 1, "the epoch history starts with the current epoch");
     let feed = store.replication_feed(polo_domain::Seq(0), 10, &polo_store::FeedFilter::default()).unwrap();
     assert!(feed.entries.windows(2).all(|w| w[0].version.hlc < w[1].version.hlc), "old changes get ordered versions");
+    // Sharing works on a migrated database.
+    store.set_instance_setting("instance_name", Some("x")).unwrap();
+    let bob = store.create_user("bob", "h", false).unwrap();
+    assert!(store.grant_location(user.id, bob.id).unwrap());
 }
 
 #[test]

@@ -8,11 +8,11 @@
 //! authenticated [`Caller`], never from the request.
 
 pub(crate) mod derived;
-mod map;
+pub(crate) mod map;
 mod places;
-mod points;
+pub(crate) mod points;
 mod stats;
-mod timeline;
+pub(crate) mod timeline;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
