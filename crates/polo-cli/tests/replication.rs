@@ -34,26 +34,10 @@ fn points(start: i64, n: i64, step: i64) -> Value {
         (0..n)
             .map(|i| {
                 let t = t0 + start + i * step;
-                json!({"time": format_rfc3339(t), "lat": 52.5 + (i % 1000) as f64 * 1e-4, "lon": 13.4 + (t % 97) as f64 * 1e-5})
+                json!({"time": polo_domain::Timestamp(t * 1000).to_string(), "lat": 52.5 + (i % 1000) as f64 * 1e-4, "lon": 13.4 + (t % 97) as f64 * 1e-5})
             })
             .collect(),
     )
-}
-
-fn format_rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 fn post_points(addr: &str, device_token: &str, body: &Value) {
