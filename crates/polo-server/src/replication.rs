@@ -240,10 +240,22 @@ pub(crate) async fn apply(
     path = "/api/v1/replication/tasks",
     tag = "replication",
     security(("session" = []), ("basic" = [])),
-    responses((status = 200, body = Object, description = "`[{name, source, target, state, lag_changes, lag_seconds, points_per_second, last_error, …}]`"), Forbidden, AuthErrors)
+    responses((status = 200, body = [Object], description = "`[{name, source, target, state, lag_changes, lag_seconds, points_per_second, last_error, …}]`"), Forbidden, AuthErrors)
 )]
 pub(crate) async fn tasks(State(state): State<AppState>, _admin: AdminCaller) -> Json<Vec<Status>> {
     Json(state.replications.statuses())
+}
+
+/// What to do with a replication.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TaskAction {
+    /// Stop between pages until resumed.
+    Pause,
+    /// Carry on.
+    Resume,
+    /// Stop for good.
+    Cancel,
 }
 
 /// Pauses, resumes or cancels a replication (cancelling is final until the
@@ -255,21 +267,20 @@ pub(crate) async fn tasks(State(state): State<AppState>, _admin: AdminCaller) ->
     security(("session" = [], "csrf" = []), ("basic" = [])),
     params(
         ("name" = String, Path, description = "The replication's name"),
-        ("action" = String, Path, description = "`pause`, `resume` or `cancel`"),
+        ("action" = inline(TaskAction), Path, description = "`pause`, `resume` or `cancel`"),
     ),
     responses((status = 200, body = Object, description = "The replication's status"), BadRequest, NotFound, CsrfFailed, Forbidden, AuthErrors)
 )]
 pub(crate) async fn control(
     State(state): State<AppState>,
     _admin: AdminCaller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<(String, TaskAction)>, PathRejection>,
 ) -> Result<Json<Status>, ApiError> {
     let Path((name, action)) = path?;
-    let control = match action.as_str() {
-        "pause" => Control::Pause,
-        "resume" => Control::Run,
-        "cancel" => Control::Cancel,
-        other => return Err(ApiError::bad_request(format!("{other:?} is not pause, resume or cancel"))),
+    let control = match action {
+        TaskAction::Pause => Control::Pause,
+        TaskAction::Resume => Control::Run,
+        TaskAction::Cancel => Control::Cancel,
     };
     let handle =
         state.replications.find(&name).ok_or_else(|| ApiError::not_found(format!("no replication {name:?}")))?;
