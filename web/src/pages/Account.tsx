@@ -143,50 +143,75 @@ function Users() {
   );
 }
 
-type SettingValue = string | number | boolean | null;
+const SETTINGS: [key: "instance_name" | "tile_url" | "tile_attribution", label: string, hint: string][] = [
+  ["instance_name", "Instance name", "Shown in the title bar and on shared pages."],
+  ["tile_url", "Basemap tile URL", "A raster tile template with {z}, {x} and {y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"],
+  ["tile_attribution", "Basemap attribution", "What the tile server's licence asks you to show."],
+];
+
+interface SiteSettings {
+  instance_name: string;
+  tile_url: string;
+  tile_attribution: string;
+  overridden?: string[];
+  defaults?: { instance_name: string; tile_url: string; tile_attribution: string };
+}
 
 function Settings() {
-  const settings = useAsync(() => get<Record<string, SettingValue>>("/api/v1/admin/settings"), []);
-  const [draft, setDraft] = useState<Record<string, SettingValue> | null>(null);
+  const settings = useAsync(() => get<SiteSettings>("/api/v1/admin/settings"), []);
+  const [draft, setDraft] = useState<Record<string, string | null>>({});
   const [error, setError] = useState<unknown>(undefined);
   const [saved, setSaved] = useState(false);
-  const values = draft ?? settings.data ?? null;
-  const save = async (event: Event) => {
-    event.preventDefault();
-    if (!draft) return;
+  const send = async (body: Record<string, string | null>) => {
     setError(undefined);
     setSaved(false);
     try {
-      settings.set(await api<Record<string, SettingValue>>("PUT", "/api/v1/admin/settings", draft));
-      setDraft(null);
+      settings.set(await api<SiteSettings>("PUT", "/api/v1/admin/settings", body));
+      setDraft({});
       setSaved(true);
     } catch (e) {
       setError(e);
     }
   };
+  const current = settings.data;
   return (
-    <form class="card" onSubmit={save} aria-labelledby="settings-title">
+    <form
+      class="card"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (Object.keys(draft).length) send(draft);
+      }}
+      aria-labelledby="settings-title"
+    >
       <h2 id="settings-title">Instance settings</h2>
-      <p class="muted">These take effect at once, without a restart. Everything else is in polo.toml.</p>
-      {settings.loading && !settings.data && <Loading />}
+      <p class="muted">These take effect at once, without a restart, and win over polo.toml until reset.</p>
+      {settings.loading && !current && <Loading />}
       {settings.error !== undefined && <ErrorBox error={settings.error} retry={settings.reload} />}
-      {values &&
-        Object.entries(values).map(([key, value]) => (
-          <label>
-            {key.replace(/_/g, " ")}
-            {typeof value === "boolean" ? (
-              <input type="checkbox" checked={value} onChange={(e) => setDraft({ ...values, [key]: e.currentTarget.checked })} />
-            ) : typeof value === "number" ? (
-              <input type="number" value={String(value)} onInput={(e) => setDraft({ ...values, [key]: Number(e.currentTarget.value) })} />
-            ) : (
-              <input type="text" value={value === null ? "" : String(value)} onInput={(e) => setDraft({ ...values, [key]: e.currentTarget.value })} />
-            )}
-          </label>
+      {current &&
+        SETTINGS.map(([key, label, hint]) => (
+          <div class="setting-row">
+            <label>
+              {label}
+              <input value={draft[key] ?? current[key]} onInput={(e) => setDraft({ ...draft, [key]: e.currentTarget.value })} aria-describedby={`hint-${key}`} />
+            </label>
+            <p class="muted small-print" id={`hint-${key}`}>
+              {hint}
+              {current.overridden?.includes(key) && current.defaults && (
+                <>
+                  {" "}
+                  Changed here; polo.toml says <code>{current.defaults[key]}</code>.{" "}
+                  <button type="button" class="link" onClick={() => send({ [key]: null })}>
+                    Reset
+                  </button>
+                </>
+              )}
+            </p>
+          </div>
         ))}
-      <button type="submit" class="primary" disabled={!draft}>
+      <button type="submit" class="primary" disabled={Object.keys(draft).length === 0}>
         Save settings
       </button>
-      {saved && <Notice kind="ok">Saved.</Notice>}
+      {saved && <Notice kind="ok">Saved. Reload the page to see a new basemap.</Notice>}
       {error !== undefined && <ErrorBox error={error} />}
     </form>
   );

@@ -7,22 +7,11 @@ import QRCode from "qrcode";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, get, type Device, type Me, type Token } from "../api";
 import { ago, dateTime, formatBattery } from "../format";
+import { ownTracksConfig, ownTracksConfigUrl } from "../owntracks";
 import { CopyButton, ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 
 interface NewToken extends Token {
   token: string;
-}
-
-/** The OwnTracks configuration a QR code carries (HTTP mode, basic auth with the token). */
-export function ownTracksConfig(origin: string, user: string, device: string, token: string): Record<string, unknown> {
-  const tid = device.replace(/[^A-Za-z0-9]/g, "").slice(0, 2).toUpperCase() || "PO";
-  return { _type: "configuration", mode: 3, url: `${origin}/api/owntracks`, auth: true, username: user, password: token, deviceId: device, tid };
-}
-
-export function ownTracksConfigUrl(config: Record<string, unknown>): string {
-  const json = JSON.stringify(config);
-  const base64 = btoa(String.fromCharCode(...new TextEncoder().encode(json)));
-  return `owntracks:///config?inline=${encodeURIComponent(base64)}`;
 }
 
 export function Devices({ me }: { me: Me }) {
