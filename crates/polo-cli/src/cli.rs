@@ -222,6 +222,16 @@ pub struct ServeArgs {
     /// (429) starts; raise it when many users share one address [default: 5].
     #[arg(long, env = "POLO_AUTH_FREE_FAILURES", value_name = "N")]
     pub auth_free_failures: Option<u32>,
+    /// The instance's name in the web app (an admin may change it at runtime) [default: polo].
+    #[arg(long, env = "POLO_INSTANCE_NAME", value_name = "NAME")]
+    pub instance_name: Option<String>,
+    /// The web map's raster tile URL template with {z}, {x}, {y}
+    /// [default: https://tile.openstreetmap.org/{z}/{x}/{y}.png].
+    #[arg(long, env = "POLO_TILE_URL", value_name = "URL")]
+    pub tile_url: Option<String>,
+    /// The attribution the tiles' licence asks for [default: © OpenStreetMap contributors].
+    #[arg(long, env = "POLO_TILE_ATTRIBUTION", value_name = "TEXT")]
+    pub tile_attribution: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

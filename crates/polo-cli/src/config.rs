@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use polo_server::site::SiteDefaults;
 use polo_server::street_names::StreetNameSettings;
 use serde::Deserialize;
 
@@ -66,6 +67,21 @@ pub struct FileConfig {
     pub backup_retain_daily: Option<u32>,
     /// `polo backup`: keep the last backup of this many recent months.
     pub backup_retain_monthly: Option<u32>,
+    /// `polo serve`: the web app (`[web]`).
+    pub web: Option<WebFile>,
+}
+
+/// The `[web]` table of `polo.toml`: what the web app shows. An
+/// administrator may override these at runtime (`PUT /api/v1/admin/settings`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebFile {
+    /// The instance's name.
+    pub instance_name: Option<String>,
+    /// The map's raster tile URL template, with `{z}`, `{x}`, `{y}`.
+    pub tile_url: Option<String>,
+    /// The tiles' attribution.
+    pub tile_attribution: Option<String>,
 }
 
 /// The backup settings from the file; flags and env win over them.
@@ -92,6 +108,7 @@ pub struct FileServe {
     pub auth_free_failures: Option<u32>,
     pub geocoder: Option<String>,
     pub geocoder_url: Option<String>,
+    pub web: WebFile,
 }
 
 /// The resolved configuration.
@@ -151,6 +168,7 @@ impl Config {
                 auth_free_failures: file.auth_free_failures,
                 geocoder: file.geocoder,
                 geocoder_url: file.geocoder_url,
+                web: file.web.unwrap_or_default(),
             },
             file_backup: FileBackup {
                 to: file.backup_to,
@@ -191,6 +209,22 @@ impl Config {
                  (env POLO_GEOCODER, config geocoder)"
             ),
         }
+    }
+
+    /// The web app's site settings: each flag or env value over the file's
+    /// `[web]` value over the default.
+    pub fn site(
+        &self,
+        instance_name: Option<&str>,
+        tile_url: Option<&str>,
+        tile_attribution: Option<&str>,
+    ) -> anyhow::Result<SiteDefaults> {
+        let web = &self.file_serve.web;
+        Ok(SiteDefaults::new(
+            instance_name.or(web.instance_name.as_deref()),
+            tile_url.or(web.tile_url.as_deref()),
+            tile_attribution.or(web.tile_attribution.as_deref()),
+        )?)
     }
 
     /// The embedded database file.
@@ -326,6 +360,28 @@ mod tests {
         assert_eq!(backup.to.as_deref(), Some("s3://bucket/polo"));
         assert_eq!(backup.endpoint.as_deref(), Some("https://s3.example"));
         assert_eq!((backup.retain_daily, backup.retain_monthly), (Some(7), Some(12)));
+    }
+
+    #[test]
+    fn web_settings_come_from_flags_then_the_file_then_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polo.toml");
+        std::fs::write(&file, "[web]\ninstance_name = \"Family\"\ntile_url = \"https://tiles.example/{z}/{x}/{y}.png\"\n")
+            .unwrap();
+        let config = Config::resolve(&args(None, Some(&file))).unwrap();
+        let site = config.site(None, None, None).unwrap();
+        assert_eq!(site.instance_name, "Family");
+        assert_eq!(site.tile_url, "https://tiles.example/{z}/{x}/{y}.png");
+        assert_eq!(site.tile_attribution, polo_server::site::DEFAULT_TILE_ATTRIBUTION);
+        let flagged = config.site(Some("Flagged"), None, Some("© someone")).unwrap();
+        assert_eq!((flagged.instance_name.as_str(), flagged.tile_attribution.as_str()), ("Flagged", "© someone"));
+        let e = config.site(None, Some("https://tiles.example/{z}.png"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("tile_url: must contain {x}"), "{e:#}");
+        let plain = Config::resolve(&args(Some(dir.path()), Some(&dir.path().join("none.toml"))));
+        assert!(plain.is_err(), "a named config file must exist");
+        std::fs::write(&file, "[web]\ntile_ur = \"x\"\n").unwrap();
+        let e = Config::resolve(&args(None, Some(&file))).unwrap_err();
+        assert!(format!("{e:#}").contains("tile_ur"), "{e:#}");
     }
 
     #[test]

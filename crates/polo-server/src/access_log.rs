@@ -10,7 +10,8 @@
 //! [`crate::serve`] calls after the last connection has finished.
 //!
 //! Logged: time, method, route template, path (without the query string,
-//! which may carry tokens), status, duration until the body was sent,
+//! which may carry tokens; for routes with a `{token}` in the path, such as
+//! public share links, the template instead of the path), status, duration until the body was sent,
 //! response body bytes, peer IP and user agent. Never any header that
 //! carries credentials.
 //!
@@ -211,7 +212,8 @@ pub(crate) async fn log_request(State(logger): State<AccessLogger>, request: Req
     let start = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = route_label(&request);
-    let path = request.uri().path().to_owned();
+    // A share link's secret is in its path: log the route template instead.
+    let path = if route.contains("{token}") { route.clone() } else { request.uri().path().to_owned() };
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical().to_string());
     let user_agent = request
         .headers()

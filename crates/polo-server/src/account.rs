@@ -7,7 +7,7 @@
 //! | `DELETE /api/v1/session` | caller | 204, cookie cleared |
 //! | `GET /api/v1/me` | caller | `{user, device, via, csrf_token}` |
 //! | `POST /api/v1/me/password` `{current_password,new_password}` | caller, no token | 204; other sessions end |
-//! | `GET /api/v1/devices` | caller | `{devices:[{id,name,last_seen,last_point}]}` |
+//! | `GET /api/v1/devices` | caller | `{devices:[{id,name,last_seen,battery,last_position,accuracy,last_point}]}` |
 //! | `POST /api/v1/devices` `{name}` | caller | 201 device; 409 when the name is taken |
 //! | `POST /api/v1/devices/{id}/tokens` `{label}` | caller, no token | 201 `{token, …}`: the only time the token is shown |
 //! | `PUT /api/v1/devices/{id}/encryption-key` `{key}` | caller, no token | 204: OwnTracks payloads of the device are decrypted, replies encrypted |
@@ -347,16 +347,31 @@ pub(crate) struct LastPoint {
     lon: f64,
 }
 
-/// A device with its newest point.
+/// Where a device was last, for a map marker.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Position {
+    /// Latitude in degrees.
+    lat: f64,
+    /// Longitude in degrees.
+    lon: f64,
+}
+
+/// A device with its newest point: what a device list shows as its status.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct DeviceSummary {
     /// The device's id.
     id: i64,
     /// The name.
     name: String,
-    /// The newest point's time (RFC 3339, UTC).
+    /// The newest point's time (RFC 3339, UTC); `null` before the first point.
     last_seen: Option<String>,
-    /// The newest point.
+    /// The battery level (percent) the newest point reported, when it did.
+    battery: Option<u8>,
+    /// Where the newest point is.
+    last_position: Option<Position>,
+    /// The horizontal accuracy of the newest point, in metres, when known.
+    accuracy: Option<f64>,
+    /// The newest point (time and position together).
     last_point: Option<LastPoint>,
 }
 
@@ -385,6 +400,9 @@ async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResul
                 id: device.id.0,
                 name: device.name,
                 last_seen: last.as_ref().map(|p| p.fix.time.to_string()),
+                battery: last.as_ref().and_then(|p| p.fix.battery_percent),
+                last_position: last.as_ref().map(|p| Position { lat: p.fix.coord.lat(), lon: p.fix.coord.lon() }),
+                accuracy: last.as_ref().and_then(|p| p.fix.horizontal_accuracy_m()),
                 last_point: last.as_ref().map(|p| LastPoint {
                     time: p.fix.time.to_string(),
                     lat: p.fix.coord.lat(),

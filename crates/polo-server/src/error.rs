@@ -9,6 +9,7 @@
 //! | `forbidden` | 403 | authenticated, but not allowed |
 //! | `csrf_failed` | 403 | a cookie-authenticated unsafe request without the right `X-CSRF-Token` |
 //! | `not_found` | 404 | no such thing (for this user) |
+//! | `share_not_found` | 404 | a share link that does not exist, was revoked or has expired (one answer for all three) |
 //! | `bad_request` | 400 (or the extractor's 4xx) | the request is malformed |
 //! | `payload_too_large` | 413 | the body is over the limit |
 //! | `rate_limited` | 429 | too many failures; `Retry-After` says when to retry |
@@ -85,6 +86,17 @@ impl ApiError {
     #[must_use]
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 404 `share_not_found`: the same answer for an unknown, a revoked
+    /// and an expired share link, so links cannot be probed.
+    #[must_use]
+    pub fn share_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "share_not_found",
+            "this share link does not exist, was revoked or has expired",
+        )
     }
 
     /// 400 `bad_request`.
@@ -169,6 +181,8 @@ pub enum ErrorCode {
     CsrfFailed,
     /// 404: no such thing (for this user), or no such route.
     NotFound,
+    /// 404: a share link that does not exist, was revoked or has expired.
+    ShareNotFound,
     /// 400, or the extractor's 4xx (405, 415, 422): the request is malformed.
     BadRequest,
     /// 413: the body is over the limit.
@@ -185,11 +199,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::CsrfFailed,
         Self::NotFound,
+        Self::ShareNotFound,
         Self::BadRequest,
         Self::PayloadTooLarge,
         Self::RateLimited,
@@ -206,6 +221,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",
+            Self::ShareNotFound => "share_not_found",
             Self::BadRequest => "bad_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
@@ -399,6 +415,14 @@ pub struct CsrfFailed(pub ErrorBody);
 #[derive(IntoResponses)]
 #[response(status = 404, description = "`not_found`: no such thing for this user")]
 pub struct NotFound(pub ErrorBody);
+
+/// 404 `share_not_found`.
+#[derive(IntoResponses)]
+#[response(
+    status = 404,
+    description = "`share_not_found`: the link does not exist, was revoked or has expired (one answer for all three)"
+)]
+pub struct ShareNotFound(pub ErrorBody);
 
 /// 409 `conflict`.
 #[derive(IntoResponses)]

@@ -14,12 +14,15 @@ mod front_door;
 mod health;
 pub mod import_job;
 pub mod ingest;
+pub mod live;
 pub mod locality;
 pub mod metrics;
 pub mod mqtt;
 pub mod openapi;
 pub mod options;
 mod query;
+pub mod sharing;
+pub mod site;
 pub mod street_names;
 pub mod timeline_worker;
 mod web;
@@ -56,6 +59,13 @@ pub struct AppState {
     pub imports: import_job::ImportJobs,
     /// Keeps stays, legs, places, statistics and map levels current.
     pub timeline: Arc<timeline_worker::TimelineWorker>,
+    /// Every point live ingest stores, for the live streams.
+    pub live: live::LiveFeed,
+    /// The instance's name and map settings from the configuration (an
+    /// administrator's runtime changes are kept in the store and win).
+    pub site: Arc<site::SiteDefaults>,
+    /// Slows down anyone guessing share links.
+    pub share_guard: Arc<sharing::ShareGuard>,
 }
 
 impl AppState {
@@ -78,7 +88,18 @@ impl AppState {
         let locator: Arc<dyn polo_derived::Locator> = Arc::new(locality::OfflineLocator::default());
         let engine = Arc::new(polo_derived::Engine::new(store.clone(), Some(locator)));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine)?);
-        Ok(Self { store, metrics, auth, ingestor, last_seen: Arc::new(ingest::LastSeen::new()), imports, timeline })
+        Ok(Self {
+            store,
+            metrics,
+            auth,
+            ingestor,
+            last_seen: Arc::new(ingest::LastSeen::new()),
+            imports,
+            timeline,
+            live: live::LiveFeed::new(),
+            site: Arc::new(site::SiteDefaults::default()),
+            share_guard: Arc::new(sharing::ShareGuard::default()),
+        })
     }
 }
 
@@ -91,6 +112,8 @@ fn api_routes(max_upload: u64) -> OpenApiRouter<AppState> {
         .merge(ingest::routes::routes())
         .merge(query::routes())
         .merge(import_job::routes::routes(max_upload))
+        .merge(sharing::routes())
+        .merge(site::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

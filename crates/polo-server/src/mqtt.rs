@@ -368,6 +368,9 @@ impl Subscriber {
             Ok(outcome) => {
                 self.state.metrics.points_ingested(PROTOCOL, outcome.added);
                 self.state.last_seen.observe(device_id, &newest);
+                if outcome.added > 0 {
+                    self.state.live.position(user_id, device_id, &newest);
+                }
                 Handled::Stored { added: outcome.added }
             }
             Err(IngestError::Closed) => {

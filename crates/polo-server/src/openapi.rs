@@ -64,6 +64,8 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "imports", description = "Uploading files to import in the background"),
         (name = "timeline", description = "Stays and legs computed from the points"),
         (name = "map", description = "Map levels of detail: track overviews of any range, heatmap and fog-of-war tiles"),
+        (name = "sharing", description = "Public share links, friends (location grants between users) and live positions"),
+        (name = "web", description = "What the web app needs before login, and instance settings that change at runtime"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -214,6 +216,7 @@ mod tests {
             ApiError::forbidden(""),
             ApiError::csrf_failed(),
             ApiError::not_found(""),
+            ApiError::share_not_found(),
             ApiError::bad_request(""),
             ApiError::payload_too_large(""),
             ApiError::rate_limited(std::time::Duration::from_secs(1)),

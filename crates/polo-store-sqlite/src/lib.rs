@@ -30,6 +30,7 @@ mod checkpoint;
 mod derived;
 mod points;
 mod schema;
+mod sharing;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,8 @@ use std::time::Duration;
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
     Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard,
-    PointQuery, Session, StorageStats, Store, StoreError, StoreResult, StoredInterval, Token, User, WriteOutcome,
+    LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store, StoreError, StoreResult, StoredInterval,
+    Token, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -803,5 +805,47 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).db())
+    }
+
+    // ---------------------------------------------------------------- sharing
+
+    fn create_share(&self, user: UserId, share: &NewShare, token_hash: &[u8; 32]) -> StoreResult<Share> {
+        sharing::create_share(self, user, share, token_hash)
+    }
+
+    fn share_by_hash(&self, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Share, User)>> {
+        sharing::share_by_hash(self, token_hash, now)
+    }
+
+    fn list_shares(&self, user: UserId) -> StoreResult<Vec<Share>> {
+        sharing::list_shares(self, user)
+    }
+
+    fn revoke_share(&self, user: UserId, id: i64, at: Timestamp) -> StoreResult<bool> {
+        sharing::revoke_share(self, user, id, at)
+    }
+
+    fn grant_location(&self, owner: UserId, viewer: UserId) -> StoreResult<bool> {
+        sharing::grant_location(self, owner, viewer)
+    }
+
+    fn revoke_location_grant(&self, owner: UserId, viewer: UserId) -> StoreResult<bool> {
+        sharing::revoke_location_grant(self, owner, viewer)
+    }
+
+    fn location_grants_by(&self, owner: UserId) -> StoreResult<Vec<LocationGrant>> {
+        sharing::location_grants_by(self, owner)
+    }
+
+    fn location_grants_to(&self, viewer: UserId) -> StoreResult<Vec<LocationGrant>> {
+        sharing::location_grants_to(self, viewer)
+    }
+
+    fn instance_settings(&self) -> StoreResult<Vec<(String, String)>> {
+        sharing::instance_settings(self)
+    }
+
+    fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()> {
+        sharing::set_instance_setting(self, key, value)
     }
 }

@@ -164,8 +164,43 @@ const V6: &str = "
 INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
 ";
 
+/// Sharing (the web app): public share links (only the SHA-256 of the
+/// link's secret is stored), location grants between users ("friends and
+/// family"; `user_id` lets `friend_id` see them), and instance settings
+/// changed at runtime. None takes part in the change log.
+const SHARING: &str = "
+CREATE TABLE shares (
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    id         INTEGER NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    from_ms    INTEGER,
+    to_ms      INTEGER,
+    device_id  INTEGER,
+    label      TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked_ms INTEGER,
+    PRIMARY KEY (user_id, id),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id)
+);
+
+CREATE TABLE location_grants (
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    friend_id  INTEGER NOT NULL REFERENCES users (id),
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, friend_id)
+) WITHOUT ROWID;
+CREATE INDEX location_grants_by_friend ON location_grants (friend_id, user_id);
+
+CREATE TABLE instance_settings (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, SHARING];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

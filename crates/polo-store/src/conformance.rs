@@ -25,6 +25,10 @@ use std::ops::ControlFlow;
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
 use crate::codec::CHUNK_CAPACITY;
+pub use crate::conformance_sharing::{
+    instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
+    shares_expire_and_are_scoped,
+};
 use crate::{ChangeKind, PointQuery, Store, StoreError, UserId};
 
 /// Something a test can get a store from: a boxed store, or a store paired
@@ -68,6 +72,10 @@ macro_rules! conformance_tests {
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
             device_encryption_keys, insert_reports_added_times, device_cards, derived_rows_ranges_and_batches,
             derived_edits_and_cursors, epoch_is_stable_across_writes);
+        // Sharing (conformance_sharing.rs).
+        $crate::conformance_tests!(@each $make;
+            shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
+            instance_settings_set_and_clear);
     };
 }
 
@@ -104,7 +112,7 @@ pub const ALL: &[(&str, Test)] = &[
 
 /// Runs every test, each on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
-    for (name, test) in ALL {
+    for (name, test) in ALL.iter().chain(crate::conformance_sharing::ALL) {
         eprintln!("conformance: {name}");
         let store = make();
         test(&*store);

@@ -19,11 +19,15 @@
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod conformance_sharing;
 pub mod derived;
+pub mod sharing;
 
 use std::ops::ControlFlow;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
+pub use sharing::{LocationGrant, NewShare, Share, ShareKind};
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
 
 /// Errors every backend reports.
@@ -224,7 +228,8 @@ pub struct StorageStats {
 ///
 /// Tokens and sessions are the exception: they are credentials local to one
 /// instance, not replicated data, so creating, using, revoking or expiring
-/// them appends no [`Change`] and leaves [`Store::last_seq`] alone. (Changing
+/// them appends no [`Change`] and leaves [`Store::last_seq`] alone. The same
+/// holds for shares, location grants and instance settings. (Changing
 /// a password is a user change and does append one.)
 pub trait Store: Send + Sync {
     /// Creates a user; `name` must be unique.
@@ -489,4 +494,67 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// When the backend is unreachable.
     fn ping(&self) -> StoreResult<()>;
+
+    // ------------------------------------------------------------------
+    // Sharing (the web app): public share links, location grants between
+    // users, runtime instance settings. None of these append a [`Change`]:
+    // like tokens they are local to the instance (see `sharing`).
+    // ------------------------------------------------------------------
+
+    /// Stores a share of `user`'s history by the SHA-256 of its link secret.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user or a device that is not
+    /// the user's; [`StoreError::AlreadyExists`] for a hash already stored.
+    fn create_share(&self, user: UserId, share: &NewShare, token_hash: &[u8; 32]) -> StoreResult<Share>;
+    /// The share with this hash and its owner, while it is active at `now`
+    /// (not revoked, `expires > now`).
+    ///
+    /// # Errors
+    /// Backend failures only; unknown, revoked and expired shares are `Ok(None)`.
+    fn share_by_hash(&self, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Share, User)>>;
+    /// All of `user`'s shares, revoked and expired ones included, by id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn list_shares(&self, user: UserId) -> StoreResult<Vec<Share>>;
+    /// Revokes share `id` of `user` at `at` (an already revoked share keeps
+    /// its first revocation time); `false` when `user` has no such share.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn revoke_share(&self, user: UserId, id: i64, at: Timestamp) -> StoreResult<bool>;
+
+    /// Lets `viewer` see `owner`'s location; `false` when the grant existed
+    /// (or `owner == viewer`: users always see themselves; nothing is stored).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn grant_location(&self, owner: UserId, viewer: UserId) -> StoreResult<bool>;
+    /// Withdraws `owner`'s grant to `viewer`; `false` when there was none.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn revoke_location_grant(&self, owner: UserId, viewer: UserId) -> StoreResult<bool>;
+    /// The grants `owner` made, by viewer id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn location_grants_by(&self, owner: UserId) -> StoreResult<Vec<LocationGrant>>;
+    /// The grants made to `viewer`, by owner id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn location_grants_to(&self, viewer: UserId) -> StoreResult<Vec<LocationGrant>>;
+
+    /// The instance settings set at runtime, by key.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn instance_settings(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Sets (`Some`) or removes (`None`) one instance setting.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
 }

@@ -34,7 +34,7 @@
 //! password or create users (see [`Caller::require_password_grade`]), so a
 //! revoked token cannot have left a successor behind.
 
-mod limiter;
+pub(crate) mod limiter;
 mod password;
 mod secret;
 mod token_cache;

@@ -7,9 +7,11 @@
 //! ingest already knows each new fix, so it updates this cache as it stores;
 //! a device not seen since start-up is read from the store once.
 //!
-//! The reply also lists the user's devices. That list is cached per user for
-//! [`DEVICE_LIST_TTL`] and dropped at once when live ingest or the API
-//! creates a device ([`LastSeen::forget_devices`]).
+//! The reply also lists the user's devices, and those of the users who
+//! granted the user their location (friends). Both lists are cached per
+//! user for [`DEVICE_LIST_TTL`] and dropped at once when live ingest or the
+//! API creates a device ([`LastSeen::forget_devices`]) or a grant changes
+//! ([`LastSeen::forget_grants`]).
 //!
 //! Points stored by another process (a CLI import running beside the
 //! server) only show here once the device sends a newer live point, or
@@ -36,6 +38,8 @@ pub struct LastSeen {
     keys: Expiring<DeviceId, Option<Arc<str>>>,
     /// Device cards for the friends reply, same TTL.
     cards: Expiring<DeviceId, Option<Arc<DeviceCard>>>,
+    /// Per viewer, the users who granted them their location (id and name), same TTL.
+    granters: Expiring<UserId, Arc<[(UserId, String)]>>,
 }
 
 /// Values remembered for [`DEVICE_LIST_TTL`].
@@ -70,6 +74,10 @@ impl<K: std::hash::Hash + Eq, V: Clone> Expiring<K, V> {
 
     fn remove(&self, key: &K) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 
@@ -178,6 +186,34 @@ impl LastSeen {
     /// Drops the cached device list of `user` (a device was created).
     pub fn forget_devices(&self, user: UserId) {
         self.devices.remove(&user);
+    }
+
+    /// The users who granted `viewer` their location (id and name), from
+    /// memory when read less than [`DEVICE_LIST_TTL`] ago.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn granters(&self, store: &dyn Store, viewer: UserId) -> StoreResult<Arc<[(UserId, String)]>> {
+        self.granters.get_or_load(viewer, || {
+            let mut out = Vec::new();
+            for grant in store.location_grants_to(viewer)? {
+                if let Some(user) = store.user_by_id(grant.owner)? {
+                    out.push((user.id, user.name));
+                }
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// The granters of `viewer` if in memory and fresh; never reads the store.
+    #[must_use]
+    pub fn cached_granters(&self, viewer: UserId) -> Option<Arc<[(UserId, String)]>> {
+        self.granters.get(&viewer)
+    }
+
+    /// Drops every cached grant list (a grant was made or withdrawn).
+    pub fn forget_grants(&self) {
+        self.granters.clear();
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! | route | apps | auth | reply |
 //! |---|---|---|---|
-//! | `POST /api/owntracks` | OwnTracks (Android, iOS), Overland's OwnTracks mode | Basic (password or token), Bearer | JSON array: the caller's devices' last locations (friends) |
+//! | `POST /api/owntracks` | OwnTracks (Android, iOS), Overland's OwnTracks mode | Basic (password or token), Bearer | JSON array: the last locations of the caller's devices and of users who granted the caller theirs (friends) |
 //! | `POST /api/overland` | Overland | Bearer, or `?token=` | `{"result":"ok"}` |
 //! | `GET\|POST /api/osmand` | Traccar Client, OsmAnd, GPSLogger | Bearer/Basic, or the device token as `id` / `?token=` | 200, empty body |
 //! | `POST /api/v1/points` | polo's API (JSON array or GeoJSON) | any | counts and per-item errors |
@@ -25,6 +25,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use polo_domain::{DeviceId, Fix, Timestamp};
+use polo_store::{Device, DeviceCard};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -125,6 +126,9 @@ async fn store_fixes(
     state.metrics.points_ingested(protocol, outcome.added);
     if let Some(newest) = newest {
         state.last_seen.observe(device, &newest);
+        if outcome.added > 0 {
+            state.live.position(caller.user.id, device, &newest);
+        }
     }
     Ok(outcome)
 }
@@ -310,51 +314,60 @@ fn message_kind(message: &owntracks::Message) -> &'static str {
     }
 }
 
-/// The reply: the last location of each of the caller's devices, each with a unique `tid`.
+/// One device in the friends reply: its owner's name, the device, its last fix and card.
+type FriendRow = (String, Device, Option<Fix>, Option<Arc<DeviceCard>>);
+
+/// The reply: the last location (and card) of each of the caller's devices and of the devices of
+/// every user who granted the caller their location, each with a unique `tid`.
 ///
-/// Answered from memory when the device list and every device's last fix
-/// are cached (the steady state of a phone posting every few seconds);
-/// otherwise read on the blocking pool.
+/// Answered from memory when the grant and device lists and every device's last fix are cached
+/// (the steady state of a phone posting every few seconds); otherwise read on the blocking pool.
 async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     let own_device = caller.device.as_ref().map(|d| d.id);
-    let cached = state.last_seen.cached_devices(caller.user.id).and_then(|devices| {
-        let lasts: Option<Vec<Option<Fix>>> = devices.iter().map(|d| state.last_seen.cached(d.id)).collect();
-        let cards: Option<Vec<_>> = devices.iter().map(|d| state.last_seen.cached_card(d.id)).collect();
-        Some((devices, lasts?, cards?))
+    let me = (caller.user.id, caller.user.name.clone());
+    let cached = state.last_seen.cached_granters(caller.user.id).and_then(|granters| {
+        let mut rows: Vec<FriendRow> = Vec::new();
+        for (user, name) in std::iter::once(me.clone()).chain(granters.iter().cloned()) {
+            for device in state.last_seen.cached_devices(user)?.iter() {
+                let last = state.last_seen.cached(device.id)?;
+                let card = state.last_seen.cached_card(device.id)?;
+                rows.push((name.clone(), device.clone(), last, card));
+            }
+        }
+        Some(rows)
     });
-    let (devices, lasts, cards) = match cached {
-        Some(found) => found,
+    let rows = match cached {
+        Some(rows) => rows,
         None => {
             let store = state.store.clone();
             let last_seen = state.last_seen.clone();
-            let user = caller.user.id;
             tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-                let devices = last_seen.devices(store.as_ref(), user)?;
-                let lasts =
-                    devices.iter().map(|d| last_seen.get(store.as_ref(), user, d.id)).collect::<Result<Vec<_>, _>>()?;
-                let cards = devices
-                    .iter()
-                    .map(|d| last_seen.card(store.as_ref(), user, d.id))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((devices, lasts, cards))
+                let granters = last_seen.granters(store.as_ref(), me.0)?;
+                let mut rows: Vec<FriendRow> = Vec::new();
+                for (user, name) in std::iter::once(me).chain(granters.iter().cloned()) {
+                    for device in last_seen.devices(store.as_ref(), user)?.iter() {
+                        let last = last_seen.get(store.as_ref(), user, device.id)?;
+                        let card = last_seen.card(store.as_ref(), user, device.id)?;
+                        rows.push((name.clone(), device.clone(), last, card));
+                    }
+                }
+                Ok(rows)
             })
             .await
             .map_err(|e| ApiError::internal(format!("friends task failed: {e}")))??
         }
     };
-    let friends: Vec<owntracks::Friend> = devices
-        .iter()
-        .zip(lasts)
-        .zip(cards)
-        .map(|((device, last), card)| owntracks::Friend {
-            user: caller.user.name.clone(),
+    let friends: Vec<owntracks::Friend> = rows
+        .into_iter()
+        .map(|(user, device, last, card)| owntracks::Friend {
+            user,
             is_self: own_device == Some(device.id),
-            device: device.name.clone(),
             tid: last
                 .as_ref()
                 .and_then(|f| f.extras.as_ref())
                 .and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok())
                 .and_then(|v| v.get("tid").and_then(Value::as_str).map(str::to_owned)),
+            device: device.name,
             last,
             name: card.as_ref().and_then(|c| c.name.clone()),
             face: card.as_ref().and_then(|c| c.face.clone()),

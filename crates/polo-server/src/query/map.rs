@@ -327,6 +327,57 @@ pub(crate) async fn overview(
     cached_json(&headers, &view)
 }
 
+/// The simplified track of `devices` in `[from, to)` as a GeoJSON
+/// `FeatureCollection` of `LineString`s (one per line of the overview, each
+/// with its device, start and end), at the finest level of detail that fits
+/// `max_points`: a long range reads the coarse map levels, never the points.
+/// A lone point (a line of one) becomes a `Point` feature. Blocking.
+pub(crate) fn track_geojson(
+    store: &dyn Store,
+    user: UserId,
+    devices: &[Device],
+    from: Timestamp,
+    to: Timestamp,
+    max_points: usize,
+) -> Result<serde_json::Value, ApiError> {
+    let ids: Vec<DeviceId> = devices.iter().map(|d| d.id).collect();
+    let view = derived::overview(store, user, &ids, from, to, max_points).map_err(derived_error)?;
+    let (level, zoom, thinned, truncated) = (view.level, view.zoom, view.thinned, view.truncated);
+    let features: Vec<serde_json::Value> = view
+        .segments
+        .into_iter()
+        .map(|segment| {
+            let longitudes = unwrap_longitudes(segment.points.iter().map(|p| p.coord.lon()));
+            let coordinates: Vec<[f64; 2]> = segment
+                .points
+                .iter()
+                .zip(longitudes)
+                .map(|(p, lon)| [degrees(lon), degrees(p.coord.lat())])
+                .collect();
+            let geometry = if coordinates.len() == 1 {
+                serde_json::json!({"type": "Point", "coordinates": coordinates[0]})
+            } else {
+                serde_json::json!({"type": "LineString", "coordinates": coordinates})
+            };
+            let name = devices.iter().find(|d| d.id == segment.device).map_or("", |d| d.name.as_str());
+            let (first, last) = (segment.points[0].time, segment.points[segment.points.len() - 1].time);
+            serde_json::json!({
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {"device": name, "start": first.to_string(), "end": last.to_string()},
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {
+            "from": from.to_string(), "to": to.to_string(), "level": level, "zoom": zoom,
+            "thinned": thinned, "truncated": truncated,
+        },
+    }))
+}
+
 /// What a tile route shows.
 #[derive(Debug, Clone, Copy)]
 enum Layer {

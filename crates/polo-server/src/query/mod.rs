@@ -7,12 +7,12 @@
 //! Every query is scoped to the caller's user: the user id comes from the
 //! authenticated [`Caller`], never from the request.
 
-mod derived;
-mod map;
+pub(crate) mod derived;
+pub(crate) mod map;
 mod places;
-mod points;
+pub(crate) mod points;
 mod stats;
-mod timeline;
+pub(crate) mod timeline;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -186,11 +186,23 @@ impl Cursor {
 }
 
 /// The resolved filter of a point query.
-struct Filter {
-    devices: Vec<Device>,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
+pub(crate) struct Filter {
+    /// The devices to read, all of the user's.
+    pub(crate) devices: Vec<Device>,
+    /// Inclusive lower bound.
+    pub(crate) from: Option<Timestamp>,
+    /// Upper bound (`PointQuery::to`).
+    pub(crate) to: Option<Timestamp>,
     bbox: Option<BoundingBox>,
+    /// Leave out what only the owner should see (the source's raw extras).
+    pub(crate) public: bool,
+}
+
+impl Filter {
+    /// A filter of whole devices in a range, for what a share shows.
+    pub(crate) fn shared(devices: Vec<Device>, from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
+        Self { devices, from, to, bbox: None, public: true }
+    }
 }
 
 fn resolve(store: &dyn Store, caller: &Caller, params: &PointParams) -> Result<Filter, ApiError> {
@@ -209,7 +221,7 @@ fn resolve(store: &dyn Store, caller: &Caller, params: &PointParams) -> Result<F
             return Err(ApiError::not_found(format!("you have no device named {name:?}")));
         }
     }
-    Ok(Filter { devices, from, to, bbox })
+    Ok(Filter { devices, from, to, bbox, public: false })
 }
 
 /// One point. Measurements the source did not give are left out.
@@ -258,7 +270,7 @@ pub(crate) struct PointView {
     extras: Option<Value>,
 }
 
-fn point_view(device: &str, fix: &Fix) -> PointView {
+pub(crate) fn point_view(device: &str, fix: &Fix) -> PointView {
     PointView {
         device: device.to_owned(),
         time: fix.time.to_text(fix.utc_offset_minutes, fix.zone_assumed),
@@ -276,13 +288,18 @@ fn point_view(device: &str, fix: &Fix) -> PointView {
     }
 }
 
+/// A point for people the owner shares it with: without the source's raw extras.
+pub(crate) fn public_point_view(device: &str, fix: &Fix) -> PointView {
+    PointView { extras: None, ..point_view(device, fix) }
+}
+
 /// A page of points, by device id, then time.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PointPage {
     /// At most `limit` points.
-    points: Vec<PointView>,
+    pub(crate) points: Vec<PointView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
@@ -360,48 +377,60 @@ pub(crate) async fn export(
 
 async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Result<Json<PointPage>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!("limit must be 1..={MAX_LIMIT}")));
-    }
-    let cursor = params.cursor.as_deref().map(Cursor::decode).transpose()?;
     let store = state.store.clone();
     blocking(move || {
         let filter = resolve(store.as_ref(), &caller, &params)?;
-        let mut points = Vec::new();
-        let mut last: Option<Cursor> = None;
-        let mut more = false;
-        for device in &filter.devices {
-            let mut from = filter.from;
-            if let Some(c) = cursor {
-                if device.id.0 < c.device {
-                    continue;
-                }
-                if device.id.0 == c.device {
-                    let after = c.time.saturating_add(1);
-                    from = Some(Timestamp(from.map_or(after, |f| f.0.max(after))));
-                }
-            }
-            let query = PointQuery { user: caller.user.id, device: Some(device.id), from, to: filter.to };
-            store.scan_points(&query, &mut |point: Point| {
-                if filter.bbox.is_some_and(|b| !b.contains(&point.fix)) {
-                    return ControlFlow::Continue(());
-                }
-                if points.len() == limit {
-                    more = true;
-                    return ControlFlow::Break(());
-                }
-                last = Some(Cursor { device: device.id.0, time: point.fix.time.0 });
-                points.push(point_view(&device.name, &point.fix));
-                ControlFlow::Continue(())
-            })?;
-            if more {
-                break;
-            }
-        }
-        let next = if more { last.map(Cursor::encode) } else { None };
-        Ok(Json(PointPage { points, next_cursor: next }))
+        page(store.as_ref(), caller.user.id, &filter, limit, params.cursor.as_deref()).map(Json)
     })
     .await
+}
+
+/// A page of `user`'s points matching `filter`, after `cursor` (blocking).
+pub(crate) fn page(
+    store: &dyn Store,
+    user: polo_domain::UserId,
+    filter: &Filter,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<PointPage, ApiError> {
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!("limit must be 1..={MAX_LIMIT}")));
+    }
+    let cursor = cursor.map(Cursor::decode).transpose()?;
+    let view = if filter.public { public_point_view } else { point_view };
+    let mut points = Vec::new();
+    let mut last: Option<Cursor> = None;
+    let mut more = false;
+    for device in &filter.devices {
+        let mut from = filter.from;
+        if let Some(c) = cursor {
+            if device.id.0 < c.device {
+                continue;
+            }
+            if device.id.0 == c.device {
+                let after = c.time.saturating_add(1);
+                from = Some(Timestamp(from.map_or(after, |f| f.0.max(after))));
+            }
+        }
+        let query = PointQuery { user, device: Some(device.id), from, to: filter.to };
+        store.scan_points(&query, &mut |point: Point| {
+            if filter.bbox.is_some_and(|b| !b.contains(&point.fix)) {
+                return ControlFlow::Continue(());
+            }
+            if points.len() == limit {
+                more = true;
+                return ControlFlow::Break(());
+            }
+            last = Some(Cursor { device: device.id.0, time: point.fix.time.0 });
+            points.push(view(&device.name, &point.fix));
+            ControlFlow::Continue(())
+        })?;
+        if more {
+            break;
+        }
+    }
+    let next = if more { last.map(Cursor::encode) } else { None };
+    Ok(PointPage { points, next_cursor: next })
 }
 
 /// A `Write` that forwards bytes into a bounded channel feeding the response body.
@@ -436,23 +465,48 @@ fn stream_export(
     params: PointParams,
     format: ExportFormat,
 ) -> Result<Response, ApiError> {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
     let store = state.store.clone();
     // Validate before answering 200: errors after the headers can only cut the body.
     let filter = resolve(store.as_ref(), &caller, &params)?;
+    let filename = format!("polo-export.{}", format.extension());
+    let body = stream(store, caller.user.id, filter, format);
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type().to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `user`'s points matching `filter` as a file, streamed from a blocking scan.
+pub(crate) fn stream(
+    store: std::sync::Arc<dyn Store>,
+    user: polo_domain::UserId,
+    filter: Filter,
+    format: ExportFormat,
+) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
     tokio::task::spawn_blocking(move || {
         let names: HashMap<DeviceId, String> = filter.devices.iter().map(|d| (d.id, d.name.clone())).collect();
         let writer = ChannelWriter { sender: sender.clone(), buffer: Vec::with_capacity(64 * 1024) };
         let Ok(mut exporter) = Exporter::new(format, writer) else { return };
         for device in &filter.devices {
-            let query = PointQuery { user: caller.user.id, device: Some(device.id), from: filter.from, to: filter.to };
+            let query = PointQuery { user, device: Some(device.id), from: filter.from, to: filter.to };
             let mut failed = false;
             let scanned = store.scan_points(&query, &mut |point: Point| {
                 if filter.bbox.is_some_and(|b| !b.contains(&point.fix)) {
                     return ControlFlow::Continue(());
                 }
                 let name = names.get(&point.device).map_or("unknown", String::as_str);
-                if exporter.write(name, &point.fix).is_err() {
+                let written = if filter.public {
+                    let fix = Fix { extras: None, ..point.fix };
+                    exporter.write(name, &fix)
+                } else {
+                    exporter.write(name, &point.fix)
+                };
+                if written.is_err() {
                     failed = true;
                     return ControlFlow::Break(());
                 }
@@ -469,16 +523,7 @@ fn stream_export(
         }
         let _ = exporter.finish();
     });
-    let stream = tokio_stream_from(receiver);
-    let filename = format!("polo-export.{}", format.extension());
-    Ok((
-        [
-            (header::CONTENT_TYPE, format.media_type().to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Body::from_stream(tokio_stream_from(receiver))
 }
 
 fn tokio_stream_from(

@@ -127,6 +127,10 @@ pub(crate) struct Entry {
     /// Legs: the mean speed, m/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     mean_speed_mps: Option<f64>,
+    /// Shared timelines only: the entry began before or ended after the shared range and was cut
+    /// to it (a cut leg has no distance or speeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clipped: Option<bool>,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -165,6 +169,7 @@ fn stay_entry(stay: &StayView) -> Entry {
         cruising_speed_mps: None,
         max_speed_mps: None,
         mean_speed_mps: None,
+        clipped: None,
     }
 }
 
@@ -192,18 +197,24 @@ fn leg_entry(leg: &LegView) -> Entry {
         cruising_speed_mps: Some(row.p85_mps),
         max_speed_mps: Some(row.max_mps),
         mean_speed_mps: Some(row.mean_mps),
+        clipped: None,
     }
 }
 
 fn entry_list(entries: &Entries) -> Vec<Entry> {
-    let mut out: Vec<(i64, Entry)> = entries
+    timed_entries(entries).into_iter().map(|(_, _, e)| e).collect()
+}
+
+/// The entries in time order, with their start and end in milliseconds.
+fn timed_entries(entries: &Entries) -> Vec<(i64, i64, Entry)> {
+    let mut out: Vec<(i64, i64, Entry)> = entries
         .stays
         .iter()
-        .map(|s| (s.row.start, stay_entry(s)))
-        .chain(entries.legs.iter().map(|l| (l.row.start, leg_entry(l))))
+        .map(|s| (s.row.start, s.row.end, stay_entry(s)))
+        .chain(entries.legs.iter().map(|l| (l.row.start, l.row.end, leg_entry(l))))
         .collect();
-    out.sort_by_key(|(start, _)| *start);
-    out.into_iter().map(|(_, e)| e).collect()
+    out.sort_by_key(|(start, _, _)| *start);
+    out
 }
 
 /// The day's story.
@@ -323,6 +334,46 @@ pub(crate) async fn entries(
         Ok(Json(out))
     })
     .await
+}
+
+/// The entries of `devices` in `[from, to)` as a share shows them: only what
+/// happened inside the range. An entry that began before or ended after the
+/// range is cut to it and marked `clipped`; a clipped leg loses its
+/// distance and speeds, which describe the movement outside the range too.
+pub(crate) fn shared_entries(
+    store: &dyn polo_store::Store,
+    user: polo_domain::UserId,
+    devices: &[(polo_domain::DeviceId, String)],
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<DeviceEntries>, ApiError> {
+    let book = polo_derived::places::PlaceBook::load(store, user)?;
+    let mut out = Vec::new();
+    for (device, name) in devices {
+        let found = views::entries(store, user, *device, from, to, &book)?;
+        let mut entries = Vec::new();
+        for (start, end, mut entry) in timed_entries(&found) {
+            if end <= from.0 || start >= to.0 {
+                continue;
+            }
+            let (clipped_start, clipped_end) = (start.max(from.0), end.min(to.0));
+            if (clipped_start, clipped_end) != (start, end) {
+                entry.start = Timestamp(clipped_start).to_string();
+                entry.end = Timestamp(clipped_end).to_string();
+                entry.duration_s = seconds(clipped_start, clipped_end);
+                entry.clipped = Some(true);
+                if matches!(entry.kind, EntryKind::Leg) {
+                    entry.distance_m = None;
+                    entry.cruising_speed_mps = None;
+                    entry.max_speed_mps = None;
+                    entry.mean_speed_mps = None;
+                }
+            }
+            entries.push(entry);
+        }
+        out.push(DeviceEntries { device: name.clone(), entries });
+    }
+    Ok(out)
 }
 
 /// A trip: the legs and short stops between two visits.

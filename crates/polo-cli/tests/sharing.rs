@@ -1,0 +1,521 @@
+//! Sharing end to end against the real binary: public share links (what they
+//! show and never show, revocation, expiry, probing), friends (location
+//! grants) in the OwnTracks friends reply, the live position streams (SSE),
+//! the devices' status, and the web app's configuration and runtime
+//! settings.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{add_user, basic, http, polo, serve, token, wait_for_timeline};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long password";
+
+fn get(addr: &str, path: &str, auth: Option<&str>) -> common::Response {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    http(addr, "GET", path, &headers, b"")
+}
+
+fn send_json(addr: &str, method: &str, path: &str, auth: &str, body: &Value) -> common::Response {
+    let body = body.to_string();
+    http(addr, method, path, &[("Authorization", auth), ("Content-Type", "application/json")], body.as_bytes())
+}
+
+fn now_s() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+/// An OwnTracks location as the Android app posts it, answered with the friends array.
+fn owntracks(addr: &str, auth: &str, device: &str, lat: f64, tst: i64, batt: u8) -> Value {
+    let body = json!({"_type": "location", "lat": lat, "lon": 8.5, "tst": tst, "acc": 12, "batt": batt, "vel": 18,
+        "tid": "XX", "topic": format!("owntracks/x/{device}")});
+    let r = http(
+        addr,
+        "POST",
+        "/api/owntracks",
+        &[("Authorization", auth), ("Content-Type", "application/json"), ("X-Limit-D", device)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+/// A Server-Sent-Events connection read incrementally (chunked transfer decoded).
+struct EventStream {
+    stream: TcpStream,
+    raw: Vec<u8>,
+    decoded: String,
+}
+
+impl EventStream {
+    fn open(addr: &str, path: &str, auth: Option<&str>) -> Self {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+        if let Some(auth) = auth {
+            request.push_str(&format!("Authorization: {auth}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut this = Self { stream, raw: Vec::new(), decoded: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !this.raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            assert!(Instant::now() < deadline, "no response head");
+            this.fill();
+        }
+        let end = this.raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&this.raw[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+        this.raw.drain(..end);
+        this
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut buf = [0u8; 8192];
+        match self.stream.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.raw.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => true,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Moves complete chunks from `raw` into `decoded`.
+    fn dechunk(&mut self) {
+        loop {
+            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else { return };
+            let size = usize::from_str_radix(String::from_utf8_lossy(&self.raw[..line_end]).trim(), 16).unwrap();
+            if self.raw.len() < line_end + 2 + size + 2 {
+                return;
+            }
+            let data = self.raw[line_end + 2..line_end + 2 + size].to_vec();
+            self.decoded.push_str(&String::from_utf8(data).unwrap());
+            self.raw.drain(..line_end + 2 + size + 2);
+        }
+    }
+
+    /// The data of the next `position` event, or `None` within `wait`.
+    fn next_position(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            self.dechunk();
+            while let Some(end) = self.decoded.find("\n\n") {
+                let block: String = self.decoded.drain(..end + 2).collect();
+                if block.lines().any(|l| l == "event: position") {
+                    let data = block.lines().find_map(|l| l.strip_prefix("data: ")).expect("data line");
+                    return Some(serde_json::from_str(data).unwrap());
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+}
+
+fn share(addr: &str, auth: &str, body: &Value) -> Value {
+    let r = send_json(addr, "POST", "/api/v1/shares", auth, body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()
+}
+
+fn assert_share_not_found(r: &common::Response) {
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["code"], "share_not_found", "{}", r.body);
+}
+
+#[test]
+fn a_range_share_shows_only_its_range_and_device_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    add_user(dir.path(), "mallory");
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let alice = basic("alice", PASSWORD);
+    // A walk on the phone from 10:00 to 10:30, points before and after it, and a watch inside it.
+    let mut points = Vec::new();
+    for minute in 0..120 {
+        let lat = 47.0 + f64::from(minute) * 0.001;
+        let time = format!("2024-05-01T{:02}:{:02}:00Z", 9 + minute / 60, minute % 60);
+        points.push(json!({"time": time, "lat": lat, "lon": 8.5, "device": "phone", "battery": 50,
+            "extras": {"ssid": "home-wifi"}}));
+    }
+    points.push(json!({"time": "2024-05-01T10:10:00Z", "lat": 46.5, "lon": 7.0, "device": "watch"}));
+    assert_eq!(send_json(addr, "POST", "/api/v1/points", &alice, &json!(points)).status, 200);
+    wait_for_timeline(addr, &alice);
+
+    let created = share(
+        addr,
+        &alice,
+        &json!({"kind": "range", "from": "2024-05-01T10:00:00Z", "to": "2024-05-01T10:30:00Z",
+            "device": "phone", "label": "Morning walk", "expires_in_s": 3600}),
+    );
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(created["url"], format!("/s/{token}"));
+    assert_eq!((created["kind"].as_str(), created["device"].as_str()), (Some("range"), Some("phone")));
+    assert_eq!((created["from"].as_str(), created["to"].as_str()), (Some("2024-05-01T10:00:00Z"), Some("2024-05-01T10:30:00Z")));
+    assert!(created["expires"].is_string() && created["created"].is_string());
+    let base = format!("/api/v1/public/shares/{token}");
+
+    // The public page's facts, without an account.
+    let info = get(addr, &base, None);
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.header("cache-control"), Some("no-store"));
+    let info = info.json();
+    assert_eq!(
+        (info["kind"].as_str(), info["owner"].as_str(), info["label"].as_str(), info["live"].as_bool()),
+        (Some("range"), Some("alice"), Some("Morning walk"), Some(false))
+    );
+
+    // Points: exactly the phone's 30 minutes, no extras, in JSON pages and in GeoJSON.
+    let page = get(addr, &format!("{base}/points?limit=20"), None).json();
+    let mut times: Vec<String> = page["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()).collect();
+    let cursor = page["next_cursor"].as_str().expect("a second page").to_owned();
+    let rest = get(addr, &format!("{base}/points?limit=20&cursor={cursor}"), None).json();
+    times.extend(rest["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()));
+    assert_eq!(times.len(), 30, "{times:?}");
+    assert_eq!((times[0].as_str(), times[29].as_str()), ("2024-05-01T10:00:00Z", "2024-05-01T10:29:00Z"));
+    assert!(rest["next_cursor"].is_null());
+    for body in [&page, &rest] {
+        let text = body.to_string();
+        assert!(!text.contains("home-wifi") && !text.contains("46.5") && !text.contains("watch"), "{text}");
+    }
+    let geojson = get(addr, &format!("{base}/points?format=geojson"), None);
+    assert_eq!(geojson.status, 200);
+    assert!(geojson.header("content-type").unwrap().starts_with("application/geo+json"));
+    let features = geojson.json()["features"].as_array().unwrap().len();
+    assert_eq!(features, 30);
+    assert!(!geojson.body.contains("home-wifi"));
+
+    // The track: a line inside the range only.
+    let track = get(addr, &format!("{base}/track"), None);
+    assert_eq!(track.status, 200, "{}", track.body);
+    let track = track.json();
+    let lines = track["features"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{track}");
+    assert_eq!(lines[0]["geometry"]["type"], "LineString");
+    let coords = lines[0]["geometry"]["coordinates"].as_array().unwrap();
+    for c in coords {
+        let lat = c[1].as_f64().unwrap();
+        assert!((47.06 - 1e-9..=47.089 + 1e-9).contains(&lat), "{lat} is outside the range");
+    }
+    assert_eq!(lines[0]["properties"]["device"], "phone");
+
+    // The timeline: the shape of /api/v1/timeline/entries, cut to the range.
+    let timeline = get(addr, &format!("{base}/timeline"), None);
+    assert_eq!(timeline.status, 200, "{}", timeline.body);
+    let timeline = timeline.json();
+    assert_eq!(timeline.as_array().unwrap().len(), 1, "one device: {timeline}");
+    assert_eq!(timeline[0]["device"], "phone");
+    for entry in timeline[0]["entries"].as_array().unwrap() {
+        let (start, end) = (entry["start"].as_str().unwrap(), entry["end"].as_str().unwrap());
+        assert!(start >= "2024-05-01T10:00:00Z" && end <= "2024-05-01T10:30:00Z", "{entry}");
+    }
+
+    // The owner's list; nobody else's.
+    let listed = get(addr, "/api/v1/shares", Some(&alice)).json();
+    let shares = listed["shares"].as_array().unwrap();
+    assert_eq!(shares.len(), 1);
+    assert_eq!((shares[0]["label"].as_str(), shares[0]["active"].as_bool()), (Some("Morning walk"), Some(true)));
+    assert!(!listed.to_string().contains(&token), "the list never shows the token");
+    let mallory = basic("mallory", PASSWORD);
+    assert!(get(addr, "/api/v1/shares", Some(&mallory)).json()["shares"].as_array().unwrap().is_empty());
+    let id = shares[0]["id"].as_i64().unwrap();
+    let r = http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", mallory.as_str())], b"");
+    assert_eq!((r.status, r.json()["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(get(addr, &base, None).status, 200, "another user cannot revoke it");
+
+    // Revoked, unknown and malformed links all get the same answer.
+    let r = http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", alice.as_str())], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+    let revoked = get(addr, &base, None);
+    assert_share_not_found(&revoked);
+    for path in [
+        format!("{base}/points"),
+        format!("{base}/timeline"),
+        format!("{base}/track"),
+        "/api/v1/public/shares/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        "/api/v1/public/shares/short".to_owned(),
+    ] {
+        let r = get(addr, &path, None);
+        assert_share_not_found(&r);
+        assert_eq!(r.body, revoked.body, "{path}");
+    }
+    let listed = get(addr, "/api/v1/shares", Some(&alice)).json();
+    assert_eq!(listed["shares"][0]["active"], false);
+    assert!(listed["shares"][0]["revoked"].is_string());
+}
+
+#[test]
+fn shares_are_validated_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let server = serve(dir.path(), &["--access-log", "off"]);
+    let addr = server.addr.as_str();
+    let alice = basic("alice", PASSWORD);
+    for (body, status, why) in [
+        (json!({"kind": "range", "from": "2024-05-01T10:00:00Z"}), 400, "needs from and to"),
+        (json!({"kind": "range", "from": "2024-05-01T10:00:00Z", "to": "2024-05-01T09:00:00Z"}), 400, "after from"),
+        (json!({"kind": "live"}), 400, "needs an expiry"),
+        (json!({"kind": "live", "expires_at": "2020-01-01T00:00:00Z"}), 400, "in the future"),
+        (json!({"kind": "live", "expires_in_s": 60, "device": "nope"}), 404, "no device named"),
+        (json!({"kind": "forever"}), 422, "kind"),
+    ] {
+        let r = send_json(addr, "POST", "/api/v1/shares", &alice, &body);
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.json()["message"].as_str().unwrap().contains(why), "{}", r.body);
+    }
+    // A trip share is a range share with the trip's bounds.
+    let trip = share(
+        addr,
+        &alice,
+        &json!({"kind": "trip", "from": "2024-05-01T10:00:00Z", "to": "2024-05-01T11:00:00Z", "expires_in_s": 1}),
+    );
+    assert_eq!(trip["kind"], "trip");
+    let path = format!("/api/v1/public/shares/{}", trip["token"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(addr, &path, None).status == 200 {
+        assert!(Instant::now() < deadline, "the share did not expire");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_share_not_found(&get(addr, &path, None));
+    assert_eq!(get(addr, "/api/v1/shares", Some(&alice)).json()["shares"][0]["active"], false);
+
+    // Guessing links is slowed down per address.
+    let mut limited = false;
+    for i in 0..40 {
+        let r = get(addr, &format!("/api/v1/public/shares/{}", format!("{i:0>43}")), None);
+        if r.status == 429 {
+            assert_eq!(r.json()["code"], "rate_limited");
+            assert!(r.header("retry-after").is_some());
+            limited = true;
+            break;
+        }
+        assert_share_not_found(&r);
+    }
+    assert!(limited, "40 unknown links in a row were not slowed down");
+}
+
+#[test]
+fn a_live_share_streams_the_latest_position_only() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let phone = token(dir.path(), "alice", "phone");
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let alice = basic("alice", PASSWORD);
+    let phone_auth = basic("alice", &phone);
+    let now = now_s();
+    // Two days ago (before the live window), then an hour ago.
+    owntracks(addr, &phone_auth, "phone", 45.0, now - 2 * 86_400, 90);
+    owntracks(addr, &phone_auth, "phone", 46.0, now - 3600, 80);
+    let live = share(addr, &alice, &json!({"kind": "live", "expires_in_s": 600, "label": "On my way"}));
+    let base = format!("/api/v1/public/shares/{}", live["token"].as_str().unwrap());
+    let info = get(addr, &base, None).json();
+    assert_eq!((info["live"].as_bool(), info["kind"].as_str()), (Some(true), Some("live")));
+    let latest = get(addr, &format!("{base}/points"), None).json();
+    let points = latest["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{latest}");
+    assert_eq!(points[0]["lat"], 46.0);
+    assert!(!latest.to_string().contains("XX"), "no extras (the tid) in public points: {latest}");
+    let geojson = get(addr, &format!("{base}/points?format=geojson"), None).json();
+    assert_eq!(geojson["features"].as_array().unwrap().len(), 1);
+    // A live share has no timeline or track.
+    assert_eq!(get(addr, &format!("{base}/timeline"), None).status, 400);
+    assert_eq!(get(addr, &format!("{base}/track"), None).status, 400);
+
+    let mut events = EventStream::open(addr, &format!("{base}/live"), None);
+    let first = events.next_position(Duration::from_secs(10)).expect("the current position first");
+    assert_eq!((first["lat"].as_f64(), first["device"].as_str()), (Some(46.0), Some("phone")));
+    assert!(first.get("user").is_none(), "{first}");
+    owntracks(addr, &phone_auth, "phone", 46.5, now, 70);
+    let moved = events.next_position(Duration::from_secs(10)).expect("the new position");
+    assert_eq!((moved["lat"].as_f64(), moved["battery"].as_u64()), (Some(46.5), Some(70)));
+    assert_eq!(moved["accuracy"], 12.0);
+    // An older point (a backfill) never moves the marker back.
+    owntracks(addr, &phone_auth, "phone", 44.0, now - 60, 60);
+    assert_eq!(events.next_position(Duration::from_millis(800)), None);
+
+    // Revoked: the link is gone and the open stream ends.
+    let id = live["id"].as_i64().unwrap();
+    assert_eq!(http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", alice.as_str())], b"").status, 204);
+    assert_share_not_found(&get(addr, &format!("{base}/live"), None));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        events.dechunk();
+        if events.raw.is_empty() && !events.fill() {
+            break; // closed by the server
+        }
+        if String::from_utf8_lossy(&events.raw).contains("0\r\n\r\n") {
+            break; // the final chunk
+        }
+        assert!(Instant::now() < deadline, "the stream of a revoked share did not end");
+    }
+}
+
+#[test]
+fn friends_see_each_other_in_owntracks_and_the_live_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    for user in ["alice", "bob", "carol"] {
+        add_user(dir.path(), user);
+    }
+    let alice_phone = token(dir.path(), "alice", "phone");
+    let bob_phone = token(dir.path(), "bob", "phone");
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let (alice, bob) = (basic("alice", PASSWORD), basic("bob", PASSWORD));
+    let (alice_ot, bob_ot) = (basic("alice", &alice_phone), basic("bob", &bob_phone));
+    let now = now_s();
+    owntracks(addr, &alice_ot, "phone", 47.5, now - 10, 77);
+    // Alice has not granted anything: Bob sees only himself.
+    let reply = owntracks(addr, &bob_ot, "phone", 52.5, now - 5, 55);
+    let topics: Vec<&str> = reply.as_array().unwrap().iter().filter_map(|m| m["topic"].as_str()).collect();
+    assert_eq!(topics, ["owntracks/bob/phone"], "{reply}");
+
+    // Alice lets Bob see her.
+    let r = send_json(addr, "POST", "/api/v1/friends", &alice, &json!({"user": "bob"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json(), json!({"friends": [{"user": "bob", "granted_by_me": true, "granted_to_me": false, "mutual": false}]}));
+    let listed = get(addr, "/api/v1/friends", Some(&bob)).json();
+    assert_eq!(listed, json!({"friends": [{"user": "alice", "granted_by_me": false, "granted_to_me": true, "mutual": false}]}));
+    for (body, status) in [(json!({"user": "bob"}), 201), (json!({"user": "nobody"}), 404), (json!({"user": "alice"}), 400)] {
+        assert_eq!(send_json(addr, "POST", "/api/v1/friends", &alice, &body).status, status, "{body}");
+    }
+
+    // Bob's OwnTracks reply now has Alice's location: the exact reduced shape of the Recorder.
+    let reply = owntracks(addr, &bob_ot, "phone", 52.5, now - 4, 55);
+    let messages = reply.as_array().unwrap();
+    let hers = messages.iter().find(|m| m["topic"] == "owntracks/alice/phone").expect("alice's location");
+    assert_eq!(hers["_type"], "location");
+    assert_eq!((hers["lat"].as_f64(), hers["lon"].as_f64(), hers["tst"].as_i64()), (Some(47.5), Some(8.5), Some(now - 10)));
+    assert_eq!((hers["acc"].as_i64(), hers["vel"].as_i64(), hers["batt"].as_i64()), (Some(12), Some(18), Some(77)));
+    let mine = messages.iter().find(|m| m["topic"] == "owntracks/bob/phone").expect("bob's own location");
+    assert_ne!(hers["tid"], mine["tid"], "every friend gets its own tid: {reply}");
+    // Not the other way round: Bob granted nothing.
+    let reply = owntracks(addr, &alice_ot, "phone", 47.5, now - 3, 77);
+    assert!(!reply.to_string().contains("owntracks/bob/"), "{reply}");
+    // Carol sees nobody.
+    add_user(dir.path(), "dave");
+    let carol = basic("carol", PASSWORD);
+    assert!(get(addr, "/api/v1/friends", Some(&carol)).json()["friends"].as_array().unwrap().is_empty());
+
+    // Bob's live map: his own device and Alice's, then each new point.
+    let mut events = EventStream::open(addr, "/api/v1/live", Some(&bob));
+    let mut first = vec![
+        events.next_position(Duration::from_secs(10)).unwrap(),
+        events.next_position(Duration::from_secs(10)).unwrap(),
+    ];
+    first.sort_by_key(|e| e["user"].as_str().unwrap().to_owned());
+    assert_eq!((first[0]["user"].as_str(), first[0]["lat"].as_f64()), (Some("alice"), Some(47.5)));
+    assert_eq!((first[1]["user"].as_str(), first[1]["lat"].as_f64()), (Some("bob"), Some(52.5)));
+    for key in ["device", "time", "accuracy", "battery", "speed", "lon"] {
+        assert!(first[0].get(key).is_some(), "{key} in {}", first[0]);
+    }
+    owntracks(addr, &alice_ot, "phone", 47.6, now - 1, 76);
+    let moved = events.next_position(Duration::from_secs(10)).expect("alice moved");
+    assert_eq!((moved["user"].as_str(), moved["lat"].as_f64(), moved["battery"].as_u64()), (Some("alice"), Some(47.6), Some(76)));
+    assert!((moved["speed"].as_f64().unwrap() - 5.0).abs() < 1e-9, "18 km/h: {moved}");
+    // Carol's points never reach Bob.
+    let carol_phone = token(dir.path(), "carol", "phone");
+    owntracks(addr, &basic("carol", &carol_phone), "phone", 10.0, now, 50);
+    assert_eq!(events.next_position(Duration::from_millis(800)), None);
+
+    // Alice withdraws: Bob's OwnTracks reply and live stream drop her at once.
+    let r = http(addr, "DELETE", "/api/v1/friends/bob", &[("Authorization", alice.as_str())], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(http(addr, "DELETE", "/api/v1/friends/bob", &[("Authorization", alice.as_str())], b"").status, 404);
+    let reply = owntracks(addr, &bob_ot, "phone", 52.5, now - 2, 55);
+    assert!(!reply.to_string().contains("owntracks/alice/"), "{reply}");
+    // Let the stream take in the change, then Alice moves again: Bob sees nothing of it.
+    std::thread::sleep(Duration::from_millis(300));
+    owntracks(addr, &alice_ot, "phone", 47.7, now, 75);
+    if let Some(event) = events.next_position(Duration::from_millis(800)) {
+        assert_ne!(event["user"], "alice", "{event}");
+    }
+}
+
+#[test]
+fn devices_show_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let phone = token(dir.path(), "alice", "phone");
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let r = send_json(addr, "POST", "/api/v1/devices", &basic("alice", PASSWORD), &json!({"name": "spare"}));
+    assert_eq!(r.status, 201);
+    let tst = now_s() - 30;
+    owntracks(addr, &basic("alice", &phone), "phone", 47.25, tst, 64);
+    let devices = get(addr, "/api/v1/devices", Some(&basic("alice", PASSWORD))).json();
+    let list = devices["devices"].as_array().unwrap();
+    let phone = list.iter().find(|d| d["name"] == "phone").unwrap();
+    assert_eq!(phone["battery"], 64);
+    assert_eq!(phone["last_position"], json!({"lat": 47.25, "lon": 8.5}));
+    assert_eq!(phone["accuracy"], 12.0);
+    let seen = phone["last_seen"].as_str().unwrap();
+    assert!(seen.ends_with('Z') && seen.len() == 20, "{seen}");
+    let spare = list.iter().find(|d| d["name"] == "spare").unwrap();
+    assert!(spare["last_seen"].is_null() && spare["battery"].is_null() && spare["last_position"].is_null());
+}
+
+#[test]
+fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let mut admin = polo(dir.path())
+        .args(["user", "add", "root", "--admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    admin.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(admin.wait().unwrap().success());
+    std::fs::write(dir.path().join("polo.toml"), "[web]\ntile_attribution = \"© the file\"\n").unwrap();
+    let server = serve(dir.path(), &["--instance-name", "Family"]);
+    let addr = server.addr.as_str();
+    let config = get(addr, "/api/v1/config", None);
+    assert_eq!(config.status, 200, "{}", config.body);
+    assert_eq!(
+        config.json(),
+        json!({"instance_name": "Family", "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+            "tile_attribution": "© the file", "version": env!("CARGO_PKG_VERSION"), "registration": false})
+    );
+
+    let root = basic("root", PASSWORD);
+    let alice = basic("alice", PASSWORD);
+    assert_eq!(get(addr, "/api/v1/admin/settings", Some(&alice)).status, 403);
+    let body = json!({"instance_name": "Our trips", "tile_url": "https://tiles.example/{z}/{x}/{y}.png"});
+    assert_eq!(send_json(addr, "PUT", "/api/v1/admin/settings", &alice, &body).status, 403);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let settings = r.json();
+    assert_eq!(settings["instance_name"], "Our trips");
+    assert_eq!(settings["overridden"], json!(["instance_name", "tile_url"]));
+    assert_eq!(settings["defaults"]["instance_name"], "Family");
+    let config = get(addr, "/api/v1/config", None).json();
+    assert_eq!((config["instance_name"].as_str(), config["tile_url"].as_str()), (Some("Our trips"), Some("https://tiles.example/{z}/{x}/{y}.png")));
+    // Bad values are refused with the setting named; nothing changes.
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"tile_url": "https://x/{z}.png"}));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().starts_with("tile_url:"), "{}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"registration": true}));
+    assert_eq!(r.status, 422, "unknown settings are refused: {}", r.body);
+
+    // Kept across a restart; `null` returns to the configuration.
+    drop(server);
+    let server = serve(dir.path(), &["--instance-name", "Family"]);
+    let addr = server.addr.as_str();
+    assert_eq!(get(addr, "/api/v1/config", None).json()["instance_name"], "Our trips");
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"instance_name": null}));
+    assert_eq!(r.json()["overridden"], json!(["tile_url"]));
+    assert_eq!(get(addr, "/api/v1/config", None).json()["instance_name"], "Family");
+}

@@ -1,0 +1,307 @@
+//! What the web front end needs to know before anyone logs in, and the
+//! instance settings an administrator may change while polo runs.
+//!
+//! | route | who | answers |
+//! |---|---|---|
+//! | `GET /api/v1/config` | anyone | `{instance_name, tile_url, tile_attribution, version, registration}` |
+//! | `GET /api/v1/admin/settings` | admin | `{instance_name, tile_url, tile_attribution, overridden, defaults}` |
+//! | `PUT /api/v1/admin/settings` | admin, no token | the same, after the change |
+//!
+//! The configuration (`polo serve --instance-name/--tile-url/--tile-attribution`,
+//! `[web]` in `polo.toml`, `POLO_*` variables) gives [`SiteDefaults`]; a
+//! setting an administrator changes at runtime is kept in the store and
+//! wins over the configuration until it is reset (`null`). Only settings
+//! that are safe to change without a restart are offered: names and the
+//! map's basemap, nothing that affects security or storage.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::AdminCaller;
+use crate::error::{ApiError, AuthErrors, Forbidden, JsonBodyErrors};
+
+/// The OpenStreetMap raster tiles.
+pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+/// What OpenStreetMap's tile usage policy asks to show.
+pub const DEFAULT_TILE_ATTRIBUTION: &str = "© OpenStreetMap contributors";
+/// The name the web app shows when none is configured.
+pub const DEFAULT_INSTANCE_NAME: &str = "polo";
+
+const INSTANCE_NAME: &str = "instance_name";
+const TILE_URL: &str = "tile_url";
+const TILE_ATTRIBUTION: &str = "tile_attribution";
+
+/// A setting that cannot be used, naming which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct SettingError {
+    /// The setting's name.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The site settings: from the configuration, or the effective ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SiteDefaults {
+    /// The instance's name, shown in the web app's title.
+    #[schema(example = "polo")]
+    pub instance_name: String,
+    /// The basemap's raster tile URL template, with `{z}`, `{x}`, `{y}` (and optionally `{s}`, `{r}`).
+    #[schema(example = "https://tile.openstreetmap.org/{z}/{x}/{y}.png")]
+    pub tile_url: String,
+    /// The attribution the basemap's licence asks for.
+    #[schema(example = "© OpenStreetMap contributors")]
+    pub tile_attribution: String,
+}
+
+impl Default for SiteDefaults {
+    fn default() -> Self {
+        Self {
+            instance_name: DEFAULT_INSTANCE_NAME.to_owned(),
+            tile_url: DEFAULT_TILE_URL.to_owned(),
+            tile_attribution: DEFAULT_TILE_ATTRIBUTION.to_owned(),
+        }
+    }
+}
+
+impl SiteDefaults {
+    /// Validated settings; `None` keeps the default of that setting.
+    ///
+    /// # Errors
+    /// The first unusable value.
+    pub fn new(
+        instance_name: Option<&str>,
+        tile_url: Option<&str>,
+        tile_attribution: Option<&str>,
+    ) -> Result<Self, SettingError> {
+        let mut site = Self::default();
+        if let Some(name) = instance_name {
+            site.instance_name = validate(INSTANCE_NAME, name)?;
+        }
+        if let Some(url) = tile_url {
+            site.tile_url = validate(TILE_URL, url)?;
+        }
+        if let Some(text) = tile_attribution {
+            site.tile_attribution = validate(TILE_ATTRIBUTION, text)?;
+        }
+        Ok(site)
+    }
+
+    /// These settings with the store's runtime overrides applied.
+    fn with_overrides(&self, overrides: &[(String, String)]) -> Self {
+        let mut site = self.clone();
+        for (key, value) in overrides {
+            match key.as_str() {
+                INSTANCE_NAME => site.instance_name.clone_from(value),
+                TILE_URL => site.tile_url.clone_from(value),
+                TILE_ATTRIBUTION => site.tile_attribution.clone_from(value),
+                // Written by a newer polo: not ours to interpret.
+                _ => {}
+            }
+        }
+        site
+    }
+}
+
+/// Checks one setting and returns it trimmed.
+fn validate(setting: &'static str, value: &str) -> Result<String, SettingError> {
+    let bad = |reason: String| SettingError { setting, reason };
+    let value = value.trim();
+    if value.chars().any(char::is_control) {
+        return Err(bad("must not contain control characters".to_owned()));
+    }
+    match setting {
+        INSTANCE_NAME if value.is_empty() || value.chars().count() > 64 => {
+            Err(bad(format!("must be 1 to 64 characters, not {}", value.chars().count())))
+        }
+        TILE_ATTRIBUTION if value.chars().count() > 512 => Err(bad("must be at most 512 characters".to_owned())),
+        TILE_URL => {
+            if value.len() > 2048 {
+                return Err(bad("must be at most 2048 bytes".to_owned()));
+            }
+            if !(value.starts_with("https://") || value.starts_with("http://") || value.starts_with('/')) {
+                return Err(bad(format!("must be an http(s) URL or a path on this server, not {value:?}")));
+            }
+            for placeholder in ["{z}", "{x}", "{y}"] {
+                if !value.contains(placeholder) {
+                    return Err(bad(format!("must contain {placeholder} (e.g. {DEFAULT_TILE_URL})")));
+                }
+            }
+            if value.contains(char::is_whitespace) || value.contains(['"', '<', '>', '\\']) {
+                return Err(bad("must not contain spaces, quotes, angle brackets or backslashes".to_owned()));
+            }
+            Ok(value.to_owned())
+        }
+        _ => Ok(value.to_owned()),
+    }
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(config)).routes(routes!(get_settings, put_settings))
+}
+
+async fn effective(state: &AppState) -> Result<(SiteDefaults, Vec<String>), ApiError> {
+    let store = state.store.clone();
+    let overrides = tokio::task::spawn_blocking(move || store.instance_settings()).await??;
+    let known = [INSTANCE_NAME, TILE_URL, TILE_ATTRIBUTION];
+    let overridden = overrides.iter().map(|(k, _)| k.clone()).filter(|k| known.contains(&k.as_str())).collect();
+    Ok((state.site.with_overrides(&overrides), overridden))
+}
+
+/// What the web app needs before anyone logs in.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FrontEndConfig {
+    #[serde(flatten)]
+    site: SiteDefaults,
+    /// polo's version.
+    #[schema(example = "0.1.0")]
+    version: &'static str,
+    /// Whether visitors may create their own accounts (never: an administrator adds users).
+    registration: bool,
+}
+
+/// The instance's name, the basemap and the version: what the web app needs before anyone logs in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/config",
+    tag = "web",
+    responses(
+        (status = 200, body = FrontEndConfig),
+        (status = 503, description = "`unavailable`: the store is unavailable", body = crate::error::ErrorBody),
+    )
+)]
+async fn config(State(state): State<AppState>) -> Result<Json<FrontEndConfig>, ApiError> {
+    let (site, _) = effective(&state).await?;
+    Ok(Json(FrontEndConfig { site, version: env!("CARGO_PKG_VERSION"), registration: false }))
+}
+
+/// The runtime settings, which win over the configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SettingsView {
+    #[serde(flatten)]
+    effective: SiteDefaults,
+    /// The settings changed at runtime (the others come from the configuration).
+    #[schema(example = json!(["instance_name"]))]
+    overridden: Vec<String>,
+    /// The configuration's values, which a reset (`null`) returns to.
+    defaults: SiteDefaults,
+}
+
+/// `PUT /api/v1/admin/settings`'s body: only the members present change; `null` returns a setting
+/// to the configuration's value.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SettingsBody {
+    /// 1 to 64 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "Family map", max_length = 64)]
+    instance_name: Option<Option<String>>,
+    /// An http(s) URL template (or a path on this server) with `{z}`, `{x}` and `{y}`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "https://tile.openstreetmap.org/{z}/{x}/{y}.png")]
+    tile_url: Option<Option<String>>,
+    /// At most 512 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "© OpenStreetMap contributors", max_length = 512)]
+    tile_attribution: Option<Option<String>>,
+}
+
+/// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+async fn settings_view(state: &AppState) -> Result<Json<SettingsView>, ApiError> {
+    let (effective, overridden) = effective(state).await?;
+    Ok(Json(SettingsView { effective, overridden, defaults: (*state.site).clone() }))
+}
+
+/// The instance settings that may change at runtime (admins only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/settings",
+    tag = "web",
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = SettingsView), Forbidden, AuthErrors)
+)]
+async fn get_settings(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> Result<Json<SettingsView>, ApiError> {
+    settings_view(&state).await
+}
+
+/// Changes instance settings at runtime (admins only, not with a device token); they win over the
+/// configuration until reset with `null`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/settings",
+    tag = "web",
+    security(("session" = [], "csrf" = []), ("basic" = [])),
+    request_body = SettingsBody,
+    responses((status = 200, body = SettingsView), JsonBodyErrors, Forbidden, AuthErrors)
+)]
+async fn put_settings(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    body: Result<Json<SettingsBody>, JsonRejection>,
+) -> Result<Json<SettingsView>, ApiError> {
+    let Json(body) = body?;
+    admin.require_password_grade()?;
+    let mut changes: Vec<(&'static str, Option<String>)> = Vec::new();
+    for (key, value) in
+        [(INSTANCE_NAME, body.instance_name), (TILE_URL, body.tile_url), (TILE_ATTRIBUTION, body.tile_attribution)]
+    {
+        match value {
+            None => {}
+            Some(None) => changes.push((key, None)),
+            Some(Some(text)) => {
+                let clean = validate(key, &text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                changes.push((key, Some(clean)));
+            }
+        }
+    }
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        for (key, value) in changes {
+            store.set_instance_setting(key, value.as_deref())?;
+        }
+        Ok::<_, ApiError>(())
+    })
+    .await??;
+    settings_view(&state).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_validated_with_the_setting_named() {
+        let site = SiteDefaults::new(Some(" Family "), Some("https://t.example/{z}/{x}/{y}.png"), None).unwrap();
+        assert_eq!(site.instance_name, "Family");
+        assert_eq!(site.tile_attribution, DEFAULT_TILE_ATTRIBUTION);
+        for (name, url, why) in [
+            (Some(""), None, "instance_name: must be 1 to 64"),
+            (None, Some("ftp://x/{z}/{x}/{y}"), "tile_url: must be an http(s) URL"),
+            (None, Some("https://x/{z}/{x}.png"), "tile_url: must contain {y}"),
+            (None, Some("https://x/{z}/{x}/{y}\".png"), "tile_url: must not contain spaces, quotes"),
+        ] {
+            let e = SiteDefaults::new(name, url, None).unwrap_err();
+            assert!(e.to_string().starts_with(why), "{e}");
+        }
+        assert!(SiteDefaults::new(None, Some("/tiles/{z}/{x}/{y}.png"), Some("")).is_ok(), "a path on this server");
+    }
+
+    #[test]
+    fn overrides_win_and_unknown_keys_are_ignored() {
+        let overrides =
+            vec![("instance_name".to_owned(), "Ours".to_owned()), ("from_the_future".to_owned(), "x".to_owned())];
+        let site = SiteDefaults::default().with_overrides(&overrides);
+        assert_eq!((site.instance_name.as_str(), site.tile_url.as_str()), ("Ours", DEFAULT_TILE_URL));
+    }
+}
