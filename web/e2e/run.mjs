@@ -167,7 +167,7 @@ async function run() {
     const added = Number((await card.locator('[data-testid="points-added"]').textContent()).replace(/\D/g, ""));
     const rejected = Number((await card.locator('[data-testid="rejected"]').textContent()).replace(/\D/g, ""));
     check(added > 0 && rejected > 0, `the upload should add points and reject the bad rows: ${added} added, ${rejected} rejected`);
-    check((await card.locator("progress").getAttribute("value")) === "1", "the progress bar should be full when done");
+    check((await card.locator("progress").evaluate((bar) => bar.value)) === 1, "the progress bar should be full when done");
     await card.locator('[data-testid="rejects"] tbody tr').first().waitFor();
     const reasons = await card.locator('[data-testid="rejects"] tbody td:nth-child(2)').allTextContents();
     check(reasons.every((r) => r.trim().length > 0), "every rejected record shows its reason");
@@ -223,9 +223,9 @@ async function run() {
     // ---- sharing: create a link, open it without an account, revoke it
     step = "sharing";
     await page.goto(`${base}/sharing`);
-    await page.getByLabel("From").fill(day);
-    await page.getByLabel("To").fill(day);
-    await page.getByLabel("Label").fill("E2E day");
+    await page.getByLabel("From", { exact: true }).fill(day);
+    await page.getByLabel("To", { exact: true }).fill(day);
+    await page.getByLabel("Label", { exact: true }).fill("E2E day");
     await page.getByRole("button", { name: "Create link" }).click();
     const link = await page.locator('[data-testid="share-link"]').getAttribute("href");
     check(/^\/s\/.+/.test(link), `share link: ${link}`);
@@ -242,7 +242,7 @@ async function run() {
     await shot(publicPage, "share-public");
     page.once("dialog", (dialog) => dialog.accept());
     await page.locator("li.card", { hasText: "E2E day" }).getByRole("button", { name: "Revoke" }).click();
-    await page.locator("li.card", { hasText: "E2E day" }).waitFor({ state: "detached" });
+    await page.locator("li.card.inactive", { hasText: "E2E day" }).getByText("revoked").waitFor();
     step = "revoked share";
     const revokedErrors = problems.length;
     await publicPage.reload();
@@ -257,7 +257,7 @@ async function run() {
       [`/trips?from=${day}&to=${day.slice(0, 8)}28`, "trips", "table.trips tbody tr"],
       ["/places", "places", "li.place"],
       [`/stats?year=${day.slice(0, 4)}`, "stats", ".uplot"],
-      ["/account", "account", "text=Instance settings"],
+      ["/account", "account", "text=Basemap tile URL"],
     ]) {
       step = name;
       await page.goto(`${base}${path}`);

@@ -26,7 +26,9 @@ export function getCsrfToken(): string | null {
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 export async function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+  // X-Requested-With: the server then leaves WWW-Authenticate off a 401, so
+  // the browser shows no Basic login dialog of its own.
+  const headers: Record<string, string> = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
   if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   let payload: BodyInit | undefined;
   if (body instanceof FormData) {
@@ -59,6 +61,9 @@ export async function readResponse<T>(response: Response): Promise<T> {
 }
 
 export const get = <T>(path: string) => api<T>("GET", path);
+
+/** Headers of the app's requests made outside `api` (tiles, uploads). */
+export const APP_HEADERS: Record<string, string> = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
 
 /** Query string from an object, leaving out undefined and empty values. */
 export function qs(params: Record<string, string | number | boolean | undefined | null>): string {
@@ -270,7 +275,9 @@ export interface Share {
   label?: string | null;
   created: string;
   expires?: string | null;
-  url: string;
+  revoked?: string | null;
+  active?: boolean;
+  url?: string;
   token?: string;
 }
 

@@ -95,8 +95,8 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
-export function formatCount(n: number): string {
-  return n.toLocaleString("en");
+export function formatCount(n: number | undefined | null): string {
+  return (n ?? 0).toLocaleString("en");
 }
 
 export const MODE_LABELS: Record<string, string> = {
@@ -106,15 +106,6 @@ export const MODE_LABELS: Record<string, string> = {
   rail: "Train",
   flight: "Flight",
   unknown: "Moving",
-};
-
-export const MODE_ICONS: Record<string, string> = {
-  walk: "🚶",
-  cycle: "🚲",
-  road: "🚗",
-  rail: "🚆",
-  flight: "✈️",
-  unknown: "➜",
 };
 
 /** Colours readable on light and dark maps, one per mode. */

@@ -36,12 +36,22 @@ export interface ColouredRun {
   latlngs: [number, number][];
 }
 
+interface Span {
+  index: number;
+  mode: Mode | "stay";
+  start: number;
+  end: number;
+}
+
 /**
- * Cuts lines into runs by the entry each point's time falls in. Consecutive
- * runs share their boundary point so the drawn line has no holes.
+ * Cuts lines into runs by timeline entry. Each step between two consecutive
+ * points takes the entry it overlaps most in time (legs win ties), so a
+ * straight stretch the simplification reduced to its two ends still gets its
+ * leg's colour, and points in the small gaps between entries do not break
+ * the line. Consecutive runs share their boundary point.
  */
 export function colourByEntries(lines: TrackLine[], entries: Entry[]): ColouredRun[] {
-  const spans = entries
+  const spans: Span[] = entries
     .map((entry, index) => ({
       index,
       mode: (entry.kind === "leg" ? entry.mode ?? "unknown" : "stay") as Mode | "stay",
@@ -51,29 +61,40 @@ export function colourByEntries(lines: TrackLine[], entries: Entry[]): ColouredR
     .sort((a, b) => a.start - b.start);
   const runs: ColouredRun[] = [];
   for (const line of lines) {
-    let current: ColouredRun | null = null;
+    const { latlngs, times } = line;
+    if (latlngs.length === 1) {
+      const span = spans.find((s) => s.start <= times[0] && times[0] < s.end);
+      runs.push({ mode: span?.mode ?? "unknown", entry: span?.index ?? -1, latlngs: [latlngs[0]] });
+      continue;
+    }
     let cursor = 0;
-    for (let i = 0; i < line.latlngs.length; i += 1) {
-      const t = line.times[i];
-      while (cursor < spans.length && spans[cursor].end <= t) cursor += 1;
-      // Legs win over stays at shared boundaries: a leg starts where a stay ends.
-      let span = cursor < spans.length && spans[cursor].start <= t ? spans[cursor] : null;
-      if (span && span.mode === "stay" && cursor + 1 < spans.length && spans[cursor + 1].start <= t) {
-        span = spans[cursor + 1];
+    let current: ColouredRun | null = null;
+    for (let i = 1; i < latlngs.length; i += 1) {
+      const t0 = times[i - 1];
+      const t1 = Math.max(times[i], t0);
+      while (cursor < spans.length && spans[cursor].end <= t0) cursor += 1;
+      let best: Span | null = null;
+      let bestOverlap = -1;
+      for (let k = cursor; k < spans.length && spans[k].start <= t1; k += 1) {
+        const span = spans[k];
+        const overlap = t1 > t0 ? Math.min(t1, span.end) - Math.max(t0, span.start) : span.start <= t0 && t0 < span.end ? 0 : -1;
+        if (overlap < 0 || (overlap === 0 && t1 > t0)) continue;
+        const better = overlap > bestOverlap || (overlap === bestOverlap && span.mode !== "stay" && best?.mode === "stay");
+        if (better) {
+          best = span;
+          bestOverlap = overlap;
+        }
       }
-      const mode = span ? span.mode : "unknown";
-      const entry = span ? span.index : -1;
+      const mode = best ? best.mode : "unknown";
+      const entry = best ? best.index : -1;
       if (!current || current.mode !== mode || current.entry !== entry) {
-        const before: ColouredRun | null = current;
-        const previous = before ? before.latlngs[before.latlngs.length - 1] : undefined;
-        const run: ColouredRun = { mode, entry, latlngs: previous ? [previous] : [] };
-        runs.push(run);
-        current = run;
+        current = { mode, entry, latlngs: [latlngs[i - 1]] };
+        runs.push(current);
       }
-      (current as ColouredRun).latlngs.push(line.latlngs[i]);
+      current.latlngs.push(latlngs[i]);
     }
   }
-  return runs.filter((run) => run.latlngs.length > 1 || run.mode === "stay");
+  return runs;
 }
 
 const EARTH_RADIUS_M = 6_371_008.8;

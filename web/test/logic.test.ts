@@ -38,16 +38,25 @@ describe("track", () => {
     expect(line.times).toEqual([1000, 1060, 1120, 1180]);
   });
 
-  it("cuts a track into runs by the entry of each point, sharing boundary points", () => {
+  it("cuts a track into runs by the entry each step overlaps most, sharing boundary points", () => {
     const lines = decodeOverview(overview);
     const runs = colourByEntries(lines, [entry("stay", 900, 1060), entry("leg", 1060, 1200, "cycle")]);
     expect(runs.map((r) => [r.mode, r.entry, r.latlngs.length])).toEqual([
-      ["stay", 0, 1],
-      ["cycle", 1, 4],
+      ["stay", 0, 2],
+      ["cycle", 1, 3],
     ]);
-    // The leg starts where the stay ended: legs win at the boundary, and
-    // the run begins at the stay's last point so nothing is left undrawn.
-    expect(runs[1].latlngs[0]).toEqual([52.5, 13.4]);
+    expect(runs[1].latlngs[0]).toEqual([52.5, 13.41]);
+  });
+
+  it("colours a straight leg reduced to its two ends, across gaps between entries", () => {
+    // Simplification left one point at the end of the stay and one at the
+    // end of the walk; the next stay starts 10 s after the walk ends.
+    const line = { device: 0, latlngs: [[52.5, 13.4], [52.5, 13.42], [52.5, 13.42]] as [number, number][], times: [480, 1290, 1900] };
+    const runs = colourByEntries([line], [entry("stay", 0, 481), entry("leg", 481, 1290, "walk"), entry("stay", 1300, 5000)]);
+    expect(runs.map((r) => [r.mode, r.entry])).toEqual([
+      ["walk", 1],
+      ["stay", 2],
+    ]);
   });
 
   it("marks points outside every entry as unknown", () => {

@@ -18,16 +18,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{add_user, basic, polo, run_ok, serve, wait_for_timeline};
+use common::{basic, polo, run_ok, serve, wait_for_timeline};
 
 const DAY: &str = "2024-05-14";
+const NEXT_DAY: &str = "2024-05-15";
 const HOME: (f64, f64) = (52.520_0, 13.405_0);
 const CAFE: (f64, f64) = (52.520_0, 13.422_7);
 const OFFICE: (f64, f64) = (52.565_0, 13.422_7);
 
-/// Seconds since midnight UTC of `DAY` as an RFC 3339 time.
+/// Seconds since midnight UTC of `DAY` (up to the end of the next day) as an RFC 3339 time.
 fn at(seconds: u32) -> String {
-    format!("{DAY}T{:02}:{:02}:{:02}Z", seconds / 3600, seconds / 60 % 60, seconds % 60)
+    let date = if seconds < 86_400 { DAY } else { NEXT_DAY };
+    let seconds = seconds % 86_400;
+    format!("{date}T{:02}:{:02}:{:02}Z", seconds / 3600, seconds / 60 % 60, seconds % 60)
 }
 
 /// Points every `step` seconds from `start` to `end`, moving in a straight
@@ -43,7 +46,8 @@ fn leg(points: &mut Vec<(String, f64, f64)>, start: u32, end: u32, step: u32, fr
     }
 }
 
-/// The seeded day: home, a walk to a café, a bike ride to the office, a drive home.
+/// The seeded day: home, a walk to a café, a bike ride to the office, a
+/// drive home, and the night at home, which the walk of the next morning ends.
 fn day_gpx() -> String {
     let mut points = Vec::new();
     leg(&mut points, 0, 8 * 3600, 120, HOME, HOME);
@@ -52,7 +56,9 @@ fn day_gpx() -> String {
     leg(&mut points, 9 * 3600 + 1800, 9 * 3600 + 3000, 10, CAFE, OFFICE);
     leg(&mut points, 9 * 3600 + 3000, 17 * 3600, 120, OFFICE, OFFICE);
     leg(&mut points, 17 * 3600, 17 * 3600 + 600, 5, OFFICE, HOME);
-    leg(&mut points, 17 * 3600 + 600, 24 * 3600, 120, HOME, HOME);
+    leg(&mut points, 17 * 3600 + 600, 32 * 3600, 120, HOME, HOME);
+    leg(&mut points, 32 * 3600, 32 * 3600 + 900, 10, HOME, CAFE);
+    leg(&mut points, 32 * 3600 + 900, 33 * 3600, 60, CAFE, CAFE);
     let mut gpx = String::from(
         "<?xml version=\"1.0\"?>\n<gpx version=\"1.1\" creator=\"polo web e2e\" xmlns=\"http://www.topografix.com/GPX/1/1\"><trk><trkseg>\n",
     );
@@ -74,6 +80,22 @@ fn upload_csv() -> String {
     }
     csv.push_str("2024-02-30T10:00:00Z,52.5,13.4\n2024-05-21T12:00:00Z,,13.4\n");
     csv
+}
+
+/// An administrator (so the account page shows users and instance settings)
+/// whose password is `a long password`.
+fn add_admin(data: &Path, name: &str) {
+    use std::io::Write as _;
+    let mut child = polo(data)
+        .args(["user", "add", name, "--admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "polo user add --admin failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn missing_requirements(web: &Path, chromium: &Path) -> Vec<String> {
@@ -114,7 +136,7 @@ fn web_app_end_to_end_in_chromium() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    add_user(&data, "alice");
+    add_admin(&data, "alice");
     let day_file = dir.path().join("day.gpx");
     std::fs::write(&day_file, day_gpx()).unwrap();
     let upload = dir.path().join("walk-with-bad-rows.csv");

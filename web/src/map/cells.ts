@@ -4,7 +4,7 @@
 // the tile and clears every cell ever passed through.
 
 import L from "leaflet";
-import { qs, type MapTile } from "../api";
+import { APP_HEADERS, qs, type MapTile } from "../api";
 import { heatColour } from "./heat";
 
 export type CellLayerKind = "heatmap" | "fog";
@@ -24,7 +24,7 @@ export function createCellLayer(kind: CellLayerKind, range: CellRange): L.GridLa
       canvas.width = size.x;
       canvas.height = size.y;
       const url = `/api/v1/map/${kind}/${coords.z}/${coords.x}/${coords.y}${qs({ ...range })}`;
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      fetch(url, { credentials: "same-origin", headers: APP_HEADERS })
         .then((response) => (response.ok ? (response.json() as Promise<MapTile>) : Promise.reject(new Error(String(response.status)))))
         .then((tile) => {
           paintTile(canvas, kind, tile);

@@ -288,7 +288,7 @@ export function Explorer({ me }: { me: Me }) {
                   <span class="muted">
                     {" "}
                     {entry.lat.toFixed(5)}, {entry.lon.toFixed(5)} · {ago(entry.time)}
-                    {entry.battery !== undefined && entry.battery !== null && ` · 🔋 ${formatBattery(entry.battery)}`}
+                    {entry.battery !== undefined && entry.battery !== null && ` · battery ${formatBattery(entry.battery)}`}
                     {entry.speed !== undefined && entry.speed !== null && ` · ${formatSpeed(entry.speed)}`}
                   </span>
                 </li>

@@ -23,6 +23,7 @@ function upload(file: File, onProgress: (sent: number) => void): Promise<ImportJ
     const token = getCsrfToken();
     if (token) request.setRequestHeader("X-CSRF-Token", token);
     request.setRequestHeader("Accept", "application/json");
+    request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     request.upload.onprogress = (event) => onProgress(event.loaded);
     request.onerror = () => reject(new Error("The upload was interrupted."));
     request.onload = () => {
@@ -184,7 +185,7 @@ function ImportSummary({ job }: { job: ImportJob }) {
   const [rejects, setRejects] = useState<{ reason: string; where: string; raw: string }[] | null>(null);
   useEffect(() => {
     if (job.rejected === 0 || !job.rejects_file) return;
-    fetch(job.rejects_file, { credentials: "same-origin" })
+    fetch(job.rejects_file, { credentials: "same-origin", headers: { "X-Requested-With": "XMLHttpRequest" } })
       .then((r) => (r.ok ? r.text() : Promise.reject(new Error(String(r.status)))))
       .then((text) => {
         const rows = text

@@ -5,7 +5,7 @@
 import L from "leaflet";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, type Entry, type InstanceConfig, type LivePosition, type PublicShare } from "../api";
-import { ago, clockTime, dateTime, formatDistance, formatDuration, MODE_COLOURS, MODE_ICONS, MODE_LABELS } from "../format";
+import { ago, clockTime, dateTime, formatDistance, formatDuration, MODE_COLOURS, MODE_LABELS } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { boundsOf } from "../track";
 import { ErrorBox, Loading, MapBox, useAsync } from "../components/ui";
@@ -128,8 +128,8 @@ export function SharePage({ token, config }: { token: string; config: InstanceCo
                       {clockTime(entry.start, entry.utc_offset_minutes ?? 0)} – {clockTime(entry.end, entry.utc_offset_minutes ?? 0)}
                     </span>{" "}
                     {entry.kind === "leg"
-                      ? `${MODE_ICONS[entry.mode ?? "unknown"]} ${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}`
-                      : `📍 ${entry.place_name || entry.town || "Stop"}`}{" "}
+                      ? `${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}`
+                      : `${entry.place_name || entry.town || "Stop"}`}{" "}
                     · {formatDuration(entry.duration_s)}
                   </li>
                 )),

@@ -46,6 +46,7 @@ export function Sharing({ me }: { me: Me }) {
         body.to = new Date(`${addDays(to, 1)}T00:00:00`).toISOString();
       }
       setCreated(await api<Share>("POST", "/api/v1/shares", body));
+      setLabel("");
       shares.reload();
     } catch (e) {
       setError(e);
@@ -125,8 +126,10 @@ export function Sharing({ me }: { me: Me }) {
           <label>
             Expires after{" "}
             <select value={expiry} onChange={(e) => setExpiry(e.currentTarget.value)}>
-              {EXPIRIES.map(([text], i) => (
-                <option value={String(i)}>{text}</option>
+              {EXPIRIES.map(([text, seconds], i) => (
+                <option value={String(i)} disabled={kind === "live" && seconds === null}>
+                  {text}
+                </option>
               ))}
             </select>
           </label>
@@ -136,7 +139,7 @@ export function Sharing({ me }: { me: Me }) {
           {error !== undefined && <ErrorBox error={error} />}
           {created && (
             <p class="notice notice-ok" data-testid="share-created">
-              Link: <a href={created.url} target="_blank" rel="noopener" data-testid="share-link">{absolute(created.url)}</a> <CopyButton text={absolute(created.url)} />
+              Link: <a href={created.url ?? "#"} target="_blank" rel="noopener" data-testid="share-link">{absolute(created.url ?? "")}</a> <CopyButton text={absolute(created.url ?? "")} />
             </p>
           )}
         </form>
@@ -147,25 +150,32 @@ export function Sharing({ me }: { me: Me }) {
           {shares.data && shares.data.length === 0 && <p class="muted">No links yet.</p>}
           <ul class="share-list">
             {shares.data?.map((share) => {
-              const expired = share.expires ? Date.parse(share.expires) < Date.now() : false;
+              const expired = !share.revoked && share.expires ? Date.parse(share.expires) < Date.now() : false;
+              const active = share.active ?? !(expired || share.revoked);
               return (
-                <li class="card" data-share={share.id}>
-                  <strong>{share.label || `${share.kind} share`}</strong> <span class="badge">{share.kind}</span> {expired && <span class="badge warn">expired</span>}
+                <li class={active ? "card" : "card inactive"} data-share={share.id}>
+                  <strong>{share.label || `${share.kind} share`}</strong> <span class="badge">{share.kind}</span> {expired && <span class="badge warn">expired</span>} {share.revoked && <span class="badge warn">revoked</span>}
                   <br />
                   <span class="muted">
                     {share.from && `${dateTime(share.from)} – ${dateTime(share.to)} · `}
                     {share.device && `${share.device} · `}
                     created {dateTime(share.created)} · {share.expires ? `expires ${dateTime(share.expires)}` : "never expires"}
                   </span>
-                  <div class="row-actions">
-                    <a href={share.url} target="_blank" rel="noopener" class="button small">
-                      Open
-                    </a>
-                    <CopyButton text={absolute(share.url)} label="Copy link" />
-                    <button type="button" class="small danger" onClick={() => revoke(share)}>
-                      Revoke
-                    </button>
-                  </div>
+                  {active && (
+                    <div class="row-actions">
+                      {share.url && (
+                        <>
+                          <a href={share.url} target="_blank" rel="noopener" class="button small">
+                            Open
+                          </a>
+                          <CopyButton text={absolute(share.url)} label="Copy link" />
+                        </>
+                      )}
+                      <button type="button" class="small danger" onClick={() => revoke(share)}>
+                        Revoke
+                      </button>
+                    </div>
+                  )}
                 </li>
               );
             })}

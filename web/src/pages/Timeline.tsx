@@ -6,7 +6,7 @@
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PointView } from "../api";
-import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_ICONS, MODE_LABELS } from "../format";
+import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../track";
@@ -27,9 +27,16 @@ async function loadDay(date: string, device?: string): Promise<DayData> {
   return { day, runs };
 }
 
+/** The day a path shows: `/day/YYYY-MM-DD`, or today. The key handler
+ * reads it from the URL, since a second key press can come before the
+ * first one's render. */
+function dayOf(path: string): string {
+  return path.startsWith("/day/") && isDate(path.slice(5)) ? path.slice(5) : localDate(new Date());
+}
+
 export function Timeline({ device }: { device?: string }) {
   const { path } = useLocation();
-  const date = path.startsWith("/day/") && isDate(path.slice(5)) ? path.slice(5) : localDate(new Date());
+  const date = dayOf(path);
   const today = localDate(new Date());
   const { data, error, loading, reload } = useAsync(() => loadDay(date, device), [date, device]);
   const [selected, setSelected] = useState<number | null>(null);
@@ -48,15 +55,15 @@ export function Timeline({ device }: { device?: string }) {
       if (event.altKey || event.ctrlKey || event.metaKey) return;
       if (event.key === "ArrowLeft") {
         event.preventDefault();
-        go(addDays(date, -1));
+        go(addDays(dayOf(location.pathname), -1));
       } else if (event.key === "ArrowRight") {
         event.preventDefault();
-        go(addDays(date, 1));
+        go(addDays(dayOf(location.pathname), 1));
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [date]);
+  }, []);
 
   useEffect(() => setSelected(null), [date]);
 
@@ -254,8 +261,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
         <button type="button" class="entry-main" onClick={onSelect} aria-pressed={selected}>
           <span class="entry-time">{time}</span>
           <span class="entry-title">
-            <span aria-hidden="true">📍 </span>
-            {title}
+                        {title}
           </span>
           <span class="entry-meta">
             {formatDuration(entry.duration_s)}
@@ -293,7 +299,6 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
       <button type="button" class="entry-main" onClick={onSelect} aria-pressed={selected}>
         <span class="entry-time">{time}</span>
         <span class="entry-title">
-          <span aria-hidden="true">{MODE_ICONS[mode]} </span>
           {MODE_LABELS[mode]} {entry.distance_m !== undefined && formatDistance(entry.distance_m)}
         </span>
         <span class="entry-meta">

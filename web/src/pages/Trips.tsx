@@ -6,7 +6,7 @@
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, get, qs, type Place, type PointView, type Share, type Trip } from "../api";
-import { addDays, clockTime, dateTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, MODE_COLOURS, MODE_ICONS, MODE_LABELS } from "../format";
+import { addDays, clockTime, dateTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, MODE_COLOURS, MODE_LABELS } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, speedSeries } from "../track";
@@ -82,7 +82,7 @@ export function Trips() {
                 </td>
                 <td>
                   <span class="mode-chip" style={{ "--mode": MODE_COLOURS[trip.main_mode] }}>
-                    {MODE_ICONS[trip.main_mode]} {MODE_LABELS[trip.main_mode]}
+                    {MODE_LABELS[trip.main_mode]}
                   </span>
                 </td>
                 <td class="num">{formatDistance(trip.distance_m)}</td>
@@ -199,7 +199,7 @@ export function TripDetail({ device, start }: { device: string; start: string })
           <div>
             <dt>Mode</dt>
             <dd>
-              {MODE_ICONS[trip.main_mode]} {MODE_LABELS[trip.main_mode]}
+              {MODE_LABELS[trip.main_mode]}
             </dd>
           </div>
           <div>
@@ -227,7 +227,7 @@ export function TripDetail({ device, start }: { device: string; start: string })
                 <span class="entry-time">
                   {clockTime(entry.start, entry.utc_offset_minutes ?? 0)} – {clockTime(entry.end, entry.utc_offset_minutes ?? 0)}
                 </span>{" "}
-                {entry.kind === "leg" ? `${MODE_ICONS[entry.mode ?? "unknown"]} ${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}` : `📍 ${entry.place_name || entry.town || "Stop"}`} · {formatDuration(entry.duration_s)}
+                {entry.kind === "leg" ? `${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}` : `${entry.place_name || entry.town || "Stop"}`} · {formatDuration(entry.duration_s)}
               </li>
             ))}
           </ol>
@@ -253,10 +253,10 @@ function ShareTrip({ trip }: { trip: Trip }) {
     }
   };
   if (share) {
-    const url = new URL(share.url, location.origin).toString();
+    const url = new URL(share.url ?? "", location.origin).toString();
     return (
       <span class="share-result">
-        <a href={share.url} target="_blank" rel="noopener">
+        <a href={share.url ?? "#"} target="_blank" rel="noopener">
           {url}
         </a>{" "}
         <CopyButton text={url} />
