@@ -188,4 +188,6 @@ function App() {
 
 applyTheme((localStorage.getItem("polo.theme") as Theme) || "auto");
 interceptLinks();
-render(<App />, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+root.textContent = ""; // the "Loading polo…" shown before the script ran
+render(<App />, root);

@@ -40,7 +40,10 @@ export function SharePage({ token, config }: { token: string; config: InstanceCo
     get<GeoJSON.FeatureCollection | GeoJSON.Feature>(`${base}/track`)
       .then((geojson) => {
         layer = L.geoJSON(geojson as GeoJSON.GeoJsonObject, {
-          style: (f) => ({ color: MODE_COLOURS[(f as LineFeature | undefined)?.properties?.mode ?? "unknown"] ?? "#e63946", weight: 4, opacity: 0.9 }),
+          style: (f) => {
+            const mode = (f as LineFeature | undefined)?.properties?.mode;
+            return { color: (mode && MODE_COLOURS[mode]) || "#e63946", weight: 4, opacity: 0.9 };
+          },
           pointToLayer: (_f, latlng) => L.circleMarker(latlng, { renderer: map.renderer, radius: 3 }),
           renderer: map.renderer,
         } as L.GeoJSONOptions).addTo(map.map);
@@ -110,7 +113,7 @@ export function SharePage({ token, config }: { token: string; config: InstanceCo
             {trackError !== undefined && <ErrorBox error={trackError} />}
           </>
         )}
-        <div class="split">
+        <div class="split share-split">
           <MapBox
             label="Map of what is shared"
             class="share-map"
