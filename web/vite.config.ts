@@ -14,7 +14,9 @@ export default defineConfig({
     chunkSizeWarningLimit: 800,
     target: "es2020",
   },
+  // `npm run dev` (and `vite preview`) proxy the API to a running polo
+  // (POLO_DEV_API, default http://127.0.0.1:8080).
   server: {
-    proxy: { "/api": "http://127.0.0.1:8080", "/s/": "http://127.0.0.1:8080" },
+    proxy: { "/api": process.env.POLO_DEV_API ?? "http://127.0.0.1:8080" },
   },
 });

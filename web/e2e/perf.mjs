@@ -75,24 +75,36 @@ async function measure(browser, run) {
   const metrics = Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
   const loadTasks = await page.evaluate(() => window.__longTasks.slice());
 
-  // Interaction: zoom in twice, pan, zoom out, heatmap on.
+  // Interaction: zoom in twice, pan, zoom out, heatmap on. Each phase's
+  // start is recorded so a long task can be attributed to it.
+  const phases = [{ name: "load", start: 0 }];
+  const phase = async (name) => phases.push({ name, start: await page.evaluate(() => Math.round(performance.now())) });
+  await page.waitForTimeout(500);
   const map = page.locator(".explorer-map");
   const box = await map.boundingBox();
+  await phase("zoom in");
   await page.getByRole("button", { name: "Zoom in" }).click();
-  await page.waitForTimeout(400);
+  await page.waitForTimeout(600);
+  await phase("zoom in again");
   await page.getByRole("button", { name: "Zoom in" }).click();
-  await page.waitForTimeout(400);
+  await page.waitForTimeout(600);
+  await phase("pan");
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.mouse.down();
   await page.mouse.move(box.x + box.width / 2 - 250, box.y + box.height / 2 - 120, { steps: 12 });
   await page.mouse.up();
-  await page.waitForTimeout(400);
+  await page.waitForTimeout(600);
+  await phase("zoom out");
   await page.getByRole("button", { name: "Zoom out" }).click();
-  await page.waitForTimeout(400);
+  await page.waitForTimeout(600);
+  await phase("heatmap");
   await page.getByLabel("Heatmap").check();
   await page.locator(".cells-heatmap canvas").first().waitFor();
   await page.waitForTimeout(1000);
-  const allTasks = await page.evaluate(() => window.__longTasks.slice());
+  const allTasks = (await page.evaluate(() => window.__longTasks.slice())).map((task) => ({
+    ...task,
+    phase: phases.filter((p) => p.start <= task.start).pop()?.name ?? "load",
+  }));
   if (shots) await page.screenshot({ path: join(shots, `perf-run-${run}.png`) });
   await context.close();
   return {
@@ -101,7 +113,8 @@ async function measure(browser, run) {
     pixels,
     jsHeapUsedMB: Math.round((metrics.JSHeapUsedSize / 1048576) * 10) / 10,
     jsHeapTotalMB: Math.round((metrics.JSHeapTotalSize / 1048576) * 10) / 10,
-    longTasksDuringLoad: loadTasks,
+    longTasksDuringLoad: loadTasks.length,
+    longTaskList: allTasks,
     longestTaskMs: Math.max(0, ...allTasks.map((t) => t.duration)),
     longTasks: allTasks.length,
     errors,

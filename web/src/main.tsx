@@ -2,24 +2,58 @@
 // exists, and renders the page of the current route inside the layout.
 // The public share page (/s/<token>) needs no account and skips all that.
 
-import { render } from "preact";
+import { render, type ComponentType, type VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, get, setCsrfToken, type InstanceConfig, type Me } from "./api";
-import { setMapConfig } from "./map/basemap";
+import { setInstanceConfig } from "./config";
 import { interceptLinks, navigate, useLocation } from "./router";
-import { Loading } from "./components/ui";
+import { ErrorBox, Loading } from "./components/ui";
 import { Login } from "./pages/Login";
-import { Timeline } from "./pages/Timeline";
-import { Explorer } from "./pages/Explorer";
-import { TripDetail, Trips } from "./pages/Trips";
-import { Places } from "./pages/Places";
-import { StatsPage } from "./pages/Stats";
-import { Imports } from "./pages/Imports";
-import { Devices } from "./pages/Devices";
-import { Sharing } from "./pages/Sharing";
-import { SharePage } from "./pages/Share";
-import { Account } from "./pages/Account";
 import "./styles.css";
+
+// Pages are loaded on first use, each with only the libraries it needs
+// (Leaflet for maps, uPlot for charts, qrcode for device setup), so the
+// first page shows sooner and the browser parses less.
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+const PAGES = {
+  timeline: () => import("./pages/Timeline"),
+  explorer: () => import("./pages/Explorer"),
+  trips: () => import("./pages/Trips"),
+  places: () => import("./pages/Places"),
+  stats: () => import("./pages/Stats"),
+  imports: () => import("./pages/Imports"),
+  devices: () => import("./pages/Devices"),
+  sharing: () => import("./pages/Sharing"),
+  share: () => import("./pages/Share"),
+  account: () => import("./pages/Account"),
+} as const;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyComponent = ComponentType<any>;
+
+function Lazy({ page, name, render }: { page: keyof typeof PAGES; name: string; render: (Component: AnyComponent) => VNode }) {
+  const [state, setState] = useState<{ component?: AnyComponent; error?: unknown }>({});
+  useEffect(() => {
+    let live = true;
+    let loading = modules.get(page);
+    if (!loading) {
+      loading = PAGES[page]() as Promise<Record<string, unknown>>;
+      modules.set(page, loading);
+    }
+    loading.then(
+      (module) => live && setState({ component: module[name] as AnyComponent }),
+      (error) => {
+        modules.delete(page);
+        if (live) setState({ error });
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [page, name]);
+  if (state.error !== undefined) return <ErrorBox error={state.error} retry={() => location.reload()} />;
+  return state.component ? render(state.component) : <Loading />;
+}
 
 const SESSION_HINT = "polo.session";
 
@@ -97,19 +131,19 @@ function Layout({ me, config, onLogout, children }: { me: Me; config: InstanceCo
 
 function Page({ me }: { me: Me }) {
   const { path } = useLocation();
-  if (path === "/" || path.startsWith("/day/")) return <Timeline device={undefined} />;
-  if (path === "/map") return <Explorer me={me} />;
-  if (path === "/trips") return <Trips />;
+  if (path === "/" || path.startsWith("/day/")) return <Lazy page="timeline" name="Timeline" render={(C) => <C />} />;
+  if (path === "/map") return <Lazy page="explorer" name="Explorer" render={(C) => <C me={me} />} />;
+  if (path === "/trips") return <Lazy page="trips" name="Trips" render={(C) => <C />} />;
   if (path.startsWith("/trips/")) {
     const [, , device, start] = path.split("/");
-    return <TripDetail device={decodeURIComponent(device ?? "")} start={decodeURIComponent(start ?? "")} />;
+    return <Lazy page="trips" name="TripDetail" render={(C) => <C device={decodeURIComponent(device ?? "")} start={decodeURIComponent(start ?? "")} />} />;
   }
-  if (path === "/places") return <Places />;
-  if (path === "/stats") return <StatsPage />;
-  if (path === "/imports") return <Imports />;
-  if (path === "/devices") return <Devices me={me} />;
-  if (path === "/sharing") return <Sharing me={me} />;
-  if (path === "/account") return <Account me={me} />;
+  if (path === "/places") return <Lazy page="places" name="Places" render={(C) => <C />} />;
+  if (path === "/stats") return <Lazy page="stats" name="StatsPage" render={(C) => <C />} />;
+  if (path === "/imports") return <Lazy page="imports" name="Imports" render={(C) => <C />} />;
+  if (path === "/devices") return <Lazy page="devices" name="Devices" render={(C) => <C me={me} />} />;
+  if (path === "/sharing") return <Lazy page="sharing" name="Sharing" render={(C) => <C me={me} />} />;
+  if (path === "/account") return <Lazy page="account" name="Account" render={(C) => <C me={me} />} />;
   return (
     <section>
       <h1>Not found</h1>
@@ -122,16 +156,20 @@ function Page({ me }: { me: Me }) {
 
 function App() {
   const { path } = useLocation();
-  const [config, setConfig] = useState<InstanceConfig | null>(null);
+  // undefined until /api/v1/config answered (or failed): maps need its tile URL.
+  const [config, setConfig] = useState<InstanceConfig | null | undefined>(undefined);
   const [me, setMe] = useState<Me | null | undefined>(undefined);
 
   useEffect(() => {
     get<InstanceConfig>("/api/v1/config")
       .then((c) => {
         setConfig(c);
-        setMapConfig(c);
+        setInstanceConfig(c);
       })
-      .catch(() => setMapConfig(null));
+      .catch(() => {
+        setInstanceConfig(null);
+        setConfig(null);
+      });
   }, []);
 
   useEffect(() => {
@@ -154,7 +192,8 @@ function App() {
     );
   }, [path.startsWith("/s/")]);
 
-  if (path.startsWith("/s/")) return <SharePage token={decodeURIComponent(path.slice(3))} config={config} />;
+  if (config === undefined) return <Loading label="Starting polo…" />;
+  if (path.startsWith("/s/")) return <Lazy page="share" name="SharePage" render={(C) => <C token={decodeURIComponent(path.slice(3))} config={config} />} />;
   if (me === undefined) return <Loading label="Starting polo…" />;
   if (me === null) {
     return (

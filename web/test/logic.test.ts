@@ -5,6 +5,7 @@ import type { Entry, MapOverview } from "../src/api";
 import { addDays, clockTime, formatBattery, formatDistance, formatDuration, isDate } from "../src/format";
 import { boundsOf, colourByEntries, decodeOverview, haversine, speedSeries } from "../src/track";
 import { heatColour } from "../src/map/heat";
+import { unwrapRing } from "../src/map/antimeridian";
 import { ownTracksConfig, ownTracksConfigUrl } from "../src/owntracks";
 
 const overview: MapOverview = {
@@ -113,6 +114,13 @@ describe("format", () => {
 });
 
 describe("maps and devices", () => {
+  it("keeps rings cut at the antimeridian in one piece", () => {
+    const ring = [[179, 65], [180, 66], [-180, 66], [-179, 65], [-180, 64], [180, 64], [179, 65]];
+    const unwrapped = unwrapRing(ring);
+    expect(unwrapped.map((p) => p[0])).toEqual([179, 180, 180, 181, 180, 180, 179]);
+    for (let i = 1; i < unwrapped.length; i += 1) expect(Math.abs(unwrapped[i][0] - unwrapped[i - 1][0])).toBeLessThanOrEqual(180);
+  });
+
   it("colours heat from blue to red", () => {
     expect(heatColour(0)).toMatch(/^rgba\(37,99,235,/);
     expect(heatColour(1)).toMatch(/^rgba\(220,38,38,/);

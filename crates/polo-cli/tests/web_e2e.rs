@@ -63,8 +63,12 @@ fn day_gpx() -> String {
         "<?xml version=\"1.0\"?>\n<gpx version=\"1.1\" creator=\"polo web e2e\" xmlns=\"http://www.topografix.com/GPX/1/1\"><trk><trkseg>\n",
     );
     for (time, lat, lon) in points {
-        writeln!(gpx, "<trkpt lat=\"{lat:.6}\" lon=\"{lon:.6}\"><ele>{:.1}</ele><time>{time}</time></trkpt>", 34.0 + lat)
-            .unwrap();
+        writeln!(
+            gpx,
+            "<trkpt lat=\"{lat:.6}\" lon=\"{lon:.6}\"><ele>{:.1}</ele><time>{time}</time></trkpt>",
+            34.0 + lat
+        )
+        .unwrap();
     }
     gpx.push_str("</trkseg></trk></gpx>\n");
     gpx
@@ -103,7 +107,8 @@ fn missing_requirements(web: &Path, chromium: &Path) -> Vec<String> {
     match Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => {
             let version = String::from_utf8_lossy(&out.stdout);
-            let major: u32 = version.trim().trim_start_matches('v').split('.').next().unwrap_or("0").parse().unwrap_or(0);
+            let major: u32 =
+                version.trim().trim_start_matches('v').split('.').next().unwrap_or("0").parse().unwrap_or(0);
             if major < 18 {
                 missing.push(format!("Node.js 18 or newer (found {})", version.trim()));
             }
@@ -111,7 +116,8 @@ fn missing_requirements(web: &Path, chromium: &Path) -> Vec<String> {
         _ => missing.push("Node.js (`node` on PATH)".to_owned()),
     }
     if !chromium.is_file() {
-        missing.push(format!("Chromium at {} (`apt-get install -y chromium`, or set POLO_CHROMIUM)", chromium.display()));
+        missing
+            .push(format!("Chromium at {} (`apt-get install -y chromium`, or set POLO_CHROMIUM)", chromium.display()));
     }
     if !web.join("node_modules/playwright-core/package.json").is_file() {
         missing.push(format!("the web app's npm packages (`npm --prefix {} ci`)", web.display()));

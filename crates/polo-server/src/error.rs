@@ -326,10 +326,8 @@ const MAX_REWRITTEN_BODY: usize = 16 * 1024;
 /// goes without `WWW-Authenticate`: browsers answer that header on `fetch`
 /// with their own Basic login dialog instead of letting the app show the error.
 pub async fn json_errors(request: Request, next: Next) -> Response {
-    let from_web_app = request
-        .headers()
-        .get("x-requested-with")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
+    let from_web_app =
+        request.headers().get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
     let mut response = next.run(request).await;
     let status = response.status();
     if from_web_app && status == StatusCode::UNAUTHORIZED {

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::AdminCaller;
-use crate::error::{ApiError, AuthErrors, Forbidden, JsonBodyErrors};
+use crate::error::{ApiError, AuthErrors, Forbidden, JsonBodyErrors, json_object};
 
 /// The OpenStreetMap raster tiles.
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -147,7 +147,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(config)).routes(routes!(get_settings, put_settings))
 }
 
-async fn effective(state: &AppState) -> Result<(SiteDefaults, Vec<String>), ApiError> {
+pub(crate) async fn effective(state: &AppState) -> Result<(SiteDefaults, Vec<String>), ApiError> {
     let store = state.store.clone();
     let overrides = tokio::task::spawn_blocking(move || store.instance_settings()).await??;
     let known = [INSTANCE_NAME, TILE_URL, TILE_ATTRIBUTION];
@@ -231,7 +231,10 @@ async fn settings_view(state: &AppState) -> Result<Json<SettingsView>, ApiError>
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = SettingsView), Forbidden, AuthErrors)
 )]
-async fn get_settings(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> Result<Json<SettingsView>, ApiError> {
+async fn get_settings(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<Json<SettingsView>, ApiError> {
     settings_view(&state).await
 }
 
@@ -248,9 +251,9 @@ async fn get_settings(State(state): State<AppState>, AdminCaller(_admin): AdminC
 async fn put_settings(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    body: Result<Json<SettingsBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<SettingsView>, ApiError> {
-    let Json(body) = body?;
+    let body: SettingsBody = json_object(body)?;
     admin.require_password_grade()?;
     let mut changes: Vec<(&'static str, Option<String>)> = Vec::new();
     for (key, value) in

@@ -9,37 +9,63 @@
 //! - Any other `GET`/`HEAD` outside `/api/` and `/assets/` is a route of the
 //!   single-page app (`/day/2024-05-01`, `/s/<token>`), answered with
 //!   `index.html`, whose own Content-Security-Policy also lets the map load
-//!   basemap tiles from any `https:` server (the tile URL is a runtime
-//!   setting).
+//!   basemap tiles from any `https:` server, and from the configured tile
+//!   server when that is plain `http:` (the tile URL is a runtime setting).
 //! - Everything else is the API's JSON 404.
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use polo_web::Asset;
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// The app's CSP: the front door's, with `https:` images for basemap tiles and
-/// `worker-src`/`connect-src` spelled out for the map and live updates.
-const APP_CSP: &str = "default-src 'self'; img-src 'self' data: blob: https:; style-src 'self'; script-src 'self'; \
-                       connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
-                       form-action 'self'; frame-ancestors 'none'";
+/// `connect-src` spelled out for the API and live updates.
+fn app_csp(extra_image_source: Option<&str>) -> String {
+    let extra = extra_image_source.map(|s| format!(" {s}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data: blob: https:{extra}; style-src 'self'; script-src 'self'; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The CSP source of a plain-`http:` tile URL template (`{s}` subdomains become `*`); `None` for
+/// `https:` (already allowed) and paths on this server.
+fn http_tile_source(tile_url: &str) -> Option<String> {
+    let rest = tile_url.strip_prefix("http://")?;
+    let host = rest.split(['/', '?', '#']).next().filter(|h| !h.is_empty())?;
+    let host = host.replace("{s}", "*");
+    host.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '[' | ']'))
+        .then(|| format!("http://{host}"))
+}
 
 /// The router's fallback: an embedded file, the app's `index.html`, or a JSON 404.
-pub(crate) async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn fallback(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let tile_source = if polo_web::asset(uri.path()).is_none() {
+        crate::site::effective(&state).await.ok().and_then(|(site, _)| http_tile_source(&site.tile_url))
+    } else {
+        None
+    };
+    answer(&method, &uri, &headers, tile_source.as_deref())
+}
+
+fn answer(method: &Method, uri: &Uri, headers: &HeaderMap, tile_source: Option<&str>) -> Response {
     let path = uri.path();
     let is_api = path == "/api" || path.starts_with("/api/");
     if is_api || !(method == Method::GET || method == Method::HEAD) {
         return ApiError::not_found("no such route").into_response();
     }
     if let Some(asset) = polo_web::asset(path) {
-        return serve(asset, &headers);
+        return serve(asset, headers, tile_source);
     }
     if path.starts_with("/assets/") {
         return ApiError::not_found(format!("the web app has no file {path}")).into_response();
     }
-    serve(polo_web::index(), &headers)
+    serve(polo_web::index(), headers, tile_source)
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
@@ -53,7 +79,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     })
 }
 
-fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
+fn serve(asset: &'static Asset, request: &HeaderMap, tile_source: Option<&str>) -> Response {
     let gzip = asset.gzip.filter(|_| accepts_gzip(request));
     let body = gzip.unwrap_or(asset.body);
     let mut response = Body::from(body).into_response();
@@ -69,8 +95,10 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
     if gzip.is_some() {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    if asset.content_type.starts_with("text/html") {
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(APP_CSP));
+    if asset.content_type.starts_with("text/html")
+        && let Ok(csp) = HeaderValue::from_str(&app_csp(tile_source))
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
 }
@@ -84,8 +112,21 @@ mod tests {
         if let Some(encoding) = encoding {
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(encoding).unwrap());
         }
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(fallback(Method::GET, path.parse().unwrap(), headers))
+        answer(&Method::GET, &path.parse().unwrap(), &headers, None)
+    }
+
+    #[test]
+    fn plain_http_tile_servers_are_added_to_img_src() {
+        assert_eq!(http_tile_source("https://tile.openstreetmap.org/{z}/{x}/{y}.png"), None);
+        assert_eq!(http_tile_source("/tiles/{z}/{x}/{y}.png"), None);
+        assert_eq!(
+            http_tile_source("http://{s}.tiles.lan:8080/{z}/{x}/{y}.png").as_deref(),
+            Some("http://*.tiles.lan:8080")
+        );
+        assert_eq!(http_tile_source("http://bad host/{z}"), None);
+        let response = answer(&Method::GET, &"/".parse().unwrap(), &HeaderMap::new(), Some("http://tiles.lan"));
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("img-src 'self' data: blob: https: http://tiles.lan;"), "{csp}");
     }
 
     #[test]

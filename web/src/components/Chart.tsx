@@ -58,7 +58,7 @@ export function Chart({
           fill: bars ? s.colour : undefined,
           width: bars ? 0 : 1.5,
           paths: barPaths,
-          points: { show: false },
+          points: { show: !bars && x.length < 40, size: 6 },
         })),
       ],
     };

@@ -1,10 +1,9 @@
 // Shared pieces of every page: loading and error states, data fetching with
-// reload, and a map container that owns one Leaflet map for its lifetime.
+// reload, titles and copy buttons.
 
 import type { ComponentChildren } from "preact";
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api";
-import { createMap, type PoloMap } from "../map/basemap";
 
 export function Loading({ label = "Loading…" }: { label?: string }) {
   return (
@@ -63,25 +62,6 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[]): Async<T> {
   const reload = useCallback(() => setTick((n) => n + 1), []);
   const set = useCallback((data: T) => setState({ data, loading: false }), []);
   return { data: state.data, error: state.error, loading: state.loading, reload, set };
-}
-
-/** A div holding a Leaflet map; `onReady` runs once with the map. */
-export function MapBox({ onReady, label, class: className = "" }: { onReady: (map: PoloMap) => void | (() => void); label: string; class?: string }) {
-  const element = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    if (!element.current) return;
-    const map = createMap(element.current);
-    const cleanup = onReady(map);
-    const resize = new ResizeObserver(() => map.map.invalidateSize());
-    resize.observe(element.current);
-    return () => {
-      resize.disconnect();
-      if (typeof cleanup === "function") cleanup();
-      map.map.remove();
-    };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
-  return <div ref={element} class={`map ${className}`} role="region" aria-label={label} data-testid="map" />;
 }
 
 export function PageTitle({ children, actions }: { children: ComponentChildren; actions?: ComponentChildren }) {

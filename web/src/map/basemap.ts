@@ -9,16 +9,12 @@ import L from "leaflet";
 import "leaflet/dist/leaflet.css";
 import { feature } from "topojson-client";
 import type { Topology, GeometryCollection } from "topojson-specification";
-import type { InstanceConfig } from "../api";
+import { instanceConfig } from "../config";
+import { unwrapFeatures } from "./antimeridian";
 
 export const DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 export const DEFAULT_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors';
 
-let instanceConfig: InstanceConfig | null = null;
-
-export function setMapConfig(config: InstanceConfig | null): void {
-  instanceConfig = config;
-}
 
 let worldPromise: Promise<GeoJSON.FeatureCollection> | null = null;
 
@@ -27,7 +23,7 @@ export function worldLand(): Promise<GeoJSON.FeatureCollection> {
   worldPromise ??= import("world-atlas/land-110m.json").then((module) => {
     const topology = (module.default ?? module) as unknown as Topology;
     const land = feature(topology, topology.objects.land as GeometryCollection);
-    return land as unknown as GeoJSON.FeatureCollection;
+    return unwrapFeatures(land as unknown as GeoJSON.FeatureCollection);
   });
   return worldPromise;
 }
@@ -41,7 +37,10 @@ export interface PoloMap {
 
 /** A map in `element` with the configured basemap and its offline fallback. */
 export function createMap(element: HTMLElement, options: { zoomControl?: boolean } = {}): PoloMap {
-  const renderer = L.canvas({ padding: 0.5 });
+  // A small padding keeps the canvas (cleared and refilled on every zoom and
+  // pan end) close to the viewport: in software rendering its area is what
+  // a redraw costs.
+  const renderer = L.canvas({ padding: 0.1 });
   const map = L.map(element, {
     preferCanvas: true,
     renderer,
@@ -53,8 +52,8 @@ export function createMap(element: HTMLElement, options: { zoomControl?: boolean
   });
   map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
   map.setView([30, 10], 2);
-  const tileUrl = instanceConfig?.tile_url?.trim() || DEFAULT_TILES;
-  const attribution = instanceConfig?.tile_attribution?.trim() || DEFAULT_ATTRIBUTION;
+  const tileUrl = instanceConfig()?.tile_url?.trim() || DEFAULT_TILES;
+  const attribution = instanceConfig()?.tile_attribution?.trim() || DEFAULT_ATTRIBUTION;
 
   let fallback: L.GeoJSON | null = null;
   const showFallback = () => {
@@ -87,8 +86,15 @@ export function createMap(element: HTMLElement, options: { zoomControl?: boolean
     });
     tiles.on("tileerror", () => {
       failed += 1;
-      // A few errors without any success means the tile server is out of reach.
-      if (loaded === 0 && failed >= 2) showFallback();
+      // A few errors without any success means the tile server is out of
+      // reach: draw the bundled world instead, and stop asking for tiles
+      // (every zoom and pan would create and fail dozens of images).
+      if (loaded === 0 && failed >= 2 && !fallback) {
+        showFallback();
+        map.once("moveend", () => {
+          if (loaded === 0) tiles.remove();
+        });
+      }
     });
     tiles.addTo(map);
   }

@@ -13,7 +13,8 @@ import { fitTo, type PoloMap } from "../map/basemap";
 import { createCellLayer } from "../map/cells";
 import { navigate, useLocation } from "../router";
 import { boundsOf, decodeOverview } from "../track";
-import { ErrorBox, Loading, MapBox, PageTitle } from "../components/ui";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, PageTitle } from "../components/ui";
 
 const PRESETS: [string, string, number][] = [
   ["1h", "Last hour", 3600],
@@ -101,7 +102,9 @@ export function Explorer({ me }: { me: Me }) {
             weight: 2.5,
             opacity: 0.8,
             interactive: false,
-            smoothFactor: 1.5,
+            smoothFactor: 3,
+            lineJoin: "bevel",
+            lineCap: "butt",
             className: "track",
           }).addTo(group);
         }

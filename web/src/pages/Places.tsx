@@ -8,7 +8,8 @@ import { api, get, type Place } from "../api";
 import { dateTime, formatCount } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { boundsOf } from "../track";
-import { ErrorBox, Loading, MapBox, PageTitle, useAsync } from "../components/ui";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 
 function label(place: Place): string {
   return place.name || place.address || (place.town ? `Near ${place.town}` : `Place ${place.id}`);

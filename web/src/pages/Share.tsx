@@ -8,7 +8,8 @@ import { get, type Entry, type InstanceConfig, type LivePosition, type PublicSha
 import { ago, clockTime, dateTime, formatDistance, formatDuration, MODE_COLOURS, MODE_LABELS } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { boundsOf } from "../track";
-import { ErrorBox, Loading, MapBox, useAsync } from "../components/ui";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, useAsync } from "../components/ui";
 
 interface DeviceEntries {
   device: string;

@@ -8,10 +8,12 @@ import { feature } from "topojson-client";
 import type { GeometryCollection, Topology } from "topojson-specification";
 import { get, MODES, qs, type Stats } from "../api";
 import { formatCount, MODE_COLOURS, MODE_LABELS } from "../format";
+import { unwrapFeatures } from "../map/antimeridian";
 import { type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { Chart } from "../components/Chart";
-import { ErrorBox, Loading, MapBox, PageTitle, useAsync } from "../components/ui";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 
 const regionNames = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
 
@@ -28,7 +30,7 @@ let countriesPromise: Promise<{ shapes: GeoJSON.FeatureCollection; numericToAlph
 function loadCountries() {
   countriesPromise ??= Promise.all([import("world-atlas/countries-110m.json"), import("i18n-iso-countries/codes.json")]).then(([atlas, codes]) => {
     const topology = (atlas.default ?? atlas) as unknown as Topology;
-    const shapes = feature(topology, topology.objects.countries as GeometryCollection) as unknown as GeoJSON.FeatureCollection;
+    const shapes = unwrapFeatures(feature(topology, topology.objects.countries as GeometryCollection) as unknown as GeoJSON.FeatureCollection);
     const numericToAlpha2 = new Map<string, string>();
     for (const row of (codes.default ?? codes) as unknown as string[][]) numericToAlpha2.set(row[2], row[0]);
     return { shapes, numericToAlpha2 };

@@ -10,7 +10,8 @@ import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../track";
-import { ErrorBox, Loading, MapBox, PageTitle, useAsync } from "../components/ui";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 
 interface DayData {
   day: DayTimeline;
@@ -34,7 +35,7 @@ function dayOf(path: string): string {
   return path.startsWith("/day/") && isDate(path.slice(5)) ? path.slice(5) : localDate(new Date());
 }
 
-export function Timeline({ device }: { device?: string }) {
+export function Timeline({ device }: { device?: string } = {}) {
   const { path } = useLocation();
   const date = dayOf(path);
   const today = localDate(new Date());

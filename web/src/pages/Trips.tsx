@@ -11,12 +11,21 @@ import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, speedSeries } from "../track";
 import { Chart } from "../components/Chart";
-import { CopyButton, ErrorBox, Loading, MapBox, PageTitle, useAsync } from "../components/ui";
+import { MapBox } from "../components/MapBox";
+import { CopyButton, ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 
 function placeNames(places: Place[] | undefined): Map<number, string> {
   const names = new Map<number, string>();
   for (const place of places ?? []) names.set(place.id, place.name || place.address || place.town || `Place ${place.id}`);
   return names;
+}
+
+/** "Home → Office", or "Walking, 21 May 2024" when the ends are not places. */
+function tripTitle(trip: Trip, names: Map<number, string>): string {
+  const from = trip.origin_place !== undefined ? names.get(trip.origin_place) : undefined;
+  const to = trip.destination_place !== undefined ? names.get(trip.destination_place) : undefined;
+  if (from || to) return `${from ?? "?"} → ${to ?? "?"}`;
+  return `${MODE_LABELS[trip.main_mode]}, ${dateTime(trip.start)}`;
 }
 
 export function tripHref(trip: Trip): string {
@@ -77,9 +86,7 @@ export function Trips() {
                 <td>
                   <a href={tripHref(trip)}>{dateTime(trip.start)}</a>
                 </td>
-                <td>
-                  {trip.origin_place !== undefined ? names.get(trip.origin_place) ?? "?" : "?"} → {trip.destination_place !== undefined ? names.get(trip.destination_place) ?? "?" : "?"}
-                </td>
+                <td>{tripTitle(trip, names)}</td>
                 <td>
                   <span class="mode-chip" style={{ "--mode": MODE_COLOURS[trip.main_mode] }}>
                     {MODE_LABELS[trip.main_mode]}
@@ -163,7 +170,7 @@ export function TripDetail({ device, start }: { device: string; start: string })
   }, [data, series, mapReady]);
 
   const trip = data?.trip;
-  const title = trip ? `${trip.origin_place !== undefined ? names.get(trip.origin_place) ?? "?" : "?"} → ${trip.destination_place !== undefined ? names.get(trip.destination_place) ?? "?" : "?"}` : "Trip";
+  const title = trip ? tripTitle(trip, names) : "Trip";
   return (
     <section>
       <p>
@@ -216,7 +223,9 @@ export function TripDetail({ device, start }: { device: string; start: string })
           setMapReady(true);
         }}
       />
+      {series && series.speed.t.length > 1 && <h2>Speed</h2>}
       {series && series.speed.t.length > 1 && <Chart title="Speed over time" x={series.speed.t} series={[{ label: "Speed", unit: "km/h", values: series.speed.kmh, colour: "#2563eb" }]} />}
+      {series?.elevation && <h2>Elevation</h2>}
       {series?.elevation && <Chart title="Elevation over time" x={series.elevation.t} series={[{ label: "Elevation", unit: "m", values: series.elevation.m, colour: "#16a34a" }]} />}
       {trip && (
         <>
