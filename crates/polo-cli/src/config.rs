@@ -366,8 +366,11 @@ mod tests {
     fn web_settings_come_from_flags_then_the_file_then_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("polo.toml");
-        std::fs::write(&file, "[web]\ninstance_name = \"Family\"\ntile_url = \"https://tiles.example/{z}/{x}/{y}.png\"\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "[web]\ninstance_name = \"Family\"\ntile_url = \"https://tiles.example/{z}/{x}/{y}.png\"\n",
+        )
+        .unwrap();
         let config = Config::resolve(&args(None, Some(&file))).unwrap();
         let site = config.site(None, None, None).unwrap();
         assert_eq!(site.instance_name, "Family");

@@ -12,13 +12,15 @@
 //! The callers: nobody; another user; the owner (password); the owner's
 //! device token (which may not mint tokens, change the password or create
 //! users); an administrator (who has no access to other users' data either).
+//! Public routes (the web app's config, share links) are marked `public`:
+//! every caller, with credentials or without, gets the same answer.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{add_user, basic, http, polo, serve};
+use common::{add_user, basic, http, http_stream_start, polo, serve};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long password";
@@ -69,6 +71,10 @@ struct Ctx {
     owner_token: String,
     owner_device: i64,
     owner_job: String,
+    /// A public link to the owner's "vault" day.
+    owner_share: String,
+    /// A public link to the owner's live position.
+    owner_live_share: String,
 }
 
 impl Ctx {
@@ -85,6 +91,9 @@ impl Ctx {
         let mut headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         if let Some(auth) = &auth {
             headers.push(("Authorization", auth.as_str()));
+        }
+        if request.stream {
+            return http_stream_start(&self.addr, request.method, &request.path, &headers, Duration::from_millis(700));
         }
         http(&self.addr, request.method, &request.path, &headers, &request.body)
     }
@@ -104,11 +113,18 @@ struct Request {
     path: String,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
+    /// An endless answer (Server-Sent Events): read briefly, then hang up.
+    stream: bool,
 }
 
 impl Request {
     fn new(method: &'static str, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), headers: Vec::new(), body: Vec::new() }
+        Self { method, path: path.into(), headers: Vec::new(), body: Vec::new(), stream: false }
+    }
+
+    fn event_stream(mut self) -> Self {
+        self.stream = true;
+        self
     }
 
     fn json(mut self, body: &Value) -> Self {
@@ -170,6 +186,21 @@ fn is_me(role: Role, body: &Value) {
 
 const fn all(status: u16) -> [u16; 5] {
     [401, status, status, status, status]
+}
+
+/// A public route: no credentials needed, and every caller (credentials or not) gets the same.
+const fn public(status: u16) -> [u16; 5] {
+    [status; 5]
+}
+
+/// Every caller sees `needle`: what a public link shows, it shows to anyone.
+fn everyone_sees(role: Role, body: &str, needle: &str) {
+    assert!(body.contains(needle), "{} should see {needle:?} in {body}", role.name());
+}
+
+/// The user a role's friend-grant cells name: the owner's callers grant "other", everyone else "owner".
+fn friend_of(role: Role) -> &'static str {
+    if role.user() == Some("owner") { "other" } else { "owner" }
 }
 
 fn rows() -> Vec<Row> {
@@ -610,7 +641,147 @@ fn rows() -> Vec<Row> {
                 }
             },
         },
+        Row {
+            // The owner's "vault" point shows only on the owner's live map (nobody has granted anything yet).
+            method: "GET",
+            path: "/api/v1/live",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/live").event_stream(),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/event-stream")));
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/shares",
+            expect: all(201),
+            request: |_, _| {
+                Request::new("POST", "/api/v1/shares").json(&json!({"kind": "range", "label": "matrix",
+                    "from": "2024-03-01T00:00:00Z", "to": "2024-03-02T00:00:00Z"}))
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert!(r.json()["token"].is_string(), "{}", r.body);
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/shares",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/shares"),
+            check: |ctx, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, "vault day");
+                    assert!(!r.body.contains(&ctx.owner_share), "lists never show tokens: {}", r.body);
+                }
+            },
+        },
+        Row {
+            // Each caller aims at a fresh share of the owner's; only the owner's callers revoke it.
+            method: "DELETE",
+            path: "/api/v1/shares/{id}",
+            expect: [401, 404, 204, 204, 404],
+            request: |ctx, _| Request::new("DELETE", format!("/api/v1/shares/{}", spare_share(ctx))),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/public/shares/{token}",
+            expect: public(200),
+            request: |ctx, _| Request::new("GET", format!("/api/v1/public/shares/{}", ctx.owner_share)),
+            check: |_, role, r| everyone_sees(role, &r.body, "\"owner\":\"owner\""),
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/public/shares/{token}/points",
+            expect: public(200),
+            request: |ctx, _| Request::new("GET", format!("/api/v1/public/shares/{}/points", ctx.owner_share)),
+            check: |_, role, r| everyone_sees(role, &r.body, &owner_lat()),
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/public/shares/{token}/timeline",
+            expect: public(200),
+            request: |ctx, _| Request::new("GET", format!("/api/v1/public/shares/{}/timeline", ctx.owner_share)),
+            check: |_, role, r| everyone_sees(role, &r.body, "\"device\":\"vault\""),
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/public/shares/{token}/track",
+            expect: public(200),
+            request: |ctx, _| Request::new("GET", format!("/api/v1/public/shares/{}/track", ctx.owner_share)),
+            check: |_, role, r| everyone_sees(role, &r.body, &format!("{OWNER_LAT:.5}")),
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/public/shares/{token}/live",
+            expect: public(200),
+            request: |ctx, _| {
+                Request::new("GET", format!("/api/v1/public/shares/{}/live", ctx.owner_live_share)).event_stream()
+            },
+            check: |_, _, r| assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/event-stream"))),
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/friends",
+            expect: all(200),
+            request: |_, _| Request::new("GET", "/api/v1/friends"),
+            check: no_check,
+        },
+        Row {
+            // Other and admin let the owner see them; the owner (and its token) lets other.
+            method: "POST",
+            path: "/api/v1/friends",
+            expect: all(201),
+            request: |_, role| Request::new("POST", "/api/v1/friends").json(&json!({"user": friend_of(role)})),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert!(r.body.contains(&format!("\"user\":\"{}\"", friend_of(role))), "{}", r.body);
+                }
+            },
+        },
+        Row {
+            // Withdrawn again; the owner's token finds the owner's grant already gone.
+            method: "DELETE",
+            path: "/api/v1/friends/{user}",
+            expect: [401, 204, 204, 404, 204],
+            request: |_, role| Request::new("DELETE", format!("/api/v1/friends/{}", friend_of(role))),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/config",
+            expect: public(200),
+            request: |_, _| Request::new("GET", "/api/v1/config"),
+            check: |_, role, r| everyone_sees(role, &r.body, "tile_url"),
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/admin/settings",
+            expect: [401, 403, 403, 403, 200],
+            request: |_, _| Request::new("GET", "/api/v1/admin/settings"),
+            check: no_check,
+        },
+        Row {
+            method: "PUT",
+            path: "/api/v1/admin/settings",
+            expect: [401, 403, 403, 403, 200],
+            request: |_, _| Request::new("PUT", "/api/v1/admin/settings").json(&json!({"instance_name": "matrix"})),
+            check: no_check,
+        },
     ]
+}
+
+/// A new share of the owner's for a revoke cell (the cell's id).
+fn spare_share(ctx: &Ctx) -> i64 {
+    let body = json!({"kind": "range", "from": "2024-03-01T00:00:00Z", "to": "2024-03-02T00:00:00Z"});
+    let r = json_request(&ctx.addr, "POST", "/api/v1/shares", &ctx.owner_basic, &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_i64().unwrap()
 }
 
 /// Runs the map refresh over all of a device's points, on the server's data directory.
@@ -695,7 +866,24 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     assert_eq!(json_request(&addr, "POST", "/api/overland", &owner_basic, &visit).status, 200);
     let owner_job = upload_and_wait(&addr, &owner_basic, "owner.rec", REC);
     refresh_map(data, "owner", "vault");
-    let mut ctx = Ctx { addr: addr.clone(), owner_basic, owner_token: String::new(), owner_device, owner_job };
+    let share = json!({"kind": "range", "from": "2024-03-01T00:00:00Z", "to": "2024-03-02T00:00:00Z",
+        "device": "vault", "label": "vault day"});
+    let share = json_request(&addr, "POST", "/api/v1/shares", &owner_basic, &share);
+    assert_eq!(share.status, 201, "{}", share.body);
+    let owner_share = share.json()["token"].as_str().unwrap().to_owned();
+    let live =
+        json_request(&addr, "POST", "/api/v1/shares", &owner_basic, &json!({"kind": "live", "expires_in_s": 3600}));
+    assert_eq!(live.status, 201, "{}", live.body);
+    let owner_live_share = live.json()["token"].as_str().unwrap().to_owned();
+    let mut ctx = Ctx {
+        addr: addr.clone(),
+        owner_basic,
+        owner_token: String::new(),
+        owner_device,
+        owner_job,
+        owner_share,
+        owner_live_share,
+    };
     ctx.owner_token = ctx.spare_token().1;
 
     let rows = rows();

@@ -164,7 +164,10 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
     let token = created["token"].as_str().unwrap().to_owned();
     assert_eq!(created["url"], format!("/s/{token}"));
     assert_eq!((created["kind"].as_str(), created["device"].as_str()), (Some("range"), Some("phone")));
-    assert_eq!((created["from"].as_str(), created["to"].as_str()), (Some("2024-05-01T10:00:00Z"), Some("2024-05-01T10:30:00Z")));
+    assert_eq!(
+        (created["from"].as_str(), created["to"].as_str()),
+        (Some("2024-05-01T10:00:00.000Z"), Some("2024-05-01T10:30:00.000Z"))
+    );
     assert!(created["expires"].is_string() && created["created"].is_string());
     let base = format!("/api/v1/public/shares/{token}");
 
@@ -172,6 +175,7 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
     let info = get(addr, &base, None);
     assert_eq!(info.status, 200, "{}", info.body);
     assert_eq!(info.header("cache-control"), Some("no-store"));
+    assert_eq!(info.header("x-robots-tag"), Some("noindex, nofollow"));
     let info = info.json();
     assert_eq!(
         (info["kind"].as_str(), info["owner"].as_str(), info["label"].as_str(), info["live"].as_bool()),
@@ -180,12 +184,13 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
 
     // Points: exactly the phone's 30 minutes, no extras, in JSON pages and in GeoJSON.
     let page = get(addr, &format!("{base}/points?limit=20"), None).json();
-    let mut times: Vec<String> = page["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()).collect();
+    let mut times: Vec<String> =
+        page["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()).collect();
     let cursor = page["next_cursor"].as_str().expect("a second page").to_owned();
     let rest = get(addr, &format!("{base}/points?limit=20&cursor={cursor}"), None).json();
     times.extend(rest["points"].as_array().unwrap().iter().map(|p| p["time"].as_str().unwrap().to_owned()));
     assert_eq!(times.len(), 30, "{times:?}");
-    assert_eq!((times[0].as_str(), times[29].as_str()), ("2024-05-01T10:00:00Z", "2024-05-01T10:29:00Z"));
+    assert_eq!((times[0].as_str(), times[29].as_str()), ("2024-05-01T10:00:00.000Z", "2024-05-01T10:29:00.000Z"));
     assert!(rest["next_cursor"].is_null());
     for body in [&page, &rest] {
         let text = body.to_string();
@@ -220,7 +225,7 @@ fn a_range_share_shows_only_its_range_and_device_until_revoked() {
     assert_eq!(timeline[0]["device"], "phone");
     for entry in timeline[0]["entries"].as_array().unwrap() {
         let (start, end) = (entry["start"].as_str().unwrap(), entry["end"].as_str().unwrap());
-        assert!(start >= "2024-05-01T10:00:00Z" && end <= "2024-05-01T10:30:00Z", "{entry}");
+        assert!(start >= "2024-05-01T10:00:00.000Z" && end <= "2024-05-01T10:30:00.000Z", "{entry}");
     }
 
     // The owner's list; nobody else's.
@@ -295,7 +300,7 @@ fn shares_are_validated_and_expire() {
     // Guessing links is slowed down per address.
     let mut limited = false;
     for i in 0..40 {
-        let r = get(addr, &format!("/api/v1/public/shares/{}", format!("{i:0>43}")), None);
+        let r = get(addr, &format!("/api/v1/public/shares/{i:0>43}"), None);
         if r.status == 429 {
             assert_eq!(r.json()["code"], "rate_limited");
             assert!(r.header("retry-after").is_some());
@@ -349,7 +354,10 @@ fn a_live_share_streams_the_latest_position_only() {
 
     // Revoked: the link is gone and the open stream ends.
     let id = live["id"].as_i64().unwrap();
-    assert_eq!(http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", alice.as_str())], b"").status, 204);
+    assert_eq!(
+        http(addr, "DELETE", &format!("/api/v1/shares/{id}"), &[("Authorization", alice.as_str())], b"").status,
+        204
+    );
     assert_share_not_found(&get(addr, &format!("{base}/live"), None));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -386,10 +394,18 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
     // Alice lets Bob see her.
     let r = send_json(addr, "POST", "/api/v1/friends", &alice, &json!({"user": "bob"}));
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.json(), json!({"friends": [{"user": "bob", "granted_by_me": true, "granted_to_me": false, "mutual": false}]}));
+    assert_eq!(
+        r.json(),
+        json!({"friends": [{"user": "bob", "granted_by_me": true, "granted_to_me": false, "mutual": false}]})
+    );
     let listed = get(addr, "/api/v1/friends", Some(&bob)).json();
-    assert_eq!(listed, json!({"friends": [{"user": "alice", "granted_by_me": false, "granted_to_me": true, "mutual": false}]}));
-    for (body, status) in [(json!({"user": "bob"}), 201), (json!({"user": "nobody"}), 404), (json!({"user": "alice"}), 400)] {
+    assert_eq!(
+        listed,
+        json!({"friends": [{"user": "alice", "granted_by_me": false, "granted_to_me": true, "mutual": false}]})
+    );
+    for (body, status) in
+        [(json!({"user": "bob"}), 201), (json!({"user": "nobody"}), 404), (json!({"user": "alice"}), 400)]
+    {
         assert_eq!(send_json(addr, "POST", "/api/v1/friends", &alice, &body).status, status, "{body}");
     }
 
@@ -398,8 +414,14 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
     let messages = reply.as_array().unwrap();
     let hers = messages.iter().find(|m| m["topic"] == "owntracks/alice/phone").expect("alice's location");
     assert_eq!(hers["_type"], "location");
-    assert_eq!((hers["lat"].as_f64(), hers["lon"].as_f64(), hers["tst"].as_i64()), (Some(47.5), Some(8.5), Some(now - 10)));
-    assert_eq!((hers["acc"].as_i64(), hers["vel"].as_i64(), hers["batt"].as_i64()), (Some(12), Some(18), Some(77)));
+    assert_eq!(
+        (hers["lat"].as_f64(), hers["lon"].as_f64(), hers["tst"].as_i64()),
+        (Some(47.5), Some(8.5), Some(now - 10))
+    );
+    assert_eq!((hers["acc"].as_i64(), hers["vel"].as_i64()), (Some(12), Some(18)));
+    let mut keys: Vec<&str> = hers.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["_type", "acc", "lat", "lon", "tid", "topic", "tst", "vel"], "the Recorder's reduced shape");
     let mine = messages.iter().find(|m| m["topic"] == "owntracks/bob/phone").expect("bob's own location");
     assert_ne!(hers["tid"], mine["tid"], "every friend gets its own tid: {reply}");
     // Not the other way round: Bob granted nothing.
@@ -412,7 +434,7 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
 
     // Bob's live map: his own device and Alice's, then each new point.
     let mut events = EventStream::open(addr, "/api/v1/live", Some(&bob));
-    let mut first = vec![
+    let mut first = [
         events.next_position(Duration::from_secs(10)).unwrap(),
         events.next_position(Duration::from_secs(10)).unwrap(),
     ];
@@ -424,7 +446,10 @@ fn friends_see_each_other_in_owntracks_and_the_live_stream() {
     }
     owntracks(addr, &alice_ot, "phone", 47.6, now - 1, 76);
     let moved = events.next_position(Duration::from_secs(10)).expect("alice moved");
-    assert_eq!((moved["user"].as_str(), moved["lat"].as_f64(), moved["battery"].as_u64()), (Some("alice"), Some(47.6), Some(76)));
+    assert_eq!(
+        (moved["user"].as_str(), moved["lat"].as_f64(), moved["battery"].as_u64()),
+        (Some("alice"), Some(47.6), Some(76))
+    );
     assert!((moved["speed"].as_f64().unwrap() - 5.0).abs() < 1e-9, "18 km/h: {moved}");
     // Carol's points never reach Bob.
     let carol_phone = token(dir.path(), "carol", "phone");
@@ -463,7 +488,7 @@ fn devices_show_their_status() {
     assert_eq!(phone["last_position"], json!({"lat": 47.25, "lon": 8.5}));
     assert_eq!(phone["accuracy"], 12.0);
     let seen = phone["last_seen"].as_str().unwrap();
-    assert!(seen.ends_with('Z') && seen.len() == 20, "{seen}");
+    assert_eq!(seen, polo_domain::Timestamp(tst * 1000).to_string());
     let spare = list.iter().find(|d| d["name"] == "spare").unwrap();
     assert!(spare["last_seen"].is_null() && spare["battery"].is_null() && spare["last_position"].is_null());
 }
@@ -502,13 +527,22 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     assert_eq!(settings["overridden"], json!(["instance_name", "tile_url"]));
     assert_eq!(settings["defaults"]["instance_name"], "Family");
     let config = get(addr, "/api/v1/config", None).json();
-    assert_eq!((config["instance_name"].as_str(), config["tile_url"].as_str()), (Some("Our trips"), Some("https://tiles.example/{z}/{x}/{y}.png")));
+    assert_eq!(
+        (config["instance_name"].as_str(), config["tile_url"].as_str()),
+        (Some("Our trips"), Some("https://tiles.example/{z}/{x}/{y}.png"))
+    );
     // Bad values are refused with the setting named; nothing changes.
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"tile_url": "https://x/{z}.png"}));
     assert_eq!(r.status, 400);
     assert!(r.json()["message"].as_str().unwrap().starts_with("tile_url:"), "{}", r.body);
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"registration": true}));
     assert_eq!(r.status, 422, "unknown settings are refused: {}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!([null, null]));
+    assert_eq!(r.status, 422, "an array is not a settings object: {}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"instance_name": 7}));
+    assert_eq!(r.status, 422);
+    assert!(r.json()["message"].as_str().unwrap().contains("instance_name"), "{}", r.body);
+    assert_eq!(get(addr, "/api/v1/config", None).json()["instance_name"], "Our trips", "nothing changed");
 
     // Kept across a restart; `null` returns to the configuration.
     drop(server);
@@ -518,4 +552,39 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"instance_name": null}));
     assert_eq!(r.json()["overridden"], json!(["tile_url"]));
     assert_eq!(get(addr, "/api/v1/config", None).json()["instance_name"], "Family");
+}
+
+#[test]
+fn open_event_streams_do_not_hold_up_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let server = serve(dir.path(), &[]);
+    let mut events = EventStream::open(&server.addr, "/api/v1/live", Some(&basic("alice", PASSWORD)));
+    assert_eq!(events.next_position(Duration::from_millis(300)), None, "no devices yet");
+    let metrics = get(&server.addr, "/metrics", None);
+    assert!(metrics.body.contains("polo_live_streams 1"), "{}", metrics.body);
+    {
+        let _second = EventStream::open(&server.addr, "/api/v1/live", Some(&basic("alice", PASSWORD)));
+        assert!(get(&server.addr, "/metrics", None).body.contains("polo_live_streams 2"));
+    }
+    // A client that hung up is noticed at the next keep-alive at the latest; not waited for here.
+    let started = Instant::now();
+    let pid = server.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // The stream ends (the server writes the last chunk and closes) well before the 30 s grace.
+    loop {
+        if !events.fill() || String::from_utf8_lossy(&events.raw).contains("0\r\n\r\n") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the event stream kept the server alive");
+    }
+    // And the process exits (a zombie until the test reaps it when `server` drops).
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "polo serve did not exit: {stat}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -293,6 +293,22 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// A JSON body that must be an object: serde would also read a struct from
+/// an array of its members in order (`[null, null]`), which no client means.
+/// Bodies that are not objects get 422 like any other body of the wrong shape.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    let Json(value) = body?;
+    if !value.is_object() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", "the body must be a JSON object"));
+    }
+    // Through axum's reader again, so the message names the member that is wrong.
+    let bytes =
+        serde_json::to_vec(&value).map_err(|e| ApiError::internal(format!("cannot re-encode the body: {e}")))?;
+    Ok(Json::<T>::from_bytes(&bytes)?.0)
+}
+
 /// The code for a status that did not come from an [`ApiError`].
 fn code_for(status: StatusCode) -> &'static str {
     match status {
@@ -449,6 +465,22 @@ mod tests {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
         (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn bodies_that_must_be_objects() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            name: Option<String>,
+        }
+        let ok: Body = json_object(Ok(Json(json!({"name": "x"})))).unwrap();
+        assert_eq!(ok.name.as_deref(), Some("x"));
+        let e = json_object::<Body>(Ok(Json(json!([null])))).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::UNPROCESSABLE_ENTITY, "bad_request"));
+        let e = json_object::<Body>(Ok(Json(json!({"name": 7})))).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.message.contains("name"), "{}", e.message);
     }
 
     #[tokio::test]

@@ -150,6 +150,12 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let metrics = state.metrics.clone();
     let (writer, logger) = AccessLogWriter::open(&options.access_log, &metrics).map_err(ServeError::AccessLog)?;
+    // Event streams never finish by themselves: end them when shutdown begins.
+    let live = state.live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        live.close();
+    };
     let app = app(state, &options, logger);
     let result = serve_app(listener, app, &options, metrics, shutdown, SHUTDOWN_GRACE).await;
     writer.finish();

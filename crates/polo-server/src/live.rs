@@ -12,11 +12,15 @@
 //!
 //! Changes of who may see whom (location grants) are published too, so an
 //! open stream stops showing a user the moment their grant is withdrawn.
+//!
+//! An event stream never finishes by itself, and a graceful shutdown waits
+//! for in-flight responses: [`crate::serve`] therefore calls
+//! [`LiveFeed::close`] when shutdown begins, which ends every stream.
 
 use std::sync::Arc;
 
 use polo_domain::{DeviceId, Fix, UserId};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Events a slow subscriber may lag behind before it skips.
 pub const FEED_CAPACITY: usize = 1024;
@@ -44,6 +48,8 @@ pub enum LiveEvent {
 #[derive(Debug, Clone)]
 pub struct LiveFeed {
     sender: broadcast::Sender<LiveEvent>,
+    /// `true` once the server shuts down.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl Default for LiveFeed {
@@ -56,7 +62,7 @@ impl LiveFeed {
     /// A feed without subscribers.
     #[must_use]
     pub fn new() -> Self {
-        Self { sender: broadcast::channel(FEED_CAPACITY).0 }
+        Self { sender: broadcast::channel(FEED_CAPACITY).0, closing: Arc::new(watch::channel(false).0) }
     }
 
     /// Publishes a stored point (the newest of its write).
@@ -74,6 +80,17 @@ impl LiveFeed {
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.sender.subscribe()
+    }
+
+    /// Tells every stream to end: the server is shutting down.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Watches for [`LiveFeed::close`]; `wait_for(|closing| *closing)` resolves then.
+    #[must_use]
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 }
 
@@ -98,5 +115,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(receiver.recv().await.unwrap(), LiveEvent::GrantsChanged { owner: UserId(3) }));
+    }
+
+    #[tokio::test]
+    async fn closing_is_seen_by_watchers_made_before_and_after() {
+        let feed = LiveFeed::new();
+        let mut before = feed.closing();
+        assert!(!*before.borrow());
+        feed.clone().close();
+        before.wait_for(|closing| *closing).await.unwrap();
+        assert!(*feed.closing().borrow());
     }
 }

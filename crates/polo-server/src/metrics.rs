@@ -19,7 +19,8 @@
 //! `polo_rejects_total{reason}`, `polo_front_door_dropped_total{reason}`,
 //! and with an online geocoder `polo_street_name_lookups_total{outcome}`
 //! (`found`, `nothing`, `error`) and `polo_street_name_errors_total{reason}`.
-//! Gauges, read at scrape time: `polo_queue_depth`,
+//! Gauges: `polo_live_streams` (open live-position event streams), and,
+//! read at scrape time, `polo_queue_depth`,
 //! `polo_queue_oldest_age_seconds` (from [`QueueStats`], the autoscaling
 //! signal) and `process_resident_memory_bytes` (Linux).
 
@@ -95,6 +96,7 @@ struct Inner {
     queue_depth: Gauge,
     queue_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     resident_memory: Gauge,
+    live_streams: Gauge,
     queue_stats: RwLock<Arc<dyn QueueStats>>,
 }
 
@@ -157,6 +159,8 @@ impl Metrics {
         );
         let resident_memory = Gauge::default();
         registry.register("process_resident_memory_bytes", "Resident set size of the process", resident_memory.clone());
+        let live_streams = Gauge::default();
+        registry.register("polo_live_streams", "Open live-position event streams (SSE)", live_streams.clone());
         Self(Arc::new(Inner {
             registry,
             http_duration,
@@ -168,8 +172,19 @@ impl Metrics {
             queue_depth,
             queue_oldest_age,
             resident_memory,
+            live_streams,
             queue_stats: RwLock::new(Arc::new(NoQueue)),
         }))
+    }
+
+    /// A live-position event stream opened (`polo_live_streams`).
+    pub fn live_stream_opened(&self) {
+        self.0.live_streams.inc();
+    }
+
+    /// A live-position event stream ended.
+    pub fn live_stream_closed(&self) {
+        self.0.live_streams.dec();
     }
 
     /// Makes the queue gauges read from `stats` (the ingest writer calls this once).

@@ -156,8 +156,20 @@ mod tests {
         out
     }
 
-    /// Routes anyone may call: the probes, metrics (guarded by network) and logging in.
-    const PUBLIC: [&str; 4] = ["GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/session"];
+    /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
+    /// configuration and public share links (guarded by their token).
+    const PUBLIC: [&str; 10] = [
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "POST /api/v1/session",
+        "GET /api/v1/config",
+        "GET /api/v1/public/shares/{token}",
+        "GET /api/v1/public/shares/{token}/points",
+        "GET /api/v1/public/shares/{token}/timeline",
+        "GET /api/v1/public/shares/{token}/track",
+        "GET /api/v1/public/shares/{token}/live",
+    ];
 
     #[test]
     fn every_operation_is_tagged_secured_and_answers_errors_in_the_shared_shape() {

@@ -38,8 +38,9 @@ fn share_from_row(r: &Row<'_>) -> StoreResult<Share> {
 }
 
 fn share_by_id(conn: &Connection, user: UserId, id: i64) -> StoreResult<Share> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {SHARE_COLUMNS} FROM {SHARE_FROM} WHERE s.user_id = ?1 AND s.id = ?2")).db()?;
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {SHARE_COLUMNS} FROM {SHARE_FROM} WHERE s.user_id = ?1 AND s.id = ?2"))
+        .db()?;
     let mut rows = stmt.query([user.0, id]).db()?;
     let row = rows.next().db()?.ok_or_else(|| StoreError::NotFound(format!("share {id} of user {user}")))?;
     share_from_row(row)
@@ -62,8 +63,10 @@ pub(crate) fn create_share(
         if let Some(device) = share.device {
             check_device(tx, user, device)?;
         }
-        let taken =
-            tx.query_row("SELECT 1 FROM shares WHERE token_hash = ?1", [&token_hash[..]], |_| Ok(())).optional().db()?;
+        let taken = tx
+            .query_row("SELECT 1 FROM shares WHERE token_hash = ?1", [&token_hash[..]], |_| Ok(()))
+            .optional()
+            .db()?;
         if taken.is_some() {
             return Err(StoreError::AlreadyExists("share".into()));
         }
@@ -116,9 +119,9 @@ pub(crate) fn share_by_hash(
 
 pub(crate) fn list_shares(store: &SqliteStore, user: UserId) -> StoreResult<Vec<Share>> {
     store.read(|c| {
-        let mut stmt =
-            c.prepare_cached(&format!("SELECT {SHARE_COLUMNS} FROM {SHARE_FROM} WHERE s.user_id = ?1 ORDER BY s.id"))
-                .db()?;
+        let mut stmt = c
+            .prepare_cached(&format!("SELECT {SHARE_COLUMNS} FROM {SHARE_FROM} WHERE s.user_id = ?1 ORDER BY s.id"))
+            .db()?;
         let mut rows = stmt.query([user.0]).db()?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().db()? {
@@ -130,8 +133,10 @@ pub(crate) fn list_shares(store: &SqliteStore, user: UserId) -> StoreResult<Vec<
 
 pub(crate) fn revoke_share(store: &SqliteStore, user: UserId, id: i64, at: Timestamp) -> StoreResult<bool> {
     store.write(|tx| {
-        let found =
-            tx.query_row("SELECT 1 FROM shares WHERE user_id = ?1 AND id = ?2", [user.0, id], |_| Ok(())).optional().db()?;
+        let found = tx
+            .query_row("SELECT 1 FROM shares WHERE user_id = ?1 AND id = ?2", [user.0, id], |_| Ok(()))
+            .optional()
+            .db()?;
         if found.is_none() {
             return Ok(false);
         }

@@ -62,6 +62,7 @@ fn version_1_databases_migrate_to_the_latest() {
         "DROP TABLE tokens; DROP TABLE sessions; ALTER TABLE devices DROP COLUMN encryption_key; \
          ALTER TABLE devices DROP COLUMN card_name; ALTER TABLE devices DROP COLUMN card_face; \
          DROP TABLE derived; DROP TABLE derived_cursors; DELETE FROM meta WHERE key = 'epoch'; \
+         DROP TABLE shares; DROP TABLE location_grants; DROP TABLE instance_settings; \
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -78,6 +79,10 @@ fn version_1_databases_migrate_to_the_latest() {
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, 7);
     assert_eq!(store.epoch().unwrap().len(), 32);
+    // Sharing works on a migrated database.
+    store.set_instance_setting("instance_name", Some("x")).unwrap();
+    let bob = store.create_user("bob", "h", false).unwrap();
+    assert!(store.grant_location(user.id, bob.id).unwrap());
 }
 
 #[test]

@@ -59,7 +59,10 @@ pub fn shares_create_lookup_revoke(store: &dyn Store) {
     let s3 = store.create_share(bob.id, &range_share(None, None), &h3).unwrap();
 
     assert!(matches!(store.create_share(alice.id, &spec, &h1), Err(StoreError::AlreadyExists(_))));
-    assert!(matches!(store.create_share(bob.id, &range_share(Some(phone), None), &[4; 32]), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.create_share(bob.id, &range_share(Some(phone), None), &[4; 32]),
+        Err(StoreError::NotFound(_))
+    ));
     assert!(matches!(store.create_share(UserId(9_999_999), &spec, &[4; 32]), Err(StoreError::NotFound(_))));
 
     let now = Timestamp(T0);
@@ -68,7 +71,7 @@ pub fn shares_create_lookup_revoke(store: &dyn Store) {
     assert_eq!(store.share_by_hash(&h3, now).unwrap().unwrap().1, bob);
     assert_eq!(store.share_by_hash(&[9; 32], now).unwrap(), None);
     assert_eq!(store.list_shares(alice.id).unwrap().iter().map(|s| s.id).collect::<Vec<_>>(), [s1.id, s2.id]);
-    assert_eq!(store.list_shares(bob.id).unwrap(), [s3.clone()]);
+    assert_eq!(store.list_shares(bob.id).unwrap(), vec![s3]);
 
     // Revoking is scoped to the owner; a revoked link is not found, but stays listed.
     assert!(!store.revoke_share(bob.id, s1.id, Timestamp(T0 + 5)).unwrap());
@@ -136,7 +139,8 @@ pub fn instance_settings_set_and_clear(store: &dyn Store) {
     store.set_instance_setting("tile_url", Some("https://a/{z}/{x}/{y}.png")).unwrap();
     store.set_instance_setting("instance_name", Some("Family")).unwrap();
     store.set_instance_setting("instance_name", Some("Family map")).unwrap();
-    let expect = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+    let expect =
+        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
     assert_eq!(
         store.instance_settings().unwrap(),
         expect(&[("instance_name", "Family map"), ("tile_url", "https://a/{z}/{x}/{y}.png")])

@@ -27,8 +27,8 @@ pub mod sharing;
 use std::ops::ControlFlow;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
-pub use sharing::{LocationGrant, NewShare, Share, ShareKind};
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
+pub use sharing::{LocationGrant, NewShare, Share, ShareKind};
 
 /// Errors every backend reports.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let scheme = if options.tls.is_some() { "https" } else { "http" };
     let mqtt = mqtt_settings(config, args)?;
     let street_names = config.street_names(args.geocoder.as_deref(), args.geocoder_url.as_deref())?;
-    let site = config.site(args.instance_name.as_deref(), args.tile_url.as_deref(), args.tile_attribution.as_deref())?;
+    let site =
+        config.site(args.instance_name.as_deref(), args.tile_url.as_deref(), args.tile_attribution.as_deref())?;
     let mut backoff = Backoff::default();
     if let Some(free) = args.auth_free_failures.or(config.file_serve.auth_free_failures) {
         backoff.free_failures = free;

@@ -136,6 +136,49 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     Response { status, headers, body }
 }
 
+/// Sends one request to a route that may answer with an endless stream
+/// (Server-Sent Events): reads the head, then the body for at most `wait`
+/// (an error answer to its end), and hangs up. The body is returned raw
+/// (chunk framing included).
+pub fn http_stream_start(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], wait: Duration) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let deadline = std::time::Instant::now() + wait;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}"),
+        }
+        let head_done = raw.windows(4).any(|w| w == b"\r\n\r\n");
+        if head_done && std::time::Instant::now() >= deadline {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline + Duration::from_secs(20), "no response head");
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let streaming = headers.iter().any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream"));
+    let body = if chunked && !streaming { dechunk(body) } else { body.to_owned() };
+    Response { status, headers, body }
+}
+
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {

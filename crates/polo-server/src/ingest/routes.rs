@@ -144,7 +144,8 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
 
 /// OwnTracks HTTP mode (also Overland's OwnTracks mode): one message per request.
 ///
-/// The answer is the caller's devices' last locations (the app's friends). Unusable messages are
+/// The answer is the app's friends: the last locations (and cards) of the caller's devices and of
+/// the devices of users who granted the caller theirs (`POST /api/v1/friends`). Unusable messages are
 /// answered 200 and counted, because the apps drop (iOS) or resend forever (Android) otherwise;
 /// temporary trouble, rate limiting included, is a 503 so that iOS keeps the message.
 #[utoipa::path(

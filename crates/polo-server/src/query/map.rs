@@ -327,11 +327,75 @@ pub(crate) async fn overview(
     cached_json(&headers, &view)
 }
 
+/// Ranges up to this long are drawn from the points themselves; longer ones
+/// from the map levels. A level keeps a line's turning points, so a short
+/// range that falls between two of them (a straight stretch) would be cut
+/// away entirely; a few days of points are cheap to read.
+pub const TRACK_FROM_POINTS_MS: i64 = 3 * 86_400_000;
+
+/// A recording gap longer than this starts a new line of a track read from the points.
+const TRACK_GAP_MS: i64 = 15 * 60_000;
+
+/// The track of `devices` in `[from, to)` from their points: one line per
+/// device and stretch without a recording gap, thinned evenly to
+/// `max_points` (each line keeps its ends).
+fn track_from_points(
+    store: &dyn Store,
+    user: UserId,
+    devices: &[Device],
+    from: Timestamp,
+    to: Timestamp,
+    max_points: usize,
+) -> Result<Overview, ApiError> {
+    use polo_derived::map::OverviewSegment;
+    use polo_derived::map::track::MapPoint;
+    let mut segments: Vec<OverviewSegment> = Vec::new();
+    for device in devices {
+        let query = polo_store::PointQuery { user, device: Some(device.id), from: Some(from), to: Some(to) };
+        let mut line: Vec<MapPoint> = Vec::new();
+        store.scan_points(&query, &mut |point| {
+            if line.last().is_some_and(|last| point.fix.time.0 - last.time.0 > TRACK_GAP_MS) {
+                segments.push(OverviewSegment { device: device.id, points: std::mem::take(&mut line) });
+            }
+            line.push(MapPoint { time: point.fix.time, coord: point.fix.coord });
+            std::ops::ControlFlow::Continue(())
+        })?;
+        if !line.is_empty() {
+            segments.push(OverviewSegment { device: device.id, points: line });
+        }
+    }
+    segments.sort_by_key(|s| (s.points[0].time, s.device));
+    let total: usize = segments.iter().map(|s| s.points.len()).sum();
+    let thinned = total > max_points;
+    if thinned {
+        let stride = total.div_ceil(max_points.max(1)).max(2);
+        for segment in &mut segments {
+            let last = segment.points.len() - 1;
+            let mut index = 0;
+            segment.points.retain(|_| {
+                let keep = index % stride == 0 || index == last;
+                index += 1;
+                keep
+            });
+        }
+    }
+    Ok(Overview {
+        level: 0,
+        zoom: BASE_ZOOM,
+        level_points: [0; 4],
+        points: segments.iter().map(|s| s.points.len()).sum(),
+        thinned,
+        truncated: false,
+        segments,
+    })
+}
+
 /// The simplified track of `devices` in `[from, to)` as a GeoJSON
-/// `FeatureCollection` of `LineString`s (one per line of the overview, each
-/// with its device, start and end), at the finest level of detail that fits
-/// `max_points`: a long range reads the coarse map levels, never the points.
-/// A lone point (a line of one) becomes a `Point` feature. Blocking.
+/// `FeatureCollection` of `LineString`s (one per line, each with its device,
+/// start and end), at the finest detail that fits `max_points`: a range of
+/// up to [`TRACK_FROM_POINTS_MS`] from the points, a longer one from the map
+/// levels of detail (never scanning the points). A lone point becomes a
+/// `Point` feature. Blocking.
 pub(crate) fn track_geojson(
     store: &dyn Store,
     user: UserId,
@@ -341,19 +405,19 @@ pub(crate) fn track_geojson(
     max_points: usize,
 ) -> Result<serde_json::Value, ApiError> {
     let ids: Vec<DeviceId> = devices.iter().map(|d| d.id).collect();
-    let view = derived::overview(store, user, &ids, from, to, max_points).map_err(derived_error)?;
+    let (view, source) = if to.0.saturating_sub(from.0) <= TRACK_FROM_POINTS_MS {
+        (track_from_points(store, user, devices, from, to, max_points)?, "points")
+    } else {
+        (derived::overview(store, user, &ids, from, to, max_points).map_err(derived_error)?, "map")
+    };
     let (level, zoom, thinned, truncated) = (view.level, view.zoom, view.thinned, view.truncated);
     let features: Vec<serde_json::Value> = view
         .segments
         .into_iter()
         .map(|segment| {
             let longitudes = unwrap_longitudes(segment.points.iter().map(|p| p.coord.lon()));
-            let coordinates: Vec<[f64; 2]> = segment
-                .points
-                .iter()
-                .zip(longitudes)
-                .map(|(p, lon)| [degrees(lon), degrees(p.coord.lat())])
-                .collect();
+            let coordinates: Vec<[f64; 2]> =
+                segment.points.iter().zip(longitudes).map(|(p, lon)| [degrees(lon), degrees(p.coord.lat())]).collect();
             let geometry = if coordinates.len() == 1 {
                 serde_json::json!({"type": "Point", "coordinates": coordinates[0]})
             } else {
@@ -372,7 +436,7 @@ pub(crate) fn track_geojson(
         "type": "FeatureCollection",
         "features": features,
         "properties": {
-            "from": from.to_string(), "to": to.to_string(), "level": level, "zoom": zoom,
+            "from": from.to_string(), "to": to.to_string(), "source": source, "level": level, "zoom": zoom,
             "thinned": thinned, "truncated": truncated,
         },
     }))
@@ -507,7 +571,8 @@ pub(crate) async fn fog(
 
 #[cfg(test)]
 mod tests {
-    use polo_derived::map::{MapPoint, OverviewSegment};
+    use polo_derived::map::OverviewSegment;
+    use polo_derived::map::track::MapPoint;
     use polo_domain::Coord;
 
     use super::*;

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::blocking;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound};
+use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound, json_object};
 
 /// `viewer` and the users who granted `viewer` their location, `viewer` first.
 ///
@@ -76,7 +76,12 @@ fn friend_list(store: &dyn Store, me: &User) -> Result<FriendList, ApiError> {
     }
     let friends = by_name
         .into_iter()
-        .map(|(user, (by_me, to_me))| Friend { user, granted_by_me: by_me, granted_to_me: to_me, mutual: by_me && to_me })
+        .map(|(user, (by_me, to_me))| Friend {
+            user,
+            granted_by_me: by_me,
+            granted_to_me: to_me,
+            mutual: by_me && to_me,
+        })
         .collect();
     Ok(FriendList { friends })
 }
@@ -113,9 +118,9 @@ pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Resul
 pub(crate) async fn grant(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<FriendBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<FriendList>), ApiError> {
-    let Json(body) = body?;
+    let body: FriendBody = json_object(body)?;
     let name = body.user.trim().to_owned();
     if name == caller.user.name {
         return Err(ApiError::bad_request("you always see your own location; name another user"));

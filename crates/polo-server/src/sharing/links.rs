@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{LIVE_LOOKBACK_MS, MAX_SHARE_MS, blocking, now};
 use crate::AppState;
 use crate::auth::{Caller, random_secret, sha256};
-use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound};
+use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound, json_object};
 use crate::query::derived::parse_instant;
 
 /// What a share shows.
@@ -154,10 +154,7 @@ fn validate(body: &ShareBody, at: Timestamp) -> Result<NewShare, ApiError> {
         }
         ShareKind::Trip | ShareKind::Range => {
             let (Some(from), Some(to)) = (from, to) else {
-                return Err(ApiError::bad_request(format!(
-                    "a {} share needs from and to (RFC 3339)",
-                    kind.name()
-                )));
+                return Err(ApiError::bad_request(format!("a {} share needs from and to (RFC 3339)", kind.name())));
             };
             if to <= from {
                 return Err(ApiError::bad_request(format!("to ({to}) must be after from ({from})")));
@@ -219,9 +216,9 @@ fn validate(body: &ShareBody, at: Timestamp) -> Result<NewShare, ApiError> {
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<ShareBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewShareView>), ApiError> {
-    let Json(body) = body?;
+    let body: ShareBody = json_object(body)?;
     let at = now();
     let mut spec = validate(&body, at)?;
     let (store, user) = (state.store.clone(), caller.user.id);
@@ -311,7 +308,10 @@ mod tests {
                 serde_json::json!({"kind": "range", "from": "2024-04-30T09:00:00Z", "to": "2024-04-30T08:00:00Z"}),
                 "must be after from",
             ),
-            (serde_json::json!({"kind": "range", "from": "2020-01-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"}), "366 days"),
+            (
+                serde_json::json!({"kind": "range", "from": "2020-01-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"}),
+                "366 days",
+            ),
             (serde_json::json!({"kind": "range", "from": "yesterday", "to": "2024-04-30T08:00:00Z"}), "from:"),
             (serde_json::json!({"kind": "live", "expires_in_s": 60, "from": "2024-04-30T08:00:00Z"}), "leave out from"),
         ] {
@@ -325,7 +325,8 @@ mod tests {
     fn expiry_is_in_the_future_within_a_year_and_required_for_live() {
         let live = validate(&body(serde_json::json!({"kind": "live", "expires_in_s": 3600})), AT).unwrap();
         assert_eq!(live.expires, Some(Timestamp(AT.0 + 3_600_000)));
-        let at = validate(&body(serde_json::json!({"kind": "live", "expires_at": "2024-05-02T08:00:00Z"})), AT).unwrap();
+        let at =
+            validate(&body(serde_json::json!({"kind": "live", "expires_at": "2024-05-02T08:00:00Z"})), AT).unwrap();
         assert_eq!(at.expires, Some(Timestamp(AT.0 + 86_400_000)));
         for (json, why) in [
             (serde_json::json!({"kind": "live"}), "needs an expiry"),

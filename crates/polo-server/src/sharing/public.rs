@@ -65,10 +65,12 @@ fn range(share: &Share) -> (Timestamp, Timestamp) {
     }
 }
 
-/// No cache may keep what a link showed after it was revoked.
+/// No cache may keep what a link showed after it was revoked, and no search
+/// engine index it.
 fn no_store(response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
     response
 }
 
@@ -277,10 +279,8 @@ pub(crate) async fn timeline(
     let (from, to) = range(&share);
     let store = state.store.clone();
     let entries = blocking(move || {
-        let devices: Vec<_> = covered_devices(store.as_ref(), owner.id, share.spec.device)?
-            .into_iter()
-            .map(|d| (d.id, d.name))
-            .collect();
+        let devices: Vec<_> =
+            covered_devices(store.as_ref(), owner.id, share.spec.device)?.into_iter().map(|d| (d.id, d.name)).collect();
         shared_entries(store.as_ref(), owner.id, &devices, from, to)
     })
     .await?;

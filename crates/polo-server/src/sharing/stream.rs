@@ -62,6 +62,7 @@ pub(crate) struct PositionEvent {
 }
 
 /// Who a stream is for, which decides what it may show.
+#[derive(Clone)]
 pub(crate) enum Audience {
     /// A logged-in user: their devices and those of users who granted them.
     Viewer(User),
@@ -81,7 +82,7 @@ pub(crate) enum Audience {
 /// A user whose positions the stream shows.
 struct Shown {
     name: String,
-    /// Device names; `None` until read.
+    /// Device names.
     devices: HashMap<DeviceId, String>,
     /// Only this device (a share of one device).
     only: Option<DeviceId>,
@@ -94,6 +95,8 @@ struct Streamer {
     latest: HashMap<DeviceId, Timestamp>,
     queue: VecDeque<Event>,
     receiver: tokio::sync::broadcast::Receiver<LiveEvent>,
+    /// Becomes `true` when the server shuts down.
+    closing: tokio::sync::watch::Receiver<bool>,
     done: bool,
 }
 
@@ -136,6 +139,12 @@ fn current_positions(
     }
     out.sort_by_key(|(_, _, fix)| fix.time);
     Ok(out)
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.state.metrics.live_stream_closed();
+    }
 }
 
 impl Streamer {
@@ -184,13 +193,7 @@ impl Streamer {
 
     /// Re-reads who is shown and queues the positions of users newly shown.
     async fn reload(&mut self) -> Result<(), ApiError> {
-        let state = self.state.clone();
-        let audience = match &self.audience {
-            Audience::Viewer(user) => Audience::Viewer(user.clone()),
-            Audience::Share { share, owner, from, hash } => {
-                Audience::Share { share: share.clone(), owner: owner.clone(), from: *from, hash: *hash }
-            }
-        };
+        let (state, audience) = (self.state.clone(), self.audience.clone());
         let before: Vec<UserId> = self.shown.keys().copied().collect();
         let from = self.window().0;
         let (shown, fresh) = blocking(move || {
@@ -246,11 +249,13 @@ impl Streamer {
             }
             let expires = self.window().1;
             let until_expiry = expires.map(|e| Duration::from_millis(u64::try_from(e.0 - now().0).unwrap_or(0)));
-            let wait = if self.is_public() { until_expiry.unwrap_or(RECHECK).min(RECHECK) } else { Duration::MAX };
-            let received = if wait == Duration::MAX {
-                Some(self.receiver.recv().await)
-            } else {
-                tokio::time::timeout(wait, self.receiver.recv()).await.ok()
+            // Public streams wake to re-check their link; a viewer's only for events.
+            let wake = until_expiry.unwrap_or(RECHECK).min(RECHECK);
+            let public = self.is_public();
+            let received = tokio::select! {
+                received = self.receiver.recv() => Some(received),
+                _ = self.closing.wait_for(|closing| *closing) => return None,
+                () = tokio::time::sleep(wake), if public => None,
             };
             match received {
                 Some(Ok(event)) => self.handle(event).await,
@@ -275,12 +280,8 @@ pub(crate) async fn position_stream(
 ) -> Result<impl Stream<Item = Result<Event, Infallible>>, ApiError> {
     // Subscribe first: a point stored while the current positions are read is then still seen.
     let receiver = state.live.subscribe();
-    let (loader, shown_for) = (state.clone(), match &audience {
-        Audience::Viewer(user) => Audience::Viewer(user.clone()),
-        Audience::Share { share, owner, from, hash } => {
-            Audience::Share { share: share.clone(), owner: owner.clone(), from: *from, hash: *hash }
-        }
-    });
+    let closing = state.live.closing();
+    let (loader, shown_for) = (state.clone(), audience.clone());
     let from = match &audience {
         Audience::Viewer(_) => None,
         Audience::Share { from, .. } => Some(*from),
@@ -292,6 +293,7 @@ pub(crate) async fn position_stream(
         Ok((shown, current))
     })
     .await?;
+    state.metrics.live_stream_opened();
     let mut streamer = Streamer {
         state,
         audience,
@@ -299,6 +301,7 @@ pub(crate) async fn position_stream(
         latest: HashMap::new(),
         queue: VecDeque::new(),
         receiver,
+        closing,
         done: false,
     };
     for (user, device, fix) in current {
