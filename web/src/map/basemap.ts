@@ -62,7 +62,8 @@ export function createMap(element: HTMLElement, options: { zoomControl?: boolean
     fallback = L.geoJSON(undefined, {
       renderer,
       interactive: false,
-      style: { className: "fallback-land", color: "#8a9a8f", weight: 0.7, fillColor: "#cfd8cf", fillOpacity: 1 },
+      style: { className: "fallback-land", stroke: false, fillColor: "#cfd8cf", fillOpacity: 1 },
+      smoothFactor: 2,
       attribution: "Offline basemap: Natural Earth (public domain) via world-atlas",
     } as L.GeoJSONOptions);
     fallback.addTo(map);
