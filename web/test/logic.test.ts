@@ -115,10 +115,18 @@ describe("format", () => {
 
 describe("maps and devices", () => {
   it("keeps rings cut at the antimeridian in one piece", () => {
-    const ring = [[179, 65], [180, 66], [-180, 66], [-179, 65], [-180, 64], [180, 64], [179, 65]];
+    const ring = [[178, 65], [180, 66], [-180, 66], [-179, 65], [-180, 64], [180, 64], [178, 65]];
     const unwrapped = unwrapRing(ring);
-    expect(unwrapped.map((p) => p[0])).toEqual([179, 180, 180, 181, 180, 180, 179]);
+    expect(unwrapped.map((p) => p[0])).toEqual([178, 180, 180, 181, 180, 180, 178]);
     for (let i = 1; i < unwrapped.length; i += 1) expect(Math.abs(unwrapped[i][0] - unwrapped[i - 1][0])).toBeLessThanOrEqual(180);
+  });
+
+  it("keeps a ring that starts east of the antimeridian where it belongs", () => {
+    // Eurasia-like: starts in Chukotka (-175), crosses west to 170 and on to Europe (10).
+    const ring = [[-175, 66], [175, 66], [100, 60], [10, 52], [100, 40], [175, 62], [-175, 64], [-175, 66]];
+    const unwrapped = unwrapRing(ring);
+    expect(unwrapped.find((p) => p[1] === 52)?.[0]).toBe(10);
+    expect(unwrapped[0][0]).toBe(185);
   });
 
   it("colours heat from blue to red", () => {

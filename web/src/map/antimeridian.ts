@@ -9,6 +9,8 @@ type Position = number[];
 export function unwrapRing(ring: Position[]): Position[] {
   const out: Position[] = [];
   let previous: number | null = null;
+  let west = Infinity;
+  let east = -Infinity;
   for (const [lon, lat, ...rest] of ring) {
     let x = lon;
     if (previous !== null) {
@@ -17,8 +19,14 @@ export function unwrapRing(ring: Position[]): Position[] {
     }
     out.push([x, lat, ...rest]);
     previous = x;
+    west = Math.min(west, x);
+    east = Math.max(east, x);
   }
-  return out;
+  // Where the ring starts decides which copy unwrapping lands on (a ring
+  // starting in Chukotka would put all of Eurasia 360° west): bring the
+  // middle of its extent back to [-180, 180].
+  const shift = -360 * Math.round((west + east) / 2 / 360);
+  return shift === 0 ? out : out.map(([x, ...rest]) => [x + shift, ...rest]);
 }
 
 export function unwrapGeometry(geometry: GeoJSON.Geometry | null): GeoJSON.Geometry | null {

@@ -72,6 +72,7 @@ export function createMap(element: HTMLElement, options: { zoomControl?: boolean
       .then((land) => {
         fallback?.addData(land);
         fallback?.bringToBack();
+        element.dataset.basemap = "offline";
       })
       .catch(() => undefined);
   };
