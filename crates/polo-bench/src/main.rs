@@ -21,6 +21,10 @@
 //! * `polo-bench restore` — restore-to-ready of a backed-up instance with 10 M
 //!   points and its derived timeline: `polo restore`, `polo serve`, `/readyz`
 //!   and the first correct day view, against the 30 s target.
+//! * `polo-bench web` — the front-end performance check: the web app's map
+//!   explorer opened on ten years of a 5-million-point user in headless
+//!   Chromium: time to first map render, JS heap and the longest long task,
+//!   against ≤ 2 s and no long task over 200 ms.
 //!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
@@ -34,6 +38,7 @@ mod restore;
 mod run;
 mod serve;
 mod timeline;
+mod web;
 
 use std::path::PathBuf;
 
@@ -123,6 +128,18 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         lag_seconds: u64,
     },
+    /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
+    Web {
+        /// Points of the generated user (within ten years).
+        #[arg(long, default_value_t = 5_000_000)]
+        points: u64,
+        /// Browser runs, each in a fresh context (the first is a cold load).
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Build the store anew even if one with as many points exists.
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,5 +157,6 @@ fn main() -> anyhow::Result<()> {
         Command::Replicate { points, rebuild, lag_seconds } => {
             replicate::replicate(&work, points, rebuild, lag_seconds)
         }
+        Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
     }
 }

@@ -337,9 +337,18 @@ const MAX_REWRITTEN_BODY: usize = 16 * 1024;
 /// Middleware: turns error responses that are not JSON (axum's extractor
 /// rejections, `405 Method Not Allowed`, an unmatched route) into
 /// [`ErrorBody`], keeping the status and headers.
+///
+/// A `401` to a request from the web app (`X-Requested-With: XMLHttpRequest`)
+/// goes without `WWW-Authenticate`: browsers answer that header on `fetch`
+/// with their own Basic login dialog instead of letting the app show the error.
 pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    let from_web_app =
+        request.headers().get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
+    let mut response = next.run(request).await;
     let status = response.status();
+    if from_web_app && status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
     if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
         return response;
     }
@@ -497,6 +506,23 @@ mod tests {
             assert_eq!((status.as_u16(), body["code"].as_str()), (want_status, Some(want_code)));
             assert!(!body["message"].as_str().unwrap().contains("/secret/path"));
             assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_web_app_gets_401s_without_a_basic_challenge() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route("/x", axum::routing::get(|| async { ApiError::unauthorized("log in") }))
+            .layer(axum::middleware::from_fn(json_errors));
+        for (xhr, challenged) in [(None, true), (Some("XMLHttpRequest"), false), (Some("other"), true)] {
+            let mut request = axum::http::Request::builder().uri("/x");
+            if let Some(value) = xhr {
+                request = request.header("X-Requested-With", value);
+            }
+            let response = app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(response.status(), 401);
+            assert_eq!(response.headers().contains_key(header::WWW_AUTHENTICATE), challenged, "{xhr:?}");
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod sharing;
 pub mod site;
 pub mod street_names;
 pub mod timeline_worker;
+mod web;
 
 use std::sync::Arc;
 
@@ -131,11 +132,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The application's routes, `/api/openapi.json` and the docs page.
 ///
 /// Every error answer is JSON ([`error::json_errors`]), unmatched routes included.
+/// Paths outside `/api/` that no route matches are the web app's ([`web`]):
+/// its embedded files, or `index.html` for its client-side routes.
 pub fn router(state: AppState) -> Router {
     let (routes, paths) = api_routes(state.imports.config().max_upload_bytes).split_for_parts();
     routes
         .merge(openapi::routes(openapi::document(paths)))
-        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .fallback(web::fallback)
         .layer(from_fn(error::json_errors))
         .with_state(state)
 }

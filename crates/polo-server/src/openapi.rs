@@ -267,7 +267,7 @@ mod tests {
         let allow = headers[header::ALLOW].to_str().unwrap();
         assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
         assert!(body["message"].as_str().unwrap().contains("Allow"), "{body}");
-        let (status, _, body) = call("GET", "/no/such/route").await;
+        let (status, _, body) = call("GET", "/api/no/such/route").await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
         let (status, _, body) = call("GET", "/api/openapi.json").await;
         assert_eq!(status, StatusCode::OK);

@@ -147,7 +147,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(config)).routes(routes!(get_settings, put_settings))
 }
 
-async fn effective(state: &AppState) -> Result<(SiteDefaults, Vec<String>), ApiError> {
+pub(crate) async fn effective(state: &AppState) -> Result<(SiteDefaults, Vec<String>), ApiError> {
     let store = state.store.clone();
     let overrides = tokio::task::spawn_blocking(move || store.instance_settings()).await??;
     let known = [INSTANCE_NAME, TILE_URL, TILE_ATTRIBUTION];

@@ -1,0 +1,201 @@
+//! The web app in a real browser: seeds a fresh `polo` with `polo import` of
+//! fixture files written here (a day with stays, a walk, a bike ride and a
+//! drive), starts `polo serve` on port 0 and runs `web/e2e/run.mjs`, which
+//! drives headless Chromium through playwright-core: login, the seeded
+//! day's timeline and map, the map explorer, an import with progress to its
+//! summary, device setup, a live position moving after OwnTracks posts, a
+//! share link opened without an account, and every other page. Screenshots
+//! go to `target/e2e-screenshots` (the path is printed).
+//!
+//! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
+//! npm packages (installed by the `polo-web` build). Without them the test
+//! says so and skips, unless `POLO_REQUIRE_SERVICES=1` (CI), where it fails.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{basic, polo, run_ok, serve, wait_for_timeline};
+
+const DAY: &str = "2024-05-14";
+const NEXT_DAY: &str = "2024-05-15";
+const HOME: (f64, f64) = (52.520_0, 13.405_0);
+const CAFE: (f64, f64) = (52.520_0, 13.422_7);
+const OFFICE: (f64, f64) = (52.565_0, 13.422_7);
+
+/// Seconds since midnight UTC of `DAY` (up to the end of the next day) as an RFC 3339 time.
+fn at(seconds: u32) -> String {
+    let date = if seconds < 86_400 { DAY } else { NEXT_DAY };
+    let seconds = seconds % 86_400;
+    format!("{date}T{:02}:{:02}:{:02}Z", seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
+/// Points every `step` seconds from `start` to `end`, moving in a straight
+/// line from `from` to `to` (a stay when they are equal, with a few metres
+/// of deterministic jitter).
+fn leg(points: &mut Vec<(String, f64, f64)>, start: u32, end: u32, step: u32, from: (f64, f64), to: (f64, f64)) {
+    let mut t = start;
+    while t < end {
+        let k = f64::from(t - start) / f64::from(end - start);
+        let jitter = if from == to { f64::from(t % 7) * 0.000_01 - 0.000_03 } else { 0.0 };
+        points.push((at(t), from.0 + (to.0 - from.0) * k + jitter, from.1 + (to.1 - from.1) * k - jitter));
+        t += step;
+    }
+}
+
+/// The seeded day: home, a walk to a café, a bike ride to the office, a
+/// drive home, and the night at home, which the walk of the next morning ends.
+fn day_gpx() -> String {
+    let mut points = Vec::new();
+    leg(&mut points, 0, 8 * 3600, 120, HOME, HOME);
+    leg(&mut points, 8 * 3600, 8 * 3600 + 900, 10, HOME, CAFE);
+    leg(&mut points, 8 * 3600 + 900, 9 * 3600 + 1800, 60, CAFE, CAFE);
+    leg(&mut points, 9 * 3600 + 1800, 9 * 3600 + 3000, 10, CAFE, OFFICE);
+    leg(&mut points, 9 * 3600 + 3000, 17 * 3600, 120, OFFICE, OFFICE);
+    leg(&mut points, 17 * 3600, 17 * 3600 + 600, 5, OFFICE, HOME);
+    leg(&mut points, 17 * 3600 + 600, 32 * 3600, 120, HOME, HOME);
+    leg(&mut points, 32 * 3600, 32 * 3600 + 900, 10, HOME, CAFE);
+    leg(&mut points, 32 * 3600 + 900, 33 * 3600, 60, CAFE, CAFE);
+    let mut gpx = String::from(
+        "<?xml version=\"1.0\"?>\n<gpx version=\"1.1\" creator=\"polo web e2e\" xmlns=\"http://www.topografix.com/GPX/1/1\"><trk><trkseg>\n",
+    );
+    for (time, lat, lon) in points {
+        writeln!(
+            gpx,
+            "<trkpt lat=\"{lat:.6}\" lon=\"{lon:.6}\"><ele>{:.1}</ele><time>{time}</time></trkpt>",
+            34.0 + lat
+        )
+        .unwrap();
+    }
+    gpx.push_str("</trkseg></trk></gpx>\n");
+    gpx
+}
+
+/// The file uploaded through the imports page: a walk a week later, plus
+/// two rows polo must reject (an impossible date, a missing latitude).
+fn upload_csv() -> String {
+    let mut csv = String::from("time,latitude,longitude\n");
+    for i in 0..120 {
+        let (h, m, s) = (10 + i / 120, (i / 2) % 60, (i % 2) * 30);
+        writeln!(csv, "2024-05-21T{h:02}:{m:02}:{s:02}Z,{:.6},{:.6}", 52.50 + f64::from(i) * 0.0002, 13.40).unwrap();
+    }
+    csv.push_str("2024-02-30T10:00:00Z,52.5,13.4\n2024-05-21T12:00:00Z,,13.4\n");
+    csv
+}
+
+/// An administrator (so the account page shows users and instance settings)
+/// whose password is `a long password`.
+fn add_admin(data: &Path, name: &str) {
+    use std::io::Write as _;
+    let mut child = polo(data)
+        .args(["user", "add", name, "--admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "polo user add --admin failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn missing_requirements(web: &Path, chromium: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout);
+            let major: u32 =
+                version.trim().trim_start_matches('v').split('.').next().unwrap_or("0").parse().unwrap_or(0);
+            if major < 18 {
+                missing.push(format!("Node.js 18 or newer (found {})", version.trim()));
+            }
+        }
+        _ => missing.push("Node.js (`node` on PATH)".to_owned()),
+    }
+    if !chromium.is_file() {
+        missing
+            .push(format!("Chromium at {} (`apt-get install -y chromium`, or set POLO_CHROMIUM)", chromium.display()));
+    }
+    if !web.join("node_modules/playwright-core/package.json").is_file() {
+        missing.push(format!("the web app's npm packages (`npm --prefix {} ci`)", web.display()));
+    }
+    missing
+}
+
+#[test]
+fn web_app_end_to_end_in_chromium() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let chromium = std::env::var_os("POLO_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let missing = missing_requirements(&web, &chromium);
+    if !missing.is_empty() {
+        let list = missing.join("; ");
+        assert!(
+            std::env::var_os("POLO_REQUIRE_SERVICES").is_none_or(|v| v != "1"),
+            "POLO_REQUIRE_SERVICES=1 but the browser tests cannot run, missing: {list}"
+        );
+        eprintln!("SKIPPED web_app_end_to_end_in_chromium: missing {list}");
+        return;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_admin(&data, "alice");
+    let day_file = dir.path().join("day.gpx");
+    std::fs::write(&day_file, day_gpx()).unwrap();
+    let upload = dir.path().join("walk-with-bad-rows.csv");
+    std::fs::write(&upload, upload_csv()).unwrap();
+    run_ok(polo(&data).args(["import", "--user", "alice", "--device", "phone"]).arg(&day_file));
+
+    let server = serve(&data, &["--access-log", "off"]);
+    let base = format!("http://{}", server.addr);
+    wait_for_timeline(&server.addr, &basic("alice", "a long password"));
+
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../e2e-screenshots");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    let mut child = Command::new("node")
+        .arg(web.join("e2e/run.mjs"))
+        .current_dir(&web)
+        .env("POLO_URL", &base)
+        .env("POLO_USER", "alice")
+        .env("POLO_PASSWORD", "a long password")
+        .env("POLO_DAY", DAY)
+        .env("POLO_UPLOAD", &upload)
+        .env("POLO_SCREENSHOTS", &screenshots)
+        .env("POLO_CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting node");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let (out, err) = (read(Box::new(stdout)), read(Box::new(stderr)));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    eprintln!("{out}{err}");
+    eprintln!("web e2e screenshots: {}", screenshots.canonicalize().unwrap_or(screenshots.clone()).display());
+    match status {
+        Some(status) => assert!(status.success(), "the browser tests failed ({status}):\n{out}\n{err}"),
+        None => panic!("the browser tests did not finish within 240 s:\n{out}\n{err}"),
+    }
+    assert!(out.contains("e2e: all passed"), "{out}");
+}

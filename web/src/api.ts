@@ -1,0 +1,319 @@
+// The HTTP client of the app: every call goes through `api`, which sends the
+// session cookie, adds the CSRF token to unsafe methods (the server refuses
+// them without it) and turns the server's error shape {code, message} into
+// an ApiError the pages can show as is.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+let csrfToken: string | null = null;
+
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token;
+}
+
+export function getCsrfToken(): string | null {
+  return csrfToken;
+}
+
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export async function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  // X-Requested-With: the server then leaves WWW-Authenticate off a 401, so
+  // the browser shows no Basic login dialog of its own.
+  const headers: Record<string, string> = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
+  if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  let payload: BodyInit | undefined;
+  if (body instanceof FormData) {
+    payload = body;
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  } catch (e) {
+    throw new ApiError(0, "network", `The server could not be reached (${String(e)}).`);
+  }
+  return readResponse<T>(response);
+}
+
+export async function readResponse<T>(response: Response): Promise<T> {
+  if (response.status === 204) return undefined as T;
+  const type = response.headers.get("Content-Type") ?? "";
+  if (!response.ok) {
+    if (type.includes("json")) {
+      const error = (await response.json().catch(() => null)) as { code?: string; message?: string } | null;
+      throw new ApiError(response.status, error?.code ?? "error", error?.message ?? response.statusText);
+    }
+    throw new ApiError(response.status, "error", `${response.status} ${response.statusText}`);
+  }
+  if (type.includes("json")) return (await response.json()) as T;
+  return (await response.text()) as T;
+}
+
+export const get = <T>(path: string) => api<T>("GET", path);
+
+/** Headers of the app's requests made outside `api` (tiles, uploads). */
+export const APP_HEADERS: Record<string, string> = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
+
+/** Query string from an object, leaving out undefined and empty values. */
+export function qs(params: Record<string, string | number | boolean | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+// ---- shapes of the API (see /api/openapi.json) ----
+
+export interface User {
+  id: number;
+  name: string;
+  admin: boolean;
+  created: string;
+}
+
+export interface Me {
+  user: User;
+  device: { id: number; name: string } | null;
+  via: string;
+  csrf_token: string | null;
+}
+
+export interface InstanceConfig {
+  instance_name: string;
+  tile_url: string;
+  tile_attribution: string;
+  version: string;
+  registration: boolean | string;
+}
+
+export type Mode = "walk" | "cycle" | "road" | "rail" | "flight" | "unknown";
+export const MODES: Mode[] = ["walk", "cycle", "road", "rail", "flight", "unknown"];
+
+export interface Entry {
+  kind: "stay" | "leg";
+  origin: "detected" | "imported";
+  start: string;
+  end: string;
+  duration_s: number;
+  points: number;
+  utc_offset_minutes?: number;
+  lat?: number;
+  lon?: number;
+  visit?: boolean;
+  place_id?: number;
+  place_name?: string;
+  country?: string;
+  town?: string;
+  address?: string;
+  distance_m?: number;
+  mode?: Mode;
+  mode_corrected?: boolean;
+  cruising_speed_mps?: number;
+  max_speed_mps?: number;
+  mean_speed_mps?: number;
+}
+
+export interface DayTimeline {
+  date: string;
+  device?: string;
+  from: string;
+  to: string;
+  utc_offset_minutes: number;
+  entries: Entry[];
+}
+
+export interface Trip {
+  device: string;
+  start: string;
+  end: string;
+  duration_s: number;
+  distance_m: number;
+  mean_speed_mps: number;
+  max_speed_mps: number;
+  main_mode: Mode;
+  origin_place?: number;
+  destination_place?: number;
+  entries: Entry[];
+}
+
+export interface MapSegment {
+  device: number;
+  start: number;
+  coords: number[];
+  times: number[];
+}
+
+export interface MapOverview {
+  from: string;
+  to: string;
+  level: number;
+  zoom: number;
+  level_points: number[];
+  points: number;
+  thinned: boolean;
+  truncated: boolean;
+  devices: string[];
+  segments: MapSegment[];
+}
+
+export interface MapTile {
+  z: number;
+  x: number;
+  y: number;
+  cell_zoom: number;
+  grid: number;
+  total: number;
+  max: number;
+  cells: [number, number, number][];
+}
+
+export interface Place {
+  id: number;
+  name?: string;
+  lat: number;
+  lon: number;
+  country_code?: string;
+  country?: string;
+  region?: string;
+  town?: string;
+  address?: string;
+  merged: number[];
+  visits: number;
+  hours: number;
+  first_visit: string;
+  last_visit?: string;
+  home: boolean;
+  work: boolean;
+}
+
+export interface StatsPeriod {
+  from: string;
+  to: string;
+  days_tracked: number;
+  distance_km: number;
+  moving_hours: number;
+  stationary_hours: number;
+  by_mode: Partial<Record<Mode, { km: number; hours: number }>>;
+  days_per_country: Record<string, number>;
+  towns: string[];
+  new_places: number[];
+  top_places: { id: number; name?: string; days: number }[];
+}
+
+export interface Stats {
+  period: string;
+  periods: StatsPeriod[];
+}
+
+export interface FileReport {
+  path: string;
+  format: string | null;
+  points_added: number;
+  duplicates: number;
+  intervals_added: number;
+  interval_duplicates: number;
+  rejected: number;
+  rejects_file: string | null;
+  error: string | null;
+  skipped: string | null;
+}
+
+export interface ImportJob {
+  id: string;
+  status: "queued" | "running" | "done" | "failed";
+  file_name: string;
+  bytes_total: number;
+  bytes_read: number;
+  points_added: number;
+  duplicates: number;
+  intervals_added: number;
+  rejected: number;
+  files: FileReport[];
+  rejects_file?: string;
+  error: string | null;
+  started: string;
+  finished: string | null;
+  url: string;
+}
+
+export interface Device {
+  id: number;
+  name: string;
+  last_seen?: string | null;
+  battery?: number | null;
+  last_position?: { lat: number; lon: number } | null;
+  last_point?: { time: string; lat: number; lon: number } | null;
+}
+
+export interface Token {
+  id: number;
+  device: { id: number; name: string };
+  label: string;
+  created: string;
+  last_used: string | null;
+}
+
+export interface Share {
+  id: number | string;
+  kind: "trip" | "range" | "live";
+  from?: string | null;
+  to?: string | null;
+  device?: string | null;
+  label?: string | null;
+  created: string;
+  expires?: string | null;
+  revoked?: string | null;
+  active?: boolean;
+  url?: string;
+  token?: string;
+}
+
+export interface PublicShare {
+  kind: "trip" | "range" | "live";
+  label?: string | null;
+  owner: string;
+  from?: string | null;
+  to?: string | null;
+  expires?: string | null;
+  live: boolean;
+}
+
+export interface Friend {
+  user: string;
+  granted_by_me: boolean;
+  granted_to_me: boolean;
+  mutual: boolean;
+}
+
+export interface LivePosition {
+  user?: string;
+  device: string;
+  lat: number;
+  lon: number;
+  time: string;
+  accuracy?: number | null;
+  battery?: number | null;
+  speed?: number | null;
+}
+
+export interface PointView {
+  device: string;
+  time: string;
+  lat: number;
+  lon: number;
+  altitude?: number | null;
+  speed?: number | null;
+}

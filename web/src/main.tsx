@@ -1,0 +1,232 @@
+// The app's entry: loads the instance config, finds out whether a session
+// exists, and renders the page of the current route inside the layout.
+// The public share page (/s/<token>) needs no account and skips all that.
+
+import { render, type ComponentType, type VNode } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { api, ApiError, get, setCsrfToken, type InstanceConfig, type Me } from "./api";
+import { setInstanceConfig } from "./config";
+import { interceptLinks, navigate, useLocation } from "./router";
+import { ErrorBox, Loading } from "./components/ui";
+import { Login } from "./pages/Login";
+import "./styles.css";
+
+// Pages are loaded on first use, each with only the libraries it needs
+// (Leaflet for maps, uPlot for charts, qrcode for device setup), so the
+// first page shows sooner and the browser parses less.
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+const PAGES = {
+  timeline: () => import("./pages/Timeline"),
+  explorer: () => import("./pages/Explorer"),
+  trips: () => import("./pages/Trips"),
+  places: () => import("./pages/Places"),
+  stats: () => import("./pages/Stats"),
+  imports: () => import("./pages/Imports"),
+  devices: () => import("./pages/Devices"),
+  sharing: () => import("./pages/Sharing"),
+  share: () => import("./pages/Share"),
+  account: () => import("./pages/Account"),
+} as const;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyComponent = ComponentType<any>;
+
+function Lazy({ page, name, render }: { page: keyof typeof PAGES; name: string; render: (Component: AnyComponent) => VNode }) {
+  const [state, setState] = useState<{ component?: AnyComponent; error?: unknown }>({});
+  useEffect(() => {
+    let live = true;
+    let loading = modules.get(page);
+    if (!loading) {
+      loading = PAGES[page]() as Promise<Record<string, unknown>>;
+      modules.set(page, loading);
+    }
+    loading.then(
+      (module) => live && setState({ component: module[name] as AnyComponent }),
+      (error) => {
+        modules.delete(page);
+        if (live) setState({ error });
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [page, name]);
+  if (state.error !== undefined) return <ErrorBox error={state.error} retry={() => location.reload()} />;
+  return state.component ? render(state.component) : <Loading />;
+}
+
+const SESSION_HINT = "polo.session";
+
+type Theme = "auto" | "light" | "dark";
+
+function applyTheme(theme: Theme): void {
+  if (theme === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
+}
+
+const NAV: [string, string][] = [
+  ["/", "Timeline"],
+  ["/map", "Map"],
+  ["/trips", "Trips"],
+  ["/places", "Places"],
+  ["/stats", "Stats"],
+  ["/imports", "Imports"],
+  ["/devices", "Devices"],
+  ["/sharing", "Sharing"],
+  ["/account", "Account"],
+];
+
+function isActive(path: string, href: string): boolean {
+  if (href === "/") return path === "/" || path.startsWith("/day/");
+  return path === href || path.startsWith(`${href}/`);
+}
+
+function Layout({ me, config, onLogout, children }: { me: Me; config: InstanceConfig | null; onLogout: () => void; children: preact.ComponentChildren }) {
+  const { path } = useLocation();
+  const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem("polo.theme") as Theme) || "auto");
+  const [menuOpen, setMenuOpen] = useState(false);
+  useEffect(() => {
+    applyTheme(theme);
+    localStorage.setItem("polo.theme", theme);
+  }, [theme]);
+  useEffect(() => setMenuOpen(false), [path]);
+  const nextTheme: Record<Theme, Theme> = { auto: "dark", dark: "light", light: "auto" };
+  return (
+    <div class="shell">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <a class="brand" href="/">
+          {config?.instance_name || "polo"}
+        </a>
+        <button type="button" class="menu-toggle" aria-expanded={menuOpen} aria-controls="nav" onClick={() => setMenuOpen(!menuOpen)}>
+          Menu
+        </button>
+        <nav id="nav" class={menuOpen ? "open" : ""} aria-label="Main">
+          {NAV.map(([href, label]) => (
+            <a href={href} aria-current={isActive(path, href) ? "page" : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+        <div class="session">
+          <button type="button" class="small" onClick={() => setTheme(nextTheme[theme])} aria-label={`Colour theme: ${theme}. Change`} title="Colour theme">
+            {theme === "dark" ? "☾ Dark" : theme === "light" ? "☀ Light" : "◐ Auto"}
+          </button>
+          <span class="who" title={me.user.admin ? "administrator" : "user"}>
+            {me.user.name}
+          </span>
+          <button type="button" class="small" onClick={onLogout}>
+            Log out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {children}
+      </main>
+    </div>
+  );
+}
+
+function Page({ me }: { me: Me }) {
+  const { path } = useLocation();
+  if (path === "/" || path.startsWith("/day/")) return <Lazy page="timeline" name="Timeline" render={(C) => <C />} />;
+  if (path === "/map") return <Lazy page="explorer" name="Explorer" render={(C) => <C me={me} />} />;
+  if (path === "/trips") return <Lazy page="trips" name="Trips" render={(C) => <C />} />;
+  if (path.startsWith("/trips/")) {
+    const [, , device, start] = path.split("/");
+    return <Lazy page="trips" name="TripDetail" render={(C) => <C device={decodeURIComponent(device ?? "")} start={decodeURIComponent(start ?? "")} />} />;
+  }
+  if (path === "/places") return <Lazy page="places" name="Places" render={(C) => <C />} />;
+  if (path === "/stats") return <Lazy page="stats" name="StatsPage" render={(C) => <C />} />;
+  if (path === "/imports") return <Lazy page="imports" name="Imports" render={(C) => <C />} />;
+  if (path === "/devices") return <Lazy page="devices" name="Devices" render={(C) => <C me={me} />} />;
+  if (path === "/sharing") return <Lazy page="sharing" name="Sharing" render={(C) => <C me={me} />} />;
+  if (path === "/account") return <Lazy page="account" name="Account" render={(C) => <C me={me} />} />;
+  return (
+    <section>
+      <h1>Not found</h1>
+      <p>
+        There is no page at <code>{path}</code>. <a href="/">Go to the timeline.</a>
+      </p>
+    </section>
+  );
+}
+
+function App() {
+  const { path } = useLocation();
+  // undefined until /api/v1/config answered (or failed): maps need its tile URL.
+  const [config, setConfig] = useState<InstanceConfig | null | undefined>(undefined);
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+
+  useEffect(() => {
+    get<InstanceConfig>("/api/v1/config")
+      .then((c) => {
+        setConfig(c);
+        setInstanceConfig(c);
+      })
+      .catch(() => {
+        setInstanceConfig(null);
+        setConfig(null);
+      });
+  }, []);
+
+  useEffect(() => {
+    if (path.startsWith("/s/")) return;
+    // Without a hint of a session there is nothing to ask: a 401 would only
+    // put an error in the console. The cookie itself is HttpOnly.
+    if (!localStorage.getItem(SESSION_HINT)) {
+      setMe(null);
+      return;
+    }
+    get<Me>("/api/v1/me").then(
+      (m) => {
+        setCsrfToken(m.csrf_token);
+        setMe(m);
+      },
+      (e) => {
+        if (e instanceof ApiError && e.status === 401) localStorage.removeItem(SESSION_HINT);
+        setMe(null);
+      },
+    );
+  }, [path.startsWith("/s/")]);
+
+  if (config === undefined) return <Loading label="Starting polo…" />;
+  if (path.startsWith("/s/")) return <Lazy page="share" name="SharePage" render={(C) => <C token={decodeURIComponent(path.slice(3))} config={config} />} />;
+  if (me === undefined) return <Loading label="Starting polo…" />;
+  if (me === null) {
+    return (
+      <Login
+        config={config}
+        onLogin={(m) => {
+          localStorage.setItem(SESSION_HINT, "1");
+          setCsrfToken(m.csrf_token);
+          setMe(m);
+          if (path === "/login") navigate("/", true);
+        }}
+      />
+    );
+  }
+  const logout = () => {
+    api("DELETE", "/api/v1/session")
+      .catch(() => undefined)
+      .finally(() => {
+        localStorage.removeItem(SESSION_HINT);
+        setCsrfToken(null);
+        setMe(null);
+        navigate("/", true);
+      });
+  };
+  return (
+    <Layout me={me} config={config} onLogout={logout}>
+      <Page me={me} />
+    </Layout>
+  );
+}
+
+applyTheme((localStorage.getItem("polo.theme") as Theme) || "auto");
+interceptLinks();
+const root = document.getElementById("app")!;
+root.textContent = ""; // the "Loading polo…" shown before the script ran
+render(<App />, root);

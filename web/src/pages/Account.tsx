@@ -1,0 +1,218 @@
+// Account: password change for everyone; for administrators the users of
+// the instance and the settings that are safe to change while it runs
+// (GET/PUT /api/v1/admin/settings).
+
+import { useState } from "preact/hooks";
+import { api, get, type Me, type User } from "../api";
+import { dateTime } from "../format";
+import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
+
+export function Account({ me }: { me: Me }) {
+  return (
+    <section>
+      <PageTitle>Account</PageTitle>
+      <div class="split even">
+        <PasswordForm />
+        <div class="card">
+          <h2>You</h2>
+          <p>
+            <strong>{me.user.name}</strong> {me.user.admin && <span class="badge">admin</span>}
+            <br />
+            <span class="muted">Account created {dateTime(me.user.created)}</span>
+          </p>
+          <p>
+            <a href="/api/docs/">API documentation</a> · <a href="/api/v1/export?format=gpx">Export everything as GPX</a>
+          </p>
+        </div>
+      </div>
+      {me.user.admin && (
+        <>
+          <Users />
+          <Settings />
+        </>
+      )}
+    </section>
+  );
+}
+
+function PasswordForm() {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [again, setAgain] = useState("");
+  const [error, setError] = useState<unknown>(undefined);
+  const [done, setDone] = useState(false);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setDone(false);
+    setError(undefined);
+    if (next !== again) {
+      setError(new Error("The two new passwords differ."));
+      return;
+    }
+    try {
+      await api("POST", "/api/v1/me/password", { current_password: current, new_password: next });
+      setDone(true);
+      setCurrent("");
+      setNext("");
+      setAgain("");
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <form class="card" onSubmit={submit} aria-labelledby="password-title">
+      <h2 id="password-title">Change password</h2>
+      <label>
+        Current password <input type="password" autoComplete="current-password" value={current} onInput={(e) => setCurrent(e.currentTarget.value)} required />
+      </label>
+      <label>
+        New password <input type="password" autoComplete="new-password" minLength={8} value={next} onInput={(e) => setNext(e.currentTarget.value)} required />
+      </label>
+      <label>
+        New password again <input type="password" autoComplete="new-password" minLength={8} value={again} onInput={(e) => setAgain(e.currentTarget.value)} required />
+      </label>
+      <button type="submit" class="primary">
+        Change password
+      </button>
+      {done && <Notice kind="ok">Password changed. Your other sessions were logged out.</Notice>}
+      {error !== undefined && <ErrorBox error={error} />}
+    </form>
+  );
+}
+
+function Users() {
+  const users = useAsync(() => get<{ users: User[] }>("/api/v1/users"), []);
+  const [name, setName] = useState("");
+  const [password, setPassword] = useState("");
+  const [admin, setAdmin] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const create = async (event: Event) => {
+    event.preventDefault();
+    setError(undefined);
+    try {
+      await api("POST", "/api/v1/users", { name: name.trim(), password, admin });
+      setName("");
+      setPassword("");
+      setAdmin(false);
+      users.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <div class="card">
+      <h2>Users</h2>
+      {users.loading && !users.data && <Loading />}
+      {users.error !== undefined && <ErrorBox error={users.error} retry={users.reload} />}
+      {users.data && (
+        <table class="data">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Role</th>
+              <th scope="col">Created</th>
+            </tr>
+          </thead>
+          <tbody>
+            {users.data.users.map((u) => (
+              <tr>
+                <td>{u.name}</td>
+                <td>{u.admin ? "admin" : "user"}</td>
+                <td>{dateTime(u.created)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <form class="toolbar" onSubmit={create}>
+        <label>
+          Name <input value={name} onInput={(e) => setName(e.currentTarget.value)} required autoComplete="off" />
+        </label>
+        <label>
+          Password <input type="password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} minLength={8} required autoComplete="new-password" />
+        </label>
+        <label class="inline">
+          <input type="checkbox" checked={admin} onChange={(e) => setAdmin(e.currentTarget.checked)} /> Administrator
+        </label>
+        <button type="submit" class="small primary">
+          Add user
+        </button>
+      </form>
+      {error !== undefined && <ErrorBox error={error} />}
+    </div>
+  );
+}
+
+const SETTINGS: [key: "instance_name" | "tile_url" | "tile_attribution", label: string, hint: string][] = [
+  ["instance_name", "Instance name", "Shown in the title bar and on shared pages."],
+  ["tile_url", "Basemap tile URL", "A raster tile template with {z}, {x} and {y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"],
+  ["tile_attribution", "Basemap attribution", "What the tile server's licence asks you to show."],
+];
+
+interface SiteSettings {
+  instance_name: string;
+  tile_url: string;
+  tile_attribution: string;
+  overridden?: string[];
+  defaults?: { instance_name: string; tile_url: string; tile_attribution: string };
+}
+
+function Settings() {
+  const settings = useAsync(() => get<SiteSettings>("/api/v1/admin/settings"), []);
+  const [draft, setDraft] = useState<Record<string, string | null>>({});
+  const [error, setError] = useState<unknown>(undefined);
+  const [saved, setSaved] = useState(false);
+  const send = async (body: Record<string, string | null>) => {
+    setError(undefined);
+    setSaved(false);
+    try {
+      settings.set(await api<SiteSettings>("PUT", "/api/v1/admin/settings", body));
+      setDraft({});
+      setSaved(true);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const current = settings.data;
+  return (
+    <form
+      class="card"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (Object.keys(draft).length) send(draft);
+      }}
+      aria-labelledby="settings-title"
+    >
+      <h2 id="settings-title">Instance settings</h2>
+      <p class="muted">These take effect at once, without a restart, and win over polo.toml until reset.</p>
+      {settings.loading && !current && <Loading />}
+      {settings.error !== undefined && <ErrorBox error={settings.error} retry={settings.reload} />}
+      {current &&
+        SETTINGS.map(([key, label, hint]) => (
+          <div class="setting-row">
+            <label>
+              {label}
+              <input value={draft[key] ?? current[key]} onInput={(e) => setDraft({ ...draft, [key]: e.currentTarget.value })} aria-describedby={`hint-${key}`} />
+            </label>
+            <p class="muted small-print" id={`hint-${key}`}>
+              {hint}
+              {current.overridden?.includes(key) && current.defaults && (
+                <>
+                  {" "}
+                  Changed here; polo.toml says <code>{current.defaults[key]}</code>.{" "}
+                  <button type="button" class="link" onClick={() => send({ [key]: null })}>
+                    Reset
+                  </button>
+                </>
+              )}
+            </p>
+          </div>
+        ))}
+      <button type="submit" class="primary" disabled={Object.keys(draft).length === 0}>
+        Save settings
+      </button>
+      {saved && <Notice kind="ok">Saved. Reload the page to see a new basemap.</Notice>}
+      {error !== undefined && <ErrorBox error={error} />}
+    </form>
+  );
+}

@@ -1,0 +1,196 @@
+// Places: the visits the server clustered (DBSCAN, 100 m), with their
+// visits and hours. Rename one, or merge it into another; the server keeps
+// both edits across every recomputation.
+
+import L from "leaflet";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, get, type Place } from "../api";
+import { dateTime, formatCount } from "../format";
+import { fitTo, type PoloMap } from "../map/basemap";
+import { boundsOf } from "../track";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+
+function label(place: Place): string {
+  return place.name || place.address || (place.town ? `Near ${place.town}` : `Place ${place.id}`);
+}
+
+export function Places() {
+  const places = useAsync(() => get<Place[]>("/api/v1/places"), []);
+  const [filter, setFilter] = useState("");
+  const [sort, setSort] = useState<"hours" | "visits" | "recent" | "name">("hours");
+  const mapRef = useRef<PoloMap | null>(null);
+  const [mapReady, setMapReady] = useState(false);
+  const markers = useRef<Map<number, L.CircleMarker>>(new Map());
+
+  const shown = useMemo(() => {
+    const needle = filter.trim().toLowerCase();
+    const list = (places.data ?? []).filter((p) => !needle || [p.name, p.address, p.town, p.country, p.region].some((v) => v?.toLowerCase().includes(needle)));
+    const by: Record<typeof sort, (a: Place, b: Place) => number> = {
+      hours: (a, b) => b.hours - a.hours,
+      visits: (a, b) => b.visits - a.visits,
+      recent: (a, b) => (b.last_visit ?? b.first_visit).localeCompare(a.last_visit ?? a.first_visit),
+      name: (a, b) => label(a).localeCompare(label(b)),
+    };
+    return list.sort(by[sort]);
+  }, [places.data, filter, sort]);
+
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !places.data) return;
+    const group = L.layerGroup().addTo(map.map);
+    markers.current = new Map();
+    const maxHours = Math.max(1, ...places.data.map((p) => p.hours));
+    for (const place of places.data) {
+      const marker = L.circleMarker([place.lat, place.lon], {
+        renderer: map.renderer,
+        radius: 4 + 10 * Math.sqrt(place.hours / maxHours),
+        color: "#fff",
+        weight: 1.5,
+        fillColor: place.home ? "#16a34a" : place.work ? "#2563eb" : "#d97706",
+        fillOpacity: 0.85,
+      })
+        .bindTooltip(`${label(place)} · ${place.visits} visits`)
+        .addTo(group);
+      markers.current.set(place.id, marker);
+    }
+    fitTo(map.map, boundsOf([{ latlngs: places.data.map((p) => [p.lat, p.lon] as [number, number]) }]), 14);
+    return () => {
+      group.remove();
+    };
+  }, [places.data, mapReady]);
+
+  return (
+    <section>
+      <PageTitle>Places</PageTitle>
+      <div class="toolbar">
+        <label>
+          Search <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} placeholder="name, town, country" />
+        </label>
+        <label>
+          Sort by{" "}
+          <select value={sort} onChange={(e) => setSort(e.currentTarget.value as typeof sort)}>
+            <option value="hours">Time spent</option>
+            <option value="visits">Visits</option>
+            <option value="recent">Last visit</option>
+            <option value="name">Name</option>
+          </select>
+        </label>
+      </div>
+      <div class="split">
+        <div>
+          {places.loading && <Loading label="Loading places…" />}
+          {places.error !== undefined && <ErrorBox error={places.error} retry={places.reload} />}
+          {places.data && places.data.length === 0 && <p class="muted">No places yet: they appear once you have stayed somewhere long enough to count as a visit.</p>}
+          <ul class="place-list">
+            {shown.map((place) => (
+              <PlaceRow
+                key={place.id}
+                place={place}
+                all={places.data ?? []}
+                onFocus={() => {
+                  mapRef.current?.map.setView([place.lat, place.lon], 16);
+                  markers.current.get(place.id)?.openTooltip();
+                }}
+                onChanged={places.reload}
+              />
+            ))}
+          </ul>
+        </div>
+        <MapBox
+          label="Map of your places"
+          class="places-map"
+          onReady={(m) => {
+            mapRef.current = m;
+            setMapReady(true);
+          }}
+        />
+      </div>
+    </section>
+  );
+}
+
+function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place[]; onFocus: () => void; onChanged: () => void }) {
+  const [mode, setMode] = useState<"view" | "rename" | "merge">("view");
+  const [name, setName] = useState(place.name ?? "");
+  const [into, setInto] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const run = async (work: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await work();
+      setMode("view");
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const others = all.filter((p) => p.id !== place.id).sort((a, b) => label(a).localeCompare(label(b)));
+  return (
+    <li class="place card" data-place={place.id}>
+      <div class="place-head">
+        <button type="button" class="link place-name" onClick={onFocus}>
+          {label(place)}
+        </button>
+        {place.home && <span class="badge">home</span>}
+        {place.work && <span class="badge">work</span>}
+      </div>
+      <p class="muted">
+        {formatCount(place.visits)} visits · {Math.round(place.hours).toLocaleString("en")} h · {[place.town, place.region, place.country].filter(Boolean).join(", ")}
+        <br />
+        First {dateTime(place.first_visit)}
+        {place.last_visit && ` · last ${dateTime(place.last_visit)}`}
+        {place.merged.length > 0 && ` · merged from ${place.merged.length}`}
+      </p>
+      {mode === "view" && (
+        <div class="row-actions">
+          <button type="button" class="small" onClick={() => setMode("rename")}>
+            Rename
+          </button>
+          <button type="button" class="small" onClick={() => setMode("merge")} disabled={others.length === 0}>
+            Merge…
+          </button>
+        </div>
+      )}
+      {mode === "rename" && (
+        <form class="inline-edit" onSubmit={(e) => (e.preventDefault(), run(() => api("PATCH", `/api/v1/places/${place.id}`, { name: name.trim() || null })))}>
+          <label>
+            Name <input value={name} onInput={(e) => setName(e.currentTarget.value)} maxLength={200} autoFocus />
+          </label>
+          <button type="submit" class="small primary" disabled={busy}>
+            Save
+          </button>
+          <button type="button" class="small" onClick={() => setMode("view")}>
+            Cancel
+          </button>
+        </form>
+      )}
+      {mode === "merge" && (
+        <form class="inline-edit" onSubmit={(e) => (e.preventDefault(), into && run(() => api("POST", `/api/v1/places/${place.id}/merge`, { into: Number(into) })))}>
+          <label>
+            Merge into{" "}
+            <select value={into} onChange={(e) => setInto(e.currentTarget.value)} required>
+              <option value="">choose a place</option>
+              {others.map((p) => (
+                <option value={String(p.id)}>
+                  {label(p)} ({p.visits} visits)
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" class="small primary" disabled={busy || !into}>
+            Merge
+          </button>
+          <button type="button" class="small" onClick={() => setMode("view")}>
+            Cancel
+          </button>
+        </form>
+      )}
+      {error !== undefined && <ErrorBox error={error} />}
+    </li>
+  );
+}

@@ -1,0 +1,325 @@
+// The home page: one local day as a list of stays and trips beside a map of
+// the day's track coloured by transport mode. ← and → move between days;
+// clicking an entry focuses the map on it; place names and leg modes are
+// edited inline (the server keeps the edits across recomputation).
+
+import L from "leaflet";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PointView } from "../api";
+import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS } from "../format";
+import { fitTo, type PoloMap } from "../map/basemap";
+import { navigate, useLocation } from "../router";
+import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../track";
+import { MapBox } from "../components/MapBox";
+import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+
+interface DayData {
+  day: DayTimeline;
+  runs: ColouredRun[];
+}
+
+async function loadDay(date: string, device?: string): Promise<DayData> {
+  const day = await get<DayTimeline>(`/api/v1/timeline/day${qs({ date, device })}`);
+  let runs: ColouredRun[] = [];
+  if (day.device) {
+    const overview = await get<MapOverview>(`/api/v1/map/overview${qs({ from: day.from, to: day.to, device: day.device })}`);
+    runs = colourByEntries(decodeOverview(overview), day.entries);
+  }
+  return { day, runs };
+}
+
+/** The day a path shows: `/day/YYYY-MM-DD`, or today. The key handler
+ * reads it from the URL, since a second key press can come before the
+ * first one's render. */
+function dayOf(path: string): string {
+  return path.startsWith("/day/") && isDate(path.slice(5)) ? path.slice(5) : localDate(new Date());
+}
+
+export function Timeline({ device }: { device?: string } = {}) {
+  const { path } = useLocation();
+  const date = dayOf(path);
+  const today = localDate(new Date());
+  const { data, error, loading, reload } = useAsync(() => loadDay(date, device), [date, device]);
+  const [selected, setSelected] = useState<number | null>(null);
+  const mapRef = useRef<PoloMap | null>(null);
+  const [mapReady, setMapReady] = useState(false);
+  const layerRef = useRef<L.LayerGroup | null>(null);
+  const runLayers = useRef<Map<number, L.Polyline[]>>(new Map());
+
+  const go = (to: string) => navigate(to === today ? "/" : `/day/${to}`);
+
+  // ← / → between days, unless typing in a field.
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      const target = event.target as HTMLElement | null;
+      if (target && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName))) return;
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === "ArrowLeft") {
+        event.preventDefault();
+        go(addDays(dayOf(location.pathname), -1));
+      } else if (event.key === "ArrowRight") {
+        event.preventDefault();
+        go(addDays(dayOf(location.pathname), 1));
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  useEffect(() => setSelected(null), [date]);
+
+  // Draw the day on the map.
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !data) return;
+    layerRef.current?.remove();
+    const group = L.layerGroup().addTo(map.map);
+    layerRef.current = group;
+    runLayers.current = new Map();
+    for (const run of data.runs) {
+      if (run.latlngs.length < 2) continue;
+      const stay = run.mode === "stay";
+      const line = L.polyline(run.latlngs, {
+        renderer: map.renderer,
+        color: MODE_COLOURS[run.mode] ?? MODE_COLOURS.unknown,
+        weight: stay ? 2 : 4,
+        opacity: stay ? 0.5 : 0.9,
+        dashArray: run.mode === "flight" ? "6 6" : undefined,
+        className: `track track-${run.mode}`,
+      }).addTo(group);
+      if (run.entry >= 0) {
+        line.on("click", () => setSelected(run.entry));
+        const list = runLayers.current.get(run.entry) ?? [];
+        list.push(line);
+        runLayers.current.set(run.entry, list);
+      }
+    }
+    data.day.entries.forEach((entry, index) => {
+      if (entry.kind !== "stay" || entry.lat === undefined || entry.lon === undefined) return;
+      L.circleMarker([entry.lat, entry.lon], {
+        renderer: map.renderer,
+        radius: entry.visit ? 7 : 4,
+        color: "#fff",
+        weight: 2,
+        fillColor: entry.visit ? "#111827" : "#6b7280",
+        fillOpacity: 0.9,
+      })
+        .bindTooltip(entry.place_name || entry.town || "Stay")
+        .on("click", () => setSelected(index))
+        .addTo(group);
+    });
+    const stays = data.day.entries.filter((e) => e.lat !== undefined && e.lon !== undefined).map((e) => ({ latlngs: [[e.lat!, e.lon!] as [number, number]] }));
+    fitTo(map.map, boundsOf([...data.runs, ...stays]));
+  }, [data, mapReady]);
+
+  // Focus the selected entry.
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !data || selected === null) return;
+    const entry = data.day.entries[selected];
+    if (!entry) return;
+    const lines = runLayers.current.get(selected) ?? [];
+    for (const [index, list] of runLayers.current) for (const line of list) line.setStyle({ weight: index === selected ? 7 : data.day.entries[index]?.kind === "stay" ? 2 : 4 });
+    const bounds = boundsOf(lines.map((l) => ({ latlngs: (l.getLatLngs() as L.LatLng[]).map((p) => [p.lat, p.lng] as [number, number]) })));
+    if (bounds) fitTo(map.map, bounds, 17);
+    else if (entry.lat !== undefined && entry.lon !== undefined) map.map.setView([entry.lat, entry.lon], 16);
+    document.getElementById(`entry-${selected}`)?.scrollIntoView({ block: "nearest" });
+  }, [selected, data]);
+
+  const totals = useMemo(() => {
+    if (!data) return null;
+    let metres = 0;
+    let moving = 0;
+    for (const e of data.day.entries) {
+      if (e.kind === "leg") {
+        metres += e.distance_m ?? 0;
+        moving += e.duration_s;
+      }
+    }
+    return { metres, moving, places: data.day.entries.filter((e) => e.kind === "stay" && e.visit).length };
+  }, [data]);
+
+  return (
+    <section class="timeline-page">
+      <PageTitle
+        actions={
+          <div class="day-nav" role="group" aria-label="Day">
+            <button type="button" onClick={() => go(addDays(date, -1))} aria-label="Previous day" title="Previous day (←)">
+              ←
+            </button>
+            <label class="visually-hidden" for="day-picker">
+              Day
+            </label>
+            <input id="day-picker" type="date" value={date} max="9999-12-31" onChange={(e) => isDate(e.currentTarget.value) && go(e.currentTarget.value)} />
+            <button type="button" onClick={() => go(addDays(date, 1))} aria-label="Next day" title="Next day (→)">
+              →
+            </button>
+            {date !== today && (
+              <button type="button" onClick={() => go(today)}>
+                Today
+              </button>
+            )}
+          </div>
+        }
+      >
+        {longDate(date)}
+      </PageTitle>
+      <div class="split">
+        <div class="day-list" aria-busy={loading}>
+          {loading && <Loading label="Loading the day…" />}
+          {error !== undefined && <ErrorBox error={error} retry={reload} />}
+          {data && totals && (
+            <p class="day-summary" data-testid="day-summary">
+              {data.day.device ? (
+                <>
+                  <strong>{formatDistance(totals.metres)}</strong> travelled · {formatDuration(totals.moving)} moving · {totals.places} {totals.places === 1 ? "place" : "places"}
+                  <span class="muted"> · device {data.day.device}</span>
+                </>
+              ) : (
+                <span class="muted">Nothing was recorded on this day.</span>
+              )}
+            </p>
+          )}
+          {data && data.day.device && data.day.entries.length === 0 && <p class="muted">Points were recorded, but no stays or trips are known yet; the timeline catches up within seconds.</p>}
+          {data && (
+            <ol class="entries" aria-label="Stays and trips">
+              {data.day.entries.map((entry, index) => (
+                <EntryItem
+                  key={`${entry.start}-${entry.kind}`}
+                  index={index}
+                  entry={entry}
+                  day={data.day}
+                  selected={selected === index}
+                  onSelect={() => setSelected(index)}
+                  onChanged={reload}
+                />
+              ))}
+            </ol>
+          )}
+          {data && !data.day.device && <LastDayHint />}
+        </div>
+        <MapBox label="Map of the day's track" class="day-map" onReady={(m) => {
+            mapRef.current = m;
+            setMapReady(true);
+          }} />
+      </div>
+    </section>
+  );
+}
+
+function LastDayHint() {
+  const { data } = useAsync(() => get<{ locations: PointView[] }>("/api/v1/locations/last"), []);
+  const newest = data?.locations.map((l) => l.time).sort().pop();
+  if (!newest) return null;
+  const day = localDate(new Date(newest));
+  return (
+    <p>
+      <a href={`/day/${day}`}>Go to the last recorded day ({longDate(day)})</a>
+    </p>
+  );
+}
+
+function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry: Entry; index: number; day: DayTimeline; selected: boolean; onSelect: () => void; onChanged: () => void }) {
+  const offset = entry.utc_offset_minutes ?? day.utc_offset_minutes;
+  const time = `${clockTime(entry.start, offset)} – ${clockTime(entry.end, offset)}`;
+  const [editing, setEditing] = useState(false);
+  const [name, setName] = useState(entry.place_name ?? "");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+
+  const saveName = async (event: Event) => {
+    event.preventDefault();
+    if (entry.place_id === undefined) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api("PATCH", `/api/v1/places/${entry.place_id}`, { name: name.trim() || null });
+      setEditing(false);
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const saveMode = async (mode: Mode) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api("PUT", "/api/v1/timeline/legs/mode", { device: day.device, start: entry.start, mode });
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (entry.kind === "stay") {
+    const title = entry.place_name || entry.address || (entry.visit ? "Unnamed place" : "Short stop");
+    return (
+      <li id={`entry-${index}`} class={`entry stay ${selected ? "selected" : ""} ${entry.visit ? "visit" : ""}`} data-kind="stay">
+        <button type="button" class="entry-main" onClick={onSelect} aria-pressed={selected}>
+          <span class="entry-time">{time}</span>
+          <span class="entry-title">
+                        {title}
+          </span>
+          <span class="entry-meta">
+            {formatDuration(entry.duration_s)}
+            {entry.town && ` · ${entry.town}`}
+            {entry.country && ` · ${entry.country}`}
+            {entry.origin === "imported" && " · imported"}
+          </span>
+        </button>
+        {entry.place_id !== undefined &&
+          (editing ? (
+            <form class="inline-edit" onSubmit={saveName}>
+              <label class="visually-hidden" for={`place-name-${index}`}>
+                Place name
+              </label>
+              <input id={`place-name-${index}`} value={name} onInput={(e) => setName(e.currentTarget.value)} maxLength={200} autoFocus />
+              <button type="submit" class="small primary" disabled={busy}>
+                Save
+              </button>
+              <button type="button" class="small" onClick={() => setEditing(false)}>
+                Cancel
+              </button>
+            </form>
+          ) : (
+            <button type="button" class="small link rename" onClick={() => setEditing(true)} aria-label={`Rename ${title}`}>
+              Rename
+            </button>
+          ))}
+        {error !== undefined && <ErrorBox error={error} />}
+      </li>
+    );
+  }
+  const mode = entry.mode ?? "unknown";
+  return (
+    <li id={`entry-${index}`} class={`entry leg ${selected ? "selected" : ""}`} data-kind="leg" style={{ "--mode": MODE_COLOURS[mode] }}>
+      <button type="button" class="entry-main" onClick={onSelect} aria-pressed={selected}>
+        <span class="entry-time">{time}</span>
+        <span class="entry-title">
+          {MODE_LABELS[mode]} {entry.distance_m !== undefined && formatDistance(entry.distance_m)}
+        </span>
+        <span class="entry-meta">
+          {formatDuration(entry.duration_s)}
+          {entry.mean_speed_mps !== undefined && ` · ${formatSpeed(entry.mean_speed_mps)} avg`}
+          {entry.mode_corrected && " · corrected"}
+          {entry.origin === "imported" && " · imported"}
+        </span>
+      </button>
+      {entry.origin === "detected" && day.device && (
+        <label class="mode-edit">
+          <span class="visually-hidden">Transport mode</span>
+          <select value={mode} disabled={busy} onChange={(e) => saveMode(e.currentTarget.value as Mode)} aria-label={`Transport mode of the trip at ${clockTime(entry.start, offset)}`}>
+            {MODES.map((m) => (
+              <option value={m}>{MODE_LABELS[m]}</option>
+            ))}
+          </select>
+        </label>
+      )}
+      {error !== undefined && <ErrorBox error={error} />}
+    </li>
+  );
+}

@@ -1,0 +1,283 @@
+// Trips: the legs and short stops between two visits, as the server groups
+// them. The list covers up to a year at a time; the detail page draws the
+// route from the raw points, with its stats and speed and elevation charts,
+// and can share the trip as an expiring public link.
+
+import L from "leaflet";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, get, qs, type Place, type PointView, type Share, type Trip } from "../api";
+import { addDays, clockTime, dateTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, MODE_COLOURS, MODE_LABELS } from "../format";
+import { fitTo, type PoloMap } from "../map/basemap";
+import { navigate, useLocation } from "../router";
+import { boundsOf, colourByEntries, speedSeries } from "../track";
+import { Chart } from "../components/Chart";
+import { MapBox } from "../components/MapBox";
+import { CopyButton, ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+
+function placeNames(places: Place[] | undefined): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const place of places ?? []) names.set(place.id, place.name || place.address || place.town || `Place ${place.id}`);
+  return names;
+}
+
+/** "Home → Office", or "Walking, 21 May 2024" when the ends are not places. */
+function tripTitle(trip: Trip, names: Map<number, string>): string {
+  const from = trip.origin_place !== undefined ? names.get(trip.origin_place) : undefined;
+  const to = trip.destination_place !== undefined ? names.get(trip.destination_place) : undefined;
+  if (from || to) return `${from ?? "?"} → ${to ?? "?"}`;
+  return `${MODE_LABELS[trip.main_mode]}, ${dateTime(trip.start)}`;
+}
+
+export function tripHref(trip: Trip): string {
+  return `/trips/${encodeURIComponent(trip.device)}/${encodeURIComponent(trip.start)}`;
+}
+
+export function Trips() {
+  const { search } = useLocation();
+  const today = localDate(new Date());
+  const to = isDate(search.get("to") ?? "") ? search.get("to")! : addDays(today, 1);
+  const from = isDate(search.get("from") ?? "") ? search.get("from")! : addDays(to, -90);
+  const [fromInput, setFromInput] = useState(from);
+  const [toInput, setToInput] = useState(to);
+  const trips = useAsync(() => get<Trip[]>(`/api/v1/timeline/trips${qs({ from: `${from}T00:00:00Z`, to: `${to}T00:00:00Z` })}`), [from, to]);
+  const places = useAsync(() => get<Place[]>("/api/v1/places"), []);
+  const names = useMemo(() => placeNames(places.data), [places.data]);
+  const sorted = useMemo(() => [...(trips.data ?? [])].reverse(), [trips.data]);
+  return (
+    <section>
+      <PageTitle>Trips</PageTitle>
+      <form
+        class="toolbar"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (isDate(fromInput) && isDate(toInput) && fromInput < toInput) navigate(`/trips${qs({ from: fromInput, to: toInput })}`);
+        }}
+      >
+        <label>
+          From <input type="date" value={fromInput} onInput={(e) => setFromInput(e.currentTarget.value)} />
+        </label>
+        <label>
+          To <input type="date" value={toInput} onInput={(e) => setToInput(e.currentTarget.value)} />
+        </label>
+        <button type="submit" class="small primary">
+          Show
+        </button>
+        <span class="muted">At most 366 days at a time.</span>
+      </form>
+      {trips.loading && <Loading label="Loading trips…" />}
+      {trips.error !== undefined && <ErrorBox error={trips.error} retry={trips.reload} />}
+      {trips.data && trips.data.length === 0 && <p class="muted">No trips in this range.</p>}
+      {sorted.length > 0 && (
+        <table class="data trips">
+          <caption class="visually-hidden">Trips, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">From → to</th>
+              <th scope="col">Mode</th>
+              <th scope="col" class="num">Distance</th>
+              <th scope="col" class="num">Duration</th>
+              <th scope="col" class="num">Avg speed</th>
+            </tr>
+          </thead>
+          <tbody>
+            {sorted.map((trip) => (
+              <tr>
+                <td>
+                  <a href={tripHref(trip)}>{dateTime(trip.start)}</a>
+                </td>
+                <td>{tripTitle(trip, names)}</td>
+                <td>
+                  <span class="mode-chip" style={{ "--mode": MODE_COLOURS[trip.main_mode] }}>
+                    {MODE_LABELS[trip.main_mode]}
+                  </span>
+                </td>
+                <td class="num">{formatDistance(trip.distance_m)}</td>
+                <td class="num">{formatDuration(trip.duration_s)}</td>
+                <td class="num">{formatSpeed(trip.mean_speed_mps)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+async function loadPoints(from: string, to: string, device: string): Promise<PointView[]> {
+  const points: PointView[] = [];
+  let cursor: string | undefined;
+  // A trip rarely has more than a few thousand points; stop at 100,000.
+  for (let page = 0; page < 10; page += 1) {
+    const answer = await get<{ points: PointView[]; next_cursor: string | null }>(`/api/v1/points${qs({ from, to, device, limit: 10000, cursor })}`);
+    points.push(...answer.points);
+    if (!answer.next_cursor) break;
+    cursor = answer.next_cursor;
+  }
+  return points;
+}
+
+async function loadTrip(device: string, start: string): Promise<{ trip: Trip; points: PointView[] }> {
+  const t = Date.parse(start);
+  if (Number.isNaN(t)) throw new Error(`"${start}" is not a time`);
+  const from = new Date(t - 86_400_000).toISOString();
+  const to = new Date(t + 3 * 86_400_000).toISOString();
+  const trips = await get<Trip[]>(`/api/v1/timeline/trips${qs({ from, to, device })}`);
+  const trip = trips.find((candidate) => Date.parse(candidate.start) === t);
+  if (!trip) throw new Error("This trip is not in the timeline (any more): it may have been recomputed.");
+  const points = await loadPoints(trip.start, trip.end, device);
+  return { trip, points };
+}
+
+export function TripDetail({ device, start }: { device: string; start: string }) {
+  const { data, error, loading, reload } = useAsync(() => loadTrip(device, start), [device, start]);
+  const places = useAsync(() => get<Place[]>("/api/v1/places"), []);
+  const names = useMemo(() => placeNames(places.data), [places.data]);
+  const mapRef = useRef<PoloMap | null>(null);
+  const [mapReady, setMapReady] = useState(false);
+
+  const series = useMemo(() => {
+    if (!data) return null;
+    const latlngs = data.points.map((p) => [p.lat, p.lon] as [number, number]);
+    const times = data.points.map((p) => Date.parse(p.time) / 1000);
+    const speed = speedSeries(latlngs, times);
+    const withAltitude = data.points.filter((p) => p.altitude !== null && p.altitude !== undefined);
+    return {
+      latlngs,
+      times,
+      speed,
+      elevation: withAltitude.length > 1 ? { t: withAltitude.map((p) => Date.parse(p.time) / 1000), m: withAltitude.map((p) => p.altitude as number) } : null,
+    };
+  }, [data]);
+
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !data || !series) return;
+    const group = L.layerGroup().addTo(map.map);
+    const runs = colourByEntries([{ device: 0, latlngs: series.latlngs, times: series.times }], data.trip.entries);
+    for (const run of runs) {
+      if (run.latlngs.length < 2) continue;
+      L.polyline(run.latlngs, { renderer: map.renderer, color: MODE_COLOURS[run.mode], weight: run.mode === "stay" ? 2 : 4, className: "track" }).addTo(group);
+    }
+    const first = series.latlngs[0];
+    const last = series.latlngs[series.latlngs.length - 1];
+    if (first) L.circleMarker(first, { renderer: map.renderer, radius: 6, color: "#fff", weight: 2, fillColor: "#16a34a", fillOpacity: 1 }).bindTooltip("Start").addTo(group);
+    if (last) L.circleMarker(last, { renderer: map.renderer, radius: 6, color: "#fff", weight: 2, fillColor: "#dc2626", fillOpacity: 1 }).bindTooltip("End").addTo(group);
+    fitTo(map.map, boundsOf([{ latlngs: series.latlngs }]));
+    return () => {
+      group.remove();
+    };
+  }, [data, series, mapReady]);
+
+  const trip = data?.trip;
+  const title = trip ? tripTitle(trip, names) : "Trip";
+  return (
+    <section>
+      <p>
+        <a href="/trips">← All trips</a>
+      </p>
+      <PageTitle actions={trip && <ShareTrip trip={trip} />}>{title}</PageTitle>
+      {loading && <Loading label="Loading the trip…" />}
+      {error !== undefined && <ErrorBox error={error} retry={reload} />}
+      {trip && (
+        <dl class="stats-grid">
+          <div>
+            <dt>When</dt>
+            <dd>
+              {dateTime(trip.start)} – {clockTime(trip.end, -new Date(trip.end).getTimezoneOffset())}
+            </dd>
+          </div>
+          <div>
+            <dt>Distance</dt>
+            <dd>{formatDistance(trip.distance_m)}</dd>
+          </div>
+          <div>
+            <dt>Duration</dt>
+            <dd>{formatDuration(trip.duration_s)}</dd>
+          </div>
+          <div>
+            <dt>Average speed</dt>
+            <dd>{formatSpeed(trip.mean_speed_mps)}</dd>
+          </div>
+          <div>
+            <dt>Top speed</dt>
+            <dd>{formatSpeed(trip.max_speed_mps)}</dd>
+          </div>
+          <div>
+            <dt>Mode</dt>
+            <dd>
+              {MODE_LABELS[trip.main_mode]}
+            </dd>
+          </div>
+          <div>
+            <dt>Points</dt>
+            <dd>{data?.points.length.toLocaleString("en")}</dd>
+          </div>
+        </dl>
+      )}
+      <MapBox
+        label="Route of the trip"
+        class="trip-map"
+        onReady={(m) => {
+          mapRef.current = m;
+          setMapReady(true);
+        }}
+      />
+      {series && series.speed.t.length > 1 && <h2>Speed</h2>}
+      {series && series.speed.t.length > 1 && <Chart title="Speed over time" x={series.speed.t} series={[{ label: "Speed", unit: "km/h", values: series.speed.kmh, colour: "#2563eb" }]} />}
+      {series?.elevation && <h2>Elevation</h2>}
+      {series?.elevation && <Chart title="Elevation over time" x={series.elevation.t} series={[{ label: "Elevation", unit: "m", values: series.elevation.m, colour: "#16a34a" }]} />}
+      {trip && (
+        <>
+          <h2>Legs and stops</h2>
+          <ol class="entries compact">
+            {trip.entries.map((entry) => (
+              <li class={`entry ${entry.kind}`}>
+                <span class="entry-time">
+                  {clockTime(entry.start, entry.utc_offset_minutes ?? 0)} – {clockTime(entry.end, entry.utc_offset_minutes ?? 0)}
+                </span>{" "}
+                {entry.kind === "leg" ? `${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}` : `${entry.place_name || entry.town || "Stop"}`} · {formatDuration(entry.duration_s)}
+              </li>
+            ))}
+          </ol>
+        </>
+      )}
+    </section>
+  );
+}
+
+function ShareTrip({ trip }: { trip: Trip }) {
+  const [share, setShare] = useState<Share | null>(null);
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  const create = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      setShare(await api<Share>("POST", "/api/v1/shares", { kind: "trip", from: trip.start, to: trip.end, device: trip.device, label: `Trip on ${trip.start.slice(0, 10)}`, expires_in_s: 7 * 86400 }));
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (share) {
+    const url = new URL(share.url ?? "", location.origin).toString();
+    return (
+      <span class="share-result">
+        <a href={share.url ?? "#"} target="_blank" rel="noopener">
+          {url}
+        </a>{" "}
+        <CopyButton text={url} />
+      </span>
+    );
+  }
+  return (
+    <span>
+      <button type="button" class="small" onClick={create} disabled={busy}>
+        Share for 7 days
+      </button>
+      {error !== undefined && <ErrorBox error={error} />}
+    </span>
+  );
+}
