@@ -35,7 +35,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server with the embedded store.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),

@@ -346,8 +346,7 @@ impl CuttingProxy {
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 1024];
                     let mut passed = 0;
-                    loop {
-                        let Ok(n) = server.read(&mut buf) else { break };
+                    while let Ok(n) = server.read(&mut buf) {
                         if n == 0 || client.write_all(&buf[..n]).is_err() {
                             break;
                         }

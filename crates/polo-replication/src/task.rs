@@ -223,7 +223,8 @@ pub async fn run(spec: Spec, handle: Handle) -> Result<Status, ReplicateError> {
                     s.failures
                 };
                 tracing::warn!(replication = %spec.name, failures, error = %e, "replication failed; retrying");
-                if !e.is_transient() && !spec.continuous || !spec.continuous && failures >= MAX_ONE_SHOT_FAILURES {
+                let give_up = !e.is_transient() || failures >= MAX_ONE_SHOT_FAILURES;
+                if !spec.continuous && give_up {
                     handle.update(|s| s.state = State::Failed);
                     return Err(ReplicateError::Peer(e));
                 }

@@ -56,14 +56,14 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
             .context("cannot start the street-name geocoder")?;
         let mqtt = mqtt.map(|settings| MqttTask::start(state.clone(), settings));
         let mut replication_tasks = Vec::new();
-        for (name, source, users, page_points) in replications {
+        for pull in replications {
             let spec = polo_replication::Spec {
-                name,
-                source,
+                name: pull.name,
+                source: pull.source,
                 target: polo_replication::Peer::Local(state.store.clone()),
-                users,
+                users: pull.users,
                 continuous: true,
-                page_points,
+                page_points: pull.page_points,
             };
             let handle = polo_replication::Handle::new(&spec);
             state.replications.add(handle.clone());
@@ -94,12 +94,17 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// A replication `polo serve` runs into its own store.
+struct Pull {
+    name: String,
+    source: polo_replication::Peer,
+    users: Vec<String>,
+    page_points: usize,
+}
+
 /// The replications to run: `--replicate-from` (flags and env) plus the
-/// file's `[[replication]]` entries, each as (name, source, users, page size).
-fn replication_specs(
-    config: &Config,
-    args: &ServeArgs,
-) -> anyhow::Result<Vec<(String, polo_replication::Peer, Vec<String>, usize)>> {
+/// file's `[[replication]]` entries.
+fn replication_specs(config: &Config, args: &ServeArgs) -> anyhow::Result<Vec<Pull>> {
     let default_page = polo_replication::task::DEFAULT_PAGE_POINTS;
     let mut out = Vec::new();
     if let Some(url) = &args.replicate_from {
@@ -108,16 +113,26 @@ fn replication_specs(
             .as_deref()
             .context("--replicate-from needs --replicate-token (or POLO_REPLICATE_TOKEN)")?;
         let peer = polo_replication::HttpPeer::new(url, token).map_err(|e| anyhow::anyhow!("--replicate-from: {e}"))?;
-        out.push((url.clone(), polo_replication::Peer::Http(peer), args.replicate_users.clone(), default_page));
+        out.push(Pull {
+            name: url.clone(),
+            source: polo_replication::Peer::Http(peer),
+            users: args.replicate_users.clone(),
+            page_points: default_page,
+        });
     }
     for (i, r) in config.file_serve.replications.iter().enumerate() {
         let peer = polo_replication::HttpPeer::new(&r.source, &r.token)
             .map_err(|e| anyhow::anyhow!("[[replication]] number {} in the config file: {e}", i + 1))?;
         let name = r.name.clone().unwrap_or_else(|| r.source.clone());
-        if out.iter().any(|(n, ..)| *n == name) {
+        if out.iter().any(|p| p.name == name) {
             bail!("two replications are called {name:?}; give them distinct `name`s");
         }
-        out.push((name, polo_replication::Peer::Http(peer), r.users.clone(), r.page_points.unwrap_or(default_page)));
+        out.push(Pull {
+            name,
+            source: polo_replication::Peer::Http(peer),
+            users: r.users.clone(),
+            page_points: r.page_points.unwrap_or(default_page),
+        });
     }
     Ok(out)
 }
