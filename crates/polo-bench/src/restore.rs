@@ -58,8 +58,8 @@ pub(crate) fn get(addr: &str, path: &str, auth: Option<&str>) -> anyhow::Result<
     Ok((status, if chunked { dechunk(body) } else { body.to_owned() }))
 }
 
-/// One POST of a JSON body with `Connection: close`: the status.
-pub(crate) fn post_json(addr: &str, path: &str, auth: &str, body: &str) -> anyhow::Result<u16> {
+/// One POST of a JSON body with `Connection: close`: the status and the body.
+pub(crate) fn post_json(addr: &str, path: &str, auth: &str, body: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
@@ -71,7 +71,10 @@ pub(crate) fn post_json(addr: &str, path: &str, auth: &str, body: &str) -> anyho
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
-    Ok(text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    Ok((status, if chunked { dechunk(body) } else { body.to_owned() }))
 }
 
 fn dechunk(mut body: &str) -> String {
