@@ -52,10 +52,10 @@ mod tests {
 
     #[test]
     fn index_loads_the_hashed_entry_script() {
-        let index = std::str::from_utf8(index().body).unwrap();
+        let html = std::str::from_utf8(index().body).unwrap();
         assert_eq!(index().content_type, "text/html; charset=utf-8");
         assert!(!index().immutable, "index.html must be revalidated: it names the current assets");
-        let script = index.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a module script");
+        let script = html.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a module script");
         let entry = asset(script).unwrap_or_else(|| panic!("{script} is embedded"));
         assert_eq!(entry.content_type, "text/javascript; charset=utf-8");
         assert!(entry.immutable && script.starts_with("/assets/"));
