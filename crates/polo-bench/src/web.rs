@@ -101,6 +101,18 @@ fn build(work: &Path, points: u64, rebuild: bool) -> anyhow::Result<PathBuf> {
     Ok(data)
 }
 
+/// The phase (load, zoom in, pan, …) of a run's longest long task.
+fn longest_phase(run: &serde_json::Value) -> String {
+    run["longTaskList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .max_by(|a, b| a["duration"].as_f64().unwrap_or(0.0).total_cmp(&b["duration"].as_f64().unwrap_or(0.0)))
+        .and_then(|task| task["phase"].as_str())
+        .unwrap_or("none")
+        .to_owned()
+}
+
 fn figure(run: &serde_json::Value, key: &str) -> f64 {
     run[key].as_f64().unwrap_or(f64::NAN)
 }
@@ -152,7 +164,7 @@ pub fn web(work: &Path, points: u64, runs: u32, rebuild: bool) -> anyhow::Result
         worst_render = worst_render.max(render);
         worst_task = worst_task.max(task);
         println!(
-            "run {}  first map render {render:6.0} ms  (overview request {:.0} ms, {:.0} kB; {} points in {} lines; {:.0} pixels drawn)  JS heap {:.1} MB used / {:.1} MB  longest task {task:.0} ms ({} long tasks)",
+            "run {}  first map render {render:6.0} ms  (overview request {:.0} ms, {:.0} kB; {} points in {} lines; {:.0} pixels drawn)  JS heap {:.1} MB used / {:.1} MB  longest task {task:.0} ms ({}; {} long tasks)",
             run["run"],
             figure(run, "overviewRequestMs"),
             figure(run, "overviewBytes") / 1e3,
@@ -161,6 +173,7 @@ pub fn web(work: &Path, points: u64, runs: u32, rebuild: bool) -> anyhow::Result
             figure(run, "pixels"),
             figure(run, "jsHeapUsedMB"),
             figure(run, "jsHeapTotalMB"),
+            longest_phase(run),
             run["longTasks"],
         );
         if figure(run, "pixels") < 1000.0 {

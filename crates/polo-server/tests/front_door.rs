@@ -142,7 +142,8 @@ async fn metrics_are_admin_only_and_labelled_by_route_template() {
         assert!(body["message"].as_str().unwrap().contains("admin"));
     }
 
-    for path in ["/healthz", "/healthz", "/readyz", "/no/such/path/42"] {
+    // Unmatched API paths (others are the web app's, answered with index.html).
+    for path in ["/healthz", "/healthz", "/readyz", "/api/no/such/path/42"] {
         let request = Request::get(path).body(Body::empty()).unwrap();
         app.clone().oneshot(request).await.unwrap();
     }
