@@ -202,8 +202,10 @@ fn now_millis() -> i64 {
 pub async fn run(spec: Spec, handle: Handle) -> Result<Status, ReplicateError> {
     const MAX_ONE_SHOT_FAILURES: u32 = 8;
     let mut control = handle.control.subscribe();
-    let mut backoff = Duration::from_millis(200);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    let mut backoff = FIRST_BACKOFF;
     loop {
+        let pages_before = handle.status().pages;
         match run_once(&spec, &handle, &mut control).await {
             Ok(()) => {
                 handle.update(|s| s.state = State::Done);
@@ -223,6 +225,10 @@ pub async fn run(spec: Spec, handle: Handle) -> Result<Status, ReplicateError> {
                     s.failures
                 };
                 tracing::warn!(replication = %spec.name, failures, error = %e, "replication failed; retrying");
+                // A connection that failed after making progress starts the back-off over.
+                if handle.status().pages > pages_before {
+                    backoff = FIRST_BACKOFF;
+                }
                 let give_up = !e.is_transient() || failures >= MAX_ONE_SHOT_FAILURES;
                 if !spec.continuous && give_up {
                     handle.update(|s| s.state = State::Failed);
