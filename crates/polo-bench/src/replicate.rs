@@ -194,7 +194,8 @@ pub fn replicate(work: &Path, points: usize, rebuild: bool, lag_seconds: u64) ->
     let live_rate = (k as usize * batch) as f64 / posted;
 
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
-    println!("replication over loopback (release build, this machine)");
+    let profile = if cfg!(debug_assertions) { "debug build: figures are not meaningful" } else { "release build" };
+    println!("replication over loopback ({profile}, this machine)");
     println!(
         "  initial sync: {stored} points in {seconds:.2} s = {rate:.0} points/s (target >= {SYNC_TARGET:.0}: {}, {:.2}x)",
         verdict(rate >= SYNC_TARGET),

@@ -201,8 +201,8 @@ fn now_millis() -> i64 {
 /// [`ReplicateError::Cancelled`], or the failure it gave up on.
 pub async fn run(spec: Spec, handle: Handle) -> Result<Status, ReplicateError> {
     const MAX_ONE_SHOT_FAILURES: u32 = 8;
-    let mut control = handle.control.subscribe();
     const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    let mut control = handle.control.subscribe();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let pages_before = handle.status().pages;
