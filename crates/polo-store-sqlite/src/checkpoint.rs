@@ -37,7 +37,7 @@ use crate::Db;
 pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// WAL length (frames, one page each) beyond which a checkpoint holds the
-/// writer to finish: 256 MB with the default 16 KiB pages.
+/// writer to finish: 64 MB with the default 4 KiB pages.
 const WAL_LIMIT_FRAMES: i64 = 16_384;
 
 /// The checkpoint thread; stops and joins on drop.

@@ -46,13 +46,20 @@ use polo_store::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-/// Page size for new databases (SQLite's default is 4096). Chunk blobs are
-/// 10–20 KB; SQLite fills overflow pages completely and packs the remainders
-/// of blobs on the b-tree leaves, so the page size trades a little tail waste
-/// for fewer pages per chunk. Measured with `examples/bytes_per_point.rs` on
-/// 1 M generated points (file bytes per point / import M points/s):
-/// 4096: 15.3 / 3.1, 8192: 16.1 / 3.9, 16384: 16.2 / 4.3, 65536: 17.0 / 4.5.
-pub const DEFAULT_PAGE_SIZE: u32 = 16_384;
+/// Page size for new databases: SQLite's default, 4096.
+///
+/// Every commit appends each page it touched to the WAL, whole. A live
+/// single-point commit touches three pages (the tail chunk's leaf, the change
+/// log's leaf, `meta`), so the page size *is* the WAL traffic of live ingest:
+/// with 16 KiB pages 20,000 points/s wrote ~100 MB/s of WAL, and the
+/// checkpoint's WAL `fsync` (20–36 ms at that volume) stalled the writer's
+/// appends behind it, which was the p99 of `polo-bench serve` (13 ms; 4.2–4.6 ms
+/// with 4 KiB pages, at 25–27k instead of 15–19k points/s). Chunk blobs
+/// (10–20 KB) spill into overflow pages either way; measured with
+/// `examples/bytes_per_point.rs` on 1 M generated points (file bytes per
+/// point / store-only import M points/s): 4096: 15.3 / 3.1, 16384: 16.2 / 4.3.
+/// Existing databases keep the page size they were created with.
+pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 
 /// Read-only connections open at most at once. A connection costs a schema
 /// parse to open (about 100 µs) and its page cache; opening one per request
