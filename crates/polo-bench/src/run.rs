@@ -275,6 +275,22 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(r) = ratio {
+        let needed = points_per_s / r * TARGET_RATIO;
+        #[allow(clippy::cast_precision_loss)]
+        let needed_mb_s = needed * mb(bytes) / points.max(1) as f64;
+        let seconds = json_ceiling(&input)?;
+        #[allow(clippy::cast_precision_loss)]
+        let ceiling = points as f64 / seconds;
+        println!(
+            "json ceiling     {seconds:.2} s  {ceiling:>10.0} points/s  {:.1} MB/s  (serde_json only validating the file in memory, one core, nothing stored)",
+            mb(bytes) / seconds
+        );
+        println!(
+            "{TARGET_RATIO}x baseline    would need {needed:.0} points/s = {needed_mb_s:.0} MB/s of JSON: {:.1}x the one-core ceiling",
+            needed / ceiling
+        );
+    }
     println!();
     println!("target ≥ {TARGET_POINTS_PER_S:.0} points/s      {}", verdict(points_per_s >= TARGET_POINTS_PER_S));
     println!("target peak RSS ≤ {TARGET_PEAK_RSS_MB} MB      {}", verdict(rss_mb <= TARGET_PEAK_RSS_MB));
@@ -282,6 +298,18 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
         println!("target ≥ {TARGET_RATIO}x Python           {}", verdict(r >= TARGET_RATIO));
     }
     Ok(())
+}
+
+/// The least any importer must do with the input: read it as JSON. Times
+/// serde_json validating the whole file from memory (one core, no values
+/// built, nothing stored), the ceiling for an importer on one core, so
+/// that the ratio target can be judged against the machine.
+fn json_ceiling(input: &Path) -> anyhow::Result<f64> {
+    let text = std::fs::read(input)?;
+    let started = Instant::now();
+    let raw: &serde_json::value::RawValue = serde_json::from_slice(&text).context("the input is not JSON")?;
+    std::hint::black_box(raw);
+    Ok(started.elapsed().as_secs_f64())
 }
 
 pub fn storage(work: &Path, points: u64) -> anyhow::Result<()> {

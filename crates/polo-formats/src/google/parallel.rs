@@ -1,16 +1,20 @@
-//! Parsing `Records.json` elements on a second thread.
+//! Parsing `Records.json` elements on worker threads.
 //!
 //! A Records.json is the one input where parsing, not storing, limits an
 //! import: the splitter and the per-record `serde` visitor together cost
 //! about 2 µs per record on one core. The importing thread therefore only
-//! splits the `locations` array into batches of compact elements, a worker
-//! thread parses each batch into buffered sink events, and the importing
-//! thread replays those events into the real sink in file order. With the
-//! CLI's writer thread that makes three pipeline stages, which two cores
-//! keep busy instead of one.
+//! splits the `locations` array into batches of compact elements, worker
+//! threads (one per core, at most [`MAX_WORKERS`]) parse the batches into
+//! buffered sink events, and the importing thread replays those events into
+//! the real sink in file order. Batches go to the workers in turn and their
+//! results are taken back in the same turn, so the order needs no
+//! bookkeeping. With the CLI's writer thread the stages keep every core
+//! busy instead of one: a single worker left a third of two cores idle
+//! whenever the splitter or the writer had to wait for it.
 //!
 //! Memory stays bounded: at most [`IN_FLIGHT`] batches of at most
-//! [`BATCH_BYTES`] wait between the stages.
+//! [`BATCH_BYTES`] wait for each worker, and results are taken back as soon
+//! as their turn comes.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
@@ -22,9 +26,12 @@ use crate::{ImportOptions, Reject, Sink};
 /// Elements per batch.
 const BATCH_ELEMENTS: usize = 2048;
 /// Bytes of elements per batch (a batch ends at whichever comes first).
-const BATCH_BYTES: usize = 2 * 1024 * 1024;
-/// Batches queued for the worker.
-const IN_FLIGHT: usize = 4;
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches queued for each worker.
+const IN_FLIGHT: usize = 2;
+/// Most parsing threads, whatever the core count: beyond this the splitter
+/// (one thread) is the limit anyway.
+const MAX_WORKERS: usize = 4;
 
 /// Compact elements with their file offsets.
 #[derive(Default)]
@@ -91,45 +98,52 @@ fn replay(events: Vec<Event>, sink: &mut dyn Sink) {
     }
 }
 
-/// Feeds elements to a worker that runs `parse` on each, and replays the
+/// Feeds elements to the workers that run `parse` on each, and replays the
 /// results into the sink in order. Create it inside a thread scope with
 /// [`ParallelElements::start`], [`push`](ParallelElements::push) every
 /// element, then [`finish`](ParallelElements::finish).
 pub(super) struct ParallelElements<'sink> {
     sink: &'sink mut dyn Sink,
-    to_worker: Option<SyncSender<Batch>>,
-    from_worker: Receiver<Vec<Event>>,
-    pending: usize,
+    /// One input queue and one result queue per worker.
+    workers: Vec<(SyncSender<Batch>, Receiver<Vec<Event>>)>,
+    /// Batches sent so far; batch `n` went to worker `n % workers.len()`.
+    sent: usize,
+    /// Batches replayed so far, in the order they were sent.
+    replayed: usize,
     batch: Batch,
 }
 
-/// The per-element parser the worker runs.
+/// The per-element parser the workers run.
 pub(super) type ParseElement = fn(&ImportOptions, &mut dyn Sink, u64, &[u8]);
 
+/// Parsing threads for this machine.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, MAX_WORKERS)
+}
+
 impl<'sink> ParallelElements<'sink> {
-    /// Spawns the worker in `scope`.
+    /// Spawns the workers in `scope`.
     pub(super) fn start<'scope, 'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         options: &'env ImportOptions,
         parse: ParseElement,
         sink: &'sink mut dyn Sink,
     ) -> Self {
-        let (to_worker, batches) = sync_channel::<Batch>(IN_FLIGHT);
-        let (results, from_worker) = channel::<Vec<Event>>();
-        scope.spawn(move || {
-            for batch in batches {
-                let mut buffered = Buffered { events: Vec::with_capacity(batch.spans.len()), last_device: None };
-                let mut start = 0;
-                for &(offset, end) in &batch.spans {
-                    parse(options, &mut buffered, offset, &batch.bytes[start..end]);
-                    start = end;
-                }
-                if results.send(buffered.events).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { sink, to_worker: Some(to_worker), from_worker, pending: 0, batch: Batch::default() }
+        let workers = (0..worker_count())
+            .map(|_| {
+                let (to_worker, batches) = sync_channel::<Batch>(IN_FLIGHT);
+                let (results, from_worker) = channel::<Vec<Event>>();
+                scope.spawn(move || {
+                    for batch in batches {
+                        if results.send(parse_batch(options, parse, &batch)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                (to_worker, from_worker)
+            })
+            .collect();
+        Self { sink, workers, sent: 0, replayed: 0, batch: Batch::default() }
     }
 
     /// Queues one element.
@@ -146,30 +160,104 @@ impl<'sink> ParallelElements<'sink> {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        if let Some(to_worker) = &self.to_worker
-            && to_worker.send(batch).is_ok()
-        {
-            self.pending += 1;
+        let (to_worker, _) = &self.workers[self.sent % self.workers.len()];
+        // A worker only stops early when its results are no longer wanted.
+        if to_worker.send(batch).is_ok() {
+            self.sent += 1;
         }
-        // Replay whatever is ready, so results never pile up.
-        while let Ok(events) = self.from_worker.try_recv() {
-            self.pending -= 1;
-            replay(events, self.sink);
+        // Replay whatever is ready in turn, so results never pile up.
+        while self.replayed < self.sent {
+            let (_, from_worker) = &self.workers[self.replayed % self.workers.len()];
+            match from_worker.try_recv() {
+                Ok(events) => self.replay_next(events),
+                Err(_) => break,
+            }
         }
+    }
+
+    fn replay_next(&mut self, events: Vec<Event>) {
+        self.replayed += 1;
+        replay(events, self.sink);
     }
 
     /// Sends the last batch and replays everything still outstanding.
     pub(super) fn finish(mut self) {
         self.send();
-        self.to_worker = None;
-        while self.pending > 0 {
-            match self.from_worker.recv() {
-                Ok(events) => {
-                    self.pending -= 1;
-                    replay(events, self.sink);
-                }
+        while self.replayed < self.sent {
+            let (_, from_worker) = &self.workers[self.replayed % self.workers.len()];
+            match from_worker.recv() {
+                Ok(events) => self.replay_next(events),
                 Err(_) => break,
             }
         }
+        // Dropping the input queues ends the workers.
+        self.workers.clear();
+    }
+}
+
+fn parse_batch(options: &ImportOptions, parse: ParseElement, batch: &Batch) -> Vec<Event> {
+    let mut buffered = Buffered { events: Vec::with_capacity(batch.spans.len()), last_device: None };
+    let mut start = 0;
+    for &(offset, end) in &batch.spans {
+        parse(options, &mut buffered, offset, &batch.bytes[start..end]);
+        start = end;
+    }
+    buffered.events
+}
+
+#[cfg(test)]
+mod tests {
+    use polo_domain::{Coord, SourceFormat, Timestamp};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Times(Vec<i64>, Vec<u64>);
+
+    impl Sink for Times {
+        fn point(&mut self, fix: Fix, _: Option<&str>) {
+            self.0.push(fix.time.0);
+        }
+        fn interval(&mut self, _: Interval, _: Option<&str>) {}
+        fn reject(&mut self, reject: Reject) {
+            self.1.push(match reject.position {
+                crate::Position::Byte(b) => b,
+                crate::Position::Line(l) => l,
+            });
+        }
+        fn not_location(&mut self, _: &'static str) {}
+    }
+
+    /// Every 7th element is a reject; the rest are points timed by their offset.
+    fn by_offset(_: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if offset.is_multiple_of(7) {
+            sink.reject(Reject {
+                position: crate::Position::Byte(offset),
+                reason: "seventh".into(),
+                raw: String::new(),
+            });
+        } else {
+            let time = Timestamp(i64::try_from(offset).unwrap() * 1000 + i64::try_from(raw.len()).unwrap());
+            sink.point(Fix::new(time, Coord::from_degrees(1.0, 2.0).unwrap(), SourceFormat::GoogleRecords), None);
+        }
+    }
+
+    #[test]
+    fn many_batches_over_every_worker_replay_in_file_order() {
+        let options = ImportOptions { now: Timestamp(0) };
+        let mut sink = Times::default();
+        let elements = BATCH_ELEMENTS * MAX_WORKERS * 3 + 17;
+        std::thread::scope(|scope| {
+            let mut parallel = ParallelElements::start(scope, &options, by_offset, &mut sink);
+            for i in 0..elements {
+                parallel.push(i as u64, &vec![b'x'; i % 5]);
+            }
+            parallel.finish();
+        });
+        let expected_points: Vec<i64> =
+            (0..elements).filter(|i| i % 7 != 0).map(|i| i as i64 * 1000 + (i % 5) as i64).collect();
+        let expected_rejects: Vec<u64> = (0..elements as u64).filter(|i| i % 7 == 0).collect();
+        assert_eq!(sink.0, expected_points);
+        assert_eq!(sink.1, expected_rejects);
     }
 }

@@ -20,6 +20,7 @@
 //!   Wi-Fi scans and everything else go to extras.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use polo_domain::time::{ParsedTime, from_epoch_integer, from_epoch_number, parse_timestamp};
@@ -159,18 +160,26 @@ struct Record<'a> {
     extras: ExtrasBuilder,
 }
 
+thread_local! {
+    /// The extras working buffer, reused record after record on each parsing
+    /// thread (see [`ExtrasBuilder::finish_exact`]).
+    static EXTRAS_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 impl<'a> Record<'a> {
     fn read(text: &'a str) -> Result<Self, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(text);
-        // Extras are at most the element's size: one allocation, no regrowth.
-        let record = de.deserialize_map(RecordVisitor { extras_capacity: text.len() })?;
+        let mut buffer = EXTRAS_BUFFER.with_borrow_mut(std::mem::take);
+        // Extras are at most the element's size: no regrowth while reading.
+        buffer.reserve(text.len());
+        let record = de.deserialize_map(RecordVisitor { buffer })?;
         de.end()?;
         Ok(record)
     }
 }
 
 struct RecordVisitor {
-    extras_capacity: usize,
+    buffer: String,
 }
 
 impl<'de> Visitor<'de> for RecordVisitor {
@@ -193,7 +202,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
             heading: None,
             activity: None,
             device_tag: None,
-            extras: ExtrasBuilder::with_capacity(self.extras_capacity),
+            extras: ExtrasBuilder::reusing(self.buffer),
         };
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let measure = match key.as_ref() {
@@ -275,7 +284,9 @@ impl<'a> Record<'a> {
             fix.set_course_deg(v);
         }
         fix.motion = self.activity.and_then(most_probable_activity);
-        fix.extras = self.extras.finish();
+        let (extras, buffer) = self.extras.finish_exact();
+        fix.extras = extras;
+        EXTRAS_BUFFER.with_borrow_mut(|b| *b = buffer);
         let device = self.device_tag.map(|raw| raw.get().trim_matches('"'));
         Ok((fix, device))
     }

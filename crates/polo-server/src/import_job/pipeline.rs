@@ -25,13 +25,15 @@ use polo_store::{Store, StoreError};
 use serde::Serialize;
 
 /// Points per batch handed to the writer.
-const BATCH_POINTS: usize = 16 * 1024;
+const BATCH_POINTS: usize = 8 * 1024;
 /// Extras bytes per batch (Wi-Fi scans can make points large).
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Intervals per batch.
 const BATCH_INTERVALS: usize = 4096;
-/// Batches in flight between parser and writer.
-const CHANNEL_DEPTH: usize = 6;
+/// Batches in flight between parser and writer. One waiting batch keeps the
+/// writer busy; more only hold memory while the writer is the slower stage
+/// (a full queue of Wi-Fi-heavy Records.json batches was 40 MB of peak RSS).
+const CHANNEL_DEPTH: usize = 2;
 /// Device used when neither an override nor the file names one.
 pub const DEFAULT_DEVICE: &str = "default";
 
@@ -345,7 +347,9 @@ impl<'a> PipelineSink<'a> {
             if fixes.is_empty() {
                 return;
             }
-            let fixes = std::mem::take(fixes);
+            // A device that filled a batch will likely fill the next: size it
+            // now rather than regrow it (and move every fix) a dozen times.
+            let fixes = std::mem::replace(fixes, Vec::with_capacity(fixes.len()));
             *bytes = 0;
             self.progress.parsed(fixes.len() as u64);
             self.send(Batch { entry: self.current, device: device.clone(), payload: Payload::Points(fixes) });
@@ -373,16 +377,14 @@ impl Sink for PipelineSink<'_> {
             self.last_device = Some(device.map(str::to_owned));
         }
         let Some(key) = self.last_device.take() else { return };
-        if !self.points.contains_key(&key) {
-            self.points.insert(key.clone(), (Vec::new(), 0));
-        }
-        let full = match self.points.get_mut(&key) {
-            Some((fixes, bytes)) => {
-                fixes.push(fix);
-                *bytes += extras_len + 64;
-                fixes.len() >= BATCH_POINTS || *bytes >= BATCH_BYTES
-            }
-            None => false,
+        // One hash lookup per point; the key is cloned only for a new device.
+        let full = if let Some((fixes, bytes)) = self.points.get_mut(&key) {
+            fixes.push(fix);
+            *bytes += extras_len + 64;
+            fixes.len() >= BATCH_POINTS || *bytes >= BATCH_BYTES
+        } else {
+            self.points.insert(key.clone(), (vec![fix], extras_len + 64));
+            false
         };
         if full {
             self.flush_points(&key);
