@@ -37,6 +37,7 @@ mod replicate;
 mod restore;
 mod run;
 mod serve;
+mod steal;
 mod timeline;
 mod web;
 

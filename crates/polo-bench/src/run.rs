@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::generate;
+use crate::steal::StealMeter;
 
 /// Targets from the foundation issue, on a 2-core machine.
 const TARGET_POINTS_PER_S: f64 = 500_000.0;
@@ -222,7 +223,9 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
     }
     let bytes = std::fs::metadata(&input)?.len();
     let data = fresh_store(work, "store-import")?;
+    let steal = StealMeter::start();
     let (run, summary) = polo_import(work, &data, &input)?;
+    let steal = steal.describe();
     let points = summary["points_added"].as_u64().unwrap_or(0);
     let rejected = summary["rejected"].as_u64().unwrap_or(0);
     #[allow(clippy::cast_precision_loss)]
@@ -233,7 +236,7 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
     let db_bytes = std::fs::metadata(data.join("polo.sqlite")).map(|m| m.len()).unwrap_or(0);
     println!("input            {} ({:.1} MB, {points} points stored, {rejected} rejected)", input.display(), mb(bytes));
     println!(
-        "polo import      {:.2} s  {points_per_s:>10.0} points/s  {bytes_per_s:.1} MB/s  peak RSS {rss_mb:.1} MB",
+        "polo import      {:.2} s  {points_per_s:>10.0} points/s  {bytes_per_s:.1} MB/s  peak RSS {rss_mb:.1} MB  ({steal})",
         run.seconds
     );
     #[allow(clippy::cast_precision_loss)]
@@ -256,7 +259,9 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(PathBuf::from(format!("{}{suffix}", db.display())));
             }
+            let steal = StealMeter::start();
             let py = measure(Command::new(&python).arg(&script).arg(&input).arg(&db), None)?;
+            let steal = steal.describe();
             let out: serde_json::Value = serde_json::from_str(py.stdout.trim()).context("baseline printed no JSON")?;
             let py_points = out["points"].as_u64().unwrap_or(0);
             #[allow(clippy::cast_precision_loss)]
@@ -264,7 +269,7 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
             #[allow(clippy::cast_precision_loss)]
             let py_rss = py.peak_rss_kb as f64 / 1024.0;
             println!(
-                "{label:<16} {:.2} s  {py_rate:>10.0} points/s  {:.1} MB/s  peak RSS {py_rss:.1} MB  (ijson {} + sqlite3 executemany; {what})",
+                "{label:<16} {:.2} s  {py_rate:>10.0} points/s  {:.1} MB/s  peak RSS {py_rss:.1} MB  (ijson {} + sqlite3 executemany; {what}; {steal})",
                 py.seconds,
                 mb(bytes) / py.seconds,
                 out["backend"].as_str().unwrap_or("?")

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::run::{fresh_store, polo_binary};
+use crate::steal::StealMeter;
 
 const TARGET_OWNTRACKS_PER_S: f64 = 20_000.0;
 const TARGET_P99_MS: f64 = 5.0;
@@ -134,6 +135,8 @@ struct WrkResult {
     seconds: f64,
     percentiles_ms: [f64; 4],
     peak_rss_kb: u64,
+    /// The hypervisor's share of CPU time during the load.
+    steal: String,
 }
 
 fn wrk(
@@ -147,6 +150,7 @@ fn wrk(
 ) -> anyhow::Result<WrkResult> {
     let path = work.join(format!("{name}.lua"));
     std::fs::write(&path, script)?;
+    let steal = StealMeter::start();
     let pid = server.child.id();
     let sampler = std::thread::spawn(move || {
         let mut peak = 0;
@@ -196,7 +200,7 @@ fn wrk(
         }
     }
     let peak_rss_kb = sampler.join().unwrap_or(0);
-    Ok(WrkResult { requests, non_2xx, seconds: seconds_run, percentiles_ms, peak_rss_kb })
+    Ok(WrkResult { requests, non_2xx, seconds: seconds_run, percentiles_ms, peak_rss_kb, steal: steal.describe() })
 }
 
 fn stored_points(data: &Path) -> anyhow::Result<u64> {
@@ -238,10 +242,11 @@ pub fn serve(work: &Path, seconds: u32) -> anyhow::Result<()> {
     let own_rate = (own.requests - own.non_2xx) as f64 / own.seconds;
     let [p50, p75, p99, p999] = own.percentiles_ms;
     println!(
-        "owntracks        {own_rate:>9.0} points/s  ({} requests, {} non-2xx)  p50 {p50:.2} ms  p75 {p75:.2} ms  p99 {p99:.2} ms  p99.9 {p999:.2} ms  RSS under load {:.1} MB",
+        "owntracks        {own_rate:>9.0} points/s  ({} requests, {} non-2xx)  p50 {p50:.2} ms  p75 {p75:.2} ms  p99 {p99:.2} ms  p99.9 {p999:.2} ms  RSS under load {:.1} MB  ({})",
         own.requests,
         own.non_2xx,
-        mb(own.peak_rss_kb)
+        mb(own.peak_rss_kb),
+        own.steal
     );
     let overland_base = (now_s - 50 * 86_400).to_string();
     let over = wrk(work, &server, OVERLAND_LUA, "overland", &[overland_base, bearer], seconds, 8)?;
@@ -249,10 +254,11 @@ pub fn serve(work: &Path, seconds: u32) -> anyhow::Result<()> {
     let over_rate = ((over.requests - over.non_2xx) * 100) as f64 / over.seconds;
     let [o50, _, o99, o999] = over.percentiles_ms;
     println!(
-        "overland x100    {over_rate:>9.0} points/s  ({} requests, {} non-2xx)  p50 {o50:.2} ms  p99 {o99:.2} ms  p99.9 {o999:.2} ms  RSS under load {:.1} MB",
+        "overland x100    {over_rate:>9.0} points/s  ({} requests, {} non-2xx)  p50 {o50:.2} ms  p99 {o99:.2} ms  p99.9 {o999:.2} ms  RSS under load {:.1} MB  ({})",
         over.requests,
         over.non_2xx,
-        mb(over.peak_rss_kb)
+        mb(over.peak_rss_kb),
+        over.steal
     );
     drop(server);
     let stored = stored_points(&data)?;
