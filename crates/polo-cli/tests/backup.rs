@@ -35,6 +35,27 @@ fn two_days() -> Value {
     Value::Array(points)
 }
 
+/// A year before the test's days: 50,000 jittered points, one every five
+/// minutes at one place. The later change never touches them, so an
+/// incremental backup has blocks to reuse (a store of two days fits in three
+/// 64 KiB blocks, every one of which a new point rewrites).
+fn an_older_year() -> Value {
+    let mut state: u64 = 7;
+    let mut jitter = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        f64::from(u32::try_from(state >> 44).unwrap()) / f64::from(1u32 << 20) - 0.5
+    };
+    let start = 1_546_300_800; // 2019-01-01T00:00:00Z
+    let points = (0..50_000)
+        .map(|i| {
+            let time = start + i * 300;
+            json!({"time": time, "lat": 52.4 + jitter() * 1e-3, "lon": 13.0 + jitter() * 1e-3,
+                   "accuracy": 5.0 + (jitter() + 0.5) * 20.0})
+        })
+        .collect();
+    Value::Array(points)
+}
+
 fn get(addr: &str, auth: &str, path: &str) -> common::Response {
     http(addr, "GET", path, &[("Authorization", auth)], b"")
 }
@@ -133,6 +154,14 @@ fn a_backup_taken_while_serving_restores_ready_at_once_under_a_new_epoch() {
     assert!(before.contains("\"stay\""), "the source has a timeline: {before}");
     let old_epoch = source.epoch();
     let backups = source.dir.path().join("backups");
+    let auth = source.auth.as_str();
+    let headers = [("Authorization", auth), ("Content-Type", "application/json")];
+    // In pieces: the batch route takes up to 1 MiB per request.
+    for piece in an_older_year().as_array().unwrap().chunks(5_000) {
+        let r = http(&source.server.addr, "POST", "/api/v1/points", &headers, json!(piece).to_string().as_bytes());
+        assert_eq!(r.status / 100, 2, "{}", r.body);
+    }
+    wait_for_timeline(&source.server.addr, auth);
 
     // The server keeps running (and holding the database open) during the backup.
     let first = json_ok(polo(&source.data()).args(["backup", "--json", "--block-size", "64K", "--to"]).arg(&backups));
@@ -141,7 +170,6 @@ fn a_backup_taken_while_serving_restores_ready_at_once_under_a_new_epoch() {
     assert_eq!(first["timeline_seq"], first["last_seq"], "the timeline had caught up: {first}");
     // A few more points, then an incremental run with retention.
     let more = json!([{"time": "2024-03-06T10:00:00+01:00", "lat": 52.52, "lon": 13.405}]).to_string();
-    let auth = source.auth.as_str();
     let r = http(
         &source.server.addr,
         "POST",
