@@ -357,9 +357,11 @@ impl<'a> PipelineSink<'a> {
     }
 
     fn flush_all(&mut self) {
-        let devices: Vec<_> = self.points.keys().cloned().collect();
-        for device in &devices {
-            self.flush_points(device);
+        for (device, (fixes, _)) in std::mem::take(&mut self.points) {
+            if !fixes.is_empty() {
+                self.progress.parsed(fixes.len() as u64);
+                self.send(Batch { entry: self.current, device, payload: Payload::Points(fixes) });
+            }
         }
         for (device, intervals) in std::mem::take(&mut self.intervals) {
             if !intervals.is_empty() {
