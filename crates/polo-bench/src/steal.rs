@@ -3,10 +3,10 @@
 //! On a virtual machine the host runs other guests on the same cores, and
 //! the time it takes from this one ("steal", `/proc/stat`) is time polo's
 //! threads were ready to run and did not. On the 2-core CI machine it ranged
-//! from 2% to over 15% of CPU time within one session, and throughput and
-//! tail latency moved with it (OwnTracks p99 4.2 ms quiet, over 20 ms at
-//! 15%). Every measurement prints it, so a figure can be read together with
-//! the conditions it was taken in.
+//! from 0% to 23% of CPU time within one session, and throughput and tail
+//! latency moved with it (OwnTracks p99 4.1 ms at 0.1%, 36 ms at 23%). Every
+//! measurement prints it, so a figure can be read together with the
+//! conditions it was taken in.
 
 /// CPU time counters read from `/proc/stat` at the start of a measurement.
 pub struct StealMeter {
