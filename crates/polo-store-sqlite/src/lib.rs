@@ -32,6 +32,7 @@ mod points;
 mod replication;
 mod schema;
 mod sharing;
+mod tail_cache;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -159,6 +160,9 @@ pub struct SqliteStore {
     readers: Option<ReaderPool>,
     /// Copies the WAL into the database off the commit path (file stores).
     _checkpointer: Option<checkpoint::Checkpointer>,
+    /// Decoded copies of the chunks written last; only locked while the
+    /// writer is held, so never contended.
+    tails: Mutex<tail_cache::TailCache>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -190,7 +194,12 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
         let writer = Arc::new(Mutex::new(conn));
         let checkpointer = checkpoint::Checkpointer::start(&path, Arc::clone(&writer))?;
-        Ok(Self { writer, readers: Some(ReaderPool::new(path)), _checkpointer: Some(checkpointer) })
+        Ok(Self {
+            writer,
+            readers: Some(ReaderPool::new(path)),
+            _checkpointer: Some(checkpointer),
+            tails: Mutex::default(),
+        })
     }
 
     /// A private in-memory database, for tests.
@@ -201,7 +210,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().db()?;
         configure_writer(&conn, DEFAULT_PAGE_SIZE, false)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None })
+        Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None, tails: Mutex::default() })
     }
 
     /// Makes this database a new instance after it was restored from a
@@ -245,6 +254,19 @@ impl SqliteStore {
             }
         }
     }
+}
+
+/// Runs `f` inside a savepoint of `tx`: its writes are kept when it
+/// succeeds and undone when it fails, and the transaction goes on either
+/// way. The outer error is a failure to manage the savepoint itself.
+fn in_savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<StoreResult<T>> {
+    tx.prepare_cached("SAVEPOINT point_group").db()?.execute([]).db()?;
+    let result = f();
+    if result.is_err() {
+        tx.prepare_cached("ROLLBACK TO point_group").db()?.execute([]).db()?;
+    }
+    tx.prepare_cached("RELEASE point_group").db()?.execute([]).db()?;
+    Ok(result)
 }
 
 /// Turns on SQLite's query planner stability guarantee. Without it, a
@@ -716,7 +738,10 @@ impl Store for SqliteStore {
         if fixes.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| points::insert(tx, user, device, fixes, &mut |_| {}, Stamp::Local, &mut |_, _| false))
+        self.write(|tx| {
+            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            points::insert(tx, user, device, fixes, &mut |_| {}, Stamp::Local, &mut |_, _| false, &mut tails)
+        })
     }
 
     fn insert_points_reporting(
@@ -729,7 +754,38 @@ impl Store for SqliteStore {
         if fixes.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| points::insert(tx, user, device, fixes, added, Stamp::Local, &mut |_, _| false))
+        self.write(|tx| {
+            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            points::insert(tx, user, device, fixes, added, Stamp::Local, &mut |_, _| false, &mut tails)
+        })
+    }
+
+    /// One transaction for all groups, each inside its own savepoint: a
+    /// group that fails is rolled back alone, and the rest commit together.
+    fn insert_point_groups(
+        &self,
+        groups: &mut [polo_store::PointGroup<'_>],
+        added: &mut dyn FnMut(usize, Timestamp),
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            for (index, group) in groups.iter_mut().enumerate() {
+                let (user, device, fixes) = (group.user, group.device, group.fixes);
+                group.outcome = Some(in_savepoint(tx, || {
+                    points::insert(
+                        tx,
+                        user,
+                        device,
+                        fixes,
+                        &mut |t| added(index, t),
+                        Stamp::Local,
+                        &mut |_, _| false,
+                        &mut tails,
+                    )
+                })?);
+            }
+            Ok(())
+        })
     }
 
     fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {

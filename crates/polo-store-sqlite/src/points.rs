@@ -22,10 +22,11 @@
 use std::ops::ControlFlow;
 
 use polo_domain::{DeviceId, Fix, Point, Seq, Timestamp, UserId};
-use polo_store::codec::{CHUNK_CAPACITY, StoredFix, decode_chunk, encode_chunk};
+use polo_store::codec::{CHUNK_CAPACITY, ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
 use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::tail_cache::TailCache;
 use crate::{Db, SqliteStore, Stamp, check_device, log_change_stamped};
 
 /// Chunks fetched per reader round trip while scanning.
@@ -48,9 +49,21 @@ struct ChunkMeta {
 const LIVE_TAIL: usize = 128;
 
 fn load(conn: &Connection, id: i64) -> StoreResult<Vec<StoredFix>> {
-    let data: Vec<u8> =
-        conn.prepare_cached("SELECT data FROM point_chunks WHERE id = ?1").db()?.query_row([id], |r| r.get(0)).db()?;
-    decode_chunk(&data)
+    decode_chunk(&load_bytes(conn, id)?)
+}
+
+fn load_bytes(conn: &Connection, id: i64) -> StoreResult<Vec<u8>> {
+    conn.prepare_cached("SELECT data FROM point_chunks WHERE id = ?1").db()?.query_row([id], |r| r.get(0)).db()
+}
+
+/// [`load`], taking the decoded fixes from `tails` when it holds this
+/// chunk's current bytes.
+fn load_cached(conn: &Connection, id: i64, tails: &mut TailCache) -> StoreResult<Vec<StoredFix>> {
+    let bytes = load_bytes(conn, id)?;
+    match tails.take(id, &bytes) {
+        Some(fixes) => Ok(fixes),
+        None => decode_chunk(&bytes),
+    }
 }
 
 fn bounds(piece: &[StoredFix]) -> (i64, i64, i64, i64) {
@@ -60,36 +73,72 @@ fn bounds(piece: &[StoredFix]) -> (i64, i64, i64, i64) {
     (first, last, piece.len() as i64, max_seq as i64)
 }
 
-fn insert_chunk(tx: &Transaction<'_>, user: UserId, device: DeviceId, piece: &[StoredFix]) -> StoreResult<()> {
+/// Encodes a chunk; a live tail (under [`LIVE_TAIL`] fixes, so rewritten
+/// by the next commits) keeps its extras uncompressed until it is sealed.
+fn encode(piece: &[StoredFix]) -> Vec<u8> {
+    let extras = if piece.len() < LIVE_TAIL { ExtrasEncoding::Raw } else { ExtrasEncoding::Compressed };
+    encode_chunk_with(piece, extras)
+}
+
+/// Writes `piece` as a new chunk; returns its id and bytes.
+fn insert_chunk(
+    tx: &Transaction<'_>,
+    user: UserId,
+    device: DeviceId,
+    piece: &[StoredFix],
+) -> StoreResult<(i64, Vec<u8>)> {
     let (first, last, n, max_seq) = bounds(piece);
+    let bytes = encode(piece);
     tx.prepare_cached(
         "INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .db()?
-    .execute(params![user.0, device.0, first, last, n, max_seq, encode_chunk(piece)])
+    .execute(params![user.0, device.0, first, last, n, max_seq, bytes])
     .db()?;
+    Ok((tx.last_insert_rowid(), bytes))
+}
+
+/// Writes each piece as a new chunk; a lone piece is kept in `tails`, as
+/// the next live commit will likely append to it.
+fn insert_pieces(
+    tx: &Transaction<'_>,
+    user: UserId,
+    device: DeviceId,
+    points: Vec<StoredFix>,
+    tails: &mut TailCache,
+) -> StoreResult<()> {
+    if points.len() <= CHUNK_CAPACITY {
+        let (id, bytes) = insert_chunk(tx, user, device, &points)?;
+        tails.keep(id, bytes, points);
+        return Ok(());
+    }
+    for piece in greedy(&points) {
+        insert_chunk(tx, user, device, piece)?;
+    }
     Ok(())
 }
 
-/// Rewrites a chunk. When its first time stays `old_first` (appends, the
-/// common live case) the time index is left alone: one page fewer per commit.
-fn update_chunk(tx: &Transaction<'_>, id: i64, old_first: i64, piece: &[StoredFix]) -> StoreResult<()> {
+/// Rewrites a chunk and returns its new bytes. When its first time stays
+/// `old_first` (appends, the common live case) the time index is left
+/// alone: one page fewer per commit.
+fn update_chunk(tx: &Transaction<'_>, id: i64, old_first: i64, piece: &[StoredFix]) -> StoreResult<Vec<u8>> {
     let (first, last, n, max_seq) = bounds(piece);
+    let bytes = encode(piece);
     if first == old_first {
         tx.prepare_cached("UPDATE point_chunks SET last_ms = ?2, n = ?3, max_seq = ?4, data = ?5 WHERE id = ?1")
             .db()?
-            .execute(params![id, last, n, max_seq, encode_chunk(piece)])
+            .execute(params![id, last, n, max_seq, bytes])
             .db()?;
-        return Ok(());
+        return Ok(bytes);
     }
     tx.prepare_cached(
         "UPDATE point_chunks SET first_ms = ?2, last_ms = ?3, n = ?4, max_seq = ?5, data = ?6 WHERE id = ?1",
     )
     .db()?
-    .execute(params![id, first, last, n, max_seq, encode_chunk(piece)])
+    .execute(params![id, first, last, n, max_seq, bytes])
     .db()?;
-    Ok(())
+    Ok(bytes)
 }
 
 fn delete_chunk(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
@@ -126,6 +175,7 @@ fn stored(fix: &Fix, seq: Seq) -> StoredFix {
 /// one. `replace` decides, for a fix whose time is already stored, whether
 /// it replaces the stored fix (replication's last-writer-wins); local
 /// writes keep the stored fix. The change is stamped with `stamp`.
+/// `tails` saves decoding the chunks the writer rewrites again and again.
 pub(crate) fn insert(
     tx: &Transaction<'_>,
     user: UserId,
@@ -134,6 +184,7 @@ pub(crate) fn insert(
     added: &mut dyn FnMut(Timestamp),
     stamp: Stamp,
     replace: &mut dyn FnMut(&StoredFix, &Fix) -> bool,
+    tails: &mut TailCache,
 ) -> StoreResult<WriteOutcome> {
     check_device(tx, user, device)?;
     let mut batch: Vec<&Fix> = fixes.iter().collect();
@@ -215,7 +266,7 @@ pub(crate) fn insert(
             });
             continue;
         }
-        let old = load(tx, meta.id)?;
+        let old = load_cached(tx, meta.id, tails)?;
         let old_last = old.last().map(|f| f.fix.time.0);
         let mut new = Vec::new();
         let mut replaced = Vec::new();
@@ -277,9 +328,7 @@ pub(crate) fn insert(
 
     if !new_only.is_empty() {
         let points: Vec<StoredFix> = new_only.iter().map(|&i| stored(batch[i], seq)).collect();
-        for piece in greedy(&points) {
-            insert_chunk(tx, user, device, piece)?;
-        }
+        insert_pieces(tx, user, device, points, tails)?;
     }
     for mut t in touched {
         let id = metas[t.meta_index].id;
@@ -289,9 +338,7 @@ pub(crate) fn insert(
         if t.append && (t.leave_alone || t.old.len() >= CHUNK_CAPACITY) {
             // A full chunk (or a live tail) stays as it is; the appended fixes start new ones.
             let points: Vec<StoredFix> = t.new.iter().map(|&i| stored(batch[i], seq)).collect();
-            for piece in greedy(&points) {
-                insert_chunk(tx, user, device, piece)?;
-            }
+            insert_pieces(tx, user, device, points, tails)?;
             continue;
         }
         let merged = if t.append {
@@ -310,6 +357,12 @@ pub(crate) fn insert(
             merged.extend(new.map(|f| stored(f, seq)));
             merged
         };
+        if merged.len() <= CHUNK_CAPACITY {
+            // One piece: the chunk keeps its id, and its new bytes are kept with the fixes.
+            let bytes = update_chunk(tx, id, metas[t.meta_index].first, &merged)?;
+            tails.keep(id, bytes, merged);
+            continue;
+        }
         let pieces = if t.append { greedy(&merged) } else { even(&merged) };
         let mut pieces = pieces.into_iter();
         if let Some(piece) = pieces.next() {

@@ -25,6 +25,7 @@ use polo_store::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::tail_cache::TailCache;
 use crate::{Db, Stamp, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points};
 
 /// Changes read from the log per query while filling a page.
@@ -555,8 +556,16 @@ fn apply_one(
                     }
                 }
             };
-            let outcome =
-                points::insert(tx, UserId(user), DeviceId(device), &admitted, &mut |_| {}, stamp, &mut replace)?;
+            let outcome = points::insert(
+                tx,
+                UserId(user),
+                DeviceId(device),
+                &admitted,
+                &mut |_| {},
+                stamp,
+                &mut replace,
+                &mut TailCache::default(),
+            )?;
             if let Some(e) = failure {
                 return Err(e);
             }

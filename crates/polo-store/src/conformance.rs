@@ -31,7 +31,7 @@ pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped,
 };
-use crate::{ChangeKind, PointQuery, Store, StoreError, UserId};
+use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, UserId, WriteOutcome};
 
 /// Something a test can get a store from: a boxed store, or a store paired
 /// with a guard (e.g. its temporary directory) that must outlive it.
@@ -72,7 +72,8 @@ macro_rules! conformance_tests {
             scan_filters_and_order, scan_stops_on_break, users_are_isolated, delete_points_range,
             intervals_insert_dedupe_overlap, change_log, storage_stats_and_ping, users_by_id_and_passwords,
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
-            device_encryption_keys, insert_reports_added_times, device_cards, derived_rows_ranges_and_batches,
+            device_encryption_keys, insert_reports_added_times, point_groups_succeed_and_fail_alone, device_cards,
+            derived_rows_ranges_and_batches,
             derived_edits_and_cursors, epoch_is_stable_across_writes);
         // Sharing (conformance_sharing.rs).
         $crate::conformance_tests!(@each $make;
@@ -104,6 +105,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("tokens_create_lookup_revoke", tokens_create_lookup_revoke),
     ("device_encryption_keys", device_encryption_keys),
     ("insert_reports_added_times", insert_reports_added_times),
+    ("point_groups_succeed_and_fail_alone", point_groups_succeed_and_fail_alone),
     ("device_cards", device_cards),
     ("sessions_expire_and_delete", sessions_expire_and_delete),
     ("last_point_reads_the_latest_fix", last_point_reads_the_latest_fix),
@@ -790,6 +792,47 @@ pub fn insert_reports_added_times(store: &dyn Store) {
     let later = [plain_fix(T0 + 10_000_000), plain_fix(T0 + 9_000_000)];
     assert_eq!(report(&later), vec![T0 + 9_000_000, T0 + 10_000_000]);
     assert_eq!(store.count_points(a).unwrap(), 2_000 + 50 + 2);
+}
+
+/// Several devices' fixes in one call: each group gets its own outcome and
+/// added times, and a group whose device is not its user's stores nothing
+/// while the others are stored.
+pub fn point_groups_succeed_and_fail_alone(store: &dyn Store) {
+    let (alice, phone) = setup(store, "alice");
+    let (bob, bobs_phone) = setup(store, "bob");
+    let watch = store.ensure_device(alice, "watch").unwrap().id;
+    store.insert_points(alice, phone, &[plain_fix(T0)]).unwrap();
+    let phone_fixes = [plain_fix(T0), plain_fix(T0 + 1_000)];
+    let watch_fixes = [plain_fix(T0 + 5_000)];
+    let foreign = [plain_fix(T0 + 7_000)];
+    let bob_fixes = [plain_fix(T0 + 9_000), plain_fix(T0 + 8_000)];
+    let mut groups = [
+        PointGroup::new(alice, phone, &phone_fixes),
+        PointGroup::new(alice, bobs_phone, &foreign), // not alice's device
+        PointGroup::new(alice, watch, &watch_fixes),
+        PointGroup::new(bob, bobs_phone, &bob_fixes),
+        PointGroup::new(bob, bobs_phone, &[]),
+    ];
+    let mut added: Vec<(usize, i64)> = Vec::new();
+    store.insert_point_groups(&mut groups, &mut |g, t| added.push((g, t.0))).unwrap();
+    let mut outcomes = groups.iter_mut().map(|g| g.outcome.take().expect("every group has an outcome"));
+    let mut next = || outcomes.next().unwrap();
+    let phone_outcome = next().unwrap();
+    assert_eq!((phone_outcome.added, phone_outcome.duplicates), (1, 1));
+    let refused = next();
+    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
+    assert_eq!(next().unwrap().added, 1);
+    assert_eq!(next().unwrap().added, 2);
+    assert_eq!(next().unwrap(), WriteOutcome::default());
+    added.retain(|&(g, _)| g != 1); // a failed group's reports do not count
+    added.sort_unstable();
+    assert_eq!(added, vec![(0, T0 + 1_000), (2, T0 + 5_000), (3, T0 + 8_000), (3, T0 + 9_000)]);
+    assert_eq!(store.count_points(alice).unwrap(), 3);
+    assert_eq!(store.count_points(bob).unwrap(), 2);
+    let times = |user, device| -> Vec<i64> {
+        scan(store, &query(user, Some(device), None, None)).into_iter().map(|p| p.fix.time.0).collect()
+    };
+    assert_eq!(times(bob, bobs_phone), vec![T0 + 8_000, T0 + 9_000], "the foreign group left nothing behind");
 }
 
 /// Cards: per device, owner only, replaced whole, removed with `None`.

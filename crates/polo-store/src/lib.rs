@@ -141,6 +141,29 @@ pub struct WriteOutcome {
     pub seq: Option<Seq>,
 }
 
+/// One device's part of a write over several devices
+/// ([`Store::insert_point_groups`]).
+#[derive(Debug)]
+pub struct PointGroup<'a> {
+    /// Owner.
+    pub user: UserId,
+    /// The device the fixes belong to.
+    pub device: DeviceId,
+    /// The fixes, as for [`Store::insert_points`].
+    pub fixes: &'a [Fix],
+    /// Set by the store: this group's outcome, or why nothing of it was
+    /// stored. `None` until the store has dealt with the group.
+    pub outcome: Option<StoreResult<WriteOutcome>>,
+}
+
+impl<'a> PointGroup<'a> {
+    /// A group not written yet.
+    #[must_use]
+    pub fn new(user: UserId, device: DeviceId, fixes: &'a [Fix]) -> Self {
+        Self { user, device, fixes, outcome: None }
+    }
+}
+
 /// Which points to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointQuery {
@@ -384,6 +407,39 @@ pub trait Store: Send + Sync {
         fixes: &[Fix],
         added: &mut dyn FnMut(Timestamp),
     ) -> StoreResult<WriteOutcome>;
+    /// [`Store::insert_points_reporting`] for several devices at once,
+    /// calling `added` with a group's index and each time it added. Each
+    /// group gets its own outcome: a group that fails (a device that is
+    /// not its user's, say) stores nothing and does not stop the others.
+    /// Live ingest writes everything its clients sent meanwhile this way, so
+    /// that many phones posting at once cost one commit rather than one each.
+    ///
+    /// The default writes the groups one after the other; a backend that can
+    /// commit them together should.
+    ///
+    /// # Errors
+    /// A failure that concerns no group in particular (the commit itself):
+    /// then nothing at all was stored, whatever the groups' outcomes say.
+    /// An implementation that panics must likewise have stored nothing
+    /// (a transaction rolled back as it unwound); the default catches a
+    /// panic per group and reports it as that group's error.
+    fn insert_point_groups(
+        &self,
+        groups: &mut [PointGroup<'_>],
+        added: &mut dyn FnMut(usize, Timestamp),
+    ) -> StoreResult<()> {
+        for (index, group) in groups.iter_mut().enumerate() {
+            // Each group is its own transaction here, so a panic is caught per
+            // group: the groups before it are stored and must not be written again.
+            let write =
+                || self.insert_points_reporting(group.user, group.device, group.fixes, &mut |t| added(index, t));
+            group.outcome = Some(
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
+                    .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned()))),
+            );
+        }
+        Ok(())
+    }
     /// Streams the matching points ordered by device, then time, to `visit`
     /// until it breaks. Memory stays bounded by one chunk.
     ///

@@ -36,7 +36,7 @@ use polo_formats::ImportOptions;
 use polo_formats::extras::ExtrasBuilder;
 use polo_formats::raw_object::OwntracksMeasurements;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::json::{Members, epoch_seconds, is_null, number, shown, string};
 
@@ -564,51 +564,91 @@ pub struct Friend {
 /// sorted by user and device choose first, so the outcome does not depend on
 /// the order of `friends`. Output follows the order of `friends`.
 #[must_use]
-pub fn friends_reply(friends: &[Friend]) -> Value {
+pub fn friends_reply(friends: &[Friend]) -> Vec<ReplyItem<'_>> {
     let tids = unique_tids(friends);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(friends.len() * 2);
     for (friend, tid) in friends.iter().zip(tids) {
         if let (Some(name), Some(face)) = (&friend.name, &friend.face) {
-            out.push(json!({"_type": "card", "tid": tid, "name": name, "face": face}));
+            out.push(ReplyItem::Card { tid: tid.clone(), name, face });
         }
         if let Some(fix) = &friend.last {
-            out.push(Value::Object(reduced_location(
+            out.push(ReplyItem::Location(reduced_location(
                 fix,
-                &tid,
-                &format!("owntracks/{}/{}", friend.user, friend.device),
+                tid,
+                format!("owntracks/{}/{}", friend.user, friend.device),
             )));
         }
     }
-    Value::Array(out)
+    out
 }
 
-fn reduced_location(fix: &Fix, tid: &str, topic: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("_type".into(), "location".into());
-    m.insert("tid".into(), tid.into());
-    m.insert("lat".into(), json!(fix.coord.lat()));
-    m.insert("lon".into(), json!(fix.coord.lon()));
-    m.insert("tst".into(), json!(fix.time.0.div_euclid(1000)));
+/// One element of the friends reply. Serialized straight to the body: the
+/// reply is built for every OwnTracks request, so it skips `serde_json::Value`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "_type", rename_all = "lowercase")]
+pub enum ReplyItem<'a> {
+    /// A friend's name and picture.
+    Card {
+        /// The friend's unique tracker ID in this reply.
+        tid: String,
+        /// Card name.
+        name: &'a str,
+        /// Card picture (base64 PNG).
+        face: &'a str,
+    },
+    /// A friend's last location.
+    Location(ReducedLocation),
+}
+
+/// The members of a friend's `location` in the reply; unknown measurements
+/// are left out.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReducedLocation {
+    tid: String,
+    lat: f64,
+    lon: f64,
+    tst: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vel: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alt: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cog: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acc: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vac: Option<i64>,
+    topic: String,
+}
+
+fn reduced_location(fix: &Fix, tid: String, topic: String) -> ReducedLocation {
     // Rounded; in i64 range for any stored u32/i32 column.
     #[allow(clippy::cast_possible_truncation)]
-    let whole = |v: f64| -> Value { Value::from(v.round() as i64) };
-    if let Some(v) = fix.speed_m_s() {
-        m.insert("vel".into(), whole(v * 3.6));
+    let whole = |v: f64| v.round() as i64;
+    ReducedLocation {
+        tid,
+        lat: fix.coord.lat(),
+        lon: fix.coord.lon(),
+        tst: fix.time.0.div_euclid(1000),
+        vel: fix.speed_m_s().map(|v| whole(v * 3.6)),
+        alt: fix.altitude_m().map(whole),
+        cog: fix.course_deg().map(whole),
+        acc: fix.horizontal_accuracy_m().map(whole),
+        vac: fix.vertical_accuracy_m().map(whole),
+        topic,
     }
-    if let Some(v) = fix.altitude_m() {
-        m.insert("alt".into(), whole(v));
+}
+
+/// The `tid` a fix's extras carry (OwnTracks keeps it there), read without
+/// building the whole object.
+#[must_use]
+pub fn extras_tid(extras: &Extras) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct OnlyTid<'a> {
+        #[serde(borrow)]
+        tid: Option<std::borrow::Cow<'a, str>>,
     }
-    if let Some(v) = fix.course_deg() {
-        m.insert("cog".into(), whole(v));
-    }
-    if let Some(v) = fix.horizontal_accuracy_m() {
-        m.insert("acc".into(), whole(v));
-    }
-    if let Some(v) = fix.vertical_accuracy_m() {
-        m.insert("vac".into(), whole(v));
-    }
-    m.insert("topic".into(), topic.into());
-    m
+    serde_json::from_str::<OnlyTid<'_>>(extras.as_str()).ok()?.tid.map(std::borrow::Cow::into_owned)
 }
 
 /// The initials of a device name: first letters of its first two words, or
@@ -913,7 +953,7 @@ mod tests {
         );
         jane.is_self = true;
         jane.name = Some("Jane".into()); // no face: no card
-        let reply = friends_reply(&[john, jane]);
+        let reply = serde_json::to_value(friends_reply(&[john, jane])).unwrap();
         assert_eq!(
             reply,
             json!([
@@ -922,6 +962,15 @@ mod tests {
                 {"_type":"location","tid":"JP","lat":48.8585,"lon":2.2946,"tst":1_795_296_379,"topic":"owntracks/jane/phone"},
             ])
         );
+    }
+
+    #[test]
+    fn the_tid_is_read_from_the_extras() {
+        let tid = |json: &str| extras_tid(&Extras::from_json_object(json));
+        assert_eq!(tid(r#"{"_id":"a1","tid":"BP","inregions":["home"]}"#).as_deref(), Some("BP"));
+        assert_eq!(tid(r#"{"tid":"J\u00e9"}"#).as_deref(), Some("Jé"), "escapes are decoded");
+        assert_eq!(tid(r#"{"t":"u"}"#), None);
+        assert_eq!(tid(r#"{"tid":7}"#), None, "a tid that is not a string is no tid");
     }
 
     #[test]

@@ -178,16 +178,19 @@ async fn owntracks_post(
     body: Bytes,
 ) -> Response {
     match owntracks_inner(&state, &query, &parts, &body).await {
-        Ok(reply) => {
-            ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], Json(reply).into_response().into_body())
-                .into_response()
-        }
+        Ok(reply) => ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], reply).into_response(),
         // iOS drops messages on 4xx: only permanent refusals keep their 4xx.
         Err(e) => e.temporary_as_5xx().into_response(),
     }
 }
 
-async fn owntracks_inner(state: &AppState, query: &IngestQuery, parts: &Parts, body: &[u8]) -> Result<Value, ApiError> {
+/// Handles one message; the answer is the reply body.
+async fn owntracks_inner(
+    state: &AppState,
+    query: &IngestQuery,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
     let caller = authenticate(state, parts, query.token.as_deref()).await?;
     let options = owntracks::ParseOptions { now: now(), from_overland: is_overland_basic(&parts.headers) };
     let device_name = |topic: Option<&owntracks::Topic>| {
@@ -289,14 +292,17 @@ async fn encryption_key(state: &AppState, caller: &Caller, device: DeviceId) -> 
         .map_err(|e| ApiError::internal(format!("key task failed: {e}")))??)
 }
 
-/// The friends reply, encrypted as `{"_type":"encrypted","data":…}` when the
-/// sending device has a passphrase (the apps decrypt it to the array).
-async fn owntracks_reply(state: &AppState, caller: &Caller, sender: Option<DeviceId>) -> Result<Value, ApiError> {
-    let reply = friends(state, caller).await?;
+/// The friends reply as a body, encrypted as `{"_type":"encrypted","data":…}`
+/// when the sending device has a passphrase (the apps decrypt it to the array).
+async fn owntracks_reply(state: &AppState, caller: &Caller, sender: Option<DeviceId>) -> Result<Vec<u8>, ApiError> {
+    let friends = friends(state, caller).await?;
+    let reply = serde_json::to_vec(&owntracks::friends_reply(&friends))
+        .map_err(|e| ApiError::internal(format!("cannot write the reply: {e}")))?;
     let Some(device) = sender else { return Ok(reply) };
     match encryption_key(state, caller, device).await? {
         None => Ok(reply),
-        Some(key) => owntracks::encrypted_envelope(&key, reply.to_string().as_bytes())
+        Some(key) => owntracks::encrypted_envelope(&key, &reply)
+            .map(|envelope| envelope.to_string().into_bytes())
             .map_err(|e| ApiError::internal(format!("cannot encrypt the reply: {e}"))),
     }
 }
@@ -323,7 +329,7 @@ type FriendRow = (String, Device, Option<Fix>, Option<Arc<DeviceCard>>);
 ///
 /// Answered from memory when the grant and device lists and every device's last fix are cached
 /// (the steady state of a phone posting every few seconds); otherwise read on the blocking pool.
-async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+async fn friends(state: &AppState, caller: &Caller) -> Result<Vec<owntracks::Friend>, ApiError> {
     let own_device = caller.device.as_ref().map(|d| d.id);
     let me = (caller.user.id, caller.user.name.clone());
     let cached = state.last_seen.cached_granters(caller.user.id).and_then(|granters| {
@@ -358,23 +364,18 @@ async fn friends(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::internal(format!("friends task failed: {e}")))??
         }
     };
-    let friends: Vec<owntracks::Friend> = rows
+    Ok(rows
         .into_iter()
         .map(|(user, device, last, card)| owntracks::Friend {
             user,
             is_self: own_device == Some(device.id),
-            tid: last
-                .as_ref()
-                .and_then(|f| f.extras.as_ref())
-                .and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok())
-                .and_then(|v| v.get("tid").and_then(Value::as_str).map(str::to_owned)),
+            tid: last.as_ref().and_then(|f| f.extras.as_ref()).and_then(owntracks::extras_tid),
             device: device.name,
             last,
             name: card.as_ref().and_then(|c| c.name.clone()),
             face: card.as_ref().and_then(|c| c.face.clone()),
         })
-        .collect();
-    Ok(owntracks::friends_reply(&friends))
+        .collect())
 }
 
 /// Overland batches: `{"locations": [Feature…]}`.

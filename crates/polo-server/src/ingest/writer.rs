@@ -8,8 +8,11 @@
 //! their fixes through a bounded channel (backpressure, no unbounded memory),
 //! and one dedicated OS thread that owns the store drains everything queued
 //! (up to [`IngestorConfig::max_batch_points`]), groups it by
-//! `(user, device)`, writes each group with one `insert_points` call, and
-//! answers every waiter with its own outcome.
+//! `(user, device)`, writes all groups in one commit
+//! ([`Store::insert_point_groups`]), and answers every waiter with its own
+//! outcome. One commit per drain rather than per device matters as soon as
+//! many phones post at once: with 32 phones, a commit per device held the
+//! writer at about 60 µs of CPU per point.
 //!
 //! Batches form by themselves: whatever arrives while one batch is being
 //! written is the next batch, so a lone request is written at once and a
@@ -23,8 +26,10 @@
 //! rule says), and the store names the times it added
 //! ([`Store::insert_points_reporting`]), so each waiter learns which of its
 //! points were new. A store error reaches every
-//! waiter of its group and no one else; a panicking store is reported as an
-//! error and the writer carries on.
+//! waiter of its group and no one else (the store rolls that group back
+//! alone); when the shared commit itself fails or the store panics, the
+//! groups are written again one by one, so that again only the culprit's
+//! waiters hear of it, and the writer carries on.
 //!
 //! The thread is a plain OS thread rather than `spawn_blocking` so that a
 //! slow disk never starves the runtime's blocking pool, and because exactly
@@ -38,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use polo_domain::{DeviceId, Fix, Timestamp, UserId};
-use polo_store::{Store, StoreError, StoreResult, WriteOutcome};
+use polo_store::{PointGroup, Store, StoreError, StoreResult, WriteOutcome};
 use tokio::sync::{mpsc, oneshot};
 
 /// The two store calls the writer makes. Every [`Store`] provides them
@@ -56,6 +61,29 @@ pub trait PointWriter: Send + Sync {
         fixes: &[Fix],
         added: &mut dyn FnMut(Timestamp),
     ) -> StoreResult<WriteOutcome>;
+
+    /// [`Store::insert_point_groups`]: several devices' fixes, committed
+    /// together where the store can. The default writes them one by one.
+    ///
+    /// # Errors
+    /// As the store's: a failure of the shared commit, when nothing was stored.
+    fn insert_point_groups(
+        &self,
+        groups: &mut [PointGroup<'_>],
+        added: &mut dyn FnMut(usize, Timestamp),
+    ) -> StoreResult<()> {
+        for (index, group) in groups.iter_mut().enumerate() {
+            // Each group is its own transaction here, so a panic is caught per
+            // group: the groups before it are stored and must not be written again.
+            let write =
+                || self.insert_points_reporting(group.user, group.device, group.fixes, &mut |t| added(index, t));
+            group.outcome = Some(
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
+                    .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned()))),
+            );
+        }
+        Ok(())
+    }
 }
 
 struct StoreWriter(Arc<dyn Store>);
@@ -69,6 +97,14 @@ impl PointWriter for StoreWriter {
         added: &mut dyn FnMut(Timestamp),
     ) -> StoreResult<WriteOutcome> {
         self.0.insert_points_reporting(user, device, fixes, added)
+    }
+
+    fn insert_point_groups(
+        &self,
+        groups: &mut [PointGroup<'_>],
+        added: &mut dyn FnMut(usize, Timestamp),
+    ) -> StoreResult<()> {
+        self.0.insert_point_groups(groups, added)
     }
 }
 
@@ -381,62 +417,141 @@ impl Writer {
     }
 
     fn write(&self, jobs: Vec<Job>) {
-        let mut groups: Vec<Vec<Job>> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut index: HashMap<(UserId, DeviceId), usize> = HashMap::new();
         for job in jobs {
             let slot = *index.entry((job.user, job.device)).or_insert_with(|| {
-                groups.push(Vec::new());
+                groups.push(Group::new(job.user, job.device));
                 groups.len() - 1
             });
-            groups[slot].push(job);
+            groups[slot].take(job);
         }
-        for group in groups {
-            self.write_group(group);
+        let results = self.store_groups(&groups);
+        for (group, result) in groups.into_iter().zip(results) {
+            group.answer(result, &self.shared);
         }
     }
 
-    fn write_group(&self, mut jobs: Vec<Job>) {
-        let (user, device) = (jobs[0].user, jobs[0].device);
-        let mut outcomes = vec![WriteOutcome::default(); jobs.len()];
-        let mut sizes = Vec::with_capacity(jobs.len());
-        let mut seen = HashSet::new();
-        let mut fixes = Vec::new();
-        let mut owners = Vec::new();
-        for (waiter, job) in jobs.iter_mut().enumerate() {
-            sizes.push(job.fixes.len() as u64);
-            for fix in job.fixes.drain(..) {
-                if seen.insert(fix.time) {
-                    owners.push(waiter);
-                    fixes.push(fix);
-                } else {
-                    outcomes[waiter].duplicates += 1;
+    /// Writes every group with fixes, all in one commit when the store can;
+    /// returns each group's outcome and the times it added.
+    fn store_groups(&self, groups: &[Group]) -> Vec<StoreResult<(WriteOutcome, HashSet<Timestamp>)>> {
+        let mut results: Vec<_> = groups.iter().map(|_| Ok((WriteOutcome::default(), HashSet::new()))).collect();
+        let pending: Vec<usize> = (0..groups.len()).filter(|&g| !groups[g].fixes.is_empty()).collect();
+        if pending.is_empty() {
+            return results;
+        }
+        let mut point_groups: Vec<PointGroup<'_>> =
+            pending.iter().map(|&g| PointGroup::new(groups[g].user, groups[g].device, &groups[g].fixes)).collect();
+        let mut added: Vec<HashSet<Timestamp>> = vec![HashSet::new(); pending.len()];
+        // Only a write shared by several waiters needs to know which times were new.
+        let shared: Vec<bool> = pending.iter().map(|&g| groups[g].jobs.len() > 1).collect();
+        let together = catch_unwind(AssertUnwindSafe(|| {
+            self.store.insert_point_groups(&mut point_groups, &mut |i, t| {
+                if shared[i] {
+                    added[i].insert(t);
                 }
+            })
+        }));
+        self.shared.commits.fetch_add(1, Ordering::AcqRel);
+        if matches!(together, Ok(Ok(()))) {
+            for ((&g, point_group), added) in pending.iter().zip(point_groups).zip(added) {
+                let outcome = point_group
+                    .outcome
+                    .unwrap_or_else(|| Err(StoreError::Backend("the store skipped a group".to_owned())));
+                results[g] = outcome.map(|o| (o, added));
+            }
+        } else {
+            // The shared commit failed (or the store panicked) and nothing of it was
+            // stored: write the groups one by one, so that only the culprit fails.
+            for &g in &pending {
+                results[g] = self.store_group(&groups[g]);
             }
         }
-        let result = if fixes.is_empty() {
-            Ok(WriteOutcome::default())
-        } else {
-            // Only a write shared by several waiters needs to know which times were new.
-            let shared = jobs.len() > 1;
-            let mut added = HashSet::new();
-            let written = catch_unwind(AssertUnwindSafe(|| {
-                self.store.insert_points_reporting(user, device, &fixes, &mut |t| {
-                    if shared {
-                        added.insert(t);
-                    }
-                })
-            }))
-            .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
-            self.shared.commits.fetch_add(1, Ordering::AcqRel);
-            written.inspect(|outcome| {
-                self.shared.points_written.fetch_add(fixes.len() as u64, Ordering::AcqRel);
-                attribute(outcome, &fixes, &owners, &added, &mut outcomes);
+        for (&g, group) in pending.iter().map(|g| (g, &groups[*g])) {
+            if results[g].is_ok() {
+                self.shared.points_written.fetch_add(group.fixes.len() as u64, Ordering::AcqRel);
+            }
+        }
+        results
+    }
+
+    /// One group in its own transaction.
+    fn store_group(&self, group: &Group) -> StoreResult<(WriteOutcome, HashSet<Timestamp>)> {
+        let shared = group.jobs.len() > 1;
+        let mut added = HashSet::new();
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            self.store.insert_points_reporting(group.user, group.device, &group.fixes, &mut |t| {
+                if shared {
+                    added.insert(t);
+                }
             })
+        }))
+        .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
+        self.shared.commits.fetch_add(1, Ordering::AcqRel);
+        written.map(|outcome| (outcome, added))
+    }
+}
+
+/// The submissions of one `(user, device)` in a drain: their fixes
+/// deduplicated by time (the first submission of a time owns it).
+struct Group {
+    user: UserId,
+    device: DeviceId,
+    jobs: Vec<Job>,
+    /// Points each waiter submitted, for the queue counters.
+    sizes: Vec<u64>,
+    fixes: Vec<Fix>,
+    /// The waiter each fix came from.
+    owners: Vec<usize>,
+    /// Per waiter; the duplicates within the drain are counted as they are found.
+    outcomes: Vec<WriteOutcome>,
+    seen: HashSet<Timestamp>,
+}
+
+impl Group {
+    fn new(user: UserId, device: DeviceId) -> Self {
+        Self {
+            user,
+            device,
+            jobs: Vec::new(),
+            sizes: Vec::new(),
+            fixes: Vec::new(),
+            owners: Vec::new(),
+            outcomes: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    fn take(&mut self, mut job: Job) {
+        let waiter = self.jobs.len();
+        let mut outcome = WriteOutcome::default();
+        self.sizes.push(job.fixes.len() as u64);
+        for fix in job.fixes.drain(..) {
+            if self.seen.insert(fix.time) {
+                self.owners.push(waiter);
+                self.fixes.push(fix);
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        self.outcomes.push(outcome);
+        self.jobs.push(job);
+    }
+
+    /// Tells every waiter its own part of the group's result.
+    fn answer(mut self, result: StoreResult<(WriteOutcome, HashSet<Timestamp>)>, shared: &Shared) {
+        let result = match result {
+            Ok((outcome, added)) => {
+                if !self.fixes.is_empty() {
+                    attribute(&outcome, &self.fixes, &self.owners, &added, &mut self.outcomes);
+                }
+                Ok(())
+            }
+            Err(e) => Err(IngestError::Store(Arc::new(e))),
         };
-        let result = result.map_err(|e| IngestError::Store(Arc::new(e)));
-        for ((job, outcome), size) in jobs.into_iter().zip(outcomes).zip(sizes) {
-            let answer = result.as_ref().map(|_| outcome).map_err(Clone::clone);
-            self.shared.answered(size);
+        for ((job, outcome), size) in self.jobs.into_iter().zip(self.outcomes).zip(self.sizes) {
+            let answer = result.as_ref().map(|()| outcome).map_err(Clone::clone);
+            shared.answered(size);
             // The waiter may be gone (request cancelled); the write stands.
             let _ = job.reply.send(answer);
         }
