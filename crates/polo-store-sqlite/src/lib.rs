@@ -740,7 +740,7 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-            points::insert(tx, user, device, fixes, &mut |_| {}, Stamp::Local, &mut |_, _| false, &mut tails)
+            points::insert(tx, user, device, fixes, &mut |_| {}, points::Provenance::local(), &mut tails)
         })
     }
 
@@ -756,7 +756,7 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-            points::insert(tx, user, device, fixes, added, Stamp::Local, &mut |_, _| false, &mut tails)
+            points::insert(tx, user, device, fixes, added, points::Provenance::local(), &mut tails)
         })
     }
 
@@ -778,8 +778,7 @@ impl Store for SqliteStore {
                         device,
                         fixes,
                         &mut |t| added(index, t),
-                        Stamp::Local,
-                        &mut |_, _| false,
+                        points::Provenance::local(),
                         &mut tails,
                     )
                 })?);

@@ -169,23 +169,40 @@ fn stored(fix: &Fix, seq: Seq) -> StoredFix {
     StoredFix { fix: fix.clone(), seq }
 }
 
+/// Decides whether an incoming fix replaces the stored one of the same time.
+pub(crate) type Replace<'r> = dyn FnMut(&StoredFix, &Fix) -> bool + 'r;
+
+/// Whose write an insert is: a local one, or one replicated from a peer.
+pub(crate) struct Provenance<'r> {
+    /// What the change is stamped with.
+    pub(crate) stamp: Stamp,
+    /// Whether a fix replaces the stored fix of the same time
+    /// (replication's last-writer-wins); `None`, for local writes, keeps
+    /// the stored fix.
+    pub(crate) replace: Option<&'r mut Replace<'r>>,
+}
+
+impl Provenance<'_> {
+    /// A write made here: stamped locally, never replacing a stored fix.
+    pub(crate) fn local() -> Self {
+        Provenance { stamp: Stamp::Local, replace: None }
+    }
+}
+
 /// [`polo_store::Store::insert_points`] inside the writer's transaction.
 ///
 /// `added` hears the time of every fix that was new or replaced a stored
-/// one. `replace` decides, for a fix whose time is already stored, whether
-/// it replaces the stored fix (replication's last-writer-wins); local
-/// writes keep the stored fix. The change is stamped with `stamp`.
-/// `tails` saves decoding the chunks the writer rewrites again and again.
+/// one. `tails` saves decoding the chunks the writer rewrites again and again.
 pub(crate) fn insert(
     tx: &Transaction<'_>,
     user: UserId,
     device: DeviceId,
     fixes: &[Fix],
     added: &mut dyn FnMut(Timestamp),
-    stamp: Stamp,
-    replace: &mut dyn FnMut(&StoredFix, &Fix) -> bool,
+    provenance: Provenance<'_>,
     tails: &mut TailCache,
 ) -> StoreResult<WriteOutcome> {
+    let Provenance { stamp, mut replace } = provenance;
     check_device(tx, user, device)?;
     let mut batch: Vec<&Fix> = fixes.iter().collect();
     if !batch.is_sorted_by(|a, b| a.time < b.time) {
@@ -282,7 +299,7 @@ pub(crate) fn insert(
                 }
                 match old.get(k) {
                     Some(stored) if stored.fix.time == t => {
-                        if replace(stored, batch[i]) {
+                        if replace.as_mut().is_some_and(|replace| replace(stored, batch[i])) {
                             replaced.push((k, i));
                         }
                     }

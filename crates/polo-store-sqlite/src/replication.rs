@@ -562,8 +562,7 @@ fn apply_one(
                 DeviceId(device),
                 &admitted,
                 &mut |_| {},
-                stamp,
-                &mut replace,
+                points::Provenance { stamp, replace: Some(&mut replace) },
                 &mut TailCache::default(),
             )?;
             if let Some(e) = failure {
