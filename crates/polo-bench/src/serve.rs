@@ -91,16 +91,29 @@ pub(crate) fn start(data: &Path) -> anyhow::Result<Server> {
     bail!("polo serve exited before listening")
 }
 
-/// wrk script: OwnTracks location messages, one new `tst` per request.
-const OWNTRACKS_LUA: &str = r#"
--- Each wrk thread takes every other second of one device's timeline, so
--- times arrive nearly in order, as from a real phone.
+/// What every wrk script starts with: a request counter, and each wrk
+/// thread's number as `lane`.
+const LUA_PRELUDE: &str = r#"
 local counter = 0
 local threads = {}
 function setup(thread)
   thread:set("lane", #threads)
   table.insert(threads, thread)
 end
+"#;
+
+/// What every wrk script ends with: the percentiles, on a line the bench reads.
+const LUA_PERCENTILES: &str = r#"
+function done(summary, latency, requests)
+  io.write(string.format("PERCENTILES %f %f %f %f\n", latency:percentile(50) / 1000, latency:percentile(75) / 1000,
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
+end
+"#;
+
+/// wrk script: OwnTracks location messages, one new `tst` per request.
+const OWNTRACKS_LUA: &str = r#"
+-- Each wrk thread takes every other second of one device's timeline, so
+-- times arrive nearly in order, as from a real phone.
 function init(args)
   base = tonumber(args[1])
   auth = args[2]
@@ -111,10 +124,6 @@ function request()
     counter % 1000000, (counter * 7) % 1000000, base + counter * 2 + lane, counter * 2 + lane)
   return wrk.format("POST", "/api/owntracks", {["Authorization"] = auth, ["Content-Type"] = "application/json"}, body)
 end
-function done(summary, latency, requests)
-  io.write(string.format("PERCENTILES %f %f %f %f\n", latency:percentile(50) / 1000, latency:percentile(75) / 1000,
-    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
-end
 "#;
 
 /// wrk script: OwnTracks location messages from many phones, each its own
@@ -122,12 +131,6 @@ end
 /// turn, and each phone's `tst` moves one second per message, so every
 /// device's points arrive in order, as from real phones.
 const OWNTRACKS_PHONES_LUA: &str = r#"
-local counter = 0
-local threads = {}
-function setup(thread)
-  thread:set("lane", #threads)
-  table.insert(threads, thread)
-end
 function init(args)
   base = tonumber(args[1])
   auths = {}
@@ -142,10 +145,6 @@ function request()
     step % 1000000, (step * 7) % 1000000, base + step, phone, step)
   return wrk.format("POST", "/api/owntracks", {["Authorization"] = auths[phone + 1], ["Content-Type"] = "application/json"}, body)
 end
-function done(summary, latency, requests)
-  io.write(string.format("PERCENTILES %f %f %f %f\n", latency:percentile(50) / 1000, latency:percentile(75) / 1000,
-    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
-end
 "#;
 
 /// Phones (users with one device each) in the many-phones OwnTracks run:
@@ -154,12 +153,6 @@ const PHONES: usize = 32;
 
 /// wrk script: Overland batches of 100 features.
 const OVERLAND_LUA: &str = r#"
-local counter = 0
-local threads = {}
-function setup(thread)
-  thread:set("lane", #threads)
-  table.insert(threads, thread)
-end
 function init(args)
   base = tonumber(args[1])
   auth = args[2]
@@ -174,10 +167,6 @@ function request()
   end
   local body = '{"locations":[' .. table.concat(parts, ",") .. ']}'
   return wrk.format("POST", "/api/overland", {["Authorization"] = auth, ["Content-Type"] = "application/json"}, body)
-end
-function done(summary, latency, requests)
-  io.write(string.format("PERCENTILES %f %f %f %f\n", latency:percentile(50) / 1000, latency:percentile(75) / 1000,
-    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
 end
 "#;
 
@@ -212,7 +201,7 @@ fn wrk(
     connections: u32,
 ) -> anyhow::Result<WrkResult> {
     let path = work.join(format!("{name}.lua"));
-    std::fs::write(&path, script)?;
+    std::fs::write(&path, format!("{LUA_PRELUDE}{script}{LUA_PERCENTILES}"))?;
     let steal = StealMeter::start();
     let pid = server.child.id();
     let cpu_before = cpu_seconds(pid).unwrap_or(0.0);

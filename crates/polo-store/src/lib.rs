@@ -164,6 +164,24 @@ impl<'a> PointGroup<'a> {
     }
 }
 
+/// The default of [`Store::insert_point_groups`]: each group written by
+/// `write` (one transaction each), its outcome recorded, and a panic caught
+/// per group, since the groups before it are stored and must not be written
+/// again.
+pub fn insert_groups_one_by_one(
+    groups: &mut [PointGroup<'_>],
+    added: &mut dyn FnMut(usize, Timestamp),
+    mut write: impl FnMut(&PointGroup<'_>, &mut dyn FnMut(Timestamp)) -> StoreResult<WriteOutcome>,
+) {
+    for (index, group) in groups.iter_mut().enumerate() {
+        let one = || write(group, &mut |t| added(index, t));
+        group.outcome = Some(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(one))
+                .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned()))),
+        );
+    }
+}
+
 /// Which points to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointQuery {
@@ -428,16 +446,9 @@ pub trait Store: Send + Sync {
         groups: &mut [PointGroup<'_>],
         added: &mut dyn FnMut(usize, Timestamp),
     ) -> StoreResult<()> {
-        for (index, group) in groups.iter_mut().enumerate() {
-            // Each group is its own transaction here, so a panic is caught per
-            // group: the groups before it are stored and must not be written again.
-            let write =
-                || self.insert_points_reporting(group.user, group.device, group.fixes, &mut |t| added(index, t));
-            group.outcome = Some(
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
-                    .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned()))),
-            );
-        }
+        insert_groups_one_by_one(groups, added, |group, added| {
+            self.insert_points_reporting(group.user, group.device, group.fixes, added)
+        });
         Ok(())
     }
     /// Streams the matching points ordered by device, then time, to `visit`

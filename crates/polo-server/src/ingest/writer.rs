@@ -72,16 +72,9 @@ pub trait PointWriter: Send + Sync {
         groups: &mut [PointGroup<'_>],
         added: &mut dyn FnMut(usize, Timestamp),
     ) -> StoreResult<()> {
-        for (index, group) in groups.iter_mut().enumerate() {
-            // Each group is its own transaction here, so a panic is caught per
-            // group: the groups before it are stored and must not be written again.
-            let write =
-                || self.insert_points_reporting(group.user, group.device, group.fixes, &mut |t| added(index, t));
-            group.outcome = Some(
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
-                    .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned()))),
-            );
-        }
+        polo_store::insert_groups_one_by_one(groups, added, |group, added| {
+            self.insert_points_reporting(group.user, group.device, group.fixes, added)
+        });
         Ok(())
     }
 }
