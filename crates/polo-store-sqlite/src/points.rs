@@ -73,11 +73,11 @@ fn bounds(piece: &[StoredFix]) -> (i64, i64, i64, i64) {
     (first, last, piece.len() as i64, max_seq as i64)
 }
 
-/// Encodes a chunk; a live tail (under [`LIVE_TAIL`] fixes, so rewritten
-/// by the next commits) keeps its extras uncompressed until it is sealed.
-fn encode(piece: &[StoredFix]) -> Vec<u8> {
-    let extras = if piece.len() < LIVE_TAIL { ExtrasEncoding::Raw } else { ExtrasEncoding::Compressed };
-    encode_chunk_with(piece, extras)
+/// How an insert stores a chunk's extras: a chunk under [`LIVE_TAIL`]
+/// fixes is a live tail, rewritten by the next commits, and keeps them
+/// uncompressed until it is sealed.
+fn insert_encoding(piece: &[StoredFix]) -> ExtrasEncoding {
+    if piece.len() < LIVE_TAIL { ExtrasEncoding::Raw } else { ExtrasEncoding::Compressed }
 }
 
 /// Writes `piece` as a new chunk; returns its id and bytes.
@@ -88,7 +88,7 @@ fn insert_chunk(
     piece: &[StoredFix],
 ) -> StoreResult<(i64, Vec<u8>)> {
     let (first, last, n, max_seq) = bounds(piece);
-    let bytes = encode(piece);
+    let bytes = encode_chunk_with(piece, insert_encoding(piece));
     tx.prepare_cached(
         "INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -122,9 +122,15 @@ fn insert_pieces(
 /// Rewrites a chunk and returns its new bytes. When its first time stays
 /// `old_first` (appends, the common live case) the time index is left
 /// alone: one page fewer per commit.
-fn update_chunk(tx: &Transaction<'_>, id: i64, old_first: i64, piece: &[StoredFix]) -> StoreResult<Vec<u8>> {
+fn update_chunk(
+    tx: &Transaction<'_>,
+    id: i64,
+    old_first: i64,
+    piece: &[StoredFix],
+    extras: ExtrasEncoding,
+) -> StoreResult<Vec<u8>> {
     let (first, last, n, max_seq) = bounds(piece);
-    let bytes = encode(piece);
+    let bytes = encode_chunk_with(piece, extras);
     if first == old_first {
         tx.prepare_cached("UPDATE point_chunks SET last_ms = ?2, n = ?3, max_seq = ?4, data = ?5 WHERE id = ?1")
             .db()?
@@ -376,14 +382,14 @@ pub(crate) fn insert(
         };
         if merged.len() <= CHUNK_CAPACITY {
             // One piece: the chunk keeps its id, and its new bytes are kept with the fixes.
-            let bytes = update_chunk(tx, id, metas[t.meta_index].first, &merged)?;
+            let bytes = update_chunk(tx, id, metas[t.meta_index].first, &merged, insert_encoding(&merged))?;
             tails.keep(id, bytes, merged);
             continue;
         }
         let pieces = if t.append { greedy(&merged) } else { even(&merged) };
         let mut pieces = pieces.into_iter();
         if let Some(piece) = pieces.next() {
-            update_chunk(tx, id, metas[t.meta_index].first, piece)?;
+            update_chunk(tx, id, metas[t.meta_index].first, piece, insert_encoding(piece))?;
         }
         for piece in pieces {
             insert_chunk(tx, user, device, piece)?;
@@ -517,7 +523,8 @@ pub(crate) fn delete(
         if points.is_empty() {
             delete_chunk(tx, meta.id)?;
         } else {
-            update_chunk(tx, meta.id, meta.first, &points)?;
+            // What a delete leaves is not a live tail: compressed.
+            update_chunk(tx, meta.id, meta.first, &points, ExtrasEncoding::Compressed)?;
         }
     }
     if deleted == 0 && !always {
