@@ -40,17 +40,14 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 }
 
 /// Runs a command to completion, sampling its peak RSS.
-fn measure(command: &mut Command, stdin: Option<&str>) -> anyhow::Result<Measured> {
+fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let mut child = command
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("cannot start {command:?}"))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())?;
-    }
     let pid = child.id();
     let mut stdout = child.stdout.take().context("no stdout")?;
     let reader = std::thread::spawn(move || {
@@ -92,12 +89,28 @@ pub fn fresh_store(work: &Path, name: &str) -> anyhow::Result<PathBuf> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    let polo = polo_binary()?;
-    measure(
-        Command::new(&polo).arg("--data-dir").arg(&dir).args(["user", "add", "bench", "--password-stdin"]),
-        Some("bench-password\n"),
-    )?;
+    add_user(&dir, "bench")?;
     Ok(dir)
+}
+
+/// `polo user add NAME` on the data dir `data`, with the bench's password.
+pub(crate) fn add_user(data: &Path, name: &str) -> anyhow::Result<()> {
+    let mut child = Command::new(polo_binary()?)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["user", "add", name, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(b"bench-password\n")?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("polo user add {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 fn polo_import(work: &Path, data: &Path, input: &Path) -> anyhow::Result<(Measured, serde_json::Value)> {
@@ -109,7 +122,6 @@ fn polo_import(work: &Path, data: &Path, input: &Path) -> anyhow::Result<(Measur
             .args(["import", "--user", "bench", "--json"])
             .arg(input)
             .current_dir(work),
-        None,
     )?;
     let summary: serde_json::Value =
         serde_json::from_str(run.stdout.trim()).context("polo import did not print a JSON summary")?;
@@ -260,7 +272,7 @@ pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
                 let _ = std::fs::remove_file(PathBuf::from(format!("{}{suffix}", db.display())));
             }
             let steal = StealMeter::start();
-            let py = measure(Command::new(&python).arg(&script).arg(&input).arg(&db), None)?;
+            let py = measure(Command::new(&python).arg(&script).arg(&input).arg(&db))?;
             let steal = steal.describe();
             let out: serde_json::Value = serde_json::from_str(py.stdout.trim()).context("baseline printed no JSON")?;
             let py_points = out["points"].as_u64().unwrap_or(0);

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::run::{fresh_store, polo_binary};
+use crate::run::{add_user, fresh_store, polo_binary};
 use crate::steal::StealMeter;
 
 const TARGET_OWNTRACKS_PER_S: f64 = 20_000.0;
@@ -294,24 +294,10 @@ fn phone_user(i: usize) -> String {
 
 /// Adds the many-phones users, each with one device token.
 fn phone_tokens(data: &Path) -> anyhow::Result<Vec<String>> {
-    let polo = polo_binary()?;
     (0..PHONES)
         .map(|i| {
             let user = phone_user(i);
-            let mut child = Command::new(&polo)
-                .arg("--data-dir")
-                .arg(data)
-                .args(["user", "add", &user, "--password-stdin"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            if let Some(mut stdin) = child.stdin.take() {
-                std::io::Write::write_all(&mut stdin, b"bench-password\n")?;
-            }
-            if !child.wait()?.success() {
-                bail!("polo user add {user} failed");
-            }
+            add_user(data, &user)?;
             bearer(data, &user, "phone")
         })
         .collect()

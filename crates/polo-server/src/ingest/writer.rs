@@ -460,11 +460,8 @@ impl Writer {
                 results[g] = self.store_group(&groups[g]);
             }
         }
-        for (&g, group) in pending.iter().map(|g| (g, &groups[*g])) {
-            if results[g].is_ok() {
-                self.shared.points_written.fetch_add(group.fixes.len() as u64, Ordering::AcqRel);
-            }
-        }
+        let written: usize = pending.iter().filter(|&&g| results[g].is_ok()).map(|&g| groups[g].fixes.len()).sum();
+        self.shared.points_written.fetch_add(written as u64, Ordering::AcqRel);
         results
     }
 
