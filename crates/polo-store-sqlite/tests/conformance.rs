@@ -168,6 +168,48 @@ fn corrupt_chunk_is_reported_not_panicked() {
     assert!(matches!(err, polo_store::StoreError::Corrupt(_)), "{err}");
 }
 
+/// The stored chunks of one device, oldest first: `(fixes, seqs)`.
+fn chunks(path: &std::path::Path) -> Vec<Vec<u64>> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn.prepare("SELECT data FROM point_chunks ORDER BY first_ms").unwrap();
+    let blobs: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    blobs.iter().map(|b| polo_store::codec::decode_chunk(b).unwrap().into_iter().map(|f| f.seq.0).collect()).collect()
+}
+
+#[test]
+fn live_tails_are_compacted_into_full_chunks_keeping_each_fix_and_seq() {
+    use polo_store::codec::CHUNK_CAPACITY;
+    let (store, dir) = temp_store();
+    let user = store.create_user("alice", "h", false).unwrap().id;
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    let n = 5 * CHUNK_CAPACITY + 300;
+    let fixes: Vec<Fix> = (0..n as i64)
+        .map(|i| Fix::new(Timestamp(1_000_000 + i * 10_000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Owntracks))
+        .collect();
+    let mut seqs = Vec::with_capacity(n);
+    for fix in &fixes {
+        seqs.push(store.insert_points(user, device, std::slice::from_ref(fix)).unwrap().seq.unwrap().0);
+    }
+
+    let mut scanned = Vec::new();
+    store
+        .scan_points(&PointQuery::user(user), &mut |p| {
+            scanned.push(p.fix);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(scanned, fixes);
+    let stored = chunks(&dir.path().join("polo.db"));
+    // Every fix keeps the seq of the write that stored it: compaction is not a change.
+    assert_eq!(stored.concat(), seqs);
+    // Only the newest couple of thousand fixes are still in small chunks.
+    let full = stored.iter().take_while(|c| c.len() == CHUNK_CAPACITY).count();
+    let small: usize = stored[full..].iter().map(Vec::len).sum();
+    assert!(full >= 3, "{full} full chunks: {:?}", stored.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(small < 2 * CHUNK_CAPACITY, "{small} fixes left in small chunks");
+    assert_eq!(full * CHUNK_CAPACITY + small, n);
+}
+
 #[test]
 fn reads_do_not_wait_for_the_writer() {
     let (store, _dir) = temp_store();
