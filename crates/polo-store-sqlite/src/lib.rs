@@ -348,21 +348,23 @@ pub(crate) fn log_change_stamped(
     last: Option<i64>,
     count: u64,
 ) -> StoreResult<Seq> {
-    let seq = Seq(last_seq(tx)?.0 + 1);
-    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'").db()?.execute([seq.0 as i64]).db()?;
-    let clock = Hlc(tx
-        .prepare_cached("SELECT value FROM meta WHERE key = 'hlc'")
-        .db()?
-        .query_row([], |r| r.get::<_, i64>(0))
-        .db()? as u64);
-    let (hlc, origin, clock) = match stamp {
-        Stamp::Local => {
-            let hlc = clock.tick(now().0);
-            (hlc, 0, hlc)
-        }
-        Stamp::Replicated { hlc, origin } => (hlc, origin, clock.max(hlc)),
-    };
-    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'hlc'").db()?.execute([clock.0 as i64]).db()?;
+    with_clock(tx, |clock| log_change_with(tx, clock, stamp, kind, user, device, first, last, count))
+}
+
+/// [`log_change_stamped`] on a [`ChangeClock`] the caller read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_change_with(
+    tx: &Transaction<'_>,
+    clock: &mut ChangeClock,
+    stamp: Stamp,
+    kind: ChangeKind,
+    user: UserId,
+    device: Option<DeviceId>,
+    first: Option<i64>,
+    last: Option<i64>,
+    count: u64,
+) -> StoreResult<Seq> {
+    let (seq, hlc, origin) = clock.next(stamp);
     tx.prepare_cached(
         "INSERT INTO changes (seq, kind, user_id, device_id, first_ms, last_ms, count, hlc, origin) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -381,6 +383,70 @@ pub(crate) fn log_change_stamped(
     ])
     .db()?;
     Ok(seq)
+}
+
+/// The change log's two counters: the last [`Seq`] handed out and this
+/// instance's hybrid logical clock, both kept in `meta`.
+///
+/// Reading and writing them took four statements per change. A transaction
+/// that logs many changes (the ingest writer's one commit for every device
+/// that posted) reads them once, hands out seqs and clock readings in
+/// memory, and writes them back once ([`with_clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChangeClock {
+    last_seq: Seq,
+    hlc: Hlc,
+}
+
+impl ChangeClock {
+    fn read(tx: &Transaction<'_>) -> StoreResult<Self> {
+        let hlc = tx
+            .prepare_cached("SELECT value FROM meta WHERE key = 'hlc'")
+            .db()?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .db()?;
+        Ok(Self { last_seq: last_seq(tx)?, hlc: Hlc(hlc as u64) })
+    }
+
+    fn write(self, tx: &Transaction<'_>) -> StoreResult<()> {
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")
+            .db()?
+            .execute([self.last_seq.0 as i64])
+            .db()?;
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'hlc'").db()?.execute([self.hlc.0 as i64]).db()?;
+        Ok(())
+    }
+
+    /// The next change's seq, clock reading and origin.
+    fn next(&mut self, stamp: Stamp) -> (Seq, Hlc, i64) {
+        self.last_seq = Seq(self.last_seq.0 + 1);
+        let (hlc, origin) = match stamp {
+            Stamp::Local => {
+                self.hlc = self.hlc.tick(now().0);
+                (self.hlc, 0)
+            }
+            Stamp::Replicated { hlc, origin } => {
+                self.hlc = self.hlc.max(hlc);
+                (hlc, origin)
+            }
+        };
+        (self.last_seq, hlc, origin)
+    }
+}
+
+/// Runs `f` with the change log's counters, writing them back when `f`
+/// succeeded and handed out any.
+pub(crate) fn with_clock<T>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&mut ChangeClock) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let read = ChangeClock::read(tx)?;
+    let mut clock = read;
+    let out = f(&mut clock)?;
+    if clock != read {
+        clock.write(tx)?;
+    }
+    Ok(out)
 }
 
 /// [`Store::insert_intervals`] inside the writer's transaction, the change
@@ -740,7 +806,9 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-            points::insert(tx, user, device, fixes, &mut |_| {}, points::Provenance::local(), &mut tails)
+            with_clock(tx, |clock| {
+                points::insert(tx, user, device, fixes, &mut |_| {}, points::Provenance::local(), &mut tails, clock)
+            })
         })
     }
 
@@ -756,7 +824,9 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-            points::insert(tx, user, device, fixes, added, points::Provenance::local(), &mut tails)
+            with_clock(tx, |clock| {
+                points::insert(tx, user, device, fixes, added, points::Provenance::local(), &mut tails, clock)
+            })
         })
     }
 
@@ -769,21 +839,30 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         self.write(|tx| {
             let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-            for (index, group) in groups.iter_mut().enumerate() {
-                let (user, device, fixes) = (group.user, group.device, group.fixes);
-                group.outcome = Some(in_savepoint(tx, || {
-                    points::insert(
-                        tx,
-                        user,
-                        device,
-                        fixes,
-                        &mut |t| added(index, t),
-                        points::Provenance::local(),
-                        &mut tails,
-                    )
-                })?);
-            }
-            Ok(())
+            with_clock(tx, |clock| {
+                for (index, group) in groups.iter_mut().enumerate() {
+                    let (user, device, fixes) = (group.user, group.device, group.fixes);
+                    let before = *clock;
+                    let outcome = in_savepoint(tx, || {
+                        points::insert(
+                            tx,
+                            user,
+                            device,
+                            fixes,
+                            &mut |t| added(index, t),
+                            points::Provenance::local(),
+                            &mut tails,
+                            clock,
+                        )
+                    })?;
+                    if outcome.is_err() {
+                        // Rolled back: its seq is the next group's.
+                        *clock = before;
+                    }
+                    group.outcome = Some(outcome);
+                }
+                Ok(())
+            })
         })
     }
 

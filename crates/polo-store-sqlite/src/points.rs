@@ -34,7 +34,7 @@ use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tail_cache::TailCache;
-use crate::{Db, SqliteStore, Stamp, check_device, log_change_stamped};
+use crate::{ChangeClock, Db, SqliteStore, Stamp, check_device, log_change_stamped, log_change_with};
 
 /// Chunks fetched per reader round trip while scanning.
 const SCAN_PAGE: i64 = 8;
@@ -227,6 +227,8 @@ impl Provenance<'_> {
 ///
 /// `added` hears the time of every fix that was new or replaced a stored
 /// one. `tails` saves decoding the chunks the writer rewrites again and again.
+/// The change is logged on `clock`, which the caller writes back.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn insert(
     tx: &Transaction<'_>,
     user: UserId,
@@ -235,6 +237,7 @@ pub(crate) fn insert(
     added: &mut dyn FnMut(Timestamp),
     provenance: Provenance<'_>,
     tails: &mut TailCache,
+    clock: &mut ChangeClock,
 ) -> StoreResult<WriteOutcome> {
     let Provenance { stamp, mut replace } = provenance;
     check_device(tx, user, device)?;
@@ -357,8 +360,9 @@ pub(crate) fn insert(
         first_added = first_added.min(batch[i].time.0);
         last_added = last_added.max(batch[i].time.0);
     }
-    let seq = log_change_stamped(
+    let seq = log_change_with(
         tx,
+        clock,
         stamp,
         ChangeKind::PointsInserted,
         user,

@@ -26,7 +26,9 @@ use polo_store::{
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tail_cache::TailCache;
-use crate::{Db, Stamp, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points};
+use crate::{
+    Db, Stamp, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points, with_clock,
+};
 
 /// Changes read from the log per query while filling a page.
 const LOG_SLICE: i64 = 512;
@@ -556,15 +558,18 @@ fn apply_one(
                     }
                 }
             };
-            let outcome = points::insert(
-                tx,
-                UserId(user),
-                DeviceId(device),
-                &admitted,
-                &mut |_| {},
-                points::Provenance { stamp, replace: Some(&mut replace) },
-                &mut TailCache::default(),
-            )?;
+            let outcome = with_clock(tx, |clock| {
+                points::insert(
+                    tx,
+                    UserId(user),
+                    DeviceId(device),
+                    &admitted,
+                    &mut |_| {},
+                    points::Provenance { stamp, replace: Some(&mut replace) },
+                    &mut TailCache::default(),
+                    clock,
+                )
+            })?;
             if let Some(e) = failure {
                 return Err(e);
             }

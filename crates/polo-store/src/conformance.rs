@@ -815,6 +815,7 @@ pub fn point_groups_succeed_and_fail_alone(store: &dyn Store) {
         PointGroup::new(bob, bobs_phone, &[]),
     ];
     let mut added: Vec<(usize, i64)> = Vec::new();
+    let seq_before = store.last_seq().unwrap();
     store.insert_point_groups(&mut groups, &mut |g, t| added.push((g, t.0))).unwrap();
     let mut outcomes = groups.iter_mut().map(|g| g.outcome.take().expect("every group has an outcome"));
     let mut next = || outcomes.next().unwrap();
@@ -822,13 +823,21 @@ pub fn point_groups_succeed_and_fail_alone(store: &dyn Store) {
     assert_eq!((phone_outcome.added, phone_outcome.duplicates), (1, 1));
     let refused = next();
     assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
-    assert_eq!(next().unwrap().added, 1);
-    assert_eq!(next().unwrap().added, 2);
+    let watch_outcome = next().unwrap();
+    assert_eq!(watch_outcome.added, 1);
+    let bob_outcome = next().unwrap();
+    assert_eq!(bob_outcome.added, 2);
     assert_eq!(next().unwrap(), WriteOutcome::default());
+    // Each group that stored something is a change of its own, in order.
+    let seqs: Vec<Seq> = [phone_outcome, watch_outcome, bob_outcome].iter().map(|o| o.seq.unwrap()).collect();
+    assert!(seq_before < seqs[0] && seqs[0] < seqs[1] && seqs[1] < seqs[2], "{seq_before:?} then {seqs:?}");
+    assert_eq!(store.last_seq().unwrap(), seqs[2]);
+    let later = store.insert_points(alice, phone, &[plain_fix(T0 + 60_000)]).unwrap();
+    assert!(later.seq.unwrap() > seqs[2]);
     added.retain(|&(g, _)| g != 1); // a failed group's reports do not count
     added.sort_unstable();
     assert_eq!(added, vec![(0, T0 + 1_000), (2, T0 + 5_000), (3, T0 + 8_000), (3, T0 + 9_000)]);
-    assert_eq!(store.count_points(alice).unwrap(), 3);
+    assert_eq!(store.count_points(alice).unwrap(), 4);
     assert_eq!(store.count_points(bob).unwrap(), 2);
     let times = |user, device| -> Vec<i64> {
         scan(store, &query(user, Some(device), None, None)).into_iter().map(|p| p.fix.time.0).collect()
