@@ -28,6 +28,7 @@
 mod auth;
 mod checkpoint;
 mod derived;
+mod late_points;
 mod points;
 mod replication;
 mod schema;
@@ -160,9 +161,18 @@ pub struct SqliteStore {
     readers: Option<ReaderPool>,
     /// Copies the WAL into the database off the commit path (file stores).
     _checkpointer: Option<checkpoint::Checkpointer>,
-    /// Decoded copies of the chunks written last; only locked while the
+    /// What the writer remembers between commits; only locked while the
     /// writer is held, so never contended.
-    tails: Mutex<tail_cache::TailCache>,
+    memory: Mutex<WriterMemory>,
+}
+
+/// What the writer keeps in memory between commits, for live ingest.
+#[derive(Default)]
+pub(crate) struct WriterMemory {
+    /// Decoded copies of the chunks written last.
+    pub(crate) tails: tail_cache::TailCache,
+    /// Devices receiving points out of order, which compaction leaves alone.
+    pub(crate) late: late_points::LatePoints,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -198,7 +208,7 @@ impl SqliteStore {
             writer,
             readers: Some(ReaderPool::new(path)),
             _checkpointer: Some(checkpointer),
-            tails: Mutex::default(),
+            memory: Mutex::default(),
         })
     }
 
@@ -210,7 +220,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().db()?;
         configure_writer(&conn, DEFAULT_PAGE_SIZE, false)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None, tails: Mutex::default() })
+        Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None, memory: Mutex::default() })
     }
 
     /// Makes this database a new instance after it was restored from a
@@ -792,9 +802,9 @@ impl Store for SqliteStore {
             return Ok(WriteOutcome::default());
         }
         self.write(|tx| {
-            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             with_clock(tx, |clock| {
-                points::insert(tx, user, device, fixes, &mut |_| {}, points::Provenance::local(), &mut tails, clock)
+                points::insert(tx, user, device, fixes, &mut |_| {}, points::Provenance::local(), &mut memory, clock)
             })
         })
     }
@@ -810,9 +820,9 @@ impl Store for SqliteStore {
             return Ok(WriteOutcome::default());
         }
         self.write(|tx| {
-            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             with_clock(tx, |clock| {
-                points::insert(tx, user, device, fixes, added, points::Provenance::local(), &mut tails, clock)
+                points::insert(tx, user, device, fixes, added, points::Provenance::local(), &mut memory, clock)
             })
         })
     }
@@ -833,7 +843,7 @@ impl Store for SqliteStore {
             let mut reports: Vec<(usize, Timestamp)> = Vec::new();
             let mut culprit: Option<(usize, StoreError)> = None;
             let attempt = self.write(|tx| {
-                let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
                 with_clock(tx, |clock| {
                     let mut outcomes = Vec::with_capacity(groups.len());
                     for (index, group) in groups.iter().enumerate() {
@@ -847,7 +857,7 @@ impl Store for SqliteStore {
                             group.fixes,
                             &mut |t| reports.push((index, t)),
                             points::Provenance::local(),
-                            &mut tails,
+                            &mut memory,
                             clock,
                         );
                         match outcome {

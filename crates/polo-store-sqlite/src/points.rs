@@ -21,12 +21,15 @@
 //!   oldest of them are rewritten as one full chunk. Each live fix is thus
 //!   encoded about `LIVE_TAIL / 2` times while it is in the tail and once
 //!   more in its final chunk, and live data ends up stored as compactly as
-//!   imported data.
+//!   imported data. A device that received points out of order within the
+//!   last minute is left alone ([`crate::late_points`]): its late points
+//!   would otherwise rewrite whole compacted chunks.
 //! * **Backfills** into the middle split an overflowing chunk into evenly
 //!   filled pieces, B-tree style, so repeated backfills don't leave
 //!   one-point chunks behind.
 
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use polo_domain::{DeviceId, Fix, Point, Seq, Timestamp, UserId};
 use polo_store::codec::{CHUNK_CAPACITY, ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
@@ -34,7 +37,7 @@ use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tail_cache::TailCache;
-use crate::{ChangeClock, Db, SqliteStore, Stamp, check_device, log_change_stamped, log_change_with};
+use crate::{ChangeClock, Db, SqliteStore, Stamp, WriterMemory, check_device, log_change_stamped, log_change_with};
 
 /// Chunks fetched per reader round trip while scanning.
 const SCAN_PAGE: i64 = 8;
@@ -57,9 +60,9 @@ struct ChunkMeta {
 const LIVE_TAIL: usize = 32;
 
 /// How many fixes of a device's newest data [`compact_before`] leaves in
-/// small chunks: a fix arriving a little late (two clients posting one
-/// device's points at once drift apart by hundreds of fixes) lands in a
-/// small chunk, not in a full one that it would have to rewrite whole.
+/// small chunks: a fix arriving a little late lands in a small chunk, not
+/// in a full one that it would have to rewrite whole, even before the
+/// writer has noticed that the device receives late points.
 const COMPACT_BEHIND: usize = CHUNK_CAPACITY;
 
 /// The most chunks [`compact_before`] looks at: enough sealed live tails
@@ -226,8 +229,9 @@ impl Provenance<'_> {
 /// [`polo_store::Store::insert_points`] inside the writer's transaction.
 ///
 /// `added` hears the time of every fix that was new or replaced a stored
-/// one. `tails` saves decoding the chunks the writer rewrites again and again.
-/// The change is logged on `clock`, which the caller writes back.
+/// one. `memory` saves decoding the chunks the writer rewrites again and
+/// again, and notes the devices receiving late points. The change is logged
+/// on `clock`, which the caller writes back.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn insert(
     tx: &Transaction<'_>,
@@ -236,10 +240,11 @@ pub(crate) fn insert(
     fixes: &[Fix],
     added: &mut dyn FnMut(Timestamp),
     provenance: Provenance<'_>,
-    tails: &mut TailCache,
+    memory: &mut WriterMemory,
     clock: &mut ChangeClock,
 ) -> StoreResult<WriteOutcome> {
     let Provenance { stamp, mut replace } = provenance;
+    let WriterMemory { tails, late } = memory;
     check_device(tx, user, device)?;
     let mut batch: Vec<&Fix> = fixes.iter().collect();
     if !batch.is_sorted_by(|a, b| a.time < b.time) {
@@ -342,6 +347,10 @@ pub(crate) fn insert(
     if metas.is_empty() {
         new_only.extend(0..batch.len());
     }
+    let now = Instant::now();
+    if touched.iter().any(|t| !t.append && !t.new.is_empty()) {
+        late.record(user, device, now);
+    }
 
     let changed = || {
         let replaced = touched.iter().flat_map(|t| t.replaced.iter().map(|&(_, i)| i));
@@ -386,7 +395,7 @@ pub(crate) fn insert(
             let points: Vec<StoredFix> = t.new.iter().map(|&i| stored(batch[i], seq)).collect();
             insert_pieces(tx, user, device, points, tails)?;
             let sealed = &metas[t.meta_index];
-            if sealed.n < CHUNK_CAPACITY {
+            if sealed.n < CHUNK_CAPACITY && !late.recent(user, device, now) {
                 // A live tail was just sealed: the small chunks up to it may fill a whole one.
                 compact_before(tx, user, device, sealed.last)?;
             }

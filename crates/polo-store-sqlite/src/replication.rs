@@ -25,9 +25,9 @@ use polo_store::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::tail_cache::TailCache;
 use crate::{
-    Db, Stamp, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points, with_clock,
+    Db, Stamp, WriterMemory, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points,
+    with_clock,
 };
 
 /// Changes read from the log per query while filling a page.
@@ -566,7 +566,7 @@ fn apply_one(
                     &admitted,
                     &mut |_| {},
                     points::Provenance { stamp, replace: Some(&mut replace) },
-                    &mut TailCache::default(),
+                    &mut WriterMemory::default(),
                     clock,
                 )
             })?;

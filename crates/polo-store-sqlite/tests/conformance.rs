@@ -211,6 +211,29 @@ fn live_tails_are_compacted_into_full_chunks_keeping_each_fix_and_seq() {
 }
 
 #[test]
+fn a_device_receiving_late_points_is_not_compacted_meanwhile() {
+    use polo_store::codec::CHUNK_CAPACITY;
+    let (store, dir) = temp_store();
+    let user = store.create_user("alice", "h", false).unwrap().id;
+    let device = store.ensure_device(user, "phone").unwrap().id;
+    let fix =
+        |i: i64| Fix::new(Timestamp(1_000_000 + i * 10_000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Owntracks);
+    // Even steps in order, then one odd step between two stored points: a late point.
+    for i in 0..300 {
+        store.insert_points(user, device, &[fix(2 * i)]).unwrap();
+    }
+    store.insert_points(user, device, &[fix(2 * 150 + 1)]).unwrap();
+    let n = 4 * CHUNK_CAPACITY as i64;
+    for i in 300..n {
+        store.insert_points(user, device, &[fix(2 * i)]).unwrap();
+    }
+    let stored = chunks(&dir.path().join("polo.db"));
+    assert!(stored.iter().all(|c| c.len() < CHUNK_CAPACITY), "compacted while points arrived late");
+    assert_eq!(stored.iter().map(Vec::len).sum::<usize>(), n as usize + 1);
+    assert_eq!(store.count_points(user).unwrap(), n as u64 + 1);
+}
+
+#[test]
 fn reads_do_not_wait_for_the_writer() {
     let (store, _dir) = temp_store();
     let user = store.create_user("alice", "h", false).unwrap().id;
