@@ -798,15 +798,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[polo_domain::Fix]) -> StoreResult<WriteOutcome> {
-        if fixes.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        self.write(|tx| {
-            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            with_clock(tx, |clock| {
-                points::insert(tx, user, device, fixes, &mut |_| {}, points::Provenance::local(), &mut memory, clock)
-            })
-        })
+        self.insert_points_reporting(user, device, fixes, &mut |_| {})
     }
 
     fn insert_points_reporting(
