@@ -10,13 +10,16 @@
 //!   timeline in order (every commit touches several devices' chunks);
 //! * server CPU time per request, which moves far less with the host's
 //!   steal than throughput and latency do;
+//! * the server's own latency percentiles, from its `/metrics` histogram:
+//!   wrk runs on the same two cores, and when it is not scheduled its
+//!   answers wait in the socket, which its latencies include;
 //! * Overland batches of 100 points: ≥ 200,000 points/s;
 //! * idle RSS ≤ 20 MB, and RSS under load.
 //!
 //! After the load the server is stopped and the stored points are counted
 //! with `polo export`, so "stored" means stored.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -265,6 +268,50 @@ fn wrk(
     })
 }
 
+/// Cumulative bucket counts `(upper bound in seconds, count)` of the
+/// server's latency histogram for the 2xx answers of `route`, read from
+/// its `/metrics`.
+fn server_histogram(server: &Server, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+    let mut stream = std::net::TcpStream::connect(&server.addr)?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", server.addr)?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(parse_histogram(&text, route))
+}
+
+fn parse_histogram(metrics: &str, route: &str) -> Vec<(f64, u64)> {
+    let route = format!("route=\"{route}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("http_request_duration_seconds_bucket{"))
+        .filter(|l| l.contains(&route) && l.contains("status=\"2xx\""))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The upper bounds (ms) of the buckets holding p50, p99 and p99.9 of the
+/// answers counted between two snapshots of one histogram.
+#[allow(clippy::cast_precision_loss)]
+fn server_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<[f64; 3]> {
+    let counts: Vec<(f64, u64)> =
+        after.iter().map(|&(le, n)| (le, n - before.iter().find(|b| b.0 == le).map_or(0, |b| b.1))).collect();
+    let total = counts.last()?.1;
+    let bound = |q: f64| counts.iter().find(|&&(_, n)| n as f64 >= q * total as f64).map(|&(le, _)| le * 1e3);
+    Some([bound(0.5)?, bound(0.99)?, bound(0.999)?])
+}
+
+fn print_server_side(before: &[(f64, u64)], after: &[(f64, u64)]) {
+    if let Some([p50, p99, p999]) = server_percentiles(before, after) {
+        println!(
+            "  inside polo          p50 ≤ {p50:.2} ms  p99 ≤ {p99:.2} ms  p99.9 ≤ {p999:.2} ms  (its /metrics histogram's bucket bounds)"
+        );
+    }
+}
+
 fn stored_points(data: &Path, user: &str) -> anyhow::Result<u64> {
     let out = Command::new(polo_binary()?)
         .arg("--data-dir")
@@ -336,13 +383,19 @@ pub fn serve(work: &Path, seconds: u32) -> anyhow::Result<()> {
     println!("idle RSS         {:.1} MB", mb(idle_kb));
 
     // One device fed by all 32 connections, its two wrk threads' times interleaved.
+    let histogram = |route| server_histogram(&server, route);
+    let before = histogram("/api/owntracks")?;
     let own = wrk(work, &server, OWNTRACKS_LUA, "owntracks", &[base.clone(), bearer_phone.clone()], seconds, 32)?;
     let own_rate = print_owntracks("owntracks", &own);
+    let after = histogram("/api/owntracks")?;
+    print_server_side(&before, &after);
     let mut phone_args = vec![base];
     phone_args.extend(phones.iter().cloned());
     let many = wrk(work, &server, OWNTRACKS_PHONES_LUA, "owntracks-phones", &phone_args, seconds, 32)?;
     let many_rate = print_owntracks(&format!("owntracks {PHONES} ph"), &many);
+    print_server_side(&after, &histogram("/api/owntracks")?);
     let overland_base = (now_s - 50 * 86_400).to_string();
+    let before = histogram("/api/overland")?;
     let over = wrk(work, &server, OVERLAND_LUA, "overland", &[overland_base, bearer_phone], seconds, 8)?;
     #[allow(clippy::cast_precision_loss)]
     let over_rate = ((over.requests - over.non_2xx) * 100) as f64 / over.seconds;
@@ -355,6 +408,7 @@ pub fn serve(work: &Path, seconds: u32) -> anyhow::Result<()> {
         mb(over.peak_rss_kb),
         over.steal
     );
+    print_server_side(&before, &histogram("/api/overland")?);
     drop(server);
     let mut stored = stored_points(&data, "bench")?;
     for i in 0..PHONES {
@@ -378,4 +432,36 @@ pub fn serve(work: &Path, seconds: u32) -> anyhow::Result<()> {
     println!("target overland ≥ {TARGET_OVERLAND_PER_S:.0} points/s   {}", verdict(over_rate >= TARGET_OVERLAND_PER_S));
     println!("target idle RSS ≤ {TARGET_IDLE_RSS_MB} MB          {}", verdict(mb(idle_kb) <= TARGET_IDLE_RSS_MB));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = "# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{le=\"0.001\",method=\"POST\",route=\"/api/owntracks\",status=\"2xx\"} 10
+http_request_duration_seconds_bucket{le=\"0.002\",method=\"POST\",route=\"/api/owntracks\",status=\"2xx\"} 1095
+http_request_duration_seconds_bucket{le=\"0.004\",method=\"POST\",route=\"/api/owntracks\",status=\"2xx\"} 1109
+http_request_duration_seconds_bucket{le=\"+Inf\",method=\"POST\",route=\"/api/owntracks\",status=\"2xx\"} 1110
+http_request_duration_seconds_bucket{le=\"0.001\",method=\"POST\",route=\"/api/owntracks\",status=\"4xx\"} 7
+http_request_duration_seconds_bucket{le=\"0.001\",method=\"POST\",route=\"/api/overland\",status=\"2xx\"} 3
+";
+
+    #[test]
+    fn the_route_s_2xx_buckets_are_read() {
+        let buckets = parse_histogram(METRICS, "/api/owntracks");
+        assert_eq!(buckets, vec![(0.001, 10), (0.002, 1095), (0.004, 1109), (f64::INFINITY, 1110)]);
+        assert_eq!(parse_histogram(METRICS, "/api/overland"), vec![(0.001, 3)]);
+    }
+
+    #[test]
+    fn percentiles_count_only_what_was_answered_between_the_snapshots() {
+        let before = [(0.001, 10), (0.002, 95), (0.004, 109), (f64::INFINITY, 110)];
+        let after = parse_histogram(METRICS, "/api/owntracks");
+        // 1,000 answers in between: 0 under 1 ms, 1,000 under 2 ms.
+        assert_eq!(server_percentiles(&before, &after), Some([2.0, 2.0, 2.0]));
+        // From nothing: 1,110 answers, 1,095 of them under 2 ms (98.6%), 1,109 under 4 ms.
+        assert_eq!(server_percentiles(&[], &after), Some([2.0, 4.0, 4.0]));
+        assert_eq!(server_percentiles(&[], &[]), None);
+    }
 }
