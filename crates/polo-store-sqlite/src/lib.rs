@@ -345,21 +345,27 @@ pub(crate) fn log_change_stamped(
     last: Option<i64>,
     count: u64,
 ) -> StoreResult<Seq> {
-    with_clock(tx, |clock| log_change_with(tx, clock, stamp, kind, user, device, first, last, count))
+    let change = ChangeRecord { kind, user, device, first, last, count };
+    with_clock(tx, |clock| log_change_with(tx, clock, stamp, &change))
+}
+
+/// What a change log entry says happened: its kind, whose data, and the
+/// time range and number of points it touched.
+pub(crate) struct ChangeRecord {
+    pub(crate) kind: ChangeKind,
+    pub(crate) user: UserId,
+    pub(crate) device: Option<DeviceId>,
+    pub(crate) first: Option<i64>,
+    pub(crate) last: Option<i64>,
+    pub(crate) count: u64,
 }
 
 /// [`log_change_stamped`] on a [`ChangeClock`] the caller read.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn log_change_with(
     tx: &Transaction<'_>,
     clock: &mut ChangeClock,
     stamp: Stamp,
-    kind: ChangeKind,
-    user: UserId,
-    device: Option<DeviceId>,
-    first: Option<i64>,
-    last: Option<i64>,
-    count: u64,
+    change: &ChangeRecord,
 ) -> StoreResult<Seq> {
     let (seq, hlc, origin) = clock.next(stamp);
     tx.prepare_cached(
@@ -369,12 +375,12 @@ pub(crate) fn log_change_with(
     .db()?
     .execute(params![
         seq.0 as i64,
-        kind_code(kind),
-        user.0,
-        device.map(|d| d.0),
-        first,
-        last,
-        count as i64,
+        kind_code(change.kind),
+        change.user.0,
+        change.device.map(|d| d.0),
+        change.first,
+        change.last,
+        change.count as i64,
         hlc.0 as i64,
         origin
     ])

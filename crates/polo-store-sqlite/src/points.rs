@@ -37,7 +37,9 @@ use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tail_cache::TailCache;
-use crate::{ChangeClock, Db, SqliteStore, Stamp, WriterMemory, check_device, log_change_stamped, log_change_with};
+use crate::{
+    ChangeClock, ChangeRecord, Db, SqliteStore, Stamp, WriterMemory, check_device, log_change_stamped, log_change_with,
+};
 
 /// Chunks fetched per reader round trip while scanning.
 const SCAN_PAGE: i64 = 8;
@@ -369,17 +371,15 @@ pub(crate) fn insert(
         first_added = first_added.min(batch[i].time.0);
         last_added = last_added.max(batch[i].time.0);
     }
-    let seq = log_change_with(
-        tx,
-        clock,
-        stamp,
-        ChangeKind::PointsInserted,
+    let change = ChangeRecord {
+        kind: ChangeKind::PointsInserted,
         user,
-        Some(device),
-        Some(first_added),
-        Some(last_added),
-        added,
-    )?;
+        device: Some(device),
+        first: Some(first_added),
+        last: Some(last_added),
+        count: added,
+    };
+    let seq = log_change_with(tx, clock, stamp, &change)?;
 
     if !new_only.is_empty() {
         let points: Vec<StoredFix> = new_only.iter().map(|&i| stored(batch[i], seq)).collect();
