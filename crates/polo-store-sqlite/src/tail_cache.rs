@@ -2,7 +2,7 @@
 //!
 //! Every live commit rewrites a device's newest chunk: it reads the chunk,
 //! decodes it, merges the new fixes in, encodes and writes it back. Decoding
-//! (zstd and varints for up to a few hundred fixes, every commit) was about
+//! (zstd and varints for a whole live tail, every commit) was about
 //! a sixth of the ingest writer's CPU. The writer therefore keeps, for the
 //! chunks it wrote last, the bytes it wrote together with the fixes they
 //! decode to, and a later read whose stored bytes equal the kept ones takes

@@ -433,52 +433,47 @@ impl Writer {
         if pending.is_empty() {
             return results;
         }
-        let mut point_groups: Vec<PointGroup<'_>> =
-            pending.iter().map(|&g| PointGroup::new(groups[g].user, groups[g].device, &groups[g].fixes)).collect();
-        let mut added: Vec<HashSet<Timestamp>> = vec![HashSet::new(); pending.len()];
-        // Only a write shared by several waiters needs to know which times were new.
+        let point_groups = || -> Vec<PointGroup<'_>> {
+            pending.iter().map(|&g| PointGroup::new(groups[g].user, groups[g].device, &groups[g].fixes)).collect()
+        };
         let shared: Vec<bool> = pending.iter().map(|&g| groups[g].jobs.len() > 1).collect();
+        let mut added: Vec<HashSet<Timestamp>> = vec![HashSet::new(); pending.len()];
+        let mut written = point_groups();
         let together = catch_unwind(AssertUnwindSafe(|| {
-            self.store.insert_point_groups(&mut point_groups, &mut |i, t| {
-                if shared[i] {
-                    added[i].insert(t);
-                }
-            })
+            self.store.insert_point_groups(&mut written, &mut |i, t| note_added(&shared, &mut added, i, t))
         }));
         self.shared.commits.fetch_add(1, Ordering::AcqRel);
-        if matches!(together, Ok(Ok(()))) {
-            for ((&g, point_group), added) in pending.iter().zip(point_groups).zip(added) {
-                let outcome = point_group
-                    .outcome
-                    .unwrap_or_else(|| Err(StoreError::Backend("the store skipped a group".to_owned())));
-                results[g] = outcome.map(|o| (o, added));
-            }
-        } else {
+        if !matches!(together, Ok(Ok(()))) {
             // The shared commit failed (or the store panicked) and nothing of it was
             // stored: write the groups one by one, so that only the culprit fails.
-            for &g in &pending {
-                results[g] = self.store_group(&groups[g]);
-            }
+            added = vec![HashSet::new(); pending.len()];
+            written = point_groups();
+            polo_store::insert_groups_one_by_one(
+                &mut written,
+                &mut |i, t| note_added(&shared, &mut added, i, t),
+                |group, added| self.store.insert_points_reporting(group.user, group.device, group.fixes, added),
+            );
+            self.shared.commits.fetch_add(pending.len() as u64, Ordering::AcqRel);
         }
-        let written: usize = pending.iter().filter(|&&g| results[g].is_ok()).map(|&g| groups[g].fixes.len()).sum();
-        self.shared.points_written.fetch_add(written as u64, Ordering::AcqRel);
+        let mut points = 0;
+        for ((&g, point_group), added) in pending.iter().zip(written).zip(added) {
+            let outcome =
+                point_group.outcome.unwrap_or_else(|| Err(StoreError::Backend("the store skipped a group".to_owned())));
+            if outcome.is_ok() {
+                points += groups[g].fixes.len();
+            }
+            results[g] = outcome.map(|o| (o, added));
+        }
+        self.shared.points_written.fetch_add(points as u64, Ordering::AcqRel);
         results
     }
+}
 
-    /// One group in its own transaction.
-    fn store_group(&self, group: &Group) -> StoreResult<(WriteOutcome, HashSet<Timestamp>)> {
-        let shared = group.jobs.len() > 1;
-        let mut added = HashSet::new();
-        let written = catch_unwind(AssertUnwindSafe(|| {
-            self.store.insert_points_reporting(group.user, group.device, &group.fixes, &mut |t| {
-                if shared {
-                    added.insert(t);
-                }
-            })
-        }))
-        .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked while writing".to_owned())));
-        self.shared.commits.fetch_add(1, Ordering::AcqRel);
-        written.map(|outcome| (outcome, added))
+/// Records that group `i` added time `t`, for groups shared by several
+/// waiters: only they need to know which times were new.
+fn note_added(shared: &[bool], added: &mut [HashSet<Timestamp>], i: usize, t: Timestamp) {
+    if shared[i] {
+        added[i].insert(t);
     }
 }
 
@@ -781,6 +776,54 @@ mod tests {
             }
         };
         tokio::time::timeout(Duration::from_secs(5), idle).await.expect("the age returns to zero when idle");
+        ingestor.shutdown().await;
+    }
+
+    /// Its shared commit always fails; one group at a time works.
+    struct FailingCommit {
+        single_writes: AtomicU64,
+    }
+
+    impl PointWriter for FailingCommit {
+        fn insert_points_reporting(
+            &self,
+            _: UserId,
+            _: DeviceId,
+            fixes: &[Fix],
+            added: &mut dyn FnMut(Timestamp),
+        ) -> StoreResult<WriteOutcome> {
+            self.single_writes.fetch_add(1, Ordering::AcqRel);
+            fixes.iter().for_each(|f| added(f.time));
+            Ok(WriteOutcome { added: fixes.len() as u64, seq: Some(Seq(3)), ..WriteOutcome::default() })
+        }
+
+        fn insert_point_groups(
+            &self,
+            _: &mut [PointGroup<'_>],
+            _: &mut dyn FnMut(usize, Timestamp),
+        ) -> StoreResult<()> {
+            Err(StoreError::Backend("the commit failed".into()))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_shared_commit_is_written_again_group_by_group() {
+        let store = Arc::new(FailingCommit { single_writes: AtomicU64::new(0) });
+        let ingestor =
+            Ingestor::start_with(Arc::clone(&store) as Arc<dyn PointWriter>, IngestorConfig::default()).unwrap();
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(UserId(1), DeviceId(i % 3), vec![fix(i)]).await })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.unwrap().unwrap();
+            assert_eq!((outcome.added, outcome.seq), (1, Some(Seq(3))));
+        }
+        let stats = ingestor.stats();
+        assert_eq!(stats.points_written, 6);
+        assert!(store.single_writes.load(Ordering::Acquire) >= 3, "every device written on its own");
         ingestor.shutdown().await;
     }
 }
