@@ -110,6 +110,40 @@ async function run() {
     await page.getByRole("navigation", { name: "Main" }).waitFor();
     console.log("ok: login");
 
+    // ---- every top-bar link from every page: the right page, no error
+    step = "navigation";
+    const pages = [
+      ["Timeline", "section.timeline-page"],
+      ["Map", "section.explorer-page"],
+      ["Trips", "main .page-title h1:text-is('Trips')"],
+      ["Places", "main .page-title h1:text-is('Places')"],
+      ["Stats", "main .page-title h1:text-is('Statistics')"],
+      ["Imports", "main .page-title h1:text-is('Imports')"],
+      ["Devices", "main .page-title h1:text-is('Devices')"],
+      ["Sharing", "main .page-title h1:text-is('Sharing')"],
+      ["Account", "main .page-title h1:text-is('Account')"],
+    ];
+    const nav = page.getByRole("navigation", { name: "Main" });
+    const openFromNav = async (label, ready) => {
+      await nav.getByRole("link", { name: label, exact: true }).click();
+      await page.locator(ready).first().waitFor({ timeout: 10_000 });
+      check((await page.locator("main").count()) === 1, `one main element on ${label}`);
+    };
+    // Visiting A, B, A, C, A, … from each page in turn takes every ordered pair of pages once or more.
+    let clicks = 0;
+    for (let i = 0; i < pages.length; i += 1) {
+      await openFromNav(...pages[i]);
+      for (let j = i + 1; j < pages.length; j += 1) {
+        step = `navigation ${pages[i][0]} → ${pages[j][0]}`;
+        await openFromNav(...pages[j]);
+        step = `navigation ${pages[j][0]} → ${pages[i][0]}`;
+        await openFromNav(...pages[i]);
+        clicks += 2;
+      }
+    }
+    check(problems.length === 0, `navigating between pages raised errors:\n${problems.join("\n")}`);
+    console.log(`ok: every top-bar link from every page (${clicks} clicks) shows its page without an error`);
+
     // ---- timeline of the seeded day
     step = "timeline";
     await page.goto(`${base}/day/${day}`);
@@ -121,11 +155,12 @@ async function run() {
     // Tiles cannot load in tests: the bundled world must be drawn instead.
     await page.locator('.day-map[data-basemap="offline"]').waitFor({ timeout: 10_000 });
     // Berlin is on land: the land fill covers most of the map's canvas.
-    const canvasArea = await page.$eval(".day-map .leaflet-overlay-pane canvas", (c) => c.width * c.height);
-    const withLand = await drawnPixels(page);
+    const landCanvas = ".day-map .leaflet-offline-basemap-pane canvas";
+    const canvasArea = await page.$eval(landCanvas, (c) => c.width * c.height);
+    const withLand = await drawnPixels(page, landCanvas);
     check(withLand > canvasArea / 2, `the offline land should cover the map around Berlin (${withLand} of ${canvasArea} pixels drawn)`);
     const times = await page.locator("li.entry .entry-time").allTextContents();
-    check(times.every((t) => /^\d\d:\d\d – \d\d:\d\d$/.test(t.trim())), `entry times: ${times.join(", ")}`);
+    check(times.every((t) => /^(\d{1,2} \w{3}( \d{4})? )?\d\d:\d\d – (\d{1,2} \w{3}( \d{4})? )?\d\d:\d\d$/.test(t.trim())), `entry times: ${times.join(", ")}`);
     await page.locator('li[data-kind="leg"] .entry-main').first().click();
     await page.locator('li[data-kind="leg"].selected').waitFor();
     console.log(`ok: timeline lists ${stays} stays and ${legs} trips, ${pixels} pixels drawn on the map`);
@@ -158,6 +193,12 @@ async function run() {
     const rendered = await page.locator(".explorer-map").getAttribute("data-rendered");
     await page.getByLabel("Heatmap").check();
     await page.locator(".cells-heatmap canvas").first().waitFor();
+    // The heatmap is drawn above the offline world, never under it.
+    const [heatZ, landZ] = await page.evaluate(() => [
+      Number(getComputedStyle(document.querySelector(".cells-heatmap").closest(".leaflet-pane")).zIndex),
+      Number(getComputedStyle(document.querySelector(".explorer-map .leaflet-offline-basemap-pane")).zIndex),
+    ]);
+    check(heatZ > landZ, `the heatmap's pane (z ${heatZ}) must be above the offline basemap's (z ${landZ})`);
     console.log(`ok: map explorer drew 10 years in ${rendered} ms; heatmap tiles load`);
     await shot(page, "map");
     await page.getByLabel("Heatmap").uncheck();

@@ -35,6 +35,32 @@ export function clockTime(iso: string, offsetMinutes = 0): string {
   return `${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}`;
 }
 
+/** "YYYY-MM-DD" of a UTC time shown at a UTC offset in minutes. */
+export function dateAt(iso: string, offsetMinutes = 0): string {
+  const t = new Date(Date.parse(iso) + offsetMinutes * 60_000);
+  return `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())}`;
+}
+
+/** "14 May" of a "YYYY-MM-DD", or "14 May 2023" when `withYear`. */
+function shortDate(date: string, withYear: boolean): string {
+  const [y, m, d] = date.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: withYear ? "numeric" : undefined, timeZone: "UTC" });
+}
+
+/**
+ * "HH:MM – HH:MM" of an entry on the day `day`, in 24-hour local time. An
+ * end (or start) on another date carries that date, so a stay across
+ * midnight reads "20:22 – 15 May 07:57", never the bare "20:22 – 07:57".
+ */
+export function timeRange(start: string, end: string, offsetMinutes: number, day: string): string {
+  const part = (iso: string) => {
+    const date = dateAt(iso, offsetMinutes);
+    const clock = clockTime(iso, offsetMinutes);
+    return date === day ? clock : `${shortDate(date, date.slice(0, 4) !== day.slice(0, 4))} ${clock}`;
+  };
+  return `${part(start)} – ${part(end)}`;
+}
+
 /** "YYYY-MM-DD" of a Date in the browser's zone. */
 export function localDate(date: Date): string {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;

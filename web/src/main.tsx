@@ -28,31 +28,52 @@ const PAGES = {
   account: () => import("./pages/Account"),
 } as const;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyComponent = ComponentType<any>;
 
+// Modules that finished loading, so that returning to a page renders it at
+// once instead of flashing "Loading" for a module that is already here.
+const loaded = new Map<string, Record<string, unknown>>();
+
+type LazyState = { key: string; component?: AnyComponent; error?: unknown };
+
+// Renders `render(Component)` once the page's module is loaded. The state
+// remembers which page and export it holds: on navigation, the previous
+// page's component must never be rendered with the next page's props (that
+// threw "Cannot read properties of undefined" and blanked every later page).
 function Lazy({ page, name, render }: { page: keyof typeof PAGES; name: string; render: (Component: AnyComponent) => VNode }) {
-  const [state, setState] = useState<{ component?: AnyComponent; error?: unknown }>({});
+  const key = `${page}#${name}`;
+  const ready = (): LazyState => ({ key, component: loaded.get(page)?.[name] as AnyComponent | undefined });
+  const [state, setState] = useState<LazyState>(ready);
   useEffect(() => {
     let live = true;
+    const module = loaded.get(page);
+    if (module) {
+      setState({ key, component: module[name] as AnyComponent });
+      return;
+    }
+    setState({ key });
     let loading = modules.get(page);
     if (!loading) {
       loading = PAGES[page]() as Promise<Record<string, unknown>>;
       modules.set(page, loading);
     }
     loading.then(
-      (module) => live && setState({ component: module[name] as AnyComponent }),
+      (module) => {
+        loaded.set(page, module);
+        if (live) setState({ key, component: module[name] as AnyComponent });
+      },
       (error) => {
         modules.delete(page);
-        if (live) setState({ error });
+        if (live) setState({ key, error });
       },
     );
     return () => {
       live = false;
     };
-  }, [page, name]);
-  if (state.error !== undefined) return <ErrorBox error={state.error} retry={() => location.reload()} />;
-  return state.component ? render(state.component) : <Loading />;
+  }, [key]);
+  const current = state.key === key ? state : ready();
+  if (current.error !== undefined) return <ErrorBox error={current.error} retry={() => location.reload()} />;
+  return current.component ? render(current.component) : <Loading />;
 }
 
 const SESSION_HINT = "polo.session";

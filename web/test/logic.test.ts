@@ -2,7 +2,7 @@
 // overview, cutting a day's track by its entries, speeds, formatting.
 import { describe, expect, it } from "vitest";
 import type { Entry, MapOverview } from "../src/api";
-import { addDays, clockTime, formatBattery, formatDistance, formatDuration, isDate } from "../src/format";
+import { addDays, clockTime, dateAt, formatBattery, formatDistance, formatDuration, isDate, timeRange } from "../src/format";
 import { boundsOf, colourByEntries, decodeOverview, haversine, speedSeries } from "../src/track";
 import { heatColour } from "../src/map/heat";
 import { unwrapRing } from "../src/map/antimeridian";
@@ -141,5 +141,26 @@ describe("maps and devices", () => {
     expect(url.startsWith("owntracks:///config?inline=")).toBe(true);
     const decoded = JSON.parse(atob(decodeURIComponent(url.split("inline=")[1])));
     expect(decoded).toEqual(config);
+  });
+});
+
+describe("entry time ranges", () => {
+  it("shows bare 24-hour clock times within the day", () => {
+    expect(timeRange("2024-05-14T06:05:00Z", "2024-05-14T19:40:00Z", 0, "2024-05-14")).toBe("06:05 – 19:40");
+  });
+  it("dates the end of an entry that crosses midnight", () => {
+    expect(timeRange("2024-05-14T20:22:00Z", "2024-05-15T07:57:00Z", 0, "2024-05-14")).toBe("20:22 – 15 May 07:57");
+  });
+  it("dates the start of an entry that began the day before, in local time", () => {
+    // 22:00 UTC on the 13th is midnight in Lübeck (UTC+2): the stay starts on the day itself.
+    expect(timeRange("2024-05-13T22:00:00Z", "2024-05-14T05:00:00Z", 120, "2024-05-14")).toBe("00:00 – 07:00");
+    expect(timeRange("2024-05-13T21:00:00Z", "2024-05-14T05:00:00Z", 120, "2024-05-14")).toBe("13 May 23:00 – 07:00");
+  });
+  it("adds the year when the other date is in another year", () => {
+    expect(timeRange("2023-12-31T18:00:00Z", "2024-01-01T09:00:00Z", 0, "2024-01-01")).toBe("31 Dec 2023 18:00 – 09:00");
+  });
+  it("takes the local date at the offset", () => {
+    expect(dateAt("2024-05-14T23:30:00Z", 120)).toBe("2024-05-15");
+    expect(dateAt("2024-05-14T00:30:00Z", -300)).toBe("2024-05-13");
   });
 });

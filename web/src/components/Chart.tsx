@@ -5,6 +5,25 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+/** A tick value in the reader's locale (thousands separators, no "0,000" clipping). */
+export function formatTick(value: number): string {
+  return value.toLocaleString(undefined, { maximumFractionDigits: Math.abs(value) < 10 ? 1 : 0 });
+}
+
+/** 24-hour clock ticks ("07:30"), or dates ("14 May") when the chart spans days. */
+export function timeTicks(ticks: number[]): string[] {
+  const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
+  return ticks.map((t) =>
+    new Date(t * 1000).toLocaleString("en-GB", span > 2 * 86_400 ? { day: "numeric", month: "short" } : { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }),
+  );
+}
+
+/** Pixels an axis needs for its widest label, so long numbers are never clipped. */
+function axisSize(u: uPlot, values: string[] | null): number {
+  const widest = Math.max(0, ...(values ?? []).map((v) => u.ctx.measureText(v).width / devicePixelRatio));
+  return Math.ceil(widest) + 18;
+}
+
 export interface Series {
   label: string;
   values: (number | null)[];
@@ -46,14 +65,21 @@ export function Chart({
         {
           stroke: axisColour,
           grid: { stroke: gridColour },
-          ...(xLabels ? { values: (_u: uPlot, ticks: number[]) => ticks.map((t) => xLabels[Math.round(t)] ?? "") } : {}),
+          // Categories (months, years) sit at whole indices: ticks only there, one label each.
+          ...(xLabels ? { incrs: [1, 2, 3, 4, 6, 12, 24, 60], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => (Number.isInteger(t) ? (xLabels[t] ?? "") : "")) } : {}),
+          ...(time && !xLabels ? { values: (_u: uPlot, ticks: number[]) => timeTicks(ticks) } : {}),
         },
-        { stroke: axisColour, grid: { stroke: gridColour } },
+        { stroke: axisColour, grid: { stroke: gridColour }, values: (_u: uPlot, ticks: number[]) => ticks.map(formatTick), size: axisSize },
       ],
       series: [
-        { label: time ? "time" : "" },
+        {
+          label: time ? "time" : "",
+          value: (_u: uPlot, v: number | null) =>
+            v === null ? "–" : time ? new Date(v * 1000).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }) : (xLabels?.[Math.round(v)] ?? String(v)),
+        },
         ...series.map((s) => ({
           label: s.unit ? `${s.label} (${s.unit})` : s.label,
+          value: (_u: uPlot, v: number | null) => (v === null ? "–" : formatTick(v)),
           stroke: s.colour,
           fill: bars ? s.colour : undefined,
           width: bars ? 0 : 1.5,

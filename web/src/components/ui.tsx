@@ -96,3 +96,37 @@ export function CopyButton({ text, label = "Copy" }: { text: string; label?: str
     </button>
   );
 }
+
+/** Rows per page of the long lists (places, trips): enough to scan, few enough to render at once. */
+export const PAGE_SIZE = 50;
+
+/**
+ * The slice of `items` on page `page` (0-based, clamped), with the page
+ * count. Long lists render one page: ten years hold thousands of places and
+ * trips, and rendering them all froze the browser for seconds.
+ */
+export function pageOf<T>(items: T[], page: number, size = PAGE_SIZE): { rows: T[]; page: number; pages: number } {
+  const pages = Math.max(1, Math.ceil(items.length / size));
+  const current = Math.min(Math.max(0, page), pages - 1);
+  return { rows: items.slice(current * size, (current + 1) * size), page: current, pages };
+}
+
+/** "Showing 51–100 of 3,049" with previous and next buttons. */
+export function Pager({ page, pages, total, size = PAGE_SIZE, onPage, label }: { page: number; pages: number; total: number; size?: number; onPage: (page: number) => void; label: string }) {
+  if (total <= size) return null;
+  const first = page * size + 1;
+  const last = Math.min(total, (page + 1) * size);
+  return (
+    <nav class="pager" aria-label={label}>
+      <button type="button" class="small" onClick={() => onPage(page - 1)} disabled={page === 0}>
+        ← Previous
+      </button>
+      <span class="muted">
+        {first.toLocaleString("en")}–{last.toLocaleString("en")} of {total.toLocaleString("en")}
+      </span>
+      <button type="button" class="small" onClick={() => onPage(page + 1)} disabled={page >= pages - 1}>
+        Next →
+      </button>
+    </nav>
+  );
+}

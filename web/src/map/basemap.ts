@@ -28,6 +28,9 @@ export function worldLand(): Promise<GeoJSON.FeatureCollection> {
   return worldPromise;
 }
 
+/** The pane of the offline world (class `leaflet-offline-basemap-pane`), below the tile pane's 200. */
+export const OFFLINE_PANE = "offline-basemap";
+
 export interface PoloMap {
   map: L.Map;
   renderer: L.Canvas;
@@ -55,12 +58,18 @@ export function createMap(element: HTMLElement, options: { zoomControl?: boolean
   const tileUrl = instanceConfig()?.tile_url?.trim() || DEFAULT_TILES;
   const attribution = instanceConfig()?.tile_attribution?.trim() || DEFAULT_ATTRIBUTION;
 
+  // The offline world is a basemap: it lives in its own pane under the
+  // tile pane, so the heatmap and fog grid layers (tile pane) and the tracks
+  // (overlay pane) are drawn above it, as they are above online tiles.
+  const basemapPane = map.createPane(OFFLINE_PANE);
+  basemapPane.style.zIndex = "150";
   let fallback: L.GeoJSON | null = null;
   const showFallback = () => {
     if (fallback) return;
     element.classList.add("map-offline");
     fallback = L.geoJSON(undefined, {
-      renderer,
+      pane: OFFLINE_PANE,
+      renderer: L.canvas({ padding: 0.1, pane: OFFLINE_PANE }),
       interactive: false,
       style: { className: "fallback-land", stroke: false, fillColor: "#cfd8cf", fillOpacity: 1 },
       smoothFactor: 2,

@@ -1,4 +1,4 @@
-// The map explorer: any range from an hour to ten years. The server picks
+// The map explorer: any range from an hour to all time. The server picks
 // the level of detail that fits the point budget (/api/v1/map/overview), so a
 // decade is ~30,000 points and one JSON answer; the tracks of each device are
 // drawn as one multi-line on the canvas. Heatmap and fog-of-war are tile
@@ -23,7 +23,12 @@ const PRESETS: [string, string, number][] = [
   ["30d", "30 days", 30 * 86400],
   ["1y", "1 year", 365 * 86400],
   ["10y", "10 years", 3653 * 86400],
+  // Back to 1990: older than any phone or GPS logger history people import.
+  ["all", "All time", Infinity],
 ];
+
+/** The earliest instant "All time" covers. */
+const ALL_TIME_FROM = Date.UTC(1990, 0, 1);
 
 const DEVICE_COLOURS = ["#e63946", "#1d4ed8", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2"];
 
@@ -40,7 +45,8 @@ export function rangeFor(search: URLSearchParams, now = new Date()): { from: Dat
     return { from: new Date(from), to: new Date(to), preset: null };
   }
   const match = PRESETS.find(([key]) => key === preset) ?? PRESETS[3];
-  return { from: new Date(now.getTime() - match[2] * 1000), to: now, preset: match[0] };
+  const start = Number.isFinite(match[2]) ? now.getTime() - match[2] * 1000 : ALL_TIME_FROM;
+  return { from: new Date(start), to: now, preset: match[0] };
 }
 
 interface LiveEntry extends LivePosition {
@@ -273,9 +279,8 @@ export function Explorer({ me }: { me: Me }) {
           {error !== undefined && <ErrorBox error={error} />}
           {overview && !loading && (
             <p class="muted" data-testid="overview-info">
-              {formatCount(overview.points)} points in {formatCount(overview.segments.length)} lines, level {overview.level} of detail (for zoom ≤ {overview.zoom})
-              {overview.thinned && ", thinned"}
-              {overview.truncated && ", the latest lines left out to fit"}.
+              {formatCount(overview.points)} {overview.points === 1 ? "point" : "points"} drawn
+              {overview.thinned || overview.truncated ? " (simplified to stay fast: pick a shorter range for every point)" : ""}.
               {overview.devices.length > 0 && ` Devices: ${overview.devices.join(", ")}.`}
             </p>
           )}

@@ -9,7 +9,7 @@ import { dateTime, formatCount } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { boundsOf } from "../track";
 import { MapBox } from "../components/MapBox";
-import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { ErrorBox, Loading, PageTitle, Pager, pageOf, useAsync } from "../components/ui";
 
 function label(place: Place): string {
   return place.name || place.address || (place.town ? `Near ${place.town}` : `Place ${place.id}`);
@@ -19,6 +19,7 @@ export function Places() {
   const places = useAsync(() => get<Place[]>("/api/v1/places"), []);
   const [filter, setFilter] = useState("");
   const [sort, setSort] = useState<"hours" | "visits" | "recent" | "name">("hours");
+  const [page, setPage] = useState(0);
   const mapRef = useRef<PoloMap | null>(null);
   const [mapReady, setMapReady] = useState(false);
   const markers = useRef<Map<number, L.CircleMarker>>(new Map());
@@ -34,6 +35,8 @@ export function Places() {
     };
     return list.sort(by[sort]);
   }, [places.data, filter, sort]);
+  useEffect(() => setPage(0), [filter, sort]);
+  const visible = pageOf(shown, page);
 
   useEffect(() => {
     const map = mapRef.current;
@@ -82,8 +85,13 @@ export function Places() {
           {places.loading && <Loading label="Loading places…" />}
           {places.error !== undefined && <ErrorBox error={places.error} retry={places.reload} />}
           {places.data && places.data.length === 0 && <p class="muted">No places yet: they appear once you have stayed somewhere long enough to count as a visit.</p>}
+          {places.data && places.data.length > 0 && (
+            <p class="muted" data-testid="places-count">
+              {shown.length === places.data.length ? `${formatCount(shown.length)} places` : `${formatCount(shown.length)} of ${formatCount(places.data.length)} places match`}
+            </p>
+          )}
           <ul class="place-list">
-            {shown.map((place) => (
+            {visible.rows.map((place) => (
               <PlaceRow
                 key={place.id}
                 place={place}
@@ -96,6 +104,7 @@ export function Places() {
               />
             ))}
           </ul>
+          <Pager page={visible.page} pages={visible.pages} total={shown.length} onPage={setPage} label="Pages of places" />
         </div>
         <MapBox
           label="Map of your places"
@@ -129,7 +138,9 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
       setBusy(false);
     }
   };
-  const others = all.filter((p) => p.id !== place.id).sort((a, b) => label(a).localeCompare(label(b)));
+  // Only a row being merged lists the other places: sorting thousands of
+  // places for every row made the page freeze.
+  const others = useMemo(() => (mode === "merge" ? all.filter((p) => p.id !== place.id).sort((a, b) => label(a).localeCompare(label(b))) : []), [mode, all, place.id]);
   return (
     <li class="place card" data-place={place.id}>
       <div class="place-head">
@@ -151,7 +162,7 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
           <button type="button" class="small" onClick={() => setMode("rename")}>
             Rename
           </button>
-          <button type="button" class="small" onClick={() => setMode("merge")} disabled={others.length === 0}>
+          <button type="button" class="small" onClick={() => setMode("merge")} disabled={all.length < 2}>
             Merge…
           </button>
         </div>

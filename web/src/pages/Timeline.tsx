@@ -6,7 +6,7 @@
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PointView } from "../api";
-import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS } from "../format";
+import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS, timeRange } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../track";
@@ -221,7 +221,7 @@ function LastDayHint() {
 
 function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry: Entry; index: number; day: DayTimeline; selected: boolean; onSelect: () => void; onChanged: () => void }) {
   const offset = entry.utc_offset_minutes ?? day.utc_offset_minutes;
-  const time = `${clockTime(entry.start, offset)} – ${clockTime(entry.end, offset)}`;
+  const time = timeRange(entry.start, entry.end, offset, day.date);
   const [editing, setEditing] = useState(false);
   const [name, setName] = useState(entry.place_name ?? "");
   const [busy, setBusy] = useState(false);

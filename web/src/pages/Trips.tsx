@@ -12,7 +12,7 @@ import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, speedSeries } from "../track";
 import { Chart } from "../components/Chart";
 import { MapBox } from "../components/MapBox";
-import { CopyButton, ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { CopyButton, ErrorBox, Loading, PageTitle, Pager, pageOf, useAsync } from "../components/ui";
 
 function placeNames(places: Place[] | undefined): Map<number, string> {
   const names = new Map<number, string>();
@@ -32,17 +32,43 @@ export function tripHref(trip: Trip): string {
   return `/trips/${encodeURIComponent(trip.device)}/${encodeURIComponent(trip.start)}`;
 }
 
+/**
+ * The day after the newest recorded point, in the browser's zone, or
+ * tomorrow when nothing is recorded: the default range ends there, so an
+ * imported history opens on its last 90 days instead of an empty window.
+ */
+async function lastRecordedDay(): Promise<string> {
+  const { locations } = await get<{ locations: PointView[] }>("/api/v1/locations/last");
+  const newest = locations.map((l) => l.time).sort().pop();
+  return addDays(localDate(newest ? new Date(newest) : new Date()), 1);
+}
+
 export function Trips() {
   const { search } = useLocation();
-  const today = localDate(new Date());
-  const to = isDate(search.get("to") ?? "") ? search.get("to")! : addDays(today, 1);
+  const asked = isDate(search.get("to") ?? "") ? search.get("to")! : undefined;
+  const end = useAsync(() => (asked ? Promise.resolve(asked) : lastRecordedDay()), [asked]);
+  if (end.error !== undefined) return <ErrorBox error={end.error} retry={end.reload} />;
+  if (!end.data) return <Loading label="Loading trips…" />;
+  const to = end.data;
   const from = isDate(search.get("from") ?? "") ? search.get("from")! : addDays(to, -90);
+  return <TripList key={`${from}/${to}`} from={from} to={to} />;
+}
+
+function TripList({ from, to }: { from: string; to: string }) {
   const [fromInput, setFromInput] = useState(from);
   const [toInput, setToInput] = useState(to);
+  const [mode, setMode] = useState("");
+  const [filter, setFilter] = useState("");
+  const [page, setPage] = useState(0);
   const trips = useAsync(() => get<Trip[]>(`/api/v1/timeline/trips${qs({ from: `${from}T00:00:00Z`, to: `${to}T00:00:00Z` })}`), [from, to]);
   const places = useAsync(() => get<Place[]>("/api/v1/places"), []);
   const names = useMemo(() => placeNames(places.data), [places.data]);
-  const sorted = useMemo(() => [...(trips.data ?? [])].reverse(), [trips.data]);
+  const sorted = useMemo(() => {
+    const needle = filter.trim().toLowerCase();
+    return [...(trips.data ?? [])].reverse().filter((trip) => (!mode || trip.main_mode === mode) && (!needle || tripTitle(trip, names).toLowerCase().includes(needle)));
+  }, [trips.data, mode, filter, names]);
+  useEffect(() => setPage(0), [mode, filter]);
+  const visible = pageOf(sorted, page);
   return (
     <section>
       <PageTitle>Trips</PageTitle>
@@ -64,6 +90,25 @@ export function Trips() {
         </button>
         <span class="muted">At most 366 days at a time.</span>
       </form>
+      <div class="toolbar">
+        <label>
+          Mode{" "}
+          <select value={mode} onChange={(e) => setMode(e.currentTarget.value)}>
+            <option value="">All</option>
+            {Object.entries(MODE_LABELS).map(([value, text]) => (
+              <option value={value}>{text}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Search <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} placeholder="place name" />
+        </label>
+        {trips.data && trips.data.length > 0 && (
+          <span class="muted" data-testid="trips-count">
+            {sorted.length === trips.data.length ? `${sorted.length.toLocaleString("en")} trips` : `${sorted.length.toLocaleString("en")} of ${trips.data.length.toLocaleString("en")} trips`}
+          </span>
+        )}
+      </div>
       {trips.loading && <Loading label="Loading trips…" />}
       {trips.error !== undefined && <ErrorBox error={trips.error} retry={trips.reload} />}
       {trips.data && trips.data.length === 0 && <p class="muted">No trips in this range.</p>}
@@ -81,7 +126,7 @@ export function Trips() {
             </tr>
           </thead>
           <tbody>
-            {sorted.map((trip) => (
+            {visible.rows.map((trip) => (
               <tr>
                 <td>
                   <a href={tripHref(trip)}>{dateTime(trip.start)}</a>
@@ -100,6 +145,7 @@ export function Trips() {
           </tbody>
         </table>
       )}
+      <Pager page={visible.page} pages={visible.pages} total={sorted.length} onPage={setPage} label="Pages of trips" />
     </section>
   );
 }
