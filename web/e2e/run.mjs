@@ -166,6 +166,21 @@ async function run() {
     console.log(`ok: timeline lists ${stays} stays and ${legs} trips, ${pixels} pixels drawn on the map`);
     await shot(page, "timeline");
 
+    // both phones' days: the switcher lists them, and each tells its own story
+    step = "second device";
+    const switcher = page.getByRole("group", { name: "Device" });
+    const deviceNames = (await switcher.getByRole("button").allTextContents()).map((t) => t.trim());
+    check(deviceNames.join(",") === "phone,tablet", `the day's devices, most tracked first: ${deviceNames.join(", ")}`);
+    await switcher.getByRole("button", { name: "tablet" }).click();
+    await page.waitForURL((url) => url.searchParams.get("device") === "tablet");
+    await page.locator('[data-testid="day-summary"]', { hasText: "device tablet" }).waitFor();
+    await page.locator('li[data-kind="leg"]').first().waitFor();
+    await shot(page, "timeline-second-device");
+    await switcher.getByRole("button", { name: "phone" }).click();
+    await page.locator('[data-testid="day-summary"]', { hasText: "device phone" }).waitFor();
+    await page.locator('li[data-kind="leg"]').nth(1).waitFor();
+    console.log("ok: two devices on one day, switched both ways");
+
     // inline rename of the first visit's place
     step = "rename place";
     const visit = page.locator("li.entry.stay.visit").first();
@@ -181,7 +196,7 @@ async function run() {
     await page.keyboard.press("ArrowRight");
     await page.waitForURL((url) => url.pathname !== `/day/${day}`);
     await page.keyboard.press("ArrowLeft");
-    await page.waitForURL(`${base}/day/${day}`);
+    await page.waitForURL((url) => url.pathname === `/day/${day}`);
     await page.locator('li[data-kind="leg"]').first().waitFor();
     console.log("ok: ← and → move between days");
 

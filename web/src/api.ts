@@ -133,6 +133,8 @@ export interface DayTimeline {
   to: string;
   utc_offset_minutes: number;
   entries: Entry[];
+  /** Every device that tracked something that day, most tracked first. */
+  devices: { name: string; tracked_s: number }[];
 }
 
 export interface Trip {

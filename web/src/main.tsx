@@ -151,8 +151,9 @@ function Layout({ me, config, onLogout, children }: { me: Me; config: InstanceCo
 }
 
 function Page({ me }: { me: Me }) {
-  const { path } = useLocation();
-  if (path === "/" || path.startsWith("/day/")) return <Lazy page="timeline" name="Timeline" render={(C) => <C />} />;
+  const { path, search } = useLocation();
+  const device = search.get("device") ?? undefined;
+  if (path === "/" || path.startsWith("/day/")) return <Lazy page="timeline" name="Timeline" render={(C) => <C device={device} />} />;
   if (path === "/map") return <Lazy page="explorer" name="Explorer" render={(C) => <C me={me} />} />;
   if (path === "/trips") return <Lazy page="trips" name="Trips" render={(C) => <C />} />;
   if (path.startsWith("/trips/")) {

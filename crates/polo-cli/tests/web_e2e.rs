@@ -1,6 +1,6 @@
 //! The web app in a real browser: seeds a fresh `polo` with `polo import` of
 //! fixture files written here (a day with stays, a walk, a bike ride and a
-//! drive), starts `polo serve` on port 0 and runs `web/e2e/run.mjs`, which
+//! drive, and a second phone's lunch walk), starts `polo serve` on port 0 and runs `web/e2e/run.mjs`, which
 //! drives headless Chromium through playwright-core: login, the seeded
 //! day's timeline and map, the map explorer, an import with progress to its
 //! summary, device setup, a live position moving after OwnTracks posts, a
@@ -59,6 +59,21 @@ fn day_gpx() -> String {
     leg(&mut points, 17 * 3600 + 600, 32 * 3600, 120, HOME, HOME);
     leg(&mut points, 32 * 3600, 32 * 3600 + 900, 10, HOME, CAFE);
     leg(&mut points, 32 * 3600 + 900, 33 * 3600, 60, CAFE, CAFE);
+    gpx_of(points)
+}
+
+/// A second phone's part of the seeded day: lunch near the office, a walk
+/// to the park, back. It tracked less of the day than the first one.
+fn second_device_gpx() -> String {
+    const PARK: (f64, f64) = (52.558_0, 13.410_0);
+    let mut points = Vec::new();
+    leg(&mut points, 11 * 3600, 12 * 3600, 60, OFFICE, OFFICE);
+    leg(&mut points, 12 * 3600, 12 * 3600 + 900, 10, OFFICE, PARK);
+    leg(&mut points, 12 * 3600 + 900, 13 * 3600 + 1800, 60, PARK, PARK);
+    gpx_of(points)
+}
+
+fn gpx_of(points: Vec<(String, f64, f64)>) -> String {
     let mut gpx = String::from(
         "<?xml version=\"1.0\"?>\n<gpx version=\"1.1\" creator=\"polo web e2e\" xmlns=\"http://www.topografix.com/GPX/1/1\"><trk><trkseg>\n",
     );
@@ -148,6 +163,9 @@ fn web_app_end_to_end_in_chromium() {
     let upload = dir.path().join("walk-with-bad-rows.csv");
     std::fs::write(&upload, upload_csv()).unwrap();
     run_ok(polo(&data).args(["import", "--user", "alice", "--device", "phone"]).arg(&day_file));
+    let second_file = dir.path().join("tablet.gpx");
+    std::fs::write(&second_file, second_device_gpx()).unwrap();
+    run_ok(polo(&data).args(["import", "--user", "alice", "--device", "tablet"]).arg(&second_file));
 
     let server = serve(&data, &["--access-log", "off"]);
     let base = format!("http://{}", server.addr);

@@ -78,6 +78,9 @@ pub struct DayView {
     pub offset_minutes: i16,
     /// What happened.
     pub entries: Entries,
+    /// Every device that tracked anything that day, with how long, most first:
+    /// a second phone's day is listed even when another device's is shown.
+    pub devices: Vec<(DeviceId, i64)>,
 }
 
 /// The stays and legs of `device` overlapping `[from, to)`.
@@ -201,23 +204,17 @@ fn add_imported(
 /// # Errors
 /// Store failures and damaged rows.
 pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<DeviceId>) -> DerivedResult<DayView> {
-    let chosen = match device {
-        Some(device) => Some(device),
-        None => {
-            let mut best: Option<(i64, DeviceId)> = None;
-            for candidate in store.list_devices(user)? {
-                let rows = store
-                    .derived_range(user, &DerivedRange::key(DAY_STATS, DerivedScope::Device(candidate.id), date.0))?;
-                if let Some(row) = rows.first() {
-                    let tracked = decode::<DayRow>(row)?.tracked_ms();
-                    if best.is_none_or(|(t, _)| tracked > t) {
-                        best = Some((tracked, candidate.id));
-                    }
-                }
-            }
-            best.map(|(_, d)| d)
+    let mut devices = Vec::new();
+    for candidate in store.list_devices(user)? {
+        let rows =
+            store.derived_range(user, &DerivedRange::key(DAY_STATS, DerivedScope::Device(candidate.id), date.0))?;
+        if let Some(row) = rows.first() {
+            devices.push((candidate.id, decode::<DayRow>(row)?.tracked_ms()));
         }
-    };
+    }
+    // Most tracked first; equal times by device id, so the default is stable.
+    devices.sort_by_key(|&(id, tracked)| (std::cmp::Reverse(tracked), id));
+    let chosen = device.or_else(|| devices.first().map(|&(id, _)| id));
     let midnight = date.0 * DAY_MS;
     let around_from = Timestamp(midnight - DAY_MS - MAX_OFFSET_MS);
     let around_to = Timestamp(midnight + 2 * DAY_MS + MAX_OFFSET_MS);
@@ -229,6 +226,7 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
             to: Timestamp(midnight + DAY_MS),
             offset_minutes: 0,
             entries: Entries::default(),
+            devices,
         });
     };
     let around = entries(store, user, device, around_from, around_to, &book)?;
@@ -241,7 +239,7 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
         stays: around.stays.into_iter().filter(|s| s.row.end > from.0 && s.row.start < to.0).collect(),
         legs: around.legs.into_iter().filter(|l| l.row.end >= from.0 && l.row.start < to.0).collect(),
     };
-    Ok(DayView { device: Some(device), from, to, offset_minutes: clock.offset_minutes_at(from), entries })
+    Ok(DayView { device: Some(device), from, to, offset_minutes: clock.offset_minutes_at(from), entries, devices })
 }
 
 /// How statistics are grouped.

@@ -279,3 +279,32 @@ fn stats_per_day_month_and_year_add_up() {
     assert!(!day.entries.stays.is_empty() && !day.entries.legs.is_empty());
     assert!(day.entries.stays.windows(2).all(|w| w[0].row.start <= w[1].row.start));
 }
+
+#[test]
+fn the_day_view_lists_every_device_that_tracked_the_day() {
+    let f = fixture();
+    let tablet = f.store.ensure_device(f.user, "tablet").unwrap().id;
+    let points = SyntheticTrack::new(5).days(2).points;
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    // The tablet tracked two hours of the first full day only.
+    let day = LocalDate(points[0].time.0.div_euclid(86_400_000) + 1);
+    let noon = day.0 * 86_400_000 + 12 * 3_600_000;
+    let tablet_points: Vec<TrackPoint> =
+        points.iter().filter(|p| p.time.0 >= noon && p.time.0 < noon + 2 * 3_600_000).cloned().collect();
+    assert!(!tablet_points.is_empty());
+    f.store.insert_points(f.user, tablet, &fixes(&tablet_points)).unwrap();
+    catch_up(&f.engine);
+
+    let view = views::day(&*f.store, f.user, day, None).unwrap();
+    assert_eq!(view.device, Some(f.device), "the default is the device that tracked most");
+    let listed: Vec<DeviceId> = view.devices.iter().map(|&(id, _)| id).collect();
+    assert_eq!(listed, vec![f.device, tablet], "most tracked first: {:?}", view.devices);
+    assert!(view.devices[0].1 > view.devices[1].1 && view.devices[1].1 > 0, "{:?}", view.devices);
+
+    let tablet_day = views::day(&*f.store, f.user, day, Some(tablet)).unwrap();
+    assert_eq!(tablet_day.device, Some(tablet));
+    assert_eq!(tablet_day.devices, view.devices, "the list does not depend on the device shown");
+    // The day before, only the phone tracked.
+    let before = views::day(&*f.store, f.user, LocalDate(day.0 - 1), None).unwrap();
+    assert_eq!(before.devices.iter().map(|&(id, _)| id).collect::<Vec<_>>(), vec![f.device]);
+}

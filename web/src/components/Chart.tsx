@@ -37,6 +37,7 @@ export function Chart({
   bars = false,
   time = true,
   xLabels,
+  xLabelName,
   title,
   height = 220,
 }: {
@@ -45,6 +46,8 @@ export function Chart({
   bars?: boolean;
   time?: boolean;
   xLabels?: string[];
+  /** What the categories are ("Month", "Year"), shown in the legend. */
+  xLabelName?: string;
   title: string;
   height?: number;
 }) {
@@ -59,7 +62,8 @@ export function Chart({
     const options: uPlot.Options = {
       width: Math.max(200, host.clientWidth),
       height,
-      scales: { x: { time } },
+      // Categories get half a slot of margin on each side, so the first and last bars show whole.
+      scales: { x: xLabels ? { time: false, range: [-0.5, Math.max(0.5, x.length - 0.5)] } : { time } },
       legend: { show: true },
       axes: [
         {
@@ -73,7 +77,7 @@ export function Chart({
       ],
       series: [
         {
-          label: time ? "time" : "",
+          label: time ? "Time" : (xLabelName ?? "Period"),
           value: (_u: uPlot, v: number | null) =>
             v === null ? "–" : time ? new Date(v * 1000).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }) : (xLabels?.[Math.round(v)] ?? String(v)),
         },
@@ -95,6 +99,6 @@ export function Chart({
       resize.disconnect();
       chart.destroy();
     };
-  }, [x, series, bars, time, xLabels, height]);
+  }, [x, series, bars, time, xLabels, xLabelName, height]);
   return <figure class="chart" ref={element} aria-label={title} role="img" />;
 }

@@ -69,8 +69,13 @@ export function StatsPage() {
       for (const [code, n] of Object.entries(p.days_per_country)) days.set(code, (days.get(code) ?? 0) + n);
       p.towns.forEach((t) => towns.add(t));
     }
-    const labels = stats.data.periods.map((p) => (period === "year" ? p.from.slice(0, 4) : new Date(`${p.from.slice(0, 10)}T00:00:00Z`).toLocaleDateString("en-GB", { month: "short", timeZone: "UTC" })));
-    const x = stats.data.periods.map((_, i) => i);
+    // Every month of the year (or each of the ten years) has its place on
+    // the axis, with or without data, so bars line up with their labels.
+    const keys = period === "year" ? Array.from({ length: 10 }, (_, i) => String(year - 9 + i)) : Array.from({ length: 12 }, (_, i) => `${year}-${String(i + 1).padStart(2, "0")}`);
+    const byKey = new Map(stats.data.periods.map((p) => [period === "year" ? p.from.slice(0, 4) : p.from.slice(0, 7), p]));
+    const slots = keys.map((key) => byKey.get(key));
+    const labels = keys.map((key) => (period === "year" ? key : new Date(`${key}-01T00:00:00Z`).toLocaleDateString("en-GB", { month: "short", timeZone: "UTC" })));
+    const x = keys.map((_, i) => i);
     const modes = MODES.filter((m) => stats.data!.periods.some((p) => (p.by_mode[m]?.hours ?? 0) > 0));
     return {
       km,
@@ -79,10 +84,10 @@ export function StatsPage() {
       countries: [...days.entries()].sort((a, b) => b[1] - a[1]),
       labels,
       x,
-      distance: [{ label: "Distance", unit: "km", colour: "#2563eb", values: stats.data.periods.map((p) => Math.round(p.distance_km * 10) / 10) }],
-      hours: modes.map((m) => ({ label: MODE_LABELS[m], unit: "h", colour: MODE_COLOURS[m], values: stats.data!.periods.map((p) => Math.round((p.by_mode[m]?.hours ?? 0) * 10) / 10) })),
+      distance: [{ label: "Distance", unit: "km", colour: "#2563eb", values: slots.map((p) => Math.round((p?.distance_km ?? 0) * 10) / 10) }],
+      hours: modes.map((m) => ({ label: MODE_LABELS[m], unit: "h", colour: MODE_COLOURS[m], values: slots.map((p) => Math.round((p?.by_mode[m]?.hours ?? 0) * 10) / 10) })),
     };
-  }, [stats.data, period]);
+  }, [stats.data, period, year]);
 
   useEffect(() => {
     const map = mapRef.current;
@@ -159,11 +164,11 @@ export function StatsPage() {
           <div class="charts">
             <div class="card">
               <h2>Distance per {period}</h2>
-              <Chart title={`Distance per ${period}`} x={summary.x} xLabels={summary.labels} time={false} bars series={summary.distance} />
+              <Chart title={`Distance per ${period}`} x={summary.x} xLabels={summary.labels} xLabelName={period === "year" ? "Year" : "Month"} time={false} bars series={summary.distance} />
             </div>
             <div class="card">
               <h2>Time by mode per {period}</h2>
-              {summary.hours.length > 0 ? <Chart title={`Hours by mode per ${period}`} x={summary.x} xLabels={summary.labels} time={false} series={summary.hours} /> : <p class="muted">No trips in this range.</p>}
+              {summary.hours.length > 0 ? <Chart title={`Hours by mode per ${period}`} x={summary.x} xLabels={summary.labels} xLabelName={period === "year" ? "Year" : "Month"} time={false} series={summary.hours} /> : <p class="muted">No trips in this range.</p>}
             </div>
           </div>
         </>

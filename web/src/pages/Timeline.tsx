@@ -46,7 +46,8 @@ export function Timeline({ device }: { device?: string } = {}) {
   const layerRef = useRef<L.LayerGroup | null>(null);
   const runLayers = useRef<Map<number, L.Polyline[]>>(new Map());
 
-  const go = (to: string) => navigate(to === today ? "/" : `/day/${to}`);
+  // Moving between days keeps the chosen device.
+  const go = (to: string) => navigate(`${to === today ? "/" : `/day/${to}`}${qs({ device })}`);
 
   // ← / → between days, unless typing in a field.
   useEffect(() => {
@@ -64,7 +65,7 @@ export function Timeline({ device }: { device?: string } = {}) {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, []);
+  }, [device]);
 
   useEffect(() => setSelected(null), [date]);
 
@@ -179,6 +180,21 @@ export function Timeline({ device }: { device?: string } = {}) {
                 <span class="muted">Nothing was recorded on this day.</span>
               )}
             </p>
+          )}
+          {data && data.day.devices.length > 1 && (
+            <div class="toolbar device-switch" role="group" aria-label="Device">
+              {data.day.devices.map((d) => (
+                <button
+                  type="button"
+                  class={d.name === data.day.device ? "small active" : "small"}
+                  aria-pressed={d.name === data.day.device}
+                  title={`${formatDuration(d.tracked_s)} tracked`}
+                  onClick={() => navigate(`${date === today ? "/" : `/day/${date}`}${qs({ device: d.name })}`)}
+                >
+                  {d.name}
+                </button>
+              ))}
+            </div>
           )}
           {data && data.day.device && data.day.entries.length === 0 && <p class="muted">Points were recorded, but no stays or trips are known yet; the timeline catches up within seconds.</p>}
           {data && (

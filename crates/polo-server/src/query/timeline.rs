@@ -234,6 +234,19 @@ pub(crate) struct DayTimeline {
     utc_offset_minutes: i16,
     /// Stays and legs overlapping the day, in time order.
     entries: Vec<Entry>,
+    /// Every device that tracked anything that day, most tracked first; ask
+    /// for another one's story with `device=`.
+    devices: Vec<DayDevice>,
+}
+
+/// A device with points on the day.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DayDevice {
+    /// The device's name.
+    #[schema(example = "phone")]
+    name: String,
+    /// Seconds of the day it tracked.
+    tracked_s: f64,
 }
 
 /// The stays and legs of a local day: a lookup of the stored timeline.
@@ -256,8 +269,14 @@ pub(crate) async fn day(
     blocking(move || {
         let devices = store.list_devices(user)?;
         let wanted = params.device.as_deref().map(|name| device_named(&devices, name)).transpose()?;
-        let DayView { device, from, to, offset_minutes, entries } = views::day(&*store, user, date, wanted)?;
+        let DayView { device, from, to, offset_minutes, entries, devices: tracked } =
+            views::day(&*store, user, date, wanted)?;
+        let name_of = |id| devices.iter().find(|d| d.id == id).map(|d| d.name.clone());
         Ok(Json(DayTimeline {
+            devices: tracked
+                .iter()
+                .filter_map(|&(id, ms)| Some(DayDevice { name: name_of(id)?, tracked_s: ms as f64 / 1000.0 }))
+                .collect(),
             date: render_date(date),
             device: devices.iter().find(|d| Some(d.id) == device).map(|d| d.name.clone()),
             from: from.to_string(),
