@@ -27,14 +27,25 @@ pub fn parse_date(text: &str) -> Result<Date, String> {
         return Err(format!("{text:?} is not a date (YYYY-MM-DD)"));
     };
     let bad = |what: &str| format!("{text:?}: {what} is not a number");
-    let date = Date::new(y.parse().map_err(|_| bad("year"))?, m.parse().map_err(|_| bad("month"))?, d.parse().map_err(|_| bad("day"))?);
+    let date = Date::new(
+        y.parse().map_err(|_| bad("year"))?,
+        m.parse().map_err(|_| bad("month"))?,
+        d.parse().map_err(|_| bad("day"))?,
+    );
     if polo_domain::Timestamp::from_civil(date.year, date.month, date.day, 0, 0, 0, 0).is_none() {
         return Err(format!("{text:?} is not a valid date"));
     }
     Ok(date)
 }
 
-pub fn life(out: &Path, manifest: Option<PathBuf>, scale: LifeScale, years: f64, seed: u64, start: Option<Date>) -> anyhow::Result<()> {
+pub fn life(
+    out: &Path,
+    manifest: Option<PathBuf>,
+    scale: LifeScale,
+    years: f64,
+    seed: u64,
+    start: Option<Date>,
+) -> anyhow::Result<()> {
     let scale = match scale {
         LifeScale::Small => Scale::Small,
         LifeScale::Full => Scale::Full { years },

@@ -6,9 +6,9 @@
 
 use polo_domain::time::{civil_from_days, days_from_civil};
 
+use crate::plan::local_day;
 use crate::rng::Rng;
 use crate::world::World;
-use crate::plan::local_day;
 use crate::zones::{Zone, weekday};
 
 /// A holiday: fly out on `first_day`, fly back on `last_day`.

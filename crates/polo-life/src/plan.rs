@@ -221,7 +221,8 @@ impl<'a> Segments<'a> {
 
     fn stay_until(&mut self, end: i64) {
         if end > self.now {
-            let stay = Segment { start_ms: self.now, end_ms: end, from: self.at, activity: Activity::Stay, gpx_track: None };
+            let stay =
+                Segment { start_ms: self.now, end_ms: end, from: self.at, activity: Activity::Stay, gpx_track: None };
             self.queue.push_back(stay);
             self.now = end;
         }

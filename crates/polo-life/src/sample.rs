@@ -111,10 +111,7 @@ pub struct LifeFix {
 fn gap_ranges(calendar: &Calendar, active: (i64, i64)) -> Vec<(i64, i64)> {
     let mut out = vec![(i64::MIN, local_to_utc(active.0, 0, Zone::Berlin))];
     out.extend(
-        calendar
-            .gaps
-            .iter()
-            .map(|&(a, b)| (local_to_utc(a, 0, Zone::Berlin), local_to_utc(b + 1, 0, Zone::Berlin))),
+        calendar.gaps.iter().map(|&(a, b)| (local_to_utc(a, 0, Zone::Berlin), local_to_utc(b + 1, 0, Zone::Berlin))),
     );
     out.push((local_to_utc(active.1, 0, Zone::Berlin), i64::MAX));
     out

@@ -111,8 +111,29 @@ pub struct World {
 pub const BER_OPENS_MS: i64 = 1_604_793_600_000;
 
 const SURNAMES: [&str; 24] = [
-    "Schulz", "Becker", "Krüger", "Hoffmann", "Wagner", "Richter", "Klein", "Wolf", "Neumann", "Schwarz", "Zimmermann",
-    "Braun", "Hartmann", "Lange", "Werner", "Lehmann", "Köhler", "Maier", "Vogel", "Jung", "Roth", "Frank", "Berg",
+    "Schulz",
+    "Becker",
+    "Krüger",
+    "Hoffmann",
+    "Wagner",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Neumann",
+    "Schwarz",
+    "Zimmermann",
+    "Braun",
+    "Hartmann",
+    "Lange",
+    "Werner",
+    "Lehmann",
+    "Köhler",
+    "Maier",
+    "Vogel",
+    "Jung",
+    "Roth",
+    "Frank",
+    "Berg",
     "Kaiser",
 ];
 const STREETS: [&str; 20] = [
@@ -202,7 +223,8 @@ impl Builder {
                 };
                 let what = WHAT[i.min(WHAT.len() - 1)];
                 let name = if i >= WHAT.len() { format!("{town} {what} {i}") } else { format!("{town} {what}") };
-                let address = format!("{} {}, {town}", SURNAMES[self.rng.index(SURNAMES.len())], 1 + self.rng.below(80));
+                let address =
+                    format!("{} {}, {town}", SURNAMES[self.rng.index(SURNAMES.len())], 1 + self.rng.below(80));
                 self.add(name, address, pos, zone, PlaceKind::Away)
             })
             .collect()
@@ -215,13 +237,10 @@ impl World {
     pub fn new(seed: u64) -> Self {
         let mut b = Builder { rng: Rng::new(seed, 0x5eed_0001), places: Vec::new() };
         let home_a = b.berlin_address();
-        let homes = [
-            b.add("Home".into(), home_a, (52.5305, 13.4106), Zone::Berlin, PlaceKind::Home),
-            {
-                let a = b.berlin_address();
-                b.add("Home".into(), a, (52.4862, 13.4297), Zone::Berlin, PlaceKind::Home)
-            },
-        ];
+        let homes = [b.add("Home".into(), home_a, (52.5305, 13.4106), Zone::Berlin, PlaceKind::Home), {
+            let a = b.berlin_address();
+            b.add("Home".into(), a, (52.4862, 13.4297), Zone::Berlin, PlaceKind::Home)
+        }];
         let works = [
             {
                 let a = b.berlin_address();
@@ -299,7 +318,9 @@ impl World {
         ];
         let ids: Vec<PlaceId> = taveuni
             .iter()
-            .map(|&(name, pos)| b.add(name.to_owned(), format!("{name}, Taveuni, Fiji"), pos, Zone::Fiji, PlaceKind::Away))
+            .map(|&(name, pos)| {
+                b.add(name.to_owned(), format!("{name}, Taveuni, Fiji"), pos, Zone::Fiji, PlaceKind::Away)
+            })
             .collect();
         destinations.push(Destination {
             name: "Taveuni",

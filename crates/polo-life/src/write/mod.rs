@@ -15,7 +15,9 @@ use std::io;
 use std::path::Path;
 
 use crate::geo::{crosses_antimeridian, great_circle_at};
-use crate::manifest::{Crossing, DstChange, Flight, HolidayEntry, Manifest, PlacesEntry, Span, WeekendTripEntry, ZonePeriod};
+use crate::manifest::{
+    Crossing, DstChange, Flight, HolidayEntry, Manifest, PlacesEntry, Span, WeekendTripEntry, ZonePeriod,
+};
 use crate::plan::{Activity, Segment, local_day, local_to_utc};
 use crate::zones::Zone;
 use crate::{Date, Life, LifeOptions};
@@ -140,7 +142,8 @@ impl<'a> Truth<'a> {
         self.last_end = s.end_ms;
         let zone = from.zone;
         if zone.offset_minutes(s.start_ms) != zone.offset_minutes(s.end_ms - 1) {
-            let (y0, y1) = (Date::from_days(local_day(s.start_ms, zone)).year, Date::from_days(local_day(s.end_ms, zone)).year);
+            let (y0, y1) =
+                (Date::from_days(local_day(s.start_ms, zone)).year, Date::from_days(local_day(s.end_ms, zone)).year);
             for year in y0..=y1 {
                 for (at, after) in zone.transitions(year) {
                     if (s.start_ms..s.end_ms).contains(&at) {
@@ -164,7 +167,8 @@ impl<'a> Truth<'a> {
                 }
                 for (i, h) in self.life.calendar().holidays.iter().enumerate() {
                     let dest = &world.destinations[h.destination];
-                    let window = (local_to_utc(h.first_day, 0, Zone::Berlin), local_to_utc(h.last_day + 3, 0, Zone::Berlin));
+                    let window =
+                        (local_to_utc(h.first_day, 0, Zone::Berlin), local_to_utc(h.last_day + 3, 0, Zone::Berlin));
                     if s.from == dest.hotel && (window.0..window.1).contains(&s.start_ms) {
                         let entry = self.hotel[i].get_or_insert((s.start_ms, s.end_ms));
                         entry.1 = s.end_ms;
@@ -177,7 +181,11 @@ impl<'a> Truth<'a> {
                     let f = f64::from(i) / 64.0;
                     let p = path.at(f);
                     if crosses_antimeridian(prev, p) {
-                        self.crossings.push(Crossing { time_ms: at_fraction(f), by: "ground", local_day: local_date(at_fraction(f), zone) });
+                        self.crossings.push(Crossing {
+                            time_ms: at_fraction(f),
+                            by: "ground",
+                            local_day: local_date(at_fraction(f), zone),
+                        });
                     }
                     prev = p;
                 }
@@ -191,7 +199,11 @@ impl<'a> Truth<'a> {
                     let p = great_circle_at(from.pos(), to_place.pos(), f);
                     if crosses_antimeridian(prev, p) {
                         crosses = true;
-                        self.crossings.push(Crossing { time_ms: at_fraction(f), by: "flight", local_day: local_date(at_fraction(f), zone) });
+                        self.crossings.push(Crossing {
+                            time_ms: at_fraction(f),
+                            by: "flight",
+                            local_day: local_date(at_fraction(f), zone),
+                        });
                     }
                     prev = p;
                 }

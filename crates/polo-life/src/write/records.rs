@@ -97,7 +97,12 @@ pub(super) fn write(dir: &Path, life: &Life, manifest: &mut Manifest) -> io::Res
             file.points += 1;
         }
         if fix.teleport {
-            manifest.teleports.push(Teleport { device: entry.name.clone(), time_ms: fix.time_ms, lat: fix.lat, lon: fix.lon });
+            manifest.teleports.push(Teleport {
+                device: entry.name.clone(),
+                time_ms: fix.time_ms,
+                lat: fix.lat,
+                lon: fix.lon,
+            });
         }
         rec.clear();
         rec.push_str(if first { "{\n" } else { ", {\n" });
@@ -132,8 +137,11 @@ pub(super) fn write(dir: &Path, life: &Life, manifest: &mut Manifest) -> io::Res
         if t % 3 == 0 {
             let types = activity_types(fix.mode);
             let stamp = t + 1_000 + t % 1_000;
-            let stamp =
-                if old_era { format!("\"timestampMs\": \"{stamp}\"") } else { format!("\"timestamp\": \"{}\"", iso(stamp)) };
+            let stamp = if old_era {
+                format!("\"timestampMs\": \"{stamp}\"")
+            } else {
+                format!("\"timestamp\": \"{}\"", iso(stamp))
+            };
             let main = 60 + t.rem_euclid(41);
             let _ = write!(
                 rec,

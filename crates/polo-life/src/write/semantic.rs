@@ -142,7 +142,8 @@ impl<'a> Writer<'a> {
                 self.segment(s, to, mode, length, Some(wp))
             }
             Activity::Flight { to, .. } => {
-                let d = crate::geo::distance_m(self.life.world().place(s.from).pos(), self.life.world().place(to).pos());
+                let d =
+                    crate::geo::distance_m(self.life.world().place(s.from).pos(), self.life.world().place(to).pos());
                 #[allow(clippy::cast_possible_truncation)]
                 self.segment(s, to, Mode::Flight, d.round() as i64, None)
             }
@@ -186,7 +187,8 @@ impl<'a> Writer<'a> {
                     #[allow(clippy::cast_possible_wrap)]
                     let t = s.start_ms + (s.end_ms - s.start_ms) * (i as i64 + 1) / (n as i64 + 1);
                     let p = offset_m(place.pos(), self.rng.normal() * 10.0, self.rng.normal() * 10.0);
-                    let mut point = json!({"latE7": e7(p.0), "lngE7": e7(p.1), "accuracyMeters": 5 + self.rng.below(30)});
+                    let mut point =
+                        json!({"latE7": e7(p.0), "lngE7": e7(p.1), "accuracyMeters": 5 + self.rng.below(30)});
                     if t < ISO_ERA_MS {
                         point["timestampMs"] = json!(t.to_string());
                     } else {
@@ -207,9 +209,7 @@ impl<'a> Writer<'a> {
         let world = self.life.world();
         let (from, to) = (world.place(s.from), world.place(to));
         let tag = self.device_tag(s.start_ms);
-        let location = |p: &crate::world::Place| {
-            json!({"latitudeE7": e7(p.lat), "longitudeE7": e7(p.lon), "sourceInfo": {"deviceTag": tag}})
-        };
+        let location = |p: &crate::world::Place| json!({"latitudeE7": e7(p.lat), "longitudeE7": e7(p.lon), "sourceInfo": {"deviceTag": tag}});
         // A few segments come with empty start/end locations, as in real files.
         let empty = self.rng.chance(0.05);
         let (kind, _) = semantic_activity(mode);
