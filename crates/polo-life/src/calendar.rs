@@ -78,6 +78,8 @@ impl Calendar {
         let taveuni = world.taveuni();
         let others: Vec<usize> = (0..world.destinations.len()).filter(|&d| d != taveuni).collect();
         let mut fiji_done = false;
+        // The other destinations take turns, so a decade sees each of them.
+        let mut turn = rng.index(others.len().max(1));
         // The user is at home (phones on) when the clocks change there:
         // every life has its DST days in the home zone.
         for year in first_year..=last_year {
@@ -107,7 +109,8 @@ impl Calendar {
                     fiji_done = true;
                     taveuni
                 } else {
-                    others[rng.index(others.len())]
+                    turn += 1;
+                    others[turn % others.len()]
                 };
                 let last_day = first_day + len;
                 if reserve(&mut busy, start_day, first_day - 2, last_day + 2) {

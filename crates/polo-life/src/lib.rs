@@ -97,7 +97,7 @@ impl Device {
     pub fn model(self) -> &'static str {
         match self {
             Self::PhoneA => "Nexus 5X",
-            Self::PhoneB => "Pixel 6",
+            Self::PhoneB => "Pixel 3a",
         }
     }
 

@@ -152,13 +152,15 @@ fn the_phones_overlap_for_weeks_with_their_own_fixes() {
     // Carried together: at about the same time, about the same place.
     let mut close = 0;
     let mut j = 0;
-    for f in fa.iter().filter(|f| !f.teleport && f.mode.is_none() && f.accuracy_m < 100) {
+    let plain = |f: &&polo_life::LifeFix| !f.teleport && !f.null_island && f.mode.is_none() && f.accuracy_m < 100;
+    for f in fa.iter().filter(plain) {
         while j + 1 < fb.len() && fb[j + 1].time_ms <= f.time_ms {
             j += 1;
         }
         let g = &fb[j];
-        if (f.time_ms - g.time_ms).abs() < 120_000 && g.mode.is_none() && !g.teleport && g.accuracy_m < 100 {
-            assert!(distance_m((f.lat, f.lon), (g.lat, g.lon)) < 300.0);
+        if (f.time_ms - g.time_ms).abs() < 120_000 && plain(&g) {
+            let d = distance_m((f.lat, f.lon), (g.lat, g.lon));
+            assert!(d < 300.0, "{d} m apart: {f:?} {g:?}");
             close += 1;
         }
     }
@@ -218,7 +220,8 @@ fn holidays_flights_and_dst_are_in_the_ground_truth() {
     assert!(zones.is_superset(&HashSet::from(["Europe/Berlin", "Asia/Tokyo", "Pacific/Fiji", "America/Los_Angeles"])));
     // Out via Tokyo and Nadi to Taveuni, back via Nadi and Los Angeles.
     let legs: Vec<(&str, &str)> = manifest.flights.iter().map(|f| (f.from, f.to)).collect();
-    assert_eq!(legs, [("BER", "HND"), ("HND", "NAN"), ("NAN", "TVU"), ("TVU", "NAN"), ("NAN", "LAX"), ("LAX", "BER")]);
+    let taveuni = [("BER", "HND"), ("HND", "NAN"), ("NAN", "TVU"), ("TVU", "NAN"), ("NAN", "LAX"), ("LAX", "BER")];
+    assert!(legs.windows(6).any(|w| w == taveuni), "{legs:?}");
     for f in &manifest.flights {
         assert!((150.0..950.0).contains(&f.speed_kmh), "{f:?}");
         assert!(f.air_fixes <= 3);
@@ -331,6 +334,9 @@ fn a_decade_visits_a_few_hundred_places_mostly_again_and_again() {
     assert!(repeated * 3 >= stays.len() * 2, "{repeated} of {} revisited", stays.len());
     assert!(zones_stayed_in.len() >= 6, "{zones_stayed_in:?}");
     let cal = life.calendar();
+    let destinations: HashSet<&str> =
+        cal.holidays.iter().map(|h| life.world().destinations[h.destination].name).collect();
+    assert_eq!(destinations.len(), life.world().destinations.len(), "every destination, Tokyo too: {destinations:?}");
     assert!(cal.phone_a.1 - cal.phone_b.0 >= 90, "the phones overlap for months");
     assert!(cal.gaps.len() >= 5 && cal.holidays.len() >= 15 && cal.weekend_trips.len() >= 50);
 }
