@@ -216,6 +216,8 @@ fn holidays_flights_and_dst_are_in_the_ground_truth() {
     let fiji = manifest.holidays.iter().find(|h| h.zone == "Pacific/Fiji").expect("the Taveuni holiday");
     assert_eq!(fiji.offset_minutes, 720);
     assert!(fiji.local_days.len() >= 8, "{:?}", fiji.local_days);
+    let tokyo = manifest.holidays.iter().find(|h| h.destination == "Tokyo").expect("a Tokyo holiday");
+    assert_eq!((tokyo.zone, tokyo.offset_minutes), ("Asia/Tokyo", 540));
     let zones: HashSet<&str> = manifest.zone_periods.iter().map(|z| z.zone).collect();
     assert!(zones.is_superset(&HashSet::from(["Europe/Berlin", "Asia/Tokyo", "Pacific/Fiji", "America/Los_Angeles"])));
     // Out via Tokyo and Nadi to Taveuni, back via Nadi and Los Angeles.
