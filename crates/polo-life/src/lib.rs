@@ -139,7 +139,7 @@ pub enum Scale {
     /// Six months (2021-08-01 to 2022-01-31) at realistic rates: every
     /// property of the full life, for CI end-to-end runs within seconds.
     Small,
-    /// `years` years from 2015-01-01 at realistic rates (~3 M fixes for ten).
+    /// `years` years from 2015-01-01 at realistic rates (~2 M phone fixes for ten).
     Full {
         /// Length in years.
         years: f64,

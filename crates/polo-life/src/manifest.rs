@@ -44,7 +44,7 @@ pub struct Manifest {
     pub antimeridian_crossings: Vec<Crossing>,
     /// Days without any fix from any device.
     pub gaps: Vec<Span>,
-    /// The move to the second home and the job change.
+    /// The first day in the second home.
     pub moved_home_on: String,
     /// The first day at the second job.
     pub changed_job_on: String,
