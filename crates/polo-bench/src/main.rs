@@ -21,6 +21,9 @@
 //! * `polo-bench restore` — restore-to-ready of a backed-up instance with 10 M
 //!   points and its derived timeline: `polo restore`, `polo serve`, `/readyz`
 //!   and the first correct day view, against the 30 s target.
+//! * `polo-bench life` — writes the deterministic ten-year life fixture
+//!   (`polo-life`: Records.json of two phones, Semantic Location History,
+//!   GPX trips) and its ground-truth manifest, and prints the summary.
 //! * `polo-bench web` — the front-end performance check: the web app's map
 //!   explorer opened on ten years of a 5-million-point user in headless
 //!   Chromium: time to first map render, JS heap and the longest long task,
@@ -32,6 +35,7 @@
 
 mod generate;
 mod geocode;
+mod life;
 mod map;
 mod replicate;
 mod restore;
@@ -129,6 +133,27 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         lag_seconds: u64,
     },
+    /// Writes the ten-year life fixture (Takeout files, GPX) and its ground-truth manifest.
+    Life {
+        /// Directory the files go into (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the manifest goes [default: OUT.manifest.json beside the directory].
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// small: six months for CI; full: --years years at realistic rates.
+        #[arg(long, value_enum, default_value = "full")]
+        scale: life::LifeScale,
+        /// Years of life (full scale).
+        #[arg(long, default_value_t = 10.0)]
+        years: f64,
+        /// The seed: the same seed writes the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First day, YYYY-MM-DD [default: 2015-01-01 full, 2021-08-01 small].
+        #[arg(long, value_parser = life::parse_date)]
+        start: Option<polo_life::Date>,
+    },
     /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
     Web {
         /// Points of the generated user (within ten years).
@@ -157,6 +182,9 @@ fn main() -> anyhow::Result<()> {
         Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
         Command::Replicate { points, rebuild, lag_seconds } => {
             replicate::replicate(&work, points, rebuild, lag_seconds)
+        }
+        Command::Life { out, manifest, scale, years, seed, start } => {
+            life::life(&out, manifest, scale, years, seed, start)
         }
         Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
     }
