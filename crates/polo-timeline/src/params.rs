@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::TimelineError;
 use crate::home_work::HomeWorkParams;
 use crate::mode::ModeParams;
+use crate::outlier::OutlierParams;
 use crate::place::PlaceParams;
 
 /// Stay, leg and trip segmentation parameters (one set per user).
@@ -85,6 +86,8 @@ pub struct TimelineParams {
     pub places: PlaceParams,
     /// Home and work windows ([`crate::detect_home_work`]).
     pub home_work: HomeWorkParams,
+    /// Which fixes are teleports or too inaccurate to use ([`crate::classify`]).
+    pub outliers: OutlierParams,
 }
 
 impl TimelineParams {
@@ -95,6 +98,7 @@ impl TimelineParams {
     pub fn validate(&self) -> Result<(), TimelineError> {
         self.stays.validate()?;
         self.modes.validate()?;
+        self.outliers.validate()?;
         self.places.validate()
     }
 }
