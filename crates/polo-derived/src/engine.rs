@@ -9,6 +9,10 @@
 //! replaces its rows. Derived writes are not edits, so they add nothing to
 //! the change log the engine reads; the engine's work never feeds itself.
 //!
+//! Each span starts with the device's flagged fixes ([`crate::outliers`]):
+//! they are recomputed first, and where they changed the span widens, so
+//! stays, legs, days and maps never disagree about which fixes count.
+//!
 //! One engine per store: it holds a lock so the background loop and a
 //! request that recomputes synchronously (a corrected transport mode) never
 //! interleave their writes.
@@ -25,7 +29,7 @@ use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
 use crate::window::{Window, recompute};
-use crate::{DerivedError, DerivedResult, days, map};
+use crate::{DerivedError, DerivedResult, days, map, outliers};
 
 /// How many change-log entries one catch-up step reads.
 pub const BATCH: usize = 10_000;
@@ -154,6 +158,7 @@ impl Engine {
                         }
                     }
                 }
+                // Settings, or a verdict on a fix replicated from elsewhere.
                 ChangeKind::Edit => settings_may_have_changed.push(change.user),
                 ChangeKind::User | ChangeKind::Device => {}
             }
@@ -164,6 +169,10 @@ impl Engine {
             for device in store.list_devices(user)? {
                 if self.computed_with(user, device.id)?.as_ref() != Some(&current) {
                     spans.insert((user, device.id), Span::All);
+                }
+                for time in outliers::unapplied_edits(store, user, device.id)? {
+                    widen(&mut spans, (user, device.id), Span::Between(time, time));
+                    widen(&mut map_spans, (user, device.id), Span::Between(time, time));
                 }
             }
         }
@@ -202,6 +211,19 @@ impl Engine {
     ) -> DerivedResult<u64> {
         let store = &*self.store;
         let scope = DerivedScope::Device(device);
+        // Flags first: every step after this one leaves the flagged fixes out,
+        // and where flags changed, stays, legs and maps change too.
+        let changed = match span {
+            Span::Between(first, last) => Some((first, last)),
+            Span::All => None,
+        };
+        let (span, map_span) = match outliers::refresh(store, user, device, changed, &params.outliers)? {
+            Some((first, last)) => {
+                let flags = Span::Between(first, last);
+                (span.widen(flags), Some(map_span.map_or(flags, |m| m.widen(flags))))
+            }
+            None => (span, map_span),
+        };
         let changed = match span {
             Span::Between(first, last) => Some((first, last)),
             Span::All => None,
@@ -256,6 +278,23 @@ impl Engine {
             map::refresh_device(store, user, device, from, to)?;
         }
         Ok(window.points_read)
+    }
+
+    /// The user's verdict on the fix of `device` at `time`: `true` leaves
+    /// it out of the timeline and maps (a teleport the detector missed),
+    /// `false` puts it back in (a real fix the detector flagged). Stored as
+    /// the user's edit, so it survives every recomputation; the fix's
+    /// neighbourhood is recomputed before this returns.
+    ///
+    /// # Errors
+    /// [`DerivedError::Invalid`] when the device has no fix at `time`; store failures.
+    pub fn set_fix_flag(&self, user: UserId, device: DeviceId, time: Timestamp, flagged: bool) -> DerivedResult<()> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        outliers::set_edit(&*self.store, user, device, time, flagged)?;
+        let params = settings(&*self.store, user)?;
+        let span = Span::Between(time, time);
+        self.refresh_device(user, device, span, Some(span), &params)?;
+        Ok(())
     }
 
     /// Corrects the transport mode of the leg of `device` that starts at
