@@ -87,11 +87,26 @@ fn map_extent(store: &dyn Store, user: UserId, device: DeviceId) -> DerivedResul
     Ok(extent.map(|(from, to)| (Timestamp(from), Timestamp(to))))
 }
 
+/// What a device's stored timeline was computed with.
+struct ComputedWith {
+    params: TimelineParams,
+    /// False for rows of a polo that did not flag fixes yet.
+    flags_known: bool,
+}
+
+impl ComputedWith {
+    fn matches(&self, current: &TimelineParams) -> bool {
+        self.flags_known && self.params == *current
+    }
+}
+
 /// Keeps derived data current; see the module documentation.
 pub struct Engine {
     store: Arc<dyn Store>,
     locator: Option<Arc<dyn Locator>>,
-    lock: Mutex<()>,
+    /// Holds `true` once this engine has looked for timelines computed by an
+    /// older polo (see [`Engine::catch_up`]).
+    lock: Mutex<bool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -104,7 +119,7 @@ impl Engine {
     /// An engine over `store`; `locator` names places' countries and towns.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, locator: Option<Arc<dyn Locator>>) -> Self {
-        Self { store, locator, lock: Mutex::new(()) }
+        Self { store, locator, lock: Mutex::new(false) }
     }
 
     /// The store it maintains.
@@ -128,7 +143,11 @@ impl Engine {
     /// Store failures, damaged rows. The cursor stays where it was, so the
     /// next call retries.
     pub fn catch_up(&self) -> DerivedResult<CatchUp> {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut upgraded = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*upgraded {
+            self.recompute_older_timelines()?;
+            *upgraded = true;
+        }
         let store = &*self.store;
         let cursor = store.derived_cursor(CURSOR)?;
         let changes = store.changes_since(cursor, BATCH)?;
@@ -167,7 +186,7 @@ impl Engine {
         for user in settings_may_have_changed {
             let current = settings(store, user)?;
             for device in store.list_devices(user)? {
-                if self.computed_with(user, device.id)?.as_ref() != Some(&current) {
+                if self.computed_with(user, device.id)?.is_none_or(|with| !with.matches(&current)) {
                     spans.insert((user, device.id), Span::All);
                 }
                 for time in outliers::unapplied_edits(store, user, device.id)? {
@@ -196,9 +215,35 @@ impl Engine {
     }
 
     /// The settings a device's stored timeline was computed with.
-    fn computed_with(&self, user: UserId, device: DeviceId) -> DerivedResult<Option<TimelineParams>> {
+    fn computed_with(&self, user: UserId, device: DeviceId) -> DerivedResult<Option<ComputedWith>> {
         let rows = self.store.derived_range(user, &DerivedRange::key(STATE, DerivedScope::Device(device), 0))?;
-        rows.first().map(decode).transpose()
+        let Some(row) = rows.first() else { return Ok(None) };
+        let fields: serde_json::Map<String, serde_json::Value> = decode(row)?;
+        // Rows of a polo from before flagged fixes lack the field.
+        let flags_known = fields.contains_key("outliers");
+        Ok(Some(ComputedWith { params: decode(row)?, flags_known }))
+    }
+
+    /// Once per engine (at start-up): recomputes every device whose stored
+    /// timeline an older polo computed, which left out no flagged fixes
+    /// (teleports): an upgrade cleans the history it already holds.
+    fn recompute_older_timelines(&self) -> DerivedResult<()> {
+        let store = &*self.store;
+        for user in store.list_users()? {
+            let mut params = None;
+            for device in store.list_devices(user.id)? {
+                if self.computed_with(user.id, device.id)?.is_none_or(|with| with.flags_known) {
+                    continue;
+                }
+                let params = match &params {
+                    Some(params) => params,
+                    None => params.insert(settings(store, user.id)?),
+                };
+                tracing::info!(user = user.id.0, device = device.id.0, "recomputing a timeline an older polo computed");
+                self.refresh_device(user.id, device.id, Span::All, Some(Span::All), params)?;
+            }
+        }
+        Ok(())
     }
 
     fn refresh_device(

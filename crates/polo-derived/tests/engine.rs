@@ -387,3 +387,31 @@ fn a_fix_flag_edit_replicated_without_recomputation_is_caught_up() {
     catch_up(&f.engine);
     assert!(!flagged(&f).contains(&points[at].time.0));
 }
+
+#[test]
+fn timelines_an_older_polo_computed_are_recomputed_with_flags_at_start_up() {
+    let f = fixture();
+    let mut points = SyntheticTrack::new(4).days(1).points;
+    let at = points.len() / 3;
+    points[at].coord.lat_e7 -= 540_000_000;
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    catch_up(&f.engine);
+    let clean = (stored(&f), map_rows(&f));
+    // What a polo from before flagged fixes left: no flags, a STATE row without `outliers`,
+    // and the spike in the stays, legs and maps.
+    let scope = DerivedScope::Device(f.device);
+    let mut old_state: serde_json::Value = serde_json::to_value(TimelineParams::default()).unwrap();
+    old_state.as_object_mut().unwrap().remove("outliers");
+    let old_state =
+        polo_store::DerivedRow { kind: polo_derived::kinds::STATE, scope, key: 0, value: serde_json::to_vec(&old_state).unwrap() };
+    let batch = polo_store::DerivedBatch {
+        delete: vec![DerivedRange::all(polo_derived::kinds::OUTLIER, scope)],
+        put: vec![old_state],
+    };
+    f.store.derived_write(f.user, &batch, false).unwrap();
+    let restarted = Engine::new(f.store.clone(), Some(Arc::new(Hemispheres)));
+    // Other engines of this process are past the check; a new one makes it before anything else.
+    assert_eq!(restarted.catch_up().unwrap().changes, 0);
+    assert!(polo_derived::outliers::flagged_times(&*f.store, f.user, f.device, None, None).unwrap().contains(&points[at].time.0));
+    assert_eq!((stored(&f), map_rows(&f)), clean);
+}
