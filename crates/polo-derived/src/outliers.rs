@@ -81,7 +81,8 @@ pub fn flags(
     to: Option<Timestamp>,
 ) -> DerivedResult<BTreeMap<i64, FlagReason>> {
     let (from, to) = bounds(from, to);
-    let rows = store.derived_range(user, &DerivedRange { kind: OUTLIER, scope: DerivedScope::Device(device), from, to })?;
+    let rows =
+        store.derived_range(user, &DerivedRange { kind: OUTLIER, scope: DerivedScope::Device(device), from, to })?;
     rows.iter().map(|row| Ok((row.key, decode::<FlagRow>(row)?.reason))).collect()
 }
 
@@ -230,11 +231,10 @@ pub fn refresh(
     }
     let scope = DerivedScope::Device(device);
     let range = DerivedRange { kind: OUTLIER, scope, from, to };
-    let before: BTreeMap<i64, Vec<u8>> = store.derived_range(user, &range)?.into_iter().map(|r| (r.key, r.value)).collect();
-    let after: BTreeMap<i64, DerivedRow> = flagged
-        .iter()
-        .map(|(&time, &reason)| (time, encode(OUTLIER, scope, time, &FlagRow { reason })))
-        .collect();
+    let before: BTreeMap<i64, Vec<u8>> =
+        store.derived_range(user, &range)?.into_iter().map(|r| (r.key, r.value)).collect();
+    let after: BTreeMap<i64, DerivedRow> =
+        flagged.iter().map(|(&time, &reason)| (time, encode(OUTLIER, scope, time, &FlagRow { reason }))).collect();
     let differing = before
         .iter()
         .filter(|(key, value)| after.get(key).is_none_or(|row| &row.value != *value))
@@ -256,7 +256,13 @@ pub fn refresh(
 ///
 /// # Errors
 /// [`DerivedError::Invalid`] when the device has no fix at `time`; store failures.
-pub fn set_edit(store: &dyn Store, user: UserId, device: DeviceId, time: Timestamp, flagged: bool) -> DerivedResult<()> {
+pub fn set_edit(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    time: Timestamp,
+    flagged: bool,
+) -> DerivedResult<()> {
     if !has_fix(store, user, device, time.0)? {
         return Err(DerivedError::Invalid(format!("device {} has no fix at {time}", device.0)));
     }

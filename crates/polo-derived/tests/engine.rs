@@ -285,7 +285,9 @@ fn map_rows(f: &Fixture) -> Vec<polo_store::DerivedRow> {
     let scope = DerivedScope::Device(f.device);
     [10u16, 11, 12, 13, 14, 20, 21, 22]
         .into_iter()
-        .flat_map(|kind| f.store.derived_range(f.user, &DerivedRange::all(polo_store::DerivedKind(kind), scope)).unwrap())
+        .flat_map(|kind| {
+            f.store.derived_range(f.user, &DerivedRange::all(polo_store::DerivedKind(kind), scope)).unwrap()
+        })
         .collect()
 }
 
@@ -402,8 +404,12 @@ fn timelines_an_older_polo_computed_are_recomputed_with_flags_at_start_up() {
     let scope = DerivedScope::Device(f.device);
     let mut old_state: serde_json::Value = serde_json::to_value(TimelineParams::default()).unwrap();
     old_state.as_object_mut().unwrap().remove("outliers");
-    let old_state =
-        polo_store::DerivedRow { kind: polo_derived::kinds::STATE, scope, key: 0, value: serde_json::to_vec(&old_state).unwrap() };
+    let old_state = polo_store::DerivedRow {
+        kind: polo_derived::kinds::STATE,
+        scope,
+        key: 0,
+        value: serde_json::to_vec(&old_state).unwrap(),
+    };
     let batch = polo_store::DerivedBatch {
         delete: vec![DerivedRange::all(polo_derived::kinds::OUTLIER, scope)],
         put: vec![old_state],
@@ -412,6 +418,10 @@ fn timelines_an_older_polo_computed_are_recomputed_with_flags_at_start_up() {
     let restarted = Engine::new(f.store.clone(), Some(Arc::new(Hemispheres)));
     // Other engines of this process are past the check; a new one makes it before anything else.
     assert_eq!(restarted.catch_up().unwrap().changes, 0);
-    assert!(polo_derived::outliers::flagged_times(&*f.store, f.user, f.device, None, None).unwrap().contains(&points[at].time.0));
+    assert!(
+        polo_derived::outliers::flagged_times(&*f.store, f.user, f.device, None, None)
+            .unwrap()
+            .contains(&points[at].time.0)
+    );
     assert_eq!((stored(&f), map_rows(&f)), clean);
 }

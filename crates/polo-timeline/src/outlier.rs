@@ -121,7 +121,11 @@ impl Sample {
 
 impl From<&polo_domain::Fix> for Sample {
     fn from(fix: &polo_domain::Fix) -> Self {
-        Self { time: fix.time, coord: fix.coord, accuracy_m: fix.horizontal_accuracy_cm.map(|cm| f64::from(cm) / 100.0) }
+        Self {
+            time: fix.time,
+            coord: fix.coord,
+            accuracy_m: fix.horizontal_accuracy_cm.map(|cm| f64::from(cm) / 100.0),
+        }
     }
 }
 

@@ -18,10 +18,10 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use polo_derived::outliers::FlagReason;
 use polo_domain::time::parse_timestamp;
 use polo_domain::{DeviceId, Fix, IntervalKind, Point, Timestamp};
 use polo_formats::export::{ExportFormat, Exporter};
-use polo_derived::outliers::FlagReason;
 use polo_store::{Device, PointQuery, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -457,8 +457,9 @@ impl<'a> FlagScan<'a> {
         if time.0 >= self.loaded_to {
             let end = self.end.map_or(i64::MAX, |t| t.0);
             let to = time.0.saturating_add(Self::STEP_MS).min(end).max(time.0.saturating_add(1));
-            self.reasons = polo_derived::outliers::flags(self.store, self.user, self.device, Some(time), Some(Timestamp(to)))
-                .map_err(|e| ApiError::internal(format!("cannot read the flagged fixes: {e}")))?;
+            self.reasons =
+                polo_derived::outliers::flags(self.store, self.user, self.device, Some(time), Some(Timestamp(to)))
+                    .map_err(|e| ApiError::internal(format!("cannot read the flagged fixes: {e}")))?;
             self.loaded_to = to;
         }
         Ok(self.reasons.get(&time.0).copied())
@@ -879,13 +880,19 @@ mod tests {
         let fixes: Vec<Fix> = (0..20)
             .map(|i| {
                 let lat = if i == 10 { -6.0 } else { 48.0 };
-                Fix::new(Timestamp(1_700_000_000_000 + i * 60_000), Coord::from_degrees(lat, 11.0).unwrap(), SourceFormat::Api)
+                Fix::new(
+                    Timestamp(1_700_000_000_000 + i * 60_000),
+                    Coord::from_degrees(lat, 11.0).unwrap(),
+                    SourceFormat::Api,
+                )
             })
             .collect();
         store.insert_points(user, device.id, &fixes).unwrap();
-        polo_derived::outliers::refresh(&store, user, device.id, None, &polo_timeline::OutlierParams::default()).unwrap();
+        polo_derived::outliers::refresh(&store, user, device.id, None, &polo_timeline::OutlierParams::default())
+            .unwrap();
         let listed = |outliers| {
-            let filter = Filter { devices: vec![device.clone()], from: None, to: None, bbox: None, public: false, outliers };
+            let filter =
+                Filter { devices: vec![device.clone()], from: None, to: None, bbox: None, public: false, outliers };
             page(&store, user, &filter, 100, None).unwrap().points
         };
         let all = listed(Outliers::Include);
