@@ -318,4 +318,7 @@ export interface PointView {
   lon: number;
   altitude?: number | null;
   speed?: number | null;
+  /** A fix the timeline leaves out (a teleport, too inaccurate, or flagged by the user). */
+  flagged?: boolean;
+  flag_reason?: "teleport" | "inaccurate" | "user";
 }

@@ -566,6 +566,17 @@ fn rows() -> Vec<Row> {
             check: no_check,
         },
         Row {
+            // The owner's "vault" device has no fix then (404); others have no such device (400).
+            method: "PUT",
+            path: "/api/v1/points/flag",
+            expect: [401, 400, 404, 404, 400],
+            request: |_, _| {
+                Request::new("PUT", "/api/v1/points/flag")
+                    .json(&json!({"device": "vault", "time": "2020-01-01T00:00:00Z", "flagged": false}))
+            },
+            check: no_check,
+        },
+        Row {
             method: "GET",
             path: "/api/v1/timeline/settings",
             expect: all(200),

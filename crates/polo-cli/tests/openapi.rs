@@ -135,7 +135,7 @@ checks.positive_data_acceptance.enabled = false
 # such requests get 400 or 404 with the reason.
 [[operations]]
 include-name = ["PUT /api/v1/timeline/legs/mode", "PUT /api/v1/timeline/settings", "PATCH /api/v1/places/{id}",
-                "POST /api/v1/places/{id}/merge"]
+                "POST /api/v1/places/{id}/merge", "PUT /api/v1/points/flag"]
 checks.positive_data_acceptance.enabled = false
 "#;
 

@@ -9,6 +9,10 @@
 //! replaces its rows. Derived writes are not edits, so they add nothing to
 //! the change log the engine reads; the engine's work never feeds itself.
 //!
+//! Each span starts with the device's flagged fixes ([`crate::outliers`]):
+//! they are recomputed first, and where they changed the span widens, so
+//! stays, legs, days and maps never disagree about which fixes count.
+//!
 //! One engine per store: it holds a lock so the background loop and a
 //! request that recomputes synchronously (a corrected transport mode) never
 //! interleave their writes.
@@ -25,7 +29,7 @@ use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
 use crate::window::{Window, recompute};
-use crate::{DerivedError, DerivedResult, days, map};
+use crate::{DerivedError, DerivedResult, days, map, outliers};
 
 /// How many change-log entries one catch-up step reads.
 pub const BATCH: usize = 10_000;
@@ -83,11 +87,26 @@ fn map_extent(store: &dyn Store, user: UserId, device: DeviceId) -> DerivedResul
     Ok(extent.map(|(from, to)| (Timestamp(from), Timestamp(to))))
 }
 
+/// What a device's stored timeline was computed with.
+struct ComputedWith {
+    params: TimelineParams,
+    /// False for rows of a polo that did not flag fixes yet.
+    flags_known: bool,
+}
+
+impl ComputedWith {
+    fn matches(&self, current: &TimelineParams) -> bool {
+        self.flags_known && self.params == *current
+    }
+}
+
 /// Keeps derived data current; see the module documentation.
 pub struct Engine {
     store: Arc<dyn Store>,
     locator: Option<Arc<dyn Locator>>,
-    lock: Mutex<()>,
+    /// Holds `true` once this engine has looked for timelines computed by an
+    /// older polo (see [`Engine::catch_up`]).
+    lock: Mutex<bool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -100,7 +119,7 @@ impl Engine {
     /// An engine over `store`; `locator` names places' countries and towns.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, locator: Option<Arc<dyn Locator>>) -> Self {
-        Self { store, locator, lock: Mutex::new(()) }
+        Self { store, locator, lock: Mutex::new(false) }
     }
 
     /// The store it maintains.
@@ -124,7 +143,11 @@ impl Engine {
     /// Store failures, damaged rows. The cursor stays where it was, so the
     /// next call retries.
     pub fn catch_up(&self) -> DerivedResult<CatchUp> {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut upgraded = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*upgraded {
+            self.recompute_older_timelines()?;
+            *upgraded = true;
+        }
         let store = &*self.store;
         let cursor = store.derived_cursor(CURSOR)?;
         let changes = store.changes_since(cursor, BATCH)?;
@@ -154,6 +177,7 @@ impl Engine {
                         }
                     }
                 }
+                // Settings, or a verdict on a fix replicated from elsewhere.
                 ChangeKind::Edit => settings_may_have_changed.push(change.user),
                 ChangeKind::User | ChangeKind::Device => {}
             }
@@ -162,8 +186,12 @@ impl Engine {
         for user in settings_may_have_changed {
             let current = settings(store, user)?;
             for device in store.list_devices(user)? {
-                if self.computed_with(user, device.id)?.as_ref() != Some(&current) {
+                if self.computed_with(user, device.id)?.is_none_or(|with| !with.matches(&current)) {
                     spans.insert((user, device.id), Span::All);
+                }
+                for time in outliers::unapplied_edits(store, user, device.id)? {
+                    widen(&mut spans, (user, device.id), Span::Between(time, time));
+                    widen(&mut map_spans, (user, device.id), Span::Between(time, time));
                 }
             }
         }
@@ -187,9 +215,35 @@ impl Engine {
     }
 
     /// The settings a device's stored timeline was computed with.
-    fn computed_with(&self, user: UserId, device: DeviceId) -> DerivedResult<Option<TimelineParams>> {
+    fn computed_with(&self, user: UserId, device: DeviceId) -> DerivedResult<Option<ComputedWith>> {
         let rows = self.store.derived_range(user, &DerivedRange::key(STATE, DerivedScope::Device(device), 0))?;
-        rows.first().map(decode).transpose()
+        let Some(row) = rows.first() else { return Ok(None) };
+        let fields: serde_json::Map<String, serde_json::Value> = decode(row)?;
+        // Rows of a polo from before flagged fixes lack the field.
+        let flags_known = fields.contains_key("outliers");
+        Ok(Some(ComputedWith { params: decode(row)?, flags_known }))
+    }
+
+    /// Once per engine (at start-up): recomputes every device whose stored
+    /// timeline an older polo computed, which left out no flagged fixes
+    /// (teleports): an upgrade cleans the history it already holds.
+    fn recompute_older_timelines(&self) -> DerivedResult<()> {
+        let store = &*self.store;
+        for user in store.list_users()? {
+            let mut params = None;
+            for device in store.list_devices(user.id)? {
+                if self.computed_with(user.id, device.id)?.is_none_or(|with| with.flags_known) {
+                    continue;
+                }
+                let params = match &params {
+                    Some(params) => params,
+                    None => params.insert(settings(store, user.id)?),
+                };
+                tracing::info!(user = user.id.0, device = device.id.0, "recomputing a timeline an older polo computed");
+                self.refresh_device(user.id, device.id, Span::All, Some(Span::All), params)?;
+            }
+        }
+        Ok(())
     }
 
     fn refresh_device(
@@ -202,6 +256,19 @@ impl Engine {
     ) -> DerivedResult<u64> {
         let store = &*self.store;
         let scope = DerivedScope::Device(device);
+        // Flags first: every step after this one leaves the flagged fixes out,
+        // and where flags changed, stays, legs and maps change too.
+        let changed = match span {
+            Span::Between(first, last) => Some((first, last)),
+            Span::All => None,
+        };
+        let (span, map_span) = match outliers::refresh(store, user, device, changed, &params.outliers)? {
+            Some((first, last)) => {
+                let flags = Span::Between(first, last);
+                (span.widen(flags), Some(map_span.map_or(flags, |m| m.widen(flags))))
+            }
+            None => (span, map_span),
+        };
         let changed = match span {
             Span::Between(first, last) => Some((first, last)),
             Span::All => None,
@@ -256,6 +323,23 @@ impl Engine {
             map::refresh_device(store, user, device, from, to)?;
         }
         Ok(window.points_read)
+    }
+
+    /// The user's verdict on the fix of `device` at `time`: `true` leaves
+    /// it out of the timeline and maps (a teleport the detector missed),
+    /// `false` puts it back in (a real fix the detector flagged). Stored as
+    /// the user's edit, so it survives every recomputation; the fix's
+    /// neighbourhood is recomputed before this returns.
+    ///
+    /// # Errors
+    /// [`DerivedError::Invalid`] when the device has no fix at `time`; store failures.
+    pub fn set_fix_flag(&self, user: UserId, device: DeviceId, time: Timestamp, flagged: bool) -> DerivedResult<()> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        outliers::set_edit(&*self.store, user, device, time, flagged)?;
+        let params = settings(&*self.store, user)?;
+        let span = Span::Between(time, time);
+        self.refresh_device(user, device, span, Some(span), &params)?;
+        Ok(())
     }
 
     /// Corrects the transport mode of the leg of `device` that starts at

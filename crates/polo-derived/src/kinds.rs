@@ -32,6 +32,10 @@ pub const STATE: DerivedKind = DerivedKind(5);
 /// engine; it may be thrown away like the other computed kinds, and is then
 /// asked for again.
 pub const PLACE_ADDRESS: DerivedKind = DerivedKind(6);
+/// A fix the timeline leaves out: a teleport, a hopelessly inaccurate fix
+/// or one the user flagged (scope: device; key: the fix's time, ms; see
+/// [`crate::outliers`]). Every reader of the points skips these.
+pub const OUTLIER: DerivedKind = DerivedKind(7);
 /// Per UTC day, how many points each map level holds (scope: device; key:
 /// UTC day number). Lets an overview pick its level without reading tracks.
 pub const MAP_COUNTS: DerivedKind = DerivedKind(10);
@@ -58,6 +62,9 @@ pub const PLACE_EDIT: DerivedKind = DerivedKind(100);
 pub const MODE_EDIT: DerivedKind = DerivedKind(101);
 /// The user's timeline settings (scope: user; key 0).
 pub const SETTINGS: DerivedKind = DerivedKind(102);
+/// The user's verdict on one fix, flagged or not, over the detector's
+/// (scope: device; key: the fix's time, ms; see [`crate::outliers`]).
+pub const FIX_EDIT: DerivedKind = DerivedKind(103);
 
 /// The kind of map level `level`.
 ///

@@ -3,6 +3,7 @@
 //! day view, a stats page or a ten-year map overview is a lookup.
 //!
 //! * [`engine`] — follows the change log and recomputes what changed.
+//! * [`outliers`] — the fixes every view leaves out (teleports), and the user's say on them.
 //! * [`window`] — the window of a device's stays and legs a change affects.
 //! * [`places`] — stable place ids, renames and merges.
 //! * [`days`] — per-day statistics, maintained per device.
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod kinds;
 pub mod map;
+pub mod outliers;
 pub mod places;
 pub mod rows;
 pub mod settings;

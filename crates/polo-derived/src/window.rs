@@ -44,10 +44,14 @@ pub struct Window {
     pub points_read: u64,
 }
 
-fn load(store: &dyn Store, query: &PointQuery) -> DerivedResult<Vec<TrackPoint>> {
+/// The device's points of `query`, without its flagged fixes ([`crate::outliers`]).
+fn load(store: &dyn Store, device: DeviceId, query: &PointQuery) -> DerivedResult<Vec<TrackPoint>> {
+    let flagged = crate::outliers::flagged_times(store, query.user, device, query.from, query.to)?;
     let mut points = Vec::new();
     store.scan_points(query, &mut |p| {
-        points.push(TrackPoint::from(&p));
+        if !flagged.contains(&p.fix.time.0) {
+            points.push(TrackPoint::from(&p));
+        }
         ControlFlow::Continue(())
     })?;
     Ok(points)
@@ -160,7 +164,7 @@ pub fn recompute(
     loop {
         let to = Timestamp(cursor.0.saturating_add(span));
         let query = PointQuery { user, device: Some(device), from: Some(cursor), to: Some(to) };
-        let points = load(store, &query)?;
+        let points = load(store, device, &query)?;
         window.points_read += points.len() as u64;
         let timeline = polo_timeline::detect(&points, params)?;
         if to > last {

@@ -308,3 +308,149 @@ fn the_day_view_lists_every_device_that_tracked_the_day() {
     let before = views::day(&*f.store, f.user, LocalDate(day.0 - 1), None).unwrap();
     assert_eq!(before.devices.iter().map(|&(id, _)| id).collect::<Vec<_>>(), vec![f.device]);
 }
+
+/// Every map row of the fixture's device (counts, level tracks, cells, heat, fog).
+fn map_rows(f: &Fixture) -> Vec<polo_store::DerivedRow> {
+    let scope = DerivedScope::Device(f.device);
+    [10u16, 11, 12, 13, 14, 20, 21, 22]
+        .into_iter()
+        .flat_map(|kind| {
+            f.store.derived_range(f.user, &DerivedRange::all(polo_store::DerivedKind(kind), scope)).unwrap()
+        })
+        .collect()
+}
+
+/// Total distance, top speed and the map's bounding box (south, west, north, east in E7) of all time.
+fn day_figures(f: &Fixture) -> (f64, f64, [i32; 4]) {
+    let (_, legs) = stored(f);
+    let distance: f64 = legs.iter().map(|l| l.distance_m).sum();
+    let top_speed = legs.iter().map(|l| l.max_mps).fold(0.0, f64::max);
+    let overview = polo_derived::map::overview(
+        &*f.store,
+        f.user,
+        &[f.device],
+        Timestamp(0),
+        Timestamp(4_000_000_000_000),
+        1_000_000,
+    )
+    .unwrap();
+    let mut bbox = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
+    for point in overview.segments.iter().flat_map(|s| &s.points) {
+        bbox = [
+            bbox[0].min(point.coord.lat_e7),
+            bbox[1].min(point.coord.lon_e7),
+            bbox[2].max(point.coord.lat_e7),
+            bbox[3].max(point.coord.lon_e7),
+        ];
+    }
+    (distance, top_speed, bbox)
+}
+
+#[test]
+fn a_six_thousand_km_one_fix_spike_changes_no_distance_speed_or_map() {
+    let points = SyntheticTrack::new(17).days(2).points;
+    let clean = fixture();
+    clean.store.insert_points(clean.user, clean.device, &fixes(&points)).unwrap();
+    catch_up(&clean.engine);
+
+    // The same days with one fix 6 000 km south, between two fixes of the afternoon.
+    let spiked = fixture();
+    let at = (points.len() * 3 / 4..points.len()).find(|&i| points[i + 1].time.0 - points[i].time.0 >= 2).unwrap();
+    let mut spike = points[at];
+    spike.time = Timestamp((points[at].time.0 + points[at + 1].time.0) / 2);
+    spike.coord.lat_e7 -= 540_000_000;
+    // Live: the history first, then the spike and the rest as they arrive.
+    spiked.store.insert_points(spiked.user, spiked.device, &fixes(&points[..=at])).unwrap();
+    catch_up(&spiked.engine);
+    spiked.store.insert_points(spiked.user, spiked.device, &fixes(&[spike])).unwrap();
+    catch_up(&spiked.engine);
+    spiked.store.insert_points(spiked.user, spiked.device, &fixes(&points[at + 1..])).unwrap();
+    catch_up(&spiked.engine);
+
+    let flags = polo_derived::outliers::flags(&*spiked.store, spiked.user, spiked.device, None, None).unwrap();
+    assert_eq!(flags.into_iter().collect::<Vec<_>>(), [(spike.time.0, polo_derived::outliers::FlagReason::Teleport)]);
+    let (distance, top_speed, bbox) = day_figures(&clean);
+    assert!(distance > 1_000.0 && top_speed > 1.0, "{distance} m, {top_speed} m/s");
+    assert_eq!(day_figures(&spiked), (distance, top_speed, bbox));
+    assert_eq!(stored(&spiked), stored(&clean), "stays and legs");
+    assert_eq!(map_rows(&spiked), map_rows(&clean), "map levels, heatmap and fog");
+    let days = |f: &Fixture| {
+        let first = LocalDate(points[0].time.0.div_euclid(86_400_000) - 1);
+        let last = LocalDate(points.last().unwrap().time.0.div_euclid(86_400_000) + 1);
+        views::stats(&*f.store, f.user, first, last, Period::Day).unwrap().0
+    };
+    assert_eq!(days(&spiked), days(&clean), "statistics");
+
+    // The user says the fix is real: it counts, 12 000 km there and back.
+    spiked.engine.set_fix_flag(spiked.user, spiked.device, spike.time, false).unwrap();
+    assert!(polo_derived::outliers::flags(&*spiked.store, spiked.user, spiked.device, None, None).unwrap().is_empty());
+    let (with_spike, _, wide) = day_figures(&spiked);
+    assert!(with_spike > distance + 10_000_000.0, "{with_spike} vs {distance}");
+    assert!(wide[0] < bbox[0] - 500_000_000, "{wide:?} vs {bbox:?}");
+    // More points and a recomputation from scratch keep the user's verdict.
+    let mut params = TimelineParams::default();
+    params.stays.visit_min_duration_s = 20 * 60;
+    settings::set_settings(&*spiked.store, spiked.user, &params).unwrap();
+    catch_up(&spiked.engine);
+    assert!(polo_derived::outliers::flags(&*spiked.store, spiked.user, spiked.device, None, None).unwrap().is_empty());
+    // And flagging it again restores the clean day.
+    settings::set_settings(&*spiked.store, spiked.user, &TimelineParams::default()).unwrap();
+    catch_up(&spiked.engine);
+    spiked.engine.set_fix_flag(spiked.user, spiked.device, spike.time, true).unwrap();
+    catch_up(&spiked.engine);
+    assert_eq!(day_figures(&spiked), (distance, top_speed, bbox));
+    assert_eq!(map_rows(&spiked), map_rows(&clean));
+    assert!(spiked.engine.set_fix_flag(spiked.user, spiked.device, Timestamp(spike.time.0 + 1), true).is_err());
+}
+
+#[test]
+fn a_fix_flag_edit_replicated_without_recomputation_is_caught_up() {
+    let f = fixture();
+    let mut points = SyntheticTrack::new(9).days(1).points;
+    let at = points.len() / 2;
+    points[at].coord.lat_e7 -= 540_000_000;
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    catch_up(&f.engine);
+    let flagged = |f: &Fixture| polo_derived::outliers::flagged_times(&*f.store, f.user, f.device, None, None).unwrap();
+    assert!(flagged(&f).contains(&points[at].time.0));
+    // What replication applies: the edit row alone, then the engine's catch-up.
+    polo_derived::outliers::set_edit(&*f.store, f.user, f.device, points[at].time, false).unwrap();
+    catch_up(&f.engine);
+    assert!(!flagged(&f).contains(&points[at].time.0));
+}
+
+#[test]
+fn timelines_an_older_polo_computed_are_recomputed_with_flags_at_start_up() {
+    let f = fixture();
+    let mut points = SyntheticTrack::new(4).days(1).points;
+    let at = points.len() / 3;
+    points[at].coord.lat_e7 -= 540_000_000;
+    f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+    catch_up(&f.engine);
+    let clean = (stored(&f), map_rows(&f));
+    // What a polo from before flagged fixes left: no flags, a STATE row without `outliers`,
+    // and the spike in the stays, legs and maps.
+    let scope = DerivedScope::Device(f.device);
+    let mut old_state: serde_json::Value = serde_json::to_value(TimelineParams::default()).unwrap();
+    old_state.as_object_mut().unwrap().remove("outliers");
+    let old_state = polo_store::DerivedRow {
+        kind: polo_derived::kinds::STATE,
+        scope,
+        key: 0,
+        value: serde_json::to_vec(&old_state).unwrap(),
+    };
+    let batch = polo_store::DerivedBatch {
+        delete: vec![DerivedRange::all(polo_derived::kinds::OUTLIER, scope)],
+        put: vec![old_state],
+    };
+    f.store.derived_write(f.user, &batch, false).unwrap();
+    let restarted = Engine::new(f.store.clone(), Some(Arc::new(Hemispheres)));
+    // Other engines of this process are past the check; a new one makes it before anything else.
+    assert_eq!(restarted.catch_up().unwrap().changes, 0);
+    assert!(
+        polo_derived::outliers::flagged_times(&*f.store, f.user, f.device, None, None)
+            .unwrap()
+            .contains(&points[at].time.0)
+    );
+    assert_eq!((stored(&f), map_rows(&f)), clean);
+}

@@ -8,7 +8,10 @@
 //! starts at its first point, which is the point that ended the stay before
 //! it, and ends at its last point, before the next stay's first point.
 //!
-//! Beyond trackintel, each leg gets its length (haversine along its points),
+//! Beyond trackintel, a tracked leg too short or too quick to be movement
+//! ([`crate::StayParams::min_leg_m`], [`crate::StayParams::min_leg_s`]: the
+//! jitter as a stay ends, "Driving 61 m in 3 s") is folded away, and each
+//! leg gets its length (haversine along its points),
 //! a [speed profile](SpeedProfile) and a [transport mode](TransportMode); and
 //! a recording gap that can only have been a flight (≥ 100 km at ≥ 70 m/s
 //! between the fixes either side, see [`ModeParams::is_flight_jump`]) becomes
@@ -126,7 +129,9 @@ pub(crate) fn legs_between(points: &[TrackPoint], stays: &[Stay], params: &Timel
         while index < limit && !is_gap(index) {
             index += 1;
         }
-        if let Some(leg) = measure_run(points, run_start..index, &params.modes, &mut segments) {
+        if let Some(leg) = measure_run(points, run_start..index, &params.modes, &mut segments)
+            && !params.stays.folds_leg(leg.distance_m, leg.duration_ms())
+        {
             legs.push(leg);
         }
         if index < points.len() && is_gap(index) {
@@ -260,8 +265,10 @@ mod tests {
         TrackPoint::new(Timestamp(ms), Coord::from_degrees(47.0 + north_m / 111_195.0, 8.5).unwrap())
     }
 
+    /// trackintel's legs: every leg kept, however small.
     fn legs_of(points: &[TrackPoint]) -> Vec<Leg> {
-        let params = TimelineParams::default();
+        let stays = crate::StayParams { min_leg_m: 0.0, min_leg_s: 0, ..crate::StayParams::default() };
+        let params = TimelineParams { stays, ..TimelineParams::default() };
         let stays = detect_stays(points, &params.stays).unwrap();
         detect_legs(points, &stays, &params).unwrap()
     }
@@ -297,6 +304,27 @@ mod tests {
         assert_eq!(leg.source, LegSource::Tracked);
         assert!((leg.speed.p85_m_s - 1.4).abs() < 0.01, "{:?}", leg.speed);
         assert!(leg.distance_m > 1_000.0 && leg.distance_m < 1_300.0, "{}", leg.distance_m);
+    }
+
+    #[test]
+    fn a_tiny_leg_between_two_stays_folds_away() {
+        // Ten minutes at 0 m, then 150 m and 211 m three seconds apart, then ten minutes at 400 m.
+        let mut track: Vec<_> = (0..=10).map(|m| at(m * MINUTE, if m % 2 == 0 { 0.0 } else { 5.0 })).collect();
+        let t = 10 * MINUTE + 30_000;
+        track.extend([at(t, 150.0), at(t + 3_000, 211.0)]);
+        track.extend((0..=10).map(|m| at(t + 10_000 + m * MINUTE, if m % 2 == 0 { 400.0 } else { 405.0 })));
+        track.push(at(t + 20 * MINUTE, 5_000.0));
+        let params = TimelineParams::default();
+        let stays = detect_stays(&track, &params.stays).unwrap();
+        assert_eq!(stays.len(), 2);
+        // trackintel's leg: "61 m in 3 s".
+        let kept = legs_of(&track);
+        assert_eq!(kept.len(), 1);
+        assert!((kept[0].distance_m - 61.0).abs() < 1.0 && kept[0].duration_ms() == 3_000, "{kept:?}");
+        // polo's: folded into the stays either side; the two visits have no trip between them.
+        let legs = detect_legs(&track, &stays, &params).unwrap();
+        assert!(legs.is_empty(), "{legs:?}");
+        assert!(crate::group_trips(&stays, &legs, &params.stays).is_empty());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! * [`trip`] — legs and short stops grouped into trips between visits.
 //! * [`timeline`] and [`incremental`] — both passes in one call, and the rule
 //!   for recomputing only the window after a change.
+//! * [`outlier`] — teleports (fixes thousands of km off for a moment) and
+//!   hopelessly inaccurate fixes, which callers flag and leave out.
 //!
 //! Meaning — places and routines:
 //! * [`place`] — DBSCAN clustering of stays into places on an R-tree, and
@@ -40,6 +42,7 @@ pub mod leg;
 pub mod mode;
 #[cfg(feature = "synthetic")]
 pub mod oracle;
+pub mod outlier;
 pub mod params;
 pub mod place;
 pub mod simplify;
@@ -59,6 +62,7 @@ pub use home_work::{HomeWork, HomeWorkParams, PlaceDwell, detect_home_work};
 pub use incremental::ResumePoint;
 pub use leg::{Leg, LegSource, detect_legs};
 pub use mode::{ModeParams, SpeedProfile, TransportMode};
+pub use outlier::{OutlierParams, Sample, Verdict, classify};
 pub use params::{StayParams, TimelineParams};
 pub use place::{Clustering, KnownPlace, PlaceCluster, PlaceParams, cluster_places, match_places};
 pub use stay::{Stay, detect_stays};

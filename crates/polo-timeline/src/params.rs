@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::TimelineError;
 use crate::home_work::HomeWorkParams;
 use crate::mode::ModeParams;
+use crate::outlier::OutlierParams;
 use crate::place::PlaceParams;
 
 /// Stay, leg and trip segmentation parameters (one set per user).
@@ -30,11 +31,26 @@ pub struct StayParams {
     /// A stay is a visit (trackintel: an activity) when it lasts longer than
     /// this (`>`); shorter stays are stops within a trip. Seconds, default 900.
     pub visit_min_duration_s: u32,
+    /// A tracked leg shorter than this (`<`) is no movement but the jitter
+    /// of a stay ending ("Driving 61 m in 3 s"): it is folded away, not
+    /// reported, counted or grouped into a trip. Metres, default 100 (the
+    /// stay radius); 0 keeps every leg, as trackintel does.
+    pub min_leg_m: f64,
+    /// Likewise for a tracked leg that lasts less than this (`<`). Seconds,
+    /// default 60; 0 keeps every leg.
+    pub min_leg_s: u32,
 }
 
 impl Default for StayParams {
     fn default() -> Self {
-        Self { distance_threshold_m: 100.0, time_threshold_s: 300, gap_threshold_s: 900, visit_min_duration_s: 900 }
+        Self {
+            distance_threshold_m: 100.0,
+            time_threshold_s: 300,
+            gap_threshold_s: 900,
+            visit_min_duration_s: 900,
+            min_leg_m: 100.0,
+            min_leg_s: 60,
+        }
     }
 }
 
@@ -51,7 +67,21 @@ impl StayParams {
                 why: "must be a positive number of metres",
             });
         }
+        if !(self.min_leg_m.is_finite() && self.min_leg_m >= 0.0) {
+            return Err(TimelineError::InvalidParameter {
+                name: "min_leg_m",
+                value: self.min_leg_m.to_string(),
+                why: "must be 0 or a positive number of metres",
+            });
+        }
         Ok(())
+    }
+
+    /// Whether a tracked leg of `distance_m` over `duration_ms` is too
+    /// small to be movement ([`Self::min_leg_m`], [`Self::min_leg_s`]).
+    #[must_use]
+    pub fn folds_leg(&self, distance_m: f64, duration_ms: i64) -> bool {
+        distance_m < self.min_leg_m || duration_ms < i64::from(self.min_leg_s) * 1000
     }
 
     /// [`Self::time_threshold_s`] in milliseconds.
@@ -85,6 +115,8 @@ pub struct TimelineParams {
     pub places: PlaceParams,
     /// Home and work windows ([`crate::detect_home_work`]).
     pub home_work: HomeWorkParams,
+    /// Which fixes are teleports or too inaccurate to use ([`crate::classify`]).
+    pub outliers: OutlierParams,
 }
 
 impl TimelineParams {
@@ -95,6 +127,7 @@ impl TimelineParams {
     pub fn validate(&self) -> Result<(), TimelineError> {
         self.stays.validate()?;
         self.modes.validate()?;
+        self.outliers.validate()?;
         self.places.validate()
     }
 }
@@ -121,6 +154,19 @@ mod tests {
         let partial: StayParams = serde_json::from_str(r#"{"distance_threshold_m": 150}"#).unwrap();
         assert_eq!(partial, StayParams { distance_threshold_m: 150.0, ..StayParams::default() });
         assert!(serde_json::from_str::<StayParams>(r#"{"radius": 1}"#).is_err());
+    }
+
+    #[test]
+    fn tiny_legs_fold_below_either_threshold() {
+        let params = StayParams::default();
+        assert!(params.folds_leg(61.0, 3_000), "Driving 61 m in 3 s");
+        assert!(params.folds_leg(500.0, 20_000), "half a kilometre in 20 s");
+        assert!(params.folds_leg(80.0, 300_000), "80 m in 5 minutes, within a stay's radius");
+        assert!(!params.folds_leg(150.0, 120_000));
+        let trackintel = StayParams { min_leg_m: 0.0, min_leg_s: 0, ..StayParams::default() };
+        assert!(!trackintel.folds_leg(0.5, 1));
+        let bad = StayParams { min_leg_m: -1.0, ..StayParams::default() }.validate().unwrap_err();
+        assert!(bad.to_string().contains("min_leg_m"), "{bad}");
     }
 
     #[test]

@@ -28,6 +28,14 @@ async function loadDay(date: string, device?: string): Promise<DayData> {
   return { day, runs };
 }
 
+const FLAG_LABELS: Record<string, string> = { teleport: "teleport", inaccurate: "too inaccurate", user: "flagged by you" };
+
+/** The fixes of a day the timeline leaves out (teleports, inaccurate, flagged by the user). */
+async function loadFlagged(from: string, to: string, device: string): Promise<PointView[]> {
+  const answer = await get<{ points: PointView[] }>(`/api/v1/points${qs({ from, to, device, outliers: "only", limit: 10000 })}`);
+  return answer.points;
+}
+
 /** The day a path shows: `/day/YYYY-MM-DD`, or today. The key handler
  * reads it from the URL, since a second key press can come before the
  * first one's render. */
@@ -45,6 +53,12 @@ export function Timeline({ device }: { device?: string } = {}) {
   const [mapReady, setMapReady] = useState(false);
   const layerRef = useRef<L.LayerGroup | null>(null);
   const runLayers = useRef<Map<number, L.Polyline[]>>(new Map());
+  const [showFlagged, setShowFlagged] = useState(false);
+  const flagged = useAsync(
+    () => (showFlagged && data?.day.device ? loadFlagged(data.day.from, data.day.to, data.day.device) : Promise.resolve([] as PointView[])),
+    [showFlagged, data],
+  );
+  const flaggedLayer = useRef<L.LayerGroup | null>(null);
 
   // Moving between days keeps the chosen device.
   const go = (to: string) => navigate(`${to === today ? "/" : `/day/${to}`}${qs({ device })}`);
@@ -112,6 +126,32 @@ export function Timeline({ device }: { device?: string } = {}) {
     const stays = data.day.entries.filter((e) => e.lat !== undefined && e.lon !== undefined).map((e) => ({ latlngs: [[e.lat!, e.lon!] as [number, number]] }));
     fitTo(map.map, boundsOf([...data.runs, ...stays]));
   }, [data, mapReady]);
+
+  // The fixes the timeline left out, when asked for: red rings, not part of the day's bounds.
+  useEffect(() => {
+    const map = mapRef.current;
+    flaggedLayer.current?.remove();
+    flaggedLayer.current = null;
+    if (!map || !showFlagged || !flagged.data) return;
+    const group = L.layerGroup().addTo(map.map);
+    flaggedLayer.current = group;
+    for (const point of flagged.data) {
+      L.circleMarker([point.lat, point.lon], { renderer: map.renderer, radius: 6, color: "#dc2626", weight: 2, fillOpacity: 0, className: "flagged-fix" })
+        .bindTooltip(`${clockTime(point.time, data?.day.utc_offset_minutes)}: ${FLAG_LABELS[point.flag_reason ?? "user"]}`)
+        .addTo(group);
+    }
+  }, [flagged.data, showFlagged, mapReady]);
+
+  const [unflagError, setUnflagError] = useState<unknown>(undefined);
+  const unflag = async (point: PointView) => {
+    setUnflagError(undefined);
+    try {
+      await api("PUT", "/api/v1/points/flag", { device: point.device, time: point.time, flagged: false });
+      reload();
+    } catch (e) {
+      setUnflagError(e);
+    }
+  };
 
   // Focus the selected entry.
   useEffect(() => {
@@ -194,6 +234,28 @@ export function Timeline({ device }: { device?: string } = {}) {
                   {d.name}
                 </button>
               ))}
+            </div>
+          )}
+          {data && data.day.device && (
+            <div class="flagged-fixes">
+              <label>
+                <input type="checkbox" checked={showFlagged} onChange={(e) => setShowFlagged(e.currentTarget.checked)} /> Show fixes left out (teleports)
+              </label>
+              {showFlagged && flagged.data && flagged.data.length === 0 && <span class="muted"> · none this day</span>}
+              {showFlagged && flagged.data && flagged.data.length > 0 && (
+                <ul aria-label="Fixes left out">
+                  {flagged.data.map((point) => (
+                    <li key={point.time}>
+                      {clockTime(point.time, data.day.utc_offset_minutes)} · {FLAG_LABELS[point.flag_reason ?? "user"]} ·{" "}
+                      <button type="button" class="small link" onClick={() => unflag(point)}>
+                        Use this fix
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              )}
+              {flagged.error !== undefined && <ErrorBox error={flagged.error} />}
+              {unflagError !== undefined && <ErrorBox error={unflagError} />}
             </div>
           )}
           {data && data.day.device && data.day.entries.length === 0 && <p class="muted">Points were recorded, but no stays or trips are known yet; the timeline catches up within seconds.</p>}

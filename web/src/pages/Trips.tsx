@@ -153,9 +153,10 @@ function TripList({ from, to }: { from: string; to: string }) {
 async function loadPoints(from: string, to: string, device: string): Promise<PointView[]> {
   const points: PointView[] = [];
   let cursor: string | undefined;
-  // A trip rarely has more than a few thousand points; stop at 100,000.
+  // A trip rarely has more than a few thousand points; stop at 100,000. Teleports stay out,
+  // as they are out of the trip's distance and speeds.
   for (let page = 0; page < 10; page += 1) {
-    const answer = await get<{ points: PointView[]; next_cursor: string | null }>(`/api/v1/points${qs({ from, to, device, limit: 10000, cursor })}`);
+    const answer = await get<{ points: PointView[]; next_cursor: string | null }>(`/api/v1/points${qs({ from, to, device, limit: 10000, cursor, outliers: "exclude" })}`);
     points.push(...answer.points);
     if (!answer.next_cursor) break;
     cursor = answer.next_cursor;

@@ -106,7 +106,17 @@ fn scan_month(
     let mut next = None;
     let mut read = 0u64;
     let mut failure: Option<DerivedError> = None;
+    // Flagged fixes (teleports) are not drawn, counted or fogged.
+    let mut flagged = crate::outliers::FlaggedScan::new(store, user, device, query.to);
     store.scan_points(&query, &mut |point| {
+        match flagged.contains(point.fix.time) {
+            Ok(false) => {}
+            Ok(true) => return ControlFlow::Continue(()),
+            Err(e) => {
+                failure = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
         let point = MapPoint { time: point.fix.time, coord: point.fix.coord };
         let t = point.time.0;
         if t >= end {

@@ -336,9 +336,9 @@ pub const TRACK_FROM_POINTS_MS: i64 = 3 * 86_400_000;
 /// A recording gap longer than this starts a new line of a track read from the points.
 const TRACK_GAP_MS: i64 = 15 * 60_000;
 
-/// The track of `devices` in `[from, to)` from their points: one line per
-/// device and stretch without a recording gap, thinned evenly to
-/// `max_points` (each line keeps its ends).
+/// The track of `devices` in `[from, to)` from their points, without the
+/// flagged fixes: one line per device and stretch without a recording gap,
+/// thinned evenly to `max_points` (each line keeps its ends).
 fn track_from_points(
     store: &dyn Store,
     user: UserId,
@@ -352,8 +352,14 @@ fn track_from_points(
     let mut segments: Vec<OverviewSegment> = Vec::new();
     for device in devices {
         let query = polo_store::PointQuery { user, device: Some(device.id), from: Some(from), to: Some(to) };
+        // Flagged fixes (teleports) are left out, as from the map levels.
+        let flagged = polo_derived::outliers::flagged_times(store, user, device.id, Some(from), Some(to))
+            .map_err(derived_error)?;
         let mut line: Vec<MapPoint> = Vec::new();
         store.scan_points(&query, &mut |point| {
+            if flagged.contains(&point.fix.time.0) {
+                return std::ops::ControlFlow::Continue(());
+            }
             if line.last().is_some_and(|last| point.fix.time.0 - last.time.0 > TRACK_GAP_MS) {
                 segments.push(OverviewSegment { device: device.id, points: std::mem::take(&mut line) });
             }

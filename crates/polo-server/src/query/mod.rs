@@ -25,6 +25,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::export))
         .routes(routes!(points::last_locations))
         .routes(routes!(points::intervals))
+        .routes(routes!(points::flag_fix))
         .routes(routes!(timeline::day))
         .routes(routes!(timeline::entries))
         .routes(routes!(timeline::trips))

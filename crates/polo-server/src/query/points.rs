@@ -13,10 +13,12 @@ use std::ops::ControlFlow;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use polo_derived::outliers::FlagReason;
 use polo_domain::time::parse_timestamp;
 use polo_domain::{DeviceId, Fix, IntervalKind, Point, Timestamp};
 use polo_formats::export::{ExportFormat, Exporter};
@@ -27,7 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, AuthErrors, BadRequest, NotFound};
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
 
 /// Default page size of JSON point queries.
 const DEFAULT_LIMIT: usize = 1000;
@@ -98,6 +100,34 @@ pub(crate) struct PointParams {
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Fixes the timeline leaves out (teleports, hopelessly inaccurate fixes, fixes you
+    /// flagged), for `json` pages: `include` (default; each marked `flagged: true`),
+    /// `exclude` or `only`. The file formats always carry every point.
+    #[param(inline)]
+    outliers: Option<Outliers>,
+}
+
+/// Which points a JSON page carries, by their flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Outliers {
+    /// Every point; flagged ones say so.
+    #[default]
+    Include,
+    /// Only the points the timeline uses.
+    Exclude,
+    /// Only the flagged points.
+    Only,
+}
+
+impl Outliers {
+    fn admits(self, flagged: bool) -> bool {
+        match self {
+            Self::Include => true,
+            Self::Exclude => !flagged,
+            Self::Only => flagged,
+        }
+    }
 }
 
 /// Query parameters of `GET /api/v1/export`.
@@ -196,12 +226,14 @@ pub(crate) struct Filter {
     bbox: Option<BoundingBox>,
     /// Leave out what only the owner should see (the source's raw extras).
     pub(crate) public: bool,
+    /// Which points, by their flag (JSON pages; shares leave flagged points out everywhere).
+    outliers: Outliers,
 }
 
 impl Filter {
-    /// A filter of whole devices in a range, for what a share shows.
+    /// A filter of whole devices in a range, for what a share shows: without flagged fixes.
     pub(crate) fn shared(devices: Vec<Device>, from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
-        Self { devices, from, to, bbox: None, public: true }
+        Self { devices, from, to, bbox: None, public: true, outliers: Outliers::Exclude }
     }
 }
 
@@ -221,7 +253,7 @@ fn resolve(store: &dyn Store, caller: &Caller, params: &PointParams) -> Result<F
             return Err(ApiError::not_found(format!("you have no device named {name:?}")));
         }
     }
-    Ok(Filter { devices, from, to, bbox, public: false })
+    Ok(Filter { devices, from, to, bbox, public: false, outliers: params.outliers.unwrap_or_default() })
 }
 
 /// One point. Measurements the source did not give are left out.
@@ -268,6 +300,14 @@ pub(crate) struct PointView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     extras: Option<Value>,
+    /// True for a fix the timeline leaves out (absent otherwise); see `flag_reason`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    flagged: bool,
+    /// Why it is flagged: `teleport` (reaching it and leaving it both need an impossible
+    /// speed), `inaccurate` (its accuracy radius is too large) or `user` (you flagged it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "teleport")]
+    flag_reason: Option<&'static str>,
 }
 
 pub(crate) fn point_view(device: &str, fix: &Fix) -> PointView {
@@ -285,6 +325,16 @@ pub(crate) fn point_view(device: &str, fix: &Fix) -> PointView {
         battery: fix.battery_percent,
         motion: fix.motion.map(|m| m.name()),
         extras: fix.extras.as_ref().and_then(|e| serde_json::from_str::<Value>(e.as_str()).ok()),
+        flagged: false,
+        flag_reason: None,
+    }
+}
+
+fn reason_name(reason: FlagReason) -> &'static str {
+    match reason {
+        FlagReason::Teleport => "teleport",
+        FlagReason::Inaccurate => "inaccurate",
+        FlagReason::User => "user",
     }
 }
 
@@ -385,6 +435,37 @@ async fn json_page(state: AppState, caller: Caller, params: PointParams) -> Resu
     .await
 }
 
+/// The flags of one device's fixes, read a month at a time as a time-ordered scan advances.
+struct FlagScan<'a> {
+    store: &'a dyn Store,
+    user: polo_domain::UserId,
+    device: DeviceId,
+    end: Option<Timestamp>,
+    loaded_to: i64,
+    reasons: std::collections::BTreeMap<i64, FlagReason>,
+}
+
+impl<'a> FlagScan<'a> {
+    const STEP_MS: i64 = 31 * 86_400_000;
+
+    fn new(store: &'a dyn Store, user: polo_domain::UserId, device: DeviceId, end: Option<Timestamp>) -> Self {
+        Self { store, user, device, end, loaded_to: i64::MIN, reasons: std::collections::BTreeMap::new() }
+    }
+
+    /// Why the fix at `time` is flagged, if it is. Times must not go backwards.
+    fn reason(&mut self, time: Timestamp) -> Result<Option<FlagReason>, ApiError> {
+        if time.0 >= self.loaded_to {
+            let end = self.end.map_or(i64::MAX, |t| t.0);
+            let to = time.0.saturating_add(Self::STEP_MS).min(end).max(time.0.saturating_add(1));
+            self.reasons =
+                polo_derived::outliers::flags(self.store, self.user, self.device, Some(time), Some(Timestamp(to)))
+                    .map_err(|e| ApiError::internal(format!("cannot read the flagged fixes: {e}")))?;
+            self.loaded_to = to;
+        }
+        Ok(self.reasons.get(&time.0).copied())
+    }
+}
+
 /// A page of `user`'s points matching `filter`, after `cursor` (blocking).
 pub(crate) fn page(
     store: &dyn Store,
@@ -413,8 +494,20 @@ pub(crate) fn page(
             }
         }
         let query = PointQuery { user, device: Some(device.id), from, to: filter.to };
+        let mut flags = FlagScan::new(store, user, device.id, filter.to);
+        let mut failure = None;
         store.scan_points(&query, &mut |point: Point| {
             if filter.bbox.is_some_and(|b| !b.contains(&point.fix)) {
+                return ControlFlow::Continue(());
+            }
+            let reason = match flags.reason(point.fix.time) {
+                Ok(reason) => reason,
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            };
+            if !filter.outliers.admits(reason.is_some()) {
                 return ControlFlow::Continue(());
             }
             if points.len() == limit {
@@ -422,9 +515,15 @@ pub(crate) fn page(
                 return ControlFlow::Break(());
             }
             last = Some(Cursor { device: device.id.0, time: point.fix.time.0 });
-            points.push(view(&device.name, &point.fix));
+            let mut shown = view(&device.name, &point.fix);
+            shown.flagged = reason.is_some();
+            shown.flag_reason = reason.map(reason_name);
+            points.push(shown);
             ControlFlow::Continue(())
         })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         if more {
             break;
         }
@@ -495,9 +594,22 @@ pub(crate) fn stream(
         for device in &filter.devices {
             let query = PointQuery { user, device: Some(device.id), from: filter.from, to: filter.to };
             let mut failed = false;
+            // Files carry every point, except where a share leaves flagged fixes out.
+            let mut flags = filter.public.then(|| FlagScan::new(store.as_ref(), user, device.id, filter.to));
             let scanned = store.scan_points(&query, &mut |point: Point| {
                 if filter.bbox.is_some_and(|b| !b.contains(&point.fix)) {
                     return ControlFlow::Continue(());
+                }
+                if let Some(flags) = flags.as_mut() {
+                    match flags.reason(point.fix.time) {
+                        Ok(None) => {}
+                        Ok(Some(_)) => return ControlFlow::Continue(()),
+                        Err(e) => {
+                            tracing::error!(error = %e.message, "export could not read the flagged fixes");
+                            failed = true;
+                            return ControlFlow::Break(());
+                        }
+                    }
                 }
                 let name = names.get(&point.device).map_or("unknown", String::as_str);
                 let written = if filter.public {
@@ -638,6 +750,51 @@ pub(crate) struct IntervalView {
     source: &'static str,
 }
 
+/// Your verdict on one fix.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct FixFlag {
+    /// The device whose fix it is.
+    #[schema(example = "phone")]
+    device: String,
+    /// The fix's time, exactly as listed by `GET /api/v1/points` (RFC 3339).
+    #[schema(example = "2014-06-01T12:03:12.250Z")]
+    time: String,
+    /// `true`: leave the fix out of the timeline and maps; `false`: use it, even if it
+    /// looks like a teleport.
+    flagged: bool,
+}
+
+/// Flags a fix or clears its flag. The timeline leaves flagged fixes (teleports, hopelessly
+/// inaccurate fixes) out of stays, legs, distances, statistics and maps; your verdict overrides
+/// the detector's, is kept as your edit and survives every recomputation, and the fix's day is
+/// recomputed before the answer.
+#[utoipa::path(
+    put,
+    path = "/api/v1/points/flag",
+    tag = "query",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    request_body = FixFlag,
+    responses((status = 204, description = "Stored and applied"), JsonBodyErrors, NotFound, CsrfFailed, AuthErrors)
+)]
+pub(crate) async fn flag_fix(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<FixFlag>, JsonRejection>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let Json(body) = body?;
+    let time = parse_time("time", &body.time)?;
+    let (store, engine, user) = (state.store.clone(), state.timeline.engine().clone(), caller.user.id);
+    blocking(move || {
+        let device = super::derived::device_named(&store.list_devices(user)?, &body.device)?;
+        engine.set_fix_flag(user, device, time, body.flagged).map_err(|e| match e {
+            polo_derived::DerivedError::Invalid(why) => ApiError::not_found(why),
+            other => other.into(),
+        })?;
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
 /// The intervals of a range.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct IntervalList {
@@ -711,6 +868,47 @@ mod tests {
         assert!(!b.contains(&at(0.5, 0.0)));
         assert!(BoundingBox::parse("1,2,3").is_err());
         assert!(BoundingBox::parse("0,10,1,5").is_err(), "south > north");
+    }
+
+    #[test]
+    fn pages_mark_flagged_fixes_and_filter_by_them() {
+        use polo_domain::{Coord, SourceFormat};
+        let store = polo_store_sqlite::SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("alice", "x", false).unwrap().id;
+        let device = store.ensure_device(user, "phone").unwrap();
+        // Twenty fixes a minute apart at home, and one of them 6 000 km away.
+        let fixes: Vec<Fix> = (0..20)
+            .map(|i| {
+                let lat = if i == 10 { -6.0 } else { 48.0 };
+                Fix::new(
+                    Timestamp(1_700_000_000_000 + i * 60_000),
+                    Coord::from_degrees(lat, 11.0).unwrap(),
+                    SourceFormat::Api,
+                )
+            })
+            .collect();
+        store.insert_points(user, device.id, &fixes).unwrap();
+        polo_derived::outliers::refresh(&store, user, device.id, None, &polo_timeline::OutlierParams::default())
+            .unwrap();
+        let listed = |outliers| {
+            let filter =
+                Filter { devices: vec![device.clone()], from: None, to: None, bbox: None, public: false, outliers };
+            page(&store, user, &filter, 100, None).unwrap().points
+        };
+        let all = listed(Outliers::Include);
+        assert_eq!(all.len(), 20);
+        let flagged: Vec<(usize, Option<&str>)> =
+            all.iter().enumerate().filter(|(_, p)| p.flagged).map(|(i, p)| (i, p.flag_reason)).collect();
+        assert_eq!(flagged, [(10, Some("teleport"))]);
+        let text = serde_json::to_string(&all[10]).unwrap();
+        assert!(text.contains("\"flagged\":true,\"flag_reason\":\"teleport\""), "{text}");
+        assert!(!serde_json::to_string(&all[9]).unwrap().contains("flag"), "unflagged points do not mention it");
+        assert_eq!(listed(Outliers::Exclude).len(), 19);
+        let only = listed(Outliers::Only);
+        assert_eq!((only.len(), only[0].lat), (1, -6.0));
+        // Shares leave them out too.
+        let shared = Filter::shared(vec![device.clone()], None, None);
+        assert_eq!(page(&store, user, &shared, 100, None).unwrap().points.len(), 19);
     }
 
     #[test]
