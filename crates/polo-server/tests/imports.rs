@@ -105,8 +105,7 @@ async fn a_full_store_refuses_live_points_and_is_not_ready_until_writes_work() {
         .map(|i| serde_json::json!({"time": 1_700_000_000 + i, "lat": 48.1 + f64::from(i) * 1e-5, "lon": 11.5, "device": "phone"}))
         .collect();
     let body = serde_json::to_vec(&points).unwrap();
-    let pages = sqlite.limit_pages(0).unwrap();
-    sqlite.limit_pages(pages).unwrap();
+    sqlite.limit_growth(Some(0)).unwrap();
     let (status, refused) = call(&router, "POST", "/api/v1/points", body.clone()).await;
     assert_eq!((status, refused["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{refused}");
     assert_eq!(sqlite.count_points(alice).unwrap(), 0, "nothing was stored, nothing acknowledged");
@@ -115,7 +114,7 @@ async fn a_full_store_refuses_live_points_and_is_not_ready_until_writes_work() {
     assert_eq!(ready["status"], "unavailable");
     assert_eq!(ready["reason"], "disk full: the store cannot be written", "no server path is shown");
 
-    sqlite.limit_pages(u64::from(u32::MAX)).unwrap();
+    sqlite.limit_growth(None).unwrap();
     let (status, stored) = call(&router, "POST", "/api/v1/points", body).await;
     assert_eq!((status, stored["added"].as_u64()), (StatusCode::OK, Some(5000)), "{stored}");
     let (status, ready) = call(&router, "GET", "/readyz", Vec::new()).await;

@@ -264,18 +264,30 @@ impl SqliteStore {
         self.write(replication::become_restored_copy)
     }
 
-    /// Caps the database at `pages` pages (SQLite's `max_page_count`; never
-    /// below its current size, which is what `0` returns): a write that
-    /// would grow it further fails as [`StoreError::DiskFull`], like on a
-    /// full disk. For tests of what happens when space runs out; returns the
-    /// cap in force.
+    /// Lets the database grow by at most `pages` more pages (SQLite's
+    /// `max_page_count`), or lifts the cap (`None`, which also counts as
+    /// room for [`Store::check_writable`]): a write that would grow it
+    /// further fails as [`StoreError::DiskFull`], as on a full disk. For
+    /// tests of what happens when space runs out.
     ///
     /// # Errors
     /// Backend failures.
-    pub fn limit_pages(&self, pages: u64) -> StoreResult<u64> {
-        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
-        let set: i64 = self.writer().pragma_update_and_check(None, "max_page_count", pages, |r| r.get(0)).db()?;
-        Ok(u64::try_from(set).unwrap_or(0))
+    pub fn limit_growth(&self, pages: Option<u64>) -> StoreResult<()> {
+        /// SQLite's largest page count.
+        const NO_CAP: i64 = 4_294_967_294;
+        let conn = self.writer();
+        let cap = match pages {
+            None => NO_CAP,
+            Some(pages) => {
+                let now: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0)).db()?;
+                now.saturating_add(i64::try_from(pages).unwrap_or(NO_CAP)).min(NO_CAP)
+            }
+        };
+        conn.pragma_update(None, "max_page_count", cap).db()?;
+        if pages.is_none() {
+            self.health.clear();
+        }
+        Ok(())
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {

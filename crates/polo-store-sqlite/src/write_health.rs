@@ -10,11 +10,11 @@
 //! database, then removes them) and clears the mark once that succeeds, so
 //! an idle server becomes ready again as soon as space is freed.
 //!
-//! A write that commits does not clear the mark of a file store: on a full
-//! disk small commits still succeed now and then (SQLite reuses the space
-//! of WAL frames it had written before), and readiness would flap with
-//! them. Only the probe, which needs real room, decides. An in-memory store
-//! has nothing to probe: there the next write that commits clears the mark.
+//! A write that commits does not clear the mark: on a full disk small
+//! commits still succeed now and then (SQLite reuses the space of WAL
+//! frames it had written before), and readiness would flap with them. Only
+//! evidence of room does: the probe, or for an in-memory store (which fills
+//! up only by the cap of [`crate::SqliteStore::limit_growth`]) lifting that cap.
 //!
 //! SQLite reports `ENOSPC` as `SQLITE_FULL` when appending to a file, but
 //! as a generic `SQLITE_IOERR` when it cannot grow its shared-memory index
@@ -93,12 +93,7 @@ impl WriteHealth {
     /// this store.
     pub(crate) fn observe<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         match result {
-            Ok(value) => {
-                if self.path.is_none() && self.failing.load(Ordering::Acquire) {
-                    self.failing.store(false, Ordering::Release);
-                }
-                Ok(value)
-            }
+            Ok(value) => Ok(value),
             Err(error) => {
                 let error = self.name(error);
                 if error.is_disk_full() {
@@ -109,9 +104,14 @@ impl WriteHealth {
         }
     }
 
-    /// `Ok` unless the last write failed for lack of space and a probe
-    /// finds the file system still full (an in-memory store is not probed:
-    /// its mark stays until a write succeeds).
+    /// There is room again (the cap of an in-memory store was lifted).
+    pub(crate) fn clear(&self) {
+        self.failing.store(false, Ordering::Release);
+    }
+
+    /// `Ok` unless a write failed for lack of space and a probe finds the
+    /// file system still full (an in-memory store is not probed: its mark
+    /// stays until [`WriteHealth::clear`]).
     pub(crate) fn check(&self) -> StoreResult<()> {
         if !self.failing.load(Ordering::Acquire) {
             return Ok(());
@@ -179,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_marks_the_store_until_the_probe_or_an_in_memory_write_succeeds() {
+    fn a_failed_write_marks_the_store_until_there_is_room_again() {
         let dir = tempfile::tempdir().unwrap();
         let health = WriteHealth::new(Some(dir.path().join("polo.db")));
         assert!(health.check().is_ok());
@@ -193,14 +193,15 @@ mod tests {
         assert!(health.check().is_ok());
         assert!(!health.failing.load(Ordering::Acquire));
 
-        // In memory there is no probe: the mark holds until a write commits.
+        // In memory there is no probe: the mark holds until cleared.
         let memory = WriteHealth::new(None);
         let _ = memory.observe::<()>(Err(StoreError::DiskFull("sqlite: database or disk is full".into())));
         let error = memory.check().unwrap_err();
         assert_eq!(error.to_string(), "disk full: the in-memory store could not be written");
         let _ = memory.observe::<()>(Err(StoreError::NotFound("device 3".into())));
-        assert!(memory.check().is_err(), "a refusal says nothing about space");
         memory.observe(Ok(())).unwrap();
+        assert!(memory.check().is_err(), "neither a refusal nor a commit says there is room");
+        memory.clear();
         assert!(memory.check().is_ok());
     }
 }

@@ -538,9 +538,8 @@ mod tests {
             file.write_all(content).unwrap();
             NewJob { user, device: None, file_name: "track.gpx".into(), upload: file, bytes: content.len() as u64 }
         };
-        let pages = sqlite.limit_pages(0).unwrap();
-        sqlite.limit_pages(pages + 40).unwrap();
-        let big = jobs.start(upload(jane, &super::super::pipeline::tests::gpx(20_000)), store.clone(), Metrics::new());
+        sqlite.limit_growth(Some(30)).unwrap();
+        let big = jobs.start(upload(jane, &super::super::pipeline::tests::gpx(40_000)), store.clone(), Metrics::new());
         let small = super::super::pipeline::tests::gpx(3);
         let behind = jobs.start(upload(joe, &small), store.clone(), Metrics::new()).unwrap();
         let big = finished(&big.unwrap()).await;
@@ -552,7 +551,7 @@ mod tests {
         let behind = finished(&behind).await;
         assert!(behind.status.is_finished(), "{behind:?}");
 
-        sqlite.limit_pages(u64::from(u32::MAX)).unwrap();
+        sqlite.limit_growth(None).unwrap();
         let after = jobs.start(upload(joe, &small), store.clone(), Metrics::new()).unwrap();
         let after = finished(&after).await;
         assert_eq!(after.status, JobStatus::Done, "{after:?}");

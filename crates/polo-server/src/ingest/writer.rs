@@ -851,8 +851,7 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let user = store.create_user("alice", "$argon2id$fake", false).unwrap().id;
         let phones: Vec<DeviceId> = (0..3).map(|i| store.ensure_device(user, &format!("p{i}")).unwrap().id).collect();
-        let now = store.limit_pages(0).unwrap();
-        store.limit_pages(now).unwrap();
+        store.limit_growth(Some(0)).unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
         let ingestor = Ingestor::start(Arc::clone(&store), IngestorConfig::default()).unwrap();
         let tasks: Vec<_> = phones
