@@ -424,10 +424,7 @@ fn polo_serve_on_a_full_disk_fails_the_job_is_not_ready_and_recovers() {
     assert_eq!(job["status"], "failed", "{job}");
     let store = data.join("polo.sqlite");
     let error = job["error"].as_str().unwrap();
-    assert!(
-        error.ends_with(&format!("disk full: the store at {} could not be written", store.display())),
-        "{error}"
-    );
+    assert!(error.ends_with(&format!("disk full: the store at {} could not be written", store.display())), "{error}");
     let ready = http(&server.addr, "GET", "/readyz", &[], b"");
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert_eq!(ready.json()["reason"], "disk full: the store cannot be written");

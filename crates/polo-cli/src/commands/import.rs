@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polo_server::import_job::{CountingReader, FileReport, Importer, RejectsWriter, Totals, run_stamp};
+use polo_store::{Store, StoreError};
 use serde::Serialize;
 
 use crate::Outcome;
@@ -72,7 +73,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
         }
         report.files.extend(context.import_file(path));
         // A write failed for lack of space and there is still no room: the next files would fail too.
-        full = store.check_writable().err().filter(polo_store::StoreError::is_disk_full);
+        full = store.check_writable().err().filter(StoreError::is_disk_full);
     }
     progress.finish();
     report.bytes = progress.bytes.load(Ordering::Relaxed);
