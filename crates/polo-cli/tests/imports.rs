@@ -1,12 +1,17 @@
 //! File imports over HTTP end to end: the real binary on port 0 receives a
 //! hand-built multipart upload, the job is polled until it ends, and the
-//! points are read back through the query API.
+//! points are read back through the query API. And imports (CLI and HTTP)
+//! on a disk that fills up, on a small tmpfs the tests mount.
 
 mod common;
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Response, add_user, basic, http, serve};
+use common::{Response, add_user, basic, http, polo, serve};
 use serde_json::Value;
 
 const GPX: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -234,4 +239,226 @@ fn a_large_upload_is_not_buffered_in_memory() {
         peak_after.saturating_sub(rss_before.max(peak_before)) < 20 * 1024,
         "peak {peak_before} -> {peak_after} kB"
     );
+}
+
+/// A tmpfs of a few MB mounted for one test, unmounted when dropped (after
+/// the server, which is declared later and so dropped first).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts one, or says why not (mounting needs root or CAP_SYS_ADMIN)
+    /// and returns `None`, so the test is skipped visibly.
+    fn mount(size: &str, test: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "polo-test"])
+            .arg(dir.path())
+            .stderr(Stdio::piped())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(Self { dir }),
+            Ok(out) => {
+                eprintln!("SKIPPED {test}: cannot mount a tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim());
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED {test}: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.path().join("filler")
+    }
+
+    /// Fills the file system to the last byte (appending to the filler file).
+    fn fill(&self) {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(self.filler()).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let block = vec![0xa5u8; chunk];
+            loop {
+                match file.write_all(&block) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(28) => break,
+                    Err(e) => panic!("filling the disk: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Frees `bytes` of the filler.
+    fn free(&self, bytes: u64) {
+        let file = std::fs::OpenOptions::new().write(true).open(self.filler()).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len.saturating_sub(bytes)).unwrap();
+    }
+
+    /// Removes the filler: the disk has room again.
+    fn empty(&self) {
+        std::fs::remove_file(self.filler()).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(self.path()).status().is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still busy (a process that outlived its test): detach it anyway.
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        }
+    }
+}
+
+/// A CSV track of `n` points a second apart, jittered so that the store
+/// cannot compress them to nothing; `start` is epoch seconds.
+fn csv_track(n: u32, start: u32) -> String {
+    let mut text = String::from("time,lat,lon,alt\n");
+    let mut seed = 0x9e37_79b9_u32 ^ start;
+    for i in 0..n {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let lat = 48.0 + f64::from(seed % 1_000_000) / 1e7;
+        let lon = 11.0 + f64::from((seed >> 7) % 1_000_000) / 1e7;
+        let _ = writeln!(text, "{},{lat:.7},{lon:.7},{}", start + i, seed % 2000);
+    }
+    text
+}
+
+/// Waits for `child` at most `within`; kills it and fails when it does not end.
+fn wait_for(mut child: std::process::Child, within: Duration, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn exported_points(data: &Path) -> usize {
+    let out = polo(data).args(["export", "--user", "jane", "--format", "csv"]).output().unwrap();
+    assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().count() - 1
+}
+
+/// `polo import` on a disk that fills up used to wait for ever on a writer
+/// thread that had died. Now the file says `disk full` and names the store,
+/// the files after it are not attempted, the exit status is 2, and what was
+/// stored before is intact.
+#[test]
+#[cfg(target_os = "linux")]
+fn polo_import_on_a_full_disk_says_so_and_exits_2() {
+    let Some(disk) = SmallDisk::mount("16m", "polo_import_on_a_full_disk_says_so_and_exits_2") else { return };
+    let data = disk.path().join("data");
+    let inputs = tempfile::tempdir().unwrap();
+    let first = inputs.path().join("first.gpx");
+    std::fs::write(&first, GPX).unwrap();
+    let big = inputs.path().join("big.csv");
+    std::fs::write(&big, csv_track(150_000, 1_650_000_000)).unwrap();
+    add_user(&data, "jane");
+    common::run_ok(polo(&data).args(["import", "--user", "jane"]).arg(&first));
+
+    disk.fill();
+    // Room to open the store and a little more, not for 150,000 points.
+    disk.free(256 << 10);
+    let child = polo(&data)
+        .args(["import", "--json", "--user", "jane"])
+        .arg(&big)
+        .arg(&first)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_for(child, Duration::from_secs(120), "polo import");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let store = data.join("polo.sqlite");
+    let message = format!("disk full: the store at {} could not be written", store.display());
+    assert!(stderr.contains(&format!("polo: {message}")), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{report}");
+    let error = files[0]["error"].as_str().unwrap();
+    assert_eq!(error, format!("storing failed, the rest of the file was not stored: {message}"));
+    assert_eq!(files[1]["error"].as_str().unwrap(), format!("not imported: {message}"));
+    let stored = files[0]["points_added"].as_u64().unwrap();
+    assert!(stored < 150_000, "{report}");
+
+    // With room again, everything stored before (and counted) is there.
+    disk.empty();
+    assert_eq!(exported_points(&data) as u64, 3 + stored);
+}
+
+/// `polo serve` on a disk that fills up: the import job fails with the
+/// reason (it used to stay `running`, and every later job `queued`), live
+/// points are not acknowledged unless stored, `/readyz` is 503 until there
+/// is room again, later jobs run, and SIGTERM ends the process in time.
+#[test]
+#[cfg(target_os = "linux")]
+fn polo_serve_on_a_full_disk_fails_the_job_is_not_ready_and_recovers() {
+    let test = "polo_serve_on_a_full_disk_fails_the_job_is_not_ready_and_recovers";
+    let Some(disk) = SmallDisk::mount("16m", test) else { return };
+    let data = disk.path().join("data");
+    add_user(&data, "jane");
+    // Uploads spool under the data directory; here they go elsewhere, so
+    // that a finished job's spool file does not free the full disk.
+    let spool = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(spool.path(), data.join("uploads")).unwrap();
+    let mut server = serve(&data, &[]);
+    let jane = basic("jane", "a long password");
+    let warm = import(&server.addr, &jane, "", "track.gpx", GPX.as_bytes());
+    assert_eq!(warm["status"], "done", "{warm}");
+    let ready = http(&server.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    disk.fill();
+    let job = import(&server.addr, &jane, "", "big.csv", csv_track(150_000, 1_650_000_000).as_bytes());
+    assert_eq!(job["status"], "failed", "{job}");
+    let store = data.join("polo.sqlite");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.ends_with(&format!("disk full: the store at {} could not be written", store.display())), "{error}");
+    let ready = http(&server.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["reason"], "disk full: the store cannot be written");
+
+    // Live points: refused with 503, or (should SQLite fit them into WAL
+    // space it had written before) stored. Never acknowledged and lost.
+    let live: Vec<Value> = (0..20_000)
+        .map(|i| serde_json::json!({"time": 1_700_000_000 + i, "lat": 48.1 + f64::from(i % 977) * 1e-4, "lon": 11.5 + f64::from(i % 613) * 1e-4}))
+        .collect();
+    let body = serde_json::to_vec(&live).unwrap();
+    let headers = [("Authorization", jane.as_str()), ("Content-Type", "application/json")];
+    let answer = http(&server.addr, "POST", "/api/v1/points", &headers, &body);
+    let live_stored = match answer.status {
+        503 => {
+            assert_eq!(answer.json()["code"], "unavailable");
+            0
+        }
+        // Acknowledged, so stored: counted in the export below.
+        200 => answer.json()["added"].as_u64().unwrap(),
+        other => panic!("live ingest on a full disk answered {other}: {}", answer.body),
+    };
+    eprintln!("live ingest on the full disk answered {}", answer.status);
+
+    // Room again: ready without waiting for a write, and the next job runs.
+    disk.empty();
+    let ready = http(&server.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let after = import(&server.addr, &jane, "", "later.csv", csv_track(2000, 1_660_000_000).as_bytes());
+    assert_eq!(after["status"], "done", "{after}");
+    assert_eq!(after["points_added"], 2000, "{after}");
+
+    let status = server.terminate(polo_server::SHUTDOWN_GRACE).expect("polo serve did not exit after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    // Everything acknowledged or counted is stored.
+    let failed_job_stored = job["points_added"].as_u64().unwrap();
+    assert_eq!(exported_points(&data) as u64, 3 + failed_job_stored + live_stored + 2000);
 }

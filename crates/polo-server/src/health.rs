@@ -5,6 +5,12 @@
 //! that migrations are done), which is what a load balancer or an
 //! orchestrator should gate traffic on.
 //!
+//! Ready also means ready to store: while the store's writes fail for lack
+//! of space ([`polo_store::Store::check_writable`]: the last write failed
+//! and the disk is still full) `/readyz` answers 503 with reason `disk full`,
+//! and 200 again as soon as there is room, even before the next write. Live
+//! ingest answers 503 meanwhile, so phones keep their points and resend.
+//!
 //! Ready means ready to answer queries: the derived timeline lives in the
 //! store next to the points, so a store restored from a backup is ready as
 //! soon as it opens, with no rebuild phase. `/readyz` also names the store's
@@ -60,21 +66,32 @@ async fn healthz() -> Json<Liveness> {
     Json(Liveness { status: "ok", version: env!("CARGO_PKG_VERSION") })
 }
 
-/// Readiness: the store answers and is migrated (the stored timeline comes with it).
+/// Readiness: the store answers, is migrated (the stored timeline comes with it) and can be written.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
     responses(
         (status = 200, description = "Ready for traffic", body = Readiness),
-        (status = 503, description = "The store does not answer", body = Readiness),
+        (status = 503, description = "The store does not answer, or its disk is full", body = Readiness),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let store = state.store.clone();
-    let reason = match tokio::task::spawn_blocking(move || store.ping().and_then(|()| store.epoch())).await {
+    let checked = tokio::task::spawn_blocking(move || {
+        store.ping()?;
+        store.check_writable()?;
+        store.epoch()
+    })
+    .await;
+    let reason = match checked {
         Ok(Ok(epoch)) => {
             return (StatusCode::OK, Json(Readiness { status: "ready", epoch: Some(epoch), reason: None }));
+        }
+        // The full error names the store's path: logged, not shown to whoever can reach `/readyz`.
+        Ok(Err(e)) if e.is_disk_full() => {
+            tracing::warn!(error = %e, "not ready: the store cannot be written");
+            "disk full: the store cannot be written".to_owned()
         }
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),

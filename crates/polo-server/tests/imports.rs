@@ -1,4 +1,5 @@
-//! Upload limits of `POST /api/v1/imports`, in process with a small maximum.
+//! In process: upload limits of `POST /api/v1/imports` with a small
+//! maximum, and a store that runs out of space.
 
 use std::sync::Arc;
 
@@ -70,4 +71,52 @@ async fn uploads_over_the_maximum_are_413_and_others_are_accepted() {
     let (status, body) = post(&router, multipart(&[b'x'; 3000]), true).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "queued");
+}
+
+async fn call(router: &axum::Router, method: &str, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let auth = format!("Basic {}", STANDARD.encode("alice:alice password"));
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, auth)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// While the store cannot grow (a full disk; here SQLite's page cap) live
+/// points are refused with 503, none is acknowledged that was not stored,
+/// and `/readyz` says why; both recover once writes work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_refuses_live_points_and_is_not_ready_until_writes_work() {
+    let sqlite = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let alice = sqlite.create_user("alice", &hash_password("alice password").unwrap(), false).unwrap().id;
+    sqlite.ensure_device(alice, "phone").unwrap();
+    let state = AppState::new(Arc::clone(&sqlite) as Arc<dyn Store>).unwrap();
+    let router = polo_server::app(state, &polo_server::ServerOptions::default(), polo_server::AccessLogger::off());
+    let (status, ready) = call(&router, "GET", "/readyz", Vec::new()).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+
+    let points: Vec<Value> = (0..5000)
+        .map(|i| serde_json::json!({"time": 1_700_000_000 + i, "lat": 48.1 + f64::from(i) * 1e-5, "lon": 11.5, "device": "phone"}))
+        .collect();
+    let body = serde_json::to_vec(&points).unwrap();
+    sqlite.limit_growth(Some(0)).unwrap();
+    let (status, refused) = call(&router, "POST", "/api/v1/points", body.clone()).await;
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{refused}");
+    assert_eq!(sqlite.count_points(alice).unwrap(), 0, "nothing was stored, nothing acknowledged");
+    let (status, ready) = call(&router, "GET", "/readyz", Vec::new()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["status"], "unavailable");
+    assert_eq!(ready["reason"], "disk full: the store cannot be written", "no server path is shown");
+
+    sqlite.limit_growth(None).unwrap();
+    let (status, stored) = call(&router, "POST", "/api/v1/points", body).await;
+    assert_eq!((status, stored["added"].as_u64()), (StatusCode::OK, Some(5000)), "{stored}");
+    let (status, ready) = call(&router, "GET", "/readyz", Vec::new()).await;
+    assert_eq!((status, ready["status"].as_str()), (StatusCode::OK, Some("ready")), "{ready}");
 }

@@ -111,14 +111,19 @@ pub(crate) fn token_by_hash(store: &SqliteStore, token_hash: &[u8; 32]) -> Store
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(Some((token, user))),
         };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
-        tx.execute(
-            "UPDATE tokens SET last_used_ms = ?3 WHERE user_id = ?1 AND id = ?2",
-            params![token.user.0, token.id, at.0],
-        )
-        .db()?;
-        tx.commit().db()?;
-        token.last_used = Some(at);
+        let touched = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+            tx.execute(
+                "UPDATE tokens SET last_used_ms = ?3 WHERE user_id = ?1 AND id = ?2",
+                params![token.user.0, token.id, at.0],
+            )?;
+            tx.commit()
+        });
+        // Like a busy writer, a failed touch (a full disk) must not turn
+        // away the token: reads still work, and ingest reports its own error.
+        match store.health.observe(touched.map_err(|e| store.health.sqlite_failure(&e))) {
+            Ok(()) => token.last_used = Some(at),
+            Err(e) => tracing::warn!(error = %e, token = token.id, "cannot note the token's last use"),
+        }
     }
     Ok(Some((token, user)))
 }

@@ -34,6 +34,7 @@ mod replication;
 mod schema;
 mod sharing;
 mod tail_cache;
+mod write_health;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -72,14 +73,24 @@ const MAX_READERS: usize = 8;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Maps rusqlite errors into [`StoreError::Backend`].
+/// Maps rusqlite errors into [`StoreError`]s ([`store_error`]).
 pub(crate) trait Db<T> {
     fn db(self) -> StoreResult<T>;
 }
 
 impl<T> Db<T> for rusqlite::Result<T> {
     fn db(self) -> StoreResult<T> {
-        self.map_err(|e| StoreError::Backend(format!("sqlite: {e}")))
+        self.map_err(|e| store_error(&e))
+    }
+}
+
+/// `SQLITE_FULL` is [`StoreError::DiskFull`] (the writer names the store in
+/// it, see `write_health`); every other failure is [`StoreError::Backend`].
+pub(crate) fn store_error(e: &rusqlite::Error) -> StoreError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        StoreError::DiskFull(format!("sqlite: {e}"))
+    } else {
+        StoreError::Backend(format!("sqlite: {e}"))
     }
 }
 
@@ -164,6 +175,8 @@ pub struct SqliteStore {
     /// What the writer remembers between commits; only locked while the
     /// writer is held, so never contended.
     memory: Mutex<WriterMemory>,
+    /// Whether writes fail for lack of space.
+    health: write_health::WriteHealth,
 }
 
 /// What the writer keeps in memory between commits, for live ingest.
@@ -197,18 +210,23 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub fn open_with_page_size(path: impl AsRef<Path>, page_size: u32) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = Connection::open(&path).db()?;
-        configure_writer(&conn, page_size, true)?;
-        schema::migrate(&mut conn)?;
-        // Checkpoints happen on their own thread (see `checkpoint`), not in commits.
-        conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
-        let writer = Arc::new(Mutex::new(conn));
+        let health = write_health::WriteHealth::new(Some(path.clone()));
+        let opened = (|| {
+            let mut conn = Connection::open(&path).db()?;
+            configure_writer(&conn, page_size, true)?;
+            schema::migrate(&mut conn)?;
+            // Checkpoints happen on their own thread (see `checkpoint`), not in commits.
+            conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
+            Ok(conn)
+        })();
+        let writer = Arc::new(Mutex::new(opened.map_err(|e| health.open_failure(e))?));
         let checkpointer = checkpoint::Checkpointer::start(&path, Arc::clone(&writer))?;
         Ok(Self {
             writer,
             readers: Some(ReaderPool::new(path)),
             _checkpointer: Some(checkpointer),
             memory: Mutex::default(),
+            health,
         })
     }
 
@@ -220,7 +238,13 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().db()?;
         configure_writer(&conn, DEFAULT_PAGE_SIZE, false)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { writer: Arc::new(Mutex::new(conn)), readers: None, _checkpointer: None, memory: Mutex::default() })
+        Ok(Self {
+            writer: Arc::new(Mutex::new(conn)),
+            readers: None,
+            _checkpointer: None,
+            memory: Mutex::default(),
+            health: write_health::WriteHealth::new(None),
+        })
     }
 
     /// Makes this database a new instance after it was restored from a
@@ -240,18 +264,50 @@ impl SqliteStore {
         self.write(replication::become_restored_copy)
     }
 
+    /// Lets the database grow by at most `pages` more pages (SQLite's
+    /// `max_page_count`), or lifts the cap (`None`, which also counts as
+    /// room for [`Store::check_writable`]): a write that would grow it
+    /// further fails as [`StoreError::DiskFull`], as on a full disk. For
+    /// tests of what happens when space runs out.
+    ///
+    /// # Errors
+    /// Backend failures.
+    pub fn limit_growth(&self, pages: Option<u64>) -> StoreResult<()> {
+        /// SQLite's largest page count.
+        const NO_CAP: i64 = 4_294_967_294;
+        let conn = self.writer();
+        let cap = match pages {
+            None => NO_CAP,
+            Some(pages) => {
+                let now: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0)).db()?;
+                now.saturating_add(i64::try_from(pages).unwrap_or(NO_CAP)).min(NO_CAP)
+            }
+        };
+        conn.pragma_update(None, "max_page_count", cap).db()?;
+        if pages.is_none() {
+            self.health.clear();
+        }
+        Ok(())
+    }
+
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-transaction rolled that transaction back; the connection is fine.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer.
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer, noting
+    /// in [`write_health`] whether it failed for lack of space.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
-        let out = f(&tx)?;
-        tx.commit().db()?;
-        Ok(out)
+        let written = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.health.sqlite_failure(&e))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(|e| self.health.sqlite_failure(&e))?;
+            Ok(out)
+        })();
+        self.health.observe(written)
     }
 
     /// Runs `f` on a reader (the writer for in-memory stores).
@@ -861,7 +917,11 @@ impl Store for SqliteStore {
                         match outcome {
                             Ok(outcome) => outcomes.push((index, outcome)),
                             Err(e) => {
-                                let rollback = StoreError::Backend(format!("group {index} failed: {e}"));
+                                let rollback = if e.is_disk_full() {
+                                    StoreError::DiskFull(format!("group {index} failed: {e}"))
+                                } else {
+                                    StoreError::Backend(format!("group {index} failed: {e}"))
+                                };
                                 culprit = Some((index, e));
                                 return Err(rollback);
                             }
@@ -880,7 +940,7 @@ impl Store for SqliteStore {
                     }
                     return Ok(());
                 }
-                (Err(_), Some((index, e))) => groups[index].outcome = Some(Err(e)),
+                (Err(_), Some((index, e))) => groups[index].outcome = Some(Err(self.health.name(e))),
                 (Err(e), None) => return Err(e),
             }
         }
@@ -1087,6 +1147,10 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).db())
+    }
+
+    fn check_writable(&self) -> StoreResult<()> {
+        self.health.check()
     }
 
     // ---------------------------------------------------------------- sharing

@@ -52,6 +52,32 @@ pub enum StoreError {
     /// The backend failed.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The storage is full (`ENOSPC`, `SQLITE_FULL`): the write was rolled
+    /// back whole, and what was committed before stays valid. The text says
+    /// which store, e.g. `the store at /srv/polo/polo.db could not be written`.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+}
+
+impl StoreError {
+    /// An I/O failure while `doing` something: [`StoreError::DiskFull`]
+    /// when the file system is out of space (`ENOSPC`, or `EDQUOT` for a
+    /// user over quota), [`StoreError::Backend`] otherwise.
+    #[must_use]
+    pub fn from_io(doing: &str, error: &std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Self::DiskFull(format!("{doing}: {error}"))
+            }
+            _ => Self::Backend(format!("{doing}: {error}")),
+        }
+    }
+
+    /// Whether this is [`StoreError::DiskFull`].
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::DiskFull(_))
+    }
 }
 
 /// Result alias for store operations.
@@ -638,6 +664,17 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// When the backend is unreachable.
     fn ping(&self) -> StoreResult<()>;
+    /// Whether writes can succeed, for `/readyz`: an error while the last
+    /// write failed for lack of space and the storage still has no room.
+    /// Free of I/O while writes succeed; a backend that cannot fill up
+    /// keeps the default, which always answers `Ok`.
+    ///
+    /// # Errors
+    /// [`StoreError::DiskFull`] (naming the store) while writes fail for
+    /// lack of space.
+    fn check_writable(&self) -> StoreResult<()> {
+        Ok(())
+    }
 
     // ------------------------------------------------------------------
     // Sharing (the web app): public share links, location grants between
@@ -701,4 +738,22 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_is_disk_full_and_other_io_errors_are_backend_errors() {
+        // 28 is ENOSPC on Linux and the BSDs; 122 is EDQUOT on Linux.
+        let full = StoreError::from_io("writing /data/probe", &std::io::Error::from_raw_os_error(28));
+        assert!(full.is_disk_full(), "{full:?}");
+        assert!(full.to_string().starts_with("disk full: writing /data/probe"), "{full}");
+        #[cfg(target_os = "linux")]
+        assert!(StoreError::from_io("x", &std::io::Error::from_raw_os_error(122)).is_disk_full());
+        let denied = StoreError::from_io("writing /data/probe", &std::io::Error::from_raw_os_error(13));
+        assert!(!denied.is_disk_full(), "{denied:?}");
+        assert!(matches!(denied, StoreError::Backend(_)));
+    }
 }

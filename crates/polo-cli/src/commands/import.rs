@@ -8,6 +8,10 @@
 //! Every rejected record goes to a JSON-lines rejects file under
 //! `DATA_DIR/rejects/` and is counted in the summary. Archive entries that are
 //! not location data are listed as skipped, with the reason.
+//!
+//! When the disk fills up, the file being imported ends with `disk full`
+//! (what was stored before stays stored and is counted), the files after
+//! it are listed as not imported, and the command exits with status 2.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,6 +21,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polo_server::import_job::{CountingReader, FileReport, Importer, RejectsWriter, Totals, run_stamp};
+use polo_store::{Store, StoreError};
 use serde::Serialize;
 
 use crate::Outcome;
@@ -56,8 +61,19 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
         run_stamp: &run_stamp,
         bytes: Arc::clone(&progress.bytes),
     };
+    let mut full = None;
     for path in &args.files {
+        if let Some(e) = &full {
+            report.files.push(FileReport {
+                path: path.display().to_string(),
+                error: Some(format!("not imported: {e}")),
+                ..FileReport::default()
+            });
+            continue;
+        }
         report.files.extend(context.import_file(path));
+        // A write failed for lack of space and there is still no room: the next files would fail too.
+        full = store.check_writable().err().filter(StoreError::is_disk_full);
     }
     progress.finish();
     report.bytes = progress.bytes.load(Ordering::Relaxed);
@@ -74,6 +90,12 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_human(&report);
+    }
+    if let Some(e) = full {
+        eprintln!(
+            "polo: {e}. The points counted as added are stored; free some space and run the import again \
+             (what is stored already counts as duplicates)."
+        );
     }
     let failed = report.files.iter().any(|f| f.error.is_some());
     Ok(if failed {

@@ -2,8 +2,16 @@
 //! (and, with `--mqtt-url`, subscribes to OwnTracks over MQTT; with
 //! `--geocoder`, names places from an online geocoder in the background)
 //! until SIGINT or SIGTERM, finishing in-flight requests before exiting.
+//!
+//! The shutdown is bounded: in-flight requests get up to
+//! [`SHUTDOWN_GRACE`] after the signal, then the background tasks and the
+//! ingest writer get what is left of it (at least [`FLUSH_AT_LEAST`]) to
+//! stop and store what they hold. Whatever is still stuck then (a writer
+//! hanging on a dead disk, an import job inside a store call) is abandoned
+//! and the process exits, with status 2 when queued points were not stored.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use polo_server::auth::{Authenticator, Backoff};
@@ -11,11 +19,15 @@ use polo_server::import_job::{ImportJobs, ImportJobsConfig};
 use polo_server::mqtt::{MqttSettings, MqttTask};
 use polo_server::options::{AccessLog, AllowedHosts, IpNetwork, TlsFiles};
 use polo_server::street_names::StreetNames;
-use polo_server::{AppState, ServerOptions};
+use polo_server::{AppState, SHUTDOWN_GRACE, ServerOptions};
 
 use crate::Outcome;
 use crate::cli::ServeArgs;
 use crate::config::Config;
+
+/// The least time the writers get after the in-flight requests, however
+/// long those took.
+const FLUSH_AT_LEAST: Duration = Duration::from_secs(5);
 
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let addr = config.listen_addr(args.listen.as_deref())?;
@@ -33,7 +45,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let store = config.open_store()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-    runtime.block_on(async move {
+    // When the shutdown must be over: set once serving has stopped.
+    let deadline = Arc::new(OnceLock::<Instant>::new());
+    let shutdown_deadline = Arc::clone(&deadline);
+    let outcome = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!(data_dir = %config.data_dir.display(), "store ready");
@@ -70,28 +85,53 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
             tracing::info!(replication = %spec.name, source = %spec.source, "replicating into this instance");
             replication_tasks.push((handle.clone(), tokio::spawn(polo_replication::run(spec, handle))));
         }
-        let served = polo_server::serve(listener, state, options, shutdown_signal()).await;
+        let signalled = Arc::new(OnceLock::<Instant>::new());
+        let signal = {
+            let signalled = Arc::clone(&signalled);
+            async move {
+                shutdown_signal().await;
+                let _ = signalled.set(Instant::now());
+            }
+        };
+        let served = polo_server::serve(listener, state, options, signal).await;
+        let since = signalled.get().copied().unwrap_or_else(Instant::now);
+        let deadline = (since + SHUTDOWN_GRACE).max(Instant::now() + FLUSH_AT_LEAST);
+        let _ = shutdown_deadline.set(deadline);
         // Long imports stop at their next read; what they read is stored.
         imports.close();
-        // A street-name lookup in flight is abandoned; its place is asked about at the next start.
-        if let Some(street_names) = street_names {
-            street_names.shutdown().await;
-        }
-        // Stop the MQTT subscriber before the writer, so what it accepted is stored.
-        if let Some(mqtt) = mqtt {
-            mqtt.shutdown().await;
-        }
-        // A page being applied commits with its checkpoint or not at all.
-        for (handle, task) in replication_tasks {
-            handle.send(polo_replication::Control::Cancel);
-            let _ = task.await;
+        let background = async {
+            // A street-name lookup in flight is abandoned; its place is asked about at the next start.
+            if let Some(street_names) = street_names {
+                street_names.shutdown().await;
+            }
+            // Stop the MQTT subscriber before the writer, so what it accepted is stored.
+            if let Some(mqtt) = mqtt {
+                mqtt.shutdown().await;
+            }
+            // A page being applied commits with its checkpoint or not at all.
+            for (handle, task) in replication_tasks {
+                handle.send(polo_replication::Control::Cancel);
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline.into(), background).await.is_err() {
+            tracing::warn!("background tasks did not stop in time; exiting without them");
         }
         served?;
         // No request is in flight any more: store what the writer still holds.
-        ingestor.shutdown().await;
-        tracing::info!("shut down cleanly");
-        Ok(Outcome::Success)
-    })
+        let flushed = ingestor.shutdown_within(deadline.saturating_duration_since(Instant::now())).await;
+        if flushed {
+            tracing::info!("shut down cleanly");
+            Ok(Outcome::Success)
+        } else {
+            Ok(Outcome::Failed)
+        }
+    });
+    // Blocking tasks still running (an import job inside a store call that
+    // hangs) are not waited for past the deadline.
+    let left = deadline.get().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+    runtime.shutdown_timeout(left.max(Duration::from_millis(100)));
+    outcome
 }
 
 /// A replication `polo serve` runs into its own store.

@@ -508,6 +508,56 @@ mod tests {
         assert!(reader.read(&mut buf).is_err());
     }
 
+    /// Waits for `job` to end (a job that never ends fails the test).
+    async fn finished(job: &Job) -> JobView {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !job.status().is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the job never ended: {:?}", job.view());
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        job.view()
+    }
+
+    /// A job that runs out of space used to stay `running` for ever, and
+    /// every job after it `queued`: now it fails with the reason, the jobs
+    /// queued behind it run, and a job after space is back succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_runs_out_of_space_fails_and_the_jobs_after_it_run() {
+        use std::io::Write as _;
+
+        use polo_store_sqlite::SqliteStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = ImportJobs::new(ImportJobsConfig::in_data_dir(dir.path())).unwrap();
+        let sqlite = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let jane = sqlite.create_user("jane", "x", false).unwrap().id;
+        let joe = sqlite.create_user("joe", "x", false).unwrap().id;
+        let store: Arc<dyn Store> = Arc::clone(&sqlite) as Arc<dyn Store>;
+        let upload = |user: UserId, content: &[u8]| {
+            let mut file = jobs.spool_file().unwrap();
+            file.write_all(content).unwrap();
+            NewJob { user, device: None, file_name: "track.gpx".into(), upload: file, bytes: content.len() as u64 }
+        };
+        sqlite.limit_growth(Some(30)).unwrap();
+        let big = jobs.start(upload(jane, &super::super::pipeline::tests::gpx(40_000)), store.clone(), Metrics::new());
+        let small = super::super::pipeline::tests::gpx(3);
+        let behind = jobs.start(upload(joe, &small), store.clone(), Metrics::new()).unwrap();
+        let big = finished(&big.unwrap()).await;
+        assert_eq!(big.status, JobStatus::Failed, "{big:?}");
+        let error = big.error.as_deref().unwrap();
+        assert!(error.contains("disk full: the in-memory store could not be written"), "{error}");
+        assert_eq!(big.points_added, sqlite.count_points(jane).unwrap(), "what was stored is counted");
+        // The job queued behind it ran: it is not left `queued`.
+        let behind = finished(&behind).await;
+        assert!(behind.status.is_finished(), "{behind:?}");
+
+        sqlite.limit_growth(None).unwrap();
+        let after = jobs.start(upload(joe, &small), store.clone(), Metrics::new()).unwrap();
+        let after = finished(&after).await;
+        assert_eq!(after.status, JobStatus::Done, "{after:?}");
+        assert_eq!(after.points_added + after.duplicates, 3, "{after:?}");
+    }
+
     #[test]
     fn leftover_uploads_are_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,13 +9,19 @@
 //! entry's [`FileReport`]; archive entries that are not location data are
 //! listed as skipped, with the reason. Both front ends (the CLI's progress
 //! bar, the HTTP job's status) observe the run through [`Progress`].
+//!
+//! When storing fails (a full disk: [`StoreError::DiskFull`]), the writer
+//! stops, its receiver goes with it so the parser's next send fails instead
+//! of waiting forever, and the parser stops at its next read. The batches
+//! stored before stay stored and are counted; the file's report carries the
+//! writer's error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -178,6 +184,43 @@ pub enum WriteError {
     Panicked,
 }
 
+impl WriteError {
+    /// Whether storing failed because the disk is full.
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Device(e) | Self::Store(e) if e.is_disk_full())
+    }
+}
+
+/// What the writer stored (per entry) before it ended, and why it stopped
+/// early, if it did.
+struct WriterEnd {
+    counts: Vec<Written>,
+    error: Option<WriteError>,
+}
+
+/// Fails every read once the writer has stopped, so the parser does not
+/// read (and decompress) the rest of a file that can no longer be stored.
+struct UntilWriterStops<R> {
+    inner: R,
+    stopped: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for UntilWriterStops<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(io::Error::other("not read: storing had failed"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for UntilWriterStops<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 /// Everything that stays the same across the files of one run.
 pub struct Importer<'a> {
     /// Where the points go.
@@ -210,13 +253,22 @@ impl Importer<'_> {
     pub fn import<R: Read + Seek>(&self, reader: R, display: String, mut rejects: RejectsWriter) -> Vec<FileReport> {
         let options = ImportOptions { now: now() };
         let (sender, receiver) = crossbeam_channel::bounded::<Batch>(CHANNEL_DEPTH);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let reader = UntilWriterStops { inner: reader, stopped: Arc::clone(&stopped) };
         let (outcome, entries, written) = std::thread::scope(|scope| {
-            let writer = scope.spawn(|| self.write_batches(&receiver));
+            // The receiver moves into the writer: when the writer ends, it is
+            // dropped, and a send blocked on the full channel returns an error.
+            let writer = scope.spawn(|| {
+                let end = self.write_batches(receiver);
+                stopped.store(true, Ordering::Release);
+                end
+            });
             let mut sink = PipelineSink::new(display, sender, &mut rejects, self.progress);
             let outcome = polo_formats::import_seekable(reader, &options, &mut sink);
             sink.flush_all();
             sink.sender = None;
-            let written = writer.join().unwrap_or(Err(WriteError::Panicked));
+            let written =
+                writer.join().unwrap_or_else(|_| WriterEnd { counts: Vec::new(), error: Some(WriteError::Panicked) });
             (outcome, sink.entries, written)
         });
         let rejects_file = rejects.finish();
@@ -226,18 +278,17 @@ impl Importer<'_> {
             Ok(format) => top.format = Some(format.name()),
             Err(e) => top.error = Some(e.to_string()),
         }
-        match written {
-            Ok(counts) => {
-                for (report, count) in
-                    reports.iter_mut().zip(counts.iter().chain(std::iter::repeat(&Written::default())))
-                {
-                    report.points_added = count.points_added;
-                    report.duplicates = count.duplicates;
-                    report.intervals_added = count.intervals_added;
-                    report.interval_duplicates = count.interval_duplicates;
-                }
-            }
-            Err(e) => top.error = Some(format!("storing failed, the rest of the file was not stored: {e}")),
+        // What was stored before a failure stays stored, and is counted.
+        for (report, count) in
+            reports.iter_mut().zip(written.counts.iter().chain(std::iter::repeat(&Written::default())))
+        {
+            report.points_added = count.points_added;
+            report.duplicates = count.duplicates;
+            report.intervals_added = count.intervals_added;
+            report.interval_duplicates = count.interval_duplicates;
+        }
+        if let Some(e) = written.error {
+            reports[0].error = Some(format!("storing failed, the rest of the file was not stored: {e}"));
         }
         for report in &mut reports {
             if report.rejected > 0 {
@@ -251,9 +302,19 @@ impl Importer<'_> {
         reports
     }
 
-    fn write_batches(&self, receiver: &Receiver<Batch>) -> Result<Vec<Written>, WriteError> {
-        let mut devices: HashMap<String, DeviceId> = HashMap::new();
+    /// Stores batches until the channel closes or a write fails; returns
+    /// (and so drops) the receiver's end either way.
+    fn write_batches(&self, receiver: Receiver<Batch>) -> WriterEnd {
         let mut counts: Vec<Written> = Vec::new();
+        let error = self.write_each(&receiver, &mut counts).err();
+        if let Some(e) = &error {
+            tracing::error!(error = %e, "storing an import batch failed; stopping the import");
+        }
+        WriterEnd { counts, error }
+    }
+
+    fn write_each(&self, receiver: &Receiver<Batch>, counts: &mut Vec<Written>) -> Result<(), WriteError> {
+        let mut devices: HashMap<String, DeviceId> = HashMap::new();
         for batch in receiver {
             let name = self.device_override.or(batch.device.as_deref()).unwrap_or(DEFAULT_DEVICE);
             let device = match devices.get(name) {
@@ -283,7 +344,7 @@ impl Importer<'_> {
             counts[batch.entry].add(written);
             self.progress.written(written);
         }
-        Ok(counts)
+        Ok(())
     }
 }
 
@@ -337,7 +398,8 @@ impl<'a> PipelineSink<'a> {
 
     fn send(&self, batch: Batch) {
         if let Some(sender) = &self.sender {
-            // A closed channel means the writer failed; its error is reported for the file.
+            // A closed channel means the writer failed (its error is reported
+            // for the file) and dropped the receiver, so this never waits on it.
             let _ = sender.send(batch);
         }
     }
@@ -517,5 +579,74 @@ impl RejectsWriter {
             tracing::error!("cannot write {}: {e}", self.path.display());
         }
         Some(self.path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::fmt::Write as _;
+    use std::time::Duration;
+
+    use polo_store_sqlite::SqliteStore;
+
+    use super::*;
+
+    /// A GPX track of `n` points a second apart, jittered so that they do
+    /// not compress to nothing.
+    pub(crate) fn gpx(n: u32) -> Vec<u8> {
+        let mut text = String::from(r#"<?xml version="1.0"?><gpx version="1.1" creator="t"><trk><trkseg>"#);
+        let mut seed = 0x2545_f491_u32;
+        for i in 0..n {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let lat = 48.0 + f64::from(seed % 100_000) / 1e6;
+            let lon = 11.0 + f64::from((seed >> 8) % 100_000) / 1e6;
+            let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
+            let _ = write!(
+                text,
+                r#"<trkpt lat="{lat:.7}" lon="{lon:.7}"><ele>{}</ele><time>2021-06-01T{h:02}:{m:02}:{s:02}Z</time></trkpt>"#,
+                seed % 900
+            );
+        }
+        text.push_str("</trkseg></trk></gpx>");
+        text.into_bytes()
+    }
+
+    /// A full store used to leave the parser waiting forever on the writer
+    /// that had died; now the import ends, says why, and counts what was
+    /// stored before, which stays stored.
+    #[test]
+    fn a_full_store_ends_the_import_with_the_reason_and_keeps_what_was_stored() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let user = store.create_user("jane", "x", false).unwrap().id;
+        // Room for the device and a couple of batches, not for the file.
+        store.limit_growth(Some(30)).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let importing = Arc::clone(&store);
+        // Not scoped: a deadlock must fail the test, not hang it.
+        std::thread::spawn(move || {
+            let importer =
+                Importer { store: &*importing, user, device_override: Some("garmin"), progress: &NoProgress };
+            let dir = tempfile::tempdir().unwrap();
+            let rejects = RejectsWriter::at(dir.path().join("rejects.jsonl"));
+            let _ = done.send(importer.import(io::Cursor::new(gpx(40_000)), "track.gpx".into(), rejects));
+        });
+        let reports = finished.recv_timeout(Duration::from_secs(120)).expect("the import never ended");
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let error = reports[0].error.as_deref().expect("the import must fail");
+        assert_eq!(
+            error,
+            "storing failed, the rest of the file was not stored: disk full: the in-memory store could not be written"
+        );
+        let stored = store.count_points(user).unwrap();
+        assert_eq!(reports[0].points_added, stored, "the report counts what was stored");
+        assert!(stored > 0 && stored < 40_000, "{stored} points stored");
+        // The store says so until a write succeeds again.
+        assert!(store.check_writable().unwrap_err().is_disk_full());
+        store.limit_growth(None).unwrap();
+        let device = store.ensure_device(user, "garmin").unwrap().id;
+        let coord = polo_domain::Coord::from_degrees(1.0, 2.0).unwrap();
+        let fix = Fix::new(Timestamp(1_700_000_000_000), coord, polo_domain::SourceFormat::Gpx);
+        store.insert_points(user, device, &[fix]).unwrap();
+        store.check_writable().unwrap();
     }
 }

@@ -333,6 +333,23 @@ impl Ingestor {
     }
 }
 
+impl Ingestor {
+    /// [`Ingestor::shutdown`], giving up after `grace`: a writer stuck in a
+    /// store call (a hung disk) is left behind, so that the process can
+    /// still exit. Returns whether everything queued was written.
+    pub async fn shutdown_within(&self, grace: Duration) -> bool {
+        let finished = tokio::time::timeout(grace, self.shutdown()).await.is_ok();
+        if !finished {
+            tracing::error!(
+                queued_points = self.queue_depth(),
+                grace_seconds = grace.as_secs_f64(),
+                "the ingest writer did not finish in time; its queued points are not stored"
+            );
+        }
+        finished
+    }
+}
+
 /// Adds a message to the drain; true for a shutdown request.
 fn take(msg: Msg, jobs: &mut Vec<Job>, points: &mut usize, shutdowns: &mut Vec<oneshot::Sender<()>>) -> bool {
     match msg {
@@ -825,5 +842,80 @@ mod tests {
         assert_eq!(stats.points_written, 6);
         assert!(store.single_writes.load(Ordering::Acquire) >= 3, "every device written on its own");
         ingestor.shutdown().await;
+    }
+
+    /// On a full disk every waiter hears of it (and answers 503): no point
+    /// is acknowledged that was not stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_fails_every_waiter_and_stores_nothing_of_theirs() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("alice", "$argon2id$fake", false).unwrap().id;
+        let phones: Vec<DeviceId> = (0..3).map(|i| store.ensure_device(user, &format!("p{i}")).unwrap().id).collect();
+        store.limit_growth(Some(0)).unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let ingestor = Ingestor::start(Arc::clone(&store), IngestorConfig::default()).unwrap();
+        let tasks: Vec<_> = phones
+            .iter()
+            .map(|&device| {
+                let ingestor = ingestor.clone();
+                // Thousands of points need pages the store may not add.
+                tokio::spawn(async move { ingestor.submit(user, device, (0..5000).map(fix).collect()).await })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                Err(IngestError::Store(e)) => assert!(e.is_disk_full(), "{e}"),
+                other => panic!("acknowledged on a full disk: {other:?}"),
+            }
+        }
+        assert_eq!(store.count_points(user).unwrap(), 0);
+        assert!(store.check_writable().unwrap_err().is_disk_full());
+        ingestor.shutdown().await;
+    }
+
+    /// A store call that says it was entered and then never returns.
+    struct Wedged {
+        entered: Mutex<std_mpsc::Sender<()>>,
+        wedge: Mutex<std_mpsc::Receiver<()>>,
+    }
+
+    impl PointWriter for Wedged {
+        fn insert_points_reporting(
+            &self,
+            _: UserId,
+            _: DeviceId,
+            _: &[Fix],
+            _: &mut dyn FnMut(Timestamp),
+        ) -> StoreResult<WriteOutcome> {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.wedge.lock().unwrap().recv();
+            Err(StoreError::Backend("released".into()))
+        }
+    }
+
+    /// `polo serve` must exit after SIGTERM even while the writer hangs on a
+    /// dead disk: the bounded shutdown gives up, and leaves nothing behind
+    /// that the runtime would wait for.
+    #[test]
+    fn a_wedged_writer_does_not_hold_up_the_shutdown() {
+        let (release, wedge) = std_mpsc::channel();
+        let (entered, in_store) = std_mpsc::channel();
+        let wedged = Arc::new(Wedged { entered: Mutex::new(entered), wedge: Mutex::new(wedge) });
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let started = Instant::now();
+        let finished = runtime.block_on(async {
+            let ingestor = Ingestor::start_with(wedged, IngestorConfig::default()).unwrap();
+            let waiting = ingestor.clone();
+            let submitted = tokio::spawn(async move { waiting.submit(UserId(1), DeviceId(1), vec![fix(1)]).await });
+            let entered = tokio::task::spawn_blocking(move || in_store.recv_timeout(Duration::from_secs(10)));
+            entered.await.unwrap().expect("the writer never called the store");
+            let finished = ingestor.shutdown_within(Duration::from_millis(200)).await;
+            submitted.abort();
+            finished
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        assert!(!finished, "the writer was wedged");
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        let _ = release.send(());
     }
 }
