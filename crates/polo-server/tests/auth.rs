@@ -275,12 +275,13 @@ async fn wrong_passwords_block_the_guesser_not_the_user_elsewhere_nor_her_device
     let login = Some(json!({"username": "alice", "password": ALICE_PW}));
     let r = app.call_from(home, Method::POST, "/api/v1/session", &[], login).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let location = |lat: f64| json!({"_type": "location", "lat": lat, "lon": 8.5, "tst": 1_709_283_789});
-    let r = app.call_from(home, Method::POST, "/api/owntracks", &[("authorization", &right)], Some(location(47.1))).await;
+    // One device ("phone"), so each point has its own time.
+    let location = |lat: f64, tst: i64| json!({"_type": "location", "lat": lat, "lon": 8.5, "tst": tst});
+    let r = app.call_from(home, Method::POST, "/api/owntracks", &[("authorization", &right)], Some(location(47.1, 1_709_283_701))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // Her device tokens are not held up by password failures, not even from the guesser's address.
-    for (auth, lat) in [(format!("Bearer {token}"), 47.2), (basic("alice", &token), 47.3)] {
-        let r = app.call_from(attacker, Method::POST, "/api/owntracks", &[("authorization", &auth)], Some(location(lat))).await;
+    for (auth, lat, tst) in [(format!("Bearer {token}"), 47.2, 1_709_283_702), (basic("alice", &token), 47.3, 1_709_283_703)] {
+        let r = app.call_from(attacker, Method::POST, "/api/owntracks", &[("authorization", &auth)], Some(location(lat, tst))).await;
         assert_eq!(r.status, StatusCode::OK, "{auth}: {}", r.body);
     }
     let osmand = format!("/api/osmand?id={token}&lat=47.4&lon=8.5&timestamp=1709283790");
