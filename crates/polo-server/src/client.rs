@@ -83,7 +83,8 @@ impl ClientPolicy {
         let peer = peer.map(|ip| ip.to_canonical());
         let proxied = peer.is_some_and(|ip| self.trusts(ip));
         let ip = if proxied { peer.map(|ip| self.forwarded_client(ip, headers)) } else { peer };
-        let forwarded_https = proxied && last_value(headers, "x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        let forwarded_https =
+            proxied && last_value(headers, "x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
         Client {
             ip,
             https: self.tls || forwarded_https,
@@ -176,7 +177,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 }
 
 /// Middleware: records the request's [`Client`] under `policy`.
-pub(crate) async fn identify_client(State(policy): State<Arc<ClientPolicy>>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn identify_client(
+    State(policy): State<Arc<ClientPolicy>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let client = policy.identify(peer, request.headers());
     request.extensions_mut().insert(client);

@@ -179,7 +179,8 @@ pub async fn serve_app(
     } else {
         tracing::info!(hosts = ?hosts.names(), "accepting only these Host names; other requests are dropped");
     }
-    let list = |networks: &[crate::options::IpNetwork]| networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let list =
+        |networks: &[crate::options::IpNetwork]| networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     tracing::info!(
         networks = %list(&options.admin_networks),
         trusted_proxies = %list(&options.trusted_proxies),

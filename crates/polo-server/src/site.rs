@@ -151,14 +151,14 @@ fn check_tile_origin(value: &str) -> Result<(), String> {
         let host = rest.split('/').next().unwrap_or_default();
         let host_chars = |c: char| c.is_ascii_alphanumeric() || "-._:[]{}".contains(c);
         if host.is_empty() || !host.chars().all(host_chars) {
-            return Err(format!("must name a host (letters, digits, -, ., :, [], {{s}}) after the scheme, as in {example}, not {value:?}"));
+            return Err(format!(
+                "must name a host (letters, digits, -, ., :, [], {{s}}) after the scheme, as in {example}, not {value:?}"
+            ));
         }
         return Ok(());
     }
     if value.starts_with("//") {
-        return Err(format!(
-            "must be an absolute http(s) URL such as {example}, not the protocol-relative {value:?}"
-        ));
+        return Err(format!("must be an absolute http(s) URL such as {example}, not the protocol-relative {value:?}"));
     }
     if value.starts_with('/') {
         return Ok(());

@@ -277,11 +277,23 @@ async fn wrong_passwords_block_the_guesser_not_the_user_elsewhere_nor_her_device
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // One device ("phone"), so each point has its own time.
     let location = |lat: f64, tst: i64| json!({"_type": "location", "lat": lat, "lon": 8.5, "tst": tst});
-    let r = app.call_from(home, Method::POST, "/api/owntracks", &[("authorization", &right)], Some(location(47.1, 1_709_283_701))).await;
+    let r = app
+        .call_from(
+            home,
+            Method::POST,
+            "/api/owntracks",
+            &[("authorization", &right)],
+            Some(location(47.1, 1_709_283_701)),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // Her device tokens are not held up by password failures, not even from the guesser's address.
-    for (auth, lat, tst) in [(format!("Bearer {token}"), 47.2, 1_709_283_702), (basic("alice", &token), 47.3, 1_709_283_703)] {
-        let r = app.call_from(attacker, Method::POST, "/api/owntracks", &[("authorization", &auth)], Some(location(lat, tst))).await;
+    for (auth, lat, tst) in
+        [(format!("Bearer {token}"), 47.2, 1_709_283_702), (basic("alice", &token), 47.3, 1_709_283_703)]
+    {
+        let r = app
+            .call_from(attacker, Method::POST, "/api/owntracks", &[("authorization", &auth)], Some(location(lat, tst)))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{auth}: {}", r.body);
     }
     let osmand = format!("/api/osmand?id={token}&lat=47.4&lon=8.5&timestamp=1709283790");
@@ -331,7 +343,8 @@ async fn spraying_many_names_from_one_address_blocks_the_address() {
 #[tokio::test]
 async fn only_the_tracker_ingest_routes_challenge_basic() {
     let app = app();
-    for (method, path) in [(Method::GET, "/api/v1/me"), (Method::GET, "/api/v1/points"), (Method::GET, "/api/v1/users")] {
+    for (method, path) in [(Method::GET, "/api/v1/me"), (Method::GET, "/api/v1/points"), (Method::GET, "/api/v1/users")]
+    {
         let r = app.call(method, path, &[], None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"polo\"", "{path}");

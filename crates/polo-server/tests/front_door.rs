@@ -243,8 +243,15 @@ async fn every_admin_route_answers_only_the_admin_networks() {
     }
     // Nothing changed; from loopback the same requests are served.
     for (method, path, body) in admin_requests() {
-        let (status, _, reply) = send(&app, from_peer(method, path, "127.0.0.1:5000", &[("authorization", &auth)], body)).await;
-        let want = if path.contains("/tasks/") { StatusCode::NOT_FOUND } else if method == "POST" { StatusCode::CREATED } else { StatusCode::OK };
+        let (status, _, reply) =
+            send(&app, from_peer(method, path, "127.0.0.1:5000", &[("authorization", &auth)], body)).await;
+        let want = if path.contains("/tasks/") {
+            StatusCode::NOT_FOUND
+        } else if method == "POST" {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         assert_eq!(status, want, "{method} {path} from loopback: {reply}");
         if path == "/api/v1/admin/settings" && method == "GET" {
             assert_eq!(reply["instance_name"], "polo", "the outside PUT changed nothing");
@@ -254,14 +261,16 @@ async fn every_admin_route_answers_only_the_admin_networks() {
         }
     }
     // Routes that are not admin routes answer the admin anywhere.
-    let (status, _, _) = send(&app, from_peer("GET", "/api/v1/me", "10.1.2.3:5000", &[("authorization", &auth)], None)).await;
+    let (status, _, _) =
+        send(&app, from_peer("GET", "/api/v1/me", "10.1.2.3:5000", &[("authorization", &auth)], None)).await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let options = ServerOptions { trusted_proxies: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..ServerOptions::default() };
+    let options =
+        ServerOptions { trusted_proxies: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..ServerOptions::default() };
     let app = app_with_admin(&dir, &options);
     let auth = root_basic();
     for (peer, forwarded_for, want) in [
@@ -283,11 +292,22 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     }
 
     // A loopback proxy without --trusted-proxy makes every client look local: with it, they do not.
-    let options = ServerOptions { trusted_proxies: IpNetwork::parse_list(&["127.0.0.1"]).unwrap(), ..ServerOptions::default() };
+    let options =
+        ServerOptions { trusted_proxies: IpNetwork::parse_list(&["127.0.0.1"]).unwrap(), ..ServerOptions::default() };
     let dir = tempfile::tempdir().unwrap();
     let app = app_with_admin(&dir, &options);
     let headers = [("authorization", auth.as_str()), ("x-forwarded-for", "198.51.100.9")];
-    let (status, _, reply) = send(&app, from_peer("PUT", "/api/v1/admin/settings", "127.0.0.1:1", &headers, Some(serde_json::json!({"instance_name": "x"})))).await;
+    let (status, _, reply) = send(
+        &app,
+        from_peer(
+            "PUT",
+            "/api/v1/admin/settings",
+            "127.0.0.1:1",
+            &headers,
+            Some(serde_json::json!({"instance_name": "x"})),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     assert!(reply["message"].as_str().unwrap().contains("198.51.100.9"), "{reply}");
 }
@@ -295,7 +315,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
 #[tokio::test]
 async fn session_cookies_are_secure_when_a_trusted_proxy_says_https() {
     let dir = tempfile::tempdir().unwrap();
-    let options = ServerOptions { trusted_proxies: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..ServerOptions::default() };
+    let options =
+        ServerOptions { trusted_proxies: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..ServerOptions::default() };
     let app = app_with_admin(&dir, &options);
     let login = || Some(serde_json::json!({"username": "root", "password": ROOT_PW}));
     for (peer, proto, secure) in [
@@ -306,7 +327,8 @@ async fn session_cookies_are_secure_when_a_trusted_proxy_says_https() {
         ("203.0.113.5:40000", Some("https"), false),
     ] {
         let headers: Vec<(&str, &str)> = proto.map(|p| ("x-forwarded-proto", p)).into_iter().collect();
-        let (status, response_headers, reply) = send(&app, from_peer("POST", "/api/v1/session", peer, &headers, login())).await;
+        let (status, response_headers, reply) =
+            send(&app, from_peer("POST", "/api/v1/session", peer, &headers, login())).await;
         assert_eq!(status, StatusCode::OK, "{reply}");
         let cookie = response_headers[axum::http::header::SET_COOKIE].to_str().unwrap();
         assert_eq!(cookie.contains("; Secure"), secure, "{peer} {proto:?}: {cookie}");

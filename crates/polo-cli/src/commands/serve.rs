@@ -25,7 +25,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let street_names = config.street_names(args.geocoder.as_deref(), args.geocoder_url.as_deref())?;
     let site =
         config.site(args.instance_name.as_deref(), args.tile_url.as_deref(), args.tile_attribution.as_deref())?;
-    let backoff = args.auth_free_failures.or(config.file_serve.auth_free_failures).map_or_else(Backoff::default, Backoff::with_free_failures);
+    let backoff = args
+        .auth_free_failures
+        .or(config.file_serve.auth_free_failures)
+        .map_or_else(Backoff::default, Backoff::with_free_failures);
     let replications = replication_specs(config, args)?;
     let store = config.open_store()?;
     let runtime =

@@ -51,8 +51,7 @@ use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody, Trac
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     // The apps of these two may wait for a Basic challenge before sending credentials.
-    let basic_apps =
-        OpenApiRouter::new().routes(routes!(owntracks_post)).routes(routes!(osmand_get, osmand_post));
+    let basic_apps = OpenApiRouter::new().routes(routes!(owntracks_post)).routes(routes!(osmand_get, osmand_post));
     OpenApiRouter::new()
         .merge(basic_apps.route_layer(from_fn(basic_challenge)))
         .routes(routes!(overland_post))
@@ -505,11 +504,7 @@ async fn osmand_post(state: State<AppState>, parts: Parts, body: Bytes) -> Resul
     osmand_request(state, parts, body).await
 }
 
-async fn osmand_request(
-    State(state): State<AppState>,
-    mut parts: Parts,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
+async fn osmand_request(State(state): State<AppState>, mut parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
     // A GET takes no cookie (see the module documentation): the session is not looked at.
     let cookie_on_get = parts.method == Method::GET && parts.headers.remove(header::COOKIE).is_some();
     let content_type = header_str(&parts.headers, "content-type").map(str::to_owned);
