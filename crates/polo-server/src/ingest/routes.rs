@@ -506,7 +506,9 @@ async fn osmand_post(state: State<AppState>, parts: Parts, body: Bytes) -> Resul
 
 async fn osmand_request(State(state): State<AppState>, mut parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
     // A GET takes no cookie (see the module documentation): the session is not looked at.
-    let cookie_on_get = parts.method == Method::GET && parts.headers.remove(header::COOKIE).is_some();
+    // (axum answers HEAD with the GET handler: the same holds.)
+    let cookie_on_get =
+        matches!(parts.method, Method::GET | Method::HEAD) && parts.headers.remove(header::COOKIE).is_some();
     let content_type = header_str(&parts.headers, "content-type").map(str::to_owned);
     let url_token: Option<String> = parts
         .uri
