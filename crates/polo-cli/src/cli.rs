@@ -247,9 +247,15 @@ pub struct ServeArgs {
     /// other Host get no response: the connection is closed [default: any Host].
     #[arg(long = "allowed-host", env = "POLO_ALLOWED_HOSTS", value_name = "NAME", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Network (CIDR) allowed on admin and metrics routes (repeatable) [default: 127.0.0.0/8, ::1/128].
+    /// Network (CIDR) of the clients allowed on every admin route (users, instance settings,
+    /// replication tasks) and /metrics (repeatable); others get 403 [default: 127.0.0.0/8, ::1/128].
     #[arg(long = "admin-network", env = "POLO_ADMIN_NETWORKS", value_name = "CIDR", value_delimiter = ',')]
     pub admin_networks: Vec<String>,
+    /// A reverse proxy (CIDR) whose X-Forwarded-For and X-Forwarded-Proto are believed (repeatable):
+    /// from it the client is the forwarded address (for the back-off, --admin-network and access
+    /// logs) and X-Forwarded-Proto: https makes session cookies Secure [default: none].
+    #[arg(long = "trusted-proxy", env = "POLO_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Access logs (JSON lines): off, stdout or a file path [default: stdout].
     #[arg(long, env = "POLO_ACCESS_LOG", value_name = "off|stdout|FILE")]
     pub access_log: Option<String>,
@@ -278,8 +284,9 @@ pub struct ServeArgs {
     /// Base URL of the --geocoder server, e.g. https://photon.komoot.io (your own instance is kinder).
     #[arg(long, env = "POLO_GEOCODER_URL", value_name = "URL")]
     pub geocoder_url: Option<String>,
-    /// Failed authentications per client address or user name before the exponential back-off
-    /// (429) starts; raise it when many users share one address [default: 5].
+    /// Wrong passwords per client address and user name before the exponential back-off (429)
+    /// starts; four times as many per address over all names, and for unknown device tokens.
+    /// Never per user name alone: nobody can lock a user out from another address [default: 5].
     #[arg(long, env = "POLO_AUTH_FREE_FAILURES", value_name = "N")]
     pub auth_free_failures: Option<u32>,
     /// Continuously pull another polo instance's changes into this one (a base URL; needs

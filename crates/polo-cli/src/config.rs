@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// `polo serve`: networks (CIDR) allowed on admin and metrics routes.
     pub admin_networks: Option<Vec<String>>,
+    /// `polo serve`: reverse proxies (CIDR) whose `X-Forwarded-For`/`-Proto` are believed.
+    pub trusted_proxies: Option<Vec<String>>,
     /// `polo serve`: `off`, `stdout` or a file path.
     pub access_log: Option<String>,
     /// `polo serve`: TLS certificate chain (PEM).
@@ -118,6 +120,7 @@ pub struct FileBackup {
 pub struct FileServe {
     pub allowed_hosts: Option<Vec<String>>,
     pub admin_networks: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub access_log: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -179,6 +182,7 @@ impl Config {
             file_serve: FileServe {
                 allowed_hosts: file.allowed_hosts,
                 admin_networks: file.admin_networks,
+                trusted_proxies: file.trusted_proxies,
                 access_log: file.access_log,
                 tls_cert: file.tls_cert,
                 tls_key: file.tls_key,

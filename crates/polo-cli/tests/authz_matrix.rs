@@ -14,6 +14,11 @@
 //! users); an administrator (who has no access to other users' data either).
 //! Public routes (the web app's config, share links) are marked `public`:
 //! every caller, with credentials or without, gets the same answer.
+//!
+//! The server trusts itself as a reverse proxy (`--trusted-proxy 127.0.0.1`),
+//! so that one more caller can be played: the administrator from outside the
+//! admin networks (`X-Forwarded-For` of a public address). Every row only the
+//! administrator may use is sent once more as that caller and must answer 403.
 
 mod common;
 
@@ -907,7 +912,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
         .unwrap();
     std::io::Write::write_all(&mut admin.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
     assert!(admin.wait().unwrap().success());
-    let server = serve(data, &[]);
+    let server = serve(data, &["--trusted-proxy", "127.0.0.1/32"]);
     let addr = server.addr.clone();
 
     // The owner's data: a device with a token, and in a device no cell writes to ("vault": the
@@ -984,6 +989,28 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     }
     println!("{table}");
     assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+
+    // The administrator from outside the admin networks: refused on every admin-only row.
+    let admin_only: Vec<&Row> =
+        rows.iter().filter(|r| r.expect[..4] == [401, 403, 403, 403] && r.expect[4] != 403).collect();
+    assert_eq!(admin_only.len(), 6, "users, instance settings, replication tasks");
+    let outside = |request: &Request| {
+        let auth = ctx.authorization(Role::Admin).unwrap();
+        let mut headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        headers.extend([("Authorization", auth.as_str()), ("X-Forwarded-For", "198.51.100.7")]);
+        http(&addr, request.method, &request.path, &headers, &request.body)
+    };
+    for row in admin_only {
+        let r = outside(&(row.request)(&ctx, Role::Admin));
+        assert_eq!(r.status, 403, "{} {} as the admin from outside: {}", row.method, row.path, r.body);
+        let body = r.json();
+        assert_eq!(body["code"], "forbidden", "{}", r.body);
+        assert!(body["message"].as_str().unwrap().contains("--admin-network"), "{}", r.body);
+    }
+    assert_eq!(outside(&Request::new("GET", "/api/v1/me")).status, 200, "other routes serve the admin anywhere");
+    let users = http(&addr, "GET", "/api/v1/users", &[("Authorization", &basic("admin", PASSWORD))], b"").json();
+    let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["owner", "other", "admin", "made-by-admin"], "the outside POST created nobody");
 
     // The spare tokens other callers aimed at still work: a 404 revoked nothing.
     let (id, secret) = ctx.spare_token();

@@ -140,16 +140,26 @@ fn env_and_file_settings_apply_and_access_logs_go_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.jsonl");
     let config = dir.path().join("polo.toml");
-    std::fs::write(&config, format!("access_log = {:?}\nallowed_hosts = [\"from-file.example\"]\n", log.display()))
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "access_log = {:?}\nallowed_hosts = [\"from-file.example\"]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+            log.display()
+        ),
+    )
+    .unwrap();
     let mut command = polo(dir.path());
     command.args(["--config"]).arg(&config).args(["serve", "--listen", "127.0.0.1:0"]);
     // The environment wins over the file.
     command.env("POLO_ALLOWED_HOSTS", "a.example,polo.example");
     let served = Served::start(command);
     assert!(raw(&served.addr, "GET /healthz HTTP/1.1\r\nHost: from-file.example\r\n\r\n").is_empty());
-    let (status, _) = get(&served.addr, "/healthz", "polo.example");
-    assert_eq!(status, 200);
+    // The file's trusted proxy (this test) forwards a client: the access log names it.
+    let forwarded = raw(
+        &served.addr,
+        "GET /healthz HTTP/1.1\r\nHost: polo.example\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n",
+    );
+    assert!(String::from_utf8_lossy(&forwarded).starts_with("HTTP/1.1 200"));
     let (status, metrics) = get(&served.addr, "/metrics", "a.example");
     assert_eq!(status, 200);
     assert!(metrics.contains("route=\"/healthz\""), "{metrics}");
@@ -161,6 +171,8 @@ fn env_and_file_settings_apply_and_access_logs_go_to_a_file() {
     assert_eq!(lines.len(), 2, "one line per answered request: {text}");
     assert_eq!(lines[0]["route"], "/healthz");
     assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["peer"], "203.0.113.9", "the forwarded client");
+    assert_eq!(lines[1]["peer"], "127.0.0.1");
     assert_eq!(lines[1]["route"], "/metrics");
 }
 
@@ -171,6 +183,7 @@ fn bad_front_door_values_are_named() {
         (&["--admin-network", "10.0.0.0/40"][..], "10.0.0.0/40"),
         (&["--allowed-host", "https://polo.example"][..], "https://polo.example"),
         (&["--tls-cert", "cert.pem"][..], "--tls-key"),
+        (&["--trusted-proxy", "proxy.local"][..], "invalid trusted proxy \"proxy.local\""),
     ] {
         let out = polo(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

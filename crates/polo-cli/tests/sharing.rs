@@ -535,6 +535,11 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"tile_url": "https://x/{z}.png"}));
     assert_eq!(r.status, 400);
     assert!(r.json()["message"].as_str().unwrap().starts_with("tile_url:"), "{}", r.body);
+    // A protocol-relative URL would load the basemap from any host.
+    let r =
+        send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"tile_url": "//evil.example/{z}/{x}/{y}.png"}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("protocol-relative"), "{}", r.body);
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"registration": true}));
     assert_eq!(r.status, 422, "unknown settings are refused: {}", r.body);
     let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!([null, null]));

@@ -12,7 +12,7 @@
 //! Logged: time, method, route template, path (without the query string,
 //! which may carry tokens; for routes with a `{token}` in the path, such as
 //! public share links, the template instead of the path), status, duration until the body was sent,
-//! response body bytes, peer IP and user agent. Never any header that
+//! response body bytes, peer IP (the client behind a `--trusted-proxy`) and user agent. Never any header that
 //! carries credentials.
 //!
 //! ```json
@@ -21,7 +21,6 @@
 //! ```
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -30,7 +29,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -214,7 +213,8 @@ pub(crate) async fn log_request(State(logger): State<AccessLogger>, request: Req
     let route = route_label(&request);
     // A share link's secret is in its path: log the route template instead.
     let path = if route.contains("{token}") { route.clone() } else { request.uri().path().to_owned() };
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical().to_string());
+    // The client: behind a `--trusted-proxy`, the address it forwarded.
+    let peer = crate::client::Client::of(request.extensions()).ip.map(|ip| ip.to_string());
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)

@@ -17,6 +17,9 @@
 //! | `GET /api/v1/users` | admin | `{users:[…]}` |
 //! | `POST /api/v1/users` `{name,password,admin}` | admin, no token | 201 user; 409 when taken |
 //!
+//! "admin" means [`AdminCaller`]: an administrator inside the admin
+//! networks (`--admin-network`); from elsewhere these answer 403.
+//!
 //! Every handler reads and writes only the caller's user: ids in the path
 //! are looked up *within* that user, so another user's device or token is
 //! simply not found (404, which also does not reveal that it exists).
@@ -35,7 +38,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{AdminCaller, Caller, ClientIp, MIN_PASSWORD_LEN, PasswordError, hash_password, new_token};
-use crate::error::{ApiError, AuthErrors, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
+use crate::client::Client;
+use crate::error::{AdminForbidden, ApiError, AuthErrors, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -195,19 +199,21 @@ pub(crate) struct LoginReply {
     request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = LoginReply,
-            headers(("Set-Cookie" = String, description = "`polo_session=…; HttpOnly; SameSite=Lax; Path=/`"))),
+            headers(("Set-Cookie" = String, description = "`polo_session=…; HttpOnly; SameSite=Lax; Path=/`, \
+                plus `Secure` when the request came over HTTPS (polo's TLS, or a trusted proxy's \
+                `X-Forwarded-Proto: https`)"))),
         JsonBodyErrors,
         AuthErrors,
     )
 )]
 async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(body) = body?;
-    let session = state.auth.login(&body.username, &body.password, ip).await?;
-    let cookie = state.auth.session_set_cookie(&session.cookie_value);
+    let session = state.auth.login(&body.username, &body.password, client.ip).await?;
+    let cookie = state.auth.session_set_cookie(&session.cookie_value, &client);
     let body = Json(LoginReply { user: UserView::from(&session.user), csrf_token: session.csrf_token });
     Ok(([(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], body)
         .into_response())
@@ -226,12 +232,12 @@ async fn login(
         AuthErrors,
     )
 )]
-async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn logout(State(state): State<AppState>, client: Client, caller: Caller) -> ApiResult<Response> {
     if let Some(hash) = caller.session_hash().copied() {
         let store = state.store.clone();
         blocking(move || Ok(store.delete_session(&hash)?)).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, state.auth.session_clear_cookie())]).into_response())
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, state.auth.session_clear_cookie(&client))]).into_response())
 }
 
 /// How the caller authenticated.
@@ -646,7 +652,7 @@ pub(crate) struct UserList {
     path = "/api/v1/users",
     tag = "account",
     security(("session" = []), ("bearer" = []), ("basic" = [])),
-    responses((status = 200, body = UserList), Forbidden, AuthErrors)
+    responses((status = 200, body = UserList), AdminForbidden, AuthErrors)
 )]
 async fn list_users(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> ApiResult<Json<UserList>> {
     let store = state.store.clone();
@@ -674,7 +680,7 @@ pub(crate) struct UserBody {
     tag = "account",
     security(("session" = [], "csrf" = []), ("basic" = [])),
     request_body = UserBody,
-    responses((status = 201, description = "Created", body = UserView), JsonBodyErrors, Forbidden, Conflict, AuthErrors)
+    responses((status = 201, description = "Created", body = UserView), JsonBodyErrors, AdminForbidden, Conflict, AuthErrors)
 )]
 async fn create_user(
     State(state): State<AppState>,

@@ -5,8 +5,8 @@
 //!
 //! | code | status | meaning |
 //! |---|---|---|
-//! | `unauthorized` | 401 | no or wrong credentials (with `WWW-Authenticate: Basic realm="polo"`) |
-//! | `forbidden` | 403 | authenticated, but not allowed |
+//! | `unauthorized` | 401 | no or wrong credentials (with `WWW-Authenticate: Bearer realm="polo"`; `Basic realm="polo"` on the tracker ingest routes) |
+//! | `forbidden` | 403 | authenticated, but not allowed; or an admin route asked from outside the admin networks |
 //! | `csrf_failed` | 403 | a cookie-authenticated unsafe request without the right `X-CSRF-Token` |
 //! | `not_found` | 404 | no such thing (for this user) |
 //! | `share_not_found` | 404 | a share link that does not exist, was revoked or has expired (one answer for all three) |
@@ -19,6 +19,14 @@
 //!
 //! Store failures are logged here and answered `unavailable` without
 //! their detail (which may name tables or paths).
+//!
+//! **The 401 challenge.** A `Basic` challenge makes browsers open their own
+//! login dialog and then remember and resend what was typed, to every route,
+//! for the rest of the session: a web app must not trigger it. So a 401
+//! challenges `Bearer` (which browsers leave alone, and which every route
+//! takes), and only the tracker ingest routes, whose apps may wait for a
+//! challenge before they send Basic credentials, answer with
+//! [`basic_challenge`] applied.
 //!
 //! The contract holds for every response, not only for the handlers' own
 //! errors: [`json_errors`] rewrites the plain-text bodies axum's extractors,
@@ -237,7 +245,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(ErrorBody { code: self.code, message: self.message })).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"polo\""));
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -309,6 +317,28 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
     Ok(Json::<T>::from_bytes(&bytes)?.0)
 }
 
+/// What a 401 answers by default: browsers show no dialog for it.
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"polo\"";
+/// What a 401 answers on the tracker ingest routes.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"polo\"";
+
+/// Middleware for the tracker ingest routes: their 401s challenge `Basic`,
+/// which OwnTracks, Traccar Client and GPSLogger answer with the user's
+/// credentials. A request from the web app (`X-Requested-With:
+/// XMLHttpRequest`) keeps the default.
+pub(crate) async fn basic_challenge(request: Request, next: Next) -> Response {
+    let from_web_app = is_web_app(request.headers());
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED && !from_web_app {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+    }
+    response
+}
+
+fn is_web_app(headers: &HeaderMap) -> bool {
+    headers.get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
+}
+
 /// The code for a status that did not come from an [`ApiError`].
 fn code_for(status: StatusCode) -> &'static str {
     match status {
@@ -339,11 +369,9 @@ const MAX_REWRITTEN_BODY: usize = 16 * 1024;
 /// [`ErrorBody`], keeping the status and headers.
 ///
 /// A `401` to a request from the web app (`X-Requested-With: XMLHttpRequest`)
-/// goes without `WWW-Authenticate`: browsers answer that header on `fetch`
-/// with their own Basic login dialog instead of letting the app show the error.
+/// goes without `WWW-Authenticate` at all.
 pub async fn json_errors(request: Request, next: Next) -> Response {
-    let from_web_app =
-        request.headers().get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
+    let from_web_app = is_web_app(request.headers());
     let mut response = next.run(request).await;
     let status = response.status();
     if from_web_app && status == StatusCode::UNAUTHORIZED {
@@ -382,10 +410,34 @@ pub enum AuthErrors {
     #[response(
         status = 401,
         description = "`unauthorized`: no or wrong credentials",
-        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"polo\"`"))
+        headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"polo\"` (never `Basic`, which makes \
+            browsers show their own login dialog)"))
     )]
     Unauthorized(ErrorBody),
     /// Too many failed attempts from this address or for this user.
+    #[response(
+        status = 429,
+        description = "`rate_limited`: too many failed attempts; retry after `Retry-After` seconds",
+        headers(("Retry-After" = u64, description = "Seconds to wait"))
+    )]
+    RateLimited(ErrorBody),
+    /// The store is unavailable.
+    #[response(status = 503, description = "`unavailable`: temporary trouble; retry later")]
+    Unavailable(ErrorBody),
+}
+
+/// The errors of the tracker ingest routes that need credentials: as
+/// [`AuthErrors`], but the 401 challenges `Basic` ([`basic_challenge`]).
+#[derive(IntoResponses)]
+pub enum TrackerAuthErrors {
+    /// No or wrong credentials.
+    #[response(
+        status = 401,
+        description = "`unauthorized`: no or wrong credentials",
+        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"polo\"`, which tracker apps answer"))
+    )]
+    Unauthorized(ErrorBody),
+    /// Too many failed attempts from this address.
     #[response(
         status = 429,
         description = "`rate_limited`: too many failed attempts; retry after `Retry-After` seconds",
@@ -427,6 +479,16 @@ pub enum JsonBodyErrors {
                    request without the session's `X-CSRF-Token`"
 )]
 pub struct Forbidden(pub ErrorBody);
+
+/// 403 on the admin routes.
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "`forbidden`: not an administrator, a device token where the password is needed, or a \
+                   client outside the admin networks (`--admin-network`; checked before the credentials); or \
+                   `csrf_failed`: a cookie-authenticated unsafe request without the session's `X-CSRF-Token`"
+)]
+pub struct AdminForbidden(pub ErrorBody);
 
 /// 403 `csrf_failed` on unsafe methods.
 #[derive(IntoResponses)]
@@ -488,7 +550,7 @@ mod tests {
         let (status, headers, body) = render(ApiError::unauthorized("who are you")).await;
         assert_eq!(status, 401);
         assert_eq!(body, json!({"code": "unauthorized", "message": "who are you"}));
-        assert_eq!(headers[header::WWW_AUTHENTICATE], "Basic realm=\"polo\"");
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"polo\"", "no browser dialog");
         let (status, headers, body) = render(ApiError::rate_limited(Duration::from_millis(1_500))).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")));
         assert_eq!(headers[header::RETRY_AFTER], "2");
@@ -510,19 +572,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_web_app_gets_401s_without_a_basic_challenge() {
+    async fn only_tracker_routes_challenge_basic_and_the_web_app_gets_no_challenge() {
+        use axum::middleware::from_fn;
+        use axum::routing::get;
         use tower::ServiceExt as _;
-        let app = axum::Router::new()
-            .route("/x", axum::routing::get(|| async { ApiError::unauthorized("log in") }))
-            .layer(axum::middleware::from_fn(json_errors));
-        for (xhr, challenged) in [(None, true), (Some("XMLHttpRequest"), false), (Some("other"), true)] {
-            let mut request = axum::http::Request::builder().uri("/x");
+        let unauthorized = || async { ApiError::unauthorized("log in") };
+        let tracker = axum::Router::new().route("/tracker", get(unauthorized)).route_layer(from_fn(basic_challenge));
+        let app = axum::Router::new().route("/api", get(unauthorized)).merge(tracker).layer(from_fn(json_errors));
+        for (path, xhr, challenge) in [
+            ("/api", None, Some(BEARER_CHALLENGE)),
+            ("/api", Some("XMLHttpRequest"), None),
+            ("/api", Some("other"), Some(BEARER_CHALLENGE)),
+            ("/tracker", None, Some(BASIC_CHALLENGE)),
+            ("/tracker", Some("XMLHttpRequest"), None),
+        ] {
+            let mut request = axum::http::Request::builder().uri(path);
             if let Some(value) = xhr {
                 request = request.header("X-Requested-With", value);
             }
             let response = app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
             assert_eq!(response.status(), 401);
-            assert_eq!(response.headers().contains_key(header::WWW_AUTHENTICATE), challenged, "{xhr:?}");
+            let got = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap());
+            assert_eq!(got, challenge, "{path} {xhr:?}");
         }
     }
 }

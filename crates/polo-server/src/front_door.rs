@@ -1,5 +1,6 @@
-//! The front door: the accept loop, TLS termination, the `Host` filter, the
-//! admin-network guard, body limits and secure headers.
+//! The front door: the accept loop, TLS termination, the `Host` filter,
+//! telling who the client is ([`crate::client`]), the admin-network guard of
+//! `/metrics`, body limits and secure headers.
 //!
 //! **Why a custom accept loop** instead of `axum::serve`: a request whose
 //! `Host` is not on the allow-list must get *no HTTP response at all*, like
@@ -30,8 +31,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::body::Incoming;
@@ -43,8 +44,9 @@ use tower::ServiceExt;
 
 use crate::AppState;
 use crate::access_log::{AccessLogWriter, AccessLogger, log_request};
+use crate::client::{Client, ClientPolicy, identify_client};
 use crate::metrics::{Metrics, metrics_handler, record_latency};
-use crate::options::{AllowedHosts, IpNetwork, ServerOptions, TlsFiles};
+use crate::options::{AllowedHosts, ServerOptions, TlsFiles};
 
 /// How long in-flight requests may run after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -69,43 +71,38 @@ pub enum ServeError {
 
 /// The full application: the routes of [`crate::router`] plus `/metrics`
 /// (admin networks only), latency metrics, access logs, the default body
-/// limit and secure headers.
+/// limit and secure headers. Every request is first attributed to its
+/// client under `options` ([`ClientPolicy`]): the admin-network check of
+/// every admin route ([`crate::auth::AdminCaller`]), the back-off and the
+/// session cookie's `Secure` read that.
 pub fn app(state: AppState, options: &ServerOptions, access_log: AccessLogger) -> Router {
     let metrics = state.metrics.clone();
     let metrics_route = Router::new().route("/metrics", get(metrics_handler)).with_state(metrics.clone());
     crate::router(state)
-        .merge(restrict_to_admin_networks(metrics_route, &options.admin_networks))
+        .merge(restrict_to_admin_networks(metrics_route))
         // `Router::layer` wraps every route, so these see `MatchedPath`.
         .layer(DefaultBodyLimit::max(options.body_limits.default))
         .layer(from_fn_with_state(access_log, log_request))
         .layer(from_fn_with_state(metrics, record_latency))
         .layer(from_fn_with_state(options.tls.is_some(), secure_headers))
+        // Outermost, so that every layer above sees the client.
+        .layer(from_fn_with_state(Arc::new(ClientPolicy::from_options(options)), identify_client))
 }
 
-/// Serves only to peers inside `networks` (other peers get 403
-/// `{"code":"forbidden",…}`). Apply it to admin route groups:
-/// `router.merge(restrict_to_admin_networks(admin_routes, &options.admin_networks))`.
-/// The peer is the TCP peer: `X-Forwarded-For` is not trusted.
-pub fn restrict_to_admin_networks<S>(router: Router<S>, networks: &[IpNetwork]) -> Router<S>
+/// Serves only to clients inside the admin networks ([`Client::admin_network`]);
+/// others get 403 `{"code":"forbidden",…}`. For routes without an
+/// [`crate::auth::AdminCaller`], such as `/metrics` (which has no login).
+pub fn restrict_to_admin_networks<S>(router: Router<S>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let networks: Arc<[IpNetwork]> = networks.into();
-    router.route_layer(from_fn_with_state(networks, admin_guard))
+    router.route_layer(from_fn(admin_guard))
 }
 
-async fn admin_guard(State(networks): State<Arc<[IpNetwork]>>, request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    match peer {
-        Some(ip) if networks.iter().any(|n| n.contains(ip)) => next.run(request).await,
-        _ => (
-            StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({
-                "code": "forbidden",
-                "message": "this route is only served to the admin networks (--admin-network)",
-            })),
-        )
-            .into_response(),
+async fn admin_guard(request: Request, next: Next) -> Response {
+    match Client::of(request.extensions()).require_admin_network() {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -182,8 +179,11 @@ pub async fn serve_app(
     } else {
         tracing::info!(hosts = ?hosts.names(), "accepting only these Host names; other requests are dropped");
     }
+    let list =
+        |networks: &[crate::options::IpNetwork]| networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     tracing::info!(
-        networks = %options.admin_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        networks = %list(&options.admin_networks),
+        trusted_proxies = %list(&options.trusted_proxies),
         tls = tls.is_some(),
         "admin and metrics routes restricted"
     );

@@ -9,6 +9,7 @@
 mod access_log;
 mod account;
 pub mod auth;
+pub mod client;
 pub mod error;
 mod front_door;
 mod health;

@@ -1,6 +1,7 @@
 //! Front-door settings of the server: which `Host` names it answers, which
-//! networks may reach the admin and metrics routes, where access logs go,
-//! TLS files and request body limits.
+//! networks may reach the admin and metrics routes, which reverse proxies
+//! are believed about the client, where access logs go, TLS files and
+//! request body limits.
 //!
 //! Every value is parsed and validated here, once, at start-up, so a typo in
 //! a flag or the config file stops `polo serve` with a message that names
@@ -30,6 +31,14 @@ pub enum OptionsError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Not an `IP/PREFIX` network (or a bare IP) for `--trusted-proxy`.
+    #[error("invalid trusted proxy {value:?}: {reason}")]
+    TrustedProxy {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `--access-log` got an empty value.
     #[error("invalid access log {value:?}: expected off, stdout or a file path")]
     AccessLog {
@@ -49,8 +58,11 @@ pub enum OptionsError {
 pub struct ServerOptions {
     /// Host names the server answers. Empty: any.
     pub allowed_hosts: AllowedHosts,
-    /// Peers allowed on admin and metrics routes.
+    /// Clients allowed on admin and metrics routes.
     pub admin_networks: Vec<IpNetwork>,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are
+    /// believed (see [`crate::client`]). Empty: none, the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNetwork>,
     /// Where access logs go.
     pub access_log: AccessLog,
     /// Certificate and key for TLS termination; plain HTTP when `None`.
@@ -64,6 +76,7 @@ impl Default for ServerOptions {
         Self {
             allowed_hosts: AllowedHosts::any(),
             admin_networks: IpNetwork::loopback(),
+            trusted_proxies: Vec::new(),
             access_log: AccessLog::Stdout,
             tls: None,
             body_limits: BodyLimits::default(),
@@ -281,6 +294,17 @@ impl IpNetwork {
     pub fn parse_list<S: AsRef<str>>(values: &[S]) -> Result<Vec<Self>, OptionsError> {
         values.iter().map(|v| v.as_ref().parse()).collect()
     }
+
+    /// Parses `--trusted-proxy` values, naming the first bad one as a trusted proxy.
+    ///
+    /// # Errors
+    /// [`OptionsError::TrustedProxy`].
+    pub fn parse_trusted_proxies<S: AsRef<str>>(values: &[S]) -> Result<Vec<Self>, OptionsError> {
+        Self::parse_list(values).map_err(|e| match e {
+            OptionsError::Network { value, reason } => OptionsError::TrustedProxy { value, reason },
+            other => other,
+        })
+    }
 }
 
 impl FromStr for IpNetwork {
@@ -373,6 +397,8 @@ mod tests {
             let e = bad.parse::<IpNetwork>().unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
+        let e = IpNetwork::parse_trusted_proxies(&["10.0.0.1", "proxy.local"]).unwrap_err();
+        assert!(e.to_string().starts_with("invalid trusted proxy \"proxy.local\""), "{e}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   its own: a user's password or device token cannot read every user's
 //!   changes, and a replication token can do nothing else.
 //! * The task routes show and steer the replications this server runs in
-//!   the background (`[[replication]]` in the config), for admins.
+//!   the background (`[[replication]]` in the config), for admins inside
+//!   the admin networks ([`AdminCaller`]).
 //!
 //! The feed long-polls: a caught-up peer waits up to `wait_ms` for the next
 //! change instead of polling.
@@ -30,7 +31,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::AdminCaller;
 use crate::auth::secret::sha256;
-use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
+use crate::error::{AdminForbidden, ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
 use crate::query::derived::blocking;
 
 /// The longest a feed request may wait for a change.
@@ -240,7 +241,7 @@ pub(crate) async fn apply(
     path = "/api/v1/replication/tasks",
     tag = "replication",
     security(("session" = []), ("basic" = [])),
-    responses((status = 200, body = [Object], description = "`[{name, source, target, state, lag_changes, lag_seconds, points_per_second, last_error, …}]`"), Forbidden, AuthErrors)
+    responses((status = 200, body = [Object], description = "`[{name, source, target, state, lag_changes, lag_seconds, points_per_second, last_error, …}]`"), AdminForbidden, AuthErrors)
 )]
 pub(crate) async fn tasks(State(state): State<AppState>, _admin: AdminCaller) -> Json<Vec<Status>> {
     Json(state.replications.statuses())
@@ -269,7 +270,7 @@ pub(crate) enum TaskAction {
         ("name" = String, Path, description = "The replication's name"),
         ("action" = inline(TaskAction), Path, description = "`pause`, `resume` or `cancel`"),
     ),
-    responses((status = 200, body = Object, description = "The replication's status"), BadRequest, NotFound, CsrfFailed, Forbidden, AuthErrors)
+    responses((status = 200, body = Object, description = "The replication's status"), BadRequest, NotFound, CsrfFailed, AdminForbidden, AuthErrors)
 )]
 pub(crate) async fn control(
     State(state): State<AppState>,

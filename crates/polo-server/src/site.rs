@@ -4,7 +4,7 @@
 //! | route | who | answers |
 //! |---|---|---|
 //! | `GET /api/v1/config` | anyone | `{instance_name, tile_url, tile_attribution, version, registration}` |
-//! | `GET /api/v1/admin/settings` | admin | `{instance_name, tile_url, tile_attribution, overridden, defaults}` |
+//! | `GET /api/v1/admin/settings` | admin (inside `--admin-network`) | `{instance_name, tile_url, tile_attribution, overridden, defaults}` |
 //! | `PUT /api/v1/admin/settings` | admin, no token | the same, after the change |
 //!
 //! The configuration (`polo serve --instance-name/--tile-url/--tile-attribution`,
@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::AdminCaller;
-use crate::error::{ApiError, AuthErrors, Forbidden, JsonBodyErrors, json_object};
+use crate::error::{AdminForbidden, ApiError, AuthErrors, JsonBodyErrors, json_object};
 
 /// The OpenStreetMap raster tiles.
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -126,9 +126,7 @@ fn validate(setting: &'static str, value: &str) -> Result<String, SettingError> 
             if value.len() > 2048 {
                 return Err(bad("must be at most 2048 bytes".to_owned()));
             }
-            if !(value.starts_with("https://") || value.starts_with("http://") || value.starts_with('/')) {
-                return Err(bad(format!("must be an http(s) URL or a path on this server, not {value:?}")));
-            }
+            check_tile_origin(value).map_err(bad)?;
             for placeholder in ["{z}", "{x}", "{y}"] {
                 if !value.contains(placeholder) {
                     return Err(bad(format!("must contain {placeholder} (e.g. {DEFAULT_TILE_URL})")));
@@ -141,6 +139,31 @@ fn validate(setting: &'static str, value: &str) -> Result<String, SettingError> 
         }
         _ => Ok(value.to_owned()),
     }
+}
+
+/// A tile URL is an absolute `http(s)://host/…` URL or a path on this
+/// server (`/tiles/…`). A protocol-relative `//host/…` would be a path to
+/// the eye but loads from any host, and a user name (`https://osm.org@evil/`)
+/// hides the real host: both are refused.
+fn check_tile_origin(value: &str) -> Result<(), String> {
+    let example = DEFAULT_TILE_URL;
+    if let Some(rest) = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")) {
+        let host = rest.split('/').next().unwrap_or_default();
+        let host_chars = |c: char| c.is_ascii_alphanumeric() || "-._:[]{}".contains(c);
+        if host.is_empty() || !host.chars().all(host_chars) {
+            return Err(format!(
+                "must name a host (letters, digits, -, ., :, [], {{s}}) after the scheme, as in {example}, not {value:?}"
+            ));
+        }
+        return Ok(());
+    }
+    if value.starts_with("//") {
+        return Err(format!("must be an absolute http(s) URL such as {example}, not the protocol-relative {value:?}"));
+    }
+    if value.starts_with('/') {
+        return Ok(());
+    }
+    Err(format!("must be an absolute http(s) URL such as {example} or a path on this server (/tiles/…), not {value:?}"))
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -203,7 +226,8 @@ pub(crate) struct SettingsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "Family map", max_length = 64)]
     instance_name: Option<Option<String>>,
-    /// An http(s) URL template (or a path on this server) with `{z}`, `{x}` and `{y}`.
+    /// An absolute http(s) URL template (or a path on this server, `/…`) with `{z}`, `{x}` and `{y}`;
+    /// protocol-relative URLs (`//host/…`) are refused.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "https://tile.openstreetmap.org/{z}/{x}/{y}.png")]
     tile_url: Option<Option<String>>,
@@ -229,7 +253,7 @@ async fn settings_view(state: &AppState) -> Result<Json<SettingsView>, ApiError>
     path = "/api/v1/admin/settings",
     tag = "web",
     security(("session" = []), ("bearer" = []), ("basic" = [])),
-    responses((status = 200, body = SettingsView), Forbidden, AuthErrors)
+    responses((status = 200, body = SettingsView), AdminForbidden, AuthErrors)
 )]
 async fn get_settings(
     State(state): State<AppState>,
@@ -246,7 +270,7 @@ async fn get_settings(
     tag = "web",
     security(("session" = [], "csrf" = []), ("basic" = [])),
     request_body = SettingsBody,
-    responses((status = 200, body = SettingsView), JsonBodyErrors, Forbidden, AuthErrors)
+    responses((status = 200, body = SettingsView), JsonBodyErrors, AdminForbidden, AuthErrors)
 )]
 async fn put_settings(
     State(state): State<AppState>,
@@ -290,7 +314,10 @@ mod tests {
         assert_eq!(site.tile_attribution, DEFAULT_TILE_ATTRIBUTION);
         for (name, url, why) in [
             (Some(""), None, "instance_name: must be 1 to 64"),
-            (None, Some("ftp://x/{z}/{x}/{y}"), "tile_url: must be an http(s) URL"),
+            (None, Some("ftp://x/{z}/{x}/{y}"), "tile_url: must be an absolute http(s) URL"),
+            (None, Some("//evil.example/{z}/{x}/{y}.png"), "tile_url: must be an absolute http(s) URL such as"),
+            (None, Some("https:///evil.example/{z}/{x}/{y}.png"), "tile_url: must name a host"),
+            (None, Some("https://tile.osm.org@evil.example/{z}/{x}/{y}.png"), "tile_url: must name a host"),
             (None, Some("https://x/{z}/{x}.png"), "tile_url: must contain {y}"),
             (None, Some("https://x/{z}/{x}/{y}\".png"), "tile_url: must not contain spaces, quotes"),
         ] {
@@ -298,6 +325,9 @@ mod tests {
             assert!(e.to_string().starts_with(why), "{e}");
         }
         assert!(SiteDefaults::new(None, Some("/tiles/{z}/{x}/{y}.png"), Some("")).is_ok(), "a path on this server");
+        assert!(SiteDefaults::new(None, Some("https://{s}.tile.example:8443/{z}/{x}/{y}{r}.png"), None).is_ok());
+        let e = SiteDefaults::new(None, Some("//evil.example/{z}/{x}/{y}.png"), None).unwrap_err();
+        assert!(e.to_string().contains("protocol-relative"), "{e}");
     }
 
     #[test]

@@ -59,7 +59,8 @@ fn basic(user: &str, secret: &str) -> String {
 
 impl App {
     async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
-        self.call_from("192.0.2.10", method, path, headers, body).await
+        // Loopback: inside the default admin networks, as `polo serve` without flags has it.
+        self.call_from("127.0.0.1", method, path, headers, body).await
     }
 
     async fn call_from(
@@ -167,7 +168,7 @@ async fn session_cookie_login_csrf_and_logout() {
     assert!(r.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
     let r = app.call(Method::GET, "/api/v1/me", &[("cookie", &cookie)], None).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"polo\"");
+    assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"polo\"", "no browser dialog");
     // A wrong password logs nobody in.
     let r = app
         .call(Method::POST, "/api/v1/session", &[], Some(json!({"username": "alice", "password": "nope nope"})))
@@ -215,7 +216,7 @@ async fn bearer_basic_and_literal_token_forms() {
         let ip = format!("203.0.113.{i}");
         let r = app.call_from(&ip, Method::GET, "/api/v1/me", &[("authorization", &auth)], None).await;
         assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{auth}");
-        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"polo\"");
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"polo\"");
     }
     // A device token cannot mint tokens.
     let devices =
@@ -248,39 +249,159 @@ async fn bearer_basic_and_literal_token_forms() {
     assert_eq!(me(format!("Basic {token}:")).await.status, StatusCode::UNAUTHORIZED);
 }
 
+/// The attack review's case: twelve wrong passwords for alice from one address.
 #[tokio::test]
-async fn failures_back_off_per_address_and_per_user() {
+async fn wrong_passwords_block_the_guesser_not_the_user_elsewhere_nor_her_devices() {
     let app = app();
+    let (_, token) = app.token_for("alice", ALICE_PW, "phone").await;
+    let (attacker, home) = ("198.51.100.1", "198.51.100.2");
     let wrong = basic("alice", "wrong password");
-    for i in 0..6 {
-        let r = app.call_from("198.51.100.1", Method::GET, "/api/v1/me", &[("authorization", &wrong)], None).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "failure {i}");
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let r = app.call_from(attacker, Method::GET, "/api/v1/me", &[("authorization", &wrong)], None).await;
+        statuses.push(r.status.as_u16());
     }
-    // Blocked now, even with the right password, and from another address for this user.
+    // Five free failures per (address, user); the sixth is checked, fails and blocks the pair.
+    assert_eq!(statuses, [[401; 6].as_slice(), [429; 6].as_slice()].concat());
+    // The guesser stays blocked for alice, even with her right password.
     let right = basic("alice", ALICE_PW);
-    for ip in ["198.51.100.1", "198.51.100.2"] {
-        let r = app.call_from(ip, Method::GET, "/api/v1/me", &[("authorization", &right)], None).await;
-        assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{ip}");
-        let retry: u64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
-        assert!((1..=300).contains(&retry), "{retry}");
+    let r = app.call_from(attacker, Method::GET, "/api/v1/me", &[("authorization", &right)], None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    let retry: u64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+    // Alice from home: her password, the web login, and OwnTracks with Basic auth all work.
+    let r = app.call_from(home, Method::GET, "/api/v1/me", &[("authorization", &right)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let login = Some(json!({"username": "alice", "password": ALICE_PW}));
+    let r = app.call_from(home, Method::POST, "/api/v1/session", &[], login).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // One device ("phone"), so each point has its own time.
+    let location = |lat: f64, tst: i64| json!({"_type": "location", "lat": lat, "lon": 8.5, "tst": tst});
+    let r = app
+        .call_from(
+            home,
+            Method::POST,
+            "/api/owntracks",
+            &[("authorization", &right)],
+            Some(location(47.1, 1_709_283_701)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Her device tokens are not held up by password failures, not even from the guesser's address.
+    for (auth, lat, tst) in
+        [(format!("Bearer {token}"), 47.2, 1_709_283_702), (basic("alice", &token), 47.3, 1_709_283_703)]
+    {
+        let r = app
+            .call_from(attacker, Method::POST, "/api/owntracks", &[("authorization", &auth)], Some(location(lat, tst)))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{auth}: {}", r.body);
     }
-    // The address is blocked for other users too; bob elsewhere is fine.
+    let osmand = format!("/api/osmand?id={token}&lat=47.4&lon=8.5&timestamp=1709283790");
+    let r = app.call_from(attacker, Method::POST, &osmand, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stored = app.call_from(home, Method::GET, "/api/v1/points", &[("authorization", &right)], None).await;
+    let lats: Vec<f64> = stored.body["points"].as_array().unwrap().iter().map(|p| p["lat"].as_f64().unwrap()).collect();
+    for lat in [47.1, 47.2, 47.3, 47.4] {
+        assert!(lats.contains(&lat), "{lat} was stored: {lats:?}");
+    }
+    // Bob from the guesser's address is fine until the address's own allowance (20) runs out.
     let bob = basic("bob", BOB_PW);
-    let r = app.call_from("198.51.100.1", Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    let r = app.call_from("198.51.100.3", Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
+    let r = app.call_from(attacker, Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn spraying_many_names_from_one_address_blocks_the_address() {
+    let app = app();
+    let sprayer = "203.0.113.50";
+    for i in 0..20 {
+        let auth = basic(&format!("user{i}"), "guess guess");
+        let r = app.call_from(sprayer, Method::GET, "/api/v1/me", &[("authorization", &auth)], None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "failure {i} is free");
+    }
+    let auth = basic("user20", "guess guess");
+    let r = app.call_from(sprayer, Method::GET, "/api/v1/me", &[("authorization", &auth)], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the 21st failure is counted");
+    let bob = basic("bob", BOB_PW);
+    let r = app.call_from(sprayer, Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "the address is blocked");
+    let r = app.call_from("203.0.113.51", Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
     assert_eq!(r.status, StatusCode::OK);
-    // Logins and unknown tokens count too.
-    for _ in 0..6 {
-        let r =
-            app.call_from("198.51.100.4", Method::GET, "/api/v1/me", &[("authorization", "Bearer polo_x")], None).await;
+    // Unknown tokens block the address for tokens only.
+    let prober = "203.0.113.60";
+    for _ in 0..21 {
+        let r = app.call_from(prober, Method::GET, "/api/v1/me", &[("authorization", "Bearer polo_x")], None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = app.call_from("198.51.100.4", Method::GET, "/api/v1/me", &[("authorization", "Bearer polo_x")], None).await;
+    let r = app.call_from(prober, Method::GET, "/api/v1/me", &[("authorization", "Bearer polo_x")], None).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    let login = Some(json!({"username": "alice", "password": ALICE_PW}));
-    let r = app.call_from("198.51.100.9", Method::POST, "/api/v1/session", &[], login).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "alice is still blocked");
+    let r = app.call_from(prober, Method::GET, "/api/v1/me", &[("authorization", &bob)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "unknown tokens do not block passwords");
+}
+
+/// Browsers open their own login dialog for a Basic challenge: only the tracker routes send one.
+#[tokio::test]
+async fn only_the_tracker_ingest_routes_challenge_basic() {
+    let app = app();
+    for (method, path) in [(Method::GET, "/api/v1/me"), (Method::GET, "/api/v1/points"), (Method::GET, "/api/v1/users")]
+    {
+        let r = app.call(method, path, &[], None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"polo\"", "{path}");
+    }
+    let location = json!({"_type": "location", "lat": 1.0, "lon": 2.0, "tst": 1_709_283_789});
+    for (method, path, body) in [
+        (Method::POST, "/api/owntracks", Some(location)),
+        (Method::GET, "/api/osmand?id=x&lat=1&lon=2", None),
+        (Method::POST, "/api/osmand?id=x&lat=1&lon=2", None),
+    ] {
+        let r = app.call(method, path, &[], body).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"polo\"", "{path}");
+    }
+    // The web app's own requests get none at all.
+    let r = app.call(Method::POST, "/api/owntracks", &[("x-requested-with", "XMLHttpRequest")], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get(header::WWW_AUTHENTICATE).is_none());
+}
+
+/// `SameSite=Lax` sends the cookie with a cross-site top-level GET: a link must not store points.
+#[tokio::test]
+async fn osmand_gets_do_not_take_the_session_cookie() {
+    let app = app();
+    let (cookie, csrf) = app.login("alice", ALICE_PW).await;
+    let r = app.call(Method::GET, "/api/osmand?id=planted&lat=1&lon=2", &[("cookie", &cookie)], None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("session cookie"), "{}", r.body);
+    let devices = app.call(Method::GET, "/api/v1/devices", &[("cookie", &cookie)], None).await;
+    assert_eq!(devices.body["devices"], json!([]), "no device was created");
+    // With the CSRF header a cookie POST is the web app's own request, and device credentials work on GET.
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = app.call(Method::POST, "/api/osmand?id=web&lat=1&lon=2", &headers, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, token) = app.token_for("alice", ALICE_PW, "tracker").await;
+    let r = app.call(Method::GET, &format!("/api/osmand?id={token}&lat=1&lon=2"), &[("cookie", &cookie)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// A Traccar-style client authenticates with the token as its device id: it hears what is wrong.
+#[tokio::test]
+async fn osmand_authenticates_by_the_device_id_before_judging_the_reading() {
+    let app = app();
+    let (_, token) = app.token_for("alice", ALICE_PW, "car").await;
+    for (path, body, needle) in [
+        (format!("/api/osmand?id={token}&lat=north&lon=2"), None, "lat"),
+        (format!("/api/osmand?id={token}&lat=1"), None, "no position"),
+        (format!("/api/osmand?id={token}&lat=1&lon=2&timestamp=tuesday"), None, "timestamp"),
+        ("/api/osmand".to_owned(), Some(json!({"id": token, "lat": 1, "lon": 400})), "lat/lon"),
+    ] {
+        let r = app.call(Method::POST, &path, &[], body).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"), "{path}: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains(needle), "{path}: {}", r.body);
+    }
+    // Without a valid token the same reading is still a 401: nothing is told to strangers.
+    let r = app.call(Method::POST, "/api/osmand?id=polo_unknown&lat=north&lon=2", &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

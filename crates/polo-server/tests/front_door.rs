@@ -171,6 +171,170 @@ async fn metrics_are_admin_only_and_labelled_by_route_template() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
 
+const ROOT_PW: &str = "root password";
+
+/// An app over a store with the administrator `root`.
+fn app_with_admin(dir: &tempfile::TempDir, options: &ServerOptions) -> Router {
+    let state = state(dir);
+    let hash = polo_server::auth::hash_password(ROOT_PW).unwrap();
+    state.store.create_user("root", &hash, true).unwrap();
+    polo_server::app(state, options, AccessLogger::off())
+}
+
+/// A request as the front door hands it on: from `peer`, with `headers`.
+fn from_peer(method: &str, path: &str, peer: &str, headers: &[(&str, &str)], body: Option<Value>) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        Some(v) => {
+            request = request.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let mut request = request.body(body).unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    request
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn root_basic() -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("root:{ROOT_PW}")))
+}
+
+/// Every admin route, with a request body that the route accepts.
+fn admin_requests() -> Vec<(&'static str, &'static str, Option<Value>)> {
+    vec![
+        ("GET", "/api/v1/users", None),
+        ("POST", "/api/v1/users", Some(serde_json::json!({"name": "carol", "password": "carol password"}))),
+        ("GET", "/api/v1/admin/settings", None),
+        ("PUT", "/api/v1/admin/settings", Some(serde_json::json!({"instance_name": "taken over"}))),
+        ("GET", "/api/v1/replication/tasks", None),
+        ("POST", "/api/v1/replication/tasks/none/pause", None),
+    ]
+}
+
+#[tokio::test]
+async fn every_admin_route_answers_only_the_admin_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_admin(&dir, &ServerOptions::default());
+    let auth = root_basic();
+    for (method, path, body) in admin_requests() {
+        for (peer, ip) in [("10.1.2.3:5000", "10.1.2.3"), ("[2001:db8::1]:5000", "2001:db8::1")] {
+            let request = from_peer(method, path, peer, &[("authorization", &auth)], body.clone());
+            let (status, _, reply) = send(&app, request).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} from {peer}: {reply}");
+            assert_eq!(reply["code"], "forbidden");
+            let message = reply["message"].as_str().unwrap();
+            assert!(message.contains("--admin-network") && message.contains(ip), "{message}");
+        }
+        // Outsiders learn nothing about credentials either: the same 403 without any.
+        let (status, _, _) = send(&app, from_peer(method, path, "10.1.2.3:5000", &[], body.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} anonymously");
+    }
+    // Nothing changed; from loopback the same requests are served.
+    for (method, path, body) in admin_requests() {
+        let (status, _, reply) =
+            send(&app, from_peer(method, path, "127.0.0.1:5000", &[("authorization", &auth)], body)).await;
+        let want = if path.contains("/tasks/") {
+            StatusCode::NOT_FOUND
+        } else if method == "POST" {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, want, "{method} {path} from loopback: {reply}");
+        if path == "/api/v1/admin/settings" && method == "GET" {
+            assert_eq!(reply["instance_name"], "polo", "the outside PUT changed nothing");
+        }
+        if path == "/api/v1/users" && method == "GET" {
+            assert_eq!(reply["users"].as_array().unwrap().len(), 1, "the outside POST created nobody: {reply}");
+        }
+    }
+    // Routes that are not admin routes answer the admin anywhere.
+    let (status, _, _) =
+        send(&app, from_peer("GET", "/api/v1/me", "10.1.2.3:5000", &[("authorization", &auth)], None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        ServerOptions { trusted_proxies: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..ServerOptions::default() };
+    let app = app_with_admin(&dir, &options);
+    let auth = root_basic();
+    for (peer, forwarded_for, want) in [
+        // The proxy on 10.0.0.2 forwards an outside client.
+        ("10.0.0.2:40000", Some("203.0.113.5"), StatusCode::FORBIDDEN),
+        // The proxy forwards a client on the server itself.
+        ("10.0.0.2:40000", Some("127.0.0.1"), StatusCode::OK),
+        // Anyone else's X-Forwarded-For is their own claim.
+        ("203.0.113.5:40000", Some("127.0.0.1"), StatusCode::FORBIDDEN),
+        // A client that prepends its own claim is still the address the proxy saw.
+        ("10.0.0.2:40000", Some("127.0.0.1, 203.0.113.5"), StatusCode::FORBIDDEN),
+    ] {
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend(forwarded_for.map(|f| ("x-forwarded-for", f)));
+        let (status, _, reply) = send(&app, from_peer("GET", "/api/v1/users", peer, &headers, None)).await;
+        assert_eq!(status, want, "{peer} forwarding {forwarded_for:?}: {reply}");
+        let (status, _, _) = send(&app, from_peer("GET", "/metrics", peer, &headers, None)).await;
+        assert_eq!(status, want, "/metrics from {peer} forwarding {forwarded_for:?}");
+    }
+
+    // A loopback proxy without --trusted-proxy makes every client look local: with it, they do not.
+    let options =
+        ServerOptions { trusted_proxies: IpNetwork::parse_list(&["127.0.0.1"]).unwrap(), ..ServerOptions::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_admin(&dir, &options);
+    let headers = [("authorization", auth.as_str()), ("x-forwarded-for", "198.51.100.9")];
+    let (status, _, reply) = send(
+        &app,
+        from_peer(
+            "PUT",
+            "/api/v1/admin/settings",
+            "127.0.0.1:1",
+            &headers,
+            Some(serde_json::json!({"instance_name": "x"})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("198.51.100.9"), "{reply}");
+}
+
+#[tokio::test]
+async fn session_cookies_are_secure_when_a_trusted_proxy_says_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        ServerOptions { trusted_proxies: IpNetwork::parse_list(&["10.0.0.0/8"]).unwrap(), ..ServerOptions::default() };
+    let app = app_with_admin(&dir, &options);
+    let login = || Some(serde_json::json!({"username": "root", "password": ROOT_PW}));
+    for (peer, proto, secure) in [
+        ("10.0.0.2:40000", Some("https"), true),
+        ("10.0.0.2:40000", Some("http"), false),
+        ("10.0.0.2:40000", None, false),
+        // An untrusted peer's X-Forwarded-Proto is ignored.
+        ("203.0.113.5:40000", Some("https"), false),
+    ] {
+        let headers: Vec<(&str, &str)> = proto.map(|p| ("x-forwarded-proto", p)).into_iter().collect();
+        let (status, response_headers, reply) =
+            send(&app, from_peer("POST", "/api/v1/session", peer, &headers, login())).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        let cookie = response_headers[axum::http::header::SET_COOKIE].to_str().unwrap();
+        assert_eq!(cookie.contains("; Secure"), secure, "{peer} {proto:?}: {cookie}");
+    }
+}
+
 /// The pattern documented on `BodyLimits`: the default applies to every
 /// route; a route that needs more sets its own limit, and the innermost wins.
 #[tokio::test]

@@ -37,10 +37,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let street_names = config.street_names(args.geocoder.as_deref(), args.geocoder_url.as_deref())?;
     let site =
         config.site(args.instance_name.as_deref(), args.tile_url.as_deref(), args.tile_attribution.as_deref())?;
-    let mut backoff = Backoff::default();
-    if let Some(free) = args.auth_free_failures.or(config.file_serve.auth_free_failures) {
-        backoff.free_failures = free;
-    }
+    let backoff = args
+        .auth_free_failures
+        .or(config.file_serve.auth_free_failures)
+        .map_or_else(Backoff::default, Backoff::with_free_failures);
     let replications = replication_specs(config, args)?;
     let store = config.open_store()?;
     let runtime =
@@ -55,7 +55,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         // Integration tests and scripts read this line to learn the port.
         eprintln!("polo listening on {scheme}://{local}");
         let mut state = AppState::new(Arc::new(store)).context("cannot start the ingest writer")?;
-        // Session cookies are `Secure` when polo itself terminates TLS.
+        // Session cookies are `Secure` when polo itself terminates TLS (and, per request, when a
+        // trusted proxy says the client came over HTTPS).
         state.auth = Arc::new(
             Authenticator::new(state.store.clone()).with_secure_cookies(options.tls.is_some()).with_backoff(backoff),
         );
@@ -204,6 +205,7 @@ fn server_options(config: &Config, args: &ServeArgs) -> anyhow::Result<ServerOpt
     if !networks.is_empty() {
         options.admin_networks = IpNetwork::parse_list(&networks)?;
     }
+    options.trusted_proxies = IpNetwork::parse_trusted_proxies(&or_file(&args.trusted_proxies, &file.trusted_proxies))?;
     if let Some(access_log) = args.access_log.as_deref().or(file.access_log.as_deref()) {
         options.access_log = access_log.parse::<AccessLog>()?;
     }

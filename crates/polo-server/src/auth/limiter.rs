@@ -1,17 +1,30 @@
 //! Exponential back-off after failed authentications, per client address
-//! and per user name.
+//! and user name, and per client address; never per user name alone.
 //!
 //! Guessing passwords (or tokens) online is made slow without locking
-//! accounts: the first [`Backoff::free_failures`] failures cost nothing, each
-//! one after that blocks the key for twice as long as the one before, from
+//! accounts: the first free failures of a key cost nothing, each one after
+//! that blocks the key for twice as long as the one before, from
 //! [`Backoff::base`] up to [`Backoff::max`]. A key's record is forgotten
-//! [`Backoff::forget_after`] after its last failure, and a successful login
-//! clears the user name's record (not the address's: an attacker holding one
-//! account must not be able to reset their address by logging in).
+//! [`Backoff::forget_after`] after its last failure.
 //!
-//! Both keys are checked before any work is done, so a blocked key costs no
-//! Argon2 run. IPv6 clients are keyed by their /64, the block one
-//! subscriber typically controls. The table is in memory, owned by the
+//! **The keys.** A wrong password counts against the pair (address, user
+//! name) ([`Backoff::free_failures`]) and against the address over all names
+//! ([`Backoff::address_free_failures`], higher, since several people may
+//! share one address). There is no key for a user name alone: then anyone
+//! could lock a user out from anywhere, as a failure every few minutes would
+//! keep the doubling delay at its cap for good. Someone guessing from
+//! another address does not slow the user down; someone guessing from many
+//! addresses gets the free failures of each, and IPv6 clients are keyed by
+//! their /64, the block one subscriber typically controls.
+//!
+//! Unknown device tokens count against the address in a table of their own
+//! (with the address's allowance): password failures never block a device
+//! token, and a device retrying with a revoked token blocks no password.
+//!
+//! A successful login clears its (address, user) pair, not the address: an
+//! attacker holding one account must not be able to reset their address by
+//! logging in. Keys are checked before any work is done, so a blocked key
+//! costs no Argon2 run. The table is in memory, owned by the
 //! [`super::Authenticator`] (no global state) and bounded: when full, stale
 //! records are dropped first, then the least recently failed.
 
@@ -23,8 +36,11 @@ use std::time::{Duration, Instant};
 /// The back-off policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
-    /// Failures per key before any delay.
+    /// Wrong passwords per (address, user name) before any delay.
     pub free_failures: u32,
+    /// Wrong passwords per address, over all user names, before any delay;
+    /// also unknown device tokens per address.
+    pub address_free_failures: u32,
     /// The first delay; each further failure doubles it.
     pub base: Duration,
     /// The longest delay.
@@ -37,8 +53,18 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
+        Self::with_free_failures(5)
+    }
+}
+
+impl Backoff {
+    /// The default policy with `free` failures per (address, user name) and
+    /// four times as many per address.
+    #[must_use]
+    pub fn with_free_failures(free: u32) -> Self {
         Self {
-            free_failures: 5,
+            free_failures: free,
+            address_free_failures: free.saturating_mul(4),
             base: Duration::from_secs(1),
             max: Duration::from_secs(300),
             forget_after: Duration::from_secs(900),
@@ -49,8 +75,13 @@ impl Default for Backoff {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
+    /// Wrong passwords from an address, any user name.
     Addr(IpAddr),
-    User(String),
+    /// Wrong passwords for a user name from an address (`None`: the server
+    /// recorded no peer, as in tests without one).
+    AddrUser(Option<IpAddr>, String),
+    /// Unknown device tokens from an address.
+    Tokens(IpAddr),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,23 +101,33 @@ pub(crate) struct RateLimiter {
 /// Longest user name kept as a key (longer ones cannot exist anyway).
 const MAX_KEY_NAME: usize = 128;
 
-fn keys(addr: Option<IpAddr>, user: Option<&str>) -> impl Iterator<Item = Key> {
-    let addr = addr.map(|ip| match ip.to_canonical() {
+/// The address a key is made of: IPv4 as is, IPv6 by its /64.
+fn key_addr(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let mut seg = v6.segments();
             seg[4..].fill(0);
-            Key::Addr(IpAddr::from(seg))
+            IpAddr::from(seg)
         }
-        v4 => Key::Addr(v4),
-    });
-    let user = user.map(|u| {
-        let mut end = u.len().min(MAX_KEY_NAME);
-        while !u.is_char_boundary(end) {
-            end -= 1;
-        }
-        Key::User(u[..end].to_owned())
-    });
-    addr.into_iter().chain(user)
+        v4 => v4,
+    }
+}
+
+fn key_name(user: &str) -> String {
+    let mut end = user.len().min(MAX_KEY_NAME);
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    user[..end].to_owned()
+}
+
+fn password_keys(addr: Option<IpAddr>, user: &str) -> impl Iterator<Item = Key> {
+    let addr = addr.map(key_addr);
+    addr.map(Key::Addr).into_iter().chain(std::iter::once(Key::AddrUser(addr, key_name(user))))
+}
+
+fn token_keys(addr: Option<IpAddr>) -> impl Iterator<Item = Key> {
+    addr.map(|ip| Key::Tokens(key_addr(ip))).into_iter()
 }
 
 impl RateLimiter {
@@ -98,11 +139,55 @@ impl RateLimiter {
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `Err(wait)` while the address or the user name is blocked.
-    pub(crate) fn check(&self, addr: Option<IpAddr>, user: Option<&str>) -> Result<(), Duration> {
+    fn free_failures(&self, key: &Key) -> u32 {
+        match key {
+            Key::AddrUser(..) => self.policy.free_failures,
+            Key::Addr(_) | Key::Tokens(_) => self.policy.address_free_failures,
+        }
+    }
+
+    /// `Err(wait)` while the address, or the user name from this address,
+    /// is blocked for passwords.
+    pub(crate) fn check_password(&self, addr: Option<IpAddr>, user: &str) -> Result<(), Duration> {
+        self.check(password_keys(addr, user))
+    }
+
+    /// Records a wrong password (or an unknown user name).
+    pub(crate) fn password_failure(&self, addr: Option<IpAddr>, user: &str) {
+        self.failure(password_keys(addr, user));
+    }
+
+    /// A right password clears its (address, user name) pair.
+    pub(crate) fn password_success(&self, addr: Option<IpAddr>, user: &str) {
+        let pair = Key::AddrUser(addr.map(key_addr), key_name(user));
+        self.lock().remove(&pair);
+    }
+
+    /// `Err(wait)` while the address is blocked, for failures that name no
+    /// user (share links that do not work); they count with the address's allowance.
+    pub(crate) fn check_address(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
+        self.check(addr.map(|ip| Key::Addr(key_addr(ip))).into_iter())
+    }
+
+    /// Records a failure that names no user.
+    pub(crate) fn address_failure(&self, addr: Option<IpAddr>) {
+        self.failure(addr.map(|ip| Key::Addr(key_addr(ip))).into_iter());
+    }
+
+    /// `Err(wait)` while the address is blocked for device tokens.
+    pub(crate) fn check_token(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
+        self.check(token_keys(addr))
+    }
+
+    /// Records an unknown or revoked device token.
+    pub(crate) fn token_failure(&self, addr: Option<IpAddr>) {
+        self.failure(token_keys(addr));
+    }
+
+    fn check(&self, keys: impl Iterator<Item = Key>) -> Result<(), Duration> {
         let now = Instant::now();
         let records = self.lock();
-        let wait = keys(addr, user)
+        let wait = keys
             .filter_map(|k| records.get(&k).and_then(|r| r.blocked_until))
             .filter_map(|until| until.checked_duration_since(now))
             .filter(|d| !d.is_zero())
@@ -110,12 +195,12 @@ impl RateLimiter {
         wait.map_or(Ok(()), Err)
     }
 
-    /// Records a failure for both keys.
-    pub(crate) fn failure(&self, addr: Option<IpAddr>, user: Option<&str>) {
+    fn failure(&self, keys: impl Iterator<Item = Key>) {
         let now = Instant::now();
         let p = self.policy;
         let mut records = self.lock();
-        for key in keys(addr, user) {
+        for key in keys {
+            let free = self.free_failures(&key);
             if !records.contains_key(&key) && records.len() >= p.max_entries {
                 records.retain(|_, r| {
                     now.duration_since(r.last_failure) < p.forget_after || r.blocked_until.is_some_and(|u| u > now)
@@ -133,19 +218,11 @@ impl RateLimiter {
             }
             record.failures = record.failures.saturating_add(1);
             record.last_failure = now;
-            if record.failures > p.free_failures {
-                let doublings = (record.failures - p.free_failures - 1).min(31);
+            if record.failures > free {
+                let doublings = (record.failures - free - 1).min(31);
                 let delay = p.base.saturating_mul(1u32 << doublings).min(p.max);
                 record.blocked_until = Some(now + delay);
             }
-        }
-    }
-
-    /// A successful authentication clears the user name's record.
-    pub(crate) fn success(&self, user: &str) {
-        let mut records = self.lock();
-        for key in keys(None, Some(user)) {
-            records.remove(&key);
         }
     }
 
@@ -160,40 +237,90 @@ mod tests {
     use super::*;
 
     fn policy() -> Backoff {
-        Backoff { free_failures: 2, base: Duration::from_secs(1), max: Duration::from_secs(4), ..Backoff::default() }
+        Backoff {
+            free_failures: 2,
+            address_free_failures: 4,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(4),
+            ..Backoff::default()
+        }
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    fn wait_secs(result: Result<(), Duration>) -> Option<u64> {
+        result.err().map(|d| d.as_secs_f64().ceil() as u64)
     }
 
     #[test]
     fn free_failures_then_doubling_up_to_the_cap() {
         let limiter = RateLimiter::new(policy());
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let attacker = ip("192.0.2.1");
         let mut waits = Vec::new();
         for _ in 0..6 {
-            assert!(limiter.check(Some(ip), Some("alice")).is_ok() || !waits.is_empty());
-            limiter.failure(Some(ip), Some("alice"));
-            waits.push(limiter.check(Some(ip), Some("alice")).err().map(|d| d.as_secs_f64().ceil() as u64));
+            limiter.password_failure(attacker, "alice");
+            waits.push(wait_secs(limiter.check_password(attacker, "alice")));
         }
         assert_eq!(waits, vec![None, None, Some(1), Some(2), Some(4), Some(4)]);
-        // Another address is still blocked for this user, another user not from this address.
-        assert!(limiter.check(Some("192.0.2.2".parse().unwrap()), Some("alice")).is_err());
-        assert!(limiter.check(Some(ip), Some("bob")).is_err());
-        assert!(limiter.check(Some("192.0.2.2".parse().unwrap()), Some("bob")).is_ok());
-        // Success clears the user, not the address.
-        limiter.success("alice");
-        assert!(limiter.check(None, Some("alice")).is_ok());
-        assert!(limiter.check(Some(ip), None).is_err());
+    }
+
+    #[test]
+    fn a_user_is_never_blocked_by_someone_elses_address() {
+        let limiter = RateLimiter::new(policy());
+        let (attacker, alice_home) = (ip("192.0.2.1"), ip("198.51.100.7"));
+        for _ in 0..12 {
+            limiter.password_failure(attacker, "alice");
+        }
+        assert!(limiter.check_password(attacker, "alice").is_err(), "the pair is blocked");
+        assert!(limiter.check_password(alice_home, "alice").is_ok(), "alice elsewhere is not");
+        assert!(limiter.check_token(attacker).is_ok(), "password failures never block device tokens");
+        // The attacker's address is blocked for every name once over its own allowance.
+        assert!(limiter.check_password(attacker, "bob").is_err());
+        assert!(limiter.check_password(ip("192.0.2.2"), "bob").is_ok());
+        // A right password clears the pair, not the address.
+        limiter.password_success(attacker, "alice");
+        assert!(limiter.check_password(attacker, "alice").is_err(), "the address still is blocked");
+    }
+
+    #[test]
+    fn spraying_names_from_one_address_hits_the_address_allowance() {
+        let limiter = RateLimiter::new(policy());
+        let attacker = ip("192.0.2.1");
+        for i in 0..4 {
+            limiter.password_failure(attacker, &format!("user{i}"));
+            assert!(limiter.check_password(attacker, "someone").is_ok(), "failure {i} is free");
+        }
+        limiter.password_failure(attacker, "user4");
+        assert!(limiter.check_password(attacker, "someone").is_err());
+        // Each name was tried once: from another address all are fine.
+        assert!(limiter.check_password(ip("192.0.2.2"), "user0").is_ok());
+    }
+
+    #[test]
+    fn unknown_tokens_count_apart_from_passwords() {
+        let limiter = RateLimiter::new(policy());
+        let device = ip("192.0.2.1");
+        for _ in 0..5 {
+            limiter.token_failure(device);
+        }
+        assert!(limiter.check_token(device).is_err());
+        assert!(limiter.check_password(device, "alice").is_ok(), "a stale token blocks no password");
+        assert!(limiter.check_token(ip("192.0.2.2")).is_ok());
+        assert!(limiter.check_token(None).is_ok(), "no address, no token key");
     }
 
     #[test]
     fn ipv6_is_keyed_by_its_64_and_the_table_is_bounded() {
         let limiter = RateLimiter::new(Backoff { max_entries: 100, ..policy() });
         for i in 0..3 {
-            limiter.failure(Some(format!("2001:db8::{i}").parse().unwrap()), None);
+            limiter.password_failure(ip(&format!("2001:db8::{i}")), "alice");
         }
-        assert!(limiter.check(Some("2001:db8::ffff".parse().unwrap()), None).is_err());
-        assert!(limiter.check(Some("2001:db8:0:1::1".parse().unwrap()), None).is_ok());
+        assert!(limiter.check_password(ip("2001:db8::ffff"), "alice").is_err());
+        assert!(limiter.check_password(ip("2001:db8:0:1::1"), "alice").is_ok());
         for i in 0..1_000 {
-            limiter.failure(None, Some(&format!("user{i}")));
+            limiter.password_failure(None, &format!("user{i}"));
         }
         assert!(limiter.len() <= 100);
     }

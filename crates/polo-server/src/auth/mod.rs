@@ -26,9 +26,21 @@
 //!
 //! # Guessing
 //!
-//! Failures are rate limited per client address and per user name with
-//! exponential back-off ([`Backoff`]); a blocked request gets 429
-//! `rate_limited` with `Retry-After` before any password is checked.
+//! Wrong passwords are rate limited per (client address, user name) and per
+//! client address with exponential back-off ([`Backoff`]), never per user
+//! name alone, so nobody can lock a user out from elsewhere. Unknown device
+//! tokens count per address on their own: password failures never block a
+//! device token. A blocked request gets 429 `rate_limited` with
+//! `Retry-After` before any password is checked. The client address is the
+//! one [`crate::client`] settled on (behind a `--trusted-proxy`, the
+//! forwarded one).
+//!
+//! # Administrators
+//!
+//! [`AdminCaller`] is the only way a handler gets the admin role, and it is
+//! refused to clients outside the admin networks (`--admin-network`) before
+//! any credential is looked at: every admin route is admin-network-only by
+//! construction, whichever router it sits in.
 //!
 //! Device tokens are meant for devices: they cannot mint tokens, change the
 //! password or create users (see [`Caller::require_password_grade`]), so a
@@ -40,11 +52,11 @@ pub(crate) mod secret;
 mod token_cache;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine;
@@ -59,6 +71,7 @@ pub use self::secret::{TOKEN_PREFIX, looks_like_token, new_token, random_secret,
 pub use self::token_cache::TOKEN_CACHE_TTL;
 use self::token_cache::TokenCache;
 use crate::AppState;
+use crate::client::Client;
 use crate::error::ApiError;
 
 /// The session cookie's name.
@@ -153,7 +166,8 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct OptionalCaller(pub Option<Caller>);
 
-/// A [`Caller`] with the admin role (403 `forbidden` otherwise).
+/// A [`Caller`] with the admin role, from inside the admin networks (403
+/// `forbidden` otherwise). Every admin-only handler takes this extractor.
 #[derive(Debug, Clone)]
 pub struct AdminCaller(pub Caller);
 
@@ -245,10 +259,11 @@ fn now() -> Timestamp {
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-/// The client address axum's `ConnectInfo` recorded, if the server set it.
+/// The client's address ([`Client`]): the TCP peer, or behind a trusted
+/// proxy the address it forwarded; `None` when the server recorded none.
 #[must_use]
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    Client::of(&parts.extensions).ip
 }
 
 async fn blocking<T: Send + 'static>(
@@ -334,8 +349,9 @@ impl Authenticator {
         }
     }
 
-    /// Marks the session cookie `Secure`: set it when clients reach polo
-    /// over HTTPS (directly or through a TLS-terminating proxy).
+    /// Marks the session cookie `Secure` for every request. Without it the
+    /// cookie is `Secure` for requests that came over HTTPS ([`Client::https`]:
+    /// polo's own TLS, or a trusted proxy's `X-Forwarded-Proto: https`).
     #[must_use]
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
@@ -384,20 +400,20 @@ impl Authenticator {
     async fn authorization(&self, credentials: Credentials, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
         match credentials {
             Credentials::Token { token, via } => {
-                self.limiter.check(ip, None).map_err(ApiError::rate_limited)?;
+                self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
                 match self.lookup_token(&token).await? {
                     Some((device, user)) => Ok(Caller { user, device: Some(device), via, session: None }),
                     None => {
-                        self.limiter.failure(ip, None);
+                        self.limiter.token_failure(ip);
                         Err(ApiError::unauthorized("unknown or revoked token"))
                     }
                 }
             }
             Credentials::UserToken { user: name, token } => {
-                self.limiter.check(ip, Some(&name)).map_err(ApiError::rate_limited)?;
+                // A device token: password failures for this name do not hold it up.
+                self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
                 match self.lookup_token(&token).await? {
                     Some((device, user)) if user.name == name => {
-                        self.limiter.success(&name);
                         Ok(Caller { user, device: Some(device), via: AuthMethod::BasicToken, session: None })
                     }
                     // Not a token of this user: it may still be the password.
@@ -424,13 +440,13 @@ impl Authenticator {
     /// # Errors
     /// 429 while rate limited, 503 when the store fails.
     pub async fn authenticate_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<Caller>, ApiError> {
-        self.limiter.check(ip, None).map_err(ApiError::rate_limited)?;
+        self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
         match self.lookup_token(token).await? {
             Some((device, user)) => {
                 Ok(Some(Caller { user, device: Some(device), via: AuthMethod::Bearer, session: None }))
             }
             None => {
-                self.limiter.failure(ip, None);
+                self.limiter.token_failure(ip);
                 Ok(None)
             }
         }
@@ -460,7 +476,7 @@ impl Authenticator {
     /// 401 for a wrong name or password, 429 while rate limited, 503 when
     /// the store fails.
     pub async fn password_login(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<User, ApiError> {
-        self.limiter.check(ip, Some(name)).map_err(ApiError::rate_limited)?;
+        self.limiter.check_password(ip, name).map_err(ApiError::rate_limited)?;
         let store = self.store.clone();
         let owned = name.to_owned();
         let user = blocking(move || store.user_by_name(&owned)).await?;
@@ -475,11 +491,11 @@ impl Authenticator {
         };
         match user {
             Some(user) if ok => {
-                self.limiter.success(name);
+                self.limiter.password_success(ip, name);
                 Ok(user)
             }
             _ => {
-                self.limiter.failure(ip, Some(name));
+                self.limiter.password_failure(ip, name);
                 Err(ApiError::unauthorized("wrong user name or password"))
             }
         }
@@ -491,11 +507,11 @@ impl Authenticator {
     /// # Errors
     /// 403 `forbidden` for a wrong password, 429 while rate limited.
     pub async fn confirm_password(&self, user: &User, password: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        self.limiter.check(ip, Some(&user.name)).map_err(ApiError::rate_limited)?;
+        self.limiter.check_password(ip, &user.name).map_err(ApiError::rate_limited)?;
         if self.verify(user, password).await? {
             return Ok(());
         }
-        self.limiter.failure(ip, Some(&user.name));
+        self.limiter.password_failure(ip, &user.name);
         Err(ApiError::forbidden("the current password is wrong"))
     }
 
@@ -539,20 +555,22 @@ impl Authenticator {
         Ok(NewSession { user, cookie_value, csrf_token })
     }
 
-    /// The `Set-Cookie` value for a new session.
+    /// The `Set-Cookie` value for a new session, for `client`: `Secure` when
+    /// it came over HTTPS (polo's own TLS, or a trusted proxy's
+    /// `X-Forwarded-Proto: https`) or when secure cookies were asked for.
     #[must_use]
-    pub fn session_set_cookie(&self, value: &str) -> HeaderValue {
-        self.cookie(value, SESSION_TTL.as_secs())
+    pub fn session_set_cookie(&self, value: &str, client: &Client) -> HeaderValue {
+        self.cookie(value, SESSION_TTL.as_secs(), client)
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
     #[must_use]
-    pub fn session_clear_cookie(&self) -> HeaderValue {
-        self.cookie("", 0)
+    pub fn session_clear_cookie(&self, client: &Client) -> HeaderValue {
+        self.cookie("", 0, client)
     }
 
-    fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
+    fn cookie(&self, value: &str, max_age: u64, client: &Client) -> HeaderValue {
+        let secure = if self.secure_cookies || client.https { "; Secure" } else { "" };
         let text = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}");
         // Secrets are base64url, so the text is always a valid header value.
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("polo_session=; Max-Age=0"))
@@ -601,7 +619,9 @@ impl FromRequestParts<AppState> for OptionalCaller {
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
 
+    /// Outside the admin networks: 403 before credentials are looked at.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Client::of(&parts.extensions).require_admin_network()?;
         let caller = Caller::from_request_parts(parts, state).await?;
         if !caller.user.is_admin {
             return Err(ApiError::forbidden("this needs the admin role"));

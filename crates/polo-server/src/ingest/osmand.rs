@@ -176,6 +176,47 @@ pub fn parse_request(
     parse_params(&pairs, now).map(|report| Parsed { reports: vec![report], rejects: Vec::new() })
 }
 
+/// The device id a request names, read leniently: from the body (a form,
+/// a flat JSON object, the first item of a JSON array, or Traccar Client
+/// 9's `device_id` and `location._`), else from the query string.
+///
+/// Why: Traccar-style clients authenticate with their device id set to a
+/// polo token, and a request must be authenticated before it is told what
+/// is wrong with its reading. This finds the id even when the reading around
+/// it is unusable, so such a client gets 400 and the reason, not 401.
+#[must_use]
+pub fn claimed_device_id(query: Option<&str>, body: &[u8]) -> Option<String> {
+    let pairs = |bytes: &[u8]| form_pairs(bytes).unwrap_or_default();
+    let trimmed = body.trim_ascii();
+    let from_body = if trimmed.first().is_some_and(|b| matches!(b, b'{' | b'[')) {
+        serde_json::from_slice::<serde_json::Value>(trimmed).ok().as_ref().and_then(json_device_id)
+    } else if trimmed.contains(&b'=') {
+        lookup(&pairs(trimmed), &ID_KEYS)
+    } else {
+        None
+    };
+    from_body.or_else(|| lookup(&pairs(query.unwrap_or_default().as_bytes()), &ID_KEYS))
+}
+
+fn json_device_id(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value as Json;
+    let text = |v: &Json| match v {
+        Json::String(s) if !s.is_empty() => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match value {
+        Json::Array(items) => items.first().and_then(json_device_id),
+        Json::Object(members) => ID_KEYS.iter().find_map(|k| members.get(*k).and_then(text)).or_else(|| {
+            let location = members.get("location")?;
+            let location = if let Json::Array(items) = location { items.first()? } else { location };
+            let query = location.get("_")?.as_str()?.trim_matches('&');
+            lookup(&form_pairs(query.as_bytes()).ok()?, &ID_KEYS)
+        }),
+        _ => None,
+    }
+}
+
 fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OsmandError> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes).map_err(|e| OsmandError::Body(e.to_string()))
 }
@@ -586,6 +627,24 @@ mod tests {
         let r = one(None, None, &body);
         assert_eq!((r.fix.speed_cm_s, r.fix.battery_percent), (None, None));
         assert_eq!(r.device_id, "48241179");
+    }
+
+    #[test]
+    fn the_claimed_device_id_is_found_around_an_unusable_reading() {
+        for (query, body, want) in [
+            (Some("id=polo_tok&lat=north&lon=2"), "", Some("polo_tok")),
+            (None, "deviceid=polo_tok&lat=north", Some("polo_tok")),
+            (Some("id=from_query"), "id=from_body&lat=1", Some("from_body")),
+            (None, r#"{"id":"polo_tok","lat":"north"}"#, Some("polo_tok")),
+            (None, r#"[{"device_id":48241179,"lat":1}]"#, Some("48241179")),
+            (None, r#"{"location":{"coords":{},"_":"&id=polo_tok&"}}"#, Some("polo_tok")),
+            (None, r#"{"location":[{"coords":{}}],"device_id":"polo_tok"}"#, Some("polo_tok")),
+            (Some("id=polo_tok"), "{not json", Some("polo_tok")),
+            (None, "lat=1&lon=2", None),
+            (Some("id="), "", None),
+        ] {
+            assert_eq!(claimed_device_id(query, body.as_bytes()).as_deref(), want, "{query:?} {body}");
+        }
     }
 
     #[test]

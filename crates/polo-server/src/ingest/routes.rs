@@ -13,16 +13,25 @@
 //!
 //! OwnTracks' iOS app drops a message that gets a 4xx, so everything that is
 //! temporary there (rate limiting, a busy store) is answered with a 5xx.
+//!
+//! A 401 from `/api/owntracks` and `/api/osmand` challenges `Basic` (the
+//! apps may wait for it); every other route challenges `Bearer`, which makes
+//! no browser open a login dialog ([`crate::error`]).
+//!
+//! `GET /api/osmand` stores points and creates devices, and a browser sends
+//! the `SameSite=Lax` session cookie with a cross-site top-level GET (a link
+//! on any page): so that GET does not look at the cookie at all and needs
+//! device credentials (`Authorization`, or the token as `id`/`token`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use polo_domain::{DeviceId, Fix, Timestamp};
 use polo_store::{Device, DeviceCard};
@@ -38,13 +47,14 @@ use super::schema::{
 use super::{IngestError, batch, osmand, overland, owntracks};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody};
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody, TrackerAuthErrors, basic_challenge};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    // The apps of these two may wait for a Basic challenge before sending credentials.
+    let basic_apps = OpenApiRouter::new().routes(routes!(owntracks_post)).routes(routes!(osmand_get, osmand_post));
     OpenApiRouter::new()
-        .routes(routes!(owntracks_post))
+        .merge(basic_apps.route_layer(from_fn(basic_challenge)))
         .routes(routes!(overland_post))
-        .routes(routes!(osmand_get, osmand_post))
         .routes(routes!(points_post))
 }
 
@@ -62,8 +72,8 @@ struct IngestQuery {
     d: Option<String>,
 }
 
-fn peer_ip(connect: Option<&ConnectInfo<SocketAddr>>) -> Option<std::net::IpAddr> {
-    connect.map(|c| c.0.ip())
+fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    crate::auth::client_ip(parts)
 }
 
 /// Authenticates from the headers, or from a token given in the URL.
@@ -71,7 +81,7 @@ async fn authenticate(state: &AppState, parts: &Parts, url_token: Option<&str>) 
     if let Some(caller) = state.auth.authenticate(parts).await? {
         return Ok(caller);
     }
-    let ip = peer_ip(parts.extensions.get::<ConnectInfo<SocketAddr>>());
+    let ip = peer_ip(parts);
     if let Some(token) = url_token
         && let Some(caller) = state.auth.authenticate_token(token, ip).await?
     {
@@ -165,7 +175,7 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
             the device has no key), or malformed query parameters", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over the body limit", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no or wrong credentials", body = ErrorBody,
-            headers(("WWW-Authenticate" = String))),
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"polo\"`"))),
         CsrfFailed,
         (status = 503, description = "`unavailable`: rate limited or temporary trouble; retry after `Retry-After`",
             body = ErrorBody, headers(("Retry-After" = Option<u64>))),
@@ -442,17 +452,19 @@ async fn overland_inner(state: &AppState, query: &IngestQuery, parts: &Parts, bo
 /// The OsmAnd protocol with the position in the query string (legacy Traccar Client, OsmAnd,
 /// GPSLogger).
 ///
-/// Unauthenticated clients may put a device token in `id` (or `token`).
+/// Unauthenticated clients may put a device token in `id` (or `token`). The session cookie is not
+/// accepted here: a link on another site could make a browser send it (device credentials only).
+/// A reading that cannot be used is answered 400 with the reason, once the request authenticated.
 #[utoipa::path(
     get,
     path = "/api/osmand",
     tag = "ingest",
-    security(("bearer" = []), ("basic" = []), ("token_param" = []), ("device_id_token" = []), ("session" = [])),
+    security(("bearer" = []), ("basic" = []), ("token_param" = []), ("device_id_token" = [])),
     params(OsmandQuery),
     responses(
         (status = 200, description = "Stored; the body is empty"),
         BadRequest,
-        AuthErrors,
+        TrackerAuthErrors,
     )
 )]
 async fn osmand_get(state: State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
@@ -485,45 +497,55 @@ async fn osmand_get(state: State<AppState>, parts: Parts, body: Bytes) -> Result
         BadRequest,
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         CsrfFailed,
-        AuthErrors,
+        TrackerAuthErrors,
     )
 )]
 async fn osmand_post(state: State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
     osmand_request(state, parts, body).await
 }
 
-async fn osmand_request(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn osmand_request(State(state): State<AppState>, mut parts: Parts, body: Bytes) -> Result<StatusCode, ApiError> {
+    // A GET takes no cookie (see the module documentation): the session is not looked at.
+    // (axum answers HEAD with the GET handler: the same holds.)
+    let cookie_on_get =
+        matches!(parts.method, Method::GET | Method::HEAD) && parts.headers.remove(header::COOKIE).is_some();
     let content_type = header_str(&parts.headers, "content-type").map(str::to_owned);
     let url_token: Option<String> = parts
         .uri
         .query()
         .and_then(|q| serde_urlencoded::from_str::<BTreeMap<String, String>>(q).ok())
         .and_then(|m| m.get("token").cloned());
-    let parsed = match osmand::parse_request(parts.uri.query(), content_type.as_deref(), &body, now()) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            // A request that names no device token anywhere must authenticate before it learns
-            // what is wrong with it: 401 first, then 400.
-            authenticate(&state, &parts, url_token.as_deref()).await?;
-            return Err(ApiError::bad_request(e.to_string()));
+    let parsed = osmand::parse_request(parts.uri.query(), content_type.as_deref(), &body, now());
+    // Traccar-style clients have no auth headers: their device identifier is the polo token. It
+    // is read even around an unusable reading: authenticate first (401), then judge it (400).
+    let id_token = match &parsed {
+        Ok(parsed) => parsed.reports.first().map(|r| r.device_id.clone()),
+        Err(_) => osmand::claimed_device_id(parts.uri.query(), &body),
+    };
+    let caller = match authenticate(&state, &parts, url_token.as_deref()).await {
+        Ok(caller) => caller,
+        Err(first) => {
+            let by_id = match id_token.as_deref() {
+                Some(token) => state.auth.authenticate_token(token, peer_ip(&parts)).await?,
+                None => None,
+            };
+            match by_id {
+                Some(caller) => caller,
+                None if cookie_on_get => {
+                    return Err(ApiError::unauthorized(
+                        "GET /api/osmand does not take the session cookie (a link on another site could send \
+                         it): send the device token as `id` or `token`, or Basic or Bearer credentials",
+                    ));
+                }
+                None => return Err(first),
+            }
         }
     };
+    let parsed = parsed.map_err(|e| ApiError::bad_request(e.to_string()))?;
     for reject in &parsed.rejects {
         tracing::info!(index = reject.index, reason = %reject.reason, "unusable OsmAnd item");
         state.metrics.rejected("osmand_item");
     }
-    // Traccar-style clients have no auth headers: their device identifier is the polo token.
-    let id_token = parsed.reports.first().map(|r| r.device_id.clone());
-    let caller = match authenticate(&state, &parts, url_token.as_deref()).await {
-        Ok(caller) => caller,
-        Err(first) => match id_token.as_deref() {
-            Some(token) => {
-                let ip = peer_ip(parts.extensions.get::<ConnectInfo<SocketAddr>>());
-                state.auth.authenticate_token(token, ip).await?.ok_or(first)?
-            }
-            None => return Err(first),
-        },
-    };
     let mut by_device: BTreeMap<String, Vec<Fix>> = BTreeMap::new();
     for report in parsed.reports {
         // A device id that was the token itself names no device.

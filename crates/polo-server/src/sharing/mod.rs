@@ -76,6 +76,7 @@ impl Default for ShareGuard {
     fn default() -> Self {
         Self::new(Backoff {
             free_failures: 20,
+            address_free_failures: 20,
             base: std::time::Duration::from_secs(1),
             max: std::time::Duration::from_secs(60),
             forget_after: std::time::Duration::from_secs(600),
@@ -92,11 +93,11 @@ impl ShareGuard {
     }
 
     fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        self.limiter.check(ip, None).map_err(ApiError::rate_limited)
+        self.limiter.check_address(ip).map_err(ApiError::rate_limited)
     }
 
     fn missed(&self, ip: Option<IpAddr>) {
-        self.limiter.failure(ip, None);
+        self.limiter.address_failure(ip);
     }
 }
 
