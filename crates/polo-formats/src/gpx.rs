@@ -78,6 +78,9 @@ struct PendingPoint {
     source: Option<SourceFormat>,
     device: Option<String>,
     extras: ExtrasBuilder,
+    /// Why the point is refused whatever else it says: a token of it was
+    /// over [`crate::MAX_TOKEN`].
+    refused: Option<String>,
 }
 
 impl PendingPoint {
@@ -98,6 +101,7 @@ impl PendingPoint {
             source: None,
             device: None,
             extras: ExtrasBuilder::new(),
+            refused: None,
         }
     }
 
@@ -117,6 +121,7 @@ impl PendingPoint {
         self.source = None;
         self.device = None;
         self.extras = ExtrasBuilder::new();
+        self.refused = None;
     }
 
     /// A direct child of the point in the GPX namespace.
@@ -201,6 +206,9 @@ impl PendingPoint {
 
     /// Emits the finished point (or its reject).
     fn finish(&mut self, track: &TrackState, options: &ImportOptions, sink: &mut dyn Sink) {
+        if let Some(why) = self.refused.take() {
+            return self.reject(sink, why);
+        }
         let time = match self.time.take() {
             Some(Ok(t)) => t,
             Some(Err(why)) => return self.reject(sink, why),
@@ -356,6 +364,14 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         track.device = (!device.is_empty()).then(|| device.to_owned());
                     }
                     _ => {}
+                }
+            }
+            Node::Oversized { at, what } => {
+                let why = format!("{} at {at}", crate::bounded::too_long(what));
+                if stack.contains(&Ctx::Point) {
+                    point.refused.get_or_insert(why);
+                } else {
+                    sink.reject(Reject::new(at, why, ""));
                 }
             }
             Node::Eof => {

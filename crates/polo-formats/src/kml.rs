@@ -105,6 +105,9 @@ struct Placemark {
     data: Vec<(String, String)>,
     points: Vec<(Position, Result<Position3, String>, String)>,
     lines: Vec<(Position, Result<Line, String>, String)>,
+    /// Why the placemark is refused whatever else it says: a token of it
+    /// was over [`crate::MAX_TOKEN`].
+    refused: Option<String>,
 }
 
 /// Measurements and labels from `ExtendedData`.
@@ -174,6 +177,11 @@ impl Placemark {
     }
 
     fn emit(&mut self, options: &ImportOptions, sink: &mut dyn Sink) {
+        if let Some(why) = self.refused.take() {
+            let position = self.position.unwrap_or(Position::Byte(0));
+            sink.reject(Reject::new(position, why, self.name.as_deref().unwrap_or_default()));
+            return;
+        }
         if self.points.is_empty() && self.lines.is_empty() {
             return;
         }
@@ -552,6 +560,14 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         }
                     }
                     _ => {}
+                }
+            }
+            Node::Oversized { at, what } => {
+                let why = format!("{} at {at}", crate::bounded::too_long(what));
+                if stack.contains(&Ctx::Placemark) && !stack.contains(&Ctx::Track) {
+                    placemark.refused.get_or_insert(why);
+                } else {
+                    sink.reject(Reject::new(at, why, ""));
                 }
             }
             Node::Eof => {

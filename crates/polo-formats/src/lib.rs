@@ -31,6 +31,9 @@ pub use detect::{Detected, Format, detect};
 pub use sink::{ImportError, ImportOptions, Position, Reject, Sink};
 
 mod archive;
+mod bounded;
+
+pub use bounded::MAX_TOKEN;
 
 pub use archive::{import_path, import_seekable};
 

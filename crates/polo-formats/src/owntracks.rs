@@ -5,8 +5,9 @@
 //! runs of spaces instead of tabs, and the payload itself contains spaces
 //! (`"topic":"owntracks/test/iPhone 12 Pro"`). The timestamp is the first
 //! token and the payload runs from the first `{` to the end of the line.
-//! Lines are read whole with no length cap, because `card` payloads carry a
-//! base64 image.
+//! Lines are read whole up to [`crate::MAX_TOKEN`] (1 MiB; `card` payloads
+//! carry a base64 image, far smaller); a longer line is skipped without
+//! being held and rejected with its line number.
 //!
 //! What becomes what:
 //!
@@ -34,6 +35,7 @@ use std::io::BufRead;
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 use serde_json::value::RawValue;
 
+use crate::bounded::lines::LineReader;
 use crate::extras::ExtrasBuilder;
 use crate::raw_object::{Members, OwntracksMeasurements};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
@@ -54,20 +56,20 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
 }
 
 pub(crate) fn import_with_stats<R: BufRead>(
-    mut reader: R,
+    reader: R,
     options: &ImportOptions,
     sink: &mut dyn Sink,
 ) -> Result<Stats, ImportError> {
     let mut stats = Stats::default();
-    let mut buf = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(stats);
+    let mut lines = LineReader::new(reader, crate::MAX_TOKEN);
+    while let Some(line) = lines.next_line()? {
+        let line_no = line.number;
+        let text = String::from_utf8_lossy(line.text);
+        if line.too_long.is_some() {
+            stats.rejected += 1;
+            sink.reject(Reject::new(Position::Line(line_no), crate::bounded::too_long("line"), &text));
+            continue;
         }
-        line_no += 1;
-        let text = String::from_utf8_lossy(&buf);
         let line = text.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
@@ -87,6 +89,7 @@ pub(crate) fn import_with_stats<R: BufRead>(
             }
         }
     }
+    Ok(stats)
 }
 
 /// A JSON number, or a string holding one.

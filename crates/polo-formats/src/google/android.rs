@@ -393,7 +393,8 @@ mod tests {
         stream.begin().unwrap();
         stream.next_key().unwrap();
         stream.begin_array().unwrap();
-        while let Some((offset, raw)) = stream.next_element().unwrap() {
+        while let Some((offset, element)) = stream.next_element().unwrap() {
+            let crate::json_stream::Element::Whole(raw) = element else { panic!("too large") };
             android.signal(&options(), &mut sink, offset, raw);
         }
         assert_eq!(android.skipped_signals, 2);
