@@ -24,6 +24,7 @@ mod google;
 mod gpx;
 mod json_stream;
 mod kml;
+mod measure;
 mod owntracks;
 mod xml;
 

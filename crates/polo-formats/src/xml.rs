@@ -457,6 +457,7 @@ pub(crate) mod testing {
         pub(crate) points: Vec<(Fix, Option<String>)>,
         pub(crate) intervals: Vec<(Interval, Option<String>)>,
         pub(crate) rejects: Vec<Reject>,
+        pub(crate) out_of_range: Vec<&'static str>,
     }
 
     impl Sink for Collect {
@@ -468,6 +469,9 @@ pub(crate) mod testing {
         }
         fn reject(&mut self, reject: Reject) {
             self.rejects.push(reject);
+        }
+        fn out_of_range(&mut self, field: &'static str) {
+            self.out_of_range.push(field);
         }
     }
 

@@ -15,8 +15,6 @@ pub(crate) struct Line<'a> {
     pub(crate) text: &'a [u8],
     /// 1-based line number.
     pub(crate) number: u64,
-    /// Byte offset of the line's first byte.
-    pub(crate) offset: u64,
     /// The line was longer than `max` bytes (its full length in bytes).
     pub(crate) too_long: Option<u64>,
 }
@@ -26,14 +24,13 @@ pub(crate) struct LineReader<R> {
     reader: R,
     max: usize,
     buf: Vec<u8>,
-    offset: u64,
     number: u64,
 }
 
 impl<R: BufRead> LineReader<R> {
     /// Lines of at most `max` bytes (use [`super::MAX_TOKEN`]).
     pub(crate) fn new(reader: R, max: usize) -> Self {
-        Self { reader, max, buf: Vec::new(), offset: 0, number: 0 }
+        Self { reader, max, buf: Vec::new(), number: 0 }
     }
 
     /// The next line, or `None` at the end of the input.
@@ -42,7 +39,6 @@ impl<R: BufRead> LineReader<R> {
     /// Read errors.
     pub(crate) fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
         self.buf.clear();
-        let start = self.offset;
         let mut len = 0u64;
         let mut any = false;
         loop {
@@ -67,14 +63,13 @@ impl<R: BufRead> LineReader<R> {
             len += take as u64;
             let consumed = if done { take + 1 } else { take };
             self.reader.consume(consumed);
-            self.offset += consumed as u64;
             if done {
                 break;
             }
         }
         self.number += 1;
         let too_long = (len > self.max as u64).then_some(len);
-        Ok(Some(Line { text: &self.buf, number: self.number, offset: start, too_long }))
+        Ok(Some(Line { text: &self.buf, number: self.number, too_long }))
     }
 }
 
@@ -87,13 +82,13 @@ mod tests {
         let text = b"short\r\n0123456789abc\n\nlast";
         let mut r = LineReader::new(std::io::BufReader::with_capacity(3, &text[..]), 8);
         let l = r.next_line().unwrap().unwrap();
-        assert_eq!((l.text, l.number, l.offset, l.too_long), (&b"short\r"[..], 1, 0, None));
+        assert_eq!((l.text, l.number, l.too_long), (&b"short\r"[..], 1, None));
         let l = r.next_line().unwrap().unwrap();
-        assert_eq!((l.text, l.number, l.offset, l.too_long), (&b"01234567"[..], 2, 7, Some(13)));
+        assert_eq!((l.text, l.number, l.too_long), (&b"01234567"[..], 2, Some(13)));
         let l = r.next_line().unwrap().unwrap();
         assert_eq!((l.text, l.number, l.too_long), (&b""[..], 3, None));
         let l = r.next_line().unwrap().unwrap();
-        assert_eq!((l.text, l.number, l.offset), (&b"last"[..], 4, 22));
+        assert_eq!((l.text, l.number), (&b"last"[..], 4));
         assert!(r.next_line().unwrap().is_none());
     }
 }

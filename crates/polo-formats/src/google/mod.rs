@@ -369,6 +369,7 @@ pub(crate) mod tests {
         pub points: Vec<(Fix, Option<String>)>,
         pub intervals: Vec<Interval>,
         pub rejects: Vec<Reject>,
+        pub out_of_range: Vec<&'static str>,
     }
 
     impl Sink for Collect {
@@ -380,6 +381,9 @@ pub(crate) mod tests {
         }
         fn reject(&mut self, reject: Reject) {
             self.rejects.push(reject);
+        }
+        fn out_of_range(&mut self, field: &'static str) {
+            self.out_of_range.push(field);
         }
     }
 

@@ -49,6 +49,7 @@ enum Event {
     Interval(Interval, Option<Arc<str>>),
     Reject(Reject),
     NotLocation(&'static str),
+    OutOfRange(&'static str),
 }
 
 /// A sink that records events; device names are shared, not copied per point.
@@ -87,6 +88,9 @@ impl Sink for Buffered {
     fn not_location(&mut self, kind: &'static str) {
         self.events.push(Event::NotLocation(kind));
     }
+    fn out_of_range(&mut self, field: &'static str) {
+        self.events.push(Event::OutOfRange(field));
+    }
 }
 
 fn replay(events: Vec<Event>, sink: &mut dyn Sink) {
@@ -96,6 +100,7 @@ fn replay(events: Vec<Event>, sink: &mut dyn Sink) {
             Event::Interval(interval, device) => sink.interval(interval, device.as_deref()),
             Event::Reject(reject) => sink.reject(reject),
             Event::NotLocation(kind) => sink.not_location(kind),
+            Event::OutOfRange(field) => sink.out_of_range(field),
         }
     }
 }
