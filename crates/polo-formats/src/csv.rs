@@ -34,6 +34,7 @@ use polo_domain::{Coord, Fix, Interval, IntervalKind, SourceFormat};
 
 use crate::bounded::lines::LineReader;
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
 /// What a column holds.
@@ -592,26 +593,26 @@ impl Columns {
             fix.utc_offset_minutes = local.offset_minutes;
         }
         let mut extras = ExtrasBuilder::new();
-        if let Some(v) = self.num(cells, Role::Altitude)? {
-            fix.set_altitude_m(v);
+        let mut out_of_range = OutOfRange::default();
+        for (role, column, scale) in [
+            (Role::Altitude, Column::Altitude, 1.0),
+            (Role::Accuracy, Column::Accuracy, 1.0),
+            (Role::VerticalAccuracy, Column::VerticalAccuracy, 1.0),
+            (Role::Speed, Column::Speed, 1.0),
+            (Role::SpeedKmh, Column::Speed, 1.0 / 3.6),
+            (Role::Course, Column::Course, 1.0),
+            (Role::Battery, Column::Battery, 1.0),
+        ] {
+            if role == Role::SpeedKmh && self.num(cells, Role::Speed)?.is_some() {
+                continue;
+            }
+            if let Some(v) = self.num(cells, role)? {
+                let key = self.roles.iter().position(|r| *r == role).and_then(|i| self.names.get(i));
+                let key = key.map_or(column.name(), String::as_str);
+                measure::set(&mut fix, column, v * scale, (key, v), &mut extras, &mut out_of_range);
+            }
         }
-        if let Some(v) = self.num(cells, Role::Accuracy)? {
-            fix.set_horizontal_accuracy_m(v);
-        }
-        if let Some(v) = self.num(cells, Role::VerticalAccuracy)? {
-            fix.set_vertical_accuracy_m(v);
-        }
-        match (self.num(cells, Role::Speed)?, self.num(cells, Role::SpeedKmh)?) {
-            (Some(v), _) => fix.set_speed_m_s(v),
-            (None, Some(v)) => fix.set_speed_m_s(v / 3.6),
-            (None, None) => {}
-        }
-        if let Some(v) = self.num(cells, Role::Course)? {
-            fix.set_course_deg(v);
-        }
-        if let Some(v) = self.num(cells, Role::Battery)? {
-            fix.set_battery_percent(v);
-        }
+        out_of_range.report(sink);
         for (i, role) in self.roles.iter().enumerate() {
             let Some(value) = cells.get(i).map(|c| c.trim()).filter(|c| !c.is_empty()) else {
                 continue;

@@ -31,6 +31,7 @@ use std::io::{BufRead, ErrorKind};
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
 /// Seconds between the Unix epoch and the FIT epoch (1989-12-31T00:00:00Z).
@@ -326,13 +327,15 @@ fn record(
     // Field values are at most u32: exact in f64.
     #[allow(clippy::cast_precision_loss)]
     {
+        let mut extras = ExtrasBuilder::new();
+        let mut out_of_range = OutOfRange::default();
         if let Some(alt) = u32_field(78).or_else(|| u16_field(2)) {
-            fix.set_altitude_m(alt as f64 / 5.0 - 500.0);
+            measure::set_as(&mut fix, Column::Altitude, alt as f64 / 5.0 - 500.0, "altitude", &mut extras, &mut out_of_range);
         }
         if let Some(speed) = u32_field(73).or_else(|| u16_field(6)) {
-            fix.set_speed_m_s(speed as f64 / 1000.0);
+            measure::set_as(&mut fix, Column::Speed, speed as f64 / 1000.0, "speed", &mut extras, &mut out_of_range);
         }
-        let mut extras = ExtrasBuilder::new();
+        out_of_range.report(sink);
         if let Some(v) = u8_field(3) {
             extras.number("heart_rate", v as f64);
         }

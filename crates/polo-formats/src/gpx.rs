@@ -34,6 +34,7 @@ use polo_domain::time::{ParsedTime, parse_timestamp};
 use polo_domain::{Coord, Fix, Motion, SourceFormat};
 
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::fields;
 use crate::xml::{self, Node, XmlStream};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
@@ -224,24 +225,20 @@ impl PendingPoint {
         let mut fix = Fix::new(time.time, coord, self.source.unwrap_or(SourceFormat::Gpx));
         fix.utc_offset_minutes = time.offset_minutes;
         fix.zone_assumed = time.zone_assumed;
-        if let Some(v) = self.altitude {
-            fix.set_altitude_m(v);
+        let mut out_of_range = OutOfRange::default();
+        for (value, column, key) in [
+            (self.altitude, Column::Altitude, "ele"),
+            (self.accuracy, Column::Accuracy, "accuracy"),
+            (self.vertical_accuracy, Column::VerticalAccuracy, "vertical_accuracy"),
+            (self.speed, Column::Speed, "speed"),
+            (self.course, Column::Course, "course"),
+            (self.battery, Column::Battery, "battery"),
+        ] {
+            if let Some(v) = value {
+                measure::set_as(&mut fix, column, v, key, &mut self.extras, &mut out_of_range);
+            }
         }
-        if let Some(v) = self.accuracy {
-            fix.set_horizontal_accuracy_m(v);
-        }
-        if let Some(v) = self.vertical_accuracy {
-            fix.set_vertical_accuracy_m(v);
-        }
-        if let Some(v) = self.speed {
-            fix.set_speed_m_s(v);
-        }
-        if let Some(v) = self.course {
-            fix.set_course_deg(v);
-        }
-        if let Some(v) = self.battery {
-            fix.set_battery_percent(v);
-        }
+        out_of_range.report(sink);
         fix.motion = self.motion.or(track.motion);
         let mut extras = std::mem::take(&mut self.extras);
         if let Some(kind) = &track.unknown_type {

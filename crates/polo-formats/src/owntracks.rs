@@ -37,6 +37,7 @@ use serde_json::value::RawValue;
 
 use crate::bounded::lines::LineReader;
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::raw_object::{Members, OwntracksMeasurements};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -75,8 +76,9 @@ pub(crate) fn import_with_stats<R: BufRead>(
             continue;
         }
         match read_line(line, options) {
-            Ok(Some((fix, device))) => {
+            Ok(Some((fix, device, out_of_range))) => {
                 stats.fixes += 1;
+                out_of_range.report(sink);
                 sink.point(fix, device.as_deref());
             }
             Ok(None) => {
@@ -118,7 +120,7 @@ fn epoch_seconds(raw: &RawValue) -> Option<Timestamp> {
 }
 
 /// Turns one line into a fix, `None` for a non-location message, or the reject reason.
-fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<String>)>, String> {
+fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<String>, OutOfRange)>, String> {
     let Some(brace) = line.find('{') else {
         return Err("no JSON payload on the line".to_owned());
     };
@@ -178,9 +180,21 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
     options.check_time(time)?;
     let coord = Coord::from_degrees(lat, lon).map_err(|e| format!("lat/lon: {e}"))?;
     let mut fix = Fix::new(time, coord, SourceFormat::Owntracks);
-    measured.apply(&mut fix);
+    let mut out_of_range = OutOfRange::default();
+    for (value, column, key, scale) in [
+        (measured.acc, Column::Accuracy, "acc", 1.0),
+        (measured.alt, Column::Altitude, "alt", 1.0),
+        (measured.vac, Column::VerticalAccuracy, "vac", 1.0),
+        (measured.vel, Column::Speed, "vel", 1.0 / 3.6),
+        (measured.cog, Column::Course, "cog", 1.0),
+        (measured.batt, Column::Battery, "batt", 1.0),
+    ] {
+        if let Some(v) = value {
+            measure::set(&mut fix, column, v * scale, (key, v), &mut extras, &mut out_of_range);
+        }
+    }
     fix.extras = extras.finish();
-    Ok(Some((fix, device)))
+    Ok(Some((fix, device, out_of_range)))
 }
 
 #[cfg(test)]
@@ -195,6 +209,17 @@ mod tests {
     }
 
     const LOC: &str = r#"{"bs":2,"p":100.266,"batt":94,"_type":"location","tid":"RO","topic":"owntracks/test/iPhone 12 Pro","alt":36,"lon":13.332,"vel":36,"BSSID":"b0:f2:8:45:94:33","conn":"w","vac":4,"acc":10,"tst":1709283789,"lat":52.225,"cog":98,"m":1,"inregions":["home"],"_http":true}"#;
+
+    #[test]
+    fn out_of_range_measurements_are_kept_in_extras_and_reported() {
+        let line = r#"2024-03-01T09:03:09Z	*	{"_type":"location","lat":52.2,"lon":13.3,"tst":1709283789,"cog":720,"batt":140,"vel":36}"#;
+        let (sink, stats) = run(line);
+        assert_eq!(stats.fixes, 1);
+        let fix = &sink.points[0].0;
+        assert_eq!((fix.course_centideg, fix.battery_percent, fix.speed_cm_s), (None, None, Some(1000)));
+        assert_eq!(fix.extras.as_ref().unwrap().as_str(), r#"{"cog":720,"batt":140}"#);
+        assert_eq!(sink.out_of_range, ["course", "battery"]);
+    }
 
     #[test]
     fn tab_separated_location_line() {

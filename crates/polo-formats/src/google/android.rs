@@ -37,6 +37,7 @@ use super::value::{
     RawObject, RecentFixes, array, check_time, integer, num_of, number, probability, reject, str_of, time,
 };
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportOptions, Sink};
 
 const SOURCE: SourceFormat = SourceFormat::GoogleAndroidTimeline;
@@ -165,8 +166,12 @@ impl Android {
             self.skipped_signals += 1;
             return;
         };
-        match position_fix(&signal, position, options, self.source) {
-            Ok(fix) => sink.point(fix, None),
+        let mut out_of_range = OutOfRange::default();
+        match position_fix(&signal, position, options, self.source, &mut out_of_range) {
+            Ok(fix) => {
+                out_of_range.report(sink);
+                sink.point(fix, None);
+            }
             Err(reason) => reject(sink, offset, format!("position: {reason}"), raw),
         }
     }
@@ -218,6 +223,7 @@ fn position_fix(
     position: &RawValue,
     options: &ImportOptions,
     source: SourceFormat,
+    out_of_range: &mut OutOfRange,
 ) -> Result<Fix, String> {
     let p = RawObject::parse(position).ok_or("not an object")?;
     let coord = lat_lng(&p, "LatLng").or_else(|| lat_lng(&p, "latLng")).ok_or("LatLng: missing")??;
@@ -226,16 +232,16 @@ fn position_fix(
     let mut fix = Fix::new(t.time, coord, source);
     fix.utc_offset_minutes = t.offset_minutes;
     fix.zone_assumed = t.zone_assumed;
-    if let Some(v) = num_of(&p, "accuracyMeters") {
-        fix.set_horizontal_accuracy_m(v);
-    }
-    if let Some(v) = num_of(&p, "altitudeMeters") {
-        fix.set_altitude_m(v);
-    }
-    if let Some(v) = num_of(&p, "speedMetersPerSecond") {
-        fix.set_speed_m_s(v);
-    }
     let mut extras = ExtrasBuilder::new();
+    for (key, column) in [
+        ("accuracyMeters", Column::Accuracy),
+        ("altitudeMeters", Column::Altitude),
+        ("speedMetersPerSecond", Column::Speed),
+    ] {
+        if let Some(v) = num_of(&p, key) {
+            measure::set_as(&mut fix, column, v, key, &mut extras, out_of_range);
+        }
+    }
     p.extras_except(
         &["LatLng", "latLng", "timestamp", "accuracyMeters", "altitudeMeters", "speedMetersPerSecond"],
         &mut extras,

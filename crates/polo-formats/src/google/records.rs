@@ -438,7 +438,7 @@ mod tests {
             fix.extras.as_ref().unwrap().as_str(),
             r#"{"accuracy":-5,"altitude":1000000000000,"velocity":-1,"heading":720}"#
         );
-        assert_eq!(got.out_of_range, ["accuracy", "altitude", "speed", "course"]);
+        assert_eq!(got.out_of_range, ["altitude", "accuracy", "speed", "course"]);
         assert!(got.rejects.is_empty());
     }
 

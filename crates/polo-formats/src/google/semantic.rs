@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 
 use super::value::{RawObject, array, check_time, e7_of, num_of, probability, reject, str_of, time, time_ms};
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportOptions, Sink};
 
 const SOURCE: SourceFormat = SourceFormat::GoogleSemantic;
@@ -195,7 +196,7 @@ impl Ctx<'_, '_> {
         }
     }
 
-    fn path_point(&self, point: &RawValue, what: &str) -> Result<Fix, String> {
+    fn path_point(&mut self, point: &RawValue, what: &str) -> Result<Fix, String> {
         let field = format!("{what}.simplifiedRawPath.points");
         let p = RawObject::parse(point).ok_or_else(|| format!("{field}: a point is not an object"))?;
         let coord: Coord = e7_of(&p, "latE7", "lngE7")
@@ -210,15 +211,17 @@ impl Ctx<'_, '_> {
         let mut fix = Fix::new(parsed.time, coord, SOURCE);
         fix.utc_offset_minutes = parsed.offset_minutes;
         fix.zone_assumed = parsed.zone_assumed;
-        if let Some(a) = num_of(&p, "accuracyMeters").or_else(|| num_of(&p, "accuracyMetres")) {
-            fix.set_horizontal_accuracy_m(a);
-        }
         let mut extras = ExtrasBuilder::new();
+        let mut out_of_range = OutOfRange::default();
+        if let Some(a) = num_of(&p, "accuracyMeters").or_else(|| num_of(&p, "accuracyMetres")) {
+            measure::set_as(&mut fix, Column::Accuracy, a, "accuracyMeters", &mut extras, &mut out_of_range);
+        }
         p.extras_except(
             &["latE7", "lngE7", "timestamp", "timestampMs", "accuracyMeters", "accuracyMetres"],
             &mut extras,
         );
         fix.extras = extras.finish();
+        out_of_range.report(self.sink);
         Ok(fix)
     }
 }
