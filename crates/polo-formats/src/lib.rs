@@ -22,6 +22,7 @@ mod csv;
 mod fit;
 mod google;
 mod gpx;
+mod json_keys;
 mod json_stream;
 mod kml;
 mod measure;

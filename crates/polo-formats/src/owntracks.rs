@@ -126,6 +126,7 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
     };
     let payload = line[brace..].trim_end();
     let Members(members) = serde_json::from_str(payload).map_err(|e| format!("payload is not a JSON object: {e}"))?;
+    crate::json_keys::check(payload.as_bytes())?;
     let kind = members.iter().find(|(k, _)| k == "_type").and_then(|(_, v)| string(v));
     let transition = match kind.as_deref() {
         Some("location") => false,
@@ -209,6 +210,15 @@ mod tests {
     }
 
     const LOC: &str = r#"{"bs":2,"p":100.266,"batt":94,"_type":"location","tid":"RO","topic":"owntracks/test/iPhone 12 Pro","alt":36,"lon":13.332,"vel":36,"BSSID":"b0:f2:8:45:94:33","conn":"w","vac":4,"acc":10,"tst":1709283789,"lat":52.225,"cog":98,"m":1,"inregions":["home"],"_http":true}"#;
+
+    #[test]
+    fn a_payload_with_a_duplicate_key_is_rejected() {
+        let (sink, stats) = run(
+            "2024-03-01T09:03:09Z\t*\t{\"_type\":\"location\",\"lat\":52.2,\"lat\":9,\"lon\":13.3,\"tst\":1709283789}\n",
+        );
+        assert_eq!((stats.fixes, stats.rejected), (0, 1));
+        assert!(sink.rejects[0].reason.starts_with("duplicate key \"lat\""), "{}", sink.rejects[0].reason);
+    }
 
     #[test]
     fn out_of_range_measurements_are_kept_in_extras_and_reported() {

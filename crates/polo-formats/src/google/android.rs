@@ -99,6 +99,9 @@ impl Android {
 
     /// Imports one element of `semanticSegments` (or of the iOS array).
     pub(super) fn segment(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return reject(sink, offset, why, raw);
+        }
         let seg = match RawObject::from_slice(raw) {
             Ok(o) => o,
             Err(reason) => return reject(sink, offset, reason, raw),
@@ -157,6 +160,9 @@ impl Android {
 
     /// Imports one element of `rawSignals`.
     pub(super) fn signal(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return reject(sink, offset, why, raw);
+        }
         let signal = match RawObject::from_slice(raw) {
             Ok(o) => o,
             Err(reason) => return reject(sink, offset, reason, raw),

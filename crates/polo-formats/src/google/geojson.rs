@@ -260,6 +260,9 @@ impl GeoJson {
 
     /// Imports one feature.
     pub(super) fn feature(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return reject(sink, offset, why, raw);
+        }
         let feature = match RawObject::from_slice(raw) {
             Ok(o) => o,
             Err(reason) => return reject(sink, offset, reason, raw),

@@ -398,6 +398,57 @@ pub(crate) mod tests {
         (result, sink)
     }
 
+    /// One rule in every JSON format: a record naming a key twice (at any
+    /// depth) is rejected with the key's name; the records around it import.
+    #[test]
+    fn duplicate_keys_are_a_reject_in_every_json_format() {
+        let cases = [
+            (
+                "google-records",
+                r#"{"locations":[{"latitudeE7":1,"longitudeE7":2,"latitudeE7":3,"timestamp":"2020-01-01T00:00:00Z"},
+                  {"latitudeE7":1,"longitudeE7":2,"timestamp":"2020-01-01T00:00:01Z"}]}"#,
+                "latitudeE7",
+            ),
+            (
+                "google-semantic",
+                r#"{"timelineObjects":[{"placeVisit":{"location":{"latitudeE7":1,"longitudeE7":2,"longitudeE7":3},"duration":{"startTimestamp":"2020-01-01T00:00:00Z"}}},
+                  {"placeVisit":{"location":{"latitudeE7":1,"longitudeE7":2},"duration":{"startTimestamp":"2020-01-02T00:00:00Z"}}}]}"#,
+                "longitudeE7",
+            ),
+            (
+                "google-android-timeline",
+                r#"{"semanticSegments":[{"startTime":"2020-01-01T00:00:00Z","endTime":"2020-01-01T01:00:00Z","startTime":"2020-01-01T00:30:00Z",
+                    "visit":{"topCandidate":{"placeLocation":{"latLng":"1.0°, 2.0°"}}}},
+                  {"startTime":"2020-01-02T00:00:00Z","endTime":"2020-01-02T01:00:00Z","visit":{"topCandidate":{"placeLocation":{"latLng":"1.0°, 2.0°"}}}}],
+                  "rawSignals":[{"position":{"LatLng":"1.0°, 2.0°","timestamp":"2020-01-01T00:00:00Z","timestamp":"2020-01-01T00:00:09Z"}}]}"#,
+                "startTime|timestamp",
+            ),
+            (
+                "google-ios-timeline",
+                r#"[{"startTime":"2020-01-01T00:00:00Z","endTime":"2020-01-01T01:00:00Z","timelinePath":[{"point":"geo:1.0,2.0","point":"geo:3.0,4.0","durationMinutesOffsetFromStartTime":"1"}]},
+                  {"startTime":"2020-01-02T00:00:00Z","endTime":"2020-01-02T01:00:00Z","timelinePath":[{"point":"geo:1.0,2.0","durationMinutesOffsetFromStartTime":"1"}]}]"#,
+                "point",
+            ),
+            (
+                "geojson",
+                r#"{"type":"FeatureCollection","features":[
+                  {"type":"Feature","geometry":{"type":"Point","coordinates":[2,1]},"properties":{"timestamp":"2020-01-01T00:00:00Z","speed":1,"speed":2}},
+                  {"type":"Feature","geometry":{"type":"Point","coordinates":[2,1]},"properties":{"timestamp":"2020-01-01T00:00:01Z"}}]}"#,
+                "speed",
+            ),
+        ];
+        for (format, text, keys) in cases {
+            let (result, got) = import_str(text);
+            assert_eq!(result.unwrap().name(), format);
+            assert!(!got.rejects.is_empty(), "{format}: no reject");
+            for r in &got.rejects {
+                let named = keys.split('|').any(|key| r.reason.starts_with(&format!("duplicate key {key:?}")));
+                assert!(named, "{format}: {}", r.reason);
+            }
+            assert!(got.points.len() + got.intervals.len() >= 1, "{format}: the record after it was lost");
+        }
+    }
+
     fn refused(text: &str) -> String {
         match import_str(text).0 {
             Err(ImportError::NotLocationData { what }) => what,

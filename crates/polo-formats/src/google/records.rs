@@ -43,6 +43,9 @@ pub(super) fn element(options: &ImportOptions, sink: &mut dyn Sink, offset: u64,
     let Ok(text) = std::str::from_utf8(raw) else {
         return reject(sink, offset, "location record is not valid UTF-8", raw);
     };
+    if let Err(why) = crate::json_keys::check(raw) {
+        return reject(sink, offset, why, raw);
+    }
     let record = match Record::read(text) {
         Ok(r) => r,
         Err(e) => {

@@ -36,6 +36,9 @@ const MAX_LEVEL: u8 = 16;
 
 /// Imports one element of `timelineObjects`.
 pub(super) fn element(options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+    if let Err(why) = crate::json_keys::check(raw) {
+        return reject(sink, offset, why, raw);
+    }
     let obj = match RawObject::from_slice(raw) {
         Ok(o) => o,
         Err(reason) => return reject(sink, offset, reason, raw),
