@@ -363,7 +363,14 @@ fn record(
         let mut extras = ExtrasBuilder::new();
         let mut out_of_range = OutOfRange::default();
         if let Some(alt) = u32_field(78).or_else(|| u16_field(2)) {
-            measure::set_as(&mut fix, Column::Altitude, alt as f64 / 5.0 - 500.0, "altitude", &mut extras, &mut out_of_range);
+            measure::set_as(
+                &mut fix,
+                Column::Altitude,
+                alt as f64 / 5.0 - 500.0,
+                "altitude",
+                &mut extras,
+                &mut out_of_range,
+            );
         }
         if let Some(speed) = u32_field(73).or_else(|| u16_field(6)) {
             measure::set_as(&mut fix, Column::Speed, speed as f64 / 1000.0, "speed", &mut extras, &mut out_of_range);
@@ -564,7 +571,10 @@ mod tests {
         w.data(0, &[(T0, 4), (semi(7.0), 4), (semi(8.0), 4)], false, &[]);
         let mut sink = Collect::default();
         let err = import(&w.file(14)[..], &options(), &mut sink).unwrap_err();
-        assert!(matches!(&err, ImportError::NothingToImport { why } if why.starts_with("only saved locations: 2")), "{err}");
+        assert!(
+            matches!(&err, ImportError::NothingToImport { why } if why.starts_with("only saved locations: 2")),
+            "{err}"
+        );
         assert_eq!(sink.rejects.len(), 2);
         assert!(sink.rejects[0].reason.starts_with("saved location"));
         // Through the public entry point the exit is the same.

@@ -34,8 +34,8 @@ use polo_domain::time::{ParsedTime, parse_timestamp};
 use polo_domain::{Coord, Fix, Motion, SourceFormat};
 
 use crate::extras::ExtrasBuilder;
-use crate::measure::{self, Column, OutOfRange};
 use crate::fields;
+use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 

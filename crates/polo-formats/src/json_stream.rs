@@ -332,13 +332,16 @@ impl<R: BufRead> JsonStream<R> {
         }
         self.first_element = false;
         let at = self.scan(true)?;
-        Ok(Some((at, match self.too_large.take() {
-            None => Element::Whole(&self.buf),
-            Some(why) => {
-                self.buf.truncate(crate::Reject::MAX_RAW);
-                Element::TooLarge { head: &self.buf, why }
-            }
-        })))
+        Ok(Some((
+            at,
+            match self.too_large.take() {
+                None => Element::Whole(&self.buf),
+                Some(why) => {
+                    self.buf.truncate(crate::Reject::MAX_RAW);
+                    Element::TooLarge { head: &self.buf, why }
+                }
+            },
+        )))
     }
 
     /// Checks that only whitespace follows the top-level value.
@@ -395,7 +398,6 @@ impl<R: BufRead> JsonStream<R> {
             }
         }
     }
-
 
     /// Scans an object, array or string (the latter ends at its closing quote).
     fn scan_container(&mut self, start: u64, mut keep: bool) -> Result<(), ImportError> {
@@ -769,7 +771,11 @@ mod tests {
             assert!(got[1].starts_with(&format!("{second} a JSON string at byte {} longer", second + 6)), "{}", got[1]);
             assert!(got[2].starts_with(&format!("{third} a JSON string at byte {third} longer")), "{}", got[2]);
             assert!(got[3].starts_with(&format!("{fourth} a JSON value at byte {fourth} longer")), "{}", got[3]);
-            assert!(got[4].ends_with(if chunk == 100 { "whole {\"ok\":2}" } else { "whole {\"ok\": 2}" }), "{}", got[4]);
+            assert!(
+                got[4].ends_with(if chunk == 100 { "whole {\"ok\":2}" } else { "whole {\"ok\": 2}" }),
+                "{}",
+                got[4]
+            );
         }
     }
 

@@ -144,10 +144,7 @@ mod tests {
         set_as(&mut fix, Column::VerticalAccuracy, 2.0, "vac", &mut extras, &mut out);
         assert_eq!((fix.course_centideg, fix.horizontal_accuracy_cm, fix.speed_cm_s), (None, None, Some(300)));
         assert_eq!((fix.battery_percent, fix.altitude_cm, fix.vertical_accuracy_cm), (None, None, Some(200)));
-        assert_eq!(
-            extras.finish().unwrap().as_str(),
-            r#"{"heading":720,"acc":-5,"batt":140,"alt":1000000000000}"#
-        );
+        assert_eq!(extras.finish().unwrap().as_str(), r#"{"heading":720,"acc":-5,"batt":140,"alt":1000000000000}"#);
         let mut names = Vec::new();
         struct Names<'a>(&'a mut Vec<&'static str>);
         impl Sink for Names<'_> {

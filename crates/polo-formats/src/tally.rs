@@ -35,8 +35,7 @@ impl<'s> Tally<'s> {
         if self.yielded > 0 {
             return Ok(format);
         }
-        let mut parts: Vec<String> =
-            self.not_location.iter().map(|(kind, n)| format!("{n} × {kind}")).collect();
+        let mut parts: Vec<String> = self.not_location.iter().map(|(kind, n)| format!("{n} × {kind}")).collect();
         if let Some(first) = &self.first_reject {
             let n = self.rejects;
             let s = if n == 1 { "" } else { "s" };

@@ -298,7 +298,13 @@ fn huge_tokens_are_rejected_in_bounded_memory() {
             .iter()
             .map(|case| {
                 let child = std::process::Command::new(&exe)
-                    .args(["--exact", "huge_tokens_are_rejected_in_bounded_memory", "--nocapture", "--test-threads", "1"])
+                    .args([
+                        "--exact",
+                        "huge_tokens_are_rejected_in_bounded_memory",
+                        "--nocapture",
+                        "--test-threads",
+                        "1",
+                    ])
                     .env(CHILD, case.name)
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())

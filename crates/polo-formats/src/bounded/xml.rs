@@ -596,7 +596,10 @@ mod tests {
                 "chunk {chunk}"
             );
             let kinds: Vec<Cut> = cuts.iter().map(|c| c.kind).collect();
-            assert_eq!(kinds, [Cut::Attribute, Cut::Attribute, Cut::Text, Cut::Markup, Cut::Text, Cut::Markup, Cut::Text]);
+            assert_eq!(
+                kinds,
+                [Cut::Attribute, Cut::Attribute, Cut::Text, Cut::Markup, Cut::Text, Cut::Markup, Cut::Text]
+            );
             assert_eq!(cuts[0].offset, 6);
             assert_eq!(&doc.as_bytes()[usize::try_from(cuts[2].offset).unwrap()..][..2], "é".as_bytes());
             // Output offsets map back to the input.

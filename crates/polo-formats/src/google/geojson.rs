@@ -48,8 +48,8 @@ use serde_json::value::RawValue;
 
 use super::value::{RawObject, array, check_time, number, reject, string, time};
 use crate::extras::ExtrasBuilder;
-use crate::measure::{self, Column, OutOfRange};
 use crate::fields;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportError, ImportOptions, Sink};
 
 /// Time property names, in order of preference.

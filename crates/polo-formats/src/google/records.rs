@@ -430,12 +430,14 @@ mod tests {
 
     #[test]
     fn out_of_range_measurements_are_kept_in_extras_and_reported() {
-        let got = one(
-            r#"{"timestamp":"2020-01-01T00:00:00Z","latitudeE7":1,"longitudeE7":2,"accuracy":-5,"altitude":1e12,
-              "velocity":-1,"heading":720,"verticalAccuracy":3}"#,
-        );
+        let got =
+            one(r#"{"timestamp":"2020-01-01T00:00:00Z","latitudeE7":1,"longitudeE7":2,"accuracy":-5,"altitude":1e12,
+              "velocity":-1,"heading":720,"verticalAccuracy":3}"#);
         let fix = &got.points[0].0;
-        assert_eq!((fix.horizontal_accuracy_cm, fix.altitude_cm, fix.speed_cm_s, fix.course_centideg), (None, None, None, None));
+        assert_eq!(
+            (fix.horizontal_accuracy_cm, fix.altitude_cm, fix.speed_cm_s, fix.course_centideg),
+            (None, None, None, None)
+        );
         assert_eq!(fix.vertical_accuracy_cm, Some(300));
         assert_eq!(
             fix.extras.as_ref().unwrap().as_str(),
