@@ -213,15 +213,21 @@ fn wkt_point(cell: &str) -> Option<(f64, f64)> {
     Some((lat, lon))
 }
 
-pub(crate) fn import<R: BufRead>(
+pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
+    import_with_limit(reader, options, sink, crate::MAX_TOKEN)
+}
+
+/// [`import`] with rows and the header limited to `max` bytes.
+fn import_with_limit<R: BufRead>(
     mut reader: R,
     options: &ImportOptions,
     sink: &mut dyn Sink,
+    max: usize,
 ) -> Result<(), ImportError> {
     // The header line, skipping blank lines before it.
     let header_line;
     let mut lines_before = 0u64;
-    let mut lines = LineReader::new(&mut reader, crate::MAX_TOKEN);
+    let mut lines = LineReader::new(&mut reader, max);
     loop {
         let Some(raw) = lines.next_line()? else {
             return Ok(());
@@ -257,7 +263,7 @@ pub(crate) fn import<R: BufRead>(
         .delimiter(delimiter)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(LineCounter::new(reader, crate::MAX_TOKEN));
+        .from_reader(LineCounter::new(reader, max));
     let mut record = ::csv::ByteRecord::new();
     let mut cells: Vec<String> = Vec::new();
     loop {
@@ -833,6 +839,34 @@ mod tests {
         assert!(got[1].1.contains("0,0"));
         assert!(got[2].1.contains("longitude is missing"));
         assert!(got[3].1.contains("speed \"fast\" is not a number"));
+    }
+
+    #[test]
+    fn rows_over_the_limit_are_rejected_by_line_and_the_next_rows_import() {
+        let long = "x".repeat(100);
+        let text = format!(
+            "time,lat,lon,note\n2024-06-15T10:30:00Z,52.52,13.4,{long}\n2024-06-15T10:31:00Z,52.52,13.4,\"a\n{long}\nb\"\n\
+             2024-06-15T10:32:00Z,52.52,13.4,\"ok\nok\"\n2024-06-15T10:33:00Z,52.52,13.4,x\nnot a time,1,2,x\n"
+        );
+        for chunk in [1, 7, 4096] {
+            let mut sink = Collect::default();
+            let reader = std::io::BufReader::with_capacity(chunk, text.as_bytes());
+            import_with_limit(reader, &options(), &mut sink, 64).unwrap();
+            let rejects: Vec<_> = sink.rejects.iter().map(|r| (r.position, &r.reason[..4])).collect();
+            // Line numbers stay right after a cut row that spanned three lines.
+            assert_eq!(
+                rejects,
+                [(Position::Line(2), "row "), (Position::Line(3), "row "), (Position::Line(9), "time")],
+                "chunk {chunk}"
+            );
+            assert_eq!(sink.rejects[0].reason, "row longer than 1 MiB: skipped");
+            let minutes: Vec<i64> = sink.points.iter().map(|(f, _)| (f.time.0 / 60_000) % 60).collect();
+            assert_eq!(minutes, [32, 33], "chunk {chunk}");
+            assert_eq!(sink.points[0].0.extras.as_ref().unwrap().as_str(), r#"{"note":"ok\nok"}"#);
+        }
+        let err =
+            import_with_limit(&b"lat,lon,time,aaaaaaaaaa\n"[..], &options(), &mut Collect::default(), 8).unwrap_err();
+        assert!(err.to_string().contains("header line longer than"), "{err}");
     }
 
     #[test]
