@@ -151,6 +151,37 @@ fn rejected_records_go_to_a_rejects_file_and_exit_code_1() {
 }
 
 #[test]
+fn a_file_with_nothing_to_import_fails_and_out_of_range_fields_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let candidates = write(
+        dir.path(),
+        "2025_MARCH.json",
+        r#"{"timelineObjects":[{"placeVisit":{"otherCandidateLocations":[{"latitudeE7":123533333,"longitudeE7":123533333}],
+            "duration":{"startTimestamp":"2025-03-24 20:25:02 +0100"}}}]}"#,
+    );
+    let (code, summary) = import_json(&data, "alice", &[&candidates]);
+    assert_eq!(code, 2, "{summary}");
+    let error = summary["files"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("nothing to import") && error.contains("only candidate locations"), "{error}");
+    assert_eq!(summary["files"][0]["rejected"], 1);
+
+    let records = write(
+        dir.path(),
+        "Records.json",
+        r#"{"locations":[{"latitudeE7":525121351,"longitudeE7":134320476,"timestamp":"2020-01-01T00:00:00Z","heading":720,"accuracy":-5}]}"#,
+    );
+    let (code, summary) = import_json(&data, "alice", &[&records]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["files"][0]["points_added"], 1);
+    assert_eq!(summary["files"][0]["out_of_range_fields"]["course"], 1, "{summary}");
+    assert_eq!(summary["files"][0]["out_of_range_fields"]["accuracy"], 1, "{summary}");
+    let exported = export(&data, "alice", "geojson");
+    assert!(exported.contains(r#""heading":720"#) && exported.contains(r#""accuracy":-5"#), "{exported}");
+}
+
+#[test]
 fn non_location_files_are_refused_by_name_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -6,7 +6,11 @@
 //!
 //! The zip central directory sits at the end of the file, so archives need
 //! random access: a file on disk is read in place, and an archive nested in
-//! another is spooled to a temporary file first.
+//! another is spooled to a temporary file first. Spooling is capped: at most
+//! [`MAX_SPOOL_BYTES`], and at most [`MAX_SPOOL_RATIO`] times the entry's
+//! compressed size (a 2 MB upload must not fill the disk with 2 GB); past
+//! either, the entry fails with [`ImportError::ArchiveLimit`] naming it, and
+//! the other entries go on.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
@@ -17,6 +21,15 @@ use crate::{Format, ImportError, ImportOptions, Sink};
 
 /// How deep archives inside archives are followed.
 const MAX_NESTING: usize = 4;
+
+/// Largest nested archive spooled to disk: 4 GiB.
+pub(crate) const MAX_SPOOL_BYTES: u64 = 4 << 30;
+/// Largest expansion of a nested archive over its compressed size. An
+/// archive inside an archive is already compressed, so real ones come out
+/// near 1×; deflate's own limit is about 1000×.
+pub(crate) const MAX_SPOOL_RATIO: u64 = 100;
+/// Spooling below this size is allowed whatever the ratio (tiny entries).
+const SPOOL_RATIO_FLOOR: u64 = 1 << 20;
 
 /// Imports a file by path: zip archives are walked entry by entry, anything
 /// else goes through [`crate::import`].
@@ -92,7 +105,8 @@ fn import_zip<R: Read + Seek>(
             Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
         };
         sink.entry_started(&name);
-        let outcome = import_entry(&mut entry, options, sink, depth);
+        let compressed = entry.compressed_size();
+        let outcome = import_entry(&mut entry, &name, compressed, options, sink, depth);
         sink.entry_finished(&name, &outcome);
     }
     Ok(Format::Zip)
@@ -100,6 +114,8 @@ fn import_zip<R: Read + Seek>(
 
 fn import_entry<R: Read>(
     entry: &mut R,
+    name: &str,
+    compressed: u64,
     options: &ImportOptions,
     sink: &mut dyn Sink,
     depth: usize,
@@ -113,10 +129,28 @@ fn import_entry<R: Read>(
     if depth + 1 >= MAX_NESTING {
         return Err(ImportError::Unrecognised { hint: format!("zip archives nested more than {MAX_NESTING} deep") });
     }
-    let mut spool = tempfile::tempfile()?;
-    io::copy(&mut { chained }, &mut spool)?;
-    spool.rewind()?;
+    let spool = spool(chained, name, compressed)?;
     import_file(spool, options, sink, depth + 1)
+}
+
+/// Copies a nested archive to a temporary file, within the spooling caps.
+fn spool(entry: impl Read, name: &str, compressed: u64) -> Result<File, ImportError> {
+    let by_ratio = compressed.saturating_mul(MAX_SPOOL_RATIO).max(SPOOL_RATIO_FLOOR);
+    let limit = MAX_SPOOL_BYTES.min(by_ratio);
+    let mut spool = tempfile::tempfile()?;
+    let copied = io::copy(&mut entry.take(limit + 1), &mut spool)?;
+    if copied > limit {
+        let reason = if limit == MAX_SPOOL_BYTES {
+            format!("a nested archive larger than {} GiB", MAX_SPOOL_BYTES >> 30)
+        } else {
+            format!(
+                "a nested archive that expands more than {MAX_SPOOL_RATIO} times its compressed size of {compressed} bytes"
+            )
+        };
+        return Err(ImportError::ArchiveLimit { entry: name.to_owned(), reason });
+    }
+    spool.rewind()?;
+    Ok(spool)
 }
 
 #[cfg(test)]
@@ -179,6 +213,28 @@ mod tests {
         assert_eq!(sink.entries[2], ("nested/2024-03.rec".to_owned(), Ok(Format::OwntracksRec)));
         assert_eq!(sink.entries[3].1, Ok(Format::Zip));
         assert_eq!(sink.points, 2);
+    }
+
+    #[test]
+    fn a_nested_archive_that_expands_too_much_is_refused_by_name() {
+        // 5 MB of zeros stored uncompressed in the inner zip deflate to a few
+        // kB in the outer one: a ratio of about 1000.
+        let mut inner = io::Cursor::new(Vec::new());
+        let mut writer = zip::ZipWriter::new(&mut inner);
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        writer.start_file("zeros.rec", stored).unwrap();
+        writer.write_all(&vec![0u8; 5 << 20]).unwrap();
+        writer.finish().unwrap();
+        let outer = zip_of(&[("Takeout/bomb.zip", &inner.into_inner()), ("Takeout/owntracks/2024-03.rec", REC)]);
+        let mut sink = Collect::default();
+        import_seekable(io::Cursor::new(outer), &options(), &mut sink).unwrap();
+        let (name, outcome) = &sink.entries[0];
+        assert_eq!(name, "Takeout/bomb.zip");
+        let err = outcome.as_ref().unwrap_err();
+        assert!(err.contains("\"Takeout/bomb.zip\"") && err.contains("100 times"), "{err}");
+        // The next entry is imported all the same.
+        assert_eq!(sink.entries[1].1, Ok(Format::OwntracksRec));
+        assert_eq!(sink.points, 1);
     }
 
     #[test]

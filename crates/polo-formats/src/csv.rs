@@ -32,7 +32,9 @@ use std::io::BufRead;
 use polo_domain::time::{ParsedTime, parse_timestamp};
 use polo_domain::{Coord, Fix, Interval, IntervalKind, SourceFormat};
 
+use crate::bounded::lines::LineReader;
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
 /// What a column holds.
@@ -211,27 +213,41 @@ fn wkt_point(cell: &str) -> Option<(f64, f64)> {
     Some((lat, lon))
 }
 
-pub(crate) fn import<R: BufRead>(
+pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
+    import_with_limit(reader, options, sink, crate::MAX_TOKEN)
+}
+
+/// [`import`] with rows and the header limited to `max` bytes.
+fn import_with_limit<R: BufRead>(
     mut reader: R,
     options: &ImportOptions,
     sink: &mut dyn Sink,
+    max: usize,
 ) -> Result<(), ImportError> {
     // The header line, skipping blank lines before it.
     let header_line;
     let mut lines_before = 0u64;
+    let mut lines = LineReader::new(&mut reader, max);
     loop {
-        let mut raw = Vec::new();
-        if reader.read_until(b'\n', &mut raw)? == 0 {
+        let Some(raw) = lines.next_line()? else {
             return Ok(());
-        }
+        };
         lines_before += 1;
-        let line = String::from_utf8_lossy(&raw);
+        if raw.too_long.is_some() {
+            return Err(ImportError::Malformed {
+                format: "CSV",
+                position: Position::Line(lines_before),
+                message: crate::bounded::too_long("the header line").replace(": skipped", ""),
+            });
+        }
+        let line = String::from_utf8_lossy(raw.text);
         let line = line.trim_start_matches('\u{feff}').trim_end_matches(['\r', '\n']);
         if !line.trim().is_empty() {
             header_line = line.to_owned();
             break;
         }
     }
+    drop(lines);
     let delimiter = sniff_delimiter(&header_line);
     let headers = header_cells(&header_line, delimiter);
     let columns = Columns::new(&headers, delimiter != b',');
@@ -247,7 +263,7 @@ pub(crate) fn import<R: BufRead>(
         .delimiter(delimiter)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(LineCounter::new(reader));
+        .from_reader(LineCounter::new(reader, max));
     let mut record = ::csv::ByteRecord::new();
     let mut cells: Vec<String> = Vec::new();
     loop {
@@ -269,6 +285,12 @@ pub(crate) fn import<R: BufRead>(
         // The csv crate does not count blank lines, so lines are counted from bytes.
         let byte = record.position().map_or(0, ::csv::Position::byte);
         let line = lines_before + csv.get_mut().line_at(byte);
+        let end = csv.position().byte();
+        if csv.get_mut().take_cut_in(byte, end) {
+            let raw = String::from_utf8_lossy(record.as_slice());
+            sink.reject(Reject::new(Position::Line(line), crate::bounded::too_long("row"), &raw));
+            continue;
+        }
         cells.clear();
         cells.extend(record.iter().map(|c| String::from_utf8_lossy(c).into_owned()));
         if cells.iter().all(String::is_empty) {
@@ -284,31 +306,62 @@ pub(crate) fn import<R: BufRead>(
 /// Passes bytes through, remembering where lines end, so that a record's
 /// byte offset can be turned into a line number. Only the line ends of
 /// bytes read ahead but not yet asked about are kept.
+///
+/// It also keeps rows under `max` bytes: the csv crate holds a whole row
+/// (and an unclosed quote makes the rest of the file one row). When a row
+/// reaches `max`, the rest of it, up to the next line end outside quotes,
+/// is consumed without being passed on (a `"` is passed in its place when
+/// the cut fell inside quotes, so the row still ends at that line end), and
+/// the cut's offset is queued for [`LineCounter::take_cut_in`] to reject the row.
 struct LineCounter<R> {
     inner: R,
+    /// Bytes passed on.
     offset: u64,
-    /// `(where the terminator starts, where the next line starts)`.
-    line_ends: std::collections::VecDeque<(u64, u64)>,
+    /// `(where the terminator starts, where the next line starts, lines it ends)`.
+    line_ends: std::collections::VecDeque<(u64, u64, u64)>,
     line: u64,
     last_was_cr: bool,
+    max: usize,
+    /// Inside quotes, as far as the bytes passed on go.
+    quoted: bool,
+    /// Bytes of the row being passed on.
+    row: usize,
+    /// The rest of an over-long row must be skipped before passing more.
+    skipping: bool,
+    /// A `"` to pass on before anything else.
+    close_quote: bool,
+    /// Offsets (in bytes passed on) where rows were cut.
+    cuts: std::collections::VecDeque<u64>,
 }
 
 impl<R> LineCounter<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, offset: 0, line_ends: std::collections::VecDeque::new(), line: 1, last_was_cr: false }
+    fn new(inner: R, max: usize) -> Self {
+        Self {
+            inner,
+            offset: 0,
+            line_ends: std::collections::VecDeque::new(),
+            line: 1,
+            last_was_cr: false,
+            max,
+            quoted: false,
+            row: 0,
+            skipping: false,
+            close_quote: false,
+            cuts: std::collections::VecDeque::new(),
+        }
     }
 
     /// The 1-based line where a record starting at byte `offset` has its
     /// first data (offsets must not decrease). The csv crate reports the
     /// offset before any blank lines it skipped, so those are stepped over.
     fn line_at(&mut self, mut offset: u64) -> u64 {
-        while let Some(&(end, next)) = self.line_ends.front() {
+        while let Some(&(end, next, lines)) = self.line_ends.front() {
             if end < offset {
                 self.line_ends.pop_front();
-                self.line += 1;
+                self.line += lines;
                 // After `\r`, the csv crate counts the `\n` as the next record's start.
                 offset = offset.max(next);
-            } else if end == offset {
+            } else if end == offset && lines == 1 {
                 // A blank line at the record's start.
                 self.line_ends.pop_front();
                 self.line += 1;
@@ -319,21 +372,127 @@ impl<R> LineCounter<R> {
         }
         self.line
     }
+
+    /// True (once) when a row spanning bytes `start..end` was cut.
+    fn take_cut_in(&mut self, start: u64, end: u64) -> bool {
+        while self.cuts.front().is_some_and(|&cut| cut < start) {
+            self.cuts.pop_front();
+        }
+        if self.cuts.front().is_some_and(|&cut| cut <= end) {
+            self.cuts.pop_front();
+            return true;
+        }
+        false
+    }
+
+    /// Records the line ends in `bytes`, which are being passed on.
+    fn passed(&mut self, bytes: &[u8]) {
+        for i in memchr::memchr_iter(b'\n', bytes) {
+            let at = self.offset + i as u64;
+            let cr = if i > 0 { bytes[i - 1] == b'\r' } else { self.last_was_cr };
+            self.line_ends.push_back((if cr { at - 1 } else { at }, at + 1, 1));
+        }
+        if let Some(&last) = bytes.last() {
+            self.last_was_cr = last == b'\r';
+        }
+        self.offset += bytes.len() as u64;
+    }
 }
 
-impl<R: std::io::Read> std::io::Read for LineCounter<R> {
+impl<R: BufRead> LineCounter<R> {
+    /// Consumes the rest of a cut row, up to its line end outside quotes.
+    fn skip_rest_of_row(&mut self) -> std::io::Result<()> {
+        let mut quoted = self.quoted;
+        let mut lines = 0u64;
+        loop {
+            let chunk = self.inner.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let mut end = None;
+            for p in memchr::memchr2_iter(b'"', b'\n', chunk) {
+                if chunk[p] == b'"' {
+                    quoted = !quoted;
+                } else if quoted {
+                    lines += 1;
+                } else {
+                    end = Some(p);
+                    break;
+                }
+            }
+            let n = end.unwrap_or(chunk.len());
+            self.inner.consume(n);
+            if end.is_some() {
+                break;
+            }
+        }
+        if lines > 0 {
+            self.line_ends.push_back((self.offset, self.offset, lines));
+        }
+        self.close_quote = self.quoted;
+        self.quoted = false;
+        self.skipping = false;
+        Ok(())
+    }
+}
+
+impl<R: BufRead> std::io::Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for i in memchr::memchr_iter(b'\n', &buf[..n]) {
-            let at = self.offset + i as u64;
-            let cr = if i > 0 { buf[i - 1] == b'\r' } else { self.last_was_cr };
-            self.line_ends.push_back((if cr { at - 1 } else { at }, at + 1));
+        if buf.is_empty() {
+            return Ok(0);
         }
-        if n > 0 {
-            self.last_was_cr = buf[n - 1] == b'\r';
+        loop {
+            if self.close_quote {
+                self.close_quote = false;
+                buf[0] = b'"';
+                self.passed(b"\"");
+                return Ok(1);
+            }
+            if self.skipping {
+                self.skip_rest_of_row()?;
+                continue;
+            }
+            let chunk = self.inner.fill_buf()?;
+            let limit = chunk.len().min(buf.len());
+            let (mut n, mut quoted, mut row) = (0, self.quoted, self.row);
+            let mut cut = false;
+            while n < limit {
+                let end = limit.min(n + (self.max + 1).saturating_sub(row));
+                match memchr::memchr2(b'"', b'\n', &chunk[n..end]) {
+                    Some(p) => {
+                        let c = chunk[n + p];
+                        n += p + 1;
+                        row += p + 1;
+                        if c == b'"' {
+                            quoted = !quoted;
+                        } else if !quoted {
+                            row = 0;
+                        }
+                    }
+                    None => {
+                        row += end - n;
+                        n = end;
+                        if row > self.max {
+                            cut = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            buf[..n].copy_from_slice(&chunk[..n]);
+            self.inner.consume(n);
+            self.quoted = quoted;
+            self.row = row;
+            self.passed(&buf[..n]);
+            if cut {
+                self.skipping = true;
+                self.row = 0;
+                self.cuts.push_back(self.offset);
+            }
+            if n > 0 || limit == 0 {
+                return Ok(n);
+            }
         }
-        self.offset += n as u64;
-        Ok(n)
     }
 }
 
@@ -440,26 +599,26 @@ impl Columns {
             fix.utc_offset_minutes = local.offset_minutes;
         }
         let mut extras = ExtrasBuilder::new();
-        if let Some(v) = self.num(cells, Role::Altitude)? {
-            fix.set_altitude_m(v);
+        let mut out_of_range = OutOfRange::default();
+        for (role, column, scale) in [
+            (Role::Altitude, Column::Altitude, 1.0),
+            (Role::Accuracy, Column::Accuracy, 1.0),
+            (Role::VerticalAccuracy, Column::VerticalAccuracy, 1.0),
+            (Role::Speed, Column::Speed, 1.0),
+            (Role::SpeedKmh, Column::Speed, 1.0 / 3.6),
+            (Role::Course, Column::Course, 1.0),
+            (Role::Battery, Column::Battery, 1.0),
+        ] {
+            if role == Role::SpeedKmh && self.num(cells, Role::Speed)?.is_some() {
+                continue;
+            }
+            if let Some(v) = self.num(cells, role)? {
+                let key = self.roles.iter().position(|r| *r == role).and_then(|i| self.names.get(i));
+                let key = key.map_or(column.name(), String::as_str);
+                measure::set(&mut fix, column, v * scale, (key, v), &mut extras, &mut out_of_range);
+            }
         }
-        if let Some(v) = self.num(cells, Role::Accuracy)? {
-            fix.set_horizontal_accuracy_m(v);
-        }
-        if let Some(v) = self.num(cells, Role::VerticalAccuracy)? {
-            fix.set_vertical_accuracy_m(v);
-        }
-        match (self.num(cells, Role::Speed)?, self.num(cells, Role::SpeedKmh)?) {
-            (Some(v), _) => fix.set_speed_m_s(v),
-            (None, Some(v)) => fix.set_speed_m_s(v / 3.6),
-            (None, None) => {}
-        }
-        if let Some(v) = self.num(cells, Role::Course)? {
-            fix.set_course_deg(v);
-        }
-        if let Some(v) = self.num(cells, Role::Battery)? {
-            fix.set_battery_percent(v);
-        }
+        out_of_range.report(sink);
         for (i, role) in self.roles.iter().enumerate() {
             let Some(value) = cells.get(i).map(|c| c.trim()).filter(|c| !c.is_empty()) else {
                 continue;
@@ -680,6 +839,34 @@ mod tests {
         assert!(got[1].1.contains("0,0"));
         assert!(got[2].1.contains("longitude is missing"));
         assert!(got[3].1.contains("speed \"fast\" is not a number"));
+    }
+
+    #[test]
+    fn rows_over_the_limit_are_rejected_by_line_and_the_next_rows_import() {
+        let long = "x".repeat(100);
+        let text = format!(
+            "time,lat,lon,note\n2024-06-15T10:30:00Z,52.52,13.4,{long}\n2024-06-15T10:31:00Z,52.52,13.4,\"a\n{long}\nb\"\n\
+             2024-06-15T10:32:00Z,52.52,13.4,\"ok\nok\"\n2024-06-15T10:33:00Z,52.52,13.4,x\nnot a time,1,2,x\n"
+        );
+        for chunk in [1, 7, 4096] {
+            let mut sink = Collect::default();
+            let reader = std::io::BufReader::with_capacity(chunk, text.as_bytes());
+            import_with_limit(reader, &options(), &mut sink, 64).unwrap();
+            let rejects: Vec<_> = sink.rejects.iter().map(|r| (r.position, &r.reason[..4])).collect();
+            // Line numbers stay right after a cut row that spanned three lines.
+            assert_eq!(
+                rejects,
+                [(Position::Line(2), "row "), (Position::Line(3), "row "), (Position::Line(9), "time")],
+                "chunk {chunk}"
+            );
+            assert_eq!(sink.rejects[0].reason, "row longer than 1 MiB: skipped");
+            let minutes: Vec<i64> = sink.points.iter().map(|(f, _)| (f.time.0 / 60_000) % 60).collect();
+            assert_eq!(minutes, [32, 33], "chunk {chunk}");
+            assert_eq!(sink.points[0].0.extras.as_ref().unwrap().as_str(), r#"{"note":"ok\nok"}"#);
+        }
+        let err =
+            import_with_limit(&b"lat,lon,time,aaaaaaaaaa\n"[..], &options(), &mut Collect::default(), 8).unwrap_err();
+        assert!(err.to_string().contains("header line longer than"), "{err}");
     }
 
     #[test]

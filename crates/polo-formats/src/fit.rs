@@ -22,7 +22,10 @@
 //! Records **without a position** are normal (watches without GPS, indoor
 //! activities, the seconds before a fix): they are counted in
 //! [`Stats::without_position`] and skipped, not rejected. A record without a
-//! time is rejected. A file that breaks off ends with
+//! time is rejected. Global message 29 `location` (a "locations" file: places
+//! saved on the device, not fixes of where it was) is rejected as such. A
+//! file that yields no fix at all ends with
+//! [`ImportError::NothingToImport`]: "no GPS fix" or "only saved locations". A file that breaks off ends with
 //! [`ImportError::Malformed`] at the offending byte offset, after every
 //! record before it has been emitted.
 
@@ -31,11 +34,14 @@ use std::io::{BufRead, ErrorKind};
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
 /// Seconds between the Unix epoch and the FIT epoch (1989-12-31T00:00:00Z).
 const FIT_EPOCH: i64 = 631_065_600;
 const RECORD: u16 = 20;
+/// Global message `location`: a place saved on the device.
+const LOCATION: u16 = 29;
 const TIMESTAMP: u8 = 253;
 
 /// What a FIT import saw, beyond what went into the sink.
@@ -47,6 +53,8 @@ pub(crate) struct Stats {
     pub(crate) without_position: u64,
     /// FIT files in the stream (chained files count each).
     pub(crate) files: u64,
+    /// `location` messages (saved places), rejected.
+    pub(crate) saved_locations: u64,
 }
 
 #[derive(Clone)]
@@ -111,7 +119,22 @@ fn truncated(at: u64, what: &str) -> impl FnOnce(std::io::Error) -> ImportError 
 }
 
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
-    import_with_stats(reader, options, sink).map(|_| ())
+    let stats = import_with_stats(reader, options, sink)?;
+    if stats.fixes > 0 {
+        return Ok(());
+    }
+    let why = if stats.saved_locations > 0 {
+        format!(
+            "only saved locations: {} location messages (a FIT locations file: places, not fixes) and no track record",
+            stats.saved_locations
+        )
+    } else if stats.without_position > 0 {
+        format!("no GPS fix: none of the {} records has a position", stats.without_position)
+    } else {
+        // No record at all, or only rejected ones: said by the caller's tally.
+        return Ok(());
+    };
+    Err(ImportError::NothingToImport { why })
 }
 
 pub(crate) fn import_with_stats<R: BufRead>(
@@ -188,6 +211,8 @@ fn decode_records<R: BufRead>(
             read_data(input, def, &mut buf, at)?;
             if def.global == RECORD {
                 record(def, &buf, timestamp, at, options, sink, stats);
+            } else if def.global == LOCATION {
+                saved_location(at, sink, stats);
             }
             continue;
         }
@@ -227,6 +252,8 @@ fn decode_records<R: BufRead>(
             }
             if def.global == RECORD {
                 record(def, &buf, None, at, options, sink, stats);
+            } else if def.global == LOCATION {
+                saved_location(at, sink, stats);
             }
         }
     }
@@ -271,6 +298,13 @@ fn field(def: &Definition, data: &[u8], number: u8) -> Option<u64> {
         offset += size;
     }
     None
+}
+
+/// A `location` message: a place saved on the device, never a fix.
+fn saved_location(at: u64, sink: &mut dyn Sink, stats: &mut Stats) {
+    stats.saved_locations += 1;
+    let why = "saved location (FIT location message): a place stored on the device, not a fix of where it was";
+    sink.reject(Reject::new(Position::Byte(at), why, "location"));
 }
 
 /// Reads one `record` message.
@@ -326,13 +360,22 @@ fn record(
     // Field values are at most u32: exact in f64.
     #[allow(clippy::cast_precision_loss)]
     {
+        let mut extras = ExtrasBuilder::new();
+        let mut out_of_range = OutOfRange::default();
         if let Some(alt) = u32_field(78).or_else(|| u16_field(2)) {
-            fix.set_altitude_m(alt as f64 / 5.0 - 500.0);
+            measure::set_as(
+                &mut fix,
+                Column::Altitude,
+                alt as f64 / 5.0 - 500.0,
+                "altitude",
+                &mut extras,
+                &mut out_of_range,
+            );
         }
         if let Some(speed) = u32_field(73).or_else(|| u16_field(6)) {
-            fix.set_speed_m_s(speed as f64 / 1000.0);
+            measure::set_as(&mut fix, Column::Speed, speed as f64 / 1000.0, "speed", &mut extras, &mut out_of_range);
         }
-        let mut extras = ExtrasBuilder::new();
+        out_of_range.report(sink);
         if let Some(v) = u8_field(3) {
             extras.number("heart_rate", v as f64);
         }
@@ -509,8 +552,34 @@ mod tests {
         w.define(1, RECORD, false, &[(253, 4), (3, 1)], &[]);
         w.data(1, &[(T0 + 2, 4), (101, 1)], false, &[]);
         let (s, r) = run(&w.file(14));
-        assert_eq!(r.unwrap(), Stats { fixes: 1, without_position: 2, files: 1 });
+        assert_eq!(r.unwrap(), Stats { fixes: 1, without_position: 2, files: 1, saved_locations: 0 });
         assert!(s.rejects.is_empty());
+    }
+
+    #[test]
+    fn a_file_without_a_gps_fix_or_with_only_saved_locations_is_nothing_to_import() {
+        let mut w = Writer::new();
+        w.define(0, RECORD, false, &[(253, 4), (0, 4), (1, 4), (3, 1)], &[]);
+        w.data(0, &[(T0, 4), (0x7FFF_FFFF, 4), (0x7FFF_FFFF, 4), (100, 1)], false, &[]);
+        let mut sink = Collect::default();
+        let err = import(&w.file(14)[..], &options(), &mut sink).unwrap_err();
+        assert!(matches!(&err, ImportError::NothingToImport { why } if why.starts_with("no GPS fix")), "{err}");
+
+        let mut w = Writer::new();
+        w.define(0, LOCATION, false, &[(253, 4), (1, 4), (2, 4)], &[]);
+        w.data(0, &[(T0, 4), (semi(5.0), 4), (semi(6.0), 4)], false, &[]);
+        w.data(0, &[(T0, 4), (semi(7.0), 4), (semi(8.0), 4)], false, &[]);
+        let mut sink = Collect::default();
+        let err = import(&w.file(14)[..], &options(), &mut sink).unwrap_err();
+        assert!(
+            matches!(&err, ImportError::NothingToImport { why } if why.starts_with("only saved locations: 2")),
+            "{err}"
+        );
+        assert_eq!(sink.rejects.len(), 2);
+        assert!(sink.rejects[0].reason.starts_with("saved location"));
+        // Through the public entry point the exit is the same.
+        let err = crate::import(&w.file(14)[..], &options(), &mut Collect::default()).unwrap_err();
+        assert!(err.to_string().starts_with("nothing to import: only saved locations"), "{err}");
     }
 
     #[test]

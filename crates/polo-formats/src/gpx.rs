@@ -35,6 +35,7 @@ use polo_domain::{Coord, Fix, Motion, SourceFormat};
 
 use crate::extras::ExtrasBuilder;
 use crate::fields;
+use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -78,6 +79,9 @@ struct PendingPoint {
     source: Option<SourceFormat>,
     device: Option<String>,
     extras: ExtrasBuilder,
+    /// Why the point is refused whatever else it says: a token of it was
+    /// over [`crate::MAX_TOKEN`].
+    refused: Option<String>,
 }
 
 impl PendingPoint {
@@ -98,6 +102,7 @@ impl PendingPoint {
             source: None,
             device: None,
             extras: ExtrasBuilder::new(),
+            refused: None,
         }
     }
 
@@ -117,6 +122,7 @@ impl PendingPoint {
         self.source = None;
         self.device = None;
         self.extras = ExtrasBuilder::new();
+        self.refused = None;
     }
 
     /// A direct child of the point in the GPX namespace.
@@ -201,6 +207,9 @@ impl PendingPoint {
 
     /// Emits the finished point (or its reject).
     fn finish(&mut self, track: &TrackState, options: &ImportOptions, sink: &mut dyn Sink) {
+        if let Some(why) = self.refused.take() {
+            return self.reject(sink, why);
+        }
         let time = match self.time.take() {
             Some(Ok(t)) => t,
             Some(Err(why)) => return self.reject(sink, why),
@@ -216,24 +225,20 @@ impl PendingPoint {
         let mut fix = Fix::new(time.time, coord, self.source.unwrap_or(SourceFormat::Gpx));
         fix.utc_offset_minutes = time.offset_minutes;
         fix.zone_assumed = time.zone_assumed;
-        if let Some(v) = self.altitude {
-            fix.set_altitude_m(v);
+        let mut out_of_range = OutOfRange::default();
+        for (value, column, key) in [
+            (self.altitude, Column::Altitude, "ele"),
+            (self.accuracy, Column::Accuracy, "accuracy"),
+            (self.vertical_accuracy, Column::VerticalAccuracy, "vertical_accuracy"),
+            (self.speed, Column::Speed, "speed"),
+            (self.course, Column::Course, "course"),
+            (self.battery, Column::Battery, "battery"),
+        ] {
+            if let Some(v) = value {
+                measure::set_as(&mut fix, column, v, key, &mut self.extras, &mut out_of_range);
+            }
         }
-        if let Some(v) = self.accuracy {
-            fix.set_horizontal_accuracy_m(v);
-        }
-        if let Some(v) = self.vertical_accuracy {
-            fix.set_vertical_accuracy_m(v);
-        }
-        if let Some(v) = self.speed {
-            fix.set_speed_m_s(v);
-        }
-        if let Some(v) = self.course {
-            fix.set_course_deg(v);
-        }
-        if let Some(v) = self.battery {
-            fix.set_battery_percent(v);
-        }
+        out_of_range.report(sink);
         fix.motion = self.motion.or(track.motion);
         let mut extras = std::mem::take(&mut self.extras);
         if let Some(kind) = &track.unknown_type {
@@ -356,6 +361,14 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         track.device = (!device.is_empty()).then(|| device.to_owned());
                     }
                     _ => {}
+                }
+            }
+            Node::Oversized { at, what } => {
+                let why = format!("{} at {at}", crate::bounded::too_long(what));
+                if stack.contains(&Ctx::Point) {
+                    point.refused.get_or_insert(why);
+                } else {
+                    sink.reject(Reject::new(at, why, ""));
                 }
             }
             Node::Eof => {

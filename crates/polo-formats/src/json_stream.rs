@@ -7,9 +7,15 @@
 //! byte scan for brackets and string quotes — far cheaper than tokenising
 //! every number. Each element is then deserialised by `serde_json` from the
 //! slice into borrowed structs, so the file is read once, front to back, and
-//! memory is bounded by the largest single element (one reusable buffer;
-//! elements above [`MAX_ELEMENT`] are refused). Values of uninteresting
-//! top-level keys are skipped by the same scan without being buffered.
+//! memory is bounded by the largest single element (one reusable buffer).
+//! Values of uninteresting top-level keys are skipped by the same scan
+//! without being buffered.
+//!
+//! Limits: an element over [`MAX_ELEMENT`], or holding a string (or bare
+//! scalar) over [`MAX_TOKEN`], is not kept: the splitter stops copying it,
+//! scans on to its end without holding it, and hands it out as
+//! [`Element::TooLarge`] with its beginning, so the importer rejects that
+//! record and goes on with the next.
 //!
 //! The splitter checks structure (balanced and matching brackets, commas
 //! between elements, string termination); the grammar *inside* an element is
@@ -25,7 +31,22 @@ use std::io::{BufRead, ErrorKind};
 
 use memchr::memchr2;
 
+use crate::bounded::MAX_TOKEN;
 use crate::{ImportError, Position};
+
+/// One element of a streamed array.
+#[derive(Debug)]
+pub(crate) enum Element<'a> {
+    /// The element's complete text.
+    Whole(&'a [u8]),
+    /// The element broke a size limit and was skipped.
+    TooLarge {
+        /// Its first bytes (at most [`crate::Reject::MAX_RAW`]), for the reject.
+        head: &'a [u8],
+        /// Which limit, and where.
+        why: String,
+    },
+}
 
 /// Largest element the splitter buffers: a single record bigger than this is
 /// not a location record but a broken or hostile file.
@@ -95,6 +116,10 @@ pub(crate) struct JsonStream<R> {
     max_element: usize,
     /// Drop whitespace outside strings while copying elements.
     compact: bool,
+    /// Longest string or bare scalar kept.
+    max_token: usize,
+    /// Why the value being scanned stopped being kept.
+    too_large: Option<String>,
 }
 
 impl<R: BufRead> JsonStream<R> {
@@ -110,6 +135,8 @@ impl<R: BufRead> JsonStream<R> {
             first_element: true,
             max_element: MAX_ELEMENT,
             compact: false,
+            max_token: MAX_TOKEN,
+            too_large: None,
         }
     }
 
@@ -127,6 +154,21 @@ impl<R: BufRead> JsonStream<R> {
     #[cfg(test)]
     pub(crate) fn set_max_element(&mut self, max: usize) {
         self.max_element = max;
+    }
+
+    /// Changes the string size limit (tests).
+    #[cfg(test)]
+    pub(crate) fn set_max_token(&mut self, max: usize) {
+        self.max_token = max;
+    }
+
+    /// The error for a value that had to be whole (a member name, a
+    /// top-level member's value) but broke a limit.
+    fn refuse_too_large(&mut self, at: u64) -> Result<(), ImportError> {
+        match self.too_large.take() {
+            Some(why) => Err(self.malformed(at, why)),
+            None => Ok(()),
+        }
     }
 
     /// Absolute offset of the next unread byte.
@@ -221,6 +263,7 @@ impl<R: BufRead> JsonStream<R> {
         }
         let at = self.offset;
         self.scan(true)?;
+        self.refuse_too_large(at)?;
         let key: String =
             serde_json::from_slice(&self.buf).map_err(|e| self.malformed(at, format!("bad member name: {e}")))?;
         if self.peek_significant()? != Some(b':') {
@@ -245,6 +288,7 @@ impl<R: BufRead> JsonStream<R> {
     pub(crate) fn read_value(&mut self) -> Result<(u64, &[u8]), ImportError> {
         self.peek_value()?;
         let at = self.scan(true)?;
+        self.refuse_too_large(at)?;
         Ok((at, &self.buf))
     }
 
@@ -262,7 +306,7 @@ impl<R: BufRead> JsonStream<R> {
     /// The next element of the array being streamed (the top-level array or
     /// the one opened by [`begin_array`](Self::begin_array)): its absolute
     /// offset and complete JSON text, or `None` after the closing `]`.
-    pub(crate) fn next_element(&mut self) -> Result<Option<(u64, &[u8])>, ImportError> {
+    pub(crate) fn next_element(&mut self) -> Result<Option<(u64, Element<'_>)>, ImportError> {
         let Some(mut b) = self.peek_significant()? else {
             return Err(self.malformed(self.offset, "unexpected end of file: an array is not closed"));
         };
@@ -288,7 +332,16 @@ impl<R: BufRead> JsonStream<R> {
         }
         self.first_element = false;
         let at = self.scan(true)?;
-        Ok(Some((at, &self.buf)))
+        Ok(Some((
+            at,
+            match self.too_large.take() {
+                None => Element::Whole(&self.buf),
+                Some(why) => {
+                    self.buf.truncate(crate::Reject::MAX_RAW);
+                    Element::TooLarge { head: &self.buf, why }
+                }
+            },
+        )))
     }
 
     /// Checks that only whitespace follows the top-level value.
@@ -305,6 +358,7 @@ impl<R: BufRead> JsonStream<R> {
         let start = self.offset;
         self.buf.clear();
         self.stack.clear();
+        self.too_large = None;
         let first = self.fill()?.first().copied().unwrap_or(0);
         match first {
             b'{' | b'[' | b'"' => self.scan_container(start, keep)?,
@@ -316,9 +370,9 @@ impl<R: BufRead> JsonStream<R> {
         Ok(start)
     }
 
-    fn scan_scalar(&mut self, start: u64, keep: bool) -> Result<(), ImportError> {
+    fn scan_scalar(&mut self, start: u64, mut keep: bool) -> Result<(), ImportError> {
         loop {
-            let max = self.max_element;
+            let max = self.max_element.min(self.max_token);
             let chunk = fill_buf(&mut self.reader)?;
             if chunk.is_empty() {
                 return Ok(());
@@ -327,9 +381,15 @@ impl<R: BufRead> JsonStream<R> {
             let n = end.unwrap_or(chunk.len());
             if keep {
                 if self.buf.len() + n > max {
-                    return Err(self.too_large(start));
+                    keep = false;
+                    keep_head(&mut self.buf, &chunk[..n]);
+                    self.too_large = Some(format!(
+                        "a JSON value at byte {start} longer than {} MiB: skipped",
+                        self.max_token / (1024 * 1024)
+                    ));
+                } else {
+                    self.buf.extend_from_slice(&chunk[..n]);
                 }
-                self.buf.extend_from_slice(&chunk[..n]);
             }
             self.reader.consume(n);
             self.offset += n as u64;
@@ -339,16 +399,19 @@ impl<R: BufRead> JsonStream<R> {
         }
     }
 
-    fn too_large(&self, start: u64) -> ImportError {
-        self.malformed(start, format!("a single element is larger than {} MiB", self.max_element / (1024 * 1024)))
-    }
-
     /// Scans an object, array or string (the latter ends at its closing quote).
-    fn scan_container(&mut self, start: u64, keep: bool) -> Result<(), ImportError> {
+    fn scan_container(&mut self, start: u64, mut keep: bool) -> Result<(), ImportError> {
         let mut in_string = false;
         let mut escape_pending = false;
+        // The string being scanned: where its text starts in this chunk, its
+        // bytes in earlier chunks, and its offset in the file.
+        let mut str_start = 0usize;
+        let mut str_carry = 0usize;
+        let mut str_at = 0u64;
         loop {
             let max = self.max_element;
+            let max_token = self.max_token;
+            let chunk_at = self.offset;
             // Split borrows: the reader's chunk against the buffer and stack.
             let chunk = fill_buf(&mut self.reader)?;
             if chunk.is_empty() {
@@ -388,6 +451,11 @@ impl<R: BufRead> JsonStream<R> {
                                     escape_pending = true;
                                 }
                             } else {
+                                if keep && str_carry + (i - str_start) > max_token {
+                                    keep = false;
+                                    keep_head(&mut self.buf, &chunk[run..i]);
+                                    self.too_large = Some(string_too_long(str_at, max_token));
+                                }
                                 i += 1;
                                 in_string = false;
                                 if self.stack.is_empty() {
@@ -407,17 +475,26 @@ impl<R: BufRead> JsonStream<R> {
                     let c = chunk[i];
                     if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                         // Only reached when compacting: copy what precedes the whitespace, drop the run.
-                        if self.buf.len() + (i - run) > max {
-                            return Err(self.too_large(start));
+                        if keep && self.buf.len() + (i - run) > max {
+                            keep = false;
+                            keep_head(&mut self.buf, &chunk[run..i]);
+                            self.too_large.get_or_insert_with(|| element_too_large(start, max));
                         }
-                        push_run(&mut self.buf, chunk, run, i);
+                        if keep {
+                            push_run(&mut self.buf, chunk, run, i);
+                        }
                         i = skip_space(chunk, i + 1);
                         run = i;
                         continue;
                     }
                     i += 1;
                     match c {
-                        b'"' => in_string = true,
+                        b'"' => {
+                            in_string = true;
+                            str_start = i;
+                            str_carry = 0;
+                            str_at = chunk_at + i as u64 - 1;
+                        }
                         b'{' => self.stack.push(b'}'),
                         b'[' => self.stack.push(b']'),
                         _ => {
@@ -433,10 +510,21 @@ impl<R: BufRead> JsonStream<R> {
                     }
                 }
             }
-            if keep {
-                if self.buf.len() + (i - run) > max {
-                    return Err(self.too_large(start));
+            if in_string {
+                str_carry += i.saturating_sub(str_start);
+                str_start = 0;
+                if keep && str_carry > max_token {
+                    keep = false;
+                    keep_head(&mut self.buf, &chunk[run..i]);
+                    self.too_large = Some(string_too_long(str_at, max_token));
                 }
+            }
+            if keep && self.buf.len() + (i - run) > max {
+                keep = false;
+                keep_head(&mut self.buf, &chunk[run..i]);
+                self.too_large.get_or_insert_with(|| element_too_large(start, max));
+            }
+            if keep {
                 self.buf.extend_from_slice(&chunk[run..i]);
             }
             self.consume(i);
@@ -450,6 +538,21 @@ impl<R: BufRead> JsonStream<R> {
             }
         }
     }
+}
+
+/// Appends the start of `bytes` to the head of a skipped element, up to
+/// what a reject keeps.
+fn keep_head(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let room = crate::Reject::MAX_RAW.saturating_sub(buf.len());
+    buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn string_too_long(at: u64, max: usize) -> String {
+    format!("a JSON string at byte {at} longer than {} MiB: skipped", max / (1024 * 1024))
+}
+
+fn element_too_large(start: u64, max: usize) -> String {
+    format!("the record at byte {start} is larger than {} MiB: skipped", max / (1024 * 1024))
 }
 
 /// Appends `chunk[run..end]` to `buf`. Runs between whitespace in
@@ -546,11 +649,18 @@ mod tests {
         s.set_compact(compact);
         assert_eq!(s.begin()?, Top::Array);
         let mut out = Vec::new();
-        while let Some((at, raw)) = s.next_element()? {
-            out.push((at, raw.to_vec()));
+        while let Some((at, element)) = s.next_element()? {
+            out.push((at, whole(element).to_vec()));
         }
         s.finish()?;
         Ok(out)
+    }
+
+    fn whole(element: Element<'_>) -> &[u8] {
+        match element {
+            Element::Whole(raw) => raw,
+            Element::TooLarge { why, .. } => panic!("too large: {why}"),
+        }
     }
 
     #[test]
@@ -589,9 +699,10 @@ mod tests {
         assert_eq!(s.next_key().unwrap().as_deref(), Some("semanticSegments"));
         assert!(s.begin_array().unwrap());
         let (at, raw) = s.next_element().unwrap().unwrap();
+        let raw = whole(raw);
         assert_eq!(raw, b"{\"a\":1}");
         assert_eq!(&text[usize::try_from(at).unwrap()..][..7], b"{\"a\":1}");
-        assert_eq!(s.next_element().unwrap().unwrap().1, br#"{"b":"\u00b0"}"#);
+        assert_eq!(whole(s.next_element().unwrap().unwrap().1), br#"{"b":"\u00b0"}"#);
         assert!(s.next_element().unwrap().is_none());
         assert_eq!(s.next_key().unwrap().as_deref(), Some("n"));
         assert_eq!(s.read_value().unwrap().1, b"5");
@@ -627,15 +738,45 @@ mod tests {
     }
 
     #[test]
-    fn refuses_oversized_elements() {
-        let mut text = b"[\"".to_vec();
-        text.extend(std::iter::repeat_n(b'a', 5000));
-        text.extend_from_slice(b"\"]");
-        let mut s = JsonStream::new(std::io::BufReader::with_capacity(100, &text[..]), "JSON");
-        s.set_max_element(1000);
-        s.begin().unwrap();
-        let err = s.next_element().unwrap_err();
-        assert!(matches!(err, ImportError::Malformed { position: Position::Byte(1), .. }), "{err}");
+    fn oversized_elements_and_strings_are_skipped_and_the_next_element_is_whole() {
+        let long = "a".repeat(5000);
+        let text = format!(
+            "[[{}], {{\"k\": \"{long}\", \"n\": 1}}, \"{long}\", {}, {{\"ok\": 2}}]",
+            "1,".repeat(6000) + "1",
+            "9".repeat(3000)
+        );
+        for chunk in [7, 100, 10_000] {
+            let mut s = JsonStream::new(std::io::BufReader::with_capacity(chunk, text.as_bytes()), "JSON");
+            s.set_max_element(10_000);
+            s.set_max_token(2000);
+            s.set_compact(chunk == 100);
+            s.begin().unwrap();
+            let mut got = Vec::new();
+            while let Some((at, element)) = s.next_element().unwrap() {
+                got.push(match element {
+                    Element::Whole(raw) => format!("{at} whole {}", String::from_utf8_lossy(raw)),
+                    Element::TooLarge { head, why } => {
+                        assert!(head.len() <= crate::Reject::MAX_RAW, "{}", head.len());
+                        assert_eq!(text.as_bytes()[usize::try_from(at).unwrap()], head[0]);
+                        format!("{at} {why}")
+                    }
+                });
+            }
+            s.finish().unwrap();
+            let second = text.find("{\"k\"").unwrap();
+            let third = text.find(", \"a").unwrap() + 2;
+            let fourth = text.find("999").unwrap();
+            assert_eq!(got.len(), 5, "{got:?}");
+            assert!(got[0].starts_with("1 the record at byte 1 is larger than"), "{}", got[0]);
+            assert!(got[1].starts_with(&format!("{second} a JSON string at byte {} longer", second + 6)), "{}", got[1]);
+            assert!(got[2].starts_with(&format!("{third} a JSON string at byte {third} longer")), "{}", got[2]);
+            assert!(got[3].starts_with(&format!("{fourth} a JSON value at byte {fourth} longer")), "{}", got[3]);
+            assert!(
+                got[4].ends_with(if chunk == 100 { "whole {\"ok\":2}" } else { "whole {\"ok\": 2}" }),
+                "{}",
+                got[4]
+            );
+        }
     }
 
     #[test]
@@ -699,7 +840,7 @@ mod tests {
                 if toggle && s.begin_array().unwrap() {
                     let mut got = Vec::new();
                     while let Some((_, raw)) = s.next_element().unwrap() {
-                        got.push(serde_json::from_slice::<Value>(raw).unwrap());
+                        got.push(serde_json::from_slice::<Value>(whole(raw)).unwrap());
                     }
                     prop_assert_eq!(&Value::Array(got), want);
                 } else if toggle {
@@ -738,7 +879,7 @@ mod tests {
             while let Some(_key) = s.next_key().unwrap() {
                 if s.begin_array().unwrap() {
                     while let Some((_, raw)) = s.next_element().unwrap() {
-                        n += raw.len() as u64;
+                        n += whole(raw).len() as u64;
                     }
                 } else {
                     s.skip_value().unwrap();

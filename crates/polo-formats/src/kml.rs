@@ -40,6 +40,7 @@ use polo_domain::time::{ParsedTime, parse_timestamp};
 use polo_domain::{Coord, Fix, Interval, IntervalKind, SourceFormat};
 
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -105,6 +106,9 @@ struct Placemark {
     data: Vec<(String, String)>,
     points: Vec<(Position, Result<Position3, String>, String)>,
     lines: Vec<(Position, Result<Line, String>, String)>,
+    /// Why the placemark is refused whatever else it says: a token of it
+    /// was over [`crate::MAX_TOKEN`].
+    refused: Option<String>,
 }
 
 /// Measurements and labels from `ExtendedData`.
@@ -174,6 +178,11 @@ impl Placemark {
     }
 
     fn emit(&mut self, options: &ImportOptions, sink: &mut dyn Sink) {
+        if let Some(why) = self.refused.take() {
+            let position = self.position.unwrap_or(Position::Byte(0));
+            sink.reject(Reject::new(position, why, self.name.as_deref().unwrap_or_default()));
+            return;
+        }
         if self.points.is_empty() && self.lines.is_empty() {
             return;
         }
@@ -223,21 +232,19 @@ impl Placemark {
                     let mut fix = Fix::new(t.time, coord.0, SourceFormat::Kml);
                     fix.utc_offset_minutes = t.offset_minutes;
                     fix.zone_assumed = t.zone_assumed;
-                    if let Some(alt) = coord.1.or(m.altitude) {
-                        fix.set_altitude_m(alt);
+                    let mut out_of_range = OutOfRange::default();
+                    for (value, column, key) in [
+                        (coord.1.or(m.altitude), Column::Altitude, "altitude"),
+                        (m.speed, Column::Speed, "speed"),
+                        (m.accuracy, Column::Accuracy, "accuracy"),
+                        (m.battery, Column::Battery, "battery"),
+                        (m.course, Column::Course, "course"),
+                    ] {
+                        if let Some(v) = value {
+                            measure::set_as(&mut fix, column, v, key, &mut extras, &mut out_of_range);
+                        }
                     }
-                    if let Some(v) = m.speed {
-                        fix.set_speed_m_s(v);
-                    }
-                    if let Some(v) = m.accuracy {
-                        fix.set_horizontal_accuracy_m(v);
-                    }
-                    if let Some(v) = m.battery {
-                        fix.set_battery_percent(v);
-                    }
-                    if let Some(v) = m.course {
-                        fix.set_course_deg(v);
-                    }
+                    out_of_range.report(sink);
                     fix.extras = extras.finish();
                     sink.point(fix, None);
                 }
@@ -412,13 +419,15 @@ fn emit_track(track: &mut Track, options: &ImportOptions, sink: &mut dyn Sink) {
         let mut fix = Fix::new(time.time, coord.0, SourceFormat::Kml);
         fix.utc_offset_minutes = time.offset_minutes;
         fix.zone_assumed = time.zone_assumed;
+        let mut extras = ExtrasBuilder::new();
+        let mut out_of_range = OutOfRange::default();
         if let Some(alt) = coord.1 {
-            fix.set_altitude_m(alt);
+            measure::set_as(&mut fix, Column::Altitude, alt, "altitude", &mut extras, &mut out_of_range);
         }
         if let Some(Some(h)) = track.headings.get(i) {
-            fix.set_course_deg(*h);
+            measure::set_as(&mut fix, Column::Course, *h, "heading", &mut extras, &mut out_of_range);
         }
-        let mut extras = ExtrasBuilder::new();
+        out_of_range.report(sink);
         for (name, values) in &track.arrays {
             if let Some(v) = values.get(i) {
                 xml::push_extra(&mut extras, name, v);
@@ -552,6 +561,14 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         }
                     }
                     _ => {}
+                }
+            }
+            Node::Oversized { at, what } => {
+                let why = format!("{} at {at}", crate::bounded::too_long(what));
+                if stack.contains(&Ctx::Placemark) && !stack.contains(&Ctx::Track) {
+                    placemark.refused.get_or_insert(why);
+                } else {
+                    sink.reject(Reject::new(at, why, ""));
                 }
             }
             Node::Eof => {

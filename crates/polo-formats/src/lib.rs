@@ -22,15 +22,21 @@ mod csv;
 mod fit;
 mod google;
 mod gpx;
+mod json_keys;
 mod json_stream;
 mod kml;
+mod measure;
 mod owntracks;
+mod tally;
 mod xml;
 
 pub use detect::{Detected, Format, detect};
 pub use sink::{ImportError, ImportOptions, Position, Reject, Sink};
 
 mod archive;
+mod bounded;
+
+pub use bounded::MAX_TOKEN;
 
 pub use archive::{import_path, import_seekable};
 
@@ -45,9 +51,13 @@ pub(crate) const READ_BUFFER: usize = 256 * 1024;
 ///
 /// # Errors
 /// [`ImportError`] when the content is not location data, is unrecognised,
-/// is a zip given as a plain stream, or breaks beyond recovery.
+/// is a zip given as a plain stream, or breaks beyond recovery;
+/// [`ImportError::NothingToImport`] when it was read to its end but
+/// yielded no point and no interval.
 pub fn import<R: Read>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<Format, ImportError> {
-    import_boxed(Box::new(reader), options, sink)
+    let mut tally = tally::Tally::new(sink);
+    let outcome = import_boxed(Box::new(reader), options, &mut tally);
+    tally.conclude(outcome)
 }
 
 fn import_boxed(

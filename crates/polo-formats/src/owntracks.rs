@@ -5,8 +5,9 @@
 //! runs of spaces instead of tabs, and the payload itself contains spaces
 //! (`"topic":"owntracks/test/iPhone 12 Pro"`). The timestamp is the first
 //! token and the payload runs from the first `{` to the end of the line.
-//! Lines are read whole with no length cap, because `card` payloads carry a
-//! base64 image.
+//! Lines are read whole up to [`crate::MAX_TOKEN`] (1 MiB; `card` payloads
+//! carry a base64 image, far smaller); a longer line is skipped without
+//! being held and rejected with its line number.
 //!
 //! What becomes what:
 //!
@@ -34,7 +35,9 @@ use std::io::BufRead;
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 use serde_json::value::RawValue;
 
+use crate::bounded::lines::LineReader;
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::raw_object::{Members, OwntracksMeasurements};
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -54,27 +57,28 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
 }
 
 pub(crate) fn import_with_stats<R: BufRead>(
-    mut reader: R,
+    reader: R,
     options: &ImportOptions,
     sink: &mut dyn Sink,
 ) -> Result<Stats, ImportError> {
     let mut stats = Stats::default();
-    let mut buf = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(stats);
+    let mut lines = LineReader::new(reader, crate::MAX_TOKEN);
+    while let Some(line) = lines.next_line()? {
+        let line_no = line.number;
+        let text = String::from_utf8_lossy(line.text);
+        if line.too_long.is_some() {
+            stats.rejected += 1;
+            sink.reject(Reject::new(Position::Line(line_no), crate::bounded::too_long("line"), &text));
+            continue;
         }
-        line_no += 1;
-        let text = String::from_utf8_lossy(&buf);
         let line = text.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
         }
         match read_line(line, options) {
-            Ok(Some((fix, device))) => {
+            Ok(Some((fix, device, out_of_range))) => {
                 stats.fixes += 1;
+                out_of_range.report(sink);
                 sink.point(fix, device.as_deref());
             }
             Ok(None) => {
@@ -87,6 +91,7 @@ pub(crate) fn import_with_stats<R: BufRead>(
             }
         }
     }
+    Ok(stats)
 }
 
 /// A JSON number, or a string holding one.
@@ -115,12 +120,13 @@ fn epoch_seconds(raw: &RawValue) -> Option<Timestamp> {
 }
 
 /// Turns one line into a fix, `None` for a non-location message, or the reject reason.
-fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<String>)>, String> {
+fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<String>, OutOfRange)>, String> {
     let Some(brace) = line.find('{') else {
         return Err("no JSON payload on the line".to_owned());
     };
     let payload = line[brace..].trim_end();
     let Members(members) = serde_json::from_str(payload).map_err(|e| format!("payload is not a JSON object: {e}"))?;
+    crate::json_keys::check(payload.as_bytes())?;
     let kind = members.iter().find(|(k, _)| k == "_type").and_then(|(_, v)| string(v));
     let transition = match kind.as_deref() {
         Some("location") => false,
@@ -175,9 +181,21 @@ fn read_line(line: &str, options: &ImportOptions) -> Result<Option<(Fix, Option<
     options.check_time(time)?;
     let coord = Coord::from_degrees(lat, lon).map_err(|e| format!("lat/lon: {e}"))?;
     let mut fix = Fix::new(time, coord, SourceFormat::Owntracks);
-    measured.apply(&mut fix);
+    let mut out_of_range = OutOfRange::default();
+    for (value, column, key, scale) in [
+        (measured.acc, Column::Accuracy, "acc", 1.0),
+        (measured.alt, Column::Altitude, "alt", 1.0),
+        (measured.vac, Column::VerticalAccuracy, "vac", 1.0),
+        (measured.vel, Column::Speed, "vel", 1.0 / 3.6),
+        (measured.cog, Column::Course, "cog", 1.0),
+        (measured.batt, Column::Battery, "batt", 1.0),
+    ] {
+        if let Some(v) = value {
+            measure::set(&mut fix, column, v * scale, (key, v), &mut extras, &mut out_of_range);
+        }
+    }
     fix.extras = extras.finish();
-    Ok(Some((fix, device)))
+    Ok(Some((fix, device, out_of_range)))
 }
 
 #[cfg(test)]
@@ -192,6 +210,26 @@ mod tests {
     }
 
     const LOC: &str = r#"{"bs":2,"p":100.266,"batt":94,"_type":"location","tid":"RO","topic":"owntracks/test/iPhone 12 Pro","alt":36,"lon":13.332,"vel":36,"BSSID":"b0:f2:8:45:94:33","conn":"w","vac":4,"acc":10,"tst":1709283789,"lat":52.225,"cog":98,"m":1,"inregions":["home"],"_http":true}"#;
+
+    #[test]
+    fn a_payload_with_a_duplicate_key_is_rejected() {
+        let (sink, stats) = run(
+            "2024-03-01T09:03:09Z\t*\t{\"_type\":\"location\",\"lat\":52.2,\"lat\":9,\"lon\":13.3,\"tst\":1709283789}\n",
+        );
+        assert_eq!((stats.fixes, stats.rejected), (0, 1));
+        assert!(sink.rejects[0].reason.starts_with("duplicate key \"lat\""), "{}", sink.rejects[0].reason);
+    }
+
+    #[test]
+    fn out_of_range_measurements_are_kept_in_extras_and_reported() {
+        let line = r#"2024-03-01T09:03:09Z	*	{"_type":"location","lat":52.2,"lon":13.3,"tst":1709283789,"cog":720,"batt":140,"vel":36}"#;
+        let (sink, stats) = run(line);
+        assert_eq!(stats.fixes, 1);
+        let fix = &sink.points[0].0;
+        assert_eq!((fix.course_centideg, fix.battery_percent, fix.speed_cm_s), (None, None, Some(1000)));
+        assert_eq!(fix.extras.as_ref().unwrap().as_str(), r#"{"cog":720,"batt":140}"#);
+        assert_eq!(sink.out_of_range, ["course", "battery"]);
+    }
 
     #[test]
     fn tab_separated_location_line() {

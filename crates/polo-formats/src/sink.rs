@@ -66,6 +66,14 @@ pub trait Sink {
     fn not_location(&mut self, kind: &'static str) {
         let _ = kind;
     }
+    /// A point was imported, but its `field` (`"accuracy"`, `"course"`…)
+    /// was out of the column's range (an accuracy of -5 m, a heading of
+    /// 720°): the column was left empty and the value kept in the fix's
+    /// extras under the source's key. Counted per field so the summary
+    /// shows it.
+    fn out_of_range(&mut self, field: &'static str) {
+        let _ = field;
+    }
     /// An archive entry is about to be imported; positions of what follows
     /// are relative to that entry. `name` is the entry's path in the archive.
     fn entry_started(&mut self, name: &str) {
@@ -134,5 +142,21 @@ pub enum ImportError {
         position: Position,
         /// What the parser expected.
         message: String,
+    },
+    /// The file was read to its end but yielded no point and no interval
+    /// (only saved places, fixes without a position, rejected records...).
+    #[error("nothing to import: {why}")]
+    NothingToImport {
+        /// Why, in words a user recognises ("no GPS fix: …").
+        why: String,
+    },
+    /// An archive entry would expand past a safety limit (a zip bomb, or a
+    /// nested archive too large to spool to disk).
+    #[error("archive entry {entry:?} refused: {reason}")]
+    ArchiveLimit {
+        /// The entry's path in the archive.
+        entry: String,
+        /// Which limit.
+        reason: String,
     },
 }

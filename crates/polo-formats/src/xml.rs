@@ -18,8 +18,14 @@
 //! * **Positions.** Every event's starting byte offset in the original file is
 //!   kept, so rejects can say [`Position::Byte`].
 //!
-//! Memory stays bounded by the largest single tag or text node: the event
-//! buffer and the text buffer are reused for the whole file.
+//! * **Bounded tokens.** The parser reads through [`XmlGuard`]: a text node,
+//!   attribute value, CDATA section or comment over [`MAX_TOKEN`] is skipped
+//!   without being held, and reported as [`Node::Oversized`] right after it
+//!   was read; the cut text reaches the end tag as empty text. The importer
+//!   rejects the record it belonged to.
+//!
+//! Memory stays bounded by [`MAX_TOKEN`] per token: the event buffer and the
+//! text buffer are reused for the whole file.
 
 use std::io::BufRead;
 
@@ -27,6 +33,8 @@ use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{QName, ResolveResult};
 
+use crate::bounded::MAX_TOKEN;
+use crate::bounded::xml::{Cut, XmlGuard};
 use crate::{ImportError, Position};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -89,13 +97,22 @@ pub(crate) enum Node<'a> {
         /// untrimmed: for a leaf, its whole text.
         text: &'a str,
     },
+    /// A token over [`MAX_TOKEN`] was skipped: it belongs to the element
+    /// being read (an attribute of the last start tag, or the text of the
+    /// element still open).
+    Oversized {
+        /// Where the token starts in the file.
+        at: Position,
+        /// What it was, for the reject reason ("XML text").
+        what: &'static str,
+    },
     /// End of the document.
     Eof,
 }
 
 /// A namespace-resolving pull reader over a byte stream.
 pub(crate) struct XmlStream<R> {
-    reader: NsReader<R>,
+    reader: NsReader<XmlGuard<R>>,
     buf: Vec<u8>,
     tag: String,
     text: String,
@@ -103,6 +120,8 @@ pub(crate) struct XmlStream<R> {
     base: u64,
     /// True when the last structural event was a start tag.
     after_start: bool,
+    /// The text since the last start tag was cut: it goes out empty.
+    text_cut: bool,
     format: &'static str,
 }
 
@@ -111,9 +130,14 @@ impl<R: BufRead> XmlStream<R> {
     ///
     /// # Errors
     /// Read errors.
-    pub(crate) fn new(mut reader: R, format: &'static str) -> Result<Self, ImportError> {
+    pub(crate) fn new(reader: R, format: &'static str) -> Result<Self, ImportError> {
+        Self::with_limit(reader, format, MAX_TOKEN)
+    }
+
+    /// [`XmlStream::new`] with another token limit (tests).
+    pub(crate) fn with_limit(mut reader: R, format: &'static str, max: usize) -> Result<Self, ImportError> {
         let base = skip_bom_and_whitespace(&mut reader)?;
-        let mut reader = NsReader::from_reader(reader);
+        let mut reader = NsReader::from_reader(XmlGuard::new(reader, max));
         let config = reader.config_mut();
         config.expand_empty_elements = true;
         config.trim_text(false);
@@ -124,6 +148,7 @@ impl<R: BufRead> XmlStream<R> {
             text: String::new(),
             base,
             after_start: false,
+            text_cut: false,
             format,
         })
     }
@@ -133,7 +158,7 @@ impl<R: BufRead> XmlStream<R> {
     pub(crate) fn truncated(&self, open: &str) -> ImportError {
         ImportError::Malformed {
             format: self.format,
-            position: Position::Byte(self.base + self.reader.buffer_position()),
+            position: Position::Byte(self.base + self.reader.get_ref().original(self.reader.buffer_position())),
             message: format!("the file ends inside <{open}>: truncated?"),
         }
     }
@@ -141,7 +166,7 @@ impl<R: BufRead> XmlStream<R> {
     fn malformed(&self, message: String) -> ImportError {
         ImportError::Malformed {
             format: self.format,
-            position: Position::Byte(self.base + self.reader.error_position()),
+            position: Position::Byte(self.base + self.reader.get_ref().original(self.reader.error_position())),
             message,
         }
     }
@@ -158,8 +183,17 @@ impl<R: BufRead> XmlStream<R> {
             self.text.clear();
         }
         loop {
+            if let Some(cut) = self.reader.get_mut().take_oversized() {
+                if cut.kind == Cut::Text {
+                    self.text_cut = true;
+                }
+                // A cut comment or processing instruction loses nothing.
+                if cut.kind != Cut::Markup {
+                    return Ok(Node::Oversized { at: Position::Byte(self.base + cut.offset), what: cut.kind.what() });
+                }
+            }
             self.buf.clear();
-            let start = self.base + self.reader.buffer_position();
+            let start = self.base + self.reader.get_ref().original(self.reader.buffer_position());
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(event) => event,
                 Err(e) => return Err(self.malformed(e.to_string())),
@@ -167,6 +201,7 @@ impl<R: BufRead> XmlStream<R> {
             match event {
                 Event::Start(tag) => {
                     self.text.clear();
+                    self.text_cut = false;
                     self.after_start = true;
                     // Copy the tag out of the event buffer (one small memcpy,
                     // the buffer is reused) so the node can carry the tag and
@@ -185,6 +220,9 @@ impl<R: BufRead> XmlStream<R> {
                 Event::End(tag) => {
                     let leaf = self.after_start;
                     self.after_start = false;
+                    if std::mem::take(&mut self.text_cut) {
+                        self.text.clear();
+                    }
                     self.tag.clear();
                     self.tag.push_str(tag.name().as_ref());
                     drop(tag);
@@ -304,7 +342,11 @@ mod tests {
     use super::*;
 
     fn collect(xml: &[u8]) -> Vec<String> {
-        let mut s = XmlStream::new(xml, "test").unwrap();
+        collect_with_limit(xml, MAX_TOKEN)
+    }
+
+    fn collect_with_limit(xml: &[u8], max: usize) -> Vec<String> {
+        let mut s = XmlStream::with_limit(xml, "test", max).unwrap();
         let mut out = Vec::new();
         loop {
             match s.next().unwrap() {
@@ -312,10 +354,29 @@ mod tests {
                 Node::End { ns, local, leaf, text } => {
                     out.push(format!("-{ns}|{local}|{leaf}|{}", text.trim()));
                 }
+                Node::Oversized { at, what } => out.push(format!("!{what} at {at}")),
                 Node::Eof => break,
             }
         }
         out
+    }
+
+    #[test]
+    fn oversized_tokens_are_reported_and_their_text_is_empty() {
+        let xml = b"<a x=\"0123456789\"><b>0123456789</b><!--0123456789--><c>ok</c></a>";
+        assert_eq!(
+            collect_with_limit(xml, 8),
+            [
+                "+|a",
+                "!XML attribute value at byte 6",
+                "+|b",
+                "!XML text at byte 21",
+                "-|b|true|",
+                "+|c",
+                "-|c|true|ok",
+                "-|a|false|"
+            ]
+        );
     }
 
     #[test]
@@ -396,6 +457,7 @@ pub(crate) mod testing {
         pub(crate) points: Vec<(Fix, Option<String>)>,
         pub(crate) intervals: Vec<(Interval, Option<String>)>,
         pub(crate) rejects: Vec<Reject>,
+        pub(crate) out_of_range: Vec<&'static str>,
     }
 
     impl Sink for Collect {
@@ -407,6 +469,9 @@ pub(crate) mod testing {
         }
         fn reject(&mut self, reject: Reject) {
             self.rejects.push(reject);
+        }
+        fn out_of_range(&mut self, field: &'static str) {
+            self.out_of_range.push(field);
         }
     }
 

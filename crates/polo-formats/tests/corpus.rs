@@ -79,20 +79,32 @@ fn every_corpus_file_imports_or_is_refused_by_name() {
                 }
                 continue;
             }
-            match outcome {
-                Ok(format) if expected_formats(&folder_name).contains(&format) => {}
+            match &outcome {
+                Ok(format) if expected_formats(&folder_name).contains(format) => {}
+                Err(ImportError::NothingToImport { .. }) => {}
                 other => {
                     failures.push(format!("{folder_name}/{name}: {other:?}"));
                     continue;
                 }
             }
-            // Files of untimed waypoints or planned routes hold no history, and
-            // one sample is made of broken coordinates only: then every record
-            // must have been rejected for exactly that reason.
+            // Files of untimed waypoints or planned routes hold no history,
+            // one sample is made of broken coordinates only, and two Semantic
+            // samples hold only a candidate-only visit or a location-less
+            // activity: then every record must have been rejected for exactly
+            // that reason, and the file must end as "nothing to import".
             if sink.points + sink.intervals == 0 {
-                let expected_reason = if name.contains("invalid_coordinates") { "coordinates" } else { "time" };
-                let all_explained =
-                    !sink.rejects.is_empty() && sink.rejects.iter().all(|r| r.reason.contains(expected_reason));
+                let expected_reason = if name.contains("invalid_coordinates") {
+                    "coordinates"
+                } else if name.contains("otherCandidateLocations") {
+                    "only candidate locations"
+                } else if name.contains("without_startLocation") {
+                    "no startLocation"
+                } else {
+                    "time"
+                };
+                let all_explained = matches!(outcome, Err(ImportError::NothingToImport { .. }))
+                    && !sink.rejects.is_empty()
+                    && sink.rejects.iter().all(|r| r.reason.contains(expected_reason));
                 if !all_explained {
                     failures.push(format!(
                         "{folder_name}/{name}: no points and not only untimed records: {:?}",
@@ -105,4 +117,221 @@ fn every_corpus_file_imports_or_is_refused_by_name() {
     eprintln!("corpus files per folder: {seen:?}");
     assert!(seen.len() >= 10, "expected the corpus folders, saw {seen:?}");
     assert!(failures.is_empty(), "corpus failures:\n{}", failures.join("\n"));
+}
+
+/// An input of `head`, then `len` bytes of `fill`, then `tail`, made up
+/// while it is read: a 2 GiB token that never exists in memory.
+struct Lazy {
+    parts: [Vec<u8>; 2],
+    fill: u8,
+    len: u64,
+    /// Bytes handed out so far.
+    at: u64,
+}
+
+impl Lazy {
+    fn new(head: &str, fill: u8, len: u64, tail: &str) -> Self {
+        Self { parts: [head.as_bytes().to_vec(), tail.as_bytes().to_vec()], fill, len, at: 0 }
+    }
+}
+
+impl std::io::Read for Lazy {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let head = self.parts[0].len() as u64;
+        let n = if self.at < head {
+            let from = &self.parts[0][usize::try_from(self.at).unwrap()..];
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            n
+        } else if self.at < head + self.len {
+            let n = usize::try_from((head + self.len - self.at).min(buf.len() as u64)).unwrap();
+            buf[..n].fill(self.fill);
+            n
+        } else {
+            let from = self.parts[1].get(usize::try_from(self.at - head - self.len).unwrap()..).unwrap_or(&[]);
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            n
+        };
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// One importer fed a token of `HUGE` bytes between a record and a valid one.
+struct HugeCase {
+    name: &'static str,
+    head: &'static str,
+    tail: &'static str,
+    gzip: bool,
+}
+
+/// 2 GiB: the size that aborted the server.
+const HUGE: u64 = 2 << 30;
+
+const HUGE_CASES: &[HugeCase] = &[
+    HugeCase {
+        name: "gpx-text",
+        head: r#"<?xml version="1.0"?><gpx xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg><trkpt lat="1" lon="2"><time>2020-01-01T00:00:00Z</time><desc>"#,
+        tail: r#"</desc></trkpt><trkpt lat="1" lon="2"><time>2020-01-01T00:00:01Z</time></trkpt></trkseg></trk></gpx>"#,
+        gzip: false,
+    },
+    HugeCase {
+        name: "gpx-text-gzip",
+        head: r#"<?xml version="1.0"?><gpx xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg><trkpt lat="1" lon="2"><time>2020-01-01T00:00:00Z</time><desc>"#,
+        tail: r#"</desc></trkpt><trkpt lat="1" lon="2"><time>2020-01-01T00:00:01Z</time></trkpt></trkseg></trk></gpx>"#,
+        gzip: true,
+    },
+    HugeCase {
+        name: "kml-attribute",
+        head: r#"<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark id=""#,
+        tail: r#""><TimeStamp><when>2020-01-01T00:00:00Z</when></TimeStamp><Point><coordinates>2,1</coordinates></Point></Placemark><Placemark><TimeStamp><when>2020-01-01T00:00:01Z</when></TimeStamp><Point><coordinates>2,1</coordinates></Point></Placemark></Document></kml>"#,
+        gzip: false,
+    },
+    HugeCase {
+        name: "csv-line",
+        head: "lat,lon,time,note\n1,2,2020-01-01T00:00:00Z,",
+        tail: "\n1,2,2020-01-01T00:00:01Z,x\n",
+        gzip: false,
+    },
+    HugeCase { name: "csv-header", head: "lat,lon,time,", tail: "\n1,2,2020-01-01T00:00:01Z\n", gzip: false },
+    HugeCase {
+        name: "owntracks-rec-line",
+        head: "2024-03-01T09:03:09Z\t*                 \t{\"_type\":\"location\",\"lat\":52.2,\"lon\":13.3,\"tst\":1709283789}\n2024-03-01T09:03:10Z\t*                 \t{\"_type\":\"location\",\"lat\":52.2,\"lon\":13.3,\"tst\":1709283790,\"note\":\"",
+        tail: "\"}\n",
+        gzip: false,
+    },
+    HugeCase {
+        name: "google-records-string",
+        head: r#"{"locations":[{"latitudeE7":10000000,"longitudeE7":20000000,"timestamp":"2020-01-01T00:00:00Z","note":""#,
+        tail: r#""},{"latitudeE7":10000000,"longitudeE7":20000000,"timestamp":"2020-01-01T00:00:01Z"}]}"#,
+        gzip: false,
+    },
+    HugeCase {
+        name: "google-semantic-string",
+        head: r#"{"timelineObjects":[{"placeVisit":{"location":{"latitudeE7":10000000,"longitudeE7":20000000,"name":""#,
+        tail: r#""},"duration":{"startTimestamp":"2020-01-01T00:00:00Z"}}},{"placeVisit":{"location":{"latitudeE7":10000000,"longitudeE7":20000000},"duration":{"startTimestamp":"2020-01-01T01:00:00Z"}}}]}"#,
+        gzip: false,
+    },
+    HugeCase {
+        name: "google-android-string",
+        head: r#"{"rawSignals":[{"position":{"LatLng":"1.0°, 2.0°","timestamp":"2020-01-01T00:00:00Z","source":""#,
+        tail: r#""}},{"position":{"LatLng":"1.0°, 2.0°","timestamp":"2020-01-01T00:00:01Z"}}]}"#,
+        gzip: false,
+    },
+    HugeCase {
+        name: "google-ios-string",
+        head: r#"[{"startTime":"2020-01-01T00:00:00Z","endTime":"2020-01-01T01:00:00Z","timelinePath":[{"point":"geo:1.0,2.0","durationMinutesOffsetFromStartTime":"1"}]},{"startTime":"2020-01-01T02:00:00Z","endTime":"2020-01-01T03:00:00Z","timelinePath":[{"point":"geo:"#,
+        tail: r#"","durationMinutesOffsetFromStartTime":"1"}]}]"#,
+        gzip: false,
+    },
+    HugeCase {
+        name: "geojson-string",
+        head: r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[2,1]},"properties":{"timestamp":"2020-01-01T00:00:00Z","note":""#,
+        tail: r#""}},{"type":"Feature","geometry":{"type":"Point","coordinates":[2,1]},"properties":{"timestamp":"2020-01-01T00:00:01Z"}}]}"#,
+        gzip: false,
+    },
+];
+
+/// The peak resident set of this process, in kB (`None` without `/proc`).
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs one case in this (child) process and prints its outcome and peak RSS.
+fn run_huge_case(case: &HugeCase) {
+    let lazy = Lazy::new(case.head, b'a', HUGE, case.tail);
+    let options = ImportOptions { now: Timestamp(1_900_000_000_000) };
+    let mut sink = Counts::default();
+    let started = std::time::Instant::now();
+    let outcome = if case.gzip {
+        let gz = flate2::read::GzEncoder::new(lazy, flate2::Compression::fast());
+        polo_formats::import(gz, &options, &mut sink)
+    } else {
+        polo_formats::import(lazy, &options, &mut sink)
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    match &outcome {
+        Ok(_) => {
+            assert!(!sink.rejects.is_empty(), "{}: no reject", case.name);
+            let reason = &sink.rejects[0].reason;
+            assert!(reason.contains("longer than 1 MiB"), "{}: {reason}", case.name);
+            assert!(sink.points + sink.intervals >= 1, "{}: the valid record after the huge one was lost", case.name);
+        }
+        Err(e) => {
+            assert!(case.name == "csv-header", "{}: {e}", case.name);
+            assert!(e.to_string().contains("longer than 1 MiB"), "{e}");
+        }
+    }
+    let outcome = outcome.map_or_else(|e| format!("error: {e}"), |_| format!("{} rejects", sink.rejects.len()));
+    match peak_rss_kb() {
+        Some(kb) => println!("HUGE_CASE {} peak_rss_kb={kb} seconds={seconds:.1} outcome={outcome}", case.name),
+        None => println!("HUGE_CASE {} skipped: no /proc/self/status", case.name),
+    }
+}
+
+/// Every importer, fed a 2 GiB text node, attribute, line or JSON string
+/// (generated while read, never held), ends with a reject (or, for a CSV
+/// header, a clear error) and a peak RSS under 100 MB. Each case runs in a
+/// child process of this test binary, so that the peak is its own.
+#[test]
+fn huge_tokens_are_rejected_in_bounded_memory() {
+    const CHILD: &str = "POLO_HUGE_CASE";
+    const LIMIT_KB: u64 = 100_000;
+    if let Ok(name) = std::env::var(CHILD) {
+        let case = HUGE_CASES.iter().find(|c| c.name == name).expect("known case");
+        run_huge_case(case);
+        return;
+    }
+    if peak_rss_kb().is_none() {
+        println!("skipping: /proc/self/status is not available to measure peak RSS");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let started = std::time::Instant::now();
+    // Two children at a time: the cases are independent.
+    let mut results = Vec::new();
+    for pair in HUGE_CASES.chunks(2) {
+        let children: Vec<_> = pair
+            .iter()
+            .map(|case| {
+                let child = std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "huge_tokens_are_rejected_in_bounded_memory",
+                        "--nocapture",
+                        "--test-threads",
+                        "1",
+                    ])
+                    .env(CHILD, case.name)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (case.name, child)
+            })
+            .collect();
+        for (name, child) in children {
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "{name}: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+            let line = stdout
+                .lines()
+                .find_map(|l| l.find("HUGE_CASE ").map(|at| &l[at..]))
+                .unwrap_or_else(|| panic!("{name}: {stdout}"));
+            println!("{line}");
+            results.push((name, line.to_owned()));
+        }
+    }
+    for (name, line) in &results {
+        let kb: u64 = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("peak_rss_kb="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {line}"));
+        assert!(kb < LIMIT_KB, "{name}: peak RSS {kb} kB is over {LIMIT_KB} kB");
+    }
+    println!("all {} cases in {:.0} s", results.len(), started.elapsed().as_secs_f64());
 }

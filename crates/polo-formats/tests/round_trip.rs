@@ -33,7 +33,8 @@ fn source() -> impl Strategy<Value = SourceFormat> {
 fn extras() -> impl Strategy<Value = Option<Extras>> {
     proptest::option::of(("[a-z]{1,8}", "[ -~]{0,20}", -1000i64..1000).prop_map(|(key, text, n)| {
         let value = serde_json::to_string(&text).unwrap();
-        Extras::from_json_object(format!("{{\"{key}\":{value},\"n\":{n},\"list\":[1,{{\"deep\":true}}]}}"))
+        // `k` keeps the key apart from `n` and `list`: duplicate keys are rejects.
+        Extras::from_json_object(format!("{{\"k{key}\":{value},\"n\":{n},\"list\":[1,{{\"deep\":true}}]}}"))
     }))
 }
 

@@ -125,6 +125,9 @@ fn print_human(report: &Report) {
         for (kind, count) in &f.not_location_records {
             println!("  {count} not imported, no location: {kind}");
         }
+        for (field, count) in &f.out_of_range_fields {
+            println!("  {count} imported with {field} out of range (the value is kept in the point's extras)");
+        }
         if let Some(e) = &f.error {
             println!("  error: {e}");
         }

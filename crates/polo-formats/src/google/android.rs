@@ -37,6 +37,7 @@ use super::value::{
     RawObject, RecentFixes, array, check_time, integer, num_of, number, probability, reject, str_of, time,
 };
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportOptions, Sink};
 
 const SOURCE: SourceFormat = SourceFormat::GoogleAndroidTimeline;
@@ -98,6 +99,9 @@ impl Android {
 
     /// Imports one element of `semanticSegments` (or of the iOS array).
     pub(super) fn segment(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return reject(sink, offset, why, raw);
+        }
         let seg = match RawObject::from_slice(raw) {
             Ok(o) => o,
             Err(reason) => return reject(sink, offset, reason, raw),
@@ -156,6 +160,9 @@ impl Android {
 
     /// Imports one element of `rawSignals`.
     pub(super) fn signal(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return reject(sink, offset, why, raw);
+        }
         let signal = match RawObject::from_slice(raw) {
             Ok(o) => o,
             Err(reason) => return reject(sink, offset, reason, raw),
@@ -165,8 +172,12 @@ impl Android {
             self.skipped_signals += 1;
             return;
         };
-        match position_fix(&signal, position, options, self.source) {
-            Ok(fix) => sink.point(fix, None),
+        let mut out_of_range = OutOfRange::default();
+        match position_fix(&signal, position, options, self.source, &mut out_of_range) {
+            Ok(fix) => {
+                out_of_range.report(sink);
+                sink.point(fix, None);
+            }
             Err(reason) => reject(sink, offset, format!("position: {reason}"), raw),
         }
     }
@@ -218,6 +229,7 @@ fn position_fix(
     position: &RawValue,
     options: &ImportOptions,
     source: SourceFormat,
+    out_of_range: &mut OutOfRange,
 ) -> Result<Fix, String> {
     let p = RawObject::parse(position).ok_or("not an object")?;
     let coord = lat_lng(&p, "LatLng").or_else(|| lat_lng(&p, "latLng")).ok_or("LatLng: missing")??;
@@ -226,16 +238,16 @@ fn position_fix(
     let mut fix = Fix::new(t.time, coord, source);
     fix.utc_offset_minutes = t.offset_minutes;
     fix.zone_assumed = t.zone_assumed;
-    if let Some(v) = num_of(&p, "accuracyMeters") {
-        fix.set_horizontal_accuracy_m(v);
-    }
-    if let Some(v) = num_of(&p, "altitudeMeters") {
-        fix.set_altitude_m(v);
-    }
-    if let Some(v) = num_of(&p, "speedMetersPerSecond") {
-        fix.set_speed_m_s(v);
-    }
     let mut extras = ExtrasBuilder::new();
+    for (key, column) in [
+        ("accuracyMeters", Column::Accuracy),
+        ("altitudeMeters", Column::Altitude),
+        ("speedMetersPerSecond", Column::Speed),
+    ] {
+        if let Some(v) = num_of(&p, key) {
+            measure::set_as(&mut fix, column, v, key, &mut extras, out_of_range);
+        }
+    }
     p.extras_except(
         &["LatLng", "latLng", "timestamp", "accuracyMeters", "altitudeMeters", "speedMetersPerSecond"],
         &mut extras,
@@ -393,7 +405,8 @@ mod tests {
         stream.begin().unwrap();
         stream.next_key().unwrap();
         stream.begin_array().unwrap();
-        while let Some((offset, raw)) = stream.next_element().unwrap() {
+        while let Some((offset, element)) = stream.next_element().unwrap() {
+            let crate::json_stream::Element::Whole(raw) = element else { panic!("too large") };
             android.signal(&options(), &mut sink, offset, raw);
         }
         assert_eq!(android.skipped_signals, 2);

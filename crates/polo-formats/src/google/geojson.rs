@@ -49,6 +49,7 @@ use serde_json::value::RawValue;
 use super::value::{RawObject, array, check_time, number, reject, string, time};
 use crate::extras::ExtrasBuilder;
 use crate::fields;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportError, ImportOptions, Sink};
 
 /// Time property names, in order of preference.
@@ -259,6 +260,9 @@ impl GeoJson {
 
     /// Imports one feature.
     pub(super) fn feature(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return reject(sink, offset, why, raw);
+        }
         let feature = match RawObject::from_slice(raw) {
             Ok(o) => o,
             Err(reason) => return reject(sink, offset, reason, raw),
@@ -286,8 +290,12 @@ impl GeoJson {
                     return reject(sink, offset, reason, raw);
                 };
                 let extras = std::mem::take(&mut props.extras).finish();
-                match self.fix(options, &props, &pos, time, extras.as_ref()) {
-                    Ok(fix) => sink.point(fix, props.device.as_deref()),
+                let mut out_of_range = OutOfRange::default();
+                match self.fix(options, &props, &pos, time, extras.as_ref(), &mut out_of_range) {
+                    Ok(fix) => {
+                        out_of_range.report(sink);
+                        sink.point(fix, props.device.as_deref());
+                    }
                     Err(reason) => reject(sink, offset, reason, raw),
                 }
             }
@@ -326,12 +334,16 @@ impl GeoJson {
         for (i, pos) in positions.iter().enumerate() {
             let time =
                 times.get(i).map(|t| ("coordinateProperties.times", *t)).or(pos.time.map(|t| ("coordinates[3]", t)));
+            let mut out_of_range = OutOfRange::default();
             let result = match time {
-                Some(time) => self.fix(options, &props, pos, time, extras.as_ref()),
+                Some(time) => self.fix(options, &props, pos, time, extras.as_ref(), &mut out_of_range),
                 None => Err(format!("vertex {i} has no time")),
             };
             match result {
-                Ok(fix) => sink.point(fix, props.device.as_deref()),
+                Ok(fix) => {
+                    out_of_range.report(sink);
+                    sink.point(fix, props.device.as_deref());
+                }
                 Err(reason) => reject(sink, offset, format!("vertex {i}: {reason}"), raw),
             }
         }
@@ -344,6 +356,7 @@ impl GeoJson {
         pos: &Position<'_>,
         (field, raw_time): (&str, &RawValue),
         extras: Option<&Extras>,
+        out_of_range: &mut OutOfRange,
     ) -> Result<Fix, String> {
         let coord = pos.coord.clone()?;
         let t = time(raw_time, field)?;
@@ -351,27 +364,33 @@ impl GeoJson {
         let mut fix = Fix::new(t.time, coord, props.source.unwrap_or(self.source));
         fix.utc_offset_minutes = t.offset_minutes;
         fix.zone_assumed = t.zone_assumed;
-        match (pos.altitude, props.altitude) {
-            (Some(a), _) | (None, Some((a, _))) => fix.set_altitude_m(a),
-            (None, None) => {}
-        }
-        if let Some(v) = props.accuracy {
-            fix.set_horizontal_accuracy_m(v);
-        }
-        if let Some(v) = props.vertical_accuracy {
-            fix.set_vertical_accuracy_m(v);
-        }
-        if let Some(v) = props.speed {
-            fix.set_speed_m_s(v);
-        }
-        if let Some(v) = props.course {
-            fix.set_course_deg(v);
-        }
-        if let Some(v) = props.battery_percent {
-            fix.set_battery_percent(v);
+        let mut kept = ExtrasBuilder::new();
+        let altitude = match (pos.altitude, props.altitude) {
+            (Some(a), _) | (None, Some((a, _))) => Some(a),
+            (None, None) => None,
+        };
+        for (value, column) in [
+            (altitude, Column::Altitude),
+            (props.accuracy, Column::Accuracy),
+            (props.vertical_accuracy, Column::VerticalAccuracy),
+            (props.speed, Column::Speed),
+            (props.course, Column::Course),
+            (props.battery_percent, Column::Battery),
+        ] {
+            if let Some(v) = value {
+                measure::set_as(&mut fix, column, v, column.name(), &mut kept, out_of_range);
+            }
         }
         fix.motion = props.motion;
         fix.extras = extras.cloned();
+        if let Some(kept) = kept.finish() {
+            let mut b = ExtrasBuilder::new();
+            if let Some(e) = &fix.extras {
+                b.merge_object(e.as_str());
+            }
+            b.merge_object(kept.as_str());
+            fix.extras = b.finish();
+        }
         // An `altitude` property next to a 3-D geometry is kept, not lost.
         if let (Some(_), Some((_, raw))) = (pos.altitude, props.altitude) {
             let mut b = ExtrasBuilder::new();
@@ -450,8 +469,10 @@ mod tests {
         assert_eq!(fix.source, SourceFormat::Geojson);
         assert_eq!(
             fix.extras.as_ref().unwrap().as_str(),
-            r#"{"motion":["driving","stationary"],"pauses":false,"wifi":"launchpad","battery_state":"charging"}"#
+            r#"{"motion":["driving","stationary"],"pauses":false,"wifi":"launchpad","battery_state":"charging","vertical_accuracy":-1}"#
         );
+        // CoreLocation's -1 ("invalid") is kept and counted, not dropped.
+        assert_eq!(got.out_of_range, ["vertical_accuracy"]);
         assert_eq!(got.rejects.len(), 1);
         assert_eq!(got.rejects[0].reason, "feature without geometry");
     }

@@ -33,6 +33,9 @@ impl Default for Ios {
 impl Ios {
     /// Imports one entry of the top-level array.
     pub(super) fn element(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        if let Err(why) = crate::json_keys::check(raw) {
+            return super::value::reject(sink, offset, why, raw);
+        }
         self.0.segment(options, sink, offset, raw);
     }
 }

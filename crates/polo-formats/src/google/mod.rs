@@ -35,7 +35,7 @@ pub(crate) mod value;
 
 use std::io::BufRead;
 
-use crate::json_stream::{JsonStream, Top};
+use crate::json_stream::{Element, JsonStream, Top};
 use crate::{Format, ImportError, ImportOptions, Position, Sink};
 use parallel::ParallelElements;
 use value::{RawObject, str_of};
@@ -68,18 +68,27 @@ fn import_array<R: BufRead>(
     options: &ImportOptions,
     sink: &mut dyn Sink,
 ) -> Result<Format, ImportError> {
-    let Some((offset, raw)) = stream.next_element()? else {
+    let Some((offset, first)) = stream.next_element()? else {
         stream.finish()?;
         return Err(ImportError::NotLocationData { what: "an empty JSON array: it contains no records".to_owned() });
     };
-    let shape = classify_array_element(raw)?;
+    let shape = match &first {
+        Element::Whole(raw) => classify_array_element(raw)?,
+        Element::TooLarge { why, .. } => {
+            return Err(ImportError::Unrecognised {
+                hint: format!("a JSON array whose first element cannot be read: {why}"),
+            });
+        }
+    };
     let mut ios = ios::Ios::default();
     let mut features = geojson::GeoJson::new(polo_domain::SourceFormat::Geojson);
-    let mut next = Some((offset, raw));
-    while let Some((offset, raw)) = next {
-        match shape {
-            ArrayShape::Ios => ios.element(options, sink, offset, raw),
-            ArrayShape::Features => features.feature(options, sink, offset, raw),
+    let mut next = Some((offset, first));
+    while let Some((offset, element)) = next {
+        if let Some(raw) = whole_or_reject(sink, offset, element) {
+            match shape {
+                ArrayShape::Ios => ios.element(options, sink, offset, raw),
+                ArrayShape::Features => features.feature(options, sink, offset, raw),
+            }
         }
         next = stream.next_element()?;
     }
@@ -160,17 +169,29 @@ impl<'s> ObjectImport<'s> {
                 "timelineObjects" => {
                     self.decided(Format::GoogleSemantic);
                     let (options, sink) = (self.options, &mut *self.sink);
-                    each_element(stream, &key, |offset, raw| semantic::element(options, sink, offset, raw))?;
+                    each_element(stream, &key, |offset, element| {
+                        if let Some(raw) = whole_or_reject(sink, offset, element) {
+                            semantic::element(options, sink, offset, raw);
+                        }
+                    })?;
                 }
                 "semanticSegments" => {
                     self.decided(Format::GoogleAndroidTimeline);
                     let (options, sink, android) = (self.options, &mut *self.sink, &mut self.android);
-                    each_element(stream, &key, |offset, raw| android.segment(options, sink, offset, raw))?;
+                    each_element(stream, &key, |offset, element| {
+                        if let Some(raw) = whole_or_reject(sink, offset, element) {
+                            android.segment(options, sink, offset, raw);
+                        }
+                    })?;
                 }
                 "rawSignals" => {
                     self.decided(Format::GoogleAndroidTimeline);
                     let (options, sink, android) = (self.options, &mut *self.sink, &mut self.android);
-                    each_element(stream, &key, |offset, raw| android.signal(options, sink, offset, raw))?;
+                    each_element(stream, &key, |offset, element| {
+                        if let Some(raw) = whole_or_reject(sink, offset, element) {
+                            android.signal(options, sink, offset, raw);
+                        }
+                    })?;
                 }
                 "userLocationProfile" => {
                     // Frequent places carry no time: see android.rs.
@@ -180,7 +201,11 @@ impl<'s> ObjectImport<'s> {
                 "features" => {
                     self.decided(Format::Geojson);
                     let (options, sink, geojson) = (self.options, &mut *self.sink, &mut self.geojson);
-                    each_element(stream, &key, |offset, raw| geojson.feature(options, sink, offset, raw))?;
+                    each_element(stream, &key, |offset, element| {
+                        if let Some(raw) = whole_or_reject(sink, offset, element) {
+                            geojson.feature(options, sink, offset, raw);
+                        }
+                    })?;
                 }
                 "timelineEdits" => {
                     return Err(ImportError::NotLocationData {
@@ -221,7 +246,18 @@ impl<'s> ObjectImport<'s> {
             // batches are small and stay on this one.
             let mut records: Option<ParallelElements<'_>> = None;
             let mut sink = Some(sink);
-            let result = each_element(stream, "locations", |offset, raw| {
+            let result = each_element(stream, "locations", |offset, element| {
+                let raw = match element {
+                    Element::Whole(raw) => raw,
+                    Element::TooLarge { head, why } => {
+                        match (records.as_mut(), sink.as_deref_mut()) {
+                            (Some(records), _) => records.reject(offset, head, why),
+                            (None, Some(sink)) => value::reject(sink, offset, why, head),
+                            (None, None) => {}
+                        }
+                        return;
+                    }
+                };
                 let is_feature = *overland.get_or_insert_with(|| {
                     RawObject::from_slice(raw)
                         .is_ok_and(|o| str_of(&o, "type").as_deref() == Some("Feature") || o.has("geometry"))
@@ -285,11 +321,23 @@ impl<'s> ObjectImport<'s> {
     }
 }
 
+/// The element's text, or `None` after rejecting an element that broke a
+/// size limit (see [`Element::TooLarge`]).
+fn whole_or_reject<'a>(sink: &mut dyn Sink, offset: u64, element: Element<'a>) -> Option<&'a [u8]> {
+    match element {
+        Element::Whole(raw) => Some(raw),
+        Element::TooLarge { head, why } => {
+            value::reject(sink, offset, why, head);
+            None
+        }
+    }
+}
+
 /// Streams the array that is the value of `key`, element by element.
 fn each_element<R: BufRead>(
     stream: &mut JsonStream<R>,
     key: &str,
-    mut f: impl FnMut(u64, &[u8]),
+    mut f: impl FnMut(u64, Element<'_>),
 ) -> Result<(), ImportError> {
     if !stream.begin_array()? {
         if stream.peek_value()? == b'n' {
@@ -321,6 +369,7 @@ pub(crate) mod tests {
         pub points: Vec<(Fix, Option<String>)>,
         pub intervals: Vec<Interval>,
         pub rejects: Vec<Reject>,
+        pub out_of_range: Vec<&'static str>,
     }
 
     impl Sink for Collect {
@@ -333,6 +382,9 @@ pub(crate) mod tests {
         fn reject(&mut self, reject: Reject) {
             self.rejects.push(reject);
         }
+        fn out_of_range(&mut self, field: &'static str) {
+            self.out_of_range.push(field);
+        }
     }
 
     /// "Now" for tests: 2026-01-01.
@@ -344,6 +396,57 @@ pub(crate) mod tests {
         let mut sink = Collect::default();
         let result = import_json(text.as_bytes(), &options(), &mut sink);
         (result, sink)
+    }
+
+    /// One rule in every JSON format: a record naming a key twice (at any
+    /// depth) is rejected with the key's name; the records around it import.
+    #[test]
+    fn duplicate_keys_are_a_reject_in_every_json_format() {
+        let cases = [
+            (
+                "google-records",
+                r#"{"locations":[{"latitudeE7":1,"longitudeE7":2,"latitudeE7":3,"timestamp":"2020-01-01T00:00:00Z"},
+                  {"latitudeE7":1,"longitudeE7":2,"timestamp":"2020-01-01T00:00:01Z"}]}"#,
+                "latitudeE7",
+            ),
+            (
+                "google-semantic",
+                r#"{"timelineObjects":[{"placeVisit":{"location":{"latitudeE7":1,"longitudeE7":2,"longitudeE7":3},"duration":{"startTimestamp":"2020-01-01T00:00:00Z"}}},
+                  {"placeVisit":{"location":{"latitudeE7":1,"longitudeE7":2},"duration":{"startTimestamp":"2020-01-02T00:00:00Z"}}}]}"#,
+                "longitudeE7",
+            ),
+            (
+                "google-android-timeline",
+                r#"{"semanticSegments":[{"startTime":"2020-01-01T00:00:00Z","endTime":"2020-01-01T01:00:00Z","startTime":"2020-01-01T00:30:00Z",
+                    "visit":{"topCandidate":{"placeLocation":{"latLng":"1.0°, 2.0°"}}}},
+                  {"startTime":"2020-01-02T00:00:00Z","endTime":"2020-01-02T01:00:00Z","visit":{"topCandidate":{"placeLocation":{"latLng":"1.0°, 2.0°"}}}}],
+                  "rawSignals":[{"position":{"LatLng":"1.0°, 2.0°","timestamp":"2020-01-01T00:00:00Z","timestamp":"2020-01-01T00:00:09Z"}}]}"#,
+                "startTime|timestamp",
+            ),
+            (
+                "google-ios-timeline",
+                r#"[{"startTime":"2020-01-01T00:00:00Z","endTime":"2020-01-01T01:00:00Z","timelinePath":[{"point":"geo:1.0,2.0","point":"geo:3.0,4.0","durationMinutesOffsetFromStartTime":"1"}]},
+                  {"startTime":"2020-01-02T00:00:00Z","endTime":"2020-01-02T01:00:00Z","timelinePath":[{"point":"geo:1.0,2.0","durationMinutesOffsetFromStartTime":"1"}]}]"#,
+                "point",
+            ),
+            (
+                "geojson",
+                r#"{"type":"FeatureCollection","features":[
+                  {"type":"Feature","geometry":{"type":"Point","coordinates":[2,1]},"properties":{"timestamp":"2020-01-01T00:00:00Z","speed":1,"speed":2}},
+                  {"type":"Feature","geometry":{"type":"Point","coordinates":[2,1]},"properties":{"timestamp":"2020-01-01T00:00:01Z"}}]}"#,
+                "speed",
+            ),
+        ];
+        for (format, text, keys) in cases {
+            let (result, got) = import_str(text);
+            assert_eq!(result.unwrap().name(), format);
+            assert!(!got.rejects.is_empty(), "{format}: no reject");
+            for r in &got.rejects {
+                let named = keys.split('|').any(|key| r.reason.starts_with(&format!("duplicate key {key:?}")));
+                assert!(named, "{format}: {}", r.reason);
+            }
+            assert!(got.points.len() + got.intervals.len() >= 1, "{format}: the record after it was lost");
+        }
     }
 
     fn refused(text: &str) -> String {

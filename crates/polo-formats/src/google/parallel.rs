@@ -37,8 +37,10 @@ const MAX_WORKERS: usize = 4;
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
-    /// `(file offset, end in bytes)`; each element starts where the previous ended.
-    spans: Vec<(u64, usize)>,
+    /// `(file offset, end in bytes, why it is refused)`; each element
+    /// starts where the previous ended. A refused element is only its head,
+    /// rejected with that reason instead of parsed.
+    spans: Vec<(u64, usize, Option<String>)>,
 }
 
 /// What a sink call was, to be replayed on the importing thread.
@@ -47,6 +49,7 @@ enum Event {
     Interval(Interval, Option<Arc<str>>),
     Reject(Reject),
     NotLocation(&'static str),
+    OutOfRange(&'static str),
 }
 
 /// A sink that records events; device names are shared, not copied per point.
@@ -85,6 +88,9 @@ impl Sink for Buffered {
     fn not_location(&mut self, kind: &'static str) {
         self.events.push(Event::NotLocation(kind));
     }
+    fn out_of_range(&mut self, field: &'static str) {
+        self.events.push(Event::OutOfRange(field));
+    }
 }
 
 fn replay(events: Vec<Event>, sink: &mut dyn Sink) {
@@ -94,6 +100,7 @@ fn replay(events: Vec<Event>, sink: &mut dyn Sink) {
             Event::Interval(interval, device) => sink.interval(interval, device.as_deref()),
             Event::Reject(reject) => sink.reject(reject),
             Event::NotLocation(kind) => sink.not_location(kind),
+            Event::OutOfRange(field) => sink.out_of_range(field),
         }
     }
 }
@@ -149,10 +156,17 @@ impl<'sink> ParallelElements<'sink> {
     /// Queues one element.
     pub(super) fn push(&mut self, offset: u64, raw: &[u8]) {
         self.batch.bytes.extend_from_slice(raw);
-        self.batch.spans.push((offset, self.batch.bytes.len()));
+        self.batch.spans.push((offset, self.batch.bytes.len(), None));
         if self.batch.spans.len() >= BATCH_ELEMENTS || self.batch.bytes.len() >= BATCH_BYTES {
             self.send();
         }
+    }
+
+    /// Queues the reject of an element that broke a size limit, in its
+    /// place in the file order.
+    pub(super) fn reject(&mut self, offset: u64, head: &[u8], why: String) {
+        self.batch.bytes.extend_from_slice(head);
+        self.batch.spans.push((offset, self.batch.bytes.len(), Some(why)));
     }
 
     fn send(&mut self) {
@@ -198,9 +212,13 @@ impl<'sink> ParallelElements<'sink> {
 fn parse_batch(options: &ImportOptions, parse: ParseElement, batch: &Batch) -> Vec<Event> {
     let mut buffered = Buffered { events: Vec::with_capacity(batch.spans.len()), last_device: None };
     let mut start = 0;
-    for &(offset, end) in &batch.spans {
-        parse(options, &mut buffered, offset, &batch.bytes[start..end]);
-        start = end;
+    for (offset, end, refused) in &batch.spans {
+        let raw = &batch.bytes[start..*end];
+        match refused {
+            None => parse(options, &mut buffered, *offset, raw),
+            Some(why) => super::value::reject(&mut buffered, *offset, why.as_str(), raw),
+        }
+        start = *end;
     }
     buffered.events
 }

@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 
 use super::value::{Key, check_time, reject};
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportOptions, Sink};
 
 /// Imports one element of the `locations` array.
@@ -42,6 +43,9 @@ pub(super) fn element(options: &ImportOptions, sink: &mut dyn Sink, offset: u64,
     let Ok(text) = std::str::from_utf8(raw) else {
         return reject(sink, offset, "location record is not valid UTF-8", raw);
     };
+    if let Err(why) = crate::json_keys::check(raw) {
+        return reject(sink, offset, why, raw);
+    }
     let record = match Record::read(text) {
         Ok(r) => r,
         Err(e) => {
@@ -53,7 +57,10 @@ pub(super) fn element(options: &ImportOptions, sink: &mut dyn Sink, offset: u64,
             return reject(sink, offset, reason, raw);
         }
     };
-    match record.into_fix(options) {
+    let mut out_of_range = OutOfRange::default();
+    let fix = record.into_fix(options, &mut out_of_range);
+    out_of_range.report(sink);
+    match fix {
         // Devices are named after Google's deviceTag, so two phones in one
         // history stay apart: "google-335552189". Built on the stack: this
         // runs for every record of files with millions of them.
@@ -250,7 +257,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
 }
 
 impl<'a> Record<'a> {
-    fn into_fix(self, options: &ImportOptions) -> Result<(Fix, Option<&'a str>), String> {
+    fn into_fix(mut self, options: &ImportOptions, out: &mut OutOfRange) -> Result<(Fix, Option<&'a str>), String> {
         let (Some(lat), Some(lon)) = (&self.lat, &self.lon) else {
             return Err("latitudeE7/longitudeE7: missing".to_owned());
         };
@@ -268,20 +275,16 @@ impl<'a> Record<'a> {
         let mut fix = Fix::new(parsed.time, coord, SourceFormat::GoogleRecords);
         fix.utc_offset_minutes = parsed.offset_minutes;
         fix.zone_assumed = parsed.zone_assumed;
-        if let Some(v) = self.accuracy {
-            fix.set_horizontal_accuracy_m(v);
-        }
-        if let Some(v) = self.altitude {
-            fix.set_altitude_m(v);
-        }
-        if let Some(v) = self.vertical_accuracy {
-            fix.set_vertical_accuracy_m(v);
-        }
-        if let Some(v) = self.velocity {
-            fix.set_speed_m_s(v);
-        }
-        if let Some(v) = self.heading {
-            fix.set_course_deg(v);
+        for (value, column, key) in [
+            (self.accuracy, Column::Accuracy, "accuracy"),
+            (self.altitude, Column::Altitude, "altitude"),
+            (self.vertical_accuracy, Column::VerticalAccuracy, "verticalAccuracy"),
+            (self.velocity, Column::Speed, "velocity"),
+            (self.heading, Column::Course, "heading"),
+        ] {
+            if let Some(v) = value {
+                measure::set_as(&mut fix, column, v, key, &mut self.extras, out);
+            }
         }
         fix.motion = self.activity.and_then(most_probable_activity);
         let (extras, buffer) = self.extras.finish_exact();
@@ -423,6 +426,25 @@ mod tests {
             fix.extras.as_ref().unwrap().as_str(),
             r#"{"source":"gps","platformType":"ANDROID","activeWifiScan":{"accessPoints":[{"mac":"220676014124647","strength":-80}]},"locationMetadata":[{"wifiScan":{"accessPoints":[]}}],"placeId":"ChIJ","serverTimestamp":"2020-01-01T00:00:01Z"}"#
         );
+    }
+
+    #[test]
+    fn out_of_range_measurements_are_kept_in_extras_and_reported() {
+        let got =
+            one(r#"{"timestamp":"2020-01-01T00:00:00Z","latitudeE7":1,"longitudeE7":2,"accuracy":-5,"altitude":1e12,
+              "velocity":-1,"heading":720,"verticalAccuracy":3}"#);
+        let fix = &got.points[0].0;
+        assert_eq!(
+            (fix.horizontal_accuracy_cm, fix.altitude_cm, fix.speed_cm_s, fix.course_centideg),
+            (None, None, None, None)
+        );
+        assert_eq!(fix.vertical_accuracy_cm, Some(300));
+        assert_eq!(
+            fix.extras.as_ref().unwrap().as_str(),
+            r#"{"accuracy":-5,"altitude":1000000000000,"velocity":-1,"heading":720}"#
+        );
+        assert_eq!(got.out_of_range, ["altitude", "accuracy", "speed", "course"]);
+        assert!(got.rejects.is_empty());
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! `startTimestampMs`, or epoch seconds in a string; a missing end (the
 //! interval is then an instant); `startLocation`/`endLocation` present but
 //! empty; a visit without `location` coordinates falls back to
-//! `centerLatE7`/`centerLngE7`, then to `otherCandidateLocations[0]`;
+//! `centerLatE7`/`centerLngE7`; a visit with only `otherCandidateLocations`
+//! (Google's guesses, not the place) is rejected ("only candidate
+//! locations"), and so is an activity with neither `startLocation` nor
+//! `endLocation` (its waypoints carry no time); their raw paths still count;
 //! `childVisits` nest recursively (level + 1); `latitudeE7` vs `latE7` key
 //! names; a BOM (handled by the splitter).
 
@@ -22,6 +25,7 @@ use serde_json::value::RawValue;
 
 use super::value::{RawObject, array, check_time, e7_of, num_of, probability, reject, str_of, time, time_ms};
 use crate::extras::ExtrasBuilder;
+use crate::measure::{self, Column, OutOfRange};
 use crate::{ImportOptions, Sink};
 
 const SOURCE: SourceFormat = SourceFormat::GoogleSemantic;
@@ -32,6 +36,9 @@ const MAX_LEVEL: u8 = 16;
 
 /// Imports one element of `timelineObjects`.
 pub(super) fn element(options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+    if let Err(why) = crate::json_keys::check(raw) {
+        return reject(sink, offset, why, raw);
+    }
     let obj = match RawObject::from_slice(raw) {
         Ok(o) => o,
         Err(reason) => return reject(sink, offset, reason, raw),
@@ -111,17 +118,11 @@ impl Ctx<'_, '_> {
         interval.end_offset_minutes = end.offset_minutes;
         interval.level = level;
         let location = visit.object("location");
-        let candidate = visit
-            .get("otherCandidateLocations")
-            .and_then(array)
-            .and_then(|c| c.first().copied())
-            .and_then(RawObject::parse);
         interval.start_coord = location
             .as_ref()
             .and_then(|l| e7_of(l, "latitudeE7", "longitudeE7"))
             .and_then(Result::ok)
-            .or_else(|| e7_of(visit, "centerLatE7", "centerLngE7").and_then(Result::ok))
-            .or_else(|| candidate.as_ref().and_then(|c| e7_of(c, "latitudeE7", "longitudeE7")).and_then(Result::ok));
+            .or_else(|| e7_of(visit, "centerLatE7", "centerLngE7").and_then(Result::ok));
         if let Some(location) = &location {
             interval.place_id = str_of(location, "placeId").map(Into::into);
             interval.name = str_of(location, "name").map(Into::into);
@@ -134,7 +135,17 @@ impl Ctx<'_, '_> {
         let mut extras = ExtrasBuilder::new();
         visit.extras_except(&["duration", "childVisits", "simplifiedRawPath"], &mut extras);
         interval.extras = extras.finish();
-        self.sink.interval(interval, None);
+        if interval.start_coord.is_some() {
+            self.sink.interval(interval, None);
+        } else if visit.has("otherCandidateLocations") {
+            self.reject(
+                "placeVisit: only candidate locations (otherCandidateLocations are Google's guesses), no location \
+                 or centre of its own"
+                    .to_owned(),
+            );
+        } else {
+            self.reject("placeVisit: no location or centre coordinates".to_owned());
+        }
         self.raw_path(visit, "placeVisit");
         if let Some(children) = visit.get("childVisits").and_then(array) {
             if level >= MAX_LEVEL {
@@ -175,7 +186,13 @@ impl Ctx<'_, '_> {
         let mut extras = ExtrasBuilder::new();
         segment.extras_except(&["duration", "simplifiedRawPath"], &mut extras);
         interval.extras = extras.finish();
-        self.sink.interval(interval, None);
+        if interval.start_coord.is_some() || interval.end_coord.is_some() {
+            self.sink.interval(interval, None);
+        } else {
+            self.reject(
+                "activitySegment: no startLocation or endLocation coordinates (waypoints carry no time)".to_owned(),
+            );
+        }
         self.raw_path(segment, "activitySegment");
     }
 
@@ -195,7 +212,7 @@ impl Ctx<'_, '_> {
         }
     }
 
-    fn path_point(&self, point: &RawValue, what: &str) -> Result<Fix, String> {
+    fn path_point(&mut self, point: &RawValue, what: &str) -> Result<Fix, String> {
         let field = format!("{what}.simplifiedRawPath.points");
         let p = RawObject::parse(point).ok_or_else(|| format!("{field}: a point is not an object"))?;
         let coord: Coord = e7_of(&p, "latE7", "lngE7")
@@ -210,15 +227,17 @@ impl Ctx<'_, '_> {
         let mut fix = Fix::new(parsed.time, coord, SOURCE);
         fix.utc_offset_minutes = parsed.offset_minutes;
         fix.zone_assumed = parsed.zone_assumed;
-        if let Some(a) = num_of(&p, "accuracyMeters").or_else(|| num_of(&p, "accuracyMetres")) {
-            fix.set_horizontal_accuracy_m(a);
-        }
         let mut extras = ExtrasBuilder::new();
+        let mut out_of_range = OutOfRange::default();
+        if let Some(a) = num_of(&p, "accuracyMeters").or_else(|| num_of(&p, "accuracyMetres")) {
+            measure::set_as(&mut fix, Column::Accuracy, a, "accuracyMeters", &mut extras, &mut out_of_range);
+        }
         p.extras_except(
             &["latE7", "lngE7", "timestamp", "timestampMs", "accuracyMeters", "accuracyMetres"],
             &mut extras,
         );
         fix.extras = extras.finish();
+        out_of_range.report(self.sink);
         Ok(fix)
     }
 }
@@ -263,15 +282,27 @@ mod tests {
     }
 
     #[test]
-    fn visit_coordinates_fall_back_to_center_then_candidates() {
+    fn visit_coordinates_fall_back_to_center_but_candidates_alone_are_rejected() {
         let text = r#"{"timelineObjects":[
             {"placeVisit":{"location":{"placeId":"a"},"centerLatE7":10,"centerLngE7":20,"duration":{"startTimestamp":"2020-01-01T00:00:00Z"}}},
-            {"placeVisit":{"otherCandidateLocations":[{"latitudeE7":123533333,"longitudeE7":123533333}],"duration":{"startTimestamp":"2025-03-24 20:25:02 +0100"}}}]}"#;
+            {"placeVisit":{"otherCandidateLocations":[{"latitudeE7":123533333,"longitudeE7":123533333}],"duration":{"startTimestamp":"2025-03-24 20:25:02 +0100"}}},
+            {"activitySegment":{"waypointPath":{"waypoints":[{"latE7":123411111,"lngE7":123411111}]},"duration":{"startTimestamp":"2025-03-24 20:07:24 +0100"}}}]}"#;
         let (_, got) = import_str(text);
+        assert_eq!(got.intervals.len(), 1);
         assert_eq!(got.intervals[0].start_coord.unwrap().lat_e7, 10);
-        assert_eq!(got.intervals[1].start_coord.unwrap().lat_e7, 123_533_333);
-        assert_eq!(got.intervals[1].start_offset_minutes, Some(60));
-        assert_eq!(got.intervals[1].start, got.intervals[1].end);
+        let reasons: Vec<&str> = got.rejects.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("placeVisit: only candidate locations"), "{reasons:?}");
+        assert!(reasons[1].starts_with("activitySegment: no startLocation or endLocation"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_month_of_only_candidate_visits_is_nothing_to_import() {
+        let text = r#"{"timelineObjects":[{"placeVisit":{"otherCandidateLocations":[{"latitudeE7":1,"longitudeE7":2}],"duration":{"startTimestamp":"2020-01-01T00:00:00Z"}}}]}"#;
+        let mut sink = super::super::tests::Collect::default();
+        let err = crate::import(text.as_bytes(), &super::super::tests::options(), &mut sink).unwrap_err();
+        assert!(err.to_string().contains("only candidate locations"), "{err}");
+        assert!(matches!(err, crate::ImportError::NothingToImport { .. }));
+        assert_eq!(sink.rejects.len(), 1);
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct FileReport {
     /// Records that hold no location by nature, counted by kind.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub not_location_records: BTreeMap<&'static str, u64>,
+    /// Points stored with a measurement out of its column's range (the
+    /// value is in the point's extras), counted by field.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub out_of_range_fields: BTreeMap<&'static str, u64>,
 }
 
 /// Counts summed over several [`FileReport`]s.
@@ -477,6 +481,10 @@ impl Sink for PipelineSink<'_> {
         *self.entries[self.current].not_location_records.entry(kind).or_default() += 1;
     }
 
+    fn out_of_range(&mut self, field: &'static str) {
+        *self.entries[self.current].out_of_range_fields.entry(field).or_default() += 1;
+    }
+
     fn entry_started(&mut self, name: &str) {
         self.flush_all();
         self.entries.push(FileReport { path: format!("{}!/{name}", self.file_path), ..FileReport::default() });
@@ -490,6 +498,7 @@ impl Sink for PipelineSink<'_> {
             Ok(format) => report.format = Some(format.name()),
             Err(ImportError::NotLocationData { what }) => report.skipped = Some(format!("not location data: {what}")),
             Err(ImportError::Unrecognised { hint }) => report.skipped = Some(format!("unrecognised content: {hint}")),
+            Err(ImportError::NothingToImport { why }) => report.skipped = Some(format!("nothing to import: {why}")),
             Err(e) => report.error = Some(e.to_string()),
         }
         self.current = 0;
