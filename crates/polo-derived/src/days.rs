@@ -2,9 +2,10 @@
 //! stays and legs of a window change, and aggregated per day, month or
 //! year on request.
 //!
-//! Local days follow the UTC offsets the points stated (carried on each
-//! stay and leg), so a trip across time zones or a DST night splits where
-//! the user's own clock did. Intervals a source carried (Google visits and
+//! Local days follow the UTC offsets carried on each stay and leg: the ones
+//! the points stated, or for points that stated none the offset of the time
+//! zone at their position (see [`crate::window`]), so a trip across time
+//! zones or a DST night splits where the user's own clock did. Intervals a source carried (Google visits and
 //! activity segments, Overland trips) count where the device has no stay or
 //! leg of its own at that time.
 
@@ -63,12 +64,14 @@ pub fn effective_mode(leg: &LegRow, edits: &[(i64, ModeEdit)]) -> (TransportMode
     corrected.map_or((leg.mode, false), |(_, edit)| (edit.mode, true))
 }
 
-/// A local clock from the offsets stays and legs carry.
+/// A local clock from the offsets stays and legs carry: each one's offset
+/// from its start, and the changes within it.
 pub(crate) fn clock_of(stays: &[StayRow], legs: &[LegRow]) -> OffsetChanges {
-    let mut stated: Vec<(i64, i16)> = stays
-        .iter()
-        .filter_map(|s| s.offset.map(|o| (s.start, o)))
-        .chain(legs.iter().filter_map(|l| l.offset.map(|o| (l.start, o))))
+    let of_stays = stays.iter().filter_map(|s| s.offset.map(|o| (s.start, o, &s.offset_changes)));
+    let of_legs = legs.iter().filter_map(|l| l.offset.map(|o| (l.start, o, &l.offset_changes)));
+    let mut stated: Vec<(i64, i16)> = of_stays
+        .chain(of_legs)
+        .flat_map(|(start, offset, changes)| std::iter::once((start, offset)).chain(changes.iter().copied()))
         .collect();
     stated.sort_unstable();
     let initial = stated.first().map_or(0, |&(_, o)| o);

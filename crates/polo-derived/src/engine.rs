@@ -12,15 +12,19 @@
 //! One engine per store: it holds a lock so the background loop and a
 //! request that recomputes synchronously (a corrected transport mode) never
 //! interleave their writes.
+//!
+//! When the stored rows were computed by an older version of the algorithm
+//! ([`crate::kinds::ROWS_VERSION`]), the first catch-up recomputes every
+//! device of every user once, as a settings change would.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use polo_domain::{DeviceId, Seq, Timestamp, UserId};
 use polo_store::{ChangeKind, DerivedBatch, DerivedRange, DerivedScope, Store};
-use polo_timeline::{TimelineParams, TransportMode};
+use polo_timeline::{TimelineParams, TransportMode, ZoneLookup};
 
-use crate::kinds::{CURSOR, LEG, MAP_COUNTS, MODE_EDIT, STATE, STAY};
+use crate::kinds::{CURSOR, LEG, MAP_COUNTS, MODE_EDIT, ROWS_VERSION, ROWS_VERSION_CURSOR, STATE, STAY};
 use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
@@ -87,20 +91,33 @@ fn map_extent(store: &dyn Store, user: UserId, device: DeviceId) -> DerivedResul
 pub struct Engine {
     store: Arc<dyn Store>,
     locator: Option<Arc<dyn Locator>>,
+    zones: Option<Arc<dyn ZoneLookup>>,
     lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("locator", &self.locator.is_some()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("locator", &self.locator.is_some())
+            .field("zones", &self.zones.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// An engine over `store`; `locator` names places' countries and towns.
+    /// Without [`with_zones`](Self::with_zones), points that state no UTC
+    /// offset count as UTC.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, locator: Option<Arc<dyn Locator>>) -> Self {
-        Self { store, locator, lock: Mutex::new(()) }
+        Self { store, locator, zones: None, lock: Mutex::new(()) }
+    }
+
+    /// The same engine, giving points that state no UTC offset the one of
+    /// the time zone at their position (local days and times).
+    #[must_use]
+    pub fn with_zones(self, zones: Arc<dyn ZoneLookup>) -> Self {
+        Self { zones: Some(zones), ..self }
     }
 
     /// The store it maintains.
@@ -128,10 +145,20 @@ impl Engine {
         let store = &*self.store;
         let cursor = store.derived_cursor(CURSOR)?;
         let changes = store.changes_since(cursor, BATCH)?;
-        let Some(last) = changes.last().map(|c| c.seq) else {
-            return Ok(CatchUp { cursor, ..CatchUp::default() });
+        let outdated = store.derived_cursor(ROWS_VERSION_CURSOR)?.0 < ROWS_VERSION;
+        let last = match changes.last() {
+            Some(change) => change.seq,
+            None if outdated => cursor,
+            None => return Ok(CatchUp { cursor, ..CatchUp::default() }),
         };
         let mut spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
+        if outdated {
+            for user in store.list_users()? {
+                for device in store.list_devices(user.id)? {
+                    spans.insert((user.id, device.id), Span::All);
+                }
+            }
+        }
         // Map levels depend on the points only: not on intervals or settings.
         let mut map_spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
         let mut settings_may_have_changed: Vec<UserId> = Vec::new();
@@ -183,6 +210,9 @@ impl Engine {
             report.windows += 1;
         }
         store.set_derived_cursor(CURSOR, last)?;
+        if outdated {
+            store.set_derived_cursor(ROWS_VERSION_CURSOR, Seq(ROWS_VERSION))?;
+        }
         Ok(report)
     }
 
@@ -206,7 +236,7 @@ impl Engine {
             Span::Between(first, last) => Some((first, last)),
             Span::All => None,
         };
-        let mut window: Window = recompute(store, user, device, changed, params)?;
+        let mut window: Window = recompute(store, user, device, changed, params, self.zones.as_deref())?;
         let mut book = PlaceBook::load(store, user)?;
         let places = book.assign(&mut window.stays, &params.places, self.locator.as_deref())?;
         let (from, to) = (window.from.unwrap_or(i64::MIN), window.to.unwrap_or(i64::MAX));
