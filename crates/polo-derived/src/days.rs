@@ -150,3 +150,44 @@ pub fn refresh(
     store.derived_write(user, &DerivedBatch { delete, put }, false)?;
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use polo_timeline::LocalDate;
+
+    use super::*;
+
+    fn utc(d: u32, h: u32) -> i64 {
+        Timestamp::from_civil(2024, 3, d, h, 0, 0, 0).unwrap().0
+    }
+
+    fn stay(start: i64, end: i64, offset: Option<i16>, offset_changes: Vec<(i64, i16)>) -> StayRow {
+        StayRow {
+            start,
+            end,
+            last_seen: end,
+            lat_e7: 538_655_000,
+            lon_e7: 106_866_000,
+            points: 2,
+            visit: true,
+            place: None,
+            offset,
+            offset_changes,
+        }
+    }
+
+    #[test]
+    fn a_change_inside_a_stay_moves_the_day_boundary() {
+        // Home from Saturday 22:00 to Monday 08:00 local, Berlin; DST begins on Sunday at 01:00 UTC.
+        let home = stay(utc(30, 21), utc(31, 6) + DAY_MS, Some(60), vec![(utc(31, 1), 120)]);
+        let days = LocalDays(clock_of(&[home.clone()], &[]));
+        let sunday = days.next_day_start(Timestamp(utc(30, 21)));
+        assert_eq!(days.day_of(sunday), LocalDate::from_ymd(2024, 3, 31).unwrap());
+        assert_eq!(days.next_day_start(sunday).0 - sunday.0, 23 * 3_600_000);
+        // Without the change inside the stay, Sunday would have 24 hours.
+        let unaware = LocalDays(clock_of(&[StayRow { offset_changes: Vec::new(), ..home }], &[]));
+        assert_eq!(unaware.next_day_start(sunday).0 - sunday.0, DAY_MS);
+        // Rows without an offset do not count.
+        assert_eq!(clock_of(&[stay(0, 1, None, Vec::new())], &[]).initial(), 0);
+    }
+}
