@@ -202,7 +202,10 @@ fn points_without_offsets_are_shown_in_the_local_time_of_their_place() {
 
     // The day starts at local midnight, with the night at home.
     let day = client.ok("GET", "/api/v1/timeline/day?date=2024-05-01", None);
-    assert_eq!((day["from"].as_str(), day["utc_offset_minutes"].as_i64()), (Some("2024-04-30T22:00:00.000Z"), Some(120)));
+    assert_eq!(
+        (day["from"].as_str(), day["utc_offset_minutes"].as_i64()),
+        (Some("2024-04-30T22:00:00.000Z"), Some(120))
+    );
     let entries = day["entries"].as_array().unwrap();
     assert_eq!((entries[0]["kind"].as_str(), entries[0]["utc_offset_minutes"].as_i64()), (Some("stay"), Some(120)));
     assert_eq!(local_clock(&entries[0]["start"], &entries[0]["utc_offset_minutes"]), "00:00", "{day}");

@@ -300,7 +300,11 @@ fn lubeck_day_without_offsets() -> Vec<Fix> {
                 m if (960..980).contains(&m) && minute >= 240 => lerp(LUBECK_WORK, LUBECK_HOME, along(960)),
                 _ => LUBECK_HOME,
             };
-            Fix::new(Timestamp(start.0 + minute * 60_000), Coord::from_degrees(lat, lon).unwrap(), SourceFormat::Unknown)
+            Fix::new(
+                Timestamp(start.0 + minute * 60_000),
+                Coord::from_degrees(lat, lon).unwrap(),
+                SourceFormat::Unknown,
+            )
         })
         .collect()
 }

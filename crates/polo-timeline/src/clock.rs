@@ -25,8 +25,8 @@
 
 use std::fmt;
 
-use polo_domain::{Coord, Timestamp};
 use polo_domain::time::{MS_PER_DAY, civil_from_days, days_from_civil, days_in_month};
+use polo_domain::{Coord, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::track::TrackPoint;

@@ -145,8 +145,11 @@ impl BundledZones {
 }
 
 fn to_jiff(time: Timestamp) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(time.0)
-        .unwrap_or(if time.0 < 0 { jiff::Timestamp::MIN } else { jiff::Timestamp::MAX })
+    jiff::Timestamp::from_millisecond(time.0).unwrap_or(if time.0 < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    })
 }
 
 fn minutes(offset: jiff::tz::Offset) -> i16 {
