@@ -180,7 +180,7 @@ mod tests {
     fn a_change_inside_a_stay_moves_the_day_boundary() {
         // Home from Saturday 22:00 to Monday 08:00 local, Berlin; DST begins on Sunday at 01:00 UTC.
         let home = stay(utc(30, 21), utc(31, 6) + DAY_MS, Some(60), vec![(utc(31, 1), 120)]);
-        let days = LocalDays(clock_of(&[home.clone()], &[]));
+        let days = LocalDays(clock_of(std::slice::from_ref(&home), &[]));
         let sunday = days.next_day_start(Timestamp(utc(30, 21)));
         assert_eq!(days.day_of(sunday), LocalDate::from_ymd(2024, 3, 31).unwrap());
         assert_eq!(days.next_day_start(sunday).0 - sunday.0, 23 * 3_600_000);
