@@ -13,14 +13,29 @@ use polo_domain::{Coord, Timestamp};
 use polo_timeline::ZoneLookup;
 use polo_tz::BundledZones;
 
-fn rss_kib() -> u64 {
+/// A `/proc/self/status` field in KiB (0 where there is none).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            let line = status.lines().find(|l| l.starts_with(field))?.to_owned();
             line.split_whitespace().nth(1)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+/// Resident KiB: in all, anonymous (heap) and file-backed (the binary's mapped data).
+fn rss_kib() -> (u64, u64, u64) {
+    (status_kib("VmRSS:"), status_kib("RssAnon:"), status_kib("RssFile:"))
+}
+
+fn show(label: &str, (all, anon, file): (u64, u64, u64), (all0, anon0, file0): (u64, u64, u64)) {
+    println!(
+        "{label:<16} {all:8} KiB  (+{} KiB: heap +{} KiB, mapped data +{} KiB)",
+        all.saturating_sub(all0),
+        anon.saturating_sub(anon0),
+        file.saturating_sub(file0)
+    );
 }
 
 fn main() -> Result<(), polo_tz::TzError> {
@@ -62,8 +77,7 @@ fn main() -> Result<(), polo_tz::TzError> {
     let per = |total: std::time::Duration, n: usize| total.as_secs_f64() * 1e9 / n as f64;
     println!("data version     {}", zones.data_version());
     println!("load             {:8.2} ms  BundledZones::builtin()", load.as_secs_f64() * 1e3);
-    println!("rss before       {before:8} KiB");
-    println!("rss loaded       {loaded:8} KiB  (+{} KiB)", loaded.saturating_sub(before));
+    show("rss loaded", loaded, before);
     println!(
         "zone_at          {:8.0} ns  per lookup, {} positions, {} zones met",
         per(lookup, grid.len()),
@@ -72,6 +86,6 @@ fn main() -> Result<(), polo_tz::TzError> {
     );
     println!("first offset     {:8.0} ns  per zone (parses its rules)", per(first_offsets, used.len()));
     println!("offset           {:8.0} ns  per lookup", per(offset_lookup, used.len() * 100));
-    println!("rss after        {after:8} KiB  (+{} KiB over before)", after.saturating_sub(before));
+    show("rss after", after, before);
     Ok(())
 }
