@@ -140,7 +140,11 @@ export interface DayTimeline {
 export interface Trip {
   device: string;
   start: string;
+  /** UTC offset at the start, minutes east: the local time of the place. */
+  utc_offset_minutes?: number;
   end: string;
+  /** UTC offset at the end, minutes east. */
+  end_utc_offset_minutes?: number;
   duration_s: number;
   distance_m: number;
   mean_speed_mps: number;
@@ -196,7 +200,9 @@ export interface Place {
   visits: number;
   hours: number;
   first_visit: string;
+  first_visit_utc_offset_minutes?: number;
   last_visit?: string;
+  last_visit_utc_offset_minutes?: number;
   home: boolean;
   work: boolean;
 }

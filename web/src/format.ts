@@ -92,12 +92,16 @@ export function longDate(date: string): string {
   });
 }
 
-/** A short local date-time for lists ("3 Jun 2024, 14:05"). */
-export function dateTime(iso: string | null | undefined): string {
+/** A short date-time for lists ("3 Jun 2024, 14:05"): at the UTC offset in
+ * minutes where the time was (the local time of the place), else in the
+ * browser's zone. */
+export function dateTime(iso: string | null | undefined, offsetMinutes?: number | null): string {
   if (!iso) return "–";
   const t = new Date(iso);
   if (Number.isNaN(t.getTime())) return iso;
-  return t.toLocaleString("en-GB", { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+  const style = { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" } as const;
+  if (offsetMinutes === undefined || offsetMinutes === null) return t.toLocaleString("en-GB", style);
+  return new Date(t.getTime() + offsetMinutes * 60_000).toLocaleString("en-GB", { ...style, timeZone: "UTC" });
 }
 
 /** "3 min ago", "2 h ago", "5 d ago" relative to `now`. */

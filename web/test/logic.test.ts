@@ -2,7 +2,7 @@
 // overview, cutting a day's track by its entries, speeds, formatting.
 import { describe, expect, it } from "vitest";
 import type { Entry, MapOverview } from "../src/api";
-import { addDays, clockTime, dateAt, formatBattery, formatDistance, formatDuration, isDate, timeRange } from "../src/format";
+import { addDays, clockTime, dateAt, dateTime, formatBattery, formatDistance, formatDuration, isDate, timeRange } from "../src/format";
 import { boundsOf, colourByEntries, decodeOverview, haversine, speedSeries } from "../src/track";
 import { heatColour } from "../src/map/heat";
 import { unwrapRing } from "../src/map/antimeridian";
@@ -104,6 +104,9 @@ describe("format", () => {
   it("shows times in the zone the points carried", () => {
     expect(clockTime("2024-05-01T22:30:00Z", 120)).toBe("00:30");
     expect(clockTime("2024-05-01T02:05:00Z", -300)).toBe("21:05");
+    // A trip's start at its own offset, whatever the browser's zone: 05:52 UTC in Lübeck is 07:52.
+    expect(dateTime("2024-05-01T05:52:00Z", 120)).toBe("1 May 2024, 07:52");
+    expect(dateTime("2024-04-30T23:30:00Z", 120)).toBe("1 May 2024, 01:30");
   });
 
   it("reads battery levels as fractions or percentages", () => {

@@ -152,3 +152,81 @@ fn places_modes_and_stats_come_from_the_stored_timeline_and_edits_survive_recomp
     let range = client.call("GET", "/api/v1/timeline/entries?from=2024-03-07T00:00:00Z&to=2024-03-04T00:00:00Z", None);
     assert_eq!(range.status, 400, "{}", range.body);
 }
+
+const LUBECK_HOME: (f64, f64) = (53.8655, 10.6866);
+const LUBECK_WORK: (f64, f64) = (53.8880, 10.7030);
+
+/// 1 May 2024 in Lübeck as Records.json gives it: UTC instants ("Z") and no
+/// offset. Home until 07:30 local (CEST, UTC+2), 20 minutes to work, there
+/// until 16:00, back, home until midnight; a point every two minutes.
+fn lubeck_day_in_utc() -> Value {
+    let mut points = Vec::new();
+    for local in (0..24 * 60).step_by(2) {
+        let along = |from: u32| f64::from(local - from) / 20.0;
+        let (lat, lon) = match local {
+            m if (450..470).contains(&m) => {
+                (LUBECK_HOME.0 + (LUBECK_WORK.0 - LUBECK_HOME.0) * along(450), LUBECK_HOME.1 + 0.0164 * along(450))
+            }
+            m if (470..960).contains(&m) => LUBECK_WORK,
+            m if (960..980).contains(&m) => {
+                (LUBECK_WORK.0 - (LUBECK_WORK.0 - LUBECK_HOME.0) * along(960), LUBECK_WORK.1 - 0.0164 * along(960))
+            }
+            _ => LUBECK_HOME,
+        };
+        let time = if local < 120 {
+            format!("2024-04-30T{:02}:{:02}:00Z", 22 + local / 60, local % 60)
+        } else {
+            format!("2024-05-01T{:02}:{:02}:00Z", (local - 120) / 60, local % 60)
+        };
+        points.push(json!({"time": time, "lat": lat, "lon": lon}));
+    }
+    Value::Array(points)
+}
+
+/// The local wall-clock time `HH:MM` of an RFC 3339 UTC time and an offset.
+fn local_clock(utc: &Value, offset_minutes: &Value) -> String {
+    let text = utc.as_str().unwrap();
+    let minutes: i64 = text[11..13].parse::<i64>().unwrap() * 60 + text[14..16].parse::<i64>().unwrap();
+    let local = (minutes + offset_minutes.as_i64().unwrap()).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", local / 60, local % 60)
+}
+
+#[test]
+fn points_without_offsets_are_shown_in_the_local_time_of_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "jane");
+    let server = serve(dir.path(), &[]);
+    let client = Client { addr: server.addr.clone(), auth: format!("Bearer {}", token(dir.path(), "jane", "phone")) };
+    client.ok("POST", "/api/v1/points", Some(&lubeck_day_in_utc()));
+    wait_for_timeline(&client.addr, &client.auth);
+
+    // The day starts at local midnight, with the night at home.
+    let day = client.ok("GET", "/api/v1/timeline/day?date=2024-05-01", None);
+    assert_eq!(
+        (day["from"].as_str(), day["utc_offset_minutes"].as_i64()),
+        (Some("2024-04-30T22:00:00.000Z"), Some(120))
+    );
+    let entries = day["entries"].as_array().unwrap();
+    assert_eq!((entries[0]["kind"].as_str(), entries[0]["utc_offset_minutes"].as_i64()), (Some("stay"), Some(120)));
+    assert_eq!(local_clock(&entries[0]["start"], &entries[0]["utc_offset_minutes"]), "00:00", "{day}");
+
+    // The trips list shows the morning commute at the same local time as the day view.
+    let trips = client.ok("GET", "/api/v1/timeline/trips?from=2024-04-30T00:00:00Z&to=2024-05-02T00:00:00Z", None);
+    let trip = &trips[0];
+    assert_eq!(trip["utc_offset_minutes"], 120, "{trip}");
+    let leg = entries.iter().find(|e| e["kind"] == "leg" && e["start"] == trip["start"]).unwrap();
+    let in_trips = local_clock(&trip["start"], &trip["utc_offset_minutes"]);
+    assert_eq!(in_trips, local_clock(&leg["start"], &leg["utc_offset_minutes"]));
+    assert!(in_trips.starts_with("07:3"), "leaves at {in_trips} local: {trip}");
+    assert_eq!(trip["end_utc_offset_minutes"], 120, "{trip}");
+
+    // Places carry the offsets of their first and last visits.
+    let places = client.ok("GET", "/api/v1/places", None);
+    for place in places.as_array().unwrap() {
+        assert_eq!(place["first_visit_utc_offset_minutes"], 120, "{place}");
+        assert_eq!(place["last_visit_utc_offset_minutes"], 120, "{place}");
+    }
+    let stats = client.ok("GET", "/api/v1/stats?from=2024-04-30&to=2024-05-01&period=day", None);
+    let days: Vec<&str> = stats["periods"].as_array().unwrap().iter().map(|p| p["from"].as_str().unwrap()).collect();
+    assert_eq!(days, ["2024-05-01"], "a local day, not two UTC days: {stats}");
+}

@@ -2,9 +2,10 @@
 //! stays and legs of a window change, and aggregated per day, month or
 //! year on request.
 //!
-//! Local days follow the UTC offsets the points stated (carried on each
-//! stay and leg), so a trip across time zones or a DST night splits where
-//! the user's own clock did. Intervals a source carried (Google visits and
+//! Local days follow the UTC offsets carried on each stay and leg: the ones
+//! the points stated, or for points that stated none the offset of the time
+//! zone at their position (see [`crate::window`]), so a trip across time
+//! zones or a DST night splits where the user's own clock did. Intervals a source carried (Google visits and
 //! activity segments, Overland trips) count where the device has no stay or
 //! leg of its own at that time.
 
@@ -63,12 +64,14 @@ pub fn effective_mode(leg: &LegRow, edits: &[(i64, ModeEdit)]) -> (TransportMode
     corrected.map_or((leg.mode, false), |(_, edit)| (edit.mode, true))
 }
 
-/// A local clock from the offsets stays and legs carry.
+/// A local clock from the offsets stays and legs carry: each one's offset
+/// from its start, and the changes within it.
 pub(crate) fn clock_of(stays: &[StayRow], legs: &[LegRow]) -> OffsetChanges {
-    let mut stated: Vec<(i64, i16)> = stays
-        .iter()
-        .filter_map(|s| s.offset.map(|o| (s.start, o)))
-        .chain(legs.iter().filter_map(|l| l.offset.map(|o| (l.start, o))))
+    let of_stays = stays.iter().filter_map(|s| s.offset.map(|o| (s.start, o, &s.offset_changes)));
+    let of_legs = legs.iter().filter_map(|l| l.offset.map(|o| (l.start, o, &l.offset_changes)));
+    let mut stated: Vec<(i64, i16)> = of_stays
+        .chain(of_legs)
+        .flat_map(|(start, offset, changes)| std::iter::once((start, offset)).chain(changes.iter().copied()))
         .collect();
     stated.sort_unstable();
     let initial = stated.first().map_or(0, |&(_, o)| o);
@@ -146,4 +149,45 @@ pub fn refresh(
     let delete = vec![DerivedRange { kind: DAY_STATS, scope, from: first_day.0, to: last_day.0 + 1 }];
     store.derived_write(user, &DerivedBatch { delete, put }, false)?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use polo_timeline::LocalDate;
+
+    use super::*;
+
+    fn utc(d: u32, h: u32) -> i64 {
+        Timestamp::from_civil(2024, 3, d, h, 0, 0, 0).unwrap().0
+    }
+
+    fn stay(start: i64, end: i64, offset: Option<i16>, offset_changes: Vec<(i64, i16)>) -> StayRow {
+        StayRow {
+            start,
+            end,
+            last_seen: end,
+            lat_e7: 538_655_000,
+            lon_e7: 106_866_000,
+            points: 2,
+            visit: true,
+            place: None,
+            offset,
+            offset_changes,
+        }
+    }
+
+    #[test]
+    fn a_change_inside_a_stay_moves_the_day_boundary() {
+        // Home from Saturday 22:00 to Monday 08:00 local, Berlin; DST begins on Sunday at 01:00 UTC.
+        let home = stay(utc(30, 21), utc(31, 6) + DAY_MS, Some(60), vec![(utc(31, 1), 120)]);
+        let days = LocalDays(clock_of(std::slice::from_ref(&home), &[]));
+        let sunday = days.next_day_start(Timestamp(utc(30, 21)));
+        assert_eq!(days.day_of(sunday), LocalDate::from_ymd(2024, 3, 31).unwrap());
+        assert_eq!(days.next_day_start(sunday).0 - sunday.0, 23 * 3_600_000);
+        // Without the change inside the stay, Sunday would have 24 hours.
+        let unaware = LocalDays(clock_of(&[StayRow { offset_changes: Vec::new(), ..home }], &[]));
+        assert_eq!(unaware.next_day_start(sunday).0 - sunday.0, DAY_MS);
+        // Rows without an offset do not count.
+        assert_eq!(clock_of(&[stay(0, 1, None, Vec::new())], &[]).initial(), 0);
+    }
 }

@@ -16,15 +16,19 @@
 //! One engine per store: it holds a lock so the background loop and a
 //! request that recomputes synchronously (a corrected transport mode) never
 //! interleave their writes.
+//!
+//! When the stored rows were computed by an older version of the algorithm
+//! ([`crate::kinds::ROWS_VERSION`]), the first catch-up recomputes every
+//! device of every user once, as a settings change would.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use polo_domain::{DeviceId, Seq, Timestamp, UserId};
 use polo_store::{ChangeKind, DerivedBatch, DerivedRange, DerivedScope, Store};
-use polo_timeline::{TimelineParams, TransportMode};
+use polo_timeline::{TimelineParams, TransportMode, ZoneLookup};
 
-use crate::kinds::{CURSOR, LEG, MAP_COUNTS, MODE_EDIT, STATE, STAY};
+use crate::kinds::{CURSOR, LEG, MAP_COUNTS, MODE_EDIT, ROWS_VERSION, ROWS_VERSION_CURSOR, STATE, STAY};
 use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
@@ -104,22 +108,33 @@ impl ComputedWith {
 pub struct Engine {
     store: Arc<dyn Store>,
     locator: Option<Arc<dyn Locator>>,
-    /// Holds `true` once this engine has looked for timelines computed by an
-    /// older polo (see [`Engine::catch_up`]).
-    lock: Mutex<bool>,
+    zones: Option<Arc<dyn ZoneLookup>>,
+    lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("locator", &self.locator.is_some()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("locator", &self.locator.is_some())
+            .field("zones", &self.zones.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// An engine over `store`; `locator` names places' countries and towns.
+    /// Without [`with_zones`](Self::with_zones), points that state no UTC
+    /// offset count as UTC.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, locator: Option<Arc<dyn Locator>>) -> Self {
-        Self { store, locator, lock: Mutex::new(false) }
+        Self { store, locator, zones: None, lock: Mutex::new(()) }
+    }
+
+    /// The same engine, giving points that state no UTC offset the one of
+    /// the time zone at their position (local days and times).
+    #[must_use]
+    pub fn with_zones(self, zones: Arc<dyn ZoneLookup>) -> Self {
+        Self { zones: Some(zones), ..self }
     }
 
     /// The store it maintains.
@@ -143,20 +158,34 @@ impl Engine {
     /// Store failures, damaged rows. The cursor stays where it was, so the
     /// next call retries.
     pub fn catch_up(&self) -> DerivedResult<CatchUp> {
-        let mut upgraded = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if !*upgraded {
-            self.recompute_older_timelines()?;
-            *upgraded = true;
-        }
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let store = &*self.store;
         let cursor = store.derived_cursor(CURSOR)?;
         let changes = store.changes_since(cursor, BATCH)?;
-        let Some(last) = changes.last().map(|c| c.seq) else {
-            return Ok(CatchUp { cursor, ..CatchUp::default() });
+        let outdated = store.derived_cursor(ROWS_VERSION_CURSOR)?.0 < ROWS_VERSION;
+        let last = match changes.last() {
+            Some(change) => change.seq,
+            None if outdated => cursor,
+            None => return Ok(CatchUp { cursor, ..CatchUp::default() }),
         };
         let mut spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
         // Map levels depend on the points only: not on intervals or settings.
         let mut map_spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
+        if outdated {
+            // Rows of an older polo: local days, flagged fixes and maps without
+            // them are all recomputed once, maps included.
+            for user in store.list_users()? {
+                for device in store.list_devices(user.id)? {
+                    tracing::info!(
+                        user = user.id.0,
+                        device = device.id.0,
+                        "recomputing a timeline an older polo computed"
+                    );
+                    spans.insert((user.id, device.id), Span::All);
+                    map_spans.insert((user.id, device.id), Span::All);
+                }
+            }
+        }
         let mut settings_may_have_changed: Vec<UserId> = Vec::new();
         for change in &changes {
             let span = match (change.first, change.last) {
@@ -211,6 +240,9 @@ impl Engine {
             report.windows += 1;
         }
         store.set_derived_cursor(CURSOR, last)?;
+        if outdated {
+            store.set_derived_cursor(ROWS_VERSION_CURSOR, Seq(ROWS_VERSION))?;
+        }
         Ok(report)
     }
 
@@ -222,28 +254,6 @@ impl Engine {
         // Rows of a polo from before flagged fixes lack the field.
         let flags_known = fields.contains_key("outliers");
         Ok(Some(ComputedWith { params: decode(row)?, flags_known }))
-    }
-
-    /// Once per engine (at start-up): recomputes every device whose stored
-    /// timeline an older polo computed, which left out no flagged fixes
-    /// (teleports): an upgrade cleans the history it already holds.
-    fn recompute_older_timelines(&self) -> DerivedResult<()> {
-        let store = &*self.store;
-        for user in store.list_users()? {
-            let mut params = None;
-            for device in store.list_devices(user.id)? {
-                if self.computed_with(user.id, device.id)?.is_none_or(|with| with.flags_known) {
-                    continue;
-                }
-                let params = match &params {
-                    Some(params) => params,
-                    None => params.insert(settings(store, user.id)?),
-                };
-                tracing::info!(user = user.id.0, device = device.id.0, "recomputing a timeline an older polo computed");
-                self.refresh_device(user.id, device.id, Span::All, Some(Span::All), params)?;
-            }
-        }
-        Ok(())
     }
 
     fn refresh_device(
@@ -273,7 +283,7 @@ impl Engine {
             Span::Between(first, last) => Some((first, last)),
             Span::All => None,
         };
-        let mut window: Window = recompute(store, user, device, changed, params)?;
+        let mut window: Window = recompute(store, user, device, changed, params, self.zones.as_deref())?;
         let mut book = PlaceBook::load(store, user)?;
         let places = book.assign(&mut window.stays, &params.places, self.locator.as_deref())?;
         let (from, to) = (window.from.unwrap_or(i64::MIN), window.to.unwrap_or(i64::MAX));

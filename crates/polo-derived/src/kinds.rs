@@ -78,3 +78,15 @@ pub fn map_track(level: u16) -> DerivedKind {
 
 /// The name of the change-log cursor of the timeline computation.
 pub const CURSOR: &str = "timeline";
+
+/// The name of the derived cursor that records which [`ROWS_VERSION`] the
+/// stored stays, legs and days were computed with (a version, not a change
+/// sequence number).
+pub const ROWS_VERSION_CURSOR: &str = "timeline-rows-version";
+
+/// The version of how stays, legs and days are computed from the points.
+/// The engine recomputes every device once when the stored rows are older:
+/// raise it when a change to the computation makes stored rows wrong.
+/// Version 1: local days and times from the time zone at each point's
+/// position where the point states no UTC offset (before: UTC).
+pub const ROWS_VERSION: u64 = 1;

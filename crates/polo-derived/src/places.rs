@@ -127,11 +127,19 @@ impl PlaceBook {
         let matched = match_places(&known, &clustering.clusters, &positions, params.epsilon_m)?;
         let mut changed: HashMap<i64, PlaceRow> = HashMap::new();
         for (cluster, found) in clustering.clusters.iter().zip(matched) {
-            let first_visit = cluster.members.iter().map(|&m| stays[visits[m]].start).min().unwrap_or(i64::MAX);
+            let first = cluster.members.iter().map(|&m| &stays[visits[m]]).min_by_key(|stay| stay.start);
+            let (first_visit, first_visit_offset) = first.map_or((i64::MAX, None), |stay| (stay.start, stay.offset));
             let id = match found {
                 Some(id) => {
-                    if let Some(place) = self.places.get_mut(&id).filter(|p| first_visit < p.first_visit) {
+                    // Earlier, or the same visit with another offset (rows
+                    // computed before local time came from the zones).
+                    let moved = |p: &&mut PlaceRow| {
+                        first_visit < p.first_visit
+                            || (first_visit == p.first_visit && first_visit_offset != p.first_visit_offset)
+                    };
+                    if let Some(place) = self.places.get_mut(&id).filter(moved) {
                         place.first_visit = first_visit;
+                        place.first_visit_offset = first_visit_offset;
                         changed.insert(id, place.clone());
                     }
                     id
@@ -142,6 +150,7 @@ impl PlaceBook {
                         lat_e7: cluster.centroid.lat_e7,
                         lon_e7: cluster.centroid.lon_e7,
                         first_visit,
+                        first_visit_offset,
                         locality: locator.map(|l| l.locate(cluster.centroid)).unwrap_or_default(),
                     };
                     self.places.insert(id, place.clone());
@@ -237,7 +246,7 @@ mod tests {
     use super::*;
 
     fn place(lat_e7: i32, first_visit: i64) -> PlaceRow {
-        PlaceRow { lat_e7, lon_e7: 85_000_000, first_visit, locality: Locality::default() }
+        PlaceRow { lat_e7, lon_e7: 85_000_000, first_visit, first_visit_offset: None, locality: Locality::default() }
     }
 
     fn answer(place: &PlaceRow, address: Option<&str>, provider: &str) -> PlaceAddress {

@@ -50,9 +50,15 @@ pub struct StayRow {
     /// The place of a visit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<i64>,
-    /// UTC offset at its start, minutes east, as the points stated it.
+    /// UTC offset at its start, minutes east: as its first point stated it,
+    /// or, for a point that states none, the offset of the time zone at its
+    /// position then. `None` only where neither is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<i16>,
+    /// Where the offset changes after its start and before its end (a DST
+    /// night at home): instant (ms) and the new offset, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offset_changes: Vec<(i64, i16)>,
 }
 
 impl StayRow {
@@ -69,6 +75,7 @@ impl StayRow {
             visit,
             place: None,
             offset,
+            offset_changes: Vec::new(),
         }
     }
 
@@ -122,9 +129,13 @@ pub struct LegRow {
     pub mode: TransportMode,
     /// Recorded, or inferred across a gap.
     pub source: LegSource,
-    /// UTC offset at its start, minutes east.
+    /// UTC offset at its start, minutes east (see [`StayRow::offset`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<i16>,
+    /// Where the offset changes after its start and before its end (a
+    /// flight across zones): instant (ms) and the new offset, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offset_changes: Vec<(i64, i16)>,
 }
 
 impl LegRow {
@@ -176,6 +187,9 @@ pub struct PlaceRow {
     pub lon_e7: i32,
     /// Start of its first visit, ms.
     pub first_visit: i64,
+    /// The UTC offset at the start of its first visit (see [`StayRow::offset`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_visit_offset: Option<i16>,
     /// Country, region and town.
     #[serde(default)]
     pub locality: Locality,
@@ -291,6 +305,7 @@ mod tests {
             visit: true,
             place: Some(7),
             offset: Some(60),
+            offset_changes: vec![(3, 120)],
         };
         let stored = encode(crate::kinds::STAY, DerivedScope::User, 1, &row);
         assert_eq!(decode::<StayRow>(&stored).unwrap(), row);

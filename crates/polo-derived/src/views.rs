@@ -153,6 +153,7 @@ fn add_imported(
                         visit: true,
                         place: None,
                         offset,
+                        offset_changes: Vec::new(),
                     },
                     place: None,
                     place_name: interval.name.clone(),
@@ -184,6 +185,7 @@ fn add_imported(
                         mode,
                         source: polo_timeline::LegSource::Tracked,
                         offset,
+                        offset_changes: Vec::new(),
                     },
                     mode,
                     corrected: false,
@@ -318,7 +320,9 @@ pub fn stats(
     let mut first_visit_day: HashMap<i64, i64> = HashMap::new();
     for (&id, place) in &book.places {
         let root = book.resolve(id);
-        let day = place.first_visit.div_euclid(DAY_MS);
+        // The local day of the first visit.
+        let offset_ms = i64::from(place.first_visit_offset.unwrap_or(0)) * 60_000;
+        let day = place.first_visit.saturating_add(offset_ms).div_euclid(DAY_MS);
         first_visit_day.entry(root).and_modify(|d| *d = (*d).min(day)).or_insert(day);
     }
     let mut out: Vec<PeriodStats> = Vec::new();
@@ -412,8 +416,12 @@ pub struct PlaceView {
     pub dwell_ms: i64,
     /// Start of the first visit, ms.
     pub first_visit: i64,
+    /// The UTC offset at the start of the first visit, minutes east.
+    pub first_visit_offset: Option<i16>,
     /// Start of the last visit, ms.
     pub last_visit: Option<i64>,
+    /// The UTC offset at the start of the last visit, minutes east.
+    pub last_visit_offset: Option<i16>,
     /// Detected as home.
     pub home: bool,
     /// Detected as work.
@@ -447,7 +455,9 @@ pub fn places(store: &dyn Store, user: UserId) -> DerivedResult<Vec<PlaceView>> 
                 visits: 0,
                 dwell_ms: 0,
                 first_visit: place.first_visit,
+                first_visit_offset: place.first_visit_offset,
                 last_visit: None,
+                last_visit_offset: None,
                 home: false,
                 work: false,
             },
@@ -459,7 +469,10 @@ pub fn places(store: &dyn Store, user: UserId) -> DerivedResult<Vec<PlaceView>> 
             && let Some(view) = views.get_mut(&root)
         {
             view.merged.push(id);
-            view.first_visit = view.first_visit.min(place.first_visit);
+            if place.first_visit < view.first_visit {
+                view.first_visit = place.first_visit;
+                view.first_visit_offset = place.first_visit_offset;
+            }
         }
     }
     let mut all_stays: Vec<StayRow> = Vec::new();
@@ -473,7 +486,10 @@ pub fn places(store: &dyn Store, user: UserId) -> DerivedResult<Vec<PlaceView>> 
             if let Some(view) = views.get_mut(&place) {
                 view.visits += 1;
                 view.dwell_ms += stay.end - stay.start;
-                view.last_visit = Some(view.last_visit.map_or(stay.start, |l| l.max(stay.start)));
+                if view.last_visit.is_none_or(|last| stay.start > last) {
+                    view.last_visit = Some(stay.start);
+                    view.last_visit_offset = stay.offset;
+                }
                 all_stays.push(stay);
                 labels.push(ids.binary_search(&place).ok());
             }

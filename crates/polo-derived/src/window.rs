@@ -19,7 +19,7 @@ use std::ops::ControlFlow;
 
 use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedScope, PointQuery, Store};
-use polo_timeline::{Leg, Stay, TimelineParams, TrackPoint};
+use polo_timeline::{Leg, LocalClock, OffsetChanges, Stay, TimelineParams, TrackPoint, ZoneLookup};
 
 use crate::DerivedResult;
 use crate::kinds::STAY;
@@ -107,18 +107,36 @@ fn stored_restart_at(store: &dyn Store, user: UserId, device: DeviceId, at: Time
     }
 }
 
-fn offset_at(points: &[TrackPoint], index: usize) -> Option<i16> {
-    points
-        .get(index)
-        .and_then(|p| p.utc_offset_minutes)
-        .or_else(|| points[..index.min(points.len())].iter().rev().find_map(|p| p.utc_offset_minutes))
+/// The local clock of a chunk of points: their stated offsets, and where a
+/// point states none, the zone at its position (when the engine has a zone
+/// lookup). `None` when nothing is known (no offsets, no lookup): rows then
+/// carry no offset and count as UTC.
+fn chunk_clock(points: &[TrackPoint], zones: Option<&dyn ZoneLookup>) -> Option<OffsetChanges> {
+    match zones {
+        Some(zones) => Some(OffsetChanges::from_track(points, zones)),
+        None if points.iter().any(|p| p.utc_offset_minutes.is_some()) => Some(OffsetChanges::from_points(points, 0)),
+        None => None,
+    }
 }
 
-fn stay_row(points: &[TrackPoint], stay: &Stay, params: &TimelineParams) -> StayRow {
-    StayRow::new(stay, stay.is_visit(&params.stays), offset_at(points, stay.points.start))
+/// The offset at `start` and the changes after it and before `end`.
+fn offsets(clock: Option<&OffsetChanges>, start: Timestamp, end: Timestamp) -> (Option<i16>, Vec<(i64, i16)>) {
+    match clock {
+        Some(clock) => (
+            Some(clock.offset_minutes_at(start)),
+            clock.changes_between(start, end).iter().map(|&(at, offset)| (at.0, offset)).collect(),
+        ),
+        None => (None, Vec::new()),
+    }
 }
 
-fn leg_row(points: &[TrackPoint], leg: &Leg) -> LegRow {
+fn stay_row(clock: Option<&OffsetChanges>, stay: &Stay, params: &TimelineParams) -> StayRow {
+    let (offset, offset_changes) = offsets(clock, stay.start, stay.end);
+    StayRow { offset_changes, ..StayRow::new(stay, stay.is_visit(&params.stays), offset) }
+}
+
+fn leg_row(clock: Option<&OffsetChanges>, leg: &Leg) -> LegRow {
+    let (offset, offset_changes) = offsets(clock, leg.start, leg.end);
     LegRow {
         start: leg.start.0,
         end: leg.end.0,
@@ -130,12 +148,15 @@ fn leg_row(points: &[TrackPoint], leg: &Leg) -> LegRow {
         max_mps: leg.speed.max_m_s,
         mode: leg.mode,
         source: leg.source,
-        offset: offset_at(points, leg.points.start),
+        offset,
+        offset_changes,
     }
 }
 
 /// Recomputes the stays and legs of `device` affected by a change of its
-/// points in `[changed.0, changed.1]` (`None`: the whole history).
+/// points in `[changed.0, changed.1]` (`None`: the whole history). Points
+/// that state no UTC offset take the one of the zone at their position from
+/// `zones`, when given.
 ///
 /// # Errors
 /// Store failures, damaged rows, invalid parameters.
@@ -145,6 +166,7 @@ pub fn recompute(
     device: DeviceId,
     changed: Option<(Timestamp, Timestamp)>,
     params: &TimelineParams,
+    zones: Option<&dyn ZoneLookup>,
 ) -> DerivedResult<Window> {
     let restart = match changed {
         Some((from, _)) => restart_before(store, user, device, from)?,
@@ -167,9 +189,11 @@ pub fn recompute(
         let points = load(store, device, &query)?;
         window.points_read += points.len() as u64;
         let timeline = polo_timeline::detect(&points, params)?;
+        let clock = chunk_clock(&points, zones);
+        let clock = clock.as_ref();
         if to > last {
-            window.stays.extend(timeline.stays.iter().map(|s| stay_row(&points, s, params)));
-            window.legs.extend(timeline.legs.iter().map(|l| leg_row(&points, l)));
+            window.stays.extend(timeline.stays.iter().map(|s| stay_row(clock, s, params)));
+            window.legs.extend(timeline.legs.iter().map(|l| leg_row(clock, l)));
             return Ok(window);
         }
         let resume = timeline.resume_point(to);
@@ -179,8 +203,8 @@ pub fn recompute(
             span = span.saturating_mul(2);
             continue;
         };
-        window.stays.extend(timeline.stays[..resume.kept_stays].iter().map(|s| stay_row(&points, s, params)));
-        window.legs.extend(timeline.legs.iter().filter(|l| l.start < next).map(|l| leg_row(&points, l)));
+        window.stays.extend(timeline.stays[..resume.kept_stays].iter().map(|s| stay_row(clock, s, params)));
+        window.legs.extend(timeline.legs.iter().filter(|l| l.start < next).map(|l| leg_row(clock, l)));
         cursor = next;
         span = CHUNK_MS;
         let past_change = changed.is_some_and(|(_, changed_to)| next > changed_to);

@@ -454,3 +454,96 @@ fn timelines_an_older_polo_computed_are_recomputed_with_flags_at_start_up() {
     );
     assert_eq!((stored(&f), map_rows(&f)), clean);
 }
+
+/// Lübeck's old town and a place 2.5 km north-east of it.
+const LUBECK_HOME: (f64, f64) = (53.8655, 10.6866);
+const LUBECK_WORK: (f64, f64) = (53.8880, 10.7030);
+
+/// A Lübeck day as Records.json gives it: UTC instants without offsets.
+/// Home until 07:30 local (CEST, +2), 20 minutes to work, there until
+/// 16:00, back, home until midnight; a point a minute, from 20:00 local the
+/// evening before to 00:00 local the night after.
+fn lubeck_day_without_offsets() -> Vec<Fix> {
+    let start = Timestamp::from_civil(2024, 4, 30, 18, 0, 0, 0).unwrap();
+    (0..=28 * 60)
+        .map(|minute: i64| {
+            let local = (minute + 20 * 60) % (24 * 60); // minutes after local midnight
+            let along = |from: i64| (local - from) as f64 / 20.0;
+            let (lat, lon) = match local {
+                m if (450..470).contains(&m) && minute >= 240 => lerp(LUBECK_HOME, LUBECK_WORK, along(450)),
+                m if (470..960).contains(&m) && minute >= 240 => LUBECK_WORK,
+                m if (960..980).contains(&m) && minute >= 240 => lerp(LUBECK_WORK, LUBECK_HOME, along(960)),
+                _ => LUBECK_HOME,
+            };
+            Fix::new(
+                Timestamp(start.0 + minute * 60_000),
+                Coord::from_degrees(lat, lon).unwrap(),
+                SourceFormat::Unknown,
+            )
+        })
+        .collect()
+}
+
+fn lerp(a: (f64, f64), b: (f64, f64), t: f64) -> (f64, f64) {
+    (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
+}
+
+#[test]
+fn a_lubeck_day_without_offsets_starts_at_local_midnight() {
+    let f = fixture();
+    let zones = Arc::new(polo_tz::BundledZones::builtin().unwrap());
+    let engine = Engine::new(f.store.clone(), Some(Arc::new(Hemispheres))).with_zones(zones);
+    assert!(lubeck_day_without_offsets().iter().all(|fix| fix.utc_offset_minutes.is_none()));
+    f.store.insert_points(f.user, f.device, &lubeck_day_without_offsets()).unwrap();
+    catch_up(&engine);
+
+    let may_day = LocalDate::from_ymd(2024, 5, 1).unwrap();
+    let day = views::day(&*f.store, f.user, may_day, None).unwrap();
+    // Local midnight in Lübeck is 22:00 UTC the evening before.
+    assert_eq!(day.from, Timestamp::from_civil(2024, 4, 30, 22, 0, 0, 0).unwrap());
+    assert_eq!(day.to, Timestamp::from_civil(2024, 5, 1, 22, 0, 0, 0).unwrap());
+    assert_eq!(day.offset_minutes, 120);
+    // The day opens with the night at home: from 00:00 local, not from 22:00.
+    let first = &day.entries.stays[0];
+    assert!(first.row.start <= day.from.0 && first.row.end > day.from.0 + 7 * 3_600_000, "{first:?}");
+    assert_eq!(first.row.offset, Some(120));
+    // The commute leaves at 07:30 local, 05:30 UTC; every entry carries the offset.
+    let morning = day.entries.legs.iter().find(|l| l.row.distance_m > 1_000.0).unwrap();
+    let leaves = morning.row.start + i64::from(morning.row.offset.unwrap()) * 60_000;
+    let minute_of_day = leaves.rem_euclid(86_400_000) / 60_000;
+    assert!((450..455).contains(&minute_of_day), "leaves at {minute_of_day} min: {morning:?}");
+    assert!(day.entries.legs.iter().all(|l| l.row.offset == Some(120)));
+
+    // The statistics count the local day: 1 May has 24 hours tracked (rounded),
+    // and the evening before (from 20:00 local) its last four (in UTC days: 22 and 6).
+    let (stats, _) = views::stats(&*f.store, f.user, LocalDate(may_day.0 - 1), may_day, Period::Day).unwrap();
+    let tracked: Vec<(LocalDate, i64)> = stats
+        .iter()
+        .map(|p| {
+            let moving: i64 = TransportMode::ALL.iter().map(|&m| *p.moving_ms_by_mode.get(m)).sum();
+            (p.first_day, (p.stationary_ms + moving + 1_800_000) / 3_600_000)
+        })
+        .collect();
+    assert_eq!(tracked, [(LocalDate(may_day.0 - 1), 4), (may_day, 24)]);
+}
+
+#[test]
+fn rows_of_an_older_algorithm_are_recomputed_once_after_an_upgrade() {
+    let f = fixture();
+    f.store.insert_points(f.user, f.device, &lubeck_day_without_offsets()).unwrap();
+    // The rows an engine without zones (an older polo) stored: UTC days.
+    catch_up(&f.engine);
+    let may_day = LocalDate::from_ymd(2024, 5, 1).unwrap();
+    assert_eq!(views::day(&*f.store, f.user, may_day, None).unwrap().offset_minutes, 0);
+    f.store.set_derived_cursor(polo_derived::kinds::ROWS_VERSION_CURSOR, polo_domain::Seq(0)).unwrap();
+
+    // The upgraded engine has no new change to follow, and still recomputes.
+    let zones = Arc::new(polo_tz::BundledZones::builtin().unwrap());
+    let engine = Engine::new(f.store.clone(), Some(Arc::new(Hemispheres))).with_zones(zones);
+    let step = engine.catch_up().unwrap();
+    assert_eq!((step.changes, step.windows), (0, 1), "{step:?}");
+    let day = views::day(&*f.store, f.user, may_day, None).unwrap();
+    assert_eq!((day.offset_minutes, day.from), (120, Timestamp::from_civil(2024, 4, 30, 22, 0, 0, 0).unwrap()));
+    // Once: the next step has nothing to do.
+    assert_eq!(engine.catch_up().unwrap().windows, 0);
+}

@@ -92,7 +92,8 @@ impl AppState {
         metrics.set_replications(replications.clone());
         let imports = import_job::ImportJobs::temporary()?;
         let locator: Arc<dyn polo_derived::Locator> = Arc::new(locality::OfflineLocator::default());
-        let engine = Arc::new(polo_derived::Engine::new(store.clone(), Some(locator)));
+        let zones: Arc<dyn polo_timeline::ZoneLookup> = Arc::new(locality::OfflineZones::default());
+        let engine = Arc::new(polo_derived::Engine::new(store.clone(), Some(locator)).with_zones(zones));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine)?);
         Ok(Self {
             store,

@@ -2,11 +2,21 @@
 //!
 //! polo stores instants in UTC; a "day" in the timeline is the user's local
 //! day, which is 23 or 25 hours long at a DST change and 30 hours long on a
-//! flight from Berlin to New York. No time-zone database is involved: the
-//! caller supplies UTC offsets (points carry the one their source gave, see
-//! [`polo_domain::Fix::utc_offset_minutes`]) through a [`LocalClock`].
-//! [`OffsetChanges`] builds one from a track, carrying each offset forward
-//! until the next point that states another.
+//! flight from Berlin to New York. The caller supplies UTC offsets through a
+//! [`LocalClock`]: points carry the one their source gave (see
+//! [`polo_domain::Fix::utc_offset_minutes`]), and many sources (Google's
+//! Records.json, most GPX files) give none. For those, a [`ZoneLookup`]
+//! says which time zone a position lies in and what that zone's offset is
+//! at an instant. This crate holds no time-zone data itself: the lookup is
+//! passed in by the layer that owns the data (`polo-tz`), so the algorithms
+//! stay pure and tests can use a two-zone toy world.
+//!
+//! [`OffsetChanges::from_track`] builds the clock of a track: the stated
+//! offset where a point has one, the zone at the point's position otherwise,
+//! with the zone's own changes (DST) at their exact instants between two
+//! points. [`OffsetChanges::from_points`] is the same without a lookup,
+//! carrying each stated offset forward until the next point that states
+//! another.
 //!
 //! [`DayBoundaries`] is what day-based statistics need: the local date of an
 //! instant and the next instant at which the date changes. [`LocalDays`]
@@ -15,8 +25,8 @@
 
 use std::fmt;
 
-use polo_domain::Timestamp;
 use polo_domain::time::{MS_PER_DAY, civil_from_days, days_from_civil, days_in_month};
+use polo_domain::{Coord, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::track::TrackPoint;
@@ -40,6 +50,58 @@ impl<F: Fn(Timestamp) -> i16> LocalClock for F {
         self(time)
     }
 }
+
+/// A time zone as a [`ZoneLookup`] numbers it (an index into its own table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ZoneId(pub u16);
+
+/// Which time zone a position lies in, and the offsets of each zone over
+/// time: what a point that states no UTC offset of its own goes by.
+pub trait ZoneLookup: Send + Sync {
+    /// The zone at `coord`. Every position has one: open sea gets a
+    /// nautical zone (`Etc/GMT±N`) or the nearest land's.
+    fn zone_at(&self, coord: Coord) -> ZoneId;
+
+    /// Minutes east of UTC in `zone` at `time` (DST included).
+    fn zone_offset_minutes(&self, zone: ZoneId, time: Timestamp) -> i16;
+
+    /// The first instant after `time` at which `zone`'s offset changes.
+    fn zone_next_change(&self, zone: ZoneId, time: Timestamp) -> Option<Timestamp>;
+
+    /// The zone's IANA name, e.g. `Europe/Berlin`.
+    fn zone_name(&self, zone: ZoneId) -> &str;
+}
+
+/// The clock of one zone of a [`ZoneLookup`]: what a clock on the wall there shows.
+#[derive(Clone, Copy)]
+pub struct ZoneClock<'a> {
+    /// Where the zones come from.
+    pub zones: &'a dyn ZoneLookup,
+    /// The zone.
+    pub zone: ZoneId,
+}
+
+impl fmt::Debug for ZoneClock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ZoneClock").field(&self.zones.zone_name(self.zone)).finish()
+    }
+}
+
+impl LocalClock for ZoneClock<'_> {
+    fn offset_minutes_at(&self, time: Timestamp) -> i16 {
+        self.zones.zone_offset_minutes(self.zone, time)
+    }
+
+    fn next_change_after(&self, time: Timestamp) -> Option<Timestamp> {
+        self.zones.zone_next_change(self.zone, time)
+    }
+}
+
+/// Positions closer than this (1e-7 degree units: 0.001°, about 110 m) are
+/// taken to be in the same zone as the last one looked up, so a stay of a
+/// thousand points costs one zone lookup. The bundled boundaries are
+/// simplified to about the same distance.
+const ZONE_CELL_E7: i32 = 10_000;
 
 /// One offset for all time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +147,79 @@ impl OffsetChanges {
             }
         }
         Self { initial, changes }
+    }
+
+    /// The clock of a time-sorted track: each point's stated offset where it
+    /// has one, else the offset of the zone at its position at its instant
+    /// (`zones`). Between two points in the same zone that state nothing, the
+    /// zone's own changes (a DST night) fall at their exact instants; between
+    /// points that disagree otherwise, the offset changes at the later point.
+    /// Before the first point its offset applies, after the last the last
+    /// one. An empty track gets UTC.
+    #[must_use]
+    pub fn from_track(points: &[TrackPoint], zones: &dyn ZoneLookup) -> Self {
+        let mut clock = Self { initial: 0, changes: Vec::new() };
+        let mut current: Option<i16> = None;
+        let mut push = |clock: &mut Self, time: Timestamp, offset: i16| match current {
+            None => {
+                clock.initial = offset;
+                current = Some(offset);
+            }
+            Some(now) if now != offset => {
+                // Two points of the same instant may disagree: the later in the slice wins.
+                if clock.changes.last().is_some_and(|&(at, _)| at == time) {
+                    clock.changes.pop();
+                }
+                if clock.changes.last().map_or(clock.initial, |&(_, o)| o) != offset {
+                    clock.changes.push((time, offset));
+                }
+                current = Some(offset);
+            }
+            Some(_) => {}
+        };
+        let mut cached: Option<(Coord, ZoneId)> = None;
+        for (index, point) in points.iter().enumerate() {
+            if let Some(offset) = point.utc_offset_minutes {
+                push(&mut clock, point.time, offset);
+                continue;
+            }
+            let zone = match cached {
+                Some((at, zone))
+                    if (at.lat_e7 - point.coord.lat_e7).abs() < ZONE_CELL_E7
+                        && (at.lon_e7 - point.coord.lon_e7).abs() < ZONE_CELL_E7 =>
+                {
+                    zone
+                }
+                _ => {
+                    let zone = zones.zone_at(point.coord);
+                    cached = Some((point.coord, zone));
+                    zone
+                }
+            };
+            push(&mut clock, point.time, zones.zone_offset_minutes(zone, point.time));
+            // The zone's own changes up to the next point.
+            let Some(next) = points.get(index + 1).map(|p| p.time) else { continue };
+            let mut cursor = point.time;
+            while let Some(change) = zones.zone_next_change(zone, cursor).filter(|&at| at < next && at > cursor) {
+                push(&mut clock, change, zones.zone_offset_minutes(zone, change));
+                cursor = change;
+            }
+        }
+        clock
+    }
+
+    /// The offset in force at the start of the clock (before any change).
+    #[must_use]
+    pub fn initial(&self) -> i16 {
+        self.initial
+    }
+
+    /// The changes after `from` up to and excluding `to`, in time order.
+    #[must_use]
+    pub fn changes_between(&self, from: Timestamp, to: Timestamp) -> &[(Timestamp, i16)] {
+        let start = self.changes.partition_point(|&(at, _)| at <= from);
+        let end = self.changes.partition_point(|&(at, _)| at < to).max(start);
+        &self.changes[start..end]
     }
 }
 
@@ -294,6 +429,90 @@ mod tests {
         assert_eq!(clock.offset_minutes_at(Timestamp(3 * HOUR)), 120);
         assert_eq!(clock.next_change_after(Timestamp(0)), Some(Timestamp(3 * HOUR)));
         assert_eq!(OffsetChanges::from_points(&[point(0, None)], -480).offset_minutes_at(Timestamp(0)), -480);
+    }
+
+    /// A toy world: west of 0° is a fixed UTC-1, east of it follows the
+    /// 2024 Berlin rules around the spring change (+60, +120 from 31 March
+    /// 01:00 UTC).
+    struct ToyZones;
+
+    impl ZoneLookup for ToyZones {
+        fn zone_at(&self, coord: Coord) -> ZoneId {
+            ZoneId(u16::from(coord.lon_e7 >= 0))
+        }
+
+        fn zone_offset_minutes(&self, zone: ZoneId, time: Timestamp) -> i16 {
+            match zone {
+                ZoneId(0) => -60,
+                _ => berlin_spring().offset_minutes_at(time),
+            }
+        }
+
+        fn zone_next_change(&self, zone: ZoneId, time: Timestamp) -> Option<Timestamp> {
+            match zone {
+                ZoneId(0) => None,
+                _ => berlin_spring().next_change_after(time),
+            }
+        }
+
+        fn zone_name(&self, zone: ZoneId) -> &str {
+            if zone == ZoneId(0) { "Toy/West" } else { "Toy/Berlin" }
+        }
+    }
+
+    fn at(time: Timestamp, lon: f64, offset: Option<i16>) -> TrackPoint {
+        TrackPoint { utc_offset_minutes: offset, ..TrackPoint::new(time, Coord::from_degrees(53.87, lon).unwrap()) }
+    }
+
+    #[test]
+    fn a_track_without_offsets_takes_the_zone_of_each_position() {
+        let east = utc(2024, 3, 30, 12, 0);
+        let west = utc(2024, 3, 30, 14, 0);
+        let clock = OffsetChanges::from_track(&[at(east, 10.7, None), at(west, -5.0, None)], &ToyZones);
+        assert_eq!(clock.offset_minutes_at(east), 60);
+        assert_eq!(clock.offset_minutes_at(west), -60);
+        assert_eq!(clock.next_change_after(east), Some(west));
+    }
+
+    #[test]
+    fn stated_offsets_win_over_the_zone() {
+        let t = utc(2024, 3, 30, 12, 0);
+        let clock =
+            OffsetChanges::from_track(&[at(t, 10.7, Some(330)), at(Timestamp(t.0 + HOUR), 10.7, None)], &ToyZones);
+        assert_eq!(clock.offset_minutes_at(t), 330);
+        assert_eq!(clock.offset_minutes_at(Timestamp(t.0 + HOUR)), 60);
+    }
+
+    #[test]
+    fn a_dst_change_between_two_sparse_points_falls_at_its_exact_instant() {
+        // Asleep from Saturday 22:00 to Sunday 08:00 local, one point at each end.
+        let evening = utc(2024, 3, 30, 21, 0);
+        let morning = utc(2024, 3, 31, 6, 0);
+        let clock = OffsetChanges::from_track(&[at(evening, 10.7, None), at(morning, 10.7, None)], &ToyZones);
+        let change = utc(2024, 3, 31, 1, 0);
+        assert_eq!(clock.changes_between(evening, morning), &[(change, 120)]);
+        assert_eq!(clock.offset_minutes_at(Timestamp(change.0 - 1)), 60);
+        assert_eq!(clock.offset_minutes_at(change), 120);
+        // The Sunday has 23 hours on this clock.
+        let days = LocalDays(clock);
+        let sunday = days.next_day_start(evening);
+        assert_eq!(days.next_day_start(sunday).0 - sunday.0, 23 * HOUR);
+        // Nothing after the last point: the zone's next change is not guessed at.
+        assert_eq!(days.0.changes_between(morning, Timestamp(morning.0 + 400 * 24 * HOUR)), &[]);
+    }
+
+    #[test]
+    fn an_empty_track_is_utc() {
+        let clock = OffsetChanges::from_track(&[], &ToyZones);
+        assert_eq!((clock.initial(), clock.next_change_after(Timestamp(0))), (0, None));
+    }
+
+    #[test]
+    fn a_zone_clock_follows_its_zone() {
+        let clock = ZoneClock { zones: &ToyZones, zone: ZoneId(1) };
+        assert_eq!(clock.offset_minutes_at(utc(2024, 3, 31, 0, 59)), 60);
+        assert_eq!(clock.next_change_after(utc(2024, 3, 31, 0, 59)), Some(utc(2024, 3, 31, 1, 0)));
+        assert_eq!(format!("{clock:?}"), "ZoneClock(\"Toy/Berlin\")");
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! * [`place`] — DBSCAN clustering of stays into places on an R-tree, and
 //!   matching new clusters to known places so user edits survive recomputation.
 //! * [`home_work`] — home from night-time dwell, work from weekday daytime dwell.
-//! * [`clock`] — local time from caller-supplied UTC offsets (DST, travel).
+//! * [`clock`] — local time from stated UTC offsets or a caller-supplied
+//!   time-zone lookup (DST, travel).
 //! * [`daily`] — per local day distance, moving time per mode, stationary time.
 //!
 //! Maps — levels of detail:
@@ -55,7 +56,9 @@ pub mod timeline;
 pub mod track;
 pub mod trip;
 
-pub use clock::{DayBoundaries, FixedOffset, LocalClock, LocalDate, LocalDays, OffsetChanges};
+pub use clock::{
+    DayBoundaries, FixedOffset, LocalClock, LocalDate, LocalDays, OffsetChanges, ZoneClock, ZoneId, ZoneLookup,
+};
 pub use daily::{ByMode, DayStats, daily_stats};
 pub use error::TimelineError;
 pub use home_work::{HomeWork, HomeWorkParams, PlaceDwell, detect_home_work};

@@ -153,8 +153,8 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
       <p class="muted">
         {formatCount(place.visits)} visits · {Math.round(place.hours).toLocaleString("en")} h · {[place.town, place.region, place.country].filter(Boolean).join(", ")}
         <br />
-        First {dateTime(place.first_visit)}
-        {place.last_visit && ` · last ${dateTime(place.last_visit)}`}
+        First {dateTime(place.first_visit, place.first_visit_utc_offset_minutes)}
+        {place.last_visit && ` · last ${dateTime(place.last_visit, place.last_visit_utc_offset_minutes)}`}
         {place.merged.length > 0 && ` · merged from ${place.merged.length}`}
       </p>
       {mode === "view" && (

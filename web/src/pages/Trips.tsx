@@ -25,7 +25,7 @@ function tripTitle(trip: Trip, names: Map<number, string>): string {
   const from = trip.origin_place !== undefined ? names.get(trip.origin_place) : undefined;
   const to = trip.destination_place !== undefined ? names.get(trip.destination_place) : undefined;
   if (from || to) return `${from ?? "?"} → ${to ?? "?"}`;
-  return `${MODE_LABELS[trip.main_mode]}, ${dateTime(trip.start)}`;
+  return `${MODE_LABELS[trip.main_mode]}, ${dateTime(trip.start, trip.utc_offset_minutes)}`;
 }
 
 export function tripHref(trip: Trip): string {
@@ -129,7 +129,7 @@ function TripList({ from, to }: { from: string; to: string }) {
             {visible.rows.map((trip) => (
               <tr>
                 <td>
-                  <a href={tripHref(trip)}>{dateTime(trip.start)}</a>
+                  <a href={tripHref(trip)}>{dateTime(trip.start, trip.utc_offset_minutes)}</a>
                 </td>
                 <td>{tripTitle(trip, names)}</td>
                 <td>
@@ -231,7 +231,7 @@ export function TripDetail({ device, start }: { device: string; start: string })
           <div>
             <dt>When</dt>
             <dd>
-              {dateTime(trip.start)} – {clockTime(trip.end, -new Date(trip.end).getTimezoneOffset())}
+              {dateTime(trip.start, trip.utc_offset_minutes)} – {clockTime(trip.end, trip.end_utc_offset_minutes ?? trip.utc_offset_minutes ?? -new Date(trip.end).getTimezoneOffset())}
             </dd>
           </div>
           <div>

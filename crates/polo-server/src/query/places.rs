@@ -54,11 +54,17 @@ pub(crate) struct Place {
     visits: u32,
     /// Hours spent there.
     hours: f64,
-    /// Start of the first visit.
+    /// Start of the first visit (UTC).
     first_visit: String,
-    /// Start of the last visit.
+    /// The UTC offset there and then, minutes east: add it to show local time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_visit_utc_offset_minutes: Option<i16>,
+    /// Start of the last visit (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     last_visit: Option<String>,
+    /// The UTC offset at the start of the last visit, minutes east.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_visit_utc_offset_minutes: Option<i16>,
     /// Detected as home (night-time dwell).
     home: bool,
     /// Detected as work (weekday daytime dwell).
@@ -83,7 +89,9 @@ impl From<PlaceView> for Place {
             visits: view.visits,
             hours: view.dwell_ms as f64 / 3_600_000.0,
             first_visit: Timestamp(view.first_visit).to_string(),
+            first_visit_utc_offset_minutes: view.first_visit_offset,
             last_visit: view.last_visit.map(|t| Timestamp(t).to_string()),
+            last_visit_utc_offset_minutes: view.last_visit_offset,
             home: view.home,
             work: view.work,
         }

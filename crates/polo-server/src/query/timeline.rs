@@ -5,7 +5,9 @@
 //! Everything here is a lookup of what the timeline worker stored
 //! (`polo-derived`); nothing is detected on a request. "Local" is the time
 //! zone the points stated (their UTC offsets, which change with travel and
-//! DST); points without one count as UTC.
+//! DST); a point without one takes the offset of the time zone at its
+//! position then (`polo-tz`). Times are RFC 3339 in UTC, each with the
+//! `utc_offset_minutes` that turns it into the local time to show.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -79,7 +81,9 @@ pub(crate) struct Entry {
     duration_s: f64,
     /// Points it is made of (0 for imported entries).
     points: u32,
-    /// UTC offset at its start, minutes east, when the points stated one.
+    /// UTC offset at its start, minutes east: the one its points stated, or
+    /// the time zone's at their position. Absent only for an imported entry
+    /// whose source gave none.
     #[serde(skip_serializing_if = "Option::is_none")]
     utc_offset_minutes: Option<i16>,
     /// Stays: the centroid's latitude in degrees.
@@ -230,7 +234,7 @@ pub(crate) struct DayTimeline {
     from: String,
     /// The first instant of the next local day (UTC).
     to: String,
-    /// The UTC offset at the start of the day, in minutes (from the points; 0 when they state none).
+    /// The UTC offset at the start of the day, in minutes (0 when nothing is known).
     utc_offset_minutes: i16,
     /// Stays and legs overlapping the day, in time order.
     entries: Vec<Entry>,
@@ -395,15 +399,27 @@ pub(crate) fn shared_entries(
     Ok(out)
 }
 
+/// The UTC offset at a leg's end: its last change within, else its start's.
+fn offset_at_end(row: &polo_derived::rows::LegRow) -> Option<i16> {
+    row.offset_changes.last().map(|&(_, offset)| offset).or(row.offset)
+}
+
 /// A trip: the legs and short stops between two visits.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TripView {
     /// The device.
     device: String,
-    /// Start of its first leg.
+    /// Start of its first leg (UTC).
     start: String,
-    /// End of its last leg.
+    /// The UTC offset at its start, minutes east (as its first leg's entry
+    /// says): the day view shows the same local time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utc_offset_minutes: Option<i16>,
+    /// End of its last leg (UTC).
     end: String,
+    /// The UTC offset at its end, minutes east (a trip may cross zones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_utc_offset_minutes: Option<i16>,
     /// Seconds.
     duration_s: f64,
     /// Metres.
@@ -456,10 +472,13 @@ pub(crate) async fn trips(
                     stays: found.stays[trip.stops.clone()].to_vec(),
                     legs: found.legs[trip.legs.clone()].to_vec(),
                 };
+                let (first, last) = (parts.legs.first(), parts.legs.last());
                 out.push(TripView {
                     device: name.clone(),
                     start: trip.start.to_string(),
+                    utc_offset_minutes: first.and_then(|l| l.row.offset),
                     end: trip.end.to_string(),
+                    end_utc_offset_minutes: last.and_then(|l| offset_at_end(&l.row)),
                     duration_s: seconds(trip.start.0, trip.end.0),
                     distance_m: trip.distance_m,
                     mean_speed_mps: mean_speed(trip.distance_m, trip.start.0, trip.end.0),

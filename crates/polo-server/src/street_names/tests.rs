@@ -104,7 +104,13 @@ fn resolver(store: &Arc<SqliteStore>, metrics: &Metrics, address: SocketAddr, ti
 /// Stores a computed place, as the engine does.
 fn put_place(store: &SqliteStore, user: UserId, id: i64, (lat, lon): (f64, f64)) {
     let at = Coord::from_degrees(lat, lon).unwrap();
-    let place = PlaceRow { lat_e7: at.lat_e7, lon_e7: at.lon_e7, first_visit: 0, locality: Locality::default() };
+    let place = PlaceRow {
+        lat_e7: at.lat_e7,
+        lon_e7: at.lon_e7,
+        first_visit: 0,
+        first_visit_offset: None,
+        locality: Locality::default(),
+    };
     let row =
         DerivedRow { kind: PLACE, scope: DerivedScope::User, key: id, value: serde_json::to_vec(&place).unwrap() };
     store.derived_write(user, &DerivedBatch { delete: vec![], put: vec![row] }, false).unwrap();
