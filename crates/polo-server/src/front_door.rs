@@ -70,7 +70,8 @@ pub enum ServeError {
 /// The full application: the routes of [`crate::router`] plus `/metrics`
 /// (admin networks only), latency metrics, access logs, the default body
 /// limit and secure headers.
-pub fn app(state: AppState, options: &ServerOptions, access_log: AccessLogger) -> Router {
+pub fn app(mut state: AppState, options: &ServerOptions, access_log: AccessLogger) -> Router {
+    state.body_limits = options.body_limits;
     let metrics = state.metrics.clone();
     let metrics_route = Router::new().route("/metrics", get(metrics_handler)).with_state(metrics.clone());
     crate::router(state)
