@@ -123,9 +123,6 @@ mod tests {
         assert_eq!(validate_device_name(" \t "), Err(DeviceNameError::Empty));
         let huge = "x".repeat(10_000);
         assert_eq!(validate_device_name(&huge), Err(DeviceNameError::TooLong { chars: 10_000 }));
-        assert_eq!(
-            validate_device_name(&huge).unwrap_err().to_string(),
-            "is 10000 characters long; the most is 64"
-        );
+        assert_eq!(validate_device_name(&huge).unwrap_err().to_string(), "is 10000 characters long; the most is 64");
     }
 }

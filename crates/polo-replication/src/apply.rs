@@ -244,7 +244,11 @@ mod tests {
             let fixes: Vec<Fix> = (0..n / batches)
                 .map(|i| {
                     let t = b * (n / batches) + i;
-                    Fix::new(Timestamp(1_600_000_000_000 + t * 1000), Coord { lat_e7: t as i32, lon_e7: 7 }, SourceFormat::Gpx)
+                    Fix::new(
+                        Timestamp(1_600_000_000_000 + t * 1000),
+                        Coord { lat_e7: t as i32, lon_e7: 7 },
+                        SourceFormat::Gpx,
+                    )
                 })
                 .collect();
             source.insert_points(user.id, phone.id, &fixes).unwrap();
@@ -302,7 +306,8 @@ mod tests {
     #[test]
     fn malformed_requests_are_refused_with_the_reason() {
         let target = SqliteStore::open_in_memory().unwrap();
-        let apply = |body: &str| apply_streaming(&target, body.as_bytes(), GroupLimits::default()).unwrap_err().to_string();
+        let apply =
+            |body: &str| apply_streaming(&target, body.as_bytes(), GroupLimits::default()).unwrap_err().to_string();
         assert!(apply(r#"{"entries":[],"name":"x","cursor":"e:1"}"#).contains("must come before `entries`"));
         assert!(apply(r#"{"name":"x","cursor":"nocolon","entries":[]}"#).contains("not EPOCH:SEQ"));
         assert!(apply(r#"{"name":"x"}"#).contains("needs `name` and `cursor`"));

@@ -19,14 +19,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use polo_replication::{
-    Control, FeedRequest, GroupLimits, Handle, PeerError, PeerInfo, Status, WireOutcome, WirePage,
-};
+use polo_replication::{Control, FeedRequest, GroupLimits, Handle, PeerError, PeerInfo, Status, WireOutcome, WirePage};
 use polo_store::{FeedFilter, ReplicationToken};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -356,4 +354,46 @@ pub(crate) async fn control(
     // Let the task see it before answering with its state.
     tokio::time::sleep(Duration::from_millis(20)).await;
     Ok(Json(handle.status()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// The reader hands the pieces on in order and stops with `over_limit` once more than the
+    /// limit has arrived, without waiting for the rest.
+    #[test]
+    fn the_body_reader_passes_pieces_on_and_stops_at_the_limit() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        for piece in [&b"abc"[..], b"", b"defg"] {
+            sender.try_send(Ok(Bytes::from_static(piece))).unwrap();
+        }
+        drop(sender);
+        let mut text = String::new();
+        BodyReader::new(receiver, 7).read_to_string(&mut text).unwrap();
+        assert_eq!(text, "abcdefg");
+
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        sender.try_send(Ok(Bytes::from_static(b"12345"))).unwrap();
+        sender.try_send(Ok(Bytes::from_static(b"6789"))).unwrap();
+        // The sender stays open: a reader that waited for the end would hang here.
+        let mut reader = BodyReader::new(receiver, 8);
+        let mut all = Vec::new();
+        let e = reader.read_to_end(&mut all).unwrap_err();
+        assert!(reader.over_limit, "{e}");
+        assert!(e.to_string().contains("over 8 bytes"), "{e}");
+        drop(sender);
+    }
+
+    /// A body that breaks off is a read error for the applier, not a hang.
+    #[tokio::test]
+    async fn a_broken_body_stream_is_an_error_not_a_hang() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender.send(Err(std::io::Error::other("connection reset"))).await.unwrap();
+        let mut reader = BodyReader::new(receiver, 100);
+        let e = tokio::task::spawn_blocking(move || reader.read(&mut [0; 4]).unwrap_err()).await.unwrap();
+        assert!(e.to_string().contains("connection reset"));
+    }
 }

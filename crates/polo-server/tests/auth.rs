@@ -222,8 +222,7 @@ async fn bearer_basic_and_literal_token_forms() {
         app.call(Method::GET, "/api/v1/devices", &[("authorization", &format!("Bearer {token}"))], None).await;
     assert_eq!((devices.status, devices.code()), (StatusCode::FORBIDDEN, "forbidden"), "{}", devices.body);
     assert!(devices.body["message"].as_str().unwrap().contains("--scope read"), "{}", devices.body);
-    let devices =
-        app.call(Method::GET, "/api/v1/devices", &[("authorization", &basic("alice", ALICE_PW))], None).await;
+    let devices = app.call(Method::GET, "/api/v1/devices", &[("authorization", &basic("alice", ALICE_PW))], None).await;
     let device_id = devices.body["devices"][0]["id"].as_i64().unwrap();
     let r = app
         .call(
@@ -508,7 +507,8 @@ async fn token_scopes_and_revoking_what_a_token_made() {
     let parent = make(alice.clone(), json!(["share", "friends", "devices"])).await;
     assert_eq!(parent.status, StatusCode::CREATED, "{}", parent.body);
     assert_eq!(parent.body["scopes"], json!(["share", "friends", "devices"]));
-    let (parent_id, parent) = (parent.body["id"].as_i64().unwrap(), format!("Bearer {}", parent.body["token"].as_str().unwrap()));
+    let (parent_id, parent) =
+        (parent.body["id"].as_i64().unwrap(), format!("Bearer {}", parent.body["token"].as_str().unwrap()));
     let r = make(parent.clone(), json!(["share", "read"])).await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains("\"read\""), "{}", r.body);
@@ -527,7 +527,8 @@ async fn token_scopes_and_revoking_what_a_token_made() {
             r.body["token"].as_str().unwrap().to_owned()
         }
     };
-    let (by_parent, by_child, by_password) = (share(parent.clone()).await, share(child.clone()).await, share(alice.clone()).await);
+    let (by_parent, by_child, by_password) =
+        (share(parent.clone()).await, share(child.clone()).await, share(alice.clone()).await);
     let r = call(Method::POST, "/api/v1/friends".into(), parent.clone(), Some(json!({"user": "bob"}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let link = |secret: &String| {

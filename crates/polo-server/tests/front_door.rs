@@ -314,7 +314,6 @@ async fn shutdown_lets_in_flight_requests_finish() {
 /// 1 MiB, and a body over the cap is a JSON 413.
 #[tokio::test]
 async fn ingest_routes_take_batches_up_to_the_ingest_limit() {
-    use polo_store::Store as _;
     let dir = tempfile::tempdir().unwrap();
     let state = state(&dir);
     let user = state.store.create_user("alice", "unused", false).unwrap();
@@ -379,7 +378,6 @@ async fn ingest_routes_take_batches_up_to_the_ingest_limit() {
 #[tokio::test]
 async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
     use base64::Engine as _;
-    use polo_store::Store as _;
     let dir = tempfile::tempdir().unwrap();
     let state = state(&dir);
     let store = state.store.clone();
@@ -409,7 +407,8 @@ async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
         call("POST", "/api/owntracks", vec![("x-limit-d", "../../etc/passwd".into())], location.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().starts_with("the X-Limit-D header: the device name contains '/'"));
-    let topic = format!(r#"{{"_type":"location","lat":52.5,"lon":13.4,"tst":1709283789,"topic":"owntracks/a/{huge}"}}"#);
+    let topic =
+        format!(r#"{{"_type":"location","lat":52.5,"lon":13.4,"tst":1709283789,"topic":"owntracks/a/{huge}"}}"#);
     let (status, body) = call("POST", "/api/owntracks", json(), topic).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().contains("topic's device: the device name is 10000 characters long"));
@@ -423,7 +422,8 @@ async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].as_str().unwrap().starts_with("properties.device_id: the device name contains '<'"));
 
-    let (status, body) = call("GET", "/api/osmand?id=ph%00one&lat=52.5&lon=13.4&timestamp=1709283789", vec![], String::new()).await;
+    let (status, body) =
+        call("GET", "/api/osmand?id=ph%00one&lat=52.5&lon=13.4&timestamp=1709283789", vec![], String::new()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().starts_with("id: the device name contains the control character U+0000"));
 
@@ -445,8 +445,9 @@ async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
 }
 
 /// `POST /api/v1/replication/apply` reads its body as a stream: a page far
-/// over the 1 MiB default is applied, and a body over the apply cap is cut
-/// off with a JSON 413 once the cap is passed, without being held in memory.
+/// over the 1 MiB default is applied (the cap, and that groups are applied
+/// while the body arrives, are unit-tested in `replication.rs` and
+/// `polo_replication::apply`).
 #[tokio::test]
 async fn replication_apply_streams_large_bodies() {
     use polo_store::Store as _;
@@ -458,9 +459,13 @@ async fn replication_apply_streams_large_bodies() {
         let fixes: Vec<polo_domain::Fix> = (0..10_000_i64)
             .map(|i| {
                 let t = batch * 10_000 + i;
+                // Scattered coordinates: the codec packs a smooth track into a few bytes per point.
+                let scatter = (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+                let (lat, lon) =
+                    ((scatter % 1_700_000_000) as i64 - 850_000_000, (scatter >> 32) as i64 % 1_700_000_000);
                 polo_domain::Fix::new(
                     polo_domain::Timestamp(1_600_000_000_000 + t * 1000),
-                    polo_domain::Coord { lat_e7: (t * 37 % 900_000_000) as i32, lon_e7: (t * 91 % 1_800_000_000) as i32 },
+                    polo_domain::Coord { lat_e7: lat as i32, lon_e7: lon as i32 },
                     polo_domain::SourceFormat::Gpx,
                 )
             })
@@ -468,10 +473,12 @@ async fn replication_apply_streams_large_bodies() {
         source.insert_points(alice.id, phone.id, &fixes).unwrap();
     }
     let page = source.replication_feed(polo_domain::Seq(0), usize::MAX, &polo_store::FeedFilter::default()).unwrap();
-    let wire = polo_replication::WirePage::from_feed(source.instance_id().unwrap(), &source.epoch().unwrap(), page, None);
-    let request = polo_replication::ApplyRequest { name: "from-source".into(), cursor: wire.cursor, entries: wire.entries };
+    let wire =
+        polo_replication::WirePage::from_feed(source.instance_id().unwrap(), &source.epoch().unwrap(), page, None);
+    let request =
+        polo_replication::ApplyRequest { name: "from-source".into(), cursor: wire.cursor, entries: wire.entries };
     let body = serde_json::to_vec(&request).unwrap();
-    assert!(body.len() > 4 << 20, "{} bytes", body.len());
+    assert!(body.len() > 2 << 20, "{} bytes", body.len());
 
     let state = state(&dir);
     let target = state.store.clone();
@@ -493,15 +500,4 @@ async fn replication_apply_streams_large_bodies() {
     assert_eq!(answer["points_added"], 200_000, "{answer}");
     let alice = target.user_by_name("alice").unwrap().unwrap();
     assert_eq!(target.count_points(alice.id).unwrap(), 200_000);
-
-    // 257 MiB that never exist at once: a valid start, then white space, in shared 1 MiB pieces.
-    let head = axum::body::Bytes::from_static(br#"{"name":"x","cursor":"e:1","entries":["#);
-    let blank = axum::body::Bytes::from(vec![b' '; 1 << 20]);
-    let pieces = std::iter::once(head).chain(std::iter::repeat_n(blank, 257));
-    let stream = futures_util::stream::iter(pieces.map(Ok::<_, std::io::Error>));
-    let response = app.oneshot(apply(Body::from_stream(stream))).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let answer: Value =
-        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
-    assert_eq!(answer["code"], "payload_too_large", "{answer}");
 }

@@ -87,8 +87,10 @@ pub(crate) fn create_token(
     store.write(|tx| {
         check_device(tx, user, device)?;
         check_maker(tx, user, grant.created_by)?;
-        let taken =
-            tx.query_row("SELECT 1 FROM tokens WHERE token_hash = ?1", [&token_hash[..]], |_| Ok(())).optional().db()?;
+        let taken = tx
+            .query_row("SELECT 1 FROM tokens WHERE token_hash = ?1", [&token_hash[..]], |_| Ok(()))
+            .optional()
+            .db()?;
         if taken.is_some() {
             return Err(StoreError::AlreadyExists("token".into()));
         }
@@ -106,7 +108,16 @@ pub(crate) fn create_token(
         tx.execute(
             "INSERT INTO tokens (user_id, id, device_id, label, token_hash, created_ms, scopes, created_by) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![user.0, id, device.0, label, &token_hash[..], created.0, grant.scopes.to_string(), grant.created_by],
+            params![
+                user.0,
+                id,
+                device.0,
+                label,
+                &token_hash[..],
+                created.0,
+                grant.scopes.to_string(),
+                grant.created_by
+            ],
         )
         .db()?;
         let name: String = tx

@@ -656,9 +656,18 @@ pub fn tokens_create_lookup_revoke(store: &dyn Store) {
     let t2 = store.create_token(a, phone, "", &h2, TokenGrant::default()).unwrap();
     assert_ne!(t1.id, t2.id);
     let t3 = store.create_token(b, b_phone, "bob's", &h3, TokenGrant::default()).unwrap();
-    assert!(matches!(store.create_token(a, phone, "again", &h1, TokenGrant::default()), Err(StoreError::AlreadyExists(_))));
-    assert!(matches!(store.create_token(a, b_phone, "x", &[4; 32], TokenGrant::default()), Err(StoreError::NotFound(_))));
-    assert!(matches!(store.create_token(a, DeviceId(9_999_999), "x", &[4; 32], TokenGrant::default()), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.create_token(a, phone, "again", &h1, TokenGrant::default()),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.create_token(a, b_phone, "x", &[4; 32], TokenGrant::default()),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.create_token(a, DeviceId(9_999_999), "x", &[4; 32], TokenGrant::default()),
+        Err(StoreError::NotFound(_))
+    ));
 
     let (found, user) = store.token_by_hash(&h1).unwrap().unwrap();
     assert_eq!((found.id, found.user, found.device.id, user.id, user.name.as_str()), (t1.id, a, phone, a, "alice"));

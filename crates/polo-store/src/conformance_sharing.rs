@@ -176,7 +176,13 @@ pub fn tokens_keep_scopes_and_revoke_what_they_made(store: &dyn Store) {
         .create_token(alice, phone, "child", &[3; 32], TokenGrant { scopes: share_only, created_by: Some(root.id) })
         .unwrap();
     let grandchild = store
-        .create_token(alice, phone, "grandchild", &[4; 32], TokenGrant { scopes: share_only, created_by: Some(child.id) })
+        .create_token(
+            alice,
+            phone,
+            "grandchild",
+            &[4; 32],
+            TokenGrant { scopes: share_only, created_by: Some(child.id) },
+        )
         .unwrap();
     assert_eq!(store.list_tokens(alice).unwrap()[2].created_by, Some(root.id));
     // Only a token of the same user can be a maker.

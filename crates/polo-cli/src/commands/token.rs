@@ -30,7 +30,8 @@ fn create(store: &dyn Store, user: &str, device: &str, label: &str, scope: &[Str
     let device = store.ensure_device(user.id, device).context("cannot create the device")?;
     let (token, hash) = polo_server::auth::new_token();
     let grant = TokenGrant { scopes, created_by: None };
-    let stored = store.create_token(user.id, device.id, label.trim(), &hash, grant).context("cannot store the token")?;
+    let stored =
+        store.create_token(user.id, device.id, label.trim(), &hash, grant).context("cannot store the token")?;
     let scopes = if scopes.is_empty() { "no scopes: the device only".to_owned() } else { format!("scopes {scopes}") };
     eprintln!(
         "created token {} for device {:?} of {} ({scopes}); it is shown only now:",

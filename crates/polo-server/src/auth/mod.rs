@@ -627,7 +627,8 @@ impl FromRequestParts<AppState> for Caller {
     /// Device tokens are held to their scopes here, by the route that
     /// matched ([`scope::ROUTE_ACCESS`]).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = resolve(parts, state).await?.ok_or_else(|| ApiError::unauthorized("log in or send credentials"))?;
+        let caller =
+            resolve(parts, state).await?.ok_or_else(|| ApiError::unauthorized("log in or send credentials"))?;
         if let Some(token) = caller.token {
             scope::check_route(parts, token.scopes)?;
         }

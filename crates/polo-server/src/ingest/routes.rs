@@ -118,14 +118,13 @@ async fn resolve_device(
 }
 
 /// A found device name and its field, as [`resolve_device`] takes it.
-fn named(found: &Option<(&'static str, String)>) -> Option<(&'static str, &str)> {
+fn named<'a>(found: &'a Option<(&'static str, String)>) -> Option<(&'static str, &'a str)> {
     found.as_ref().map(|(field, name)| (*field, name.as_str()))
 }
 
 /// `raw` as a device name, trimmed; a 400 naming `field` otherwise.
 pub(crate) fn checked_device_name<'a>(field: &str, raw: &'a str) -> Result<&'a str, ApiError> {
-    polo_domain::validate_device_name(raw)
-        .map_err(|e| ApiError::bad_request(format!("{field}: the device name {e}")))
+    polo_domain::validate_device_name(raw).map_err(|e| ApiError::bad_request(format!("{field}: the device name {e}")))
 }
 
 async fn store_fixes(
