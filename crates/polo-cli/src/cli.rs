@@ -218,6 +218,11 @@ pub enum TokenCommand {
         /// A note to tell tokens apart.
         #[arg(long, default_value = "")]
         label: String,
+        /// What the token may do beyond ingesting as its device and reading that device's latest
+        /// position: read, write, share, friends, devices, admin, or all (comma-separated or
+        /// repeated). None, the default, is right for a phone.
+        #[arg(long, value_delimiter = ',')]
+        scope: Vec<String>,
     },
     /// List a user's tokens (never the secrets).
     List {

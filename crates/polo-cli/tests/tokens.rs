@@ -62,3 +62,50 @@ fn cli_tokens_authenticate_against_the_server_until_revoked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("polo user add nobody"));
 }
+
+/// `--scope` is stored with the token and holds on the server; without it a token is its device's
+/// only. Bad scopes and device names are refused before anything is stored.
+#[test]
+fn cli_tokens_carry_the_scopes_they_were_made_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let create_for = |device: &str, extra: &[&str]| {
+        let mut args = vec!["token", "create", "--user", "alice", "--device", device];
+        args.extend_from_slice(extra);
+        polo(&data).args(&args).output().unwrap()
+    };
+    let create = |extra: &[&str]| create_for("phone", extra);
+    let phone = create(&[]);
+    assert!(phone.status.success());
+    assert!(String::from_utf8_lossy(&phone.stderr).contains("no scopes: the device only"));
+    let phone = String::from_utf8(phone.stdout).unwrap().trim().to_owned();
+    let reader = create(&["--scope", "read", "--scope", "share,friends"]);
+    assert!(reader.status.success(), "{}", String::from_utf8_lossy(&reader.stderr));
+    let reader = String::from_utf8(reader.stdout).unwrap().trim().to_owned();
+    let list: Value =
+        serde_json::from_str(&run_ok(polo(&data).args(["token", "list", "--user", "alice", "--json"]))).unwrap();
+    assert_eq!(list[0]["scopes"], serde_json::json!([]));
+    assert_eq!(list[1]["scopes"], serde_json::json!(["read", "share", "friends"]));
+
+    for (device, extra, problem) in [
+        ("phone", &["--scope", "root"][..], "--scope: unknown token scope \"root\""),
+        ("../../etc/passwd", &[][..], "--device: the device name contains '/'"),
+    ] {
+        let out = create_for(device, extra);
+        assert_eq!(out.status.code(), Some(2), "{device} {extra:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(problem), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = polo(&data).args(["import", "--user", "alice", "--device", "a\nb", "nothing.gpx"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--device: the device name contains the control character"));
+
+    let server = serve(&data, &[]);
+    let points = |token: &str| {
+        http(&server.addr, "GET", "/api/v1/points", &[("Authorization", &format!("Bearer {token}"))], b"").status
+    };
+    assert_eq!(points(&phone), 403);
+    assert_eq!(points(&reader), 200);
+    let (status, me) = get_me(&server.addr, &format!("Bearer {reader}"));
+    assert_eq!((status, &me["scopes"]), (200, &serde_json::json!(["read", "share", "friends"])));
+}

@@ -9,14 +9,17 @@
 //! * [`point`] — a single fix ([`Fix`]) and a stored point ([`Point`]).
 //! * [`interval`] — visits and activity segments that a source already carries.
 //! * [`ids`] — identifier newtypes.
+//! * [`device_name`] — the rule every device name must meet.
 
 pub mod coord;
+pub mod device_name;
 pub mod ids;
 pub mod interval;
 pub mod point;
 pub mod time;
 
 pub use coord::{Coord, CoordError};
+pub use device_name::{DeviceNameError, MAX_DEVICE_NAME_CHARS, validate_device_name};
 pub use ids::{DeviceId, Seq, UserId};
 pub use interval::{Interval, IntervalKind};
 pub use point::{Extras, Fix, Motion, Point, SourceFormat};

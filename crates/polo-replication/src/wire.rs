@@ -219,6 +219,18 @@ pub struct WireOutcome {
     pub points_suppressed: u64,
 }
 
+impl WireOutcome {
+    /// Adds another outcome's counts (a request applied in groups).
+    pub fn add(&mut self, other: Self) {
+        self.applied += other.applied;
+        self.skipped += other.skipped;
+        self.points_added += other.points_added;
+        self.points_replaced += other.points_replaced;
+        self.points_deleted += other.points_deleted;
+        self.points_suppressed += other.points_suppressed;
+    }
+}
+
 impl From<ApplyOutcome> for WireOutcome {
     fn from(o: ApplyOutcome) -> Self {
         Self {

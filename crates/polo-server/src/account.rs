@@ -9,9 +9,9 @@
 //! | `POST /api/v1/me/password` `{current_password,new_password}` | caller, no token | 204; other sessions end |
 //! | `GET /api/v1/devices` | caller | `{devices:[{id,name,last_seen,battery,last_position,accuracy,last_point}]}` |
 //! | `POST /api/v1/devices` `{name}` | caller | 201 device; 409 when the name is taken |
-//! | `POST /api/v1/devices/{id}/tokens` `{label}` | caller, no token | 201 `{token, …}`: the only time the token is shown |
-//! | `PUT /api/v1/devices/{id}/encryption-key` `{key}` | caller, no token | 204: OwnTracks payloads of the device are decrypted, replies encrypted |
-//! | `DELETE /api/v1/devices/{id}/encryption-key` | caller, no token | 204: back to clear text |
+//! | `POST /api/v1/devices/{id}/tokens` `{label,scopes}` | caller | 201 `{token, …}`: the only time the token is shown |
+//! | `PUT /api/v1/devices/{id}/encryption-key` `{key}` | caller | 204: OwnTracks payloads of the device are decrypted, replies encrypted |
+//! | `DELETE /api/v1/devices/{id}/encryption-key` | caller | 204: back to clear text |
 //! | `GET /api/v1/tokens` | caller | `{tokens:[…]}` (never the secret) |
 //! | `DELETE /api/v1/tokens/{id}` | caller | 204; 404 when not the caller's |
 //! | `GET /api/v1/users` | admin | `{users:[…]}` |
@@ -19,6 +19,9 @@
 //!
 //! "admin" means [`AdminCaller`]: an administrator inside the admin
 //! networks (`--admin-network`); from elsewhere these answer 403.
+//!
+//! Device tokens need a scope for most of these (`auth::scope`); a token
+//! makes tokens with at most its own scopes, and they are revoked with it.
 //!
 //! Every handler reads and writes only the caller's user: ids in the path
 //! are looked up *within* that user, so another user's device or token is
@@ -30,7 +33,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use polo_domain::DeviceId;
-use polo_store::{Device, Token, User};
+use polo_store::{Device, Token, TokenGrant, TokenScope, TokenScopes, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -111,6 +114,11 @@ pub(crate) struct TokenView {
     created: String,
     /// Its last successful use, updated about once a minute.
     last_used: Option<String>,
+    /// What it may do beyond ingesting as its device; empty: the device only.
+    #[schema(example = json!(["read"]))]
+    scopes: Vec<ScopeName>,
+    /// The token that made it, if a token did (it is revoked with that one).
+    created_by: Option<i64>,
 }
 
 impl From<&Token> for TokenView {
@@ -121,6 +129,53 @@ impl From<&Token> for TokenView {
             label: token.label.clone(),
             created: token.created.to_string(),
             last_used: token.last_used.map(|t| t.to_string()),
+            scopes: token.scopes.iter().map(ScopeName::from).collect(),
+            created_by: token.created_by,
+        }
+    }
+}
+
+/// A token scope: what a device token may do beyond ingesting as its device
+/// and reading its own latest position.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ScopeName {
+    /// The whole history and everything computed from it.
+    Read,
+    /// Imports and edits of places, legs and timeline settings.
+    Write,
+    /// Public share links.
+    Share,
+    /// Location grants ("friends").
+    Friends,
+    /// Devices, their tokens and encryption keys.
+    Devices,
+    /// An administrator's routes.
+    Admin,
+}
+
+impl From<TokenScope> for ScopeName {
+    fn from(scope: TokenScope) -> Self {
+        match scope {
+            TokenScope::Read => Self::Read,
+            TokenScope::Write => Self::Write,
+            TokenScope::Share => Self::Share,
+            TokenScope::Friends => Self::Friends,
+            TokenScope::Devices => Self::Devices,
+            TokenScope::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<ScopeName> for TokenScope {
+    fn from(scope: ScopeName) -> Self {
+        match scope {
+            ScopeName::Read => Self::Read,
+            ScopeName::Write => Self::Write,
+            ScopeName::Share => Self::Share,
+            ScopeName::Friends => Self::Friends,
+            ScopeName::Devices => Self::Devices,
+            ScopeName::Admin => Self::Admin,
         }
     }
 }
@@ -147,10 +202,10 @@ fn validate_user_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// Device names and labels: at most 64 characters, none a control character
-/// (`char::is_control`: U+0000–U+001F, U+007F–U+009F); names need a character
-/// that `str::trim` keeps. Stored trimmed. [`DeviceBody`] and [`TokenBody`]
-/// state the same as patterns.
+/// Token labels: at most 64 characters, none a control character
+/// (`char::is_control`: U+0000–U+001F, U+007F–U+009F). Stored trimmed.
+/// [`TokenBody`] states the same as a pattern. (Device names follow
+/// [`polo_domain::validate_device_name`].)
 fn clean_text(what: &str, text: &str, allow_empty: bool) -> ApiResult<String> {
     let trimmed = text.trim();
     if (trimmed.is_empty() && !allow_empty) || text.chars().count() > 64 || text.chars().any(char::is_control) {
@@ -277,6 +332,9 @@ pub(crate) struct MeView {
     via: Via,
     /// The session's CSRF token (cookie-authenticated requests only).
     csrf_token: Option<String>,
+    /// A device token's scopes (absent for the password and sessions, which have no limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<ScopeName>>,
 }
 
 /// The caller: user, device (for a device token) and how they authenticated.
@@ -293,6 +351,7 @@ async fn me(caller: Caller) -> Json<MeView> {
         device: caller.device.as_ref().map(DeviceView::from),
         via: caller.via.into(),
         csrf_token: caller.csrf_token().map(str::to_owned),
+        scopes: caller.token.map(|t| t.scopes.iter().map(ScopeName::from).collect()),
     })
 }
 
@@ -424,11 +483,12 @@ async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResul
 /// `POST /api/v1/devices`'s body.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct DeviceBody {
-    /// The name: at most 64 characters, no control characters, not only white space (stored trimmed).
+    /// The name (stored trimmed): at most 64 characters, not only white space, no control
+    /// characters, none of `/ + # \ < >`, not starting with `.`.
     #[schema(
         example = "phone",
         max_length = 64,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        pattern = "^(?!\\s*\\.)(?=[^\\u0000-\\u001f]*[^\\s])[^/+#\\\\<>\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
     )]
     name: String,
 }
@@ -448,7 +508,7 @@ async fn create_device(
     body: Result<Json<DeviceBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<DeviceView>)> {
     let Json(body) = body?;
-    let name = clean_text("a device name", &body.name, false)?;
+    let name = crate::ingest::routes::checked_device_name("name", &body.name)?.to_owned();
     let (store, user) = (state.store.clone(), caller.user.id);
     let created = blocking(move || {
         if store.list_devices(user)?.iter().any(|d| d.name == name) {
@@ -469,14 +529,21 @@ pub(crate) struct TokenBody {
     #[serde(default)]
     #[schema(example = "Overland", max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     label: String,
+    /// What the token may do beyond ingesting as its device and reading its own latest position
+    /// (and the OwnTracks friends reply). None (the default) is right for a phone. A device token
+    /// can give only scopes it has itself.
+    #[serde(default)]
+    #[schema(example = json!([]))]
+    scopes: Vec<ScopeName>,
 }
 
-/// Makes a device token. Not with a device token.
+/// Makes a device token. A device token (with the `devices` scope) makes tokens with at most its
+/// own scopes, and they are revoked with it.
 #[utoipa::path(
     post,
     path = "/api/v1/devices/{id}/tokens",
     tag = "account",
-    security(("session" = [], "csrf" = []), ("basic" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     params(("id" = i64, Path, description = "The device's id")),
     request_body(content = Option<TokenBody>, description = "Optional: no body, or `null`, is an empty label"),
     responses(
@@ -494,7 +561,6 @@ async fn create_token(
     body: Result<Json<Option<TokenBody>>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
     let Path(id) = id?;
-    caller.require_password_grade()?;
     // No body, or `null`, is fine: the label is optional.
     let body = match body {
         Ok(Json(body)) => body.unwrap_or_default(),
@@ -502,13 +568,21 @@ async fn create_token(
         Err(e) => return Err(e.into()),
     };
     let label = clean_text("the label", &body.label, true)?;
+    let scopes: TokenScopes = body.scopes.iter().copied().map(TokenScope::from).collect();
+    if let Some(beyond) = scopes.iter().find(|s| !caller.grantable_scopes().contains(*s)) {
+        return Err(ApiError::forbidden(format!(
+            "scopes: this device token cannot give the {:?} scope, which it does not have itself",
+            beyond.name()
+        )));
+    }
+    let grant = TokenGrant { scopes, created_by: caller.maker() };
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
         if !store.list_devices(user)?.iter().any(|d| d.id == DeviceId(id)) {
             return Err(ApiError::not_found(format!("you have no device {id}")));
         }
         let (secret, hash) = new_token();
-        let token = store.create_token(user, DeviceId(id), &label, &hash)?;
+        let token = store.create_token(user, DeviceId(id), &label, &hash, grant)?;
         Ok((StatusCode::CREATED, Json(NewToken { info: TokenView::from(&token), token: secret })))
     })
     .await
@@ -525,12 +599,11 @@ pub(crate) struct EncryptionKeyBody {
 
 /// Sets the passphrase the device's OwnTracks app encrypts with. Encrypted
 /// payloads from the device are then decrypted, and its replies encrypted.
-/// Not with a device token.
 #[utoipa::path(
     put,
     path = "/api/v1/devices/{id}/encryption-key",
     tag = "account",
-    security(("session" = [], "csrf" = []), ("basic" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     params(("id" = i64, Path, description = "The device's id")),
     request_body = EncryptionKeyBody,
     responses((status = 204, description = "Set"), JsonBodyErrors, Forbidden, NotFound, AuthErrors)
@@ -542,7 +615,6 @@ async fn set_encryption_key(
     body: Result<Json<EncryptionKeyBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
-    caller.require_password_grade()?;
     let Json(body) = body?;
     if body.key.is_empty() || body.key.len() > 32 {
         return Err(ApiError::bad_request(format!(
@@ -558,7 +630,7 @@ async fn set_encryption_key(
     delete,
     path = "/api/v1/devices/{id}/encryption-key",
     tag = "account",
-    security(("session" = [], "csrf" = []), ("basic" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     params(("id" = i64, Path, description = "The device's id")),
     responses((status = 204, description = "Removed (or there was none)"), Forbidden, NotFound, AuthErrors)
 )]
@@ -568,7 +640,6 @@ async fn clear_encryption_key(
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
-    caller.require_password_grade()?;
     store_encryption_key(&state, &caller, DeviceId(id), None).await
 }
 

@@ -75,7 +75,8 @@ pub enum ServeError {
 /// client under `options` ([`ClientPolicy`]): the admin-network check of
 /// every admin route ([`crate::auth::AdminCaller`]), the back-off and the
 /// session cookie's `Secure` read that.
-pub fn app(state: AppState, options: &ServerOptions, access_log: AccessLogger) -> Router {
+pub fn app(mut state: AppState, options: &ServerOptions, access_log: AccessLogger) -> Router {
+    state.body_limits = options.body_limits;
     let metrics = state.metrics.clone();
     let metrics_route = Router::new().route("/metrics", get(metrics_handler)).with_state(metrics.clone());
     crate::router(state)

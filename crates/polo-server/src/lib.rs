@@ -70,6 +70,10 @@ pub struct AppState {
     pub site: Arc<site::SiteDefaults>,
     /// Slows down anyone guessing share links.
     pub share_guard: Arc<sharing::ShareGuard>,
+    /// The request body limits; [`app`] sets them from
+    /// [`ServerOptions::body_limits`], and [`router`] gives the ingest
+    /// routes theirs.
+    pub body_limits: options::BodyLimits,
 }
 
 impl AppState {
@@ -107,17 +111,18 @@ impl AppState {
             live: live::LiveFeed::new(),
             site: Arc::new(site::SiteDefaults::default()),
             share_guard: Arc::new(sharing::ShareGuard::default()),
+            body_limits: options::BodyLimits::default(),
         })
     }
 }
 
 /// Every documented route with its operation; `max_upload` sizes the
-/// import upload's body limit.
-fn api_routes(max_upload: u64) -> OpenApiRouter<AppState> {
+/// import upload's body limit, `ingest_limit` the live-ingest routes'.
+fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::routes())
         .merge(account::routes())
-        .merge(ingest::routes::routes())
+        .merge(ingest::routes::routes(ingest_limit))
         .merge(query::routes())
         .merge(import_job::routes::routes(max_upload))
         .merge(replication::routes())
@@ -128,7 +133,7 @@ fn api_routes(max_upload: u64) -> OpenApiRouter<AppState> {
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi::document(api_routes(0).into_openapi())
+    openapi::document(api_routes(0, 0).into_openapi())
 }
 
 /// The application's routes, `/api/openapi.json` and the docs page.
@@ -137,7 +142,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Paths outside `/api/` that no route matches are the web app's ([`web`]):
 /// its embedded files, or `index.html` for its client-side routes.
 pub fn router(state: AppState) -> Router {
-    let (routes, paths) = api_routes(state.imports.config().max_upload_bytes).split_for_parts();
+    let limits = (state.imports.config().max_upload_bytes, state.body_limits.ingest);
+    let (routes, paths) = api_routes(limits.0, limits.1).split_for_parts();
     routes
         .merge(openapi::routes(openapi::document(paths)))
         .fallback(web::fallback)

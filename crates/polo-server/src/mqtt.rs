@@ -326,6 +326,14 @@ impl Subscriber {
             tracing::debug!(topic, "MQTT message on a topic without user and device");
             return self.reject("mqtt_bad_topic");
         };
+        // A topic level cannot hold '/', '+' or '#', but it can hold anything else.
+        let device = match polo_domain::validate_device_name(&device) {
+            Ok(name) => name.to_owned(),
+            Err(e) => {
+                tracing::info!(topic, "MQTT message for a device name polo refuses: the device name {e}");
+                return self.reject("mqtt_bad_device_name");
+            }
+        };
         let options = owntracks::ParseOptions::at(crate::ingest::routes::now());
         let mut message = match owntracks::parse(payload, &options) {
             Ok(message) => message,
@@ -528,6 +536,11 @@ mod tests {
         assert_eq!(sub.handle("owntracks/jane/phone", b"").await, Handled::Ignored);
         assert_eq!(sub.handle("owntracks/jane/phone", b"not json").await, Handled::Rejected("mqtt_unusable"));
         assert_eq!(sub.handle("owntracks/jane", location).await, Handled::Rejected("mqtt_bad_topic"));
+        for topic in ["owntracks/jane/.hidden", "owntracks/jane/<b>", "owntracks/jane/ph\u{0}one"] {
+            assert_eq!(sub.handle(topic, location).await, Handled::Rejected("mqtt_bad_device_name"), "{topic}");
+        }
+        let long = format!("owntracks/jane/{}", "x".repeat(10_000));
+        assert_eq!(sub.handle(&long, location).await, Handled::Rejected("mqtt_bad_device_name"));
         assert_eq!(sub.handle("owntracks/bob/phone", location).await, Handled::Rejected("mqtt_unknown_user"));
         assert_eq!(sub.handle("owntracks/bob/phone", location).await, Handled::Rejected("mqtt_unknown_user"));
         assert_eq!(sub.unknown_logged.len(), 1);

@@ -84,7 +84,12 @@ impl Modify for SecuritySchemes {
         let bearer = Http::builder()
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("polo device token")
-            .description(Some("A device token (`polo_…`), made with `POST /api/v1/devices/{id}/tokens`."))
+            .description(Some(
+                "A device token (`polo_…`), made with `POST /api/v1/devices/{id}/tokens` or `polo token create`. \
+                 Without scopes it ingests as its device and reads that device's latest position; an operation \
+                 that needs more lists the scope here and in `x-token-scope` (the same holds for a token in \
+                 Basic, `?token=` or the OsmAnd `id`).",
+            ))
             .build();
         components.add_security_scheme(BEARER, SecurityScheme::Http(bearer));
         let replication = Http::builder()
@@ -136,6 +141,7 @@ impl Modify for SecuritySchemes {
 pub(crate) fn document(paths: OpenApiDocument) -> OpenApiDocument {
     let mut doc = ApiDoc::openapi();
     doc.merge(paths);
+    crate::auth::scope::document_scopes(&mut doc);
     doc
 }
 

@@ -10,36 +10,43 @@
 //!
 //! The feed long-polls: a caught-up peer waits up to `wait_ms` for the next
 //! change instead of polling.
+//!
+//! `apply` streams: the body goes from the socket through a small channel
+//! into [`polo_replication::apply_streaming`] on the blocking pool, which
+//! decodes and applies it in groups as it arrives, so memory stays at one
+//! group whatever the body's size (at most [`APPLY_BODY_LIMIT`] bytes).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use polo_replication::{
-    ApplyRequest, Control, FeedRequest, Handle, PeerError, PeerInfo, Status, WireOutcome, WirePage,
-};
+use polo_replication::{Control, FeedRequest, GroupLimits, Handle, PeerError, PeerInfo, Status, WireOutcome, WirePage};
 use polo_store::{FeedFilter, ReplicationToken};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::AdminCaller;
 use crate::auth::secret::sha256;
-use crate::error::{AdminForbidden, ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
+use crate::error::{AdminForbidden, ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody, JsonBodyErrors, NotFound};
 use crate::query::derived::blocking;
 
 /// The longest a feed request may wait for a change.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The most points a feed page may be asked to carry.
 const MAX_PAGE_POINTS: usize = 200_000;
-/// Apply bodies: a page of [`MAX_PAGE_POINTS`] points is about 5 MB of JSON.
-const APPLY_BODY_LIMIT: usize = 256 << 20;
+/// Apply bodies: a page of [`MAX_PAGE_POINTS`] points is about 5 MB of JSON;
+/// the body is streamed, so this bounds the work of one request, not memory.
+pub const APPLY_BODY_LIMIT: usize = 256 << 20;
+/// Body pieces in flight between the socket and the applier.
+const APPLY_CHANNEL_DEPTH: usize = 4;
 
 /// The replications this server runs, by name.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +98,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(info))
         .routes(routes!(changes))
         .routes(routes!(checkpoint))
-        .routes(routes!(apply).layer(DefaultBodyLimit::max(APPLY_BODY_LIMIT)))
+        .routes(routes!(apply))
         .routes(routes!(tasks))
         .routes(routes!(control))
 }
@@ -214,25 +221,84 @@ pub(crate) async fn checkpoint(
     tag = "replication",
     security(("replication" = [])),
     request_body(content = Object, description = "`{name, cursor, entries}`: the entries of a feed page and the cursor after them"),
-    responses((status = 200, body = Object, description = "What was applied: `{applied, skipped, points_added, points_replaced, points_deleted, points_suppressed}`"), JsonBodyErrors, AuthErrors)
+    responses(
+        (status = 200, body = Object, description = "What was applied: `{applied, skipped, points_added, points_replaced, points_deleted, points_suppressed}`"),
+        (status = 413, description = "`payload_too_large`: over 256 MiB", body = ErrorBody),
+        JsonBodyErrors,
+        AuthErrors,
+    )
 )]
 pub(crate) async fn apply(
     State(state): State<AppState>,
     _peer: ReplicationPeer,
-    body: Result<Json<ApplyRequest>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<WireOutcome>, ApiError> {
-    let Json(request) = body?;
-    let store = state.store.clone();
-    blocking(move || {
-        polo_replication::apply_locally(&*store, request).map(Json).map_err(|e| match e {
-            PeerError::Protocol { message, .. } => ApiError::bad_request(message),
-            other => {
-                tracing::error!(error = %other, "replication apply failed");
-                ApiError::unavailable("the store is unavailable; try again later")
+    let (sender, receiver) = tokio::sync::mpsc::channel(APPLY_CHANNEL_DEPTH);
+    let pump = tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(piece) = futures_util::StreamExt::next(&mut stream).await {
+            let failed = piece.is_err();
+            if sender.send(piece.map_err(std::io::Error::other)).await.is_err() || failed {
+                break;
             }
-        })
+        }
+    });
+    let store = state.store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut reader = BodyReader::new(receiver, APPLY_BODY_LIMIT);
+        let outcome = polo_replication::apply_streaming(&*store, &mut reader, GroupLimits::default());
+        (outcome, reader.over_limit)
     })
-    .await
+    .await;
+    pump.abort();
+    let (outcome, over_limit) = outcome?;
+    if over_limit {
+        return Err(ApiError::payload_too_large(format!(
+            "the apply body is larger than {APPLY_BODY_LIMIT} bytes; the groups before that point were applied"
+        )));
+    }
+    outcome.map(Json).map_err(|e| match e {
+        PeerError::Protocol { message, .. } => ApiError::bad_request(message),
+        other => {
+            tracing::error!(error = %other, "replication apply failed");
+            ApiError::unavailable("the store is unavailable; try again later")
+        }
+    })
+}
+
+/// The request body as a blocking [`Read`](std::io::Read) for the applier: pieces come from the
+/// socket through a bounded channel; more than `limit` bytes is an error (and `over_limit`).
+struct BodyReader {
+    receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    piece: Bytes,
+    read: usize,
+    limit: usize,
+    over_limit: bool,
+}
+
+impl BodyReader {
+    fn new(receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>, limit: usize) -> Self {
+        Self { receiver, piece: Bytes::new(), read: 0, limit, over_limit: false }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(piece) => self.piece = piece?,
+                None => return Ok(0),
+            }
+        }
+        let n = self.piece.len().min(buf.len());
+        self.read += n;
+        if self.read > self.limit {
+            self.over_limit = true;
+            return Err(std::io::Error::other(format!("the body is over {} bytes", self.limit)));
+        }
+        buf[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
+    }
 }
 
 /// The replications this server runs and how they are doing.
@@ -240,7 +306,7 @@ pub(crate) async fn apply(
     get,
     path = "/api/v1/replication/tasks",
     tag = "replication",
-    security(("session" = []), ("basic" = [])),
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = [Object], description = "`[{name, source, target, state, lag_changes, lag_seconds, points_per_second, last_error, …}]`"), AdminForbidden, AuthErrors)
 )]
 pub(crate) async fn tasks(State(state): State<AppState>, _admin: AdminCaller) -> Json<Vec<Status>> {
@@ -265,7 +331,7 @@ pub(crate) enum TaskAction {
     post,
     path = "/api/v1/replication/tasks/{name}/{action}",
     tag = "replication",
-    security(("session" = [], "csrf" = []), ("basic" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     params(
         ("name" = String, Path, description = "The replication's name"),
         ("action" = inline(TaskAction), Path, description = "`pause`, `resume` or `cancel`"),
@@ -289,4 +355,46 @@ pub(crate) async fn control(
     // Let the task see it before answering with its state.
     tokio::time::sleep(Duration::from_millis(20)).await;
     Ok(Json(handle.status()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// The reader hands the pieces on in order and stops with `over_limit` once more than the
+    /// limit has arrived, without waiting for the rest.
+    #[test]
+    fn the_body_reader_passes_pieces_on_and_stops_at_the_limit() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        for piece in [&b"abc"[..], b"", b"defg"] {
+            sender.try_send(Ok(Bytes::from_static(piece))).unwrap();
+        }
+        drop(sender);
+        let mut text = String::new();
+        BodyReader::new(receiver, 7).read_to_string(&mut text).unwrap();
+        assert_eq!(text, "abcdefg");
+
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        sender.try_send(Ok(Bytes::from_static(b"12345"))).unwrap();
+        sender.try_send(Ok(Bytes::from_static(b"6789"))).unwrap();
+        // The sender stays open: a reader that waited for the end would hang here.
+        let mut reader = BodyReader::new(receiver, 8);
+        let mut all = Vec::new();
+        let e = reader.read_to_end(&mut all).unwrap_err();
+        assert!(reader.over_limit, "{e}");
+        assert!(e.to_string().contains("over 8 bytes"), "{e}");
+        drop(sender);
+    }
+
+    /// A body that breaks off is a read error for the applier, not a hang.
+    #[tokio::test]
+    async fn a_broken_body_stream_is_an_error_not_a_hang() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender.send(Err(std::io::Error::other("connection reset"))).await.unwrap();
+        let mut reader = BodyReader::new(receiver, 100);
+        let e = tokio::task::spawn_blocking(move || reader.read(&mut [0; 4]).unwrap_err()).await.unwrap();
+        assert!(e.to_string().contains("connection reset"));
+    }
 }

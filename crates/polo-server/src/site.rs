@@ -268,7 +268,7 @@ async fn get_settings(
     put,
     path = "/api/v1/admin/settings",
     tag = "web",
-    security(("session" = [], "csrf" = []), ("basic" = [])),
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     request_body = SettingsBody,
     responses((status = 200, body = SettingsView), JsonBodyErrors, AdminForbidden, AuthErrors)
 )]

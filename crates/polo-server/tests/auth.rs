@@ -218,9 +218,12 @@ async fn bearer_basic_and_literal_token_forms() {
         assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{auth}");
         assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"polo\"");
     }
-    // A device token cannot mint tokens.
+    // A device token without scopes can neither list the devices nor mint tokens.
     let devices =
         app.call(Method::GET, "/api/v1/devices", &[("authorization", &format!("Bearer {token}"))], None).await;
+    assert_eq!((devices.status, devices.code()), (StatusCode::FORBIDDEN, "forbidden"), "{}", devices.body);
+    assert!(devices.body["message"].as_str().unwrap().contains("--scope read"), "{}", devices.body);
+    let devices = app.call(Method::GET, "/api/v1/devices", &[("authorization", &basic("alice", ALICE_PW))], None).await;
     let device_id = devices.body["devices"][0]["id"].as_i64().unwrap();
     let r = app
         .call(
@@ -573,4 +576,98 @@ async fn authorisation_matrix() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = app.call(Method::DELETE, "/api/v1/tokens/abc", &[("authorization", &basic("root", ROOT_PW))], None).await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+/// A phone's token (no scopes) ingests and reads its own device only; broader
+/// scopes are chosen when a token is made, a token gives at most its own, and
+/// revoking a token revokes the tokens, share links and grants it made.
+#[tokio::test]
+async fn token_scopes_and_revoking_what_a_token_made() {
+    let app = app();
+    let alice = basic("alice", ALICE_PW);
+    let (phone_token_id, phone_token) = app.token_for("alice", ALICE_PW, "phone").await;
+    let phone = format!("Bearer {phone_token}");
+    let call = |method: Method, path: String, auth: String, body: Option<Value>| {
+        let app = &app;
+        async move { app.call(method, &path, &[("authorization", &auth)], body).await }
+    };
+    let range = json!({"kind": "range", "from": "2024-03-01T00:00:00Z", "to": "2024-03-02T00:00:00Z"});
+
+    // The phone's token: its own ingest and latest position, the caller itself; 403 naming the scope otherwise.
+    let me = call(Method::GET, "/api/v1/me".into(), phone.clone(), None).await;
+    assert_eq!((me.status, &me.body["scopes"]), (StatusCode::OK, &json!([])), "{}", me.body);
+    let points = json!([{"time": "2024-03-01T10:00:00Z", "lat": 52.5, "lon": 13.4}]);
+    let stored = call(Method::POST, "/api/v1/points".into(), phone.clone(), Some(points)).await;
+    assert_eq!((stored.status, &stored.body["added"]), (StatusCode::OK, &json!(1)), "{}", stored.body);
+    let other = json!([{"time": "2024-03-01T11:00:00Z", "lat": 1.5, "lon": 2.5, "device": "laptop"}]);
+    assert_eq!(call(Method::POST, "/api/v1/points".into(), alice.clone(), Some(other)).await.status, StatusCode::OK);
+    let last = call(Method::GET, "/api/v1/locations/last".into(), phone.clone(), None).await;
+    assert_eq!(last.body["locations"].as_array().map(Vec::len), Some(1), "its own device only: {}", last.body);
+    assert_eq!(last.body["locations"][0]["device"], "phone", "{}", last.body);
+    let everything = call(Method::GET, "/api/v1/locations/last".into(), alice.clone(), None).await;
+    assert_eq!(everything.body["locations"].as_array().map(Vec::len), Some(2), "{}", everything.body);
+    for (method, path, body, scope) in [
+        (Method::GET, "/api/v1/points".to_owned(), None, "read"),
+        (Method::GET, "/api/v1/export?format=csv".to_owned(), None, "read"),
+        (Method::POST, "/api/v1/shares".to_owned(), Some(range.clone()), "share"),
+        (Method::POST, "/api/v1/friends".to_owned(), Some(json!({"user": "bob"})), "friends"),
+        (Method::DELETE, "/api/v1/tokens/999".to_owned(), None, "devices"),
+    ] {
+        let r = call(method.clone(), path.clone(), phone.clone(), body).await;
+        assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{method} {path}: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains(&format!("--scope {scope}")), "{}", r.body);
+    }
+
+    // A token with scopes, made with the password; it gives at most its own scopes.
+    let device = last.body["locations"][0]["device"].clone();
+    assert_eq!(device, "phone");
+    let phone_id = app.store.list_devices(app.store.user_by_name("alice").unwrap().unwrap().id).unwrap()[0].id.0;
+    let make = |auth: String, scopes: Value| {
+        call(Method::POST, format!("/api/v1/devices/{phone_id}/tokens"), auth, Some(json!({"scopes": scopes})))
+    };
+    let parent = make(alice.clone(), json!(["share", "friends", "devices"])).await;
+    assert_eq!(parent.status, StatusCode::CREATED, "{}", parent.body);
+    assert_eq!(parent.body["scopes"], json!(["share", "friends", "devices"]));
+    let (parent_id, parent) =
+        (parent.body["id"].as_i64().unwrap(), format!("Bearer {}", parent.body["token"].as_str().unwrap()));
+    let r = make(parent.clone(), json!(["share", "read"])).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("\"read\""), "{}", r.body);
+    let r = make(parent.clone(), json!(["root"])).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown scope: {}", r.body);
+    let child = make(parent.clone(), json!(["share"])).await;
+    assert_eq!((child.status, &child.body["created_by"]), (StatusCode::CREATED, &json!(parent_id)), "{}", child.body);
+    let child = format!("Bearer {}", child.body["token"].as_str().unwrap());
+
+    // What the tokens make, and what the password makes.
+    let share = |auth: String| {
+        let (body, call) = (range.clone(), &call);
+        async move {
+            let r = call(Method::POST, "/api/v1/shares".into(), auth, Some(body)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (by_parent, by_child, by_password) =
+        (share(parent.clone()).await, share(child.clone()).await, share(alice.clone()).await);
+    let r = call(Method::POST, "/api/v1/friends".into(), parent.clone(), Some(json!({"user": "bob"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let link = |secret: &String| {
+        let (app, path) = (&app, format!("/api/v1/public/shares/{secret}"));
+        async move { app.call(Method::GET, &path, &[], None).await }
+    };
+    assert_eq!(link(&by_parent).await.status, StatusCode::OK);
+
+    // Revoking the parent takes its child, both tokens' links and the grant with it.
+    let r = call(Method::DELETE, format!("/api/v1/tokens/{parent_id}"), alice.clone(), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(call(Method::GET, "/api/v1/me".into(), child.clone(), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(link(&by_parent).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(link(&by_child).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(link(&by_password).await.status, StatusCode::OK, "the password's link stays");
+    let friends = call(Method::GET, "/api/v1/friends".into(), alice.clone(), None).await;
+    assert!(!friends.body.to_string().contains("bob"), "the grant went with the token: {}", friends.body);
+    let tokens = call(Method::GET, "/api/v1/tokens".into(), alice, None).await;
+    let ids: Vec<i64> = tokens.body["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [phone_token_id]);
 }

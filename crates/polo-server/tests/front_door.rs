@@ -472,3 +472,196 @@ async fn shutdown_lets_in_flight_requests_finish() {
     tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed after shutdown");
 }
+
+/// The real application, not a model of it: the ingest routes take bodies up
+/// to `BodyLimits::ingest` (16 MiB) although every other route stops at
+/// 1 MiB, and a body over the cap is a JSON 413.
+#[tokio::test]
+async fn ingest_routes_take_batches_up_to_the_ingest_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    let user = state.store.create_user("alice", "unused", false).unwrap();
+    let device = state.store.ensure_device(user.id, "phone").unwrap();
+    let (token, hash) = polo_server::auth::new_token();
+    state.store.create_token(user.id, device.id, "overland", &hash, polo_store::TokenGrant::default()).unwrap();
+    let app = polo_server::app(state, &ServerOptions::default(), AccessLogger::off());
+    let limits = ServerOptions::default().body_limits;
+
+    let feature = |i: usize| {
+        format!(
+            r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[8.5,47.{i:07}]}},"properties":{{"timestamp":"2024-03-01T{:02}:{:02}:{:02}Z","speed":1,"horizontal_accuracy":5,"device_id":"phone","padding":"{}"}}}}"#,
+            i / 3600 % 24,
+            i / 60 % 60,
+            i % 60,
+            "x".repeat(200)
+        )
+    };
+    let batch = |bytes: usize| {
+        let mut features = Vec::new();
+        let mut size = 16;
+        while size < bytes {
+            let f = feature(features.len());
+            size += f.len() + 1;
+            features.push(f);
+        }
+        format!(r#"{{"locations":[{}]}}"#, features.join(","))
+    };
+    let post = |body: String| {
+        Request::post("/api/overland")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+
+    let two_mib = batch(2 << 20);
+    assert!(two_mib.len() > 2 << 20 && two_mib.len() > limits.default);
+    let response = app.clone().oneshot(post(two_mib)).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(&body[..], br#"{"result":"ok"}"#);
+
+    let too_big = "x".repeat(limits.ingest + 1);
+    for path in ["/api/overland", "/api/owntracks", "/api/osmand", "/api/v1/points"] {
+        let request = Request::post(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(too_big.clone()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "payload_too_large", "{path}: {body}");
+    }
+}
+
+/// Device names enter through many doors; each refuses the names of the
+/// attack review with a 400 that names the field, and none is stored.
+#[tokio::test]
+async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    let store = state.store.clone();
+    let hash = polo_server::auth::hash_password("a long password").unwrap();
+    let alice = store.create_user("alice", &hash, false).unwrap();
+    let app = polo_server::app(state, &ServerOptions::default(), AccessLogger::off());
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:a long password"));
+    let call = |method: &str, uri: &str, headers: Vec<(&str, String)>, body: String| {
+        let mut request = Request::builder().method(method).uri(uri).header("authorization", auth.clone());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let app = app.clone();
+        let request = request.body(Body::from(body)).unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+        }
+    };
+    let json = || vec![("content-type", "application/json".to_owned())];
+    let location = r#"{"_type":"location","lat":52.5,"lon":13.4,"tst":1709283789}"#.to_owned();
+    let huge = "x".repeat(10_000);
+
+    let (status, body) =
+        call("POST", "/api/owntracks", vec![("x-limit-d", "../../etc/passwd".into())], location.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("the X-Limit-D header: the device name contains '/'"));
+    let topic =
+        format!(r#"{{"_type":"location","lat":52.5,"lon":13.4,"tst":1709283789,"topic":"owntracks/a/{huge}"}}"#);
+    let (status, body) = call("POST", "/api/owntracks", json(), topic).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("topic's device: the device name is 10000 characters long"));
+    let (status, body) = call("POST", "/api/owntracks?d=.hidden", json(), location).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("query parameter d: the device name starts with '.'"));
+
+    let overland = r#"{"locations":[{"type":"Feature","geometry":{"type":"Point","coordinates":[13.4,52.5]},
+        "properties":{"timestamp":"2024-03-01T10:00:00Z","device_id":"<script>"}}]}"#;
+    let (status, body) = call("POST", "/api/overland", json(), overland.to_owned()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("properties.device_id: the device name contains '<'"));
+
+    let (status, body) =
+        call("GET", "/api/osmand?id=ph%00one&lat=52.5&lon=13.4&timestamp=1709283789", vec![], String::new()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("id: the device name contains the control character U+0000"));
+
+    let (status, body) = call("POST", "/api/v1/devices", json(), format!(r#"{{"name":"{huge}"}}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("name: the device name is 10000 characters long"));
+
+    // The batch API judges items one by one: the bad name is that item's error, the others are stored.
+    let points = r#"[{"time":"2024-03-01T10:00:00Z","lat":52.5,"lon":13.4,"device":"line\nbreak"},
+        {"time":"2024-03-01T10:01:00Z","lat":52.5,"lon":13.4,"device":"watch"}]"#;
+    let (status, body) = call("POST", "/api/v1/points", json(), points.to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["added"].as_u64(), body["rejected"].as_u64()), (Some(1), Some(1)), "{body}");
+    assert_eq!(body["errors"][0]["index"], 0);
+    assert!(body["errors"][0]["reason"].as_str().unwrap().starts_with("device: the device name contains the control"));
+
+    let names: Vec<String> = store.list_devices(alice.id).unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["watch"]);
+}
+
+/// `POST /api/v1/replication/apply` reads its body as a stream: a page far
+/// over the 1 MiB default is applied (the cap, and that groups are applied
+/// while the body arrives, are unit-tested in `replication.rs` and
+/// `polo_replication::apply`).
+#[tokio::test]
+async fn replication_apply_streams_large_bodies() {
+    use polo_store::Store as _;
+    let dir = tempfile::tempdir().unwrap();
+    let source = polo_store_sqlite::SqliteStore::open(dir.path().join("source.sqlite")).unwrap();
+    let alice = source.create_user("alice", "h", false).unwrap();
+    let phone = source.ensure_device(alice.id, "phone").unwrap();
+    for batch in 0..20_i64 {
+        let fixes: Vec<polo_domain::Fix> = (0..10_000_i64)
+            .map(|i| {
+                let t = batch * 10_000 + i;
+                // Scattered coordinates: the codec packs a smooth track into a few bytes per point.
+                let scatter = (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+                let (lat, lon) =
+                    ((scatter % 1_700_000_000) as i64 - 850_000_000, (scatter >> 32) as i64 % 1_700_000_000);
+                polo_domain::Fix::new(
+                    polo_domain::Timestamp(1_600_000_000_000 + t * 1000),
+                    polo_domain::Coord { lat_e7: lat as i32, lon_e7: lon as i32 },
+                    polo_domain::SourceFormat::Gpx,
+                )
+            })
+            .collect();
+        source.insert_points(alice.id, phone.id, &fixes).unwrap();
+    }
+    let page = source.replication_feed(polo_domain::Seq(0), usize::MAX, &polo_store::FeedFilter::default()).unwrap();
+    let wire =
+        polo_replication::WirePage::from_feed(source.instance_id().unwrap(), &source.epoch().unwrap(), page, None);
+    let request =
+        polo_replication::ApplyRequest { name: "from-source".into(), cursor: wire.cursor, entries: wire.entries };
+    let body = serde_json::to_vec(&request).unwrap();
+    assert!(body.len() > 2 << 20, "{} bytes", body.len());
+
+    let state = state(&dir);
+    let target = state.store.clone();
+    let secret = "replication-secret";
+    target.create_replication_token("peer", &polo_server::auth::sha256(secret.as_bytes())).unwrap();
+    let app = polo_server::app(state, &ServerOptions::default(), AccessLogger::off());
+    let apply = |body: Body| {
+        Request::post("/api/v1/replication/apply")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {secret}"))
+            .body(body)
+            .unwrap()
+    };
+    let response = app.clone().oneshot(apply(Body::from(body))).await.unwrap();
+    let status = response.status();
+    let answer: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["points_added"], 200_000, "{answer}");
+    let alice = target.user_by_name("alice").unwrap().unwrap();
+    assert_eq!(target.count_points(alice.id).unwrap(), 200_000);
+}

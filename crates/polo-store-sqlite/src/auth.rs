@@ -14,16 +14,22 @@
 use std::sync::TryLockError;
 
 use polo_domain::{DeviceId, Timestamp, UserId};
-use polo_store::{ChangeKind, Device, Session, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL_MS, Token, User};
+use polo_store::{
+    ChangeKind, Device, Session, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL_MS, Token, TokenGrant, TokenScopes, User,
+};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{Db, SqliteStore, check_device, log_change, now, user_from_row};
 
-const TOKEN_COLUMNS: &str = "t.id, t.user_id, t.device_id, d.name, t.label, t.created_ms, t.last_used_ms";
+const TOKEN_COLUMNS: &str =
+    "t.id, t.user_id, t.device_id, d.name, t.label, t.created_ms, t.last_used_ms, t.scopes, t.created_by";
 const TOKEN_FROM: &str = "tokens t JOIN devices d ON d.user_id = t.user_id AND d.id = t.device_id";
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
     let user = UserId(r.get(1)?);
+    let scopes: String = r.get(7)?;
+    let scopes = TokenScopes::parse(&scopes)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e)))?;
     Ok(Token {
         id: r.get(0)?,
         user,
@@ -31,7 +37,20 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
         label: r.get(4)?,
         created: Timestamp(r.get(5)?),
         last_used: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        scopes,
+        created_by: r.get(8)?,
     })
+}
+
+/// Fails with `NotFound` unless `token` is a token of `user`: a maker must
+/// still exist when something is made in its name.
+pub(crate) fn check_maker(conn: &Connection, user: UserId, token: Option<i64>) -> StoreResult<()> {
+    let Some(token) = token else { return Ok(()) };
+    let found = conn
+        .query_row("SELECT 1 FROM tokens WHERE user_id = ?1 AND id = ?2", [user.0, token], |_| Ok(()))
+        .optional()
+        .db()?;
+    found.ok_or_else(|| StoreError::NotFound(format!("token {token} of user {user}")))
 }
 
 fn user_of(conn: &Connection, id: UserId) -> StoreResult<Option<User>> {
@@ -63,19 +82,42 @@ pub(crate) fn create_token(
     device: DeviceId,
     label: &str,
     token_hash: &[u8; 32],
+    grant: TokenGrant,
 ) -> StoreResult<Token> {
     store.write(|tx| {
         check_device(tx, user, device)?;
-        let taken =
-            tx.query_row("SELECT 1 FROM tokens WHERE token_hash = ?1", [&token_hash[..]], |_| Ok(())).optional().db()?;
+        check_maker(tx, user, grant.created_by)?;
+        let taken = tx
+            .query_row("SELECT 1 FROM tokens WHERE token_hash = ?1", [&token_hash[..]], |_| Ok(()))
+            .optional()
+            .db()?;
         if taken.is_some() {
             return Err(StoreError::AlreadyExists("token".into()));
         }
-        let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM tokens", [], |r| r.get(0)).db()?;
+        // Never reused: what a revoked token made must not pass to a later token with its id.
+        let id: i64 = tx
+            .query_row(
+                "SELECT max(coalesce((SELECT max(id) FROM tokens), 0), \
+                 coalesce((SELECT value FROM meta WHERE key = 'last_token_id'), 0)) + 1",
+                [],
+                |r| r.get(0),
+            )
+            .db()?;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_token_id', ?1)", [id]).db()?;
         let created = now();
         tx.execute(
-            "INSERT INTO tokens (user_id, id, device_id, label, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![user.0, id, device.0, label, &token_hash[..], created.0],
+            "INSERT INTO tokens (user_id, id, device_id, label, token_hash, created_ms, scopes, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                user.0,
+                id,
+                device.0,
+                label,
+                &token_hash[..],
+                created.0,
+                grant.scopes.to_string(),
+                grant.created_by
+            ],
         )
         .db()?;
         let name: String = tx
@@ -88,6 +130,8 @@ pub(crate) fn create_token(
             label: label.to_owned(),
             created,
             last_used: None,
+            scopes: grant.scopes,
+            created_by: grant.created_by,
         })
     })
 }
@@ -137,8 +181,37 @@ pub(crate) fn list_tokens(store: &SqliteStore, user: UserId) -> StoreResult<Vec<
     })
 }
 
+/// The token and every token it made, transitively: what a revocation takes.
+const DOOMED_TOKENS: &str = "WITH RECURSIVE doomed (id) AS ( \
+        SELECT id FROM tokens WHERE user_id = ?1 AND id = ?2 \
+        UNION SELECT t.id FROM tokens t JOIN doomed ON t.created_by = doomed.id WHERE t.user_id = ?1)";
+
 pub(crate) fn revoke_token(store: &SqliteStore, user: UserId, id: i64) -> StoreResult<bool> {
-    store.write(|tx| Ok(tx.execute("DELETE FROM tokens WHERE user_id = ?1 AND id = ?2", [user.0, id]).db()? > 0))
+    store.write(|tx| {
+        tx.execute(
+            &format!(
+                "{DOOMED_TOKENS} UPDATE shares SET revoked_ms = ?3 WHERE user_id = ?1 AND revoked_ms IS NULL \
+                 AND created_by_token IN (SELECT id FROM doomed)"
+            ),
+            params![user.0, id, now().0],
+        )
+        .db()?;
+        tx.execute(
+            &format!(
+                "{DOOMED_TOKENS} DELETE FROM location_grants WHERE user_id = ?1 \
+                 AND created_by_token IN (SELECT id FROM doomed)"
+            ),
+            params![user.0, id],
+        )
+        .db()?;
+        let deleted = tx
+            .execute(
+                &format!("{DOOMED_TOKENS} DELETE FROM tokens WHERE user_id = ?1 AND id IN (SELECT id FROM doomed)"),
+                params![user.0, id],
+            )
+            .db()?;
+        Ok(deleted > 0)
+    })
 }
 
 pub(crate) fn create_session(

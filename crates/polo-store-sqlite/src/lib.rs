@@ -45,7 +45,7 @@ use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, S
 use polo_store::{
     Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard, Hlc,
     LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store, StoreError, StoreResult, StoredInterval,
-    Token, User, WriteOutcome,
+    Token, TokenGrant, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -813,8 +813,15 @@ impl Store for SqliteStore {
         auth::set_password(self, user, password_hash)
     }
 
-    fn create_token(&self, user: UserId, device: DeviceId, label: &str, token_hash: &[u8; 32]) -> StoreResult<Token> {
-        auth::create_token(self, user, device, label, token_hash)
+    fn create_token(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        label: &str,
+        token_hash: &[u8; 32],
+        grant: TokenGrant,
+    ) -> StoreResult<Token> {
+        auth::create_token(self, user, device, label, token_hash, grant)
     }
 
     fn token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Token, User)>> {
@@ -1155,8 +1162,14 @@ impl Store for SqliteStore {
 
     // ---------------------------------------------------------------- sharing
 
-    fn create_share(&self, user: UserId, share: &NewShare, token_hash: &[u8; 32]) -> StoreResult<Share> {
-        sharing::create_share(self, user, share, token_hash)
+    fn create_share(
+        &self,
+        user: UserId,
+        share: &NewShare,
+        token_hash: &[u8; 32],
+        created_by_token: Option<i64>,
+    ) -> StoreResult<Share> {
+        sharing::create_share(self, user, share, token_hash, created_by_token)
     }
 
     fn share_by_hash(&self, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Share, User)>> {
@@ -1171,8 +1184,8 @@ impl Store for SqliteStore {
         sharing::revoke_share(self, user, id, at)
     }
 
-    fn grant_location(&self, owner: UserId, viewer: UserId) -> StoreResult<bool> {
-        sharing::grant_location(self, owner, viewer)
+    fn grant_location(&self, owner: UserId, viewer: UserId, created_by_token: Option<i64>) -> StoreResult<bool> {
+        sharing::grant_location(self, owner, viewer, created_by_token)
     }
 
     fn revoke_location_grant(&self, owner: UserId, viewer: UserId) -> StoreResult<bool> {

@@ -277,8 +277,24 @@ CREATE TABLE instance_settings (
 ) WITHOUT ROWID;
 ";
 
+/// Version 9, token scopes: what a device token may do beyond ingesting as
+/// its device (space-separated `polo_store::TokenScope` names; tokens made
+/// before have none: the device only), and which token made a token, a
+/// share or a location grant (NULL: the password or a session), so that
+/// revoking a token revokes what it made. `last_token_id` keeps token ids
+/// from being reused.
+const V9: &str = "
+ALTER TABLE tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN created_by INTEGER;
+CREATE INDEX tokens_by_maker ON tokens (created_by) WHERE created_by IS NOT NULL;
+ALTER TABLE shares ADD COLUMN created_by_token INTEGER;
+CREATE INDEX shares_by_maker ON shares (created_by_token) WHERE created_by_token IS NOT NULL;
+ALTER TABLE location_grants ADD COLUMN created_by_token INTEGER;
+INSERT INTO meta (key, value) SELECT 'last_token_id', coalesce(max(id), 0) FROM tokens;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -9,10 +9,11 @@ use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{LocationGrant, NewShare, Share, ShareKind, StoreError, StoreResult, User};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::auth::check_maker;
 use crate::{Db, SqliteStore, check_device, now, user_from_row};
 
 const SHARE_COLUMNS: &str = "s.id, s.user_id, s.kind, s.from_ms, s.to_ms, s.device_id, d.name, s.label, \
-     s.created_ms, s.expires_ms, s.revoked_ms";
+     s.created_ms, s.expires_ms, s.revoked_ms, s.created_by_token";
 const SHARE_FROM: &str = "shares s LEFT JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id";
 
 fn share_from_row(r: &Row<'_>) -> StoreResult<Share> {
@@ -34,6 +35,7 @@ fn share_from_row(r: &Row<'_>) -> StoreResult<Share> {
         device_name: r.get(6).db()?,
         created: Timestamp(r.get(8).db()?),
         revoked: time(10)?,
+        created_by_token: r.get(11).db()?,
     })
 }
 
@@ -55,11 +57,13 @@ pub(crate) fn create_share(
     user: UserId,
     share: &NewShare,
     token_hash: &[u8; 32],
+    created_by_token: Option<i64>,
 ) -> StoreResult<Share> {
     store.write(|tx| {
         if !user_exists(tx, user)? {
             return Err(StoreError::NotFound(format!("user {user}")));
         }
+        check_maker(tx, user, created_by_token)?;
         if let Some(device) = share.device {
             check_device(tx, user, device)?;
         }
@@ -73,7 +77,7 @@ pub(crate) fn create_share(
         let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM shares", [], |r| r.get(0)).db()?;
         tx.execute(
             "INSERT INTO shares (user_id, id, kind, from_ms, to_ms, device_id, label, token_hash, created_ms, \
-             expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             expires_ms, created_by_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 user.0,
                 id,
@@ -85,6 +89,7 @@ pub(crate) fn create_share(
                 &token_hash[..],
                 now().0,
                 share.expires.map(|t| t.0),
+                created_by_token,
             ],
         )
         .db()?;
@@ -149,21 +154,27 @@ pub(crate) fn revoke_share(store: &SqliteStore, user: UserId, id: i64, at: Times
     })
 }
 
-pub(crate) fn grant_location(store: &SqliteStore, owner: UserId, viewer: UserId) -> StoreResult<bool> {
+pub(crate) fn grant_location(
+    store: &SqliteStore,
+    owner: UserId,
+    viewer: UserId,
+    created_by_token: Option<i64>,
+) -> StoreResult<bool> {
     store.write(|tx| {
         for user in [owner, viewer] {
             if !user_exists(tx, user)? {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
         }
+        check_maker(tx, owner, created_by_token)?;
         if owner == viewer {
             return Ok(false);
         }
         let n = tx
             .execute(
-                "INSERT INTO location_grants (user_id, friend_id, created_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT DO NOTHING",
-                params![owner.0, viewer.0, now().0],
+                "INSERT INTO location_grants (user_id, friend_id, created_ms, created_by_token) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![owner.0, viewer.0, now().0, created_by_token],
             )
             .db()?;
         Ok(n > 0)
@@ -182,7 +193,12 @@ pub(crate) fn revoke_location_grant(store: &SqliteStore, owner: UserId, viewer: 
 fn grants(c: &Connection, sql: &str, user: UserId) -> StoreResult<Vec<LocationGrant>> {
     let mut stmt = c.prepare_cached(sql).db()?;
     stmt.query_map([user.0], |r| {
-        Ok(LocationGrant { owner: UserId(r.get(0)?), viewer: UserId(r.get(1)?), created: Timestamp(r.get(2)?) })
+        Ok(LocationGrant {
+            owner: UserId(r.get(0)?),
+            viewer: UserId(r.get(1)?),
+            created: Timestamp(r.get(2)?),
+            created_by_token: r.get(3)?,
+        })
     })
     .db()?
     .collect::<rusqlite::Result<Vec<_>>>()
@@ -193,7 +209,8 @@ pub(crate) fn location_grants_by(store: &SqliteStore, owner: UserId) -> StoreRes
     store.read(|c| {
         grants(
             c,
-            "SELECT user_id, friend_id, created_ms FROM location_grants WHERE user_id = ?1 ORDER BY friend_id",
+            "SELECT user_id, friend_id, created_ms, created_by_token FROM location_grants \
+             WHERE user_id = ?1 ORDER BY friend_id",
             owner,
         )
     })
@@ -203,7 +220,8 @@ pub(crate) fn location_grants_to(store: &SqliteStore, viewer: UserId) -> StoreRe
     store.read(|c| {
         grants(
             c,
-            "SELECT user_id, friend_id, created_ms FROM location_grants WHERE friend_id = ?1 ORDER BY user_id",
+            "SELECT user_id, friend_id, created_ms, created_by_token FROM location_grants \
+             WHERE friend_id = ?1 ORDER BY user_id",
             viewer,
         )
     })

@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -69,6 +69,7 @@ fn version_1_databases_migrate_to_the_latest() {
          DROP TABLE edit_log; DROP TABLE replication_checkpoints; DROP TABLE epochs; \
          DROP TABLE replication_tokens; \
          DROP TABLE shares; DROP TABLE location_grants; DROP TABLE instance_settings; \
+         DELETE FROM meta WHERE key = 'last_token_id'; \
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -76,14 +77,14 @@ fn version_1_databases_migrate_to_the_latest() {
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.user_by_name("alice").unwrap(), Some(user.clone()));
     let device = store.ensure_device(user.id, "phone").unwrap();
-    let token = store.create_token(user.id, device.id, "t", &[7; 32]).unwrap();
+    let token = store.create_token(user.id, device.id, "t", &[7; 32], polo_store::TokenGrant::default()).unwrap();
     assert_eq!(store.token_by_hash(&[7; 32]).unwrap().unwrap().0.id, token.id);
     store.set_device_encryption_key(user.id, device.id, Some("k")).unwrap();
     assert_eq!(store.device_encryption_key(user.id, device.id).unwrap().as_deref(), Some("k"));
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     assert_eq!(store.epoch().unwrap().len(), 32);
     assert_eq!(store.epochs().unwrap().len(), 1, "the epoch history starts with the current epoch");
     let feed = store.replication_feed(polo_domain::Seq(0), 10, &polo_store::FeedFilter::default()).unwrap();
@@ -91,7 +92,41 @@ fn version_1_databases_migrate_to_the_latest() {
     // Sharing works on a migrated database.
     store.set_instance_setting("instance_name", Some("x")).unwrap();
     let bob = store.create_user("bob", "h", false).unwrap();
-    assert!(store.grant_location(user.id, bob.id).unwrap());
+    assert!(store.grant_location(user.id, bob.id, None).unwrap());
+}
+
+/// Tokens made before scopes existed keep working as what they were made
+/// for, their device, and nothing more; their ids are not handed out again.
+#[test]
+fn version_8_tokens_migrate_to_the_device_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("polo.db");
+    let (user, device) = {
+        let store = SqliteStore::open(&path).unwrap();
+        let user = store.create_user("alice", "h", false).unwrap();
+        let device = store.ensure_device(user.id, "phone").unwrap();
+        (user, device)
+    };
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX tokens_by_maker; ALTER TABLE tokens DROP COLUMN scopes; ALTER TABLE tokens DROP COLUMN created_by; \
+         DROP INDEX shares_by_maker; ALTER TABLE shares DROP COLUMN created_by_token; \
+         ALTER TABLE location_grants DROP COLUMN created_by_token; DELETE FROM meta WHERE key = 'last_token_id'; \
+         PRAGMA user_version = 8;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO tokens (user_id, id, device_id, label, token_hash, created_ms) VALUES (?1, 41, ?2, 'old', ?3, 0)",
+        rusqlite::params![user.id.0, device.id.0, &[9u8; 32][..]],
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let (token, _) = store.token_by_hash(&[9; 32]).unwrap().unwrap();
+    assert_eq!((token.id, token.scopes, token.created_by), (41, polo_store::TokenScopes::NONE, None));
+    assert!(store.revoke_token(user.id, 41).unwrap());
+    let next = store.create_token(user.id, device.id, "new", &[8; 32], polo_store::TokenGrant::default()).unwrap();
+    assert_eq!(next.id, 42, "the migration remembers the highest id");
 }
 
 #[test]

@@ -29,9 +29,9 @@ use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, 
 use crate::codec::CHUNK_CAPACITY;
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
-    shares_expire_and_are_scoped,
+    shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
 };
-use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, UserId, WriteOutcome};
+use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
 
 /// Something a test can get a store from: a boxed store, or a store paired
 /// with a guard (e.g. its temporary directory) that must outlive it.
@@ -78,7 +78,7 @@ macro_rules! conformance_tests {
         // Sharing (conformance_sharing.rs).
         $crate::conformance_tests!(@each $make;
             shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
-            instance_settings_set_and_clear);
+            instance_settings_set_and_clear, tokens_keep_scopes_and_revoke_what_they_made);
     };
 }
 
@@ -650,15 +650,24 @@ pub fn tokens_create_lookup_revoke(store: &dyn Store) {
     let (b, b_phone) = setup(store, "bob");
     let seq = store.last_seq().unwrap();
     let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
-    let t1 = store.create_token(a, phone, "overland", &h1).unwrap();
+    let t1 = store.create_token(a, phone, "overland", &h1, TokenGrant::default()).unwrap();
     assert_eq!((t1.user, t1.device.id, t1.device.name.as_str(), t1.label.as_str()), (a, phone, "phone", "overland"));
     assert_eq!(t1.last_used, None);
-    let t2 = store.create_token(a, phone, "", &h2).unwrap();
+    let t2 = store.create_token(a, phone, "", &h2, TokenGrant::default()).unwrap();
     assert_ne!(t1.id, t2.id);
-    let t3 = store.create_token(b, b_phone, "bob's", &h3).unwrap();
-    assert!(matches!(store.create_token(a, phone, "again", &h1), Err(StoreError::AlreadyExists(_))));
-    assert!(matches!(store.create_token(a, b_phone, "x", &[4; 32]), Err(StoreError::NotFound(_))));
-    assert!(matches!(store.create_token(a, DeviceId(9_999_999), "x", &[4; 32]), Err(StoreError::NotFound(_))));
+    let t3 = store.create_token(b, b_phone, "bob's", &h3, TokenGrant::default()).unwrap();
+    assert!(matches!(
+        store.create_token(a, phone, "again", &h1, TokenGrant::default()),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.create_token(a, b_phone, "x", &[4; 32], TokenGrant::default()),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.create_token(a, DeviceId(9_999_999), "x", &[4; 32], TokenGrant::default()),
+        Err(StoreError::NotFound(_))
+    ));
 
     let (found, user) = store.token_by_hash(&h1).unwrap().unwrap();
     assert_eq!((found.id, found.user, found.device.id, user.id, user.name.as_str()), (t1.id, a, phone, a, "alice"));

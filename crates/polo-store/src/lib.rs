@@ -23,6 +23,7 @@ pub mod conformance;
 pub mod conformance_sharing;
 pub mod derived;
 pub mod replication;
+pub mod scope;
 pub mod sharing;
 
 use std::ops::ControlFlow;
@@ -34,6 +35,7 @@ pub use replication::{
 };
 
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
+pub use scope::{TokenGrant, TokenScope, TokenScopes, UnknownScope};
 pub use sharing::{LocationGrant, NewShare, Share, ShareKind};
 
 /// Errors every backend reports.
@@ -135,6 +137,10 @@ pub struct Token {
     pub created: Timestamp,
     /// Last successful use, updated at most about once a minute.
     pub last_used: Option<Timestamp>,
+    /// What it may do beyond ingesting as its device ([`scope`]).
+    pub scopes: TokenScopes,
+    /// The token that made it, if a token did.
+    pub created_by: Option<i64>,
 }
 
 /// A web login session. Only a SHA-256 hash of the session cookie is stored.
@@ -366,12 +372,21 @@ pub trait Store: Send + Sync {
     fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
 
     /// Stores a new token for a device of `user`, by the SHA-256 of the
-    /// token. No change-log entry (see the trait docs).
+    /// token, with its scopes and the token that made it. Token ids are
+    /// never reused. No change-log entry (see the trait docs).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when `device` is not a device of `user`;
+    /// [`StoreError::NotFound`] when `device` is not a device of `user`, or
+    /// `grant.created_by` is not (any more) a token of `user`;
     /// [`StoreError::AlreadyExists`] for a hash that is already stored.
-    fn create_token(&self, user: UserId, device: DeviceId, label: &str, token_hash: &[u8; 32]) -> StoreResult<Token>;
+    fn create_token(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        label: &str,
+        token_hash: &[u8; 32],
+        grant: TokenGrant,
+    ) -> StoreResult<Token>;
     /// The token with this hash and its user. Marks the token used when its
     /// `last_used` is older than [`TOKEN_TOUCH_INTERVAL_MS`] (best effort: a
     /// backend may skip the update when its writer is busy), and returns the
@@ -385,7 +400,10 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn list_tokens(&self, user: UserId) -> StoreResult<Vec<Token>>;
-    /// Deletes token `id` of `user`; `false` when `user` has no such token.
+    /// Deletes token `id` of `user` and, in the same transaction, what it
+    /// made: the tokens it made (and theirs, and so on) are deleted, their
+    /// shares revoked and their location grants withdrawn. `false` when
+    /// `user` has no such token.
     ///
     /// # Errors
     /// Backend failures.
@@ -682,12 +700,21 @@ pub trait Store: Send + Sync {
     // like tokens they are local to the instance (see `sharing`).
     // ------------------------------------------------------------------
 
-    /// Stores a share of `user`'s history by the SHA-256 of its link secret.
+    /// Stores a share of `user`'s history by the SHA-256 of its link secret,
+    /// with the device token that made it, if one did (revoking that token
+    /// revokes the share).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown user or a device that is not
-    /// the user's; [`StoreError::AlreadyExists`] for a hash already stored.
-    fn create_share(&self, user: UserId, share: &NewShare, token_hash: &[u8; 32]) -> StoreResult<Share>;
+    /// [`StoreError::NotFound`] for an unknown user, a device that is not
+    /// the user's or a `created_by_token` that is not (any more) the user's;
+    /// [`StoreError::AlreadyExists`] for a hash already stored.
+    fn create_share(
+        &self,
+        user: UserId,
+        share: &NewShare,
+        token_hash: &[u8; 32],
+        created_by_token: Option<i64>,
+    ) -> StoreResult<Share>;
     /// The share with this hash and its owner, while it is active at `now`
     /// (not revoked, `expires > now`).
     ///
@@ -708,10 +735,14 @@ pub trait Store: Send + Sync {
 
     /// Lets `viewer` see `owner`'s location; `false` when the grant existed
     /// (or `owner == viewer`: users always see themselves; nothing is stored).
+    /// A new grant records the device token that made it, if one did
+    /// (revoking that token withdraws the grant); an existing grant keeps
+    /// its maker.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown user.
-    fn grant_location(&self, owner: UserId, viewer: UserId) -> StoreResult<bool>;
+    /// [`StoreError::NotFound`] for an unknown user, or a `created_by_token`
+    /// that is not (any more) a token of `owner`.
+    fn grant_location(&self, owner: UserId, viewer: UserId, created_by_token: Option<i64>) -> StoreResult<bool>;
     /// Withdraws `owner`'s grant to `viewer`; `false` when there was none.
     ///
     /// # Errors

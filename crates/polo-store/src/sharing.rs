@@ -75,6 +75,8 @@ pub struct Share {
     pub created: Timestamp,
     /// When it was revoked, if it was.
     pub revoked: Option<Timestamp>,
+    /// The device token that made it, if one did.
+    pub created_by_token: Option<i64>,
 }
 
 impl Share {
@@ -94,4 +96,6 @@ pub struct LocationGrant {
     pub viewer: UserId,
     /// When the grant was made.
     pub created: Timestamp,
+    /// The device token that made it, if one did.
+    pub created_by_token: Option<i64>,
 }

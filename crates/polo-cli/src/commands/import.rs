@@ -43,6 +43,10 @@ struct Report {
 }
 
 pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
+    if let Some(device) = &args.device {
+        polo_domain::validate_device_name(device)
+            .map_err(|e| anyhow::anyhow!("--device: the device name {e} (got {device:?})"))?;
+    }
     let store = config.open_store()?;
     let user = require_user(&store, &args.user)?;
     let total_bytes: u64 = args.files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();

@@ -6,7 +6,7 @@
 //! the store keeps only its hash.
 
 use anyhow::{Context, bail};
-use polo_store::Store;
+use polo_store::{Store, TokenGrant, TokenScopes};
 
 use crate::Outcome;
 use crate::cli::TokenCommand;
@@ -16,22 +16,27 @@ use crate::config::Config;
 pub fn run(config: &Config, command: &TokenCommand) -> anyhow::Result<Outcome> {
     let store = config.open_store()?;
     match command {
-        TokenCommand::Create { user, device, label } => create(&store, user, device, label),
+        TokenCommand::Create { user, device, label, scope } => create(&store, user, device, label, scope),
         TokenCommand::List { user, json } => list(&store, user, *json),
         TokenCommand::Revoke { user, id } => revoke(&store, user, *id),
     }
 }
 
-fn create(store: &dyn Store, user: &str, device: &str, label: &str) -> anyhow::Result<Outcome> {
-    let device = device.trim();
-    if device.is_empty() || device.chars().count() > 64 || device.chars().any(char::is_control) {
-        bail!("device names are 1-64 printable characters (got {device:?})");
-    }
+fn create(store: &dyn Store, user: &str, device: &str, label: &str, scope: &[String]) -> anyhow::Result<Outcome> {
+    let device = polo_domain::validate_device_name(device)
+        .map_err(|e| anyhow::anyhow!("--device: the device name {e} (got {device:?})"))?;
+    let scopes = TokenScopes::parse(&scope.join(",")).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
     let user = require_user(store, user)?;
     let device = store.ensure_device(user.id, device).context("cannot create the device")?;
     let (token, hash) = polo_server::auth::new_token();
-    let stored = store.create_token(user.id, device.id, label.trim(), &hash).context("cannot store the token")?;
-    eprintln!("created token {} for device {:?} of {}; it is shown only now:", stored.id, device.name, user.name);
+    let grant = TokenGrant { scopes, created_by: None };
+    let stored =
+        store.create_token(user.id, device.id, label.trim(), &hash, grant).context("cannot store the token")?;
+    let scopes = if scopes.is_empty() { "no scopes: the device only".to_owned() } else { format!("scopes {scopes}") };
+    eprintln!(
+        "created token {} for device {:?} of {} ({scopes}); it is shown only now:",
+        stored.id, device.name, user.name
+    );
     println!("{token}");
     Ok(Outcome::Success)
 }
@@ -49,6 +54,8 @@ fn list(store: &dyn Store, user: &str, json: bool) -> anyhow::Result<Outcome> {
                     "label": t.label,
                     "created": t.created.to_string(),
                     "last_used": t.last_used.map(|l| l.to_string()),
+                    "scopes": t.scopes.names(),
+                    "created_by": t.created_by,
                 })
             })
             .collect();
@@ -56,7 +63,8 @@ fn list(store: &dyn Store, user: &str, json: bool) -> anyhow::Result<Outcome> {
     } else {
         for t in &tokens {
             let last = t.last_used.map_or_else(|| "never used".to_owned(), |l| format!("last used {l}"));
-            println!("{:>5}  {:<20} {:<24} {}", t.id, t.device.name, t.label, last);
+            let scopes = if t.scopes.is_empty() { "device only".to_owned() } else { t.scopes.to_string() };
+            println!("{:>5}  {:<20} {:<24} {:<28} {}", t.id, t.device.name, t.label, scopes, last);
         }
     }
     Ok(Outcome::Success)
@@ -68,7 +76,7 @@ fn revoke(store: &dyn Store, user: &str, id: i64) -> anyhow::Result<Outcome> {
         bail!("{} has no token {id} (see `polo token list --user {}`)", user.name, user.name);
     }
     eprintln!(
-        "revoked token {id}; a running `polo serve` refuses it within {} s (at once when revoked through its API)",
+        "revoked token {id} with the tokens, shares and location grants it made; a running `polo serve` refuses it within {} s (at once when revoked through its API)",
         polo_server::auth::TOKEN_CACHE_TTL.as_secs()
     );
     Ok(Outcome::Success)

@@ -42,9 +42,11 @@ pub fn add_user(data_dir: &Path, name: &str) {
     assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A device token made with `polo token create`.
+/// A device token made with `polo token create --scope all`: the tests that use it read back what
+/// they sent with the same token (tests/tokens.rs and the authorisation matrix cover scopes).
 pub fn token(data_dir: &Path, user: &str, device: &str) -> String {
-    run_ok(polo(data_dir).args(["token", "create", "--user", user, "--device", device])).trim().to_owned()
+    let args = ["token", "create", "--user", user, "--device", device, "--scope", "all"];
+    run_ok(polo(data_dir).args(args)).trim().to_owned()
 }
 
 /// A running `polo serve`, killed when dropped.

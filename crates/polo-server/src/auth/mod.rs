@@ -42,12 +42,16 @@
 //! any credential is looked at: every admin route is admin-network-only by
 //! construction, whichever router it sits in.
 //!
-//! Device tokens are meant for devices: they cannot mint tokens, change the
-//! password or create users (see [`Caller::require_password_grade`]), so a
+//! Device tokens are meant for devices: without scopes a token ingests as
+//! its device and reads its own latest position, nothing more; every other
+//! route needs a scope the token was made with ([`scope`]). No token changes
+//! the password or creates users ([`Caller::require_password_grade`]), and
+//! what a token makes (tokens, shares, grants) is revoked with it, so a
 //! revoked token cannot have left a successor behind.
 
 pub(crate) mod limiter;
 mod password;
+pub mod scope;
 pub(crate) mod secret;
 mod token_cache;
 
@@ -62,7 +66,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use polo_domain::{Timestamp, UserId};
-use polo_store::{Device, Store, User};
+use polo_store::{Device, Store, Token, TokenScope, TokenScopes, User};
 
 pub use self::limiter::Backoff;
 use self::limiter::RateLimiter;
@@ -123,14 +127,25 @@ struct SessionRef {
     csrf_token: String,
 }
 
+/// The device token a caller authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerToken {
+    /// The token's id: what the caller makes is recorded with it.
+    pub id: i64,
+    /// What it may do beyond ingesting as its device.
+    pub scopes: TokenScopes,
+}
+
 /// An authenticated caller. Handlers scope every read and write to
-/// `user.id`; `device` is set when a device token was used.
+/// `user.id`; `device` and `token` are set when a device token was used.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The user.
     pub user: User,
     /// The device whose token authenticated the request.
     pub device: Option<Device>,
+    /// The token, with its scopes.
+    pub token: Option<CallerToken>,
     /// How the caller authenticated.
     pub via: AuthMethod,
     session: Option<SessionRef>,
@@ -147,6 +162,38 @@ impl Caller {
     #[must_use]
     pub fn session_hash(&self) -> Option<&[u8; 32]> {
         self.session.as_ref().map(|s| &s.hash)
+    }
+
+    /// A caller with a device token: its device and the token's id and scopes.
+    fn with_token(token: Token, user: User, via: AuthMethod) -> Self {
+        let scoped = CallerToken { id: token.id, scopes: token.scopes };
+        Self { user, device: Some(token.device), token: Some(scoped), via, session: None }
+    }
+
+    /// A caller with the password (or a session): not limited by scopes.
+    fn with_password(user: User, via: AuthMethod, session: Option<SessionRef>) -> Self {
+        Self { user, device: None, token: None, via, session }
+    }
+
+    /// Whether the caller may do what `scope` covers: always with the
+    /// password or a session, with a device token when it has the scope.
+    #[must_use]
+    pub fn has_scope(&self, scope: TokenScope) -> bool {
+        self.token.is_none_or(|t| t.scopes.contains(scope))
+    }
+
+    /// The scopes whatever the caller makes may have: a token's own, or
+    /// every scope for the password and sessions.
+    #[must_use]
+    pub fn grantable_scopes(&self) -> TokenScopes {
+        self.token.map_or_else(TokenScopes::all, |t| t.scopes)
+    }
+
+    /// The id of the device token the caller used, to record on what it
+    /// makes (revoking the token revokes those).
+    #[must_use]
+    pub fn maker(&self) -> Option<i64> {
+        self.token.map(|t| t.id)
     }
 
     /// Refuses device tokens: for actions that need the user's own login.
@@ -389,12 +436,8 @@ impl Authenticator {
                 return Err(ApiError::csrf_failed());
             }
         }
-        Ok(Some(Caller {
-            user,
-            device: None,
-            via: AuthMethod::Session,
-            session: Some(SessionRef { hash, csrf_token: session.csrf_token }),
-        }))
+        let session = SessionRef { hash, csrf_token: session.csrf_token };
+        Ok(Some(Caller::with_password(user, AuthMethod::Session, Some(session))))
     }
 
     async fn authorization(&self, credentials: Credentials, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
@@ -402,7 +445,7 @@ impl Authenticator {
             Credentials::Token { token, via } => {
                 self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
                 match self.lookup_token(&token).await? {
-                    Some((device, user)) => Ok(Caller { user, device: Some(device), via, session: None }),
+                    Some((token, user)) => Ok(Caller::with_token(token, user, via)),
                     None => {
                         self.limiter.token_failure(ip);
                         Err(ApiError::unauthorized("unknown or revoked token"))
@@ -413,22 +456,20 @@ impl Authenticator {
                 // A device token: password failures for this name do not hold it up.
                 self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
                 match self.lookup_token(&token).await? {
-                    Some((device, user)) if user.name == name => {
-                        Ok(Caller { user, device: Some(device), via: AuthMethod::BasicToken, session: None })
+                    Some((token, user)) if user.name == name => {
+                        Ok(Caller::with_token(token, user, AuthMethod::BasicToken))
                     }
                     // Not a token of this user: it may still be the password.
-                    _ => self.password_login(&name, &token, ip).await.map(|user| Caller {
-                        user,
-                        device: None,
-                        via: AuthMethod::BasicPassword,
-                        session: None,
-                    }),
+                    _ => self
+                        .password_login(&name, &token, ip)
+                        .await
+                        .map(|user| Caller::with_password(user, AuthMethod::BasicPassword, None)),
                 }
             }
             Credentials::Password { user, password } => self
                 .password_login(&user, &password, ip)
                 .await
-                .map(|user| Caller { user, device: None, via: AuthMethod::BasicPassword, session: None }),
+                .map(|user| Caller::with_password(user, AuthMethod::BasicPassword, None)),
         }
     }
 
@@ -442,9 +483,7 @@ impl Authenticator {
     pub async fn authenticate_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<Caller>, ApiError> {
         self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
         match self.lookup_token(token).await? {
-            Some((device, user)) => {
-                Ok(Some(Caller { user, device: Some(device), via: AuthMethod::Bearer, session: None }))
-            }
+            Some((token, user)) => Ok(Some(Caller::with_token(token, user, AuthMethod::Bearer))),
             None => {
                 self.limiter.token_failure(ip);
                 Ok(None)
@@ -452,15 +491,15 @@ impl Authenticator {
         }
     }
 
-    async fn lookup_token(&self, token: &str) -> Result<Option<(Device, User)>, ApiError> {
+    async fn lookup_token(&self, token: &str) -> Result<Option<(Token, User)>, ApiError> {
         let hash = sha256(token.as_bytes());
         if let Some(found) = self.tokens.get(&hash) {
             return Ok(Some(found));
         }
         let store = self.store.clone();
-        let found = blocking(move || store.token_by_hash(&hash)).await?.map(|(token, user)| (token.device, user));
-        if let Some((device, user)) = &found {
-            self.tokens.insert(hash, device.clone(), user.clone());
+        let found = blocking(move || store.token_by_hash(&hash)).await?;
+        if let Some((token, user)) = &found {
+            self.tokens.insert(hash, token.clone(), user.clone());
         }
         Ok(found)
     }
@@ -603,8 +642,15 @@ async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Caller>, 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// Device tokens are held to their scopes here, by the route that
+    /// matched ([`scope::ROUTE_ACCESS`]).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        resolve(parts, state).await?.ok_or_else(|| ApiError::unauthorized("log in or send credentials"))
+        let caller =
+            resolve(parts, state).await?.ok_or_else(|| ApiError::unauthorized("log in or send credentials"))?;
+        if let Some(token) = caller.token {
+            scope::check_route(parts, token.scopes)?;
+        }
+        Ok(caller)
     }
 }
 

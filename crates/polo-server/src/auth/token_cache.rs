@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use polo_store::{Device, User};
+use polo_store::{Token, User};
 
 /// How long a resolved token is trusted without asking the store again.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -27,17 +27,17 @@ const TOKEN_CACHE_MAX: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Device, User, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Token, User, Instant)>>,
 }
 
 impl TokenCache {
-    pub(super) fn get(&self, hash: &[u8; 32]) -> Option<(Device, User)> {
+    pub(super) fn get(&self, hash: &[u8; 32]) -> Option<(Token, User)> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let (device, user, at) = entries.get(hash)?;
-        (at.elapsed() < TOKEN_CACHE_TTL).then(|| (device.clone(), user.clone()))
+        let (token, user, at) = entries.get(hash)?;
+        (at.elapsed() < TOKEN_CACHE_TTL).then(|| (token.clone(), user.clone()))
     }
 
-    pub(super) fn insert(&self, hash: [u8; 32], device: Device, user: User) {
+    pub(super) fn insert(&self, hash: [u8; 32], token: Token, user: User) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= TOKEN_CACHE_MAX {
             entries.retain(|_, (_, _, at)| at.elapsed() < TOKEN_CACHE_TTL);
@@ -45,7 +45,7 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(hash, (device, user, Instant::now()));
+        entries.insert(hash, (token, user, Instant::now()));
     }
 
     /// Forgets every token: after a revocation or a password change.
@@ -57,11 +57,21 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use polo_domain::{DeviceId, Timestamp, UserId};
+    use polo_store::{Device, TokenScopes};
 
     use super::*;
 
-    fn device() -> Device {
-        Device { id: DeviceId(1), user: UserId(1), name: "phone".into() }
+    fn device() -> Token {
+        Token {
+            id: 1,
+            user: UserId(1),
+            device: Device { id: DeviceId(1), user: UserId(1), name: "phone".into() },
+            label: String::new(),
+            created: Timestamp(0),
+            last_used: None,
+            scopes: TokenScopes::NONE,
+            created_by: None,
+        }
     }
 
     fn user() -> User {
@@ -73,7 +83,7 @@ mod tests {
         let cache = TokenCache::default();
         assert!(cache.get(&[1; 32]).is_none());
         cache.insert([1; 32], device(), user());
-        assert_eq!(cache.get(&[1; 32]).map(|(d, u)| (d.name, u.name)), Some(("phone".into(), "ada".into())));
+        assert_eq!(cache.get(&[1; 32]).map(|(t, u)| (t.device.name, u.name)), Some(("phone".into(), "ada".into())));
         assert!(cache.get(&[2; 32]).is_none());
         cache.clear();
         assert!(cache.get(&[1; 32]).is_none());

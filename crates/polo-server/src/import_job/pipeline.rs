@@ -183,6 +183,14 @@ pub enum WriteError {
     /// The store refused a batch.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The file names a device polo refuses ([`polo_domain::validate_device_name`]).
+    #[error("the file names the device {name:?}, but the device name {error}; import it with a device name given")]
+    DeviceName {
+        /// The name as the file gives it.
+        name: String,
+        /// What is wrong with it.
+        error: polo_domain::DeviceNameError,
+    },
     /// The writer thread panicked.
     #[error("the writer thread panicked")]
     Panicked,
@@ -324,6 +332,9 @@ impl Importer<'_> {
             let device = match devices.get(name) {
                 Some(id) => *id,
                 None => {
+                    // Callers check an override; a name from the file is checked here.
+                    let name = polo_domain::validate_device_name(name)
+                        .map_err(|error| WriteError::DeviceName { name: name.to_owned(), error })?;
                     let id = self.store.ensure_device(self.user, name).map_err(WriteError::Device)?.id;
                     devices.insert(name.to_owned(), id);
                     id

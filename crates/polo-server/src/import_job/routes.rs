@@ -170,7 +170,12 @@ async fn create(
         .device
         .as_ref()
         .map(|d| d.name.clone())
-        .or_else(|| query.device.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()));
+        .map(Ok)
+        .or_else(|| {
+            let named = query.device.filter(|d| !d.trim().is_empty())?;
+            Some(crate::ingest::routes::checked_device_name("the query parameter device", &named).map(str::to_owned))
+        })
+        .transpose()?;
 
     let mut received = None;
     while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(&e))? {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::from_fn;
@@ -37,7 +37,7 @@ use polo_domain::{DeviceId, Fix, Timestamp};
 use polo_store::{Device, DeviceCard};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::schema::{
@@ -49,13 +49,19 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody, TrackerAuthErrors, basic_challenge};
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
+/// The ingest routes, each with its own body limit (`limit` bytes,
+/// [`crate::options::BodyLimits::ingest`]): the application-wide
+/// `DefaultBodyLimit` is the 1 MiB default, and only a limit set on the route
+/// itself (the innermost layer) overrides it for that route.
+pub(crate) fn routes(limit: usize) -> OpenApiRouter<AppState> {
     // The apps of these two may wait for a Basic challenge before sending credentials.
-    let basic_apps = OpenApiRouter::new().routes(routes!(owntracks_post)).routes(routes!(osmand_get, osmand_post));
+    let basic_apps = OpenApiRouter::new()
+        .routes(routes!(owntracks_post).layer(DefaultBodyLimit::max(limit)))
+        .routes(routes!(osmand_get, osmand_post).layer(DefaultBodyLimit::max(limit)));
     OpenApiRouter::new()
         .merge(basic_apps.route_layer(from_fn(basic_challenge)))
-        .routes(routes!(overland_post))
-        .routes(routes!(points_post))
+        .routes(routes!(overland_post).layer(DefaultBodyLimit::max(limit)))
+        .routes(routes!(points_post).layer(DefaultBodyLimit::max(limit)))
 }
 
 /// The current time, as the parsers want it (also used by the MQTT subscriber).
@@ -91,17 +97,25 @@ async fn authenticate(state: &AppState, parts: &Parts, url_token: Option<&str>) 
 }
 
 /// The device the fixes belong to: the token's own device wins; otherwise
-/// the name the request gives, created on first use.
+/// the name the request gives in `named` (the field it came from, the name),
+/// created on first use, or `fallback` when it gives none.
+///
+/// # Errors
+/// 400 `bad_request` naming the field when the name breaks
+/// [`polo_domain::validate_device_name`].
 async fn resolve_device(
     state: &AppState,
     caller: &Caller,
-    named: Option<&str>,
+    named: Option<(&str, &str)>,
     fallback: &str,
 ) -> Result<DeviceId, ApiError> {
     if let Some(device) = &caller.device {
         return Ok(device.id);
     }
-    let name = named.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(fallback).to_owned();
+    let name = match named.filter(|(_, name)| !name.trim().is_empty()) {
+        Some((field, raw)) => checked_device_name(field, raw)?.to_owned(),
+        None => fallback.to_owned(),
+    };
     let known = state.last_seen.cached_devices(caller.user.id);
     if let Some(device) = known.as_deref().and_then(|list| list.iter().find(|d| d.name == name)) {
         return Ok(device.id);
@@ -113,6 +127,16 @@ async fn resolve_device(
         .map_err(|e| ApiError::internal(format!("device task failed: {e}")))??;
     state.last_seen.forget_devices(user);
     Ok(device.id)
+}
+
+/// A found device name and its field, as [`resolve_device`] takes it.
+fn named<'a>(found: &'a Option<(&'static str, String)>) -> Option<(&'static str, &'a str)> {
+    found.as_ref().map(|(field, name)| (*field, name.as_str()))
+}
+
+/// `raw` as a device name, trimmed; a 400 naming `field` otherwise.
+pub(crate) fn checked_device_name<'a>(field: &str, raw: &'a str) -> Result<&'a str, ApiError> {
+    polo_domain::validate_device_name(raw).map_err(|e| ApiError::bad_request(format!("{field}: the device name {e}")))
 }
 
 async fn store_fixes(
@@ -203,11 +227,12 @@ async fn owntracks_inner(
 ) -> Result<Vec<u8>, ApiError> {
     let caller = authenticate(state, parts, query.token.as_deref()).await?;
     let options = owntracks::ParseOptions { now: now(), from_overland: is_overland_basic(&parts.headers) };
+    // The device name and where it came from, for a 400 that names the field.
     let device_name = |topic: Option<&owntracks::Topic>| {
         header_str(&parts.headers, "x-limit-d")
-            .map(str::to_owned)
-            .or_else(|| query.d.clone())
-            .or_else(|| topic.and_then(|t| t.device_hint()).map(str::to_owned))
+            .map(|d| ("the X-Limit-D header", d.to_owned()))
+            .or_else(|| query.d.clone().map(|d| ("the query parameter d", d)))
+            .or_else(|| topic.and_then(|t| t.device_hint()).map(|d| ("the topic's device", d.to_owned())))
     };
     // The device the reply is for: its key, if it has one, encrypts the reply.
     let mut sender = caller.device.as_ref().map(|d| d.id);
@@ -221,25 +246,26 @@ async fn owntracks_inner(
         }
     };
     if let owntracks::Message::Encrypted { data } = &message {
-        let device = resolve_device(state, &caller, device_name(None).as_deref(), "phone").await?;
+        let device = resolve_device(state, &caller, named(&device_name(None)), "phone").await?;
         sender = Some(device);
         message = decrypt(state, &caller, device, data, &options).await?;
     }
     match message {
         owntracks::Message::Location(location) => {
-            let device =
-                resolve_device(state, &caller, device_name(location.topic.as_ref()).as_deref(), "phone").await?;
+            let found = device_name(location.topic.as_ref());
+            let device = resolve_device(state, &caller, named(&found), "phone").await?;
             sender = Some(device);
             store_fixes(state, &caller, device, "owntracks", vec![location.fix]).await?;
         }
         owntracks::Message::Transition(transition) => {
-            let device =
-                resolve_device(state, &caller, device_name(transition.topic.as_ref()).as_deref(), "phone").await?;
+            let found = device_name(transition.topic.as_ref());
+            let device = resolve_device(state, &caller, named(&found), "phone").await?;
             sender = Some(device);
             store_fixes(state, &caller, device, "owntracks", vec![transition.fix]).await?;
         }
         owntracks::Message::Card(card) => {
-            let device = resolve_device(state, &caller, device_name(card.topic.as_ref()).as_deref(), "phone").await?;
+            let found = device_name(card.topic.as_ref());
+            let device = resolve_device(state, &caller, named(&found), "phone").await?;
             sender = Some(device);
             store_card(state, &caller, device, card).await?;
         }
@@ -431,7 +457,8 @@ async fn overland_inner(state: &AppState, query: &IngestQuery, parts: &Parts, bo
         state.metrics.rejected("overland_feature");
     }
     let hint = batch.device_hint().map(str::to_owned);
-    let device = resolve_device(state, &caller, hint.as_deref(), "overland").await?;
+    let named = hint.as_deref().map(|name| ("properties.device_id", name));
+    let device = resolve_device(state, &caller, named, "overland").await?;
     let fixes: Vec<Fix> = batch.points.into_iter().map(|p| p.fix).collect();
     store_fixes(state, &caller, device, "overland", fixes).await?;
     if !batch.intervals.is_empty() {
@@ -557,7 +584,7 @@ async fn osmand_request(State(state): State<AppState>, mut parts: Parts, body: B
         by_device.entry(key).or_default().push(report.fix);
     }
     for (name, fixes) in by_device {
-        let device = resolve_device(&state, &caller, Some(&name), "osmand").await?;
+        let device = resolve_device(&state, &caller, Some(("id", &name)), "osmand").await?;
         store_fixes(&state, &caller, device, "osmand", fixes).await?;
     }
     Ok(StatusCode::OK)
@@ -583,14 +610,30 @@ async fn osmand_request(State(state): State<AppState>, mut parts: Parts, body: B
     )
 )]
 async fn points_post(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let parsed = batch::parse(&body, now()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut parsed = batch::parse(&body, now()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut by_device: BTreeMap<Option<String>, Vec<Fix>> = BTreeMap::new();
     for point in parsed.points {
-        by_device.entry(point.device).or_default().push(point.fix);
+        // A token's device wins over the names items give, so only names that are used are checked.
+        let device = match point.device {
+            Some(name) if caller.device.is_none() && !name.trim().is_empty() => {
+                match polo_domain::validate_device_name(&name) {
+                    Ok(valid) => Some(valid.to_owned()),
+                    Err(e) => {
+                        let reason = format!("device: the device name {e}");
+                        parsed.errors.push(batch::ItemError { index: point.index, reason });
+                        continue;
+                    }
+                }
+            }
+            other => other,
+        };
+        by_device.entry(device).or_default().push(point.fix);
     }
+    parsed.errors.sort_by_key(|e| e.index);
     let (mut added, mut duplicates) = (0, 0);
     for (name, fixes) in by_device {
-        let device = resolve_device(&state, &caller, name.as_deref(), "api").await?;
+        let named = name.as_deref().map(|name| ("device", name));
+        let device = resolve_device(&state, &caller, named, "api").await?;
         let outcome = store_fixes(&state, &caller, device, "api", fixes).await?;
         added += outcome.added;
         duplicates += outcome.duplicates;

@@ -651,7 +651,8 @@ pub(crate) struct LastLocations {
     locations: Vec<PointView>,
 }
 
-/// The newest point of each of the caller's devices.
+/// The newest point of each of the caller's devices; for a device token
+/// without the `read` scope, of its own device only.
 #[utoipa::path(
     get,
     path = "/api/v1/locations/last",
@@ -664,9 +665,14 @@ pub(crate) async fn last_locations(
     caller: Caller,
 ) -> Result<Json<LastLocations>, ApiError> {
     let store = state.store.clone();
+    // A phone's token sees where its phone is, not where the user's other devices are.
+    let only = (!caller.has_scope(polo_store::TokenScope::Read)).then(|| caller.device.as_ref().map(|d| d.id));
     blocking(move || {
         let mut locations = Vec::new();
         for device in store.list_devices(caller.user.id)? {
+            if only.is_some_and(|own| own != Some(device.id)) {
+                continue;
+            }
             if let Some(point) = store.last_point(caller.user.id, device.id)? {
                 locations.push(point_view(&device.name, &point.fix));
             }

@@ -126,11 +126,12 @@ pub(crate) async fn grant(
         return Err(ApiError::bad_request("you always see your own location; name another user"));
     }
     let store = state.store.clone();
-    let me = caller.user.clone();
+    let (me, maker) = (caller.user.clone(), caller.maker());
     let list = blocking(move || {
         let friend =
             store.user_by_name(&name)?.ok_or_else(|| ApiError::not_found(format!("there is no user {name:?}")))?;
-        store.grant_location(me.id, friend.id)?;
+        // Made with a device token, the grant is withdrawn with that token.
+        store.grant_location(me.id, friend.id, maker)?;
         friend_list(store.as_ref(), &me)
     })
     .await?;

@@ -221,7 +221,7 @@ pub(crate) async fn create(
     let body: ShareBody = json_object(body)?;
     let at = now();
     let mut spec = validate(&body, at)?;
-    let (store, user) = (state.store.clone(), caller.user.id);
+    let (store, user, maker) = (state.store.clone(), caller.user.id, caller.maker());
     blocking(move || {
         if let Some(name) = body.device.as_deref() {
             let device = store.list_devices(user)?.into_iter().find(|d| d.name == name);
@@ -229,7 +229,8 @@ pub(crate) async fn create(
             spec.device = Some(device.id);
         }
         let token = random_secret();
-        let share = store.create_share(user, &spec, &sha256(token.as_bytes()))?;
+        // Made with a device token, the link is revoked with that token.
+        let share = store.create_share(user, &spec, &sha256(token.as_bytes()), maker)?;
         let view = NewShareView { share: ShareView::new(&share, at), url: format!("/s/{token}"), token };
         Ok((StatusCode::CREATED, Json(view)))
     })

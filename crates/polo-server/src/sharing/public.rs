@@ -367,7 +367,8 @@ pub(crate) async fn live(
     }
     let (from, _) = range(&share);
     let hash = sha256(token.as_bytes());
-    let events = position_stream(state, super::stream::Audience::Share { share, owner, from, hash }).await?;
+    let events =
+        position_stream(state, super::stream::Audience::Share { share: Box::new(share), owner, from, hash }).await?;
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

@@ -68,8 +68,8 @@ pub(crate) enum Audience {
     Viewer(User),
     /// Anyone with a live share's link: the owner's shared device(s), from `from` on.
     Share {
-        /// The share.
-        share: Share,
+        /// The share (boxed: it is much larger than the viewer variant).
+        share: Box<Share>,
         /// Its owner.
         owner: User,
         /// The earliest position shown.
