@@ -64,6 +64,10 @@ pub struct FileReport {
     /// Records that hold no location by nature, counted by kind.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub not_location_records: BTreeMap<&'static str, u64>,
+    /// What the importer assumed about the file (guessed columns, a time
+    /// zone taken as UTC), for the user to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Counts summed over several [`FileReport`]s.
@@ -413,6 +417,10 @@ impl Sink for PipelineSink<'_> {
 
     fn not_location(&mut self, kind: &'static str) {
         *self.entries[self.current].not_location_records.entry(kind).or_default() += 1;
+    }
+
+    fn note(&mut self, note: &str) {
+        self.entries[self.current].notes.push(note.to_owned());
     }
 
     fn entry_started(&mut self, name: &str) {
