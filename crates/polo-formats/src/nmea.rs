@@ -441,6 +441,21 @@ mod tests {
     }
 
     #[test]
+    fn a_line_over_the_cap_is_rejected_without_losing_the_next() {
+        let good = sentence("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W");
+        let text = format!(
+            "{good}\n${}\n{}\n",
+            "A".repeat(crate::line_reader::MAX_LINE + 10),
+            sentence("GPRMC,123520,A,4807.038,N,01131.000,E,0,0,230394,,")
+        );
+        let s = run(&text);
+        assert_eq!(s.fixes().len(), 2);
+        assert_eq!(s.rejects.len(), 1);
+        assert_eq!(s.rejects[0].position, Position::Line(2));
+        assert!(s.rejects[0].reason.contains("longer than"), "{}", s.rejects[0].reason);
+    }
+
+    #[test]
     fn parsing_pieces() {
         assert_eq!(time_of_day("123519"), Ok(45_319_000));
         assert_eq!(time_of_day("123519.25"), Ok(45_319_250));

@@ -230,6 +230,9 @@ mod tests {
         assert_eq!(fixes[1].altitude_m(), None);
         assert!(s.notes.iter().any(|n| n.contains("no time zone")), "{:?}", s.notes);
         assert!(s.notes.iter().any(|n| n.contains("Pulkovo")), "{:?}", s.notes);
+        assert_eq!(s.inner.rejects.len(), 1);
+        assert_eq!(s.inner.rejects[0].position, Position::Line(9));
+        assert!(s.inner.rejects[0].reason.contains("no time (field 5)"), "{:?}", s.inner.rejects);
     }
 
     #[test]
