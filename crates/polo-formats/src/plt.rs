@@ -68,13 +68,22 @@ impl Flavour {
 }
 
 /// OLE Automation days → milliseconds since the Unix epoch.
-fn ole_days_to_time(days: f64) -> Option<Timestamp> {
-    if !days.is_finite() || days <= 0.0 {
+///
+/// `decimals` is how many fraction digits the file wrote: OziExplorer writes
+/// 7 (a resolution of 8.64 ms), GeoLife 10. Both record whole seconds, so a
+/// time within one resolution step of a whole second is that second
+/// (`39307.3279977` is 07:52:19, not 07:52:19.001).
+fn ole_days_to_time(days: f64, decimals: usize) -> Option<Timestamp> {
+    if !days.is_finite() || days <= 0.0 || days > 1e6 {
         return None;
     }
-    // Bounded by the check in the caller (plausible dates only).
+    let ms = (days - OLE_UNIX_EPOCH_DAYS) * 86_400_000.0;
+    let step = 86_400_000.0 / 10f64.powi(i32::try_from(decimals.min(12)).unwrap_or(12));
+    let second = (ms / 1000.0).round() * 1000.0;
+    let ms = if (ms - second).abs() <= step { second } else { ms.round() };
+    // Bounded by the range check above.
     #[allow(clippy::cast_possible_truncation)]
-    Some(Timestamp(((days - OLE_UNIX_EPOCH_DAYS) * 86_400_000.0).round() as i64))
+    Some(Timestamp(ms as i64))
 }
 
 fn field<'a>(fields: &[&'a str], index: usize, name: &str) -> Result<&'a str, String> {
@@ -96,7 +105,9 @@ fn read_point(line: &str, flavour: Flavour, feet: bool, options: &ImportOptions)
     let lon = number(&fields, 1, "longitude")?;
     let coord = Coord::from_degrees(lat, lon).map_err(|e| format!("lat/lon: {e}"))?;
     let days = number(&fields, 4, "time")?;
-    let time = ole_days_to_time(days).ok_or_else(|| format!("time {days} is not a date (days since 1899-12-30)"))?;
+    let decimals = field(&fields, 4, "time")?.split_once('.').map_or(0, |(_, f)| f.len());
+    let time =
+        ole_days_to_time(days, decimals).ok_or_else(|| format!("time {days} is not a date (days since 1899-12-30)"))?;
     options.check_time(time)?;
     let mut fix = Fix::new(time, coord, SourceFormat::Plt);
     fix.zone_assumed = flavour == Flavour::Ozi;
@@ -225,6 +236,8 @@ mod tests {
         let fixes = s.inner.fixes();
         assert_eq!(fixes.len(), 2, "{:?}", s.inner.rejects);
         assert!(fixes[0].zone_assumed);
+        assert_eq!(fixes[0].time.0, ms("2024-05-02T12:00:00Z"));
+        assert_eq!(fixes[1].time.0, ms("2024-05-02T12:00:05Z"));
         assert_eq!(fixes[0].extras.as_ref().unwrap().as_str(), r#"{"segment_start":true}"#);
         assert_eq!(fixes[1].extras, None);
         assert_eq!(fixes[1].altitude_m(), None);
@@ -245,8 +258,13 @@ mod tests {
 
     #[test]
     fn ole_date_conversion() {
-        assert_eq!(ole_days_to_time(25_569.0), Some(Timestamp(0)));
-        assert_eq!(ole_days_to_time(25_569.5), Some(Timestamp(43_200_000)));
-        assert_eq!(ole_days_to_time(0.0), None);
+        assert_eq!(ole_days_to_time(25_569.0, 1), Some(Timestamp(0)));
+        assert_eq!(ole_days_to_time(25_569.5, 1), Some(Timestamp(43_200_000)));
+        assert_eq!(ole_days_to_time(0.0, 1), None);
+        // OziExplorer's 7 digits land a few ms off the second they recorded.
+        assert_eq!(ole_days_to_time(39_307.327_997_7, 7).unwrap().0, ms("2007-08-13T07:52:19Z"));
+        assert_eq!(ole_days_to_time(39_307.328_113_4, 7).unwrap().0, ms("2007-08-13T07:52:29Z"));
+        // With enough digits a real fraction survives: 12:00:00.500.
+        assert_eq!(ole_days_to_time(45_414.500_005_787_04, 11).unwrap().0, ms("2024-05-02T12:00:00.5Z"));
     }
 }
