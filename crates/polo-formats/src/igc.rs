@@ -220,8 +220,11 @@ mod tests {
         assert_eq!(fixes[1].time.0, ms("2001-07-17T00:00:02Z"));
         // A 2-D fix has no GNSS altitude.
         assert_eq!(fixes[2].altitude_m(), None);
-        assert!(fixes[2].extras.as_ref().unwrap().as_str().contains(r#""fix_validity":"V""#));
-        assert_eq!(fixes[2].extras.as_ref().unwrap().as_str().contains(r#""pressure_altitude":-12"#), true);
+        assert_eq!(
+            fixes[2].extras.as_ref().unwrap().as_str(),
+            r#"{"fix_validity":"V","pressure_altitude":-12,"SIU":6,"ENL":12}"#
+        );
+        assert_eq!(fixes[2].horizontal_accuracy_m(), Some(50.0));
         assert_eq!(s.rejects.len(), 1, "{:?}", s.rejects);
         assert_eq!(s.rejects[0].position, Position::Line(12));
         assert!(s.rejects[0].reason.contains("latitude"), "{:?}", s.rejects);

@@ -16,8 +16,12 @@
 //! separation (extras `fix_quality`, `satellites`, `hdop`,
 //! `geoid_separation`). A GGA that has no RMC partner takes the date of the
 //! last RMC, moved on a day when its time of day is more than twelve hours
-//! before that RMC's (the log crossed midnight UTC). A GGA before any RMC
-//! cannot be placed in time: it is rejected, and a note says how many were.
+//! before that RMC's (the log crossed midnight UTC). GGA epochs before the
+//! first RMC wait for its date (at most [`MAX_WAITING`] of them, an hour at
+//! 1 Hz, so memory stays bounded) and are placed by it, a day earlier when
+//! they are more than twelve hours after it in the day. A GGA that no RMC
+//! ever dates cannot be placed in time: it is rejected, and a note says how
+//! many were.
 //!
 //! Every sentence's checksum (`*hh`, XOR of the bytes between `$` and `*`) is
 //! verified; a sentence whose checksum does not match is rejected, since a
@@ -27,8 +31,10 @@
 //! GGA quality 0) and all other sentence types (`GSV`, `GSA`, `VTG`,
 //! proprietary `$P…`) hold no position and are counted as such.
 //!
-//! Memory: at most one pending epoch (two sentences) is held.
+//! Memory: one pending epoch (two sentences), plus the bounded queue of
+//! GGA epochs waiting for the first date.
 
+use std::collections::VecDeque;
 use std::io::BufRead;
 
 use polo_domain::time::MS_PER_DAY;
@@ -40,6 +46,9 @@ use crate::xml::push_extra;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
 const KNOTS_TO_M_S: f64 = 1852.0 / 3600.0;
+const TWELVE_HOURS: u64 = 12 * 3_600_000;
+/// GGA epochs held back until the first RMC gives their date: an hour at 1 Hz.
+const MAX_WAITING: usize = 3600;
 
 /// True when `line` looks like an NMEA sentence: `$`, a talker and type of
 /// five letters or digits (or a proprietary `$P…`), then a comma.
@@ -233,6 +242,8 @@ struct Epoch {
 #[derive(Default)]
 struct Log {
     pending: Option<Epoch>,
+    /// GGA epochs before the first RMC, waiting for its date (at most [`MAX_WAITING`]).
+    waiting: VecDeque<Epoch>,
     /// Day and time of day of the last RMC, for GGA without a partner.
     last_date: Option<(i64, u32)>,
     undated: u64,
@@ -255,24 +266,59 @@ impl Log {
 
     fn flush(&mut self, options: &ImportOptions, sink: &mut dyn Sink) {
         let Some(epoch) = self.pending.take() else { return };
-        let reject = |sink: &mut dyn Sink, reason: String| {
-            sink.reject(Reject::new(Position::Line(epoch.line), reason, &epoch.raw));
-        };
         let days = match (&epoch.rmc, self.last_date) {
-            (Some(rmc), _) => rmc.days,
+            (Some(rmc), _) => {
+                // The first date of the log: place the GGA epochs that waited for it.
+                if self.last_date.is_none() {
+                    while let Some(waiting) = self.waiting.pop_front() {
+                        let day = if u64::from(waiting.tod) > u64::from(epoch.tod) + TWELVE_HOURS {
+                            rmc.days - 1
+                        } else {
+                            rmc.days
+                        };
+                        Self::emit(waiting, day, options, sink);
+                    }
+                }
+                rmc.days
+            }
             (None, Some((days, last_tod))) => {
-                if u64::from(epoch.tod) + 12 * 3_600_000 < u64::from(last_tod) {
+                if u64::from(epoch.tod) + TWELVE_HOURS < u64::from(last_tod) {
                     days + 1
                 } else {
                     days
                 }
             }
             (None, None) => {
-                self.undated += 1;
-                return reject(sink, "GGA sentence without a date: no RMC sentence before it gave the day".to_owned());
+                if self.waiting.len() == MAX_WAITING
+                    && let Some(oldest) = self.waiting.pop_front()
+                {
+                    self.undated += 1;
+                    let reason = format!(
+                        "GGA sentence without a date: more than {MAX_WAITING} GGA sentences came before the first RMC"
+                    );
+                    sink.reject(Reject::new(Position::Line(oldest.line), reason, &oldest.raw));
+                }
+                self.waiting.push_back(epoch);
+                return;
             }
         };
         self.last_date = Some((days, epoch.tod));
+        Self::emit(epoch, days, options, sink);
+    }
+
+    /// Rejects the GGA epochs still waiting for a date at the end of the log.
+    fn finish(&mut self, sink: &mut dyn Sink) {
+        for waiting in self.waiting.drain(..) {
+            self.undated += 1;
+            let reason = "GGA sentence without a date: no RMC sentence in the log gave the day";
+            sink.reject(Reject::new(Position::Line(waiting.line), reason, &waiting.raw));
+        }
+    }
+
+    fn emit(epoch: Epoch, days: i64, options: &ImportOptions, sink: &mut dyn Sink) {
+        let reject = |sink: &mut dyn Sink, reason: String| {
+            sink.reject(Reject::new(Position::Line(epoch.line), reason, &epoch.raw));
+        };
         let time = Timestamp(days * MS_PER_DAY + i64::from(epoch.tod));
         if let Err(why) = options.check_time(time) {
             return reject(sink, why);
@@ -350,9 +396,11 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
         }
     }
     log.flush(options, sink);
+    log.finish(sink);
     if log.undated > 0 {
         sink.note(&format!(
-            "{} GGA sentences came before any RMC sentence: GGA has no date, so they could not be placed in time",
+            "{} GGA sentences could not be placed in time: GGA has no date, and no RMC sentence gave it \
+             (the first {MAX_WAITING} GGA before an RMC take its date)",
             log.undated
         ));
     }
@@ -426,6 +474,27 @@ mod tests {
     }
 
     #[test]
+    fn gga_before_the_first_rmc_takes_its_date_even_across_midnight() {
+        let text = [
+            sentence("GPGGA,235958,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
+            sentence("GPGGA,235959,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
+            sentence("GPGGA,000000,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
+            sentence("GPRMC,000000,A,4807.038,N,01131.000,E,0,0,010125,,"),
+        ]
+        .join("\n");
+        let s = run(&text);
+        let times: Vec<i64> = s.fixes().iter().map(|f| f.time.0).collect();
+        assert_eq!(
+            times,
+            [ms("2024-12-31T23:59:58Z"), ms("2024-12-31T23:59:59Z"), ms("2025-01-01T00:00:00Z")],
+            "{:?}",
+            s.rejects
+        );
+        // The last GGA and the RMC are one epoch: altitude from GGA.
+        assert_eq!(s.fixes()[2].altitude_m(), Some(545.4));
+    }
+
+    #[test]
     fn gga_before_any_rmc_is_rejected_and_counted() {
         let text = [
             sentence("GPGGA,120000,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
@@ -437,7 +506,8 @@ mod tests {
         let s = run(&text);
         assert!(s.fixes().is_empty());
         assert_eq!(s.rejects.len(), 1);
-        assert!(s.rejects[0].reason.contains("without a date"), "{}", s.rejects[0].reason);
+        assert!(s.rejects[0].reason.contains("no RMC sentence in the log"), "{}", s.rejects[0].reason);
+        assert_eq!(s.rejects[0].position, Position::Line(1));
     }
 
     #[test]
