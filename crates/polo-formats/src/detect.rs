@@ -3,7 +3,7 @@
 //! File names get localised (`Zeitachse.json`), renamed and mangled by
 //! browsers, so polo looks only at the bytes: magic numbers for binary
 //! containers, the root element for XML, the shape of the first line for the
-//! line formats, and — for JSON — the top-level keys, which the JSON router
+//! line formats (the first lines' numbers for headerless text), and — for JSON — the top-level keys, which the JSON router
 //! resolves while streaming because their order is not fixed.
 
 use std::fmt;
@@ -196,7 +196,8 @@ fn detect_line_format(first_line: &str, text: &str, truncated: bool) -> Option<D
     if crate::plt::Flavour::of_first_line(first_line).is_some() {
         return Some(Detected::Plt);
     }
-    if crate::nmea::is_sentence(first_line) {
+    // Loggers may put their own timestamp before the sentence.
+    if first_line.find('$').is_some_and(|at| crate::nmea::is_sentence(&first_line[at..])) {
         return Some(Detected::Nmea);
     }
     if crate::igc::looks_like_igc(&complete_lines(text, truncated).collect::<Vec<_>>().join("\n")) {
@@ -340,6 +341,10 @@ mod tests {
         assert_eq!(detect(b"Geolife trajectory\r\nWGS 84\r\n"), Detected::Plt);
         assert_eq!(detect(b"OziExplorer Track Point File Version 2.1\r\nWGS 84\r\n"), Detected::Plt);
         assert_eq!(detect(b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"), Detected::Nmea);
+        assert_eq!(
+            detect(b"2024-01-01 10:00:00 $GPRMC,123519,A,4807.038,N,01131.000,E,,,230394,,*6A\n"),
+            Detected::Nmea
+        );
         assert_eq!(
             detect(b"AXXXABC FLIGHT:1\r\nHFDTE160701\r\nB1101355206343N00006198WA0058700558\r\n"),
             Detected::Igc

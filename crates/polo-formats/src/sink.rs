@@ -68,7 +68,7 @@ pub trait Sink {
     }
     /// Something the importer assumed about the file, for the user to check
     /// (the columns it guessed in headerless text, a time zone it took for
-    /// granted). Shown once per file in the import summary.
+    /// granted). Each note is listed under the file in the import summary.
     fn note(&mut self, note: &str) {
         let _ = note;
     }
