@@ -237,6 +237,8 @@ export interface FileReport {
   rejects_file: string | null;
   error: string | null;
   skipped: string | null;
+  /** What the importer assumed about the file (guessed columns, times read as UTC). */
+  notes?: string[];
 }
 
 export interface ImportJob {

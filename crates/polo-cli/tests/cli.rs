@@ -182,6 +182,25 @@ fn a_file_with_nothing_to_import_fails_and_out_of_range_fields_are_counted() {
 }
 
 #[test]
+fn headerless_text_reports_the_columns_it_assumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let text = write(
+        dir.path(),
+        "trace.txt",
+        "62.601234 29.763456 1313136000000 86\n62.601301 29.763512 1313136002000 86.5\n",
+    );
+    let (code, summary) = import_json(&data, "alice", &[&text]);
+    assert_eq!(code, 0, "{summary}");
+    let file = &summary["files"][0];
+    assert_eq!(file["format"], "headerless-text");
+    assert_eq!(file["points_added"], 2);
+    let note = file["notes"][0].as_str().unwrap();
+    assert!(note.starts_with("columns assumed (space-separated): lat, lon, epoch milliseconds, altitude m"), "{note}");
+}
+
+#[test]
 fn non_location_files_are_refused_by_name_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

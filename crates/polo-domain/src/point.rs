@@ -46,11 +46,25 @@ pub enum SourceFormat {
     Osmand = 12,
     /// polo's own API.
     Api = 13,
+    /// Garmin Training Center XML.
+    Tcx = 14,
+    /// GeoLife or OziExplorer `.plt` track.
+    Plt = 15,
+    /// NMEA 0183 sentence log.
+    Nmea = 16,
+    /// IGC flight recorder file.
+    Igc = 17,
+    /// Headerless numeric text (`lat lon time …`), columns sniffed.
+    HeaderlessText = 18,
+    /// Polarsteps trip export.
+    Polarsteps = 19,
+    /// Strava bulk export's `activities.csv`.
+    Strava = 20,
 }
 
 impl SourceFormat {
     /// All variants, in code order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 21] = [
         Self::Unknown,
         Self::GoogleRecords,
         Self::GoogleSemantic,
@@ -65,6 +79,13 @@ impl SourceFormat {
         Self::Overland,
         Self::Osmand,
         Self::Api,
+        Self::Tcx,
+        Self::Plt,
+        Self::Nmea,
+        Self::Igc,
+        Self::HeaderlessText,
+        Self::Polarsteps,
+        Self::Strava,
     ];
 
     /// The stable numeric code stored on disk.
@@ -97,6 +118,13 @@ impl SourceFormat {
             Self::Overland => "overland",
             Self::Osmand => "osmand",
             Self::Api => "api",
+            Self::Tcx => "tcx",
+            Self::Plt => "plt",
+            Self::Nmea => "nmea",
+            Self::Igc => "igc",
+            Self::HeaderlessText => "headerless-text",
+            Self::Polarsteps => "polarsteps",
+            Self::Strava => "strava",
         }
     }
 

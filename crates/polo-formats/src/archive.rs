@@ -215,6 +215,78 @@ mod tests {
         assert_eq!(sink.points, 2);
     }
 
+    fn gzip(body: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(body).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[derive(Default)]
+    struct Kinds {
+        points: Vec<polo_domain::SourceFormat>,
+        intervals: Vec<String>,
+        rejects: usize,
+        entries: Vec<(String, Result<Format, String>)>,
+    }
+
+    impl Sink for Kinds {
+        fn point(&mut self, fix: Fix, _device: Option<&str>) {
+            self.points.push(fix.source);
+        }
+        fn interval(&mut self, interval: Interval, _device: Option<&str>) {
+            self.intervals.push(interval.name.unwrap_or_default());
+        }
+        fn reject(&mut self, _reject: Reject) {
+            self.rejects += 1;
+        }
+        fn entry_finished(&mut self, name: &str, outcome: &Result<Format, ImportError>) {
+            self.entries.push((name.to_owned(), outcome.as_ref().map(|f| *f).map_err(ToString::to_string)));
+        }
+    }
+
+    const GPX: &[u8] = br#"<gpx xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg><trkpt lat="48.1" lon="11.5"><time>2024-05-01T10:00:00Z</time></trkpt></trkseg></trk></gpx>"#;
+
+    #[test]
+    fn strava_bulk_export_reads_tracks_and_the_activity_list() {
+        // Strava's own TCX files start with spaces before the declaration.
+        let tcx = format!("      {}", include_str!("../tests/fixtures/run.tcx"));
+        let export = zip_of(&[
+            ("activities.csv", b"Activity ID,Activity Date,Activity Name,Activity Type,Elapsed Time,Filename\n1,\"May 1, 2024, 6:30:00 AM\",Morning Run,Run,10,activities/1.tcx.gz\n"),
+            ("activities/1.tcx.gz", &gzip(tcx.as_bytes())),
+            ("activities/2.gpx.gz", &gzip(GPX)),
+            ("profile.csv", b"Athlete ID,Email Address,First Name\n1,a@b.c,A\n"),
+        ]);
+        let mut sink = Kinds::default();
+        import_seekable(io::Cursor::new(export), &options(), &mut sink).unwrap();
+        assert_eq!(sink.entries[0], ("activities.csv".to_owned(), Ok(Format::StravaActivities)));
+        assert_eq!(sink.entries[1], ("activities/1.tcx.gz".to_owned(), Ok(Format::Gzip)));
+        assert_eq!(sink.entries[2], ("activities/2.gpx.gz".to_owned(), Ok(Format::Gzip)));
+        assert!(sink.entries[3].1.as_ref().is_err_and(|e| e.contains("unrecognised")), "{:?}", sink.entries[3]);
+        assert_eq!(sink.intervals, ["Morning Run"]);
+        use polo_domain::SourceFormat::{Gpx, Tcx};
+        assert_eq!(sink.points, [Tcx, Tcx, Tcx, Gpx]);
+        // The fixture's trackpoint without a time.
+        assert_eq!(sink.rejects, 1);
+    }
+
+    #[test]
+    fn apple_health_export_skips_export_xml_and_reads_workout_routes() {
+        let export_xml = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE HealthData [\n<!ELEMENT HealthData (ExportDate,Me,(Record|Workout)*)>\n]>\n<HealthData locale=\"en_US\"><ExportDate value=\"2024-05-01 10:00:00 +0200\"/></HealthData>";
+        let export = zip_of(&[
+            ("apple_health_export/export.xml", export_xml),
+            ("apple_health_export/workout-routes/route_2024-05-01_10.00am.gpx", GPX),
+        ]);
+        let mut sink = Kinds::default();
+        import_seekable(io::Cursor::new(export), &options(), &mut sink).unwrap();
+        assert!(
+            sink.entries[0].1.as_ref().is_err_and(|e| e.contains("Apple Health's export.xml")),
+            "{:?}",
+            sink.entries
+        );
+        assert_eq!(sink.entries[1].1, Ok(Format::Gpx));
+        assert_eq!(sink.points.len(), 1);
+    }
+
     #[test]
     fn a_nested_archive_that_expands_too_much_is_refused_by_name() {
         // 5 MB of zeros stored uncompressed in the inner zip deflate to a few

@@ -3,7 +3,7 @@
 //! File names get localised (`Zeitachse.json`), renamed and mangled by
 //! browsers, so polo looks only at the bytes: magic numbers for binary
 //! containers, the root element for XML, the shape of the first line for the
-//! line formats, and — for JSON — the top-level keys, which the JSON router
+//! line formats (the first lines' numbers for headerless text), and — for JSON — the top-level keys, which the JSON router
 //! resolves while streaming because their order is not fixed.
 
 use std::fmt;
@@ -34,6 +34,22 @@ pub enum Format {
     OwntracksRec,
     /// Garmin FIT.
     Fit,
+    /// Garmin Training Center XML.
+    Tcx,
+    /// A GeoLife `.plt` trajectory.
+    GeolifePlt,
+    /// An OziExplorer `.plt` track.
+    OziPlt,
+    /// An NMEA 0183 sentence log.
+    Nmea,
+    /// An IGC flight recorder file.
+    Igc,
+    /// Numeric text without a header; the columns are guessed and the guess is noted.
+    HeaderlessText,
+    /// A Polarsteps trip export (`locations.json`, `trip.json`).
+    Polarsteps,
+    /// Strava's `activities.csv`: one activity interval per row.
+    StravaActivities,
     /// A zip archive (Takeout, KMZ); every entry is detected on its own.
     Zip,
     /// A gzip-compressed file of any of the above.
@@ -56,6 +72,14 @@ impl Format {
             Self::Csv => "csv",
             Self::OwntracksRec => "owntracks-rec",
             Self::Fit => "fit",
+            Self::Tcx => "tcx",
+            Self::GeolifePlt => "geolife-plt",
+            Self::OziPlt => "ozi-plt",
+            Self::Nmea => "nmea",
+            Self::Igc => "igc",
+            Self::HeaderlessText => "headerless-text",
+            Self::Polarsteps => "polarsteps",
+            Self::StravaActivities => "strava-activities",
             Self::Zip => "zip",
             Self::Gzip => "gzip",
         }
@@ -79,6 +103,16 @@ pub enum Detected {
     Kml,
     /// A FIT file.
     Fit,
+    /// A TCX document.
+    Tcx,
+    /// A `.plt` track (GeoLife or OziExplorer).
+    Plt,
+    /// NMEA 0183 sentences.
+    Nmea,
+    /// An IGC flight recorder file.
+    Igc,
+    /// Numeric lines without a header (`lat lon epoch_ms alt`).
+    HeaderlessText,
     /// A zip archive.
     Zip,
     /// gzip-compressed content.
@@ -87,6 +121,8 @@ pub enum Detected {
     OwntracksRec,
     /// Delimited text with a header.
     Csv,
+    /// Strava's `activities.csv` (the activity list of a bulk export).
+    StravaActivities,
     /// Something recognisable that holds no location data.
     NotLocation(String),
     /// Nothing polo recognises.
@@ -140,10 +176,44 @@ pub fn detect(prefix: &[u8]) -> Detected {
     if is_owntracks_rec_line(first_line) {
         return Detected::OwntracksRec;
     }
+    if let Some(line_format) = detect_line_format(first_line, &lossy, text.len() > 4096) {
+        return line_format;
+    }
+    if crate::strava::is_activities_header(first_line) {
+        return Detected::StravaActivities;
+    }
     if crate::csv::looks_like_csv_header(first_line) {
         return Detected::Csv;
     }
+    if crate::headerless::guess(complete_lines(&lossy, text.len() > 4096)).is_some() {
+        return Detected::HeaderlessText;
+    }
     Detected::Unrecognised(format!("first line is {:?}", first_line.chars().take(80).collect::<String>()))
+}
+
+/// The line formats recognisable by their first line or header records.
+fn detect_line_format(first_line: &str, text: &str, truncated: bool) -> Option<Detected> {
+    if crate::plt::Flavour::of_first_line(first_line).is_some() {
+        return Some(Detected::Plt);
+    }
+    // Loggers may put their own timestamp before the sentence.
+    if first_line.find('$').is_some_and(|at| crate::nmea::is_sentence(&first_line[at..])) {
+        return Some(Detected::Nmea);
+    }
+    if crate::igc::looks_like_igc(&complete_lines(text, truncated).collect::<Vec<_>>().join("\n")) {
+        return Some(Detected::Igc);
+    }
+    None
+}
+
+/// The lines of a sniffed prefix, without the last one when the prefix was
+/// cut off in the middle of it.
+fn complete_lines(text: &str, truncated: bool) -> impl Iterator<Item = &str> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    if truncated && lines.len() > 1 {
+        lines.pop();
+    }
+    lines.into_iter()
 }
 
 fn binary_non_location(prefix: &[u8]) -> Option<&'static str> {
@@ -172,6 +242,11 @@ fn binary_non_location(prefix: &[u8]) -> Option<&'static str> {
 }
 
 fn detect_xml(text: &[u8]) -> Detected {
+    // Apple Health's export.xml opens with a DOCTYPE whose internal DTD can
+    // outlast the sniffed prefix, so it is recognised by the DOCTYPE too.
+    if memchr::memmem::find(&text[..text.len().min(4096)], b"<!DOCTYPE HealthData").is_some() {
+        return apple_health_export();
+    }
     // Find the first start tag that is not a declaration, comment or doctype.
     let mut rest = text;
     loop {
@@ -194,12 +269,22 @@ fn detect_xml(text: &[u8]) -> Detected {
         "html" => {
             Detected::NotLocation("an HTML page (Takeout's archive_browser.html is an index, not data)".to_owned())
         }
-        "trainingcenterdatabase" => Detected::Unrecognised(
-            "a Garmin TCX file, which polo does not read yet: convert it to GPX or FIT".to_owned(),
-        ),
+        "trainingcenterdatabase" => Detected::Tcx,
         "svg" => Detected::NotLocation("an SVG image".to_owned()),
+        "healthdata" => apple_health_export(),
+        "clinicaldocument" => {
+            Detected::NotLocation("Apple Health's clinical records (export_cda.xml), not locations".to_owned())
+        }
         _ => Detected::Unrecognised(format!("XML with root element <{name}>")),
     }
+}
+
+fn apple_health_export() -> Detected {
+    Detected::NotLocation(
+        "Apple Health's export.xml (health records, not locations; the workout routes are the GPX files \
+         in workout-routes/, which are imported)"
+            .to_owned(),
+    )
 }
 
 /// True for a Recorder line: an ISO UTC timestamp, whitespace, a topic
@@ -230,6 +315,8 @@ mod tests {
         assert_eq!(detect(b"<kml xmlns=\"http://www.opengis.net/kml/2.2\">"), Detected::Kml);
         assert!(matches!(detect(b"%PDF-1.4"), Detected::NotLocation(w) if w.contains("PDF")));
         assert!(matches!(detect(b"<!DOCTYPE html><html>"), Detected::NotLocation(w) if w.contains("HTML")));
+        let health = b"<?xml version=\"1.0\"?>\n<!DOCTYPE HealthData [\n<!ELEMENT HealthData (ExportDate)>\n";
+        assert!(matches!(detect(health), Detected::NotLocation(w) if w.contains("Apple Health")));
     }
 
     #[test]
@@ -245,6 +332,28 @@ mod tests {
             Detected::OwntracksRec
         );
         assert_eq!(detect(b"2023-02-20T18:46:22Z  *        {\"_type\":\"location\"}\n"), Detected::OwntracksRec);
+    }
+
+    #[test]
+    fn recognises_the_track_and_logger_formats() {
+        let tcx = b"<?xml version=\"1.0\"?>\n<TrainingCenterDatabase xmlns=\"http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2\">";
+        assert_eq!(detect(tcx), Detected::Tcx);
+        assert_eq!(detect(b"Geolife trajectory\r\nWGS 84\r\n"), Detected::Plt);
+        assert_eq!(detect(b"OziExplorer Track Point File Version 2.1\r\nWGS 84\r\n"), Detected::Plt);
+        assert_eq!(detect(b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"), Detected::Nmea);
+        assert_eq!(
+            detect(b"2024-01-01 10:00:00 $GPRMC,123519,A,4807.038,N,01131.000,E,,,230394,,*6A\n"),
+            Detected::Nmea
+        );
+        assert_eq!(
+            detect(b"AXXXABC FLIGHT:1\r\nHFDTE160701\r\nB1101355206343N00006198WA0058700558\r\n"),
+            Detected::Igc
+        );
+        assert_eq!(detect(b"62.6 29.7 1313136000000 86\n62.7 29.8 1313136002000 87\n"), Detected::HeaderlessText);
+        // A header with lat/lon names stays CSV.
+        assert_eq!(detect(b"lat,lon,time\n62.6,29.7,1313136000\n"), Detected::Csv);
+        // Numbers without anything that looks like a time are not guessed at.
+        assert!(matches!(detect(b"1 2 3\n4 5 6\n"), Detected::Unrecognised(_)));
     }
 
     #[test]

@@ -22,12 +22,19 @@ mod csv;
 mod fit;
 mod google;
 mod gpx;
+mod headerless;
+mod igc;
 mod json_keys;
 mod json_stream;
 mod kml;
+mod line_reader;
 mod measure;
+mod nmea;
 mod owntracks;
+mod plt;
+mod strava;
 mod tally;
+mod tcx;
 mod xml;
 
 pub use detect::{Detected, Format, detect};
@@ -75,6 +82,12 @@ fn import_boxed(
         Detected::Fit => fit::import(reader, options, sink).map(|()| Format::Fit),
         Detected::OwntracksRec => owntracks::import(reader, options, sink).map(|()| Format::OwntracksRec),
         Detected::Csv => csv::import(reader, options, sink).map(|()| Format::Csv),
+        Detected::StravaActivities => strava::import(reader, options, sink).map(|()| Format::StravaActivities),
+        Detected::Tcx => tcx::import(reader, options, sink).map(|()| Format::Tcx),
+        Detected::Plt => plt::import(reader, options, sink),
+        Detected::Nmea => nmea::import(reader, options, sink).map(|()| Format::Nmea),
+        Detected::Igc => igc::import(reader, options, sink).map(|()| Format::Igc),
+        Detected::HeaderlessText => headerless::import(reader, options, sink).map(|()| Format::HeaderlessText),
         Detected::Gzip => {
             import_boxed(Box::new(flate2::bufread::MultiGzDecoder::new(reader)), options, sink).map(|_| Format::Gzip)
         }

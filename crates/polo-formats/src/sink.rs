@@ -74,6 +74,12 @@ pub trait Sink {
     fn out_of_range(&mut self, field: &'static str) {
         let _ = field;
     }
+    /// Something the importer assumed about the file, for the user to check
+    /// (the columns it guessed in headerless text, a time zone it took for
+    /// granted). Each note is listed under the file in the import summary.
+    fn note(&mut self, note: &str) {
+        let _ = note;
+    }
     /// An archive entry is about to be imported; positions of what follows
     /// are relative to that entry. `name` is the entry's path in the archive.
     fn entry_started(&mut self, name: &str) {

@@ -253,7 +253,7 @@ function ImportSummary({ job }: { job: ImportJob }) {
                 <td>{f.format ?? "–"}</td>
                 <td class="num">{formatCount(f.points_added)}</td>
                 <td class="num">{formatCount(f.rejected)}</td>
-                <td>{f.error ?? f.skipped ?? ""}</td>
+                <td>{f.error ?? f.skipped ?? (f.notes ?? []).join("; ")}</td>
               </tr>
             ))}
           </tbody>

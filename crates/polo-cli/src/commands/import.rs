@@ -126,6 +126,9 @@ fn print_human(report: &Report) {
             print!(" (see {file})");
         }
         println!();
+        for note in &f.notes {
+            println!("  note: {note}");
+        }
         for (kind, count) in &f.not_location_records {
             println!("  {count} not imported, no location: {kind}");
         }

@@ -5,10 +5,10 @@
 //! Overland share the shapes, and the top-level keys come in no fixed order
 //! (`rawSignals` may precede `semanticSegments`). So the router never sniffs
 //! a prefix: it walks the top level with [`JsonStream`] and decides per key —
-//! `locations` (Records or an Overland batch, told apart by the first
-//! element), `timelineObjects` (Semantic Location History),
+//! `locations` (Records, an Overland batch or a Polarsteps track, told apart
+//! by the first element), `timelineObjects` (Semantic Location History),
 //! `semanticSegments` / `rawSignals` (Android on-device Timeline), `features`
-//! (GeoJSON) — or, for a bare top-level array, by the first element (iOS
+//! (GeoJSON), `all_steps` (Polarsteps `trip.json`) — or, for a bare top-level array, by the first element (iOS
 //! on-device Timeline, an array of GeoJSON features, My Activity). Values of
 //! other keys are skipped unread.
 //!
@@ -29,6 +29,7 @@ mod android;
 mod geojson;
 mod ios;
 mod parallel;
+mod polarsteps;
 mod records;
 mod semantic;
 pub(crate) mod value;
@@ -119,6 +120,14 @@ fn classify_array_element(raw: &[u8]) -> Result<ArrayShape, ImportError> {
     Err(ImportError::Unrecognised { hint: format!("a JSON array of objects with keys {}", obj.key_list()) })
 }
 
+/// What a top-level `locations` array holds, decided by its first element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocationsKind {
+    Records,
+    Overland,
+    Polarsteps,
+}
+
 /// Top-level keys of Takeout's `Settings.json`.
 const SETTINGS_KEYS: [&str; 8] = [
     "deviceSettings",
@@ -207,6 +216,16 @@ impl<'s> ObjectImport<'s> {
                         }
                     })?;
                 }
+                "all_steps" => {
+                    // Polarsteps trip.json.
+                    self.decided(Format::Polarsteps);
+                    let (options, sink) = (self.options, &mut *self.sink);
+                    each_element(stream, &key, |offset, element| {
+                        if let Some(raw) = whole_or_reject(sink, offset, element) {
+                            polarsteps::step(options, sink, offset, raw);
+                        }
+                    })?;
+                }
                 "timelineEdits" => {
                     return Err(ImportError::NotLocationData {
                         what: "Google Takeout \"Timeline Edits.json\" (edits made in the Timeline app, not your \
@@ -239,11 +258,11 @@ impl<'s> ObjectImport<'s> {
     /// `locations`: Records.json, or an Overland batch when the first
     /// element is a GeoJSON Feature.
     fn locations<R: BufRead>(&mut self, stream: &mut JsonStream<R>) -> Result<(), ImportError> {
-        let mut overland: Option<bool> = None;
+        let mut kind: Option<LocationsKind> = None;
         let (options, sink, geojson) = (self.options, &mut *self.sink, &mut self.geojson);
         std::thread::scope(|scope| {
             // Records are parsed on a worker thread (see parallel.rs); Overland
-            // batches are small and stay on this one.
+            // batches and Polarsteps tracks are small and stay on this one.
             let mut records: Option<ParallelElements<'_>> = None;
             let mut sink = Some(sink);
             let result = each_element(stream, "locations", |offset, element| {
@@ -258,22 +277,32 @@ impl<'s> ObjectImport<'s> {
                         return;
                     }
                 };
-                let is_feature = *overland.get_or_insert_with(|| {
-                    RawObject::from_slice(raw)
-                        .is_ok_and(|o| str_of(&o, "type").as_deref() == Some("Feature") || o.has("geometry"))
+                let kind = *kind.get_or_insert_with(|| match RawObject::from_slice(raw) {
+                    Ok(o) if str_of(&o, "type").as_deref() == Some("Feature") || o.has("geometry") => {
+                        LocationsKind::Overland
+                    }
+                    Ok(o) if polarsteps::is_location(&o) => LocationsKind::Polarsteps,
+                    _ => LocationsKind::Records,
                 });
-                if is_feature {
-                    if let Some(sink) = sink.as_deref_mut() {
-                        geojson.feature(options, sink, offset, raw);
+                match kind {
+                    LocationsKind::Overland | LocationsKind::Polarsteps => {
+                        if let Some(sink) = sink.as_deref_mut() {
+                            if kind == LocationsKind::Overland {
+                                geojson.feature(options, sink, offset, raw);
+                            } else {
+                                polarsteps::location(options, sink, offset, raw);
+                            }
+                        }
                     }
-                } else {
-                    if records.is_none()
-                        && let Some(sink) = sink.take()
-                    {
-                        records = Some(ParallelElements::start(scope, options, records::element, sink));
-                    }
-                    if let Some(records) = records.as_mut() {
-                        records.push(offset, raw);
+                    LocationsKind::Records => {
+                        if records.is_none()
+                            && let Some(sink) = sink.take()
+                        {
+                            records = Some(ParallelElements::start(scope, options, records::element, sink));
+                        }
+                        if let Some(records) = records.as_mut() {
+                            records.push(offset, raw);
+                        }
                     }
                 }
             });
@@ -282,7 +311,11 @@ impl<'s> ObjectImport<'s> {
             }
             result
         })?;
-        self.decided(if overland == Some(true) { Format::Overland } else { Format::GoogleRecords });
+        self.decided(match kind {
+            Some(LocationsKind::Overland) => Format::Overland,
+            Some(LocationsKind::Polarsteps) => Format::Polarsteps,
+            _ => Format::GoogleRecords,
+        });
         Ok(())
     }
 

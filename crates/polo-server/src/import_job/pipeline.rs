@@ -74,6 +74,10 @@ pub struct FileReport {
     /// value is in the point's extras), counted by field.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub out_of_range_fields: BTreeMap<&'static str, u64>,
+    /// What the importer assumed about the file (guessed columns, a time
+    /// zone taken as UTC), for the user to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Counts summed over several [`FileReport`]s.
@@ -494,6 +498,10 @@ impl Sink for PipelineSink<'_> {
 
     fn out_of_range(&mut self, field: &'static str) {
         *self.entries[self.current].out_of_range_fields.entry(field).or_default() += 1;
+    }
+
+    fn note(&mut self, note: &str) {
+        self.entries[self.current].notes.push(note.to_owned());
     }
 
     fn entry_started(&mut self, name: &str) {
