@@ -348,7 +348,8 @@ pub struct ImportArgs {
     /// Print only a JSON summary on stdout (no progress bar).
     #[arg(long)]
     pub json: bool,
-    /// Files to import: any supported format, a zip of them, or gzip.
+    /// Files to import: any supported format, a zip of them, or gzip; a folder
+    /// imports every file under it (files that are not location data are skipped).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }

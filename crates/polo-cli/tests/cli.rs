@@ -263,3 +263,25 @@ fn helpful_errors_for_unknown_users_and_duplicate_names() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
+
+#[test]
+fn a_folder_imports_every_file_under_it_and_skips_what_is_not_location_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let takeout = dir.path().join("Takeout");
+    std::fs::create_dir_all(takeout.join("Location History/2021")).unwrap();
+    write(&takeout, "archive_browser.html", "<!DOCTYPE html><html><body>Your Takeout</body></html>");
+    write(&takeout, ".DS_Store", "\0\0\0\x01Bud1");
+    write(&takeout.join("Location History/2021"), "walk.gpx", GPX);
+    let (code, summary) = import_json(&data, "alice", &[&takeout]);
+    assert_eq!(code, 0, "{summary}");
+    let files = summary["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "hidden files are left out: {summary}");
+    // In name order, byte-wise: "Location History" before "archive_browser.html".
+    assert!(files[0]["path"].as_str().unwrap().ends_with("Location History/2021/walk.gpx"), "{summary}");
+    assert_eq!(files[0]["points_added"], 3, "{summary}");
+    assert!(files[1]["path"].as_str().unwrap().ends_with("archive_browser.html"), "{summary}");
+    assert!(files[1]["skipped"].as_str().unwrap().starts_with("not location data"), "{summary}");
+    assert_eq!(summary["points_added"], 3);
+}

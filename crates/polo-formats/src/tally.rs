@@ -69,6 +69,9 @@ impl Sink for Tally<'_> {
     fn out_of_range(&mut self, field: &'static str) {
         self.sink.out_of_range(field);
     }
+    fn note(&mut self, note: &str) {
+        self.sink.note(note);
+    }
     fn entry_started(&mut self, name: &str) {
         self.sink.entry_started(name);
     }

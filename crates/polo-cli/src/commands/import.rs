@@ -6,8 +6,9 @@
 //! human and `--json` summaries and the exit code.
 //!
 //! Every rejected record goes to a JSON-lines rejects file under
-//! `DATA_DIR/rejects/` and is counted in the summary. Archive entries that are
-//! not location data are listed as skipped, with the reason.
+//! `DATA_DIR/rejects/` and is counted in the summary. Archive entries and
+//! files found in a folder ([`import_paths`]) that are not location data are
+//! listed as skipped, with the reason.
 //!
 //! When the disk fills up, the file being imported ends with `disk full`
 //! (what was stored before stays stored and is counted), the files after
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 use crate::Outcome;
 use crate::cli::ImportArgs;
+use crate::commands::import_paths::{self, ImportPath};
 use crate::commands::require_user;
 use crate::config::Config;
 
@@ -47,9 +49,10 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
         polo_domain::validate_device_name(device)
             .map_err(|e| anyhow::anyhow!("--device: the device name {e} (got {device:?})"))?;
     }
+    let files = import_paths::expand(&args.files)?;
     let store = config.open_store()?;
     let user = require_user(&store, &args.user)?;
-    let total_bytes: u64 = args.files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let total_bytes: u64 = files.iter().filter_map(|p| std::fs::metadata(&p.path).ok()).map(|m| m.len()).sum();
     let progress = Progress::new(args.json, total_bytes);
     let started = Instant::now();
     let run_stamp = run_stamp();
@@ -66,11 +69,19 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
         bytes: Arc::clone(&progress.bytes),
     };
     let mut full = None;
-    for path in &args.files {
+    for ImportPath { path, found_in_folder } in &files {
         if let Some(e) = &full {
             report.files.push(FileReport {
                 path: path.display().to_string(),
                 error: Some(format!("not imported: {e}")),
+                ..FileReport::default()
+            });
+            continue;
+        }
+        if *found_in_folder && let Some(reason) = import_paths::skip_reason(path) {
+            report.files.push(FileReport {
+                path: path.display().to_string(),
+                skipped: Some(reason),
                 ..FileReport::default()
             });
             continue;

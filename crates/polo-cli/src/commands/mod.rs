@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod export;
 pub mod import;
+pub mod import_paths;
 pub mod replicate;
 pub mod serve;
 pub mod token;
