@@ -47,7 +47,12 @@ pub(crate) fn routes(max_upload: u64) -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct CreateQuery {
-    /// The device to import into when the file does not name one (a device token's own device wins).
+    /// The device to import into when the file does not name one (a device token's own device wins);
+    /// a device name as `POST /api/v1/devices` takes it.
+    #[param(
+        max_length = 64,
+        pattern = "^(?!\\s*\\.)(?=[^\\u0000-\\u001f]*[^\\s])[^/+#\\\\<>\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+    )]
     device: Option<String>,
 }
 
