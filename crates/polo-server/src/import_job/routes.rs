@@ -48,10 +48,11 @@ pub(crate) fn routes(max_upload: u64) -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct CreateQuery {
     /// The device to import into when the file does not name one (a device token's own device wins);
-    /// a device name as `POST /api/v1/devices` takes it.
+    /// a device name as `POST /api/v1/devices` takes it. Empty means none, as an upload form's
+    /// empty field sends it.
     #[param(
         max_length = 64,
-        pattern = "^(?!\\s*\\.)(?=[^\\u0000-\\u001f]*[^\\s])[^/+#\\\\<>\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+        pattern = "^(?:$|(?!\\s*\\.)(?=[^\\u0000-\\u001f]*[^\\s])[^/+#\\\\<>\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$)"
     )]
     device: Option<String>,
 }
@@ -177,7 +178,7 @@ async fn create(
         .map(|d| d.name.clone())
         .map(Ok)
         .or_else(|| {
-            let named = query.device.filter(|d| !d.trim().is_empty())?;
+            let named = query.device.filter(|d| !d.is_empty())?;
             Some(crate::ingest::routes::checked_device_name("the query parameter device", &named).map(str::to_owned))
         })
         .transpose()?;
