@@ -24,15 +24,15 @@
 //!
 //! Every line after the sample is read with the same columns; a line that
 //! does not fit them is rejected with its line number, and so is a line
-//! over the length cap ([`crate::line_reader`]).
+//! over the length cap ([`crate::bounded::lines`]).
 
 use std::io::BufRead;
 
 use polo_domain::time::parse_timestamp;
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 
+use crate::bounded::lines::{LineReader, too_long_line};
 use crate::extras::ExtrasBuilder;
-use crate::line_reader::{Line, LineReader};
 use crate::xml::push_extra;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -260,23 +260,21 @@ fn read_line(line: &str, layout: &Layout, options: &ImportOptions) -> Result<Fix
 /// # Errors
 /// [`ImportError::Unrecognised`] when the sampled lines fit no layout.
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
-    let mut lines = LineReader::new(reader);
+    let mut lines = LineReader::new(reader, crate::MAX_TOKEN);
     // The sample, replayed once the layout is known.
     let mut sample: Vec<(u64, String)> = Vec::new();
     let mut sample_bytes = 0;
     while sample.len() < SAMPLE_LINES && sample_bytes < SAMPLE_BYTES {
-        match lines.next_line()? {
-            None => break,
-            Some(Line::TooLong { number, length, .. }) => {
-                sink.reject(Reject::new(Position::Line(number), Line::too_long_reason(length), ""));
-            }
-            Some(Line::Text { number, text, .. }) => {
-                let text = text.trim_start_matches('\u{feff}');
-                if !text.trim().is_empty() {
-                    sample_bytes += text.len();
-                    sample.push((number, text.to_owned()));
-                }
-            }
+        let Some(line) = lines.next_line()? else { break };
+        if line.too_long.is_some() {
+            sink.reject(Reject::new(Position::Line(line.number), too_long_line(), ""));
+            continue;
+        }
+        let text = line.to_text();
+        let text = text.trim_start_matches('\u{feff}');
+        if !text.trim().is_empty() {
+            sample_bytes += text.len();
+            sample.push((line.number, text.to_owned()));
         }
     }
     let Some(layout) = guess(sample.iter().map(|(_, l)| l.as_str())) else {
@@ -299,11 +297,10 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
     }
     drop(sample);
     while let Some(line) = lines.next_line()? {
-        match line {
-            Line::Text { number, text, .. } => handle(number, text, sink),
-            Line::TooLong { number, length, .. } => {
-                sink.reject(Reject::new(Position::Line(number), Line::too_long_reason(length), ""));
-            }
+        if line.too_long.is_some() {
+            sink.reject(Reject::new(Position::Line(line.number), too_long_line(), ""));
+        } else {
+            handle(line.number, &line.to_text(), sink);
         }
     }
     Ok(())

@@ -26,8 +26,8 @@ use std::io::BufRead;
 use polo_domain::time::MS_PER_DAY;
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 
+use crate::bounded::lines::{LineReader, too_long_line};
 use crate::extras::ExtrasBuilder;
-use crate::line_reader::{Line, LineReader};
 use crate::xml::push_extra;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -165,16 +165,16 @@ impl Flight {
 }
 
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
-    let mut lines = LineReader::new(reader);
+    let mut lines = LineReader::new(reader, crate::MAX_TOKEN);
     let mut flight = Flight { day: None, last_tod: None, extensions: Vec::new() };
     while let Some(line) = lines.next_line()? {
-        let (number, text) = match line {
-            Line::Text { number, text, .. } => (number, text.trim_start_matches('\u{feff}')),
-            Line::TooLong { number, length, .. } => {
-                sink.reject(Reject::new(Position::Line(number), Line::too_long_reason(length), ""));
-                continue;
-            }
-        };
+        let number = line.number;
+        if line.too_long.is_some() {
+            sink.reject(Reject::new(Position::Line(number), too_long_line(), ""));
+            continue;
+        }
+        let text = line.to_text();
+        let text = text.trim_start_matches('\u{feff}');
         let outcome = match text.as_bytes().first() {
             Some(b'B') => flight.b_record(text, options).map(|fix| sink.point(fix, None)),
             Some(b'H') if text.get(2..5) == Some("DTE") => parse_date(text).map(|day| {

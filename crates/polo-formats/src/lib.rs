@@ -27,7 +27,6 @@ mod igc;
 mod json_keys;
 mod json_stream;
 mod kml;
-mod line_reader;
 mod measure;
 mod nmea;
 mod owntracks;

@@ -40,8 +40,8 @@ use std::io::BufRead;
 use polo_domain::time::MS_PER_DAY;
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 
+use crate::bounded::lines::{LineReader, too_long_line};
 use crate::extras::ExtrasBuilder;
-use crate::line_reader::{Line, LineReader};
 use crate::xml::push_extra;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
 
@@ -368,16 +368,16 @@ impl Log {
 type Out<'a> = (&'a ImportOptions, &'a mut dyn Sink);
 
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
-    let mut lines = LineReader::new(reader);
+    let mut lines = LineReader::new(reader, crate::MAX_TOKEN);
     let mut log = Log::default();
     while let Some(line) = lines.next_line()? {
-        let (number, text) = match line {
-            Line::Text { number, text, .. } => (number, text),
-            Line::TooLong { number, length, .. } => {
-                sink.reject(Reject::new(Position::Line(number), Line::too_long_reason(length), ""));
-                continue;
-            }
-        };
+        let number = line.number;
+        if line.too_long.is_some() {
+            sink.reject(Reject::new(Position::Line(number), too_long_line(), ""));
+            continue;
+        }
+        let text = line.to_text();
+        let text = &*text;
         if text.trim().is_empty() {
             continue;
         }
@@ -515,7 +515,7 @@ mod tests {
         let good = sentence("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W");
         let text = format!(
             "{good}\n${}\n{}\n",
-            "A".repeat(crate::line_reader::MAX_LINE + 10),
+            "A".repeat(crate::MAX_TOKEN + 10),
             sentence("GPRMC,123520,A,4807.038,N,01131.000,E,0,0,230394,,")
         );
         let s = run(&text);

@@ -27,8 +27,8 @@ use std::io::BufRead;
 
 use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 
+use crate::bounded::lines::{LineReader, too_long_line};
 use crate::extras::ExtrasBuilder;
-use crate::line_reader::{Line, LineReader};
 use crate::{Format, ImportError, ImportOptions, Position, Reject, Sink};
 
 /// Lines before the first point.
@@ -131,18 +131,17 @@ pub(crate) fn import<R: BufRead>(
     options: &ImportOptions,
     sink: &mut dyn Sink,
 ) -> Result<Format, ImportError> {
-    let mut lines = LineReader::new(reader);
+    let mut lines = LineReader::new(reader, crate::MAX_TOKEN);
     let mut flavour = None;
     let mut feet = true;
     while let Some(line) = lines.next_line()? {
-        let text = match line {
-            Line::Text { text, .. } => text,
-            Line::TooLong { number, length, .. } => {
-                sink.reject(Reject::new(Position::Line(number), Line::too_long_reason(length), ""));
-                continue;
-            }
-        };
-        let number = line.number();
+        let number = line.number;
+        if line.too_long.is_some() {
+            sink.reject(Reject::new(Position::Line(number), too_long_line(), ""));
+            continue;
+        }
+        let text = line.to_text();
+        let text = &*text;
         if number <= HEADER_LINES {
             match number {
                 1 => {

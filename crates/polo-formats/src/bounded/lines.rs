@@ -19,6 +19,20 @@ pub(crate) struct Line<'a> {
     pub(crate) too_long: Option<u64>,
 }
 
+impl Line<'_> {
+    /// The line as text: a `\r` before the `\n` removed, invalid UTF-8
+    /// replaced (for the formats that read characters: NMEA, IGC, PLT,
+    /// headerless text).
+    pub(crate) fn to_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.text.strip_suffix(b"\r").unwrap_or(self.text))
+    }
+}
+
+/// The reject reason for a line over the limit.
+pub(crate) fn too_long_line() -> String {
+    super::too_long("a line")
+}
+
 /// Reads lines of at most `max` bytes.
 pub(crate) struct LineReader<R> {
     reader: R,
