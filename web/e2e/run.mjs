@@ -9,14 +9,16 @@
 //   POLO_UPLOAD       a file to import through the page (has bad rows)
 //   POLO_SCREENSHOTS  where to save a screenshot of every page
 //   POLO_CHROMIUM     the browser (default /usr/bin/chromium)
+//   POLO_LIFE_MANIFEST the ground truth of the realistic life imported for
+//                     the same user (crates/polo-life): its checks run when set
 //
 // Any console error or uncaught exception fails the run, except failed
 // basemap tile loads: tests run offline, and tile requests are cut on
 // purpose so the bundled offline basemap is exercised.
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 const base = need("POLO_URL");
 const user = need("POLO_USER");
@@ -25,6 +27,7 @@ const day = need("POLO_DAY");
 const upload = need("POLO_UPLOAD");
 const shots = need("POLO_SCREENSHOTS");
 const executablePath = process.env.POLO_CHROMIUM || "/usr/bin/chromium";
+const life = process.env.POLO_LIFE_MANIFEST ? JSON.parse(readFileSync(process.env.POLO_LIFE_MANIFEST, "utf8")) : null;
 mkdirSync(shots, { recursive: true });
 
 function need(name) {
@@ -56,6 +59,7 @@ async function newContext(browser) {
 
 async function shot(page, name) {
   const path = join(shots, `${name}.png`);
+  mkdirSync(dirname(path), { recursive: true });
   await page.screenshot({ path, fullPage: true });
   console.log(`screenshot: ${path}`);
 }
@@ -87,6 +91,140 @@ async function expectDrawn(page, what, selector) {
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
+}
+
+/** "HH:MM" of an instant in an IANA zone, by the browser-independent Intl of Node. */
+function clockIn(zone, ms) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(ms));
+}
+
+/** "YYYY-MM-DD" of an instant in an IANA zone. */
+function dateIn(zone, ms) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date(ms));
+}
+
+/** The zone the life was in at `ms` (its manifest's zone periods). */
+function zoneAt(ms) {
+  const period = life.zone_periods.find((p) => p.from_ms <= ms && ms < p.to_ms);
+  if (!period) throw new Error(`the life's manifest has no zone at ${new Date(ms).toISOString()}`);
+  return period.zone;
+}
+
+async function apiGet(page, path) {
+  const response = await page.request.get(`${base}${path}`);
+  check(response.ok(), `GET ${path} answered ${response.status()}: ${await response.text()}`);
+  return response.json();
+}
+
+/** The realistic life, against its manifest: what a user checks first. */
+async function lifeChecks(page) {
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  // A holiday abroad: the day page shows the destination's local times.
+  step = "life: local time abroad";
+  const holiday = life.holidays.find((h) => h.local_days.length > 1);
+  check(holiday, "the life has a holiday with full local days");
+  const abroad = holiday.local_days[1];
+  await page.goto(`${base}/day/${abroad}`);
+  await page.locator('[data-testid="day-summary"]').waitFor();
+  const story = await apiGet(page, `/api/v1/timeline/day?date=${abroad}`);
+  const dayStart = Date.parse(story.from);
+  const expected = story.entries.filter((e) => Date.parse(e.start) >= dayStart).map((e) => clockIn(holiday.zone, Date.parse(e.start)));
+  check(expected.length >= 2, `a day in ${holiday.destination} has entries: ${JSON.stringify(story.entries.length)}`);
+  check(story.utc_offset_minutes === holiday.offset_minutes, `${abroad} in ${holiday.zone} starts at UTC offset ${holiday.offset_minutes}, the API says ${story.utc_offset_minutes}`);
+  const shown = (await page.locator("li.entry .entry-time").allTextContents()).map((t) => t.split("–")[0].trim().slice(-5));
+  const firstShownOnDay = shown.length - expected.length;
+  check(JSON.stringify(shown.slice(firstShownOnDay)) === JSON.stringify(expected), `local times in ${holiday.zone} on ${abroad}: page ${shown.join(", ")}, expected ${expected.join(", ")}`);
+  console.log(`ok: ${abroad} in ${holiday.destination} shows ${holiday.zone} times (${expected[0]} …, offset ${holiday.offset_minutes} min)`);
+  await shot(page, "life-holiday-day");
+
+  // A teleport: flagged, left out, and no total moves.
+  step = "life: teleport";
+  const flightDays = new Set(life.flights.flatMap((f) => [dateIn(zoneAt(f.depart_ms), f.depart_ms), dateIn(zoneAt(f.arrive_ms - 1), f.arrive_ms - 1)]));
+  const teleport = life.teleports.find((t) => !flightDays.has(dateIn(zoneAt(t.time_ms), t.time_ms)));
+  check(teleport, "the life has a teleport on a day without a flight");
+  const teleportDay = dateIn(zoneAt(teleport.time_ms), teleport.time_ms);
+  const around = `from=${new Date(teleport.time_ms - 1).toISOString()}&to=${new Date(teleport.time_ms + 1).toISOString()}&device=${teleport.device}`;
+  const flagged = await apiGet(page, `/api/v1/points?${around}&outliers=only`);
+  check(flagged.points.length === 1, `the teleport at ${new Date(teleport.time_ms).toISOString()} is left out: ${JSON.stringify(flagged)}`);
+  const teleportStory = await apiGet(page, `/api/v1/timeline/day?date=${teleportDay}&device=${teleport.device}`);
+  const legs = teleportStory.entries.filter((e) => e.kind === "leg");
+  const metres = legs.reduce((sum, e) => sum + (e.distance_m ?? 0), 0);
+  const fastest = Math.max(0, ...legs.map((e) => e.max_speed_mps ?? 0));
+  check(metres < 300_000, `${teleportDay} (a teleport ${teleport.lat.toFixed(1)}, ${teleport.lon.toFixed(1)}): ${Math.round(metres / 1000)} km travelled`);
+  check(fastest < 100, `${teleportDay}: the fastest leg segment is ${Math.round(fastest * 3.6)} km/h`);
+  for (const e of teleportStory.entries.filter((e) => e.kind === "stay")) {
+    const far = Math.abs(e.lat - teleport.lat) < 1 && Math.abs(e.lon - teleport.lon) < 1;
+    check(!far, `${teleportDay}: a stay at the teleport's position ${JSON.stringify(e)}`);
+  }
+  await page.goto(`${base}/day/${teleportDay}?device=${teleport.device}`);
+  await page.locator('[data-testid="day-summary"]').waitFor();
+  console.log(`ok: the teleport on ${teleportDay} is left out: ${Math.round(metres / 1000)} km that day, fastest ${Math.round(fastest * 3.6)} km/h`);
+
+  // Two phones that overlap: one day lists both.
+  step = "life: both phones";
+  const overlapDay = life.device_overlap.first_day;
+  await page.goto(`${base}/day/${overlapDay}`);
+  const switcher = page.getByRole("group", { name: "Device" });
+  await switcher.waitFor();
+  const phones = (await switcher.getByRole("button").allTextContents()).map((t) => t.trim());
+  for (const device of life.devices) check(phones.includes(device.name), `${overlapDay} lists ${device.name}: ${phones.join(", ")}`);
+  await shot(page, "life-two-phones");
+  console.log(`ok: ${overlapDay} shows both phones (${phones.join(", ")})`);
+
+  // Long lists: the first rows within a second of opening the page.
+  step = "life: first rows";
+  const nav = page.getByRole("navigation", { name: "Main" });
+  for (const [label, row] of [
+    ["Places", "li.place"],
+    ["Trips", "table.trips tbody tr"],
+  ]) {
+    await page.goto(`${base}/day/${overlapDay}`);
+    await page.locator('[data-testid="day-summary"]').waitFor();
+    const started = Date.now();
+    await nav.getByRole("link", { name: label, exact: true }).click();
+    await page.locator(row).first().waitFor({ timeout: 10_000 });
+    const elapsed = Date.now() - started;
+    check(elapsed <= 1000, `${label}: the first row took ${elapsed} ms (at most 1000)`);
+    console.log(`ok: ${label} showed its first row in ${elapsed} ms`);
+  }
+}
+
+/** A screenshot of every page at desktop and phone sizes, in light and dark. */
+async function gallery(page) {
+  const dayWithBoth = life ? life.device_overlap.first_day : day;
+  const pages = [
+    ["timeline", `/day/${dayWithBoth}`, '[data-testid="day-summary"]'],
+    ["map", "/map?range=all", ".explorer-map[data-rendered]"],
+    ["trips", "/trips", "main .page-title"],
+    ["places", "/places", "li.place"],
+    ["stats", "/stats", ".uplot"],
+    ["imports", "/imports", "table.data tbody tr"],
+    ["devices", "/devices", "main .page-title"],
+    ["sharing", "/sharing", "main .page-title"],
+    ["account", "/account", "text=Basemap tile URL"],
+  ];
+  let count = 0;
+  for (const [size, viewport] of [
+    ["desktop", { width: 1280, height: 860 }],
+    ["phone", { width: 390, height: 800 }],
+  ]) {
+    await page.setViewportSize(viewport);
+    for (const scheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const [name, path, ready] of pages) {
+        step = `gallery ${name} ${size} ${scheme}`;
+        await page.goto(`${base}${path}`);
+        await page.locator(ready).first().waitFor({ timeout: 15_000 });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        check(overflow <= 1, `${name} (${size}, ${scheme}) is ${overflow} px wider than the screen`);
+        await shot(page, `gallery/${name}-${size}-${scheme}`);
+        count += 1;
+      }
+    }
+  }
+  console.log(`ok: ${count} screenshots of every page, desktop and phone, light and dark, none wider than the screen`);
 }
 
 async function run() {
@@ -347,6 +485,12 @@ async function run() {
     await page.locator("li.place").first().waitFor();
     await shot(page, "places-phone");
     console.log("ok: dark mode and phone layout");
+
+    if (life) await lifeChecks(page);
+
+    // ---- every page, desktop and phone, light and dark
+    step = "gallery";
+    await gallery(page);
   } catch (error) {
     await shot(page, `failed-${step.replace(/\W+/g, "-")}`).catch(() => undefined);
     throw error;

@@ -287,6 +287,8 @@ export interface Share {
   expires?: string | null;
   revoked?: string | null;
   active?: boolean;
+  /** The public page leaves out place names and addresses. */
+  hide_places?: boolean;
   url?: string;
   token?: string;
 }
@@ -299,6 +301,8 @@ export interface PublicShare {
   to?: string | null;
   expires?: string | null;
   live: boolean;
+  /** The owner hid place names: stays carry only their town and country. */
+  hide_places?: boolean;
 }
 
 export interface Friend {

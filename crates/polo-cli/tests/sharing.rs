@@ -593,3 +593,62 @@ fn open_event_streams_do_not_hold_up_a_graceful_shutdown() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_share_can_hide_place_names_but_keep_the_town() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "alice");
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let alice = basic("alice", PASSWORD);
+    // Three hours at home in Lübeck, a point every two minutes, then a walk north.
+    let mut points = Vec::new();
+    for minute in (0..240).step_by(2) {
+        let lat = if minute < 180 { 53.8655 } else { 53.8655 + f64::from(minute - 180) * 0.0005 };
+        let time = format!("2024-05-01T{:02}:{:02}:00+02:00", 8 + minute / 60, minute % 60);
+        points.push(json!({"time": time, "lat": lat, "lon": 10.6866, "device": "phone"}));
+    }
+    assert_eq!(send_json(addr, "POST", "/api/v1/points", &alice, &json!(points)).status, 200);
+    wait_for_timeline(addr, &alice);
+    let places = get(addr, "/api/v1/places", Some(&alice)).json();
+    let home = places.as_array().and_then(|p| p.first()).unwrap_or_else(|| panic!("a place: {places}"));
+    let id = home["id"].as_i64().unwrap();
+    assert_eq!(send_json(addr, "PATCH", &format!("/api/v1/places/{id}"), &alice, &json!({"name": "Home"})).status, 204);
+
+    let range = |hide: Option<bool>| {
+        let mut body = json!({"kind": "range", "from": "2024-05-01T06:00:00Z", "to": "2024-05-01T10:00:00Z"});
+        if let Some(hide) = hide {
+            body["hide_places"] = json!(hide);
+        }
+        share(addr, &alice, &body)
+    };
+    let (hidden, shown) = (range(Some(true)), range(None));
+    assert_eq!((hidden["hide_places"].as_bool(), shown["hide_places"].as_bool()), (Some(true), Some(false)));
+    let stays = |created: &Value| {
+        let base = format!("/api/v1/public/shares/{}", created["token"].as_str().unwrap());
+        let info = get(addr, &base, None).json();
+        let timeline = get(addr, &format!("{base}/timeline"), None);
+        assert_eq!(timeline.status, 200, "{}", timeline.body);
+        let timeline = timeline.json();
+        let stays: Vec<Value> =
+            timeline[0]["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "stay").cloned().collect();
+        assert!(!stays.is_empty(), "a stay at home: {timeline}");
+        (info["hide_places"].as_bool(), stays)
+    };
+
+    let (flag, hidden_stays) = stays(&hidden);
+    assert_eq!(flag, Some(true));
+    for stay in &hidden_stays {
+        assert!(stay.get("place_name").is_none() && stay.get("place_id").is_none(), "{stay}");
+        assert!(stay.get("address").is_none(), "{stay}");
+        assert_eq!(stay["town"].as_str(), Some("Lübeck"), "the town stays: {stay}");
+    }
+    let (flag, shown_stays) = stays(&shown);
+    assert_eq!(flag, Some(false));
+    assert!(shown_stays.iter().any(|s| s["place_name"] == "Home"), "{shown_stays:?}");
+    // The owner's list says which is which.
+    let listed = get(addr, "/api/v1/shares", Some(&alice)).json();
+    let flags: Vec<Option<bool>> =
+        listed["shares"].as_array().unwrap().iter().map(|s| s["hide_places"].as_bool()).collect();
+    assert_eq!(flags, [Some(true), Some(false)]);
+}

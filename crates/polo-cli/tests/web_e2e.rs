@@ -1,11 +1,16 @@
 //! The web app in a real browser: seeds a fresh `polo` with `polo import` of
 //! fixture files written here (a day with stays, a walk, a bike ride and a
-//! drive, and a second phone's lunch walk), starts `polo serve` on port 0 and runs `web/e2e/run.mjs`, which
-//! drives headless Chromium through playwright-core: login, the seeded
+//! drive, and a second phone's lunch walk) and of six months of the realistic
+//! life (`polo-life`: two phones, a holiday abroad, teleports, Google
+//! Semantic visits), starts `polo serve` on port 0 and runs `web/e2e/run.mjs`,
+//! which drives headless Chromium through playwright-core: login, the seeded
 //! day's timeline and map, the map explorer, an import with progress to its
 //! summary, device setup, a live position moving after OwnTracks posts, a
-//! share link opened without an account, and every other page. Screenshots
-//! go to `target/e2e-screenshots` (the path is printed).
+//! share link opened without an account, every other page, and the life's
+//! checks against its manifest (local times abroad, teleports left out of
+//! every total, both phones on one day, first rows within a second).
+//! Screenshots of every page, desktop and phone, light and dark, go to
+//! `target/e2e-screenshots` (the path is printed).
 //!
 //! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
 //! npm packages (installed by the `polo-web` build). Without them the test
@@ -25,6 +30,8 @@ const NEXT_DAY: &str = "2024-05-15";
 const HOME: (f64, f64) = (52.520_0, 13.405_0);
 const CAFE: (f64, f64) = (52.520_0, 13.422_7);
 const OFFICE: (f64, f64) = (52.565_0, 13.422_7);
+/// The realistic life's seed (`polo-bench life`'s default).
+const LIFE_SEED: u64 = 1;
 
 /// Seconds since midnight UTC of `DAY` (up to the end of the next day) as an RFC 3339 time.
 fn at(seconds: u32) -> String {
@@ -166,6 +173,13 @@ fn web_app_end_to_end_in_chromium() {
     let second_file = dir.path().join("tablet.gpx");
     std::fs::write(&second_file, second_device_gpx()).unwrap();
     run_ok(polo(&data).args(["import", "--user", "alice", "--device", "tablet"]).arg(&second_file));
+    // The realistic life's first six months, imported as a user would: the whole folder.
+    let life_dir = dir.path().join("life");
+    let options = polo_life::LifeOptions { seed: LIFE_SEED, scale: polo_life::Scale::Small, start: None };
+    let manifest = polo_life::write(&life_dir, &options).expect("writing the life");
+    let manifest_file = dir.path().join("life.manifest.json");
+    std::fs::write(&manifest_file, manifest.to_json()).unwrap();
+    run_ok(polo(&data).args(["import", "--user", "alice"]).arg(&life_dir));
 
     let server = serve(&data, &["--access-log", "off"]);
     let base = format!("http://{}", server.addr);
@@ -181,6 +195,7 @@ fn web_app_end_to_end_in_chromium() {
         .env("POLO_PASSWORD", "a long password")
         .env("POLO_DAY", DAY)
         .env("POLO_UPLOAD", &upload)
+        .env("POLO_LIFE_MANIFEST", &manifest_file)
         .env("POLO_SCREENSHOTS", &screenshots)
         .env("POLO_CHROMIUM", &chromium)
         .stdout(Stdio::piped())

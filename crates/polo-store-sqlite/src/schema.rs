@@ -293,8 +293,14 @@ ALTER TABLE location_grants ADD COLUMN created_by_token INTEGER;
 INSERT INTO meta (key, value) SELECT 'last_token_id', coalesce(max(id), 0) FROM tokens;
 ";
 
+/// Version 10, private share links: a share may leave place names and
+/// addresses out of its public page. Links made before show them, as they did.
+const V10: &str = "
+ALTER TABLE shares ADD COLUMN hide_places INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

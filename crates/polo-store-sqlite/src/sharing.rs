@@ -13,7 +13,7 @@ use crate::auth::check_maker;
 use crate::{Db, SqliteStore, check_device, now, user_from_row};
 
 const SHARE_COLUMNS: &str = "s.id, s.user_id, s.kind, s.from_ms, s.to_ms, s.device_id, d.name, s.label, \
-     s.created_ms, s.expires_ms, s.revoked_ms, s.created_by_token";
+     s.created_ms, s.expires_ms, s.revoked_ms, s.created_by_token, s.hide_places";
 const SHARE_FROM: &str = "shares s LEFT JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id";
 
 fn share_from_row(r: &Row<'_>) -> StoreResult<Share> {
@@ -31,6 +31,7 @@ fn share_from_row(r: &Row<'_>) -> StoreResult<Share> {
             device: r.get::<_, Option<i64>>(5).db()?.map(DeviceId),
             label: r.get(7).db()?,
             expires: time(9)?,
+            hide_places: r.get(12).db()?,
         },
         device_name: r.get(6).db()?,
         created: Timestamp(r.get(8).db()?),
@@ -77,7 +78,7 @@ pub(crate) fn create_share(
         let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM shares", [], |r| r.get(0)).db()?;
         tx.execute(
             "INSERT INTO shares (user_id, id, kind, from_ms, to_ms, device_id, label, token_hash, created_ms, \
-             expires_ms, created_by_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             expires_ms, created_by_token, hide_places) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 user.0,
                 id,
@@ -90,6 +91,7 @@ pub(crate) fn create_share(
                 now().0,
                 share.expires.map(|t| t.0),
                 created_by_token,
+                share.hide_places,
             ],
         )
         .db()?;

@@ -29,6 +29,7 @@ fn range_share(device: Option<DeviceId>, expires: Option<i64>) -> NewShare {
         device,
         label: "Sunday walk".to_owned(),
         expires: expires.map(Timestamp),
+        hide_places: false,
     }
 }
 
@@ -53,6 +54,8 @@ pub fn shares_create_lookup_revoke(store: &dyn Store) {
         device: None,
         label: String::new(),
         expires: Some(Timestamp(i64::MAX)),
+        // Stored and read back as given: the range share above shows places.
+        hide_places: true,
     };
     let s2 = store.create_share(alice.id, &live, &h2, None).unwrap();
     assert_ne!(s1.id, s2.id);

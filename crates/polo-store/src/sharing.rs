@@ -58,6 +58,9 @@ pub struct NewShare {
     pub label: String,
     /// The link stops working at this instant; `None`: when revoked.
     pub expires: Option<Timestamp>,
+    /// The public page leaves out place names and street addresses: a viewer
+    /// sees when and in which town you stayed, not that it was "Home".
+    pub hide_places: bool,
 }
 
 /// A stored share.

@@ -27,6 +27,7 @@ export function Sharing({ me }: { me: Me }) {
   const [device, setDevice] = useState("");
   const [label, setLabel] = useState("");
   const [expiry, setExpiry] = useState("2");
+  const [hidePlaces, setHidePlaces] = useState(true);
   const [created, setCreated] = useState<Share | null>(null);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
@@ -39,7 +40,7 @@ export function Sharing({ me }: { me: Me }) {
     setError(undefined);
     try {
       const expires = EXPIRIES[Number(expiry)][1];
-      const body: Record<string, unknown> = { kind, label: label.trim() || undefined, device: device || undefined };
+      const body: Record<string, unknown> = { kind, label: label.trim() || undefined, device: device || undefined, hide_places: hidePlaces };
       if (expires !== null) body.expires_in_s = expires;
       if (kind === "range") {
         body.from = new Date(`${from}T00:00:00`).toISOString();
@@ -133,6 +134,11 @@ export function Sharing({ me }: { me: Me }) {
               ))}
             </select>
           </label>
+          {kind === "range" && (
+            <label class="inline">
+              <input type="checkbox" checked={hidePlaces} onChange={(e) => setHidePlaces(e.currentTarget.checked)} data-testid="share-hide-places" /> Hide place names (show towns only)
+            </label>
+          )}
           <button type="submit" class="primary" disabled={busy}>
             Create link
           </button>
@@ -159,6 +165,7 @@ export function Sharing({ me }: { me: Me }) {
                   <span class="muted">
                     {share.from && `${dateTime(share.from)} – ${dateTime(share.to)} · `}
                     {share.device && `${share.device} · `}
+                    {share.kind !== "live" && (share.hide_places ? "place names hidden · " : "place names shown · ")}
                     created {dateTime(share.created)} · {share.expires ? `expires ${dateTime(share.expires)}` : "never expires"}
                   </span>
                   {active && (

@@ -297,11 +297,12 @@ function ShareTrip({ trip }: { trip: Trip }) {
   const [share, setShare] = useState<Share | null>(null);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
+  const [hidePlaces, setHidePlaces] = useState(true);
   const create = async () => {
     setBusy(true);
     setError(undefined);
     try {
-      setShare(await api<Share>("POST", "/api/v1/shares", { kind: "trip", from: trip.start, to: trip.end, device: trip.device, label: `Trip on ${trip.start.slice(0, 10)}`, expires_in_s: 7 * 86400 }));
+      setShare(await api<Share>("POST", "/api/v1/shares", { kind: "trip", from: trip.start, to: trip.end, device: trip.device, label: `Trip on ${trip.start.slice(0, 10)}`, expires_in_s: 7 * 86400, hide_places: hidePlaces }));
     } catch (e) {
       setError(e);
     } finally {
@@ -323,7 +324,10 @@ function ShareTrip({ trip }: { trip: Trip }) {
     <span>
       <button type="button" class="small" onClick={create} disabled={busy}>
         Share for 7 days
-      </button>
+      </button>{" "}
+      <label class="inline small">
+        <input type="checkbox" checked={hidePlaces} onChange={(e) => setHidePlaces(e.currentTarget.checked)} /> hide place names
+      </label>
       {error !== undefined && <ErrorBox error={error} />}
     </span>
   );

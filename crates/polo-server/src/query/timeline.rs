@@ -137,6 +137,17 @@ pub(crate) struct Entry {
     clipped: Option<bool>,
 }
 
+impl Entry {
+    /// Leaves out what names the place itself (its id, your or the source's
+    /// name for it, its street address), keeping the town and country: for
+    /// share links whose owner keeps "Home" to themselves.
+    fn hide_place(&mut self) {
+        self.place_id = None;
+        self.place_name = None;
+        self.address = None;
+    }
+}
+
 #[allow(clippy::cast_precision_loss)]
 fn seconds(start: i64, end: i64) -> f64 {
     (end - start) as f64 / 1000.0
@@ -369,6 +380,7 @@ pub(crate) fn shared_entries(
     devices: &[(polo_domain::DeviceId, String)],
     from: Timestamp,
     to: Timestamp,
+    hide_places: bool,
 ) -> Result<Vec<DeviceEntries>, ApiError> {
     let book = polo_derived::places::PlaceBook::load(store, user)?;
     let mut out = Vec::new();
@@ -391,6 +403,9 @@ pub(crate) fn shared_entries(
                     entry.max_speed_mps = None;
                     entry.mean_speed_mps = None;
                 }
+            }
+            if hide_places {
+                entry.hide_place();
             }
             entries.push(entry);
         }

@@ -74,6 +74,10 @@ pub(crate) struct ShareBody {
     /// revoked.
     #[schema(example = "2024-06-01T00:00:00Z")]
     expires_at: Option<String>,
+    /// Leave place names and street addresses out of the public page (stays show their town and
+    /// country only). Default `false`.
+    #[serde(default)]
+    hide_places: bool,
 }
 
 /// A share, as its owner sees it. Times are RFC 3339 in UTC.
@@ -99,6 +103,8 @@ pub(crate) struct ShareView {
     revoked: Option<String>,
     /// Whether the link works now.
     active: bool,
+    /// Whether the public page leaves out place names and addresses.
+    hide_places: bool,
 }
 
 impl ShareView {
@@ -114,6 +120,7 @@ impl ShareView {
             expires: share.spec.expires.map(|t| t.to_string()),
             revoked: share.revoked.map(|t| t.to_string()),
             active: share.is_active(at),
+            hide_places: share.spec.hide_places,
         }
     }
 }
@@ -194,7 +201,7 @@ fn validate(body: &ShareBody, at: Timestamp) -> Result<NewShare, ApiError> {
     if label.chars().count() > 200 || label.chars().any(char::is_control) {
         return Err(ApiError::bad_request("label must be at most 200 characters, without control characters"));
     }
-    Ok(NewShare { kind, from, to, device: None, label, expires })
+    Ok(NewShare { kind, from, to, device: None, label, expires, hide_places: body.hide_places })
 }
 
 /// Makes a public link to a trip, a time range or the caller's live position. The token is shown

@@ -96,6 +96,9 @@ pub(crate) struct PublicShare {
     expires: Option<String>,
     /// Whether positions arrive live (`…/live`).
     live: bool,
+    /// The owner hid place names and addresses: stays in `…/timeline` carry
+    /// only their town and country.
+    hide_places: bool,
 }
 
 /// What a share link shows: kind, owner, range and expiry. No account needed.
@@ -126,6 +129,7 @@ pub(crate) async fn info(
         to: share.spec.to.map(|t| t.to_string()),
         expires: share.spec.expires.map(|t| t.to_string()),
         live: kind == ShareKind::Live,
+        hide_places: share.spec.hide_places,
     })))
 }
 
@@ -256,7 +260,8 @@ fn not_for_live(share: &Share, what: &str) -> Result<(), ApiError> {
 
 /// The stays and legs inside the shared range, per device, in the shape of
 /// `GET /api/v1/timeline/entries`. Entries that began before or ended after the range are cut to
-/// it (`clipped`); a cut leg has no distance or speeds.
+/// it (`clipped`); a cut leg has no distance or speeds. A share that hides places leaves out each
+/// stay's place id, place name and address.
 #[utoipa::path(
     get,
     path = "/api/v1/public/shares/{token}/timeline",
@@ -281,7 +286,7 @@ pub(crate) async fn timeline(
     let entries = blocking(move || {
         let devices: Vec<_> =
             covered_devices(store.as_ref(), owner.id, share.spec.device)?.into_iter().map(|d| (d.id, d.name)).collect();
-        shared_entries(store.as_ref(), owner.id, &devices, from, to)
+        shared_entries(store.as_ref(), owner.id, &devices, from, to, share.spec.hide_places)
     })
     .await?;
     Ok(no_store(Json(entries)))
