@@ -179,7 +179,12 @@ fn web_app_end_to_end_in_chromium() {
     let manifest = polo_life::write(&life_dir, &options).expect("writing the life");
     let manifest_file = dir.path().join("life.manifest.json");
     std::fs::write(&manifest_file, manifest.to_json()).unwrap();
-    run_ok(polo(&data).args(["import", "--user", "alice"]).arg(&life_dir));
+    // Its deliberately broken records are rejected and reported: exit status 1, "some records were rejected".
+    let imported = polo(&data).args(["import", "--user", "alice"]).arg(&life_dir).output().unwrap();
+    let summary = String::from_utf8_lossy(&imported.stdout);
+    assert_eq!(imported.status.code(), Some(1), "{summary}{}", String::from_utf8_lossy(&imported.stderr));
+    let rejected = format!("{} rejected (see", manifest.injected_rejects.len());
+    assert!(summary.contains(&rejected), "the life's {rejected}:\n{summary}");
 
     let server = serve(&data, &["--access-log", "off"]);
     let base = format!("http://{}", server.addr);

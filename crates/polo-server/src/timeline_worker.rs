@@ -7,8 +7,12 @@
 //! data directory) reach the day views within two or three seconds, and a
 //! stream of writes is folded into one recomputation per device every
 //! [`SETTLE`]. It never runs on a request's path: ingest only appends to
-//! the change log. A failure is logged and retried after a back-off; the
-//! engine's cursor only moves when a step succeeded.
+//! the change log. A failure is logged and retried after a back-off that
+//! doubles from [`RETRY_AFTER`] to [`RETRY_AT_MOST`]; the engine's cursor
+//! only moves when a step succeeded. A panic in a step (a bug) is caught and
+//! treated as a failure, so the thread never dies and takes the timeline
+//! with it; until a step succeeds again, [`TimelineWorker::failure`] says
+//! what went wrong (`GET /api/v1/timeline/progress` shows it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -26,12 +30,16 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub const SETTLE: Duration = Duration::from_secs(2);
 /// How long it waits after a failed step.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The longest wait between retries of a step that keeps failing.
+const RETRY_AT_MOST: Duration = Duration::from_secs(300);
 
 struct Shared {
     engine: Arc<Engine>,
     poked: Mutex<bool>,
     wake: Condvar,
     stop: AtomicBool,
+    /// Why the last step failed; `None` once one succeeds.
+    failure: Mutex<Option<String>>,
 }
 
 /// Owns the worker thread; dropping the last clone stops it.
@@ -51,8 +59,13 @@ impl TimelineWorker {
     /// # Errors
     /// When the thread cannot be spawned.
     pub fn start(engine: Arc<Engine>) -> std::io::Result<Self> {
-        let shared =
-            Arc::new(Shared { engine, poked: Mutex::new(false), wake: Condvar::new(), stop: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            engine,
+            poked: Mutex::new(false),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        });
         let worker = shared.clone();
         std::thread::Builder::new().name("polo-timeline".into()).spawn(move || run(&worker))?;
         Ok(Self { shared })
@@ -62,6 +75,13 @@ impl TimelineWorker {
     #[must_use]
     pub fn engine(&self) -> &Arc<Engine> {
         &self.shared.engine
+    }
+
+    /// Why the timeline is not being brought up to date, while the last
+    /// step failed.
+    #[must_use]
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Asks the worker to look for changes now.
@@ -79,8 +99,13 @@ impl Drop for TimelineWorker {
 }
 
 fn run(shared: &Shared) {
+    let mut retry = RETRY_AFTER;
     while !shared.stop.load(Ordering::Relaxed) {
-        let pause = match shared.engine.catch_up() {
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.engine.catch_up()))
+            .map_err(|panic| panic_message(panic.as_ref()))
+            .and_then(|step| step.map_err(|error| error.to_string()));
+        let failed = step.as_ref().err().cloned();
+        let pause = match step {
             Ok(step) if step.changes > 0 => {
                 tracing::debug!(
                     changes = step.changes,
@@ -90,19 +115,50 @@ fn run(shared: &Shared) {
                     "timeline caught up"
                 );
                 if step.changes == polo_derived::engine::BATCH {
+                    *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    retry = RETRY_AFTER;
                     continue; // a backlog (an import, a start after an upgrade): keep going
                 }
                 SETTLE
             }
             Ok(_) => POLL_INTERVAL,
             Err(error) => {
-                tracing::warn!(%error, "timeline recomputation failed; retrying");
-                RETRY_AFTER
+                tracing::error!(%error, retry_in_s = retry.as_secs(), "timeline recomputation failed; retrying");
+                let pause = retry;
+                retry = (retry * 2).min(RETRY_AT_MOST);
+                pause
             }
         };
+        if failed.is_none() {
+            retry = RETRY_AFTER;
+        }
+        *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = failed;
         let poked = shared.poked.lock().unwrap_or_else(PoisonError::into_inner);
         let (mut poked, _) =
             shared.wake.wait_timeout_while(poked, pause, |poked| !*poked).unwrap_or_else(PoisonError::into_inner);
         *poked = false;
+    }
+}
+
+/// What a caught panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    format!("the timeline computation panicked (a bug in polo; please report it): {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn a_caught_panic_says_what_it_said() {
+        let text = std::panic::catch_unwind(|| panic!("attempt to subtract with overflow")).unwrap_err();
+        assert!(panic_message(text.as_ref()).ends_with(": attempt to subtract with overflow"));
+        let formatted = std::panic::catch_unwind(|| panic!("day {}", 7)).unwrap_err();
+        assert!(panic_message(formatted.as_ref()).ends_with(": day 7"));
     }
 }

@@ -101,7 +101,7 @@ impl LocalClock for ZoneClock<'_> {
 /// taken to be in the same zone as the last one looked up, so a stay of a
 /// thousand points costs one zone lookup. The bundled boundaries are
 /// simplified to about the same distance.
-const ZONE_CELL_E7: i32 = 10_000;
+const ZONE_CELL_E7: u32 = 10_000;
 
 /// One offset for all time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,8 +185,10 @@ impl OffsetChanges {
             }
             let zone = match cached {
                 Some((at, zone))
-                    if (at.lat_e7 - point.coord.lat_e7).abs() < ZONE_CELL_E7
-                        && (at.lon_e7 - point.coord.lon_e7).abs() < ZONE_CELL_E7 =>
+                    // `abs_diff`: across the antimeridian the difference of two
+                    // longitudes in 1e-7 degrees is beyond `i32`.
+                    if at.lat_e7.abs_diff(point.coord.lat_e7) < ZONE_CELL_E7
+                        && at.lon_e7.abs_diff(point.coord.lon_e7) < ZONE_CELL_E7 =>
                 {
                     zone
                 }
@@ -499,6 +501,16 @@ mod tests {
         assert_eq!(days.next_day_start(sunday).0 - sunday.0, 23 * HOUR);
         // Nothing after the last point: the zone's next change is not guessed at.
         assert_eq!(days.0.changes_between(morning, Timestamp(morning.0 + 400 * 24 * HOUR)), &[]);
+    }
+
+    #[test]
+    fn a_track_across_the_antimeridian_takes_each_sides_zone() {
+        // Fiji to Samoa: 179.9° E, then 179.9° W a minute later (the longitudes
+        // differ by more than an `i32` of 1e-7 degrees holds).
+        let t = utc(2024, 3, 30, 12, 0);
+        let later = Timestamp(t.0 + 60_000);
+        let clock = OffsetChanges::from_track(&[at(t, 179.9, None), at(later, -179.9, None)], &ToyZones);
+        assert_eq!((clock.offset_minutes_at(t), clock.offset_minutes_at(later)), (60, -60));
     }
 
     #[test]

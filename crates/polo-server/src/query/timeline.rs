@@ -620,6 +620,10 @@ pub(crate) struct TimelineProgress {
     latest_seq: u64,
     /// Whether everything stored so far is reflected (`processed_seq == latest_seq`).
     up_to_date: bool,
+    /// While the background computation keeps failing: why (it is retried with a growing back-off,
+    /// and the server log has the details).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
 }
 
 /// Whether the stored timeline reflects every stored point yet (it trails
@@ -636,9 +640,15 @@ pub(crate) async fn progress(
     _caller: Caller,
 ) -> Result<Json<TimelineProgress>, ApiError> {
     let (store, engine) = (state.store.clone(), state.timeline.engine().clone());
+    let failure = state.timeline.failure();
     blocking(move || {
         let (processed, latest) = (engine.cursor()?.0, store.last_seq()?.0);
-        Ok(Json(TimelineProgress { processed_seq: processed, latest_seq: latest, up_to_date: processed >= latest }))
+        Ok(Json(TimelineProgress {
+            processed_seq: processed,
+            latest_seq: latest,
+            up_to_date: processed >= latest,
+            failure,
+        }))
     })
     .await
 }
