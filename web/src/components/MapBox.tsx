@@ -2,7 +2,7 @@
 // from ui.tsx so pages without a map do not load Leaflet).
 
 import { useEffect, useRef } from "preact/hooks";
-import { createMap, type PoloMap } from "../map/basemap";
+import { createMap, destroyMap, type PoloMap } from "../map/basemap";
 
 /** A div holding a Leaflet map; `onReady` runs once with the map. */
 export function MapBox({ onReady, label, class: className = "" }: { onReady: (map: PoloMap) => void | (() => void); label: string; class?: string }) {
@@ -16,7 +16,7 @@ export function MapBox({ onReady, label, class: className = "" }: { onReady: (ma
     return () => {
       resize.disconnect();
       if (typeof cleanup === "function") cleanup();
-      map.map.remove();
+      destroyMap(map.map);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);

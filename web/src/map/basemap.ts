@@ -112,13 +112,35 @@ export function createMap(element: HTMLElement, options: { zoomControl?: boolean
   return { map, renderer, offline: () => fallback !== null };
 }
 
-/** The vertical zoom-and-pan target of a set of bounds, with padding. */
+/**
+ * Shows a set of bounds, with padding. Without animation: this is where a
+ * page's data first lands, and an animated zoom still running when the user
+ * moves on would fire on a removed map.
+ */
 export function fitTo(map: L.Map, bounds: [[number, number], [number, number]] | null, maxZoom = 16): void {
   if (!bounds) return;
   const [[s, w], [n, e]] = bounds;
   if (s === n && w === e) {
-    map.setView([s, w], Math.min(maxZoom, 15));
+    map.setView([s, w], Math.min(maxZoom, 15), { animate: false });
     return;
   }
-  map.fitBounds(bounds, { padding: [24, 24], maxZoom });
+  map.fitBounds(bounds, { padding: [24, 24], maxZoom, animate: false });
+}
+
+/** Leaflet's zoom animation state (not in its typings). */
+interface ZoomAnimation {
+  _animatingZoom?: boolean;
+  _onZoomTransitionEnd?: () => void;
+}
+
+/**
+ * Removes a map for good. A zoom animation the user started may still be
+ * running: Leaflet ends it from a timer that would then touch the removed
+ * map (`Cannot read properties of undefined (reading '_leaflet_pos')`), so
+ * it is ended first.
+ */
+export function destroyMap(map: L.Map): void {
+  const animation = map as unknown as ZoomAnimation;
+  if (animation._animatingZoom && typeof animation._onZoomTransitionEnd === "function") animation._onZoomTransitionEnd.call(map);
+  map.remove();
 }
