@@ -33,20 +33,26 @@ export function tripHref(trip: Trip): string {
 }
 
 /**
- * The day after the newest recorded point, in the browser's zone, or
- * tomorrow when nothing is recorded: the default range ends there, so an
- * imported history opens on its last 90 days instead of an empty window.
+ * Where the default range ends: the day after the newest recorded point of
+ * a device that has trips in the 90 days before it, in the browser's zone
+ * (tomorrow when nothing is recorded). Devices are tried newest first, so
+ * an imported history opens on its last 90 days even after a phone that has
+ * only just started sending joined it.
  */
-async function lastRecordedDay(): Promise<string> {
+async function defaultEnd(): Promise<string> {
   const { locations } = await get<{ locations: PointView[] }>("/api/v1/locations/last");
-  const newest = locations.map((l) => l.time).sort().pop();
-  return addDays(localDate(newest ? new Date(newest) : new Date()), 1);
+  const ends = [...new Set(locations.map((l) => addDays(localDate(new Date(l.time)), 1)))].sort().reverse();
+  for (const end of ends) {
+    const trips = await get<Trip[]>(`/api/v1/timeline/trips${qs({ from: `${addDays(end, -90)}T00:00:00Z`, to: `${end}T00:00:00Z` })}`);
+    if (trips.length > 0) return end;
+  }
+  return ends[0] ?? addDays(localDate(new Date()), 1);
 }
 
 export function Trips() {
   const { search } = useLocation();
   const asked = isDate(search.get("to") ?? "") ? search.get("to")! : undefined;
-  const end = useAsync(() => (asked ? Promise.resolve(asked) : lastRecordedDay()), [asked]);
+  const end = useAsync(() => (asked ? Promise.resolve(asked) : defaultEnd()), [asked]);
   if (end.error !== undefined) return <ErrorBox error={end.error} retry={end.reload} />;
   if (!end.data) return <Loading label="Loading trips…" />;
   const to = end.data;
