@@ -46,11 +46,29 @@ export function dayColour(days: number, max: number): string {
   return `hsl(210, 75%, ${lightness.toFixed(0)}%)`;
 }
 
+/**
+ * The newest year with any distance travelled (this year when none has): an
+ * imported history opens on its last year, not on an empty current one.
+ */
+export async function newestYearWithData(thisYear: number): Promise<number> {
+  // The API covers local days from 1970, at most 100 years at a time.
+  const first = Math.max(1970, thisYear - 99);
+  const all = await get<Stats>(`/api/v1/stats${qs({ from: `${first}-01-01`, to: `${thisYear}-12-31`, period: "year" })}`);
+  const years = all.periods.filter((p) => p.distance_km > 0).map((p) => Number(p.from.slice(0, 4)));
+  return years.length > 0 ? Math.max(...years) : thisYear;
+}
+
 export function StatsPage() {
   const { search } = useLocation();
-  const thisYear = new Date().getFullYear();
+  const asked = Number(search.get("year")) || undefined;
   const period = search.get("period") === "year" ? "year" : "month";
-  const year = Number(search.get("year")) || thisYear;
+  const year = useAsync(() => (asked ? Promise.resolve(asked) : newestYearWithData(new Date().getFullYear())), [asked]);
+  if (year.error !== undefined) return <ErrorBox error={year.error} retry={year.reload} />;
+  if (year.data === undefined) return <Loading label="Loading statistics…" />;
+  return <StatsOfYear year={year.data} period={period} />;
+}
+
+function StatsOfYear({ year, period }: { year: number; period: "year" | "month" }) {
   const from = period === "year" ? `${year - 9}-01-01` : `${year}-01-01`;
   const to = `${year}-12-31`;
   const stats = useAsync(() => get<Stats>(`/api/v1/stats${qs({ from, to, period })}`), [from, to, period]);
