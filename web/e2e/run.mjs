@@ -353,6 +353,19 @@ async function run() {
     ]);
     check(heatZ > landZ, `the heatmap's pane (z ${heatZ}) must be above the offline basemap's (z ${landZ})`);
     console.log(`ok: map explorer drew 10 years in ${rendered} ms; heatmap tiles load`);
+    // Zoomed in past what the ten-year level is exact for, the view comes in finer detail.
+    step = "map explorer zoom";
+    const overviewLevel = Number(await page.locator(".explorer-map").getAttribute("data-level"));
+    if (overviewLevel > 0) {
+      for (let i = 0; i < 14; i += 1) {
+        await page.locator(".explorer-map .leaflet-control-zoom-in").click();
+        await page.waitForTimeout(120);
+      }
+      await page.locator(".explorer-map[data-detail-level]").waitFor({ timeout: 10_000 });
+      const detail = Number(await page.locator(".explorer-map").getAttribute("data-detail-level"));
+      check(detail < overviewLevel, `zoomed in, the view's level ${detail} should be finer than the overview's ${overviewLevel}`);
+      console.log(`ok: zoomed in, the map refined from level ${overviewLevel} to ${detail}`);
+    }
     await shot(page, "map");
     await page.getByLabel("Heatmap").uncheck();
 

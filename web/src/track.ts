@@ -149,3 +149,12 @@ export function boundsOf(lines: { latlngs: [number, number][] }[]): [[number, nu
   }
   return Number.isFinite(south) ? [[south, west], [north, east]] : null;
 }
+
+/**
+ * Whether a map zoom shows more than an overview's level is exact for, so
+ * that the view is worth asking for in finer detail. An overview drawn
+ * point for point (level 0, nothing thinned or cut) never is.
+ */
+export function needsDetail(overview: Pick<MapOverview, "level" | "zoom" | "thinned" | "truncated">, zoom: number): boolean {
+  return zoom > overview.zoom && (overview.level > 0 || overview.thinned || overview.truncated);
+}

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { Entry, MapOverview } from "../src/api";
 import { addDays, clockTime, dateAt, dateTime, formatBattery, formatDistance, formatDuration, isDate, timeRange } from "../src/format";
-import { boundsOf, colourByEntries, decodeOverview, haversine, speedSeries } from "../src/track";
+import { boundsOf, colourByEntries, decodeOverview, haversine, needsDetail, speedSeries } from "../src/track";
 import { heatColour } from "../src/map/heat";
 import { unwrapRing } from "../src/map/antimeridian";
 import { ownTracksConfig, ownTracksConfigUrl } from "../src/owntracks";
@@ -165,5 +165,15 @@ describe("entry time ranges", () => {
   it("takes the local date at the offset", () => {
     expect(dateAt("2024-05-14T23:30:00Z", 120)).toBe("2024-05-15");
     expect(dateAt("2024-05-14T00:30:00Z", -300)).toBe("2024-05-13");
+  });
+});
+
+describe("map explorer detail", () => {
+  it("asks for the view only when zoomed in beyond a simplified overview", () => {
+    const coarse = { level: 2, zoom: 10, thinned: false, truncated: false };
+    expect(needsDetail(coarse, 10)).toBe(false);
+    expect(needsDetail(coarse, 11)).toBe(true);
+    expect(needsDetail({ ...coarse, level: 0, zoom: 18 }, 19)).toBe(false);
+    expect(needsDetail({ level: 0, zoom: 18, thinned: true, truncated: false }, 19)).toBe(true);
   });
 });

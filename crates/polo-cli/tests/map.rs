@@ -238,6 +238,12 @@ fn overviews_and_tiles_read_back_what_was_posted() {
     assert_eq!(world["total"].as_u64(), Some((fixes.len() + later.len()) as u64));
     let day_3 = get_ok(addr, &jane, "/api/v1/map/overview?from=2024-05-03T11:00:00Z&to=2024-05-04T00:00:00Z");
     assert_eq!(day_3["points"], 10);
+    // Within a view: only what comes near it. Around the last walk (47.2° N, 8.7° E), nothing elsewhere.
+    let range = "from=2024-05-01T00:00:00Z&to=2024-05-04T00:00:00Z";
+    let near = get_ok(addr, &jane, &format!("/api/v1/map/overview?{range}&bbox=8.69,47.19,8.75,47.26"));
+    assert!(near["points"].as_u64().unwrap() >= 10, "{near}");
+    let away = get_ok(addr, &jane, &format!("/api/v1/map/overview?{range}&bbox=-60,-50,-59,-49"));
+    assert_eq!((away["points"].as_u64(), away["segments"].as_array().map(Vec::len)), (Some(0), Some(0)));
 }
 
 #[test]
@@ -258,6 +264,9 @@ fn bad_parameters_are_400s_that_say_which_and_why() {
     bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&max_points=0"), "max_points");
     bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&max_points=60001"), "max_points");
     bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&max_points=many"), "max_points");
+    for bbox in ["1,2,3", "a,b,c,d", "8,48,9,47", "8,-95,9,47"] {
+        bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&bbox={bbox}"), "bbox must be west,south,east,north");
+    }
     bad_request(addr, &jane, "/api/v1/map/heatmap/19/0/0", "z must be");
     bad_request(addr, &jane, "/api/v1/map/heatmap/ten/0/0", "z must be");
     bad_request(addr, &jane, "/api/v1/map/heatmap/1/2/0", "x must be");

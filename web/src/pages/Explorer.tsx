@@ -1,7 +1,9 @@
 // The map explorer: any range from an hour to all time. The server picks
 // the level of detail that fits the point budget (/api/v1/map/overview), so a
 // decade is ~30,000 points and one JSON answer; the tracks of each device are
-// drawn as one multi-line on the canvas. Heatmap and fog-of-war are tile
+// drawn as one multi-line on the canvas. Zoomed in beyond what that level is
+// exact for, the view itself is asked for (`bbox`), and its finer lines are
+// drawn over the faded overview. Heatmap and fog-of-war are tile
 // layers over the same range, and live positions (own devices and friends
 // who share with you) arrive over server-sent events.
 
@@ -12,7 +14,7 @@ import { ago, formatBattery, formatCount, formatSpeed } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { createCellLayer } from "../map/cells";
 import { navigate, useLocation } from "../router";
-import { boundsOf, decodeOverview } from "../track";
+import { boundsOf, decodeOverview, needsDetail } from "../track";
 import { MapBox } from "../components/MapBox";
 import { ErrorBox, Loading, PageTitle } from "../components/ui";
 
@@ -53,6 +55,38 @@ interface LiveEntry extends LivePosition {
   key: string;
 }
 
+/** The overview's lines, one multi-line per device, on the map's canvas. */
+function trackLines(map: PoloMap, data: MapOverview, opacity = 0.8): { group: L.LayerGroup; lines: ReturnType<typeof decodeOverview> } {
+  const group = L.layerGroup();
+  const lines = decodeOverview(data);
+  const byDevice = new Map<number, [number, number][][]>();
+  for (const line of lines) {
+    const list = byDevice.get(line.device) ?? [];
+    list.push(line.latlngs);
+    byDevice.set(line.device, list);
+  }
+  for (const [device, list] of byDevice) {
+    L.polyline(list, {
+      renderer: map.renderer,
+      color: DEVICE_COLOURS[device % DEVICE_COLOURS.length],
+      weight: 2.5,
+      opacity,
+      interactive: false,
+      smoothFactor: 3,
+      lineJoin: "bevel",
+      lineCap: "butt",
+      className: "track",
+    }).addTo(group);
+  }
+  return { group, lines };
+}
+
+/** A Leaflet view as the overview's `bbox` (west,south,east,north), longitudes kept as the map has them. */
+function bboxOf(bounds: L.LatLngBounds): string {
+  const round = (v: number) => v.toFixed(5);
+  return [bounds.getWest(), Math.max(-90, bounds.getSouth()), bounds.getEast(), Math.min(90, bounds.getNorth())].map(round).join(",");
+}
+
 export function Explorer({ me }: { me: Me }) {
   const { search } = useLocation();
   const [range] = useState(() => rangeFor(search));
@@ -68,6 +102,7 @@ export function Explorer({ me }: { me: Me }) {
   const [, setTick] = useState(0);
   const mapRef = useRef<PoloMap | null>(null);
   const trackLayer = useRef<L.LayerGroup | null>(null);
+  const detailLayer = useRef<L.LayerGroup | null>(null);
   const cellLayers = useRef<{ heatmap?: L.GridLayer; fog?: L.GridLayer }>({});
   const liveMarkers = useRef<Map<string, L.CircleMarker>>(new Map());
   const [mapReady, setMapReady] = useState(false);
@@ -93,27 +128,9 @@ export function Explorer({ me }: { me: Me }) {
         if (!live) return;
         const map = mapRef.current!;
         trackLayer.current?.remove();
-        const group = L.layerGroup();
-        const lines = decodeOverview(data);
-        const byDevice = new Map<number, [number, number][][]>();
-        for (const line of lines) {
-          const list = byDevice.get(line.device) ?? [];
-          list.push(line.latlngs);
-          byDevice.set(line.device, list);
-        }
-        for (const [device, list] of byDevice) {
-          L.polyline(list, {
-            renderer: map.renderer,
-            color: DEVICE_COLOURS[device % DEVICE_COLOURS.length],
-            weight: 2.5,
-            opacity: 0.8,
-            interactive: false,
-            smoothFactor: 3,
-            lineJoin: "bevel",
-            lineCap: "butt",
-            className: "track",
-          }).addTo(group);
-        }
+        detailLayer.current?.remove();
+        detailLayer.current = null;
+        const { group, lines } = trackLines(map, data);
         trackLayer.current = group;
         if (tracks) group.addTo(map.map);
         fitTo(map.map, boundsOf(lines), 16);
@@ -127,6 +144,7 @@ export function Explorer({ me }: { me: Me }) {
             const element = map.map.getContainer();
             element.dataset.rendered = String(Math.round(performance.now() - started));
             element.dataset.points = String(data.points);
+            element.dataset.level = String(data.level);
             performance.mark("polo:map-rendered", { detail: { points: data.points, segments: data.segments.length } });
           }),
         );
@@ -148,6 +166,50 @@ export function Explorer({ me }: { me: Me }) {
     if (tracks) layer.addTo(map.map);
     else layer.remove();
   }, [tracks, overview]);
+
+  // Zoomed in beyond the overview's level: the view's own, finer lines.
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !overview || !tracks) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let asked = 0;
+    const fade = (faded: boolean) => trackLayer.current?.eachLayer((l) => (l as L.Polyline).setStyle({ opacity: faded ? 0.3 : 0.8 }));
+    const refine = () => {
+      const ask = ++asked;
+      if (!needsDetail(overview, map.map.getZoom())) {
+        detailLayer.current?.remove();
+        detailLayer.current = null;
+        fade(false);
+        return;
+      }
+      get<MapOverview>(`/api/v1/map/overview${qs({ from: fromIso, to: toIso, bbox: bboxOf(map.map.getBounds()) })}`)
+        .then((data) => {
+          if (ask !== asked) return;
+          detailLayer.current?.remove();
+          const { group } = trackLines(map, data, 0.9);
+          detailLayer.current = group.addTo(map.map);
+          fade(true);
+          const element = map.map.getContainer();
+          element.dataset.detailLevel = String(data.level);
+          element.dataset.detailPoints = String(data.points);
+        })
+        .catch(() => undefined);
+    };
+    const schedule = () => {
+      clearTimeout(timer);
+      timer = setTimeout(refine, 300);
+    };
+    map.map.on("moveend", schedule);
+    schedule();
+    return () => {
+      clearTimeout(timer);
+      asked += 1;
+      map.map.off("moveend", schedule);
+      detailLayer.current?.remove();
+      detailLayer.current = null;
+      fade(false);
+    };
+  }, [overview, tracks, fromIso, toIso]);
 
   // Heatmap and fog layers follow the range.
   useEffect(() => {
@@ -280,7 +342,7 @@ export function Explorer({ me }: { me: Me }) {
           {overview && !loading && (
             <p class="muted" data-testid="overview-info">
               {formatCount(overview.points)} {overview.points === 1 ? "point" : "points"} drawn
-              {overview.thinned || overview.truncated ? " (simplified to stay fast: pick a shorter range for every point)" : ""}.
+              {overview.thinned || overview.truncated ? " (simplified to stay fast: zoom in for finer detail)" : ""}.
               {overview.devices.length > 0 && ` Devices: ${overview.devices.join(", ")}.`}
             </p>
           )}

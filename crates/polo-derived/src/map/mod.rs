@@ -11,7 +11,8 @@
 //! * [`refresh`] — rebuilding a device's rows for a changed time span,
 //!   a day and a month at a time ([`refresh_device`]; [`refresh_change`]
 //!   for a change-log entry).
-//! * [`overview`](mod@overview) — the tracks of a range at the level that fits a budget.
+//! * [`overview`](mod@overview) — the tracks of a range at the level that fits a budget,
+//!   optionally only inside a [`viewport`] (the explorer refines as you zoom in).
 //! * [`tile`] — heatmap and fog-of-war tiles over all time or a range.
 //! * [`calendar`] — the UTC day and month numbers the rows are keyed by.
 //!
@@ -35,9 +36,11 @@ pub mod refresh;
 mod test_support;
 pub mod tile;
 pub mod track;
+pub mod viewport;
 
 pub use cells::{BASE_ZOOM, GRID};
-pub use overview::{Overview, OverviewSegment, SEGMENT_COST, overview};
+pub use overview::{Overview, OverviewSegment, SEGMENT_COST, overview, overview_within};
 pub use refresh::{MapRefresh, refresh_change, refresh_device};
 pub use tile::{TileCells, fog_tile, heat_tile};
 pub use track::{GAP_MS, LEVEL_ZOOMS, MapPoint};
+pub use viewport::Viewport;

@@ -10,6 +10,12 @@
 //! 5-million-point history reads ~3 650 small count rows and ~3 650
 //! coarse-track rows.
 //!
+//! Within a [`Viewport`] ([`overview_within`]), the coarsest level of every
+//! day is read first: days whose coarse track never comes near the view are
+//! left out, each other day's counts are weighed by the share of its coarse
+//! points inside the view, and the chosen level's lines are cut to the view.
+//! Zoomed in on one town, a decade then draws at street detail.
+//!
 //! If even the coarsest level is over the budget (many devices, decades),
 //! each segment is thinned to every k-th point (keeping its ends) and, as a
 //! last resort, the latest segments are left out; the answer says so
@@ -19,6 +25,7 @@ use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedRange, DerivedScope, Store};
 
 use super::calendar::{clamp_ms, day_of};
+use super::viewport::Viewport;
 use super::track::{LEVEL_ZOOMS, LevelCount, MapPoint, connected, decode_counts, decode_track, level_tolerance};
 use crate::kinds::{MAP_COUNTS, MAP_LEVELS, map_track};
 use crate::{DerivedError, DerivedResult};
@@ -74,6 +81,32 @@ pub fn overview(
     to: Timestamp,
     max_points: usize,
 ) -> DerivedResult<Overview> {
+    overview_within(store, user, devices, from, to, max_points, None)
+}
+
+/// How far beyond the view lines are still drawn, as a share of its size:
+/// panning a little shows no cut-off ends.
+const VIEW_MARGIN: f64 = 0.25;
+
+/// Each device's days and how much of each counts, within a view.
+type DayWeights = Vec<(DeviceId, Vec<(i64, f64)>)>;
+
+/// [`overview`], only inside `view` when one is given: days whose coarsest
+/// track does not come near it are not read, the level is chosen by the
+/// share of each day's coarse points inside it, and lines are cut where they
+/// leave it (a little beyond its edge).
+///
+/// # Errors
+/// As [`overview`].
+pub fn overview_within(
+    store: &dyn Store,
+    user: UserId,
+    devices: &[DeviceId],
+    from: Timestamp,
+    to: Timestamp,
+    max_points: usize,
+    view: Option<&Viewport>,
+) -> DerivedResult<Overview> {
     if to <= from {
         return Err(DerivedError::Invalid(format!("the range must end after it starts ({from} to {to})")));
     }
@@ -82,39 +115,80 @@ pub fn overview(
     }
     let budget = max_points as u64;
     let days = day_of(from.0)..day_of(clamp_ms(to.0 - 1)) + 1;
+    let view = view.map(|v| v.grown(VIEW_MARGIN));
+    let weights = match &view {
+        Some(view) => Some(days_in_view(store, user, devices, &days, from, to, view)?),
+        None => None,
+    };
     let mut totals = [LevelCount::default(); MAP_LEVELS as usize];
+    let mut weighted = [0.0f64; MAP_LEVELS as usize];
     for &device in devices {
         let range =
             DerivedRange { kind: MAP_COUNTS, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        let device_weights = weights.as_ref().and_then(|w| w.iter().find(|(d, _)| *d == device)).map(|(_, w)| w);
         for row in store.derived_range(user, &range)? {
+            let share = match device_weights {
+                None => 1.0,
+                Some(list) => match list.binary_search_by_key(&row.key, |&(day, _)| day) {
+                    Ok(index) => list[index].1,
+                    Err(_) => continue,
+                },
+            };
             let counts = decode_counts(&row.value, MAP_COUNTS, row.key)?;
-            for (total, level) in totals.iter_mut().zip(counts.levels) {
+            for ((total, weight), level) in totals.iter_mut().zip(weighted.iter_mut()).zip(counts.levels) {
                 *total += level;
+                #[allow(clippy::cast_precision_loss)]
+                let day_cost = cost(level) as f64;
+                *weight += day_cost * share;
             }
         }
     }
     let coarsest = usize::from(MAP_LEVELS) - 1;
-    let level = (0..=coarsest).find(|&l| cost(totals[l]) <= budget).unwrap_or(coarsest);
+    #[allow(clippy::cast_precision_loss)]
+    let fits = |level: usize| if weights.is_some() { weighted[level] <= budget as f64 } else { cost(totals[level]) <= budget };
+    let level = (0..=coarsest).find(|&l| fits(l)).unwrap_or(coarsest);
     let tolerance = level_tolerance(level);
     let kind = map_track(u16::try_from(level).unwrap_or(MAP_LEVELS - 1));
     let mut segments: Vec<OverviewSegment> = Vec::new();
     for &device in devices {
-        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        let runs = match &weights {
+            None => vec![days.clone()],
+            Some(weights) => {
+                let listed = weights.iter().find(|(d, _)| *d == device).map(|(_, w)| w.as_slice()).unwrap_or_default();
+                day_runs(listed.iter().map(|&(day, _)| day))
+            }
+        };
         let first_of_device = segments.len();
-        for row in store.derived_range(user, &range)? {
-            for segment in decode_track(&row.value, kind, row.key)? {
-                let clipped: Vec<MapPoint> = segment.into_iter().filter(|p| p.time >= from && p.time < to).collect();
-                if clipped.is_empty() {
-                    continue;
-                }
-                match segments[first_of_device..].last_mut() {
-                    // Across midnight, the line goes on if the track does.
-                    Some(previous)
-                        if previous.points.last().is_some_and(|last| connected(last, &clipped[0], tolerance)) =>
-                    {
-                        previous.points.extend(clipped);
+        for run in runs {
+            let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: run.start, to: run.end };
+            for row in store.derived_range(user, &range)? {
+                for segment in decode_track(&row.value, kind, row.key)? {
+                    let clipped: Vec<MapPoint> =
+                        segment.into_iter().filter(|p| p.time >= from && p.time < to).collect();
+                    let pieces = match &view {
+                        None => vec![clipped],
+                        Some(view) => view.clip(&clipped),
+                    };
+                    for (index, piece) in pieces.into_iter().enumerate() {
+                        if piece.is_empty() {
+                            continue;
+                        }
+                        match segments[first_of_device..].last_mut() {
+                            // Across midnight, the line goes on if the track does (within a
+                            // view, only by a step through it: a piece cut off by its edge
+                            // never joins the one before it).
+                            Some(previous)
+                                if index == 0
+                                    && previous.points.last().is_some_and(|last| {
+                                        connected(last, &piece[0], tolerance)
+                                            && view.as_ref().is_none_or(|v| v.may_cross(last, &piece[0]))
+                                    }) =>
+                            {
+                                previous.points.extend(piece);
+                            }
+                            _ => segments.push(OverviewSegment { device, points: piece }),
+                        }
                     }
-                    _ => segments.push(OverviewSegment { device, points: clipped }),
                 }
             }
         }
@@ -130,6 +204,62 @@ pub fn overview(
         truncated,
         segments,
     })
+}
+
+/// Per device, the days (ascending) whose coarsest track comes near `view`
+/// within `[from, to)`, each with the share of that track inside it. The
+/// true track lies within the coarsest level's tolerance of its simplified
+/// line, so the view is padded by that much: no day with a fix inside the
+/// view is missed.
+fn days_in_view(
+    store: &dyn Store,
+    user: UserId,
+    devices: &[DeviceId],
+    days: &std::ops::Range<i64>,
+    from: Timestamp,
+    to: Timestamp,
+    view: &Viewport,
+) -> DerivedResult<DayWeights> {
+    let coarsest = MAP_LEVELS - 1;
+    let kind = map_track(coarsest);
+    // World units to degrees: the world is 360° wide, and a mercator unit is
+    // at least as many degrees of latitude as of longitude nowhere.
+    let padded = view.padded(level_tolerance(usize::from(coarsest)) * 360.0);
+    let mut out = Vec::with_capacity(devices.len());
+    for &device in devices {
+        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        let mut weights = Vec::new();
+        for row in store.derived_range(user, &range)? {
+            let (mut share, mut segments, mut touched) = (0.0, 0u32, false);
+            for segment in decode_track(&row.value, kind, row.key)? {
+                let segment: Vec<MapPoint> = segment.into_iter().filter(|p| p.time >= from && p.time < to).collect();
+                if segment.is_empty() {
+                    continue;
+                }
+                segments += 1;
+                share += padded.share_inside(&segment);
+                touched |= padded.touches(&segment);
+            }
+            if touched {
+                // At least a little: a day that only passes through still has its fixes there.
+                weights.push((row.key, (share / f64::from(segments.max(1))).max(0.01)));
+            }
+        }
+        out.push((device, weights));
+    }
+    Ok(out)
+}
+
+/// Ascending days as runs of consecutive days.
+fn day_runs(days: impl Iterator<Item = i64>) -> Vec<std::ops::Range<i64>> {
+    let mut runs: Vec<std::ops::Range<i64>> = Vec::new();
+    for day in days {
+        match runs.last_mut() {
+            Some(run) if run.end == day => run.end = day + 1,
+            _ => runs.push(day..day + 1),
+        }
+    }
+    runs
 }
 
 /// Thins, then truncates, `segments` to cost at most `budget`.
@@ -356,6 +486,68 @@ mod tests {
                 .map(|s| OverviewSegment { device: s.device, points: vec![s.points[0], *s.points.last().unwrap()] })
                 .collect::<Vec<_>>()[..]
         );
+    }
+
+    #[test]
+    fn a_view_refines_the_level_and_cuts_lines_to_it() {
+        let (fixture, tracks) = fixture(&["phone"], 30);
+        let device = fixture.devices[0];
+        let track = &tracks[0];
+        let (from, to) = whole_days(track);
+        let counts = counts(&fixture, device);
+        let budget = usize::try_from(cost_of(&counts, 2)).unwrap();
+        let whole = overview(&fixture.store, fixture.user, &[device], from, to, budget).unwrap();
+        assert_eq!(whole.level, 2);
+        // A small view around the point farthest from where the track mostly is: an excursion.
+        let mut lats: Vec<f64> = track.iter().map(|p| p.coord.lat()).collect();
+        let mut lons: Vec<f64> = track.iter().map(|p| p.coord.lon()).collect();
+        lats.sort_by(f64::total_cmp);
+        lons.sort_by(f64::total_cmp);
+        let (mid_lat, mid_lon) = (lats[lats.len() / 2], lons[lons.len() / 2]);
+        let far = track
+            .iter()
+            .max_by(|a, b| {
+                let d = |p: &MapPoint| (p.coord.lat() - mid_lat).hypot(p.coord.lon() - mid_lon);
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        let (height, width) = ((lats[lats.len() - 1] - lats[0]) / 80.0, (lons[lons.len() - 1] - lons[0]) / 80.0);
+        let view = Viewport::new(
+            far.coord.lon() - width,
+            far.coord.lat() - height,
+            far.coord.lon() + width,
+            far.coord.lat() + height,
+        )
+        .unwrap();
+        let zoomed = overview_within(&fixture.store, fixture.user, &[device], from, to, budget, Some(&view)).unwrap();
+        assert!(zoomed.level < whole.level, "zoomed in: level {} (the whole map: {})", zoomed.level, whole.level);
+        assert!(zoomed.points > 0 && !zoomed.thinned && !zoomed.truncated);
+        // Every line is in the view (with its margin), and every level point inside the view is drawn.
+        let margin = view.grown(VIEW_MARGIN);
+        for segment in &zoomed.segments {
+            assert!(segment.points.windows(2).all(|w| margin.may_cross(&w[0], &w[1])), "a step outside the view");
+        }
+        let drawn: Vec<MapPoint> = zoomed.segments.iter().flat_map(|s| s.points.iter().copied()).collect();
+        let level = overview(&fixture.store, fixture.user, &[device], from, to, usize::MAX).unwrap();
+        assert_eq!(level.level, 0);
+        let kind = map_track(u16::try_from(zoomed.level).unwrap());
+        let first_day = day_of(track[0].time.0);
+        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: first_day, to: first_day + 31 };
+        let inside: Vec<MapPoint> = fixture
+            .store
+            .derived_range(fixture.user, &range)
+            .unwrap()
+            .iter()
+            .flat_map(|row| decode_track(&row.value, kind, row.key).unwrap().into_iter().flatten())
+            .filter(|p| view.contains(p))
+            .collect();
+        assert!(!inside.is_empty());
+        assert!(inside.iter().all(|p| drawn.contains(p)), "a point inside the view is missing");
+        // A view where the track never goes draws nothing.
+        let nowhere = Viewport::new(-60.0, -50.0, -59.0, -49.0).unwrap();
+        let empty =
+            overview_within(&fixture.store, fixture.user, &[device], from, to, budget, Some(&nowhere)).unwrap();
+        assert_eq!((empty.points, empty.segments.len()), (0, 0));
     }
 
     #[test]

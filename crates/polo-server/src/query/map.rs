@@ -77,6 +77,24 @@ pub(crate) struct OverviewParams {
     /// under 2 MB.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 60000)]
     max_points: Option<String>,
+    /// Only what lies in the map's view, `west,south,east,north` in degrees (`west > east`, or an
+    /// `east` beyond 180, crosses the antimeridian): days that never come near it are not read,
+    /// the level is chosen by the share of each day inside it, and lines are cut a little beyond
+    /// its edge. A client zoomed in on one town gets that town at street detail over any range.
+    #[param(example = "13.3,52.45,13.5,52.55")]
+    bbox: Option<String>,
+}
+
+/// The `bbox` parameter of the overview: a rectangle in degrees.
+fn parse_view(text: &str) -> Result<derived::Viewport, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "bbox must be west,south,east,north in degrees with south < north (latitudes within ±90), not {text:?}"
+        ))
+    };
+    let numbers: Vec<f64> = text.split(',').map(|part| part.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let [west, south, east, north] = numbers[..] else { return Err(bad()) };
+    derived::Viewport::new(west, south, east, north).ok_or_else(bad)
 }
 
 /// Query parameters of the tile routes.
@@ -315,12 +333,14 @@ pub(crate) async fn overview(
             ))
         })?,
     };
+    let within = params.bbox.as_deref().map(parse_view).transpose()?;
     let store: Arc<dyn Store> = state.store.clone();
     let user = caller.user.id;
     let view = blocking(move || {
         let devices = devices(store.as_ref(), user, params.device.as_deref())?;
         let ids: Vec<DeviceId> = devices.iter().map(|d| d.id).collect();
-        let view = derived::overview(store.as_ref(), user, &ids, from, to, max_points).map_err(derived_error)?;
+        let view = derived::overview_within(store.as_ref(), user, &ids, from, to, max_points, within.as_ref())
+            .map_err(derived_error)?;
         Ok(wire(view, &devices, from, to))
     })
     .await?;
