@@ -101,7 +101,8 @@ pub fn timeline(work: &Path, points: usize, baseline: bool, with_map: bool) -> a
     eprintln!("generating a synthetic track of {points} points …");
     let track = SyntheticTrack::new(2024).with_points(points).points;
     let days = track.last().zip(track.first()).map_or(0, |(last, first)| (last.time.0 - first.time.0) / 86_400_000 + 1);
-    let params = TimelineParams::default();
+    // trackintel's exact rules, so that the comparison compares like with like.
+    let params = TimelineParams { stays: polo_timeline::StayParams::trackintel(), ..TimelineParams::default() };
     let found = detect(&track, &params)?;
     let runs = 7;
     let stays_seconds = best_of(runs, || detect_stays(&track, &params.stays));

@@ -1,0 +1,279 @@
+//! Stays against the truth of a lived life: the realistic fixture
+//! (`polo-life`) knows where its person really was, visit by visit, so the
+//! visits polo detects from the phones' fixes can be scored against it.
+//!
+//! Each phone's fixes go through what the engine does with them (teleports
+//! and hopeless fixes flagged by [`classify`] and left out, then
+//! [`detect`]), and each real visit (a stay longer than the visit threshold
+//! that the phone recorded at least two fixes in) is looked for among the
+//! detected visits within [`NEAR_M`] of its place:
+//!
+//! * *matched*: detected visits there cover at least half of it;
+//! * *fragments*: how many detected visits there overlap it (a person would
+//!   say one: 1.0 is right, 3.0 is "Home, Home, Home");
+//! * *visits per day*: detected against real, over the days recorded;
+//! * *home*: detected visits at home against real ones (the "Home had
+//!   12,170 visits in two years" figure);
+//! * *spurious*: detected visits that overlap no real stay near them.
+//!
+//! Run with `-- --nocapture` to see the figures for trackintel's rules,
+//! polo's rules before excursions and bridged gaps, and polo's rules now.
+
+use polo_domain::{Coord, Timestamp};
+use polo_life::{Activity, Device, Life, LifeOptions, Scale};
+use polo_timeline::geo::coord_distance_m;
+use polo_timeline::{OutlierParams, Sample, StayParams, TimelineParams, TrackPoint, classify, detect};
+
+/// A detected visit this close to a real place counts as being there.
+const NEAR_M: f64 = 250.0;
+
+/// A real visit the phone could have seen.
+struct Truth {
+    start: i64,
+    end: i64,
+    at: Coord,
+    home: bool,
+}
+
+fn coord(lat: f64, lon: f64) -> Coord {
+    Coord::from_degrees(lat, lon).expect("the life's places are valid positions")
+}
+
+/// The phone's fixes as the engine sees them: null-island placeholders are
+/// rejected by the importers, teleports flagged by the outlier detector.
+fn fixes(life: &Life, device: Device) -> Vec<TrackPoint> {
+    let mut samples = Vec::new();
+    for fix in life.points(device).filter(|f| !f.null_island) {
+        let at = coord(fix.lat, fix.lon);
+        samples.push(Sample { accuracy_m: Some(f64::from(fix.accuracy_m)), ..Sample::new(Timestamp(fix.time_ms), at) });
+    }
+    samples.sort_by_key(|s| s.time);
+    let verdicts = classify(&samples, &OutlierParams::default()).expect("default outlier parameters are valid");
+    samples
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, verdict)| !verdict.is_flagged())
+        .map(|(s, _)| TrackPoint::new(s.time, s.coord))
+        .collect()
+}
+
+/// The real visits at least two of `points` fall into.
+fn truth(life: &Life, points: &[TrackPoint], visit_min_ms: i64) -> Vec<Truth> {
+    let homes = life.world().homes;
+    let fixes_in = |start: i64, end: i64| {
+        points.partition_point(|p| p.time.0 < end) - points.partition_point(|p| p.time.0 < start)
+    };
+    life.segments()
+        .filter(|s| s.activity == Activity::Stay && s.end_ms - s.start_ms > visit_min_ms)
+        .filter(|s| fixes_in(s.start_ms, s.end_ms) >= 2)
+        .map(|s| {
+            let place = life.world().place(s.from);
+            Truth { start: s.start_ms, end: s.end_ms, at: coord(place.lat, place.lon), home: homes.contains(&s.from) }
+        })
+        .collect()
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Score {
+    real_visits: usize,
+    matched: usize,
+    fragments: usize,
+    detected_visits: usize,
+    real_home: usize,
+    detected_home: usize,
+    spurious: usize,
+    days: usize,
+}
+
+impl Score {
+    #[allow(clippy::cast_precision_loss)]
+    fn ratio(a: usize, b: usize) -> f64 {
+        a as f64 / b.max(1) as f64
+    }
+
+    fn matched_share(&self) -> f64 {
+        Self::ratio(self.matched, self.real_visits)
+    }
+
+    fn fragments_per_visit(&self) -> f64 {
+        Self::ratio(self.fragments, self.matched)
+    }
+
+    fn visits_per_day(&self) -> (f64, f64) {
+        (Self::ratio(self.detected_visits, self.days), Self::ratio(self.real_visits, self.days))
+    }
+
+    fn home_ratio(&self) -> f64 {
+        Self::ratio(self.detected_home, self.real_home)
+    }
+
+    fn add(&mut self, other: Score) {
+        self.real_visits += other.real_visits;
+        self.matched += other.matched;
+        self.fragments += other.fragments;
+        self.detected_visits += other.detected_visits;
+        self.real_home += other.real_home;
+        self.detected_home += other.detected_home;
+        self.spurious += other.spurious;
+        self.days += other.days;
+    }
+
+    fn line(&self, label: &str) -> String {
+        let (detected, real) = self.visits_per_day();
+        format!(
+            "{label:<28} matched {:5.1} % of {} real visits · {:.2} fragments each · {detected:.2} visits/day \
+             (real {real:.2}) · home {} vs {} real ({:.2}x) · {} spurious",
+            100.0 * self.matched_share(),
+            self.real_visits,
+            self.fragments_per_visit(),
+            self.detected_home,
+            self.real_home,
+            self.home_ratio(),
+            self.spurious,
+        )
+    }
+}
+
+fn score(life: &Life, points: &[TrackPoint], params: &TimelineParams) -> Score {
+    let visit_min_ms = params.stays.visit_min_duration_ms();
+    let real = truth(life, points, visit_min_ms);
+    let timeline = detect(points, params).expect("the life's fixes are sorted");
+    let visits: Vec<_> = timeline.stays.iter().filter(|s| s.is_visit(&params.stays)).collect();
+    let mut days: Vec<i64> = points.iter().map(|p| p.time.0.div_euclid(86_400_000)).collect();
+    days.dedup();
+    let mut score =
+        Score { real_visits: real.len(), detected_visits: visits.len(), days: days.len(), ..Score::default() };
+    for visit in &real {
+        let near: Vec<_> = visits
+            .iter()
+            .filter(|v| v.start.0 < visit.end && v.end.0 > visit.start)
+            .filter(|v| coord_distance_m(v.centroid, visit.at) <= NEAR_M)
+            .collect();
+        let covered: i64 = near.iter().map(|v| v.end.0.min(visit.end) - v.start.0.max(visit.start)).sum();
+        if covered * 2 >= visit.end - visit.start {
+            score.matched += 1;
+            score.fragments += near.len();
+            if near.len() > 1 && std::env::var("LIFE_FRAG").is_ok() && params.stays.max_excursion_fixes > 0 {
+                let all: Vec<_> = near
+                    .iter()
+                    .map(|v| {
+                        (
+                            (v.start.0 - visit.start) / 1000,
+                            (v.end.0 - visit.start) / 1000,
+                            (v.last_seen.0 - visit.start) / 1000,
+                            (v.decided_at.0 - visit.start) / 1000,
+                            v.points.clone(),
+                        )
+                    })
+                    .collect();
+                eprintln!("fragmented {} min home={}: {all:?}", (visit.end - visit.start) / 60_000, visit.home);
+                let pts: Vec<_> = points
+                    .iter()
+                    .filter(|p| p.time.0 > visit.start && p.time.0 < visit.end)
+                    .map(|p| ((p.time.0 - visit.start) / 1000, coord_distance_m(p.coord, visit.at) as i64))
+                    .collect();
+                eprintln!("  points: {pts:?}");
+                panic!("dumped");
+            }
+        } else if std::env::var("LIFE_DEBUG").is_ok() && params.stays.max_excursion_fixes > 0 {
+            let all: Vec<_> = timeline
+                .stays
+                .iter()
+                .filter(|v| v.start.0 < visit.end && v.end.0 > visit.start)
+                .map(|v| {
+                    (
+                        (v.start.0 - visit.start) / 60_000,
+                        (v.end.0 - visit.start) / 60_000,
+                        coord_distance_m(v.centroid, visit.at) as i64,
+                        v.point_count,
+                    )
+                })
+                .collect();
+            let n =
+                points.partition_point(|p| p.time.0 < visit.end) - points.partition_point(|p| p.time.0 < visit.start);
+            eprintln!("unmatched {} min home={} fixes={n}: {all:?}", (visit.end - visit.start) / 60_000, visit.home);
+            if all.is_empty() && std::env::var("LIFE_DUMP").is_ok() {
+                let around: Vec<_> = timeline
+                    .stays
+                    .iter()
+                    .filter(|v| v.end.0 > visit.start - 86_400_000 && v.start.0 < visit.end + 86_400_000)
+                    .map(|v| {
+                        (
+                            (v.start.0 - visit.start) / 60_000,
+                            (v.end.0 - visit.start) / 60_000,
+                            (v.decided_at.0 - visit.start) / 60_000,
+                            coord_distance_m(v.centroid, visit.at) as i64,
+                        )
+                    })
+                    .collect();
+                eprintln!("  stays around: {around:?}");
+                let pts: Vec<_> = points
+                    .iter()
+                    .filter(|p| p.time.0 > visit.start - 1_800_000 && p.time.0 < visit.end + 1_800_000)
+                    .map(|p| ((p.time.0 - visit.start) / 60_000, coord_distance_m(p.coord, visit.at) as i64))
+                    .collect();
+                eprintln!("  points: {pts:?}");
+                panic!("dumped");
+            }
+        }
+        if visit.home {
+            score.real_home += 1;
+        }
+    }
+    let homes: Vec<Coord> =
+        life.world().homes.iter().map(|&h| life.world().place(h)).map(|p| coord(p.lat, p.lon)).collect();
+    let stays: Vec<_> = life.segments().filter(|s| s.activity == Activity::Stay).collect();
+    for visit in &visits {
+        if homes.iter().any(|&h| coord_distance_m(visit.centroid, h) <= NEAR_M) {
+            score.detected_home += 1;
+        }
+        let first = stays.partition_point(|s| s.end_ms <= visit.start.0);
+        let real_here = stays[first..].iter().take_while(|s| s.start_ms < visit.end.0).any(|s| {
+            let place = life.world().place(s.from);
+            coord_distance_m(visit.centroid, coord(place.lat, place.lon)) <= NEAR_M
+        });
+        if !real_here {
+            score.spurious += 1;
+        }
+    }
+    score
+}
+
+fn score_life(life: &Life, params: &TimelineParams) -> Score {
+    let mut total = Score::default();
+    for device in Device::ALL {
+        let points = fixes(life, device);
+        if !points.is_empty() {
+            total.add(score(life, &points, params));
+        }
+    }
+    total
+}
+
+#[test]
+fn polos_visits_match_the_life_a_person_would_describe() {
+    let life = LifeOptions { seed: 7, scale: Scale::Small, start: None }.life();
+    let with = |stays: StayParams| TimelineParams { stays, ..TimelineParams::default() };
+    let trackintel = score_life(&life, &with(StayParams::trackintel()));
+    let before = score_life(
+        &life,
+        &with(StayParams {
+            max_excursion_fixes: 0,
+            bridge_gap_s: 0,
+            keep_stay_before_gap: false,
+            ..StayParams::default()
+        }),
+    );
+    let now = score_life(&life, &TimelineParams::default());
+    println!("{}", trackintel.line("trackintel's rules"));
+    println!("{}", before.line("polo before (legs folded)"));
+    println!("{}", now.line("polo now"));
+
+    assert!(now.matched_share() >= 0.9, "{}", now.line("now"));
+    assert!(now.matched_share() > before.matched_share(), "{}", now.line("now"));
+    assert!(now.fragments_per_visit() <= 1.25, "{}", now.line("now"));
+    assert!(now.fragments_per_visit() < before.fragments_per_visit(), "{}", now.line("now"));
+    assert!(now.home_ratio() <= 1.3, "{}", now.line("now"));
+    let (detected, real) = now.visits_per_day();
+    assert!(detected <= real * 1.3, "{}", now.line("now"));
+}
