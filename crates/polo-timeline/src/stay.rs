@@ -27,7 +27,7 @@
 //!   again). The absorbed fixes count neither for the centroid nor as points;
 //! * a *bridged gap*: a recording gap of up to [`StayParams::bridge_gap_s`]
 //!   after which the first fix is still inside the radius (a phone dozing
-//!   overnight at home).
+//!   overnight at home), or back inside after an excursion as above.
 //!
 //! And a stay that a gap does cut off (the user left while the phone
 //! dozed) is kept, ending at its last fix, where trackintel drops it
@@ -176,9 +176,16 @@ pub fn detect_stays(points: &[TrackPoint], params: &StayParams) -> Result<Vec<St
             } else {
                 // The stay ended at the excursion's first fix; detection
                 // starts afresh there, as it would on the points from there.
-                let end = excursion.first;
+                let (end, after_gap) = (excursion.first, excursion.after_gap);
                 pending = None;
-                stays.push(build_stay(points, anchor..end, &absorbed, point.time, &mut distinct));
+                if !after_gap || params.keep_stay_before_gap {
+                    let mut stay = build_stay(points, anchor..end, &absorbed, point.time, &mut distinct);
+                    if after_gap {
+                        // Left at some time in the gap: last seen is all that is known.
+                        stay.end = stay.last_seen;
+                    }
+                    stays.push(stay);
+                }
                 absorbed.clear();
                 anchor = end;
                 anchor_time = points[end].time.0;
@@ -191,9 +198,16 @@ pub fn detect_stays(points: &[TrackPoint], params: &StayParams) -> Result<Vec<St
             continue;
         }
         if gap > gap_threshold {
-            // A dozing phone that wakes where it fell asleep stayed there.
+            // A dozing phone that wakes where it fell asleep stayed there;
+            // one that wakes with a stray fix may yet come back.
             if gap > bridge || distance.reaches(point.coord).0 {
-                if params.keep_stay_before_gap && before_gap - anchor_time >= time_threshold {
+                let established = before_gap - anchor_time >= time_threshold;
+                if established && gap <= bridge && max_excursion_fixes > 0 {
+                    pending = Some(Excursion { first: index, fixes: 1, after_gap: true });
+                    index += 1;
+                    continue;
+                }
+                if params.keep_stay_before_gap && established {
                     let mut stay = build_stay(points, anchor..index, &absorbed, point.time, &mut distinct);
                     stay.end = stay.last_seen;
                     stays.push(stay);
@@ -210,7 +224,7 @@ pub fn detect_stays(points: &[TrackPoint], params: &StayParams) -> Result<Vec<St
         if outside {
             if time - anchor_time >= time_threshold {
                 if max_excursion_fixes > 0 {
-                    pending = Some(Excursion { first: index, fixes: 1 });
+                    pending = Some(Excursion { first: index, fixes: 1, after_gap: false });
                     index += 1;
                     continue;
                 }
@@ -265,6 +279,8 @@ struct Excursion {
     first: usize,
     /// How many fixes outside so far.
     fixes: u32,
+    /// Whether a recording gap came before its first fix.
+    after_gap: bool,
 }
 
 /// The distinct positions among a stay's points, as trackintel's
@@ -633,5 +649,22 @@ mod tests {
         assert_eq!(spans(&stays), [(0, 41 * MINUTE)]);
         assert_eq!((stays[0].points.clone(), stays[0].point_count), (0..22, 22));
         assert!(stays[0].last_seen < stays[0].end, "a restart point again");
+    }
+
+    #[test]
+    fn a_phone_waking_with_a_stray_fix_still_stayed() {
+        // Ten minutes at home, 40 silent minutes, a cell fix 600 m off, home again.
+        let mut track: Vec<_> = (0..=10).map(|i| at(i * MINUTE, 0.0)).collect();
+        track.push(at(50 * MINUTE, 600.0));
+        track.extend((52..=70).map(|i| at(i * MINUTE, 10.0)));
+        track.extend([at(71 * MINUTE, 3_000.0), at(72 * MINUTE, 3_500.0), at(73 * MINUTE, 4_000.0)]);
+        assert_eq!(spans(&detect_polo(&track)), [(0, 71 * MINUTE)]);
+        // Staying away after the gap: the stay ended when last seen, before it.
+        for point in &mut track[12..] {
+            point.coord = at(0, 5_000.0 + f64::from(i32::try_from(point.time.0 / MINUTE).unwrap()) * 200.0).coord;
+        }
+        let stays = detect_polo(&track);
+        assert_eq!(spans(&stays)[0], (0, 10 * MINUTE));
+        assert_eq!(stays[0].decided_at, Timestamp(53 * MINUTE), "by the second fix far away");
     }
 }
