@@ -322,7 +322,10 @@ mod tests {
         activity
     }
 
-    fn spans(out: &Entries) -> (Vec<(i64, i64, Origin)>, Vec<(i64, i64, Origin)>) {
+    /// Start and end minute and origin of each entry.
+    type Spans = Vec<(i64, i64, Origin)>;
+
+    fn spans(out: &Entries) -> (Spans, Spans) {
         (
             out.stays.iter().map(|s| (s.row.start / MINUTE, s.row.end / MINUTE, s.origin)).collect(),
             out.legs.iter().map(|l| (l.row.start / MINUTE, l.row.end / MINUTE, l.origin)).collect(),
