@@ -17,7 +17,8 @@
 //! * *spurious*: detected visits that overlap no real stay near them.
 //!
 //! Run with `-- --nocapture` to see the figures for trackintel's rules,
-//! polo's rules before excursions and bridged gaps, and polo's rules now.
+//! polo's rules before excursions and bridged gaps, and polo's rules now;
+//! `POLO_LIFE_YEARS=10` scores the whole decade instead of six months.
 
 use polo_domain::{Coord, Timestamp};
 use polo_life::{Activity, Device, Life, LifeOptions, Scale};
@@ -190,7 +191,12 @@ fn score_life(life: &Life, params: &TimelineParams) -> Score {
 
 #[test]
 fn polos_visits_match_the_life_a_person_would_describe() {
-    let life = LifeOptions { seed: 7, scale: Scale::Small, start: None }.life();
+    // Six months by default; `POLO_LIFE_YEARS=10` scores the whole decade.
+    let scale = match std::env::var("POLO_LIFE_YEARS").ok().and_then(|y| y.parse().ok()) {
+        Some(years) => Scale::Full { years },
+        None => Scale::Small,
+    };
+    let life = LifeOptions { seed: 7, scale, start: None }.life();
     let with = |stays: StayParams| TimelineParams { stays, ..TimelineParams::default() };
     let trackintel = score_life(&life, &with(StayParams::trackintel()));
     let before = score_life(
