@@ -124,6 +124,14 @@ pub fn timeline(work: &Path, points: usize, baseline: bool, with_map: bool) -> a
         detect_seconds * 1e3,
         ANCHOR_POINTS_PER_S / 1e6
     );
+    let defaults = TimelineParams::default();
+    let default_seconds = best_of(runs, || detect(&track, &defaults).map(|timeline| timeline.trips(&defaults)));
+    println!(
+        "polo defaults    {:8.2} ms  {:>12.0} points/s  (jitter excursions, bridged gaps, folded legs: {} stays)",
+        default_seconds * 1e3,
+        per_second(track.len(), default_seconds),
+        detect(&track, &defaults)?.stays.len()
+    );
     if baseline {
         compare_with_trackintel(work, &track, &params, &found, polo_rate)?;
     }
