@@ -221,3 +221,37 @@ fn polos_visits_match_the_life_a_person_would_describe() {
     assert!((real * 0.85..=real * 1.15).contains(&detected), "{summary}");
     assert!(now.spurious * 100 <= now.detected_visits, "{summary}");
 }
+
+#[test]
+fn recomputing_a_window_of_the_life_equals_recomputing_everything() {
+    // Excursions and bridged gaps look ahead of the point that ends a stay;
+    // the restart rule (`Stay::decided_at`) must still give the full answer
+    // wherever a change lands. A month of the first phone, cut at 60 places.
+    let life = LifeOptions { seed: 11, scale: Scale::Small, start: None }.life();
+    let all = fixes(&life, Device::PhoneA);
+    let month = &all[..all.partition_point(|p| p.time.0 < all[0].time.0 + 30 * 86_400_000)];
+    let params = TimelineParams::default();
+    let full = detect(month, &params).unwrap();
+    assert!(full.stays.len() > 100, "{} stays", full.stays.len());
+    for step in 1..=60 {
+        let cut = month.len() * step / 61;
+        let cut = month.partition_point(|p| p.time < month[cut].time);
+        // Appending: the stored timeline knew only the points before the cut.
+        let stored = detect(&month[..cut], &params).unwrap();
+        let resume = stored.resume_point(month[cut].time);
+        let offset = resume.from.map_or(0, |from| month.partition_point(|p| p.time < from));
+        let window = detect(&month[offset..], &params).unwrap();
+        assert_eq!(stored.splice(&resume, window, offset), full, "appending from point {cut}");
+        // Changing: a point deleted at the cut, with the full timeline stored.
+        let mut changed = month.to_vec();
+        changed.remove(cut);
+        let resume = full.resume_point(month[cut].time);
+        let offset = resume.from.map_or(0, |from| changed.partition_point(|p| p.time < from));
+        let window = detect(&changed[offset..], &params).unwrap();
+        assert_eq!(
+            full.clone().splice(&resume, window, offset),
+            detect(&changed, &params).unwrap(),
+            "deleting point {cut}"
+        );
+    }
+}
