@@ -222,7 +222,7 @@ export interface StatsPeriod {
   days_per_country: Record<string, number>;
   towns: string[];
   new_places: number[];
-  top_places: { id: number; name?: string; days: number }[];
+  top_places: { id: number; name?: string; title?: string; days: number }[];
 }
 
 export interface Stats {
