@@ -344,7 +344,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
           </span>
           <span class="entry-meta">
             {formatDuration(entry.duration_s)}
-            {entry.town && ` · ${entry.town}`}
+            {entry.town && !title.includes(entry.town) && ` · ${entry.town}`}
             {entry.country && ` · ${entry.country}`}
             {entry.origin === "imported" && " · imported"}
           </span>
