@@ -115,6 +115,8 @@ export interface Entry {
   visit?: boolean;
   place_id?: number;
   place_name?: string;
+  /** The name to show: the place's name, street address, "Near <town>", region or country. */
+  title?: string;
   country?: string;
   town?: string;
   address?: string;
@@ -189,6 +191,8 @@ export interface MapTile {
 export interface Place {
   id: number;
   name?: string;
+  /** The name to show: yours, the street address, "Near <town>", region or country. */
+  title?: string;
   lat: number;
   lon: number;
   country_code?: string;
@@ -218,7 +222,7 @@ export interface StatsPeriod {
   days_per_country: Record<string, number>;
   towns: string[];
   new_places: number[];
-  top_places: { id: number; name?: string; days: number }[];
+  top_places: { id: number; name?: string; title?: string; days: number }[];
 }
 
 export interface Stats {

@@ -101,7 +101,8 @@ pub fn timeline(work: &Path, points: usize, baseline: bool, with_map: bool) -> a
     eprintln!("generating a synthetic track of {points} points …");
     let track = SyntheticTrack::new(2024).with_points(points).points;
     let days = track.last().zip(track.first()).map_or(0, |(last, first)| (last.time.0 - first.time.0) / 86_400_000 + 1);
-    let params = TimelineParams::default();
+    // trackintel's exact rules, so that the comparison compares like with like.
+    let params = TimelineParams { stays: polo_timeline::StayParams::trackintel(), ..TimelineParams::default() };
     let found = detect(&track, &params)?;
     let runs = 7;
     let stays_seconds = best_of(runs, || detect_stays(&track, &params.stays));
@@ -122,6 +123,14 @@ pub fn timeline(work: &Path, points: usize, baseline: bool, with_map: bool) -> a
         "polo full        {:8.2} ms  {polo_rate:>12.0} points/s  (stays, legs with modes, trips; best of {runs}; exact-port anchor ≈ {:.0} M points/s)",
         detect_seconds * 1e3,
         ANCHOR_POINTS_PER_S / 1e6
+    );
+    let defaults = TimelineParams::default();
+    let default_seconds = best_of(runs, || detect(&track, &defaults).map(|timeline| timeline.trips(&defaults)));
+    println!(
+        "polo defaults    {:8.2} ms  {:>12.0} points/s  (jitter excursions, bridged gaps, folded legs: {} stays)",
+        default_seconds * 1e3,
+        per_second(track.len(), default_seconds),
+        detect(&track, &defaults)?.stays.len()
     );
     if baseline {
         compare_with_trackintel(work, &track, &params, &found, polo_rate)?;

@@ -166,6 +166,7 @@ mod tests {
             start,
             end,
             last_seen: end,
+            decided: None,
             lat_e7: 538_655_000,
             lon_e7: 106_866_000,
             points: 2,

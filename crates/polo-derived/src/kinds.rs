@@ -89,4 +89,7 @@ pub const ROWS_VERSION_CURSOR: &str = "timeline-rows-version";
 /// raise it when a change to the computation makes stored rows wrong.
 /// Version 1: local days and times from the time zone at each point's
 /// position where the point states no UTC offset (before: UTC).
-pub const ROWS_VERSION: u64 = 1;
+/// Version 2: stays absorb brief excursions and span gaps where the phone
+/// dozed in place (`polo_timeline::StayParams::max_excursion_fixes`,
+/// `bridge_gap_s`); stay rows record when their end was decided.
+pub const ROWS_VERSION: u64 = 2;

@@ -6,6 +6,8 @@
 //! * [`outliers`] — the fixes every view leaves out (teleports), and the user's say on them.
 //! * [`window`] — the window of a device's stays and legs a change affects.
 //! * [`places`] — stable place ids, renames and merges.
+//! * [`imported`] — how a source's own visits and activities meet detected entries.
+//! * [`naming`] — the best name a place or stay can be shown with.
 //! * [`days`] — per-day statistics, maintained per device.
 //! * [`views`] — the lookups the API serves: a day, entries, places, stats.
 //! * [`settings`] — per-user timeline parameters.
@@ -16,8 +18,10 @@
 pub mod days;
 pub mod engine;
 pub mod error;
+pub mod imported;
 pub mod kinds;
 pub mod map;
+pub mod naming;
 pub mod outliers;
 pub mod places;
 pub mod rows;

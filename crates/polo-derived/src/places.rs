@@ -86,6 +86,13 @@ impl PlaceBook {
         self.addresses.get(&id).filter(|a| a.describes(place)).and_then(|a| a.address.as_deref())
     }
 
+    /// The name to show place `id` with ([`crate::naming::best_name`]).
+    #[must_use]
+    pub fn title(&self, id: i64) -> Option<String> {
+        let locality = self.places.get(&id).map(|p| &p.locality);
+        crate::naming::best_name(self.name(id), self.address(id), locality)
+    }
+
     /// The places (not merged into another) that `provider` has not
     /// answered for yet, by id, with the position to ask about: those
     /// without an address row, and those whose row is about another

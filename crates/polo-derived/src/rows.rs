@@ -39,6 +39,10 @@ pub struct StayRow {
     pub end: i64,
     /// Time of its last point inside, ms.
     pub last_seen: i64,
+    /// Time of the point that decided its end, ms, when later than `end`
+    /// (an excursion that did not come back; see `polo_timeline::Stay::decided_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<i64>,
     /// Centroid latitude, 1e-7 degrees.
     pub lat_e7: i32,
     /// Centroid longitude, 1e-7 degrees.
@@ -69,6 +73,7 @@ impl StayRow {
             start: stay.start.0,
             end: stay.end.0,
             last_seen: stay.last_seen.0,
+            decided: (stay.decided_at > stay.end).then_some(stay.decided_at.0),
             lat_e7: stay.centroid.lat_e7,
             lon_e7: stay.centroid.lon_e7,
             points: stay.point_count,
@@ -85,8 +90,14 @@ impl StayRow {
         Coord { lat_e7: self.lat_e7, lon_e7: self.lon_e7 }
     }
 
+    /// When its end was decided, ms: points after this cannot change it.
+    #[must_use]
+    pub fn decided_at(&self) -> i64 {
+        self.decided.unwrap_or(self.end).max(self.end)
+    }
+
     /// A window may restart detection at this stay's end (see
-    /// `polo_timeline::incremental`).
+    /// `polo_timeline::incremental`) for a change after [`Self::decided_at`].
     #[must_use]
     pub fn is_restart_point(&self) -> bool {
         self.last_seen < self.end
@@ -99,6 +110,7 @@ impl StayRow {
             start: Timestamp(self.start),
             end: Timestamp(self.end),
             last_seen: Timestamp(self.last_seen),
+            decided_at: Timestamp(self.decided_at()),
             centroid: self.centroid(),
             points: 0..0,
             point_count: self.points,
@@ -299,6 +311,7 @@ mod tests {
             start: 1,
             end: 5,
             last_seen: 4,
+            decided: Some(6),
             lat_e7: 470_000_000,
             lon_e7: 85_000_000,
             points: 3,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use polo_domain::{DeviceId, IntervalKind, Timestamp, UserId};
+use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedRange, DerivedScope, Store};
 use polo_timeline::clock::instant_of_local;
 use polo_timeline::{ByMode, LocalClock, LocalDate, TransportMode};
@@ -21,8 +21,9 @@ use crate::rows::{DayRow, LegRow, Locality, StayRow, decode};
 pub enum Origin {
     /// Detected from the device's points.
     Detected,
-    /// An interval the source itself carried (Google Timeline, Overland),
-    /// shown where the device has no points.
+    /// An interval the source itself carried (Google Timeline, Overland):
+    /// visits beat detected entries, activities fill where nothing else is
+    /// ([`crate::imported`]).
     Imported,
 }
 
@@ -41,6 +42,15 @@ pub struct StayView {
     pub address: Option<String>,
     /// Detected or imported.
     pub origin: Origin,
+}
+
+impl StayView {
+    /// The name to show it with ([`crate::naming::best_name`]); `None` only
+    /// where nothing at all is known about the place.
+    #[must_use]
+    pub fn title(&self) -> Option<String> {
+        crate::naming::best_name(self.place_name.as_deref(), self.address.as_deref(), self.locality.as_ref())
+    }
 }
 
 /// A leg, as views show it.
@@ -119,7 +129,7 @@ pub fn entries(
     Ok(out)
 }
 
-/// Adds the source's own intervals where the device has no entry.
+/// Adds the source's own intervals by [`crate::imported::overlay`]'s rules.
 fn add_imported(
     store: &dyn Store,
     user: UserId,
@@ -128,75 +138,17 @@ fn add_imported(
     to: Timestamp,
     out: &mut Entries,
 ) -> DerivedResult<()> {
-    let intervals = store.intervals(user, None, Some(from), Some(to))?;
-    let covered = |out: &Entries, start: i64, end: i64| {
-        out.stays.iter().any(|s| s.origin == Origin::Detected && s.row.start < end && s.row.end > start)
-            || out.legs.iter().any(|l| l.origin == Origin::Detected && l.row.start < end && l.row.end > start)
-    };
-    for stored in intervals.into_iter().filter(|i| i.device == device) {
-        let interval = stored.interval;
-        if covered(out, interval.start.0, interval.end.0) {
-            continue;
-        }
-        let offset = interval.start_offset_minutes;
-        match interval.kind {
-            IntervalKind::Visit => {
-                let Some(coord) = interval.start_coord else { continue };
-                out.stays.push(StayView {
-                    row: StayRow {
-                        start: interval.start.0,
-                        end: interval.end.0,
-                        last_seen: interval.end.0,
-                        lat_e7: coord.lat_e7,
-                        lon_e7: coord.lon_e7,
-                        points: 0,
-                        visit: true,
-                        place: None,
-                        offset,
-                        offset_changes: Vec::new(),
-                    },
-                    place: None,
-                    place_name: interval.name.clone(),
-                    locality: None,
-                    address: None,
-                    origin: Origin::Imported,
-                });
-            }
-            IntervalKind::Activity => {
-                let seconds = (interval.end.0 - interval.start.0) as f64 / 1000.0;
-                let distance = interval.distance_m.unwrap_or(0.0);
-                let mean = if seconds > 0.0 { distance / seconds } else { 0.0 };
-                let mode = interval
-                    .category
-                    .as_deref()
-                    .and_then(polo_domain::Motion::from_activity_name)
-                    .and_then(TransportMode::from_motion)
-                    .unwrap_or(TransportMode::Unknown);
-                out.legs.push(LegView {
-                    row: LegRow {
-                        start: interval.start.0,
-                        end: interval.end.0,
-                        points: 0,
-                        distance_m: distance,
-                        mean_mps: mean,
-                        median_mps: mean,
-                        p85_mps: mean,
-                        max_mps: mean,
-                        mode,
-                        source: polo_timeline::LegSource::Tracked,
-                        offset,
-                        offset_changes: Vec::new(),
-                    },
-                    mode,
-                    corrected: false,
-                    origin: Origin::Imported,
-                });
-            }
-            IntervalKind::Memory => {}
-        }
+    let intervals: Vec<_> = store
+        .intervals(user, None, Some(from), Some(to))?
+        .into_iter()
+        .filter(|i| i.device == device)
+        .map(|i| i.interval)
+        .collect();
+    if intervals.is_empty() {
+        return Ok(());
     }
-    out.stays.sort_by_key(|s| s.row.start);
-    out.legs.sort_by_key(|l| l.row.start);
+    let visit_min_ms = crate::settings::settings(store, user)?.stays.visit_min_duration_ms();
+    crate::imported::overlay(out, intervals, visit_min_ms);
     Ok(())
 }
 
@@ -426,6 +378,14 @@ pub struct PlaceView {
     pub home: bool,
     /// Detected as work.
     pub work: bool,
+}
+
+impl PlaceView {
+    /// The name to show it with ([`crate::naming::best_name`]).
+    #[must_use]
+    pub fn title(&self) -> Option<String> {
+        crate::naming::best_name(self.name.as_deref(), self.address.as_deref(), Some(&self.locality))
+    }
 }
 
 /// Every place of the user (merged places folded into their survivor),

@@ -71,7 +71,7 @@ fn first_point_at_or_after(
     Ok(first)
 }
 
-/// The latest stored restart point strictly before `changed_from`.
+/// The latest stored restart point whose end was decided strictly before `changed_from`.
 fn restart_before(
     store: &dyn Store,
     user: UserId,
@@ -84,7 +84,7 @@ fn restart_before(
         let rows = store.derived_before(user, STAY, scope, before, 16)?;
         for row in &rows {
             let stay: StayRow = decode(row)?;
-            if stay.end < changed_from.0 && stay.is_restart_point() {
+            if stay.decided_at() < changed_from.0 && stay.is_restart_point() {
                 return Ok(Some(Timestamp(stay.end)));
             }
         }

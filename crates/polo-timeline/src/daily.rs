@@ -156,7 +156,15 @@ mod tests {
     }
 
     fn stay(start: Timestamp, end: Timestamp) -> Stay {
-        Stay { start, end, last_seen: start, centroid: Coord { lat_e7: 1, lon_e7: 1 }, points: 0..1, point_count: 1 }
+        Stay {
+            start,
+            end,
+            last_seen: start,
+            decided_at: end,
+            centroid: Coord { lat_e7: 1, lon_e7: 1 },
+            points: 0..1,
+            point_count: 1,
+        }
     }
 
     fn leg(start: Timestamp, end: Timestamp, mode: TransportMode, metres: f64) -> Leg {

@@ -169,7 +169,15 @@ mod tests {
     }
 
     fn stay(start: Timestamp, end: Timestamp) -> Stay {
-        Stay { start, end, last_seen: start, centroid: Coord { lat_e7: 1, lon_e7: 1 }, points: 0..1, point_count: 1 }
+        Stay {
+            start,
+            end,
+            last_seen: start,
+            decided_at: end,
+            centroid: Coord { lat_e7: 1, lon_e7: 1 },
+            points: 0..1,
+            point_count: 1,
+        }
     }
 
     /// A working week (4 March 2024 is a Monday): nights at place 0, days at place 1,

@@ -7,8 +7,10 @@
 //! details make the window safe to address by time alone, which is how a
 //! store loads points:
 //!
-//! * The change must be strictly later than `e`'s time: a point inserted at
-//!   the same instant could sort before `e`.
+//! * The change must be strictly later than the point that decided that `S`
+//!   ended at `e` ([`crate::Stay::decided_at`]: `e` itself, or the fix after
+//!   an excursion that did not return), and so later than `e`: a point
+//!   inserted at the same instant could sort before it.
 //! * `e` must be the first point of its instant (`S.last_seen < S.end`), so
 //!   that "all points at or after `e`'s time" starts exactly at `e`, and
 //!   repeats of points before `e` (see [`crate::track::is_repeat`]) cannot
@@ -49,7 +51,7 @@ impl Timeline {
     /// The latest safe restart before `changed_from`.
     #[must_use]
     pub fn resume_point(&self, changed_from: Timestamp) -> ResumePoint {
-        let candidate = self.stays.iter().rposition(|stay| stay.end < changed_from && stay.last_seen < stay.end);
+        let candidate = self.stays.iter().rposition(|stay| stay.decided_at < changed_from && stay.last_seen < stay.end);
         match candidate {
             Some(index) => ResumePoint { kept_stays: index + 1, from: Some(self.stays[index].end) },
             None => ResumePoint { kept_stays: 0, from: None },

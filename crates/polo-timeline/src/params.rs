@@ -39,6 +39,26 @@ pub struct StayParams {
     /// Likewise for a tracked leg that lasts less than this (`<`). Seconds,
     /// default 60; 0 keeps every leg.
     pub min_leg_s: u32,
+    /// A stay that has lasted the time threshold does not end at a fix
+    /// outside its radius when the track is back inside after at most this
+    /// many fixes (a cell-tower fix 300 m off, then home again): the
+    /// excursion is jitter, not a trip. Default 2; 0 ends the stay at the
+    /// first fix outside, as trackintel does.
+    pub max_excursion_fixes: u32,
+    /// ... and when those fixes span at most this long (from the first
+    /// outside to the last outside). Seconds, default 900.
+    pub max_excursion_s: u32,
+    /// A recording gap longer than the gap threshold but at most this long
+    /// does not restart detection when the first fix after it is still
+    /// within the stay's radius: a phone dozing at home overnight stayed at
+    /// home. Seconds, default 43 200 (12 h); 0 restarts at every gap, as
+    /// trackintel does.
+    pub bridge_gap_s: u32,
+    /// A stay cut off by a recording gap it does not bridge (the phone
+    /// dozed, the user left meanwhile) ends at its last fix before the gap,
+    /// if it lasted the time threshold by then. Default true; false drops
+    /// it, as trackintel does.
+    pub keep_stay_before_gap: bool,
 }
 
 impl Default for StayParams {
@@ -50,11 +70,44 @@ impl Default for StayParams {
             visit_min_duration_s: 900,
             min_leg_m: 100.0,
             min_leg_s: 60,
+            max_excursion_fixes: 2,
+            max_excursion_s: 900,
+            bridge_gap_s: 43_200,
+            keep_stay_before_gap: true,
         }
     }
 }
 
 impl StayParams {
+    /// trackintel 1.4.2's `generate_staypoints` and `generate_triplegs`
+    /// exactly: every leg kept, every fix outside the radius and every
+    /// recording gap ends a stay. The oracle polo's extensions are tested
+    /// against.
+    #[must_use]
+    pub fn trackintel() -> Self {
+        Self {
+            min_leg_m: 0.0,
+            min_leg_s: 0,
+            max_excursion_fixes: 0,
+            bridge_gap_s: 0,
+            keep_stay_before_gap: false,
+            ..Self::default()
+        }
+    }
+
+    /// [`Self::max_excursion_s`] in milliseconds.
+    #[must_use]
+    pub fn max_excursion_ms(&self) -> i64 {
+        i64::from(self.max_excursion_s) * 1000
+    }
+
+    /// The longest recording gap a stay spans ([`Self::bridge_gap_s`]), in
+    /// milliseconds; never below the gap threshold.
+    #[must_use]
+    pub fn bridge_gap_ms(&self) -> i64 {
+        (i64::from(self.bridge_gap_s) * 1000).max(self.gap_threshold_ms())
+    }
+
     /// Checks that the distance threshold is a positive finite number.
     ///
     /// # Errors

@@ -17,6 +17,25 @@
 //!   nobody knows yet whether the user will stay long enough.
 //! * Repeated points (same instant and position, see [`is_repeat`]) are skipped.
 //!
+//! Beyond trackintel (both off in [`StayParams::trackintel`]), two things do
+//! not end a stay, because a person would not say they left:
+//!
+//! * an *excursion*: once a stay has lasted the time threshold, a fix
+//!   outside the radius only ends it if the track is not back inside after
+//!   at most [`StayParams::max_excursion_fixes`] fixes within
+//!   [`StayParams::max_excursion_s`] (a cell-tower fix 300 m off, then home
+//!   again). The absorbed fixes count neither for the centroid nor as points;
+//! * a *bridged gap*: a recording gap of up to [`StayParams::bridge_gap_s`]
+//!   after which the first fix is still inside the radius (a phone dozing
+//!   overnight at home), or back inside after an excursion as above.
+//!
+//! And a stay that a gap does cut off (the user left while the phone
+//! dozed) is kept, ending at its last fix, where trackintel drops it
+//! ([`StayParams::keep_stay_before_gap`]). Its `end` is then its
+//! `last_seen`, so it is no restart point. When the stay after the gap is
+//! at the same place after all (centroids within the distance threshold:
+//! the first point was an arrival fix farther off), the two are one stay.
+//!
 //! The distance is measured from the anchor, never from a running centroid,
 //! so each point costs one distance and the whole pass is O(n) with no
 //! allocation except the output and one reused hash set for centroids. Most
@@ -24,10 +43,12 @@
 //! trackintel's formula (module `threshold`); the rest by that formula itself.
 //!
 //! # Recomputing a window
-//! The pass only remembers its anchor. At the point that ends a stay the
-//! anchor *is* that point, so running the pass on the points from there on
-//! gives exactly the stays the full pass finds from there on. See
-//! [`crate::incremental`] for the rule a caller follows.
+//! The pass only remembers its anchor (and an excursion it has not decided
+//! yet). At the point that ends a stay the anchor *is* that point and
+//! nothing is pending, so running the pass on the points from there on
+//! gives exactly the stays the full pass finds from there on; whether the
+//! stay ended there was decided by the points up to [`Stay::decided_at`].
+//! See [`crate::incremental`] for the rule a caller follows.
 
 use std::ops::Range;
 
@@ -44,10 +65,15 @@ use crate::{StayParams, TimelineError};
 pub struct Stay {
     /// Time of its first point (trackintel `started_at`).
     pub start: Timestamp,
-    /// Time of the first point *outside* it (trackintel `finished_at`).
+    /// Time of the first point *outside* it (trackintel `finished_at`); for
+    /// a stay a recording gap cut off, its last point (`== last_seen`).
     pub end: Timestamp,
     /// Time of its last point inside; `last_seen <= end`.
     pub last_seen: Timestamp,
+    /// Time of the point that decided where it ended (`>= end`): the first
+    /// point outside, or the fix after an excursion that did not come back
+    /// ([`StayParams::max_excursion_fixes`]). Points after it cannot change it.
+    pub decided_at: Timestamp,
     /// trackintel's angular centroid of its distinct positions (repeats of a
     /// position count once, as in trackintel's `union_all`).
     pub centroid: Coord,
@@ -92,7 +118,7 @@ impl Stay {
 /// let at = |minute: i64, lat: f64| TrackPoint::new(Timestamp(minute * 60_000), Coord::from_degrees(lat, 8.5).unwrap());
 /// // Five minutes at one spot, then a point 1.1 km north.
 /// let track = [at(0, 47.0), at(2, 47.0001), at(4, 47.0), at(5, 47.01)];
-/// let stays = detect_stays(&track, &StayParams::default()).unwrap();
+/// let stays = detect_stays(&track, &StayParams::trackintel()).unwrap();
 /// assert_eq!(stays.len(), 1);
 /// assert_eq!((stays[0].start, stays[0].end), (Timestamp(0), Timestamp(300_000)));
 /// assert_eq!(stays[0].points, 0..3);
@@ -109,40 +135,152 @@ pub fn detect_stays(points: &[TrackPoint], params: &StayParams) -> Result<Vec<St
     };
     let time_threshold = params.time_threshold_ms();
     let gap_threshold = params.gap_threshold_ms();
+    let bridge = if params.bridge_gap_s > 0 { params.bridge_gap_ms() } else { gap_threshold };
+    let (max_excursion_fixes, max_excursion_ms) = (params.max_excursion_fixes, params.max_excursion_ms());
     let mut distinct = DistinctPositions::default();
     let mut anchor = 0;
     let mut anchor_time = first.time.0;
     let mut distance = ThresholdTest::new(params.distance_threshold_m, first.coord);
     let mut previous_time = first.time.0;
-    for (index, point) in points.iter().enumerate().skip(1) {
+    // Excursions the current stay absorbed, and the one it may be on now.
+    let mut absorbed: Vec<Range<usize>> = Vec::new();
+    let mut pending: Option<Excursion> = None;
+    let mut index = 1;
+    while index < points.len() {
+        let point = &points[index];
         let time = point.time.0;
         if time <= previous_time {
             if time < previous_time {
                 return Err(TimelineError::Unsorted { index, time: point.time, previous: Timestamp(previous_time) });
             }
             if is_repeat(points, index) {
+                index += 1;
                 continue;
             }
         }
-        let gap = time - previous_time > gap_threshold;
+        let gap = time - previous_time;
+        let before_gap = previous_time;
         previous_time = time;
-        if gap {
-            anchor = index;
-            anchor_time = time;
-            distance.move_anchor(point.coord, None);
+        if let Some(excursion) = &mut pending {
+            let (outside, _) = distance.reaches(point.coord);
+            if !outside && gap <= bridge {
+                // Back inside: the excursion was jitter.
+                absorbed.push(excursion.first..index);
+                pending = None;
+            } else if outside
+                && gap <= gap_threshold
+                && excursion.fixes < max_excursion_fixes
+                && time - points[excursion.first].time.0 <= max_excursion_ms
+            {
+                excursion.fixes += 1;
+            } else {
+                // The stay ended at the excursion's first fix; detection
+                // starts afresh there, as it would on the points from there.
+                let (end, after_gap) = (excursion.first, excursion.after_gap);
+                pending = None;
+                if !after_gap || params.keep_stay_before_gap {
+                    let mut stay = build_stay(points, anchor..end, &absorbed, point.time, &mut distinct);
+                    if after_gap {
+                        // Left at some time in the gap: last seen is all that is known.
+                        stay.end = stay.last_seen;
+                    }
+                    stays.push(stay);
+                }
+                absorbed.clear();
+                anchor = end;
+                anchor_time = points[end].time.0;
+                distance.move_anchor(points[end].coord, None);
+                previous_time = anchor_time;
+                index = end + 1;
+                continue;
+            }
+            index += 1;
+            continue;
+        }
+        if gap > gap_threshold {
+            // A dozing phone that wakes where it fell asleep stayed there;
+            // one that wakes with a stray fix may yet come back.
+            if gap > bridge || distance.reaches(point.coord).0 {
+                let established = before_gap - anchor_time >= time_threshold;
+                if established && gap <= bridge && max_excursion_fixes > 0 {
+                    pending = Some(Excursion { first: index, fixes: 1, after_gap: true });
+                    index += 1;
+                    continue;
+                }
+                if params.keep_stay_before_gap && established {
+                    let mut stay = build_stay(points, anchor..index, &absorbed, point.time, &mut distinct);
+                    stay.end = stay.last_seen;
+                    stays.push(stay);
+                }
+                anchor = index;
+                anchor_time = time;
+                absorbed.clear();
+                distance.move_anchor(point.coord, None);
+            }
+            index += 1;
             continue;
         }
         let (outside, prepared) = distance.reaches(point.coord);
         if outside {
             if time - anchor_time >= time_threshold {
-                stays.push(build_stay(points, anchor..index, &mut distinct));
+                if max_excursion_fixes > 0 {
+                    pending = Some(Excursion { first: index, fixes: 1, after_gap: false });
+                    index += 1;
+                    continue;
+                }
+                stays.push(build_stay(points, anchor..index, &absorbed, point.time, &mut distinct));
             }
             anchor = index;
             anchor_time = time;
+            absorbed.clear();
             distance.move_anchor(point.coord, prepared);
         }
+        index += 1;
+    }
+    if params.keep_stay_before_gap && params.bridge_gap_s > 0 {
+        stays = join_across_gaps(stays, params);
     }
     Ok(stays)
+}
+
+/// Joins a stay a recording gap cut off to the stay right after the gap
+/// when their centroids are within the distance threshold: the phone woke
+/// up where it dozed, only farther than that from the stay's *first* point
+/// (which may be a fix taken while arriving). The first of the two is no
+/// restart point (its `end` is its `last_seen`), so no window of a
+/// recomputation ever starts between them.
+fn join_across_gaps(stays: Vec<Stay>, params: &StayParams) -> Vec<Stay> {
+    let mut joined: Vec<Stay> = Vec::with_capacity(stays.len());
+    for stay in stays {
+        if let Some(before) = joined.last_mut()
+            && before.end == before.last_seen
+            && before.points.end == stay.points.start
+            && stay.start.0 - before.end.0 <= params.bridge_gap_ms()
+            && crate::geo::coord_distance_m(before.centroid, stay.centroid) < params.distance_threshold_m
+        {
+            let weights = |s: &Stay| std::iter::repeat_n(s.centroid, s.point_count.max(1) as usize);
+            before.centroid = angular_centroid(weights(before).chain(weights(&stay))).unwrap_or(before.centroid);
+            before.end = stay.end;
+            before.last_seen = stay.last_seen;
+            before.decided_at = stay.decided_at;
+            before.points = before.points.start..stay.points.end;
+            before.point_count += stay.point_count;
+            continue;
+        }
+        joined.push(stay);
+    }
+    joined
+}
+
+/// Fixes outside a stay's radius that may yet turn out to be jitter.
+#[derive(Debug, Clone, Copy)]
+struct Excursion {
+    /// The first fix outside: where the stay ends unless the track returns.
+    first: usize,
+    /// How many fixes outside so far.
+    fixes: u32,
+    /// Whether a recording gap came before its first fix.
+    after_gap: bool,
 }
 
 /// The distinct positions among a stay's points, as trackintel's
@@ -196,10 +334,21 @@ impl DistinctPositions {
     }
 }
 
-fn build_stay(points: &[TrackPoint], range: Range<usize>, distinct: &mut DistinctPositions) -> Stay {
+fn build_stay(
+    points: &[TrackPoint],
+    range: Range<usize>,
+    absorbed: &[Range<usize>],
+    decided_at: Timestamp,
+    distinct: &mut DistinctPositions,
+) -> Stay {
     distinct.clear(range.len());
     let mut point_count = 0;
+    let mut skips = absorbed.iter().peekable();
     for index in range.clone() {
+        while skips.next_if(|skip| skip.end <= index).is_some() {}
+        if skips.peek().is_some_and(|skip| skip.contains(&index)) {
+            continue;
+        }
         if index > range.start && points[index].time == points[index - 1].time && is_repeat(points, index) {
             continue;
         }
@@ -212,6 +361,7 @@ fn build_stay(points: &[TrackPoint], range: Range<usize>, distinct: &mut Distinc
         start: points[range.start].time,
         end: points[range.end].time,
         last_seen: points[range.end - 1].time,
+        decided_at,
         centroid: centroid.unwrap_or(points[range.start].coord),
         points: range,
         point_count,
@@ -234,7 +384,13 @@ mod tests {
         stays.iter().map(|s| (s.start.0, s.end.0)).collect()
     }
 
+    /// trackintel's stays: the tests below pin the exact port.
     fn detect(points: &[TrackPoint]) -> Vec<Stay> {
+        detect_stays(points, &StayParams::trackintel()).unwrap()
+    }
+
+    /// polo's stays, with excursions and bridged gaps.
+    fn detect_polo(points: &[TrackPoint]) -> Vec<Stay> {
         detect_stays(points, &StayParams::default()).unwrap()
     }
 
@@ -370,11 +526,145 @@ mod tests {
             start: Timestamp(0),
             end: Timestamp(minutes * MINUTE),
             last_seen: Timestamp(0),
+            decided_at: Timestamp(minutes * MINUTE),
             centroid: Coord { lat_e7: 1, lon_e7: 1 },
             points: 0..1,
             point_count: 1,
         };
         assert!(!stay(15).is_visit(&params));
         assert!(stay(16).is_visit(&params));
+    }
+
+    /// An hour at home sampled every two minutes, with `glitch` replacing some fixes.
+    fn home_hour(glitch: impl Fn(i64) -> Option<f64>) -> Vec<TrackPoint> {
+        let mut track: Vec<_> =
+            (0..=30).map(|i| at(i * 2 * MINUTE, glitch(i).unwrap_or(if i % 2 == 0 { 8.0 } else { -8.0 }))).collect();
+        track.push(at(61 * MINUTE, 2_000.0));
+        track.push(at(62 * MINUTE, 2_500.0));
+        track.push(at(63 * MINUTE, 3_000.0));
+        track
+    }
+
+    #[test]
+    fn a_cell_fix_300_m_off_splits_trackintels_stay_but_not_polos() {
+        let track = home_hour(|i| (i == 12).then_some(300.0));
+        assert_eq!(spans(&detect(&track)), [(0, 24 * MINUTE), (26 * MINUTE, 61 * MINUTE)]);
+        let stays = detect_polo(&track);
+        assert_eq!(spans(&stays), [(0, 61 * MINUTE)]);
+        // The cell fix is inside the stay's range but counts for nothing.
+        assert_eq!(stays[0].points, 0..31);
+        assert_eq!(stays[0].point_count, 30);
+        assert!((stays[0].centroid.lat() - 47.0).abs() < 1e-6, "{:?}", stays[0].centroid);
+        // Decided by the third fix outside.
+        assert_eq!(stays[0].decided_at, Timestamp(63 * MINUTE));
+    }
+
+    #[test]
+    fn two_jittery_fixes_are_absorbed_three_are_a_trip() {
+        let two = home_hour(|i| (i == 12 || i == 13).then_some(250.0));
+        assert_eq!(spans(&detect_polo(&two)), [(0, 61 * MINUTE)]);
+        // Three fixes 250 m away, six minutes there: the stay ended at the
+        // first of them, decided by the third, and the stop is a stay of its own.
+        let three = home_hour(|i| (12..=14).contains(&i).then_some(250.0));
+        let stays = detect_polo(&three);
+        assert_eq!(spans(&stays), [(0, 24 * MINUTE), (24 * MINUTE, 30 * MINUTE), (30 * MINUTE, 61 * MINUTE)]);
+        assert_eq!(stays[0].decided_at, Timestamp(28 * MINUTE));
+    }
+
+    #[test]
+    fn an_excursion_longer_than_the_limit_ends_the_stay() {
+        // Two fixes outside, six minutes apart (a walk sampled sparsely), then back.
+        let mut track: Vec<_> = (0..=10).map(|i| at(i * MINUTE, 0.0)).collect();
+        track.extend([at(11 * MINUTE, 400.0), at(17 * MINUTE, 800.0), at(20 * MINUTE, 0.0)]);
+        track.extend((21..=30).map(|i| at(i * MINUTE, 0.0)));
+        track.extend([at(31 * MINUTE, 3_000.0), at(32 * MINUTE, 3_500.0), at(33 * MINUTE, 4_000.0)]);
+        assert_eq!(spans(&detect_polo(&track)), [(0, 31 * MINUTE)], "within the default 15 minutes");
+        let params = StayParams { max_excursion_s: 300, ..StayParams::default() };
+        let stays = detect_stays(&track, &params).unwrap();
+        // Ended at the first fix out; six minutes at 400 m are a stop of their own, as in trackintel.
+        assert_eq!(spans(&stays), [(0, 11 * MINUTE), (11 * MINUTE, 17 * MINUTE), (20 * MINUTE, 31 * MINUTE)]);
+    }
+
+    #[test]
+    fn a_young_candidate_ends_at_the_first_fix_outside() {
+        // Only two minutes in: nothing to absorb into, trackintel's rule applies.
+        let track = [
+            at(0, 0.0),
+            at(2 * MINUTE, 0.0),
+            at(3 * MINUTE, 300.0),
+            at(4 * MINUTE, 0.0),
+            at(10 * MINUTE, 0.0),
+            at(11 * MINUTE, 3_000.0),
+            at(12 * MINUTE, 3_500.0),
+            at(13 * MINUTE, 4_000.0),
+        ];
+        assert_eq!(spans(&detect_polo(&track)), [(4 * MINUTE, 11 * MINUTE)]);
+        assert_eq!(spans(&detect_polo(&track)), spans(&detect(&track)));
+    }
+
+    #[test]
+    fn a_phone_dozing_where_it_fell_asleep_bridges_the_gap() {
+        // Evening at home, seven silent hours, morning at home, then away.
+        let mut track: Vec<_> = (0..=6).map(|i| at(i * 10 * MINUTE, 0.0)).collect();
+        let morning = 7 * 60 * MINUTE;
+        track.extend((0..=6).map(|i| at(morning + i * 10 * MINUTE, 20.0)));
+        track.extend(
+            [3_000.0, 3_500.0, 4_000.0].iter().enumerate().map(|(i, &m)| at(morning + (61 + i as i64) * MINUTE, m)),
+        );
+        // trackintel loses the evening: the gap restarts detection.
+        assert_eq!(spans(&detect(&track)), [(morning, morning + 61 * MINUTE)]);
+        assert_eq!(spans(&detect_polo(&track)), [(0, morning + 61 * MINUTE)]);
+        // Waking up elsewhere, or after more than the bridge, is a new start.
+        let mut moved = track.clone();
+        for point in &mut moved[7..14] {
+            *point = at(point.time.0, 5_000.0);
+        }
+        // The evening is kept then, ending at its last fix (trackintel drops it).
+        let evening_then_morning = [(0, 60 * MINUTE), (morning, morning + 61 * MINUTE)];
+        assert_eq!(spans(&detect_polo(&moved)), evening_then_morning);
+        assert_eq!(detect_polo(&moved)[0].last_seen, Timestamp(60 * MINUTE));
+        let params = StayParams { bridge_gap_s: 5 * 3600, ..StayParams::default() };
+        assert_eq!(spans(&detect_stays(&track, &params).unwrap()), evening_then_morning);
+    }
+
+    #[test]
+    fn an_undecided_excursion_at_the_end_is_not_a_stay_yet() {
+        let mut track = home_hour(|_| None);
+        track.truncate(32); // the first fix 2 km away, nothing after it
+        assert!(detect_polo(&track).is_empty());
+        assert_eq!(detect(&track).len(), 1);
+    }
+
+    #[test]
+    fn a_stay_whose_first_fix_was_on_the_way_in_is_joined_across_a_gap() {
+        // Arriving: the first fix 70 m south of the door, then home; the
+        // phone dozes 20 minutes and wakes 40 m north: 110 m from the first
+        // fix, so the gap is not bridged, but the two halves are one stay.
+        let mut track = vec![at(0, -70.0)];
+        track.extend((1..=10).map(|i| at(i * MINUTE, 0.0)));
+        track.extend((30..=40).map(|i| at(i * MINUTE, 40.0)));
+        track.extend([at(41 * MINUTE, 3_000.0), at(42 * MINUTE, 3_500.0), at(43 * MINUTE, 4_000.0)]);
+        assert_eq!(spans(&detect(&track)), [(30 * MINUTE, 41 * MINUTE)]);
+        let stays = detect_polo(&track);
+        assert_eq!(spans(&stays), [(0, 41 * MINUTE)]);
+        assert_eq!((stays[0].points.clone(), stays[0].point_count), (0..22, 22));
+        assert!(stays[0].last_seen < stays[0].end, "a restart point again");
+    }
+
+    #[test]
+    fn a_phone_waking_with_a_stray_fix_still_stayed() {
+        // Ten minutes at home, 40 silent minutes, a cell fix 600 m off, home again.
+        let mut track: Vec<_> = (0..=10).map(|i| at(i * MINUTE, 0.0)).collect();
+        track.push(at(50 * MINUTE, 600.0));
+        track.extend((52..=70).map(|i| at(i * MINUTE, 10.0)));
+        track.extend([at(71 * MINUTE, 3_000.0), at(72 * MINUTE, 3_500.0), at(73 * MINUTE, 4_000.0)]);
+        assert_eq!(spans(&detect_polo(&track)), [(0, 71 * MINUTE)]);
+        // Staying away after the gap: the stay ended when last seen, before it.
+        for point in &mut track[12..] {
+            point.coord = at(0, 5_000.0 + f64::from(i32::try_from(point.time.0 / MINUTE).unwrap()) * 200.0).coord;
+        }
+        let stays = detect_polo(&track);
+        assert_eq!(spans(&stays)[0], (0, 10 * MINUTE));
+        assert_eq!(stays[0].decided_at, Timestamp(53 * MINUTE), "by the second fix far away");
     }
 }

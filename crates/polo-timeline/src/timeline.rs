@@ -70,6 +70,10 @@ mod tests {
             let morning = day * DAY + 8 * 60 * MINUTE;
             track.extend((0..=60).map(|m| at(morning + m * MINUTE, if m % 2 == 0 { 0.0 } else { 8.0 })));
             track.push(at(morning + 61 * MINUTE, 5_000.0));
+            if day == 2 {
+                // Silence after the fix away decides that the stay ended.
+                track.push(at(morning + 81 * MINUTE, 5_000.0));
+            }
             if day == 0 {
                 track.push(at(DAY + 12 * 60 * MINUTE, 2_500.0));
             }

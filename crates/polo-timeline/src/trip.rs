@@ -168,6 +168,7 @@ mod tests {
             start: Timestamp(start_min * MINUTE),
             end: Timestamp(end_min * MINUTE),
             last_seen: Timestamp(end_min * MINUTE - 1),
+            decided_at: Timestamp(end_min * MINUTE),
             centroid: Coord { lat_e7: 1, lon_e7: 1 },
             points: 0..1,
             point_count: 1,

@@ -221,15 +221,13 @@ fn stays_and_legs_match_trackintel_exactly() {
     let users = data_set();
     let points: usize = users.iter().map(|(_, p)| p.len()).sum();
     let parameter_sets = [
-        // trackintel keeps every leg: polo's folding of tiny legs is off here.
-        StayParams { min_leg_m: 0.0, min_leg_s: 0, ..StayParams::default() },
+        // polo's extensions (folding tiny legs, excursions, bridged gaps) are off here.
+        StayParams::trackintel(),
         StayParams {
             distance_threshold_m: 50.0,
             time_threshold_s: 600,
             gap_threshold_s: 300,
-            min_leg_m: 0.0,
-            min_leg_s: 0,
-            ..StayParams::default()
+            ..StayParams::trackintel()
         },
     ];
     for params in parameter_sets {
@@ -245,7 +243,8 @@ fn stays_and_legs_match_trackintel_exactly() {
 #[test]
 fn the_threshold_cases_decide_as_documented() {
     // Independent of Python: the hand-built cases pin the comparison operators.
-    let timeline = detect(&threshold_cases(), &TimelineParams::default()).unwrap();
+    let params = TimelineParams { stays: StayParams::trackintel(), ..TimelineParams::default() };
+    let timeline = detect(&threshold_cases(), &params).unwrap();
     let spans: Vec<(i64, i64)> = timeline.stays.iter().map(|s| (s.start.0 - BASE_MS, s.end.0 - BASE_MS)).collect();
     let minutes = |m: i64| m * MINUTE;
     assert_eq!(

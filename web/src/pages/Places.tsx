@@ -12,7 +12,7 @@ import { MapBox } from "../components/MapBox";
 import { ErrorBox, Loading, PageTitle, Pager, pageOf, useAsync } from "../components/ui";
 
 function label(place: Place): string {
-  return place.name || place.address || (place.town ? `Near ${place.town}` : `Place ${place.id}`);
+  return place.title || `Place ${place.id}`;
 }
 
 export function Places() {

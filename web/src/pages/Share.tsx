@@ -133,7 +133,7 @@ export function SharePage({ token, config }: { token: string; config: InstanceCo
                     </span>{" "}
                     {entry.kind === "leg"
                       ? `${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}`
-                      : `${entry.place_name || entry.town || "Stop"}`}{" "}
+                      : `${entry.title || "Stop"}`}{" "}
                     · {formatDuration(entry.duration_s)}
                   </li>
                 )),

@@ -119,7 +119,7 @@ export function Timeline({ device }: { device?: string } = {}) {
         fillColor: entry.visit ? "#111827" : "#6b7280",
         fillOpacity: 0.9,
       })
-        .bindTooltip(entry.place_name || entry.town || "Stay")
+        .bindTooltip(entry.title || "Stay")
         .on("click", () => setSelected(index))
         .addTo(group);
     });
@@ -334,7 +334,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
   };
 
   if (entry.kind === "stay") {
-    const title = entry.place_name || entry.address || (entry.visit ? "Unnamed place" : "Short stop");
+    const title = entry.title || (entry.visit ? "Unnamed place" : "Short stop");
     return (
       <li id={`entry-${index}`} class={`entry stay ${selected ? "selected" : ""} ${entry.visit ? "visit" : ""}`} data-kind="stay">
         <button type="button" class="entry-main" onClick={onSelect} aria-pressed={selected}>
@@ -344,7 +344,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
           </span>
           <span class="entry-meta">
             {formatDuration(entry.duration_s)}
-            {entry.town && ` · ${entry.town}`}
+            {entry.town && !title.includes(entry.town) && ` · ${entry.town}`}
             {entry.country && ` · ${entry.country}`}
             {entry.origin === "imported" && " · imported"}
           </span>

@@ -16,7 +16,7 @@ import { CopyButton, ErrorBox, Loading, PageTitle, Pager, pageOf, useAsync } fro
 
 function placeNames(places: Place[] | undefined): Map<number, string> {
   const names = new Map<number, string>();
-  for (const place of places ?? []) names.set(place.id, place.name || place.address || place.town || `Place ${place.id}`);
+  for (const place of places ?? []) names.set(place.id, place.title || `Place ${place.id}`);
   return names;
 }
 
@@ -289,7 +289,7 @@ export function TripDetail({ device, start }: { device: string; start: string })
                 <span class="entry-time">
                   {clockTime(entry.start, entry.utc_offset_minutes ?? 0)} – {clockTime(entry.end, entry.utc_offset_minutes ?? 0)}
                 </span>{" "}
-                {entry.kind === "leg" ? `${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}` : `${entry.place_name || entry.town || "Stop"}`} · {formatDuration(entry.duration_s)}
+                {entry.kind === "leg" ? `${MODE_LABELS[entry.mode ?? "unknown"]} ${formatDistance(entry.distance_m ?? 0)}` : `${entry.title || "Stop"}`} · {formatDuration(entry.duration_s)}
               </li>
             ))}
           </ol>

@@ -25,6 +25,12 @@ pub(crate) struct Place {
     /// Your name for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// The name to show it with: yours, else its street address, else "Near"
+    /// its town, else its region or country. Absent only where nothing at all
+    /// is known (the open sea).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Near Ismaning")]
+    title: Option<String>,
     /// Latitude, degrees.
     lat: f64,
     /// Longitude, degrees.
@@ -76,6 +82,7 @@ impl From<PlaceView> for Place {
     fn from(view: PlaceView) -> Self {
         let at = Coord { lat_e7: view.lat_e7, lon_e7: view.lon_e7 };
         Self {
+            title: view.title(),
             id: view.id,
             name: view.name,
             lat: at.lat(),

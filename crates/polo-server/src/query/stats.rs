@@ -48,6 +48,9 @@ pub(crate) struct TopPlace {
     /// Your name for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// The name to show (as `Place.title`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
     /// Days with a visit.
     days: u32,
 }
@@ -120,7 +123,7 @@ fn view(stats: PeriodStats, book: &polo_derived::places::PlaceBook) -> PeriodVie
         top_places: stats
             .top_places
             .into_iter()
-            .map(|(id, days)| TopPlace { id, name: book.name(id).map(str::to_owned), days })
+            .map(|(id, days)| TopPlace { id, name: book.name(id).map(str::to_owned), title: book.title(id), days })
             .collect(),
     }
 }

@@ -51,7 +51,8 @@ pub(crate) enum EntryKind {
 pub(crate) enum EntryOrigin {
     /// Detected from the device's points.
     Detected,
-    /// A visit or activity the imported source carried, shown where there are no points.
+    /// A visit or activity the imported source carried: its visits beat detected
+    /// entries at the same time, its activities fill in where nothing was detected.
     Imported,
 }
 
@@ -101,6 +102,12 @@ pub(crate) struct Entry {
     /// Visits: the place's name (yours, or the imported source's).
     #[serde(skip_serializing_if = "Option::is_none")]
     place_name: Option<String>,
+    /// Stays: the name to show: the place's name, else its street address
+    /// (the online geocoder's or the imported source's), else "Near" its town,
+    /// else its region or country.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Near Ismaning")]
+    title: Option<String>,
     /// Visits: the country (ISO 3166-1 alpha-2).
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<String>,
@@ -175,6 +182,7 @@ fn stay_entry(stay: &StayView) -> Entry {
         visit: Some(row.visit),
         place_id: stay.place,
         place_name: stay.place_name.clone(),
+        title: stay.title(),
         country: locality.and_then(|l| l.country_code.clone()),
         town: locality.and_then(|l| l.town.clone()),
         address: stay.address.clone(),
@@ -203,6 +211,7 @@ fn leg_entry(leg: &LegView) -> Entry {
         visit: None,
         place_id: None,
         place_name: None,
+        title: None,
         country: None,
         town: None,
         address: None,
