@@ -65,6 +65,9 @@ pub const SETTINGS: DerivedKind = DerivedKind(102);
 /// The user's verdict on one fix, flagged or not, over the detector's
 /// (scope: device; key: the fix's time, ms; see [`crate::outliers`]).
 pub const FIX_EDIT: DerivedKind = DerivedKind(103);
+/// The user's edit of one stay: deleted, other times, another place (scope:
+/// device; key: the stay's detected start, ms; see [`crate::visit_edits`]).
+pub const VISIT_EDIT: DerivedKind = DerivedKind(104);
 
 /// The kind of map level `level`.
 ///

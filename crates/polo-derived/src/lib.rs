@@ -8,6 +8,7 @@
 //! * [`places`] — stable place ids, renames and merges.
 //! * [`days`] — per-day statistics, maintained per device.
 //! * [`views`] — the lookups the API serves: a day, entries, places, stats.
+//! * [`visit_edits`] — the user's corrections of single stays (place, times, deleted).
 //! * [`settings`] — per-user timeline parameters.
 //! * [`kinds`] and [`rows`] — which derived rows exist, their keys and encoding.
 //! * [`map`] — map levels of detail (simplified tracks per day and level),
@@ -23,6 +24,7 @@ pub mod places;
 pub mod rows;
 pub mod settings;
 pub mod views;
+pub mod visit_edits;
 pub mod window;
 
 pub use engine::{CatchUp, Engine};

@@ -142,6 +142,11 @@ pub enum WireChange {
         /// Last deleted time (ms).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last: Option<i64>,
+        /// Only points inside `[west, south, east, north]` (E7 degrees,
+        /// edges included; west > east crosses ±180°). A peer older than
+        /// this field would delete the whole range: update peers together.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        area: Option<[i32; 4]>,
     },
     /// Intervals added.
     Intervals {
@@ -293,9 +298,13 @@ impl WireEntry {
                     .collect();
                 WireChange::Points { user, device, count, chunks }
             }
-            ReplicatedChange::Tombstone { user, device, from, last } => {
-                WireChange::Tombstone { user, device, from, last }
-            }
+            ReplicatedChange::Tombstone { user, device, from, last, area } => WireChange::Tombstone {
+                user,
+                device,
+                from,
+                last,
+                area: area.map(|a| [a.west_e7, a.south_e7, a.east_e7, a.north_e7]),
+            },
             ReplicatedChange::Intervals { user, device, intervals } => {
                 WireChange::Intervals { user, device, intervals }
             }
@@ -346,9 +355,18 @@ impl WireEntry {
                 }
                 ReplicatedChange::Points { user, device, fixes }
             }
-            WireChange::Tombstone { user, device, from, last } => {
-                ReplicatedChange::Tombstone { user, device, from, last }
-            }
+            WireChange::Tombstone { user, device, from, last, area } => ReplicatedChange::Tombstone {
+                user,
+                device,
+                from,
+                last,
+                area: area.map(|[west_e7, south_e7, east_e7, north_e7]| polo_store::Area {
+                    west_e7,
+                    south_e7,
+                    east_e7,
+                    north_e7,
+                }),
+            },
             WireChange::Intervals { user, device, intervals } => {
                 ReplicatedChange::Intervals { user, device, intervals }
             }

@@ -30,7 +30,7 @@
 
 use polo_domain::{Fix, Interval, Seq};
 
-use crate::DeviceCard;
+use crate::{Area, DeviceCard};
 
 /// A hybrid logical clock reading: milliseconds since the Unix epoch in the
 /// upper 48 bits, a counter that breaks ties within a millisecond in the
@@ -139,6 +139,9 @@ pub enum ReplicatedChange {
         from: Option<i64>,
         /// Inclusive upper bound (ms).
         last: Option<i64>,
+        /// Only points inside this rectangle (a selection on the map);
+        /// `None` wherever they are.
+        area: Option<Area>,
     },
     /// Intervals that were added.
     Intervals {

@@ -55,6 +55,10 @@ pub struct FileReport {
     pub points_added: u64,
     /// Points already stored (same user, device and time).
     pub duplicates: u64,
+    /// Points left out because you deleted them before (a re-import does not
+    /// bring them back; import with `restore_deleted` to have them again).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted_left_out: u64,
     /// Intervals stored.
     pub intervals_added: u64,
     /// Intervals already stored.
@@ -80,6 +84,11 @@ pub struct FileReport {
     pub notes: Vec<String>,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Counts summed over several [`FileReport`]s.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
@@ -87,6 +96,8 @@ pub struct Totals {
     pub points_added: u64,
     /// Points already stored.
     pub duplicates: u64,
+    /// Points left out because they were deleted.
+    pub deleted_left_out: u64,
     /// Intervals stored.
     pub intervals_added: u64,
     /// Records rejected.
@@ -100,6 +111,7 @@ impl Totals {
         files.iter().fold(Self::default(), |t, f| Self {
             points_added: t.points_added + f.points_added,
             duplicates: t.duplicates + f.duplicates,
+            deleted_left_out: t.deleted_left_out + f.deleted_left_out,
             intervals_added: t.intervals_added + f.intervals_added,
             rejected: t.rejected + f.rejected,
         })
@@ -113,6 +125,8 @@ pub struct Written {
     pub points_added: u64,
     /// Points already stored.
     pub duplicates: u64,
+    /// Points left out because they were deleted.
+    pub deleted_left_out: u64,
     /// Intervals stored.
     pub intervals_added: u64,
     /// Intervals already stored.
@@ -123,6 +137,7 @@ impl Written {
     fn add(&mut self, other: Self) {
         self.points_added += other.points_added;
         self.duplicates += other.duplicates;
+        self.deleted_left_out += other.deleted_left_out;
         self.intervals_added += other.intervals_added;
         self.interval_duplicates += other.interval_duplicates;
     }
@@ -245,6 +260,8 @@ pub struct Importer<'a> {
     pub user: UserId,
     /// A device name that wins over what the file says.
     pub device_override: Option<&'a str>,
+    /// Store points you deleted before too (else a re-import leaves them out).
+    pub restore_deleted: bool,
     /// Who watches.
     pub progress: &'a dyn Progress,
 }
@@ -300,6 +317,7 @@ impl Importer<'_> {
         {
             report.points_added = count.points_added;
             report.duplicates = count.duplicates;
+            report.deleted_left_out = count.deleted_left_out;
             report.intervals_added = count.intervals_added;
             report.interval_duplicates = count.interval_duplicates;
         }
@@ -350,9 +368,14 @@ impl Importer<'_> {
             let mut written = Written::default();
             match batch.payload {
                 Payload::Points(fixes) => {
-                    let outcome = self.store.insert_points(self.user, device, &fixes)?;
+                    let outcome = if self.restore_deleted {
+                        self.store.restore_points(self.user, device, &fixes)?
+                    } else {
+                        self.store.insert_points(self.user, device, &fixes)?
+                    };
                     written.points_added = outcome.added;
                     written.duplicates = outcome.duplicates;
+                    written.deleted_left_out = outcome.suppressed;
                 }
                 Payload::Intervals(intervals) => {
                     let outcome = self.store.insert_intervals(self.user, device, &intervals)?;
@@ -653,7 +676,13 @@ pub(crate) mod tests {
         // Not scoped: a deadlock must fail the test, not hang it.
         std::thread::spawn(move || {
             let importer =
-                Importer { store: &*importing, user, device_override: Some("garmin"), progress: &NoProgress };
+                Importer {
+                    store: &*importing,
+                    user,
+                    device_override: Some("garmin"),
+                    restore_deleted: false,
+                    progress: &NoProgress,
+                };
             let dir = tempfile::tempdir().unwrap();
             let rejects = RejectsWriter::at(dir.path().join("rejects.jsonl"));
             let _ = done.send(importer.import(io::Cursor::new(gpx(40_000)), "track.gpx".into(), rejects));
