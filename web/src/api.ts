@@ -124,6 +124,8 @@ export interface Entry {
   cruising_speed_mps?: number;
   max_speed_mps?: number;
   mean_speed_mps?: number;
+  /** Stays: you edited it (`PUT /api/v1/timeline/visits`). */
+  edited?: boolean;
 }
 
 export interface DayTimeline {
@@ -231,6 +233,8 @@ export interface FileReport {
   format: string | null;
   points_added: number;
   duplicates: number;
+  /** Points left out because you had deleted them. */
+  deleted_left_out?: number;
   intervals_added: number;
   interval_duplicates: number;
   rejected: number;
@@ -249,6 +253,8 @@ export interface ImportJob {
   bytes_read: number;
   points_added: number;
   duplicates: number;
+  /** Points left out because you had deleted them (when finished). */
+  deleted_left_out?: number;
   intervals_added: number;
   rejected: number;
   files: FileReport[];

@@ -6,6 +6,7 @@ import { useState } from "preact/hooks";
 import { api, get, type Me, type User } from "../api";
 import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
+import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
 
 export function Account({ me }: { me: Me }) {
   return (
@@ -25,6 +26,7 @@ export function Account({ me }: { me: Me }) {
           </p>
         </div>
       </div>
+      <DeleteEverything />
       {me.user.admin && (
         <>
           <Users />
@@ -32,6 +34,29 @@ export function Account({ me }: { me: Me }) {
         </>
       )}
     </section>
+  );
+}
+
+/** Deleting the whole history: every point of every device (the account and its devices stay). */
+function DeleteEverything() {
+  const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
+  return (
+    <div class="card" aria-labelledby="delete-all-title">
+      <h2 id="delete-all-title">Delete your history</h2>
+      <p class="muted">
+        Deletes every point of every device. The deletion replicates, and importing the same files again leaves the points out (unless the import asks to restore
+        deleted points). Your account, devices, tokens and places' names stay.
+      </p>
+      <DeleteButton
+        label="Delete all my points"
+        testId="delete-everything"
+        confirmWord="DELETE"
+        question={<>Delete your whole location history?</>}
+        selection={{ everything: true }}
+        onDeleted={setDeleted}
+      />
+      {deleted && <UndoToast outcome={deleted} onUndone={() => undefined} onClose={() => setDeleted(null)} />}
+    </div>
   );
 }
 
