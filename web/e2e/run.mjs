@@ -7,6 +7,8 @@
 //   POLO_USER, POLO_PASSWORD
 //   POLO_DAY          the seeded day (YYYY-MM-DD), with stays and trips
 //   POLO_UPLOAD       a file to import through the page (has bad rows)
+//   POLO_REIMPORT     the seeded file's part on the day after POLO_DAY, imported again
+//                     after that day was deleted
 //   POLO_SCREENSHOTS  where to save a screenshot of every page
 //   POLO_CHROMIUM     the browser (default /usr/bin/chromium)
 //
@@ -23,6 +25,7 @@ const user = need("POLO_USER");
 const password = need("POLO_PASSWORD");
 const day = need("POLO_DAY");
 const upload = need("POLO_UPLOAD");
+const reimport = need("POLO_REIMPORT");
 const shots = need("POLO_SCREENSHOTS");
 const executablePath = process.env.POLO_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(shots, { recursive: true });
@@ -333,6 +336,63 @@ async function run() {
     await expectDrawn(page, "trip route");
     await shot(page, "trip");
     console.log("ok: trip detail with route and speed chart");
+
+    // ---- a visit is edited, then deleted from the timeline
+    step = "edit visit";
+    await page.goto(`${base}/day/${day}`);
+    await page.locator('li[data-kind="leg"]').first().waitFor();
+    const staysBefore = await page.locator('li[data-kind="stay"]').count();
+    const cafe = page.locator("li.entry.stay.visit").nth(1);
+    const cafeTime = (await cafe.locator(".entry-time").textContent()).trim();
+    await cafe.getByTestId("edit-visit").click();
+    const endInput = cafe.getByTestId("visit-end");
+    const end = await endInput.inputValue();
+    // Ten minutes earlier than detected.
+    const earlier = new Date(Date.parse(`${end}:00Z`) - 10 * 60_000).toISOString().slice(0, 16);
+    await endInput.fill(earlier);
+    await cafe.getByTestId("visit-save").click();
+    const edited = page.locator("li.entry.stay.visit", { hasText: "edited" });
+    await edited.waitFor();
+    const editedTime = (await edited.locator(".entry-time").textContent()).trim();
+    check(editedTime.endsWith(earlier.slice(11)) && editedTime !== cafeTime, `the edited visit shows its new end: ${cafeTime} → ${editedTime}`);
+    await shot(page, "visit-edited");
+    await edited.getByTestId("edit-visit").click();
+    await edited.getByTestId("visit-delete").click();
+    await page.waitForFunction((n) => document.querySelectorAll('li[data-kind="stay"]').length === n - 1, staysBefore);
+    console.log(`ok: a visit was edited (${cafeTime} → ${editedTime}) and deleted from the timeline`);
+
+    // ---- a day is deleted, undone, deleted again, and stays deleted after a re-import
+    step = "delete day";
+    const nextDay = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    await page.goto(`${base}/day/${nextDay}`);
+    await page.locator('li[data-kind="stay"]').first().waitFor();
+    const deleteDay = async () => {
+      await page.getByTestId("delete-day").click();
+      await page.getByTestId("delete-day-confirm").click();
+      await page.getByTestId("undo-toast").waitFor();
+      await page.getByText("Nothing was recorded on this day.").waitFor();
+    };
+    await deleteDay();
+    const toast = (await page.getByTestId("undo-toast").textContent()).trim();
+    check(/Deleted [\d,]+ points/.test(toast), `the toast says what was deleted: ${toast}`);
+    await shot(page, "day-deleted");
+    await page.getByTestId("undo").click();
+    await page.getByTestId("undo-toast").getByText(/Restored/).waitFor();
+    await page.locator('li[data-kind="stay"]').first().waitFor();
+    console.log(`ok: day deleted (${toast}) and undone`);
+    await deleteDay();
+    step = "re-import after delete";
+    await page.goto(`${base}/imports`);
+    await page.locator('[data-testid="import-file"]').setInputFiles(reimport);
+    const again = page.locator('[data-testid="upload"]').first();
+    await again.locator('[data-testid="import-summary"]').waitFor({ timeout: 60_000 });
+    const readdedCount = Number((await again.locator('[data-testid="points-added"]').textContent()).replace(/\D/g, ""));
+    const leftOut = Number((await again.locator('[data-testid="deleted-left-out"]').textContent()).replace(/\D/g, ""));
+    check(readdedCount === 0 && leftOut > 0, `the re-import must leave the deleted points out: ${readdedCount} added, ${leftOut} left out`);
+    await shot(page, "reimport-after-delete");
+    await page.goto(`${base}/day/${nextDay}`);
+    await page.getByText("Nothing was recorded on this day.").waitFor();
+    console.log(`ok: the deleted day stays deleted after a re-import (${leftOut} points left out)`);
 
     step = "dark mode";
     await page.emulateMedia({ colorScheme: "dark" });

@@ -97,7 +97,10 @@ export function UndoToast({ outcome, onUndone, onClose }: { outcome: DeleteOutco
   const [busy, setBusy] = useState(false);
   const [restored, setRestored] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(undefined);
+  // A new delete: a fresh toast, open for a minute (the undo itself works for 15).
   useEffect(() => {
+    setRestored(null);
+    setError(undefined);
     const timer = setTimeout(onClose, 60_000);
     return () => clearTimeout(timer);
   }, [outcome]);
