@@ -638,6 +638,27 @@ fn rows() -> Vec<Row> {
             check: no_check,
         },
         Row {
+            method: "GET",
+            path: "/api/v1/retention",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/retention"),
+            check: no_check,
+        },
+        Row {
+            // Keeping every point: what everyone has already.
+            method: "PUT",
+            path: "/api/v1/retention",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("PUT", "/api/v1/retention").json(&json!({"thin_after_days": null})),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert_eq!(r.json()["keep_one_every_s"], 60, "{}", r.body);
+                }
+            },
+        },
+        Row {
             // A range of the owner's "vault" device with no points: nothing deleted, no tombstone.
             // Others have no such device (400).
             method: "POST",

@@ -10,6 +10,7 @@
 //! * [`views`] — the lookups the API serves: a day, entries, places, stats.
 //! * [`visit_edits`] — the user's corrections of single stays (place, times, deleted).
 //! * [`settings`] — per-user timeline parameters.
+//! * [`retention`] — per-user thinning of old raw points.
 //! * [`kinds`] and [`rows`] — which derived rows exist, their keys and encoding.
 //! * [`map`] — map levels of detail (simplified tracks per day and level),
 //!   heatmap and fog-of-war aggregates, and the queries over them.
@@ -21,6 +22,7 @@ pub mod kinds;
 pub mod map;
 pub mod outliers;
 pub mod places;
+pub mod retention;
 pub mod rows;
 pub mod settings;
 pub mod views;

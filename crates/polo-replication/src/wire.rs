@@ -147,6 +147,10 @@ pub enum WireChange {
         /// this field would delete the whole range: update peers together.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         area: Option<[i32; 4]>,
+        /// A thinning (retention): the first point of every slot of this
+        /// many ms is kept. Like `area`, an older peer would delete all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep_one_every_ms: Option<i64>,
     },
     /// Intervals added.
     Intervals {
@@ -298,13 +302,16 @@ impl WireEntry {
                     .collect();
                 WireChange::Points { user, device, count, chunks }
             }
-            ReplicatedChange::Tombstone { user, device, from, last, area } => WireChange::Tombstone {
-                user,
-                device,
-                from,
-                last,
-                area: area.map(|a| [a.west_e7, a.south_e7, a.east_e7, a.north_e7]),
-            },
+            ReplicatedChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
+                WireChange::Tombstone {
+                    user,
+                    device,
+                    from,
+                    last,
+                    area: area.map(|a| [a.west_e7, a.south_e7, a.east_e7, a.north_e7]),
+                    keep_one_every_ms,
+                }
+            }
             ReplicatedChange::Intervals { user, device, intervals } => {
                 WireChange::Intervals { user, device, intervals }
             }
@@ -355,11 +362,12 @@ impl WireEntry {
                 }
                 ReplicatedChange::Points { user, device, fixes }
             }
-            WireChange::Tombstone { user, device, from, last, area } => ReplicatedChange::Tombstone {
+            WireChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => ReplicatedChange::Tombstone {
                 user,
                 device,
                 from,
                 last,
+                keep_one_every_ms: keep_one_every_ms.filter(|ms| *ms > 0),
                 area: area.map(|[west_e7, south_e7, east_e7, north_e7]| polo_store::Area {
                     west_e7,
                     south_e7,

@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod options;
 mod query;
 pub mod replication;
+pub mod retention;
 pub mod sharing;
 pub mod site;
 pub mod street_names;
@@ -129,6 +130,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(ingest::routes::routes(ingest_limit))
         .merge(query::routes())
         .merge(deleting::routes())
+        .merge(retention::routes())
         .merge(import_job::routes::routes(max_upload))
         .merge(replication::routes())
         .merge(sharing::routes())

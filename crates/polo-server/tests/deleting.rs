@@ -256,3 +256,28 @@ async fn a_visit_is_edited_deleted_and_reset_and_the_edit_survives_recomputation
     assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
     assert!(out["message"].as_str().unwrap().starts_with("end:"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_thins_old_points_and_the_visits_stay() {
+    let s = server().await;
+    let (status, policy) = call(&s.router, "GET", "/api/v1/retention", None).await;
+    assert_eq!((status, &policy), (StatusCode::OK, &json!({"thin_after_days": null, "keep_one_every_s": 60})));
+    let (status, out) = call(&s.router, "PUT", "/api/v1/retention", Some(json!({"thin_after_days": 3}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
+    assert!(out["message"].as_str().unwrap().contains("thin_after_days"), "{out}");
+    let body = json!({"thin_after_days": 30, "keep_one_every_s": 120});
+    let (status, out) = call(&s.router, "PUT", "/api/v1/retention", Some(body.clone())).await;
+    assert_eq!((status, &out), (StatusCode::OK, &body));
+
+    let now = polo_domain::Timestamp::from_civil(2026, 1, 1, 0, 0, 0, 0).unwrap();
+    let run = polo_server::retention::run_once(&*s.store, now).unwrap();
+    // 30-second points, one kept every two minutes.
+    assert_eq!(run.users, 1);
+    assert!(run.deleted >= 140, "{run:?}");
+    assert_eq!(s.count(), 190 - run.deleted);
+    s.catch_up();
+    let stays = s.day().await;
+    assert_eq!(stays.len(), 2, "home and work are still there: {stays:?}");
+    // Nothing newly old: the next run does nothing.
+    assert_eq!(polo_server::retention::run_once(&*s.store, now).unwrap().deleted, 0);
+}

@@ -590,20 +590,24 @@ pub(crate) fn delete(
 ) -> StoreResult<WriteOutcome> {
     let query = &selection.query;
     let area = selection.area;
+    let thin = selection.keep_one_every_ms.filter(|ms| *ms > 0);
     let user = query.user;
     let lo = query.from.map_or(i64::MIN, |t| t.0);
     let to = query.to.map(|t| t.0);
     if to.is_some_and(|to| to <= lo) {
         return Ok(WriteOutcome::default());
     }
-    let chunks: Vec<ChunkMeta> = {
+    // Per device in time order: a thinning keeps the first fix of each slot,
+    // which may lie in the chunk before.
+    let chunks: Vec<(i64, ChunkMeta)> = {
         let mut stmt = tx
             .prepare_cached(
-                "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = ?1 \
-                 AND (?2 IS NULL OR device_id = ?2) AND last_ms >= ?3 AND (?4 IS NULL OR first_ms < ?4)",
+                "SELECT id, first_ms, last_ms, n, device_id FROM point_chunks WHERE user_id = ?1 \
+                 AND (?2 IS NULL OR device_id = ?2) AND last_ms >= ?3 AND (?4 IS NULL OR first_ms < ?4) \
+                 ORDER BY device_id, first_ms",
             )
             .db()?;
-        stmt.query_map(params![user.0, query.device.map(|d| d.0), lo, to], chunk_meta)
+        stmt.query_map(params![user.0, query.device.map(|d| d.0), lo, to], |r| Ok((r.get(4)?, chunk_meta(r)?)))
             .db()?
             .collect::<rusqlite::Result<_>>()
             .db()?
@@ -612,16 +616,30 @@ pub(crate) fn delete(
     let selected = |f: &StoredFix| {
         inside(f.fix.time.0) && area.is_none_or(|a| a.contains(f.fix.coord.lat_e7, f.fix.coord.lon_e7))
     };
+    // (device, slot) of the last fix a thinning kept.
+    let mut slot_kept: Option<(i64, i64)> = None;
     let mut deleted = 0u64;
-    for meta in chunks {
-        if keep.is_none() && area.is_none() && inside(meta.first) && inside(meta.last) {
+    for (device, meta) in chunks {
+        if keep.is_none() && area.is_none() && thin.is_none() && inside(meta.first) && inside(meta.last) {
             delete_chunk(tx, meta.id)?;
             deleted += meta.n as u64;
             continue;
         }
         let mut points = load(tx, meta.id)?;
         let before = points.len();
-        points.retain(|f| !selected(f) || keep.as_mut().is_some_and(|keep| keep(f)));
+        points.retain(|f| {
+            if !selected(f) {
+                return true;
+            }
+            if let Some(every) = thin {
+                let slot = (device, f.fix.time.0.div_euclid(every));
+                if slot_kept != Some(slot) {
+                    slot_kept = Some(slot);
+                    return true;
+                }
+            }
+            keep.as_mut().is_some_and(|keep| keep(f))
+        });
         let removed = before - points.len();
         if removed == 0 {
             continue;
@@ -650,8 +668,8 @@ pub(crate) fn delete(
     )?;
     tx.prepare_cached(
         "INSERT INTO tombstones (user_id, device_id, from_ms, last_ms, hlc, origin, seq, \
-         west_e7, south_e7, east_e7, north_e7) \
-         SELECT user_id, device_id, first_ms, last_ms, hlc, origin, seq, ?2, ?3, ?4, ?5 FROM changes WHERE seq = ?1",
+         west_e7, south_e7, east_e7, north_e7, thin_ms) \
+         SELECT user_id, device_id, first_ms, last_ms, hlc, origin, seq, ?2, ?3, ?4, ?5, ?6 FROM changes WHERE seq = ?1",
     )
     .db()?
     .execute(params![
@@ -659,7 +677,8 @@ pub(crate) fn delete(
         area.map(|a| a.west_e7),
         area.map(|a| a.south_e7),
         area.map(|a| a.east_e7),
-        area.map(|a| a.north_e7)
+        area.map(|a| a.north_e7),
+        thin
     ])
     .db()?;
     Ok(WriteOutcome { deleted, seq: Some(seq), ..WriteOutcome::default() })
@@ -676,7 +695,7 @@ pub(crate) fn tombstones_over(
 ) -> StoreResult<Vec<Tombstone>> {
     let mut stmt = tx
         .prepare_cached(
-            "SELECT device_id, from_ms, last_ms, hlc, west_e7, south_e7, east_e7, north_e7 FROM tombstones \
+            "SELECT device_id, from_ms, last_ms, hlc, west_e7, south_e7, east_e7, north_e7, thin_ms FROM tombstones \
              WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) \
              AND (from_ms IS NULL OR from_ms <= ?4) AND (last_ms IS NULL OR last_ms >= ?3)",
         )
@@ -696,6 +715,7 @@ pub(crate) fn tombstones_over(
                 from: r.get::<_, Option<i64>>(1)?.map(Timestamp),
                 last: r.get::<_, Option<i64>>(2)?.map(Timestamp),
                 area,
+                keep_one_every_ms: r.get(8)?,
                 made: Timestamp(Hlc(hlc as u64).millis()),
             })
         })

@@ -258,6 +258,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                     from: first,
                     last,
                     area: tombstone_area(c, seq)?,
+                    keep_one_every_ms: tombstone_thinning(c, seq)?,
                 },
                 ChangeKind::IntervalsInserted => {
                     let id = device_id.ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device")))?;
@@ -579,7 +580,7 @@ fn apply_one(
             out.points_replaced += replaced;
             Ok(outcome.seq.is_some())
         }
-        ReplicatedChange::Tombstone { user, device, from, last, area } => {
+        ReplicatedChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
             let user = ensure_user(tx, user)?;
             let device = device.as_deref().map(|d| ensure_device(tx, user, d)).transpose()?;
             let query = PointSelection {
@@ -590,6 +591,7 @@ fn apply_one(
                     to: last.map(|l| Timestamp(l.saturating_add(1))),
                 },
                 area: *area,
+                keep_one_every_ms: *keep_one_every_ms,
             };
             let mut failure = None;
             let mut keep = |stored: &StoredFix| match versions.of(tx, origins, stored.seq) {
@@ -667,6 +669,17 @@ fn tombstone_area(c: &Connection, seq: i64) -> StoreResult<Option<polo_store::Ar
     })
 }
 
+/// The slot length of the thinning change `seq` recorded, if it was one.
+fn tombstone_thinning(c: &Connection, seq: i64) -> StoreResult<Option<i64>> {
+    let thin: Option<Option<i64>> = c
+        .prepare_cached("SELECT thin_ms FROM tombstones WHERE seq = ?1")
+        .db()?
+        .query_row([seq], |r| r.get(0))
+        .optional()
+        .db()?;
+    Ok(thin.flatten())
+}
+
 /// A stored tombstone: inclusive bounds (`None` unbounded), area and version.
 type Tombstone = (Option<i64>, Option<i64>, Option<polo_store::Area>, Version);
 
@@ -684,7 +697,7 @@ fn covering_tombstones(
     let rows: Vec<Row> = tx
         .prepare_cached(
             "SELECT from_ms, last_ms, hlc, origin, west_e7, south_e7, east_e7, north_e7 FROM tombstones \
-             WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) \
+             WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) AND thin_ms IS NULL \
              AND (from_ms IS NULL OR from_ms <= ?4) AND (last_ms IS NULL OR last_ms >= ?3)",
         )
         .db()?

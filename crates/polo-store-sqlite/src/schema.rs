@@ -293,15 +293,17 @@ ALTER TABLE location_grants ADD COLUMN created_by_token INTEGER;
 INSERT INTO meta (key, value) SELECT 'last_token_id', coalesce(max(id), 0) FROM tokens;
 ";
 
-/// Version 10, deleting a selection on the map: a tombstone may cover only
-/// the points inside a rectangle (E7 degrees, edges included; all four NULL:
-/// everywhere). Local inserts read the tombstones too, so a re-import leaves
-/// deleted points out.
+/// Version 10, deleting a selection on the map and thinning: a tombstone may
+/// cover only the points inside a rectangle (E7 degrees, edges included; all
+/// four NULL: everywhere), or be a thinning that kept the first point of
+/// every `thin_ms` (retention). Local inserts read the tombstones too, so a
+/// re-import leaves deleted points out.
 const V10: &str = "
 ALTER TABLE tombstones ADD COLUMN west_e7 INTEGER;
 ALTER TABLE tombstones ADD COLUMN south_e7 INTEGER;
 ALTER TABLE tombstones ADD COLUMN east_e7 INTEGER;
 ALTER TABLE tombstones ADD COLUMN north_e7 INTEGER;
+ALTER TABLE tombstones ADD COLUMN thin_ms INTEGER;
 ";
 
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.

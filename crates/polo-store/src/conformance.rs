@@ -28,7 +28,9 @@ pub mod replication;
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
 use crate::codec::CHUNK_CAPACITY;
-pub use deletes::{deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area};
+pub use deletes::{
+    deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
+};
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
@@ -79,7 +81,8 @@ macro_rules! conformance_tests {
             derived_edits_and_cursors, epoch_is_stable_across_writes);
         // Deleting (conformance/deletes.rs).
         $crate::conformance_tests!(@each $make;
-            deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area);
+            deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area,
+            thinning_keeps_one_point_per_slot);
         // Sharing (conformance_sharing.rs).
         $crate::conformance_tests!(@each $make;
             shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
@@ -119,6 +122,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("epoch_is_stable_across_writes", epoch_is_stable_across_writes),
     ("deleted_points_stay_deleted_until_restored", deleted_points_stay_deleted_until_restored),
     ("selections_delete_inside_their_area", selections_delete_inside_their_area),
+    ("thinning_keeps_one_point_per_slot", thinning_keeps_one_point_per_slot),
 ];
 
 /// Runs every test, each on a fresh store from `make`.

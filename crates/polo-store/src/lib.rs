@@ -266,18 +266,23 @@ impl Area {
 }
 
 /// Which points a delete removes: a [`PointQuery`] (user, device, time
-/// range), optionally only those inside an [`Area`] (a selection on the map).
+/// range), optionally only those inside an [`Area`] (a selection on the map),
+/// optionally all but one per slot of time (thinning, for retention).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointSelection {
     /// Whose points, of which device, in which time range.
     pub query: PointQuery,
     /// Only points inside this rectangle; `None`: wherever they are.
     pub area: Option<Area>,
+    /// Thinning: of the selected points of each device, keep the first of
+    /// every slot of this many milliseconds since the epoch and delete the
+    /// others. `None`: delete them all.
+    pub keep_one_every_ms: Option<i64>,
 }
 
 impl From<PointQuery> for PointSelection {
     fn from(query: PointQuery) -> Self {
-        Self { query, area: None }
+        Self { query, area: None, keep_one_every_ms: None }
     }
 }
 
@@ -296,16 +301,22 @@ pub struct Tombstone {
     pub last: Option<Timestamp>,
     /// Only positions inside it; `None` everywhere.
     pub area: Option<Area>,
+    /// A thinning ([`PointSelection::keep_one_every_ms`]) rather than a delete.
+    pub keep_one_every_ms: Option<i64>,
     /// When the delete was made (the wall-clock part of its version).
     pub made: Timestamp,
 }
 
 impl Tombstone {
-    /// Whether the tombstone buries `fix` of `device`.
+    /// Whether the tombstone buries `fix` of `device`. A thinning buries
+    /// nothing: which fix of a slot is "the first" depends on what else is
+    /// stored, so points imported again into a thinned range are stored and
+    /// the retention job thins them the next time it runs.
     #[must_use]
     pub fn buries(&self, device: DeviceId, fix: &Fix) -> bool {
         let t = fix.time;
-        self.device.is_none_or(|d| d == device)
+        self.keep_one_every_ms.is_none()
+            && self.device.is_none_or(|d| d == device)
             && self.from.is_none_or(|from| from <= t)
             && self.last.is_none_or(|last| t <= last)
             && t <= self.made

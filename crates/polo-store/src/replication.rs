@@ -142,6 +142,9 @@ pub enum ReplicatedChange {
         /// Only points inside this rectangle (a selection on the map);
         /// `None` wherever they are.
         area: Option<Area>,
+        /// A thinning: of the covered points, the first of every slot of
+        /// this many ms is kept ([`crate::PointSelection::keep_one_every_ms`]).
+        keep_one_every_ms: Option<i64>,
     },
     /// Intervals that were added.
     Intervals {

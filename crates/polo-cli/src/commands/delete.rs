@@ -64,7 +64,8 @@ pub fn run(config: &Config, args: &DeleteArgs) -> anyhow::Result<Outcome> {
         ),
         None => None,
     };
-    let selection = PointSelection { query: PointQuery { user: user.id, device, from, to }, area };
+    let selection =
+        PointSelection { query: PointQuery { user: user.id, device, from, to }, area, keep_one_every_ms: None };
     let outcome = store.delete_selection(&selection).context("cannot delete the points")?;
     if args.json {
         println!("{}", serde_json::json!({ "deleted": outcome.deleted }));

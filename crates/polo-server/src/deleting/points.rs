@@ -126,7 +126,7 @@ pub(crate) async fn delete(
             Some(name) => Some(device_named(&store.list_devices(user)?, name)?),
             None => None,
         };
-        let selection = PointSelection { query: PointQuery { user, device, from, to }, area };
+        let selection = PointSelection { query: PointQuery { user, device, from, to }, area, keep_one_every_ms: None };
         let mut removed = Removed::default();
         let mut undoable = true;
         store.scan_points(&selection.query, &mut |p| {

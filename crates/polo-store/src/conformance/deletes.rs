@@ -91,7 +91,7 @@ pub fn selections_delete_inside_their_area(store: &dyn Store) {
     store.insert_points(user, phone, &fixes).unwrap();
     let munich = area(11.0, 47.5, 12.0, 48.5);
     let window = query(user, None, Some(T0 + 60 * 60_000), Some(T0 + 120 * 60_000));
-    let out = store.delete_selection(&PointSelection { query: window.clone(), area: Some(munich) }).unwrap();
+    let out = store.delete_selection(&PointSelection { query: window.clone(), area: Some(munich), keep_one_every_ms: None }).unwrap();
     assert_eq!(out.deleted, 20, "the Munich fixes of that hour");
     let left = scan(store, &PointQuery::user(user));
     assert_eq!(left.len(), 280);
@@ -103,12 +103,12 @@ pub fn selections_delete_inside_their_area(store: &dyn Store) {
     // Across the antimeridian: 179° to -171° holds Fiji and Samoa.
     let pacific = area(179.0, -20.0, -171.0, -10.0);
     assert!(pacific.contains(fix_at(0, -17.8, 179.9).coord.lat_e7, fix_at(0, -17.8, 179.9).coord.lon_e7));
-    let out = store.delete_selection(&PointSelection { query: query(user, Some(phone), None, Some(T0 + 30 * 60_000)), area: Some(pacific) }).unwrap();
+    let out = store.delete_selection(&PointSelection { query: query(user, Some(phone), None, Some(T0 + 30 * 60_000)), area: Some(pacific), keep_one_every_ms: None }).unwrap();
     assert_eq!(out.deleted, 20);
 
     // Nothing stored in the Alps: the tombstone is kept all the same.
     let alps = area(10.0, 46.0, 11.0, 47.0);
-    let empty = store.delete_selection(&PointSelection { query: query(user, Some(phone), None, None), area: Some(alps) }).unwrap();
+    let empty = store.delete_selection(&PointSelection { query: query(user, Some(phone), None, None), area: Some(alps), keep_one_every_ms: None }).unwrap();
     assert_eq!(empty.deleted, 0);
     assert!(empty.seq.is_some(), "a selection records its tombstone even when it removed nothing");
     let stones = store.tombstones(user, phone, Timestamp(T0), Timestamp(T0 + 1_000 * 60_000)).unwrap();
@@ -132,7 +132,7 @@ pub fn selections_replicate_with_their_area(a: &dyn Store, b: &dyn Store) {
     a.insert_points(user, phone, &fixes).unwrap();
     pull(a, b, 1_000);
     let berlin = area(13.0, 52.0, 14.0, 53.0);
-    let out = a.delete_selection(&PointSelection { query: query(user, Some(phone), None, None), area: Some(berlin) }).unwrap();
+    let out = a.delete_selection(&PointSelection { query: query(user, Some(phone), None, None), area: Some(berlin), keep_one_every_ms: None }).unwrap();
     assert_eq!(out.deleted, 100);
     let feed = a.replication_feed(polo_domain::Seq(0), 10_000, &FeedFilter::default()).unwrap();
     let stone = feed.entries.iter().find_map(|e| match &e.change {
@@ -148,4 +148,51 @@ pub fn selections_replicate_with_their_area(a: &dyn Store, b: &dyn Store) {
     // On the peer, too, a re-import leaves the selection out.
     let device = b.ensure_device(alice, "phone").unwrap().id;
     assert_eq!(b.insert_points(alice, device, &fixes).unwrap().suppressed, 100);
+}
+
+/// Thinning keeps the first fix of every slot of time per device and deletes
+/// the rest; thinning again changes nothing; a thinning buries nothing (the
+/// retention job thins re-imported points again); it replicates as one.
+pub fn thinning_keeps_one_point_per_slot(store: &dyn Store) {
+    let (user, phone) = setup(store, "alice");
+    let watch = store.ensure_device(user, "watch").unwrap().id;
+    let fixes: Vec<Fix> = (0..360u64).map(|i| rich_fix(T0 + i as i64 * 10_000, i)).collect();
+    store.insert_points(user, phone, &fixes).unwrap();
+    store.insert_points(user, watch, &fixes).unwrap();
+    let (from, to) = (T0, T0 + 1_800_000);
+    let thin = PointSelection { query: query(user, Some(phone), Some(from), Some(to)), area: None, keep_one_every_ms: Some(60_000) };
+    let mut slots = std::collections::BTreeMap::new();
+    for f in fixes.iter().filter(|f| f.time.0 < to) {
+        slots.entry(f.time.0.div_euclid(60_000)).or_insert_with(|| f.clone());
+    }
+    let out = store.delete_selection(&thin).unwrap();
+    assert_eq!(out.deleted, 180 - slots.len() as u64);
+    let kept: Vec<Fix> =
+        scan(store, &query(user, Some(phone), None, Some(to))).into_iter().map(|p| p.fix).collect();
+    assert_eq!(kept, slots.into_values().collect::<Vec<_>>(), "the first fix of each minute, exactly");
+    assert_eq!(scan(store, &query(user, Some(phone), Some(to), None)).len(), 180, "after the range: untouched");
+    assert_eq!(scan(store, &query(user, Some(watch), None, None)).len(), 360, "another device: untouched");
+    let again = store.delete_selection(&thin).unwrap();
+    assert_eq!((again.deleted, again.seq), (0, None), "thinning twice changes nothing");
+    let stones = store.tombstones(user, phone, Timestamp(from), Timestamp(to)).unwrap();
+    assert_eq!(stones.iter().map(|t| t.keep_one_every_ms).collect::<Vec<_>>(), [Some(60_000)]);
+    let back = store.insert_points(user, phone, &fixes).unwrap();
+    assert_eq!((back.added, back.suppressed), (out.deleted, 0), "a thinning buries nothing");
+}
+
+/// A thinning replicates as a thinning: the peer keeps the same fixes.
+pub fn thinning_replicates(a: &dyn Store, b: &dyn Store) {
+    let (user, phone) = setup(a, "alice");
+    let fixes: Vec<Fix> = (0..120u64).map(|i| rich_fix(T0 + i as i64 * 15_000, i)).collect();
+    a.insert_points(user, phone, &fixes).unwrap();
+    pull(a, b, 1_000);
+    let thin = PointSelection { query: query(user, None, None, None), area: None, keep_one_every_ms: Some(60_000) };
+    assert!(a.delete_selection(&thin).unwrap().deleted > 0);
+    pull(a, b, 1_000);
+    let alice = b.user_by_name("alice").unwrap().unwrap().id;
+    let on_a: Vec<Fix> = scan(a, &PointQuery::user(user)).into_iter().map(|p| p.fix).collect();
+    let on_b: Vec<Fix> = scan(b, &PointQuery::user(alice)).into_iter().map(|p| p.fix).collect();
+    assert_eq!(on_a, on_b);
+    let slots: std::collections::BTreeSet<i64> = fixes.iter().map(|f| f.time.0.div_euclid(60_000)).collect();
+    assert_eq!(on_b.len(), slots.len());
 }

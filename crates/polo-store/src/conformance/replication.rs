@@ -41,11 +41,11 @@ macro_rules! replication_conformance_tests {
             conflicting_points_resolve_to_the_newer_version, any_delivery_order_converges,
             accounts_devices_and_edits_replicate);
         $crate::replication_conformance_tests!(@each $make;
-            selections_replicate_with_their_area);
+            selections_replicate_with_their_area, thinning_replicates);
     };
 }
 
-pub use super::deletes::selections_replicate_with_their_area;
+pub use super::deletes::{selections_replicate_with_their_area, thinning_replicates};
 
 /// The checkpoint name a test replication uses.
 fn name_of(source: &dyn Store) -> String {
@@ -143,6 +143,7 @@ pub fn feed_serves_every_kind_in_order(a: &dyn Store, _b: &dyn Store) {
             from: Some(T0 + 1_000_000),
             last: Some(T0 + 1_999_999),
             area: None,
+            keep_one_every_ms: None,
         }
     );
     assert_eq!(
