@@ -203,15 +203,20 @@ pub(crate) async fn restore(
             .take(&body.undo, user, taken)
             .ok_or_else(|| ApiError::not_found("undo: no such delete to undo (it may have expired)"))?;
         let mut restored = 0;
+        let mut failure = None;
         for (device, fixes) in &removed.devices {
             match store.restore_points(user, *device, fixes) {
                 Ok(outcome) => restored += outcome.added,
                 Err(e) => {
-                    // What was stored stays; the rest can be tried again.
-                    book.put_back(body.undo.clone(), user, removed, taken);
-                    return Err(e.into());
+                    failure = Some(e);
+                    break;
                 }
             }
+        }
+        if let Some(e) = failure {
+            // What was stored stays; the rest can be tried again.
+            book.put_back(body.undo.clone(), user, removed, taken);
+            return Err(e.into());
         }
         engine.catch_up()?;
         Ok(Json(RestoreOutcome { restored }))
