@@ -666,9 +666,8 @@ fn rows() -> Vec<Row> {
             expect: [401, 400, 200, 200, 400],
             device: 403,
             request: |_, _| {
-                Request::new("POST", "/api/v1/points/delete").json(
-                    &json!({"device": "vault", "from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}),
-                )
+                Request::new("POST", "/api/v1/points/delete")
+                    .json(&json!({"device": "vault", "from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}))
             },
             check: |_, role, r| {
                 if role.user() == Some("owner") {

@@ -362,19 +362,21 @@ impl WireEntry {
                 }
                 ReplicatedChange::Points { user, device, fixes }
             }
-            WireChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => ReplicatedChange::Tombstone {
-                user,
-                device,
-                from,
-                last,
-                keep_one_every_ms: keep_one_every_ms.filter(|ms| *ms > 0),
-                area: area.map(|[west_e7, south_e7, east_e7, north_e7]| polo_store::Area {
-                    west_e7,
-                    south_e7,
-                    east_e7,
-                    north_e7,
-                }),
-            },
+            WireChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
+                ReplicatedChange::Tombstone {
+                    user,
+                    device,
+                    from,
+                    last,
+                    keep_one_every_ms: keep_one_every_ms.filter(|ms| *ms > 0),
+                    area: area.map(|[west_e7, south_e7, east_e7, north_e7]| polo_store::Area {
+                        west_e7,
+                        south_e7,
+                        east_e7,
+                        north_e7,
+                    }),
+                }
+            }
             WireChange::Intervals { user, device, intervals } => {
                 ReplicatedChange::Intervals { user, device, intervals }
             }

@@ -80,7 +80,8 @@ pub fn run_for_user(store: &dyn Store, user: UserId, now: Timestamp) -> Result<O
     let slot = policy.slot_ms();
     let cursor = format!("retention:{}:{slot}", user.0);
     let done = store.derived_cursor(&cursor)?.0;
-    let start = if done == 0 { earliest(store, user)? } else { Some(Timestamp(i64::try_from(done).unwrap_or(i64::MAX))) };
+    let start =
+        if done == 0 { earliest(store, user)? } else { Some(Timestamp(i64::try_from(done).unwrap_or(i64::MAX))) };
     let Some(start) = start else { return Ok(Some(0)) };
     let mut from = Timestamp(start.0.div_euclid(slot) * slot);
     let mut deleted = 0;
@@ -193,7 +194,10 @@ impl From<Retention> for RetentionPolicy {
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = RetentionPolicy), AuthErrors)
 )]
-pub(crate) async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<Json<RetentionPolicy>, ApiError> {
+pub(crate) async fn get_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<RetentionPolicy>, ApiError> {
     let store = state.store.clone();
     blocking(move || Ok(Json(retention::get(&*store, caller.user.id)?.into()))).await
 }

@@ -38,7 +38,9 @@ async fn call(router: &axum::Router, method: &str, path: &str, body: Option<Valu
 /// (about 2.2 km away), one point every 30 s.
 fn morning() -> Vec<Value> {
     let mut points = Vec::new();
-    let mut at = |i: i64, lat: f64, lon: f64| points.push(json!({"time": T0 + i * 30, "lat": lat, "lon": lon, "device": "phone"}));
+    let mut at = |i: i64, lat: f64, lon: f64| {
+        points.push(json!({"time": T0 + i * 30, "lat": lat, "lon": lon, "device": "phone"}))
+    };
     for i in 0..80 {
         at(i, 48.137, 11.575);
     }
@@ -220,9 +222,8 @@ async fn a_visit_is_edited_deleted_and_reset_and_the_edit_survives_recomputation
     assert_eq!(stays[1]["edited"], true);
 
     // More points later that day: the timeline is recomputed, the edit holds.
-    let later: Vec<Value> = (190..200)
-        .map(|i| json!({"time": T0 + i * 30, "lat": 48.137, "lon": 11.605, "device": "phone"}))
-        .collect();
+    let later: Vec<Value> =
+        (190..200).map(|i| json!({"time": T0 + i * 30, "lat": 48.137, "lon": 11.605, "device": "phone"})).collect();
     call(&s.router, "POST", "/api/v1/points", Some(Value::Array(later))).await;
     s.catch_up();
     let stays = s.day().await;

@@ -33,9 +33,7 @@ use std::time::Instant;
 
 use polo_domain::{DeviceId, Fix, Point, Seq, Timestamp, UserId};
 use polo_store::codec::{CHUNK_CAPACITY, ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
-use polo_store::{
-    Area, ChangeKind, Hlc, PointQuery, PointSelection, StoreError, StoreResult, Tombstone, WriteOutcome,
-};
+use polo_store::{Area, ChangeKind, Hlc, PointQuery, PointSelection, StoreError, StoreResult, Tombstone, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tail_cache::TailCache;
@@ -613,9 +611,8 @@ pub(crate) fn delete(
             .db()?
     };
     let inside = |t: i64| t >= lo && to.is_none_or(|to| t < to);
-    let selected = |f: &StoredFix| {
-        inside(f.fix.time.0) && area.is_none_or(|a| a.contains(f.fix.coord.lat_e7, f.fix.coord.lon_e7))
-    };
+    let selected =
+        |f: &StoredFix| inside(f.fix.time.0) && area.is_none_or(|a| a.contains(f.fix.coord.lat_e7, f.fix.coord.lon_e7));
     // (device, slot) of the last fix a thinning kept.
     let mut slot_kept: Option<(i64, i64)> = None;
     let mut deleted = 0u64;

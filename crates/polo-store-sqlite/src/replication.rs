@@ -20,8 +20,8 @@ use polo_store::codec::{StoredFix, decode_chunk};
 use polo_store::replication::{EditRange, EditRow};
 use polo_store::{
     ApplyOutcome, ChangeKind, Checkpoint, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope,
-    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, PointQuery, PointSelection, ReplicatedChange, ReplicationToken,
-    StoreError, StoreResult, Version,
+    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, PointQuery, PointSelection, ReplicatedChange,
+    ReplicationToken, StoreError, StoreResult, Version,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 

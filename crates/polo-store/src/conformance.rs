@@ -28,14 +28,14 @@ pub mod replication;
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
 use crate::codec::CHUNK_CAPACITY;
-pub use deletes::{
-    deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
-};
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
 };
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
+pub use deletes::{
+    deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
+};
 
 /// Something a test can get a store from: a boxed store, or a store paired
 /// with a guard (e.g. its temporary directory) that must outlive it.

@@ -633,7 +633,13 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// Backend failures.
-    fn tombstones(&self, user: UserId, device: DeviceId, from: Timestamp, last: Timestamp) -> StoreResult<Vec<Tombstone>>;
+    fn tombstones(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        from: Timestamp,
+        last: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>>;
 
     /// Stores intervals for one device in one transaction; an interval whose
     /// identity (user, device, kind, start, end, [`Interval::identity_key`])

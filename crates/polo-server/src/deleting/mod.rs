@@ -19,8 +19,5 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(points::delete))
-        .routes(routes!(points::restore))
-        .routes(routes!(visits::edit))
+    OpenApiRouter::new().routes(routes!(points::delete)).routes(routes!(points::restore)).routes(routes!(visits::edit))
 }

@@ -675,14 +675,13 @@ pub(crate) mod tests {
         let importing = Arc::clone(&store);
         // Not scoped: a deadlock must fail the test, not hang it.
         std::thread::spawn(move || {
-            let importer =
-                Importer {
-                    store: &*importing,
-                    user,
-                    device_override: Some("garmin"),
-                    restore_deleted: false,
-                    progress: &NoProgress,
-                };
+            let importer = Importer {
+                store: &*importing,
+                user,
+                device_override: Some("garmin"),
+                restore_deleted: false,
+                progress: &NoProgress,
+            };
             let dir = tempfile::tempdir().unwrap();
             let rejects = RejectsWriter::at(dir.path().join("rejects.jsonl"));
             let _ = done.send(importer.import(io::Cursor::new(gpx(40_000)), "track.gpx".into(), rejects));

@@ -53,7 +53,10 @@ pub fn deleted_points_stay_deleted_until_restored(store: &dyn Store) {
     let stones = store.tombstones(user, phone, Timestamp(T0), Timestamp(T0 + 10_000_000)).unwrap();
     assert_eq!(stones.len(), 1);
     let stone = &stones[0];
-    assert_eq!((stone.device, stone.from, stone.last, stone.area), (Some(phone), Some(Timestamp(from)), Some(Timestamp(to - 1)), None));
+    assert_eq!(
+        (stone.device, stone.from, stone.last, stone.area),
+        (Some(phone), Some(Timestamp(from)), Some(Timestamp(to - 1)), None)
+    );
     assert!((now_ms() - stone.made.0).abs() < 60_000, "made now: {}", stone.made);
     assert!(store.tombstones(user, watch, Timestamp(T0), Timestamp(T0 + 10_000_000)).unwrap().is_empty());
 
@@ -91,24 +94,40 @@ pub fn selections_delete_inside_their_area(store: &dyn Store) {
     store.insert_points(user, phone, &fixes).unwrap();
     let munich = area(11.0, 47.5, 12.0, 48.5);
     let window = query(user, None, Some(T0 + 60 * 60_000), Some(T0 + 120 * 60_000));
-    let out = store.delete_selection(&PointSelection { query: window.clone(), area: Some(munich), keep_one_every_ms: None }).unwrap();
+    let out = store
+        .delete_selection(&PointSelection { query: window.clone(), area: Some(munich), keep_one_every_ms: None })
+        .unwrap();
     assert_eq!(out.deleted, 20, "the Munich fixes of that hour");
     let left = scan(store, &PointQuery::user(user));
     assert_eq!(left.len(), 280);
     assert!(left.iter().all(|p| {
         let t = p.fix.time.0;
-        !(window.from.unwrap().0 <= t && t < window.to.unwrap().0 && munich.contains(p.fix.coord.lat_e7, p.fix.coord.lon_e7))
+        !(window.from.unwrap().0 <= t
+            && t < window.to.unwrap().0
+            && munich.contains(p.fix.coord.lat_e7, p.fix.coord.lon_e7))
     }));
 
     // Across the antimeridian: 179° to -171° holds Fiji and Samoa.
     let pacific = area(179.0, -20.0, -171.0, -10.0);
     assert!(pacific.contains(fix_at(0, -17.8, 179.9).coord.lat_e7, fix_at(0, -17.8, 179.9).coord.lon_e7));
-    let out = store.delete_selection(&PointSelection { query: query(user, Some(phone), None, Some(T0 + 30 * 60_000)), area: Some(pacific), keep_one_every_ms: None }).unwrap();
+    let out = store
+        .delete_selection(&PointSelection {
+            query: query(user, Some(phone), None, Some(T0 + 30 * 60_000)),
+            area: Some(pacific),
+            keep_one_every_ms: None,
+        })
+        .unwrap();
     assert_eq!(out.deleted, 20);
 
     // Nothing stored in the Alps: the tombstone is kept all the same.
     let alps = area(10.0, 46.0, 11.0, 47.0);
-    let empty = store.delete_selection(&PointSelection { query: query(user, Some(phone), None, None), area: Some(alps), keep_one_every_ms: None }).unwrap();
+    let empty = store
+        .delete_selection(&PointSelection {
+            query: query(user, Some(phone), None, None),
+            area: Some(alps),
+            keep_one_every_ms: None,
+        })
+        .unwrap();
     assert_eq!(empty.deleted, 0);
     assert!(empty.seq.is_some(), "a selection records its tombstone even when it removed nothing");
     let stones = store.tombstones(user, phone, Timestamp(T0), Timestamp(T0 + 1_000 * 60_000)).unwrap();
@@ -127,12 +146,19 @@ pub fn selections_delete_inside_their_area(store: &dyn Store) {
 /// inside it, and a late page with older points does not bring them back.
 pub fn selections_replicate_with_their_area(a: &dyn Store, b: &dyn Store) {
     let (user, phone) = setup(a, "alice");
-    let fixes: Vec<Fix> =
-        (0..200).map(|i| if i % 2 == 0 { fix_at(T0 + i * 1000, 48.1, 11.5) } else { fix_at(T0 + i * 1000, 52.5, 13.4) }).collect();
+    let fixes: Vec<Fix> = (0..200)
+        .map(|i| if i % 2 == 0 { fix_at(T0 + i * 1000, 48.1, 11.5) } else { fix_at(T0 + i * 1000, 52.5, 13.4) })
+        .collect();
     a.insert_points(user, phone, &fixes).unwrap();
     pull(a, b, 1_000);
     let berlin = area(13.0, 52.0, 14.0, 53.0);
-    let out = a.delete_selection(&PointSelection { query: query(user, Some(phone), None, None), area: Some(berlin), keep_one_every_ms: None }).unwrap();
+    let out = a
+        .delete_selection(&PointSelection {
+            query: query(user, Some(phone), None, None),
+            area: Some(berlin),
+            keep_one_every_ms: None,
+        })
+        .unwrap();
     assert_eq!(out.deleted, 100);
     let feed = a.replication_feed(polo_domain::Seq(0), 10_000, &FeedFilter::default()).unwrap();
     let stone = feed.entries.iter().find_map(|e| match &e.change {
@@ -160,15 +186,18 @@ pub fn thinning_keeps_one_point_per_slot(store: &dyn Store) {
     store.insert_points(user, phone, &fixes).unwrap();
     store.insert_points(user, watch, &fixes).unwrap();
     let (from, to) = (T0, T0 + 1_800_000);
-    let thin = PointSelection { query: query(user, Some(phone), Some(from), Some(to)), area: None, keep_one_every_ms: Some(60_000) };
+    let thin = PointSelection {
+        query: query(user, Some(phone), Some(from), Some(to)),
+        area: None,
+        keep_one_every_ms: Some(60_000),
+    };
     let mut slots = std::collections::BTreeMap::new();
     for f in fixes.iter().filter(|f| f.time.0 < to) {
         slots.entry(f.time.0.div_euclid(60_000)).or_insert_with(|| f.clone());
     }
     let out = store.delete_selection(&thin).unwrap();
     assert_eq!(out.deleted, 180 - slots.len() as u64);
-    let kept: Vec<Fix> =
-        scan(store, &query(user, Some(phone), None, Some(to))).into_iter().map(|p| p.fix).collect();
+    let kept: Vec<Fix> = scan(store, &query(user, Some(phone), None, Some(to))).into_iter().map(|p| p.fix).collect();
     assert_eq!(kept, slots.into_values().collect::<Vec<_>>(), "the first fix of each minute, exactly");
     assert_eq!(scan(store, &query(user, Some(phone), Some(to), None)).len(), 180, "after the range: untouched");
     assert_eq!(scan(store, &query(user, Some(watch), None, None)).len(), 360, "another device: untouched");
