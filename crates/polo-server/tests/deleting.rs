@@ -35,7 +35,8 @@ async fn call(router: &axum::Router, method: &str, path: &str, body: Option<Valu
 }
 
 /// A morning: 40 minutes at home, a 15-minute walk east, 40 minutes at work
-/// (about 2.2 km away), one point every 30 s.
+/// (about 2.2 km away), then walking on for 10 minutes (which ends the stay
+/// at work), one point every 30 s: 210 points.
 fn morning() -> Vec<Value> {
     let mut points = Vec::new();
     let mut at = |i: i64, lat: f64, lon: f64| {
@@ -49,6 +50,9 @@ fn morning() -> Vec<Value> {
     }
     for i in 110..190 {
         at(i, 48.137, 11.605);
+    }
+    for i in 190..210 {
+        at(i, 48.137, 11.605 + (i - 189) as f64 * 0.001);
     }
     points
 }
@@ -66,7 +70,7 @@ async fn server() -> Server {
     let router =
         polo_server::app(state.clone(), &polo_server::ServerOptions::default(), polo_server::AccessLogger::off());
     let (status, body) = call(&router, "POST", "/api/v1/points", Some(Value::Array(morning()))).await;
-    assert_eq!((status, body["added"].as_u64()), (StatusCode::OK, Some(190)), "{body}");
+    assert_eq!((status, body["added"].as_u64()), (StatusCode::OK, Some(210)), "{body}");
     let s = Server { router, state, store };
     s.catch_up();
     s
@@ -105,19 +109,19 @@ async fn a_deleted_range_stays_deleted_after_a_reimport_until_undone() {
     assert_eq!((status, out["deleted"].as_u64()), (StatusCode::OK, Some(80)), "{out}");
     let undo = out["undo"].as_str().expect("an undo token").to_owned();
     assert!(out["undo_expires"].as_str().is_some());
-    assert_eq!(s.count(), 110);
+    assert_eq!(s.count(), 130);
     let stays = s.day().await;
     assert_eq!(stays.len(), 1, "the timeline was recomputed before the answer: {stays:?}");
 
     // The phone (or a re-import) sends the same points again: they stay deleted.
     let (status, body) = call(&s.router, "POST", "/api/v1/points", Some(Value::Array(morning()))).await;
     assert_eq!((status, body["added"].as_u64()), (StatusCode::OK, Some(0)), "{body}");
-    assert_eq!(s.count(), 110);
+    assert_eq!(s.count(), 130);
 
     // Undo: once.
     let (status, out) = call(&s.router, "POST", "/api/v1/points/restore", Some(json!({"undo": undo}))).await;
     assert_eq!((status, out["restored"].as_u64()), (StatusCode::OK, Some(80)), "{out}");
-    assert_eq!(s.count(), 190);
+    assert_eq!(s.count(), 210);
     assert_eq!(s.day().await.len(), 2, "the work stay is back");
     let (status, out) = call(&s.router, "POST", "/api/v1/points/restore", Some(json!({"undo": undo}))).await;
     assert_eq!((status, out["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{out}");
@@ -169,16 +173,16 @@ async fn a_reimported_file_leaves_deleted_points_out_unless_asked() {
     let queued: Value =
         serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
     let job = finished(queued["id"].as_str().unwrap().to_owned()).await;
-    assert_eq!((job["points_added"].as_u64(), job["deleted_left_out"].as_u64()), (Some(0), Some(190)), "{job}");
-    assert_eq!(job["files"][0]["deleted_left_out"], 190);
+    assert_eq!((job["points_added"].as_u64(), job["deleted_left_out"].as_u64()), (Some(0), Some(210)), "{job}");
+    assert_eq!(job["files"][0]["deleted_left_out"], 210);
     assert_eq!(s.count(), 0);
 
     let response = s.router.clone().oneshot(upload("&restore_deleted=true")).await.unwrap();
     let queued: Value =
         serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
     let job = finished(queued["id"].as_str().unwrap().to_owned()).await;
-    assert_eq!(job["points_added"].as_u64(), Some(190), "{job}");
-    assert_eq!(s.count(), 190);
+    assert_eq!(job["points_added"].as_u64(), Some(210), "{job}");
+    assert_eq!(s.count(), 210);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +192,7 @@ async fn a_selection_on_the_map_deletes_only_inside_it() {
     let body = json!({"bbox": [11.5905, 48.13, 11.6005, 48.14]});
     let (status, out) = call(&s.router, "POST", "/api/v1/points/delete", Some(body)).await;
     assert_eq!((status, out["deleted"].as_u64()), (StatusCode::OK, Some(10)), "{out}");
-    assert_eq!(s.count(), 180);
+    assert_eq!(s.count(), 200);
     // Bad requests name the field.
     for (body, field) in [
         (json!({}), "give from and to"),
@@ -223,7 +227,7 @@ async fn a_visit_is_edited_deleted_and_reset_and_the_edit_survives_recomputation
 
     // More points later that day: the timeline is recomputed, the edit holds.
     let later: Vec<Value> =
-        (190..200).map(|i| json!({"time": T0 + i * 30, "lat": 48.137, "lon": 11.605, "device": "phone"})).collect();
+        (210..240).map(|i| json!({"time": T0 + i * 30, "lat": 48.137, "lon": 11.625, "device": "phone"})).collect();
     call(&s.router, "POST", "/api/v1/points", Some(Value::Array(later))).await;
     s.catch_up();
     let stays = s.day().await;
@@ -275,7 +279,7 @@ async fn retention_thins_old_points_and_the_visits_stay() {
     // 30-second points, one kept every two minutes.
     assert_eq!(run.users, 1);
     assert!(run.deleted >= 140, "{run:?}");
-    assert_eq!(s.count(), 190 - run.deleted);
+    assert_eq!(s.count(), 210 - run.deleted);
     s.catch_up();
     let stays = s.day().await;
     assert_eq!(stays.len(), 2, "home and work are still there: {stays:?}");

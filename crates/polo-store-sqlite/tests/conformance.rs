@@ -112,6 +112,9 @@ fn version_8_tokens_migrate_to_the_device_scope() {
         "DROP INDEX tokens_by_maker; ALTER TABLE tokens DROP COLUMN scopes; ALTER TABLE tokens DROP COLUMN created_by; \
          DROP INDEX shares_by_maker; ALTER TABLE shares DROP COLUMN created_by_token; \
          ALTER TABLE location_grants DROP COLUMN created_by_token; DELETE FROM meta WHERE key = 'last_token_id'; \
+         ALTER TABLE tombstones DROP COLUMN west_e7; ALTER TABLE tombstones DROP COLUMN south_e7; \
+         ALTER TABLE tombstones DROP COLUMN east_e7; ALTER TABLE tombstones DROP COLUMN north_e7; \
+         ALTER TABLE tombstones DROP COLUMN thin_ms; \
          PRAGMA user_version = 8;",
     )
     .unwrap();
