@@ -394,6 +394,29 @@ async function run() {
     await page.getByText("Nothing was recorded on this day.").waitFor();
     console.log(`ok: the deleted day stays deleted after a re-import (${leftOut} points left out)`);
 
+    // ---- a selection on the map is deleted, then undone
+    step = "delete area";
+    await page.goto(`${base}/map?from=${day}T00:00:00Z&to=${nextDay}T00:00:00Z`);
+    await page.locator(".explorer-map[data-rendered]").waitFor();
+    await page.getByTestId("select-area").click();
+    const box = await page.locator(".explorer-map").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.1);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height * 0.9, { steps: 8 });
+    await page.mouse.up();
+    await page.getByTestId("selected-area").waitFor();
+    await page.getByTestId("delete-area").click();
+    await page.getByTestId("delete-area-confirm").click();
+    const areaToast = page.getByTestId("undo-toast");
+    await areaToast.waitFor();
+    const areaText = (await areaToast.textContent()).trim();
+    const areaDeleted = Number((/Deleted ([\d,]+)/.exec(areaText)?.[1] ?? "0").replace(/,/g, ""));
+    check(areaDeleted > 0, `the selection should delete points: ${areaText}`);
+    await shot(page, "area-deleted");
+    await areaToast.getByTestId("undo").click();
+    await areaToast.getByText(/Restored/).waitFor();
+    console.log(`ok: a selection on the map deleted ${areaDeleted} points, and undo restored them`);
+
     step = "dark mode";
     await page.emulateMedia({ colorScheme: "dark" });
     await page.goto(`${base}/day/${day}`);
