@@ -390,6 +390,19 @@ async function run() {
     const leftOut = Number((await again.locator('[data-testid="deleted-left-out"]').textContent()).replace(/\D/g, ""));
     check(readdedCount === 0 && leftOut > 0, `the re-import must leave the deleted points out: ${readdedCount} added, ${leftOut} left out`);
     await shot(page, "reimport-after-delete");
+    step = "delete import";
+    // The walk uploaded earlier: its points go, and come back with undo.
+    const walkRow = page.locator("table.data tbody tr", { hasText: "walk-with-bad-rows.csv" }).first();
+    await walkRow.getByTestId("delete-import").click();
+    await walkRow.getByTestId("delete-import-confirm").click();
+    const importToast = walkRow.getByTestId("undo-toast");
+    await importToast.waitFor();
+    const importText = (await importToast.textContent()).trim();
+    check(/Deleted 120 points/.test(importText), `deleting the import removes its 120 points: ${importText}`);
+    await shot(page, "import-deleted");
+    await importToast.getByTestId("undo").click();
+    await importToast.getByText(/Restored 120 points/).waitFor();
+    console.log(`ok: an import's points deleted (${importText}) and undone`);
     await page.goto(`${base}/day/${nextDay}`);
     await page.getByText("Nothing was recorded on this day.").waitFor();
     console.log(`ok: the deleted day stays deleted after a re-import (${leftOut} points left out)`);

@@ -243,6 +243,8 @@ export interface FileReport {
   skipped: string | null;
   /** What the importer assumed about the file (guessed columns, times read as UTC). */
   notes?: string[];
+  /** Per device, the span of the points stored (what deleting the import removes). */
+  devices?: { device: string; first: string; last: string; points_added: number }[];
 }
 
 export interface ImportJob {

@@ -8,7 +8,7 @@
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, get, type DayTimeline, type Entry, type Place } from "../api";
+import { api, get, type DayTimeline, type Entry, type ImportJob, type Place } from "../api";
 import { formatCount } from "../format";
 import { ErrorBox } from "./ui";
 
@@ -25,6 +25,8 @@ export interface DeleteOutcome {
   deleted: number;
   undo?: string;
   undo_expires?: string;
+  /** Several deletes undone together (an import over several devices). */
+  undos?: string[];
 }
 
 export const deletePoints = (selection: DeleteSelection) => api<DeleteOutcome>("POST", "/api/v1/points/delete", selection);
@@ -104,13 +106,15 @@ export function UndoToast({ outcome, onUndone, onClose }: { outcome: DeleteOutco
     const timer = setTimeout(onClose, 60_000);
     return () => clearTimeout(timer);
   }, [outcome]);
+  const tokens = outcome.undos ?? (outcome.undo ? [outcome.undo] : []);
   const undo = async () => {
-    if (!outcome.undo) return;
+    if (tokens.length === 0) return;
     setBusy(true);
     setError(undefined);
     try {
-      const answer = await api<{ restored: number }>("POST", "/api/v1/points/restore", { undo: outcome.undo });
-      setRestored(answer.restored);
+      let total = 0;
+      for (const token of tokens) total += (await api<{ restored: number }>("POST", "/api/v1/points/restore", { undo: token })).restored;
+      setRestored(total);
       onUndone();
     } catch (e) {
       setError(e);
@@ -123,7 +127,7 @@ export function UndoToast({ outcome, onUndone, onClose }: { outcome: DeleteOutco
       {restored === null ? (
         <>
           Deleted {formatCount(outcome.deleted)} {outcome.deleted === 1 ? "point" : "points"}.
-          {outcome.undo ? (
+          {tokens.length > 0 ? (
             <button type="button" class="small" disabled={busy} onClick={undo} data-testid="undo">
               Undo
             </button>
@@ -252,5 +256,75 @@ export function VisitEditor({ entry, day, onChanged }: { entry: Entry; day: DayT
       </div>
       {error !== undefined && <ErrorBox error={error} />}
     </form>
+  );
+}
+
+/** Deletes what an import stored: per device, every point in the span its points cover. */
+export function ImportDelete({ job, onDeleted }: { job: ImportJob; onDeleted: () => void }) {
+  const spans = new Map<string, { first: string; last: string; points: number }>();
+  for (const file of job.files) {
+    for (const span of file.devices ?? []) {
+      const known = spans.get(span.device);
+      spans.set(span.device, {
+        first: known && known.first < span.first ? known.first : span.first,
+        last: known && known.last > span.last ? known.last : span.last,
+        points: (known?.points ?? 0) + span.points_added,
+      });
+    }
+  }
+  const [asking, setAsking] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
+  if (spans.size === 0) return null;
+  const run = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      let total = 0;
+      const undos: string[] = [];
+      for (const [device, span] of spans) {
+        // The span's last point included.
+        const to = new Date(Date.parse(span.last) + 1).toISOString();
+        const outcome = await deletePoints({ device, from: span.first, to });
+        total += outcome.deleted;
+        if (outcome.undo) undos.push(outcome.undo);
+      }
+      setAsking(false);
+      setDeleted({ deleted: total, undos });
+      onDeleted();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="import-delete">
+      {!asking ? (
+        <button type="button" class="small danger" onClick={() => setAsking(true)} data-testid="delete-import">
+          Delete its points
+        </button>
+      ) : (
+        <div class="confirm-delete" role="group" aria-label="Delete the import's points">
+          <p>Delete every point of these devices in the time the import covered (points from other sources in that time go too)?</p>
+          <ul>
+            {[...spans].map(([device, span]) => (
+              <li>
+                {device}: {span.first.slice(0, 16).replace("T", " ")} – {span.last.slice(0, 16).replace("T", " ")} UTC ({formatCount(span.points)} imported)
+              </li>
+            ))}
+          </ul>
+          <button type="button" class="small danger primary" disabled={busy} onClick={run} data-testid="delete-import-confirm">
+            {busy ? "Deleting…" : "Delete"}
+          </button>{" "}
+          <button type="button" class="small" disabled={busy} onClick={() => setAsking(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
+      {error !== undefined && <ErrorBox error={error} />}
+      {deleted && <UndoToast outcome={deleted} onUndone={onDeleted} onClose={() => setDeleted(null)} />}
+    </div>
   );
 }

@@ -7,6 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { get, getCsrfToken, readResponse, type ImportJob } from "../api";
 import { dateTime, formatBytes, formatCount } from "../format";
 import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { ImportDelete } from "../components/Deleting";
 
 interface Upload {
   name: string;
@@ -138,6 +139,9 @@ export function Imports() {
               <th scope="col" class="num">
                 Rejected
               </th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -151,6 +155,7 @@ export function Imports() {
                 <td class="num">{formatCount(job.points_added)}</td>
                 <td class="num">{formatCount(job.duplicates)}</td>
                 <td class="num">{job.rejected > 0 && job.rejects_file ? <a href={job.rejects_file} download>{formatCount(job.rejected)}</a> : formatCount(job.rejected)}</td>
+                <td>{job.status === "done" && <ImportDelete job={job} onDeleted={() => undefined} />}</td>
               </tr>
             ))}
           </tbody>
