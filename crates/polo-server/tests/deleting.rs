@@ -186,7 +186,10 @@ async fn a_reimported_file_leaves_deleted_points_out_unless_asked() {
     // The job says which span of which device it stored: what deleting the import removes.
     let span = &job["files"][0]["devices"][0];
     assert_eq!((span["device"].as_str(), span["points_added"].as_u64()), (Some("phone"), Some(210)), "{job}");
-    assert_eq!((span["first"].as_str(), span["last"].as_str()), (Some(at(T0).as_str()), Some(at(T0 + 209 * 30).as_str())));
+    assert_eq!(
+        (span["first"].as_str(), span["last"].as_str()),
+        (Some(at(T0).as_str()), Some(at(T0 + 209 * 30).as_str()))
+    );
     let body = json!({"device": "phone", "from": span["first"], "to": at(T0 + 209 * 30 + 1)});
     let (status, out) = call(&s.router, "POST", "/api/v1/points/delete", Some(body)).await;
     assert_eq!((status, out["deleted"].as_u64()), (StatusCode::OK, Some(210)), "{out}");

@@ -321,12 +321,11 @@ impl Importer<'_> {
             let outcome = polo_formats::import_seekable(reader, &options, &mut sink);
             sink.flush_all();
             sink.sender = None;
-            let written =
-                writer.join().unwrap_or_else(|_| WriterEnd {
-                    counts: Vec::new(),
-                    spans: Vec::new(),
-                    error: Some(WriteError::Panicked),
-                });
+            let written = writer.join().unwrap_or_else(|_| WriterEnd {
+                counts: Vec::new(),
+                spans: Vec::new(),
+                error: Some(WriteError::Panicked),
+            });
             (outcome, sink.entries, written)
         });
         let rejects_file = rejects.finish();
