@@ -997,7 +997,26 @@ impl Store for SqliteStore {
         if intervals.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        self.write(|tx| insert_intervals(tx, user, device, intervals, Stamp::Local))
+        self.write(|tx| {
+            // What a delete buried stays out, as for points.
+            let (Some(lo), Some(hi)) =
+                (intervals.iter().map(|i| i.start.0).min(), intervals.iter().map(|i| i.start.0).max())
+            else {
+                return Ok(WriteOutcome::default());
+            };
+            let stones = points::tombstones_over(tx, user, device, lo, hi)?;
+            let kept: Vec<Interval> = intervals
+                .iter()
+                .filter(|i| !stones.iter().any(|t| t.buries_at(device, i.start, i.start_coord)))
+                .cloned()
+                .collect();
+            let suppressed = (intervals.len() - kept.len()) as u64;
+            if kept.is_empty() {
+                return Ok(WriteOutcome { suppressed, ..WriteOutcome::default() });
+            }
+            let outcome = insert_intervals(tx, user, device, &kept, Stamp::Local)?;
+            Ok(WriteOutcome { suppressed, ..outcome })
+        })
     }
 
     fn intervals(

@@ -583,7 +583,7 @@ pub(crate) fn delete(
     tx: &Transaction<'_>,
     selection: &PointSelection,
     stamp: Stamp,
-    mut keep: Option<&mut dyn FnMut(&StoredFix) -> bool>,
+    mut keep: Option<&mut dyn FnMut(Seq) -> bool>,
     always: bool,
 ) -> StoreResult<WriteOutcome> {
     let query = &selection.query;
@@ -635,7 +635,7 @@ pub(crate) fn delete(
                     return true;
                 }
             }
-            keep.as_mut().is_some_and(|keep| keep(f))
+            keep.as_mut().is_some_and(|keep| keep(f.seq))
         });
         let removed = before - points.len();
         if removed == 0 {
@@ -649,7 +649,10 @@ pub(crate) fn delete(
             update_chunk(tx, meta.id, meta.first, &points, ExtrasEncoding::Compressed)?;
         }
     }
-    if deleted == 0 && !always {
+    // The visits and activities a source carried go with the points (a
+    // thinning keeps them).
+    let intervals = if thin.is_none() { delete_intervals(tx, selection, lo, to, &mut keep)? } else { 0 };
+    if deleted == 0 && intervals == 0 && !always {
         return Ok(WriteOutcome::default());
     }
     let last = to.map(|to| to - 1);
@@ -679,6 +682,46 @@ pub(crate) fn delete(
     ])
     .db()?;
     Ok(WriteOutcome { deleted, seq: Some(seq), ..WriteOutcome::default() })
+}
+
+/// Removes the intervals (imported visits, activities, memories) a delete
+/// covers: the user's (or the device's) starting inside the range, and inside
+/// the area if there is one. `keep` spares them by the seq of their write.
+fn delete_intervals(
+    tx: &Transaction<'_>,
+    selection: &PointSelection,
+    lo: i64,
+    to: Option<i64>,
+    keep: &mut Option<&mut dyn FnMut(Seq) -> bool>,
+) -> StoreResult<u64> {
+    let query = &selection.query;
+    let rows: Vec<(i64, Option<i32>, Option<i32>, i64)> = tx
+        .prepare_cached(
+            "SELECT id, start_lat, start_lon, seq FROM intervals WHERE user_id = ?1 \
+             AND (?2 IS NULL OR device_id = ?2) AND start_ms >= ?3 AND (?4 IS NULL OR start_ms < ?4)",
+        )
+        .db()?
+        .query_map(params![query.user.0, query.device.map(|d| d.0), lo, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    let mut removed = 0;
+    for (id, lat, lon, seq) in rows {
+        if let Some(area) = selection.area {
+            let (Some(lat), Some(lon)) = (lat, lon) else { continue };
+            if !area.contains(lat, lon) {
+                continue;
+            }
+        }
+        if keep.as_mut().is_some_and(|keep| keep(Seq(seq as u64))) {
+            continue;
+        }
+        tx.prepare_cached("DELETE FROM intervals WHERE id = ?1").db()?.execute([id]).db()?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// The tombstones of `user` that may bury fixes of `device` in `[lo, hi]`

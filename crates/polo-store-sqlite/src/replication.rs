@@ -594,7 +594,7 @@ fn apply_one(
                 keep_one_every_ms: *keep_one_every_ms,
             };
             let mut failure = None;
-            let mut keep = |stored: &StoredFix| match versions.of(tx, origins, stored.seq) {
+            let mut keep = |seq: Seq| match versions.of(tx, origins, seq) {
                 Ok(v) => v > *incoming,
                 Err(e) => {
                     failure.get_or_insert(e);

@@ -34,7 +34,8 @@ pub use crate::conformance_sharing::{
 };
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
 pub use deletes::{
-    deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
+    deleted_points_stay_deleted_until_restored, deletes_take_the_intervals_inside_them,
+    selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
 };
 
 /// Something a test can get a store from: a boxed store, or a store paired
@@ -82,7 +83,7 @@ macro_rules! conformance_tests {
         // Deleting (conformance/deletes.rs).
         $crate::conformance_tests!(@each $make;
             deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area,
-            thinning_keeps_one_point_per_slot);
+            thinning_keeps_one_point_per_slot, deletes_take_the_intervals_inside_them);
         // Sharing (conformance_sharing.rs).
         $crate::conformance_tests!(@each $make;
             shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
@@ -123,6 +124,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("deleted_points_stay_deleted_until_restored", deleted_points_stay_deleted_until_restored),
     ("selections_delete_inside_their_area", selections_delete_inside_their_area),
     ("thinning_keeps_one_point_per_slot", thinning_keeps_one_point_per_slot),
+    ("deletes_take_the_intervals_inside_them", deletes_take_the_intervals_inside_them),
 ];
 
 /// Runs every test, each on a fresh store from `make`.

@@ -314,13 +314,20 @@ impl Tombstone {
     /// the retention job thins them the next time it runs.
     #[must_use]
     pub fn buries(&self, device: DeviceId, fix: &Fix) -> bool {
-        let t = fix.time;
+        self.buries_at(device, fix.time, Some(fix.coord))
+    }
+
+    /// Whether the tombstone buries what `device` recorded at `time` at
+    /// `coord` (an interval by its start; one without a position lies in no
+    /// area).
+    #[must_use]
+    pub fn buries_at(&self, device: DeviceId, time: Timestamp, coord: Option<polo_domain::Coord>) -> bool {
         self.keep_one_every_ms.is_none()
             && self.device.is_none_or(|d| d == device)
-            && self.from.is_none_or(|from| from <= t)
-            && self.last.is_none_or(|last| t <= last)
-            && t <= self.made
-            && self.area.is_none_or(|a| a.contains(fix.coord.lat_e7, fix.coord.lon_e7))
+            && self.from.is_none_or(|from| from <= time)
+            && self.last.is_none_or(|last| time <= last)
+            && time <= self.made
+            && self.area.is_none_or(|a| coord.is_some_and(|c| a.contains(c.lat_e7, c.lon_e7)))
     }
 }
 

@@ -93,7 +93,8 @@ fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<(Option<Timestamp
 /// the map (`bbox`, with or without a time range), or `everything`. The delete is kept as a
 /// tombstone: it replicates, and importing the same file again leaves these points out (unless
 /// the import asks for them back with `restore_deleted`). The timeline of the affected days is
-/// recomputed before the answer. Imported visits and activities (intervals) stay.
+/// recomputed before the answer. Imported visits and activities (intervals) starting inside the
+/// selection go with the points (and stay out of a re-import too).
 #[utoipa::path(
     post,
     path = "/api/v1/points/delete",

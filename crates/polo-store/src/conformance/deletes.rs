@@ -225,3 +225,44 @@ pub fn thinning_replicates(a: &dyn Store, b: &dyn Store) {
     let slots: std::collections::BTreeSet<i64> = fixes.iter().map(|f| f.time.0.div_euclid(60_000)).collect();
     assert_eq!(on_b.len(), slots.len());
 }
+
+/// A delete takes the intervals (imported visits and activities) starting
+/// inside its range (and area) with the points, and a re-import leaves them
+/// out; a thinning keeps them.
+pub fn deletes_take_the_intervals_inside_them(store: &dyn Store) {
+    let (user, phone) = setup(store, "alice");
+    let visit = |start: i64, lat: f64| {
+        let mut v = polo_domain::Interval::new(
+            polo_domain::IntervalKind::Visit,
+            Timestamp(start),
+            Timestamp(start + 3_600_000),
+            SourceFormat::GoogleSemantic,
+        );
+        v.start_coord = Some(Coord::from_degrees(lat, 11.5).unwrap());
+        v
+    };
+    let (early, inside, elsewhere, late) =
+        (visit(T0, 48.1), visit(T0 + 86_400_000, 48.1), visit(T0 + 90_000_000, 52.5), visit(T0 + 200_000_000, 48.1));
+    let all = [early.clone(), inside.clone(), elsewhere.clone(), late.clone()];
+    assert_eq!(store.insert_intervals(user, phone, &all).unwrap().added, 4);
+    let starts = |store: &dyn Store| -> Vec<i64> {
+        store.intervals(user, None, None, None).unwrap().into_iter().map(|i| i.interval.start.0).collect()
+    };
+    // A thinning keeps them.
+    let thin = PointSelection { query: PointQuery::user(user), area: None, keep_one_every_ms: Some(60_000) };
+    store.delete_selection(&thin).unwrap();
+    assert_eq!(starts(store).len(), 4);
+    // A day around Munich: only the visit starting there that day goes, though no point was deleted.
+    let day = query(user, Some(phone), Some(T0 + 80_000_000), Some(T0 + 160_000_000));
+    let munich = area(11.0, 47.5, 12.0, 48.5);
+    let out =
+        store.delete_selection(&PointSelection { query: day, area: Some(munich), keep_one_every_ms: None }).unwrap();
+    assert_eq!(out.deleted, 0, "no points");
+    assert!(out.seq.is_some(), "the delete is recorded: it removed a visit and replicates");
+    assert_eq!(starts(store), [early.start.0, elsewhere.start.0, late.start.0]);
+    // A range delete of the user: the early one goes; importing all again brings back none of the buried.
+    store.delete_points(&query(user, None, None, Some(T0 + 1))).unwrap();
+    assert_eq!(starts(store), [elsewhere.start.0, late.start.0]);
+    let again = store.insert_intervals(user, phone, &all).unwrap();
+    assert_eq!((again.added, again.duplicates, again.suppressed), (0, 2, 2), "{again:?}");
+}
