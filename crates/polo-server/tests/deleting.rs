@@ -103,6 +103,18 @@ async fn a_deleted_range_stays_deleted_after_a_reimport_until_undone() {
     let stays = s.day().await;
     assert_eq!(stays.len(), 2, "home and work: {stays:?}");
 
+    // An imported visit at work (as Google Timeline carries them) goes with the points, and comes back.
+    let alice = s.store.user_by_name("alice").unwrap().unwrap().id;
+    let phone = s.store.ensure_device(alice, "phone").unwrap().id;
+    let visit = polo_domain::Interval::new(
+        polo_domain::IntervalKind::Visit,
+        polo_domain::Timestamp((T0 + 120 * 30) * 1000),
+        polo_domain::Timestamp((T0 + 180 * 30) * 1000),
+        polo_domain::SourceFormat::GoogleSemantic,
+    );
+    assert_eq!(s.store.insert_intervals(alice, phone, &[visit]).unwrap().added, 1);
+    let visits = |s: &Server| s.store.intervals(alice, None, None, None).unwrap().len();
+
     // Delete the time at work.
     let body = json!({"from": at(T0 + 110 * 30), "to": at(T0 + 190 * 30), "device": "phone"});
     let (status, out) = call(&s.router, "POST", "/api/v1/points/delete", Some(body)).await;
@@ -110,6 +122,7 @@ async fn a_deleted_range_stays_deleted_after_a_reimport_until_undone() {
     let undo = out["undo"].as_str().expect("an undo token").to_owned();
     assert!(out["undo_expires"].as_str().is_some());
     assert_eq!(s.count(), 130);
+    assert_eq!(visits(&s), 0, "the imported visit went with the points");
     let stays = s.day().await;
     assert_eq!(stays.len(), 1, "the timeline was recomputed before the answer: {stays:?}");
 
@@ -121,6 +134,7 @@ async fn a_deleted_range_stays_deleted_after_a_reimport_until_undone() {
     // Undo: once.
     let (status, out) = call(&s.router, "POST", "/api/v1/points/restore", Some(json!({"undo": undo}))).await;
     assert_eq!((status, out["restored"].as_u64()), (StatusCode::OK, Some(80)), "{out}");
+    assert_eq!((out["restored_intervals"].as_u64(), visits(&s)), (Some(1), 1), "{out}");
     assert_eq!(s.count(), 210);
     assert_eq!(s.day().await.len(), 2, "the work stay is back");
     let (status, out) = call(&s.router, "POST", "/api/v1/points/restore", Some(json!({"undo": undo}))).await;

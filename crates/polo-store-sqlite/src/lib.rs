@@ -1019,6 +1019,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn restore_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
+        if intervals.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        self.write(|tx| insert_intervals(tx, user, device, intervals, Stamp::Local))
+    }
+
     fn intervals(
         &self,
         user: UserId,

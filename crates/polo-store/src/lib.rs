@@ -656,6 +656,13 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] when `device` is not a device of `user`;
     /// backend failures.
     fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome>;
+    /// [`Store::insert_intervals`] that stores intervals a delete buried too
+    /// (`polo import --restore-deleted`, an undo); [`Store::insert_intervals`]
+    /// leaves out an interval whose start a tombstone covers, as it does points.
+    ///
+    /// # Errors
+    /// As [`Store::insert_intervals`].
+    fn restore_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome>;
     /// A user's intervals overlapping `[from, to)`, optionally of one kind, by
     /// start time. An interval covers `[start, end]`, so it overlaps when
     /// `end >= from` and `start < to`.

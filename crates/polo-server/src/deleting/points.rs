@@ -46,8 +46,8 @@ pub(crate) struct DeleteRequest {
 pub(crate) struct DeleteOutcome {
     /// Points removed.
     deleted: u64,
-    /// Pass to `POST /api/v1/points/restore` to undo the delete; absent when it removed nothing
-    /// or more than 100,000 points.
+    /// Pass to `POST /api/v1/points/restore` to undo the delete (its points and the imported
+    /// visits and activities it took); absent when it removed nothing or more than 100,000 points.
     #[serde(skip_serializing_if = "Option::is_none")]
     undo: Option<String>,
     /// Until when the undo works (RFC 3339; a server restart forgets it sooner).
@@ -141,11 +141,23 @@ pub(crate) async fn delete(
                 ControlFlow::Break(())
             }
         })?;
+        // The intervals the delete takes with the points: those starting inside it.
+        for stored in store.intervals(user, None, from, to)? {
+            let interval = stored.interval;
+            let inside = device.is_none_or(|d| d == stored.device)
+                && from.is_none_or(|f| f <= interval.start)
+                && to.is_none_or(|t| interval.start < t)
+                && area.is_none_or(|a| interval.start_coord.is_some_and(|c| a.contains(c.lat_e7, c.lon_e7)));
+            if inside {
+                removed.intervals.entry(stored.device).or_default().push(interval);
+            }
+        }
         let outcome = store.delete_selection(&selection)?;
         tracing::info!(user = user.0, deleted = outcome.deleted, "points deleted");
         engine.catch_up()?;
         let made = Instant::now();
-        let undo = (undoable && outcome.deleted > 0).then(|| {
+        let took_something = outcome.deleted > 0 || !removed.intervals.is_empty();
+        let undo = (undoable && took_something).then(|| {
             let token = random_secret();
             book.keep(token.clone(), user, removed, made);
             token
@@ -177,6 +189,8 @@ pub(crate) struct RestoreRequest {
 pub(crate) struct RestoreOutcome {
     /// Points stored again.
     restored: u64,
+    /// Imported visits and activities stored again.
+    restored_intervals: u64,
 }
 
 /// Undoes a delete within 15 minutes: its points are stored again (a newer write than the
@@ -214,13 +228,25 @@ pub(crate) async fn restore(
                 }
             }
         }
+        let mut restored_intervals = 0;
+        if failure.is_none() {
+            for (device, intervals) in &removed.intervals {
+                match store.restore_intervals(user, *device, intervals) {
+                    Ok(outcome) => restored_intervals += outcome.added,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
         if let Some(e) = failure {
             // What was stored stays; the rest can be tried again.
             book.put_back(body.undo.clone(), user, removed, taken);
             return Err(e.into());
         }
         engine.catch_up()?;
-        Ok(Json(RestoreOutcome { restored }))
+        Ok(Json(RestoreOutcome { restored, restored_intervals }))
     })
     .await
 }

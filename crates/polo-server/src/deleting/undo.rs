@@ -1,4 +1,5 @@
-//! Undoing a delete for a while.
+//! Undoing a delete for a while (its points and the imported visits and
+//! activities it took).
 //!
 //! Deletes are tombstones: they replicate, and once a peer has applied one
 //! the points are gone there too. Keeping deleted points in the store
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use polo_domain::{DeviceId, Fix, UserId};
+use polo_domain::{DeviceId, Fix, Interval, UserId};
 
 /// How long a delete can be undone.
 pub const UNDO_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -33,6 +34,8 @@ pub struct Removed {
     pub devices: HashMap<DeviceId, Vec<Fix>>,
     /// How many fixes in all.
     pub count: usize,
+    /// The imported visits and activities the delete took, per device.
+    pub intervals: HashMap<DeviceId, Vec<Interval>>,
 }
 
 impl Removed {

@@ -433,7 +433,11 @@ impl Importer<'_> {
                     written.deleted_left_out = outcome.suppressed;
                 }
                 Payload::Intervals(intervals) => {
-                    let outcome = self.store.insert_intervals(self.user, device, &intervals)?;
+                    let outcome = if self.restore_deleted {
+                        self.store.restore_intervals(self.user, device, &intervals)?
+                    } else {
+                        self.store.insert_intervals(self.user, device, &intervals)?
+                    };
                     written.intervals_added = outcome.added;
                     written.interval_duplicates = outcome.duplicates;
                 }

@@ -265,4 +265,6 @@ pub fn deletes_take_the_intervals_inside_them(store: &dyn Store) {
     assert_eq!(starts(store), [elsewhere.start.0, late.start.0]);
     let again = store.insert_intervals(user, phone, &all).unwrap();
     assert_eq!((again.added, again.duplicates, again.suppressed), (0, 2, 2), "{again:?}");
+    assert_eq!(store.restore_intervals(user, phone, &all).unwrap().added, 2, "asked for: back");
+    assert_eq!(starts(store).len(), 4);
 }
