@@ -69,13 +69,15 @@ impl Retention {
     }
 
     /// Where thinning stops at `now`: `thin_after_days` before it, rounded
-    /// down to a slot boundary (so no slot is split between two runs), or
-    /// `None` when the policy keeps every point.
+    /// down to the UTC day (so the job thins, and writes a tombstone, at most
+    /// once a day) and then to a slot boundary (so no slot is split between
+    /// two runs), or `None` when the policy keeps every point.
     #[must_use]
     pub fn cutoff(&self, now: Timestamp) -> Option<Timestamp> {
         let days = i64::from(self.thin_after_days?);
         let slot = self.slot_ms();
-        Some(Timestamp(now.0.saturating_sub(days * DAY_MS).div_euclid(slot) * slot))
+        let day = now.0.saturating_sub(days * DAY_MS).div_euclid(DAY_MS) * DAY_MS;
+        Some(Timestamp(day.div_euclid(slot) * slot))
     }
 }
 
@@ -109,8 +111,11 @@ mod tests {
         assert_eq!(Retention::default().cutoff(Timestamp(1_700_000_000_000)), None);
         let two_years = Retention { thin_after_days: Some(730), keep_one_every_s: 60 };
         let cutoff = two_years.cutoff(Timestamp(1_700_000_012_345)).unwrap();
-        assert_eq!(cutoff.0 % 60_000, 0);
-        assert!(1_700_000_012_345 - 730 * DAY_MS - cutoff.0 < 60_000);
+        assert_eq!(cutoff.0 % DAY_MS, 0, "a day boundary (and so a minute's)");
+        assert!((0..DAY_MS).contains(&(1_700_000_012_345 - 730 * DAY_MS - cutoff.0)));
+        assert_eq!(two_years.cutoff(Timestamp(1_700_000_012_345 + 3_600_000)), Some(cutoff), "an hour later: the same");
+        let odd = Retention { thin_after_days: Some(730), keep_one_every_s: 7 }.cutoff(Timestamp(1_700_000_012_345));
+        assert_eq!(odd.unwrap().0 % 7_000, 0, "slots never straddle the cutoff");
         let err = Retention { thin_after_days: Some(3), keep_one_every_s: 60 }.validate().unwrap_err();
         assert!(err.to_string().contains("thin_after_days"), "{err}");
         let err = Retention { thin_after_days: Some(400), keep_one_every_s: 0 }.validate().unwrap_err();

@@ -903,7 +903,7 @@ impl Store for SqliteStore {
         from: Timestamp,
         last: Timestamp,
     ) -> StoreResult<Vec<polo_store::Tombstone>> {
-        self.read(|c| points::tombstones_over(c, user, device, from.0, last.0))
+        self.read(|c| points::tombstones_over(c, user, device, from.0, last.0, false))
     }
 
     /// One transaction for all groups. A group that fails rolls the whole
@@ -1004,7 +1004,7 @@ impl Store for SqliteStore {
             else {
                 return Ok(WriteOutcome::default());
             };
-            let stones = points::tombstones_over(tx, user, device, lo, hi)?;
+            let stones = points::tombstones_over(tx, user, device, lo, hi, true)?;
             let kept: Vec<Interval> = intervals
                 .iter()
                 .filter(|i| !stones.iter().any(|t| t.buries_at(device, i.start, i.start_coord)))

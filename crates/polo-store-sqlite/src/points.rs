@@ -724,24 +724,27 @@ fn delete_intervals(
     Ok(removed)
 }
 
-/// The tombstones of `user` that may bury fixes of `device` in `[lo, hi]`
-/// (its own and the user-wide ones), with their versions' wall-clock time.
+/// The tombstones of `user` that may cover fixes of `device` in `[lo, hi]`
+/// (its own and the user-wide ones), with their versions' wall-clock time;
+/// with `burying`, only those that bury (not thinnings, which the retention
+/// job writes once a day and which a live insert need not read).
 pub(crate) fn tombstones_over(
     tx: &Connection,
     user: UserId,
     device: DeviceId,
     lo: i64,
     hi: i64,
+    burying: bool,
 ) -> StoreResult<Vec<Tombstone>> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT device_id, from_ms, last_ms, hlc, west_e7, south_e7, east_e7, north_e7, thin_ms FROM tombstones \
-             WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) \
+             WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) AND (?5 = 0 OR thin_ms IS NULL) \
              AND (from_ms IS NULL OR from_ms <= ?4) AND (last_ms IS NULL OR last_ms >= ?3)",
         )
         .db()?;
     let rows = stmt
-        .query_map(params![user.0, device.0, lo, hi], |r| {
+        .query_map(params![user.0, device.0, lo, hi, burying], |r| {
             let corners: [Option<i32>; 4] = [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?];
             let area = match corners {
                 [Some(west_e7), Some(south_e7), Some(east_e7), Some(north_e7)] => {
@@ -775,7 +778,7 @@ pub(crate) fn unburied<'f>(
     let (Some(lo), Some(hi)) = (fixes.iter().map(|f| f.time.0).min(), fixes.iter().map(|f| f.time.0).max()) else {
         return Ok((std::borrow::Cow::Borrowed(fixes), 0));
     };
-    let stones = tombstones_over(tx, user, device, lo, hi)?;
+    let stones = tombstones_over(tx, user, device, lo, hi, true)?;
     if stones.is_empty() || !fixes.iter().any(|f| stones.iter().any(|t| t.buries(device, f))) {
         return Ok((std::borrow::Cow::Borrowed(fixes), 0));
     }
