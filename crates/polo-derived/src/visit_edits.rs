@@ -120,8 +120,10 @@ fn key_of(store: &dyn Store, user: UserId, device: DeviceId, shown: i64) -> Deri
 }
 
 /// Stores the user's edit of the stay of `device` shown as starting at
-/// `shown` (an empty edit clears it). Returns the stay's key, or `None`
-/// when there is no such stay.
+/// `shown` (an empty edit clears it). Returns the span of time the edit
+/// changes (the stay as detected and as edited, for refreshing the days'
+/// statistics), or `None` when there is no such stay. Call it through
+/// [`crate::Engine::set_visit_edit`], which refreshes those statistics.
 ///
 /// # Errors
 /// [`DerivedError::Invalid`] naming the field when the times are out of
@@ -132,7 +134,7 @@ pub fn set(
     device: DeviceId,
     shown: Timestamp,
     edit: &VisitEdit,
-) -> DerivedResult<Option<i64>> {
+) -> DerivedResult<Option<(Timestamp, Timestamp)>> {
     let key = key_of(store, user, device, shown.0)?;
     let rows = store.derived_range(user, &DerivedRange::key(STAY, DerivedScope::Device(device), key))?;
     let Some(row) = rows.first() else { return Ok(None) };
@@ -163,8 +165,13 @@ pub fn set(
     } else {
         DerivedBatch { delete: vec![], put: vec![encode(VISIT_EDIT, scope, key, edit)] }
     };
+    let before = edits(store, user, device, key, key + 1)?.remove(&key).unwrap_or_default();
     store.derived_write(user, &batch, true)?;
-    Ok(Some(key))
+    let starts = [stay.start, start, before.start.unwrap_or(stay.start)];
+    let ends = [stay.end, end, before.end.unwrap_or(stay.end)];
+    let first = starts.into_iter().min().unwrap_or(stay.start);
+    let last = ends.into_iter().max().unwrap_or(stay.end);
+    Ok(Some((Timestamp(first), Timestamp(last))))
 }
 
 #[cfg(test)]

@@ -257,11 +257,21 @@ async fn a_visit_is_edited_deleted_and_reset_and_the_edit_survives_recomputation
     let stays = s.day().await;
     assert_eq!(stays[1]["start"].as_str(), Some(new_start.as_str()), "{stays:?}");
 
-    // Deleted, addressed by the start it is shown with.
+    // Deleted, addressed by the start it is shown with: the day's statistics follow.
+    let stationary = |s: &Server| {
+        let router = s.router.clone();
+        async move {
+            let (_, stats) = call(&router, "GET", "/api/v1/stats?from=2024-05-01&to=2024-05-01&period=day", None).await;
+            stats["periods"][0]["stationary_hours"].as_f64().unwrap()
+        }
+    };
+    let before = stationary(&s).await;
     let body = json!({"device": "phone", "start": new_start, "deleted": true});
     let (status, out) = call(&s.router, "PUT", "/api/v1/timeline/visits", Some(body)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{out}");
     assert_eq!(s.day().await.len(), 1);
+    let after = stationary(&s).await;
+    assert!(after < before - 0.5, "the deleted visit no longer counts as time stationary: {before} h → {after} h");
 
     // Reset: as detected again.
     let (status, _) =

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use polo_derived::visit_edits::{self, VisitEdit};
+use polo_derived::visit_edits::VisitEdit;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -39,7 +39,7 @@ pub(crate) struct VisitEditRequest {
 
 /// Edits a visit: another place, other times, or deleted from the timeline. The edit is kept as
 /// yours and applied to every recomputation that finds the stay starting at the same fix; it
-/// replicates.
+/// replicates. The statistics of its days follow before the answer.
 #[utoipa::path(
     put,
     path = "/api/v1/timeline/visits",
@@ -71,12 +71,13 @@ pub(crate) async fn edit(
     if edit.deleted && (edit.start.is_some() || edit.end.is_some() || edit.place.is_some()) {
         return Err(ApiError::bad_request("deleted: give no new_start, new_end or place_id with it"));
     }
-    let (store, user) = (state.store.clone(), caller.user.id);
+    let (store, engine, user) = (state.store.clone(), state.timeline.engine().clone(), caller.user.id);
     blocking(move || {
         let device = device_named(&store.list_devices(user)?, &body.device)?;
-        match visit_edits::set(&*store, user, device, shown, &edit)? {
-            Some(_) => Ok(StatusCode::NO_CONTENT),
-            None => Err(ApiError::not_found(format!("start: {} has no stay starting at {shown}", body.device))),
+        if engine.set_visit_edit(user, device, shown, &edit)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found(format!("start: {} has no stay starting at {shown}", body.device)))
         }
     })
     .await
