@@ -7,6 +7,8 @@
 //   POLO_USER, POLO_PASSWORD
 //   POLO_DAY          the seeded day (YYYY-MM-DD), with stays and trips
 //   POLO_UPLOAD       a file to import through the page (has bad rows)
+//   POLO_REIMPORT     the seeded file's part on the day after POLO_DAY, imported again
+//                     after that day was deleted
 //   POLO_SCREENSHOTS  where to save a screenshot of every page
 //   POLO_CHROMIUM     the browser (default /usr/bin/chromium)
 //   POLO_LIFE_MANIFEST the ground truth of the realistic life imported for
@@ -25,6 +27,7 @@ const user = need("POLO_USER");
 const password = need("POLO_PASSWORD");
 const day = need("POLO_DAY");
 const upload = need("POLO_UPLOAD");
+const reimport = need("POLO_REIMPORT");
 const shots = need("POLO_SCREENSHOTS");
 const executablePath = process.env.POLO_CHROMIUM || "/usr/bin/chromium";
 const life = process.env.POLO_LIFE_MANIFEST ? JSON.parse(readFileSync(process.env.POLO_LIFE_MANIFEST, "utf8")) : null;
@@ -484,6 +487,99 @@ async function run() {
     await expectDrawn(page, "trip route");
     await shot(page, "trip");
     console.log("ok: trip detail with route and speed chart");
+
+    // ---- a visit is edited, then deleted from the timeline
+    step = "edit visit";
+    await page.goto(`${base}/day/${day}`);
+    await page.locator('li[data-kind="leg"]').first().waitFor();
+    const staysBefore = await page.locator('li[data-kind="stay"]').count();
+    const cafe = page.locator("li.entry.stay.visit").nth(1);
+    const cafeTime = (await cafe.locator(".entry-time").textContent()).trim();
+    await cafe.getByTestId("edit-visit").click();
+    const endInput = cafe.getByTestId("visit-end");
+    const end = await endInput.inputValue();
+    // Ten minutes earlier than detected.
+    const earlier = new Date(Date.parse(`${end}:00Z`) - 10 * 60_000).toISOString().slice(0, 16);
+    await endInput.fill(earlier);
+    await cafe.getByTestId("visit-save").click();
+    const edited = page.locator("li.entry.stay.visit", { hasText: "edited" });
+    await edited.waitFor();
+    const editedTime = (await edited.locator(".entry-time").textContent()).trim();
+    check(editedTime.endsWith(earlier.slice(11)) && editedTime !== cafeTime, `the edited visit shows its new end: ${cafeTime} → ${editedTime}`);
+    await shot(page, "visit-edited");
+    await edited.getByTestId("edit-visit").click();
+    await edited.getByTestId("visit-delete").click();
+    await page.waitForFunction((n) => document.querySelectorAll('li[data-kind="stay"]').length === n - 1, staysBefore);
+    console.log(`ok: a visit was edited (${cafeTime} → ${editedTime}) and deleted from the timeline`);
+
+    // ---- a day is deleted, undone, deleted again, and stays deleted after a re-import
+    step = "delete day";
+    const nextDay = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    await page.goto(`${base}/day/${nextDay}`);
+    await page.locator('li[data-kind="stay"]').first().waitFor();
+    const deleteDay = async () => {
+      await page.getByTestId("delete-day").click();
+      await page.getByTestId("delete-day-confirm").click();
+      await page.getByTestId("undo-toast").waitFor();
+      await page.getByText("Nothing was recorded on this day.").waitFor();
+    };
+    await deleteDay();
+    const toast = (await page.getByTestId("undo-toast").textContent()).trim();
+    check(/Deleted [\d,]+ points/.test(toast), `the toast says what was deleted: ${toast}`);
+    await shot(page, "day-deleted");
+    await page.getByTestId("undo").click();
+    await page.getByTestId("undo-toast").getByText(/Restored/).waitFor();
+    await page.locator('li[data-kind="stay"]').first().waitFor();
+    console.log(`ok: day deleted (${toast}) and undone`);
+    await deleteDay();
+    step = "re-import after delete";
+    await page.goto(`${base}/imports`);
+    await page.locator('[data-testid="import-file"]').setInputFiles(reimport);
+    const again = page.locator('[data-testid="upload"]').first();
+    await again.locator('[data-testid="import-summary"]').waitFor({ timeout: 60_000 });
+    const readdedCount = Number((await again.locator('[data-testid="points-added"]').textContent()).replace(/\D/g, ""));
+    const leftOut = Number((await again.locator('[data-testid="deleted-left-out"]').textContent()).replace(/\D/g, ""));
+    check(readdedCount === 0 && leftOut > 0, `the re-import must leave the deleted points out: ${readdedCount} added, ${leftOut} left out`);
+    await shot(page, "reimport-after-delete");
+    step = "delete import";
+    // The walk uploaded earlier: its points go, and come back with undo.
+    const walkRow = page.locator("table.data tbody tr", { hasText: "walk-with-bad-rows.csv" }).first();
+    await walkRow.getByTestId("delete-import").click();
+    await walkRow.getByTestId("delete-import-confirm").click();
+    const importToast = walkRow.getByTestId("undo-toast");
+    await importToast.waitFor();
+    const importText = (await importToast.textContent()).trim();
+    check(/Deleted 120 points/.test(importText), `deleting the import removes its 120 points: ${importText}`);
+    await shot(page, "import-deleted");
+    await importToast.getByTestId("undo").click();
+    await importToast.getByText(/Restored 120 points/).waitFor();
+    console.log(`ok: an import's points deleted (${importText}) and undone`);
+    await page.goto(`${base}/day/${nextDay}`);
+    await page.getByText("Nothing was recorded on this day.").waitFor();
+    console.log(`ok: the deleted day stays deleted after a re-import (${leftOut} points left out)`);
+
+    // ---- a selection on the map is deleted, then undone
+    step = "delete area";
+    await page.goto(`${base}/map?from=${day}T00:00:00Z&to=${nextDay}T00:00:00Z`);
+    await page.locator(".explorer-map[data-rendered]").waitFor();
+    await page.getByTestId("select-area").click();
+    const box = await page.locator(".explorer-map").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.1);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height * 0.9, { steps: 8 });
+    await page.mouse.up();
+    await page.getByTestId("selected-area").waitFor();
+    await page.getByTestId("delete-area").click();
+    await page.getByTestId("delete-area-confirm").click();
+    const areaToast = page.getByTestId("undo-toast");
+    await areaToast.waitFor();
+    const areaText = (await areaToast.textContent()).trim();
+    const areaDeleted = Number((/Deleted ([\d,]+)/.exec(areaText)?.[1] ?? "0").replace(/,/g, ""));
+    check(areaDeleted > 0, `the selection should delete points: ${areaText}`);
+    await shot(page, "area-deleted");
+    await areaToast.getByTestId("undo").click();
+    await areaToast.getByText(/Restored/).waitFor();
+    console.log(`ok: a selection on the map deleted ${areaDeleted} points, and undo restored them`);
 
     step = "dark mode";
     await page.emulateMedia({ colorScheme: "dark" });

@@ -126,6 +126,8 @@ export interface Entry {
   cruising_speed_mps?: number;
   max_speed_mps?: number;
   mean_speed_mps?: number;
+  /** Stays: you edited it (`PUT /api/v1/timeline/visits`). */
+  edited?: boolean;
 }
 
 export interface DayTimeline {
@@ -235,6 +237,8 @@ export interface FileReport {
   format: string | null;
   points_added: number;
   duplicates: number;
+  /** Points left out because you had deleted them. */
+  deleted_left_out?: number;
   intervals_added: number;
   interval_duplicates: number;
   rejected: number;
@@ -243,6 +247,8 @@ export interface FileReport {
   skipped: string | null;
   /** What the importer assumed about the file (guessed columns, times read as UTC). */
   notes?: string[];
+  /** Per device, the span of the points stored (what deleting the import removes). */
+  devices?: { device: string; first: string; last: string; points_added: number }[];
 }
 
 export interface ImportJob {
@@ -253,6 +259,8 @@ export interface ImportJob {
   bytes_read: number;
   points_added: number;
   duplicates: number;
+  /** Points left out because you had deleted them (when finished). */
+  deleted_left_out?: number;
   intervals_added: number;
   rejected: number;
   files: FileReport[];

@@ -43,6 +43,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Export a user's points.
     Export(ExportArgs),
+    /// Delete a user's points: a range, a device, a rectangle, or all of them. Deletes are kept
+    /// as tombstones: they replicate, and a re-import leaves the points out.
+    Delete(DeleteArgs),
     /// Manage device tokens (for phone apps and scripts).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -348,10 +351,39 @@ pub struct ImportArgs {
     /// Print only a JSON summary on stdout (no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// Store points you deleted before too; by default a re-import leaves them out (counted as
+    /// `deleted_left_out`).
+    #[arg(long)]
+    pub restore_deleted: bool,
     /// Files to import: any supported format, a zip of them, or gzip; a folder
     /// imports every file under it (files that are not location data are skipped).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Whose points to delete.
+    #[arg(long)]
+    pub user: String,
+    /// Only this device's points (with nothing else: all of them).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Start (inclusive): a date or any timestamp polo can read.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// End: a date includes that whole day; a timestamp is exclusive.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Only points inside west,south,east,north (degrees; west > east crosses ±180°).
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// Every point of every device of the user (needs no other selector).
+    #[arg(long)]
+    pub all: bool,
+    /// Print only a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

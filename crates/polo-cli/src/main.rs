@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::User(args) => commands::user::run(&config, &args),
         Command::Import(args) => commands::import::run(&config, &args),
         Command::Export(args) => commands::export::run(&config, &args),
+        Command::Delete(args) => commands::delete::run(&config, &args),
         Command::Token(args) => commands::token::run(&config, &args),
         Command::Backup(args) => commands::backup::run(&config, &args),
         Command::Restore(args) => commands::backup::restore(&config, &args),

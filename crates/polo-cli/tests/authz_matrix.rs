@@ -639,6 +639,65 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "GET",
+            path: "/api/v1/retention",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/retention"),
+            check: no_check,
+        },
+        Row {
+            // Keeping every point: what everyone has already.
+            method: "PUT",
+            path: "/api/v1/retention",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("PUT", "/api/v1/retention").json(&json!({"thin_after_days": null})),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert_eq!(r.json()["keep_one_every_s"], 60, "{}", r.body);
+                }
+            },
+        },
+        Row {
+            // A range of the owner's "vault" device with no points: nothing deleted, no tombstone.
+            // Others have no such device (400).
+            method: "POST",
+            path: "/api/v1/points/delete",
+            expect: [401, 400, 200, 200, 400],
+            device: 403,
+            request: |_, _| {
+                Request::new("POST", "/api/v1/points/delete")
+                    .json(&json!({"device": "vault", "from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}))
+            },
+            check: |_, role, r| {
+                if role.user() == Some("owner") {
+                    assert_eq!(r.json()["deleted"], 0, "{}", r.body);
+                }
+            },
+        },
+        Row {
+            // Nobody's undo: the same 404 for every caller.
+            method: "POST",
+            path: "/api/v1/points/restore",
+            expect: all(404),
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/points/restore").json(&json!({"undo": "not-an-undo"})),
+            check: no_check,
+        },
+        Row {
+            // The owner's "vault" device has no stay then (404); others have no such device (400).
+            method: "PUT",
+            path: "/api/v1/timeline/visits",
+            expect: [401, 400, 404, 404, 400],
+            device: 403,
+            request: |_, _| {
+                Request::new("PUT", "/api/v1/timeline/visits")
+                    .json(&json!({"device": "vault", "start": "2001-01-01T00:00:00Z", "deleted": true}))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "GET",
             path: "/api/v1/timeline/settings",
             expect: all(200),
             device: 403,

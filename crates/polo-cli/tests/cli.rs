@@ -285,3 +285,47 @@ fn a_folder_imports_every_file_under_it_and_skips_what_is_not_location_data() {
     assert!(files[1]["skipped"].as_str().unwrap().starts_with("not location data"), "{summary}");
     assert_eq!(summary["points_added"], 3);
 }
+
+/// `polo delete`: a range and a rectangle are deleted, a re-import leaves
+/// them out (counted as `deleted_left_out`), `--restore-deleted` brings them
+/// back, and bad selections are refused with a message naming the flag.
+#[test]
+fn deleted_points_stay_deleted_on_reimport_until_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    let gpx = write(dir.path(), "track.gpx", GPX);
+    assert_eq!(import_json(&data, "alice", &[&gpx]).1["points_added"], 3);
+
+    let deleted = |args: &[&str]| -> Value {
+        let out = polo(&data).args(["delete", "--user", "alice", "--json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "polo delete {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The first fix by time, then the second by place.
+    assert_eq!(deleted(&["--from", "2021-06-01T08:00:00Z", "--to", "2021-06-01T08:00:01Z"])["deleted"], 1);
+    assert_eq!(deleted(&["--bbox", "11.50015,48.10005,11.50025,48.10015"])["deleted"], 1);
+    assert_eq!(export(&data, "alice", "csv").lines().count(), 2, "the header and one point");
+
+    let (code, again) = import_json(&data, "alice", &[&gpx]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!((again["points_added"].as_u64(), again["deleted_left_out"].as_u64()), (Some(0), Some(2)), "{again}");
+    let out =
+        polo(&data).args(["import", "--user", "alice", "--json", "--restore-deleted"]).arg(&gpx).output().unwrap();
+    let restored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(restored["points_added"], 2, "{restored}");
+
+    assert_eq!(deleted(&["--all"])["deleted"], 3);
+    for (args, flag) in [
+        (&["--all", "--device", "phone"][..], "--all"),
+        (&[][..], "say what to delete"),
+        (&["--bbox", "1,2,3"][..], "--bbox"),
+        (&["--from", "2021-06-02", "--to", "2021-06-01"][..], "--to"),
+        (&["--device", "watch"][..], "watch"),
+    ] {
+        let out = polo(&data).args(["delete", "--user", "alice"]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} should name {flag:?}: {stderr}");
+    }
+}

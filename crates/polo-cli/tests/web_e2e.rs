@@ -6,11 +6,12 @@
 //! which drives headless Chromium through playwright-core: login, the seeded
 //! day's timeline and map, the map explorer, an import with progress to its
 //! summary, device setup, a live position moving after OwnTracks posts, a
-//! share link opened without an account, every other page, and the life's
-//! checks against its manifest (local times abroad, teleports left out of
-//! every total, both phones on one day, first rows within a second).
-//! Screenshots of every page, desktop and phone, light and dark, go to
-//! `target/e2e-screenshots` (the path is printed).
+//! share link opened without an account, a visit edited and deleted, a day
+//! deleted, undone, deleted again and still deleted after a re-import, every
+//! other page, and the life's checks against its manifest (local times
+//! abroad, teleports left out of every total, both phones on one day, first
+//! rows within a second). Screenshots of every page, desktop and phone, light
+//! and dark, go to `target/e2e-screenshots` (the path is printed).
 //!
 //! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
 //! npm packages (installed by the `polo-web` build). Without them the test
@@ -56,6 +57,16 @@ fn leg(points: &mut Vec<(String, f64, f64)>, start: u32, end: u32, step: u32, fr
 /// The seeded day: home, a walk to a café, a bike ride to the office, a
 /// drive home, and the night at home, which the walk of the next morning ends.
 fn day_gpx() -> String {
+    gpx_of(day_points())
+}
+
+/// The seeded file's points from midnight in Berlin (22:00 UTC) on: the
+/// next day's, imported again after that day was deleted.
+fn next_day_gpx() -> String {
+    gpx_of(day_points().into_iter().filter(|(time, _, _)| time.as_str() >= at(22 * 3600).as_str()).collect())
+}
+
+fn day_points() -> Vec<(String, f64, f64)> {
     let mut points = Vec::new();
     leg(&mut points, 0, 8 * 3600, 120, HOME, HOME);
     leg(&mut points, 8 * 3600, 8 * 3600 + 900, 10, HOME, CAFE);
@@ -66,7 +77,7 @@ fn day_gpx() -> String {
     leg(&mut points, 17 * 3600 + 600, 32 * 3600, 120, HOME, HOME);
     leg(&mut points, 32 * 3600, 32 * 3600 + 900, 10, HOME, CAFE);
     leg(&mut points, 32 * 3600 + 900, 33 * 3600, 60, CAFE, CAFE);
-    gpx_of(points)
+    points
 }
 
 /// A second phone's part of the seeded day: lunch near the office, a walk
@@ -170,6 +181,8 @@ fn web_app_end_to_end_in_chromium() {
     let upload = dir.path().join("walk-with-bad-rows.csv");
     std::fs::write(&upload, upload_csv()).unwrap();
     run_ok(polo(&data).args(["import", "--user", "alice", "--device", "phone"]).arg(&day_file));
+    let reimport = dir.path().join("next-day.gpx");
+    std::fs::write(&reimport, next_day_gpx()).unwrap();
     let second_file = dir.path().join("tablet.gpx");
     std::fs::write(&second_file, second_device_gpx()).unwrap();
     run_ok(polo(&data).args(["import", "--user", "alice", "--device", "tablet"]).arg(&second_file));
@@ -201,6 +214,7 @@ fn web_app_end_to_end_in_chromium() {
         .env("POLO_DAY", DAY)
         .env("POLO_UPLOAD", &upload)
         .env("POLO_LIFE_MANIFEST", &manifest_file)
+        .env("POLO_REIMPORT", &reimport)
         .env("POLO_SCREENSHOTS", &screenshots)
         .env("POLO_CHROMIUM", &chromium)
         .stdout(Stdio::piped())

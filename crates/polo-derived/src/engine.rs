@@ -352,6 +352,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Stores the user's edit of the stay of `device` shown as starting at
+    /// `shown` ([`crate::visit_edits::set`]) and refreshes the statistics of
+    /// the days it touches. Returns `false` when there is no such stay.
+    ///
+    /// # Errors
+    /// [`DerivedError::Invalid`] naming the field of a bad edit; store failures.
+    pub fn set_visit_edit(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        shown: Timestamp,
+        edit: &crate::visit_edits::VisitEdit,
+    ) -> DerivedResult<bool> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = &*self.store;
+        let Some((from, to)) = crate::visit_edits::set(store, user, device, shown, edit)? else { return Ok(false) };
+        let book = PlaceBook::load(store, user)?;
+        days::refresh(store, user, device, from, to, &book)?;
+        Ok(true)
+    }
+
     /// Corrects the transport mode of the leg of `device` that starts at
     /// `start`, and refreshes the statistics of its days. The correction is
     /// the user's edit: it survives every recomputation.

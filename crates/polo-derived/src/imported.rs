@@ -148,6 +148,7 @@ fn visit_view(interval: &Interval) -> Option<StayView> {
         locality: None,
         address: source_address(interval),
         origin: Origin::Imported,
+        edited: false,
     })
 }
 
@@ -270,6 +271,7 @@ mod tests {
             locality: None,
             address: None,
             origin: Origin::Detected,
+            edited: false,
         }
     }
 

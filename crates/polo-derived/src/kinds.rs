@@ -65,6 +65,12 @@ pub const SETTINGS: DerivedKind = DerivedKind(102);
 /// The user's verdict on one fix, flagged or not, over the detector's
 /// (scope: device; key: the fix's time, ms; see [`crate::outliers`]).
 pub const FIX_EDIT: DerivedKind = DerivedKind(103);
+/// The user's edit of one stay: deleted, other times, another place (scope:
+/// device; key: the stay's detected start, ms; see [`crate::visit_edits`]).
+pub const VISIT_EDIT: DerivedKind = DerivedKind(104);
+/// The user's retention policy for raw points (scope: user; key 0; see
+/// [`crate::retention`]).
+pub const RETENTION: DerivedKind = DerivedKind(105);
 
 /// The kind of map level `level`.
 ///

@@ -10,7 +10,9 @@
 //! * [`naming`] — the best name a place or stay can be shown with.
 //! * [`days`] — per-day statistics, maintained per device.
 //! * [`views`] — the lookups the API serves: a day, entries, places, stats.
+//! * [`visit_edits`] — the user's corrections of single stays (place, times, deleted).
 //! * [`settings`] — per-user timeline parameters.
+//! * [`retention`] — per-user thinning of old raw points.
 //! * [`kinds`] and [`rows`] — which derived rows exist, their keys and encoding.
 //! * [`map`] — map levels of detail (simplified tracks per day and level),
 //!   heatmap and fog-of-war aggregates, and the queries over them.
@@ -24,9 +26,11 @@ pub mod map;
 pub mod naming;
 pub mod outliers;
 pub mod places;
+pub mod retention;
 pub mod rows;
 pub mod settings;
 pub mod views;
+pub mod visit_edits;
 pub mod window;
 
 pub use engine::{CatchUp, Engine};

@@ -42,6 +42,8 @@ pub struct StayView {
     pub address: Option<String>,
     /// Detected or imported.
     pub origin: Origin,
+    /// Whether the user edited it ([`crate::visit_edits`]).
+    pub edited: bool,
 }
 
 impl StayView {
@@ -119,8 +121,10 @@ pub fn entries(
             address: place.and_then(|p| book.address(p)).map(str::to_owned),
             row,
             origin: Origin::Detected,
+            edited: false,
         });
     }
+    crate::visit_edits::apply(store, user, device, book, &mut out.stays)?;
     for row in legs.into_iter().filter(|l| l.end >= from.0 && l.start < to.0) {
         let (mode, corrected) = effective_mode(&row, &edits);
         out.legs.push(LegView { row, mode, corrected, origin: Origin::Detected });

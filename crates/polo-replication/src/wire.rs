@@ -142,6 +142,15 @@ pub enum WireChange {
         /// Last deleted time (ms).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last: Option<i64>,
+        /// Only points inside `[west, south, east, north]` (E7 degrees,
+        /// edges included; west > east crosses ±180°). A peer older than
+        /// this field would delete the whole range: update peers together.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        area: Option<[i32; 4]>,
+        /// A thinning (retention): the first point of every slot of this
+        /// many ms is kept. Like `area`, an older peer would delete all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep_one_every_ms: Option<i64>,
     },
     /// Intervals added.
     Intervals {
@@ -293,8 +302,15 @@ impl WireEntry {
                     .collect();
                 WireChange::Points { user, device, count, chunks }
             }
-            ReplicatedChange::Tombstone { user, device, from, last } => {
-                WireChange::Tombstone { user, device, from, last }
+            ReplicatedChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
+                WireChange::Tombstone {
+                    user,
+                    device,
+                    from,
+                    last,
+                    area: area.map(|a| [a.west_e7, a.south_e7, a.east_e7, a.north_e7]),
+                    keep_one_every_ms,
+                }
             }
             ReplicatedChange::Intervals { user, device, intervals } => {
                 WireChange::Intervals { user, device, intervals }
@@ -346,8 +362,20 @@ impl WireEntry {
                 }
                 ReplicatedChange::Points { user, device, fixes }
             }
-            WireChange::Tombstone { user, device, from, last } => {
-                ReplicatedChange::Tombstone { user, device, from, last }
+            WireChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
+                ReplicatedChange::Tombstone {
+                    user,
+                    device,
+                    from,
+                    last,
+                    keep_one_every_ms: keep_one_every_ms.filter(|ms| *ms > 0),
+                    area: area.map(|[west_e7, south_e7, east_e7, north_e7]| polo_store::Area {
+                        west_e7,
+                        south_e7,
+                        east_e7,
+                        north_e7,
+                    }),
+                }
             }
             WireChange::Intervals { user, device, intervals } => {
                 ReplicatedChange::Intervals { user, device, intervals }

@@ -10,6 +10,7 @@ mod access_log;
 mod account;
 pub mod auth;
 pub mod client;
+pub mod deleting;
 pub mod error;
 mod front_door;
 mod health;
@@ -23,6 +24,7 @@ pub mod openapi;
 pub mod options;
 mod query;
 pub mod replication;
+pub mod retention;
 pub mod sharing;
 pub mod site;
 pub mod street_names;
@@ -70,6 +72,8 @@ pub struct AppState {
     pub site: Arc<site::SiteDefaults>,
     /// Slows down anyone guessing share links.
     pub share_guard: Arc<sharing::ShareGuard>,
+    /// What recent deletes removed, so that they can be undone for a while.
+    pub undo: Arc<deleting::undo::UndoBook>,
     /// The request body limits; [`app`] sets them from
     /// [`ServerOptions::body_limits`], and [`router`] gives the ingest
     /// routes theirs.
@@ -111,6 +115,7 @@ impl AppState {
             live: live::LiveFeed::new(),
             site: Arc::new(site::SiteDefaults::default()),
             share_guard: Arc::new(sharing::ShareGuard::default()),
+            undo: Arc::default(),
             body_limits: options::BodyLimits::default(),
         })
     }
@@ -124,6 +129,8 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(account::routes())
         .merge(ingest::routes::routes(ingest_limit))
         .merge(query::routes())
+        .merge(deleting::routes())
+        .merge(retention::routes())
         .merge(import_job::routes::routes(max_upload))
         .merge(replication::routes())
         .merge(sharing::routes())

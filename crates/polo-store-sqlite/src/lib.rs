@@ -563,7 +563,7 @@ pub(crate) fn insert_intervals(
     }
     let duplicates = intervals.len() as u64 - added;
     if added == 0 {
-        return Ok(WriteOutcome { added, duplicates, deleted: 0, seq: None });
+        return Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed: 0, seq: None });
     }
     let seq = log_change_stamped(
         tx,
@@ -575,7 +575,7 @@ pub(crate) fn insert_intervals(
         Some(last),
         added,
     )?;
-    Ok(WriteOutcome { added, duplicates, deleted: 0, seq: Some(seq) })
+    Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed: 0, seq: Some(seq) })
 }
 
 pub(crate) fn check_device(conn: &Connection, user: UserId, device: DeviceId) -> StoreResult<()> {
@@ -882,10 +882,28 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            with_clock(tx, |clock| {
-                points::insert(tx, user, device, fixes, added, points::Provenance::local(), &mut memory, clock)
-            })
+            with_clock(tx, |clock| points::insert_local(tx, user, device, fixes, added, false, &mut memory, clock))
         })
+    }
+
+    fn restore_points(&self, user: UserId, device: DeviceId, fixes: &[polo_domain::Fix]) -> StoreResult<WriteOutcome> {
+        if fixes.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        self.write(|tx| {
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            with_clock(tx, |clock| points::insert_local(tx, user, device, fixes, &mut |_| {}, true, &mut memory, clock))
+        })
+    }
+
+    fn tombstones(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        from: Timestamp,
+        last: Timestamp,
+    ) -> StoreResult<Vec<polo_store::Tombstone>> {
+        self.read(|c| points::tombstones_over(c, user, device, from.0, last.0, false))
     }
 
     /// One transaction for all groups. A group that fails rolls the whole
@@ -911,13 +929,13 @@ impl Store for SqliteStore {
                         if group.outcome.is_some() {
                             continue; // failed in an earlier attempt
                         }
-                        let outcome = points::insert(
+                        let outcome = points::insert_local(
                             tx,
                             group.user,
                             group.device,
                             group.fixes,
                             &mut |t| reports.push((index, t)),
-                            points::Provenance::local(),
+                            false,
                             &mut memory,
                             clock,
                         );
@@ -968,11 +986,40 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_points(&self, query: &PointQuery) -> StoreResult<WriteOutcome> {
-        self.write(|tx| points::delete(tx, query, Stamp::Local, None, false))
+    fn delete_selection(&self, selection: &polo_store::PointSelection) -> StoreResult<WriteOutcome> {
+        // A selection on the map keeps its tombstone even when nothing was
+        // stored there yet: what a re-import would bring must stay out.
+        let always = selection.area.is_some();
+        self.write(|tx| points::delete(tx, selection, Stamp::Local, None, always))
     }
 
     fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
+        if intervals.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        self.write(|tx| {
+            // What a delete buried stays out, as for points.
+            let (Some(lo), Some(hi)) =
+                (intervals.iter().map(|i| i.start.0).min(), intervals.iter().map(|i| i.start.0).max())
+            else {
+                return Ok(WriteOutcome::default());
+            };
+            let stones = points::tombstones_over(tx, user, device, lo, hi, true)?;
+            let kept: Vec<Interval> = intervals
+                .iter()
+                .filter(|i| !stones.iter().any(|t| t.buries_at(device, i.start, i.start_coord)))
+                .cloned()
+                .collect();
+            let suppressed = (intervals.len() - kept.len()) as u64;
+            if kept.is_empty() {
+                return Ok(WriteOutcome { suppressed, ..WriteOutcome::default() });
+            }
+            let outcome = insert_intervals(tx, user, device, &kept, Stamp::Local)?;
+            Ok(WriteOutcome { suppressed, ..outcome })
+        })
+    }
+
+    fn restore_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
         if intervals.is_empty() {
             return Ok(WriteOutcome::default());
         }

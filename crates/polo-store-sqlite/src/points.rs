@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use polo_domain::{DeviceId, Fix, Point, Seq, Timestamp, UserId};
 use polo_store::codec::{CHUNK_CAPACITY, ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
-use polo_store::{ChangeKind, PointQuery, StoreError, StoreResult, WriteOutcome};
+use polo_store::{Area, ChangeKind, Hlc, PointQuery, PointSelection, StoreError, StoreResult, Tombstone, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tail_cache::TailCache;
@@ -228,6 +228,26 @@ impl Provenance<'_> {
     }
 }
 
+/// A local insert ([`polo_store::Store::insert_points`]): leaves out the
+/// fixes a tombstone buries unless `restore` ([`polo_store::Store::restore_points`]),
+/// and counts them in [`WriteOutcome::suppressed`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_local(
+    tx: &Transaction<'_>,
+    user: UserId,
+    device: DeviceId,
+    fixes: &[Fix],
+    added: &mut dyn FnMut(Timestamp),
+    restore: bool,
+    memory: &mut WriterMemory,
+    clock: &mut ChangeClock,
+) -> StoreResult<WriteOutcome> {
+    let (fixes, suppressed) =
+        if restore { (std::borrow::Cow::Borrowed(fixes), 0) } else { unburied(tx, user, device, fixes)? };
+    let outcome = insert(tx, user, device, &fixes, added, Provenance::local(), memory, clock)?;
+    Ok(WriteOutcome { suppressed, ..outcome })
+}
+
 /// [`polo_store::Store::insert_points`] inside the writer's transaction.
 ///
 /// `added` hears the time of every fix that was new or replaced a stored
@@ -364,7 +384,7 @@ pub(crate) fn insert(
     let added = changed().count() as u64;
     let duplicates = fixes.len() as u64 - added;
     if added == 0 {
-        return Ok(WriteOutcome { added, duplicates, deleted: 0, seq: None });
+        return Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed: 0, seq: None });
     }
     let (mut first_added, mut last_added) = (i64::MAX, i64::MIN);
     for i in changed() {
@@ -432,7 +452,7 @@ pub(crate) fn insert(
             insert_chunk(tx, user, device, piece)?;
         }
     }
-    Ok(WriteOutcome { added, duplicates, deleted: 0, seq: Some(seq) })
+    Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed: 0, seq: Some(seq) })
 }
 
 /// Merges the oldest of the small chunks (fewer than [`CHUNK_CAPACITY`]
@@ -552,49 +572,71 @@ pub(crate) fn scan(
     Ok(())
 }
 
-/// [`polo_store::Store::delete_points`] inside the writer's transaction,
-/// recording the range tombstone.
+/// [`polo_store::Store::delete_selection`] inside the writer's transaction,
+/// recording the tombstone (with its area, if any).
 ///
 /// `keep`, when given, spares fixes inside the range (replication: points
 /// newer than the tombstone); `always` records the tombstone even when it
 /// removed nothing (a replicated delete must still stop older points that
-/// arrive later).
+/// arrive later; so must a selection, which a re-import would fill again).
 pub(crate) fn delete(
     tx: &Transaction<'_>,
-    query: &PointQuery,
+    selection: &PointSelection,
     stamp: Stamp,
-    mut keep: Option<&mut dyn FnMut(&StoredFix) -> bool>,
+    mut keep: Option<&mut dyn FnMut(Seq) -> bool>,
     always: bool,
 ) -> StoreResult<WriteOutcome> {
+    let query = &selection.query;
+    let area = selection.area;
+    let thin = selection.keep_one_every_ms.filter(|ms| *ms > 0);
     let user = query.user;
     let lo = query.from.map_or(i64::MIN, |t| t.0);
     let to = query.to.map(|t| t.0);
     if to.is_some_and(|to| to <= lo) {
         return Ok(WriteOutcome::default());
     }
-    let chunks: Vec<ChunkMeta> = {
+    // Per device in time order: a thinning keeps the first fix of each slot,
+    // which may lie in the chunk before.
+    let chunks: Vec<(i64, ChunkMeta)> = {
         let mut stmt = tx
             .prepare_cached(
-                "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = ?1 \
-                 AND (?2 IS NULL OR device_id = ?2) AND last_ms >= ?3 AND (?4 IS NULL OR first_ms < ?4)",
+                "SELECT id, first_ms, last_ms, n, device_id FROM point_chunks WHERE user_id = ?1 \
+                 AND (?2 IS NULL OR device_id = ?2) AND last_ms >= ?3 AND (?4 IS NULL OR first_ms < ?4) \
+                 ORDER BY device_id, first_ms",
             )
             .db()?;
-        stmt.query_map(params![user.0, query.device.map(|d| d.0), lo, to], chunk_meta)
+        stmt.query_map(params![user.0, query.device.map(|d| d.0), lo, to], |r| Ok((r.get(4)?, chunk_meta(r)?)))
             .db()?
             .collect::<rusqlite::Result<_>>()
             .db()?
     };
     let inside = |t: i64| t >= lo && to.is_none_or(|to| t < to);
+    let selected =
+        |f: &StoredFix| inside(f.fix.time.0) && area.is_none_or(|a| a.contains(f.fix.coord.lat_e7, f.fix.coord.lon_e7));
+    // (device, slot) of the last fix a thinning kept.
+    let mut slot_kept: Option<(i64, i64)> = None;
     let mut deleted = 0u64;
-    for meta in chunks {
-        if keep.is_none() && inside(meta.first) && inside(meta.last) {
+    for (device, meta) in chunks {
+        if keep.is_none() && area.is_none() && thin.is_none() && inside(meta.first) && inside(meta.last) {
             delete_chunk(tx, meta.id)?;
             deleted += meta.n as u64;
             continue;
         }
         let mut points = load(tx, meta.id)?;
         let before = points.len();
-        points.retain(|f| !inside(f.fix.time.0) || keep.as_mut().is_some_and(|keep| keep(f)));
+        points.retain(|f| {
+            if !selected(f) {
+                return true;
+            }
+            if let Some(every) = thin {
+                let slot = (device, f.fix.time.0.div_euclid(every));
+                if slot_kept != Some(slot) {
+                    slot_kept = Some(slot);
+                    return true;
+                }
+            }
+            keep.as_mut().is_some_and(|keep| keep(f.seq))
+        });
         let removed = before - points.len();
         if removed == 0 {
             continue;
@@ -607,7 +649,10 @@ pub(crate) fn delete(
             update_chunk(tx, meta.id, meta.first, &points, ExtrasEncoding::Compressed)?;
         }
     }
-    if deleted == 0 && !always {
+    // The visits and activities a source carried go with the points (a
+    // thinning keeps them).
+    let intervals = if thin.is_none() { delete_intervals(tx, selection, lo, to, &mut keep)? } else { 0 };
+    if deleted == 0 && intervals == 0 && !always {
         return Ok(WriteOutcome::default());
     }
     let last = to.map(|to| to - 1);
@@ -622,13 +667,124 @@ pub(crate) fn delete(
         deleted,
     )?;
     tx.prepare_cached(
-        "INSERT INTO tombstones (user_id, device_id, from_ms, last_ms, hlc, origin, seq) \
-         SELECT user_id, device_id, first_ms, last_ms, hlc, origin, seq FROM changes WHERE seq = ?1",
+        "INSERT INTO tombstones (user_id, device_id, from_ms, last_ms, hlc, origin, seq, \
+         west_e7, south_e7, east_e7, north_e7, thin_ms) \
+         SELECT user_id, device_id, first_ms, last_ms, hlc, origin, seq, ?2, ?3, ?4, ?5, ?6 FROM changes WHERE seq = ?1",
     )
     .db()?
-    .execute([seq.0 as i64])
+    .execute(params![
+        seq.0 as i64,
+        area.map(|a| a.west_e7),
+        area.map(|a| a.south_e7),
+        area.map(|a| a.east_e7),
+        area.map(|a| a.north_e7),
+        thin
+    ])
     .db()?;
-    Ok(WriteOutcome { added: 0, duplicates: 0, deleted, seq: Some(seq) })
+    Ok(WriteOutcome { deleted, seq: Some(seq), ..WriteOutcome::default() })
+}
+
+/// Removes the intervals (imported visits, activities, memories) a delete
+/// covers: the user's (or the device's) starting inside the range, and inside
+/// the area if there is one. `keep` spares them by the seq of their write.
+fn delete_intervals(
+    tx: &Transaction<'_>,
+    selection: &PointSelection,
+    lo: i64,
+    to: Option<i64>,
+    keep: &mut Option<&mut dyn FnMut(Seq) -> bool>,
+) -> StoreResult<u64> {
+    let query = &selection.query;
+    let rows: Vec<(i64, Option<i32>, Option<i32>, i64)> = tx
+        .prepare_cached(
+            "SELECT id, start_lat, start_lon, seq FROM intervals WHERE user_id = ?1 \
+             AND (?2 IS NULL OR device_id = ?2) AND start_ms >= ?3 AND (?4 IS NULL OR start_ms < ?4)",
+        )
+        .db()?
+        .query_map(params![query.user.0, query.device.map(|d| d.0), lo, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    let mut removed = 0;
+    for (id, lat, lon, seq) in rows {
+        if let Some(area) = selection.area {
+            let (Some(lat), Some(lon)) = (lat, lon) else { continue };
+            if !area.contains(lat, lon) {
+                continue;
+            }
+        }
+        if keep.as_mut().is_some_and(|keep| keep(Seq(seq as u64))) {
+            continue;
+        }
+        tx.prepare_cached("DELETE FROM intervals WHERE id = ?1").db()?.execute([id]).db()?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// The tombstones of `user` that may cover fixes of `device` in `[lo, hi]`
+/// (its own and the user-wide ones), with their versions' wall-clock time;
+/// with `burying`, only those that bury (not thinnings, which the retention
+/// job writes once a day and which a live insert need not read).
+pub(crate) fn tombstones_over(
+    tx: &Connection,
+    user: UserId,
+    device: DeviceId,
+    lo: i64,
+    hi: i64,
+    burying: bool,
+) -> StoreResult<Vec<Tombstone>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT device_id, from_ms, last_ms, hlc, west_e7, south_e7, east_e7, north_e7, thin_ms FROM tombstones \
+             WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) AND (?5 = 0 OR thin_ms IS NULL) \
+             AND (from_ms IS NULL OR from_ms <= ?4) AND (last_ms IS NULL OR last_ms >= ?3)",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![user.0, device.0, lo, hi, burying], |r| {
+            let corners: [Option<i32>; 4] = [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?];
+            let area = match corners {
+                [Some(west_e7), Some(south_e7), Some(east_e7), Some(north_e7)] => {
+                    Some(Area { west_e7, south_e7, east_e7, north_e7 })
+                }
+                _ => None,
+            };
+            let hlc: i64 = r.get(3)?;
+            Ok(Tombstone {
+                device: r.get::<_, Option<i64>>(0)?.map(DeviceId),
+                from: r.get::<_, Option<i64>>(1)?.map(Timestamp),
+                last: r.get::<_, Option<i64>>(2)?.map(Timestamp),
+                area,
+                keep_one_every_ms: r.get(8)?,
+                made: Timestamp(Hlc(hlc as u64).millis()),
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}
+
+/// Leaves out of a local insert the fixes a tombstone buries: a re-import
+/// does not bring deleted points back. Returns the fixes to store and how
+/// many were left out; borrows when nothing was.
+pub(crate) fn unburied<'f>(
+    tx: &Connection,
+    user: UserId,
+    device: DeviceId,
+    fixes: &'f [Fix],
+) -> StoreResult<(std::borrow::Cow<'f, [Fix]>, u64)> {
+    let (Some(lo), Some(hi)) = (fixes.iter().map(|f| f.time.0).min(), fixes.iter().map(|f| f.time.0).max()) else {
+        return Ok((std::borrow::Cow::Borrowed(fixes), 0));
+    };
+    let stones = tombstones_over(tx, user, device, lo, hi, true)?;
+    if stones.is_empty() || !fixes.iter().any(|f| stones.iter().any(|t| t.buries(device, f))) {
+        return Ok((std::borrow::Cow::Borrowed(fixes), 0));
+    }
+    let kept: Vec<Fix> = fixes.iter().filter(|f| !stones.iter().any(|t| t.buries(device, f))).cloned().collect();
+    let suppressed = (fixes.len() - kept.len()) as u64;
+    Ok((std::borrow::Cow::Owned(kept), suppressed))
 }
 
 /// [`polo_store::Store::last_point`]: decodes only the device's last chunk

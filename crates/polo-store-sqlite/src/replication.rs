@@ -20,8 +20,8 @@ use polo_store::codec::{StoredFix, decode_chunk};
 use polo_store::replication::{EditRange, EditRow};
 use polo_store::{
     ApplyOutcome, ChangeKind, Checkpoint, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope,
-    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, PointQuery, ReplicatedChange, ReplicationToken,
-    StoreError, StoreResult, Version,
+    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, PointQuery, PointSelection, ReplicatedChange,
+    ReplicationToken, StoreError, StoreResult, Version,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -257,6 +257,8 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                     device: device_id.map(&mut device_name).transpose()?,
                     from: first,
                     last,
+                    area: tombstone_area(c, seq)?,
+                    keep_one_every_ms: tombstone_thinning(c, seq)?,
                 },
                 ChangeKind::IntervalsInserted => {
                     let id = device_id.ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device")))?;
@@ -530,9 +532,10 @@ fn apply_one(
             let admitted: Vec<Fix> = fixes
                 .iter()
                 .filter(|f| {
-                    let buried = covering.iter().any(|(from, last, v)| {
+                    let buried = covering.iter().any(|(from, last, area, v)| {
                         from.is_none_or(|from| from <= f.time.0)
                             && last.is_none_or(|last| f.time.0 <= last)
+                            && area.is_none_or(|a| a.contains(f.coord.lat_e7, f.coord.lon_e7))
                             && v > incoming
                     });
                     out.points_suppressed += u64::from(buried);
@@ -577,17 +580,21 @@ fn apply_one(
             out.points_replaced += replaced;
             Ok(outcome.seq.is_some())
         }
-        ReplicatedChange::Tombstone { user, device, from, last } => {
+        ReplicatedChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
             let user = ensure_user(tx, user)?;
             let device = device.as_deref().map(|d| ensure_device(tx, user, d)).transpose()?;
-            let query = PointQuery {
-                user: UserId(user),
-                device: device.map(DeviceId),
-                from: from.map(Timestamp),
-                to: last.map(|l| Timestamp(l.saturating_add(1))),
+            let query = PointSelection {
+                query: PointQuery {
+                    user: UserId(user),
+                    device: device.map(DeviceId),
+                    from: from.map(Timestamp),
+                    to: last.map(|l| Timestamp(l.saturating_add(1))),
+                },
+                area: *area,
+                keep_one_every_ms: *keep_one_every_ms,
             };
             let mut failure = None;
-            let mut keep = |stored: &StoredFix| match versions.of(tx, origins, stored.seq) {
+            let mut keep = |seq: Seq| match versions.of(tx, origins, seq) {
                 Ok(v) => v > *incoming,
                 Err(e) => {
                     failure.get_or_insert(e);
@@ -646,8 +653,35 @@ fn stamp_origin(stamp: Stamp) -> i64 {
     }
 }
 
-/// A stored range tombstone: inclusive bounds (`None` unbounded) and version.
-type Tombstone = (Option<i64>, Option<i64>, Version);
+/// The area of the tombstone change `seq` recorded, if it has one.
+fn tombstone_area(c: &Connection, seq: i64) -> StoreResult<Option<polo_store::Area>> {
+    let corners: Option<[Option<i32>; 4]> = c
+        .prepare_cached("SELECT west_e7, south_e7, east_e7, north_e7 FROM tombstones WHERE seq = ?1")
+        .db()?
+        .query_row([seq], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
+        .optional()
+        .db()?;
+    Ok(match corners {
+        Some([Some(west_e7), Some(south_e7), Some(east_e7), Some(north_e7)]) => {
+            Some(polo_store::Area { west_e7, south_e7, east_e7, north_e7 })
+        }
+        _ => None,
+    })
+}
+
+/// The slot length of the thinning change `seq` recorded, if it was one.
+fn tombstone_thinning(c: &Connection, seq: i64) -> StoreResult<Option<i64>> {
+    let thin: Option<Option<i64>> = c
+        .prepare_cached("SELECT thin_ms FROM tombstones WHERE seq = ?1")
+        .db()?
+        .query_row([seq], |r| r.get(0))
+        .optional()
+        .db()?;
+    Ok(thin.flatten())
+}
+
+/// A stored tombstone: inclusive bounds (`None` unbounded), area and version.
+type Tombstone = (Option<i64>, Option<i64>, Option<polo_store::Area>, Version);
 
 /// The tombstones of `user` (all devices, or `device`'s) overlapping
 /// `[lo, hi]`.
@@ -659,18 +693,31 @@ fn covering_tombstones(
     lo: i64,
     hi: i64,
 ) -> StoreResult<Vec<Tombstone>> {
-    let rows: Vec<(Option<i64>, Option<i64>, i64, i64)> = tx
+    type Row = (Option<i64>, Option<i64>, i64, i64, [Option<i32>; 4]);
+    let rows: Vec<Row> = tx
         .prepare_cached(
-            "SELECT from_ms, last_ms, hlc, origin FROM tombstones WHERE user_id = ?1 \
-             AND (device_id IS NULL OR device_id = ?2) \
+            "SELECT from_ms, last_ms, hlc, origin, west_e7, south_e7, east_e7, north_e7 FROM tombstones \
+             WHERE user_id = ?1 AND (device_id IS NULL OR device_id = ?2) AND thin_ms IS NULL \
              AND (from_ms IS NULL OR from_ms <= ?4) AND (last_ms IS NULL OR last_ms >= ?3)",
         )
         .db()?
-        .query_map(params![user, device, lo, hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map(params![user, device, lo, hi], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?]))
+        })
         .db()?
         .collect::<rusqlite::Result<_>>()
         .db()?;
-    rows.into_iter().map(|(from, last, hlc, origin)| Ok((from, last, origins.version(tx, hlc, origin)?))).collect()
+    rows.into_iter()
+        .map(|(from, last, hlc, origin, corners)| {
+            let area = match corners {
+                [Some(west_e7), Some(south_e7), Some(east_e7), Some(north_e7)] => {
+                    Some(polo_store::Area { west_e7, south_e7, east_e7, north_e7 })
+                }
+                _ => None,
+            };
+            Ok((from, last, area, origins.version(tx, hlc, origin)?))
+        })
+        .collect()
 }
 
 fn insert_user(

@@ -293,14 +293,27 @@ ALTER TABLE location_grants ADD COLUMN created_by_token INTEGER;
 INSERT INTO meta (key, value) SELECT 'last_token_id', coalesce(max(id), 0) FROM tokens;
 ";
 
-/// Version 10, private share links: a share may leave place names and
-/// addresses out of its public page. Links made before show them, as they did.
+/// Version 10, deleting a selection on the map and thinning: a tombstone may
+/// cover only the points inside a rectangle (E7 degrees, edges included; all
+/// four NULL: everywhere), or be a thinning that kept the first point of
+/// every `thin_ms` (retention). Local inserts read the tombstones too, so a
+/// re-import leaves deleted points out.
 const V10: &str = "
+ALTER TABLE tombstones ADD COLUMN west_e7 INTEGER;
+ALTER TABLE tombstones ADD COLUMN south_e7 INTEGER;
+ALTER TABLE tombstones ADD COLUMN east_e7 INTEGER;
+ALTER TABLE tombstones ADD COLUMN north_e7 INTEGER;
+ALTER TABLE tombstones ADD COLUMN thin_ms INTEGER;
+";
+
+/// Version 11, private share links: a share may leave place names and
+/// addresses out of its public page. Links made before show them, as they did.
+const V11: &str = "
 ALTER TABLE shares ADD COLUMN hide_places INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+pub mod deletes;
 pub mod replication;
 
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
@@ -32,6 +33,10 @@ pub use crate::conformance_sharing::{
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
 };
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
+pub use deletes::{
+    deleted_points_stay_deleted_until_restored, deletes_take_the_intervals_inside_them,
+    selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
+};
 
 /// Something a test can get a store from: a boxed store, or a store paired
 /// with a guard (e.g. its temporary directory) that must outlive it.
@@ -75,6 +80,10 @@ macro_rules! conformance_tests {
             device_encryption_keys, insert_reports_added_times, point_groups_succeed_and_fail_alone, device_cards,
             derived_rows_ranges_and_batches,
             derived_edits_and_cursors, epoch_is_stable_across_writes);
+        // Deleting (conformance/deletes.rs).
+        $crate::conformance_tests!(@each $make;
+            deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area,
+            thinning_keeps_one_point_per_slot, deletes_take_the_intervals_inside_them);
         // Sharing (conformance_sharing.rs).
         $crate::conformance_tests!(@each $make;
             shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
@@ -112,6 +121,10 @@ pub const ALL: &[(&str, Test)] = &[
     ("derived_rows_ranges_and_batches", derived_rows_ranges_and_batches),
     ("derived_edits_and_cursors", derived_edits_and_cursors),
     ("epoch_is_stable_across_writes", epoch_is_stable_across_writes),
+    ("deleted_points_stay_deleted_until_restored", deleted_points_stay_deleted_until_restored),
+    ("selections_delete_inside_their_area", selections_delete_inside_their_area),
+    ("thinning_keeps_one_point_per_slot", thinning_keeps_one_point_per_slot),
+    ("deletes_take_the_intervals_inside_them", deletes_take_the_intervals_inside_them),
 ];
 
 /// Runs every test, each on a fresh store from `make`.
@@ -265,7 +278,7 @@ pub fn duplicates_keep_the_stored_point(store: &dyn Store) {
     store.insert_points(user, device, &fixes).unwrap();
     let seq = store.last_seq().unwrap();
     let again = store.insert_points(user, device, &fixes).unwrap();
-    assert_eq!(again, crate::WriteOutcome { added: 0, duplicates: 1_500, deleted: 0, seq: None });
+    assert_eq!(again, crate::WriteOutcome { added: 0, duplicates: 1_500, deleted: 0, suppressed: 0, seq: None });
     assert_eq!(store.last_seq().unwrap(), seq);
     let mut changed = fixes[700].clone();
     changed.coord.lat_e7 += 1;
@@ -485,8 +498,9 @@ pub fn delete_points_range(store: &dyn Store) {
     let c = store.changes_since(seq, 10).unwrap();
     assert_eq!((c[0].device, c[0].first, c[0].last), (None, Some(Timestamp(T0 + 4_000_000)), None));
     assert_eq!(store.count_points(user).unwrap(), 10_000 - 2_222 - 2_000);
-    // Deleted times can be inserted again.
-    assert_eq!(store.insert_points(user, d1, &fixes).unwrap().added, 2_222 + 1_000);
+    // Deleted times come back only when asked for (see `deletes`).
+    assert_eq!(store.insert_points(user, d1, &fixes).unwrap().suppressed, 2_222 + 1_000);
+    assert_eq!(store.restore_points(user, d1, &fixes).unwrap().added, 2_222 + 1_000);
     assert_eq!(store.delete_points(&PointQuery::user(user)).unwrap().deleted, 10_000 - 1_000);
     assert!(scan(store, &PointQuery::user(user)).is_empty());
     assert_eq!(store.storage_stats().unwrap().points, 0);

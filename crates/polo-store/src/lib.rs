@@ -169,6 +169,9 @@ pub struct WriteOutcome {
     pub duplicates: u64,
     /// Rows removed ([`Store::delete_points`]).
     pub deleted: u64,
+    /// Fixes left out because a delete buried them ([`Store::insert_points`]
+    /// stores no point the user deleted; [`Store::restore_points`] does).
+    pub suppressed: u64,
     /// The change sequence number of this write, when it changed anything.
     pub seq: Option<Seq>,
 }
@@ -232,6 +235,99 @@ impl PointQuery {
     #[must_use]
     pub fn user(user: UserId) -> Self {
         Self { user, device: None, from: None, to: None }
+    }
+}
+
+/// A rectangle of positions in E7 degrees, edges included. A `west` east
+/// of `east` crosses the antimeridian (170° to −170° is 20° wide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Area {
+    /// Western edge (longitude, E7).
+    pub west_e7: i32,
+    /// Southern edge (latitude, E7).
+    pub south_e7: i32,
+    /// Eastern edge (longitude, E7).
+    pub east_e7: i32,
+    /// Northern edge (latitude, E7).
+    pub north_e7: i32,
+}
+
+impl Area {
+    /// Whether the position `(lat_e7, lon_e7)` lies inside, edges included.
+    #[must_use]
+    pub fn contains(&self, lat_e7: i32, lon_e7: i32) -> bool {
+        let lon_ok = if self.west_e7 <= self.east_e7 {
+            (self.west_e7..=self.east_e7).contains(&lon_e7)
+        } else {
+            lon_e7 >= self.west_e7 || lon_e7 <= self.east_e7
+        };
+        lon_ok && (self.south_e7..=self.north_e7).contains(&lat_e7)
+    }
+}
+
+/// Which points a delete removes: a [`PointQuery`] (user, device, time
+/// range), optionally only those inside an [`Area`] (a selection on the map),
+/// optionally all but one per slot of time (thinning, for retention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointSelection {
+    /// Whose points, of which device, in which time range.
+    pub query: PointQuery,
+    /// Only points inside this rectangle; `None`: wherever they are.
+    pub area: Option<Area>,
+    /// Thinning: of the selected points of each device, keep the first of
+    /// every slot of this many milliseconds since the epoch and delete the
+    /// others. `None`: delete them all.
+    pub keep_one_every_ms: Option<i64>,
+}
+
+impl From<PointQuery> for PointSelection {
+    fn from(query: PointQuery) -> Self {
+        Self { query, area: None, keep_one_every_ms: None }
+    }
+}
+
+/// A delete as the store keeps it: what it covers and when it was made.
+/// A local insert leaves out every fix a tombstone covers that is not
+/// younger than the tombstone itself (a fix timed after the delete was made
+/// cannot be one the user meant to delete), so re-importing a file does not
+/// bring deleted points back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The user's devices it covers: one, or `None` for all.
+    pub device: Option<DeviceId>,
+    /// Inclusive lower time bound; `None` unbounded.
+    pub from: Option<Timestamp>,
+    /// Inclusive upper time bound; `None` unbounded.
+    pub last: Option<Timestamp>,
+    /// Only positions inside it; `None` everywhere.
+    pub area: Option<Area>,
+    /// A thinning ([`PointSelection::keep_one_every_ms`]) rather than a delete.
+    pub keep_one_every_ms: Option<i64>,
+    /// When the delete was made (the wall-clock part of its version).
+    pub made: Timestamp,
+}
+
+impl Tombstone {
+    /// Whether the tombstone buries `fix` of `device`. A thinning buries
+    /// nothing: which fix of a slot is "the first" depends on what else is
+    /// stored, so points imported again into a thinned range are stored and
+    /// the retention job thins them the next time it runs.
+    #[must_use]
+    pub fn buries(&self, device: DeviceId, fix: &Fix) -> bool {
+        self.buries_at(device, fix.time, Some(fix.coord))
+    }
+
+    /// Whether the tombstone buries what `device` recorded at `time` at
+    /// `coord` (an interval by its start; one without a position lies in no
+    /// area).
+    #[must_use]
+    pub fn buries_at(&self, device: DeviceId, time: Timestamp, coord: Option<polo_domain::Coord>) -> bool {
+        self.keep_one_every_ms.is_none()
+            && self.device.is_none_or(|d| d == device)
+            && self.from.is_none_or(|from| from <= time)
+            && self.last.is_none_or(|last| time <= last)
+            && time <= self.made
+            && self.area.is_none_or(|a| coord.is_some_and(|c| a.contains(c.lat_e7, c.lon_e7)))
     }
 }
 
@@ -519,7 +615,38 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// Backend failures.
-    fn delete_points(&self, query: &PointQuery) -> StoreResult<WriteOutcome>;
+    fn delete_points(&self, query: &PointQuery) -> StoreResult<WriteOutcome> {
+        self.delete_selection(&PointSelection::from(query.clone()))
+    }
+    /// [`Store::delete_points`] of the points of the query that lie inside
+    /// the selection's area, when it has one. The tombstone keeps the area:
+    /// it replicates, and the points it covers are not stored again by
+    /// [`Store::insert_points`]. The tombstone is recorded even when the
+    /// area held no stored point (a re-import must still leave them out).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_selection(&self, selection: &PointSelection) -> StoreResult<WriteOutcome>;
+    /// [`Store::insert_points`] that stores fixes a delete buried too: the
+    /// user asked for deleted points back (`polo import --restore-deleted`,
+    /// an undo). They get a newer version than the tombstone, so replicas
+    /// take them too.
+    ///
+    /// # Errors
+    /// As [`Store::insert_points`].
+    fn restore_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
+    /// The user's tombstones that may bury points of `device` (its own and
+    /// the user-wide ones) between `from` and `last`, inclusive.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn tombstones(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        from: Timestamp,
+        last: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>>;
 
     /// Stores intervals for one device in one transaction; an interval whose
     /// identity (user, device, kind, start, end, [`Interval::identity_key`])
@@ -529,6 +656,13 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] when `device` is not a device of `user`;
     /// backend failures.
     fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome>;
+    /// [`Store::insert_intervals`] that stores intervals a delete buried too
+    /// (`polo import --restore-deleted`, an undo); [`Store::insert_intervals`]
+    /// leaves out an interval whose start a tombstone covers, as it does points.
+    ///
+    /// # Errors
+    /// As [`Store::insert_intervals`].
+    fn restore_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome>;
     /// A user's intervals overlapping `[from, to)`, optionally of one kind, by
     /// start time. An interval covers `[start, end]`, so it overlaps when
     /// `end >= from` and `start < to`.

@@ -30,7 +30,7 @@
 
 use polo_domain::{Fix, Interval, Seq};
 
-use crate::DeviceCard;
+use crate::{Area, DeviceCard};
 
 /// A hybrid logical clock reading: milliseconds since the Unix epoch in the
 /// upper 48 bits, a counter that breaks ties within a millisecond in the
@@ -139,6 +139,12 @@ pub enum ReplicatedChange {
         from: Option<i64>,
         /// Inclusive upper bound (ms).
         last: Option<i64>,
+        /// Only points inside this rectangle (a selection on the map);
+        /// `None` wherever they are.
+        area: Option<Area>,
+        /// A thinning: of the covered points, the first of every slot of
+        /// this many ms is kept ([`crate::PointSelection::keep_one_every_ms`]).
+        keep_one_every_ms: Option<i64>,
     },
     /// Intervals that were added.
     Intervals {

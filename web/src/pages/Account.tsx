@@ -6,6 +6,7 @@ import { useState } from "preact/hooks";
 import { api, get, type Me, type User } from "../api";
 import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
+import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
 
 export function Account({ me }: { me: Me }) {
   return (
@@ -25,6 +26,10 @@ export function Account({ me }: { me: Me }) {
           </p>
         </div>
       </div>
+      <div class="split even">
+        <RetentionForm />
+        <DeleteEverything />
+      </div>
       {me.user.admin && (
         <>
           <Users />
@@ -32,6 +37,86 @@ export function Account({ me }: { me: Me }) {
         </>
       )}
     </section>
+  );
+}
+
+interface RetentionPolicy {
+  thin_after_days: number | null;
+  keep_one_every_s: number;
+}
+
+/** The retention policy: thin old raw points (the timeline keeps its visits and trips). */
+function RetentionForm() {
+  const policy = useAsync(() => get<RetentionPolicy>("/api/v1/retention"), []);
+  const [days, setDays] = useState<string | null>(null);
+  const [seconds, setSeconds] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(undefined);
+  const [saved, setSaved] = useState(false);
+  const current = policy.data;
+  const daysValue = days ?? (current?.thin_after_days == null ? "" : String(current.thin_after_days));
+  const secondsValue = seconds ?? String(current?.keep_one_every_s ?? 60);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setError(undefined);
+    setSaved(false);
+    try {
+      const answer = await api<RetentionPolicy>("PUT", "/api/v1/retention", {
+        thin_after_days: daysValue.trim() === "" ? null : Number(daysValue),
+        keep_one_every_s: Number(secondsValue),
+      });
+      policy.set(answer);
+      setDays(null);
+      setSeconds(null);
+      setSaved(true);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <form class="card" onSubmit={submit} aria-labelledby="retention-title">
+      <h2 id="retention-title">Retention</h2>
+      <p class="muted">
+        Thin raw points older than some days to one every so many seconds (for example one a minute after two years). Visits, trips and places stay; the
+        hourly retention job does the thinning. Leave the days empty to keep every point.
+      </p>
+      {policy.error !== undefined && <ErrorBox error={policy.error} retry={policy.reload} />}
+      <label>
+        Thin points older than (days)
+        <input type="number" min={30} value={daysValue} onInput={(e) => setDays(e.currentTarget.value)} placeholder="keep every point" />
+      </label>
+      <label>
+        Keep one point every (seconds)
+        <input type="number" min={1} max={3600} value={secondsValue} onInput={(e) => setSeconds(e.currentTarget.value)} required />
+      </label>
+      <button type="submit" class="primary">
+        Save
+      </button>
+      {saved && <Notice kind="ok">Saved.</Notice>}
+      {error !== undefined && <ErrorBox error={error} />}
+    </form>
+  );
+}
+
+/** Deleting the whole history: every point of every device (the account and its devices stay). */
+function DeleteEverything() {
+  const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
+  return (
+    <div class="card" aria-labelledby="delete-all-title">
+      <h2 id="delete-all-title">Delete your history</h2>
+      <p class="muted">
+        Deletes every point of every device. The deletion replicates, and importing the same files again leaves the points out (unless the import asks to restore
+        deleted points). Your account, devices, tokens and places' names stay.
+      </p>
+      <DeleteButton
+        label="Delete all my points"
+        testId="delete-everything"
+        confirmWord="DELETE"
+        question={<>Delete your whole location history?</>}
+        selection={{ everything: true }}
+        onDeleted={setDeleted}
+      />
+      {deleted && <UndoToast outcome={deleted} onUndone={() => undefined} onClose={() => setDeleted(null)} />}
+    </div>
   );
 }
 

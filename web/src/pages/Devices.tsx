@@ -9,6 +9,7 @@ import { api, get, type Device, type Me, type Token } from "../api";
 import { ago, dateTime, formatBattery } from "../format";
 import { ownTracksConfig, ownTracksConfigUrl } from "../owntracks";
 import { CopyButton, ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
 
 interface NewToken extends Token {
   token: string;
@@ -17,6 +18,7 @@ interface NewToken extends Token {
 export function Devices({ me }: { me: Me }) {
   const devices = useAsync(() => get<{ devices: Device[] }>("/api/v1/devices"), []);
   const tokens = useAsync(() => get<{ tokens: Token[] }>("/api/v1/tokens"), []);
+  const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
   const [name, setName] = useState("");
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
@@ -101,7 +103,17 @@ export function Devices({ me }: { me: Me }) {
                   <td>
                     <button type="button" class="small" onClick={() => newToken(device)}>
                       New token + setup
-                    </button>
+                    </button>{" "}
+                    <DeleteButton
+                      label="Delete its points"
+                      testId={`delete-device-${device.name}`}
+                      question={<>Delete every point {device.name} ever recorded? Its tokens keep working, and what it sends from now on is stored.</>}
+                      selection={{ device: device.name }}
+                      onDeleted={(outcome) => {
+                        setDeleted(outcome);
+                        devices.reload();
+                      }}
+                    />
                   </td>
                 </tr>
               );
@@ -109,6 +121,7 @@ export function Devices({ me }: { me: Me }) {
           </tbody>
         </table>
       )}
+      {deleted && <UndoToast outcome={deleted} onUndone={devices.reload} onClose={() => setDeleted(null)} />}
       <h2>Tokens</h2>
       {tokens.data && tokens.data.tokens.length === 0 && <p class="muted">No tokens.</p>}
       {tokens.data && tokens.data.tokens.length > 0 && (

@@ -17,6 +17,7 @@ import { navigate, useLocation } from "../router";
 import { boundsOf, decodeOverview, needsDetail } from "../track";
 import { MapBox } from "../components/MapBox";
 import { ErrorBox, Loading, PageTitle } from "../components/ui";
+import { AreaDelete } from "../components/AreaDelete";
 
 const PRESETS: [string, string, number][] = [
   ["1h", "Last hour", 3600],
@@ -106,6 +107,8 @@ export function Explorer({ me }: { me: Me }) {
   const cellLayers = useRef<{ heatmap?: L.GridLayer; fog?: L.GridLayer }>({});
   const liveMarkers = useRef<Map<string, L.CircleMarker>>(new Map());
   const [mapReady, setMapReady] = useState(false);
+  // Bumped after a delete: the tracks and cells are fetched again.
+  const [version, setVersion] = useState(0);
   const [fromInput, setFromInput] = useState(toInput(current.from));
   const [toInputValue, setToInputValue] = useState(toInput(current.to));
 
@@ -157,7 +160,7 @@ export function Explorer({ me }: { me: Me }) {
     return () => {
       live = false;
     };
-  }, [mapReady, fromIso, toIso]);
+  }, [mapReady, fromIso, toIso, version]);
 
   useEffect(() => {
     const map = mapRef.current;
@@ -224,7 +227,7 @@ export function Explorer({ me }: { me: Me }) {
       cellLayers.current[kind] = undefined;
       if (on) cellLayers.current[kind] = createCellLayer(kind, cellRange).addTo(map.map);
     }
-  }, [heatmap, fog, fromIso, toIso, mapReady]);
+  }, [heatmap, fog, fromIso, toIso, mapReady, version]);
 
   // Live positions: the newest point of each own device, then SSE updates.
   useEffect(() => {
@@ -346,6 +349,7 @@ export function Explorer({ me }: { me: Me }) {
               {overview.devices.length > 0 && ` Devices: ${overview.devices.join(", ")}.`}
             </p>
           )}
+          <AreaDelete map={mapReady ? mapRef.current : null} from={fromIso} to={toIso} onDeleted={() => setVersion((n) => n + 1)} />
           <h2>Live</h2>
           <p class="muted" aria-live="polite">
             {liveState === "open" ? "Connected: positions update as they arrive." : liveState === "connecting" ? "Connecting…" : "Disconnected."}

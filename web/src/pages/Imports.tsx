@@ -7,6 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { get, getCsrfToken, readResponse, type ImportJob } from "../api";
 import { dateTime, formatBytes, formatCount } from "../format";
 import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { ImportDelete } from "../components/Deleting";
 
 interface Upload {
   name: string;
@@ -16,10 +17,10 @@ interface Upload {
   error: unknown;
 }
 
-function upload(file: File, onProgress: (sent: number) => void): Promise<ImportJob> {
+function upload(file: File, restoreDeleted: boolean, onProgress: (sent: number) => void): Promise<ImportJob> {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
-    request.open("POST", "/api/v1/imports");
+    request.open("POST", `/api/v1/imports${restoreDeleted ? "?restore_deleted=true" : ""}`);
     const token = getCsrfToken();
     if (token) request.setRequestHeader("X-CSRF-Token", token);
     request.setRequestHeader("Accept", "application/json");
@@ -40,6 +41,8 @@ export function Imports() {
   const history = useAsync(() => get<{ imports: ImportJob[] }>("/api/v1/imports"), []);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [dragging, setDragging] = useState(false);
+  // Points deleted before are left out of a re-import unless this is ticked.
+  const [restoreDeleted, setRestoreDeleted] = useState(false);
   const input = useRef<HTMLInputElement>(null);
 
   const update = (index: number, change: Partial<Upload>) => setUploads((list) => list.map((u, i) => (i === index ? { ...u, ...change } : u)));
@@ -51,7 +54,7 @@ export function Imports() {
       const base = previous.length;
       list.forEach((file, k) => {
         const index = base + k;
-        upload(file, (sent) => update(index, { sent }))
+        upload(file, restoreDeleted, (sent) => update(index, { sent }))
           .then((job) => {
             update(index, { sent: file.size, job });
             poll(index, job);
@@ -108,6 +111,10 @@ export function Imports() {
             }}
           />
         </label>
+        <label class="restore-deleted">
+          <input type="checkbox" checked={restoreDeleted} onChange={(e) => setRestoreDeleted(e.currentTarget.checked)} data-testid="restore-deleted" /> Bring back points I
+          deleted (otherwise a re-import leaves them out)
+        </label>
       </div>
       {uploads.map((u) => (
         <UploadCard upload={u} />
@@ -132,6 +139,9 @@ export function Imports() {
               <th scope="col" class="num">
                 Rejected
               </th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -145,6 +155,7 @@ export function Imports() {
                 <td class="num">{formatCount(job.points_added)}</td>
                 <td class="num">{formatCount(job.duplicates)}</td>
                 <td class="num">{job.rejected > 0 && job.rejects_file ? <a href={job.rejects_file} download>{formatCount(job.rejected)}</a> : formatCount(job.rejected)}</td>
+                <td>{job.status === "done" && <ImportDelete job={job} onDeleted={() => undefined} />}</td>
               </tr>
             ))}
           </tbody>
@@ -221,6 +232,12 @@ function ImportSummary({ job }: { job: ImportJob }) {
           <dt>Duplicates</dt>
           <dd>{formatCount(job.duplicates)}</dd>
         </div>
+        {(job.deleted_left_out ?? 0) > 0 && (
+          <div>
+            <dt>Left out: you deleted them</dt>
+            <dd data-testid="deleted-left-out">{formatCount(job.deleted_left_out)}</dd>
+          </div>
+        )}
         <div>
           <dt>Visits and activities</dt>
           <dd>{formatCount(job.intervals_added)}</dd>

@@ -11,6 +11,7 @@ import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../track";
 import { MapBox } from "../components/MapBox";
+import { DeleteButton, UndoToast, VisitEditor, type DeleteOutcome } from "../components/Deleting";
 import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 
 interface DayData {
@@ -59,6 +60,7 @@ export function Timeline({ device }: { device?: string } = {}) {
     [showFlagged, data],
   );
   const flaggedLayer = useRef<L.LayerGroup | null>(null);
+  const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
 
   // Moving between days keeps the chosen device.
   const go = (to: string) => navigate(`${to === today ? "/" : `/day/${to}`}${qs({ device })}`);
@@ -221,6 +223,21 @@ export function Timeline({ device }: { device?: string } = {}) {
               )}
             </p>
           )}
+          {data && data.day.device && (
+            <div class="day-delete">
+              <DeleteButton
+                label="Delete this day"
+                testId="delete-day"
+                question={<>Delete every point recorded on {longDate(date)}, from every device? A re-import of the same files will not bring them back.</>}
+                selection={{ from: data.day.from, to: data.day.to }}
+                onDeleted={(outcome) => {
+                  setDeleted(outcome);
+                  reload();
+                }}
+              />
+            </div>
+          )}
+          {deleted && <UndoToast outcome={deleted} onUndone={reload} onClose={() => setDeleted(null)} />}
           {data && data.day.devices.length > 1 && (
             <div class="toolbar device-switch" role="group" aria-label="Device">
               {data.day.devices.map((d) => (
@@ -347,6 +364,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
             {entry.town && !title.includes(entry.town) && ` · ${entry.town}`}
             {entry.country && ` · ${entry.country}`}
             {entry.origin === "imported" && " · imported"}
+            {entry.edited && " · edited"}
           </span>
         </button>
         {entry.place_id !== undefined &&
@@ -368,6 +386,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
               Rename
             </button>
           ))}
+        <VisitEditor entry={entry} day={day} onChanged={onChanged} />
         {error !== undefined && <ErrorBox error={error} />}
       </li>
     );

@@ -20,7 +20,7 @@ use crate::config::Config;
 
 /// Parses a `--from`/`--to` bound. A bare date (`2024-05-01`) or month means
 /// the start of that period; for `--to` it means the end of it.
-fn parse_bound(text: &str, is_end: bool) -> anyhow::Result<Timestamp> {
+pub(crate) fn parse_bound(text: &str, is_end: bool) -> anyhow::Result<Timestamp> {
     let parsed = parse_timestamp(text).with_context(|| format!("cannot read date {text:?}"))?;
     let trimmed = text.trim();
     if !is_end || trimmed.contains(['T', 't', ' ', ':']) {

@@ -37,6 +37,7 @@ struct Report {
     files: Vec<FileReport>,
     points_added: u64,
     duplicates: u64,
+    deleted_left_out: u64,
     intervals_added: u64,
     rejected: u64,
     bytes: u64,
@@ -62,6 +63,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
             store: &store,
             user: user.id,
             device_override: args.device.as_deref(),
+            restore_deleted: args.restore_deleted,
             progress: &progress,
         },
         rejects_dir: config.rejects_dir(),
@@ -96,6 +98,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
     let totals = Totals::of(&report.files);
     report.points_added = totals.points_added;
     report.duplicates = totals.duplicates;
+    report.deleted_left_out = totals.deleted_left_out;
     report.intervals_added = totals.intervals_added;
     report.rejected = totals.rejected;
     #[allow(clippy::cast_precision_loss)]
@@ -145,6 +148,12 @@ fn print_human(report: &Report) {
         }
         for (field, count) in &f.out_of_range_fields {
             println!("  {count} imported with {field} out of range (the value is kept in the point's extras)");
+        }
+        if f.deleted_left_out > 0 {
+            println!(
+                "  {} left out: you deleted them (import with --restore-deleted to have them back)",
+                f.deleted_left_out
+            );
         }
         if let Some(e) = &f.error {
             println!("  error: {e}");

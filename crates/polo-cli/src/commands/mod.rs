@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod delete;
 pub mod export;
 pub mod import;
 pub mod import_paths;

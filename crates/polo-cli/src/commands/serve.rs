@@ -71,6 +71,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
             .transpose()
             .context("cannot start the street-name geocoder")?;
         let mqtt = mqtt.map(|settings| MqttTask::start(state.clone(), settings));
+        let retention = polo_server::retention::RetentionJob::start(&state);
         let mut replication_tasks = Vec::new();
         for pull in replications {
             let spec = polo_replication::Spec {
@@ -105,6 +106,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
             if let Some(street_names) = street_names {
                 street_names.shutdown().await;
             }
+            retention.shutdown().await;
             // Stop the MQTT subscriber before the writer, so what it accepted is stored.
             if let Some(mqtt) = mqtt {
                 mqtt.shutdown().await;

@@ -132,6 +132,8 @@ pub struct JobView {
     pub points_added: u64,
     /// Points that were already stored.
     pub duplicates: u64,
+    /// Points left out because you had deleted them (known when the job is finished).
+    pub deleted_left_out: u64,
     /// Intervals stored so far.
     pub intervals_added: u64,
     /// Records rejected so far.
@@ -197,6 +199,7 @@ impl Job {
             bytes_read: self.bytes_read.load(Ordering::Relaxed).min(self.bytes_total),
             points_added: self.points_added.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
+            deleted_left_out: 0,
             intervals_added: self.intervals_added.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             files: state.files.clone(),
@@ -210,6 +213,7 @@ impl Job {
             let totals = Totals::of(&state.files);
             view.points_added = totals.points_added;
             view.duplicates = totals.duplicates;
+            view.deleted_left_out = totals.deleted_left_out;
             view.intervals_added = totals.intervals_added;
             view.rejected = totals.rejected;
         }
@@ -304,6 +308,8 @@ pub struct NewJob {
     pub user: UserId,
     /// The device name every point goes to, if any.
     pub device: Option<String>,
+    /// Store points deleted before too (else they are left out).
+    pub restore_deleted: bool,
     /// The uploaded file's name.
     pub file_name: String,
     /// The spooled upload; removed when the job ends.
@@ -411,7 +417,7 @@ impl ImportJobs {
         let slots = Arc::clone(&self.inner.slots);
         let closing = Arc::clone(&self.inner.closing);
         let running = Arc::clone(&job);
-        let (upload, device) = (new.upload, new.device);
+        let (upload, device, restore_deleted) = (new.upload, new.device, new.restore_deleted);
         tokio::spawn(async move {
             let Ok(_permit) = slots.acquire_owned().await else {
                 running.finish(Vec::new(), Some("the server is shutting down; upload the file again".into()));
@@ -431,6 +437,7 @@ impl ImportJobs {
                     store: &*store,
                     user: job.user,
                     device_override: device.as_deref(),
+                    restore_deleted,
                     progress: &progress,
                 };
                 let files = importer.import(reader, job.file_name.clone(), rejects);
@@ -536,7 +543,14 @@ mod tests {
         let upload = |user: UserId, content: &[u8]| {
             let mut file = jobs.spool_file().unwrap();
             file.write_all(content).unwrap();
-            NewJob { user, device: None, file_name: "track.gpx".into(), upload: file, bytes: content.len() as u64 }
+            NewJob {
+                user,
+                device: None,
+                restore_deleted: false,
+                file_name: "track.gpx".into(),
+                upload: file,
+                bytes: content.len() as u64,
+            }
         };
         sqlite.limit_growth(Some(30)).unwrap();
         let big = jobs.start(upload(jane, &super::super::pipeline::tests::gpx(40_000)), store.clone(), Metrics::new());

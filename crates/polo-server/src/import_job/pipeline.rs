@@ -55,6 +55,10 @@ pub struct FileReport {
     pub points_added: u64,
     /// Points already stored (same user, device and time).
     pub duplicates: u64,
+    /// Points left out because you deleted them before (a re-import does not
+    /// bring them back; import with `restore_deleted` to have them again).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted_left_out: u64,
     /// Intervals stored.
     pub intervals_added: u64,
     /// Intervals already stored.
@@ -78,6 +82,31 @@ pub struct FileReport {
     /// zone taken as UTC), for the user to check.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Per device, the time span of the points stored: what deleting "this
+    /// import" removes (`POST /api/v1/points/delete` with the device and span).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceSpan>,
+}
+
+/// The points an import stored on one device: their first and last time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeviceSpan {
+    /// The device.
+    pub device: String,
+    /// The earliest point stored (RFC 3339).
+    pub first: String,
+    /// The latest point stored (RFC 3339).
+    pub last: String,
+    /// Points stored.
+    pub points_added: u64,
+}
+
+/// Per entry, per device name: first and last time stored (ms) and how many.
+type Spans = Vec<BTreeMap<String, (i64, i64, u64)>>;
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counts summed over several [`FileReport`]s.
@@ -87,6 +116,8 @@ pub struct Totals {
     pub points_added: u64,
     /// Points already stored.
     pub duplicates: u64,
+    /// Points left out because they were deleted.
+    pub deleted_left_out: u64,
     /// Intervals stored.
     pub intervals_added: u64,
     /// Records rejected.
@@ -100,6 +131,7 @@ impl Totals {
         files.iter().fold(Self::default(), |t, f| Self {
             points_added: t.points_added + f.points_added,
             duplicates: t.duplicates + f.duplicates,
+            deleted_left_out: t.deleted_left_out + f.deleted_left_out,
             intervals_added: t.intervals_added + f.intervals_added,
             rejected: t.rejected + f.rejected,
         })
@@ -113,6 +145,8 @@ pub struct Written {
     pub points_added: u64,
     /// Points already stored.
     pub duplicates: u64,
+    /// Points left out because they were deleted.
+    pub deleted_left_out: u64,
     /// Intervals stored.
     pub intervals_added: u64,
     /// Intervals already stored.
@@ -123,6 +157,7 @@ impl Written {
     fn add(&mut self, other: Self) {
         self.points_added += other.points_added;
         self.duplicates += other.duplicates;
+        self.deleted_left_out += other.deleted_left_out;
         self.intervals_added += other.intervals_added;
         self.interval_duplicates += other.interval_duplicates;
     }
@@ -212,6 +247,7 @@ impl WriteError {
 /// early, if it did.
 struct WriterEnd {
     counts: Vec<Written>,
+    spans: Spans,
     error: Option<WriteError>,
 }
 
@@ -245,6 +281,8 @@ pub struct Importer<'a> {
     pub user: UserId,
     /// A device name that wins over what the file says.
     pub device_override: Option<&'a str>,
+    /// Store points you deleted before too (else a re-import leaves them out).
+    pub restore_deleted: bool,
     /// Who watches.
     pub progress: &'a dyn Progress,
 }
@@ -283,8 +321,11 @@ impl Importer<'_> {
             let outcome = polo_formats::import_seekable(reader, &options, &mut sink);
             sink.flush_all();
             sink.sender = None;
-            let written =
-                writer.join().unwrap_or_else(|_| WriterEnd { counts: Vec::new(), error: Some(WriteError::Panicked) });
+            let written = writer.join().unwrap_or_else(|_| WriterEnd {
+                counts: Vec::new(),
+                spans: Vec::new(),
+                error: Some(WriteError::Panicked),
+            });
             (outcome, sink.entries, written)
         });
         let rejects_file = rejects.finish();
@@ -300,8 +341,20 @@ impl Importer<'_> {
         {
             report.points_added = count.points_added;
             report.duplicates = count.duplicates;
+            report.deleted_left_out = count.deleted_left_out;
             report.intervals_added = count.intervals_added;
             report.interval_duplicates = count.interval_duplicates;
+        }
+        for (report, spans) in reports.iter_mut().zip(&written.spans) {
+            report.devices = spans
+                .iter()
+                .map(|(device, &(first, last, points_added))| DeviceSpan {
+                    device: device.clone(),
+                    first: Timestamp(first).to_string(),
+                    last: Timestamp(last).to_string(),
+                    points_added,
+                })
+                .collect();
         }
         if let Some(e) = written.error {
             reports[0].error = Some(format!("storing failed, the rest of the file was not stored: {e}"));
@@ -322,14 +375,20 @@ impl Importer<'_> {
     /// (and so drops) the receiver's end either way.
     fn write_batches(&self, receiver: Receiver<Batch>) -> WriterEnd {
         let mut counts: Vec<Written> = Vec::new();
-        let error = self.write_each(&receiver, &mut counts).err();
+        let mut spans: Spans = Vec::new();
+        let error = self.write_each(&receiver, &mut counts, &mut spans).err();
         if let Some(e) = &error {
             tracing::error!(error = %e, "storing an import batch failed; stopping the import");
         }
-        WriterEnd { counts, error }
+        WriterEnd { counts, spans, error }
     }
 
-    fn write_each(&self, receiver: &Receiver<Batch>, counts: &mut Vec<Written>) -> Result<(), WriteError> {
+    fn write_each(
+        &self,
+        receiver: &Receiver<Batch>,
+        counts: &mut Vec<Written>,
+        spans: &mut Spans,
+    ) -> Result<(), WriteError> {
         let mut devices: HashMap<String, DeviceId> = HashMap::new();
         for batch in receiver {
             let name = self.device_override.or(batch.device.as_deref()).unwrap_or(DEFAULT_DEVICE);
@@ -346,16 +405,39 @@ impl Importer<'_> {
             };
             if counts.len() <= batch.entry {
                 counts.resize(batch.entry + 1, Written::default());
+                spans.resize(batch.entry + 1, BTreeMap::new());
             }
             let mut written = Written::default();
             match batch.payload {
                 Payload::Points(fixes) => {
-                    let outcome = self.store.insert_points(self.user, device, &fixes)?;
+                    let mut stored: Option<(i64, i64)> = None;
+                    let mut note = |t: Timestamp| {
+                        stored = Some(stored.map_or((t.0, t.0), |(a, b)| (a.min(t.0), b.max(t.0))));
+                    };
+                    let outcome = if self.restore_deleted {
+                        let outcome = self.store.restore_points(self.user, device, &fixes)?;
+                        if outcome.added > 0 {
+                            // The batch's span: restoring does not say which fixes were new.
+                            fixes.iter().for_each(|f| note(f.time));
+                        }
+                        outcome
+                    } else {
+                        self.store.insert_points_reporting(self.user, device, &fixes, &mut note)?
+                    };
+                    if let Some((first, last)) = stored {
+                        let span = spans[batch.entry].entry(name.to_owned()).or_insert((first, last, 0));
+                        *span = (span.0.min(first), span.1.max(last), span.2 + outcome.added);
+                    }
                     written.points_added = outcome.added;
                     written.duplicates = outcome.duplicates;
+                    written.deleted_left_out = outcome.suppressed;
                 }
                 Payload::Intervals(intervals) => {
-                    let outcome = self.store.insert_intervals(self.user, device, &intervals)?;
+                    let outcome = if self.restore_deleted {
+                        self.store.restore_intervals(self.user, device, &intervals)?
+                    } else {
+                        self.store.insert_intervals(self.user, device, &intervals)?
+                    };
                     written.intervals_added = outcome.added;
                     written.interval_duplicates = outcome.duplicates;
                 }
@@ -652,8 +734,13 @@ pub(crate) mod tests {
         let importing = Arc::clone(&store);
         // Not scoped: a deadlock must fail the test, not hang it.
         std::thread::spawn(move || {
-            let importer =
-                Importer { store: &*importing, user, device_override: Some("garmin"), progress: &NoProgress };
+            let importer = Importer {
+                store: &*importing,
+                user,
+                device_override: Some("garmin"),
+                restore_deleted: false,
+                progress: &NoProgress,
+            };
             let dir = tempfile::tempdir().unwrap();
             let rejects = RejectsWriter::at(dir.path().join("rejects.jsonl"));
             let _ = done.send(importer.import(io::Cursor::new(gpx(40_000)), "track.gpx".into(), rejects));

@@ -55,6 +55,9 @@ struct CreateQuery {
         pattern = "^(?:$|(?!\\s*\\.)(?=[^\\u0000-\\u001f]*[^\\s])[^/+#\\\\<>\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$)"
     )]
     device: Option<String>,
+    /// `true`: store points you deleted before too. By default a re-import leaves them out (each
+    /// file's `deleted_left_out` counts them).
+    restore_deleted: Option<bool>,
 }
 
 /// The upload: the part `file`, and any other parts, which are ignored. Written by hand
@@ -215,7 +218,8 @@ async fn create(
     let Some((file_name, upload, bytes)) = received else {
         return Err(ApiError::bad_request("no file in the upload: send it as the multipart part named \"file\""));
     };
-    let new = NewJob { user: caller.user.id, device, file_name, upload, bytes };
+    let restore_deleted = query.restore_deleted.unwrap_or(false);
+    let new = NewJob { user: caller.user.id, device, restore_deleted, file_name, upload, bytes };
     let job = state.imports.start(new, state.store.clone(), state.metrics.clone())?;
     tracing::info!(user = %caller.user.name, job = %job.id(), bytes, "import job queued");
     let url = job.url();

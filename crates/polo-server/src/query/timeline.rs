@@ -138,6 +138,10 @@ pub(crate) struct Entry {
     /// Legs: the mean speed, m/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     mean_speed_mps: Option<f64>,
+    /// Stays: `true` when you edited it (`PUT /api/v1/timeline/visits`); `start` and `end` are
+    /// then yours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited: Option<bool>,
     /// Shared timelines only: the entry began before or ended after the shared range and was cut
     /// to it (a cut leg has no distance or speeds).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,6 +196,7 @@ fn stay_entry(stay: &StayView) -> Entry {
         cruising_speed_mps: None,
         max_speed_mps: None,
         mean_speed_mps: None,
+        edited: stay.edited.then_some(true),
         clipped: None,
     }
 }
@@ -221,6 +226,7 @@ fn leg_entry(leg: &LegView) -> Entry {
         cruising_speed_mps: Some(row.p85_mps),
         max_speed_mps: Some(row.max_mps),
         mean_speed_mps: Some(row.mean_mps),
+        edited: None,
         clipped: None,
     }
 }

@@ -40,8 +40,12 @@ macro_rules! replication_conformance_tests {
             bidirectional_writes_converge_without_ping_pong, tombstones_beat_older_points_only,
             conflicting_points_resolve_to_the_newer_version, any_delivery_order_converges,
             accounts_devices_and_edits_replicate);
+        $crate::replication_conformance_tests!(@each $make;
+            selections_replicate_with_their_area, thinning_replicates);
     };
 }
+
+pub use super::deletes::{selections_replicate_with_their_area, thinning_replicates};
 
 /// The checkpoint name a test replication uses.
 fn name_of(source: &dyn Store) -> String {
@@ -137,7 +141,9 @@ pub fn feed_serves_every_kind_in_order(a: &dyn Store, _b: &dyn Store) {
             user: "alice".into(),
             device: Some("phone".into()),
             from: Some(T0 + 1_000_000),
-            last: Some(T0 + 1_999_999)
+            last: Some(T0 + 1_999_999),
+            area: None,
+            keep_one_every_ms: None,
         }
     );
     assert_eq!(
