@@ -265,7 +265,12 @@ fn bad_parameters_are_400s_that_say_which_and_why() {
     bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&max_points=60001"), "max_points");
     bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&max_points=many"), "max_points");
     for bbox in ["1,2,3", "a,b,c,d", "8,48,9,47", "8,-95,9,47"] {
-        bad_request(addr, &jane, &format!("/api/v1/map/overview?{day}&bbox={bbox}"), "bbox must be west,south,east,north");
+        bad_request(
+            addr,
+            &jane,
+            &format!("/api/v1/map/overview?{day}&bbox={bbox}"),
+            "bbox must be west,south,east,north",
+        );
     }
     bad_request(addr, &jane, "/api/v1/map/heatmap/19/0/0", "z must be");
     bad_request(addr, &jane, "/api/v1/map/heatmap/ten/0/0", "z must be");

@@ -25,8 +25,8 @@ use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedRange, DerivedScope, Store};
 
 use super::calendar::{clamp_ms, day_of};
-use super::viewport::Viewport;
 use super::track::{LEVEL_ZOOMS, LevelCount, MapPoint, connected, decode_counts, decode_track, level_tolerance};
+use super::viewport::Viewport;
 use crate::kinds::{MAP_COUNTS, MAP_LEVELS, map_track};
 use crate::{DerivedError, DerivedResult};
 
@@ -145,7 +145,8 @@ pub fn overview_within(
     }
     let coarsest = usize::from(MAP_LEVELS) - 1;
     #[allow(clippy::cast_precision_loss)]
-    let fits = |level: usize| if weights.is_some() { weighted[level] <= budget as f64 } else { cost(totals[level]) <= budget };
+    let fits =
+        |level: usize| if weights.is_some() { weighted[level] <= budget as f64 } else { cost(totals[level]) <= budget };
     let level = (0..=coarsest).find(|&l| fits(l)).unwrap_or(coarsest);
     let tolerance = level_tolerance(level);
     let kind = map_track(u16::try_from(level).unwrap_or(MAP_LEVELS - 1));
@@ -545,8 +546,7 @@ mod tests {
         assert!(inside.iter().all(|p| drawn.contains(p)), "a point inside the view is missing");
         // A view where the track never goes draws nothing.
         let nowhere = Viewport::new(-60.0, -50.0, -59.0, -49.0).unwrap();
-        let empty =
-            overview_within(&fixture.store, fixture.user, &[device], from, to, budget, Some(&nowhere)).unwrap();
+        let empty = overview_within(&fixture.store, fixture.user, &[device], from, to, budget, Some(&nowhere)).unwrap();
         assert_eq!((empty.points, empty.segments.len()), (0, 0));
     }
 

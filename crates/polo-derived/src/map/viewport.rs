@@ -89,7 +89,12 @@ impl Viewport {
         let mut best: Option<(f64, f64)> = None;
         for &x0 in starts {
             let (mut enter, mut leave) = (0.0f64, 1.0f64);
-            let limits = [(-dlon, x0), (dlon, width - x0), (lat_a - lat_b, lat_a - self.south), (lat_b - lat_a, self.north - lat_a)];
+            let limits = [
+                (-dlon, x0),
+                (dlon, width - x0),
+                (lat_a - lat_b, lat_a - self.south),
+                (lat_b - lat_a, self.north - lat_a),
+            ];
             let mut outside = false;
             for (p, q) in limits {
                 if p == 0.0 {
@@ -201,7 +206,10 @@ mod tests {
         assert!(!berlin.contains(&at(48.1, 11.6)));
         assert!(berlin.may_cross(&at(51.0, 13.5), &at(54.0, 13.5)), "a step straight through, no point inside");
         assert!(!berlin.may_cross(&at(48.1, 11.6), &at(48.2, 16.4)), "Munich to Vienna stays south");
-        assert!(!berlin.may_cross(&at(51.0, 12.0), &at(54.0, 15.5)) || berlin.share_inside(&[at(51.0, 12.0), at(54.0, 15.5)]) > 0.0);
+        assert!(
+            !berlin.may_cross(&at(51.0, 12.0), &at(54.0, 15.5))
+                || berlin.share_inside(&[at(51.0, 12.0), at(54.0, 15.5)]) > 0.0
+        );
         let (enter, leave) = berlin.step_inside(&at(52.5, 12.0), &at(52.5, 15.0)).unwrap();
         assert!((enter - 1.0 / 3.0).abs() < 1e-9 && (leave - 2.0 / 3.0).abs() < 1e-9, "{enter} {leave}");
         assert!((berlin.share_inside(&[at(52.5, 12.0), at(52.5, 15.0)]) - 1.0 / 3.0).abs() < 1e-9);
@@ -212,7 +220,8 @@ mod tests {
     #[test]
     fn views_and_steps_across_the_antimeridian() {
         // Fiji to Samoa: 177° E to 172° W, given both ways.
-        for view in [Viewport::new(177.0, -20.0, 188.0, -10.0).unwrap(), Viewport::new(177.0, -20.0, -172.0, -10.0).unwrap()]
+        for view in
+            [Viewport::new(177.0, -20.0, 188.0, -10.0).unwrap(), Viewport::new(177.0, -20.0, -172.0, -10.0).unwrap()]
         {
             assert!(view.contains(&at(-17.8, 178.4)), "Suva");
             assert!(view.contains(&at(-13.8, -172.0)), "Apia");

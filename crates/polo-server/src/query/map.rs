@@ -92,7 +92,8 @@ fn parse_view(text: &str) -> Result<derived::Viewport, ApiError> {
             "bbox must be west,south,east,north in degrees with south < north (latitudes within ±90), not {text:?}"
         ))
     };
-    let numbers: Vec<f64> = text.split(',').map(|part| part.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let numbers: Vec<f64> =
+        text.split(',').map(|part| part.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
     let [west, south, east, north] = numbers[..] else { return Err(bad()) };
     derived::Viewport::new(west, south, east, north).ok_or_else(bad)
 }
