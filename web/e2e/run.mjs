@@ -360,9 +360,10 @@ async function run() {
     step = "map explorer zoom";
     const overviewLevel = Number(await page.locator(".explorer-map").getAttribute("data-level"));
     if (overviewLevel > 0) {
+      // One step at a time: Leaflet ignores a zoom asked for while it animates the last one.
       for (let i = 0; i < 14; i += 1) {
         await page.locator(".explorer-map .leaflet-control-zoom-in").click();
-        await page.waitForTimeout(120);
+        await page.waitForTimeout(350);
       }
       await page.locator(".explorer-map[data-detail-level]").waitFor({ timeout: 10_000 });
       const detail = Number(await page.locator(".explorer-map").getAttribute("data-detail-level"));
