@@ -329,6 +329,9 @@ impl Engine {
             Some(Span::All) => map_extent(store, user, device)?,
             None => None,
         };
+        if matches!(map_span, Some(Span::All)) {
+            map::refresh::clear_retired(store, user, device)?;
+        }
         if let Some((from, to)) = map_window {
             map::refresh_device(store, user, device, from, to)?;
         }

@@ -185,8 +185,9 @@ impl OffsetChanges {
             }
             let zone = match cached {
                 Some((at, zone))
-                    if (at.lat_e7 - point.coord.lat_e7).abs() < ZONE_CELL_E7
-                        && (at.lon_e7 - point.coord.lon_e7).abs() < ZONE_CELL_E7 =>
+                    // In i64: two longitudes either side of ±180° differ by more than i32 holds.
+                    if (i64::from(at.lat_e7) - i64::from(point.coord.lat_e7)).abs() < i64::from(ZONE_CELL_E7)
+                        && (i64::from(at.lon_e7) - i64::from(point.coord.lon_e7)).abs() < i64::from(ZONE_CELL_E7) =>
                 {
                     zone
                 }
@@ -472,6 +473,16 @@ mod tests {
         assert_eq!(clock.offset_minutes_at(east), 60);
         assert_eq!(clock.offset_minutes_at(west), -60);
         assert_eq!(clock.next_change_after(east), Some(west));
+    }
+
+    #[test]
+    fn a_jump_across_the_antimeridian_looks_the_zone_up_again() {
+        // 179.9° E then 179.9° W: the longitudes differ by more than an i32 of 1e-7 degrees holds.
+        let east = utc(2024, 3, 30, 12, 0);
+        let west = utc(2024, 3, 30, 13, 0);
+        let clock = OffsetChanges::from_track(&[at(east, 179.9, None), at(west, -179.9, None)], &ToyZones);
+        assert_eq!(clock.offset_minutes_at(east), 60);
+        assert_eq!(clock.offset_minutes_at(west), -60);
     }
 
     #[test]
