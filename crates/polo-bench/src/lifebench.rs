@@ -211,7 +211,11 @@ pub fn life_bench(work: &Path, scale: LifeScale, years: f64, ingest_seconds: u32
 
     // 1. Import through the real binary.
     let imported = measure(
-        Command::new(polo_binary()?).arg("--data-dir").arg(&data).args(["import", "--json", "--user", "bench"]).arg(&dir),
+        Command::new(polo_binary()?)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["import", "--json", "--user", "bench"])
+            .arg(&dir),
     )?;
     let report: serde_json::Value = serde_json::from_str(imported.stdout.trim()).unwrap_or_default();
     let points_added = report["points_added"].as_u64().unwrap_or(0);
@@ -356,7 +360,12 @@ fn browse(server: &Server, auth: &str) -> anyhow::Result<(Session, Tiles, Vec<(&
         let end = newest - i * 90 * 86_400_000;
         let (to, from) = (&iso(end)[..10], &iso(end - 90 * 86_400_000)[..10]);
         let mut wait = session.call(addr, auth, "trips", "/api/v1/locations/last");
-        wait += session.call(addr, auth, "trips", &format!("/api/v1/timeline/trips?from={from}T00:00:00Z&to={to}T00:00:00Z"));
+        wait += session.call(
+            addr,
+            auth,
+            "trips",
+            &format!("/api/v1/timeline/trips?from={from}T00:00:00Z&to={to}T00:00:00Z"),
+        );
         wait += session.call(addr, auth, "trips", "/api/v1/places");
         if i == 0 {
             first_rows.push(("Trips", wait));
@@ -395,7 +404,8 @@ fn browse(server: &Server, auth: &str) -> anyhow::Result<(Session, Tiles, Vec<(&
                     if !(0..size).contains(&tx) || !(0..size).contains(&ty) {
                         continue;
                     }
-                    let ms = session.call(addr, auth, "map tiles", &format!("/api/v1/map/{layer}/{z}/{tx}/{ty}{range}"));
+                    let ms =
+                        session.call(addr, auth, "map tiles", &format!("/api/v1/map/{layer}/{z}/{tx}/{ty}{range}"));
                     tiles.entry(if layer == "fog" { "fog" } else { "heatmap" }).or_default().push(ms);
                 }
             }

@@ -202,10 +202,15 @@ fn report_rows(store: &SqliteStore, user: UserId, devices: &[DeviceId], days: u3
             segments_f / device_days,
         );
     }
-    let kinds = [("MAP_COUNTS", MAP_COUNTS), ("MAP_CELLS", MAP_CELLS), ("HEAT_BLOCKS", HEAT_BLOCKS), ("FOG_BLOCKS", FOG_BLOCKS)]
-        .into_iter()
-        .map(|(name, kind)| (name.to_owned(), kind))
-        .chain((0..MAP_LEVELS).map(|l| (format!("track level {l}"), map_track(l))));
+    let kinds = [
+        ("MAP_COUNTS", MAP_COUNTS),
+        ("MAP_CELLS", MAP_CELLS),
+        ("HEAT_BLOCKS", HEAT_BLOCKS),
+        ("FOG_BLOCKS", FOG_BLOCKS),
+    ]
+    .into_iter()
+    .map(|(name, kind)| (name.to_owned(), kind))
+    .chain((0..MAP_LEVELS).map(|l| (format!("track level {l}"), map_track(l))));
     let mut total = 0u64;
     let mut parts = Vec::new();
     for (name, kind) in kinds {

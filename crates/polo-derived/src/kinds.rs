@@ -98,7 +98,7 @@ pub const ROWS_VERSION_CURSOR: &str = "timeline-rows-version";
 /// raise it when a change to the computation makes stored rows wrong.
 /// Version 1: local days and times from the time zone at each point's
 /// position where the point states no UTC offset (before: UTC).
-/// Version 2: month heatmap and fog rows cut into blocks at three zooms
+/// Version 2: month heatmap and fog rows cut into blocks at four zooms
 /// ([`HEAT_BLOCKS`], [`FOG_BLOCKS`]; the month-wide [`HEAT`] and [`FOG`]
 /// rows are deleted).
 pub const ROWS_VERSION: u64 = 2;

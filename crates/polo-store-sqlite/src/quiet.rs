@@ -4,59 +4,71 @@
 //! up to 4 MiB) and SQLite never shrinks one by itself: after an import, a
 //! catch-up of the timeline and some browsing, a server that then sat idle
 //! held every cache it had filled, tens of megabytes on a Raspberry Pi.
-//! So once the store has seen no read and no write for [`QUIET`], the
-//! checkpoint thread (which wakes every half second anyway) closes the
-//! readers nobody holds and asks the writer to release its cache
-//! (`sqlite3_db_release_memory`). The next read opens a reader again
-//! (about 100 µs) and the next write refills the pages it touches, from the
-//! kernel's page cache. Whether the freed heap goes back to the system is
-//! the allocator's business (the server trims glibc's heap when idle).
+//! So once the store has been all but unused for [`QUIET_ROUNDS`] rounds of
+//! the checkpoint thread (which wakes every half second anyway), that
+//! thread closes the readers nobody holds and asks the writer to release
+//! its cache (`sqlite3_db_release_memory`). "All but": the server's
+//! timeline worker looks at the change log twice a second whatever
+//! happens, so a round with at most [`IDLE_OPERATIONS`] reads and writes
+//! counts as quiet. The next read opens a reader again (about 100 µs) and
+//! the next write refills the pages it touches, from the kernel's page
+//! cache. Whether the freed heap goes back to the system is the
+//! allocator's business (see `polo serve`'s allocator settings).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
-use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::ReaderPool;
 
-/// How long the store must go unused before its caches are given back.
-pub(crate) const QUIET: Duration = Duration::from_secs(5);
+/// Rounds of the checkpoint thread (half a second each) the store must be
+/// quiet before its caches are given back.
+pub(crate) const QUIET_ROUNDS: u32 = 10;
 
-/// When the store was last used.
-#[derive(Debug)]
+/// Reads and writes a round may see and still count as quiet.
+pub(crate) const IDLE_OPERATIONS: u64 = 8;
+
+/// How much the store is used.
+#[derive(Debug, Default)]
 pub(crate) struct Activity {
-    origin: Instant,
-    /// Milliseconds since `origin` of the last read or write.
-    last: AtomicU64,
-    /// Whether the caches were given back since then.
-    released: AtomicBool,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self { origin: Instant::now(), last: AtomicU64::new(0), released: AtomicBool::new(false) }
-    }
+    /// Reads and writes since the checkpoint thread last looked.
+    operations: AtomicU64,
 }
 
 impl Activity {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// Notes a read or write.
     pub(crate) fn touch(&self) {
-        self.last.store(self.now_ms(), Ordering::Relaxed);
-        if self.released.load(Ordering::Relaxed) {
-            self.released.store(false, Ordering::Relaxed);
-        }
+        self.operations.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// True once per quiet period: the store has been unused for [`QUIET`]
-    /// and its caches were not given back yet.
-    fn due(&self) -> bool {
-        let quiet = self.now_ms().saturating_sub(self.last.load(Ordering::Relaxed));
-        quiet >= u64::try_from(QUIET.as_millis()).unwrap_or(u64::MAX) && !self.released.swap(true, Ordering::Relaxed)
+    /// The operations since the last call, resetting the count.
+    fn take(&self) -> u64 {
+        self.operations.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The checkpoint thread's view of how long the store has been quiet.
+#[derive(Debug, Default)]
+struct Quiet {
+    rounds: u32,
+    released: bool,
+}
+
+impl Quiet {
+    /// Counts one round with `operations`; true once per quiet period, when
+    /// it has lasted [`QUIET_ROUNDS`].
+    fn due(&mut self, operations: u64) -> bool {
+        if operations > IDLE_OPERATIONS {
+            *self = Self::default();
+            return false;
+        }
+        self.rounds = self.rounds.saturating_add(1);
+        if self.rounds >= QUIET_ROUNDS && !self.released {
+            self.released = true;
+            return true;
+        }
+        false
     }
 }
 
@@ -66,8 +78,10 @@ pub(crate) fn housekeeping(
     readers: Arc<ReaderPool>,
     writer: Arc<Mutex<Connection>>,
 ) -> Box<dyn Fn() + Send> {
+    let quiet = Mutex::new(Quiet::default());
     Box::new(move || {
-        if !activity.due() {
+        let due = quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner).due(activity.take());
+        if !due {
             return;
         }
         let closed = readers.close_idle();
@@ -77,6 +91,22 @@ pub(crate) fn housekeeping(
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().release_memory().is_ok(),
             Err(TryLockError::WouldBlock) => false,
         };
-        tracing::debug!(closed, released, "store idle: page caches given back");
+        tracing::debug!(closed, released, "store quiet: page caches given back");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_are_given_back_once_per_quiet_period() {
+        let mut quiet = Quiet::default();
+        let due: Vec<bool> = (0..QUIET_ROUNDS + 5).map(|_| quiet.due(2)).collect();
+        assert_eq!(due.iter().filter(|&&d| d).count(), 1, "a timeline worker's polling is quiet");
+        assert!(due[QUIET_ROUNDS as usize - 1]);
+        assert!(!quiet.due(IDLE_OPERATIONS + 1), "browsing is not");
+        let again = (0..QUIET_ROUNDS).map(|_| quiet.due(0)).filter(|&d| d).count();
+        assert_eq!(again, 1, "the next quiet period gives them back again");
+    }
 }

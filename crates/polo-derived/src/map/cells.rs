@@ -27,20 +27,21 @@
 //! since codes increase) varint delta of its code from the previous one and
 //! its count.
 //!
-//! **Month rows are cut into blocks, at three zooms.** A month's sums are
+//! **Month rows are cut into blocks, at four zooms.** A month's sums are
 //! not one row per month (a tile query then decoded every month's whole
 //! list up to the tile, 130–210 ms for a fog tile of a busy history) but
-//! one row per month, [level](MONTH_ZOOMS) and *block*: the 256 × 256 cells
-//! of one tile of zoom `cell zoom − 8`. The key puts the level first, the
+//! one row per month, [level](MONTH_ZOOMS) and *block*: the 64 × 64 cells
+//! of one tile of zoom `cell zoom − 6`. The key puts the level first, the
 //! block's Morton code next and the month last ([`month_row_key`]), so the
 //! rows of one block over all months are adjacent, and the blocks inside
 //! any tile are one key range: a tile query is one range read per device
-//! that returns only rows inside the tile. Level 0 holds the cells at the
-//! base zoom, levels 1 and 2 the same counts summed into cells of zoom 15
-//! and 12, which is all a tile of zoom ≤ 9 or ≤ 6 draws (its grid is
-//! `z + 6`), so a zoomed-out tile reads a few coarse rows instead of every
-//! cell of ten years. Sums of counts into bigger cells are exactly what the
-//! finer level would give, so every zoom shows the same numbers as before.
+//! that returns only rows inside (or, for tiles smaller than a block,
+//! around) the tile. Level 0 holds the cells at the base zoom, levels 1 to 3
+//! the same counts summed into cells of zoom 16, 14 and 12, the finest a
+//! tile of zoom 9–10, 7–8 or ≤ 6 draws (its grid is `z + 6`), so a
+//! zoomed-out tile reads a few coarse rows instead of every cell of ten
+//! years. Sums of counts into bigger cells are exactly what the finer level
+//! would give, so every zoom shows the same numbers as before.
 
 use std::ops::Range;
 
@@ -158,16 +159,16 @@ impl Cells {
 
 /// The cell zooms of the month rows' levels, finest first: level `l`
 /// holds the month's counts summed into cells of zoom `MONTH_ZOOMS[l]`.
-pub const MONTH_ZOOMS: [u8; 3] = [BASE_ZOOM, 15, 12];
+pub const MONTH_ZOOMS: [u8; 4] = [BASE_ZOOM, 16, 14, 12];
 
 /// A month row holds one block: `2^BLOCK_SHIFT` cells a side.
-pub const BLOCK_SHIFT: u8 = 8;
+pub const BLOCK_SHIFT: u8 = 6;
 
 /// Bits of a month number in a month row key (months run to 119 999).
 const MONTH_BITS: u32 = 17;
 
 /// Bits of a block's Morton code in a month row key (blocks of level 0 are
-/// tiles of zoom 10).
+/// tiles of zoom 12).
 const BLOCK_BITS: u32 = 2 * (BASE_ZOOM as u32 - BLOCK_SHIFT as u32);
 
 /// The key of the month row of `level`, `block` (Morton code of the block
@@ -178,7 +179,7 @@ const BLOCK_BITS: u32 = 2 * (BASE_ZOOM as u32 - BLOCK_SHIFT as u32);
 pub fn month_row_key(level: usize, block: u64, month: i64) -> i64 {
     // `block == 2^BLOCK_BITS` is the exclusive end of a level's keys.
     debug_assert!(block <= 1 << BLOCK_BITS && (0..1 << MONTH_BITS).contains(&month));
-    // level < 3, block < 2^20, month < 2^17: the key stays below 2^39.
+    // level < 4, block ≤ 2^24, month < 2^17: the key stays below 2^44.
     #[allow(clippy::cast_possible_wrap)]
     let high = (((level as u64) << BLOCK_BITS) | block) as i64;
     (high << MONTH_BITS) | month
@@ -191,7 +192,7 @@ pub fn month_row_parts(key: i64) -> (usize, u64, i64) {
     // Keys are non-negative (see `month_row_key`).
     #[allow(clippy::cast_sign_loss)]
     let high = (key >> MONTH_BITS) as u64;
-    // At most 3.
+    // Below 4.
     #[allow(clippy::cast_possible_truncation)]
     let level = (high >> BLOCK_BITS) as usize;
     (level, high & ((1 << BLOCK_BITS) - 1), month)
@@ -500,7 +501,8 @@ mod tests {
         let cells = Cells((0..100).map(|i| (i * 10, 1)).collect());
         let bytes = encode_month_cells(&cells);
         let mut seen = Vec::new();
-        visit_row_cells(&bytes, DerivedKind(20), 1, RowPart::Month { base: 0 }, &(95..205), |code, _| seen.push(code)).unwrap();
+        visit_row_cells(&bytes, DerivedKind(20), 1, RowPart::Month { base: 0 }, &(95..205), |code, _| seen.push(code))
+            .unwrap();
         assert_eq!(seen, (10..=20).map(|i| i * 10).collect::<Vec<_>>());
         let day = encode_day_cells(&DayCells { heat: Cells(vec![(1, 1)]), fog: cells });
         let mut fog = 0;

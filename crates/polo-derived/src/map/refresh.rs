@@ -4,7 +4,7 @@
 //! tracks, `MAP_CELLS`) depend only on that day's points and, for the fog
 //! line across midnight, on the first point after it. A month's
 //! `HEAT_BLOCKS` and `FOG_BLOCKS` rows are the sums of its days' `MAP_CELLS`
-//! (cut into blocks at three zooms), so rewriting them reads a month of
+//! (cut into blocks at four zooms), so rewriting them reads a month of
 //! small cell lists, never a month of points; the days' old cells say which
 //! block rows the month had, to delete them. A phone appending
 //! to today therefore costs one day's scan (about 1 400 points for a

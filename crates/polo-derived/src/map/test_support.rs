@@ -33,8 +33,10 @@ impl Fixture {
 
     /// Every map row of `device`, kind by kind.
     pub fn rows(&self, device: DeviceId) -> Vec<DerivedRow> {
-        let kinds: Vec<DerivedKind> =
-            [MAP_COUNTS, MAP_CELLS, HEAT_BLOCKS, FOG_BLOCKS].into_iter().chain((0..MAP_LEVELS).map(map_track)).collect();
+        let kinds: Vec<DerivedKind> = [MAP_COUNTS, MAP_CELLS, HEAT_BLOCKS, FOG_BLOCKS]
+            .into_iter()
+            .chain((0..MAP_LEVELS).map(map_track))
+            .collect();
         let scope = DerivedScope::Device(device);
         kinds
             .into_iter()
