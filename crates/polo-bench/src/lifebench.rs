@@ -317,9 +317,11 @@ pub fn life_bench(work: &Path, scale: LifeScale, years: f64, ingest_seconds: u32
 }
 
 type Tiles = BTreeMap<&'static str, Vec<f64>>;
+/// Milliseconds until a page could draw its first row.
+type FirstRows = Vec<(&'static str, f64)>;
 
 /// The scripted session: what each page asks the API, over the history.
-fn browse(server: &Server, auth: &str) -> anyhow::Result<(Session, Tiles, Vec<(&'static str, f64)>)> {
+fn browse(server: &Server, auth: &str) -> anyhow::Result<(Session, Tiles, FirstRows)> {
     let addr = server.addr.as_str();
     let mut session = Session::default();
     // The app shell, every page.
