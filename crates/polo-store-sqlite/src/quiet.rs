@@ -56,19 +56,16 @@ struct Quiet {
 }
 
 impl Quiet {
-    /// Counts one round with `operations`; true once per quiet period, when
-    /// it has lasted [`QUIET_ROUNDS`].
+    /// Counts one round with `operations`; true from the round the quiet
+    /// period has lasted [`QUIET_ROUNDS`] until the caches were given back
+    /// ([`Quiet::released`]).
     fn due(&mut self, operations: u64) -> bool {
         if operations > IDLE_OPERATIONS {
             *self = Self::default();
             return false;
         }
         self.rounds = self.rounds.saturating_add(1);
-        if self.rounds >= QUIET_ROUNDS && !self.released {
-            self.released = true;
-            return true;
-        }
-        false
+        self.rounds >= QUIET_ROUNDS && !self.released
     }
 }
 
@@ -80,17 +77,18 @@ pub(crate) fn housekeeping(
 ) -> Box<dyn Fn() + Send> {
     let quiet = Mutex::new(Quiet::default());
     Box::new(move || {
-        let due = quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner).due(activity.take());
-        if !due {
+        let mut quiet = quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !quiet.due(activity.take()) {
             return;
         }
         let closed = readers.close_idle();
-        // A writer busy right now is not idle: leave it for the next quiet period.
+        // A writer busy right now is not idle: try again next round.
         let released = match writer.try_lock() {
             Ok(conn) => conn.release_memory().is_ok(),
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().release_memory().is_ok(),
-            Err(TryLockError::WouldBlock) => false,
+            Err(TryLockError::WouldBlock) => return,
         };
+        quiet.released = true;
         tracing::debug!(closed, released, "store quiet: page caches given back");
     })
 }
@@ -102,11 +100,22 @@ mod tests {
     #[test]
     fn caches_are_given_back_once_per_quiet_period() {
         let mut quiet = Quiet::default();
-        let due: Vec<bool> = (0..QUIET_ROUNDS + 5).map(|_| quiet.due(2)).collect();
+        let mut round = |quiet: &mut Quiet, operations| {
+            let due = quiet.due(operations);
+            if due {
+                quiet.released = true;
+            }
+            due
+        };
+        let due: Vec<bool> = (0..QUIET_ROUNDS + 5).map(|_| round(&mut quiet, 2)).collect();
         assert_eq!(due.iter().filter(|&&d| d).count(), 1, "a timeline worker's polling is quiet");
         assert!(due[QUIET_ROUNDS as usize - 1]);
-        assert!(!quiet.due(IDLE_OPERATIONS + 1), "browsing is not");
-        let again = (0..QUIET_ROUNDS).map(|_| quiet.due(0)).filter(|&d| d).count();
+        assert!(!round(&mut quiet, IDLE_OPERATIONS + 1), "browsing is not");
+        let again = (0..QUIET_ROUNDS).map(|_| round(&mut quiet, 0)).filter(|&d| d).count();
         assert_eq!(again, 1, "the next quiet period gives them back again");
+        // Not given back (the writer was busy): due again the next round.
+        let mut busy = Quiet::default();
+        let due = (0..QUIET_ROUNDS + 2).filter(|_| busy.due(0)).count();
+        assert_eq!(due, 3);
     }
 }
