@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn caches_are_given_back_once_per_quiet_period() {
         let mut quiet = Quiet::default();
-        let mut round = |quiet: &mut Quiet, operations| {
+        let round = |quiet: &mut Quiet, operations| {
             let due = quiet.due(operations);
             if due {
                 quiet.released = true;
