@@ -290,7 +290,8 @@ pub fn map(work: &Path, days: u32, runs: usize) -> anyhow::Result<()> {
     let token = Command::new(polo_binary()?)
         .arg("--data-dir")
         .arg(&data)
-        .args(["token", "create", "--user", "bench", "--device", "phone"])
+        // A phone's token (no scope) may only ingest; the map routes need "read".
+        .args(["token", "create", "--user", "bench", "--device", "phone", "--scope", "read"])
         .output()?;
     let token = String::from_utf8(token.stdout)?.trim().to_owned();
     if token.is_empty() {
