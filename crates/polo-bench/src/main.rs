@@ -24,6 +24,11 @@
 //! * `polo-bench life` — writes the deterministic ten-year life fixture
 //!   (`polo-life`: Records.json of two phones, Semantic Location History,
 //!   GPX trips) and its ground-truth manifest, and prints the summary.
+//! * `polo-bench life-bench` — the realistic life through the real binary:
+//!   import, catch-up, idle RSS after it and after a scripted browsing
+//!   session, each page's API p95, heatmap and fog tile p95, time to the
+//!   first rows of Places and Trips, derived bytes against point bytes, and
+//!   live ingest into that store against an empty one.
 //! * `polo-bench web` — the front-end performance check: the web app's map
 //!   explorer opened on ten years of a 5-million-point user in headless
 //!   Chromium: time to first map render, JS heap and the longest long task,
@@ -36,6 +41,7 @@
 mod generate;
 mod geocode;
 mod life;
+mod lifebench;
 mod map;
 mod replicate;
 mod restore;
@@ -154,6 +160,19 @@ enum Command {
         #[arg(long, value_parser = life::parse_date)]
         start: Option<polo_life::Date>,
     },
+    /// The realistic life end to end: import, catch-up, idle RSS, page and tile latency, derived
+    /// bytes against point bytes, live ingest against an empty store.
+    LifeBench {
+        /// small: six months; full: --years years.
+        #[arg(long, value_enum, default_value = "full")]
+        scale: life::LifeScale,
+        /// Years of life (full scale).
+        #[arg(long, default_value_t = 10.0)]
+        years: f64,
+        /// Seconds of OwnTracks load on each store (0 skips the live-ingest comparison; needs `wrk`).
+        #[arg(long, default_value_t = 10)]
+        ingest_seconds: u32,
+    },
     /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
     Web {
         /// Points of the generated user (within ten years).
@@ -185,6 +204,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Life { out, manifest, scale, years, seed, start } => {
             life::life(&out, manifest, scale, years, seed, start)
+        }
+        Command::LifeBench { scale, years, ingest_seconds } => {
+            lifebench::life_bench(&work, scale, years, ingest_seconds)
         }
         Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
     }

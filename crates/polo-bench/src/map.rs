@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use polo_derived::kinds::{FOG, HEAT, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
+use polo_derived::kinds::{FOG_BLOCKS, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
 use polo_derived::map::refresh_device;
 use polo_derived::map::track::{LEVEL_ZOOMS, decode_counts};
 use polo_domain::{DeviceId, Fix, SourceFormat, Timestamp, UserId};
@@ -202,10 +202,15 @@ fn report_rows(store: &SqliteStore, user: UserId, devices: &[DeviceId], days: u3
             segments_f / device_days,
         );
     }
-    let kinds = [("MAP_COUNTS", MAP_COUNTS), ("MAP_CELLS", MAP_CELLS), ("HEAT", HEAT), ("FOG", FOG)]
-        .into_iter()
-        .map(|(name, kind)| (name.to_owned(), kind))
-        .chain((0..MAP_LEVELS).map(|l| (format!("track level {l}"), map_track(l))));
+    let kinds = [
+        ("MAP_COUNTS", MAP_COUNTS),
+        ("MAP_CELLS", MAP_CELLS),
+        ("HEAT_BLOCKS", HEAT_BLOCKS),
+        ("FOG_BLOCKS", FOG_BLOCKS),
+    ]
+    .into_iter()
+    .map(|(name, kind)| (name.to_owned(), kind))
+    .chain((0..MAP_LEVELS).map(|l| (format!("track level {l}"), map_track(l))));
     let mut total = 0u64;
     let mut parts = Vec::new();
     for (name, kind) in kinds {
@@ -222,6 +227,14 @@ fn report_rows(store: &SqliteStore, user: UserId, devices: &[DeviceId], days: u3
     #[allow(clippy::cast_precision_loss)]
     let per_point = total as f64 / points as f64;
     println!("map rows         {:.1} MB = {per_point:.1} bytes/point ({})", mb(total), parts.join(", "));
+    let chunk_bytes = store.storage_stats()?.chunk_bytes;
+    #[allow(clippy::cast_precision_loss)]
+    let ratio = total as f64 / chunk_bytes.max(1) as f64;
+    println!(
+        "map rows / points {ratio:.2}× the {:.1} MB of point chunks, target ≤ 2× (ideally ≤ 1×)  {}",
+        mb(chunk_bytes),
+        verdict(ratio <= 2.0)
+    );
     Ok(())
 }
 
@@ -277,7 +290,8 @@ pub fn map(work: &Path, days: u32, runs: usize) -> anyhow::Result<()> {
     let token = Command::new(polo_binary()?)
         .arg("--data-dir")
         .arg(&data)
-        .args(["token", "create", "--user", "bench", "--device", "phone"])
+        // A phone's token (no scope) may only ingest; the map routes need "read".
+        .args(["token", "create", "--user", "bench", "--device", "phone", "--scope", "read"])
         .output()?;
     let token = String::from_utf8(token.stdout)?.trim().to_owned();
     if token.is_empty() {

@@ -18,10 +18,10 @@ const TARGET_RATIO: f64 = 50.0;
 const TARGET_BYTES_PER_POINT: f64 = 24.0;
 
 /// What one measured child process did.
-struct Measured {
-    seconds: f64,
-    peak_rss_kb: u64,
-    stdout: String,
+pub(crate) struct Measured {
+    pub(crate) seconds: f64,
+    pub(crate) peak_rss_kb: u64,
+    pub(crate) stdout: String,
 }
 
 pub fn polo_binary() -> anyhow::Result<PathBuf> {
@@ -40,7 +40,7 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 }
 
 /// Runs a command to completion, sampling its peak RSS.
-fn measure(command: &mut Command) -> anyhow::Result<Measured> {
+pub(crate) fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())

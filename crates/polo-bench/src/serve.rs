@@ -48,7 +48,7 @@ impl Drop for Server {
     }
 }
 
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -114,7 +114,7 @@ end
 "#;
 
 /// wrk script: OwnTracks location messages, one new `tst` per request.
-const OWNTRACKS_LUA: &str = r#"
+pub(crate) const OWNTRACKS_LUA: &str = r#"
 -- Each wrk thread takes every other second of one device's timeline, so
 -- times arrive nearly in order, as from a real phone.
 function init(args)
@@ -173,7 +173,7 @@ function request()
 end
 "#;
 
-struct WrkResult {
+pub(crate) struct WrkResult {
     requests: u64,
     non_2xx: u64,
     seconds: f64,
@@ -194,7 +194,7 @@ impl WrkResult {
     }
 }
 
-fn wrk(
+pub(crate) fn wrk(
     work: &Path,
     server: &Server,
     script: &str,
@@ -322,7 +322,7 @@ fn stored_points(data: &Path, user: &str) -> anyhow::Result<u64> {
 }
 
 /// `polo token create` for `user`'s `device`: the `Bearer` header value.
-fn bearer(data: &Path, user: &str, device: &str) -> anyhow::Result<String> {
+pub(crate) fn bearer(data: &Path, user: &str, device: &str) -> anyhow::Result<String> {
     let out = Command::new(polo_binary()?)
         .arg("--data-dir")
         .arg(data)
@@ -350,7 +350,7 @@ fn phone_tokens(data: &Path) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-fn print_owntracks(label: &str, run: &WrkResult) -> f64 {
+pub(crate) fn print_owntracks(label: &str, run: &WrkResult) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let rate = (run.requests - run.non_2xx) as f64 / run.seconds;
     let [p50, p75, p99, p999] = run.percentiles_ms;

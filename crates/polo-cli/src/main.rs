@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 on success, 1 when some records were rejected, 2 on a fatal error.
 
+mod allocator;
 mod cli;
 mod commands;
 mod config;
@@ -27,6 +28,9 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        allocator::tune_for_serving();
+    }
     let config = match config::Config::resolve(&cli.global) {
         Ok(config) => config,
         Err(e) => {

@@ -47,6 +47,9 @@ pub struct CatchUp {
     pub windows: usize,
     /// Points read to recompute them.
     pub points_read: u64,
+    /// Points the consumed entries inserted or deleted: set against
+    /// `points_read`, how much of the step was re-reading what had not changed.
+    pub points_changed: u64,
     /// The cursor after the step.
     pub cursor: Seq,
 }
@@ -224,7 +227,12 @@ impl Engine {
                 }
             }
         }
-        let mut report = CatchUp { changes: changes.len(), cursor: last, ..CatchUp::default() };
+        let points_changed = changes
+            .iter()
+            .filter(|c| matches!(c.kind, ChangeKind::PointsInserted | ChangeKind::PointsDeleted))
+            .map(|c| c.count)
+            .sum();
+        let mut report = CatchUp { changes: changes.len(), points_changed, cursor: last, ..CatchUp::default() };
         let mut params_of: BTreeMap<UserId, TimelineParams> = BTreeMap::new();
         for ((user, device), span) in spans {
             let params = match params_of.get(&user) {
@@ -329,6 +337,9 @@ impl Engine {
             Some(Span::All) => map_extent(store, user, device)?,
             None => None,
         };
+        if matches!(map_span, Some(Span::All)) {
+            map::refresh::clear_retired(store, user, device)?;
+        }
         if let Some((from, to)) = map_window {
             map::refresh_device(store, user, device, from, to)?;
         }

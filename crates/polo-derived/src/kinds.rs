@@ -44,16 +44,25 @@ pub const MAP_COUNTS: DerivedKind = DerivedKind(10);
 pub const MAP_TRACK_0: u16 = 11;
 /// How many map levels there are (kinds 11 to 18 are reserved for them).
 pub const MAP_LEVELS: u16 = 4;
-/// Heatmap cell counts of one month (scope: device; key: month number,
-/// `year * 12 + month - 1`).
+/// Retired in rows version 2 (heatmap cells of one whole month, keyed by
+/// month): replaced by [`HEAT_BLOCKS`]; the version-2 recomputation deletes
+/// these rows.
 pub const HEAT: DerivedKind = DerivedKind(20);
-/// Fog-of-war cell passes of one month (scope: device; key: month number).
+/// Retired in rows version 2 (fog-of-war cells of one whole month): replaced
+/// by [`FOG_BLOCKS`].
 pub const FOG: DerivedKind = DerivedKind(21);
 /// Heatmap and fog-of-war cells of one UTC day (scope: device; key: UTC day
-/// number): the parts a month's [`HEAT`] and [`FOG`] rows are summed from,
-/// so refreshing a day reads that day's points only, and tile queries over
-/// a range can start and end on any day.
+/// number): the parts a month's [`HEAT_BLOCKS`] and [`FOG_BLOCKS`] rows are
+/// summed from, so refreshing a day reads that day's points only, and tile
+/// queries over a range can start and end on any day.
 pub const MAP_CELLS: DerivedKind = DerivedKind(22);
+/// Heatmap cell counts of one month in one block of one level (scope:
+/// device; key: [`crate::map::cells::month_row_key`] of level, block and
+/// month number `year * 12 + month - 1`).
+pub const HEAT_BLOCKS: DerivedKind = DerivedKind(23);
+/// Fog-of-war cell passes of one month in one block of one level (scope:
+/// device; key as [`HEAT_BLOCKS`]).
+pub const FOG_BLOCKS: DerivedKind = DerivedKind(24);
 
 /// The user's edits of a place: name, merge (scope: user; key: place id).
 pub const PLACE_EDIT: DerivedKind = DerivedKind(100);
@@ -98,4 +107,7 @@ pub const ROWS_VERSION_CURSOR: &str = "timeline-rows-version";
 /// Version 2: stays absorb brief excursions and span gaps where the phone
 /// dozed in place (`polo_timeline::StayParams::max_excursion_fixes`,
 /// `bridge_gap_s`); stay rows record when their end was decided.
-pub const ROWS_VERSION: u64 = 2;
+/// Version 3: month heatmap and fog rows cut into blocks at four zooms
+/// ([`HEAT_BLOCKS`], [`FOG_BLOCKS`]; the month-wide [`HEAT`] and [`FOG`]
+/// rows are deleted).
+pub const ROWS_VERSION: u64 = 3;

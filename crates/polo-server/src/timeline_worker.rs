@@ -6,7 +6,11 @@
 //! ingest, HTTP imports, a `polo import` run by another process on the same
 //! data directory) reach the day views within two or three seconds, and a
 //! stream of writes is folded into one recomputation per device every
-//! [`SETTLE`]. It never runs on a request's path: ingest only appends to
+//! [`SETTLE`]. A step that mostly re-read unchanged points (a phone
+//! appending to a long day re-reads that day for its map rows) is followed
+//! by a rest in proportion to its length, so the worker's share of the CPU
+//! stays bounded as the day fills instead of growing with it and slowing
+//! live ingest. It never runs on a request's path: ingest only appends to
 //! the change log. A failure is logged and retried after a back-off that
 //! doubles from [`RETRY_AFTER`] to [`RETRY_AT_MOST`]; the engine's cursor
 //! only moves when a step succeeded. A panic in a step (a bug) is caught and
@@ -32,6 +36,25 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// The longest wait between retries of a step that keeps failing.
 const RETRY_AT_MOST: Duration = Duration::from_secs(300);
+/// A step that read more than this many points per changed point was mostly
+/// re-reading (a live phone's points re-read their whole day; a backlog of
+/// imported points is read about once).
+const REREAD: u64 = 4;
+/// After such a step the worker rests this many times as long as the step
+/// took, so however large the day being appended to, the worker takes at most
+/// a quarter of a core from live ingest; the day views then lag by a few
+/// seconds more instead of ingest slowing down as the day fills.
+const REST_PER_BUSY: u32 = 3;
+
+/// How long to wait after a step that found changes and took `busy`, and
+/// whether to go on at once (a backlog read about once).
+fn pause_after(step: &polo_derived::engine::CatchUp, busy: Duration) -> Option<Duration> {
+    let rereading = step.points_read > step.points_changed.saturating_mul(REREAD);
+    if step.changes == polo_derived::engine::BATCH && !rereading {
+        return None; // a backlog (an import, a start after an upgrade): keep going
+    }
+    Some(if rereading { SETTLE.max(busy * REST_PER_BUSY) } else { SETTLE })
+}
 
 struct Shared {
     engine: Arc<Engine>,
@@ -101,6 +124,7 @@ impl Drop for TimelineWorker {
 fn run(shared: &Shared) {
     let mut retry = RETRY_AFTER;
     while !shared.stop.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.engine.catch_up()))
             .map_err(|panic| panic_message(panic.as_ref()))
             .and_then(|step| step.map_err(|error| error.to_string()));
@@ -111,15 +135,19 @@ fn run(shared: &Shared) {
                     changes = step.changes,
                     windows = step.windows,
                     points = step.points_read,
+                    changed = step.points_changed,
                     cursor = step.cursor.0,
                     "timeline caught up"
                 );
-                if step.changes == polo_derived::engine::BATCH {
-                    *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                    retry = RETRY_AFTER;
-                    continue; // a backlog (an import, a start after an upgrade): keep going
+                match pause_after(&step, started.elapsed()) {
+                    // A backlog (an import, a start after an upgrade): keep going.
+                    None => {
+                        *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                        retry = RETRY_AFTER;
+                        continue;
+                    }
+                    Some(pause) => pause,
                 }
-                SETTLE
             }
             Ok(_) => POLL_INTERVAL,
             Err(error) => {
@@ -152,7 +180,26 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use polo_derived::engine::{BATCH, CatchUp};
+
+    use super::*;
+
+    #[test]
+    fn a_backlog_goes_on_and_rereading_rests_in_proportion() {
+        let step = |changes, points_read, points_changed| CatchUp {
+            changes,
+            points_read,
+            points_changed,
+            ..CatchUp::default()
+        };
+        let second = Duration::from_secs(1);
+        // An import's backlog: every point read about once.
+        assert_eq!(pause_after(&step(BATCH, 9_000, 8_000), second), None);
+        // A live phone's day re-read for a few new points, however many changes queued.
+        assert_eq!(pause_after(&step(BATCH, 90_000, 500), second), Some(3 * second));
+        assert_eq!(pause_after(&step(20, 90_000, 20), Duration::from_millis(100)), Some(SETTLE));
+        // A quiet step that read what changed.
+        assert_eq!(pause_after(&step(3, 10, 10), second), Some(SETTLE));
 
     #[test]
     fn a_caught_panic_says_what_it_said() {

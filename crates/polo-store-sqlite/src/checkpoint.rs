@@ -20,6 +20,7 @@
 //! in the ingest benchmark; step 2 bounds that, at the cost of holding the
 //! writer for one database sync every few seconds.
 //!
+//! After each round it gives memory back when the store is idle (`quiet`).
 //! The thread stops when the store is dropped.
 
 use std::path::Path;
@@ -48,9 +49,16 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path`.
-    pub(crate) fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> StoreResult<Self> {
+    /// After each round it runs `housekeeping` (see `quiet`).
+    pub(crate) fn start(
+        path: &Path,
+        writer: Arc<Mutex<Connection>>,
+        housekeeping: Box<dyn Fn() + Send>,
+    ) -> StoreResult<Self> {
         let conn = Connection::open(path).db()?;
         conn.busy_timeout(Duration::from_secs(10)).db()?;
+        // A checkpoint copies WAL frames into the file; it needs few cached pages.
+        conn.pragma_update(None, "cache_size", -256).db()?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("polo-wal-checkpoint".into())
@@ -59,6 +67,7 @@ impl Checkpointer {
                     if let Err(e) = checkpoint(&conn, &writer) {
                         tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
                     }
+                    housekeeping();
                 }
             })
             .map_err(|e| polo_store::StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;

@@ -30,6 +30,7 @@ mod checkpoint;
 mod derived;
 mod late_points;
 mod points;
+mod quiet;
 mod replication;
 mod schema;
 mod sharing;
@@ -109,6 +110,23 @@ struct PoolState {
 }
 
 impl ReaderPool {
+    /// Closes the connections nobody holds, giving back their page caches
+    /// (see [`quiet`]); the next reads open new ones.
+    fn close_idle(&self) -> usize {
+        let closed: Vec<Connection> = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let closed = std::mem::take(&mut state.idle);
+            state.open -= closed.len();
+            closed
+        };
+        let n = closed.len();
+        drop(closed);
+        self.returned.notify_all();
+        n
+    }
+}
+
+impl ReaderPool {
     fn new(path: PathBuf) -> Self {
         Self { path, state: Mutex::new(PoolState::default()), returned: Condvar::new() }
     }
@@ -169,7 +187,9 @@ pub struct SqliteStore {
     /// frames of each checkpoint.
     writer: Arc<Mutex<Connection>>,
     /// `None` for in-memory stores, whose only connection is the writer.
-    readers: Option<ReaderPool>,
+    readers: Option<Arc<ReaderPool>>,
+    /// When the store was last used, for giving memory back when it is not.
+    activity: Arc<quiet::Activity>,
     /// Copies the WAL into the database off the commit path (file stores).
     _checkpointer: Option<checkpoint::Checkpointer>,
     /// What the writer remembers between commits; only locked while the
@@ -220,10 +240,14 @@ impl SqliteStore {
             Ok(conn)
         })();
         let writer = Arc::new(Mutex::new(opened.map_err(|e| health.open_failure(e))?));
-        let checkpointer = checkpoint::Checkpointer::start(&path, Arc::clone(&writer))?;
+        let readers = Arc::new(ReaderPool::new(path.clone()));
+        let activity = Arc::new(quiet::Activity::default());
+        let housekeeping = quiet::housekeeping(Arc::clone(&activity), Arc::clone(&readers), Arc::clone(&writer));
+        let checkpointer = checkpoint::Checkpointer::start(&path, Arc::clone(&writer), housekeeping)?;
         Ok(Self {
             writer,
-            readers: Some(ReaderPool::new(path)),
+            readers: Some(readers),
+            activity,
             _checkpointer: Some(checkpointer),
             memory: Mutex::default(),
             health,
@@ -241,6 +265,7 @@ impl SqliteStore {
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),
             readers: None,
+            activity: Arc::default(),
             _checkpointer: None,
             memory: Mutex::default(),
             health: write_health::WriteHealth::new(None),
@@ -298,6 +323,7 @@ impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer, noting
     /// in [`write_health`] whether it failed for lack of space.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.activity.touch();
         let mut conn = self.writer();
         let written = (|| {
             let tx = conn
@@ -312,6 +338,7 @@ impl SqliteStore {
 
     /// Runs `f` on a reader (the writer for in-memory stores).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.activity.touch();
         match &self.readers {
             None => f(&self.writer()),
             Some(pool) => {

@@ -477,6 +477,16 @@ mod tests {
     }
 
     #[test]
+    fn a_jump_across_the_antimeridian_looks_the_zone_up_again() {
+        // 179.9° E then 179.9° W: the longitudes differ by more than an i32 of 1e-7 degrees holds.
+        let east = utc(2024, 3, 30, 12, 0);
+        let west = utc(2024, 3, 30, 13, 0);
+        let clock = OffsetChanges::from_track(&[at(east, 179.9, None), at(west, -179.9, None)], &ToyZones);
+        assert_eq!(clock.offset_minutes_at(east), 60);
+        assert_eq!(clock.offset_minutes_at(west), -60);
+    }
+
+    #[test]
     fn stated_offsets_win_over_the_zone() {
         let t = utc(2024, 3, 30, 12, 0);
         let clock =

@@ -26,6 +26,22 @@
 //! **Encoding.** A cell list is its length, then per cell the (unsigned,
 //! since codes increase) varint delta of its code from the previous one and
 //! its count.
+//!
+//! **Month rows are cut into blocks, at four zooms.** A month's sums are
+//! not one row per month (a tile query then decoded every month's whole
+//! list up to the tile, 130–210 ms for a fog tile of a busy history) but
+//! one row per month, [level](MONTH_ZOOMS) and *block*: the 64 × 64 cells
+//! of one tile of zoom `cell zoom − 6`. The key puts the level first, the
+//! block's Morton code next and the month last ([`month_row_key`]), so the
+//! rows of one block over all months are adjacent, and the blocks inside
+//! any tile are one key range: a tile query is one range read per device
+//! that returns only rows inside (or, for tiles smaller than a block,
+//! around) the tile. Level 0 holds the cells at the base zoom, levels 1 to 3
+//! the same counts summed into cells of zoom 16, 14 and 12, the finest a
+//! tile of zoom 9–10, 7–8 or ≤ 6 draws (its grid is `z + 6`), so a
+//! zoomed-out tile reads a few coarse rows instead of every cell of ten
+//! years. Sums of counts into bigger cells are exactly what the finer level
+//! would give, so every zoom shows the same numbers as before.
 
 use std::ops::Range;
 
@@ -139,6 +155,99 @@ impl Cells {
         decode_cells(reader, u64::MAX, |code, n| cells.push((code, n)))?;
         Ok(Self(cells))
     }
+}
+
+/// The cell zooms of the month rows' levels, finest first: level `l`
+/// holds the month's counts summed into cells of zoom `MONTH_ZOOMS[l]`.
+pub const MONTH_ZOOMS: [u8; 4] = [BASE_ZOOM, 16, 14, 12];
+
+/// A month row holds one block: `2^BLOCK_SHIFT` cells a side.
+pub const BLOCK_SHIFT: u8 = 6;
+
+/// Bits of a month number in a month row key (months run to 119 999).
+const MONTH_BITS: u32 = 17;
+
+/// Bits of a block's Morton code in a month row key (blocks of level 0 are
+/// tiles of zoom 12).
+const BLOCK_BITS: u32 = 2 * (BASE_ZOOM as u32 - BLOCK_SHIFT as u32);
+
+/// The key of the month row of `level`, `block` (Morton code of the block
+/// at zoom `MONTH_ZOOMS[level] - BLOCK_SHIFT`) and `month`: level, then
+/// block, then month, so one block's months are adjacent and the blocks
+/// of a tile are one key range.
+#[must_use]
+pub fn month_row_key(level: usize, block: u64, month: i64) -> i64 {
+    // `block == 2^BLOCK_BITS` is the exclusive end of a level's keys.
+    debug_assert!(block <= 1 << BLOCK_BITS && (0..1 << MONTH_BITS).contains(&month));
+    // level < 4, block ≤ 2^24, month < 2^17: the key stays below 2^44.
+    #[allow(clippy::cast_possible_wrap)]
+    let high = (((level as u64) << BLOCK_BITS) | block) as i64;
+    (high << MONTH_BITS) | month
+}
+
+/// The level, block and month of a month row key.
+#[must_use]
+pub fn month_row_parts(key: i64) -> (usize, u64, i64) {
+    let month = key & ((1 << MONTH_BITS) - 1);
+    // Keys are non-negative (see `month_row_key`).
+    #[allow(clippy::cast_sign_loss)]
+    let high = (key >> MONTH_BITS) as u64;
+    // Below 4.
+    #[allow(clippy::cast_possible_truncation)]
+    let level = (high >> BLOCK_BITS) as usize;
+    (level, high & ((1 << BLOCK_BITS) - 1), month)
+}
+
+impl Cells {
+    /// The same counts summed into the cells of `zoom` (≤ [`BASE_ZOOM`]).
+    #[must_use]
+    pub fn coarsen(&self, zoom: u8) -> Self {
+        let shift = 2 * u32::from(BASE_ZOOM - zoom.min(BASE_ZOOM));
+        let mut out: Vec<(u64, u32)> = Vec::with_capacity(self.0.len());
+        for &(code, n) in &self.0 {
+            // Shifting keeps Morton order, so equal codes are adjacent.
+            let code = code >> shift;
+            match out.last_mut() {
+                Some((last, total)) if *last == code => *total = total.saturating_add(n),
+                _ => out.push((code, n)),
+            }
+        }
+        Self(out)
+    }
+}
+
+/// The month rows of a month's base-zoom `cells`: per level and block, the
+/// key and the encoded cells (codes relative to the block's first cell).
+#[must_use]
+pub fn month_rows(month: i64, cells: &Cells) -> Vec<(i64, Vec<u8>)> {
+    let mut rows = Vec::new();
+    for (level, &zoom) in MONTH_ZOOMS.iter().enumerate() {
+        let cells = if zoom == BASE_ZOOM { cells.clone() } else { cells.coarsen(zoom) };
+        let block_of = |code: u64| code >> (2 * u32::from(BLOCK_SHIFT));
+        let mut start = 0;
+        while start < cells.0.len() {
+            let block = block_of(cells.0[start].0);
+            let end = start + cells.0[start..].iter().take_while(|c| block_of(c.0) == block).count();
+            let base = block << (2 * u32::from(BLOCK_SHIFT));
+            let part = Cells(cells.0[start..end].iter().map(|&(code, n)| (code - base, n)).collect());
+            rows.push((month_row_key(level, block, month), encode_month_cells(&part)));
+            start = end;
+        }
+    }
+    rows
+}
+
+/// The keys [`month_rows`] gives `cells`, without encoding them.
+#[must_use]
+pub fn month_row_keys(month: i64, cells: &Cells) -> Vec<i64> {
+    let mut keys = Vec::new();
+    for (level, &zoom) in MONTH_ZOOMS.iter().enumerate() {
+        let shift = 2 * u32::from(BASE_ZOOM - zoom + BLOCK_SHIFT);
+        let mut blocks: Vec<u64> = cells.0.iter().map(|&(code, _)| code >> shift).collect();
+        blocks.dedup();
+        keys.extend(blocks.into_iter().map(|block| month_row_key(level, block, month)));
+    }
+    keys
 }
 
 /// Reads an encoded cell list, calling `visit` for each cell with a code
@@ -266,8 +375,8 @@ pub fn decode_month_cells(bytes: &[u8], kind: DerivedKind, key: i64) -> DerivedR
 }
 
 /// Calls `visit` for the cells whose codes lie in `codes` of one list of an
-/// encoded row (`part`: a `HEAT`/`FOG` row's list, or the heat or the fog
-/// list of a `MAP_CELLS` row), reading no further than the range's end.
+/// encoded row (`part`: a month row's list, or the heat or the fog list of
+/// a `MAP_CELLS` row), reading no further than the range's end.
 pub(crate) fn visit_row_cells(
     bytes: &[u8],
     kind: DerivedKind,
@@ -282,7 +391,13 @@ pub(crate) fn visit_row_cells(
         // Skip the heat list.
         decode_cells(&mut reader, u64::MAX, |_, _| {})?;
     }
-    let whole = decode_cells(&mut reader, codes.end, |code, n| {
+    let base = match part {
+        RowPart::Month { base } => base,
+        RowPart::DayHeat | RowPart::DayFog => 0,
+    };
+    let stop = codes.end.saturating_sub(base);
+    let whole = decode_cells(&mut reader, stop, |code, n| {
+        let code = code + base;
         if code >= codes.start {
             visit(code, n);
         }
@@ -296,8 +411,12 @@ pub(crate) fn visit_row_cells(
 /// Which list of a row [`visit_row_cells`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowPart {
-    /// A month row's only list.
-    Month,
+    /// A month row's only list, its codes counted from `base` (the first
+    /// cell of its block).
+    Month {
+        /// The block's first cell.
+        base: u64,
+    },
     /// A day row's heat list.
     DayHeat,
     /// A day row's fog list.
@@ -382,7 +501,8 @@ mod tests {
         let cells = Cells((0..100).map(|i| (i * 10, 1)).collect());
         let bytes = encode_month_cells(&cells);
         let mut seen = Vec::new();
-        visit_row_cells(&bytes, DerivedKind(20), 1, RowPart::Month, &(95..205), |code, _| seen.push(code)).unwrap();
+        visit_row_cells(&bytes, DerivedKind(20), 1, RowPart::Month { base: 0 }, &(95..205), |code, _| seen.push(code))
+            .unwrap();
         assert_eq!(seen, (10..=20).map(|i| i * 10).collect::<Vec<_>>());
         let day = encode_day_cells(&DayCells { heat: Cells(vec![(1, 1)]), fog: cells });
         let mut fog = 0;

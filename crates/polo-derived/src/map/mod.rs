@@ -21,8 +21,8 @@
 //! | `MAP_COUNTS` (10) | UTC day | points, and per level points and segments |
 //! | `map_track(l)` (11–14) | UTC day | level `l`'s segments of the day |
 //! | `MAP_CELLS` (22) | UTC day | the day's heatmap and fog cells |
-//! | `HEAT` (20) | month | the month's heatmap cells (sum of its days) |
-//! | `FOG` (21) | month | the month's fog-of-war cells (sum of its days) |
+//! | `HEAT_BLOCKS` (23) | level, block, month | the month's heatmap cells in one block (sum of its days) |
+//! | `FOG_BLOCKS` (24) | level, block, month | the month's fog-of-war cells in one block (sum of its days) |
 //!
 //! All rows are per device (`DerivedScope::Device`) and recomputable
 //! (written with `edit = false`).

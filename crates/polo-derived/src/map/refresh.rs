@@ -2,9 +2,11 @@
 //!
 //! The unit of work is a UTC day: a day's rows (`MAP_COUNTS`, the level
 //! tracks, `MAP_CELLS`) depend only on that day's points and, for the fog
-//! line across midnight, on the first point after it. A month's `HEAT` and
-//! `FOG` rows are the sums of its days' `MAP_CELLS`, so rewriting them reads
-//! a month of small cell lists, never a month of points. A phone appending
+//! line across midnight, on the first point after it. A month's
+//! `HEAT_BLOCKS` and `FOG_BLOCKS` rows are the sums of its days' `MAP_CELLS`
+//! (cut into blocks at four zooms), so rewriting them reads a month of
+//! small cell lists, never a month of points; the days' old cells say which
+//! block rows the month had, to delete them. A phone appending
 //! to today therefore costs one day's scan (about 1 400 points for a
 //! typical phone) and up to 30 cell rows, however long the history.
 //!
@@ -28,9 +30,11 @@ use polo_store::{
 };
 
 use super::calendar::{day_of, day_start, month_days, month_first_day, month_of_day};
-use super::cells::{Cells, DayCells, decode_day_cells, encode_day_cells, encode_month_cells, fog_cells, heat_cells};
+use super::cells::{
+    Cells, DayCells, decode_day_cells, encode_day_cells, fog_cells, heat_cells, month_row_keys, month_rows,
+};
 use super::track::{DayCounts, GAP_MS, LevelCount, MapPoint, build_level, encode_counts, encode_track};
-use crate::kinds::{FOG, HEAT, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
+use crate::kinds::{FOG, FOG_BLOCKS, HEAT, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
 use crate::{DerivedError, DerivedResult};
 
 /// What a refresh did.
@@ -211,6 +215,19 @@ pub fn refresh_device(
     Ok(outcome)
 }
 
+/// Deletes the rows of `device` of the kinds an older polo wrote and this
+/// one no longer reads (the month-wide `HEAT` and `FOG` rows of rows
+/// version 1). The engine calls it when it recomputes a device's maps whole.
+///
+/// # Errors
+/// Store failures.
+pub fn clear_retired(store: &dyn Store, user: UserId, device: DeviceId) -> DerivedResult<()> {
+    let scope = DerivedScope::Device(device);
+    let delete = [HEAT, FOG].into_iter().map(|kind| DerivedRange::all(kind, scope)).collect();
+    store.derived_write(user, &DerivedBatch { delete, put: Vec::new() }, false)?;
+    Ok(())
+}
+
 /// Brings the map rows up to date after one change-log entry: inserted or
 /// deleted points refresh their device (every device of the user for a
 /// delete without one) over the entry's span, open sides unbounded. Other
@@ -259,18 +276,20 @@ fn write_month(
     for kind in day_kinds() {
         batch.delete.push(DerivedRange { kind, scope, from: replaced.start, to: replaced.end });
     }
-    for kind in [HEAT, FOG] {
-        batch.delete.push(DerivedRange::key(kind, scope, month));
-    }
-    // The month's other days keep their cells; read them back to sum the month.
+    // The month's other days keep their cells; read them back to sum the
+    // month. The replaced days' old cells say which month rows exist now.
     let mut kept: Vec<DayCells> = Vec::new();
-    for outside in [all.start..replaced.start, replaced.end..all.end] {
-        if outside.is_empty() {
-            continue;
-        }
-        let range = DerivedRange { kind: MAP_CELLS, scope, from: outside.start, to: outside.end };
-        for row in store.derived_range(user, &range)? {
-            kept.push(decode_day_cells(&row.value, MAP_CELLS, row.key)?);
+    let mut old: Vec<DayCells> = Vec::new();
+    let range = DerivedRange { kind: MAP_CELLS, scope, from: all.start, to: all.end };
+    for row in store.derived_range(user, &range)? {
+        let cells = decode_day_cells(&row.value, MAP_CELLS, row.key)?;
+        if replaced.contains(&row.key) { old.push(cells) } else { kept.push(cells) }
+    }
+    let old_heat = Cells::merge(kept.iter().chain(&old).map(|c| &c.heat));
+    let old_fog = Cells::merge(kept.iter().chain(&old).map(|c| &c.fog));
+    for (kind, cells) in [(HEAT_BLOCKS, &old_heat), (FOG_BLOCKS, &old_fog)] {
+        for key in month_row_keys(month, cells) {
+            batch.delete.push(DerivedRange::key(kind, scope, key));
         }
     }
     let emptied = stored.range(replaced.clone()).filter(|&&day| !days.iter().any(|d| d.day == day)).count();
@@ -286,9 +305,9 @@ fn write_month(
             batch.put.push(put(map_track(level), track));
         }
     }
-    for (kind, cells) in [(HEAT, heat), (FOG, fog)] {
-        if !cells.is_empty() {
-            batch.put.push(DerivedRow { kind, scope, key: month, value: encode_month_cells(&cells) });
+    for (kind, cells) in [(HEAT_BLOCKS, heat), (FOG_BLOCKS, fog)] {
+        for (key, value) in month_rows(month, &cells) {
+            batch.put.push(DerivedRow { kind, scope, key, value });
         }
     }
     store.derived_write(user, &batch, false)?;
@@ -302,7 +321,7 @@ mod tests {
     use polo_domain::time::MS_PER_DAY;
 
     use super::*;
-    use crate::map::cells::decode_month_cells;
+    use crate::map::cells::{MONTH_ZOOMS, decode_month_cells, month_row_parts};
     use crate::map::test_support::{Fixture, point, synthetic};
     use crate::map::track::{decode_counts, decode_track};
 
@@ -338,7 +357,13 @@ mod tests {
         assert_eq!(days, utc);
         assert_eq!(fixture.keys(map_track(2), device), days);
         assert_eq!(fixture.keys(MAP_CELLS, device), days);
-        assert_eq!(fixture.keys(HEAT, device), [2024 * 12 + 2, 2024 * 12 + 3]);
+        let mut months: Vec<(usize, i64)> =
+            fixture.keys(HEAT_BLOCKS, device).into_iter().map(month_row_parts).map(|(l, _, m)| (l, m)).collect();
+        months.sort_unstable();
+        months.dedup();
+        let expected: Vec<(usize, i64)> =
+            (0..MONTH_ZOOMS.len()).flat_map(|l| [(l, 2024 * 12 + 2), (l, 2024 * 12 + 3)]).collect();
+        assert_eq!(months, expected, "every level has rows for both months");
         let scope = DerivedScope::Device(device);
         let mut counted = 0;
         for day in &days {
@@ -361,15 +386,18 @@ mod tests {
             }
         }
         assert_eq!(counted, points.len() as u64);
-        let heat: u64 = fixture
-            .store
-            .derived_range(fixture.user, &DerivedRange::all(HEAT, scope))
-            .unwrap()
-            .iter()
-            .flat_map(|row| decode_month_cells(&row.value, HEAT, row.key).unwrap().0)
-            .map(|(_, n)| u64::from(n))
-            .sum();
-        assert_eq!(heat, points.len() as u64, "the heatmap counts every point once");
+        for level in 0..MONTH_ZOOMS.len() {
+            let heat: u64 = fixture
+                .store
+                .derived_range(fixture.user, &DerivedRange::all(HEAT_BLOCKS, scope))
+                .unwrap()
+                .iter()
+                .filter(|row| month_row_parts(row.key).0 == level)
+                .flat_map(|row| decode_month_cells(&row.value, HEAT_BLOCKS, row.key).unwrap().0)
+                .map(|(_, n)| u64::from(n))
+                .sum();
+            assert_eq!(heat, points.len() as u64, "the heatmap counts every point once at level {level}");
+        }
 
         let before = fixture.rows(device);
         let again = refresh_all(&fixture, device, &points);
@@ -403,10 +431,16 @@ mod tests {
         assert!(day_points > backfill.len() as u64);
         assert_eq!((outcome.days, outcome.months, outcome.points), (1, 1, day_points), "{outcome:?}");
         let after = fixture.rows(device);
-        let changed: Vec<(u16, i64)> =
-            after.iter().filter(|row| !before.contains(row)).map(|row| (row.kind.0, row.key)).collect();
+        let month_of_row = |row: &DerivedRow| match row.kind {
+            HEAT_BLOCKS | FOG_BLOCKS => month_row_parts(row.key).2,
+            _ => row.key,
+        };
+        let mut changed: Vec<(u16, i64)> =
+            after.iter().filter(|row| !before.contains(row)).map(|row| (row.kind.0, month_of_row(row))).collect();
+        changed.sort_unstable();
+        changed.dedup();
         let month = month_of_day(day_20);
-        let mut expected: Vec<(u16, i64)> = vec![(10, day_20), (22, day_20), (20, month), (21, month)];
+        let mut expected: Vec<(u16, i64)> = vec![(10, day_20), (22, day_20), (23, month), (24, month)];
         expected.extend((0..MAP_LEVELS).map(|l| (map_track(l).0, day_20)));
         let mut sorted = changed.clone();
         sorted.sort_unstable();

@@ -7,7 +7,7 @@ use polo_store_sqlite::SqliteStore;
 use polo_timeline::synthetic::SyntheticTrack;
 
 use super::track::MapPoint;
-use crate::kinds::{FOG, HEAT, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
+use crate::kinds::{FOG_BLOCKS, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
 
 pub(crate) struct Fixture {
     pub store: SqliteStore,
@@ -33,8 +33,10 @@ impl Fixture {
 
     /// Every map row of `device`, kind by kind.
     pub fn rows(&self, device: DeviceId) -> Vec<DerivedRow> {
-        let kinds: Vec<DerivedKind> =
-            [MAP_COUNTS, MAP_CELLS, HEAT, FOG].into_iter().chain((0..MAP_LEVELS).map(map_track)).collect();
+        let kinds: Vec<DerivedKind> = [MAP_COUNTS, MAP_CELLS, HEAT_BLOCKS, FOG_BLOCKS]
+            .into_iter()
+            .chain((0..MAP_LEVELS).map(map_track))
+            .collect();
         let scope = DerivedScope::Device(device);
         kinds
             .into_iter()

@@ -2,10 +2,12 @@
 //! over all time or a range of days.
 //!
 //! A range is rounded out to whole UTC days. Its whole months are read from
-//! the month rows (`HEAT`, `FOG`: one row per device and month, ten years
-//! are 120 rows), the partial months at either end from the day rows
-//! (`MAP_CELLS`). Each row's cell list is read only up to the end of the
-//! tile's code range (see [`super::cells`]).
+//! the month rows (`HEAT_BLOCKS`, `FOG_BLOCKS`: per device, month, level and
+//! block), the partial months at either end from the day rows
+//! (`MAP_CELLS`). The month rows come from the coarsest level whose cells
+//! are no bigger than the tile's grid cells, and only from the blocks that
+//! overlap the tile: one key range per device (see [`super::cells`]). Each
+//! row's cell list is read only up to the end of the tile's code range.
 
 use std::ops::Range;
 
@@ -13,8 +15,11 @@ use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedKind, DerivedRange, DerivedScope, Store};
 
 use super::calendar::{MAX_MS, MIN_MS, clamp_ms, day_of, month_days, month_of_day};
-use super::cells::{BASE_ZOOM, GRID, RowPart, tile_codes, unmorton, visit_row_cells};
-use crate::kinds::{FOG, HEAT, MAP_CELLS};
+use super::cells::{
+    BASE_ZOOM, BLOCK_SHIFT, GRID, MONTH_ZOOMS, RowPart, month_row_key, month_row_parts, morton, tile_codes, unmorton,
+    visit_row_cells,
+};
+use crate::kinds::{FOG_BLOCKS, HEAT_BLOCKS, MAP_CELLS};
 use crate::{DerivedError, DerivedResult};
 
 /// The cells of one tile.
@@ -103,6 +108,13 @@ pub fn check_tile(z: u8, x: u32, y: u32) -> DerivedResult<()> {
     Ok(())
 }
 
+/// The codes of the cells of zoom `zoom` (≥ `z`) inside tile `z/x/y`.
+fn codes_at(zoom: u8, z: u8, x: u32, y: u32) -> Range<u64> {
+    let shift = 2 * u32::from(zoom - z);
+    let first = morton(x, y) << shift;
+    first..first + (1u64 << shift)
+}
+
 /// Where the rows of a day range come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Plan {
@@ -150,31 +162,56 @@ fn tile(
     let plan = plan(first..end);
     let side = GRID.min(1 << (BASE_ZOOM - z));
     let cell_zoom = z + u8::try_from(side.trailing_zeros()).unwrap_or(0);
-    let shift = u32::from(BASE_ZOOM - cell_zoom);
-    let (x0, y0) = (x << (BASE_ZOOM - z), y << (BASE_ZOOM - z));
-    let codes = tile_codes(z, x, y);
     let mut grid = vec![0u64; (side * side) as usize];
-    let mut add = |code: u64, n: u32| {
+    // Adds a cell of zoom `zoom` (≥ cell_zoom) to the grid.
+    let mut add = |zoom: u8, code: u64, n: u32| {
         let (cx, cy) = unmorton(code);
+        let (x0, y0) = (x << (zoom - z), y << (zoom - z));
+        let shift = u32::from(zoom - cell_zoom);
         let (column, row) = ((cx - x0) >> shift, (cy - y0) >> shift);
         grid[(row * side + column) as usize] += u64::from(n);
     };
     let (month_kind, day_part): (DerivedKind, RowPart) = match layer {
-        Layer::Heat => (HEAT, RowPart::DayHeat),
-        Layer::Fog => (FOG, RowPart::DayFog),
+        Layer::Heat => (HEAT_BLOCKS, RowPart::DayHeat),
+        Layer::Fog => (FOG_BLOCKS, RowPart::DayFog),
     };
+    // The coarsest level whose cells are no bigger than the grid's.
+    let level = MONTH_ZOOMS.iter().rposition(|&zoom| zoom >= cell_zoom).unwrap_or(0);
+    let level_zoom = MONTH_ZOOMS[level];
+    let level_codes = codes_at(level_zoom, z, x, y);
+    let block_zoom = level_zoom - BLOCK_SHIFT;
+    let keys = if z >= block_zoom {
+        // The tile lies in one block: that block's months.
+        let block = morton(x >> (z - block_zoom), y >> (z - block_zoom));
+        month_row_key(level, block, plan.months.start)..month_row_key(level, block, plan.months.end)
+    } else {
+        // The tile holds a run of whole blocks: all their months, filtered below.
+        let blocks = codes_at(block_zoom, z, x, y);
+        month_row_key(level, blocks.start, 0)..month_row_key(level, blocks.end, 0)
+    };
+    let day_codes = tile_codes(z, x, y);
     for &device in devices {
         let scope = DerivedScope::Device(device);
         if !plan.months.is_empty() {
-            let range = DerivedRange { kind: month_kind, scope, from: plan.months.start, to: plan.months.end };
+            let range = DerivedRange { kind: month_kind, scope, from: keys.start, to: keys.end };
             for row in store.derived_range(user, &range)? {
-                visit_row_cells(&row.value, month_kind, row.key, RowPart::Month, &codes, &mut add)?;
+                let (_, block, month) = month_row_parts(row.key);
+                if !plan.months.contains(&month) {
+                    continue;
+                }
+                let base = block << (2 * u32::from(BLOCK_SHIFT));
+                let part = RowPart::Month { base };
+                visit_row_cells(&row.value, month_kind, row.key, part, &level_codes, |code, n| {
+                    add(level_zoom, code, n);
+                })?;
             }
         }
         for days in &plan.days {
             let range = DerivedRange { kind: MAP_CELLS, scope, from: days.start, to: days.end };
             for row in store.derived_range(user, &range)? {
-                visit_row_cells(&row.value, MAP_CELLS, row.key, day_part, &codes, &mut add)?;
+                visit_row_cells(&row.value, MAP_CELLS, row.key, day_part, &day_codes, |code, n| {
+                    add(BASE_ZOOM, code, n);
+                })?;
             }
         }
     }
