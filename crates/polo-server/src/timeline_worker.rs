@@ -200,6 +200,7 @@ mod tests {
         assert_eq!(pause_after(&step(20, 90_000, 20), Duration::from_millis(100)), Some(SETTLE));
         // A quiet step that read what changed.
         assert_eq!(pause_after(&step(3, 10, 10), second), Some(SETTLE));
+    }
 
     #[test]
     fn a_caught_panic_says_what_it_said() {
