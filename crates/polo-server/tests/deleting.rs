@@ -124,7 +124,16 @@ async fn a_deleted_range_stays_deleted_after_a_reimport_until_undone() {
     assert_eq!(s.count(), 130);
     assert_eq!(visits(&s), 0, "the imported visit went with the points");
     let stays = s.day().await;
-    assert_eq!(stays.len(), 1, "the timeline was recomputed before the answer: {stays:?}");
+    // Recomputed before the answer: the 80 fixes at work are gone. (The walk's last fix and the
+    // next one after the deleted hour may still read as a short stop there: the phone "dozed".)
+    let at_work = |stays: &[Value]| {
+        stays
+            .iter()
+            .filter(|s| (s["lon"].as_f64().unwrap() - 11.605).abs() < 0.002)
+            .map(|s| s["points"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(at_work(&stays) <= 2, "the timeline was recomputed before the answer: {stays:?}");
 
     // The phone (or a re-import) sends the same points again: they stay deleted.
     let (status, body) = call(&s.router, "POST", "/api/v1/points", Some(Value::Array(morning()))).await;

@@ -49,6 +49,9 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let deadline = Arc::new(OnceLock::<Instant>::new());
     let shutdown_deadline = Arc::clone(&deadline);
     let outcome = runtime.block_on(async move {
+        // Listened for before anything else, so that a signal right after start-up (a supervisor
+        // stopping a server that has only just printed its address) shuts down cleanly too.
+        let shutdown = ShutdownSignals::listen();
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!(data_dir = %config.data_dir.display(), "store ready");
@@ -91,7 +94,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let signal = {
             let signalled = Arc::clone(&signalled);
             async move {
-                shutdown_signal().await;
+                shutdown.recv().await;
                 let _ = signalled.set(Instant::now());
             }
         };
@@ -218,23 +221,50 @@ fn server_options(config: &Config, args: &ServeArgs) -> anyhow::Result<ServerOpt
     Ok(options)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (Ctrl-C) and SIGTERM, registered when made: a signal that arrives
+/// before [`ShutdownSignals::recv`] is first awaited is kept, not fatal.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Starts listening (inside the runtime).
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self { interrupt: signal(SignalKind::interrupt()).ok(), terminate: signal(SignalKind::terminate()).ok() }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves at the first of them.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            let next = |signal: &mut Option<tokio::signal::unix::Signal>| {
+                let signal = signal.take();
+                async move {
+                    match signal {
+                        Some(mut signal) => {
+                            signal.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                () = next(&mut self.interrupt) => {},
+                () = next(&mut self.terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
