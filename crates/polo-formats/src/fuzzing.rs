@@ -152,9 +152,10 @@ pub fn run(target: Target, data: &[u8]) {
         Target::Archive => crate::import_seekable(Cursor::new(data), &options, &mut sink).map(drop),
         Target::Gzip => {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(data).and_then(|()| gz.finish()).map_err(ImportError::Io).and_then(|compressed| {
-                crate::import(Cursor::new(compressed), &options, &mut sink).map(drop)
-            })
+            gz.write_all(data)
+                .and_then(|()| gz.finish())
+                .map_err(ImportError::Io)
+                .and_then(|compressed| crate::import(Cursor::new(compressed), &options, &mut sink).map(drop))
         }
         Target::Json => google::import_json(reader(), &options, &mut sink).map(drop),
         Target::Gpx => crate::gpx::import(reader(), &options, &mut sink),
@@ -178,9 +179,12 @@ pub fn run(target: Target, data: &[u8]) {
         ),
         Target::GoogleIos => elements(data, &options, &mut sink, &mut [ElementParser::ios()]),
         Target::Geojson => elements(data, &options, &mut sink, &mut [ElementParser::geojson()]),
-        Target::Polarsteps => {
-            elements(data, &options, &mut sink, &mut [ElementParser::polarsteps_location(), ElementParser::polarsteps_step()])
-        }
+        Target::Polarsteps => elements(
+            data,
+            &options,
+            &mut sink,
+            &mut [ElementParser::polarsteps_location(), ElementParser::polarsteps_step()],
+        ),
     };
     if let Err(error) = outcome {
         // Every error must print (messages name what and where).
@@ -209,7 +213,9 @@ fn elements(
                     parser.element(options, sink, offset, raw);
                 }
             }
-            Element::TooLarge { head, why } => sink.reject(Reject::new(crate::Position::Byte(offset), why, &String::from_utf8_lossy(head))),
+            Element::TooLarge { head, why } => {
+                sink.reject(Reject::new(crate::Position::Byte(offset), why, &String::from_utf8_lossy(head)))
+            }
         }
     }
     stream.finish()

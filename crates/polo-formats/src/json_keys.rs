@@ -54,7 +54,10 @@ enum Frame<'a> {
     Array,
     /// An object whose keys start at `start` in the key list, or are in
     /// `set` once there are more than [`LINEAR_KEYS`].
-    Object { start: usize, set: Option<HashSet<Cow<'a, [u8]>>> },
+    Object {
+        start: usize,
+        set: Option<HashSet<Cow<'a, [u8]>>>,
+    },
 }
 
 /// The first key that repeats within one object, and the offset of its repeat.

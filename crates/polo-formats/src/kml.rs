@@ -46,8 +46,8 @@ use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
 
 mod track;
-use track::Track;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
+use track::Track;
 
 const GX: &str = "http://www.google.com/kml/ext/2.2";
 

@@ -484,7 +484,10 @@ fn run_track_case(interleaved: bool, n: usize) {
         assert_eq!(sink.rejects, 2 * dropped, "{:?}", sink.first_reject);
     }
     let kb = peak_rss_kb().unwrap_or(0);
-    println!("TRACK_CASE interleaved={interleaved} n={n} points={} rejects={} peak_rss_kb={kb}", sink.points, sink.rejects);
+    println!(
+        "TRACK_CASE interleaved={interleaved} n={n} points={} rejects={} peak_rss_kb={kb}",
+        sink.points, sink.rejects
+    );
 }
 
 /// A `gx:Track` of a million points (70 MB of KML) streams in bounded
