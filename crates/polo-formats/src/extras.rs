@@ -131,9 +131,9 @@ pub fn push_json_string(out: &mut String, value: &str) {
 
 /// Appends JSON text, without the whitespace outside strings when
 /// `strip_space`, writing each number that does not fit a double (`1e999`,
-/// `533369e3690550`) as a string of its text: the syntax allows it, but
-/// `serde_json` and most readers refuse such a document, so the extras
-/// would be unreadable.
+/// `533369e3690550`) as a string of its text, and each escaped lone UTF-16
+/// surrogate (`"\udfdd"`) as U+FFFD: the syntax allows both, but `serde_json`
+/// and most readers refuse such a document, so the extras would be unreadable.
 fn push_checked(out: &mut String, json: &str, strip_space: bool) {
     let b = json.as_bytes();
     // `json[copied..i]` is still to be appended.
@@ -145,7 +145,26 @@ fn push_checked(out: &mut String, json: &str, strip_space: bool) {
                 i += 1;
                 loop {
                     match memchr::memchr2(b'"', b'\\', &b[i.min(b.len())..]) {
-                        Some(p) if b[i + p] == b'\\' => i += p + 2,
+                        Some(p) if b[i + p] == b'\\' => {
+                            let at = i + p;
+                            i = at + 2;
+                            if b.get(at + 1) == Some(&b'u')
+                                && let Some(unit) = hex4(b, at + 2)
+                            {
+                                i = at + 6;
+                                let low = |j: usize| {
+                                    b.get(j..j + 2) == Some(&b"\\u"[..]) && hex4(b, j + 2).is_some_and(is_low)
+                                };
+                                if is_high(unit) && low(at + 6) {
+                                    i = at + 12;
+                                } else if is_high(unit) || is_low(unit) {
+                                    // A lone surrogate: JSON readers refuse the document.
+                                    out.push_str(&json[copied..at]);
+                                    out.push_str("\\ufffd");
+                                    copied = i;
+                                }
+                            }
+                        }
                         Some(p) => {
                             i += p + 1;
                             break;
@@ -178,6 +197,20 @@ fn push_checked(out: &mut String, json: &str, strip_space: bool) {
         }
     }
     out.push_str(&json[copied..]);
+}
+
+/// The four hex digits at `at`, as a UTF-16 unit.
+fn hex4(b: &[u8], at: usize) -> Option<u16> {
+    let digits = b.get(at..at + 4)?;
+    u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok().filter(|_| digits.iter().all(u8::is_ascii_hexdigit))
+}
+
+fn is_high(unit: u16) -> bool {
+    (0xD800..0xDC00).contains(&unit)
+}
+
+fn is_low(unit: u16) -> bool {
+    (0xDC00..0xE000).contains(&unit)
 }
 
 #[cfg(test)]
@@ -223,5 +256,18 @@ mod tests {
         );
         let parsed: serde_json::Value = serde_json::from_str(e.as_str()).unwrap();
         assert_eq!(parsed["b"][2]["c"], 1500.0);
+    }
+
+    /// Found by the ingest_owntracks fuzz target: a lone surrogate escape,
+    /// copied verbatim, made the extras unreadable for serde_json.
+    #[test]
+    fn lone_surrogate_escapes_become_replacement_characters() {
+        let mut b = ExtrasBuilder::new();
+        b.raw_compact("a", r#""x\udfddy""#);
+        b.raw("b", r#"["\ud83d\ude00", "\ud83d", "\\udfdd", "\ud83d\u0041", "\u00e9"]"#);
+        let e = b.finish().unwrap();
+        assert_eq!(e.as_str(), r#"{"a":"x\ufffdy","b":["\ud83d\ude00","\ufffd","\\udfdd","\ufffd\u0041","\u00e9"]}"#);
+        let parsed: serde_json::Value = serde_json::from_str(e.as_str()).unwrap();
+        assert_eq!(parsed["b"][0], "😀");
     }
 }

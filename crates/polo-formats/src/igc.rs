@@ -69,7 +69,7 @@ fn parse_i_record(line: &str) -> Result<Vec<Extension>, String> {
 
 /// `ddmmyy` from an `HFDTE` line → days since the Unix epoch.
 fn parse_date(line: &str) -> Result<i64, String> {
-    let rest = &line[5..];
+    let rest = line.get(5..).unwrap_or_default();
     let rest = rest.strip_prefix("DATE:").unwrap_or(rest).trim();
     let digits = rest.get(..6).filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
     let bad = || format!("date header {line:?} has no ddmmyy date");

@@ -184,7 +184,7 @@ fn parse_sentence(fields: &[&str]) -> Result<Sentence, String> {
         return Ok(Sentence::Other);
     }
     let get = |i: usize| fields.get(i).map_or("", |s| s.trim());
-    match &kind[2..] {
+    match kind.get(2..).unwrap_or("") {
         "RMC" => {
             if get(2) != "A" {
                 return Ok(Sentence::NoFix);

@@ -137,3 +137,30 @@ fn check_fix(fix: &Fix) {
         assert!(parsed.is_ok(), "extras are not a JSON object: {:?}: {parsed:?}", extras.as_str());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays the crash corpus of the ingest fuzz targets: each file under
+    /// `tests/fuzz_regressions/<target>/` once made its target fail, and
+    /// must now go through the same entry point without.
+    #[test]
+    fn fuzz_regressions_replay() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+        let mut replayed = 0;
+        for dir in std::fs::read_dir(&root).unwrap() {
+            let dir = dir.unwrap().path();
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let target = Target::from_name(&name).unwrap_or_else(|| panic!("no fuzz target called {name}"));
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let path = file.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                let outcome = std::panic::catch_unwind(|| run(target, &data));
+                assert!(outcome.is_ok(), "{} fails again", path.display());
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "no regressions under {}", root.display());
+    }
+}
