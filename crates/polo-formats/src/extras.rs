@@ -25,10 +25,12 @@ impl ExtrasBuilder {
     }
 
     /// Adds a member whose value is JSON text (an object, array, number...)
-    /// taken verbatim from the source. Whitespace outside strings is removed.
+    /// taken verbatim from the source. Whitespace outside strings is removed,
+    /// and a number beyond the range of a double (`1e999`: valid JSON syntax
+    /// that JSON readers refuse) becomes a string of its text.
     pub fn raw(&mut self, key: &str, json: &str) {
         self.key(key);
-        push_compact(&mut self.buf, json);
+        push_checked(&mut self.buf, json, true);
     }
 
     /// Adds a member whose value is JSON text that is already compact (no
@@ -43,7 +45,7 @@ impl ExtrasBuilder {
             self.buf.push_str(key);
             self.buf.push_str("\":");
         }
-        self.buf.push_str(json);
+        push_checked(&mut self.buf, json, false);
     }
 
     /// An empty builder writing into `buf` (cleared), keeping its capacity:
@@ -90,7 +92,7 @@ impl ExtrasBuilder {
             return;
         }
         self.buf.push(if self.buf.is_empty() { '{' } else { ',' });
-        push_compact(&mut self.buf, inner);
+        push_checked(&mut self.buf, inner, true);
     }
 
     /// True when nothing was added.
@@ -127,27 +129,88 @@ pub fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// Appends JSON text with insignificant whitespace removed.
-fn push_compact(out: &mut String, json: &str) {
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
+/// Appends JSON text, without the whitespace outside strings when
+/// `strip_space`, writing each number that does not fit a double (`1e999`,
+/// `533369e3690550`) as a string of its text, and each escaped lone UTF-16
+/// surrogate (`"\udfdd"`) as U+FFFD: the syntax allows both, but `serde_json`
+/// and most readers refuse such a document, so the extras would be unreadable.
+fn push_checked(out: &mut String, json: &str, strip_space: bool) {
+    let b = json.as_bytes();
+    // `json[copied..i]` is still to be appended.
+    let (mut copied, mut i) = (0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Past the string: its closing quote is the first one not escaped.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &b[i.min(b.len())..]) {
+                        Some(p) if b[i + p] == b'\\' => {
+                            let at = i + p;
+                            i = at + 2;
+                            if b.get(at + 1) == Some(&b'u')
+                                && let Some(unit) = hex4(b, at + 2)
+                            {
+                                i = at + 6;
+                                let low = |j: usize| {
+                                    b.get(j..j + 2) == Some(&b"\\u"[..]) && hex4(b, j + 2).is_some_and(is_low)
+                                };
+                                if is_high(unit) && low(at + 6) {
+                                    i = at + 12;
+                                } else if is_high(unit) || is_low(unit) {
+                                    // A lone surrogate: JSON readers refuse the document.
+                                    out.push_str(&json[copied..at]);
+                                    out.push_str("\\ufffd");
+                                    copied = i;
+                                }
+                            }
+                        }
+                        Some(p) => {
+                            i += p + 1;
+                            break;
+                        }
+                        None => {
+                            i = b.len();
+                            break;
+                        }
+                    }
+                }
             }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !c.is_whitespace() {
-            out.push(c);
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                    i += 1;
+                }
+                let number = &json[start..i];
+                if !number.parse::<f64>().is_ok_and(f64::is_finite) {
+                    out.push_str(&json[copied..start]);
+                    push_json_string(out, number);
+                    copied = i;
+                }
+            }
+            c if strip_space && c.is_ascii_whitespace() => {
+                out.push_str(&json[copied..i]);
+                i += 1;
+                copied = i;
+            }
+            _ => i += 1,
         }
     }
+    out.push_str(&json[copied..]);
+}
+
+/// The four hex digits at `at`, as a UTF-16 unit.
+fn hex4(b: &[u8], at: usize) -> Option<u16> {
+    let digits = b.get(at..at + 4)?;
+    u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok().filter(|_| digits.iter().all(u8::is_ascii_hexdigit))
+}
+
+fn is_high(unit: u16) -> bool {
+    (0xD800..0xDC00).contains(&unit)
+}
+
+fn is_low(unit: u16) -> bool {
+    (0xDC00..0xE000).contains(&unit)
 }
 
 #[cfg(test)]
@@ -176,5 +239,35 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(e.as_str()).unwrap();
         assert_eq!(parsed["hr"], 120);
         assert!(ExtrasBuilder::new().finish().is_none());
+    }
+
+    /// Found by the google_records fuzz target: a number beyond the range of
+    /// a double, copied verbatim, made the extras unreadable for serde_json.
+    #[test]
+    fn numbers_beyond_a_double_become_strings() {
+        let mut b = ExtrasBuilder::new();
+        b.raw_compact("a", "533369e3690550");
+        b.raw("b", r#"[ 1e999 , -2E+400, {"c": 1.5e3, "d\"1e999": "1e999"} ]"#);
+        b.merge_object(r#"{ "e": 1e-400, "f": 12 }"#);
+        let e = b.finish().unwrap();
+        assert_eq!(
+            e.as_str(),
+            r#"{"a":"533369e3690550","b":["1e999","-2E+400",{"c":1.5e3,"d\"1e999":"1e999"}],"e":1e-400,"f":12}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(e.as_str()).unwrap();
+        assert_eq!(parsed["b"][2]["c"], 1500.0);
+    }
+
+    /// Found by the ingest_owntracks fuzz target: a lone surrogate escape,
+    /// copied verbatim, made the extras unreadable for serde_json.
+    #[test]
+    fn lone_surrogate_escapes_become_replacement_characters() {
+        let mut b = ExtrasBuilder::new();
+        b.raw_compact("a", r#""x\udfddy""#);
+        b.raw("b", r#"["\ud83d\ude00", "\ud83d", "\\udfdd", "\ud83d\u0041", "\u00e9"]"#);
+        let e = b.finish().unwrap();
+        assert_eq!(e.as_str(), r#"{"a":"x\ufffdy","b":["\ud83d\ude00","\ufffd","\\udfdd","\ufffd\u0041","\u00e9"]}"#);
+        let parsed: serde_json::Value = serde_json::from_str(e.as_str()).unwrap();
+        assert_eq!(parsed["b"][0], "😀");
     }
 }

@@ -200,9 +200,10 @@ fn decode_records<R: BufRead>(
             // Compressed timestamp header: local type in bits 5–6, offset in 0–4.
             let local = usize::from((header >> 5) & 0x03);
             let offset = u32::from(header & 0x1F);
-            let timestamp = last_timestamp.map(|last| {
+            // A rollover past u32::MAX is no time at all (the field is u32 seconds).
+            let timestamp = last_timestamp.and_then(|last| {
                 let base = last & !0x1F;
-                if offset >= (last & 0x1F) { base + offset } else { base + offset + 0x20 }
+                if offset >= (last & 0x1F) { base.checked_add(offset) } else { base.checked_add(offset + 0x20) }
             });
             last_timestamp = timestamp.or(last_timestamp);
             let def = definitions[local]

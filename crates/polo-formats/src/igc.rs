@@ -56,7 +56,7 @@ fn parse_i_record(line: &str) -> Result<Vec<Extension>, String> {
     (0..count)
         .map(|i| {
             let at = 3 + i * 7;
-            let entry = line.get(at..at + 7).ok_or_else(bad)?;
+            let entry = line.get(at..at + 7).filter(|e| e.is_ascii()).ok_or_else(bad)?;
             let start: usize = entry[0..2].parse().map_err(|_| bad())?;
             let end: usize = entry[2..4].parse().map_err(|_| bad())?;
             if start == 0 || end < start {
@@ -69,7 +69,7 @@ fn parse_i_record(line: &str) -> Result<Vec<Extension>, String> {
 
 /// `ddmmyy` from an `HFDTE` line → days since the Unix epoch.
 fn parse_date(line: &str) -> Result<i64, String> {
-    let rest = &line[5..];
+    let rest = line.get(5..).unwrap_or_default();
     let rest = rest.strip_prefix("DATE:").unwrap_or(rest).trim();
     let digits = rest.get(..6).filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
     let bad = || format!("date header {line:?} has no ddmmyy date");

@@ -5,12 +5,14 @@
 //!
 //! * `gx:Track` (and KML 2.3's un-prefixed `Track`): parallel lists of
 //!   `<when>` and `<gx:coord>lon lat alt</gx:coord>` (space separated).
-//!   Google Earth writes all whens first, then all coords, so one track is
-//!   buffered (compactly, already parsed) and paired at its end tag: the
-//!   first min(N, M) pairs become fixes, every surplus `<when>` or
-//!   `<gx:coord>` is rejected with the counts in the reason. `gx:angles`
-//!   gives the course, `SchemaData/gx:SimpleArrayData` per-point extras.
-//!   Memory is bounded by the largest track, never by the file.
+//!   Google Earth writes all whens first, then all coords, so the lists are
+//!   queues paired by index (`kml/track.rs`): the first min(N, M) pairs
+//!   become fixes, every surplus `<when>` or `<gx:coord>` is rejected with
+//!   the counts in the reason. `gx:angles` gives the course,
+//!   `SchemaData/gx:SimpleArrayData` per-point extras. A track is held at
+//!   most up to 16 MiB of unpaired entries (about 200,000 points); past
+//!   that its oldest points are emitted early, or rejected when their
+//!   partner is that far away, so memory is bounded whatever the track.
 //! * `gx:MultiTrack` is a group of tracks; each is read as above.
 //! * `Placemark` + `TimeStamp/when` + `Point` → a fix. + `TimeSpan` + `Point`
 //!   → a visit interval. + `TimeSpan` + `LineString` → an activity interval
@@ -42,7 +44,10 @@ use polo_domain::{Coord, Fix, Interval, IntervalKind, SourceFormat};
 use crate::extras::ExtrasBuilder;
 use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
+
+mod track;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
+use track::Track;
 
 const GX: &str = "http://www.google.com/kml/ext/2.2";
 
@@ -75,15 +80,6 @@ enum Ctx {
 
 /// A parsed position with optional altitude.
 type Position3 = (Coord, Option<f64>);
-
-/// One `<gx:Track>`, buffered until its end tag.
-#[derive(Default)]
-struct Track {
-    whens: Vec<(Position, Result<ParsedTime, Box<str>>)>,
-    coords: Vec<(Position, Result<Position3, Box<str>>)>,
-    headings: Vec<Option<f64>>,
-    arrays: Vec<(String, Vec<String>)>,
-}
 
 /// A LineString reduced to what an activity interval needs.
 struct Line {
@@ -394,63 +390,6 @@ fn line_coordinates(text: &str) -> Result<Line, String> {
     }
 }
 
-fn emit_track(track: &mut Track, options: &ImportOptions, sink: &mut dyn Sink) {
-    let (n_when, n_coord) = (track.whens.len(), track.coords.len());
-    let pairs = n_when.min(n_coord);
-    for (i, ((when_at, when), (coord_at, coord))) in track.whens.iter().zip(&track.coords).enumerate() {
-        let time = match when {
-            Ok(t) => *t,
-            Err(raw) => {
-                sink.reject(Reject::new(*when_at, format!("gx:Track <when> {raw:?} is not a time"), raw));
-                continue;
-            }
-        };
-        let coord = match coord {
-            Ok(c) => *c,
-            Err(why) => {
-                sink.reject(Reject::new(*coord_at, why.to_string(), why));
-                continue;
-            }
-        };
-        if let Err(why) = options.check_time(time.time) {
-            sink.reject(Reject::new(*when_at, why, &time.time.to_string()));
-            continue;
-        }
-        let mut fix = Fix::new(time.time, coord.0, SourceFormat::Kml);
-        fix.utc_offset_minutes = time.offset_minutes;
-        fix.zone_assumed = time.zone_assumed;
-        let mut extras = ExtrasBuilder::new();
-        let mut out_of_range = OutOfRange::default();
-        if let Some(alt) = coord.1 {
-            measure::set_as(&mut fix, Column::Altitude, alt, "altitude", &mut extras, &mut out_of_range);
-        }
-        if let Some(Some(h)) = track.headings.get(i) {
-            measure::set_as(&mut fix, Column::Course, *h, "heading", &mut extras, &mut out_of_range);
-        }
-        out_of_range.report(sink);
-        for (name, values) in &track.arrays {
-            if let Some(v) = values.get(i) {
-                xml::push_extra(&mut extras, name, v);
-            }
-        }
-        fix.extras = extras.finish();
-        sink.point(fix, None);
-    }
-    for (at, when) in track.whens.iter().skip(pairs) {
-        let raw = match when {
-            Ok(t) => t.time.to_string(),
-            Err(raw) => raw.to_string(),
-        };
-        let why = format!("gx:Track has {n_when} <when> but {n_coord} <gx:coord>: this time has no coordinate");
-        sink.reject(Reject::new(*at, why, &raw));
-    }
-    for (at, _) in track.coords.iter().skip(pairs) {
-        let why = format!("gx:Track has {n_when} <when> but {n_coord} <gx:coord>: this coordinate has no time");
-        sink.reject(Reject::new(*at, why, "<gx:coord>"));
-    }
-    *track = Track::default();
-}
-
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     let mut xml = XmlStream::new(reader, "KML")?;
     let mut stack: Vec<Ctx> = Vec::with_capacity(16);
@@ -493,7 +432,7 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         (Some(Ctx::TrackExtendedData), "SchemaData") => Ctx::TrackSchemaData,
                         (Some(Ctx::TrackSchemaData), "SimpleArrayData") => {
                             let name = xml::attribute(&tag, "name").unwrap_or_default().into_owned();
-                            track.arrays.push((name, Vec::new()));
+                            track.array(name, at, sink);
                             Ctx::TrackArray
                         }
                         (Some(Ctx::SchemaData), "SimpleData") => {
@@ -519,7 +458,7 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                     continue;
                 }
                 if ctx == Ctx::Track {
-                    emit_track(&mut track, options, sink);
+                    track.finish(options, sink);
                     continue;
                 }
                 if !leaf || !is_kml_ns(ns) {
@@ -543,23 +482,13 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         let raw: String = value.chars().take(200).collect();
                         placemark.lines.push((geometry_at, line_coordinates(value), raw));
                     }
-                    (Some(Ctx::Track), "when") => {
-                        let parsed = parse_timestamp(value).map_err(|_| value.into());
-                        track.whens.push((leaf_at, parsed));
-                    }
-                    (Some(Ctx::Track), "coord") => {
-                        let parsed = parse_tuple(value, ' ').map_err(|e| format!("gx:coord {e}").into());
-                        track.coords.push((leaf_at, parsed));
-                    }
+                    (Some(Ctx::Track), "when") => track.when(leaf_at, value, options, sink),
+                    (Some(Ctx::Track), "coord") => track.coord(leaf_at, value, options, sink),
                     (Some(Ctx::Track), "angles") => {
                         let heading = value.split_ascii_whitespace().next().and_then(xml::number);
-                        track.headings.push(heading);
+                        track.angles(heading, options, sink);
                     }
-                    (Some(Ctx::TrackArray), "value") => {
-                        if let Some((_, values)) = track.arrays.last_mut() {
-                            values.push(value.to_owned());
-                        }
-                    }
+                    (Some(Ctx::TrackArray), "value") => track.value(value, options, sink),
                     _ => {}
                 }
             }

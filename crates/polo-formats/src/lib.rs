@@ -15,6 +15,7 @@ pub mod detect;
 pub mod export;
 pub mod extras;
 pub mod fields;
+pub mod json_keys;
 pub mod raw_object;
 pub mod sink;
 
@@ -24,7 +25,6 @@ mod google;
 mod gpx;
 mod headerless;
 mod igc;
-mod json_keys;
 mod json_stream;
 mod kml;
 mod measure;
@@ -41,6 +41,9 @@ pub use sink::{ImportError, ImportOptions, Position, Reject, Sink};
 
 mod archive;
 mod bounded;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use bounded::MAX_TOKEN;
 

@@ -79,7 +79,7 @@ fn checked_fields(sentence: &str) -> Result<Vec<&str>, String> {
 /// `hhmmss[.sss]` → milliseconds of the day.
 fn time_of_day(text: &str) -> Result<u32, String> {
     let bad = || format!("time {text:?} is not hhmmss");
-    if text.len() < 6 || !text.is_char_boundary(6) {
+    if text.len() < 6 || !text.as_bytes()[..6].is_ascii() {
         return Err(bad());
     }
     let digits = |s: &str| s.parse::<u32>().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit()));
@@ -123,8 +123,10 @@ fn angle(value: &str, hemisphere: &str, name: &str) -> Result<f64, String> {
     if dot < 2 {
         return Err(bad());
     }
-    let degrees: f64 = if dot == 2 { 0.0 } else { value[..dot - 2].parse().map_err(|_| bad())? };
-    let minutes: f64 = value[dot - 2..].parse().map_err(|_| bad())?;
+    // `get`: a byte before the dot may sit inside a multi-byte character.
+    let (Some(whole), Some(rest)) = (value.get(..dot - 2), value.get(dot - 2..)) else { return Err(bad()) };
+    let degrees: f64 = if dot == 2 { 0.0 } else { whole.parse().map_err(|_| bad())? };
+    let minutes: f64 = rest.parse().map_err(|_| bad())?;
     if !(0.0..60.0).contains(&minutes) {
         return Err(bad());
     }
@@ -182,7 +184,7 @@ fn parse_sentence(fields: &[&str]) -> Result<Sentence, String> {
         return Ok(Sentence::Other);
     }
     let get = |i: usize| fields.get(i).map_or("", |s| s.trim());
-    match &kind[2..] {
+    match kind.get(2..).unwrap_or("") {
         "RMC" => {
             if get(2) != "A" {
                 return Ok(Sentence::NoFix);

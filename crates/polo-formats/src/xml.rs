@@ -280,7 +280,8 @@ pub(crate) fn tag_text(tag: &BytesStart<'_>, out: &mut String) {
 }
 
 /// True when `text` is a JSON number exactly as written, so it can go into
-/// the extras verbatim.
+/// the extras verbatim: JSON syntax, and a finite double (`1e999` is valid
+/// syntax that JSON readers refuse as out of range).
 pub(crate) fn is_json_number(text: &str) -> bool {
     let b = text.as_bytes();
     let mut i = usize::from(b.first() == Some(&b'-'));
@@ -315,7 +316,7 @@ pub(crate) fn is_json_number(text: &str) -> bool {
             return false;
         }
     }
-    i == b.len()
+    i == b.len() && text.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 /// Adds `key: text` to the extras: verbatim when the text is a JSON number,
@@ -439,7 +440,7 @@ mod tests {
         for ok in ["0", "-1", "1.5", "1e5", "-0.25E-3", "100"] {
             assert!(is_json_number(ok), "{ok}");
         }
-        for bad in ["", "01", "1.", ".5", "+1", "NaN", "1e", "2d", "1.2.3"] {
+        for bad in ["", "01", "1.", ".5", "+1", "NaN", "1e", "2d", "1.2.3", "800000e376", "-1e400"] {
             assert!(!is_json_number(bad), "{bad}");
         }
     }

@@ -384,3 +384,167 @@ fn committed_fixtures_are_detected_from_content() {
         assert_eq!(sink.rejects.len(), 1, "{name}: {:?}", sink.rejects);
     }
 }
+
+/// A `gx:Track` of `n` points, made up while it is read: Google Earth's
+/// layout (every `<when>`, then every `<gx:coord>`) or interleaved. Point
+/// k is at time T0 + k s and at (10° + k / 100000 · 0.001°, 10° + k % 100000 · 0.001°).
+struct TrackXml {
+    n: usize,
+    interleaved: bool,
+    /// The next chunk to write: 0 the head, 1..=2n the entries, then the tail.
+    next: usize,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+const TRACK_T0: i64 = 1_600_000_000_000;
+
+fn track_coord(k: usize) -> (f64, f64) {
+    (10.0 + (k / 100_000) as f64 * 0.001, 10.0 + (k % 100_000) as f64 * 0.001)
+}
+
+impl TrackXml {
+    fn chunk(&self, i: usize) -> Option<String> {
+        let when = |k: usize| format!("<when>{}</when>", Timestamp(TRACK_T0 + k as i64 * 1000));
+        let coord = |k: usize| {
+            let (lat, lon) = track_coord(k);
+            format!("<gx:coord>{lon:.3} {lat:.3} 7</gx:coord>")
+        };
+        Some(match i {
+            0 => r#"<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2"><Document><Placemark><gx:Track>"#.to_owned(),
+            i if i <= 2 * self.n => {
+                let e = i - 1;
+                match (self.interleaved, e % 2 == 0) {
+                    (true, true) => when(e / 2),
+                    (true, false) => coord(e / 2),
+                    (false, _) if e < self.n => when(e),
+                    (false, _) => coord(e - self.n),
+                }
+            }
+            i if i == 2 * self.n + 1 => "</gx:Track></Placemark></Document></kml>".to_owned(),
+            _ => return None,
+        })
+    }
+}
+
+impl std::io::Read for TrackXml {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(chunk) = self.chunk(self.next) else { return Ok(0) };
+            self.next += 1;
+            self.buf = chunk.into_bytes();
+            self.pos = 0;
+        }
+        let n = (self.buf.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Checks that every fix of a [`TrackXml`] pairs the time and coordinate of one point.
+#[derive(Default)]
+struct TrackCheck {
+    points: usize,
+    rejects: usize,
+    first_reject: Option<String>,
+}
+
+impl Sink for TrackCheck {
+    fn point(&mut self, fix: Fix, _device: Option<&str>) {
+        let k = usize::try_from((fix.time.0 - TRACK_T0) / 1000).unwrap();
+        let (lat, lon) = track_coord(k);
+        assert!((fix.coord.lat() - lat).abs() < 1e-6 && (fix.coord.lon() - lon).abs() < 1e-6, "point {k}: {fix:?}");
+        self.points += 1;
+    }
+    fn interval(&mut self, _interval: Interval, _device: Option<&str>) {
+        panic!("a track has no intervals");
+    }
+    fn reject(&mut self, reject: Reject) {
+        assert!(reject.reason.contains("held over 16 MiB of unpaired entries"), "{}", reject.reason);
+        self.first_reject.get_or_insert(reject.reason);
+        self.rejects += 1;
+    }
+}
+
+/// One long-track case in this (child) process: its counts and peak RSS.
+fn run_track_case(interleaved: bool, n: usize) {
+    let mut sink = TrackCheck::default();
+    let options = ImportOptions { now: Timestamp(1_900_000_000_000) };
+    let xml = TrackXml { n, interleaved, next: 0, buf: Vec::new(), pos: 0 };
+    let format = polo_formats::import(xml, &options, &mut sink).unwrap();
+    assert_eq!(format, Format::Kml);
+    if interleaved {
+        assert_eq!((sink.points, sink.rejects), (n, 0), "{:?}", sink.first_reject);
+    } else {
+        // The oldest times waited past the bound: each was rejected, and so
+        // was its coordinate when it came; the rest paired exactly.
+        let dropped = n - sink.points;
+        assert!(sink.points > 150_000 && dropped > 0, "{} points", sink.points);
+        assert_eq!(sink.rejects, 2 * dropped, "{:?}", sink.first_reject);
+    }
+    let kb = peak_rss_kb().unwrap_or(0);
+    println!(
+        "TRACK_CASE interleaved={interleaved} n={n} points={} rejects={} peak_rss_kb={kb}",
+        sink.points, sink.rejects
+    );
+}
+
+/// A `gx:Track` of a million points (70 MB of KML) streams in bounded
+/// memory in both layouts: interleaved, every point is imported; in Google
+/// Earth's layout the times that wait past 16 MiB are rejected with their
+/// coordinates and the rest pair exactly. Before, the whole track was held
+/// (and a longer one exhausted memory). Each case runs in a child process.
+#[test]
+fn long_kml_tracks_stream_in_bounded_memory() {
+    const CHILD: &str = "POLO_TRACK_CASE";
+    const N: usize = 1_000_000;
+    // Holding the whole track took about 90 MB at this length; streamed it peaks near 40 MB.
+    const LIMIT_KB: u64 = 64_000;
+    if let Ok(case) = std::env::var(CHILD) {
+        run_track_case(case == "interleaved", N);
+        return;
+    }
+    if peak_rss_kb().is_none() {
+        println!("skipping: /proc/self/status is not available to measure peak RSS");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for case in ["interleaved", "google-earth"] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "long_kml_tracks_stream_in_bounded_memory", "--nocapture", "--test-threads", "1"])
+            .env(CHILD, case)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{case}: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        let line = stdout.lines().find_map(|l| l.find("TRACK_CASE ").map(|at| &l[at..])).unwrap();
+        println!("{line}");
+        let kb: u64 = line.split_whitespace().find_map(|w| w.strip_prefix("peak_rss_kb=")).unwrap().parse().unwrap();
+        assert!(kb < LIMIT_KB, "{case}: peak RSS {kb} kB is over {LIMIT_KB} kB");
+    }
+}
+
+/// Replays the crash corpus of the fuzz targets (`fuzz/`, docs/fuzzing.md):
+/// each file under `tests/fuzz_regressions/<target>/` once made its target
+/// panic or exceed its memory limit, and must now go through the same entry
+/// point (`polo_formats::fuzzing::run`) without.
+#[test]
+fn fuzz_regressions_replay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut replayed = 0;
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let target = polo_formats::fuzzing::Target::from_name(&name)
+            .unwrap_or_else(|| panic!("{}: no fuzz target called {name}", dir.display()));
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let outcome = std::panic::catch_unwind(|| polo_formats::fuzzing::run(target, &data));
+            assert!(outcome.is_ok(), "{} panics again", path.display());
+            replayed += 1;
+        }
+    }
+    println!("{replayed} fuzz regressions replayed");
+}

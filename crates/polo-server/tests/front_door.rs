@@ -608,6 +608,65 @@ async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
     assert_eq!(names, ["watch"]);
 }
 
+/// Live ingest applies the importers' rule for duplicate JSON keys: a body
+/// that names a key twice in one object (at any depth) is refused with 400
+/// naming the key and where, on every route, and nothing is stored.
+#[tokio::test]
+async fn duplicate_json_keys_are_refused_on_every_ingest_route() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir);
+    let store = state.store.clone();
+    let hash = polo_server::auth::hash_password("a long password").unwrap();
+    let alice = store.create_user("alice", &hash, false).unwrap();
+    let app = polo_server::app(state, &ServerOptions::default(), AccessLogger::off());
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:a long password"));
+    let call = |uri: &str, body: &str| {
+        let request = Request::post(uri)
+            .header("authorization", auth.clone())
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+        }
+    };
+    let message = |body: &Value| body["message"].as_str().or(body["error"].as_str()).unwrap_or_default().to_owned();
+
+    let owntracks = r#"{"_type":"location","lat":52.5,"lon":13.4,"lat":-33.9,"tst":1709283789}"#;
+    let (status, body) = call("/api/owntracks?d=phone", owntracks).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("the message names the key \"lat\" twice (the second at byte 42)"), "{body}");
+
+    let overland = r#"{"locations":[{"type":"Feature","geometry":{"type":"Point","coordinates":[13.4,52.5]},
+        "properties":{"timestamp":"2024-03-01T10:00:00Z","timestamp":"2024-03-02T10:00:00Z"}}]}"#;
+    let (status, body) = call("/api/overland?d=phone", overland).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("the body names the key \"timestamp\" twice"), "{body}");
+
+    let osmand = r#"{"id":"phone","lat":52.5,"lon":13.4,"lon":13.5,"timestamp":1709283789}"#;
+    let (status, body) = call("/api/osmand", osmand).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("the body names the key \"lon\" twice"), "{body}");
+
+    let points = r#"[{"time":"2024-03-01T10:00:00Z","lat":52.5,"lon":13.4,"device":"a","device":"b"}]"#;
+    let (status, body) = call("/api/v1/points", points).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("the body names the key \"device\" twice"), "{body}");
+
+    // The same bodies without the repeat are taken.
+    let (status, body) = call("/api/owntracks?d=phone", &owntracks.replace(r#""lat":-33.9,"#, "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let devices: Vec<String> = store.list_devices(alice.id).unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(devices, ["phone"]);
+    let stored = store.count_points(alice.id).unwrap();
+    assert_eq!(stored, 1, "only the message without a repeated key is stored");
+}
+
 /// `POST /api/v1/replication/apply` reads its body as a stream: a page far
 /// over the 1 MiB default is applied (the cap, and that groups are applied
 /// while the body arrives, are unit-tested in `replication.rs` and

@@ -389,6 +389,62 @@ fn each_element<R: BufRead>(
     Ok(())
 }
 
+/// One record parser with its state across a file's elements, for the fuzz
+/// targets (`crate::fuzzing`), which feed a parser without the router.
+pub(crate) struct ElementParser(Parser);
+
+enum Parser {
+    Records,
+    Semantic,
+    AndroidSegment(android::Android),
+    AndroidSignal(android::Android),
+    Ios(ios::Ios),
+    Geojson(geojson::GeoJson),
+    PolarstepsLocation,
+    PolarstepsStep,
+}
+
+impl ElementParser {
+    pub(crate) fn records() -> Self {
+        Self(Parser::Records)
+    }
+    pub(crate) fn semantic() -> Self {
+        Self(Parser::Semantic)
+    }
+    pub(crate) fn android_segment() -> Self {
+        Self(Parser::AndroidSegment(android::Android::default()))
+    }
+    pub(crate) fn android_signal() -> Self {
+        Self(Parser::AndroidSignal(android::Android::default()))
+    }
+    pub(crate) fn ios() -> Self {
+        Self(Parser::Ios(ios::Ios::default()))
+    }
+    pub(crate) fn geojson() -> Self {
+        Self(Parser::Geojson(geojson::GeoJson::new(polo_domain::SourceFormat::Geojson)))
+    }
+    pub(crate) fn polarsteps_location() -> Self {
+        Self(Parser::PolarstepsLocation)
+    }
+    pub(crate) fn polarsteps_step() -> Self {
+        Self(Parser::PolarstepsStep)
+    }
+
+    /// Parses one (compacted) element that starts at `offset`.
+    pub(crate) fn element(&mut self, options: &ImportOptions, sink: &mut dyn Sink, offset: u64, raw: &[u8]) {
+        match &mut self.0 {
+            Parser::Records => records::element(options, sink, offset, raw),
+            Parser::Semantic => semantic::element(options, sink, offset, raw),
+            Parser::AndroidSegment(android) => android.segment(options, sink, offset, raw),
+            Parser::AndroidSignal(android) => android.signal(options, sink, offset, raw),
+            Parser::Ios(ios) => ios.element(options, sink, offset, raw),
+            Parser::Geojson(geojson) => geojson.feature(options, sink, offset, raw),
+            Parser::PolarstepsLocation => polarsteps::location(options, sink, offset, raw),
+            Parser::PolarstepsStep => polarsteps::step(options, sink, offset, raw),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use polo_domain::{Fix, Interval, Timestamp};

@@ -62,13 +62,24 @@ pub enum BatchError {
     /// JSON of another shape.
     #[error("expected an array of points or a GeoJSON FeatureCollection: {0}")]
     Shape(String),
+    /// An object of the body names a key twice (polo's one rule for
+    /// duplicate JSON keys: `polo_formats::json_keys`).
+    #[error(
+        "the body names the key {key:?} twice (the second at byte {offset}): a body that names a key twice is ambiguous"
+    )]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// Byte offset of its second occurrence.
+        offset: usize,
+    },
 }
 
 /// Parses a batch; fix times must be plausible relative to `now`.
 ///
 /// # Errors
-/// [`BatchError`] when the body is not one of the accepted shapes; problems
-/// of single items are [`ItemError`]s.
+/// [`BatchError`] when the body is not one of the accepted shapes or names a
+/// key twice in some object; other problems of single items are [`ItemError`]s.
 pub fn parse(body: &[u8], now: Timestamp) -> Result<ApiBatch, BatchError> {
     let text = std::str::from_utf8(body).map_err(|e| BatchError::NotJson(e.to_string()))?.trim();
     let options = ImportOptions { now };
@@ -90,6 +101,9 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<ApiBatch, BatchError> {
             None => (vec![serde_json::from_str(text).map_err(|e| BatchError::NotJson(e.to_string()))?], false),
         }
     };
+    if let Some(d) = polo_formats::json_keys::duplicate_key(body) {
+        return Err(BatchError::DuplicateKey { key: d.key, offset: d.offset });
+    }
     let mut batch = ApiBatch::default();
     for (index, item) in items.into_iter().enumerate() {
         let result = if geojson { feature(item, &options) } else { point(item, None, &options) };

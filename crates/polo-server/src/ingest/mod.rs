@@ -52,6 +52,8 @@
 mod json;
 
 pub mod batch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod last_seen;
 pub mod osmand;
 pub mod overland;

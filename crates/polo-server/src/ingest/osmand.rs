@@ -85,6 +85,17 @@ pub enum OsmandError {
     /// The body could not be read as JSON or as a form.
     #[error("unreadable body: {0}")]
     Body(String),
+    /// An object of a JSON body names a key twice (polo's one rule for
+    /// duplicate JSON keys: `polo_formats::json_keys`).
+    #[error(
+        "the body names the key {key:?} twice (the second at byte {offset}): a body that names a key twice is ambiguous"
+    )]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// Byte offset of its second occurrence.
+        offset: usize,
+    },
 }
 
 /// A parameter value: text from a query or form, or a JSON member.
@@ -238,10 +249,15 @@ pub fn parse_params(pairs: &[(String, String)], now: Timestamp) -> Result<Report
 /// shape, a JSON array of flat objects (SDK `uploadJson`), or one flat object.
 ///
 /// # Errors
-/// [`OsmandError::Body`] for invalid JSON, and the single position's error
-/// for one-position bodies.
+/// [`OsmandError::Body`] for invalid JSON, [`OsmandError::DuplicateKey`] for
+/// a body that names a key twice in some object, and the single position's
+/// error for one-position bodies.
 pub fn parse_json(body: &[u8], fallback_device: Option<&str>, now: Timestamp) -> Result<Parsed, OsmandError> {
     let text = std::str::from_utf8(body).map_err(|e| OsmandError::Body(e.to_string()))?;
+    serde_json::from_str::<&RawValue>(text).map_err(|e| OsmandError::Body(e.to_string()))?;
+    if let Some(d) = polo_formats::json_keys::duplicate_key(body) {
+        return Err(OsmandError::DuplicateKey { key: d.key, offset: d.offset });
+    }
     let text = text.trim();
     if text.starts_with('[') {
         let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| OsmandError::Body(e.to_string()))?;

@@ -112,6 +112,17 @@ pub enum OverlandError {
     /// The object has no `locations` array.
     #[error("the body has no \"locations\" array")]
     NoLocations,
+    /// An object of the body names a key twice (polo's one rule for
+    /// duplicate JSON keys: `polo_formats::json_keys`).
+    #[error(
+        "the body names the key {key:?} twice (the second at byte {offset}): a body that names a key twice is ambiguous"
+    )]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// Byte offset of its second occurrence.
+        offset: usize,
+    },
 }
 
 /// Parses one batch. Fix times must be plausible relative to `now` (from
@@ -119,10 +130,14 @@ pub enum OverlandError {
 ///
 /// # Errors
 /// [`OverlandError`] only for a body that is not an object with a
-/// `locations` array; everything wrong inside is a [`FeatureReject`].
+/// `locations` array, or that names a key twice in some object; everything
+/// else wrong inside is a [`FeatureReject`].
 pub fn parse(body: &[u8], now: Timestamp) -> Result<Batch, OverlandError> {
     let text = std::str::from_utf8(body).map_err(|e| OverlandError::NotJson(e.to_string()))?;
     let top = Members::parse(text).map_err(|e| OverlandError::NotJson(e.to_string()))?;
+    if let Some(d) = polo_formats::json_keys::duplicate_key(body) {
+        return Err(OverlandError::DuplicateKey { key: d.key, offset: d.offset });
+    }
     let locations = top.get("locations").ok_or(OverlandError::NoLocations)?;
     let features = serde_json::from_str::<Vec<&RawValue>>(locations.get()).map_err(|_| OverlandError::NoLocations)?;
     let options = ImportOptions { now };

@@ -89,6 +89,18 @@ pub enum OwntracksError {
     /// The time is implausible (before 1985, or in the future).
     #[error("{0}")]
     Time(String),
+    /// An object of the message names a key twice (polo's one rule for
+    /// duplicate JSON keys, as in every importer: `polo_formats::json_keys`).
+    /// Permanent: the HTTP handler answers 400 naming the key.
+    #[error(
+        "the message names the key {key:?} twice (the second at byte {offset}): a message that names a key twice is ambiguous"
+    )]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// Byte offset of its second occurrence in the body.
+        offset: usize,
+    },
     /// A decrypted payload was itself encrypted.
     #[error("an encrypted payload decrypted to another encrypted payload")]
     NestedEncryption,
@@ -270,16 +282,21 @@ pub enum Message {
 /// Parses one message body.
 ///
 /// # Errors
-/// [`OwntracksError`] for bodies that are not a JSON object and for location
-/// and transition messages without a usable position or time. Handlers should
-/// still answer 2xx for those (the iOS app drops messages on 4xx and Android
-/// retries them forever), and count them.
+/// [`OwntracksError`] for bodies that are not a JSON object, that name a key
+/// twice ([`OwntracksError::DuplicateKey`]), and for location and transition
+/// messages without a usable position or time. Handlers should still answer
+/// 2xx for the unusable ones (the iOS app drops messages on 4xx and Android
+/// retries them forever), and count them; a duplicate key is answered 400,
+/// like an undecryptable message, because the sender must be told.
 pub fn parse(body: &[u8], options: &ParseOptions) -> Result<Message, OwntracksError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Message::Empty);
     }
     let text = std::str::from_utf8(body).map_err(|e| OwntracksError::NotJson(e.to_string()))?;
     let members = Members::parse(text).map_err(|e| OwntracksError::NotJson(e.to_string()))?;
+    if let Some(d) = polo_formats::json_keys::duplicate_key(body) {
+        return Err(OwntracksError::DuplicateKey { key: d.key, offset: d.offset });
+    }
     let kind = members.get("_type").and_then(string);
     match kind.as_deref() {
         Some("location") => parse_position(&members, options, false).map(|p| Message::Location(p.into_location())),
@@ -725,6 +742,23 @@ mod tests {
         "acc":9,"vac":4,"lat":52.520008,"lon":13.404954,"alt":48,"vel":18,"cog":270,"tst":1763699950,"m":2,
         "conn":"m","inregions":["Work"],"BSSID":"11:22:33:44:55:66","SSID":"officenet","tid":"mx","t":"p",
         "topic":"owntracks/max/pixel"}"#;
+
+    #[test]
+    fn a_key_named_twice_is_refused_at_any_depth_and_inside_encrypted_payloads() {
+        let twice = r#"{"_type":"location","lat":52.5,"lon":13.4,"tst":1763699950,"lat":1}"#;
+        assert_eq!(
+            parse(twice.as_bytes(), &opts()),
+            Err(OwntracksError::DuplicateKey { key: "lat".to_owned(), offset: 59 })
+        );
+        let nested = r#"{"_type":"waypoints","waypoints":[{"desc":"a","desc":"b"}]}"#;
+        let Err(e) = parse(nested.as_bytes(), &opts()) else { panic!("accepted") };
+        assert!(e.to_string().starts_with("the message names the key \"desc\" twice (the second at byte 46)"), "{e}");
+        let sealed = encrypt("k", twice.as_bytes()).unwrap();
+        assert!(matches!(decrypt_message("k", &sealed, &opts()), Err(OwntracksError::DuplicateKey { .. })));
+        // The same key in different objects is no repeat.
+        let fine = r#"{"_type":"waypoints","waypoints":[{"desc":"a"},{"desc":"b"}],"desc":"c"}"#;
+        assert!(matches!(parse(fine.as_bytes(), &opts()), Ok(Message::Waypoints(w)) if w.len() == 2));
+    }
 
     #[test]
     fn android_location_units_and_extras() {

@@ -195,8 +195,9 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
     responses(
         (status = 200, description = "The friends: a `location` (and `card`) per device; encrypted when the \
             sending device has an encryption key", body = OwnTracksReply, content_type = "application/json"),
-        (status = 400, description = "`bad_request`: an encrypted payload the device's key cannot open (or \
-            the device has no key), or malformed query parameters", body = ErrorBody),
+        (status = 400, description = "`bad_request`: a message that names a JSON key twice (the message \
+            names the key), an encrypted payload the device's key cannot open (or the device has no key), or \
+            malformed query parameters", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over the body limit", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no or wrong credentials", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"polo\"`"))),
@@ -238,6 +239,11 @@ async fn owntracks_inner(
     let mut sender = caller.device.as_ref().map(|d| d.id);
     let mut message = match owntracks::parse(body, &options) {
         Ok(message) => message,
+        Err(e @ owntracks::OwntracksError::DuplicateKey { .. }) => {
+            // Permanent and ambiguous: the sender must be told (as for an undecryptable message).
+            state.metrics.rejected("owntracks_duplicate_key");
+            return Err(ApiError::bad_request(e.to_string()));
+        }
         Err(e) => {
             // Unusable messages are answered 2xx (the apps would retry or drop them forever) and counted.
             tracing::info!(user = %caller.user.name, error = %e, "unusable OwnTracks message");
@@ -311,9 +317,15 @@ async fn decrypt(
              PUT /api/v1/devices/{device}/encryption-key, or turn encryption off in the app"
         )));
     };
-    owntracks::decrypt_message(&key, data, options).map_err(|e| {
-        state.metrics.rejected("owntracks_undecryptable");
-        ApiError::bad_request(format!("cannot decrypt the message with device {device}'s encryption key: {e}"))
+    owntracks::decrypt_message(&key, data, options).map_err(|e| match e {
+        owntracks::OwntracksError::DuplicateKey { .. } => {
+            state.metrics.rejected("owntracks_duplicate_key");
+            ApiError::bad_request(format!("the decrypted message is refused: {e}"))
+        }
+        e => {
+            state.metrics.rejected("owntracks_undecryptable");
+            ApiError::bad_request(format!("cannot decrypt the message with device {device}'s encryption key: {e}"))
+        }
     })
 }
 
