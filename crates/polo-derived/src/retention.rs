@@ -22,6 +22,8 @@ const DAY_MS: i64 = 86_400_000;
 /// The youngest points a policy may thin: a month old. Younger points are
 /// what the user is still looking at and correcting.
 pub const MIN_THIN_AFTER_DAYS: u32 = 30;
+/// The oldest age a policy may name: a century (older than any history).
+pub const MAX_THIN_AFTER_DAYS: u32 = 36_500;
 /// The widest slot: one point an hour.
 pub const MAX_KEEP_ONE_EVERY_S: u32 = 3_600;
 
@@ -47,10 +49,10 @@ impl Retention {
     /// [`DerivedError::Invalid`] for a policy outside the limits.
     pub fn validate(&self) -> DerivedResult<()> {
         if let Some(days) = self.thin_after_days
-            && days < MIN_THIN_AFTER_DAYS
+            && !(MIN_THIN_AFTER_DAYS..=MAX_THIN_AFTER_DAYS).contains(&days)
         {
             return Err(DerivedError::Invalid(format!(
-                "thin_after_days must be at least {MIN_THIN_AFTER_DAYS} (got {days})"
+                "thin_after_days must be {MIN_THIN_AFTER_DAYS} to {MAX_THIN_AFTER_DAYS} (got {days})"
             )));
         }
         if !(1..=MAX_KEEP_ONE_EVERY_S).contains(&self.keep_one_every_s) {
@@ -118,6 +120,8 @@ mod tests {
         assert_eq!(odd.unwrap().0 % 7_000, 0, "slots never straddle the cutoff");
         let err = Retention { thin_after_days: Some(3), keep_one_every_s: 60 }.validate().unwrap_err();
         assert!(err.to_string().contains("thin_after_days"), "{err}");
+        let err = Retention { thin_after_days: Some(1 << 31), keep_one_every_s: 60 }.validate().unwrap_err();
+        assert!(err.to_string().contains("thin_after_days must be 30 to 36500"), "{err}");
         let err = Retention { thin_after_days: Some(400), keep_one_every_s: 0 }.validate().unwrap_err();
         assert!(err.to_string().contains("keep_one_every_s"), "{err}");
     }

@@ -167,11 +167,11 @@ impl RetentionJob {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetentionPolicy {
-    /// Thin raw points older than this many days (at least 30); `null`: keep every point.
-    #[schema(example = 730)]
+    /// Thin raw points older than this many days (30 to 36500); `null`: keep every point.
+    #[schema(example = 730, minimum = 30, maximum = 36500)]
     thin_after_days: Option<u32>,
     /// Of those, keep the first point of every slot of this many seconds (1 to 3600; default 60).
-    #[schema(example = 60)]
+    #[schema(example = 60, minimum = 1, maximum = 3600)]
     #[serde(default = "default_slot")]
     keep_one_every_s: u32,
 }
