@@ -20,8 +20,6 @@
 //! Every figure is printed with its target or baseline and the ratio.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -32,6 +30,7 @@ use polo_store::{DerivedKind, DerivedRange, DerivedScope, Store};
 use polo_store_sqlite::SqliteStore;
 
 use crate::life::LifeScale;
+use crate::map::{get, mb, mib, verdict};
 use crate::run::{fresh_store, measure, polo_binary};
 use crate::serve::{OWNTRACKS_LUA, Server, bearer, print_owntracks, start, status_kb, wrk};
 
@@ -48,51 +47,6 @@ const REPORTED_DERIVED: &str = "610 MB beside 58 MB of points (10.5×)";
 /// gives its caches back after 5 s without use, the allocator's heap is
 /// trimmed after that.
 const SETTLE: Duration = Duration::from_secs(12);
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "MISS" }
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn mib(kb: u64) -> f64 {
-    kb as f64 / 1024.0
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
-/// One GET on a new connection: (ms to the last byte, status, body).
-fn get(addr: &str, path: &str, auth: &str) -> anyhow::Result<(f64, u16, Vec<u8>)> {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no HTTP head")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status")?;
-    let body = raw[split + 4..].to_vec();
-    let body = if head.contains("transfer-encoding: chunked") { dechunk(&body) } else { body };
-    Ok((ms, status, body))
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16) else { break };
-        let rest = &body[end + 2..];
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.extend_from_slice(&rest[..size]);
-        body = rest.get(size + 2..).unwrap_or_default();
-    }
-    out
-}
 
 fn get_json(addr: &str, path: &str, auth: &str) -> anyhow::Result<serde_json::Value> {
     let (_, status, body) = get(addr, path, auth)?;
@@ -123,7 +77,7 @@ struct Session {
 
 impl Session {
     fn call(&mut self, addr: &str, auth: &str, page: &'static str, path: &str) -> f64 {
-        match get(addr, path, auth) {
+        match get(addr, path, auth).map(|(seconds, status, body)| (seconds * 1e3, status, body)) {
             Ok((ms, 200, _)) => {
                 self.pages.entry(page).or_default().push(ms);
                 ms

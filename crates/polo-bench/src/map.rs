@@ -57,16 +57,16 @@ fn status_kb(pid: &str, field: &str) -> Option<u64> {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn mb(bytes: u64) -> f64 {
+pub(crate) fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn mib(kb: u64) -> f64 {
+pub(crate) fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
@@ -109,7 +109,7 @@ fn import(store: &SqliteStore, user: UserId, days: u32) -> anyhow::Result<Vec<(D
 }
 
 /// One HTTP request on a new connection: (seconds to the last byte, status, body).
-fn get(addr: &str, path: &str, auth: &str) -> anyhow::Result<(f64, u16, Vec<u8>)> {
+pub(crate) fn get(addr: &str, path: &str, auth: &str) -> anyhow::Result<(f64, u16, Vec<u8>)> {
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
