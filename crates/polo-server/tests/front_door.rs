@@ -537,18 +537,32 @@ async fn ingest_routes_take_batches_up_to_the_ingest_limit() {
     }
 }
 
-/// Device names enter through many doors; each refuses the names of the
-/// attack review with a 400 that names the field, and none is stored.
-#[tokio::test]
-async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
+/// An app whose one user, alice (no admin), logs in with Basic auth.
+struct Alice {
+    app: Router,
+    store: Arc<dyn polo_store::Store>,
+    alice: polo_store::User,
+    /// Her `Authorization` header.
+    auth: String,
+}
+
+fn app_with_alice(dir: &tempfile::TempDir) -> Alice {
     use base64::Engine as _;
-    let dir = tempfile::tempdir().unwrap();
-    let state = state(&dir);
+    let state = state(dir);
     let store = state.store.clone();
     let hash = polo_server::auth::hash_password("a long password").unwrap();
     let alice = store.create_user("alice", &hash, false).unwrap();
     let app = polo_server::app(state, &ServerOptions::default(), AccessLogger::off());
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:a long password"));
+    Alice { app, store, alice, auth }
+}
+
+/// Device names enter through many doors; each refuses the names of the
+/// attack review with a 400 that names the field, and none is stored.
+#[tokio::test]
+async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let Alice { app, store, alice, auth } = app_with_alice(&dir);
     let call = |method: &str, uri: &str, headers: Vec<(&str, String)>, body: String| {
         let mut request = Request::builder().method(method).uri(uri).header("authorization", auth.clone());
         for (name, value) in headers {
@@ -613,14 +627,8 @@ async fn bad_device_names_are_refused_on_every_ingest_route_and_the_api() {
 /// naming the key and where, on every route, and nothing is stored.
 #[tokio::test]
 async fn duplicate_json_keys_are_refused_on_every_ingest_route() {
-    use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
-    let state = state(&dir);
-    let store = state.store.clone();
-    let hash = polo_server::auth::hash_password("a long password").unwrap();
-    let alice = store.create_user("alice", &hash, false).unwrap();
-    let app = polo_server::app(state, &ServerOptions::default(), AccessLogger::off());
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:a long password"));
+    let Alice { app, store, alice, auth } = app_with_alice(&dir);
     let call = |uri: &str, body: &str| {
         let request = Request::post(uri)
             .header("authorization", auth.clone())

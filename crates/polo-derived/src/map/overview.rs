@@ -332,6 +332,14 @@ mod tests {
         rows.iter().map(|row| decode_counts(&row.value, MAP_COUNTS, row.key).unwrap()).collect()
     }
 
+    /// Every point a level stores for `device` on `days`.
+    fn stored_level(fixture: &Fixture, device: DeviceId, level: usize, days: std::ops::Range<i64>) -> Vec<MapPoint> {
+        let kind = map_track(u16::try_from(level).unwrap());
+        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        let rows = fixture.store.derived_range(fixture.user, &range).unwrap();
+        rows.iter().flat_map(|row| decode_track(&row.value, kind, row.key).unwrap().into_iter().flatten()).collect()
+    }
+
     fn cost_of(counts: &[DayCounts], level: usize) -> u64 {
         counts.iter().map(|c| c.levels[level].points + SEGMENT_COST * c.levels[level].segments).sum()
     }
@@ -407,14 +415,8 @@ mod tests {
             let points: Vec<&MapPoint> = view.segments.iter().flat_map(|s| &s.points).collect();
             assert!(points.iter().all(|p| p.time >= from && p.time < to));
             // Clipping keeps the level's own points inside the range, and all of them.
-            let kind = map_track(u16::try_from(view.level).unwrap());
-            let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: first_day, to: first_day + 12 };
-            let level: Vec<MapPoint> = fixture
-                .store
-                .derived_range(fixture.user, &range)
-                .unwrap()
-                .iter()
-                .flat_map(|row| decode_track(&row.value, kind, row.key).unwrap().into_iter().flatten())
+            let level: Vec<MapPoint> = stored_level(&fixture, device, view.level, first_day..first_day + 12)
+                .into_iter()
                 .filter(|p| p.time >= from && p.time < to)
                 .collect();
             assert_eq!(points.into_iter().copied().collect::<Vec<_>>(), level, "budget {budget}");
@@ -531,15 +533,9 @@ mod tests {
         let drawn: Vec<MapPoint> = zoomed.segments.iter().flat_map(|s| s.points.iter().copied()).collect();
         let level = overview(&fixture.store, fixture.user, &[device], from, to, usize::MAX).unwrap();
         assert_eq!(level.level, 0);
-        let kind = map_track(u16::try_from(zoomed.level).unwrap());
         let first_day = day_of(track[0].time.0);
-        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: first_day, to: first_day + 31 };
-        let inside: Vec<MapPoint> = fixture
-            .store
-            .derived_range(fixture.user, &range)
-            .unwrap()
-            .iter()
-            .flat_map(|row| decode_track(&row.value, kind, row.key).unwrap().into_iter().flatten())
+        let inside: Vec<MapPoint> = stored_level(&fixture, device, zoomed.level, first_day..first_day + 31)
+            .into_iter()
             .filter(|p| view.contains(p))
             .collect();
         assert!(!inside.is_empty());
