@@ -389,15 +389,7 @@ pub(crate) fn last_seq(conn: &Connection) -> StoreResult<Seq> {
     Ok(Seq(v as u64))
 }
 
-/// Whose clock a change is stamped with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stamp {
-    /// A change made here, now: the next reading of this instance's clock.
-    Local,
-    /// A replicated change keeping its origin's version (`origin` is a row
-    /// of `origins`, or 0 for a change that originated here).
-    Replicated { hlc: Hlc, origin: i64 },
-}
+pub(crate) use polo_store::clock::{Stamp, now};
 
 /// Takes the next sequence number and records the change;
 /// call once per write transaction that changed something.
@@ -450,7 +442,7 @@ pub(crate) fn log_change_with(
     stamp: Stamp,
     change: &ChangeRecord,
 ) -> StoreResult<Seq> {
-    let (seq, hlc, origin) = clock.next(stamp);
+    let (seq, hlc, origin) = clock.next(stamp, now());
     tx.prepare_cached(
         "INSERT INTO changes (seq, kind, user_id, device_id, first_ms, last_ms, count, hlc, origin) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -458,7 +450,7 @@ pub(crate) fn log_change_with(
     .db()?
     .execute(params![
         seq.0 as i64,
-        kind_code(change.kind),
+        change.kind.code(),
         change.user.0,
         change.device.map(|d| d.0),
         change.first,
@@ -471,53 +463,30 @@ pub(crate) fn log_change_with(
     Ok(seq)
 }
 
-/// The change log's two counters: the last [`Seq`] handed out and this
-/// instance's hybrid logical clock, both kept in `meta`.
+/// The change log's counters ([`polo_store::clock::ChangeClock`]), kept in `meta`.
 ///
 /// Reading and writing them took four statements per change. A transaction
 /// that logs many changes (the ingest writer's one commit for every device
 /// that posted) reads them once, hands out seqs and clock readings in
 /// memory, and writes them back once ([`with_clock`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChangeClock {
-    last_seq: Seq,
-    hlc: Hlc,
+pub(crate) use polo_store::clock::ChangeClock;
+
+fn read_clock(tx: &Transaction<'_>) -> StoreResult<ChangeClock> {
+    let hlc = tx
+        .prepare_cached("SELECT value FROM meta WHERE key = 'hlc'")
+        .db()?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .db()?;
+    Ok(ChangeClock { last_seq: last_seq(tx)?, hlc: Hlc(hlc as u64) })
 }
 
-impl ChangeClock {
-    fn read(tx: &Transaction<'_>) -> StoreResult<Self> {
-        let hlc = tx
-            .prepare_cached("SELECT value FROM meta WHERE key = 'hlc'")
-            .db()?
-            .query_row([], |r| r.get::<_, i64>(0))
-            .db()?;
-        Ok(Self { last_seq: last_seq(tx)?, hlc: Hlc(hlc as u64) })
-    }
-
-    fn write(self, tx: &Transaction<'_>) -> StoreResult<()> {
-        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")
-            .db()?
-            .execute([self.last_seq.0 as i64])
-            .db()?;
-        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'hlc'").db()?.execute([self.hlc.0 as i64]).db()?;
-        Ok(())
-    }
-
-    /// The next change's seq, clock reading and origin.
-    fn next(&mut self, stamp: Stamp) -> (Seq, Hlc, i64) {
-        self.last_seq = Seq(self.last_seq.0 + 1);
-        let (hlc, origin) = match stamp {
-            Stamp::Local => {
-                self.hlc = self.hlc.tick(now().0);
-                (self.hlc, 0)
-            }
-            Stamp::Replicated { hlc, origin } => {
-                self.hlc = self.hlc.max(hlc);
-                (hlc, origin)
-            }
-        };
-        (self.last_seq, hlc, origin)
-    }
+fn write_clock(clock: ChangeClock, tx: &Transaction<'_>) -> StoreResult<()> {
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")
+        .db()?
+        .execute([clock.last_seq.0 as i64])
+        .db()?;
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'hlc'").db()?.execute([clock.hlc.0 as i64]).db()?;
+    Ok(())
 }
 
 /// Runs `f` with the change log's counters, writing them back when `f`
@@ -526,11 +495,11 @@ pub(crate) fn with_clock<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&mut ChangeClock) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let read = ChangeClock::read(tx)?;
+    let read = read_clock(tx)?;
     let mut clock = read;
     let out = f(&mut clock)?;
     if clock != read {
-        clock.write(tx)?;
+        write_clock(clock, tx)?;
     }
     Ok(out)
 }
@@ -613,34 +582,6 @@ pub(crate) fn check_device(conn: &Connection, user: UserId, device: DeviceId) ->
         .optional()
         .db()?;
     found.ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))
-}
-
-fn kind_code(kind: ChangeKind) -> i64 {
-    match kind {
-        ChangeKind::PointsInserted => 1,
-        ChangeKind::PointsDeleted => 2,
-        ChangeKind::IntervalsInserted => 3,
-        ChangeKind::User => 4,
-        ChangeKind::Device => 5,
-        ChangeKind::Edit => 6,
-    }
-}
-
-pub(crate) fn kind_from_code(code: i64) -> StoreResult<ChangeKind> {
-    Ok(match code {
-        1 => ChangeKind::PointsInserted,
-        2 => ChangeKind::PointsDeleted,
-        3 => ChangeKind::IntervalsInserted,
-        4 => ChangeKind::User,
-        5 => ChangeKind::Device,
-        6 => ChangeKind::Edit,
-        _ => return Err(StoreError::Corrupt(format!("unknown change kind {code}"))),
-    })
-}
-
-pub(crate) fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
@@ -1121,7 +1062,7 @@ impl Store for SqliteStore {
                 let count: i64 = r.get(6).db()?;
                 out.push(Change {
                     seq: Seq(seq as u64),
-                    kind: kind_from_code(r.get(1).db()?)?,
+                    kind: ChangeKind::from_code(r.get(1).db()?)?,
                     user: UserId(r.get(2).db()?),
                     device: r.get::<_, Option<i64>>(3).db()?.map(DeviceId),
                     first: r.get::<_, Option<i64>>(4).db()?.map(Timestamp),

@@ -222,7 +222,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                 };
                 names.get(&id).cloned().ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device {id}")))
             };
-            let change = match crate::kind_from_code(kind)? {
+            let change = match ChangeKind::from_code(kind)? {
                 ChangeKind::User => {
                     let (password_hash, is_admin) = c
                         .prepare_cached("SELECT password_hash, is_admin FROM users WHERE id = ?1")

@@ -9,8 +9,6 @@
 //! Every table is keyed user first, so the same layout shards on `user_id`
 //! in a distributed PostgreSQL (Citus) backend.
 
-use std::hash::{BuildHasher, Hasher};
-
 use polo_store::{StoreError, StoreResult};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -334,21 +332,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tracing::info!(from = version, to = version + 1, "migrating the database schema");
         tx.execute_batch(sql).db()?;
         if version == 0 {
-            tx.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?1)", [new_instance_id()]).db()?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('instance_id', ?1)",
+                [polo_store::clock::new_random_id()],
+            )
+            .db()?;
         }
         tx.pragma_update(None, "user_version", (version + 1) as i64).db()?;
         tx.commit().db()?;
     }
-}
-
-/// 128 random bits as hex, from the OS-seeded hasher keys (no extra dependency).
-fn new_instance_id() -> String {
-    let word = |salt: u64| {
-        let mut h = std::hash::RandomState::new().build_hasher();
-        h.write_u64(salt);
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        h.write_u32(std::process::id());
-        h.finish()
-    };
-    format!("{:016x}{:016x}", word(1), word(2))
 }

@@ -16,6 +16,7 @@
 //! pipeline runs on plain threads, and the async server calls it from
 //! `spawn_blocking`. Writes go through one writer per store, in batches.
 
+pub mod clock;
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -59,6 +60,13 @@ pub enum StoreError {
     /// which store, e.g. `the store at /srv/polo/polo.db could not be written`.
     #[error("disk full: {0}")]
     DiskFull(String),
+    /// A transient failure that is worth trying again: the write was rolled
+    /// back whole (PostgreSQL's serialisation failures and deadlocks, a lost
+    /// connection before the commit was sent). Backends retry these
+    /// themselves where that is safe; callers see one only when retrying did
+    /// not help.
+    #[error("the store is busy, try again: {0}")]
+    Retryable(String),
 }
 
 impl StoreError {
@@ -73,6 +81,12 @@ impl StoreError {
             }
             _ => Self::Backend(format!("{doing}: {error}")),
         }
+    }
+
+    /// Whether this is [`StoreError::Retryable`].
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
     }
 
     /// Whether this is [`StoreError::DiskFull`].

@@ -1,0 +1,277 @@
+//! polo's scale-out store: PostgreSQL, laid out for Citus.
+//!
+//! # Why it looks like this
+//!
+//! * **The same chunks as the embedded store.** Points are stored in
+//!   [`polo_store::codec`] chunks, a row per few thousand points, never a row
+//!   per point: the bytes per point stay those of the codec, and an import
+//!   writes a few rows per thousand points.
+//! * **Synchronous, pooled.** The [`Store`] trait is synchronous; callers run
+//!   it on blocking threads. The `postgres` client is the synchronous face
+//!   of `tokio-postgres`, and `r2d2` keeps a bounded pool of connections,
+//!   so several `polo serve` nodes share one server without exhausting it.
+//! * **Commit-ordered change log.** Every write that appends a change locks
+//!   the one `change_clock` row first and holds it until it commits, so
+//!   sequence numbers are gap-free and in commit order across every node,
+//!   exactly as [`polo_store::clock`] promises readers. Writes that append no
+//!   change (tokens, sessions, shares, settings) do not take the lock.
+//! * **Retries.** Serialisation failures, deadlocks and lost connections are
+//!   [`StoreError::Retryable`]; writes without side effects outside the
+//!   transaction are retried here a few times before the error reaches the
+//!   caller.
+//! * **Citus-ready** (see `schema`): `user_id` leads every per-user key.
+//! * The schema migrates itself on open, once across nodes (an advisory lock).
+
+mod accounts;
+mod auth;
+mod derived;
+mod error;
+mod points;
+mod replication;
+mod schema;
+mod sharing;
+mod store_impl;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::time::Duration;
+
+use polo_domain::{DeviceId, Seq, UserId};
+use polo_store::clock::{ChangeClock, Stamp, now};
+use polo_store::{ChangeKind, Hlc, StoreError, StoreResult};
+use postgres::{Client, NoTls, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+
+pub use schema::{DISTRIBUTED_TABLES, REFERENCE_TABLES};
+
+use crate::error::{Db, pool_error};
+
+/// Connections a store keeps open at most (`?pool_size=` in the URL
+/// overrides it). Blocking callers beyond this wait for one to come back.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// How long a caller waits for a pooled connection, and how long opening
+/// the store waits for the server, before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a write that failed transiently is tried in all.
+const WRITE_ATTEMPTS: u32 = 4;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The PostgreSQL [`Store`](polo_store::Store).
+pub struct PostgresStore {
+    pool: Pool,
+    /// Where it is, without a password: for messages.
+    location: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`,
+    /// with libpq-style parameters such as `options=-csearch_path%3Dpolo`),
+    /// and migrates it. An extra parameter `pool_size` sets how many
+    /// connections the store keeps at most.
+    ///
+    /// # Errors
+    /// A malformed URL, a server that does not answer within ten seconds,
+    /// and failed migrations, each naming the server.
+    pub fn open(url: &str) -> StoreResult<Self> {
+        let (url, pool_size) = split_pool_size(url)?;
+        let config: postgres::Config =
+            url.parse().map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let location = describe_location(&config);
+        let mut client = config
+            .clone()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect(NoTls)
+            .map_err(|e| StoreError::Backend(format!("could not connect to PostgreSQL at {location}: {e}")))?;
+        schema::migrate(&mut client)
+            .map_err(|e| StoreError::Backend(format!("migrating PostgreSQL at {location}: {e}")))?;
+        drop(client);
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .build_unchecked(manager);
+        Ok(Self { pool, location })
+    }
+
+    /// Where the store is (host, port and database; no password).
+    #[must_use]
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn client(&self) -> StoreResult<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+        self.pool.get().map_err(|e| pool_error(&e))
+    }
+
+    /// Runs `f` on a pooled connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
+        let mut client = self.client()?;
+        f(&mut client)
+    }
+
+    /// Runs `f` in one transaction and commits, trying again (a new
+    /// transaction, `f` called again) when it failed transiently. `f` must
+    /// have no effect outside the transaction.
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut attempt = 1;
+        loop {
+            match self.write_once(&mut f) {
+                Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "retrying a PostgreSQL write");
+                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction and commits, once.
+    pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().db()?;
+        let out = f(&mut tx)?;
+        tx.commit().db()?;
+        Ok(out)
+    }
+}
+
+/// Takes `pool_size=N` out of the URL's query, which the client does not know.
+fn split_pool_size(url: &str) -> StoreResult<(String, u32)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), DEFAULT_POOL_SIZE));
+    };
+    let mut size = DEFAULT_POOL_SIZE;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("pool_size=") {
+            Some(n) => {
+                size = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    StoreError::Backend(format!("invalid PostgreSQL URL: pool_size={n} is not a positive number"))
+                })?;
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((url, size))
+}
+
+fn describe_location(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+// ---------------------------------------------------------------- the change log
+
+/// What a change log entry says happened.
+pub(crate) struct ChangeRecord {
+    pub(crate) kind: ChangeKind,
+    pub(crate) user: UserId,
+    pub(crate) device: Option<DeviceId>,
+    pub(crate) first: Option<i64>,
+    pub(crate) last: Option<i64>,
+    pub(crate) count: u64,
+}
+
+/// Runs `f` with the change log's counters, locked until the transaction
+/// ends, and writes them back when `f` handed out any. Take the clock
+/// before any other row lock of the transaction: every changing write
+/// takes it first, so writes never wait for each other in a cycle.
+pub(crate) fn with_clock<T>(
+    tx: &mut Transaction<'_>,
+    f: impl FnOnce(&mut Transaction<'_>, &mut ChangeClock) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let row = tx.query_one("SELECT last_seq, hlc FROM change_clock WHERE id = 1 FOR UPDATE", &[]).db()?;
+    let read = ChangeClock { last_seq: Seq(row.get::<_, i64>(0) as u64), hlc: Hlc(row.get::<_, i64>(1) as u64) };
+    let mut clock = read;
+    let out = f(tx, &mut clock)?;
+    if clock != read {
+        tx.execute(
+            "UPDATE change_clock SET last_seq = $1, hlc = $2 WHERE id = 1",
+            &[&(clock.last_seq.0 as i64), &(clock.hlc.0 as i64)],
+        )
+        .db()?;
+    }
+    Ok(out)
+}
+
+/// Takes the next seq and clock reading from `clock` and records the change.
+pub(crate) fn log_change_with(
+    tx: &mut Transaction<'_>,
+    clock: &mut ChangeClock,
+    stamp: Stamp,
+    change: &ChangeRecord,
+) -> StoreResult<Seq> {
+    let (seq, hlc, origin) = clock.next(stamp, now());
+    tx.execute(
+        "INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &change.user.0,
+            &(seq.0 as i64),
+            &(change.kind.code() as i16),
+            &change.device.map(|d| d.0),
+            &change.first,
+            &change.last,
+            &(change.count as i64),
+            &(hlc.0 as i64),
+            &origin,
+        ],
+    )
+    .db()?;
+    Ok(seq)
+}
+
+/// Records one local change in a transaction of its own making: takes the
+/// clock (see [`with_clock`]) and logs the change.
+#[allow(dead_code)]
+pub(crate) fn log_change(tx: &mut Transaction<'_>, change: &ChangeRecord) -> StoreResult<Seq> {
+    with_clock(tx, |tx, clock| log_change_with(tx, clock, Stamp::Local, change))
+}
+
+/// [`StoreError::NotFound`] unless `device` is one of `user`'s.
+pub(crate) fn check_device(c: &mut impl postgres::GenericClient, user: UserId, device: DeviceId) -> StoreResult<()> {
+    let found = c.query_opt("SELECT 1 FROM devices WHERE user_id = $1 AND id = $2", &[&user.0, &device.0]).db()?;
+    found.map(|_| ()).ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_size_is_taken_out_of_the_url() {
+        let (url, n) = split_pool_size("postgres://u@h/db?options=-cx%3Dy&pool_size=4").unwrap();
+        assert_eq!((url.as_str(), n), ("postgres://u@h/db?options=-cx%3Dy", 4));
+        let (url, n) = split_pool_size("postgres://u@h/db").unwrap();
+        assert_eq!((url.as_str(), n), ("postgres://u@h/db", DEFAULT_POOL_SIZE));
+        assert!(split_pool_size("postgres://u@h/db?pool_size=0").is_err());
+    }
+
+    #[test]
+    fn an_unreachable_server_is_named_in_the_error() {
+        let err = PostgresStore::open("postgres://nobody@127.0.0.1:1/polo").unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:1/polo"), "{err}");
+    }
+}

@@ -1,0 +1,326 @@
+//! The PostgreSQL schema and its migrations.
+//!
+//! Migrations run at start, each in its own transaction, under a
+//! transaction-scoped advisory lock keyed by the schema's name: several
+//! nodes starting together migrate once, the others wait and find nothing
+//! left to do. `polo_meta.schema_version` counts the migrations applied.
+//!
+//! # Citus
+//!
+//! The schema is laid out for Citus, which shards by `user_id`:
+//! * every per-user table ([`DISTRIBUTED_TABLES`]) has `user_id` first in its
+//!   primary key and in every unique constraint, and its foreign keys
+//!   include `user_id`, so a user's rows live together on one worker;
+//! * the instance-wide tables ([`REFERENCE_TABLES`]) are small (accounts,
+//!   credentials, settings, replication bookkeeping) and are copied to every
+//!   worker. A foreign key may point from a per-user table to one of them,
+//!   never the other way, so tokens and shares check their device in code.
+//!
+//! `docs/postgres.md` gives the `create_distributed_table` and
+//! `create_reference_table` calls; a test reads the catalog and fails when a
+//! per-user table breaks the rule.
+
+use polo_store::{StoreError, StoreResult};
+use postgres::Client;
+
+use crate::error::Db;
+
+/// Tables sharded by `user_id` under Citus.
+pub const DISTRIBUTED_TABLES: &[&str] =
+    &["devices", "point_chunks", "intervals", "changes", "tombstones", "edit_log", "derived"];
+
+/// Small instance-wide tables, copied to every Citus worker.
+pub const REFERENCE_TABLES: &[&str] = &[
+    "polo_meta",
+    "change_clock",
+    "users",
+    "tokens",
+    "sessions",
+    "shares",
+    "location_grants",
+    "instance_settings",
+    "origins",
+    "epochs",
+    "replication_checkpoints",
+    "replication_tokens",
+    "derived_cursors",
+];
+
+const V1: &str = "
+CREATE TABLE polo_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- The change log's counters, one row: the last seq handed out and the hybrid
+-- logical clock. Every write that appends a change locks this row until it
+-- commits, which is what makes seqs gap-free and commit-ordered (see
+-- polo_store::clock).
+CREATE TABLE change_clock (
+    id       SMALLINT PRIMARY KEY CHECK (id = 1),
+    last_seq BIGINT NOT NULL,
+    hlc      BIGINT NOT NULL
+);
+INSERT INTO change_clock (id, last_seq, hlc) VALUES (1, 0, 0);
+
+CREATE SEQUENCE polo_ids;
+
+CREATE TABLE users (
+    id            BIGINT PRIMARY KEY DEFAULT nextval('polo_ids'),
+    name          TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin      BOOLEAN NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    hlc           BIGINT NOT NULL DEFAULT 0,
+    origin        BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE devices (
+    user_id        BIGINT NOT NULL REFERENCES users (id),
+    id             BIGINT NOT NULL DEFAULT nextval('polo_ids'),
+    name           TEXT NOT NULL,
+    encryption_key TEXT,
+    card_name      TEXT,
+    card_face      TEXT,
+    hlc            BIGINT NOT NULL DEFAULT 0,
+    origin         BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, name)
+);
+
+-- Time-ordered, non-overlapping chunks of one device's points, encoded by
+-- polo_store::codec. The payload is compressed already: stored out of line
+-- without a second compression.
+CREATE TABLE point_chunks (
+    user_id   BIGINT NOT NULL,
+    id        BIGINT NOT NULL DEFAULT nextval('polo_ids'),
+    device_id BIGINT NOT NULL,
+    first_ms  BIGINT NOT NULL,
+    last_ms   BIGINT NOT NULL,
+    n         INTEGER NOT NULL,
+    max_seq   BIGINT NOT NULL,
+    data      BYTEA NOT NULL,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, device_id, first_ms),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id)
+);
+ALTER TABLE point_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE TABLE intervals (
+    user_id      BIGINT NOT NULL,
+    id           BIGINT NOT NULL DEFAULT nextval('polo_ids'),
+    device_id    BIGINT NOT NULL,
+    kind         SMALLINT NOT NULL,
+    start_ms     BIGINT NOT NULL,
+    end_ms       BIGINT NOT NULL,
+    identity_key TEXT NOT NULL,
+    start_offset SMALLINT,
+    end_offset   SMALLINT,
+    start_lat    INTEGER,
+    start_lon    INTEGER,
+    end_lat      INTEGER,
+    end_lon      INTEGER,
+    place_id     TEXT,
+    name         TEXT,
+    category     TEXT,
+    distance_m   DOUBLE PRECISION,
+    confidence   DOUBLE PRECISION,
+    level        SMALLINT NOT NULL,
+    source       SMALLINT NOT NULL,
+    extras       TEXT,
+    seq          BIGINT NOT NULL,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, device_id, kind, start_ms, end_ms, identity_key),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id)
+);
+CREATE INDEX intervals_by_start ON intervals (user_id, start_ms);
+
+-- The change log. Readers page by seq across users; origin and hlc identify
+-- a change across instances.
+CREATE TABLE changes (
+    user_id   BIGINT NOT NULL,
+    seq       BIGINT NOT NULL,
+    kind      SMALLINT NOT NULL,
+    device_id BIGINT,
+    first_ms  BIGINT,
+    last_ms   BIGINT,
+    count     BIGINT NOT NULL,
+    hlc       BIGINT NOT NULL,
+    origin    BIGINT NOT NULL,
+    PRIMARY KEY (user_id, seq),
+    UNIQUE (user_id, origin, hlc)
+);
+CREATE INDEX changes_by_seq ON changes (seq);
+
+CREATE TABLE tombstones (
+    user_id   BIGINT NOT NULL REFERENCES users (id),
+    id        BIGINT NOT NULL DEFAULT nextval('polo_ids'),
+    device_id BIGINT,
+    from_ms   BIGINT,
+    last_ms   BIGINT,
+    hlc       BIGINT NOT NULL,
+    origin    BIGINT NOT NULL,
+    seq       BIGINT NOT NULL,
+    west_e7   INTEGER,
+    south_e7  INTEGER,
+    east_e7   INTEGER,
+    north_e7  INTEGER,
+    thin_ms   BIGINT,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, seq)
+);
+CREATE INDEX tombstones_by_device ON tombstones (user_id, device_id);
+
+CREATE TABLE edit_log (
+    user_id BIGINT NOT NULL REFERENCES users (id),
+    seq     BIGINT NOT NULL,
+    batch   BYTEA NOT NULL,
+    PRIMARY KEY (user_id, seq)
+);
+
+CREATE TABLE derived (
+    user_id   BIGINT NOT NULL REFERENCES users (id),
+    kind      SMALLINT NOT NULL,
+    device_id BIGINT NOT NULL,
+    key       BIGINT NOT NULL,
+    value     BYTEA NOT NULL,
+    PRIMARY KEY (user_id, kind, device_id, key)
+);
+
+CREATE TABLE derived_cursors (
+    name TEXT PRIMARY KEY,
+    seq  BIGINT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id           BIGINT PRIMARY KEY DEFAULT nextval('polo_ids'),
+    user_id      BIGINT NOT NULL REFERENCES users (id),
+    device_id    BIGINT NOT NULL,
+    label        TEXT NOT NULL,
+    token_hash   BYTEA NOT NULL UNIQUE,
+    created_ms   BIGINT NOT NULL,
+    last_used_ms BIGINT,
+    scopes       TEXT NOT NULL DEFAULT '',
+    created_by   BIGINT
+);
+CREATE INDEX tokens_by_user ON tokens (user_id);
+CREATE INDEX tokens_by_maker ON tokens (created_by) WHERE created_by IS NOT NULL;
+
+CREATE TABLE sessions (
+    session_hash BYTEA PRIMARY KEY,
+    user_id      BIGINT NOT NULL REFERENCES users (id),
+    csrf_token   TEXT NOT NULL,
+    created_ms   BIGINT NOT NULL,
+    expires_ms   BIGINT NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
+
+CREATE TABLE shares (
+    id               BIGINT PRIMARY KEY DEFAULT nextval('polo_ids'),
+    user_id          BIGINT NOT NULL REFERENCES users (id),
+    kind             TEXT NOT NULL,
+    from_ms          BIGINT,
+    to_ms            BIGINT,
+    device_id        BIGINT,
+    label            TEXT NOT NULL,
+    token_hash       BYTEA NOT NULL UNIQUE,
+    created_ms       BIGINT NOT NULL,
+    expires_ms       BIGINT,
+    revoked_ms       BIGINT,
+    created_by_token BIGINT,
+    hide_places      BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX shares_by_user ON shares (user_id);
+CREATE INDEX shares_by_maker ON shares (created_by_token) WHERE created_by_token IS NOT NULL;
+
+CREATE TABLE location_grants (
+    user_id          BIGINT NOT NULL REFERENCES users (id),
+    friend_id        BIGINT NOT NULL REFERENCES users (id),
+    created_ms       BIGINT NOT NULL,
+    created_by_token BIGINT,
+    PRIMARY KEY (user_id, friend_id)
+);
+CREATE INDEX location_grants_by_friend ON location_grants (friend_id, user_id);
+
+CREATE TABLE instance_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE origins (
+    id       BIGSERIAL PRIMARY KEY,
+    instance TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE epochs (
+    id        BIGSERIAL PRIMARY KEY,
+    epoch     TEXT NOT NULL UNIQUE,
+    start_seq BIGINT NOT NULL,
+    instance  TEXT NOT NULL
+);
+
+CREATE TABLE replication_checkpoints (
+    name       TEXT PRIMARY KEY,
+    epoch      TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+
+CREATE TABLE replication_tokens (
+    id           BIGSERIAL PRIMARY KEY,
+    label        TEXT NOT NULL,
+    token_hash   BYTEA NOT NULL UNIQUE,
+    created_ms   BIGINT NOT NULL,
+    last_used_ms BIGINT
+);
+";
+
+/// The migrations, in order; `schema_version` counts those applied.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// Applies the migrations not applied yet, each in its own transaction
+/// under an advisory lock, so concurrent starts migrate once.
+pub(crate) fn migrate(client: &mut Client) -> StoreResult<()> {
+    loop {
+        let mut tx = client.transaction().db()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('polo-migrate:' || current_schema()))", &[]).db()?;
+        let has_meta: bool = tx
+            .query_one("SELECT to_regclass(quote_ident(current_schema()) || '.polo_meta') IS NOT NULL", &[])
+            .db()?
+            .get(0);
+        let version: usize = if has_meta {
+            let v: Option<String> =
+                tx.query_opt("SELECT value FROM polo_meta WHERE key = 'schema_version'", &[]).db()?.map(|r| r.get(0));
+            let v = v.unwrap_or_default();
+            v.parse().map_err(|_| StoreError::Corrupt(format!("schema version {v:?}")))?
+        } else {
+            0
+        };
+        let Some(sql) = MIGRATIONS.get(version) else {
+            if version > MIGRATIONS.len() {
+                return Err(StoreError::Backend(format!(
+                    "the database has schema version {version}, newer than this polo understands ({})",
+                    MIGRATIONS.len()
+                )));
+            }
+            return Ok(());
+        };
+        tracing::info!(from = version, to = version + 1, "migrating the PostgreSQL schema");
+        tx.batch_execute(sql).db()?;
+        if version == 0 {
+            let instance = polo_store::clock::new_random_id();
+            let epoch = polo_store::clock::new_random_id();
+            tx.execute(
+                "INSERT INTO polo_meta (key, value) VALUES ('instance_id', $1), ('epoch', $2), ('schema_version', '0')",
+                &[&instance, &epoch],
+            )
+            .db()?;
+            tx.execute("INSERT INTO epochs (epoch, start_seq, instance) VALUES ($1, 0, $2)", &[&epoch, &instance])
+                .db()?;
+        }
+        let next = (version + 1).to_string();
+        tx.execute("UPDATE polo_meta SET value = $1 WHERE key = 'schema_version'", &[&next]).db()?;
+        tx.commit().db()?;
+    }
+}

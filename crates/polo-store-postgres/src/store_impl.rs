@@ -1,0 +1,317 @@
+//! The [`Store`] trait, method by method, handed to the module that does it.
+
+use std::ops::ControlFlow;
+
+use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
+use polo_store::{
+    ApplyOutcome, Change, Checkpoint, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device,
+    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, LocationGrant, NewShare, PointGroup, PointQuery,
+    PointSelection, ReplicationToken, Session, Share, StorageStats, Store, StoreResult, StoredInterval, Token,
+    TokenGrant, Tombstone, User, WriteOutcome,
+};
+
+use crate::error::Db;
+use crate::{PostgresStore, accounts, auth, derived, points, replication, sharing};
+
+impl Store for PostgresStore {
+    fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
+        accounts::create_user(self, name, password_hash, is_admin)
+    }
+
+    fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        accounts::user_by_name(self, name)
+    }
+
+    fn list_users(&self) -> StoreResult<Vec<User>> {
+        accounts::list_users(self)
+    }
+
+    fn ensure_device(&self, user: UserId, name: &str) -> StoreResult<Device> {
+        accounts::ensure_device(self, user, name)
+    }
+
+    fn list_devices(&self, user: UserId) -> StoreResult<Vec<Device>> {
+        accounts::list_devices(self, user)
+    }
+
+    fn device_encryption_key(&self, user: UserId, device: DeviceId) -> StoreResult<Option<String>> {
+        accounts::device_encryption_key(self, user, device)
+    }
+
+    fn set_device_encryption_key(&self, user: UserId, device: DeviceId, key: Option<&str>) -> StoreResult<()> {
+        accounts::set_device_encryption_key(self, user, device, key)
+    }
+
+    fn device_card(&self, user: UserId, device: DeviceId) -> StoreResult<Option<DeviceCard>> {
+        accounts::device_card(self, user, device)
+    }
+
+    fn set_device_card(&self, user: UserId, device: DeviceId, card: Option<&DeviceCard>) -> StoreResult<()> {
+        accounts::set_device_card(self, user, device, card)
+    }
+
+    fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        accounts::user_by_id(self, id)
+    }
+
+    fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        accounts::set_password(self, user, password_hash)
+    }
+
+    fn create_token(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        label: &str,
+        token_hash: &[u8; 32],
+        grant: TokenGrant,
+    ) -> StoreResult<Token> {
+        auth::create_token(self, user, device, label, token_hash, grant)
+    }
+
+    fn token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Token, User)>> {
+        auth::token_by_hash(self, token_hash)
+    }
+
+    fn list_tokens(&self, user: UserId) -> StoreResult<Vec<Token>> {
+        auth::list_tokens(self, user)
+    }
+
+    fn revoke_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        auth::revoke_token(self, user, id)
+    }
+
+    fn create_session(
+        &self,
+        session_hash: &[u8; 32],
+        user: UserId,
+        csrf_token: &str,
+        expires: Timestamp,
+    ) -> StoreResult<Session> {
+        auth::create_session(self, session_hash, user, csrf_token, expires)
+    }
+
+    fn session_by_hash(&self, session_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Session, User)>> {
+        auth::session_by_hash(self, session_hash, now)
+    }
+
+    fn delete_session(&self, session_hash: &[u8; 32]) -> StoreResult<bool> {
+        auth::delete_session(self, session_hash)
+    }
+
+    fn delete_user_sessions(&self, user: UserId, keep: Option<&[u8; 32]>) -> StoreResult<u64> {
+        auth::delete_user_sessions(self, user, keep)
+    }
+
+    fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        auth::delete_expired_sessions(self, now)
+    }
+
+    fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+        points::insert_points(self, user, device, fixes)
+    }
+
+    fn insert_points_reporting(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        fixes: &[Fix],
+        added: &mut dyn FnMut(Timestamp),
+    ) -> StoreResult<WriteOutcome> {
+        points::insert_points_reporting(self, user, device, fixes, added)
+    }
+
+    fn insert_point_groups(
+        &self,
+        groups: &mut [PointGroup<'_>],
+        added: &mut dyn FnMut(usize, Timestamp),
+    ) -> StoreResult<()> {
+        points::insert_point_groups(self, groups, added)
+    }
+
+    fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
+        points::scan_points(self, query, visit)
+    }
+
+    fn last_point(&self, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {
+        points::last_point(self, user, device)
+    }
+
+    fn count_points(&self, user: UserId) -> StoreResult<u64> {
+        points::count_points(self, user)
+    }
+
+    fn delete_selection(&self, selection: &PointSelection) -> StoreResult<WriteOutcome> {
+        points::delete_selection(self, selection)
+    }
+
+    fn restore_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
+        points::restore_points(self, user, device, fixes)
+    }
+
+    fn tombstones(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        from: Timestamp,
+        last: Timestamp,
+    ) -> StoreResult<Vec<Tombstone>> {
+        points::tombstones(self, user, device, from, last)
+    }
+
+    fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
+        points::insert_intervals(self, user, device, intervals)
+    }
+
+    fn restore_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
+        points::restore_intervals(self, user, device, intervals)
+    }
+
+    fn intervals(
+        &self,
+        user: UserId,
+        kind: Option<IntervalKind>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> StoreResult<Vec<StoredInterval>> {
+        points::intervals(self, user, kind, from, to)
+    }
+
+    fn derived_range(&self, user: UserId, range: &DerivedRange) -> StoreResult<Vec<DerivedRow>> {
+        derived::derived_range(self, user, range)
+    }
+
+    fn derived_before(
+        &self,
+        user: UserId,
+        kind: DerivedKind,
+        scope: DerivedScope,
+        before: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DerivedRow>> {
+        derived::derived_before(self, user, kind, scope, before, limit)
+    }
+
+    fn derived_write(&self, user: UserId, batch: &DerivedBatch, edit: bool) -> StoreResult<Option<Seq>> {
+        derived::derived_write(self, user, batch, edit)
+    }
+
+    fn derived_cursor(&self, name: &str) -> StoreResult<Seq> {
+        derived::derived_cursor(self, name)
+    }
+
+    fn set_derived_cursor(&self, name: &str, seq: Seq) -> StoreResult<()> {
+        derived::set_derived_cursor(self, name, seq)
+    }
+
+    fn changes_since(&self, after: Seq, limit: usize) -> StoreResult<Vec<Change>> {
+        replication::changes_since(self, after, limit)
+    }
+
+    fn last_seq(&self) -> StoreResult<Seq> {
+        replication::last_seq(self)
+    }
+
+    fn epoch(&self) -> StoreResult<String> {
+        replication::epoch(self)
+    }
+
+    fn instance_id(&self) -> StoreResult<String> {
+        replication::instance_id(self)
+    }
+
+    fn epochs(&self) -> StoreResult<Vec<EpochSpan>> {
+        replication::epochs(self)
+    }
+
+    fn replication_feed(&self, after: Seq, max_weight: usize, filter: &FeedFilter) -> StoreResult<FeedPage> {
+        replication::replication_feed(self, after, max_weight, filter)
+    }
+
+    fn replication_apply(
+        &self,
+        name: &str,
+        entries: &[FeedEntry],
+        checkpoint: &Checkpoint,
+    ) -> StoreResult<ApplyOutcome> {
+        replication::replication_apply(self, name, entries, checkpoint)
+    }
+
+    fn replication_checkpoint(&self, name: &str) -> StoreResult<Option<Checkpoint>> {
+        replication::replication_checkpoint(self, name)
+    }
+
+    fn replication_checkpoints(&self) -> StoreResult<Vec<(String, Checkpoint)>> {
+        replication::replication_checkpoints(self)
+    }
+
+    fn create_replication_token(&self, label: &str, token_hash: &[u8; 32]) -> StoreResult<ReplicationToken> {
+        replication::create_replication_token(self, label, token_hash)
+    }
+
+    fn replication_token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ReplicationToken>> {
+        replication::replication_token_by_hash(self, token_hash)
+    }
+
+    fn list_replication_tokens(&self) -> StoreResult<Vec<ReplicationToken>> {
+        replication::list_replication_tokens(self)
+    }
+
+    fn revoke_replication_token(&self, id: i64) -> StoreResult<bool> {
+        replication::revoke_replication_token(self, id)
+    }
+
+    fn storage_stats(&self) -> StoreResult<StorageStats> {
+        points::storage_stats(self)
+    }
+
+    fn create_share(
+        &self,
+        user: UserId,
+        share: &NewShare,
+        token_hash: &[u8; 32],
+        created_by_token: Option<i64>,
+    ) -> StoreResult<Share> {
+        sharing::create_share(self, user, share, token_hash, created_by_token)
+    }
+
+    fn share_by_hash(&self, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<(Share, User)>> {
+        sharing::share_by_hash(self, token_hash, now)
+    }
+
+    fn list_shares(&self, user: UserId) -> StoreResult<Vec<Share>> {
+        sharing::list_shares(self, user)
+    }
+
+    fn revoke_share(&self, user: UserId, id: i64, at: Timestamp) -> StoreResult<bool> {
+        sharing::revoke_share(self, user, id, at)
+    }
+
+    fn grant_location(&self, owner: UserId, viewer: UserId, created_by_token: Option<i64>) -> StoreResult<bool> {
+        sharing::grant_location(self, owner, viewer, created_by_token)
+    }
+
+    fn revoke_location_grant(&self, owner: UserId, viewer: UserId) -> StoreResult<bool> {
+        sharing::revoke_location_grant(self, owner, viewer)
+    }
+
+    fn location_grants_by(&self, owner: UserId) -> StoreResult<Vec<LocationGrant>> {
+        sharing::location_grants_by(self, owner)
+    }
+
+    fn location_grants_to(&self, viewer: UserId) -> StoreResult<Vec<LocationGrant>> {
+        sharing::location_grants_to(self, viewer)
+    }
+
+    fn instance_settings(&self) -> StoreResult<Vec<(String, String)>> {
+        sharing::instance_settings(self)
+    }
+
+    fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()> {
+        sharing::set_instance_setting(self, key, value)
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.simple_query("SELECT 1").map(|_| ()).db())
+    }
+}
