@@ -109,7 +109,9 @@ pub(crate) fn create_token(
             )
             .db()?;
         let Some(row) = row else {
-            return Err(StoreError::AlreadyExists(format!("a token with this hash (for device {device} of user {user})")));
+            return Err(StoreError::AlreadyExists(format!(
+                "a token with this hash (for device {device} of user {user})"
+            )));
         };
         Ok(Token {
             id: row.get(0),
@@ -140,7 +142,11 @@ pub(crate) fn token_by_hash(store: &PostgresStore, token_hash: &[u8; 32]) -> Sto
         let device = DeviceId(row.get(USER_WIDTH + 2));
         // Devices are never deleted; a token of a missing device is damage.
         let name = device_name(c, user.id, device)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("token {} names device {device} of user {}, which does not exist", row.get::<_, i64>(USER_WIDTH), user.id))
+            StoreError::Corrupt(format!(
+                "token {} names device {device} of user {}, which does not exist",
+                row.get::<_, i64>(USER_WIDTH),
+                user.id
+            ))
         })?;
         Ok(Some((token_at(&row, USER_WIDTH, name)?, user)))
     })?;
@@ -222,9 +228,10 @@ pub(crate) fn revoke_token(store: &PostgresStore, user: UserId, id: i64) -> Stor
             &[&user.0, &doomed, &now().0],
         )
         .db()?;
-        tx.execute("DELETE FROM location_grants WHERE user_id = $1 AND created_by_token = ANY($2)", &[
-            &user.0, &doomed,
-        ])
+        tx.execute(
+            "DELETE FROM location_grants WHERE user_id = $1 AND created_by_token = ANY($2)",
+            &[&user.0, &doomed],
+        )
         .db()?;
         tx.execute("DELETE FROM tokens WHERE user_id = $1 AND id = ANY($2)", &[&user.0, &doomed]).db()?;
         Ok(true)

@@ -51,6 +51,49 @@ fn two_nodes_racing_for_one_token_hash_store_it_once() {
     assert_eq!(nodes[0].list_tokens(alice).unwrap().len(), usize::from(ROUNDS));
 }
 
+/// A token made in a token's name on another node while that token is
+/// being revoked: the revocation waits for the making (its key-share lock
+/// on the maker) and then takes the new token too, so nothing made by a
+/// revoked token survives it.
+#[test]
+fn a_revocation_takes_what_another_node_makes_meanwhile() {
+    use std::time::Duration;
+
+    use polo_store::{Store, TokenGrant};
+    use polo_store_postgres::testing::TestDatabase;
+
+    let Some(db) = TestDatabase::create() else { return };
+    let store = db.open();
+    let alice = store.create_user("alice", "h", false).unwrap().id;
+    let phone = store.ensure_device(alice, "phone").unwrap().id;
+    let root = store.create_token(alice, phone, "root", &[1; 32], TokenGrant::default()).unwrap();
+
+    // Another node half-way through `create_token` in root's name: the
+    // maker locked (as `create_token` locks it), the child inserted, not
+    // committed yet.
+    let mut other_node = db.client();
+    let mut making = other_node.transaction().unwrap();
+    making
+        .query_one("SELECT 1 FROM tokens WHERE user_id = $1 AND id = $2 FOR KEY SHARE", &[&alice.0, &root.id])
+        .unwrap();
+    making
+        .execute(
+            "INSERT INTO tokens (user_id, device_id, label, token_hash, created_ms, created_by) \
+             VALUES ($1, $2, 'child', $3, 0, $4)",
+            &[&alice.0, &phone.0, &&[2u8; 32][..], &root.id],
+        )
+        .unwrap();
+    std::thread::scope(|s| {
+        let revoking = s.spawn(|| store.revoke_token(alice, root.id));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!revoking.is_finished(), "the revocation waits for the token being made");
+        making.commit().unwrap();
+        assert!(revoking.join().unwrap().unwrap());
+    });
+    assert_eq!(store.token_by_hash(&[2; 32]).unwrap(), None, "the token made meanwhile is revoked too");
+    assert!(store.list_tokens(alice).unwrap().is_empty());
+}
+
 /// The Citus layout of a freshly migrated schema holds (see
 /// [`citus_layout_violations`]).
 #[test]
@@ -176,8 +219,14 @@ fn citus_layout_violations(client: &mut postgres::Client) -> Vec<String> {
         }
     }
 
-    // Foreign keys, with their columns paired as (referencing, referenced).
-    let foreign: Vec<(String, String, String, Vec<(String, String)>)> = client
+    /// A foreign key, with its columns paired as (referencing, referenced).
+    struct ForeignKey {
+        name: String,
+        from: String,
+        to: String,
+        columns: Vec<(String, String)>,
+    }
+    let foreign: Vec<ForeignKey> = client
         .query(
             "SELECT con.conname, src.relname, dst.relname, \
                  array_agg(sa.attname::text ORDER BY k.i), array_agg(da.attname::text ORDER BY k.i) \
@@ -195,18 +244,17 @@ fn citus_layout_violations(client: &mut postgres::Client) -> Vec<String> {
         .iter()
         .map(|r| {
             let (from, to): (Vec<String>, Vec<String>) = (r.get(3), r.get(4));
-            (r.get(0), r.get(1), r.get(2), from.into_iter().zip(to).collect())
+            ForeignKey { name: r.get(0), from: r.get(1), to: r.get(2), columns: from.into_iter().zip(to).collect() }
         })
         .collect();
     assert!(!foreign.is_empty(), "the schema has foreign keys, but the catalog query found none");
-    for (name, from, to, columns) in &foreign {
+    for ForeignKey { name, from, to, columns } in &foreign {
         if reference(from) && distributed(to) {
             broken.push(format!("{from}: foreign key {name} points from a reference table to the distributed {to}"));
         }
         if distributed(from) && distributed(to) && !columns.iter().any(|(a, b)| a == "user_id" && b == "user_id") {
-            broken.push(format!(
-                "{from}: foreign key {name} to the distributed {to} does not pair user_id with user_id"
-            ));
+            broken
+                .push(format!("{from}: foreign key {name} to the distributed {to} does not pair user_id with user_id"));
         }
     }
     broken
