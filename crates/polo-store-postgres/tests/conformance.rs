@@ -177,6 +177,7 @@ mod chunks {
         assert_eq!(seqs.len(), evens.len() + odds.len(), "every write has a seq of its own");
         drop((one, two));
     }
+}
 
 /// Two nodes (two stores on one schema) creating tokens with the same hash
 /// at the same moment: the insert itself finds the taken hash, so exactly
