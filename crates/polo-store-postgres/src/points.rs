@@ -248,7 +248,7 @@ fn compact_before(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, last
     for id in ids {
         fixes.extend(decode_loaded(&mut payloads, id)?);
     }
-    apply(tx, user, device, compact(&merged, &fixes), false)
+    apply(tx, user, device, compact(&merged, fixes), false)
 }
 
 // ---------------------------------------------------------------- insert
