@@ -6,6 +6,8 @@
 //! operation names its user, so a distributed PostgreSQL (Citus) can shard
 //! on `user_id`.
 //!
+//! * [`chunks`] — how writes shape a device's chunks (the planner both
+//!   backends apply).
 //! * [`codec`] — the compact point-chunk encoding both backends store, which is
 //!   how polo keeps a typical phone history under 24 bytes per point.
 //! * [`derived`] — the generic rows in which computed data (stays, legs,
@@ -21,6 +23,7 @@
 //! `spawn_blocking` (which the PostgreSQL backend requires: its client
 //! must not run on an async worker thread).
 
+pub mod chunks;
 pub mod clock;
 pub mod codec;
 #[cfg(feature = "conformance")]
