@@ -44,11 +44,37 @@ macro_rules! replication_conformance_tests {
             conflicting_points_resolve_to_the_newer_version, any_delivery_order_converges,
             accounts_devices_and_edits_replicate);
         $crate::replication_conformance_tests!(@each $make;
-            selections_replicate_with_their_area, thinning_replicates);
+            selections_replicate_with_their_area, thinning_replicates, epochs_are_random_and_renewed_on_request);
+        // The property test (conformance/replication_props.rs): two fresh stores per case.
+        #[test]
+        fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet() {
+            $crate::conformance::replication_props::any_interleaving_of_writes_and_pulls_converges_and_goes_quiet(
+                &|| {
+                    let a = $crate::conformance::MaybeFixture::into_fixture(($make)())?;
+                    let b = $crate::conformance::MaybeFixture::into_fixture(($make)())?;
+                    Some((a, b))
+                },
+            );
+        }
     };
 }
 
 pub use super::deletes::{selections_replicate_with_their_area, thinning_replicates};
+
+/// Every instance starts with an epoch of its own (32 hex digits), which
+/// [`Store::renew_epoch`] replaces without appending a change.
+pub fn epochs_are_random_and_renewed_on_request(a: &dyn Store, b: &dyn Store) {
+    let epoch = a.epoch().unwrap();
+    assert_eq!(epoch.len(), 32);
+    assert!(epoch.bytes().all(|c| c.is_ascii_hexdigit()), "{epoch}");
+    assert_ne!(epoch, b.epoch().unwrap(), "two instances never share an epoch");
+    assert_ne!(a.instance_id().unwrap(), b.instance_id().unwrap(), "nor an instance id");
+    let seq = a.last_seq().unwrap();
+    let renewed = a.renew_epoch().unwrap();
+    assert_ne!(renewed, epoch);
+    assert_eq!(a.epoch().unwrap(), renewed);
+    assert_eq!(a.last_seq().unwrap(), seq, "a new epoch is not a change");
+}
 
 /// The checkpoint name a test replication uses.
 fn name_of(source: &dyn Store) -> String {
