@@ -28,7 +28,6 @@
 mod auth;
 mod checkpoint;
 mod derived;
-mod late_points;
 mod points;
 mod quiet;
 mod replication;
@@ -205,7 +204,7 @@ pub(crate) struct WriterMemory {
     /// Decoded copies of the chunks written last.
     pub(crate) tails: tail_cache::TailCache,
     /// Devices receiving points out of order, which compaction leaves alone.
-    pub(crate) late: late_points::LatePoints,
+    pub(crate) late: polo_store::chunks::LatePoints,
 }
 
 impl std::fmt::Debug for SqliteStore {

@@ -5,6 +5,8 @@
 //! without changing callers. Everything here is keyed by user first, so a
 //! distributed PostgreSQL (Citus) can shard on `user_id`.
 //!
+//! * [`chunks`] — how writes shape a device's chunks (the planner both
+//!   backends apply).
 //! * [`codec`] — the compact point-chunk encoding both backends store, which is
 //!   how polo keeps a typical phone history under 24 bytes per point.
 //! * [`derived`] — the generic rows in which computed data (stays, legs,
@@ -16,6 +18,7 @@
 //! pipeline runs on plain threads, and the async server calls it from
 //! `spawn_blocking`. Writes go through one writer per store, in batches.
 
+pub mod chunks;
 pub mod clock;
 pub mod codec;
 #[cfg(feature = "conformance")]
