@@ -113,8 +113,7 @@ pub(crate) fn write(
             )
             .db()?;
         for range in &batch.delete {
-            tx.execute(&delete, &[&user.0, &i16_kind(range.kind), &range.scope.code(), &range.from, &range.to])
-                .db()?;
+            tx.execute(&delete, &[&user.0, &i16_kind(range.kind), &range.scope.code(), &range.from, &range.to]).db()?;
         }
     }
     if !batch.put.is_empty() {

@@ -25,6 +25,7 @@
 //! * `origin` is a small integer: 0 for this instance, else a row of
 //!   `origins`; comparisons use the instance id strings.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use polo_domain::{DeviceId, Interval, Seq, Timestamp, UserId};
@@ -74,7 +75,7 @@ pub(crate) fn changes_since(store: &PostgresStore, after: Seq, limit: usize) -> 
 }
 
 pub(crate) fn last_seq(store: &PostgresStore) -> StoreResult<Seq> {
-    store.read(|c| read_last_seq(c))
+    store.read(read_last_seq)
 }
 
 fn read_last_seq(c: &mut impl GenericClient) -> StoreResult<Seq> {
@@ -231,25 +232,18 @@ fn feed(tx: &mut Transaction<'_>, after: Seq, max_weight: usize, filter: &FeedFi
                 page.skip(Seq(seq as u64));
                 continue;
             }
-            if !devices.contains_key(&user_id) {
-                let names = tx
-                    .query("SELECT id, name FROM devices WHERE user_id = $1", &[&user_id])
-                    .db()?
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
-                devices.insert(user_id, names);
-            }
-            let names = &devices[&user_id];
+            let names = match devices.entry(user_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(device_names(tx, user_id)?),
+            };
             let device_name = |id: i64| -> StoreResult<String> {
                 names.get(&id).cloned().ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device {id}")))
             };
             let no_device = || StoreError::Corrupt(format!("change {seq}: no device"));
             let change = match ChangeKind::from_code(i64::from(kind))? {
                 ChangeKind::User => {
-                    let row = tx
-                        .query_one("SELECT password_hash, is_admin FROM users WHERE id = $1", &[&user_id])
-                        .db()?;
+                    let row =
+                        tx.query_one("SELECT password_hash, is_admin FROM users WHERE id = $1", &[&user_id]).db()?;
                     ReplicatedChange::User { name: user, password_hash: row.get(0), is_admin: row.get(1) }
                 }
                 ChangeKind::Device => {
@@ -331,6 +325,12 @@ fn feed(tx: &mut Transaction<'_>, after: Seq, max_weight: usize, filter: &FeedFi
         }
     }
     Ok(page.finish(head, Hlc(head_hlc as u64)))
+}
+
+/// The names of `user`'s devices, by id.
+fn device_names(tx: &mut Transaction<'_>, user: i64) -> StoreResult<HashMap<i64, String>> {
+    let rows = tx.query("SELECT id, name FROM devices WHERE user_id = $1", &[&user]).db()?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 fn area_of(west: Option<i32>, south: Option<i32>, east: Option<i32>, north: Option<i32>) -> Option<Area> {
@@ -431,7 +431,9 @@ fn apply_one(
                 .query_opt("SELECT id, password_hash, is_admin, hlc, origin FROM users WHERE name = $1", &[name])
                 .db()?;
             let held = match &stored {
-                Some(r) => Some((version(tx, origins, r.get(3), r.get(4))?, (r.get::<_, String>(1), r.get::<_, bool>(2)))),
+                Some(r) => {
+                    Some((version(tx, origins, r.get(3), r.get(4))?, (r.get::<_, String>(1), r.get::<_, bool>(2))))
+                }
                 None => None,
             };
             let content = (password_hash.clone(), *is_admin);
@@ -489,9 +491,8 @@ fn apply_one(
             let (admitted, suppressed) = admit_points(fixes, &covering, incoming);
             // The stored fixes the insert may weigh: those at the times it brings.
             let times: HashSet<i64> = admitted.iter().map(|f| f.time.0).collect();
-            let seqs = stored_seqs(tx, user, Some(device), lo, Some(hi.saturating_add(1)), |f| {
-                times.contains(&f.fix.time.0)
-            })?;
+            let seqs =
+                stored_seqs(tx, user, Some(device), lo, Some(hi.saturating_add(1)), |f| times.contains(&f.fix.time.0))?;
             let mut versions = versions_of(tx, origins, user, &seqs)?;
             let mut arbiter = PointArbiter::new(incoming, &mut versions, |seq| Err(unlogged_point(seq)));
             let mut replace = |stored: &StoredFix, fix: &polo_domain::Fix| arbiter.replaces(stored, fix);
@@ -747,9 +748,10 @@ pub(crate) fn replication_token_by_hash(
 ) -> StoreResult<Option<ReplicationToken>> {
     let found = store.read(|c| {
         let row = c
-            .query_opt(&format!("SELECT {TOKEN_COLUMNS} FROM replication_tokens WHERE token_hash = $1"), &[
-                &&token_hash[..],
-            ])
+            .query_opt(
+                &format!("SELECT {TOKEN_COLUMNS} FROM replication_tokens WHERE token_hash = $1"),
+                &[&&token_hash[..]],
+            )
             .db()?;
         Ok(row.as_ref().map(token_from_row))
     })?;

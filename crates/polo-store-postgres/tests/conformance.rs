@@ -369,11 +369,8 @@ fn concurrent_writers_on_separate_nodes_keep_seqs_gap_free_and_commit_ordered() 
             let change = by_seq.get(seq).unwrap_or_else(|| panic!("{seq} written but never read"));
             assert_eq!((change.kind, change.user), (*kind, *user), "{seq}");
         }
-        let made: BTreeSet<DeviceId> = seen
-            .iter()
-            .filter(|c| c.kind == ChangeKind::Device && c.user == *user)
-            .filter_map(|c| c.device)
-            .collect();
+        let made: BTreeSet<DeviceId> =
+            seen.iter().filter(|c| c.kind == ChangeKind::Device && c.user == *user).filter_map(|c| c.device).collect();
         assert_eq!(made, devices.iter().copied().collect(), "every device creation was read once");
     }
 }

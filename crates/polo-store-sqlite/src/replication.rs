@@ -262,8 +262,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                  AND first_ms <= ?4 AND last_ms >= ?3 AND max_seq >= ?5 ORDER BY first_ms",
             )
             .db()?;
-        let mut rows =
-            stmt.query(params![scan.user, scan.device, scan.from, scan.last, scan.min_seq.0 as i64]).db()?;
+        let mut rows = stmt.query(params![scan.user, scan.device, scan.from, scan.last, scan.min_seq.0 as i64]).db()?;
         while let Some(r) = rows.next().db()? {
             let data: Vec<u8> = r.get(0).db()?;
             page.collect(&scan, decode_chunk(&data)?);
@@ -367,8 +366,11 @@ fn apply_one(
                 }
                 None => None,
             };
-            let id = match decide_account(held.as_ref().map(|(v, c)| (v, c)), incoming, &(password_hash.as_str(), *is_admin))
-            {
+            let id = match decide_account(
+                held.as_ref().map(|(v, c)| (v, c)),
+                incoming,
+                &(password_hash.as_str(), *is_admin),
+            ) {
                 AccountDecision::Skip => return Ok(false),
                 AccountDecision::Create => insert_user(tx, name, password_hash, *is_admin, stamp)?,
                 AccountDecision::Update => {

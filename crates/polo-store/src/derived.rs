@@ -187,7 +187,12 @@ mod tests {
         let batch = DerivedBatch {
             delete: vec![DerivedRange { kind: DerivedKind(7), scope: DerivedScope::User, from: -3, to: i64::MAX }],
             put: vec![
-                DerivedRow { kind: DerivedKind(7), scope: DerivedScope::Device(DeviceId(9)), key: 1, value: b"Home".to_vec() },
+                DerivedRow {
+                    kind: DerivedKind(7),
+                    scope: DerivedScope::Device(DeviceId(9)),
+                    key: 1,
+                    value: b"Home".to_vec(),
+                },
                 DerivedRow { kind: DerivedKind(8), scope: DerivedScope::User, key: -1, value: vec![] },
             ],
         };

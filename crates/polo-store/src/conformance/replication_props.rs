@@ -117,9 +117,7 @@ fn run_case(sides: [&dyn Store; 2], ops: Vec<Op>) -> Result<(), TestCaseError> {
 ///
 /// # Panics
 /// With the shrunk failing interleaving when a case fails.
-pub fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet<F: Fixture>(
-    make: &dyn Fn() -> Option<(F, F)>,
-) {
+pub fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet<F: Fixture>(make: &dyn Fn() -> Option<(F, F)>) {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(DEFAULT_CASES);
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     let skipped = std::cell::Cell::new(false);

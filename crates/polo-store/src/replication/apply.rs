@@ -225,12 +225,7 @@ pub fn tombstone_selection(
     keep_one_every_ms: Option<i64>,
 ) -> PointSelection {
     PointSelection {
-        query: PointQuery {
-            user,
-            device,
-            from: from.map(Timestamp),
-            to: last.map(|l| Timestamp(l.saturating_add(1))),
-        },
+        query: PointQuery { user, device, from: from.map(Timestamp), to: last.map(|l| Timestamp(l.saturating_add(1))) },
         area,
         keep_one_every_ms,
     }
