@@ -7,7 +7,9 @@ use polo_store_postgres::testing::test_store;
 polo_store::conformance_tests!(test_store);
 
 mod replication {
-    polo_store::replication_conformance_tests!(polo_store_postgres::testing::test_store);
+    // Each property case makes two schemas: a third of the embedded store's
+    // cases keeps the test under half a minute (`PROPTEST_CASES` for more).
+    polo_store::replication_conformance_tests!(polo_store_postgres::testing::test_store, property_cases = 16);
 }
 
 /// Two nodes (two stores on one schema) creating tokens with the same hash

@@ -19,7 +19,9 @@ use crate::{
 };
 
 /// Expands every replication conformance test into a `#[test]` calling
-/// `$make()` twice for two fresh stores (each a [`super::MaybeFixture`]).
+/// `$make()` twice for two fresh stores (each a [`super::MaybeFixture`]),
+/// and the property test ([`super::replication_props`]), which calls it
+/// twice per case; `property_cases = N` sets its number of cases.
 #[macro_export]
 macro_rules! replication_conformance_tests {
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -38,6 +40,13 @@ macro_rules! replication_conformance_tests {
         )*
     };
     ($make:expr) => {
+        $crate::replication_conformance_tests!(
+            $make, property_cases = $crate::conformance::replication_props::DEFAULT_CASES);
+    };
+    // `property_cases`: how many cases the property test runs unless
+    // `PROPTEST_CASES` says otherwise (fewer for a backend whose fresh
+    // stores are slow to make).
+    ($make:expr, property_cases = $cases:expr) => {
         $crate::replication_conformance_tests!(@each $make;
             feed_serves_every_kind_in_order, feed_pages_filters_and_skips, apply_is_idempotent_and_never_echoes,
             bidirectional_writes_converge_without_ping_pong, tombstones_beat_older_points_only,
@@ -54,6 +63,7 @@ macro_rules! replication_conformance_tests {
                     let b = $crate::conformance::MaybeFixture::into_fixture(($make)())?;
                     Some((a, b))
                 },
+                $cases,
             );
         }
     };

@@ -5,9 +5,10 @@
 //! hold the same points, and another exchange changes nothing on either
 //! side (no ping-pong).
 //!
-//! Every case takes two fresh stores. It runs 48 cases, or
-//! `PROPTEST_CASES` when set (a backend whose stores are slow to create
-//! may run fewer locally); a failure prints the shrunk interleaving.
+//! Every case takes two fresh stores. It runs [`DEFAULT_CASES`] cases, or
+//! as many as the backend's test file asks for (a backend whose stores are
+//! slow to create runs fewer), or `PROPTEST_CASES` when set; a failure
+//! prints the shrunk interleaving.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -20,8 +21,8 @@ use super::Fixture;
 use super::replication::pull;
 use crate::{PointQuery, Store};
 
-/// Cases when `PROPTEST_CASES` is not set.
-const DEFAULT_CASES: u32 = 48;
+/// Cases unless the backend or `PROPTEST_CASES` says otherwise.
+pub const DEFAULT_CASES: u32 = 48;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -113,12 +114,16 @@ fn run_case(sides: [&dyn Store; 2], ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 /// Any interleaving of writes and pulls converges, and then goes quiet.
-/// `make` returns two fresh, empty stores per case, or `None` to skip.
+/// `make` returns two fresh, empty stores per case, or `None` to skip;
+/// `cases` cases run unless `PROPTEST_CASES` is set.
 ///
 /// # Panics
 /// With the shrunk failing interleaving when a case fails.
-pub fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet<F: Fixture>(make: &dyn Fn() -> Option<(F, F)>) {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(DEFAULT_CASES);
+pub fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet<F: Fixture>(
+    make: &dyn Fn() -> Option<(F, F)>,
+    cases: u32,
+) {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(cases);
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     let skipped = std::cell::Cell::new(false);
     let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
