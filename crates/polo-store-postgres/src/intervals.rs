@@ -133,7 +133,8 @@ pub(crate) fn insert_intervals(
     if added == 0 {
         return Ok(WriteOutcome { duplicates, suppressed, ..WriteOutcome::default() });
     }
-    let change = ChangeRecord { kind: ChangeKind::IntervalsInserted, user, device: Some(device), first, last, count: added };
+    let change =
+        ChangeRecord { kind: ChangeKind::IntervalsInserted, user, device: Some(device), first, last, count: added };
     let logged = log_change_with(tx, clock, stamp, &change)?;
     if logged.0 != seq {
         return Err(StoreError::Backend(format!(

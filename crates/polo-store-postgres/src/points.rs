@@ -37,15 +37,15 @@ use polo_store::chunks::{
 };
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
-use polo_store::{
-    ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, WriteOutcome,
-};
+use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, WriteOutcome};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Row, Transaction};
 
 use crate::error::Db;
-use crate::{ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, check_device, log_change_with, with_clock};
+use crate::{
+    ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, check_device, log_change_with, with_clock,
+};
 
 // The replication engine (`replication.rs`) writes through these three.
 #[allow(unused_imports)]
@@ -144,15 +144,15 @@ fn insert_chunks(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, chunk
         }
         _ => {
             let sink = tx
-                .copy_in("COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY")
+                .copy_in(
+                    "COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY",
+                )
                 .db()?;
             let types = [Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT4, Type::INT8, Type::BYTEA];
             let mut writer = BinaryCopyInWriter::new(sink, &types);
             for chunk in &chunks {
                 let b = &chunk.bounds;
-                writer
-                    .write(&[&user.0, &device.0, &b.first, &b.last, &chunk_size(b), &b.max_seq, &chunk.data])
-                    .db()?;
+                writer.write(&[&user.0, &device.0, &b.first, &b.last, &chunk_size(b), &b.max_seq, &chunk.data]).db()?;
             }
             writer.finish().db()?;
             Ok(())
@@ -248,7 +248,7 @@ fn compact_before(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, last
     for id in ids {
         fixes.extend(decode_loaded(&mut payloads, id)?);
     }
-    apply(tx, user, device, compact(&merged, &fixes), false)
+    apply(tx, user, device, compact(&merged, fixes), false)
 }
 
 // ---------------------------------------------------------------- insert

@@ -21,7 +21,6 @@
 //! * **Durability**: `synchronous=NORMAL` in WAL mode loses at most the last
 //!   transactions on power loss, never consistency; that is the right trade
 //!   for location ingest (clients resend) and keeps commits fsync-free.
-//! * **Keyed user first everywhere**, mirroring the PostgreSQL/Citus layout.
 //! * The schema migrates itself on open (`PRAGMA user_version` and an ordered
 //!   list of migrations, each in its own transaction; see `schema.rs`).
 

@@ -267,7 +267,7 @@ fn compact_before(
     for meta in &merged {
         fixes.extend(load(tx, meta.id)?);
     }
-    apply(tx, user, device, compact(&merged, &fixes), tails, false)
+    apply(tx, user, device, compact(&merged, fixes), tails, false)
 }
 
 /// [`polo_store::Store::scan_points`]: pages of chunks per device, each page

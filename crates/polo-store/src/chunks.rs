@@ -452,19 +452,21 @@ impl Merge<'_> {
                 });
                 continue;
             }
-            let pieces = if t.append { greedy(&merged) } else { even(&merged) };
-            let mut pieces = pieces.into_iter();
+            let lens = lengths(&if t.append { greedy(&merged) } else { even(&merged) });
+            let mut pieces = split_owned(merged, &lens).into_iter();
             if let Some(piece) = pieces.next() {
+                let encoding = insert_encoding(&piece);
                 out.push(ChunkWrite::Rewrite {
                     id: meta.id,
                     old_first: meta.first,
-                    fixes: piece.to_vec(),
-                    encoding: insert_encoding(piece),
+                    fixes: piece,
+                    encoding,
                     live: false,
                 });
             }
             for piece in pieces {
-                out.push(ChunkWrite::Insert { fixes: piece.to_vec(), encoding: insert_encoding(piece), live: false });
+                let encoding = insert_encoding(&piece);
+                out.push(ChunkWrite::Insert { fixes: piece, encoding, live: false });
             }
         }
         out
@@ -479,9 +481,22 @@ fn insert_pieces(points: Vec<StoredFix>, out: &mut Vec<ChunkWrite>) {
         out.push(ChunkWrite::Insert { fixes: points, encoding, live: true });
         return;
     }
-    for piece in greedy(&points) {
-        out.push(ChunkWrite::Insert { fixes: piece.to_vec(), encoding: insert_encoding(piece), live: false });
+    let lens = lengths(&greedy(&points));
+    for piece in split_owned(points, &lens) {
+        let encoding = insert_encoding(&piece);
+        out.push(ChunkWrite::Insert { fixes: piece, encoding, live: false });
     }
+}
+
+fn lengths(pieces: &[&[StoredFix]]) -> Vec<usize> {
+    pieces.iter().map(|p| p.len()).collect()
+}
+
+/// `points` cut into pieces of `lens` (which add up to its length), each
+/// fix moved once rather than copied.
+fn split_owned(points: Vec<StoredFix>, lens: &[usize]) -> Vec<Vec<StoredFix>> {
+    let mut rest = points.into_iter();
+    lens.iter().map(|&len| rest.by_ref().take(len).collect()).collect()
 }
 
 // ---------------------------------------------------------------- compaction
@@ -517,22 +532,24 @@ pub fn compaction(newest_first: &[ChunkMeta], last: i64) -> Option<Vec<ChunkMeta
 /// first) holding `fixes` (their fixes, in order) into one full chunk and a
 /// remainder. Each fix keeps its `Seq`: compaction is not a change.
 #[must_use]
-pub fn compact(merged: &[ChunkMeta], fixes: &[StoredFix]) -> Vec<ChunkWrite> {
+pub fn compact(merged: &[ChunkMeta], fixes: Vec<StoredFix>) -> Vec<ChunkWrite> {
     let mut out = Vec::new();
     let Some(oldest) = merged.first() else { return out };
-    let mut pieces = greedy(fixes).into_iter();
+    let lens = lengths(&greedy(&fixes));
+    let mut pieces = split_owned(fixes, &lens).into_iter();
     if let Some(piece) = pieces.next() {
         out.push(ChunkWrite::Rewrite {
             id: oldest.id,
             old_first: oldest.first,
-            fixes: piece.to_vec(),
+            fixes: piece,
             encoding: ExtrasEncoding::Compressed,
             live: false,
         });
     }
     out.extend(merged[1..].iter().map(|m| ChunkWrite::Delete { id: m.id }));
     for piece in pieces {
-        out.push(ChunkWrite::Insert { fixes: piece.to_vec(), encoding: insert_encoding(piece), live: false });
+        let encoding = insert_encoding(&piece);
+        out.push(ChunkWrite::Insert { fixes: piece, encoding, live: false });
     }
     out
 }
@@ -895,7 +912,7 @@ mod tests {
         let fixes = stored(0..(chosen.len() * LIVE_TAIL) as i64 + 5, 3);
         let mut longer = chosen.clone();
         longer[0].n += 5;
-        let writes = compact(&longer, &fixes);
+        let writes = compact(&longer, fixes);
         let mut expected = vec![format!("rewrite 1 {CHUNK_CAPACITY}")];
         expected.extend(longer[1..].iter().map(|m| format!("delete {}", m.id)));
         expected.push("insert 5".to_owned());
