@@ -71,7 +71,7 @@ pub(crate) fn set_password(store: &SqliteStore, user: UserId, password_hash: &st
         if n == 0 {
             return Err(StoreError::NotFound(format!("user {user}")));
         }
-        log_change(tx, ChangeKind::User, user, None, None, None, 1)?;
+        crate::log_account_change(tx, user, None)?;
         Ok(())
     })
 }
