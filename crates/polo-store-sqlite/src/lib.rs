@@ -46,8 +46,8 @@ use std::time::Duration;
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
     Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard,
-    FailureCount, Hlc, ImportJobRecord, LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store, StoreError, StoreResult, StoredInterval,
-    Token, TokenGrant, User, WriteOutcome,
+    FailureCount, Hlc, ImportJobRecord, LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store,
+    StoreError, StoreResult, StoredInterval, Token, TokenGrant, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 

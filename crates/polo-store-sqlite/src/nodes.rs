@@ -244,13 +244,17 @@ pub(crate) fn failure_counts(store: &SqliteStore, keys: &[&str]) -> StoreResult<
     }
     store.read(|c| {
         let marks = vec!["?"; keys.len()].join(", ");
-        let mut stmt =
-            c.prepare(&format!("SELECT key, failures, last_failure_ms FROM failure_counts WHERE key IN ({marks})")).db()?;
+        let mut stmt = c
+            .prepare(&format!("SELECT key, failures, last_failure_ms FROM failure_counts WHERE key IN ({marks})"))
+            .db()?;
         stmt.query_map(params_from_iter(keys), |r| {
             let failures: i64 = r.get(1)?;
             Ok((
                 r.get(0)?,
-                FailureCount { failures: u32::try_from(failures).unwrap_or(u32::MAX), last_failure: Timestamp(r.get(2)?) },
+                FailureCount {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    last_failure: Timestamp(r.get(2)?),
+                },
             ))
         })
         .db()?

@@ -15,7 +15,10 @@ use crate::{ImportJobRecord, ImportJobStatus, LiveSubscription, Store, StoreErro
 pub const ALL: &[(&str, crate::conformance::Test)] = &[
     ("leases_are_taken_renewed_released_and_expire", leases_are_taken_renewed_released_and_expire),
     ("import_jobs_round_trip_and_finish_once", import_jobs_round_trip_and_finish_once),
-    ("stale_import_jobs_are_failed_but_not_the_spared_holders", stale_import_jobs_are_failed_but_not_the_spared_holders),
+    (
+        "stale_import_jobs_are_failed_but_not_the_spared_holders",
+        stale_import_jobs_are_failed_but_not_the_spared_holders,
+    ),
     ("failure_counters_count_forget_and_clear", failure_counters_count_forget_and_clear),
     ("live_messages_are_local_only_or_never_echoed", live_messages_are_local_only_or_never_echoed),
 ];
@@ -125,7 +128,8 @@ pub fn stale_import_jobs_are_failed_but_not_the_spared_holders(store: &dyn Store
     let queued_dead = with(bob, "queued", "node-a", ImportJobStatus::Queued, 1500);
     let mine = with(alice, "mine", "node-b", ImportJobStatus::Running, 1000);
     let alive = with(bob, "alive", "node-c", ImportJobStatus::Running, 5000);
-    let done = ImportJobRecord { finished: Some(Timestamp(900)), ..with(alice, "done", "node-a", ImportJobStatus::Done, 0) };
+    let done =
+        ImportJobRecord { finished: Some(Timestamp(900)), ..with(alice, "done", "node-a", ImportJobStatus::Done, 0) };
     for job in [&dead, &queued_dead, &mine, &alive, &done] {
         store.create_import_job(job).unwrap();
     }
