@@ -63,7 +63,9 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
-/// A unique-constraint violation (`23505`).
+/// A unique-constraint violation (`23505`), for a write that cannot say
+/// `ON CONFLICT` (none so far: tokens, sessions and shares do).
+#[allow(dead_code)]
 pub(crate) fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }

@@ -32,6 +32,10 @@ impl TestDatabase {
     /// When no server answers and `POLO_REQUIRE_SERVICES` is set.
     #[must_use]
     pub fn create() -> Option<Self> {
+        crate::outside_async(Self::create_blocking)
+    }
+
+    fn create_blocking() -> Option<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let base = std::env::var("POLO_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_URL.to_owned());
         let mut client = match Client::connect(&base, NoTls) {
@@ -83,17 +87,19 @@ impl TestDatabase {
     /// When the server does not answer.
     #[must_use]
     pub fn client(&self) -> Client {
-        Client::connect(&self.url(), NoTls).expect("connecting to the test schema")
+        crate::outside_async(|| Client::connect(&self.url(), NoTls)).expect("connecting to the test schema")
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Ok(mut client) = Client::connect(&self.base, NoTls) {
-            // Connections of a store still open would keep their locks; a
-            // store is dropped before its guard in every fixture.
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
-        }
+        crate::outside_async(|| {
+            if let Ok(mut client) = Client::connect(&self.base, NoTls) {
+                // Connections of a store still open would keep their locks; a
+                // store is dropped before its guard in every fixture.
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+            }
+        });
     }
 }
 

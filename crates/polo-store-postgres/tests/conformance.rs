@@ -9,3 +9,422 @@ polo_store::conformance_tests!(test_store);
 mod replication {
     polo_store::replication_conformance_tests!(polo_store_postgres::testing::test_store);
 }
+
+mod chunks {
+    //! How the PostgreSQL store shapes and guards its point chunks.
+
+    use std::ops::ControlFlow;
+
+    use polo_domain::{Coord, DeviceId, Fix, SourceFormat, Timestamp, UserId};
+    use polo_store::codec::{CHUNK_CAPACITY, decode_chunk};
+    use polo_store::{PointQuery, Store, StoreError};
+    use polo_store_postgres::testing::{TestDatabase, test_store};
+
+    fn fix(i: i64) -> Fix {
+        Fix::new(Timestamp(1_000_000 + i * 10_000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Owntracks)
+    }
+
+    fn setup(store: &dyn Store) -> (UserId, DeviceId) {
+        let user = store.create_user("alice", "h", false).unwrap().id;
+        (user, store.ensure_device(user, "phone").unwrap().id)
+    }
+
+    fn scan(store: &dyn Store, user: UserId) -> Vec<Fix> {
+        let mut out = Vec::new();
+        store
+            .scan_points(&PointQuery::user(user), &mut |p| {
+                out.push(p.fix);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// A stored chunk as its row says and as its payload decodes.
+    struct Chunk {
+        first: i64,
+        last: i64,
+        n: i32,
+        seqs: Vec<u64>,
+        times: Vec<i64>,
+    }
+
+    /// The stored chunks, oldest first.
+    fn chunks(db: &TestDatabase) -> Vec<Chunk> {
+        let rows =
+            db.client().query("SELECT first_ms, last_ms, n, data FROM point_chunks ORDER BY first_ms", &[]).unwrap();
+        rows.iter()
+            .map(|r| {
+                let fixes = decode_chunk(&r.get::<_, Vec<u8>>(3)).unwrap();
+                Chunk {
+                    first: r.get(0),
+                    last: r.get(1),
+                    n: r.get(2),
+                    seqs: fixes.iter().map(|f| f.seq.0).collect(),
+                    times: fixes.iter().map(|f| f.fix.time.0).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every chunk's row agrees with its payload, and no two chunks overlap.
+    fn assert_well_formed(stored: &[Chunk]) {
+        for c in stored {
+            assert!(!c.times.is_empty() && c.times.is_sorted(), "a chunk's fixes are sorted");
+            assert_eq!((c.first, c.last, c.n as usize), (c.times[0], *c.times.last().unwrap(), c.times.len()));
+        }
+        for w in stored.windows(2) {
+            assert!(
+                w[0].last < w[1].first,
+                "chunks overlap: {}..{} and {}..{}",
+                w[0].first,
+                w[0].last,
+                w[1].first,
+                w[1].last
+            );
+        }
+    }
+
+    #[test]
+    fn live_tails_are_compacted_into_full_chunks_keeping_each_fix_and_seq() {
+        let Some((store, db)) = test_store() else { return };
+        let (user, device) = setup(&store);
+        let n = 5 * CHUNK_CAPACITY + 300;
+        let fixes: Vec<Fix> = (0..n as i64).map(fix).collect();
+        let mut seqs = Vec::with_capacity(n);
+        for fix in &fixes {
+            seqs.push(store.insert_points(user, device, std::slice::from_ref(fix)).unwrap().seq.unwrap().0);
+        }
+        assert_eq!(scan(&store, user), fixes);
+        let stored = chunks(&db);
+        assert_well_formed(&stored);
+        // Every fix keeps the seq of the write that stored it: compaction is not a change.
+        assert_eq!(stored.iter().flat_map(|c| c.seqs.iter().copied()).collect::<Vec<_>>(), seqs);
+        // Only the newest couple of thousand fixes are still in small chunks.
+        let full = stored.iter().take_while(|c| c.seqs.len() == CHUNK_CAPACITY).count();
+        let small: usize = stored[full..].iter().map(|c| c.seqs.len()).sum();
+        assert!(full >= 3, "{full} full chunks: {:?}", stored.iter().map(|c| c.seqs.len()).collect::<Vec<_>>());
+        assert!(small < 2 * CHUNK_CAPACITY, "{small} fixes left in small chunks");
+        assert_eq!(full * CHUNK_CAPACITY + small, n);
+    }
+
+    #[test]
+    fn an_import_writes_full_chunks_in_one_go() {
+        let Some((store, db)) = test_store() else { return };
+        let (user, device) = setup(&store);
+        let n = 10 * CHUNK_CAPACITY + 7;
+        let fixes: Vec<Fix> = (0..n as i64).map(fix).collect();
+        let outcome = store.insert_points(user, device, &fixes).unwrap();
+        assert_eq!((outcome.added, outcome.duplicates), (n as u64, 0));
+        let stored = chunks(&db);
+        assert_well_formed(&stored);
+        let lens: Vec<usize> = stored.iter().map(|c| c.times.len()).collect();
+        assert_eq!(lens, [vec![CHUNK_CAPACITY; 10], vec![7]].concat());
+        assert_eq!(scan(&store, user), fixes);
+    }
+
+    #[test]
+    fn corrupt_chunk_is_reported_not_panicked() {
+        let Some((store, db)) = test_store() else { return };
+        let (user, device) = setup(&store);
+        store.insert_points(user, device, &[fix(0)]).unwrap();
+        db.client().execute("UPDATE point_chunks SET data = '\\x01ff'::bytea", &[]).unwrap();
+        let err = store.scan_points(&PointQuery::user(user), &mut |_| ControlFlow::Continue(())).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        let err = store.last_point(user, device).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        let err = store.insert_points(user, device, &[fix(1)]).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "a write that must decode it refuses: {err}");
+    }
+
+    /// Two nodes (two stores, two pools) write one device at once, each its
+    /// own interleaved times, in batches of varying size: nothing is lost,
+    /// no chunk overlaps another, and every change has its own seq.
+    #[test]
+    fn two_nodes_writing_one_device_lose_nothing() {
+        let Some(db) = TestDatabase::create() else { return };
+        let (one, two) = (db.open(), db.open());
+        let (user, device) = setup(&one);
+        let per_node: i64 = 1_500;
+        let write = |store: &dyn Store, parity: i64| {
+            let mut i = 0;
+            let mut batch_size = 1;
+            let mut seqs = Vec::new();
+            while i < per_node {
+                let end = (i + batch_size).min(per_node);
+                let fixes: Vec<Fix> = (i..end).map(|k| fix(2 * k + parity)).collect();
+                let outcome = store.insert_points(user, device, &fixes).unwrap();
+                assert_eq!(outcome.added, fixes.len() as u64);
+                seqs.push(outcome.seq.unwrap());
+                i = end;
+                batch_size = batch_size % 97 + 1;
+            }
+            seqs
+        };
+        let (evens, odds) = std::thread::scope(|s| {
+            let evens = s.spawn(|| write(&one, 0));
+            let odds = s.spawn(|| write(&two, 1));
+            (evens.join().unwrap(), odds.join().unwrap())
+        });
+        let all: Vec<Fix> = (0..2 * per_node).map(fix).collect();
+        assert_eq!(scan(&one, user), all);
+        assert_eq!(scan(&two, user), all);
+        assert_eq!(one.count_points(user).unwrap(), 2 * per_node as u64);
+        assert_well_formed(&chunks(&db));
+        let mut seqs: Vec<u64> = evens.iter().chain(&odds).map(|s| s.0).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), evens.len() + odds.len(), "every write has a seq of its own");
+        drop((one, two));
+    }
+}
+
+/// Two nodes (two stores on one schema) creating tokens with the same hash
+/// at the same moment: the insert itself finds the taken hash, so exactly
+/// one succeeds and the other gets `AlreadyExists`, round after round.
+#[test]
+fn two_nodes_racing_for_one_token_hash_store_it_once() {
+    use std::sync::Barrier;
+
+    use polo_store::{Store, StoreError, TokenGrant};
+    use polo_store_postgres::testing::TestDatabase;
+
+    let Some(db) = TestDatabase::create() else { return };
+    let nodes = [db.open(), db.open()];
+    let alice = nodes[0].create_user("alice", "h", false).unwrap().id;
+    let phone = nodes[0].ensure_device(alice, "phone").unwrap().id;
+    const ROUNDS: u8 = 20;
+    let start = Barrier::new(nodes.len());
+    for round in 0..ROUNDS {
+        let hash = [round; 32];
+        let results: Vec<_> = std::thread::scope(|s| {
+            let racers: Vec<_> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, node)| {
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        node.create_token(alice, phone, &format!("node {i}"), &hash, TokenGrant::default())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let refused = results.iter().filter(|r| matches!(r, Err(StoreError::AlreadyExists(_)))).count();
+        assert_eq!((won, refused), (1, 1), "round {round}: {results:?}");
+        let stored = nodes[1].token_by_hash(&hash).unwrap().unwrap().0;
+        assert_eq!(Some(&stored.id), results.iter().find_map(|r| r.as_ref().ok()).map(|t| &t.id), "round {round}");
+    }
+    assert_eq!(nodes[0].list_tokens(alice).unwrap().len(), usize::from(ROUNDS));
+}
+
+/// A token made in a token's name on another node while that token is
+/// being revoked: the revocation waits for the making (its key-share lock
+/// on the maker) and then takes the new token too, so nothing made by a
+/// revoked token survives it.
+#[test]
+fn a_revocation_takes_what_another_node_makes_meanwhile() {
+    use std::time::Duration;
+
+    use polo_store::{Store, TokenGrant};
+    use polo_store_postgres::testing::TestDatabase;
+
+    let Some(db) = TestDatabase::create() else { return };
+    let store = db.open();
+    let alice = store.create_user("alice", "h", false).unwrap().id;
+    let phone = store.ensure_device(alice, "phone").unwrap().id;
+    let root = store.create_token(alice, phone, "root", &[1; 32], TokenGrant::default()).unwrap();
+
+    // Another node half-way through `create_token` in root's name: the
+    // maker locked (as `create_token` locks it), the child inserted, not
+    // committed yet.
+    let mut other_node = db.client();
+    let mut making = other_node.transaction().unwrap();
+    making
+        .query_one("SELECT 1 FROM tokens WHERE user_id = $1 AND id = $2 FOR KEY SHARE", &[&alice.0, &root.id])
+        .unwrap();
+    making
+        .execute(
+            "INSERT INTO tokens (user_id, device_id, label, token_hash, created_ms, created_by) \
+             VALUES ($1, $2, 'child', $3, 0, $4)",
+            &[&alice.0, &phone.0, &&[2u8; 32][..], &root.id],
+        )
+        .unwrap();
+    std::thread::scope(|s| {
+        let revoking = s.spawn(|| store.revoke_token(alice, root.id));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!revoking.is_finished(), "the revocation waits for the token being made");
+        making.commit().unwrap();
+        assert!(revoking.join().unwrap().unwrap());
+    });
+    assert_eq!(store.token_by_hash(&[2; 32]).unwrap(), None, "the token made meanwhile is revoked too");
+    assert!(store.list_tokens(alice).unwrap().is_empty());
+}
+
+/// The Citus layout of a freshly migrated schema holds (see
+/// [`citus_layout_violations`]).
+#[test]
+fn per_user_tables_lead_with_user_id() {
+    let Some(db) = polo_store_postgres::testing::TestDatabase::create() else { return };
+    drop(db.open()); // migrates
+    let broken = citus_layout_violations(&mut db.client());
+    assert!(broken.is_empty(), "the schema breaks the Citus layout:\n  {}", broken.join("\n  "));
+}
+
+/// The layout check is not vacuous: each kind of break is found and named
+/// with its table and constraint.
+#[test]
+fn the_citus_layout_check_names_each_break() {
+    let Some(db) = polo_store_postgres::testing::TestDatabase::create() else { return };
+    drop(db.open());
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "ALTER TABLE devices ADD CONSTRAINT devices_by_bare_name UNIQUE (name); \
+             CREATE UNIQUE INDEX changes_by_bare_seq ON changes (seq); \
+             CREATE TABLE stray_per_user (user_id BIGINT NOT NULL); \
+             ALTER TABLE tokens ADD CONSTRAINT tokens_device_fkey \
+                 FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, id); \
+             ALTER TABLE intervals ADD CONSTRAINT intervals_any_device_fkey \
+                 FOREIGN KEY (device_id, user_id) REFERENCES devices (user_id, id);",
+        )
+        .unwrap();
+    let broken = citus_layout_violations(&mut client);
+    for expected in [
+        "devices: unique constraint devices_by_bare_name leads with name, not user_id",
+        "changes: unique index changes_by_bare_seq leads with seq, not user_id",
+        "stray_per_user: has a user_id column but is in neither DISTRIBUTED_TABLES nor REFERENCE_TABLES",
+        "tokens: foreign key tokens_device_fkey points from a reference table to the distributed devices",
+        "intervals: foreign key intervals_any_device_fkey to the distributed devices does not pair user_id with user_id",
+    ] {
+        assert!(broken.iter().any(|b| b == expected), "{expected:?} not among {broken:#?}");
+    }
+    assert_eq!(broken.len(), 5, "{broken:#?}");
+}
+
+/// What breaks the Citus layout in the client's current schema, read from
+/// PostgreSQL's catalog, one line each naming the table and constraint:
+/// * a primary key or unique index of a distributed table that does not
+///   lead with `user_id` (the distribution column), or a distributed table
+///   without a primary key;
+/// * a table with a `user_id` column that is in neither
+///   [`DISTRIBUTED_TABLES`](polo_store_postgres::DISTRIBUTED_TABLES) nor
+///   [`REFERENCE_TABLES`](polo_store_postgres::REFERENCE_TABLES), and a
+///   listed table that does not exist or is listed twice;
+/// * a foreign key from a reference table to a distributed one, or between
+///   distributed tables without `user_id` paired with `user_id` (the rows
+///   must stay on one worker).
+fn citus_layout_violations(client: &mut postgres::Client) -> Vec<String> {
+    use polo_store_postgres::{DISTRIBUTED_TABLES, REFERENCE_TABLES};
+
+    let distributed = |t: &str| DISTRIBUTED_TABLES.contains(&t);
+    let reference = |t: &str| REFERENCE_TABLES.contains(&t);
+    let mut broken: Vec<String> = Vec::new();
+
+    let tables: Vec<(String, bool)> = client
+        .query(
+            "SELECT c.relname, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                 AND a.attname = 'user_id' AND NOT a.attisdropped) \
+             FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for listed in DISTRIBUTED_TABLES.iter().chain(REFERENCE_TABLES) {
+        if !tables.iter().any(|(t, _)| t == listed) {
+            broken.push(format!("{listed}: listed in DISTRIBUTED_TABLES or REFERENCE_TABLES but not in the schema"));
+        }
+    }
+    for both in DISTRIBUTED_TABLES.iter().filter(|t| reference(t)) {
+        broken.push(format!("{both}: in both DISTRIBUTED_TABLES and REFERENCE_TABLES"));
+    }
+    for (table, has_user_id) in &tables {
+        if *has_user_id && !distributed(table) && !reference(table) {
+            broken.push(format!(
+                "{table}: has a user_id column but is in neither DISTRIBUTED_TABLES nor REFERENCE_TABLES"
+            ));
+        }
+        if distributed(table) && !has_user_id {
+            broken.push(format!("{table}: distributed by user_id but has no user_id column"));
+        }
+    }
+
+    // Unique indexes, those behind primary keys and unique constraints too,
+    // with their first column (none for an expression).
+    let unique: Vec<(String, String, String, Option<String>)> = client
+        .query(
+            "SELECT c.relname, coalesce(con.contype::text, 'index'), coalesce(con.conname, i.relname), a.attname \
+             FROM pg_index x \
+             JOIN pg_class c ON c.oid = x.indrelid \
+             JOIN pg_class i ON i.oid = x.indexrelid \
+             LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = c.oid \
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0] \
+             WHERE c.relnamespace = current_schema()::regnamespace AND x.indisunique \
+             ORDER BY 1, 3",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    for table in DISTRIBUTED_TABLES {
+        if !unique.iter().any(|(t, kind, ..)| t == table && kind == "p") {
+            broken.push(format!("{table}: distributed, but has no primary key"));
+        }
+    }
+    for (table, kind, name, first) in unique.iter().filter(|(t, ..)| distributed(t)) {
+        if first.as_deref() != Some("user_id") {
+            let kind = match kind.as_str() {
+                "p" => "primary key",
+                "u" => "unique constraint",
+                _ => "unique index",
+            };
+            let first = first.as_deref().unwrap_or("an expression");
+            broken.push(format!("{table}: {kind} {name} leads with {first}, not user_id"));
+        }
+    }
+
+    /// A foreign key, with its columns paired as (referencing, referenced).
+    struct ForeignKey {
+        name: String,
+        from: String,
+        to: String,
+        columns: Vec<(String, String)>,
+    }
+    let foreign: Vec<ForeignKey> = client
+        .query(
+            "SELECT con.conname, src.relname, dst.relname, \
+                 array_agg(sa.attname::text ORDER BY k.i), array_agg(da.attname::text ORDER BY k.i) \
+             FROM pg_constraint con \
+             JOIN pg_class src ON src.oid = con.conrelid \
+             JOIN pg_class dst ON dst.oid = con.confrelid \
+             CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k (src_att, dst_att, i) \
+             JOIN pg_attribute sa ON sa.attrelid = con.conrelid AND sa.attnum = k.src_att \
+             JOIN pg_attribute da ON da.attrelid = con.confrelid AND da.attnum = k.dst_att \
+             WHERE con.contype = 'f' AND con.connamespace = current_schema()::regnamespace \
+             GROUP BY con.conname, src.relname, dst.relname ORDER BY 2, 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (from, to): (Vec<String>, Vec<String>) = (r.get(3), r.get(4));
+            ForeignKey { name: r.get(0), from: r.get(1), to: r.get(2), columns: from.into_iter().zip(to).collect() }
+        })
+        .collect();
+    assert!(!foreign.is_empty(), "the schema has foreign keys, but the catalog query found none");
+    for ForeignKey { name, from, to, columns } in &foreign {
+        if reference(from) && distributed(to) {
+            broken.push(format!("{from}: foreign key {name} points from a reference table to the distributed {to}"));
+        }
+        if distributed(from) && distributed(to) && !columns.iter().any(|(a, b)| a == "user_id" && b == "user_id") {
+            broken
+                .push(format!("{from}: foreign key {name} to the distributed {to} does not pair user_id with user_id"));
+        }
+    }
+    broken
+}
