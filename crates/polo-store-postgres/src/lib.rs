@@ -46,7 +46,7 @@ use polo_store::{ChangeKind, Hlc, StoreError, StoreResult};
 use postgres::{Client, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
-pub use schema::{DISTRIBUTED_TABLES, REFERENCE_TABLES};
+pub use schema::{DISTRIBUTED_TABLES, REFERENCE_TABLES, SCHEMA_VERSION};
 
 use crate::error::{Db, pool_error};
 
