@@ -24,6 +24,9 @@ pub struct GlobalArgs {
     /// Where polo keeps its database and reject files [default: the per-user data directory].
     #[arg(long, global = true, env = "POLO_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DATABASE [default: sqlite://DATA_DIR/polo.sqlite].
+    #[arg(long, global = true, env = "POLO_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
     /// Configuration file (TOML) [default: DATA_DIR/polo.toml when it exists].
     #[arg(long, global = true, env = "POLO_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -34,7 +37,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server with the embedded store.
+    /// Run the server (with the embedded store unless --database-url names another).
     Serve(Box<ServeArgs>),
     /// Manage user accounts.
     #[command(subcommand)]

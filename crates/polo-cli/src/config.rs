@@ -6,13 +6,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use polo_server::site::SiteDefaults;
 use polo_server::street_names::StreetNameSettings;
+use polo_store::Store;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
+use crate::database::Database;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub enum LogFormat {
 pub struct FileConfig {
     /// Data directory.
     pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite://PATH` or `postgres://…` (default: the data directory's `polo.sqlite`).
+    pub database_url: Option<String>,
     /// Listen address for `polo serve`.
     pub listen: Option<String>,
     /// `text` or `json`.
@@ -140,6 +145,8 @@ pub struct FileServe {
 pub struct Config {
     /// Where the database and reject files live.
     pub data_dir: PathBuf,
+    /// The store the commands open.
+    pub database: Database,
     /// Listen address from the file, when set there (flags and env win).
     pub file_listen: Option<String>,
     /// Log line format.
@@ -169,6 +176,10 @@ impl Config {
         }
         .unwrap_or_default();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or(default_dir);
+        let database = match args.database_url.as_deref().or(file.database_url.as_deref()) {
+            Some(url) => Database::parse(url)?,
+            None => Database::default_in(&data_dir),
+        };
         let log_format = match args.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -176,6 +187,7 @@ impl Config {
         };
         Ok(Self {
             data_dir,
+            database,
             file_listen: file.listen,
             log_format,
             log_level: file.log_level.unwrap_or_else(|| "info".to_owned()),
@@ -253,23 +265,14 @@ impl Config {
         )?)
     }
 
-    /// The embedded database file.
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("polo.sqlite")
-    }
-
     /// Where reject files go.
     pub fn rejects_dir(&self) -> PathBuf {
         self.data_dir.join("rejects")
     }
 
-    /// Opens (creating and migrating as needed) the embedded store.
-    pub fn open_store(&self) -> anyhow::Result<polo_store_sqlite::SqliteStore> {
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))?;
-        let path = self.database_path();
-        polo_store_sqlite::SqliteStore::open(&path)
-            .with_context(|| format!("cannot open the store at {}", path.display()))
+    /// Opens (and migrates) the configured store ([`Database::open`]).
+    pub fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.database.open()
     }
 }
 
@@ -293,6 +296,7 @@ mod tests {
     fn args(data_dir: Option<&Path>, config: Option<&Path>) -> GlobalArgs {
         GlobalArgs {
             data_dir: data_dir.map(Path::to_path_buf),
+            database_url: None,
             config: config.map(Path::to_path_buf),
             log_format: None,
         }

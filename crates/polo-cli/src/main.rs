@@ -8,6 +8,7 @@ mod allocator;
 mod cli;
 mod commands;
 mod config;
+mod database;
 
 use std::process::ExitCode;
 

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{add_user, basic, http, polo, serve, token, wait_for_timeline};
+use common::{EventStream, add_user, basic, http, polo, serve, token, wait_for_timeline};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long password";
@@ -42,86 +41,6 @@ fn owntracks(addr: &str, auth: &str, device: &str, lat: f64, tst: i64, batt: u8)
     );
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
-}
-
-/// A Server-Sent-Events connection read incrementally (chunked transfer decoded).
-struct EventStream {
-    stream: TcpStream,
-    raw: Vec<u8>,
-    decoded: String,
-}
-
-impl EventStream {
-    fn open(addr: &str, path: &str, auth: Option<&str>) -> Self {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-        if let Some(auth) = auth {
-            request.push_str(&format!("Authorization: {auth}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let mut this = Self { stream, raw: Vec::new(), decoded: String::new() };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !this.raw.windows(4).any(|w| w == b"\r\n\r\n") {
-            assert!(Instant::now() < deadline, "no response head");
-            this.fill();
-        }
-        let end = this.raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&this.raw[..end]).into_owned();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
-        this.raw.drain(..end);
-        this
-    }
-
-    fn fill(&mut self) -> bool {
-        let mut buf = [0u8; 8192];
-        match self.stream.read(&mut buf) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.raw.extend_from_slice(&buf[..n]);
-                true
-            }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => true,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Moves complete chunks from `raw` into `decoded`.
-    fn dechunk(&mut self) {
-        loop {
-            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else { return };
-            let size = usize::from_str_radix(String::from_utf8_lossy(&self.raw[..line_end]).trim(), 16).unwrap();
-            if self.raw.len() < line_end + 2 + size + 2 {
-                return;
-            }
-            let data = self.raw[line_end + 2..line_end + 2 + size].to_vec();
-            self.decoded.push_str(&String::from_utf8(data).unwrap());
-            self.raw.drain(..line_end + 2 + size + 2);
-        }
-    }
-
-    /// The data of the next `position` event, or `None` within `wait`.
-    fn next_position(&mut self, wait: Duration) -> Option<Value> {
-        let deadline = Instant::now() + wait;
-        loop {
-            self.dechunk();
-            while let Some(end) = self.decoded.find("\n\n") {
-                let block: String = self.decoded.drain(..end + 2).collect();
-                if block.lines().any(|l| l == "event: position") {
-                    let data = block.lines().find_map(|l| l.strip_prefix("data: ")).expect("data line");
-                    return Some(serde_json::from_str(data).unwrap());
-                }
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            if !self.fill() {
-                return None;
-            }
-        }
-    }
 }
 
 fn share(addr: &str, auth: &str, body: &Value) -> Value {

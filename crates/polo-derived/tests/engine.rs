@@ -10,13 +10,14 @@ use polo_derived::views::{self, Period};
 use polo_derived::{Engine, Locator, places, settings};
 use polo_domain::{Coord, DeviceId, Fix, SourceFormat, Timestamp, UserId};
 use polo_store::{DerivedRange, DerivedScope, Store};
-use polo_store_sqlite::SqliteStore;
+use polo_test_support::TestStore;
 use polo_timeline::synthetic::SyntheticTrack;
 use polo_timeline::{LocalDate, TimelineParams, TrackPoint, TransportMode};
 
 struct Fixture {
     engine: Engine,
     store: Arc<dyn Store>,
+    _backend: TestStore,
     user: UserId,
     device: DeviceId,
 }
@@ -34,10 +35,11 @@ impl Locator for Hemispheres {
 }
 
 fn fixture() -> Fixture {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let backend = TestStore::new();
+    let store = backend.store.clone();
     let user = store.create_user("alice", "x", false).unwrap().id;
     let device = store.ensure_device(user, "phone").unwrap().id;
-    Fixture { engine: Engine::new(store.clone(), Some(Arc::new(Hemispheres))), store, user, device }
+    Fixture { engine: Engine::new(store.clone(), Some(Arc::new(Hemispheres))), store, _backend: backend, user, device }
 }
 
 fn fixes(points: &[TrackPoint]) -> Vec<Fix> {

@@ -15,13 +15,14 @@ use polo_domain::{Coord, Fix, SourceFormat, Timestamp};
 use polo_server::AppState;
 use polo_server::auth::{Authenticator, Backoff, hash_password};
 use polo_store::Store;
-use polo_store_sqlite::SqliteStore;
+use polo_test_support::TestStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 struct App {
     router: Router,
     store: Arc<dyn Store>,
+    _backend: TestStore,
 }
 
 struct Reply {
@@ -41,7 +42,8 @@ const BOB_PW: &str = "bob password";
 const ROOT_PW: &str = "root password";
 
 fn app() -> App {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let backend = TestStore::new();
+    let store = backend.store.clone();
     for (name, pw, admin) in [("alice", ALICE_PW, false), ("bob", BOB_PW, false), ("root", ROOT_PW, true)] {
         store.create_user(name, &hash_password(pw).unwrap(), admin).unwrap();
     }
@@ -50,7 +52,7 @@ fn app() -> App {
     let backoff = Backoff { base: Duration::from_secs(30), ..Backoff::default() };
     state.auth = Arc::new(Authenticator::new(store.clone()).with_backoff(backoff));
     let router = polo_server::router(state);
-    App { router, store }
+    App { router, store, _backend: backend }
 }
 
 fn basic(user: &str, secret: &str) -> String {

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use polo_server::AppState;
 use polo_server::auth::hash_password;
 use polo_store::Store;
-use polo_store_sqlite::SqliteStore;
+use polo_test_support::TestStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -61,17 +61,19 @@ struct Server {
     router: axum::Router,
     state: AppState,
     store: Arc<dyn Store>,
+    _backend: TestStore,
 }
 
 async fn server() -> Server {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let backend = TestStore::new();
+    let store = backend.store.clone();
     store.create_user("alice", &hash_password("alice password").unwrap(), false).unwrap();
     let state = AppState::new(store.clone()).unwrap();
     let router =
         polo_server::app(state.clone(), &polo_server::ServerOptions::default(), polo_server::AccessLogger::off());
     let (status, body) = call(&router, "POST", "/api/v1/points", Some(Value::Array(morning()))).await;
     assert_eq!((status, body["added"].as_u64()), (StatusCode::OK, Some(210)), "{body}");
-    let s = Server { router, state, store };
+    let s = Server { router, state, store, _backend: backend };
     s.catch_up();
     s
 }

@@ -42,7 +42,8 @@ async fn post(router: &axum::Router, body: Vec<u8>, content_length: bool) -> (St
 #[tokio::test]
 async fn uploads_over_the_maximum_are_413_and_others_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let backend = polo_test_support::TestStore::new();
+    let store = backend.store.clone();
     store.create_user("alice", &hash_password("alice password").unwrap(), false).unwrap();
     let mut state = AppState::new(store).unwrap();
     let config =

@@ -24,8 +24,10 @@
 
 mod accounts;
 mod auth;
+mod deletes;
 mod derived;
 mod error;
+mod intervals;
 mod points;
 mod replication;
 mod schema;
@@ -34,6 +36,7 @@ mod store_impl;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use polo_domain::{DeviceId, Seq, UserId};
@@ -64,6 +67,10 @@ pub struct PostgresStore {
     pool: Pool,
     /// Where it is, without a password: for messages.
     location: String,
+    /// Which devices received late points through this store lately: a hint
+    /// that spares them compaction (see [`polo_store::chunks::LatePoints`]).
+    /// Other nodes have their own; a stale hint costs time, never data.
+    late: Mutex<polo_store::chunks::LatePoints>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -101,7 +108,7 @@ impl PostgresStore {
             .connection_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Some(Duration::from_secs(300)))
             .build_unchecked(manager);
-        Ok(Self { pool, location })
+        Ok(Self { pool, location, late: Mutex::default() })
     }
 
     /// Where the store is (host, port and database; no password).

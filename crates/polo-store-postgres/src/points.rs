@@ -1,12 +1,385 @@
-//! (being built)
-#![allow(unused, unused_parens)]
+//! Point chunks in PostgreSQL: inserting into them, scanning them, and the
+//! figures about them.
+//!
+//! # Why it is built this way
+//!
+//! * **The shared planner.** What an insert does to a device's chunks
+//!   (merging, live tails, splits, compaction) is decided by
+//!   [`polo_store::chunks`], exactly as in the SQLite store; this module
+//!   reads the rows a plan needs and applies its [`ChunkWrite`]s.
+//! * **One writer per device at a time, across nodes.** Every write that
+//!   changes chunks takes the `change_clock` row lock first (the caller's
+//!   [`with_clock`], or the replication transaction's), so two nodes never
+//!   plan against the same chunks at once: the second waits, then reads
+//!   what the first committed (each statement of a READ COMMITTED
+//!   transaction sees the commits before it). Reads take no lock.
+//! * **Few round trips.** Statements on the hot path go out with their
+//!   parameter types (`query_typed`: no separate prepare), the chunks an
+//!   insert decodes come in one query, and a write that creates several
+//!   chunks (imports) sends them with one binary `COPY`.
+//! * **No decoded-tail cache.** SQLite's single writer keeps the chunks it
+//!   wrote last decoded; here several nodes write, and such a cache would
+//!   have to be checked against the row anyway. Only the late-points hint
+//!   is kept per store, since it can cost time but never data.
+//! * **Retries without doubled reports.** [`PostgresStore::write`] may run
+//!   a write again; the times an insert added are collected inside the
+//!   attempt and handed to the caller only once the attempt committed.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
-use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
-use polo_store::*;
+use polo_domain::{DeviceId, Fix, Point, Timestamp, UserId};
+use polo_store::chunks::{
+    Batch, COMPACT_LOOKBACK, ChunkMeta, ChunkWrite, LatePoints, PieceBounds, bounds, compact, compaction,
+};
+use polo_store::clock::{ChangeClock, Stamp};
+use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
+use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, WriteOutcome};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
+use postgres::{Row, Transaction};
 
-use crate::PostgresStore;
+use crate::error::Db;
+use crate::{
+    ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, check_device, log_change_with, with_clock,
+};
+
+// The replication engine (`replication.rs`) writes through these three.
+#[allow(unused_imports)]
+pub(crate) use crate::deletes::delete;
+#[allow(unused_imports)]
+pub(crate) use crate::intervals::insert_intervals;
+pub(crate) use polo_store::chunks::Replace;
+
+/// Chunks fetched per round trip while scanning.
+const SCAN_PAGE: i64 = 8;
+
+/// Whose write an insert is: a local one, or one replicated from a peer.
+pub(crate) struct Provenance<'r> {
+    /// What the change is stamped with.
+    pub(crate) stamp: Stamp,
+    /// Whether a fix replaces the stored fix of the same time
+    /// (replication's last-writer-wins); `None`, for local writes, keeps
+    /// the stored fix.
+    pub(crate) replace: Option<&'r mut Replace<'r>>,
+}
+
+impl Provenance<'_> {
+    /// A write made here: stamped locally, never replacing a stored fix.
+    pub(crate) fn local() -> Self {
+        Provenance { stamp: Stamp::Local, replace: None }
+    }
+}
+
+// ---------------------------------------------------------------- chunk rows
+
+/// Reads a [`ChunkMeta`] from a row whose first columns are `id, first_ms, last_ms, n`.
+pub(crate) fn chunk_meta(r: &Row) -> StoreResult<ChunkMeta> {
+    let id: i64 = r.get(0);
+    let n: i32 = r.get(3);
+    let n = usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("point chunk {id} holds {n} fixes")))?;
+    Ok(ChunkMeta { id, first: r.get(1), last: r.get(2), n })
+}
+
+/// The payloads of chunks `ids` of `user`, by id, in one query.
+pub(crate) fn load_chunks(tx: &mut Transaction<'_>, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query_typed(
+            "SELECT id, data FROM point_chunks WHERE user_id = $1 AND id = ANY($2)",
+            &[(&user.0, Type::INT8), (&ids, Type::INT8_ARRAY)],
+        )
+        .db()?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Decodes chunk `id` from what [`load_chunks`] returned.
+pub(crate) fn decode_loaded(payloads: &mut HashMap<i64, Vec<u8>>, id: i64) -> StoreResult<Vec<StoredFix>> {
+    let data = payloads
+        .remove(&id)
+        .ok_or_else(|| StoreError::Backend(format!("point chunk {id} vanished while it was being written")))?;
+    decode_chunk(&data).map_err(|e| match e {
+        StoreError::Corrupt(what) => StoreError::Corrupt(format!("point chunk {id}: {what}")),
+        other => other,
+    })
+}
+
+/// A new chunk, encoded.
+struct NewChunk {
+    bounds: PieceBounds,
+    data: Vec<u8>,
+}
+
+fn encode(fixes: &[StoredFix], encoding: ExtrasEncoding) -> NewChunk {
+    NewChunk { bounds: bounds(fixes), data: encode_chunk_with(fixes, encoding) }
+}
+
+/// Stores new chunks of `device`: one with a plain insert (a live tail,
+/// one round trip), several with one binary `COPY` (imports).
+fn insert_chunks(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
+    match &chunks[..] {
+        [] => Ok(()),
+        [one] => {
+            let b = &one.bounds;
+            tx.execute_typed(
+                "INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    (&user.0, Type::INT8),
+                    (&device.0, Type::INT8),
+                    (&b.first, Type::INT8),
+                    (&b.last, Type::INT8),
+                    (&chunk_size(b), Type::INT4),
+                    (&b.max_seq, Type::INT8),
+                    (&one.data, Type::BYTEA),
+                ],
+            )
+            .db()?;
+            Ok(())
+        }
+        _ => {
+            let sink = tx
+                .copy_in(
+                    "COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY",
+                )
+                .db()?;
+            let types = [Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT4, Type::INT8, Type::BYTEA];
+            let mut writer = BinaryCopyInWriter::new(sink, &types);
+            for chunk in &chunks {
+                let b = &chunk.bounds;
+                writer.write(&[&user.0, &device.0, &b.first, &b.last, &chunk_size(b), &b.max_seq, &chunk.data]).db()?;
+            }
+            writer.finish().db()?;
+            Ok(())
+        }
+    }
+}
+
+/// A chunk's fix count as stored (`INTEGER`); chunks hold at most
+/// [`polo_store::codec::MAX_CHUNK_POINTS`].
+fn chunk_size(b: &PieceBounds) -> i32 {
+    i32::try_from(b.n).unwrap_or(i32::MAX)
+}
+
+fn update_chunk(tx: &mut Transaction<'_>, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
+    let b = &chunk.bounds;
+    tx.execute_typed(
+        "UPDATE point_chunks SET first_ms = $3, last_ms = $4, n = $5, max_seq = $6, data = $7 \
+         WHERE user_id = $1 AND id = $2",
+        &[
+            (&user.0, Type::INT8),
+            (&id, Type::INT8),
+            (&b.first, Type::INT8),
+            (&b.last, Type::INT8),
+            (&chunk_size(b), Type::INT4),
+            (&b.max_seq, Type::INT8),
+            (&chunk.data, Type::BYTEA),
+        ],
+    )
+    .db()?;
+    Ok(())
+}
+
+/// Removes chunks `ids` of `user` in one statement.
+pub(crate) fn delete_chunks(tx: &mut Transaction<'_>, user: UserId, ids: &[i64]) -> StoreResult<()> {
+    if !ids.is_empty() {
+        tx.execute_typed(
+            "DELETE FROM point_chunks WHERE user_id = $1 AND id = ANY($2)",
+            &[(&user.0, Type::INT8), (&ids, Type::INT8_ARRAY)],
+        )
+        .db()?;
+    }
+    Ok(())
+}
+
+/// Applies a plan's writes to `device`'s chunks, in order. New chunks are
+/// gathered and sent together (before anything reads the chunks again, and
+/// at the end); [`ChunkWrite::CompactBefore`] compacts only when `compact`.
+pub(crate) fn apply(
+    tx: &mut Transaction<'_>,
+    user: UserId,
+    device: DeviceId,
+    writes: Vec<ChunkWrite>,
+    compact: bool,
+) -> StoreResult<()> {
+    let mut new = Vec::new();
+    for write in writes {
+        match write {
+            ChunkWrite::Insert { fixes, encoding, .. } => new.push(encode(&fixes, encoding)),
+            ChunkWrite::Rewrite { id, fixes, encoding, .. } => update_chunk(tx, user, id, &encode(&fixes, encoding))?,
+            ChunkWrite::Delete { id } => delete_chunks(tx, user, &[id])?,
+            ChunkWrite::CompactBefore { last } if compact => {
+                insert_chunks(tx, user, device, std::mem::take(&mut new))?;
+                compact_before(tx, user, device, last)?;
+            }
+            ChunkWrite::CompactBefore { .. } => {}
+        }
+    }
+    insert_chunks(tx, user, device, new)
+}
+
+/// Compacts the small chunks before the sealed tail ending at `last`
+/// ([`compaction`]). Each fix keeps its `Seq`, so this is not a change.
+fn compact_before(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
+    let rows = tx
+        .query_typed(
+            "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
+             AND first_ms <= $3 ORDER BY first_ms DESC LIMIT $4",
+            &[
+                (&user.0, Type::INT8),
+                (&device.0, Type::INT8),
+                (&last, Type::INT8),
+                (&(COMPACT_LOOKBACK as i64), Type::INT8),
+            ],
+        )
+        .db()?;
+    let newest_first = rows.iter().map(chunk_meta).collect::<StoreResult<Vec<_>>>()?;
+    let Some(merged) = compaction(&newest_first, last) else {
+        return Ok(());
+    };
+    let ids: Vec<i64> = merged.iter().map(|m| m.id).collect();
+    let mut payloads = load_chunks(tx, user, &ids)?;
+    let mut fixes = Vec::new();
+    for id in ids {
+        fixes.extend(decode_loaded(&mut payloads, id)?);
+    }
+    apply(tx, user, device, compact(&merged, fixes), false)
+}
+
+// ---------------------------------------------------------------- insert
+
+/// Inserts `fixes` of `device` inside the caller's transaction, which holds
+/// `clock` (the `change_clock` lock); the change is stamped with the
+/// provenance's stamp. `added` hears the time of every fix that was new or
+/// replaced a stored one. As the SQLite store's `points::insert`; the
+/// replication engine's way in.
+#[allow(dead_code)]
+pub(crate) fn insert(
+    tx: &mut Transaction<'_>,
+    clock: &mut ChangeClock,
+    user: UserId,
+    device: DeviceId,
+    fixes: &[Fix],
+    added: &mut dyn FnMut(Timestamp),
+    provenance: Provenance<'_>,
+) -> StoreResult<WriteOutcome> {
+    insert_noting(tx, clock, user, device, fixes, added, provenance, None)
+}
+
+/// A local insert: leaves out the fixes a tombstone buries unless
+/// `restore`, counting them in [`WriteOutcome::suppressed`].
+#[allow(clippy::too_many_arguments)]
+fn insert_local(
+    tx: &mut Transaction<'_>,
+    clock: &mut ChangeClock,
+    user: UserId,
+    device: DeviceId,
+    fixes: &[Fix],
+    added: &mut dyn FnMut(Timestamp),
+    restore: bool,
+    late: &Mutex<LatePoints>,
+) -> StoreResult<WriteOutcome> {
+    let (fixes, suppressed) =
+        if restore { (Cow::Borrowed(fixes), 0) } else { crate::deletes::unburied(tx, user, device, fixes)? };
+    let outcome = insert_noting(tx, clock, user, device, &fixes, added, Provenance::local(), Some(late))?;
+    Ok(WriteOutcome { suppressed, ..outcome })
+}
+
+/// [`insert`], noting in `late` (when given) whether the device receives
+/// late points and sparing it compaction meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn insert_noting(
+    tx: &mut Transaction<'_>,
+    clock: &mut ChangeClock,
+    user: UserId,
+    device: DeviceId,
+    fixes: &[Fix],
+    added: &mut dyn FnMut(Timestamp),
+    provenance: Provenance<'_>,
+    late: Option<&Mutex<LatePoints>>,
+) -> StoreResult<WriteOutcome> {
+    let Provenance { stamp, replace } = provenance;
+    check_device(tx, user, device)?;
+    let batch = Batch::new(fixes);
+    let Some((lo, hi)) = batch.span() else {
+        return Ok(WriteOutcome::default());
+    };
+    // The predecessor of the batch's first time, and every chunk starting inside it.
+    let rows = tx
+        .query_typed(
+            "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
+             AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
+                 WHERE user_id = $1 AND device_id = $2 AND first_ms <= $3), $3) \
+             AND first_ms <= $4 ORDER BY first_ms",
+            &[(&user.0, Type::INT8), (&device.0, Type::INT8), (&lo, Type::INT8), (&hi, Type::INT8)],
+        )
+        .db()?;
+    let metas = rows.iter().map(chunk_meta).collect::<StoreResult<Vec<_>>>()?;
+    let assignment = batch.assign(metas);
+    let to_read: Vec<i64> = assignment.chunks_to_read().map(|m| m.id).collect();
+    let mut payloads = load_chunks(tx, user, &to_read)?;
+    let merge = assignment.compare(&mut |meta| decode_loaded(&mut payloads, meta.id), replace)?;
+    let compact = match late {
+        Some(late) => {
+            let now = Instant::now();
+            let mut late = late.lock().unwrap_or_else(PoisonError::into_inner);
+            if merge.received_late() {
+                late.record(user, device, now);
+            }
+            !late.recent(user, device, now)
+        }
+        None => true,
+    };
+    for time in merge.added_times() {
+        added(time);
+    }
+    let (added, duplicates) = (merge.added(), merge.duplicates());
+    let Some((first, last)) = merge.added_span() else {
+        return Ok(WriteOutcome { added, duplicates, ..WriteOutcome::default() });
+    };
+    let change = ChangeRecord {
+        kind: ChangeKind::PointsInserted,
+        user,
+        device: Some(device),
+        first: Some(first),
+        last: Some(last),
+        count: added,
+    };
+    let seq = log_change_with(tx, clock, stamp, &change)?;
+    apply(tx, user, device, merge.writes(seq), compact)?;
+    Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed: 0, seq: Some(seq) })
+}
+
+/// One local insert in a transaction of its own; the added times reach
+/// `added` only once it committed (a retried attempt reports nothing).
+fn insert_committed(
+    store: &PostgresStore,
+    user: UserId,
+    device: DeviceId,
+    fixes: &[Fix],
+    added: &mut dyn FnMut(Timestamp),
+    restore: bool,
+) -> StoreResult<WriteOutcome> {
+    if fixes.is_empty() {
+        return Ok(WriteOutcome::default());
+    }
+    let (outcome, times) = store.write(|tx| {
+        let mut times = Vec::new();
+        let outcome = with_clock(tx, |tx, clock| {
+            insert_local(tx, clock, user, device, fixes, &mut |t| times.push(t), restore, &store.late)
+        })?;
+        Ok((outcome, times))
+    })?;
+    for time in times {
+        added(time);
+    }
+    Ok(outcome)
+}
 
 pub(crate) fn insert_points(
     store: &PostgresStore,
@@ -14,8 +387,7 @@ pub(crate) fn insert_points(
     device: DeviceId,
     fixes: &[Fix],
 ) -> StoreResult<WriteOutcome> {
-    let _ = (store, user, device, fixes);
-    Err(StoreError::Backend("insert_points: not built yet".into()))
+    insert_committed(store, user, device, fixes, &mut |_| {}, false)
 }
 
 pub(crate) fn insert_points_reporting(
@@ -25,41 +397,7 @@ pub(crate) fn insert_points_reporting(
     fixes: &[Fix],
     added: &mut dyn FnMut(Timestamp),
 ) -> StoreResult<WriteOutcome> {
-    let _ = (store, user, device, fixes, added);
-    Err(StoreError::Backend("insert_points_reporting: not built yet".into()))
-}
-
-pub(crate) fn insert_point_groups(
-    store: &PostgresStore,
-    groups: &mut [PointGroup<'_>],
-    added: &mut dyn FnMut(usize, Timestamp),
-) -> StoreResult<()> {
-    let _ = (store, groups, added);
-    Err(StoreError::Backend("insert_point_groups: not built yet".into()))
-}
-
-pub(crate) fn scan_points(
-    store: &PostgresStore,
-    query: &PointQuery,
-    visit: &mut dyn FnMut(Point) -> ControlFlow<()>,
-) -> StoreResult<()> {
-    let _ = (store, query, visit);
-    Err(StoreError::Backend("scan_points: not built yet".into()))
-}
-
-pub(crate) fn last_point(store: &PostgresStore, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {
-    let _ = (store, user, device);
-    Err(StoreError::Backend("last_point: not built yet".into()))
-}
-
-pub(crate) fn count_points(store: &PostgresStore, user: UserId) -> StoreResult<u64> {
-    let _ = (store, user);
-    Err(StoreError::Backend("count_points: not built yet".into()))
-}
-
-pub(crate) fn delete_selection(store: &PostgresStore, selection: &PointSelection) -> StoreResult<WriteOutcome> {
-    let _ = (store, selection);
-    Err(StoreError::Backend("delete_selection: not built yet".into()))
+    insert_committed(store, user, device, fixes, added, false)
 }
 
 pub(crate) fn restore_points(
@@ -68,53 +406,196 @@ pub(crate) fn restore_points(
     device: DeviceId,
     fixes: &[Fix],
 ) -> StoreResult<WriteOutcome> {
-    let _ = (store, user, device, fixes);
-    Err(StoreError::Backend("restore_points: not built yet".into()))
+    insert_committed(store, user, device, fixes, &mut |_| {}, true)
 }
 
-pub(crate) fn tombstones(
+/// All groups in one transaction (live ingest commits many phones at once),
+/// each inside a savepoint: a group that fails is rolled back to it, gets
+/// its error, and the others go on. The clock is put back to where it was
+/// before the failed group, so its seq is handed out again and the log
+/// stays gap-free. Transient failures and a full disk end the attempt
+/// instead: they are not the group's fault, and the whole write is retried
+/// or reported.
+pub(crate) fn insert_point_groups(
     store: &PostgresStore,
-    user: UserId,
-    device: DeviceId,
-    from: Timestamp,
-    last: Timestamp,
-) -> StoreResult<Vec<Tombstone>> {
-    let _ = (store, user, device, from, last);
-    Err(StoreError::Backend("tombstones: not built yet".into()))
+    groups: &mut [PointGroup<'_>],
+    added: &mut dyn FnMut(usize, Timestamp),
+) -> StoreResult<()> {
+    let (outcomes, reports) = store.write(|tx| {
+        let mut outcomes: Vec<StoreResult<WriteOutcome>> = Vec::with_capacity(groups.len());
+        let mut reports: Vec<(usize, Timestamp)> = Vec::new();
+        with_clock(tx, |tx, clock| {
+            for (index, group) in groups.iter().enumerate() {
+                let before = *clock;
+                let mut times = Vec::new();
+                let mut savepoint = tx.transaction().db()?;
+                let result = insert_local(
+                    &mut savepoint,
+                    clock,
+                    group.user,
+                    group.device,
+                    group.fixes,
+                    &mut |t| times.push(t),
+                    false,
+                    &store.late,
+                );
+                match result {
+                    Ok(outcome) => {
+                        savepoint.commit().db()?;
+                        reports.extend(times.into_iter().map(|t| (index, t)));
+                        outcomes.push(Ok(outcome));
+                    }
+                    Err(e) if e.is_retryable() || e.is_disk_full() => return Err(e),
+                    Err(e) => {
+                        savepoint.rollback().db()?;
+                        *clock = before;
+                        outcomes.push(Err(e));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok((outcomes, reports))
+    })?;
+    for (group, outcome) in groups.iter_mut().zip(outcomes) {
+        group.outcome = Some(outcome);
+    }
+    for (index, time) in reports {
+        added(index, time);
+    }
+    Ok(())
 }
 
-pub(crate) fn insert_intervals(
+// ---------------------------------------------------------------- reads
+
+/// Pages of [`SCAN_PAGE`] chunks per device, each page on a briefly
+/// borrowed connection, outside any transaction: `visit` may take its
+/// time without holding a connection or a snapshot.
+pub(crate) fn scan_points(
     store: &PostgresStore,
-    user: UserId,
-    device: DeviceId,
-    intervals: &[Interval],
-) -> StoreResult<WriteOutcome> {
-    let _ = (store, user, device, intervals);
-    Err(StoreError::Backend("insert_intervals: not built yet".into()))
+    query: &PointQuery,
+    visit: &mut dyn FnMut(Point) -> ControlFlow<()>,
+) -> StoreResult<()> {
+    let user = query.user;
+    let to = query.to.map(|t| t.0);
+    let devices: Vec<i64> = match query.device {
+        Some(d) => vec![d.0],
+        None => store.read(|c| {
+            let rows = c
+                .query_typed("SELECT id FROM devices WHERE user_id = $1 ORDER BY id", &[(&user.0, Type::INT8)])
+                .db()?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?,
+    };
+    for device in devices {
+        // `lo`: the earliest time not yet visited on this device.
+        let mut lo = query.from.map_or(i64::MIN, |t| t.0);
+        'device: loop {
+            if to.is_some_and(|to| to <= lo) {
+                break;
+            }
+            let page: Vec<(i64, i64, Vec<u8>)> = store.read(|c| {
+                let rows = c
+                    .query_typed(
+                        "SELECT id, last_ms, data FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
+                         AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
+                             WHERE user_id = $1 AND device_id = $2 AND first_ms <= $3), $3) \
+                         AND last_ms >= $3 AND ($4::BIGINT IS NULL OR first_ms < $4) ORDER BY first_ms LIMIT $5",
+                        &[
+                            (&user.0, Type::INT8),
+                            (&device, Type::INT8),
+                            (&lo, Type::INT8),
+                            (&to, Type::INT8),
+                            (&SCAN_PAGE, Type::INT8),
+                        ],
+                    )
+                    .db()?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            })?;
+            if page.is_empty() {
+                break;
+            }
+            for (id, last, data) in page {
+                let mut payloads = HashMap::from([(id, data)]);
+                for sf in decode_loaded(&mut payloads, id)? {
+                    let t = sf.fix.time.0;
+                    if t < lo || to.is_some_and(|to| t >= to) {
+                        continue;
+                    }
+                    if visit(Point { user, device: DeviceId(device), fix: sf.fix }).is_break() {
+                        return Ok(());
+                    }
+                }
+                match last.checked_add(1) {
+                    Some(next) if next > lo => lo = next,
+                    Some(_) => {
+                        return Err(StoreError::Corrupt(format!("chunk bounds out of order on device {device}")));
+                    }
+                    None => break 'device,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
-pub(crate) fn restore_intervals(
-    store: &PostgresStore,
-    user: UserId,
-    device: DeviceId,
-    intervals: &[Interval],
-) -> StoreResult<WriteOutcome> {
-    let _ = (store, user, device, intervals);
-    Err(StoreError::Backend("restore_intervals: not built yet".into()))
+/// Decodes only the device's last chunk: chunks never overlap, so the one
+/// starting last holds the latest fix.
+pub(crate) fn last_point(store: &PostgresStore, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {
+    let row = store.read(|c| {
+        c.query_typed_opt(
+            "SELECT id, data FROM point_chunks WHERE user_id = $1 AND device_id = $2 ORDER BY first_ms DESC LIMIT 1",
+            &[(&user.0, Type::INT8), (&device.0, Type::INT8)],
+        )
+        .db()
+    })?;
+    let Some(row) = row else { return Ok(None) };
+    let id: i64 = row.get(0);
+    let mut payloads = HashMap::from([(id, row.get(1))]);
+    Ok(decode_loaded(&mut payloads, id)?.pop().map(|sf| Point { user, device, fix: sf.fix }))
 }
 
-pub(crate) fn intervals(
-    store: &PostgresStore,
-    user: UserId,
-    kind: Option<IntervalKind>,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
-) -> StoreResult<Vec<StoredInterval>> {
-    let _ = (store, user, kind, from, to);
-    Err(StoreError::Backend("intervals: not built yet".into()))
+pub(crate) fn count_points(store: &PostgresStore, user: UserId) -> StoreResult<u64> {
+    store.read(|c| {
+        let n: i64 = c
+            .query_typed_one(
+                "SELECT coalesce(sum(n), 0)::BIGINT FROM point_chunks WHERE user_id = $1",
+                &[(&user.0, Type::INT8)],
+            )
+            .db()?
+            .get(0);
+        Ok(n as u64)
+    })
 }
 
+/// Points, chunks and payload bytes from the table; `file_bytes` is what
+/// polo's own tables take (with their indexes and TOAST), not the whole
+/// database, which other tenants may share.
 pub(crate) fn storage_stats(store: &PostgresStore) -> StoreResult<StorageStats> {
-    let _ = (store);
-    Err(StoreError::Backend("storage_stats: not built yet".into()))
+    store.read(|c| {
+        let row = c
+            .query_one(
+                "SELECT count(*), coalesce(sum(n), 0)::BIGINT, coalesce(sum(octet_length(data)), 0)::BIGINT \
+                 FROM point_chunks",
+                &[],
+            )
+            .db()?;
+        let (chunks, points, chunk_bytes): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let tables: Vec<&str> = DISTRIBUTED_TABLES.iter().chain(REFERENCE_TABLES).copied().collect();
+        let file_bytes: i64 = c
+            .query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY($1)",
+                &[&tables],
+            )
+            .db()?
+            .get(0);
+        Ok(StorageStats {
+            points: points as u64,
+            chunks: chunks as u64,
+            chunk_bytes: chunk_bytes as u64,
+            file_bytes: file_bytes as u64,
+        })
+    })
 }

@@ -11,7 +11,7 @@ use polo_store::{
 };
 
 use crate::error::Db;
-use crate::{PostgresStore, accounts, auth, derived, points, replication, sharing};
+use crate::{PostgresStore, accounts, auth, deletes, derived, intervals, points, replication, sharing};
 
 impl Store for PostgresStore {
     fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
@@ -142,7 +142,7 @@ impl Store for PostgresStore {
     }
 
     fn delete_selection(&self, selection: &PointSelection) -> StoreResult<WriteOutcome> {
-        points::delete_selection(self, selection)
+        deletes::delete_selection(self, selection)
     }
 
     fn restore_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {
@@ -156,15 +156,15 @@ impl Store for PostgresStore {
         from: Timestamp,
         last: Timestamp,
     ) -> StoreResult<Vec<Tombstone>> {
-        points::tombstones(self, user, device, from, last)
+        deletes::tombstones(self, user, device, from, last)
     }
 
     fn insert_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
-        points::insert_intervals(self, user, device, intervals)
+        intervals::store_intervals(self, user, device, intervals, false)
     }
 
     fn restore_intervals(&self, user: UserId, device: DeviceId, intervals: &[Interval]) -> StoreResult<WriteOutcome> {
-        points::restore_intervals(self, user, device, intervals)
+        intervals::store_intervals(self, user, device, intervals, true)
     }
 
     fn intervals(
@@ -174,7 +174,7 @@ impl Store for PostgresStore {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> StoreResult<Vec<StoredInterval>> {
-        points::intervals(self, user, kind, from, to)
+        intervals::intervals(self, user, kind, from, to)
     }
 
     fn derived_range(&self, user: UserId, range: &DerivedRange) -> StoreResult<Vec<DerivedRow>> {

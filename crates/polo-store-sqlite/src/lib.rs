@@ -21,14 +21,12 @@
 //! * **Durability**: `synchronous=NORMAL` in WAL mode loses at most the last
 //!   transactions on power loss, never consistency; that is the right trade
 //!   for location ingest (clients resend) and keeps commits fsync-free.
-//! * **Keyed user first everywhere**, mirroring the PostgreSQL/Citus layout.
 //! * The schema migrates itself on open (`PRAGMA user_version` and an ordered
 //!   list of migrations, each in its own transaction; see `schema.rs`).
 
 mod auth;
 mod checkpoint;
 mod derived;
-mod late_points;
 mod points;
 mod quiet;
 mod replication;
@@ -205,7 +203,7 @@ pub(crate) struct WriterMemory {
     /// Decoded copies of the chunks written last.
     pub(crate) tails: tail_cache::TailCache,
     /// Devices receiving points out of order, which compaction leaves alone.
-    pub(crate) late: late_points::LatePoints,
+    pub(crate) late: polo_store::chunks::LatePoints,
 }
 
 impl std::fmt::Debug for SqliteStore {

@@ -6,8 +6,8 @@
 //! never edited. A database newer than this binary is refused rather than
 //! guessed at.
 //!
-//! Every table is keyed user first, so the same layout shards on `user_id`
-//! in a distributed PostgreSQL (Citus) backend.
+//! This is the embedded file's layout (rowid tables, instance-wide unique
+//! ids); the sharding-ready layout is the PostgreSQL store's.
 
 use polo_store::{StoreError, StoreResult};
 use rusqlite::{Connection, TransactionBehavior};

@@ -1,10 +1,13 @@
 //! The storage boundary of polo.
 //!
 //! Callers (server, CLI, background jobs) talk to one [`Store`] trait. The
-//! embedded SQLite backend is the default; a PostgreSQL backend follows
-//! without changing callers. Everything here is keyed by user first, so a
-//! distributed PostgreSQL (Citus) can shard on `user_id`.
+//! embedded SQLite backend is the default; the PostgreSQL backend serves
+//! several nodes on one database without changing callers. Every per-user
+//! operation names its user, so a distributed PostgreSQL (Citus) can shard
+//! on `user_id`.
 //!
+//! * [`chunks`] — how writes shape a device's chunks (the planner both
+//!   backends apply).
 //! * [`codec`] — the compact point-chunk encoding both backends store, which is
 //!   how polo keeps a typical phone history under 24 bytes per point.
 //! * [`derived`] — the generic rows in which computed data (stays, legs,
@@ -12,10 +15,15 @@
 //! * [`conformance`] (feature `conformance`) — the test suite every backend
 //!   runs against itself.
 //!
+//! * [`clock`] — what a change's [`Seq`] guarantees readers, and how writes
+//!   are stamped.
+//!
 //! The trait is synchronous: SQLite is synchronous anyway, the import
 //! pipeline runs on plain threads, and the async server calls it from
-//! `spawn_blocking`. Writes go through one writer per store, in batches.
+//! `spawn_blocking` (which the PostgreSQL backend requires: its client
+//! must not run on an async worker thread).
 
+pub mod chunks;
 pub mod clock;
 pub mod codec;
 #[cfg(feature = "conformance")]

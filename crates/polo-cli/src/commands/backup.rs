@@ -6,7 +6,7 @@
 //! through SQLite's backup API) and never migrates it, so it is safe to run
 //! from cron next to a running `polo serve`, of the same version or not.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -54,7 +54,7 @@ fn create(config: &Config, args: &BackupCreateArgs) -> anyhow::Result<Outcome> {
         options.concurrency = n;
     }
     options.check()?;
-    let db = config.database_path();
+    let db = sqlite_file(config, "polo backup")?;
     if !db.is_file() {
         bail!("no store at {} to back up (is --data-dir right?)", db.display());
     }
@@ -196,6 +196,21 @@ fn verify(config: &Config, from: &str, id: Option<&str>, remote: &RemoteArgs, js
     Ok(Outcome::Success)
 }
 
+/// The SQLite file backups copy page by page. A PostgreSQL store is backed
+/// up the PostgreSQL way (base backups and WAL archiving, `pg_dump` for a
+/// logical copy), which `docs/postgres.md` describes.
+fn sqlite_file(config: &Config, command: &str) -> anyhow::Result<PathBuf> {
+    match config.database.sqlite_path() {
+        Some(path) => Ok(path.to_path_buf()),
+        None => bail!(
+            "{command} copies the embedded SQLite store, and --database-url names a PostgreSQL server ({}): \
+             back PostgreSQL up with its own tools, a base backup with WAL archiving (point-in-time \
+             recovery) or pg_dump; see docs/postgres.md, \"Backups\"",
+            config.database.describe()
+        ),
+    }
+}
+
 /// `polo restore`.
 pub fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     let data_dir = &config.data_dir;
@@ -211,7 +226,7 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     if let Some(n) = args.remote.concurrency {
         options.concurrency = n;
     }
-    let target = config.database_path();
+    let target = sqlite_file(config, "polo restore")?;
     let progress = Bar::new(args.json);
     let result = runtime()?.block_on(polo_backup::restore(&dest, args.id.as_deref(), &target, &options, &progress));
     progress.0.finish_and_clear();

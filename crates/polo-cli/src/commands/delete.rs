@@ -8,7 +8,7 @@
 //! `polo serve` does when it starts.
 
 use anyhow::{Context, bail};
-use polo_store::{Area, PointQuery, PointSelection, Store};
+use polo_store::{Area, PointQuery, PointSelection};
 
 use crate::Outcome;
 use crate::cli::DeleteArgs;
@@ -52,7 +52,7 @@ pub fn run(config: &Config, args: &DeleteArgs) -> anyhow::Result<Outcome> {
     }
     let area = args.bbox.as_deref().map(parse_bbox).transpose()?;
     let store = config.open_store()?;
-    let user = require_user(&store, &args.user)?;
+    let user = require_user(&*store, &args.user)?;
     let device = match &args.device {
         Some(name) => Some(
             store

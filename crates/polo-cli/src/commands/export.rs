@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use polo_domain::Timestamp;
 use polo_domain::time::{MS_PER_DAY, parse_timestamp};
 use polo_formats::export::{ExportFormat, Exporter};
-use polo_store::{PointQuery, Store};
+use polo_store::PointQuery;
 
 use crate::Outcome;
 use crate::cli::ExportArgs;
@@ -41,7 +41,7 @@ pub fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<Outcome> {
         bail!("unknown export format {:?}: use gpx, geojson or csv", args.format);
     };
     let store = config.open_store()?;
-    let user = require_user(&store, &args.user)?;
+    let user = require_user(&*store, &args.user)?;
     let devices: HashMap<_, _> = store.list_devices(user.id)?.into_iter().map(|d| (d.id, d.name)).collect();
     let device = match &args.device {
         Some(name) => Some(

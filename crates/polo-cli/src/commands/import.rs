@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polo_server::import_job::{CountingReader, FileReport, Importer, RejectsWriter, Totals, run_stamp};
-use polo_store::{Store, StoreError};
+use polo_store::StoreError;
 use serde::Serialize;
 
 use crate::Outcome;
@@ -52,7 +52,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
     }
     let files = import_paths::expand(&args.files)?;
     let store = config.open_store()?;
-    let user = require_user(&store, &args.user)?;
+    let user = require_user(&*store, &args.user)?;
     let total_bytes: u64 = files.iter().filter_map(|p| std::fs::metadata(&p.path).ok()).map(|m| m.len()).sum();
     let progress = Progress::new(args.json, total_bytes);
     let started = Instant::now();
@@ -60,7 +60,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Outcome> {
     let mut report = Report::default();
     let context = FileContext {
         importer: Importer {
-            store: &store,
+            store: &*store,
             user: user.id,
             device_override: args.device.as_deref(),
             restore_deleted: args.restore_deleted,

@@ -27,7 +27,7 @@ pub fn run(config: &Config, args: &ReplicateArgs) -> anyhow::Result<Outcome> {
     let mut peer = |url: &str, token: Option<&str>, flag: &str| -> anyhow::Result<Peer> {
         if url == "local" {
             if local.is_none() {
-                local = Some(Arc::new(config.open_store()?));
+                local = Some(config.open_store()?);
             }
             return Ok(Peer::Local(local.clone().context("the local store is open")?));
         }

@@ -57,7 +57,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         tracing::info!(data_dir = %config.data_dir.display(), "store ready");
         // Integration tests and scripts read this line to learn the port.
         eprintln!("polo listening on {scheme}://{local}");
-        let mut state = AppState::new(Arc::new(store)).context("cannot start the ingest writer")?;
+        let mut state = AppState::new(store).context("cannot start the ingest writer")?;
         // Session cookies are `Secure` when polo itself terminates TLS (and, per request, when a
         // trusted proxy says the client came over HTTPS).
         state.auth = Arc::new(

@@ -16,9 +16,9 @@ use crate::config::Config;
 pub fn run(config: &Config, command: &TokenCommand) -> anyhow::Result<Outcome> {
     let store = config.open_store()?;
     match command {
-        TokenCommand::Create { user, device, label, scope } => create(&store, user, device, label, scope),
-        TokenCommand::List { user, json } => list(&store, user, *json),
-        TokenCommand::Revoke { user, id } => revoke(&store, user, *id),
+        TokenCommand::Create { user, device, label, scope } => create(&*store, user, device, label, scope),
+        TokenCommand::List { user, json } => list(&*store, user, *json),
+        TokenCommand::Revoke { user, id } => revoke(&*store, user, *id),
     }
 }
 

@@ -12,8 +12,8 @@ use crate::config::Config;
 pub fn run(config: &Config, command: &UserCommand) -> anyhow::Result<Outcome> {
     let store = config.open_store()?;
     match command {
-        UserCommand::Add { name, admin, password_stdin } => add(&store, name, *admin, *password_stdin),
-        UserCommand::List { json } => list(&store, *json),
+        UserCommand::Add { name, admin, password_stdin } => add(&*store, name, *admin, *password_stdin),
+        UserCommand::List { json } => list(&*store, *json),
     }
 }
 
