@@ -9,9 +9,10 @@
 //! `.ci/run` does) it panics instead, so CI cannot skip by accident.
 //!
 //! With `POLO_TEST_CITUS=1` and `POLO_TEST_DATABASE_URL` pointing at a Citus
-//! coordinator (`scripts/citus-cluster.sh`), each schema is distributed by
-//! [`citus_distribution_sql`](crate::citus_distribution_sql) (run with the
-//! schema as `search_path`) right after it is migrated, so the same tests run on sharded tables. CI does not do this.
+//! coordinator (`scripts/citus-cluster.sh`), each schema is migrated and
+//! distributed by [`citus_distribution_sql`](crate::citus_distribution_sql)
+//! (with the schema as `search_path`) as soon as it is created, so the same
+//! tests run on sharded tables. CI does not do this.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,7 +72,13 @@ impl TestDatabase {
             &polo_store::clock::new_random_id()[..8]
         );
         client.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("creating a test schema");
-        Some(Self { base, schema, distributed: Once::new() })
+        let db = Self { base, schema, distributed: Once::new() };
+        if citus() {
+            // Migrated and distributed before anyone sees the URL: tests
+            // that hand `url()` to a `polo` process get sharded tables too.
+            drop(db.open());
+        }
+        Some(db)
     }
 
     /// The URL of this schema: the server's URL with `search_path` set.
@@ -100,9 +107,8 @@ impl TestDatabase {
     }
 
     /// Under `POLO_TEST_CITUS`, runs the Citus distribution calls on this
-    /// schema, once; otherwise does nothing. [`open`](Self::open) calls it;
-    /// a test that migrates the schema another way (a `polo` process given
-    /// [`url`](Self::url)) calls it after the migration.
+    /// schema, once; otherwise does nothing. [`create`](Self::create) (by
+    /// opening a store) and [`open`](Self::open) call it.
     ///
     /// # Panics
     /// When a distribution call fails, naming the call and the error.
