@@ -119,7 +119,7 @@ impl App {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_cookie_login_csrf_and_logout() {
     let app = app();
     let r =
@@ -181,7 +181,7 @@ async fn session_cookie_login_csrf_and_logout() {
     assert_eq!((r.status.is_client_error(), r.code()), (true, "bad_request"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_basic_and_literal_token_forms() {
     let app = app();
     let (token_id, token) = app.token_for("alice", ALICE_PW, "phone").await;
@@ -255,7 +255,7 @@ async fn bearer_basic_and_literal_token_forms() {
 }
 
 /// The attack review's case: twelve wrong passwords for alice from one address.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passwords_block_the_guesser_not_the_user_elsewhere_nor_her_devices() {
     let app = app();
     let (_, token) = app.token_for("alice", ALICE_PW, "phone").await;
@@ -315,7 +315,7 @@ async fn wrong_passwords_block_the_guesser_not_the_user_elsewhere_nor_her_device
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spraying_many_names_from_one_address_blocks_the_address() {
     let app = app();
     let sprayer = "203.0.113.50";
@@ -345,7 +345,7 @@ async fn spraying_many_names_from_one_address_blocks_the_address() {
 }
 
 /// Browsers open their own login dialog for a Basic challenge: only the tracker routes send one.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_tracker_ingest_routes_challenge_basic() {
     let app = app();
     for (method, path) in [(Method::GET, "/api/v1/me"), (Method::GET, "/api/v1/points"), (Method::GET, "/api/v1/users")]
@@ -371,7 +371,7 @@ async fn only_the_tracker_ingest_routes_challenge_basic() {
 }
 
 /// `SameSite=Lax` sends the cookie with a cross-site top-level GET: a link must not store points.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn osmand_gets_do_not_take_the_session_cookie() {
     let app = app();
     let (cookie, csrf) = app.login("alice", ALICE_PW).await;
@@ -390,7 +390,7 @@ async fn osmand_gets_do_not_take_the_session_cookie() {
 }
 
 /// A Traccar-style client authenticates with the token as its device id: it hears what is wrong.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn osmand_authenticates_by_the_device_id_before_judging_the_reading() {
     let app = app();
     let (_, token) = app.token_for("alice", ALICE_PW, "car").await;
@@ -409,7 +409,7 @@ async fn osmand_authenticates_by_the_device_id_before_judging_the_reading() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_the_password_ends_other_sessions_and_the_cached_password() {
     let app = app();
     let (cookie, csrf) = app.login("alice", ALICE_PW).await;
@@ -451,7 +451,7 @@ async fn changing_the_password_ends_other_sessions_and_the_cached_password() {
     assert_eq!(app.call(Method::GET, "/api/v1/me", &[("authorization", &new)], None).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_list_their_last_point() {
     let app = app();
     let alice = app.store.user_by_name("alice").unwrap().unwrap();
@@ -489,7 +489,7 @@ async fn devices_list_their_last_point() {
 
 /// Every account route × {anonymous, another user, the owner, an admin}.
 /// "Owner" is alice, who owns the device and token in the paths.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorisation_matrix() {
     let app = app();
     let (alice_token_id, _) = app.token_for("alice", ALICE_PW, "phone").await;
@@ -583,7 +583,7 @@ async fn authorisation_matrix() {
 /// A phone's token (no scopes) ingests and reads its own device only; broader
 /// scopes are chosen when a token is made, a token gives at most its own, and
 /// revoking a token revokes the tokens, share links and grants it made.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_scopes_and_revoking_what_a_token_made() {
     let app = app();
     let alice = basic("alice", ALICE_PW);

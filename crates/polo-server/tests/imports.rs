@@ -39,7 +39,7 @@ async fn post(router: &axum::Router, body: Vec<u8>, content_length: bool) -> (St
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_over_the_maximum_are_413_and_others_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let backend = polo_test_support::TestStore::new();

@@ -60,7 +60,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a write that failed transiently is tried in all.
 const WRITE_ATTEMPTS: u32 = 4;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+/// The connection pool. Dropping a connection drives the client's runtime
+/// to say goodbye to the server, so the pool is dropped where that is
+/// allowed ([`outside_async`]): a store may well be dropped in async code.
+struct Pool(Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>);
+
+impl Pool {
+    fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, r2d2::Error> {
+        self.0.as_ref().expect("the pool is only taken when the store is dropped").get()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let pool = self.0.take();
+        outside_async(move || drop(pool));
+    }
+}
 
 /// The PostgreSQL [`Store`](polo_store::Store).
 pub struct PostgresStore {
@@ -89,6 +105,10 @@ impl PostgresStore {
     /// A malformed URL, a server that does not answer within ten seconds,
     /// and failed migrations, each naming the server.
     pub fn open(url: &str) -> StoreResult<Self> {
+        outside_async(|| Self::open_blocking(url))
+    }
+
+    fn open_blocking(url: &str) -> StoreResult<Self> {
         let (url, pool_size) = split_pool_size(url)?;
         let config: postgres::Config =
             url.parse().map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
@@ -108,7 +128,7 @@ impl PostgresStore {
             .connection_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Some(Duration::from_secs(300)))
             .build_unchecked(manager);
-        Ok(Self { pool, location, late: Mutex::default() })
+        Ok(Self { pool: Pool(Some(pool)), location, late: Mutex::default() })
     }
 
     /// Where the store is (host, port and database; no password).
@@ -123,8 +143,10 @@ impl PostgresStore {
 
     /// Runs `f` on a pooled connection.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
-        let mut client = self.client()?;
-        f(&mut client)
+        outside_async(|| {
+            let mut client = self.client()?;
+            f(&mut client)
+        })
     }
 
     /// Runs `f` in one transaction and commits, trying again (a new
@@ -146,11 +168,31 @@ impl PostgresStore {
 
     /// Runs `f` in one transaction and commits, once.
     pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction().db()?;
-        let out = f(&mut tx)?;
-        tx.commit().db()?;
-        Ok(out)
+        outside_async(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction().db()?;
+            let out = f(&mut tx)?;
+            tx.commit().db()?;
+            Ok(out)
+        })
+    }
+}
+
+/// Runs `op`, which drives the client's own runtime, where that is allowed.
+///
+/// The synchronous client blocks on a runtime of its own, which tokio
+/// forbids on a thread that is driving async tasks. Store calls belong on
+/// blocking threads (`spawn_blocking`), where this costs nothing; called
+/// from async code on a multi-threaded runtime (as `polo serve` runs, and
+/// as a careless handler or a test might), `block_in_place` first hands
+/// the thread's other tasks to another worker. On a current-thread runtime
+/// only blocking threads may call the store.
+pub(crate) fn outside_async<T>(op: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(op)
+        }
+        _ => op(),
     }
 }
 

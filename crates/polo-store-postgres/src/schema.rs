@@ -57,7 +57,11 @@ pub const DISTRIBUTED_FOREIGN_KEYS: &[(&str, &str, &str)] = &[
         "point_chunks_user_id_device_id_fkey",
         "FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, id)",
     ),
-    ("intervals", "intervals_user_id_device_id_fkey", "FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, id)"),
+    (
+        "intervals",
+        "intervals_user_id_device_id_fkey",
+        "FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, id)",
+    ),
 ];
 
 /// The Citus statements that distribute polo's tables in the session's
@@ -79,9 +83,11 @@ pub fn citus_distribution_sql() -> Vec<String> {
         REFERENCE_TABLES.iter().map(|t| format!("SELECT create_reference_table('{t}');")).collect();
     sql.extend(DISTRIBUTED_FOREIGN_KEYS.iter().map(|(t, name, _)| format!("ALTER TABLE {t} DROP CONSTRAINT {name};")));
     sql.push(format!("SELECT create_distributed_table('{anchor}', 'user_id');"));
-    sql.extend(colocated.iter().map(|t| {
-        format!("SELECT create_distributed_table('{t}', 'user_id', colocate_with => '{anchor}');")
-    }));
+    sql.extend(
+        colocated
+            .iter()
+            .map(|t| format!("SELECT create_distributed_table('{t}', 'user_id', colocate_with => '{anchor}');")),
+    );
     sql.extend(
         DISTRIBUTED_FOREIGN_KEYS.iter().map(|(t, name, def)| format!("ALTER TABLE {t} ADD CONSTRAINT {name} {def};")),
     );
@@ -377,7 +383,10 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/postgres.md");
         let doc = std::fs::read_to_string(path).expect("reading docs/postgres.md");
         let calls = citus_distribution_sql().join("\n");
-        assert!(doc.contains(&format!("```sql\n{calls}\n```")), "docs/postgres.md should show, in one sql block:\n{calls}");
+        assert!(
+            doc.contains(&format!("```sql\n{calls}\n```")),
+            "docs/postgres.md should show, in one sql block:\n{calls}"
+        );
     }
 
     #[test]

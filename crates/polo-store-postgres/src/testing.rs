@@ -52,6 +52,10 @@ impl TestDatabase {
     /// When no server answers and `POLO_REQUIRE_SERVICES` is set.
     #[must_use]
     pub fn create() -> Option<Self> {
+        crate::outside_async(Self::create_blocking)
+    }
+
+    fn create_blocking() -> Option<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let base = std::env::var("POLO_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_URL.to_owned());
         let mut client = match Client::connect(&base, NoTls) {
@@ -117,20 +121,22 @@ impl TestDatabase {
             return;
         }
         self.distributed.call_once(|| {
-            let mut client = self.client();
-            // Fewer shards than Citus's default 32 per table: schemas are
-            // made and dropped per test. Two workers still hold two each.
-            let shards = std::env::var("POLO_TEST_CITUS_SHARDS").unwrap_or_else(|_| "4".to_owned());
-            client.batch_execute(&format!("SET citus.shard_count = {shards}")).expect("setting citus.shard_count");
-            // Citus deadlocks when schemas are distributed (or dropped)
-            // concurrently: one at a time, across test processes too.
-            client.batch_execute(CITUS_LOCK).expect("taking the test distribution lock");
-            for sql in crate::citus_distribution_sql() {
-                if let Err(e) = client.batch_execute(&sql) {
-                    let why = e.as_db_error().map_or_else(|| e.to_string(), |db| format!("{db}"));
-                    panic!("distributing the test schema {}: {sql}: {why}", self.schema);
+            crate::outside_async(|| {
+                let mut client = self.client();
+                // Fewer shards than Citus's default 32 per table: schemas are
+                // made and dropped per test. Two workers still hold two each.
+                let shards = std::env::var("POLO_TEST_CITUS_SHARDS").unwrap_or_else(|_| "4".to_owned());
+                client.batch_execute(&format!("SET citus.shard_count = {shards}")).expect("setting citus.shard_count");
+                // Citus deadlocks when schemas are distributed (or dropped)
+                // concurrently: one at a time, across test processes too.
+                client.batch_execute(CITUS_LOCK).expect("taking the test distribution lock");
+                for sql in crate::citus_distribution_sql() {
+                    if let Err(e) = client.batch_execute(&sql) {
+                        let why = e.as_db_error().map_or_else(|| e.to_string(), |db| format!("{db}"));
+                        panic!("distributing the test schema {}: {sql}: {why}", self.schema);
+                    }
                 }
-            }
+            });
         });
     }
 
@@ -140,20 +146,22 @@ impl TestDatabase {
     /// When the server does not answer.
     #[must_use]
     pub fn client(&self) -> Client {
-        Client::connect(&self.url(), NoTls).expect("connecting to the test schema")
+        crate::outside_async(|| Client::connect(&self.url(), NoTls)).expect("connecting to the test schema")
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Ok(mut client) = Client::connect(&self.base, NoTls) {
-            // Connections of a store still open would keep their locks; a
-            // store is dropped before its guard in every fixture.
-            if citus() {
-                let _ = client.batch_execute(CITUS_LOCK);
+        crate::outside_async(|| {
+            if let Ok(mut client) = Client::connect(&self.base, NoTls) {
+                // Connections of a store still open would keep their locks; a
+                // store is dropped before its guard in every fixture.
+                if citus() {
+                    let _ = client.batch_execute(CITUS_LOCK);
+                }
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
             }
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
-        }
+        });
     }
 }
 

@@ -455,13 +455,19 @@ fn citus_layout_violations(client: &mut postgres::Client) -> Vec<String> {
         .map(|r| (r.get(0), r.get(2), r.get(3)))
         .collect();
     for (table, name, definition) in &between {
-        if !polo_store_postgres::DISTRIBUTED_FOREIGN_KEYS.contains(&(table.as_str(), name.as_str(), definition.as_str())) {
+        if !polo_store_postgres::DISTRIBUTED_FOREIGN_KEYS.contains(&(
+            table.as_str(),
+            name.as_str(),
+            definition.as_str(),
+        )) {
             broken.push(format!("{table}: foreign key {name} ({definition}) is not in DISTRIBUTED_FOREIGN_KEYS"));
         }
     }
     for (table, name, definition) in polo_store_postgres::DISTRIBUTED_FOREIGN_KEYS {
         if !between.iter().any(|(t, n, d)| (t.as_str(), n.as_str(), d.as_str()) == (*table, *name, *definition)) {
-            broken.push(format!("{table}: foreign key {name} ({definition}) is in DISTRIBUTED_FOREIGN_KEYS, not in the schema"));
+            broken.push(format!(
+                "{table}: foreign key {name} ({definition}) is in DISTRIBUTED_FOREIGN_KEYS, not in the schema"
+            ));
         }
     }
     broken
