@@ -327,6 +327,9 @@ CREATE TABLE replication_tokens (
 /// The migrations, in order; `schema_version` counts those applied.
 pub(crate) const MIGRATIONS: &[&str] = &[V1];
 
+/// The `schema_version` of a database this polo has migrated.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
 /// Applies the migrations not applied yet, each in its own transaction
 /// under an advisory lock, so concurrent starts migrate once.
 pub(crate) fn migrate(client: &mut Client) -> StoreResult<()> {

@@ -224,6 +224,10 @@ impl Store for PostgresStore {
         replication::epochs(self)
     }
 
+    fn renew_epoch(&self) -> StoreResult<String> {
+        replication::renew_epoch(self)
+    }
+
     fn replication_feed(&self, after: Seq, max_weight: usize, filter: &FeedFilter) -> StoreResult<FeedPage> {
         replication::replication_feed(self, after, max_weight, filter)
     }

@@ -7,7 +7,9 @@ use polo_store_postgres::testing::test_store;
 polo_store::conformance_tests!(test_store);
 
 mod replication {
-    polo_store::replication_conformance_tests!(polo_store_postgres::testing::test_store);
+    // Each property case makes two schemas: a third of the embedded store's
+    // cases keeps the test under half a minute (`PROPTEST_CASES` for more).
+    polo_store::replication_conformance_tests!(polo_store_postgres::testing::test_store, property_cases = 16);
 }
 
 mod chunks {
@@ -471,4 +473,156 @@ fn citus_layout_violations(client: &mut postgres::Client) -> Vec<String> {
         }
     }
     broken
+}
+
+/// The Seq contract across nodes (`polo_store::clock`): writers on separate
+/// stores (separate pools, as separate `polo serve` nodes would be) create
+/// devices, insert points and edit derived data concurrently, while a
+/// reader on a store of its own pages through `changes_since` with a small
+/// limit all along. The reader must see every seq exactly once, in order,
+/// each page continuing right after its cursor (a seq that committed
+/// after a higher one would show up as a gap), and every change a writer
+/// got back must be among them, with its kind.
+#[test]
+fn concurrent_writers_on_separate_nodes_keep_seqs_gap_free_and_commit_ordered() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use polo_domain::{Coord, DeviceId, Fix, Seq, SourceFormat, Timestamp, UserId};
+    use polo_store::{ChangeKind, DerivedBatch, DerivedKind, DerivedRow, DerivedScope, Store};
+    use polo_store_postgres::testing::TestDatabase;
+
+    const WRITERS: usize = 3;
+    const ROUNDS: i64 = 25;
+    let Some(db) = TestDatabase::create() else { return };
+    let setup = db.open();
+    let users: Vec<UserId> =
+        (0..WRITERS).map(|i| setup.create_user(&format!("user{i}"), "h", false).unwrap().id).collect();
+    let writing = AtomicUsize::new(WRITERS);
+    let pages_while_writing = AtomicUsize::new(0);
+    let reader_failed = AtomicBool::new(false);
+
+    let (written, seen) = std::thread::scope(|s| {
+        let writers: Vec<_> = users
+            .iter()
+            .map(|&user| {
+                let (db, writing) = (&db, &writing);
+                s.spawn(move || {
+                    let node = db.open();
+                    // What the writer got back: seq -> kind, and the devices it made.
+                    let mut got: BTreeMap<Seq, ChangeKind> = BTreeMap::new();
+                    let mut devices: Vec<DeviceId> = Vec::new();
+                    for round in 0..ROUNDS {
+                        let device = node.ensure_device(user, &format!("device{round}")).unwrap().id;
+                        devices.push(device);
+                        let fixes: Vec<Fix> = (0..5)
+                            .map(|i| {
+                                let t = Timestamp(1_700_000_000_000 + round * 10_000 + i * 1_000);
+                                Fix::new(t, Coord { lat_e7: i as i32, lon_e7: round as i32 }, SourceFormat::Api)
+                            })
+                            .collect();
+                        let seq = node.insert_points(user, device, &fixes).unwrap().seq.unwrap();
+                        assert!(got.insert(seq, ChangeKind::PointsInserted).is_none(), "seq {seq} handed out twice");
+                        let row = DerivedRow {
+                            kind: DerivedKind(7),
+                            scope: DerivedScope::User,
+                            key: round,
+                            value: b"edit".to_vec(),
+                        };
+                        let edit = DerivedBatch { delete: vec![], put: vec![row] };
+                        let seq = node.derived_write(user, &edit, true).unwrap().unwrap();
+                        assert!(got.insert(seq, ChangeKind::Edit).is_none(), "seq {seq} handed out twice");
+                    }
+                    writing.fetch_sub(1, Ordering::SeqCst);
+                    (user, got, devices)
+                })
+            })
+            .collect();
+        let reader = {
+            let (db, writing, pages_while_writing, reader_failed) =
+                (&db, &writing, &pages_while_writing, &reader_failed);
+            s.spawn(move || {
+                let node = db.open();
+                let mut seen: Vec<polo_store::Change> = Vec::new();
+                let mut cursor = Seq(0);
+                loop {
+                    let done = writing.load(Ordering::SeqCst) == 0;
+                    let page = node.changes_since(cursor, 7).unwrap();
+                    for (i, change) in page.iter().enumerate() {
+                        if change.seq != Seq(cursor.0 + 1 + i as u64) {
+                            reader_failed.store(true, Ordering::SeqCst);
+                            panic!("after {cursor} the reader got {:?}: a gap or reordering", change.seq);
+                        }
+                    }
+                    if let Some(last) = page.last() {
+                        cursor = last.seq;
+                        if !done {
+                            pages_while_writing.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    seen.extend(page);
+                    if done && cursor == node.last_seq().unwrap() {
+                        return seen;
+                    }
+                }
+            })
+        };
+        let written: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        (written, reader.join().unwrap())
+    });
+    assert!(!reader_failed.load(Ordering::SeqCst));
+    assert!(pages_while_writing.load(Ordering::SeqCst) > 0, "the reader read nothing while the writers wrote");
+
+    let by_seq: BTreeMap<Seq, &polo_store::Change> = seen.iter().map(|c| (c.seq, c)).collect();
+    assert_eq!(by_seq.len(), seen.len(), "the reader saw a seq twice");
+    let last = setup.last_seq().unwrap();
+    assert_eq!(by_seq.keys().copied().collect::<Vec<_>>(), (1..=last.0).map(Seq).collect::<Vec<_>>());
+    // The setup's users, then per writer a device, a points insert and an edit per round.
+    assert_eq!(seen.len(), WRITERS + WRITERS * ROUNDS as usize * 3);
+    for (user, got, devices) in &written {
+        for (seq, kind) in got {
+            let change = by_seq.get(seq).unwrap_or_else(|| panic!("{seq} written but never read"));
+            assert_eq!((change.kind, change.user), (*kind, *user), "{seq}");
+        }
+        let made: BTreeSet<DeviceId> =
+            seen.iter().filter(|c| c.kind == ChangeKind::Device && c.user == *user).filter_map(|c| c.device).collect();
+        assert_eq!(made, devices.iter().copied().collect(), "every device creation was read once");
+    }
+}
+
+/// Nodes starting at the same moment on an empty schema migrate it once:
+/// every open succeeds and the schema ends at this polo's version.
+#[test]
+fn nodes_opening_a_fresh_schema_together_migrate_it_once() {
+    use std::sync::Barrier;
+
+    use polo_store::Store;
+    use polo_store_postgres::testing::TestDatabase;
+    use polo_store_postgres::{PostgresStore, SCHEMA_VERSION};
+
+    const NODES: usize = 4;
+    let Some(db) = TestDatabase::create() else { return };
+    let url = db.url();
+    let start = Barrier::new(NODES);
+    let nodes: Vec<PostgresStore> = std::thread::scope(|s| {
+        let openers: Vec<_> = (0..NODES)
+            .map(|_| {
+                let (url, start) = (&url, &start);
+                s.spawn(move || {
+                    start.wait();
+                    PostgresStore::open(url)
+                })
+            })
+            .collect();
+        openers.into_iter().map(|o| o.join().unwrap().expect("every node opens")).collect()
+    });
+    let mut client = db.client();
+    let version: String =
+        client.query_one("SELECT value FROM polo_meta WHERE key = 'schema_version'", &[]).unwrap().get(0);
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+    let epochs: i64 = client.query_one("SELECT count(*) FROM epochs", &[]).unwrap().get(0);
+    assert_eq!(epochs, 1, "one instance, one epoch: the schema was created once");
+    let ids: Vec<String> = nodes.iter().map(|n| n.instance_id().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "every node is the same instance: {ids:?}");
+    drop(nodes);
 }

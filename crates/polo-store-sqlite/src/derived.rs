@@ -102,70 +102,9 @@ pub(crate) fn write(
     let seq = log_change_stamped(tx, stamp, ChangeKind::Edit, user, None, None, None, batch.put.len() as u64)?;
     tx.prepare_cached("INSERT INTO edit_log (seq, user_id, batch) VALUES (?1, ?2, ?3)")
         .db()?
-        .execute(params![seq.0 as i64, user.0, encode_batch(batch)])
+        .execute(params![seq.0 as i64, user.0, batch.encode()])
         .db()?;
     Ok(Some(seq))
-}
-
-/// The `edit_log` encoding of a batch: little-endian, length-prefixed.
-///
-/// ```text
-/// u32 deletes, then per range: u16 kind, i64 scope, i64 from, i64 to
-/// u32 puts,    then per row:   u16 kind, i64 scope, i64 key, u32 length, value
-/// ```
-pub(crate) fn encode_batch(batch: &DerivedBatch) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(batch.delete.len() as u32).to_le_bytes());
-    for d in &batch.delete {
-        out.extend_from_slice(&d.kind.0.to_le_bytes());
-        for v in [d.scope.code(), d.from, d.to] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    out.extend_from_slice(&(batch.put.len() as u32).to_le_bytes());
-    for p in &batch.put {
-        out.extend_from_slice(&p.kind.0.to_le_bytes());
-        for v in [p.scope.code(), p.key] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&(p.value.len() as u32).to_le_bytes());
-        out.extend_from_slice(&p.value);
-    }
-    out
-}
-
-/// The inverse of [`encode_batch`].
-pub(crate) fn decode_batch(mut data: &[u8]) -> StoreResult<DerivedBatch> {
-    fn take<const N: usize>(data: &mut &[u8]) -> StoreResult<[u8; N]> {
-        let (head, rest) =
-            data.split_first_chunk::<N>().ok_or_else(|| StoreError::Corrupt("truncated edit_log batch".into()))?;
-        *data = rest;
-        Ok(*head)
-    }
-    let i64_of = |data: &mut &[u8]| take::<8>(data).map(i64::from_le_bytes);
-    let mut batch = DerivedBatch::default();
-    for _ in 0..u32::from_le_bytes(take(&mut data)?) {
-        let kind = DerivedKind(u16::from_le_bytes(take(&mut data)?));
-        let scope = DerivedScope::from_code(i64_of(&mut data)?);
-        let (from, to) = (i64_of(&mut data)?, i64_of(&mut data)?);
-        batch.delete.push(DerivedRange { kind, scope, from, to });
-    }
-    for _ in 0..u32::from_le_bytes(take(&mut data)?) {
-        let kind = DerivedKind(u16::from_le_bytes(take(&mut data)?));
-        let scope = DerivedScope::from_code(i64_of(&mut data)?);
-        let key = i64_of(&mut data)?;
-        let len = u32::from_le_bytes(take(&mut data)?) as usize;
-        if data.len() < len {
-            return Err(StoreError::Corrupt("truncated edit_log value".into()));
-        }
-        let (value, rest) = data.split_at(len);
-        data = rest;
-        batch.put.push(DerivedRow { kind, scope, key, value: value.to_vec() });
-    }
-    if !data.is_empty() {
-        return Err(StoreError::Corrupt("trailing bytes in an edit_log batch".into()));
-    }
-    Ok(batch)
 }
 
 pub(crate) fn cursor(c: &Connection, name: &str) -> StoreResult<Seq> {

@@ -270,23 +270,6 @@ impl SqliteStore {
         })
     }
 
-    /// Makes this database a new instance after it was restored from a
-    /// backup, and returns its new epoch (see [`Store::epoch`]). The change
-    /// log it holds stops at the backup, so its history is no longer the one
-    /// peers followed under the old epoch, and it is not the instance it
-    /// was copied from: it gets a new instance id, the changes it holds
-    /// keep the old id as their origin, the epoch history records where the
-    /// new epoch forked, and a replication checkpoint records that this
-    /// copy holds the old instance's feed up to the backup (so replicating
-    /// from the old instance resumes there). A restore calls this before
-    /// the copy serves anything.
-    ///
-    /// # Errors
-    /// Backend failures.
-    pub fn renew_epoch(&self) -> StoreResult<String> {
-        self.write(replication::become_restored_copy)
-    }
-
     /// Lets the database grow by at most `pages` more pages (SQLite's
     /// `max_page_count`), or lifts the cap (`None`, which also counts as
     /// room for [`Store::check_writable`]): a write that would grow it
@@ -1088,6 +1071,10 @@ impl Store for SqliteStore {
 
     fn epochs(&self) -> StoreResult<Vec<polo_store::EpochSpan>> {
         self.read(replication::epochs)
+    }
+
+    fn renew_epoch(&self) -> StoreResult<String> {
+        self.write(replication::become_restored_copy)
     }
 
     fn replication_feed(

@@ -12,16 +12,23 @@
 //! * `origin` is a small integer: 0 for this instance, else a row of
 //!   `origins`. Comparisons use the instance id strings, so every replica
 //!   orders versions alike.
+//!
+//! What to apply and what a page holds is decided by
+//! `polo_store::replication::{apply, feed}`, shared with every backend;
+//! this module reads and writes the rows.
 
 use std::collections::HashMap;
 
-use polo_domain::{DeviceId, Fix, Interval, Seq, Timestamp, UserId};
+use polo_domain::{DeviceId, Interval, Seq, UserId};
 use polo_store::codec::{StoredFix, decode_chunk};
-use polo_store::replication::{EditRange, EditRow};
+use polo_store::replication::apply::{
+    AccountDecision, OriginNames, PointArbiter, PointVersions, VersionedTombstone, admit_points, decide_account,
+    edit_batch, time_span, tombstone_selection, unlogged_point,
+};
+use polo_store::replication::feed::{FeedAssembly, LOG_SLICE, PointsAt, edit_change};
 use polo_store::{
-    ApplyOutcome, ChangeKind, Checkpoint, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope,
-    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, PointQuery, PointSelection, ReplicatedChange,
-    ReplicationToken, StoreError, StoreResult, Version,
+    ApplyOutcome, ChangeKind, Checkpoint, DerivedBatch, DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc,
+    ReplicatedChange, ReplicationToken, StoreError, StoreResult, Version,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -29,12 +36,6 @@ use crate::{
     Db, Stamp, WriterMemory, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points,
     with_clock,
 };
-
-/// Changes read from the log per query while filling a page.
-const LOG_SLICE: i64 = 512;
-/// Point changes of one device whose spans are closer than this are served
-/// by one chunk scan (live ingest: thousands of tiny changes a day).
-const MERGE_GAP_MS: i64 = 3_600_000;
 
 /// This instance's id.
 pub(crate) fn instance_id(c: &Connection) -> StoreResult<String> {
@@ -61,7 +62,7 @@ pub(crate) fn become_restored_copy(tx: &Transaction<'_>) -> StoreResult<String> 
     let old_id = instance_id(tx)?;
     let old_epoch: String = tx.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0)).db()?;
     let last = last_seq(tx)?;
-    let origin = origin_code(tx, "", &old_id)?;
+    let origin = find_or_create_origin(tx, &old_id)?;
     for table in ["changes", "users", "devices", "tombstones"] {
         tx.execute(&format!("UPDATE {table} SET origin = ?1 WHERE origin = 0"), [origin]).db()?;
     }
@@ -88,11 +89,8 @@ pub(crate) fn become_restored_copy(tx: &Transaction<'_>) -> StoreResult<String> 
 
 // ------------------------------------------------------------------ origins
 
-/// The `origins` code of `instance` (0 for `me`), created if new.
-fn origin_code(tx: &Connection, me: &str, instance: &str) -> StoreResult<i64> {
-    if instance == me {
-        return Ok(0);
-    }
+/// The `origins` row of `instance`, created if new.
+fn find_or_create_origin(tx: &Connection, instance: &str) -> StoreResult<i64> {
     if let Some(id) = tx
         .prepare_cached("SELECT id FROM origins WHERE instance = ?1")
         .db()?
@@ -106,37 +104,14 @@ fn origin_code(tx: &Connection, me: &str, instance: &str) -> StoreResult<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// Instance ids by `origins` code, with 0 as `me`.
-struct OriginNames {
-    me: String,
-    names: HashMap<i64, String>,
+/// The instance id `origins` holds under `code`.
+fn origin_name(c: &Connection, code: i64) -> StoreResult<Option<String>> {
+    c.prepare_cached("SELECT instance FROM origins WHERE id = ?1").db()?.query_row([code], |r| r.get(0)).optional().db()
 }
 
-impl OriginNames {
-    fn new(me: String) -> Self {
-        Self { me, names: HashMap::new() }
-    }
-
-    fn name(&mut self, c: &Connection, code: i64) -> StoreResult<&str> {
-        if code == 0 {
-            return Ok(&self.me);
-        }
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.names.entry(code) {
-            let name: String = c
-                .prepare_cached("SELECT instance FROM origins WHERE id = ?1")
-                .db()?
-                .query_row([code], |r| r.get(0))
-                .optional()
-                .db()?
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown origin {code}")))?;
-            slot.insert(name);
-        }
-        Ok(&self.names[&code])
-    }
-
-    fn version(&mut self, c: &Connection, hlc: i64, code: i64) -> StoreResult<Version> {
-        Ok(Version { hlc: Hlc(hlc as u64), origin: self.name(c, code)?.to_owned() })
-    }
+/// The version of a change stored as `(hlc, origin code)`.
+fn version(c: &Connection, origins: &mut OriginNames, hlc: i64, code: i64) -> StoreResult<Version> {
+    origins.version(hlc, code, |code| origin_name(c, code))
 }
 
 // --------------------------------------------------------------------- feed
@@ -155,16 +130,6 @@ struct LogRow {
     user: String,
 }
 
-/// A point change whose fixes the page still has to collect.
-struct PendingPoints {
-    entry: usize,
-    user: i64,
-    device: i64,
-    seq: i64,
-    first: i64,
-    last: i64,
-}
-
 /// [`polo_store::Store::replication_feed`] on one read snapshot.
 pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedFilter) -> StoreResult<FeedPage> {
     let mut origins = OriginNames::new(instance_id(c)?);
@@ -176,11 +141,9 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
         .optional()
         .db()?
         .unwrap_or(0);
-    let mut entries: Vec<FeedEntry> = Vec::new();
-    let mut pending: Vec<PendingPoints> = Vec::new();
+    let mut page = FeedAssembly::new(after, max_weight);
     let mut devices: HashMap<i64, HashMap<i64, String>> = HashMap::new();
-    let (mut next, mut weight) = (after, 0usize);
-    'log: while weight < max_weight.max(1) && next < head {
+    'log: while page.wants_more(head) {
         let mut stmt = c
             .prepare_cached(
                 "SELECT c.seq, c.kind, c.user_id, c.device_id, c.first_ms, c.last_ms, c.count, c.hlc, c.origin, u.name \
@@ -189,7 +152,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
             )
             .db()?;
         let rows: Vec<LogRow> = stmt
-            .query_map(params![next.0 as i64, head.0 as i64, LOG_SLICE], |r| {
+            .query_map(params![page.next().0 as i64, head.0 as i64, LOG_SLICE as i64], |r| {
                 Ok(LogRow {
                     seq: r.get(0)?,
                     kind: r.get(1)?,
@@ -210,9 +173,9 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
             break;
         }
         for LogRow { seq, kind, user_id, device_id, first, last, count, hlc, origin, user } in rows {
-            next = Seq(seq as u64);
-            let version = origins.version(c, hlc, origin)?;
+            let version = version(c, &mut origins, hlc, origin)?;
             if !filter.admits(&user, &version.origin) {
+                page.skip(Seq(seq as u64));
                 continue;
             }
             let mut device_name = |id: i64| -> StoreResult<String> {
@@ -222,6 +185,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                 };
                 names.get(&id).cloned().ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device {id}")))
             };
+            let no_device = || StoreError::Corrupt(format!("change {seq}: no device"));
             let change = match ChangeKind::from_code(kind)? {
                 ChangeKind::User => {
                     let (password_hash, is_admin) = c
@@ -232,7 +196,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                     ReplicatedChange::User { name: user, password_hash, is_admin }
                 }
                 ChangeKind::Device => {
-                    let id = device_id.ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device")))?;
+                    let id = device_id.ok_or_else(no_device)?;
                     let (encryption_key, card_name, card_face): (Option<String>, Option<String>, Option<String>) = c
                         .prepare_cached(
                             "SELECT encryption_key, card_name, card_face FROM devices WHERE user_id = ?1 AND id = ?2",
@@ -245,12 +209,16 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                     ReplicatedChange::Device { user, name: device_name(id)?, encryption_key, card }
                 }
                 ChangeKind::PointsInserted => {
-                    let id = device_id.ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device")))?;
+                    let id = device_id.ok_or_else(no_device)?;
                     let (Some(first), Some(last)) = (first, last) else {
                         return Err(StoreError::Corrupt(format!("change {seq}: points without a time span")));
                     };
-                    pending.push(PendingPoints { entry: entries.len(), user: user_id, device: id, seq, first, last });
-                    ReplicatedChange::Points { user, device: device_name(id)?, fixes: Vec::new() }
+                    let at = PointsAt { user: user_id, device: id, first, last };
+                    let device = device_name(id)?;
+                    if page.push_points(Seq(seq as u64), version, user, device, at, count as u64) {
+                        break 'log;
+                    }
+                    continue;
                 }
                 ChangeKind::PointsDeleted => ReplicatedChange::Tombstone {
                     user,
@@ -261,7 +229,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                     keep_one_every_ms: tombstone_thinning(c, seq)?,
                 },
                 ChangeKind::IntervalsInserted => {
-                    let id = device_id.ok_or_else(|| StoreError::Corrupt(format!("change {seq}: no device")))?;
+                    let id = device_id.ok_or_else(no_device)?;
                     let intervals = change_intervals(c, user_id, id, seq, first, last)?;
                     ReplicatedChange::Intervals { user, device: device_name(id)?, intervals }
                 }
@@ -273,39 +241,34 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                         .optional()
                         .db()?;
                     // Edits from before replication kept no batch: nothing to send.
-                    let Some(batch) = batch else { continue };
-                    let batch = derived::decode_batch(&batch)?;
-                    let mut scope_name = |scope: DerivedScope| match scope {
-                        DerivedScope::User => Ok(None),
-                        DerivedScope::Device(d) => device_name(d.0).map(Some),
+                    let Some(batch) = batch else {
+                        page.skip(Seq(seq as u64));
+                        continue;
                     };
-                    let delete = batch
-                        .delete
-                        .iter()
-                        .map(|d| Ok(EditRange { kind: d.kind.0, device: scope_name(d.scope)?, from: d.from, to: d.to }))
-                        .collect::<StoreResult<_>>()?;
-                    let put = batch
-                        .put
-                        .into_iter()
-                        .map(|p| {
-                            Ok(EditRow { kind: p.kind.0, device: scope_name(p.scope)?, key: p.key, value: p.value })
-                        })
-                        .collect::<StoreResult<_>>()?;
-                    ReplicatedChange::Edit { user, delete, put }
+                    edit_change(user, DerivedBatch::decode(&batch)?, &mut |d| device_name(d.0))?
                 }
             };
-            weight += match &change {
-                ReplicatedChange::Points { .. } => usize::try_from(count).unwrap_or(1).max(1),
-                other => other.weight(),
-            };
-            entries.push(FeedEntry { seq: Seq(seq as u64), version, change });
-            if weight >= max_weight.max(1) {
+            if page.push(Seq(seq as u64), version, change) {
                 break 'log;
             }
         }
     }
-    fill_points(c, &mut entries, pending)?;
-    Ok(FeedPage { entries, next, head, head_hlc: Hlc(head_hlc as u64) })
+    for scan in page.point_scans() {
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT data FROM point_chunks WHERE user_id = ?1 AND device_id = ?2 \
+                 AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
+                     WHERE user_id = ?1 AND device_id = ?2 AND first_ms <= ?3), ?3) \
+                 AND first_ms <= ?4 AND last_ms >= ?3 AND max_seq >= ?5 ORDER BY first_ms",
+            )
+            .db()?;
+        let mut rows = stmt.query(params![scan.user, scan.device, scan.from, scan.last, scan.min_seq.0 as i64]).db()?;
+        while let Some(r) = rows.next().db()? {
+            let data: Vec<u8> = r.get(0).db()?;
+            page.collect(&scan, decode_chunk(&data)?);
+        }
+    }
+    Ok(page.finish(head, Hlc(head_hlc as u64)))
 }
 
 fn device_names(c: &Connection, user: i64) -> StoreResult<HashMap<i64, String>> {
@@ -337,73 +300,18 @@ fn change_intervals(
     Ok(out)
 }
 
-/// Collects the fixes of the page's point changes: per device, changes whose
-/// spans lie close together share one scan of the chunks.
-fn fill_points(c: &Connection, entries: &mut [FeedEntry], mut pending: Vec<PendingPoints>) -> StoreResult<()> {
-    pending.sort_by_key(|p| (p.user, p.device, p.first));
-    let mut at = 0;
-    while at < pending.len() {
-        let (user, device) = (pending[at].user, pending[at].device);
-        let (lo, mut hi) = (pending[at].first, pending[at].last);
-        let mut end = at + 1;
-        while end < pending.len()
-            && pending[end].user == user
-            && pending[end].device == device
-            && pending[end].first <= hi.saturating_add(MERGE_GAP_MS)
-        {
-            hi = hi.max(pending[end].last);
-            end += 1;
-        }
-        let group = &pending[at..end];
-        let by_seq: HashMap<i64, usize> = group.iter().map(|p| (p.seq, p.entry)).collect();
-        let min_seq = group.iter().map(|p| p.seq).min().unwrap_or(0);
-        let mut stmt = c
-            .prepare_cached(
-                "SELECT data FROM point_chunks WHERE user_id = ?1 AND device_id = ?2 \
-                 AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
-                     WHERE user_id = ?1 AND device_id = ?2 AND first_ms <= ?3), ?3) \
-                 AND first_ms <= ?4 AND last_ms >= ?3 AND max_seq >= ?5 ORDER BY first_ms",
-            )
-            .db()?;
-        let mut rows = stmt.query(params![user, device, lo, hi, min_seq]).db()?;
-        while let Some(r) = rows.next().db()? {
-            let data: Vec<u8> = r.get(0).db()?;
-            for sf in decode_chunk(&data)? {
-                if let Some(&entry) = by_seq.get(&(sf.seq.0 as i64))
-                    && let ReplicatedChange::Points { fixes, .. } = &mut entries[entry].change
-                {
-                    fixes.push(sf.fix);
-                }
-            }
-        }
-        at = end;
-    }
-    Ok(())
-}
-
 // -------------------------------------------------------------------- apply
 
-/// The stored versions of points, by the seq their chunk records.
-struct PointVersions {
-    by_seq: HashMap<u64, Version>,
-}
-
-impl PointVersions {
-    fn of(&mut self, tx: &Connection, origins: &mut OriginNames, seq: Seq) -> StoreResult<Version> {
-        if let Some(v) = self.by_seq.get(&seq.0) {
-            return Ok(v.clone());
-        }
-        let (hlc, origin): (i64, i64) = tx
-            .prepare_cached("SELECT hlc, origin FROM changes WHERE seq = ?1")
-            .db()?
-            .query_row([seq.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .db()?
-            .ok_or_else(|| StoreError::Corrupt(format!("a stored point names change {seq}, which is not logged")))?;
-        let v = origins.version(tx, hlc, origin)?;
-        self.by_seq.insert(seq.0, v.clone());
-        Ok(v)
-    }
+/// The version of change `seq`, from the log.
+fn change_version(tx: &Connection, origins: &mut OriginNames, seq: Seq) -> StoreResult<Version> {
+    let (hlc, origin): (i64, i64) = tx
+        .prepare_cached("SELECT hlc, origin FROM changes WHERE seq = ?1")
+        .db()?
+        .query_row([seq.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?
+        .ok_or_else(|| unlogged_point(seq))?;
+    version(tx, origins, hlc, origin)
 }
 
 /// [`polo_store::Store::replication_apply`] inside the writer's transaction.
@@ -414,11 +322,10 @@ pub(crate) fn apply(
     checkpoint: &Checkpoint,
 ) -> StoreResult<ApplyOutcome> {
     let mut origins = OriginNames::new(instance_id(tx)?);
-    let mut versions = PointVersions { by_seq: HashMap::new() };
+    let mut versions = PointVersions::default();
     let mut out = ApplyOutcome::default();
     for entry in entries {
-        let me = origins.me.clone();
-        let origin = origin_code(tx, &me, &entry.version.origin)?;
+        let origin = origins.code(&entry.version.origin, |instance| find_or_create_origin(tx, instance))?;
         let hlc = entry.version.hlc;
         let held = tx
             .prepare_cached("SELECT 1 FROM changes WHERE origin = ?1 AND hlc = ?2")
@@ -429,11 +336,7 @@ pub(crate) fn apply(
             .is_some();
         let changed =
             !held && apply_one(tx, entry, Stamp::Replicated { hlc, origin }, &mut origins, &mut versions, &mut out)?;
-        if changed {
-            out.applied += 1;
-        } else {
-            out.skipped += 1;
-        }
+        out.count_entry(changed);
     }
     write_checkpoint(tx, name, checkpoint)?;
     Ok(out)
@@ -457,12 +360,21 @@ fn apply_one(
                 .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .optional()
                 .db()?;
-            let id = match stored {
-                Some((id, hash, admin, hlc, origin)) => {
-                    if origins.version(tx, hlc, origin)? >= *incoming || (hash == *password_hash && admin == *is_admin)
-                    {
-                        return Ok(false);
-                    }
+            let held = match &stored {
+                Some((_, hash, admin, hlc, origin)) => {
+                    Some((version(tx, origins, *hlc, *origin)?, (hash.as_str(), *admin)))
+                }
+                None => None,
+            };
+            let id = match decide_account(
+                held.as_ref().map(|(v, c)| (v, c)),
+                incoming,
+                &(password_hash.as_str(), *is_admin),
+            ) {
+                AccountDecision::Skip => return Ok(false),
+                AccountDecision::Create => insert_user(tx, name, password_hash, *is_admin, stamp)?,
+                AccountDecision::Update => {
+                    let id = stored.map_or(0, |s| s.0);
                     tx.prepare_cached(
                         "UPDATE users SET password_hash = ?2, is_admin = ?3, hlc = ?4, origin = ?5 WHERE id = ?1",
                     )
@@ -471,7 +383,6 @@ fn apply_one(
                     .db()?;
                     id
                 }
-                None => insert_user(tx, name, password_hash, *is_admin, stamp)?,
             };
             log_change_stamped(tx, stamp, ChangeKind::User, UserId(id), None, None, None, 1)?;
             Ok(true)
@@ -491,17 +402,17 @@ fn apply_one(
                 })
                 .optional()
                 .db()?;
-            let id = match stored {
-                Some((id, key, cn, cf, hlc, origin)) => {
-                    let same = key.as_deref() == encryption_key.as_deref()
-                        && cn.as_deref() == card_name
-                        && cf.as_deref() == card_face;
-                    if same || origins.version(tx, hlc, origin)? >= *incoming {
-                        return Ok(false);
-                    }
-                    id
+            let content = (encryption_key.as_deref(), card_name, card_face);
+            let held = match &stored {
+                Some((_, key, cn, cf, hlc, origin)) => {
+                    Some((version(tx, origins, *hlc, *origin)?, (key.as_deref(), cn.as_deref(), cf.as_deref())))
                 }
-                None => create_device(tx, user, name)?,
+                None => None,
+            };
+            let id = match decide_account(held.as_ref().map(|(v, c)| (v, c)), incoming, &content) {
+                AccountDecision::Skip => return Ok(false),
+                AccountDecision::Create => create_device(tx, user, name)?,
+                AccountDecision::Update => stored.map_or(0, |s| s.0),
             };
             tx.prepare_cached(
                 "UPDATE devices SET encryption_key = ?3, card_name = ?4, card_face = ?5, hlc = ?6, origin = ?7 \
@@ -524,43 +435,11 @@ fn apply_one(
         ReplicatedChange::Points { user, device, fixes } => {
             let user = ensure_user(tx, user)?;
             let device = ensure_device(tx, user, device)?;
-            let (Some(lo), Some(hi)) = (fixes.iter().map(|f| f.time.0).min(), fixes.iter().map(|f| f.time.0).max())
-            else {
-                return Ok(false);
-            };
+            let Some((lo, hi)) = time_span(fixes) else { return Ok(false) };
             let covering = covering_tombstones(tx, origins, user, Some(device), lo, hi)?;
-            let admitted: Vec<Fix> = fixes
-                .iter()
-                .filter(|f| {
-                    let buried = covering.iter().any(|(from, last, area, v)| {
-                        from.is_none_or(|from| from <= f.time.0)
-                            && last.is_none_or(|last| f.time.0 <= last)
-                            && area.is_none_or(|a| a.contains(f.coord.lat_e7, f.coord.lon_e7))
-                            && v > incoming
-                    });
-                    out.points_suppressed += u64::from(buried);
-                    !buried
-                })
-                .cloned()
-                .collect();
-            let mut replaced = 0u64;
-            let mut failure = None;
-            let mut replace = |stored: &StoredFix, fix: &Fix| {
-                if stored.fix == *fix {
-                    return false;
-                }
-                match versions.of(tx, origins, stored.seq) {
-                    Ok(v) if *incoming > v => {
-                        replaced += 1;
-                        true
-                    }
-                    Ok(_) => false,
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                        false
-                    }
-                }
-            };
+            let (admitted, suppressed) = admit_points(fixes, &covering, incoming);
+            let mut arbiter = PointArbiter::new(incoming, versions, |seq| change_version(tx, origins, seq));
+            let mut replace = |stored: &StoredFix, fix: &polo_domain::Fix| arbiter.replaces(stored, fix);
             let outcome = with_clock(tx, |clock| {
                 points::insert(
                     tx,
@@ -573,38 +452,19 @@ fn apply_one(
                     clock,
                 )
             })?;
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            out.points_added += outcome.added - replaced;
-            out.points_replaced += replaced;
+            let replaced = arbiter.finish()?;
+            out.count_points(outcome.added, replaced, suppressed);
             Ok(outcome.seq.is_some())
         }
         ReplicatedChange::Tombstone { user, device, from, last, area, keep_one_every_ms } => {
             let user = ensure_user(tx, user)?;
             let device = device.as_deref().map(|d| ensure_device(tx, user, d)).transpose()?;
-            let query = PointSelection {
-                query: PointQuery {
-                    user: UserId(user),
-                    device: device.map(DeviceId),
-                    from: from.map(Timestamp),
-                    to: last.map(|l| Timestamp(l.saturating_add(1))),
-                },
-                area: *area,
-                keep_one_every_ms: *keep_one_every_ms,
-            };
-            let mut failure = None;
-            let mut keep = |seq: Seq| match versions.of(tx, origins, seq) {
-                Ok(v) => v > *incoming,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    true
-                }
-            };
-            let outcome = points::delete(tx, &query, stamp, Some(&mut keep), true)?;
-            if let Some(e) = failure {
-                return Err(e);
-            }
+            let selection =
+                tombstone_selection(UserId(user), device.map(DeviceId), *from, *last, *area, *keep_one_every_ms);
+            let mut arbiter = PointArbiter::new(incoming, versions, |seq| change_version(tx, origins, seq));
+            let mut keep = |seq: Seq| arbiter.survives(seq);
+            let outcome = points::delete(tx, &selection, stamp, Some(&mut keep), true)?;
+            arbiter.finish()?;
             out.points_deleted += outcome.deleted;
             Ok(true)
         }
@@ -618,29 +478,7 @@ fn apply_one(
         }
         ReplicatedChange::Edit { user, delete, put } => {
             let user = ensure_user(tx, user)?;
-            let scope = |device: &Option<String>| -> StoreResult<DerivedScope> {
-                Ok(match device {
-                    None => DerivedScope::User,
-                    Some(name) => DerivedScope::Device(DeviceId(ensure_device(tx, user, name)?)),
-                })
-            };
-            let mut batch = DerivedBatch::default();
-            for d in delete {
-                batch.delete.push(DerivedRange {
-                    kind: DerivedKind(d.kind),
-                    scope: scope(&d.device)?,
-                    from: d.from,
-                    to: d.to,
-                });
-            }
-            for p in put {
-                batch.put.push(DerivedRow {
-                    kind: DerivedKind(p.kind),
-                    scope: scope(&p.device)?,
-                    key: p.key,
-                    value: p.value.clone(),
-                });
-            }
+            let batch = edit_batch(delete, put, &mut |name| ensure_device(tx, user, name).map(DeviceId))?;
             Ok(derived::write(tx, UserId(user), &batch, true, stamp)?.is_some())
         }
     }
@@ -680,11 +518,8 @@ fn tombstone_thinning(c: &Connection, seq: i64) -> StoreResult<Option<i64>> {
     Ok(thin.flatten())
 }
 
-/// A stored tombstone: inclusive bounds (`None` unbounded), area and version.
-type Tombstone = (Option<i64>, Option<i64>, Option<polo_store::Area>, Version);
-
-/// The tombstones of `user` (all devices, or `device`'s) overlapping
-/// `[lo, hi]`.
+/// The burying tombstones of `user` (all devices, or `device`'s)
+/// overlapping `[lo, hi]`, with their versions.
 fn covering_tombstones(
     tx: &Connection,
     origins: &mut OriginNames,
@@ -692,7 +527,7 @@ fn covering_tombstones(
     device: Option<i64>,
     lo: i64,
     hi: i64,
-) -> StoreResult<Vec<Tombstone>> {
+) -> StoreResult<Vec<VersionedTombstone>> {
     type Row = (Option<i64>, Option<i64>, i64, i64, [Option<i32>; 4]);
     let rows: Vec<Row> = tx
         .prepare_cached(
@@ -715,7 +550,7 @@ fn covering_tombstones(
                 }
                 _ => None,
             };
-            Ok((from, last, area, origins.version(tx, hlc, origin)?))
+            Ok(VersionedTombstone { from, last, area, version: version(tx, origins, hlc, origin)? })
         })
         .collect()
 }

@@ -155,7 +155,7 @@ CREATE TABLE derived_cursors (
 
 /// Version 6: the instance's epoch, 128 random bits as hex. It names one
 /// unbroken history of this database's change log: a restore from a backup
-/// replaces it ([`crate::SqliteStore::renew_epoch`]), so a replication peer
+/// replaces it ([`polo_store::Store::renew_epoch`]), so a replication peer
 /// holding a cursor `(epoch, seq)` sees that the source was rewound instead
 /// of silently skipping the changes after the backup's `last_seq`.
 const V6: &str = "

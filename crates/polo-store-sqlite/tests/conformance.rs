@@ -133,55 +133,6 @@ fn version_8_tokens_migrate_to_the_device_scope() {
 }
 
 #[test]
-fn epochs_are_random_and_renewed_on_request() {
-    let (a, _dir_a) = temp_store();
-    let (b, _dir_b) = temp_store();
-    let epoch = a.epoch().unwrap();
-    assert_eq!(epoch.len(), 32);
-    assert!(epoch.bytes().all(|c| c.is_ascii_hexdigit()), "{epoch}");
-    assert_ne!(epoch, b.epoch().unwrap(), "two instances never share an epoch");
-    let seq = a.last_seq().unwrap();
-    let renewed = a.renew_epoch().unwrap();
-    assert_ne!(renewed, epoch);
-    assert_eq!(a.epoch().unwrap(), renewed);
-    assert_eq!(a.last_seq().unwrap(), seq, "a new epoch is not a change");
-}
-
-#[test]
-fn a_restored_copy_is_a_new_instance_that_remembers_where_it_forked() {
-    use polo_domain::Seq;
-    use polo_store::FeedFilter;
-    let (a, _dir) = temp_store();
-    let user = a.create_user("alice", "h", false).unwrap();
-    let device = a.ensure_device(user.id, "phone").unwrap();
-    a.insert_points(
-        user.id,
-        device.id,
-        &[Fix::new(Timestamp(1_000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Api)],
-    )
-    .unwrap();
-    let (old_id, old_epoch, last) = (a.instance_id().unwrap(), a.epoch().unwrap(), a.last_seq().unwrap());
-    let epoch = a.renew_epoch().unwrap();
-    assert_ne!(a.instance_id().unwrap(), old_id, "the copy is another instance");
-    let epochs = a.epochs().unwrap();
-    assert_eq!(epochs.len(), 2);
-    assert_eq!((epochs[0].epoch.as_str(), epochs[0].start), (old_epoch.as_str(), Seq(0)));
-    assert_eq!((epochs[1].epoch.as_str(), epochs[1].start), (epoch.as_str(), last));
-    let feed = a.replication_feed(Seq(0), 100, &FeedFilter::default()).unwrap();
-    assert!(feed.entries.iter().all(|e| e.version.origin == old_id), "restored changes keep their origin");
-    let seeded = a.replication_checkpoint(&old_id).unwrap().unwrap();
-    assert_eq!(
-        (seeded.epoch, seeded.seq),
-        (old_epoch, last),
-        "the copy holds the old instance's feed up to the backup"
-    );
-    // New local changes carry the new id.
-    a.ensure_device(user.id, "watch").unwrap();
-    let feed = a.replication_feed(last, 100, &FeedFilter::default()).unwrap();
-    assert_eq!(feed.entries[0].version.origin, a.instance_id().unwrap());
-}
-
-#[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("polo.db");

@@ -24,6 +24,7 @@ use std::ops::ControlFlow;
 
 pub mod deletes;
 pub mod replication;
+pub mod replication_props;
 
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
@@ -110,7 +111,8 @@ macro_rules! conformance_tests {
             tokens_create_lookup_revoke, sessions_expire_and_delete, last_point_reads_the_latest_fix,
             device_encryption_keys, insert_reports_added_times, point_groups_succeed_and_fail_alone, device_cards,
             derived_rows_ranges_and_batches,
-            derived_edits_and_cursors, epoch_is_stable_across_writes);
+            derived_edits_and_cursors, epoch_is_stable_across_writes,
+            a_restored_copy_is_a_new_instance_that_remembers_where_it_forked);
         // Deleting (conformance/deletes.rs).
         $crate::conformance_tests!(@each $make;
             deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area,
@@ -152,6 +154,10 @@ pub const ALL: &[(&str, Test)] = &[
     ("derived_rows_ranges_and_batches", derived_rows_ranges_and_batches),
     ("derived_edits_and_cursors", derived_edits_and_cursors),
     ("epoch_is_stable_across_writes", epoch_is_stable_across_writes),
+    (
+        "a_restored_copy_is_a_new_instance_that_remembers_where_it_forked",
+        a_restored_copy_is_a_new_instance_that_remembers_where_it_forked,
+    ),
     ("deleted_points_stay_deleted_until_restored", deleted_points_stay_deleted_until_restored),
     ("selections_delete_inside_their_area", selections_delete_inside_their_area),
     ("thinning_keeps_one_point_per_slot", thinning_keeps_one_point_per_slot),
@@ -664,13 +670,47 @@ pub fn storage_stats_and_ping(store: &dyn Store) {
 }
 
 /// The epoch exists from the start and writes do not change it: only a
-/// restore does (backend-specific, not part of the trait).
+/// restore does ([`Store::renew_epoch`]).
 pub fn epoch_is_stable_across_writes(store: &dyn Store) {
     let epoch = store.epoch().unwrap();
     assert!(!epoch.is_empty());
     let (user, device) = setup(store, "alice");
     store.insert_points(user, device, &[plain_fix(T0)]).unwrap();
     assert_eq!(store.epoch().unwrap(), epoch);
+}
+
+/// [`Store::renew_epoch`] makes the store a new instance: a new id and
+/// epoch, the epoch history forking at the restored head, the changes it
+/// holds keeping the old id as their origin, and a checkpoint saying it
+/// holds the old instance's feed up to the fork.
+pub fn a_restored_copy_is_a_new_instance_that_remembers_where_it_forked(store: &dyn Store) {
+    use crate::FeedFilter;
+    let a = store;
+    let user = a.create_user("alice", "h", false).unwrap();
+    let device = a.ensure_device(user.id, "phone").unwrap();
+    a.insert_points(user.id, device.id, &[plain_fix(1_000)]).unwrap();
+    let (old_id, old_epoch, last) = (a.instance_id().unwrap(), a.epoch().unwrap(), a.last_seq().unwrap());
+    let epoch = a.renew_epoch().unwrap();
+    assert_ne!(a.instance_id().unwrap(), old_id, "the copy is another instance");
+    assert_eq!(a.last_seq().unwrap(), last, "a new epoch is not a change");
+    let epochs = a.epochs().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!((epochs[0].epoch.as_str(), epochs[0].start), (old_epoch.as_str(), Seq(0)));
+    assert_eq!((epochs[1].epoch.as_str(), epochs[1].start), (epoch.as_str(), last));
+    assert_eq!(epochs[1].instance, a.instance_id().unwrap(), "the new epoch begins under the new id");
+    let feed = a.replication_feed(Seq(0), 100, &FeedFilter::default()).unwrap();
+    assert_eq!(feed.entries.len(), 3);
+    assert!(feed.entries.iter().all(|e| e.version.origin == old_id), "restored changes keep their origin");
+    let seeded = a.replication_checkpoint(&old_id).unwrap().unwrap();
+    assert_eq!(
+        (seeded.epoch, seeded.seq),
+        (old_epoch, last),
+        "the copy holds the old instance's feed up to the backup"
+    );
+    // New local changes carry the new id.
+    a.ensure_device(user.id, "watch").unwrap();
+    let feed = a.replication_feed(last, 100, &FeedFilter::default()).unwrap();
+    assert_eq!(feed.entries[0].version.origin, a.instance_id().unwrap());
 }
 
 /// `user_by_id`, and `set_password` (a user change in the log).

@@ -20,6 +20,8 @@
 
 use polo_domain::DeviceId;
 
+use crate::{StoreError, StoreResult};
+
 /// A class of derived rows; the numbers belong to the computing layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DerivedKind(pub u16);
@@ -107,5 +109,99 @@ impl DerivedBatch {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.delete.is_empty() && self.put.is_empty()
+    }
+
+    /// The encoding backends keep an edit's batch in (`edit_log`), so that
+    /// the replication feed can resend it: little-endian, length-prefixed.
+    ///
+    /// ```text
+    /// u32 deletes, then per range: u16 kind, i64 scope, i64 from, i64 to
+    /// u32 puts,    then per row:   u16 kind, i64 scope, i64 key, u32 length, value
+    /// ```
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(self.delete.len() as u32).to_le_bytes());
+        for d in &self.delete {
+            out.extend_from_slice(&d.kind.0.to_le_bytes());
+            for v in [d.scope.code(), d.from, d.to] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.put.len() as u32).to_le_bytes());
+        for p in &self.put {
+            out.extend_from_slice(&p.kind.0.to_le_bytes());
+            for v in [p.scope.code(), p.key] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&(p.value.len() as u32).to_le_bytes());
+            out.extend_from_slice(&p.value);
+        }
+        out
+    }
+
+    /// The inverse of [`DerivedBatch::encode`].
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for truncated data or trailing bytes.
+    pub fn decode(mut data: &[u8]) -> StoreResult<Self> {
+        fn take<const N: usize>(data: &mut &[u8]) -> StoreResult<[u8; N]> {
+            let (head, rest) =
+                data.split_first_chunk::<N>().ok_or_else(|| StoreError::Corrupt("truncated edit_log batch".into()))?;
+            *data = rest;
+            Ok(*head)
+        }
+        let i64_of = |data: &mut &[u8]| take::<8>(data).map(i64::from_le_bytes);
+        let mut batch = Self::default();
+        for _ in 0..u32::from_le_bytes(take(&mut data)?) {
+            let kind = DerivedKind(u16::from_le_bytes(take(&mut data)?));
+            let scope = DerivedScope::from_code(i64_of(&mut data)?);
+            let (from, to) = (i64_of(&mut data)?, i64_of(&mut data)?);
+            batch.delete.push(DerivedRange { kind, scope, from, to });
+        }
+        for _ in 0..u32::from_le_bytes(take(&mut data)?) {
+            let kind = DerivedKind(u16::from_le_bytes(take(&mut data)?));
+            let scope = DerivedScope::from_code(i64_of(&mut data)?);
+            let key = i64_of(&mut data)?;
+            let len = u32::from_le_bytes(take(&mut data)?) as usize;
+            if data.len() < len {
+                return Err(StoreError::Corrupt("truncated edit_log value".into()));
+            }
+            let (value, rest) = data.split_at(len);
+            data = rest;
+            batch.put.push(DerivedRow { kind, scope, key, value: value.to_vec() });
+        }
+        if !data.is_empty() {
+            return Err(StoreError::Corrupt("trailing bytes in an edit_log batch".into()));
+        }
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_batches_round_trip_and_refuse_damage() {
+        let batch = DerivedBatch {
+            delete: vec![DerivedRange { kind: DerivedKind(7), scope: DerivedScope::User, from: -3, to: i64::MAX }],
+            put: vec![
+                DerivedRow {
+                    kind: DerivedKind(7),
+                    scope: DerivedScope::Device(DeviceId(9)),
+                    key: 1,
+                    value: b"Home".to_vec(),
+                },
+                DerivedRow { kind: DerivedKind(8), scope: DerivedScope::User, key: -1, value: vec![] },
+            ],
+        };
+        let data = batch.encode();
+        assert_eq!(DerivedBatch::decode(&data).unwrap(), batch);
+        assert_eq!(DerivedBatch::decode(&DerivedBatch::default().encode()).unwrap(), DerivedBatch::default());
+        assert!(matches!(DerivedBatch::decode(&data[..data.len() - 1]), Err(StoreError::Corrupt(_))));
+        let mut longer = data.clone();
+        longer.push(0);
+        assert!(matches!(DerivedBatch::decode(&longer), Err(StoreError::Corrupt(_))));
     }
 }

@@ -774,6 +774,21 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn epochs(&self) -> StoreResult<Vec<EpochSpan>>;
+    /// Makes this store a new instance after it was restored from a
+    /// backup, and returns its new epoch (see [`Store::epoch`]). The change
+    /// log it holds stops at the backup, so its history is no longer the one
+    /// peers followed under the old epoch, and it is not the instance it
+    /// was copied from: it gets a new instance id, the changes it holds
+    /// keep the old id as their origin, the epoch history records where the
+    /// new epoch forked (at the restored [`Store::last_seq`]), and a
+    /// replication checkpoint named after the old instance records that
+    /// this copy holds the old instance's feed up to the backup (so
+    /// replicating from the old instance resumes there). A restore calls
+    /// this before the copy serves anything. It appends no change.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn renew_epoch(&self) -> StoreResult<String>;
     /// Reads the changes after `after` that `filter` admits, in commit
     /// order, stopping once the entries carry about `max_weight` points
     /// (at least one entry when there is any). Changes the filter leaves out

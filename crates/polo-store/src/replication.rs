@@ -27,6 +27,14 @@
 //! * Deletes are range tombstones with a version: a point is removed by a
 //!   tombstone with a higher version and a point older than a stored
 //!   tombstone is not let back in, so no deleted point comes back.
+//!
+//! The executable rules are here too, free of I/O, so that every backend
+//! applies and serves feeds alike: [`apply`] (last-writer-wins, tombstone
+//! coverage, origin codes) and [`feed`] (what a page holds and how its
+//! points are gathered).
+
+pub mod apply;
+pub mod feed;
 
 use polo_domain::{Fix, Interval, Seq};
 

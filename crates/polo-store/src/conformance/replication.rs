@@ -19,7 +19,9 @@ use crate::{
 };
 
 /// Expands every replication conformance test into a `#[test]` calling
-/// `$make()` twice for two fresh stores (each a [`super::MaybeFixture`]).
+/// `$make()` twice for two fresh stores (each a [`super::MaybeFixture`]),
+/// and the property test ([`super::replication_props`]), which calls it
+/// twice per case; `property_cases = N` sets its number of cases.
 #[macro_export]
 macro_rules! replication_conformance_tests {
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -38,17 +40,51 @@ macro_rules! replication_conformance_tests {
         )*
     };
     ($make:expr) => {
+        $crate::replication_conformance_tests!(
+            $make, property_cases = $crate::conformance::replication_props::DEFAULT_CASES);
+    };
+    // `property_cases`: how many cases the property test runs unless
+    // `PROPTEST_CASES` says otherwise (fewer for a backend whose fresh
+    // stores are slow to make).
+    ($make:expr, property_cases = $cases:expr) => {
         $crate::replication_conformance_tests!(@each $make;
             feed_serves_every_kind_in_order, feed_pages_filters_and_skips, apply_is_idempotent_and_never_echoes,
             bidirectional_writes_converge_without_ping_pong, tombstones_beat_older_points_only,
             conflicting_points_resolve_to_the_newer_version, any_delivery_order_converges,
             accounts_devices_and_edits_replicate);
         $crate::replication_conformance_tests!(@each $make;
-            selections_replicate_with_their_area, thinning_replicates);
+            selections_replicate_with_their_area, thinning_replicates, epochs_are_random_and_renewed_on_request);
+        // The property test (conformance/replication_props.rs): two fresh stores per case.
+        #[test]
+        fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet() {
+            $crate::conformance::replication_props::any_interleaving_of_writes_and_pulls_converges_and_goes_quiet(
+                &|| {
+                    let a = $crate::conformance::MaybeFixture::into_fixture(($make)())?;
+                    let b = $crate::conformance::MaybeFixture::into_fixture(($make)())?;
+                    Some((a, b))
+                },
+                $cases,
+            );
+        }
     };
 }
 
 pub use super::deletes::{selections_replicate_with_their_area, thinning_replicates};
+
+/// Every instance starts with an epoch of its own (32 hex digits), which
+/// [`Store::renew_epoch`] replaces without appending a change.
+pub fn epochs_are_random_and_renewed_on_request(a: &dyn Store, b: &dyn Store) {
+    let epoch = a.epoch().unwrap();
+    assert_eq!(epoch.len(), 32);
+    assert!(epoch.bytes().all(|c| c.is_ascii_hexdigit()), "{epoch}");
+    assert_ne!(epoch, b.epoch().unwrap(), "two instances never share an epoch");
+    assert_ne!(a.instance_id().unwrap(), b.instance_id().unwrap(), "nor an instance id");
+    let seq = a.last_seq().unwrap();
+    let renewed = a.renew_epoch().unwrap();
+    assert_ne!(renewed, epoch);
+    assert_eq!(a.epoch().unwrap(), renewed);
+    assert_eq!(a.last_seq().unwrap(), seq, "a new epoch is not a change");
+}
 
 /// The checkpoint name a test replication uses.
 fn name_of(source: &dyn Store) -> String {
