@@ -213,6 +213,7 @@ fn sqlite_file(config: &Config, command: &str) -> anyhow::Result<PathBuf> {
 
 /// `polo restore`.
 pub fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<Outcome> {
+    let target = sqlite_file(config, "polo restore")?;
     let data_dir = &config.data_dir;
     if !args.force && has_other_entries(data_dir)? {
         bail!(
@@ -226,7 +227,6 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     if let Some(n) = args.remote.concurrency {
         options.concurrency = n;
     }
-    let target = sqlite_file(config, "polo restore")?;
     let progress = Bar::new(args.json);
     let result = runtime()?.block_on(polo_backup::restore(&dest, args.id.as_deref(), &target, &options, &progress));
     progress.0.finish_and_clear();
