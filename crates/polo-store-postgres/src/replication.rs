@@ -51,11 +51,20 @@ pub(crate) fn changes_since(store: &PostgresStore, after: Seq, limit: usize) -> 
     let after = i64::try_from(after.0).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     store.read(|c| {
+        // Bounded by the clock read first. Under Citus the log is spread
+        // over workers that a read does not see at one instant, and a
+        // write's commit reaches the coordinator's clock before the
+        // worker holding its change: the last seq the clock handed out may
+        // not be visible yet, but every seq below it is (the next writer
+        // waits for the whole commit before taking the clock). Reading
+        // past the clock could return a later seq without this one, and
+        // move the reader's cursor past it for good.
+        let head = i64::try_from(read_last_seq(c)?.0).unwrap_or(i64::MAX);
         let rows = c
             .query(
                 "SELECT seq, kind, user_id, device_id, first_ms, last_ms, count FROM changes \
-                 WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&after, &limit],
+                 WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2",
+                &[&after, &limit, &head],
             )
             .db()?;
         rows.iter()
