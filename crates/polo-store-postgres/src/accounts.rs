@@ -1,9 +1,9 @@
 //! Users and their devices.
 
 use polo_domain::{DeviceId, Timestamp, UserId};
-use polo_store::clock::now;
+use polo_store::clock::{ChangeClock, Stamp, now};
 use polo_store::{ChangeKind, Device, DeviceCard, StoreError, StoreResult, User};
-use postgres::Row;
+use postgres::{Row, Transaction};
 
 use crate::error::Db;
 use crate::{ChangeRecord, PostgresStore, check_device};
@@ -21,9 +21,30 @@ pub(crate) fn user_from_row(r: &Row) -> User {
     }
 }
 
-/// A change to one user's account or one of its devices.
-fn account_change(kind: ChangeKind, user: UserId, device: Option<DeviceId>) -> ChangeRecord {
-    ChangeRecord { kind, user, device, first: None, last: None, count: 1 }
+/// Logs a local change to an account (a user, or one of its `device`s) and
+/// leaves the change's version on the row: replication compares an incoming
+/// change with the row's version, and a row still carrying an older one
+/// would let an older change from a peer undo this newer one.
+fn log_account_change(
+    tx: &mut Transaction<'_>,
+    clock: &mut ChangeClock,
+    user: UserId,
+    device: Option<DeviceId>,
+) -> StoreResult<()> {
+    let kind = if device.is_some() { ChangeKind::Device } else { ChangeKind::User };
+    let change = ChangeRecord { kind, user, device, first: None, last: None, count: 1 };
+    crate::log_change_with(tx, clock, Stamp::Local, &change)?;
+    // A local stamp leaves the clock at the change's reading.
+    let hlc = clock.hlc.0 as i64;
+    match device {
+        None => tx.execute("UPDATE users SET hlc = $1, origin = 0 WHERE id = $2", &[&hlc, &user.0]),
+        Some(device) => tx.execute(
+            "UPDATE devices SET hlc = $1, origin = 0 WHERE user_id = $2 AND id = $3",
+            &[&hlc, &user.0, &device.0],
+        ),
+    }
+    .db()?;
+    Ok(())
 }
 
 pub(crate) fn create_user(store: &PostgresStore, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
@@ -42,12 +63,7 @@ pub(crate) fn create_user(store: &PostgresStore, name: &str, password_hash: &str
                 return Err(StoreError::AlreadyExists(format!("user {name:?}")));
             };
             let id = UserId(row.get(0));
-            crate::log_change_with(
-                tx,
-                clock,
-                polo_store::clock::Stamp::Local,
-                &account_change(ChangeKind::User, id, None),
-            )?;
+            log_account_change(tx, clock, id, None)?;
             Ok(User { id, name: name.to_owned(), password_hash: password_hash.to_owned(), is_admin, created })
         })
     })
@@ -81,12 +97,7 @@ pub(crate) fn set_password(store: &PostgresStore, user: UserId, password_hash: &
             if n == 0 {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
-            crate::log_change_with(
-                tx,
-                clock,
-                polo_store::clock::Stamp::Local,
-                &account_change(ChangeKind::User, user, None),
-            )?;
+            log_account_change(tx, clock, user, None)?;
             Ok(())
         })
     })
@@ -112,12 +123,7 @@ pub(crate) fn ensure_device(store: &PostgresStore, user: UserId, name: &str) -> 
                 .query_one("INSERT INTO devices (user_id, name) VALUES ($1, $2) RETURNING id", &[&user.0, &name])
                 .db()?
                 .get(0);
-            crate::log_change_with(
-                tx,
-                clock,
-                polo_store::clock::Stamp::Local,
-                &account_change(ChangeKind::Device, user, Some(DeviceId(id))),
-            )?;
+            log_account_change(tx, clock, user, Some(DeviceId(id)))?;
             Ok(device(id))
         })
     })
@@ -205,12 +211,7 @@ fn update_device(
             if tx.execute(update, &params).db()? == 0 {
                 return check_device(tx, user, device);
             }
-            crate::log_change_with(
-                tx,
-                clock,
-                polo_store::clock::Stamp::Local,
-                &account_change(ChangeKind::Device, user, Some(device)),
-            )?;
+            log_account_change(tx, clock, user, Some(device))?;
             Ok(())
         })
     })

@@ -15,11 +15,11 @@ use std::sync::TryLockError;
 
 use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{
-    ChangeKind, Device, Session, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL_MS, Token, TokenGrant, TokenScopes, User,
+    Device, Session, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL_MS, Token, TokenGrant, TokenScopes, User,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use crate::{Db, SqliteStore, check_device, log_change, now, user_from_row};
+use crate::{Db, SqliteStore, check_device, now, user_from_row};
 
 const TOKEN_COLUMNS: &str =
     "t.id, t.user_id, t.device_id, d.name, t.label, t.created_ms, t.last_used_ms, t.scopes, t.created_by";
@@ -71,7 +71,7 @@ pub(crate) fn set_password(store: &SqliteStore, user: UserId, password_hash: &st
         if n == 0 {
             return Err(StoreError::NotFound(format!("user {user}")));
         }
-        log_change(tx, ChangeKind::User, user, None, None, None, 1)?;
+        crate::log_account_change(tx, user, None)?;
         Ok(())
     })
 }

@@ -387,6 +387,26 @@ pub(crate) fn log_change(
     log_change_stamped(tx, Stamp::Local, kind, user, device, first, last, count)
 }
 
+/// Logs a local change to an account (a user, or one of its `device`s) and
+/// leaves the change's version on the row: replication compares an incoming
+/// change with the row's version, and a row still carrying an older one
+/// would let an older change from a peer undo this newer one.
+pub(crate) fn log_account_change(tx: &Transaction<'_>, user: UserId, device: Option<DeviceId>) -> StoreResult<Seq> {
+    let kind = if device.is_some() { ChangeKind::Device } else { ChangeKind::User };
+    let seq = log_change(tx, kind, user, device, None, None, 1)?;
+    let hlc = "(SELECT hlc FROM changes WHERE seq = ?1)";
+    match device {
+        None => tx
+            .execute(&format!("UPDATE users SET hlc = {hlc}, origin = 0 WHERE id = ?2"), params![seq.0 as i64, user.0]),
+        Some(device) => tx.execute(
+            &format!("UPDATE devices SET hlc = {hlc}, origin = 0 WHERE user_id = ?2 AND id = ?3"),
+            params![seq.0 as i64, user.0, device.0],
+        ),
+    }
+    .db()?;
+    Ok(seq)
+}
+
 /// [`log_change`] with an explicit [`Stamp`]. Either way this instance's
 /// clock ends at or after the change's reading, so a later local change is
 /// newer than every change seen.
@@ -636,7 +656,7 @@ impl Store for SqliteStore {
             )
             .db()?;
             let id = UserId(tx.last_insert_rowid());
-            log_change(tx, ChangeKind::User, id, None, None, None, 1)?;
+            log_account_change(tx, id, None)?;
             Ok(User { id, name: name.to_owned(), password_hash: password_hash.to_owned(), is_admin, created })
         })
     }
@@ -680,7 +700,7 @@ impl Store for SqliteStore {
             let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM devices", [], |r| r.get(0)).db()?;
             tx.execute("INSERT INTO devices (user_id, id, name) VALUES (?1, ?2, ?3)", params![user.0, id, name])
                 .db()?;
-            log_change(tx, ChangeKind::Device, user, Some(DeviceId(id)), None, None, 1)?;
+            log_account_change(tx, user, Some(DeviceId(id)))?;
             Ok(device(id))
         })
     }
@@ -718,7 +738,7 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return check_device(tx, user, device);
             }
-            log_change(tx, ChangeKind::Device, user, Some(device), None, None, 1)?;
+            log_account_change(tx, user, Some(device))?;
             Ok(())
         })
     }
@@ -749,7 +769,7 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return check_device(tx, user, device);
             }
-            log_change(tx, ChangeKind::Device, user, Some(device), None, None, 1)?;
+            log_account_change(tx, user, Some(device))?;
             Ok(())
         })
     }

@@ -415,4 +415,20 @@ pub fn accounts_devices_and_edits_replicate(a: &dyn Store, b: &dyn Store) {
     pull(a, b, 100);
     assert_eq!(a.user_by_name("alice").unwrap().unwrap().password_hash, "$argon2id$newer");
     assert_eq!(b.user_by_name("alice").unwrap().unwrap().password_hash, "$argon2id$newer");
+    // Changes made on both sides before either heard of the other's: the
+    // later one wins on both, even when the older one arrives last. (A local
+    // change must leave its own version on the row, or any replicated
+    // change would look newer than it.)
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    a.set_password(ua, "$argon2id$from-a").unwrap();
+    a.set_device_card(ua, pa, Some(&crate::DeviceCard { name: Some("A".into()), face: None })).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    b.set_password(alice.id, "$argon2id$from-b").unwrap();
+    b.set_device_card(alice.id, pb, Some(&crate::DeviceCard { name: Some("B".into()), face: None })).unwrap();
+    pull(a, b, 100);
+    pull(b, a, 100);
+    for (store, user, device) in [(a, ua, pa), (b, alice.id, pb)] {
+        assert_eq!(store.user_by_id(user).unwrap().unwrap().password_hash, "$argon2id$from-b");
+        assert_eq!(store.device_card(user, device).unwrap().unwrap().name.as_deref(), Some("B"));
+    }
 }
