@@ -48,7 +48,7 @@ const REPORTED_DERIVED: &str = "610 MB beside 58 MB of points (10.5×)";
 /// trimmed after that.
 const SETTLE: Duration = Duration::from_secs(12);
 
-fn get_json(addr: &str, path: &str, auth: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn get_json(addr: &str, path: &str, auth: &str) -> anyhow::Result<serde_json::Value> {
     let (_, status, body) = get(addr, path, auth)?;
     if status != 200 {
         bail!("{path} answered {status}: {}", String::from_utf8_lossy(&body));
@@ -95,7 +95,7 @@ impl Session {
 }
 
 /// The fixture's directory, written unless it is there already.
-fn fixture(work: &Path, scale: LifeScale, years: f64) -> anyhow::Result<PathBuf> {
+pub(crate) fn fixture(work: &Path, scale: LifeScale, years: f64) -> anyhow::Result<PathBuf> {
     let name = match scale {
         LifeScale::Small => "life-small".to_owned(),
         LifeScale::Full => format!("life-{years}y"),
@@ -183,20 +183,7 @@ pub fn life_bench(work: &Path, scale: LifeScale, years: f64, ingest_seconds: u32
     // 2. Catch-up.
     let server = start(&data)?;
     let pid = server.child.id();
-    let started = Instant::now();
-    let mut peak_kb = 0;
-    loop {
-        peak_kb = peak_kb.max(status_kb(pid, "VmRSS:").unwrap_or(0));
-        let progress = get_json(&server.addr, "/api/v1/timeline/progress", &auth)?;
-        if progress["up_to_date"].as_bool() == Some(true) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(3600) {
-            bail!("the timeline did not catch up within an hour: {progress}");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let catch_up = started.elapsed().as_secs_f64();
+    let (catch_up, peak_kb) = catch_up(&server, &auth)?;
     println!("catch-up         {catch_up:.1} s (RSS while catching up up to {:.1} MB)", mib(peak_kb));
     std::thread::sleep(SETTLE);
     let after_catch_up = (status_kb(pid, "VmRSS:").unwrap_or(0), status_kb(pid, "RssAnon:").unwrap_or(0));
@@ -270,6 +257,58 @@ pub fn life_bench(work: &Path, scale: LifeScale, years: f64, ingest_seconds: u32
     Ok(())
 }
 
+/// Waits until `server`'s timeline worker has caught up with every stored
+/// change (`/api/v1/timeline/progress`): the seconds it took and the
+/// server's highest VmRSS meanwhile. Gives up after an hour, or when the
+/// worker has reported the same failure for a minute.
+pub(crate) fn catch_up(server: &Server, auth: &str) -> anyhow::Result<(f64, u64)> {
+    let pid = server.child.id();
+    let started = Instant::now();
+    let mut peak_kb = 0;
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        peak_kb = peak_kb.max(status_kb(pid, "VmRSS:").unwrap_or(0));
+        let progress = get_json(&server.addr, "/api/v1/timeline/progress", auth)?;
+        if progress["up_to_date"].as_bool() == Some(true) {
+            break;
+        }
+        if let Some(failure) = progress["failure"].as_str() {
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(60) {
+                bail!("the timeline worker keeps failing: {failure}");
+            }
+        } else {
+            failing_since = None;
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("the timeline did not catch up within an hour: {progress}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok((started.elapsed().as_secs_f64(), peak_kb))
+}
+
+/// The times (ms) of the oldest and the newest stored point of the caller.
+pub(crate) fn history_span(addr: &str, auth: &str) -> anyhow::Result<(i64, i64)> {
+    let last = get_json(addr, "/api/v1/locations/last", auth)?;
+    let newest = last["locations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| parse_ms(&l["time"]))
+        .max()
+        .context("no last location: was anything imported?")?;
+    let first = get_json(addr, "/api/v1/points?from=1970-01-01T00:00:00Z&limit=1", auth)?;
+    let oldest = first["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| parse_ms(&p["time"]))
+        .min()
+        .unwrap_or(newest - 10 * 365 * 86_400_000);
+    Ok((oldest, newest))
+}
+
 type Tiles = BTreeMap<&'static str, Vec<f64>>;
 /// Milliseconds until a page could draw its first row.
 type FirstRows = Vec<(&'static str, f64)>;
@@ -283,23 +322,8 @@ fn browse(server: &Server, auth: &str) -> anyhow::Result<(Session, Tiles, FirstR
         session.call(addr, auth, "shell", "/api/v1/config");
         session.call(addr, auth, "shell", "/api/v1/me");
     }
-    let last = get_json(addr, "/api/v1/locations/last", auth)?;
-    let newest = last["locations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| parse_ms(&l["time"]))
-        .max()
-        .context("no last location: was anything imported?")?;
+    let (oldest, newest) = history_span(addr, auth)?;
     let year_ms = 365 * 86_400_000;
-    let first = get_json(addr, "/api/v1/points?from=1970-01-01T00:00:00Z&limit=1", auth)?;
-    let oldest = first["points"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| parse_ms(&p["time"]))
-        .min()
-        .unwrap_or(newest - 10 * year_ms);
     let iso = |ms: i64| polo_domain::Timestamp(ms).to_string();
 
     // Timeline: a day, its track, its flagged fixes; twenty days over the history.

@@ -29,6 +29,11 @@
 //!   session, each page's API p95, heatmap and fog tile p95, time to the
 //!   first rows of Places and Trips, derived bytes against point bytes, and
 //!   live ingest into that store against an empty one.
+//! * `polo-bench postgres` — polo on a PostgreSQL server on the same
+//!   machine, in one run: importing the generated Records.json (points/s,
+//!   peak RSS), bytes per point in PostgreSQL beside a row-per-point table
+//!   shaped like Traccar's, OwnTracks live ingest through two `polo serve`
+//!   nodes, and the ten-year overview, each against the target.
 //! * `polo-bench web` — the front-end performance check: the web app's map
 //!   explorer opened on ten years of a 5-million-point user in headless
 //!   Chromium: time to first map render, JS heap and the longest long task,
@@ -43,6 +48,7 @@ mod geocode;
 mod life;
 mod lifebench;
 mod map;
+mod postgres;
 mod replicate;
 mod restore;
 mod run;
@@ -173,6 +179,28 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         ingest_seconds: u32,
     },
+    /// PostgreSQL on this machine: import, bytes per point beside Traccar's table, live ingest
+    /// through two nodes, the ten-year overview; each in a schema of its own, dropped afterwards.
+    Postgres {
+        /// The PostgreSQL server (the bench adds a search_path of its own schemas).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        database_url: String,
+        /// Size of the generated Records.json in MB (1 MB = 10^6 bytes).
+        #[arg(long, alias = "size-mb", default_value_t = 1000)]
+        mb: u64,
+        /// Seconds of OwnTracks load per run (one device per node, then 32 phones); 0 skips it.
+        #[arg(long, default_value_t = 10)]
+        ingest_seconds: u32,
+        /// The life of the overview: small (six months) or full (--years years).
+        #[arg(long, value_enum, default_value = "full")]
+        scale: life::LifeScale,
+        /// Years of life (full scale).
+        #[arg(long, default_value_t = 10.0)]
+        years: f64,
+        /// Timed overview requests (after one cold request).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
     Web {
         /// Points of the generated user (within ten years).
@@ -207,6 +235,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::LifeBench { scale, years, ingest_seconds } => {
             lifebench::life_bench(&work, scale, years, ingest_seconds)
+        }
+        Command::Postgres { database_url, mb, ingest_seconds, scale, years, runs } => {
+            let options = postgres::Options { database_url, mb, ingest_seconds, scale, years, runs };
+            postgres::postgres(&work, &options)
         }
         Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
     }

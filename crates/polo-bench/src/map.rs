@@ -43,8 +43,8 @@ use polo_timeline::tiles::tile_of;
 use crate::run::{fresh_store, polo_binary};
 
 /// The targets for an overview of any range.
-const TARGET_MS: f64 = 300.0;
-const TARGET_BYTES: usize = 2_000_000;
+pub(crate) const TARGET_MS: f64 = 300.0;
+pub(crate) const TARGET_BYTES: usize = 2_000_000;
 /// The generator's first seed; the second device takes the next seed that lives in the same city.
 const SEED: u64 = 2024;
 const DEVICES: [&str; 2] = ["phone", "tablet"];
@@ -140,15 +140,15 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 }
 
 /// Latency percentiles (ms) and the body of `runs` requests after one warm-up.
-struct Timed {
-    cold_ms: f64,
-    p50_ms: f64,
-    p95_ms: f64,
-    max_ms: f64,
-    body: Vec<u8>,
+pub(crate) struct Timed {
+    pub(crate) cold_ms: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) body: Vec<u8>,
 }
 
-fn timed(addr: &str, path: &str, auth: &str, runs: usize) -> anyhow::Result<Timed> {
+pub(crate) fn timed(addr: &str, path: &str, auth: &str, runs: usize) -> anyhow::Result<Timed> {
     let (cold, status, body) = get(addr, path, auth)?;
     if status != 200 {
         bail!("{path} answered {status}: {}", String::from_utf8_lossy(&body));
@@ -171,7 +171,7 @@ fn timed(addr: &str, path: &str, auth: &str, runs: usize) -> anyhow::Result<Time
     Ok(Timed { cold_ms: cold * 1e3, p50_ms: at(0.5), p95_ms: at(0.95), max_ms: at(1.0), body })
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     Timestamp(ms).to_string()
 }
 

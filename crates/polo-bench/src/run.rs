@@ -83,6 +83,45 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
+/// Where the `polo` commands of a bench keep their data: a data directory
+/// (the embedded store's file, reject files), and the store named by
+/// `--database-url` when it is not the embedded one.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance {
+    pub(crate) data: PathBuf,
+    pub(crate) database_url: Option<String>,
+}
+
+impl Instance {
+    /// `polo --data-dir DATA [--database-url URL]`, ready for a subcommand.
+    pub(crate) fn polo(&self) -> anyhow::Result<Command> {
+        let mut command = Command::new(polo_binary()?);
+        command.arg("--data-dir").arg(&self.data);
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        Ok(command)
+    }
+}
+
+impl From<&Path> for Instance {
+    fn from(data: &Path) -> Self {
+        Self { data: data.to_owned(), database_url: None }
+    }
+}
+
+impl From<&PathBuf> for Instance {
+    fn from(data: &PathBuf) -> Self {
+        Self::from(data.as_path())
+    }
+}
+
+impl From<&Instance> for Instance {
+    fn from(instance: &Instance) -> Self {
+        instance.clone()
+    }
+}
+
 /// Creates a fresh data dir with a user `bench`.
 pub fn fresh_store(work: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = work.join(name);
@@ -93,11 +132,11 @@ pub fn fresh_store(work: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// `polo user add NAME` on the data dir `data`, with the bench's password.
-pub(crate) fn add_user(data: &Path, name: &str) -> anyhow::Result<()> {
-    let mut child = Command::new(polo_binary()?)
-        .arg("--data-dir")
-        .arg(data)
+/// `polo user add NAME` on the instance `at`, with the bench's password.
+pub(crate) fn add_user(at: impl Into<Instance>, name: &str) -> anyhow::Result<()> {
+    let mut child = at
+        .into()
+        .polo()?
         .args(["user", "add", name, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -113,16 +152,13 @@ pub(crate) fn add_user(data: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn polo_import(work: &Path, data: &Path, input: &Path) -> anyhow::Result<(Measured, serde_json::Value)> {
-    let polo = polo_binary()?;
-    let run = measure(
-        Command::new(&polo)
-            .arg("--data-dir")
-            .arg(data)
-            .args(["import", "--user", "bench", "--json"])
-            .arg(input)
-            .current_dir(work),
-    )?;
+/// `polo import --user bench --json INPUT` into `at`, measured.
+pub(crate) fn polo_import(
+    work: &Path,
+    at: impl Into<Instance>,
+    input: &Path,
+) -> anyhow::Result<(Measured, serde_json::Value)> {
+    let run = measure(at.into().polo()?.args(["import", "--user", "bench", "--json"]).arg(input).current_dir(work))?;
     let summary: serde_json::Value =
         serde_json::from_str(run.stdout.trim()).context("polo import did not print a JSON summary")?;
     Ok((run, summary))
@@ -226,13 +262,19 @@ fn python_venv(work: &Path) -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
-pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
+/// The generated Records.json of `size_mb` MB in `work`, written unless it is there already.
+pub(crate) fn records_input(work: &Path, size_mb: u64) -> anyhow::Result<PathBuf> {
     let input = work.join(format!("records-{size_mb}MB.json"));
     if !input.exists() {
         eprintln!("generating {} …", input.display());
         let records = generate::records_json(&input, size_mb * 1_000_000, 42)?;
         eprintln!("  {records} records");
     }
+    Ok(input)
+}
+
+pub fn import(work: &Path, size_mb: u64, baseline: bool) -> anyhow::Result<()> {
+    let input = records_input(work, size_mb)?;
     let bytes = std::fs::metadata(&input)?.len();
     let data = fresh_store(work, "store-import")?;
     let steal = StealMeter::start();

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::run::{add_user, fresh_store, polo_binary};
+use crate::run::{Instance, add_user, fresh_store};
 use crate::steal::StealMeter;
 
 const TARGET_OWNTRACKS_PER_S: f64 = 20_000.0;
@@ -70,12 +70,12 @@ fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-/// Starts the release `polo serve` on `data` on a free loopback port and
+/// Starts the release `polo serve` on the instance `at` on a free loopback port and
 /// waits until it listens.
-pub(crate) fn start(data: &Path) -> anyhow::Result<Server> {
-    let mut child = Command::new(polo_binary()?)
-        .arg("--data-dir")
-        .arg(data)
+pub(crate) fn start(at: impl Into<Instance>) -> anyhow::Result<Server> {
+    let mut child = at
+        .into()
+        .polo()?
         .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "off"])
         .env("POLO_LOG", "warn")
         .stdout(Stdio::null())
@@ -133,7 +133,7 @@ end
 /// user with its own device token. Each wrk thread drives half of them in
 /// turn, and each phone's `tst` moves one second per message, so every
 /// device's points arrive in order, as from real phones.
-const OWNTRACKS_PHONES_LUA: &str = r#"
+pub(crate) const OWNTRACKS_PHONES_LUA: &str = r#"
 function init(args)
   base = tonumber(args[1])
   auths = {}
@@ -152,7 +152,7 @@ end
 
 /// Phones (users with one device each) in the many-phones OwnTracks run:
 /// one per keep-alive connection.
-const PHONES: usize = 32;
+pub(crate) const PHONES: usize = 32;
 
 /// wrk script: Overland batches of 100 features.
 const OVERLAND_LUA: &str = r#"
@@ -174,10 +174,10 @@ end
 "#;
 
 pub(crate) struct WrkResult {
-    requests: u64,
-    non_2xx: u64,
-    seconds: f64,
-    percentiles_ms: [f64; 4],
+    pub(crate) requests: u64,
+    pub(crate) non_2xx: u64,
+    pub(crate) seconds: f64,
+    pub(crate) percentiles_ms: [f64; 4],
     peak_rss_kb: u64,
     /// The hypervisor's share of CPU time during the load.
     steal: String,
@@ -194,6 +194,14 @@ impl WrkResult {
     }
 }
 
+/// One wrk process's share of a load: the server it drives, the script's
+/// arguments and its keep-alive connections.
+pub(crate) struct Load<'a> {
+    pub(crate) server: &'a Server,
+    pub(crate) args: Vec<String>,
+    pub(crate) connections: u32,
+}
+
 pub(crate) fn wrk(
     work: &Path,
     server: &Server,
@@ -203,33 +211,74 @@ pub(crate) fn wrk(
     seconds: u32,
     connections: u32,
 ) -> anyhow::Result<WrkResult> {
+    let load = Load { server, args: args.to_vec(), connections };
+    let mut results = wrk_all(work, script, name, &[load], seconds)?;
+    results.pop().context("wrk_all returned no result")
+}
+
+/// Runs one wrk (two threads) per load, all at once, and returns each one's
+/// result, with the RSS and CPU time of the server it drove.
+pub(crate) fn wrk_all(
+    work: &Path,
+    script: &str,
+    name: &str,
+    loads: &[Load<'_>],
+    seconds: u32,
+) -> anyhow::Result<Vec<WrkResult>> {
     let path = work.join(format!("{name}.lua"));
     std::fs::write(&path, format!("{LUA_PRELUDE}{script}{LUA_PERCENTILES}"))?;
     let steal = StealMeter::start();
-    let pid = server.child.id();
-    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
-    let sampler = std::thread::spawn(move || {
-        let mut peak = 0;
-        for _ in 0..(seconds * 20 + 40) {
-            if let Some(kb) = status_kb(pid, "VmRSS:") {
-                peak = peak.max(kb);
+    let mut running = Vec::with_capacity(loads.len());
+    for load in loads {
+        let pid = load.server.child.id();
+        let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0;
+            for _ in 0..(seconds * 20 + 40) {
+                if let Some(kb) = status_kb(pid, "VmRSS:") {
+                    peak = peak.max(kb);
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        peak
-    });
-    let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
-        .arg(&path)
-        .arg(format!("http://{}", server.addr))
-        .arg("--")
-        .args(args)
-        .output()
-        .context("cannot run wrk: install Debian's `wrk` package")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+            peak
+        });
+        let child = Command::new("wrk")
+            .args(["-t2", &format!("-c{}", load.connections), &format!("-d{seconds}s"), "--latency", "-s"])
+            .arg(&path)
+            .arg(format!("http://{}", load.server.addr))
+            .arg("--")
+            .args(&load.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run wrk: install Debian's `wrk` package")?;
+        running.push((pid, cpu_before, sampler, child));
     }
+    let mut results = Vec::with_capacity(running.len());
+    for (pid, cpu_before, sampler, child) in running {
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (requests, non_2xx, seconds_run, percentiles_ms) = parse_wrk(&text, f64::from(seconds));
+        let peak_rss_kb = sampler.join().unwrap_or(0);
+        let server_cpu_s = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+        results.push(WrkResult {
+            requests,
+            non_2xx,
+            seconds: seconds_run,
+            percentiles_ms,
+            peak_rss_kb,
+            steal: steal.describe(),
+            server_cpu_s,
+        });
+    }
+    Ok(results)
+}
+
+/// Requests, non-2xx answers, seconds and the percentiles line of wrk's output.
+fn parse_wrk(text: &str, seconds: f64) -> (u64, u64, f64, [f64; 4]) {
     let requests = text
         .lines()
         .find(|l| l.contains("requests in"))
@@ -242,7 +291,7 @@ pub(crate) fn wrk(
         .and_then(|l| l.split("requests in ").nth(1))
         .and_then(|r| r.split('s').next())
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(f64::from(seconds));
+        .unwrap_or(seconds);
     let non_2xx = text
         .lines()
         .find(|l| l.contains("Non-2xx"))
@@ -255,23 +304,13 @@ pub(crate) fn wrk(
             *slot = value.parse().unwrap_or(0.0);
         }
     }
-    let peak_rss_kb = sampler.join().unwrap_or(0);
-    let server_cpu_s = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
-    Ok(WrkResult {
-        requests,
-        non_2xx,
-        seconds: seconds_run,
-        percentiles_ms,
-        peak_rss_kb,
-        steal: steal.describe(),
-        server_cpu_s,
-    })
+    (requests, non_2xx, seconds_run, percentiles_ms)
 }
 
 /// Cumulative bucket counts `(upper bound in seconds, count)` of the
 /// server's latency histogram for the 2xx answers of `route`, read from
 /// its `/metrics`.
-fn server_histogram(server: &Server, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+pub(crate) fn server_histogram(server: &Server, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
     let mut stream = std::net::TcpStream::connect(&server.addr)?;
     write!(stream, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", server.addr)?;
     let mut text = String::new();
@@ -293,10 +332,24 @@ fn parse_histogram(metrics: &str, route: &str) -> Vec<(f64, u64)> {
         .collect()
 }
 
+/// The bucket-wise sum of two snapshots of the same histogram taken on two
+/// servers: the histogram of both together.
+pub(crate) fn merge_histograms(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let mut merged: Vec<(f64, u64)> = a.to_vec();
+    for &(le, n) in b {
+        match merged.iter_mut().find(|m| m.0 == le) {
+            Some(slot) => slot.1 += n,
+            None => merged.push((le, n)),
+        }
+    }
+    merged.sort_by(|x, y| x.0.total_cmp(&y.0));
+    merged
+}
+
 /// The upper bounds (ms) of the buckets holding p50, p99 and p99.9 of the
 /// answers counted between two snapshots of one histogram.
 #[allow(clippy::cast_precision_loss)]
-fn server_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<[f64; 3]> {
+pub(crate) fn server_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<[f64; 3]> {
     let counts: Vec<(f64, u64)> =
         after.iter().map(|&(le, n)| (le, n - before.iter().find(|b| b.0 == le).map_or(0, |b| b.1))).collect();
     let total = counts.last()?.1;
@@ -304,7 +357,7 @@ fn server_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<[f6
     Some([bound(0.5)?, bound(0.99)?, bound(0.999)?])
 }
 
-fn print_server_side(before: &[(f64, u64)], after: &[(f64, u64)]) {
+pub(crate) fn print_server_side(before: &[(f64, u64)], after: &[(f64, u64)]) {
     if let Some([p50, p99, p999]) = server_percentiles(before, after) {
         println!(
             "  inside polo          p50 ≤ {p50:.2} ms  p99 ≤ {p99:.2} ms  p99.9 ≤ {p999:.2} ms  (its /metrics histogram's bucket bounds)"
@@ -312,22 +365,15 @@ fn print_server_side(before: &[(f64, u64)], after: &[(f64, u64)]) {
     }
 }
 
-fn stored_points(data: &Path, user: &str) -> anyhow::Result<u64> {
-    let out = Command::new(polo_binary()?)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["export", "--user", user, "--format", "csv"])
-        .output()?;
+/// The points `user` has in `at`, counted with `polo export`.
+pub(crate) fn stored_points(at: impl Into<Instance>, user: &str) -> anyhow::Result<u64> {
+    let out = at.into().polo()?.args(["export", "--user", user, "--format", "csv"]).output()?;
     Ok(out.stdout.iter().filter(|&&b| b == b'\n').count().saturating_sub(1) as u64)
 }
 
 /// `polo token create` for `user`'s `device`: the `Bearer` header value.
-pub(crate) fn bearer(data: &Path, user: &str, device: &str) -> anyhow::Result<String> {
-    let out = Command::new(polo_binary()?)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["token", "create", "--user", user, "--device", device])
-        .output()?;
+pub(crate) fn bearer(at: impl Into<Instance>, user: &str, device: &str) -> anyhow::Result<String> {
+    let out = at.into().polo()?.args(["token", "create", "--user", user, "--device", device]).output()?;
     let token = String::from_utf8(out.stdout)?.trim().to_owned();
     if token.is_empty() {
         bail!("polo token create printed no token: {}", String::from_utf8_lossy(&out.stderr));
@@ -335,17 +381,18 @@ pub(crate) fn bearer(data: &Path, user: &str, device: &str) -> anyhow::Result<St
     Ok(format!("Bearer {token}"))
 }
 
-fn phone_user(i: usize) -> String {
+pub(crate) fn phone_user(i: usize) -> String {
     format!("phone-{i:02}")
 }
 
 /// Adds the many-phones users, each with one device token.
-fn phone_tokens(data: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn phone_tokens(at: impl Into<Instance>) -> anyhow::Result<Vec<String>> {
+    let at = at.into();
     (0..PHONES)
         .map(|i| {
             let user = phone_user(i);
-            add_user(data, &user)?;
-            bearer(data, &user, "phone")
+            add_user(&at, &user)?;
+            bearer(&at, &user, "phone")
         })
         .collect()
 }
@@ -452,6 +499,14 @@ http_request_duration_seconds_bucket{le=\"0.001\",method=\"POST\",route=\"/api/o
         let buckets = parse_histogram(METRICS, "/api/owntracks");
         assert_eq!(buckets, vec![(0.001, 10), (0.002, 1095), (0.004, 1109), (f64::INFINITY, 1110)]);
         assert_eq!(parse_histogram(METRICS, "/api/overland"), vec![(0.001, 3)]);
+    }
+
+    #[test]
+    fn histograms_of_two_servers_add_up_bucket_by_bucket() {
+        let a = [(0.001, 10), (0.002, 20), (f64::INFINITY, 21)];
+        let b = [(0.001, 1), (0.002, 5), (f64::INFINITY, 30)];
+        assert_eq!(merge_histograms(&a, &b), vec![(0.001, 11), (0.002, 25), (f64::INFINITY, 51)]);
+        assert_eq!(merge_histograms(&[], &b), b.to_vec());
     }
 
     #[test]

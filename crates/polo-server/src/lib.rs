@@ -49,6 +49,9 @@ pub struct AppState {
     /// The store, shared by all handlers. Its calls block, so handlers run
     /// them on the blocking pool.
     pub store: Arc<dyn Store>,
+    /// This node's random id of this start: it holds the node's leases and
+    /// import jobs when several nodes share the store (`docs/postgres.md`).
+    pub node: Arc<str>,
     /// Prometheus metrics; handlers count through its helpers
     /// ([`Metrics::points_ingested`], [`Metrics::rejected`]).
     pub metrics: Metrics,
@@ -102,19 +105,25 @@ impl AppState {
         let locator: Arc<dyn polo_derived::Locator> = Arc::new(locality::OfflineLocator::default());
         let zones: Arc<dyn polo_timeline::ZoneLookup> = Arc::new(locality::OfflineZones::default());
         let engine = Arc::new(polo_derived::Engine::new(store.clone(), Some(locator)).with_zones(zones));
-        let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine)?);
+        let node: Arc<str> = polo_store::clock::new_random_id().into();
+        let last_seen = Arc::new(ingest::LastSeen::new());
+        let mut live = live::LiveFeed::new();
+        live.share_through(&store, &last_seen)?;
+        let share_guard = Arc::new(sharing::ShareGuard::default().shared_through(&store));
+        let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine, &node)?);
         Ok(Self {
             store,
+            node,
             metrics,
             auth,
             ingestor,
-            last_seen: Arc::new(ingest::LastSeen::new()),
+            last_seen,
             imports,
             timeline,
             replications,
-            live: live::LiveFeed::new(),
+            live,
             site: Arc::new(site::SiteDefaults::default()),
-            share_guard: Arc::new(sharing::ShareGuard::default()),
+            share_guard,
             undo: Arc::default(),
             body_limits: options::BodyLimits::default(),
         })

@@ -18,6 +18,12 @@
 //! depends on what else is stored); runs continue from the cursor, so such a
 //! re-import stays at full resolution until the policy's slot length changes
 //! (a new slot length thins the whole history again).
+//!
+//! Several nodes on one store run it once per interval between them: a run
+//! first takes the store's lease [`LEASE`] for the interval and is skipped
+//! by the nodes that do not get it (the lease is not given back, so the
+//! other nodes' timers, started at other times, find it held until the next
+//! interval is due).
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -45,6 +51,8 @@ use crate::query::derived::blocking;
 pub const INTERVAL: Duration = Duration::from_secs(3_600);
 /// The first run after start.
 const FIRST_RUN: Duration = Duration::from_secs(60);
+/// The name of the lease a run takes, so that one node per interval runs.
+pub const LEASE: &str = "retention";
 /// The longest range one thinning write covers.
 const STEP_MS: i64 = 30 * 86_400_000;
 
@@ -131,7 +139,7 @@ impl RetentionJob {
     #[must_use]
     pub fn start(state: &AppState) -> Self {
         let (stop, mut stopped) = watch::channel(false);
-        let (store, timeline) = (state.store.clone(), state.timeline.clone());
+        let (store, timeline, node) = (state.store.clone(), state.timeline.clone(), state.node.clone());
         let handle = tokio::spawn(async move {
             let mut pause = FIRST_RUN;
             loop {
@@ -141,8 +149,16 @@ impl RetentionJob {
                     () = tokio::time::sleep(pause) => {}
                 }
                 pause = INTERVAL;
-                let store = store.clone();
-                match tokio::task::spawn_blocking(move || run_once(&*store, now())).await {
+                let (store, node) = (store.clone(), node.clone());
+                let run = move || {
+                    // A little under the interval, so this node's next run finds it expired.
+                    if store.try_lease(LEASE, &node, INTERVAL - FIRST_RUN)? {
+                        run_once(&*store, now())
+                    } else {
+                        Ok(RetentionRun::default()) // another node ran it this interval
+                    }
+                };
+                match tokio::task::spawn_blocking(run).await {
                     Ok(Ok(run)) if run.deleted > 0 => {
                         tracing::info!(users = run.users, deleted = run.deleted, "retention thinned old points");
                         timeline.poke();

@@ -17,6 +17,20 @@
 //! treated as a failure, so the thread never dies and takes the timeline
 //! with it; until a step succeeds again, [`TimelineWorker::failure`] says
 //! what went wrong (`GET /api/v1/timeline/progress` shows it).
+//!
+//! **Several nodes.** When several `polo serve` nodes share one store, only
+//! the node holding the store's lease [`LEASE`] takes steps; the others look
+//! for it every [`LEASE_RETRY`]. The holder renews it when half of
+//! [`LEASE_TTL`] has passed; a node that dies stops renewing, and another
+//! takes the work over once the lease expired, from the cursor in the
+//! store. One lease for the whole worker rather than one per user: the
+//! engine walks one change log with one cursor, and a step folds many
+//! users' changes into one pass, so splitting it per user would need a
+//! cursor per user and would re-read the log once per user. The work per
+//! instance is small next to ingest, which every node does. A step that
+//! outlasts the lease may be taken up by another node as well; steps are
+//! recomputations of whole windows from the stored points, so doing one twice
+//! is wasted work, never wrong data. A stopping node gives its lease up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -45,6 +59,13 @@ const REREAD: u64 = 4;
 /// a quarter of a core from live ingest; the day views then lag by a few
 /// seconds more instead of ingest slowing down as the day fills.
 const REST_PER_BUSY: u32 = 3;
+/// The name of the worker's lease in the store.
+pub const LEASE: &str = "timeline";
+/// How long the lease lasts unless renewed: how long the timeline waits
+/// when the node holding it dies.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How often a node without the lease tries to take it.
+pub const LEASE_RETRY: Duration = Duration::from_secs(1);
 
 /// How long to wait after a step that found changes and took `busy`, and
 /// whether to go on at once (a backlog read about once).
@@ -58,6 +79,8 @@ fn pause_after(step: &polo_derived::engine::CatchUp, busy: Duration) -> Option<D
 
 struct Shared {
     engine: Arc<Engine>,
+    /// This node's id, the lease's holder.
+    holder: String,
     poked: Mutex<bool>,
     wake: Condvar,
     stop: AtomicBool,
@@ -77,13 +100,15 @@ impl std::fmt::Debug for TimelineWorker {
 }
 
 impl TimelineWorker {
-    /// Starts the thread.
+    /// Starts the thread, which works while `holder` (this node's id)
+    /// holds the store's [`LEASE`].
     ///
     /// # Errors
     /// When the thread cannot be spawned.
-    pub fn start(engine: Arc<Engine>) -> std::io::Result<Self> {
+    pub fn start(engine: Arc<Engine>, holder: &str) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             engine,
+            holder: holder.to_owned(),
             poked: Mutex::new(false),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -121,9 +146,44 @@ impl Drop for TimelineWorker {
     }
 }
 
+/// Takes or renews the lease when due: `Ok(true)` while this node holds it.
+fn hold_lease(shared: &Shared, renewed: &mut Option<std::time::Instant>) -> Result<bool, String> {
+    if renewed.is_some_and(|at| at.elapsed() < LEASE_TTL / 2) {
+        return Ok(true);
+    }
+    let at = std::time::Instant::now();
+    let held = shared.engine.store().try_lease(LEASE, &shared.holder, LEASE_TTL).map_err(|e| e.to_string())?;
+    match (held, renewed.is_some()) {
+        (true, false) => tracing::info!(node = %shared.holder, "this node now keeps the timeline current"),
+        (false, true) => tracing::warn!(node = %shared.holder, "another node took the timeline lease over"),
+        _ => {}
+    }
+    *renewed = held.then_some(at);
+    Ok(held)
+}
+
 fn run(shared: &Shared) {
     let mut retry = RETRY_AFTER;
+    let mut renewed = None;
     while !shared.stop.load(Ordering::Relaxed) {
+        match hold_lease(shared, &mut renewed) {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another node keeps the timeline: nothing went wrong here.
+                *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                let poked = shared.poked.lock().unwrap_or_else(PoisonError::into_inner);
+                let _ = shared.wake.wait_timeout_while(poked, LEASE_RETRY, |_| !shared.stop.load(Ordering::Relaxed));
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(%error, retry_in_s = retry.as_secs(), "cannot take the timeline lease; retrying");
+                *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+                let poked = shared.poked.lock().unwrap_or_else(PoisonError::into_inner);
+                let _ = shared.wake.wait_timeout_while(poked, retry, |_| !shared.stop.load(Ordering::Relaxed));
+                retry = (retry * 2).min(RETRY_AT_MOST);
+                continue;
+            }
+        }
         let started = std::time::Instant::now();
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.engine.catch_up()))
             .map_err(|panic| panic_message(panic.as_ref()))
@@ -165,6 +225,12 @@ fn run(shared: &Shared) {
         let (mut poked, _) =
             shared.wake.wait_timeout_while(poked, pause, |poked| !*poked).unwrap_or_else(PoisonError::into_inner);
         *poked = false;
+    }
+    if renewed.is_some() {
+        // Let another node take over at once rather than after the lease expires.
+        if let Err(error) = shared.engine.store().release_lease(LEASE, &shared.holder) {
+            tracing::warn!(%error, "could not give the timeline lease up; it expires by itself");
+        }
     }
 }
 

@@ -28,6 +28,7 @@ mod deletes;
 mod derived;
 mod error;
 mod intervals;
+mod nodes;
 mod points;
 mod replication;
 mod schema;
@@ -85,6 +86,13 @@ pub struct PostgresStore {
     pool: Pool,
     /// Where it is, without a password: for messages.
     location: String,
+    /// How to connect, for the dedicated `LISTEN` connection (see `nodes`).
+    config: postgres::Config,
+    /// This store's random id: the live messages it publishes carry it, so
+    /// that its own listener drops them.
+    node: String,
+    /// The `NOTIFY` channel of this database and schema.
+    live_channel: String,
     /// Which devices received late points through this store lately: a hint
     /// that spares them compaction (see [`polo_store::chunks::LatePoints`]).
     /// Other nodes have their own; a stale hint costs time, never data.
@@ -122,15 +130,23 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(format!("could not connect to PostgreSQL at {location}: {e}")))?;
         schema::migrate(&mut client)
             .map_err(|e| StoreError::Backend(format!("migrating PostgreSQL at {location}: {e}")))?;
+        let live_channel = nodes::live_channel(&mut client)?;
         drop(client);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
             .connection_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Some(Duration::from_secs(300)))
             .build_unchecked(manager);
-        Ok(Self { pool: Pool(Some(pool)), location, late: Mutex::default() })
+        Ok(Self {
+            pool: Pool(Some(pool)),
+            location,
+            late: Mutex::default(),
+            config,
+            node: polo_store::clock::new_random_id(),
+            live_channel,
+        })
     }
 
     /// Where the store is (host, port and database; no password).

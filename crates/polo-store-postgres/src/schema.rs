@@ -27,7 +27,7 @@ use crate::error::Db;
 
 /// Tables sharded by `user_id` under Citus.
 pub const DISTRIBUTED_TABLES: &[&str] =
-    &["devices", "point_chunks", "intervals", "changes", "tombstones", "edit_log", "derived"];
+    &["devices", "point_chunks", "intervals", "changes", "tombstones", "edit_log", "derived", "import_jobs"];
 
 /// Small instance-wide tables, copied to every Citus worker.
 pub const REFERENCE_TABLES: &[&str] = &[
@@ -44,6 +44,8 @@ pub const REFERENCE_TABLES: &[&str] = &[
     "replication_checkpoints",
     "replication_tokens",
     "derived_cursors",
+    "leases",
+    "failure_counts",
 ];
 
 /// The foreign keys between distributed tables, as (table, constraint,
@@ -314,6 +316,47 @@ CREATE TABLE replication_checkpoints (
     seq        BIGINT NOT NULL,
     updated_ms BIGINT NOT NULL
 );
+
+-- What several polo serve nodes share (polo_store::nodes; src/nodes.rs).
+-- Leases for background work that runs once across nodes; expires_ms is the
+-- database's clock.
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+
+-- HTTP import jobs: status, progress and summary, written by the node that
+-- runs the job, with its heartbeat.
+CREATE TABLE import_jobs (
+    user_id          BIGINT NOT NULL REFERENCES users (id),
+    id               TEXT NOT NULL,
+    file_name        TEXT NOT NULL,
+    status           SMALLINT NOT NULL,
+    holder           TEXT NOT NULL,
+    started_ms       BIGINT NOT NULL,
+    heartbeat_ms     BIGINT NOT NULL,
+    finished_ms      BIGINT,
+    bytes_total      BIGINT NOT NULL,
+    bytes_read       BIGINT NOT NULL,
+    points_added     BIGINT NOT NULL,
+    duplicates       BIGINT NOT NULL,
+    deleted_left_out BIGINT NOT NULL,
+    intervals_added  BIGINT NOT NULL,
+    rejected         BIGINT NOT NULL,
+    error            TEXT,
+    report           TEXT,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX import_jobs_unfinished ON import_jobs (heartbeat_ms) WHERE status IN (0, 1);
+
+-- The failed-login, token and share-link back-off, per client key.
+CREATE TABLE failure_counts (
+    key             TEXT PRIMARY KEY,
+    failures        BIGINT NOT NULL,
+    last_failure_ms BIGINT NOT NULL
+);
+CREATE INDEX failure_counts_by_age ON failure_counts (last_failure_ms);
 
 CREATE TABLE replication_tokens (
     id           BIGSERIAL PRIMARY KEY,

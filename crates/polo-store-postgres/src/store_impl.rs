@@ -1,17 +1,18 @@
 //! The [`Store`] trait, method by method, handed to the module that does it.
 
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
 use polo_store::{
     ApplyOutcome, Change, Checkpoint, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device,
-    DeviceCard, EpochSpan, FeedEntry, FeedFilter, FeedPage, LocationGrant, NewShare, PointGroup, PointQuery,
-    PointSelection, ReplicationToken, Session, Share, StorageStats, Store, StoreResult, StoredInterval, Token,
-    TokenGrant, Tombstone, User, WriteOutcome,
+    DeviceCard, EpochSpan, FailureCount, FeedEntry, FeedFilter, FeedPage, ImportJobRecord, LiveSubscription,
+    LocationGrant, NewShare, PointGroup, PointQuery, PointSelection, ReplicationToken, Session, Share, StorageStats,
+    Store, StoreResult, StoredInterval, Token, TokenGrant, Tombstone, User, WriteOutcome,
 };
 
 use crate::error::Db;
-use crate::{PostgresStore, accounts, auth, deletes, derived, intervals, points, replication, sharing};
+use crate::{PostgresStore, accounts, auth, deletes, derived, intervals, nodes, points, replication, sharing};
 
 impl Store for PostgresStore {
     fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
@@ -317,5 +318,71 @@ impl Store for PostgresStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.simple_query("SELECT 1").map(|_| ()).db())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        nodes::try_lease(self, name, holder, ttl)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<bool> {
+        nodes::release_lease(self, name, holder)
+    }
+
+    fn create_import_job(&self, job: &ImportJobRecord) -> StoreResult<()> {
+        nodes::create_import_job(self, job)
+    }
+
+    fn update_import_job(&self, job: &ImportJobRecord) -> StoreResult<bool> {
+        nodes::update_import_job(self, job)
+    }
+
+    fn import_job(&self, user: UserId, id: &str) -> StoreResult<Option<ImportJobRecord>> {
+        nodes::import_job(self, user, id)
+    }
+
+    fn import_jobs(&self, user: UserId) -> StoreResult<Vec<ImportJobRecord>> {
+        nodes::import_jobs(self, user)
+    }
+
+    fn delete_import_job(&self, user: UserId, id: &str) -> StoreResult<bool> {
+        nodes::delete_import_job(self, user, id)
+    }
+
+    fn fail_stale_import_jobs(
+        &self,
+        heartbeat_before: Timestamp,
+        spare_holder: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        nodes::fail_stale_import_jobs(self, heartbeat_before, spare_holder, error, now)
+    }
+
+    fn count_failure(&self, key: &str, now: Timestamp, forget_after: Duration) -> StoreResult<FailureCount> {
+        nodes::count_failure(self, key, now, forget_after)
+    }
+
+    fn failure_counts(&self, keys: &[&str]) -> StoreResult<Vec<(String, FailureCount)>> {
+        nodes::failure_counts(self, keys)
+    }
+
+    fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        nodes::clear_failures(self, key)
+    }
+
+    fn forget_failures_before(&self, before: Timestamp) -> StoreResult<u64> {
+        nodes::forget_failures_before(self, before)
+    }
+
+    fn publish_live(&self, messages: &[String]) -> StoreResult<()> {
+        nodes::publish_live(self, messages)
+    }
+
+    fn subscribe_live(&self) -> StoreResult<LiveSubscription> {
+        nodes::subscribe_live(self)
     }
 }

@@ -27,6 +27,7 @@
 mod auth;
 mod checkpoint;
 mod derived;
+mod nodes;
 mod points;
 mod quiet;
 mod replication;
@@ -42,9 +43,9 @@ use std::time::Duration;
 
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
-    Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard, Hlc,
-    LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store, StoreError, StoreResult, StoredInterval,
-    Token, TokenGrant, User, WriteOutcome,
+    Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard,
+    FailureCount, Hlc, ImportJobRecord, LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store,
+    StoreError, StoreResult, StoredInterval, Token, TokenGrant, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -1226,5 +1227,59 @@ impl Store for SqliteStore {
 
     fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()> {
         sharing::set_instance_setting(self, key, value)
+    }
+
+    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        nodes::try_lease(self, name, holder, ttl)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<bool> {
+        nodes::release_lease(self, name, holder)
+    }
+
+    fn create_import_job(&self, job: &ImportJobRecord) -> StoreResult<()> {
+        nodes::create_import_job(self, job)
+    }
+
+    fn update_import_job(&self, job: &ImportJobRecord) -> StoreResult<bool> {
+        nodes::update_import_job(self, job)
+    }
+
+    fn import_job(&self, user: UserId, id: &str) -> StoreResult<Option<ImportJobRecord>> {
+        nodes::import_job(self, user, id)
+    }
+
+    fn import_jobs(&self, user: UserId) -> StoreResult<Vec<ImportJobRecord>> {
+        nodes::import_jobs(self, user)
+    }
+
+    fn delete_import_job(&self, user: UserId, id: &str) -> StoreResult<bool> {
+        nodes::delete_import_job(self, user, id)
+    }
+
+    fn fail_stale_import_jobs(
+        &self,
+        heartbeat_before: Timestamp,
+        spare_holder: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        nodes::fail_stale_import_jobs(self, heartbeat_before, spare_holder, error, now)
+    }
+
+    fn count_failure(&self, key: &str, now: Timestamp, forget_after: Duration) -> StoreResult<FailureCount> {
+        nodes::count_failure(self, key, now, forget_after)
+    }
+
+    fn failure_counts(&self, keys: &[&str]) -> StoreResult<Vec<(String, FailureCount)>> {
+        nodes::failure_counts(self, keys)
+    }
+
+    fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        nodes::clear_failures(self, key)
+    }
+
+    fn forget_failures_before(&self, before: Timestamp) -> StoreResult<u64> {
+        nodes::forget_failures_before(self, before)
     }
 }

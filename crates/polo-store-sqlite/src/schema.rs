@@ -310,8 +310,46 @@ const V11: &str = "
 ALTER TABLE shares ADD COLUMN hide_places INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 12, what several server nodes share (`polo_store::nodes`):
+/// leases for background work, import jobs (status, progress and summary
+/// survive a restart; a job left unfinished by a stopped server is failed),
+/// and the failed-login back-off's counters.
+const V12: &str = "
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE TABLE import_jobs (
+    user_id          INTEGER NOT NULL REFERENCES users (id),
+    id               TEXT NOT NULL,
+    file_name        TEXT NOT NULL,
+    status           INTEGER NOT NULL,
+    holder           TEXT NOT NULL,
+    started_ms       INTEGER NOT NULL,
+    heartbeat_ms     INTEGER NOT NULL,
+    finished_ms      INTEGER,
+    bytes_total      INTEGER NOT NULL,
+    bytes_read       INTEGER NOT NULL,
+    points_added     INTEGER NOT NULL,
+    duplicates       INTEGER NOT NULL,
+    deleted_left_out INTEGER NOT NULL,
+    intervals_added  INTEGER NOT NULL,
+    rejected         INTEGER NOT NULL,
+    error            TEXT,
+    report           TEXT,
+    PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX import_jobs_unfinished ON import_jobs (heartbeat_ms) WHERE status IN (0, 1);
+CREATE TABLE failure_counts (
+    key             TEXT PRIMARY KEY,
+    failures        INTEGER NOT NULL,
+    last_failure_ms INTEGER NOT NULL
+);
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

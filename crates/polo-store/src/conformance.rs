@@ -29,6 +29,11 @@ pub mod replication_props;
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
 use crate::codec::CHUNK_CAPACITY;
+pub use crate::conformance_nodes::{
+    failure_counters_count_forget_and_clear, import_jobs_round_trip_and_finish_once,
+    leases_are_taken_renewed_released_and_expire, live_messages_are_local_only_or_never_echoed,
+    stale_import_jobs_are_failed_but_not_the_spared_holders,
+};
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
@@ -121,6 +126,11 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
             instance_settings_set_and_clear, tokens_keep_scopes_and_revoke_what_they_made);
+        // Several nodes on one store (conformance_nodes.rs).
+        $crate::conformance_tests!(@each $make;
+            leases_are_taken_renewed_released_and_expire, import_jobs_round_trip_and_finish_once,
+            stale_import_jobs_are_failed_but_not_the_spared_holders, failure_counters_count_forget_and_clear,
+            live_messages_are_local_only_or_never_echoed);
     };
 }
 
@@ -166,7 +176,7 @@ pub const ALL: &[(&str, Test)] = &[
 
 /// Runs every test, each on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
-    for (name, test) in ALL.iter().chain(crate::conformance_sharing::ALL) {
+    for (name, test) in ALL.iter().chain(crate::conformance_sharing::ALL).chain(crate::conformance_nodes::ALL) {
         eprintln!("conformance: {name}");
         let store = make();
         test(&*store);

@@ -29,15 +29,20 @@ pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "conformance")]
+pub mod conformance_nodes;
+#[cfg(feature = "conformance")]
 pub mod conformance_sharing;
 pub mod derived;
+pub mod nodes;
 pub mod replication;
 pub mod scope;
 pub mod sharing;
 
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
+pub use nodes::{FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription};
 pub use replication::{
     ApplyOutcome, Checkpoint, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, ReplicatedChange, ReplicationToken,
     Version,
@@ -940,6 +945,114 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
+
+    // ------------------------------------------------ several nodes ([`nodes`])
+
+    /// Whether other `polo serve` processes may use this store at the same
+    /// time (PostgreSQL), so that what a node keeps in memory is not the
+    /// whole truth. A store only one server serves (SQLite) says `false`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Takes the lease `name` for `holder` until `ttl` from now, or renews
+    /// it when `holder` has it already: `true` when `holder` holds it now.
+    /// Another holder's lease is taken only once it has expired.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool>;
+    /// Gives the lease `name` up if `holder` has it (`true` then), so
+    /// another node may take it at once.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<bool>;
+
+    /// Records a new import job.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] for a job id the user has already,
+    /// [`StoreError::NotFound`] for an unknown user, backend failures.
+    fn create_import_job(&self, job: &ImportJobRecord) -> StoreResult<()>;
+    /// Writes an unfinished job's status, progress, heartbeat and summary:
+    /// `false` (nothing written) when the job is finished already (another
+    /// node failed it as stale) or gone.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn update_import_job(&self, job: &ImportJobRecord) -> StoreResult<bool>;
+    /// `user`'s job `id`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn import_job(&self, user: UserId, id: &str) -> StoreResult<Option<ImportJobRecord>>;
+    /// `user`'s jobs, newest first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn import_jobs(&self, user: UserId) -> StoreResult<Vec<ImportJobRecord>>;
+    /// Forgets `user`'s job `id`: `false` when there was none.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_import_job(&self, user: UserId, id: &str) -> StoreResult<bool>;
+    /// Fails every queued or running job whose heartbeat is older than
+    /// `heartbeat_before`, except `spare_holder`'s, with `error`, finished at
+    /// `now`; returns how many.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn fail_stale_import_jobs(
+        &self,
+        heartbeat_before: Timestamp,
+        spare_holder: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+
+    /// Counts one failure against `key` at `now` and returns the key's
+    /// failures, atomically across nodes. A key whose last failure is
+    /// `forget_after` or longer before `now` starts again at one.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn count_failure(&self, key: &str, now: Timestamp, forget_after: Duration) -> StoreResult<FailureCount>;
+    /// The failures of those of `keys` that have any.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn failure_counts(&self, keys: &[&str]) -> StoreResult<Vec<(String, FailureCount)>>;
+    /// Forgets `key`'s failures.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn clear_failures(&self, key: &str) -> StoreResult<()>;
+    /// Forgets every key whose last failure is before `before`; returns how many.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn forget_failures_before(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Hands `messages` (each at most [`nodes::MAX_LIVE_MESSAGE`] bytes) to
+    /// the other nodes' [`Store::subscribe_live`] receivers, in order. A
+    /// store no other node shares has nobody to tell and does nothing.
+    ///
+    /// # Errors
+    /// An over-long message, backend failures.
+    fn publish_live(&self, messages: &[String]) -> StoreResult<()> {
+        let _ = messages;
+        Ok(())
+    }
+    /// Subscribes to what the other nodes publish from now on (never this
+    /// store's own messages): [`LiveSubscription::LocalOnly`] when no other
+    /// node shares the store.
+    ///
+    /// # Errors
+    /// The store cannot be reached.
+    fn subscribe_live(&self) -> StoreResult<LiveSubscription> {
+        Ok(LiveSubscription::LocalOnly)
+    }
 }
 
 #[cfg(test)]

@@ -27,11 +27,28 @@
 //! costs no Argon2 run. The table is in memory, owned by the
 //! [`super::Authenticator`] (no global state) and bounded: when full, stale
 //! records are dropped first, then the least recently failed.
+//!
+//! **Several nodes.** When several `polo serve` nodes share the store
+//! ([`Store::is_shared`]), every failure is also counted in the store
+//! ([`Store::count_failure`], one atomic upsert), and a check that memory
+//! lets through asks the store for the keys' counts, so an attacker spreading
+//! guesses over the nodes gets the free failures once, not once per node.
+//! A key's blocking is a function of its count and last failure, so every
+//! node computes the same wait. The memory table stays in front: a key this
+//! node knows to be blocked costs no query. Device tokens are checked against
+//! the store only when the token is not a known one (the caller does that, on
+//! a token-cache miss), so live ingest with valid tokens costs no query. With
+//! one server (SQLite) the memory table is the whole truth and the store is
+//! not asked.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use polo_domain::Timestamp;
+use polo_store::{FailureCount, Store};
 
 /// The back-off policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +109,33 @@ struct Record {
 }
 
 /// The failure table.
-#[derive(Debug)]
 pub(crate) struct RateLimiter {
     policy: Backoff,
     records: Mutex<HashMap<Key, Record>>,
+    /// What the keys are counted as in the store (`login`, `share`), so
+    /// that limiters with different policies keep apart.
+    scope: &'static str,
+    /// The store that counts failures across nodes, when nodes share it.
+    shared: Option<Arc<dyn Store>>,
+    /// Failures counted in the store since its stale keys were last pruned.
+    since_pruned: AtomicU32,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("policy", &self.policy)
+            .field("scope", &self.scope)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Failures counted in a shared store between two prunings of its stale keys.
+const PRUNE_EVERY: u32 = 1024;
+
+fn wall_clock() -> Timestamp {
+    polo_store::clock::now()
 }
 
 /// Longest user name kept as a key (longer ones cannot exist anyway).
@@ -132,7 +172,158 @@ fn token_keys(addr: Option<IpAddr>) -> impl Iterator<Item = Key> {
 
 impl RateLimiter {
     pub(crate) fn new(policy: Backoff) -> Self {
-        Self { policy, records: Mutex::new(HashMap::new()) }
+        Self::scoped(policy, "login")
+    }
+
+    /// A limiter whose keys are counted in a shared store as `scope:…`.
+    pub(crate) fn scoped(policy: Backoff, scope: &'static str) -> Self {
+        Self { policy, records: Mutex::new(HashMap::new()), scope, shared: None, since_pruned: AtomicU32::new(0) }
+    }
+
+    /// Counts failures in `store` too when other nodes share it.
+    #[must_use]
+    pub(crate) fn shared_through(mut self, store: &Arc<dyn Store>) -> Self {
+        self.shared = store.is_shared().then(|| Arc::clone(store));
+        self
+    }
+
+    fn key_text(&self, key: &Key) -> String {
+        match key {
+            Key::Addr(ip) => format!("{}:addr:{ip}", self.scope),
+            Key::AddrUser(ip, name) => {
+                format!("{}:user:{}:{name}", self.scope, ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()))
+            }
+            Key::Tokens(ip) => format!("{}:token:{ip}", self.scope),
+        }
+    }
+
+    /// How long a key with `failures` is blocked after its last failure.
+    fn delay(&self, key: &Key, failures: u32) -> Option<Duration> {
+        let free = self.free_failures(key);
+        (failures > free).then(|| {
+            let doublings = (failures - free - 1).min(31);
+            self.policy.base.saturating_mul(1u32 << doublings).min(self.policy.max)
+        })
+    }
+
+    /// Takes what the store says of `key` into memory: the wait left, if any.
+    fn learn(&self, key: &Key, count: FailureCount, now: Timestamp) -> Option<Duration> {
+        let until = count
+            .last_failure
+            .0
+            .saturating_add(i64::try_from(self.delay(key, count.failures)?.as_millis()).unwrap_or(i64::MAX));
+        let left = Duration::from_millis(u64::try_from(until.saturating_sub(now.0)).ok().filter(|&ms| ms > 0)?);
+        let at = Instant::now();
+        let mut records = self.lock();
+        let record =
+            records.entry(key.clone()).or_insert(Record { failures: 0, last_failure: at, blocked_until: None });
+        record.failures = record.failures.max(count.failures);
+        record.blocked_until = record.blocked_until.max(Some(at + left));
+        Some(left)
+    }
+
+    /// For a shared store, the wait the store's counts of `keys` impose.
+    async fn check_shared(&self, keys: Vec<Key>) -> Result<(), Duration> {
+        let Some(store) = self.shared.clone() else { return Ok(()) };
+        let texts: Vec<String> = keys.iter().map(|k| self.key_text(k)).collect();
+        let counts = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            store.failure_counts(&refs)
+        })
+        .await;
+        let counts = match counts {
+            Ok(Ok(counts)) => counts,
+            // The request fails at the store next anyway; memory still holds.
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read the shared failure counts");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the shared failure counts failed");
+                return Ok(());
+            }
+        };
+        let now = wall_clock();
+        let wait = counts
+            .into_iter()
+            .filter_map(|(text, count)| {
+                let key = keys.iter().find(|k| self.key_text(k) == text)?;
+                self.learn(key, count, now)
+            })
+            .max();
+        wait.map_or(Ok(()), Err)
+    }
+
+    /// For a shared store, counts a failure of `keys` in the store.
+    async fn count_shared(&self, keys: Vec<Key>) {
+        let Some(store) = self.shared.clone() else { return };
+        let now = wall_clock();
+        let texts: Vec<String> = keys.iter().map(|k| self.key_text(k)).collect();
+        let forget_after = self.policy.forget_after;
+        let prune = self.since_pruned.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1;
+        let counted = tokio::task::spawn_blocking(move || {
+            if prune {
+                let before = Timestamp(now.0.saturating_sub(i64::try_from(forget_after.as_millis()).unwrap_or(0)));
+                store.forget_failures_before(before)?;
+            }
+            texts.iter().map(|text| store.count_failure(text, now, forget_after)).collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+        match counted {
+            Ok(Ok(counts)) => {
+                for (key, count) in keys.iter().zip(counts) {
+                    self.learn(key, count, now);
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot count a failure in the shared store"),
+            Err(error) => tracing::warn!(%error, "counting a failure in the shared store failed"),
+        }
+    }
+
+    /// [`Self::check_password`] across every node sharing the store.
+    pub(crate) async fn check_password_everywhere(&self, addr: Option<IpAddr>, user: &str) -> Result<(), Duration> {
+        self.check_password(addr, user)?;
+        self.check_shared(password_keys(addr, user).collect()).await
+    }
+
+    /// [`Self::password_failure`], counted for every node sharing the store.
+    pub(crate) async fn password_failure_everywhere(&self, addr: Option<IpAddr>, user: &str) {
+        self.password_failure(addr, user);
+        self.count_shared(password_keys(addr, user).collect()).await;
+    }
+
+    /// [`Self::password_success`] for every node sharing the store.
+    pub(crate) async fn password_success_everywhere(&self, addr: Option<IpAddr>, user: &str) {
+        self.password_success(addr, user);
+        let Some(store) = self.shared.clone() else { return };
+        let text = self.key_text(&Key::AddrUser(addr.map(key_addr), key_name(user)));
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.clear_failures(&text)).await {
+            tracing::warn!(%error, "cannot clear a key's failures in the shared store");
+        }
+    }
+
+    /// [`Self::check_token`] across every node sharing the store.
+    pub(crate) async fn check_token_everywhere(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
+        self.check_token(addr)?;
+        self.check_shared(token_keys(addr).collect()).await
+    }
+
+    /// [`Self::token_failure`], counted for every node sharing the store.
+    pub(crate) async fn token_failure_everywhere(&self, addr: Option<IpAddr>) {
+        self.token_failure(addr);
+        self.count_shared(token_keys(addr).collect()).await;
+    }
+
+    /// [`Self::check_address`] across every node sharing the store.
+    pub(crate) async fn check_address_everywhere(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
+        self.check_address(addr)?;
+        self.check_shared(addr.map(|ip| Key::Addr(key_addr(ip))).into_iter().collect()).await
+    }
+
+    /// [`Self::address_failure`], counted for every node sharing the store.
+    pub(crate) async fn address_failure_everywhere(&self, addr: Option<IpAddr>) {
+        self.address_failure(addr);
+        self.count_shared(addr.map(|ip| Key::Addr(key_addr(ip))).into_iter().collect()).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Record>> {

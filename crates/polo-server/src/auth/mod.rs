@@ -386,12 +386,13 @@ impl Authenticator {
     /// without the `Secure` attribute.
     #[must_use]
     pub fn new(store: Arc<dyn Store>) -> Self {
+        let limiter = RateLimiter::new(Backoff::default()).shared_through(&store);
         Self {
             store,
             secure_cookies: false,
             verified: VerifiedCache::new(),
             tokens: TokenCache::default(),
-            limiter: RateLimiter::new(Backoff::default()),
+            limiter,
             dummy_hash: OnceLock::new(),
         }
     }
@@ -408,7 +409,7 @@ impl Authenticator {
     /// Replaces the back-off policy.
     #[must_use]
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.limiter = RateLimiter::new(backoff);
+        self.limiter = RateLimiter::new(backoff).shared_through(&self.store);
         self
     }
 
@@ -444,10 +445,10 @@ impl Authenticator {
         match credentials {
             Credentials::Token { token, via } => {
                 self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
-                match self.lookup_token(&token).await? {
+                match self.lookup_token(&token, ip).await? {
                     Some((token, user)) => Ok(Caller::with_token(token, user, via)),
                     None => {
-                        self.limiter.token_failure(ip);
+                        self.limiter.token_failure_everywhere(ip).await;
                         Err(ApiError::unauthorized("unknown or revoked token"))
                     }
                 }
@@ -455,7 +456,7 @@ impl Authenticator {
             Credentials::UserToken { user: name, token } => {
                 // A device token: password failures for this name do not hold it up.
                 self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
-                match self.lookup_token(&token).await? {
+                match self.lookup_token(&token, ip).await? {
                     Some((token, user)) if user.name == name => {
                         Ok(Caller::with_token(token, user, AuthMethod::BasicToken))
                     }
@@ -482,20 +483,24 @@ impl Authenticator {
     /// 429 while rate limited, 503 when the store fails.
     pub async fn authenticate_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<Caller>, ApiError> {
         self.limiter.check_token(ip).map_err(ApiError::rate_limited)?;
-        match self.lookup_token(token).await? {
+        match self.lookup_token(token, ip).await? {
             Some((token, user)) => Ok(Some(Caller::with_token(token, user, AuthMethod::Bearer))),
             None => {
-                self.limiter.token_failure(ip);
+                self.limiter.token_failure_everywhere(ip).await;
                 Ok(None)
             }
         }
     }
 
-    async fn lookup_token(&self, token: &str) -> Result<Option<(Token, User)>, ApiError> {
+    /// The token's owner, from the cache or the store. A token not in the
+    /// cache may be a guess: the failures every node counted for the address
+    /// are checked first (a known token costs no such query).
+    async fn lookup_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<(Token, User)>, ApiError> {
         let hash = sha256(token.as_bytes());
         if let Some(found) = self.tokens.get(&hash) {
             return Ok(Some(found));
         }
+        self.limiter.check_token_everywhere(ip).await.map_err(ApiError::rate_limited)?;
         let store = self.store.clone();
         let found = blocking(move || store.token_by_hash(&hash)).await?;
         if let Some((token, user)) = &found {
@@ -515,7 +520,7 @@ impl Authenticator {
     /// 401 for a wrong name or password, 429 while rate limited, 503 when
     /// the store fails.
     pub async fn password_login(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<User, ApiError> {
-        self.limiter.check_password(ip, name).map_err(ApiError::rate_limited)?;
+        self.limiter.check_password_everywhere(ip, name).await.map_err(ApiError::rate_limited)?;
         let store = self.store.clone();
         let owned = name.to_owned();
         let user = blocking(move || store.user_by_name(&owned)).await?;
@@ -530,11 +535,11 @@ impl Authenticator {
         };
         match user {
             Some(user) if ok => {
-                self.limiter.password_success(ip, name);
+                self.limiter.password_success_everywhere(ip, name).await;
                 Ok(user)
             }
             _ => {
-                self.limiter.password_failure(ip, name);
+                self.limiter.password_failure_everywhere(ip, name).await;
                 Err(ApiError::unauthorized("wrong user name or password"))
             }
         }
@@ -546,11 +551,11 @@ impl Authenticator {
     /// # Errors
     /// 403 `forbidden` for a wrong password, 429 while rate limited.
     pub async fn confirm_password(&self, user: &User, password: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        self.limiter.check_password(ip, &user.name).map_err(ApiError::rate_limited)?;
+        self.limiter.check_password_everywhere(ip, &user.name).await.map_err(ApiError::rate_limited)?;
         if self.verify(user, password).await? {
             return Ok(());
         }
-        self.limiter.password_failure(ip, &user.name);
+        self.limiter.password_failure_everywhere(ip, &user.name).await;
         Err(ApiError::forbidden("the current password is wrong"))
     }
 

@@ -5,14 +5,17 @@
 //! command line and `POST /api/v1/imports` share one implementation: the
 //! same batching, the same rejects files, the same per-entry reports. The
 //! HTTP side ([`ImportJobs`]) spools an upload to disk, imports it on the
-//! blocking pool and keeps its progress and summary in memory (history is
-//! lost on restart; the data itself is in the store).
+//! blocking pool and keeps its progress and summary in the store, where every
+//! node sharing it sees them and a restart keeps them.
 
 mod jobs;
 mod pipeline;
 pub(crate) mod routes;
 
-pub use self::jobs::{ImportJobs, ImportJobsConfig, Job, JobError, JobStatus, JobView, NewJob};
+pub use self::jobs::{
+    HEARTBEAT_EVERY, ImportJobs, ImportJobsConfig, Job, JobError, JobStatus, JobView, NODE_STOPPED, NewJob,
+    STALE_AFTER, view_of,
+};
 pub use self::pipeline::{
     CountingReader, DEFAULT_DEVICE, FileReport, Importer, NoProgress, Progress, RejectsWriter, Totals, WriteError,
     Written, run_stamp,

@@ -115,6 +115,7 @@ impl From<JobError> for ApiError {
                 tracing::error!(error = %io, "cannot spool an upload");
                 ApiError::unavailable("cannot store the upload on the server; try again later")
             }
+            JobError::Store(e) => e.into(),
         }
     }
 }
@@ -173,7 +174,11 @@ async fn create(
             e.body_text()
         ))
     })?;
-    state.imports.check_room(caller.user.id)?;
+    {
+        let (imports, store, node, user) =
+            (state.imports.clone(), state.store.clone(), state.node.clone(), caller.user.id);
+        tokio::task::spawn_blocking(move || imports.check_room(&*store, &node, user)).await??;
+    }
     // The token's own device wins, like live ingest; then ?device=; then the file's.
     let device = caller
         .device
@@ -220,7 +225,7 @@ async fn create(
     };
     let restore_deleted = query.restore_deleted.unwrap_or(false);
     let new = NewJob { user: caller.user.id, device, restore_deleted, file_name, upload, bytes };
-    let job = state.imports.start(new, state.store.clone(), state.metrics.clone())?;
+    let job = state.imports.start(new, state.store.clone(), &state.node, state.metrics.clone()).await?;
     tracing::info!(user = %caller.user.name, job = %job.id(), bytes, "import job queued");
     let url = job.url();
     let body = Json(Queued { id: job.id().to_owned(), status: "queued", url: url.clone() });
@@ -235,17 +240,10 @@ async fn create(
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = JobList), AuthErrors)
 )]
-async fn list(State(state): State<AppState>, caller: Caller) -> Json<JobList> {
-    Json(JobList { imports: state.imports.list(caller.user.id).iter().map(|j| j.view()).collect() })
-}
-
-fn job_for(
-    state: &AppState,
-    caller: &Caller,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<std::sync::Arc<super::Job>, ApiError> {
-    let Path(id) = id?;
-    state.imports.get(caller.user.id, &id).ok_or_else(|| ApiError::not_found(format!("no import job {id:?}")))
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<JobList>, ApiError> {
+    let (imports, store, node, user) = (state.imports.clone(), state.store.clone(), state.node.clone(), caller.user.id);
+    let imports = tokio::task::spawn_blocking(move || imports.list(&*store, &node, user)).await??;
+    Ok(Json(JobList { imports }))
 }
 
 /// One of the caller's import jobs.
@@ -262,7 +260,11 @@ async fn status(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<super::JobView>, ApiError> {
-    Ok(Json(job_for(&state, &caller, id)?.view()))
+    let Path(id) = id?;
+    let (imports, store, node, user) = (state.imports.clone(), state.store.clone(), state.node.clone(), caller.user.id);
+    let wanted = id.clone();
+    let view = tokio::task::spawn_blocking(move || imports.view(&*store, &node, user, &wanted)).await??;
+    view.map(Json).ok_or_else(|| ApiError::not_found(format!("no import job {id:?}")))
 }
 
 /// The job's rejected records, as JSON lines (`{"offset"|"line", "reason", "raw", …}`).
@@ -283,7 +285,18 @@ async fn rejects(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let job = job_for(&state, &caller, id)?;
+    let Path(id) = id?;
+    let Some(job) = state.imports.local(caller.user.id, &id) else {
+        let (store, user, wanted) = (state.store.clone(), caller.user.id, id.clone());
+        let elsewhere = tokio::task::spawn_blocking(move || store.import_job(user, &wanted)).await??;
+        return Err(ApiError::not_found(match elsewhere {
+            Some(_) => format!(
+                "the rejected records of import job {id:?} are kept by the server node that ran it; \
+                 ask that node, or upload the file again"
+            ),
+            None => format!("no import job {id:?}"),
+        }));
+    };
     let path = job.rejects_path().map(std::path::Path::to_path_buf);
     let file = match path {
         Some(path) => tokio::fs::File::open(path).await.ok(),

@@ -89,15 +89,22 @@ impl ShareGuard {
     /// A guard with this policy.
     #[must_use]
     pub fn new(policy: Backoff) -> Self {
-        Self { limiter: RateLimiter::new(policy) }
+        Self { limiter: RateLimiter::scoped(policy, "share") }
     }
 
-    fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        self.limiter.check_address(ip).map_err(ApiError::rate_limited)
+    /// Counts misses in `store` too when other nodes share it, so that the
+    /// allowance holds across nodes.
+    #[must_use]
+    pub fn shared_through(self, store: &std::sync::Arc<dyn Store>) -> Self {
+        Self { limiter: self.limiter.shared_through(store) }
     }
 
-    fn missed(&self, ip: Option<IpAddr>) {
-        self.limiter.address_failure(ip);
+    async fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.limiter.check_address_everywhere(ip).await.map_err(ApiError::rate_limited)
+    }
+
+    async fn missed(&self, ip: Option<IpAddr>) {
+        self.limiter.address_failure_everywhere(ip).await;
     }
 }
 

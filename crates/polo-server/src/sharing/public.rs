@@ -34,7 +34,7 @@ use crate::query::timeline::{DeviceEntries, shared_entries};
 /// The share behind `token`, with its owner: 404 `share_not_found` for an
 /// unknown, revoked or expired link (and a miss counted for the address).
 async fn open(state: &AppState, ip: Option<IpAddr>, token: &str) -> Result<(Share, User), ApiError> {
-    state.share_guard.check(ip)?;
+    state.share_guard.check(ip).await?;
     // Tokens are 43 characters of base64url; anything else cannot match and needs no lookup.
     let plausible = token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let found = if plausible {
@@ -43,10 +43,13 @@ async fn open(state: &AppState, ip: Option<IpAddr>, token: &str) -> Result<(Shar
     } else {
         None
     };
-    found.ok_or_else(|| {
-        state.share_guard.missed(ip);
-        ApiError::share_not_found()
-    })
+    match found {
+        Some(found) => Ok(found),
+        None => {
+            state.share_guard.missed(ip).await;
+            Err(ApiError::share_not_found())
+        }
+    }
 }
 
 fn token(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
