@@ -65,9 +65,9 @@ pub(crate) fn try_lease(store: &PostgresStore, name: &str, holder: &str, ttl: Du
         let now: i64 = tx.query_one(&format!("SELECT {DB_NOW_MS}"), &[]).db()?.get(0);
         let won = tx
             .query_opt(
-                "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3 + $4) \
+                "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3::BIGINT + $4::BIGINT) \
                  ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms \
-                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_ms <= $3 RETURNING 1",
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_ms <= $3::BIGINT RETURNING 1",
                 &[&name, &holder, &now, &millis(ttl)],
             )
             .db()?;
