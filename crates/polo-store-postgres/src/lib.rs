@@ -46,7 +46,9 @@ use polo_store::{ChangeKind, Hlc, StoreError, StoreResult};
 use postgres::{Client, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
-pub use schema::{DISTRIBUTED_TABLES, REFERENCE_TABLES, SCHEMA_VERSION};
+pub use schema::{
+    DISTRIBUTED_FOREIGN_KEYS, DISTRIBUTED_TABLES, REFERENCE_TABLES, SCHEMA_VERSION, citus_distribution_sql,
+};
 
 use crate::error::{Db, pool_error};
 

@@ -58,15 +58,17 @@ fn uint(n: i64) -> u64 {
 
 pub(crate) fn try_lease(store: &PostgresStore, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
     store.write(|tx| {
+        // The database's clock is read first and passed in: Citus refuses a
+        // volatile function in an ON CONFLICT ... WHERE on its tables
+        // ("functions used in the WHERE clause of the ON CONFLICT clause of
+        // INSERTs on distributed tables must be marked IMMUTABLE").
+        let now: i64 = tx.query_one(&format!("SELECT {DB_NOW_MS}"), &[]).db()?.get(0);
         let won = tx
             .query_opt(
-                &format!(
-                    "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, {DB_NOW_MS} + $3) \
-                     ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms \
-                     WHERE leases.holder = EXCLUDED.holder OR leases.expires_ms <= {DB_NOW_MS} \
-                     RETURNING 1"
-                ),
-                &[&name, &holder, &millis(ttl)],
+                "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3::BIGINT + $4::BIGINT) \
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms \
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_ms <= $3::BIGINT RETURNING 1",
+                &[&name, &holder, &now, &millis(ttl)],
             )
             .db()?;
         Ok(won.is_some())

@@ -51,11 +51,20 @@ pub(crate) fn changes_since(store: &PostgresStore, after: Seq, limit: usize) -> 
     let after = i64::try_from(after.0).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     store.read(|c| {
+        // Bounded by the clock read first. Under Citus the log is spread
+        // over workers that a read does not see at one instant, and a
+        // write's commit reaches the coordinator's clock before the
+        // worker holding its change: the last seq the clock handed out may
+        // not be visible yet, but every seq below it is (the next writer
+        // waits for the whole commit before taking the clock). Reading
+        // past the clock could return a later seq without this one, and
+        // move the reader's cursor past it for good.
+        let head = i64::try_from(read_last_seq(c)?.0).unwrap_or(i64::MAX);
         let rows = c
             .query(
                 "SELECT seq, kind, user_id, device_id, first_ms, last_ms, count FROM changes \
-                 WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&after, &limit],
+                 WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2",
+                &[&after, &limit, &head],
             )
             .db()?;
         rows.iter()
@@ -119,7 +128,10 @@ pub(crate) fn renew_epoch(store: &PostgresStore) -> StoreResult<String> {
             let old_id = meta(tx, "instance_id")?;
             let old_epoch = meta(tx, "epoch")?;
             let origin = find_or_create_origin(tx, &old_id)?;
-            for table in ["changes", "users", "devices", "tombstones"] {
+            // `users` first: under Citus, a reference table that distributed
+            // tables point to cannot be written after a statement ran on
+            // every shard in parallel in the same transaction.
+            for table in ["users", "changes", "devices", "tombstones"] {
                 tx.execute(&format!("UPDATE {table} SET origin = $1 WHERE origin = 0"), &[&origin]).db()?;
             }
             let (instance, epoch) = (new_random_id(), new_random_id());
@@ -385,13 +397,21 @@ pub(crate) fn replication_apply(
 }
 
 /// Whether the target already logged the entry's change (by its version;
-/// a user that does not exist here holds none).
+/// a user that does not exist here holds none). The user is looked up
+/// first, so the change is found on its user's shard by the unique
+/// `(user_id, origin, hlc)`: under Citus a query across every shard here
+/// would forbid the transaction to create a user afterwards ("cannot modify
+/// table users because there was a parallel operation on a distributed
+/// table").
 fn held(tx: &mut Transaction<'_>, entry: &FeedEntry, origin: i64) -> StoreResult<bool> {
+    let Some(user) = tx.query_opt("SELECT id FROM users WHERE name = $1", &[&entry.change.user()]).db()? else {
+        return Ok(false);
+    };
+    let user: i64 = user.get(0);
     let found = tx
         .query_opt(
-            "SELECT 1 FROM changes c JOIN users u ON u.id = c.user_id \
-             WHERE u.name = $1 AND c.origin = $2 AND c.hlc = $3",
-            &[&entry.change.user(), &origin, &(entry.version.hlc.0 as i64)],
+            "SELECT 1 FROM changes WHERE user_id = $1 AND origin = $2 AND hlc = $3",
+            &[&user, &origin, &(entry.version.hlc.0 as i64)],
         )
         .db()?;
     Ok(found.is_some())

@@ -48,6 +48,54 @@ pub const REFERENCE_TABLES: &[&str] = &[
     "failure_counts",
 ];
 
+/// The foreign keys between distributed tables, as (table, constraint,
+/// definition as `pg_get_constraintdef` gives it). Citus distributes neither
+/// side of a foreign key while the other is a plain table, so
+/// [`citus_distribution_sql`] drops these first and adds them back once both
+/// sides are co-located. A test checks this list against the catalog.
+pub const DISTRIBUTED_FOREIGN_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "point_chunks",
+        "point_chunks_user_id_device_id_fkey",
+        "FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, id)",
+    ),
+    (
+        "intervals",
+        "intervals_user_id_device_id_fkey",
+        "FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, id)",
+    ),
+];
+
+/// The Citus statements that distribute polo's tables in the session's
+/// current schema, in the order they must run, each its own transaction
+/// (Citus refuses to copy several reference tables' rows in one):
+/// * the reference tables, `users` before the tables whose foreign keys
+///   point to it;
+/// * the foreign keys between per-user tables dropped
+///   ([`DISTRIBUTED_FOREIGN_KEYS`]);
+/// * `devices`, then the other per-user tables co-located with it;
+/// * the foreign keys added back.
+///
+/// `docs/postgres.md` shows exactly these statements (a test keeps them the
+/// same), and the tests run them on Citus (`POLO_TEST_CITUS`).
+#[must_use]
+pub fn citus_distribution_sql() -> Vec<String> {
+    let (anchor, colocated) = DISTRIBUTED_TABLES.split_first().expect("devices leads DISTRIBUTED_TABLES");
+    let mut sql: Vec<String> =
+        REFERENCE_TABLES.iter().map(|t| format!("SELECT create_reference_table('{t}');")).collect();
+    sql.extend(DISTRIBUTED_FOREIGN_KEYS.iter().map(|(t, name, _)| format!("ALTER TABLE {t} DROP CONSTRAINT {name};")));
+    sql.push(format!("SELECT create_distributed_table('{anchor}', 'user_id');"));
+    sql.extend(
+        colocated
+            .iter()
+            .map(|t| format!("SELECT create_distributed_table('{t}', 'user_id', colocate_with => '{anchor}');")),
+    );
+    sql.extend(
+        DISTRIBUTED_FOREIGN_KEYS.iter().map(|(t, name, def)| format!("ALTER TABLE {t} ADD CONSTRAINT {name} {def};")),
+    );
+    sql
+}
+
 const V1: &str = "
 CREATE TABLE polo_meta (
     key   TEXT PRIMARY KEY,
@@ -368,5 +416,38 @@ pub(crate) fn migrate(client: &mut Client) -> StoreResult<()> {
         let next = (version + 1).to_string();
         tx.execute("UPDATE polo_meta SET value = $1 WHERE key = 'schema_version'", &[&next]).db()?;
         tx.commit().db()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/postgres.md` shows exactly the calls the tests run on Citus.
+    #[test]
+    fn the_docs_show_the_citus_distribution_calls() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/postgres.md");
+        let doc = std::fs::read_to_string(path).expect("reading docs/postgres.md");
+        let calls = citus_distribution_sql().join("\n");
+        assert!(
+            doc.contains(&format!("```sql\n{calls}\n```")),
+            "docs/postgres.md should show, in one sql block:\n{calls}"
+        );
+    }
+
+    #[test]
+    fn citus_distribution_runs_in_order() {
+        let sql = citus_distribution_sql();
+        let pos = |needle: &str| {
+            sql.iter().position(|s| s.contains(needle)).unwrap_or_else(|| panic!("{needle} not in {sql:#?}"))
+        };
+        assert_eq!(sql.len(), REFERENCE_TABLES.len() + DISTRIBUTED_TABLES.len() + 2 * DISTRIBUTED_FOREIGN_KEYS.len());
+        assert_eq!(DISTRIBUTED_TABLES[0], "devices");
+        for t in ["tokens", "sessions", "shares", "location_grants"] {
+            assert!(pos("'users'") < pos(&format!("'{t}'")), "{t}");
+        }
+        assert!(pos("DROP CONSTRAINT") < pos("'devices', 'user_id')"));
+        assert!(pos("'devices', 'user_id')") < pos("colocate_with => 'devices'"));
+        assert!(pos("'derived', 'user_id'") < pos("ADD CONSTRAINT"));
     }
 }

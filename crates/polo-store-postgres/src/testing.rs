@@ -7,7 +7,14 @@
 //! other. Without a server, [`TestDatabase::create`] prints a visible
 //! `SKIPPED` line and returns `None`; with `POLO_REQUIRE_SERVICES` set (as
 //! `.ci/run` does) it panics instead, so CI cannot skip by accident.
+//!
+//! With `POLO_TEST_CITUS=1` and `POLO_TEST_DATABASE_URL` pointing at a Citus
+//! coordinator (`scripts/citus-cluster.sh`), each schema is migrated and
+//! distributed by [`citus_distribution_sql`](crate::citus_distribution_sql)
+//! (with the schema as `search_path`) as soon as it is created, so the same
+//! tests run on sharded tables. CI does not do this.
 
+use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use postgres::{Client, NoTls};
@@ -22,6 +29,19 @@ pub const DEFAULT_TEST_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub struct TestDatabase {
     base: String,
     schema: String,
+    /// Under `POLO_TEST_CITUS`: distributes the schema once, after the
+    /// first store migrated it.
+    distributed: Once,
+}
+
+/// Serialises distributing and dropping test schemas on Citus (a session
+/// lock, released when the connection closes).
+const CITUS_LOCK: &str = "SELECT pg_advisory_lock(hashtext('polo-test-citus'))";
+
+/// Whether `POLO_TEST_CITUS` asks for every test schema to be distributed.
+#[must_use]
+pub fn citus() -> bool {
+    std::env::var("POLO_TEST_CITUS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 impl TestDatabase {
@@ -56,7 +76,13 @@ impl TestDatabase {
             &polo_store::clock::new_random_id()[..8]
         );
         client.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("creating a test schema");
-        Some(Self { base, schema })
+        let db = Self { base, schema, distributed: Once::new() };
+        if citus() {
+            // Migrated and distributed before anyone sees the URL: tests
+            // that hand `url()` to a `polo` process get sharded tables too.
+            drop(db.open());
+        }
+        Some(db)
     }
 
     /// The URL of this schema: the server's URL with `search_path` set.
@@ -72,13 +98,46 @@ impl TestDatabase {
         &self.schema
     }
 
-    /// A store on this schema, migrated.
+    /// A store on this schema, migrated (and, under `POLO_TEST_CITUS`,
+    /// distributed).
     ///
     /// # Panics
-    /// When the store cannot be opened.
+    /// When the store cannot be opened or distributed.
     #[must_use]
     pub fn open(&self) -> PostgresStore {
-        PostgresStore::open(&self.url()).expect("opening the test store")
+        let store = PostgresStore::open(&self.url()).expect("opening the test store");
+        self.distribute();
+        store
+    }
+
+    /// Under `POLO_TEST_CITUS`, runs the Citus distribution calls on this
+    /// schema, once; otherwise does nothing. [`create`](Self::create) (by
+    /// opening a store) and [`open`](Self::open) call it.
+    ///
+    /// # Panics
+    /// When a distribution call fails, naming the call and the error.
+    pub fn distribute(&self) {
+        if !citus() {
+            return;
+        }
+        self.distributed.call_once(|| {
+            crate::outside_async(|| {
+                let mut client = self.client();
+                // Fewer shards than Citus's default 32 per table: schemas are
+                // made and dropped per test. Two workers still hold two each.
+                let shards = std::env::var("POLO_TEST_CITUS_SHARDS").unwrap_or_else(|_| "4".to_owned());
+                client.batch_execute(&format!("SET citus.shard_count = {shards}")).expect("setting citus.shard_count");
+                // Citus deadlocks when schemas are distributed (or dropped)
+                // concurrently: one at a time, across test processes too.
+                client.batch_execute(CITUS_LOCK).expect("taking the test distribution lock");
+                for sql in crate::citus_distribution_sql() {
+                    if let Err(e) = client.batch_execute(&sql) {
+                        let why = e.as_db_error().map_or_else(|| e.to_string(), |db| format!("{db}"));
+                        panic!("distributing the test schema {}: {sql}: {why}", self.schema);
+                    }
+                }
+            });
+        });
     }
 
     /// A plain client on this schema, for tests that look at the tables.
@@ -97,6 +156,9 @@ impl Drop for TestDatabase {
             if let Ok(mut client) = Client::connect(&self.base, NoTls) {
                 // Connections of a store still open would keep their locks; a
                 // store is dropped before its guard in every fixture.
+                if citus() {
+                    let _ = client.batch_execute(CITUS_LOCK);
+                }
                 let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
             }
         });
