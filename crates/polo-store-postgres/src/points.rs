@@ -48,9 +48,7 @@ use crate::{
 };
 
 // The replication engine (`replication.rs`) writes through these three.
-#[allow(unused_imports)]
 pub(crate) use crate::deletes::delete;
-#[allow(unused_imports)]
 pub(crate) use crate::intervals::insert_intervals;
 pub(crate) use polo_store::chunks::Replace;
 
