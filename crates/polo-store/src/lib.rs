@@ -20,8 +20,8 @@
 //!
 //! The trait is synchronous: SQLite is synchronous anyway, the import
 //! pipeline runs on plain threads, and the async server calls it from
-//! `spawn_blocking` (which the PostgreSQL backend requires: its client
-//! must not run on an async worker thread).
+//! `spawn_blocking` (the PostgreSQL backend's client blocks on a runtime of
+//! its own, which only blocking threads may do freely).
 
 pub mod chunks;
 pub mod clock;
