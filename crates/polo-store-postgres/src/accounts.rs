@@ -3,7 +3,9 @@
 use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::clock::{ChangeClock, Stamp, now};
 use polo_store::{ChangeKind, Device, DeviceCard, StoreError, StoreResult, User};
-use postgres::{Row, Transaction};
+use postgres::Row;
+
+use crate::statements::Tx;
 
 use crate::error::Db;
 use crate::{ChangeRecord, PostgresStore, check_device};
@@ -26,7 +28,7 @@ pub(crate) fn user_from_row(r: &Row) -> User {
 /// change with the row's version, and a row still carrying an older one
 /// would let an older change from a peer undo this newer one.
 fn log_account_change(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
     user: UserId,
     device: Option<DeviceId>,

@@ -28,7 +28,9 @@ use polo_store::clock::now;
 use polo_store::{
     Device, Session, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL_MS, Token, TokenGrant, TokenScopes, User,
 };
-use postgres::{GenericClient, Row, Transaction};
+use postgres::{GenericClient, Row};
+
+use crate::statements::Tx;
 
 use crate::PostgresStore;
 use crate::accounts::{USER_COLUMNS, user_from_row};
@@ -78,7 +80,7 @@ pub(crate) fn user_exists(c: &mut impl GenericClient, user: UserId) -> StoreResu
 /// key-share lock on it until the transaction ends: a revocation of the
 /// maker waits for what is made in its name, so it revokes that too, and
 /// what waited for a revocation finds the maker gone.
-pub(crate) fn lock_maker(tx: &mut Transaction<'_>, user: UserId, maker: Option<i64>) -> StoreResult<()> {
+pub(crate) fn lock_maker(tx: &mut Tx<'_>, user: UserId, maker: Option<i64>) -> StoreResult<()> {
     let Some(maker) = maker else { return Ok(()) };
     let found =
         tx.query_opt("SELECT 1 FROM tokens WHERE user_id = $1 AND id = $2 FOR KEY SHARE", &[&user.0, &maker]).db()?;
@@ -95,7 +97,7 @@ pub(crate) fn create_token(
 ) -> StoreResult<Token> {
     let scopes = grant.scopes.to_string();
     store.write(|tx| {
-        let name = device_name(tx, user, device)?
+        let name = device_name(&mut **tx, user, device)?
             .ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))?;
         lock_maker(tx, user, grant.created_by)?;
         let created = now();
@@ -141,7 +143,7 @@ pub(crate) fn token_by_hash(store: &PostgresStore, token_hash: &[u8; 32]) -> Sto
         let user = user_from_row(&row);
         let device = DeviceId(row.get(USER_WIDTH + 2));
         // Devices are never deleted; a token of a missing device is damage.
-        let name = device_name(c, user.id, device)?.ok_or_else(|| {
+        let name = device_name(&mut **c, user.id, device)?.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "token {} names device {device} of user {}, which does not exist",
                 row.get::<_, i64>(USER_WIDTH),
@@ -201,7 +203,7 @@ pub(crate) fn list_tokens(store: &PostgresStore, user: UserId) -> StoreResult<Ve
 /// (its maker's key-share lock waits for ours), and one made just before
 /// shows up in the next pass. Once a pass finds what the previous one
 /// locked, the set is closed until commit.
-fn lock_token_and_makings(tx: &mut Transaction<'_>, user: UserId, id: i64) -> StoreResult<Vec<i64>> {
+fn lock_token_and_makings(tx: &mut Tx<'_>, user: UserId, id: i64) -> StoreResult<Vec<i64>> {
     const LOCK: &str = "WITH RECURSIVE made (id) AS ( \
             SELECT id FROM tokens WHERE user_id = $1 AND id = $2 \
             UNION SELECT t.id FROM tokens t JOIN made ON t.created_by = made.id WHERE t.user_id = $1) \
@@ -246,7 +248,7 @@ pub(crate) fn create_session(
     expires: Timestamp,
 ) -> StoreResult<Session> {
     store.write(|tx| {
-        if !user_exists(tx, user)? {
+        if !user_exists(&mut **tx, user)? {
             return Err(StoreError::NotFound(format!("user {user}")));
         }
         let created = now();

@@ -11,21 +11,20 @@
 //! * **Tombstones** record every delete that removed something (and
 //!   selections and replicated deletes even when nothing was stored yet),
 //!   so a re-import does not bring deleted points back: a local insert
-//!   leaves out what one buries ([`unburied`]).
+//!   leaves out what one buries (`points::probe` reads them with the chunks).
 //! * Like every changing write, a delete runs under the `change_clock` lock
 //!   its caller took.
 
-use std::borrow::Cow;
-
-use polo_domain::{DeviceId, Fix, Seq, Timestamp, UserId};
+use polo_domain::{DeviceId, Seq, Timestamp, UserId};
 use polo_store::chunks::{ChunkMeta, Deletion};
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::{Area, ChangeKind, Hlc, PointSelection, StoreResult, Tombstone, WriteOutcome};
 use postgres::types::Type;
-use postgres::{GenericClient, Transaction};
+use postgres::{GenericClient, Row};
 
 use crate::error::Db;
 use crate::points::{apply, decode_loaded, delete_chunks, load_chunks};
+use crate::statements::Tx;
 use crate::{ChangeRecord, PostgresStore, log_change_with, with_clock};
 
 /// Chunks decoded per round trip while deleting.
@@ -48,7 +47,7 @@ pub(crate) fn delete_selection(store: &PostgresStore, selection: &PointSelection
 /// stop older points that arrive later; so must a selection, which a
 /// re-import would fill again).
 pub(crate) fn delete(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
     selection: &PointSelection,
     stamp: Stamp,
@@ -134,7 +133,7 @@ pub(crate) fn delete(
 /// inside the area if there is one. `keep` spares them by the seq of their
 /// write.
 fn delete_intervals(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     selection: &PointSelection,
     deletion: &Deletion,
     keep: &mut Option<&mut dyn FnMut(Seq) -> bool>,
@@ -201,27 +200,29 @@ pub(crate) fn tombstones_over(
             ],
         )
         .db()?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let corners: [Option<i32>; 4] = [r.get(4), r.get(5), r.get(6), r.get(7)];
-            let area = match corners {
-                [Some(west_e7), Some(south_e7), Some(east_e7), Some(north_e7)] => {
-                    Some(Area { west_e7, south_e7, east_e7, north_e7 })
-                }
-                _ => None,
-            };
-            let hlc: i64 = r.get(3);
-            Tombstone {
-                device: r.get::<_, Option<i64>>(0).map(DeviceId),
-                from: r.get::<_, Option<i64>>(1).map(Timestamp),
-                last: r.get::<_, Option<i64>>(2).map(Timestamp),
-                area,
-                keep_one_every_ms: r.get(8),
-                made: Timestamp(Hlc(hlc as u64).millis()),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(|r| tombstone_at(r, 0, 3, 4, 8)).collect())
+}
+
+/// A [`Tombstone`] from a row holding `device_id, from_ms, last_ms` from
+/// column `at`, its `hlc` at `hlc`, the area's four corners (west, south,
+/// east, north) from `corners` and `thin_ms` at `thin`.
+pub(crate) fn tombstone_at(r: &Row, at: usize, hlc: usize, corners: usize, thin: usize) -> Tombstone {
+    let [west, south, east, north]: [Option<i32>; 4] = std::array::from_fn(|i| r.get(corners + i));
+    let area = match (west, south, east, north) {
+        (Some(west_e7), Some(south_e7), Some(east_e7), Some(north_e7)) => {
+            Some(Area { west_e7, south_e7, east_e7, north_e7 })
+        }
+        _ => None,
+    };
+    let hlc: i64 = r.get(hlc);
+    Tombstone {
+        device: r.get::<_, Option<i64>>(at).map(DeviceId),
+        from: r.get::<_, Option<i64>>(at + 1).map(Timestamp),
+        last: r.get::<_, Option<i64>>(at + 2).map(Timestamp),
+        area,
+        keep_one_every_ms: r.get(thin),
+        made: Timestamp(Hlc(hlc as u64).millis()),
+    }
 }
 
 pub(crate) fn tombstones(
@@ -231,21 +232,5 @@ pub(crate) fn tombstones(
     from: Timestamp,
     last: Timestamp,
 ) -> StoreResult<Vec<Tombstone>> {
-    store.read(|c| tombstones_over(c, user, device, from.0, last.0, false))
-}
-
-/// Leaves out of a local insert the fixes a tombstone buries
-/// ([`polo_store::chunks::unburied`]). Returns the fixes to store and how
-/// many were left out; borrows when nothing was.
-pub(crate) fn unburied<'f>(
-    tx: &mut Transaction<'_>,
-    user: UserId,
-    device: DeviceId,
-    fixes: &'f [Fix],
-) -> StoreResult<(Cow<'f, [Fix]>, u64)> {
-    let (Some(lo), Some(hi)) = (fixes.iter().map(|f| f.time.0).min(), fixes.iter().map(|f| f.time.0).max()) else {
-        return Ok((Cow::Borrowed(fixes), 0));
-    };
-    let stones = tombstones_over(tx, user, device, lo, hi, true)?;
-    Ok(polo_store::chunks::unburied(&stones, device, fixes))
+    store.read(|c| tombstones_over(&mut **c, user, device, from.0, last.0, false))
 }

@@ -15,7 +15,9 @@ use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::{
     ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, StoreError, StoreResult,
 };
-use postgres::{Row, Transaction};
+use postgres::Row;
+
+use crate::statements::Tx;
 
 use crate::error::Db;
 use crate::{ChangeRecord, PostgresStore, check_device, log_change_with, with_clock};
@@ -78,7 +80,7 @@ pub(crate) fn derived_write(
     })
 }
 
-fn check_scope(tx: &mut Transaction<'_>, user: UserId, scope: DerivedScope) -> StoreResult<()> {
+fn check_scope(tx: &mut Tx<'_>, user: UserId, scope: DerivedScope) -> StoreResult<()> {
     match scope {
         DerivedScope::User => {
             let found = tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user.0]).db()?;
@@ -93,7 +95,7 @@ fn check_scope(tx: &mut Transaction<'_>, user: UserId, scope: DerivedScope) -> S
 /// `edit_log`; an empty edit changes nothing. Replication applies edits
 /// through here.
 pub(crate) fn write(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     user: UserId,
     batch: &DerivedBatch,
     as_edit: Option<(&mut ChangeClock, Stamp)>,

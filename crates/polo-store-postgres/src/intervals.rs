@@ -19,8 +19,10 @@ use std::borrow::Cow;
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, SourceFormat, Timestamp, UserId};
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::{ChangeKind, StoreError, StoreResult, StoredInterval, WriteOutcome};
+use postgres::Row;
 use postgres::types::Type;
-use postgres::{Row, Transaction};
+
+use crate::statements::Tx;
 
 use crate::deletes::tombstones_over;
 use crate::error::Db;
@@ -37,7 +39,7 @@ pub(crate) const INTERVAL_COLUMNS: &str = "id, user_id, device_id, kind, start_m
 /// left out and counted in [`WriteOutcome::suppressed`]. As the SQLite
 /// store's `insert_intervals`.
 pub(crate) fn insert_intervals(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
     user: UserId,
     device: DeviceId,
@@ -53,7 +55,7 @@ pub(crate) fn insert_intervals(
         (Cow::Borrowed(intervals), 0)
     } else {
         // What a delete buried stays out, as for points.
-        let stones = tombstones_over(tx, user, device, lo, hi, true)?;
+        let stones = tombstones_over(&mut **tx, user, device, lo, hi, true)?;
         let kept: Vec<Interval> = intervals
             .iter()
             .filter(|i| !stones.iter().any(|t| t.buries_at(device, i.start, i.start_coord)))

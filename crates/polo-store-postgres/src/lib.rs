@@ -33,6 +33,7 @@ mod points;
 mod replication;
 mod schema;
 mod sharing;
+mod statements;
 mod store_impl;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -43,7 +44,8 @@ use std::time::Duration;
 use polo_domain::{DeviceId, Seq, UserId};
 use polo_store::clock::{ChangeClock, Stamp, now};
 use polo_store::{ChangeKind, Hlc, StoreError, StoreResult};
-use postgres::{Client, NoTls, Transaction};
+use postgres::NoTls;
+use postgres::types::Type;
 use r2d2_postgres::PostgresConnectionManager;
 
 pub use schema::{
@@ -51,6 +53,7 @@ pub use schema::{
 };
 
 use crate::error::{Db, pool_error};
+use crate::statements::{Conn, Manager, Prepared, Tx};
 
 /// Connections a store keeps open at most (`?pool_size=` in the URL
 /// overrides it). Blocking callers beyond this wait for one to come back.
@@ -66,10 +69,10 @@ const WRITE_ATTEMPTS: u32 = 4;
 /// The connection pool. Dropping a connection drives the client's runtime
 /// to say goodbye to the server, so the pool is dropped where that is
 /// allowed ([`outside_async`]): a store may well be dropped in async code.
-struct Pool(Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>);
+struct Pool(Option<r2d2::Pool<Manager>>);
 
 impl Pool {
-    fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, r2d2::Error> {
+    fn get(&self) -> Result<r2d2::PooledConnection<Manager>, r2d2::Error> {
         self.0.as_ref().expect("the pool is only taken when the store is dropped").get()
     }
 }
@@ -132,7 +135,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(format!("migrating PostgreSQL at {location}: {e}")))?;
         let live_channel = nodes::live_channel(&mut client)?;
         drop(client);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config.clone(), NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
@@ -155,12 +158,12 @@ impl PostgresStore {
         &self.location
     }
 
-    fn client(&self) -> StoreResult<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+    fn client(&self) -> StoreResult<r2d2::PooledConnection<Manager>> {
         self.pool.get().map_err(|e| pool_error(&e))
     }
 
     /// Runs `f` on a pooled connection.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
         outside_async(|| {
             let mut client = self.client()?;
             f(&mut client)
@@ -170,7 +173,7 @@ impl PostgresStore {
     /// Runs `f` in one transaction and commits, trying again (a new
     /// transaction, `f` called again) when it failed transiently. `f` must
     /// have no effect outside the transaction.
-    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut attempt = 1;
         loop {
             match self.write_once(&mut f) {
@@ -185,7 +188,7 @@ impl PostgresStore {
     }
 
     /// Runs `f` in one transaction and commits, once.
-    pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         outside_async(|| {
             let mut client = self.client()?;
             let mut tx = client.transaction().db()?;
@@ -252,6 +255,7 @@ fn describe_location(config: &postgres::Config) -> String {
 // ---------------------------------------------------------------- the change log
 
 /// What a change log entry says happened.
+#[derive(Clone)]
 pub(crate) struct ChangeRecord {
     pub(crate) kind: ChangeKind,
     pub(crate) user: UserId,
@@ -266,61 +270,117 @@ pub(crate) struct ChangeRecord {
 /// before any other row lock of the transaction: every changing write
 /// takes it first, so writes never wait for each other in a cycle.
 pub(crate) fn with_clock<T>(
-    tx: &mut Transaction<'_>,
-    f: impl FnOnce(&mut Transaction<'_>, &mut ChangeClock) -> StoreResult<T>,
+    tx: &mut Tx<'_>,
+    f: impl FnOnce(&mut Tx<'_>, &mut ChangeClock) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let row = tx.query_one("SELECT last_seq, hlc FROM change_clock WHERE id = 1 FOR UPDATE", &[]).db()?;
-    let read = ChangeClock { last_seq: Seq(row.get::<_, i64>(0) as u64), hlc: Hlc(row.get::<_, i64>(1) as u64) };
+    let read = lock_clock(tx)?;
     let mut clock = read;
     let out = f(tx, &mut clock)?;
     if clock != read {
-        tx.execute(
+        tx.execute_prepared(
             "UPDATE change_clock SET last_seq = $1, hlc = $2 WHERE id = 1",
-            &[&(clock.last_seq.0 as i64), &(clock.hlc.0 as i64)],
+            &[(&(clock.last_seq.0 as i64), Type::INT8), (&(clock.hlc.0 as i64), Type::INT8)],
         )
         .db()?;
     }
     Ok(out)
 }
 
+/// Locks the change log's counters until the transaction ends and reads
+/// them (see [`with_clock`]).
+pub(crate) fn lock_clock(tx: &mut Tx<'_>) -> StoreResult<ChangeClock> {
+    let row = tx.query_prepared_one("SELECT last_seq, hlc FROM change_clock WHERE id = 1 FOR UPDATE", &[]).db()?;
+    Ok(ChangeClock { last_seq: Seq(row.get::<_, i64>(0) as u64), hlc: Hlc(row.get::<_, i64>(1) as u64) })
+}
+
+/// A change with its seq and version, not written yet.
+pub(crate) struct StampedChange {
+    pub(crate) seq: Seq,
+    hlc: Hlc,
+    origin: i64,
+    record: ChangeRecord,
+}
+
+/// Takes the next seq and clock reading from `clock` for `change`.
+pub(crate) fn stamp_change(clock: &mut ChangeClock, stamp: Stamp, change: ChangeRecord) -> StampedChange {
+    let (seq, hlc, origin) = clock.next(stamp, now());
+    StampedChange { seq, hlc, origin, record: change }
+}
+
+/// Writes stamped changes in one statement and, with `clock`, the change
+/// log's counters in the same one: a write that stamps many changes (live
+/// ingest commits many phones at once) pays one round trip for them all.
+pub(crate) fn write_changes(tx: &mut Tx<'_>, changes: &[StampedChange], clock: Option<ChangeClock>) -> StoreResult<()> {
+    if changes.is_empty() && clock.is_none() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&StampedChange) -> Option<i64>| changes.iter().map(f).collect::<Vec<Option<i64>>>();
+    let users = column(&|c| Some(c.record.user.0));
+    let seqs = column(&|c| Some(c.seq.0 as i64));
+    let kinds: Vec<i16> = changes.iter().map(|c| c.record.kind.code() as i16).collect();
+    let devices = column(&|c| c.record.device.map(|d| d.0));
+    let firsts = column(&|c| c.record.first);
+    let lasts = column(&|c| c.record.last);
+    let counts = column(&|c| Some(c.record.count as i64));
+    let hlcs = column(&|c| Some(c.hlc.0 as i64));
+    let origins = column(&|c| Some(c.origin));
+    let (last_seq, hlc) = clock.map_or((None, None), |c| (Some(c.last_seq.0 as i64), Some(c.hlc.0 as i64)));
+    tx.execute_prepared(
+        "WITH clock AS (UPDATE change_clock SET last_seq = $10, hlc = $11 WHERE id = 1 AND $10::BIGINT IS NOT NULL) \
+         INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
+         SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::SMALLINT[], $4::BIGINT[], $5::BIGINT[], \
+             $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[])",
+        &[
+            (&users, Type::INT8_ARRAY),
+            (&seqs, Type::INT8_ARRAY),
+            (&kinds, Type::INT2_ARRAY),
+            (&devices, Type::INT8_ARRAY),
+            (&firsts, Type::INT8_ARRAY),
+            (&lasts, Type::INT8_ARRAY),
+            (&counts, Type::INT8_ARRAY),
+            (&hlcs, Type::INT8_ARRAY),
+            (&origins, Type::INT8_ARRAY),
+            (&last_seq, Type::INT8),
+            (&hlc, Type::INT8),
+        ],
+    )
+    .db()?;
+    Ok(())
+}
+
 /// Takes the next seq and clock reading from `clock` and records the change.
 pub(crate) fn log_change_with(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
     stamp: Stamp,
     change: &ChangeRecord,
 ) -> StoreResult<Seq> {
-    let (seq, hlc, origin) = clock.next(stamp, now());
-    tx.execute(
-        "INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &change.user.0,
-            &(seq.0 as i64),
-            &(change.kind.code() as i16),
-            &change.device.map(|d| d.0),
-            &change.first,
-            &change.last,
-            &(change.count as i64),
-            &(hlc.0 as i64),
-            &origin,
-        ],
-    )
-    .db()?;
-    Ok(seq)
+    let stamped = stamp_change(clock, stamp, change.clone());
+    write_changes(tx, std::slice::from_ref(&stamped), None)?;
+    Ok(stamped.seq)
 }
 
 /// Records one local change in a transaction of its own making: takes the
 /// clock (see [`with_clock`]) and logs the change.
 #[allow(dead_code)]
-pub(crate) fn log_change(tx: &mut Transaction<'_>, change: &ChangeRecord) -> StoreResult<Seq> {
+pub(crate) fn log_change(tx: &mut Tx<'_>, change: &ChangeRecord) -> StoreResult<Seq> {
     with_clock(tx, |tx, clock| log_change_with(tx, clock, Stamp::Local, change))
 }
 
 /// [`StoreError::NotFound`] unless `device` is one of `user`'s.
-pub(crate) fn check_device(c: &mut impl postgres::GenericClient, user: UserId, device: DeviceId) -> StoreResult<()> {
-    let found = c.query_opt("SELECT 1 FROM devices WHERE user_id = $1 AND id = $2", &[&user.0, &device.0]).db()?;
-    found.map(|_| ()).ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))
+pub(crate) fn check_device(c: &mut impl Prepared, user: UserId, device: DeviceId) -> StoreResult<()> {
+    let found = c
+        .query_prepared_opt(
+            "SELECT 1 FROM devices WHERE user_id = $1 AND id = $2",
+            &[(&user.0, Type::INT8), (&device.0, Type::INT8)],
+        )
+        .db()?;
+    found.map(|_| ()).ok_or_else(|| no_device(user, device))
+}
+
+/// The error of a write to a device that is not `user`'s.
+pub(crate) fn no_device(user: UserId, device: DeviceId) -> StoreError {
+    StoreError::NotFound(format!("device {device} of user {user}"))
 }
 
 #[cfg(test)]

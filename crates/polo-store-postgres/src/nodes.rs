@@ -34,10 +34,12 @@ use polo_store::{
     FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription, StoreError, StoreResult,
 };
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::Type;
 use postgres::{Client, NoTls, Row};
 
 use crate::PostgresStore;
 use crate::error::{Db, is_unique_violation, store_error};
+use crate::statements::Prepared;
 
 /// The database's clock in milliseconds since the epoch, as SQL.
 const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
@@ -297,9 +299,9 @@ pub(crate) fn publish_live(store: &PostgresStore, messages: &[String]) -> StoreR
     }
     let payloads: Vec<String> = messages.iter().map(|m| format!("{}|{m}", store.node)).collect();
     store.read(|c| {
-        c.execute(
+        c.execute_prepared(
             "SELECT pg_notify($1, payload) FROM unnest($2::TEXT[]) AS payload",
-            &[&store.live_channel, &payloads],
+            &[(&store.live_channel, Type::TEXT), (&payloads, Type::TEXT_ARRAY)],
         )
         .db()?;
         Ok(())

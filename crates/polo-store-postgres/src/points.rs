@@ -33,18 +33,20 @@ use std::time::Instant;
 
 use polo_domain::{DeviceId, Fix, Point, Timestamp, UserId};
 use polo_store::chunks::{
-    Batch, COMPACT_LOOKBACK, ChunkMeta, ChunkWrite, LatePoints, PieceBounds, bounds, compact, compaction,
+    Batch, COMPACT_LOOKBACK, ChunkMeta, ChunkWrite, LIVE_TAIL, LatePoints, PieceBounds, bounds, compact, compaction,
 };
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
-use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, WriteOutcome};
+use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, Tombstone, WriteOutcome};
+use postgres::Row;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
-use postgres::{Row, Transaction};
 
 use crate::error::Db;
+use crate::statements::{Prepared, Tx};
 use crate::{
-    ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, check_device, log_change_with, with_clock,
+    ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, StampedChange, check_device, lock_clock,
+    no_device, stamp_change, write_changes,
 };
 
 // The replication engine (`replication.rs`) writes through these three.
@@ -83,12 +85,12 @@ pub(crate) fn chunk_meta(r: &Row) -> StoreResult<ChunkMeta> {
 }
 
 /// The payloads of chunks `ids` of `user`, by id, in one query.
-pub(crate) fn load_chunks(tx: &mut Transaction<'_>, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
+pub(crate) fn load_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let rows = tx
-        .query_typed(
+        .query_prepared(
             "SELECT id, data FROM point_chunks WHERE user_id = $1 AND id = ANY($2)",
             &[(&user.0, Type::INT8), (&ids, Type::INT8_ARRAY)],
         )
@@ -119,12 +121,12 @@ fn encode(fixes: &[StoredFix], encoding: ExtrasEncoding) -> NewChunk {
 
 /// Stores new chunks of `device`: one with a plain insert (a live tail,
 /// one round trip), several with one binary `COPY` (imports).
-fn insert_chunks(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
+fn insert_chunks(tx: &mut Tx<'_>, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
     match &chunks[..] {
         [] => Ok(()),
         [one] => {
             let b = &one.bounds;
-            tx.execute_typed(
+            tx.execute_prepared(
                 "INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
@@ -164,9 +166,9 @@ fn chunk_size(b: &PieceBounds) -> i32 {
     i32::try_from(b.n).unwrap_or(i32::MAX)
 }
 
-fn update_chunk(tx: &mut Transaction<'_>, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
+fn update_chunk(tx: &mut Tx<'_>, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
     let b = &chunk.bounds;
-    tx.execute_typed(
+    tx.execute_prepared(
         "UPDATE point_chunks SET first_ms = $3, last_ms = $4, n = $5, max_seq = $6, data = $7 \
          WHERE user_id = $1 AND id = $2",
         &[
@@ -184,9 +186,9 @@ fn update_chunk(tx: &mut Transaction<'_>, user: UserId, id: i64, chunk: &NewChun
 }
 
 /// Removes chunks `ids` of `user` in one statement.
-pub(crate) fn delete_chunks(tx: &mut Transaction<'_>, user: UserId, ids: &[i64]) -> StoreResult<()> {
+pub(crate) fn delete_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> StoreResult<()> {
     if !ids.is_empty() {
-        tx.execute_typed(
+        tx.execute_prepared(
             "DELETE FROM point_chunks WHERE user_id = $1 AND id = ANY($2)",
             &[(&user.0, Type::INT8), (&ids, Type::INT8_ARRAY)],
         )
@@ -199,7 +201,7 @@ pub(crate) fn delete_chunks(tx: &mut Transaction<'_>, user: UserId, ids: &[i64])
 /// gathered and sent together (before anything reads the chunks again, and
 /// at the end); [`ChunkWrite::CompactBefore`] compacts only when `compact`.
 pub(crate) fn apply(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     user: UserId,
     device: DeviceId,
     writes: Vec<ChunkWrite>,
@@ -223,9 +225,9 @@ pub(crate) fn apply(
 
 /// Compacts the small chunks before the sealed tail ending at `last`
 /// ([`compaction`]). Each fix keeps its `Seq`, so this is not a change.
-fn compact_before(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
+fn compact_before(tx: &mut Tx<'_>, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
     let rows = tx
-        .query_typed(
+        .query_prepared(
             "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
              AND first_ms <= $3 ORDER BY first_ms DESC LIMIT $4",
             &[
@@ -251,6 +253,74 @@ fn compact_before(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, last
 
 // ---------------------------------------------------------------- insert
 
+/// What one round trip tells an insert about a device (see [`probe`]).
+struct Probe {
+    /// The chunks the batch's span selects ([`Batch::span`]), by first time.
+    metas: Vec<ChunkMeta>,
+    /// The payloads of those of them small enough to be a live tail, which
+    /// the planner reads whenever a fix falls to them.
+    payloads: HashMap<i64, Vec<u8>>,
+    /// The tombstones that may bury fixes in the span, when asked for.
+    tombstones: Vec<Tombstone>,
+}
+
+/// Reads in one statement what an insert of fixes in `[lo, hi]` into
+/// `device` needs before it plans: that the device is `user`'s (else
+/// [`StoreError::NotFound`]), the chunks the span selects (the predecessor
+/// of `lo` and every chunk starting inside), the payloads of the small ones
+/// among them, and, with `burying`, the tombstones over the span. Three
+/// queries and a payload fetch used to be four round trips per device.
+fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, burying: bool) -> StoreResult<Probe> {
+    let rows = tx
+        .query_prepared(
+            "SELECT 0::SMALLINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::INTEGER, NULL::BYTEA, \
+                 NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::BIGINT \
+             FROM devices WHERE user_id = $1 AND id = $2 \
+             UNION ALL \
+             SELECT 1::SMALLINT, id, first_ms, last_ms, NULL, n, CASE WHEN n < $5 THEN data END, NULL, NULL, NULL, NULL, NULL \
+             FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
+             AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
+                 WHERE user_id = $1 AND device_id = $2 AND first_ms <= $3), $3) \
+             AND first_ms <= $4 \
+             UNION ALL \
+             SELECT 2::SMALLINT, device_id, from_ms, last_ms, hlc, NULL, NULL, west_e7, south_e7, east_e7, north_e7, thin_ms \
+             FROM tombstones WHERE $6 AND user_id = $1 AND (device_id IS NULL OR device_id = $2) AND thin_ms IS NULL \
+             AND (from_ms IS NULL OR from_ms <= $4) AND (last_ms IS NULL OR last_ms >= $3)",
+            &[
+                (&user.0, Type::INT8),
+                (&device.0, Type::INT8),
+                (&lo, Type::INT8),
+                (&hi, Type::INT8),
+                (&(LIVE_TAIL as i32), Type::INT4),
+                (&burying, Type::BOOL),
+            ],
+        )
+        .db()?;
+    let mut found = false;
+    let mut probe = Probe { metas: Vec::new(), payloads: HashMap::new(), tombstones: Vec::new() };
+    for row in &rows {
+        match row.get::<_, i16>(0) {
+            0 => found = true,
+            1 => {
+                let id: i64 = row.get(1);
+                let n: i32 = row.get(5);
+                let n =
+                    usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("point chunk {id} holds {n} fixes")))?;
+                probe.metas.push(ChunkMeta { id, first: row.get(2), last: row.get(3), n });
+                if let Some(data) = row.get::<_, Option<Vec<u8>>>(6) {
+                    probe.payloads.insert(id, data);
+                }
+            }
+            _ => probe.tombstones.push(crate::deletes::tombstone_at(row, 1, 4, 7, 11)),
+        }
+    }
+    if !found {
+        return Err(no_device(user, device));
+    }
+    probe.metas.sort_by_key(|m| m.first);
+    Ok(probe)
+}
+
 /// Inserts `fixes` of `device` inside the caller's transaction, which holds
 /// `clock` (the `change_clock` lock); the change is stamped with the
 /// provenance's stamp. `added` hears the time of every fix that was new or
@@ -258,7 +328,7 @@ fn compact_before(tx: &mut Transaction<'_>, user: UserId, device: DeviceId, last
 /// replication engine's way in.
 #[allow(dead_code)]
 pub(crate) fn insert(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
     user: UserId,
     device: DeviceId,
@@ -266,15 +336,20 @@ pub(crate) fn insert(
     added: &mut dyn FnMut(Timestamp),
     provenance: Provenance<'_>,
 ) -> StoreResult<WriteOutcome> {
-    insert_noting(tx, clock, user, device, fixes, added, provenance, None)
+    let mut changes = Vec::new();
+    let outcome = insert_noting(tx, clock, &mut changes, user, device, fixes, added, provenance, None, false)?;
+    write_changes(tx, &changes, None)?;
+    Ok(outcome)
 }
 
 /// A local insert: leaves out the fixes a tombstone buries unless
-/// `restore`, counting them in [`WriteOutcome::suppressed`].
+/// `restore`, counting them in [`WriteOutcome::suppressed`]. Its change is
+/// stamped from `clock` and left in `changes` for the caller to write.
 #[allow(clippy::too_many_arguments)]
 fn insert_local(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
+    changes: &mut Vec<StampedChange>,
     user: UserId,
     device: DeviceId,
     fixes: &[Fix],
@@ -282,45 +357,50 @@ fn insert_local(
     restore: bool,
     late: &Mutex<LatePoints>,
 ) -> StoreResult<WriteOutcome> {
-    let (fixes, suppressed) =
-        if restore { (Cow::Borrowed(fixes), 0) } else { crate::deletes::unburied(tx, user, device, fixes)? };
-    let outcome = insert_noting(tx, clock, user, device, &fixes, added, Provenance::local(), Some(late))?;
-    Ok(WriteOutcome { suppressed, ..outcome })
+    insert_noting(tx, clock, changes, user, device, fixes, added, Provenance::local(), Some(late), !restore)
 }
 
 /// [`insert`], noting in `late` (when given) whether the device receives
-/// late points and sparing it compaction meanwhile.
+/// late points and sparing it compaction meanwhile; with `burying`, the
+/// fixes a tombstone buries are left out and counted as suppressed. The
+/// change is stamped from `clock` and pushed to `changes`, which the caller
+/// writes before it commits.
 #[allow(clippy::too_many_arguments)]
 fn insert_noting(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
+    changes: &mut Vec<StampedChange>,
     user: UserId,
     device: DeviceId,
     fixes: &[Fix],
     added: &mut dyn FnMut(Timestamp),
     provenance: Provenance<'_>,
     late: Option<&Mutex<LatePoints>>,
+    burying: bool,
 ) -> StoreResult<WriteOutcome> {
     let Provenance { stamp, replace } = provenance;
-    check_device(tx, user, device)?;
-    let batch = Batch::new(fixes);
-    let Some((lo, hi)) = batch.span() else {
+    let (Some(lo), Some(hi)) = (fixes.iter().map(|f| f.time.0).min(), fixes.iter().map(|f| f.time.0).max()) else {
+        check_device(tx, user, device)?;
         return Ok(WriteOutcome::default());
     };
-    // The predecessor of the batch's first time, and every chunk starting inside it.
-    let rows = tx
-        .query_typed(
-            "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
-             AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
-                 WHERE user_id = $1 AND device_id = $2 AND first_ms <= $3), $3) \
-             AND first_ms <= $4 ORDER BY first_ms",
-            &[(&user.0, Type::INT8), (&device.0, Type::INT8), (&lo, Type::INT8), (&hi, Type::INT8)],
-        )
-        .db()?;
-    let metas = rows.iter().map(chunk_meta).collect::<StoreResult<Vec<_>>>()?;
+    let mut probe = probe(tx, user, device, lo, hi, burying)?;
+    let (fixes, suppressed) = if burying && !probe.tombstones.is_empty() {
+        polo_store::chunks::unburied(&probe.tombstones, device, fixes)
+    } else {
+        (Cow::Borrowed(fixes), 0)
+    };
+    let batch = Batch::new(&fixes);
+    let Some(span) = batch.span() else {
+        return Ok(WriteOutcome { suppressed, ..WriteOutcome::default() });
+    };
+    if suppressed > 0 && span != (lo, hi) {
+        // Tombstones narrowed the batch: select the chunks for what is left.
+        probe = self::probe(tx, user, device, span.0, span.1, false)?;
+    }
+    let Probe { metas, mut payloads, .. } = probe;
     let assignment = batch.assign(metas);
-    let to_read: Vec<i64> = assignment.chunks_to_read().map(|m| m.id).collect();
-    let mut payloads = load_chunks(tx, user, &to_read)?;
+    let to_read: Vec<i64> = assignment.chunks_to_read().map(|m| m.id).filter(|id| !payloads.contains_key(id)).collect();
+    payloads.extend(load_chunks(tx, user, &to_read)?);
     let merge = assignment.compare(&mut |meta| decode_loaded(&mut payloads, meta.id), replace)?;
     let compact = match late {
         Some(late) => {
@@ -338,7 +418,7 @@ fn insert_noting(
     }
     let (added, duplicates) = (merge.added(), merge.duplicates());
     let Some((first, last)) = merge.added_span() else {
-        return Ok(WriteOutcome { added, duplicates, ..WriteOutcome::default() });
+        return Ok(WriteOutcome { added, duplicates, suppressed, ..WriteOutcome::default() });
     };
     let change = ChangeRecord {
         kind: ChangeKind::PointsInserted,
@@ -348,9 +428,11 @@ fn insert_noting(
         last: Some(last),
         count: added,
     };
-    let seq = log_change_with(tx, clock, stamp, &change)?;
+    let stamped = stamp_change(clock, stamp, change);
+    let seq = stamped.seq;
+    changes.push(stamped);
     apply(tx, user, device, merge.writes(seq), compact)?;
-    Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed: 0, seq: Some(seq) })
+    Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed, seq: Some(seq) })
 }
 
 /// One local insert in a transaction of its own; the added times reach
@@ -368,9 +450,21 @@ fn insert_committed(
     }
     let (outcome, times) = store.write(|tx| {
         let mut times = Vec::new();
-        let outcome = with_clock(tx, |tx, clock| {
-            insert_local(tx, clock, user, device, fixes, &mut |t| times.push(t), restore, &store.late)
-        })?;
+        let read = lock_clock(tx)?;
+        let mut clock = read;
+        let mut changes = Vec::new();
+        let outcome = insert_local(
+            tx,
+            &mut clock,
+            &mut changes,
+            user,
+            device,
+            fixes,
+            &mut |t| times.push(t),
+            restore,
+            &store.late,
+        )?;
+        write_changes(tx, &changes, (clock != read).then_some(clock))?;
         Ok((outcome, times))
     })?;
     for time in times {
@@ -407,56 +501,75 @@ pub(crate) fn restore_points(
     insert_committed(store, user, device, fixes, &mut |_| {}, true)
 }
 
-/// All groups in one transaction (live ingest commits many phones at once),
-/// each inside a savepoint: a group that fails is rolled back to it, gets
-/// its error, and the others go on. The clock is put back to where it was
-/// before the failed group, so its seq is handed out again and the log
-/// stays gap-free. Transient failures and a full disk end the attempt
-/// instead: they are not the group's fault, and the whole write is retried
-/// or reported.
+/// All groups in one transaction (live ingest commits many phones at once):
+/// one clock lock, one statement for all their change rows and the clock,
+/// one commit.
+///
+/// A group that fails on its own (not transiently) gets its error and the
+/// others go on: the attempt is rolled back and made again without it, as
+/// if it had never been tried (so the log stays gap-free). This costs a
+/// second attempt when a group fails, which is rare, instead of a savepoint
+/// (two more round trips) around every group of every commit. Transient
+/// failures and a full disk end the write instead: they are not the
+/// group's fault, and the whole write is retried or reported.
 pub(crate) fn insert_point_groups(
     store: &PostgresStore,
     groups: &mut [PointGroup<'_>],
     added: &mut dyn FnMut(usize, Timestamp),
 ) -> StoreResult<()> {
-    let (outcomes, reports) = store.write(|tx| {
-        let mut outcomes: Vec<StoreResult<WriteOutcome>> = Vec::with_capacity(groups.len());
-        let mut reports: Vec<(usize, Timestamp)> = Vec::new();
-        with_clock(tx, |tx, clock| {
+    // The groups left out, with their errors.
+    let mut failed: Vec<Option<StoreError>> = groups.iter().map(|_| None).collect();
+    let (outcomes, reports) = loop {
+        // The group whose error ended this attempt, if one did.
+        let mut culprit = None;
+        let attempt = store.write(|tx| {
+            culprit = None;
+            let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(groups.len());
+            let mut reports: Vec<(usize, Timestamp)> = Vec::new();
+            let read = lock_clock(tx)?;
+            let mut clock = read;
+            let mut changes = Vec::new();
             for (index, group) in groups.iter().enumerate() {
-                let before = *clock;
-                let mut times = Vec::new();
-                let mut savepoint = tx.transaction().db()?;
+                if failed[index].is_some() {
+                    outcomes.push(None);
+                    continue;
+                }
                 let result = insert_local(
-                    &mut savepoint,
-                    clock,
+                    tx,
+                    &mut clock,
+                    &mut changes,
                     group.user,
                     group.device,
                     group.fixes,
-                    &mut |t| times.push(t),
+                    &mut |t| reports.push((index, t)),
                     false,
                     &store.late,
                 );
                 match result {
-                    Ok(outcome) => {
-                        savepoint.commit().db()?;
-                        reports.extend(times.into_iter().map(|t| (index, t)));
-                        outcomes.push(Ok(outcome));
-                    }
-                    Err(e) if e.is_retryable() || e.is_disk_full() => return Err(e),
+                    Ok(outcome) => outcomes.push(Some(outcome)),
                     Err(e) => {
-                        savepoint.rollback().db()?;
-                        *clock = before;
-                        outcomes.push(Err(e));
+                        if !(e.is_retryable() || e.is_disk_full()) {
+                            culprit = Some(index);
+                        }
+                        return Err(e);
                     }
                 }
             }
-            Ok(())
-        })?;
-        Ok((outcomes, reports))
-    })?;
-    for (group, outcome) in groups.iter_mut().zip(outcomes) {
-        group.outcome = Some(outcome);
+            write_changes(tx, &changes, (clock != read).then_some(clock))?;
+            Ok((outcomes, reports))
+        });
+        match (attempt, culprit) {
+            (Ok(done), _) => break done,
+            (Err(e), Some(index)) => failed[index] = Some(e),
+            (Err(e), None) => return Err(e),
+        }
+    };
+    for ((group, outcome), failure) in groups.iter_mut().zip(outcomes).zip(failed) {
+        group.outcome = Some(match (outcome, failure) {
+            (Some(outcome), _) => Ok(outcome),
+            (None, Some(e)) => Err(e),
+            (None, None) => unreachable!("a group is either written or failed"),
+        });
     }
     for (index, time) in reports {
         added(index, time);
@@ -480,7 +593,7 @@ pub(crate) fn scan_points(
         Some(d) => vec![d.0],
         None => store.read(|c| {
             let rows = c
-                .query_typed("SELECT id FROM devices WHERE user_id = $1 ORDER BY id", &[(&user.0, Type::INT8)])
+                .query_prepared("SELECT id FROM devices WHERE user_id = $1 ORDER BY id", &[(&user.0, Type::INT8)])
                 .db()?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })?,
@@ -494,7 +607,7 @@ pub(crate) fn scan_points(
             }
             let page: Vec<(i64, i64, Vec<u8>)> = store.read(|c| {
                 let rows = c
-                    .query_typed(
+                    .query_prepared(
                         "SELECT id, last_ms, data FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
                          AND first_ms >= coalesce((SELECT max(first_ms) FROM point_chunks \
                              WHERE user_id = $1 AND device_id = $2 AND first_ms <= $3), $3) \
@@ -541,7 +654,7 @@ pub(crate) fn scan_points(
 /// starting last holds the latest fix.
 pub(crate) fn last_point(store: &PostgresStore, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {
     let row = store.read(|c| {
-        c.query_typed_opt(
+        c.query_prepared_opt(
             "SELECT id, data FROM point_chunks WHERE user_id = $1 AND device_id = $2 ORDER BY first_ms DESC LIMIT 1",
             &[(&user.0, Type::INT8), (&device.0, Type::INT8)],
         )
@@ -556,7 +669,7 @@ pub(crate) fn last_point(store: &PostgresStore, user: UserId, device: DeviceId) 
 pub(crate) fn count_points(store: &PostgresStore, user: UserId) -> StoreResult<u64> {
     store.read(|c| {
         let n: i64 = c
-            .query_typed_one(
+            .query_prepared_one(
                 "SELECT coalesce(sum(n), 0)::BIGINT FROM point_chunks WHERE user_id = $1",
                 &[(&user.0, Type::INT8)],
             )

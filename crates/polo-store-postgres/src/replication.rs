@@ -43,6 +43,7 @@ use polo_store::{
 use postgres::{GenericClient, IsolationLevel, Transaction};
 
 use crate::error::{Db, is_unique_violation};
+use crate::statements::Tx;
 use crate::{ChangeRecord, PostgresStore, derived, log_change_with, points, with_clock};
 
 // ------------------------------------------------------------- change log
@@ -59,7 +60,7 @@ pub(crate) fn changes_since(store: &PostgresStore, after: Seq, limit: usize) -> 
         // waits for the whole commit before taking the clock). Reading
         // past the clock could return a later seq without this one, and
         // move the reader's cursor past it for good.
-        let head = i64::try_from(read_last_seq(c)?.0).unwrap_or(i64::MAX);
+        let head = i64::try_from(read_last_seq(&mut **c)?.0).unwrap_or(i64::MAX);
         let rows = c
             .query(
                 "SELECT seq, kind, user_id, device_id, first_ms, last_ms, count FROM changes \
@@ -84,7 +85,7 @@ pub(crate) fn changes_since(store: &PostgresStore, after: Seq, limit: usize) -> 
 }
 
 pub(crate) fn last_seq(store: &PostgresStore) -> StoreResult<Seq> {
-    store.read(read_last_seq)
+    store.read(|c| read_last_seq(&mut **c))
 }
 
 fn read_last_seq(c: &mut impl GenericClient) -> StoreResult<Seq> {
@@ -102,11 +103,11 @@ fn meta(c: &mut impl GenericClient, key: &str) -> StoreResult<String> {
 // ------------------------------------------------------------------ epochs
 
 pub(crate) fn epoch(store: &PostgresStore) -> StoreResult<String> {
-    store.read(|c| meta(c, "epoch"))
+    store.read(|c| meta(&mut **c, "epoch"))
 }
 
 pub(crate) fn instance_id(store: &PostgresStore) -> StoreResult<String> {
-    store.read(|c| meta(c, "instance_id"))
+    store.read(|c| meta(&mut **c, "instance_id"))
 }
 
 pub(crate) fn epochs(store: &PostgresStore) -> StoreResult<Vec<EpochSpan>> {
@@ -125,8 +126,8 @@ pub(crate) fn renew_epoch(store: &PostgresStore) -> StoreResult<String> {
     store.write(|tx| {
         with_clock(tx, |tx, clock| {
             let last = clock.last_seq;
-            let old_id = meta(tx, "instance_id")?;
-            let old_epoch = meta(tx, "epoch")?;
+            let old_id = meta(&mut **tx, "instance_id")?;
+            let old_epoch = meta(&mut **tx, "epoch")?;
             let origin = find_or_create_origin(tx, &old_id)?;
             // `users` first: under Citus, a reference table that distributed
             // tables point to cannot be written after a statement ran on
@@ -381,7 +382,7 @@ pub(crate) fn replication_apply(
 ) -> StoreResult<ApplyOutcome> {
     store.write(|tx| {
         with_clock(tx, |tx, clock| {
-            let mut origins = OriginNames::new(meta(tx, "instance_id")?);
+            let mut origins = OriginNames::new(meta(&mut **tx, "instance_id")?);
             let mut out = ApplyOutcome::default();
             for entry in entries {
                 let origin = origins.code(&entry.version.origin, |instance| find_or_create_origin(tx, instance))?;
@@ -437,7 +438,7 @@ fn account_change(kind: ChangeKind, user: UserId, device: Option<DeviceId>) -> C
 
 /// Applies one entry; whether it changed anything.
 fn apply_one(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
     entry: &FeedEntry,
     stamp: Stamp,
@@ -451,9 +452,10 @@ fn apply_one(
                 .query_opt("SELECT id, password_hash, is_admin, hlc, origin FROM users WHERE name = $1", &[name])
                 .db()?;
             let held = match &stored {
-                Some(r) => {
-                    Some((version(tx, origins, r.get(3), r.get(4))?, (r.get::<_, String>(1), r.get::<_, bool>(2))))
-                }
+                Some(r) => Some((
+                    version(&mut **tx, origins, r.get(3), r.get(4))?,
+                    (r.get::<_, String>(1), r.get::<_, bool>(2)),
+                )),
                 None => None,
             };
             let content = (password_hash.clone(), *is_admin);
@@ -485,7 +487,7 @@ fn apply_one(
                 .db()?;
             type DeviceContent = (Option<String>, Option<String>, Option<String>);
             let held: Option<(Version, DeviceContent)> = match &stored {
-                Some(r) => Some((version(tx, origins, r.get(4), r.get(5))?, (r.get(1), r.get(2), r.get(3)))),
+                Some(r) => Some((version(&mut **tx, origins, r.get(4), r.get(5))?, (r.get(1), r.get(2), r.get(3)))),
                 None => None,
             };
             let content = (encryption_key.clone(), card_name.clone(), card_face.clone());

@@ -64,13 +64,13 @@ pub(crate) fn create_share(
     created_by_token: Option<i64>,
 ) -> StoreResult<Share> {
     store.write(|tx| {
-        if !user_exists(tx, user)? {
+        if !user_exists(&mut **tx, user)? {
             return Err(StoreError::NotFound(format!("user {user}")));
         }
         lock_maker(tx, user, created_by_token)?;
         let name = match share.device {
             Some(device) => Some(
-                device_name(tx, user, device)?
+                device_name(&mut **tx, user, device)?
                     .ok_or_else(|| StoreError::NotFound(format!("device {device} of user {user}")))?,
             ),
             None => None,
@@ -130,7 +130,7 @@ pub(crate) fn share_by_hash(
         let Some(row) = row else { return Ok(None) };
         let user = user_from_row(&row);
         let name = match row.get::<_, Option<i64>>(USER_WIDTH + 5) {
-            Some(device) => device_name(c, user.id, DeviceId(device))?,
+            Some(device) => device_name(&mut **c, user.id, DeviceId(device))?,
             None => None,
         };
         Ok(Some((share_at(&row, USER_WIDTH, name)?, user)))
@@ -174,7 +174,7 @@ pub(crate) fn grant_location(
 ) -> StoreResult<bool> {
     store.write(|tx| {
         for user in [owner, viewer] {
-            if !user_exists(tx, user)? {
+            if !user_exists(&mut **tx, user)? {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
         }
