@@ -64,6 +64,27 @@ pub enum Command {
     /// change feed and apply changes to it (and nothing else).
     #[command(subcommand, name = "replication-token")]
     ReplicationToken(ReplicationTokenCommand),
+    /// Show or renew the store's replication epoch. Renew it once on a copy restored with
+    /// another tool than `polo restore` (pg_restore, a PostgreSQL base backup), before it serves.
+    #[command(subcommand)]
+    Epoch(EpochCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EpochCommand {
+    /// Print the epoch, the instance id, the last change and the epoch history.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make this store a new instance with a new epoch, forked at its last change, as `polo
+    /// restore` does: for a database restored with PostgreSQL's tools. Stop every node first.
+    Renew {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::backup::restore(&config, &args),
         Command::Replicate(args) => commands::replicate::run(&config, &args),
         Command::ReplicationToken(args) => commands::replicate::tokens(&config, &args),
+        Command::Epoch(args) => commands::epoch::run(&config, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

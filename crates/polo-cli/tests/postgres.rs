@@ -114,6 +114,44 @@ fn every_command_works_against_postgres() {
     assert!(!dir.path().join("polo.sqlite").exists());
 }
 
+/// A database restored with PostgreSQL's tools (`pg_restore`) still holds
+/// the original's epoch and instance id: `polo epoch renew` makes it a new
+/// instance, as `polo restore` does for SQLite, keeping its data.
+#[test]
+fn a_restored_database_gets_a_new_epoch_from_the_command_line() {
+    let Some(db) = TestDatabase::create() else { return };
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    add_user(pg(dir.path(), &url), "alice");
+    let show = |dir: &Path| -> Value {
+        serde_json::from_str(&run_ok(pg(dir, &url).args(["epoch", "show", "--json"]))).unwrap()
+    };
+    let before = show(dir.path());
+    let last_seq = before["last_seq"].as_u64().unwrap();
+    assert!(last_seq > 0, "adding a user is a change: {before}");
+    assert_eq!(before["history"].as_array().unwrap().len(), 1, "{before}");
+
+    let renewed: Value =
+        serde_json::from_str(&run_ok(pg(dir.path(), &url).args(["epoch", "renew", "--json"]))).unwrap();
+    assert_eq!(renewed["previous_epoch"], before["epoch"], "{renewed}");
+    assert_eq!(renewed["previous_instance_id"], before["instance_id"], "{renewed}");
+    assert_ne!(renewed["epoch"], before["epoch"], "{renewed}");
+    assert_ne!(renewed["instance_id"], before["instance_id"], "{renewed}");
+    assert_eq!(renewed["forked_at"], last_seq, "{renewed}");
+
+    let after = show(dir.path());
+    assert_eq!(after["epoch"], renewed["epoch"], "{after}");
+    assert_eq!(after["last_seq"], last_seq, "renewing appends no change: {after}");
+    let history = after["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{after}");
+    assert_eq!(history[0]["epoch"], before["epoch"], "{after}");
+    assert_eq!(history[1]["epoch"], renewed["epoch"], "{after}");
+    assert_eq!(history[1]["start"], last_seq, "the new epoch forks at the last change: {after}");
+    // The data stays.
+    let users: Value = serde_json::from_str(&run_ok(pg(dir.path(), &url).args(["user", "list", "--json"]))).unwrap();
+    assert_eq!(users[0]["name"], "alice", "{users}");
+}
+
 /// A TCP proxy handing each new connection to the next backend in turn; a
 /// backend that refuses the connection closes the client's, as a load
 /// balancer without health checks would.

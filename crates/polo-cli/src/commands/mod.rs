@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod delete;
+pub mod epoch;
 pub mod export;
 pub mod import;
 pub mod import_paths;
