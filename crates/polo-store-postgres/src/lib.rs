@@ -314,38 +314,67 @@ pub(crate) fn write_changes(tx: &mut Tx<'_>, changes: &[StampedChange], clock: O
     if changes.is_empty() && clock.is_none() {
         return Ok(());
     }
-    let column = |f: &dyn Fn(&StampedChange) -> Option<i64>| changes.iter().map(f).collect::<Vec<Option<i64>>>();
-    let users = column(&|c| Some(c.record.user.0));
-    let seqs = column(&|c| Some(c.seq.0 as i64));
-    let kinds: Vec<i16> = changes.iter().map(|c| c.record.kind.code() as i16).collect();
-    let devices = column(&|c| c.record.device.map(|d| d.0));
-    let firsts = column(&|c| c.record.first);
-    let lasts = column(&|c| c.record.last);
-    let counts = column(&|c| Some(c.record.count as i64));
-    let hlcs = column(&|c| Some(c.hlc.0 as i64));
-    let origins = column(&|c| Some(c.origin));
-    let (last_seq, hlc) = clock.map_or((None, None), |c| (Some(c.last_seq.0 as i64), Some(c.hlc.0 as i64)));
+    let c = ChangeColumns::of(changes, clock);
     tx.execute_prepared(
         "WITH clock AS (UPDATE change_clock SET last_seq = $10, hlc = $11 WHERE id = 1 AND $10::BIGINT IS NOT NULL) \
          INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
          SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::SMALLINT[], $4::BIGINT[], $5::BIGINT[], \
              $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[])",
-        &[
-            (&users, Type::INT8_ARRAY),
-            (&seqs, Type::INT8_ARRAY),
-            (&kinds, Type::INT2_ARRAY),
-            (&devices, Type::INT8_ARRAY),
-            (&firsts, Type::INT8_ARRAY),
-            (&lasts, Type::INT8_ARRAY),
-            (&counts, Type::INT8_ARRAY),
-            (&hlcs, Type::INT8_ARRAY),
-            (&origins, Type::INT8_ARRAY),
-            (&last_seq, Type::INT8),
-            (&hlc, Type::INT8),
-        ],
+        &c.params(),
     )
     .db()?;
     Ok(())
+}
+
+/// Stamped changes and the clock as the array parameters `$1`–`$11` of
+/// [`write_changes`]' statement (and of statements that extend it).
+pub(crate) struct ChangeColumns {
+    users: Vec<i64>,
+    seqs: Vec<i64>,
+    kinds: Vec<i16>,
+    devices: Vec<Option<i64>>,
+    firsts: Vec<Option<i64>>,
+    lasts: Vec<Option<i64>>,
+    counts: Vec<i64>,
+    hlcs: Vec<i64>,
+    origins: Vec<i64>,
+    last_seq: Option<i64>,
+    hlc: Option<i64>,
+}
+
+impl ChangeColumns {
+    pub(crate) fn of(changes: &[StampedChange], clock: Option<ChangeClock>) -> Self {
+        let (last_seq, hlc) = clock.map_or((None, None), |c| (Some(c.last_seq.0 as i64), Some(c.hlc.0 as i64)));
+        Self {
+            users: changes.iter().map(|c| c.record.user.0).collect(),
+            seqs: changes.iter().map(|c| c.seq.0 as i64).collect(),
+            kinds: changes.iter().map(|c| c.record.kind.code() as i16).collect(),
+            devices: changes.iter().map(|c| c.record.device.map(|d| d.0)).collect(),
+            firsts: changes.iter().map(|c| c.record.first).collect(),
+            lasts: changes.iter().map(|c| c.record.last).collect(),
+            counts: changes.iter().map(|c| c.record.count as i64).collect(),
+            hlcs: changes.iter().map(|c| c.hlc.0 as i64).collect(),
+            origins: changes.iter().map(|c| c.origin).collect(),
+            last_seq,
+            hlc,
+        }
+    }
+
+    pub(crate) fn params(&self) -> Vec<(&(dyn postgres::types::ToSql + Sync), Type)> {
+        vec![
+            (&self.users, Type::INT8_ARRAY),
+            (&self.seqs, Type::INT8_ARRAY),
+            (&self.kinds, Type::INT2_ARRAY),
+            (&self.devices, Type::INT8_ARRAY),
+            (&self.firsts, Type::INT8_ARRAY),
+            (&self.lasts, Type::INT8_ARRAY),
+            (&self.counts, Type::INT8_ARRAY),
+            (&self.hlcs, Type::INT8_ARRAY),
+            (&self.origins, Type::INT8_ARRAY),
+            (&self.last_seq, Type::INT8),
+            (&self.hlc, Type::INT8),
+        ]
+    }
 }
 
 /// Takes the next seq and clock reading from `clock` and records the change.

@@ -26,7 +26,7 @@
 //!   attempt and handed to the caller only once the attempt committed.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -40,13 +40,13 @@ use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_wi
 use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, Tombstone, WriteOutcome};
 use postgres::Row;
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::Type;
+use postgres::types::{ToSql, Type};
 
 use crate::error::Db;
 use crate::statements::{Prepared, Tx};
 use crate::{
-    ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, StampedChange, check_device, lock_clock,
-    no_device, stamp_change, write_changes,
+    ChangeColumns, ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, StampedChange, check_device,
+    lock_clock, no_device, stamp_change, write_changes,
 };
 
 // The replication engine (`replication.rs`) writes through these three.
@@ -223,6 +223,155 @@ pub(crate) fn apply(
     insert_chunks(tx, user, device, new)
 }
 
+/// What the inserts of one transaction leave for its last statement: their
+/// change rows and, for a plan that writes one chunk (a live tail's
+/// rewrite, or a new tail), that chunk. Live ingest writes every phone of a
+/// commit this way in one round trip, with the clock ([`Deferred::finish`]).
+/// Anything else (splits, compaction, imports' `COPY`) is written at once,
+/// after what was pending, and a device is never read while a write of it
+/// is pending, so what an insert reads is always what is stored.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    changes: Vec<StampedChange>,
+    rewrites: Vec<(UserId, i64, NewChunk)>,
+    inserts: Vec<(UserId, DeviceId, NewChunk)>,
+    /// The devices with a pending chunk write.
+    devices: HashSet<(UserId, DeviceId)>,
+}
+
+impl Deferred {
+    /// Applies a plan's writes: held back when the plan writes one chunk,
+    /// at once (after what was pending) otherwise.
+    fn apply(
+        &mut self,
+        tx: &mut Tx<'_>,
+        user: UserId,
+        device: DeviceId,
+        writes: Vec<ChunkWrite>,
+        compact: bool,
+    ) -> StoreResult<()> {
+        let one_chunk = writes.iter().filter(|w| !matches!(w, ChunkWrite::CompactBefore { .. })).count() == 1
+            && writes.iter().all(|w| match w {
+                ChunkWrite::Insert { .. } | ChunkWrite::Rewrite { .. } => true,
+                ChunkWrite::CompactBefore { .. } => !compact,
+                ChunkWrite::Delete { .. } => false,
+            });
+        if !one_chunk || self.devices.contains(&(user, device)) {
+            self.flush(tx)?;
+            return apply(tx, user, device, writes, compact);
+        }
+        for write in writes {
+            match write {
+                ChunkWrite::Insert { fixes, encoding, .. } => {
+                    self.inserts.push((user, device, encode(&fixes, encoding)))
+                }
+                ChunkWrite::Rewrite { id, fixes, encoding, .. } => {
+                    self.rewrites.push((user, id, encode(&fixes, encoding)));
+                }
+                ChunkWrite::Delete { .. } | ChunkWrite::CompactBefore { .. } => {}
+            }
+        }
+        self.devices.insert((user, device));
+        Ok(())
+    }
+
+    /// Writes the pending chunks of `device` (and every other's) before it
+    /// is read again.
+    fn before_reading(&mut self, tx: &mut Tx<'_>, user: UserId, device: DeviceId) -> StoreResult<()> {
+        if self.devices.contains(&(user, device)) { self.flush(tx) } else { Ok(()) }
+    }
+
+    /// Writes the pending chunks now, keeping the change rows.
+    fn flush(&mut self, tx: &mut Tx<'_>) -> StoreResult<()> {
+        if self.devices.is_empty() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let pending = std::mem::replace(self, Deferred { changes, ..Deferred::default() });
+        pending.finish(tx, None)
+    }
+
+    /// Writes everything pending, and with `clock` the change log's
+    /// counters, in one statement.
+    pub(crate) fn finish(self, tx: &mut Tx<'_>, clock: Option<ChangeClock>) -> StoreResult<()> {
+        if self.devices.is_empty() {
+            return write_changes(tx, &self.changes, clock);
+        }
+        let changes = ChangeColumns::of(&self.changes, clock);
+        let rewrites = ChunkColumns::of(self.rewrites.iter().map(|(user, id, chunk)| (*user, *id, chunk)));
+        let inserts = ChunkColumns::of(self.inserts.iter().map(|(user, device, chunk)| (*user, device.0, chunk)));
+        let mut params = changes.params();
+        params.extend(rewrites.params());
+        params.extend(inserts.params());
+        tx.execute_prepared(
+            "WITH clock AS (UPDATE change_clock SET last_seq = $10, hlc = $11 WHERE id = 1 AND $10::BIGINT IS NOT NULL), \
+             logged AS (INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::SMALLINT[], $4::BIGINT[], $5::BIGINT[], \
+                     $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[])), \
+             rewritten AS (UPDATE point_chunks c SET first_ms = u.first_ms, last_ms = u.last_ms, n = u.n, \
+                     max_seq = u.max_seq, data = u.data \
+                 FROM unnest($12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[], $16::INTEGER[], \
+                     $17::BIGINT[], $18::BYTEA[]) AS u (user_id, id, first_ms, last_ms, n, max_seq, data) \
+                 WHERE c.user_id = u.user_id AND c.id = u.id) \
+             INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
+             SELECT * FROM unnest($19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::BIGINT[], $23::INTEGER[], \
+                 $24::BIGINT[], $25::BYTEA[])",
+            &params,
+        )
+        .db()?;
+        Ok(())
+    }
+}
+
+/// Chunks as array parameters: user, id (a rewrite's chunk, or a new
+/// chunk's device), bounds, size, max seq and payload.
+struct ChunkColumns<'c> {
+    users: Vec<i64>,
+    keys: Vec<i64>,
+    firsts: Vec<i64>,
+    lasts: Vec<i64>,
+    sizes: Vec<i32>,
+    max_seqs: Vec<i64>,
+    data: Vec<&'c [u8]>,
+}
+
+impl<'c> ChunkColumns<'c> {
+    fn of(chunks: impl Iterator<Item = (UserId, i64, &'c NewChunk)>) -> Self {
+        let mut c = ChunkColumns {
+            users: Vec::new(),
+            keys: Vec::new(),
+            firsts: Vec::new(),
+            lasts: Vec::new(),
+            sizes: Vec::new(),
+            max_seqs: Vec::new(),
+            data: Vec::new(),
+        };
+        for (user, key, chunk) in chunks {
+            let b = &chunk.bounds;
+            c.users.push(user.0);
+            c.keys.push(key);
+            c.firsts.push(b.first);
+            c.lasts.push(b.last);
+            c.sizes.push(chunk_size(b));
+            c.max_seqs.push(b.max_seq);
+            c.data.push(&chunk.data);
+        }
+        c
+    }
+
+    fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        vec![
+            (&self.users, Type::INT8_ARRAY),
+            (&self.keys, Type::INT8_ARRAY),
+            (&self.firsts, Type::INT8_ARRAY),
+            (&self.lasts, Type::INT8_ARRAY),
+            (&self.sizes, Type::INT4_ARRAY),
+            (&self.max_seqs, Type::INT8_ARRAY),
+            (&self.data, Type::BYTEA_ARRAY),
+        ]
+    }
+}
+
 /// Compacts the small chunks before the sealed tail ending at `last`
 /// ([`compaction`]). Each fix keeps its `Seq`, so this is not a change.
 fn compact_before(tx: &mut Tx<'_>, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
@@ -336,9 +485,9 @@ pub(crate) fn insert(
     added: &mut dyn FnMut(Timestamp),
     provenance: Provenance<'_>,
 ) -> StoreResult<WriteOutcome> {
-    let mut changes = Vec::new();
-    let outcome = insert_noting(tx, clock, &mut changes, user, device, fixes, added, provenance, None, false)?;
-    write_changes(tx, &changes, None)?;
+    let mut deferred = Deferred::default();
+    let outcome = insert_noting(tx, clock, &mut deferred, user, device, fixes, added, provenance, None, false)?;
+    deferred.finish(tx, None)?;
     Ok(outcome)
 }
 
@@ -349,7 +498,7 @@ pub(crate) fn insert(
 fn insert_local(
     tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
-    changes: &mut Vec<StampedChange>,
+    deferred: &mut Deferred,
     user: UserId,
     device: DeviceId,
     fixes: &[Fix],
@@ -357,7 +506,7 @@ fn insert_local(
     restore: bool,
     late: &Mutex<LatePoints>,
 ) -> StoreResult<WriteOutcome> {
-    insert_noting(tx, clock, changes, user, device, fixes, added, Provenance::local(), Some(late), !restore)
+    insert_noting(tx, clock, deferred, user, device, fixes, added, Provenance::local(), Some(late), !restore)
 }
 
 /// [`insert`], noting in `late` (when given) whether the device receives
@@ -369,7 +518,7 @@ fn insert_local(
 fn insert_noting(
     tx: &mut Tx<'_>,
     clock: &mut ChangeClock,
-    changes: &mut Vec<StampedChange>,
+    deferred: &mut Deferred,
     user: UserId,
     device: DeviceId,
     fixes: &[Fix],
@@ -383,6 +532,7 @@ fn insert_noting(
         check_device(tx, user, device)?;
         return Ok(WriteOutcome::default());
     };
+    deferred.before_reading(tx, user, device)?;
     let mut probe = probe(tx, user, device, lo, hi, burying)?;
     let (fixes, suppressed) = if burying && !probe.tombstones.is_empty() {
         polo_store::chunks::unburied(&probe.tombstones, device, fixes)
@@ -430,8 +580,8 @@ fn insert_noting(
     };
     let stamped = stamp_change(clock, stamp, change);
     let seq = stamped.seq;
-    changes.push(stamped);
-    apply(tx, user, device, merge.writes(seq), compact)?;
+    deferred.changes.push(stamped);
+    deferred.apply(tx, user, device, merge.writes(seq), compact)?;
     Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed, seq: Some(seq) })
 }
 
@@ -452,11 +602,11 @@ fn insert_committed(
         let mut times = Vec::new();
         let read = lock_clock(tx)?;
         let mut clock = read;
-        let mut changes = Vec::new();
+        let mut deferred = Deferred::default();
         let outcome = insert_local(
             tx,
             &mut clock,
-            &mut changes,
+            &mut deferred,
             user,
             device,
             fixes,
@@ -464,7 +614,7 @@ fn insert_committed(
             restore,
             &store.late,
         )?;
-        write_changes(tx, &changes, (clock != read).then_some(clock))?;
+        deferred.finish(tx, (clock != read).then_some(clock))?;
         Ok((outcome, times))
     })?;
     for time in times {
@@ -528,7 +678,7 @@ pub(crate) fn insert_point_groups(
             let mut reports: Vec<(usize, Timestamp)> = Vec::new();
             let read = lock_clock(tx)?;
             let mut clock = read;
-            let mut changes = Vec::new();
+            let mut deferred = Deferred::default();
             for (index, group) in groups.iter().enumerate() {
                 if failed[index].is_some() {
                     outcomes.push(None);
@@ -537,7 +687,7 @@ pub(crate) fn insert_point_groups(
                 let result = insert_local(
                     tx,
                     &mut clock,
-                    &mut changes,
+                    &mut deferred,
                     group.user,
                     group.device,
                     group.fixes,
@@ -555,7 +705,7 @@ pub(crate) fn insert_point_groups(
                     }
                 }
             }
-            write_changes(tx, &changes, (clock != read).then_some(clock))?;
+            deferred.finish(tx, (clock != read).then_some(clock))?;
             Ok((outcomes, reports))
         });
         match (attempt, culprit) {
