@@ -15,6 +15,10 @@
 //!   sequence numbers are gap-free and in commit order across every node,
 //!   exactly as [`polo_store::clock`] promises readers. Writes that append no
 //!   change (tokens, sessions, shares, settings) do not take the lock.
+//!   Since the lock orders every node's changing commits, what a commit
+//!   does while holding it is kept to few round trips (see `points`), and
+//!   frequent statements are prepared once per pooled connection
+//!   (`statements`).
 //! * **Retries.** Serialisation failures, deadlocks and lost connections are
 //!   [`StoreError::Retryable`]; writes without side effects outside the
 //!   transaction are retried here a few times before the error reaches the

@@ -13,10 +13,20 @@
 //!   plan against the same chunks at once: the second waits, then reads
 //!   what the first committed (each statement of a READ COMMITTED
 //!   transaction sees the commits before it). Reads take no lock.
-//! * **Few round trips.** Statements on the hot path go out with their
-//!   parameter types (`query_typed`: no separate prepare), the chunks an
-//!   insert decodes come in one query, and a write that creates several
-//!   chunks (imports) sends them with one binary `COPY`.
+//!   That is also why an insert reads only after the lock: a statement
+//!   started before it was granted would not see the holder's commit.
+//! * **Few round trips under the lock.** While a commit holds the clock,
+//!   every other node's commit waits, so its round trips are what live
+//!   ingest's throughput is made of. Statements are prepared once per
+//!   connection (`statements`); an insert reads all it plans with in one
+//!   statement ([`probe`]: the device check, the tombstones, the chunk
+//!   bounds and the small chunks' payloads); a plan that writes one chunk
+//!   (a live tail) is held back and sent with every other phone's, their
+//!   change rows and the clock in the commit's last statement
+//!   ([`Deferred`]); a live commit of N phones is N + 4 round trips
+//!   (begin, lock, N probes, the writes, commit), where it was about ten
+//!   per phone. A write that creates several chunks (imports) sends them
+//!   with one binary `COPY`.
 //! * **No decoded-tail cache.** SQLite's single writer keeps the chunks it
 //!   wrote last decoded; here several nodes write, and such a cache would
 //!   have to be checked against the row anyway. Only the late-points hint
