@@ -18,11 +18,13 @@
 //! holes below live allocations, and glibc returns memory to the system only
 //! from the top of a heap. The server then stayed at ~45 MB of heap it did
 //! not use (measured: `malloc_trim(0)`, called from gdb, took it to 5.8 MB
-//! at once). So [`spawn_releaser`] asks glibc every [`RELEASE_EVERY`] to
-//! give back whole free pages (`malloc_trim`, which since glibc 2.8 madvises
-//! them away in every arena). That call is the workspace's one `unsafe`
+//! at once). So [`spawn_releaser`] asks glibc to give back whole free pages
+//! (`malloc_trim`, which since glibc 2.8 madvises them away in every arena)
+//! each time the process goes quiet after some work. That call is the workspace's one `unsafe`
 //! block: a foreign function with no arguments that point anywhere, which
 //! glibc serialises with every other allocator call.
+
+use std::time::{Duration, Instant};
 
 /// What `polo serve` runs with unless the environment says otherwise.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -51,27 +53,60 @@ pub fn tune_for_serving() {
     }
 }
 
-/// How often [`spawn_releaser`] hands free memory back. A trim walks the
-/// free lists of both arenas while holding each one's lock: well under a
-/// millisecond on a settled heap, so every ten seconds costs nothing a
-/// request could notice, and an idle server is back near its working set
-/// within ten seconds of the work that grew it.
-pub const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often [`spawn_releaser`] looks at how busy the process was.
+pub const LOOK_EVERY: Duration = Duration::from_secs(5);
+/// At most this much CPU time (in the kernel's 1/100 s ticks) used by the
+/// whole process over [`LOOK_EVERY`] counts as quiet: 1 % of one core. A
+/// phone posting every few seconds stays below it; an import, a catch-up or
+/// a page's burst of API calls does not.
+const QUIET_TICKS: u64 = 5;
 
-/// Starts a thread that calls [`release_free_memory`] every
-/// [`RELEASE_EVERY`] for the rest of the process's life. Elsewhere than
-/// glibc on Linux it starts nothing: the other allocators polo is built
-/// with (musl's, the macOS and Windows ones) give memory back themselves.
+/// Whether to give memory back now: the last [`LOOK_EVERY`] was quiet, and
+/// the process did some work since the last release (so an idle server
+/// trims once, not every few seconds). Trimming only when quiet keeps the
+/// cost off busy moments: pages given back are faulted in again, zeroed,
+/// when the next allocation reuses them, which a request in full flow would
+/// pay for.
+fn release_due(cpu_at_last_look: u64, cpu_now: u64, cpu_at_last_release: Option<u64>) -> bool {
+    let quiet = cpu_now.saturating_sub(cpu_at_last_look) <= QUIET_TICKS;
+    let worked_since = cpu_at_last_release.is_none_or(|at| cpu_now.saturating_sub(at) > QUIET_TICKS);
+    quiet && worked_since
+}
+
+/// The CPU time this process has used, user and system, in ticks of
+/// 1/100 s (`/proc/self/stat`, fields 14 and 15).
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let mut fields = stat.rsplit_once(") ")?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Starts a thread that gives free memory back ([`release_free_memory`])
+/// whenever the process has gone quiet after some work: within
+/// [`LOOK_EVERY`] to twice that of an import, a catch-up or browsing ending.
+/// Elsewhere than glibc on Linux it starts nothing: the other allocators
+/// polo is built with (musl's, the macOS and Windows ones) give memory back
+/// themselves.
 pub fn spawn_releaser() {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         return;
     }
     let started = std::thread::Builder::new().name("polo-release-memory".into()).spawn(|| {
+        let Some(mut at_last_look) = cpu_ticks() else { return };
+        let mut at_last_release = None;
         loop {
-            std::thread::sleep(RELEASE_EVERY);
-            let started = std::time::Instant::now();
-            let released = release_free_memory();
-            tracing::trace!(released, took_us = started.elapsed().as_micros(), "gave free heap pages back");
+            std::thread::sleep(LOOK_EVERY);
+            let Some(now) = cpu_ticks() else { return };
+            if release_due(at_last_look, now, at_last_release) {
+                let started = Instant::now();
+                let released = release_free_memory();
+                tracing::debug!(released, took_us = started.elapsed().as_micros(), "gave free heap pages back");
+                at_last_release = Some(now);
+            }
+            at_last_look = now;
         }
     });
     if let Err(error) = started {
@@ -99,6 +134,33 @@ pub fn release_free_memory() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_given_back_once_per_quiet_spell_after_work() {
+        // Busy: 40 ticks in the last look.
+        assert!(!release_due(100, 140, None));
+        // Quiet after work never released: release.
+        assert!(release_due(140, 142, None));
+        // Still quiet, nothing done since that release: leave it.
+        assert!(!release_due(142, 144, Some(142)));
+        // A burst, then quiet again: release again.
+        assert!(!release_due(144, 180, Some(142)));
+        assert!(release_due(180, 181, Some(142)));
+        // A trickle that never adds up to more than the quiet threshold since the release.
+        assert!(!release_due(181, 183, Some(181)));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_process_cpu_time_is_read_and_grows() {
+        let before = cpu_ticks().expect("/proc/self/stat");
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(cpu_ticks().expect("/proc/self/stat") > before, "300 ms of spinning used no CPU time");
+    }
 
     /// A large block freed below a live one is a hole glibc keeps; a trim
     /// gives it back, which the process's resident memory shows.
