@@ -21,6 +21,10 @@
 //!   points; a LineString with only a `TimeStamp` becomes a zero-length
 //!   activity at that instant, and one with no time at all is rejected
 //!   ("no time"). A `TimeSpan` with only one end is read as an instant.
+//! * The text of a Point's or LineString's `<coordinates>` streams in
+//!   (`kml/coordinates.rs`): a path of millions of vertices is read in
+//!   bounded memory, keeping only what the placemark needs (the first tuple
+//!   of a Point; the first and last vertex and the count of a LineString).
 //! * `MultiGeometry`, nested `Folder`s and `Document`s are walked; the
 //!   placemark's time applies to every geometry inside it. (Times inherited
 //!   from an enclosing Folder are not applied.)
@@ -45,8 +49,10 @@ use crate::extras::ExtrasBuilder;
 use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
 
+mod coordinates;
 mod track;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
+use coordinates::{Coordinates, Geometry};
 use track::Track;
 
 const GX: &str = "http://www.google.com/kml/ext/2.2";
@@ -319,34 +325,6 @@ fn emit_interval(interval: Interval, at: Position, raw: &str, options: &ImportOp
     sink.interval(interval, None);
 }
 
-/// Removes whitespace next to commas, so that `lon, lat` tuples written with
-/// spaces still split on whitespace into whole tuples.
-fn tuples(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut start = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii_whitespace() {
-            // Whitespace inside a tuple when the neighbours are commas.
-            let prev_comma = i > 0 && text[..i].trim_end().ends_with(',');
-            let next_comma = text[i..].trim_start().starts_with(',');
-            if let (Some(s), false, false) = (start, prev_comma, next_comma) {
-                out.push(&text[s..i]);
-                start = None;
-            }
-        } else if start.is_none() {
-            start = Some(i);
-        }
-        i += 1;
-    }
-    if let Some(s) = start {
-        out.push(&text[s..]);
-    }
-    out
-}
-
 /// Reads one `lon,lat[,alt]` tuple (comma separated, or space separated for `gx:coord`).
 fn parse_tuple(tuple: &str, separator: char) -> Result<Position3, String> {
     let mut parts = tuple.split(separator).map(str::trim).filter(|p| !p.is_empty());
@@ -367,29 +345,6 @@ fn parse_tuple(tuple: &str, separator: char) -> Result<Position3, String> {
     }
 }
 
-fn point_coordinates(text: &str) -> Result<Position3, String> {
-    match tuples(text).first() {
-        None => Err("Point without coordinates".to_owned()),
-        Some(t) => parse_tuple(t, ','),
-    }
-}
-
-fn line_coordinates(text: &str) -> Result<Line, String> {
-    let mut first = None;
-    let mut last = None;
-    let mut vertices = 0;
-    for t in tuples(text) {
-        let (c, _) = parse_tuple(t, ',')?;
-        first.get_or_insert(c);
-        last = Some(c);
-        vertices += 1;
-    }
-    match (first, last) {
-        (Some(first), Some(last)) => Ok(Line { first, last, vertices }),
-        _ => Err("LineString without coordinates".to_owned()),
-    }
-}
-
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     let mut xml = XmlStream::new(reader, "KML")?;
     let mut stack: Vec<Ctx> = Vec::with_capacity(16);
@@ -400,7 +355,16 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
     let mut geometry_at = Position::Byte(0);
     // Where the most recent start tag began: at a leaf's end tag, the leaf's own position.
     let mut leaf_at = Position::Byte(0);
+    // The `<coordinates>` of a Point or LineString being read, streamed in.
+    let mut coordinates: Option<Coordinates> = None;
+    // A `<coordinates>` start tag was just read: stream its text before the next node.
+    let mut stream_coordinates = false;
     loop {
+        if std::mem::take(&mut stream_coordinates)
+            && let Some(reading) = coordinates.as_mut()
+        {
+            xml.stream_text(&mut |piece| reading.push(piece))?;
+        }
         match xml.next()? {
             Node::Start { ns, local, tag, at } => {
                 let parent = stack.last().copied();
@@ -435,6 +399,16 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                             track.array(name, at, sink);
                             Ctx::TrackArray
                         }
+                        (Some(Ctx::Point), "coordinates") => {
+                            coordinates = Some(Coordinates::new(Geometry::Point));
+                            stream_coordinates = true;
+                            Ctx::Other
+                        }
+                        (Some(Ctx::LineString), "coordinates") => {
+                            coordinates = Some(Coordinates::new(Geometry::LineString));
+                            stream_coordinates = true;
+                            Ctx::Other
+                        }
                         (Some(Ctx::SchemaData), "SimpleData") => {
                             data_name = xml::attribute(&tag, "name").unwrap_or_default().into_owned();
                             Ctx::Other
@@ -461,7 +435,15 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                     track.finish(options, sink);
                     continue;
                 }
-                if !leaf || !is_kml_ns(ns) {
+                if !is_kml_ns(ns) {
+                    continue;
+                }
+                // What streamed in, and the rest of the text (after an entity or CDATA).
+                let read = match (parent, local) {
+                    (Some(Ctx::Point | Ctx::LineString), "coordinates") => coordinates.take(),
+                    _ => None,
+                };
+                if !leaf {
                     continue;
                 }
                 let value = text.trim();
@@ -476,11 +458,16 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                         placemark.data.push((std::mem::take(&mut data_name), value.to_owned()));
                     }
                     (Some(Ctx::Point), "coordinates") => {
-                        placemark.points.push((geometry_at, point_coordinates(value), value.to_owned()));
+                        let mut read = read.unwrap_or_else(|| Coordinates::new(Geometry::Point));
+                        read.push(text);
+                        let (coord, raw) = read.finish_point();
+                        placemark.points.push((geometry_at, coord, raw));
                     }
                     (Some(Ctx::LineString), "coordinates") => {
-                        let raw: String = value.chars().take(200).collect();
-                        placemark.lines.push((geometry_at, line_coordinates(value), raw));
+                        let mut read = read.unwrap_or_else(|| Coordinates::new(Geometry::LineString));
+                        read.push(text);
+                        let (line, raw) = read.finish_line();
+                        placemark.lines.push((geometry_at, line, raw));
                     }
                     (Some(Ctx::Track), "when") => track.when(leaf_at, value, options, sink),
                     (Some(Ctx::Track), "coord") => track.coord(leaf_at, value, options, sink),
