@@ -132,15 +132,71 @@ fn classify(header: &str) -> Role {
     }
 }
 
-/// Splits one line into cells for header detection (quotes honoured).
+/// Splits one line into cells for header detection (quotes honoured), as
+/// the csv crate reads a record: a field that starts with `"` is quoted
+/// (`""` inside it is a quote; text after its closing quote is kept), a `"`
+/// elsewhere is literal, and `\r` or `\n` outside quotes ends the record
+/// (before its first field they are skipped). A leading BOM is dropped.
+///
+/// Written out rather than read with a csv reader: building one builds a
+/// DFA, which cost more than the rest of a small import, and this runs for
+/// every text file the detector sees (`looks_like_csv_header`).
 pub(crate) fn header_cells(line: &str, delimiter: u8) -> Vec<String> {
-    let mut reader =
-        ::csv::ReaderBuilder::new().has_headers(false).delimiter(delimiter).flexible(true).from_reader(line.as_bytes());
-    let mut record = ::csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(true) => record.iter().map(str::to_owned).collect(),
-        _ => Vec::new(),
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum State {
+        StartField,
+        InField,
+        InQuotes,
+        /// A `"` inside quotes: the end of the quotes, or the first of `""`.
+        QuoteInQuotes,
     }
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    let line = line.trim_start_matches(['\r', '\n']);
+    let mut cells = Vec::new();
+    if line.is_empty() {
+        return cells;
+    }
+    let mut cell: Vec<u8> = Vec::new();
+    let mut state = State::StartField;
+    let finish = |cell: &mut Vec<u8>, cells: &mut Vec<String>| {
+        // Only ASCII bytes were left out, so the cell is still UTF-8.
+        cells.push(String::from_utf8_lossy(cell).into_owned());
+        cell.clear();
+    };
+    for &b in line.as_bytes() {
+        let terminator = b == b'\r' || b == b'\n';
+        match state {
+            State::InQuotes => {
+                if b == b'"' {
+                    state = State::QuoteInQuotes;
+                } else {
+                    cell.push(b);
+                }
+                continue;
+            }
+            State::QuoteInQuotes if b == b'"' => {
+                cell.push(b'"');
+                state = State::InQuotes;
+                continue;
+            }
+            State::StartField if b == b'"' => {
+                state = State::InQuotes;
+                continue;
+            }
+            _ => {}
+        }
+        if b == delimiter {
+            finish(&mut cell, &mut cells);
+            state = State::StartField;
+        } else if terminator {
+            break;
+        } else {
+            cell.push(b);
+            state = State::InField;
+        }
+    }
+    finish(&mut cell, &mut cells);
+    cells
 }
 
 /// The delimiter that occurs most often outside quotes (`,` on a tie).
@@ -675,6 +731,73 @@ mod tests {
         let err =
             import_with_limit(&b"lat,lon,time,aaaaaaaaaa\n"[..], &options(), &mut Collect::default(), 8).unwrap_err();
         assert!(err.to_string().contains("header line longer than"), "{err}");
+    }
+
+    /// The header splitter reads a line exactly as the csv crate does.
+    #[test]
+    fn header_cells_split_as_the_csv_crate_does() {
+        fn by_csv_crate(line: &str, delimiter: u8) -> Vec<String> {
+            let mut reader = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(delimiter)
+                .flexible(true)
+                .from_reader(line.as_bytes());
+            let mut record = ::csv::StringRecord::new();
+            match reader.read_record(&mut record) {
+                Ok(true) => record.iter().map(str::to_owned).collect(),
+                _ => Vec::new(),
+            }
+        }
+        let mut lines: Vec<String> = [
+            "",
+            "a",
+            "a,b",
+            "a,",
+            ",",
+            ",,",
+            "\"a,b\",c",
+            "\"a\"\"b\",c",
+            "\"a\"b,c",
+            "a\"b\",c",
+            "\"\"",
+            "\"\"\"",
+            "\"a",
+            "a\rb,c",
+            "\r\na,b",
+            "\"a\rb\",c",
+            "a,\"b\"\r",
+            "\u{feff}lat,lon",
+            "\u{feff}\"lat\",lon",
+            "\"lät\";\"lön\"\tx",
+            " \"a\" ,b",
+            "\"a\" \"b\",c",
+            "a\tb;c,d",
+            "\"a\"\"\",b",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // And every short line over a small alphabet of the bytes that matter.
+        let alphabet = ['a', ',', ';', '\t', '"', '\r', '\n', 'é'];
+        for len in 1..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut line = String::new();
+                for _ in 0..len {
+                    line.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                lines.push(line);
+            }
+        }
+        for line in &lines {
+            for delimiter in [b',', b';', b'\t'] {
+                assert_eq!(
+                    header_cells(line, delimiter),
+                    by_csv_crate(line, delimiter),
+                    "{line:?} split on {delimiter}"
+                );
+            }
+        }
     }
 
     #[test]
