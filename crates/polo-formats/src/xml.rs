@@ -287,21 +287,16 @@ impl<R: BufRead> XmlStream<R> {
         let base = self.base;
         let guard = self.reader.get_mut();
         let outcome = guard.pass_text(&mut |bytes, at| decoder.decode(bytes, at, piece));
-        let unfinished = decoder.unfinished;
         let malformed = |at: u64| ImportError::Malformed {
             format,
             position: Position::Byte(base + at),
-            message: "text that is not UTF-8".to_owned(),
+            message: "XML text that is not UTF-8".to_owned(),
         };
-        match outcome {
-            Ok(_) => match unfinished {
-                Some(at) => Err(malformed(at)),
-                None => Ok(true),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                Err(malformed(decoder.invalid_at.unwrap_or_default()))
-            }
-            Err(e) => Err(ImportError::Io(e)),
+        // A read error of the input itself (a broken gzip stream) stays an I/O error.
+        match (outcome, decoder.invalid_at.or(decoder.unfinished)) {
+            (Err(_), Some(at)) | (Ok(()), Some(at)) => Err(malformed(at)),
+            (Err(e), None) => Err(ImportError::Io(e)),
+            (Ok(()), None) => Ok(true),
         }
     }
 }
@@ -511,6 +506,71 @@ mod tests {
                 "-|a|false|"
             ]
         );
+    }
+
+    /// Streams the text of every `<s>` (limit 8, read in chunks of `chunk`
+    /// bytes): `+s` then the pieces joined, then the end tag's rest after `|`;
+    /// every other node as [`collect`] writes it, with positions.
+    fn collect_streamed(xml: &[u8], chunk: usize) -> Result<Vec<String>, ImportError> {
+        let reader = std::io::BufReader::with_capacity(chunk, xml);
+        let mut s = XmlStream::with_limit(reader, "test", 8)?;
+        let mut out = Vec::new();
+        let mut stream = false;
+        loop {
+            if std::mem::take(&mut stream) {
+                let mut text = String::new();
+                let streamed = s.stream_text(&mut |piece| text.push_str(piece))?;
+                out.push(format!("{streamed}:{text}"));
+            }
+            match s.next()? {
+                Node::Start { local, at, .. } => {
+                    stream = local == "s";
+                    out.push(format!("+{local}@{at}"));
+                }
+                Node::End { local, text, .. } => out.push(format!("-{local}|{text}")),
+                Node::Oversized { at, what } => out.push(format!("!{what} at {at}")),
+                Node::Eof => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_text_is_decoded_as_the_parser_would_and_offsets_stay_right() {
+        let xml = "<a><s>0123456789\r\nabcé\rxyz&amp;ta</s><s/><s>é</s><b at=\"1\">ok</b><b>0123456789</b></a>";
+        for chunk in [1, 2, 3, 5, 4096] {
+            assert_eq!(
+                collect_streamed(xml.as_bytes(), chunk).unwrap(),
+                [
+                    "+a@byte 0",
+                    "+s@byte 3",
+                    "true:0123456789\nabcé\nxyz",
+                    "-s|&ta",
+                    "+s@byte 38",
+                    "false:",
+                    "-s|",
+                    "+s@byte 42",
+                    "true:é",
+                    "-s|",
+                    "+b@byte 51",
+                    "-b|ok",
+                    "+b@byte 67",
+                    "!XML text at byte 70",
+                    "-b|",
+                    "-a|"
+                ],
+                "chunk {chunk}"
+            );
+        }
+        // Not UTF-8: an error at the byte, not a panic and not the whole text held.
+        for (text, at) in [(&b"<a><s>12\xff</s></a>"[..], 8), (&b"<a><s>12\xc3</s></a>"[..], 8)] {
+            for chunk in [1, 4096] {
+                let err = collect_streamed(text, chunk).unwrap_err();
+                assert!(
+                    matches!(&err, ImportError::Malformed { position: Position::Byte(b), .. } if *b == at),
+                    "{err:?}"
+                );
+            }
+        }
     }
 
     #[test]

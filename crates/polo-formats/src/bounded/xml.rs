@@ -409,19 +409,19 @@ impl<R: BufRead> XmlGuard<R> {
     /// `&`, without passing it to the parser: the one text node an importer
     /// reads incrementally (KML `<coordinates>`) may be of any length and is
     /// never held. An entity reference, CDATA or a comment ends the pass; what
-    /// follows goes through the parser (and its limit) as usual. Returns the
-    /// input offset where the text began.
+    /// follows goes through the parser (and its limit) as usual. `piece` gets
+    /// each chunk with the input offset of its first byte.
     ///
     /// Must be called right after the parser returned a start tag (not an
     /// expanded empty element); it then sees the text as if it were empty.
     ///
     /// # Errors
     /// Read errors, and whatever `piece` returns.
-    pub(crate) fn pass_text(&mut self, piece: &mut dyn FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<u64> {
+    pub(crate) fn pass_text(&mut self, piece: &mut dyn FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<()> {
         let began = self.original(self.out);
         if self.pending_pos < self.pending_len {
             // Only a cut comment's terminator is ever pending: not after a start tag.
-            return Ok(began);
+            return Ok(());
         }
         self.ahead = None;
         let mut passed = 0u64;
@@ -455,7 +455,7 @@ impl<R: BufRead> XmlGuard<R> {
             }
             self.skips.push((self.out, self.skipped));
         }
-        Ok(began)
+        Ok(())
     }
 
     /// Cuts the current token: consumes the rest of it from the input.
