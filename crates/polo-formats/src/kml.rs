@@ -109,8 +109,10 @@ struct Placemark {
     points: Vec<(Position, Result<Position3, String>, String)>,
     lines: Vec<(Position, Result<Line, String>, String)>,
     /// Why the placemark is refused whatever else it says: a token of it
-    /// was over [`crate::MAX_TOKEN`].
+    /// was over [`crate::MAX_TOKEN`], or it held too much.
     refused: Option<String>,
+    /// Approximate bytes of `data`, `points` and `lines`.
+    held: usize,
 }
 
 /// Measurements and labels from `ExtendedData`.
@@ -131,6 +133,28 @@ enum When {
 }
 
 impl Placemark {
+    /// Counts `bytes` more of geometries or data against [`track::HELD_BYTES`];
+    /// false (and the placemark refused, what it held dropped) past it. Each
+    /// token is bounded, but a placemark of a million `<Point>`s or `<Data>`
+    /// would not be.
+    fn hold(&mut self, bytes: usize) -> bool {
+        if self.refused.is_some() {
+            return false;
+        }
+        self.held += bytes + 64;
+        if self.held <= track::HELD_BYTES {
+            return true;
+        }
+        self.refused = Some(format!(
+            "a Placemark holding over {} MiB of geometries and ExtendedData: skipped",
+            track::HELD_BYTES >> 20
+        ));
+        self.data = Vec::new();
+        self.points = Vec::new();
+        self.lines = Vec::new();
+        false
+    }
+
     fn when(&self) -> Result<Option<When>, String> {
         let parse = |label: &str, text: &str| parse_timestamp(text).map_err(|e| format!("<{label}>: {e}"));
         if let Some(w) = &self.when {
@@ -455,19 +479,26 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                     (Some(Ctx::TimeSpan), "begin") => placemark.begin = Some(value.to_owned()),
                     (Some(Ctx::TimeSpan), "end") => placemark.end = Some(value.to_owned()),
                     (Some(Ctx::Data), "value") | (Some(Ctx::SchemaData), "SimpleData") => {
-                        placemark.data.push((std::mem::take(&mut data_name), value.to_owned()));
+                        let name = std::mem::take(&mut data_name);
+                        if placemark.hold(name.len() + value.len()) {
+                            placemark.data.push((name, value.to_owned()));
+                        }
                     }
                     (Some(Ctx::Point), "coordinates") => {
                         let mut read = read.unwrap_or_else(|| Coordinates::new(Geometry::Point));
                         read.push(text);
                         let (coord, raw) = read.finish_point();
-                        placemark.points.push((geometry_at, coord, raw));
+                        if placemark.hold(raw.len()) {
+                            placemark.points.push((geometry_at, coord, raw));
+                        }
                     }
                     (Some(Ctx::LineString), "coordinates") => {
                         let mut read = read.unwrap_or_else(|| Coordinates::new(Geometry::LineString));
                         read.push(text);
                         let (line, raw) = read.finish_line();
-                        placemark.lines.push((geometry_at, line, raw));
+                        if placemark.hold(raw.len()) {
+                            placemark.lines.push((geometry_at, line, raw));
+                        }
                     }
                     (Some(Ctx::Track), "when") => track.when(leaf_at, value, options, sink),
                     (Some(Ctx::Track), "coord") => track.coord(leaf_at, value, options, sink),
@@ -707,6 +738,26 @@ mod tests {
         assert!(reasons[5].contains("without time"));
         assert!(reasons[6].starts_with("<when>:"));
         assert_eq!(s.rejects[0].position, Position::Byte(text.find("<Point>").unwrap() as u64));
+    }
+
+    #[test]
+    fn a_placemark_holding_too_much_is_refused_and_the_next_one_imports() {
+        let value = "v".repeat(700 * 1024);
+        let data: String = (0..30).map(|i| format!(r#"<Data name="d{i}"><value>{value}</value></Data>"#)).collect();
+        let points = "<Point><coordinates>1,2</coordinates></Point>".repeat(10);
+        let text = doc(
+            KML22,
+            &format!(
+                "<Placemark><TimeStamp><when>2024-01-23T10:00:00Z</when></TimeStamp><MultiGeometry>{points}</MultiGeometry>\
+                 <ExtendedData>{data}</ExtendedData></Placemark>\
+                 <Placemark><TimeStamp><when>2024-01-23T11:00:00Z</when></TimeStamp><Point><coordinates>3,4</coordinates></Point></Placemark>"
+            ),
+        );
+        let s = run(&text);
+        assert_eq!(s.points.len(), 1);
+        assert_eq!(s.rejects.len(), 1, "{:?}", s.rejects);
+        assert_eq!(s.rejects[0].reason, "a Placemark holding over 16 MiB of geometries and ExtendedData: skipped");
+        assert_eq!(s.rejects[0].position, Position::Byte(text.find("<Placemark>").unwrap() as u64));
     }
 
     #[test]
