@@ -421,6 +421,10 @@ fn held(tx: &mut Transaction<'_>, entry: &FeedEntry, origin: i64) -> StoreResult
     Ok(found.is_some())
 }
 
+/// The rule's decision, and the user of the entry's name when it looked:
+/// its id and stored `(hlc, origin)`.
+type AccountRule = (AccountEntry, Option<(i64, (i64, i64))>);
+
 /// What [`polo_store::replication::apply::account_entry`] says of `entry`,
 /// with the user of its name (id and stored `(hlc, origin)`) when the rule
 /// needed to look. Only names with an account tombstone cost more than one
@@ -431,7 +435,7 @@ fn account_rule(
     entry: &FeedEntry,
     stamp: Stamp,
     origins: &mut OriginNames,
-) -> StoreResult<(AccountEntry, Option<(i64, (i64, i64))>)> {
+) -> StoreResult<AccountRule> {
     let name = entry.change.user();
     let deletion = matches!(entry.change, ReplicatedChange::AccountDeleted { .. });
     let tombstone = account_deletion::tombstone(tx, name)?;

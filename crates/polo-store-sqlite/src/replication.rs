@@ -517,6 +517,10 @@ fn apply_one(
     }
 }
 
+/// The rule's decision, and the user of the entry's name when it looked:
+/// its id and stored `(hlc, origin)`.
+type AccountRule = (AccountEntry, Option<(i64, (i64, i64))>);
+
 /// What [`polo_store::replication::apply::account_entry`] says of `entry`,
 /// with the user of its name (id and stored `(hlc, origin)`) when the rule
 /// needed to look. Only names with an account tombstone cost more than one
@@ -527,7 +531,7 @@ fn account_rule(
     entry: &FeedEntry,
     stamp: Stamp,
     origins: &mut OriginNames,
-) -> StoreResult<(AccountEntry, Option<(i64, (i64, i64))>)> {
+) -> StoreResult<AccountRule> {
     let name = entry.change.user();
     let deletion = matches!(entry.change, ReplicatedChange::AccountDeleted { .. });
     let tombstone = accounts::tombstone(tx, origins, name, |code| origin_name(tx, code))?;
