@@ -587,6 +587,39 @@ async function run() {
     await page.goto(`${base}/day/${day}`);
     await page.locator('li[data-kind="leg"]').first().waitFor();
     await expectDrawn(page, "timeline track in dark mode");
+    // ---- deleting an account: a new user deletes itself and lands on the login page
+    step = "deleting an account";
+    const adminAuth = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+    const made = await fetch(`${base}/api/v1/users`, {
+      method: "POST",
+      headers: { Authorization: adminAuth, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "leaving", password: "leaving password" }),
+    });
+    check(made.status === 201, `creating the user who leaves: ${made.status} ${await made.text()}`);
+    const leaver = await newContext(browser);
+    const leaving = await leaver.newPage();
+    watch(leaving, "leaving");
+    await leaving.goto(`${base}/account`);
+    await leaving.getByLabel("User name").fill("leaving");
+    await leaving.getByLabel("Password").fill("leaving password");
+    await leaving.getByRole("button", { name: "Log in" }).click();
+    await leaving.locator('[data-testid="delete-account-open"]').click();
+    await leaving.locator('[data-testid="delete-account-password"]').fill("not the password");
+    // A wrong password's 403 is reported by Chromium as a failed resource: expected here.
+    const wrongErrors = problems.length;
+    await leaving.locator('[data-testid="delete-account-confirm"]').click();
+    await leaving.getByText("the current password is wrong").waitFor();
+    await leaving.locator('[data-testid="delete-account-password"]').fill("leaving password");
+    await shot(leaving, "account-delete");
+    await leaving.locator('[data-testid="delete-account-confirm"]').click();
+    await leaving.getByRole("button", { name: "Log in" }).waitFor();
+    check(new URL(leaving.url()).pathname === "/login", `after deleting the account: ${leaving.url()}`);
+    const gone = await fetch(`${base}/api/v1/users`, { headers: { Authorization: adminAuth } }).then((r) => r.json());
+    check(!gone.users.some((u) => u.name === "leaving"), `the account is gone: ${JSON.stringify(gone)}`);
+    problems.splice(wrongErrors, problems.length - wrongErrors, ...problems.slice(wrongErrors).filter((p) => !p.includes("status of 403")));
+    console.log("ok: an account deletes itself with its password and lands on the login page");
+    await leaver.close();
+
     await shot(page, "timeline-dark");
     step = "phone";
     await page.setViewportSize({ width: 390, height: 800 });

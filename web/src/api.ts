@@ -13,6 +13,9 @@ export class ApiError extends Error {
   }
 }
 
+/** localStorage key saying a session cookie may exist (the cookie itself is HttpOnly). */
+export const SESSION_HINT = "polo.session";
+
 let csrfToken: string | null = null;
 
 export function setCsrfToken(token: string | null): void {
@@ -61,6 +64,26 @@ export async function readResponse<T>(response: Response): Promise<T> {
 }
 
 export const get = <T>(path: string) => api<T>("GET", path);
+
+/** What deleting an account removed (`POST /api/v1/me/delete`, `DELETE /api/v1/users/{name}`). */
+export interface DeletedAccount {
+  name: string;
+  points: number;
+  devices: number;
+}
+
+/** Deletes the caller's own account; the server ends the session. */
+export const deleteMyAccount = (currentPassword: string) => api<DeletedAccount>("POST", "/api/v1/me/delete", { current_password: currentPassword });
+
+/** Deletes another user's account (administrators). */
+export const deleteUser = (name: string) => api<DeletedAccount>("DELETE", `/api/v1/users/${encodeURIComponent(name)}`);
+
+/** Forgets the session in the browser after it ended on the server, and shows the login page. */
+export function leaveForLogin(): void {
+  localStorage.removeItem(SESSION_HINT);
+  setCsrfToken(null);
+  window.location.assign("/login");
+}
 
 /** Headers of the app's requests made outside `api` (tiles, uploads). */
 export const APP_HEADERS: Record<string, string> = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };

@@ -4,7 +4,7 @@
 
 import { render, type ComponentType, type VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, get, setCsrfToken, type InstanceConfig, type Me } from "./api";
+import { api, ApiError, get, SESSION_HINT, setCsrfToken, type InstanceConfig, type Me } from "./api";
 import { setInstanceConfig } from "./config";
 import { interceptLinks, navigate, useLocation } from "./router";
 import { ErrorBox, Loading } from "./components/ui";
@@ -76,7 +76,6 @@ function Lazy({ page, name, render }: { page: keyof typeof PAGES; name: string; 
   return current.component ? render(current.component) : <Loading />;
 }
 
-const SESSION_HINT = "polo.session";
 
 type Theme = "auto" | "light" | "dark";
 

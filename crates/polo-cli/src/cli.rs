@@ -362,6 +362,19 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a user's account and everything it holds (points, devices,
+    /// tokens, sessions, share links, places, timeline, import jobs). Asks
+    /// to type the name unless --yes; cannot be undone.
+    Delete {
+        /// Login name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print what was deleted as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

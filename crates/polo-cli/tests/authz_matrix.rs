@@ -405,6 +405,29 @@ fn rows() -> Vec<Row> {
             },
             check: no_check,
         },
+        Row {
+            // With a wrong password, so nobody's account goes (tests/auth.rs of polo-server deletes
+            // accounts); a device token may not even try.
+            method: "POST",
+            path: "/api/v1/me/delete",
+            expect: [401, 403, 403, 403, 403],
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/me/delete").json(&json!({"current_password": "not it"})),
+            check: |_, role, r| {
+                if role != Role::Anonymous && role != Role::Token {
+                    assert!(r.body.contains("password is wrong"), "{role:?}: {}", r.body);
+                }
+            },
+        },
+        Row {
+            // Each caller aims at a fresh user of its own; only the administrator deletes it.
+            method: "DELETE",
+            path: "/api/v1/users/{name}",
+            expect: [401, 403, 403, 403, 200],
+            device: 403,
+            request: |ctx, _| Request::new("DELETE", format!("/api/v1/users/{}", spare_user(ctx))),
+            check: no_check,
+        },
         // The peer routes take only a replication token, which none of these callers has
         // (tests/replication.rs covers the token itself).
         Row {
@@ -1002,6 +1025,16 @@ fn refresh_map(data: &std::path::Path, user: &str, device: &str) {
     polo_derived::map::refresh_device(&store, user, device, first, last).unwrap();
 }
 
+/// A fresh user, made by the administrator, for a caller to try to delete.
+fn spare_user(ctx: &Ctx) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("spare-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let body = json!({"name": name, "password": PASSWORD});
+    let r = json_request(&ctx.addr, "POST", "/api/v1/users", &basic("admin", PASSWORD), &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    name
+}
+
 /// A new token of the owner's for a revoke cell (the cell's id).
 fn spare_token_for_revoke(ctx: &Ctx) -> i64 {
     ctx.spare_token().0
@@ -1144,7 +1177,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     // The administrator from outside the admin networks: refused on every admin-only row.
     let admin_only: Vec<&Row> =
         rows.iter().filter(|r| r.expect[..4] == [401, 403, 403, 403] && r.expect[4] != 403).collect();
-    assert_eq!(admin_only.len(), 6, "users, instance settings, replication tasks");
+    assert_eq!(admin_only.len(), 7, "users, instance settings, replication tasks");
     let outside = |request: &Request| {
         let auth = ctx.authorization(Role::Admin).unwrap();
         let mut headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -1161,7 +1194,14 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     assert_eq!(outside(&Request::new("GET", "/api/v1/me")).status, 200, "other routes serve the admin anywhere");
     let users = http(&addr, "GET", "/api/v1/users", &[("Authorization", &basic("admin", PASSWORD))], b"").json();
     let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    let (spares, names): (Vec<&str>, Vec<&str>) = names.into_iter().partition(|n| n.starts_with("spare-"));
     assert_eq!(names, ["owner", "other", "admin", "made-by-admin"], "the outside POST created nobody");
+    // One spare per caller of the delete row, and one for the outside delete: only the admin's went.
+    assert_eq!(
+        spares,
+        ["spare-0", "spare-1", "spare-2", "spare-3", "spare-5", "spare-6"],
+        "the outside DELETE deleted nobody"
+    );
 
     // The spare tokens other callers aimed at still work: a 404 revoked nothing.
     let (id, secret) = ctx.spare_token();

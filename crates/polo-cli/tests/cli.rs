@@ -264,6 +264,50 @@ fn helpful_errors_for_unknown_users_and_duplicate_names() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
 
+/// `polo user delete`: asks for the name (a wrong answer deletes nothing),
+/// `--yes` skips the question, the only administrator stays, and an unknown
+/// user is a clear error.
+#[test]
+fn users_are_deleted_after_confirmation_but_never_the_last_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    add_user(&data, "bob");
+    let gpx = write(dir.path(), "track.gpx", GPX);
+    assert_eq!(import_json(&data, "alice", &[&gpx]).1["points_added"], 3);
+    let users = || String::from_utf8(polo(&data).args(["user", "list"]).output().unwrap().stdout).unwrap();
+
+    let mut ask = polo(&data);
+    ask.args(["user", "delete", "alice"]);
+    let out = run_with_stdin(ask, "bob\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 points") && err.contains("not confirmed"), "{err}");
+    assert!(users().contains("alice"));
+
+    let mut ask = polo(&data);
+    ask.args(["user", "delete", "alice", "--json"]);
+    let out = run_with_stdin(ask, "alice\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary, serde_json::json!({"name": "alice", "points": 3, "devices": 1}));
+    assert!(!users().contains("alice"), "{}", users());
+
+    let out = polo(&data).args(["user", "delete", "alice", "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no user \"alice\""));
+
+    let mut admin = polo(&data);
+    admin.args(["user", "add", "root", "--admin", "--password-stdin"]);
+    assert!(run_with_stdin(admin, "a long password\n").status.success());
+    let out = polo(&data).args(["user", "delete", "root", "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only administrator"), "{out:?}");
+    let out = polo(&data).args(["user", "delete", "bob", "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deleted user bob"));
+}
+
 #[test]
 fn a_folder_imports_every_file_under_it_and_skips_what_is_not_location_data() {
     let dir = tempfile::tempdir().unwrap();

@@ -212,6 +212,12 @@ impl Engine {
                 // Settings, or a verdict on a fix replicated from elsewhere.
                 ChangeKind::Edit => settings_may_have_changed.push(change.user),
                 ChangeKind::User | ChangeKind::Device => {}
+                // The store removed the account's rows with it; nothing is left to compute.
+                ChangeKind::AccountDeleted => {
+                    spans.retain(|(user, _), _| *user != change.user);
+                    map_spans.retain(|(user, _), _| *user != change.user);
+                    settings_may_have_changed.retain(|user| *user != change.user);
+                }
             }
         }
         settings_may_have_changed.dedup();
@@ -244,7 +250,12 @@ impl Engine {
                 }
             };
             let map_span = map_spans.get(&(user, device)).copied();
-            report.points_read += self.refresh_device(user, device, span, map_span, &params)?;
+            match self.refresh_device(user, device, span, map_span, &params) {
+                Ok(points) => report.points_read += points,
+                // Deleted while this batch was computed: its rows went with it.
+                Err(_) if store.user_by_id(user)?.is_none() => continue,
+                Err(e) => return Err(e),
+            }
             report.windows += 1;
         }
         store.set_derived_cursor(CURSOR, last)?;

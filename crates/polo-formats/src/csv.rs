@@ -32,6 +32,7 @@ use std::io::BufRead;
 use polo_domain::time::{ParsedTime, parse_timestamp};
 use polo_domain::{Coord, Fix, Interval, IntervalKind, SourceFormat};
 
+use crate::bounded::csv_rows::LineCounter;
 use crate::bounded::lines::LineReader;
 use crate::extras::ExtrasBuilder;
 use crate::measure::{self, Column, OutOfRange};
@@ -131,15 +132,71 @@ fn classify(header: &str) -> Role {
     }
 }
 
-/// Splits one line into cells for header detection (quotes honoured).
-fn header_cells(line: &str, delimiter: u8) -> Vec<String> {
-    let mut reader =
-        ::csv::ReaderBuilder::new().has_headers(false).delimiter(delimiter).flexible(true).from_reader(line.as_bytes());
-    let mut record = ::csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(true) => record.iter().map(str::to_owned).collect(),
-        _ => Vec::new(),
+/// Splits one line into cells for header detection (quotes honoured), as
+/// the csv crate reads a record: a field that starts with `"` is quoted
+/// (`""` inside it is a quote; text after its closing quote is kept), a `"`
+/// elsewhere is literal, and `\r` or `\n` outside quotes ends the record
+/// (before its first field they are skipped). A leading BOM is dropped.
+///
+/// Written out rather than read with a csv reader: building one builds a
+/// DFA, which cost more than the rest of a small import, and this runs for
+/// every text file the detector sees (`looks_like_csv_header`).
+pub(crate) fn header_cells(line: &str, delimiter: u8) -> Vec<String> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum State {
+        StartField,
+        InField,
+        InQuotes,
+        /// A `"` inside quotes: the end of the quotes, or the first of `""`.
+        QuoteInQuotes,
     }
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    let line = line.trim_start_matches(['\r', '\n']);
+    let mut cells = Vec::new();
+    if line.is_empty() {
+        return cells;
+    }
+    let mut cell: Vec<u8> = Vec::new();
+    let mut state = State::StartField;
+    let finish = |cell: &mut Vec<u8>, cells: &mut Vec<String>| {
+        // Only ASCII bytes were left out, so the cell is still UTF-8.
+        cells.push(String::from_utf8_lossy(cell).into_owned());
+        cell.clear();
+    };
+    for &b in line.as_bytes() {
+        let terminator = b == b'\r' || b == b'\n';
+        match state {
+            State::InQuotes => {
+                if b == b'"' {
+                    state = State::QuoteInQuotes;
+                } else {
+                    cell.push(b);
+                }
+                continue;
+            }
+            State::QuoteInQuotes if b == b'"' => {
+                cell.push(b'"');
+                state = State::InQuotes;
+                continue;
+            }
+            State::StartField if b == b'"' => {
+                state = State::InQuotes;
+                continue;
+            }
+            _ => {}
+        }
+        if b == delimiter {
+            finish(&mut cell, &mut cells);
+            state = State::StartField;
+        } else if terminator {
+            break;
+        } else {
+            cell.push(b);
+            state = State::InField;
+        }
+    }
+    finish(&mut cell, &mut cells);
+    cells
 }
 
 /// The delimiter that occurs most often outside quotes (`,` on a tie).
@@ -299,199 +356,6 @@ fn import_with_limit<R: BufRead>(
         if let Err(reason) = columns.row(&cells, options, sink) {
             let raw = cells.join(std::str::from_utf8(&[delimiter]).unwrap_or(","));
             sink.reject(Reject::new(Position::Line(line), reason, &raw));
-        }
-    }
-}
-
-/// Passes bytes through, remembering where lines end, so that a record's
-/// byte offset can be turned into a line number. Only the line ends of
-/// bytes read ahead but not yet asked about are kept.
-///
-/// It also keeps rows under `max` bytes: the csv crate holds a whole row
-/// (and an unclosed quote makes the rest of the file one row). When a row
-/// reaches `max`, the rest of it, up to the next line end outside quotes,
-/// is consumed without being passed on (a `"` is passed in its place when
-/// the cut fell inside quotes, so the row still ends at that line end), and
-/// the cut's offset is queued for [`LineCounter::take_cut_in`] to reject the row.
-struct LineCounter<R> {
-    inner: R,
-    /// Bytes passed on.
-    offset: u64,
-    /// `(where the terminator starts, where the next line starts, lines it ends)`.
-    line_ends: std::collections::VecDeque<(u64, u64, u64)>,
-    line: u64,
-    last_was_cr: bool,
-    max: usize,
-    /// Inside quotes, as far as the bytes passed on go.
-    quoted: bool,
-    /// Bytes of the row being passed on.
-    row: usize,
-    /// The rest of an over-long row must be skipped before passing more.
-    skipping: bool,
-    /// A `"` to pass on before anything else.
-    close_quote: bool,
-    /// Offsets (in bytes passed on) where rows were cut.
-    cuts: std::collections::VecDeque<u64>,
-}
-
-impl<R> LineCounter<R> {
-    fn new(inner: R, max: usize) -> Self {
-        Self {
-            inner,
-            offset: 0,
-            line_ends: std::collections::VecDeque::new(),
-            line: 1,
-            last_was_cr: false,
-            max,
-            quoted: false,
-            row: 0,
-            skipping: false,
-            close_quote: false,
-            cuts: std::collections::VecDeque::new(),
-        }
-    }
-
-    /// The 1-based line where a record starting at byte `offset` has its
-    /// first data (offsets must not decrease). The csv crate reports the
-    /// offset before any blank lines it skipped, so those are stepped over.
-    fn line_at(&mut self, mut offset: u64) -> u64 {
-        while let Some(&(end, next, lines)) = self.line_ends.front() {
-            if end < offset {
-                self.line_ends.pop_front();
-                self.line += lines;
-                // After `\r`, the csv crate counts the `\n` as the next record's start.
-                offset = offset.max(next);
-            } else if end == offset && lines == 1 {
-                // A blank line at the record's start.
-                self.line_ends.pop_front();
-                self.line += 1;
-                offset = next;
-            } else {
-                break;
-            }
-        }
-        self.line
-    }
-
-    /// True (once) when a row spanning bytes `start..end` was cut.
-    fn take_cut_in(&mut self, start: u64, end: u64) -> bool {
-        while self.cuts.front().is_some_and(|&cut| cut < start) {
-            self.cuts.pop_front();
-        }
-        if self.cuts.front().is_some_and(|&cut| cut <= end) {
-            self.cuts.pop_front();
-            return true;
-        }
-        false
-    }
-
-    /// Records the line ends in `bytes`, which are being passed on.
-    fn passed(&mut self, bytes: &[u8]) {
-        for i in memchr::memchr_iter(b'\n', bytes) {
-            let at = self.offset + i as u64;
-            let cr = if i > 0 { bytes[i - 1] == b'\r' } else { self.last_was_cr };
-            self.line_ends.push_back((if cr { at - 1 } else { at }, at + 1, 1));
-        }
-        if let Some(&last) = bytes.last() {
-            self.last_was_cr = last == b'\r';
-        }
-        self.offset += bytes.len() as u64;
-    }
-}
-
-impl<R: BufRead> LineCounter<R> {
-    /// Consumes the rest of a cut row, up to its line end outside quotes.
-    fn skip_rest_of_row(&mut self) -> std::io::Result<()> {
-        let mut quoted = self.quoted;
-        let mut lines = 0u64;
-        loop {
-            let chunk = self.inner.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            let mut end = None;
-            for p in memchr::memchr2_iter(b'"', b'\n', chunk) {
-                if chunk[p] == b'"' {
-                    quoted = !quoted;
-                } else if quoted {
-                    lines += 1;
-                } else {
-                    end = Some(p);
-                    break;
-                }
-            }
-            let n = end.unwrap_or(chunk.len());
-            self.inner.consume(n);
-            if end.is_some() {
-                break;
-            }
-        }
-        if lines > 0 {
-            self.line_ends.push_back((self.offset, self.offset, lines));
-        }
-        self.close_quote = self.quoted;
-        self.quoted = false;
-        self.skipping = false;
-        Ok(())
-    }
-}
-
-impl<R: BufRead> std::io::Read for LineCounter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            if self.close_quote {
-                self.close_quote = false;
-                buf[0] = b'"';
-                self.passed(b"\"");
-                return Ok(1);
-            }
-            if self.skipping {
-                self.skip_rest_of_row()?;
-                continue;
-            }
-            let chunk = self.inner.fill_buf()?;
-            let limit = chunk.len().min(buf.len());
-            let (mut n, mut quoted, mut row) = (0, self.quoted, self.row);
-            let mut cut = false;
-            while n < limit {
-                let end = limit.min(n + (self.max + 1).saturating_sub(row));
-                match memchr::memchr2(b'"', b'\n', &chunk[n..end]) {
-                    Some(p) => {
-                        let c = chunk[n + p];
-                        n += p + 1;
-                        row += p + 1;
-                        if c == b'"' {
-                            quoted = !quoted;
-                        } else if !quoted {
-                            row = 0;
-                        }
-                    }
-                    None => {
-                        row += end - n;
-                        n = end;
-                        if row > self.max {
-                            cut = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            buf[..n].copy_from_slice(&chunk[..n]);
-            self.inner.consume(n);
-            self.quoted = quoted;
-            self.row = row;
-            self.passed(&buf[..n]);
-            if cut {
-                self.skipping = true;
-                self.row = 0;
-                self.cuts.push_back(self.offset);
-            }
-            if n > 0 || limit == 0 {
-                return Ok(n);
-            }
         }
     }
 }
@@ -867,6 +731,73 @@ mod tests {
         let err =
             import_with_limit(&b"lat,lon,time,aaaaaaaaaa\n"[..], &options(), &mut Collect::default(), 8).unwrap_err();
         assert!(err.to_string().contains("header line longer than"), "{err}");
+    }
+
+    /// The header splitter reads a line exactly as the csv crate does.
+    #[test]
+    fn header_cells_split_as_the_csv_crate_does() {
+        fn by_csv_crate(line: &str, delimiter: u8) -> Vec<String> {
+            let mut reader = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(delimiter)
+                .flexible(true)
+                .from_reader(line.as_bytes());
+            let mut record = ::csv::StringRecord::new();
+            match reader.read_record(&mut record) {
+                Ok(true) => record.iter().map(str::to_owned).collect(),
+                _ => Vec::new(),
+            }
+        }
+        let mut lines: Vec<String> = [
+            "",
+            "a",
+            "a,b",
+            "a,",
+            ",",
+            ",,",
+            "\"a,b\",c",
+            "\"a\"\"b\",c",
+            "\"a\"b,c",
+            "a\"b\",c",
+            "\"\"",
+            "\"\"\"",
+            "\"a",
+            "a\rb,c",
+            "\r\na,b",
+            "\"a\rb\",c",
+            "a,\"b\"\r",
+            "\u{feff}lat,lon",
+            "\u{feff}\"lat\",lon",
+            "\"lät\";\"lön\"\tx",
+            " \"a\" ,b",
+            "\"a\" \"b\",c",
+            "a\tb;c,d",
+            "\"a\"\"\",b",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // And every short line over a small alphabet of the bytes that matter.
+        let alphabet = ['a', ',', ';', '\t', '"', '\r', '\n', 'é'];
+        for len in 1..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut line = String::new();
+                for _ in 0..len {
+                    line.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                lines.push(line);
+            }
+        }
+        for line in &lines {
+            for delimiter in [b',', b';', b'\t'] {
+                assert_eq!(
+                    header_cells(line, delimiter),
+                    by_csv_crate(line, delimiter),
+                    "{line:?} split on {delimiter}"
+                );
+            }
+        }
     }
 
     #[test]

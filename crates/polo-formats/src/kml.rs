@@ -21,6 +21,10 @@
 //!   points; a LineString with only a `TimeStamp` becomes a zero-length
 //!   activity at that instant, and one with no time at all is rejected
 //!   ("no time"). A `TimeSpan` with only one end is read as an instant.
+//! * The text of a Point's or LineString's `<coordinates>` streams in
+//!   (`kml/coordinates.rs`): a path of millions of vertices is read in
+//!   bounded memory, keeping only what the placemark needs (the first tuple
+//!   of a Point; the first and last vertex and the count of a LineString).
 //! * `MultiGeometry`, nested `Folder`s and `Document`s are walked; the
 //!   placemark's time applies to every geometry inside it. (Times inherited
 //!   from an enclosing Folder are not applied.)
@@ -45,8 +49,10 @@ use crate::extras::ExtrasBuilder;
 use crate::measure::{self, Column, OutOfRange};
 use crate::xml::{self, Node, XmlStream};
 
+mod coordinates;
 mod track;
 use crate::{ImportError, ImportOptions, Position, Reject, Sink};
+use coordinates::{Coordinates, Geometry};
 use track::Track;
 
 const GX: &str = "http://www.google.com/kml/ext/2.2";
@@ -103,8 +109,10 @@ struct Placemark {
     points: Vec<(Position, Result<Position3, String>, String)>,
     lines: Vec<(Position, Result<Line, String>, String)>,
     /// Why the placemark is refused whatever else it says: a token of it
-    /// was over [`crate::MAX_TOKEN`].
+    /// was over [`crate::MAX_TOKEN`], or it held too much.
     refused: Option<String>,
+    /// Approximate bytes of `data`, `points` and `lines`.
+    held: usize,
 }
 
 /// Measurements and labels from `ExtendedData`.
@@ -125,6 +133,28 @@ enum When {
 }
 
 impl Placemark {
+    /// Counts `bytes` more of geometries or data against [`track::HELD_BYTES`];
+    /// false (and the placemark refused, what it held dropped) past it. Each
+    /// token is bounded, but a placemark of a million `<Point>`s or `<Data>`
+    /// would not be.
+    fn hold(&mut self, bytes: usize) -> bool {
+        if self.refused.is_some() {
+            return false;
+        }
+        self.held += bytes + 64;
+        if self.held <= track::HELD_BYTES {
+            return true;
+        }
+        self.refused = Some(format!(
+            "a Placemark holding over {} MiB of geometries and ExtendedData: skipped",
+            track::HELD_BYTES >> 20
+        ));
+        self.data = Vec::new();
+        self.points = Vec::new();
+        self.lines = Vec::new();
+        false
+    }
+
     fn when(&self) -> Result<Option<When>, String> {
         let parse = |label: &str, text: &str| parse_timestamp(text).map_err(|e| format!("<{label}>: {e}"));
         if let Some(w) = &self.when {
@@ -319,34 +349,6 @@ fn emit_interval(interval: Interval, at: Position, raw: &str, options: &ImportOp
     sink.interval(interval, None);
 }
 
-/// Removes whitespace next to commas, so that `lon, lat` tuples written with
-/// spaces still split on whitespace into whole tuples.
-fn tuples(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut start = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii_whitespace() {
-            // Whitespace inside a tuple when the neighbours are commas.
-            let prev_comma = i > 0 && text[..i].trim_end().ends_with(',');
-            let next_comma = text[i..].trim_start().starts_with(',');
-            if let (Some(s), false, false) = (start, prev_comma, next_comma) {
-                out.push(&text[s..i]);
-                start = None;
-            }
-        } else if start.is_none() {
-            start = Some(i);
-        }
-        i += 1;
-    }
-    if let Some(s) = start {
-        out.push(&text[s..]);
-    }
-    out
-}
-
 /// Reads one `lon,lat[,alt]` tuple (comma separated, or space separated for `gx:coord`).
 fn parse_tuple(tuple: &str, separator: char) -> Result<Position3, String> {
     let mut parts = tuple.split(separator).map(str::trim).filter(|p| !p.is_empty());
@@ -367,29 +369,6 @@ fn parse_tuple(tuple: &str, separator: char) -> Result<Position3, String> {
     }
 }
 
-fn point_coordinates(text: &str) -> Result<Position3, String> {
-    match tuples(text).first() {
-        None => Err("Point without coordinates".to_owned()),
-        Some(t) => parse_tuple(t, ','),
-    }
-}
-
-fn line_coordinates(text: &str) -> Result<Line, String> {
-    let mut first = None;
-    let mut last = None;
-    let mut vertices = 0;
-    for t in tuples(text) {
-        let (c, _) = parse_tuple(t, ',')?;
-        first.get_or_insert(c);
-        last = Some(c);
-        vertices += 1;
-    }
-    match (first, last) {
-        (Some(first), Some(last)) => Ok(Line { first, last, vertices }),
-        _ => Err("LineString without coordinates".to_owned()),
-    }
-}
-
 pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut dyn Sink) -> Result<(), ImportError> {
     let mut xml = XmlStream::new(reader, "KML")?;
     let mut stack: Vec<Ctx> = Vec::with_capacity(16);
@@ -400,7 +379,16 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
     let mut geometry_at = Position::Byte(0);
     // Where the most recent start tag began: at a leaf's end tag, the leaf's own position.
     let mut leaf_at = Position::Byte(0);
+    // The `<coordinates>` of a Point or LineString being read, streamed in.
+    let mut coordinates: Option<Coordinates> = None;
+    // A `<coordinates>` start tag was just read: stream its text before the next node.
+    let mut stream_coordinates = false;
     loop {
+        if std::mem::take(&mut stream_coordinates)
+            && let Some(reading) = coordinates.as_mut()
+        {
+            xml.stream_text(&mut |piece| reading.push(piece))?;
+        }
         match xml.next()? {
             Node::Start { ns, local, tag, at } => {
                 let parent = stack.last().copied();
@@ -435,6 +423,16 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                             track.array(name, at, sink);
                             Ctx::TrackArray
                         }
+                        (Some(Ctx::Point), "coordinates") => {
+                            coordinates = Some(Coordinates::new(Geometry::Point));
+                            stream_coordinates = true;
+                            Ctx::Other
+                        }
+                        (Some(Ctx::LineString), "coordinates") => {
+                            coordinates = Some(Coordinates::new(Geometry::LineString));
+                            stream_coordinates = true;
+                            Ctx::Other
+                        }
                         (Some(Ctx::SchemaData), "SimpleData") => {
                             data_name = xml::attribute(&tag, "name").unwrap_or_default().into_owned();
                             Ctx::Other
@@ -461,7 +459,15 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                     track.finish(options, sink);
                     continue;
                 }
-                if !leaf || !is_kml_ns(ns) {
+                if !is_kml_ns(ns) {
+                    continue;
+                }
+                // What streamed in, and the rest of the text (after an entity or CDATA).
+                let read = match (parent, local) {
+                    (Some(Ctx::Point | Ctx::LineString), "coordinates") => coordinates.take(),
+                    _ => None,
+                };
+                if !leaf {
                     continue;
                 }
                 let value = text.trim();
@@ -473,14 +479,26 @@ pub(crate) fn import<R: BufRead>(reader: R, options: &ImportOptions, sink: &mut 
                     (Some(Ctx::TimeSpan), "begin") => placemark.begin = Some(value.to_owned()),
                     (Some(Ctx::TimeSpan), "end") => placemark.end = Some(value.to_owned()),
                     (Some(Ctx::Data), "value") | (Some(Ctx::SchemaData), "SimpleData") => {
-                        placemark.data.push((std::mem::take(&mut data_name), value.to_owned()));
+                        let name = std::mem::take(&mut data_name);
+                        if placemark.hold(name.len() + value.len()) {
+                            placemark.data.push((name, value.to_owned()));
+                        }
                     }
                     (Some(Ctx::Point), "coordinates") => {
-                        placemark.points.push((geometry_at, point_coordinates(value), value.to_owned()));
+                        let mut read = read.unwrap_or_else(|| Coordinates::new(Geometry::Point));
+                        read.push(text);
+                        let (coord, raw) = read.finish_point();
+                        if placemark.hold(raw.len()) {
+                            placemark.points.push((geometry_at, coord, raw));
+                        }
                     }
                     (Some(Ctx::LineString), "coordinates") => {
-                        let raw: String = value.chars().take(200).collect();
-                        placemark.lines.push((geometry_at, line_coordinates(value), raw));
+                        let mut read = read.unwrap_or_else(|| Coordinates::new(Geometry::LineString));
+                        read.push(text);
+                        let (line, raw) = read.finish_line();
+                        if placemark.hold(raw.len()) {
+                            placemark.lines.push((geometry_at, line, raw));
+                        }
                     }
                     (Some(Ctx::Track), "when") => track.when(leaf_at, value, options, sink),
                     (Some(Ctx::Track), "coord") => track.coord(leaf_at, value, options, sink),
@@ -720,6 +738,26 @@ mod tests {
         assert!(reasons[5].contains("without time"));
         assert!(reasons[6].starts_with("<when>:"));
         assert_eq!(s.rejects[0].position, Position::Byte(text.find("<Point>").unwrap() as u64));
+    }
+
+    #[test]
+    fn a_placemark_holding_too_much_is_refused_and_the_next_one_imports() {
+        let value = "v".repeat(700 * 1024);
+        let data: String = (0..30).map(|i| format!(r#"<Data name="d{i}"><value>{value}</value></Data>"#)).collect();
+        let points = "<Point><coordinates>1,2</coordinates></Point>".repeat(10);
+        let text = doc(
+            KML22,
+            &format!(
+                "<Placemark><TimeStamp><when>2024-01-23T10:00:00Z</when></TimeStamp><MultiGeometry>{points}</MultiGeometry>\
+                 <ExtendedData>{data}</ExtendedData></Placemark>\
+                 <Placemark><TimeStamp><when>2024-01-23T11:00:00Z</when></TimeStamp><Point><coordinates>3,4</coordinates></Point></Placemark>"
+            ),
+        );
+        let s = run(&text);
+        assert_eq!(s.points.len(), 1);
+        assert_eq!(s.rejects.len(), 1, "{:?}", s.rejects);
+        assert_eq!(s.rejects[0].reason, "a Placemark holding over 16 MiB of geometries and ExtendedData: skipped");
+        assert_eq!(s.rejects[0].position, Position::Byte(text.find("<Placemark>").unwrap() as u64));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! * **Text in one piece.** quick-xml reports text, CDATA and each entity
 //!   reference as separate events; the stream glues them into one string per
 //!   element (entities resolved), which the importers read at the end tag.
+//!   The exception is a text node an importer reads incrementally, of any
+//!   length: [`XmlStream::stream_text`] hands it over in pieces as it is
+//!   read (KML `<coordinates>`, which can hold a whole day's path).
 //! * **Positions.** Every event's starting byte offset in the original file is
 //!   kept, so rejects can say [`Position::Byte`].
 //!
@@ -122,6 +125,9 @@ pub(crate) struct XmlStream<R> {
     after_start: bool,
     /// The text since the last start tag was cut: it goes out empty.
     text_cut: bool,
+    /// The last start tag was a whole `<…>` (not an expanded `<…/>`), and
+    /// nothing has been read since: its text may be streamed.
+    text_may_stream: bool,
     format: &'static str,
 }
 
@@ -149,6 +155,7 @@ impl<R: BufRead> XmlStream<R> {
             base,
             after_start: false,
             text_cut: false,
+            text_may_stream: false,
             format,
         })
     }
@@ -182,6 +189,7 @@ impl<R: BufRead> XmlStream<R> {
             // The text went out with the previous end tag.
             self.text.clear();
         }
+        self.text_may_stream = false;
         loop {
             if let Some(cut) = self.reader.get_mut().take_oversized() {
                 if cut.kind == Cut::Text {
@@ -193,7 +201,8 @@ impl<R: BufRead> XmlStream<R> {
                 }
             }
             self.buf.clear();
-            let start = self.base + self.reader.get_ref().original(self.reader.buffer_position());
+            let parsed_before = self.reader.buffer_position();
+            let start = self.base + self.reader.get_ref().original(parsed_before);
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(event) => event,
                 Err(e) => return Err(self.malformed(e.to_string())),
@@ -210,6 +219,10 @@ impl<R: BufRead> XmlStream<R> {
                     self.tag.clear();
                     self.tag.push_str(&tag);
                     drop(tag);
+                    // `<` + the tag + `>`: a real start tag. An empty element
+                    // (`<…/>`, one byte more) is expanded by the parser and has
+                    // no text to stream.
+                    self.text_may_stream = self.reader.buffer_position() - parsed_before == self.tag.len() as u64 + 2;
                     let name = self.tag.get(..name_len).unwrap_or(&self.tag);
                     let (res, local) = self.reader.resolver().resolve_element(QName(name));
                     let ns = namespace(res);
@@ -248,6 +261,121 @@ impl<R: BufRead> XmlStream<R> {
                 Event::Eof => return Ok(Node::Eof),
                 Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
             }
+        }
+    }
+}
+
+impl<R: BufRead> XmlStream<R> {
+    /// Streams the text of the element whose start tag [`XmlStream::next`]
+    /// just returned to `piece`, in pieces, without holding it: for a text
+    /// node that may be far longer than [`MAX_TOKEN`] and is read
+    /// incrementally (KML `<coordinates>`). Line ends are normalised as the
+    /// parser does (`\r\n` and `\r` become `\n`). The pass ends at the
+    /// first `<` or `&`: what follows (an entity reference, CDATA, text after
+    /// a comment) is read as usual and arrives as the end tag's `text`, which
+    /// continues the streamed text. Returns false, streaming nothing, when
+    /// not called right after a start tag (or after an empty element).
+    ///
+    /// # Errors
+    /// Read errors; [`ImportError::Malformed`] for text that is not UTF-8.
+    pub(crate) fn stream_text(&mut self, piece: &mut dyn FnMut(&str)) -> Result<bool, ImportError> {
+        if !std::mem::take(&mut self.text_may_stream) {
+            return Ok(false);
+        }
+        let mut decoder = StreamedText::default();
+        let format = self.format;
+        let base = self.base;
+        let guard = self.reader.get_mut();
+        let outcome = guard.pass_text(&mut |bytes, at| decoder.decode(bytes, at, piece));
+        let malformed = |at: u64| ImportError::Malformed {
+            format,
+            position: Position::Byte(base + at),
+            message: "XML text that is not UTF-8".to_owned(),
+        };
+        // A read error of the input itself (a broken gzip stream) stays an I/O error.
+        match (outcome, decoder.invalid_at.or(decoder.unfinished)) {
+            (Err(_), Some(at)) | (Ok(()), Some(at)) => Err(malformed(at)),
+            (Err(e), None) => Err(ImportError::Io(e)),
+            (Ok(()), None) => Ok(true),
+        }
+    }
+}
+
+/// Decodes streamed text: UTF-8 split anywhere between chunks, and XML 1.0
+/// line ends.
+#[derive(Default)]
+struct StreamedText {
+    /// The start of a character cut by the chunk's end.
+    carry: [u8; 4],
+    carry_len: usize,
+    /// Input offset of `carry`, while a character is unfinished.
+    unfinished: Option<u64>,
+    /// The last piece ended with `\r` (a `\n` after it is dropped).
+    after_cr: bool,
+    /// Input offset of the first byte that is not UTF-8.
+    invalid_at: Option<u64>,
+}
+
+impl StreamedText {
+    fn decode(&mut self, mut bytes: &[u8], mut at: u64, piece: &mut dyn FnMut(&str)) -> std::io::Result<()> {
+        let invalid = |at: u64, this: &mut Self| {
+            this.invalid_at = Some(at);
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "text that is not UTF-8")
+        };
+        // Finish a character cut by the previous chunk.
+        while self.carry_len > 0 && !bytes.is_empty() {
+            self.carry[self.carry_len] = bytes[0];
+            self.carry_len += 1;
+            bytes = &bytes[1..];
+            at += 1;
+            let (carry, len) = (self.carry, self.carry_len);
+            match std::str::from_utf8(&carry[..len]) {
+                Ok(c) => {
+                    self.carry_len = 0;
+                    self.unfinished = None;
+                    self.lines(c, piece);
+                }
+                Err(e) if e.error_len().is_none() && self.carry_len < 4 => {}
+                Err(_) => return Err(invalid(self.unfinished.unwrap_or(at), self)),
+            }
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.lines(text, piece),
+            Err(e) => {
+                let valid = e.valid_up_to();
+                let text = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+                self.lines(text, piece);
+                if e.error_len().is_some() {
+                    return Err(invalid(at + valid as u64, self));
+                }
+                let rest = &bytes[valid..];
+                self.carry[..rest.len()].copy_from_slice(rest);
+                self.carry_len = rest.len();
+                self.unfinished = Some(at + valid as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `text` on with `\r\n` and lone `\r` turned into `\n`.
+    fn lines(&mut self, text: &str, piece: &mut dyn FnMut(&str)) {
+        let mut rest = text;
+        if self.after_cr && !rest.is_empty() {
+            rest = rest.strip_prefix('\n').unwrap_or(rest);
+            self.after_cr = false;
+        }
+        while let Some(p) = rest.find('\r') {
+            piece(&rest[..p]);
+            piece("\n");
+            rest = &rest[p + 1..];
+            if rest.is_empty() {
+                self.after_cr = true;
+            } else {
+                rest = rest.strip_prefix('\n').unwrap_or(rest);
+            }
+        }
+        if !rest.is_empty() {
+            piece(rest);
         }
     }
 }
@@ -378,6 +506,71 @@ mod tests {
                 "-|a|false|"
             ]
         );
+    }
+
+    /// Streams the text of every `<s>` (limit 8, read in chunks of `chunk`
+    /// bytes): `+s` then the pieces joined, then the end tag's rest after `|`;
+    /// every other node as [`collect`] writes it, with positions.
+    fn collect_streamed(xml: &[u8], chunk: usize) -> Result<Vec<String>, ImportError> {
+        let reader = std::io::BufReader::with_capacity(chunk, xml);
+        let mut s = XmlStream::with_limit(reader, "test", 8)?;
+        let mut out = Vec::new();
+        let mut stream = false;
+        loop {
+            if std::mem::take(&mut stream) {
+                let mut text = String::new();
+                let streamed = s.stream_text(&mut |piece| text.push_str(piece))?;
+                out.push(format!("{streamed}:{text}"));
+            }
+            match s.next()? {
+                Node::Start { local, at, .. } => {
+                    stream = local == "s";
+                    out.push(format!("+{local}@{at}"));
+                }
+                Node::End { local, text, .. } => out.push(format!("-{local}|{text}")),
+                Node::Oversized { at, what } => out.push(format!("!{what} at {at}")),
+                Node::Eof => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_text_is_decoded_as_the_parser_would_and_offsets_stay_right() {
+        let xml = "<a><s>0123456789\r\nabcé\rxyz&amp;ta</s><s/><s>é</s><b at=\"1\">ok</b><b>0123456789</b></a>";
+        for chunk in [1, 2, 3, 5, 4096] {
+            assert_eq!(
+                collect_streamed(xml.as_bytes(), chunk).unwrap(),
+                [
+                    "+a@byte 0",
+                    "+s@byte 3",
+                    "true:0123456789\nabcé\nxyz",
+                    "-s|&ta",
+                    "+s@byte 38",
+                    "false:",
+                    "-s|",
+                    "+s@byte 42",
+                    "true:é",
+                    "-s|",
+                    "+b@byte 51",
+                    "-b|ok",
+                    "+b@byte 67",
+                    "!XML text at byte 70",
+                    "-b|",
+                    "-a|"
+                ],
+                "chunk {chunk}"
+            );
+        }
+        // Not UTF-8: an error at the byte, not a panic and not the whole text held.
+        for (text, at) in [(&b"<a><s>12\xff</s></a>"[..], 8), (&b"<a><s>12\xc3</s></a>"[..], 8)] {
+            for chunk in [1, 4096] {
+                let err = collect_streamed(text, chunk).unwrap_err();
+                assert!(
+                    matches!(&err, ImportError::Malformed { position: Position::Byte(b), .. } if *b == at),
+                    "{err:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -102,6 +102,12 @@ pub enum WireChange {
         /// Admin role.
         is_admin: bool,
     },
+    /// An account deleted with everything it held (a peer older than this
+    /// kind refuses the page: update peers together).
+    AccountDeleted {
+        /// Login name.
+        name: String,
+    },
     /// A device, as it is now.
     Device {
         /// Owner.
@@ -286,6 +292,7 @@ impl WireEntry {
             ReplicatedChange::User { name, password_hash, is_admin } => {
                 WireChange::User { name, password_hash, is_admin }
             }
+            ReplicatedChange::AccountDeleted { name } => WireChange::AccountDeleted { name },
             ReplicatedChange::Device { user, name, encryption_key, card } => {
                 let (card_name, card_face) = card.map_or((None, None), |c| (c.name, c.face));
                 WireChange::Device { user, name, encryption_key, card_name, card_face }
@@ -345,6 +352,7 @@ impl WireEntry {
             WireChange::User { name, password_hash, is_admin } => {
                 ReplicatedChange::User { name, password_hash, is_admin }
             }
+            WireChange::AccountDeleted { name } => ReplicatedChange::AccountDeleted { name },
             WireChange::Device { user, name, encryption_key, card_name, card_face } => {
                 let card = (card_name.is_some() || card_face.is_some())
                     .then_some(DeviceCard { name: card_name, face: card_face });

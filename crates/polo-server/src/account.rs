@@ -17,6 +17,9 @@
 //! | `GET /api/v1/users` | admin | `{users:[…]}` |
 //! | `POST /api/v1/users` `{name,password,admin}` | admin, no token | 201 user; 409 when taken |
 //!
+//! Deleting an account (`POST /api/v1/me/delete`, `DELETE /api/v1/users/{name}`)
+//! is in `deleting::account`.
+//!
 //! "admin" means [`AdminCaller`]: an administrator inside the admin
 //! networks (`--admin-network`); from elsewhere these answer 403.
 //!

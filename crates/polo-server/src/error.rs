@@ -259,6 +259,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
             StoreError::AlreadyExists(what) => Self::conflict(format!("{what} already exists")),
+            StoreError::Refused(why) => Self::conflict(why),
             StoreError::DiskFull(what) => {
                 tracing::error!(error = %what, "the store is full");
                 Self::unavailable("disk full: the store cannot be written; try again once there is room")

@@ -673,3 +673,122 @@ async fn token_scopes_and_revoking_what_a_token_made() {
     let ids: Vec<i64> = tokens.body["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [phone_token_id]);
 }
+
+/// Alice deletes her own account: not with a wrong password or a device
+/// token; with her password, the account and its points, devices and tokens
+/// go, her session ends, and bob keeps everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_deleted_by_its_owner_with_the_password_and_the_session_ends() {
+    let app = app();
+    let (_, token) = app.token_for("alice", ALICE_PW, "phone").await;
+    let bob = app.store.user_by_name("bob").unwrap().unwrap().id;
+    let bob_phone = app.store.ensure_device(bob, "phone").unwrap().id;
+    let fix = Fix::new(Timestamp(1_714_543_200_000), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Api);
+    app.store.insert_points(bob, bob_phone, std::slice::from_ref(&fix)).unwrap();
+    let alice = app.store.user_by_name("alice").unwrap().unwrap();
+    let alice_phone = app.store.ensure_device(alice.id, "phone").unwrap().id;
+    app.store.insert_points(alice.id, alice_phone, &[fix]).unwrap();
+    app.store.grant_location(bob, alice.id, None).unwrap();
+    let (cookie, csrf) = app.login("alice", ALICE_PW).await;
+    let with_session = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+
+    let wrong = app
+        .call(Method::POST, "/api/v1/me/delete", &with_session, Some(json!({"current_password": "not it at all"})))
+        .await;
+    assert_eq!((wrong.status, wrong.code()), (StatusCode::FORBIDDEN, "forbidden"), "{}", wrong.body);
+    let bearer = format!("Bearer {token}");
+    let by_token = app
+        .call(
+            Method::POST,
+            "/api/v1/me/delete",
+            &[("authorization", &bearer)],
+            Some(json!({"current_password": ALICE_PW})),
+        )
+        .await;
+    assert_eq!(by_token.status, StatusCode::FORBIDDEN, "a device token cannot: {}", by_token.body);
+    let no_csrf = app
+        .call(Method::POST, "/api/v1/me/delete", &[("cookie", &cookie)], Some(json!({"current_password": ALICE_PW})))
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN, "{}", no_csrf.body);
+    let missing = app.call(Method::POST, "/api/v1/me/delete", &with_session, Some(json!({}))).await;
+    assert!(missing.status.is_client_error() && missing.body["message"].as_str().is_some(), "{}", missing.body);
+    assert!(app.store.user_by_name("alice").unwrap().is_some(), "nothing deleted so far");
+
+    let r =
+        app.call(Method::POST, "/api/v1/me/delete", &with_session, Some(json!({"current_password": ALICE_PW}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"name": "alice", "points": 1, "devices": 1}));
+    let cleared = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cleared.starts_with("polo_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    // Her session, password and token are all gone.
+    let me = app.call(Method::GET, "/api/v1/me", &[("cookie", &cookie)], None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    let me = app.call(Method::GET, "/api/v1/me", &[("authorization", &basic("alice", ALICE_PW))], None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    let me = app.call(Method::GET, "/api/v1/me", &[("authorization", &bearer)], None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    assert_eq!(app.store.user_by_name("alice").unwrap(), None);
+    assert_eq!(app.store.count_points(alice.id).unwrap(), 0);
+    // Bob keeps his points; his grant to alice went with her.
+    assert_eq!(app.store.count_points(bob).unwrap(), 1);
+    assert!(app.store.location_grants_by(bob).unwrap().is_empty());
+    let friends = app.call(Method::GET, "/api/v1/friends", &[("authorization", &basic("bob", BOB_PW))], None).await;
+    assert_eq!(friends.status, StatusCode::OK, "{}", friends.body);
+    assert!(!friends.body.to_string().contains("alice"), "{}", friends.body);
+}
+
+/// An administrator deletes other users from an admin network; others may
+/// not, and nobody deletes the only administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_delete_users_but_never_the_last_admin() {
+    let app = app();
+    let root = basic("root", ROOT_PW);
+    let alice = basic("alice", ALICE_PW);
+    let by_alice = app.call(Method::DELETE, "/api/v1/users/bob", &[("authorization", &alice)], None).await;
+    assert_eq!(by_alice.status, StatusCode::FORBIDDEN, "{}", by_alice.body);
+    let outside =
+        app.call_from("203.0.113.9", Method::DELETE, "/api/v1/users/bob", &[("authorization", &root)], None).await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN, "outside the admin networks: {}", outside.body);
+    assert!(app.store.user_by_name("bob").unwrap().is_some());
+
+    let r = app.call(Method::DELETE, "/api/v1/users/bob", &[("authorization", &root)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"], "bob");
+    assert!(r.headers.get(header::SET_COOKIE).is_none(), "the admin's own session stays");
+    assert_eq!(app.store.user_by_name("bob").unwrap(), None);
+    let again = app.call(Method::DELETE, "/api/v1/users/bob", &[("authorization", &root)], None).await;
+    assert_eq!((again.status, again.code()), (StatusCode::NOT_FOUND, "not_found"), "{}", again.body);
+    let bad = app.call(Method::DELETE, "/api/v1/users/no%20such%20name", &[("authorization", &root)], None).await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND, "{}", bad.body);
+
+    // The only administrator stays, by this route or its own.
+    let last = app.call(Method::DELETE, "/api/v1/users/root", &[("authorization", &root)], None).await;
+    assert_eq!((last.status, last.code()), (StatusCode::CONFLICT, "conflict"), "{}", last.body);
+    assert!(last.body["message"].as_str().unwrap().contains("only administrator"), "{}", last.body);
+    let own = app
+        .call(
+            Method::POST,
+            "/api/v1/me/delete",
+            &[("authorization", &root)],
+            Some(json!({"current_password": ROOT_PW})),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CONFLICT, "{}", own.body);
+    // With a second administrator, the first may go (here by the admin route, ending its session).
+    let made = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            &[("authorization", &root)],
+            Some(json!({"name": "second", "password": "second password", "admin": true})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let (cookie, csrf) = app.login("root", ROOT_PW).await;
+    let gone =
+        app.call(Method::DELETE, "/api/v1/users/root", &[("cookie", &cookie), ("x-csrf-token", &csrf)], None).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
+    assert!(gone.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(app.store.list_users().unwrap().iter().filter(|u| u.is_admin).count(), 1);
+}

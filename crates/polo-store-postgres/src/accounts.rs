@@ -66,6 +66,8 @@ pub(crate) fn create_user(store: &PostgresStore, name: &str, password_hash: &str
             };
             let id = UserId(row.get(0));
             log_account_change(tx, clock, id, None)?;
+            // A name deleted before: the new account exists since this change.
+            crate::account_deletion::set_revived(tx, name, clock.hlc.0 as i64, 0)?;
             Ok(User { id, name: name.to_owned(), password_hash: password_hash.to_owned(), is_admin, created })
         })
     })

@@ -26,6 +26,7 @@
 //! * **Citus-ready** (see `schema`): `user_id` leads every per-user key.
 //! * The schema migrates itself on open, once across nodes (an advisory lock).
 
+mod account_deletion;
 mod accounts;
 mod auth;
 mod deletes;

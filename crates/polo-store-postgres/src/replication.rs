@@ -32,8 +32,9 @@ use polo_domain::{DeviceId, Interval, Seq, Timestamp, UserId};
 use polo_store::clock::{ChangeClock, Stamp, new_random_id, now};
 use polo_store::codec::{StoredFix, decode_chunk};
 use polo_store::replication::apply::{
-    AccountDecision, OriginNames, PointArbiter, PointVersions, VersionedTombstone, admit_points, decide_account,
-    edit_batch, time_span, tombstone_selection, unlogged_point,
+    AccountDecision, AccountEntry, HeldAccount, OriginNames, PointArbiter, PointVersions, VersionedTombstone,
+    account_entry, admit_points, decide_account, edit_batch, revived_since, time_span, tombstone_selection,
+    unlogged_point,
 };
 use polo_store::replication::feed::{FeedAssembly, LOG_SLICE, PointsAt, edit_change};
 use polo_store::{
@@ -44,7 +45,7 @@ use postgres::{GenericClient, IsolationLevel, Transaction};
 
 use crate::error::{Db, is_unique_violation};
 use crate::statements::Tx;
-use crate::{ChangeRecord, PostgresStore, derived, log_change_with, points, with_clock};
+use crate::{ChangeRecord, PostgresStore, account_deletion, derived, log_change_with, points, with_clock};
 
 // ------------------------------------------------------------- change log
 
@@ -132,7 +133,7 @@ pub(crate) fn renew_epoch(store: &PostgresStore) -> StoreResult<String> {
             // `users` first: under Citus, a reference table that distributed
             // tables point to cannot be written after a statement ran on
             // every shard in parallel in the same transaction.
-            for table in ["users", "changes", "devices", "tombstones"] {
+            for table in ["users", "deleted_users", "changes", "devices", "tombstones"] {
                 tx.execute(&format!("UPDATE {table} SET origin = $1 WHERE origin = 0"), &[&origin]).db()?;
             }
             let (instance, epoch) = (new_random_id(), new_random_id());
@@ -216,9 +217,11 @@ fn feed(tx: &mut Transaction<'_>, after: Seq, max_weight: usize, filter: &FeedFi
     'log: while page.wants_more(head) {
         let rows: Vec<LogRow> = tx
             .query(
-                "SELECT c.seq, c.kind, c.user_id, c.device_id, c.first_ms, c.last_ms, c.count, c.hlc, c.origin, u.name \
-                 FROM changes c JOIN users u ON u.id = c.user_id \
-                 WHERE c.seq > $1 AND c.seq <= $2 ORDER BY c.seq LIMIT $3",
+                "SELECT c.seq, c.kind, c.user_id, c.device_id, c.first_ms, c.last_ms, c.count, c.hlc, c.origin, \
+                 coalesce(d.name, u.name) \
+                 FROM changes c LEFT JOIN users u ON u.id = c.user_id LEFT JOIN deleted_users d ON d.seq = c.seq \
+                 WHERE c.seq > $1 AND c.seq <= $2 AND (u.id IS NOT NULL OR d.seq IS NOT NULL) \
+                 ORDER BY c.seq LIMIT $3",
                 &[&(page.next().0 as i64), &(head.0 as i64), &(LOG_SLICE as i64)],
             )
             .db()?
@@ -259,6 +262,7 @@ fn feed(tx: &mut Transaction<'_>, after: Seq, max_weight: usize, filter: &FeedFi
                         tx.query_one("SELECT password_hash, is_admin FROM users WHERE id = $1", &[&user_id]).db()?;
                     ReplicatedChange::User { name: user, password_hash: row.get(0), is_admin: row.get(1) }
                 }
+                ChangeKind::AccountDeleted => ReplicatedChange::AccountDeleted { name: user },
                 ChangeKind::Device => {
                     let id = device_id.ok_or_else(no_device)?;
                     let row = tx
@@ -418,6 +422,58 @@ fn held(tx: &mut Transaction<'_>, entry: &FeedEntry, origin: i64) -> StoreResult
     Ok(found.is_some())
 }
 
+/// The rule's decision, and the user of the entry's name when it looked:
+/// its id and stored `(hlc, origin)`.
+type AccountRule = (AccountEntry, Option<(i64, (i64, i64))>);
+
+/// What [`polo_store::replication::apply::account_entry`] says of `entry`,
+/// with the user of its name (id and stored `(hlc, origin)`) when the rule
+/// needed to look. Only names with an account tombstone cost more than one
+/// lookup; for them, an account change that applies is noted as the
+/// account's revival.
+fn account_rule(
+    tx: &mut Transaction<'_>,
+    entry: &FeedEntry,
+    stamp: Stamp,
+    origins: &mut OriginNames,
+) -> StoreResult<AccountRule> {
+    let name = entry.change.user();
+    let deletion = matches!(entry.change, ReplicatedChange::AccountDeleted { .. });
+    let tombstone = account_deletion::tombstone(tx, name)?;
+    if tombstone.is_none() && !deletion {
+        return Ok((AccountEntry::Apply, None));
+    }
+    let (deleted, revived) = match tombstone {
+        Some(((hlc, origin), revived)) => {
+            let revived = match revived {
+                Some((hlc, origin)) => Some(version(tx, origins, hlc, origin)?),
+                None => None,
+            };
+            (Some(version(tx, origins, hlc, origin)?), revived)
+        }
+        None => (None, None),
+    };
+    let user: Option<(i64, (i64, i64))> = tx
+        .query_opt("SELECT id, hlc, origin FROM users WHERE name = $1", &[&name])
+        .db()?
+        .map(|r| (r.get(0), (r.get(1), r.get(2))));
+    let user_version = match user {
+        Some((_, (hlc, origin))) => Some(version(tx, origins, hlc, origin)?),
+        None => None,
+    };
+    let held = user_version.as_ref().map(|version| HeldAccount { version, revived: revived.as_ref() });
+    let is_user = matches!(entry.change, ReplicatedChange::User { .. });
+    let decision = account_entry(deleted.as_ref(), held, &entry.version, deletion, is_user);
+    if is_user
+        && deleted.is_some()
+        && decision == AccountEntry::Apply
+        && let Some(since) = revived_since(revived.as_ref(), &entry.version)
+    {
+        account_deletion::set_revived(tx, name, since.hlc.0 as i64, stamp_origin(stamp))?;
+    }
+    Ok((decision, user))
+}
+
 fn stamp_origin(stamp: Stamp) -> i64 {
     match stamp {
         Stamp::Local => 0,
@@ -446,7 +502,27 @@ fn apply_one(
     out: &mut ApplyOutcome,
 ) -> StoreResult<bool> {
     let incoming = &entry.version;
+    match account_rule(tx, entry, stamp, origins)? {
+        (AccountEntry::Apply, _) => {}
+        (AccountEntry::Skip, _) => return Ok(false),
+        (AccountEntry::Delete { keep_user }, user) => {
+            let name = entry.change.user();
+            let id = user.map_or(0, |(id, _)| id);
+            if user.is_some() {
+                account_deletion::purge(tx, id, keep_user)?;
+            }
+            account_deletion::log_deletion(tx, clock, stamp, name, id, 0)?;
+            if let (true, Some((_, (hlc, origin)))) = (keep_user, user) {
+                account_deletion::set_revived(tx, name, hlc, origin)?;
+                // The newer account change stays in the log, after the deletion.
+                let kept = Stamp::Replicated { hlc: Hlc(hlc as u64), origin };
+                log_change_with(tx, clock, kept, &account_change(ChangeKind::User, UserId(id), None))?;
+            }
+            return Ok(true);
+        }
+    }
     match &entry.change {
+        ReplicatedChange::AccountDeleted { .. } => Ok(false),
         ReplicatedChange::User { name, password_hash, is_admin } => {
             let stored = tx
                 .query_opt("SELECT id, password_hash, is_admin, hlc, origin FROM users WHERE name = $1", &[name])

@@ -34,6 +34,7 @@ pub const REFERENCE_TABLES: &[&str] = &[
     "polo_meta",
     "change_clock",
     "users",
+    "deleted_users",
     "tokens",
     "sessions",
     "shares",
@@ -367,8 +368,25 @@ CREATE TABLE replication_tokens (
 );
 ";
 
+/// Version 2, deleting accounts (`account_deletion.rs`): the account
+/// tombstones, one per deleted name: the id it had, the deletion's change
+/// and its version, and since when an account of that name exists again
+/// (if it does). Instance-wide and small, like `users`.
+const V2: &str = "
+CREATE TABLE deleted_users (
+    name           TEXT PRIMARY KEY,
+    former_user_id BIGINT NOT NULL,
+    seq            BIGINT NOT NULL UNIQUE,
+    hlc            BIGINT NOT NULL,
+    origin         BIGINT NOT NULL,
+    deleted_ms     BIGINT NOT NULL,
+    revived_hlc    BIGINT,
+    revived_origin BIGINT
+);
+";
+
 /// The migrations, in order; `schema_version` counts those applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The `schema_version` of a database this polo has migrated.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

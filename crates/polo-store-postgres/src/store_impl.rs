@@ -12,7 +12,9 @@ use polo_store::{
 };
 
 use crate::error::Db;
-use crate::{PostgresStore, accounts, auth, deletes, derived, intervals, nodes, points, replication, sharing};
+use crate::{
+    PostgresStore, account_deletion, accounts, auth, deletes, derived, intervals, nodes, points, replication, sharing,
+};
 
 impl Store for PostgresStore {
     fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
@@ -57,6 +59,10 @@ impl Store for PostgresStore {
 
     fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
         accounts::set_password(self, user, password_hash)
+    }
+
+    fn delete_user(&self, user: UserId) -> StoreResult<polo_store::DeletedAccount> {
+        account_deletion::delete_user(self, user)
     }
 
     fn create_token(

@@ -626,3 +626,56 @@ fn nodes_opening_a_fresh_schema_together_migrate_it_once() {
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "every node is the same instance: {ids:?}");
     drop(nodes);
 }
+
+/// After `delete_user`, no table holds a row of the deleted id in a user
+/// column (`user_id`, `friend_id`) but the deletion's own change and its
+/// account tombstone; read from the catalog, so a table added later is
+/// covered without changing this test.
+#[test]
+fn a_deleted_account_leaves_no_row_in_any_table() {
+    use polo_store::Store;
+    use polo_store::conformance::accounts::a_user_with_everything;
+    let Some((store, db)) = test_store() else { return };
+    let alice = a_user_with_everything(&store, "alice", 1);
+    let bob = a_user_with_everything(&store, "bob", 9);
+    store.grant_location(alice, bob, None).unwrap();
+    store.grant_location(bob, alice, None).unwrap();
+    let deleted = store.delete_user(alice).unwrap();
+    drop(store);
+    let mut client = db.client();
+    let columns: Vec<(String, String)> = client
+        .query(
+            "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND column_name IN ('user_id', 'friend_id', 'former_user_id')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(columns.len() >= 14, "only {columns:?}");
+    for (table, column) in &columns {
+        let count = |id: i64, client: &mut postgres::Client| -> i64 {
+            client.query_one(&format!("SELECT count(*) FROM {table} WHERE {column} = $1"), &[&id]).unwrap().get(0)
+        };
+        let rows = count(alice.0, &mut client);
+        let expected = i64::from(matches!(table.as_str(), "changes" | "deleted_users"));
+        assert_eq!(rows, expected, "{table}.{column} still holds {rows} rows of the deleted user");
+        if matches!(table.as_str(), "devices" | "point_chunks" | "tokens" | "sessions" | "derived" | "changes") {
+            assert!(count(bob.0, &mut client) > 0, "{table}.{column} lost bob's rows");
+        }
+    }
+    let row = client.query_one("SELECT kind, seq FROM changes WHERE user_id = $1", &[&alice.0]).unwrap();
+    let (kind, seq): (i16, i64) = (row.get(0), row.get(1));
+    assert_eq!((i64::from(kind), seq as u64), (polo_store::ChangeKind::AccountDeleted.code(), deleted.seq.0));
+    let users: i64 = client.query_one("SELECT count(*) FROM users WHERE id = $1", &[&alice.0]).unwrap().get(0);
+    assert_eq!(users, 0);
+    let cursors: i64 = client
+        .query_one(
+            "SELECT count(*) FROM derived_cursors WHERE name = 'retention:' || $1 || ':60000' OR name = 'street-names:' || $1",
+            &[&alice.0.to_string()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(cursors, 0, "her per-user cursors went");
+}

@@ -24,6 +24,7 @@
 //! * The schema migrates itself on open (`PRAGMA user_version` and an ordered
 //!   list of migrations, each in its own transaction; see `schema.rs`).
 
+mod accounts;
 mod auth;
 mod checkpoint;
 mod derived;
@@ -651,13 +652,20 @@ impl Store for SqliteStore {
                 return Err(StoreError::AlreadyExists(format!("user {name:?}")));
             }
             let created = now();
+            let id = UserId(accounts::next_user_id(tx)?);
             tx.execute(
-                "INSERT INTO users (name, password_hash, is_admin, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![name, password_hash, is_admin, created.0],
+                "INSERT INTO users (id, name, password_hash, is_admin, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.0, name, password_hash, is_admin, created.0],
             )
             .db()?;
-            let id = UserId(tx.last_insert_rowid());
-            log_account_change(tx, id, None)?;
+            let seq = log_account_change(tx, id, None)?;
+            // A name deleted before: the new account exists since this change.
+            tx.execute(
+                "UPDATE deleted_users SET revived_hlc = (SELECT hlc FROM changes WHERE seq = ?2), revived_origin = 0 \
+                 WHERE name = ?1",
+                params![name, seq.0 as i64],
+            )
+            .db()?;
             Ok(User { id, name: name.to_owned(), password_hash: password_hash.to_owned(), is_admin, created })
         })
     }
@@ -698,7 +706,7 @@ impl Store for SqliteStore {
             if known.is_none() {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
-            let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM devices", [], |r| r.get(0)).db()?;
+            let id = accounts::next_device_id(tx)?;
             tx.execute("INSERT INTO devices (user_id, id, name) VALUES (?1, ?2, ?3)", params![user.0, id, name])
                 .db()?;
             log_account_change(tx, user, Some(DeviceId(id)))?;
@@ -781,6 +789,10 @@ impl Store for SqliteStore {
 
     fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
         auth::set_password(self, user, password_hash)
+    }
+
+    fn delete_user(&self, user: UserId) -> StoreResult<polo_store::DeletedAccount> {
+        self.write(|tx| accounts::delete_user(tx, user))
     }
 
     fn create_token(

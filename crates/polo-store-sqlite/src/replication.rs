@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use polo_domain::{DeviceId, Interval, Seq, UserId};
 use polo_store::codec::{StoredFix, decode_chunk};
 use polo_store::replication::apply::{
-    AccountDecision, OriginNames, PointArbiter, PointVersions, VersionedTombstone, admit_points, decide_account,
-    edit_batch, time_span, tombstone_selection, unlogged_point,
+    AccountDecision, AccountEntry, HeldAccount, OriginNames, PointArbiter, PointVersions, VersionedTombstone,
+    account_entry, admit_points, decide_account, edit_batch, revived_since, time_span, tombstone_selection,
+    unlogged_point,
 };
 use polo_store::replication::feed::{FeedAssembly, LOG_SLICE, PointsAt, edit_change};
 use polo_store::{
@@ -33,8 +34,8 @@ use polo_store::{
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{
-    Db, Stamp, WriterMemory, derived, insert_intervals, interval_from_row, last_seq, log_change_stamped, now, points,
-    with_clock,
+    ChangeRecord, Db, Stamp, WriterMemory, accounts, derived, insert_intervals, interval_from_row, last_seq,
+    log_change_stamped, log_change_with, now, points, with_clock,
 };
 
 /// This instance's id.
@@ -63,7 +64,7 @@ pub(crate) fn become_restored_copy(tx: &Transaction<'_>) -> StoreResult<String> 
     let old_epoch: String = tx.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0)).db()?;
     let last = last_seq(tx)?;
     let origin = find_or_create_origin(tx, &old_id)?;
-    for table in ["changes", "users", "devices", "tombstones"] {
+    for table in ["changes", "users", "devices", "tombstones", "deleted_users"] {
         tx.execute(&format!("UPDATE {table} SET origin = ?1 WHERE origin = 0"), [origin]).db()?;
     }
     let instance: String = tx
@@ -146,9 +147,11 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
     'log: while page.wants_more(head) {
         let mut stmt = c
             .prepare_cached(
-                "SELECT c.seq, c.kind, c.user_id, c.device_id, c.first_ms, c.last_ms, c.count, c.hlc, c.origin, u.name \
-                 FROM changes c JOIN users u ON u.id = c.user_id \
-                 WHERE c.seq > ?1 AND c.seq <= ?2 ORDER BY c.seq LIMIT ?3",
+                "SELECT c.seq, c.kind, c.user_id, c.device_id, c.first_ms, c.last_ms, c.count, c.hlc, c.origin, \
+                 coalesce(d.name, u.name) \
+                 FROM changes c LEFT JOIN users u ON u.id = c.user_id LEFT JOIN deleted_users d ON d.seq = c.seq \
+                 WHERE c.seq > ?1 AND c.seq <= ?2 AND (u.id IS NOT NULL OR d.seq IS NOT NULL) \
+                 ORDER BY c.seq LIMIT ?3",
             )
             .db()?;
         let rows: Vec<LogRow> = stmt
@@ -195,6 +198,7 @@ pub(crate) fn feed(c: &Connection, after: Seq, max_weight: usize, filter: &FeedF
                         .db()?;
                     ReplicatedChange::User { name: user, password_hash, is_admin }
                 }
+                ChangeKind::AccountDeleted => ReplicatedChange::AccountDeleted { name: user },
                 ChangeKind::Device => {
                     let id = device_id.ok_or_else(no_device)?;
                     let (encryption_key, card_name, card_face): (Option<String>, Option<String>, Option<String>) = c
@@ -352,7 +356,36 @@ fn apply_one(
     out: &mut ApplyOutcome,
 ) -> StoreResult<bool> {
     let incoming = &entry.version;
+    match account_rule(tx, entry, stamp, origins)? {
+        (AccountEntry::Apply, _) => {}
+        (AccountEntry::Skip, _) => return Ok(false),
+        (AccountEntry::Delete { keep_user }, user) => {
+            let name = entry.change.user();
+            let id = user.map_or(0, |(id, _)| id);
+            if user.is_some() {
+                accounts::purge(tx, id, keep_user)?;
+            }
+            let change = ChangeRecord {
+                kind: ChangeKind::AccountDeleted,
+                user: UserId(id),
+                device: None,
+                first: None,
+                last: None,
+                count: 0,
+            };
+            let seq = with_clock(tx, |clock| log_change_with(tx, clock, stamp, &change))?;
+            accounts::record_tombstone(tx, name, id, seq)?;
+            if let (true, Some((_, (hlc, origin)))) = (keep_user, user) {
+                accounts::set_revived(tx, name, hlc, origin)?;
+                // The newer account change stays in the log, after the deletion.
+                let kept = Stamp::Replicated { hlc: Hlc(hlc as u64), origin };
+                log_change_stamped(tx, kept, ChangeKind::User, UserId(id), None, None, None, 1)?;
+            }
+            return Ok(true);
+        }
+    }
     match &entry.change {
+        ReplicatedChange::AccountDeleted { .. } => Ok(false),
         ReplicatedChange::User { name, password_hash, is_admin } => {
             let stored: Option<(i64, String, bool, i64, i64)> = tx
                 .prepare_cached("SELECT id, password_hash, is_admin, hlc, origin FROM users WHERE name = ?1")
@@ -484,6 +517,48 @@ fn apply_one(
     }
 }
 
+/// The rule's decision, and the user of the entry's name when it looked:
+/// its id and stored `(hlc, origin)`.
+type AccountRule = (AccountEntry, Option<(i64, (i64, i64))>);
+
+/// What [`polo_store::replication::apply::account_entry`] says of `entry`,
+/// with the user of its name (id and stored `(hlc, origin)`) when the rule
+/// needed to look. Only names with an account tombstone cost more than one
+/// lookup; for them, an account change that applies is noted as the
+/// account's revival.
+fn account_rule(
+    tx: &Transaction<'_>,
+    entry: &FeedEntry,
+    stamp: Stamp,
+    origins: &mut OriginNames,
+) -> StoreResult<AccountRule> {
+    let name = entry.change.user();
+    let deletion = matches!(entry.change, ReplicatedChange::AccountDeleted { .. });
+    let tombstone = accounts::tombstone(tx, origins, name, |code| origin_name(tx, code))?;
+    if tombstone.is_none() && !deletion {
+        return Ok((AccountEntry::Apply, None));
+    }
+    let user: Option<(i64, (i64, i64))> = tx
+        .prepare_cached("SELECT id, hlc, origin FROM users WHERE name = ?1")
+        .db()?
+        .query_row([name], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .optional()
+        .db()?;
+    let user_version = user.map(|(_, (hlc, origin))| version(tx, origins, hlc, origin)).transpose()?;
+    let (deleted, revived) = tombstone.map_or((None, None), |(d, r)| (Some(d), r));
+    let held = user_version.as_ref().map(|version| HeldAccount { version, revived: revived.as_ref() });
+    let is_user = matches!(entry.change, ReplicatedChange::User { .. });
+    let decision = account_entry(deleted.as_ref(), held, &entry.version, deletion, is_user);
+    if is_user
+        && deleted.is_some()
+        && decision == AccountEntry::Apply
+        && let Some(since) = revived_since(revived.as_ref(), &entry.version)
+    {
+        accounts::set_revived(tx, name, since.hlc.0 as i64, stamp_origin(stamp))?;
+    }
+    Ok((decision, user))
+}
+
 fn stamp_origin(stamp: Stamp) -> i64 {
     match stamp {
         Stamp::Local => 0,
@@ -566,13 +641,15 @@ fn insert_user(
         Stamp::Local => 0,
         Stamp::Replicated { hlc, .. } => hlc.0 as i64,
     };
+    let id = accounts::next_user_id(tx)?;
     tx.prepare_cached(
-        "INSERT INTO users (name, password_hash, is_admin, created_ms, hlc, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO users (id, name, password_hash, is_admin, created_ms, hlc, origin) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .db()?
-    .execute(params![name, password_hash, is_admin, now().0, hlc, stamp_origin(stamp)])
+    .execute(params![id, name, password_hash, is_admin, now().0, hlc, stamp_origin(stamp)])
     .db()?;
-    Ok(tx.last_insert_rowid())
+    Ok(id)
 }
 
 /// The user called `name`. One that does not exist yet (its own change is
@@ -607,7 +684,7 @@ fn ensure_device(tx: &Transaction<'_>, user: i64, name: &str) -> StoreResult<i64
 }
 
 fn create_device(tx: &Transaction<'_>, user: i64, name: &str) -> StoreResult<i64> {
-    let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM devices", [], |r| r.get(0)).db()?;
+    let id = accounts::next_device_id(tx)?;
     tx.prepare_cached("INSERT INTO devices (user_id, id, name) VALUES (?1, ?2, ?3)")
         .db()?
         .execute(params![user, id, name])

@@ -348,8 +348,28 @@ CREATE TABLE failure_counts (
 );
 ";
 
+/// Version 13, deleting accounts (`accounts.rs`): the account tombstones
+/// (name, the id it had, the deletion's change and version, and since when
+/// an account of that name exists again, if it does), and the
+/// highest user and device ids ever handed out, so that a deleted account's
+/// ids are never given to a new one.
+const V13: &str = "
+CREATE TABLE deleted_users (
+    name       TEXT PRIMARY KEY NOT NULL,
+    former_user_id INTEGER NOT NULL,
+    seq        INTEGER NOT NULL UNIQUE,
+    hlc        INTEGER NOT NULL,
+    origin     INTEGER NOT NULL,
+    deleted_ms INTEGER NOT NULL,
+    revived_hlc    INTEGER,
+    revived_origin INTEGER
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) SELECT 'last_user_id', coalesce(max(id), 0) FROM users;
+INSERT INTO meta (key, value) SELECT 'last_device_id', coalesce(max(id), 0) FROM devices;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

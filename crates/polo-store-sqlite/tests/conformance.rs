@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 12);
+    assert_eq!(version, 13);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -71,6 +71,7 @@ fn version_1_databases_migrate_to_the_latest() {
          DROP TABLE shares; DROP TABLE location_grants; DROP TABLE instance_settings; \
          DELETE FROM meta WHERE key = 'last_token_id'; \
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
+         DROP TABLE deleted_users; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -85,7 +86,7 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 12);
+    assert_eq!(version, 13);
     assert_eq!(store.epoch().unwrap().len(), 32);
     assert_eq!(store.epochs().unwrap().len(), 1, "the epoch history starts with the current epoch");
     let feed = store.replication_feed(polo_domain::Seq(0), 10, &polo_store::FeedFilter::default()).unwrap();
@@ -117,6 +118,7 @@ fn version_8_tokens_migrate_to_the_device_scope() {
          ALTER TABLE tombstones DROP COLUMN east_e7; ALTER TABLE tombstones DROP COLUMN north_e7; \
          ALTER TABLE tombstones DROP COLUMN thin_ms; ALTER TABLE shares DROP COLUMN hide_places; \
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
+         DROP TABLE deleted_users; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
          PRAGMA user_version = 8;",
     )
     .unwrap();
@@ -280,4 +282,68 @@ fn the_wal_is_checkpointed_in_the_background() {
 
 mod replication {
     polo_store::replication_conformance_tests!(super::temp_store);
+}
+
+/// After `delete_user`, no table holds a row of the deleted id in a user
+/// column (`user_id`, `friend_id`) but the deletion's own change and its
+/// account tombstone; read from the file itself, so a table added later is
+/// covered without changing this test.
+#[test]
+fn a_deleted_account_leaves_no_row_in_any_table() {
+    use polo_store::conformance::accounts::a_user_with_everything;
+    let (store, dir) = temp_store();
+    let alice = a_user_with_everything(&store, "alice", 1);
+    let bob = a_user_with_everything(&store, "bob", 9);
+    store.grant_location(alice, bob, None).unwrap();
+    store.grant_location(bob, alice, None).unwrap();
+    let deleted = store.delete_user(alice).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("polo.db")).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut checked = 0;
+    for table in &tables {
+        let columns: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let user_columns: Vec<&String> =
+            columns.iter().filter(|c| matches!(c.as_str(), "user_id" | "friend_id" | "former_user_id")).collect();
+        for column in user_columns {
+            checked += 1;
+            let rows: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table} WHERE {column} = ?1"), [alice.0], |r| r.get(0))
+                .unwrap();
+            let expected = i64::from(matches!(table.as_str(), "changes" | "deleted_users"));
+            assert_eq!(rows, expected, "{table}.{column} still holds {rows} rows of the deleted user");
+            let bobs: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table} WHERE {column} = ?1"), [bob.0], |r| r.get(0))
+                .unwrap();
+            if matches!(table.as_str(), "devices" | "point_chunks" | "tokens" | "sessions" | "derived" | "changes") {
+                assert!(bobs > 0, "{table}.{column} lost bob's rows");
+            }
+        }
+    }
+    assert!(checked >= 14, "only {checked} user columns found in {tables:?}");
+    let (kind, seq): (i64, i64) = conn
+        .query_row("SELECT kind, seq FROM changes WHERE user_id = ?1", [alice.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((kind, seq as u64), (polo_store::ChangeKind::AccountDeleted.code(), deleted.seq.0));
+    let users: i64 = conn.query_row("SELECT count(*) FROM users WHERE id = ?1", [alice.0], |r| r.get(0)).unwrap();
+    assert_eq!(users, 0);
+    let cursors: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM derived_cursors WHERE name = 'retention:' || ?1 || ':60000' OR name = 'street-names:' || ?1",
+            [alice.0.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cursors, 0, "her per-user cursors went");
 }

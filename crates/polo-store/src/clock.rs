@@ -8,10 +8,12 @@
 //!
 //! # What a [`Seq`] guarantees
 //!
-//! Sequence numbers are per instance (one database), start at 1, have no
-//! gaps, and are handed out in commit order: once a reader has seen the
+//! Sequence numbers are per instance (one database), start at 1, are
+//! handed out without gaps and in commit order: once a reader has seen the
 //! change with seq `s`, no change with a seq at or below `s` ever commits
-//! after it. Readers (the timeline engine, the replication feed, backups)
+//! after it. (Deleting an account removes its entries from the log, which
+//! leaves holes in the numbers; readers page with `seq > cursor` and never
+//! count on a seq being present.) Readers (the timeline engine, the replication feed, backups)
 //! page with `seq > cursor` and rely on exactly this. Each backend meets it
 //! by serialising the writes that append changes: SQLite has one writer;
 //! PostgreSQL locks the row holding the counters from the moment a write
@@ -79,6 +81,7 @@ impl ChangeKind {
             Self::User => 4,
             Self::Device => 5,
             Self::Edit => 6,
+            Self::AccountDeleted => 7,
         }
     }
 
@@ -94,6 +97,7 @@ impl ChangeKind {
             4 => Self::User,
             5 => Self::Device,
             6 => Self::Edit,
+            7 => Self::AccountDeleted,
             _ => return Err(StoreError::Corrupt(format!("unknown change kind {code}"))),
         })
     }
@@ -147,6 +151,7 @@ mod tests {
             ChangeKind::User,
             ChangeKind::Device,
             ChangeKind::Edit,
+            ChangeKind::AccountDeleted,
         ] {
             assert_eq!(ChangeKind::from_code(kind.code()).unwrap(), kind);
         }

@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+pub mod accounts;
 pub mod deletes;
 pub mod replication;
 pub mod replication_props;
@@ -39,6 +40,7 @@ pub use crate::conformance_sharing::{
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
 };
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
+pub use accounts::{deleted_ids_are_never_reused, deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else};
 pub use deletes::{
     deleted_points_stay_deleted_until_restored, deletes_take_the_intervals_inside_them,
     selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
@@ -122,6 +124,9 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area,
             thinning_keeps_one_point_per_slot, deletes_take_the_intervals_inside_them);
+        // Deleting accounts (conformance/accounts.rs).
+        $crate::conformance_tests!(@each $make;
+            deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else, deleted_ids_are_never_reused);
         // Sharing (conformance_sharing.rs).
         $crate::conformance_tests!(@each $make;
             shares_create_lookup_revoke, shares_expire_and_are_scoped, location_grants_both_ways,
@@ -172,6 +177,11 @@ pub const ALL: &[(&str, Test)] = &[
     ("selections_delete_inside_their_area", selections_delete_inside_their_area),
     ("thinning_keeps_one_point_per_slot", thinning_keeps_one_point_per_slot),
     ("deletes_take_the_intervals_inside_them", deletes_take_the_intervals_inside_them),
+    (
+        "deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else",
+        deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else,
+    ),
+    ("deleted_ids_are_never_reused", deleted_ids_are_never_reused),
 ];
 
 /// Runs every test, each on a fresh store from `make`.

@@ -62,6 +62,10 @@ pub enum StoreError {
     /// A unique name is already taken.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The change would break a rule the store keeps (deleting the last
+    /// administrator); nothing was changed. The text says which rule.
+    #[error("refused: {0}")]
+    Refused(String),
     /// Stored data failed to decode: the store is damaged.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -387,6 +391,9 @@ pub enum ChangeKind {
     /// The user edited derived data (renamed or merged a place, corrected a
     /// transport mode, changed timeline settings); `count` rows were written.
     Edit,
+    /// The user's account was deleted with everything it held
+    /// ([`Store::delete_user`]); `user` is the id it had.
+    AccountDeleted,
 }
 
 /// One entry of the per-instance change log, in commit order.
@@ -406,6 +413,19 @@ pub struct Change {
     pub last: Option<Timestamp>,
     /// Rows affected.
     pub count: u64,
+}
+
+/// What [`Store::delete_user`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedAccount {
+    /// The account's login name.
+    pub name: String,
+    /// Points removed with it.
+    pub points: u64,
+    /// Devices removed with it.
+    pub devices: u64,
+    /// The seq of the [`ChangeKind::AccountDeleted`] change.
+    pub seq: Seq,
 }
 
 /// Disk usage figures.
@@ -493,6 +513,29 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown user.
     fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+    /// Deletes `user`'s account and everything that belongs to it, in one
+    /// transaction: the user row, devices, points, intervals, tombstones,
+    /// derived rows and edits, tokens, sessions, shares, location grants it
+    /// made or was given, import job records, its change-log entries and the
+    /// derived cursors named after it (`<prefix>:<user id>` or
+    /// `<prefix>:<user id>:…`). Other users are untouched.
+    ///
+    /// What stays is an **account tombstone**: the name, the id it had and
+    /// the version of the deletion, with one [`ChangeKind::AccountDeleted`]
+    /// change. It replicates (peers delete the account too) and keeps
+    /// changes of the account older than the deletion from bringing it back
+    /// ([`replication::apply::account_entry`]). A new account may take the
+    /// name; ids are never reused.
+    ///
+    /// An instance keeps an administrator: deleting the only one is refused
+    /// (checked in the same transaction, so two deletions at once cannot
+    /// both pass).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user, [`StoreError::Refused`]
+    /// for the last administrator; backend failures (nothing is deleted
+    /// then).
+    fn delete_user(&self, user: UserId) -> StoreResult<DeletedAccount>;
 
     /// Stores a new token for a device of `user`, by the SHA-256 of the
     /// token, with its scopes and the token that made it. Token ids are

@@ -27,6 +27,10 @@
 //! * Deletes are range tombstones with a version: a point is removed by a
 //!   tombstone with a higher version and a point older than a stored
 //!   tombstone is not let back in, so no deleted point comes back.
+//! * A deleted account leaves an account tombstone (name and version):
+//!   applying its deletion deletes the account, and a change of that
+//!   account no newer than the deletion is skipped, so an old change from
+//!   a peer does not bring the account back ([`apply::account_entry`]).
 //!
 //! The executable rules are here too, free of I/O, so that every backend
 //! applies and serves feeds alike: [`apply`] (last-writer-wins, tombstone
@@ -163,6 +167,13 @@ pub enum ReplicatedChange {
         /// The intervals.
         intervals: Vec<Interval>,
     },
+    /// The account was deleted with everything it held
+    /// ([`crate::Store::delete_user`]). Changes of the account no newer than
+    /// this one are not applied after it ([`apply::account_entry`]).
+    AccountDeleted {
+        /// Login name.
+        name: String,
+    },
     /// A user's edit of derived data: the ranges it emptied, then the rows it
     /// stored.
     Edit {
@@ -180,7 +191,7 @@ impl ReplicatedChange {
     #[must_use]
     pub fn user(&self) -> &str {
         match self {
-            Self::User { name, .. } => name,
+            Self::User { name, .. } | Self::AccountDeleted { name } => name,
             Self::Device { user, .. }
             | Self::Points { user, .. }
             | Self::Tombstone { user, .. }

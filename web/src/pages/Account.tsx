@@ -1,9 +1,11 @@
-// Account: password change for everyone; for administrators the users of
-// the instance and the settings that are safe to change while it runs
+// Account: password change, retention, deleting the history or the whole
+// account for everyone; for administrators the users of the instance (add,
+// delete) and the settings that are safe to change while it runs
 // (GET/PUT /api/v1/admin/settings).
 
 import { useState } from "preact/hooks";
-import { api, get, type Me, type User } from "../api";
+import { api, deleteMyAccount, deleteUser, get, leaveForLogin, type DeletedAccount, type Me, type User } from "../api";
+import { formatCount } from "../format";
 import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
 import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
@@ -32,10 +34,11 @@ export function Account({ me }: { me: Me }) {
       </div>
       {me.user.admin && (
         <>
-          <Users />
+          <Users me={me} />
           <Settings />
         </>
       )}
+      <DeleteAccount me={me} />
     </section>
   );
 }
@@ -120,6 +123,75 @@ function DeleteEverything() {
   );
 }
 
+/**
+ * The danger zone: deleting the account itself, with everything it holds.
+ * Asks for the password (as the server does) and says plainly that there is
+ * no undo; afterwards the session is gone, so the app shows the login page.
+ */
+function DeleteAccount({ me }: { me: Me }) {
+  const [open, setOpen] = useState(false);
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      await deleteMyAccount(password);
+      leaveForLogin();
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="card danger-zone" aria-labelledby="delete-account-title" data-testid="delete-account">
+      <h2 id="delete-account-title">Delete account</h2>
+      <p>
+        Deletes the account <strong>{me.user.name}</strong> and everything it holds: every point of every device, the devices and their tokens, share links,
+        friends, places, the timeline, imports and settings. <strong>This cannot be undone</strong>, and the deletion reaches the instances this one
+        replicates to. Export your history first if you may want it again.
+      </p>
+      {!open ? (
+        <button type="button" class="small danger" onClick={() => setOpen(true)} data-testid="delete-account-open">
+          Delete my account…
+        </button>
+      ) : (
+        <form class="confirm-delete" onSubmit={submit} aria-label="Confirm deleting your account">
+          <label>
+            Your password
+            <input
+              type="password"
+              autoComplete="current-password"
+              value={password}
+              onInput={(e) => setPassword(e.currentTarget.value)}
+              required
+              data-testid="delete-account-password"
+            />
+          </label>
+          <button type="submit" class="small danger primary" disabled={busy || password === ""} data-testid="delete-account-confirm">
+            {busy ? "Deleting…" : "Delete my account for good"}
+          </button>{" "}
+          <button
+            type="button"
+            class="small"
+            disabled={busy}
+            onClick={() => {
+              setOpen(false);
+              setPassword("");
+              setError(undefined);
+            }}
+          >
+            Cancel
+          </button>
+          {error !== undefined && <ErrorBox error={error} />}
+        </form>
+      )}
+    </div>
+  );
+}
+
 function PasswordForm() {
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
@@ -165,8 +237,57 @@ function PasswordForm() {
   );
 }
 
-function Users() {
+/** A user's row: deleting asks first, in the row (an administrator cannot delete the only administrator). */
+function UserRow({ user, me, onDeleted }: { user: User; me: Me; onDeleted: (d: DeletedAccount) => void }) {
+  const [asking, setAsking] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const remove = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const deleted = await deleteUser(user.name);
+      if (user.id === me.user.id) {
+        leaveForLogin();
+        return;
+      }
+      onDeleted(deleted);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <tr>
+      <td>{user.name}</td>
+      <td>{user.admin ? "admin" : "user"}</td>
+      <td>{dateTime(user.created)}</td>
+      <td>
+        {!asking ? (
+          <button type="button" class="small danger" onClick={() => setAsking(true)} data-testid={`delete-user-${user.name}`}>
+            Delete
+          </button>
+        ) : (
+          <span class="confirm-inline" role="group" aria-label={`Delete ${user.name}`}>
+            Delete {user.name} and all their data?{" "}
+            <button type="button" class="small danger primary" disabled={busy} onClick={remove} data-testid={`delete-user-${user.name}-confirm`}>
+              {busy ? "Deleting…" : "Delete"}
+            </button>{" "}
+            <button type="button" class="small" disabled={busy} onClick={() => setAsking(false)}>
+              Cancel
+            </button>
+          </span>
+        )}
+        {error !== undefined && <ErrorBox error={error} />}
+      </td>
+    </tr>
+  );
+}
+
+function Users({ me }: { me: Me }) {
   const users = useAsync(() => get<{ users: User[] }>("/api/v1/users"), []);
+  const [deleted, setDeleted] = useState<DeletedAccount | null>(null);
   const [name, setName] = useState("");
   const [password, setPassword] = useState("");
   const [admin, setAdmin] = useState(false);
@@ -196,18 +317,30 @@ function Users() {
               <th scope="col">Name</th>
               <th scope="col">Role</th>
               <th scope="col">Created</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
             </tr>
           </thead>
           <tbody>
             {users.data.users.map((u) => (
-              <tr>
-                <td>{u.name}</td>
-                <td>{u.admin ? "admin" : "user"}</td>
-                <td>{dateTime(u.created)}</td>
-              </tr>
+              <UserRow
+                key={u.id}
+                user={u}
+                me={me}
+                onDeleted={(d) => {
+                  setDeleted(d);
+                  users.reload();
+                }}
+              />
             ))}
           </tbody>
         </table>
+      )}
+      {deleted && (
+        <Notice kind="ok">
+          Deleted {deleted.name} with {formatCount(deleted.points)} points and {formatCount(deleted.devices)} devices.
+        </Notice>
       )}
       <form class="toolbar" onSubmit={create}>
         <label>

@@ -43,6 +43,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         .map_or_else(Backoff::default, Backoff::with_free_failures);
     let replications = replication_specs(config, args)?;
     let store = config.open_store()?;
+    crate::allocator::spawn_releaser();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     // When the shutdown must be over: set once serving has stopped.

@@ -1,4 +1,8 @@
-//! `polo user add | list`.
+//! `polo user add | list | delete`.
+//!
+//! Deleting asks for the user's name to be typed again (or `--yes`), as the
+//! web app asks for the password: it cannot be undone. The store refuses to
+//! delete the only administrator.
 
 use std::io::BufRead;
 
@@ -14,6 +18,7 @@ pub fn run(config: &Config, command: &UserCommand) -> anyhow::Result<Outcome> {
     match command {
         UserCommand::Add { name, admin, password_stdin } => add(&*store, name, *admin, *password_stdin),
         UserCommand::List { json } => list(&*store, *json),
+        UserCommand::Delete { name, yes, json } => delete(&*store, name, *yes, *json),
     }
 }
 
@@ -66,6 +71,34 @@ fn list(store: &dyn Store, json: bool) -> anyhow::Result<Outcome> {
         for u in &users {
             println!("{:>5}  {:<24} {}", u.id, u.name, if u.is_admin { "admin" } else { "" });
         }
+    }
+    Ok(Outcome::Success)
+}
+
+fn delete(store: &dyn Store, name: &str, yes: bool, json: bool) -> anyhow::Result<Outcome> {
+    let Some(user) = store.user_by_name(name)? else { bail!("there is no user {name:?}") };
+    if !yes {
+        let points = store.count_points(user.id)?;
+        let devices = store.list_devices(user.id)?.len();
+        eprintln!(
+            "This deletes the account {name:?} with its {points} points, {devices} devices, tokens, share links, \
+             places and timeline. It cannot be undone.\nType the user name to confirm: "
+        );
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the confirmation from stdin")?;
+        if line.trim() != name {
+            bail!("not confirmed: nothing was deleted (type the name, or pass --yes)");
+        }
+    }
+    let deleted = store.delete_user(user.id).map_err(|e| match e {
+        polo_store::StoreError::Refused(why) => anyhow::anyhow!("{why}"),
+        other => anyhow::Error::new(other).context(format!("deleting the user {name:?}")),
+    })?;
+    if json {
+        let summary = serde_json::json!({"name": deleted.name, "points": deleted.points, "devices": deleted.devices});
+        println!("{summary}");
+    } else {
+        eprintln!("deleted user {} with {} points and {} devices", deleted.name, deleted.points, deleted.devices);
     }
     Ok(Outcome::Success)
 }

@@ -10,11 +10,15 @@
 //! offset or line, and the import goes on.
 //!
 //! * [`lines::LineReader`]: line-oriented formats (`.rec`, NMEA, text logs).
+//! * [`csv_rows::LineCounter`]: under the csv crate, for both CSV importers
+//!   (the generic one and Strava's `activities.csv`); their header line is
+//!   read with [`lines::LineReader`].
 //! * [`xml::XmlGuard`]: a `BufRead` adapter under quick-xml that cuts text
 //!   nodes, attribute values, CDATA, comments and processing instructions.
 //! * JSON strings and scalars are bounded by the splitter itself
-//!   (`json_stream.rs`), CSV rows by the CSV importer's line counter.
+//!   (`json_stream.rs`).
 
+pub(crate) mod csv_rows;
 pub(crate) mod lines;
 pub(crate) mod xml;
 

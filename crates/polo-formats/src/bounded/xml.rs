@@ -404,6 +404,60 @@ impl<R: BufRead> XmlGuard<R> {
         out + if i == 0 { 0 } else { self.skips[i - 1].1 }
     }
 
+    /// Hands the text that follows the start tag just read straight to
+    /// `piece`, in the input's chunks, up to (not including) the next `<` or
+    /// `&`, without passing it to the parser: the one text node an importer
+    /// reads incrementally (KML `<coordinates>`) may be of any length and is
+    /// never held. An entity reference, CDATA or a comment ends the pass; what
+    /// follows goes through the parser (and its limit) as usual. `piece` gets
+    /// each chunk with the input offset of its first byte.
+    ///
+    /// Must be called right after the parser returned a start tag (not an
+    /// expanded empty element); it then sees the text as if it were empty.
+    ///
+    /// # Errors
+    /// Read errors, and whatever `piece` returns.
+    pub(crate) fn pass_text(&mut self, piece: &mut dyn FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<()> {
+        let began = self.original(self.out);
+        if self.pending_pos < self.pending_len {
+            // Only a cut comment's terminator is ever pending: not after a start tag.
+            return Ok(());
+        }
+        self.ahead = None;
+        let mut passed = 0u64;
+        loop {
+            let chunk = match self.inner.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            let end = memchr2(b'<', b'&', chunk);
+            let n = end.unwrap_or(chunk.len());
+            piece(&chunk[..n], began + passed)?;
+            self.inner.consume(n);
+            passed += n as u64;
+            if end.is_some() {
+                break;
+            }
+        }
+        // The parser goes on at the `<` or `&` as at the start of a text node.
+        self.lexer.enter(State::Text, self.out);
+        if passed > 0 {
+            self.skipped += passed;
+            // Offsets before this point are never asked for again (the parser
+            // has moved past them), so one earlier entry is all that is kept:
+            // a file of a million `<coordinates>` keeps no million entries.
+            if self.skips.len() > 1 {
+                self.skips.drain(..self.skips.len() - 1);
+            }
+            self.skips.push((self.out, self.skipped));
+        }
+        Ok(())
+    }
+
     /// Cuts the current token: consumes the rest of it from the input.
     fn skip(&mut self) -> io::Result<()> {
         let kind = match self.lexer.state {

@@ -146,6 +146,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("POST", "/api/v1/replication/tasks/{name}/{action}", Scope(Admin)),
     ("POST", "/api/v1/users", NoToken),
     ("POST", "/api/v1/me/password", NoToken),
+    ("POST", "/api/v1/me/delete", NoToken),
+    ("DELETE", "/api/v1/users/{name}", NoToken),
     ("GET", "/api/v1/replication/info", Replication),
     ("GET", "/api/v1/replication/changes", Replication),
     ("GET", "/api/v1/replication/checkpoint", Replication),

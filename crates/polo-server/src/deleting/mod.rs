@@ -8,7 +8,11 @@
 //! --restore-deleted` or `?restore_deleted=true` bring them back). The
 //! derived timeline of the affected days is recomputed before the answer.
 //! Undo is a bounded in-memory book ([`undo`]), not a soft delete.
+//!
+//! A whole account is deleted by its owner or an administrator
+//! ([`account`]): that one has no undo.
 
+mod account;
 mod points;
 pub mod undo;
 mod visits;
@@ -19,5 +23,10 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(points::delete)).routes(routes!(points::restore)).routes(routes!(visits::edit))
+    OpenApiRouter::new()
+        .routes(routes!(points::delete))
+        .routes(routes!(points::restore))
+        .routes(routes!(visits::edit))
+        .routes(routes!(account::delete_me))
+        .routes(routes!(account::delete_user))
 }

@@ -694,6 +694,20 @@ impl ImportJobs {
             .map(|record| self.local(user, &record.id).map_or_else(|| view_of(record), |job| job.view()))
             .collect())
     }
+    /// Forgets `user`'s jobs on this node after the account was deleted:
+    /// a running import stops at its next read (its store writes already
+    /// fail, as the user is gone) and a queued one as it starts; their
+    /// rejects files are removed. Jobs on other nodes stop at their next
+    /// heartbeat, which finds their record gone. Returns how many there were.
+    pub fn forget_user(&self, user: UserId) -> usize {
+        let gone = self.lock().remove(&user).unwrap_or_default();
+        for job in &gone {
+            job.abandoned.store(true, Ordering::Relaxed);
+            let _ = std::fs::remove_file(&job.rejects_path);
+        }
+        gone.len()
+    }
+
     /// Makes running imports stop at their next read and queued ones fail,
     /// so the server can exit (`polo serve` calls it after the last
     /// request). What was read before is stored.

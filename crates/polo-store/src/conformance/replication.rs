@@ -54,6 +54,9 @@ macro_rules! replication_conformance_tests {
             accounts_devices_and_edits_replicate);
         $crate::replication_conformance_tests!(@each $make;
             selections_replicate_with_their_area, thinning_replicates, epochs_are_random_and_renewed_on_request);
+        $crate::replication_conformance_tests!(@each $make;
+            account_deletions_replicate_and_older_changes_do_not_bring_them_back,
+            an_account_deleted_while_a_peer_wrote_to_it_converges);
         // The property test (conformance/replication_props.rs): two fresh stores per case.
         #[test]
         fn any_interleaving_of_writes_and_pulls_converges_and_goes_quiet() {
@@ -69,6 +72,10 @@ macro_rules! replication_conformance_tests {
     };
 }
 
+pub use super::accounts::{
+    account_deletions_replicate_and_older_changes_do_not_bring_them_back,
+    an_account_deleted_while_a_peer_wrote_to_it_converges,
+};
 pub use super::deletes::{selections_replicate_with_their_area, thinning_replicates};
 
 /// Every instance starts with an epoch of its own (32 hex digits), which
@@ -112,7 +119,7 @@ pub fn pull(source: &dyn Store, target: &dyn Store, page: usize) -> u64 {
 }
 
 /// Every user's points, by (user name, device name, time).
-fn all_points(store: &dyn Store) -> BTreeMap<(String, String, i64), Fix> {
+pub(super) fn all_points(store: &dyn Store) -> BTreeMap<(String, String, i64), Fix> {
     let mut out = BTreeMap::new();
     for user in store.list_users().unwrap() {
         let devices: BTreeMap<_, _> =
@@ -124,7 +131,7 @@ fn all_points(store: &dyn Store) -> BTreeMap<(String, String, i64), Fix> {
     out
 }
 
-fn user_id(store: &dyn Store, name: &str) -> UserId {
+pub(super) fn user_id(store: &dyn Store, name: &str) -> UserId {
     store.user_by_name(name).unwrap().expect("user exists").id
 }
 
@@ -138,6 +145,7 @@ fn kinds(entries: &[FeedEntry]) -> Vec<&'static str> {
             ReplicatedChange::Tombstone { .. } => "tombstone",
             ReplicatedChange::Intervals { .. } => "intervals",
             ReplicatedChange::Edit { .. } => "edit",
+            ReplicatedChange::AccountDeleted { .. } => "account deleted",
         })
         .collect()
 }

@@ -48,6 +48,94 @@ pub fn decide_account<C: PartialEq + ?Sized>(
     }
 }
 
+/// What to do with an incoming entry of an account, given the account's
+/// tombstone (the version of its latest deletion, if it was ever deleted
+/// here or learnt of a deletion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountEntry {
+    /// Apply it as usual.
+    Apply,
+    /// Leave it out: the account was deleted after (or as) it was made, or
+    /// it is not the account's own change and the account does not exist
+    /// here any more (a write made elsewhere while the deletion travelled).
+    Skip,
+    /// An [`ReplicatedChange::AccountDeleted`] to carry out: delete the
+    /// account (if held) and keep the newer tombstone. With `keep_user`,
+    /// the account itself was changed after the deletion was made (a newer
+    /// password, say): its data goes, its user row and that change stay, as
+    /// on the instance that made the change, which got the deletion first.
+    ///
+    /// [`ReplicatedChange::AccountDeleted`]: super::ReplicatedChange::AccountDeleted
+    Delete {
+        /// Keep the user row (and its latest change).
+        keep_user: bool,
+    },
+}
+
+/// What a target holds of an account whose name has an account tombstone.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldAccount<'a> {
+    /// The version of the user row (its latest account change).
+    pub version: &'a Version,
+    /// Since when the account exists again after the deletion: the earliest
+    /// version of an account change of that name that came after it
+    /// (`None`: not recorded, taken as the deletion's).
+    pub revived: Option<&'a Version>,
+}
+
+/// The rule for an incoming entry of an account: `deleted` is the version
+/// of the account tombstone the target holds for its name, `user` what it
+/// holds of the account (`None`: no such user), and `incoming` the entry's
+/// version.
+///
+/// * A deletion older than (or as old as) the held tombstone is skipped;
+///   otherwise it deletes the account, keeping the user row only when the
+///   row's own version is newer than the deletion.
+/// * Any other change no newer than the tombstone is skipped: nothing the
+///   account did before its deletion comes back.
+/// * A newer change of the account itself (a user change) applies, and
+///   creates the account again as a new account made after the deletion
+///   does (the backend then notes it with [`revived_since`]).
+/// * A newer change of anything else applies only to an account that exists
+///   and only when it is newer than the account's revival: a point written
+///   on a peer that had not heard of the deletion yet makes no account
+///   without a password, and does not land in a new account of that name.
+#[must_use]
+pub fn account_entry(
+    deleted: Option<&Version>,
+    user: Option<HeldAccount<'_>>,
+    incoming: &Version,
+    is_deletion: bool,
+    is_user_change: bool,
+) -> AccountEntry {
+    if is_deletion {
+        return match deleted {
+            Some(held) if held >= incoming => AccountEntry::Skip,
+            _ => AccountEntry::Delete { keep_user: user.is_some_and(|u| u.version > incoming) },
+        };
+    }
+    match (deleted, user) {
+        (None, _) => AccountEntry::Apply,
+        (Some(held), _) if held >= incoming => AccountEntry::Skip,
+        (Some(_), _) if is_user_change => AccountEntry::Apply,
+        (Some(held), Some(user)) if incoming > user.revived.unwrap_or(held) => AccountEntry::Apply,
+        (Some(_), _) => AccountEntry::Skip,
+    }
+}
+
+/// The revival to record after an account change of version `incoming`
+/// was applied to a name with an account tombstone: the earlier of the
+/// recorded one and `incoming` (`None`: nothing to write), so that every
+/// replica counts the account from its first re-creation whatever order the
+/// re-creations arrive in.
+#[must_use]
+pub fn revived_since(recorded: Option<&Version>, incoming: &Version) -> Option<Version> {
+    match recorded {
+        Some(r) if r <= incoming => None,
+        _ => Some(incoming.clone()),
+    }
+}
+
 /// A stored tombstone as replication compares it with incoming points:
 /// inclusive bounds (`None` unbounded), an optional area, and its version.
 /// Thinnings are not listed: they never bury a point.
@@ -347,6 +435,39 @@ mod tests {
 
     fn fix(t: i64, lat: i32) -> Fix {
         Fix::new(Timestamp(t), Coord { lat_e7: lat, lon_e7: 0 }, SourceFormat::Api)
+    }
+
+    #[test]
+    fn a_deleted_account_stays_deleted_for_older_changes() {
+        use AccountEntry::*;
+        let d = v(10, "a");
+        let held = |version, revived| Some(HeldAccount { version, revived });
+        // Never deleted: everything applies.
+        assert_eq!(account_entry(None, None, &v(5, "b"), false, false), Apply);
+        // Older changes (and the deletion itself again) are skipped.
+        assert_eq!(account_entry(Some(&d), None, &v(9, "b"), false, true), Skip, "an older password");
+        assert_eq!(account_entry(Some(&d), None, &v(9, "b"), false, false), Skip, "older points");
+        assert_eq!(account_entry(Some(&d), None, &d, true, false), Skip, "the deletion again");
+        assert_eq!(account_entry(Some(&v(11, "a")), None, &d, true, false), Skip, "an older deletion");
+        // Newer: the account's own change makes it again; other changes need it.
+        assert_eq!(account_entry(Some(&d), None, &v(11, "b"), false, true), Apply);
+        assert_eq!(account_entry(Some(&d), None, &v(11, "b"), false, false), Skip, "no account, no shell");
+        let c = v(13, "b");
+        assert_eq!(account_entry(Some(&d), held(&c, Some(&c)), &v(14, "b"), false, false), Apply);
+        assert_eq!(
+            account_entry(Some(&d), held(&c, Some(&c)), &v(12, "z"), false, false),
+            Skip,
+            "written before the account was made again"
+        );
+        // A deletion deletes, keeping the user row only when it is newer.
+        let old = v(3, "a");
+        assert_eq!(account_entry(None, held(&old, None), &d, true, false), Delete { keep_user: false });
+        assert_eq!(account_entry(None, None, &d, true, false), Delete { keep_user: false });
+        assert_eq!(account_entry(Some(&v(9, "z")), held(&c, None), &d, true, false), Delete { keep_user: true });
+        // Revivals keep the earliest.
+        assert_eq!(revived_since(None, &c), Some(c.clone()));
+        assert_eq!(revived_since(Some(&v(12, "a")), &c), None);
+        assert_eq!(revived_since(Some(&v(14, "a")), &c), Some(c.clone()));
     }
 
     #[test]
