@@ -2,7 +2,10 @@
 //! binary, measured the way a user meets it.
 //!
 //! 1. The life fixture (`polo-life`, the same files `polo-bench life`
-//!    writes) is imported with `polo import --user bench DIR`.
+//!    writes) is imported with `polo import --user bench DIR`; with
+//!    `--other-users N`, again for N more users, so that live ingest is
+//!    measured on a store N + 1 times as large (the life cannot simply be
+//!    made longer: it ends today).
 //! 2. `polo serve` starts on that store and the timeline worker catches up
 //!    (`/api/v1/timeline/progress`); the server's idle RSS is read then.
 //! 3. A scripted browsing session makes the API calls each web page makes
@@ -31,7 +34,7 @@ use polo_store_sqlite::SqliteStore;
 
 use crate::life::LifeScale;
 use crate::map::{get, mb, mib, verdict};
-use crate::run::{fresh_store, measure, polo_binary};
+use crate::run::{add_user, fresh_store, measure, polo_binary};
 use crate::serve::{OWNTRACKS_LUA, Server, bearer, print_owntracks, start, status_kb, wrk};
 
 const TARGET_TILE_P95_MS: f64 = 20.0;
@@ -158,27 +161,44 @@ fn busiest_tiles(addr: &str, auth: &str) -> anyhow::Result<Vec<(u8, u32, u32)>> 
 }
 
 /// Runs the whole benchmark.
-pub fn life_bench(work: &Path, scale: LifeScale, years: f64, ingest_seconds: u32) -> anyhow::Result<()> {
+pub fn life_bench(
+    work: &Path,
+    scale: LifeScale,
+    years: f64,
+    ingest_seconds: u32,
+    other_users: u32,
+) -> anyhow::Result<()> {
     let dir = fixture(work, scale, years)?;
     let data = fresh_store(work, "store-life")?;
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("bench:bench-password"));
 
-    // 1. Import through the real binary.
-    let imported = measure(
-        Command::new(polo_binary()?)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["import", "--json", "--user", "bench"])
-            .arg(&dir),
-    )?;
-    let report: serde_json::Value = serde_json::from_str(imported.stdout.trim()).unwrap_or_default();
-    let points_added = report["points_added"].as_u64().unwrap_or(0);
-    println!(
-        "import           {points_added} points in {:.1} s, peak RSS {:.1} MB ({})",
-        imported.seconds,
-        mib(imported.peak_rss_kb),
-        dir.display()
-    );
+    // 1. Import through the real binary: the user who browses and ingests,
+    // then the others who only make the store larger.
+    let import = |user: &str| -> anyhow::Result<u64> {
+        let imported = measure(
+            Command::new(polo_binary()?)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["import", "--json", "--user", user])
+                .arg(&dir),
+        )?;
+        let report: serde_json::Value = serde_json::from_str(imported.stdout.trim()).unwrap_or_default();
+        let points_added = report["points_added"].as_u64().unwrap_or(0);
+        println!(
+            "import           {points_added} points for {user} in {:.1} s, peak RSS {:.1} MB ({})",
+            imported.seconds,
+            mib(imported.peak_rss_kb),
+            dir.display()
+        );
+        Ok(points_added)
+    };
+    let points_added = import("bench")?;
+    let mut store_points = points_added;
+    for n in 1..=other_users {
+        let user = format!("other-{n}");
+        add_user(&data, &user)?;
+        store_points += import(&user)?;
+    }
 
     // 2. Catch-up.
     let server = start(&data)?;
@@ -252,7 +272,7 @@ pub fn life_bench(work: &Path, scale: LifeScale, years: f64, ingest_seconds: u32
     // 6. Live ingest: this store against an empty one.
     if ingest_seconds > 0 {
         println!();
-        live_ingest(work, &data, ingest_seconds, points_added)?;
+        live_ingest(work, &data, ingest_seconds, store_points)?;
     }
     Ok(())
 }

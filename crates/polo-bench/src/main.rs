@@ -178,6 +178,10 @@ enum Command {
         /// Seconds of OwnTracks load on each store (0 skips the live-ingest comparison; needs `wrk`).
         #[arg(long, default_value_t = 10)]
         ingest_seconds: u32,
+        /// More users who get the same life, so the store is that many times larger (4 with ten
+        /// years: a store of 10 M points) while the browsing and ingest stay one user's.
+        #[arg(long, default_value_t = 0)]
+        other_users: u32,
     },
     /// PostgreSQL on this machine: import, bytes per point beside Traccar's table, live ingest
     /// through two nodes, the ten-year overview; each in a schema of its own, dropped afterwards.
@@ -233,8 +237,8 @@ fn main() -> anyhow::Result<()> {
         Command::Life { out, manifest, scale, years, seed, start } => {
             life::life(&out, manifest, scale, years, seed, start)
         }
-        Command::LifeBench { scale, years, ingest_seconds } => {
-            lifebench::life_bench(&work, scale, years, ingest_seconds)
+        Command::LifeBench { scale, years, ingest_seconds, other_users } => {
+            lifebench::life_bench(&work, scale, years, ingest_seconds, other_users)
         }
         Command::Postgres { database_url, mb, ingest_seconds, scale, years, runs } => {
             let options = postgres::Options { database_url, mb, ingest_seconds, scale, years, runs };
