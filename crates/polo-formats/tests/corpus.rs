@@ -400,13 +400,47 @@ fn committed_fixtures_are_detected_from_content() {
 /// A `gx:Track` of `n` points, made up while it is read: Google Earth's
 /// layout (every `<when>`, then every `<gx:coord>`) or interleaved. Point
 /// k is at time T0 + k s and at (10° + k / 100000 · 0.001°, 10° + k % 100000 · 0.001°).
+/// Its chunks: 0 the head, 1..=2n the entries, then the tail.
 struct TrackXml {
     n: usize,
     interleaved: bool,
-    /// The next chunk to write: 0 the head, 1..=2n the entries, then the tail.
+}
+
+/// A document made up chunk by chunk while it is read, so a test can feed an
+/// importer gigabytes without holding them.
+trait Chunked {
+    /// Chunk `i` of the document, `None` past its end.
+    fn chunk(&self, i: usize) -> Option<String>;
+}
+
+/// Reads a [`Chunked`] document.
+struct ChunkReader<C> {
+    document: C,
+    /// The next chunk to write.
     next: usize,
     buf: Vec<u8>,
     pos: usize,
+}
+
+impl<C: Chunked> ChunkReader<C> {
+    fn new(document: C) -> Self {
+        Self { document, next: 0, buf: Vec::new(), pos: 0 }
+    }
+}
+
+impl<C: Chunked> std::io::Read for ChunkReader<C> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(chunk) = self.document.chunk(self.next) else { return Ok(0) };
+            self.next += 1;
+            self.buf = chunk.into_bytes();
+            self.pos = 0;
+        }
+        let n = (self.buf.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 const TRACK_T0: i64 = 1_600_000_000_000;
@@ -415,7 +449,7 @@ fn track_coord(k: usize) -> (f64, f64) {
     (10.0 + (k / 100_000) as f64 * 0.001, 10.0 + (k % 100_000) as f64 * 0.001)
 }
 
-impl TrackXml {
+impl Chunked for TrackXml {
     fn chunk(&self, i: usize) -> Option<String> {
         let when = |k: usize| format!("<when>{}</when>", Timestamp(TRACK_T0 + k as i64 * 1000));
         let coord = |k: usize| {
@@ -436,21 +470,6 @@ impl TrackXml {
             i if i == 2 * self.n + 1 => "</gx:Track></Placemark></Document></kml>".to_owned(),
             _ => return None,
         })
-    }
-}
-
-impl std::io::Read for TrackXml {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(chunk) = self.chunk(self.next) else { return Ok(0) };
-            self.next += 1;
-            self.buf = chunk.into_bytes();
-            self.pos = 0;
-        }
-        let n = (self.buf.len() - self.pos).min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 
@@ -483,7 +502,7 @@ impl Sink for TrackCheck {
 fn run_track_case(interleaved: bool, n: usize) {
     let mut sink = TrackCheck::default();
     let options = ImportOptions { now: Timestamp(1_900_000_000_000) };
-    let xml = TrackXml { n, interleaved, next: 0, buf: Vec::new(), pos: 0 };
+    let xml = ChunkReader::new(TrackXml { n, interleaved });
     let format = polo_formats::import(xml, &options, &mut sink).unwrap();
     assert_eq!(format, Format::Kml);
     if interleaved {
@@ -540,16 +559,13 @@ fn long_kml_tracks_stream_in_bounded_memory() {
 /// A KML document with a LineString of `n` vertices (its placemark has a
 /// TimeSpan) and a Point whose `<coordinates>` hold `n` tuples, made up
 /// while it is read. Vertex k is at [`track_coord`]`(k)`.
+/// Its chunks: 0 the head, 1..=n the LineString's tuples, n + 1 between the
+/// placemarks, then the Point's tuples, then the tail.
 struct LongCoordinatesXml {
     n: usize,
-    /// The next chunk to write: 0 the head, 1..=n the LineString's tuples,
-    /// n + 1 between the placemarks, then the Point's tuples, then the tail.
-    next: usize,
-    buf: Vec<u8>,
-    pos: usize,
 }
 
-impl LongCoordinatesXml {
+impl Chunked for LongCoordinatesXml {
     fn chunk(&self, i: usize) -> Option<String> {
         let n = self.n;
         let tuple = |k: usize| {
@@ -577,21 +593,6 @@ impl LongCoordinatesXml {
     }
 }
 
-impl std::io::Read for LongCoordinatesXml {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(chunk) = self.chunk(self.next) else { return Ok(0) };
-            self.next += 1;
-            self.buf = chunk.into_bytes();
-            self.pos = 0;
-        }
-        let n = (self.buf.len() - self.pos).min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// Everything a [`LongCoordinatesXml`] import handed over.
 #[derive(Default)]
 struct Collected {
@@ -616,7 +617,7 @@ impl Sink for Collected {
 fn run_long_coordinates_case(n: usize) {
     let mut sink = Collected::default();
     let options = ImportOptions { now: Timestamp(1_900_000_000_000) };
-    let xml = LongCoordinatesXml { n, next: 0, buf: Vec::new(), pos: 0 };
+    let xml = ChunkReader::new(LongCoordinatesXml { n });
     let format = polo_formats::import(xml, &options, &mut sink).unwrap();
     assert_eq!(format, Format::Kml);
     assert!(sink.rejects.is_empty(), "{:?}", sink.rejects.first());
