@@ -385,6 +385,13 @@ pub(crate) fn replication_apply(
     checkpoint: &Checkpoint,
 ) -> StoreResult<ApplyOutcome> {
     store.write(|tx| {
+        // A page may hold several users' points, written to several shards
+        // at once; under Citus that parallel access would forbid writing an
+        // instance-wide (reference) table later in the page, as an account
+        // deletion does ("cannot execute DML on table users because there
+        // was a parallel DML access"). Sequential mode lifts that. Plain
+        // PostgreSQL takes the setting as a custom variable and ignores it.
+        tx.batch_execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'").db()?;
         with_clock(tx, |tx, clock| {
             let mut origins = OriginNames::new(meta(&mut **tx, "instance_id")?);
             let mut out = ApplyOutcome::default();
