@@ -20,9 +20,10 @@
 //! not use (measured: `malloc_trim(0)`, called from gdb, took it to 5.8 MB
 //! at once). So [`spawn_releaser`] asks glibc to give back whole free pages
 //! (`malloc_trim`, which since glibc 2.8 madvises them away in every arena)
-//! each time the process goes quiet after some work. That call is the workspace's one `unsafe`
-//! block: a foreign function with no arguments that point anywhere, which
-//! glibc serialises with every other allocator call.
+//! each time the process goes quiet after some work. That call is the
+//! workspace's one `unsafe` block: a foreign function with no arguments
+//! that point anywhere, which glibc serialises with every other allocator
+//! call.
 
 use std::time::{Duration, Instant};
 
