@@ -25,7 +25,7 @@ for target in "$@"; do
     case $target in ingest_* | owntracks_decrypt) ingest=yes ;; esac
 done
 # Everything is built before the first run: no fuzzer shares the cores with a build.
-# -s none: no sanitizer (polo forbids unsafe; fuzz/src/lib.rs enforces the 128 MiB
+# -s none: no sanitizer (polo denies unsafe outside one malloc_trim call in the binary; fuzz/src/lib.rs enforces the 128 MiB
 # heap limit itself). -a: debug assertions and overflow checks.
 # POLO_FUZZ_NO_BUILD=1 runs what was built before.
 if [ -z "${POLO_FUZZ_NO_BUILD:-}" ]; then

@@ -1,7 +1,7 @@
 //! What every fuzz target shares: the allocation limit.
 //!
-//! The targets are built without a sanitizer (`cargo fuzz run -s none`: polo
-//! forbids `unsafe`, and the shared cores run twice as many executions
+//! The targets are built without a sanitizer (`cargo fuzz run -s none`: the
+//! code they reach has no `unsafe`, and the shared cores run twice as many executions
 //! without ASan), and libFuzzer's own `-malloc_limit_mb` needs a sanitizer's
 //! malloc hooks. So this allocator enforces the limit itself, exactly: an
 //! allocation that would bring the heap over [`LIMIT_BYTES`] (one large
