@@ -32,9 +32,8 @@ use polo_domain::{DeviceId, Interval, Seq, Timestamp, UserId};
 use polo_store::clock::{ChangeClock, Stamp, new_random_id, now};
 use polo_store::codec::{StoredFix, decode_chunk};
 use polo_store::replication::apply::{
-    AccountDecision, AccountEntry, HeldAccount, OriginNames, PointArbiter, PointVersions, VersionedTombstone,
-    account_entry, admit_points, decide_account, edit_batch, revived_since, time_span, tombstone_selection,
-    unlogged_point,
+    AccountDecision, AccountEntry, OriginNames, PointArbiter, PointVersions, VersionedTombstone, admit_points,
+    decide_account, edit_batch, judge_account, time_span, tombstone_selection, unlogged_point,
 };
 use polo_store::replication::feed::{FeedAssembly, LOG_SLICE, PointsAt, edit_change};
 use polo_store::{
@@ -468,14 +467,8 @@ fn account_rule(
         Some((_, (hlc, origin))) => Some(version(tx, origins, hlc, origin)?),
         None => None,
     };
-    let held = user_version.as_ref().map(|version| HeldAccount { version, revived: revived.as_ref() });
-    let is_user = matches!(entry.change, ReplicatedChange::User { .. });
-    let decision = account_entry(deleted.as_ref(), held, &entry.version, deletion, is_user);
-    if is_user
-        && deleted.is_some()
-        && decision == AccountEntry::Apply
-        && let Some(since) = revived_since(revived.as_ref(), &entry.version)
-    {
+    let (decision, revival) = judge_account(entry, deleted.as_ref(), revived.as_ref(), user_version.as_ref());
+    if let Some(since) = revival {
         account_deletion::set_revived(tx, name, since.hlc.0 as i64, stamp_origin(stamp))?;
     }
     Ok((decision, user))

@@ -22,9 +22,8 @@ use std::collections::HashMap;
 use polo_domain::{DeviceId, Interval, Seq, UserId};
 use polo_store::codec::{StoredFix, decode_chunk};
 use polo_store::replication::apply::{
-    AccountDecision, AccountEntry, HeldAccount, OriginNames, PointArbiter, PointVersions, VersionedTombstone,
-    account_entry, admit_points, decide_account, edit_batch, revived_since, time_span, tombstone_selection,
-    unlogged_point,
+    AccountDecision, AccountEntry, OriginNames, PointArbiter, PointVersions, VersionedTombstone, admit_points,
+    decide_account, edit_batch, judge_account, time_span, tombstone_selection, unlogged_point,
 };
 use polo_store::replication::feed::{FeedAssembly, LOG_SLICE, PointsAt, edit_change};
 use polo_store::{
@@ -546,14 +545,8 @@ fn account_rule(
         .db()?;
     let user_version = user.map(|(_, (hlc, origin))| version(tx, origins, hlc, origin)).transpose()?;
     let (deleted, revived) = tombstone.map_or((None, None), |(d, r)| (Some(d), r));
-    let held = user_version.as_ref().map(|version| HeldAccount { version, revived: revived.as_ref() });
-    let is_user = matches!(entry.change, ReplicatedChange::User { .. });
-    let decision = account_entry(deleted.as_ref(), held, &entry.version, deletion, is_user);
-    if is_user
-        && deleted.is_some()
-        && decision == AccountEntry::Apply
-        && let Some(since) = revived_since(revived.as_ref(), &entry.version)
-    {
+    let (decision, revival) = judge_account(entry, deleted.as_ref(), revived.as_ref(), user_version.as_ref());
+    if let Some(since) = revival {
         accounts::set_revived(tx, name, since.hlc.0 as i64, stamp_origin(stamp))?;
     }
     Ok((decision, user))

@@ -136,6 +136,30 @@ pub fn revived_since(recorded: Option<&Version>, incoming: &Version) -> Option<V
     }
 }
 
+/// The whole account rule for an incoming `entry`, as a backend applies it:
+/// [`account_entry`]'s decision, and the revival to record
+/// ([`revived_since`]) when a user change re-creates an account whose name
+/// has a tombstone. `deleted` and `revived` are the tombstone's versions the
+/// target holds for the entry's name, `user` the version of its user row.
+#[must_use]
+pub fn judge_account(
+    entry: &super::FeedEntry,
+    deleted: Option<&Version>,
+    revived: Option<&Version>,
+    user: Option<&Version>,
+) -> (AccountEntry, Option<Version>) {
+    let is_deletion = matches!(entry.change, super::ReplicatedChange::AccountDeleted { .. });
+    let is_user_change = matches!(entry.change, super::ReplicatedChange::User { .. });
+    let held = user.map(|version| HeldAccount { version, revived });
+    let decision = account_entry(deleted, held, &entry.version, is_deletion, is_user_change);
+    let revival = if is_user_change && deleted.is_some() && decision == AccountEntry::Apply {
+        revived_since(revived, &entry.version)
+    } else {
+        None
+    };
+    (decision, revival)
+}
+
 /// A stored tombstone as replication compares it with incoming points:
 /// inclusive bounds (`None` unbounded), an optional area, and its version.
 /// Thinnings are not listed: they never bury a point.
