@@ -75,8 +75,6 @@ pub struct AppState {
     pub site: Arc<site::SiteDefaults>,
     /// Slows down anyone guessing share links.
     pub share_guard: Arc<sharing::ShareGuard>,
-    /// What recent deletes removed, so that they can be undone for a while.
-    pub undo: Arc<deleting::undo::UndoBook>,
     /// The request body limits; [`app`] sets them from
     /// [`ServerOptions::body_limits`], and [`router`] gives the ingest
     /// routes theirs.
@@ -124,7 +122,6 @@ impl AppState {
             live,
             site: Arc::new(site::SiteDefaults::default()),
             share_guard,
-            undo: Arc::default(),
             body_limits: options::BodyLimits::default(),
         })
     }

@@ -39,6 +39,7 @@ pub(crate) fn purge(tx: &mut Tx<'_>, id: i64, keep_user: bool) -> StoreResult<(u
     for table in [
         "shares",
         "sessions",
+        "undo_records",
         "tokens",
         "import_jobs",
         "derived",

@@ -65,6 +65,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: i64, keep_user: bool) -> StoreResu
     for table in [
         "shares",
         "sessions",
+        "undo_records",
         "tokens",
         "import_jobs",
         "derived",

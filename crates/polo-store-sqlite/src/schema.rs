@@ -368,8 +368,23 @@ INSERT INTO meta (key, value) SELECT 'last_user_id', coalesce(max(id), 0) FROM u
 INSERT INTO meta (key, value) SELECT 'last_device_id', coalesce(max(id), 0) FROM devices;
 ";
 
+/// Version 14, undo records (`undo.rs`): what a delete removed, under the
+/// SHA-256 of the token the delete answered with, until it is taken or
+/// expires; the instance's own, never replicated.
+const V14: &str = "
+CREATE TABLE undo_records (
+    token_hash BLOB PRIMARY KEY NOT NULL,
+    user_id    INTEGER NOT NULL,
+    made_ms    INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    record     BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX undo_records_by_user ON undo_records (user_id, made_ms);
+CREATE INDEX undo_records_by_expiry ON undo_records (expires_ms);
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
