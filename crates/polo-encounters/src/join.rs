@@ -220,11 +220,14 @@ impl Slab {
         let starts = &buckets.starts[range.clone()];
         let first = starts[0].0;
         let (from, to) = (starts[0].1, starts[starts.len() - 1].1);
+        // First only the copies, in a loop that does nothing else: the reads are scattered over
+        // all the samples, and a tight loop keeps many of their cache misses in flight at once.
+        let order = &buckets.order[from..to];
+        let gathered: Vec<Sample> = order.iter().map(|&idx| samples[idx as usize]).collect();
         let mut pts: Vec<(u64, Pt)> = Vec::with_capacity(to - from);
         for w in starts.windows(2) {
-            let (bucket, begin, end) = (w[0].0, w[0].1, w[1].1);
-            for &idx in &buckets.order[begin..end] {
-                let sample = &samples[idx as usize];
+            let (bucket, begin, end) = (w[0].0, w[0].1 - from, w[1].1 - from);
+            for (sample, &idx) in gathered[begin..end].iter().zip(&order[begin..end]) {
                 let (band, cell) = grid.locate(sample.coord);
                 let key =
                     ((bucket - first) << (band_bits + cell_bits)) | (u64::from(band) << cell_bits) | u64::from(cell);
