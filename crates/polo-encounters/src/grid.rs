@@ -117,11 +117,13 @@ impl Grid {
 
     /// The cell of a longitude in band `b`.
     pub fn cell(&self, b: u32, lon_e7: i32) -> u32 {
-        let cells = i64::from(self.cells(b));
-        // 0..cells, a u32.
+        let cells = self.cells(b);
+        let lon = i64::from(lon_e7.clamp(-1_800_000_000, 1_800_000_000)) + 1_800_000_000;
+        // 0..=cells, a u32 (division by a constant: a multiply).
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let cell = ((i64::from(lon_e7) + 1_800_000_000) * cells / CIRCLE_E7).rem_euclid(cells) as u32;
-        cell
+        let cell = (lon * i64::from(cells) / CIRCLE_E7) as u32;
+        // +180° is −180°.
+        if cell == cells { 0 } else { cell }
     }
 
     /// The band and cell of a coordinate.
