@@ -5,10 +5,11 @@
 //! every (bucket, band, cell) key of its own bucket where a partner of it
 //! could lie: the three bands around its own, and in each band the cells
 //! [`Grid::reach`](crate::grid) gives. Everyone else's points are then
-//! streamed past once: a point computes its band and cell and looks them up
-//! in its own bucket and the two around it (three probes of a hash table
-//! whose bitmap, in cache, answers the many misses), and is refined exactly
-//! against the few index points found. Cost: O(|I|) to build, O(1) per
+//! streamed past once: a point computes its band and cell and asks a Bloom
+//! filter of the same keys spread over the buckets around theirs (one bit
+//! per point, which nearly always says no); only then does it look in its
+//! own bucket and the two around it, and it is refined exactly against the
+//! few index points found. Cost: O(|I|) to build, O(1) per
 //! streamed point, memory O(|I|); the other points are never stored.
 //!
 //! What counts:
@@ -30,7 +31,7 @@ use crate::grid::Grid;
 use crate::join::{Pt, Refine, join};
 use crate::parallel::map_pieces;
 use crate::sinks::{self, Collect, Count, Sink, Spans};
-use crate::table::Table;
+use crate::table::{Filter, Table};
 use crate::{Counts, Encounter, Params, PointPair, Sample};
 
 /// Streamed points handed to a worker at a time.
@@ -150,6 +151,9 @@ struct Index<'a> {
     users: Table,
     /// Key → range of `members`.
     cells: Table,
+    /// The keys of `cells` with the bucket one later, the same, and one earlier: a
+    /// streamed point's own key (bucket + 1) is in it if any of its three lookups can hit.
+    near: Filter,
     /// Indexes into `pts`, grouped by key.
     members: Vec<u32>,
     /// The index points.
@@ -183,13 +187,20 @@ impl<'a> Index<'a> {
             }
         }
         drop(entries);
+        let mut near = Filter::new(runs.len() * 3, 8);
+        for &(k, _, _) in &runs {
+            // `k`'s bucket is in the high half; the streamed points' keys are one bucket later.
+            for later in 0..3u128 {
+                near.insert(k + (later << 64));
+            }
+        }
         let cells = Table::new(runs.into_iter());
         let mut users: Vec<u128> = cases.iter().map(|s| user_key(s.user.0)).collect();
         users.sort_unstable();
         users.dedup();
         let users = Table::new(users.into_iter().map(|u| (u, 0, 0)));
         let pts = cases.iter().zip(0u32..).map(|(s, i)| Pt::new(s, i)).collect();
-        Self { cases, grid, refine: Refine::new(params), t0, width, last_bucket, users, cells, members, pts }
+        Self { cases, grid, refine: Refine::new(params), t0, width, last_bucket, users, cells, near, members, pts }
     }
 
     /// Streams one point past the index.
@@ -200,6 +211,9 @@ impl<'a> Index<'a> {
             return;
         }
         let (band, cell) = self.grid.locate(sample.coord);
+        if !self.near.may_contain(key(bucket + 1, band, cell)) {
+            return;
+        }
         let mut other = None;
         for b in (bucket - 1).max(0)..=(bucket + 1).min(self.last_bucket) {
             let Some((start, len)) = self.cells.get(key(b, band, cell)) else { continue };
