@@ -78,7 +78,7 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64, String) {
         times.push((started.elapsed().as_secs_f64(), cpu_seconds() - cpu));
     }
     let best = times.iter().map(|t| t.0).fold(f64::INFINITY, f64::min);
-    let all: Vec<String> = times.iter().map(|(wall, cpu)| format!("{wall:.3} s/{cpu:.1} CPU s")).collect();
+    let all: Vec<String> = times.iter().map(|(wall, cpu)| format!("{wall:.3} s/{cpu:.2} CPU s")).collect();
     (result.expect("at least one run"), best, all.join(", "))
 }
 
