@@ -6,11 +6,12 @@
 //!    next bucket as a read-only halo: a pair is at most one bucket apart,
 //!    and the earlier point's slab finds it.
 //! 3. Per slab, each point gets a packed key (bucket, band, cell), the keys
-//!    are sorted and runs of equal keys found. Each run meets itself and,
-//!    through binary searches over the run keys, the cells of its
-//!    half-neighbourhood: later cells of its own band and bucket, the band
-//!    to the north in its bucket, and the three bands of the next bucket. The
-//!    other half meets it from the other side, so each pair is seen once.
+//!    are sorted (one bucket at a time) and runs of equal keys found. Each
+//!    run meets itself and the cells of its half-neighbourhood, found by
+//!    galloping from a cursor per kind of neighbour: later cells of its own
+//!    band and bucket, the band to the north in its bucket, and the three
+//!    bands of the next bucket. The other half meets it from the other side,
+//!    so each pair is seen once.
 //! 4. Candidates are refined in order of cost: same user, time, a haversine
 //!    bound without the arcsine, then the exact distance.
 

@@ -214,21 +214,19 @@ impl<'a> Index<'a> {
         if !self.near.may_contain(key(bucket + 1, band, cell)) {
             return;
         }
-        let mut other = None;
+        // Past the filter: a candidate, unless it is an index case's own point.
+        if self.users.get(user_key(sample.user.0)).is_some() {
+            return;
+        }
+        // Its index is never used: pairs name the streamed sample itself.
+        let other = Pt::new(sample, 0);
         for b in (bucket - 1).max(0)..=(bucket + 1).min(self.last_bucket) {
             let Some((start, len)) = self.cells.get(key(b, band, cell)) else { continue };
-            if other.is_none() {
-                if self.users.get(user_key(sample.user.0)).is_some() {
-                    return;
-                }
-                other = Some(Pt::new(sample, 0));
-            }
-            let Some(other) = &other else { continue };
             let members = &self.members[start as usize..(start + len) as usize];
             sink.candidates(members.len() as u64);
             for &m in members {
                 let case = &self.pts[m as usize];
-                if let Some(d) = case.pairs_with(other, &self.refine) {
+                if let Some(d) = case.pairs_with(&other, &self.refine) {
                     sink.pair(&self.cases[case.idx as usize], sample, d);
                 }
             }

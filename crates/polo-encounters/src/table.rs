@@ -123,10 +123,10 @@ mod tests {
     fn the_filter_never_forgets() {
         let mut filter = Filter::new(500, 8);
         for k in 0..500u128 {
-            filter.insert(k << 64 | k * 31);
+            filter.insert((k << 64) | (k * 31));
         }
-        assert!((0..500u128).all(|k| filter.may_contain(k << 64 | k * 31)));
-        let misses = (1000..2000u128).filter(|&k| !filter.may_contain(k << 64 | k)).count();
+        assert!((0..500u128).all(|k| filter.may_contain((k << 64) | (k * 31))));
+        let misses = (1000..2000u128).filter(|&k| !filter.may_contain((k << 64) | k)).count();
         assert!(misses > 800, "{misses} of 1000 absent keys excluded");
     }
 }
