@@ -80,6 +80,9 @@ pub struct Encounter {
     pub last: Timestamp,
     /// The shortest distance of its pairs, metres.
     pub min_distance_m: f64,
+    /// Where they were closest: `user_a`'s position in the pair at `min_distance_m`
+    /// (the earliest such pair), for "with Anna, 14:10–15:30, at Café X".
+    pub place: Coord,
     /// How many point pairs it folds.
     pub pairs: u64,
     /// Exposure minutes: `last − first` in whole minutes, rounded up, at least 1.
