@@ -10,8 +10,7 @@
 //! `hav d = hav Δφ + cos φ₁ cos φ₂ hav Δλ`). So cells widen towards the poles
 //! by `1 / cos φ` at the polar edge, and a partner in the same band is at most
 //! one cell away, counted around the ±180° meridian. Where that bound would
-//! exceed a third of the circle (within a few D of a pole) the whole band is
-//! one cell. For two neighbouring bands the bound is the wider of their two
+//! exceed a third of the circle (next to a pole) the whole band is one cell. For two neighbouring bands the bound is the wider of their two
 //! cell widths (the pair's polar edge is the more polar band's), and the
 //! cells to look at are computed from the cell's extent, wrapping at ±180°.
 //!
@@ -19,7 +18,9 @@
 //! groups from pole to pole, each a few kilometres high for D = 25 m) from
 //! the group's polar edge, so the grid is one small table for the whole globe
 //! whatever the data, at the price of cells a fraction of a per mille wider
-//! than needed away from the poles.
+//! than needed away from the poles, and of one cell per band in the group
+//! that holds a pole (about 4 km of latitude for D = 25 m): correct there,
+//! only slower, where few people live.
 //!
 //! Coordinates are E7 integers, so a point's band and cell are exact integer
 //! divisions, and every bound carries a margin far above floating-point
