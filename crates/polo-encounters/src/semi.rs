@@ -9,16 +9,18 @@
 //! filter of the same keys spread over the buckets around theirs (one bit
 //! per point, which nearly always says no); only then does it look in its
 //! own bucket and the two around it, and it is refined exactly against the
-//! few index points found. Cost: O(|I|) to build, O(1) per
-//! streamed point, memory O(|I|); the other points are never stored.
+//! few index points found. Cost: O(|I|) to build, O(1) per streamed point,
+//! memory O(|I|); the other points are never stored.
 //!
 //! What counts:
 //! * every pair of an index case's point and another user's streamed point;
 //! * pairs of two index cases (two cases met: the full join over the index
 //!   cases' points, which are few);
-//! * a streamed point of an index-case user is skipped: the case's own
-//!   points are the ones given as `index_cases` (for example those of the
-//!   infectious period), and the rest of that user's history is not evidence.
+//! * a streamed point of an index-case user (a user with points among
+//!   `index_cases`) is skipped: the case's own points are the ones given as
+//!   `index_cases` (for example those of the infectious period), and the
+//!   rest of that user's history is not evidence. So the caller can stream
+//!   everyone's points, the cases' included.
 //!
 //! So the result equals the full join over `index_cases` and the streamed
 //! points of other users, restricted to pairs with at least one index case.
