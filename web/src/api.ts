@@ -351,6 +351,47 @@ export interface Friend {
   mutual: boolean;
 }
 
+/** One encounter with a friend (`/api/v1/together`): your time, place and offsets. */
+export interface TogetherEncounter {
+  first: string;
+  utc_offset_minutes?: number;
+  last: string;
+  end_utc_offset_minutes?: number;
+  minutes: number;
+  min_distance_m: number;
+  pairs: number;
+  lat: number;
+  lon: number;
+  title?: string;
+}
+
+/** A friend who shares both ways, with your encounters in a range and their totals. */
+export interface FriendTogether {
+  user: string;
+  minutes: number;
+  count: number;
+  last_met?: string;
+  last_met_utc_offset_minutes?: number;
+  encounters: TogetherEncounter[];
+}
+
+export interface Together {
+  from: string;
+  to: string;
+  max_distance_m: number;
+  max_gap_s: number;
+  friends: FriendTogether[];
+}
+
+export interface TogetherWith {
+  from: string;
+  to: string;
+  max_distance_m: number;
+  max_gap_s: number;
+  friend: FriendTogether;
+  latest: TogetherEncounter | null;
+}
+
 export interface LivePosition {
   user?: string;
   device: string;

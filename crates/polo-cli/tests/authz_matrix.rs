@@ -972,6 +972,42 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            // Between the grant rows above and the withdrawals below, owner and other share both ways;
+            // admin shares with the owner but not the owner with admin, so admin has no one.
+            method: "GET",
+            path: "/api/v1/together",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/together?from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z"),
+            check: |_, role, r| {
+                if role == Role::Anonymous {
+                    return;
+                }
+                let friends = &r.json()["friends"];
+                match role {
+                    Role::Admin => assert_eq!(friends, &json!([]), "{}", r.body),
+                    _ => assert_eq!(friends[0]["user"], friend_of(role), "{}: {}", role.name(), r.body),
+                }
+                assert!(!r.body.contains(&owner_lat()), "no encounters, so no positions: {}", r.body);
+            },
+        },
+        Row {
+            // The friend a role's grant named: mutual for owner and other, one way only for admin.
+            method: "GET",
+            path: "/api/v1/together/{friend}",
+            expect: [401, 200, 200, 200, 404],
+            device: 403,
+            request: |_, role| {
+                let range = "from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z";
+                Request::new("GET", format!("/api/v1/together/{}?{range}", friend_of(role)))
+            },
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert_eq!(r.json()["friend"]["user"], friend_of(role), "{}: {}", role.name(), r.body);
+                }
+            },
+        },
+        Row {
             // Withdrawn again; the owner's token finds the owner's grant already gone.
             method: "DELETE",
             path: "/api/v1/friends/{user}",

@@ -150,6 +150,19 @@ impl Engine {
         &*self.store
     }
 
+    /// What names places' countries and towns, if anything does: requests
+    /// that name a position the way stays are named use the same one.
+    #[must_use]
+    pub fn locator(&self) -> Option<&dyn Locator> {
+        self.locator.as_deref()
+    }
+
+    /// The time zones that give points without a UTC offset theirs, if set.
+    #[must_use]
+    pub fn zones(&self) -> Option<&dyn ZoneLookup> {
+        self.zones.as_deref()
+    }
+
     /// How far the engine has got in the change log.
     ///
     /// # Errors

@@ -792,3 +792,101 @@ async fn admins_delete_users_but_never_the_last_admin() {
     assert!(gone.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
     assert_eq!(app.store.list_users().unwrap().iter().filter(|u| u.is_admin).count(), 1);
 }
+
+/// "Who was I with" (`/api/v1/together`): alice and bob share with each
+/// other and sat in the same café 10:00–10:40; carol sat there too, but
+/// only alice shares with carol, not carol with alice. Alice sees bob and
+/// never carol, bob sees alice, carol sees no one; withdrawing a grant hides
+/// the encounter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn together_shows_encounters_only_between_friends_who_share_both_ways() {
+    let app = app();
+    let carol_pw = "carol password";
+    app.store.create_user("carol", &hash_password(carol_pw).unwrap(), false).unwrap();
+    let user = |name: &str| app.store.user_by_name(name).unwrap().unwrap().id;
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    // 2024-05-01T10:00:00Z, a café in Munich; a point every 30 s, a few metres apart.
+    const TEN: i64 = 1_714_557_600_000;
+    let at = |lat_e7: i32| Coord { lat_e7: 481_370_000 + lat_e7, lon_e7: 115_750_000 };
+    for (who, shift_ms, lat) in [(alice, 0, 0), (bob, 15_000, 200), (carol, 5_000, -150)] {
+        let phone = app.store.ensure_device(who, "phone").unwrap();
+        let fixes: Vec<Fix> = (0..=80)
+            .map(|i| TEN + shift_ms + i * 30_000)
+            .filter(|&t| t <= TEN + 40 * 60_000)
+            .map(|t| Fix::new(Timestamp(t), at(lat), SourceFormat::Api))
+            .collect();
+        app.store.insert_points(who, phone.id, &fixes).unwrap();
+    }
+    app.store.grant_location(alice, bob, None).unwrap();
+    app.store.grant_location(bob, alice, None).unwrap();
+    app.store.grant_location(alice, carol, None).unwrap();
+
+    let get = |who: &'static str, pw: &'static str, path: String| {
+        let auth = basic(who, pw);
+        let app = &app;
+        async move { app.call(Method::GET, &path, &[("authorization", &auth)], None).await }
+    };
+    let day = "from=2024-05-01T00:00:00Z&to=2024-05-02T00:00:00Z";
+
+    let r = get("alice", ALICE_PW, format!("/api/v1/together?{day}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.to_string().contains("carol"), "carol does not share with alice: {}", r.body);
+    assert_eq!((r.body["max_distance_m"].as_f64(), r.body["max_gap_s"].as_i64()), (Some(25.0), Some(300)));
+    let friends = r.body["friends"].as_array().unwrap();
+    assert_eq!(friends.len(), 1, "{}", r.body);
+    let anna = &friends[0];
+    assert_eq!(anna["user"], "bob");
+    assert_eq!((anna["count"].as_u64(), anna["minutes"].as_u64()), (Some(1), Some(40)), "{anna}");
+    assert_eq!(anna["last_met"], "2024-05-01T10:40:00.000Z");
+    let met = &anna["encounters"][0];
+    assert_eq!(met["first"], "2024-05-01T10:00:00.000Z");
+    assert_eq!(met["last"], "2024-05-01T10:40:00.000Z");
+    // Munich in May: the time zone gives the offset the points did not state.
+    assert_eq!((met["utc_offset_minutes"].as_i64(), met["end_utc_offset_minutes"].as_i64()), (Some(120), Some(120)));
+    assert!(met["min_distance_m"].as_f64().unwrap() < 3.0, "{met}");
+    // Alice's own position, and the name the day view would give her stay there.
+    assert_eq!((met["lat"].as_f64(), met["lon"].as_f64()), (Some(48.137), Some(11.575)));
+    assert!(met["title"].as_str().is_some_and(|t| t.starts_with("Near ")), "{met}");
+
+    // Bob sees alice; carol sees no one (alice shares with her, she not with alice).
+    let r = get("bob", BOB_PW, format!("/api/v1/together?{day}")).await;
+    assert_eq!(r.body["friends"][0]["user"], "alice", "{}", r.body);
+    assert_eq!(r.body["friends"][0]["minutes"], 40, "{}", r.body);
+    let r = get("carol", carol_pw, format!("/api/v1/together?{day}")).await;
+    assert_eq!((r.status, r.body["friends"].clone()), (StatusCode::OK, json!([])), "{}", r.body);
+    for (who, pw, path) in [("alice", ALICE_PW, "carol"), ("carol", carol_pw, "alice"), ("alice", ALICE_PW, "nobody")] {
+        let r = get(who, pw, format!("/api/v1/together/{path}?{day}")).await;
+        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"), "{who} → {path}: {}", r.body);
+    }
+
+    // One friend, a later range as local days: nothing in it, but the latest encounter is found before it.
+    let r = get("alice", ALICE_PW, "/api/v1/together/bob?from=2024-06-01&to=2024-06-30".into()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["friend"]["count"].as_u64(), r.body["friend"]["minutes"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(r.body["latest"]["last"], "2024-05-01T10:40:00.000Z", "{}", r.body);
+    let r = get("alice", ALICE_PW, "/api/v1/together/bob?from=2024-01-01&to=2024-12-31".into()).await;
+    assert_eq!((r.body["friend"]["minutes"].as_u64(), r.body["latest"]["minutes"].as_u64()), (Some(40), Some(40)));
+
+    // Bad ranges name the parameter.
+    for (query, needle) in [
+        ("from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z", "after from"),
+        ("from=2023-01-01T00:00:00Z&to=2024-05-01T00:00:00Z", "366 days"),
+        ("from=yesterday&to=2024-05-01T00:00:00Z", "from"),
+        ("from=2024-05-01&to=2024-13-01", "to must be a day"),
+        ("from=2024-05-01", "to"),
+    ] {
+        let r = get("alice", ALICE_PW, format!("/api/v1/together?{query}")).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "bad_request"), "{query}: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap_or("").contains(needle), "{query}: {}", r.body);
+    }
+
+    // Bob withdraws his grant: the encounter is gone for both.
+    let r = app.call(Method::DELETE, "/api/v1/friends/alice", &[("authorization", &basic("bob", BOB_PW))], None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    for (who, pw) in [("alice", ALICE_PW), ("bob", BOB_PW)] {
+        let r = get(who, pw, format!("/api/v1/together?{day}")).await;
+        assert_eq!((r.status, r.body["friends"].clone()), (StatusCode::OK, json!([])), "{who}: {}", r.body);
+    }
+    let r = get("alice", ALICE_PW, format!("/api/v1/together/bob?{day}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+}

@@ -1,12 +1,14 @@
 // Sharing: expiring public links (a trip, a date range, or live location)
 // that open without an account, and revoking them; friends and family,
 // mutual location-sharing grants between users of this instance, which the
-// live map and the OwnTracks friends reply use.
+// live map and the OwnTracks friends reply use; and "Together", the
+// encounters with friends who share both ways.
 
 import { useState } from "preact/hooks";
 import { api, get, type Device, type Friend, type Me, type Share } from "../api";
 import { addDays, dateTime, localDate } from "../format";
 import { CopyButton, ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { TogetherSection } from "../components/Together";
 
 const EXPIRIES: [string, number | null][] = [
   ["1 hour", 3600],
@@ -240,6 +242,7 @@ export function Sharing({ me }: { me: Me }) {
           </tbody>
         </table>
       )}
+      <TogetherSection />
     </section>
   );
 }

@@ -5,7 +5,7 @@
 
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PointView } from "../api";
+import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PointView, type Together } from "../api";
 import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS, timeRange } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
@@ -13,6 +13,7 @@ import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../
 import { MapBox } from "../components/MapBox";
 import { DeleteButton, UndoToast, VisitEditor, type DeleteOutcome } from "../components/Deleting";
 import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
+import { encountersOfDay, togetherLine } from "../together";
 
 interface DayData {
   day: DayTimeline;
@@ -60,6 +61,12 @@ export function Timeline({ device }: { device?: string } = {}) {
     [showFlagged, data],
   );
   const flaggedLayer = useRef<L.LayerGroup | null>(null);
+  // Encounters with friends who share both ways: a call of its own, so the
+  // day's stays and legs (stored rows) show without waiting for the join.
+  const together = useAsync(
+    () => (data?.day.device ? get<Together>(`/api/v1/together${qs({ from: data.day.from, to: data.day.to })}`).then((t) => encountersOfDay(t.friends)) : Promise.resolve([])),
+    [data],
+  );
   const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
 
   // Moving between days keeps the chosen device.
@@ -222,6 +229,13 @@ export function Timeline({ device }: { device?: string } = {}) {
                 <span class="muted">Nothing was recorded on this day.</span>
               )}
             </p>
+          )}
+          {data && together.data && together.data.length > 0 && (
+            <ul class="together-day" aria-label="Together with friends" data-testid="together-day">
+              {together.data.map(({ friend, encounter }) => (
+                <li key={`${friend}-${encounter.first}`}>{togetherLine(friend, encounter, data.day.date)}</li>
+              ))}
+            </ul>
           )}
           {data && data.day.device && (
             <div class="day-delete">

@@ -113,6 +113,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("GET", "/api/v1/imports/{id}", Scope(Read)),
     ("GET", "/api/v1/imports/{id}/rejects", Scope(Read)),
     ("GET", "/api/v1/live", Scope(Read)),
+    ("GET", "/api/v1/together", Scope(Read)),
+    ("GET", "/api/v1/together/{friend}", Scope(Read)),
     // Changing the data.
     ("POST", "/api/v1/imports", Scope(Write)),
     ("PUT", "/api/v1/timeline/legs/mode", Scope(Write)),

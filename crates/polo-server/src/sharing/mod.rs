@@ -15,6 +15,8 @@
 //! | `POST /api/v1/friends` `{user}` | caller | 201: that user may see the caller's location |
 //! | `DELETE /api/v1/friends/{user}` | caller | 204: withdrawn |
 //! | `GET /api/v1/live` | caller | SSE `position` events of the caller's devices and of users who granted the caller |
+//! | `GET /api/v1/together` | caller | encounters with friends who share both ways ([`together`]) |
+//! | `GET /api/v1/together/{friend}` | caller | the same for one friend, and the latest at any time |
 //!
 //! A share never shows anything outside its time range and device: every
 //! public answer is computed from the stored share, not from the request,
@@ -28,6 +30,7 @@ mod friends;
 mod links;
 mod public;
 mod stream;
+mod together;
 
 use std::net::IpAddr;
 
@@ -62,6 +65,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(friends::list, friends::grant))
         .routes(routes!(friends::withdraw))
         .routes(routes!(stream::live))
+        .routes(routes!(together::list))
+        .routes(routes!(together::with))
 }
 
 /// Back-off for clients that present share links that do not work: 20
