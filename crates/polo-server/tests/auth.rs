@@ -1,5 +1,6 @@
 //! Accounts and authentication, in process: every way to authenticate,
-//! CSRF, the back-off, and who may call which account route.
+//! CSRF, the back-off, who may call which account route, and who sees
+//! whose encounters ("who was I with", `/api/v1/together`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
