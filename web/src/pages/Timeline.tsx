@@ -136,6 +136,22 @@ export function Timeline({ device }: { device?: string } = {}) {
     fitTo(map.map, boundsOf([...data.runs, ...stays]));
   }, [data, mapReady]);
 
+  // Where you were with friends: rings around your position, not part of the day's bounds.
+  const togetherLayer = useRef<L.LayerGroup | null>(null);
+  useEffect(() => {
+    const map = mapRef.current;
+    togetherLayer.current?.remove();
+    togetherLayer.current = null;
+    if (!map || !data || !together.data || together.data.length === 0) return;
+    const group = L.layerGroup().addTo(map.map);
+    togetherLayer.current = group;
+    for (const { friend, encounter } of together.data) {
+      L.circleMarker([encounter.lat, encounter.lon], { renderer: map.renderer, radius: 11, color: "#1d4ed8", weight: 3, fillOpacity: 0, className: "together-ring" })
+        .bindTooltip(togetherLine(friend, encounter, data.day.date))
+        .addTo(group);
+    }
+  }, [together.data, mapReady]);
+
   // The fixes the timeline left out, when asked for: red rings, not part of the day's bounds.
   useEffect(() => {
     const map = mapRef.current;
