@@ -177,9 +177,12 @@ pub(crate) struct TogetherWith {
     latest: Option<TogetherEncounter>,
 }
 
-/// The instance's thresholds: the engine's defaults (25 m, 5 minutes).
+/// The instance's thresholds: the engine's defaults (25 m, 5 minutes), on
+/// one thread: a request of one user never takes every core from ingest and
+/// the other users (two people's year is a few hundred thousand points,
+/// well under a second on one core).
 fn params() -> Params {
-    Params::default()
+    Params::default().with_threads(1)
 }
 
 /// One end of a range: an instant, or a local day's first instant
