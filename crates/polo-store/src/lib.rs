@@ -15,6 +15,8 @@
 //! * [`conformance`] (feature `conformance`) — the test suite every backend
 //!   runs against itself.
 //!
+//! * [`records`] — instance records, roles and the audit log, for features
+//!   whose rules are backend-neutral (exposure).
 //! * [`clock`] — what a change's [`Seq`] guarantees readers, and how writes
 //!   are stamped.
 //!
@@ -31,9 +33,12 @@ pub mod conformance;
 #[cfg(feature = "conformance")]
 pub mod conformance_nodes;
 #[cfg(feature = "conformance")]
+pub mod conformance_records;
+#[cfg(feature = "conformance")]
 pub mod conformance_sharing;
 pub mod derived;
 pub mod nodes;
+pub mod records;
 pub mod replication;
 pub mod scope;
 pub mod sharing;
@@ -42,6 +47,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
+pub use records::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role};
 pub use nodes::{FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription};
 pub use replication::{
     ApplyOutcome, Checkpoint, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, ReplicatedChange, ReplicationToken,
@@ -988,6 +994,49 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
+
+    // ------------------------------------------------------------------
+    // Roles, instance records and the audit log ([`records`]). Local to the
+    // instance: none of these append a [`Change`].
+    // ------------------------------------------------------------------
+
+    /// Gives `user` `role`, or takes every role away (`None`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn set_user_role(&self, user: UserId, role: Option<Role>) -> StoreResult<()>;
+    /// The users holding a role, by id.
+    ///
+    /// # Errors
+    /// Backend failures; [`StoreError::Corrupt`] for a role this polo does
+    /// not know.
+    fn user_roles(&self) -> StoreResult<Vec<(UserId, Role)>>;
+    /// `user`'s role (`None` for no role or an unknown user).
+    ///
+    /// # Errors
+    /// Backend failures; [`StoreError::Corrupt`] for an unknown role.
+    fn user_role(&self, user: UserId) -> StoreResult<Option<Role>>;
+    /// Applies `writes` in order, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a record naming an unknown user; backend
+    /// failures. Nothing of the batch is stored then.
+    fn write_records(&self, writes: &[RecordWrite]) -> StoreResult<()>;
+    /// The record of `kind` with `key`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>>;
+    /// The records `query` matches, in key order (byte order).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn records(&self, query: &RecordQuery) -> StoreResult<Vec<Record>>;
+    /// The audit entries `query` matches, newest (highest id) first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 
     // ------------------------------------------------ several nodes ([`nodes`])
 
