@@ -105,6 +105,8 @@ export interface User {
   name: string;
   admin: boolean;
   created: string;
+  /** A role besides administrator: "health-authority" or null. */
+  role?: string | null;
 }
 
 export interface Me {

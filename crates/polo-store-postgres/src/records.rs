@@ -49,7 +49,7 @@ pub(crate) fn write_records(store: &PostgresStore, writes: &[RecordWrite]) -> St
             match write {
                 RecordWrite::Put(r) | RecordWrite::Insert(r) => {
                     if let Some(user) = r.user
-                        && !user_exists(tx, user)?
+                        && !user_exists(&mut **tx, user)?
                     {
                         return Err(StoreError::NotFound(format!("user {}", user.0)));
                     }
