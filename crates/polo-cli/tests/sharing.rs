@@ -589,16 +589,16 @@ fn next_event(stream: &mut EventStream, name: &str, wait: Duration) -> Option<St
     }
 }
 
-/// Polls `path` as `auth` until `done` holds for the JSON answer, at most 60 s.
+/// Polls `path` as `auth` until it answers 200 and `done` holds for the JSON answer, at most 60 s.
 fn wait_until(addr: &str, path: &str, auth: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = get(addr, path, Some(auth));
-        assert_eq!(r.status, 200, "{path}: {}", r.body);
-        let body = r.json();
-        if done(&body) {
-            return body;
+        // 404 until the batch has written the row (a user's first status).
+        if r.status == 200 && done(&r.json()) {
+            return r.json();
         }
+        assert!(matches!(r.status, 200 | 404), "{path}: {}", r.body);
         assert!(Instant::now() < deadline, "{path} never got there: {}", r.body);
         std::thread::sleep(Duration::from_millis(200));
     }

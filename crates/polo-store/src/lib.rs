@@ -457,7 +457,8 @@ pub struct StorageStats {
 /// Tokens and sessions are the exception: they are credentials local to one
 /// instance, not replicated data, so creating, using, revoking or expiring
 /// them appends no [`Change`] and leaves [`Store::last_seq`] alone. The same
-/// holds for shares, location grants and instance settings. (Changing
+/// holds for shares, location grants, instance settings, roles, instance
+/// records and the audit log ([`records`]). (Changing
 /// a password is a user change and does append one.)
 pub trait Store: Send + Sync {
     /// Creates a user; `name` must be unique.
