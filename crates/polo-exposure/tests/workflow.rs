@@ -104,18 +104,18 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
     assert_eq!(detail["evidence"]["minutes"], 29);
 
     // A late point: Dave's phone was offline and now sends a minute at the café.
-    walk(store, &w.dave, D + 10 * 60 * MINUTE + 5 * MINUTE, 1, 48.8566, 2.3522);
+    walk(store, &w.dave, D + 10 * 60 * MINUTE + 5 * MINUTE + 30_000, 1, 48.8566, 2.3522);
     let bob_before = store.records(&polo_store::RecordQuery::kind(polo_exposure::model::CONTACT)).unwrap();
     let late = step(store, &signer, &settings, Timestamp(now.0 + MINUTE), 100, false).unwrap();
     assert_eq!((late.planned.requeued, late.windows), (1, 1), "only day D is computed again: {late:?}");
     let contacts = workflow::contacts_of(store, &case.id).unwrap();
     assert_eq!(contacts.iter().map(|c| (c.contact, c.minutes)).collect::<Vec<_>>(), [
         (w.bob.id.0, 29),
-        (w.dave.id.0, 10)
+        (w.dave.id.0, 9)
     ]);
     let after = store.records(&polo_store::RecordQuery::kind(polo_exposure::model::CONTACT)).unwrap();
     assert!(after.contains(&bob_before[0]), "Bob's contact is untouched: results change only where data changed");
-    assert!(workflow::proposals(store, Some(ProposalState::Pending)).unwrap().is_empty(), "10 minutes are under the rule");
+    assert!(workflow::proposals(store, Some(ProposalState::Pending)).unwrap().is_empty(), "9 minutes are under the rule");
     assert_eq!(windows::queue_stats(store).unwrap().depth, 0);
 
     // The status expires after its validity.

@@ -516,6 +516,34 @@ pub struct NotFound(pub ErrorBody);
 )]
 pub struct ShareNotFound(pub ErrorBody);
 
+/// 403 and 404 of the health authority's exposure routes.
+#[derive(IntoResponses)]
+pub enum AuthorityErrors {
+    /// Not the health authority, or a device token.
+    #[response(
+        status = 403,
+        description = "`forbidden`: the caller lacks the health-authority role or used a device token; or \
+                       `csrf_failed`"
+    )]
+    Forbidden(ErrorBody),
+    /// The feature is off, or no such thing.
+    #[response(
+        status = 404,
+        description = "`exposure_disabled`: exposure checks are off on this instance; or `not_found`: no such \
+                       case, proposal or user"
+    )]
+    NotFound(ErrorBody),
+}
+
+/// 404 of `GET /api/v1/exposure/status`.
+#[derive(IntoResponses)]
+#[response(
+    status = 404,
+    description = "`exposure_disabled`: exposure checks are off on this instance; or `not_found`: no status has \
+                   been computed for the caller yet"
+)]
+pub struct NoStatus(pub ErrorBody);
+
 /// 409 `conflict`.
 #[derive(IntoResponses)]
 #[response(status = 409, description = "`conflict`: the name is taken")]

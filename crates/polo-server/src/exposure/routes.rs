@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{AdminCaller, Caller};
-use crate::error::{AdminForbidden, ApiError, AuthErrors, BadRequest, Conflict, JsonBodyErrors, NotFound};
+use crate::error::{AdminForbidden, ApiError, AuthErrors, AuthorityErrors, BadRequest, Conflict, JsonBodyErrors, NotFound};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -48,19 +48,6 @@ impl FromRequestParts<AppState> for Authority {
         state.exposure.enabled()?;
         Ok(Self(caller))
     }
-}
-
-/// 403 and 404 of the health authority's routes.
-#[derive(utoipa::IntoResponses)]
-pub(crate) enum AuthorityErrors {
-    /// Not the health authority, or a device token.
-    #[response(status = 403, description = "`forbidden`: the caller lacks the health-authority role or used a \
-        device token; or `csrf_failed`")]
-    Forbidden(crate::error::ErrorBody),
-    /// The feature is off.
-    #[response(status = 404, description = "`exposure_disabled`: exposure checks are off on this instance; or \
-        `not_found`: no such case, proposal or user")]
-    NotFound(crate::error::ErrorBody),
 }
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, AuthErrors, JsonBodyErrors};
+use crate::error::{ApiError, AuthErrors, JsonBodyErrors, NoStatus};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -45,12 +45,6 @@ pub(crate) struct StatusView {
     /// The signed code (`PX1.<payload>.<signature>`), for a QR code.
     code: String,
 }
-
-/// 404 of the status route.
-#[derive(utoipa::IntoResponses)]
-#[response(status = 404, description = "`exposure_disabled`: exposure checks are off on this instance; or \
-    `not_found`: no status has been computed for the caller yet")]
-pub(crate) struct NoStatus(pub crate::error::ErrorBody);
 
 /// The caller's own exposure status and its signed code, precomputed by the batch; `ETag` and
 /// `If-None-Match` make it cacheable.
