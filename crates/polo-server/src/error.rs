@@ -10,6 +10,7 @@
 //! | `csrf_failed` | 403 | a cookie-authenticated unsafe request without the right `X-CSRF-Token` |
 //! | `not_found` | 404 | no such thing (for this user) |
 //! | `share_not_found` | 404 | a share link that does not exist, was revoked or has expired (one answer for all three) |
+//! | `exposure_disabled` | 404 | exposure checks are off on this instance (every `/api/v1/exposure/` route) |
 //! | `bad_request` | 400 (or the extractor's 4xx) | the request is malformed |
 //! | `payload_too_large` | 413 | the body is over the limit |
 //! | `rate_limited` | 429 | too many failures; `Retry-After` says when to retry |
@@ -107,6 +108,18 @@ impl ApiError {
         )
     }
 
+    /// 404 `exposure_disabled`: an exposure route while the feature is off;
+    /// the message says how an administrator turns it on.
+    #[must_use]
+    pub fn exposure_disabled() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "exposure_disabled",
+            "exposure checks are not enabled on this instance; an administrator turns them on \
+             (PUT /api/v1/admin/exposure {\"enabled\": true})",
+        )
+    }
+
     /// 400 `bad_request`.
     #[must_use]
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -191,6 +204,8 @@ pub enum ErrorCode {
     NotFound,
     /// 404: a share link that does not exist, was revoked or has expired.
     ShareNotFound,
+    /// 404: exposure checks are off on this instance.
+    ExposureDisabled,
     /// 400, or the extractor's 4xx (405, 415, 422): the request is malformed.
     BadRequest,
     /// 413: the body is over the limit.
@@ -207,12 +222,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::CsrfFailed,
         Self::NotFound,
         Self::ShareNotFound,
+        Self::ExposureDisabled,
         Self::BadRequest,
         Self::PayloadTooLarge,
         Self::RateLimited,
@@ -230,6 +246,7 @@ impl ErrorCode {
             Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",
             Self::ShareNotFound => "share_not_found",
+            Self::ExposureDisabled => "exposure_disabled",
             Self::BadRequest => "bad_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",

@@ -192,7 +192,7 @@ mod tests {
 
     /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
     /// configuration and public share links (guarded by their token).
-    const PUBLIC: [&str; 10] = [
+    const PUBLIC: [&str; 12] = [
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -203,6 +203,8 @@ mod tests {
         "GET /api/v1/public/shares/{token}/timeline",
         "GET /api/v1/public/shares/{token}/track",
         "GET /api/v1/public/shares/{token}/live",
+        "GET /api/v1/exposure/public-key",
+        "POST /api/v1/exposure/verify",
     ];
 
     #[test]
@@ -263,6 +265,7 @@ mod tests {
             ApiError::csrf_failed(),
             ApiError::not_found(""),
             ApiError::share_not_found(),
+            ApiError::exposure_disabled(),
             ApiError::bad_request(""),
             ApiError::payload_too_large(""),
             ApiError::rate_limited(std::time::Duration::from_secs(1)),

@@ -60,18 +60,10 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// The most windows one step computes before it looks at the lease again.
 const WINDOWS_PER_STEP: usize = 16;
 
-/// The code of the answer while the feature is off.
-pub const DISABLED: &str = "exposure_disabled";
-
 /// The 404 every exposure route answers while the feature is off.
 #[must_use]
 pub fn disabled() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        DISABLED,
-        "exposure checks are not enabled on this instance; an administrator turns them on \
-         (PUT /api/v1/admin/exposure {\"enabled\": true})",
-    )
+    ApiError::exposure_disabled()
 }
 
 impl From<ExposureError> for ApiError {
