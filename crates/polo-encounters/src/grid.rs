@@ -137,6 +137,18 @@ impl Grid {
         if from_cells == 1 || to_cells == 1 {
             return CellRange::all(to_cells);
         }
+        if from_cells == to_cells && to_cells > 3 {
+            // The common case, what the general computation below gives for equal widths:
+            // the cell and its two neighbours.
+            let (west, east) = (cell.checked_sub(1).unwrap_or(to_cells - 1), cell + 1);
+            return if cell == 0 {
+                CellRange { segments: [(west, west), (0, 1)], len: 2 }
+            } else if east == to_cells {
+                CellRange { segments: [(west, cell), (0, 0)], len: 2 }
+            } else {
+                CellRange { segments: [(west, east), (0, 0)], len: 1 }
+            };
+        }
         #[allow(clippy::cast_precision_loss)]
         let circle = CIRCLE_E7 as f64;
         let (nf, nt) = (f64::from(from_cells), f64::from(to_cells));
@@ -232,6 +244,39 @@ mod tests {
             let d = haversine_m(a, b);
             assert!(d <= 25.0, "{a:?} {b:?} {d}");
             assert!(reached(&grid, a, b) && reached(&grid, b, a), "{a:?} {b:?} {d}");
+        }
+    }
+
+    #[test]
+    fn equal_widths_reach_the_cell_and_its_two_neighbours_around_the_circle() {
+        let grid = Grid::new(25.0);
+        let b = grid.band(400_000_000);
+        let n = grid.cells(b);
+        let cells = |cell| -> Vec<u32> { grid.reach(b, cell, b).iter().flat_map(|(lo, hi)| lo..=hi).collect() };
+        assert_eq!(cells(0), vec![n - 1, 0, 1]);
+        assert_eq!(cells(n / 2), vec![n / 2 - 1, n / 2, n / 2 + 1]);
+        assert_eq!(cells(n - 1), vec![n - 2, n - 1, 0]);
+    }
+
+    #[test]
+    fn neighbours_across_a_group_boundary_are_reached() {
+        // Where the cell count changes between two bands, the general range is used.
+        let grid = Grid::new(25.0);
+        for g in [2000u32, 3000, 3500, 4000, 4050] {
+            let boundary_e7 = i64::from(g * grid.group) * grid.band_e7 - 900_000_000;
+            let (south, north) =
+                (grid.band(i32::try_from(boundary_e7 - 1).unwrap()), grid.band(i32::try_from(boundary_e7).unwrap()));
+            assert_ne!(grid.cells(south), grid.cells(north), "group {g}");
+            #[allow(clippy::cast_precision_loss)]
+            let lat = boundary_e7 as f64 / 1e7;
+            for lon in [-179.999_99, -37.123_45, 0.000_01, 179.999_99] {
+                for (dlat, dlon) in [(0.000_05, 0.0), (0.000_05, 0.000_1), (0.000_1, -0.000_2)] {
+                    let (a, b) = (c(lat - dlat, lon), c(lat + dlat, (lon + dlon + 180.0).rem_euclid(360.0) - 180.0));
+                    if haversine_m(a, b) <= 25.0 {
+                        assert!(reached(&grid, a, b) && reached(&grid, b, a), "{a:?} {b:?}");
+                    }
+                }
+            }
         }
     }
 

@@ -77,20 +77,41 @@ struct Buckets {
     order: Vec<(u64, u32)>,
 }
 
+/// Buckets per point up to which the order is made by counting rather than sorting.
+const COUNTING_SPAN_PER_POINT: u64 = 4;
+
 impl Buckets {
     fn new(samples: &[Sample], width_ms: i64) -> Self {
         let t0 = samples.iter().map(|s| s.at.0).min().unwrap_or(0);
-        let mut order: Vec<(u64, u32)> = samples
-            .iter()
-            .zip(0u32..)
-            .map(|(s, i)| {
-                // Non-negative and below 2^64: the difference of two i64 over a positive width.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let bucket = ((i128::from(s.at.0) - i128::from(t0)) / i128::from(width_ms)) as u64;
-                (bucket, i)
-            })
-            .collect();
-        order.sort_unstable();
+        let t1 = samples.iter().map(|s| s.at.0).max().unwrap_or(0);
+        let width = width_ms.unsigned_abs();
+        // The span fits a u64 (the difference of two i64); buckets are at most that.
+        let span = t1.abs_diff(t0) / width + 1;
+        let bucket = |s: &Sample| s.at.0.abs_diff(t0) / width;
+        if span > COUNTING_SPAN_PER_POINT * samples.len() as u64 {
+            let mut order: Vec<(u64, u32)> = samples.iter().zip(0u32..).map(|(s, i)| (bucket(s), i)).collect();
+            order.sort_unstable();
+            return Self { order };
+        }
+        // A counting sort: one pass to count per bucket, one to place.
+        #[allow(clippy::cast_possible_truncation)]
+        let mut next = vec![0u32; span as usize + 1];
+        for s in samples {
+            #[allow(clippy::cast_possible_truncation)]
+            let b = bucket(s) as usize;
+            next[b + 1] += 1;
+        }
+        for b in 1..next.len() {
+            next[b] += next[b - 1];
+        }
+        let mut order = vec![(0u64, 0u32); samples.len()];
+        for (s, i) in samples.iter().zip(0u32..) {
+            let b = bucket(s);
+            #[allow(clippy::cast_possible_truncation)]
+            let slot = &mut next[b as usize];
+            order[*slot as usize] = (b, i);
+            *slot += 1;
+        }
         Self { order }
     }
 
@@ -159,7 +180,8 @@ pub(crate) fn join_sized<S: Sink + Send>(
 
 /// One slab's points in key order, and its runs.
 struct Slab {
-    pts: Vec<Pt>,
+    /// Points with their keys, sorted by key.
+    pts: Vec<(u64, Pt)>,
     /// The first point of each run, and one past the last.
     run_start: Vec<u32>,
     run_key: Vec<u64>,
@@ -170,25 +192,34 @@ struct Slab {
 }
 
 impl Slab {
+    /// `points` are in bucket order, the first `own` the slab's, the rest its halo.
     fn new(samples: &[Sample], grid: &Grid, points: &[(u64, u32)], own: usize) -> Self {
         let (band_bits, cell_bits) = (grid.band_bits, grid.cell_bits);
         let first = points[0].0;
-        let mut entries: Vec<(u64, u32)> = points
+        let mut pts: Vec<(u64, Pt)> = points
             .iter()
             .map(|&(bucket, idx)| {
-                let (band, cell) = grid.locate(samples[idx as usize].coord);
+                let sample = &samples[idx as usize];
+                let (band, cell) = grid.locate(sample.coord);
                 let key =
                     ((bucket - first) << (band_bits + cell_bits)) | (u64::from(band) << cell_bits) | u64::from(cell);
-                (key, idx)
+                (key, Pt::new(sample, idx))
             })
             .collect();
+        // Already in bucket order, and the bucket is the key's top: sorting each
+        // bucket on its own sorts the slab, in pieces that stay in cache.
+        let mut from = 0;
+        while from < pts.len() {
+            let bucket = points[from].0;
+            let to = from + points[from..].partition_point(|e| e.0 == bucket);
+            pts[from..to].sort_unstable_by_key(|e| (e.0, e.1.idx));
+            from = to;
+        }
         let halo_bucket = points.get(own).map(|e| e.0 - first);
-        entries.sort_unstable();
-        let pts: Vec<Pt> = entries.iter().map(|&(_, idx)| Pt::new(&samples[idx as usize], idx)).collect();
         let mut run_start = Vec::new();
         let mut run_key = Vec::new();
         let mut own_runs = 0;
-        for (n, &(key, _)) in entries.iter().enumerate() {
+        for (n, &(key, _)) in pts.iter().enumerate() {
             if run_key.last() != Some(&key) {
                 if halo_bucket.is_none_or(|h| key >> (band_bits + cell_bits) < h) {
                     own_runs += 1;
@@ -197,7 +228,7 @@ impl Slab {
                 run_start.push(u32::try_from(n).expect("slab sizes fit u32"));
             }
         }
-        run_start.push(u32::try_from(entries.len()).expect("slab sizes fit u32"));
+        run_start.push(u32::try_from(pts.len()).expect("slab sizes fit u32"));
         Self { pts, run_start, run_key, own_runs, band_bits, cell_bits }
     }
 
@@ -205,17 +236,20 @@ impl Slab {
         (bucket << (self.band_bits + self.cell_bits)) | (u64::from(band) << self.cell_bits) | u64::from(cell)
     }
 
-    /// The points of the runs with keys in `lo..=hi`, searching from run `from`.
-    fn points_between(&self, from: usize, lo: u64, hi: u64) -> std::ops::Range<usize> {
-        let tail = &self.run_key[from..];
-        let first = from + tail.partition_point(|&k| k < lo);
-        let last = first + self.run_key[first..].partition_point(|&k| k <= hi);
+    /// The points of the runs with keys in `lo..=hi`; `cursor` is where the
+    /// previous search of the same kind ended, which is usually close.
+    fn points_between(&self, cursor: &mut usize, lo: u64, hi: u64) -> std::ops::Range<usize> {
+        let first = seek(&self.run_key, cursor, lo);
+        let mut end = first;
+        let last = seek(&self.run_key, &mut end, hi.saturating_add(1));
         self.run_start[first] as usize..self.run_start[last] as usize
     }
 
     fn join<S: Sink>(&self, samples: &[Sample], grid: &Grid, refine: &Refine, sink: &mut S) {
         let cell_mask = (1u64 << self.cell_bits) - 1;
         let band_mask = (1u64 << self.band_bits) - 1;
+        // One cursor per kind of neighbour: same band, north band, next bucket's three bands.
+        let mut cursors = [0usize; 5];
         for run in 0..self.own_runs {
             let key = self.run_key[run];
             let here = self.run_start[run] as usize..self.run_start[run + 1] as usize;
@@ -225,26 +259,28 @@ impl Slab {
             let (band, cell) = (((key >> self.cell_bits) & band_mask) as u32, (key & cell_mask) as u32);
             self.within(here.clone(), samples, refine, sink);
             // Later cells of the same band and bucket.
+            cursors[0] = cursors[0].max(run + 1);
             for (lo, hi) in grid.reach(band, cell, band).iter() {
                 let lo = lo.max(cell + 1);
                 if lo <= hi {
-                    let there = self.points_between(run + 1, self.key(bucket, band, lo), self.key(bucket, band, hi));
+                    let there =
+                        self.points_between(&mut cursors[0], self.key(bucket, band, lo), self.key(bucket, band, hi));
                     self.across(here.clone(), there, samples, refine, sink);
                 }
             }
             // The band to the north, same bucket.
             if band + 1 < grid.band_count() {
                 for (lo, hi) in grid.reach(band, cell, band + 1).iter() {
-                    let there =
-                        self.points_between(run + 1, self.key(bucket, band + 1, lo), self.key(bucket, band + 1, hi));
+                    let (lo, hi) = (self.key(bucket, band + 1, lo), self.key(bucket, band + 1, hi));
+                    let there = self.points_between(&mut cursors[1], lo, hi);
                     self.across(here.clone(), there, samples, refine, sink);
                 }
             }
             // The next bucket, three bands.
             for to in band.saturating_sub(1)..=(band + 1).min(grid.band_count() - 1) {
+                let cursor = &mut cursors[2 + (to + 1 - band) as usize];
                 for (lo, hi) in grid.reach(band, cell, to).iter() {
-                    let there =
-                        self.points_between(run + 1, self.key(bucket + 1, to, lo), self.key(bucket + 1, to, hi));
+                    let there = self.points_between(cursor, self.key(bucket + 1, to, lo), self.key(bucket + 1, to, hi));
                     self.across(here.clone(), there, samples, refine, sink);
                 }
             }
@@ -256,8 +292,8 @@ impl Slab {
         let pts = &self.pts[run];
         let n = pts.len() as u64;
         sink.candidates(n * n.saturating_sub(1) / 2);
-        for (i, p) in pts.iter().enumerate() {
-            for q in &pts[i + 1..] {
+        for (i, (_, p)) in pts.iter().enumerate() {
+            for (_, q) in &pts[i + 1..] {
                 if let Some(d) = p.pairs_with(q, refine) {
                     sink.pair(&samples[p.idx as usize], &samples[q.idx as usize], d);
                 }
@@ -279,12 +315,55 @@ impl Slab {
         }
         let (ps, qs) = (&self.pts[here], &self.pts[there]);
         sink.candidates(ps.len() as u64 * qs.len() as u64);
-        for p in ps {
-            for q in qs {
+        for (_, p) in ps {
+            for (_, q) in qs {
                 if let Some(d) = p.pairs_with(q, refine) {
                     sink.pair(&samples[p.idx as usize], &samples[q.idx as usize], d);
                 }
             }
         }
+    }
+}
+
+/// The first index of sorted `keys` whose key is at least `target`, searched
+/// by galloping forward from `cursor` (or by bisection when the target lies
+/// behind it); `cursor` is left at the answer.
+fn seek(keys: &[u64], cursor: &mut usize, target: u64) -> usize {
+    let mut lo = (*cursor).min(keys.len());
+    if lo > 0 && keys[lo - 1] >= target {
+        lo = keys[..lo].partition_point(|&k| k < target);
+        *cursor = lo;
+        return lo;
+    }
+    // Every key before `lo` is below the target.
+    let mut hi = lo;
+    let mut step = 1;
+    while hi < keys.len() && keys[hi] < target {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    let hi = hi.min(keys.len());
+    let found = lo + keys[lo..hi].partition_point(|&k| k < target);
+    *cursor = found;
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seek;
+
+    #[test]
+    fn seek_finds_the_first_key_not_below_the_target_from_anywhere() {
+        let keys: Vec<u64> = (0..200).map(|k| k * 3).collect();
+        for start in [0, 1, 57, 150, 199, 200, 500] {
+            for target in [0, 1, 3, 100, 299, 597, 598, 1000] {
+                let mut cursor = start;
+                let want = keys.partition_point(|&k| k < target);
+                assert_eq!(seek(&keys, &mut cursor, target), want, "from {start} to {target}");
+                assert_eq!(cursor, want);
+            }
+        }
+        assert_eq!(seek(&[], &mut 3, 5), 0);
     }
 }

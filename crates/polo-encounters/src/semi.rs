@@ -2,13 +2,14 @@
 //! without a join over everyone.
 //!
 //! Only the index cases' points are indexed. Each of them is entered under
-//! every (bucket, band, cell) key where a partner of it could lie: the three
-//! buckets around its own, the three bands around its own, and in each band
-//! the cells [`Grid::reach`](crate::grid) gives. Everyone else's points are
-//! then streamed past once: a point computes its own key, looks it up (one
-//! hash probe, nearly always one cache line), and is refined exactly against
-//! the few index points found there. Cost: O(|I|) to build, O(1) per streamed
-//! point, memory O(|I|); the other points are never stored.
+//! every (bucket, band, cell) key of its own bucket where a partner of it
+//! could lie: the three bands around its own, and in each band the cells
+//! [`Grid::reach`](crate::grid) gives. Everyone else's points are then
+//! streamed past once: a point computes its band and cell and looks them up
+//! in its own bucket and the two around it (three probes of a hash table
+//! whose bitmap, in cache, answers the many misses), and is refined exactly
+//! against the few index points found. Cost: O(|I|) to build, O(1) per
+//! streamed point, memory O(|I|); the other points are never stored.
 //!
 //! What counts:
 //! * every pair of an index case's point and another user's streamed point;
@@ -149,8 +150,10 @@ struct Index<'a> {
     users: Table,
     /// Key → range of `members`.
     cells: Table,
-    /// Index points, grouped by key.
-    members: Vec<Pt>,
+    /// Indexes into `pts`, grouped by key.
+    members: Vec<u32>,
+    /// The index points.
+    pts: Vec<Pt>,
 }
 
 impl<'a> Index<'a> {
@@ -159,24 +162,19 @@ impl<'a> Index<'a> {
         let t0 = cases.iter().map(|s| s.at.0).min().unwrap_or(0);
         let grid = Grid::new(params.max_distance_m);
         let mut last_bucket = 0;
-        let mut entries: Vec<(u128, u32)> = Vec::new();
+        let mut entries: Vec<(u128, u32)> = Vec::with_capacity(cases.len() * 9);
         for (sample, idx) in cases.iter().zip(0u32..) {
             let bucket = bucket(sample.at.0, t0, width);
             last_bucket = last_bucket.max(bucket);
             let (band, cell) = grid.locate(sample.coord);
             for to in band.saturating_sub(1)..=(band + 1).min(grid.band_count() - 1) {
-                let reach = grid.reach(band, cell, to);
-                for (lo, hi) in reach.iter() {
-                    for c in lo..=hi {
-                        for b in bucket - 1..=bucket + 1 {
-                            entries.push((key(b, to, c), idx));
-                        }
-                    }
+                for (lo, hi) in grid.reach(band, cell, to).iter() {
+                    entries.extend((lo..=hi).map(|c| (key(bucket, to, c), idx)));
                 }
             }
         }
         entries.sort_unstable();
-        let members: Vec<Pt> = entries.iter().map(|&(_, idx)| Pt::new(&cases[idx as usize], idx)).collect();
+        let members: Vec<u32> = entries.iter().map(|e| e.1).collect();
         let mut runs: Vec<(u128, u32, u32)> = Vec::new();
         for (n, &(k, _)) in (0u32..).zip(&entries) {
             match runs.last_mut() {
@@ -190,7 +188,8 @@ impl<'a> Index<'a> {
         users.sort_unstable();
         users.dedup();
         let users = Table::new(users.into_iter().map(|u| (u, 0, 0)));
-        Self { cases, grid, refine: Refine::new(params), t0, width, last_bucket, users, cells, members }
+        let pts = cases.iter().zip(0u32..).map(|(s, i)| Pt::new(s, i)).collect();
+        Self { cases, grid, refine: Refine::new(params), t0, width, last_bucket, users, cells, members, pts }
     }
 
     /// Streams one point past the index.
@@ -201,34 +200,41 @@ impl<'a> Index<'a> {
             return;
         }
         let (band, cell) = self.grid.locate(sample.coord);
-        let Some((start, len)) = self.cells.get(key(bucket, band, cell)) else { return };
-        if self.users.get(user_key(sample.user.0)).is_some() {
-            return;
-        }
-        let other = Pt::new(sample, 0);
-        let members = &self.members[start as usize..(start + len) as usize];
-        sink.candidates(members.len() as u64);
-        for case in members {
-            if let Some(d) = case.pairs_with(&other, &self.refine) {
-                sink.pair(&self.cases[case.idx as usize], sample, d);
+        let mut other = None;
+        for b in (bucket - 1).max(0)..=(bucket + 1).min(self.last_bucket) {
+            let Some((start, len)) = self.cells.get(key(b, band, cell)) else { continue };
+            if other.is_none() {
+                if self.users.get(user_key(sample.user.0)).is_some() {
+                    return;
+                }
+                other = Some(Pt::new(sample, 0));
+            }
+            let Some(other) = &other else { continue };
+            let members = &self.members[start as usize..(start + len) as usize];
+            sink.candidates(members.len() as u64);
+            for &m in members {
+                let case = &self.pts[m as usize];
+                if let Some(d) = case.pairs_with(other, &self.refine) {
+                    sink.pair(&self.cases[case.idx as usize], sample, d);
+                }
             }
         }
     }
 }
 
-/// The bucket of `at`, counted from `t0` (negative before it; saturating far away).
+/// The bucket of `at`, counted from `t0` (negative before it; clamped far away).
 fn bucket(at: i64, t0: i64, width: i64) -> i64 {
-    let b = (i128::from(at) - i128::from(t0)).div_euclid(i128::from(width));
-    // Clamped into i64 with room for ±1.
-    #[allow(clippy::cast_possible_truncation)]
-    let b = b.clamp(i128::from(i64::MIN / 2), i128::from(i64::MAX / 2)) as i64;
-    b
+    match at.checked_sub(t0) {
+        Some(diff) => diff.div_euclid(width).clamp(i64::MIN / 2, i64::MAX / 2),
+        None if at < t0 => i64::MIN / 2,
+        None => i64::MAX / 2,
+    }
 }
 
-/// The table key of (bucket, band, cell): bucket in the high half (offset so that −1 is
-/// representable), band and cell in the low half.
+/// The table key of (bucket ≥ 0, band, cell): bucket in the high half, band and cell in the
+/// low half.
 fn key(bucket: i64, band: u32, cell: u32) -> u128 {
-    (u128::from(bucket.wrapping_add(1).cast_unsigned()) << 64) | (u128::from(band) << 32) | u128::from(cell)
+    (u128::from(bucket.cast_unsigned()) << 64) | (u128::from(band) << 32) | u128::from(cell)
 }
 
 /// A user's key in the user table.
