@@ -34,6 +34,11 @@
 //!   peak RSS), bytes per point in PostgreSQL beside a row-per-point table
 //!   shaped like Traccar's, OwnTracks live ingest through two `polo serve`
 //!   nodes, and the ten-year overview, each against the target.
+//! * `polo-bench encounters` — the encounter engine (`polo-encounters`) on
+//!   the synthetic co-location set of `algorithms.md` §2.3: the full join's
+//!   pairs, candidates per pair, points/s and peak RSS, the exposure
+//!   semi-join, and with `--postgis URL` PostGIS's `gist(geog, ts)`
+//!   self-join on the same points, end to end, with identical counts.
 //! * `polo-bench web` — the front-end performance check: the web app's map
 //!   explorer opened on ten years of a 5-million-point user in headless
 //!   Chromium: time to first map render, JS heap and the longest long task,
@@ -43,6 +48,7 @@
 //! Run with `cargo run --release -p polo-bench -- import` after
 //! `cargo build --release -p polo` (the bench finds `polo` beside itself).
 
+mod encounters;
 mod generate;
 mod geocode;
 mod life;
@@ -205,6 +211,30 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// The encounter engine on the synthetic co-location set, against PostGIS's best plan.
+    Encounters {
+        /// Points to generate (100 per user, one day).
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        /// Share of users who are index cases in the semi-join.
+        #[arg(long, default_value_t = 0.01)]
+        index_fraction: f64,
+        /// Worker threads (0: every core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// D, metres.
+        #[arg(long, default_value_t = 25.0)]
+        distance_m: f64,
+        /// T, seconds.
+        #[arg(long, default_value_t = 300)]
+        gap_s: i64,
+        /// The generator's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A PostgreSQL server with PostGIS to compare with (load, index and query, end to end).
+        #[arg(long)]
+        postgis: Option<String>,
+    },
     /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
     Web {
         /// Points of the generated user (within ten years).
@@ -243,6 +273,18 @@ fn main() -> anyhow::Result<()> {
         Command::Postgres { database_url, mb, ingest_seconds, scale, years, runs } => {
             let options = postgres::Options { database_url, mb, ingest_seconds, scale, years, runs };
             postgres::postgres(&work, &options)
+        }
+        Command::Encounters { points, index_fraction, threads, distance_m, gap_s, seed, postgis } => {
+            let options = encounters::Options {
+                points,
+                index_fraction,
+                threads,
+                max_distance_m: distance_m,
+                max_gap_ms: gap_s.saturating_mul(1000),
+                seed,
+                postgis,
+            };
+            encounters::encounters_bench(&options)
         }
         Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
     }
