@@ -697,7 +697,14 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
         (Some(true), Some("exposed"), Some(bob_id)), "{verified}");
     let key = get(addr, "/api/v1/exposure/public-key", None).json();
     assert_eq!(key["algorithm"], "Ed25519");
-    let tampered = body["code"].as_str().unwrap().replace("exposed", "clear");
+    // The same signature on a payload that says "clear" does not verify.
+    let tampered = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = body["code"].as_str().unwrap().split('.').collect();
+        let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap().replace("exposed", "clear");
+        format!("PX1.{}.{}", b64.encode(payload), parts[2])
+    };
     let forged = http(addr, "POST", "/api/v1/exposure/verify", &[("Content-Type", "application/json")],
         json!({"code": tampered}).to_string().as_bytes());
     assert_eq!(forged.json()["valid"], false, "{}", forged.body);

@@ -25,7 +25,8 @@
 //! several share a store; another takes over when it dies), and every
 //! [`POLL_INTERVAL`] or when poked (a case marked, settings changed) runs
 //! [`polo_exposure::batch::step`]. Statuses are refreshed and retention
-//! applied every [`REFRESH_INTERVAL`] and after a poke. Users whose status
+//! applied every [`REFRESH_INTERVAL`] and after a poke (retention also while
+//! the feature is off: turning it off does not keep data longer). Users whose status
 //! changed get an `exposure` event on their live stream. Every node, lease
 //! or not, reads the queue's depth and age from the store for `/metrics`,
 //! and its copy of the settings, so a change made through another node
@@ -207,6 +208,11 @@ fn turn(shared: &Shared, renewed: &mut Option<Instant>, refreshed: &mut Option<I
     if !settings.enabled {
         if renewed.take().is_some() {
             let _ = store.release_lease(LEASE, &shared.holder);
+        }
+        // Turned off, what was stored still ages out (deletes by age are idempotent: any node may).
+        if refreshed.is_none_or(|at| at.elapsed() >= REFRESH_INTERVAL) {
+            polo_exposure::retention::purge(store, &settings, polo_store::clock::now()).map_err(|e| e.to_string())?;
+            *refreshed = Some(Instant::now());
         }
         return Ok(false);
     }
