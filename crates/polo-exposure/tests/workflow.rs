@@ -1,6 +1,7 @@
-//! The workflow end to end on the embedded store, without HTTP: a case
-//! marked, the batch, rules, a decision, the signed status, late points,
-//! expiry, withdrawal and retention.
+//! The workflow end to end on a store, without HTTP: a case marked, the
+//! batch, rules, a decision, the signed status, late points, expiry,
+//! withdrawal and retention. In-memory SQLite, or PostgreSQL with
+//! `POLO_TEST_BACKEND=postgres` (`.ci/run` runs both).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,7 @@ use polo_exposure::settings::Settings;
 use polo_exposure::signing::{Signer, verify};
 use polo_exposure::{windows, workflow};
 use polo_store::{AuditQuery, Store, User};
-use polo_store_sqlite::SqliteStore;
+use polo_test_support::TestStore;
 
 const DAY: i64 = 86_400_000;
 const MINUTE: i64 = 60_000;
@@ -32,7 +33,7 @@ fn walk(store: &dyn Store, user: &User, start: i64, minutes: i64, lat: f64, lon:
 }
 
 struct World {
-    store: SqliteStore,
+    backend: TestStore,
     ha: User,
     carol: User,
     bob: User,
@@ -41,22 +42,23 @@ struct World {
 
 /// Carol (the case) and Bob share 30 minutes at a café on day D; Dave is 5 km away.
 fn world() -> World {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let backend = TestStore::new();
+    let store = &*backend.store;
     let ha = store.create_user("ha", "h", false).unwrap();
     let carol = store.create_user("carol", "h", false).unwrap();
     let bob = store.create_user("bob", "h", false).unwrap();
     let dave = store.create_user("dave", "h", false).unwrap();
     let cafe = (48.8566, 2.3522);
-    walk(&store, &carol, D + 10 * 60 * MINUTE, 30, cafe.0, cafe.1);
-    walk(&store, &bob, D + 10 * 60 * MINUTE, 30, cafe.0 + 0.0001, cafe.1);
-    walk(&store, &dave, D + 10 * 60 * MINUTE, 30, cafe.0 + 0.05, cafe.1);
-    World { store, ha, carol, bob, dave }
+    walk(store, &carol, D + 10 * 60 * MINUTE, 30, cafe.0, cafe.1);
+    walk(store, &bob, D + 10 * 60 * MINUTE, 30, cafe.0 + 0.0001, cafe.1);
+    walk(store, &dave, D + 10 * 60 * MINUTE, 30, cafe.0 + 0.05, cafe.1);
+    World { backend, ha, carol, bob, dave }
 }
 
 #[test]
 fn a_case_its_contacts_a_decision_and_the_signed_status() {
     let w = world();
-    let store: &dyn Store = &w.store;
+    let store: &dyn Store = &*w.backend.store;
     let settings = settings(false);
     let now = Timestamp(D + 3 * DAY);
     let signer = Signer::load_or_create(store, now).unwrap();
@@ -144,7 +146,7 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
 #[test]
 fn auto_apply_decides_at_once_and_says_so() {
     let w = world();
-    let store: &dyn Store = &w.store;
+    let store: &dyn Store = &*w.backend.store;
     let settings = settings(true);
     let now = Timestamp(D + 3 * DAY);
     let signer = Signer::load_or_create(store, now).unwrap();
@@ -159,7 +161,7 @@ fn auto_apply_decides_at_once_and_says_so() {
 #[test]
 fn windows_wait_for_the_watermark_and_cases_are_checked() {
     let w = world();
-    let store: &dyn Store = &w.store;
+    let store: &dyn Store = &*w.backend.store;
     let settings = Settings { completion_delay_hours: 6.0, ..settings(false) };
     let signer = Signer::load_or_create(store, Timestamp(D)).unwrap();
     let marked = Timestamp(D + DAY + 5 * 60 * MINUTE);
