@@ -616,15 +616,19 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     for name in ["carol", "bob", "dave", "hana"] {
         add_user(dir.path(), name);
     }
-    let mut admin =
-        polo(dir.path()).args(["user", "add", "root", "--admin", "--password-stdin"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut admin = polo(dir.path())
+        .args(["user", "add", "root", "--admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     admin.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     assert!(admin.wait().unwrap().success());
     let role = polo(dir.path()).args(["user", "role", "hana", "health-authority"]).output().unwrap();
     assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
     let listed = common::run_ok(polo(dir.path()).args(["user", "list", "--json"]));
     assert!(listed.contains("\"role\": \"health-authority\""), "{listed}");
-    let tokens: Vec<String> = ["carol", "bob", "dave"].iter().map(|u| format!("Bearer {}", token(dir.path(), u, "phone"))).collect();
+    let tokens: Vec<String> =
+        ["carol", "bob", "dave"].iter().map(|u| format!("Bearer {}", token(dir.path(), u, "phone"))).collect();
     let (carol, bob, dave) = (&tokens[0], &tokens[1], &tokens[2]);
     let server = serve(dir.path(), &[]);
     let addr = server.addr.as_str();
@@ -643,14 +647,20 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     // Off until the administrator turns it on: everyone is told so.
     let off = get(addr, "/api/v1/exposure/status", Some(&bob_basic));
     assert_eq!((off.status, off.json()["code"].as_str()), (404, Some("exposure_disabled")), "{}", off.body);
-    let on = send_json(addr, "PUT", "/api/v1/admin/exposure", &root, &json!({"enabled": true, "completion_delay_hours": 0}));
+    let on =
+        send_json(addr, "PUT", "/api/v1/admin/exposure", &root, &json!({"enabled": true, "completion_delay_hours": 0}));
     assert_eq!(on.status, 200, "{}", on.body);
 
     // Hana marks Carol: infectious from that day for two days.
     let from = polo_domain::Timestamp(day * 1000).to_string();
     let to = polo_domain::Timestamp((day + 2 * 86_400) * 1000).to_string();
-    let case = send_json(addr, "POST", "/api/v1/exposure/cases", &hana,
-        &json!({"user": "carol", "infectious_from": from, "infectious_to": to, "note": "PCR positive"}));
+    let case = send_json(
+        addr,
+        "POST",
+        "/api/v1/exposure/cases",
+        &hana,
+        &json!({"user": "carol", "infectious_from": from, "infectious_to": to, "note": "PCR positive"}),
+    );
     assert_eq!(case.status, 201, "{}", case.body);
     let case_id = case.json()["id"].as_str().unwrap().to_owned();
 
@@ -673,8 +683,13 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     // Hana approves; Bob's own live stream hears of it.
     let mut bob_live = EventStream::open(addr, "/api/v1/live", Some(&bob_basic));
     let mut dave_live = EventStream::open(addr, "/api/v1/live", Some(&basic("dave", PASSWORD)));
-    let decided = send_json(addr, "POST", &format!("/api/v1/exposure/proposals/{case_id}/bob/decision"), &hana,
-        &json!({"approve": true, "reason": "half an hour at the same table"}));
+    let decided = send_json(
+        addr,
+        "POST",
+        &format!("/api/v1/exposure/proposals/{case_id}/bob/decision"),
+        &hana,
+        &json!({"approve": true, "reason": "half an hour at the same table"}),
+    );
     assert_eq!(decided.status, 200, "{}", decided.body);
     assert_eq!(decided.json()["state"], "approved");
     assert!(next_event(&mut bob_live, "exposure", Duration::from_secs(10)).is_some(), "Bob is told");
@@ -686,15 +701,24 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     let etag = status.header("etag").unwrap().to_owned();
     let body = status.json();
     assert_eq!(body["status"], "exposed", "{body}");
-    let unchanged = http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob_basic), ("If-None-Match", &etag)], b"");
+    let unchanged =
+        http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob_basic), ("If-None-Match", &etag)], b"");
     assert_eq!(unchanged.status, 304, "{}", unchanged.body);
     let bob_id = get(addr, "/api/v1/me", Some(&bob_basic)).json()["user"]["id"].as_i64().unwrap();
-    let verified = http(addr, "POST", "/api/v1/exposure/verify", &[("Content-Type", "application/json")],
-        json!({"code": body["code"]}).to_string().as_bytes());
+    let verified = http(
+        addr,
+        "POST",
+        "/api/v1/exposure/verify",
+        &[("Content-Type", "application/json")],
+        json!({"code": body["code"]}).to_string().as_bytes(),
+    );
     assert_eq!(verified.status, 200, "{}", verified.body);
     let verified = verified.json();
-    assert_eq!((verified["valid"].as_bool(), verified["status"].as_str(), verified["subject"].as_i64()),
-        (Some(true), Some("exposed"), Some(bob_id)), "{verified}");
+    assert_eq!(
+        (verified["valid"].as_bool(), verified["status"].as_str(), verified["subject"].as_i64()),
+        (Some(true), Some("exposed"), Some(bob_id)),
+        "{verified}"
+    );
     let key = get(addr, "/api/v1/exposure/public-key", None).json();
     assert_eq!(key["algorithm"], "Ed25519");
     // The same signature on a payload that says "clear" does not verify.
@@ -705,15 +729,22 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
         let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap().replace("exposed", "clear");
         format!("PX1.{}.{}", b64.encode(payload), parts[2])
     };
-    let forged = http(addr, "POST", "/api/v1/exposure/verify", &[("Content-Type", "application/json")],
-        json!({"code": tampered}).to_string().as_bytes());
+    let forged = http(
+        addr,
+        "POST",
+        "/api/v1/exposure/verify",
+        &[("Content-Type", "application/json")],
+        json!({"code": tampered}).to_string().as_bytes(),
+    );
     assert_eq!(forged.json()["valid"], false, "{}", forged.body);
 
     // Dave sees his own clear status and nothing of anyone else.
     let dave_basic = basic("dave", PASSWORD);
     let dave_status = get(addr, "/api/v1/exposure/status", Some(&dave_basic)).json();
     assert_eq!(dave_status["status"], "clear", "{dave_status}");
-    for path in ["/api/v1/exposure/cases", contacts_path.as_str(), "/api/v1/exposure/proposals", "/api/v1/exposure/audit"] {
+    for path in
+        ["/api/v1/exposure/cases", contacts_path.as_str(), "/api/v1/exposure/proposals", "/api/v1/exposure/audit"]
+    {
         let r = get(addr, path, Some(&dave_basic));
         assert_eq!(r.status, 403, "{path}: {}", r.body);
         assert!(!r.body.contains("bob") && !r.body.contains("carol"), "{}", r.body);
@@ -721,7 +752,8 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
 
     // The audit log holds the decision: who, why, on which evidence.
     let audit = get(addr, "/api/v1/exposure/audit?user=bob", Some(&hana)).json();
-    let approve = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "exposure.proposal.approve").cloned();
+    let approve =
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "exposure.proposal.approve").cloned();
     let approve = approve.unwrap_or_else(|| panic!("no approval in {audit}"));
     assert_eq!(approve["actor"], "hana");
     assert_eq!(approve["detail"]["reason"], "half an hour at the same table");

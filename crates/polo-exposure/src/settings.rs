@@ -67,7 +67,13 @@ impl Default for Settings {
 enum Field {
     Flag(fn(&Settings) -> bool, fn(&mut Settings, bool)),
     /// A number in `min..=max`; `whole` for counts.
-    Number { get: fn(&Settings) -> f64, set: fn(&mut Settings, f64), min: f64, max: f64, whole: bool },
+    Number {
+        get: fn(&Settings) -> f64,
+        set: fn(&mut Settings, f64),
+        min: f64,
+        max: f64,
+        whole: bool,
+    },
 }
 
 /// One setting: its name (the key is [`PREFIX`] + name) and bounds.
@@ -299,11 +305,14 @@ mod tests {
     fn changes_are_checked_against_the_one_table() {
         let patch = serde_json::json!({"enabled": true, "min_minutes": 5, "retention_days": null});
         let got = changes(patch.as_object().unwrap()).unwrap();
-        assert_eq!(got, vec![
-            ("exposure.enabled".to_owned(), Some("true".to_owned())),
-            ("exposure.min_minutes".to_owned(), Some("5".to_owned())),
-            ("exposure.retention_days".to_owned(), None),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("exposure.enabled".to_owned(), Some("true".to_owned())),
+                ("exposure.min_minutes".to_owned(), Some("5".to_owned())),
+                ("exposure.retention_days".to_owned(), None),
+            ]
+        );
         for (patch, why) in [
             (serde_json::json!({"enabled": "yes"}), "enabled: must be true or false"),
             (serde_json::json!({"window_hours": 1.5}), "window_hours: must be a whole number from 1 to 168"),

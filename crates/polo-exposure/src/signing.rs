@@ -85,11 +85,8 @@ impl Signer {
         }
         // Read back: a node that stored one first wins.
         let record = store.record(KEY, "signing")?.ok_or_else(|| ExposureError::NotFound("signing key".to_owned()))?;
-        let corrupt = |why: &str| ExposureError::Corrupt {
-            kind: KEY.to_owned(),
-            key: "signing".to_owned(),
-            why: why.to_owned(),
-        };
+        let corrupt =
+            |why: &str| ExposureError::Corrupt { kind: KEY.to_owned(), key: "signing".to_owned(), why: why.to_owned() };
         let der = B64.decode(record.body.trim()).map_err(|_| corrupt("not base64url"))?;
         let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| corrupt("not an Ed25519 PKCS#8 key"))?;
         Ok(Self { pair })
@@ -147,7 +144,8 @@ mod tests {
         let again = Signer::load_or_create(&store, Timestamp(2)).unwrap();
         assert_eq!(signer.public_key(), again.public_key(), "made once, then read");
         assert_eq!(signer.public_key().len(), 32);
-        let claim = Claim { user: 7, status: Status::Exposed, valid_until: 1_700_000_000_000, issued: 1_699_000_000_000 };
+        let claim =
+            Claim { user: 7, status: Status::Exposed, valid_until: 1_700_000_000_000, issued: 1_699_000_000_000 };
         let code = signer.sign(&claim);
         assert!(code.starts_with("PX1.") && code.len() < 200, "{code}");
         assert_eq!(verify(signer.public_key(), &code), Ok(claim));

@@ -39,7 +39,13 @@ pub const MAX_INFECTIOUS_DAYS: i64 = 60;
 
 /// An audit-log write.
 #[must_use]
-pub fn audit(at: Timestamp, actor: &str, action: &str, subject: Option<i64>, detail: &serde_json::Value) -> RecordWrite {
+pub fn audit(
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    subject: Option<i64>,
+    detail: &serde_json::Value,
+) -> RecordWrite {
     RecordWrite::Audit(AuditEntry {
         id: 0,
         at,
@@ -83,9 +89,7 @@ pub fn mark_case(
     now: Timestamp,
 ) -> ExposureResult<Case> {
     if to <= from {
-        return Err(ExposureError::Invalid(format!(
-            "the infectious period must end after it starts ({from} to {to})"
-        )));
+        return Err(ExposureError::Invalid(format!("the infectious period must end after it starts ({from} to {to})")));
     }
     if to.0 - from.0 > MAX_INFECTIOUS_DAYS * crate::DAY_MS {
         return Err(ExposureError::Invalid(format!("the infectious period may be at most {MAX_INFECTIOUS_DAYS} days")));
@@ -106,9 +110,15 @@ pub fn mark_case(
     };
     store.write_records(&[
         put(CASE, id.clone(), Some(subject.id.0), to.0, &case),
-        audit(now, &actor.name, "exposure.case.mark", Some(subject.id.0), &json!({
-            "case": id, "infectious_from": from.to_string(), "infectious_to": to.to_string(), "note": note,
-        })),
+        audit(
+            now,
+            &actor.name,
+            "exposure.case.mark",
+            Some(subject.id.0),
+            &json!({
+                "case": id, "infectious_from": from.to_string(), "infectious_to": to.to_string(), "note": note,
+            }),
+        ),
     ])?;
     Ok(case)
 }
@@ -133,7 +143,8 @@ pub fn contacts_of(store: &dyn Store, case: &str) -> ExposureResult<Vec<Contact>
 /// # Errors
 /// Store failures, damaged records.
 pub fn proposals(store: &dyn Store, state: Option<ProposalState>) -> ExposureResult<Vec<Proposal>> {
-    let all: Vec<Proposal> = store.records(&RecordQuery::kind(PROPOSAL))?.iter().map(decode).collect::<Result<_, _>>()?;
+    let all: Vec<Proposal> =
+        store.records(&RecordQuery::kind(PROPOSAL))?.iter().map(decode).collect::<Result<_, _>>()?;
     Ok(all.into_iter().filter(|p| state.is_none_or(|s| p.state == s)).collect())
 }
 
@@ -161,16 +172,29 @@ pub fn withdraw_case(store: &dyn Store, actor: &User, id: &str, reason: &str, no
             dropped += 1;
         }
     }
-    writes.push(audit(now, &actor.name, "exposure.case.withdraw", Some(case.user), &json!({
-        "case": id, "reason": reason, "pending_proposals_dropped": dropped,
-    })));
+    writes.push(audit(
+        now,
+        &actor.name,
+        "exposure.case.withdraw",
+        Some(case.user),
+        &json!({
+            "case": id, "reason": reason, "pending_proposals_dropped": dropped,
+        }),
+    ));
     store.write_records(&writes)?;
     Ok(case)
 }
 
 /// The status row of `user` with a freshly signed code.
 #[must_use]
-pub fn status_row(signer: &Signer, user: i64, status: Status, since: i64, valid_until: i64, now: Timestamp) -> StatusRow {
+pub fn status_row(
+    signer: &Signer,
+    user: i64,
+    status: Status,
+    since: i64,
+    valid_until: i64,
+    now: Timestamp,
+) -> StatusRow {
     let code = signer.sign(&Claim { user, status, valid_until, issued: now.0 });
     StatusRow { user, status, since, valid_until, code, updated: now.0 }
 }
@@ -312,10 +336,16 @@ pub fn evaluate(
             }
             (Some(p), _) => {
                 writes.push(delete(PROPOSAL, key));
-                writes.push(audit(now, SYSTEM, "exposure.proposal.drop", Some(*contact), &json!({
-                    "case": case, "reason": "the evidence no longer meets the rules", "evidence": found,
-                    "was": p.evidence,
-                })));
+                writes.push(audit(
+                    now,
+                    SYSTEM,
+                    "exposure.proposal.drop",
+                    Some(*contact),
+                    &json!({
+                        "case": case, "reason": "the evidence no longer meets the rules", "evidence": found,
+                        "was": p.evidence,
+                    }),
+                ));
             }
             (None, Some(e)) if meets => {
                 let mut p = Proposal {
@@ -385,10 +415,16 @@ pub fn refresh_statuses(
             Some(row) if row.status == Status::Exposed && row.valid_until <= now.0 => {
                 groups.push(vec![
                     status_write(&clear()),
-                    audit(now, SYSTEM, "exposure.status.expire", Some(user.id.0), &json!({
-                        "was": row.status, "since": Timestamp(row.since).to_string(),
-                        "valid_until": Timestamp(row.valid_until).to_string(),
-                    })),
+                    audit(
+                        now,
+                        SYSTEM,
+                        "exposure.status.expire",
+                        Some(user.id.0),
+                        &json!({
+                            "was": row.status, "since": Timestamp(row.since).to_string(),
+                            "valid_until": Timestamp(row.valid_until).to_string(),
+                        }),
+                    ),
                 ]);
                 changed.push(user.id);
             }

@@ -85,8 +85,8 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
     let again = step(store, &signer, &settings, now, 100, false).unwrap();
     assert_eq!((again.windows, again.changed_pairs), (0, 0));
 
-    let decided = workflow::decide(store, &signer, &settings, &w.ha, &case.id, w.bob.id.0, true, "29 min indoors", now)
-        .unwrap();
+    let decided =
+        workflow::decide(store, &signer, &settings, &w.ha, &case.id, w.bob.id.0, true, "29 min indoors", now).unwrap();
     assert_eq!(decided.state, ProposalState::Approved);
     let row = workflow::status(store, w.bob.id).unwrap().unwrap();
     assert_eq!(row.status, Status::Exposed);
@@ -111,13 +111,16 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
     let late = step(store, &signer, &settings, Timestamp(now.0 + MINUTE), 100, false).unwrap();
     assert_eq!((late.planned.requeued, late.windows), (1, 1), "only day D is computed again: {late:?}");
     let contacts = workflow::contacts_of(store, &case.id).unwrap();
-    assert_eq!(contacts.iter().map(|c| (c.contact, c.minutes)).collect::<Vec<_>>(), [
-        (w.bob.id.0, 29),
-        (w.dave.id.0, 9)
-    ]);
+    assert_eq!(
+        contacts.iter().map(|c| (c.contact, c.minutes)).collect::<Vec<_>>(),
+        [(w.bob.id.0, 29), (w.dave.id.0, 9)]
+    );
     let after = store.records(&polo_store::RecordQuery::kind(polo_exposure::model::CONTACT)).unwrap();
     assert!(after.contains(&bob_before[0]), "Bob's contact is untouched: results change only where data changed");
-    assert!(workflow::proposals(store, Some(ProposalState::Pending)).unwrap().is_empty(), "9 minutes are under the rule");
+    assert!(
+        workflow::proposals(store, Some(ProposalState::Pending)).unwrap().is_empty(),
+        "9 minutes are under the rule"
+    );
     assert_eq!(windows::queue_stats(store).unwrap().depth, 0);
 
     // The status expires after its validity.

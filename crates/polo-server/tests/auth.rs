@@ -848,13 +848,15 @@ async fn exposure_routes_need_the_feature_and_the_health_authority_role() {
             assert!(r.body["message"].as_str().unwrap().contains("health-authority"), "{}", r.body);
         }
     }
-    let mark = json!({"user": "alice", "infectious_from": "2024-05-01T00:00:00Z", "infectious_to": "2024-05-03T00:00:00Z"});
+    let mark =
+        json!({"user": "alice", "infectious_from": "2024-05-01T00:00:00Z", "infectious_to": "2024-05-03T00:00:00Z"});
     let r = call(Method::POST, "/api/v1/exposure/cases", &alice, Some(mark.clone())).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     // With it: the authority marks a case; bad periods are explained.
     let r = call(Method::GET, "/api/v1/exposure/cases", &bob, None).await;
     assert_eq!((r.status, &r.body["cases"]), (StatusCode::OK, &json!([])), "{}", r.body);
-    let reversed = json!({"user": "alice", "infectious_from": "2024-05-03T00:00:00Z", "infectious_to": "2024-05-01T00:00:00Z"});
+    let reversed =
+        json!({"user": "alice", "infectious_from": "2024-05-03T00:00:00Z", "infectious_to": "2024-05-01T00:00:00Z"});
     let r = call(Method::POST, "/api/v1/exposure/cases", &bob, Some(reversed)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains("must end after it starts"), "{}", r.body);

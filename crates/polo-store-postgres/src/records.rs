@@ -33,13 +33,14 @@ pub(crate) fn user_roles(store: &PostgresStore) -> StoreResult<Vec<(UserId, Role
         let rows = c.query("SELECT id, role FROM users WHERE role IS NOT NULL ORDER BY id", &[]).db()?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     })?;
-    rows.into_iter().map(|(id, name)| Ok((UserId(id), role_from(Some(name))?.unwrap_or(Role::HealthAuthority)))).collect()
+    rows.into_iter()
+        .map(|(id, name)| Ok((UserId(id), role_from(Some(name))?.unwrap_or(Role::HealthAuthority))))
+        .collect()
 }
 
 pub(crate) fn user_role(store: &PostgresStore, user: UserId) -> StoreResult<Option<Role>> {
-    let name: Option<String> = store.read(|c| {
-        Ok(c.query_opt("SELECT role FROM users WHERE id = $1", &[&user.0]).db()?.and_then(|r| r.get(0)))
-    })?;
+    let name: Option<String> = store
+        .read(|c| Ok(c.query_opt("SELECT role FROM users WHERE id = $1", &[&user.0]).db()?.and_then(|r| r.get(0))))?;
     role_from(name)
 }
 
@@ -71,8 +72,7 @@ pub(crate) fn write_records(store: &PostgresStore, writes: &[RecordWrite]) -> St
                     tx.execute("DELETE FROM records WHERE kind = $1 AND key = $2", &[kind, key]).db()?;
                 }
                 RecordWrite::DeletePrefix { kind, prefix } => {
-                    tx.execute("DELETE FROM records WHERE kind = $1 AND starts_with(key, $2)", &[kind, prefix])
-                        .db()?;
+                    tx.execute("DELETE FROM records WHERE kind = $1 AND starts_with(key, $2)", &[kind, prefix]).db()?;
                 }
                 RecordWrite::DeleteBefore { kind, before } => {
                     tx.execute("DELETE FROM records WHERE kind = $1 AND at_ms < $2", &[kind, &before.0]).db()?;
@@ -106,9 +106,10 @@ fn record_from_row(r: &Row) -> Record {
 pub(crate) fn record(store: &PostgresStore, kind: &str, key: &str) -> StoreResult<Option<Record>> {
     store.read(|c| {
         let row = c
-            .query_opt("SELECT kind, key, user_id, at_ms, body FROM records WHERE kind = $1 AND key = $2", &[
-                &kind, &key,
-            ])
+            .query_opt(
+                "SELECT kind, key, user_id, at_ms, body FROM records WHERE kind = $1 AND key = $2",
+                &[&kind, &key],
+            )
             .db()?;
         Ok(row.as_ref().map(record_from_row))
     })

@@ -29,7 +29,9 @@ pub(crate) fn user_roles(store: &SqliteStore) -> StoreResult<Vec<(UserId, Role)>
         let mut stmt = c.prepare_cached("SELECT id, role FROM users WHERE role IS NOT NULL ORDER BY id").db()?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?.collect::<rusqlite::Result<Vec<_>>>().db()
     })?;
-    rows.into_iter().map(|(id, name)| Ok((UserId(id), role_from(Some(name))?.unwrap_or(Role::HealthAuthority)))).collect()
+    rows.into_iter()
+        .map(|(id, name)| Ok((UserId(id), role_from(Some(name))?.unwrap_or(Role::HealthAuthority))))
+        .collect()
 }
 
 pub(crate) fn user_role(store: &SqliteStore, user: UserId) -> StoreResult<Option<Role>> {

@@ -194,7 +194,10 @@ pub const ALL: &[(&str, Test)] = &[
 
 /// Runs every test, each on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
-    for (name, test) in ALL.iter().chain(crate::conformance_sharing::ALL).chain(crate::conformance_nodes::ALL)
+    for (name, test) in ALL
+        .iter()
+        .chain(crate::conformance_sharing::ALL)
+        .chain(crate::conformance_nodes::ALL)
         .chain(crate::conformance_records::ALL)
     {
         eprintln!("conformance: {name}");

@@ -47,8 +47,8 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
-pub use records::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role};
 pub use nodes::{FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription};
+pub use records::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role};
 pub use replication::{
     ApplyOutcome, Checkpoint, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, ReplicatedChange, ReplicationToken,
     Version,

@@ -138,7 +138,9 @@ impl RecordQuery {
     /// Whether `record` matches (what backends must implement).
     #[must_use]
     pub fn matches(&self, record: &Record) -> bool {
-        record.kind == self.kind && record.key.starts_with(&self.prefix) && self.user.is_none_or(|u| record.user == Some(u))
+        record.kind == self.kind
+            && record.key.starts_with(&self.prefix)
+            && self.user.is_none_or(|u| record.user == Some(u))
     }
 }
 

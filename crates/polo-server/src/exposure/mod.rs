@@ -199,7 +199,12 @@ fn signer(shared: &Shared) -> Result<Arc<Signer>, ExposureError> {
 }
 
 /// One turn of the worker: `Ok(true)` when it ran a step that did something.
-fn turn(shared: &Shared, renewed: &mut Option<Instant>, refreshed: &mut Option<Instant>, poked: bool) -> Result<bool, String> {
+fn turn(
+    shared: &Shared,
+    renewed: &mut Option<Instant>,
+    refreshed: &mut Option<Instant>,
+    poked: bool,
+) -> Result<bool, String> {
     let store = &*shared.store;
     let settings = read_settings(store).map_err(|e| e.to_string())?;
     *shared.settings.write().unwrap_or_else(PoisonError::into_inner) = settings;
@@ -278,10 +283,8 @@ fn run(shared: &Shared) {
             continue; // a backlog of windows
         }
         let guard = shared.poked.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut guard, _) = shared
-            .wake
-            .wait_timeout_while(guard, POLL_INTERVAL, |p| !*p)
-            .unwrap_or_else(PoisonError::into_inner);
+        let (mut guard, _) =
+            shared.wake.wait_timeout_while(guard, POLL_INTERVAL, |p| !*p).unwrap_or_else(PoisonError::into_inner);
         poked = std::mem::take(&mut *guard);
     }
     if renewed.is_some() {

@@ -22,7 +22,9 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{AdminCaller, Caller};
-use crate::error::{AdminForbidden, ApiError, AuthErrors, AuthorityErrors, BadRequest, Conflict, JsonBodyErrors, NotFound};
+use crate::error::{
+    AdminForbidden, ApiError, AuthErrors, AuthorityErrors, BadRequest, Conflict, JsonBodyErrors, NotFound,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -90,7 +92,10 @@ fn settings_view(settings: &Settings) -> Json<SettingsView> {
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = SettingsView), AdminForbidden, AuthErrors)
 )]
-async fn get_settings(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> ApiResult<Json<SettingsView>> {
+async fn get_settings(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> ApiResult<Json<SettingsView>> {
     let exposure = state.exposure.clone();
     let settings = blocking(move || Ok(exposure.reload()?)).await?;
     Ok(settings_view(&settings))
@@ -122,7 +127,13 @@ async fn put_settings(
             store.set_instance_setting(key, value.as_deref())?;
         }
         let detail = serde_json::Value::Object(patch_to_detail(&changes));
-        store.write_records(&[workflow::audit(polo_store::clock::now(), &name, "exposure.settings.change", None, &detail)])?;
+        store.write_records(&[workflow::audit(
+            polo_store::clock::now(),
+            &name,
+            "exposure.settings.change",
+            None,
+            &detail,
+        )])?;
         Ok(exposure.reload()?)
     })
     .await?;
@@ -130,7 +141,10 @@ async fn put_settings(
 }
 
 fn patch_to_detail(changes: &[(String, Option<String>)]) -> serde_json::Map<String, serde_json::Value> {
-    changes.iter().map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect()
+    changes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String)))
+        .collect()
 }
 
 /// `PUT /api/v1/users/{name}/role`'s body.
@@ -182,10 +196,17 @@ async fn set_role(
     let store = state.store.clone();
     let actor = admin.user.name.clone();
     blocking(move || {
-        let user = store.user_by_name(&name)?.ok_or_else(|| ApiError::not_found(format!("there is no user {name:?}")))?;
+        let user =
+            store.user_by_name(&name)?.ok_or_else(|| ApiError::not_found(format!("there is no user {name:?}")))?;
         store.set_user_role(user.id, role)?;
         let detail = serde_json::json!({"user": name, "role": role.map(Role::name)});
-        store.write_records(&[workflow::audit(polo_store::clock::now(), &actor, "role.set", Some(user.id.0), &detail)])?;
+        store.write_records(&[workflow::audit(
+            polo_store::clock::now(),
+            &actor,
+            "role.set",
+            Some(user.id.0),
+            &detail,
+        )])?;
         Ok(Json(RoleView { user: user.name, role: role.map(Role::name) }))
     })
     .await
@@ -313,7 +334,8 @@ async fn mark_case(
     let (store, exposure) = (state.store.clone(), state.exposure.clone());
     let view = blocking(move || {
         let subject = user_named(&*store, &body.user)?;
-        let case = workflow::mark_case(&*store, &authority.user, &subject, from, to, &body.note, polo_store::clock::now())?;
+        let case =
+            workflow::mark_case(&*store, &authority.user, &subject, from, to, &body.note, polo_store::clock::now())?;
         Ok(case_view(&case, &names(&*store)?))
     })
     .await?;
@@ -360,7 +382,8 @@ async fn withdraw_case(
     reason(&body.reason)?;
     let (store, exposure) = (state.store.clone(), state.exposure.clone());
     let view = blocking(move || {
-        let case = workflow::withdraw_case(&*store, &authority.user, &id, reason(&body.reason)?, polo_store::clock::now())?;
+        let case =
+            workflow::withdraw_case(&*store, &authority.user, &id, reason(&body.reason)?, polo_store::clock::now())?;
         Ok(case_view(&case, &names(&*store)?))
     })
     .await?;

@@ -153,7 +153,10 @@ pub(crate) struct VerifyView {
         (status = 404, description = "`exposure_disabled`: exposure checks are off on this instance", body = crate::error::ErrorBody),
     )
 )]
-async fn verify(State(state): State<AppState>, body: Result<Json<VerifyBody>, JsonRejection>) -> ApiResult<Json<VerifyView>> {
+async fn verify(
+    State(state): State<AppState>,
+    body: Result<Json<VerifyBody>, JsonRejection>,
+) -> ApiResult<Json<VerifyView>> {
     let Json(body) = body?;
     state.exposure.enabled()?;
     if body.code.len() > 1024 {
