@@ -1,9 +1,10 @@
 //! The batch: computes a queued window's contacts, and [`step`], one run of
 //! the whole workflow as the server's worker takes it.
 //!
-//! A window's computation reads every user's points in the window (one
-//! `scan_points` per user), then for each active case whose infectious
-//! period overlaps the window runs `polo_encounters::exposures` with the
+//! A window's computation reads the points of the active cases whose
+//! infectious period overlaps the window, and when any of them has points
+//! there, every user's points in the window (one `scan_points` per user);
+//! then for each of those cases it runs `polo_encounters::exposures` with the
 //! case's points in the infectious period as the index and everyone else's
 //! points streamed past them (the semi-join: only the case's points are
 //! indexed). One run per case keeps each case's contacts exact when two
@@ -38,17 +39,14 @@ pub struct Computed {
     pub changed: BTreeSet<(String, i64)>,
 }
 
-/// Every user's points in `[from, to)`.
-fn samples(store: &dyn Store, from: i64, to: i64) -> ExposureResult<Vec<Sample>> {
-    let mut out = Vec::new();
-    for user in store.list_users()? {
-        let query = PointQuery { user: user.id, device: None, from: Some(Timestamp(from)), to: Some(Timestamp(to)) };
-        store.scan_points(&query, &mut |p| {
-            out.push(Sample { user: user.id, at: p.fix.time, coord: p.fix.coord });
-            ControlFlow::Continue(())
-        })?;
-    }
-    Ok(out)
+/// `user`'s points in `[from, to)`, appended to `out`.
+fn user_samples(store: &dyn Store, user: UserId, from: i64, to: i64, out: &mut Vec<Sample>) -> ExposureResult<()> {
+    let query = PointQuery { user, device: None, from: Some(Timestamp(from)), to: Some(Timestamp(to)) };
+    store.scan_points(&query, &mut |p| {
+        out.push(Sample { user, at: p.fix.time, coord: p.fix.coord });
+        ControlFlow::Continue(())
+    })?;
+    Ok(())
 }
 
 /// Computes the window starting at `start` (see the module documentation).
@@ -67,22 +65,28 @@ pub fn compute_window(store: &dyn Store, settings: &Settings, start: i64, now: T
         .collect::<Result<_, _>>()?;
     let mut found: BTreeMap<String, Contact> = BTreeMap::new();
     let mut computed = Computed::default();
-    if !cases.is_empty() {
-        let all = samples(store, start, end)?;
-        computed.points = all.len() as u64;
-        for case in &cases {
-            let (from, to) = (case.infectious_from.max(start), case.infectious_to.min(end));
-            let index: Vec<Sample> = all
-                .iter()
-                .filter(|s| s.user.0 == case.user && (from..to).contains(&s.at.0))
-                .map(|s| Sample { user: s.user, at: s.at, coord: s.coord })
-                .collect();
+    // The cases' own points first: a window in which no case has a point reads nobody else's.
+    let mut indexes = Vec::with_capacity(cases.len());
+    for case in &cases {
+        let (from, to) = (case.infectious_from.max(start), case.infectious_to.min(end));
+        let mut index = Vec::new();
+        user_samples(store, UserId(case.user), from, to, &mut index)?;
+        computed.points += index.len() as u64;
+        indexes.push(index);
+    }
+    if indexes.iter().any(|index| !index.is_empty()) {
+        let mut all = Vec::new();
+        for user in store.list_users()? {
+            user_samples(store, user.id, start, end, &mut all)?;
+        }
+        computed.points += all.len() as u64;
+        for (case, index) in cases.iter().zip(&indexes) {
             if index.is_empty() {
                 continue;
             }
             let others =
                 all.iter().filter(|s| s.user.0 != case.user).map(|s| Sample { user: s.user, at: s.at, coord: s.coord });
-            for e in exposures(&index, others, &params) {
+            for e in exposures(index, others, &params) {
                 let contact = if e.user_a.0 == case.user { e.user_b } else { e.user_a };
                 let c = Contact {
                     case: case.id.clone(),

@@ -79,7 +79,8 @@ pub(crate) struct UserView {
     /// When the account was created (RFC 3339, UTC).
     #[schema(example = "2024-05-01T12:00:00Z")]
     created: String,
-    /// A role besides administrator: `health-authority`, or `null`. Set in the user list and `/api/v1/me`.
+    /// A role besides administrator: `health-authority`, or `null`. Set in the user list, at login and
+    /// in `/api/v1/me`.
     #[schema(example = "health-authority")]
     role: Option<&'static str>,
 }
@@ -281,7 +282,10 @@ async fn login(
     let Json(body) = body?;
     let session = state.auth.login(&body.username, &body.password, client.ip).await?;
     let cookie = state.auth.session_set_cookie(&session.cookie_value, &client);
-    let body = Json(LoginReply { user: UserView::from(&session.user), csrf_token: session.csrf_token });
+    let (store, id) = (state.store.clone(), session.user.id);
+    let role = blocking(move || Ok(store.user_role(id)?)).await?;
+    let user = UserView { role: role.map(polo_store::Role::name), ..UserView::from(&session.user) };
+    let body = Json(LoginReply { user, csrf_token: session.csrf_token });
     Ok(([(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], body)
         .into_response())
 }

@@ -839,6 +839,11 @@ async fn exposure_routes_need_the_feature_and_the_health_authority_role() {
     let roles: Vec<(&str, &Value)> =
         users.body["users"].as_array().unwrap().iter().map(|u| (u["name"].as_str().unwrap(), &u["role"])).collect();
     assert!(roles.contains(&("bob", &json!("health-authority"))) && roles.contains(&("alice", &Value::Null)));
+    // The web app learns it at login and from /api/v1/me.
+    let login =
+        app.call(Method::POST, "/api/v1/session", &[], Some(json!({"username": "bob", "password": BOB_PW}))).await;
+    assert_eq!(login.body["user"]["role"], "health-authority", "{}", login.body);
+    assert_eq!(call(Method::GET, "/api/v1/me", &bob, None).await.body["user"]["role"], "health-authority");
 
     // Without the role: 403, the administrator included.
     for who in [&alice, &root] {
