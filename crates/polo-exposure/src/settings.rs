@@ -137,6 +137,16 @@ impl Setting {
         Some(())
     }
 
+    /// What values it takes: `None` for a flag (true or false), else a
+    /// number's bounds and whether it must be whole.
+    #[must_use]
+    pub fn number_bounds(&self) -> Option<(f64, f64, bool)> {
+        match self.field {
+            Field::Flag(..) => None,
+            Field::Number { min, max, whole, .. } => Some((min, max, whole)),
+        }
+    }
+
     /// The setting's value in `settings`, as JSON.
     #[must_use]
     pub fn value(&self, settings: &Settings) -> serde_json::Value {

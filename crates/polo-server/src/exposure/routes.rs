@@ -84,6 +84,36 @@ fn settings_view(settings: &Settings) -> Json<SettingsView> {
     Json(SettingsView { settings: settings.to_json(), defaults: Settings::default().to_json() })
 }
 
+/// `PUT /api/v1/admin/exposure`'s body: any of the settings by name, `null` for the default. Written
+/// by hand from `polo_exposure::settings::SETTINGS`, so the document states each setting's type and
+/// bounds from the one place they are defined.
+struct SettingsPatch;
+
+impl utoipa::PartialSchema for SettingsPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let mut object = ObjectBuilder::new()
+            .description(Some("The settings to change, by name; `null` returns one to its default"))
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+        for setting in settings::SETTINGS {
+            let value = match setting.number_bounds() {
+                None => ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Boolean, Type::Null])),
+                Some((min, max, whole)) => {
+                    let kind = if whole { Type::Integer } else { Type::Number };
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([kind, Type::Null]))
+                        .minimum(Some(min))
+                        .maximum(Some(max))
+                }
+            };
+            object = object.property(setting.name, value);
+        }
+        object.into()
+    }
+}
+
+impl ToSchema for SettingsPatch {}
+
 /// The exposure settings (admins only).
 #[utoipa::path(
     get,
@@ -108,7 +138,7 @@ async fn get_settings(
     path = "/api/v1/admin/exposure",
     tag = "exposure",
     security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
-    request_body(content = Object, description = "Settings by name, e.g. `{\"enabled\": true, \"min_minutes\": 15}`"),
+    request_body = SettingsPatch,
     responses((status = 200, body = SettingsView), JsonBodyErrors, AdminForbidden, AuthErrors)
 )]
 async fn put_settings(
