@@ -45,7 +45,10 @@ fn the_document_and_the_docs_page_are_served_by_polo() {
         assert!(spec["components"]["securitySchemes"][scheme].is_object(), "no {scheme} scheme");
     }
     let codes = &spec["components"]["schemas"]["ErrorCode"]["enum"];
-    assert!(codes.as_array().is_some_and(|c| c.len() == 11 && c.contains(&Value::from("share_not_found"))), "{codes}");
+    assert!(
+        codes.as_array().is_some_and(|c| c.len() == 12 && c.contains(&Value::from("exposure_disabled"))),
+        "{codes}"
+    );
 
     // `/api/docs` redirects to the page; the page loads only same-origin assets, under the CSP.
     let redirect = http(&server.addr, "GET", "/api/docs", &[], b"");

@@ -32,7 +32,10 @@
 //! and its copy of the settings, so a change made through another node
 //! reaches it within a poll.
 
-mod routes;
+mod admin;
+mod authority;
+mod cases;
+mod decisions;
 mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -293,5 +296,5 @@ fn run(shared: &Shared) {
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    routes::routes().merge(status::routes())
+    admin::routes().merge(cases::routes()).merge(decisions::routes()).merge(status::routes())
 }
