@@ -181,6 +181,10 @@ export interface Trip {
   main_mode: Mode;
   origin_place?: number;
   destination_place?: number;
+  /** The name of the visit it left from, also when that visit is at no place. */
+  origin_title?: string;
+  /** The name of the visit it arrived at. */
+  destination_title?: string;
   entries: Entry[];
 }
 

@@ -1,7 +1,8 @@
 // Unit tests of the app's non-trivial logic: decoding the server's map
 // overview, cutting a day's track by its entries, speeds, formatting.
 import { describe, expect, it } from "vitest";
-import type { Entry, MapOverview } from "../src/api";
+import type { Entry, MapOverview, Trip } from "../src/api";
+import { tripTitle } from "../src/trip-title";
 import { addDays, clockTime, dateAt, dateTime, formatBattery, formatDistance, formatDuration, isDate, timeRange } from "../src/format";
 import { boundsOf, colourByEntries, decodeOverview, haversine, needsDetail, speedSeries } from "../src/track";
 import { heatColour } from "../src/map/heat";
@@ -175,5 +176,33 @@ describe("map explorer detail", () => {
     expect(needsDetail(coarse, 11)).toBe(true);
     expect(needsDetail({ ...coarse, level: 0, zoom: 18 }, 19)).toBe(false);
     expect(needsDetail({ level: 0, zoom: 18, thinned: true, truncated: false }, 19)).toBe(true);
+  });
+});
+
+describe("tripTitle", () => {
+  const trip = (ends: Partial<Trip>): Trip => ({
+    device: "phone",
+    start: "2024-05-21T07:00:00Z",
+    utc_offset_minutes: 120,
+    end: "2024-05-21T07:30:00Z",
+    duration_s: 1800,
+    distance_m: 2000,
+    mean_speed_mps: 1.1,
+    max_speed_mps: 2,
+    main_mode: "walk",
+    entries: [],
+    ...ends,
+  });
+  const names = new Map([[1, "Home"], [2, "Office"]]);
+
+  it("names both ends by their places, or as the day view names a visit at no place", () => {
+    expect(tripTitle(trip({ origin_place: 1, destination_place: 2, origin_title: "x", destination_title: "y" }), names)).toBe("Home → Office");
+    expect(tripTitle(trip({ origin_place: 1, origin_title: "Home", destination_title: "Near Ismaning" }), names)).toBe("Home → Near Ismaning");
+  });
+
+  it("never shows a question mark for an end a recording gap hides", () => {
+    expect(tripTitle(trip({ origin_place: 1 }), names)).toBe("From Home");
+    expect(tripTitle(trip({ destination_title: "Near Ismaning" }), names)).toBe("To Near Ismaning");
+    expect(tripTitle(trip({}), names)).toMatch(/^Walking, /);
   });
 });

@@ -234,6 +234,9 @@ enum Command {
         /// A PostgreSQL server with PostGIS to compare with (load, index and query, end to end).
         #[arg(long)]
         postgis: Option<String>,
+        /// Timed runs of each polo part (the best is quoted).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
     Web {
@@ -274,7 +277,7 @@ fn main() -> anyhow::Result<()> {
             let options = postgres::Options { database_url, mb, ingest_seconds, scale, years, runs };
             postgres::postgres(&work, &options)
         }
-        Command::Encounters { points, index_fraction, threads, distance_m, gap_s, seed, postgis } => {
+        Command::Encounters { points, index_fraction, threads, distance_m, gap_s, seed, postgis, runs } => {
             let options = encounters::Options {
                 points,
                 index_fraction,
@@ -283,6 +286,7 @@ fn main() -> anyhow::Result<()> {
                 max_gap_ms: gap_s.saturating_mul(1000),
                 seed,
                 postgis,
+                runs,
             };
             encounters::encounters_bench(&options)
         }

@@ -219,6 +219,15 @@ fn points_without_offsets_are_shown_in_the_local_time_of_their_place() {
     assert_eq!(in_trips, local_clock(&leg["start"], &leg["utc_offset_minutes"]));
     assert!(in_trips.starts_with("07:3"), "leaves at {in_trips} local: {trip}");
     assert_eq!(trip["end_utc_offset_minutes"], 120, "{trip}");
+    // Both ends are named as the day view names their visits, place or not.
+    let stays: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "stay").collect();
+    let (start, end) = (trip["start"].as_str().unwrap(), trip["end"].as_str().unwrap());
+    let origin = stays.iter().rev().find(|e| e["end"].as_str().unwrap() <= start).expect("the visit before the trip");
+    let destination = stays.iter().find(|e| e["start"].as_str().unwrap() >= end).expect("the visit after the trip");
+    for (key, visit) in [("origin_title", origin), ("destination_title", destination)] {
+        assert!(trip[key].as_str().is_some_and(|t| !t.is_empty()), "{key}: {trip}");
+        assert_eq!(trip[key], visit["title"], "{key}: {trip} {visit}");
+    }
 
     // Places carry the offsets of their first and last visits.
     let places = client.ok("GET", "/api/v1/places", None);

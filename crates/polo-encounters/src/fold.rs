@@ -5,7 +5,8 @@
 //! encounter; a longer silence starts a new one. (Single linkage with gap T
 //! over the pairs' time spans, each span running from the earlier to the later
 //! of its two points.) The result does not depend on the order pairs were
-//! found in, so every thread count gives the same encounters.
+//! found in, so every thread count gives the same encounters: the pairs are
+//! sorted completely (ties on time broken by distance and position) first.
 
 use polo_domain::Timestamp;
 
@@ -27,6 +28,7 @@ pub fn fold_encounters(pairs: &[PointPair], max_gap_ms: i64) -> Vec<Encounter> {
                 start: a.at.0.min(b.at.0),
                 end: a.at.0.max(b.at.0),
                 distance_m: p.distance_m,
+                place: a.coord,
             }
         })
         .collect();
@@ -35,7 +37,10 @@ pub fn fold_encounters(pairs: &[PointPair], max_gap_ms: i64) -> Vec<Encounter> {
 
 /// Folds spans into encounters.
 pub(crate) fn fold(mut spans: Vec<Span>, max_gap_ms: i64) -> Vec<Encounter> {
-    spans.sort_unstable_by_key(|s| (s.user_a, s.user_b, s.start, s.end));
+    // Distances are never negative, so their bits sort as they do.
+    spans.sort_unstable_by_key(|s| {
+        (s.user_a, s.user_b, s.start, s.end, s.distance_m.to_bits(), s.place.lat_e7, s.place.lon_e7)
+    });
     let mut out: Vec<Encounter> = Vec::new();
     let mut open: Option<Encounter> = None;
     for span in spans {
@@ -43,7 +48,10 @@ pub(crate) fn fold(mut spans: Vec<Span>, max_gap_ms: i64) -> Vec<Encounter> {
             let same = e.user_a == span.user_a && e.user_b == span.user_b;
             if same && span.start.saturating_sub(e.last.0) <= max_gap_ms {
                 e.last = Timestamp(e.last.0.max(span.end));
-                e.min_distance_m = e.min_distance_m.min(span.distance_m);
+                if span.distance_m < e.min_distance_m {
+                    e.min_distance_m = span.distance_m;
+                    e.place = span.place;
+                }
                 e.pairs += 1;
                 continue;
             }
@@ -55,6 +63,7 @@ pub(crate) fn fold(mut spans: Vec<Span>, max_gap_ms: i64) -> Vec<Encounter> {
             first: Timestamp(span.start),
             last: Timestamp(span.end),
             min_distance_m: span.distance_m,
+            place: span.place,
             pairs: 1,
             minutes: 0,
         });
@@ -79,14 +88,16 @@ pub(crate) fn minutes(first: Timestamp, last: Timestamp) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polo_domain::UserId;
+    use polo_domain::{Coord, UserId};
 
     fn order(e: &Encounter) -> (UserId, UserId, Timestamp, Timestamp) {
         (e.user_a, e.user_b, e.first, e.last)
     }
 
     fn span(a: i64, b: i64, start: i64, end: i64, d: f64) -> Span {
-        Span { user_a: UserId(a), user_b: UserId(b), start, end, distance_m: d }
+        #[allow(clippy::cast_possible_truncation)]
+        let place = Coord { lat_e7: (d * 1e6) as i32, lon_e7: 1 };
+        Span { user_a: UserId(a), user_b: UserId(b), start, end, distance_m: d, place }
     }
 
     #[test]

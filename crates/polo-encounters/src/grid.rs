@@ -10,8 +10,7 @@
 //! `hav d = hav Δφ + cos φ₁ cos φ₂ hav Δλ`). So cells widen towards the poles
 //! by `1 / cos φ` at the polar edge, and a partner in the same band is at most
 //! one cell away, counted around the ±180° meridian. Where that bound would
-//! exceed a third of the circle (within a few D of a pole) the whole band is
-//! one cell. For two neighbouring bands the bound is the wider of their two
+//! exceed a third of the circle (next to a pole) the whole band is one cell. For two neighbouring bands the bound is the wider of their two
 //! cell widths (the pair's polar edge is the more polar band's), and the
 //! cells to look at are computed from the cell's extent, wrapping at ±180°.
 //!
@@ -19,7 +18,9 @@
 //! groups from pole to pole, each a few kilometres high for D = 25 m) from
 //! the group's polar edge, so the grid is one small table for the whole globe
 //! whatever the data, at the price of cells a fraction of a per mille wider
-//! than needed away from the poles.
+//! than needed away from the poles, and of one cell per band in the group
+//! that holds a pole (about 4 km of latitude for D = 25 m): correct there,
+//! only slower, where few people live.
 //!
 //! Coordinates are E7 integers, so a point's band and cell are exact integer
 //! divisions, and every bound carries a margin far above floating-point
@@ -117,11 +118,13 @@ impl Grid {
 
     /// The cell of a longitude in band `b`.
     pub fn cell(&self, b: u32, lon_e7: i32) -> u32 {
-        let cells = i64::from(self.cells(b));
-        // 0..cells, a u32.
+        let cells = self.cells(b);
+        let lon = i64::from(lon_e7.clamp(-1_800_000_000, 1_800_000_000)) + 1_800_000_000;
+        // 0..=cells, a u32 (division by a constant: a multiply).
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let cell = ((i64::from(lon_e7) + 1_800_000_000) * cells / CIRCLE_E7).rem_euclid(cells) as u32;
-        cell
+        let cell = (lon * i64::from(cells) / CIRCLE_E7) as u32;
+        // +180° is −180°.
+        if cell == cells { 0 } else { cell }
     }
 
     /// The band and cell of a coordinate.

@@ -6,11 +6,12 @@
 //!    next bucket as a read-only halo: a pair is at most one bucket apart,
 //!    and the earlier point's slab finds it.
 //! 3. Per slab, each point gets a packed key (bucket, band, cell), the keys
-//!    are sorted and runs of equal keys found. Each run meets itself and,
-//!    through binary searches over the run keys, the cells of its
-//!    half-neighbourhood: later cells of its own band and bucket, the band
-//!    to the north in its bucket, and the three bands of the next bucket. The
-//!    other half meets it from the other side, so each pair is seen once.
+//!    are sorted (one bucket at a time) and runs of equal keys found. Each
+//!    run meets itself and the cells of its half-neighbourhood, found by
+//!    galloping from a cursor per kind of neighbour: later cells of its own
+//!    band and bucket, the band to the north in its bucket, and the three
+//!    bands of the next bucket. The other half meets it from the other side,
+//!    so each pair is seen once.
 //! 4. Candidates are refined in order of cost: same user, time, a haversine
 //!    bound without the arcsine, then the exact distance.
 
@@ -71,10 +72,13 @@ impl Pt {
     }
 }
 
-/// The time bucket of every sample, counted from the earliest.
+/// The samples in time-bucket order (buckets T wide, counted from the earliest).
 struct Buckets {
-    /// (bucket, sample index), ordered by bucket.
-    order: Vec<(u64, u32)>,
+    /// Sample indexes, ordered by bucket.
+    order: Vec<u32>,
+    /// Each non-empty bucket and where its samples start in `order`, then a
+    /// sentinel `(u64::MAX, order.len())`.
+    starts: Vec<(u64, usize)>,
 }
 
 /// Buckets per point up to which the order is made by counting rather than sorting.
@@ -88,10 +92,17 @@ impl Buckets {
         // The span fits a u64 (the difference of two i64); buckets are at most that.
         let span = t1.abs_diff(t0) / width + 1;
         let bucket = |s: &Sample| s.at.0.abs_diff(t0) / width;
+        let mut starts = Vec::new();
         if span > COUNTING_SPAN_PER_POINT * samples.len() as u64 {
-            let mut order: Vec<(u64, u32)> = samples.iter().zip(0u32..).map(|(s, i)| (bucket(s), i)).collect();
-            order.sort_unstable();
-            return Self { order };
+            let mut pairs: Vec<(u64, u32)> = samples.iter().zip(0u32..).map(|(s, i)| (bucket(s), i)).collect();
+            pairs.sort_unstable();
+            for (n, &(b, _)) in pairs.iter().enumerate() {
+                if starts.last().is_none_or(|&(last, _)| last != b) {
+                    starts.push((b, n));
+                }
+            }
+            starts.push((u64::MAX, pairs.len()));
+            return Self { order: pairs.into_iter().map(|p| p.1).collect(), starts };
         }
         // A counting sort: one pass to count per bucket, one to place.
         #[allow(clippy::cast_possible_truncation)]
@@ -102,37 +113,41 @@ impl Buckets {
             next[b + 1] += 1;
         }
         for b in 1..next.len() {
+            if next[b] > 0 {
+                starts.push(((b - 1) as u64, next[b - 1] as usize));
+            }
             next[b] += next[b - 1];
         }
-        let mut order = vec![(0u64, 0u32); samples.len()];
+        starts.push((u64::MAX, samples.len()));
+        let mut order = vec![0u32; samples.len()];
         for (s, i) in samples.iter().zip(0u32..) {
-            let b = bucket(s);
             #[allow(clippy::cast_possible_truncation)]
-            let slot = &mut next[b as usize];
-            order[*slot as usize] = (b, i);
+            let slot = &mut next[bucket(s) as usize];
+            order[*slot as usize] = i;
             *slot += 1;
         }
-        Self { order }
+        Self { order, starts }
     }
 
-    /// Slabs `(start, end, halo_end)` over `order`: whole buckets, about
-    /// `target` points, spanning fewer than `max_span` buckets, each followed by
-    /// the next bucket's points (when that bucket is not empty) as its halo.
+    /// Slabs `(first, end, halo_end)` as ranges of `starts`: whole buckets,
+    /// about `target` points, spanning fewer than `max_span` buckets, each
+    /// followed by the next bucket (when it is not empty) as its halo.
     fn slabs(&self, target: usize, max_span: u64) -> Vec<(usize, usize, usize)> {
-        let order = &self.order;
+        let starts = &self.starts;
+        let buckets = starts.len() - 1;
         let mut slabs = Vec::new();
-        let mut start = 0;
-        while start < order.len() {
-            let first = order[start].0;
-            let mut end = start;
-            while end < order.len() && order[end].0 - first < max_span && (end == start || end - start < target) {
-                let bucket = order[end].0;
-                end += order[end..].partition_point(|e| e.0 == bucket);
+        let mut first = 0;
+        while first < buckets {
+            let mut end = first + 1;
+            while end < buckets
+                && starts[end].0 - starts[first].0 < max_span
+                && starts[end].1 - starts[first].1 < target
+            {
+                end += 1;
             }
-            let next = order[end - 1].0 + 1;
-            let halo = end + order[end..].partition_point(|e| e.0 == next);
-            slabs.push((start, end, halo));
-            start = end;
+            let halo = if end < buckets && starts[end].0 == starts[end - 1].0 + 1 { end + 1 } else { end };
+            slabs.push((first, end, halo));
+            first = end;
         }
         slabs
     }
@@ -170,8 +185,9 @@ pub(crate) fn join_sized<S: Sink + Send>(
     let refine = Refine::new(params);
     map_pieces(slabs.len(), threads, |k| {
         let (start, end, halo) = slabs[k];
+        // `starts[start..=halo]`: the slab's buckets, its halo, and where they end.
         let mut sink = make();
-        let slab = Slab::new(samples, &grid, &buckets.order[start..halo], end - start);
+        let slab = Slab::new(samples, &grid, &buckets, start..=halo, end);
         slab.join(samples, &grid, &refine, &mut sink);
         sink.finish();
         sink
@@ -192,36 +208,44 @@ struct Slab {
 }
 
 impl Slab {
-    /// `points` are in bucket order, the first `own` the slab's, the rest its halo.
-    fn new(samples: &[Sample], grid: &Grid, points: &[(u64, u32)], own: usize) -> Self {
+    /// The buckets `starts[range]` of `buckets` (the last one only says where the one before
+    /// ends); those from `own_end` on are the halo.
+    fn new(
+        samples: &[Sample],
+        grid: &Grid,
+        buckets: &Buckets,
+        range: std::ops::RangeInclusive<usize>,
+        own_end: usize,
+    ) -> Self {
         let (band_bits, cell_bits) = (grid.band_bits, grid.cell_bits);
-        let first = points[0].0;
-        let mut pts: Vec<(u64, Pt)> = points
-            .iter()
-            .map(|&(bucket, idx)| {
-                let sample = &samples[idx as usize];
+        let starts = &buckets.starts[range.clone()];
+        let first = starts[0].0;
+        let (from, to) = (starts[0].1, starts[starts.len() - 1].1);
+        // First only the copies, in a loop that does nothing else: the reads are scattered over
+        // all the samples, and a tight loop keeps many of their cache misses in flight at once.
+        let order = &buckets.order[from..to];
+        let gathered: Vec<Sample> = order.iter().map(|&idx| samples[idx as usize]).collect();
+        let mut pts: Vec<(u64, Pt)> = Vec::with_capacity(to - from);
+        for w in starts.windows(2) {
+            let (bucket, begin, end) = (w[0].0, w[0].1 - from, w[1].1 - from);
+            for (sample, &idx) in gathered[begin..end].iter().zip(&order[begin..end]) {
                 let (band, cell) = grid.locate(sample.coord);
                 let key =
                     ((bucket - first) << (band_bits + cell_bits)) | (u64::from(band) << cell_bits) | u64::from(cell);
-                (key, Pt::new(sample, idx))
-            })
-            .collect();
-        // Already in bucket order, and the bucket is the key's top: sorting each
-        // bucket on its own sorts the slab, in pieces that stay in cache.
-        let mut from = 0;
-        while from < pts.len() {
-            let bucket = points[from].0;
-            let to = from + points[from..].partition_point(|e| e.0 == bucket);
-            pts[from..to].sort_unstable_by_key(|e| (e.0, e.1.idx));
-            from = to;
+                pts.push((key, Pt::new(sample, idx)));
+            }
+            // The bucket is the key's top, so sorting each bucket on its own sorts the slab,
+            // in pieces that stay in cache.
+            let len = pts.len();
+            pts[len - (end - begin)..].sort_unstable_by_key(|e| (e.0, e.1.idx));
         }
-        let halo_bucket = points.get(own).map(|e| e.0 - first);
+        let own_points = buckets.starts[own_end].1 - from;
         let mut run_start = Vec::new();
         let mut run_key = Vec::new();
         let mut own_runs = 0;
         for (n, &(key, _)) in pts.iter().enumerate() {
             if run_key.last() != Some(&key) {
-                if halo_bucket.is_none_or(|h| key >> (band_bits + cell_bits) < h) {
+                if n < own_points {
                     own_runs += 1;
                 }
                 run_key.push(key);

@@ -24,8 +24,8 @@
 //! (later cells of its bucket and band, its band's northern neighbour, and the
 //! next bucket), so every pair of cells is looked at once. The work is split
 //! into slabs of consecutive time buckets, each with the next bucket as a
-//! halo, which bounds memory to a slab per thread and spreads the slabs over
-//! the cores. Every candidate is refined exactly; nothing is approximated.
+//! halo, which bounds memory beyond the input to a 4-byte order per point
+//! and a slab per thread, and spreads the slabs over the cores. Every candidate is refined exactly; nothing is approximated.
 //!
 //! Pure functions over slices: no I/O, no clock, no global state.
 
@@ -53,7 +53,9 @@ pub use semi::{count_exposures, exposure_pairs, exposures};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sample {
     pub user: UserId,
+    /// UTC milliseconds.
     pub at: Timestamp,
+    /// WGS84, E7.
     pub coord: Coord,
 }
 
@@ -78,6 +80,9 @@ pub struct Encounter {
     pub last: Timestamp,
     /// The shortest distance of its pairs, metres.
     pub min_distance_m: f64,
+    /// Where they were closest: `user_a`'s position in the pair at `min_distance_m`
+    /// (the earliest such pair), for "with Anna, 14:10–15:30, at Café X".
+    pub place: Coord,
     /// How many point pairs it folds.
     pub pairs: u64,
     /// Exposure minutes: `last − first` in whole minutes, rounded up, at least 1.

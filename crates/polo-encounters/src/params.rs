@@ -41,6 +41,13 @@ pub struct Params {
     pub threads: usize,
 }
 
+impl Default for Params {
+    /// 25 m and 5 minutes, the thresholds of the PostGIS baseline, on every core.
+    fn default() -> Self {
+        Self { max_distance_m: 25.0, max_gap_ms: 300_000, threads: 0 }
+    }
+}
+
 impl Params {
     /// Thresholds checked against the limits above, using every core.
     ///
@@ -100,7 +107,7 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_encounter() {
-        assert!(Params::new(25.0, 300_000).is_ok());
+        assert_eq!(Params::new(25.0, 300_000), Ok(Params::default()));
         assert!(Params::new(1.0, 0).is_ok());
         assert!(matches!(Params::new(f64::NAN, 1), Err(ParamsError::Distance(_))));
         assert!(matches!(Params::new(f64::INFINITY, 1), Err(ParamsError::Distance(_))));

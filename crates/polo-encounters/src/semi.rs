@@ -5,19 +5,22 @@
 //! every (bucket, band, cell) key of its own bucket where a partner of it
 //! could lie: the three bands around its own, and in each band the cells
 //! [`Grid::reach`](crate::grid) gives. Everyone else's points are then
-//! streamed past once: a point computes its band and cell and looks them up
-//! in its own bucket and the two around it (three probes of a hash table
-//! whose bitmap, in cache, answers the many misses), and is refined exactly
-//! against the few index points found. Cost: O(|I|) to build, O(1) per
-//! streamed point, memory O(|I|); the other points are never stored.
+//! streamed past once: a point computes its band and cell and asks a Bloom
+//! filter of the same keys spread over the buckets around theirs (one bit
+//! per point, which nearly always says no); only then does it look in its
+//! own bucket and the two around it, and it is refined exactly against the
+//! few index points found. Cost: O(|I|) to build, O(1) per streamed point,
+//! memory O(|I|); the other points are never stored.
 //!
 //! What counts:
 //! * every pair of an index case's point and another user's streamed point;
 //! * pairs of two index cases (two cases met: the full join over the index
 //!   cases' points, which are few);
-//! * a streamed point of an index-case user is skipped: the case's own
-//!   points are the ones given as `index_cases` (for example those of the
-//!   infectious period), and the rest of that user's history is not evidence.
+//! * a streamed point of an index-case user (a user with points among
+//!   `index_cases`) is skipped: the case's own points are the ones given as
+//!   `index_cases` (for example those of the infectious period), and the
+//!   rest of that user's history is not evidence. So the caller can stream
+//!   everyone's points, the cases' included.
 //!
 //! So the result equals the full join over `index_cases` and the streamed
 //! points of other users, restricted to pairs with at least one index case.
@@ -30,7 +33,7 @@ use crate::grid::Grid;
 use crate::join::{Pt, Refine, join};
 use crate::parallel::map_pieces;
 use crate::sinks::{self, Collect, Count, Sink, Spans};
-use crate::table::Table;
+use crate::table::{Filter, Table};
 use crate::{Counts, Encounter, Params, PointPair, Sample};
 
 /// Streamed points handed to a worker at a time.
@@ -150,6 +153,9 @@ struct Index<'a> {
     users: Table,
     /// Key → range of `members`.
     cells: Table,
+    /// The keys of `cells` with the bucket one later, the same, and one earlier: a
+    /// streamed point's own key (bucket + 1) is in it if any of its three lookups can hit.
+    near: Filter,
     /// Indexes into `pts`, grouped by key.
     members: Vec<u32>,
     /// The index points.
@@ -183,13 +189,20 @@ impl<'a> Index<'a> {
             }
         }
         drop(entries);
+        let mut near = Filter::new(runs.len() * 3, 8);
+        for &(k, _, _) in &runs {
+            // `k`'s bucket is in the high half; the streamed points' keys are one bucket later.
+            for later in 0..3u128 {
+                near.insert(k + (later << 64));
+            }
+        }
         let cells = Table::new(runs.into_iter());
         let mut users: Vec<u128> = cases.iter().map(|s| user_key(s.user.0)).collect();
         users.sort_unstable();
         users.dedup();
         let users = Table::new(users.into_iter().map(|u| (u, 0, 0)));
         let pts = cases.iter().zip(0u32..).map(|(s, i)| Pt::new(s, i)).collect();
-        Self { cases, grid, refine: Refine::new(params), t0, width, last_bucket, users, cells, members, pts }
+        Self { cases, grid, refine: Refine::new(params), t0, width, last_bucket, users, cells, near, members, pts }
     }
 
     /// Streams one point past the index.
@@ -200,21 +213,22 @@ impl<'a> Index<'a> {
             return;
         }
         let (band, cell) = self.grid.locate(sample.coord);
-        let mut other = None;
+        if !self.near.may_contain(key(bucket + 1, band, cell)) {
+            return;
+        }
+        // Past the filter: a candidate, unless it is an index case's own point.
+        if self.users.get(user_key(sample.user.0)).is_some() {
+            return;
+        }
+        // Its index is never used: pairs name the streamed sample itself.
+        let other = Pt::new(sample, 0);
         for b in (bucket - 1).max(0)..=(bucket + 1).min(self.last_bucket) {
             let Some((start, len)) = self.cells.get(key(b, band, cell)) else { continue };
-            if other.is_none() {
-                if self.users.get(user_key(sample.user.0)).is_some() {
-                    return;
-                }
-                other = Some(Pt::new(sample, 0));
-            }
-            let Some(other) = &other else { continue };
             let members = &self.members[start as usize..(start + len) as usize];
             sink.candidates(members.len() as u64);
             for &m in members {
                 let case = &self.pts[m as usize];
-                if let Some(d) = case.pairs_with(other, &self.refine) {
+                if let Some(d) = case.pairs_with(&other, &self.refine) {
                     sink.pair(&self.cases[case.idx as usize], sample, d);
                 }
             }

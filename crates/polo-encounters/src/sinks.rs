@@ -5,7 +5,7 @@
 //! locks; the caller merges them and sorts, which makes every result
 //! independent of the number of threads and of scheduling.
 
-use polo_domain::{Timestamp, UserId};
+use polo_domain::{Coord, Timestamp, UserId};
 
 use crate::{Counts, PointPair, Sample};
 
@@ -60,6 +60,8 @@ pub(crate) struct Span {
     pub start: i64,
     pub end: i64,
     pub distance_m: f64,
+    /// `user_a`'s position.
+    pub place: Coord,
 }
 
 /// Keeps the spans of the pairs.
@@ -72,7 +74,7 @@ impl Sink for Spans {
     fn pair(&mut self, a: &Sample, b: &Sample, distance_m: f64) {
         let (a, b) = ordered(a, b);
         let (start, end) = (a.at.0.min(b.at.0), a.at.0.max(b.at.0));
-        self.spans.push(Span { user_a: a.user, user_b: b.user, start, end, distance_m });
+        self.spans.push(Span { user_a: a.user, user_b: b.user, start, end, distance_m, place: a.coord });
     }
 
     fn candidates(&mut self, _: u64) {}

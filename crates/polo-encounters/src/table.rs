@@ -8,14 +8,53 @@
 /// The empty slot's key; no key the semi-join builds has all bits set.
 const EMPTY: u128 = u128::MAX;
 
+/// A one-hash Bloom filter over `u128` keys: "certainly not there" or "maybe".
+#[derive(Debug)]
+pub(crate) struct Filter {
+    bits: Vec<u64>,
+    shift: u32,
+}
+
+impl Filter {
+    /// An empty filter for about `keys` keys at `bits_per_key` bits each.
+    pub fn new(keys: usize, bits_per_key: usize) -> Self {
+        let bits = (keys * bits_per_key).next_power_of_two().max(64);
+        Self { bits: vec![0; bits / 64], shift: 64 - bits.trailing_zeros() }
+    }
+
+    fn bit(&self, key: u128) -> usize {
+        #[allow(clippy::cast_possible_truncation)]
+        let bit = (fold(key).wrapping_mul(0xc4ce_b9fe_1a85_ec53) >> self.shift) as usize;
+        bit
+    }
+
+    pub fn insert(&mut self, key: u128) {
+        let bit = self.bit(key);
+        self.bits[bit / 64] |= 1 << (bit % 64);
+    }
+
+    /// False when `key` was certainly never inserted.
+    #[inline]
+    pub fn may_contain(&self, key: u128) -> bool {
+        let bit = self.bit(key);
+        self.bits[bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
+
+/// The key's halves folded into 64 bits.
+fn fold(key: u128) -> u64 {
+    #[allow(clippy::cast_possible_truncation)]
+    let folded = (key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    folded
+}
+
 /// Keys to `(start, len)` ranges, read-only after [`Table::new`].
 #[derive(Debug)]
 pub(crate) struct Table {
     slots: Vec<(u128, u32, u32)>,
     shift: u32,
-    /// One bit per hash of a key (a one-hash Bloom filter).
-    seen: Vec<u64>,
-    seen_shift: u32,
+    /// The keys, 16 bits each.
+    seen: Filter,
 }
 
 impl Table {
@@ -23,9 +62,7 @@ impl Table {
     pub fn new(entries: impl ExactSizeIterator<Item = (u128, u32, u32)>) -> Self {
         let capacity = (entries.len() * 2).next_power_of_two().max(16);
         let shift = 64 - capacity.trailing_zeros();
-        let seen_bits = (entries.len() * 16).next_power_of_two().max(64);
-        let seen_shift = 64 - seen_bits.trailing_zeros();
-        let mut table = Self { slots: vec![(EMPTY, 0, 0); capacity], shift, seen: vec![0; seen_bits / 64], seen_shift };
+        let mut table = Self { slots: vec![(EMPTY, 0, 0); capacity], shift, seen: Filter::new(entries.len(), 16) };
         let mask = capacity - 1;
         for (key, start, len) in entries {
             debug_assert_ne!(key, EMPTY);
@@ -34,38 +71,22 @@ impl Table {
                 slot = (slot + 1) & mask;
             }
             table.slots[slot] = (key, start, len);
-            let bit = table.seen_bit(key);
-            table.seen[bit / 64] |= 1 << (bit % 64);
+            table.seen.insert(key);
         }
         table
-    }
-
-    /// The key's halves folded into 64 bits.
-    fn fold(key: u128) -> u64 {
-        #[allow(clippy::cast_possible_truncation)]
-        let folded = (key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        folded
     }
 
     /// Fibonacci hashing: the top bits of a multiply.
     fn slot(&self, key: u128) -> usize {
         #[allow(clippy::cast_possible_truncation)]
-        let slot = (Self::fold(key).wrapping_mul(0xff51_afd7_ed55_8ccd) >> self.shift) as usize;
+        let slot = (fold(key).wrapping_mul(0xff51_afd7_ed55_8ccd) >> self.shift) as usize;
         slot
-    }
-
-    /// The key's bit in `seen`, from another multiplier than its slot.
-    fn seen_bit(&self, key: u128) -> usize {
-        #[allow(clippy::cast_possible_truncation)]
-        let bit = (Self::fold(key).wrapping_mul(0xc4ce_b9fe_1a85_ec53) >> self.seen_shift) as usize;
-        bit
     }
 
     /// The range stored under `key`.
     #[inline]
     pub fn get(&self, key: u128) -> Option<(u32, u32)> {
-        let bit = self.seen_bit(key);
-        if self.seen[bit / 64] & (1 << (bit % 64)) == 0 {
+        if !self.seen.may_contain(key) {
             return None;
         }
         let mask = self.slots.len() - 1;
@@ -96,5 +117,16 @@ mod tests {
         }
         assert_eq!(table.get(1), None);
         assert_eq!(Table::new(std::iter::empty()).get(5), None);
+    }
+
+    #[test]
+    fn the_filter_never_forgets() {
+        let mut filter = Filter::new(500, 8);
+        for k in 0..500u128 {
+            filter.insert((k << 64) | (k * 31));
+        }
+        assert!((0..500u128).all(|k| filter.may_contain((k << 64) | (k * 31))));
+        let misses = (1000..2000u128).filter(|&k| !filter.may_contain((k << 64) | k)).count();
+        assert!(misses > 800, "{misses} of 1000 absent keys excluded");
     }
 }

@@ -82,6 +82,12 @@ fn oracle_encounters(pairs: &[PointPair], t: i64) -> Vec<Encounter> {
                 first: Timestamp(first),
                 last: Timestamp(last),
                 min_distance_m: g.iter().map(|p| p.distance_m).fold(f64::INFINITY, f64::min),
+                place: g
+                    .iter()
+                    .min_by_key(|p| (p.distance_m.to_bits(), span(p), p.a.coord.lat_e7, p.a.coord.lon_e7))
+                    .unwrap()
+                    .a
+                    .coord,
                 pairs: g.len() as u64,
                 minutes,
             }
@@ -165,8 +171,11 @@ proptest! {
             let step = (s.at.0 - 1_700_000_000_000 + 2) / 300_000;
             (a.min(b)..=a.max(b)).contains(&step)
         });
-        let is_case = |s: &Sample| cases.contains(&s.user.0);
-        let index: Vec<Sample> = samples.iter().copied().filter(|s| is_case(s) && infectious(s)).collect();
+        let index: Vec<Sample> =
+            samples.iter().copied().filter(|s| cases.contains(&s.user.0) && infectious(s)).collect();
+        // An index case is a user with points among the index cases' (a case without points in
+        // the period is nobody's contact and has no contacts).
+        let is_case = |s: &Sample| index.iter().any(|i| i.user == s.user);
         // The full join over the index points and everyone else's points.
         let everyone: Vec<Sample> = samples.iter().copied().filter(|s| !is_case(s) || infectious(s)).collect();
         let want: Vec<PointPair> =

@@ -76,8 +76,6 @@ pub struct AppState {
     pub site: Arc<site::SiteDefaults>,
     /// Slows down anyone guessing share links.
     pub share_guard: Arc<sharing::ShareGuard>,
-    /// What recent deletes removed, so that they can be undone for a while.
-    pub undo: Arc<deleting::undo::UndoBook>,
     /// The exposure workflow: its settings, signing key and batch worker.
     pub exposure: exposure::Exposure,
     /// The request body limits; [`app`] sets them from
@@ -128,7 +126,6 @@ impl AppState {
             live,
             site: Arc::new(site::SiteDefaults::default()),
             share_guard,
-            undo: Arc::default(),
             exposure,
             body_limits: options::BodyLimits::default(),
         })

@@ -152,6 +152,26 @@ async fn a_deleted_range_stays_deleted_after_a_reimport_until_undone() {
     assert_eq!((status, out["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{out}");
 }
 
+/// The undo is kept in the store, not in the server that answered the delete: a server
+/// started afresh on the same store (a restart, or another node) undoes it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_survives_a_restart_and_works_through_another_node() {
+    let s = server().await;
+    let body = json!({"from": at(T0 + 110 * 30), "to": at(T0 + 190 * 30), "device": "phone"});
+    let (status, out) = call(&s.router, "POST", "/api/v1/points/delete", Some(body)).await;
+    assert_eq!((status, out["deleted"].as_u64()), (StatusCode::OK, Some(80)), "{out}");
+    let undo = out["undo"].as_str().expect("an undo token").to_owned();
+
+    let restarted = AppState::new(s.store.clone()).unwrap();
+    let router =
+        polo_server::app(restarted.clone(), &polo_server::ServerOptions::default(), polo_server::AccessLogger::off());
+    let (status, out) = call(&router, "POST", "/api/v1/points/restore", Some(json!({"undo": undo}))).await;
+    assert_eq!((status, out["restored"].as_u64()), (StatusCode::OK, Some(80)), "{out}");
+    assert_eq!(s.count(), 210);
+    let (status, _) = call(&s.router, "POST", "/api/v1/points/restore", Some(json!({"undo": undo}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "taken once, whichever node asks");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reimported_file_leaves_deleted_points_out_unless_asked() {
     let s = server().await;

@@ -40,6 +40,7 @@ pub(crate) fn purge(tx: &mut Tx<'_>, id: i64, keep_user: bool) -> StoreResult<(u
         "records",
         "shares",
         "sessions",
+        "undo_records",
         "tokens",
         "import_jobs",
         "derived",

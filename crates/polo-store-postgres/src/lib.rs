@@ -43,6 +43,7 @@ mod statements;
 mod store_impl;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod undo;
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -26,8 +26,17 @@ use postgres::Client;
 use crate::error::Db;
 
 /// Tables sharded by `user_id` under Citus.
-pub const DISTRIBUTED_TABLES: &[&str] =
-    &["devices", "point_chunks", "intervals", "changes", "tombstones", "edit_log", "derived", "import_jobs"];
+pub const DISTRIBUTED_TABLES: &[&str] = &[
+    "devices",
+    "point_chunks",
+    "intervals",
+    "changes",
+    "tombstones",
+    "edit_log",
+    "derived",
+    "import_jobs",
+    "undo_records",
+];
 
 /// Small instance-wide tables, copied to every Citus worker.
 pub const REFERENCE_TABLES: &[&str] = &[
@@ -387,11 +396,26 @@ CREATE TABLE deleted_users (
 );
 ";
 
-/// Version 3, roles and instance records (`records.rs`): a user's role
+/// Version 3, undo records (`undo.rs`): what a delete removed, under the
+/// SHA-256 of the token the delete answered with, until it is taken or
+/// expires. Per user (distributed under Citus); never replicated.
+const V3: &str = "
+CREATE TABLE undo_records (
+    user_id    BIGINT NOT NULL,
+    token_hash BYTEA NOT NULL,
+    made_ms    BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    record     BYTEA NOT NULL,
+    PRIMARY KEY (user_id, token_hash)
+);
+CREATE INDEX undo_records_by_expiry ON undo_records (expires_ms);
+";
+
+/// Version 4, roles and instance records (`records.rs`): a user's role
 /// besides administrator (the health authority), small documents of
 /// backend-neutral features (exposure) keyed by kind and key, and the
 /// audit log. Instance-wide and small, like `instance_settings`.
-const V3: &str = "
+const V4: &str = "
 ALTER TABLE users ADD COLUMN role TEXT;
 CREATE TABLE records (
     kind    TEXT NOT NULL,
@@ -416,7 +440,7 @@ CREATE INDEX audit_log_by_time ON audit_log (at_ms);
 ";
 
 /// The migrations, in order; `schema_version` counts those applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The `schema_version` of a database this polo has migrated.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

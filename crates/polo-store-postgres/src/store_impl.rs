@@ -6,7 +6,7 @@ use std::time::Duration;
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
 use polo_store::{
     ApplyOutcome, Change, Checkpoint, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device,
-    DeviceCard, EpochSpan, FailureCount, FeedEntry, FeedFilter, FeedPage, ImportJobRecord, LiveSubscription,
+    DeviceCard, EpochSpan, FailureCount, FeedEntry, FeedFilter, FeedPage, ImportJobRecord, KeptUndo, LiveSubscription,
     LocationGrant, NewShare, PointGroup, PointQuery, PointSelection, ReplicationToken, Session, Share, StorageStats,
     Store, StoreResult, StoredInterval, Token, TokenGrant, Tombstone, User, WriteOutcome,
 };
@@ -14,7 +14,7 @@ use polo_store::{
 use crate::error::Db;
 use crate::{
     PostgresStore, account_deletion, accounts, auth, deletes, derived, intervals, nodes, points, records, replication,
-    sharing,
+    sharing, undo,
 };
 
 impl Store for PostgresStore {
@@ -113,6 +113,14 @@ impl Store for PostgresStore {
 
     fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         auth::delete_expired_sessions(self, now)
+    }
+
+    fn keep_undo(&self, kept: &KeptUndo) -> StoreResult<()> {
+        undo::keep_undo(self, kept)
+    }
+
+    fn take_undo(&self, user: UserId, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<KeptUndo>> {
+        undo::take_undo(self, user, token_hash, now)
     }
 
     fn insert_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome> {

@@ -66,6 +66,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: i64, keep_user: bool) -> StoreResu
         "records",
         "shares",
         "sessions",
+        "undo_records",
         "tokens",
         "import_jobs",
         "derived",

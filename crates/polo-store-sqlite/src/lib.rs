@@ -36,6 +36,7 @@ mod replication;
 mod schema;
 mod sharing;
 mod tail_cache;
+mod undo;
 mod write_health;
 
 use std::ops::ControlFlow;
@@ -46,8 +47,8 @@ use std::time::Duration;
 use polo_domain::{Coord, DeviceId, Extras, Interval, IntervalKind, Point, Seq, SourceFormat, Timestamp, UserId};
 use polo_store::{
     Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, Device, DeviceCard,
-    FailureCount, Hlc, ImportJobRecord, LocationGrant, NewShare, PointQuery, Session, Share, StorageStats, Store,
-    StoreError, StoreResult, StoredInterval, Token, TokenGrant, User, WriteOutcome,
+    FailureCount, Hlc, ImportJobRecord, KeptUndo, LocationGrant, NewShare, PointQuery, Session, Share, StorageStats,
+    Store, StoreError, StoreResult, StoredInterval, Token, TokenGrant, User, WriteOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -843,6 +844,14 @@ impl Store for SqliteStore {
 
     fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         auth::delete_expired_sessions(self, now)
+    }
+
+    fn keep_undo(&self, kept: &KeptUndo) -> StoreResult<()> {
+        undo::keep_undo(self, kept)
+    }
+
+    fn take_undo(&self, user: UserId, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<KeptUndo>> {
+        undo::take_undo(self, user, token_hash, now)
     }
 
     fn last_point(&self, user: UserId, device: DeviceId) -> StoreResult<Option<Point>> {

@@ -368,11 +368,26 @@ INSERT INTO meta (key, value) SELECT 'last_user_id', coalesce(max(id), 0) FROM u
 INSERT INTO meta (key, value) SELECT 'last_device_id', coalesce(max(id), 0) FROM devices;
 ";
 
-/// Version 14, roles and instance records (`records.rs`): a user's role
+/// Version 14, undo records (`undo.rs`): what a delete removed, under the
+/// SHA-256 of the token the delete answered with, until it is taken or
+/// expires; the instance's own, never replicated.
+const V14: &str = "
+CREATE TABLE undo_records (
+    token_hash BLOB PRIMARY KEY NOT NULL,
+    user_id    INTEGER NOT NULL,
+    made_ms    INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    record     BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX undo_records_by_user ON undo_records (user_id, made_ms);
+CREATE INDEX undo_records_by_expiry ON undo_records (expires_ms);
+";
+
+/// Version 15, roles and instance records (`records.rs`): a user's role
 /// besides administrator (the health authority), small documents of
 /// backend-neutral features (exposure) keyed by kind and key, and the
 /// audit log. Local to the instance; none of it enters the change log.
-const V14: &str = "
+const V15: &str = "
 ALTER TABLE users ADD COLUMN role TEXT;
 CREATE TABLE records (
     kind    TEXT NOT NULL,
@@ -397,7 +412,7 @@ CREATE INDEX audit_log_by_time ON audit_log (at_ms);
 ";
 
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

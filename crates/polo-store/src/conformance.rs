@@ -47,7 +47,7 @@ use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, U
 pub use accounts::{deleted_ids_are_never_reused, deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else};
 pub use deletes::{
     deleted_points_stay_deleted_until_restored, deletes_take_the_intervals_inside_them,
-    selections_delete_inside_their_area, thinning_keeps_one_point_per_slot,
+    selections_delete_inside_their_area, thinning_keeps_one_point_per_slot, undo_records_are_taken_once_by_their_owner,
 };
 
 /// Something a test can get a store from: a boxed store, or a store paired
@@ -127,7 +127,8 @@ macro_rules! conformance_tests {
         // Deleting (conformance/deletes.rs).
         $crate::conformance_tests!(@each $make;
             deleted_points_stay_deleted_until_restored, selections_delete_inside_their_area,
-            thinning_keeps_one_point_per_slot, deletes_take_the_intervals_inside_them);
+            thinning_keeps_one_point_per_slot, deletes_take_the_intervals_inside_them,
+            undo_records_are_taken_once_by_their_owner);
         // Deleting accounts (conformance/accounts.rs).
         $crate::conformance_tests!(@each $make;
             deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else, deleted_ids_are_never_reused);
@@ -185,6 +186,7 @@ pub const ALL: &[(&str, Test)] = &[
     ("selections_delete_inside_their_area", selections_delete_inside_their_area),
     ("thinning_keeps_one_point_per_slot", thinning_keeps_one_point_per_slot),
     ("deletes_take_the_intervals_inside_them", deletes_take_the_intervals_inside_them),
+    ("undo_records_are_taken_once_by_their_owner", undo_records_are_taken_once_by_their_owner),
     (
         "deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else",
         deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else,

@@ -14,6 +14,7 @@
 //!   places, statistics, map levels) and the user's edits of it are kept.
 //! * [`conformance`] (feature `conformance`) — the test suite every backend
 //!   runs against itself.
+//! * [`undo`] — what a delete removed, kept for a while to undo it.
 //!
 //! * [`records`] — instance records, roles and the audit log, for features
 //!   whose rules are backend-neutral (exposure).
@@ -42,6 +43,7 @@ pub mod records;
 pub mod replication;
 pub mod scope;
 pub mod sharing;
+pub mod undo;
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -57,6 +59,7 @@ pub use replication::{
 use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, UserId};
 pub use scope::{TokenGrant, TokenScope, TokenScopes, UnknownScope};
 pub use sharing::{LocationGrant, NewShare, Share, ShareKind};
+pub use undo::{KeptUndo, UndoRecord};
 
 /// Errors every backend reports.
 #[derive(Debug, thiserror::Error)]
@@ -712,6 +715,23 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As [`Store::insert_points`].
     fn restore_points(&self, user: UserId, device: DeviceId, fixes: &[Fix]) -> StoreResult<WriteOutcome>;
+    /// Keeps what a delete removed ([`undo`]) so that any node can undo the
+    /// delete until `kept.expires`, across restarts. Replaces a record kept
+    /// under the same token, drops every record that has expired by
+    /// `kept.made` (of any user), and `kept.user`'s oldest beyond
+    /// [`undo::UNDO_PER_USER`]. Local to the instance: no change-log entry.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn keep_undo(&self, kept: &KeptUndo) -> StoreResult<()>;
+    /// Takes `user`'s record kept under `token_hash`: removes and returns
+    /// it, unless it expired by `now` (then it is removed and `None`
+    /// returned). Another user's token is `None` and stays. Of two callers
+    /// taking the same record, one gets it.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn take_undo(&self, user: UserId, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<KeptUndo>>;
     /// The user's tombstones that may bury points of `device` (its own and
     /// the user-wide ones) between `from` and `last`, inclusive.
     ///

@@ -9,6 +9,7 @@ import { api, get, qs, type Place, type PointView, type Share, type Trip } from 
 import { addDays, clockTime, dateTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, MODE_COLOURS, MODE_LABELS } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
+import { tripTitle } from "../trip-title";
 import { boundsOf, colourByEntries, speedSeries } from "../track";
 import { Chart } from "../components/Chart";
 import { MapBox } from "../components/MapBox";
@@ -18,14 +19,6 @@ function placeNames(places: Place[] | undefined): Map<number, string> {
   const names = new Map<number, string>();
   for (const place of places ?? []) names.set(place.id, place.title || `Place ${place.id}`);
   return names;
-}
-
-/** "Home → Office", or "Walking, 21 May 2024" when the ends are not places. */
-function tripTitle(trip: Trip, names: Map<number, string>): string {
-  const from = trip.origin_place !== undefined ? names.get(trip.origin_place) : undefined;
-  const to = trip.destination_place !== undefined ? names.get(trip.destination_place) : undefined;
-  if (from || to) return `${from ?? "?"} → ${to ?? "?"}`;
-  return `${MODE_LABELS[trip.main_mode]}, ${dateTime(trip.start, trip.utc_offset_minutes)}`;
 }
 
 export function tripHref(trip: Trip): string {

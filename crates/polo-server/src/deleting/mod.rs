@@ -7,7 +7,8 @@
 //! the same file leaves the deleted points out (`polo import
 //! --restore-deleted` or `?restore_deleted=true` bring them back). The
 //! derived timeline of the affected days is recomputed before the answer.
-//! Undo is a bounded in-memory book ([`undo`]), not a soft delete.
+//! Undo keeps what a delete removed aside in the store for a while ([`undo`]),
+//! not a soft delete.
 //!
 //! A whole account is deleted by its owner or an administrator
 //! ([`account`]): that one has no undo.

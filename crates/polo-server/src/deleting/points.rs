@@ -1,7 +1,6 @@
 //! `POST /api/v1/points/delete` and `POST /api/v1/points/restore`.
 
 use std::ops::ControlFlow;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +10,7 @@ use polo_store::{Area, PointQuery, PointSelection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::undo::{Removed, UNDO_WINDOW};
+use super::undo::{self, Removed};
 use crate::AppState;
 use crate::auth::{Caller, random_secret};
 use crate::error::{ApiError, AuthErrors, CsrfFailed, JsonBodyErrors, NotFound};
@@ -50,7 +49,7 @@ pub(crate) struct DeleteOutcome {
     /// visits and activities it took); absent when it removed nothing or more than 100,000 points.
     #[serde(skip_serializing_if = "Option::is_none")]
     undo: Option<String>,
-    /// Until when the undo works (RFC 3339; a server restart forgets it sooner).
+    /// Until when the undo works (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     undo_expires: Option<String>,
 }
@@ -120,8 +119,7 @@ pub(crate) async fn delete(
     }
     let (from, to) = parse_range(body.from.as_deref(), body.to.as_deref())?;
     let area = body.bbox.as_deref().map(parse_bbox).transpose()?;
-    let (store, engine, book, user) =
-        (state.store.clone(), state.timeline.engine().clone(), state.undo.clone(), caller.user.id);
+    let (store, engine, user) = (state.store.clone(), state.timeline.engine().clone(), caller.user.id);
     blocking(move || {
         let device = match body.device.as_deref() {
             Some(name) => Some(device_named(&store.list_devices(user)?, name)?),
@@ -149,23 +147,20 @@ pub(crate) async fn delete(
                 && to.is_none_or(|t| interval.start < t)
                 && area.is_none_or(|a| interval.start_coord.is_some_and(|c| a.contains(c.lat_e7, c.lon_e7)));
             if inside {
-                removed.intervals.entry(stored.device).or_default().push(interval);
+                removed.note_interval(stored.device, interval);
             }
         }
         let outcome = store.delete_selection(&selection)?;
         tracing::info!(user = user.0, deleted = outcome.deleted, "points deleted");
         engine.catch_up()?;
-        let made = Instant::now();
-        let took_something = outcome.deleted > 0 || !removed.intervals.is_empty();
-        let undo = (undoable && took_something).then(|| {
+        let took_something = outcome.deleted > 0 || removed.has_intervals();
+        let (undo, undo_expires) = if undoable && took_something {
             let token = random_secret();
-            book.keep(token.clone(), user, removed, made);
-            token
-        });
-        let undo_expires = undo.as_ref().map(|_| {
-            let ms = i64::try_from(UNDO_WINDOW.as_millis()).unwrap_or(i64::MAX);
-            Timestamp(now_ms().saturating_add(ms)).to_string()
-        });
+            let expires = undo::keep(&*store, &token, user, removed, Timestamp(now_ms()))?;
+            (Some(token), Some(expires.to_string()))
+        } else {
+            (None, None)
+        };
         Ok(Json(DeleteOutcome { deleted: outcome.deleted, undo, undo_expires }))
     })
     .await
@@ -193,9 +188,9 @@ pub(crate) struct RestoreOutcome {
     restored_intervals: u64,
 }
 
-/// Undoes a delete within 15 minutes: its points are stored again (a newer write than the
-/// delete, so replicas take them back too) and the timeline of their days is recomputed. An undo
-/// works once; after the window, or a server restart, it is 404 `not_found`.
+/// Undoes a delete within 15 minutes, through any node and after a restart: its points are
+/// stored again (a newer write than the delete, so replicas take them back too) and the timeline
+/// of their days is recomputed. An undo works once; after the window it is 404 `not_found`.
 #[utoipa::path(
     post,
     path = "/api/v1/points/restore",
@@ -210,16 +205,13 @@ pub(crate) async fn restore(
     body: Result<Json<RestoreRequest>, JsonRejection>,
 ) -> Result<Json<RestoreOutcome>, ApiError> {
     let Json(body) = body?;
-    let (store, engine, book, user) =
-        (state.store.clone(), state.timeline.engine().clone(), state.undo.clone(), caller.user.id);
+    let (store, engine, user) = (state.store.clone(), state.timeline.engine().clone(), caller.user.id);
     blocking(move || {
-        let taken = Instant::now();
-        let removed = book
-            .take(&body.undo, user, taken)
+        let (removed, kept) = undo::take(&*store, &body.undo, user, Timestamp(now_ms()))?
             .ok_or_else(|| ApiError::not_found("undo: no such delete to undo (it may have expired)"))?;
         let mut restored = 0;
         let mut failure = None;
-        for (device, fixes) in &removed.devices {
+        for (device, fixes) in &removed.points {
             match store.restore_points(user, *device, fixes) {
                 Ok(outcome) => restored += outcome.added,
                 Err(e) => {
@@ -242,7 +234,7 @@ pub(crate) async fn restore(
         }
         if let Some(e) = failure {
             // What was stored stays; the rest can be tried again.
-            book.put_back(body.undo.clone(), user, removed, taken);
+            undo::put_back(&*store, &kept)?;
             return Err(e.into());
         }
         engine.catch_up()?;

@@ -2,40 +2,36 @@
 //! activities it took).
 //!
 //! Deletes are tombstones: they replicate, and once a peer has applied one
-//! the points are gone there too. Keeping deleted points in the store
-//! ("soft delete") would make every reader and the replication feed filter
-//! them; instead the server keeps what a delete removed in memory for
-//! [`UNDO_WINDOW`], under a random token the delete answers with. Undoing
-//! stores the points again with [`polo_store::Store::restore_points`]: a
-//! newer write than the tombstone, so replicas take them back as well.
+//! the points are gone there too. Keeping deleted points in place ("soft
+//! delete") would make every reader and the replication feed filter them;
+//! instead what a delete removed is kept aside in the store
+//! ([`polo_store::undo`]) for [`UNDO_WINDOW`], under the SHA-256 of a random
+//! token the delete answers with. Any node can undo it, after a restart
+//! too. Undoing stores the points again with
+//! [`polo_store::Store::restore_points`]: a newer write than the tombstone,
+//! so replicas take them back as well.
 //!
-//! The book is bounded: a delete of more than [`UNDO_MAX_POINTS`] points
-//! (a whole account, years of a device) offers no undo, each user keeps at
-//! most [`UNDO_PER_USER`] undos (the oldest goes first), and a restart
-//! forgets them, which the answer says (`undo_expires`).
+//! Bounded: a delete of more than [`UNDO_MAX_POINTS`] points (a whole
+//! account, years of a device) offers no undo, and each user keeps at most
+//! [`polo_store::undo::UNDO_PER_USER`] undos (the oldest goes first).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use polo_domain::{DeviceId, Fix, Interval, UserId};
+use polo_domain::{DeviceId, Fix, Interval, Timestamp, UserId};
+use polo_store::{KeptUndo, Store, StoreResult, UndoRecord};
+
+use crate::auth::secret::sha256;
 
 /// How long a delete can be undone.
 pub const UNDO_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The most points a delete may remove and still be undone.
 pub const UNDO_MAX_POINTS: usize = 100_000;
-/// How many undos each user keeps.
-pub const UNDO_PER_USER: usize = 5;
 
-/// What one delete removed, by device.
+/// What one delete is removing, noted before it removes it.
 #[derive(Debug, Default)]
 pub struct Removed {
-    /// The fixes, per device.
-    pub devices: HashMap<DeviceId, Vec<Fix>>,
-    /// How many fixes in all.
-    pub count: usize,
-    /// The imported visits and activities the delete took, per device.
-    pub intervals: HashMap<DeviceId, Vec<Interval>>,
+    record: UndoRecord,
+    count: usize,
 }
 
 impl Removed {
@@ -45,61 +41,70 @@ impl Removed {
         if self.count >= UNDO_MAX_POINTS {
             return false;
         }
-        self.devices.entry(device).or_default().push(fix);
+        self.record.points.entry(device).or_default().push(fix);
         self.count += 1;
         true
     }
+
+    /// Notes an imported visit or activity the delete takes.
+    pub fn note_interval(&mut self, device: DeviceId, interval: Interval) {
+        self.record.intervals.entry(device).or_default().push(interval);
+    }
+
+    /// Whether the delete takes any interval.
+    #[must_use]
+    pub fn has_intervals(&self) -> bool {
+        !self.record.intervals.is_empty()
+    }
 }
 
-struct Entry {
+fn window_ms() -> i64 {
+    i64::try_from(UNDO_WINDOW.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Keeps `removed` for `user` under `token` from `now` on; returns until
+/// when the undo works.
+///
+/// # Errors
+/// Store failures.
+pub fn keep(store: &dyn Store, token: &str, user: UserId, removed: Removed, now: Timestamp) -> StoreResult<Timestamp> {
+    let expires = Timestamp(now.0.saturating_add(window_ms()));
+    let record = removed.record.encode()?;
+    store.keep_undo(&KeptUndo { user, token_hash: sha256(token.as_bytes()), made: now, expires, record })?;
+    Ok(expires)
+}
+
+/// Takes what the delete with `token` removed, if it is `user`'s and has
+/// not expired by `now`. An undo can be taken once; [`put_back`] returns
+/// it after a failed restore.
+///
+/// # Errors
+/// Store failures; a damaged record.
+pub fn take(
+    store: &dyn Store,
+    token: &str,
     user: UserId,
-    made: Instant,
-    removed: Removed,
+    now: Timestamp,
+) -> StoreResult<Option<(UndoRecord, KeptUndo)>> {
+    let Some(kept) = store.take_undo(user, &sha256(token.as_bytes()), now)? else {
+        return Ok(None);
+    };
+    Ok(Some((UndoRecord::decode(&kept.record)?, kept)))
 }
 
-/// The deletes that can still be undone, by token.
-#[derive(Default)]
-pub struct UndoBook {
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-impl UndoBook {
-    /// Keeps `removed` for `user` under `token`, dropping expired entries and
-    /// the user's oldest beyond [`UNDO_PER_USER`].
-    pub fn keep(&self, token: String, user: UserId, removed: Removed, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.retain(|_, e| now.saturating_duration_since(e.made) < UNDO_WINDOW);
-        let mut mine: Vec<(Instant, String)> =
-            entries.iter().filter(|(_, e)| e.user == user).map(|(t, e)| (e.made, t.clone())).collect();
-        mine.sort();
-        while mine.len() >= UNDO_PER_USER {
-            let (_, oldest) = mine.remove(0);
-            entries.remove(&oldest);
-        }
-        entries.insert(token, Entry { user, made: now, removed });
-    }
-
-    /// Takes what the delete with `token` removed, if it is `user`'s and
-    /// still within [`UNDO_WINDOW`]. An undo can be used once.
-    pub fn take(&self, token: &str, user: UserId, now: Instant) -> Option<Removed> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = entries.get(token)?;
-        if entry.user != user {
-            return None;
-        }
-        let entry = entries.remove(token)?;
-        (now.saturating_duration_since(entry.made) < UNDO_WINDOW).then_some(entry.removed)
-    }
-
-    /// Puts an entry back (an undo that failed to store its points).
-    pub fn put_back(&self, token: String, user: UserId, removed: Removed, made: Instant) {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).insert(token, Entry { user, made, removed });
-    }
+/// Keeps a taken record again, as it was (a restore that failed part way:
+/// what was stored stays, the rest can be tried again).
+///
+/// # Errors
+/// Store failures.
+pub fn put_back(store: &dyn Store, kept: &KeptUndo) -> StoreResult<()> {
+    store.keep_undo(kept)
 }
 
 #[cfg(test)]
 mod tests {
-    use polo_domain::{Coord, SourceFormat, Timestamp};
+    use polo_domain::{Coord, SourceFormat};
+    use polo_store_sqlite::SqliteStore;
 
     use super::*;
 
@@ -114,25 +119,23 @@ mod tests {
 
     #[test]
     fn an_undo_is_the_owners_once_and_only_within_the_window() {
-        let book = UndoBook::default();
-        let t0 = Instant::now();
-        book.keep("a".into(), UserId(1), removed(3), t0);
-        assert!(book.take("a", UserId(2), t0).is_none(), "another user's token");
-        assert_eq!(book.take("a", UserId(1), t0).map(|r| r.count), Some(3));
-        assert!(book.take("a", UserId(1), t0).is_none(), "used once");
-        book.keep("b".into(), UserId(1), removed(1), t0);
-        assert!(book.take("b", UserId(1), t0 + UNDO_WINDOW).is_none(), "expired");
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("polo.db")).unwrap();
+        let alice = store.create_user("alice", "x", false).unwrap().id;
+        let bob = store.create_user("bob", "x", false).unwrap().id;
+        let t0 = Timestamp(1_700_000_000_000);
+        let expires = keep(&store, "a", alice, removed(3), t0).unwrap();
+        assert_eq!(expires.0 - t0.0, 900_000);
+        assert!(take(&store, "a", bob, t0).unwrap().is_none(), "another user's token");
+        let (record, kept) = take(&store, "a", alice, t0).unwrap().expect("hers");
+        assert_eq!(record.point_count(), 3);
+        assert!(take(&store, "a", alice, t0).unwrap().is_none(), "used once");
+        put_back(&store, &kept).unwrap();
+        assert!(take(&store, "a", alice, expires).unwrap().is_none(), "expired");
     }
 
     #[test]
-    fn each_user_keeps_a_few_and_large_deletes_offer_none() {
-        let book = UndoBook::default();
-        let t0 = Instant::now();
-        for i in 0..=UNDO_PER_USER {
-            book.keep(format!("t{i}"), UserId(1), removed(1), t0 + Duration::from_millis(i as u64));
-        }
-        assert!(book.take("t0", UserId(1), t0).is_none(), "the oldest went first");
-        assert!(book.take(&format!("t{UNDO_PER_USER}"), UserId(1), t0).is_some());
+    fn large_deletes_offer_none() {
         let mut big = removed(UNDO_MAX_POINTS);
         let fix = Fix::new(Timestamp(-1), Coord { lat_e7: 1, lon_e7: 2 }, SourceFormat::Api);
         assert!(!big.note(DeviceId(1), fix), "over the limit");

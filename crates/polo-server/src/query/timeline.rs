@@ -467,6 +467,15 @@ pub(crate) struct TripView {
     /// The visit it arrived at: the place id, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     destination_place: Option<i64>,
+    /// The name to show for the visit it left from (as its stay's `title` in the day view: the
+    /// place's name, street address, "Near <town>", region or country), also when that visit
+    /// belongs to no place. Absent when the trip starts after a recording gap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin_title: Option<String>,
+    /// The name to show for the visit it arrived at; absent when a recording gap ends the trip
+    /// (or it is still under way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_title: Option<String>,
     /// Its legs and stops, in time order.
     entries: Vec<Entry>,
 }
@@ -516,6 +525,8 @@ pub(crate) async fn trips(
                     main_mode: trip.main_mode.name(),
                     origin_place: trip.origin.and_then(|i| found.stays[i].place),
                     destination_place: trip.destination.and_then(|i| found.stays[i].place),
+                    origin_title: trip.origin.and_then(|i| found.stays[i].title()),
+                    destination_title: trip.destination.and_then(|i| found.stays[i].title()),
                     entries: entry_list(&parts),
                 });
             }

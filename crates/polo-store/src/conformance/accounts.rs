@@ -63,6 +63,16 @@ fn populate(store: &dyn Store, name: &str, salt: u8) -> Made {
     store.create_import_job(&job(user)).unwrap();
     store.set_derived_cursor(&format!("retention:{}:60000", user.0), Seq(7)).unwrap();
     store.set_derived_cursor(&format!("street-names:{}", user.0), Seq(3)).unwrap();
+    let undo = crate::UndoRecord { points: [(phone, vec![plain_fix(T0 - 1)])].into(), ..Default::default() };
+    let expires = Timestamp(i64::MAX);
+    let undo = crate::KeptUndo {
+        user,
+        token_hash: undo_hash(salt),
+        made: Timestamp(T0),
+        expires,
+        record: undo.encode().unwrap(),
+    };
+    store.keep_undo(&undo).unwrap();
     Made { user, phone, token_hash, session_hash, share_hash }
 }
 
@@ -73,6 +83,11 @@ fn populate(store: &dyn Store, name: &str, salt: u8) -> Made {
 /// `salt` keeps the secrets' hashes of two such users apart.
 pub fn a_user_with_everything(store: &dyn Store, name: &str, salt: u8) -> UserId {
     populate(store, name, salt).user
+}
+
+/// The token hash of [`populate`]'s undo record.
+fn undo_hash(salt: u8) -> [u8; 32] {
+    [salt.wrapping_add(100); 32]
 }
 
 fn job(user: UserId) -> ImportJobRecord {
@@ -165,6 +180,7 @@ pub fn deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else(store: &dyn 
     assert!(store.import_jobs(alice.user).unwrap().is_empty());
     assert_eq!(store.derived_cursor(&format!("retention:{}:60000", alice.user.0)).unwrap(), Seq(0));
     assert_eq!(store.derived_cursor(&format!("street-names:{}", alice.user.0)).unwrap(), Seq(0));
+    assert_eq!(store.take_undo(alice.user, &undo_hash(1), Timestamp(T0)).unwrap(), None, "her undo went");
     assert_ne!(everything(store, &alice), alice_before);
     for scope in [DerivedScope::User, DerivedScope::Device(alice.phone)] {
         for kind in [1, 2, 7] {
@@ -189,6 +205,7 @@ pub fn deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else(store: &dyn 
     assert_eq!(store.derived_cursor(&format!("retention:{}:60000", bob.user.0)).unwrap(), Seq(7));
     assert_eq!(everything(store, &bob), bob_before, "bob is untouched");
     assert!(store.token_by_hash(&bob.token_hash).unwrap().is_some(), "his token still works");
+    assert!(store.take_undo(bob.user, &undo_hash(9), Timestamp(T0)).unwrap().is_some(), "his undo stays");
 
     // An instance keeps an administrator.
     let root = store.create_user("root", "h", true).unwrap().id;

@@ -268,3 +268,55 @@ pub fn deletes_take_the_intervals_inside_them(store: &dyn Store) {
     assert_eq!(store.restore_intervals(user, phone, &all).unwrap().added, 2, "asked for: back");
     assert_eq!(starts(store).len(), 4);
 }
+
+/// Undo records: kept per user under a token hash, taken once and only by
+/// their owner before they expire, the oldest dropped beyond the per-user
+/// limit, expired ones swept by the next keep; no change-log entry.
+pub fn undo_records_are_taken_once_by_their_owner(store: &dyn Store) {
+    use crate::undo::{KeptUndo, UNDO_PER_USER, UndoRecord};
+
+    let (alice, phone) = setup(store, "alice");
+    let (bob, _) = setup(store, "bob");
+    let mut record = UndoRecord::default();
+    record.points.insert(phone, (0..2_000).map(|i| rich_fix(T0 + i * 1_000, i as u64)).collect());
+    let bytes = record.encode().unwrap();
+    let kept = |user, token: u8, made: i64| KeptUndo {
+        user,
+        token_hash: [token; 32],
+        made: Timestamp(made),
+        expires: Timestamp(made + 900_000),
+        record: bytes.clone(),
+    };
+    let seq = store.last_seq().unwrap();
+
+    store.keep_undo(&kept(alice, 1, T0)).unwrap();
+    assert_eq!(store.take_undo(bob, &[1; 32], Timestamp(T0)).unwrap(), None, "not bob's");
+    assert_eq!(store.take_undo(alice, &[2; 32], Timestamp(T0)).unwrap(), None, "no such token");
+    let taken = store.take_undo(alice, &[1; 32], Timestamp(T0 + 1)).unwrap().expect("alice's record");
+    assert_eq!(taken, kept(alice, 1, T0));
+    assert_eq!(UndoRecord::decode(&taken.record).unwrap(), record);
+    assert_eq!(store.take_undo(alice, &[1; 32], Timestamp(T0 + 1)).unwrap(), None, "taken once");
+
+    // Kept again (an undo that failed to store its points puts it back): replaces, never duplicates.
+    store.keep_undo(&kept(alice, 1, T0)).unwrap();
+    store.keep_undo(&kept(alice, 1, T0)).unwrap();
+    assert!(store.take_undo(alice, &[1; 32], Timestamp(T0 + 900_000)).unwrap().is_none(), "expired at `expires`");
+    assert!(store.take_undo(alice, &[1; 32], Timestamp(T0)).unwrap().is_none(), "an expired take removes it");
+
+    // The oldest goes beyond the limit; another user's records stay.
+    store.keep_undo(&kept(bob, 50, T0)).unwrap();
+    for i in 0..=UNDO_PER_USER as u8 {
+        store.keep_undo(&kept(alice, 10 + i, T0 + i64::from(i))).unwrap();
+    }
+    assert!(store.take_undo(alice, &[10; 32], Timestamp(T0 + 10)).unwrap().is_none(), "the oldest went");
+    for i in 1..=UNDO_PER_USER as u8 {
+        assert!(store.take_undo(alice, &[10 + i; 32], Timestamp(T0 + 10)).unwrap().is_some(), "record {i}");
+    }
+    assert!(store.take_undo(bob, &[50; 32], Timestamp(T0 + 10)).unwrap().is_some(), "bob's stays");
+
+    // A keep sweeps every user's expired records.
+    store.keep_undo(&kept(bob, 60, T0)).unwrap();
+    store.keep_undo(&kept(alice, 70, T0 + 2_000_000)).unwrap();
+    assert!(store.take_undo(bob, &[60; 32], Timestamp(T0)).unwrap().is_none(), "swept when it expired");
+    assert_eq!(store.last_seq().unwrap(), seq, "undo records are not changes");
+}
