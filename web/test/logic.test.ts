@@ -202,7 +202,7 @@ describe("tripTitle", () => {
 
   it("never shows a question mark for an end a recording gap hides", () => {
     expect(tripTitle(trip({ origin_place: 1 }), names)).toBe("From Home");
-    expect(tripTitle(trip({ destination_title: "Near Ismaning" }), names)).toBe("To Near Ismaning");
+    expect(tripTitle(trip({ destination_title: "Near Ismaning" }), names)).toBe("To near Ismaning");
     expect(tripTitle(trip({}), names)).toMatch(/^Walking, /);
   });
 });

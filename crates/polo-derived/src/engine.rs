@@ -9,6 +9,10 @@
 //! replaces its rows. Derived writes are not edits, so they add nothing to
 //! the change log the engine reads; the engine's work never feeds itself.
 //!
+//! An edit in the log (settings, a fix's flag, a visit or a transport mode)
+//! is checked against what the stored rows were computed with, and only
+//! what differs is recomputed ([`crate::edit_marks`] for visits and modes).
+//!
 //! Each span starts with the device's flagged fixes ([`crate::outliers`]):
 //! they are recomputed first, and where they changed the span widens, so
 //! stays, legs, days and maps never disagree about which fixes count.
@@ -33,7 +37,7 @@ use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
 use crate::window::{Window, recompute};
-use crate::{DerivedError, DerivedResult, days, map, outliers};
+use crate::{DerivedError, DerivedResult, days, edit_marks, map, outliers};
 
 /// How many change-log entries one catch-up step reads.
 pub const BATCH: usize = 10_000;
@@ -221,7 +225,7 @@ impl Engine {
             }
         }
         settings_may_have_changed.dedup();
-        for user in settings_may_have_changed {
+        for user in settings_may_have_changed.iter().copied() {
             let current = settings(store, user)?;
             for device in store.list_devices(user)? {
                 if self.computed_with(user, device.id)?.is_none_or(|with| !with.matches(&current)) {
@@ -257,6 +261,15 @@ impl Engine {
                 Err(e) => return Err(e),
             }
             report.windows += 1;
+        }
+        // After the windows: visit and mode edits that reached the store without their days
+        // (replicated, or raced by this step on another node) are brought into them.
+        for user in settings_may_have_changed {
+            match edit_marks::catch_up(store, user) {
+                Ok(_) => {}
+                Err(_) if store.user_by_id(user)?.is_none() => {}
+                Err(e) => return Err(e),
+            }
         }
         store.set_derived_cursor(CURSOR, last)?;
         if outdated {

@@ -36,6 +36,13 @@ pub const PLACE_ADDRESS: DerivedKind = DerivedKind(6);
 /// or one the user flagged (scope: device; key: the fix's time, ms; see
 /// [`crate::outliers`]). Every reader of the points skips these.
 pub const OUTLIER: DerivedKind = DerivedKind(7);
+/// A visit edit as the engine last brought it into the day statistics, and
+/// the time it touched (scope: device; key: the [`VISIT_EDIT`]'s key; see
+/// [`crate::edit_marks`]).
+pub const VISIT_EDIT_APPLIED: DerivedKind = DerivedKind(8);
+/// A mode correction as the engine last brought it into the day statistics
+/// (scope: user; key: the [`MODE_EDIT`]'s key; see [`crate::edit_marks`]).
+pub const MODE_EDIT_APPLIED: DerivedKind = DerivedKind(9);
 /// Per UTC day, how many points each map level holds (scope: device; key:
 /// UTC day number). Lets an overview pick its level without reading tracks.
 pub const MAP_COUNTS: DerivedKind = DerivedKind(10);

@@ -11,6 +11,7 @@
 //! * [`days`] — per-day statistics, maintained per device.
 //! * [`views`] — the lookups the API serves: a day, entries, places, stats.
 //! * [`visit_edits`] — the user's corrections of single stays (place, times, deleted).
+//! * [`edit_marks`] — which visit and mode edits the stored days include.
 //! * [`settings`] — per-user timeline parameters.
 //! * [`retention`] — per-user thinning of old raw points.
 //! * [`kinds`] and [`rows`] — which derived rows exist, their keys and encoding.
@@ -18,6 +19,7 @@
 //!   heatmap and fog-of-war aggregates, and the queries over them.
 
 pub mod days;
+pub mod edit_marks;
 pub mod engine;
 pub mod error;
 pub mod imported;

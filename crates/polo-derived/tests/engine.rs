@@ -550,3 +550,62 @@ fn rows_of_an_older_algorithm_are_recomputed_once_after_an_upgrade() {
     // Once: the next step has nothing to do.
     assert_eq!(engine.catch_up().unwrap().windows, 0);
 }
+
+/// A visit edit and a mode correction that reach the store as their rows alone (replicated, or
+/// committed while another node's step recomputed the same days from what it read before) are
+/// brought into the day statistics by the next catch-up, exactly as the route's own refresh
+/// would, and undoing them takes them out again.
+#[test]
+fn visit_and_mode_edits_that_arrive_without_their_days_are_caught_up() {
+    let direct = fixture();
+    let arrived = fixture();
+    let points = SyntheticTrack::new(5).days(2).points;
+    for f in [&direct, &arrived] {
+        f.store.insert_points(f.user, f.device, &fixes(&points)).unwrap();
+        catch_up(&f.engine);
+    }
+    let days = |f: &Fixture| -> Vec<(i64, String)> {
+        let range = DerivedRange::all(polo_derived::kinds::DAY_STATS, DerivedScope::Device(f.device));
+        let rows = f.store.derived_range(f.user, &range).unwrap();
+        rows.into_iter().map(|r| (r.key, String::from_utf8(r.value).unwrap())).collect()
+    };
+    let before = days(&arrived);
+    let (stays, legs) = stored(&arrived);
+    let visit = stays.iter().find(|s| s.visit).expect("a visit").clone();
+    let leg = legs.iter().find(|l| l.mode != TransportMode::Rail).expect("a leg").clone();
+    let deleted = polo_derived::visit_edits::VisitEdit { deleted: true, ..Default::default() };
+
+    // The route's way: the edit and its days at once.
+    direct.engine.set_visit_edit(direct.user, direct.device, Timestamp(visit.start), &deleted).unwrap();
+    direct.engine.set_leg_mode(direct.user, direct.device, Timestamp(leg.start), TransportMode::Rail).unwrap();
+    // The rows alone, as replication applies them; the days still show the old story.
+    polo_derived::visit_edits::set(&*arrived.store, arrived.user, arrived.device, Timestamp(visit.start), &deleted)
+        .unwrap();
+    let correction = polo_derived::rows::ModeEdit { end: leg.end, mode: TransportMode::Rail };
+    let row = polo_store::DerivedRow {
+        kind: polo_derived::kinds::MODE_EDIT,
+        scope: DerivedScope::User,
+        key: leg.start,
+        value: serde_json::to_vec(&correction).unwrap(),
+    };
+    arrived
+        .store
+        .derived_write(arrived.user, &polo_store::DerivedBatch { delete: vec![], put: vec![row] }, true)
+        .unwrap();
+    assert_eq!(days(&arrived), before);
+
+    catch_up(&arrived.engine);
+    assert_ne!(days(&arrived), before, "the edits changed the days");
+    assert_eq!(days(&arrived), days(&direct), "as the route's own refresh left them");
+
+    // Undone (the visit edit cleared) the same way: the days follow again.
+    let none = polo_derived::visit_edits::VisitEdit::default();
+    direct.engine.set_visit_edit(direct.user, direct.device, Timestamp(visit.start), &none).unwrap();
+    polo_derived::visit_edits::set(&*arrived.store, arrived.user, arrived.device, Timestamp(visit.start), &none)
+        .unwrap();
+    catch_up(&arrived.engine);
+    assert_eq!(days(&arrived), days(&direct));
+    // Nothing left to catch up: another catch-up changes nothing.
+    let settled = polo_derived::edit_marks::catch_up(&*arrived.store, arrived.user).unwrap();
+    assert_eq!(settled, polo_derived::edit_marks::EditsCaughtUp::default());
+}
