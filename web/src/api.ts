@@ -105,6 +105,8 @@ export interface User {
   name: string;
   admin: boolean;
   created: string;
+  /** A role besides administrator: "health-authority" or null. */
+  role?: string | null;
 }
 
 export interface Me {
@@ -120,6 +122,8 @@ export interface InstanceConfig {
   tile_attribution: string;
   version: string;
   registration: boolean | string;
+  /** Whether an administrator turned the exposure checks on. */
+  exposure?: boolean;
 }
 
 export type Mode = "walk" | "cycle" | "road" | "rail" | "flight" | "unknown";

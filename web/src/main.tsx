@@ -26,6 +26,7 @@ const PAGES = {
   sharing: () => import("./pages/Sharing"),
   share: () => import("./pages/Share"),
   account: () => import("./pages/Account"),
+  exposure: () => import("./pages/Exposure"),
 } as const;
 
 type AnyComponent = ComponentType<any>;
@@ -93,8 +94,18 @@ const NAV: [string, string][] = [
   ["/imports", "Imports"],
   ["/devices", "Devices"],
   ["/sharing", "Sharing"],
+  ["/exposure", "Exposure"],
   ["/account", "Account"],
 ];
+
+/** The top bar's links: the exposure pages only while the feature is on, Authority only for that role. */
+function navFor(me: Me, config: InstanceConfig | null): [string, string][] {
+  const exposure = config?.exposure ?? false;
+  return [
+    ...NAV.filter(([href]) => exposure || href !== "/exposure"),
+    ...(exposure && me.user.role === "health-authority" ? [["/authority", "Authority"] as [string, string]] : []),
+  ];
+}
 
 function isActive(path: string, href: string): boolean {
   if (href === "/") return path === "/" || path.startsWith("/day/");
@@ -124,7 +135,7 @@ function Layout({ me, config, onLogout, children }: { me: Me; config: InstanceCo
           Menu
         </button>
         <nav id="nav" class={menuOpen ? "open" : ""} aria-label="Main">
-          {NAV.map(([href, label]) => (
+          {navFor(me, config).map(([href, label]) => (
             <a href={href} aria-current={isActive(path, href) ? "page" : undefined}>
               {label}
             </a>
@@ -165,6 +176,8 @@ function Page({ me }: { me: Me }) {
   if (path === "/devices") return <Lazy page="devices" name="Devices" render={(C) => <C me={me} />} />;
   if (path === "/sharing") return <Lazy page="sharing" name="Sharing" render={(C) => <C me={me} />} />;
   if (path === "/account") return <Lazy page="account" name="Account" render={(C) => <C me={me} />} />;
+  if (path === "/exposure") return <Lazy page="exposure" name="MyStatus" render={(C) => <C />} />;
+  if (path === "/authority") return <Lazy page="exposure" name="Authority" render={(C) => <C me={me} />} />;
   return (
     <section>
       <h1>Not found</h1>
@@ -215,6 +228,8 @@ function App() {
 
   if (config === undefined) return <Loading label="Starting polo…" />;
   if (path.startsWith("/s/")) return <Lazy page="share" name="SharePage" render={(C) => <C token={decodeURIComponent(path.slice(3))} config={config} />} />;
+  // The verifier needs no account: a door checks codes with the instance's public key.
+  if (path === "/verify") return <Lazy page="exposure" name="Verify" render={(C) => <C />} />;
   if (me === undefined) return <Loading label="Starting polo…" />;
   if (me === null) {
     return (

@@ -356,6 +356,14 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Give a user a role, or take it away: `health-authority` (marks exposure cases and decides on
+    /// proposals; only this role sees other people's encounters) or `none`.
+    Role {
+        /// Login name.
+        name: String,
+        /// `health-authority` or `none`.
+        role: String,
+    },
     /// List users.
     List {
         /// Print JSON instead of a table.

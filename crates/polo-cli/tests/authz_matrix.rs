@@ -1040,7 +1040,97 @@ fn rows() -> Vec<Row> {
             request: |_, _| Request::new("PUT", "/api/v1/admin/settings").json(&json!({"instance_name": "matrix"})),
             check: no_check,
         },
+        // Exposure (docs/exposure.md): only the administrator configures it and hands out the
+        // health-authority role; nobody here has that role, so its routes answer 403 to every
+        // caller; the feature stays off, so everyone's own status and the public routes say so.
+        Row {
+            method: "GET",
+            path: "/api/v1/admin/exposure",
+            expect: [401, 403, 403, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/admin/exposure"),
+            check: |_, role, r| {
+                if role == Role::Admin {
+                    assert_eq!(r.json()["settings"]["enabled"], false, "off until enabled: {}", r.body);
+                }
+            },
+        },
+        Row {
+            method: "PUT",
+            path: "/api/v1/admin/exposure",
+            expect: [401, 403, 403, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("PUT", "/api/v1/admin/exposure").json(&json!({"min_minutes": 10})),
+            check: no_check,
+        },
+        Row {
+            method: "PUT",
+            path: "/api/v1/users/{name}/role",
+            expect: [401, 403, 403, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("PUT", "/api/v1/users/other/role").json(&json!({"role": null})),
+            check: no_check,
+        },
+        exposure_authority_row("GET", "/api/v1/exposure/cases", |_, _| Request::new("GET", "/api/v1/exposure/cases")),
+        exposure_authority_row("POST", "/api/v1/exposure/cases", |_, _| {
+            Request::new("POST", "/api/v1/exposure/cases").json(&json!({"user": "owner",
+                "infectious_from": "2024-03-01T00:00:00Z", "infectious_to": "2024-03-02T00:00:00Z"}))
+        }),
+        exposure_authority_row("POST", "/api/v1/exposure/cases/{id}/withdraw", |_, _| {
+            Request::new("POST", "/api/v1/exposure/cases/x/withdraw").json(&json!({"reason": "matrix"}))
+        }),
+        exposure_authority_row("GET", "/api/v1/exposure/cases/{id}/contacts", |_, _| {
+            Request::new("GET", "/api/v1/exposure/cases/x/contacts")
+        }),
+        exposure_authority_row("GET", "/api/v1/exposure/proposals", |_, _| {
+            Request::new("GET", "/api/v1/exposure/proposals")
+        }),
+        exposure_authority_row("POST", "/api/v1/exposure/proposals/{case}/{user}/decision", |_, _| {
+            Request::new("POST", "/api/v1/exposure/proposals/x/owner/decision")
+                .json(&json!({"approve": true, "reason": "matrix"}))
+        }),
+        exposure_authority_row("GET", "/api/v1/exposure/audit", |_, _| Request::new("GET", "/api/v1/exposure/audit")),
+        exposure_authority_row("GET", "/api/v1/exposure/windows", |_, _| {
+            Request::new("GET", "/api/v1/exposure/windows")
+        }),
+        Row {
+            method: "GET",
+            path: "/api/v1/exposure/status",
+            expect: [401, 404, 404, 404, 404],
+            device: 404,
+            request: |_, _| Request::new("GET", "/api/v1/exposure/status"),
+            check: exposure_is_off,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/exposure/public-key",
+            expect: public(404),
+            device: 404,
+            request: |_, _| Request::new("GET", "/api/v1/exposure/public-key"),
+            check: exposure_is_off,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/exposure/verify",
+            expect: public(404),
+            device: 404,
+            request: |_, _| Request::new("POST", "/api/v1/exposure/verify").json(&json!({"code": "PX1.a.b"})),
+            check: exposure_is_off,
+        },
     ]
+}
+
+/// A health-authority route: nobody in the matrix has the role, so everyone with credentials gets
+/// 403 (a device token too, whatever its scopes).
+fn exposure_authority_row(method: &'static str, path: &'static str, request: fn(&Ctx, Role) -> Request) -> Row {
+    Row { method, path, expect: [401, 403, 403, 403, 403], device: 403, request, check: no_check }
+}
+
+/// The answer while exposure checks are off (to every caller the route lets in).
+fn exposure_is_off(_: &Ctx, _: Role, r: &common::Response) {
+    if r.status == 404 {
+        assert_eq!(r.json()["code"], "exposure_disabled", "{}", r.body);
+    }
 }
 
 /// A new share of the owner's for a revoke cell (the cell's id).
@@ -1213,7 +1303,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     // The administrator from outside the admin networks: refused on every admin-only row.
     let admin_only: Vec<&Row> =
         rows.iter().filter(|r| r.expect[..4] == [401, 403, 403, 403] && r.expect[4] != 403).collect();
-    assert_eq!(admin_only.len(), 7, "users, instance settings, replication tasks");
+    assert_eq!(admin_only.len(), 10, "users, roles, instance and exposure settings, replication tasks");
     let outside = |request: &Request| {
         let auth = ctx.authorization(Role::Admin).unwrap();
         let mut headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();

@@ -45,7 +45,10 @@ fn the_document_and_the_docs_page_are_served_by_polo() {
         assert!(spec["components"]["securitySchemes"][scheme].is_object(), "no {scheme} scheme");
     }
     let codes = &spec["components"]["schemas"]["ErrorCode"]["enum"];
-    assert!(codes.as_array().is_some_and(|c| c.len() == 11 && c.contains(&Value::from("share_not_found"))), "{codes}");
+    assert!(
+        codes.as_array().is_some_and(|c| c.len() == 12 && c.contains(&Value::from("exposure_disabled"))),
+        "{codes}"
+    );
 
     // `/api/docs` redirects to the page; the page loads only same-origin assets, under the CSP.
     let redirect = http(&server.addr, "GET", "/api/docs", &[], b"");
@@ -112,7 +115,8 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-name = ["GET /api/v1/points", "GET /api/v1/export", "GET /api/v1/intervals", "GET /api/v1/timeline/day",
                 "GET /api/v1/timeline/entries", "GET /api/v1/timeline/trips", "GET /api/v1/stats",
-                "GET /api/v1/map/overview", "GET /api/v1/map/heatmap/{z}/{x}/{y}", "GET /api/v1/map/fog/{z}/{x}/{y}"]
+                "GET /api/v1/map/overview", "GET /api/v1/map/heatmap/{z}/{x}/{y}", "GET /api/v1/map/fog/{z}/{x}/{y}",
+                "GET /api/v1/together", "GET /api/v1/together/{friend}"]
 checks.positive_data_acceptance.enabled = false
 
 # Endless answers (Server-Sent Events): a request never completes, so there is nothing to check
@@ -151,6 +155,20 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-name = ["POST /api/v1/me/delete", "DELETE /api/v1/users/{name}"]
 checks.positive_data_acceptance.enabled = false
+
+# Exposure (the run's user is the health authority, and the feature is on when the run starts):
+# cases, contacts and decisions name things that must exist (a user, a case id, a pending proposal),
+# an infectious period has constraints between members (`from` before `to`, at most 60 days, not in
+# the future), a role names a user, and the run's own PUT /api/v1/admin/exposure may turn the feature
+# off, after which every exposure route answers 404 `exposure_disabled`. Such requests get 400, 404
+# or 409 with the reason.
+[[operations]]
+include-tag = "exposure"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+include-name = "PUT /api/v1/users/{name}/role"
+checks.positive_data_acceptance.enabled = false
 "#;
 
 #[test]
@@ -168,6 +186,8 @@ fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     add_admin(&data, "fuzz");
+    let role = polo(&data).args(["user", "role", "fuzz", "health-authority"]).output().unwrap();
+    assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
     // `ignored_auth` sends wrong credentials to every operation on purpose: without a higher
     // threshold the back-off would answer 429 from the sixth on.
     let server = serve(&data, &["--access-log", "off", "--auth-free-failures", "1000000"]);
@@ -178,6 +198,11 @@ fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
     let set_cookie = r.header("set-cookie").unwrap();
     let session = set_cookie.split(';').next().unwrap().trim_start_matches("polo_session=").to_owned();
     let csrf = r.json()["csrf_token"].as_str().unwrap().to_owned();
+    // Exposure checks on, so that their routes answer more than `exposure_disabled`.
+    let cookie = format!("polo_session={session}");
+    let headers = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str()), ("Content-Type", "application/json")];
+    let on = http(&server.addr, "PUT", "/api/v1/admin/exposure", &headers, br#"{"enabled":true}"#);
+    assert_eq!(on.status, 200, "{}", on.body);
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(&config, SCHEMATHESIS_CONFIG.replace("{session}", &session).replace("{csrf}", &csrf)).unwrap();
     let examples = std::env::var("POLO_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "30".to_owned());

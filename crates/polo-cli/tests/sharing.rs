@@ -571,3 +571,205 @@ fn a_share_can_hide_place_names_but_keep_the_town() {
         listed["shares"].as_array().unwrap().iter().map(|s| s["hide_places"].as_bool()).collect();
     assert_eq!(flags, [Some(true), Some(false)]);
 }
+
+/// The next `event: NAME` block's data on `stream` within `wait`.
+fn next_event(stream: &mut EventStream, name: &str, wait: Duration) -> Option<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        stream.dechunk();
+        while let Some(end) = stream.decoded.find("\n\n") {
+            let block: String = stream.decoded.drain(..end + 2).collect();
+            if block.lines().any(|l| l == format!("event: {name}")) {
+                return block.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned);
+            }
+        }
+        if Instant::now() >= deadline || !stream.fill() {
+            return None;
+        }
+    }
+}
+
+/// Polls `path` as `auth` until it answers 200 and `done` holds for the JSON answer, at most 60 s.
+fn wait_until(addr: &str, path: &str, auth: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = get(addr, path, Some(auth));
+        // 404 until the batch has written the row (a user's first status).
+        if r.status == 200 && done(&r.json()) {
+            return r.json();
+        }
+        assert!(matches!(r.status, 200 | 404), "{path}: {}", r.body);
+        assert!(Instant::now() < deadline, "{path} never got there: {}", r.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The exposure workflow against the real binary (docs/exposure.md): Carol and Bob spent half an
+/// hour together three days ago, Dave was across town. The administrator turns exposure checks on
+/// and makes Hana the health authority; Hana marks Carol as a case; the batch finds Bob; Hana
+/// approves the proposal; Bob's live stream hears of it, his status is `exposed` with a code that
+/// verifies; Dave sees only his own `clear` status and nothing of anyone else; the audit log holds
+/// the decision; and a point Dave's phone sends late for that closed day makes him a contact.
+#[test]
+fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["carol", "bob", "dave", "hana"] {
+        add_user(dir.path(), name);
+    }
+    let mut admin = polo(dir.path())
+        .args(["user", "add", "root", "--admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    admin.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(admin.wait().unwrap().success());
+    let role = polo(dir.path()).args(["user", "role", "hana", "health-authority"]).output().unwrap();
+    assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
+    let listed = common::run_ok(polo(dir.path()).args(["user", "list", "--json"]));
+    assert!(listed.contains("\"role\": \"health-authority\""), "{listed}");
+    let tokens: Vec<String> =
+        ["carol", "bob", "dave"].iter().map(|u| format!("Bearer {}", token(dir.path(), u, "phone"))).collect();
+    let (carol, bob, dave) = (&tokens[0], &tokens[1], &tokens[2]);
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let (root, hana) = (basic("root", PASSWORD), basic("hana", PASSWORD));
+    let bob_basic = basic("bob", PASSWORD);
+
+    // Three days ago at 10:00 UTC, half an hour, a fix a minute: Carol and Bob 11 m apart, Dave 5 km off.
+    let day = (now_s() / 86_400 - 3) * 86_400;
+    let ten = day + 10 * 3_600;
+    for minute in 0..30 {
+        owntracks(addr, carol, "phone", 47.0, ten + minute * 60, 80);
+        owntracks(addr, bob, "phone", 47.0001, ten + minute * 60, 80);
+        owntracks(addr, dave, "phone", 47.05, ten + minute * 60, 80);
+    }
+
+    // Off until the administrator turns it on: everyone is told so.
+    let off = get(addr, "/api/v1/exposure/status", Some(&bob_basic));
+    assert_eq!((off.status, off.json()["code"].as_str()), (404, Some("exposure_disabled")), "{}", off.body);
+    let on =
+        send_json(addr, "PUT", "/api/v1/admin/exposure", &root, &json!({"enabled": true, "completion_delay_hours": 0}));
+    assert_eq!(on.status, 200, "{}", on.body);
+
+    // Hana marks Carol: infectious from that day for two days.
+    let from = polo_domain::Timestamp(day * 1000).to_string();
+    let to = polo_domain::Timestamp((day + 2 * 86_400) * 1000).to_string();
+    let case = send_json(
+        addr,
+        "POST",
+        "/api/v1/exposure/cases",
+        &hana,
+        &json!({"user": "carol", "infectious_from": from, "infectious_to": to, "note": "PCR positive"}),
+    );
+    assert_eq!(case.status, 201, "{}", case.body);
+    let case_id = case.json()["id"].as_str().unwrap().to_owned();
+
+    // The batch runs: Bob is a contact with 30 exposure minutes, and a proposal waits for Hana.
+    let contacts_path = format!("/api/v1/exposure/cases/{case_id}/contacts");
+    let contacts = wait_until(addr, &contacts_path, &hana, |b| !b["contacts"].as_array().unwrap().is_empty());
+    let contacts = contacts["contacts"].as_array().unwrap().clone();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    // From the first pair (10:00) to the last (10:29).
+    assert_eq!((contacts[0]["user"].as_str(), contacts[0]["minutes"].as_u64()), (Some("bob"), Some(29)));
+    let pending = wait_until(addr, "/api/v1/exposure/proposals?state=pending", &hana, |b| {
+        !b["proposals"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(pending["proposals"][0]["user"], "bob", "{pending}");
+    assert_eq!(pending["proposals"][0]["evidence"]["minutes"], 29, "{pending}");
+    // Before any decision Bob is clear.
+    let clear = wait_until(addr, "/api/v1/exposure/status", &bob_basic, |_| true);
+    assert_eq!(clear["status"], "clear", "{clear}");
+
+    // Hana approves; Bob's own live stream hears of it.
+    let mut bob_live = EventStream::open(addr, "/api/v1/live", Some(&bob_basic));
+    let mut dave_live = EventStream::open(addr, "/api/v1/live", Some(&basic("dave", PASSWORD)));
+    let decided = send_json(
+        addr,
+        "POST",
+        &format!("/api/v1/exposure/proposals/{case_id}/bob/decision"),
+        &hana,
+        &json!({"approve": true, "reason": "half an hour at the same table"}),
+    );
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    assert_eq!(decided.json()["state"], "approved");
+    assert!(next_event(&mut bob_live, "exposure", Duration::from_secs(10)).is_some(), "Bob is told");
+    assert!(next_event(&mut dave_live, "exposure", Duration::from_millis(800)).is_none(), "Dave is not");
+
+    // Bob's status: exposed, cacheable, with a code that verifies.
+    let status = get(addr, "/api/v1/exposure/status", Some(&bob_basic));
+    assert_eq!(status.status, 200, "{}", status.body);
+    let etag = status.header("etag").unwrap().to_owned();
+    let body = status.json();
+    assert_eq!(body["status"], "exposed", "{body}");
+    let unchanged =
+        http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob_basic), ("If-None-Match", &etag)], b"");
+    assert_eq!(unchanged.status, 304, "{}", unchanged.body);
+    let bob_id = get(addr, "/api/v1/me", Some(&bob_basic)).json()["user"]["id"].as_i64().unwrap();
+    let verified = http(
+        addr,
+        "POST",
+        "/api/v1/exposure/verify",
+        &[("Content-Type", "application/json")],
+        json!({"code": body["code"]}).to_string().as_bytes(),
+    );
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let verified = verified.json();
+    assert_eq!(
+        (verified["valid"].as_bool(), verified["status"].as_str(), verified["subject"].as_i64()),
+        (Some(true), Some("exposed"), Some(bob_id)),
+        "{verified}"
+    );
+    let key = get(addr, "/api/v1/exposure/public-key", None).json();
+    assert_eq!(key["algorithm"], "Ed25519");
+    // The same signature on a payload that says "clear" does not verify.
+    let tampered = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = body["code"].as_str().unwrap().split('.').collect();
+        let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap().replace("exposed", "clear");
+        format!("PX1.{}.{}", b64.encode(payload), parts[2])
+    };
+    let forged = http(
+        addr,
+        "POST",
+        "/api/v1/exposure/verify",
+        &[("Content-Type", "application/json")],
+        json!({"code": tampered}).to_string().as_bytes(),
+    );
+    assert_eq!(forged.json()["valid"], false, "{}", forged.body);
+
+    // Dave sees his own clear status and nothing of anyone else.
+    let dave_basic = basic("dave", PASSWORD);
+    let dave_status = get(addr, "/api/v1/exposure/status", Some(&dave_basic)).json();
+    assert_eq!(dave_status["status"], "clear", "{dave_status}");
+    for path in
+        ["/api/v1/exposure/cases", contacts_path.as_str(), "/api/v1/exposure/proposals", "/api/v1/exposure/audit"]
+    {
+        let r = get(addr, path, Some(&dave_basic));
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(!r.body.contains("bob") && !r.body.contains("carol"), "{}", r.body);
+    }
+
+    // The audit log holds the decision: who, why, on which evidence.
+    let audit = get(addr, "/api/v1/exposure/audit?user=bob", Some(&hana)).json();
+    let approve =
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "exposure.proposal.approve").cloned();
+    let approve = approve.unwrap_or_else(|| panic!("no approval in {audit}"));
+    assert_eq!(approve["actor"], "hana");
+    assert_eq!(approve["detail"]["reason"], "half an hour at the same table");
+    assert_eq!(approve["detail"]["evidence"]["minutes"], 29);
+
+    // Dave's phone was offline: it now sends a fix from that day, at the café, for a closed window.
+    owntracks(addr, dave, "phone", 47.0, ten + 5 * 60 + 30, 80);
+    let late = wait_until(addr, &contacts_path, &hana, |b| b["contacts"].as_array().unwrap().len() == 2);
+    let late = late["contacts"].as_array().unwrap();
+    let dave_contact = late.iter().find(|c| c["user"] == "dave").unwrap_or_else(|| panic!("{late:?}"));
+    // Carol's fixes within five minutes of his: 10:01 to 10:10, under the rule's 15 minutes.
+    assert_eq!(dave_contact["minutes"], 9, "{dave_contact}");
+    let bob_contact = late.iter().find(|c| c["user"] == "bob").unwrap();
+    assert_eq!(bob_contact, &contacts[0], "Bob's contact is as it was");
+    let windows = get(addr, "/api/v1/exposure/windows", Some(&hana)).json();
+    assert_eq!(windows["queue_depth"], 0, "{windows}");
+    let metrics = get(addr, "/metrics", None);
+    assert!(metrics.body.contains("polo_exposure_queue_depth 0"), "{}", metrics.body);
+}

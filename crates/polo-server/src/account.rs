@@ -79,11 +79,21 @@ pub(crate) struct UserView {
     /// When the account was created (RFC 3339, UTC).
     #[schema(example = "2024-05-01T12:00:00Z")]
     created: String,
+    /// A role besides administrator: `health-authority`, or `null`. Set in the user list, at login and
+    /// in `/api/v1/me`.
+    #[schema(example = "health-authority")]
+    role: Option<&'static str>,
 }
 
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
-        Self { id: user.id.0, name: user.name.clone(), admin: user.is_admin, created: user.created.to_string() }
+        Self {
+            id: user.id.0,
+            name: user.name.clone(),
+            admin: user.is_admin,
+            created: user.created.to_string(),
+            role: None,
+        }
     }
 }
 
@@ -272,7 +282,10 @@ async fn login(
     let Json(body) = body?;
     let session = state.auth.login(&body.username, &body.password, client.ip).await?;
     let cookie = state.auth.session_set_cookie(&session.cookie_value, &client);
-    let body = Json(LoginReply { user: UserView::from(&session.user), csrf_token: session.csrf_token });
+    let (store, id) = (state.store.clone(), session.user.id);
+    let role = blocking(move || Ok(store.user_role(id)?)).await?;
+    let user = UserView { role: role.map(polo_store::Role::name), ..UserView::from(&session.user) };
+    let body = Json(LoginReply { user, csrf_token: session.csrf_token });
     Ok(([(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], body)
         .into_response())
 }
@@ -348,14 +361,16 @@ pub(crate) struct MeView {
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = MeView), AuthErrors)
 )]
-async fn me(caller: Caller) -> Json<MeView> {
-    Json(MeView {
-        user: UserView::from(&caller.user),
+async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<MeView>> {
+    let (store, id) = (state.store.clone(), caller.user.id);
+    let role = blocking(move || Ok(store.user_role(id)?)).await?;
+    Ok(Json(MeView {
+        user: UserView { role: role.map(polo_store::Role::name), ..UserView::from(&caller.user) },
         device: caller.device.as_ref().map(DeviceView::from),
         via: caller.via.into(),
         csrf_token: caller.csrf_token().map(str::to_owned),
         scopes: caller.token.map(|t| t.scopes.iter().map(ScopeName::from).collect()),
-    })
+    }))
 }
 
 /// `POST /api/v1/me/password`'s body (`current` and `new` are accepted as aliases).
@@ -730,7 +745,13 @@ pub(crate) struct UserList {
 )]
 async fn list_users(State(state): State<AppState>, AdminCaller(_admin): AdminCaller) -> ApiResult<Json<UserList>> {
     let store = state.store.clone();
-    blocking(move || Ok(Json(UserList { users: store.list_users()?.iter().map(UserView::from).collect() }))).await
+    blocking(move || {
+        let roles: std::collections::BTreeMap<_, _> = store.user_roles()?.into_iter().collect();
+        let users = store.list_users()?;
+        let view = |u: &User| UserView { role: roles.get(&u.id).map(|r| r.name()), ..UserView::from(u) };
+        Ok(Json(UserList { users: users.iter().map(view).collect() }))
+    })
+    .await
 }
 
 /// `POST /api/v1/users`'s body.

@@ -10,6 +10,7 @@
 //! | `csrf_failed` | 403 | a cookie-authenticated unsafe request without the right `X-CSRF-Token` |
 //! | `not_found` | 404 | no such thing (for this user) |
 //! | `share_not_found` | 404 | a share link that does not exist, was revoked or has expired (one answer for all three) |
+//! | `exposure_disabled` | 404 | exposure checks are off on this instance (every `/api/v1/exposure/` route) |
 //! | `bad_request` | 400 (or the extractor's 4xx) | the request is malformed |
 //! | `payload_too_large` | 413 | the body is over the limit |
 //! | `rate_limited` | 429 | too many failures; `Retry-After` says when to retry |
@@ -107,6 +108,18 @@ impl ApiError {
         )
     }
 
+    /// 404 `exposure_disabled`: an exposure route while the feature is off;
+    /// the message says how an administrator turns it on.
+    #[must_use]
+    pub fn exposure_disabled() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "exposure_disabled",
+            "exposure checks are not enabled on this instance; an administrator turns them on \
+             (PUT /api/v1/admin/exposure {\"enabled\": true})",
+        )
+    }
+
     /// 400 `bad_request`.
     #[must_use]
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -191,6 +204,8 @@ pub enum ErrorCode {
     NotFound,
     /// 404: a share link that does not exist, was revoked or has expired.
     ShareNotFound,
+    /// 404: exposure checks are off on this instance.
+    ExposureDisabled,
     /// 400, or the extractor's 4xx (405, 415, 422): the request is malformed.
     BadRequest,
     /// 413: the body is over the limit.
@@ -207,12 +222,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::CsrfFailed,
         Self::NotFound,
         Self::ShareNotFound,
+        Self::ExposureDisabled,
         Self::BadRequest,
         Self::PayloadTooLarge,
         Self::RateLimited,
@@ -230,6 +246,7 @@ impl ErrorCode {
             Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",
             Self::ShareNotFound => "share_not_found",
+            Self::ExposureDisabled => "exposure_disabled",
             Self::BadRequest => "bad_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
@@ -515,6 +532,34 @@ pub struct NotFound(pub ErrorBody);
     description = "`share_not_found`: the link does not exist, was revoked or has expired (one answer for all three)"
 )]
 pub struct ShareNotFound(pub ErrorBody);
+
+/// 403 and 404 of the health authority's exposure routes.
+#[derive(IntoResponses)]
+pub enum AuthorityErrors {
+    /// Not the health authority, or a device token.
+    #[response(
+        status = 403,
+        description = "`forbidden`: the caller lacks the health-authority role or used a device token; or \
+                       `csrf_failed`"
+    )]
+    Forbidden(ErrorBody),
+    /// The feature is off, or no such thing.
+    #[response(
+        status = 404,
+        description = "`exposure_disabled`: exposure checks are off on this instance; or `not_found`: no such \
+                       case, proposal or user"
+    )]
+    NotFound(ErrorBody),
+}
+
+/// 404 of `GET /api/v1/exposure/status`.
+#[derive(IntoResponses)]
+#[response(
+    status = 404,
+    description = "`exposure_disabled`: exposure checks are off on this instance; or `not_found`: no status has \
+                   been computed for the caller yet"
+)]
+pub struct NoStatus(pub ErrorBody);
 
 /// 409 `conflict`.
 #[derive(IntoResponses)]

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client;
 pub mod deleting;
 pub mod error;
+pub mod exposure;
 mod front_door;
 mod health;
 pub mod import_job;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub site: Arc<site::SiteDefaults>,
     /// Slows down anyone guessing share links.
     pub share_guard: Arc<sharing::ShareGuard>,
+    /// The exposure workflow: its settings, signing key and batch worker.
+    pub exposure: exposure::Exposure,
     /// The request body limits; [`app`] sets them from
     /// [`ServerOptions::body_limits`], and [`router`] gives the ingest
     /// routes theirs.
@@ -109,6 +112,7 @@ impl AppState {
         live.share_through(&store, &last_seen)?;
         let share_guard = Arc::new(sharing::ShareGuard::default().shared_through(&store));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine, &node)?);
+        let exposure = exposure::Exposure::start(store.clone(), &node, live.clone(), metrics.clone())?;
         Ok(Self {
             store,
             node,
@@ -122,6 +126,7 @@ impl AppState {
             live,
             site: Arc::new(site::SiteDefaults::default()),
             share_guard,
+            exposure,
             body_limits: options::BodyLimits::default(),
         })
     }
@@ -141,6 +146,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(replication::routes())
         .merge(sharing::routes())
         .merge(site::routes())
+        .merge(exposure::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

@@ -62,6 +62,13 @@ pub enum LiveEvent {
         /// Who changed their grants.
         owner: UserId,
     },
+    /// `user`'s exposure status changed: their own streams tell them (and
+    /// nobody else's), without the status itself, which they read from
+    /// `GET /api/v1/exposure/status`.
+    ExposureChanged {
+        /// Whose status.
+        user: UserId,
+    },
 }
 
 /// The sending side, cloned into the state.
@@ -140,6 +147,11 @@ impl LiveFeed {
     /// Publishes that `owner`'s grants changed.
     pub fn grants_changed(&self, owner: UserId) {
         self.publish(LiveEvent::GrantsChanged { owner });
+    }
+
+    /// Publishes that `user`'s exposure status changed.
+    pub fn exposure_changed(&self, user: UserId) {
+        self.publish(LiveEvent::ExposureChanged { user });
     }
 
     /// A new subscription, receiving what is published from now on.
@@ -242,13 +254,14 @@ impl Listener {
         match &event {
             LiveEvent::Position { device, fix, .. } => self.last_seen.observe(*device, fix),
             LiveEvent::GrantsChanged { .. } => self.last_seen.forget_grants(),
+            LiveEvent::ExposureChanged { .. } => {}
         }
         let _ = self.sender.send(event);
     }
 }
 
 /// An event as a live message: `p USER DEVICE CHUNK` (the fix as a one-fix
-/// codec chunk, base64) or `g OWNER`.
+/// codec chunk, base64), `g OWNER` or `e USER`.
 fn encode(event: &LiveEvent) -> String {
     match event {
         LiveEvent::Position { user, device, fix } => {
@@ -256,6 +269,7 @@ fn encode(event: &LiveEvent) -> String {
             format!("p {} {} {}", user.0, device.0, STANDARD_NO_PAD.encode(chunk))
         }
         LiveEvent::GrantsChanged { owner } => format!("g {}", owner.0),
+        LiveEvent::ExposureChanged { user } => format!("e {}", user.0),
     }
 }
 
@@ -270,6 +284,7 @@ fn decode(message: &str) -> Option<LiveEvent> {
             Some(LiveEvent::Position { user, device, fix: Arc::new(fix) })
         }
         "g" => Some(LiveEvent::GrantsChanged { owner: UserId(parts.next()?.parse().ok()?) }),
+        "e" => Some(LiveEvent::ExposureChanged { user: UserId(parts.next()?.parse().ok()?) }),
         _ => None,
     }
 }
@@ -315,6 +330,10 @@ mod tests {
         assert!(matches!(
             decode(&encode(&LiveEvent::GrantsChanged { owner: UserId(3) })),
             Some(LiveEvent::GrantsChanged { owner: UserId(3) })
+        ));
+        assert!(matches!(
+            decode(&encode(&LiveEvent::ExposureChanged { user: UserId(5) })),
+            Some(LiveEvent::ExposureChanged { user: UserId(5) })
         ));
         assert!(decode("p 1 x").is_none() && decode("?").is_none());
     }

@@ -22,7 +22,10 @@
 //! Gauges: `polo_live_streams` (open live-position event streams), and,
 //! read at scrape time, `polo_queue_depth`,
 //! `polo_queue_oldest_age_seconds` (from [`QueueStats`], the autoscaling
-//! signal) and `process_resident_memory_bytes` (Linux).
+//! signal) and `process_resident_memory_bytes` (Linux); the exposure batch's
+//! queue of windows, `polo_exposure_queue_depth` and
+//! `polo_exposure_queue_oldest_age_seconds` (every node reads them from the
+//! store, so an autoscaler sees the same queue whichever node it scrapes).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -100,6 +103,10 @@ struct Inner {
     queue_stats: RwLock<Arc<dyn QueueStats>>,
     replication: ReplicationGauges,
     replications: RwLock<Option<crate::replication::Replications>>,
+    exposure_depth: Gauge,
+    exposure_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// When the oldest queued exposure window was queued (ms; `i64::MIN`: none).
+    exposure_oldest: std::sync::atomic::AtomicI64,
 }
 
 /// Per-replication gauges, refreshed from the replications' status at scrape time.
@@ -216,7 +223,22 @@ impl Metrics {
         registry.register("process_resident_memory_bytes", "Resident set size of the process", resident_memory.clone());
         let live_streams = Gauge::default();
         registry.register("polo_live_streams", "Open live-position event streams (SSE)", live_streams.clone());
+        let exposure_depth = Gauge::default();
+        registry.register(
+            "polo_exposure_queue_depth",
+            "Exposure windows waiting for the batch (complete windows and windows with late points)",
+            exposure_depth.clone(),
+        );
+        let exposure_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "polo_exposure_queue_oldest_age_seconds",
+            "How long the oldest queued exposure window has waited",
+            exposure_age.clone(),
+        );
         Self(Arc::new(Inner {
+            exposure_depth,
+            exposure_age,
+            exposure_oldest: std::sync::atomic::AtomicI64::new(i64::MIN),
             registry,
             http_duration,
             points_ingested,
@@ -253,6 +275,13 @@ impl Metrics {
     /// Makes the replication gauges read from `replications`.
     pub fn set_replications(&self, replications: crate::replication::Replications) {
         *self.0.replications.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(replications);
+    }
+
+    /// The exposure batch's queue: `depth` windows, the oldest queued at
+    /// `oldest_queued_at` (ms); its age is computed at scrape time.
+    pub fn set_exposure_queue(&self, depth: u64, oldest_queued_at: Option<i64>) {
+        self.0.exposure_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.0.exposure_oldest.store(oldest_queued_at.unwrap_or(i64::MIN), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts `count` points accepted through `protocol` (a fixed name such
@@ -309,6 +338,10 @@ impl Metrics {
                 g.following.get_or_create(&label).set(i64::from(following));
             }
         }
+        let oldest = self.0.exposure_oldest.load(std::sync::atomic::Ordering::Relaxed);
+        let age_ms = if oldest == i64::MIN { 0 } else { (polo_store::clock::now().0 - oldest).max(0) };
+        #[allow(clippy::cast_precision_loss)]
+        self.0.exposure_age.set(age_ms as f64 / 1000.0);
         if let Some(rss) = resident_memory_bytes() {
             self.0.resident_memory.set(i64::try_from(rss).unwrap_or(i64::MAX));
         }

@@ -71,6 +71,7 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "replication", description = "The change feed and apply routes replication peers use, and the replications this server runs"),
         (name = "sharing", description = "Public share links, friends (location grants between users) and live positions"),
         (name = "web", description = "What the web app needs before login, and instance settings that change at runtime"),
+        (name = "exposure", description = "Exposure checks: settings, the health authority's cases, proposals and audit log, each user's signed status, and verifying codes (docs/exposure.md)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -192,7 +193,7 @@ mod tests {
 
     /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
     /// configuration and public share links (guarded by their token).
-    const PUBLIC: [&str; 10] = [
+    const PUBLIC: [&str; 12] = [
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -203,6 +204,8 @@ mod tests {
         "GET /api/v1/public/shares/{token}/timeline",
         "GET /api/v1/public/shares/{token}/track",
         "GET /api/v1/public/shares/{token}/live",
+        "GET /api/v1/exposure/public-key",
+        "POST /api/v1/exposure/verify",
     ];
 
     #[test]
@@ -263,6 +266,7 @@ mod tests {
             ApiError::csrf_failed(),
             ApiError::not_found(""),
             ApiError::share_not_found(),
+            ApiError::exposure_disabled(),
             ApiError::bad_request(""),
             ApiError::payload_too_large(""),
             ApiError::rate_limited(std::time::Duration::from_secs(1)),

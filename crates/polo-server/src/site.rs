@@ -188,9 +188,13 @@ pub(crate) struct FrontEndConfig {
     version: &'static str,
     /// Whether visitors may create their own accounts (never: an administrator adds users).
     registration: bool,
+    /// Whether an administrator turned the exposure checks on: the web app shows their pages only
+    /// then.
+    exposure: bool,
 }
 
-/// The instance's name, the basemap and the version: what the web app needs before anyone logs in.
+/// The instance's name, the basemap, the version and whether exposure checks are on: what the web
+/// app needs before anyone logs in.
 #[utoipa::path(
     get,
     path = "/api/v1/config",
@@ -201,8 +205,12 @@ pub(crate) struct FrontEndConfig {
     )
 )]
 async fn config(State(state): State<AppState>) -> Result<Json<FrontEndConfig>, ApiError> {
-    let (site, _) = effective(&state).await?;
-    Ok(Json(FrontEndConfig { site, version: env!("CARGO_PKG_VERSION"), registration: false }))
+    let store = state.store.clone();
+    let stored = tokio::task::spawn_blocking(move || store.instance_settings()).await??;
+    let site = state.site.with_overrides(&stored);
+    // Settings an administrator could not have stored (they are checked on the way in) count as off.
+    let exposure = polo_exposure::settings::Settings::from_instance(&stored).is_ok_and(|s| s.enabled);
+    Ok(Json(FrontEndConfig { site, version: env!("CARGO_PKG_VERSION"), registration: false, exposure }))
 }
 
 /// The runtime settings, which win over the configuration.

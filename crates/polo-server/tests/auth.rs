@@ -891,3 +891,91 @@ async fn together_shows_encounters_only_between_friends_who_share_both_ways() {
     let r = get("alice", ALICE_PW, format!("/api/v1/together/bob?{day}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
 }
+
+/// Exposure, in process: while the feature is off every exposure route says so (404
+/// `exposure_disabled`); only an administrator turns it on and gives the health-authority role;
+/// without the role, users get 403 on everything that shows other people's encounters, and a
+/// device token never gets there, whatever its user's role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposure_routes_need_the_feature_and_the_health_authority_role() {
+    let app = app();
+    let alice = basic("alice", ALICE_PW);
+    let bob = basic("bob", BOB_PW);
+    let root = basic("root", ROOT_PW);
+    let auth = |a: &str| [("authorization", a.to_owned())];
+    let call = |method: Method, path: &'static str, who: &str, body: Option<Value>| {
+        let headers = auth(who);
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.call(method, path, &headers, body).await
+        }
+    };
+
+    // Off: a clear answer, for the user's own status and the public key alike.
+    for (method, path) in [(Method::GET, "/api/v1/exposure/status"), (Method::GET, "/api/v1/exposure/public-key")] {
+        let r = call(method, path, &alice, None).await;
+        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "exposure_disabled"), "{path}: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains("PUT /api/v1/admin/exposure"), "{}", r.body);
+    }
+    // Only an administrator turns it on or hands out the role.
+    let enable = json!({"enabled": true});
+    let r = call(Method::PUT, "/api/v1/admin/exposure", &alice, Some(enable.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = call(Method::PUT, "/api/v1/users/bob/role", &alice, Some(json!({"role": "health-authority"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = call(Method::PUT, "/api/v1/admin/exposure", &root, Some(json!({"window_hours": 1.5}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("window_hours: must be a whole number"), "{}", r.body);
+    let r = call(Method::PUT, "/api/v1/admin/exposure", &root, Some(enable)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["settings"]["enabled"], true);
+    let r = call(Method::PUT, "/api/v1/users/bob/role", &root, Some(json!({"role": "doctor"}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = call(Method::PUT, "/api/v1/users/bob/role", &root, Some(json!({"role": "health-authority"}))).await;
+    assert_eq!((r.status, &r.body["role"]), (StatusCode::OK, &json!("health-authority")), "{}", r.body);
+    let users = call(Method::GET, "/api/v1/users", &root, None).await;
+    let roles: Vec<(&str, &Value)> =
+        users.body["users"].as_array().unwrap().iter().map(|u| (u["name"].as_str().unwrap(), &u["role"])).collect();
+    assert!(roles.contains(&("bob", &json!("health-authority"))) && roles.contains(&("alice", &Value::Null)));
+    // The web app learns it at login and from /api/v1/me.
+    let login =
+        app.call(Method::POST, "/api/v1/session", &[], Some(json!({"username": "bob", "password": BOB_PW}))).await;
+    assert_eq!(login.body["user"]["role"], "health-authority", "{}", login.body);
+    assert_eq!(call(Method::GET, "/api/v1/me", &bob, None).await.body["user"]["role"], "health-authority");
+
+    // Without the role: 403, the administrator included.
+    for who in [&alice, &root] {
+        for path in ["/api/v1/exposure/cases", "/api/v1/exposure/proposals", "/api/v1/exposure/audit"] {
+            let r = call(Method::GET, path, who, None).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
+            assert!(r.body["message"].as_str().unwrap().contains("health-authority"), "{}", r.body);
+        }
+    }
+    let mark =
+        json!({"user": "alice", "infectious_from": "2024-05-01T00:00:00Z", "infectious_to": "2024-05-03T00:00:00Z"});
+    let r = call(Method::POST, "/api/v1/exposure/cases", &alice, Some(mark.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // With it: the authority marks a case; bad periods are explained.
+    let r = call(Method::GET, "/api/v1/exposure/cases", &bob, None).await;
+    assert_eq!((r.status, &r.body["cases"]), (StatusCode::OK, &json!([])), "{}", r.body);
+    let reversed =
+        json!({"user": "alice", "infectious_from": "2024-05-03T00:00:00Z", "infectious_to": "2024-05-01T00:00:00Z"});
+    let r = call(Method::POST, "/api/v1/exposure/cases", &bob, Some(reversed)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("must end after it starts"), "{}", r.body);
+    let r = call(Method::POST, "/api/v1/exposure/cases", &bob, Some(mark)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["user"], "alice");
+    let r = call(Method::GET, "/api/v1/exposure/audit", &bob, None).await;
+    assert_eq!(r.body["entries"][0]["action"], "exposure.case.mark", "{}", r.body);
+    assert_eq!(r.body["entries"][0]["actor"], "bob");
+    // The authority's device token gets nowhere: other people's encounters need the login.
+    let (_, token) = app.token_for("bob", BOB_PW, "phone").await;
+    let r = call(Method::GET, "/api/v1/exposure/cases", &format!("Bearer {token}"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // A code that is not one is explained, not an error.
+    let r = call(Method::POST, "/api/v1/exposure/verify", &alice, Some(json!({"code": "PX1.abc.def"}))).await;
+    assert_eq!((r.status, &r.body["valid"]), (StatusCode::OK, &json!(false)), "{}", r.body);
+    assert!(r.body["reason"].as_str().is_some(), "{}", r.body);
+}

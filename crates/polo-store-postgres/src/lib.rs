@@ -35,6 +35,7 @@ mod error;
 mod intervals;
 mod nodes;
 mod points;
+mod records;
 mod replication;
 mod schema;
 mod sharing;

@@ -56,6 +56,8 @@ pub const REFERENCE_TABLES: &[&str] = &[
     "derived_cursors",
     "leases",
     "failure_counts",
+    "records",
+    "audit_log",
 ];
 
 /// The foreign keys between distributed tables, as (table, constraint,
@@ -409,8 +411,36 @@ CREATE TABLE undo_records (
 CREATE INDEX undo_records_by_expiry ON undo_records (expires_ms);
 ";
 
+/// Version 4, roles and instance records (`records.rs`): a user's role
+/// besides administrator (the health authority), small documents of
+/// backend-neutral features (exposure) keyed by kind and key, and the
+/// audit log. Instance-wide and small, like `instance_settings`.
+const V4: &str = "
+ALTER TABLE users ADD COLUMN role TEXT;
+CREATE TABLE records (
+    kind    TEXT NOT NULL,
+    key     TEXT COLLATE \"C\" NOT NULL,
+    user_id BIGINT REFERENCES users (id),
+    at_ms   BIGINT NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX records_by_user ON records (user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX records_by_time ON records (kind, at_ms);
+CREATE TABLE audit_log (
+    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms   BIGINT NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject BIGINT,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_subject ON audit_log (subject, id) WHERE subject IS NOT NULL;
+CREATE INDEX audit_log_by_time ON audit_log (at_ms);
+";
+
 /// The migrations, in order; `schema_version` counts those applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The `schema_version` of a database this polo has migrated.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -13,8 +13,8 @@ use polo_store::{
 
 use crate::error::Db;
 use crate::{
-    PostgresStore, account_deletion, accounts, auth, deletes, derived, intervals, nodes, points, replication, sharing,
-    undo,
+    PostgresStore, account_deletion, accounts, auth, deletes, derived, intervals, nodes, points, records, replication,
+    sharing, undo,
 };
 
 impl Store for PostgresStore {
@@ -337,6 +337,34 @@ impl Store for PostgresStore {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn set_user_role(&self, user: UserId, role: Option<polo_store::Role>) -> StoreResult<()> {
+        records::set_user_role(self, user, role)
+    }
+
+    fn user_roles(&self) -> StoreResult<Vec<(UserId, polo_store::Role)>> {
+        records::user_roles(self)
+    }
+
+    fn user_role(&self, user: UserId) -> StoreResult<Option<polo_store::Role>> {
+        records::user_role(self, user)
+    }
+
+    fn write_records(&self, writes: &[polo_store::RecordWrite]) -> StoreResult<()> {
+        records::write_records(self, writes)
+    }
+
+    fn record(&self, kind: &str, key: &str) -> StoreResult<Option<polo_store::Record>> {
+        records::record(self, kind, key)
+    }
+
+    fn records(&self, query: &polo_store::RecordQuery) -> StoreResult<Vec<polo_store::Record>> {
+        records::records(self, query)
+    }
+
+    fn audit_log(&self, query: &polo_store::AuditQuery) -> StoreResult<Vec<polo_store::AuditEntry>> {
+        records::audit_log(self, query)
     }
 
     fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {

@@ -31,6 +31,7 @@ mod derived;
 mod nodes;
 mod points;
 mod quiet;
+mod records;
 mod replication;
 mod schema;
 mod sharing;
@@ -1248,6 +1249,34 @@ impl Store for SqliteStore {
 
     fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()> {
         sharing::set_instance_setting(self, key, value)
+    }
+
+    fn set_user_role(&self, user: UserId, role: Option<polo_store::Role>) -> StoreResult<()> {
+        records::set_user_role(self, user, role)
+    }
+
+    fn user_roles(&self) -> StoreResult<Vec<(UserId, polo_store::Role)>> {
+        records::user_roles(self)
+    }
+
+    fn user_role(&self, user: UserId) -> StoreResult<Option<polo_store::Role>> {
+        records::user_role(self, user)
+    }
+
+    fn write_records(&self, writes: &[polo_store::RecordWrite]) -> StoreResult<()> {
+        records::write_records(self, writes)
+    }
+
+    fn record(&self, kind: &str, key: &str) -> StoreResult<Option<polo_store::Record>> {
+        records::record(self, kind, key)
+    }
+
+    fn records(&self, query: &polo_store::RecordQuery) -> StoreResult<Vec<polo_store::Record>> {
+        records::records(self, query)
+    }
+
+    fn audit_log(&self, query: &polo_store::AuditQuery) -> StoreResult<Vec<polo_store::AuditEntry>> {
+        records::audit_log(self, query)
     }
 
     fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {

@@ -383,8 +383,36 @@ CREATE INDEX undo_records_by_user ON undo_records (user_id, made_ms);
 CREATE INDEX undo_records_by_expiry ON undo_records (expires_ms);
 ";
 
+/// Version 15, roles and instance records (`records.rs`): a user's role
+/// besides administrator (the health authority), small documents of
+/// backend-neutral features (exposure) keyed by kind and key, and the
+/// audit log. Local to the instance; none of it enters the change log.
+const V15: &str = "
+ALTER TABLE users ADD COLUMN role TEXT;
+CREATE TABLE records (
+    kind    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    user_id INTEGER REFERENCES users (id),
+    at_ms   INTEGER NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE INDEX records_by_user ON records (user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX records_by_time ON records (kind, at_ms);
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms   INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject INTEGER,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_subject ON audit_log (subject, id) WHERE subject IS NOT NULL;
+CREATE INDEX audit_log_by_time ON audit_log (at_ms);
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

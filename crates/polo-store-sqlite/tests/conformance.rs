@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 14);
+    assert_eq!(version, 15);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -72,6 +72,7 @@ fn version_1_databases_migrate_to_the_latest() {
          DELETE FROM meta WHERE key = 'last_token_id'; \
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
          DROP TABLE deleted_users; DROP TABLE undo_records; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
+         DROP TABLE records; DROP TABLE audit_log; ALTER TABLE users DROP COLUMN role; \
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -86,7 +87,7 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 14);
+    assert_eq!(version, 15);
     assert_eq!(store.epoch().unwrap().len(), 32);
     assert_eq!(store.epochs().unwrap().len(), 1, "the epoch history starts with the current epoch");
     let feed = store.replication_feed(polo_domain::Seq(0), 10, &polo_store::FeedFilter::default()).unwrap();
@@ -95,6 +96,9 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_instance_setting("instance_name", Some("x")).unwrap();
     let bob = store.create_user("bob", "h", false).unwrap();
     assert!(store.grant_location(user.id, bob.id, None).unwrap());
+    // Roles and records too.
+    store.set_user_role(bob.id, Some(polo_store::Role::HealthAuthority)).unwrap();
+    assert_eq!(store.user_role(bob.id).unwrap(), Some(polo_store::Role::HealthAuthority));
 }
 
 /// Tokens made before scopes existed keep working as what they were made
@@ -119,6 +123,7 @@ fn version_8_tokens_migrate_to_the_device_scope() {
          ALTER TABLE tombstones DROP COLUMN thin_ms; ALTER TABLE shares DROP COLUMN hide_places; \
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
          DROP TABLE deleted_users; DROP TABLE undo_records; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
+         DROP TABLE records; DROP TABLE audit_log; ALTER TABLE users DROP COLUMN role; \
          PRAGMA user_version = 8;",
     )
     .unwrap();

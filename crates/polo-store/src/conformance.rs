@@ -35,6 +35,10 @@ pub use crate::conformance_nodes::{
     leases_are_taken_renewed_released_and_expire, live_messages_are_local_only_or_never_echoed,
     stale_import_jobs_are_failed_but_not_the_spared_holders,
 };
+pub use crate::conformance_records::{
+    audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records, records_put_insert_query_and_delete,
+    roles_are_set_listed_and_cleared,
+};
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
@@ -137,6 +141,10 @@ macro_rules! conformance_tests {
             leases_are_taken_renewed_released_and_expire, import_jobs_round_trip_and_finish_once,
             stale_import_jobs_are_failed_but_not_the_spared_holders, failure_counters_count_forget_and_clear,
             live_messages_are_local_only_or_never_echoed);
+        // Roles, records and the audit log (conformance_records.rs).
+        $crate::conformance_tests!(@each $make;
+            roles_are_set_listed_and_cleared, records_put_insert_query_and_delete,
+            audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records);
     };
 }
 
@@ -188,7 +196,12 @@ pub const ALL: &[(&str, Test)] = &[
 
 /// Runs every test, each on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
-    for (name, test) in ALL.iter().chain(crate::conformance_sharing::ALL).chain(crate::conformance_nodes::ALL) {
+    for (name, test) in ALL
+        .iter()
+        .chain(crate::conformance_sharing::ALL)
+        .chain(crate::conformance_nodes::ALL)
+        .chain(crate::conformance_records::ALL)
+    {
         eprintln!("conformance: {name}");
         let store = make();
         test(&*store);

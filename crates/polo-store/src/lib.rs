@@ -16,6 +16,8 @@
 //!   runs against itself.
 //! * [`undo`] — what a delete removed, kept for a while to undo it.
 //!
+//! * [`records`] — instance records, roles and the audit log, for features
+//!   whose rules are backend-neutral (exposure).
 //! * [`clock`] — what a change's [`Seq`] guarantees readers, and how writes
 //!   are stamped.
 //!
@@ -32,9 +34,12 @@ pub mod conformance;
 #[cfg(feature = "conformance")]
 pub mod conformance_nodes;
 #[cfg(feature = "conformance")]
+pub mod conformance_records;
+#[cfg(feature = "conformance")]
 pub mod conformance_sharing;
 pub mod derived;
 pub mod nodes;
+pub mod records;
 pub mod replication;
 pub mod scope;
 pub mod sharing;
@@ -45,6 +50,7 @@ use std::time::Duration;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
 pub use nodes::{FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription};
+pub use records::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role};
 pub use replication::{
     ApplyOutcome, Checkpoint, EpochSpan, FeedEntry, FeedFilter, FeedPage, Hlc, ReplicatedChange, ReplicationToken,
     Version,
@@ -454,7 +460,8 @@ pub struct StorageStats {
 /// Tokens and sessions are the exception: they are credentials local to one
 /// instance, not replicated data, so creating, using, revoking or expiring
 /// them appends no [`Change`] and leaves [`Store::last_seq`] alone. The same
-/// holds for shares, location grants and instance settings. (Changing
+/// holds for shares, location grants, instance settings, roles, instance
+/// records and the audit log ([`records`]). (Changing
 /// a password is a user change and does append one.)
 pub trait Store: Send + Sync {
     /// Creates a user; `name` must be unique.
@@ -1008,6 +1015,49 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn set_instance_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
+
+    // ------------------------------------------------------------------
+    // Roles, instance records and the audit log ([`records`]). Local to the
+    // instance: none of these append a [`Change`].
+    // ------------------------------------------------------------------
+
+    /// Gives `user` `role`, or takes every role away (`None`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn set_user_role(&self, user: UserId, role: Option<Role>) -> StoreResult<()>;
+    /// The users holding a role, by id.
+    ///
+    /// # Errors
+    /// Backend failures; [`StoreError::Corrupt`] for a role this polo does
+    /// not know.
+    fn user_roles(&self) -> StoreResult<Vec<(UserId, Role)>>;
+    /// `user`'s role (`None` for no role or an unknown user).
+    ///
+    /// # Errors
+    /// Backend failures; [`StoreError::Corrupt`] for an unknown role.
+    fn user_role(&self, user: UserId) -> StoreResult<Option<Role>>;
+    /// Applies `writes` in order, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a record naming an unknown user; backend
+    /// failures. Nothing of the batch is stored then.
+    fn write_records(&self, writes: &[RecordWrite]) -> StoreResult<()>;
+    /// The record of `kind` with `key`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>>;
+    /// The records `query` matches, in key order (byte order).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn records(&self, query: &RecordQuery) -> StoreResult<Vec<Record>>;
+    /// The audit entries `query` matches, newest (highest id) first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 
     // ------------------------------------------------ several nodes ([`nodes`])
 

@@ -9,6 +9,7 @@ import { formatCount } from "../format";
 import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
 import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
+import { ExposureAdmin } from "./Exposure";
 
 export function Account({ me }: { me: Me }) {
   return (
@@ -261,7 +262,10 @@ function UserRow({ user, me, onDeleted }: { user: User; me: Me; onDeleted: (d: D
   return (
     <tr>
       <td>{user.name}</td>
-      <td>{user.admin ? "admin" : "user"}</td>
+      <td>
+        {user.admin ? "admin" : "user"}
+        {user.role && <span class="badge">{user.role}</span>}
+      </td>
       <td>{dateTime(user.created)}</td>
       <td>
         {!asking ? (
@@ -357,6 +361,7 @@ function Users({ me }: { me: Me }) {
         </button>
       </form>
       {error !== undefined && <ErrorBox error={error} />}
+      {users.data && <ExposureAdmin users={users.data.users} onRoles={users.reload} />}
     </div>
   );
 }

@@ -1,4 +1,4 @@
-//! `polo user add | list | delete`.
+//! `polo user add | role | list | delete`.
 //!
 //! Deleting asks for the user's name to be typed again (or `--yes`), as the
 //! web app asks for the password: it cannot be undone. The store refuses to
@@ -7,7 +7,7 @@
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use polo_store::Store;
+use polo_store::{AuditEntry, RecordWrite, Role, Store};
 
 use crate::Outcome;
 use crate::cli::UserCommand;
@@ -17,6 +17,7 @@ pub fn run(config: &Config, command: &UserCommand) -> anyhow::Result<Outcome> {
     let store = config.open_store()?;
     match command {
         UserCommand::Add { name, admin, password_stdin } => add(&*store, name, *admin, *password_stdin),
+        UserCommand::Role { name, role } => set_role(&*store, name, role),
         UserCommand::List { json } => list(&*store, *json),
         UserCommand::Delete { name, yes, json } => delete(&*store, name, *yes, *json),
     }
@@ -59,17 +60,48 @@ fn add(store: &dyn Store, name: &str, admin: bool, password_stdin: bool) -> anyh
     Ok(Outcome::Success)
 }
 
+fn set_role(store: &dyn Store, name: &str, role: &str) -> anyhow::Result<Outcome> {
+    let role = match role {
+        "none" => None,
+        other => Some(Role::from_name(other).with_context(|| {
+            format!("unknown role {other:?}: the roles are health-authority, or none to take the role away")
+        })?),
+    };
+    let Some(user) = store.user_by_name(name)? else { bail!("there is no user {name:?}") };
+    store.set_user_role(user.id, role)?;
+    let detail = serde_json::json!({"user": name, "role": role.map(Role::name), "via": "polo user role"});
+    store.write_records(&[RecordWrite::Audit(AuditEntry {
+        id: 0,
+        at: polo_store::clock::now(),
+        actor: "cli".to_owned(),
+        action: "role.set".to_owned(),
+        subject: Some(user.id),
+        detail: detail.to_string(),
+    })])?;
+    match role {
+        Some(role) => eprintln!("{name} now has the {} role", role.name()),
+        None => eprintln!("{name} has no role now"),
+    }
+    Ok(Outcome::Success)
+}
+
 fn list(store: &dyn Store, json: bool) -> anyhow::Result<Outcome> {
     let users = store.list_users()?;
+    let roles: std::collections::BTreeMap<_, _> = store.user_roles()?.into_iter().collect();
+    let role = |u: &polo_store::User| roles.get(&u.id).map(|r| r.name());
     if json {
         let rows: Vec<_> = users
             .iter()
-            .map(|u| serde_json::json!({"id": u.id, "name": u.name, "admin": u.is_admin, "created": u.created.to_string()}))
+            .map(|u| {
+                serde_json::json!({"id": u.id, "name": u.name, "admin": u.is_admin, "role": role(u),
+                    "created": u.created.to_string()})
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for u in &users {
-            println!("{:>5}  {:<24} {}", u.id, u.name, if u.is_admin { "admin" } else { "" });
+            let admin = if u.is_admin { "admin" } else { "" };
+            println!("{:>5}  {:<24} {admin:<6} {}", u.id, u.name, role(u).unwrap_or_default());
         }
     }
     Ok(Outcome::Success)

@@ -82,6 +82,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("GET", "/api/v1/public/shares/{token}/timeline", Public),
     ("GET", "/api/v1/public/shares/{token}/track", Public),
     ("GET", "/api/v1/public/shares/{token}/live", Public),
+    ("GET", "/api/v1/exposure/public-key", Public),
+    ("POST", "/api/v1/exposure/verify", Public),
     // A phone's own business.
     ("POST", "/api/owntracks", Device),
     ("POST", "/api/overland", Device),
@@ -89,6 +91,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("POST", "/api/osmand", Device),
     ("POST", "/api/v1/points", Device),
     ("GET", "/api/v1/me", Device),
+    // A phone shows its user's own status.
+    ("GET", "/api/v1/exposure/status", Device),
     ("DELETE", "/api/v1/session", Device),
     // Without `read`, only the token's own device (the handler narrows it).
     ("GET", "/api/v1/locations/last", Device),
@@ -146,7 +150,19 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("PUT", "/api/v1/admin/settings", Scope(Admin)),
     ("GET", "/api/v1/replication/tasks", Scope(Admin)),
     ("POST", "/api/v1/replication/tasks/{name}/{action}", Scope(Admin)),
+    ("GET", "/api/v1/admin/exposure", Scope(Admin)),
+    ("PUT", "/api/v1/admin/exposure", Scope(Admin)),
     ("POST", "/api/v1/users", NoToken),
+    ("PUT", "/api/v1/users/{name}/role", NoToken),
+    // The health authority's: other people's encounters, never with a device token.
+    ("GET", "/api/v1/exposure/cases", NoToken),
+    ("POST", "/api/v1/exposure/cases", NoToken),
+    ("POST", "/api/v1/exposure/cases/{id}/withdraw", NoToken),
+    ("GET", "/api/v1/exposure/cases/{id}/contacts", NoToken),
+    ("GET", "/api/v1/exposure/proposals", NoToken),
+    ("POST", "/api/v1/exposure/proposals/{case}/{user}/decision", NoToken),
+    ("GET", "/api/v1/exposure/audit", NoToken),
+    ("GET", "/api/v1/exposure/windows", NoToken),
     ("POST", "/api/v1/me/password", NoToken),
     ("POST", "/api/v1/me/delete", NoToken),
     ("DELETE", "/api/v1/users/{name}", NoToken),

@@ -235,6 +235,12 @@ impl Streamer {
                 }
             }
             LiveEvent::GrantsChanged { .. } => {}
+            LiveEvent::ExposureChanged { user } => {
+                // Only the user themself hears of their status, never a viewer of theirs.
+                if matches!(&self.audience, Audience::Viewer(viewer) if viewer.id == user) {
+                    self.queue.push_back(Event::default().event("exposure").data("{\"changed\":true}"));
+                }
+            }
         }
     }
 
