@@ -84,39 +84,47 @@ export function Verify() {
     if (key) setVerdict(await verifyCode(code, key));
   };
   return (
-    <section>
-      <PageTitle>Verify a status code</PageTitle>
-      {!key && keyError !== undefined && (isDisabled(keyError) ? <Disabled /> : <ErrorBox error={keyError} />)}
-      {key && keyError !== undefined && <Notice>Offline: checking with the key kept from an earlier visit.</Notice>}
-      <form class="card" onSubmit={check}>
-        <label>
-          Code (the text of the QR code)
-          <textarea value={code} rows={3} onInput={(e) => setCode(e.currentTarget.value)} data-testid="verify-code" />
-        </label>
-        <button type="submit" class="primary" disabled={!key || !code.trim()}>
-          Check
-        </button>
-      </form>
-      {verdict && (
-        <div class="card" data-testid="verify-result">
-          {verdict.ok ? (
-            <p>
-              <strong>{verdict.expired ? "Expired" : "Genuine"}</strong>: user #{verdict.claim.user} is <strong>{verdict.claim.status}</strong>,
-              valid until {new Date(verdict.claim.validUntil).toISOString()} (issued {new Date(verdict.claim.issued).toISOString()}).
-            </p>
-          ) : (
-            <p>
-              <strong>Not valid</strong>: {verdict.reason}.
+    <div class="shell public">
+      <header class="topbar">
+        <span class="brand">polo</span>
+        <span class="muted">Status check</span>
+      </header>
+      <main id="main">
+        <section>
+          <PageTitle>Verify a status code</PageTitle>
+          {!key && keyError !== undefined && (isDisabled(keyError) ? <Disabled /> : <ErrorBox error={keyError} />)}
+          {key && keyError !== undefined && <Notice>Offline: checking with the key kept from an earlier visit.</Notice>}
+          <form class="card" onSubmit={check}>
+            <label>
+              Code (the text of the QR code)
+              <textarea value={code} rows={3} onInput={(e) => setCode(e.currentTarget.value)} data-testid="verify-code" />
+            </label>
+            <button type="submit" class="primary" disabled={!key || !code.trim()}>
+              Check
+            </button>
+          </form>
+          {verdict && (
+            <div class="card" data-testid="verify-result">
+              {verdict.ok ? (
+                <p>
+                  <strong>{verdict.expired ? "Expired" : "Genuine"}</strong>: user #{verdict.claim.user} is <strong>{verdict.claim.status}</strong>,
+                  valid until {new Date(verdict.claim.validUntil).toISOString()} (issued {new Date(verdict.claim.issued).toISOString()}).
+                </p>
+              ) : (
+                <p>
+                  <strong>Not valid</strong>: {verdict.reason}.
+                </p>
+              )}
+            </div>
+          )}
+          {key && (
+            <p class="muted">
+              Instance key (Ed25519): <code>{key}</code>
             </p>
           )}
-        </div>
-      )}
-      {key && (
-        <p class="muted">
-          Instance key (Ed25519): <code>{key}</code>
-        </p>
-      )}
-    </section>
+        </section>
+      </main>
+    </div>
   );
 }
 
@@ -232,7 +240,7 @@ function Cases({ tick, onChange }: { tick: number; onChange: () => void }) {
       {!cases.data ? (
         <Loading />
       ) : (
-        <table>
+        <table class="data">
           <thead>
             <tr>
               <th>User</th>
@@ -286,7 +294,7 @@ function Contacts({ id }: { id: string }) {
   if (!contacts.data) return <Loading />;
   if (contacts.data.contacts.length === 0) return <p class="muted">No contacts (yet: windows are computed once complete).</p>;
   return (
-    <table>
+    <table class="data">
       <thead>
         <tr>
           <th>Contact</th>
@@ -336,7 +344,7 @@ function Proposals({ tick, onChange }: { tick: number; onChange: () => void }) {
       ) : proposals.data.proposals.length === 0 ? (
         <p class="muted">Nothing waits for a decision.</p>
       ) : (
-        <table>
+        <table class="data">
           <thead>
             <tr>
               <th>Contact</th>
@@ -378,7 +386,7 @@ function Audit({ tick }: { tick: number }) {
   return (
     <div class="card">
       <h2>Audit log</h2>
-      <table>
+      <table class="data">
         <thead>
           <tr>
             <th>When</th>
