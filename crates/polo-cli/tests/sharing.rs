@@ -431,7 +431,8 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
     assert_eq!(
         config.json(),
         json!({"instance_name": "Family", "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-            "tile_attribution": "© the file", "version": env!("CARGO_PKG_VERSION"), "registration": false})
+            "tile_attribution": "© the file", "version": env!("CARGO_PKG_VERSION"), "registration": false,
+            "exposure": false})
     );
 
     let root = basic("root", PASSWORD);
@@ -650,6 +651,7 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     let on =
         send_json(addr, "PUT", "/api/v1/admin/exposure", &root, &json!({"enabled": true, "completion_delay_hours": 0}));
     assert_eq!(on.status, 200, "{}", on.body);
+    assert_eq!(get(addr, "/api/v1/config", None).json()["exposure"], true, "the web app shows the exposure pages");
 
     // Hana marks Carol: infectious from that day for two days.
     let from = polo_domain::Timestamp(day * 1000).to_string();

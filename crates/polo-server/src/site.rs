@@ -3,7 +3,7 @@
 //!
 //! | route | who | answers |
 //! |---|---|---|
-//! | `GET /api/v1/config` | anyone | `{instance_name, tile_url, tile_attribution, version, registration}` |
+//! | `GET /api/v1/config` | anyone | `{instance_name, tile_url, tile_attribution, version, registration, exposure}` |
 //! | `GET /api/v1/admin/settings` | admin (inside `--admin-network`) | `{instance_name, tile_url, tile_attribution, overridden, defaults}` |
 //! | `PUT /api/v1/admin/settings` | admin, no token | the same, after the change |
 //!
