@@ -404,7 +404,10 @@ function Audit({ tick }: { tick: number }) {
               <td>{e.action}</td>
               <td>{e.subject ?? ""}</td>
               <td>
-                <code>{JSON.stringify(e.detail)}</code>
+                <details>
+                  <summary>{reasonOf(e.detail) ?? "Details"}</summary>
+                  <code class="token">{JSON.stringify(e.detail, null, 1)}</code>
+                </details>
               </td>
             </tr>
           ))}
@@ -412,6 +415,12 @@ function Audit({ tick }: { tick: number }) {
       </table>
     </div>
   );
+}
+
+/** The reason a person gave for an audited decision, when there is one: the summary of its row. */
+function reasonOf(detail: unknown): string | undefined {
+  const reason = typeof detail === "object" && detail !== null ? (detail as { reason?: unknown }).reason : undefined;
+  return typeof reason === "string" && reason.trim() ? reason : undefined;
 }
 
 type SettingsMap = Record<string, number | boolean>;
