@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{EventStream, add_user, basic, http, polo, serve, token, wait_for_timeline};
@@ -416,13 +415,7 @@ fn devices_show_their_status() {
 fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime() {
     let dir = tempfile::tempdir().unwrap();
     add_user(dir.path(), "alice");
-    let mut admin = polo(dir.path())
-        .args(["user", "add", "root", "--admin", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    admin.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    assert!(admin.wait().unwrap().success());
+    common::add_admin(dir.path(), "root");
     std::fs::write(dir.path().join("polo.toml"), "[web]\ntile_attribution = \"© the file\"\n").unwrap();
     let server = serve(dir.path(), &["--instance-name", "Family"]);
     let addr = server.addr.as_str();
@@ -617,13 +610,7 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     for name in ["carol", "bob", "dave", "hana"] {
         add_user(dir.path(), name);
     }
-    let mut admin = polo(dir.path())
-        .args(["user", "add", "root", "--admin", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    admin.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    assert!(admin.wait().unwrap().success());
+    common::add_admin(dir.path(), "root");
     let role = polo(dir.path()).args(["user", "role", "hana", "health-authority"]).output().unwrap();
     assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
     let listed = common::run_ok(polo(dir.path()).args(["user", "list", "--json"]));

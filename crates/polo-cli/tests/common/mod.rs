@@ -33,8 +33,18 @@ pub fn run_ok(command: &mut Command) -> String {
 
 /// Creates a user whose password is `a long password`.
 pub fn add_user(data_dir: &Path, name: &str) {
+    add_user_with(data_dir, name, &[]);
+}
+
+/// [`add_user`] with administrator rights.
+pub fn add_admin(data_dir: &Path, name: &str) {
+    add_user_with(data_dir, name, &["--admin"]);
+}
+
+fn add_user_with(data_dir: &Path, name: &str, flags: &[&str]) {
     let mut child = polo(data_dir)
         .args(["user", "add", name, "--password-stdin"])
+        .args(flags)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
