@@ -155,6 +155,8 @@ export interface Entry {
   mean_speed_mps?: number;
   /** Stays: you edited it (`PUT /api/v1/timeline/visits`). */
   edited?: boolean;
+  /** Stays: the device's points end in it; `end` is its last fix there, and later points may extend it. */
+  ongoing?: boolean;
 }
 
 export interface DayTimeline {

@@ -149,6 +149,7 @@ fn visit_view(interval: &Interval) -> Option<StayView> {
         address: source_address(interval),
         origin: Origin::Imported,
         edited: false,
+        ongoing: false,
     })
 }
 
@@ -272,6 +273,7 @@ mod tests {
             address: None,
             origin: Origin::Detected,
             edited: false,
+            ongoing: false,
         }
     }
 

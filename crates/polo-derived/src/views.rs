@@ -44,6 +44,9 @@ pub struct StayView {
     pub origin: Origin,
     /// Whether the user edited it ([`crate::visit_edits`]).
     pub edited: bool,
+    /// The device's last fix is its last fix: the stay the points end in,
+    /// which later points may still extend (see `polo_timeline::detect_stays`).
+    pub ongoing: bool,
 }
 
 impl StayView {
@@ -112,8 +115,15 @@ pub fn entries(
     let legs: Vec<LegRow> = rows_around(store, user, LEG, scope, from.0, to.0)?;
     let edits = mode_edits(store, user, from.0.saturating_sub(DAY_MS), to.0)?;
     let mut out = Entries::default();
-    for row in stays.into_iter().filter(|s| s.end > from.0 && s.start < to.0) {
+    let stays: Vec<StayRow> = stays.into_iter().filter(|s| s.end > from.0 && s.start < to.0).collect();
+    // Only a stay ending at its last fix can be the one the points end in.
+    let last_fix = match stays.last() {
+        Some(last) if last.end == last.last_seen => store.last_point(user, device)?.map(|p| p.fix.time.0),
+        _ => None,
+    };
+    for row in stays {
         let place = row.place.map(|p| book.resolve(p));
+        let ongoing = last_fix == Some(row.last_seen) && row.end == row.last_seen;
         out.stays.push(StayView {
             place,
             place_name: place.and_then(|p| book.name(p)).map(str::to_owned),
@@ -122,6 +132,7 @@ pub fn entries(
             row,
             origin: Origin::Detected,
             edited: false,
+            ongoing,
         });
     }
     crate::visit_edits::apply(store, user, device, book, &mut out.stays)?;

@@ -284,8 +284,9 @@ mod tests {
         for m in 1..=10 {
             track.push(at(shop_start + m * MINUTE, 1_260.0 + if m % 2 == 0 { 3.0 } else { -3.0 }));
         }
-        // A fix away, then silence: the gap decides that the stay at the shop ended.
-        track.extend([at(shop_start + 11 * MINUTE, 5_000.0), at(shop_start + 31 * MINUTE, 5_000.0)]);
+        // A fix away, then silence and a fix elsewhere again: the gap decides
+        // that the stay at the shop ended, and nothing stays open after it.
+        track.extend([at(shop_start + 11 * MINUTE, 5_000.0), at(shop_start + 31 * MINUTE, 9_000.0)]);
         track
     }
 
@@ -314,7 +315,7 @@ mod tests {
         let t = 10 * MINUTE + 30_000;
         track.extend([at(t, 150.0), at(t + 3_000, 211.0)]);
         track.extend((0..=10).map(|m| at(t + 10_000 + m * MINUTE, if m % 2 == 0 { 400.0 } else { 405.0 })));
-        track.extend([at(t + 20 * MINUTE, 5_000.0), at(t + 40 * MINUTE, 5_000.0)]);
+        track.extend([at(t + 20 * MINUTE, 5_000.0), at(t + 40 * MINUTE, 9_000.0)]);
         let params = TimelineParams::default();
         let stays = detect_stays(&track, &params.stays).unwrap();
         assert_eq!(stays.len(), 2);

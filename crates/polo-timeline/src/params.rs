@@ -56,8 +56,9 @@ pub struct StayParams {
     pub bridge_gap_s: u32,
     /// A stay cut off by a recording gap it does not bridge (the phone
     /// dozed, the user left meanwhile) ends at its last fix before the gap,
-    /// if it lasted the time threshold by then. Default true; false drops
-    /// it, as trackintel does.
+    /// if it lasted the time threshold by then; so does the stay still open
+    /// where the points end. Default true; false drops both, as trackintel
+    /// does (`include_last=False`).
     pub keep_stay_before_gap: bool,
 }
 

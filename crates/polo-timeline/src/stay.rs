@@ -14,7 +14,8 @@
 //! * A stay starts at its first point and *finishes at `curr`*, the first
 //!   point outside it: the time spent leaving counts as staying.
 //! * The last, still open, candidate is not a stay (`include_last=False`):
-//!   nobody knows yet whether the user will stay long enough.
+//!   nobody knows yet whether the user will stay long enough (polo keeps
+//!   it once it has lasted the time threshold; see below).
 //! * Repeated points (same instant and position, see [`is_repeat`]) are skipped.
 //!
 //! Beyond trackintel (both off in [`StayParams::trackintel`]), two things do
@@ -31,8 +32,11 @@
 //!
 //! And a stay that a gap does cut off (the user left while the phone
 //! dozed) is kept, ending at its last fix, where trackintel drops it
-//! ([`StayParams::keep_stay_before_gap`]). Its `end` is then its
-//! `last_seen`, so it is no restart point. When the stay after the gap is
+//! ([`StayParams::keep_stay_before_gap`]). So is the candidate still open
+//! when the points run out, once it has lasted the time threshold: the user
+//! is (or was last seen) there, and trackintel's `include_last=False` would
+//! show the last hours of the data as a slow walk instead. Either's `end`
+//! is then its `last_seen`, so it is no restart point. When the stay after the gap is
 //! at the same place after all (centroids within the distance threshold:
 //! the first point was an arrival fix farther off), the two are one stay.
 //!
@@ -237,10 +241,41 @@ pub fn detect_stays(points: &[TrackPoint], params: &StayParams) -> Result<Vec<St
         }
         index += 1;
     }
+    if params.keep_stay_before_gap
+        && let Some(stay) =
+            open_stay(points, anchor, pending.map(|e| e.first), &absorbed, time_threshold, &mut distinct)
+    {
+        stays.push(stay);
+    }
     if params.keep_stay_before_gap && params.bridge_gap_s > 0 {
         stays = join_across_gaps(stays, params);
     }
     Ok(stays)
+}
+
+/// The candidate still open when the points run out (from `anchor` up to
+/// a pending excursion's first fix, or to the end), as a stay ending at its
+/// last fix, once it has lasted the time threshold by then: the end of the
+/// data is a recording gap that has not ended yet, so the stay is kept as
+/// one a gap cut off is. Its `end` is its `last_seen` (and so is
+/// `decided_at`, although later points may still extend it): it is no
+/// restart point, and appending points recomputes it.
+fn open_stay(
+    points: &[TrackPoint],
+    anchor: usize,
+    excursion: Option<usize>,
+    absorbed: &[Range<usize>],
+    time_threshold: i64,
+    distinct: &mut DistinctPositions,
+) -> Option<Stay> {
+    let end = excursion.unwrap_or(points.len());
+    let last_seen = points.get(..end)?.last()?.time;
+    if last_seen.0 - points[anchor].time.0 < time_threshold {
+        return None;
+    }
+    let mut stay = build_stay(points, anchor..end, absorbed, last_seen, distinct);
+    stay.end = last_seen;
+    Some(stay)
 }
 
 /// Joins a stay a recording gap cut off to the stay right after the gap
@@ -359,7 +394,8 @@ fn build_stay(
     let centroid = angular_centroid(distinct.positions.iter().copied());
     Stay {
         start: points[range.start].time,
-        end: points[range.end].time,
+        // A stay the data's end left open has no point after it (`open_stay`).
+        end: points.get(range.end).map_or(points[range.end - 1].time, |after| after.time),
         last_seen: points[range.end - 1].time,
         decided_at,
         centroid: centroid.unwrap_or(points[range.start].coord),
@@ -628,11 +664,33 @@ mod tests {
     }
 
     #[test]
-    fn an_undecided_excursion_at_the_end_is_not_a_stay_yet() {
+    fn an_undecided_excursion_at_the_end_leaves_the_stay_open_at_its_last_fix() {
         let mut track = home_hour(|_| None);
         track.truncate(32); // the first fix 2 km away, nothing after it
-        assert!(detect_polo(&track).is_empty());
-        assert_eq!(detect(&track).len(), 1);
+        let stays = detect_polo(&track);
+        assert_eq!(spans(&stays), [(0, 60 * MINUTE)]);
+        assert_eq!((stays[0].last_seen, stays[0].points.clone()), (Timestamp(60 * MINUTE), 0..31));
+        // trackintel decides at the fix outside, and so ends the stay there.
+        assert_eq!(spans(&detect(&track)), [(0, 61 * MINUTE)]);
+    }
+
+    #[test]
+    fn the_stay_open_where_the_points_end_is_kept_once_it_lasted_the_time_threshold() {
+        // An hour at home and nothing after: trackintel (`include_last=False`)
+        // has no stay, so the hour would read as a slow walk.
+        let track: Vec<_> = (0..=30).map(|i| at(i * 2 * MINUTE, if i % 2 == 0 { 8.0 } else { -8.0 })).collect();
+        assert!(detect(&track).is_empty());
+        let stays = detect_polo(&track);
+        assert_eq!(spans(&stays), [(0, 60 * MINUTE)]);
+        let open = &stays[0];
+        assert_eq!((open.last_seen, open.points.clone(), open.point_count), (Timestamp(60 * MINUTE), 0..31, 31));
+        assert_eq!(crate::detect_legs(&track, &stays, &crate::TimelineParams::default()).unwrap(), []);
+        // Four minutes is not yet a stay: nobody knows whether the user stays.
+        assert!(detect_polo(&track[..3]).is_empty());
+        // After a move, only the part since the move is open.
+        let mut moved = track.clone();
+        moved.extend((0..=5).map(|i| at(61 * MINUTE + i * MINUTE, 3_000.0)));
+        assert_eq!(spans(&detect_polo(&moved)), [(0, 61 * MINUTE), (61 * MINUTE, 66 * MINUTE)]);
     }
 
     #[test]

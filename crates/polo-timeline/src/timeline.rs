@@ -71,8 +71,9 @@ mod tests {
             track.extend((0..=60).map(|m| at(morning + m * MINUTE, if m % 2 == 0 { 0.0 } else { 8.0 })));
             track.push(at(morning + 61 * MINUTE, 5_000.0));
             if day == 2 {
-                // Silence after the fix away decides that the stay ended.
-                track.push(at(morning + 81 * MINUTE, 5_000.0));
+                // Silence after the fix away decides that the stay ended
+                // (and a fix elsewhere again leaves nothing open after it).
+                track.push(at(morning + 81 * MINUTE, 9_000.0));
             }
             if day == 0 {
                 track.push(at(DAY + 12 * 60 * MINUTE, 2_500.0));

@@ -395,6 +395,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
             {entry.country && ` · ${entry.country}`}
             {entry.origin === "imported" && " · imported"}
             {entry.edited && " · edited"}
+            {entry.ongoing && " · last seen here"}
           </span>
         </button>
         {entry.place_id !== undefined &&

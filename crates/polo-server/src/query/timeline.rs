@@ -142,6 +142,10 @@ pub(crate) struct Entry {
     /// then yours.
     #[serde(skip_serializing_if = "Option::is_none")]
     edited: Option<bool>,
+    /// Stays: `true` for the stay the device's points end in (its last fix is the device's
+    /// last fix): `end` is when it was last seen there, and later points may extend it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ongoing: Option<bool>,
     /// Shared timelines only: the entry began before or ended after the shared range and was cut
     /// to it (a cut leg has no distance or speeds).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,6 +201,7 @@ fn stay_entry(stay: &StayView) -> Entry {
         max_speed_mps: None,
         mean_speed_mps: None,
         edited: stay.edited.then_some(true),
+        ongoing: stay.ongoing.then_some(true),
         clipped: None,
     }
 }
@@ -227,6 +232,7 @@ fn leg_entry(leg: &LegView) -> Entry {
         max_speed_mps: Some(row.max_mps),
         mean_speed_mps: Some(row.mean_mps),
         edited: None,
+        ongoing: None,
         clipped: None,
     }
 }
