@@ -14,6 +14,8 @@ use std::fmt;
 pub enum Format {
     /// Google Takeout `Records.json` (every era).
     GoogleRecords,
+    /// Google Takeout `Settings.json` naming its devices (no locations).
+    GoogleSettings,
     /// Google Takeout Semantic Location History month file.
     GoogleSemantic,
     /// Android on-device Timeline export.
@@ -62,6 +64,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Self::GoogleRecords => "google-records",
+            Self::GoogleSettings => "google-settings",
             Self::GoogleSemantic => "google-semantic",
             Self::GoogleAndroidTimeline => "google-android-timeline",
             Self::GoogleIosTimeline => "google-ios-timeline",

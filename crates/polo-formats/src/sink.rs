@@ -80,6 +80,12 @@ pub trait Sink {
     fn note(&mut self, note: &str) {
         let _ = note;
     }
+    /// What the source calls the device of hint `device` (Takeout
+    /// `Settings.json` names the phone behind a `deviceTag`: "Pixel 7").
+    /// A label, not a new name: points keep arriving under the hint.
+    fn device_label(&mut self, device: &str, label: &str) {
+        let _ = (device, label);
+    }
     /// An archive entry is about to be imported; positions of what follows
     /// are relative to that entry. `name` is the entry's path in the archive.
     fn entry_started(&mut self, name: &str) {

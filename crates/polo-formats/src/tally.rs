@@ -6,7 +6,8 @@
 //! point lacks a time. Reporting that as a success (exit code 0, "0 points")
 //! hides it. [`Tally`] wraps the sink for one file, counts what passes, and
 //! [`Tally::conclude`] turns "nothing at all" into
-//! [`ImportError::NothingToImport`] saying why: the records seen without a
+//! [`ImportError::NothingToImport`] saying why (a device label, from Takeout
+//! `Settings.json`, counts as something): the records seen without a
 //! location, the rejects and the first reason, or no records at all.
 
 use std::collections::BTreeMap;
@@ -61,6 +62,10 @@ impl Sink for Tally<'_> {
             self.first_reject = Some(format!("{}: {}", reject.position, reject.reason));
         }
         self.sink.reject(reject);
+    }
+    fn device_label(&mut self, device: &str, label: &str) {
+        self.yielded += 1;
+        self.sink.device_label(device, label);
     }
     fn not_location(&mut self, kind: &'static str) {
         *self.not_location.entry(kind).or_default() += 1;

@@ -18,9 +18,10 @@
 //! extras without another pass. A reject's `raw` text is therefore the
 //! compacted record; its position is the record's first byte in the file.
 //!
-//! Files that are recognisably not location data are refused with
-//! [`ImportError::NotLocationData`] naming what they are: Takeout
-//! `Settings.json`, `Timeline Edits.json` (its positions are edits of the
+//! Takeout `Settings.json` yields no points but names the devices of
+//! `Records.json` (module `settings`). Files that are recognisably not
+//! location data are refused with [`ImportError::NotLocationData`] naming
+//! what they are: a `Settings.json` that names no device, `Timeline Edits.json` (its positions are edits of the
 //! timeline, and it repeats what the timeline exports hold), My Activity, and
 //! empty documents. Anything else unknown is [`ImportError::Unrecognised`]
 //! with the top-level keys seen.
@@ -32,6 +33,7 @@ mod parallel;
 mod polarsteps;
 mod records;
 mod semantic;
+mod settings;
 pub(crate) mod value;
 
 use std::io::BufRead;
@@ -225,6 +227,18 @@ impl<'s> ObjectImport<'s> {
                             polarsteps::step(options, sink, offset, raw);
                         }
                     })?;
+                }
+                "deviceSettings" => {
+                    let sink = &mut *self.sink;
+                    let mut named = false;
+                    each_element(stream, &key, |offset, element| {
+                        if let Some(raw) = whole_or_reject(sink, offset, element) {
+                            named |= settings::device(sink, offset, raw);
+                        }
+                    })?;
+                    if named {
+                        self.decided(Format::GoogleSettings);
+                    }
                 }
                 "timelineEdits" => {
                     return Err(ImportError::NotLocationData {
@@ -459,6 +473,7 @@ pub(crate) mod tests {
         pub intervals: Vec<Interval>,
         pub rejects: Vec<Reject>,
         pub out_of_range: Vec<&'static str>,
+        pub labels: Vec<(String, String)>,
     }
 
     impl Sink for Collect {
@@ -473,6 +488,9 @@ pub(crate) mod tests {
         }
         fn out_of_range(&mut self, field: &'static str) {
             self.out_of_range.push(field);
+        }
+        fn device_label(&mut self, device: &str, label: &str) {
+            self.labels.push((device.to_owned(), label.to_owned()));
         }
     }
 
