@@ -167,7 +167,7 @@ export interface DayTimeline {
   utc_offset_minutes: number;
   entries: Entry[];
   /** Every device that tracked something that day, most tracked first. */
-  devices: { name: string; tracked_s: number }[];
+  devices: { name: string; label?: string; tracked_s: number }[];
 }
 
 export interface Trip {
@@ -306,7 +306,10 @@ export interface ImportJob {
 
 export interface Device {
   id: number;
+  /** The name points arrive under. */
   name: string;
+  /** What you call it (`PUT /api/v1/devices/{id}/label`, or from Takeout Settings.json). */
+  label?: string;
   last_seen?: string | null;
   battery?: number | null;
   last_position?: { lat: number; lon: number } | null;

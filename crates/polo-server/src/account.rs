@@ -444,8 +444,13 @@ pub(crate) struct Position {
 pub(crate) struct DeviceSummary {
     /// The device's id.
     id: i64,
-    /// The name.
+    /// The name, which points arrive under.
     name: String,
+    /// What to call it in the app (`PUT /api/v1/devices/{id}/label`, or imported from Takeout
+    /// `Settings.json`); absent when it has none, and the app shows the name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Anna's Pixel")]
+    label: Option<String>,
     /// The newest point's time (RFC 3339, UTC); `null` before the first point.
     last_seen: Option<String>,
     /// The battery level (percent) the newest point reported, when it did.
@@ -477,10 +482,12 @@ async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResul
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
         let mut devices = Vec::new();
+        let mut labels = crate::device_labels::labels(store.as_ref(), user)?;
         for device in store.list_devices(user)? {
             let last = store.last_point(user, device.id)?;
             devices.push(DeviceSummary {
                 id: device.id.0,
+                label: labels.remove(&device.name),
                 name: device.name,
                 last_seen: last.as_ref().map(|p| p.fix.time.to_string()),
                 battery: last.as_ref().and_then(|p| p.fix.battery_percent),

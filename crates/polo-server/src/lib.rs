@@ -11,6 +11,7 @@ mod account;
 pub mod auth;
 pub mod client;
 pub mod deleting;
+pub mod device_labels;
 pub mod error;
 pub mod exposure;
 mod front_door;
@@ -138,6 +139,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::routes())
         .merge(account::routes())
+        .merge(device_labels::routes())
         .merge(ingest::routes::routes(ingest_limit))
         .merge(query::routes())
         .merge(deleting::routes())

@@ -96,7 +96,9 @@ export function Devices({ me }: { me: Me }) {
               const position = device.last_position ?? device.last_point ?? null;
               return (
                 <tr data-device={device.name}>
-                  <td>{device.name}</td>
+                  <td>
+                    <DeviceName device={device} onChanged={devices.reload} />
+                  </td>
                   <td title={dateTime(seen)}>{ago(seen)}</td>
                   <td>{formatBattery(device.battery)}</td>
                   <td>{position ? `${position.lat.toFixed(5)}, ${position.lon.toFixed(5)}` : "–"}</td>
@@ -155,6 +157,55 @@ export function Devices({ me }: { me: Me }) {
         </table>
       )}
     </section>
+  );
+}
+
+/** The device's label (or name), with an inline form to rename it for the app. */
+function DeviceName({ device, onChanged }: { device: Device; onChanged: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const [label, setLabel] = useState(device.label ?? "");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const inputId = `device-label-${device.id}`;
+  const save = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api("PUT", `/api/v1/devices/${device.id}/label`, { label: label.trim() || null });
+      setEditing(false);
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (editing) {
+    return (
+      <form class="inline-edit" onSubmit={save}>
+        <label class="visually-hidden" for={inputId}>
+          Label for {device.name}
+        </label>
+        <input id={inputId} value={label} onInput={(e) => setLabel(e.currentTarget.value)} placeholder={device.name} maxLength={64} autoFocus />
+        <button type="submit" class="small primary" disabled={busy}>
+          Save
+        </button>
+        <button type="button" class="small" onClick={() => setEditing(false)}>
+          Cancel
+        </button>
+        {error !== undefined && <ErrorBox error={error} />}
+      </form>
+    );
+  }
+  return (
+    <>
+      <span class="device-label">{device.label ?? device.name}</span>
+      {device.label && <span class="muted small-print"> {device.name}</span>}{" "}
+      <button type="button" class="small link" onClick={() => setEditing(true)} aria-label={`Rename ${device.label ?? device.name}`}>
+        Rename
+      </button>
+    </>
   );
 }
 

@@ -278,7 +278,7 @@ export function Timeline({ device }: { device?: string } = {}) {
                   title={`${formatDuration(d.tracked_s)} tracked`}
                   onClick={() => navigate(`${date === today ? "/" : `/day/${date}`}${qs({ device: d.name })}`)}
                 >
-                  {d.name}
+                  {d.label ?? d.name}
                 </button>
               ))}
             </div>

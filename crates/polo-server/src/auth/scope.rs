@@ -142,6 +142,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("POST", "/api/v1/devices", Scope(Devices)),
     ("POST", "/api/v1/devices/{id}/tokens", Scope(Devices)),
     ("PUT", "/api/v1/devices/{id}/encryption-key", Scope(Devices)),
+    ("PUT", "/api/v1/devices/{id}/label", Scope(Devices)),
     ("DELETE", "/api/v1/devices/{id}/encryption-key", Scope(Devices)),
     ("DELETE", "/api/v1/tokens/{id}", Scope(Devices)),
     // An administrator's.

@@ -291,6 +291,8 @@ pub struct Importer<'a> {
 enum Payload {
     Points(Vec<Fix>),
     Intervals(Vec<Interval>),
+    /// What the file calls the batch's device ([`crate::device_labels`]).
+    DeviceLabel(String),
 }
 
 struct Batch {
@@ -371,6 +373,19 @@ impl Importer<'_> {
         reports
     }
 
+    /// Keeps the label a file gives the device of hint `device`, unless the
+    /// device already has one; a label for a hint the import does not use
+    /// (the caller named the device) or cannot use (an invalid name) is dropped.
+    fn store_label(&self, device: Option<&str>, label: &str) -> Result<(), WriteError> {
+        let Some(name) = device.filter(|_| self.device_override.is_none()) else {
+            return Ok(());
+        };
+        if polo_domain::validate_device_name(name).is_ok() {
+            crate::device_labels::set_unless_labelled(self.store, self.user, name, label, now())?;
+        }
+        Ok(())
+    }
+
     /// Stores batches until the channel closes or a write fails; returns
     /// (and so drops) the receiver's end either way.
     fn write_batches(&self, receiver: Receiver<Batch>) -> WriterEnd {
@@ -391,6 +406,10 @@ impl Importer<'_> {
     ) -> Result<(), WriteError> {
         let mut devices: HashMap<String, DeviceId> = HashMap::new();
         for batch in receiver {
+            if let Payload::DeviceLabel(label) = &batch.payload {
+                self.store_label(batch.device.as_deref(), label)?;
+                continue;
+            }
             let name = self.device_override.or(batch.device.as_deref()).unwrap_or(DEFAULT_DEVICE);
             let device = match devices.get(name) {
                 Some(id) => *id,
@@ -432,6 +451,7 @@ impl Importer<'_> {
                     written.duplicates = outcome.duplicates;
                     written.deleted_left_out = outcome.suppressed;
                 }
+                Payload::DeviceLabel(_) => {}
                 Payload::Intervals(intervals) => {
                     let outcome = if self.restore_deleted {
                         self.store.restore_intervals(self.user, device, &intervals)?
@@ -565,6 +585,11 @@ impl Sink for PipelineSink<'_> {
             let intervals = std::mem::take(list);
             self.send(Batch { entry: self.current, device: key, payload: Payload::Intervals(intervals) });
         }
+    }
+
+    fn device_label(&mut self, device: &str, label: &str) {
+        let payload = Payload::DeviceLabel(label.to_owned());
+        self.send(Batch { entry: self.current, device: Some(device.to_owned()), payload });
     }
 
     fn reject(&mut self, reject: Reject) {
@@ -763,5 +788,42 @@ pub(crate) mod tests {
         let fix = Fix::new(Timestamp(1_700_000_000_000), coord, polo_domain::SourceFormat::Gpx);
         store.insert_points(user, device, &[fix]).unwrap();
         store.check_writable().unwrap();
+    }
+
+    #[test]
+    fn takeout_settings_label_the_devices_of_records_unless_already_labelled() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("jane", "x", false).unwrap().id;
+        let import = |text: &str, device_override: Option<&str>| {
+            let importer =
+                Importer { store: &store, user, device_override, restore_deleted: false, progress: &NoProgress };
+            let dir = tempfile::tempdir().unwrap();
+            let rejects = RejectsWriter::at(dir.path().join("rejects.jsonl"));
+            importer.import(io::Cursor::new(text.as_bytes().to_vec()), "Settings.json".into(), rejects)
+        };
+        let settings = r#"{"deviceSettings":[
+            {"deviceTag":-602738541,"devicePrettyName":"Anna's Pixel"},
+            {"deviceTag":42,"deviceSpec":{"manufacturer":"samsung","model":"SM-G991B"}}]}"#;
+        // The user already named one of them; a file that names the device is not asked.
+        crate::device_labels::set(&store, user, "google-42", Some("Work phone"), Timestamp(1)).unwrap();
+        let reports = import(settings, Some("garmin"));
+        assert_eq!(reports[0].format, Some("google-settings"), "{reports:?}");
+        assert!(crate::device_labels::labels(&store, user).unwrap().get("google--602738541").is_none());
+
+        let reports = import(settings, None);
+        assert_eq!(
+            (reports[0].format, reports[0].points_added, reports[0].error.as_deref()),
+            (Some("google-settings"), 0, None)
+        );
+        assert!(reports[0].notes.iter().any(|n| n == "google--602738541 is \"Anna's Pixel\""), "{reports:?}");
+        let labels = crate::device_labels::labels(&store, user).unwrap();
+        assert_eq!(labels.get("google--602738541").map(String::as_str), Some("Anna's Pixel"));
+        assert_eq!(labels.get("google-42").map(String::as_str), Some("Work phone"));
+        // Labels do not make devices: Records.json's points still do, under the same name.
+        assert!(store.list_devices(user).unwrap().is_empty());
+        let records = r#"{"locations":[{"latitudeE7":475000000,"longitudeE7":85000000,"timestamp":"2020-01-01T00:00:00Z","deviceTag":-602738541}]}"#;
+        assert_eq!(import(records, None)[0].points_added, 1);
+        let devices = store.list_devices(user).unwrap();
+        assert_eq!(devices.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["google--602738541"]);
     }
 }

@@ -281,6 +281,10 @@ pub(crate) struct DayDevice {
     /// The device's name.
     #[schema(example = "phone")]
     name: String,
+    /// What you call it (`PUT /api/v1/devices/{id}/label`), when you named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Anna's Pixel")]
+    label: Option<String>,
     /// Seconds of the day it tracked.
     tracked_s: f64,
 }
@@ -307,12 +311,13 @@ pub(crate) async fn day(
         let wanted = params.device.as_deref().map(|name| device_named(&devices, name)).transpose()?;
         let DayView { device, from, to, offset_minutes, entries, devices: tracked } =
             views::day(&*store, user, date, wanted)?;
-        let name_of = |id| devices.iter().find(|d| d.id == id).map(|d| d.name.clone());
+        let labels = crate::device_labels::labels(&*store, user)?;
+        let day_device = |&(id, ms): &(polo_domain::DeviceId, i64)| {
+            let name = devices.iter().find(|d| d.id == id)?.name.clone();
+            Some(DayDevice { label: labels.get(&name).cloned(), name, tracked_s: ms as f64 / 1000.0 })
+        };
         Ok(Json(DayTimeline {
-            devices: tracked
-                .iter()
-                .filter_map(|&(id, ms)| Some(DayDevice { name: name_of(id)?, tracked_s: ms as f64 / 1000.0 }))
-                .collect(),
+            devices: tracked.iter().filter_map(day_device).collect(),
             date: render_date(date),
             device: devices.iter().find(|d| Some(d.id) == device).map(|d| d.name.clone()),
             from: from.to_string(),
