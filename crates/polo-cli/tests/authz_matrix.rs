@@ -359,6 +359,21 @@ fn rows() -> Vec<Row> {
             check: no_check,
         },
         Row {
+            method: "PUT",
+            path: "/api/v1/devices/{id}/label",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| {
+                Request::new("PUT", format!("/api/v1/devices/{}/label", ctx.owner_device))
+                    .json(&json!({"label": "Matrix phone"}))
+            },
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert_eq!(r.json()["label"], "Matrix phone", "{role:?}");
+                }
+            },
+        },
+        Row {
             method: "GET",
             path: "/api/v1/tokens",
             expect: all(200),
