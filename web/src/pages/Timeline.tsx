@@ -239,7 +239,7 @@ export function Timeline({ device }: { device?: string } = {}) {
               {data.day.device ? (
                 <>
                   <strong>{formatDistance(totals.metres)}</strong> travelled · {formatDuration(totals.moving)} moving · {totals.places} {totals.places === 1 ? "place" : "places"}
-                  <span class="muted"> · device {data.day.device}</span>
+                  <span class="muted"> · {data.day.devices.find((d) => d.name === data.day.device)?.label ?? `device ${data.day.device}`}</span>
                 </>
               ) : (
                 <span class="muted">Nothing was recorded on this day.</span>
