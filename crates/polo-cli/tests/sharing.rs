@@ -598,6 +598,86 @@ fn wait_until(addr: &str, path: &str, auth: &str, done: impl Fn(&Value) -> bool)
     }
 }
 
+/// The thresholds of "who was I with" are instance settings: Anna and Ben, friends both ways, sat
+/// 40 m apart for twenty minutes. With the default 25 m that is no encounter; once the administrator
+/// sets 50 m it is one, the answer says which thresholds it used, unusable values are refused with
+/// the setting named, and `null` returns to the default.
+#[test]
+fn together_thresholds_are_instance_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["anna", "ben"] {
+        add_user(dir.path(), name);
+    }
+    common::add_admin(dir.path(), "root");
+    let (anna_phone, ben_phone) = (token(dir.path(), "anna", "phone"), token(dir.path(), "ben", "phone"));
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let (root, anna, ben) = (basic("root", PASSWORD), basic("anna", PASSWORD), basic("ben", PASSWORD));
+    for (who, friend) in [(&anna, "ben"), (&ben, "anna")] {
+        let r = send_json(addr, "POST", "/api/v1/friends", who, &json!({"user": friend}));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let start = (now_s() / 86_400 - 2) * 86_400 + 12 * 3_600;
+    for minute in 0..20 {
+        owntracks(addr, &basic("anna", &anna_phone), "phone", 47.0, start + minute * 60, 80);
+        // 0.00036° of latitude is 40 m.
+        owntracks(addr, &basic("ben", &ben_phone), "phone", 47.000_36, start + minute * 60, 80);
+    }
+    let range = format!(
+        "/api/v1/together/ben?from={}&to={}",
+        polo_domain::Timestamp((start - 3_600) * 1000),
+        polo_domain::Timestamp((start + 3_600) * 1000)
+    );
+    let before = get(addr, &range, Some(&anna)).json();
+    assert_eq!((before["max_distance_m"].as_f64(), before["max_gap_s"].as_i64()), (Some(25.0), Some(300)), "{before}");
+    assert_eq!(before["friend"]["count"], 0, "40 m is farther than 25 m: {before}");
+
+    let settings = get(addr, "/api/v1/admin/settings", Some(&root)).json();
+    assert_eq!(settings["together_max_distance_m"], 25.0, "{settings}");
+    assert_eq!(settings["defaults"]["together_max_gap_s"], 300, "{settings}");
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &anna, &json!({"together_max_distance_m": 50}));
+    assert_eq!(r.status, 403, "administrators only: {}", r.body);
+    for (body, named) in [
+        (json!({"together_max_distance_m": 0.5}), "together_max_distance_m: must be a number of metres from 1 to 1000"),
+        (json!({"together_max_distance_m": 5000}), "together_max_distance_m:"),
+        (json!({"together_max_gap_s": 0}), "together_max_gap_s: must be a whole number of seconds from 1 to 3600"),
+        (json!({"together_max_gap_s": 86_400}), "together_max_gap_s:"),
+    ] {
+        let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.json()["message"].as_str().unwrap().starts_with(named), "{body}: {}", r.body);
+    }
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"together_max_gap_s": 1.5}));
+    assert_eq!(r.status, 422, "whole seconds: {}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"together_max_distance_m": "far"}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(get(addr, &range, Some(&anna)).json()["max_distance_m"], 25.0, "nothing changed");
+
+    let r = send_json(
+        addr,
+        "PUT",
+        "/api/v1/admin/settings",
+        &root,
+        &json!({"together_max_distance_m": 50, "together_max_gap_s": 120}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let settings = r.json();
+    assert_eq!(settings["overridden"], json!(["together_max_distance_m", "together_max_gap_s"]), "{settings}");
+    let after = get(addr, &range, Some(&anna)).json();
+    assert_eq!((after["max_distance_m"].as_f64(), after["max_gap_s"].as_i64()), (Some(50.0), Some(120)), "{after}");
+    assert_eq!(after["friend"]["count"], 1, "{after}");
+    assert_eq!(after["friend"]["encounters"][0]["minutes"], 19, "{after}");
+    let closest = after["friend"]["encounters"][0]["min_distance_m"].as_f64().unwrap();
+    assert!((39.0..41.0).contains(&closest), "{after}");
+    let all = get(addr, &range.replace("/together/ben", "/together"), Some(&ben)).json();
+    assert_eq!(all["friends"][0]["count"], 1, "both see it: {all}");
+
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"together_max_distance_m": null}));
+    assert_eq!(r.json()["overridden"], json!(["together_max_gap_s"]), "{}", r.body);
+    let reset = get(addr, &range, Some(&anna)).json();
+    assert_eq!((reset["max_distance_m"].as_f64(), reset["friend"]["count"].as_u64()), (Some(25.0), Some(0)), "{reset}");
+}
+
 /// The exposure workflow against the real binary (docs/exposure.md): Carol and Bob spent half an
 /// hour together three days ago, Dave was across town. The administrator turns exposure checks on
 /// and makes Hana the health authority; Hana marks Carol as a case; the batch finds Bob; Hana

@@ -146,6 +146,10 @@ pub struct Step {
     /// Users whose status changed: to be notified.
     #[serde(skip)]
     pub notify: Vec<UserId>,
+    /// Users whose status row was written (the changed ones, new rows and
+    /// re-signed codes): what a cache of the rows must forget.
+    #[serde(skip)]
+    pub statuses_written: Vec<UserId>,
 }
 
 /// One run of the workflow: plan, compute the queued windows (oldest
@@ -173,8 +177,11 @@ pub fn step(
     }
     done.changed_pairs = changed.len();
     done.notify = evaluate(store, signer, settings, &changed, now)?;
+    done.statuses_written.clone_from(&done.notify);
     if refresh {
-        done.notify.extend(refresh_statuses(store, signer, settings, now)?);
+        let refreshed = refresh_statuses(store, signer, settings, now)?;
+        done.notify.extend(refreshed.changed);
+        done.statuses_written.extend(refreshed.written);
         retention::purge(store, settings, now)?;
     }
     Ok(done)

@@ -125,8 +125,9 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
 
     // The status expires after its validity.
     let later = Timestamp(now.0 + 15 * DAY);
-    let changed = workflow::refresh_statuses(store, &signer, &settings, later).unwrap();
-    assert_eq!(changed, vec![w.bob.id]);
+    let refreshed = workflow::refresh_statuses(store, &signer, &settings, later).unwrap();
+    assert_eq!(refreshed.changed, vec![w.bob.id]);
+    assert!(refreshed.written.contains(&w.bob.id), "{refreshed:?}");
     assert_eq!(workflow::status(store, w.bob.id).unwrap().unwrap().status, Status::Clear);
     let expired = store.audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 1 }).unwrap();
     assert_eq!(expired[0].action, "exposure.status.expire");
