@@ -408,6 +408,18 @@ async function exposureFlow(browser, page) {
     });
     check(granted.status === 201, `${name} shares with ${friend}: ${granted.status} ${await granted.text()}`);
   }
+  // The administrator sets the thresholds on the account page; the form refuses what the server would.
+  await page.goto(`${base}/account`);
+  const distance = page.locator('[data-testid="setting-together_max_distance_m"]');
+  await distance.fill("5000");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByRole("alert").filter({ hasText: "Together: distance (metres): a number from 1 to 1000" }).waitFor();
+  check((await distance.getAttribute("aria-invalid")) === "true", "the refused threshold is marked invalid");
+  await distance.fill("40");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Changed here; polo's default is").waitFor();
+  const used = await apiGet(page, `/api/v1/together?from=${recent}&to=${recent}`);
+  check(used.max_distance_m === 40, `the together answer uses the new distance: ${JSON.stringify(used.max_distance_m)}`);
   await page.goto(`${base}/day/${recent}`);
   await page.locator('[data-testid="together-day"]', { hasText: "anna" }).waitFor({ timeout: 15_000 });
   await shot(page, "together-day");
