@@ -113,8 +113,8 @@ impl StatusCache {
     }
 
     /// How many answers are kept.
-    #[must_use]
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
