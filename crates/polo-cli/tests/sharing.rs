@@ -842,3 +842,58 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     let metrics = get(addr, "/metrics", None);
     assert!(metrics.body.contains("polo_exposure_queue_depth 0"), "{}", metrics.body);
 }
+
+/// The status read path's cache stays right when the batch, not a request, changes a status: with
+/// auto-apply, Bob's `clear` answer, read (and so kept by the server) before the case was marked, is
+/// replaced by `exposed` as soon as the batch applies the rule, with a new `ETag`; his old tag no
+/// longer answers 304. Carol's answer, which the batch did not write, keeps its tag.
+#[test]
+fn a_status_the_batch_changes_is_never_served_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["carol", "bob", "hana"] {
+        add_user(dir.path(), name);
+    }
+    common::add_admin(dir.path(), "root");
+    let role = polo(dir.path()).args(["user", "role", "hana", "health-authority"]).output().unwrap();
+    assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
+    let (carol, bob) = (
+        format!("Bearer {}", token(dir.path(), "carol", "phone")),
+        format!("Bearer {}", token(dir.path(), "bob", "phone")),
+    );
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let day = (now_s() / 86_400 - 2) * 86_400;
+    for minute in 0..20 {
+        owntracks(addr, &carol, "phone", 47.0, day + 9 * 3_600 + minute * 60, 80);
+        owntracks(addr, &bob, "phone", 47.0001, day + 9 * 3_600 + minute * 60, 80);
+    }
+    let on = send_json(
+        addr,
+        "PUT",
+        "/api/v1/admin/exposure",
+        &basic("root", PASSWORD),
+        &json!({"enabled": true, "auto_apply": true, "min_minutes": 10}),
+    );
+    assert_eq!(on.status, 200, "{}", on.body);
+    let clear = wait_until(addr, "/api/v1/exposure/status", &bob, |_| true);
+    assert_eq!(clear["status"], "clear", "{clear}");
+    let status = |auth: &str| get(addr, "/api/v1/exposure/status", Some(auth));
+    let (bob_tag, carol_tag) =
+        (status(&bob).header("etag").unwrap().to_owned(), status(&carol).header("etag").unwrap().to_owned());
+    let cached =
+        http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob), ("If-None-Match", &bob_tag)], b"");
+    assert_eq!(cached.status, 304, "read again, unchanged: {}", cached.body);
+
+    let from = polo_domain::Timestamp(day * 1000).to_string();
+    let to = polo_domain::Timestamp((day + 86_400) * 1000).to_string();
+    let body = json!({"user": "carol", "infectious_from": from, "infectious_to": to, "note": ""});
+    let case = send_json(addr, "POST", "/api/v1/exposure/cases", &basic("hana", PASSWORD), &body);
+    assert_eq!(case.status, 201, "{}", case.body);
+    let exposed = wait_until(addr, "/api/v1/exposure/status", &bob, |b| b["status"] == "exposed");
+    assert_ne!(exposed["code"], clear["code"], "{exposed}");
+    let now =
+        http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob), ("If-None-Match", &bob_tag)], b"");
+    assert_eq!(now.status, 200, "the old tag is stale: {}", now.body);
+    assert_ne!(now.header("etag"), Some(bob_tag.as_str()));
+    assert_eq!(status(&carol).header("etag"), Some(carol_tag.as_str()), "the case's own row was not written");
+}

@@ -26,8 +26,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::AdminCaller;
-use crate::sharing::together::settings::{self as together, TogetherSettings};
 use crate::error::{AdminForbidden, ApiError, AuthErrors, JsonBodyErrors, json_object};
+use crate::sharing::together::settings::{self as together, TogetherSettings};
 
 /// The OpenStreetMap raster tiles.
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -270,7 +270,9 @@ pub(crate) struct SettingsBody {
 }
 
 /// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -329,7 +331,9 @@ async fn put_settings(
     match body.together_max_distance_m {
         None => {}
         Some(None) => changes.push((together::DISTANCE_KEY, None)),
-        Some(Some(d)) => changes.push((together::DISTANCE_KEY, Some(together::check_distance(d).map_err(refused)?.to_string()))),
+        Some(Some(d)) => {
+            changes.push((together::DISTANCE_KEY, Some(together::check_distance(d).map_err(refused)?.to_string())))
+        }
     }
     match body.together_max_gap_s {
         None => {}

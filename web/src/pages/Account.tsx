@@ -424,6 +424,7 @@ function Settings() {
   return (
     <form
       class="card"
+      noValidate
       onSubmit={(e) => {
         e.preventDefault();
         if (!Object.keys(draft).length) return;

@@ -261,7 +261,12 @@ pub(crate) async fn list(
     let me = caller.user;
     blocking(move || {
         let (from, to) = range(&*store, me.id, &params)?;
-        let ctx = Context { store: &*store, locator: engine.locator(), zones: engine.zones(), params: self::params(&*store)? };
+        let ctx = Context {
+            store: &*store,
+            locator: engine.locator(),
+            zones: engine.zones(),
+            params: self::params(&*store)?,
+        };
         let friends = compute::mutual_friends(&*store, &me)?;
         let mut mine = Vec::new();
         if !friends.is_empty() {
@@ -306,7 +311,12 @@ pub(crate) async fn with(
     let me = caller.user;
     blocking(move || {
         let (from, to) = range(&*store, me.id, &params)?;
-        let ctx = Context { store: &*store, locator: engine.locator(), zones: engine.zones(), params: self::params(&*store)? };
+        let ctx = Context {
+            store: &*store,
+            locator: engine.locator(),
+            zones: engine.zones(),
+            params: self::params(&*store)?,
+        };
         // The same answer for a user who does not exist and one who is not a mutual friend.
         let friend = compute::mutual_friends(&*store, &me)?.into_iter().find(|f| f.name == name).ok_or_else(|| {
             ApiError::not_found(format!("{name:?} and you do not both share your location with each other"))

@@ -111,7 +111,11 @@ impl TogetherSettings {
     #[must_use]
     pub fn overridden(stored: &[(String, String)]) -> Vec<String> {
         let names = [(DISTANCE_KEY, "together_max_distance_m"), (GAP_KEY, "together_max_gap_s")];
-        names.iter().filter(|(key, _)| stored.iter().any(|(k, _)| k == key)).map(|(_, name)| (*name).to_owned()).collect()
+        names
+            .iter()
+            .filter(|(key, _)| stored.iter().any(|(k, _)| k == key))
+            .map(|(_, name)| (*name).to_owned())
+            .collect()
     }
 
     /// The engine's thresholds, on one thread: a request of one user never
@@ -120,9 +124,7 @@ impl TogetherSettings {
     #[must_use]
     pub fn params(&self) -> Params {
         // Checked on the way in, and inside the engine's own bounds.
-        Params::new(self.together_max_distance_m, self.together_max_gap_s * 1000)
-            .unwrap_or_default()
-            .with_threads(1)
+        Params::new(self.together_max_distance_m, self.together_max_gap_s * 1000).unwrap_or_default().with_threads(1)
     }
 }
 
