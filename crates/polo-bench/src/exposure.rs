@@ -213,6 +213,7 @@ pub struct BatchOptions {
     pub users: usize,
     pub days: u32,
     pub case_fraction: f64,
+    pub min_minutes: f64,
     pub seed: u64,
 }
 
@@ -277,7 +278,7 @@ pub fn batch_bench(work: &Path, options: &BatchOptions) -> anyhow::Result<()> {
     store.set_user_role(authority.id, Some(Role::HealthAuthority))?;
     let cases = share_of(options.users, options.case_fraction).max(1);
     let end = first_day + i64::from(options.days) * DAY_MS;
-    let settings = Settings { enabled: true, ..Settings::default() };
+    let settings = Settings { enabled: true, min_minutes: options.min_minutes, ..Settings::default() };
     #[allow(clippy::cast_possible_truncation)]
     let delay_ms = (settings.completion_delay_hours * HOUR_MS as f64) as i64;
     let now = Timestamp(end + delay_ms + HOUR_MS);
@@ -304,7 +305,7 @@ pub fn batch_bench(work: &Path, options: &BatchOptions) -> anyhow::Result<()> {
     let planned = windows::plan(store, &settings, now)?;
     let plan_s = t.elapsed().as_secs_f64();
     println!(
-        "plan             {plan_s:.3} s: {} change-log entries read from the start, {} complete windows queued",
+        "plan             {plan_s:.3} s: {} change-log entries read, {} complete windows queued",
         planned.changes, planned.enqueued
     );
     let t = Instant::now();

@@ -271,6 +271,10 @@ enum Command {
         /// Share of users marked as cases.
         #[arg(long, default_value_t = 0.01)]
         case_fraction: f64,
+        /// The rule's minimum exposure minutes (the synthetic set's people meet briefly: its
+        /// points are spread over the whole day, so few contacts last the default 15 minutes).
+        #[arg(long, default_value_t = 5.0)]
+        min_minutes: f64,
         /// The generator's seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -331,8 +335,8 @@ fn main() -> anyhow::Result<()> {
             let options = exposure::StatusOptions { users, exposed_fraction, seconds, connections };
             exposure::status_bench(&work, &options)
         }
-        Command::ExposureBatch { users, days, case_fraction, seed } => {
-            let options = exposure::BatchOptions { users, days, case_fraction, seed };
+        Command::ExposureBatch { users, days, case_fraction, min_minutes, seed } => {
+            let options = exposure::BatchOptions { users, days, case_fraction, min_minutes, seed };
             exposure::batch_bench(&work, &options)
         }
         Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
