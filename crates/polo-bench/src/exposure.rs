@@ -363,8 +363,9 @@ pub fn batch_bench(work: &Path, options: &BatchOptions) -> anyhow::Result<()> {
     let t = Instant::now();
     let again = batch::step(store, &signer, &settings, Timestamp(now.0 + 60_000), usize::MAX, false)?;
     let late_s = t.elapsed().as_secs_f64();
-    let met_late =
-        workflow::contacts_of(store, &workflow::cases(store)?[0].id)?.iter().any(|c| c.contact == late_user.id.0);
+    let first_case =
+        workflow::cases(store)?.into_iter().find(|c| c.user == case_user.id.0).context("the first case")?;
+    let met_late = workflow::contacts_of(store, &first_case.id)?.iter().any(|c| c.contact == late_user.id.0);
     println!(
         "late point       {late_s:.3} s: {} window(s) queued again from the change log, {} computed, {} changed \
          (case, contact) pairs; the late phone is now a contact of the case: {met_late}",
