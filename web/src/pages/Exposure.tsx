@@ -403,6 +403,8 @@ function Cases({ tick, onChange }: { tick: number; onChange: () => void }) {
       {error !== undefined && <ErrorBox error={error} />}
       {!cases.data ? (
         <Loading />
+      ) : cases.data.cases.length === 0 ? (
+        <p class="muted">No cases yet.</p>
       ) : (
         <table class="data">
           <thead>
