@@ -13,14 +13,21 @@
 //   POLO_CHROMIUM     the browser (default /usr/bin/chromium)
 //   POLO_LIFE_MANIFEST the ground truth of the realistic life imported for
 //                     the same user (crates/polo-life): its checks run when set
+//   POLO_RECENT_DAY   a recent day (YYYY-MM-DD, UTC) on which carol and bob sat
+//                     together and POLO_USER met anna: the exposure and "who was
+//                     I with" checks run when set (POLO_USER is an administrator
+//                     and the health authority; the others' password is
+//                     POLO_OTHER_PASSWORD)
 //
 // Any console error or uncaught exception fails the run, except failed
 // basemap tile loads: tests run offline, and tile requests are cut on
 // purpose so the bundled offline basemap is exercised.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import QRCode from "qrcode";
 
 const base = need("POLO_URL");
 const user = need("POLO_USER");
@@ -31,7 +38,13 @@ const reimport = need("POLO_REIMPORT");
 const shots = need("POLO_SCREENSHOTS");
 const executablePath = process.env.POLO_CHROMIUM || "/usr/bin/chromium";
 const life = process.env.POLO_LIFE_MANIFEST ? JSON.parse(readFileSync(process.env.POLO_LIFE_MANIFEST, "utf8")) : null;
+const recent = process.env.POLO_RECENT_DAY || null;
+const otherPassword = process.env.POLO_OTHER_PASSWORD || password;
 mkdirSync(shots, { recursive: true });
+// Chromium's fake camera plays this file; the exposure checks write a QR code into it before scanning.
+const scratch = mkdtempSync(join(tmpdir(), "polo-e2e-"));
+const fakeCamera = join(scratch, "camera.y4m");
+writeCamera(fakeCamera, null);
 
 function need(name) {
   const value = process.env[name];
@@ -195,9 +208,9 @@ async function lifeChecks(page) {
 }
 
 /** A screenshot of every page at desktop and phone sizes, in light and dark. */
-async function gallery(page) {
+async function gallery(page, extra = [], onlyExtra = false) {
   const dayWithBoth = life ? life.device_overlap.first_day : day;
-  const pages = [
+  const everyPage = [
     ["timeline", `/day/${dayWithBoth}`, '[data-testid="day-summary"]'],
     ["map", "/map?range=all", ".explorer-map[data-rendered]"],
     ["trips", "/trips", "main .page-title"],
@@ -208,6 +221,7 @@ async function gallery(page) {
     ["sharing", "/sharing", "main .page-title"],
     ["account", "/account", "text=Basemap tile URL"],
   ];
+  const pages = onlyExtra ? extra : [...everyPage, ...extra];
   let count = 0;
   for (const [size, viewport] of [
     ["desktop", { width: 1280, height: 860 }],
@@ -227,11 +241,221 @@ async function gallery(page) {
       }
     }
   }
-  console.log(`ok: ${count} screenshots of every page, desktop and phone, light and dark, none wider than the screen`);
+  console.log(`ok: ${count} screenshots of ${onlyExtra ? extra.map((p) => p[0]).join(", ") : "every page"}, desktop and phone, light and dark, none wider than the screen`);
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.emulateMedia({ colorScheme: "light" });
+}
+
+/** A Y4M video (what Chromium's fake camera plays) of `text` as a QR code on white, or of white alone. */
+function writeCamera(path, text) {
+  const [width, height] = [640, 480];
+  const luma = Buffer.alloc(width * height, 235);
+  if (text) {
+    const qr = QRCode.create(text, { errorCorrectionLevel: "M" });
+    const modules = qr.modules.size;
+    const scale = Math.floor((height - 40) / (modules + 8));
+    const left = Math.floor((width - (modules + 8) * scale) / 2) + 4 * scale;
+    const top = Math.floor((height - (modules + 8) * scale) / 2) + 4 * scale;
+    for (let y = 0; y < modules * scale; y++) {
+      for (let x = 0; x < modules * scale; x++) {
+        if (qr.modules.get(Math.floor(y / scale), Math.floor(x / scale))) luma[(top + y) * width + left + x] = 16;
+      }
+    }
+  }
+  const chroma = Buffer.alloc((width / 2) * (height / 2), 128);
+  const frame = Buffer.concat([Buffer.from("FRAME\n"), luma, chroma, chroma]);
+  writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\n`), frame, frame]));
+}
+
+async function login(page, name, secret) {
+  await page.goto(`${base}/`);
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password").fill(secret);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("navigation", { name: "Main" }).waitFor();
+}
+
+/** Reloads `page` until `selector` shows (the batch runs in the background), at most `seconds`. */
+async function reloadUntil(page, selector, seconds, what) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    if (await page.locator(selector).first().isVisible()) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not there after ${seconds} s`);
+    await page.waitForTimeout(1000);
+    await page.reload();
+    await page.waitForLoadState("networkidle");
+  }
+}
+
+/**
+ * The exposure check through the pages, as its people use them: the administrator turns it on, Bob
+ * sees his clear code, the health authority marks Carol as a case (after the form refused a
+ * reversed period), approves the proposal the batch made for Bob (after the form asked for a
+ * reason), Bob's page changes to exposed by itself, and a stranger's verifier page checks his new
+ * code pasted, from a photo and from the camera, and refuses a forged one. Then "who was I with":
+ * Alice's recent day and the sharing page show the hour with Anna. Returns the pages and the
+ * contexts for the gallery.
+ */
+async function exposureFlow(browser, page) {
+  step = "exposure: turned on";
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.goto(`${base}/account`);
+  const card = page.locator(".card", { has: page.getByRole("heading", { name: "Exposure checks" }) });
+  await card.locator('[data-testid="exposure-enabled"]').check();
+  await card.getByRole("button", { name: "Save" }).click();
+  await card.getByText("Saved.").waitFor();
+  await page.reload();
+  await page.getByRole("link", { name: "Authority" }).waitFor();
+  console.log("ok: exposure checks turned on from the account page");
+
+  step = "exposure: bob's clear code";
+  // The batch writes everybody's first row within a poll of the feature being turned on; wait for
+  // it here, so that the page never shows (and Chromium never logs) the 404 of a row not yet written.
+  const bobAuth = `Basic ${Buffer.from(`bob:${otherPassword}`).toString("base64")}`;
+  const rowBy = Date.now() + 30_000;
+  while ((await fetch(`${base}/api/v1/exposure/status`, { headers: { Authorization: bobAuth } })).status !== 200) {
+    check(Date.now() < rowBy, "bob's status row was not written within 30 s of turning exposure checks on");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const bobContext = await newContext(browser);
+  const bob = await bobContext.newPage();
+  watch(bob, "bob");
+  await login(bob, "bob", otherPassword);
+  await bob.getByRole("link", { name: "Exposure" }).click();
+  await bob.locator('[data-testid="exposure-status"] h2', { hasText: "Clear" }).waitFor();
+  const clearCode = (await bob.locator('[data-testid="exposure-status"] code').textContent()).trim();
+  check(clearCode.startsWith("PX1."), `bob's clear code: ${clearCode}`);
+  await shot(bob, "exposure-clear");
+
+  step = "exposure: a case";
+  await page.getByRole("link", { name: "Authority" }).click();
+  await page.getByRole("heading", { name: "Cases" }).waitFor();
+  await page.locator('[data-testid="case-user"]').fill("carol");
+  await page.locator('[data-testid="case-from"]').fill(`${recent}T12:00`);
+  await page.locator('[data-testid="case-to"]').fill(`${recent}T08:00`);
+  await page.locator('[data-testid="case-note"]').fill("PCR positive");
+  await page.locator('[data-testid="case-mark"]').click();
+  await page.locator("#case-problem", { hasText: "must end after it starts" }).waitFor();
+  await shot(page, "authority-case-refused");
+  await page.locator('[data-testid="case-from"]').fill(`${recent}T00:00`);
+  await page.locator('[data-testid="case-to"]').fill(`${recent}T23:59`);
+  await page.locator('[data-testid="case-mark"]').click();
+  await page.locator("table.data td", { hasText: /^carol$/ }).first().waitFor();
+  check(!(await page.locator("#case-problem").isVisible()), "the case form's problem is gone once the period is right");
+  console.log("ok: a case marked from the authority page, after the form refused a reversed period");
+
+  step = "exposure: the batch proposes";
+  await reloadUntil(page, '[data-testid="proposal"]', 60, "the proposal for bob");
+  const proposal = page.locator('[data-testid="proposal"]').first();
+  check((await proposal.locator("td").first().textContent()).trim() === "bob", `the proposal is bob's: ${await proposal.textContent()}`);
+  await proposal.locator('[data-testid="proposal-approve"]').click();
+  const form = page.locator('[data-testid="decision-form"]');
+  await form.waitFor();
+  check(await form.locator("textarea").evaluate((e) => e === document.activeElement), "the reason's text area takes the focus");
+  await form.locator('[data-testid="decision-form-confirm"]').click();
+  await form.getByRole("alert").filter({ hasText: "Give a reason" }).waitFor();
+  check((await form.locator("textarea").getAttribute("aria-invalid")) === "true", "an empty reason is marked invalid");
+  await shot(page, "authority-reason-asked");
+  await form.getByLabel("Why is bob to be marked exposed?").fill("forty minutes at the same table");
+  await form.locator('[data-testid="decision-form-confirm"]').click();
+  await page.getByText("Nothing waits for a decision.").waitFor();
+  await page.locator("table.data summary", { hasText: "forty minutes at the same table" }).waitFor();
+  await shot(page, "authority");
+  console.log("ok: the proposal approved with a reason the form asked for; the audit log shows it");
+
+  step = "exposure: bob's code changes";
+  await bob.locator('[data-testid="exposure-status"] h2', { hasText: "Exposed" }).waitFor({ timeout: 20_000 });
+  const exposedCode = (await bob.locator('[data-testid="exposure-status"] code').textContent()).trim();
+  check(exposedCode !== clearCode && exposedCode.startsWith("PX1."), "bob's code changed with his status");
+  const qrFile = join(scratch, "bob-code.png");
+  await bob.locator('[data-testid="exposure-status"] canvas').screenshot({ path: qrFile });
+  await shot(bob, "exposure-exposed");
+  console.log("ok: bob's page turned to exposed by itself (live stream), with a new code");
+
+  step = "exposure: verify";
+  const strangerContext = await newContext(browser);
+  await strangerContext.grantPermissions(["camera"], { origin: base });
+  const stranger = await strangerContext.newPage();
+  watch(stranger, "verifier");
+  await stranger.goto(`${base}/verify`);
+  await stranger.getByRole("heading", { name: "Verify a status code" }).waitFor();
+  await stranger.locator(".key-line").waitFor();
+  const result = stranger.locator('[data-testid="verify-result"]');
+  await stranger.locator('[data-testid="verify-code"]').fill(exposedCode);
+  await stranger.getByRole("button", { name: "Check" }).click();
+  await result.filter({ hasText: "Genuine" }).filter({ hasText: "exposed" }).waitFor();
+  const forged = exposedCode.replace(/\.([A-Za-z0-9_-])/, (_, c) => `.${c === "A" ? "B" : "A"}`);
+  await stranger.locator('[data-testid="verify-code"]').fill(forged);
+  await stranger.getByRole("button", { name: "Check" }).click();
+  await result.filter({ hasText: "Not valid" }).waitFor();
+  await stranger.locator('[data-testid="scan-photo"]').setInputFiles(qrFile);
+  await result.filter({ hasText: "Genuine" }).waitFor();
+  check((await stranger.locator('[data-testid="verify-code"]').inputValue()) === exposedCode, "the photo's code is the one shown");
+  await stranger.locator('[data-testid="verify-code"]').fill("");
+  writeCamera(fakeCamera, exposedCode);
+  await stranger.locator('[data-testid="scan-camera"]').click();
+  await stranger.locator('[data-testid="scan-video"]').waitFor();
+  await shot(stranger, "verify-scanning");
+  await result.filter({ hasText: "Genuine" }).waitFor({ timeout: 20_000 });
+  check((await stranger.locator('[data-testid="verify-code"]').inputValue()) === exposedCode, "the camera read the code shown");
+  check(!(await stranger.locator('[data-testid="scan-video"]').isVisible()), "the camera stops once a code is read");
+  await shot(stranger, "verify");
+  console.log("ok: a stranger verified bob's code pasted, from a photo and from the camera, and refused a forgery");
+
+  step = "together";
+  for (const [name, friend] of [
+    [user, "anna"],
+    ["anna", user],
+  ]) {
+    const auth = `Basic ${Buffer.from(`${name}:${name === user ? password : otherPassword}`).toString("base64")}`;
+    const granted = await fetch(`${base}/api/v1/friends`, {
+      method: "POST",
+      headers: { Authorization: auth, "Content-Type": "application/json" },
+      body: JSON.stringify({ user: friend }),
+    });
+    check(granted.status === 201, `${name} shares with ${friend}: ${granted.status} ${await granted.text()}`);
+  }
+  // The administrator sets the thresholds on the account page; the form refuses what the server would.
+  await page.goto(`${base}/account`);
+  const distance = page.locator('[data-testid="setting-together_max_distance_m"]');
+  await distance.fill("5000");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByRole("alert").filter({ hasText: "Together: distance (metres): a number from 1 to 1000" }).waitFor();
+  check((await distance.getAttribute("aria-invalid")) === "true", "the refused threshold is marked invalid");
+  await distance.fill("40");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Changed here; polo's default is").waitFor();
+  const used = await apiGet(page, `/api/v1/together?from=${recent}&to=${recent}`);
+  check(used.max_distance_m === 40, `the together answer uses the new distance: ${JSON.stringify(used.max_distance_m)}`);
+  await page.goto(`${base}/day/${recent}`);
+  await page.locator('[data-testid="together-day"]', { hasText: "anna" }).waitFor({ timeout: 15_000 });
+  await shot(page, "together-day");
+  await page.goto(`${base}/sharing`);
+  await page.locator('.together-friend[data-friend="anna"]').waitFor();
+  await shot(page, "together");
+  // Only the health authority sees other people's encounters; Bob's exposure page shows him his own status only.
+  const bobSees = await bob.locator("main").textContent();
+  check(!bobSees.includes("carol"), "bob's page says nothing of the case");
+  const denied = await fetch(`${base}/api/v1/exposure/cases`, { headers: { Authorization: bobAuth } });
+  check(denied.status === 403, `bob may not read cases: ${denied.status}`);
+  console.log("ok: alice's recent day and the sharing page show the hour with anna");
+  return { bob, bobContext, strangerContext };
 }
 
 async function run() {
-  const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-dev-shm-usage",
+      // A camera for the verifier's QR scan: Chromium's fake device, playing `fakeCamera`.
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-video-capture=${fakeCamera}`,
+    ],
+  });
   const context = await newContext(browser);
   const page = await context.newPage();
   watch(page, "user");
@@ -631,9 +855,25 @@ async function run() {
 
     if (life) await lifeChecks(page);
 
+    const exposure = recent ? await exposureFlow(browser, page) : null;
+
     // ---- every page, desktop and phone, light and dark
     step = "gallery";
-    await gallery(page);
+    const extra = recent
+      ? [
+          ["exposure", "/exposure", '[data-testid="exposure-status"]'],
+          ["authority", "/authority", "text=Audit log"],
+          ["verify", "/verify", ".key-line"],
+          ["together-day", `/day/${recent}`, '[data-testid="together-day"]'],
+        ]
+      : [];
+    await gallery(page, extra);
+    if (exposure) {
+      step = "gallery: bob";
+      await gallery(exposure.bob, [["exposure-exposed", "/exposure", '[data-testid="exposure-status"] h2.warn']], true);
+      await exposure.bobContext.close();
+      await exposure.strangerContext.close();
+    }
   } catch (error) {
     await shot(page, `failed-${step.replace(/\W+/g, "-")}`).catch(() => undefined);
     throw error;

@@ -66,3 +66,28 @@ export async function verifyCode(code: string, publicKey: string, now: number = 
   if (!good) return { ok: false, reason: "the signature does not match this instance's key" };
   return { ok: true, claim: parsed.claim, expired: parsed.claim.validUntil <= now };
 }
+
+/** The reason a decision is taken for (1 to 1000 characters, as the server takes it); `null` when it is fine. */
+export function reasonProblem(text: string): string | null {
+  const length = [...text.trim()].length;
+  if (length === 0) return "Give a reason: it is kept in the audit log with the decision.";
+  if (length > 1000) return `At most 1000 characters (${length} now).`;
+  return null;
+}
+
+/**
+ * What is wrong with a case's form before it is sent (the server checks the same), or `null`: a
+ * user, both ends (UTC, as the inputs say), the end after the start, at most 60 days, not starting
+ * in the future.
+ */
+export function periodProblem(user: string, from: string, to: string, now: number): string | null {
+  if (!user.trim()) return "Name the user who is the case.";
+  if (!from || !to) return "Give the start and the end of the infectious period.";
+  const start = Date.parse(`${from}:00Z`);
+  const end = Date.parse(`${to}:00Z`);
+  if (Number.isNaN(start) || Number.isNaN(end)) return "The infectious period's times are not dates.";
+  if (end <= start) return "The infectious period must end after it starts.";
+  if (end - start > 60 * 86_400_000) return "The infectious period may be at most 60 days.";
+  if (start > now) return "The infectious period cannot start in the future.";
+  return null;
+}

@@ -39,6 +39,12 @@
 //!   pairs, candidates per pair, points/s and peak RSS, the exposure
 //!   semi-join, and with `--postgis URL` PostGIS's `gist(geog, ts)`
 //!   self-join on the same points, end to end, with identical counts.
+//! * `polo-bench exposure-status` — the exposure read path: many users,
+//!   each with a signed status row, read with wrk through `polo serve`,
+//!   against ≥ 20,000 requests/s at p99 ≤ 5 ms.
+//! * `polo-bench exposure-batch` — the exposure batch end to end through the
+//!   store: planning, every complete window, the rules, the statuses, and a
+//!   late point recomputing only its window.
 //! * `polo-bench web` — the front-end performance check: the web app's map
 //!   explorer opened on ten years of a 5-million-point user in headless
 //!   Chromium: time to first map render, JS heap and the longest long task,
@@ -49,6 +55,7 @@
 //! `cargo build --release -p polo` (the bench finds `polo` beside itself).
 
 mod encounters;
+mod exposure;
 mod generate;
 mod geocode;
 mod life;
@@ -238,6 +245,40 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Exposure status reads through `polo serve` with wrk: many users, signed codes, ETags.
+    ExposureStatus {
+        /// People, each with a device token and a signed status row.
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// Share of them whose status is `exposed`.
+        #[arg(long, default_value_t = 0.02)]
+        exposed_fraction: f64,
+        /// Seconds of measured load (after 3 s of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// wrk's keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
+    /// The exposure batch end to end through the store: windows, watermark, rules, statuses, late data.
+    ExposureBatch {
+        /// People, 100 points a day each.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Days of points (one window each).
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// Share of users marked as cases.
+        #[arg(long, default_value_t = 0.01)]
+        case_fraction: f64,
+        /// The rule's minimum exposure minutes (the synthetic set's people meet briefly: its
+        /// points are spread over the whole day, so few contacts last the default 15 minutes).
+        #[arg(long, default_value_t = 5.0)]
+        min_minutes: f64,
+        /// The generator's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// The web app in headless Chromium: first map render, JS heap, long tasks over ten years.
     Web {
         /// Points of the generated user (within ten years).
@@ -289,6 +330,14 @@ fn main() -> anyhow::Result<()> {
                 runs,
             };
             encounters::encounters_bench(&options)
+        }
+        Command::ExposureStatus { users, exposed_fraction, seconds, connections } => {
+            let options = exposure::StatusOptions { users, exposed_fraction, seconds, connections };
+            exposure::status_bench(&work, &options)
+        }
+        Command::ExposureBatch { users, days, case_fraction, min_minutes, seed } => {
+            let options = exposure::BatchOptions { users, days, case_fraction, min_minutes, seed };
+            exposure::batch_bench(&work, &options)
         }
         Command::Web { points, runs, rebuild } => web::web(&work, points, runs, rebuild),
     }

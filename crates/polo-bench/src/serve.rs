@@ -178,9 +178,9 @@ pub(crate) struct WrkResult {
     pub(crate) non_2xx: u64,
     pub(crate) seconds: f64,
     pub(crate) percentiles_ms: [f64; 4],
-    peak_rss_kb: u64,
+    pub(crate) peak_rss_kb: u64,
     /// The hypervisor's share of CPU time during the load.
-    steal: String,
+    pub(crate) steal: String,
     /// CPU time the server used during the load, in seconds.
     server_cpu_s: f64,
 }
@@ -189,7 +189,7 @@ impl WrkResult {
     /// Server CPU time per answered request, in microseconds: unlike
     /// throughput, it hardly moves with the host's steal.
     #[allow(clippy::cast_precision_loss)]
-    fn cpu_us_per_request(&self) -> f64 {
+    pub(crate) fn cpu_us_per_request(&self) -> f64 {
         self.server_cpu_s * 1e6 / (self.requests.max(1) as f64)
     }
 }

@@ -598,6 +598,86 @@ fn wait_until(addr: &str, path: &str, auth: &str, done: impl Fn(&Value) -> bool)
     }
 }
 
+/// The thresholds of "who was I with" are instance settings: Anna and Ben, friends both ways, sat
+/// 40 m apart for twenty minutes. With the default 25 m that is no encounter; once the administrator
+/// sets 50 m it is one, the answer says which thresholds it used, unusable values are refused with
+/// the setting named, and `null` returns to the default.
+#[test]
+fn together_thresholds_are_instance_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["anna", "ben"] {
+        add_user(dir.path(), name);
+    }
+    common::add_admin(dir.path(), "root");
+    let (anna_phone, ben_phone) = (token(dir.path(), "anna", "phone"), token(dir.path(), "ben", "phone"));
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let (root, anna, ben) = (basic("root", PASSWORD), basic("anna", PASSWORD), basic("ben", PASSWORD));
+    for (who, friend) in [(&anna, "ben"), (&ben, "anna")] {
+        let r = send_json(addr, "POST", "/api/v1/friends", who, &json!({"user": friend}));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let start = (now_s() / 86_400 - 2) * 86_400 + 12 * 3_600;
+    for minute in 0..20 {
+        owntracks(addr, &basic("anna", &anna_phone), "phone", 47.0, start + minute * 60, 80);
+        // 0.00036° of latitude is 40 m.
+        owntracks(addr, &basic("ben", &ben_phone), "phone", 47.000_36, start + minute * 60, 80);
+    }
+    let range = format!(
+        "/api/v1/together/ben?from={}&to={}",
+        polo_domain::Timestamp((start - 3_600) * 1000),
+        polo_domain::Timestamp((start + 3_600) * 1000)
+    );
+    let before = get(addr, &range, Some(&anna)).json();
+    assert_eq!((before["max_distance_m"].as_f64(), before["max_gap_s"].as_i64()), (Some(25.0), Some(300)), "{before}");
+    assert_eq!(before["friend"]["count"], 0, "40 m is farther than 25 m: {before}");
+
+    let settings = get(addr, "/api/v1/admin/settings", Some(&root)).json();
+    assert_eq!(settings["together_max_distance_m"], 25.0, "{settings}");
+    assert_eq!(settings["defaults"]["together_max_gap_s"], 300, "{settings}");
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &anna, &json!({"together_max_distance_m": 50}));
+    assert_eq!(r.status, 403, "administrators only: {}", r.body);
+    for (body, named) in [
+        (json!({"together_max_distance_m": 0.5}), "together_max_distance_m: must be a number of metres from 1 to 1000"),
+        (json!({"together_max_distance_m": 5000}), "together_max_distance_m:"),
+        (json!({"together_max_gap_s": 0}), "together_max_gap_s: must be a whole number of seconds from 1 to 3600"),
+        (json!({"together_max_gap_s": 86_400}), "together_max_gap_s:"),
+    ] {
+        let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.json()["message"].as_str().unwrap().starts_with(named), "{body}: {}", r.body);
+    }
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"together_max_gap_s": 1.5}));
+    assert_eq!(r.status, 422, "whole seconds: {}", r.body);
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"together_max_distance_m": "far"}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(get(addr, &range, Some(&anna)).json()["max_distance_m"], 25.0, "nothing changed");
+
+    let r = send_json(
+        addr,
+        "PUT",
+        "/api/v1/admin/settings",
+        &root,
+        &json!({"together_max_distance_m": 50, "together_max_gap_s": 120}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let settings = r.json();
+    assert_eq!(settings["overridden"], json!(["together_max_distance_m", "together_max_gap_s"]), "{settings}");
+    let after = get(addr, &range, Some(&anna)).json();
+    assert_eq!((after["max_distance_m"].as_f64(), after["max_gap_s"].as_i64()), (Some(50.0), Some(120)), "{after}");
+    assert_eq!(after["friend"]["count"], 1, "{after}");
+    assert_eq!(after["friend"]["encounters"][0]["minutes"], 19, "{after}");
+    let closest = after["friend"]["encounters"][0]["min_distance_m"].as_f64().unwrap();
+    assert!((39.0..41.0).contains(&closest), "{after}");
+    let all = get(addr, &range.replace("/together/ben", "/together"), Some(&ben)).json();
+    assert_eq!(all["friends"][0]["count"], 1, "both see it: {all}");
+
+    let r = send_json(addr, "PUT", "/api/v1/admin/settings", &root, &json!({"together_max_distance_m": null}));
+    assert_eq!(r.json()["overridden"], json!(["together_max_gap_s"]), "{}", r.body);
+    let reset = get(addr, &range, Some(&anna)).json();
+    assert_eq!((reset["max_distance_m"].as_f64(), reset["friend"]["count"].as_u64()), (Some(25.0), Some(0)), "{reset}");
+}
+
 /// The exposure workflow against the real binary (docs/exposure.md): Carol and Bob spent half an
 /// hour together three days ago, Dave was across town. The administrator turns exposure checks on
 /// and makes Hana the health authority; Hana marks Carol as a case; the batch finds Bob; Hana
@@ -761,4 +841,59 @@ fn exposure_a_case_its_contact_a_decision_and_a_late_point() {
     assert_eq!(windows["queue_depth"], 0, "{windows}");
     let metrics = get(addr, "/metrics", None);
     assert!(metrics.body.contains("polo_exposure_queue_depth 0"), "{}", metrics.body);
+}
+
+/// The status read path's cache stays right when the batch, not a request, changes a status: with
+/// auto-apply, Bob's `clear` answer, read (and so kept by the server) before the case was marked, is
+/// replaced by `exposed` as soon as the batch applies the rule, with a new `ETag`; his old tag no
+/// longer answers 304. Carol's answer, which the batch did not write, keeps its tag.
+#[test]
+fn a_status_the_batch_changes_is_never_served_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["carol", "bob", "hana"] {
+        add_user(dir.path(), name);
+    }
+    common::add_admin(dir.path(), "root");
+    let role = polo(dir.path()).args(["user", "role", "hana", "health-authority"]).output().unwrap();
+    assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
+    let (carol, bob) = (
+        format!("Bearer {}", token(dir.path(), "carol", "phone")),
+        format!("Bearer {}", token(dir.path(), "bob", "phone")),
+    );
+    let server = serve(dir.path(), &[]);
+    let addr = server.addr.as_str();
+    let day = (now_s() / 86_400 - 2) * 86_400;
+    for minute in 0..20 {
+        owntracks(addr, &carol, "phone", 47.0, day + 9 * 3_600 + minute * 60, 80);
+        owntracks(addr, &bob, "phone", 47.0001, day + 9 * 3_600 + minute * 60, 80);
+    }
+    let on = send_json(
+        addr,
+        "PUT",
+        "/api/v1/admin/exposure",
+        &basic("root", PASSWORD),
+        &json!({"enabled": true, "auto_apply": true, "min_minutes": 10}),
+    );
+    assert_eq!(on.status, 200, "{}", on.body);
+    let clear = wait_until(addr, "/api/v1/exposure/status", &bob, |_| true);
+    assert_eq!(clear["status"], "clear", "{clear}");
+    let status = |auth: &str| get(addr, "/api/v1/exposure/status", Some(auth));
+    let (bob_tag, carol_tag) =
+        (status(&bob).header("etag").unwrap().to_owned(), status(&carol).header("etag").unwrap().to_owned());
+    let cached =
+        http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob), ("If-None-Match", &bob_tag)], b"");
+    assert_eq!(cached.status, 304, "read again, unchanged: {}", cached.body);
+
+    let from = polo_domain::Timestamp(day * 1000).to_string();
+    let to = polo_domain::Timestamp((day + 86_400) * 1000).to_string();
+    let body = json!({"user": "carol", "infectious_from": from, "infectious_to": to, "note": ""});
+    let case = send_json(addr, "POST", "/api/v1/exposure/cases", &basic("hana", PASSWORD), &body);
+    assert_eq!(case.status, 201, "{}", case.body);
+    let exposed = wait_until(addr, "/api/v1/exposure/status", &bob, |b| b["status"] == "exposed");
+    assert_ne!(exposed["code"], clear["code"], "{exposed}");
+    let now =
+        http(addr, "GET", "/api/v1/exposure/status", &[("Authorization", &bob), ("If-None-Match", &bob_tag)], b"");
+    assert_eq!(now.status, 200, "the old tag is stale: {}", now.body);
+    assert_ne!(now.header("etag"), Some(bob_tag.as_str()));
+    assert_eq!(status(&carol).header("etag"), Some(carol_tag.as_str()), "the case's own row was not written");
 }

@@ -8,16 +8,24 @@
 //! summary, device setup, a live position moving after OwnTracks posts, a
 //! share link opened without an account, a visit edited and deleted, a day
 //! deleted, undone, deleted again and still deleted after a re-import, every
-//! other page, and the life's checks against its manifest (local times
+//! other page, the life's checks against its manifest (local times
 //! abroad, teleports left out of every total, both phones on one day, first
-//! rows within a second). Screenshots of every page, desktop and phone, light
-//! and dark, go to `target/e2e-screenshots` (the path is printed).
+//! rows within a second), and the exposure check and "who was I with" on a
+//! recent day ([`recent_gpx`]): Alice, administrator and health authority,
+//! turns exposure checks on and marks Carol as a case; the batch finds Bob;
+//! Alice approves with a reason; Bob's page shows his code change; a
+//! stranger verifies it pasted, from a photo and from a (fake) camera; and
+//! Alice's day shows the hour she spent with Anna. Screenshots of every
+//! page, desktop and phone, light and dark, go to `target/e2e-screenshots`
+//! (the path is printed).
 //!
 //! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
 //! npm packages (installed by the `polo-web` build). Without them the test
 //! says so and skips, unless `POLO_REQUIRE_SERVICES=1` (CI), where it fails.
 
 mod common;
+
+use common::add_user;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,6 +113,39 @@ fn gpx_of(points: Vec<(String, f64, f64)>) -> String {
     }
     gpx.push_str("</trkseg></trk></gpx>\n");
     gpx
+}
+
+/// The recent day (UTC) of the exposure and "who was I with" checks: two
+/// days ago, so that its exposure window is complete (past the completion
+/// delay) and inside the retention period.
+fn recent_day() -> (i64, String) {
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let day = (i64::try_from(now_s).unwrap() / 86_400 - 2) * 86_400;
+    (day, polo_domain::Timestamp(day * 1000).to_string()[..10].to_owned())
+}
+
+/// A GPX track of one person on the recent day: at `place` from `from_s` to `to_s` seconds after
+/// midnight UTC, a fix a minute (a few metres of jitter), after a walk there from `home` and before
+/// one back.
+fn recent_gpx(day_s: i64, home: (f64, f64), place: (f64, f64), from_s: i64, to_s: i64) -> String {
+    let at = |s: i64| polo_domain::Timestamp((day_s + s) * 1000).to_string();
+    let mut points = Vec::new();
+    let mut t = from_s - 900;
+    while t < to_s + 900 {
+        let (lat, lon) = if t < from_s {
+            let k = (t - (from_s - 900)) as f64 / 900.0;
+            (home.0 + (place.0 - home.0) * k, home.1 + (place.1 - home.1) * k)
+        } else if t >= to_s {
+            let k = (t - to_s) as f64 / 900.0;
+            (place.0 + (home.0 - place.0) * k, place.1 + (home.1 - place.1) * k)
+        } else {
+            let jitter = (t % 5) as f64 * 0.000_01;
+            (place.0 + jitter, place.1 - jitter)
+        };
+        points.push((at(t), lat, lon));
+        t += 60;
+    }
+    gpx_of(points)
 }
 
 /// The file uploaded through the imports page: a walk a week later, plus
@@ -199,6 +240,26 @@ fn web_app_end_to_end_in_chromium() {
     let rejected = format!("{} rejected (see", manifest.injected_rejects.len());
     assert!(summary.contains(&rejected), "the life's {rejected}:\n{summary}");
 
+    // The recent day: Carol and Bob forty minutes at one table of the café (Carol becomes a case,
+    // Bob her contact), and Alice an hour there with Anna, her friend (both share with each other,
+    // which the browser test sets up).
+    let (recent_s, recent) = recent_day();
+    for name in ["bob", "carol", "anna"] {
+        add_user(&data, name);
+    }
+    let role = polo(&data).args(["user", "role", "alice", "health-authority"]).output().unwrap();
+    assert!(role.status.success(), "{}", String::from_utf8_lossy(&role.stderr));
+    for (name, home, from, to) in [
+        ("carol", OFFICE, 14 * 3600, 14 * 3600 + 2400),
+        ("bob", HOME, 14 * 3600, 14 * 3600 + 2400),
+        ("alice", HOME, 10 * 3600, 11 * 3600),
+        ("anna", OFFICE, 10 * 3600, 11 * 3600),
+    ] {
+        let file = dir.path().join(format!("recent-{name}.gpx"));
+        std::fs::write(&file, recent_gpx(recent_s, home, CAFE, from, to)).unwrap();
+        run_ok(polo(&data).args(["import", "--user", name, "--device", "phone"]).arg(&file));
+    }
+
     let server = serve(&data, &["--access-log", "off"]);
     let base = format!("http://{}", server.addr);
     wait_for_timeline(&server.addr, &basic("alice", "a long password"));
@@ -212,6 +273,8 @@ fn web_app_end_to_end_in_chromium() {
         .env("POLO_USER", "alice")
         .env("POLO_PASSWORD", "a long password")
         .env("POLO_DAY", DAY)
+        .env("POLO_RECENT_DAY", &recent)
+        .env("POLO_OTHER_PASSWORD", "a long password")
         .env("POLO_UPLOAD", &upload)
         .env("POLO_LIFE_MANIFEST", &manifest_file)
         .env("POLO_REIMPORT", &reimport)
@@ -230,7 +293,7 @@ fn web_app_end_to_end_in_chromium() {
         })
     };
     let (out, err) = (read(Box::new(stdout)), read(Box::new(stderr)));
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(420);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
@@ -247,7 +310,7 @@ fn web_app_end_to_end_in_chromium() {
     eprintln!("web e2e screenshots: {}", screenshots.canonicalize().unwrap_or(screenshots.clone()).display());
     match status {
         Some(status) => assert!(status.success(), "the browser tests failed ({status}):\n{out}\n{err}"),
-        None => panic!("the browser tests did not finish within 240 s:\n{out}\n{err}"),
+        None => panic!("the browser tests did not finish within 420 s:\n{out}\n{err}"),
     }
     assert!(out.contains("e2e: all passed"), "{out}");
 }

@@ -8,7 +8,9 @@
 //! case's points in the infectious period as the index and everyone else's
 //! points streamed past them (the semi-join: only the case's points are
 //! indexed). One run per case keeps each case's contacts exact when two
-//! cases meet. The window's stored contacts are then replaced by what was
+//! cases meet. A contact who met the case several times in the window has
+//! one contact for the window: from the first pair to the last, with the
+//! encounters' minutes and pairs added up. The window's stored contacts are then replaced by what was
 //! found, writing only the contacts that differ, together with the window's
 //! record, in one transaction; the (case, contact) pairs that changed are
 //! handed to the rules ([`crate::workflow::evaluate`]).
@@ -58,10 +60,12 @@ pub fn compute_window(store: &dyn Store, settings: &Settings, start: i64, now: T
     let params = settings.params()?;
     let cases: Vec<_> = cases(store)?.into_iter().filter(|c| c.active() && c.overlaps(start, end)).collect();
     let prefix = format!("{}/", pad(start));
-    let stored: BTreeMap<String, Contact> = store
+    // Each stored contact with its body as stored: a contact is unchanged when it would be written
+    // as the same text (decoding a float from JSON and comparing it may differ in the last bit).
+    let stored: BTreeMap<String, (Contact, String)> = store
         .records(&RecordQuery::kind(CONTACT).prefix(&prefix))?
         .iter()
-        .map(|r| decode::<Contact>(r).map(|c| (r.key.clone(), c)))
+        .map(|r| decode::<Contact>(r).map(|c| (r.key.clone(), (c, r.body.clone()))))
         .collect::<Result<_, _>>()?;
     let mut found: BTreeMap<String, Contact> = BTreeMap::new();
     let mut computed = Computed::default();
@@ -99,19 +103,32 @@ pub fn compute_window(store: &dyn Store, settings: &Settings, start: i64, now: T
                     pairs: e.pairs,
                     min_distance_m: e.min_distance_m,
                 };
-                found.insert(c.key(), c);
+                // Two people may meet more than once in a window (a morning and an evening):
+                // the window's contact is all of it, not the last encounter alone.
+                found
+                    .entry(c.key())
+                    .and_modify(|held| {
+                        held.first = held.first.min(c.first);
+                        held.last = held.last.max(c.last);
+                        held.minutes += c.minutes;
+                        held.pairs += c.pairs;
+                        held.min_distance_m = held.min_distance_m.min(c.min_distance_m);
+                    })
+                    .or_insert(c);
             }
         }
     }
     computed.contacts = found.len() as u64;
     let mut writes = Vec::new();
     for (key, contact) in &found {
-        if stored.get(key) != Some(contact) {
+        let same =
+            stored.get(key).is_some_and(|(_, body)| serde_json::to_string(contact).is_ok_and(|new| new == *body));
+        if !same {
             writes.push(put(CONTACT, key.clone(), Some(contact.contact), start, contact));
             computed.changed.insert((contact.case.clone(), contact.contact));
         }
     }
-    for (key, contact) in &stored {
+    for (key, (contact, _)) in &stored {
         if !found.contains_key(key) {
             writes.push(delete(CONTACT, key.clone()));
             computed.changed.insert((contact.case.clone(), contact.contact));
@@ -146,6 +163,10 @@ pub struct Step {
     /// Users whose status changed: to be notified.
     #[serde(skip)]
     pub notify: Vec<UserId>,
+    /// Users whose status row was written (the changed ones, new rows and
+    /// re-signed codes): what a cache of the rows must forget.
+    #[serde(skip)]
+    pub statuses_written: Vec<UserId>,
 }
 
 /// One run of the workflow: plan, compute the queued windows (oldest
@@ -173,8 +194,11 @@ pub fn step(
     }
     done.changed_pairs = changed.len();
     done.notify = evaluate(store, signer, settings, &changed, now)?;
+    done.statuses_written.clone_from(&done.notify);
     if refresh {
-        done.notify.extend(refresh_statuses(store, signer, settings, now)?);
+        let refreshed = refresh_statuses(store, signer, settings, now)?;
+        done.notify.extend(refreshed.changed);
+        done.statuses_written.extend(refreshed.written);
         retention::purge(store, settings, now)?;
     }
     Ok(done)

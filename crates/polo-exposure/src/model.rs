@@ -111,7 +111,8 @@ pub struct Contact {
     pub first: i64,
     /// Last pair (ms).
     pub last: i64,
-    /// Exposure minutes (distinct minutes with a pair).
+    /// Exposure minutes: each encounter's from its first pair to its last
+    /// (rounded up), added up over the window's encounters.
     pub minutes: u32,
     /// Point pairs within D and T.
     pub pairs: u64,

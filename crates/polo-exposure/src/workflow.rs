@@ -386,10 +386,19 @@ pub fn evaluate(
     Ok(changed)
 }
 
+/// What [`refresh_statuses`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Users whose status changed (an `exposed` status expired): to be notified.
+    pub changed: Vec<UserId>,
+    /// Users whose row was written at all (also a first row or a re-signed
+    /// code): what a cache of the rows must forget.
+    pub written: Vec<UserId>,
+}
+
 /// Gives every user a status row: `clear` for users without one, `clear`
 /// again for `exposed` rows whose validity passed (audited), and a fresh
-/// `clear` code for codes past half their validity. Returns the users whose
-/// status changed.
+/// `clear` code for codes past half their validity.
 ///
 /// # Errors
 /// Store failures, damaged rows.
@@ -398,7 +407,7 @@ pub fn refresh_statuses(
     signer: &Signer,
     settings: &Settings,
     now: Timestamp,
-) -> ExposureResult<Vec<UserId>> {
+) -> ExposureResult<Refreshed> {
     let rows: BTreeMap<i64, StatusRow> = store
         .records(&RecordQuery::kind(STATUS))?
         .iter()
@@ -407,9 +416,10 @@ pub fn refresh_statuses(
     let lifetime = settings.code_validity_ms();
     // One group per user: a status and its audit entry are written together.
     let mut groups: Vec<Vec<RecordWrite>> = Vec::new();
-    let mut changed = Vec::new();
+    let mut done = Refreshed::default();
     for user in store.list_users()? {
         let clear = || status_row(signer, user.id.0, Status::Clear, now.0, now.0 + lifetime, now);
+        let before = groups.len();
         match rows.get(&user.id.0) {
             None => groups.push(vec![status_write(&clear())]),
             Some(row) if row.status == Status::Exposed && row.valid_until <= now.0 => {
@@ -426,17 +436,20 @@ pub fn refresh_statuses(
                         }),
                     ),
                 ]);
-                changed.push(user.id);
+                done.changed.push(user.id);
             }
             Some(row) if row.status == Status::Clear && row.valid_until - now.0 < lifetime / 2 => {
                 groups.push(vec![status_write(&StatusRow { since: row.since, ..clear() })]);
             }
             Some(_) => {}
         }
+        if groups.len() > before {
+            done.written.push(user.id);
+        }
     }
     // A transaction per thousand users keeps each one short.
     for chunk in groups.chunks(1_000) {
         store.write_records(&chunk.concat())?;
     }
-    Ok(changed)
+    Ok(done)
 }

@@ -125,8 +125,9 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
 
     // The status expires after its validity.
     let later = Timestamp(now.0 + 15 * DAY);
-    let changed = workflow::refresh_statuses(store, &signer, &settings, later).unwrap();
-    assert_eq!(changed, vec![w.bob.id]);
+    let refreshed = workflow::refresh_statuses(store, &signer, &settings, later).unwrap();
+    assert_eq!(refreshed.changed, vec![w.bob.id]);
+    assert!(refreshed.written.contains(&w.bob.id), "{refreshed:?}");
     assert_eq!(workflow::status(store, w.bob.id).unwrap().unwrap().status, Status::Clear);
     let expired = store.audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 1 }).unwrap();
     assert_eq!(expired[0].action, "exposure.status.expire");
@@ -182,4 +183,31 @@ fn windows_wait_for_the_watermark_and_cases_are_checked() {
         let e = workflow::mark_case(store, &w.ha, &w.bob, Timestamp(from), Timestamp(to), "", complete).unwrap_err();
         assert!(e.to_string().contains(why), "{e}");
     }
+}
+
+/// Carol and Bob meet twice on day D, ten minutes at 08:00 and ten at 18:00: the window's contact is
+/// both encounters (18 minutes, 2 × 80 pairs), which meets the 15-minute rule; either alone would not.
+#[test]
+fn two_encounters_in_one_window_add_up() {
+    let backend = TestStore::new();
+    let store: &dyn Store = &*backend.store;
+    let ha = store.create_user("ha", "h", false).unwrap();
+    let carol = store.create_user("carol", "h", false).unwrap();
+    let bob = store.create_user("bob", "h", false).unwrap();
+    for hour in [8, 18] {
+        walk(store, &carol, D + hour * 60 * MINUTE, 10, 48.8566, 2.3522);
+        walk(store, &bob, D + hour * 60 * MINUTE, 10, 48.8567, 2.3522);
+    }
+    let now = Timestamp(D + 2 * DAY);
+    let signer = Signer::load_or_create(store, now).unwrap();
+    let case = workflow::mark_case(store, &ha, &carol, Timestamp(D), Timestamp(D + DAY), "", now).unwrap();
+    step(store, &signer, &settings(false), now, 100, true).unwrap();
+    let contacts = workflow::contacts_of(store, &case.id).unwrap();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    let c = &contacts[0];
+    assert_eq!((c.contact, c.minutes, c.pairs), (bob.id.0, 18, 160), "{c:?}");
+    assert_eq!((c.first, c.last), (D + 8 * 60 * MINUTE, D + 18 * 60 * MINUTE + 9 * MINUTE));
+    let pending = workflow::proposals(store, Some(ProposalState::Pending)).unwrap();
+    assert_eq!(pending.len(), 1, "18 minutes meet the rule: {pending:?}");
+    assert_eq!(pending[0].evidence.minutes, 18);
 }

@@ -4,15 +4,17 @@
 //! | route | who | answers |
 //! |---|---|---|
 //! | `GET /api/v1/config` | anyone | `{instance_name, tile_url, tile_attribution, version, registration, exposure}` |
-//! | `GET /api/v1/admin/settings` | admin (inside `--admin-network`) | `{instance_name, tile_url, tile_attribution, overridden, defaults}` |
+//! | `GET /api/v1/admin/settings` | admin (inside `--admin-network`) | `{instance_name, tile_url, tile_attribution, together_max_distance_m, together_max_gap_s, overridden, defaults}` |
 //! | `PUT /api/v1/admin/settings` | admin, no token | the same, after the change |
 //!
 //! The configuration (`polo serve --instance-name/--tile-url/--tile-attribution`,
 //! `[web]` in `polo.toml`, `POLO_*` variables) gives [`SiteDefaults`]; a
 //! setting an administrator changes at runtime is kept in the store and
 //! wins over the configuration until it is reset (`null`). Only settings
-//! that are safe to change without a restart are offered: names and the
-//! map's basemap, nothing that affects security or storage.
+//! that are safe to change without a restart are offered: names, the
+//! map's basemap and the thresholds of "who was I with"
+//! ([`crate::sharing::together::settings`], whose defaults are polo's, not
+//! the configuration's), nothing that affects security or storage.
 
 use axum::Json;
 use axum::extract::State;
@@ -25,6 +27,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::AdminCaller;
 use crate::error::{AdminForbidden, ApiError, AuthErrors, JsonBodyErrors, json_object};
+use crate::sharing::together::settings::{self as together, TogetherSettings};
 
 /// The OpenStreetMap raster tiles.
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -170,12 +173,14 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(config)).routes(routes!(get_settings, put_settings))
 }
 
-pub(crate) async fn effective(state: &AppState) -> Result<(SiteDefaults, Vec<String>), ApiError> {
+pub(crate) async fn effective(state: &AppState) -> Result<(SiteDefaults, TogetherSettings, Vec<String>), ApiError> {
     let store = state.store.clone();
     let overrides = tokio::task::spawn_blocking(move || store.instance_settings()).await??;
     let known = [INSTANCE_NAME, TILE_URL, TILE_ATTRIBUTION];
-    let overridden = overrides.iter().map(|(k, _)| k.clone()).filter(|k| known.contains(&k.as_str())).collect();
-    Ok((state.site.with_overrides(&overrides), overridden))
+    let mut overridden: Vec<String> =
+        overrides.iter().map(|(k, _)| k.clone()).filter(|k| known.contains(&k.as_str())).collect();
+    overridden.extend(TogetherSettings::overridden(&overrides));
+    Ok((state.site.with_overrides(&overrides), TogetherSettings::from_instance(&overrides), overridden))
 }
 
 /// What the web app needs before anyone logs in.
@@ -218,11 +223,22 @@ async fn config(State(state): State<AppState>) -> Result<Json<FrontEndConfig>, A
 pub(crate) struct SettingsView {
     #[serde(flatten)]
     effective: SiteDefaults,
-    /// The settings changed at runtime (the others come from the configuration).
+    #[serde(flatten)]
+    together: TogetherSettings,
+    /// The settings changed at runtime (the others come from the configuration or polo's defaults).
     #[schema(example = json!(["instance_name"]))]
     overridden: Vec<String>,
-    /// The configuration's values, which a reset (`null`) returns to.
-    defaults: SiteDefaults,
+    /// The values a reset (`null`) returns to: the configuration's, and polo's for the rest.
+    defaults: SettingsDefaults,
+}
+
+/// What each runtime setting returns to when reset.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SettingsDefaults {
+    #[serde(flatten)]
+    site: SiteDefaults,
+    #[serde(flatten)]
+    together: TogetherSettings,
 }
 
 /// `PUT /api/v1/admin/settings`'s body: only the members present change; `null` returns a setting
@@ -243,16 +259,27 @@ pub(crate) struct SettingsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "© OpenStreetMap contributors", max_length = 512)]
     tile_attribution: Option<Option<String>>,
+    /// "Who was I with": D in metres, 1 to 1000 (default 25).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, example = 25.0, minimum = 1.0, maximum = 1000.0)]
+    together_max_distance_m: Option<Option<f64>>,
+    /// "Who was I with": T in whole seconds, 1 to 3600 (default 300).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, example = 300, minimum = 1, maximum = 3600)]
+    together_max_gap_s: Option<Option<i64>>,
 }
 
 /// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(deserializer).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 async fn settings_view(state: &AppState) -> Result<Json<SettingsView>, ApiError> {
-    let (effective, overridden) = effective(state).await?;
-    Ok(Json(SettingsView { effective, overridden, defaults: (*state.site).clone() }))
+    let (effective, together, overridden) = effective(state).await?;
+    let defaults = SettingsDefaults { site: (*state.site).clone(), together: TogetherSettings::default() };
+    Ok(Json(SettingsView { effective, together, overridden, defaults }))
 }
 
 /// The instance settings that may change at runtime (admins only).
@@ -299,6 +326,19 @@ async fn put_settings(
                 changes.push((key, Some(clean)));
             }
         }
+    }
+    let refused = |e: SettingError| ApiError::bad_request(e.to_string());
+    match body.together_max_distance_m {
+        None => {}
+        Some(None) => changes.push((together::DISTANCE_KEY, None)),
+        Some(Some(d)) => {
+            changes.push((together::DISTANCE_KEY, Some(together::check_distance(d).map_err(refused)?.to_string())))
+        }
+    }
+    match body.together_max_gap_s {
+        None => {}
+        Some(None) => changes.push((together::GAP_KEY, None)),
+        Some(Some(t)) => changes.push((together::GAP_KEY, Some(together::check_gap(t).map_err(refused)?.to_string()))),
     }
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {

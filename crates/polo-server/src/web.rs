@@ -46,7 +46,7 @@ fn http_tile_source(tile_url: &str) -> Option<String> {
 /// The router's fallback: an embedded file, the app's `index.html`, or a JSON 404.
 pub(crate) async fn fallback(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let tile_source = if polo_web::asset(uri.path()).is_none() {
-        crate::site::effective(&state).await.ok().and_then(|(site, _)| http_tile_source(&site.tile_url))
+        crate::site::effective(&state).await.ok().and_then(|(site, _, _)| http_tile_source(&site.tile_url))
     } else {
         None
     };

@@ -372,12 +372,35 @@ const SETTINGS: [key: "instance_name" | "tile_url" | "tile_attribution", label: 
   ["tile_attribution", "Basemap attribution", "What the tile server's licence asks you to show."],
 ];
 
+/** The thresholds of "who was I with" (docs/exposure.md): numbers with the server's bounds. */
+const NUMBER_SETTINGS: [key: "together_max_distance_m" | "together_max_gap_s", label: string, hint: string, min: number, max: number, step: number][] = [
+  ["together_max_distance_m", "Together: distance (metres)", "How close two friends' positions must be to count as together, 1 to 1000 m.", 1, 1000, 0.1],
+  ["together_max_gap_s", "Together: time window (seconds)", "How close in time those positions must be, 1 to 3600 s (whole seconds).", 1, 3600, 1],
+];
+
 interface SiteSettings {
   instance_name: string;
   tile_url: string;
   tile_attribution: string;
+  together_max_distance_m: number;
+  together_max_gap_s: number;
   overridden?: string[];
-  defaults?: { instance_name: string; tile_url: string; tile_attribution: string };
+  defaults?: { instance_name: string; tile_url: string; tile_attribution: string; together_max_distance_m: number; together_max_gap_s: number };
+}
+
+/** The body of a settings change: the thresholds as numbers, refusing what is not one in bounds. */
+export function settingsBody(draft: Record<string, string | null>): { body: Record<string, string | number | null> } | { problem: string } {
+  const body: Record<string, string | number | null> = { ...draft };
+  for (const [key, label, , min, max, step] of NUMBER_SETTINGS) {
+    const text = draft[key];
+    if (text === undefined || text === null) continue;
+    const value = Number(text);
+    if (text.trim() === "" || !Number.isFinite(value) || value < min || value > max || (step === 1 && !Number.isInteger(value))) {
+      return { problem: `${label}: ${step === 1 ? "a whole number" : "a number"} from ${min} to ${max}, not "${text}".` };
+    }
+    body[key] = value;
+  }
+  return { body };
 }
 
 function Settings() {
@@ -385,7 +408,8 @@ function Settings() {
   const [draft, setDraft] = useState<Record<string, string | null>>({});
   const [error, setError] = useState<unknown>(undefined);
   const [saved, setSaved] = useState(false);
-  const send = async (body: Record<string, string | null>) => {
+  const [problem, setProblem] = useState<string | null>(null);
+  const send = async (body: Record<string, string | number | null>) => {
     setError(undefined);
     setSaved(false);
     try {
@@ -400,9 +424,13 @@ function Settings() {
   return (
     <form
       class="card"
+      noValidate
       onSubmit={(e) => {
         e.preventDefault();
-        if (Object.keys(draft).length) send(draft);
+        if (!Object.keys(draft).length) return;
+        const checked = settingsBody(draft);
+        setProblem("problem" in checked ? checked.problem : null);
+        if ("body" in checked) send(checked.body);
       }}
       aria-labelledby="settings-title"
     >
@@ -431,6 +459,43 @@ function Settings() {
             </p>
           </div>
         ))}
+      {current &&
+        NUMBER_SETTINGS.map(([key, label, hint, min, max, step]) => (
+          <div class="setting-row">
+            <label>
+              {label}
+              <input
+                type="number"
+                inputMode="decimal"
+                min={min}
+                max={max}
+                step={step}
+                value={draft[key] ?? String(current[key])}
+                onInput={(e) => setDraft({ ...draft, [key]: e.currentTarget.value })}
+                aria-describedby={`hint-${key}`}
+                aria-invalid={problem?.startsWith(label) ?? false}
+                data-testid={`setting-${key}`}
+              />
+            </label>
+            <p class="muted small-print" id={`hint-${key}`}>
+              {hint}
+              {current.overridden?.includes(key) && current.defaults && (
+                <>
+                  {" "}
+                  Changed here; polo's default is <code>{current.defaults[key]}</code>.{" "}
+                  <button type="button" class="link" onClick={() => send({ [key]: null })}>
+                    Reset
+                  </button>
+                </>
+              )}
+            </p>
+          </div>
+        ))}
+      {problem && (
+        <p class="field-problem" role="alert">
+          {problem}
+        </p>
+      )}
       <button type="submit" class="primary" disabled={Object.keys(draft).length === 0}>
         Save settings
       </button>

@@ -8,7 +8,8 @@ import QRCode from "qrcode";
 import { api, ApiError, get, qs, type Me } from "../api";
 import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
-import { KEY_STORAGE, verifyCode, type Verdict } from "../exposure";
+import { KEY_STORAGE, periodProblem, reasonProblem, verifyCode, type Verdict } from "../exposure";
+import { cameraError, cameraUnavailable, scanCamera, scanImage, type Scan } from "../qrscan";
 
 interface Status {
   status: "clear" | "exposed";
@@ -70,6 +71,10 @@ export function Verify() {
   const [keyError, setKeyError] = useState<unknown>(undefined);
   const [code, setCode] = useState("");
   const [verdict, setVerdict] = useState<Verdict | null>(null);
+  const [scanning, setScanning] = useState(false);
+  const [scanNote, setScanNote] = useState<string | null>(null);
+  const video = useRef<HTMLVideoElement>(null);
+  const scan = useRef<Scan | null>(null);
   useEffect(() => {
     get<{ public_key: string }>("/api/v1/exposure/public-key").then(
       (k) => {
@@ -78,10 +83,57 @@ export function Verify() {
       },
       (e) => setKeyError(e),
     );
+    return () => scan.current?.stop();
   }, []);
+  const checkText = async (text: string) => {
+    setCode(text);
+    if (key && text.trim()) setVerdict(await verifyCode(text, key));
+  };
   const check = async (event: Event) => {
     event.preventDefault();
-    if (key) setVerdict(await verifyCode(code, key));
+    await checkText(code);
+  };
+  const startCamera = async () => {
+    const why = cameraUnavailable();
+    if (why) {
+      setScanNote(why);
+      return;
+    }
+    setScanNote(null);
+    setVerdict(null);
+    setScanning(true);
+    try {
+      // The video element is rendered once `scanning` is set.
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      if (!video.current) throw new Error("no video element");
+      scan.current = await scanCamera(video.current, (text) => {
+        scan.current = null;
+        setScanning(false);
+        void checkText(text);
+      });
+    } catch (e) {
+      setScanning(false);
+      setScanNote(cameraError(e));
+    }
+  };
+  const stopCamera = () => {
+    scan.current?.stop();
+    scan.current = null;
+    setScanning(false);
+  };
+  const fromPhoto = async (event: Event) => {
+    const input = event.currentTarget as HTMLInputElement;
+    const file = input.files?.[0];
+    input.value = "";
+    if (!file) return;
+    setScanNote(null);
+    try {
+      const text = await scanImage(file);
+      if (text) await checkText(text);
+      else setScanNote("No QR code was found in that picture. Try a sharper, closer one, or paste the code.");
+    } catch {
+      setScanNote("That file could not be read as a picture.");
+    }
   };
   return (
     <div class="shell public">
@@ -94,9 +146,34 @@ export function Verify() {
           <PageTitle>Verify a status code</PageTitle>
           {!key && keyError !== undefined && (isDisabled(keyError) ? <Disabled /> : <ErrorBox error={keyError} />)}
           {key && keyError !== undefined && <Notice>Offline: checking with the key kept from an earlier visit.</Notice>}
+          <div class="card scan" aria-labelledby="scan-title">
+            <h2 id="scan-title">Scan the QR code</h2>
+            {scanning ? (
+              <>
+                <video ref={video} class="scan-video" aria-label="Camera view: hold the QR code in the frame" data-testid="scan-video" />
+                <p class="muted" role="status">
+                  Looking for a QR code…
+                </p>
+                <button type="button" onClick={stopCamera}>
+                  Stop the camera
+                </button>
+              </>
+            ) : (
+              <div class="row-actions">
+                <button type="button" class="primary" onClick={startCamera} disabled={!key} data-testid="scan-camera">
+                  Scan with the camera
+                </button>
+                <label class="file-button">
+                  Read a photo of the code
+                  <input type="file" accept="image/*" onChange={fromPhoto} disabled={!key} data-testid="scan-photo" />
+                </label>
+              </div>
+            )}
+            {scanNote && <Notice kind="warn">{scanNote}</Notice>}
+          </div>
           <form class="card" onSubmit={check}>
             <label>
-              Code (the text of the QR code)
+              Or paste the code (the text of the QR code)
               <textarea value={code} rows={3} onInput={(e) => setCode(e.currentTarget.value)} data-testid="verify-code" />
             </label>
             <button type="submit" class="primary" disabled={!key || !code.trim()}>
@@ -104,11 +181,11 @@ export function Verify() {
             </button>
           </form>
           {verdict && (
-            <div class="card" data-testid="verify-result">
+            <div class={`card verdict ${verdict.ok && !verdict.expired ? (verdict.claim.status === "exposed" ? "warn" : "ok") : "bad"}`} data-testid="verify-result" role="status">
               {verdict.ok ? (
                 <p>
                   <strong>{verdict.expired ? "Expired" : "Genuine"}</strong>: user #{verdict.claim.user} is <strong>{verdict.claim.status}</strong>,
-                  valid until {new Date(verdict.claim.validUntil).toISOString()} (issued {new Date(verdict.claim.issued).toISOString()}).
+                  valid until {dateTime(new Date(verdict.claim.validUntil).toISOString())} (issued {dateTime(new Date(verdict.claim.issued).toISOString())}).
                 </p>
               ) : (
                 <p>
@@ -118,13 +195,95 @@ export function Verify() {
             </div>
           )}
           {key && (
-            <p class="muted">
+            <p class="muted key-line">
               Instance key (Ed25519): <code>{key}</code>
             </p>
           )}
         </section>
       </main>
     </div>
+  );
+}
+
+/**
+ * An in-page form asking why, for a decision the audit log keeps: a labelled text area, checked
+ * before it is sent (and by the server), confirm and cancel. Escape cancels; the text area takes
+ * the focus when the form opens.
+ */
+function ReasonForm({
+  title,
+  action,
+  danger = false,
+  onSubmit,
+  onCancel,
+  testId,
+}: {
+  title: string;
+  action: string;
+  danger?: boolean;
+  onSubmit: (reason: string) => Promise<void>;
+  onCancel: () => void;
+  testId: string;
+}) {
+  const [text, setText] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const area = useRef<HTMLTextAreaElement>(null);
+  const id = `${testId}-reason`;
+  useEffect(() => area.current?.focus(), []);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const why = reasonProblem(text);
+    setProblem(why);
+    if (why) {
+      area.current?.focus();
+      return;
+    }
+    setBusy(true);
+    setError(undefined);
+    try {
+      await onSubmit(text.trim());
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="reason-form" onSubmit={submit} onKeyDown={(e) => e.key === "Escape" && onCancel()} aria-label={title} data-testid={testId} noValidate>
+      <label for={id}>{title}</label>
+      <textarea
+        id={id}
+        ref={area}
+        rows={2}
+        value={text}
+        maxLength={1000}
+        aria-invalid={problem !== null}
+        aria-describedby={problem ? `${id}-problem` : `${id}-hint`}
+        onInput={(e) => {
+          setText(e.currentTarget.value);
+          if (problem) setProblem(reasonProblem(e.currentTarget.value));
+        }}
+      />
+      {problem ? (
+        <p id={`${id}-problem`} class="field-problem" role="alert">
+          {problem}
+        </p>
+      ) : (
+        <p id={`${id}-hint`} class="muted hint">
+          Kept in the audit log with the decision and its evidence.
+        </p>
+      )}
+      <div class="row-actions">
+        <button type="submit" class={danger ? "small danger primary" : "small primary"} disabled={busy} data-testid={`${testId}-confirm`}>
+          {busy ? "Saving…" : action}
+        </button>
+        <button type="button" class="small" disabled={busy} onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+      {error !== undefined && <ErrorBox error={error} />}
+    </form>
   );
 }
 
@@ -192,10 +351,15 @@ function Cases({ tick, onChange }: { tick: number; onChange: () => void }) {
   const [to, setTo] = useState("");
   const [note, setNote] = useState("");
   const [error, setError] = useState<unknown>(undefined);
+  const [problem, setProblem] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
+  const [withdrawing, setWithdrawing] = useState<string | null>(null);
   const mark = async (event: Event) => {
     event.preventDefault();
     setError(undefined);
+    const why = periodProblem(user, from, to, Date.now());
+    setProblem(why);
+    if (why) return;
     try {
       await api("POST", "/api/v1/exposure/cases", { user: user.trim(), infectious_from: `${from}:00Z`, infectious_to: `${to}:00Z`, note });
       setUser("");
@@ -205,40 +369,42 @@ function Cases({ tick, onChange }: { tick: number; onChange: () => void }) {
       setError(e);
     }
   };
-  const withdraw = async (id: string) => {
-    const reason = prompt("Why is the case withdrawn? (kept in the audit log)");
-    if (!reason) return;
-    try {
-      await api("POST", `/api/v1/exposure/cases/${encodeURIComponent(id)}/withdraw`, { reason });
-      onChange();
-    } catch (e) {
-      setError(e);
-    }
+  const withdraw = async (id: string, reason: string) => {
+    await api("POST", `/api/v1/exposure/cases/${encodeURIComponent(id)}/withdraw`, { reason });
+    setWithdrawing(null);
+    onChange();
   };
   if (cases.error !== undefined) return isDisabled(cases.error) ? <Disabled /> : <ErrorBox error={cases.error} />;
   return (
     <div class="card">
       <h2>Cases</h2>
-      <form onSubmit={mark} class="row">
+      <form onSubmit={mark} class="row case-form" noValidate aria-describedby={problem ? "case-problem" : undefined}>
         <label>
-          User <input value={user} required onInput={(e) => setUser(e.currentTarget.value)} data-testid="case-user" />
+          User <input value={user} required autoComplete="off" onInput={(e) => setUser(e.currentTarget.value)} data-testid="case-user" />
         </label>
         <label>
-          Infectious from (UTC) <input type="datetime-local" value={from} required onInput={(e) => setFrom(e.currentTarget.value)} />
+          Infectious from (UTC) <input type="datetime-local" value={from} required onInput={(e) => setFrom(e.currentTarget.value)} data-testid="case-from" />
         </label>
         <label>
-          until (UTC) <input type="datetime-local" value={to} required onInput={(e) => setTo(e.currentTarget.value)} />
+          until (UTC) <input type="datetime-local" value={to} required onInput={(e) => setTo(e.currentTarget.value)} data-testid="case-to" />
         </label>
         <label>
-          Note <input value={note} onInput={(e) => setNote(e.currentTarget.value)} />
+          Note <input value={note} maxLength={1000} onInput={(e) => setNote(e.currentTarget.value)} data-testid="case-note" />
         </label>
-        <button type="submit" class="primary">
+        <button type="submit" class="primary" data-testid="case-mark">
           Mark as case
         </button>
       </form>
+      {problem && (
+        <p id="case-problem" class="field-problem" role="alert">
+          {problem}
+        </p>
+      )}
       {error !== undefined && <ErrorBox error={error} />}
       {!cases.data ? (
         <Loading />
+      ) : cases.data.cases.length === 0 ? (
+        <p class="muted">No cases yet.</p>
       ) : (
         <table class="data">
           <thead>
@@ -265,13 +431,27 @@ function Cases({ tick, onChange }: { tick: number; onChange: () => void }) {
                     <button type="button" class="small" onClick={() => setOpen(open === c.id ? null : c.id)}>
                       Contacts
                     </button>{" "}
-                    {!c.withdrawn_at && (
-                      <button type="button" class="small danger" onClick={() => withdraw(c.id)}>
+                    {!c.withdrawn_at && withdrawing !== c.id && (
+                      <button type="button" class="small danger" onClick={() => setWithdrawing(c.id)} data-testid="case-withdraw">
                         Withdraw
                       </button>
                     )}
                   </td>
                 </tr>
+                {withdrawing === c.id && (
+                  <tr>
+                    <td colSpan={4}>
+                      <ReasonForm
+                        title={`Why is the case of ${c.user} withdrawn?`}
+                        action="Withdraw the case"
+                        danger
+                        onSubmit={(reason) => withdraw(c.id, reason)}
+                        onCancel={() => setWithdrawing(null)}
+                        testId="withdraw-form"
+                      />
+                    </td>
+                  </tr>
+                )}
                 {open === c.id && (
                   <tr>
                     <td colSpan={4}>
@@ -323,22 +503,16 @@ function Contacts({ id }: { id: string }) {
 
 function Proposals({ tick, onChange }: { tick: number; onChange: () => void }) {
   const proposals = useAsync(() => get<{ proposals: Proposal[] }>(`/api/v1/exposure/proposals${qs({ state: "pending" })}`), [tick]);
-  const [error, setError] = useState<unknown>(undefined);
-  const decide = async (p: Proposal, approve: boolean) => {
-    const reason = prompt(approve ? "Why approve? (kept in the audit log)" : "Why reject? (kept in the audit log)");
-    if (!reason) return;
-    try {
-      await api("POST", `/api/v1/exposure/proposals/${encodeURIComponent(p.case)}/${encodeURIComponent(p.user)}/decision`, { approve, reason });
-      onChange();
-    } catch (e) {
-      setError(e);
-    }
+  const [deciding, setDeciding] = useState<{ key: string; approve: boolean } | null>(null);
+  const decide = async (p: Proposal, approve: boolean, reason: string) => {
+    await api("POST", `/api/v1/exposure/proposals/${encodeURIComponent(p.case)}/${encodeURIComponent(p.user)}/decision`, { approve, reason });
+    setDeciding(null);
+    onChange();
   };
   if (proposals.error !== undefined) return isDisabled(proposals.error) ? null : <ErrorBox error={proposals.error} />;
   return (
     <div class="card">
       <h2>Pending proposals</h2>
-      {error !== undefined && <ErrorBox error={error} />}
       {!proposals.data ? (
         <Loading />
       ) : proposals.data.proposals.length === 0 ? (
@@ -354,24 +528,45 @@ function Proposals({ tick, onChange }: { tick: number; onChange: () => void }) {
             </tr>
           </thead>
           <tbody>
-            {proposals.data.proposals.map((p) => (
-              <tr>
-                <td>{p.user}</td>
-                <td>{p.status}</td>
-                <td>
-                  {p.evidence.minutes} min over {p.evidence.encounters} encounter(s), closest {p.evidence.min_distance_m.toFixed(1)} m,{" "}
-                  {dateTime(p.evidence.first)} – {dateTime(p.evidence.last)}
-                </td>
-                <td>
-                  <button type="button" class="small primary" onClick={() => decide(p, true)}>
-                    Approve
-                  </button>{" "}
-                  <button type="button" class="small" onClick={() => decide(p, false)}>
-                    Reject
-                  </button>
-                </td>
-              </tr>
-            ))}
+            {proposals.data.proposals.map((p) => {
+              const key = `${p.case}/${p.user}`;
+              const asking = deciding?.key === key ? deciding : null;
+              return (
+                <>
+                  <tr data-testid="proposal">
+                    <td>{p.user}</td>
+                    <td>{p.status}</td>
+                    <td>
+                      {p.evidence.minutes} min over {p.evidence.encounters} encounter(s), closest {p.evidence.min_distance_m.toFixed(1)} m,{" "}
+                      {dateTime(p.evidence.first)} – {dateTime(p.evidence.last)}
+                    </td>
+                    <td class="nowrap">
+                      <button type="button" class="small primary" aria-pressed={asking?.approve === true} onClick={() => setDeciding({ key, approve: true })} data-testid="proposal-approve">
+                        Approve
+                      </button>{" "}
+                      <button type="button" class="small" aria-pressed={asking?.approve === false} onClick={() => setDeciding({ key, approve: false })} data-testid="proposal-reject">
+                        Reject
+                      </button>
+                    </td>
+                  </tr>
+                  {asking && (
+                    <tr>
+                      <td colSpan={4}>
+                        <ReasonForm
+                          key={`${key}-${asking.approve}`}
+                          title={asking.approve ? `Why is ${p.user} to be marked ${p.status}?` : `Why is the proposal for ${p.user} rejected?`}
+                          action={asking.approve ? "Approve" : "Reject"}
+                          danger={!asking.approve}
+                          onSubmit={(reason) => decide(p, asking.approve, reason)}
+                          onCancel={() => setDeciding(null)}
+                          testId="decision-form"
+                        />
+                      </td>
+                    </tr>
+                  )}
+                </>
+              );
+            })}
           </tbody>
         </table>
       )}

@@ -20,7 +20,7 @@ const SIDE_M: f64 = 20_000.0;
 /// Points per user (one day).
 pub const POINTS_PER_USER: usize = 100;
 /// 2024-03-01T00:00:00Z.
-const DAY_START_MS: i64 = 1_709_251_200_000;
+pub const DAY_START_MS: i64 = 1_709_251_200_000;
 const DAY_MS: i64 = 86_400_000;
 /// Probability that a point is at a favourite place, and the spread there.
 const AT_PLACE: f64 = 0.7;

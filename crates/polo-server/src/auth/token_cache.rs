@@ -22,8 +22,15 @@ use polo_store::{Token, User};
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Tokens remembered at most; the map is emptied of expired entries, then
-/// wholly, when it is full (a flood of valid tokens is not a realistic load).
-const TOKEN_CACHE_MAX: usize = 4096;
+/// wholly, when it is full. It must hold every token used within the TTL:
+/// the exposure check's status reads (`GET /api/v1/exposure/status`) come
+/// from very many phones, each with its own token, and a token that misses
+/// costs a store read on the blocking pool (3× the CPU of the whole answer,
+/// measured by `polo-bench exposure-status` with 20,000 people against a
+/// cache of 4,096). 65,536 tokens (about 0.5 kB each with their user, some
+/// 32 MB at most) cover 13,000 distinct tokens a second; the map only grows
+/// that large under such a load.
+const TOKEN_CACHE_MAX: usize = 65_536;
 
 #[derive(Default)]
 pub(super) struct TokenCache {

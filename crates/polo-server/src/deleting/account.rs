@@ -146,6 +146,7 @@ async fn delete(state: &AppState, user: UserId) -> Result<DeletedAccount, ApiErr
     }
     state.last_seen.forget_devices(user);
     state.last_seen.forget_grants();
+    state.exposure.statuses().forget(&[user]);
     state.live.grants_changed(user);
     state.timeline.poke();
     Ok(deleted)

@@ -195,6 +195,7 @@ async fn decide(
     })
     .await?;
     if view.state == state_name(ProposalState::Approved) {
+        state.exposure.statuses().forget(&[contact]);
         state.live.exposure_changed(contact);
     }
     Ok(Json(view))

@@ -27,13 +27,15 @@
 //! [`polo_exposure::batch::step`]. Statuses are refreshed and retention
 //! applied every [`REFRESH_INTERVAL`] and after a poke (retention also while
 //! the feature is off: turning it off does not keep data longer). Users whose status
-//! changed get an `exposure` event on their live stream. Every node, lease
+//! changed get an `exposure` event on their live stream, and every row the
+//! step wrote leaves the read path's [`cache`]. Every node, lease
 //! or not, reads the queue's depth and age from the store for `/metrics`,
 //! and its copy of the settings, so a change made through another node
 //! reaches it within a poll.
 
 mod admin;
 mod authority;
+pub mod cache;
 mod cases;
 mod decisions;
 mod status;
@@ -48,6 +50,7 @@ use polo_exposure::{ExposureError, batch, windows};
 use polo_store::Store;
 use utoipa_axum::router::OpenApiRouter;
 
+use self::cache::StatusCache;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::live::LiveFeed;
@@ -89,6 +92,7 @@ struct Shared {
     metrics: Metrics,
     settings: RwLock<Settings>,
     signer: OnceLock<Arc<Signer>>,
+    statuses: StatusCache,
     poked: Mutex<bool>,
     wake: Condvar,
     stop: AtomicBool,
@@ -125,7 +129,10 @@ impl Exposure {
     /// # Errors
     /// When the thread cannot be spawned.
     pub fn start(store: Arc<dyn Store>, holder: &str, live: LiveFeed, metrics: Metrics) -> std::io::Result<Self> {
+        // Another node may write a row this one never hears of: entries then expire (see `cache`).
+        let ttl = store.is_shared().then_some(cache::SHARED_TTL);
         let shared = Arc::new(Shared {
+            statuses: StatusCache::new(ttl),
             store,
             holder: holder.to_owned(),
             live,
@@ -174,6 +181,12 @@ impl Exposure {
     /// Store failures, a damaged key.
     pub fn signer(&self) -> Result<Arc<Signer>, ExposureError> {
         signer(&self.shared)
+    }
+
+    /// The read path's cache of status answers.
+    #[must_use]
+    pub fn statuses(&self) -> &StatusCache {
+        &self.shared.statuses
     }
 
     /// Asks the worker to run now.
@@ -242,6 +255,7 @@ fn turn(
     if refresh {
         *refreshed = Some(Instant::now());
     }
+    shared.statuses.forget(&step.statuses_written);
     for user in &step.notify {
         shared.live.exposure_changed(*user);
     }

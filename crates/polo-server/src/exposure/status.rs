@@ -4,11 +4,16 @@
 //! `GET /api/v1/exposure/status` reads one precomputed row (written by the
 //! batch and by decisions) and computes nothing: no rule, no signature. Its
 //! `ETag` is the row's user and write time, so `If-None-Match` answers 304
-//! until the row changes. A user without a row yet (the batch writes one
-//! for everybody within a minute of the feature being turned on, and of an
-//! account being made) gets 404 `not_found` saying so.
+//! until the row changes. The answer's bytes are kept per user in the
+//! [`super::cache`], so a repeated read does not reach the store. A user
+//! without a row yet (the batch writes one for everybody within a minute of
+//! the feature being turned on, and of an account being made) gets 404
+//! `not_found` saying so.
+
+use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,6 +27,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::cache::Cached;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, JsonBodyErrors, NoStatus};
@@ -62,30 +68,50 @@ pub(crate) struct StatusView {
 )]
 async fn status(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     state.exposure.enabled()?;
-    let (store, user) = (state.store.clone(), caller.user.id);
-    let row: Option<StatusRow> = tokio::task::spawn_blocking(move || workflow::status(&*store, user)).await??;
-    let row = row.ok_or_else(|| {
-        ApiError::not_found("no exposure status has been computed for you yet; the batch writes one within a minute")
-    })?;
-    let etag = format!("\"{}-{}\"", row.user, row.updated);
-    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
-    let cache = [(header::ETAG, etag_value), (header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"))];
+    let user = caller.user.id;
+    let cache = state.exposure.statuses();
+    let answer = match cache.get(user) {
+        Some(answer) => answer,
+        None => {
+            let (store, seen) = (state.store.clone(), cache.generation());
+            let row: Option<StatusRow> = tokio::task::spawn_blocking(move || workflow::status(&*store, user)).await??;
+            let row = row.ok_or_else(|| {
+                ApiError::not_found(
+                    "no exposure status has been computed for you yet; the batch writes one within a minute",
+                )
+            })?;
+            let answer = Arc::new(answer_of(&row)?);
+            cache.insert(user, answer.clone(), seen);
+            answer
+        }
+    };
+    let cache_headers =
+        [(header::ETAG, answer.etag.clone()), (header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"))];
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+        .any(|tag| tag.trim().as_bytes() == answer.etag.as_bytes() || tag.trim() == "*");
     if matches {
-        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+        return Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response());
     }
+    let json = (header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((cache_headers, [json], answer.body.clone()).into_response())
+}
+
+/// The answer to a row: its `ETag` and the JSON of its [`StatusView`].
+fn answer_of(row: &StatusRow) -> ApiResult<Cached> {
+    let etag = format!("\"{}-{}\"", row.user, row.updated);
+    let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
     let view = StatusView {
         status: row.status.name(),
         since: Timestamp(row.since).to_string(),
         valid_until: Timestamp(row.valid_until).to_string(),
-        code: row.code,
+        code: row.code.clone(),
     };
-    Ok((cache, Json(view)).into_response())
+    let body = serde_json::to_vec(&view).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Cached { etag, body: Bytes::from(body) })
 }
 
 /// The instance's public key.

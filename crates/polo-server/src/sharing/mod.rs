@@ -30,7 +30,7 @@ mod friends;
 mod links;
 mod public;
 mod stream;
-mod together;
+pub(crate) mod together;
 
 use std::net::IpAddr;
 

@@ -15,9 +15,10 @@
 //!
 //! **What is computed.** The two users' points of the range (flagged fixes
 //! left out, as every view leaves them out) go through the encounter engine
-//! (`polo-encounters`) with the instance's thresholds, 25 m and 5 minutes:
-//! points of the two within D metres and T of each other are a pair, and
-//! pairs within T of each other fold into one encounter. Nothing is stored.
+//! (`polo-encounters`) with the instance's thresholds ([`settings`]: by
+//! default 25 m and 5 minutes, an administrator may change them): points of
+//! the two within D metres and T of each other are a pair, and pairs within
+//! T of each other fold into one encounter. Nothing is stored.
 //!
 //! **Bounded work.** A range may span at most 366 days (400 beyond); the
 //! points become 16-byte samples and the join runs on the blocking pool.
@@ -26,6 +27,7 @@
 //! day view itself stays a lookup of stored rows.
 
 mod compute;
+pub mod settings;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -177,12 +179,9 @@ pub(crate) struct TogetherWith {
     latest: Option<TogetherEncounter>,
 }
 
-/// The instance's thresholds: the engine's defaults (25 m, 5 minutes), on
-/// one thread: a request of one user never takes every core from ingest and
-/// the other users (two people's year is a few hundred thousand points,
-/// well under a second on one core).
-fn params() -> Params {
-    Params::default().with_threads(1)
+/// The instance's thresholds, as an administrator set them ([`settings`]).
+fn params(store: &dyn Store) -> Result<Params, ApiError> {
+    Ok(settings::TogetherSettings::from_instance(&store.instance_settings()?).params())
 }
 
 /// One end of a range: an instant, or a local day's first instant
@@ -262,7 +261,12 @@ pub(crate) async fn list(
     let me = caller.user;
     blocking(move || {
         let (from, to) = range(&*store, me.id, &params)?;
-        let ctx = Context { store: &*store, locator: engine.locator(), zones: engine.zones(), params: self::params() };
+        let ctx = Context {
+            store: &*store,
+            locator: engine.locator(),
+            zones: engine.zones(),
+            params: self::params(&*store)?,
+        };
         let friends = compute::mutual_friends(&*store, &me)?;
         let mut mine = Vec::new();
         if !friends.is_empty() {
@@ -307,7 +311,12 @@ pub(crate) async fn with(
     let me = caller.user;
     blocking(move || {
         let (from, to) = range(&*store, me.id, &params)?;
-        let ctx = Context { store: &*store, locator: engine.locator(), zones: engine.zones(), params: self::params() };
+        let ctx = Context {
+            store: &*store,
+            locator: engine.locator(),
+            zones: engine.zones(),
+            params: self::params(&*store)?,
+        };
         // The same answer for a user who does not exist and one who is not a mutual friend.
         let friend = compute::mutual_friends(&*store, &me)?.into_iter().find(|f| f.name == name).ok_or_else(|| {
             ApiError::not_found(format!("{name:?} and you do not both share your location with each other"))
