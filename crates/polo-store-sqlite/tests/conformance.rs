@@ -73,6 +73,8 @@ fn version_1_databases_migrate_to_the_latest() {
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
          DROP TABLE deleted_users; DROP TABLE undo_records; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
          DROP TABLE records; DROP TABLE audit_log; ALTER TABLE users DROP COLUMN role; \
+         DROP TABLE zones; DROP TABLE zone_states; DROP TABLE events; DROP TABLE webhooks; \
+         DROP TABLE webhook_deliveries; DELETE FROM sqlite_sequence WHERE name IN ('zones', 'events', 'webhooks', 'webhook_deliveries'); \
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -124,6 +126,8 @@ fn version_8_tokens_migrate_to_the_device_scope() {
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
          DROP TABLE deleted_users; DROP TABLE undo_records; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
          DROP TABLE records; DROP TABLE audit_log; ALTER TABLE users DROP COLUMN role; \
+         DROP TABLE zones; DROP TABLE zone_states; DROP TABLE events; DROP TABLE webhooks; \
+         DROP TABLE webhook_deliveries; DELETE FROM sqlite_sequence WHERE name IN ('zones', 'events', 'webhooks', 'webhook_deliveries'); \
          PRAGMA user_version = 8;",
     )
     .unwrap();
