@@ -99,7 +99,7 @@ const FLAGS: &[&str] = &[
     "--webhook-max-retry-ms",
     "400",
     "--webhook-max-attempts",
-    "1000",
+    "100",
 ];
 
 fn post(addr: &str, auth: &str, path: &str, body: &Value) -> Value {
