@@ -55,7 +55,8 @@ fn zones(count: usize, users: usize, rng: &mut Rng) -> Vec<Zone> {
 
 /// Fixes of `users` devices, one every 10 s per device.
 fn fixes(zones: &[Zone], users: usize, count: usize, rng: &mut Rng) -> Vec<(UserId, Fix)> {
-    let by_user: Vec<Vec<&Zone>> = (0..users).map(|u| zones.iter().filter(|z| z.user.0 == u as i64 + 1).collect()).collect();
+    let by_user: Vec<Vec<&Zone>> =
+        (0..users).map(|u| zones.iter().filter(|z| z.user.0 == u as i64 + 1).collect()).collect();
     (0..count)
         .map(|i| {
             let user = i % users;
@@ -68,7 +69,8 @@ fn fixes(zones: &[Zone], users: usize, count: usize, rng: &mut Rng) -> Vec<(User
                 [rng.range(47.5, 54.5), rng.range(6.0, 14.5)]
             };
             let time = Timestamp(1_700_000_000_000 + (i / users) as i64 * 10_000);
-            let mut fix = Fix::new(time, Coord::from_degrees(p[0], p[1]).expect("inside the area"), SourceFormat::Owntracks);
+            let mut fix =
+                Fix::new(time, Coord::from_degrees(p[0], p[1]).expect("inside the area"), SourceFormat::Owntracks);
             fix.horizontal_accuracy_cm = Some((rng.range(3.0, 60.0) * 100.0) as u32);
             (UserId(user as i64 + 1), fix)
         })
@@ -105,10 +107,14 @@ pub fn zones_bench(count: usize, users: usize, points: usize) -> anyhow::Result<
     run(&index, &fixes_many[..points.min(10_000)], users);
     let (us, fired) = run(&index, &fixes_many, users);
 
-    let one: Vec<Zone> = all.iter().cloned().map(|mut z| {
-        z.user = UserId(1);
-        z
-    }).collect();
+    let one: Vec<Zone> = all
+        .iter()
+        .cloned()
+        .map(|mut z| {
+            z.user = UserId(1);
+            z
+        })
+        .collect();
     let one_index = ZoneIndex::new(one.clone());
     let one_fixes = fixes(&one, 1, points, &mut rng);
     run(&one_index, &one_fixes[..points.min(10_000)], 1);

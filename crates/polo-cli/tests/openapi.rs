@@ -169,6 +169,13 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-name = "PUT /api/v1/users/{name}/role"
 checks.positive_data_acceptance.enabled = false
+
+# Zones and webhooks: a position's latitude and longitude ranges inside a `[lat, lon]` pair, a
+# polygon with no area or wider than 50 km, a name of blanks, a URL without a host or of another
+# scheme, and the per-user limits (1,000 zones, 20 subscriptions) are refused with 400 and the field.
+[[operations]]
+include-name = ["POST /api/v1/zones", "PUT /api/v1/zones/{id}", "POST /api/v1/webhooks"]
+checks.positive_data_acceptance.enabled = false
 "#;
 
 #[test]

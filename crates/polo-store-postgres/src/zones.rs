@@ -29,7 +29,13 @@ pub(crate) fn create_zone(store: &PostgresStore, user: UserId, body: &str, at: T
     })
 }
 
-pub(crate) fn update_zone(store: &PostgresStore, user: UserId, id: i64, body: &str, at: Timestamp) -> StoreResult<bool> {
+pub(crate) fn update_zone(
+    store: &PostgresStore,
+    user: UserId,
+    id: i64,
+    body: &str,
+    at: Timestamp,
+) -> StoreResult<bool> {
     store.write(|tx| {
         let n = tx
             .execute(
@@ -248,7 +254,9 @@ pub(crate) fn due_deliveries(store: &PostgresStore, now: Timestamp, limit: usize
         .db()
     })?;
     rows.iter()
-        .map(|r| Ok(DueDelivery { delivery: delivery_from(r)?, event: event_from(r, 11), webhook: webhook_from(r, 18) }))
+        .map(|r| {
+            Ok(DueDelivery { delivery: delivery_from(r)?, event: event_from(r, 11), webhook: webhook_from(r, 18) })
+        })
         .collect()
 }
 

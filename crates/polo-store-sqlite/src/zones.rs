@@ -65,7 +65,8 @@ pub(crate) fn zone_states(store: &SqliteStore, user: UserId, device: DeviceId) -
                 "SELECT zone_id, body FROM zone_states WHERE user_id = ?1 AND device_id = ?2 ORDER BY zone_id",
             )
             .db()?;
-        let rows = stmt.query_map([user.0, device.0], |r| Ok(ZoneStateRow { device, zone: r.get(0)?, body: r.get(1)? }));
+        let rows =
+            stmt.query_map([user.0, device.0], |r| Ok(ZoneStateRow { device, zone: r.get(0)?, body: r.get(1)? }));
         rows.db()?.collect::<rusqlite::Result<Vec<_>>>().db()
     })
 }

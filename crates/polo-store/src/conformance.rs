@@ -39,13 +39,14 @@ pub use crate::conformance_records::{
     audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records, records_put_insert_query_and_delete,
     roles_are_set_listed_and_cleared,
 };
-pub use crate::conformance_zones::{
-    deleting_a_user_deletes_their_zones_events_and_webhooks, the_outbox_offers_each_subscriptions_oldest_pending_delivery,
-    zone_states_and_events_commit_together_and_events_once, zones_are_created_listed_updated_and_deleted,
-};
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
+};
+pub use crate::conformance_zones::{
+    deleting_a_user_deletes_their_zones_events_and_webhooks,
+    the_outbox_offers_each_subscriptions_oldest_pending_delivery,
+    zone_states_and_events_commit_together_and_events_once, zones_are_created_listed_updated_and_deleted,
 };
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
 pub use accounts::{deleted_ids_are_never_reused, deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else};

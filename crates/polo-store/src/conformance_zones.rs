@@ -7,16 +7,20 @@
 use polo_domain::{DeviceId, Timestamp, UserId};
 
 use crate::zones::{DEVICE_STATE, idempotency_key};
-use crate::{
-    DeliveryStatus, DeliveryUpdate, EventBatch, NewEvent, StateWrite, Store, StoreError, ZoneStateRow,
-};
+use crate::{DeliveryStatus, DeliveryUpdate, EventBatch, NewEvent, StateWrite, Store, StoreError, ZoneStateRow};
 
 /// The tests of this module, by name.
 pub const ALL: &[(&str, crate::conformance::Test)] = &[
     ("zones_are_created_listed_updated_and_deleted", zones_are_created_listed_updated_and_deleted),
     ("zone_states_and_events_commit_together_and_events_once", zone_states_and_events_commit_together_and_events_once),
-    ("the_outbox_offers_each_subscriptions_oldest_pending_delivery", the_outbox_offers_each_subscriptions_oldest_pending_delivery),
-    ("deleting_a_user_deletes_their_zones_events_and_webhooks", deleting_a_user_deletes_their_zones_events_and_webhooks),
+    (
+        "the_outbox_offers_each_subscriptions_oldest_pending_delivery",
+        the_outbox_offers_each_subscriptions_oldest_pending_delivery,
+    ),
+    (
+        "deleting_a_user_deletes_their_zones_events_and_webhooks",
+        deleting_a_user_deletes_their_zones_events_and_webhooks,
+    ),
 ];
 
 fn event(key: &str, at: i64, device: DeviceId, deliver_to: Vec<i64>) -> NewEvent {
@@ -86,14 +90,26 @@ pub fn zone_states_and_events_commit_together_and_events_once(store: &dyn Store)
         [(DEVICE_STATE, "d1"), (zone, "s1")]
     );
     // The same key again is skipped; another user may use it.
-    let again = store.commit_events(&batch(a, vec![put(zone, "s2")], vec![event("k2", 200, phone, vec![]), event("k3", 300, phone, vec![])])).unwrap();
+    let again = store
+        .commit_events(&batch(
+            a,
+            vec![put(zone, "s2")],
+            vec![event("k2", 200, phone, vec![]), event("k3", 300, phone, vec![])],
+        ))
+        .unwrap();
     assert_eq!(again[0], None);
     assert!(again[1] > ids[1]);
     let theirs = store.commit_events(&batch(b, vec![], vec![event("k2", 200, DeviceId(77), vec![])])).unwrap();
     assert!(theirs[0].is_some());
     let log = store.events(a, 0, 10).unwrap();
-    assert_eq!(log.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(), ["{\"key\":\"k1\"}", "{\"key\":\"k2\"}", "{\"key\":\"k3\"}"]);
-    assert_eq!((log[0].at, log[0].kind.as_str(), log[0].device, log[0].zone, log[0].user), (Timestamp(100), "zone.enter", phone, Some(1), a));
+    assert_eq!(
+        log.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
+        ["{\"key\":\"k1\"}", "{\"key\":\"k2\"}", "{\"key\":\"k3\"}"]
+    );
+    assert_eq!(
+        (log[0].at, log[0].kind.as_str(), log[0].device, log[0].zone, log[0].user),
+        (Timestamp(100), "zone.enter", phone, Some(1), a)
+    );
     assert_eq!(store.events(a, log[0].id, 1).unwrap(), vec![log[1].clone()]);
     assert_eq!(store.events(a, log[2].id, 10).unwrap(), vec![]);
     assert_eq!(store.zone_states(a, phone).unwrap()[1].body, "s2");
@@ -117,13 +133,20 @@ pub fn the_outbox_offers_each_subscriptions_oldest_pending_delivery(store: &dyn 
     let w1 = store.create_webhook(a, "{\"url\":1}", "secret1", Timestamp(1)).unwrap();
     let w2 = store.create_webhook(a, "{\"url\":2}", "secret2", Timestamp(2)).unwrap();
     let listed = store.webhooks(Some(a)).unwrap();
-    assert_eq!(listed.iter().map(|w| (w.id, w.secret.as_str())).collect::<Vec<_>>(), [(w1, "secret1"), (w2, "secret2")]);
+    assert_eq!(
+        listed.iter().map(|w| (w.id, w.secret.as_str())).collect::<Vec<_>>(),
+        [(w1, "secret1"), (w2, "secret2")]
+    );
     assert_eq!(store.webhooks(None).unwrap().len(), 2);
     let ids = store
         .commit_events(&batch(
             a,
             vec![],
-            vec![event("e1", 100, phone, vec![w1, w2]), event("e2", 200, phone, vec![w1]), event("e3", 300, phone, vec![w1, 9_999])],
+            vec![
+                event("e1", 100, phone, vec![w1, w2]),
+                event("e2", 200, phone, vec![w1]),
+                event("e3", 300, phone, vec![w1, 9_999]),
+            ],
         ))
         .unwrap();
     let (e1, e2, e3) = (ids[0].unwrap(), ids[1].unwrap(), ids[2].unwrap());
@@ -153,7 +176,10 @@ pub fn the_outbox_offers_each_subscriptions_oldest_pending_delivery(store: &dyn 
     let due: Vec<_> = store.due_deliveries(Timestamp(2_000), 10).unwrap().iter().map(|d| d.webhook.id).collect();
     assert_eq!(due, [w2]);
     let retry = store.due_deliveries(Timestamp(5_000), 10).unwrap().into_iter().find(|d| d.webhook.id == w1).unwrap();
-    assert_eq!((retry.delivery.id, retry.delivery.attempts, retry.delivery.last_status), (d1.delivery.id, 1, Some(503)));
+    assert_eq!(
+        (retry.delivery.id, retry.delivery.attempts, retry.delivery.last_status),
+        (d1.delivery.id, 1, Some(503))
+    );
     assert_eq!(retry.delivery.key, d1.delivery.key, "the same key on every retry");
     let done = |id, attempts_before, status| DeliveryUpdate {
         attempts_before,

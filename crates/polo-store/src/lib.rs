@@ -1111,8 +1111,7 @@ pub trait Store: Send + Sync {
     fn update_delivery(&self, update: &DeliveryUpdate) -> StoreResult<bool>;
     /// The deliveries of `user`'s subscription `webhook`, newest first,
     /// those with an id below `before` if given, at most `limit`.
-    fn deliveries(&self, user: UserId, webhook: i64, before: Option<i64>, limit: usize)
-    -> StoreResult<Vec<Delivery>>;
+    fn deliveries(&self, user: UserId, webhook: i64, before: Option<i64>, limit: usize) -> StoreResult<Vec<Delivery>>;
 
     // ------------------------------------------------ several nodes ([`nodes`])
 

@@ -39,7 +39,8 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [Self; 5] = [Self::ZoneEnter, Self::ZoneLeave, Self::ZoneDwell, Self::DeviceSilent, Self::BatteryLow];
+    pub const ALL: [Self; 5] =
+        [Self::ZoneEnter, Self::ZoneLeave, Self::ZoneDwell, Self::DeviceSilent, Self::BatteryLow];
 
     /// The stable name (`zone.enter`, …), as stored, filtered on and sent.
     #[must_use]

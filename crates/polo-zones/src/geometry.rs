@@ -117,9 +117,7 @@ impl Shape {
                 for (i, v) in vertices.iter().enumerate() {
                     let (x, y) = project(origin, *v);
                     if x.abs() > MAX_EXTENT_M || y.abs() > MAX_EXTENT_M {
-                        return Err(format!(
-                            "shape.vertices[{i}]: the polygon spans more than {MAX_EXTENT_M} metres"
-                        ));
+                        return Err(format!("shape.vertices[{i}]: the polygon spans more than {MAX_EXTENT_M} metres"));
                     }
                 }
                 let area2: f64 = ring(vertices, origin).map(|(a, b)| a.0 * b.1 - b.0 * a.1).sum();
@@ -217,12 +215,7 @@ mod tests {
         let d = 100.0 / M_PER_DEG;
         let dl = d / 52.5f64.to_radians().cos();
         Shape::Polygon {
-            vertices: vec![
-                [52.5 - d, 13.4 - dl],
-                [52.5 - d, 13.4 + dl],
-                [52.5 + d, 13.4 + dl],
-                [52.5 + d, 13.4 - dl],
-            ],
+            vertices: vec![[52.5 - d, 13.4 - dl], [52.5 - d, 13.4 + dl], [52.5 + d, 13.4 + dl], [52.5 + d, 13.4 - dl]],
         }
     }
 

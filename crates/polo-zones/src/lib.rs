@@ -27,7 +27,7 @@ pub mod sequence;
 pub mod webhook;
 mod zone;
 
-pub use evaluate::{DeviceWatch, Event, EventKind, Evaluator, WatchRules};
+pub use evaluate::{DeviceWatch, Evaluator, Event, EventKind, WatchRules};
 pub use geometry::{Relation, Shape};
 pub use index::ZoneIndex;
 pub use machine::{Rules, Transition, ZoneState};

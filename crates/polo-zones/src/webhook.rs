@@ -161,7 +161,9 @@ pub fn render(preset: Preset, event: &EventDocument) -> Payload {
             headers: vec![("Title", format!("polo: {}", event.kind)), ("Tags", event.kind.replace('.', "_"))],
             body: message.into_bytes(),
         },
-        Preset::Gotify => json(serde_json::json!({ "title": format!("polo: {}", event.kind), "message": message, "priority": 5 })),
+        Preset::Gotify => {
+            json(serde_json::json!({ "title": format!("polo: {}", event.kind), "message": message, "priority": 5 }))
+        }
         Preset::Discord => json(serde_json::json!({ "content": message })),
         Preset::Slack => json(serde_json::json!({ "text": message })),
     }
@@ -227,14 +229,20 @@ mod tests {
         assert_eq!(v["message"], "phone arrived at Home");
         let v: serde_json::Value = serde_json::from_slice(&render(Preset::Discord, &e).body).unwrap();
         assert_eq!(v["content"], "phone arrived at Home");
-        let v: serde_json::Value = serde_json::from_slice(&render(Preset::Slack, &doc(EventKind::ZoneDwell)).body).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&render(Preset::Slack, &doc(EventKind::ZoneDwell)).body).unwrap();
         assert_eq!(v["text"], "phone has been at Home for 10 min");
         assert_eq!(doc(EventKind::BatteryLow).message(), "phone's battery is at 9 %");
     }
 
     #[test]
     fn filters_and_urls_are_checked() {
-        let mut s = SubscriptionSpec { url: "https://example.org/hook".into(), preset: Preset::Json, kinds: vec![], zones: vec![] };
+        let mut s = SubscriptionSpec {
+            url: "https://example.org/hook".into(),
+            preset: Preset::Json,
+            kinds: vec![],
+            zones: vec![],
+        };
         assert!(s.validate().is_ok());
         assert!(s.wants(EventKind::BatteryLow, None));
         s.kinds = vec!["zone.enter".into()];

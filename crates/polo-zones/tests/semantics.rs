@@ -202,7 +202,9 @@ fn oracle(fixes: &[(i64, Relation)], rules: &Rules) -> Vec<(&'static str, i64)> 
                     Relation::Band => {}
                     Relation::Clear => clear += 1,
                 }
-                fixes[k].1 == Relation::Clear && clear >= usize::from(rules.exit_confirmations) && cooled(last, fixes[k].0)
+                fixes[k].1 == Relation::Clear
+                    && clear >= usize::from(rules.exit_confirmations)
+                    && cooled(last, fixes[k].0)
             });
             let Some(k) = leave else { break };
             events.push(("leave", fixes[k].0));

@@ -73,7 +73,10 @@ impl Receiver {
                         answered,
                     });
                     let reason = if answered == 200 { "OK" } else { "Service Unavailable" };
-                    let _ = write!(stream, "HTTP/1.1 {answered} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {answered} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                 });
             }
         });
@@ -166,7 +169,8 @@ fn check_order_and_keys(received: &[Received], events: &[i64]) {
     // of an event already answered, after a restart).
     let mut highest = 0;
     for r in received {
-        let answered_before = received.iter().take_while(|x| !std::ptr::eq(*x, r)).any(|x| x.event == r.event && x.answered == 200);
+        let answered_before =
+            received.iter().take_while(|x| !std::ptr::eq(*x, r)).any(|x| x.event == r.event && x.answered == 200);
         assert!(r.event >= highest || answered_before, "event {} sent after event {highest}", r.event);
         highest = highest.max(r.event);
     }
@@ -200,7 +204,13 @@ fn a_receiver_that_fails_for_a_while_gets_every_event_in_order_with_stable_keys(
     // The delivery log says so too.
     let hooks = http(&server.addr, "GET", "/api/v1/webhooks", &[("Authorization", auth.as_str())], b"").json();
     let hook = hooks["webhooks"][0]["id"].as_i64().unwrap();
-    let log = http(&server.addr, "GET", &format!("/api/v1/webhooks/{hook}/deliveries"), &[("Authorization", auth.as_str())], b"");
+    let log = http(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/webhooks/{hook}/deliveries"),
+        &[("Authorization", auth.as_str())],
+        b"",
+    );
     let log = log.json();
     let log = log["deliveries"].as_array().unwrap();
     assert_eq!(log.len(), 20);

@@ -91,7 +91,9 @@ async fn send(client: reqwest::Client, due: &DueDelivery) -> Attempt {
         request = request.header(name, value);
     }
     match request.body(payload.body).send().await {
-        Ok(response) if response.status().is_success() => Attempt { status: Some(response.status().as_u16()), error: None },
+        Ok(response) if response.status().is_success() => {
+            Attempt { status: Some(response.status().as_u16()), error: None }
+        }
         Ok(response) => {
             let status = response.status();
             Attempt { status: Some(status.as_u16()), error: Some(format!("the receiver answered {status}")) }
@@ -115,7 +117,9 @@ fn update(due: &DueDelivery, attempt: &Attempt, retry: &RetryPolicy, at: Timesta
         (DeliveryStatus::Delivered, at)
     } else {
         match retry.next_wait_ms(attempts) {
-            Some(wait) => (DeliveryStatus::Pending, Timestamp(at.0.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)))),
+            Some(wait) => {
+                (DeliveryStatus::Pending, Timestamp(at.0.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))))
+            }
             None => (DeliveryStatus::Dead, at),
         }
     };

@@ -80,6 +80,7 @@ pub(crate) struct RulesBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ZoneBody {
     /// 1 to 200 characters ("Home").
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     shape: ShapeBody,
     #[serde(default)]
@@ -125,7 +126,8 @@ impl ZoneBody {
 }
 
 fn view(row: &polo_store::ZoneRow) -> Result<ZoneView, ApiError> {
-    let zone = polo_zones::Zone::from_body(row.id, row.user, &row.body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let zone =
+        polo_zones::Zone::from_body(row.id, row.user, &row.body).map_err(|e| ApiError::internal(e.to_string()))?;
     let spec = zone.spec;
     let shape = match spec.shape {
         Shape::Circle { center, radius_m } => ShapeBody::Circle { center, radius_m },
@@ -143,11 +145,7 @@ fn view(row: &polo_store::ZoneRow) -> Result<ZoneView, ApiError> {
 }
 
 fn zone_row(store: &dyn Store, user: polo_domain::UserId, id: i64) -> Result<polo_store::ZoneRow, ApiError> {
-    store
-        .zones(Some(user))?
-        .into_iter()
-        .find(|z| z.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("zone {id}")))
+    store.zones(Some(user))?.into_iter().find(|z| z.id == id).ok_or_else(|| ApiError::not_found(format!("zone {id}")))
 }
 
 /// Your zones.
@@ -411,17 +409,50 @@ impl From<Preset> for PresetBody {
     }
 }
 
+/// An event kind.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub(crate) enum EventKindBody {
+    /// A device entered a zone.
+    #[serde(rename = "zone.enter")]
+    ZoneEnter,
+    /// A device left a zone.
+    #[serde(rename = "zone.leave")]
+    ZoneLeave,
+    /// A device has been in a zone for the zone's `dwell_alert_s`.
+    #[serde(rename = "zone.dwell")]
+    ZoneDwell,
+    /// A device sent nothing for the silence threshold.
+    #[serde(rename = "device.silent")]
+    DeviceSilent,
+    /// A device's battery fell to the low threshold.
+    #[serde(rename = "device.battery_low")]
+    BatteryLow,
+}
+
+impl EventKindBody {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ZoneEnter => "zone.enter",
+            Self::ZoneLeave => "zone.leave",
+            Self::ZoneDwell => "zone.dwell",
+            Self::DeviceSilent => "device.silent",
+            Self::BatteryLow => "device.battery_low",
+        }
+    }
+}
+
 /// A webhook subscription as you send it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookBody {
     /// Where events are POSTed: an `http://` or `https://` URL.
+    #[schema(max_length = 2000)]
     url: String,
     #[serde(default)]
     preset: PresetBody,
     /// Only these event kinds; empty or absent: all.
     #[serde(default)]
-    kinds: Vec<String>,
+    kinds: Vec<EventKindBody>,
     /// Only events of these zones (device events always pass); empty or absent: all.
     #[serde(default)]
     zones: Vec<i64>,
@@ -475,7 +506,10 @@ fn webhook_view(row: &polo_store::WebhookRow) -> Result<WebhookView, ApiError> {
     security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = WebhookList), AuthErrors)
 )]
-pub(crate) async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> Result<Json<WebhookList>, ApiError> {
+pub(crate) async fn list_webhooks(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<WebhookList>, ApiError> {
     let store = state.store.clone();
     blocking(move || {
         let webhooks = store.webhooks(Some(caller.user.id))?.iter().map(webhook_view).collect::<Result<_, _>>()?;
@@ -501,7 +535,8 @@ pub(crate) async fn create_webhook(
     body: Result<Json<WebhookBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewWebhookView>), ApiError> {
     let Json(body) = body?;
-    let spec = SubscriptionSpec { url: body.url, preset: body.preset.into(), kinds: body.kinds, zones: body.zones };
+    let kinds = body.kinds.iter().map(|k| k.name().to_owned()).collect();
+    let spec = SubscriptionSpec { url: body.url, preset: body.preset.into(), kinds, zones: body.zones };
     spec.validate().map_err(ApiError::bad_request)?;
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
