@@ -5,9 +5,8 @@
 //! users with `--zones / --users` zones each, circles of 50–500 m and
 //! quadrilaterals of about 200–800 m in equal parts, each user's clustered
 //! within 20 km of their home as people's places are. Each user has one
-//! device; a fix is, with equal chance, near one of its owner's zones (at
-//! most 1 km from it, so it often meets the zone and moves the state
-//! machine) or anywhere in the area. The fixes and the per-device states are
+//! device, which stays five minutes (30 fixes) at a place, seven times in
+//! ten one of its owner's zones, so enters and leaves fire as they would. The fixes and the per-device states are
 //! made before the clock starts; the loop calls `Evaluator::fix`, which
 //! looks the fix up in the index, tests the candidate zones with the
 //! accuracy, and steps their state machines. A second run puts all zones on
@@ -53,25 +52,32 @@ fn zones(count: usize, users: usize, rng: &mut Rng) -> Vec<Zone> {
         .collect()
 }
 
-/// Fixes of `users` devices, one every 10 s per device.
+/// Fixes of `users` devices, one every 10 s per device. A device stays
+/// 30 fixes (5 minutes) at one place: seven times in ten one of its owner's
+/// zones (within 150 m of its centre), otherwise anywhere in the area.
 fn fixes(zones: &[Zone], users: usize, count: usize, rng: &mut Rng) -> Vec<(UserId, Fix)> {
     let by_user: Vec<Vec<&Zone>> =
         (0..users).map(|u| zones.iter().filter(|z| z.user.0 == u as i64 + 1).collect()).collect();
+    let mut places: Vec<[f64; 2]> = vec![[50.0, 10.0]; users];
     (0..count)
         .map(|i| {
             let user = i % users;
-            let own = &by_user[user];
-            let p = if rng.chance(0.5) && !own.is_empty() {
-                let zone = own[rng.below(own.len() as u64) as usize];
-                let (s, w, n, e) = zone.spec.shape.bbox(0.0);
-                offset([(s + n) / 2.0, (w + e) / 2.0], rng.range(-1_000.0, 1_000.0), rng.range(-1_000.0, 1_000.0))
-            } else {
-                [rng.range(47.5, 54.5), rng.range(6.0, 14.5)]
-            };
-            let time = Timestamp(1_700_000_000_000 + (i / users) as i64 * 10_000);
-            let mut fix =
-                Fix::new(time, Coord::from_degrees(p[0], p[1]).expect("inside the area"), SourceFormat::Owntracks);
-            fix.horizontal_accuracy_cm = Some((rng.range(3.0, 60.0) * 100.0) as u32);
+            let round = i / users;
+            if round % 30 == 0 {
+                let own = &by_user[user];
+                places[user] = if rng.chance(0.7) && !own.is_empty() {
+                    let zone = own[rng.below(own.len() as u64) as usize];
+                    let (s, w, n, e) = zone.spec.shape.bbox(0.0);
+                    [(s + n) / 2.0, (w + e) / 2.0]
+                } else {
+                    [rng.range(47.5, 54.5), rng.range(6.0, 14.5)]
+                };
+            }
+            let p = offset(places[user], rng.range(-150.0, 150.0), rng.range(-150.0, 150.0));
+            let time = Timestamp(1_700_000_000_000 + round as i64 * 10_000);
+            let coord = Coord::from_degrees(p[0], p[1]).expect("inside the area");
+            let mut fix = Fix::new(time, coord, SourceFormat::Owntracks);
+            fix.horizontal_accuracy_cm = Some((rng.range(3.0, 40.0) * 100.0) as u32);
             (UserId(user as i64 + 1), fix)
         })
         .collect()

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use polo_domain::{DeviceId, Fix, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
+use crate::geometry::Relation;
 use crate::index::ZoneIndex;
 use crate::machine::{Transition, ZoneState};
 
@@ -186,27 +187,40 @@ impl<'a> Evaluator<'a> {
         for zone in self.index.candidates(user, p[0], p[1]) {
             seen.push(zone.id);
             let relation = zone.spec.shape.relation(p, accuracy_m, zone.spec.rules.exit_buffer_m);
-            let state = watch.zones.entry(zone.id).or_default();
+            let state = match watch.zones.get_mut(&zone.id) {
+                Some(state) => state,
+                // A fresh state outside changes only on an inside fix.
+                None if relation == Relation::Inside => watch.zones.entry(zone.id).or_default(),
+                None => continue,
+            };
             if let Some(t) = state.step(&zone.spec.rules, relation, fix.time) {
                 out.push(zone_event(user, device, zone.id, t));
             }
         }
-        // Zones the device is in, or entering, that the fix is far from.
-        let mut gone = Vec::new();
+        // Zones the device is in or entering that the fix is far from; and
+        // states at rest whose cooldown passed, which are forgotten so the map
+        // holds only what differs from a fresh state.
+        let mut forget = Vec::new();
         for (&id, state) in &mut watch.zones {
-            if seen.contains(id) || state.is_idle() {
-                continue;
-            }
             let Some(zone) = self.index.get(id) else {
-                gone.push(id); // deleted
+                forget.push(id); // deleted
                 continue;
             };
+            if state.is_idle() {
+                if state.forgettable(&zone.spec.rules, fix.time) {
+                    forget.push(id);
+                }
+                continue;
+            }
+            if seen.contains(id) {
+                continue;
+            }
             let relation = zone.spec.shape.relation(p, accuracy_m, zone.spec.rules.exit_buffer_m);
             if let Some(t) = state.step(&zone.spec.rules, relation, fix.time) {
                 out.push(zone_event(user, device, id, t));
             }
         }
-        for id in gone {
+        for id in forget {
             watch.zones.remove(&id);
         }
     }

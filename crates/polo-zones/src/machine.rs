@@ -159,10 +159,17 @@ pub struct ZoneState {
 }
 
 impl ZoneState {
-    /// Whether the machine is at rest outside (such states need not be stored).
+    /// Whether the machine is at rest outside.
     #[must_use]
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Outside
+    }
+
+    /// Whether the state is at rest outside and its cooldown has passed by
+    /// `t`: it then behaves as a fresh state, so it need not be kept.
+    #[must_use]
+    pub fn forgettable(&self, rules: &Rules, t: Timestamp) -> bool {
+        self.is_idle() && self.cooled(rules, t)
     }
 
     fn cooled(&self, rules: &Rules, t: Timestamp) -> bool {

@@ -291,3 +291,18 @@ fn a_device_far_from_a_zone_it_is_in_still_leaves_it() {
     let e = run(&index, &mut watch, &[fix_at(t + 1_000, 50_000.0, 180.0, 10.0)]);
     assert_eq!(e.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::ZoneLeave]);
 }
+
+#[test]
+fn a_device_keeps_state_only_for_zones_it_is_in_or_cooling_down_from() {
+    // Fixes that meet zones without entering them leave no state behind, and
+    // a zone left is forgotten once its cooldown has passed.
+    let index = home(rules(0, 1, 60));
+    let mut watch = DeviceWatch::default();
+    run(&index, &mut watch, &[fix_at(T0, 120.0, 0.0, 5.0), fix_at(T0 + 1_000, 90.0, 0.0, 30.0)]);
+    assert!(watch.zones.is_empty(), "band and clear fixes keep nothing: {:?}", watch.zones);
+    let events = run(&index, &mut watch, &[fix_at(T0 + 2_000, 0.0, 0.0, 5.0), fix_at(T0 + 70_000, 1_000.0, 0.0, 5.0)]);
+    assert_eq!(events.len(), 2);
+    assert_eq!(watch.zones.len(), 1, "cooling down after the leave");
+    run(&index, &mut watch, &[fix_at(T0 + 140_000, 1_000.0, 0.0, 5.0)]);
+    assert!(watch.zones.is_empty(), "the cooldown passed");
+}
