@@ -406,3 +406,159 @@ pub fn evaluate_device(
     }
     Ok(DeviceOutcome { logged, queued, waiting })
 }
+
+#[cfg(test)]
+mod tests {
+    use polo_domain::{Coord, Fix, SourceFormat};
+    use polo_store::Store;
+    use polo_store_sqlite::SqliteStore;
+    use polo_zones::{Rules, Shape, ZoneSpec};
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+    const MIN: i64 = 60_000;
+
+    /// A fix at `t`, in the zone or 2 km north of it.
+    fn fix(t: i64, inside: bool) -> Fix {
+        let lat = if inside { 52.52 } else { 52.54 };
+        let mut f = Fix::new(Timestamp(t), Coord::from_degrees(lat, 13.405).unwrap(), SourceFormat::Api);
+        f.horizontal_accuracy_cm = Some(500);
+        f
+    }
+
+    /// Two visits, fixes a minute apart from `start`.
+    fn visits(start: i64) -> Vec<Fix> {
+        [true, true, false, false, true, true, false, false]
+            .iter()
+            .enumerate()
+            .map(|(i, &inside)| fix(start + i as i64 * MIN, inside))
+            .collect()
+    }
+
+    struct Setup {
+        store: SqliteStore,
+        user: UserId,
+        device: DeviceId,
+        index: ZoneIndex,
+        subs: Vec<(i64, SubscriptionSpec)>,
+        settings: ZoneSettings,
+    }
+
+    fn setup() -> Setup {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let user = store.create_user("jane", "h", false).unwrap().id;
+        let device = store.ensure_device(user, "phone").unwrap().id;
+        let spec = ZoneSpec {
+            name: "Home".into(),
+            shape: Shape::Circle { center: [52.52, 13.405], radius_m: 100.0 },
+            rules: Rules { dwell_s: 60, exit_confirmations: 2, cooldown_s: 0, ..Rules::default() },
+        };
+        store.create_zone(user, &spec.to_body(), Timestamp(NOW)).unwrap();
+        let spec = SubscriptionSpec {
+            url: "http://127.0.0.1:9/".into(),
+            preset: Default::default(),
+            kinds: vec![],
+            zones: vec![],
+        };
+        let hook = store.create_webhook(user, &serde_json::to_string(&spec).unwrap(), "s", Timestamp(NOW)).unwrap();
+        let index = load_index(&store).unwrap();
+        let settings = ZoneSettings { reorder_window: Duration::from_secs(30), ..ZoneSettings::default() };
+        Setup { store, user, device, index, subs: vec![(hook, spec)], settings }
+    }
+
+    impl Setup {
+        /// Stores `fixes` and evaluates the change they made at `now`.
+        fn ingest(&self, fixes: &[Fix], now: i64) -> DeviceOutcome {
+            let outcome = self.store.insert_points(self.user, self.device, fixes).unwrap();
+            let dirty = Dirty {
+                seq: outcome.seq.unwrap().0,
+                first: fixes.iter().map(|f| f.time).min().unwrap(),
+                last: fixes.iter().map(|f| f.time).max().unwrap(),
+            };
+            self.evaluate(Some(dirty), now)
+        }
+
+        fn evaluate(&self, dirty: Option<Dirty>, now: i64) -> DeviceOutcome {
+            evaluate_device(
+                &self.store,
+                &self.index,
+                &self.settings,
+                self.user,
+                self.device,
+                dirty,
+                &self.subs,
+                Timestamp(now),
+            )
+            .unwrap()
+        }
+
+        /// The log as (kind, minutes before NOW, past).
+        fn log(&self) -> Vec<(String, i64, bool)> {
+            let events = self.store.events(self.user, 0, 100).unwrap();
+            events
+                .iter()
+                .map(|e| {
+                    let doc: EventDocument = serde_json::from_str(&e.body).unwrap();
+                    (doc.kind, (NOW - doc.at_ms) / MIN, doc.past)
+                })
+                .collect()
+        }
+
+        fn due(&self) -> usize {
+            self.store.deliveries(self.user, self.subs[0].0, None, 100).unwrap().len()
+        }
+    }
+
+    fn kinds(log: &[(String, i64, bool)]) -> Vec<&str> {
+        log.iter().map(|e| e.0.as_str()).collect()
+    }
+
+    #[test]
+    fn a_history_import_computes_past_visits_and_notifies_nobody() {
+        let s = setup();
+        let day = 86_400_000;
+        let outcome = s.ingest(&visits(NOW - 2 * day), NOW);
+        assert_eq!(outcome.logged, 5);
+        assert!(!outcome.queued);
+        // The device has been silent since the last imported fix, too.
+        assert_eq!(kinds(&s.log()), ["zone.enter", "zone.leave", "zone.enter", "zone.leave", "device.silent"]);
+        assert!(s.log().iter().all(|e| e.2), "past: {:?}", s.log());
+        assert_eq!(s.due(), 0, "no deliveries for old data");
+    }
+
+    #[test]
+    fn live_points_notify_late_ones_give_past_events_and_nothing_is_logged_twice() {
+        let s = setup();
+        // Live: a visit that ended a few minutes ago; its newest fix waits for the window.
+        let live = visits(NOW - 20 * MIN);
+        let outcome = s.ingest(&live[..4], NOW - 17 * MIN - 10_000);
+        assert_eq!((outcome.logged, outcome.queued, outcome.waiting), (1, true, true));
+        let outcome = s.evaluate(None, NOW - 16 * MIN);
+        assert_eq!((outcome.logged, outcome.queued, outcome.waiting), (1, true, false));
+        assert_eq!(s.log(), [("zone.enter".into(), 19, false), ("zone.leave".into(), 17, false)]);
+        assert_eq!(s.due(), 2);
+        // Evaluating again changes nothing.
+        assert_eq!(s.evaluate(None, NOW - 16 * MIN).logged, 0);
+        // The second visit, stored out of order within the window: evaluated in time order.
+        s.store.insert_points(s.user, s.device, &[live[5].clone(), live[7].clone()]).unwrap();
+        s.store.insert_points(s.user, s.device, &[live[4].clone(), live[6].clone()]).unwrap();
+        let seq = s.store.last_seq().unwrap().0;
+        let dirty = Dirty { seq, first: live[4].time, last: live[7].time };
+        let outcome = s.evaluate(Some(dirty), NOW);
+        assert_eq!((outcome.logged, outcome.queued), (2, true));
+        assert_eq!(&s.log()[2..], [("zone.enter".into(), 15, false), ("zone.leave".into(), 13, false)]);
+        assert_eq!(s.due(), 4);
+        // Points older than the watermark: evaluated as history, logged as past, sent to no one.
+        let late: Vec<Fix> = visits(NOW - 60 * MIN)[..4].to_vec();
+        let outcome = s.ingest(&late, NOW);
+        assert_eq!((outcome.logged, outcome.queued), (2, false));
+        assert_eq!(&s.log()[4..], [("zone.enter".into(), 59, true), ("zone.leave".into(), 57, true)]);
+        assert_eq!(s.due(), 4, "late points notify nobody");
+        // The same change seen again (a crash before the cursor moved) logs nothing.
+        let seq = s.store.last_seq().unwrap().0;
+        let again = Dirty { seq, first: late[0].time, last: late[3].time };
+        assert_eq!(s.evaluate(Some(again), NOW).logged, 0);
+        assert_eq!(s.log().len(), 6);
+    }
+}
