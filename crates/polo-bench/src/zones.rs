@@ -63,7 +63,7 @@ fn fixes(zones: &[Zone], users: usize, count: usize, rng: &mut Rng) -> Vec<(User
         .map(|i| {
             let user = i % users;
             let round = i / users;
-            if round % 30 == 0 {
+            if round.is_multiple_of(30) {
                 let own = &by_user[user];
                 places[user] = if rng.chance(0.7) && !own.is_empty() {
                     let zone = own[rng.below(own.len() as u64) as usize];
