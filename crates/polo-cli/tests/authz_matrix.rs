@@ -939,6 +939,14 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "GET",
+            path: "/api/v1/stream",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/stream?after=0").event_stream(),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
             path: "/api/v1/webhooks",
             expect: all(200),
             device: 403,

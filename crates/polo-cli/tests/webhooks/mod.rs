@@ -3,6 +3,8 @@
 //!
 //! * The receiver fails for a few seconds, then recovers: every event is
 //!   delivered, in order, each with one idempotency key on every attempt.
+//! * The same events as a stream (`GET /api/v1/stream`), resumed with
+//!   `Last-Event-ID`: nothing missed, nothing repeated.
 //! * `polo serve` is killed with SIGKILL while it delivers: after a restart
 //!   the rest is delivered; nothing is lost, and an event delivered twice
 //!   (answered, but killed before the answer was recorded) carries the same key.
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::common::{add_user, basic, http, serve};
+use crate::common::{add_user, basic, http, http_stream_start, serve};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -182,6 +184,18 @@ fn logged_events(addr: &str, auth: &str) -> Vec<Value> {
     response.json()["events"].as_array().unwrap().clone()
 }
 
+/// The event ids a stream sends within a second and a half.
+fn streamed_ids(addr: &str, auth: &str, path: &str, last_event_id: Option<i64>) -> Vec<i64> {
+    let last = last_event_id.map(|id| id.to_string());
+    let mut headers = vec![("Authorization", auth)];
+    if let Some(last) = &last {
+        headers.push(("Last-Event-ID", last.as_str()));
+    }
+    let response = http_stream_start(addr, "GET", path, &headers, Duration::from_millis(1_500));
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.body.lines().filter_map(|l| l.strip_prefix("id:")?.trim().parse().ok()).collect()
+}
+
 #[test]
 fn a_receiver_that_fails_for_a_while_gets_every_event_in_order_with_stable_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,6 +209,12 @@ fn a_receiver_that_fails_for_a_while_gets_every_event_in_order_with_stable_keys(
     assert_eq!(kinds, [["zone.enter", "zone.leave"]; 10].concat());
     assert!(events.iter().all(|e| e["past"] == false && e["zone_name"] == "Home" && e["device_name"] == "phone"));
     let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    // The log as a stream: resumed after an event id (a reconnect), it carries the rest, in order;
+    // a kinds filter carries only those.
+    let resumed = streamed_ids(&server.addr, &auth, "/api/v1/stream", Some(ids[9]));
+    assert_eq!(resumed, ids[10..]);
+    let leaves = streamed_ids(&server.addr, &auth, "/api/v1/stream?after=0&kinds=zone.leave", None);
+    assert_eq!(leaves, ids.iter().copied().skip(1).step_by(2).collect::<Vec<_>>());
     wait_until("every event is delivered", Duration::from_secs(60), || receiver.delivered().len() >= 20);
     let received = receiver.received();
     assert!(received.iter().any(|r| r.answered == 503), "the receiver failed for a while");

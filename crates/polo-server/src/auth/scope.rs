@@ -111,6 +111,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("GET", "/api/v1/zones", Scope(Read)),
     ("GET", "/api/v1/zones/{id}", Scope(Read)),
     ("GET", "/api/v1/events", Scope(Read)),
+    ("GET", "/api/v1/stream", Scope(Read)),
     ("GET", "/api/v1/webhooks", Scope(Read)),
     ("GET", "/api/v1/webhooks/{id}/deliveries", Scope(Read)),
     ("GET", "/api/v1/places", Scope(Read)),

@@ -11,12 +11,15 @@
 //!   store's outbox, signs and sends them, and records each attempt; one node
 //!   sends (lease [`deliver::LEASE`]).
 //! * [`routes`] — `/api/v1/zones`, `/api/v1/events`, `/api/v1/webhooks`.
+//! * [`stream`] — `GET /api/v1/stream`: the event log as Server-Sent Events,
+//!   resumable with `Last-Event-ID`.
 //!
 //! The semantics (accuracy, dwell, confirmation, cooldown, order) are
 //! `polo-zones`'; see `docs/zones.md`.
 
 pub mod deliver;
 pub mod routes;
+pub mod stream;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -283,12 +283,12 @@ pub(crate) struct EventsQuery {
 }
 
 /// An event.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EventView {
     /// The log's id: pass the last one you saw as `after`.
-    id: i64,
+    pub(crate) id: i64,
     /// `zone.enter`, `zone.leave`, `zone.dwell`, `device.silent` or `device.battery_low`.
-    kind: String,
+    pub(crate) kind: String,
     /// When it happened, ms since the epoch.
     at_ms: i64,
     device: i64,
@@ -672,6 +672,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_zones, create_zone))
         .routes(routes!(get_zone, put_zone, delete_zone))
         .routes(routes!(events))
+        .routes(routes!(super::stream::stream))
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(delete_webhook))
         .routes(routes!(deliveries))
