@@ -77,7 +77,7 @@ impl Cursor {
             if let Some(last) = page.last() {
                 self.after = last.id;
             }
-            let wanted = |e: &EventView| self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind);
+            let wanted = |e: &EventView| self.kinds.is_empty() || self.kinds.contains(&e.kind);
             self.queue.extend(page.iter().filter(|e| wanted(e)).cloned());
             if page.is_empty() {
                 tokio::time::sleep(POLL).await;
