@@ -50,6 +50,9 @@
 //!   Chromium: time to first map render, JS heap and the longest long task,
 //!   against ≤ 2 s and no long task over 200 ms.
 //!
+//! * `polo-bench zones` — one fix against 10,000 zones of the instance
+//!   through the R-tree (`polo-zones`): µs per fix against the 2 µs target.
+//!
 //! Peak RSS is the child's `VmHWM` from `/proc`, sampled every 5 ms until it exits.
 //! Run with `cargo run --release -p polo-bench -- import` after
 //! `cargo build --release -p polo` (the bench finds `polo` beside itself).
@@ -69,6 +72,7 @@ mod serve;
 mod steal;
 mod timeline;
 mod web;
+mod zones;
 
 use std::path::PathBuf;
 
@@ -118,6 +122,18 @@ enum Command {
         /// Skip the map overview run (a ten-year store and a server).
         #[arg(long)]
         no_map: bool,
+    },
+    /// Zone evaluation: one fix against every zone of the instance (R-tree), µs per fix.
+    Zones {
+        /// Zones on the instance.
+        #[arg(long, default_value_t = 10_000)]
+        zones: usize,
+        /// Users they belong to (one device each).
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Fixes evaluated.
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
     },
     /// Offline reverse geocoding: load time, resident memory, lookups/s.
     Geocode {
@@ -303,6 +319,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { seconds } => serve::serve(&work, seconds),
         Command::Timeline { points, no_baseline, no_map } => timeline::timeline(&work, points, !no_baseline, !no_map),
         Command::Geocode { lookups } => geocode::geocode(lookups),
+        Command::Zones { zones, users, points } => zones::zones_bench(zones, users, points),
         Command::Map { days, runs } => map::map(&work, days, runs),
         Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
         Command::Replicate { points, rebuild, lag_seconds } => {

@@ -331,6 +331,27 @@ pub struct ServeArgs {
     /// Only this user's data from --replicate-from (repeatable) [default: everyone's].
     #[arg(long = "replicate-user", value_name = "NAME")]
     pub replicate_users: Vec<String>,
+    /// Zones: fixes wait this many milliseconds before they are evaluated, so that fixes arriving
+    /// out of order within it are taken in time order; later ones give past events only
+    /// [default: 30000].
+    #[arg(long, env = "POLO_ZONE_REORDER_WINDOW_MS", value_name = "MS")]
+    pub zone_reorder_window_ms: Option<u64>,
+    /// Fire `device.silent` when a device has sent nothing for this many hours [default: 12].
+    #[arg(long, env = "POLO_SILENT_AFTER_HOURS", value_name = "HOURS", value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub silent_after_hours: Option<u32>,
+    /// Fire `device.battery_low` when a device's battery falls to this percent [default: 15].
+    #[arg(long, env = "POLO_LOW_BATTERY_PERCENT", value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=95))]
+    pub low_battery_percent: Option<u8>,
+    /// Webhooks: the wait after a failed delivery, doubling with each further failure
+    /// [default: 10000].
+    #[arg(long, env = "POLO_WEBHOOK_FIRST_RETRY_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_first_retry_ms: Option<u64>,
+    /// Webhooks: the longest wait between attempts [default: 3600000].
+    #[arg(long, env = "POLO_WEBHOOK_MAX_RETRY_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_max_retry_ms: Option<u64>,
+    /// Webhooks: attempts before a delivery is given up (dead letter) [default: 12].
+    #[arg(long, env = "POLO_WEBHOOK_MAX_ATTEMPTS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: Option<u32>,
     /// The instance's name in the web app (an admin may change it at runtime) [default: polo].
     #[arg(long, env = "POLO_INSTANCE_NAME", value_name = "NAME")]
     pub instance_name: Option<String>,

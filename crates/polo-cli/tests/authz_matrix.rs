@@ -887,6 +887,127 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            method: "GET",
+            path: "/api/v1/zones",
+            expect: all(200),
+            device: 403,
+            request: |ctx, _| {
+                spare_zone(ctx);
+                Request::new("GET", "/api/v1/zones")
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, "owner-zone");
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/zones",
+            expect: all(201),
+            device: 403,
+            request: |_, role| Request::new("POST", "/api/v1/zones").json(&zone_body(&format!("by {}", role.name()))),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert_eq!(r.json()["rules"]["dwell_s"], 120, "{}", r.body);
+                }
+            },
+        },
+        Row {
+            // Each caller aims at a fresh zone of the owner's; only the owner's callers see it.
+            method: "GET",
+            path: "/api/v1/zones/{id}",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| Request::new("GET", format!("/api/v1/zones/{}", spare_zone(ctx))),
+            check: no_check,
+        },
+        Row {
+            method: "PUT",
+            path: "/api/v1/zones/{id}",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| {
+                Request::new("PUT", format!("/api/v1/zones/{}", spare_zone(ctx))).json(&zone_body("owner-zone moved"))
+            },
+            check: no_check,
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/zones/{id}",
+            expect: [401, 404, 204, 204, 404],
+            device: 403,
+            request: |ctx, _| Request::new("DELETE", format!("/api/v1/zones/{}", spare_zone(ctx))),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/events",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/events?after=0"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert!(r.json()["events"].is_array(), "{}", r.body);
+                }
+            },
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/stream",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/stream?after=0").event_stream(),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/webhooks",
+            expect: all(200),
+            device: 403,
+            request: |ctx, _| {
+                spare_webhook(ctx);
+                Request::new("GET", "/api/v1/webhooks")
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    only_owner_sees(role, &r.body, "owner-hook");
+                    assert!(!r.body.contains("secret"), "lists never show secrets: {}", r.body);
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/webhooks",
+            expect: all(201),
+            device: 403,
+            request: |_, role| {
+                Request::new("POST", "/api/v1/webhooks")
+                    .json(&json!({"url": format!("http://127.0.0.1:9/{}", role.name()), "preset": "ntfy"}))
+            },
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert!(r.json()["secret"].is_string(), "{}", r.body);
+                }
+            },
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/webhooks/{id}",
+            expect: [401, 404, 204, 204, 404],
+            device: 403,
+            request: |ctx, _| Request::new("DELETE", format!("/api/v1/webhooks/{}", spare_webhook(ctx))),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/webhooks/{id}/deliveries",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| Request::new("GET", format!("/api/v1/webhooks/{}/deliveries", spare_webhook(ctx))),
+            check: no_check,
+        },
+        Row {
             method: "POST",
             path: "/api/v1/shares",
             expect: all(201),
@@ -1152,6 +1273,31 @@ fn exposure_is_off(_: &Ctx, _: Role, r: &common::Response) {
 fn spare_share(ctx: &Ctx) -> i64 {
     let body = json!({"kind": "range", "from": "2024-03-01T00:00:00Z", "to": "2024-03-02T00:00:00Z"});
     let r = json_request(&ctx.addr, "POST", "/api/v1/shares", &ctx.owner_basic, &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_i64().unwrap()
+}
+
+/// A zone body named `name`.
+fn zone_body(name: &str) -> Value {
+    json!({"name": name, "shape": {"type": "circle", "center": [OWNER_LAT, 8.5], "radius_m": 100.0}})
+}
+
+/// A new zone of the owner's for a cell (its id).
+fn spare_zone(ctx: &Ctx) -> i64 {
+    let r = json_request(&ctx.addr, "POST", "/api/v1/zones", &ctx.owner_basic, &zone_body("owner-zone"));
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_i64().unwrap()
+}
+
+/// A new webhook subscription of the owner's for a cell (its id); at most 20 are kept.
+fn spare_webhook(ctx: &Ctx) -> i64 {
+    let list = http(&ctx.addr, "GET", "/api/v1/webhooks", &[("Authorization", ctx.owner_basic.as_str())], b"").json();
+    for hook in list["webhooks"].as_array().unwrap().iter().skip(10) {
+        let path = format!("/api/v1/webhooks/{}", hook["id"]);
+        http(&ctx.addr, "DELETE", &path, &[("Authorization", ctx.owner_basic.as_str())], b"");
+    }
+    let body = json!({"url": "http://127.0.0.1:9/owner-hook", "kinds": ["zone.enter"]});
+    let r = json_request(&ctx.addr, "POST", "/api/v1/webhooks", &ctx.owner_basic, &body);
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()["id"].as_i64().unwrap()
 }

@@ -3,6 +3,8 @@
 //! points are read back through the query API.
 
 mod common;
+// Zones and webhooks end to end (issue 19), in this binary rather than one of their own.
+mod webhooks;
 
 use common::{add_user, basic, http, serve, token, wait_for_timeline};
 use serde_json::Value;

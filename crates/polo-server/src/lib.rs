@@ -32,6 +32,7 @@ pub mod site;
 pub mod street_names;
 pub mod timeline_worker;
 mod web;
+pub mod zones;
 
 use std::sync::Arc;
 
@@ -83,6 +84,8 @@ pub struct AppState {
     /// [`ServerOptions::body_limits`], and [`router`] gives the ingest
     /// routes theirs.
     pub body_limits: options::BodyLimits,
+    /// Zone evaluation, the event log's writer and the webhook sender.
+    pub zones: zones::Zones,
 }
 
 impl AppState {
@@ -114,6 +117,7 @@ impl AppState {
         let share_guard = Arc::new(sharing::ShareGuard::default().shared_through(&store));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine, &node)?);
         let exposure = exposure::Exposure::start(store.clone(), &node, live.clone(), metrics.clone())?;
+        let zones = zones::Zones::start(store.clone(), &node)?;
         Ok(Self {
             store,
             node,
@@ -129,6 +133,7 @@ impl AppState {
             share_guard,
             exposure,
             body_limits: options::BodyLimits::default(),
+            zones,
         })
     }
 }
@@ -149,6 +154,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(sharing::routes())
         .merge(site::routes())
         .merge(exposure::routes())
+        .merge(zones::routes::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

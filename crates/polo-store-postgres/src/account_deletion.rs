@@ -37,6 +37,11 @@ pub(crate) fn purge(tx: &mut Tx<'_>, id: i64, keep_user: bool) -> StoreResult<(u
     tx.execute("DELETE FROM derived_cursors WHERE name LIKE '%:' || $1 OR name LIKE '%:' || $1 || ':%'", &[&id_text])
         .db()?;
     for table in [
+        "webhook_deliveries",
+        "webhooks",
+        "events",
+        "zone_states",
+        "zones",
         "records",
         "shares",
         "sessions",

@@ -44,6 +44,7 @@ mod store_impl;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod undo;
+mod zones;
 
 use std::sync::Mutex;
 use std::time::Duration;

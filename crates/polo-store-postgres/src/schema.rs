@@ -36,6 +36,11 @@ pub const DISTRIBUTED_TABLES: &[&str] = &[
     "derived",
     "import_jobs",
     "undo_records",
+    "zones",
+    "zone_states",
+    "events",
+    "webhooks",
+    "webhook_deliveries",
 ];
 
 /// Small instance-wide tables, copied to every Citus worker.
@@ -439,8 +444,65 @@ CREATE INDEX audit_log_by_subject ON audit_log (subject, id) WHERE subject IS NO
 CREATE INDEX audit_log_by_time ON audit_log (at_ms);
 ";
 
+/// Version 5, zones and what they fire (`zones.rs`, `polo_store::zones`):
+/// zones, the state per (device, zone), the event log (a key per user keeps
+/// an event once), webhook subscriptions and their outbox, which is also the
+/// delivery log. Per user (distributed under Citus); never replicated. Ids
+/// come from identity sequences, so none is handed out twice.
+const V5: &str = "
+CREATE TABLE zones (
+    user_id    BIGINT NOT NULL,
+    id         BIGINT GENERATED ALWAYS AS IDENTITY,
+    body       TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE TABLE zone_states (
+    user_id   BIGINT NOT NULL,
+    device_id BIGINT NOT NULL,
+    zone_id   BIGINT NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, zone_id)
+);
+CREATE TABLE events (
+    user_id   BIGINT NOT NULL,
+    id        BIGINT GENERATED ALWAYS AS IDENTITY,
+    dedup_key TEXT NOT NULL,
+    at_ms     BIGINT NOT NULL,
+    kind      TEXT NOT NULL,
+    device_id BIGINT NOT NULL,
+    zone_id   BIGINT,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, dedup_key)
+);
+CREATE TABLE webhooks (
+    user_id    BIGINT NOT NULL,
+    id         BIGINT GENERATED ALWAYS AS IDENTITY,
+    body       TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE TABLE webhook_deliveries (
+    user_id     BIGINT NOT NULL,
+    id          BIGINT GENERATED ALWAYS AS IDENTITY,
+    webhook_id  BIGINT NOT NULL,
+    event_id    BIGINT NOT NULL,
+    idem_key    TEXT NOT NULL,
+    status      SMALLINT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    next_ms     BIGINT NOT NULL,
+    last_status INTEGER,
+    last_error  TEXT,
+    updated_ms  BIGINT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (user_id, webhook_id, id) WHERE status = 0;
+";
+
 /// The migrations, in order; `schema_version` counts those applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The `schema_version` of a database this polo has migrated.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

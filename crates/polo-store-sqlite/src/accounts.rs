@@ -63,6 +63,11 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: i64, keep_user: bool) -> StoreResu
     }
     tx.execute("DELETE FROM location_grants WHERE user_id = ?1 OR friend_id = ?1", [id]).db()?;
     for table in [
+        "webhook_deliveries",
+        "webhooks",
+        "events",
+        "zone_states",
+        "zones",
         "records",
         "shares",
         "sessions",

@@ -38,6 +38,7 @@ mod sharing;
 mod tail_cache;
 mod undo;
 mod write_health;
+mod zones;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -1277,6 +1278,64 @@ impl Store for SqliteStore {
 
     fn audit_log(&self, query: &polo_store::AuditQuery) -> StoreResult<Vec<polo_store::AuditEntry>> {
         records::audit_log(self, query)
+    }
+
+    fn create_zone(&self, user: UserId, body: &str, at: Timestamp) -> StoreResult<i64> {
+        zones::create_zone(self, user, body, at)
+    }
+
+    fn update_zone(&self, user: UserId, id: i64, body: &str, at: Timestamp) -> StoreResult<bool> {
+        zones::update_zone(self, user, id, body, at)
+    }
+
+    fn delete_zone(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        zones::delete_zone(self, user, id)
+    }
+
+    fn zones(&self, user: Option<UserId>) -> StoreResult<Vec<polo_store::ZoneRow>> {
+        zones::zones(self, user)
+    }
+
+    fn zone_states(&self, user: UserId, device: DeviceId) -> StoreResult<Vec<polo_store::ZoneStateRow>> {
+        zones::zone_states(self, user, device)
+    }
+
+    fn commit_events(&self, batch: &polo_store::EventBatch) -> StoreResult<Vec<Option<i64>>> {
+        zones::commit_events(self, batch)
+    }
+
+    fn events(&self, user: UserId, after: i64, limit: usize) -> StoreResult<Vec<polo_store::StoredEvent>> {
+        zones::events(self, user, after, limit)
+    }
+
+    fn create_webhook(&self, user: UserId, body: &str, secret: &str, at: Timestamp) -> StoreResult<i64> {
+        zones::create_webhook(self, user, body, secret, at)
+    }
+
+    fn webhooks(&self, user: Option<UserId>) -> StoreResult<Vec<polo_store::WebhookRow>> {
+        zones::webhooks(self, user)
+    }
+
+    fn delete_webhook(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        zones::delete_webhook(self, user, id)
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<polo_store::DueDelivery>> {
+        zones::due_deliveries(self, now, limit)
+    }
+
+    fn update_delivery(&self, update: &polo_store::DeliveryUpdate) -> StoreResult<bool> {
+        zones::update_delivery(self, update)
+    }
+
+    fn deliveries(
+        &self,
+        user: UserId,
+        webhook: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<polo_store::Delivery>> {
+        zones::deliveries(self, user, webhook, before, limit)
     }
 
     fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {

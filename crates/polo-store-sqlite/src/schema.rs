@@ -411,8 +411,65 @@ CREATE INDEX audit_log_by_subject ON audit_log (subject, id) WHERE subject IS NO
 CREATE INDEX audit_log_by_time ON audit_log (at_ms);
 ";
 
+/// Version 16, zones and what they fire (`zones.rs`, `polo_store::zones`):
+/// zones, the state per (device, zone), the event log (its ids are the API's
+/// cursor; a key per user keeps an event once), webhook subscriptions and
+/// their outbox, which is also the delivery log. Local to the instance;
+/// `AUTOINCREMENT` so no id is handed out twice.
+const V16: &str = "
+CREATE TABLE zones (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    body       TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX zones_by_user ON zones (user_id);
+CREATE TABLE zone_states (
+    user_id   INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    zone_id   INTEGER NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, zone_id)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id   INTEGER NOT NULL,
+    dedup_key TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    zone_id   INTEGER,
+    body      TEXT NOT NULL,
+    UNIQUE (user_id, dedup_key)
+);
+CREATE INDEX events_by_user ON events (user_id, id);
+CREATE TABLE webhooks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    body       TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_user ON webhooks (user_id);
+CREATE TABLE webhook_deliveries (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     INTEGER NOT NULL,
+    webhook_id  INTEGER NOT NULL,
+    event_id    INTEGER NOT NULL,
+    idem_key    TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    next_ms     INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error  TEXT,
+    updated_ms  INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) WHERE status = 0;
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (user_id, webhook_id, id);
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

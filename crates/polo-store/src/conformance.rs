@@ -43,6 +43,11 @@ pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
     shares_expire_and_are_scoped, tokens_keep_scopes_and_revoke_what_they_made,
 };
+pub use crate::conformance_zones::{
+    deleting_a_user_deletes_their_zones_events_and_webhooks,
+    the_outbox_offers_each_subscriptions_oldest_pending_delivery,
+    zone_states_and_events_commit_together_and_events_once, zones_are_created_listed_updated_and_deleted,
+};
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
 pub use accounts::{deleted_ids_are_never_reused, deleting_a_user_leaves_nothing_of_it_and_touches_no_one_else};
 pub use deletes::{
@@ -145,6 +150,11 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             roles_are_set_listed_and_cleared, records_put_insert_query_and_delete,
             audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records);
+        // Zones, events and webhooks (conformance_zones.rs).
+        $crate::conformance_tests!(@each $make;
+            zones_are_created_listed_updated_and_deleted, zone_states_and_events_commit_together_and_events_once,
+            the_outbox_offers_each_subscriptions_oldest_pending_delivery,
+            deleting_a_user_deletes_their_zones_events_and_webhooks);
     };
 }
 
@@ -201,6 +211,7 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
         .chain(crate::conformance_sharing::ALL)
         .chain(crate::conformance_nodes::ALL)
         .chain(crate::conformance_records::ALL)
+        .chain(crate::conformance_zones::ALL)
     {
         eprintln!("conformance: {name}");
         let store = make();

@@ -20,6 +20,8 @@
 //!   whose rules are backend-neutral (exposure).
 //! * [`clock`] — what a change's [`Seq`] guarantees readers, and how writes
 //!   are stamped.
+//! * [`zones`] — zones, their per-(device, zone) state, the event log and
+//!   the webhook outbox.
 //!
 //! The trait is synchronous: SQLite is synchronous anyway, the import
 //! pipeline runs on plain threads, and the async server calls it from
@@ -37,6 +39,8 @@ pub mod conformance_nodes;
 pub mod conformance_records;
 #[cfg(feature = "conformance")]
 pub mod conformance_sharing;
+#[cfg(feature = "conformance")]
+pub mod conformance_zones;
 pub mod derived;
 pub mod nodes;
 pub mod records;
@@ -44,6 +48,7 @@ pub mod replication;
 pub mod scope;
 pub mod sharing;
 pub mod undo;
+pub mod zones;
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -60,6 +65,10 @@ use polo_domain::{DeviceId, Fix, Interval, IntervalKind, Point, Seq, Timestamp, 
 pub use scope::{TokenGrant, TokenScope, TokenScopes, UnknownScope};
 pub use sharing::{LocationGrant, NewShare, Share, ShareKind};
 pub use undo::{KeptUndo, UndoRecord};
+pub use zones::{
+    Delivery, DeliveryStatus, DeliveryUpdate, DueDelivery, EventBatch, NewEvent, StateWrite, StoredEvent, WebhookRow,
+    ZoneRow, ZoneStateRow,
+};
 
 /// Errors every backend reports.
 #[derive(Debug, thiserror::Error)]
@@ -1058,6 +1067,51 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+
+    // ------------------------------------------------ zones ([`zones`])
+
+    // Zones, the event log and webhooks ([`zones`]). Local to the instance:
+    // none of it appends a change.
+
+    /// Stores a new zone of `user` and returns its id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn create_zone(&self, user: UserId, body: &str, at: Timestamp) -> StoreResult<i64>;
+    /// Replaces the body of `user`'s zone `id`; `false` if there is none.
+    fn update_zone(&self, user: UserId, id: i64, body: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Deletes `user`'s zone `id` and every device's state in it; `false`
+    /// if there is none. Its events stay in the log.
+    fn delete_zone(&self, user: UserId, id: i64) -> StoreResult<bool>;
+    /// The zones of `user`, or of the whole instance, by id.
+    fn zones(&self, user: Option<UserId>) -> StoreResult<Vec<ZoneRow>>;
+    /// The stored states of `user`'s `device` (zone rows and its own), by zone.
+    fn zone_states(&self, user: UserId, device: DeviceId) -> StoreResult<Vec<ZoneStateRow>>;
+    /// Commits an evaluation step: its states, its events (those whose
+    /// key is new) and their deliveries, in one transaction. Returns each
+    /// event's id, or `None` for one the log already had.
+    fn commit_events(&self, batch: &EventBatch) -> StoreResult<Vec<Option<i64>>>;
+    /// `user`'s events with an id above `after`, oldest first, at most `limit`.
+    fn events(&self, user: UserId, after: i64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    /// Stores a webhook subscription of `user` and returns its id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn create_webhook(&self, user: UserId, body: &str, secret: &str, at: Timestamp) -> StoreResult<i64>;
+    /// The subscriptions of `user`, or of the whole instance, by id.
+    fn webhooks(&self, user: Option<UserId>) -> StoreResult<Vec<WebhookRow>>;
+    /// Deletes `user`'s subscription `id` with its deliveries; `false` if
+    /// there is none.
+    fn delete_webhook(&self, user: UserId, id: i64) -> StoreResult<bool>;
+    /// Pending deliveries due at `now`: of each subscription only the
+    /// oldest pending one, and only if it is due; soonest due first, at most `limit`.
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>>;
+    /// Records an attempt; `false` if the delivery is gone, finished, or
+    /// no longer has `attempts_before` attempts (recorded elsewhere).
+    fn update_delivery(&self, update: &DeliveryUpdate) -> StoreResult<bool>;
+    /// The deliveries of `user`'s subscription `webhook`, newest first,
+    /// those with an id below `before` if given, at most `limit`.
+    fn deliveries(&self, user: UserId, webhook: i64, before: Option<i64>, limit: usize) -> StoreResult<Vec<Delivery>>;
 
     // ------------------------------------------------ several nodes ([`nodes`])
 

@@ -29,6 +29,31 @@ use crate::config::Config;
 /// long those took.
 const FLUSH_AT_LEAST: Duration = Duration::from_secs(5);
 
+/// Zone evaluation and webhook retries from the flags; defaults otherwise.
+fn zone_settings(args: &ServeArgs) -> polo_server::zones::ZoneSettings {
+    let mut settings = polo_server::zones::ZoneSettings::default();
+    if let Some(ms) = args.zone_reorder_window_ms {
+        settings.reorder_window = Duration::from_millis(ms);
+    }
+    if let Some(hours) = args.silent_after_hours {
+        settings.watch.silent_after_ms = i64::from(hours) * 3_600_000;
+    }
+    if let Some(percent) = args.low_battery_percent {
+        settings.watch.low_battery_percent = percent;
+        settings.watch.battery_rearm_percent = percent.saturating_add(5);
+    }
+    if let Some(ms) = args.webhook_first_retry_ms {
+        settings.retry.first_ms = ms;
+    }
+    if let Some(ms) = args.webhook_max_retry_ms {
+        settings.retry.max_ms = ms;
+    }
+    if let Some(n) = args.webhook_max_attempts {
+        settings.retry.max_attempts = n;
+    }
+    settings
+}
+
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
     let addr = config.listen_addr(args.listen.as_deref())?;
     let options = server_options(config, args)?;
@@ -68,6 +93,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         state.imports = ImportJobs::new(ImportJobsConfig::in_data_dir(&config.data_dir))
             .context("cannot create the upload directory")?;
         state.site = Arc::new(site);
+        state.zones.configure(zone_settings(args));
         let imports = state.imports.clone();
         let ingestor = state.ingestor.clone();
         let street_names = street_names
