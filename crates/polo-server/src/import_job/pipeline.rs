@@ -808,7 +808,7 @@ pub(crate) mod tests {
         crate::device_labels::set(&store, user, "google-42", Some("Work phone"), Timestamp(1)).unwrap();
         let reports = import(settings, Some("garmin"));
         assert_eq!(reports[0].format, Some("google-settings"), "{reports:?}");
-        assert!(crate::device_labels::labels(&store, user).unwrap().get("google--602738541").is_none());
+        assert!(!crate::device_labels::labels(&store, user).unwrap().contains_key("google--602738541"));
 
         let reports = import(settings, None);
         assert_eq!(
