@@ -63,7 +63,7 @@ pub use schema::{
 };
 
 use crate::error::{Db, pool_error};
-use crate::statements::{Conn, Manager, Prepared, Tx};
+use crate::statements::{Conn, LiveTx, Manager, Prepared, Tx};
 
 /// Connections a store keeps open at most (`?pool_size=` in the URL
 /// overrides it). Blocking callers beyond this wait for one to come back.
@@ -73,7 +73,7 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// ([`polo_store::Store::live_writers`]): while one waits for its WAL flush
 /// (after it let go of the clock, see `durable`), the next batch is written.
 /// Each holds a pooled connection while it writes.
-pub const LIVE_WRITERS: usize = 4;
+pub const LIVE_WRITERS: usize = 2;
 
 /// How long a caller waits for a pooled connection, and how long opening
 /// the store waits for the server, before giving up.
@@ -219,6 +219,38 @@ impl PostgresStore {
         }
     }
 
+    /// Live ingest's write (see `durable`): `f` runs in a transaction that
+    /// holds the change clock (read for it), whose commit does not wait for
+    /// the WAL flush, and the flush is waited for in the commit's own round
+    /// trip, after the lock is gone. A transient failure before the commit
+    /// runs `f` again, as [`write`](Self::write) does; a failure of the
+    /// commit or of its flush is returned (the write may then be stored or
+    /// not, and was acknowledged to nobody).
+    pub(crate) fn write_live<T>(
+        &self,
+        mut f: impl FnMut(&mut LiveTx<'_>, ChangeClock) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut attempt = 1;
+        loop {
+            let result: StoreResult<(Result<(), postgres::Error>, T)> = outside_async(|| {
+                let mut client = self.client()?;
+                let (mut tx, row) = LiveTx::begin(&mut client, durable::LOCK_CLOCK).db()?;
+                let clock = durable::clock_of(&row)?;
+                let out = f(&mut tx, clock)?;
+                Ok((tx.commit_then(durable::FLUSH), out))
+            });
+            match result {
+                Ok((committed, out)) => return committed.db().map(|()| out),
+                Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "retrying a PostgreSQL live write");
+                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Runs `f` in one transaction and commits, once.
     pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         outside_async(|| {
@@ -331,22 +363,6 @@ pub(crate) fn with_clock<T>(
     Ok(out)
 }
 
-/// [`lock_clock`] for live ingest: the same lock, and the transaction's
-/// commit made asynchronous (`synchronous_commit` off for it alone), so that
-/// the lock is released as soon as the commit is written rather than after
-/// its WAL flush. Whoever runs it must wait for the flush
-/// ([`durable::wait`]) before anyone is told the write happened.
-pub(crate) fn lock_clock_live(tx: &mut Tx<'_>) -> StoreResult<ChangeClock> {
-    let row = tx
-        .query_prepared_one(
-            "SELECT last_seq, hlc, set_config('synchronous_commit', 'off', true) \
-             FROM change_clock WHERE id = 1 FOR UPDATE",
-            &[],
-        )
-        .db()?;
-    Ok(ChangeClock { last_seq: Seq(row.get::<_, i64>(0) as u64), hlc: Hlc(row.get::<_, i64>(1) as u64) })
-}
-
 /// Locks the change log's counters until the transaction ends and reads
 /// them (see [`with_clock`]).
 pub(crate) fn lock_clock(tx: &mut Tx<'_>) -> StoreResult<ChangeClock> {
@@ -371,7 +387,7 @@ pub(crate) fn stamp_change(clock: &mut ChangeClock, stamp: Stamp, change: Change
 /// Writes stamped changes in one statement and, with `clock`, the change
 /// log's counters in the same one: a write that stamps many changes (live
 /// ingest commits many phones at once) pays one round trip for them all.
-pub(crate) fn write_changes(tx: &mut Tx<'_>, changes: &[StampedChange], clock: Option<ChangeClock>) -> StoreResult<()> {
+pub(crate) fn write_changes(tx: &mut impl Prepared, changes: &[StampedChange], clock: Option<ChangeClock>) -> StoreResult<()> {
     if changes.is_empty() && clock.is_none() {
         return Ok(());
     }

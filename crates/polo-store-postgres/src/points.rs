@@ -60,16 +60,16 @@ use polo_store::chunks::{
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
 use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, Tombstone, WriteOutcome};
-use postgres::Row;
+use postgres::{GenericClient, Row};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
 use crate::error::Db;
-use crate::statements::{Prepared, Tx};
+use crate::statements::Prepared;
 use crate::tails::{Tail, Tails};
 use crate::{
     ChangeColumns, ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, StampedChange, check_device,
-    lock_clock, lock_clock_live, no_device, stamp_change, write_changes,
+    lock_clock, no_device, stamp_change, write_changes,
 };
 
 // The replication engine (`replication.rs`) writes through these three.
@@ -108,7 +108,7 @@ pub(crate) fn chunk_meta(r: &Row) -> StoreResult<ChunkMeta> {
 }
 
 /// The payloads of chunks `ids` of `user`, by id, in one query.
-pub(crate) fn load_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
+pub(crate) fn load_chunks(tx: &mut impl Prepared, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -144,7 +144,7 @@ fn encode(fixes: &[StoredFix], encoding: ExtrasEncoding) -> NewChunk {
 
 /// Stores new chunks of `device`: one with a plain insert (a live tail,
 /// one round trip), several with one binary `COPY` (imports).
-fn insert_chunks(tx: &mut Tx<'_>, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
+fn insert_chunks(tx: &mut impl Prepared, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
     match &chunks[..] {
         [] => Ok(()),
         [one] => {
@@ -167,9 +167,9 @@ fn insert_chunks(tx: &mut Tx<'_>, user: UserId, device: DeviceId, chunks: Vec<Ne
         }
         _ => {
             let sink = tx
-                .copy_in(
-                    "COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY",
-                )
+                .parts()
+                .0
+                .copy_in("COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY")
                 .db()?;
             let types = [Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT4, Type::INT8, Type::BYTEA];
             let mut writer = BinaryCopyInWriter::new(sink, &types);
@@ -189,7 +189,7 @@ fn chunk_size(b: &PieceBounds) -> i32 {
     i32::try_from(b.n).unwrap_or(i32::MAX)
 }
 
-fn update_chunk(tx: &mut Tx<'_>, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
+fn update_chunk(tx: &mut impl Prepared, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
     let b = &chunk.bounds;
     tx.execute_prepared(
         "UPDATE point_chunks SET first_ms = $3, last_ms = $4, n = $5, max_seq = $6, data = $7 \
@@ -209,7 +209,7 @@ fn update_chunk(tx: &mut Tx<'_>, user: UserId, id: i64, chunk: &NewChunk) -> Sto
 }
 
 /// Removes chunks `ids` of `user` in one statement.
-pub(crate) fn delete_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> StoreResult<()> {
+pub(crate) fn delete_chunks(tx: &mut impl Prepared, user: UserId, ids: &[i64]) -> StoreResult<()> {
     if !ids.is_empty() {
         tx.execute_prepared(
             "DELETE FROM point_chunks WHERE user_id = $1 AND id = ANY($2)",
@@ -224,7 +224,7 @@ pub(crate) fn delete_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> Store
 /// gathered and sent together (before anything reads the chunks again, and
 /// at the end); [`ChunkWrite::CompactBefore`] compacts only when `compact`.
 pub(crate) fn apply(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     user: UserId,
     device: DeviceId,
     writes: Vec<ChunkWrite>,
@@ -291,6 +291,8 @@ struct NewTail {
     user: UserId,
     device: DeviceId,
     tail: Tail,
+    /// The cache's claim on the device ([`Tails::take`]).
+    claim: u64,
     /// The newest chunk is the one this transaction inserts: its id comes
     /// back from the insert.
     inserted: bool,
@@ -307,12 +309,12 @@ impl Deferred {
     /// state after the plan, when it can be known without reading.
     fn apply(
         &mut self,
-        tx: &mut Tx<'_>,
+        tx: &mut impl Prepared,
         user: UserId,
         device: DeviceId,
         writes: Vec<ChunkWrite>,
         compact: bool,
-        tail: Option<(Tail, bool)>,
+        tail: Option<(Tail, bool, u64)>,
     ) -> StoreResult<()> {
         let one_chunk = writes.iter().filter(|w| !matches!(w, ChunkWrite::CompactBefore { .. })).count() == 1
             && writes.iter().all(|w| match w {
@@ -336,21 +338,21 @@ impl Deferred {
             }
         }
         self.devices.insert((user, device));
-        if let Some((tail, inserted)) = tail {
-            self.tails.push(NewTail { user, device, tail, inserted });
+        if let Some((tail, inserted, claim)) = tail {
+            self.tails.push(NewTail { user, device, tail, claim, inserted });
         }
         Ok(())
     }
 
     /// Writes the pending chunks of `device` (and every other's) before it
     /// is read again.
-    fn before_reading(&mut self, tx: &mut Tx<'_>, user: UserId, device: DeviceId) -> StoreResult<()> {
+    fn before_reading(&mut self, tx: &mut impl Prepared, user: UserId, device: DeviceId) -> StoreResult<()> {
         if self.devices.contains(&(user, device)) { self.flush(tx) } else { Ok(()) }
     }
 
     /// Writes the pending chunks now, and checks the pending guards,
     /// keeping the change rows.
-    fn flush(&mut self, tx: &mut Tx<'_>) -> StoreResult<()> {
+    fn flush(&mut self, tx: &mut impl Prepared) -> StoreResult<()> {
         if self.devices.is_empty() && self.guards.is_empty() {
             return Ok(());
         }
@@ -359,7 +361,7 @@ impl Deferred {
 
     /// Writes everything pending, and with `clock` the change log's
     /// counters, in one statement.
-    pub(crate) fn finish(&mut self, tx: &mut Tx<'_>, clock: Option<ChangeClock>) -> StoreResult<()> {
+    pub(crate) fn finish(&mut self, tx: &mut impl Prepared, clock: Option<ChangeClock>) -> StoreResult<()> {
         if self.devices.is_empty() && self.guards.is_empty() {
             let changes = std::mem::take(&mut self.changes);
             return write_changes(tx, &changes, clock);
@@ -370,7 +372,7 @@ impl Deferred {
     /// The statement of [`flush`](Self::flush) and [`finish`](Self::finish):
     /// the guards checked, and only when they hold, the pending chunks, with
     /// `changes` the change rows, and with `clock` the counters, written.
-    fn send(&mut self, tx: &mut Tx<'_>, changes: bool, clock: Option<ChangeClock>) -> StoreResult<()> {
+    fn send(&mut self, tx: &mut impl Prepared, changes: bool, clock: Option<ChangeClock>) -> StoreResult<()> {
         let logged = if changes { std::mem::take(&mut self.changes) } else { Vec::new() };
         let changes = ChangeColumns::of(&logged, clock);
         let rewrites = ChunkColumns::of(self.rewrites.iter().map(|(user, id, chunk)| (*user, *id, chunk)));
@@ -432,17 +434,17 @@ impl Deferred {
     }
 
     /// What the tail cache learns from this transaction, once it committed.
-    fn into_tails(self) -> Vec<(UserId, DeviceId, Tail)> {
+    fn into_tails(self) -> Vec<(UserId, DeviceId, Tail, u64)> {
         let inserted = self.inserted;
         self.tails
             .into_iter()
             .filter_map(|t| {
-                let NewTail { user, device, mut tail, inserted: new } = t;
+                let NewTail { user, device, mut tail, claim, inserted: new } = t;
                 if new {
                     let id = *inserted.get(&(user, device))?;
                     tail.newest = tail.newest.map(|m| ChunkMeta { id, ..m });
                 }
-                Some((user, device, tail))
+                Some((user, device, tail, claim))
             })
             .collect()
     }
@@ -569,7 +571,7 @@ impl<'c> ChunkColumns<'c> {
 
 /// Compacts the small chunks before the sealed tail ending at `last`
 /// ([`compaction`]). Each fix keeps its `Seq`, so this is not a change.
-fn compact_before(tx: &mut Tx<'_>, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
+fn compact_before(tx: &mut impl Prepared, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
     let rows = tx
         .query_prepared(
             "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
@@ -633,7 +635,7 @@ impl Probe {
 /// tombstones that may bury a fix from `lo` on (those over the span, and
 /// the few reaching past it, so that the tail cache can keep them). Three
 /// queries and a payload fetch used to be four round trips per device.
-fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, burying: bool) -> StoreResult<Probe> {
+fn probe(tx: &mut impl Prepared, user: UserId, device: DeviceId, lo: i64, hi: i64, burying: bool) -> StoreResult<Probe> {
     let rows = tx
         .query_prepared(
             "SELECT 0::SMALLINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::INTEGER, NULL::BYTEA, \
@@ -704,7 +706,7 @@ fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, bury
 /// replication engine's way in.
 #[allow(dead_code)]
 pub(crate) fn insert(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     clock: &mut ChangeClock,
     user: UserId,
     device: DeviceId,
@@ -725,7 +727,7 @@ pub(crate) fn insert(
 /// covers the batch (and what the write leaves is cached in turn).
 #[allow(clippy::too_many_arguments)]
 fn insert_local(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     clock: &mut ChangeClock,
     deferred: &mut Deferred,
     user: UserId,
@@ -748,7 +750,7 @@ fn insert_local(
 /// [`insert_local`].
 #[allow(clippy::too_many_arguments)]
 fn insert_noting(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     clock: &mut ChangeClock,
     deferred: &mut Deferred,
     user: UserId,
@@ -767,7 +769,13 @@ fn insert_noting(
     };
     deferred.before_reading(tx, user, device)?;
     let tails = tails.filter(|_| burying);
-    let cached = tails.and_then(|t| t.lock().unwrap_or_else(PoisonError::into_inner).take(user, device, lo));
+    let (cached, claim) = match tails {
+        Some(t) => {
+            let (tail, claim) = t.lock().unwrap_or_else(PoisonError::into_inner).take(user, device, lo);
+            (tail, Some(claim))
+        }
+        None => (None, None),
+    };
     // The cached state goes back into the cache as it was when this write
     // changes nothing; `from` is how far back the tombstones are known.
     let (mut probe, unchanged, from) = match cached {
@@ -779,8 +787,8 @@ fn insert_noting(
         None => (probe(tx, user, device, lo, hi, burying)?, None, lo),
     };
     let keep_unchanged = |deferred: &mut Deferred, unchanged: Option<Tail>| {
-        if let Some(tail) = unchanged {
-            deferred.tails.push(NewTail { user, device, tail, inserted: false });
+        if let (Some(tail), Some(claim)) = (unchanged, claim) {
+            deferred.tails.push(NewTail { user, device, tail, claim, inserted: false });
         }
     };
     let (fixes, suppressed) = if burying && !probe.tombstones.is_empty() {
@@ -844,7 +852,9 @@ fn insert_noting(
     let seq = stamped.seq;
     deferred.changes.push(stamped);
     let writes = merge.writes(seq);
-    let tail = if tails.is_some() { next_tail(newest, &writes, compact, seq, tombstones, from) } else { None };
+    let tail = claim.and_then(|claim| {
+        next_tail(newest, &writes, compact, seq, tombstones, from).map(|(tail, new)| (tail, new, claim))
+    });
     deferred.apply(tx, user, device, writes, compact, tail)?;
     Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed, seq: Some(seq) })
 }
@@ -944,16 +954,22 @@ pub(crate) fn insert_point_groups(
         let mut culprit = None;
         let mut stale = false;
         let tails = cached.then_some(&store.tails);
-        let attempt = store.write(|tx| {
+        let attempt = store.write_live(|tx, clock| {
             culprit = None;
             let mut deferred = Deferred::default();
-            let result = attempt_groups(tx, store, groups, &failed, tails, &mut deferred, &mut culprit);
+            let result = attempt_groups(tx, clock, store, groups, &failed, tails, &mut deferred, &mut culprit);
             stale = deferred.stale;
             let (outcomes, reports) = result?;
             Ok((outcomes, reports, deferred.into_tails()))
         });
         match (attempt, culprit) {
             (Ok(done), _) => break done,
+            (Err(e), _) if !stale && culprit.is_none() => {
+                // The commit's message may have failed after the commit:
+                // what the cache learnt from the attempts is not known.
+                store.tails.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                return Err(e);
+            }
             (Err(_), _) if stale => {
                 store.tails.lock().unwrap_or_else(PoisonError::into_inner).stats.stale += 1;
                 cached = false;
@@ -962,15 +978,7 @@ pub(crate) fn insert_point_groups(
             (Err(e), None) => return Err(e),
         }
     };
-    // The cache holds what is committed (visible to every writer that takes
-    // the clock next), so it is updated before the flush: a writer of this
-    // store that commits meanwhile finds it current.
     store.tails.lock().unwrap_or_else(PoisonError::into_inner).keep_all(tails);
-    if let Err(e) = crate::durable::wait(store) {
-        // A commit that may not be durable: forget what it taught.
-        store.tails.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        return Err(e);
-    }
     for ((group, outcome), failure) in groups.iter_mut().zip(outcomes).zip(failed) {
         group.outcome = Some(match (outcome, failure) {
             (Some(outcome), _) => Ok(outcome),
@@ -984,9 +992,12 @@ pub(crate) fn insert_point_groups(
     Ok(())
 }
 
-/// One attempt of [`insert_point_groups`] inside its transaction.
+/// One attempt of [`insert_point_groups`] inside its transaction, which
+/// holds `read`.
+#[allow(clippy::too_many_arguments)]
 fn attempt_groups(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
+    read: ChangeClock,
     store: &PostgresStore,
     groups: &[PointGroup<'_>],
     failed: &[Option<StoreError>],
@@ -996,7 +1007,6 @@ fn attempt_groups(
 ) -> StoreResult<(Vec<Option<WriteOutcome>>, Vec<(usize, Timestamp)>)> {
     let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(groups.len());
     let mut reports: Vec<(usize, Timestamp)> = Vec::new();
-    let read = lock_clock_live(tx)?;
     let mut clock = read;
     for (index, group) in groups.iter().enumerate() {
         if failed[index].is_some() {

@@ -109,14 +109,31 @@ pub(crate) struct Tails {
     /// Sum of the entries' costs.
     held: usize,
     next_generation: u64,
+    /// The last claim handed out per device (see [`Tails::take`]).
+    claims: HashMap<(UserId, DeviceId), u64>,
+    next_claim: u64,
     pub(crate) stats: TailCacheStats,
 }
 
 impl Tails {
     /// Takes the device's entry out, for a write of fixes from `lo` on to
     /// plan with, when it covers them (see [`Tail::covers`]); counts a hit
-    /// or a miss.
-    pub(crate) fn take(&mut self, user: UserId, device: DeviceId, lo: i64) -> Option<Tail> {
+    /// or a miss. The claim it returns is what the write gives back to
+    /// [`keep`](Self::keep): only the write that planned the device last may
+    /// put an entry back, so a slower writer that committed earlier (and
+    /// waited longer for its flush) never puts back an older state.
+    pub(crate) fn take(&mut self, user: UserId, device: DeviceId, lo: i64) -> (Option<Tail>, u64) {
+        let claim = self.next_claim;
+        self.next_claim += 1;
+        if self.claims.len() > 4 * self.entries.len() + 1024 {
+            // Claims of writes that failed: dropping them costs only misses.
+            self.claims.clear();
+        }
+        self.claims.insert((user, device), claim);
+        (self.take_entry(user, device, lo), claim)
+    }
+
+    fn take_entry(&mut self, user: UserId, device: DeviceId, lo: i64) -> Option<Tail> {
         let tail = self.entries.remove(&(user, device)).map(|entry| {
             self.held -= entry.cost;
             entry.tail
@@ -130,10 +147,14 @@ impl Tails {
         tail
     }
 
-    /// Keeps `tail` for the device, unless an entry made by a later change
-    /// is there already.
-    pub(crate) fn keep(&mut self, user: UserId, device: DeviceId, tail: Tail) {
+    /// Keeps `tail` for the device, when `claim` is the device's last (see
+    /// [`take`](Self::take)) and no entry made by a later change is there.
+    pub(crate) fn keep(&mut self, user: UserId, device: DeviceId, tail: Tail, claim: u64) {
         let key = (user, device);
+        if self.claims.get(&key) != Some(&claim) {
+            return;
+        }
+        self.claims.remove(&key);
         if let Some(old) = self.entries.get(&key) {
             if old.tail.seq > tail.seq {
                 return;
@@ -166,15 +187,16 @@ impl Tails {
     }
 
     /// Keeps every tail of a committed write ([`keep`](Self::keep)).
-    pub(crate) fn keep_all(&mut self, tails: Vec<(UserId, DeviceId, Tail)>) {
-        for (user, device, tail) in tails {
-            self.keep(user, device, tail);
+    pub(crate) fn keep_all(&mut self, tails: Vec<(UserId, DeviceId, Tail, u64)>) {
+        for (user, device, tail, claim) in tails {
+            self.keep(user, device, tail, claim);
         }
     }
 
     /// Forgets every device (the counts stay).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.claims.clear();
         self.order.clear();
         self.held = 0;
     }
@@ -214,21 +236,27 @@ mod tests {
     }
 
     #[test]
-    fn taking_removes_and_a_later_change_is_never_replaced_by_an_earlier_one() {
+    fn only_the_last_planner_of_a_device_puts_an_entry_back() {
         let (user, device) = (UserId(1), DeviceId(2));
         let mut tails = Tails::default();
-        tails.keep(user, device, tail(5, 3));
-        tails.keep(user, device, tail(4, 9));
-        assert_eq!(tails.take(user, device, 0).map(|t| t.seq), Some(Seq(5)));
-        assert!(tails.take(user, device, 0).is_none(), "taken entries leave");
-        tails.keep(user, device, tail(6, 1));
-        tails.keep(user, device, tail(7, 2));
-        assert_eq!(tails.take(user, device, 0).map(|t| t.seq), Some(Seq(7)));
-        tails.keep(user, device, tail(8, 2));
-        assert!(tails.take(user, device, -1).is_none(), "an entry that does not cover the batch goes");
-        assert!(tails.take(user, device, 0).is_none());
+        let (none, first) = tails.take(user, device, 0);
+        assert!(none.is_none());
+        tails.keep(user, device, tail(5, 3), first);
+        let (kept, slow) = tails.take(user, device, 0);
+        assert_eq!(kept.map(|t| t.seq), Some(Seq(5)));
+        // Another writer plans the device meanwhile (a miss: the entry is out).
+        let (none, fast) = tails.take(user, device, 0);
+        assert!(none.is_none(), "taken entries leave");
+        tails.keep(user, device, tail(7, 2), fast);
+        tails.keep(user, device, tail(6, 1), slow);
+        let (kept, again) = tails.take(user, device, 0);
+        assert_eq!(kept.map(|t| t.seq), Some(Seq(7)), "the slower writer's older state was not put back");
+        tails.keep(user, device, tail(8, 2), again);
+        let (gone, _) = tails.take(user, device, -1);
+        assert!(gone.is_none(), "an entry that does not cover the batch goes");
+        assert!(tails.take(user, device, 0).0.is_none());
         assert_eq!(tails.held, 0);
-        assert_eq!(tails.stats, TailCacheStats { planned_from_cache: 2, read: 3, stale: 0 });
+        assert_eq!(tails.stats, TailCacheStats { planned_from_cache: 2, read: 4, stale: 0 });
     }
 
     #[test]
@@ -236,15 +264,19 @@ mod tests {
         let mut tails = Tails::default();
         let per = tail(1, 1000).cost();
         let fit = BYTE_BUDGET / per;
+        let keep = |tails: &mut Tails, user: i64, device: i64, tail: Tail| {
+            let (_, claim) = tails.take(UserId(user), DeviceId(device), 0);
+            tails.keep(UserId(user), DeviceId(device), tail, claim);
+        };
         for d in 0..(fit + 10) {
-            tails.keep(UserId(1), DeviceId(d as i64), tail(1, 1000));
+            keep(&mut tails, 1, d as i64, tail(1, 1000));
         }
         assert!(tails.held <= BYTE_BUDGET);
         assert!(tails.len() <= fit);
-        assert!(tails.take(UserId(1), DeviceId(0), 0).is_none(), "the first kept went first");
-        assert!(tails.take(UserId(1), DeviceId((fit + 9) as i64), 0).is_some());
+        assert!(tails.take(UserId(1), DeviceId(0), 0).0.is_none(), "the first kept went first");
+        assert!(tails.take(UserId(1), DeviceId((fit + 9) as i64), 0).0.is_some());
         for round in 0..10_000u64 {
-            tails.keep(UserId(2), DeviceId(1), tail(round, 1));
+            keep(&mut tails, 2, 1, tail(round, 1));
         }
         assert!(tails.order.len() <= 2 * tails.entries.len() + 64);
     }

@@ -91,7 +91,8 @@ fn a_cached_tail_follows_what_another_store_and_deletes_did() {
     let (a, b) = (db.open(), db.open());
     let user = a.create_user("bob", "x", false).unwrap().id;
     let device = a.ensure_device(user, "phone").unwrap().id;
-    let t = |i: i64| base() / 1000 * 1000 + i * 1000;
+    let start = base() / 1000 * 1000;
+    let t = |i: i64| start + i * 1000;
 
     // A writes the tail and keeps it; the next write of A is planned from it.
     assert_eq!(ingest(&a, user, device, &[t(1), t(2), t(3)]).added, 3);

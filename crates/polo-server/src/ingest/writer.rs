@@ -707,6 +707,47 @@ mod tests {
         ingestor.shutdown().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn several_writer_threads_answer_every_waiter_once_and_stop_together() {
+        let (store, user, device) = sqlite();
+        let config = IngestorConfig { writers: 3, queue_capacity: 16, ..IngestorConfig::default() };
+        let ingestor = Ingestor::start(Arc::clone(&store), config).unwrap();
+        // Every time submitted twice, racing: one waiter stores it, the other hears of a duplicate.
+        let tasks: Vec<_> = (0..600)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(user, device, vec![fix(i / 2)]).await })
+            })
+            .collect();
+        let (mut added, mut duplicates) = (0, 0);
+        for task in tasks {
+            let outcome = task.await.unwrap().unwrap();
+            added += outcome.added;
+            duplicates += outcome.duplicates;
+        }
+        assert_eq!((added, duplicates), (300, 300));
+        assert_eq!(store.count_points(user).unwrap(), 300);
+
+        // Stopped with submissions in flight: each is either written and answered, or refused.
+        let tasks: Vec<_> = (1000..1100)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(user, device, vec![fix(i)]).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        ingestor.shutdown().await;
+        let mut written = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(outcome) => written += outcome.added,
+                Err(e) => assert!(matches!(e, IngestError::Closed), "{e}"),
+            }
+        }
+        assert_eq!(store.count_points(user).unwrap(), 300 + written);
+        assert!(matches!(ingestor.submit(user, device, vec![fix(5000)]).await, Err(IngestError::Closed)));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_flushes_and_then_refuses() {
         let (store, user, device) = sqlite();
