@@ -699,8 +699,15 @@ fn sqlite_reference(work: &Path, base: &str, seconds: u32) -> anyhow::Result<[To
     args_a.extend(phones[..half].iter().cloned());
     let mut args_b = vec![base.to_owned()];
     args_b.extend(phones[half..].iter().cloned());
-    let many =
-        drive_both(work, [&node, &node], OWNTRACKS_PHONES_LUA, "sqlite-owntracks-phones", [args_a, args_b], seconds, &format!("{PHONES} phones"))?;
+    let many = drive_both(
+        work,
+        [&node, &node],
+        OWNTRACKS_PHONES_LUA,
+        "sqlite-owntracks-phones",
+        [args_a, args_b],
+        seconds,
+        &format!("{PHONES} phones"),
+    )?;
     Ok([devices, many])
 }
 

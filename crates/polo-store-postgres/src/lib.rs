@@ -57,10 +57,10 @@ use postgres::NoTls;
 use postgres::types::Type;
 use r2d2_postgres::PostgresConnectionManager;
 
-pub use tails::TailCacheStats;
 pub use schema::{
     DISTRIBUTED_FOREIGN_KEYS, DISTRIBUTED_TABLES, REFERENCE_TABLES, SCHEMA_VERSION, citus_distribution_sql,
 };
+pub use tails::TailCacheStats;
 
 use crate::error::{Db, pool_error};
 use crate::statements::{Conn, LiveTx, Manager, Prepared, Tx};
@@ -73,7 +73,7 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// ([`polo_store::Store::live_writers`]): while one waits for its WAL flush
 /// (after it let go of the clock, see `durable`), the next batch is written.
 /// Each holds a pooled connection while it writes.
-pub const LIVE_WRITERS: usize = 2;
+pub const LIVE_WRITERS: usize = 1;
 
 /// How long a caller waits for a pooled connection, and how long opening
 /// the store waits for the server, before giving up.
@@ -297,9 +297,10 @@ fn split_tuning(url: &str) -> StoreResult<(String, Tuning)> {
         return Ok((url.to_owned(), tuning));
     };
     let positive = |name: &str, n: &str| {
-        n.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
-            StoreError::Backend(format!("invalid PostgreSQL URL: {name}={n} is not a positive number"))
-        })
+        n.parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| StoreError::Backend(format!("invalid PostgreSQL URL: {name}={n} is not a positive number")))
     };
     let mut kept = Vec::new();
     for pair in query.split('&') {
@@ -387,7 +388,11 @@ pub(crate) fn stamp_change(clock: &mut ChangeClock, stamp: Stamp, change: Change
 /// Writes stamped changes in one statement and, with `clock`, the change
 /// log's counters in the same one: a write that stamps many changes (live
 /// ingest commits many phones at once) pays one round trip for them all.
-pub(crate) fn write_changes(tx: &mut impl Prepared, changes: &[StampedChange], clock: Option<ChangeClock>) -> StoreResult<()> {
+pub(crate) fn write_changes(
+    tx: &mut impl Prepared,
+    changes: &[StampedChange],
+    clock: Option<ChangeClock>,
+) -> StoreResult<()> {
     if changes.is_empty() && clock.is_none() {
         return Ok(());
     }

@@ -60,9 +60,9 @@ use polo_store::chunks::{
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
 use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, Tombstone, WriteOutcome};
-use postgres::{GenericClient, Row};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
+use postgres::{GenericClient, Row};
 
 use crate::error::Db;
 use crate::statements::Prepared;
@@ -169,7 +169,9 @@ fn insert_chunks(tx: &mut impl Prepared, user: UserId, device: DeviceId, chunks:
             let sink = tx
                 .parts()
                 .0
-                .copy_in("COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY")
+                .copy_in(
+                    "COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY",
+                )
                 .db()?;
             let types = [Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT4, Type::INT8, Type::BYTEA];
             let mut writer = BinaryCopyInWriter::new(sink, &types);
@@ -508,7 +510,9 @@ fn next_tail(
     }
     let (id, fixes, inserted) = match write {
         ChunkWrite::Rewrite { id, fixes, .. } if newest.is_some_and(|m| m.id == *id) => (*id, fixes, false),
-        ChunkWrite::Insert { fixes, .. } if newest.is_none_or(|m| fixes.first().is_some_and(|f| f.fix.time.0 > m.last)) => {
+        ChunkWrite::Insert { fixes, .. }
+            if newest.is_none_or(|m| fixes.first().is_some_and(|f| f.fix.time.0 > m.last)) =>
+        {
             (0, fixes, true)
         }
         _ => return None,
@@ -635,7 +639,14 @@ impl Probe {
 /// tombstones that may bury a fix from `lo` on (those over the span, and
 /// the few reaching past it, so that the tail cache can keep them). Three
 /// queries and a payload fetch used to be four round trips per device.
-fn probe(tx: &mut impl Prepared, user: UserId, device: DeviceId, lo: i64, hi: i64, burying: bool) -> StoreResult<Probe> {
+fn probe(
+    tx: &mut impl Prepared,
+    user: UserId,
+    device: DeviceId,
+    lo: i64,
+    hi: i64,
+    burying: bool,
+) -> StoreResult<Probe> {
     let rows = tx
         .query_prepared(
             "SELECT 0::SMALLINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::INTEGER, NULL::BYTEA, \
