@@ -23,9 +23,9 @@
 //!   bounds and the small chunks' payloads); a plan that writes one chunk
 //!   (a live tail) is held back and sent with every other phone's, their
 //!   change rows and the clock in the commit's last statement
-//!   ([`Deferred`]); a live commit of N phones is at most N + 4 round
-//!   trips (begin, lock, N probes, the writes, commit), where it was about
-//!   ten per phone, and four when the tail cache knows the phones. A write
+//!   ([`Deferred`]); a live commit of N phones is at most N + 3 round
+//!   trips (`BEGIN` with the lock, N probes, the writes, `COMMIT` with the
+//!   flush: see `durable`), where it was about ten per phone. A write
 //!   that creates several chunks (imports) sends them with one binary
 //!   `COPY`.
 //! * **A tail cache, checked by the database.** Live ingest plans a device
@@ -36,13 +36,12 @@
 //!   write by another node, a delete or a replicated page is never
 //!   overlooked: a failed guard writes nothing and the attempt is made
 //!   again from the database. A live commit of N phones this store wrote
-//!   last is four round trips (begin, lock, the writes, commit), whatever N.
-//!   The late-points hint is kept per store too, since it can cost time
-//!   but never data.
+//!   last is three round trips, whatever N. The late-points hint is kept
+//!   per store too, since it can cost time but never data.
 //! * **Durable after the lock.** Live ingest commits asynchronously, so the
-//!   clock lock goes as soon as the commit is written, and then waits for
-//!   the WAL flush before it returns (`durable`): the flushes of several
-//!   writers and nodes are shared instead of queued behind the lock.
+//!   clock lock goes as soon as the commit is written, and waits for the
+//!   WAL flush before it returns (`durable`): the next writer, on any node,
+//!   takes the clock while the flush is still to come.
 //! * **Retries without doubled reports.** [`PostgresStore::write`] may run
 //!   a write again; the times an insert added are collected inside the
 //!   attempt and handed to the caller only once the attempt committed.
