@@ -1002,6 +1002,10 @@ pub(crate) fn insert_point_groups(
     Ok(())
 }
 
+/// What an attempt of [`insert_point_groups`] wrote: each group's outcome
+/// (`None`: left out of this attempt) and the times each group added.
+type Written = (Vec<Option<WriteOutcome>>, Vec<(usize, Timestamp)>);
+
 /// One attempt of [`insert_point_groups`] inside its transaction, which
 /// holds `read`.
 #[allow(clippy::too_many_arguments)]
@@ -1014,7 +1018,7 @@ fn attempt_groups(
     tails: Option<&Mutex<Tails>>,
     deferred: &mut Deferred,
     culprit: &mut Option<usize>,
-) -> StoreResult<(Vec<Option<WriteOutcome>>, Vec<(usize, Timestamp)>)> {
+) -> StoreResult<Written> {
     let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(groups.len());
     let mut reports: Vec<(usize, Timestamp)> = Vec::new();
     let mut clock = read;
