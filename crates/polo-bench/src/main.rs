@@ -233,6 +233,10 @@ enum Command {
         /// Timed overview requests (after one cold request).
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Which parts to run (comma-separated): import (and bytes per point), ingest (two
+        /// nodes, then the same loads on SQLite), overview.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "import,ingest,overview")]
+        parts: Vec<postgres::Part>,
     },
     /// The encounter engine on the synthetic co-location set, against PostGIS's best plan.
     Encounters {
@@ -331,8 +335,8 @@ fn main() -> anyhow::Result<()> {
         Command::LifeBench { scale, years, ingest_seconds, other_users } => {
             lifebench::life_bench(&work, scale, years, ingest_seconds, other_users)
         }
-        Command::Postgres { database_url, mb, ingest_seconds, scale, years, runs } => {
-            let options = postgres::Options { database_url, mb, ingest_seconds, scale, years, runs };
+        Command::Postgres { database_url, mb, ingest_seconds, scale, years, runs, parts } => {
+            let options = postgres::Options { database_url, mb, ingest_seconds, scale, years, runs, parts };
             postgres::postgres(&work, &options)
         }
         Command::Encounters { points, index_fraction, threads, distance_m, gap_s, seed, postgis, runs } => {

@@ -22,7 +22,12 @@
 //!    user and token, 16 through each node). Points/s of both together
 //!    (≥ 15,000) and p99 (≤ 10 ms): client-side the worse node's wrk p99,
 //!    server-side from both nodes' `/metrics` histograms added up.
-//!    Afterwards the nodes are stopped and the stored points counted.
+//!    Afterwards the nodes are stopped and the stored points counted. Then,
+//!    in the same run, the same two loads (two `wrk`, 16 connections each)
+//!    drive one `polo serve` on the embedded SQLite store, and the bench
+//!    prints PostgreSQL's figures beside SQLite's as ratios: on a machine
+//!    shared with other work the absolute rates move from run to run, the
+//!    ratio much less.
 //! 4. **The ten-year overview** (≤ 300 ms): the realistic life of
 //!    `polo-life` (`polo-bench life`) imported, `polo serve` started and the
 //!    timeline caught up, then `GET /api/v1/map/overview` over the whole
@@ -34,7 +39,9 @@
 //! commands get), so that no part's background work (the timeline worker
 //! catching up an import) runs during another's measurement. The schemas
 //! are dropped at the end, also when a part failed. A part that fails is
-//! reported as not measured and the run goes on with the next.
+//! reported as not measured and the run goes on with the next. `--parts`
+//! runs only some of the four (`ingest` alone is live ingest and its SQLite
+//! reference).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -79,6 +86,19 @@ pub struct Options {
     pub years: f64,
     /// Timed overview requests after the cold one.
     pub runs: usize,
+    /// Which parts to run.
+    pub parts: Vec<Part>,
+}
+
+/// The parts of the benchmark, for `--parts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Import, then bytes per point beside a Traccar-shaped table.
+    Import,
+    /// OwnTracks live ingest through two nodes, and the same on SQLite.
+    Ingest,
+    /// The ten-year overview.
+    Overview,
 }
 
 /// A figure and its target, for the closing table.
@@ -167,6 +187,15 @@ impl Drop for Schemas {
     }
 }
 
+/// `url` without polo's own parameters (`pool_size`, `live_writers`), which
+/// the bench's own client does not know; the `polo` commands get them.
+fn server_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else { return url.to_owned() };
+    let kept: Vec<&str> =
+        query.split('&').filter(|p| !p.starts_with("pool_size=") && !p.starts_with("live_writers=")).collect();
+    if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
+}
+
 /// `url` with `options=-csearch_path=SCHEMA` (URL-encoded) added.
 fn with_search_path(url: &str, schema: &str) -> anyhow::Result<String> {
     if url.contains("options=") {
@@ -189,7 +218,7 @@ fn instance(work: &Path, name: &str, url: &str) -> anyhow::Result<Instance> {
 
 /// Runs the whole benchmark.
 pub fn postgres(work: &Path, options: &Options) -> anyhow::Result<()> {
-    let admin = Client::connect(&options.database_url, NoTls).with_context(|| {
+    let admin = Client::connect(&server_url(&options.database_url), NoTls).with_context(|| {
         format!("cannot connect to PostgreSQL at {} (start it, or give --database-url)", options.database_url)
     })?;
     let mut schemas = Schemas { admin, names: Vec::new() };
@@ -200,21 +229,23 @@ pub fn postgres(work: &Path, options: &Options) -> anyhow::Result<()> {
     let mut figures = Vec::new();
 
     // 1 and 2: import, then bytes per point beside a Traccar-shaped table.
-    let schema = format!("{prefix}_import");
-    let url = schemas.create(&options.database_url, &schema)?;
-    match import_and_bytes(work, options.mb, &url, &schema, &mut schemas.admin) {
-        Ok(mut measured) => figures.append(&mut measured),
-        Err(e) => {
-            println!("import failed: {e:#}");
-            let why = format!("{e:#}");
-            figures.push(failed("import points/s", "points/s", TARGET_IMPORT_POINTS_PER_S, true, &why));
-            figures.push(failed("import peak RSS", "MB", TARGET_IMPORT_RSS_MB, false, &why));
-            figures.push(failed("bytes per point, indexes included", "B", TARGET_BYTES_PER_POINT, false, &why));
+    if options.parts.contains(&Part::Import) {
+        let schema = format!("{prefix}_import");
+        let url = schemas.create(&options.database_url, &schema)?;
+        match import_and_bytes(work, options.mb, &url, &schema, &mut schemas.admin) {
+            Ok(mut measured) => figures.append(&mut measured),
+            Err(e) => {
+                println!("import failed: {e:#}");
+                let why = format!("{e:#}");
+                figures.push(failed("import points/s", "points/s", TARGET_IMPORT_POINTS_PER_S, true, &why));
+                figures.push(failed("import peak RSS", "MB", TARGET_IMPORT_RSS_MB, false, &why));
+                figures.push(failed("bytes per point, indexes included", "B", TARGET_BYTES_PER_POINT, false, &why));
+            }
         }
     }
 
     // 3: live ingest through two nodes.
-    if options.ingest_seconds > 0 {
+    if options.ingest_seconds > 0 && options.parts.contains(&Part::Ingest) {
         println!();
         let url = schemas.create(&options.database_url, &format!("{prefix}_ingest"))?;
         match ingest(work, &url, options.ingest_seconds) {
@@ -229,13 +260,16 @@ pub fn postgres(work: &Path, options: &Options) -> anyhow::Result<()> {
     }
 
     // 4: the ten-year overview.
-    println!();
-    let url = schemas.create(&options.database_url, &format!("{prefix}_life"))?;
-    match overview(work, &url, options) {
-        Ok(figure) => figures.push(figure),
-        Err(e) => {
-            println!("overview failed: {e:#}");
-            figures.push(failed("overview of the whole life, p95", "ms", TARGET_OVERVIEW_MS, false, &format!("{e:#}")));
+    if options.parts.contains(&Part::Overview) {
+        println!();
+        let url = schemas.create(&options.database_url, &format!("{prefix}_life"))?;
+        match overview(work, &url, options) {
+            Ok(figure) => figures.push(figure),
+            Err(e) => {
+                println!("overview failed: {e:#}");
+                let why = format!("{e:#}");
+                figures.push(failed("overview of the whole life, p95", "ms", TARGET_OVERVIEW_MS, false, &why));
+            }
         }
     }
 
@@ -514,7 +548,7 @@ struct Together {
 
 fn drive_both(
     work: &Path,
-    nodes: &[Server; 2],
+    nodes: [&Server; 2],
     script: &str,
     name: &str,
     args: [Vec<String>; 2],
@@ -522,14 +556,22 @@ fn drive_both(
     label: &str,
 ) -> anyhow::Result<Together> {
     let route = "/api/owntracks";
-    let before = merge_histograms(&server_histogram(&nodes[0], route)?, &server_histogram(&nodes[1], route)?);
+    // Both loads may drive one server (the SQLite reference): count it once.
+    let histogram = || -> anyhow::Result<Vec<(f64, u64)>> {
+        let first = server_histogram(nodes[0], route)?;
+        if std::ptr::eq(nodes[0], nodes[1]) {
+            return Ok(first);
+        }
+        Ok(merge_histograms(&first, &server_histogram(nodes[1], route)?))
+    };
+    let before = histogram()?;
     let [args_a, args_b] = args;
     let loads = [
-        Load { server: &nodes[0], args: args_a, connections: 16 },
-        Load { server: &nodes[1], args: args_b, connections: 16 },
+        Load { server: nodes[0], args: args_a, connections: 16 },
+        Load { server: nodes[1], args: args_b, connections: 16 },
     ];
     let results: Vec<WrkResult> = wrk_all(work, script, name, &loads, seconds)?;
-    let after = merge_histograms(&server_histogram(&nodes[0], route)?, &server_histogram(&nodes[1], route)?);
+    let after = histogram()?;
     let mut rate = 0.0;
     for (node, result) in ["A", "B"].iter().zip(&results) {
         rate += print_owntracks(&format!("{label}, node {node}"), result);
@@ -537,7 +579,8 @@ fn drive_both(
     let client_p99_ms = results.iter().map(|r| r.percentiles_ms[2]).fold(0.0, f64::max);
     let server = server_percentiles(&before, &after);
     let answered = results.iter().map(|r| r.requests - r.non_2xx).sum();
-    print!("{label:<16} {rate:>9.0} points/s through both nodes  p99 {client_p99_ms:.2} ms (wrk, the worse node)");
+    let through = if std::ptr::eq(nodes[0], nodes[1]) { "through one node" } else { "through both nodes" };
+    print!("{label:<16} {rate:>9.0} points/s {through}  p99 {client_p99_ms:.2} ms (wrk, the worse load)");
     match server {
         Some([p50, p99, p999]) => {
             println!("  inside polo p50 ≤ {p50:.2} ms  p99 ≤ {p99:.2} ms  p99.9 ≤ {p999:.2} ms (both /metrics)");
@@ -563,7 +606,7 @@ fn ingest(work: &Path, url: &str, seconds: u32) -> anyhow::Result<Vec<Figure>> {
 
     let devices = drive_both(
         work,
-        &nodes,
+        [&nodes[0], &nodes[1]],
         OWNTRACKS_LUA,
         "pg-owntracks",
         [vec![base.clone(), device_a], vec![base.clone(), device_b]],
@@ -573,11 +616,11 @@ fn ingest(work: &Path, url: &str, seconds: u32) -> anyhow::Result<Vec<Figure>> {
     let half = PHONES / 2;
     let mut args_a = vec![base.clone()];
     args_a.extend(phones[..half].iter().cloned());
-    let mut args_b = vec![base];
+    let mut args_b = vec![base.clone()];
     args_b.extend(phones[half..].iter().cloned());
     let many = drive_both(
         work,
-        &nodes,
+        [&nodes[0], &nodes[1]],
         OWNTRACKS_PHONES_LUA,
         "pg-owntracks-phones",
         [args_a, args_b],
@@ -593,6 +636,29 @@ fn ingest(work: &Path, url: &str, seconds: u32) -> anyhow::Result<Vec<Figure>> {
         "stored           {stored} points (answered 2xx: {}; wrk may count requests cut off at the end)",
         devices.answered + many.answered
     );
+    let reference = match sqlite_reference(work, &base, seconds) {
+        Ok(reference) => Some(reference),
+        Err(e) => {
+            println!("the SQLite reference failed: {e:#}");
+            None
+        }
+    };
+    if let Some([one, phones]) = &reference {
+        println!();
+        println!("PostgreSQL (two nodes) against SQLite (one node), this run:");
+        let phones_label = format!("{PHONES} phones");
+        for (label, pg, lite) in [("one device per node", &devices, one), (phones_label.as_str(), &many, phones)] {
+            println!(
+                "  {label:<20} {:>9.0} / {:>9.0} points/s = {:.2}×   p99 {:.2} / {:.2} ms = {:.2}×",
+                pg.rate,
+                lite.rate,
+                pg.rate / lite.rate,
+                pg.client_p99_ms,
+                lite.client_p99_ms,
+                pg.client_p99_ms / lite.client_p99_ms
+            );
+        }
+    }
     let mut figures = vec![
         Figure::new("ingest, one device per node", devices.rate, "points/s", TARGET_INGEST_POINTS_PER_S, true),
         Figure::new("ingest p99, one device per node (wrk)", devices.client_p99_ms, "ms", TARGET_INGEST_P99_MS, false),
@@ -606,6 +672,43 @@ fn ingest(work: &Path, url: &str, seconds: u32) -> anyhow::Result<Vec<Figure>> {
         figures.push(Figure::new("  same, inside polo (/metrics)", p99, "ms", TARGET_INGEST_P99_MS, false));
     }
     Ok(figures)
+}
+
+/// Part 3's reference: the same two loads, through one `polo serve` on a
+/// fresh embedded SQLite store.
+fn sqlite_reference(work: &Path, base: &str, seconds: u32) -> anyhow::Result<[Together; 2]> {
+    println!();
+    let data = crate::run::fresh_store(work, "pg-sqlite-reference")?;
+    let one = [bearer(&data, "bench", "phone-a")?, bearer(&data, "bench", "phone-b")?];
+    let phones = phone_tokens(&data)?;
+    let node = start(&data)?;
+    std::thread::sleep(Duration::from_secs(2));
+    println!("the same loads through one polo serve on SQLite at {}", node.addr);
+    let [device_a, device_b] = one;
+    let devices = drive_both(
+        work,
+        [&node, &node],
+        OWNTRACKS_LUA,
+        "sqlite-owntracks",
+        [vec![base.to_owned(), device_a], vec![base.to_owned(), device_b]],
+        seconds,
+        "one device each",
+    )?;
+    let half = PHONES / 2;
+    let mut args_a = vec![base.to_owned()];
+    args_a.extend(phones[..half].iter().cloned());
+    let mut args_b = vec![base.to_owned()];
+    args_b.extend(phones[half..].iter().cloned());
+    let many = drive_both(
+        work,
+        [&node, &node],
+        OWNTRACKS_PHONES_LUA,
+        "sqlite-owntracks-phones",
+        [args_a, args_b],
+        seconds,
+        &format!("{PHONES} phones"),
+    )?;
+    Ok([devices, many])
 }
 
 /// Part 4.
@@ -665,6 +768,13 @@ mod tests {
             "postgres://p@h/db?sslmode=disable&options=-csearch_path%3Ds1"
         );
         assert!(with_search_path("postgres://p@h/db?options=-cwork_mem%3D1MB", "s1").is_err());
+    }
+
+    #[test]
+    fn the_bench_s_own_client_gets_the_url_without_polo_s_parameters() {
+        assert_eq!(server_url("postgres://u@h/db?live_writers=2"), "postgres://u@h/db");
+        assert_eq!(server_url("postgres://u@h/db?sslmode=disable&pool_size=4"), "postgres://u@h/db?sslmode=disable");
+        assert_eq!(server_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

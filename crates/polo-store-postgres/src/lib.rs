@@ -31,6 +31,7 @@ mod accounts;
 mod auth;
 mod deletes;
 mod derived;
+mod durable;
 mod error;
 mod intervals;
 mod nodes;
@@ -41,6 +42,7 @@ mod schema;
 mod sharing;
 mod statements;
 mod store_impl;
+mod tails;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod undo;
@@ -59,13 +61,20 @@ use r2d2_postgres::PostgresConnectionManager;
 pub use schema::{
     DISTRIBUTED_FOREIGN_KEYS, DISTRIBUTED_TABLES, REFERENCE_TABLES, SCHEMA_VERSION, citus_distribution_sql,
 };
+pub use tails::TailCacheStats;
 
 use crate::error::{Db, pool_error};
-use crate::statements::{Conn, Manager, Prepared, Tx};
+use crate::statements::{Conn, LiveTx, Manager, Prepared, Tx};
 
 /// Connections a store keeps open at most (`?pool_size=` in the URL
 /// overrides it). Blocking callers beyond this wait for one to come back.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// Live-ingest writes a node keeps in flight at once
+/// ([`polo_store::Store::live_writers`]): while one waits for its WAL flush
+/// (after it let go of the clock, see `durable`), the next batch is written.
+/// Each holds a pooled connection while it writes.
+pub const LIVE_WRITERS: usize = 1;
 
 /// How long a caller waits for a pooled connection, and how long opening
 /// the store waits for the server, before giving up.
@@ -108,6 +117,12 @@ pub struct PostgresStore {
     /// that spares them compaction (see [`polo_store::chunks::LatePoints`]).
     /// Other nodes have their own; a stale hint costs time, never data.
     late: Mutex<polo_store::chunks::LatePoints>,
+    /// What this store knows of the devices it wrote last (see `tails`):
+    /// checked against the database by every write that uses it.
+    tails: Mutex<tails::Tails>,
+    /// Live-ingest writes to keep in flight ([`LIVE_WRITERS`] unless the
+    /// URL says `live_writers=N`).
+    live_writers: usize,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -120,7 +135,8 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`,
     /// with libpq-style parameters such as `options=-csearch_path%3Dpolo`),
     /// and migrates it. An extra parameter `pool_size` sets how many
-    /// connections the store keeps at most.
+    /// connections the store keeps at most, and `live_writers` how many
+    /// live-ingest writes it keeps in flight.
     ///
     /// # Errors
     /// A malformed URL, a server that does not answer within ten seconds,
@@ -130,7 +146,7 @@ impl PostgresStore {
     }
 
     fn open_blocking(url: &str) -> StoreResult<Self> {
-        let (url, pool_size) = split_pool_size(url)?;
+        let (url, Tuning { pool_size, live_writers }) = split_tuning(url)?;
         let config: postgres::Config =
             url.parse().map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
         let location = describe_location(&config);
@@ -154,10 +170,19 @@ impl PostgresStore {
             pool: Pool(Some(pool)),
             location,
             late: Mutex::default(),
+            tails: Mutex::default(),
+            live_writers,
             config,
             node: polo_store::clock::new_random_id(),
             live_channel,
         })
+    }
+
+    /// How live ingest used this store's tail cache so far (see
+    /// [`TailCacheStats`]).
+    #[must_use]
+    pub fn tail_cache_stats(&self) -> TailCacheStats {
+        self.tails.lock().map_or_else(|e| e.into_inner().stats, |t| t.stats)
     }
 
     /// Where the store is (host, port and database; no password).
@@ -195,6 +220,38 @@ impl PostgresStore {
         }
     }
 
+    /// Live ingest's write (see `durable`): `f` runs in a transaction that
+    /// holds the change clock (read for it), whose commit does not wait for
+    /// the WAL flush, and the flush is waited for in the commit's own round
+    /// trip, after the lock is gone. A transient failure before the commit
+    /// runs `f` again, as [`write`](Self::write) does; a failure of the
+    /// commit or of its flush is returned (the write may then be stored or
+    /// not, and was acknowledged to nobody).
+    pub(crate) fn write_live<T>(
+        &self,
+        mut f: impl FnMut(&mut LiveTx<'_>, ChangeClock) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut attempt = 1;
+        loop {
+            let result: StoreResult<(Result<(), postgres::Error>, T)> = outside_async(|| {
+                let mut client = self.client()?;
+                let (mut tx, row) = LiveTx::begin(&mut client, durable::LOCK_CLOCK).db()?;
+                let clock = durable::clock_of(&row)?;
+                let out = f(&mut tx, clock)?;
+                Ok((tx.commit_then(durable::FLUSH), out))
+            });
+            match result {
+                Ok((committed, out)) => return committed.db().map(|()| out),
+                Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "retrying a PostgreSQL live write");
+                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Runs `f` in one transaction and commits, once.
     pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         outside_async(|| {
@@ -225,25 +282,39 @@ pub(crate) fn outside_async<T>(op: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Takes `pool_size=N` out of the URL's query, which the client does not know.
-fn split_pool_size(url: &str) -> StoreResult<(String, u32)> {
+/// polo's own parameters of a URL, which the client does not know.
+#[derive(Debug, PartialEq, Eq)]
+struct Tuning {
+    /// `pool_size=N`: connections kept at most.
+    pool_size: u32,
+    /// `live_writers=N`: live-ingest writes kept in flight.
+    live_writers: usize,
+}
+
+/// Takes `pool_size=N` and `live_writers=N` out of the URL's query.
+fn split_tuning(url: &str) -> StoreResult<(String, Tuning)> {
+    let mut tuning = Tuning { pool_size: DEFAULT_POOL_SIZE, live_writers: LIVE_WRITERS };
     let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), DEFAULT_POOL_SIZE));
+        return Ok((url.to_owned(), tuning));
     };
-    let mut size = DEFAULT_POOL_SIZE;
+    let positive = |name: &str, n: &str| {
+        n.parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| StoreError::Backend(format!("invalid PostgreSQL URL: {name}={n} is not a positive number")))
+    };
     let mut kept = Vec::new();
     for pair in query.split('&') {
-        match pair.strip_prefix("pool_size=") {
-            Some(n) => {
-                size = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                    StoreError::Backend(format!("invalid PostgreSQL URL: pool_size={n} is not a positive number"))
-                })?;
-            }
-            None => kept.push(pair),
+        if let Some(n) = pair.strip_prefix("pool_size=") {
+            tuning.pool_size = positive("pool_size", n)?;
+        } else if let Some(n) = pair.strip_prefix("live_writers=") {
+            tuning.live_writers = positive("live_writers", n)? as usize;
+        } else {
+            kept.push(pair);
         }
     }
     let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-    Ok((url, size))
+    Ok((url, tuning))
 }
 
 fn describe_location(config: &postgres::Config) -> String {
@@ -318,7 +389,11 @@ pub(crate) fn stamp_change(clock: &mut ChangeClock, stamp: Stamp, change: Change
 /// Writes stamped changes in one statement and, with `clock`, the change
 /// log's counters in the same one: a write that stamps many changes (live
 /// ingest commits many phones at once) pays one round trip for them all.
-pub(crate) fn write_changes(tx: &mut Tx<'_>, changes: &[StampedChange], clock: Option<ChangeClock>) -> StoreResult<()> {
+pub(crate) fn write_changes(
+    tx: &mut impl Prepared,
+    changes: &[StampedChange],
+    clock: Option<ChangeClock>,
+) -> StoreResult<()> {
     if changes.is_empty() && clock.is_none() {
         return Ok(());
     }
@@ -425,12 +500,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pool_size_is_taken_out_of_the_url() {
-        let (url, n) = split_pool_size("postgres://u@h/db?options=-cx%3Dy&pool_size=4").unwrap();
-        assert_eq!((url.as_str(), n), ("postgres://u@h/db?options=-cx%3Dy", 4));
-        let (url, n) = split_pool_size("postgres://u@h/db").unwrap();
-        assert_eq!((url.as_str(), n), ("postgres://u@h/db", DEFAULT_POOL_SIZE));
-        assert!(split_pool_size("postgres://u@h/db?pool_size=0").is_err());
+    fn pool_size_and_live_writers_are_taken_out_of_the_url() {
+        let (url, t) = split_tuning("postgres://u@h/db?options=-cx%3Dy&pool_size=4&live_writers=2").unwrap();
+        assert_eq!(url, "postgres://u@h/db?options=-cx%3Dy");
+        assert_eq!(t, Tuning { pool_size: 4, live_writers: 2 });
+        let (url, t) = split_tuning("postgres://u@h/db").unwrap();
+        assert_eq!(url, "postgres://u@h/db");
+        assert_eq!(t, Tuning { pool_size: DEFAULT_POOL_SIZE, live_writers: LIVE_WRITERS });
+        assert!(split_tuning("postgres://u@h/db?pool_size=0").is_err());
+        assert!(split_tuning("postgres://u@h/db?live_writers=x").is_err());
     }
 
     #[test]

@@ -23,14 +23,25 @@
 //!   bounds and the small chunks' payloads); a plan that writes one chunk
 //!   (a live tail) is held back and sent with every other phone's, their
 //!   change rows and the clock in the commit's last statement
-//!   ([`Deferred`]); a live commit of N phones is N + 4 round trips
-//!   (begin, lock, N probes, the writes, commit), where it was about ten
-//!   per phone. A write that creates several chunks (imports) sends them
-//!   with one binary `COPY`.
-//! * **No decoded-tail cache.** SQLite's single writer keeps the chunks it
-//!   wrote last decoded; here several nodes write, and such a cache would
-//!   have to be checked against the row anyway. Only the late-points hint
-//!   is kept per store, since it can cost time but never data.
+//!   ([`Deferred`]); a live commit of N phones is at most N + 3 round
+//!   trips (`BEGIN` with the lock, N probes, the writes, `COMMIT` with the
+//!   flush: see `durable`), where it was about ten per phone. A write
+//!   that creates several chunks (imports) sends them with one binary
+//!   `COPY`.
+//! * **A tail cache, checked by the database.** Live ingest plans a device
+//!   this store wrote last from what it kept of it (`tails`: the newest
+//!   chunk decoded, its bounds, the tombstones), without the probe; the
+//!   write carries a guard the database checks in the same statement (no
+//!   change to the device logged since, the newest chunk unchanged), so a
+//!   write by another node, a delete or a replicated page is never
+//!   overlooked: a failed guard writes nothing and the attempt is made
+//!   again from the database. A live commit of N phones this store wrote
+//!   last is three round trips, whatever N. The late-points hint is kept
+//!   per store too, since it can cost time but never data.
+//! * **Durable after the lock.** Live ingest commits asynchronously, so the
+//!   clock lock goes as soon as the commit is written, and waits for the
+//!   WAL flush before it returns (`durable`): the next writer, on any node,
+//!   takes the clock while the flush is still to come.
 //! * **Retries without doubled reports.** [`PostgresStore::write`] may run
 //!   a write again; the times an insert added are collected inside the
 //!   attempt and handed to the caller only once the attempt committed.
@@ -41,19 +52,20 @@ use std::ops::ControlFlow;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use polo_domain::{DeviceId, Fix, Point, Timestamp, UserId};
+use polo_domain::{DeviceId, Fix, Point, Seq, Timestamp, UserId};
 use polo_store::chunks::{
     Batch, COMPACT_LOOKBACK, ChunkMeta, ChunkWrite, LIVE_TAIL, LatePoints, PieceBounds, bounds, compact, compaction,
 };
 use polo_store::clock::{ChangeClock, Stamp};
 use polo_store::codec::{ExtrasEncoding, StoredFix, decode_chunk, encode_chunk_with};
 use polo_store::{ChangeKind, PointGroup, PointQuery, StorageStats, StoreError, StoreResult, Tombstone, WriteOutcome};
-use postgres::Row;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
+use postgres::{GenericClient, Row};
 
 use crate::error::Db;
-use crate::statements::{Prepared, Tx};
+use crate::statements::Prepared;
+use crate::tails::{Tail, Tails};
 use crate::{
     ChangeColumns, ChangeRecord, DISTRIBUTED_TABLES, PostgresStore, REFERENCE_TABLES, StampedChange, check_device,
     lock_clock, no_device, stamp_change, write_changes,
@@ -95,7 +107,7 @@ pub(crate) fn chunk_meta(r: &Row) -> StoreResult<ChunkMeta> {
 }
 
 /// The payloads of chunks `ids` of `user`, by id, in one query.
-pub(crate) fn load_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
+pub(crate) fn load_chunks(tx: &mut impl Prepared, user: UserId, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<u8>>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -131,7 +143,7 @@ fn encode(fixes: &[StoredFix], encoding: ExtrasEncoding) -> NewChunk {
 
 /// Stores new chunks of `device`: one with a plain insert (a live tail,
 /// one round trip), several with one binary `COPY` (imports).
-fn insert_chunks(tx: &mut Tx<'_>, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
+fn insert_chunks(tx: &mut impl Prepared, user: UserId, device: DeviceId, chunks: Vec<NewChunk>) -> StoreResult<()> {
     match &chunks[..] {
         [] => Ok(()),
         [one] => {
@@ -154,6 +166,8 @@ fn insert_chunks(tx: &mut Tx<'_>, user: UserId, device: DeviceId, chunks: Vec<Ne
         }
         _ => {
             let sink = tx
+                .parts()
+                .0
                 .copy_in(
                     "COPY point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) FROM STDIN BINARY",
                 )
@@ -176,7 +190,7 @@ fn chunk_size(b: &PieceBounds) -> i32 {
     i32::try_from(b.n).unwrap_or(i32::MAX)
 }
 
-fn update_chunk(tx: &mut Tx<'_>, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
+fn update_chunk(tx: &mut impl Prepared, user: UserId, id: i64, chunk: &NewChunk) -> StoreResult<()> {
     let b = &chunk.bounds;
     tx.execute_prepared(
         "UPDATE point_chunks SET first_ms = $3, last_ms = $4, n = $5, max_seq = $6, data = $7 \
@@ -196,7 +210,7 @@ fn update_chunk(tx: &mut Tx<'_>, user: UserId, id: i64, chunk: &NewChunk) -> Sto
 }
 
 /// Removes chunks `ids` of `user` in one statement.
-pub(crate) fn delete_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> StoreResult<()> {
+pub(crate) fn delete_chunks(tx: &mut impl Prepared, user: UserId, ids: &[i64]) -> StoreResult<()> {
     if !ids.is_empty() {
         tx.execute_prepared(
             "DELETE FROM point_chunks WHERE user_id = $1 AND id = ANY($2)",
@@ -211,7 +225,7 @@ pub(crate) fn delete_chunks(tx: &mut Tx<'_>, user: UserId, ids: &[i64]) -> Store
 /// gathered and sent together (before anything reads the chunks again, and
 /// at the end); [`ChunkWrite::CompactBefore`] compacts only when `compact`.
 pub(crate) fn apply(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     user: UserId,
     device: DeviceId,
     writes: Vec<ChunkWrite>,
@@ -240,6 +254,10 @@ pub(crate) fn apply(
 /// Anything else (splits, compaction, imports' `COPY`) is written at once,
 /// after what was pending, and a device is never read while a write of it
 /// is pending, so what an insert reads is always what is stored.
+///
+/// Writes planned from the tail cache carry a [`Guard`], checked by the
+/// first statement sent after them (folded into it): until then nothing of
+/// theirs is written, and when one fails nothing of the statement is.
 #[derive(Default)]
 pub(crate) struct Deferred {
     changes: Vec<StampedChange>,
@@ -247,18 +265,57 @@ pub(crate) struct Deferred {
     inserts: Vec<(UserId, DeviceId, NewChunk)>,
     /// The devices with a pending chunk write.
     devices: HashSet<(UserId, DeviceId)>,
+    /// Guards of plans made from the tail cache, not checked yet.
+    guards: Vec<Guard>,
+    /// Whether a guard failed: the attempt must be rolled back and made
+    /// again from the database.
+    stale: bool,
+    /// What the tail cache learns once the transaction commits.
+    tails: Vec<NewTail>,
+    /// The ids of the chunks inserted so far through the last statement.
+    inserted: HashMap<(UserId, DeviceId), i64>,
+}
+
+/// What a plan made from a [`Tail`] assumed of its device, for the
+/// database to confirm before anything of it is written (see `tails`).
+pub(crate) struct Guard {
+    user: UserId,
+    device: DeviceId,
+    /// No change that could touch the device's chunks or tombstones after this one.
+    seq: Seq,
+    /// The device's newest chunk, with this size and end (`None`: no chunk).
+    newest: Option<ChunkMeta>,
+}
+
+/// A device's state after this transaction, for the tail cache.
+struct NewTail {
+    user: UserId,
+    device: DeviceId,
+    tail: Tail,
+    /// The cache's claim on the device ([`Tails::take`]).
+    claim: u64,
+    /// The newest chunk is the one this transaction inserts: its id comes
+    /// back from the insert.
+    inserted: bool,
+}
+
+/// The failure of a guard: the tail cache was behind the database.
+fn stale_tail() -> StoreError {
+    StoreError::Backend("a cached live tail was behind the database".to_owned())
 }
 
 impl Deferred {
     /// Applies a plan's writes: held back when the plan writes one chunk,
-    /// at once (after what was pending) otherwise.
+    /// at once (after what was pending) otherwise. `tail` is the device's
+    /// state after the plan, when it can be known without reading.
     fn apply(
         &mut self,
-        tx: &mut Tx<'_>,
+        tx: &mut impl Prepared,
         user: UserId,
         device: DeviceId,
         writes: Vec<ChunkWrite>,
         compact: bool,
+        tail: Option<(Tail, bool, u64)>,
     ) -> StoreResult<()> {
         let one_chunk = writes.iter().filter(|w| !matches!(w, ChunkWrite::CompactBefore { .. })).count() == 1
             && writes.iter().all(|w| match w {
@@ -273,7 +330,7 @@ impl Deferred {
         for write in writes {
             match write {
                 ChunkWrite::Insert { fixes, encoding, .. } => {
-                    self.inserts.push((user, device, encode(&fixes, encoding)))
+                    self.inserts.push((user, device, encode(&fixes, encoding)));
                 }
                 ChunkWrite::Rewrite { id, fixes, encoding, .. } => {
                     self.rewrites.push((user, id, encode(&fixes, encoding)));
@@ -282,55 +339,188 @@ impl Deferred {
             }
         }
         self.devices.insert((user, device));
+        if let Some((tail, inserted, claim)) = tail {
+            self.tails.push(NewTail { user, device, tail, claim, inserted });
+        }
         Ok(())
     }
 
     /// Writes the pending chunks of `device` (and every other's) before it
     /// is read again.
-    fn before_reading(&mut self, tx: &mut Tx<'_>, user: UserId, device: DeviceId) -> StoreResult<()> {
+    fn before_reading(&mut self, tx: &mut impl Prepared, user: UserId, device: DeviceId) -> StoreResult<()> {
         if self.devices.contains(&(user, device)) { self.flush(tx) } else { Ok(()) }
     }
 
-    /// Writes the pending chunks now, keeping the change rows.
-    fn flush(&mut self, tx: &mut Tx<'_>) -> StoreResult<()> {
-        if self.devices.is_empty() {
+    /// Writes the pending chunks now, and checks the pending guards,
+    /// keeping the change rows.
+    fn flush(&mut self, tx: &mut impl Prepared) -> StoreResult<()> {
+        if self.devices.is_empty() && self.guards.is_empty() {
             return Ok(());
         }
-        let changes = std::mem::take(&mut self.changes);
-        let pending = std::mem::replace(self, Deferred { changes, ..Deferred::default() });
-        pending.finish(tx, None)
+        self.send(tx, false, None)
     }
 
     /// Writes everything pending, and with `clock` the change log's
     /// counters, in one statement.
-    pub(crate) fn finish(self, tx: &mut Tx<'_>, clock: Option<ChangeClock>) -> StoreResult<()> {
-        if self.devices.is_empty() {
-            return write_changes(tx, &self.changes, clock);
+    pub(crate) fn finish(&mut self, tx: &mut impl Prepared, clock: Option<ChangeClock>) -> StoreResult<()> {
+        if self.devices.is_empty() && self.guards.is_empty() {
+            let changes = std::mem::take(&mut self.changes);
+            return write_changes(tx, &changes, clock);
         }
-        let changes = ChangeColumns::of(&self.changes, clock);
+        self.send(tx, true, clock)
+    }
+
+    /// The statement of [`flush`](Self::flush) and [`finish`](Self::finish):
+    /// the guards checked, and only when they hold, the pending chunks, with
+    /// `changes` the change rows, and with `clock` the counters, written.
+    fn send(&mut self, tx: &mut impl Prepared, changes: bool, clock: Option<ChangeClock>) -> StoreResult<()> {
+        let logged = if changes { std::mem::take(&mut self.changes) } else { Vec::new() };
+        let changes = ChangeColumns::of(&logged, clock);
         let rewrites = ChunkColumns::of(self.rewrites.iter().map(|(user, id, chunk)| (*user, *id, chunk)));
         let inserts = ChunkColumns::of(self.inserts.iter().map(|(user, device, chunk)| (*user, device.0, chunk)));
+        let guards = GuardColumns::of(&self.guards);
         let mut params = changes.params();
         params.extend(rewrites.params());
         params.extend(inserts.params());
-        tx.execute_prepared(
-            "WITH clock AS (UPDATE change_clock SET last_seq = $10, hlc = $11 WHERE id = 1 AND $10::BIGINT IS NOT NULL), \
-             logged AS (INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
-                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::SMALLINT[], $4::BIGINT[], $5::BIGINT[], \
-                     $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[])), \
-             rewritten AS (UPDATE point_chunks c SET first_ms = u.first_ms, last_ms = u.last_ms, n = u.n, \
-                     max_seq = u.max_seq, data = u.data \
-                 FROM unnest($12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[], $16::INTEGER[], \
-                     $17::BIGINT[], $18::BYTEA[]) AS u (user_id, id, first_ms, last_ms, n, max_seq, data) \
-                 WHERE c.user_id = u.user_id AND c.id = u.id) \
-             INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
-             SELECT * FROM unnest($19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::BIGINT[], $23::INTEGER[], \
-                 $24::BIGINT[], $25::BYTEA[])",
-            &params,
-        )
-        .db()?;
+        params.extend(guards.params());
+        let rows = tx
+            .query_prepared(
+                "WITH guard AS (SELECT coalesce(bool_and( \
+                     EXISTS (SELECT 1 FROM devices d WHERE d.user_id = g.u AND d.id = g.d) \
+                     AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.user_id = g.u AND c.seq > g.s \
+                         AND (c.device_id = g.d OR c.device_id IS NULL) AND c.kind <> ALL ($32::SMALLINT[])) \
+                     AND (SELECT p.id FROM point_chunks p WHERE p.user_id = g.u AND p.device_id = g.d \
+                         ORDER BY p.first_ms DESC LIMIT 1) IS NOT DISTINCT FROM g.c \
+                     AND (g.c IS NULL OR EXISTS (SELECT 1 FROM point_chunks p WHERE p.user_id = g.u \
+                         AND p.id = g.c AND p.n = g.n AND p.last_ms = g.l))), true) AS ok \
+                 FROM unnest($26::BIGINT[], $27::BIGINT[], $28::BIGINT[], $29::BIGINT[], $30::INTEGER[], \
+                     $31::BIGINT[]) AS g (u, d, s, c, n, l)), \
+                 clock AS (UPDATE change_clock SET last_seq = $10, hlc = $11 \
+                     WHERE id = 1 AND $10::BIGINT IS NOT NULL AND (SELECT ok FROM guard)), \
+                 logged AS (INSERT INTO changes (user_id, seq, kind, device_id, first_ms, last_ms, count, hlc, origin) \
+                     SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::SMALLINT[], $4::BIGINT[], $5::BIGINT[], \
+                         $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[]) WHERE (SELECT ok FROM guard)), \
+                 rewritten AS (UPDATE point_chunks c SET first_ms = u.first_ms, last_ms = u.last_ms, n = u.n, \
+                         max_seq = u.max_seq, data = u.data \
+                     FROM unnest($12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[], $16::INTEGER[], \
+                         $17::BIGINT[], $18::BYTEA[]) AS u (user_id, id, first_ms, last_ms, n, max_seq, data) \
+                     WHERE c.user_id = u.user_id AND c.id = u.id AND (SELECT ok FROM guard)), \
+                 inserted AS (INSERT INTO point_chunks (user_id, device_id, first_ms, last_ms, n, max_seq, data) \
+                     SELECT * FROM unnest($19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::BIGINT[], $23::INTEGER[], \
+                         $24::BIGINT[], $25::BYTEA[]) WHERE (SELECT ok FROM guard) \
+                     RETURNING user_id, device_id, id) \
+                 SELECT NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, ok FROM guard \
+                 UNION ALL SELECT user_id, device_id, id, NULL::BOOLEAN FROM inserted",
+                &params,
+            )
+            .db()?;
+        let mut held = false;
+        for row in &rows {
+            match row.get::<_, Option<bool>>(3) {
+                Some(ok) => held = ok,
+                None => {
+                    self.inserted.insert((UserId(row.get(0)), DeviceId(row.get(1))), row.get(2));
+                }
+            }
+        }
+        if !held {
+            self.stale = true;
+            return Err(stale_tail());
+        }
+        self.guards.clear();
+        self.rewrites.clear();
+        self.inserts.clear();
+        self.devices.clear();
         Ok(())
     }
+
+    /// What the tail cache learns from this transaction, once it committed.
+    fn into_tails(self) -> Vec<(UserId, DeviceId, Tail, u64)> {
+        let inserted = self.inserted;
+        self.tails
+            .into_iter()
+            .filter_map(|t| {
+                let NewTail { user, device, mut tail, claim, inserted: new } = t;
+                if new {
+                    let id = *inserted.get(&(user, device))?;
+                    tail.newest = tail.newest.map(|m| ChunkMeta { id, ..m });
+                }
+                Some((user, device, tail, claim))
+            })
+            .collect()
+    }
+}
+
+/// Guards as the array parameters `$26`–`$32` of [`Deferred::send`]'s statement.
+struct GuardColumns {
+    users: Vec<i64>,
+    devices: Vec<i64>,
+    seqs: Vec<i64>,
+    chunks: Vec<Option<i64>>,
+    sizes: Vec<Option<i32>>,
+    lasts: Vec<Option<i64>>,
+    /// The change kinds that touch neither chunks nor tombstones.
+    harmless: Vec<i16>,
+}
+
+impl GuardColumns {
+    fn of(guards: &[Guard]) -> Self {
+        Self {
+            users: guards.iter().map(|g| g.user.0).collect(),
+            devices: guards.iter().map(|g| g.device.0).collect(),
+            seqs: guards.iter().map(|g| i64::try_from(g.seq.0).unwrap_or(i64::MAX)).collect(),
+            chunks: guards.iter().map(|g| g.newest.map(|m| m.id)).collect(),
+            sizes: guards.iter().map(|g| g.newest.map(|m| i32::try_from(m.n).unwrap_or(i32::MAX))).collect(),
+            lasts: guards.iter().map(|g| g.newest.map(|m| m.last)).collect(),
+            harmless: [ChangeKind::IntervalsInserted, ChangeKind::Edit].iter().map(|k| k.code() as i16).collect(),
+        }
+    }
+
+    fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        vec![
+            (&self.users, Type::INT8_ARRAY),
+            (&self.devices, Type::INT8_ARRAY),
+            (&self.seqs, Type::INT8_ARRAY),
+            (&self.chunks, Type::INT8_ARRAY),
+            (&self.sizes, Type::INT4_ARRAY),
+            (&self.lasts, Type::INT8_ARRAY),
+            (&self.harmless, Type::INT2_ARRAY),
+        ]
+    }
+}
+
+/// The device's [`Tail`] after `writes`, when it follows from them and what
+/// the plan knew (`newest`, the device's newest chunk before): a rewrite of
+/// that chunk, or one new chunk after it (the `bool`: its id is not known
+/// yet). Anything else (splits, compaction) is left for the next write to
+/// read.
+fn next_tail(
+    newest: Option<ChunkMeta>,
+    writes: &[ChunkWrite],
+    compact: bool,
+    seq: Seq,
+    tombstones: Vec<Tombstone>,
+    from: i64,
+) -> Option<(Tail, bool)> {
+    let mut chunk_writes = writes.iter().filter(|w| !matches!(w, ChunkWrite::CompactBefore { .. }));
+    let (Some(write), None) = (chunk_writes.next(), chunk_writes.next()) else { return None };
+    if compact && writes.iter().any(|w| matches!(w, ChunkWrite::CompactBefore { .. })) {
+        return None;
+    }
+    let (id, fixes, inserted) = match write {
+        ChunkWrite::Rewrite { id, fixes, .. } if newest.is_some_and(|m| m.id == *id) => (*id, fixes, false),
+        ChunkWrite::Insert { fixes, .. }
+            if newest.is_none_or(|m| fixes.first().is_some_and(|f| f.fix.time.0 > m.last)) =>
+        {
+            (0, fixes, true)
+        }
+        _ => return None,
+    };
+    let b = bounds(fixes);
+    let n = usize::try_from(b.n).ok()?;
+    let meta = ChunkMeta { id, first: b.first, last: b.last, n };
+    let fixes = (n < LIVE_TAIL).then(|| fixes.clone());
+    Some((Tail { seq, newest: Some(meta), fixes, tombstones, from }, inserted))
 }
 
 /// Chunks as array parameters: user, id (a rewrite's chunk, or a new
@@ -384,7 +574,7 @@ impl<'c> ChunkColumns<'c> {
 
 /// Compacts the small chunks before the sealed tail ending at `last`
 /// ([`compaction`]). Each fix keeps its `Seq`, so this is not a change.
-fn compact_before(tx: &mut Tx<'_>, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
+fn compact_before(tx: &mut impl Prepared, user: UserId, device: DeviceId, last: i64) -> StoreResult<()> {
     let rows = tx
         .query_prepared(
             "SELECT id, first_ms, last_ms, n FROM point_chunks WHERE user_id = $1 AND device_id = $2 \
@@ -419,17 +609,43 @@ struct Probe {
     /// The payloads of those of them small enough to be a live tail, which
     /// the planner reads whenever a fix falls to them.
     payloads: HashMap<i64, Vec<u8>>,
-    /// The tombstones that may bury fixes in the span, when asked for.
+    /// Fixes already decoded, by chunk (from the tail cache).
+    decoded: HashMap<i64, Vec<StoredFix>>,
+    /// The tombstones that may bury fixes from the span's start on, when
+    /// asked for.
     tombstones: Vec<Tombstone>,
+    /// The device's newest chunk, `None` when it has none.
+    newest: Option<ChunkMeta>,
+}
+
+impl Probe {
+    /// What a [`Tail`] that covers the batch says, without a round trip.
+    fn of_tail(tail: Tail) -> Self {
+        let Tail { newest, fixes, tombstones, .. } = tail;
+        let decoded = match (newest, fixes) {
+            (Some(m), Some(fixes)) => HashMap::from([(m.id, fixes)]),
+            _ => HashMap::new(),
+        };
+        Probe { metas: newest.into_iter().collect(), payloads: HashMap::new(), decoded, tombstones, newest }
+    }
 }
 
 /// Reads in one statement what an insert of fixes in `[lo, hi]` into
 /// `device` needs before it plans: that the device is `user`'s (else
 /// [`StoreError::NotFound`]), the chunks the span selects (the predecessor
 /// of `lo` and every chunk starting inside), the payloads of the small ones
-/// among them, and, with `burying`, the tombstones over the span. Three
+/// among them, the device's newest chunk, and, with `burying`, the
+/// tombstones that may bury a fix from `lo` on (those over the span, and
+/// the few reaching past it, so that the tail cache can keep them). Three
 /// queries and a payload fetch used to be four round trips per device.
-fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, burying: bool) -> StoreResult<Probe> {
+fn probe(
+    tx: &mut impl Prepared,
+    user: UserId,
+    device: DeviceId,
+    lo: i64,
+    hi: i64,
+    burying: bool,
+) -> StoreResult<Probe> {
     let rows = tx
         .query_prepared(
             "SELECT 0::SMALLINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::INTEGER, NULL::BYTEA, \
@@ -442,9 +658,12 @@ fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, bury
                  WHERE user_id = $1 AND device_id = $2 AND first_ms <= $3), $3) \
              AND first_ms <= $4 \
              UNION ALL \
+             (SELECT 3::SMALLINT, id, first_ms, last_ms, NULL, n, NULL, NULL, NULL, NULL, NULL, NULL \
+             FROM point_chunks WHERE user_id = $1 AND device_id = $2 ORDER BY first_ms DESC LIMIT 1) \
+             UNION ALL \
              SELECT 2::SMALLINT, device_id, from_ms, last_ms, hlc, NULL, NULL, west_e7, south_e7, east_e7, north_e7, thin_ms \
              FROM tombstones WHERE $6 AND user_id = $1 AND (device_id IS NULL OR device_id = $2) AND thin_ms IS NULL \
-             AND (from_ms IS NULL OR from_ms <= $4) AND (last_ms IS NULL OR last_ms >= $3)",
+             AND (last_ms IS NULL OR last_ms >= $3)",
             &[
                 (&user.0, Type::INT8),
                 (&device.0, Type::INT8),
@@ -456,20 +675,30 @@ fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, bury
         )
         .db()?;
     let mut found = false;
-    let mut probe = Probe { metas: Vec::new(), payloads: HashMap::new(), tombstones: Vec::new() };
+    let mut probe = Probe {
+        metas: Vec::new(),
+        payloads: HashMap::new(),
+        decoded: HashMap::new(),
+        tombstones: Vec::new(),
+        newest: None,
+    };
+    let meta = |row: &Row| -> StoreResult<ChunkMeta> {
+        let id: i64 = row.get(1);
+        let n: i32 = row.get(5);
+        let n = usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("point chunk {id} holds {n} fixes")))?;
+        Ok(ChunkMeta { id, first: row.get(2), last: row.get(3), n })
+    };
     for row in &rows {
         match row.get::<_, i16>(0) {
             0 => found = true,
             1 => {
-                let id: i64 = row.get(1);
-                let n: i32 = row.get(5);
-                let n =
-                    usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("point chunk {id} holds {n} fixes")))?;
-                probe.metas.push(ChunkMeta { id, first: row.get(2), last: row.get(3), n });
+                let m = meta(row)?;
                 if let Some(data) = row.get::<_, Option<Vec<u8>>>(6) {
-                    probe.payloads.insert(id, data);
+                    probe.payloads.insert(m.id, data);
                 }
+                probe.metas.push(m);
             }
+            3 => probe.newest = Some(meta(row)?),
             _ => probe.tombstones.push(crate::deletes::tombstone_at(row, 1, 4, 7, 11)),
         }
     }
@@ -487,7 +716,7 @@ fn probe(tx: &mut Tx<'_>, user: UserId, device: DeviceId, lo: i64, hi: i64, bury
 /// replication engine's way in.
 #[allow(dead_code)]
 pub(crate) fn insert(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     clock: &mut ChangeClock,
     user: UserId,
     device: DeviceId,
@@ -496,7 +725,7 @@ pub(crate) fn insert(
     provenance: Provenance<'_>,
 ) -> StoreResult<WriteOutcome> {
     let mut deferred = Deferred::default();
-    let outcome = insert_noting(tx, clock, &mut deferred, user, device, fixes, added, provenance, None, false)?;
+    let outcome = insert_noting(tx, clock, &mut deferred, user, device, fixes, added, provenance, None, false, None)?;
     deferred.finish(tx, None)?;
     Ok(outcome)
 }
@@ -504,9 +733,11 @@ pub(crate) fn insert(
 /// A local insert: leaves out the fixes a tombstone buries unless
 /// `restore`, counting them in [`WriteOutcome::suppressed`]. Its change is
 /// stamped from `clock` and left in `changes` for the caller to write.
+/// With `tails`, the device is planned from its cached [`Tail`] when that
+/// covers the batch (and what the write leaves is cached in turn).
 #[allow(clippy::too_many_arguments)]
 fn insert_local(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     clock: &mut ChangeClock,
     deferred: &mut Deferred,
     user: UserId,
@@ -515,18 +746,21 @@ fn insert_local(
     added: &mut dyn FnMut(Timestamp),
     restore: bool,
     late: &Mutex<LatePoints>,
+    tails: Option<&Mutex<Tails>>,
 ) -> StoreResult<WriteOutcome> {
-    insert_noting(tx, clock, deferred, user, device, fixes, added, Provenance::local(), Some(late), !restore)
+    let tails = tails.filter(|_| !restore);
+    insert_noting(tx, clock, deferred, user, device, fixes, added, Provenance::local(), Some(late), !restore, tails)
 }
 
 /// [`insert`], noting in `late` (when given) whether the device receives
 /// late points and sparing it compaction meanwhile; with `burying`, the
 /// fixes a tombstone buries are left out and counted as suppressed. The
 /// change is stamped from `clock` and pushed to `changes`, which the caller
-/// writes before it commits.
+/// writes before it commits. `tails` (only with `burying`): see
+/// [`insert_local`].
 #[allow(clippy::too_many_arguments)]
 fn insert_noting(
-    tx: &mut Tx<'_>,
+    tx: &mut impl Prepared,
     clock: &mut ChangeClock,
     deferred: &mut Deferred,
     user: UserId,
@@ -536,6 +770,7 @@ fn insert_noting(
     provenance: Provenance<'_>,
     late: Option<&Mutex<LatePoints>>,
     burying: bool,
+    tails: Option<&Mutex<Tails>>,
 ) -> StoreResult<WriteOutcome> {
     let Provenance { stamp, replace } = provenance;
     let (Some(lo), Some(hi)) = (fixes.iter().map(|f| f.time.0).min(), fixes.iter().map(|f| f.time.0).max()) else {
@@ -543,7 +778,29 @@ fn insert_noting(
         return Ok(WriteOutcome::default());
     };
     deferred.before_reading(tx, user, device)?;
-    let mut probe = probe(tx, user, device, lo, hi, burying)?;
+    let tails = tails.filter(|_| burying);
+    let (cached, claim) = match tails {
+        Some(t) => {
+            let (tail, claim) = t.lock().unwrap_or_else(PoisonError::into_inner).take(user, device, lo);
+            (tail, Some(claim))
+        }
+        None => (None, None),
+    };
+    // The cached state goes back into the cache as it was when this write
+    // changes nothing; `from` is how far back the tombstones are known.
+    let (mut probe, unchanged, from) = match cached {
+        Some(tail) => {
+            deferred.guards.push(Guard { user, device, seq: tail.seq, newest: tail.newest });
+            let from = tail.from;
+            (Probe::of_tail(tail.clone()), Some(tail), from)
+        }
+        None => (probe(tx, user, device, lo, hi, burying)?, None, lo),
+    };
+    let keep_unchanged = |deferred: &mut Deferred, unchanged: Option<Tail>| {
+        if let (Some(tail), Some(claim)) = (unchanged, claim) {
+            deferred.tails.push(NewTail { user, device, tail, claim, inserted: false });
+        }
+    };
     let (fixes, suppressed) = if burying && !probe.tombstones.is_empty() {
         polo_store::chunks::unburied(&probe.tombstones, device, fixes)
     } else {
@@ -551,17 +808,29 @@ fn insert_noting(
     };
     let batch = Batch::new(&fixes);
     let Some(span) = batch.span() else {
+        keep_unchanged(deferred, unchanged);
         return Ok(WriteOutcome { suppressed, ..WriteOutcome::default() });
     };
     if suppressed > 0 && span != (lo, hi) {
         // Tombstones narrowed the batch: select the chunks for what is left.
-        probe = self::probe(tx, user, device, span.0, span.1, false)?;
+        let narrowed = self::probe(tx, user, device, span.0, span.1, false)?;
+        probe = Probe { tombstones: std::mem::take(&mut probe.tombstones), ..narrowed };
     }
-    let Probe { metas, mut payloads, .. } = probe;
+    let Probe { metas, mut payloads, mut decoded, tombstones, newest } = probe;
     let assignment = batch.assign(metas);
-    let to_read: Vec<i64> = assignment.chunks_to_read().map(|m| m.id).filter(|id| !payloads.contains_key(id)).collect();
+    let to_read: Vec<i64> = assignment
+        .chunks_to_read()
+        .map(|m| m.id)
+        .filter(|id| !payloads.contains_key(id) && !decoded.contains_key(id))
+        .collect();
     payloads.extend(load_chunks(tx, user, &to_read)?);
-    let merge = assignment.compare(&mut |meta| decode_loaded(&mut payloads, meta.id), replace)?;
+    let merge = assignment.compare(
+        &mut |meta| match decoded.remove(&meta.id) {
+            Some(fixes) => Ok(fixes),
+            None => decode_loaded(&mut payloads, meta.id),
+        },
+        replace,
+    )?;
     let compact = match late {
         Some(late) => {
             let now = Instant::now();
@@ -578,6 +847,7 @@ fn insert_noting(
     }
     let (added, duplicates) = (merge.added(), merge.duplicates());
     let Some((first, last)) = merge.added_span() else {
+        keep_unchanged(deferred, unchanged);
         return Ok(WriteOutcome { added, duplicates, suppressed, ..WriteOutcome::default() });
     };
     let change = ChangeRecord {
@@ -591,7 +861,11 @@ fn insert_noting(
     let stamped = stamp_change(clock, stamp, change);
     let seq = stamped.seq;
     deferred.changes.push(stamped);
-    deferred.apply(tx, user, device, merge.writes(seq), compact)?;
+    let writes = merge.writes(seq);
+    let tail = claim.and_then(|claim| {
+        next_tail(newest, &writes, compact, seq, tombstones, from).map(|(tail, new)| (tail, new, claim))
+    });
+    deferred.apply(tx, user, device, writes, compact, tail)?;
     Ok(WriteOutcome { added, duplicates, deleted: 0, suppressed, seq: Some(seq) })
 }
 
@@ -623,6 +897,7 @@ fn insert_committed(
             &mut |t| times.push(t),
             restore,
             &store.late,
+            None,
         )?;
         deferred.finish(tx, (clock != read).then_some(clock))?;
         Ok((outcome, times))
@@ -662,8 +937,10 @@ pub(crate) fn restore_points(
 }
 
 /// All groups in one transaction (live ingest commits many phones at once):
-/// one clock lock, one statement for all their change rows and the clock,
-/// one commit.
+/// one clock lock, one statement for all their chunk writes, change rows
+/// and the clock, one commit, asynchronous so that the lock goes at once,
+/// then made durable before this returns (`durable`). Devices this store wrote last are
+/// planned from the tail cache (`tails`), without a read.
 ///
 /// A group that fails on its own (not transiently) gets its error and the
 /// others go on: the attempt is rolled back and made again without it, as
@@ -671,7 +948,9 @@ pub(crate) fn restore_points(
 /// second attempt when a group fails, which is rare, instead of a savepoint
 /// (two more round trips) around every group of every commit. Transient
 /// failures and a full disk end the write instead: they are not the
-/// group's fault, and the whole write is retried or reported.
+/// group's fault, and the whole write is retried or reported. A tail cache
+/// found behind the database likewise costs an attempt, made again without
+/// the cache.
 pub(crate) fn insert_point_groups(
     store: &PostgresStore,
     groups: &mut [PointGroup<'_>],
@@ -679,51 +958,37 @@ pub(crate) fn insert_point_groups(
 ) -> StoreResult<()> {
     // The groups left out, with their errors.
     let mut failed: Vec<Option<StoreError>> = groups.iter().map(|_| None).collect();
-    let (outcomes, reports) = loop {
-        // The group whose error ended this attempt, if one did.
+    let mut cached = true;
+    let (outcomes, reports, tails) = loop {
+        // The group whose error ended this attempt, if one did, and whether a guard failed.
         let mut culprit = None;
-        let attempt = store.write(|tx| {
+        let mut stale = false;
+        let tails = cached.then_some(&store.tails);
+        let attempt = store.write_live(|tx, clock| {
             culprit = None;
-            let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(groups.len());
-            let mut reports: Vec<(usize, Timestamp)> = Vec::new();
-            let read = lock_clock(tx)?;
-            let mut clock = read;
             let mut deferred = Deferred::default();
-            for (index, group) in groups.iter().enumerate() {
-                if failed[index].is_some() {
-                    outcomes.push(None);
-                    continue;
-                }
-                let result = insert_local(
-                    tx,
-                    &mut clock,
-                    &mut deferred,
-                    group.user,
-                    group.device,
-                    group.fixes,
-                    &mut |t| reports.push((index, t)),
-                    false,
-                    &store.late,
-                );
-                match result {
-                    Ok(outcome) => outcomes.push(Some(outcome)),
-                    Err(e) => {
-                        if !(e.is_retryable() || e.is_disk_full()) {
-                            culprit = Some(index);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            deferred.finish(tx, (clock != read).then_some(clock))?;
-            Ok((outcomes, reports))
+            let result = attempt_groups(tx, clock, store, groups, &failed, tails, &mut deferred, &mut culprit);
+            stale = deferred.stale;
+            let (outcomes, reports) = result?;
+            Ok((outcomes, reports, deferred.into_tails()))
         });
         match (attempt, culprit) {
             (Ok(done), _) => break done,
+            (Err(e), _) if !stale && culprit.is_none() => {
+                // The commit's message may have failed after the commit:
+                // what the cache learnt from the attempts is not known.
+                store.tails.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                return Err(e);
+            }
+            (Err(_), _) if stale => {
+                store.tails.lock().unwrap_or_else(PoisonError::into_inner).stats.stale += 1;
+                cached = false;
+            }
             (Err(e), Some(index)) => failed[index] = Some(e),
             (Err(e), None) => return Err(e),
         }
     };
+    store.tails.lock().unwrap_or_else(PoisonError::into_inner).keep_all(tails);
     for ((group, outcome), failure) in groups.iter_mut().zip(outcomes).zip(failed) {
         group.outcome = Some(match (outcome, failure) {
             (Some(outcome), _) => Ok(outcome),
@@ -735,6 +1000,57 @@ pub(crate) fn insert_point_groups(
         added(index, time);
     }
     Ok(())
+}
+
+/// What an attempt of [`insert_point_groups`] wrote: each group's outcome
+/// (`None`: left out of this attempt) and the times each group added.
+type Written = (Vec<Option<WriteOutcome>>, Vec<(usize, Timestamp)>);
+
+/// One attempt of [`insert_point_groups`] inside its transaction, which
+/// holds `read`.
+#[allow(clippy::too_many_arguments)]
+fn attempt_groups(
+    tx: &mut impl Prepared,
+    read: ChangeClock,
+    store: &PostgresStore,
+    groups: &[PointGroup<'_>],
+    failed: &[Option<StoreError>],
+    tails: Option<&Mutex<Tails>>,
+    deferred: &mut Deferred,
+    culprit: &mut Option<usize>,
+) -> StoreResult<Written> {
+    let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(groups.len());
+    let mut reports: Vec<(usize, Timestamp)> = Vec::new();
+    let mut clock = read;
+    for (index, group) in groups.iter().enumerate() {
+        if failed[index].is_some() {
+            outcomes.push(None);
+            continue;
+        }
+        let result = insert_local(
+            tx,
+            &mut clock,
+            deferred,
+            group.user,
+            group.device,
+            group.fixes,
+            &mut |t| reports.push((index, t)),
+            false,
+            &store.late,
+            tails,
+        );
+        match result {
+            Ok(outcome) => outcomes.push(Some(outcome)),
+            Err(e) => {
+                if !(e.is_retryable() || e.is_disk_full() || deferred.stale) {
+                    *culprit = Some(index);
+                }
+                return Err(e);
+            }
+        }
+    }
+    deferred.finish(tx, (clock != read).then_some(clock))?;
+    Ok((outcomes, reports))
 }
 
 // ---------------------------------------------------------------- reads

@@ -197,6 +197,9 @@ pub(crate) fn replication_feed(
     max_weight: usize,
     filter: &FeedFilter,
 ) -> StoreResult<FeedPage> {
+    // Live ingest's commits are visible a moment before they are durable
+    // (`durable`): hand a peer nothing a crash could still take back.
+    crate::durable::wait(store)?;
     store.read(|c| {
         let mut tx =
             c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().db()?;

@@ -145,6 +145,10 @@ impl Store for PostgresStore {
         points::insert_point_groups(self, groups, added)
     }
 
+    fn live_writers(&self) -> usize {
+        self.live_writers
+    }
+
     fn scan_points(&self, query: &PointQuery, visit: &mut dyn FnMut(Point) -> ControlFlow<()>) -> StoreResult<()> {
         points::scan_points(self, query, visit)
     }

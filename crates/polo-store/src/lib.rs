@@ -680,6 +680,14 @@ pub trait Store: Send + Sync {
         });
         Ok(())
     }
+    /// How many [`Store::insert_point_groups`] calls live ingest should keep
+    /// in flight at once. One for a store whose commits take turns anyway
+    /// (SQLite's single writer); more where a commit's wait for its disk
+    /// flush happens after it let the next writer in, so that the next
+    /// batch is written while the last one is made durable (PostgreSQL).
+    fn live_writers(&self) -> usize {
+        1
+    }
     /// Streams the matching points ordered by device, then time, to `visit`
     /// until it breaks. Memory stays bounded by one chunk.
     ///

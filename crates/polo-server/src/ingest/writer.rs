@@ -32,8 +32,14 @@
 //! waiters hear of it, and the writer carries on.
 //!
 //! The thread is a plain OS thread rather than `spawn_blocking` so that a
-//! slow disk never starves the runtime's blocking pool, and because exactly
-//! one writer is the point.
+//! slow disk never starves the runtime's blocking pool, and because one
+//! writer is the point. A store whose commits wait for their disk flush
+//! after letting the next writer in (PostgreSQL, see
+//! [`Store::live_writers`]) gets a few such threads: each drains what
+//! queued while the others write, so one batch is written while the last
+//! one waits for its flush, and the store orders their commits. Without
+//! that, a batch's flush (milliseconds on a busy disk) was time in which
+//! nothing was written at all.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -77,6 +83,11 @@ pub trait PointWriter: Send + Sync {
         });
         Ok(())
     }
+
+    /// [`Store::live_writers`]: how many writes to keep in flight.
+    fn live_writers(&self) -> usize {
+        1
+    }
 }
 
 struct StoreWriter(Arc<dyn Store>);
@@ -99,6 +110,10 @@ impl PointWriter for StoreWriter {
     ) -> StoreResult<()> {
         self.0.insert_point_groups(groups, added)
     }
+
+    fn live_writers(&self) -> usize {
+        self.0.live_writers()
+    }
 }
 
 /// Tuning of the writer.
@@ -113,11 +128,14 @@ pub struct IngestorConfig {
     pub linger: Duration,
     /// Submissions that may wait in the channel before `submit` waits too.
     pub queue_capacity: usize,
+    /// Writer threads; 0 (the default) takes the store's
+    /// [`PointWriter::live_writers`].
+    pub writers: usize,
 }
 
 impl Default for IngestorConfig {
     fn default() -> Self {
-        Self { max_batch_points: 10_000, linger: Duration::ZERO, queue_capacity: 8192 }
+        Self { max_batch_points: 10_000, linger: Duration::ZERO, queue_capacity: 8192, writers: 0 }
     }
 }
 
@@ -170,7 +188,7 @@ struct Shared {
     oldest: AtomicU64,
     commits: AtomicU64,
     points_written: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -200,9 +218,9 @@ impl Drop for Enqueued<'_> {
     }
 }
 
-/// Handle to the single live-ingest writer. Cheap to clone; every clone
-/// feeds the same thread. The thread ends after [`Ingestor::shutdown`], or
-/// when the last handle is dropped.
+/// Handle to the live-ingest writer. Cheap to clone; every clone feeds the
+/// same threads. They end after [`Ingestor::shutdown`], or when the last
+/// handle is dropped.
 #[derive(Clone)]
 pub struct Ingestor {
     tx: mpsc::Sender<Msg>,
@@ -216,7 +234,7 @@ impl std::fmt::Debug for Ingestor {
 }
 
 impl Ingestor {
-    /// Starts the writer thread over `store`.
+    /// Starts the writer threads over `store`.
     ///
     /// # Errors
     /// When the OS cannot start a thread or the thread's timer runtime.
@@ -230,6 +248,7 @@ impl Ingestor {
     /// As [`Ingestor::start`].
     pub fn start_with(store: Arc<dyn PointWriter>, config: IngestorConfig) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let rx = Arc::new(Mutex::new(rx));
         let shared = Arc::new(Shared {
             base: Instant::now(),
             queued_points: AtomicU64::new(0),
@@ -237,26 +256,29 @@ impl Ingestor {
             oldest: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             points_written: AtomicU64::new(0),
-            thread: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
         });
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread_shared = Arc::clone(&shared);
-        let handle = std::thread::Builder::new().name("polo-ingest-writer".into()).spawn(move || {
-            // Built (and dropped) on this thread: a runtime may not be dropped
-            // inside the caller's async context.
-            match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-                Ok(runtime) => {
-                    let _ = ready_tx.send(Ok(()));
-                    Writer { store, config, shared: thread_shared, runtime }.run(rx);
+        let writers = if config.writers == 0 { store.live_writers() } else { config.writers }.max(1);
+        for _ in 0..writers {
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (store, rx, thread_shared) = (Arc::clone(&store), Arc::clone(&rx), Arc::clone(&shared));
+            let handle = std::thread::Builder::new().name("polo-ingest-writer".into()).spawn(move || {
+                // Built (and dropped) on this thread: a runtime may not be dropped
+                // inside the caller's async context.
+                match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                    Ok(runtime) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Writer { store, config, shared: thread_shared, runtime }.run(&rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
+            })?;
+            ready_rx.recv().map_err(|_| std::io::Error::other("the ingest writer thread ended at start"))??;
+            if let Ok(mut threads) = shared.threads.lock() {
+                threads.push(handle);
             }
-        })?;
-        ready_rx.recv().map_err(|_| std::io::Error::other("the ingest writer thread ended at start"))??;
-        if let Ok(mut slot) = shared.thread.lock() {
-            *slot = Some(handle);
         }
         Ok(Self { tx, shared })
     }
@@ -326,8 +348,8 @@ impl Ingestor {
         if self.tx.send(Msg::Shutdown(done)).await.is_ok() {
             let _ = finished.await;
         }
-        let handle = self.shared.thread.lock().ok().and_then(|mut slot| slot.take());
-        if let Some(handle) = handle {
+        let threads = self.shared.threads.lock().map(|mut threads| std::mem::take(&mut *threads)).unwrap_or_default();
+        for handle in threads {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
@@ -383,12 +405,15 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(self, mut rx: mpsc::Receiver<Msg>) {
+    /// Drains and writes until the channel is closed and empty. With several
+    /// writers, one drains (holding `rx`) while the others write.
+    fn run(self, rx: &Mutex<mpsc::Receiver<Msg>>) {
         let mut shutdowns = Vec::new();
         loop {
             if self.shared.queued_submissions.load(Ordering::Acquire) == 0 {
                 self.shared.oldest.store(0, Ordering::Release);
             }
+            let mut rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(first) = self.runtime.block_on(rx.recv()) else { break };
             let mut jobs = Vec::new();
             let mut points = 0usize;
@@ -416,6 +441,7 @@ impl Writer {
                 // Refuse new submissions; what is already queued is still written.
                 rx.close();
             }
+            drop(rx);
             if let Some(oldest) = jobs.iter().map(|j| j.enqueued).min() {
                 self.shared.oldest.store(self.shared.stamp(oldest), Ordering::Release);
             }
@@ -679,6 +705,47 @@ mod tests {
         assert_eq!(store.count_points(user).unwrap(), 1002);
         assert_eq!(ingestor.submit(user, device, Vec::new()).await.unwrap(), WriteOutcome::default());
         ingestor.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn several_writer_threads_answer_every_waiter_once_and_stop_together() {
+        let (store, user, device) = sqlite();
+        let config = IngestorConfig { writers: 3, queue_capacity: 16, ..IngestorConfig::default() };
+        let ingestor = Ingestor::start(Arc::clone(&store), config).unwrap();
+        // Every time submitted twice, racing: one waiter stores it, the other hears of a duplicate.
+        let tasks: Vec<_> = (0..600)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(user, device, vec![fix(i / 2)]).await })
+            })
+            .collect();
+        let (mut added, mut duplicates) = (0, 0);
+        for task in tasks {
+            let outcome = task.await.unwrap().unwrap();
+            added += outcome.added;
+            duplicates += outcome.duplicates;
+        }
+        assert_eq!((added, duplicates), (300, 300));
+        assert_eq!(store.count_points(user).unwrap(), 300);
+
+        // Stopped with submissions in flight: each is either written and answered, or refused.
+        let tasks: Vec<_> = (1000..1100)
+            .map(|i| {
+                let ingestor = ingestor.clone();
+                tokio::spawn(async move { ingestor.submit(user, device, vec![fix(i)]).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        ingestor.shutdown().await;
+        let mut written = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(outcome) => written += outcome.added,
+                Err(e) => assert!(matches!(e, IngestError::Closed), "{e}"),
+            }
+        }
+        assert_eq!(store.count_points(user).unwrap(), 300 + written);
+        assert!(matches!(ingestor.submit(user, device, vec![fix(5000)]).await, Err(IngestError::Closed)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
