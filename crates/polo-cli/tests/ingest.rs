@@ -346,8 +346,8 @@ fn the_day_timeline_tells_stays_and_legs_in_local_time() {
     assert_eq!((day["device"].as_str(), day["utc_offset_minutes"].as_i64()), (Some("phone"), Some(120)), "{day}");
     assert_eq!(day["from"], "2024-04-30T22:00:00.000Z", "the local day starts at local midnight");
     let kinds: Vec<&str> = day["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["stay", "leg"], "{day}");
-    let (home, walk) = (&day["entries"][0], &day["entries"][1]);
+    assert_eq!(kinds, ["stay", "leg", "stay"], "{day}");
+    let (home, walk, work) = (&day["entries"][0], &day["entries"][1], &day["entries"][2]);
     assert_eq!(
         (home["start"].as_str(), home["visit"].as_bool()),
         (Some("2024-05-01T05:00:00.000Z"), Some(true)),
@@ -355,8 +355,16 @@ fn the_day_timeline_tells_stays_and_legs_in_local_time() {
     );
     assert_eq!(walk["mode"], "walk", "{walk}");
     let metres = walk["distance_m"].as_f64().unwrap();
-    assert!((2_900.0..3_200.0).contains(&metres), "{walk}");
-    // The open stay at work has not ended, so like trackintel it is not a stay yet.
+    // From the first fix outside home's 100 m to the last before work's: 28 steps of 100 m.
+    assert!((2_700.0..3_000.0).contains(&metres), "{walk}");
+    // The stay at work has not ended: it is shown up to its last fix (trackintel would not
+    // show it yet, and the walk would run to the end of the points), and marked ongoing.
+    assert_eq!(
+        (work["start"].as_str(), work["end"].as_str(), work["ongoing"].as_bool()),
+        (Some("2024-05-01T07:00:00.000Z"), Some("2024-05-01T10:00:00.000Z"), Some(true)),
+        "{work}"
+    );
+    assert!(home["ongoing"].is_null(), "{home}");
     // Another day is empty; a malformed one is refused.
     let empty =
         http(&server.addr, "GET", "/api/v1/timeline/day?date=2024-05-03", &[("Authorization", auth.as_str())], b"");
