@@ -101,6 +101,27 @@ impl Device {
         }
     }
 
+    /// What Takeout's `Settings.json` says about the phone: its
+    /// `devicePrettyName` (the owner named phone B; phone A kept none) and
+    /// its `deviceSpec` maker.
+    #[must_use]
+    pub fn settings(self) -> (Option<&'static str>, &'static str) {
+        match self {
+            Self::PhoneA => (None, "LGE"),
+            Self::PhoneB => (Some("Anna's Pixel"), "Google"),
+        }
+    }
+
+    /// The label polo shows for the phone once `Settings.json` is imported:
+    /// its pretty name, else maker and model.
+    #[must_use]
+    pub fn label(self) -> String {
+        match self.settings() {
+            (Some(pretty), _) => pretty.to_owned(),
+            (None, maker) => format!("{maker} {}", self.model()),
+        }
+    }
+
     /// Google's `deviceTag` for the phone in `Records.json`.
     #[must_use]
     pub fn device_tag(self) -> i64 {

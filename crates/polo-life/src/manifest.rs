@@ -61,7 +61,7 @@ pub struct Manifest {
 pub struct FileEntry {
     /// File name inside the directory.
     pub name: String,
-    /// `google_records`, `google_semantic` or `gpx`.
+    /// `google_records`, `google_settings`, `google_semantic` or `gpx`.
     pub format: &'static str,
     /// Size.
     pub bytes: u64,
@@ -82,6 +82,8 @@ pub struct DeviceEntry {
     pub model: &'static str,
     /// Google's `deviceTag`.
     pub device_tag: i64,
+    /// The label `Settings.json` gives it.
+    pub label: String,
     /// Fixes polo must store (rejects excluded, teleports included).
     pub points: u64,
     /// First fix.

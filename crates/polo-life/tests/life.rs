@@ -58,6 +58,7 @@ struct Counting {
     intervals: u64,
     rejects: Vec<Reject>,
     times: Vec<i64>,
+    labels: HashMap<String, String>,
 }
 
 impl Sink for Counting {
@@ -72,6 +73,9 @@ impl Sink for Counting {
     fn reject(&mut self, reject: Reject) {
         self.rejects.push(reject);
     }
+    fn device_label(&mut self, device: &str, label: &str) {
+        self.labels.insert(device.to_owned(), label.to_owned());
+    }
 }
 
 #[test]
@@ -79,8 +83,9 @@ fn every_file_imports_with_no_rejects_but_the_injected_ones() {
     let (dir, manifest) = written();
     let options = ImportOptions { now: Timestamp(1_893_456_000_000) }; // 2030
     let formats: HashSet<&str> = manifest.files.iter().map(|f| f.format).collect();
-    assert_eq!(formats, HashSet::from(["google_records", "google_semantic", "gpx"]));
+    assert_eq!(formats, HashSet::from(["google_records", "google_settings", "google_semantic", "gpx"]));
     let mut by_device: HashMap<Option<String>, u64> = HashMap::new();
+    let mut labels: HashMap<String, String> = HashMap::new();
     for file in &manifest.files {
         let mut sink = Counting::default();
         polo_formats::import_path(&dir.join(&file.name), &options, &mut sink).unwrap();
@@ -92,7 +97,13 @@ fn every_file_imports_with_no_rejects_but_the_injected_ones() {
         for (device, n) in sink.by_device {
             *by_device.entry(device).or_default() += n;
         }
+        labels.extend(sink.labels);
     }
+    let expected: HashMap<String, String> =
+        manifest.devices.iter().map(|d| (d.name.clone(), d.label.clone())).collect();
+    assert_eq!(labels, expected, "Settings.json labels both phones");
+    assert_eq!(labels["google--602738541"], "Anna's Pixel");
+    assert_eq!(labels["google-1372984201"], "LGE Nexus 5X");
     assert!(!manifest.injected_rejects.is_empty());
     let rejects: u64 = manifest.files.iter().map(|f| f.rejects).sum();
     assert_eq!(rejects, manifest.injected_rejects.len() as u64);

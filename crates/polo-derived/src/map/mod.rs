@@ -10,7 +10,8 @@
 //!   lists per day and month.
 //! * [`refresh`] — rebuilding a device's rows for a changed time span,
 //!   a day and a month at a time ([`refresh_device`]; [`refresh_change`]
-//!   for a change-log entry).
+//!   for a change-log entry); a live phone's new points are appended to
+//!   its last day's rows instead (`append`), reading only those points.
 //! * [`overview`](mod@overview) — the tracks of a range at the level that fits a budget,
 //!   optionally only inside a [`viewport`] (the explorer refines as you zoom in).
 //! * [`tile`] — heatmap and fog-of-war tiles over all time or a range.
@@ -27,6 +28,7 @@
 //! All rows are per device (`DerivedScope::Device`) and recomputable
 //! (written with `edit = false`).
 
+mod append;
 pub mod calendar;
 pub mod cells;
 mod codec;

@@ -6,9 +6,13 @@
 //! `HEAT_BLOCKS` and `FOG_BLOCKS` rows are the sums of its days' `MAP_CELLS`
 //! (cut into blocks at four zooms), so rewriting them reads a month of
 //! small cell lists, never a month of points; the days' old cells say which
-//! block rows the month had, to delete them. A phone appending
-//! to today therefore costs one day's scan (about 1 400 points for a
-//! typical phone) and up to 30 cell rows, however long the history.
+//! block rows the month had, to delete them. A rebuild of a day therefore
+//! costs one day's scan (about 1 400 points for a typical phone) and up to
+//! 30 cell rows, however long the history.
+//!
+//! A live phone's points arriving after everything its last day's rows
+//! hold are appended to those rows instead ([`super::append`]), reading
+//! only the new points.
 //!
 //! [`refresh_device`] streams the points of the changed window month by
 //! month (one scan per month that has points, stopped at the next month's
@@ -50,6 +54,9 @@ pub struct MapRefresh {
     pub points: u64,
     /// Atomic batches written (one per month of the window).
     pub writes: u64,
+    /// Days brought up to date by appending new points to their rows
+    /// ([`super::append`]) rather than rebuilding them; not in `days`.
+    pub appended: u64,
 }
 
 /// Every day-keyed map kind.
@@ -185,6 +192,9 @@ pub fn refresh_device(
     if last < first {
         return Err(DerivedError::Invalid(format!("refresh window ends ({last}) before it starts ({first})")));
     }
+    if let Some(appended) = super::append::try_append(store, user, device, first, last)? {
+        return Ok(appended);
+    }
     let scope = DerivedScope::Device(device);
     let window = day_of(first.0.saturating_sub(GAP_MS))..day_of(last.0) + 1;
     // Months with rows in the window must be rewritten even if no points are left there.
@@ -253,6 +263,7 @@ pub fn refresh_change(store: &dyn Store, change: &Change) -> DerivedResult<MapRe
         total.months += outcome.months;
         total.points += outcome.points;
         total.writes += outcome.writes;
+        total.appended += outcome.appended;
     }
     Ok(total)
 }
@@ -498,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_of_today_reads_today_only() {
+    fn a_fix_appended_to_today_reads_only_itself_and_a_backfill_today_only() {
         let fixture = Fixture::new(&["phone"]);
         let device = fixture.devices[0];
         let points = synthetic(11, 20);
@@ -509,8 +520,13 @@ mod tests {
         let next = MapPoint { time: Timestamp(last.time.0 + 30_000), coord: last.coord };
         fixture.insert(device, &[next]);
         let outcome = refresh_device(&fixture.store, fixture.user, device, next.time, next.time).unwrap();
+        assert_eq!((outcome.days, outcome.appended, outcome.points), (0, 1, 1), "{outcome:?}");
+        // One more, earlier than what the rows hold: the day is rebuilt, and nothing else.
+        let late = MapPoint { time: Timestamp(last.time.0 - 1), coord: last.coord };
+        fixture.insert(device, &[late]);
+        let outcome = refresh_device(&fixture.store, fixture.user, device, late.time, late.time).unwrap();
         let today = points.iter().filter(|p| day_of(p.time.0) == day_of(next.time.0)).count() as u64;
-        assert_eq!((outcome.days, outcome.months, outcome.points), (1, 1, today + 1), "{outcome:?}");
+        assert_eq!((outcome.days, outcome.months, outcome.points), (1, 1, today + 2), "{outcome:?}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! Two passes over the life, both streaming: the first walks the segments
 //! once (Semantic Location History files, GPX tracks, and the truth about
 //! zones, flights, DST changes and crossings); the second merges the two
-//! phones' fix streams by time into one `Records.json`, as Takeout does.
+//! phones' fix streams by time into one `Records.json`, as Takeout does,
+//! beside the `Settings.json` that names the phones.
 
 mod gpx;
 mod records;
 mod semantic;
+mod settings;
 
 use std::collections::HashMap;
 use std::io;
@@ -67,6 +69,7 @@ pub fn write(dir: &Path, options: &LifeOptions) -> io::Result<Manifest> {
     semantic.finish(&mut manifest)?;
     gpx.finish(&mut manifest)?;
     records::write(dir, &life, &mut manifest)?;
+    settings::write(dir, &mut manifest)?;
     manifest.total_points = manifest.files.iter().map(|f| f.points).sum();
     Ok(manifest)
 }

@@ -72,6 +72,7 @@ pub(super) fn write(dir: &Path, life: &Life, manifest: &mut Manifest) -> io::Res
             name: d.polo_name(),
             model: d.model(),
             device_tag: d.device_tag(),
+            label: d.label(),
             first_ms: i64::MAX,
             last_ms: i64::MIN,
             ..DeviceEntry::default()
