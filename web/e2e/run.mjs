@@ -185,7 +185,8 @@ async function lifeChecks(page) {
   const switcher = page.getByRole("group", { name: "Device" });
   await switcher.waitFor();
   const phones = (await switcher.getByRole("button").allTextContents()).map((t) => t.trim());
-  for (const device of life.devices) check(phones.includes(device.name), `${overlapDay} lists ${device.name}: ${phones.join(", ")}`);
+  // Settings.json named them: the switcher shows "Anna's Pixel", not google--602738541.
+  for (const device of life.devices) check(phones.includes(device.label), `${overlapDay} lists ${device.label} (${device.name}): ${phones.join(", ")}`);
   await shot(page, "life-two-phones");
   console.log(`ok: ${overlapDay} shows both phones (${phones.join(", ")})`);
 

@@ -78,7 +78,7 @@ export function Devices({ me }: { me: Me }) {
       {devices.error !== undefined && <ErrorBox error={devices.error} retry={devices.reload} />}
       {devices.data && devices.data.devices.length === 0 && <p class="muted">No devices yet. Create one above, or import files: imports make a device for their source.</p>}
       {devices.data && devices.data.devices.length > 0 && (
-        <table class="data">
+        <table class="data stack">
           <thead>
             <tr>
               <th scope="col">Device</th>
@@ -96,13 +96,15 @@ export function Devices({ me }: { me: Me }) {
               const position = device.last_position ?? device.last_point ?? null;
               return (
                 <tr data-device={device.name}>
-                  <td>
+                  <td class="lead">
                     <DeviceName device={device} onChanged={devices.reload} />
                   </td>
-                  <td title={dateTime(seen)}>{ago(seen)}</td>
-                  <td>{formatBattery(device.battery)}</td>
-                  <td>{position ? `${position.lat.toFixed(5)}, ${position.lon.toFixed(5)}` : "–"}</td>
-                  <td>
+                  <td data-label="Last seen" title={dateTime(seen)}>
+                    {ago(seen)}
+                  </td>
+                  <td data-label="Battery">{formatBattery(device.battery)}</td>
+                  <td data-label="Last position">{position ? `${position.lat.toFixed(5)}, ${position.lon.toFixed(5)}` : "–"}</td>
+                  <td class="actions">
                     <button type="button" class="small" onClick={() => newToken(device)}>
                       New token + setup
                     </button>{" "}
@@ -127,7 +129,7 @@ export function Devices({ me }: { me: Me }) {
       <h2>Tokens</h2>
       {tokens.data && tokens.data.tokens.length === 0 && <p class="muted">No tokens.</p>}
       {tokens.data && tokens.data.tokens.length > 0 && (
-        <table class="data">
+        <table class="data stack">
           <thead>
             <tr>
               <th scope="col">Device</th>
@@ -142,11 +144,11 @@ export function Devices({ me }: { me: Me }) {
           <tbody>
             {tokens.data.tokens.map((token) => (
               <tr>
-                <td>{token.device.name}</td>
-                <td>{token.label || "–"}</td>
-                <td>{dateTime(token.created)}</td>
-                <td>{ago(token.last_used)}</td>
-                <td>
+                <td class="lead">{token.device.name}</td>
+                <td data-label="Label">{token.label || "–"}</td>
+                <td data-label="Created">{dateTime(token.created)}</td>
+                <td data-label="Last used">{ago(token.last_used)}</td>
+                <td class="actions">
                   <button type="button" class="small danger" onClick={() => revoke(token)}>
                     Revoke
                   </button>

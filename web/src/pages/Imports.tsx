@@ -124,11 +124,11 @@ export function Imports() {
       {history.error !== undefined && <ErrorBox error={history.error} retry={history.reload} />}
       {history.data && history.data.imports.length === 0 && <p class="muted">No imports since the server started (the history is kept in memory).</p>}
       {history.data && history.data.imports.length > 0 && (
-        <table class="data">
+        <table class="data stack">
           <thead>
             <tr>
-              <th scope="col">Started</th>
               <th scope="col">File</th>
+              <th scope="col">Started</th>
               <th scope="col">Status</th>
               <th scope="col" class="num">
                 Points added
@@ -147,15 +147,21 @@ export function Imports() {
           <tbody>
             {history.data.imports.map((job) => (
               <tr>
-                <td>{dateTime(job.started)}</td>
-                <td>{job.file_name}</td>
-                <td>
+                <td class="lead">{job.file_name}</td>
+                <td data-label="Started">{dateTime(job.started)}</td>
+                <td data-label="Status">
                   <span class={`status status-${job.status}`}>{job.status}</span>
                 </td>
-                <td class="num">{formatCount(job.points_added)}</td>
-                <td class="num">{formatCount(job.duplicates)}</td>
-                <td class="num">{job.rejected > 0 && job.rejects_file ? <a href={job.rejects_file} download>{formatCount(job.rejected)}</a> : formatCount(job.rejected)}</td>
-                <td>{job.status === "done" && <ImportDelete job={job} onDeleted={() => undefined} />}</td>
+                <td class="num" data-label="Points added">
+                  {formatCount(job.points_added)}
+                </td>
+                <td class="num" data-label="Duplicates">
+                  {formatCount(job.duplicates)}
+                </td>
+                <td class="num" data-label="Rejected">
+                  {job.rejected > 0 && job.rejects_file ? <a href={job.rejects_file} download>{formatCount(job.rejected)}</a> : formatCount(job.rejected)}
+                </td>
+                <td class="actions">{job.status === "done" && <ImportDelete job={job} onDeleted={() => undefined} />}</td>
               </tr>
             ))}
           </tbody>

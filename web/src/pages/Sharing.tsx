@@ -207,7 +207,7 @@ export function Sharing({ me }: { me: Me }) {
       {friends.error !== undefined && <ErrorBox error={friends.error} retry={friends.reload} />}
       {friends.data && friends.data.friends.length === 0 && <p class="muted">You share with nobody, and nobody shares with you.</p>}
       {friends.data && friends.data.friends.length > 0 && (
-        <table class="data">
+        <table class="data stack">
           <thead>
             <tr>
               <th scope="col">User</th>
@@ -221,12 +221,12 @@ export function Sharing({ me }: { me: Me }) {
           <tbody>
             {friends.data.friends.map((f) => (
               <tr>
-                <td>
+                <td class="lead">
                   {f.user} {f.mutual && <span class="badge">mutual</span>}
                 </td>
-                <td>{f.granted_by_me ? "yes" : "no"}</td>
-                <td>{f.granted_to_me ? "yes" : "no"}</td>
-                <td>
+                <td data-label="You share">{f.granted_by_me ? "yes" : "no"}</td>
+                <td data-label="They share">{f.granted_to_me ? "yes" : "no"}</td>
+                <td class="actions">
                   {f.granted_by_me ? (
                     <button type="button" class="small danger" onClick={() => removeFriend(f.user)}>
                       Stop sharing

@@ -112,7 +112,7 @@ function TripList({ from, to }: { from: string; to: string }) {
       {trips.error !== undefined && <ErrorBox error={trips.error} retry={trips.reload} />}
       {trips.data && trips.data.length === 0 && <p class="muted">No trips in this range.</p>}
       {sorted.length > 0 && (
-        <table class="data trips">
+        <table class="data trips stack">
           <caption class="visually-hidden">Trips, newest first</caption>
           <thead>
             <tr>
@@ -127,18 +127,24 @@ function TripList({ from, to }: { from: string; to: string }) {
           <tbody>
             {visible.rows.map((trip) => (
               <tr>
-                <td>
+                <td class="lead">
                   <a href={tripHref(trip)}>{dateTime(trip.start, trip.utc_offset_minutes)}</a>
                 </td>
-                <td>{tripTitle(trip, names)}</td>
-                <td>
+                <td data-label="From → to">{tripTitle(trip, names)}</td>
+                <td data-label="Mode">
                   <span class="mode-chip" style={{ "--mode": MODE_COLOURS[trip.main_mode] }}>
                     {MODE_LABELS[trip.main_mode]}
                   </span>
                 </td>
-                <td class="num">{formatDistance(trip.distance_m)}</td>
-                <td class="num">{formatDuration(trip.duration_s)}</td>
-                <td class="num">{formatSpeed(trip.mean_speed_mps)}</td>
+                <td class="num" data-label="Distance">
+                  {formatDistance(trip.distance_m)}
+                </td>
+                <td class="num" data-label="Duration">
+                  {formatDuration(trip.duration_s)}
+                </td>
+                <td class="num" data-label="Avg speed">
+                  {formatSpeed(trip.mean_speed_mps)}
+                </td>
               </tr>
             ))}
           </tbody>
