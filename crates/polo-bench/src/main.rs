@@ -63,6 +63,7 @@ mod generate;
 mod geocode;
 mod life;
 mod lifebench;
+mod liveday;
 mod map;
 mod postgres;
 mod replicate;
@@ -149,6 +150,15 @@ enum Command {
         /// Timed requests per route (after one warm-up).
         #[arg(long, default_value_t = 20)]
         runs: usize,
+    },
+    /// One timeline-worker step while a phone posts at 1 Hz, early and late in its day.
+    LiveDay {
+        /// Days of history stored before the live day.
+        #[arg(long, default_value_t = 30)]
+        history_days: u32,
+        /// Timed steps per checkpoint hour.
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
     },
     /// Restore-to-ready: restore, serve, /readyz and the first correct timeline answer.
     Restore {
@@ -325,6 +335,7 @@ fn main() -> anyhow::Result<()> {
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Zones { zones, users, points } => zones::zones_bench(zones, users, points),
         Command::Map { days, runs } => map::map(&work, days, runs),
+        Command::LiveDay { history_days, steps } => liveday::live_day(&work, history_days, steps),
         Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
         Command::Replicate { points, rebuild, lag_seconds } => {
             replicate::replicate(&work, points, rebuild, lag_seconds)

@@ -24,7 +24,10 @@
 //!   promises that each kept line stays within the tolerance of the points
 //!   it replaced, and every line before `V` still does, so the result is
 //!   as faithful as a rebuild's (within the level's tolerance plus level
-//!   0's), though it may keep a few more points. The next rebuild of the
+//!   0's), though it may keep a few more points. When more than
+//!   [`MAX_RESIMPLIFIED`] level-0 points lie behind the last kept point (a
+//!   phone at rest for hours), that point is kept and simplification goes
+//!   on from it, so a step's work does not grow with the day. The next rebuild of the
 //!   day (a backfill, an edit, a settings change) returns it to a
 //!   rebuild's exact rows.
 //!
@@ -54,6 +57,13 @@ use super::track::{
 };
 use crate::DerivedResult;
 use crate::kinds::{FOG_BLOCKS, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
+
+/// The most level-0 points a coarser level simplifies again behind its
+/// last kept point. A phone at rest for hours makes one long line at the
+/// coarse levels, whose last-but-one point lies hours back; past this
+/// many points the line's end is kept instead (one more point a level per
+/// half hour of 1 Hz fixes), so a step's work stays bounded.
+const MAX_RESIMPLIFIED: usize = 2_048;
 
 /// A day's segments of one level.
 type Segments = Vec<Vec<MapPoint>>;
@@ -215,12 +225,21 @@ fn append_level(
         // lines before stay as they are. Level 0 is the source of the
         // others and never drops a point it kept (its error would add up
         // step by step), so it goes on from its last point.
-        let keep = segment.len().saturating_sub(if level == 0 { 1 } else { 2 });
+        let mut keep = segment.len().saturating_sub(if level == 0 { 1 } else { 2 });
+        let mut between: Vec<MapPoint> = Vec::new();
+        if level > 0 {
+            let from = segment[keep].time;
+            between.extend(level0.iter().flatten().filter(|p| p.time > from && p.time < last.time));
+            if between.len() > MAX_RESIMPLIFIED && keep + 1 < segment.len() {
+                // A long line (hours at home): keep its end, so a step
+                // simplifies a bounded tail.
+                keep += 1;
+                between.clear();
+            }
+        }
         let from = segment[keep];
         let mut source = vec![from];
-        if level > 0 {
-            source.extend(level0.iter().flatten().filter(|p| p.time > from.time && p.time < last.time));
-        }
+        source.append(&mut between);
         if last.time > from.time {
             source.push(last);
         }
@@ -366,6 +385,41 @@ mod tests {
         for level in 0..MAP_LEVELS {
             let (a, b) = (rows(&appended, map_track(level)), rows(&rebuilt, map_track(level)));
             assert_eq!(a[..a.len() - 1], b[..b.len() - 1]);
+        }
+    }
+
+    #[test]
+    fn hours_at_rest_keep_a_step_bounded_and_the_line_faithful() {
+        // Two and a half hours at home at 1 Hz with a few metres of jitter, arriving a minute at a time.
+        let base = 1_717_200_000_000 + 18 * 3_600_000; // 2024-06-01 18:00 UTC
+        let mut state = 17u64;
+        let mut jitter = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 6e-5
+        };
+        let points: Vec<MapPoint> =
+            (0..9_000).map(|s| point(base + s * 1000, 52.52 + jitter(), 13.405 + jitter())).collect();
+        let fixture = Fixture::new(&["phone"]);
+        fixture.insert(fixture.devices[0], &points[..60]);
+        refresh(&fixture, &points[..60]);
+        for minute in points[60..].chunks(60) {
+            fixture.insert(fixture.devices[0], minute);
+            assert_eq!(refresh(&fixture, minute).appended, 1);
+        }
+        let rebuilt = Fixture::new(&["phone"]);
+        rebuilt.insert(rebuilt.devices[0], &points);
+        refresh(&rebuilt, &points);
+        let day = day_of(base);
+        for level in 0..MAP_LEVELS {
+            let (got, want) = (track(&fixture, level, day), track(&rebuilt, level, day));
+            let bound = level_tolerance(usize::from(level)) + 2.0 * level_tolerance(0);
+            let worst = deviation(&points, &got);
+            assert!(worst <= bound * (1.0 + 1e-9), "level {level}: a point lies {worst} from its line (bound {bound})");
+            let (got, want) = (got.iter().map(Vec::len).sum::<usize>(), want.iter().map(Vec::len).sum::<usize>());
+            if level > 0 {
+                // At most one more point per MAX_RESIMPLIFIED fixes behind the line's end.
+                assert!(got <= want + 9_000 / MAX_RESIMPLIFIED + 1, "level {level}: {got} points against {want}");
+            }
         }
     }
 
