@@ -264,6 +264,13 @@ function ZoneForm({ editing, busy, onChange, onSave, onCancel }: { editing: Edit
       <label>
         Name <input value={editing.name} maxLength={200} required onInput={(e) => onChange({ ...editing, name: e.currentTarget.value })} placeholder="Home" />
       </label>
+      {draft.type === "circle" && draft.center && (
+        <div class="row-actions">
+          <button type="button" class="small" onClick={() => onChange({ ...editing, draft: { ...draft, center: undefined } })}>
+            Move the centre
+          </button>
+        </div>
+      )}
       {draft.type === "circle" && (
         <label>
           Radius (m)
