@@ -216,6 +216,7 @@ async function gallery(page, extra = [], onlyExtra = false) {
     ["map", "/map?range=all", ".explorer-map[data-rendered]"],
     ["trips", "/trips", "main .page-title"],
     ["places", "/places", "li.place"],
+    ["zones", "/zones", '[data-testid="event-log"] h2'],
     ["stats", "/stats", ".uplot"],
     ["imports", "/imports", "table.data tbody tr"],
     ["devices", "/devices", "main .page-title"],
@@ -245,6 +246,54 @@ async function gallery(page, extra = [], onlyExtra = false) {
   console.log(`ok: ${count} screenshots of ${onlyExtra ? extra.map((p) => p[0]).join(", ") : "every page"}, desktop and phone, light and dark, none wider than the screen`);
   await page.setViewportSize({ width: 1280, height: 860 });
   await page.emulateMedia({ colorScheme: "light" });
+}
+
+/** Zones: a circle and a polygon drawn by clicks on the map, one edited, one deleted; the logs show. */
+async function zonesFlow(page) {
+  step = "zones: circle";
+  await page.goto(`${base}/zones`);
+  await page.locator('[data-testid="event-log"] h2').waitFor();
+  await page.locator('[data-testid="webhook-log"] h2').waitFor();
+  const map = page.locator(".zones-map");
+  const form = page.locator('[data-testid="zone-form"]');
+  await page.getByRole("button", { name: "New circle" }).click();
+  await map.click({ position: { x: 220, y: 160 } });
+  await form.getByLabel("Name", { exact: true }).fill("E2E home");
+  await form.getByLabel("Radius (m)").fill("300");
+  await form.getByRole("button", { name: "Save" }).click();
+  const home = page.locator("li.zone", { hasText: "E2E home" });
+  await home.waitFor();
+  check((await home.textContent()).includes("circle, 300 m"), `the circle is listed: ${await home.textContent()}`);
+  await expectDrawn(page, "the zone on the map", ".zones-map .leaflet-overlay-pane canvas");
+
+  step = "zones: polygon";
+  // The map has fitted the circle: a few clicks around its middle make a polygon of some hundred metres.
+  await page.getByRole("button", { name: "New polygon" }).click();
+  const box = await map.boundingBox();
+  const [cx, cy] = [box.width / 2, box.height / 2];
+  for (const [dx, dy] of [[-70, -40], [70, -40], [0, 60]]) await map.click({ position: { x: cx + dx, y: cy + dy } });
+  await form.getByLabel("Name", { exact: true }).fill("E2E park");
+  await form.getByRole("button", { name: "Save" }).click();
+  const park = page.locator("li.zone", { hasText: "E2E park" });
+  await park.waitFor();
+  check((await park.textContent()).includes("polygon, 3 corners"), `the polygon is listed: ${await park.textContent()}`);
+
+  step = "zones: edit";
+  await home.getByRole("button", { name: "Edit" }).click();
+  await form.getByLabel("Name", { exact: true }).fill("E2E home, edited");
+  await form.getByText("When it fires").click();
+  await form.getByLabel("Wait before entering (s)").fill("30");
+  await form.getByRole("button", { name: "Save" }).click();
+  await page.locator("li.zone", { hasText: "E2E home, edited" }).waitFor();
+  await shot(page, "zones");
+
+  step = "zones: delete";
+  page.once("dialog", (dialog) => dialog.accept());
+  await park.getByRole("button", { name: "Delete" }).click();
+  await park.waitFor({ state: "detached" });
+  const { zones } = await apiGet(page, "/api/v1/zones");
+  check(zones.length === 1 && zones[0].name === "E2E home, edited" && zones[0].rules.dwell_s === 30, `after editing and deleting: ${JSON.stringify(zones)}`);
+  console.log("ok: zones drawn (circle and polygon), edited and deleted; event and webhook logs shown");
 }
 
 /** A Y4M video (what Chromium's fake camera plays) of `text` as a QR code on white, or of white alone. */
@@ -483,6 +532,7 @@ async function run() {
       ["Map", "section.explorer-page"],
       ["Trips", "main .page-title h1:text-is('Trips')"],
       ["Places", "main .page-title h1:text-is('Places')"],
+      ["Zones", "main .page-title h1:text-is('Zones')"],
       ["Stats", "main .page-title h1:text-is('Statistics')"],
       ["Imports", "main .page-title h1:text-is('Imports')"],
       ["Devices", "main .page-title h1:text-is('Devices')"],
@@ -706,6 +756,8 @@ async function run() {
       await shot(page, name);
       console.log(`ok: ${name} page`);
     }
+    await zonesFlow(page);
+
     step = "trip detail";
     await page.goto(`${base}/trips?from=${day}&to=${day.slice(0, 8)}28`);
     await page.locator("table.trips tbody tr a").first().click();

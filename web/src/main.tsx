@@ -20,6 +20,7 @@ const PAGES = {
   explorer: () => import("./pages/Explorer"),
   trips: () => import("./pages/Trips"),
   places: () => import("./pages/Places"),
+  zones: () => import("./pages/Zones"),
   stats: () => import("./pages/Stats"),
   imports: () => import("./pages/Imports"),
   devices: () => import("./pages/Devices"),
@@ -90,6 +91,7 @@ const NAV: [string, string][] = [
   ["/map", "Map"],
   ["/trips", "Trips"],
   ["/places", "Places"],
+  ["/zones", "Zones"],
   ["/stats", "Stats"],
   ["/imports", "Imports"],
   ["/devices", "Devices"],
@@ -171,6 +173,7 @@ function Page({ me }: { me: Me }) {
     return <Lazy page="trips" name="TripDetail" render={(C) => <C device={decodeURIComponent(device ?? "")} start={decodeURIComponent(start ?? "")} />} />;
   }
   if (path === "/places") return <Lazy page="places" name="Places" render={(C) => <C />} />;
+  if (path === "/zones") return <Lazy page="zones" name="Zones" render={(C) => <C />} />;
   if (path === "/stats") return <Lazy page="stats" name="StatsPage" render={(C) => <C />} />;
   if (path === "/imports") return <Lazy page="imports" name="Imports" render={(C) => <C />} />;
   if (path === "/devices") return <Lazy page="devices" name="Devices" render={(C) => <C me={me} />} />;

@@ -46,7 +46,12 @@ fn zones(count: usize, users: usize, rng: &mut Rng) -> Vec<Zone> {
                 ];
                 Shape::Polygon { vertices }
             };
-            let spec = ZoneSpec { name: format!("zone {i}"), shape, rules: Rules { dwell_s: 60, ..Rules::default() } };
+            let spec = ZoneSpec {
+                name: format!("zone {i}"),
+                shape,
+                rules: Rules { dwell_s: 60, ..Rules::default() },
+                origin: None,
+            };
             Zone { id: i as i64 + 1, user: UserId(user as i64 + 1), spec }
         })
         .collect()

@@ -309,6 +309,15 @@ pub struct ServeArgs {
     /// MQTT topic filter to subscribe to [default: owntracks/#].
     #[arg(long, env = "POLO_MQTT_TOPIC", value_name = "FILTER")]
     pub mqtt_topic: Option<String>,
+    /// MQTT: republish points stored through HTTP (not those that came over MQTT) and zone
+    /// enter/leave events to the broker, in OwnTracks topics (owntracks/USER/DEVICE, …/event)
+    /// [default: off].
+    #[arg(long, env = "POLO_MQTT_REPUBLISH")]
+    pub mqtt_republish: bool,
+    /// MQTT: announce every device to Home Assistant as a device_tracker (MQTT discovery under
+    /// homeassistant/device_tracker/, positions on polo/USER/DEVICE/attributes) [default: off].
+    #[arg(long, env = "POLO_MQTT_DISCOVERY")]
+    pub mqtt_discovery: bool,
     /// Street names for places from an online geocoder: photon or nominatim (needs
     /// --geocoder-url). Asked for places only, at most once a second [default: none, no network].
     #[arg(long, env = "POLO_GEOCODER", value_name = "photon|nominatim")]

@@ -60,6 +60,10 @@ pub struct FileConfig {
     pub mqtt_password: Option<String>,
     /// `polo serve`: MQTT topic filter (default `owntracks/#`).
     pub mqtt_topic: Option<String>,
+    /// `polo serve`: republish positions and zone events to the MQTT broker (default false).
+    pub mqtt_republish: Option<bool>,
+    /// `polo serve`: Home Assistant MQTT discovery of every device (default false).
+    pub mqtt_discovery: Option<bool>,
     /// `polo serve`: failed authentications before the back-off starts (default 5).
     pub auth_free_failures: Option<u32>,
     /// `polo serve`: online street names for places, `photon` or `nominatim` (with `geocoder_url`).
@@ -133,6 +137,8 @@ pub struct FileServe {
     pub mqtt_username: Option<String>,
     pub mqtt_password: Option<String>,
     pub mqtt_topic: Option<String>,
+    pub mqtt_republish: Option<bool>,
+    pub mqtt_discovery: Option<bool>,
     pub auth_free_failures: Option<u32>,
     pub geocoder: Option<String>,
     pub geocoder_url: Option<String>,
@@ -202,6 +208,8 @@ impl Config {
                 mqtt_username: file.mqtt_username,
                 mqtt_password: file.mqtt_password,
                 mqtt_topic: file.mqtt_topic,
+                mqtt_republish: file.mqtt_republish,
+                mqtt_discovery: file.mqtt_discovery,
                 auth_free_failures: file.auth_free_failures,
                 geocoder: file.geocoder,
                 geocoder_url: file.geocoder_url,
@@ -332,7 +340,7 @@ mod tests {
         let file = dir.path().join("polo.toml");
         std::fs::write(
             &file,
-            "mqtt_url = \"mqtt://broker:1884\"\nmqtt_username = \"polo\"\nmqtt_password = \"pw\"\nmqtt_topic = \"owntracks/+/+\"\n",
+            "mqtt_url = \"mqtt://broker:1884\"\nmqtt_username = \"polo\"\nmqtt_password = \"pw\"\nmqtt_topic = \"owntracks/+/+\"\nmqtt_republish = true\n",
         )
         .unwrap();
         let serve = Config::resolve(&args(None, Some(&file))).unwrap().file_serve;
@@ -340,6 +348,7 @@ mod tests {
         assert_eq!(serve.mqtt_username.as_deref(), Some("polo"));
         assert_eq!(serve.mqtt_password.as_deref(), Some("pw"));
         assert_eq!(serve.mqtt_topic.as_deref(), Some("owntracks/+/+"));
+        assert_eq!((serve.mqtt_republish, serve.mqtt_discovery), (Some(true), None));
     }
 
     #[test]

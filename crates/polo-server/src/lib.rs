@@ -22,6 +22,7 @@ pub mod live;
 pub mod locality;
 pub mod metrics;
 pub mod mqtt;
+pub mod mqtt_out;
 pub mod openapi;
 pub mod options;
 mod query;
@@ -86,6 +87,9 @@ pub struct AppState {
     pub body_limits: options::BodyLimits,
     /// Zone evaluation, the event log's writer and the webhook sender.
     pub zones: zones::Zones,
+    /// Positions and events for the MQTT broker (a no-op unless
+    /// republishing or discovery is on).
+    pub mqtt_out: mqtt_out::MqttOutbox,
 }
 
 impl AppState {
@@ -117,7 +121,8 @@ impl AppState {
         let share_guard = Arc::new(sharing::ShareGuard::default().shared_through(&store));
         let timeline = Arc::new(timeline_worker::TimelineWorker::start(engine, &node)?);
         let exposure = exposure::Exposure::start(store.clone(), &node, live.clone(), metrics.clone())?;
-        let zones = zones::Zones::start(store.clone(), &node)?;
+        let mqtt_out = mqtt_out::MqttOutbox::default();
+        let zones = zones::Zones::start(store.clone(), &node, mqtt_out.clone())?;
         Ok(Self {
             store,
             node,
@@ -134,6 +139,7 @@ impl AppState {
             exposure,
             body_limits: options::BodyLimits::default(),
             zones,
+            mqtt_out,
         })
     }
 }

@@ -28,6 +28,15 @@
 //!   `DISCONNECT`; the server calls it before shutting the ingest writer
 //!   down, so nothing this task submitted is lost.
 //!
+//! * **Regions.** `waypoint`/`waypoints` become zones and `transition`s are
+//!   logged as `app.*` events ([`crate::zones::regions`]); after a device's
+//!   message, when its app has not been sent the user's zones yet, they go
+//!   to `<base>/<user>/<device>/cmd` as `setWaypoints` (encrypted when the
+//!   device has a key).
+//! * **Publishing.** The same connection carries what polo publishes
+//!   ([`crate::mqtt_out`]: republished positions and events, Home Assistant
+//!   discovery); messages polo published itself are recognised and skipped.
+//!
 //! Plain TCP only for now (`mqtt://`, `tcp://`); `mqtts://` is refused with
 //! a clear error rather than silently connecting in the clear.
 
@@ -36,11 +45,12 @@ use std::time::{Duration, Instant};
 
 use polo_domain::{DeviceId, Fix, UserId};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::AppState;
 use crate::ingest::{IngestError, owntracks};
+use crate::mqtt_out::{self, Publisher};
 
 /// The default subscription: everything under the OwnTracks base topic.
 pub const DEFAULT_TOPIC: &str = "owntracks/#";
@@ -64,6 +74,8 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 /// Bounds of the per-task caches (a broker may carry any number of topics).
 const MAX_CACHED_DEVICES: usize = 4096;
 const MAX_LOGGED_UNKNOWN: usize = 4096;
+/// Requests (publications, acknowledgements) queued for the connection.
+const REQUEST_QUEUE: usize = 256;
 
 /// Why the MQTT settings are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +113,11 @@ pub struct MqttSettings {
     pub credentials: Option<(String, String)>,
     /// Topic filter subscribed to (QoS 1).
     pub topic: String,
+    /// Republish positions stored through other protocols, and zone
+    /// events, in OwnTracks topics ([`crate::mqtt_out`]).
+    pub republish: bool,
+    /// Announce devices to Home Assistant (MQTT discovery).
+    pub discovery: bool,
 }
 
 impl std::fmt::Debug for MqttSettings {
@@ -111,6 +128,8 @@ impl std::fmt::Debug for MqttSettings {
             .field("port", &self.port)
             .field("username", &self.credentials.as_ref().map(|(u, _)| u))
             .field("topic", &self.topic)
+            .field("republish", &self.republish)
+            .field("discovery", &self.discovery)
             .finish()
     }
 }
@@ -175,7 +194,14 @@ impl MqttSettings {
         if topic.is_empty() {
             return Err(MqttError::EmptyTopic);
         }
-        Ok(Self { host: host.to_owned(), port, credentials, topic: topic.to_owned() })
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            credentials,
+            topic: topic.to_owned(),
+            republish: false,
+            discovery: false,
+        })
     }
 
     fn client_options(&self) -> MqttOptions {
@@ -210,9 +236,16 @@ impl MqttTask {
     #[must_use]
     pub fn start(state: AppState, settings: MqttSettings) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let (client, eventloop) = AsyncClient::new(settings.client_options(), 16);
-        tracing::info!(broker = %format_args!("{}:{}", settings.host, settings.port), topic = %settings.topic, "MQTT subscriber starting");
-        let handle = tokio::spawn(run(Subscriber::new(state), client, eventloop, settings.topic, stopped));
+        let (client, eventloop) = AsyncClient::new(settings.client_options(), REQUEST_QUEUE);
+        tracing::info!(broker = %format_args!("{}:{}", settings.host, settings.port), topic = %settings.topic,
+            republish = settings.republish, discovery = settings.discovery, "MQTT subscriber starting");
+        let outgoing = state
+            .mqtt_out
+            .attach(settings.republish, settings.discovery)
+            .map(|receiver| (receiver, Publisher::new(state.store.clone(), settings.republish, settings.discovery)));
+        let mut subscriber = Subscriber::new(state);
+        subscriber.client = Some(client.clone());
+        let handle = tokio::spawn(run(subscriber, client, eventloop, settings.topic, outgoing, stopped));
         Self { stop, handle }
     }
 
@@ -231,8 +264,13 @@ async fn run(
     client: AsyncClient,
     mut eventloop: EventLoop,
     topic: String,
+    outgoing: Option<(mpsc::Receiver<mqtt_out::Outgoing>, Publisher)>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let (mut outbox, mut publisher) = match outgoing {
+        Some((outbox, publisher)) => (Some(outbox), Some(publisher)),
+        None => (None, None),
+    };
     let mut backoff = BACKOFF_MIN;
     let mut warned: Option<Instant> = None;
     let mut suppressed = 0_u64;
@@ -241,10 +279,21 @@ async fn run(
             biased;
             _ = stopped.changed() => break,
             event = eventloop.poll() => event,
+            Some(message) = async { match outbox.as_mut() { Some(o) => o.recv().await, None => None } } => {
+                if let Some(publisher) = publisher.as_mut() {
+                    for publication in publisher.publications(message).await {
+                        mqtt_out::publish(&client, publication);
+                    }
+                }
+                continue;
+            }
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = BACKOFF_MIN;
+                if let Some(publisher) = publisher.as_mut() {
+                    publisher.reconnected();
+                }
                 tracing::info!(topic = %topic, "MQTT connected; subscribing");
                 // try_: this task is the one draining the request channel.
                 if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
@@ -307,11 +356,13 @@ struct Subscriber {
     state: AppState,
     devices: HashMap<(String, String), (UserId, DeviceId)>,
     unknown_logged: HashSet<String>,
+    /// Where `setWaypoints` commands go out; `None` in unit tests.
+    client: Option<AsyncClient>,
 }
 
 impl Subscriber {
     fn new(state: AppState) -> Self {
-        Self { state, devices: HashMap::new(), unknown_logged: HashSet::new() }
+        Self { state, devices: HashMap::new(), unknown_logged: HashSet::new(), client: None }
     }
 
     fn reject(&self, reason: &'static str) -> Handled {
@@ -321,6 +372,9 @@ impl Subscriber {
 
     /// Handles one PUBLISH. Never fails: everything unusable is counted and logged.
     async fn handle(&mut self, topic: &str, payload: &[u8]) -> Handled {
+        if mqtt_out::is_own(payload) {
+            return Handled::Ignored; // polo's own publication, read back
+        }
         let parsed = owntracks::Topic::parse(topic);
         let (Some(user), Some(device)) = (parsed.user, parsed.device) else {
             tracing::debug!(topic, "MQTT message on a topic without user and device");
@@ -356,10 +410,20 @@ impl Subscriber {
                 }
             };
         }
-        let fix: Fix = match message {
-            owntracks::Message::Location(location) => location.fix,
-            owntracks::Message::Transition(transition) => transition.fix,
+        let (fix, app): (Fix, _) = match message {
+            owntracks::Message::Location(location) => (location.fix, None),
+            owntracks::Message::Transition(transition) => {
+                let app = transition.app_transition();
+                (transition.fix, Some(app))
+            }
             owntracks::Message::Card(card) => return self.store_card(&user, &device, card).await,
+            owntracks::Message::Waypoint(waypoint) => {
+                return self.store_regions(&user, &device, vec![waypoint.region()]).await;
+            }
+            owntracks::Message::Waypoints(list) => {
+                let regions = list.iter().map(owntracks::Waypoint::region).collect();
+                return self.store_regions(&user, &device, regions).await;
+            }
             _ => return Handled::Ignored,
         };
         let resolved = match resolved {
@@ -378,7 +442,19 @@ impl Subscriber {
                 self.state.last_seen.observe(device_id, &newest);
                 if outcome.added > 0 {
                     self.state.live.position(user_id, device_id, &newest);
+                    self.state.mqtt_out.position(user_id, device_id, &newest, true);
                 }
+                if let Some(app) = app {
+                    let zones = self.state.zones.clone();
+                    let at = crate::ingest::routes::now();
+                    let logged =
+                        tokio::task::spawn_blocking(move || zones.record_transition(user_id, device_id, &app, at))
+                            .await;
+                    if !matches!(logged, Ok(Ok(_))) {
+                        tracing::warn!(topic, "logging an OwnTracks transition from MQTT failed");
+                    }
+                }
+                self.send_waypoints(&parsed.raw, user_id, device_id).await;
                 Handled::Stored { added: outcome.added }
             }
             Err(IngestError::Closed) => {
@@ -390,6 +466,53 @@ impl Subscriber {
                 self.devices.clear();
                 self.reject("mqtt_store")
             }
+        }
+    }
+
+    /// Keeps the app's regions as the topic user's zones.
+    async fn store_regions(&mut self, user: &str, device: &str, regions: Vec<polo_zones::regions::Region>) -> Handled {
+        let Some((user_id, _)) = self.resolve(user, device).await else {
+            return self.reject("mqtt_unknown_user");
+        };
+        let (zones, at) = (self.state.zones.clone(), crate::ingest::routes::now());
+        match tokio::task::spawn_blocking(move || zones.store_regions(user_id, &regions, at)).await {
+            Ok(Ok(_)) => Handled::Ignored,
+            Ok(Err(_)) | Err(_) => self.reject("mqtt_store"),
+        }
+    }
+
+    /// Sends the user's zones to the device's `cmd` topic (next to the
+    /// topic its message came on), when its app has not had them yet.
+    async fn send_waypoints(&self, topic: &str, user: UserId, device: DeviceId) {
+        let Some(client) = &self.client else { return };
+        let zones = self.state.zones.clone();
+        let command = match zones.cached_waypoints_for(user, device) {
+            Some(command) => command,
+            None => match tokio::task::spawn_blocking(move || zones.waypoints_for(user, device)).await {
+                Ok(Ok(command)) => command,
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!(topic, "reading the zones for setWaypoints failed");
+                    return;
+                }
+            },
+        };
+        let Some(command) = command else { return };
+        let base: Vec<&str> = topic.splitn(4, '/').take(3).collect();
+        let cmd_topic = format!("{}/cmd", base.join("/"));
+        let mut payload = command.to_string().into_bytes();
+        let (store, last_seen) = (self.state.store.clone(), self.state.last_seen.clone());
+        let key = tokio::task::spawn_blocking(move || last_seen.encryption_key(store.as_ref(), user, device)).await;
+        if let Ok(Ok(Some(key))) = key {
+            match owntracks::encrypted_envelope(&key, &payload) {
+                Ok(envelope) => payload = envelope.to_string().into_bytes(),
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "encrypting setWaypoints failed; not sent");
+                    return;
+                }
+            }
+        }
+        if let Err(e) = client.try_publish(cmd_topic, QoS::AtLeastOnce, false, payload) {
+            tracing::warn!(topic, error = %e, "setWaypoints could not be queued");
         }
     }
 

@@ -36,12 +36,24 @@ pub enum EventKind {
     DeviceSilent,
     /// A device's battery fell to the low threshold.
     BatteryLow,
+    /// The OwnTracks app reported entering one of its regions (the phone
+    /// decided, not polo: logged as the app said it, never evaluated).
+    AppEnter,
+    /// The OwnTracks app reported leaving one of its regions.
+    AppLeave,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [Self; 5] =
-        [Self::ZoneEnter, Self::ZoneLeave, Self::ZoneDwell, Self::DeviceSilent, Self::BatteryLow];
+    pub const ALL: [Self; 7] = [
+        Self::ZoneEnter,
+        Self::ZoneLeave,
+        Self::ZoneDwell,
+        Self::DeviceSilent,
+        Self::BatteryLow,
+        Self::AppEnter,
+        Self::AppLeave,
+    ];
 
     /// The stable name (`zone.enter`, …), as stored, filtered on and sent.
     #[must_use]
@@ -52,6 +64,8 @@ impl EventKind {
             Self::ZoneDwell => "zone.dwell",
             Self::DeviceSilent => "device.silent",
             Self::BatteryLow => "device.battery_low",
+            Self::AppEnter => "app.enter",
+            Self::AppLeave => "app.leave",
         }
     }
 

@@ -124,6 +124,7 @@ mod tests {
 
     fn circle(id: i64, user: i64, lat: f64, lon: f64) -> Zone {
         let spec = ZoneSpec {
+            origin: None,
             name: format!("z{id}"),
             shape: Shape::Circle { center: [lat, lon], radius_m: 100.0 },
             rules: crate::Rules::default(),

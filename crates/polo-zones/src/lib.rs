@@ -16,6 +16,8 @@
 //!   the states: zone events, low battery, and the silent-device check.
 //! * [`sequence`] — arrivals in any order turned into time order, with a
 //!   reorder window; what comes later than that is reported late.
+//! * [`regions`] — OwnTracks regions as zones and zones as OwnTracks
+//!   regions (`setWaypoints`), with the identity that keeps them one.
 //! * [`webhook`] — subscriptions' filters, payload presets (JSON, ntfy,
 //!   Gotify, Discord/Slack) and the retry schedule.
 
@@ -23,6 +25,7 @@ pub mod evaluate;
 pub mod geometry;
 pub mod index;
 pub mod machine;
+pub mod regions;
 pub mod sequence;
 pub mod webhook;
 mod zone;

@@ -129,6 +129,8 @@ impl EventDocument {
                 let level = self.detail.get("battery_percent").and_then(serde_json::Value::as_i64).unwrap_or(0);
                 format!("{device}'s battery is at {level} %")
             }
+            Some(EventKind::AppEnter) => format!("{device} reports arriving at {zone}"),
+            Some(EventKind::AppLeave) => format!("{device} reports leaving {zone}"),
             None => format!("{device}: {}", self.kind),
         }
     }

@@ -36,6 +36,10 @@ pub struct ZoneSpec {
     /// How its events fire.
     #[serde(default)]
     pub rules: Rules,
+    /// Where it came from, when not from polo's API: an OwnTracks region
+    /// keeps its identity here, so the same region sent again updates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::regions::Origin>,
 }
 
 impl ZoneSpec {

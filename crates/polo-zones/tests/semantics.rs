@@ -21,7 +21,12 @@ fn rules(dwell_s: u32, exit_confirmations: u8, cooldown_s: u32) -> Rules {
 }
 
 fn home(rules: Rules) -> ZoneIndex {
-    let spec = ZoneSpec { name: "Home".into(), shape: Shape::Circle { center: [52.5, 13.4], radius_m: RADIUS }, rules };
+    let spec = ZoneSpec {
+        name: "Home".into(),
+        shape: Shape::Circle { center: [52.5, 13.4], radius_m: RADIUS },
+        rules,
+        origin: None,
+    };
     ZoneIndex::new(vec![Zone { id: 1, user: USER, spec }])
 }
 

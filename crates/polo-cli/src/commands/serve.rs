@@ -214,12 +214,14 @@ fn replication_specs(config: &Config, args: &ServeArgs) -> anyhow::Result<Vec<Pu
 fn mqtt_settings(config: &Config, args: &ServeArgs) -> anyhow::Result<Option<MqttSettings>> {
     let file = &config.file_serve;
     let Some(url) = args.mqtt_url.as_deref().or(file.mqtt_url.as_deref()) else { return Ok(None) };
-    let settings = MqttSettings::new(
+    let mut settings = MqttSettings::new(
         url,
         args.mqtt_username.as_deref().or(file.mqtt_username.as_deref()),
         args.mqtt_password.as_deref().or(file.mqtt_password.as_deref()),
         args.mqtt_topic.as_deref().or(file.mqtt_topic.as_deref()),
     )?;
+    settings.republish = args.mqtt_republish || file.mqtt_republish.unwrap_or(false);
+    settings.discovery = args.mqtt_discovery || file.mqtt_discovery.unwrap_or(false);
     Ok(Some(settings))
 }
 

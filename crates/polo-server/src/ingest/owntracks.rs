@@ -479,6 +479,38 @@ fn parse_waypoints(members: &Members<'_>, options: &ParseOptions) -> Vec<Waypoin
     items.into_iter().filter_map(|item| Members::parse(item.get()).ok()).map(|m| parse_waypoint(&m, options)).collect()
 }
 
+impl Waypoint {
+    /// The region as `polo_zones` reads it.
+    #[must_use]
+    pub fn region(&self) -> polo_zones::regions::Region {
+        polo_zones::regions::Region {
+            desc: self.desc.clone(),
+            center: self.coord.map(|c| [c.lat(), c.lon()]),
+            radius_m: self.radius_m,
+            tst: self.tst.map(|t| t.0.div_euclid(1000)),
+            rid: self.rid.clone(),
+        }
+    }
+}
+
+impl Transition {
+    /// The transition as the event log keeps it.
+    #[must_use]
+    pub fn app_transition(&self) -> crate::zones::regions::AppTransition {
+        crate::zones::regions::AppTransition {
+            event: self.event.clone().unwrap_or_default(),
+            at: self.fix.time,
+            lat: self.fix.coord.lat(),
+            lon: self.fix.coord.lon(),
+            accuracy_m: self.fix.horizontal_accuracy_m(),
+            desc: self.desc.clone(),
+            rid: self.rid.clone(),
+            wtst: self.wtst.map(|t| t.0.div_euclid(1000)),
+            trigger: self.trigger.clone(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Encryption
 

@@ -48,6 +48,7 @@ use super::{IngestError, batch, osmand, overland, owntracks};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, ErrorBody, TrackerAuthErrors, basic_challenge};
+use crate::query::derived::blocking;
 
 /// The ingest routes, each with its own body limit (`limit` bytes,
 /// [`crate::options::BodyLimits::ingest`]): the application-wide
@@ -162,6 +163,7 @@ async fn store_fixes(
         state.last_seen.observe(device, &newest);
         if outcome.added > 0 {
             state.live.position(caller.user.id, device, &newest);
+            state.mqtt_out.position(caller.user.id, device, &newest, false);
         }
     }
     Ok(outcome)
@@ -179,7 +181,10 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
 /// OwnTracks HTTP mode (also Overland's OwnTracks mode): one message per request.
 ///
 /// The answer is the app's friends: the last locations (and cards) of the caller's devices and of
-/// the devices of users who granted the caller theirs (`POST /api/v1/friends`). Unusable messages are
+/// the devices of users who granted the caller theirs (`POST /api/v1/friends`), and the caller's
+/// zones as a `setWaypoints` command when this app has not had them yet. `waypoint`/`waypoints`
+/// messages become zones and `transition`s are logged as `app.enter`/`app.leave` events
+/// (docs/zones.md, *OwnTracks regions*). Unusable messages are
 /// answered 200 and counted, because the apps drop (iOS) or resend forever (Android) otherwise;
 /// temporary trouble, rate limiting included, is a 503 so that iOS keeps the message.
 #[utoipa::path(
@@ -193,8 +198,9 @@ fn is_overland_basic(headers: &HeaderMap) -> bool {
     ),
     request_body(content = Option<OwnTracksMessage>, description = "One message; an empty body is allowed"),
     responses(
-        (status = 200, description = "The friends: a `location` (and `card`) per device; encrypted when the \
-            sending device has an encryption key", body = OwnTracksReply, content_type = "application/json"),
+        (status = 200, description = "The friends: a `location` (and `card`) per device, then, when the \
+            sending app has not been sent the caller's zones yet, a `setWaypoints` command (`cmd`); encrypted \
+            when the sending device has an encryption key", body = OwnTracksReply, content_type = "application/json"),
         (status = 400, description = "`bad_request`: a message that names a JSON key twice (the message \
             names the key), an encrypted payload the device's key cannot open (or the device has no key), or \
             malformed query parameters", body = ErrorBody),
@@ -248,7 +254,7 @@ async fn owntracks_inner(
             // Unusable messages are answered 2xx (the apps would retry or drop them forever) and counted.
             tracing::info!(user = %caller.user.name, error = %e, "unusable OwnTracks message");
             state.metrics.rejected("owntracks_unusable");
-            return owntracks_reply(state, &caller, sender).await;
+            return owntracks_reply(state, &caller, sender, options.from_overland).await;
         }
     };
     if let owntracks::Message::Encrypted { data } = &message {
@@ -267,7 +273,14 @@ async fn owntracks_inner(
             let found = device_name(transition.topic.as_ref());
             let device = resolve_device(state, &caller, named(&found), "phone").await?;
             sender = Some(device);
+            let app = transition.app_transition();
             store_fixes(state, &caller, device, "owntracks", vec![transition.fix]).await?;
+            let (zones, user) = (state.zones.clone(), caller.user.id);
+            blocking(move || Ok(zones.record_transition(user, device, &app, now())?)).await?;
+        }
+        owntracks::Message::Waypoint(waypoint) => store_regions(state, &caller, vec![waypoint.region()]).await?,
+        owntracks::Message::Waypoints(list) => {
+            store_regions(state, &caller, list.iter().map(owntracks::Waypoint::region).collect()).await?;
         }
         owntracks::Message::Card(card) => {
             let found = device_name(card.topic.as_ref());
@@ -280,7 +293,18 @@ async fn owntracks_inner(
             state.metrics.rejected("owntracks_not_location");
         }
     }
-    owntracks_reply(state, &caller, sender).await
+    owntracks_reply(state, &caller, sender, options.from_overland).await
+}
+
+/// Keeps the app's regions as the caller's zones.
+async fn store_regions(
+    state: &AppState,
+    caller: &Caller,
+    regions: Vec<polo_zones::regions::Region>,
+) -> Result<(), ApiError> {
+    let (zones, user) = (state.zones.clone(), caller.user.id);
+    blocking(move || Ok(zones.store_regions(user, &regions, now())?)).await?;
+    Ok(())
 }
 
 /// Keeps the device's card (name and picture) for the friends replies; a
@@ -342,10 +366,38 @@ async fn encryption_key(state: &AppState, caller: &Caller, device: DeviceId) -> 
 
 /// The friends reply as a body, encrypted as `{"_type":"encrypted","data":…}`
 /// when the sending device has a passphrase (the apps decrypt it to the array).
-async fn owntracks_reply(state: &AppState, caller: &Caller, sender: Option<DeviceId>) -> Result<Vec<u8>, ApiError> {
+/// When the sending app has not been sent the caller's zones yet, the reply
+/// ends with a `setWaypoints` command (never to Overland, which is no
+/// OwnTracks app).
+async fn owntracks_reply(
+    state: &AppState,
+    caller: &Caller,
+    sender: Option<DeviceId>,
+    from_overland: bool,
+) -> Result<Vec<u8>, ApiError> {
     let friends = friends(state, caller).await?;
-    let reply = serde_json::to_vec(&owntracks::friends_reply(&friends))
+    let mut reply = serde_json::to_vec(&owntracks::friends_reply(&friends))
         .map_err(|e| ApiError::internal(format!("cannot write the reply: {e}")))?;
+    if let Some(device) = sender.filter(|_| !from_overland) {
+        let user = caller.user.id;
+        let command = match state.zones.cached_waypoints_for(user, device) {
+            Some(command) => command,
+            None => {
+                let zones = state.zones.clone();
+                blocking(move || Ok(zones.waypoints_for(user, device)?)).await?
+            }
+        };
+        if let Some(command) = command {
+            // `[…]` becomes `[…,command]`: the friends array is built without a `Value`.
+            reply.pop();
+            if reply.len() > 1 {
+                reply.push(b',');
+            }
+            serde_json::to_writer(&mut reply, &*command)
+                .map_err(|e| ApiError::internal(format!("cannot write the reply: {e}")))?;
+            reply.push(b']');
+        }
+    }
     let Some(device) = sender else { return Ok(reply) };
     match encryption_key(state, caller, device).await? {
         None => Ok(reply),

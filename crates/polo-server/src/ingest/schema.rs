@@ -16,7 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ErrorCode;
 
 /// One OwnTracks message (HTTP mode). Only `location` and `transition`
-/// messages carry a position; other types are accepted and counted.
+/// messages carry a position; `waypoint`/`waypoints` become zones,
+/// `transition`s are logged as events; other types are accepted and counted.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"_type": "location", "lat": 48.137154, "lon": 11.576124, "tst": 1714572192,
     "acc": 12, "batt": 81, "tid": "ph", "topic": "owntracks/alice/phone"}))]
@@ -46,6 +47,19 @@ pub(crate) struct OwnTracksMessage {
     tid: Option<String>,
     /// `owntracks/<user>/<device>`: names the device when `X-Limit-D` and `?d=` do not.
     topic: Option<String>,
+    /// `waypoint`: the region's name; `transition`: the region's name.
+    desc: Option<String>,
+    /// `waypoint`: the region's radius in metres (it becomes a zone).
+    rad: Option<f64>,
+    /// `waypoint`, `transition`: the region's ID.
+    rid: Option<String>,
+    /// `transition`: `enter` or `leave` (logged as `app.enter`/`app.leave`).
+    event: Option<String>,
+    /// In replies, `cmd` messages: `setWaypoints`, polo's zones for the app.
+    action: Option<String>,
+    /// `waypoints`: the regions; in a `setWaypoints` reply, `{"_type": "waypoints", "waypoints": […]}`.
+    #[schema(value_type = Option<Object>)]
+    waypoints: Option<Value>,
 }
 
 /// An OwnTracks payload encrypted with the device's passphrase (libsodium

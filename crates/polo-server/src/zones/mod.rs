@@ -11,6 +11,8 @@
 //!   store's outbox, signs and sends them, and records each attempt; one node
 //!   sends (lease [`deliver::LEASE`]).
 //! * [`routes`] — `/api/v1/zones`, `/api/v1/events`, `/api/v1/webhooks`.
+//! * [`regions`] — OwnTracks regions: the apps' `waypoint`s as zones, their
+//!   `transition`s as `app.*` events, and zones back as `setWaypoints`.
 //! * [`stream`] — `GET /api/v1/stream`: the event log as Server-Sent Events,
 //!   resumable with `Last-Event-ID`.
 //!
@@ -18,6 +20,7 @@
 //! `polo-zones`'; see `docs/zones.md`.
 
 pub mod deliver;
+pub mod regions;
 pub mod routes;
 pub mod stream;
 pub mod worker;
@@ -95,6 +98,10 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// Why the last evaluation step failed, until one succeeds.
     pub(crate) failure: Mutex<Option<String>>,
+    /// What was sent to the OwnTracks apps.
+    pub(crate) regions: regions::RegionMemory,
+    /// Logged events for the MQTT broker.
+    pub(crate) mqtt: crate::mqtt_out::MqttOutbox,
 }
 
 impl Shared {
@@ -127,11 +134,12 @@ impl std::fmt::Debug for Zones {
 }
 
 impl Zones {
-    /// Starts the evaluation and delivery threads for node `holder`.
+    /// Starts the evaluation and delivery threads for node `holder`; logged
+    /// events go to `mqtt` too.
     ///
     /// # Errors
     /// When a thread cannot be spawned.
-    pub fn start(store: Arc<dyn Store>, holder: &str) -> std::io::Result<Self> {
+    pub fn start(store: Arc<dyn Store>, holder: &str, mqtt: crate::mqtt_out::MqttOutbox) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             store,
             holder: holder.to_owned(),
@@ -141,6 +149,8 @@ impl Zones {
             deliver: Bell::default(),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
+            regions: regions::RegionMemory::default(),
+            mqtt,
         });
         let w = shared.clone();
         std::thread::Builder::new().name("polo-zones".into()).spawn(move || worker::run(&w))?;
@@ -164,6 +174,7 @@ impl Zones {
     /// A zone was created, changed or deleted through this node.
     pub fn zones_changed(&self) {
         self.shared.zones_changed.store(true, Ordering::Relaxed);
+        self.shared.regions.forget_commands();
         self.shared.evaluate.ring();
     }
 

@@ -96,6 +96,11 @@ pub(crate) struct ZoneView {
     rules: RulesBody,
     /// Last changed, ms since the epoch.
     updated_ms: i64,
+    /// `owntracks` for a zone made from an OwnTracks app's region (it keeps
+    /// the region's identity, so the app's updates reach it); absent for
+    /// zones made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
 }
 
 /// Your zones.
@@ -119,7 +124,7 @@ impl ZoneBody {
             ShapeBody::Circle { center, radius_m } => Shape::Circle { center, radius_m },
             ShapeBody::Polygon { vertices } => Shape::Polygon { vertices },
         };
-        let spec = ZoneSpec { name: self.name.trim().to_owned(), shape, rules };
+        let spec = ZoneSpec { name: self.name.trim().to_owned(), shape, rules, origin: None };
         spec.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(spec)
     }
@@ -141,7 +146,8 @@ fn view(row: &polo_store::ZoneRow) -> Result<ZoneView, ApiError> {
         cooldown_s: Some(r.cooldown_s),
         dwell_alert_s: r.dwell_alert_s,
     };
-    Ok(ZoneView { id: row.id, name: spec.name, shape, rules, updated_ms: row.updated.0 })
+    let origin = spec.origin.map(|o| o.source);
+    Ok(ZoneView { id: row.id, name: spec.name, shape, rules, updated_ms: row.updated.0, origin })
 }
 
 fn zone_row(store: &dyn Store, user: polo_domain::UserId, id: i64) -> Result<polo_store::ZoneRow, ApiError> {
@@ -231,9 +237,15 @@ pub(crate) async fn put_zone(
 ) -> Result<Json<ZoneView>, ApiError> {
     let Path(id) = id?;
     let Json(body) = body?;
-    let spec = body.into_spec()?;
+    let mut spec = body.into_spec()?;
     let (store, zones, user) = (state.store.clone(), state.zones.clone(), caller.user.id);
     blocking(move || {
+        // An app's region stays that region (its identity is not the client's to change).
+        let old = zone_row(&*store, user, id)?;
+        spec.origin = polo_zones::Zone::from_body(old.id, old.user, &old.body)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .spec
+            .origin;
         if !store.update_zone(user, id, &spec.to_body(), now())? {
             return Err(ApiError::not_found(format!("zone {id}")));
         }
@@ -287,7 +299,8 @@ pub(crate) struct EventsQuery {
 pub(crate) struct EventView {
     /// The log's id: pass the last one you saw as `after`.
     pub(crate) id: i64,
-    /// `zone.enter`, `zone.leave`, `zone.dwell`, `device.silent` or `device.battery_low`.
+    /// `zone.enter`, `zone.leave`, `zone.dwell`, `device.silent`, `device.battery_low`, or what an
+    /// OwnTracks app reported: `app.enter`, `app.leave`.
     pub(crate) kind: String,
     /// When it happened, ms since the epoch.
     at_ms: i64,
@@ -427,6 +440,12 @@ pub(crate) enum EventKindBody {
     /// A device's battery fell to the low threshold.
     #[serde(rename = "device.battery_low")]
     BatteryLow,
+    /// An OwnTracks app reported entering one of its regions.
+    #[serde(rename = "app.enter")]
+    AppEnter,
+    /// An OwnTracks app reported leaving one of its regions.
+    #[serde(rename = "app.leave")]
+    AppLeave,
 }
 
 impl EventKindBody {
@@ -437,6 +456,8 @@ impl EventKindBody {
             Self::ZoneDwell => "zone.dwell",
             Self::DeviceSilent => "device.silent",
             Self::BatteryLow => "device.battery_low",
+            Self::AppEnter => "app.enter",
+            Self::AppLeave => "app.leave",
         }
     }
 }

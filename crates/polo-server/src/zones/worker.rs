@@ -198,6 +198,9 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
         };
         let outcome = evaluate_device(store, &memory.index, &settings, user, device, d, subs, now())?;
         queued |= outcome.queued;
+        for (user, document) in &outcome.published {
+            shared.mqtt.event(*user, document);
+        }
         memory.known.insert((user, device), ());
         if outcome.waiting {
             memory.waiting.insert((user, device), ());
@@ -214,7 +217,7 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
     Ok(changes.len() == BATCH)
 }
 
-fn user_subscriptions(store: &dyn Store, user: UserId) -> Result<Vec<(i64, SubscriptionSpec)>, String> {
+pub(crate) fn user_subscriptions(store: &dyn Store, user: UserId) -> Result<Vec<(i64, SubscriptionSpec)>, String> {
     let rows = store.webhooks(Some(user)).map_err(|e| e.to_string())?;
     Ok(rows
         .into_iter()
@@ -237,6 +240,8 @@ pub struct DeviceOutcome {
     pub queued: bool,
     /// Whether points newer than the watermark wait.
     pub waiting: bool,
+    /// The new events that are not past, with their ids, for the MQTT broker.
+    pub published: Vec<(polo_domain::UserId, EventDocument)>,
 }
 
 fn load_watch(store: &dyn Store, user: UserId, device: DeviceId) -> Result<DeviceWatch, String> {
@@ -368,6 +373,7 @@ pub fn evaluate_device(
         .map_or_else(|| format!("device {}", device.0), |d| d.name);
     let max_age = i64::try_from(settings.notify_max_age.as_millis()).unwrap_or(i64::MAX);
     let mut events = Vec::new();
+    let mut documents = Vec::new();
     let mut queued = false;
     let tagged = live.into_iter().map(|e| (e, false)).chain(past.into_iter().map(|e| (e, true)));
     for (event, late) in tagged {
@@ -389,6 +395,7 @@ pub fn evaluate_device(
             past,
             detail: event.detail.clone(),
         };
+        documents.push(document.clone());
         events.push(NewEvent {
             dedup_key: event.dedup_key(),
             at: event.at,
@@ -404,7 +411,14 @@ pub fn evaluate_device(
     if logged > 0 {
         tracing::debug!(user = user.0, device = device.0, logged, "zone events logged");
     }
-    Ok(DeviceOutcome { logged, queued, waiting })
+    let published = ids
+        .iter()
+        .zip(documents)
+        .filter_map(|(id, document)| id.map(|id| EventDocument { id, ..document }))
+        .filter(|document| !document.past)
+        .map(|document| (user, document))
+        .collect();
+    Ok(DeviceOutcome { logged, queued, waiting, published })
 }
 
 #[cfg(test)]
@@ -450,6 +464,7 @@ mod tests {
         let user = store.create_user("jane", "h", false).unwrap().id;
         let device = store.ensure_device(user, "phone").unwrap().id;
         let spec = ZoneSpec {
+            origin: None,
             name: "Home".into(),
             shape: Shape::Circle { center: [52.52, 13.405], radius_m: 100.0 },
             rules: Rules { dwell_s: 60, exit_confirmations: 2, cooldown_s: 0, ..Rules::default() },
