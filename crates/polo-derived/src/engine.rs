@@ -191,6 +191,10 @@ impl Engine {
         let mut spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
         // Map levels depend on the points only: not on intervals or settings.
         let mut map_spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
+        // Every device's days show the user's imported intervals
+        // (`views::entries`): where a device's intervals came or went, the
+        // days of the user's other devices are refreshed too.
+        let mut sibling_days: BTreeMap<(UserId, DeviceId), (Timestamp, Timestamp)> = BTreeMap::new();
         if outdated {
             // Rows of an older polo: local days, flagged fixes and maps without
             // them are all recomputed once, maps included.
@@ -219,10 +223,20 @@ impl Engine {
                         // A delete across all devices.
                         None => store.list_devices(change.user)?.into_iter().map(|d| d.id).collect(),
                     };
-                    for device in devices {
-                        widen(&mut spans, (change.user, device), span);
+                    for device in &devices {
+                        widen(&mut spans, (change.user, *device), span);
                         if change.kind != ChangeKind::IntervalsInserted {
-                            widen(&mut map_spans, (change.user, device), span);
+                            widen(&mut map_spans, (change.user, *device), span);
+                        }
+                    }
+                    if let (Some(changed), Span::Between(first, last), true) =
+                        (change.device, span, change.kind != ChangeKind::PointsInserted)
+                    {
+                        for sibling in store.list_devices(change.user)?.into_iter().filter(|d| d.id != changed) {
+                            sibling_days
+                                .entry((change.user, sibling.id))
+                                .and_modify(|(a, b)| (*a, *b) = ((*a).min(first), (*b).max(last)))
+                                .or_insert((first, last));
                         }
                     }
                 }
@@ -274,6 +288,13 @@ impl Engine {
                 Err(e) => return Err(e),
             }
             report.windows += 1;
+        }
+        for ((user, device), (first, last)) in sibling_days {
+            match PlaceBook::load(store, user).and_then(|book| days::refresh(store, user, device, first, last, &book)) {
+                Ok(_) => {}
+                Err(_) if store.user_by_id(user)?.is_none() => {}
+                Err(e) => return Err(e),
+            }
         }
         // After the windows: visit and mode edits that reached the store without their days
         // (replicated, or raced by this step on another node) are brought into them.

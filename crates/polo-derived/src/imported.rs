@@ -21,8 +21,8 @@
 //!   line between its ends.
 
 use polo_domain::{Coord, Interval, IntervalKind};
-use polo_timeline::TransportMode;
 use polo_timeline::geo::{Prepared, haversine_m};
+use polo_timeline::{LocalClock, OffsetChanges, TransportMode};
 
 use crate::rows::{LegRow, StayRow};
 use crate::views::{Entries, LegView, Origin, StayView};
@@ -33,7 +33,15 @@ pub const MIN_PART_MS: i64 = 120_000;
 /// Adds `intervals` (one device's, any order) to the detected `out` by the
 /// rules in the module documentation. `visit_min_ms` is the user's shortest
 /// visit: a stay cut below it is no longer a visit.
-pub fn overlay(out: &mut Entries, intervals: Vec<Interval>, visit_min_ms: i64) {
+///
+/// An interval whose source stated no UTC offset takes `clock`'s offset at
+/// its start (the device's local clock), when there is one.
+pub fn overlay(out: &mut Entries, mut intervals: Vec<Interval>, visit_min_ms: i64, clock: Option<&OffsetChanges>) {
+    if let Some(clock) = clock {
+        for interval in intervals.iter_mut().filter(|i| i.start_offset_minutes.is_none()) {
+            interval.start_offset_minutes = Some(clock.offset_minutes_at(interval.start));
+        }
+    }
     let mut visits: Vec<Interval> =
         intervals.iter().filter(|i| i.kind == IntervalKind::Visit && i.start_coord.is_some()).cloned().collect();
     // Parents before children: earlier first, then the wider, then the lower level.
@@ -342,7 +350,7 @@ mod tests {
         // Google says: Stanford University, 10:00 to 11:15.
         let mut out =
             Entries { stays: vec![stay(590, 612, true), stay(650, 700, true)], legs: vec![leg(612, 618, 88.0)] };
-        overlay(&mut out, vec![visit(600, 675, Some("Stanford University"), 0)], VISIT_MIN);
+        overlay(&mut out, vec![visit(600, 675, Some("Stanford University"), 0)], VISIT_MIN, None);
         let (stays, legs) = spans(&out);
         assert_eq!(
             stays,
@@ -360,7 +368,7 @@ mod tests {
     #[test]
     fn a_visit_inside_a_long_detected_stay_splits_it_and_legs_shrink_in_proportion() {
         let mut out = Entries { stays: vec![stay(0, 240, true)], legs: vec![leg(240, 300, 6_000.0)] };
-        overlay(&mut out, vec![visit(60, 120, Some("Café"), 0), visit(250, 280, None, 0)], VISIT_MIN);
+        overlay(&mut out, vec![visit(60, 120, Some("Café"), 0), visit(250, 280, None, 0)], VISIT_MIN, None);
         let (stays, legs) = spans(&out);
         assert_eq!(
             stays,
@@ -382,10 +390,27 @@ mod tests {
         let mut out = Entries { stays: vec![stay(0, 60, true)], legs: vec![] };
         let parent = visit(0, 59, Some("Stanford University"), 0);
         let child = visit(10, 40, Some("Gates Computer Science"), 1);
-        overlay(&mut out, vec![child, parent], VISIT_MIN);
+        overlay(&mut out, vec![child, parent], VISIT_MIN, None);
         let (stays, _) = spans(&out);
         assert_eq!(stays, [(0, 59, Origin::Imported)], "the detected minute after it is too short to show");
         assert_eq!(out.stays[0].place_name.as_deref(), Some("Stanford University"));
+    }
+
+    #[test]
+    fn a_source_without_offsets_takes_the_devices_local_clock() {
+        let mut out = Entries::default();
+        // UTC+1 until minute 1000, then UTC+2 (a DST night).
+        let clock = OffsetChanges::new(60, vec![(Timestamp(1_000 * MINUTE), 120)]);
+        let mut stated = visit(2_000, 3_000, Some("Stated"), 0);
+        stated.start_offset_minutes = Some(-300);
+        overlay(
+            &mut out,
+            vec![visit(0, 500, Some("Café"), 0), visit(1_500, 1_800, Some("Kino"), 0), stated],
+            VISIT_MIN,
+            Some(&clock),
+        );
+        let offsets: Vec<Option<i16>> = out.stays.iter().map(|s| s.row.offset).collect();
+        assert_eq!(offsets, [Some(60), Some(120), Some(-300)], "the source's own offset is kept");
     }
 
     #[test]
@@ -400,6 +425,7 @@ mod tests {
                 activity(40, 50, 0.0, 200.0, Some(waypoints)),
             ],
             VISIT_MIN,
+            None,
         );
         let (_, legs) = spans(&out);
         assert_eq!(legs, [(0, 10, Origin::Detected), (20, 30, Origin::Imported), (40, 50, Origin::Imported)]);
@@ -422,7 +448,7 @@ mod tests {
             r#"{"location":{"address":"450 Serra Mall\nStanford, CA 94305","placeId":"ChIJ"}}"#,
         ));
         let mut out = Entries::default();
-        overlay(&mut out, vec![bare], VISIT_MIN);
+        overlay(&mut out, vec![bare], VISIT_MIN, None);
         assert_eq!(out.stays[0].address.as_deref(), Some("450 Serra Mall, Stanford, CA 94305"));
         assert_eq!(out.stays[0].title().as_deref(), Some("450 Serra Mall, Stanford, CA 94305"));
     }

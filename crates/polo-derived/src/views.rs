@@ -12,7 +12,7 @@ use polo_timeline::{ByMode, LocalClock, LocalDate, TransportMode};
 
 use crate::DerivedResult;
 use crate::days::{DAY_MS, MAX_OFFSET_MS, clock_of, effective_mode, mode_edits, rows_around};
-use crate::kinds::{DAY_STATS, LEG, STAY};
+use crate::kinds::{DAY_STATS, LEG, MAP_COUNTS, STAY};
 use crate::places::PlaceBook;
 use crate::rows::{DayRow, LegRow, Locality, StayRow, decode};
 
@@ -140,30 +140,34 @@ pub fn entries(
         let (mode, corrected) = effective_mode(&row, &edits);
         out.legs.push(LegView { row, mode, corrected, origin: Origin::Detected });
     }
-    add_imported(store, user, device, from, to, &mut out)?;
+    add_imported(store, user, from, to, &mut out)?;
     Ok(out)
 }
 
-/// Adds the source's own intervals by [`crate::imported::overlay`]'s rules.
+/// Adds the source's own intervals by [`crate::imported::overlay`]'s rules:
+/// those of every device of the user, since a visit or a journey is the
+/// person's (Google's Semantic Location History names no phone, and is
+/// imported beside the `Records.json` whose phones carry the points).
 fn add_imported(
     store: &dyn Store,
     user: UserId,
-    device: DeviceId,
     from: Timestamp,
     to: Timestamp,
     out: &mut Entries,
 ) -> DerivedResult<()> {
-    let intervals: Vec<_> = store
-        .intervals(user, None, Some(from), Some(to))?
-        .into_iter()
-        .filter(|i| i.device == device)
-        .map(|i| i.interval)
-        .collect();
+    let intervals: Vec<_> =
+        store.intervals(user, None, Some(from), Some(to))?.into_iter().map(|i| i.interval).collect();
     if intervals.is_empty() {
         return Ok(());
     }
     let visit_min_ms = crate::settings::settings(store, user)?.stays.visit_min_duration_ms();
-    crate::imported::overlay(out, intervals, visit_min_ms);
+    // A source that stated no UTC offset (Semantic Location History) takes
+    // the local clock the device's own stays and legs follow.
+    let stays: Vec<StayRow> = out.stays.iter().map(|s| s.row.clone()).collect();
+    let legs: Vec<LegRow> = out.legs.iter().map(|l| l.row.clone()).collect();
+    let clock = (stays.iter().any(|s| s.offset.is_some()) || legs.iter().any(|l| l.offset.is_some()))
+        .then(|| clock_of(&stays, &legs));
+    crate::imported::overlay(out, intervals, visit_min_ms, clock.as_ref());
     Ok(())
 }
 
@@ -183,7 +187,21 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
     }
     // Most tracked first; equal times by device id, so the default is stable.
     devices.sort_by_key(|&(id, tracked)| (std::cmp::Reverse(tracked), id));
-    let chosen = device.or_else(|| devices.first().map(|&(id, _)| id));
+    // Imported visits count on every device's day, so the default is a
+    // device with fixes of its own that day (its track on the map), if any.
+    let with_fixes = |id: DeviceId| -> DerivedResult<bool> {
+        let utc_days =
+            DerivedRange { kind: MAP_COUNTS, scope: DerivedScope::Device(id), from: date.0 - 1, to: date.0 + 2 };
+        Ok(!store.derived_range(user, &utc_days)?.is_empty())
+    };
+    let mut default = None;
+    for &(id, _) in &devices {
+        if with_fixes(id)? {
+            default = Some(id);
+            break;
+        }
+    }
+    let chosen = device.or(default).or_else(|| devices.first().map(|&(id, _)| id));
     let midnight = date.0 * DAY_MS;
     let around_from = Timestamp(midnight - DAY_MS - MAX_OFFSET_MS);
     let around_to = Timestamp(midnight + 2 * DAY_MS + MAX_OFFSET_MS);

@@ -111,3 +111,80 @@ fn every_google_visit_of_the_life_is_shown_with_its_name_and_times() {
         manifest.semantic.activities_without_distance
     );
 }
+
+/// What a Takeout gives: `Records.json` with each phone's fixes (no UTC
+/// offsets), and Semantic Location History naming no phone, imported as
+/// `polo import` files it (the visits on the import's default device).
+#[test]
+fn google_visits_show_on_the_phones_day_in_its_local_time() {
+    #[derive(Default)]
+    struct ByDevice {
+        fixes: std::collections::BTreeMap<String, Vec<Fix>>,
+        intervals: Vec<Interval>,
+    }
+    impl Sink for ByDevice {
+        fn point(&mut self, fix: Fix, device: Option<&str>) {
+            self.fixes.entry(device.unwrap_or("default").to_owned()).or_default().push(fix);
+        }
+        fn interval(&mut self, interval: Interval, _device: Option<&str>) {
+            self.intervals.push(interval);
+        }
+        fn reject(&mut self, _reject: Reject) {}
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = polo_life::write(dir.path(), &LifeOptions { seed: 7, scale: Scale::Small, start: None }).unwrap();
+    let options = ImportOptions { now: Timestamp(i64::MAX / 2) };
+    let mut records = ByDevice::default();
+    let file = std::fs::File::open(dir.path().join("Records.json")).unwrap();
+    polo_formats::import(std::io::BufReader::new(file), &options, &mut records).unwrap();
+    let mut semantic = ByDevice::default();
+    for file in manifest.files.iter().filter(|f| f.format == "google_semantic") {
+        let reader = std::fs::File::open(dir.path().join(&file.name)).unwrap();
+        polo_formats::import(std::io::BufReader::new(reader), &options, &mut semantic).unwrap();
+    }
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let user = store.create_user("alice", "x", false).unwrap().id;
+    // The visits first, on a device of their own, with the raw-path fixes they carry.
+    let default = store.ensure_device(user, "default").unwrap().id;
+    let mut raw = semantic.fixes.into_values().flatten().collect::<Vec<_>>();
+    raw.sort_by_key(|f| f.time);
+    store.insert_points(user, default, &raw).unwrap();
+    store.insert_intervals(user, default, &semantic.intervals).unwrap();
+    let zones = Arc::new(polo_tz::BundledZones::builtin().unwrap());
+    let engine = Engine::new(store.clone(), None).with_zones(zones);
+    while engine.catch_up().unwrap().changes > 0 {}
+    // Then the phones.
+    for (name, mut fixes) in records.fixes {
+        let device = store.ensure_device(user, &name).unwrap().id;
+        fixes.sort_by_key(|f| f.time);
+        store.insert_points(user, device, &fixes).unwrap();
+    }
+    while engine.catch_up().unwrap().changes > 0 {}
+
+    // A named visit of at least an hour on a day a phone tracked.
+    let phone = store.ensure_device(user, &manifest.devices[0].name).unwrap().id;
+    let visit = semantic
+        .intervals
+        .iter()
+        .filter(|i| i.kind == IntervalKind::Visit && i.level == 0 && i.name.is_some())
+        .filter(|i| i.end.0 - i.start.0 >= 3_600_000)
+        .find(|i| {
+            let day = polo_timeline::LocalDate((i.start.0 + 3_600_000).div_euclid(86_400_000));
+            views::day(&*store, user, day, None).unwrap().device == Some(phone)
+        })
+        .expect("a named visit on a day phone A tracked");
+    let date = polo_timeline::LocalDate((visit.start.0 + 3_600_000).div_euclid(86_400_000));
+    let day = views::day(&*store, user, date, None).unwrap();
+    assert_eq!(day.device, Some(phone), "the day shows the phone that tracked it, not the visits' own device");
+    let shown = day
+        .entries
+        .stays
+        .iter()
+        .find(|s| s.origin == Origin::Imported && s.row.start == visit.start.0)
+        .unwrap_or_else(|| panic!("{:?} is not on the phone's day: {:#?}", visit.name, day.entries.stays));
+    assert_eq!(shown.place_name, visit.name);
+    let berlin = day.entries.stays.iter().filter(|s| s.origin == Origin::Detected).find_map(|s| s.row.offset);
+    assert!(matches!(berlin, Some(60 | 120)), "the phone's stays are in Berlin time: {berlin:?}");
+    assert_eq!(shown.row.offset, berlin, "the visit takes the phone's local clock");
+}
