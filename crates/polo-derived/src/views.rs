@@ -140,23 +140,40 @@ pub fn entries(
         let (mode, corrected) = effective_mode(&row, &edits);
         out.legs.push(LegView { row, mode, corrected, origin: Origin::Detected });
     }
-    add_imported(store, user, from, to, &mut out)?;
+    add_imported(store, user, device, from, to, &mut out)?;
     Ok(out)
 }
 
 /// Adds the source's own intervals by [`crate::imported::overlay`]'s rules:
-/// those of every device of the user, since a visit or a journey is the
-/// person's (Google's Semantic Location History names no phone, and is
-/// imported beside the `Records.json` whose phones carry the points).
+/// the device's own, and on the UTC days the device has fixes, those of the
+/// user's other devices too, since a visit or a journey is the person's
+/// (Google's Semantic Location History names no phone, and is imported
+/// beside the `Records.json` whose phones carry the fixes). A phone's days
+/// before it existed stay its own.
 fn add_imported(
     store: &dyn Store,
     user: UserId,
+    device: DeviceId,
     from: Timestamp,
     to: Timestamp,
     out: &mut Entries,
 ) -> DerivedResult<()> {
-    let intervals: Vec<_> =
-        store.intervals(user, None, Some(from), Some(to))?.into_iter().map(|i| i.interval).collect();
+    let all = store.intervals(user, None, Some(from), Some(to))?;
+    let mut days_with_fixes: Option<BTreeSet<i64>> = None;
+    let mut intervals = Vec::with_capacity(all.len());
+    for stored in all {
+        if stored.device != device {
+            let days = match &mut days_with_fixes {
+                Some(days) => days,
+                None => days_with_fixes.insert(fix_days(store, user, device, from, to)?),
+            };
+            let (first, last) = (stored.interval.start.0.div_euclid(DAY_MS), stored.interval.end.0.div_euclid(DAY_MS));
+            if days.range(first..=last).next().is_none() {
+                continue;
+            }
+        }
+        intervals.push(stored.interval);
+    }
     if intervals.is_empty() {
         return Ok(());
     }
@@ -169,6 +186,23 @@ fn add_imported(
         .then(|| clock_of(&stays, &legs));
     crate::imported::overlay(out, intervals, visit_min_ms, clock.as_ref());
     Ok(())
+}
+
+/// The UTC days (numbers) in `[from, to)` on which `device` has fixes.
+fn fix_days(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    from: Timestamp,
+    to: Timestamp,
+) -> DerivedResult<BTreeSet<i64>> {
+    let range = DerivedRange {
+        kind: MAP_COUNTS,
+        scope: DerivedScope::Device(device),
+        from: from.0.div_euclid(DAY_MS),
+        to: to.0.div_euclid(DAY_MS).saturating_add(1),
+    };
+    Ok(store.derived_range(user, &range)?.into_iter().map(|row| row.key).collect())
 }
 
 /// A local day: the device whose story covers most of it (or `device`),
@@ -190,9 +224,9 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
     // Imported visits count on every device's day, so the default is a
     // device with fixes of its own that day (its track on the map), if any.
     let with_fixes = |id: DeviceId| -> DerivedResult<bool> {
-        let utc_days =
-            DerivedRange { kind: MAP_COUNTS, scope: DerivedScope::Device(id), from: date.0 - 1, to: date.0 + 2 };
-        Ok(!store.derived_range(user, &utc_days)?.is_empty())
+        // The UTC day of the same date: most of the local day, whatever the offset.
+        let utc_day = DerivedRange::key(MAP_COUNTS, DerivedScope::Device(id), date.0);
+        Ok(!store.derived_range(user, &utc_day)?.is_empty())
     };
     let mut default = None;
     for &(id, _) in &devices {

@@ -513,6 +513,8 @@ pub(crate) async fn trips(
         let settings = polo_derived::settings::settings(&*store, user)?;
         let book = polo_derived::places::PlaceBook::load(&*store, user)?;
         let mut out = Vec::new();
+        // A trip made only of imported entries shows on every device with fixes that day: once is enough.
+        let mut imported_trips = std::collections::HashSet::new();
         for (device, name) in chosen {
             let found = views::entries(&*store, user, device, from, to, &book)?;
             let stays: Vec<_> = found.stays.iter().map(|s| s.row.to_stay()).collect();
@@ -522,6 +524,11 @@ pub(crate) async fn trips(
                     stays: found.stays[trip.stops.clone()].to_vec(),
                     legs: found.legs[trip.legs.clone()].to_vec(),
                 };
+                let imported_only = parts.stays.iter().all(|s| s.origin == views::Origin::Imported)
+                    && parts.legs.iter().all(|l| l.origin == views::Origin::Imported);
+                if imported_only && !imported_trips.insert((trip.start, trip.end)) {
+                    continue;
+                }
                 let (first, last) = (parts.legs.first(), parts.legs.last());
                 out.push(TripView {
                     device: name.clone(),
