@@ -8,6 +8,7 @@
 
 mod access_log;
 mod account;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod deleting;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub body_limits: options::BodyLimits,
     /// Zone evaluation, the event log's writer and the webhook sender.
     pub zones: zones::Zones,
+    /// Sign-in with an OpenID provider, when `[oidc]` is configured.
+    pub oidc: Option<Arc<auth::oidc::Oidc>>,
 }
 
 impl AppState {
@@ -134,6 +137,7 @@ impl AppState {
             exposure,
             body_limits: options::BodyLimits::default(),
             zones,
+            oidc: None,
         })
     }
 }
@@ -144,6 +148,10 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::routes())
         .merge(account::routes())
+        .merge(auth::oidc::routes::routes())
+        .merge(auth::totp::routes::routes())
+        .merge(auth::sessions::routes())
+        .merge(audit::routes::routes())
         .merge(device_labels::routes())
         .merge(ingest::routes::routes(ingest_limit))
         .merge(query::routes())
