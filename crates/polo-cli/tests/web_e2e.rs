@@ -305,6 +305,7 @@ fn oidc_sign_in_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     add_user(&data, "bob");
+    add_admin(&data, "root");
     let (polo_port, provider_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{polo_port}");
     let redirect_uri = format!("{base}/api/v1/auth/oidc/callback");
@@ -343,6 +344,33 @@ fn oidc_sign_in_in_chromium() {
     let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     let names: Vec<&str> = users.as_array().unwrap().iter().filter_map(|u| u["name"].as_str()).collect();
     assert!(names.contains(&"ann") && !names.contains(&"eve"), "{names:?}");
+
+    // The audit log tells the story: the account made for Ann, her groups' admin role, the
+    // sign-ins through the provider, Eve's refusal with its reason, Bob's link.
+    let audit = http(
+        &server.addr,
+        "GET",
+        "/api/v1/admin/audit?action=auth.&limit=200",
+        &[("Authorization", &basic("root", "a long password"))],
+        b"",
+    )
+    .json();
+    let entries = audit["entries"].as_array().unwrap();
+    let find = |action: &str, subject: Option<&str>| {
+        entries.iter().find(|e| e["action"] == action && subject.is_none_or(|s| e["subject"] == s)).cloned()
+    };
+    assert!(find("auth.oidc.account_created", Some("ann")).is_some(), "{audit}");
+    assert_eq!(
+        find("auth.role.change", Some("ann")).map(|e| e["detail"]["admin"].clone()),
+        Some(true.into()),
+        "{audit}"
+    );
+    assert_eq!(find("auth.login", Some("bob")).map(|e| e["detail"]["method"].clone()), Some("oidc".into()), "{audit}");
+    assert!(find("auth.oidc.link", Some("bob")).is_some(), "{audit}");
+    let refused = find("auth.login_failed", None).expect("eve's refusal");
+    let reason = refused["detail"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("eve@evil.example may not have an account here"), "{reason}");
+    assert_eq!(refused["detail"]["ip"], "127.0.0.1");
 }
 
 #[test]

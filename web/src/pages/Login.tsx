@@ -4,7 +4,7 @@
 // provider's callback comes back here with ?error=… when it is refused.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, type InstanceConfig, type Me, type User } from "../api";
+import { api, ApiError, SESSION_HINT, type InstanceConfig, type Me, type User } from "../api";
 
 export function Login({ config, onLogin }: { config: InstanceConfig | null; onLogin: (me: Me) => void }) {
   const [username, setUsername] = useState("");
@@ -70,7 +70,15 @@ export function Login({ config, onLogin }: { config: InstanceConfig | null; onLo
           </button>
         )}
         {config?.oidc_login && (
-          <a class={passwords ? "button" : "button primary"} href="/api/v1/auth/oidc/login" id="oidc-login">
+          <a
+            class={passwords ? "button" : "button primary"}
+            href="/api/v1/auth/oidc/login"
+            id="oidc-login"
+            // The provider sends the browser back to / with a session cookie the app cannot see
+            // (HttpOnly): the hint makes the app ask /api/v1/me. A refusal comes back to /login,
+            // where that answers 401 and the hint goes again.
+            onClick={() => localStorage.setItem(SESSION_HINT, "1")}
+          >
             {config.oidc_login}
           </a>
         )}

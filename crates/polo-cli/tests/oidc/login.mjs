@@ -4,7 +4,9 @@
 //   POLO_SCREENSHOTS, POLO_LINK_USER and POLO_LINK_PASSWORD (a password account to link)
 // Checks: an account made at first sign-in (with the admin role from its groups), a sign-in
 // outside the allowed domains refused with the reason, and a password account linked on the
-// account page that then signs in through the provider. Prints "oidc e2e: all passed".
+// account page that then signs in through the provider. Screenshots of the sign-in pages (the
+// account page's two-factor set-up, sessions and tokens, the audit log with the sign-ins), light
+// and dark, desktop and phone, go to POLO_SCREENSHOTS. Prints "oidc e2e: all passed".
 
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -86,6 +88,32 @@ for (const scheme of ["light", "dark"]) {
   check(who.user?.name === "ann", `an account is created at the first sign-in (got ${JSON.stringify(who)})`);
   check(who.user?.admin === true, "the admin group gives the admin role");
   check(new URL(page.url()).pathname !== "/login", `signed in, at ${page.url()}`);
+  await page.waitForSelector("#nav", { timeout: 15000 });
+  check(true, "the web app shows Ann signed in");
+  // The new pages, as the administrator Ann sees them.
+  for (const scheme of ["light", "dark"]) {
+    for (const [name, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+      await page.setViewportSize(viewport);
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${base}/account`);
+      await page.waitForSelector("#twofactor-start", { timeout: 15000 }).catch(async (e) => {
+        throw new Error(`no two-factor set-up on ${page.url()}: ${await page.locator("main").innerText()}\n${e.message}`);
+      });
+      await page.click("#twofactor-start");
+      await page.waitForSelector("img.qr");
+      check(/^[A-Z2-7]{32}$/.test(await page.textContent('[data-testid="totp-secret"]')), "the set-up shows a base32 key");
+      await page.locator("#twofactor-card").screenshot({ path: join(shots, `two-factor-${name}-${scheme}.png`) });
+      await page.goto(`${base}/account/sessions`);
+      await page.waitForSelector('[data-testid="sessions"]');
+      const method = await page.textContent('[data-testid="sessions"] tbody');
+      check(method.includes("identity provider") && method.includes("this browser"), "the session is listed as this browser's, by the provider");
+      await page.screenshot({ path: join(shots, `sessions-${name}-${scheme}.png`), fullPage: true });
+      await page.goto(`${base}/account/audit`);
+      await page.waitForSelector('[data-testid="audit"] tr[data-action="auth.login"]');
+      check((await page.locator('[data-testid="audit"] tr[data-action="auth.login_failed"]').count()) === 0, "no failure yet");
+      await page.screenshot({ path: join(shots, `audit-${name}-${scheme}.png`), fullPage: true });
+    }
+  }
   await context.close();
 }
 
@@ -125,6 +153,7 @@ for (const scheme of ["light", "dark"]) {
 
   const second = await fresh();
   await signIn(second.page, "bobby");
+  await second.page.waitForSelector("#nav", { timeout: 15000 });
   const who = await me(second.page);
   check(who.user?.name === need("POLO_LINK_USER"), `the linked provider account signs in as ${need("POLO_LINK_USER")} (got ${JSON.stringify(who)})`);
   check(who.user?.admin === false, "not an administrator: not in the admin group");

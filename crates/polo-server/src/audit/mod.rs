@@ -25,8 +25,9 @@ use polo_domain::{Timestamp, UserId};
 use polo_store::{AuditEntry, RecordWrite, Store};
 use serde_json::{Value, json};
 
-/// The action prefixes of security events, which [`purge`] deletes by age.
-pub const SECURITY_PREFIXES: [&str; 4] = ["auth.", "admin.", "token.", "share."];
+/// The action prefixes of security events, which [`purge`] deletes by age
+/// (`role.` is the health-authority role's `role.set`, by the API or `polo user role`).
+pub const SECURITY_PREFIXES: [&str; 5] = ["auth.", "admin.", "token.", "share.", "role."];
 /// The instance setting: days security entries are kept.
 pub const RETENTION_SETTING: &str = "audit_retention_days";
 /// Days kept unless an administrator changed it.

@@ -87,7 +87,7 @@ pub fn link(store: &dyn Store, user: &User, identity: &Identity) -> Result<Event
     }
     unlink(store, user.id)?;
     store.write_records(&[link_write(identity, user.id)?])?;
-    Ok(Event::new(&user.name, "auth.oidc.link", Some(user.id)).with("subject", identity.subject.clone()))
+    Ok(Event::new(&user.name, "auth.oidc.link", Some(user.id)).with("oidc_subject", identity.subject.clone()))
 }
 
 /// The user the identity signs in as: its linked account, or a new one
@@ -112,7 +112,7 @@ pub fn sign_in(
             let user = create(store, settings, identity, unusable_password_hash)?;
             events.push(
                 Event::new(&user.name, "auth.oidc.account_created", Some(user.id))
-                    .with("subject", identity.subject.clone())
+                    .with("oidc_subject", identity.subject.clone())
                     .with("email", identity.email.clone()),
             );
             user

@@ -174,7 +174,7 @@ async fn finish_login(
                 audit::record(&state.store, event, client.ip).await;
             }
             let event = Event::new(&user.name, "auth.login", Some(user.id)).with("method", "oidc");
-            audit::record(&state.store, event.with("subject", identity.subject), client.ip).await;
+            audit::record(&state.store, event.with("oidc_subject", identity.subject), client.ip).await;
             let session = state.auth.start_session(user, client.ip, "oidc").await?;
             let cookie = state.auth.session_set_cookie(&session.cookie_value, client);
             Ok(see_other("/", &[clear, cookie]))
