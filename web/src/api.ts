@@ -124,6 +124,10 @@ export interface InstanceConfig {
   registration: boolean | string;
   /** Whether an administrator turned the exposure checks on. */
   exposure?: boolean;
+  /** The identity provider's login button text, when OIDC is configured. */
+  oidc_login?: string | null;
+  /** Whether the password form is shown (false: the identity provider only). */
+  password_login?: boolean;
 }
 
 export type Mode = "walk" | "cycle" | "road" | "rail" | "flight" | "unknown";

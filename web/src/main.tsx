@@ -27,6 +27,7 @@ const PAGES = {
   sharing: () => import("./pages/Sharing"),
   share: () => import("./pages/Share"),
   account: () => import("./pages/Account"),
+  security: () => import("./pages/Security"),
   exposure: () => import("./pages/Exposure"),
 } as const;
 
@@ -179,6 +180,8 @@ function Page({ me }: { me: Me }) {
   if (path === "/devices") return <Lazy page="devices" name="Devices" render={(C) => <C me={me} />} />;
   if (path === "/sharing") return <Lazy page="sharing" name="Sharing" render={(C) => <C me={me} />} />;
   if (path === "/account") return <Lazy page="account" name="Account" render={(C) => <C me={me} />} />;
+  if (path === "/account/sessions") return <Lazy page="security" name="Sessions" render={(C) => <C />} />;
+  if (path === "/account/audit" && me.user.admin) return <Lazy page="security" name="AuditLog" render={(C) => <C />} />;
   if (path === "/exposure") return <Lazy page="exposure" name="MyStatus" render={(C) => <C />} />;
   if (path === "/authority") return <Lazy page="exposure" name="Authority" render={(C) => <C me={me} />} />;
   return (

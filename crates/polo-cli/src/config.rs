@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use polo_server::auth::oidc::{OidcConfig, OidcSettings};
 use polo_server::site::SiteDefaults;
 use polo_server::street_names::StreetNameSettings;
 use polo_store::Store;
@@ -82,6 +83,8 @@ pub struct FileConfig {
     pub backup_retain_monthly: Option<u32>,
     /// `polo serve`: the web app (`[web]`).
     pub web: Option<WebFile>,
+    /// `polo serve`: sign-in with an OpenID Connect provider (`[oidc]`, keys in `docs/auth.md`).
+    pub oidc: Option<OidcConfig>,
 }
 
 /// The `[web]` table of `polo.toml`: what the web app shows. An
@@ -144,6 +147,7 @@ pub struct FileServe {
     pub geocoder_url: Option<String>,
     pub replications: Vec<FileReplication>,
     pub web: WebFile,
+    pub oidc: Option<OidcConfig>,
 }
 
 /// The resolved configuration.
@@ -215,6 +219,7 @@ impl Config {
                 geocoder_url: file.geocoder_url,
                 replications: file.replication.unwrap_or_default(),
                 web: file.web.unwrap_or_default(),
+                oidc: file.oidc,
             },
             file_backup: FileBackup {
                 to: file.backup_to,
@@ -271,6 +276,12 @@ impl Config {
             tile_url.or(web.tile_url.as_deref()),
             tile_attribution.or(web.tile_attribution.as_deref()),
         )?)
+    }
+
+    /// The validated `[oidc]` settings, when the table is present.
+    pub fn oidc(&self) -> anyhow::Result<Option<OidcSettings>> {
+        let Some(table) = self.file_serve.oidc.clone() else { return Ok(None) };
+        Ok(Some(OidcSettings::from_config(table)?))
     }
 
     /// Where reject files go.
@@ -424,6 +435,32 @@ mod tests {
         std::fs::write(&file, "[web]\ntile_ur = \"x\"\n").unwrap();
         let e = Config::resolve(&args(None, Some(&file))).unwrap_err();
         assert!(format!("{e:#}").contains("tile_ur"), "{e:#}");
+    }
+
+    #[test]
+    fn the_oidc_table_is_read_and_checked_with_the_key_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("polo.toml");
+        let none = Config::resolve(&args(None, Some(&file.with_extension("absent")))).ok();
+        assert!(none.is_none(), "a named config file must exist");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\n").unwrap();
+        assert_eq!(Config::resolve(&args(None, Some(&file))).unwrap().oidc().unwrap(), None, "off by default");
+        std::fs::write(
+            &file,
+            "[oidc]\nissuer = \"https://id.example/realms/polo\"\nclient_id = \"polo\"\nclient_secret = \"s\"\n\
+             redirect_uri = \"https://polo.example/api/v1/auth/oidc/callback\"\ncreate_accounts = true\n\
+             allowed_domains = [\"example.org\"]\npassword_login = false\n",
+        )
+        .unwrap();
+        let settings = Config::resolve(&args(None, Some(&file))).unwrap().oidc().unwrap().unwrap();
+        assert!(settings.create_accounts && !settings.password_login);
+        assert_eq!(settings.allowed_domains, ["example.org"]);
+        std::fs::write(&file, "[oidc]\nissuer = \"https://id.example\"\nclient_id = \"polo\"\n").unwrap();
+        let e = Config::resolve(&args(None, Some(&file))).unwrap().oidc().unwrap_err();
+        assert!(format!("{e:#}").contains("oidc.client_secret: is required"), "{e:#}");
+        std::fs::write(&file, "[oidc]\nisuer = \"https://id.example\"\n").unwrap();
+        let e = Config::resolve(&args(None, Some(&file))).unwrap_err();
+        assert!(format!("{e:#}").contains("isuer"), "{e:#}");
     }
 
     #[test]

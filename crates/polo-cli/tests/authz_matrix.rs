@@ -303,6 +303,138 @@ fn rows() -> Vec<Row> {
             },
             check: no_check,
         },
+        // Sign-in (docs/auth.md). OIDC is not configured here: its public routes answer 404 to
+        // everyone, and the account's link is empty. Device tokens touch none of the account's
+        // sign-in settings.
+        Row {
+            method: "GET",
+            path: "/api/v1/auth/oidc/login",
+            expect: public(404),
+            device: 404,
+            request: |_, _| Request::new("GET", "/api/v1/auth/oidc/login"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/auth/oidc/callback",
+            expect: public(404),
+            device: 404,
+            request: |_, _| Request::new("GET", "/api/v1/auth/oidc/callback?code=c&state=s"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/me/oidc",
+            expect: [401, 200, 200, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/me/oidc"),
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert_eq!(
+                        (r.json()["configured"].as_bool(), r.json()["linked"].is_null()),
+                        (Some(false), true),
+                        "{} {}",
+                        role.name(),
+                        r.body
+                    );
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/me/oidc",
+            expect: [401, 404, 404, 403, 404],
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/me/oidc"),
+            check: no_check,
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/me/oidc",
+            expect: [401, 404, 404, 403, 404],
+            device: 403,
+            request: |_, _| Request::new("DELETE", "/api/v1/me/oidc"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/me/2fa",
+            expect: [401, 200, 200, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/me/2fa"),
+            check: |_, _, r| {
+                if r.status == 200 {
+                    assert_eq!(r.json()["enabled"], false, "{}", r.body);
+                }
+            },
+        },
+        Row {
+            // A pending enrolment of each caller's own: nothing changes at login until confirmed.
+            method: "POST",
+            path: "/api/v1/me/2fa",
+            expect: [401, 200, 200, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/me/2fa"),
+            check: |_, role, r| {
+                if r.status == 200 {
+                    let url = r.json()["otpauth_url"].as_str().unwrap().to_owned();
+                    assert!(url.contains(&format!(":{}?", role.user().unwrap())), "the caller's own: {url}");
+                }
+            },
+        },
+        Row {
+            // A code that never matches: the pending enrolment stays pending.
+            method: "POST",
+            path: "/api/v1/me/2fa/confirm",
+            expect: [401, 403, 403, 403, 403],
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/me/2fa/confirm").json(&json!({"code": "abcdef"})),
+            check: no_check,
+        },
+        Row {
+            // Not turned on: the pending enrolment is forgotten, no code needed.
+            method: "POST",
+            path: "/api/v1/me/2fa/disable",
+            expect: [401, 204, 204, 403, 204],
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/me/2fa/disable").json(&json!({"code": "abcdef"})),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/me/sessions",
+            expect: [401, 200, 200, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/me/sessions"),
+            check: |_, role, r| {
+                if r.status == 200 {
+                    let tokens = r.json()["tokens"].as_array().unwrap().len();
+                    // Only the owner has device tokens: nobody else sees them.
+                    assert_eq!(tokens > 0, role == Role::Owner, "{}: {}", role.name(), r.body);
+                }
+            },
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/me/sessions/{id}",
+            expect: [401, 404, 404, 403, 404],
+            device: 403,
+            request: |_, _| Request::new("DELETE", "/api/v1/me/sessions/0123456789abcdef"),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/admin/audit",
+            expect: [401, 403, 403, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/admin/audit?action=auth.&limit=50"),
+            check: |_, role, r| {
+                if role == Role::Admin {
+                    let entries = r.json()["entries"].as_array().unwrap().clone();
+                    assert!(entries.iter().all(|e| e["action"].as_str().unwrap().starts_with("auth.")), "{}", r.body);
+                }
+            },
+        },
         Row {
             method: "GET",
             path: "/api/v1/devices",
@@ -1464,7 +1596,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     // The administrator from outside the admin networks: refused on every admin-only row.
     let admin_only: Vec<&Row> =
         rows.iter().filter(|r| r.expect[..4] == [401, 403, 403, 403] && r.expect[4] != 403).collect();
-    assert_eq!(admin_only.len(), 10, "users, roles, instance and exposure settings, replication tasks");
+    assert_eq!(admin_only.len(), 11, "users, roles, instance and exposure settings, replication tasks, the audit log");
     let outside = |request: &Request| {
         let auth = ctx.authorization(Role::Admin).unwrap();
         let mut headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();

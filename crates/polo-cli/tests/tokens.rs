@@ -1,11 +1,14 @@
 //! `polo token` end to end: a token made by the real binary authenticates
 //! against the real server (Bearer, Basic, and Overland's literal
-//! `Basic <token>:`), and stops working once revoked.
+//! `Basic <token>:`), and stops working once revoked. And the second factor
+//! of password logins ([`two_factor_login_with_codes_and_recovery_codes`]),
+//! which leaves device tokens working while Basic passwords stop.
 
 mod common;
 
-use common::{add_user, basic, http, polo, run_ok, serve};
-use serde_json::Value;
+use common::{add_admin, add_user, basic, http, polo, run_ok, serve};
+use polo_server::auth::totp::code::{base32_decode, totp};
+use serde_json::{Value, json};
 
 fn get_me(addr: &str, authorization: &str) -> (u16, Value) {
     let response = http(addr, "GET", "/api/v1/me", &[("Authorization", authorization)], b"");
@@ -108,4 +111,148 @@ fn cli_tokens_carry_the_scopes_they_were_made_with() {
     assert_eq!(points(&reader), 200);
     let (status, me) = get_me(&server.addr, &format!("Bearer {reader}"));
     assert_eq!((status, &me["scopes"]), (200, &serde_json::json!(["read", "share", "friends"])));
+}
+
+/// A web login: the session cookie and the CSRF token, or the error answer.
+fn login(addr: &str, body: &Value) -> Result<(String, String), (u16, Value)> {
+    let response =
+        http(addr, "POST", "/api/v1/session", &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    if response.status != 200 {
+        return Err((response.status, serde_json::from_str(&response.body).unwrap_or(Value::Null)));
+    }
+    let cookie = response.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    Ok((cookie, response.json()["csrf_token"].as_str().unwrap().to_owned()))
+}
+
+/// A request with the session: cookie and CSRF header.
+fn with_session(addr: &str, session: &(String, String), method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let headers =
+        [("Cookie", session.0.as_str()), ("X-CSRF-Token", session.1.as_str()), ("Content-Type", "application/json")];
+    let response = http(addr, method, path, &headers, body.to_string().as_bytes());
+    (response.status, serde_json::from_str(&response.body).unwrap_or(Value::Null))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn two_factor_login_with_codes_and_recovery_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice");
+    add_admin(&data, "root");
+    let token = run_ok(polo(&data).args(["token", "create", "--user", "alice", "--device", "phone"])).trim().to_owned();
+    let server = serve(&data, &["--access-log", "off"]);
+    let addr = server.addr.as_str();
+    let password = json!({"username": "alice", "password": "a long password"});
+    let session = login(addr, &password).unwrap();
+
+    // Enrolment: a secret and its otpauth URL; nothing changes until a code confirms it.
+    let (status, enrolment) = with_session(addr, &session, "POST", "/api/v1/me/2fa", &Value::Null);
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
+    let url = enrolment["otpauth_url"].as_str().unwrap();
+    assert!(url.starts_with("otpauth://totp/polo:alice?secret=") && url.contains("&digits=6&period=30"), "{url}");
+    assert!(login(addr, &password).is_ok(), "pending enrolment: the password alone still logs in");
+    let now = unix_now();
+    let current = totp(&secret, now);
+    let wrong = if current == "000000" { "111111" } else { "000000" };
+    let (status, body) = with_session(addr, &session, "POST", "/api/v1/me/2fa/confirm", &json!({"code": wrong}));
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("code:"), "the message names the field: {body}");
+    let (status, body) = with_session(addr, &session, "POST", "/api/v1/me/2fa/confirm", &json!({"code": current}));
+    assert_eq!(status, 200, "{body}");
+    let recovery: Vec<String> =
+        body["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(recovery.len(), 10);
+    let (_, view) = with_session(addr, &session, "GET", "/api/v1/me/2fa", &Value::Null);
+    assert_eq!((view["enabled"].as_bool(), view["recovery_codes_left"].as_u64()), (Some(true), Some(10)), "{view}");
+
+    // Logins now need the code: none, a wrong one, a used one, then the next step's.
+    let (status, body) = login(addr, &password).unwrap_err();
+    assert_eq!((status, body["code"].as_str()), (401, Some("two_factor_required")), "{body}");
+    let (status, body) =
+        login(addr, &json!({"username": "alice", "password": "a long password", "code": wrong})).unwrap_err();
+    assert_eq!((status, body["message"].as_str()), (401, Some("wrong two-factor code")), "{body}");
+    let replay = json!({"username": "alice", "password": "a long password", "code": current});
+    assert_eq!(login(addr, &replay).unwrap_err().0, 401, "the confirming code is used up");
+    let (status, _) =
+        login(addr, &json!({"username": "alice", "password": "wrong password", "code": totp(&secret, now + 30)}))
+            .unwrap_err();
+    assert_eq!(status, 401, "a right code does not make up for a wrong password");
+    let next = json!({"username": "alice", "password": "a long password", "code": totp(&secret, now + 30)});
+    let second = login(addr, &next).expect("the next step's code logs in");
+
+    // Basic with the password has no room for a code: refused; device tokens keep working.
+    let response = http(addr, "GET", "/api/v1/me", &[("Authorization", &basic("alice", "a long password"))], b"");
+    assert_eq!(response.status, 401);
+    assert!(response.body.contains("two-factor"), "{}", response.body);
+    assert_eq!(get_me(addr, &format!("Bearer {token}")).0, 200);
+
+    // A recovery code works once, in place of the app's code.
+    let with_recovery = json!({"username": "alice", "password": "a long password", "code": recovery[0].to_lowercase()});
+    assert!(login(addr, &with_recovery).is_ok());
+    assert_eq!(login(addr, &with_recovery).unwrap_err().0, 401, "used up");
+    let (_, view) = with_session(addr, &second, "GET", "/api/v1/me/2fa", &Value::Null);
+    assert_eq!(view["recovery_codes_left"], 9);
+
+    // The sessions page lists alice's browsers and her token, each with its address; ending one
+    // signs that browser out.
+    let (status, listed) = with_session(addr, &second, "GET", "/api/v1/me/sessions", &Value::Null);
+    assert_eq!(status, 200, "{listed}");
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert!(sessions.len() >= 3, "{listed}");
+    assert!(sessions.iter().all(|s| s["address"] == "127.0.0.1"), "{listed}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1, "{listed}");
+    let tokens = listed["tokens"].as_array().unwrap();
+    assert_eq!((tokens.len(), tokens[0]["address"].as_str()), (1, Some("127.0.0.1")), "the token's use: {listed}");
+    let first_id = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
+    let (status, _) = with_session(addr, &second, "DELETE", &format!("/api/v1/me/sessions/{first_id}"), &Value::Null);
+    assert_eq!(status, 204);
+    let (_, after) = with_session(addr, &second, "GET", "/api/v1/me/sessions", &Value::Null);
+    assert!(after["sessions"].as_array().unwrap().iter().all(|s| s["id"] != first_id.as_str()), "{after}");
+    let (status, _) = with_session(addr, &second, "DELETE", "/api/v1/me/sessions/0123456789abcdef", &Value::Null);
+    assert_eq!(status, 404);
+
+    // The audit log has the sign-ins, the failures with their reasons and the second factor's changes.
+    let root = login(addr, &json!({"username": "root", "password": "a long password"})).unwrap();
+    let (status, audit) =
+        with_session(addr, &root, "GET", "/api/v1/admin/audit?user=alice&action=auth.&limit=100", &Value::Null);
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["entries"].as_array().unwrap();
+    let has = |action: &str, key: &str, value: &str| {
+        entries.iter().any(|e| e["action"] == action && e["detail"][key].as_str() == Some(value))
+    };
+    assert!(has("auth.login", "second_factor", "totp"), "{audit}");
+    assert!(has("auth.login", "second_factor", "recovery_code"), "{audit}");
+    assert!(has("auth.2fa.enable", "ip", "127.0.0.1"), "{audit}");
+    assert!(has("auth.session.revoke", "session", &first_id), "{audit}");
+    let failures =
+        with_session(addr, &root, "GET", "/api/v1/admin/audit?actor=alice&action=auth.login_failed", &Value::Null).1;
+    let reasons: Vec<&str> =
+        failures["entries"].as_array().unwrap().iter().filter_map(|e| e["detail"]["reason"].as_str()).collect();
+    assert!(
+        reasons.contains(&"wrong two-factor code") && reasons.contains(&"wrong user name or password"),
+        "{reasons:?}"
+    );
+    let (status, body) = with_session(addr, &root, "GET", "/api/v1/admin/audit?since=yesterday", &Value::Null);
+    assert_eq!((status, body["message"].as_str().map(|m| m.starts_with("since:"))), (400, Some(true)), "{body}");
+
+    // An administrator may require two factors of administrators: root, without one, is then refused.
+    let (status, body) =
+        with_session(addr, &root, "PUT", "/api/v1/admin/settings", &json!({"require_admin_2fa": true}));
+    assert_eq!((status, body["require_admin_2fa"].as_bool()), (200, Some(true)), "{body}");
+    let (status, body) = with_session(addr, &root, "GET", "/api/v1/users", &Value::Null);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("two-factor"), "{body}");
+    let (status, _) = with_session(addr, &root, "GET", "/api/v1/me", &Value::Null);
+    assert_eq!(status, 200, "the administrator may still use their own account, to turn it on");
+
+    // Turning it off needs a code: a wrong one is refused, a recovery code does it.
+    let (status, _) = with_session(addr, &second, "POST", "/api/v1/me/2fa/disable", &json!({"code": wrong}));
+    assert_eq!(status, 403);
+    let (status, _) = with_session(addr, &second, "POST", "/api/v1/me/2fa/disable", &json!({"code": recovery[1]}));
+    assert_eq!(status, 204);
+    assert!(login(addr, &password).is_ok(), "the password alone logs in again");
 }

@@ -20,6 +20,11 @@
 //! page, desktop and phone, light and dark, go to `target/e2e-screenshots`
 //! (the path is printed).
 //!
+//! [`oidc_sign_in_in_chromium`] signs in through a real OpenID provider
+//! (`oidc-provider` under Node.js, `tests/oidc/`): an account made at the
+//! first sign-in, one refused outside the allowed domains, and a password
+//! account linked on the account page.
+//!
 //! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
 //! npm packages (installed by the `polo-web` build). Without them the test
 //! says so and skips, unless `POLO_REQUIRE_SERVICES=1` (CI), where it fails.
@@ -33,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{basic, polo, run_ok, serve, wait_for_timeline};
+use common::{basic, free_port, http, polo, run_ok, serve, serve_on, wait_for_timeline};
 
 const DAY: &str = "2024-05-14";
 const NEXT_DAY: &str = "2024-05-15";
@@ -200,8 +205,9 @@ fn missing_requirements(web: &Path, chromium: &Path) -> Vec<String> {
     missing
 }
 
-#[test]
-fn web_app_end_to_end_in_chromium() {
+/// The web app's directory and the browser, or `None` (after saying why) when the browser tests
+/// cannot run here.
+fn browser_requirements(test: &str) -> Option<(PathBuf, PathBuf)> {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
     let chromium = std::env::var_os("POLO_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     let missing = missing_requirements(&web, &chromium);
@@ -211,9 +217,166 @@ fn web_app_end_to_end_in_chromium() {
             std::env::var_os("POLO_REQUIRE_SERVICES").is_none_or(|v| v != "1"),
             "POLO_REQUIRE_SERVICES=1 but the browser tests cannot run, missing: {list}"
         );
-        eprintln!("SKIPPED web_app_end_to_end_in_chromium: missing {list}");
-        return;
+        eprintln!("SKIPPED {test}: missing {list}");
+        return None;
     }
+    Some((web, chromium))
+}
+
+/// Runs a node script to its end (at most `limit`) and returns its output; fails the test unless
+/// it exits successfully.
+fn run_node(mut command: Command, limit: Duration, what: &str) -> String {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting node");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let (out, err) = (read(Box::new(stdout)), read(Box::new(stderr)));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    eprintln!("{out}{err}");
+    match status {
+        Some(status) => assert!(status.success(), "{what} failed ({status}):\n{out}\n{err}"),
+        None => panic!("{what} did not finish within {limit:?}:\n{out}\n{err}"),
+    }
+    out
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `oidc-provider` from `tests/oidc/`, installed from its lock file when needed, listening on
+/// `port` with polo's client and the test's accounts.
+fn start_provider(port: u16, redirect_uri: &str) -> KillOnDrop {
+    use std::io::BufRead as _;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+    if !dir.join("node_modules/oidc-provider/package.json").is_file() {
+        let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status();
+        assert!(status.is_ok_and(|s| s.success()), "npm ci in {} failed", dir.display());
+    }
+    let accounts = serde_json::json!({
+        "ann": {"email": "ann@example.org", "email_verified": true, "preferred_username": "ann", "groups": ["polo-admins"]},
+        "eve": {"email": "eve@evil.example", "email_verified": true, "preferred_username": "eve", "groups": []},
+        "bobby": {"email": "bob@elsewhere.net", "email_verified": true, "preferred_username": "bobby", "groups": []},
+    });
+    let mut child = Command::new("node")
+        .arg(dir.join("provider.mjs"))
+        .current_dir(&dir)
+        .env("OIDC_PORT", port.to_string())
+        .env("OIDC_CLIENT_ID", "polo")
+        .env("OIDC_CLIENT_SECRET", "a client secret for the test")
+        .env("OIDC_REDIRECT_URI", redirect_uri)
+        .env("OIDC_ACCOUNTS", accounts.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the OpenID provider");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.by_ref().map_while(Result::ok).any(|line| line.contains("oidc provider ready"));
+    assert!(ready, "the OpenID provider did not start");
+    std::thread::spawn(move || for _ in lines {});
+    KillOnDrop(child)
+}
+
+#[test]
+fn oidc_sign_in_in_chromium() {
+    let Some((web, chromium)) = browser_requirements("oidc_sign_in_in_chromium") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "bob");
+    add_admin(&data, "root");
+    let (polo_port, provider_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{polo_port}");
+    let redirect_uri = format!("{base}/api/v1/auth/oidc/callback");
+    let _provider = start_provider(provider_port, &redirect_uri);
+    std::fs::write(
+        data.join("polo.toml"),
+        format!(
+            "[oidc]\nissuer = \"http://127.0.0.1:{provider_port}\"\nclient_id = \"polo\"\n\
+             client_secret = \"a client secret for the test\"\nredirect_uri = \"{redirect_uri}\"\n\
+             scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\nbutton_label = \"Sign in with the test provider\"\n\
+             create_accounts = true\nallowed_domains = [\"example.org\"]\nadmin_groups = [\"polo-admins\"]\n"
+        ),
+    )
+    .unwrap();
+    let server = serve_on(&data, &format!("127.0.0.1:{polo_port}"), &["--access-log", "off"]);
+    let config = http(&server.addr, "GET", "/api/v1/config", &[], b"").json();
+    assert_eq!(config["oidc_login"], "Sign in with the test provider");
+    assert_eq!(config["password_login"], true);
+
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../e2e-screenshots/oidc");
+    let mut command = Command::new("node");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/login.mjs"))
+        .env("POLO_URL", &base)
+        .env("POLO_WEB", &web)
+        .env("POLO_CHROMIUM", &chromium)
+        .env("POLO_SCREENSHOTS", &screenshots)
+        .env("POLO_LINK_USER", "bob")
+        .env("POLO_LINK_PASSWORD", "a long password");
+    let out = run_node(command, Duration::from_secs(180), "the OIDC browser test");
+    eprintln!("oidc screenshots: {}", screenshots.display());
+    assert!(out.contains("oidc e2e: all passed"), "{out}");
+
+    // Ann got an account; Eve, outside the allowed domains, none.
+    let listed = polo(&data).args(["user", "list", "--json"]).output().unwrap();
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = users.as_array().unwrap().iter().filter_map(|u| u["name"].as_str()).collect();
+    assert!(names.contains(&"ann") && !names.contains(&"eve"), "{names:?}");
+
+    // The audit log tells the story: the account made for Ann, her groups' admin role, the
+    // sign-ins through the provider, Eve's refusal with its reason, Bob's link.
+    let audit = http(
+        &server.addr,
+        "GET",
+        "/api/v1/admin/audit?action=auth.&limit=200",
+        &[("Authorization", &basic("root", "a long password"))],
+        b"",
+    )
+    .json();
+    let entries = audit["entries"].as_array().unwrap();
+    let find = |action: &str, subject: Option<&str>| {
+        entries.iter().find(|e| e["action"] == action && subject.is_none_or(|s| e["subject"] == s)).cloned()
+    };
+    assert!(find("auth.oidc.account_created", Some("ann")).is_some(), "{audit}");
+    assert_eq!(
+        find("auth.role.change", Some("ann")).map(|e| e["detail"]["admin"].clone()),
+        Some(true.into()),
+        "{audit}"
+    );
+    assert_eq!(find("auth.login", Some("bob")).map(|e| e["detail"]["method"].clone()), Some("oidc".into()), "{audit}");
+    assert!(find("auth.oidc.link", Some("bob")).is_some(), "{audit}");
+    let refused = find("auth.login_failed", None).expect("eve's refusal");
+    let reason = refused["detail"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("eve@evil.example may not have an account here"), "{reason}");
+    assert_eq!(refused["detail"]["ip"], "127.0.0.1");
+}
+
+#[test]
+fn web_app_end_to_end_in_chromium() {
+    let Some((web, chromium)) = browser_requirements("web_app_end_to_end_in_chromium") else { return };
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -3,8 +3,8 @@
 //!
 //! What goes, by the time each record carries (see [`crate::model`]):
 //! contacts and windows by their window's start, proposals by their last
-//! contact, cases by the end of their infectious period, and audit entries
-//! by when they were made. Statuses are not history: an `exposed` status
+//! contact, cases by the end of their infectious period, and the workflow's
+//! audit entries (`exposure.…`) by when they were made. Statuses are not history: an `exposed` status
 //! ends when its validity passes ([`crate::workflow::refresh_statuses`]),
 //! and the signing key stays. The planner never queues a window older than
 //! the period again ([`crate::windows::plan`]).
@@ -26,7 +26,8 @@ pub fn purge(store: &dyn Store, settings: &Settings, now: Timestamp) -> Exposure
         .into_iter()
         .map(|kind| RecordWrite::DeleteBefore { kind: kind.to_owned(), before })
         .collect();
-    writes.push(RecordWrite::AuditBefore(before));
+    // Only the workflow's own entries: the security log keeps its own period.
+    writes.push(RecordWrite::AuditActionBefore { prefix: "exposure.".to_owned(), before });
     store.write_records(&writes)?;
     Ok(())
 }

@@ -97,7 +97,9 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
     let again = workflow::decide(store, &signer, &settings, &w.ha, &case.id, w.bob.id.0, false, "no", now);
     assert!(matches!(again, Err(polo_exposure::ExposureError::Conflict(_))), "decided once");
 
-    let audit = store.audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 10 }).unwrap();
+    let audit = store
+        .audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 10, ..AuditQuery::default() })
+        .unwrap();
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["exposure.proposal.approve", "exposure.proposal.create"]);
     assert_eq!(audit[0].actor, "ha");
@@ -129,7 +131,9 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
     assert_eq!(refreshed.changed, vec![w.bob.id]);
     assert!(refreshed.written.contains(&w.bob.id), "{refreshed:?}");
     assert_eq!(workflow::status(store, w.bob.id).unwrap().unwrap().status, Status::Clear);
-    let expired = store.audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 1 }).unwrap();
+    let expired = store
+        .audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 1, ..AuditQuery::default() })
+        .unwrap();
     assert_eq!(expired[0].action, "exposure.status.expire");
 
     // Withdrawn: its contacts go.
@@ -142,7 +146,12 @@ fn a_case_its_contacts_a_decision_and_the_signed_status() {
     assert!(workflow::cases(store).unwrap().is_empty());
     assert!(workflow::proposals(store, None).unwrap().is_empty());
     assert!(windows::windows(store).unwrap().is_empty());
-    assert!(store.audit_log(&AuditQuery { subject: None, before_id: None, limit: 10 }).unwrap().is_empty());
+    assert!(
+        store
+            .audit_log(&AuditQuery { subject: None, before_id: None, limit: 10, ..AuditQuery::default() })
+            .unwrap()
+            .is_empty()
+    );
     let after_retention = step(store, &signer, &settings, far, 100, false).unwrap();
     assert_eq!(after_retention.planned.enqueued, 0, "no window older than the period is queued again");
 }
@@ -158,7 +167,9 @@ fn auto_apply_decides_at_once_and_says_so() {
     let ran = step(store, &signer, &settings, now, 100, true).unwrap();
     assert_eq!(ran.notify, vec![w.bob.id]);
     assert_eq!(workflow::status(store, w.bob.id).unwrap().unwrap().status, Status::Exposed);
-    let audit = store.audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 10 }).unwrap();
+    let audit = store
+        .audit_log(&AuditQuery { subject: Some(w.bob.id), before_id: None, limit: 10, ..AuditQuery::default() })
+        .unwrap();
     assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("system", "exposure.proposal.apply"));
 }
 

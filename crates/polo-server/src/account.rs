@@ -43,7 +43,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{AdminCaller, Caller, ClientIp, MIN_PASSWORD_LEN, PasswordError, hash_password, new_token};
+use crate::audit::{self, Event};
+use crate::auth::{
+    AdminCaller, Caller, ClientIp, MIN_PASSWORD_LEN, PasswordError, SecondFactor, hash_password, new_token,
+};
 use crate::client::Client;
 use crate::error::{AdminForbidden, ApiError, AuthErrors, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
 
@@ -248,6 +251,11 @@ pub(crate) struct LoginBody {
     /// The password.
     #[schema(example = "a long password")]
     password: String,
+    /// The second factor, for accounts with one: the authenticator app's six digits, or a recovery
+    /// code. Without it such an account answers 401 `two_factor_required`.
+    #[serde(default)]
+    #[schema(example = "123456")]
+    code: Option<String>,
 }
 
 /// A new web session.
@@ -259,7 +267,9 @@ pub(crate) struct LoginReply {
     csrf_token: String,
 }
 
-/// Logs in with the password: sets the `polo_session` cookie (HttpOnly, SameSite=Lax, 30 days).
+/// Logs in with the password (and the second factor, when the account has one): sets the
+/// `polo_session` cookie (HttpOnly, SameSite=Lax, 30 days). Refused with 403 when password login is
+/// turned off (`[oidc] password_login = false`).
 #[utoipa::path(
     post,
     path = "/api/v1/session",
@@ -271,6 +281,8 @@ pub(crate) struct LoginReply {
                 plus `Secure` when the request came over HTTPS (polo's TLS, or a trusted proxy's \
                 `X-Forwarded-Proto: https`)"))),
         JsonBodyErrors,
+        (status = 403, description = "`forbidden`: password login is turned off (`[oidc] password_login = false`)",
+            body = crate::error::ErrorBody),
         AuthErrors,
     )
 )]
@@ -280,7 +292,29 @@ async fn login(
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(body) = body?;
-    let session = state.auth.login(&body.username, &body.password, client.ip).await?;
+    let attempt = state.auth.login(&body.username, &body.password, body.code.as_deref(), client.ip).await;
+    let (session, factor) = match attempt {
+        Ok(done) => done,
+        Err(e) => {
+            // Nobody is let in without the second factor; a missing one is no failure to record.
+            if e.code != "two_factor_required" {
+                let event = Event::new(&body.username, "auth.login_failed", None)
+                    .with("method", "password")
+                    .with("reason", e.message.clone());
+                audit::record(&state.store, event, client.ip).await;
+            }
+            return Err(e);
+        }
+    };
+    let mut event = Event::new(&session.user.name, "auth.login", Some(session.user.id)).with("method", "password");
+    match factor {
+        SecondFactor::None => {}
+        SecondFactor::Totp => event = event.with("second_factor", "totp"),
+        SecondFactor::Recovery { left } => {
+            event = event.with("second_factor", "recovery_code").with("recovery_codes_left", left);
+        }
+    }
+    audit::record(&state.store, event, client.ip).await;
     let cookie = state.auth.session_set_cookie(&session.cookie_value, &client);
     let (store, id) = (state.store.clone(), session.user.id);
     let role = blocking(move || Ok(store.user_role(id)?)).await?;
@@ -581,6 +615,7 @@ pub(crate) struct TokenBody {
 )]
 async fn create_token(
     State(state): State<AppState>,
+    client: Client,
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<Option<TokenBody>>, JsonRejection>,
@@ -602,7 +637,7 @@ async fn create_token(
     }
     let grant = TokenGrant { scopes, created_by: caller.maker() };
     let (store, user) = (state.store.clone(), caller.user.id);
-    blocking(move || {
+    let made = blocking(move || {
         if !store.list_devices(user)?.iter().any(|d| d.id == DeviceId(id)) {
             return Err(ApiError::not_found(format!("you have no device {id}")));
         }
@@ -610,7 +645,14 @@ async fn create_token(
         let token = store.create_token(user, DeviceId(id), &label, &hash, grant)?;
         Ok((StatusCode::CREATED, Json(NewToken { info: TokenView::from(&token), token: secret })))
     })
-    .await
+    .await?;
+    let info = &made.1.info;
+    let event = Event::new(&caller.user.name, "token.create", Some(caller.user.id))
+        .with("token", info.id)
+        .with("device", info.device.name.clone())
+        .with("scopes", serde_json::to_value(&info.scopes).unwrap_or_default());
+    audit::record(&state.store, event, client.ip).await;
+    Ok(made)
 }
 
 /// `PUT /api/v1/devices/{id}/encryption-key`'s body.
@@ -717,6 +759,7 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult
 )]
 async fn revoke_token(
     State(state): State<AppState>,
+    client: Client,
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
@@ -732,6 +775,10 @@ async fn revoke_token(
     .await;
     // After the revocation committed, so no request can re-cache the token.
     state.auth.forget_tokens();
+    if revoked.is_ok() {
+        let event = Event::new(&caller.user.name, "token.revoke", Some(caller.user.id)).with("token", id);
+        audit::record(&state.store, event, client.ip).await;
+    }
     revoked
 }
 
@@ -786,6 +833,7 @@ pub(crate) struct UserBody {
 )]
 async fn create_user(
     State(state): State<AppState>,
+    client: Client,
     AdminCaller(admin): AdminCaller,
     body: Result<Json<UserBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
@@ -794,9 +842,8 @@ async fn create_user(
     validate_user_name(&body.name)?;
     let hash = hash_new_password(body.password).await?;
     let store = state.store.clone();
-    blocking(move || {
-        let user = store.create_user(&body.name, &hash, body.admin)?;
-        Ok((StatusCode::CREATED, Json(UserView::from(&user))))
-    })
-    .await
+    let user = blocking(move || Ok(store.create_user(&body.name, &hash, body.admin)?)).await?;
+    let event = Event::new(&admin.user.name, "admin.user.create", Some(user.id)).with("admin", user.is_admin);
+    audit::record(&state.store, event, client.ip).await;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }

@@ -6,6 +6,7 @@
 //! | code | status | meaning |
 //! |---|---|---|
 //! | `unauthorized` | 401 | no or wrong credentials (with `WWW-Authenticate: Bearer realm="polo"`; `Basic realm="polo"` on the tracker ingest routes) |
+//! | `two_factor_required` | 401 | the password was right; the account's second factor is needed too (`code` in `POST /api/v1/session`) |
 //! | `forbidden` | 403 | authenticated, but not allowed; or an admin route asked from outside the admin networks |
 //! | `csrf_failed` | 403 | a cookie-authenticated unsafe request without the right `X-CSRF-Token` |
 //! | `not_found` | 404 | no such thing (for this user) |
@@ -73,6 +74,17 @@ impl ApiError {
     #[must_use]
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 401 `two_factor_required`: the password was right, the second factor is missing.
+    #[must_use]
+    pub fn two_factor_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "two_factor_required",
+            "this account uses two-factor authentication: send the code from the authenticator app, or a \
+             recovery code, as `code`",
+        )
     }
 
     /// 403 `forbidden`.
@@ -196,6 +208,8 @@ pub struct ErrorBody {
 pub enum ErrorCode {
     /// 401: no or wrong credentials.
     Unauthorized,
+    /// 401: the password was right; the account's second factor (`code`) is needed too.
+    TwoFactorRequired,
     /// 403: authenticated, but not allowed.
     Forbidden,
     /// 403: a cookie-authenticated unsafe request without the session's `X-CSRF-Token`.
@@ -222,8 +236,9 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Unauthorized,
+        Self::TwoFactorRequired,
         Self::Forbidden,
         Self::CsrfFailed,
         Self::NotFound,
@@ -242,6 +257,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::TwoFactorRequired => "two_factor_required",
             Self::Forbidden => "forbidden",
             Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",

@@ -8,6 +8,7 @@
 
 mod access_log;
 mod account;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod deleting;
@@ -90,6 +91,8 @@ pub struct AppState {
     /// Positions and events for the MQTT broker (a no-op unless
     /// republishing or discovery is on).
     pub mqtt_out: mqtt_out::MqttOutbox,
+    /// Sign-in with an OpenID provider, when `[oidc]` is configured.
+    pub oidc: Option<Arc<auth::oidc::Oidc>>,
 }
 
 impl AppState {
@@ -140,6 +143,7 @@ impl AppState {
             body_limits: options::BodyLimits::default(),
             zones,
             mqtt_out,
+            oidc: None,
         })
     }
 }
@@ -150,6 +154,10 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::routes())
         .merge(account::routes())
+        .merge(auth::oidc::routes::routes())
+        .merge(auth::totp::routes::routes())
+        .merge(auth::sessions::routes())
+        .merge(audit::routes::routes())
         .merge(device_labels::routes())
         .merge(ingest::routes::routes(ingest_limit))
         .merge(query::routes())

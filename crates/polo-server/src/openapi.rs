@@ -194,8 +194,10 @@ mod tests {
 
     /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
     /// configuration and public share links (guarded by their token).
-    const PUBLIC: [&str; 12] = [
+    const PUBLIC: [&str; 14] = [
         "GET /healthz",
+        "GET /api/v1/auth/oidc/login",
+        "GET /api/v1/auth/oidc/callback",
         "GET /readyz",
         "GET /metrics",
         "POST /api/v1/session",
@@ -263,6 +265,7 @@ mod tests {
         use crate::error::ApiError;
         let made = [
             ApiError::unauthorized(""),
+            ApiError::two_factor_required(),
             ApiError::forbidden(""),
             ApiError::csrf_failed(),
             ApiError::not_found(""),

@@ -153,6 +153,8 @@ impl RetentionJob {
                 let run = move || {
                     // A little under the interval, so this node's next run finds it expired.
                     if store.try_lease(LEASE, &node, INTERVAL - FIRST_RUN)? {
+                        // The security audit log's retention rides along (crate::audit::purge).
+                        crate::audit::purge(&*store, now())?;
                         run_once(&*store, now())
                     } else {
                         Ok(RetentionRun::default()) // another node ran it this interval

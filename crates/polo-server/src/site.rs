@@ -26,6 +26,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::AdminCaller;
+use crate::auth::totp::REQUIRE_ADMIN_SETTING as REQUIRE_ADMIN_2FA;
 use crate::error::{AdminForbidden, ApiError, AuthErrors, JsonBodyErrors, json_object};
 use crate::sharing::together::settings::{self as together, TogetherSettings};
 
@@ -180,6 +181,11 @@ pub(crate) async fn effective(state: &AppState) -> Result<(SiteDefaults, Togethe
     let mut overridden: Vec<String> =
         overrides.iter().map(|(k, _)| k.clone()).filter(|k| known.contains(&k.as_str())).collect();
     overridden.extend(TogetherSettings::overridden(&overrides));
+    for key in [REQUIRE_ADMIN_2FA, crate::audit::RETENTION_SETTING] {
+        if overrides.iter().any(|(k, _)| k == key) {
+            overridden.push(key.to_owned());
+        }
+    }
     Ok((state.site.with_overrides(&overrides), TogetherSettings::from_instance(&overrides), overridden))
 }
 
@@ -196,6 +202,12 @@ pub(crate) struct FrontEndConfig {
     /// Whether an administrator turned the exposure checks on: the web app shows their pages only
     /// then.
     exposure: bool,
+    /// The login page's button for the identity provider (`GET /api/v1/auth/oidc/login`), when
+    /// OIDC is configured.
+    #[schema(example = "Sign in with Keycloak")]
+    oidc_login: Option<String>,
+    /// Whether the login page shows the password form (false: OIDC only).
+    password_login: bool,
 }
 
 /// The instance's name, the basemap, the version and whether exposure checks are on: what the web
@@ -215,7 +227,14 @@ async fn config(State(state): State<AppState>) -> Result<Json<FrontEndConfig>, A
     let site = state.site.with_overrides(&stored);
     // Settings an administrator could not have stored (they are checked on the way in) count as off.
     let exposure = polo_exposure::settings::Settings::from_instance(&stored).is_ok_and(|s| s.enabled);
-    Ok(Json(FrontEndConfig { site, version: env!("CARGO_PKG_VERSION"), registration: false, exposure }))
+    Ok(Json(FrontEndConfig {
+        site,
+        version: env!("CARGO_PKG_VERSION"),
+        registration: false,
+        exposure,
+        oidc_login: state.oidc.as_ref().map(|o| o.settings.button_label.clone()),
+        password_login: state.auth.password_login_enabled(),
+    }))
 }
 
 /// The runtime settings, which win over the configuration.
@@ -225,6 +244,11 @@ pub(crate) struct SettingsView {
     effective: SiteDefaults,
     #[serde(flatten)]
     together: TogetherSettings,
+    /// Administrators must have two-factor authentication: admin routes refuse them (403) until
+    /// they turn it on.
+    require_admin_2fa: bool,
+    /// Days the security audit log is kept.
+    audit_retention_days: u32,
     /// The settings changed at runtime (the others come from the configuration or polo's defaults).
     #[schema(example = json!(["instance_name"]))]
     overridden: Vec<String>,
@@ -239,6 +263,10 @@ pub(crate) struct SettingsDefaults {
     site: SiteDefaults,
     #[serde(flatten)]
     together: TogetherSettings,
+    /// Off.
+    require_admin_2fa: bool,
+    /// 365.
+    audit_retention_days: u32,
 }
 
 /// `PUT /api/v1/admin/settings`'s body: only the members present change; `null` returns a setting
@@ -267,6 +295,14 @@ pub(crate) struct SettingsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, example = 300, minimum = 1, maximum = 3600)]
     together_max_gap_s: Option<Option<i64>>,
+    /// Whether administrators must use two-factor authentication (default false).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>, example = true)]
+    require_admin_2fa: Option<Option<bool>>,
+    /// Days the security audit log is kept, 1 to 3650 (default 365).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, example = 365, minimum = 1, maximum = 3650)]
+    audit_retention_days: Option<Option<u32>>,
 }
 
 /// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
@@ -278,8 +314,21 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 
 async fn settings_view(state: &AppState) -> Result<Json<SettingsView>, ApiError> {
     let (effective, together, overridden) = effective(state).await?;
-    let defaults = SettingsDefaults { site: (*state.site).clone(), together: TogetherSettings::default() };
-    Ok(Json(SettingsView { effective, together, overridden, defaults }))
+    let store = state.store.clone();
+    let (require_admin_2fa, audit_retention_days) = tokio::task::spawn_blocking(move || {
+        Ok::<_, polo_store::StoreError>((
+            crate::auth::totp::required_for_admins(&*store)?,
+            crate::audit::retention_days(&*store)?,
+        ))
+    })
+    .await??;
+    let defaults = SettingsDefaults {
+        site: (*state.site).clone(),
+        together: TogetherSettings::default(),
+        require_admin_2fa: false,
+        audit_retention_days: crate::audit::DEFAULT_RETENTION_DAYS,
+    };
+    Ok(Json(SettingsView { effective, together, require_admin_2fa, audit_retention_days, overridden, defaults }))
 }
 
 /// The instance settings that may change at runtime (admins only).
@@ -309,6 +358,7 @@ async fn get_settings(
 )]
 async fn put_settings(
     State(state): State<AppState>,
+    client: crate::client::Client,
     AdminCaller(admin): AdminCaller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<SettingsView>, ApiError> {
@@ -340,6 +390,26 @@ async fn put_settings(
         Some(None) => changes.push((together::GAP_KEY, None)),
         Some(Some(t)) => changes.push((together::GAP_KEY, Some(together::check_gap(t).map_err(refused)?.to_string()))),
     }
+    match body.require_admin_2fa {
+        None => {}
+        Some(None | Some(false)) => changes.push((REQUIRE_ADMIN_2FA, None)),
+        Some(Some(true)) => changes.push((REQUIRE_ADMIN_2FA, Some("true".to_owned()))),
+    }
+    match body.audit_retention_days {
+        None => {}
+        Some(None) => changes.push((crate::audit::RETENTION_SETTING, None)),
+        Some(Some(days)) if (1..=crate::audit::MAX_RETENTION_DAYS).contains(&days) => {
+            changes.push((crate::audit::RETENTION_SETTING, Some(days.to_string())));
+        }
+        Some(Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "audit_retention_days: must be 1 to {} days",
+                crate::audit::MAX_RETENTION_DAYS
+            )));
+        }
+    }
+    let event = crate::audit::Event::new(&admin.user.name, "admin.settings.change", None)
+        .with("settings", changes.iter().map(|(k, _)| *k).collect::<Vec<_>>());
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         for (key, value) in changes {
@@ -348,6 +418,7 @@ async fn put_settings(
         Ok::<_, ApiError>(())
     })
     .await??;
+    crate::audit::record(&state.store, event, client.ip).await;
     settings_view(&state).await
 }
 

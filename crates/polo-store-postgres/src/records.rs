@@ -28,6 +28,16 @@ pub(crate) fn set_user_role(store: &PostgresStore, user: UserId, role: Option<Ro
     })
 }
 
+pub(crate) fn set_admin(store: &PostgresStore, user: UserId, admin: bool) -> StoreResult<()> {
+    store.write(|tx| {
+        let n = tx.execute("UPDATE users SET is_admin = $2 WHERE id = $1", &[&user.0, &admin]).db()?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {}", user.0)));
+        }
+        Ok(())
+    })
+}
+
 pub(crate) fn user_roles(store: &PostgresStore) -> StoreResult<Vec<(UserId, Role)>> {
     let rows: Vec<(i64, String)> = store.read(|c| {
         let rows = c.query("SELECT id, role FROM users WHERE role IS NOT NULL ORDER BY id", &[]).db()?;
@@ -87,6 +97,13 @@ pub(crate) fn write_records(store: &PostgresStore, writes: &[RecordWrite]) -> St
                 RecordWrite::AuditBefore(before) => {
                     tx.execute("DELETE FROM audit_log WHERE at_ms < $1", &[&before.0]).db()?;
                 }
+                RecordWrite::AuditActionBefore { prefix, before } => {
+                    tx.execute(
+                        "DELETE FROM audit_log WHERE at_ms < $1 AND left(action, length($2::TEXT)) = $2::TEXT",
+                        &[&before.0, prefix],
+                    )
+                    .db()?;
+                }
             }
         }
         Ok(())
@@ -137,8 +154,19 @@ pub(crate) fn audit_log(store: &PostgresStore, query: &AuditQuery) -> StoreResul
             .query(
                 "SELECT id, at_ms, actor, action, subject, detail FROM audit_log \
                  WHERE ($1::BIGINT IS NULL OR subject = $1) AND ($2::BIGINT IS NULL OR id < $2) \
+                 AND ($4::TEXT IS NULL OR left(action, length($4::TEXT)) = $4::TEXT) \
+                 AND ($5::TEXT IS NULL OR actor = $5::TEXT) \
+                 AND ($6::BIGINT IS NULL OR at_ms >= $6) AND ($7::BIGINT IS NULL OR at_ms < $7) \
                  ORDER BY id DESC LIMIT $3",
-                &[&query.subject.map(|u| u.0), &query.before_id, &limit],
+                &[
+                    &query.subject.map(|u| u.0),
+                    &query.before_id,
+                    &limit,
+                    &query.action_prefix,
+                    &query.actor,
+                    &query.since.map(|t| t.0),
+                    &query.until.map(|t| t.0),
+                ],
             )
             .db()?;
         Ok(rows

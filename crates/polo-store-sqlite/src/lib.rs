@@ -1256,6 +1256,10 @@ impl Store for SqliteStore {
         records::set_user_role(self, user, role)
     }
 
+    fn set_admin(&self, user: UserId, admin: bool) -> StoreResult<()> {
+        records::set_admin(self, user, admin)
+    }
+
     fn user_roles(&self) -> StoreResult<Vec<(UserId, polo_store::Role)>> {
         records::user_roles(self)
     }

@@ -24,6 +24,16 @@ pub(crate) fn set_user_role(store: &SqliteStore, user: UserId, role: Option<Role
     })
 }
 
+pub(crate) fn set_admin(store: &SqliteStore, user: UserId, admin: bool) -> StoreResult<()> {
+    store.write(|tx| {
+        let n = tx.execute("UPDATE users SET is_admin = ?2 WHERE id = ?1", params![user.0, admin]).db()?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {}", user.0)));
+        }
+        Ok(())
+    })
+}
+
 pub(crate) fn user_roles(store: &SqliteStore) -> StoreResult<Vec<(UserId, Role)>> {
     let rows: Vec<(i64, String)> = store.read(|c| {
         let mut stmt = c.prepare_cached("SELECT id, role FROM users WHERE role IS NOT NULL ORDER BY id").db()?;
@@ -90,6 +100,13 @@ pub(crate) fn write_records(store: &SqliteStore, writes: &[RecordWrite]) -> Stor
                 RecordWrite::AuditBefore(before) => {
                     tx.execute("DELETE FROM audit_log WHERE at_ms < ?1", [before.0]).db()?;
                 }
+                RecordWrite::AuditActionBefore { prefix, before } => {
+                    tx.execute(
+                        "DELETE FROM audit_log WHERE at_ms < ?1 AND substr(action, 1, length(?2)) = ?2",
+                        params![before.0, prefix],
+                    )
+                    .db()?;
+                }
             }
         }
         Ok(())
@@ -139,10 +156,22 @@ pub(crate) fn audit_log(store: &SqliteStore, query: &AuditQuery) -> StoreResult<
         let mut stmt = c
             .prepare_cached(
                 "SELECT id, at_ms, actor, action, subject, detail FROM audit_log \
-                 WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+                 WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR id < ?2) \
+                 AND (?4 IS NULL OR substr(action, 1, length(?4)) = ?4) AND (?5 IS NULL OR actor = ?5) \
+                 AND (?6 IS NULL OR at_ms >= ?6) AND (?7 IS NULL OR at_ms < ?7) \
+                 ORDER BY id DESC LIMIT ?3",
             )
             .db()?;
-        stmt.query_map(params![query.subject.map(|u| u.0), query.before_id, limit], |r| {
+        let filters = params![
+            query.subject.map(|u| u.0),
+            query.before_id,
+            limit,
+            query.action_prefix,
+            query.actor,
+            query.since.map(|t| t.0),
+            query.until.map(|t| t.0)
+        ];
+        stmt.query_map(filters, |r| {
             Ok(AuditEntry {
                 id: r.get(0)?,
                 at: Timestamp(r.get(1)?),

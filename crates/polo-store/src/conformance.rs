@@ -36,8 +36,8 @@ pub use crate::conformance_nodes::{
     stale_import_jobs_are_failed_but_not_the_spared_holders,
 };
 pub use crate::conformance_records::{
-    audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records, records_put_insert_query_and_delete,
-    roles_are_set_listed_and_cleared,
+    admin_role_is_set_and_cleared, audit_log_appends_pages_and_forgets, audit_log_filters,
+    deleting_a_user_deletes_their_records, records_put_insert_query_and_delete, roles_are_set_listed_and_cleared,
 };
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
@@ -149,7 +149,8 @@ macro_rules! conformance_tests {
         // Roles, records and the audit log (conformance_records.rs).
         $crate::conformance_tests!(@each $make;
             roles_are_set_listed_and_cleared, records_put_insert_query_and_delete,
-            audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records);
+            audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records, audit_log_filters,
+            admin_role_is_set_and_cleared);
         // Zones, events and webhooks (conformance_zones.rs).
         $crate::conformance_tests!(@each $make;
             zones_are_created_listed_updated_and_deleted, zone_states_and_events_commit_together_and_events_once,

@@ -13,6 +13,8 @@ pub const ALL: &[(&str, crate::conformance::Test)] = &[
     ("roles_are_set_listed_and_cleared", roles_are_set_listed_and_cleared),
     ("records_put_insert_query_and_delete", records_put_insert_query_and_delete),
     ("audit_log_appends_pages_and_forgets", audit_log_appends_pages_and_forgets),
+    ("audit_log_filters", audit_log_filters),
+    ("admin_role_is_set_and_cleared", admin_role_is_set_and_cleared),
     ("deleting_a_user_deletes_their_records", deleting_a_user_deletes_their_records),
 ];
 
@@ -117,18 +119,95 @@ pub fn audit_log_appends_pages_and_forgets(store: &dyn Store) {
     };
     store.write_records(&[entry(10, "one", Some(a.id)), entry(20, "two", None)]).unwrap();
     store.write_records(&[entry(30, "three", Some(a.id))]).unwrap();
-    let all = store.audit_log(&AuditQuery { subject: None, before_id: None, limit: 10 }).unwrap();
+    let all =
+        store.audit_log(&AuditQuery { subject: None, before_id: None, limit: 10, ..AuditQuery::default() }).unwrap();
     assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["three", "two", "one"]);
     assert!(all.windows(2).all(|w| w[0].id > w[1].id));
     assert_eq!(all[0].detail, "{\"n\":30}");
     assert_eq!((all[0].actor.as_str(), all[0].subject, all[0].at), ("ha", Some(a.id), Timestamp(30)));
-    let of_a = store.audit_log(&AuditQuery { subject: Some(a.id), before_id: None, limit: 10 }).unwrap();
+    let of_a = store
+        .audit_log(&AuditQuery { subject: Some(a.id), before_id: None, limit: 10, ..AuditQuery::default() })
+        .unwrap();
     assert_eq!(of_a.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["three", "one"]);
-    let page = store.audit_log(&AuditQuery { subject: None, before_id: Some(all[0].id), limit: 1 }).unwrap();
+    let page = store
+        .audit_log(&AuditQuery { subject: None, before_id: Some(all[0].id), limit: 1, ..AuditQuery::default() })
+        .unwrap();
     assert_eq!(page.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["two"]);
     store.write_records(&[RecordWrite::AuditBefore(Timestamp(20))]).unwrap();
-    let left = store.audit_log(&AuditQuery { subject: None, before_id: None, limit: 10 }).unwrap();
+    let left =
+        store.audit_log(&AuditQuery { subject: None, before_id: None, limit: 10, ..AuditQuery::default() }).unwrap();
     assert_eq!(left.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["three", "two"]);
+}
+
+/// Audit entries are filtered by action prefix (literally: `_` and `%` are
+/// no wildcards), actor and time, together with subject and paging.
+pub fn audit_log_filters(store: &dyn Store) {
+    let a = store.create_user("a", "h", false).unwrap();
+    let entry = |at: i64, actor: &str, action: &str, subject: Option<UserId>| {
+        RecordWrite::Audit(AuditEntry {
+            id: 0,
+            at: Timestamp(at),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject,
+            detail: "{}".to_owned(),
+        })
+    };
+    store
+        .write_records(&[
+            entry(10, "a", "auth.login", Some(a.id)),
+            entry(20, "a", "auth.login_failed", Some(a.id)),
+            entry(30, "root", "admin.user.create", Some(a.id)),
+            entry(40, "root", "auth_x.other", None),
+            entry(50, "system", "auth.totp.enable", None),
+        ])
+        .unwrap();
+    let actions = |q: AuditQuery| {
+        let got = store.audit_log(&q).unwrap();
+        assert!(got.iter().all(|e| q.matches(e)), "the backend returned entries its query does not match");
+        got.into_iter().map(|e| e.action).collect::<Vec<_>>()
+    };
+    let q = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut query = AuditQuery::newest(10);
+        f(&mut query);
+        query
+    };
+    assert_eq!(
+        actions(q(&|q| q.action_prefix = Some("auth.".into()))),
+        ["auth.totp.enable", "auth.login_failed", "auth.login"]
+    );
+    assert_eq!(actions(q(&|q| q.action_prefix = Some("auth_".into()))), ["auth_x.other"], "_ is literal");
+    assert!(actions(q(&|q| q.action_prefix = Some("auth%".into()))).is_empty(), "% is literal");
+    assert_eq!(actions(q(&|q| q.actor = Some("root".into()))), ["auth_x.other", "admin.user.create"]);
+    assert_eq!(
+        actions(q(&|q| {
+            q.since = Some(Timestamp(20));
+            q.until = Some(Timestamp(40));
+        })),
+        ["admin.user.create", "auth.login_failed"]
+    );
+    assert_eq!(
+        actions(q(&|q| {
+            q.subject = Some(a.id);
+            q.action_prefix = Some("auth.".into());
+            q.limit = 1;
+        })),
+        ["auth.login_failed"]
+    );
+    assert!(actions(q(&|q| q.actor = Some("nobody".into()))).is_empty());
+    // Deleting by age and action prefix spares other actions and newer entries.
+    store.write_records(&[RecordWrite::AuditActionBefore { prefix: "auth.".into(), before: Timestamp(50) }]).unwrap();
+    assert_eq!(actions(AuditQuery::newest(10)), ["auth.totp.enable", "auth_x.other", "admin.user.create"]);
+}
+
+/// The administrator role is given and taken away; unknown users are not found.
+pub fn admin_role_is_set_and_cleared(store: &dyn Store) {
+    let a = store.create_user("a", "h", false).unwrap();
+    store.set_admin(a.id, true).unwrap();
+    assert!(store.user_by_id(a.id).unwrap().unwrap().is_admin);
+    store.set_admin(a.id, false).unwrap();
+    assert!(!store.user_by_name("a").unwrap().unwrap().is_admin);
+    assert!(matches!(store.set_admin(UserId(a.id.0 + 1000), true), Err(StoreError::NotFound(_))));
 }
 
 /// An account's records go with it (its audit entries stay: they record
@@ -156,5 +235,11 @@ pub fn deleting_a_user_deletes_their_records(store: &dyn Store) {
     store.delete_user(a.id).unwrap();
     assert_eq!(keys(&store.records(&RecordQuery::kind("k")).unwrap()), ["b", "none"]);
     assert_eq!(store.user_roles().unwrap(), vec![]);
-    assert_eq!(store.audit_log(&AuditQuery { subject: Some(a.id), before_id: None, limit: 10 }).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .audit_log(&AuditQuery { subject: Some(a.id), before_id: None, limit: 10, ..AuditQuery::default() })
+            .unwrap()
+            .len(),
+        1
+    );
 }

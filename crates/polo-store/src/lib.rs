@@ -1037,6 +1037,12 @@ pub trait Store: Send + Sync {
     // Roles, instance records and the audit log ([`records`]). Local to the
     // instance: none of these append a [`Change`].
     // ------------------------------------------------------------------
+    /// Gives `user` the administrator role, or takes it away (an OIDC
+    /// login whose role claim changed).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user; backend failures.
+    fn set_admin(&self, user: UserId, admin: bool) -> StoreResult<()>;
 
     /// Gives `user` `role`, or takes every role away (`None`).
     ///

@@ -99,6 +99,15 @@ pub enum RecordWrite {
     Audit(AuditEntry),
     /// Deletes the audit entries made before `before`.
     AuditBefore(Timestamp),
+    /// Deletes the audit entries made before `before` whose action starts
+    /// with `prefix` (literally): each feature keeps its entries for its own
+    /// retention period.
+    AuditActionBefore {
+        /// The action prefix, e.g. `exposure.`.
+        prefix: String,
+        /// Exclusive bound.
+        before: Timestamp,
+    },
 }
 
 /// Which records [`crate::Store::records`] returns.
@@ -162,7 +171,8 @@ pub struct AuditEntry {
 }
 
 /// Which audit entries [`crate::Store::audit_log`] returns: newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every filter that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     /// Only entries concerning this user.
     pub subject: Option<UserId>,
@@ -170,6 +180,34 @@ pub struct AuditQuery {
     pub before_id: Option<i64>,
     /// At most this many.
     pub limit: usize,
+    /// Only actions starting with this (`auth.` for every sign-in event);
+    /// compared byte for byte, `%` and `_` are not wildcards.
+    pub action_prefix: Option<String>,
+    /// Only entries by this actor (a user's name, or `system`).
+    pub actor: Option<String>,
+    /// Only entries made at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only entries made before this time.
+    pub until: Option<Timestamp>,
+}
+
+impl AuditQuery {
+    /// The newest `limit` entries, unfiltered.
+    #[must_use]
+    pub fn newest(limit: usize) -> Self {
+        Self { limit, ..Self::default() }
+    }
+
+    /// Whether `entry` passes the filters (paging aside): what backends must implement.
+    #[must_use]
+    pub fn matches(&self, entry: &AuditEntry) -> bool {
+        self.subject.is_none_or(|s| entry.subject == Some(s))
+            && self.before_id.is_none_or(|b| entry.id < b)
+            && self.action_prefix.as_deref().is_none_or(|p| entry.action.starts_with(p))
+            && self.actor.as_deref().is_none_or(|a| entry.actor == a)
+            && self.since.is_none_or(|t| entry.at >= t)
+            && self.until.is_none_or(|t| entry.at < t)
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
 import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
 import { ExposureAdmin } from "./Exposure";
+import { IdentityProvider, TwoFactor } from "./SignIn";
 
 export function Account({ me }: { me: Me }) {
   return (
@@ -25,9 +26,21 @@ export function Account({ me }: { me: Me }) {
             <span class="muted">Account created {dateTime(me.user.created)}</span>
           </p>
           <p>
+            <a href="/account/sessions">Sessions and tokens</a>
+            {me.user.admin && (
+              <>
+                {" "}
+                · <a href="/account/audit">Audit log</a>
+              </>
+            )}
+            <br />
             <a href="/api/docs/">API documentation</a> · <a href="/api/v1/export?format=gpx">Export everything as GPX</a>
           </p>
         </div>
+      </div>
+      <div class="split even">
+        <TwoFactor />
+        <IdentityProvider />
       </div>
       <div class="split even">
         <RetentionForm />
@@ -384,6 +397,7 @@ interface SiteSettings {
   tile_attribution: string;
   together_max_distance_m: number;
   together_max_gap_s: number;
+  require_admin_2fa?: boolean;
   overridden?: string[];
   defaults?: { instance_name: string; tile_url: string; tile_attribution: string; together_max_distance_m: number; together_max_gap_s: number };
 }
@@ -409,7 +423,7 @@ function Settings() {
   const [error, setError] = useState<unknown>(undefined);
   const [saved, setSaved] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
-  const send = async (body: Record<string, string | number | null>) => {
+  const send = async (body: Record<string, string | number | boolean | null>) => {
     setError(undefined);
     setSaved(false);
     try {
@@ -491,6 +505,15 @@ function Settings() {
             </p>
           </div>
         ))}
+      {current && (
+        <div class="setting-row">
+          <label class="inline">
+            <input type="checkbox" checked={current.require_admin_2fa === true} onChange={(e) => send({ require_admin_2fa: e.currentTarget.checked })} data-testid="setting-require_admin_2fa" />
+            Administrators must use two-factor authentication
+          </label>
+          <p class="muted small-print">Admin pages and routes refuse administrators without it until they turn it on. Saved at once.</p>
+        </div>
+      )}
       {problem && (
         <p class="field-problem" role="alert">
           {problem}

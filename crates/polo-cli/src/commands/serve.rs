@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use polo_server::auth::oidc::Oidc;
 use polo_server::auth::{Authenticator, Backoff};
 use polo_server::import_job::{ImportJobs, ImportJobsConfig};
 use polo_server::mqtt::{MqttSettings, MqttTask};
@@ -67,6 +68,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         .or(config.file_serve.auth_free_failures)
         .map_or_else(Backoff::default, Backoff::with_free_failures);
     let replications = replication_specs(config, args)?;
+    let oidc = config.oidc()?.map(Oidc::new).transpose().context("cannot set up the OIDC client")?;
     let store = config.open_store()?;
     crate::allocator::spawn_releaser();
     let runtime =
@@ -86,9 +88,15 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let mut state = AppState::new(store).context("cannot start the ingest writer")?;
         // Session cookies are `Secure` when polo itself terminates TLS (and, per request, when a
         // trusted proxy says the client came over HTTPS).
+        // `[oidc] password_login = false` leaves the identity provider as the only way in.
+        let password_login = oidc.as_ref().is_none_or(|o| o.settings.password_login);
         state.auth = Arc::new(
-            Authenticator::new(state.store.clone()).with_secure_cookies(options.tls.is_some()).with_backoff(backoff),
+            Authenticator::new(state.store.clone())
+                .with_secure_cookies(options.tls.is_some())
+                .with_backoff(backoff)
+                .with_password_login(password_login),
         );
+        state.oidc = oidc.map(Arc::new);
         // Uploaded imports spool under the data directory, next to the CLI's rejects files.
         state.imports = ImportJobs::new(ImportJobsConfig::in_data_dir(&config.data_dir))
             .context("cannot create the upload directory")?;

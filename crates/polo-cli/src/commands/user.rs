@@ -2,11 +2,13 @@
 //!
 //! Deleting asks for the user's name to be typed again (or `--yes`), as the
 //! web app asks for the password: it cannot be undone. The store refuses to
-//! delete the only administrator.
+//! delete the only administrator. Adding, deleting and roles go to the audit
+//! log with the actor `cli`, like an administrator's changes over the API.
 
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
+use polo_server::audit::Event;
 use polo_store::{AuditEntry, RecordWrite, Role, Store};
 
 use crate::Outcome;
@@ -56,6 +58,8 @@ fn add(store: &dyn Store, name: &str, admin: bool, password_stdin: bool) -> anyh
     let password = read_password(password_stdin)?;
     let hash = polo_server::auth::hash_password(&password)?;
     let user = store.create_user(name, &hash, admin)?;
+    let event = Event::new("cli", "admin.user.create", Some(user.id)).with("admin", admin).with("via", "polo user add");
+    store.write_records(&[event.into_write(polo_store::clock::now(), None)])?;
     eprintln!("created user {} (id {}){}", user.name, user.id, if admin { " with admin rights" } else { "" });
     Ok(Outcome::Success)
 }
@@ -126,6 +130,9 @@ fn delete(store: &dyn Store, name: &str, yes: bool, json: bool) -> anyhow::Resul
         polo_store::StoreError::Refused(why) => anyhow::anyhow!("{why}"),
         other => anyhow::Error::new(other).context(format!("deleting the user {name:?}")),
     })?;
+    let event =
+        Event::new("cli", "admin.user.delete", None).with("user", deleted.name.clone()).with("via", "polo user delete");
+    store.write_records(&[event.into_write(polo_store::clock::now(), None)])?;
     if json {
         let summary = serde_json::json!({"name": deleted.name, "points": deleted.points, "devices": deleted.devices});
         println!("{summary}");

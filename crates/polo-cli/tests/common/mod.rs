@@ -107,8 +107,19 @@ impl Drop for Server {
 
 /// Starts `polo serve --listen 127.0.0.1:0` plus `extra` flags and waits for its address.
 pub fn serve(data_dir: &Path, extra: &[&str]) -> Server {
+    serve_on(data_dir, "127.0.0.1:0", extra)
+}
+
+/// A port that was free a moment ago, for a server whose address must be
+/// known before it starts (an OpenID provider's redirect URI names it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `polo serve --listen LISTEN` plus `extra` flags and waits for its address.
+pub fn serve_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Server {
     let mut child = polo(data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -40,7 +40,16 @@
 //! [`AdminCaller`] is the only way a handler gets the admin role, and it is
 //! refused to clients outside the admin networks (`--admin-network`) before
 //! any credential is looked at: every admin route is admin-network-only by
-//! construction, whichever router it sits in.
+//! construction, whichever router it sits in. When an administrator has
+//! required two factors of administrators (the `require_admin_2fa` instance
+//! setting), it is also refused to administrators without one ([`totp`]).
+//!
+//! # Second factor and single sign-on
+//!
+//! An account with TOTP ([`totp`]) logs in with the password and a code;
+//! its password alone is refused in Basic. A wrong code counts like a
+//! wrong password, and a right password clears the back-off only together
+//! with a right code. [`oidc`] signs people in through a provider.
 //!
 //! Device tokens are meant for devices: without scopes a token ingests as
 //! its device and reads its own latest position, nothing more; every other
@@ -50,10 +59,14 @@
 //! revoked token cannot have left a successor behind.
 
 pub(crate) mod limiter;
+pub mod oidc;
 mod password;
 pub mod scope;
 pub(crate) mod secret;
+pub mod seen;
+pub(crate) mod sessions;
 mod token_cache;
+pub mod totp;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -229,6 +242,20 @@ pub struct NewSession {
     pub csrf_token: String,
 }
 
+/// The second factor a login gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// The account has none.
+    None,
+    /// The authenticator app's code.
+    Totp,
+    /// A recovery code, used up; `left` remain.
+    Recovery {
+        /// Unused recovery codes.
+        left: usize,
+    },
+}
+
 /// What an `Authorization` header says.
 #[derive(Debug, PartialEq, Eq)]
 enum Credentials {
@@ -286,13 +313,19 @@ fn parse_authorization(value: &HeaderValue) -> Result<Credentials, ApiError> {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie called `wanted`, if the request sent a non-empty one.
+#[must_use]
+pub fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim_matches('"'))
         .filter(|v| !v.is_empty())
 }
@@ -367,9 +400,13 @@ impl VerifiedCache {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     secure_cookies: bool,
+    /// Off when `[oidc] password_login = false`: passwords are refused everywhere.
+    password_login: bool,
     verified: VerifiedCache,
     tokens: TokenCache,
     limiter: RateLimiter,
+    /// When and from where sessions and tokens were last used.
+    seen: seen::Seen,
     /// A PHC string to verify against for unknown users, so a wrong user
     /// name takes as long as a wrong password. Made on first use.
     dummy_hash: OnceLock<String>,
@@ -390,9 +427,11 @@ impl Authenticator {
         Self {
             store,
             secure_cookies: false,
+            password_login: true,
             verified: VerifiedCache::new(),
             tokens: TokenCache::default(),
             limiter,
+            seen: seen::Seen::default(),
             dummy_hash: OnceLock::new(),
         }
     }
@@ -404,6 +443,20 @@ impl Authenticator {
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
         self
+    }
+
+    /// Turns password login off (or on again): with OIDC as the only way in,
+    /// the login form and Basic passwords are refused. Device tokens work.
+    #[must_use]
+    pub fn with_password_login(mut self, enabled: bool) -> Self {
+        self.password_login = enabled;
+        self
+    }
+
+    /// Whether passwords are accepted.
+    #[must_use]
+    pub fn password_login_enabled(&self) -> bool {
+        self.password_login
     }
 
     /// Replaces the back-off policy.
@@ -437,6 +490,7 @@ impl Authenticator {
                 return Err(ApiError::csrf_failed());
             }
         }
+        self.seen.session_used(&self.store, &hash, now(), ip);
         let session = SessionRef { hash, csrf_token: session.csrf_token };
         Ok(Some(Caller::with_password(user, AuthMethod::Session, Some(session))))
     }
@@ -461,17 +515,25 @@ impl Authenticator {
                         Ok(Caller::with_token(token, user, AuthMethod::BasicToken))
                     }
                     // Not a token of this user: it may still be the password.
-                    _ => self
-                        .password_login(&name, &token, ip)
-                        .await
-                        .map(|user| Caller::with_password(user, AuthMethod::BasicPassword, None)),
+                    _ => self.basic_password(&name, &token, ip).await,
                 }
             }
-            Credentials::Password { user, password } => self
-                .password_login(&user, &password, ip)
-                .await
-                .map(|user| Caller::with_password(user, AuthMethod::BasicPassword, None)),
+            Credentials::Password { user, password } => self.basic_password(&user, &password, ip).await,
         }
+    }
+
+    /// The password in Basic: refused for accounts with a second factor,
+    /// which Basic has no room for (they use device tokens).
+    async fn basic_password(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
+        let user = self.password_login(name, password, ip).await?;
+        let (store, id) = (self.store.clone(), user.id);
+        if blocking(move || totp::enabled(&*store, id)).await? {
+            return Err(ApiError::unauthorized(
+                "this account uses two-factor authentication, so its password alone does not sign in here; \
+                 use a device token",
+            ));
+        }
+        Ok(Caller::with_password(user, AuthMethod::BasicPassword, None))
     }
 
     /// Authenticates a device token that arrived outside the `Authorization`
@@ -496,6 +558,14 @@ impl Authenticator {
     /// cache may be a guess: the failures every node counted for the address
     /// are checked first (a known token costs no such query).
     async fn lookup_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<(Token, User)>, ApiError> {
+        let found = self.resolve_token(token, ip).await?;
+        if let Some((token, user)) = &found {
+            self.seen.token_used(&self.store, user.id, token.id, now(), ip);
+        }
+        Ok(found)
+    }
+
+    async fn resolve_token(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<(Token, User)>, ApiError> {
         let hash = sha256(token.as_bytes());
         if let Some(found) = self.tokens.get(&hash) {
             return Ok(Some(found));
@@ -520,6 +590,20 @@ impl Authenticator {
     /// 401 for a wrong name or password, 429 while rate limited, 503 when
     /// the store fails.
     pub async fn password_login(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<User, ApiError> {
+        let user = self.password_check(name, password, ip).await?;
+        self.limiter.password_success_everywhere(ip, name).await;
+        Ok(user)
+    }
+
+    /// [`Authenticator::password_login`] without clearing the failures on
+    /// success: the login form does that only after the second factor, so
+    /// someone who knows the password cannot guess codes without back-off.
+    async fn password_check(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<User, ApiError> {
+        if !self.password_login {
+            return Err(ApiError::forbidden(
+                "password login is turned off here; sign in through the identity provider",
+            ));
+        }
         self.limiter.check_password_everywhere(ip, name).await.map_err(ApiError::rate_limited)?;
         let store = self.store.clone();
         let owned = name.to_owned();
@@ -534,10 +618,7 @@ impl Authenticator {
             }
         };
         match user {
-            Some(user) if ok => {
-                self.limiter.password_success_everywhere(ip, name).await;
-                Ok(user)
-            }
+            Some(user) if ok => Ok(user),
             _ => {
                 self.limiter.password_failure_everywhere(ip, name).await;
                 Err(ApiError::unauthorized("wrong user name or password"))
@@ -581,19 +662,72 @@ impl Authenticator {
         Ok(self.dummy_hash.get_or_init(|| hash).clone())
     }
 
-    /// Logs a user in: checks the password and stores a new session.
+    /// Logs a user in: checks the password, then the second factor when the
+    /// account has one (`code`: the app's code or a recovery code), and
+    /// stores a new session. A wrong code counts like a wrong password.
     ///
     /// # Errors
-    /// As [`Authenticator::password_login`].
-    pub async fn login(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<NewSession, ApiError> {
-        let user = self.password_login(name, password, ip).await?;
+    /// As [`Authenticator::password_login`]; 401 `two_factor_required` without a
+    /// code for an account that needs one, 401 `unauthorized` for a wrong code.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        code: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<(NewSession, SecondFactor), ApiError> {
+        let user = self.password_check(name, password, ip).await?;
+        let (store, id) = (self.store.clone(), user.id);
+        let factor = if blocking(move || totp::enabled(&*store, id)).await? {
+            let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+                return Err(ApiError::two_factor_required());
+            };
+            match self.second_factor(&user, code, ip).await? {
+                totp::Checked::Totp => SecondFactor::Totp,
+                totp::Checked::Recovery(left) => SecondFactor::Recovery { left },
+                totp::Checked::Wrong => return Err(ApiError::unauthorized("wrong two-factor code")),
+            }
+        } else {
+            SecondFactor::None
+        };
+        self.limiter.password_success_everywhere(ip, name).await;
+        Ok((self.start_session(user, ip, "password").await?, factor))
+    }
+
+    /// Checks `user`'s second factor, rate limited like passwords: a wrong
+    /// code counts as a failed login of the user from `ip`.
+    ///
+    /// # Errors
+    /// 429 while rate limited, 503 when the store fails.
+    pub async fn second_factor(&self, user: &User, code: &str, ip: Option<IpAddr>) -> Result<totp::Checked, ApiError> {
+        self.limiter.check_password_everywhere(ip, &user.name).await.map_err(ApiError::rate_limited)?;
+        let (store, id, code) = (self.store.clone(), user.id, code.to_owned());
+        let checked = blocking(move || totp::check(&*store, id, &code, now())).await?;
+        if checked == totp::Checked::Wrong {
+            self.limiter.password_failure_everywhere(ip, &user.name).await;
+        }
+        Ok(checked)
+    }
+
+    /// Stores a new session for `user`, who proved who they are from `ip`
+    /// by `method` (`password`, `oidc`: shown on the sessions page).
+    ///
+    /// # Errors
+    /// 503 when the store fails.
+    pub async fn start_session(
+        &self,
+        user: User,
+        ip: Option<IpAddr>,
+        method: &'static str,
+    ) -> Result<NewSession, ApiError> {
         let (cookie_value, csrf_token) = (random_secret(), random_secret());
         let hash = sha256(cookie_value.as_bytes());
         let expires = Timestamp(now().0.saturating_add(SESSION_TTL.as_millis() as i64));
         let (store, csrf, id) = (self.store.clone(), csrf_token.clone(), user.id);
         blocking(move || {
             store.delete_expired_sessions(now())?;
-            store.create_session(&hash, id, &csrf, expires)
+            store.create_session(&hash, id, &csrf, expires)?;
+            seen::session_started(&*store, id, &hash, expires, now(), ip, method)
         })
         .await?;
         Ok(NewSession { user, cookie_value, csrf_token })
@@ -614,9 +748,15 @@ impl Authenticator {
     }
 
     fn cookie(&self, value: &str, max_age: u64, client: &Client) -> HeaderValue {
+        self.set_cookie(SESSION_COOKIE, value, "/", max_age, client)
+    }
+
+    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, `Secure` as for the
+    /// session cookie. `value` must be base64url (secrets are) or empty.
+    #[must_use]
+    pub fn set_cookie(&self, name: &str, value: &str, path: &str, max_age: u64, client: &Client) -> HeaderValue {
         let secure = if self.secure_cookies || client.https { "; Secure" } else { "" };
-        let text = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}");
-        // Secrets are base64url, so the text is always a valid header value.
+        let text = format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}; Max-Age={max_age}{secure}");
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("polo_session=; Max-Age=0"))
     }
 }
@@ -676,6 +816,13 @@ impl FromRequestParts<AppState> for AdminCaller {
         let caller = Caller::from_request_parts(parts, state).await?;
         if !caller.user.is_admin {
             return Err(ApiError::forbidden("this needs the admin role"));
+        }
+        let (store, id) = (state.store.clone(), caller.user.id);
+        if blocking(move || Ok(totp::required_for_admins(&*store)? && !totp::enabled(&*store, id)?)).await? {
+            return Err(ApiError::forbidden(
+                "this instance requires administrators to use two-factor authentication: turn it on for your \
+                 account first (Account page, or POST /api/v1/me/2fa)",
+            ));
         }
         Ok(AdminCaller(caller))
     }

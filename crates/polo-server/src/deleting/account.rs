@@ -127,6 +127,9 @@ pub(crate) async fn delete_user(
         .ok_or_else(|| ApiError::not_found(format!("there is no user {name:?}")))?;
     let deleted = delete(&state, user.id).await?;
     tracing::info!(user = %deleted.name, by = %admin.user.name, points = deleted.points, "an administrator deleted an account");
+    let event =
+        crate::audit::Event::new(&admin.user.name, "admin.user.delete", None).with("user", deleted.name.clone());
+    crate::audit::record(&state.store, event, client.ip).await;
     let view = Json(DeletedAccountView::from(deleted));
     if user.id == admin.user.id {
         // Your own account: your session went with it.

@@ -262,7 +262,8 @@ async fn audit_log(
     blocking(move || {
         let subject = params.user.as_deref().map(|n| user_named(&*store, n).map(|u| u.id)).transpose()?;
         let names = names(&*store)?;
-        let entries = store.audit_log(&AuditQuery { subject, before_id: params.before, limit })?;
+        let entries =
+            store.audit_log(&AuditQuery { subject, before_id: params.before, limit, ..AuditQuery::default() })?;
         Ok(Json(AuditList {
             entries: entries
                 .into_iter()

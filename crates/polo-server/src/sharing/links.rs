@@ -222,6 +222,7 @@ fn validate(body: &ShareBody, at: Timestamp) -> Result<NewShare, ApiError> {
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    client: crate::client::Client,
     caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewShareView>), ApiError> {
@@ -229,7 +230,7 @@ pub(crate) async fn create(
     let at = now();
     let mut spec = validate(&body, at)?;
     let (store, user, maker) = (state.store.clone(), caller.user.id, caller.maker());
-    blocking(move || {
+    let made = blocking(move || {
         if let Some(name) = body.device.as_deref() {
             let device = store.list_devices(user)?.into_iter().find(|d| d.name == name);
             let device = device.ok_or_else(|| ApiError::not_found(format!("you have no device named {name:?}")))?;
@@ -238,10 +239,14 @@ pub(crate) async fn create(
         let token = random_secret();
         // Made with a device token, the link is revoked with that token.
         let share = store.create_share(user, &spec, &sha256(token.as_bytes()), maker)?;
-        let view = NewShareView { share: ShareView::new(&share, at), url: format!("/s/{token}"), token };
-        Ok((StatusCode::CREATED, Json(view)))
+        Ok((share.id, NewShareView { share: ShareView::new(&share, at), url: format!("/s/{token}"), token }))
     })
     .await
+    .map(|(id, view)| (id, (StatusCode::CREATED, Json(view))));
+    let (id, made) = made?;
+    let event = crate::audit::Event::new(&caller.user.name, "share.create", Some(caller.user.id)).with("share", id);
+    crate::audit::record(&state.store, event, client.ip).await;
+    Ok(made)
 }
 
 /// The caller's shares, revoked and expired ones included (never their tokens).
@@ -272,6 +277,7 @@ pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Resul
 )]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    client: crate::client::Client,
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -284,7 +290,10 @@ pub(crate) async fn revoke(
             Err(ApiError::not_found(format!("you have no share {id}")))
         }
     })
-    .await
+    .await?;
+    let event = crate::audit::Event::new(&caller.user.name, "share.revoke", Some(caller.user.id)).with("share", id);
+    crate::audit::record(&state.store, event, client.ip).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Where a live share starts looking for positions.
