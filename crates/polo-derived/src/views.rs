@@ -221,20 +221,25 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
     }
     // Most tracked first; equal times by device id, so the default is stable.
     devices.sort_by_key(|&(id, tracked)| (std::cmp::Reverse(tracked), id));
-    // Imported visits count on every device's day, so the default is a
-    // device with fixes of its own that day (its track on the map), if any.
-    let with_fixes = |id: DeviceId| -> DerivedResult<bool> {
+    // Imported visits count on every device's day, so the default is the
+    // device with the most fixes of its own that day (its track on the map;
+    // a Semantic file's few raw-path fixes lose to the phone's), if any.
+    let fixes = |id: DeviceId| -> DerivedResult<u64> {
         // The UTC day of the same date: most of the local day, whatever the offset.
         let utc_day = DerivedRange::key(MAP_COUNTS, DerivedScope::Device(id), date.0);
-        Ok(!store.derived_range(user, &utc_day)?.is_empty())
+        match store.derived_range(user, &utc_day)?.first() {
+            Some(row) => Ok(crate::map::track::decode_counts(&row.value, MAP_COUNTS, row.key)?.points),
+            None => Ok(0),
+        }
     };
-    let mut default = None;
+    let mut default: Option<(DeviceId, u64)> = None;
     for &(id, _) in &devices {
-        if with_fixes(id)? {
-            default = Some(id);
-            break;
+        let n = fixes(id)?;
+        if n > default.map_or(0, |(_, most)| most) {
+            default = Some((id, n));
         }
     }
+    let default = default.map(|(id, _)| id);
     let chosen = device.or(default).or_else(|| devices.first().map(|&(id, _)| id));
     let midnight = date.0 * DAY_MS;
     let around_from = Timestamp(midnight - DAY_MS - MAX_OFFSET_MS);
