@@ -13,8 +13,10 @@
 //!   mostly inside another imported visit already shown (Google nests child
 //!   visits in their parent: the parent is the entry);
 //! * a detected stay or leg loses the time an imported visit covers: it is
-//!   cut to the parts outside the visits (a leg's distance in proportion),
-//!   and a part shorter than [`MIN_PART_MS`] is dropped;
+//!   cut to the parts outside the visits (a leg's distance in proportion);
+//!   a leg's part shorter than [`MIN_PART_MS`] is dropped, and a stay's
+//!   shorter than [`MIN_STAY_PART_MS`] (the fringe of a stay Google ended a
+//!   few minutes earlier: no "Near Neukölln, 2 min" after Google's "Home");
 //! * an imported activity is shown only where nothing else is, as before: a
 //!   leg measured from the points says more than Google's summary of it. One
 //!   without a distance gets the length of its waypoints, or of the straight
@@ -27,8 +29,11 @@ use polo_timeline::{LocalClock, OffsetChanges, TransportMode};
 use crate::rows::{LegRow, StayRow};
 use crate::views::{Entries, LegView, Origin, StayView};
 
-/// A detected stay or leg cut down by imported visits to less than this is dropped.
+/// A detected leg cut down by imported visits to less than this is dropped.
 pub const MIN_PART_MS: i64 = 120_000;
+
+/// A detected stay cut down by imported visits to less than this is dropped.
+pub const MIN_STAY_PART_MS: i64 = 300_000;
 
 /// Adds `intervals` (one device's, any order) to the detected `out` by the
 /// rules in the module documentation. `visit_min_ms` is the user's shortest
@@ -104,7 +109,7 @@ fn cut_detected(out: &mut Entries, covered: &[(i64, i64)], visit_min_ms: i64) {
         for (p0, p1) in outside(start, end, covered) {
             if (p0, p1) == (start, end) {
                 out.stays.push(stay.clone());
-            } else if p1 - p0 >= MIN_PART_MS {
+            } else if p1 - p0 >= MIN_STAY_PART_MS {
                 let mut part = stay.clone();
                 part.row.start = p0;
                 part.row.end = p1;
@@ -394,6 +399,15 @@ mod tests {
         let (stays, _) = spans(&out);
         assert_eq!(stays, [(0, 59, Origin::Imported)], "the detected minute after it is too short to show");
         assert_eq!(out.stays[0].place_name.as_deref(), Some("Stanford University"));
+    }
+
+    #[test]
+    fn a_stays_fringe_of_minutes_beside_a_google_visit_is_dropped() {
+        // The phone saw home from 8:20 to 10:04; Google says home from 8:40 to 10:00.
+        let mut out = Entries { stays: vec![stay(500, 604, true)], legs: vec![] };
+        overlay(&mut out, vec![visit(520, 600, Some("Home"), 0)], VISIT_MIN, None);
+        let (stays, _) = spans(&out);
+        assert_eq!(stays, [(500, 520, Origin::Detected), (520, 600, Origin::Imported)], "the four minutes after it go");
     }
 
     #[test]
