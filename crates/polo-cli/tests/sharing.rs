@@ -425,7 +425,7 @@ fn the_web_config_comes_from_the_configuration_and_admins_change_it_at_runtime()
         config.json(),
         json!({"instance_name": "Family", "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
             "tile_attribution": "© the file", "version": env!("CARGO_PKG_VERSION"), "registration": false,
-            "exposure": false})
+            "exposure": false, "password_login": true, "oidc_login": null})
     );
 
     let root = basic("root", PASSWORD);
