@@ -221,9 +221,11 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
     }
     // Most tracked first; equal times by device id, so the default is stable.
     devices.sort_by_key(|&(id, tracked)| (std::cmp::Reverse(tracked), id));
-    // Imported visits count on every device's day, so the default is the
-    // device with the most fixes of its own that day (its track on the map;
-    // a Semantic file's few raw-path fixes lose to the phone's), if any.
+    // Imported visits count on every device's day with fixes, so two
+    // devices may tell the same story (the phone's, and the device a
+    // Semantic file's visits were filed under). Among those covering nearly
+    // as much of the day as the most tracked one, the default is the one with
+    // the most fixes of its own: its track on the map.
     let fixes = |id: DeviceId| -> DerivedResult<u64> {
         // The UTC day of the same date: most of the local day, whatever the offset.
         let utc_day = DerivedRange::key(MAP_COUNTS, DerivedScope::Device(id), date.0);
@@ -232,8 +234,9 @@ pub fn day(store: &dyn Store, user: UserId, date: LocalDate, device: Option<Devi
             None => Ok(0),
         }
     };
+    let most_tracked = devices.first().map_or(0, |&(_, tracked)| tracked);
     let mut default: Option<(DeviceId, u64)> = None;
-    for &(id, _) in &devices {
+    for &(id, _) in devices.iter().take_while(|&&(_, tracked)| tracked >= most_tracked / 10 * 9) {
         let n = fixes(id)?;
         if n > default.map_or(0, |(_, most)| most) {
             default = Some((id, n));
