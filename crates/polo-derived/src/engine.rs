@@ -387,9 +387,8 @@ impl Engine {
                 false,
             )?;
         }
-        if day_from <= day_to {
-            days::refresh(store, user, device, Timestamp(day_from), Timestamp(day_to), &book)?;
-        }
+        // The map rows first: they say on which days the device has fixes,
+        // and those days show the user's other devices' imported intervals.
         let map_window = match map_span {
             Some(Span::Between(from, to)) => Some((from, to)),
             Some(Span::All) => map_extent(store, user, device)?,
@@ -400,6 +399,9 @@ impl Engine {
         }
         if let Some((from, to)) = map_window {
             map::refresh_device(store, user, device, from, to)?;
+        }
+        if day_from <= day_to {
+            days::refresh(store, user, device, Timestamp(day_from), Timestamp(day_to), &book)?;
         }
         Ok(window.points_read)
     }
