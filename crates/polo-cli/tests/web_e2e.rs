@@ -23,7 +23,8 @@
 //! [`oidc_sign_in_in_chromium`] signs in through a real OpenID provider
 //! (`oidc-provider` under Node.js, `tests/oidc/`): an account made at the
 //! first sign-in, one refused outside the allowed domains, and a password
-//! account linked on the account page.
+//! account linked on the account page; its screenshots go to
+//! `target/e2e-screenshots-oidc`.
 //!
 //! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
 //! npm packages (installed by the `polo-web` build). Without them the test
@@ -326,7 +327,9 @@ fn oidc_sign_in_in_chromium() {
     assert_eq!(config["oidc_login"], "Sign in with the test provider");
     assert_eq!(config["password_login"], true);
 
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../e2e-screenshots/oidc");
+    // Beside the main gallery, not in it: that test empties its directory when it starts, and the
+    // two run at the same time.
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../e2e-screenshots-oidc");
     let mut command = Command::new("node");
     command
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/login.mjs"))
