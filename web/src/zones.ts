@@ -153,11 +153,12 @@ const KIND_LABELS: Record<string, string> = {
   "app.leave": "left (says the app)",
 };
 
-/** One line for an event ("phone arrived · Home"). */
-export function describeEvent(event: ZoneEvent): string {
+/** One line for an event ("phone arrived · Home"), the device by its label when it has one. */
+export function describeEvent(event: ZoneEvent, labels: ReadonlyMap<string, string> = new Map()): string {
   const what = KIND_LABELS[event.kind] ?? event.kind;
   const battery = typeof event.detail.battery_percent === "number" ? ` (${event.detail.battery_percent} %)` : "";
-  return `${event.device_name} ${what}${event.zone_name ? ` · ${event.zone_name}` : ""}${battery}`;
+  const device = labels.get(event.device_name) ?? event.device_name;
+  return `${device} ${what}${event.zone_name ? ` · ${event.zone_name}` : ""}${battery}`;
 }
 
 /** A delivery's state for people. */

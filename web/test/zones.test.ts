@@ -68,6 +68,7 @@ describe("logs", () => {
     expect(describeEvent(event(1, "zone.enter"))).toBe("phone arrived · Home");
     expect(describeEvent(event(2, "device.battery_low", { battery_percent: 9 }))).toBe("phone battery low (9 %)");
     expect(describeEvent(event(3, "app.leave"))).toBe("phone left (says the app) · Home");
+    expect(describeEvent(event(4, "zone.enter"), new Map([["phone", "Anna's Pixel"]]))).toBe("Anna's Pixel arrived · Home");
     expect(newestFirst([event(1, "zone.enter"), event(2, "zone.leave"), event(3, "zone.enter")], 2).map((e) => e.id)).toEqual([3, 2]);
   });
 

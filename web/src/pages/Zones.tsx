@@ -313,7 +313,8 @@ function ZoneForm({ editing, busy, onChange, onSave, onCancel }: { editing: Edit
   );
 }
 
-async function newestEvents(): Promise<ZoneEvent[]> {
+/** The newest events, and what the devices are called (their labels: "Anna's Pixel", not `google-…`). */
+async function newestEvents(): Promise<{ events: ZoneEvent[]; labels: Map<string, string> }> {
   let after = 0;
   let all: ZoneEvent[] = [];
   for (let page = 0; page < EVENT_PAGES; page++) {
@@ -322,7 +323,9 @@ async function newestEvents(): Promise<ZoneEvent[]> {
     if (events.length < 1000) break;
     after = next;
   }
-  return newestFirst(all, EVENTS_SHOWN);
+  const { devices } = await get<{ devices: { name: string; label?: string | null }[] }>("/api/v1/devices");
+  const labels = new Map(devices.flatMap((d) => (d.label ? [[d.name, d.label] as [string, string]] : [])));
+  return { events: newestFirst(all, EVENTS_SHOWN), labels };
 }
 
 function EventLog() {
@@ -337,11 +340,11 @@ function EventLog() {
       </div>
       {events.loading && !events.data && <Loading label="Loading events…" />}
       {events.error !== undefined && <ErrorBox error={events.error} retry={events.reload} />}
-      {events.data && events.data.length === 0 && <p class="muted">Nothing has happened yet.</p>}
+      {events.data && events.data.events.length === 0 && <p class="muted">Nothing has happened yet.</p>}
       <ul class="log">
-        {(events.data ?? []).map((event) => (
+        {(events.data?.events ?? []).map((event) => (
           <li class={event.past ? "muted" : ""}>
-            <span class="log-when">{dateTime(new Date(event.at_ms).toISOString())}</span> {describeEvent(event)}
+            <span class="log-when">{dateTime(new Date(event.at_ms).toISOString())}</span> {describeEvent(event, events.data?.labels)}
             {event.past && <span class="badge">past</span>}
           </li>
         ))}
