@@ -10,8 +10,9 @@
 //!
 //! [`write`] streams it into a directory as a user would have it — Google
 //! Takeout `Records.json` (both phones, `timestampMs` before 2022 and ISO
-//! `timestamp` after), monthly Semantic Location History files for part of
-//! the decade, and GPX tracks of some trips — and returns a [`Manifest`]:
+//! `timestamp` after) with the `Settings.json` that names them, monthly
+//! Semantic Location History files for part of the decade, and GPX tracks
+//! of some trips — and returns a [`Manifest`]:
 //! the ground truth tests assert against (every teleport fix, every flight,
 //! the time zones and DST changes the user lived through, the antimeridian
 //! crossings, the gaps, the per-device counts).
