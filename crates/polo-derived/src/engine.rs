@@ -195,6 +195,8 @@ impl Engine {
         // (`views::entries`): where a device's intervals came or went, the
         // days of the user's other devices are refreshed too.
         let mut sibling_days: BTreeMap<(UserId, DeviceId), (Timestamp, Timestamp)> = BTreeMap::new();
+        // Each user's devices, listed once per step.
+        let mut user_devices: BTreeMap<UserId, Vec<DeviceId>> = BTreeMap::new();
         if outdated {
             // Rows of an older polo: local days, flagged fixes and maps without
             // them are all recomputed once, maps included.
@@ -218,10 +220,22 @@ impl Engine {
             };
             match change.kind {
                 ChangeKind::PointsInserted | ChangeKind::PointsDeleted | ChangeKind::IntervalsInserted => {
+                    let all_devices = match user_devices.entry(change.user) {
+                        std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(store.list_devices(change.user)?.into_iter().map(|d| d.id).collect::<Vec<_>>())
+                        }
+                    };
+                    // A device made after the list was read, in this same batch.
+                    if let Some(device) = change.device
+                        && !all_devices.contains(&device)
+                    {
+                        all_devices.push(device);
+                    }
                     let devices = match change.device {
                         Some(device) => vec![device],
                         // A delete across all devices.
-                        None => store.list_devices(change.user)?.into_iter().map(|d| d.id).collect(),
+                        None => all_devices.clone(),
                     };
                     for device in &devices {
                         widen(&mut spans, (change.user, *device), span);
@@ -232,9 +246,9 @@ impl Engine {
                     if let (Some(changed), Span::Between(first, last), true) =
                         (change.device, span, change.kind != ChangeKind::PointsInserted)
                     {
-                        for sibling in store.list_devices(change.user)?.into_iter().filter(|d| d.id != changed) {
+                        for &sibling in all_devices.iter().filter(|&&d| d != changed) {
                             sibling_days
-                                .entry((change.user, sibling.id))
+                                .entry((change.user, sibling))
                                 .and_modify(|(a, b)| (*a, *b) = ((*a).min(first), (*b).max(last)))
                                 .or_insert((first, last));
                         }
@@ -289,8 +303,16 @@ impl Engine {
             }
             report.windows += 1;
         }
+        let mut books: BTreeMap<UserId, PlaceBook> = BTreeMap::new();
         for ((user, device), (first, last)) in sibling_days {
-            match PlaceBook::load(store, user).and_then(|book| days::refresh(store, user, device, first, last, &book)) {
+            let refreshed = match books.entry(user) {
+                std::collections::btree_map::Entry::Occupied(book) => Ok(book.into_mut()),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    PlaceBook::load(store, user).map(|b| slot.insert(b))
+                }
+            }
+            .and_then(|book| days::refresh(store, user, device, first, last, book));
+            match refreshed {
                 Ok(_) => {}
                 Err(_) if store.user_by_id(user)?.is_none() => {}
                 Err(e) => return Err(e),

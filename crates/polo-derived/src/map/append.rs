@@ -116,11 +116,14 @@ pub(crate) fn try_append(
 
     let mut counts = decode_counts(&counts_row.value, MAP_COUNTS, day)?;
     counts.points += new.len() as u64;
-    let level0 = tracks[0].clone();
-    for (level, segments) in tracks.iter_mut().enumerate() {
-        append_level(segments, &level0, drawn_last, &new, level)?;
-        counts.levels[level] = count_level(segments);
+    // The coarser levels read level 0 as it was, so they go first.
+    let (level0, coarser) = tracks.split_at_mut(1);
+    for (index, segments) in coarser.iter_mut().enumerate() {
+        append_level(segments, &level0[0], drawn_last, &new, index + 1)?;
+        counts.levels[index + 1] = count_level(segments);
     }
+    append_level(&mut level0[0], &[], drawn_last, &new, 0)?;
+    counts.levels[0] = count_level(&level0[0]);
     let heat = heat_cells(&new)?;
     let fog = fog_after(drawn_last, &new)?;
     cells.heat = Cells::merge([&cells.heat, &heat]);
@@ -201,10 +204,11 @@ fn fog_after(last: MapPoint, new: &[MapPoint]) -> DerivedResult<Cells> {
 }
 
 /// Appends `new` (all later than `last`, the day's last drawn point) to one
-/// level's `segments`, given the day's level-0 segments before the append.
+/// level's `segments`, given the day's level-0 segments before the append
+/// (unused for level 0 itself).
 fn append_level(
     segments: &mut Segments,
-    level0: &Segments,
+    level0: &[Vec<MapPoint>],
     last: MapPoint,
     new: &[MapPoint],
     level: usize,
