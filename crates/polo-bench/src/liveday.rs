@@ -13,8 +13,10 @@
 //!
 //! Printed per checkpoint: the points of the day so far, the median and
 //! worst step in wall time and the mean CPU time of the step's thread
-//! (wall time is mostly waiting for the disk's flush on a busy machine), the points the step's stay detection re-read (from the last
-//! closed stay on: the current stay or trip), and the time a rebuild of the
+//! (wall time is mostly waiting for the disk's flush on a busy machine), the
+//! most points one step's stay detection read from the store and the most it
+//! took from the step before ([`polo_derived::tail`]: the current stay or
+//! trip, from the last closed stay on), and the time a rebuild of the
 //! day's map rows takes ([`polo_derived::map::refresh_device`] from the
 //! day's first point), which every step paid before the map rows were
 //! appended to. The closing lines give the last checkpoint's median step
@@ -74,8 +76,8 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
         STEP_MS / 1000
     );
     println!(
-        "{:>5} {:>9} {:>11} {:>11} {:>12} {:>15} {:>20}",
-        "hour", "day pts", "step p50", "step max", "step CPU", "stays re-read", "map rebuild (old)"
+        "{:>5} {:>9} {:>11} {:>11} {:>12} {:>11} {:>11} {:>20}",
+        "hour", "day pts", "step p50", "step max", "step CPU", "pts read", "pts reused", "map rebuild (old)"
     );
     let mut stored = 0;
     let mut medians = Vec::new();
@@ -89,7 +91,7 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
         catch_up(&engine)?;
         let mut times = Vec::with_capacity(steps);
         let mut cpu = Vec::with_capacity(steps);
-        let mut reread = 0u64;
+        let (mut read, mut reused) = (0u64, 0u64);
         for _ in 0..steps {
             let step_end = day.get(stored).map_or(i64::MAX, |f| f.time.0 + STEP_MS);
             let next = stored + day[stored..].partition_point(|f| f.time.0 < step_end);
@@ -102,7 +104,8 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
             let step = engine.catch_up()?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
             cpu.push(thread_cpu_ms() - on_cpu);
-            reread = reread.max(step.points_read);
+            read = read.max(step.points_read);
+            reused = reused.max(step.points_reused);
         }
         times.sort_by(f64::total_cmp);
         // Thread CPU time advances in scheduler ticks: the mean over the steps is the figure.
@@ -113,7 +116,7 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
         polo_derived::map::refresh_device(&*store, user, device, Timestamp(day_start), last)?;
         let (rebuild, rebuild_cpu) = (started.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - on_cpu);
         println!(
-            "{hour:>5} {stored:>9} {p50:>9.2}ms {max:>9.2}ms {cpu_mean:>10.2}ms {reread:>15} {rebuild:>9.2}ms ({rebuild_cpu:.2} CPU)"
+            "{hour:>5} {stored:>9} {p50:>9.2}ms {max:>9.2}ms {cpu_mean:>10.2}ms {read:>11} {reused:>11} {rebuild:>9.2}ms ({rebuild_cpu:.2} CPU)"
         );
         medians.push((cpu_mean, rebuild_cpu));
     }

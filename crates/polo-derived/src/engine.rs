@@ -19,7 +19,9 @@
 //!
 //! One engine per store: it holds a lock so the background loop and a
 //! request that recomputes synchronously (a corrected transport mode) never
-//! interleave their writes.
+//! interleave their writes. The lock also guards the points each live
+//! device's last window read ([`crate::tail`]), so that a step reads only the
+//! points that arrived since.
 //!
 //! When the stored rows were computed by an older version of the algorithm
 //! ([`crate::kinds::ROWS_VERSION`]), the first catch-up recomputes every
@@ -27,6 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use polo_domain::{DeviceId, Seq, Timestamp, UserId};
 use polo_store::{ChangeKind, DerivedBatch, DerivedRange, DerivedScope, Store};
@@ -36,6 +39,7 @@ use crate::kinds::{CURSOR, LEG, MAP_COUNTS, MODE_EDIT, ROWS_VERSION, ROWS_VERSIO
 use crate::places::{Locator, PlaceBook, place_rows};
 use crate::rows::{ModeEdit, decode, encode};
 use crate::settings::settings;
+use crate::tail::TailCache;
 use crate::window::{Window, recompute};
 use crate::{DerivedError, DerivedResult, days, edit_marks, map, outliers};
 
@@ -49,8 +53,10 @@ pub struct CatchUp {
     pub changes: usize,
     /// Device windows recomputed.
     pub windows: usize,
-    /// Points read to recompute them.
+    /// Points read from the store to recompute them.
     pub points_read: u64,
+    /// Points the windows took from what the step before had read ([`crate::tail`]).
+    pub points_reused: u64,
     /// Points the consumed entries inserted or deleted: set against
     /// `points_read`, how much of the step was re-reading what had not changed.
     pub points_changed: u64,
@@ -116,7 +122,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     locator: Option<Arc<dyn Locator>>,
     zones: Option<Arc<dyn ZoneLookup>>,
-    lock: Mutex<()>,
+    /// Serialises the engine's writes; guards the cached tails.
+    lock: Mutex<TailCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -134,7 +141,7 @@ impl Engine {
     /// offset count as UTC.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, locator: Option<Arc<dyn Locator>>) -> Self {
-        Self { store, locator, zones: None, lock: Mutex::new(()) }
+        Self { store, locator, zones: None, lock: Mutex::new(TailCache::default()) }
     }
 
     /// The same engine, giving points that state no UTC offset the one of
@@ -178,15 +185,19 @@ impl Engine {
     /// Store failures, damaged rows. The cursor stays where it was, so the
     /// next call retries.
     pub fn catch_up(&self) -> DerivedResult<CatchUp> {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tails = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let store = &*self.store;
         let cursor = store.derived_cursor(CURSOR)?;
+        tails.begin_step(cursor, Instant::now());
         let changes = store.changes_since(cursor, BATCH)?;
         let outdated = store.derived_cursor(ROWS_VERSION_CURSOR)?.0 < ROWS_VERSION;
         let last = match changes.last() {
             Some(change) => change.seq,
             None if outdated => cursor,
-            None => return Ok(CatchUp { cursor, ..CatchUp::default() }),
+            None => {
+                tails.end_step(cursor);
+                return Ok(CatchUp { cursor, ..CatchUp::default() });
+            }
         };
         let mut spans: BTreeMap<(UserId, DeviceId), Span> = BTreeMap::new();
         // Map levels depend on the points only: not on intervals or settings.
@@ -295,8 +306,11 @@ impl Engine {
                 }
             };
             let map_span = map_spans.get(&(user, device)).copied();
-            match self.refresh_device(user, device, span, map_span, &params) {
-                Ok(points) => report.points_read += points,
+            match self.refresh_device(user, device, span, map_span, &params, Some(&mut tails)) {
+                Ok((read, reused)) => {
+                    report.points_read += read;
+                    report.points_reused += reused;
+                }
                 // Deleted while this batch was computed: its rows went with it.
                 Err(_) if store.user_by_id(user)?.is_none() => continue,
                 Err(e) => return Err(e),
@@ -331,6 +345,7 @@ impl Engine {
         if outdated {
             store.set_derived_cursor(ROWS_VERSION_CURSOR, Seq(ROWS_VERSION))?;
         }
+        tails.end_step(last);
         Ok(report)
     }
 
@@ -351,7 +366,8 @@ impl Engine {
         span: Span,
         map_span: Option<Span>,
         params: &TimelineParams,
-    ) -> DerivedResult<u64> {
+        tails: Option<&mut TailCache>,
+    ) -> DerivedResult<(u64, u64)> {
         let store = &*self.store;
         let scope = DerivedScope::Device(device);
         // Flags first: every step after this one leaves the flagged fixes out,
@@ -371,7 +387,12 @@ impl Engine {
             Span::Between(first, last) => Some((first, last)),
             Span::All => None,
         };
-        let mut window: Window = recompute(store, user, device, changed, params, self.zones.as_deref())?;
+        let mut tails = tails;
+        let tail = tails.as_deref_mut().and_then(|tails| tails.take(user, device));
+        let mut window: Window = recompute(store, user, device, changed, params, self.zones.as_deref(), tail)?;
+        if let (Some(tails), Some(tail)) = (tails, window.tail.take()) {
+            tails.keep(user, device, tail, Instant::now());
+        }
         let mut book = PlaceBook::load(store, user)?;
         let places = book.assign(&mut window.stays, &params.places, self.locator.as_deref())?;
         let (from, to) = (window.from.unwrap_or(i64::MIN), window.to.unwrap_or(i64::MAX));
@@ -425,7 +446,7 @@ impl Engine {
         if day_from <= day_to {
             days::refresh(store, user, device, Timestamp(day_from), Timestamp(day_to), &book)?;
         }
-        Ok(window.points_read)
+        Ok((window.points_read, window.points_reused))
     }
 
     /// The user's verdict on the fix of `device` at `time`: `true` leaves
@@ -437,11 +458,13 @@ impl Engine {
     /// # Errors
     /// [`DerivedError::Invalid`] when the device has no fix at `time`; store failures.
     pub fn set_fix_flag(&self, user: UserId, device: DeviceId, time: Timestamp, flagged: bool) -> DerivedResult<()> {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tails = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // The flag changes which points count, outside the change log the tails follow.
+        tails.clear();
         outliers::set_edit(&*self.store, user, device, time, flagged)?;
         let params = settings(&*self.store, user)?;
         let span = Span::Between(time, time);
-        self.refresh_device(user, device, span, Some(span), &params)?;
+        self.refresh_device(user, device, span, Some(span), &params, None)?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! * [`engine`] — follows the change log and recomputes what changed.
 //! * [`outliers`] — the fixes every view leaves out (teleports), and the user's say on them.
 //! * [`window`] — the window of a device's stays and legs a change affects.
+//! * [`tail`] — the points a live device's last window read, so the next reads only the new ones.
 //! * [`places`] — stable place ids, renames and merges.
 //! * [`imported`] — how a source's own visits and activities meet detected entries.
 //! * [`naming`] — the best name a place or stay can be shown with.
@@ -31,6 +32,7 @@ pub mod places;
 pub mod retention;
 pub mod rows;
 pub mod settings;
+pub mod tail;
 pub mod views;
 pub mod visit_edits;
 pub mod window;

@@ -14,6 +14,11 @@
 //! `e`, which did not change), so the window is `[restart, e)`. A point
 //! backfilled into 2016 therefore recomputes a few hours of 2016, not the
 //! decade after it.
+//!
+//! A live device's window starts at the same restart point step after step
+//! (the end of its last closed stay). The engine hands back the points the
+//! last step read from there ([`crate::tail`]), and only what came after them
+//! is read from the store.
 
 use std::ops::ControlFlow;
 
@@ -24,6 +29,7 @@ use polo_timeline::{Leg, LocalClock, OffsetChanges, Stay, TimelineParams, TrackP
 use crate::DerivedResult;
 use crate::kinds::STAY;
 use crate::rows::{LegRow, StayRow, decode};
+use crate::tail::Tail;
 
 /// Detection reads a day of points at a time (longer when a day holds no
 /// restart point), which is also all a backfilled point costs.
@@ -40,8 +46,14 @@ pub struct Window {
     pub stays: Vec<StayRow>,
     /// The new legs in the window, by start.
     pub legs: Vec<LegRow>,
-    /// Points read.
+    /// Points read from the store.
     pub points_read: u64,
+    /// Points of the tail the caller passed in that were used instead of reading them again.
+    pub points_reused: u64,
+    /// The points the last chunk read (from the window's last restart point
+    /// to the device's last point), for the next step to start from; `None`
+    /// when the window ended before the device's last point.
+    pub tail: Option<Tail>,
 }
 
 /// The device's points of `query`, without its flagged fixes ([`crate::outliers`]).
@@ -153,10 +165,40 @@ fn leg_row(clock: Option<&OffsetChanges>, leg: &Leg) -> LegRow {
     }
 }
 
+/// The device's points in `[from, to)`: those of `known` (the points in
+/// `[known.from, known.upto)`) when it starts at `from`, and the rest read.
+/// Returns the points and how many came from `known`.
+fn load_after(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    from: Timestamp,
+    to: Timestamp,
+    known: Option<Tail>,
+) -> DerivedResult<(Vec<TrackPoint>, usize)> {
+    match known.filter(|known| known.from == from && known.upto <= to) {
+        Some(known) => {
+            let reused = known.points.len();
+            let mut points = known.points;
+            let rest = PointQuery { user, device: Some(device), from: Some(known.upto), to: Some(to) };
+            points.extend(load(store, device, &rest)?);
+            Ok((points, reused))
+        }
+        None => {
+            Ok((load(store, device, &PointQuery { user, device: Some(device), from: Some(from), to: Some(to) })?, 0))
+        }
+    }
+}
+
 /// Recomputes the stays and legs of `device` affected by a change of its
 /// points in `[changed.0, changed.1]` (`None`: the whole history). Points
 /// that state no UTC offset take the one of the zone at their position from
 /// `zones`, when given.
+///
+/// `tail` is what a former call returned as [`Window::tail`]; it is used
+/// when nothing before its end changed since (`changed.0 >= tail.upto`) and
+/// the window starts inside it. The caller must know that no change of the
+/// points went unreported in between ([`crate::tail`]).
 ///
 /// # Errors
 /// Store failures, damaged rows, invalid parameters.
@@ -167,6 +209,7 @@ pub fn recompute(
     changed: Option<(Timestamp, Timestamp)>,
     params: &TimelineParams,
     zones: Option<&dyn ZoneLookup>,
+    tail: Option<Tail>,
 ) -> DerivedResult<Window> {
     let restart = match changed {
         Some((from, _)) => restart_before(store, user, device, from)?,
@@ -182,24 +225,30 @@ pub fn recompute(
     }) else {
         return Ok(window);
     };
+    // Points already read from `cursor` on: the caller's tail, or the last
+    // chunk when it held no restart point.
+    let mut known = tail.zip(changed).and_then(|(tail, (changed_from, _))| tail.read_from(cursor, changed_from));
     let mut span = CHUNK_MS;
     loop {
-        let to = Timestamp(cursor.0.saturating_add(span));
-        let query = PointQuery { user, device: Some(device), from: Some(cursor), to: Some(to) };
-        let points = load(store, device, &query)?;
-        window.points_read += points.len() as u64;
+        // A chunk covers at least what is already known from its start.
+        let to = Timestamp(cursor.0.saturating_add(span).max(known.as_ref().map_or(i64::MIN, |k| k.upto.0)));
+        let (points, reused) = load_after(store, user, device, cursor, to, known.take())?;
+        window.points_read += (points.len() - reused) as u64;
+        window.points_reused += reused as u64;
         let timeline = polo_timeline::detect(&points, params)?;
         let clock = chunk_clock(&points, zones);
         let clock = clock.as_ref();
         if to > last {
             window.stays.extend(timeline.stays.iter().map(|s| stay_row(clock, s, params)));
             window.legs.extend(timeline.legs.iter().map(|l| leg_row(clock, l)));
+            window.tail = Tail::of_read(cursor, points);
             return Ok(window);
         }
         let resume = timeline.resume_point(to);
         let Some(next) = resume.from.filter(|&next| next > cursor) else {
             // No restart point inside the chunk (one long stay or a long
-            // gap): read a longer chunk from the same place.
+            // gap): read a longer chunk from the same place, on from this one.
+            known = Some(Tail { from: cursor, upto: to, points });
             span = span.saturating_mul(2);
             continue;
         };

@@ -609,3 +609,53 @@ fn visit_and_mode_edits_that_arrive_without_their_days_are_caught_up() {
     let settled = polo_derived::edit_marks::catch_up(&*arrived.store, arrived.user).unwrap();
     assert_eq!(settled, polo_derived::edit_marks::EditsCaughtUp::default());
 }
+
+/// A phone posting a fix a minute through a Lübeck day, caught up after
+/// every three fixes: each step reads the new fixes and takes the rest of
+/// the current stay or trip from the step before. Out-of-order fixes inside
+/// that tail, and steps another node takes, make the engine read again, and
+/// the stored timeline is always what a full detection finds.
+#[test]
+fn a_live_phone_is_read_once_even_through_a_long_stay() {
+    let f = fixture();
+    let mut day = lubeck_day_without_offsets();
+    // A few metres of jitter, as a phone at rest reports.
+    for (i, fix) in day.iter_mut().enumerate() {
+        let jitter = ((i * 7919) % 11) as f64 - 5.0;
+        fix.coord = Coord::from_degrees(fix.coord.lat() + jitter * 1e-5, fix.coord.lon() - jitter * 1e-5).unwrap();
+    }
+    let other_node = Engine::new(f.store.clone(), Some(Arc::new(Hemispheres)));
+    let (first, live) = day.split_at(600);
+    f.store.insert_points(f.user, f.device, first).unwrap();
+    catch_up(&f.engine);
+    let (mut read, mut reused, mut inserted, mut longest_reuse) = (0, 0, 0, 0);
+    for (step, batch) in live.chunks(3).enumerate() {
+        let mut fixes = batch.to_vec();
+        if step % 50 == 49 {
+            // A fix that arrives late, between two already caught up.
+            let mut late = batch[0].clone();
+            late.time = Timestamp(batch[0].time.0 - 90_000);
+            fixes.push(late);
+        }
+        inserted += fixes.len() as u64;
+        f.store.insert_points(f.user, f.device, &fixes).unwrap();
+        let engine = if step % 70 == 69 { &other_node } else { &f.engine };
+        loop {
+            let caught = engine.catch_up().unwrap();
+            read += caught.points_read;
+            reused += caught.points_reused;
+            longest_reuse = longest_reuse.max(caught.points_reused);
+            if caught.changes == 0 {
+                break;
+            }
+        }
+    }
+    assert_eq!(actual(&f), expected(&f));
+    let (stays, _) = actual(&f);
+    assert!(stays.len() >= 3, "{stays:?}");
+    // Without the tails every step read the whole stay or trip it was in
+    // (`read + reused`); now only the new fixes, and the whole tail again
+    // after each late fix and each step of the other node (a dozen times).
+    assert!(longest_reuse > 400, "the afternoon at home was taken from the step before: {longest_reuse}");
+    assert!(read * 15 < read + reused, "read {read} points for {inserted} new ones, reused {reused}");
+}
