@@ -50,6 +50,9 @@
 //!   Chromium: time to first map render, JS heap and the longest long task,
 //!   against ≤ 2 s and no long task over 200 ms.
 //!
+//! * `polo-bench photos` — a metadata-only scan of a folder of 10,000
+//!   photos and videos (`polo-photos`), against ≥ 1,000 photos/s, and
+//!   geotagging the photos without a position from a month of history.
 //! * `polo-bench zones` — one fix against 10,000 zones of the instance
 //!   through the R-tree (`polo-zones`): µs per fix against the 2 µs target.
 //!
@@ -65,6 +68,7 @@ mod life;
 mod lifebench;
 mod liveday;
 mod map;
+mod photos;
 mod postgres;
 mod replicate;
 mod restore;
@@ -150,6 +154,12 @@ enum Command {
         /// Timed requests per route (after one warm-up).
         #[arg(long, default_value_t = 20)]
         runs: usize,
+    },
+    /// Photo metadata: scan a folder of photos and videos, and geotag those without a position.
+    Photos {
+        /// Photos and videos in the folder.
+        #[arg(long, default_value_t = 10_000)]
+        photos: usize,
     },
     /// One timeline-worker step while a phone posts at 1 Hz, early and late in its day.
     LiveDay {
@@ -335,6 +345,7 @@ fn main() -> anyhow::Result<()> {
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Zones { zones, users, points } => zones::zones_bench(zones, users, points),
         Command::Map { days, runs } => map::map(&work, days, runs),
+        Command::Photos { photos: count } => photos::photos(&work, count),
         Command::LiveDay { history_days, steps } => liveday::live_day(&work, history_days, steps),
         Command::Restore { points, rebuild, cold } => restore::restore(&work, points, rebuild, cold),
         Command::Replicate { points, rebuild, lag_seconds } => {

@@ -64,10 +64,54 @@ pub enum Command {
     /// change feed and apply changes to it (and nothing else).
     #[command(subcommand, name = "replication-token")]
     ReplicationToken(ReplicationTokenCommand),
+    /// Photos and videos: read their times and positions, propose positions from the location
+    /// history for those without one, and write them as XMP sidecars (originals are never changed).
+    #[command(subcommand)]
+    Photos(PhotosCommand),
     /// Show or renew the store's replication epoch. Renew it once on a copy restored with
     /// another tool than `polo restore` (pg_restore, a PostgreSQL base backup), before it serves.
     #[command(subcommand)]
     Epoch(EpochCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhotosCommand {
+    /// List the photos and videos under a folder with their capture time and position, and the
+    /// position the location history proposes for each photo without one, with its confidence.
+    /// Writes nothing. Unreadable files are listed with the reason (exit code 1).
+    Scan(PhotosArgs),
+    /// Write the proposed positions of photos without one as XMP sidecars (`IMG_1.jpg.xmp`), for
+    /// photo managers to read. Idempotent; sidecars of other programs are never overwritten.
+    Geotag(GeotagArgs),
+    /// Remove the XMP sidecars polo wrote under a folder (and nothing else).
+    Undo {
+        /// A folder (walked recursively) or a single photo.
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PhotosArgs {
+    /// A folder (walked recursively; hidden folders skipped) or a single photo.
+    pub path: PathBuf,
+    /// Whose location history places the photos.
+    #[arg(long)]
+    pub user: String,
+    /// Print one JSON object per file instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GeotagArgs {
+    #[command(flatten)]
+    pub photos: PhotosArgs,
+    /// Write only proposals at least this confident: high, medium or low.
+    #[arg(long, default_value = "high", value_name = "LEVEL")]
+    pub min_confidence: String,
+    /// Say what would be written, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Command::Replicate(args) => commands::replicate::run(&config, &args),
         Command::ReplicationToken(args) => commands::replicate::tokens(&config, &args),
         Command::Epoch(args) => commands::epoch::run(&config, &args),
+        Command::Photos(args) => commands::photos::run(&config, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -66,7 +67,14 @@ fn main() -> ExitCode {
 
 fn init_logging(config: &config::Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("POLO_LOG").unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let directives = std::env::var("POLO_LOG").unwrap_or_else(|_| config.log_level.clone());
+    let mut filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    // The photo metadata parser logs every file it cannot read, with its whole buffer, at error
+    // level; `polo photos` reports each such file with the reason itself. `POLO_LOG=nom_exif=…`
+    // brings its own messages back.
+    if !directives.contains("nom_exif") {
+        filter = filter.add_directive("nom_exif=off".parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if config.log_format == config::LogFormat::Json {
         builder.json().init();

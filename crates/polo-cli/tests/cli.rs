@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
+#[path = "cli/photos.rs"]
+mod photos;
 
 use common::{add_user, polo};
 

@@ -5,7 +5,8 @@
 //! position is interpolated along the straight line between them, and its
 //! confidence says how far to trust that:
 //!
-//! * **Stationary** (the two fixes within [`STATIONARY_M`]): the person was
+//! * **Stationary** (the two fixes within [`STATIONARY_M`], and not walking
+//!   pace apart: see [`is_moving`]): the person was
 //!   at one place, so the photo was taken there; the error is the fixes'
 //!   accuracy plus half their distance, and a long gap between them only
 //!   lowers the confidence beyond [`STATIONARY_HIGH_SPAN_MS`] (a phone that
@@ -34,6 +35,8 @@ pub const STATIONARY_M: f64 = 200.0;
 pub const STATIONARY_HIGH_SPAN_MS: i64 = 3 * 3_600_000;
 /// The accuracy assumed for a fix that states none (a phone's usual GPS fix).
 pub const DEFAULT_ACCURACY_M: f64 = 30.0;
+/// Slower than this between two fixes is not moving (m/s): jitter at rest.
+pub const MIN_MOVING_M_S: f64 = 0.5;
 /// How fast someone may walk away from the last fix seen (m/s).
 const WALKING_M_S: f64 = 1.4;
 
@@ -120,6 +123,19 @@ pub fn offset_at_wall(fixes: &[HistoryFix], wall: Timestamp) -> Option<i16> {
         .map(|(_, offset)| offset)
 }
 
+/// The local offset of the history at an instant (a video's UTC creation
+/// time): that of the fix nearest in time, within 12 hours.
+#[must_use]
+pub fn offset_at_instant(fixes: &[HistoryFix], at: Timestamp) -> Option<i16> {
+    const HALF_DAY_MS: i64 = 12 * 3_600_000;
+    fixes
+        .iter()
+        .filter_map(|fix| Some(((fix.time.0 - at.0).abs(), fix.offset_minutes?)))
+        .filter(|(distance, _)| *distance <= HALF_DAY_MS)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, offset)| offset)
+}
+
 /// The position of the history at `at`, from `fixes` sorted by time; `None`
 /// when no fix lies within [`MAX_GAP_MS`].
 #[must_use]
@@ -136,7 +152,7 @@ pub fn geotag(fixes: &[HistoryFix], at: Timestamp) -> Option<Geotag> {
             let span = b.time.0 - a.time.0;
             let along = if span == 0 { 0.0 } else { (at.0 - a.time.0) as f64 / span as f64 };
             let nearest_fix_s = (at.0 - a.time.0).min(b.time.0 - at.0) as f64 / 1000.0;
-            let moving = distance > STATIONARY_M;
+            let moving = is_moving(distance, span, accuracy_m);
             let (error_m, confidence) = if moving {
                 let error_m = accuracy_m + distance * along.min(1.0 - along);
                 (error_m, by_error(error_m, nearest_fix_s))
@@ -172,6 +188,16 @@ pub fn geotag(fixes: &[HistoryFix], at: Timestamp) -> Option<Geotag> {
         }
         (None, None) => None,
     }
+}
+
+/// Whether two fixes `distance` metres and `span_ms` apart show a person
+/// moving: farther apart than [`STATIONARY_M`], or farther than their
+/// accuracy allows (twice it, at least 25 m) at [`MIN_MOVING_M_S`] or more,
+/// as a walk with a fix a minute is.
+#[must_use]
+pub fn is_moving(distance: f64, span_ms: i64, accuracy_m: f64) -> bool {
+    let speed = if span_ms > 0 { distance / (span_ms as f64 / 1000.0) } else { 0.0 };
+    distance > STATIONARY_M || (distance > (2.0 * accuracy_m).max(25.0) && speed >= MIN_MOVING_M_S)
 }
 
 fn by_error(error_m: f64, nearest_fix_s: f64) -> Confidence {
@@ -288,6 +314,22 @@ mod tests {
         // 22:00 local: New York's 02:00 UTC (next day) fix has local 22:00.
         assert_eq!(offset_at_wall(&fixes, Timestamp(22 * 60 * MIN)), Some(-240));
         assert_eq!(offset_at_wall(&[], Timestamp(0)), None);
+        // A UTC instant takes the offset of the fix nearest in time.
+        assert_eq!(offset_at_instant(&fixes, Timestamp(21 * 60 * MIN)), Some(-240));
+        assert_eq!(offset_at_instant(&fixes, Timestamp(9 * 60 * MIN)), Some(120));
+        assert_eq!(offset_at_instant(&fixes, Timestamp(60 * 60 * MIN)), None);
+    }
+
+    #[test]
+    fn a_walk_with_a_fix_a_minute_is_moving_and_jitter_at_rest_is_not() {
+        // 80 m in a minute, fixes accurate to 10 m.
+        assert!(is_moving(80.0, 60_000, 10.0));
+        // 20 m of jitter in ten seconds.
+        assert!(!is_moving(20.0, 10_000, 10.0));
+        // 60 m in ten seconds with fixes accurate to 50 m: within their accuracy.
+        assert!(!is_moving(60.0, 10_000, 50.0));
+        // Across town in an hour, however slow.
+        assert!(is_moving(3_000.0, 3_600_000 * 3, 10.0));
     }
 
     #[test]

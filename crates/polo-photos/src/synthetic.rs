@@ -1,5 +1,5 @@
 //! Small photo and video files with chosen metadata, for tests and for
-//! `polo-bench photos`: a JPEG, PNG or WebP whose EXIF holds a capture time
+//! `polo-bench photos`: a JPEG, PNG, WebP or HEIC whose EXIF holds a capture time
 //! (with or without its offset), a camera and a GPS position and time
 //! stamp, and an MP4 or MOV whose movie header holds a creation time and
 //! whose `©xyz` box holds an ISO 6709 location. The images carry no pixels
@@ -36,6 +36,8 @@ pub enum ImageFormat {
     Png,
     /// EXIF in an `EXIF` chunk of an extended (`VP8X`) WebP.
     Webp,
+    /// EXIF as the `Exif` item of a HEIF (`ftyp heic`), located by `iloc` in `mdat`.
+    Heic,
 }
 
 /// Video containers [`video`] writes.
@@ -76,6 +78,7 @@ pub fn image(format: ImageFormat, spec: &Spec) -> Vec<u8> {
             png_chunk(&mut out, b"IEND", &[]);
             out
         }
+        ImageFormat::Heic => heic(&tiff),
         ImageFormat::Webp => {
             let mut body = b"WEBP".to_vec();
             let mut vp8x = vec![0x08, 0, 0, 0]; // flags: EXIF present
@@ -88,6 +91,49 @@ pub fn image(format: ImageFormat, spec: &Spec) -> Vec<u8> {
             out
         }
     }
+}
+
+/// A HEIF whose only item is the EXIF block (`Exif\0\0` after a 4-byte offset, as cameras write it).
+fn heic(tiff: &[u8]) -> Vec<u8> {
+    let mut ftyp = b"heic".to_vec();
+    ftyp.extend_from_slice(&0u32.to_be_bytes());
+    ftyp.extend_from_slice(b"mif1heic");
+    let mut item = 6u32.to_be_bytes().to_vec();
+    item.extend_from_slice(b"Exif\0\0");
+    item.extend_from_slice(tiff);
+    // The meta box, with the item's file offset filled in once the box's length is known.
+    let meta = |offset: u32| {
+        let mut hdlr = vec![0; 4 + 4];
+        hdlr.extend_from_slice(b"pict");
+        hdlr.extend_from_slice(&[0; 12 + 1]);
+        let mut infe = vec![2, 0, 0, 0]; // version 2
+        infe.extend_from_slice(&1u16.to_be_bytes()); // item id
+        infe.extend_from_slice(&0u16.to_be_bytes()); // protection index
+        infe.extend_from_slice(b"Exif\0");
+        let mut iinf = vec![0, 0, 0, 0];
+        iinf.extend_from_slice(&1u16.to_be_bytes());
+        mp4_box(&mut iinf, b"infe", &infe);
+        let mut iloc = vec![0, 0, 0, 0, 0x44, 0x00]; // version 0; 4-byte offsets and lengths
+        iloc.extend_from_slice(&1u16.to_be_bytes()); // one item
+        iloc.extend_from_slice(&1u16.to_be_bytes()); // item id
+        iloc.extend_from_slice(&0u16.to_be_bytes()); // data reference: this file
+        iloc.extend_from_slice(&1u16.to_be_bytes()); // one extent
+        iloc.extend_from_slice(&offset.to_be_bytes());
+        iloc.extend_from_slice(&u32::try_from(item.len()).expect("small").to_be_bytes());
+        let mut body = vec![0, 0, 0, 0];
+        mp4_box(&mut body, b"hdlr", &hdlr);
+        mp4_box(&mut body, b"iinf", &iinf);
+        mp4_box(&mut body, b"iloc", &iloc);
+        let mut meta = Vec::new();
+        mp4_box(&mut meta, b"meta", &body);
+        meta
+    };
+    let mut out = Vec::new();
+    mp4_box(&mut out, b"ftyp", &ftyp);
+    let offset = out.len() + meta(0).len() + 8;
+    out.extend_from_slice(&meta(u32::try_from(offset).expect("small")));
+    mp4_box(&mut out, b"mdat", &item);
+    out
 }
 
 /// A video file with `spec`'s creation time (`wall`, as UTC) and position.

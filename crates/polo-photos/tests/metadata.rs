@@ -35,7 +35,13 @@ fn every_image_container_gives_time_offset_position_and_camera() {
         gps_time: None,
         make_model: Some(("Apple".into(), "iPhone 15".into())),
     };
-    for (format, name) in [(ImageFormat::Jpeg, "a.jpg"), (ImageFormat::Png, "a.png"), (ImageFormat::Webp, "a.webp")] {
+    let formats = [
+        (ImageFormat::Jpeg, "a.jpg"),
+        (ImageFormat::Png, "a.png"),
+        (ImageFormat::Webp, "a.webp"),
+        (ImageFormat::Heic, "a.heic"),
+    ];
+    for (format, name) in formats {
         let meta = read(name, &image(format, &spec)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(meta.kind, MediaKind::Image, "{name}");
         assert_eq!(meta.taken, Some(CaptureTime::Zoned { at: at(12, 3, 10), offset_minutes: 120 }), "{name}");

@@ -6,6 +6,7 @@ pub mod epoch;
 pub mod export;
 pub mod import;
 pub mod import_paths;
+pub mod photos;
 pub mod replicate;
 pub mod serve;
 pub mod token;

@@ -1,0 +1,393 @@
+//! `polo photos scan | geotag | undo`: photos and videos in a folder, placed
+//! by the user's location history.
+//!
+//! `scan` reads every file's metadata ([`polo_photos::meta`]) and, for each
+//! photo without a position, proposes one from the history
+//! ([`polo_photos::geotag`]) with its confidence; a photo that states only a
+//! wall-clock time gets its offset from the history too. `geotag` writes
+//! the proposals at or above a confidence as XMP sidecars
+//! ([`polo_photos::sidecar`]); `undo` removes them. Originals are only ever
+//! read.
+//!
+//! The history is read through a window of a few days around the photo at
+//! hand, kept while the next photo falls inside it: photos in a folder are
+//! mostly in time order, so a folder of thousands reads each stretch of the
+//! history about once. Fixes the timeline leaves out (teleports) are left
+//! out here too.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use polo_domain::{Timestamp, UserId};
+use polo_photos::geotag::{self, Confidence, Geotag, HistoryFix};
+use polo_photos::meta::MetaReader;
+use polo_photos::scan::{Found, Walk};
+use polo_photos::sidecar::{self, Written};
+use polo_photos::{CaptureTime, PhotoError, PhotoMeta};
+use polo_store::{PointQuery, Store};
+use polo_timeline::ZoneLookup;
+use serde_json::json;
+
+use crate::Outcome;
+use crate::cli::{GeotagArgs, PhotosArgs, PhotosCommand};
+use crate::commands::require_user;
+use crate::config::Config;
+
+/// How much history one read loads after the photo's time (before it: the
+/// geotag reach plus the widest offset).
+const WINDOW_AHEAD_MS: i64 = 3 * 86_400_000;
+/// How far a wall-clock time may be from UTC (UTC−12 to UTC+14, rounded up).
+const MAX_OFFSET_MS: i64 = 14 * 3_600_000;
+
+pub fn run(config: &Config, command: &PhotosCommand) -> anyhow::Result<Outcome> {
+    match command {
+        PhotosCommand::Scan(args) => scan(config, args, None),
+        PhotosCommand::Geotag(args) => {
+            let Some(min) = Confidence::from_name(&args.min_confidence) else {
+                bail!("unknown confidence {:?}: use high, medium or low", args.min_confidence);
+            };
+            scan(config, &args.photos, Some((min, args)))
+        }
+        PhotosCommand::Undo { path } => undo(path),
+    }
+}
+
+/// One photo, placed.
+struct Placed {
+    meta: PhotoMeta,
+    /// The instant and the offset (and where the offset came from).
+    when: Option<(Timestamp, Option<i16>, &'static str)>,
+    proposal: Option<Geotag>,
+}
+
+fn scan(config: &Config, args: &PhotosArgs, geotag: Option<(Confidence, &GeotagArgs)>) -> anyhow::Result<Outcome> {
+    if !args.path.exists() {
+        bail!("{}: no such file or folder", args.path.display());
+    }
+    let store = config.open_store()?;
+    let user = require_user(&*store, &args.user)?;
+    let zones = polo_tz::BundledZones::builtin().context("cannot load the bundled time zones")?;
+    let mut history = History::new(&*store, user.id, &zones);
+    let mut reader = MetaReader::new();
+    let mut out = std::io::stdout().lock();
+    let mut tally = Tally::default();
+    for found in Walk::new(&args.path) {
+        let path = match found {
+            Ok(Found::Media(path)) => path,
+            Ok(Found::Other(_)) => {
+                tally.other += 1;
+                continue;
+            }
+            Err(e) => {
+                tally.unreadable += 1;
+                report_error(&mut out, args.json, &e)?;
+                continue;
+            }
+        };
+        let meta = match reader.read(&path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                tally.unreadable += 1;
+                report_error(&mut out, args.json, &e)?;
+                continue;
+            }
+        };
+        let placed = place(meta, &mut history)?;
+        tally.count(&placed);
+        let written = match (geotag, &placed.proposal, placed.when) {
+            (Some((min, options)), Some(proposal), Some((at, _, _))) if proposal.confidence >= min => {
+                if options.dry_run { Some(Ok(None)) } else { Some(sidecar::write(&path, proposal, at).map(Some)) }
+            }
+            _ => None,
+        };
+        let written = match written {
+            Some(Err(e)) => {
+                tally.sidecar_errors += 1;
+                report_error(&mut out, args.json, &e)?;
+                continue;
+            }
+            Some(Ok(written)) => {
+                tally.written(written);
+                Some(written)
+            }
+            None => None,
+        };
+        report(&mut out, args.json, &path, &placed, written)?;
+    }
+    tally.print(&mut out, args.json, geotag.map(|(min, options)| (min, options.dry_run)))?;
+    Ok(if tally.unreadable + tally.sidecar_errors > 0 { Outcome::Rejected } else { Outcome::Success })
+}
+
+/// The photo's instant (the file's own, or its wall-clock time placed by
+/// the history's offset) and, when it has no position, the history's.
+fn place(meta: PhotoMeta, history: &mut History<'_>) -> anyhow::Result<Placed> {
+    let when = match meta.taken {
+        Some(CaptureTime::Zoned { at, offset_minutes }) => Some((at, Some(offset_minutes), "file")),
+        Some(CaptureTime::Utc(at)) => {
+            let fixes = history.around(Timestamp(at.0 - MAX_OFFSET_MS), Timestamp(at.0 + MAX_OFFSET_MS))?;
+            match geotag::offset_at_instant(fixes, at) {
+                Some(offset) => Some((at, Some(offset), "history")),
+                None => Some((at, None, "none")),
+            }
+        }
+        Some(CaptureTime::Local(wall)) => {
+            let fixes = history.around(Timestamp(wall.0 - MAX_OFFSET_MS), Timestamp(wall.0 + MAX_OFFSET_MS))?;
+            geotag::offset_at_wall(fixes, wall)
+                .map(|offset| (Timestamp(wall.0 - i64::from(offset) * 60_000), Some(offset), "history"))
+        }
+        None => None,
+    };
+    let proposal = match (meta.position, when) {
+        (None, Some((at, _, _))) => {
+            let reach = geotag::MAX_GAP_MS;
+            geotag::geotag(history.around(Timestamp(at.0 - reach), Timestamp(at.0 + reach))?, at)
+        }
+        _ => None,
+    };
+    Ok(Placed { meta, when, proposal })
+}
+
+/// The user's fixes (all devices, flagged ones left out, offsets known) in
+/// a window that is kept while requests fall inside it.
+struct History<'a> {
+    store: &'a dyn Store,
+    user: UserId,
+    zones: &'a dyn ZoneLookup,
+    loaded: Option<(Timestamp, Timestamp)>,
+    fixes: Vec<HistoryFix>,
+}
+
+impl<'a> History<'a> {
+    fn new(store: &'a dyn Store, user: UserId, zones: &'a dyn ZoneLookup) -> Self {
+        Self { store, user, zones, loaded: None, fixes: Vec::new() }
+    }
+
+    /// The fixes in `[from, to]` (and possibly more around them), by time.
+    fn around(&mut self, from: Timestamp, to: Timestamp) -> anyhow::Result<&[HistoryFix]> {
+        if !self.loaded.is_some_and(|(a, b)| a <= from && to <= b) {
+            let (start, end) = (from, Timestamp(to.0.max(from.0 + WINDOW_AHEAD_MS)));
+            self.load(start, end)?;
+            self.loaded = Some((start, end));
+        }
+        let first = self.fixes.partition_point(|f| f.time < from);
+        let last = self.fixes.partition_point(|f| f.time <= to);
+        Ok(&self.fixes[first..last])
+    }
+
+    fn load(&mut self, from: Timestamp, to: Timestamp) -> anyhow::Result<()> {
+        let mut flagged = HashSet::new();
+        for device in self.store.list_devices(self.user)? {
+            let times = polo_derived::outliers::flagged_times(self.store, self.user, device.id, Some(from), Some(to))?;
+            flagged.extend(times.into_iter().map(|time| (device.id, time)));
+        }
+        self.fixes.clear();
+        let query = PointQuery { user: self.user, device: None, from: Some(from), to: Some(Timestamp(to.0 + 1)) };
+        let zones = self.zones;
+        let fixes = &mut self.fixes;
+        self.store.scan_points(&query, &mut |point| {
+            if !flagged.contains(&(point.device, point.fix.time.0)) {
+                let fix = &point.fix;
+                let offset = fix
+                    .utc_offset_minutes
+                    .unwrap_or_else(|| zones.zone_offset_minutes(zones.zone_at(fix.coord), fix.time));
+                fixes.push(HistoryFix {
+                    time: fix.time,
+                    coord: fix.coord,
+                    accuracy_m: fix.horizontal_accuracy_cm.map(|cm| f64::from(cm) / 100.0),
+                    offset_minutes: Some(offset),
+                });
+            }
+            ControlFlow::Continue(())
+        })?;
+        // Several devices' points come device by device.
+        self.fixes.sort_by_key(|f| f.time);
+        Ok(())
+    }
+}
+
+fn report_error(out: &mut impl Write, json: bool, error: &PhotoError) -> std::io::Result<()> {
+    if json { writeln!(out, "{}", json!({ "error": error.to_string() })) } else { writeln!(out, "unreadable  {error}") }
+}
+
+fn report(
+    out: &mut impl Write,
+    json: bool,
+    path: &Path,
+    placed: &Placed,
+    written: Option<Option<Written>>,
+) -> std::io::Result<()> {
+    let meta = &placed.meta;
+    if json {
+        let position = meta.position.or(placed.proposal.map(|p| p.coord));
+        let value = json!({
+            "path": path,
+            "kind": meta.kind.name(),
+            "taken": placed.when.map(|(at, offset, _)| at.to_rfc3339(offset)),
+            "offset_from": placed.when.map(|(_, _, from)| from),
+            "camera": meta.camera,
+            "position": position.map(|c| json!({ "lat": c.lat(), "lon": c.lon() })),
+            "position_from": if meta.position.is_some() { Some("file") } else { placed.proposal.map(|_| "history") },
+            "altitude_m": meta.altitude_m,
+            "confidence": placed.proposal.map(|p| p.confidence.name()),
+            "error_m": placed.proposal.map(|p| p.error_m.round()),
+            "nearest_fix_s": placed.proposal.map(|p| p.nearest_fix_s),
+            "moving": placed.proposal.map(|p| p.moving),
+            "sidecar": written.map(|w| w.map_or("would be written", written_name)),
+        });
+        return writeln!(out, "{value}");
+    }
+    let when = match placed.when {
+        Some((at, offset, "history")) => format!("{} (local time from the history)", at.to_rfc3339(offset)),
+        Some((at, offset, _)) => at.to_rfc3339(offset),
+        None => match meta.taken {
+            Some(CaptureTime::Local(_)) => "no offset (no history that day)".to_owned(),
+            _ => "no time".to_owned(),
+        },
+    };
+    let place = match (meta.position, placed.proposal) {
+        (Some(c), _) => format!("at {:.5}, {:.5} (in the file)", c.lat(), c.lon()),
+        (None, Some(p)) => format!(
+            "proposed {:.5}, {:.5}: {} confidence, ±{:.0} m, nearest fix {}, {}",
+            p.coord.lat(),
+            p.coord.lon(),
+            p.confidence.name(),
+            p.error_m,
+            duration(p.nearest_fix_s),
+            if p.moving { "moving" } else { "at rest" }
+        ),
+        (None, None) if placed.when.is_some() => "no position: no fix within 6 h".to_owned(),
+        (None, None) => "no position".to_owned(),
+    };
+    let sidecar = match written {
+        Some(Some(w)) => format!("; sidecar {}", written_name(w)),
+        Some(None) => "; sidecar would be written".to_owned(),
+        None => String::new(),
+    };
+    writeln!(out, "{}  {}  {when}  {place}{sidecar}", path.display(), meta.kind.name())
+}
+
+fn written_name(written: Written) -> &'static str {
+    match written {
+        Written::Created => "written",
+        Written::Updated => "updated",
+        Written::Unchanged => "unchanged",
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    match seconds {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
+}
+
+/// What a run found and did.
+#[derive(Default)]
+struct Tally {
+    photos: u64,
+    with_position: u64,
+    proposed: [u64; 3],
+    unplaced: u64,
+    without_time: u64,
+    unreadable: u64,
+    other: u64,
+    written: [u64; 3],
+    would_write: u64,
+    sidecar_errors: u64,
+}
+
+impl Tally {
+    fn count(&mut self, placed: &Placed) {
+        self.photos += 1;
+        match (placed.meta.position, placed.proposal, placed.when) {
+            (Some(_), _, _) => self.with_position += 1,
+            (None, Some(p), _) => self.proposed[p.confidence as usize] += 1,
+            (None, None, Some(_)) => self.unplaced += 1,
+            (None, None, None) => self.without_time += 1,
+        }
+    }
+
+    fn written(&mut self, written: Option<Written>) {
+        match written {
+            Some(w) => self.written[w as usize] += 1,
+            None => self.would_write += 1,
+        }
+    }
+
+    fn print(&self, out: &mut impl Write, json: bool, geotag: Option<(Confidence, bool)>) -> std::io::Result<()> {
+        let [low, medium, high] = self.proposed;
+        let [created, updated, unchanged] = self.written;
+        if json {
+            let summary = json!({ "summary": {
+                "photos": self.photos, "with_position": self.with_position,
+                "proposed": { "high": high, "medium": medium, "low": low },
+                "no_fix_nearby": self.unplaced, "no_time": self.without_time,
+                "unreadable": self.unreadable, "not_photos": self.other,
+                "sidecars": { "written": created, "updated": updated, "unchanged": unchanged,
+                              "would_be_written": self.would_write, "refused": self.sidecar_errors },
+            }});
+            return writeln!(out, "{summary}");
+        }
+        writeln!(
+            out,
+            "\n{} photos and videos: {} with a position of their own; positions proposed from the history for {} \
+             ({high} high, {medium} medium, {low} low confidence); {} with no fix within 6 h; {} without a usable time; \
+             {} unreadable; {} other files not read",
+            self.photos,
+            self.with_position,
+            high + medium + low,
+            self.unplaced,
+            self.without_time,
+            self.unreadable,
+            self.other
+        )?;
+        match geotag {
+            Some((min, true)) => writeln!(
+                out,
+                "dry run: {} sidecars would be written (confidence {} and above); nothing was written",
+                self.would_write,
+                min.name()
+            ),
+            Some((min, false)) => writeln!(
+                out,
+                "sidecars (confidence {} and above): {created} written, {updated} updated, {unchanged} unchanged, \
+                 {} refused; `polo photos undo` removes them",
+                min.name(),
+                self.sidecar_errors
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+fn undo(path: &PathBuf) -> anyhow::Result<Outcome> {
+    if !path.exists() {
+        bail!("{}: no such file or folder", path.display());
+    }
+    let (mut removed, mut failed) = (0u64, 0u64);
+    for found in Walk::new(path) {
+        let photo = match found {
+            Ok(Found::Media(photo)) => photo,
+            Ok(Found::Other(_)) => continue,
+            Err(e) => {
+                eprintln!("{e}");
+                failed += 1;
+                continue;
+            }
+        };
+        match sidecar::remove(&photo) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{removed} sidecars polo wrote were removed");
+    Ok(if failed > 0 { Outcome::Failed } else { Outcome::Success })
+}
