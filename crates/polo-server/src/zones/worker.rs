@@ -75,6 +75,8 @@ struct Memory {
     ticked: Option<Instant>,
     /// Devices whose newest points wait for the reorder window.
     waiting: BTreeMap<(UserId, DeviceId), ()>,
+    /// Visit and trip events logged lately.
+    moves: super::moves::Seen,
 }
 
 pub(crate) fn run(shared: &Shared) {
@@ -201,6 +203,11 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
         for (user, document) in &outcome.published {
             shared.mqtt.event(*user, document);
         }
+        let near = super::nearby::evaluate(store, &settings, user, device, subs, now())?;
+        queued |= near.queued;
+        for (user, document) in &near.published {
+            shared.mqtt.event(*user, document);
+        }
         memory.known.insert((user, device), ());
         if outcome.waiting {
             memory.waiting.insert((user, device), ());
@@ -208,13 +215,19 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
             memory.waiting.remove(&(user, device));
         }
     }
-    if queued {
-        shared.deliver.ring();
-    }
     if let Some(last) = changes.last() {
         store.set_derived_cursor(CURSOR, last.seq).map_err(err)?;
     }
-    Ok(changes.len() == BATCH)
+    // Visits and trips, from what the timeline engine has computed so far.
+    let moves = super::moves::step(store, &settings, now(), &mut memory.moves)?;
+    queued |= moves.queued;
+    for (user, document) in &moves.published {
+        shared.mqtt.event(*user, document);
+    }
+    if queued {
+        shared.deliver.ring();
+    }
+    Ok(changes.len() == BATCH || moves.more)
 }
 
 pub(crate) fn user_subscriptions(store: &dyn Store, user: UserId) -> Result<Vec<(i64, SubscriptionSpec)>, String> {
@@ -247,6 +260,9 @@ pub struct DeviceOutcome {
 fn load_watch(store: &dyn Store, user: UserId, device: DeviceId) -> Result<DeviceWatch, String> {
     let mut watch = DeviceWatch::default();
     for row in store.zone_states(user, device).map_err(|e| e.to_string())? {
+        if row.zone < DEVICE_STATE {
+            continue; // towards a friend (`super::nearby`)
+        }
         if row.zone == DEVICE_STATE {
             match serde_json::from_str::<DeviceStatus>(&row.body) {
                 Ok(status) => watch.status = status,
