@@ -42,17 +42,20 @@ use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors};
 use crate::query::derived::blocking;
 
-/// The user's distances (the defaults until set).
+/// The user's distances (the defaults until set, or when the stored row is
+/// damaged: one user's bad row must not stop evaluation for everyone).
 ///
 /// # Errors
-/// Store failures and a damaged row, as text.
+/// Store failures, as text.
 pub fn rules(store: &dyn Store, user: UserId) -> Result<NearbyRules, String> {
     let rows =
         store.derived_range(user, &DerivedRange::key(NEARBY, DerivedScope::User, 0)).map_err(|e| e.to_string())?;
-    match rows.first() {
-        None => Ok(NearbyRules::default()),
-        Some(row) => serde_json::from_slice(&row.value).map_err(|e| format!("the friend-nearby distances: {e}")),
-    }
+    Ok(rows.first().map_or_else(NearbyRules::default, |row| {
+        serde_json::from_slice(&row.value).unwrap_or_else(|error| {
+            tracing::warn!(%error, user = user.0, "the friend-nearby distances are damaged; the defaults apply");
+            NearbyRules::default()
+        })
+    }))
 }
 
 /// Stores the user's distances as an edit (it replicates).

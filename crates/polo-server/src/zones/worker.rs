@@ -20,6 +20,11 @@
 //!
 //! **Several nodes.** Only the node holding [`LEASE`] evaluates. Zones edited
 //! on another node reach the index within [`INDEX_REFRESH`].
+//!
+//! **More events.** Each step also looks at friends nearby for every device
+//! it evaluates (`super::nearby`) and, after the zones, at the visits and
+//! trips the timeline engine found (`super::moves`), which fail and retry on
+//! their own so that zone events never wait for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
@@ -77,6 +82,8 @@ struct Memory {
     waiting: BTreeMap<(UserId, DeviceId), ()>,
     /// Visit and trip events logged lately.
     moves: super::moves::Seen,
+    /// After a failed visit-and-trip step: when to try again, and the wait after that.
+    moves_retry: Option<(Instant, Duration)>,
 }
 
 pub(crate) fn run(shared: &Shared) {
@@ -219,7 +226,23 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
         store.set_derived_cursor(CURSOR, last.seq).map_err(err)?;
     }
     // Visits and trips, from what the timeline engine has computed so far.
-    let moves = super::moves::step(store, &settings, now(), &mut memory.moves)?;
+    // A failure there is retried on its own back-off, so zone events do not wait for it.
+    let moves = match memory.moves_retry {
+        Some((at, _)) if Instant::now() < at => super::moves::MovesStep::default(),
+        _ => match super::moves::step(store, &settings, now(), &mut memory.moves) {
+            Ok(moves) => {
+                memory.moves_retry = None;
+                moves
+            }
+            Err(error) => {
+                let wait =
+                    memory.moves_retry.map_or(Duration::from_secs(1), |(_, w)| (w * 2).min(Duration::from_secs(300)));
+                tracing::error!(%error, retry_in_s = wait.as_secs(), "visit and trip events failed; retrying");
+                memory.moves_retry = Some((Instant::now() + wait, wait));
+                super::moves::MovesStep::default()
+            }
+        },
+    };
     queued |= moves.queued;
     for (user, document) in &moves.published {
         shared.mqtt.event(*user, document);
