@@ -293,7 +293,40 @@ async function zonesFlow(page) {
   await park.waitFor({ state: "detached" });
   const { zones } = await apiGet(page, "/api/v1/zones");
   check(zones.length === 1 && zones[0].name === "E2E home, edited" && zones[0].rules.dwell_s === 30, `after editing and deleting: ${JSON.stringify(zones)}`);
-  console.log("ok: zones drawn (circle and polygon), edited and deleted; event and webhook logs shown");
+
+  step = "zones: webhook";
+  const hooks = page.locator('[data-testid="webhook-log"]');
+  await hooks.getByRole("button", { name: "New webhook" }).click();
+  const hookForm = page.locator('[data-testid="webhook-form"]');
+  await hookForm.getByLabel("URL").fill("https://ntfy.example.org/e2e-family");
+  await hookForm.getByLabel("Payload").selectOption("ntfy");
+  await hookForm.getByLabel("Visit started").check();
+  await hookForm.getByLabel("Friend nearby").check();
+  await hookForm.getByRole("button", { name: "Subscribe" }).click();
+  const secret = (await page.locator('[data-testid="webhook-secret"]').textContent()).trim();
+  check(/^[0-9a-z]{32}$/i.test(secret), `the new webhook's secret is shown once: ${secret}`);
+  const row = hooks.locator("tr", { hasText: "https://ntfy.example.org/e2e-family" });
+  check((await row.textContent()).includes("Visit started, Friend nearby"), `the webhook is listed with its filter: ${await row.textContent()}`);
+  await row.getByRole("button", { name: "Deliveries" }).click();
+  await hooks.getByText("Nothing sent yet.").waitFor();
+  await shot(page, "zones-webhook");
+  const { webhooks } = await apiGet(page, "/api/v1/webhooks");
+  const made = webhooks.find((w) => w.url === "https://ntfy.example.org/e2e-family");
+  check(made && made.preset === "ntfy" && made.kinds.join() === "visit.start,friend.nearby", `the subscription as stored: ${JSON.stringify(webhooks)}`);
+  // Gone after a reload: the secret is never shown again.
+  await page.reload();
+  await hooks.locator("tr", { hasText: "https://ntfy.example.org/e2e-family" }).waitFor();
+  check((await page.locator('[data-testid="webhook-secret"]').count()) === 0, "the secret is not shown again");
+  page.once("dialog", (dialog) => dialog.accept());
+  await hooks.locator("tr", { hasText: "https://ntfy.example.org/e2e-family" }).getByRole("button", { name: "Delete" }).click();
+  await hooks.locator("tr", { hasText: "https://ntfy.example.org/e2e-family" }).waitFor({ state: "detached" });
+  // One stays for the gallery: the table as cards on a phone, in both themes.
+  await hooks.getByRole("button", { name: "New webhook" }).click();
+  await hookForm.getByLabel("URL").fill("https://discord.com/api/webhooks/000000/e2e-a-long-token-that-has-to-wrap-on-a-phone-screen");
+  await hookForm.getByLabel("Payload").selectOption("discord");
+  await hookForm.getByRole("button", { name: "Subscribe" }).click();
+  await hooks.locator("tr", { hasText: "discord.com" }).waitFor();
+  console.log("ok: zones drawn (circle and polygon), edited and deleted; a webhook subscribed (secret shown once), listed and deleted; event and webhook logs shown");
 }
 
 /** A Y4M video (what Chromium's fake camera plays) of `text` as a QR code on white, or of white alone. */

@@ -151,14 +151,83 @@ const KIND_LABELS: Record<string, string> = {
   "device.battery_low": "battery low",
   "app.enter": "arrived (says the app)",
   "app.leave": "left (says the app)",
+  "visit.start": "visiting",
+  "visit.end": "left",
+  "trip.start": "set off",
+  "trip.end": "arrived after a trip",
+  "friend.nearby": "is near",
+  "friend.away": "is away from",
 };
+
+/** Every event kind a webhook can ask for, with what it means, in the form's order. */
+export const EVENT_KINDS: { kind: string; label: string }[] = [
+  { kind: "zone.enter", label: "Zone entered" },
+  { kind: "zone.leave", label: "Zone left" },
+  { kind: "zone.dwell", label: "Still in a zone" },
+  { kind: "visit.start", label: "Visit started" },
+  { kind: "visit.end", label: "Visit ended" },
+  { kind: "trip.start", label: "Trip started" },
+  { kind: "trip.end", label: "Trip ended" },
+  { kind: "friend.nearby", label: "Friend nearby" },
+  { kind: "friend.away", label: "Friend away" },
+  { kind: "device.silent", label: "Device silent" },
+  { kind: "device.battery_low", label: "Battery low" },
+  { kind: "app.enter", label: "App: region entered" },
+  { kind: "app.leave", label: "App: region left" },
+];
+
+/** The payload presets, with the URL each receiver expects. */
+export const PRESETS: { preset: string; label: string; example: string }[] = [
+  { preset: "json", label: "JSON (the event as it is)", example: "https://example.org/polo-hook" },
+  { preset: "ntfy", label: "ntfy", example: "https://ntfy.sh/your-topic" },
+  { preset: "gotify", label: "Gotify", example: "https://gotify.example.org/message?token=…" },
+  { preset: "discord", label: "Discord", example: "https://discord.com/api/webhooks/…" },
+  { preset: "slack", label: "Slack", example: "https://hooks.slack.com/services/…" },
+];
+
+/** The most URL characters the server takes. */
+export const MAX_URL_CHARS = 2_000;
+
+export interface WebhookForm {
+  url: string;
+  preset: string;
+  kinds: string[];
+}
+
+/** The body of `POST /api/v1/webhooks` for the form, or what is wrong with it. */
+export function webhookBody(form: WebhookForm): { url: string; preset: string; kinds: string[] } | string {
+  const url = form.url.trim();
+  if (!url) return "Enter the URL to send events to.";
+  if (url.length > MAX_URL_CHARS) return `The URL is longer than ${MAX_URL_CHARS.toLocaleString("en")} characters.`;
+  const rest = /^https?:\/\/(.*)$/i.exec(url)?.[1];
+  if (rest === undefined || rest === "" || rest.startsWith("/") || /\s/.test(url)) return "The URL must start with http:// or https:// and name a host.";
+  if (!PRESETS.some((p) => p.preset === form.preset)) return "Choose a payload preset.";
+  const kinds = EVENT_KINDS.map((k) => k.kind).filter((k) => form.kinds.includes(k));
+  return { url, preset: form.preset, kinds };
+}
+
+/** A subscription's filter for people: "all events" or the kinds' labels. */
+export function describeKinds(kinds: string[]): string {
+  if (kinds.length === 0) return "all events";
+  return kinds.map((k) => EVENT_KINDS.find((e) => e.kind === k)?.label ?? k).join(", ");
+}
+
+function text(value: unknown): string | null {
+  return typeof value === "string" && value !== "" ? value : null;
+}
 
 /** One line for an event ("phone arrived · Home"), the device by its label when it has one. */
 export function describeEvent(event: ZoneEvent, labels: ReadonlyMap<string, string> = new Map()): string {
   const what = KIND_LABELS[event.kind] ?? event.kind;
-  const battery = typeof event.detail.battery_percent === "number" ? ` (${event.detail.battery_percent} %)` : "";
+  const detail = event.detail;
   const device = labels.get(event.device_name) ?? event.device_name;
-  return `${device} ${what}${event.zone_name ? ` · ${event.zone_name}` : ""}${battery}`;
+  const distance = typeof detail.distance_m === "number" ? detail.distance_m : null;
+  const friend = text(detail.friend);
+  if (friend) return `${device} ${what} ${friend}${distance !== null ? ` (${Math.round(distance).toLocaleString("en")} m)` : ""}`;
+  const battery = typeof detail.battery_percent === "number" ? ` (${detail.battery_percent} %)` : "";
+  const trip = event.kind === "trip.end" && distance !== null ? ` of ${(distance / 1000).toFixed(1)} km` : "";
+  const where = event.zone_name ?? text(detail.place_name) ?? text(detail.from_place_name);
+  return `${device} ${what}${trip}${where ? ` · ${where}` : ""}${battery}`;
 }
 
 /** A delivery's state for people. */

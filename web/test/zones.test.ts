@@ -1,7 +1,7 @@
 // The Zones page's rules: drawing circles and polygons by clicks, the rules
 // form, and how events and deliveries read.
 import { describe, expect, it } from "vitest";
-import { addPoint, describeDelivery, describeEvent, distanceM, draftOf, fieldsOf, newestFirst, rulesOf, shapeOf, type Delivery, type Draft, type ZoneEvent } from "../src/zones";
+import { addPoint, describeDelivery, describeEvent, describeKinds, distanceM, draftOf, fieldsOf, newestFirst, rulesOf, shapeOf, webhookBody, type Delivery, type Draft, type ZoneEvent } from "../src/zones";
 
 describe("drawing", () => {
   it("makes a circle from a centre click and an edge click", () => {
@@ -72,6 +72,15 @@ describe("logs", () => {
     expect(newestFirst([event(1, "zone.enter"), event(2, "zone.leave"), event(3, "zone.enter")], 2).map((e) => e.id)).toEqual([3, 2]);
   });
 
+  it("reads visits, trips and friends, which name no zone", () => {
+    const free = (id: number, kind: string, detail: Record<string, unknown>): ZoneEvent => ({ ...event(id, kind, detail), zone: null, zone_name: null });
+    expect(describeEvent(free(1, "visit.start", { place_name: "Bakery" }))).toBe("phone visiting · Bakery");
+    expect(describeEvent(free(2, "trip.start", { from_place_name: "Bakery", from_place: 3 }))).toBe("phone set off · Bakery");
+    expect(describeEvent(free(3, "trip.end", { place_name: null, distance_m: 4321.5 }))).toBe("phone arrived after a trip of 4.3 km");
+    expect(describeEvent(free(4, "friend.nearby", { friend: "bob", distance_m: 120.4 }))).toBe("phone is near bob (120 m)");
+    expect(describeEvent(free(5, "friend.away", { friend: "bob", distance_m: 1650 }))).toBe("phone is away from bob (1,650 m)");
+  });
+
   it("reads deliveries", () => {
     const base: Delivery = { id: 1, event: 4, idempotency_key: "k", status: "delivered", attempts: 1, next_attempt_ms: 0, last_status: 200, last_error: null, updated_ms: 0 };
     expect(describeDelivery(base)).toBe("delivered after 1 attempt");
@@ -82,5 +91,34 @@ describe("logs", () => {
     const queued = { ...base, status: "pending" as const, attempts: 0, last_status: null, next_attempt_ms: 5_000 };
     expect(describeDelivery(queued, 10_000)).toBe("queued (after earlier deliveries to this URL)");
     expect(describeDelivery(queued, 1_000)).toBe("queued, due in 4 s");
+  });
+});
+
+describe("webhook form", () => {
+  it("makes the subscription's body, kinds in the server's order", () => {
+    expect(webhookBody({ url: " https://ntfy.sh/family ", preset: "ntfy", kinds: ["trip.end", "zone.enter"] })).toEqual({
+      url: "https://ntfy.sh/family",
+      preset: "ntfy",
+      kinds: ["zone.enter", "trip.end"],
+    });
+    expect(webhookBody({ url: "http://10.0.0.2:8123/api/webhook/polo", preset: "json", kinds: [] })).toEqual({
+      url: "http://10.0.0.2:8123/api/webhook/polo",
+      preset: "json",
+      kinds: [],
+    });
+  });
+
+  it("says what is wrong before the server does", () => {
+    expect(webhookBody({ url: "", preset: "json", kinds: [] })).toBe("Enter the URL to send events to.");
+    expect(webhookBody({ url: "ftp://example.org", preset: "json", kinds: [] })).toMatch(/^The URL must start with http/);
+    expect(webhookBody({ url: "https:///path", preset: "json", kinds: [] })).toMatch(/^The URL must start with http/);
+    expect(webhookBody({ url: "https://a.example/x y", preset: "json", kinds: [] })).toMatch(/^The URL must start with http/);
+    expect(webhookBody({ url: `https://a.example/${"x".repeat(2_000)}`, preset: "json", kinds: [] })).toMatch(/longer than 2,000/);
+    expect(webhookBody({ url: "https://a.example/", preset: "telegram", kinds: [] })).toBe("Choose a payload preset.");
+  });
+
+  it("describes a filter", () => {
+    expect(describeKinds([])).toBe("all events");
+    expect(describeKinds(["visit.start", "friend.away", "custom.kind"])).toBe("Visit started, Friend away, custom.kind");
   });
 });

@@ -1240,6 +1240,31 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            method: "GET",
+            path: "/api/v1/nearby",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/nearby"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert_eq!(r.json()["enter_m"], 200.0, "{}", r.body);
+                }
+            },
+        },
+        Row {
+            // The defaults again: what everyone has already.
+            method: "PUT",
+            path: "/api/v1/nearby",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("PUT", "/api/v1/nearby").json(&json!({"enter_m": 200.0, "leave_m": 400.0})),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert_eq!(r.json()["leave_m"], 400.0, "{}", r.body);
+                }
+            },
+        },
+        Row {
             // Between the grant rows above and the withdrawals below, owner and other share both ways;
             // admin shares with the owner but not the owner with admin, so admin has no one.
             method: "GET",

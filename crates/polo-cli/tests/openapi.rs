@@ -183,9 +183,10 @@ checks.positive_data_acceptance.enabled = false
 
 # Zones and webhooks: a position's latitude and longitude ranges inside a `[lat, lon]` pair, a
 # polygon with no area or wider than 50 km, a name of blanks, a URL without a host or of another
-# scheme, and the per-user limits (1,000 zones, 20 subscriptions) are refused with 400 and the field.
+# scheme, and the per-user limits (1,000 zones, 20 subscriptions) are refused with 400 and the field;
+# so is a friend-nearby leave distance that is not more than the enter distance.
 [[operations]]
-include-name = ["POST /api/v1/zones", "PUT /api/v1/zones/{id}", "POST /api/v1/webhooks"]
+include-name = ["POST /api/v1/zones", "PUT /api/v1/zones/{id}", "POST /api/v1/webhooks", "PUT /api/v1/nearby"]
 checks.positive_data_acceptance.enabled = false
 "#;
 

@@ -87,6 +87,10 @@ pub const VISIT_EDIT: DerivedKind = DerivedKind(104);
 /// The user's retention policy for raw points (scope: user; key 0; see
 /// [`crate::retention`]).
 pub const RETENTION: DerivedKind = DerivedKind(105);
+/// The user's friend-nearby distances (scope: user; key 0): read and
+/// written by `polo-server`'s zones (`friend.nearby`, `friend.away`), kept
+/// here with the user's other settings so they replicate as edits.
+pub const NEARBY: DerivedKind = DerivedKind(106);
 
 /// The kind of map level `level`.
 ///

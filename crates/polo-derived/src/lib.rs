@@ -10,6 +10,7 @@
 //! * [`imported`] — how a source's own visits and activities meet detected entries.
 //! * [`naming`] — the best name a place or stay can be shown with.
 //! * [`days`] — per-day statistics, maintained per device.
+//! * [`moves`] — visit and trip events (`visit.start`, …) read from a device's newest rows.
 //! * [`views`] — the lookups the API serves: a day, entries, places, stats.
 //! * [`visit_edits`] — the user's corrections of single stays (place, times, deleted).
 //! * [`edit_marks`] — which visit and mode edits the stored days include.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod imported;
 pub mod kinds;
 pub mod map;
+pub mod moves;
 pub mod naming;
 pub mod outliers;
 pub mod places;

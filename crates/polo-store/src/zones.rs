@@ -36,6 +36,14 @@ use polo_domain::{DeviceId, Timestamp, UserId};
 /// beside its per-zone rows.
 pub const DEVICE_STATE: i64 = 0;
 
+/// The zone id of a device's state towards a friend (`friend.nearby`):
+/// the friend's user id, negated. Zone ids are positive and the device's
+/// own row is [`DEVICE_STATE`], so the three never meet.
+#[must_use]
+pub fn friend_state(friend: UserId) -> i64 {
+    -friend.0
+}
+
 /// A stored zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneRow {

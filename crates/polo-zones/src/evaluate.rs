@@ -41,11 +41,25 @@ pub enum EventKind {
     AppEnter,
     /// The OwnTracks app reported leaving one of its regions.
     AppLeave,
+    /// The timeline found a new visit of a device (it stayed long enough
+    /// to be a visit; `at` is its first fix).
+    VisitStart,
+    /// A visit of a device ended (`at` is the first fix outside it).
+    VisitEnd,
+    /// A device set off from a visit (`at` is the visit's end).
+    TripStart,
+    /// A device's trip ended at a new visit (`at` is the visit's start).
+    TripEnd,
+    /// A friend's newest position came within the user's enter distance of
+    /// a device ([`crate::nearby`]).
+    FriendNearby,
+    /// A friend who was nearby is beyond the leave distance again.
+    FriendAway,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 13] = [
         Self::ZoneEnter,
         Self::ZoneLeave,
         Self::ZoneDwell,
@@ -53,6 +67,12 @@ impl EventKind {
         Self::BatteryLow,
         Self::AppEnter,
         Self::AppLeave,
+        Self::VisitStart,
+        Self::VisitEnd,
+        Self::TripStart,
+        Self::TripEnd,
+        Self::FriendNearby,
+        Self::FriendAway,
     ];
 
     /// The stable name (`zone.enter`, …), as stored, filtered on and sent.
@@ -66,6 +86,12 @@ impl EventKind {
             Self::BatteryLow => "device.battery_low",
             Self::AppEnter => "app.enter",
             Self::AppLeave => "app.leave",
+            Self::VisitStart => "visit.start",
+            Self::VisitEnd => "visit.end",
+            Self::TripStart => "trip.start",
+            Self::TripEnd => "trip.end",
+            Self::FriendNearby => "friend.nearby",
+            Self::FriendAway => "friend.away",
         }
     }
 

@@ -131,9 +131,43 @@ impl EventDocument {
             }
             Some(EventKind::AppEnter) => format!("{device} reports arriving at {zone}"),
             Some(EventKind::AppLeave) => format!("{device} reports leaving {zone}"),
+            Some(EventKind::VisitStart) => format!("{device} is at {}", self.place("place_name")),
+            Some(EventKind::VisitEnd) => {
+                let entered = self.detail.get("entered").and_then(serde_json::Value::as_i64).unwrap_or(self.at_ms);
+                format!("{device} left {} after {}", self.place("place_name"), minutes(self.at_ms - entered))
+            }
+            Some(EventKind::TripStart) => format!("{device} set off from {}", self.place("from_place_name")),
+            Some(EventKind::TripEnd) => {
+                let started = self.detail.get("started").and_then(serde_json::Value::as_i64).unwrap_or(self.at_ms);
+                let km = self.detail.get("distance_m").and_then(serde_json::Value::as_f64).unwrap_or(0.0) / 1_000.0;
+                format!(
+                    "{device} arrived at {} after {km:.1} km in {}",
+                    self.place("place_name"),
+                    minutes(self.at_ms - started)
+                )
+            }
+            Some(EventKind::FriendNearby) => {
+                let metres = self.detail.get("distance_m").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+                format!("{} is nearby: {metres:.0} m from {device}", self.place("friend"))
+            }
+            Some(EventKind::FriendAway) => format!("{} is no longer near {device}", self.place("friend")),
             None => format!("{device}: {}", self.kind),
         }
     }
+}
+
+impl EventDocument {
+    /// The place (or friend) named by the detail's `field`, for messages.
+    fn place(&self, field: &str) -> &str {
+        let fallback = if field == "friend" { "a friend" } else { "an unnamed place" };
+        self.detail.get(field).and_then(serde_json::Value::as_str).unwrap_or(fallback)
+    }
+}
+
+/// A duration for people: `25 min`, `3 h 5 min`.
+fn minutes(ms: i64) -> String {
+    let minutes = ms.max(0) / 60_000;
+    if minutes < 60 { format!("{minutes} min") } else { format!("{} h {} min", minutes / 60, minutes % 60) }
 }
 
 /// A request body with its content type and preset-specific headers.
@@ -235,6 +269,26 @@ mod tests {
             serde_json::from_slice(&render(Preset::Slack, &doc(EventKind::ZoneDwell)).body).unwrap();
         assert_eq!(v["text"], "phone has been at Home for 10 min");
         assert_eq!(doc(EventKind::BatteryLow).message(), "phone's battery is at 9 %");
+    }
+
+    #[test]
+    fn timeline_events_read_as_sentences() {
+        let at = |kind: EventKind, detail: serde_json::Value| EventDocument {
+            zone: None,
+            zone_name: None,
+            detail,
+            ..doc(kind)
+        };
+        let start: i64 = 1_700_000_600_000 - 125 * 60_000;
+        let place = serde_json::json!({ "place_name": "Bakery", "entered": start });
+        assert_eq!(at(EventKind::VisitStart, place.clone()).message(), "phone is at Bakery");
+        assert_eq!(at(EventKind::VisitEnd, place).message(), "phone left Bakery after 2 h 5 min");
+        assert_eq!(at(EventKind::TripStart, serde_json::json!({})).message(), "phone set off from an unnamed place");
+        let trip = serde_json::json!({ "place_name": "Work", "started": 1_700_000_600_000i64 - 20 * 60_000, "distance_m": 4_300.0 });
+        assert_eq!(at(EventKind::TripEnd, trip).message(), "phone arrived at Work after 4.3 km in 20 min");
+        let friend = serde_json::json!({ "friend": "bob", "distance_m": 120.4 });
+        assert_eq!(at(EventKind::FriendNearby, friend.clone()).message(), "bob is nearby: 120 m from phone");
+        assert_eq!(at(EventKind::FriendAway, friend).message(), "bob is no longer near phone");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 // Zones: the places polo watches for you. Draw a circle (centre, then edge)
 // or a polygon (corner by corner) on the map, name it, tune when it fires;
-// below, what happened (the event log) and where it was sent (each
-// webhook's delivery log). Zones from the OwnTracks app appear here too.
+// below, what happened (the event log), and the webhooks: subscribe a URL
+// with a payload preset and an event filter (its secret is shown once),
+// delete one, read its delivery log. Zones from the OwnTracks app appear here too.
 
 import L from "leaflet";
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -9,15 +10,19 @@ import { api, get } from "../api";
 import { dateTime } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { MapBox } from "../components/MapBox";
-import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
+import { CopyButton, ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
 import {
   addPoint,
   DEFAULT_RULES,
   describeDelivery,
   describeEvent,
+  describeKinds,
+  EVENT_KINDS,
   draftOf,
   fieldsOf,
+  MAX_URL_CHARS,
   newestFirst,
+  PRESETS,
   rulesOf,
   shapeOf,
   type Delivery,
@@ -26,8 +31,10 @@ import {
   type Rules,
   type Shape,
   type Webhook,
+  type WebhookForm as WebhookFormFields,
   type Zone,
   type ZoneEvent,
+  webhookBody,
 } from "../zones";
 
 const ZONE_COLOUR = "#2563eb";
@@ -234,7 +241,7 @@ export function Zones() {
           }}
         />
       </div>
-      <div class="split even zones-logs">
+      <div class="zones-logs">
         <EventLog />
         <WebhookLog />
       </div>
@@ -353,32 +360,157 @@ function EventLog() {
   );
 }
 
+/** Your webhooks: a form to subscribe a URL (its signing secret shown once), each one's filter, and its delivery log. */
 function WebhookLog() {
   const hooks = useAsync(() => get<{ webhooks: Webhook[] }>("/api/v1/webhooks").then((r) => r.webhooks), []);
   const [open, setOpen] = useState<number | null>(null);
+  const [adding, setAdding] = useState(false);
+  const [made, setMade] = useState<{ url: string; secret: string } | null>(null);
+  const [error, setError] = useState<unknown>(undefined);
+  const remove = async (hook: Webhook) => {
+    if (!confirm(`Delete the webhook to ${hook.url}? Its pending deliveries and its delivery log go with it.`)) return;
+    setError(undefined);
+    try {
+      await api("DELETE", `/api/v1/webhooks/${hook.id}`);
+      if (open === hook.id) setOpen(null);
+      hooks.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
   return (
-    <div class="card" data-testid="webhook-log">
-      <h2>Webhooks</h2>
+    <div class="card webhooks" data-testid="webhook-log">
+      <div class="place-head">
+        <h2>Webhooks</h2>
+        {!adding && (
+          <button type="button" class="small primary" onClick={() => (setAdding(true), setMade(null))}>
+            New webhook
+          </button>
+        )}
+      </div>
+      {adding && (
+        <WebhookEditor
+          onCancel={() => setAdding(false)}
+          onMade={(url, secret) => {
+            setAdding(false);
+            setMade({ url, secret });
+            hooks.reload();
+          }}
+        />
+      )}
+      {made && (
+        <Notice kind="ok">
+          <span data-testid="webhook-secret-notice">
+            Subscribed {made.url}. Its signing secret, shown only this once: <code class="token" data-testid="webhook-secret">{made.secret}</code> <CopyButton text={made.secret} />
+            <br />
+            Each request carries <code>X-Polo-Signature: sha256=</code> and the HMAC-SHA256 of its body under this secret.
+          </span>
+        </Notice>
+      )}
+      {error !== undefined && <ErrorBox error={error} />}
       {hooks.loading && !hooks.data && <Loading label="Loading webhooks…" />}
       {hooks.error !== undefined && <ErrorBox error={hooks.error} retry={hooks.reload} />}
-      {hooks.data && hooks.data.length === 0 && (
-        <p class="muted">
-          No webhooks. Subscribe a URL with <code>POST /api/v1/webhooks</code> (see the API documentation); its deliveries show here.
-        </p>
+      {hooks.data && hooks.data.length === 0 && !adding && <p class="muted">No webhooks yet. Add one to have your events POSTed to a URL: ntfy, Gotify, Discord, Slack or any JSON receiver.</p>}
+      {hooks.data && hooks.data.length > 0 && (
+        <table class="data stack webhook-table">
+          <thead>
+            <tr>
+              <th scope="col">URL</th>
+              <th scope="col">Payload</th>
+              <th scope="col">Events</th>
+              <th scope="col">Created</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {hooks.data.map((hook) => [
+              <tr data-webhook={hook.url}>
+                <td class="lead webhook-url">{hook.url}</td>
+                <td data-label="Payload">
+                  <span class="badge">{hook.preset}</span>
+                </td>
+                <td data-label="Events">{describeKinds(hook.kinds)}</td>
+                <td data-label="Created">{dateTime(new Date(hook.created_ms).toISOString())}</td>
+                <td class="actions">
+                  <button type="button" class="small" aria-expanded={open === hook.id} onClick={() => setOpen(open === hook.id ? null : hook.id)}>
+                    Deliveries
+                  </button>{" "}
+                  <button type="button" class="small danger" onClick={() => remove(hook)}>
+                    Delete
+                  </button>
+                </td>
+              </tr>,
+              open === hook.id && (
+                <tr class="webhook-deliveries">
+                  <td colSpan={5}>
+                    <Deliveries webhook={hook.id} />
+                  </td>
+                </tr>
+              ),
+            ])}
+          </tbody>
+        </table>
       )}
-      <ul class="log">
-        {(hooks.data ?? []).map((hook) => (
-          <li>
-            <button type="button" class="link webhook-url" aria-expanded={open === hook.id} onClick={() => setOpen(open === hook.id ? null : hook.id)}>
-              {hook.url}
-            </button>{" "}
-            <span class="badge">{hook.preset}</span>
-            <span class="muted"> {hook.kinds.length ? hook.kinds.join(", ") : "all events"}</span>
-            {open === hook.id && <Deliveries webhook={hook.id} />}
-          </li>
-        ))}
-      </ul>
     </div>
+  );
+}
+
+/** The form of a new subscription: URL, payload preset and which events (none ticked: all). */
+function WebhookEditor({ onCancel, onMade }: { onCancel: () => void; onMade: (url: string, secret: string) => void }) {
+  const [form, setForm] = useState<WebhookFormFields>({ url: "", preset: "json", kinds: [] });
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const body = webhookBody(form);
+  const example = PRESETS.find((p) => p.preset === form.preset)?.example ?? "";
+  const toggle = (kind: string, on: boolean) => setForm({ ...form, kinds: on ? [...form.kinds, kind] : form.kinds.filter((k) => k !== kind) });
+  const save = async (event: Event) => {
+    event.preventDefault();
+    if (typeof body === "string") return setError(new Error(body));
+    setBusy(true);
+    setError(undefined);
+    try {
+      const made = await api<{ url: string; secret: string }>("POST", "/api/v1/webhooks", body);
+      onMade(made.url, made.secret);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="webhook-form" data-testid="webhook-form" onSubmit={save}>
+      <label>
+        URL
+        <input type="url" value={form.url} placeholder={example} maxLength={MAX_URL_CHARS} required onInput={(e) => setForm({ ...form, url: e.currentTarget.value })} />
+      </label>
+      <label>
+        Payload
+        <select value={form.preset} onChange={(e) => setForm({ ...form, preset: e.currentTarget.value })}>
+          {PRESETS.map((p) => (
+            <option value={p.preset}>{p.label}</option>
+          ))}
+        </select>
+      </label>
+      <fieldset class="webhook-kinds">
+        <legend>Events (none ticked: all of them)</legend>
+        {EVENT_KINDS.map((k) => (
+          <label class="check">
+            <input type="checkbox" checked={form.kinds.includes(k.kind)} onChange={(e) => toggle(k.kind, e.currentTarget.checked)} /> {k.label}
+          </label>
+        ))}
+      </fieldset>
+      {error !== undefined && <ErrorBox error={error} />}
+      <div class="row-actions">
+        <button type="submit" class="small primary" disabled={busy}>
+          Subscribe
+        </button>
+        <button type="button" class="small" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
   );
 }
 

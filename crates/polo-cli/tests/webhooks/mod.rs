@@ -8,6 +8,9 @@
 //! * `polo serve` is killed with SIGKILL while it delivers: after a restart
 //!   the rest is delivered; nothing is lost, and an event delivered twice
 //!   (answered, but killed before the answer was recorded) carries the same key.
+//! * [`moves`]: visit and trip events from live points, none from an import.
+
+mod moves;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

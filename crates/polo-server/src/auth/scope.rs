@@ -152,6 +152,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("GET", "/api/v1/friends", Scope(Friends)),
     ("POST", "/api/v1/friends", Scope(Friends)),
     ("DELETE", "/api/v1/friends/{user}", Scope(Friends)),
+    ("GET", "/api/v1/nearby", Scope(Friends)),
+    ("PUT", "/api/v1/nearby", Scope(Friends)),
     // Devices and their credentials.
     ("POST", "/api/v1/devices", Scope(Devices)),
     ("POST", "/api/v1/devices/{id}/tokens", Scope(Devices)),

@@ -7,6 +7,11 @@
 //!   and `polo import` are all seen the same way and nothing is missed across
 //!   a restart: the log is durable and its cursor moves only after a step
 //!   committed. One node evaluates (lease [`worker::LEASE`]).
+//! * [`moves`] — visit and trip events from the timeline engine's newest
+//!   stays and legs, logged and sent like zone events (same thread, lease
+//!   and transaction), never for old data.
+//! * [`nearby`] — `friend.nearby` and `friend.away`: a device against its
+//!   friends' newest positions, with the user's two distances.
 //! * [`deliver`] — the webhook sender: it takes due deliveries from the
 //!   store's outbox, signs and sends them, and records each attempt; one node
 //!   sends (lease [`deliver::LEASE`]).
@@ -20,6 +25,8 @@
 //! `polo-zones`'; see `docs/zones.md`.
 
 pub mod deliver;
+pub mod moves;
+pub mod nearby;
 pub mod regions;
 pub mod routes;
 pub mod stream;

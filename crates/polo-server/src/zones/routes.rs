@@ -7,6 +7,7 @@
 //! * `GET|POST /api/v1/webhooks`, `DELETE /api/v1/webhooks/{id}`,
 //!   `GET /api/v1/webhooks/{id}/deliveries` — subscriptions and their
 //!   delivery log.
+//! * `GET|PUT /api/v1/nearby` — your friend-nearby distances ([`super::nearby`]).
 //!
 //! The request types mirror `polo-zones`' so the OpenAPI document describes
 //! exactly what is accepted; a field out of range is a 400 naming it.
@@ -299,8 +300,10 @@ pub(crate) struct EventsQuery {
 pub(crate) struct EventView {
     /// The log's id: pass the last one you saw as `after`.
     pub(crate) id: i64,
-    /// `zone.enter`, `zone.leave`, `zone.dwell`, `device.silent`, `device.battery_low`, or what an
-    /// OwnTracks app reported: `app.enter`, `app.leave`.
+    /// `zone.enter`, `zone.leave`, `zone.dwell`, `device.silent`, `device.battery_low`, what an
+    /// OwnTracks app reported: `app.enter`, `app.leave`, what the timeline found in live data:
+    /// `visit.start`, `visit.end`, `trip.start`, `trip.end`, or a friend `friend.nearby`,
+    /// `friend.away`.
     pub(crate) kind: String,
     /// When it happened, ms since the epoch.
     at_ms: i64,
@@ -310,7 +313,10 @@ pub(crate) struct EventView {
     zone_name: Option<String>,
     /// Derived from late or old points (a history import): logged, never sent.
     past: bool,
-    /// Kind-specific facts: `since`, `entered`, `last_fix` (ms), `battery_percent`.
+    /// Kind-specific facts: `since`, `entered`, `last_fix` (ms), `battery_percent`; for visits and
+    /// trips `place`, `place_name` (`from_place`, `from_place_name` for `trip.start`), `lat`, `lon`,
+    /// and `entered` (`visit.end`) or `started`, `distance_m`, `mode` (`trip.end`); for friends
+    /// `friend`, `friend_device`, `distance_m`, `lat`, `lon`.
     #[schema(value_type = Object)]
     detail: serde_json::Value,
 }
@@ -348,7 +354,7 @@ pub(crate) fn document(event: &polo_store::StoredEvent) -> Result<EventDocument,
 }
 
 /// Your events after a cursor, oldest first: zone enter, leave and dwell, devices gone silent,
-/// low batteries.
+/// low batteries, visits and trips starting and ending, friends nearby and away.
 #[utoipa::path(
     get,
     path = "/api/v1/events",
@@ -446,6 +452,24 @@ pub(crate) enum EventKindBody {
     /// An OwnTracks app reported leaving one of its regions.
     #[serde(rename = "app.leave")]
     AppLeave,
+    /// The timeline found a new visit (live data only).
+    #[serde(rename = "visit.start")]
+    VisitStart,
+    /// A visit ended (live data only).
+    #[serde(rename = "visit.end")]
+    VisitEnd,
+    /// A trip started where a visit ended (live data only).
+    #[serde(rename = "trip.start")]
+    TripStart,
+    /// A trip ended at a new visit (live data only).
+    #[serde(rename = "trip.end")]
+    TripEnd,
+    /// A friend came within your enter distance of one of your devices.
+    #[serde(rename = "friend.nearby")]
+    FriendNearby,
+    /// A friend who was nearby is beyond your leave distance again.
+    #[serde(rename = "friend.away")]
+    FriendAway,
 }
 
 impl EventKindBody {
@@ -458,6 +482,12 @@ impl EventKindBody {
             Self::BatteryLow => "device.battery_low",
             Self::AppEnter => "app.enter",
             Self::AppLeave => "app.leave",
+            Self::VisitStart => "visit.start",
+            Self::VisitEnd => "visit.end",
+            Self::TripStart => "trip.start",
+            Self::TripEnd => "trip.end",
+            Self::FriendNearby => "friend.nearby",
+            Self::FriendAway => "friend.away",
         }
     }
 }
@@ -697,4 +727,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(delete_webhook))
         .routes(routes!(deliveries))
+        .routes(routes!(super::nearby::get_nearby, super::nearby::put_nearby))
 }

@@ -20,6 +20,11 @@
 //!
 //! **Several nodes.** Only the node holding [`LEASE`] evaluates. Zones edited
 //! on another node reach the index within [`INDEX_REFRESH`].
+//!
+//! **More events.** Each step also looks at friends nearby for every device
+//! it evaluates (`super::nearby`) and, after the zones, at the visits and
+//! trips the timeline engine found (`super::moves`), which fail and retry on
+//! their own so that zone events never wait for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
@@ -75,6 +80,10 @@ struct Memory {
     ticked: Option<Instant>,
     /// Devices whose newest points wait for the reorder window.
     waiting: BTreeMap<(UserId, DeviceId), ()>,
+    /// Visit and trip events logged lately.
+    moves: super::moves::Seen,
+    /// After a failed visit-and-trip step: when to try again, and the wait after that.
+    moves_retry: Option<(Instant, Duration)>,
 }
 
 pub(crate) fn run(shared: &Shared) {
@@ -201,6 +210,11 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
         for (user, document) in &outcome.published {
             shared.mqtt.event(*user, document);
         }
+        let near = super::nearby::evaluate(store, &settings, user, device, subs, now())?;
+        queued |= near.queued;
+        for (user, document) in &near.published {
+            shared.mqtt.event(*user, document);
+        }
         memory.known.insert((user, device), ());
         if outcome.waiting {
             memory.waiting.insert((user, device), ());
@@ -208,13 +222,35 @@ fn step(shared: &Shared, memory: &mut Memory) -> Result<bool, String> {
             memory.waiting.remove(&(user, device));
         }
     }
-    if queued {
-        shared.deliver.ring();
-    }
     if let Some(last) = changes.last() {
         store.set_derived_cursor(CURSOR, last.seq).map_err(err)?;
     }
-    Ok(changes.len() == BATCH)
+    // Visits and trips, from what the timeline engine has computed so far.
+    // A failure there is retried on its own back-off, so zone events do not wait for it.
+    let moves = match memory.moves_retry {
+        Some((at, _)) if Instant::now() < at => super::moves::MovesStep::default(),
+        _ => match super::moves::step(store, &settings, now(), &mut memory.moves) {
+            Ok(moves) => {
+                memory.moves_retry = None;
+                moves
+            }
+            Err(error) => {
+                let wait =
+                    memory.moves_retry.map_or(Duration::from_secs(1), |(_, w)| (w * 2).min(Duration::from_secs(300)));
+                tracing::error!(%error, retry_in_s = wait.as_secs(), "visit and trip events failed; retrying");
+                memory.moves_retry = Some((Instant::now() + wait, wait));
+                super::moves::MovesStep::default()
+            }
+        },
+    };
+    queued |= moves.queued;
+    for (user, document) in &moves.published {
+        shared.mqtt.event(*user, document);
+    }
+    if queued {
+        shared.deliver.ring();
+    }
+    Ok(changes.len() == BATCH || moves.more)
 }
 
 pub(crate) fn user_subscriptions(store: &dyn Store, user: UserId) -> Result<Vec<(i64, SubscriptionSpec)>, String> {
@@ -247,6 +283,9 @@ pub struct DeviceOutcome {
 fn load_watch(store: &dyn Store, user: UserId, device: DeviceId) -> Result<DeviceWatch, String> {
     let mut watch = DeviceWatch::default();
     for row in store.zone_states(user, device).map_err(|e| e.to_string())? {
+        if row.zone < DEVICE_STATE {
+            continue; // towards a friend (`super::nearby`)
+        }
         if row.zone == DEVICE_STATE {
             match serde_json::from_str::<DeviceStatus>(&row.body) {
                 Ok(status) => watch.status = status,
