@@ -139,16 +139,8 @@ fn image_meta(exif: &Exif) -> PhotoMeta {
         }
         None => gps_time.map(CaptureTime::Utc),
     };
-    PhotoMeta {
-        kind: MediaKind::Image,
-        taken,
-        position: gps.and_then(gps_position),
-        altitude_m: gps.and_then(GPSInfo::altitude_meters).filter(|a| a.is_finite()),
-        camera: camera(
-            exif.get(ExifTag::Make).and_then(EntryValue::as_str),
-            exif.get(ExifTag::Model).and_then(EntryValue::as_str),
-        ),
-    }
+    let make_model = [ExifTag::Make, ExifTag::Model].map(|tag| exif.get(tag).and_then(EntryValue::as_str));
+    assemble(MediaKind::Image, taken, gps, make_model)
 }
 
 fn video_meta(track: &TrackInfo) -> PhotoMeta {
@@ -164,16 +156,22 @@ fn video_meta(track: &TrackInfo) -> PhotoMeta {
         }
         _ => None,
     };
-    let gps = track.gps_info();
+    let make_model = [TrackInfoTag::Make, TrackInfoTag::Model].map(|tag| track.get(tag).and_then(EntryValue::as_str));
+    assemble(MediaKind::Video, taken, track.gps_info(), make_model)
+}
+
+fn assemble(
+    kind: MediaKind,
+    taken: Option<CaptureTime>,
+    gps: Option<&GPSInfo>,
+    [make, model]: [Option<&str>; 2],
+) -> PhotoMeta {
     PhotoMeta {
-        kind: MediaKind::Video,
+        kind,
         taken,
         position: gps.and_then(gps_position),
         altitude_m: gps.and_then(GPSInfo::altitude_meters).filter(|a| a.is_finite()),
-        camera: camera(
-            track.get(TrackInfoTag::Make).and_then(EntryValue::as_str),
-            track.get(TrackInfoTag::Model).and_then(EntryValue::as_str),
-        ),
+        camera: camera(make, model),
     }
 }
 
