@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use polo_domain::{Timestamp, UserId};
@@ -364,7 +364,7 @@ impl Tally {
     }
 }
 
-fn undo(path: &PathBuf) -> anyhow::Result<Outcome> {
+fn undo(path: &Path) -> anyhow::Result<Outcome> {
     if !path.exists() {
         bail!("{}: no such file or folder", path.display());
     }
