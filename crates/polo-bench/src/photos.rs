@@ -43,10 +43,11 @@ pub fn photos(work: &Path, count: usize) -> anyhow::Result<()> {
         match reader.read(&path) {
             Ok(meta) => {
                 read += 1;
+                // The folder's wall-clock times are in UTC+1.
                 if meta.position.is_none()
-                    && let Some(at) = meta.taken.and_then(|t| t.resolve(|_| Some(60)))
+                    && let Some((at, _)) = meta.taken.and_then(|t| t.resolve(|_| Some(60)))
                 {
-                    unplaced.push(at.0);
+                    unplaced.push(at);
                 }
             }
             Err(e) => {
@@ -69,7 +70,7 @@ pub fn photos(work: &Path, count: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut proposed = 0usize;
     for &at in &unplaced {
-        proposed += usize::from(geotag::geotag(&history, polo_domain::Timestamp(at)).is_some());
+        proposed += usize::from(geotag::geotag(&history, at).is_some());
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
