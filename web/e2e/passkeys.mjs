@@ -6,7 +6,7 @@
 //   POLO_USER and POLO_PASSWORD (an account without a second factor).
 // Checks: a passkey registered on the account page (a discoverable credential with user
 // verification); in a fresh browser holding the same credential, signing in with it alone;
-// in another, on a security key without user verification, the password then the passkey as
+// in another, whose authenticator does not verify the user, the password then the passkey as
 // the second factor (the code field's alternative); the sessions page naming the passkey
 // sign-in; removing the passkey, after which the password alone signs in again. Screenshots of
 // the passkeys card and the login pages, light and dark, desktop and phone. Prints
@@ -46,8 +46,8 @@ const VIEWPORTS = [
 ];
 
 /**
- * A fresh browser with a virtual authenticator: a platform one that verifies the user, or a
- * security key that cannot. `credential` puts a passkey made elsewhere on it.
+ * A fresh browser with a virtual authenticator that verifies the user (PIN, biometrics) or only
+ * sees them present. `credential` puts a passkey made elsewhere on it.
  */
 async function fresh({ verifies = true, credential = null, scheme = "light" } = {}) {
   const context = await browser.newContext({ colorScheme: scheme, viewport: VIEWPORTS[0][1] });
@@ -59,9 +59,9 @@ async function fresh({ verifies = true, credential = null, scheme = "light" } = 
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
     options: {
       protocol: "ctap2",
-      transport: verifies ? "internal" : "usb",
+      transport: "internal",
       hasResidentKey: true,
-      hasUserVerification: verifies,
+      hasUserVerification: true,
       isUserVerified: verifies,
       automaticPresenceSimulation: true,
     },
@@ -85,7 +85,14 @@ async function passwordLogin(page) {
   await page.click('button[type="submit"]');
 }
 
-const signedIn = (page) => page.waitForFunction(() => location.pathname !== "/login", null, { timeout: 15000 });
+async function signedIn(page) {
+  try {
+    await page.waitForFunction(() => location.pathname !== "/login", null, { timeout: 15000 });
+  } catch (e) {
+    const shown = await page.locator(".login-card .error").allTextContents();
+    throw new Error(`still on the login page (${shown.join(" ") || "no error shown"}): ${e.message}`);
+  }
+}
 
 // 1. Register a passkey on the account page.
 let credential;
@@ -143,7 +150,7 @@ let credential;
   await context.close();
 }
 
-// 3. On a security key without user verification: the password, then the passkey as the second factor.
+// 3. On an authenticator that does not verify the user: the password, then the passkey as the second factor.
 {
   const { context, page } = await fresh({ verifies: false, credential: { ...credential, signCount: credential.signCount + 10 } });
   await passwordLogin(page);
