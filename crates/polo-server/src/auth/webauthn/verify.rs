@@ -366,7 +366,7 @@ pub fn attestation(object: &[u8], client_data_json: &[u8]) -> Result<Attested, W
     let raw = object
         .text_key("authData")
         .and_then(Value::as_bytes)
-        .ok_or_else(|| WebAuthnError::AuthData("missing from the attestation object"))?;
+        .ok_or(WebAuthnError::AuthData("missing from the attestation object"))?;
     let auth_data = AuthData::parse(raw)?;
     let credential =
         auth_data.credential.clone().ok_or(WebAuthnError::AuthData("no attested credential at registration"))?;
