@@ -201,6 +201,8 @@ mod tests {
         "GET /readyz",
         "GET /metrics",
         "POST /api/v1/session",
+        "POST /api/v1/session/passkey/options",
+        "POST /api/v1/session/passkey",
         "GET /api/v1/config",
         "GET /api/v1/public/shares/{token}",
         "GET /api/v1/public/shares/{token}/points",
