@@ -194,7 +194,7 @@ mod tests {
 
     /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
     /// configuration and public share links (guarded by their token).
-    const PUBLIC: [&str; 14] = [
+    const PUBLIC: [&str; 16] = [
         "GET /healthz",
         "GET /api/v1/auth/oidc/login",
         "GET /api/v1/auth/oidc/callback",
