@@ -400,6 +400,74 @@ fn rows() -> Vec<Row> {
             request: |_, _| Request::new("POST", "/api/v1/me/2fa/disable").json(&json!({"code": "abcdef"})),
             check: no_check,
         },
+        // Passkeys. The matrix reaches polo by its IP address, which browsers refuse as a passkey's
+        // site, so the options routes answer 400 to whoever may call them; the ceremonies
+        // themselves are driven in Chromium (web_e2e.rs, passkeys_in_chromium).
+        Row {
+            method: "GET",
+            path: "/api/v1/me/passkeys",
+            expect: [401, 200, 200, 403, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/me/passkeys"),
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert_eq!(r.json()["passkeys"], json!([]), "{}: {}", role.name(), r.body);
+                }
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/me/passkeys/options",
+            expect: [401, 400, 400, 403, 400],
+            device: 403,
+            request: |_, _| Request::new("POST", "/api/v1/me/passkeys/options"),
+            check: |_, role, r| {
+                if r.status == 400 {
+                    assert!(r.body.contains("not an IP address"), "{}: {}", role.name(), r.body);
+                }
+            },
+        },
+        Row {
+            // Client data answering no challenge: refused.
+            method: "POST",
+            path: "/api/v1/me/passkeys",
+            expect: [401, 403, 403, 403, 403],
+            device: 403,
+            request: |_, _| {
+                Request::new("POST", "/api/v1/me/passkeys").json(
+                    &json!({"name": "key", "credential": {"response": {"clientDataJSON": "e30", "attestationObject": "oA"}}}),
+                )
+            },
+            check: no_check,
+        },
+        Row {
+            method: "DELETE",
+            path: "/api/v1/me/passkeys/{id}",
+            expect: [401, 404, 404, 403, 404],
+            device: 403,
+            request: |_, _| Request::new("DELETE", "/api/v1/me/passkeys/Y3JlZC0x"),
+            check: no_check,
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/session/passkey/options",
+            expect: public(400),
+            device: 400,
+            request: |_, _| Request::new("POST", "/api/v1/session/passkey/options"),
+            check: no_check,
+        },
+        Row {
+            // Malformed (not base64url): refused before any passkey is looked at, whoever asks.
+            method: "POST",
+            path: "/api/v1/session/passkey",
+            expect: public(400),
+            device: 400,
+            request: |_, _| {
+                Request::new("POST", "/api/v1/session/passkey").json(&json!({"credential": {"id": "x", "response": {
+                    "clientDataJSON": "!", "authenticatorData": "!", "signature": "!"}}}))
+            },
+            check: no_check,
+        },
         Row {
             method: "GET",
             path: "/api/v1/me/sessions",

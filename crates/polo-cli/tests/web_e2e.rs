@@ -26,6 +26,11 @@
 //! account linked on the account page; its screenshots go to
 //! `target/e2e-screenshots-oidc`.
 //!
+//! [`passkeys_in_chromium`] registers a passkey and signs in with it, alone and
+//! as the second factor, with Chromium's virtual authenticator
+//! (`web/e2e/passkeys.mjs`); its screenshots go to
+//! `target/e2e-screenshots-passkeys`.
+//!
 //! Needs Node.js, `/usr/bin/chromium` (or `POLO_CHROMIUM`) and the web app's
 //! npm packages (installed by the `polo-web` build). Without them the test
 //! says so and skips, unless `POLO_REQUIRE_SERVICES=1` (CI), where it fails.
@@ -299,6 +304,55 @@ fn start_provider(port: u16, redirect_uri: &str) -> KillOnDrop {
     assert!(ready, "the OpenID provider did not start");
     std::thread::spawn(move || for _ in lines {});
     KillOnDrop(child)
+}
+
+#[test]
+fn passkeys_in_chromium() {
+    let Some((web, chromium)) = browser_requirements("passkeys_in_chromium") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_admin(&data, "ann");
+    let server = serve(&data, &["--access-log", "off"]);
+    // By name: browsers refuse an IP address as a passkey's site.
+    let port = server.addr.rsplit_once(':').unwrap().1;
+    let base = format!("http://localhost:{port}");
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../e2e-screenshots-passkeys");
+    let mut command = Command::new("node");
+    command
+        .arg(web.join("e2e/passkeys.mjs"))
+        .env("POLO_URL", &base)
+        .env("POLO_WEB", &web)
+        .env("POLO_CHROMIUM", &chromium)
+        .env("POLO_SCREENSHOTS", &screenshots)
+        .env("POLO_USER", "ann")
+        .env("POLO_PASSWORD", "a long password");
+    let out = run_node(command, Duration::from_secs(180), "the passkey browser test");
+    eprintln!("passkey screenshots: {}", screenshots.display());
+    assert!(out.contains("passkeys e2e: all passed"), "{out}");
+
+    // The audit log has each step: the registration, the sign-in with the passkey alone and the
+    // one with it as the second factor, and the removal.
+    let audit = http(
+        &server.addr,
+        "GET",
+        "/api/v1/admin/audit?action=auth.&limit=200",
+        &[("Authorization", &basic("ann", "a long password"))],
+        b"",
+    )
+    .json();
+    let entries = audit["entries"].as_array().unwrap();
+    let count = |pred: &dyn Fn(&serde_json::Value) -> bool| entries.iter().filter(|e| pred(e)).count();
+    let registered = entries.iter().find(|e| e["action"] == "auth.passkey.register").expect("a registration");
+    assert_eq!((registered["subject"].as_str(), registered["detail"]["name"].as_str()), (Some("ann"), Some("Laptop")));
+    let id = registered["detail"]["passkey"].as_str().unwrap();
+    assert_eq!(
+        count(&|e| e["action"] == "auth.login" && e["detail"]["method"] == "passkey" && e["detail"]["passkey"] == id),
+        1,
+        "{audit}"
+    );
+    assert_eq!(count(&|e| e["action"] == "auth.login" && e["detail"]["second_factor"] == "passkey"), 1, "{audit}");
+    assert_eq!(count(&|e| e["action"] == "auth.passkey.remove" && e["detail"]["passkey"] == id), 1, "{audit}");
+    assert_eq!(count(&|e| e["action"] == "auth.login_failed"), 0, "{audit}");
 }
 
 #[test]

@@ -45,7 +45,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::audit::{self, Event};
 use crate::auth::{
-    AdminCaller, Caller, ClientIp, MIN_PASSWORD_LEN, PasswordError, SecondFactor, hash_password, new_token,
+    AdminCaller, Caller, ClientIp, MIN_PASSWORD_LEN, NewSession, PasswordError, Proof, SecondFactor, hash_password,
+    new_token,
 };
 use crate::client::Client;
 use crate::error::{AdminForbidden, ApiError, AuthErrors, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
@@ -256,6 +257,10 @@ pub(crate) struct LoginBody {
     #[serde(default)]
     #[schema(example = "123456")]
     code: Option<String>,
+    /// The second factor as a passkey: its answer to a challenge from
+    /// `POST /api/v1/session/passkey/options` (instead of `code`).
+    #[serde(default)]
+    passkey: Option<crate::auth::webauthn::routes::AssertionBody>,
 }
 
 /// A new web session.
@@ -292,7 +297,12 @@ async fn login(
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(body) = body?;
-    let attempt = state.auth.login(&body.username, &body.password, body.code.as_deref(), client.ip).await;
+    let proof = match (body.passkey, body.code) {
+        (Some(passkey), _) => Proof::Passkey(passkey.into_assertion()?),
+        (None, Some(code)) if !code.trim().is_empty() => Proof::Code(code),
+        (None, _) => Proof::None,
+    };
+    let attempt = state.auth.login(&body.username, &body.password, proof, client.ip).await;
     let (session, factor) = match attempt {
         Ok(done) => done,
         Err(e) => {
@@ -310,12 +320,18 @@ async fn login(
     match factor {
         SecondFactor::None => {}
         SecondFactor::Totp => event = event.with("second_factor", "totp"),
+        SecondFactor::Passkey => event = event.with("second_factor", "passkey"),
         SecondFactor::Recovery { left } => {
             event = event.with("second_factor", "recovery_code").with("recovery_codes_left", left);
         }
     }
     audit::record(&state.store, event, client.ip).await;
-    let cookie = state.auth.session_set_cookie(&session.cookie_value, &client);
+    login_reply(&state, &client, session).await
+}
+
+/// The answer to a login: the session cookie and [`LoginReply`].
+pub(crate) async fn login_reply(state: &AppState, client: &Client, session: NewSession) -> ApiResult<Response> {
+    let cookie = state.auth.session_set_cookie(&session.cookie_value, client);
     let (store, id) = (state.store.clone(), session.user.id);
     let role = blocking(move || Ok(store.user_role(id)?)).await?;
     let user = UserView { role: role.map(polo_store::Role::name), ..UserView::from(&session.user) };

@@ -83,7 +83,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "two_factor_required",
             "this account uses two-factor authentication: send the code from the authenticator app, or a \
-             recovery code, as `code`",
+             recovery code, as `code`, or a passkey's answer as `passkey`",
         )
     }
 

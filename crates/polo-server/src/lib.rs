@@ -156,6 +156,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(account::routes())
         .merge(auth::oidc::routes::routes())
         .merge(auth::totp::routes::routes())
+        .merge(auth::webauthn::routes::routes())
         .merge(auth::sessions::routes())
         .merge(audit::routes::routes())
         .merge(device_labels::routes())

@@ -194,13 +194,15 @@ mod tests {
 
     /// Routes anyone may call: the probes, metrics (guarded by network), logging in, the web app's
     /// configuration and public share links (guarded by their token).
-    const PUBLIC: [&str; 14] = [
+    const PUBLIC: [&str; 16] = [
         "GET /healthz",
         "GET /api/v1/auth/oidc/login",
         "GET /api/v1/auth/oidc/callback",
         "GET /readyz",
         "GET /metrics",
         "POST /api/v1/session",
+        "POST /api/v1/session/passkey/options",
+        "POST /api/v1/session/passkey",
         "GET /api/v1/config",
         "GET /api/v1/public/shares/{token}",
         "GET /api/v1/public/shares/{token}/points",

@@ -132,6 +132,18 @@ pub(crate) fn record(store: &PostgresStore, kind: &str, key: &str) -> StoreResul
     })
 }
 
+pub(crate) fn take_record(store: &PostgresStore, kind: &str, key: &str) -> StoreResult<Option<Record>> {
+    store.write(|tx| {
+        let row = tx
+            .query_opt(
+                "DELETE FROM records WHERE kind = $1 AND key = $2 RETURNING kind, key, user_id, at_ms, body",
+                &[&kind, &key],
+            )
+            .db()?;
+        Ok(row.as_ref().map(record_from_row))
+    })
+}
+
 pub(crate) fn records(store: &PostgresStore, query: &RecordQuery) -> StoreResult<Vec<Record>> {
     let limit = query.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     store.read(|c| {

@@ -425,6 +425,10 @@ impl Store for PostgresStore {
         records::record(self, kind, key)
     }
 
+    fn take_record(&self, kind: &str, key: &str) -> StoreResult<Option<polo_store::Record>> {
+        records::take_record(self, kind, key)
+    }
+
     fn records(&self, query: &polo_store::RecordQuery) -> StoreResult<Vec<polo_store::Record>> {
         records::records(self, query)
     }

@@ -133,6 +133,16 @@ pub(crate) fn record(store: &SqliteStore, kind: &str, key: &str) -> StoreResult<
     })
 }
 
+pub(crate) fn take_record(store: &SqliteStore, kind: &str, key: &str) -> StoreResult<Option<Record>> {
+    store.write(|tx| {
+        tx.prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2 RETURNING kind, key, user_id, at_ms, body")
+            .db()?
+            .query_row([kind, key], record_from_row)
+            .optional()
+            .db()
+    })
+}
+
 pub(crate) fn records(store: &SqliteStore, query: &RecordQuery) -> StoreResult<Vec<Record>> {
     let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     store.read(|c| {

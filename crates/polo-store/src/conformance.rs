@@ -37,7 +37,8 @@ pub use crate::conformance_nodes::{
 };
 pub use crate::conformance_records::{
     admin_role_is_set_and_cleared, audit_log_appends_pages_and_forgets, audit_log_filters,
-    deleting_a_user_deletes_their_records, records_put_insert_query_and_delete, roles_are_set_listed_and_cleared,
+    deleting_a_user_deletes_their_records, records_are_taken_once, records_put_insert_query_and_delete,
+    roles_are_set_listed_and_cleared,
 };
 pub use crate::conformance_sharing::{
     instance_settings_set_and_clear, location_grants_both_ways, shares_create_lookup_revoke,
@@ -148,7 +149,7 @@ macro_rules! conformance_tests {
             live_messages_are_local_only_or_never_echoed);
         // Roles, records and the audit log (conformance_records.rs).
         $crate::conformance_tests!(@each $make;
-            roles_are_set_listed_and_cleared, records_put_insert_query_and_delete,
+            roles_are_set_listed_and_cleared, records_put_insert_query_and_delete, records_are_taken_once,
             audit_log_appends_pages_and_forgets, deleting_a_user_deletes_their_records, audit_log_filters,
             admin_role_is_set_and_cleared);
         // Zones, events and webhooks (conformance_zones.rs).

@@ -12,6 +12,7 @@ use crate::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role, Stor
 pub const ALL: &[(&str, crate::conformance::Test)] = &[
     ("roles_are_set_listed_and_cleared", roles_are_set_listed_and_cleared),
     ("records_put_insert_query_and_delete", records_put_insert_query_and_delete),
+    ("records_are_taken_once", records_are_taken_once),
     ("audit_log_appends_pages_and_forgets", audit_log_appends_pages_and_forgets),
     ("audit_log_filters", audit_log_filters),
     ("admin_role_is_set_and_cleared", admin_role_is_set_and_cleared),
@@ -101,6 +102,33 @@ pub fn records_put_insert_query_and_delete(store: &dyn Store) {
         .unwrap();
     assert_eq!(keys(&store.records(&RecordQuery::kind("k")).unwrap()), ["W/1", "w_1"]);
     assert_eq!(keys(&store.records(&RecordQuery::kind("other")).unwrap()), ["w/1/x"], "other kinds are untouched");
+}
+
+/// A taken record is returned and gone; of several callers taking the same
+/// record at once, exactly one gets it.
+pub fn records_are_taken_once(store: &dyn Store) {
+    let a = store.create_user("a", "h", false).unwrap();
+    store
+        .write_records(&[
+            RecordWrite::Put(rec("once", "x", Some(a.id), 7, "body")),
+            RecordWrite::Put(rec("other", "x", None, 7, "kept")),
+        ])
+        .unwrap();
+    assert_eq!(store.take_record("once", "x").unwrap(), Some(rec("once", "x", Some(a.id), 7, "body")));
+    assert_eq!(store.take_record("once", "x").unwrap(), None, "taken already");
+    assert_eq!(store.record("once", "x").unwrap(), None);
+    assert_eq!(store.take_record("once", "never").unwrap(), None);
+    assert_eq!(store.record("other", "x").unwrap().unwrap().body, "kept", "other kinds are untouched");
+
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        store.write_records(&[RecordWrite::Put(rec("once", &key, None, 1, "prize"))]).unwrap();
+        let winners = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..4).map(|_| scope.spawn(|| store.take_record("once", &key).unwrap())).collect();
+            racers.into_iter().filter_map(|r| r.join().unwrap()).count()
+        });
+        assert_eq!(winners, 1, "round {round}: one caller takes the record");
+    }
 }
 
 /// Entries get increasing ids, are read newest first, by subject and in

@@ -1071,6 +1071,14 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>>;
+    /// Deletes the record of `kind` with `key` and returns it, in one
+    /// statement: of callers racing for the same record (on one node or
+    /// several), exactly one gets it. For values used once, like a login
+    /// challenge.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn take_record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>>;
     /// The records `query` matches, in key order (byte order).
     ///
     /// # Errors

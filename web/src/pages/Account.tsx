@@ -10,7 +10,7 @@ import { dateTime } from "../format";
 import { ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
 import { DeleteButton, UndoToast, type DeleteOutcome } from "../components/Deleting";
 import { ExposureAdmin } from "./Exposure";
-import { IdentityProvider, TwoFactor } from "./SignIn";
+import { IdentityProvider, Passkeys, TwoFactor } from "./SignIn";
 
 export function Account({ me }: { me: Me }) {
   return (
@@ -40,8 +40,9 @@ export function Account({ me }: { me: Me }) {
       </div>
       <div class="split even">
         <TwoFactor />
-        <IdentityProvider />
+        <Passkeys />
       </div>
+      <IdentityProvider />
       <div class="split even">
         <RetentionForm />
         <DeleteEverything />

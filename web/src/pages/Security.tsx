@@ -73,7 +73,7 @@ export function Sessions() {
                     </td>
                     <td>{s.address ?? "–"}</td>
                     <td>
-                      {dateTime(s.created)} <span class="muted">({s.method === "oidc" ? "identity provider" : "password"})</span>
+                      {dateTime(s.created)} <span class="muted">({s.method === "oidc" ? "identity provider" : s.method === "passkey" ? "passkey" : "password"})</span>
                     </td>
                     <td>
                       <button type="button" class="small" onClick={() => revoke(`/api/v1/me/sessions/${s.id}`, s.current)}>

@@ -1,6 +1,7 @@
 // The account page's sign-in cards: two-factor authentication
 // (/api/v1/me/2fa: enrol with a QR code, confirm with a code, recovery
-// codes shown once, turn off with a code) and the link to the identity
+// codes shown once, turn off with a code), passkeys (/api/v1/me/passkeys:
+// register one in this browser, list, remove) and the link to the identity
 // provider (GET|POST|DELETE /api/v1/me/oidc). Linking is a navigation: POST
 // answers the provider's URL, the browser goes there and the callback
 // returns to /account?oidc=linked (or ?oidc_error=…).
@@ -9,11 +10,14 @@ import QRCode from "qrcode";
 import { useEffect, useState } from "preact/hooks";
 import { api, get } from "../api";
 import { CopyButton, ErrorBox, Loading, Notice, useAsync } from "../components/ui";
+import { dateTime } from "../format";
+import { passkeysSupported, registerPasskey, type PasskeyView } from "../passkeys";
 
 interface TwoFactorView {
   enabled: boolean;
   pending: boolean;
   recovery_codes_left: number;
+  passkeys: number;
   required_for_admins: boolean;
 }
 
@@ -76,7 +80,7 @@ export function TwoFactor() {
   return (
     <div class="card" aria-labelledby="twofactor-title" id="twofactor-card">
       <h2 id="twofactor-title">Two-factor authentication</h2>
-      {view.required_for_admins && !view.enabled && <Notice kind="warn">This instance requires administrators to use it.</Notice>}
+      {view.required_for_admins && !view.enabled && view.passkeys === 0 && <Notice kind="warn">This instance requires administrators to use it.</Notice>}
       {codes && (
         <div class="recovery-codes">
           <Notice kind="ok">On. Keep these recovery codes somewhere safe: each signs in once without the phone. They are not shown again.</Notice>
@@ -119,6 +123,90 @@ export function TwoFactor() {
             Set up
           </button>
         </>
+      )}
+      {error !== undefined && <ErrorBox error={error} />}
+    </div>
+  );
+}
+
+const ALGORITHMS: Record<number, string> = { [-7]: "ES256", [-8]: "Ed25519", [-257]: "RS256" };
+
+/** Passkeys: register one in this browser (or on a phone or security key it offers), list, remove. */
+export function Passkeys() {
+  const list = useAsync(() => get<{ passkeys: PasskeyView[] }>("/api/v1/me/passkeys"), []);
+  const [name, setName] = useState("");
+  const [added, setAdded] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  const run = async (work: () => Promise<void>) => {
+    setBusy(true);
+    setError(undefined);
+    setAdded(null);
+    try {
+      await work();
+    } catch (e) {
+      setError(e instanceof DOMException && e.name === "NotAllowedError" ? new Error("No passkey was made (cancelled or timed out).") : e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const add = (event: Event) => {
+    event.preventDefault();
+    return run(async () => {
+      const made = await registerPasskey(name.trim());
+      setAdded(made.name);
+      setName("");
+      list.reload();
+    });
+  };
+  const remove = (passkey: PasskeyView) => {
+    if (!confirm(`Remove the passkey “${passkey.name}”? It no longer signs in here.`)) return;
+    return run(async () => {
+      await api("DELETE", `/api/v1/me/passkeys/${encodeURIComponent(passkey.id)}`);
+      list.reload();
+    });
+  };
+  const passkeys = list.data?.passkeys ?? [];
+  return (
+    <div class="card" aria-labelledby="passkeys-title" id="passkeys-card">
+      <h2 id="passkeys-title">Passkeys</h2>
+      <p class="muted">
+        A passkey signs in without the password (with your device's PIN, fingerprint or face), and once you have one, logging in with the password asks for it or
+        for your authenticator app's code.
+      </p>
+      {list.loading && !list.data && <Loading />}
+      {list.error !== undefined && <ErrorBox error={list.error} retry={list.reload} />}
+      {added && <Notice kind="ok">Passkey “{added}” added.</Notice>}
+      {passkeys.length > 0 && (
+        <ul class="passkeys" data-testid="passkeys">
+          {passkeys.map((p) => (
+            <li data-passkey={p.id}>
+              <div>
+                <strong>{p.name}</strong> {p.synced && <span class="badge">synced</span>}
+                <br />
+                <span class="muted small-print">
+                  {p.algorithm !== null ? ALGORITHMS[p.algorithm] ?? `algorithm ${p.algorithm}` : "unknown key"} · added {dateTime(p.created)} · {p.last_used ? `last used ${dateTime(p.last_used)}` : "never used"}
+                </span>
+              </div>
+              <button type="button" class="small" disabled={busy} onClick={() => remove(p)}>
+                Remove
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {passkeysSupported() ? (
+        <form onSubmit={add} class="passkey-add">
+          <label>
+            Name
+            <input name="passkey-name" maxLength={64} required placeholder="e.g. Laptop" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+          </label>
+          <button type="submit" class="primary" disabled={busy} id="passkey-add">
+            {busy ? "Waiting for the passkey…" : "Add a passkey"}
+          </button>
+        </form>
+      ) : (
+        <p class="muted">This browser cannot make passkeys.</p>
       )}
       {error !== undefined && <ErrorBox error={error} />}
     </div>

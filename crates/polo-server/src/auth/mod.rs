@@ -46,10 +46,12 @@
 //!
 //! # Second factor and single sign-on
 //!
-//! An account with TOTP ([`totp`]) logs in with the password and a code;
-//! its password alone is refused in Basic. A wrong code counts like a
-//! wrong password, and a right password clears the back-off only together
-//! with a right code. [`oidc`] signs people in through a provider.
+//! An account with TOTP ([`totp`]) or a passkey ([`webauthn`]) logs in with
+//! the password and a code or the passkey; its password alone is refused in
+//! Basic. A wrong code or passkey counts like a wrong password, and a right
+//! password clears the back-off only together with a right second factor. A
+//! passkey with user verification also signs in alone, instead of the
+//! password. [`oidc`] signs people in through a provider.
 //!
 //! Device tokens are meant for devices: without scopes a token ingests as
 //! its device and reads its own latest position, nothing more; every other
@@ -67,6 +69,7 @@ pub mod seen;
 pub(crate) mod sessions;
 mod token_cache;
 pub mod totp;
+pub mod webauthn;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -249,11 +252,33 @@ pub enum SecondFactor {
     None,
     /// The authenticator app's code.
     Totp,
+    /// A passkey.
+    Passkey,
     /// A recovery code, used up; `left` remain.
     Recovery {
         /// Unused recovery codes.
         left: usize,
     },
+}
+
+/// What a login gives besides the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// Nothing.
+    None,
+    /// The authenticator app's code, or a recovery code.
+    Code(String),
+    /// A passkey's answer to a sign-in challenge.
+    Passkey(webauthn::Assertion),
+}
+
+/// Whether `user` must give a second factor after the password: TOTP is on,
+/// or they registered a passkey.
+///
+/// # Errors
+/// Store failures.
+pub fn second_factor_on(store: &dyn Store, user: UserId) -> polo_store::StoreResult<bool> {
+    Ok(totp::enabled(store, user)? || webauthn::has_passkey(store, user)?)
 }
 
 /// What an `Authorization` header says.
@@ -527,7 +552,7 @@ impl Authenticator {
     async fn basic_password(&self, name: &str, password: &str, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
         let user = self.password_login(name, password, ip).await?;
         let (store, id) = (self.store.clone(), user.id);
-        if blocking(move || totp::enabled(&*store, id)).await? {
+        if blocking(move || second_factor_on(&*store, id)).await? {
             return Err(ApiError::unauthorized(
                 "this account uses two-factor authentication, so its password alone does not sign in here; \
                  use a device token",
@@ -663,35 +688,85 @@ impl Authenticator {
     }
 
     /// Logs a user in: checks the password, then the second factor when the
-    /// account has one (`code`: the app's code or a recovery code), and
-    /// stores a new session. A wrong code counts like a wrong password.
+    /// account has one (`proof`: the app's code, a recovery code or a
+    /// passkey), and stores a new session. A wrong code or passkey counts
+    /// like a wrong password.
     ///
     /// # Errors
     /// As [`Authenticator::password_login`]; 401 `two_factor_required` without a
-    /// code for an account that needs one, 401 `unauthorized` for a wrong code.
+    /// proof for an account that needs one, 401 `unauthorized` for a wrong one.
     pub async fn login(
         &self,
         name: &str,
         password: &str,
-        code: Option<&str>,
+        proof: Proof,
         ip: Option<IpAddr>,
     ) -> Result<(NewSession, SecondFactor), ApiError> {
         let user = self.password_check(name, password, ip).await?;
         let (store, id) = (self.store.clone(), user.id);
-        let factor = if blocking(move || totp::enabled(&*store, id)).await? {
-            let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
-                return Err(ApiError::two_factor_required());
-            };
-            match self.second_factor(&user, code, ip).await? {
-                totp::Checked::Totp => SecondFactor::Totp,
-                totp::Checked::Recovery(left) => SecondFactor::Recovery { left },
-                totp::Checked::Wrong => return Err(ApiError::unauthorized("wrong two-factor code")),
+        let factor = if blocking(move || second_factor_on(&*store, id)).await? {
+            match proof {
+                Proof::None => return Err(ApiError::two_factor_required()),
+                Proof::Code(code) => match self.second_factor(&user, &code, ip).await? {
+                    totp::Checked::Totp => SecondFactor::Totp,
+                    totp::Checked::Recovery(left) => SecondFactor::Recovery { left },
+                    totp::Checked::Wrong => return Err(ApiError::unauthorized("wrong two-factor code")),
+                },
+                Proof::Passkey(assertion) => {
+                    self.limiter.check_password_everywhere(ip, &user.name).await.map_err(ApiError::rate_limited)?;
+                    let (store, usage) = (self.store.clone(), webauthn::Use::SecondFactor(user.id));
+                    let checked = blocking(move || webauthn::authenticate(&*store, &assertion, usage, now())).await?;
+                    if let Err(e) = checked {
+                        self.limiter.password_failure_everywhere(ip, &user.name).await;
+                        return Err(ApiError::unauthorized(format!("passkey: {e}")));
+                    }
+                    SecondFactor::Passkey
+                }
             }
         } else {
             SecondFactor::None
         };
         self.limiter.password_success_everywhere(ip, name).await;
         Ok((self.start_session(user, ip, "password").await?, factor))
+    }
+
+    /// Signs in with a passkey alone (it must have verified the user): the
+    /// new session and the passkey. Refused passkeys count towards the
+    /// back-off of the client's address.
+    ///
+    /// # Errors
+    /// 403 when password login is turned off (the identity provider signs
+    /// people in), 401 with the reason for a refused passkey, 429 while rate
+    /// limited, 503 when the store fails.
+    pub async fn passkey_login(
+        &self,
+        assertion: webauthn::Assertion,
+        ip: Option<IpAddr>,
+    ) -> Result<(NewSession, webauthn::StoredPasskey), ApiError> {
+        if !self.password_login {
+            return Err(ApiError::forbidden(
+                "passkey sign-in is turned off with password login here; sign in through the identity provider",
+            ));
+        }
+        self.limiter.check_address_everywhere(ip).await.map_err(ApiError::rate_limited)?;
+        let store = self.store.clone();
+        let checked =
+            blocking(move || match webauthn::authenticate(&*store, &assertion, webauthn::Use::Alone, now())? {
+                Ok(passkey) => {
+                    let user = store.user_by_id(passkey.user)?;
+                    Ok(Ok((passkey, user)))
+                }
+                Err(e) => Ok(Err(e)),
+            })
+            .await?;
+        match checked {
+            Ok((passkey, Some(user))) => Ok((self.start_session(user, ip, "passkey").await?, passkey)),
+            Ok((_, None)) => Err(ApiError::unauthorized("this passkey's account is gone")),
+            Err(e) => {
+                self.limiter.address_failure_everywhere(ip).await;
+                Err(ApiError::unauthorized(format!("passkey: {e}")))
+            }
+        }
     }
 
     /// Checks `user`'s second factor, rate limited like passwords: a wrong
@@ -818,10 +893,10 @@ impl FromRequestParts<AppState> for AdminCaller {
             return Err(ApiError::forbidden("this needs the admin role"));
         }
         let (store, id) = (state.store.clone(), caller.user.id);
-        if blocking(move || Ok(totp::required_for_admins(&*store)? && !totp::enabled(&*store, id)?)).await? {
+        if blocking(move || Ok(totp::required_for_admins(&*store)? && !second_factor_on(&*store, id)?)).await? {
             return Err(ApiError::forbidden(
                 "this instance requires administrators to use two-factor authentication: turn it on for your \
-                 account first (Account page, or POST /api/v1/me/2fa)",
+                 account first, or register a passkey (Account page, or POST /api/v1/me/2fa)",
             ));
         }
         Ok(AdminCaller(caller))

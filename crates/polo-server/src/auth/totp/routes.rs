@@ -2,7 +2,7 @@
 //!
 //! | route | who | answers |
 //! |---|---|---|
-//! | `GET /api/v1/me/2fa` | caller, no token | `{enabled, pending, recovery_codes_left, required_for_admins}` |
+//! | `GET /api/v1/me/2fa` | caller, no token | `{enabled, pending, recovery_codes_left, passkeys, required_for_admins}` |
 //! | `POST /api/v1/me/2fa` | caller, no token | `{secret, otpauth_url}`: a pending enrolment; 409 when on already |
 //! | `POST /api/v1/me/2fa/confirm` `{code}` | caller, no token | `{recovery_codes}` (shown once); 403 for a wrong code |
 //! | `POST /api/v1/me/2fa/disable` `{code}` | caller, no token | 204; 403 for a wrong code |
@@ -46,6 +46,8 @@ pub(crate) struct TwoFactorView {
     pending: bool,
     /// Unused recovery codes.
     recovery_codes_left: usize,
+    /// Registered passkeys: each is a second factor too (`GET /api/v1/me/passkeys`).
+    passkeys: usize,
     /// The instance requires administrators to have a second factor.
     required_for_admins: bool,
 }
@@ -60,12 +62,15 @@ pub(crate) struct TwoFactorView {
 )]
 async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<TwoFactorView>, ApiError> {
     let (store, id) = (state.store.clone(), caller.user.id);
-    let (current, required) =
-        blocking(move || Ok((super::load(&*store, id)?, super::required_for_admins(&*store)?))).await?;
+    let (current, required, passkeys) = blocking(move || {
+        Ok((super::load(&*store, id)?, super::required_for_admins(&*store)?, crate::auth::webauthn::list(&*store, id)?))
+    })
+    .await?;
     Ok(Json(TwoFactorView {
         enabled: current.as_ref().is_some_and(|s| s.enabled),
         pending: current.as_ref().is_some_and(|s| !s.enabled),
         recovery_codes_left: current.map_or(0, |s| s.recovery.len()),
+        passkeys: passkeys.len(),
         required_for_admins: required,
     }))
 }
