@@ -4,7 +4,8 @@
 //! `scan` reads every file's metadata ([`polo_photos::meta`]) and, for each
 //! photo without a position, proposes one from the history
 //! ([`polo_photos::geotag`]) with its confidence; a photo that states only a
-//! wall-clock time gets its offset from the history too. `geotag` writes
+//! wall-clock time gets its offset from the time zone at its own position,
+//! or else from the history. `geotag` writes
 //! the proposals at or above a confidence as XMP sidecars
 //! ([`polo_photos::sidecar`]); `undo` removes them. Originals are only ever
 //! read.
@@ -133,6 +134,11 @@ fn place(meta: PhotoMeta, history: &mut History<'_>) -> anyhow::Result<Placed> {
                 None => Some((at, None, "none")),
             }
         }
+        // A photo that says where it was taken: the time zone there says its offset.
+        Some(CaptureTime::Local(wall)) if let Some(coord) = meta.position => {
+            let offset = history.zone_offset_at_wall(coord, wall);
+            Some((Timestamp(wall.0 - i64::from(offset) * 60_000), Some(offset), "position"))
+        }
         Some(CaptureTime::Local(wall)) => {
             let fixes = history.around(Timestamp(wall.0 - MAX_OFFSET_MS), Timestamp(wall.0 + MAX_OFFSET_MS))?;
             geotag::offset_at_wall(fixes, wall)
@@ -163,6 +169,15 @@ struct History<'a> {
 impl<'a> History<'a> {
     fn new(store: &'a dyn Store, user: UserId, zones: &'a dyn ZoneLookup) -> Self {
         Self { store, user, zones, loaded: None, fixes: Vec::new() }
+    }
+
+    /// The offset of the time zone at `coord` at the wall-clock time `wall`
+    /// (the offset at the instant the wall clock would be in that offset;
+    /// around a DST change, the offset after it).
+    fn zone_offset_at_wall(&self, coord: polo_domain::Coord, wall: Timestamp) -> i16 {
+        let zone = self.zones.zone_at(coord);
+        let guess = self.zones.zone_offset_minutes(zone, wall);
+        self.zones.zone_offset_minutes(zone, Timestamp(wall.0 - i64::from(guess) * 60_000))
     }
 
     /// The fixes in `[from, to]` (and possibly more around them), by time.

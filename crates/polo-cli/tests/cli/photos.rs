@@ -70,6 +70,13 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
         ..Spec::default()
     };
     std::fs::write(dir.join("2024-07/IMG_0002.jpg"), image(ImageFormat::Jpeg, &own)).unwrap();
+    // A wall-clock time with a position of its own: New York's offset (EDT), whatever the history says.
+    let new_york = Spec {
+        wall: Some(utc(9, 0)),
+        position: Some(Coord::from_degrees(40.7128, -74.006).unwrap()),
+        ..Spec::default()
+    };
+    std::fs::write(dir.join("2024-07/IMG_0005.jpg"), image(ImageFormat::Jpeg, &new_york)).unwrap();
     // A day with no history.
     let elsewhere =
         Spec { wall: Some(Timestamp(utc(12, 0).0 + 30 * 86_400_000)), offset_minutes: Some(120), ..Spec::default() };
@@ -104,6 +111,11 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
             .unwrap();
     assert!(distance_m(proposed, position_at_minute(30.0)) < 1.0, "{first}");
     assert_eq!(by_name(&found, "IMG_0002.jpg")["position_from"], "file");
+    let new_york = by_name(&found, "IMG_0005.jpg");
+    assert_eq!(
+        (new_york["taken"].as_str(), new_york["offset_from"].as_str()),
+        (Some("2024-07-14T09:00:00.000-04:00"), Some("position"))
+    );
     let third = by_name(&found, "IMG_0003.jpg");
     assert_eq!((third["position"].is_null(), third["offset_from"].as_str()), (true, Some("file")));
     let clip = by_name(&found, "clip.mp4");
@@ -116,7 +128,7 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
     let error = found.iter().find(|r| r["error"].is_string()).expect("the broken file is reported");
     assert!(error["error"].as_str().unwrap().contains("broken.jpg"), "{error}");
     let summary = &found.last().unwrap()["summary"];
-    assert_eq!(summary["photos"], 5);
+    assert_eq!(summary["photos"], 6);
     assert_eq!(summary["unreadable"], 1);
     assert_eq!(summary["not_photos"], 2, "notes.txt and darktable's sidecar");
     assert_eq!(summary["proposed"]["high"], 3, "{summary}");
