@@ -46,11 +46,17 @@ pub const MODE_EDIT_APPLIED: DerivedKind = DerivedKind(9);
 /// Per UTC day, how many points each map level holds (scope: device; key:
 /// UTC day number). Lets an overview pick its level without reading tracks.
 pub const MAP_COUNTS: DerivedKind = DerivedKind(10);
-/// A day's simplified track at level 0 (scope: device; key: UTC day number);
-/// level `l` is kind `MAP_TRACK_0 + l`, for [`MAP_LEVELS`] levels.
-pub const MAP_TRACK_0: u16 = 11;
-/// How many map levels there are (kinds 11 to 18 are reserved for them).
+/// One block of a day's simplified track at level 0 (scope: device; key:
+/// [`crate::map::blocks::block_key`] of the UTC day number and the block's
+/// index); level `l` is kind `MAP_TRACK_0 + l`, for [`MAP_LEVELS`] levels.
+pub const MAP_TRACK_0: u16 = 15;
+/// How many map levels there are (kinds 15 to 18 are reserved for them).
 pub const MAP_LEVELS: u16 = 4;
+/// Retired in rows version 4: kinds 11 to 14 held each level's track of a
+/// whole day in one row (key: UTC day number), rewritten whole by every
+/// live step; replaced by the blocks of [`MAP_TRACK_0`]. The version-4
+/// recomputation deletes these rows.
+pub const RETIRED_MAP_TRACKS: std::ops::Range<u16> = 11..15;
 /// Retired in rows version 2 (heatmap cells of one whole month, keyed by
 /// month): replaced by [`HEAT_BLOCKS`]; the version-2 recomputation deletes
 /// these rows.
@@ -121,4 +127,8 @@ pub const ROWS_VERSION_CURSOR: &str = "timeline-rows-version";
 /// Version 3: month heatmap and fog rows cut into blocks at four zooms
 /// ([`HEAT_BLOCKS`], [`FOG_BLOCKS`]; the month-wide [`HEAT`] and [`FOG`]
 /// rows are deleted).
-pub const ROWS_VERSION: u64 = 3;
+/// Version 4: map tracks stored in blocks of at most
+/// [`crate::map::blocks::BLOCK_POINTS`] points, so a live step rewrites only
+/// a day's last block ([`MAP_TRACK_0`]; the whole-day rows of
+/// [`RETIRED_MAP_TRACKS`] are deleted).
+pub const ROWS_VERSION: u64 = 4;

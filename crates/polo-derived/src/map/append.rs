@@ -15,21 +15,25 @@
 //!   pass of their own. Either way the sum is exactly what a rebuild gives.
 //! * **Month rows** are sums of the days' cells, so only the blocks the new
 //!   cells fall in are read and rewritten, with the new counts added.
-//! * **Tracks.** Level 0 (every point to 0.3 m) goes on from its last
-//!   point: the new points are simplified on their own and appended, and
-//!   no point it kept is dropped, so its error never adds up over steps.
-//!   Each coarser level keeps its segments up to its last-but-one kept
-//!   point `V` and simplifies again from `V` on, over the day's level-0
-//!   points after `V` followed by the new points. Douglas–Peucker only
-//!   promises that each kept line stays within the tolerance of the points
-//!   it replaced, and every line before `V` still does, so the result is
-//!   as faithful as a rebuild's (within the level's tolerance plus level
-//!   0's), though it may keep a few more points. When more than
-//!   [`MAX_RESIMPLIFIED`] level-0 points lie behind the last kept point (a
-//!   phone at rest for hours), that point is kept and simplification goes
-//!   on from it, so a step's work does not grow with the day. The next rebuild of the
-//!   day (a backfill, an edit, a settings change) returns it to a
-//!   rebuild's exact rows.
+//! * **Tracks.** A level's track is stored in blocks ([`super::blocks`]);
+//!   only each level's last block of the day is read and rewritten (plus a
+//!   new block when it fills up). Level 0 (every point to 0.3 m) goes on
+//!   from its last point: the new points are simplified on their own and
+//!   appended, and no point it kept is dropped, so its error never adds up
+//!   over steps. Each coarser level keeps its segments up to its
+//!   last-but-one kept point `V` and simplifies again from `V` on, over the
+//!   day's level-0 points after `V` followed by the new points. Douglas–
+//!   Peucker only promises that each kept line stays within the tolerance
+//!   of the points it replaced, and every line before `V` still does, so
+//!   the result is as faithful as a rebuild's (within the level's
+//!   tolerance plus level 0's), though it may keep a few more points. When
+//!   `V` is older than level 0's last block (a phone at rest for hours
+//!   makes one long line at the coarse levels), the level-0 points after it
+//!   are not at hand: the line's end is kept instead and simplification
+//!   goes on from it (one more point a level per level-0 block), so a
+//!   step's work does not grow with the day. The next rebuild of the day
+//!   (a backfill, an edit, a settings change) returns it to a rebuild's
+//!   exact rows.
 //!
 //! The fast path is taken only when it is certain to be right: the change
 //! lies within one UTC day, that day is the device's last day with map rows,
@@ -45,6 +49,7 @@ use polo_store::{DerivedBatch, DerivedRange, DerivedRow, DerivedScope, PointQuer
 use polo_timeline::simplify::simplify_for_zoom;
 use polo_timeline::tiles::tile_of;
 
+use super::blocks::{BLOCKS_PER_DAY, block_key, key_day, split};
 use super::calendar::{day_of, day_start, month_of_day};
 use super::cells::{
     BASE_ZOOM, Cells, decode_day_cells, decode_month_cells, encode_day_cells, encode_month_cells, fog_cells,
@@ -52,20 +57,13 @@ use super::cells::{
 };
 use super::refresh::MapRefresh;
 use super::track::{
-    GAP_MS, LEVEL_ZOOMS, LevelCount, MapPoint, TOLERANCE_PX, connected, decode_counts, decode_track, encode_counts,
-    encode_track, level_tolerance, pieces,
+    GAP_MS, LEVEL_ZOOMS, LevelCount, MapPoint, TOLERANCE_PX, TrackBlock, connected, decode_counts, decode_track,
+    encode_counts, encode_track, level_tolerance, pieces,
 };
 use crate::DerivedResult;
 use crate::kinds::{FOG_BLOCKS, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
 
-/// The most level-0 points a coarser level simplifies again behind its
-/// last kept point. A phone at rest for hours makes one long line at the
-/// coarse levels, whose last-but-one point lies hours back; past this
-/// many points the line's end is kept instead (one more point a level per
-/// half hour of 1 Hz fixes), so a step's work stays bounded.
-const MAX_RESIMPLIFIED: usize = 2_048;
-
-/// A day's segments of one level.
+/// A block's segments of one level.
 type Segments = Vec<Vec<MapPoint>>;
 
 /// Appends the points of `device` stored after its map rows' last point to
@@ -91,17 +89,24 @@ pub(crate) fn try_append(
     if counts_row.key != day {
         return Ok(None);
     }
-    let read = |kind| -> DerivedResult<Option<Vec<u8>>> {
-        Ok(store.derived_range(user, &DerivedRange::key(kind, scope, day))?.pop().map(|row| row.value))
-    };
-    let mut tracks: Vec<Segments> = Vec::with_capacity(usize::from(MAP_LEVELS));
+    // Each level's last block of the day, with its key.
+    let mut tracks: Vec<(i64, TrackBlock)> = Vec::with_capacity(usize::from(MAP_LEVELS));
     for level in 0..MAP_LEVELS {
-        let Some(bytes) = read(map_track(level))? else { return Ok(None) };
-        tracks.push(decode_track(&bytes, map_track(level), day)?);
+        let kind = map_track(level);
+        let Some(row) = store.derived_before(user, kind, scope, block_key(day + 1, 0), 1)?.pop() else {
+            return Ok(None);
+        };
+        if key_day(row.key) != day {
+            return Ok(None);
+        }
+        let block = decode_track(&row.value, kind, row.key)?;
+        tracks.push((row.key, block));
     }
-    let Some(cells) = read(MAP_CELLS)? else { return Ok(None) };
-    let mut cells = decode_day_cells(&cells, MAP_CELLS, day)?;
-    let Some(&drawn_last) = tracks[0].last().and_then(|segment| segment.last()) else { return Ok(None) };
+    let Some(cells) = store.derived_range(user, &DerivedRange::key(MAP_CELLS, scope, day))?.pop() else {
+        return Ok(None);
+    };
+    let mut cells = decode_day_cells(&cells.value, MAP_CELLS, day)?;
+    let Some(&drawn_last) = tracks[0].1.segments.last().and_then(|segment| segment.last()) else { return Ok(None) };
     if first <= drawn_last.time {
         return Ok(None);
     }
@@ -116,14 +121,13 @@ pub(crate) fn try_append(
 
     let mut counts = decode_counts(&counts_row.value, MAP_COUNTS, day)?;
     counts.points += new.len() as u64;
+    let before: Vec<LevelCount> = tracks.iter().map(|(_, block)| block.count()).collect();
     // The coarser levels read level 0 as it was, so they go first.
     let (level0, coarser) = tracks.split_at_mut(1);
-    for (index, segments) in coarser.iter_mut().enumerate() {
-        append_level(segments, &level0[0], drawn_last, &new, index + 1)?;
-        counts.levels[index + 1] = count_level(segments);
+    for (index, (_, block)) in coarser.iter_mut().enumerate() {
+        append_level(&mut block.segments, &level0[0].1.segments, drawn_last, &new, index + 1)?;
     }
-    append_level(&mut level0[0], &[], drawn_last, &new, 0)?;
-    counts.levels[0] = count_level(&level0[0]);
+    append_level(&mut level0[0].1.segments, &[], drawn_last, &new, 0)?;
     let heat = heat_cells(&new)?;
     let fog = fog_after(drawn_last, &new)?;
     cells.heat = Cells::merge([&cells.heat, &heat]);
@@ -131,11 +135,22 @@ pub(crate) fn try_append(
 
     let put = |kind, value| DerivedRow { kind, scope, key: day, value };
     let mut batch = DerivedBatch::default();
+    for ((level, (key, block)), before) in (0..MAP_LEVELS).zip(tracks).zip(before) {
+        // The last block, and the blocks it grew into.
+        let room = usize::try_from(block_key(day, BLOCKS_PER_DAY) - key).unwrap_or(1);
+        let blocks = split(block.segments, block.continues, room);
+        let count = &mut counts.levels[usize::from(level)];
+        for block in &blocks {
+            *count += block.count();
+        }
+        count.points -= before.points;
+        count.segments -= before.segments;
+        for (key, block) in (key..).zip(&blocks) {
+            batch.put.push(DerivedRow { kind: map_track(level), scope, key, value: encode_track(block) });
+        }
+    }
     batch.put.push(put(MAP_COUNTS, encode_counts(&counts)));
     batch.put.push(put(MAP_CELLS, encode_day_cells(&cells)));
-    for (level, segments) in (0..MAP_LEVELS).zip(&tracks) {
-        batch.put.push(put(map_track(level), encode_track(segments)));
-    }
     let month = month_of_day(day);
     for (kind, delta) in [(HEAT_BLOCKS, &heat), (FOG_BLOCKS, &fog)] {
         for (key, added) in month_rows(month, delta) {
@@ -204,8 +219,8 @@ fn fog_after(last: MapPoint, new: &[MapPoint]) -> DerivedResult<Cells> {
 }
 
 /// Appends `new` (all later than `last`, the day's last drawn point) to one
-/// level's `segments`, given the day's level-0 segments before the append
-/// (unused for level 0 itself).
+/// level's `segments` (its last block's), given level 0's last block's
+/// segments before the append (unused for level 0 itself).
 fn append_level(
     segments: &mut Segments,
     level0: &[Vec<MapPoint>],
@@ -233,12 +248,14 @@ fn append_level(
         let mut between: Vec<MapPoint> = Vec::new();
         if level > 0 {
             let from = segment[keep].time;
-            between.extend(level0.iter().flatten().filter(|p| p.time > from && p.time < last.time));
-            if between.len() > MAX_RESIMPLIFIED && keep + 1 < segment.len() {
-                // A long line (hours at home): keep its end, so a step
-                // simplifies a bounded tail.
+            // Level 0's last block holds every drawn point after its first.
+            let at_hand = level0.first().and_then(|s| s.first()).is_some_and(|start| start.time <= from);
+            if at_hand {
+                between.extend(level0.iter().flatten().filter(|p| p.time > from && p.time < last.time));
+            } else if keep + 1 < segment.len() {
+                // A long line (hours at home) reaching back before level 0's
+                // last block: keep its end, so a step simplifies a bounded tail.
                 keep += 1;
-                between.clear();
             }
         }
         let from = segment[keep];
@@ -264,16 +281,13 @@ fn simplify(piece: &[MapPoint], level: usize) -> DerivedResult<Vec<MapPoint>> {
     Ok(kept.into_iter().map(|index| piece[index]).collect())
 }
 
-fn count_level(segments: &Segments) -> LevelCount {
-    LevelCount { points: segments.iter().map(|s| s.len() as u64).sum(), segments: segments.len() as u64 }
-}
-
 #[cfg(test)]
 mod tests {
     use polo_store::DerivedKind;
     use polo_timeline::tiles::mercator;
 
     use super::*;
+    use crate::map::blocks::BLOCK_POINTS;
     use crate::map::calendar::day_of;
     use crate::map::refresh::refresh_device;
     use crate::map::test_support::{Fixture, point, synthetic};
@@ -284,9 +298,7 @@ mod tests {
     }
 
     fn track(fixture: &Fixture, level: u16, day: i64) -> Segments {
-        let scope = DerivedScope::Device(fixture.devices[0]);
-        let row = fixture.store.derived_range(fixture.user, &DerivedRange::key(map_track(level), scope, day)).unwrap();
-        decode_track(&row[0].value, map_track(level), day).unwrap()
+        fixture.track(level, fixture.devices[0], day)
     }
 
     fn refresh(fixture: &Fixture, points: &[MapPoint]) -> MapRefresh {
@@ -387,8 +399,10 @@ mod tests {
         }
         // The other days were not touched.
         for level in 0..MAP_LEVELS {
-            let (a, b) = (rows(&appended, map_track(level)), rows(&rebuilt, map_track(level)));
-            assert_eq!(a[..a.len() - 1], b[..b.len() - 1]);
+            let earlier = |fixture| -> Vec<(i64, Vec<u8>)> {
+                rows(fixture, map_track(level)).into_iter().filter(|(key, _)| key_day(*key) < last_day).collect()
+            };
+            assert_eq!(earlier(&appended), earlier(&rebuilt));
         }
     }
 
@@ -407,9 +421,25 @@ mod tests {
         fixture.insert(fixture.devices[0], &points[..60]);
         refresh(&fixture, &points[..60]);
         for minute in points[60..].chunks(60) {
+            let before: Vec<Vec<(i64, Vec<u8>)>> = (0..MAP_LEVELS).map(|l| rows(&fixture, map_track(l))).collect();
             fixture.insert(fixture.devices[0], minute);
             assert_eq!(refresh(&fixture, minute).appended, 1);
+            for level in 0..MAP_LEVELS {
+                // A step rewrites a level's last block, and may start the next: never the day.
+                let after = rows(&fixture, map_track(level));
+                let old = &before[usize::from(level)];
+                let written: Vec<i64> = after.iter().filter(|row| !old.contains(row)).map(|(key, _)| *key).collect();
+                assert!(written.len() <= 2, "level {level}: blocks {written:?} rewritten");
+                let last_before = old.last().unwrap().0;
+                assert!(
+                    written.iter().all(|&key| key >= last_before),
+                    "level {level}: {written:?} before {last_before}"
+                );
+            }
         }
+        let blocks = fixture.track_blocks(0, fixture.devices[0], day_of(base));
+        assert!(blocks.len() >= 8, "{} blocks at level 0", blocks.len());
+        assert!(blocks.iter().all(|b| b.stored_points() <= BLOCK_POINTS));
         let rebuilt = Fixture::new(&["phone"]);
         rebuilt.insert(rebuilt.devices[0], &points);
         refresh(&rebuilt, &points);
@@ -421,8 +451,8 @@ mod tests {
             assert!(worst <= bound * (1.0 + 1e-9), "level {level}: a point lies {worst} from its line (bound {bound})");
             let (got, want) = (got.iter().map(Vec::len).sum::<usize>(), want.iter().map(Vec::len).sum::<usize>());
             if level > 0 {
-                // At most one more point per MAX_RESIMPLIFIED fixes behind the line's end.
-                assert!(got <= want + 9_000 / MAX_RESIMPLIFIED + 1, "level {level}: {got} points against {want}");
+                // At most one more point per block of level 0.
+                assert!(got <= want + 9_000 / (BLOCK_POINTS - 1) + 1, "level {level}: {got} points against {want}");
             }
         }
     }

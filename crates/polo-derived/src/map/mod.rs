@@ -5,7 +5,9 @@
 //! rows, never a scan of millions of points.
 //!
 //! * [`track`] — the levels (gap splitting, Douglas–Peucker tolerances,
-//!   antimeridian), the day track encoding and the per-day counts.
+//!   antimeridian), the track block encoding and the per-day counts.
+//! * [`blocks`] — a day's track of one level cut into blocks of a bounded
+//!   number of points, so a live step rewrites only the last one.
 //! * [`cells`] — base-zoom cells in Morton order, heatmap and fog-of-war
 //!   lists per day and month.
 //! * [`refresh`] — rebuilding a device's rows for a changed time span,
@@ -20,7 +22,7 @@
 //! | kind | key | value |
 //! |---|---|---|
 //! | `MAP_COUNTS` (10) | UTC day | points, and per level points and segments |
-//! | `map_track(l)` (11–14) | UTC day | level `l`'s segments of the day |
+//! | `map_track(l)` (15–18) | UTC day and block ([`blocks::block_key`]) | one block of level `l`'s segments of the day |
 //! | `MAP_CELLS` (22) | UTC day | the day's heatmap and fog cells |
 //! | `HEAT_BLOCKS` (23) | level, block, month | the month's heatmap cells in one block (sum of its days) |
 //! | `FOG_BLOCKS` (24) | level, block, month | the month's fog-of-war cells in one block (sum of its days) |
@@ -29,6 +31,7 @@
 //! (written with `edit = false`).
 
 mod append;
+pub mod blocks;
 pub mod calendar;
 pub mod cells;
 mod codec;

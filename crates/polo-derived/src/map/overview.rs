@@ -24,6 +24,7 @@
 use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{DerivedRange, DerivedScope, Store};
 
+use super::blocks::{day_keys, key_day};
 use super::calendar::{clamp_ms, day_of};
 use super::track::{LEVEL_ZOOMS, LevelCount, MapPoint, connected, decode_counts, decode_track, level_tolerance};
 use super::viewport::Viewport;
@@ -89,7 +90,9 @@ pub fn overview(
 const VIEW_MARGIN: f64 = 0.25;
 
 /// Each device's days and how much of each counts, within a view.
-type DayWeights = Vec<(DeviceId, Vec<(i64, f64)>)>;
+type DayWeights = Vec<(DeviceId, DayWeightList)>;
+/// One device's days and their weights, ascending.
+type DayWeightList = Vec<(i64, f64)>;
 
 /// [`overview`], only inside `view` when one is given: days whose coarsest
 /// track does not come near it are not read, the level is chosen by the
@@ -161,9 +164,13 @@ pub fn overview_within(
         };
         let first_of_device = segments.len();
         for run in runs {
-            let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: run.start, to: run.end };
+            let keys = day_keys(run);
+            let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: keys.start, to: keys.end };
             for row in store.derived_range(user, &range)? {
-                for segment in decode_track(&row.value, kind, row.key)? {
+                let block = decode_track(&row.value, kind, row.key)?;
+                for (position, segment) in block.segments.into_iter().enumerate() {
+                    // It goes on from the previous block's last segment, whose last point it repeats.
+                    let goes_on = block.continues && position == 0;
                     let clipped: Vec<MapPoint> =
                         segment.into_iter().filter(|p| p.time >= from && p.time < to).collect();
                     let pieces = match &view {
@@ -175,11 +182,17 @@ pub fn overview_within(
                             continue;
                         }
                         match segments[first_of_device..].last_mut() {
+                            // A segment cut between two blocks is one line again,
+                            // where what was drawn of it reaches the cut.
+                            Some(previous) if goes_on && index == 0 && previous.points.last() == piece.first() => {
+                                previous.points.extend(piece.into_iter().skip(1));
+                            }
                             // Across midnight, the line goes on if the track does (within a
                             // view, only by a step through it: a piece cut off by its edge
                             // never joins the one before it).
                             Some(previous)
-                                if index == 0
+                                if !goes_on
+                                    && index == 0
                                     && previous.points.last().is_some_and(|last| {
                                         connected(last, &piece[0], tolerance)
                                             && view.as_ref().is_none_or(|v| v.may_cross(last, &piece[0]))
@@ -228,24 +241,34 @@ fn days_in_view(
     let padded = view.padded(level_tolerance(usize::from(coarsest)) * 360.0);
     let mut out = Vec::with_capacity(devices.len());
     for &device in devices {
-        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: days.start, to: days.end };
+        let keys = day_keys(days.clone());
+        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: keys.start, to: keys.end };
         let mut weights = Vec::new();
+        // The day being summed over its blocks: its share of segments inside, their number, whether any touched.
+        let mut current: Option<(i64, f64, u32, bool)> = None;
+        let close = |day: Option<(i64, f64, u32, bool)>, weights: &mut DayWeightList| {
+            if let Some((day, share, segments, true)) = day {
+                // At least a little: a day that only passes through still has its fixes there.
+                weights.push((day, (share / f64::from(segments.max(1))).max(0.01)));
+            }
+        };
         for row in store.derived_range(user, &range)? {
-            let (mut share, mut segments, mut touched) = (0.0, 0u32, false);
-            for segment in decode_track(&row.value, kind, row.key)? {
+            let day = key_day(row.key);
+            if current.is_some_and(|(d, ..)| d != day) {
+                close(current.take(), &mut weights);
+            }
+            let (_, share, segments, touched) = current.get_or_insert((day, 0.0, 0, false));
+            for segment in decode_track(&row.value, kind, row.key)?.segments {
                 let segment: Vec<MapPoint> = segment.into_iter().filter(|p| p.time >= from && p.time < to).collect();
                 if segment.is_empty() {
                     continue;
                 }
-                segments += 1;
-                share += padded.share_inside(&segment);
-                touched |= padded.touches(&segment);
-            }
-            if touched {
-                // At least a little: a day that only passes through still has its fixes there.
-                weights.push((row.key, (share / f64::from(segments.max(1))).max(0.01)));
+                *segments += 1;
+                *share += padded.share_inside(&segment);
+                *touched |= padded.touches(&segment);
             }
         }
+        close(current, &mut weights);
         out.push((device, weights));
     }
     Ok(out)
@@ -303,7 +326,7 @@ mod tests {
     use crate::map::calendar::day_start;
     use crate::map::refresh_device;
     use crate::map::test_support::{Fixture, synthetic};
-    use crate::map::track::{DayCounts, decode_counts, decode_track};
+    use crate::map::track::{DayCounts, decode_counts};
 
     /// A fixture with `days` of synthetic points per device, refreshed.
     fn fixture(devices: &[&str], days: u32) -> (Fixture, Vec<Vec<MapPoint>>) {
@@ -334,10 +357,8 @@ mod tests {
 
     /// Every point a level stores for `device` on `days`.
     fn stored_level(fixture: &Fixture, device: DeviceId, level: usize, days: std::ops::Range<i64>) -> Vec<MapPoint> {
-        let kind = map_track(u16::try_from(level).unwrap());
-        let range = DerivedRange { kind, scope: DerivedScope::Device(device), from: days.start, to: days.end };
-        let rows = fixture.store.derived_range(fixture.user, &range).unwrap();
-        rows.iter().flat_map(|row| decode_track(&row.value, kind, row.key).unwrap().into_iter().flatten()).collect()
+        let level = u16::try_from(level).unwrap();
+        days.flat_map(|day| fixture.track(level, device, day).into_iter().flatten()).collect()
     }
 
     fn cost_of(counts: &[DayCounts], level: usize) -> u64 {

@@ -33,12 +33,15 @@ use polo_store::{
     Change, ChangeKind, DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope, PointQuery, Store,
 };
 
+use super::blocks::{block_key, day_keys, split};
 use super::calendar::{day_of, day_start, month_days, month_first_day, month_of_day};
 use super::cells::{
     Cells, DayCells, decode_day_cells, encode_day_cells, fog_cells, heat_cells, month_row_keys, month_rows,
 };
 use super::track::{DayCounts, GAP_MS, LevelCount, MapPoint, build_level, encode_counts, encode_track};
-use crate::kinds::{FOG, FOG_BLOCKS, HEAT, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
+use crate::kinds::{
+    FOG, FOG_BLOCKS, HEAT, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, RETIRED_MAP_TRACKS, map_track,
+};
 use crate::{DerivedError, DerivedResult};
 
 /// What a refresh did.
@@ -59,16 +62,15 @@ pub struct MapRefresh {
     pub appended: u64,
 }
 
-/// Every day-keyed map kind.
-fn day_kinds() -> impl Iterator<Item = DerivedKind> {
-    [MAP_COUNTS, MAP_CELLS].into_iter().chain((0..MAP_LEVELS).map(map_track))
-}
+/// The map kinds keyed by UTC day (the tracks are keyed by day and block).
+const DAY_KINDS: [DerivedKind; 2] = [MAP_COUNTS, MAP_CELLS];
 
 /// The rows of one day, built from its points.
 struct DayRows {
     day: i64,
     counts: Vec<u8>,
-    tracks: Vec<Vec<u8>>,
+    /// Per level, its encoded blocks in order.
+    tracks: Vec<Vec<Vec<u8>>>,
     cells: DayCells,
 }
 
@@ -78,7 +80,7 @@ fn build_day(day: i64, points: &[MapPoint], next: Option<MapPoint>) -> DerivedRe
     for (level, count) in counts.levels.iter_mut().enumerate() {
         let segments = build_level(points, level)?;
         *count = LevelCount { points: segments.iter().map(|s| s.len() as u64).sum(), segments: segments.len() as u64 };
-        tracks.push(encode_track(&segments));
+        tracks.push(split(segments, false, usize::MAX).iter().map(encode_track).collect());
     }
     let cells = DayCells { heat: heat_cells(points)?, fog: fog_cells(points, next)? };
     Ok(DayRows { day, counts: encode_counts(&counts), tracks, cells })
@@ -227,13 +229,18 @@ pub fn refresh_device(
 
 /// Deletes the rows of `device` of the kinds an older polo wrote and this
 /// one no longer reads (the month-wide `HEAT` and `FOG` rows of rows
-/// version 1). The engine calls it when it recomputes a device's maps whole.
+/// version 2, the whole-day tracks of version 3). The engine calls it when
+/// it recomputes a device's maps whole.
 ///
 /// # Errors
 /// Store failures.
 pub fn clear_retired(store: &dyn Store, user: UserId, device: DeviceId) -> DerivedResult<()> {
     let scope = DerivedScope::Device(device);
-    let delete = [HEAT, FOG].into_iter().map(|kind| DerivedRange::all(kind, scope)).collect();
+    let delete = [HEAT, FOG]
+        .into_iter()
+        .chain(RETIRED_MAP_TRACKS.map(DerivedKind))
+        .map(|kind| DerivedRange::all(kind, scope))
+        .collect();
     store.derived_write(user, &DerivedBatch { delete, put: Vec::new() }, false)?;
     Ok(())
 }
@@ -284,8 +291,12 @@ fn write_month(
     let all = month_days(month);
     let replaced = window.start.max(all.start)..window.end.min(all.end);
     let mut batch = DerivedBatch::default();
-    for kind in day_kinds() {
+    for kind in DAY_KINDS {
         batch.delete.push(DerivedRange { kind, scope, from: replaced.start, to: replaced.end });
+    }
+    let blocks = day_keys(replaced.clone());
+    for level in 0..MAP_LEVELS {
+        batch.delete.push(DerivedRange { kind: map_track(level), scope, from: blocks.start, to: blocks.end });
     }
     // The month's other days keep their cells; read them back to sum the
     // month. The replaced days' old cells say which month rows exist now.
@@ -312,8 +323,10 @@ fn write_month(
         let put = |kind, value| DerivedRow { kind, scope, key: rows.day, value };
         batch.put.push(put(MAP_COUNTS, rows.counts));
         batch.put.push(put(MAP_CELLS, encode_day_cells(&rows.cells)));
-        for (level, track) in (0..MAP_LEVELS).zip(rows.tracks) {
-            batch.put.push(put(map_track(level), track));
+        for (level, blocks) in (0..MAP_LEVELS).zip(rows.tracks) {
+            for (index, value) in (0..).zip(blocks) {
+                batch.put.push(DerivedRow { kind: map_track(level), scope, key: block_key(rows.day, index), value });
+            }
         }
     }
     for (kind, cells) in [(HEAT_BLOCKS, heat), (FOG_BLOCKS, fog)] {
@@ -332,9 +345,10 @@ mod tests {
     use polo_domain::time::MS_PER_DAY;
 
     use super::*;
+    use crate::map::blocks::{BLOCK_POINTS, join, key_day};
     use crate::map::cells::{MONTH_ZOOMS, decode_month_cells, month_row_parts};
     use crate::map::test_support::{Fixture, point, synthetic};
-    use crate::map::track::{decode_counts, decode_track};
+    use crate::map::track::decode_counts;
 
     fn span(points: &[MapPoint]) -> (Timestamp, Timestamp) {
         (points[0].time, points[points.len() - 1].time)
@@ -366,7 +380,7 @@ mod tests {
 
         let days = fixture.keys(MAP_COUNTS, device);
         assert_eq!(days, utc);
-        assert_eq!(fixture.keys(map_track(2), device), days);
+        assert_eq!(fixture.track_days(2, device), days);
         assert_eq!(fixture.keys(MAP_CELLS, device), days);
         let mut months: Vec<(usize, i64)> =
             fixture.keys(HEAT_BLOCKS, device).into_iter().map(month_row_parts).map(|(l, _, m)| (l, m)).collect();
@@ -383,13 +397,12 @@ mod tests {
             let counts = decode_counts(&row.value, MAP_COUNTS, *day).unwrap();
             counted += counts.points;
             for level in 0..MAP_LEVELS {
-                let track = &fixture
-                    .store
-                    .derived_range(fixture.user, &DerivedRange::key(map_track(level), scope, *day))
-                    .unwrap()[0];
-                let segments = decode_track(&track.value, map_track(level), *day).unwrap();
+                let blocks = fixture.track_blocks(level, device, *day);
+                assert!(blocks.iter().all(|b| b.stored_points() <= BLOCK_POINTS));
+                let segments = join(blocks);
                 let kept: u64 = segments.iter().map(|s| s.len() as u64).sum();
                 assert_eq!(kept, counts.levels[usize::from(level)].points);
+                assert_eq!(segments.len() as u64, counts.levels[usize::from(level)].segments);
                 assert!(
                     segments.iter().flatten().all(|p| day_of(p.time.0) == *day),
                     "a day's track holds that day only"
@@ -444,7 +457,8 @@ mod tests {
         let after = fixture.rows(device);
         let month_of_row = |row: &DerivedRow| match row.kind {
             HEAT_BLOCKS | FOG_BLOCKS => month_row_parts(row.key).2,
-            _ => row.key,
+            MAP_COUNTS | MAP_CELLS => row.key,
+            _ => key_day(row.key),
         };
         let mut changed: Vec<(u16, i64)> =
             after.iter().filter(|row| !before.contains(row)).map(|row| (row.kind.0, month_of_row(row))).collect();
@@ -494,7 +508,7 @@ mod tests {
         let days = fixture.keys(MAP_COUNTS, phone);
         assert_eq!(days.len(), utc_days(&points).len() - 3);
         assert!(!days.iter().any(|d| (first_day + 3..first_day + 6).contains(d)));
-        assert_eq!(fixture.keys(map_track(0), phone), days);
+        assert_eq!(fixture.track_days(0, phone), days);
 
         // Everything deleted (an unbounded tombstone): no map row is left, the other device's stay.
         fixture

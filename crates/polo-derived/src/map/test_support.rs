@@ -6,7 +6,8 @@ use polo_store::{DerivedKind, DerivedRange, DerivedRow, DerivedScope, Store};
 use polo_store_sqlite::SqliteStore;
 use polo_timeline::synthetic::SyntheticTrack;
 
-use super::track::MapPoint;
+use super::blocks::{day_keys, join, key_day};
+use super::track::{MapPoint, TrackBlock, decode_track};
 use crate::kinds::{FOG_BLOCKS, HEAT_BLOCKS, MAP_CELLS, MAP_COUNTS, MAP_LEVELS, map_track};
 
 pub(crate) struct Fixture {
@@ -47,6 +48,31 @@ impl Fixture {
     pub fn keys(&self, kind: DerivedKind, device: DeviceId) -> Vec<i64> {
         let range = DerivedRange::all(kind, DerivedScope::Device(device));
         self.store.derived_range(self.user, &range).unwrap().into_iter().map(|r| r.key).collect()
+    }
+
+    /// The days that have blocks of level `level`'s track.
+    pub fn track_days(&self, level: u16, device: DeviceId) -> Vec<i64> {
+        let mut days: Vec<i64> = self.keys(map_track(level), device).into_iter().map(key_day).collect();
+        days.dedup();
+        days
+    }
+
+    /// The blocks of level `level` of `day`, in order.
+    pub fn track_blocks(&self, level: u16, device: DeviceId, day: i64) -> Vec<TrackBlock> {
+        let keys = day_keys(day..day + 1);
+        let range = DerivedRange {
+            kind: map_track(level),
+            scope: DerivedScope::Device(device),
+            from: keys.start,
+            to: keys.end,
+        };
+        let rows = self.store.derived_range(self.user, &range).unwrap();
+        rows.iter().map(|row| decode_track(&row.value, map_track(level), row.key).unwrap()).collect()
+    }
+
+    /// Level `level`'s segments of `day`, its blocks joined.
+    pub fn track(&self, level: u16, device: DeviceId, day: i64) -> Vec<Vec<MapPoint>> {
+        join(self.track_blocks(level, device, day))
     }
 }
 

@@ -25,7 +25,13 @@
 //! points keep their normal longitudes and the overview unwraps each
 //! segment for drawing.
 //!
-//! **Encoding.** A row is a version byte, the segment count, and per
+//! **Blocks.** A day's track of one level is stored as [`TrackBlock`]s of
+//! a bounded number of points ([`super::blocks`]), so a live phone's step
+//! rewrites the last block, not the day.
+//!
+//! **Encoding.** A block is a version byte, a byte saying whether its first
+//! segment goes on from the previous block (then that segment's first point
+//! repeats the previous block's last one), the segment count, and per
 //! segment its point count and the points as zigzag varint deltas of time
 //! (ms) and E7 latitude and longitude from the previous point (the state
 //! runs on across segments and starts at zero). A typical point takes 6 to
@@ -126,14 +132,43 @@ pub fn build_level(points: &[MapPoint], level: usize) -> DerivedResult<Vec<Vec<M
     Ok(segments)
 }
 
-const TRACK_VERSION: u8 = 1;
+/// A stored piece of one level's track of one day: whole segments, except
+/// that the first may go on from the previous block's last segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackBlock {
+    /// The first segment goes on from the previous block's last one, whose
+    /// last point it repeats as its own first (so a line can be drawn, or
+    /// clipped to a view, from this block alone).
+    pub continues: bool,
+    /// The segments, in time order.
+    pub segments: Vec<Vec<MapPoint>>,
+}
 
-/// Encodes a day's segments of one level.
+impl TrackBlock {
+    /// The points stored, the repeated one included.
+    #[must_use]
+    pub fn stored_points(&self) -> usize {
+        self.segments.iter().map(Vec::len).sum()
+    }
+
+    /// What the block adds to its day's count: the repeated point and the
+    /// continued segment were counted with the previous block.
+    #[must_use]
+    pub fn count(&self) -> LevelCount {
+        let repeated = u64::from(self.continues && !self.segments.is_empty());
+        LevelCount { points: self.stored_points() as u64 - repeated, segments: self.segments.len() as u64 - repeated }
+    }
+}
+
+const TRACK_VERSION: u8 = 2;
+
+/// Encodes one block of a day's track.
 #[must_use]
-pub fn encode_track(segments: &[Vec<MapPoint>]) -> Vec<u8> {
-    let points: usize = segments.iter().map(Vec::len).sum();
-    let mut writer = Writer::with_capacity(2 + segments.len() * 2 + points * 8);
+pub fn encode_track(block: &TrackBlock) -> Vec<u8> {
+    let segments = &block.segments;
+    let mut writer = Writer::with_capacity(3 + segments.len() * 2 + block.stored_points() * 8);
     writer.byte(TRACK_VERSION);
+    writer.byte(u8::from(block.continues));
     writer.usize(segments.len());
     let (mut time, mut lat, mut lon) = (0i64, 0i64, 0i64);
     for segment in segments {
@@ -154,12 +189,17 @@ pub fn encode_track(segments: &[Vec<MapPoint>]) -> Vec<u8> {
 /// [`crate::DerivedError::Corrupt`] for a wrong version, truncated or
 /// trailing bytes, an empty segment, times that do not increase or
 /// coordinates outside WGS 84.
-pub fn decode_track(bytes: &[u8], kind: DerivedKind, key: i64) -> DerivedResult<Vec<Vec<MapPoint>>> {
+pub fn decode_track(bytes: &[u8], kind: DerivedKind, key: i64) -> DerivedResult<TrackBlock> {
     let mut reader = Reader::new(bytes, kind, key);
     let version = reader.byte()?;
     if version != TRACK_VERSION {
         return Err(reader.corrupt(format!("unknown track version {version}")));
     }
+    let continues = match reader.byte()? {
+        0 => false,
+        1 => true,
+        other => return Err(reader.corrupt(format!("continuation flag {other}"))),
+    };
     // A segment takes at least four bytes: its count and one point.
     let count = reader.count(4)?;
     let mut segments = Vec::with_capacity(count);
@@ -191,7 +231,7 @@ pub fn decode_track(bytes: &[u8], kind: DerivedKind, key: i64) -> DerivedResult<
         segments.push(segment);
     }
     reader.finish()?;
-    Ok(segments)
+    Ok(TrackBlock { continues, segments })
 }
 
 /// How many points and segments one level of a day holds.
@@ -283,45 +323,65 @@ mod tests {
     fn tracks_round_trip_exactly() {
         let points = synthetic_day(5);
         for level in 0..usize::from(MAP_LEVELS) {
-            let segments = build_level(&points, level).unwrap();
-            let bytes = encode_track(&segments);
-            assert_eq!(decode_track(&bytes, map_track(0), 1).unwrap(), segments);
-            let kept: usize = segments.iter().map(Vec::len).sum();
-            assert!(bytes.len() < 12 * kept + 8, "level {level}: {} bytes for {kept} points", bytes.len());
+            for continues in [false, true] {
+                let block = TrackBlock { continues, segments: build_level(&points, level).unwrap() };
+                let bytes = encode_track(&block);
+                assert_eq!(decode_track(&bytes, map_track(0), 1).unwrap(), block);
+                let kept = block.stored_points();
+                assert!(bytes.len() < 12 * kept + 8, "level {level}: {} bytes for {kept} points", bytes.len());
+            }
         }
-        assert!(decode_track(&encode_track(&[]), map_track(0), 1).unwrap().is_empty());
+        assert_eq!(
+            decode_track(&encode_track(&TrackBlock::default()), map_track(0), 1).unwrap(),
+            TrackBlock::default()
+        );
         // Extremes of the coordinate range and of time survive.
-        let extremes = vec![vec![p(-5_000, -90.0, -180.0), p(i64::from(i32::MAX) * 1000, 90.0, 180.0)]];
+        let extremes = TrackBlock {
+            continues: false,
+            segments: vec![vec![p(-5_000, -90.0, -180.0), p(i64::from(i32::MAX) * 1000, 90.0, 180.0)]],
+        };
         assert_eq!(decode_track(&encode_track(&extremes), map_track(0), 1).unwrap(), extremes);
     }
 
     #[test]
+    fn a_continuing_block_counts_neither_its_repeated_point_nor_its_first_segment() {
+        let segments = vec![vec![p(0, 1.0, 1.0), p(1_000, 1.0, 1.001)], vec![p(3_600_000, 2.0, 2.0)]];
+        let alone = TrackBlock { continues: false, segments: segments.clone() };
+        assert_eq!(alone.count(), LevelCount { points: 3, segments: 2 });
+        let continuing = TrackBlock { continues: true, segments };
+        assert_eq!(continuing.count(), LevelCount { points: 2, segments: 1 });
+        assert_eq!(continuing.stored_points(), 3);
+    }
+
+    #[test]
     fn corrupt_tracks_are_errors() {
-        let good = encode_track(&build_level(&synthetic_day(6), 1).unwrap());
+        let good = encode_track(&TrackBlock { continues: false, segments: build_level(&synthetic_day(6), 1).unwrap() });
         let corrupt = |bytes: &[u8]| {
             let error = decode_track(bytes, map_track(1), 19_786).unwrap_err();
-            assert!(matches!(error, DerivedError::Corrupt { kind: 12, key: 19_786, .. }), "{error}");
+            assert!(matches!(error, DerivedError::Corrupt { kind: 16, key: 19_786, .. }), "{error}");
         };
         corrupt(&[]);
-        corrupt(&[2, 0]);
+        corrupt(&[1, 0, 0]);
+        corrupt(&[2, 2, 0]);
         corrupt(&good[..good.len() - 1]);
         corrupt(&[good.as_slice(), &[0]].concat());
         // One segment of zero points; a huge segment count; time going backwards.
-        corrupt(&[1, 1, 0]);
-        corrupt(&[1, 0xff, 0xff, 0xff, 0x0f]);
+        corrupt(&[2, 0, 1, 0]);
+        corrupt(&[2, 0, 0xff, 0xff, 0xff, 0x0f]);
         let mut backwards = Writer::default();
-        for v in [1u64, 1, 2] {
+        backwards.byte(2);
+        backwards.byte(0);
+        for v in [1u64, 2] {
             backwards.u64(v);
         }
         for v in [10i64, 1, 1, -5, 1, 1] {
             backwards.i64(v);
         }
-        let mut bytes = vec![1];
-        bytes.extend(backwards.finish());
-        corrupt(&bytes[1..]);
+        corrupt(&backwards.finish());
         // A latitude beyond the pole.
         let mut beyond = Writer::default();
-        beyond.byte(1);
+        beyond.byte(2);
+        beyond.byte(0);
         beyond.u64(1);
         beyond.u64(1);
         beyond.i64(0);
