@@ -16,7 +16,10 @@
 //! (wall time is mostly waiting for the disk's flush on a busy machine), the
 //! most points one step's stay detection read from the store and the most it
 //! took from the step before ([`polo_derived::tail`]: the current stay or
-//! trip, from the last closed stay on), and the time a rebuild of the
+//! trip, from the last closed stay on), the mean bytes a step wrote (the
+//! process's `write()` calls: SQLite's WAL pages, so what reaches the disk
+//! before checkpoints; map tracks are stored in blocks so a step rewrites
+//! the day's last block, not the day), and the time a rebuild of the
 //! day's map rows takes ([`polo_derived::map::refresh_device`] from the
 //! day's first point), which every step paid before the map rows were
 //! appended to. The closing lines give the last checkpoint's median step
@@ -76,8 +79,16 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
         STEP_MS / 1000
     );
     println!(
-        "{:>5} {:>9} {:>11} {:>11} {:>12} {:>11} {:>11} {:>20}",
-        "hour", "day pts", "step p50", "step max", "step CPU", "pts read", "pts reused", "map rebuild (old)"
+        "{:>5} {:>9} {:>11} {:>11} {:>12} {:>11} {:>11} {:>13} {:>20}",
+        "hour",
+        "day pts",
+        "step p50",
+        "step max",
+        "step CPU",
+        "pts read",
+        "pts reused",
+        "step writes",
+        "map rebuild (old)"
     );
     let mut stored = 0;
     let mut medians = Vec::new();
@@ -91,6 +102,7 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
         catch_up(&engine)?;
         let mut times = Vec::with_capacity(steps);
         let mut cpu = Vec::with_capacity(steps);
+        let mut written = Vec::with_capacity(steps);
         let (mut read, mut reused) = (0u64, 0u64);
         for _ in 0..steps {
             let step_end = day.get(stored).map_or(i64::MAX, |f| f.time.0 + STEP_MS);
@@ -100,27 +112,35 @@ pub fn live_day(work: &Path, history_days: u32, steps: usize) -> anyhow::Result<
             }
             store.insert_points(user, device, &day[stored..next])?;
             stored = next;
-            let (started, on_cpu) = (Instant::now(), thread_cpu_ms());
+            let (started, on_cpu, wrote) = (Instant::now(), thread_cpu_ms(), bytes_written());
             let step = engine.catch_up()?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
             cpu.push(thread_cpu_ms() - on_cpu);
+            written.push(bytes_written() - wrote);
             read = read.max(step.points_read);
             reused = reused.max(step.points_reused);
         }
         times.sort_by(f64::total_cmp);
         // Thread CPU time advances in scheduler ticks: the mean over the steps is the figure.
         let cpu_mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
+        let kib_mean = written.iter().sum::<u64>() as f64 / written.len() as f64 / 1024.0;
         let (p50, max) = (times[times.len() / 2], times[times.len() - 1]);
         let last = day[stored - 1].time;
         let (started, on_cpu) = (Instant::now(), thread_cpu_ms());
         polo_derived::map::refresh_device(&*store, user, device, Timestamp(day_start), last)?;
         let (rebuild, rebuild_cpu) = (started.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - on_cpu);
         println!(
-            "{hour:>5} {stored:>9} {p50:>9.2}ms {max:>9.2}ms {cpu_mean:>10.2}ms {read:>11} {reused:>11} {rebuild:>9.2}ms ({rebuild_cpu:.2} CPU)"
+            "{hour:>5} {stored:>9} {p50:>9.2}ms {max:>9.2}ms {cpu_mean:>10.2}ms {read:>11} {reused:>11} {kib_mean:>9.1} KiB {rebuild:>9.2}ms ({rebuild_cpu:.2} CPU)"
         );
-        medians.push((cpu_mean, rebuild_cpu));
+        medians.push((cpu_mean, rebuild_cpu, kib_mean));
     }
-    let ((first, _), (last, rebuild)) = (medians[0], medians[medians.len() - 1]);
+    let ((first, _, first_kib), (last, rebuild, last_kib)) = (medians[0], medians[medians.len() - 1]);
+    println!(
+        "step writes at {}:00 against {}:00: {last_kib:.1} / {first_kib:.1} KiB = {:.2}×",
+        CHECKPOINTS[CHECKPOINTS.len() - 1],
+        CHECKPOINTS[0],
+        last_kib / first_kib
+    );
     println!(
         "step CPU at {}:00 against {}:00: {last:.2} / {first:.2} ms = {:.2}× (the day is {:.0}× as long)",
         CHECKPOINTS[CHECKPOINTS.len() - 1],
@@ -149,6 +169,13 @@ fn thread_cpu_ms() -> f64 {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let ns: f64 = text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
     ns / 1e6
+}
+
+/// Bytes this process has passed to `write()` and kin (`wchar` in
+/// `/proc/self/io`); 0 where there is no such file.
+fn bytes_written() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    text.lines().find_map(|line| line.strip_prefix("wchar:")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
 }
 
 fn catch_up(engine: &Engine) -> anyhow::Result<()> {
