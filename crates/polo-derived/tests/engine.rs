@@ -314,7 +314,9 @@ fn the_day_view_lists_every_device_that_tracked_the_day() {
 /// Every map row of the fixture's device (counts, level tracks, cells, heat, fog).
 fn map_rows(f: &Fixture) -> Vec<polo_store::DerivedRow> {
     let scope = DerivedScope::Device(f.device);
-    [10u16, 11, 12, 13, 14, 20, 21, 22]
+    // Today's kinds (counts, track blocks, day cells, month blocks) and the retired ones (whole-day
+    // tracks, month-wide cells), which must stay empty.
+    [10u16, 15, 16, 17, 18, 22, 23, 24, 11, 12, 13, 14, 20, 21]
         .into_iter()
         .flat_map(|kind| {
             f.store.derived_range(f.user, &DerivedRange::all(polo_store::DerivedKind(kind), scope)).unwrap()
@@ -441,9 +443,11 @@ fn timelines_an_older_polo_computed_are_recomputed_with_flags_at_start_up() {
         key: 0,
         value: serde_json::to_vec(&old_state).unwrap(),
     };
+    // A whole-day track row as rows version 3 wrote them (kind 11, keyed by day).
+    let old_track = polo_store::DerivedRow { kind: polo_store::DerivedKind(11), scope, key: 19_800, value: vec![1, 0] };
     let batch = polo_store::DerivedBatch {
         delete: vec![DerivedRange::all(polo_derived::kinds::OUTLIER, scope)],
-        put: vec![old_state],
+        put: vec![old_state, old_track],
     };
     f.store.derived_write(f.user, &batch, false).unwrap();
     // An older polo recorded no rows version either.
