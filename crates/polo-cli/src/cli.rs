@@ -100,6 +100,9 @@ pub struct PhotosArgs {
     /// Print one JSON object per file instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only list the photos: do not add them to the user's library (the timeline and the map).
+    #[arg(long)]
+    pub no_save: bool,
 }
 
 #[derive(Debug, Args)]

@@ -97,6 +97,10 @@ pub const RETENTION: DerivedKind = DerivedKind(105);
 /// written by `polo-server`'s zones (`friend.nearby`, `friend.away`), kept
 /// here with the user's other settings so they replicate as edits.
 pub const NEARBY: DerivedKind = DerivedKind(106);
+/// One photo or video of the user's library (scope: user; key: capture
+/// instant and slot, see [`crate::photos`]): a reference to the original
+/// with its time, position and camera, written as an edit so it replicates.
+pub const PHOTO: DerivedKind = DerivedKind(107);
 
 /// The kind of map level `level`.
 ///

@@ -16,6 +16,7 @@
 //! * [`edit_marks`] — which visit and mode edits the stored days include.
 //! * [`settings`] — per-user timeline parameters.
 //! * [`retention`] — per-user thinning of old raw points.
+//! * [`photos`] — the user's photo library: references to photos and videos, by capture time.
 //! * [`kinds`] and [`rows`] — which derived rows exist, their keys and encoding.
 //! * [`map`] — map levels of detail (simplified tracks per day and level),
 //!   heatmap and fog-of-war aggregates, and the queries over them.
@@ -30,6 +31,7 @@ pub mod map;
 pub mod moves;
 pub mod naming;
 pub mod outliers;
+pub mod photos;
 pub mod places;
 pub mod retention;
 pub mod rows;

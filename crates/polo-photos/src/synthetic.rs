@@ -2,8 +2,9 @@
 //! `polo-bench photos`: a JPEG, PNG, WebP or HEIC whose EXIF holds a capture time
 //! (with or without its offset), a camera and a GPS position and time
 //! stamp, and an MP4 or MOV whose movie header holds a creation time and
-//! whose `©xyz` box holds an ISO 6709 location. The images carry no pixels
-//! worth showing: only the metadata is real.
+//! whose `©xyz` box holds an ISO 6709 location. Only a JPEG carries a
+//! picture (a small landscape, the same in each); the others carry no
+//! pixels worth showing: only the metadata is real.
 
 use polo_domain::{Coord, Timestamp};
 
@@ -26,6 +27,10 @@ pub struct Spec {
 
 /// Bytes standing in for pixels, so that a file is as long as a small real one's headers.
 const FILLER: &[u8] = &[b'.'; 4096];
+
+/// A 96 × 72 JPEG (sky, meadow, sun) whose image data every synthetic JPEG
+/// carries after its metadata, so it decodes like a photo.
+const PIXELS: &[u8] = include_bytes!("synthetic_pixels.jpg");
 
 /// Image containers [`image`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +65,13 @@ pub fn image(format: ImageFormat, spec: &Spec) -> Vec<u8> {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(b"Exif\0\0");
             out.extend_from_slice(&tiff);
-            // A comment standing in for the image data a real photo has after its metadata.
+            // A comment standing in for the rest of a real photo's headers.
             out.extend_from_slice(&[0xFF, 0xFE]);
             out.extend_from_slice(&u16::try_from(2 + FILLER.len()).expect("small").to_be_bytes());
             out.extend_from_slice(FILLER);
-            out.extend_from_slice(&[0xFF, 0xD9]);
+            // A small real picture (tables, frame, scan, end), so thumbnails can be made of it.
+            let body = PIXELS.windows(2).position(|w| w == [0xFF, 0xDB]).expect("the picture has its tables");
+            out.extend_from_slice(&PIXELS[body..]);
             out
         }
         ImageFormat::Png => {

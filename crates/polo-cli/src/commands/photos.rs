@@ -10,6 +10,12 @@
 //! ([`polo_photos::sidecar`]); `undo` removes them. Originals are only ever
 //! read.
 //!
+//! Both add what they read to the user's photo library in the store
+//! ([`polo_derived::photos`]; `--no-save` only lists), which the timeline
+//! and the map show: a reference to each file by its absolute path, never a
+//! copy. Scanning a folder again updates the rows of files that changed and
+//! removes those of files no longer there.
+//!
 //! The history is read through a window of a few days around the photo at
 //! hand, kept while the next photo falls inside it: photos in a folder are
 //! mostly in time order, so a folder of thousands reads each stretch of the
@@ -22,6 +28,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use polo_derived::photos::{Library, PhotoRow, Put};
 use polo_domain::{Timestamp, UserId};
 use polo_photos::geotag::{self, Confidence, Geotag, HistoryFix};
 use polo_photos::meta::MetaReader;
@@ -75,7 +82,11 @@ fn scan(config: &Config, args: &PhotosArgs, geotag: Option<(Confidence, &GeotagA
     let mut reader = MetaReader::new();
     let mut out = std::io::stdout().lock();
     let mut tally = Tally::default();
-    for found in Walk::new(&args.path) {
+    let root = std::fs::canonicalize(&args.path).with_context(|| format!("{}", args.path.display()))?;
+    let dry_run = geotag.is_some_and(|(_, options)| options.dry_run);
+    let mut library = if args.no_save || dry_run { None } else { Some(Library::load(&*store, user.id)?) };
+    let mut seen: HashSet<String> = HashSet::new();
+    for found in Walk::new(&root) {
         let path = match found {
             Ok(Found::Media(path)) => path,
             Ok(Found::Other(_)) => {
@@ -98,6 +109,12 @@ fn scan(config: &Config, args: &PhotosArgs, geotag: Option<(Confidence, &GeotagA
         };
         let placed = place(meta, &mut history)?;
         tally.count(&placed);
+        if let Some(library) = &mut library {
+            let row = library_row(&path, &placed);
+            seen.insert(row.path.clone());
+            let (_, put) = library.put(row)?;
+            tally.saved[put as usize] += 1;
+        }
         let written = match (geotag, &placed.proposal, placed.when) {
             (Some((min, options)), Some(proposal), Some((at, _, _))) if proposal.confidence >= min => {
                 if options.dry_run { Some(Ok(None)) } else { Some(sidecar::write(&path, proposal, at).map(Some)) }
@@ -118,8 +135,48 @@ fn scan(config: &Config, args: &PhotosArgs, geotag: Option<(Confidence, &GeotagA
         };
         report(&mut out, args.json, &path, &placed, written)?;
     }
+    if let Some(library) = &mut library {
+        // Files gone from a scanned folder leave the library; unreadable ones stay as they were.
+        if root.is_dir() {
+            let mut folder = root.to_string_lossy().into_owned();
+            if !folder.ends_with(std::path::MAIN_SEPARATOR) {
+                folder.push(std::path::MAIN_SEPARATOR);
+            }
+            for path in library.paths_under(&folder) {
+                if !seen.contains(&path) && !Path::new(&path).exists() && library.remove(&path)? {
+                    tally.removed += 1;
+                }
+            }
+        }
+        library.flush()?;
+        tally.library = Some(library.len());
+    }
     tally.print(&mut out, args.json, geotag.map(|(min, options)| (min, options.dry_run)))?;
     Ok(if tally.unreadable + tally.sidecar_errors > 0 { Outcome::Rejected } else { Outcome::Success })
+}
+
+/// The library's row for a photo read from `path` (absolute).
+fn library_row(path: &Path, placed: &Placed) -> PhotoRow {
+    let meta = &placed.meta;
+    let (position, position_from) = match (meta.position, placed.proposal) {
+        (Some(coord), _) => (Some(coord), Some("file")),
+        (None, Some(proposal)) => (Some(proposal.coord), Some("history")),
+        (None, None) => (None, None),
+    };
+    PhotoRow {
+        path: path.to_string_lossy().into_owned(),
+        media: meta.kind.name().to_owned(),
+        taken: placed.when.map(|(at, _, _)| at.0),
+        offset_min: placed.when.and_then(|(_, offset, _)| offset),
+        offset_from: placed.when.map(|(_, _, from)| from.to_owned()),
+        lat_e7: position.map(|c| c.lat_e7),
+        lon_e7: position.map(|c| c.lon_e7),
+        position_from: position_from.map(str::to_owned),
+        confidence: placed.proposal.filter(|_| meta.position.is_none()).map(|p| p.confidence.name().to_owned()),
+        error_m: placed.proposal.filter(|_| meta.position.is_none()).map(|p| p.error_m.round()),
+        altitude_m: meta.altitude_m,
+        camera: meta.camera.clone(),
+    }
 }
 
 /// The photo's instant (the file's own, or its wall-clock time placed by
@@ -313,6 +370,12 @@ struct Tally {
     written: [u64; 3],
     would_write: u64,
     sidecar_errors: u64,
+    /// Library rows added, updated and unchanged ([`Put`] order).
+    saved: [u64; 3],
+    /// Library rows of files no longer there.
+    removed: u64,
+    /// Photos in the library afterwards; `None` with `--no-save`.
+    library: Option<usize>,
 }
 
 impl Tally {
@@ -344,6 +407,10 @@ impl Tally {
                 "unreadable": self.unreadable, "not_photos": self.other,
                 "sidecars": { "written": created, "updated": updated, "unchanged": unchanged,
                               "would_be_written": self.would_write, "refused": self.sidecar_errors },
+                "library": self.library.map(|photos| json!({
+                    "added": self.saved[Put::Added as usize], "updated": self.saved[Put::Updated as usize],
+                    "unchanged": self.saved[Put::Unchanged as usize], "removed": self.removed, "photos": photos,
+                })),
             }});
             return writeln!(out, "{summary}");
         }
@@ -360,6 +427,17 @@ impl Tally {
             self.unreadable,
             self.other
         )?;
+        if let Some(photos) = self.library {
+            writeln!(
+                out,
+                "library: {} added, {} updated, {} unchanged, {} removed (gone from the folder); {photos} photos and videos \
+                 in all, on the timeline and the map",
+                self.saved[Put::Added as usize],
+                self.saved[Put::Updated as usize],
+                self.saved[Put::Unchanged as usize],
+                self.removed
+            )?;
+        }
         match geotag {
             Some((min, true)) => writeln!(
                 out,
