@@ -613,6 +613,19 @@ async function run() {
     await page.locator('li[data-kind="leg"] .entry-main').first().click();
     await page.locator('li[data-kind="leg"].selected').waitFor();
     console.log(`ok: timeline lists ${stays} stays and ${legs} trips, ${pixels} pixels drawn on the map`);
+
+    // the day's photos: beside the stay or trip they were taken in, thumbnails that load, markers on the map
+    step = "photos of the day";
+    const cafePhoto = page.locator('li[data-kind="stay"] [data-testid="photo-strip"] img[alt^="IMG_cafe.jpg"]');
+    await cafePhoto.waitFor();
+    check((await cafePhoto.getAttribute("alt")).includes("placed from your history"), "the café photo says its position came from the history");
+    await page.locator('li[data-kind="stay"] [data-testid="photo-strip"] img[alt^="IMG_office.jpg"]').waitFor();
+    await page.locator('li[data-kind="leg"] [data-testid="photo-strip"] .photo-tile.video').waitFor();
+    const loaded = await page.$$eval('[data-testid="photo-strip"] img', (imgs) => imgs.map((img) => img.complete && img.naturalWidth > 0));
+    check(loaded.length === 2 && loaded.every(Boolean), `both thumbnails load: ${JSON.stringify(loaded)}`);
+    const markers = await page.locator(".day-map path.photo-marker").count();
+    check(markers === 2, `two photos with a position are on the map, got ${markers}`);
+    console.log("ok: the day's photos sit in their stays and trip, thumbnails load, two on the map");
     await shot(page, "timeline");
 
     // both phones' days: the switcher lists them, and each tells its own story

@@ -163,6 +163,30 @@ export interface Entry {
   ongoing?: boolean;
 }
 
+/** A photo or video of the library (`GET /api/v1/photos`). */
+export interface PhotoView {
+  id: string;
+  name: string;
+  media: "image" | "video";
+  /** When it was taken, RFC 3339 in its own clock's offset. */
+  taken: string;
+  offset_from?: string;
+  lat?: number;
+  lon?: number;
+  /** `file`: its own GPS; `history`: proposed from the location history. */
+  position_from?: "file" | "history";
+  confidence?: "high" | "medium" | "low";
+  error_m?: number;
+  camera?: string;
+  /** Absent for videos and HEIC: no thumbnail is made of them. */
+  thumbnail?: string;
+}
+
+export interface PhotoPage {
+  photos: PhotoView[];
+  truncated: boolean;
+}
+
 export interface DayTimeline {
   date: string;
   device?: string;

@@ -89,6 +89,8 @@ struct Ctx {
     owner_share: String,
     /// A public link to the owner's live position.
     owner_live_share: String,
+    /// A photo in the owner's library.
+    owner_photo: String,
 }
 
 impl Ctx {
@@ -1309,6 +1311,27 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "GET",
+            path: "/api/v1/photos",
+            expect: [401, 200, 200, 200, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/photos?from=2024-03-01&to=2024-03-02"),
+            check: |_, role, r| {
+                let photos = r.json()["photos"].as_array().unwrap().len();
+                let owner = matches!(role, Role::Owner | Role::Token);
+                assert_eq!(photos, usize::from(owner), "{}: only the owner sees the photo: {}", role.name(), r.body);
+            },
+        },
+        Row {
+            // Another user's photo, even an administrator's request for it, is not there.
+            method: "GET",
+            path: "/api/v1/photos/{id}/thumbnail",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| Request::new("GET", &format!("/api/v1/photos/{}/thumbnail", ctx.owner_photo)),
+            check: no_check,
+        },
+        Row {
+            method: "GET",
             path: "/api/v1/nearby",
             expect: all(200),
             device: 403,
@@ -1537,6 +1560,27 @@ fn refresh_map(data: &std::path::Path, user: &str, device: &str) {
     polo_derived::map::refresh_device(&store, user, device, first, last).unwrap();
 }
 
+/// Scans a photo taken on the owner's "vault" day into `user`'s library; its id.
+fn add_photo(data: &std::path::Path, user: &str, auth: &str, addr: &str) -> String {
+    let folder = data.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    let spec = polo_photos::synthetic::Spec {
+        wall: Some(polo_domain::Timestamp::from_civil(2024, 3, 1, 12, 30, 0, 0).unwrap()),
+        offset_minutes: Some(0),
+        ..Default::default()
+    };
+    std::fs::write(
+        folder.join("IMG_0001.jpg"),
+        polo_photos::synthetic::image(polo_photos::synthetic::ImageFormat::Jpeg, &spec),
+    )
+    .unwrap();
+    let out = polo(data).args(["photos", "scan", "--user", user]).arg(&folder).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let page = http(addr, "GET", "/api/v1/photos?from=2024-03-01&to=2024-03-02", &[("Authorization", auth)], b"");
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.json()["photos"][0]["id"].as_str().unwrap().to_owned()
+}
+
 /// A fresh user, made by the administrator, for a caller to try to delete.
 fn spare_user(ctx: &Ctx) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -1628,6 +1672,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
         json_request(&addr, "POST", "/api/v1/shares", &owner_basic, &json!({"kind": "live", "expires_in_s": 3600}));
     assert_eq!(live.status, 201, "{}", live.body);
     let owner_live_share = live.json()["token"].as_str().unwrap().to_owned();
+    let owner_photo = add_photo(data, "owner", &owner_basic, &addr);
     let mut ctx = Ctx {
         addr: addr.clone(),
         owner_basic,
@@ -1637,6 +1682,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
         owner_job,
         owner_share,
         owner_live_share,
+        owner_photo,
     };
     ctx.owner_token = ctx.spare_token().1;
     ctx.device_token = ctx.token_with(&json!([])).1;

@@ -481,6 +481,28 @@ fn web_app_end_to_end_in_chromium() {
         run_ok(polo(&data).args(["import", "--user", name, "--device", "phone"]).arg(&file));
     }
 
+    // Alice's photos of the seeded day, scanned into her library: at the café without a position
+    // (placed from her history), at the office with its own, a video on the way home.
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let utc = |seconds: u32| polo_domain::time::parse_timestamp(&at(seconds)).unwrap().time;
+    let taken = |seconds: u32, position: Option<(f64, f64)>| polo_photos::synthetic::Spec {
+        wall: Some(polo_domain::Timestamp(utc(seconds).0 + 2 * 3_600_000)),
+        offset_minutes: Some(120),
+        position: position.map(|(lat, lon)| polo_domain::Coord::from_degrees(lat, lon).unwrap()),
+        ..Default::default()
+    };
+    let jpeg = |spec| polo_photos::synthetic::image(polo_photos::synthetic::ImageFormat::Jpeg, &spec);
+    std::fs::write(photos.join("IMG_cafe.jpg"), jpeg(taken(8 * 3600 + 1800, None))).unwrap();
+    std::fs::write(photos.join("IMG_office.jpg"), jpeg(taken(12 * 3600, Some(OFFICE)))).unwrap();
+    let video = polo_photos::synthetic::Spec { wall: Some(utc(17 * 3600 + 300)), ..Default::default() };
+    std::fs::write(
+        photos.join("walk.mp4"),
+        polo_photos::synthetic::video(polo_photos::synthetic::VideoFormat::Mp4, &video),
+    )
+    .unwrap();
+    run_ok(polo(&data).args(["photos", "scan", "--user", "alice"]).arg(&photos));
+
     let server = serve(&data, &["--access-log", "off"]);
     let base = format!("http://{}", server.addr);
     wait_for_timeline(&server.addr, &basic("alice", "a long password"));

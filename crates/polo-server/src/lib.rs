@@ -26,6 +26,7 @@ pub mod mqtt;
 pub mod mqtt_out;
 pub mod openapi;
 pub mod options;
+pub mod photos;
 mod query;
 pub mod replication;
 pub mod retention;
@@ -93,6 +94,8 @@ pub struct AppState {
     pub mqtt_out: mqtt_out::MqttOutbox,
     /// Sign-in with an OpenID provider, when `[oidc]` is configured.
     pub oidc: Option<Arc<auth::oidc::Oidc>>,
+    /// Where photo thumbnails are kept (`polo serve`: under its data directory).
+    pub photos: photos::PhotoFiles,
 }
 
 impl AppState {
@@ -144,6 +147,7 @@ impl AppState {
             zones,
             mqtt_out,
             oidc: None,
+            photos: photos::PhotoFiles::temporary()?,
         })
     }
 }
@@ -170,6 +174,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(site::routes())
         .merge(exposure::routes())
         .merge(zones::routes::routes())
+        .merge(photos::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

@@ -73,6 +73,7 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "web", description = "What the web app needs before login, and instance settings that change at runtime"),
         (name = "zones", description = "Zones, the event log they fill, and webhooks that carry the events out (docs/zones.md)"),
         (name = "exposure", description = "Exposure checks: settings, the health authority's cases, proposals and audit log, each user's signed status, and verifying codes (docs/exposure.md)"),
+        (name = "photos", description = "Your photo library: photos and videos by time and place, and their thumbnails (docs/photos.md)"),
     )
 )]
 pub(crate) struct ApiDoc;

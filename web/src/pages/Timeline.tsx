@@ -5,7 +5,7 @@
 
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PointView, type Together } from "../api";
+import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PhotoPage, type PhotoView, type PointView, type Together } from "../api";
 import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS, timeRange } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { navigate, useLocation } from "../router";
@@ -14,6 +14,7 @@ import { MapBox } from "../components/MapBox";
 import { DeleteButton, UndoToast, VisitEditor, type DeleteOutcome } from "../components/Deleting";
 import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 import { encountersOfDay, togetherLine } from "../together";
+import { PhotoStrip, photosOfEntries } from "../components/Photos";
 
 interface DayData {
   day: DayTimeline;
@@ -68,6 +69,13 @@ export function Timeline({ device }: { device?: string } = {}) {
     [data],
   );
   const [deleted, setDeleted] = useState<DeleteOutcome | null>(null);
+  // The day's photos from your library: a call of its own, beside each stay and trip they were taken in.
+  const photos = useAsync(
+    () => (data ? get<PhotoPage>(`/api/v1/photos${qs({ from: data.day.from, to: data.day.to })}`).then((page) => page.photos) : Promise.resolve([] as PhotoView[])),
+    [data],
+  );
+  const placedPhotos = useMemo(() => (data && photos.data ? photosOfEntries(data.day.entries, photos.data) : null), [data, photos.data]);
+  const photoLayer = useRef<L.LayerGroup | null>(null);
 
   // Moving between days keeps the chosen device.
   const go = (to: string) => navigate(`${to === today ? "/" : `/day/${to}`}${qs({ device })}`);
@@ -151,6 +159,32 @@ export function Timeline({ device }: { device?: string } = {}) {
         .addTo(group);
     }
   }, [together.data, mapReady]);
+
+  // Where the day's photos were taken: small camera markers, a dashed ring for a position proposed from the history.
+  useEffect(() => {
+    const map = mapRef.current;
+    photoLayer.current?.remove();
+    photoLayer.current = null;
+    if (!map || !photos.data || photos.data.length === 0) return;
+    const group = L.layerGroup().addTo(map.map);
+    photoLayer.current = group;
+    for (const photo of photos.data) {
+      if (photo.lat === undefined || photo.lon === undefined) continue;
+      const proposed = photo.position_from === "history";
+      L.circleMarker([photo.lat, photo.lon], {
+        renderer: map.renderer,
+        radius: 5,
+        color: "#b45309",
+        weight: 2,
+        dashArray: proposed ? "2 3" : undefined,
+        fillColor: "#fbbf24",
+        fillOpacity: proposed ? 0.3 : 0.9,
+        className: "photo-marker",
+      })
+        .bindTooltip(`${photo.name}${proposed ? " (placed from your history)" : ""}`)
+        .addTo(group);
+    }
+  }, [photos.data, mapReady]);
 
   // The fixes the timeline left out, when asked for: red rings, not part of the day's bounds.
   useEffect(() => {
@@ -317,10 +351,18 @@ export function Timeline({ device }: { device?: string } = {}) {
                   selected={selected === index}
                   onSelect={() => setSelected(index)}
                   onChanged={reload}
+                  photos={placedPhotos?.byEntry.get(index) ?? []}
                 />
               ))}
             </ol>
           )}
+          {placedPhotos && placedPhotos.outside.length > 0 && (
+            <div class="day-photos">
+              <h3>{data?.day.entries.length ? "Other photos of the day" : "Photos of the day"}</h3>
+              <PhotoStrip photos={placedPhotos.outside} label="Other photos of the day" />
+            </div>
+          )}
+          {photos.error !== undefined && <ErrorBox error={photos.error} />}
           {data && !data.day.device && <LastDayHint />}
         </div>
         <MapBox label="Map of the day's track" class="day-map" onReady={(m) => {
@@ -344,7 +386,7 @@ function LastDayHint() {
   );
 }
 
-function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry: Entry; index: number; day: DayTimeline; selected: boolean; onSelect: () => void; onChanged: () => void }) {
+function EntryItem({ entry, index, day, selected, onSelect, onChanged, photos }: { entry: Entry; index: number; day: DayTimeline; selected: boolean; onSelect: () => void; onChanged: () => void; photos: PhotoView[] }) {
   const offset = entry.utc_offset_minutes ?? day.utc_offset_minutes;
   const time = timeRange(entry.start, entry.end, offset, day.date);
   const [editing, setEditing] = useState(false);
@@ -417,6 +459,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
               Rename
             </button>
           ))}
+        <PhotoStrip photos={photos} label={`Photos at ${title}`} />
         <VisitEditor entry={entry} day={day} onChanged={onChanged} />
         {error !== undefined && <ErrorBox error={error} />}
       </li>
@@ -437,6 +480,7 @@ function EntryItem({ entry, index, day, selected, onSelect, onChanged }: { entry
           {entry.origin === "imported" && " · imported"}
         </span>
       </button>
+      <PhotoStrip photos={photos} label={`Photos on the way (${MODE_LABELS[mode]})`} />
       {entry.origin === "detected" && day.device && (
         <label class="mode-edit">
           <span class="visually-hidden">Transport mode</span>

@@ -100,6 +100,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<Outcome> {
         // Uploaded imports spool under the data directory, next to the CLI's rejects files.
         state.imports = ImportJobs::new(ImportJobsConfig::in_data_dir(&config.data_dir))
             .context("cannot create the upload directory")?;
+        // Photo thumbnails are made once and kept beside the store.
+        state.photos = polo_server::photos::PhotoFiles::in_dir(config.data_dir.join("thumbnails"));
         state.site = Arc::new(site);
         state.zones.configure(zone_settings(args));
         let imports = state.imports.clone();

@@ -133,6 +133,11 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
     assert_eq!(summary["not_photos"], 2, "notes.txt and darktable's sidecar");
     assert_eq!(summary["proposed"]["high"], 3, "{summary}");
     assert!(!dir.join("2024-07/IMG_0001.jpg.xmp").exists(), "scan writes nothing");
+    // …beside the photos: it adds them to Anna's library, which the timeline and the map show.
+    assert_eq!(
+        summary["library"],
+        serde_json::json!({"added": 6, "updated": 0, "unchanged": 0, "removed": 0, "photos": 6})
+    );
 
     let geotag = |extra: &[&str]| {
         let out = polo(data.path())
@@ -159,6 +164,15 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
     let (_, again) = geotag(&[]);
     assert_eq!(again.last().unwrap()["summary"]["sidecars"]["unchanged"], 2);
     assert_eq!(std::fs::read_to_string(sidecar_path(&dir.join("2024-07/IMG_0001.jpg"))).unwrap(), sidecar);
+
+    // Scanned again: nothing changed. A file gone from the folder leaves the library; `--no-save` only lists.
+    std::fs::remove_file(dir.join("2024-07/IMG_0003.jpg")).unwrap();
+    let again = polo(data.path()).args(["photos", "scan", "--user", "anna", "--json"]).arg(dir).output().unwrap();
+    let library = &records(&again.stdout).last().unwrap()["summary"]["library"];
+    assert_eq!(*library, serde_json::json!({"added": 0, "updated": 0, "unchanged": 5, "removed": 1, "photos": 5}));
+    let listed =
+        polo(data.path()).args(["photos", "scan", "--user", "anna", "--json", "--no-save"]).arg(dir).output().unwrap();
+    assert!(records(&listed.stdout).last().unwrap()["summary"]["library"].is_null());
 
     let undo = polo(data.path()).args(["photos", "undo"]).arg(dir).output().unwrap();
     assert!(undo.status.success(), "{}", String::from_utf8_lossy(&undo.stderr));

@@ -154,6 +154,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("GET", "/api/v1/friends", Scope(Friends)),
     ("POST", "/api/v1/friends", Scope(Friends)),
     ("DELETE", "/api/v1/friends/{user}", Scope(Friends)),
+    ("GET", "/api/v1/photos", Scope(Read)),
+    ("GET", "/api/v1/photos/{id}/thumbnail", Scope(Read)),
     ("GET", "/api/v1/nearby", Scope(Friends)),
     ("PUT", "/api/v1/nearby", Scope(Friends)),
     // Devices and their credentials.
