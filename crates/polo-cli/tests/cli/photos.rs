@@ -168,8 +168,8 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
     // Scanned again: nothing changed. A file gone from the folder leaves the library; `--no-save` only lists.
     std::fs::remove_file(dir.join("2024-07/IMG_0003.jpg")).unwrap();
     let again = polo(data.path()).args(["photos", "scan", "--user", "anna", "--json"]).arg(dir).output().unwrap();
-    let library = &records(&again.stdout).last().unwrap()["summary"]["library"];
-    assert_eq!(*library, serde_json::json!({"added": 0, "updated": 0, "unchanged": 5, "removed": 1, "photos": 5}));
+    let library = records(&again.stdout).last().unwrap()["summary"]["library"].clone();
+    assert_eq!(library, serde_json::json!({"added": 0, "updated": 0, "unchanged": 5, "removed": 1, "photos": 5}));
     let listed =
         polo(data.path()).args(["photos", "scan", "--user", "anna", "--json", "--no-save"]).arg(dir).output().unwrap();
     assert!(records(&listed.stdout).last().unwrap()["summary"]["library"].is_null());
