@@ -1316,6 +1316,9 @@ fn rows() -> Vec<Row> {
             device: 403,
             request: |_, _| Request::new("GET", "/api/v1/photos?from=2024-03-01&to=2024-03-02"),
             check: |_, role, r| {
+                if role == Role::Anonymous {
+                    return;
+                }
                 let photos = r.json()["photos"].as_array().unwrap().len();
                 let owner = matches!(role, Role::Owner | Role::Token);
                 assert_eq!(photos, usize::from(owner), "{}: only the owner sees the photo: {}", role.name(), r.body);
