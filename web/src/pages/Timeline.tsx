@@ -165,10 +165,14 @@ export function Timeline({ device }: { device?: string } = {}) {
     const map = mapRef.current;
     photoLayer.current?.remove();
     photoLayer.current = null;
-    if (!map || !photos.data || photos.data.length === 0) return;
+    if (!map) return;
+    const placed = (photos.data ?? []).filter((photo) => photo.lat !== undefined && photo.lon !== undefined);
+    // How many are drawn (on the canvas, so not countable in the page): for tests and tools.
+    map.map.getContainer().dataset.photoMarkers = String(placed.length);
+    if (placed.length === 0) return;
     const group = L.layerGroup().addTo(map.map);
     photoLayer.current = group;
-    for (const photo of photos.data) {
+    for (const photo of placed) {
       if (photo.lat === undefined || photo.lon === undefined) continue;
       const proposed = photo.position_from === "history";
       L.circleMarker([photo.lat, photo.lon], {
