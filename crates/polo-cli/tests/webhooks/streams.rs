@@ -115,6 +115,31 @@ fn visits(addr: &str, auth: &str, device: &str, start: i64, visits: usize) {
     assert_eq!(summary["added"], 2 * visits as u64, "{summary}");
 }
 
+/// Flags for live events: fixes stamped now wait a second (the reorder window) and are then
+/// evaluated as live, so their events are sent; fast retries.
+const LIVE_FLAGS: &[&str] = &[
+    "--zone-reorder-window-ms",
+    "1000",
+    "--webhook-first-retry-ms",
+    "100",
+    "--webhook-max-retry-ms",
+    "400",
+    "--webhook-max-attempts",
+    "100",
+];
+
+/// `visits` live visits of Home by `device`: a fix every 150 ms stamped with the current
+/// millisecond, inside and 2 km away alternately (`2 × visits` events, none of them past).
+fn live_visits(addr: &str, auth: &str, device: &str, visits: usize) {
+    for i in 0..2 * visits {
+        let lat = if i % 2 == 0 { 52.52 } else { 52.54 };
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        let body = json!([{"time": ms, "lat": lat, "lon": 13.405, "accuracy": 5, "device": device}]);
+        assert_eq!(post(addr, auth, "/api/v1/points", &body)["added"], 1);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
 fn home(addr: &str, auth: &str) {
     let zone = json!({"name": "Home", "shape": {"type": "circle", "center": [52.52, 13.405], "radius_m": 100.0},
         "rules": {"dwell_s": 0, "exit_confirmations": 1, "cooldown_s": 0, "exit_buffer_m": 20.0}});
@@ -330,31 +355,26 @@ fn a_disabled_webhook_queues_nothing_and_drops_what_was_pending() {
     add_user(dir.path(), "jane");
     // A receiver that always fails, so deliveries stay pending between retries.
     let receiver = Receiver::start(Instant::now() + Duration::from_secs(3_600), Duration::ZERO);
-    let server = serve(dir.path(), FLAGS);
+    let server = serve(dir.path(), LIVE_FLAGS);
     let addr = server.addr.as_str();
     let jane = basic("jane", PASSWORD);
     home(addr, &jane);
     let hook = post(addr, &jane, "/api/v1/webhooks", &json!({"url": receiver.url}));
     let id = hook["id"].as_i64().unwrap();
     assert_eq!(hook["enabled"], true);
-    let start = now_s() - 600;
-    visits(addr, &jane, "phone", start, 2);
+    live_visits(addr, &jane, "phone", 2);
     wait_until("4 events are logged", Duration::from_secs(30), || logged_events(addr, &jane).len() == 4);
     let deliveries = |addr: &str| {
         let path = format!("/api/v1/webhooks/{id}/deliveries");
-        http(addr, "GET", &path, &[("Authorization", jane.as_str())], b"").json()["deliveries"]
-            .as_array()
-            .unwrap()
-            .clone()
+        let answer = http(addr, "GET", &path, &[("Authorization", jane.as_str())], b"").json();
+        answer["deliveries"].as_array().unwrap().clone()
     };
     wait_until("the first delivery was tried", Duration::from_secs(30), || !receiver.received().is_empty());
     assert_eq!(deliveries(addr).len(), 4);
-    let patch = |enabled: bool| {
-        let body = json!({"enabled": enabled}).to_string();
-        let headers = [("Authorization", jane.as_str()), ("Content-Type", "application/json")];
-        http(addr, "PATCH", &format!("/api/v1/webhooks/{id}"), &headers, body.as_bytes())
-    };
-    let off = patch(false);
+    let headers = [("Authorization", jane.as_str()), ("Content-Type", "application/json")];
+    let patch = |path: &str, body: &str| http(addr, "PATCH", path, &headers, body.as_bytes());
+    let hook_path = format!("/api/v1/webhooks/{id}");
+    let off = patch(&hook_path, r#"{"enabled":false}"#);
     assert_eq!(off.status, 200, "{}", off.body);
     assert_eq!(off.json()["enabled"], false);
     // Pending deliveries are dropped: dead, unsent, with the reason; their attempts stay.
@@ -365,33 +385,25 @@ fn a_disabled_webhook_queues_nothing_and_drops_what_was_pending() {
     // An attempt in flight when it was disabled may still land; nothing after it.
     std::thread::sleep(Duration::from_millis(500));
     let tried = receiver.received().len();
-    // New events queue nothing for it.
-    visits(addr, &jane, "phone", start + 100, 2);
+    // New live events queue nothing for it.
+    live_visits(addr, &jane, "phone", 2);
     wait_until("8 events are logged", Duration::from_secs(30), || logged_events(addr, &jane).len() == 8);
+    assert!(logged_events(addr, &jane).iter().all(|e| e["past"] == false), "live events, which would be sent");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(deliveries(addr).len(), 4, "nothing new is queued while disabled");
     assert_eq!(receiver.received().len(), tried, "nothing is sent while disabled");
     let listed = http(addr, "GET", "/api/v1/webhooks", &[("Authorization", jane.as_str())], b"").json();
     assert_eq!(listed["webhooks"][0]["enabled"], false);
-    // Switched on again: only events logged from then on are queued.
-    assert_eq!(patch(true).json()["enabled"], true);
-    visits(addr, &jane, "phone", start + 200, 1);
+    // Switched on again: only events logged from then on are queued, and sent.
+    assert_eq!(patch(&hook_path, r#"{"enabled":true}"#).json()["enabled"], true);
+    live_visits(addr, &jane, "phone", 1);
     wait_until("10 events are logged", Duration::from_secs(30), || logged_events(addr, &jane).len() == 10);
     wait_until("two new deliveries", Duration::from_secs(10), || deliveries(addr).len() == 6);
-    let unknown = http(
-        addr,
-        "PATCH",
-        "/api/v1/webhooks/99999",
-        &[("Authorization", jane.as_str()), ("Content-Type", "application/json")],
-        br#"{"enabled":false}"#,
-    );
-    assert_eq!(unknown.status, 404, "{}", unknown.body);
-    let bad = http(
-        addr,
-        "PATCH",
-        &format!("/api/v1/webhooks/{id}"),
-        &[("Authorization", jane.as_str()), ("Content-Type", "application/json")],
-        br#"{"url":"x"}"#,
-    );
+    wait_until("they are tried", Duration::from_secs(10), || receiver.received().len() > tried);
+    let newest: Vec<i64> = logged_events(addr, &jane)[8..].iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let queued: BTreeSet<i64> = deliveries(addr)[..2].iter().map(|d| d["event"].as_i64().unwrap()).collect();
+    assert_eq!(queued, newest.into_iter().collect(), "the new deliveries are the newest events'");
+    assert_eq!(patch("/api/v1/webhooks/99999", r#"{"enabled":false}"#).status, 404);
+    let bad = patch(&hook_path, r#"{"url":"x"}"#);
     assert!(matches!(bad.status, 400 | 422), "{}", bad.body);
 }
