@@ -312,7 +312,16 @@ async function zonesFlow(page) {
   await shot(page, "zones-webhook");
   const { webhooks } = await apiGet(page, "/api/v1/webhooks");
   const made = webhooks.find((w) => w.url === "https://ntfy.example.org/e2e-family");
-  check(made && made.preset === "ntfy" && made.kinds.join() === "visit.start,friend.nearby", `the subscription as stored: ${JSON.stringify(webhooks)}`);
+  check(made && made.preset === "ntfy" && made.kinds.join() === "visit.start,friend.nearby" && made.enabled === true, `the subscription as stored: ${JSON.stringify(webhooks)}`);
+  // Switched off (after a confirmation) and on again from its row.
+  page.once("dialog", (dialog) => dialog.accept());
+  await row.getByRole("checkbox").uncheck();
+  await row.getByText("Off", { exact: true }).waitFor();
+  const off = (await apiGet(page, "/api/v1/webhooks")).webhooks.find((w) => w.id === made.id);
+  check(off.enabled === false, `the switch turned the webhook off: ${JSON.stringify(off)}`);
+  await row.getByRole("checkbox").check();
+  await row.getByText("On", { exact: true }).waitFor();
+  check((await apiGet(page, "/api/v1/webhooks")).webhooks.find((w) => w.id === made.id).enabled === true, "and on again");
   // Gone after a reload: the secret is never shown again.
   await page.reload();
   await hooks.locator("tr", { hasText: "https://ntfy.example.org/e2e-family" }).waitFor();
@@ -326,7 +335,7 @@ async function zonesFlow(page) {
   await hookForm.getByLabel("Payload").selectOption("discord");
   await hookForm.getByRole("button", { name: "Subscribe" }).click();
   await hooks.locator("tr", { hasText: "discord.com" }).waitFor();
-  console.log("ok: zones drawn (circle and polygon), edited and deleted; a webhook subscribed (secret shown once), listed and deleted; event and webhook logs shown");
+  console.log("ok: zones drawn (circle and polygon), edited and deleted; a webhook subscribed (secret shown once), listed, switched off and on, and deleted; event and webhook logs shown");
 }
 
 /** A Y4M video (what Chromium's fake camera plays) of `text` as a QR code on white, or of white alone. */

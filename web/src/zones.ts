@@ -42,6 +42,8 @@ export interface Webhook {
   kinds: string[];
   zones: number[];
   created_ms: number;
+  /** `false` while switched off: nothing is queued for it. */
+  enabled: boolean;
 }
 
 export interface Delivery {

@@ -78,6 +78,7 @@ mod steal;
 mod timeline;
 mod web;
 mod zones;
+mod zones_live;
 
 use std::path::PathBuf;
 
@@ -127,6 +128,22 @@ enum Command {
         /// Skip the map overview run (a ten-year store and a server).
         #[arg(long)]
         no_map: bool,
+    },
+    /// OwnTracks live ingest with 100 zones per user and a webhook subscription each (wrk), then
+    /// webhook delivery throughput.
+    ZonesLive {
+        /// Users, each with 100 zones and a webhook subscription.
+        #[arg(long, default_value_t = 2_500)]
+        users: usize,
+        /// Devices per user, each sending a fix stamped now in turn (one new point a second each at most).
+        #[arg(long, default_value_t = 10)]
+        devices: usize,
+        /// Seconds of measured load (after a warm-up that sends each device's first fixes).
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Longest time deliveries are counted after the load.
+        #[arg(long, default_value_t = 30)]
+        drain_seconds: u32,
     },
     /// Zone evaluation: one fix against every zone of the instance (R-tree), µs per fix.
     Zones {
@@ -344,6 +361,9 @@ fn main() -> anyhow::Result<()> {
         Command::Timeline { points, no_baseline, no_map } => timeline::timeline(&work, points, !no_baseline, !no_map),
         Command::Geocode { lookups } => geocode::geocode(lookups),
         Command::Zones { zones, users, points } => zones::zones_bench(zones, users, points),
+        Command::ZonesLive { users, devices, seconds, drain_seconds } => {
+            zones_live::zones_live(&work, users, devices, seconds, drain_seconds)
+        }
         Command::Map { days, runs } => map::map(&work, days, runs),
         Command::Photos { photos: count } => photos::photos(&work, count),
         Command::LiveDay { history_days, steps } => liveday::live_day(&work, history_days, steps),

@@ -73,10 +73,16 @@ fn mb(kb: u64) -> f64 {
 /// Starts the release `polo serve` on the instance `at` on a free loopback port and
 /// waits until it listens.
 pub(crate) fn start(at: impl Into<Instance>) -> anyhow::Result<Server> {
+    start_with(at, &[])
+}
+
+/// [`start`] with more `polo serve` flags.
+pub(crate) fn start_with(at: impl Into<Instance>, extra: &[&str]) -> anyhow::Result<Server> {
     let mut child = at
         .into()
         .polo()?
         .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "off"])
+        .args(extra)
         .env("POLO_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -147,6 +147,7 @@ impl Request {
 
     fn event_stream(mut self) -> Self {
         self.stream = true;
+        self.headers.push(("Accept", "text/event-stream".to_owned()));
         self
     }
 
@@ -1089,6 +1090,20 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            // Without `Accept: text/event-stream`: where each device is now, as JSON, from memory.
+            method: "GET",
+            path: "/api/v1/live",
+            expect: all(200),
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/live"),
+            check: |_, role, r| {
+                if role != Role::Anonymous {
+                    assert!(r.json()["positions"].is_array(), "{}", r.body);
+                    only_owner_sees(role, &r.body, &owner_lat());
+                }
+            },
+        },
+        Row {
             method: "GET",
             path: "/api/v1/zones",
             expect: all(200),
@@ -1200,6 +1215,21 @@ fn rows() -> Vec<Row> {
             device: 403,
             request: |ctx, _| Request::new("DELETE", format!("/api/v1/webhooks/{}", spare_webhook(ctx))),
             check: no_check,
+        },
+        Row {
+            method: "PATCH",
+            path: "/api/v1/webhooks/{id}",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| {
+                Request::new("PATCH", format!("/api/v1/webhooks/{}", spare_webhook(ctx)))
+                    .json(&json!({"enabled": false}))
+            },
+            check: |_, role, r| {
+                if r.status == 200 {
+                    assert_eq!(r.json()["enabled"], false, "{}: {}", role.name(), r.body);
+                }
+            },
         },
         Row {
             method: "GET",

@@ -19,7 +19,12 @@
 //! **Graceful shutdown:** when the shutdown future completes the listener
 //! is closed, idle keep-alive connections are closed, in-flight requests run
 //! to completion (at most [`SHUTDOWN_GRACE`]), then [`serve_app`] returns so
-//! the caller can flush its writers.
+//! the caller can flush its writers. Connections may be upgraded to a
+//! WebSocket (`GET /api/v1/stream`), which hyper-util's `GracefulShutdown`
+//! cannot watch, so [`Watcher`] does its job: a signal to finish, and a
+//! sender per connection whose last drop says all are closed. An upgraded
+//! connection leaves hyper once upgraded; its socket ends with the live
+//! feed, which [`serve`] closes when shutdown begins.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,7 +42,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -188,7 +192,8 @@ pub async fn serve_app(
         tls = tls.is_some(),
         "admin and metrics routes restricted"
     );
-    let graceful = GracefulShutdown::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut accept_errors = 0u32;
     loop {
@@ -209,7 +214,7 @@ pub async fn serve_app(
             },
         };
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
+        let watcher = Watcher { stop: stopping.clone(), _open: open.clone() };
         let connection = Connection { app: app.clone(), hosts: Arc::clone(&hosts), metrics: metrics.clone(), peer };
         match tls.clone() {
             None => {
@@ -233,11 +238,20 @@ pub async fn serve_app(
         }
     }
     drop(listener);
-    tracing::info!(connections = graceful.count(), "shutting down: finishing in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(connections = open.strong_count() - 1, "shutting down: finishing in-flight requests");
+    stop.send_replace(true);
+    drop(open);
+    if tokio::time::timeout(grace, all_closed.recv()).await.is_err() {
         tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish in time; closing them");
     }
     Ok(())
+}
+
+/// What each connection holds: the signal to finish, and its share of the
+/// sender whose last drop tells [`serve_app`] that every connection closed.
+struct Watcher {
+    stop: tokio::sync::watch::Receiver<bool>,
+    _open: tokio::sync::mpsc::Sender<()>,
 }
 
 /// The error that makes hyper close a connection without a response.
@@ -253,7 +267,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<I>(self, io: I, watcher: hyper_util::server::graceful::Watcher)
+    async fn serve<I>(self, io: I, watcher: Watcher)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -275,8 +289,17 @@ impl Connection {
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-        let connection = builder.serve_connection(TokioIo::new(io), service);
-        if let Err(e) = watcher.watch(connection).await {
+        let connection = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+        let mut connection = std::pin::pin!(connection);
+        let Watcher { mut stop, _open } = watcher;
+        let finished = tokio::select! {
+            finished = connection.as_mut() => finished,
+            () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = finished {
             tracing::debug!(%peer, error = %e, "connection closed");
         }
     }

@@ -32,6 +32,7 @@ pub mod replication;
 pub mod retention;
 pub mod sharing;
 pub mod site;
+pub mod stream;
 pub mod street_names;
 pub mod timeline_worker;
 mod web;

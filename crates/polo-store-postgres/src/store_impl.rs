@@ -399,6 +399,17 @@ impl Store for PostgresStore {
         zones::delete_webhook(self, user, id)
     }
 
+    fn update_webhook(
+        &self,
+        user: UserId,
+        id: i64,
+        body: &str,
+        drop_pending: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        zones::update_webhook(self, user, id, body, drop_pending, at)
+    }
+
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<polo_store::DueDelivery>> {
         zones::due_deliveries(self, now, limit)
     }

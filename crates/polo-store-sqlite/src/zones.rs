@@ -200,6 +200,31 @@ pub(crate) fn delete_webhook(store: &SqliteStore, user: UserId, id: i64) -> Stor
     })
 }
 
+pub(crate) fn update_webhook(
+    store: &SqliteStore,
+    user: UserId,
+    id: i64,
+    body: &str,
+    drop_pending: Option<&str>,
+    at: Timestamp,
+) -> StoreResult<bool> {
+    store.write(|tx| {
+        let found = tx
+            .execute("UPDATE webhooks SET body = ?3 WHERE user_id = ?1 AND id = ?2", params![user.0, id, body])
+            .db()?
+            > 0;
+        if found && let Some(reason) = drop_pending {
+            tx.execute(
+                "UPDATE webhook_deliveries SET status = ?3, next_ms = ?4, last_status = NULL, last_error = ?5, \
+                 updated_ms = ?4 WHERE user_id = ?1 AND webhook_id = ?2 AND status = 0",
+                params![user.0, id, DeliveryStatus::Dead.code(), at.0, reason],
+            )
+            .db()?;
+        }
+        Ok(found)
+    })
+}
+
 const DELIVERY_COLUMNS: &str = "d.id, d.user_id, d.webhook_id, d.event_id, d.idem_key, d.status, d.attempts, \
                                 d.next_ms, d.last_status, d.last_error, d.updated_ms";
 

@@ -47,6 +47,7 @@ pub use crate::conformance_sharing::{
 pub use crate::conformance_zones::{
     deleting_a_user_deletes_their_zones_events_and_webhooks,
     the_outbox_offers_each_subscriptions_oldest_pending_delivery,
+    updating_a_webhook_replaces_its_body_and_may_drop_its_pending_deliveries,
     zone_states_and_events_commit_together_and_events_once, zones_are_created_listed_updated_and_deleted,
 };
 use crate::{ChangeKind, PointGroup, PointQuery, Store, StoreError, TokenGrant, UserId, WriteOutcome};
@@ -156,6 +157,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             zones_are_created_listed_updated_and_deleted, zone_states_and_events_commit_together_and_events_once,
             the_outbox_offers_each_subscriptions_oldest_pending_delivery,
+            updating_a_webhook_replaces_its_body_and_may_drop_its_pending_deliveries,
             deleting_a_user_deletes_their_zones_events_and_webhooks);
     };
 }

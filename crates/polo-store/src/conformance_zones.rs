@@ -18,6 +18,10 @@ pub const ALL: &[(&str, crate::conformance::Test)] = &[
         the_outbox_offers_each_subscriptions_oldest_pending_delivery,
     ),
     (
+        "updating_a_webhook_replaces_its_body_and_may_drop_its_pending_deliveries",
+        updating_a_webhook_replaces_its_body_and_may_drop_its_pending_deliveries,
+    ),
+    (
         "deleting_a_user_deletes_their_zones_events_and_webhooks",
         deleting_a_user_deletes_their_zones_events_and_webhooks,
     ),
@@ -210,6 +214,62 @@ pub fn the_outbox_offers_each_subscriptions_oldest_pending_delivery(store: &dyn 
     assert!(!store.delete_webhook(a, w1).unwrap());
     assert_eq!(store.deliveries(a, w1, None, 10).unwrap(), vec![]);
     assert!(store.due_deliveries(Timestamp(6_000), 10).unwrap().iter().all(|d| d.webhook.id == w2));
+}
+
+/// Updating a subscription replaces its body, only for its owner; with
+/// `drop_pending` its pending deliveries end dead with the reason (their
+/// attempts and the finished ones untouched), and nothing of it is due.
+pub fn updating_a_webhook_replaces_its_body_and_may_drop_its_pending_deliveries(store: &dyn Store) {
+    let a = store.create_user("a", "h", false).unwrap().id;
+    let b = store.create_user("b", "h", false).unwrap().id;
+    let phone = store.ensure_device(a, "phone").unwrap().id;
+    let w1 = store.create_webhook(a, "{\"url\":1}", "s1", Timestamp(1)).unwrap();
+    let w2 = store.create_webhook(a, "{\"url\":2}", "s2", Timestamp(1)).unwrap();
+    let ids = store
+        .commit_events(&batch(
+            a,
+            vec![],
+            vec![
+                event("e1", 100, phone, vec![w1, w2]),
+                event("e2", 200, phone, vec![w1]),
+                event("e3", 300, phone, vec![w1]),
+            ],
+        ))
+        .unwrap();
+    let head = store.due_deliveries(Timestamp(1_000), 10).unwrap().into_iter().find(|d| d.webhook.id == w1).unwrap();
+    let delivered = DeliveryUpdate {
+        user: a,
+        id: head.delivery.id,
+        attempts_before: 0,
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        next_attempt: Timestamp(1_000),
+        last_status: Some(200),
+        last_error: None,
+        at: Timestamp(1_000),
+    };
+    assert!(store.update_delivery(&delivered).unwrap());
+    assert!(!store.update_webhook(b, w1, "{\"url\":9}", None, Timestamp(2_000)).unwrap(), "not b's");
+    assert!(!store.update_webhook(a, 9_999, "{}", None, Timestamp(2_000)).unwrap());
+    assert!(store.update_webhook(a, w1, "{\"url\":3}", None, Timestamp(2_000)).unwrap());
+    let row = store.webhooks(Some(a)).unwrap().into_iter().find(|w| w.id == w1).unwrap();
+    assert_eq!((row.body.as_str(), row.secret.as_str()), ("{\"url\":3}", "s1"));
+    assert_eq!(
+        store.deliveries(a, w1, None, 10).unwrap().iter().filter(|d| d.status == DeliveryStatus::Pending).count(),
+        2
+    );
+    assert!(store.update_webhook(a, w1, "{\"url\":4}", Some("dropped"), Timestamp(3_000)).unwrap());
+    let log = store.deliveries(a, w1, None, 10).unwrap();
+    assert_eq!(
+        log.iter().map(|d| (d.event, d.status, d.attempts, d.last_error.as_deref())).collect::<Vec<_>>(),
+        [
+            (ids[2].unwrap(), DeliveryStatus::Dead, 0, Some("dropped")),
+            (ids[1].unwrap(), DeliveryStatus::Dead, 0, Some("dropped")),
+            (ids[0].unwrap(), DeliveryStatus::Delivered, 1, None),
+        ]
+    );
+    let due: Vec<_> = store.due_deliveries(Timestamp(10_000), 10).unwrap().iter().map(|d| d.webhook.id).collect();
+    assert_eq!(due, [w2], "the other subscription keeps its delivery");
 }
 
 /// Deleting an account deletes its zones, states, events, subscriptions and

@@ -1125,6 +1125,18 @@ pub trait Store: Send + Sync {
     /// Deletes `user`'s subscription `id` with its deliveries; `false` if
     /// there is none.
     fn delete_webhook(&self, user: UserId, id: i64) -> StoreResult<bool>;
+    /// Replaces the body of `user`'s subscription `id`; `false` if there is
+    /// none. With `drop_pending`, in the same transaction, every pending
+    /// delivery of it ends `dead` at `at` with that as its `last_error`,
+    /// its attempts unchanged (a disabled subscription sends nothing more).
+    fn update_webhook(
+        &self,
+        user: UserId,
+        id: i64,
+        body: &str,
+        drop_pending: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// Pending deliveries due at `now`: of each subscription only the
     /// oldest pending one, and only if it is due; soonest due first, at most `limit`.
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>>;

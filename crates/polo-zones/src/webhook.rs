@@ -50,6 +50,9 @@ pub struct SubscriptionSpec {
     /// Only events of these zones (device events pass); empty: all.
     #[serde(default)]
     pub zones: Vec<i64>,
+    /// Switched off: it wants nothing, so no delivery is queued for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 impl SubscriptionSpec {
@@ -79,7 +82,8 @@ impl SubscriptionSpec {
     /// Whether an event of `kind` in `zone` is for this subscription.
     #[must_use]
     pub fn wants(&self, kind: EventKind, zone: Option<i64>) -> bool {
-        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind.name()))
+        !self.disabled
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind.name()))
             && (self.zones.is_empty() || zone.is_none_or(|z| self.zones.contains(&z)))
     }
 }
@@ -298,6 +302,7 @@ mod tests {
             preset: Preset::Json,
             kinds: vec![],
             zones: vec![],
+            disabled: false,
         };
         assert!(s.validate().is_ok());
         assert!(s.wants(EventKind::BatteryLow, None));
@@ -313,6 +318,15 @@ mod tests {
         assert!(s.validate().unwrap_err().starts_with("url"));
         s.url = "http:///x".into();
         assert!(s.validate().is_err());
+        s.zones.clear();
+        assert!(s.wants(EventKind::BatteryLow, None));
+        s.disabled = true;
+        assert!(!s.wants(EventKind::BatteryLow, None), "a disabled subscription wants nothing");
+        // Stored without the flag until it is switched off, read back as enabled.
+        let stored: SubscriptionSpec = serde_json::from_str(r#"{"url":"https://example.org/h"}"#).unwrap();
+        assert!(!stored.disabled);
+        s.disabled = false;
+        assert!(!serde_json::to_string(&s).unwrap().contains("disabled"));
     }
 
     #[test]

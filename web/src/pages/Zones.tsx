@@ -360,7 +360,7 @@ function EventLog() {
   );
 }
 
-/** Your webhooks: a form to subscribe a URL (its signing secret shown once), each one's filter, and its delivery log. */
+/** Your webhooks: a form to subscribe a URL (its signing secret shown once), each one's filter, a switch to turn it off and on, and its delivery log. */
 function WebhookLog() {
   const hooks = useAsync(() => get<{ webhooks: Webhook[] }>("/api/v1/webhooks").then((r) => r.webhooks), []);
   const [open, setOpen] = useState<number | null>(null);
@@ -373,6 +373,16 @@ function WebhookLog() {
     try {
       await api("DELETE", `/api/v1/webhooks/${hook.id}`);
       if (open === hook.id) setOpen(null);
+      hooks.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const toggle = async (hook: Webhook) => {
+    if (hook.enabled && !confirm(`Switch off the webhook to ${hook.url}? Nothing is sent while it is off, and deliveries not yet made are dropped.`)) return;
+    setError(undefined);
+    try {
+      await api("PATCH", `/api/v1/webhooks/${hook.id}`, { enabled: !hook.enabled });
       hooks.reload();
     } catch (e) {
       setError(e);
@@ -419,6 +429,7 @@ function WebhookLog() {
               <th scope="col">Payload</th>
               <th scope="col">Events</th>
               <th scope="col">Created</th>
+              <th scope="col">On</th>
               <th scope="col">
                 <span class="visually-hidden">Actions</span>
               </th>
@@ -433,6 +444,13 @@ function WebhookLog() {
                 </td>
                 <td data-label="Events">{describeKinds(hook.kinds)}</td>
                 <td data-label="Created">{dateTime(new Date(hook.created_ms).toISOString())}</td>
+                <td data-label="On">
+                  <label class="switch">
+                    <input type="checkbox" checked={hook.enabled} onChange={() => toggle(hook)} />
+                    <span>{hook.enabled ? "On" : "Off"}</span>
+                    <span class="visually-hidden">: send events to {hook.url}</span>
+                  </label>
+                </td>
                 <td class="actions">
                   <button type="button" class="small" aria-expanded={open === hook.id} onClick={() => setOpen(open === hook.id ? null : hook.id)}>
                     Deliveries
@@ -444,7 +462,7 @@ function WebhookLog() {
               </tr>,
               open === hook.id && (
                 <tr class="webhook-deliveries">
-                  <td colSpan={5}>
+                  <td colSpan={6}>
                     <Deliveries webhook={hook.id} />
                   </td>
                 </tr>

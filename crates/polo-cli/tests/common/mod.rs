@@ -273,10 +273,18 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn open(addr: &str, path: &str, auth: Option<&str>) -> Self {
+        match auth {
+            Some(auth) => Self::open_with(addr, path, &[("Authorization", auth)]),
+            None => Self::open_with(addr, path, &[]),
+        }
+    }
+
+    /// [`EventStream::open`] with these request headers.
+    pub fn open_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> Self {
         let mut stream = TcpStream::connect(addr).unwrap();
         let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-        if let Some(auth) = auth {
-            request.push_str(&format!("Authorization: {auth}\r\n"));
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).unwrap();

@@ -9,8 +9,11 @@
 //!   the rest is delivered; nothing is lost, and an event delivered twice
 //!   (answered, but killed before the answer was recorded) carries the same key.
 //! * [`moves`]: visit and trip events from live points, none from an import.
+//! * [`streams`]: the stream over SSE and WebSocket, resumed and scoped;
+//!   `GET /api/v1/live`; a disabled webhook.
 
 mod moves;
+mod streams;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -874,6 +874,44 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A [`Caller`] that may also give a device token in the URL (`?token=`):
+/// browsers cannot set headers on a WebSocket or an `EventSource`, so the
+/// streams take it there. Credentials in the headers win; the token is held
+/// to its scopes on the matched route like any other (and the access log
+/// never records query strings).
+#[derive(Debug, Clone)]
+pub struct StreamCaller(pub Caller);
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = resolve(parts, state).await? {
+            if let Some(token) = caller.token {
+                scope::check_route(parts, token.scopes)?;
+            }
+            return Ok(Self(caller));
+        }
+        let url_token = parts.uri.query().and_then(|query| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .ok()?
+                .into_iter()
+                .find_map(|(name, value)| (name == "token").then_some(value))
+        });
+        let Some(token) = url_token else {
+            return Err(ApiError::unauthorized("log in or send credentials (a device token may be given as ?token=)"));
+        };
+        let Some(caller) = state.auth.authenticate_token(&token, client_ip(parts)).await? else {
+            return Err(ApiError::unauthorized("the token in ?token= is not a valid device token"));
+        };
+        if let Some(token) = caller.token {
+            scope::check_route(parts, token.scopes)?;
+        }
+        parts.extensions.insert(caller.clone());
+        Ok(Self(caller))
+    }
+}
+
 impl FromRequestParts<AppState> for OptionalCaller {
     type Rejection = ApiError;
 

@@ -143,6 +143,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     // A webhook sends your events out of polo, as a share link shows your points.
     ("POST", "/api/v1/webhooks", Scope(Share)),
     ("DELETE", "/api/v1/webhooks/{id}", Scope(Share)),
+    ("PATCH", "/api/v1/webhooks/{id}", Scope(Share)),
     ("PUT", "/api/v1/timeline/settings", Scope(Write)),
     ("PATCH", "/api/v1/places/{id}", Scope(Write)),
     ("POST", "/api/v1/places/{id}/merge", Scope(Write)),

@@ -14,7 +14,7 @@
 //! | `GET /api/v1/friends` | caller | grants both ways |
 //! | `POST /api/v1/friends` `{user}` | caller | 201: that user may see the caller's location |
 //! | `DELETE /api/v1/friends/{user}` | caller | 204: withdrawn |
-//! | `GET /api/v1/live` | caller | SSE `position` events of the caller's devices and of users who granted the caller |
+//! | `GET /api/v1/live` | caller | the newest position of the caller's devices and of users who granted the caller (JSON), or SSE `position` events |
 //! | `GET /api/v1/together` | caller | encounters with friends who share both ways ([`together`]) |
 //! | `GET /api/v1/together/{friend}` | caller | the same for one friend, and the latest at any time |
 //!
@@ -29,7 +29,7 @@
 mod friends;
 mod links;
 mod public;
-mod stream;
+pub(crate) mod stream;
 pub(crate) mod together;
 
 use std::net::IpAddr;

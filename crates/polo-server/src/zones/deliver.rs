@@ -17,6 +17,11 @@
 //! another node does), with the same key. A receiver that must not act twice
 //! keeps the keys it has seen.
 //!
+//! **Disabled subscriptions.** Disabling a subscription drops its pending
+//! deliveries in the same transaction (`Store::update_webhook`), and the
+//! evaluator queues nothing for it; a delivery queued by a step that read
+//! the subscription just before it was disabled is dropped here, unsent.
+//!
 //! **Several nodes.** Only the node holding [`LEASE`] sends. A sender that
 //! lost the lease while sending cannot record over the new holder's
 //! attempt: a record names the attempt count it follows.
@@ -41,6 +46,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Deliveries (one per subscription) sent at once.
 const CONCURRENCY: usize = 32;
+/// The `last_error` of a delivery dropped because its subscription was disabled.
+pub const DROPPED: &str = "dropped: the webhook was disabled";
 /// The longest error text kept per attempt.
 const ERROR_CHARS: usize = 500;
 
@@ -58,6 +65,8 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 struct Attempt {
     status: Option<u16>,
     error: Option<String>,
+    /// Not sent: the subscription is disabled.
+    dropped: bool,
 }
 
 fn install_tls_provider() {
@@ -68,11 +77,14 @@ fn install_tls_provider() {
 }
 
 async fn send(client: reqwest::Client, due: &DueDelivery) -> Attempt {
-    let failed = |error: String| Attempt { status: None, error: Some(error) };
+    let failed = |error: String| Attempt { status: None, error: Some(error), dropped: false };
     let spec: SubscriptionSpec = match serde_json::from_str(&due.webhook.body) {
         Ok(spec) => spec,
         Err(e) => return failed(format!("the subscription does not decode: {e}")),
     };
+    if spec.disabled {
+        return Attempt { status: None, error: Some(DROPPED.to_owned()), dropped: true };
+    }
     let mut document: EventDocument = match serde_json::from_str(&due.event.body) {
         Ok(d) => d,
         Err(e) => return failed(format!("the event does not decode: {e}")),
@@ -92,11 +104,15 @@ async fn send(client: reqwest::Client, due: &DueDelivery) -> Attempt {
     }
     match request.body(payload.body).send().await {
         Ok(response) if response.status().is_success() => {
-            Attempt { status: Some(response.status().as_u16()), error: None }
+            Attempt { status: Some(response.status().as_u16()), error: None, dropped: false }
         }
         Ok(response) => {
             let status = response.status();
-            Attempt { status: Some(status.as_u16()), error: Some(format!("the receiver answered {status}")) }
+            Attempt {
+                status: Some(status.as_u16()),
+                error: Some(format!("the receiver answered {status}")),
+                dropped: false,
+            }
         }
         Err(e) => {
             let mut text = e.to_string();
@@ -112,8 +128,10 @@ async fn send(client: reqwest::Client, due: &DueDelivery) -> Attempt {
 
 /// The record of `attempt` on `due` at `at`.
 fn update(due: &DueDelivery, attempt: &Attempt, retry: &RetryPolicy, at: Timestamp) -> DeliveryUpdate {
-    let attempts = due.delivery.attempts + 1;
-    let (status, next_attempt) = if attempt.error.is_none() {
+    let attempts = due.delivery.attempts + u32::from(!attempt.dropped);
+    let (status, next_attempt) = if attempt.dropped {
+        (DeliveryStatus::Dead, at)
+    } else if attempt.error.is_none() {
         (DeliveryStatus::Delivered, at)
     } else {
         match retry.next_wait_ms(attempts) {
@@ -194,7 +212,13 @@ pub(crate) fn run(shared: &Shared) {
                 }
             }
             out.into_iter()
-                .map(|a| a.unwrap_or(Attempt { status: None, error: Some("the sending task failed".to_owned()) }))
+                .map(|a| {
+                    a.unwrap_or(Attempt {
+                        status: None,
+                        error: Some("the sending task failed".to_owned()),
+                        dropped: false,
+                    })
+                })
                 .collect()
         });
         let at = now();

@@ -18,8 +18,8 @@
 //! * [`routes`] — `/api/v1/zones`, `/api/v1/events`, `/api/v1/webhooks`.
 //! * [`regions`] — OwnTracks regions: the apps' `waypoint`s as zones, their
 //!   `transition`s as `app.*` events, and zones back as `setWaypoints`.
-//! * [`stream`] — `GET /api/v1/stream`: the event log as Server-Sent Events,
-//!   resumable with `Last-Event-ID`.
+//!
+//! The event log is also a stream (`GET /api/v1/stream`, [`crate::stream`]).
 //!
 //! The semantics (accuracy, dwell, confirmation, cooldown, order) are
 //! `polo-zones`'; see `docs/zones.md`.
@@ -29,7 +29,6 @@ pub mod moves;
 pub mod nearby;
 pub mod regions;
 pub mod routes;
-pub mod stream;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -252,6 +252,7 @@ mod tests {
             preset: polo_zones::webhook::Preset::Json,
             kinds: vec!["visit.start".into(), "trip.end".into()],
             zones: vec![],
+            disabled: false,
         };
         let hook = store.create_webhook(user, &serde_json::to_string(&spec).unwrap(), "s", Timestamp(0)).unwrap();
         let engine = polo_derived::Engine::new(store.clone(), None);

@@ -312,6 +312,7 @@ mod tests {
             preset: polo_zones::webhook::Preset::Json,
             kinds: vec!["friend.nearby".into()],
             zones: vec![],
+            disabled: false,
         };
         let hook = store.create_webhook(jane, &serde_json::to_string(&spec).unwrap(), "s", Timestamp(NOW)).unwrap();
         Setup { store, jane, phone, bob, bobs, hooks: vec![(hook, spec)] }

@@ -307,7 +307,7 @@ pub(crate) struct EventView {
     pub(crate) kind: String,
     /// When it happened, ms since the epoch.
     at_ms: i64,
-    device: i64,
+    pub(crate) device: i64,
     device_name: String,
     zone: Option<i64>,
     zone_name: Option<String>,
@@ -318,7 +318,7 @@ pub(crate) struct EventView {
     /// and `entered` (`visit.end`) or `started`, `distance_m`, `mode` (`trip.end`); for friends
     /// `friend`, `friend_device`, `distance_m`, `lat`, `lon`.
     #[schema(value_type = Object)]
-    detail: serde_json::Value,
+    pub(crate) detail: serde_json::Value,
 }
 
 impl From<EventDocument> for EventView {
@@ -519,6 +519,8 @@ pub(crate) struct WebhookView {
     zones: Vec<i64>,
     /// Made, ms since the epoch.
     created_ms: i64,
+    /// `false` while switched off (`PATCH`): no delivery is queued for it.
+    enabled: bool,
 }
 
 /// A new subscription with its signing secret, shown this once.
@@ -546,6 +548,7 @@ fn webhook_view(row: &polo_store::WebhookRow) -> Result<WebhookView, ApiError> {
         kinds: spec.kinds,
         zones: spec.zones,
         created_ms: row.created.0,
+        enabled: !spec.disabled,
     })
 }
 
@@ -587,7 +590,8 @@ pub(crate) async fn create_webhook(
 ) -> Result<(StatusCode, Json<NewWebhookView>), ApiError> {
     let Json(body) = body?;
     let kinds = body.kinds.iter().map(|k| k.name().to_owned()).collect();
-    let spec = SubscriptionSpec { url: body.url, preset: body.preset.into(), kinds, zones: body.zones };
+    let spec =
+        SubscriptionSpec { url: body.url, preset: body.preset.into(), kinds, zones: body.zones, disabled: false };
     spec.validate().map_err(ApiError::bad_request)?;
     let (store, user) = (state.store.clone(), caller.user.id);
     blocking(move || {
@@ -630,6 +634,54 @@ pub(crate) async fn delete_webhook(
             return Err(ApiError::not_found(format!("webhook {id}")));
         }
         Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// What to change of a subscription.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookPatch {
+    /// `false` switches the subscription off: nothing new is queued for it, and its pending deliveries
+    /// are dropped (they end `dead` in the delivery log, unsent). `true` switches it on again for the
+    /// events logged from then on.
+    enabled: bool,
+}
+
+/// Switches a subscription off or on. A disabled subscription queues nothing new, and disabling it
+/// drops its pending deliveries (each ends `dead` with `last_error` "dropped: the webhook was
+/// disabled"); enabling it again sends the events logged after that, never the ones missed.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    tag = "zones",
+    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    params(("id" = i64, Path, description = "The subscription's id")),
+    request_body = WebhookPatch,
+    responses((status = 200, body = WebhookView), BadRequest, NotFound, JsonBodyErrors, CsrfFailed, AuthErrors)
+)]
+pub(crate) async fn patch_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<WebhookPatch>, JsonRejection>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let Path(id) = id?;
+    let Json(patch) = body?;
+    let (store, user) = (state.store.clone(), caller.user.id);
+    blocking(move || {
+        let not_found = || ApiError::not_found(format!("webhook {id}"));
+        let row = store.webhooks(Some(user))?.into_iter().find(|w| w.id == id).ok_or_else(not_found)?;
+        let mut spec: SubscriptionSpec = serde_json::from_str(&row.body)
+            .map_err(|e| ApiError::internal(format!("stored webhook {id} does not decode: {e}")))?;
+        spec.disabled = !patch.enabled;
+        let body = serde_json::to_string(&spec).expect("a subscription serialises");
+        let drop = spec.disabled.then_some(super::deliver::DROPPED);
+        if !store.update_webhook(user, id, &body, drop, now())? {
+            return Err(not_found());
+        }
+        let row = store.webhooks(Some(user))?.into_iter().find(|w| w.id == id).ok_or_else(not_found)?;
+        Ok(Json(webhook_view(&row)?))
     })
     .await
 }
@@ -723,9 +775,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_zones, create_zone))
         .routes(routes!(get_zone, put_zone, delete_zone))
         .routes(routes!(events))
-        .routes(routes!(super::stream::stream))
+        .routes(routes!(crate::stream::stream))
         .routes(routes!(list_webhooks, create_webhook))
-        .routes(routes!(delete_webhook))
+        .routes(routes!(delete_webhook, patch_webhook))
         .routes(routes!(deliveries))
         .routes(routes!(super::nearby::get_nearby, super::nearby::put_nearby))
 }

@@ -514,6 +514,7 @@ mod tests {
             preset: Default::default(),
             kinds: vec![],
             zones: vec![],
+            disabled: false,
         };
         let hook = store.create_webhook(user, &serde_json::to_string(&spec).unwrap(), "s", Timestamp(NOW)).unwrap();
         let index = load_index(&store).unwrap();
