@@ -54,7 +54,7 @@ fn invitation_from_row(r: &Row) -> Invitation {
 
 fn group_by_id(c: &mut impl GenericClient, id: i64, lock: bool) -> StoreResult<Option<Group>> {
     let sql = format!("SELECT {GROUP_COLUMNS} FROM user_groups WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
-    Ok(c.query_opt(&sql, &[&id]).db()?.map(|r| group_from_row(&r)))
+    Ok(c.query_opt(sql.as_str(), &[&id]).db()?.map(|r| group_from_row(&r)))
 }
 
 fn admins(c: &mut impl GenericClient, id: i64) -> StoreResult<i64> {
@@ -307,7 +307,7 @@ fn invitation_in(
         "SELECT {INVITATION_COLUMNS} FROM group_invitations WHERE token_hash = $1{}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let Some(row) = c.query_opt(&sql, &[&&token_hash[..]]).db()? else { return Ok(None) };
+    let Some(row) = c.query_opt(sql.as_str(), &[&&token_hash[..]]).db()? else { return Ok(None) };
     let invitation = invitation_from_row(&row);
     Ok(group_by_id(c, invitation.group, lock)?.map(|g| (invitation, g)))
 }
