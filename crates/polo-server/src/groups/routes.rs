@@ -614,7 +614,7 @@ fn unknown_invitation() -> ApiError {
     get,
     path = "/api/v1/groups/join/{token}",
     tag = "groups",
-    security(("session" = []), ("bearer" = []), ("basic" = [])),
+    security(("session" = []), ("basic" = [])),
     params(("token" = String, Path, description = "The invitation's secret")),
     responses((status = 200, body = InvitationPreview), NotFound, AuthErrors)
 )]
@@ -653,7 +653,7 @@ pub(crate) async fn preview(
     post,
     path = "/api/v1/groups/join/{token}",
     tag = "groups",
-    security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
+    security(("session" = [], "csrf" = []), ("basic" = [])),
     params(("token" = String, Path, description = "The invitation's secret")),
     responses((status = 200, body = Joined), NotFound, Conflict, CsrfFailed, AuthErrors)
 )]
