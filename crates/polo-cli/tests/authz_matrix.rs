@@ -28,6 +28,7 @@
 //! administrator may use is sent once more as that caller and must answer 403.
 
 mod common;
+#[path = "authz_matrix/groups.rs"]
 mod groups;
 
 use std::collections::BTreeSet;

@@ -304,10 +304,10 @@ struct GroupRow {
     /// Anonymous, other, member, group admin, owner, admin.
     expect: [u16; 6],
     request: fn(&Fixture, Standing) -> (String, Option<Value>),
-    check: fn(Standing, &common::Response),
+    check: fn(&Fixture, Standing, &common::Response),
 }
 
-fn none(_: Standing, _: &common::Response) {}
+fn none(_: &Fixture, _: Standing, _: &common::Response) {}
 
 fn group_rows() -> Vec<GroupRow> {
     vec![
@@ -316,9 +316,10 @@ fn group_rows() -> Vec<GroupRow> {
             path: "/api/v1/groups",
             expect: [401, 200, 200, 200, 200, 200],
             request: |_, _| ("/api/v1/groups".into(), None),
-            check: |s, r| {
+            check: |f, s, r| {
                 let inside = matches!(s, Standing::Member | Standing::GroupAdmin | Standing::Owner);
-                assert_eq!(r.body.contains("the-group"), inside, "{s:?}: {}", r.body);
+                let listed = r.json()["groups"].as_array().is_some_and(|all| all.iter().any(|g| g["id"] == f.group));
+                assert_eq!(listed, inside, "{s:?}: {}", r.body);
             },
         },
         GroupRow {
@@ -333,7 +334,7 @@ fn group_rows() -> Vec<GroupRow> {
             path: "/api/v1/groups/{id}",
             expect: [401, 404, 200, 200, 200, 404],
             request: |f, _| (format!("/api/v1/groups/{}", f.group), None),
-            check: |s, r| {
+            check: |_, s, r| {
                 if r.status == 200 {
                     let body = r.json();
                     let admins: Vec<&str> = body["member_list"]
@@ -418,7 +419,7 @@ fn group_rows() -> Vec<GroupRow> {
             path: "/api/v1/groups/join/{token}",
             expect: [401, 200, 200, 200, 200, 200],
             request: |f, _| (format!("/api/v1/groups/join/{}", f.token), None),
-            check: |s, r| {
+            check: |_, s, r| {
                 if r.status == 200 {
                     let inside = matches!(s, Standing::Member | Standing::GroupAdmin | Standing::Owner);
                     assert_eq!(r.json()["member"], inside, "{s:?}: {}", r.body);
@@ -430,7 +431,7 @@ fn group_rows() -> Vec<GroupRow> {
             path: "/api/v1/groups/join/{token}",
             expect: [401, 200, 200, 200, 200, 200],
             request: |f, _| (format!("/api/v1/groups/join/{}", f.token), None),
-            check: |s, r| {
+            check: |_, s, r| {
                 if r.status == 200 {
                     let inside = matches!(s, Standing::Member | Standing::GroupAdmin | Standing::Owner);
                     assert_eq!(r.json()["joined"], !inside, "{s:?}: {}", r.body);
@@ -443,7 +444,7 @@ fn group_rows() -> Vec<GroupRow> {
             path: "/api/v1/zones/{id}",
             expect: [401, 404, 200, 200, 200, 404],
             request: |f, _| (format!("/api/v1/zones/{}", f.zone), None),
-            check: |s, r| {
+            check: |_, s, r| {
                 if r.status == 200 {
                     let body = r.json();
                     assert_eq!(body["group_name"], "the-group", "{}", r.body);
@@ -456,9 +457,10 @@ fn group_rows() -> Vec<GroupRow> {
             path: "/api/v1/zones",
             expect: [401, 200, 200, 200, 200, 200],
             request: |_, _| ("/api/v1/zones".into(), None),
-            check: |s, r| {
+            check: |f, s, r| {
                 let inside = matches!(s, Standing::Member | Standing::GroupAdmin | Standing::Owner);
-                assert_eq!(r.body.contains("group-home"), inside, "{s:?}: {}", r.body);
+                let listed = r.json()["zones"].as_array().is_some_and(|all| all.iter().any(|z| z["id"] == f.zone));
+                assert_eq!(listed, inside, "{s:?}: {}", r.body);
             },
         },
         GroupRow {
@@ -470,7 +472,7 @@ fn group_rows() -> Vec<GroupRow> {
                     "shape": {"type": "circle", "center": [OWNER_LAT, 8.5], "radius_m": 50.0}});
                 ("/api/v1/zones".into(), Some(body))
             },
-            check: |_, r| {
+            check: |_, _, r| {
                 if r.status == 404 {
                     assert!(r.json()["message"].as_str().unwrap().starts_with("group: "), "{}", r.body);
                 }
@@ -531,7 +533,7 @@ fn group_routes_by_standing() {
             let r = http(&addr, row.method, &path, &headers, body.as_bytes());
             line.push_str(&format!("{:>10}", r.status));
             if r.status == want {
-                (row.check)(standing, &r);
+                (row.check)(&fixture, standing, &r);
             } else {
                 failures.push(format!("{} {path} as {standing:?}: {} (want {want}): {}", row.method, r.status, r.body));
             }
