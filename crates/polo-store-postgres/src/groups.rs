@@ -169,11 +169,8 @@ pub(crate) fn delete_group(store: &PostgresStore, id: i64) -> StoreResult<bool> 
         if group_by_id(&mut **tx, id, true)?.is_none() {
             return Ok(false);
         }
-        tx.execute(
-            "DELETE FROM zone_states WHERE zone_id IN (SELECT id FROM zones WHERE group_id = $1)",
-            &[&id],
-        )
-        .db()?;
+        tx.execute("DELETE FROM zone_states WHERE zone_id IN (SELECT id FROM zones WHERE group_id = $1)", &[&id])
+            .db()?;
         tx.execute("DELETE FROM zones WHERE group_id = $1", &[&id]).db()?;
         tx.execute("DELETE FROM group_invitations WHERE group_id = $1", &[&id]).db()?;
         tx.execute("DELETE FROM group_members WHERE group_id = $1", &[&id]).db()?;
@@ -244,8 +241,9 @@ pub(crate) fn create_group_invitation(
     invitation: &NewInvitation,
     token_hash: &[u8; 32],
 ) -> StoreResult<Invitation> {
-    let max_uses = i32::try_from(invitation.max_uses)
-        .map_err(|_| StoreError::Refused(format!("{} uses are more than an invitation may have", invitation.max_uses)))?;
+    let max_uses = i32::try_from(invitation.max_uses).map_err(|_| {
+        StoreError::Refused(format!("{} uses are more than an invitation may have", invitation.max_uses))
+    })?;
     store.write(|tx| {
         if group_by_id(&mut **tx, invitation.group, false)?.is_none() {
             return Err(StoreError::NotFound(format!("group {}", invitation.group)));
@@ -258,7 +256,14 @@ pub(crate) fn create_group_invitation(
             .query_opt(
                 "INSERT INTO group_invitations (group_id, token_hash, created_by, created_ms, expires_ms, max_uses, \
                  uses) VALUES ($1, $2, $3, $4, $5, $6, 0) ON CONFLICT (token_hash) DO NOTHING RETURNING id",
-                &[&invitation.group, &&token_hash[..], &invitation.created_by.0, &created.0, &invitation.expires.0, &max_uses],
+                &[
+                    &invitation.group,
+                    &&token_hash[..],
+                    &invitation.created_by.0,
+                    &created.0,
+                    &invitation.expires.0,
+                    &max_uses,
+                ],
             )
             .db()?;
         let Some(row) = row else {
@@ -280,13 +285,21 @@ pub(crate) fn create_group_invitation(
 pub(crate) fn group_invitations(store: &PostgresStore, id: i64) -> StoreResult<Vec<Invitation>> {
     store.read(|c| {
         let rows = c
-            .query(&format!("SELECT {INVITATION_COLUMNS} FROM group_invitations WHERE group_id = $1 ORDER BY id"), &[&id])
+            .query(
+                &format!("SELECT {INVITATION_COLUMNS} FROM group_invitations WHERE group_id = $1 ORDER BY id"),
+                &[&id],
+            )
             .db()?;
         Ok(rows.iter().map(invitation_from_row).collect())
     })
 }
 
-pub(crate) fn revoke_group_invitation(store: &PostgresStore, id: i64, invitation: i64, at: Timestamp) -> StoreResult<bool> {
+pub(crate) fn revoke_group_invitation(
+    store: &PostgresStore,
+    id: i64,
+    invitation: i64,
+    at: Timestamp,
+) -> StoreResult<bool> {
     store.write(|tx| {
         let n = tx
             .execute(
@@ -312,7 +325,10 @@ fn invitation_in(
     Ok(group_by_id(c, invitation.group, lock)?.map(|g| (invitation, g)))
 }
 
-pub(crate) fn invitation_by_hash(store: &PostgresStore, token_hash: &[u8; 32]) -> StoreResult<Option<(Invitation, Group)>> {
+pub(crate) fn invitation_by_hash(
+    store: &PostgresStore,
+    token_hash: &[u8; 32],
+) -> StoreResult<Option<(Invitation, Group)>> {
     store.read(|c| invitation_in(&mut **c, token_hash, false))
 }
 

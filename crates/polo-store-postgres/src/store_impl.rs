@@ -12,9 +12,9 @@ use polo_store::{
 };
 
 use crate::error::Db;
-use crate::{groups, 
-    PostgresStore, account_deletion, accounts, auth, deletes, derived, intervals, nodes, points, records, replication,
-    sharing, undo, zones,
+use crate::{
+    PostgresStore, account_deletion, accounts, auth, deletes, derived, groups, intervals, nodes, points, records,
+    replication, sharing, undo, zones,
 };
 
 impl Store for PostgresStore {
@@ -435,7 +435,10 @@ impl Store for PostgresStore {
         groups::revoke_group_invitation(self, id, invitation, at)
     }
 
-    fn invitation_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(polo_store::Invitation, polo_store::Group)>> {
+    fn invitation_by_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(polo_store::Invitation, polo_store::Group)>> {
         groups::invitation_by_hash(self, token_hash)
     }
 

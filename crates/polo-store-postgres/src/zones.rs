@@ -49,7 +49,8 @@ pub(crate) fn update_zone(
 
 pub(crate) fn delete_zone(store: &PostgresStore, user: UserId, id: i64) -> StoreResult<bool> {
     store.write(|tx| {
-        let Some(row) = tx.query_opt("SELECT group_id FROM zones WHERE user_id = $1 AND id = $2", &[&user.0, &id]).db()?
+        let Some(row) =
+            tx.query_opt("SELECT group_id FROM zones WHERE user_id = $1 AND id = $2", &[&user.0, &id]).db()?
         else {
             return Ok(false);
         };

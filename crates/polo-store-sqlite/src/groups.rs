@@ -241,8 +241,11 @@ pub(crate) fn create_group_invitation(
         if !user_exists(tx, invitation.created_by)? {
             return Err(StoreError::NotFound(format!("user {}", invitation.created_by)));
         }
-        let taken =
-            tx.prepare_cached("SELECT 1 FROM group_invitations WHERE token_hash = ?1").db()?.exists([&token_hash[..]]).db()?;
+        let taken = tx
+            .prepare_cached("SELECT 1 FROM group_invitations WHERE token_hash = ?1")
+            .db()?
+            .exists([&token_hash[..]])
+            .db()?;
         if taken {
             return Err(StoreError::AlreadyExists("an invitation with this token".to_owned()));
         }
@@ -276,14 +279,21 @@ pub(crate) fn create_group_invitation(
 pub(crate) fn group_invitations(store: &SqliteStore, id: i64) -> StoreResult<Vec<Invitation>> {
     store.read(|c| {
         let mut stmt = c
-            .prepare_cached(&format!("SELECT {INVITATION_COLUMNS} FROM group_invitations WHERE group_id = ?1 ORDER BY id"))
+            .prepare_cached(&format!(
+                "SELECT {INVITATION_COLUMNS} FROM group_invitations WHERE group_id = ?1 ORDER BY id"
+            ))
             .db()?;
         let rows = stmt.query_map([id], invitation_from_row);
         rows.db()?.collect::<rusqlite::Result<Vec<_>>>().db()
     })
 }
 
-pub(crate) fn revoke_group_invitation(store: &SqliteStore, id: i64, invitation: i64, at: Timestamp) -> StoreResult<bool> {
+pub(crate) fn revoke_group_invitation(
+    store: &SqliteStore,
+    id: i64,
+    invitation: i64,
+    at: Timestamp,
+) -> StoreResult<bool> {
     store.write(|tx| {
         let n = tx
             .execute(
@@ -306,7 +316,10 @@ fn invitation_in(c: &Connection, token_hash: &[u8; 32]) -> StoreResult<Option<(I
     Ok(group_by_id(c, invitation.group)?.map(|g| (invitation, g)))
 }
 
-pub(crate) fn invitation_by_hash(store: &SqliteStore, token_hash: &[u8; 32]) -> StoreResult<Option<(Invitation, Group)>> {
+pub(crate) fn invitation_by_hash(
+    store: &SqliteStore,
+    token_hash: &[u8; 32],
+) -> StoreResult<Option<(Invitation, Group)>> {
     store.read(|c| invitation_in(c, token_hash))
 }
 

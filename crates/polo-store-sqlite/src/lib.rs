@@ -1365,7 +1365,10 @@ impl Store for SqliteStore {
         groups::revoke_group_invitation(self, id, invitation, at)
     }
 
-    fn invitation_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(polo_store::Invitation, polo_store::Group)>> {
+    fn invitation_by_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(polo_store::Invitation, polo_store::Group)>> {
         groups::invitation_by_hash(self, token_hash)
     }
 

@@ -6,15 +6,16 @@
 
 use polo_domain::{Timestamp, UserId};
 
-use crate::{
-    EventBatch, InvitationRefusal, JoinOutcome, NewInvitation, StateWrite, Store, StoreError, ZoneStateRow,
-};
+use crate::{EventBatch, InvitationRefusal, JoinOutcome, NewInvitation, StateWrite, Store, StoreError, ZoneStateRow};
 
 /// The tests of this module, by name.
 pub const ALL: &[(&str, crate::conformance::Test)] = &[
     ("groups_are_created_listed_renamed_and_deleted", groups_are_created_listed_renamed_and_deleted),
     ("a_group_keeps_an_admin", a_group_keeps_an_admin),
-    ("invitations_admit_as_many_as_they_say_until_they_expire", invitations_admit_as_many_as_they_say_until_they_expire),
+    (
+        "invitations_admit_as_many_as_they_say_until_they_expire",
+        invitations_admit_as_many_as_they_say_until_they_expire,
+    ),
     ("group_zones_belong_to_the_group", group_zones_belong_to_the_group),
     ("deleting_a_user_leaves_their_groups_with_an_admin", deleting_a_user_leaves_their_groups_with_an_admin),
 ];
@@ -160,10 +161,10 @@ pub fn group_zones_belong_to_the_group(store: &dyn Store) {
     assert!(matches!(store.create_group_zone(UserId(9_999), g, "{}", Timestamp(1)), Err(StoreError::NotFound(_))));
 
     let zones = store.group_zones(g).unwrap();
-    assert_eq!(zones.iter().map(|z| (z.id, z.user, z.group)).collect::<Vec<_>>(), [
-        (home, a, Some(g)),
-        (school, b, Some(g))
-    ]);
+    assert_eq!(
+        zones.iter().map(|z| (z.id, z.user, z.group)).collect::<Vec<_>>(),
+        [(home, a, Some(g)), (school, b, Some(g))]
+    );
     let of_a = store.zones(Some(a)).unwrap();
     assert_eq!(of_a.iter().map(|z| (z.id, z.group)).collect::<Vec<_>>(), [(own, None), (home, Some(g))]);
     assert!(store.update_zone(b, school, "{\"school\":2}", Timestamp(4)).unwrap());

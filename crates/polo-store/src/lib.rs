@@ -57,8 +57,8 @@ pub mod zones;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-pub use groups::{Group, GroupMember, Invitation, InvitationRefusal, JoinOutcome, Membership, NewInvitation};
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
+pub use groups::{Group, GroupMember, Invitation, InvitationRefusal, JoinOutcome, Membership, NewInvitation};
 pub use nodes::{FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription};
 pub use records::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role};
 pub use replication::{

@@ -53,10 +53,13 @@ fn spare_group(ctx: &Ctx, admin: bool) -> i64 {
     let id = group_of(&ctx.addr, &ctx.owner_basic, "owner-group");
     join(&ctx.addr, &ctx.owner_basic, id, &basic(MEMBER, PASSWORD));
     if admin {
-        let r = http(&ctx.addr, "PUT", &format!("/api/v1/groups/{id}/members/{MEMBER}/admin"), &[(
-            "Authorization",
-            ctx.owner_basic.as_str(),
-        )], b"");
+        let r = http(
+            &ctx.addr,
+            "PUT",
+            &format!("/api/v1/groups/{id}/members/{MEMBER}/admin"),
+            &[("Authorization", ctx.owner_basic.as_str())],
+            b"",
+        );
         assert_eq!(r.status, 200, "{}", r.body);
     }
     id
@@ -85,7 +88,9 @@ pub(super) fn rows() -> Vec<Row> {
             path: "/api/v1/groups",
             expect: [401, 201, 201, 201, 201],
             device: 403,
-            request: |_, role| Request::new("POST", "/api/v1/groups").json(&json!({"name": format!("by {}", role.name())})),
+            request: |_, role| {
+                Request::new("POST", "/api/v1/groups").json(&json!({"name": format!("by {}", role.name())}))
+            },
             check: |_, role, r| {
                 if role != Role::Anonymous {
                     let body = r.json();
@@ -112,7 +117,8 @@ pub(super) fn rows() -> Vec<Row> {
             expect: outsiders_404(200),
             device: 403,
             request: |ctx, _| {
-                Request::new("PUT", format!("/api/v1/groups/{}", spare_group(ctx, false))).json(&json!({"name": "renamed"}))
+                Request::new("PUT", format!("/api/v1/groups/{}", spare_group(ctx, false)))
+                    .json(&json!({"name": "renamed"}))
             },
             check: no_check,
         },
@@ -149,7 +155,9 @@ pub(super) fn rows() -> Vec<Row> {
             path: "/api/v1/groups/{id}/members/{user}",
             expect: outsiders_404(204),
             device: 403,
-            request: |ctx, _| Request::new("DELETE", format!("/api/v1/groups/{}/members/{MEMBER}", spare_group(ctx, false))),
+            request: |ctx, _| {
+                Request::new("DELETE", format!("/api/v1/groups/{}/members/{MEMBER}", spare_group(ctx, false)))
+            },
             check: no_check,
         },
         Row {
@@ -285,10 +293,13 @@ fn fixture(addr: &str) -> Fixture {
     let group = group_of(addr, &owner, "the-group");
     join(addr, &owner, group, &basic("member", PASSWORD));
     join(addr, &owner, group, &basic("gadmin", PASSWORD));
-    let promote = http(addr, "PUT", &format!("/api/v1/groups/{group}/members/gadmin/admin"), &[(
-        "Authorization",
-        owner.as_str(),
-    )], b"");
+    let promote = http(
+        addr,
+        "PUT",
+        &format!("/api/v1/groups/{group}/members/gadmin/admin"),
+        &[("Authorization", owner.as_str())],
+        b"",
+    );
     assert_eq!(promote.status, 200, "{}", promote.body);
     let zone = json!({"name": "group-home", "group": group,
         "shape": {"type": "circle", "center": [OWNER_LAT, 8.5], "radius_m": 100.0}});
@@ -568,7 +579,8 @@ fn invitations_refuse_with_a_reason_and_groups_keep_an_admin() {
 
     // Single use: ann joins, ben is refused.
     let (_, once) = invitation(&addr, &owner, group, 1);
-    let join_as = |user: &str, token: &str| post(&addr, &format!("/api/v1/groups/join/{token}"), &as_user(user), &json!({}));
+    let join_as =
+        |user: &str, token: &str| post(&addr, &format!("/api/v1/groups/join/{token}"), &as_user(user), &json!({}));
     assert_eq!(join_as("ann", &once).status, 200);
     let used = join_as("ben", &once);
     assert_eq!(used.status, 409, "{}", used.body);
@@ -582,7 +594,13 @@ fn invitations_refuse_with_a_reason_and_groups_keep_an_admin() {
 
     // Revoked.
     let (id, revoked) = invitation(&addr, &owner, group, 5);
-    let r = http(&addr, "DELETE", &format!("/api/v1/groups/{group}/invitations/{id}"), &[("Authorization", owner.as_str())], b"");
+    let r = http(
+        &addr,
+        "DELETE",
+        &format!("/api/v1/groups/{group}/invitations/{id}"),
+        &[("Authorization", owner.as_str())],
+        b"",
+    );
     assert_eq!(r.status, 204, "{}", r.body);
     let r = join_as("ben", &revoked);
     assert_eq!(r.status, 409);
@@ -600,7 +618,11 @@ fn invitations_refuse_with_a_reason_and_groups_keep_an_admin() {
     expire_invitations(data);
     let r = join_as("cat", &short);
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(r.json()["message"].as_str().unwrap().starts_with("this invitation to \"Family\" expired at "), "{}", r.body);
+    assert!(
+        r.json()["message"].as_str().unwrap().starts_with("this invitation to \"Family\" expired at "),
+        "{}",
+        r.body
+    );
     let r = join_as("cat", "not-a-token");
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.json()["message"].as_str().unwrap().starts_with("this invitation link is unknown"), "{}", r.body);
@@ -612,9 +634,21 @@ fn invitations_refuse_with_a_reason_and_groups_keep_an_admin() {
         leave.json()["message"],
         "you are the only admin of \"Family\": make another member an admin first, or delete the group"
     );
-    let demote = http(&addr, "DELETE", &format!("/api/v1/groups/{group}/members/owner/admin"), &[("Authorization", owner.as_str())], b"");
+    let demote = http(
+        &addr,
+        "DELETE",
+        &format!("/api/v1/groups/{group}/members/owner/admin"),
+        &[("Authorization", owner.as_str())],
+        b"",
+    );
     assert_eq!(demote.status, 409, "{}", demote.body);
-    let promote = http(&addr, "PUT", &format!("/api/v1/groups/{group}/members/ann/admin"), &[("Authorization", owner.as_str())], b"");
+    let promote = http(
+        &addr,
+        "PUT",
+        &format!("/api/v1/groups/{group}/members/ann/admin"),
+        &[("Authorization", owner.as_str())],
+        b"",
+    );
     assert_eq!(promote.status, 200, "{}", promote.body);
     assert_eq!(post(&addr, &format!("/api/v1/groups/{group}/leave"), &owner, &json!({})).status, 204);
     let mine = http(&addr, "GET", "/api/v1/groups", &[("Authorization", ann.as_str())], b"").json();
@@ -626,7 +660,13 @@ fn invitations_refuse_with_a_reason_and_groups_keep_an_admin() {
     assert_eq!(friends["friends"], json!([]), "{friends}");
 
     // The admin actions are in the audit log.
-    let audit = http(&addr, "GET", "/api/v1/admin/audit?action=group.", &[("Authorization", basic("admin", PASSWORD).as_str())], b"");
+    let audit = http(
+        &addr,
+        "GET",
+        "/api/v1/admin/audit?action=group.",
+        &[("Authorization", basic("admin", PASSWORD).as_str())],
+        b"",
+    );
     assert_eq!(audit.status, 200, "{}", audit.body);
     let actions: Vec<String> =
         audit.json()["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();

@@ -31,7 +31,9 @@ use crate::AppState;
 use crate::audit::{Event, now, record};
 use crate::auth::{Caller, random_secret, sha256};
 use crate::client::Client;
-use crate::error::{ApiError, AuthErrors, BadRequest, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound, json_object};
+use crate::error::{
+    ApiError, AuthErrors, BadRequest, Conflict, CsrfFailed, Forbidden, JsonBodyErrors, NotFound, json_object,
+};
 use crate::query::derived::blocking;
 
 /// A group you are in.
@@ -223,7 +225,8 @@ fn member_named(store: &dyn Store, id: i64, name: &str) -> Result<polo_domain::U
 pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<GroupList>, ApiError> {
     let store = state.store.clone();
     blocking(move || {
-        let groups = store.groups_of(caller.user.id)?.iter().map(|m| group_view(&*store, m)).collect::<Result<_, _>>()?;
+        let groups =
+            store.groups_of(caller.user.id)?.iter().map(|m| group_view(&*store, m)).collect::<Result<_, _>>()?;
         Ok(Json(GroupList { groups }))
     })
     .await
@@ -346,7 +349,8 @@ pub(crate) async fn delete(
         Ok(name)
     })
     .await?;
-    let event = Event::new(&caller.user.name, "group.delete", Some(caller.user.id)).with("group", id).with("name", name);
+    let event =
+        Event::new(&caller.user.name, "group.delete", Some(caller.user.id)).with("group", id).with("name", name);
     record(&state.store, event, client.ip).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -484,9 +488,8 @@ pub(crate) async fn leave(
     let (store, zones, user) = (state.store.clone(), state.zones.clone(), caller.user.id);
     blocking(move || {
         let group = Standing::of(&*store, user, id)?.membership.group.name;
-        let message = format!(
-            "you are the only admin of {group:?}: make another member an admin first, or delete the group"
-        );
+        let message =
+            format!("you are the only admin of {group:?}: make another member an admin first, or delete the group");
         remove(&*store, &zones, id, user, message)
     })
     .await?;
@@ -626,7 +629,8 @@ pub(crate) async fn preview(
     let Path(token) = token?;
     let store = state.store.clone();
     blocking(move || {
-        let (invitation, group) = store.invitation_by_hash(&sha256(token.as_bytes()))?.ok_or_else(unknown_invitation)?;
+        let (invitation, group) =
+            store.invitation_by_hash(&sha256(token.as_bytes()))?.ok_or_else(unknown_invitation)?;
         let member = store.groups_of(caller.user.id)?.iter().any(|m| m.group.id == group.id);
         let refusal = invitation.refusal(now());
         let invited_by = match invitation.created_by {
@@ -671,7 +675,10 @@ pub(crate) async fn join(
             && store.group_members(group.id)?.len() >= MAX_MEMBERS
             && !store.groups_of(user)?.iter().any(|m| m.group.id == group.id)
         {
-            return Err(ApiError::conflict(format!("{:?} has {MAX_MEMBERS} members, the most there may be", group.name)));
+            return Err(ApiError::conflict(format!(
+                "{:?} has {MAX_MEMBERS} members, the most there may be",
+                group.name
+            )));
         }
         let (group, joined) = match store.join_group(&hash, user, now())? {
             JoinOutcome::Joined(group) => (group, true),

@@ -135,11 +135,14 @@ pub fn load_index(store: &dyn Store) -> Result<ZoneIndex, String> {
     let mut audiences = HashMap::new();
     for row in &rows {
         let Some(group) = row.group else { continue };
-        if !members.contains_key(&group) {
-            let users = store.group_members(group).map_err(|e| e.to_string())?.into_iter().map(|m| m.user).collect();
-            members.insert(group, users);
-        }
-        audiences.insert(row.id, members[&group].clone());
+        let users = match members.entry(group) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let users = store.group_members(group).map_err(|e| e.to_string())?.into_iter().map(|m| m.user);
+                slot.insert(users.collect())
+            }
+        };
+        audiences.insert(row.id, users.clone());
     }
     let zones = rows
         .into_iter()
@@ -634,12 +637,8 @@ mod tests {
         let member = store.create_user("ben", "h", false).unwrap().id;
         let stranger = store.create_user("cat", "h", false).unwrap().id;
         let group = store.create_group("Family", maker, Timestamp(NOW)).unwrap().id;
-        let invitation = polo_store::NewInvitation {
-            group,
-            created_by: maker,
-            max_uses: 1,
-            expires: Timestamp(NOW + 86_400_000),
-        };
+        let invitation =
+            polo_store::NewInvitation { group, created_by: maker, max_uses: 1, expires: Timestamp(NOW + 86_400_000) };
         store.create_group_invitation(&invitation, &[5; 32]).unwrap();
         store.join_group(&[5; 32], member, Timestamp(NOW)).unwrap();
         let spec = ZoneSpec {
