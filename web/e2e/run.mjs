@@ -367,7 +367,7 @@ async function groupsFlow(browser, page) {
   });
   check(made.status === 201, `creating gina: ${made.status} ${await made.text()}`);
   await page.goto(`${base}/groups`);
-  await page.getByLabel("New group").fill("E2E family");
+  await page.locator('input[name="group-name"]').fill("E2E family");
   await page.getByRole("button", { name: "Create group" }).click();
   const card = page.locator("li.card", { hasText: "E2E family" });
   await card.locator('[data-testid="group-members"]').waitFor();
