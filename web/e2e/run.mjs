@@ -221,6 +221,7 @@ async function gallery(page, extra = [], onlyExtra = false) {
     ["imports", "/imports", "table.data tbody tr"],
     ["devices", "/devices", "main .page-title"],
     ["sharing", "/sharing", "main .page-title"],
+    ["groups", "/groups", "li.card"],
     ["account", "/account", "text=Basemap tile URL"],
   ];
   const pages = onlyExtra ? extra : [...everyPage, ...extra];
@@ -357,6 +358,79 @@ function writeCamera(path, text) {
   const chroma = Buffer.alloc((width / 2) * (height / 2), 128);
   const frame = Buffer.concat([Buffer.from("FRAME\n"), luma, chroma, chroma]);
   writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\n`), frame, frame]));
+}
+
+/**
+ * Groups: Alice makes a family group and an invitation link; Gina, logged out, opens the link,
+ * logs in, sees which group it is for and joins; Alice makes her an admin and adds a zone that
+ * belongs to the group, which Gina then sees but whose group she may not change; a used link is
+ * refused with its reason.
+ */
+async function groupsFlow(browser, page) {
+  step = "groups: create";
+  const adminAuth = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+  const made = await fetch(`${base}/api/v1/users`, {
+    method: "POST",
+    headers: { Authorization: adminAuth, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "gina", password: "gina's password" }),
+  });
+  check(made.status === 201, `creating gina: ${made.status} ${await made.text()}`);
+  await page.goto(`${base}/groups`);
+  await page.locator('input[name="group-name"]').fill("E2E family");
+  await page.getByRole("button", { name: "Create group" }).click();
+  const card = page.locator("li.card", { hasText: "E2E family" });
+  await card.locator('[data-testid="group-members"]').waitFor();
+  step = "groups: invite";
+  await card.getByRole("button", { name: "Make invitation link" }).click();
+  const link = (await card.locator('[data-testid="invitation-link"]').textContent()).trim();
+  check(/\/join\/[A-Za-z0-9_-]{43}$/.test(link), `the invitation link: ${link}`);
+  await card.getByText("0 of 1 used").waitFor();
+
+  step = "groups: join";
+  const ginaContext = await newContext(browser);
+  const gina = await ginaContext.newPage();
+  watch(gina, "gina");
+  await gina.goto(link);
+  await gina.getByLabel("User name").fill("gina");
+  await gina.getByLabel("Password").fill("gina's password");
+  await gina.getByRole("button", { name: "Log in" }).click();
+  const joinCard = gina.locator('[data-testid="join-card"]');
+  await joinCard.getByText(`${user} invites you`).waitFor();
+  await shot(gina, "join");
+  await joinCard.getByRole("button", { name: "Join E2E family" }).click();
+  await gina.locator("li.card", { hasText: "E2E family" }).waitFor();
+  check(new URL(gina.url()).pathname === "/groups", `after joining: ${gina.url()}`);
+
+  step = "groups: used link";
+  // The link was for one person: opened again by someone else, it says why it no longer works.
+  const used = await fetch(`${base}/api/v1/groups/join/${link.split("/join/")[1]}`, { headers: { Authorization: adminAuth } }).then((r) => r.json());
+  check(used.member === true && used.valid === false && /used 1 of 1 times/.test(used.reason), `the used link: ${JSON.stringify(used)}`);
+
+  step = "groups: promote";
+  await page.reload();
+  await page.locator("li.card", { hasText: "E2E family" }).getByRole("button", { name: "Open" }).click();
+  const ginaRow = page.locator('tr[data-member="gina"]');
+  await ginaRow.getByRole("button", { name: "Make admin" }).click();
+  await ginaRow.getByText("admin", { exact: true }).waitFor();
+  await shot(page, "groups");
+
+  step = "groups: zone";
+  await page.goto(`${base}/zones`);
+  await page.locator('[data-testid="event-log"] h2').waitFor();
+  await page.getByRole("button", { name: "New circle" }).click();
+  const form = page.locator('[data-testid="zone-form"]');
+  await page.locator(".zones-map").click({ position: { x: 260, y: 200 } });
+  await form.getByLabel("Name", { exact: true }).fill("E2E family home");
+  await form.getByLabel("Belongs to").selectOption({ label: "the group E2E family (every member's phones)" });
+  await form.getByRole("button", { name: "Save" }).click();
+  await page.locator("li.zone", { hasText: "E2E family home" }).getByText("group: E2E family").waitFor();
+  await gina.goto(`${base}/zones`);
+  const ginaZone = gina.locator("li.zone", { hasText: "E2E family home" });
+  await ginaZone.getByText("group: E2E family").waitFor();
+  check((await ginaZone.getByRole("button", { name: "Edit" }).count()) === 1, "gina, an admin of the group, may edit its zone");
+  await shot(gina, "zones-group");
+  await ginaContext.close();
+  console.log("ok: a group made, a link joined after logging in, a member made admin, a group zone seen by both; a used link says why");
 }
 
 async function login(page, name, secret) {
@@ -579,6 +653,7 @@ async function run() {
       ["Imports", "main .page-title h1:text-is('Imports')"],
       ["Devices", "main .page-title h1:text-is('Devices')"],
       ["Sharing", "main .page-title h1:text-is('Sharing')"],
+      ["Groups", "main .page-title h1:text-is('Groups')"],
       ["Account", "main .page-title h1:text-is('Account')"],
     ];
     const nav = page.getByRole("navigation", { name: "Main" });
@@ -812,6 +887,7 @@ async function run() {
       console.log(`ok: ${name} page`);
     }
     await zonesFlow(page);
+    await groupsFlow(browser, page);
 
     step = "trip detail";
     await page.goto(`${base}/trips?from=${day}&to=${day.slice(0, 8)}28`);

@@ -451,3 +451,51 @@ export interface PointView {
   flagged?: boolean;
   flag_reason?: "teleport" | "inaccurate" | "user";
 }
+
+/** A group you are in (`GET /api/v1/groups`). */
+export interface Group {
+  id: number;
+  name: string;
+  created_ms: number;
+  created_by: string | null;
+  /** Whether you administer it. */
+  admin: boolean;
+  members: number;
+}
+
+export interface GroupMember {
+  user: string;
+  admin: boolean;
+  joined_ms: number;
+}
+
+/** `GET /api/v1/groups/{id}`. */
+export interface GroupDetail extends Group {
+  member_list: GroupMember[];
+  zones: number[];
+}
+
+export interface GroupInvitation {
+  id: number;
+  created_by: string | null;
+  created_ms: number;
+  expires_ms: number;
+  max_uses: number;
+  uses: number;
+  revoked_ms: number | null;
+  active: boolean;
+  /** Only in the answer that made it. */
+  token?: string;
+  url?: string;
+}
+
+/** `GET /api/v1/groups/join/{token}`. */
+export interface InvitationPreview {
+  group_id: number;
+  group: string;
+  invited_by: string | null;
+  expires_ms: number;
+  member: boolean;
+  valid: boolean;
+  reason: string | null;
+}

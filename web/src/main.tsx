@@ -25,6 +25,7 @@ const PAGES = {
   imports: () => import("./pages/Imports"),
   devices: () => import("./pages/Devices"),
   sharing: () => import("./pages/Sharing"),
+  groups: () => import("./pages/Groups"),
   share: () => import("./pages/Share"),
   account: () => import("./pages/Account"),
   security: () => import("./pages/Security"),
@@ -97,6 +98,7 @@ const NAV: [string, string][] = [
   ["/imports", "Imports"],
   ["/devices", "Devices"],
   ["/sharing", "Sharing"],
+  ["/groups", "Groups"],
   ["/exposure", "Exposure"],
   ["/account", "Account"],
 ];
@@ -179,6 +181,9 @@ function Page({ me }: { me: Me }) {
   if (path === "/imports") return <Lazy page="imports" name="Imports" render={(C) => <C />} />;
   if (path === "/devices") return <Lazy page="devices" name="Devices" render={(C) => <C me={me} />} />;
   if (path === "/sharing") return <Lazy page="sharing" name="Sharing" render={(C) => <C me={me} />} />;
+  if (path === "/groups") return <Lazy page="groups" name="Groups" render={(C) => <C me={me} />} />;
+  // An invitation link: after logging in (the login page keeps the path), what it is for.
+  if (path.startsWith("/join/")) return <Lazy page="groups" name="JoinPage" render={(C) => <C token={decodeURIComponent(path.slice(6))} />} />;
   if (path === "/account") return <Lazy page="account" name="Account" render={(C) => <C me={me} />} />;
   if (path === "/account/sessions") return <Lazy page="security" name="Sessions" render={(C) => <C />} />;
   if (path === "/account/audit" && me.user.admin) return <Lazy page="security" name="AuditLog" render={(C) => <C />} />;

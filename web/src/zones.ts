@@ -21,6 +21,11 @@ export interface Zone {
   rules: Rules;
   updated_ms: number;
   origin?: string;
+  /** The group it belongs to (every member's phones fire it), or null: yours alone. */
+  group?: number | null;
+  group_name?: string | null;
+  /** Whether you may change it: yours, or a group's you administer or made. */
+  editable?: boolean;
 }
 
 export interface ZoneEvent {

@@ -16,6 +16,9 @@
 //! as a phone gets it, without scopes: it ingests as its device, reads its
 //! own latest position and the friends reply, and gets 403 for everything
 //! else, never seeing the owner's history.
+//! Groups' routes have their own rows (`authz_matrix/groups.rs`): here the
+//! owner made the group, and a second test plays a member, a group admin and
+//! the group's maker besides.
 //! Public routes (the web app's config, share links) are marked `public`:
 //! every caller, with credentials or without, gets the same answer.
 //!
@@ -25,6 +28,8 @@
 //! administrator may use is sent once more as that caller and must answer 403.
 
 mod common;
+#[path = "authz_matrix/groups.rs"]
+mod groups;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -1535,6 +1540,9 @@ fn rows() -> Vec<Row> {
             check: exposure_is_off,
         },
     ]
+    .into_iter()
+    .chain(groups::rows())
+    .collect()
 }
 
 /// A health-authority route: nobody in the matrix has the role, so everyone with credentials gets
@@ -1671,6 +1679,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     let data = dir.path();
     add_user(data, "owner");
     add_user(data, "other");
+    add_user(data, groups::MEMBER);
     let mut admin = polo(data)
         .args(["user", "add", "admin", "--admin", "--password-stdin"])
         .stdin(std::process::Stdio::piped())
@@ -1786,7 +1795,7 @@ fn every_route_answers_every_caller_exactly_as_specified() {
     let users = http(&addr, "GET", "/api/v1/users", &[("Authorization", &basic("admin", PASSWORD))], b"").json();
     let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
     let (spares, names): (Vec<&str>, Vec<&str>) = names.into_iter().partition(|n| n.starts_with("spare-"));
-    assert_eq!(names, ["owner", "other", "admin", "made-by-admin"], "the outside POST created nobody");
+    assert_eq!(names, ["owner", "other", groups::MEMBER, "admin", "made-by-admin"], "the outside POST created nobody");
     // One spare per caller of the delete row, and one for the outside delete: only the admin's went.
     assert_eq!(
         spares,

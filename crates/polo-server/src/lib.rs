@@ -16,6 +16,7 @@ pub mod device_labels;
 pub mod error;
 pub mod exposure;
 mod front_door;
+pub mod groups;
 mod health;
 pub mod import_job;
 pub mod ingest;
@@ -176,6 +177,7 @@ fn api_routes(max_upload: u64, ingest_limit: usize) -> OpenApiRouter<AppState> {
         .merge(exposure::routes())
         .merge(zones::routes::routes())
         .merge(photos::routes())
+        .merge(groups::routes::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /api/openapi.json` serves it.

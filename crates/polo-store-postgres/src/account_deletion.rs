@@ -32,6 +32,7 @@ pub(crate) fn purge(tx: &mut Tx<'_>, id: i64, keep_user: bool) -> StoreResult<(u
         tx.query_one("SELECT coalesce(sum(n), 0)::BIGINT FROM point_chunks WHERE user_id = $1", &[&id]).db()?.get(0);
     let devices: i64 = tx.query_one("SELECT count(*) FROM devices WHERE user_id = $1", &[&id]).db()?.get(0);
     tx.execute("DELETE FROM location_grants WHERE user_id = $1 OR friend_id = $1", &[&id]).db()?;
+    crate::groups::forget_account(tx, id)?;
     // Per-user cursors are named `<prefix>:<id>` or `<prefix>:<id>:…`.
     let id_text = id.to_string();
     tx.execute("DELETE FROM derived_cursors WHERE name LIKE '%:' || $1 OR name LIKE '%:' || $1 || ':%'", &[&id_text])

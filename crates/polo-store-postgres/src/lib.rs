@@ -33,6 +33,7 @@ mod deletes;
 mod derived;
 mod durable;
 mod error;
+mod groups;
 mod intervals;
 mod nodes;
 mod points;

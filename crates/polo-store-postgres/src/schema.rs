@@ -63,6 +63,9 @@ pub const REFERENCE_TABLES: &[&str] = &[
     "failure_counts",
     "records",
     "audit_log",
+    "user_groups",
+    "group_members",
+    "group_invitations",
 ];
 
 /// The foreign keys between distributed tables, as (table, constraint,
@@ -501,8 +504,46 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (user_id, webhook_id, id) WHERE status = 0;
 ";
 
+/// Version 6, groups (`groups.rs`, `polo_store::groups`): groups, their
+/// members (admins marked) and invitation links, kept by the SHA-256 of
+/// their secret like share links. Instance-wide and small (reference tables
+/// under Citus); a zone may belong to a group (`zones.group_id`, no foreign
+/// key: a per-user table points at a reference table only by value here, so
+/// that deleting a group needs no order against the zones' shards).
+const V6: &str = "
+CREATE TABLE user_groups (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_by BIGINT,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE group_members (
+    group_id  BIGINT NOT NULL REFERENCES user_groups (id),
+    user_id   BIGINT NOT NULL REFERENCES users (id),
+    is_admin  BOOLEAN NOT NULL,
+    joined_ms BIGINT NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX group_members_by_user ON group_members (user_id);
+CREATE TABLE group_invitations (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    group_id   BIGINT NOT NULL REFERENCES user_groups (id),
+    token_hash BYTEA NOT NULL UNIQUE,
+    created_by BIGINT,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    max_uses   INTEGER NOT NULL,
+    uses       INTEGER NOT NULL,
+    revoked_ms BIGINT
+);
+CREATE INDEX group_invitations_by_group ON group_invitations (group_id);
+CREATE INDEX group_invitations_by_maker ON group_invitations (created_by);
+ALTER TABLE zones ADD COLUMN group_id BIGINT;
+CREATE INDEX zones_by_group ON zones (group_id) WHERE group_id IS NOT NULL;
+";
+
 /// The migrations, in order; `schema_version` counts those applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The `schema_version` of a database this polo has migrated.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -13,8 +13,8 @@ use polo_store::{
 
 use crate::error::Db;
 use crate::{
-    PostgresStore, account_deletion, accounts, auth, deletes, derived, intervals, nodes, points, records, replication,
-    sharing, undo, zones,
+    PostgresStore, account_deletion, accounts, auth, deletes, derived, groups, intervals, nodes, points, records,
+    replication, sharing, undo, zones,
 };
 
 impl Store for PostgresStore {
@@ -377,6 +377,73 @@ impl Store for PostgresStore {
 
     fn zone_states(&self, user: UserId, device: DeviceId) -> StoreResult<Vec<polo_store::ZoneStateRow>> {
         zones::zone_states(self, user, device)
+    }
+
+    fn create_group_zone(&self, user: UserId, group: i64, body: &str, at: Timestamp) -> StoreResult<i64> {
+        groups::create_group_zone(self, user, group, body, at)
+    }
+
+    fn group_zones(&self, group: i64) -> StoreResult<Vec<polo_store::ZoneRow>> {
+        groups::group_zones(self, group)
+    }
+
+    fn create_group(&self, name: &str, creator: UserId, at: Timestamp) -> StoreResult<polo_store::Group> {
+        groups::create_group(self, name, creator, at)
+    }
+
+    fn group(&self, id: i64) -> StoreResult<Option<polo_store::Group>> {
+        groups::group(self, id)
+    }
+
+    fn groups_of(&self, user: UserId) -> StoreResult<Vec<polo_store::Membership>> {
+        groups::groups_of(self, user)
+    }
+
+    fn rename_group(&self, id: i64, name: &str) -> StoreResult<bool> {
+        groups::rename_group(self, id, name)
+    }
+
+    fn delete_group(&self, id: i64) -> StoreResult<bool> {
+        groups::delete_group(self, id)
+    }
+
+    fn group_members(&self, id: i64) -> StoreResult<Vec<polo_store::GroupMember>> {
+        groups::group_members(self, id)
+    }
+
+    fn set_group_admin(&self, id: i64, user: UserId, admin: bool) -> StoreResult<bool> {
+        groups::set_group_admin(self, id, user, admin)
+    }
+
+    fn remove_group_member(&self, id: i64, user: UserId) -> StoreResult<bool> {
+        groups::remove_group_member(self, id, user)
+    }
+
+    fn create_group_invitation(
+        &self,
+        invitation: &polo_store::NewInvitation,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<polo_store::Invitation> {
+        groups::create_group_invitation(self, invitation, token_hash)
+    }
+
+    fn group_invitations(&self, id: i64) -> StoreResult<Vec<polo_store::Invitation>> {
+        groups::group_invitations(self, id)
+    }
+
+    fn revoke_group_invitation(&self, id: i64, invitation: i64, at: Timestamp) -> StoreResult<bool> {
+        groups::revoke_group_invitation(self, id, invitation, at)
+    }
+
+    fn invitation_by_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(polo_store::Invitation, polo_store::Group)>> {
+        groups::invitation_by_hash(self, token_hash)
+    }
+
+    fn join_group(&self, token_hash: &[u8; 32], user: UserId, now: Timestamp) -> StoreResult<polo_store::JoinOutcome> {
+        groups::join_group(self, token_hash, user, now)
     }
 
     fn commit_events(&self, batch: &polo_store::EventBatch) -> StoreResult<Vec<Option<i64>>> {

@@ -49,23 +49,36 @@ pub(crate) fn update_zone(
 
 pub(crate) fn delete_zone(store: &PostgresStore, user: UserId, id: i64) -> StoreResult<bool> {
     store.write(|tx| {
-        tx.execute("DELETE FROM zone_states WHERE user_id = $1 AND zone_id = $2", &[&user.0, &id]).db()?;
+        let Some(row) =
+            tx.query_opt("SELECT group_id FROM zones WHERE user_id = $1 AND id = $2", &[&user.0, &id]).db()?
+        else {
+            return Ok(false);
+        };
+        if row.get::<_, Option<i64>>(0).is_some() {
+            // A group's zone has states of every member's devices, on their shards.
+            tx.execute("DELETE FROM zone_states WHERE zone_id = $1", &[&id]).db()?;
+        } else {
+            tx.execute("DELETE FROM zone_states WHERE user_id = $1 AND zone_id = $2", &[&user.0, &id]).db()?;
+        }
         Ok(tx.execute("DELETE FROM zones WHERE user_id = $1 AND id = $2", &[&user.0, &id]).db()? > 0)
     })
+}
+
+/// A [`ZoneRow`] from `id, user_id, group_id, body, updated_ms`.
+pub(crate) fn zone_from_row(r: &Row) -> ZoneRow {
+    ZoneRow { id: r.get(0), user: UserId(r.get(1)), group: r.get(2), body: r.get(3), updated: Timestamp(r.get(4)) }
 }
 
 pub(crate) fn zones(store: &PostgresStore, user: Option<UserId>) -> StoreResult<Vec<ZoneRow>> {
     store.read(|c| {
         let rows = c
             .query(
-                "SELECT id, user_id, body, updated_ms FROM zones WHERE $1::BIGINT IS NULL OR user_id = $1 ORDER BY id",
+                "SELECT id, user_id, group_id, body, updated_ms FROM zones WHERE $1::BIGINT IS NULL OR user_id = $1 \
+                 ORDER BY id",
                 &[&user.map(|u| u.0)],
             )
             .db()?;
-        Ok(rows
-            .iter()
-            .map(|r| ZoneRow { id: r.get(0), user: UserId(r.get(1)), body: r.get(2), updated: Timestamp(r.get(3)) })
-            .collect())
+        Ok(rows.iter().map(zone_from_row).collect())
     })
 }
 

@@ -62,6 +62,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: i64, keep_user: bool) -> StoreResu
         .db()?;
     }
     tx.execute("DELETE FROM location_grants WHERE user_id = ?1 OR friend_id = ?1", [id]).db()?;
+    crate::groups::forget_account(tx, id)?;
     for table in [
         "webhook_deliveries",
         "webhooks",

@@ -468,8 +468,44 @@ CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) W
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (user_id, webhook_id, id);
 ";
 
+/// Version 17, groups (`groups.rs`, `polo_store::groups`): groups, their
+/// members (admins marked) and invitation links, kept by the SHA-256 of
+/// their secret like share links; a zone may belong to a group. Local to
+/// the instance; `AUTOINCREMENT` so no id is handed out twice.
+const V17: &str = "
+CREATE TABLE user_groups (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL,
+    created_by INTEGER,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE group_members (
+    group_id  INTEGER NOT NULL REFERENCES user_groups (id),
+    user_id   INTEGER NOT NULL REFERENCES users (id),
+    is_admin  INTEGER NOT NULL,
+    joined_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX group_members_by_user ON group_members (user_id);
+CREATE TABLE group_invitations (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id   INTEGER NOT NULL REFERENCES user_groups (id),
+    token_hash BLOB NOT NULL UNIQUE,
+    created_by INTEGER,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    max_uses   INTEGER NOT NULL,
+    uses       INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+CREATE INDEX group_invitations_by_group ON group_invitations (group_id);
+CREATE INDEX group_invitations_by_maker ON group_invitations (created_by);
+ALTER TABLE zones ADD COLUMN group_id INTEGER;
+CREATE INDEX zones_by_group ON zones (group_id) WHERE group_id IS NOT NULL;
+";
+
 /// The ordered migrations; index `i` upgrades version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

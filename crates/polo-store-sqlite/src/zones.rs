@@ -1,5 +1,5 @@
 //! Zones, their states, the event log and the webhook outbox
-//! ([`polo_store::zones`]), in the tables of schema version 16.
+//! ([`polo_store::zones`]), in the tables of schema version 16 (a zone's group: version 17).
 
 use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::zones::idempotency_key;
@@ -39,8 +39,24 @@ pub(crate) fn update_zone(store: &SqliteStore, user: UserId, id: i64, body: &str
 
 pub(crate) fn delete_zone(store: &SqliteStore, user: UserId, id: i64) -> StoreResult<bool> {
     store.write(|tx| {
-        tx.execute("DELETE FROM zone_states WHERE user_id = ?1 AND zone_id = ?2", params![user.0, id]).db()?;
+        // A group's zone has states of every member's devices.
+        tx.execute(
+            "DELETE FROM zone_states WHERE zone_id = ?2 AND EXISTS (SELECT 1 FROM zones WHERE user_id = ?1 AND id = ?2)",
+            params![user.0, id],
+        )
+        .db()?;
         Ok(tx.execute("DELETE FROM zones WHERE user_id = ?1 AND id = ?2", params![user.0, id]).db()? > 0)
+    })
+}
+
+/// A [`ZoneRow`] from `id, user_id, group_id, body, updated_ms`.
+pub(crate) fn zone_from_row(r: &Row<'_>) -> rusqlite::Result<ZoneRow> {
+    Ok(ZoneRow {
+        id: r.get(0)?,
+        user: UserId(r.get(1)?),
+        group: r.get(2)?,
+        body: r.get(3)?,
+        updated: Timestamp(r.get(4)?),
     })
 }
 
@@ -48,12 +64,11 @@ pub(crate) fn zones(store: &SqliteStore, user: Option<UserId>) -> StoreResult<Ve
     store.read(|c| {
         let mut stmt = c
             .prepare_cached(
-                "SELECT id, user_id, body, updated_ms FROM zones WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id",
+                "SELECT id, user_id, group_id, body, updated_ms FROM zones WHERE ?1 IS NULL OR user_id = ?1 \
+                 ORDER BY id",
             )
             .db()?;
-        let rows = stmt.query_map([user.map(|u| u.0)], |r| {
-            Ok(ZoneRow { id: r.get(0)?, user: UserId(r.get(1)?), body: r.get(2)?, updated: Timestamp(r.get(3)?) })
-        });
+        let rows = stmt.query_map([user.map(|u| u.0)], zone_from_row);
         rows.db()?.collect::<rusqlite::Result<Vec<_>>>().db()
     })
 }

@@ -41,7 +41,7 @@ fn reopening_keeps_data_ids_and_schema() {
     assert_eq!(store.count_points(user.id).unwrap(), 3000);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 16);
+    assert_eq!(version, 17);
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -73,6 +73,8 @@ fn version_1_databases_migrate_to_the_latest() {
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
          DROP TABLE deleted_users; DROP TABLE undo_records; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
          DROP TABLE records; DROP TABLE audit_log; ALTER TABLE users DROP COLUMN role; \
+         DROP TABLE group_members; DROP TABLE group_invitations; DROP TABLE user_groups; \
+         DELETE FROM sqlite_sequence WHERE name IN ('user_groups', 'group_invitations'); \
          DROP TABLE zones; DROP TABLE zone_states; DROP TABLE events; DROP TABLE webhooks; \
          DROP TABLE webhook_deliveries; DELETE FROM sqlite_sequence WHERE name IN ('zones', 'events', 'webhooks', 'webhook_deliveries'); \
          PRAGMA user_version = 1;",
@@ -89,7 +91,7 @@ fn version_1_databases_migrate_to_the_latest() {
     store.set_derived_cursor("timeline", polo_domain::Seq(3)).unwrap();
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 16);
+    assert_eq!(version, 17);
     assert_eq!(store.epoch().unwrap().len(), 32);
     assert_eq!(store.epochs().unwrap().len(), 1, "the epoch history starts with the current epoch");
     let feed = store.replication_feed(polo_domain::Seq(0), 10, &polo_store::FeedFilter::default()).unwrap();
@@ -126,6 +128,8 @@ fn version_8_tokens_migrate_to_the_device_scope() {
          DROP TABLE leases; DROP TABLE import_jobs; DROP TABLE failure_counts; \
          DROP TABLE deleted_users; DROP TABLE undo_records; DELETE FROM meta WHERE key IN ('last_user_id', 'last_device_id'); \
          DROP TABLE records; DROP TABLE audit_log; ALTER TABLE users DROP COLUMN role; \
+         DROP TABLE group_members; DROP TABLE group_invitations; DROP TABLE user_groups; \
+         DELETE FROM sqlite_sequence WHERE name IN ('user_groups', 'group_invitations'); \
          DROP TABLE zones; DROP TABLE zone_states; DROP TABLE events; DROP TABLE webhooks; \
          DROP TABLE webhook_deliveries; DELETE FROM sqlite_sequence WHERE name IN ('zones', 'events', 'webhooks', 'webhook_deliveries'); \
          PRAGMA user_version = 8;",

@@ -30,6 +30,10 @@ pub mod replication_props;
 use polo_domain::{Coord, DeviceId, Extras, Fix, Interval, IntervalKind, Motion, Point, Seq, SourceFormat, Timestamp};
 
 use crate::codec::CHUNK_CAPACITY;
+pub use crate::conformance_groups::{
+    a_group_keeps_an_admin, deleting_a_user_leaves_their_groups_with_an_admin, group_zones_belong_to_the_group,
+    groups_are_created_listed_renamed_and_deleted, invitations_admit_as_many_as_they_say_until_they_expire,
+};
 pub use crate::conformance_nodes::{
     failure_counters_count_forget_and_clear, import_jobs_round_trip_and_finish_once,
     leases_are_taken_renewed_released_and_expire, live_messages_are_local_only_or_never_echoed,
@@ -159,6 +163,11 @@ macro_rules! conformance_tests {
             the_outbox_offers_each_subscriptions_oldest_pending_delivery,
             updating_a_webhook_replaces_its_body_and_may_drop_its_pending_deliveries,
             deleting_a_user_deletes_their_zones_events_and_webhooks);
+        // Groups, invitations and group zones (conformance_groups.rs).
+        $crate::conformance_tests!(@each $make;
+            groups_are_created_listed_renamed_and_deleted, a_group_keeps_an_admin,
+            invitations_admit_as_many_as_they_say_until_they_expire, group_zones_belong_to_the_group,
+            deleting_a_user_leaves_their_groups_with_an_admin);
     };
 }
 
@@ -216,6 +225,7 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
         .chain(crate::conformance_nodes::ALL)
         .chain(crate::conformance_records::ALL)
         .chain(crate::conformance_zones::ALL)
+        .chain(crate::conformance_groups::ALL)
     {
         eprintln!("conformance: {name}");
         let store = make();

@@ -22,6 +22,7 @@
 //!   are stamped.
 //! * [`zones`] — zones, their per-(device, zone) state, the event log and
 //!   the webhook outbox.
+//! * [`groups`] — groups of users, their admins and invitation links.
 //!
 //! The trait is synchronous: SQLite is synchronous anyway, the import
 //! pipeline runs on plain threads, and the async server calls it from
@@ -34,6 +35,8 @@ pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "conformance")]
+pub mod conformance_groups;
+#[cfg(feature = "conformance")]
 pub mod conformance_nodes;
 #[cfg(feature = "conformance")]
 pub mod conformance_records;
@@ -42,6 +45,7 @@ pub mod conformance_sharing;
 #[cfg(feature = "conformance")]
 pub mod conformance_zones;
 pub mod derived;
+pub mod groups;
 pub mod nodes;
 pub mod records;
 pub mod replication;
@@ -54,6 +58,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 pub use derived::{DerivedBatch, DerivedKind, DerivedRange, DerivedRow, DerivedScope};
+pub use groups::{Group, GroupMember, Invitation, InvitationRefusal, JoinOutcome, Membership, NewInvitation};
 pub use nodes::{FailureCount, ImportJobRecord, ImportJobStatus, LiveReceiver, LiveSubscription};
 pub use records::{AuditEntry, AuditQuery, Record, RecordQuery, RecordWrite, Role};
 pub use replication::{
@@ -1105,8 +1110,18 @@ pub trait Store: Send + Sync {
     /// Deletes `user`'s zone `id` and every device's state in it; `false`
     /// if there is none. Its events stay in the log.
     fn delete_zone(&self, user: UserId, id: i64) -> StoreResult<bool>;
-    /// The zones of `user`, or of the whole instance, by id.
+    /// The zones of `user` (those they made for a group too), or of the
+    /// whole instance, by id.
     fn zones(&self, user: Option<UserId>) -> StoreResult<Vec<ZoneRow>>;
+    /// Stores a new zone made by `user` that belongs to `group` and returns
+    /// its id. Its row names `user` (whose account holds it), and
+    /// [`ZoneRow::group`] the group.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user or group.
+    fn create_group_zone(&self, user: UserId, group: i64, body: &str, at: Timestamp) -> StoreResult<i64>;
+    /// The zones that belong to `group`, by id.
+    fn group_zones(&self, group: i64) -> StoreResult<Vec<ZoneRow>>;
     /// The stored states of `user`'s `device` (zone rows and its own), by zone.
     fn zone_states(&self, user: UserId, device: DeviceId) -> StoreResult<Vec<ZoneStateRow>>;
     /// Commits an evaluation step: its states, its events (those whose
@@ -1146,6 +1161,59 @@ pub trait Store: Send + Sync {
     /// The deliveries of `user`'s subscription `webhook`, newest first,
     /// those with an id below `before` if given, at most `limit`.
     fn deliveries(&self, user: UserId, webhook: i64, before: Option<i64>, limit: usize) -> StoreResult<Vec<Delivery>>;
+
+    // ------------------------------------------------ groups ([`groups`])
+
+    // Groups, members and invitations. Local to the instance: none of it
+    // appends a change.
+
+    /// Makes a group named `name` with `creator` as its first member and admin.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn create_group(&self, name: &str, creator: UserId, at: Timestamp) -> StoreResult<Group>;
+    /// The group `id`, if it exists.
+    fn group(&self, id: i64) -> StoreResult<Option<Group>>;
+    /// The groups `user` is in, by id.
+    fn groups_of(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// Renames group `id`; `false` if there is none.
+    fn rename_group(&self, id: i64, name: &str) -> StoreResult<bool>;
+    /// Deletes group `id` with its members, its invitations, its zones and
+    /// every device's state in them; `false` if there is none.
+    fn delete_group(&self, id: i64) -> StoreResult<bool>;
+    /// The members of group `id`, admins first, then by when they joined.
+    fn group_members(&self, id: i64) -> StoreResult<Vec<GroupMember>>;
+    /// Makes member `user` of group `id` an admin or not; `false` when they
+    /// are not a member.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] for demoting the group's last admin.
+    fn set_group_admin(&self, id: i64, user: UserId, admin: bool) -> StoreResult<bool>;
+    /// Removes `user` from group `id` (and their devices' states in its
+    /// zones); `false` when they were not a member.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] for removing the group's last admin.
+    fn remove_group_member(&self, id: i64, user: UserId) -> StoreResult<bool>;
+    /// Stores an invitation by the SHA-256 of its secret.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown group or user;
+    /// [`StoreError::AlreadyExists`] for a hash already stored.
+    fn create_group_invitation(&self, invitation: &NewInvitation, token_hash: &[u8; 32]) -> StoreResult<Invitation>;
+    /// The invitations of group `id`, revoked, expired and used-up ones too, by id.
+    fn group_invitations(&self, id: i64) -> StoreResult<Vec<Invitation>>;
+    /// Revokes invitation `invitation` of group `id` at `at` (a revoked one
+    /// keeps its first time); `false` if the group has no such invitation.
+    fn revoke_group_invitation(&self, id: i64, invitation: i64, at: Timestamp) -> StoreResult<bool>;
+    /// The invitation with this hash and its group, whatever its state.
+    fn invitation_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Invitation, Group)>>;
+    /// Adds `user` to the group of the invitation with this hash if it
+    /// admits someone at `now`, counting the use, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn join_group(&self, token_hash: &[u8; 32], user: UserId, now: Timestamp) -> StoreResult<JoinOutcome>;
 
     // ------------------------------------------------ several nodes ([`nodes`])
 

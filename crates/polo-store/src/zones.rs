@@ -49,8 +49,12 @@ pub fn friend_state(friend: UserId) -> i64 {
 pub struct ZoneRow {
     /// Unique on the instance, never reused.
     pub id: i64,
-    /// Owner.
+    /// Owner: for a group's zone, the member who made it (its account
+    /// holds the row).
     pub user: UserId,
+    /// The group it belongs to, if any: its members' devices are evaluated
+    /// against it, and its admins edit it ([`crate::groups`]).
+    pub group: Option<i64>,
     /// The zone (`polo_zones::ZoneSpec` as JSON).
     pub body: String,
     /// Last written.

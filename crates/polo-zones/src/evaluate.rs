@@ -242,8 +242,8 @@ impl<'a> Evaluator<'a> {
         // holds only what differs from a fresh state.
         let mut forget = Vec::new();
         for (&id, state) in &mut watch.zones {
-            let Some(zone) = self.index.get(id) else {
-                forget.push(id); // deleted
+            let Some(zone) = self.index.get(id).filter(|z| self.index.applies_to(z, user)) else {
+                forget.push(id); // deleted, or a group's the user left
                 continue;
             };
             if state.is_idle() {
@@ -268,7 +268,7 @@ impl<'a> Evaluator<'a> {
     /// The clock reached `now` (a watermark: no fix before it will come).
     pub fn tick(&self, user: UserId, device: DeviceId, watch: &mut DeviceWatch, now: Timestamp, out: &mut Vec<Event>) {
         for (&id, state) in &mut watch.zones {
-            let Some(zone) = self.index.get(id) else { continue };
+            let Some(zone) = self.index.get(id).filter(|z| self.index.applies_to(z, user)) else { continue };
             if let Some(t) = state.tick(&zone.spec.rules, now) {
                 out.push(zone_event(user, device, id, t));
             }

@@ -40,6 +40,9 @@ pub struct ZoneIndex {
     zones: Vec<Zone>,
     by_id: HashMap<i64, u32>,
     users: HashSet<UserId>,
+    /// A group's zone: the members whose devices it is evaluated for
+    /// (instead of its maker's alone).
+    audiences: HashMap<i64, HashSet<UserId>>,
 }
 
 impl std::fmt::Debug for ZoneIndex {
@@ -55,9 +58,16 @@ impl Default for ZoneIndex {
 }
 
 impl ZoneIndex {
-    /// Indexes `zones`.
+    /// Indexes `zones`, each evaluated for its owner's devices.
     #[must_use]
     pub fn new(zones: Vec<Zone>) -> Self {
+        Self::with_audiences(zones, HashMap::new())
+    }
+
+    /// Indexes `zones`; a zone with an entry in `audiences` (a group's zone)
+    /// is evaluated for the devices of those users instead of its owner's.
+    #[must_use]
+    pub fn with_audiences(zones: Vec<Zone>, audiences: HashMap<i64, HashSet<UserId>>) -> Self {
         let mut entries = Vec::with_capacity(zones.len());
         let mut by_id = HashMap::with_capacity(zones.len());
         for (slot, zone) in zones.iter().enumerate() {
@@ -73,8 +83,13 @@ impl ZoneIndex {
                 add(w - 360.0, e - 360.0);
             }
         }
-        let users = zones.iter().map(|z| z.user).collect();
-        Self { tree: RTree::bulk_load(entries), zones, by_id, users }
+        let users = zones
+            .iter()
+            .filter(|z| !audiences.contains_key(&z.id))
+            .map(|z| z.user)
+            .chain(audiences.values().flatten().copied())
+            .collect();
+        Self { tree: RTree::bulk_load(entries), zones, by_id, users, audiences }
     }
 
     /// How many zones.
@@ -102,12 +117,23 @@ impl ZoneIndex {
         self.users.contains(&user)
     }
 
-    /// `user`'s zones whose bounding box holds `[lat, lon]`.
+    /// Whether `user`'s devices are evaluated against `zone`: their own
+    /// zone, or a zone of a group they are in.
+    #[must_use]
+    pub fn applies_to(&self, zone: &Zone, user: UserId) -> bool {
+        match self.audiences.get(&zone.id) {
+            Some(members) => members.contains(&user),
+            None => zone.user == user,
+        }
+    }
+
+    /// The zones `user`'s devices are evaluated against whose bounding box
+    /// holds `[lat, lon]`.
     pub fn candidates(&self, user: UserId, lat: f64, lon: f64) -> impl Iterator<Item = &Zone> {
         self.tree
             .locate_in_envelope_intersecting(&AABB::from_point([lon, lat]))
             .map(|e| &self.zones[e.slot as usize])
-            .filter(move |z| z.user == user)
+            .filter(move |z| self.applies_to(z, user))
     }
 
     /// Every zone.
@@ -148,5 +174,17 @@ mod tests {
         assert_eq!(ids(0.0, 179.9995), [4]);
         assert_eq!(index.get(3).map(|z| z.user), Some(UserId(1)));
         assert!(index.has_user(UserId(2)) && !index.has_user(UserId(3)));
+    }
+
+    #[test]
+    fn a_group_zone_is_a_candidate_for_its_members_only() {
+        let audiences = HashMap::from([(2, HashSet::from([UserId(3), UserId(4)]))]);
+        let index = ZoneIndex::with_audiences(vec![circle(1, 1, 52.5, 13.4), circle(2, 1, 52.5, 13.4)], audiences);
+        let ids = |user| index.candidates(UserId(user), 52.5, 13.4).map(|z| z.id).collect::<Vec<_>>();
+        assert_eq!(ids(1), [1], "the maker left the group: only their own zone");
+        assert_eq!(ids(3), [2]);
+        assert_eq!(ids(4), [2]);
+        assert!(ids(5).is_empty());
+        assert!(index.has_user(UserId(3)) && index.has_user(UserId(1)) && !index.has_user(UserId(5)));
     }
 }

@@ -6,7 +6,7 @@
 
 import L from "leaflet";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, get } from "../api";
+import { api, get, type Group } from "../api";
 import { dateTime } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { MapBox } from "../components/MapBox";
@@ -44,7 +44,8 @@ const EVENTS_SHOWN = 100;
 /** Pages of 1000 read at most to find the newest events. */
 const EVENT_PAGES = 20;
 
-type Editing = { id: number | null; name: string; draft: Draft; fields: Record<keyof Rules, string> };
+/** `group`: "" for your own zone, else a group's id (chosen when the zone is made). */
+type Editing = { id: number | null; name: string; draft: Draft; fields: Record<keyof Rules, string>; group: string };
 
 function layerOf(shape: Shape, colour: string, renderer: L.Canvas): L.Path {
   const style = { renderer, color: colour, weight: 2, fillColor: colour, fillOpacity: 0.15 };
@@ -78,6 +79,8 @@ function describeShape(shape: Shape): string {
 
 export function Zones() {
   const zones = useAsync(() => get<{ zones: Zone[] }>("/api/v1/zones").then((r) => r.zones), []);
+  // The groups you administer: a new zone may belong to one of them.
+  const groups = useAsync(() => get<{ groups: Group[] }>("/api/v1/groups").then((r) => r.groups.filter((g) => g.admin)), []);
   const [editing, setEditing] = useState<Editing | null>(null);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
@@ -140,11 +143,11 @@ export function Zones() {
 
   const start = (type: "circle" | "polygon") => {
     setError(undefined);
-    setEditing({ id: null, name: "", draft: type === "circle" ? { type, radius_m: 100 } : { type, vertices: [] }, fields: fieldsOf({}) });
+    setEditing({ id: null, name: "", draft: type === "circle" ? { type, radius_m: 100 } : { type, vertices: [] }, fields: fieldsOf({}), group: "" });
   };
   const edit = (zone: Zone) => {
     setError(undefined);
-    setEditing({ id: zone.id, name: zone.name, draft: draftOf(zone.shape), fields: fieldsOf(zone.rules) });
+    setEditing({ id: zone.id, name: zone.name, draft: draftOf(zone.shape), fields: fieldsOf(zone.rules), group: zone.group ? String(zone.group) : "" });
     const bounds = boundsOfShapes([zone.shape]);
     if (mapRef.current && bounds) fitTo(mapRef.current.map, bounds, 17);
   };
@@ -160,7 +163,7 @@ export function Zones() {
     setBusy(true);
     setError(undefined);
     try {
-      const body = { name: editing.name.trim(), shape, rules };
+      const body = { name: editing.name.trim(), shape, rules, group: editing.group ? Number(editing.group) : undefined };
       if (editing.id === null) await api("POST", "/api/v1/zones", body);
       else await api("PUT", `/api/v1/zones/${editing.id}`, body);
       setEditing(null);
@@ -202,7 +205,7 @@ export function Zones() {
       </PageTitle>
       <div class="split zones-split">
         <div>
-          {editing && <ZoneForm editing={editing} busy={busy} onChange={setEditing} onSave={save} onCancel={() => setEditing(null)} />}
+          {editing && <ZoneForm editing={editing} groups={groups.data ?? []} busy={busy} onChange={setEditing} onSave={save} onCancel={() => setEditing(null)} />}
           {error !== undefined && <ErrorBox error={error} />}
           {zones.loading && !zones.data && <Loading label="Loading zones…" />}
           {zones.error !== undefined && <ErrorBox error={zones.error} retry={zones.reload} />}
@@ -215,19 +218,24 @@ export function Zones() {
                 <div class="place-head">
                   <strong>{zone.name}</strong>
                   {zone.origin && <span class="badge">from {zone.origin === "owntracks" ? "OwnTracks" : zone.origin}</span>}
+                  {zone.group_name && <span class="badge" title="Every member's phones fire it">group: {zone.group_name}</span>}
                 </div>
                 <p class="muted">
                   {describeShape(zone.shape)} · enters after {zone.rules.dwell_s ?? DEFAULT_RULES.dwell_s} s
                   {zone.rules.dwell_alert_s ? ` · alert after ${Math.round(zone.rules.dwell_alert_s / 60)} min` : ""}
                 </p>
-                <div class="row-actions">
-                  <button type="button" class="small" onClick={() => edit(zone)} disabled={editing !== null}>
-                    Edit
-                  </button>
-                  <button type="button" class="small danger" onClick={() => remove(zone)}>
-                    Delete
-                  </button>
-                </div>
+                {zone.editable !== false ? (
+                  <div class="row-actions">
+                    <button type="button" class="small" onClick={() => edit(zone)} disabled={editing !== null}>
+                      Edit
+                    </button>
+                    <button type="button" class="small danger" onClick={() => remove(zone)}>
+                      Delete
+                    </button>
+                  </div>
+                ) : (
+                  <p class="muted">The group's admins look after this zone.</p>
+                )}
               </li>
             ))}
           </ul>
@@ -249,7 +257,7 @@ export function Zones() {
   );
 }
 
-function ZoneForm({ editing, busy, onChange, onSave, onCancel }: { editing: Editing; busy: boolean; onChange: (e: Editing) => void; onSave: () => void; onCancel: () => void }) {
+function ZoneForm({ editing, groups, busy, onChange, onSave, onCancel }: { editing: Editing; groups: Group[]; busy: boolean; onChange: (e: Editing) => void; onSave: () => void; onCancel: () => void }) {
   const { draft } = editing;
   const shape = shapeOf(draft);
   const field = (key: keyof Rules, label: string, placeholder: string, help: string) => (
@@ -271,6 +279,17 @@ function ZoneForm({ editing, busy, onChange, onSave, onCancel }: { editing: Edit
       <label>
         Name <input value={editing.name} maxLength={200} required onInput={(e) => onChange({ ...editing, name: e.currentTarget.value })} placeholder="Home" />
       </label>
+      {editing.id === null && groups.length > 0 && (
+        <label>
+          Belongs to{" "}
+          <select value={editing.group} onChange={(e) => onChange({ ...editing, group: e.currentTarget.value })} name="zone-group">
+            <option value="">me</option>
+            {groups.map((g) => (
+              <option value={String(g.id)}>the group {g.name} (every member's phones)</option>
+            ))}
+          </select>
+        </label>
+      )}
       {draft.type === "circle" && draft.center && (
         <div class="row-actions">
           <button type="button" class="small" onClick={() => onChange({ ...editing, draft: { ...draft, center: undefined } })}>

@@ -26,8 +26,9 @@ use polo_store::{AuditEntry, RecordWrite, Store};
 use serde_json::{Value, json};
 
 /// The action prefixes of security events, which [`purge`] deletes by age
-/// (`role.` is the health-authority role's `role.set`, by the API or `polo user role`).
-pub const SECURITY_PREFIXES: [&str; 5] = ["auth.", "admin.", "token.", "share.", "role."];
+/// (`role.` is the health-authority role's `role.set`, by the API or `polo user role`; `group.`
+/// the groups' admin actions, joins and leaves).
+pub const SECURITY_PREFIXES: [&str; 6] = ["auth.", "admin.", "token.", "share.", "role.", "group."];
 /// The instance setting: days security entries are kept.
 pub const RETENTION_SETTING: &str = "audit_retention_days";
 /// Days kept unless an administrator changed it.

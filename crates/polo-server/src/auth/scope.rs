@@ -159,6 +159,22 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("GET", "/api/v1/photos/{id}/thumbnail", Scope(Read)),
     ("GET", "/api/v1/nearby", Scope(Friends)),
     ("PUT", "/api/v1/nearby", Scope(Friends)),
+    // Groups: who is in them is about people, as location grants are.
+    ("GET", "/api/v1/groups", Scope(Friends)),
+    ("POST", "/api/v1/groups", Scope(Friends)),
+    ("GET", "/api/v1/groups/{id}", Scope(Friends)),
+    ("PUT", "/api/v1/groups/{id}", Scope(Friends)),
+    ("DELETE", "/api/v1/groups/{id}", Scope(Friends)),
+    ("PUT", "/api/v1/groups/{id}/members/{user}/admin", Scope(Friends)),
+    ("DELETE", "/api/v1/groups/{id}/members/{user}/admin", Scope(Friends)),
+    ("DELETE", "/api/v1/groups/{id}/members/{user}", Scope(Friends)),
+    ("POST", "/api/v1/groups/{id}/leave", Scope(Friends)),
+    ("GET", "/api/v1/groups/{id}/invitations", Scope(Friends)),
+    ("POST", "/api/v1/groups/{id}/invitations", Scope(Friends)),
+    ("DELETE", "/api/v1/groups/{id}/invitations/{invitation}", Scope(Friends)),
+    // An invitation is opened by a person, logged in, never by a device.
+    ("GET", "/api/v1/groups/join/{token}", NoToken),
+    ("POST", "/api/v1/groups/join/{token}", NoToken),
     // Devices and their credentials.
     ("POST", "/api/v1/devices", Scope(Devices)),
     ("POST", "/api/v1/devices/{id}/tokens", Scope(Devices)),

@@ -75,11 +75,14 @@ pub struct AppTransition {
     pub trigger: Option<String>,
 }
 
-/// The user's zones, decoded (a damaged one is skipped and logged).
+/// The user's own zones, decoded (a damaged one is skipped and logged).
+/// Zones that belong to a group are the group's, not the app's regions: they
+/// are neither sent to the app nor matched against what it sends.
 pub(crate) fn user_zones(store: &dyn Store, user: UserId) -> StoreResult<Vec<Zone>> {
     Ok(store
         .zones(Some(user))?
         .into_iter()
+        .filter(|row| row.group.is_none())
         .filter_map(|row| match Zone::from_body(row.id, row.user, &row.body) {
             Ok(zone) => Some(zone),
             Err(error) => {

@@ -1,7 +1,9 @@
 //! The zones, events and webhooks API.
 //!
 //! * `GET|POST /api/v1/zones`, `GET|PUT|DELETE /api/v1/zones/{id}` — your
-//!   zones (circles and polygons with their rules).
+//!   zones (circles and polygons with their rules) and your groups' zones:
+//!   every member sees a group's zone, its admins and its maker edit it
+//!   ([`crate::groups`]).
 //! * `GET /api/v1/events?after=CURSOR` — your event log from a cursor (the
 //!   last id you saw), oldest first.
 //! * `GET|POST /api/v1/webhooks`, `DELETE /api/v1/webhooks/{id}`,
@@ -27,7 +29,7 @@ use utoipa_axum::routes;
 use super::now;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
+use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, Forbidden, JsonBodyErrors, NotFound};
 use crate::query::derived::blocking;
 
 /// The most zones a user may have.
@@ -86,6 +88,11 @@ pub(crate) struct ZoneBody {
     shape: ShapeBody,
     #[serde(default)]
     rules: RulesBody,
+    /// The id of a group of yours the zone belongs to (you must administer it): every member's
+    /// devices are evaluated against it. Absent: the zone is yours alone. Set when the zone is
+    /// made; a `PUT` may repeat it but not change it.
+    #[serde(default)]
+    group: Option<i64>,
 }
 
 /// A zone.
@@ -102,6 +109,12 @@ pub(crate) struct ZoneView {
     /// zones made here.
     #[serde(skip_serializing_if = "Option::is_none")]
     origin: Option<String>,
+    /// The group it belongs to (absent: yours alone).
+    group: Option<i64>,
+    /// That group's name.
+    group_name: Option<String>,
+    /// Whether you may change or delete it: your own zone, or a group's you administer or made.
+    editable: bool,
 }
 
 /// Your zones.
@@ -131,6 +144,61 @@ impl ZoneBody {
     }
 }
 
+/// The zones `user` sees: their own and those of the groups they are in, with their standing.
+struct Visible {
+    user: polo_domain::UserId,
+    rows: Vec<polo_store::ZoneRow>,
+    groups: Vec<polo_store::Membership>,
+}
+
+impl Visible {
+    fn of(store: &dyn Store, user: polo_domain::UserId) -> Result<Self, ApiError> {
+        let mut rows: Vec<_> = store.zones(Some(user))?.into_iter().filter(|z| z.group.is_none()).collect();
+        let groups = store.groups_of(user)?;
+        for m in &groups {
+            rows.extend(store.group_zones(m.group.id)?);
+        }
+        rows.sort_by_key(|z| z.id);
+        Ok(Self { user, rows, groups })
+    }
+
+    fn membership(&self, group: i64) -> Option<&polo_store::Membership> {
+        self.groups.iter().find(|m| m.group.id == group)
+    }
+
+    fn editable(&self, row: &polo_store::ZoneRow) -> bool {
+        match row.group {
+            None => row.user == self.user,
+            Some(group) => row.user == self.user || self.membership(group).is_some_and(|m| m.admin),
+        }
+    }
+
+    fn row(&self, id: i64) -> Result<&polo_store::ZoneRow, ApiError> {
+        self.rows.iter().find(|z| z.id == id).ok_or_else(|| ApiError::not_found(format!("zone {id}")))
+    }
+
+    /// The row of zone `id` if the user may change it: 404 when they do not see it, 403 when
+    /// they only see it.
+    fn editable_row(&self, id: i64) -> Result<&polo_store::ZoneRow, ApiError> {
+        let row = self.row(id)?;
+        if !self.editable(row) {
+            return Err(ApiError::forbidden(format!(
+                "zone {id} belongs to the group {:?}; only its admins and the member who made it can change it",
+                row.group.and_then(|g| self.membership(g)).map_or("", |m| m.group.name.as_str())
+            )));
+        }
+        Ok(row)
+    }
+
+    fn view(&self, row: &polo_store::ZoneRow) -> Result<ZoneView, ApiError> {
+        let mut view = view(row)?;
+        view.group = row.group;
+        view.group_name = row.group.and_then(|g| self.membership(g)).map(|m| m.group.name.clone());
+        view.editable = self.editable(row);
+        Ok(view)
+    }
+}
+
 fn view(row: &polo_store::ZoneRow) -> Result<ZoneView, ApiError> {
     let zone =
         polo_zones::Zone::from_body(row.id, row.user, &row.body).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -148,14 +216,25 @@ fn view(row: &polo_store::ZoneRow) -> Result<ZoneView, ApiError> {
         dwell_alert_s: r.dwell_alert_s,
     };
     let origin = spec.origin.map(|o| o.source);
-    Ok(ZoneView { id: row.id, name: spec.name, shape, rules, updated_ms: row.updated.0, origin })
+    Ok(ZoneView {
+        id: row.id,
+        name: spec.name,
+        shape,
+        rules,
+        updated_ms: row.updated.0,
+        origin,
+        group: row.group,
+        group_name: None,
+        editable: true,
+    })
 }
 
-fn zone_row(store: &dyn Store, user: polo_domain::UserId, id: i64) -> Result<polo_store::ZoneRow, ApiError> {
-    store.zones(Some(user))?.into_iter().find(|z| z.id == id).ok_or_else(|| ApiError::not_found(format!("zone {id}")))
+fn zone_view(store: &dyn Store, user: polo_domain::UserId, id: i64) -> Result<ZoneView, ApiError> {
+    let visible = Visible::of(store, user)?;
+    visible.view(visible.row(id)?)
 }
 
-/// Your zones.
+/// Your zones and your groups' zones.
 #[utoipa::path(
     get,
     path = "/api/v1/zones",
@@ -166,20 +245,22 @@ fn zone_row(store: &dyn Store, user: polo_domain::UserId, id: i64) -> Result<pol
 pub(crate) async fn list_zones(State(state): State<AppState>, caller: Caller) -> Result<Json<ZoneList>, ApiError> {
     let store = state.store.clone();
     blocking(move || {
-        let zones = store.zones(Some(caller.user.id))?.iter().map(view).collect::<Result<_, _>>()?;
+        let visible = Visible::of(&*store, caller.user.id)?;
+        let zones = visible.rows.iter().map(|z| visible.view(z)).collect::<Result<_, _>>()?;
         Ok(Json(ZoneList { zones }))
     })
     .await
 }
 
-/// Creates a zone. Every stored point of your devices is evaluated against it from now on.
+/// Creates a zone, yours or (with `group`) a group's you administer. Every stored point of your
+/// devices (of every member's, for a group's zone) is evaluated against it from now on.
 #[utoipa::path(
     post,
     path = "/api/v1/zones",
     tag = "zones",
     security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     request_body = ZoneBody,
-    responses((status = 201, body = ZoneView), BadRequest, JsonBodyErrors, CsrfFailed, AuthErrors)
+    responses((status = 201, body = ZoneView), BadRequest, JsonBodyErrors, Forbidden, NotFound, CsrfFailed, AuthErrors)
 )]
 pub(crate) async fn create_zone(
     State(state): State<AppState>,
@@ -187,20 +268,37 @@ pub(crate) async fn create_zone(
     body: Result<Json<ZoneBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ZoneView>), ApiError> {
     let Json(body) = body?;
+    let group = body.group;
     let spec = body.into_spec()?;
     let (store, zones, user) = (state.store.clone(), state.zones.clone(), caller.user.id);
     blocking(move || {
-        if store.zones(Some(user))?.len() >= MAX_ZONES_PER_USER {
-            return Err(ApiError::bad_request(format!("you have {MAX_ZONES_PER_USER} zones, the most there may be")));
-        }
-        let id = store.create_zone(user, &spec.to_body(), now())?;
+        let id = match group {
+            None => {
+                if store.zones(Some(user))?.len() >= MAX_ZONES_PER_USER {
+                    return Err(ApiError::bad_request(format!(
+                        "you have {MAX_ZONES_PER_USER} zones, the most there may be"
+                    )));
+                }
+                store.create_zone(user, &spec.to_body(), now())?
+            }
+            Some(group) => {
+                crate::groups::Standing::admin(&*store, user, group)
+                    .map_err(|e| ApiError { message: format!("group: {}", e.message), ..e })?;
+                if store.group_zones(group)?.len() >= MAX_ZONES_PER_USER {
+                    return Err(ApiError::bad_request(format!(
+                        "group: it has {MAX_ZONES_PER_USER} zones, the most there may be"
+                    )));
+                }
+                store.create_group_zone(user, group, &spec.to_body(), now())?
+            }
+        };
         zones.zones_changed();
-        Ok((StatusCode::CREATED, Json(view(&zone_row(&*store, user, id)?)?)))
+        Ok((StatusCode::CREATED, Json(zone_view(&*store, user, id)?)))
     })
     .await
 }
 
-/// One of your zones.
+/// One of your zones or your groups' zones.
 #[utoipa::path(
     get,
     path = "/api/v1/zones/{id}",
@@ -216,11 +314,11 @@ pub(crate) async fn get_zone(
 ) -> Result<Json<ZoneView>, ApiError> {
     let Path(id) = id?;
     let store = state.store.clone();
-    blocking(move || Ok(Json(view(&zone_row(&*store, caller.user.id, id)?)?))).await
+    blocking(move || Ok(Json(zone_view(&*store, caller.user.id, id)?))).await
 }
 
-/// Replaces a zone. Devices keep their state in it (a device inside stays inside until it leaves
-/// by the new outline).
+/// Replaces a zone (a group's: its admins and its maker only). Devices keep their state in it (a
+/// device inside stays inside until it leaves by the new outline).
 #[utoipa::path(
     put,
     path = "/api/v1/zones/{id}",
@@ -228,7 +326,7 @@ pub(crate) async fn get_zone(
     security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     params(("id" = i64, Path, description = "The zone's id")),
     request_body = ZoneBody,
-    responses((status = 200, body = ZoneView), BadRequest, JsonBodyErrors, NotFound, CsrfFailed, AuthErrors)
+    responses((status = 200, body = ZoneView), BadRequest, JsonBodyErrors, Forbidden, NotFound, CsrfFailed, AuthErrors)
 )]
 pub(crate) async fn put_zone(
     State(state): State<AppState>,
@@ -238,32 +336,40 @@ pub(crate) async fn put_zone(
 ) -> Result<Json<ZoneView>, ApiError> {
     let Path(id) = id?;
     let Json(body) = body?;
+    let group = body.group;
     let mut spec = body.into_spec()?;
     let (store, zones, user) = (state.store.clone(), state.zones.clone(), caller.user.id);
     blocking(move || {
+        let visible = Visible::of(&*store, user)?;
+        let old = visible.editable_row(id)?;
+        if group.is_some() && group != old.group {
+            return Err(ApiError::bad_request(format!(
+                "group: zone {id} cannot move to another group or owner; make a new zone there"
+            )));
+        }
         // An app's region stays that region (its identity is not the client's to change).
-        let old = zone_row(&*store, user, id)?;
         spec.origin = polo_zones::Zone::from_body(old.id, old.user, &old.body)
             .map_err(|e| ApiError::internal(e.to_string()))?
             .spec
             .origin;
-        if !store.update_zone(user, id, &spec.to_body(), now())? {
+        if !store.update_zone(old.user, id, &spec.to_body(), now())? {
             return Err(ApiError::not_found(format!("zone {id}")));
         }
         zones.zones_changed();
-        Ok(Json(view(&zone_row(&*store, user, id)?)?))
+        Ok(Json(zone_view(&*store, user, id)?))
     })
     .await
 }
 
-/// Deletes a zone and every device's state in it; its events stay in the log.
+/// Deletes a zone (a group's: its admins and its maker only) and every device's state in it; its
+/// events stay in the log.
 #[utoipa::path(
     delete,
     path = "/api/v1/zones/{id}",
     tag = "zones",
     security(("session" = [], "csrf" = []), ("bearer" = []), ("basic" = [])),
     params(("id" = i64, Path, description = "The zone's id")),
-    responses((status = 204, description = "Deleted"), BadRequest, NotFound, CsrfFailed, AuthErrors)
+    responses((status = 204, description = "Deleted"), BadRequest, Forbidden, NotFound, CsrfFailed, AuthErrors)
 )]
 pub(crate) async fn delete_zone(
     State(state): State<AppState>,
@@ -273,7 +379,8 @@ pub(crate) async fn delete_zone(
     let Path(id) = id?;
     let (store, zones, user) = (state.store.clone(), state.zones.clone(), caller.user.id);
     blocking(move || {
-        if !store.delete_zone(user, id)? {
+        let owner = Visible::of(&*store, user)?.editable_row(id)?.user;
+        if !store.delete_zone(owner, id)? {
             return Err(ApiError::not_found(format!("zone {id}")));
         }
         zones.zones_changed();

@@ -26,7 +26,7 @@
 //! trips the timeline engine found (`super::moves`), which fail and retry on
 //! their own so that zone events never wait for them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
@@ -127,9 +127,23 @@ pub(crate) fn run(shared: &Shared) {
 }
 
 /// The index of every zone of the instance; a zone that fails to decode is
-/// left out with a warning.
+/// left out with a warning. A group's zone is evaluated for its members'
+/// devices (a zone of a group that is gone, for no one's).
 pub fn load_index(store: &dyn Store) -> Result<ZoneIndex, String> {
     let rows = store.zones(None).map_err(|e| e.to_string())?;
+    let mut members: HashMap<i64, HashSet<UserId>> = HashMap::new();
+    let mut audiences = HashMap::new();
+    for row in &rows {
+        let Some(group) = row.group else { continue };
+        let users = match members.entry(group) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let users = store.group_members(group).map_err(|e| e.to_string())?.into_iter().map(|m| m.user);
+                slot.insert(users.collect())
+            }
+        };
+        audiences.insert(row.id, users.clone());
+    }
     let zones = rows
         .into_iter()
         .filter_map(|row| match Zone::from_body(row.id, row.user, &row.body) {
@@ -140,7 +154,7 @@ pub fn load_index(store: &dyn Store) -> Result<ZoneIndex, String> {
             }
         })
         .collect();
-    Ok(ZoneIndex::new(zones))
+    Ok(ZoneIndex::with_audiences(zones, audiences))
 }
 
 /// One step; `Ok(true)` when the change log has more right away.
@@ -615,5 +629,61 @@ mod tests {
         let again = Dirty { seq, first: late[0].time, last: late[3].time };
         assert_eq!(s.evaluate(Some(again), NOW).logged, 0);
         assert_eq!(s.log().len(), 6);
+    }
+
+    #[test]
+    fn a_group_zone_fires_for_every_members_devices_and_no_one_elses() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let maker = store.create_user("ann", "h", false).unwrap().id;
+        let member = store.create_user("ben", "h", false).unwrap().id;
+        let stranger = store.create_user("cat", "h", false).unwrap().id;
+        let group = store.create_group("Family", maker, Timestamp(NOW)).unwrap().id;
+        let invitation =
+            polo_store::NewInvitation { group, created_by: maker, max_uses: 1, expires: Timestamp(NOW + 86_400_000) };
+        store.create_group_invitation(&invitation, &[5; 32]).unwrap();
+        store.join_group(&[5; 32], member, Timestamp(NOW)).unwrap();
+        let spec = ZoneSpec {
+            origin: None,
+            name: "Home".into(),
+            shape: Shape::Circle { center: [52.52, 13.405], radius_m: 100.0 },
+            rules: Rules { dwell_s: 60, exit_confirmations: 2, cooldown_s: 0, ..Rules::default() },
+        };
+        let zone = store.create_group_zone(maker, group, &spec.to_body(), Timestamp(NOW)).unwrap();
+        let settings = ZoneSettings { reorder_window: Duration::from_secs(30), ..ZoneSettings::default() };
+        let zone_events = |store: &SqliteStore, user: UserId| -> Vec<(String, Option<String>)> {
+            let events = store.events(user, 0, 100).unwrap();
+            events
+                .iter()
+                .map(|e| serde_json::from_str::<EventDocument>(&e.body).unwrap())
+                .filter(|d| d.kind.starts_with("zone."))
+                .map(|d| (d.kind, d.zone_name))
+                .collect()
+        };
+        let run = |index: &ZoneIndex, user: UserId, start: i64| {
+            let device = store.ensure_device(user, "phone").unwrap().id;
+            let fixes = visits(start);
+            let outcome = store.insert_points(user, device, &fixes).unwrap();
+            let dirty = Dirty { seq: outcome.seq.unwrap().0, first: fixes[0].time, last: fixes[7].time };
+            evaluate_device(&store, index, &settings, user, device, Some(dirty), &[], Timestamp(NOW)).unwrap();
+        };
+        let index = load_index(&store).unwrap();
+        for user in [maker, member, stranger] {
+            run(&index, user, NOW - 30 * MIN);
+        }
+        let home = Some("Home".to_owned());
+        let two_visits: Vec<(String, Option<String>)> = ["zone.enter", "zone.leave", "zone.enter", "zone.leave"]
+            .iter()
+            .map(|k| ((*k).to_owned(), home.clone()))
+            .collect();
+        assert_eq!(zone_events(&store, maker), two_visits);
+        assert_eq!(zone_events(&store, member), two_visits, "the member's phone fires the group's zone");
+        assert!(zone_events(&store, stranger).is_empty(), "no one outside the group");
+        assert!(store.events(member, 0, 100).unwrap().iter().all(|e| e.zone.is_none() || e.zone == Some(zone)));
+
+        // Once the member has left, their phone no longer fires it.
+        store.remove_group_member(group, member).unwrap();
+        let index = load_index(&store).unwrap();
+        run(&index, member, NOW - 10 * MIN);
+        assert_eq!(zone_events(&store, member).len(), 4, "nothing new after leaving");
     }
 }
