@@ -1365,7 +1365,7 @@ fn rows() -> Vec<Row> {
             path: "/api/v1/photos/{id}/thumbnail",
             expect: [401, 404, 200, 200, 404],
             device: 403,
-            request: |ctx, _| Request::new("GET", &format!("/api/v1/photos/{}/thumbnail", ctx.owner_photo)),
+            request: |ctx, _| Request::new("GET", format!("/api/v1/photos/{}/thumbnail", ctx.owner_photo)),
             check: no_check,
         },
         Row {
