@@ -8,7 +8,9 @@
 //! summary, device setup, a live position moving after OwnTracks posts, a
 //! share link opened without an account, a visit edited and deleted, a day
 //! deleted, undone, deleted again and still deleted after a re-import, zones
-//! drawn on the map (a circle and a polygon), edited and deleted, every
+//! drawn on the map (a circle and a polygon), edited and deleted, a group
+//! made and joined through its invitation link by a logged-out user (who logs
+//! in on the way), a member made admin and a zone of the group, every
 //! other page, the life's checks against its manifest (local times
 //! abroad, teleports left out of every total, both phones on one day, first
 //! rows within a second), and the exposure check and "who was I with" on a

@@ -261,10 +261,20 @@ enum Standing {
     Owner,
     /// The instance's administrator, not in the group.
     Admin,
+    /// The administrator from outside the admin networks: the group routes are no admin routes,
+    /// so the same answers as [`Standing::Admin`].
+    AdminOutside,
 }
 
-const STANDINGS: [Standing; 6] =
-    [Standing::Anonymous, Standing::Other, Standing::Member, Standing::GroupAdmin, Standing::Owner, Standing::Admin];
+const STANDINGS: [Standing; 7] = [
+    Standing::Anonymous,
+    Standing::Other,
+    Standing::Member,
+    Standing::GroupAdmin,
+    Standing::Owner,
+    Standing::Admin,
+    Standing::AdminOutside,
+];
 
 impl Standing {
     fn user(self) -> Option<&'static str> {
@@ -274,7 +284,7 @@ impl Standing {
             Self::Member => Some("member"),
             Self::GroupAdmin => Some("gadmin"),
             Self::Owner => Some("owner"),
-            Self::Admin => Some("admin"),
+            Self::Admin | Self::AdminOutside => Some("admin"),
         }
     }
 }
@@ -511,7 +521,7 @@ fn group_rows() -> Vec<GroupRow> {
 }
 
 /// Every group route (and the group's zones) called by every standing a caller can have towards
-/// the group, each on a fresh group.
+/// the group, and by the administrator from outside the admin networks, each on a fresh group.
 #[test]
 fn group_routes_by_standing() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,19 +530,21 @@ fn group_routes_by_standing() {
         add_user(data, user);
     }
     common::add_admin(data, "admin");
-    let server = serve(data, &[]);
+    let server = serve(data, &["--trusted-proxy", "127.0.0.1/32"]);
     let addr = server.addr.clone();
 
     let rows = group_rows();
     let mut failures = Vec::new();
     let mut table = format!(
-        "{:<48}{}\n",
+        "{:<52}{}\n",
         "route",
-        ["anonymous", "other", "member", "gadmin", "owner", "admin"].map(|r| format!("{r:>10}")).join("")
+        ["anonymous", "other", "member", "gadmin", "owner", "admin", "outside"].map(|r| format!("{r:>10}")).join("")
     );
     for row in &rows {
-        let mut line = format!("{:<48}", format!("{} {}", row.method, row.path));
-        for (standing, want) in STANDINGS.into_iter().zip(row.expect) {
+        let mut line = format!("{:<52}", format!("{} {}", row.method, row.path));
+        // The administrator from outside is answered as inside.
+        let expect = row.expect.iter().copied().chain([row.expect[5]]);
+        for (standing, want) in STANDINGS.into_iter().zip(expect) {
             let fixture = fixture(&addr);
             let (path, body) = (row.request)(&fixture, standing);
             let auth = standing.user().map(|u| basic(u, PASSWORD));
@@ -540,6 +552,9 @@ fn group_routes_by_standing() {
             let mut headers = vec![("Content-Type", "application/json")];
             if let Some(auth) = &auth {
                 headers.push(("Authorization", auth.as_str()));
+            }
+            if standing == Standing::AdminOutside {
+                headers.push(("X-Forwarded-For", "198.51.100.7"));
             }
             let r = http(&addr, row.method, &path, &headers, body.as_bytes());
             line.push_str(&format!("{:>10}", r.status));
