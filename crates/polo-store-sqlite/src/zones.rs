@@ -46,15 +46,23 @@ pub(crate) fn delete_zone(store: &SqliteStore, user: UserId, id: i64) -> StoreRe
 
 pub(crate) fn zones(store: &SqliteStore, user: Option<UserId>) -> StoreResult<Vec<ZoneRow>> {
     store.read(|c| {
-        let mut stmt = c
-            .prepare_cached(
-                "SELECT id, user_id, body, updated_ms FROM zones WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id",
-            )
-            .db()?;
-        let rows = stmt.query_map([user.map(|u| u.0)], |r| {
+        // Two statements, not `?1 IS NULL OR user_id = ?1`: SQLite cannot use the user index for
+        // that, so one user's zones would scan every zone of the instance.
+        let row = |r: &Row<'_>| {
             Ok(ZoneRow { id: r.get(0)?, user: UserId(r.get(1)?), body: r.get(2)?, updated: Timestamp(r.get(3)?) })
-        });
-        rows.db()?.collect::<rusqlite::Result<Vec<_>>>().db()
+        };
+        match user {
+            Some(user) => {
+                let mut stmt = c
+                    .prepare_cached("SELECT id, user_id, body, updated_ms FROM zones WHERE user_id = ?1 ORDER BY id")
+                    .db()?;
+                stmt.query_map([user.0], row).db()?.collect::<rusqlite::Result<Vec<_>>>().db()
+            }
+            None => {
+                let mut stmt = c.prepare_cached("SELECT id, user_id, body, updated_ms FROM zones ORDER BY id").db()?;
+                stmt.query_map([], row).db()?.collect::<rusqlite::Result<Vec<_>>>().db()
+            }
+        }
     })
 }
 
