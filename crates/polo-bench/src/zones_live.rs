@@ -230,12 +230,16 @@ pub fn zones_live(work: &Path, users: usize, per: usize, seconds: u32, drain_sec
     }
     let drained = last - at_start;
     let drain_s = (last_change - drain_started).as_secs_f64().max(0.001);
-    println!(
-        "webhooks after   {drained} deliveries in {drain_s:.1} s after the load ({:.0}/s; the sender working through \
-         its outbox{})",
-        drained as f64 / drain_s,
-        if last_change.elapsed() > Duration::from_secs(3) { ", until it was empty" } else { ", still going" }
-    );
+    if drained == 0 {
+        println!("webhooks after   none: the outbox was empty when the load ended (the sender had kept up)");
+    } else {
+        println!(
+            "webhooks after   {drained} deliveries in {drain_s:.1} s after the load ({:.0}/s; the sender working \
+             through its outbox{})",
+            drained as f64 / drain_s,
+            if last_change.elapsed() > Duration::from_secs(3) { ", until it was empty" } else { ", still going" }
+        );
+    }
     drop(server);
     let [_, _, p99, _] = run.percentiles_ms;
     println!();

@@ -71,13 +71,17 @@ pub(crate) fn zone_from_row(r: &Row) -> ZoneRow {
 
 pub(crate) fn zones(store: &PostgresStore, user: Option<UserId>) -> StoreResult<Vec<ZoneRow>> {
     store.read(|c| {
-        let rows = c
-            .query(
-                "SELECT id, user_id, group_id, body, updated_ms FROM zones WHERE $1::BIGINT IS NULL OR user_id = $1 \
-                 ORDER BY id",
-                &[&user.map(|u| u.0)],
-            )
-            .db()?;
+        // Two statements, not `$1 IS NULL OR user_id = $1`: a generic plan of that cannot use the
+        // user index, so one user's zones would scan every zone of the instance.
+        let rows = match user {
+            Some(user) => c
+                .query(
+                    "SELECT id, user_id, group_id, body, updated_ms FROM zones WHERE user_id = $1 ORDER BY id",
+                    &[&user.0],
+                )
+                .db()?,
+            None => c.query("SELECT id, user_id, group_id, body, updated_ms FROM zones ORDER BY id", &[]).db()?,
+        };
         Ok(rows.iter().map(zone_from_row).collect())
     })
 }
