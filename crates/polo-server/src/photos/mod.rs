@@ -64,6 +64,7 @@ const MAX_PHOTOS: usize = 2_000;
 
 /// Which photos.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PhotosParams {
     /// Taken at or after this instant (RFC 3339, or a date: its UTC midnight).
     #[param(example = "2024-07-14T00:00:00+02:00")]
@@ -199,6 +200,7 @@ pub(crate) async fn list_photos(
 
 /// Which thumbnail.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ThumbnailParams {
     /// `small` (256 px, the default) or `large` (1280 px), the longest side.
     size: Option<String>,
