@@ -198,12 +198,23 @@ pub(crate) async fn list_photos(
     .await
 }
 
+/// A thumbnail's size, its longest side.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SizeParam {
+    /// 256 px.
+    Small,
+    /// 1280 px.
+    Large,
+}
+
 /// Which thumbnail.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ThumbnailParams {
     /// `small` (256 px, the default) or `large` (1280 px), the longest side.
-    size: Option<String>,
+    #[param(inline)]
+    size: Option<SizeParam>,
 }
 
 /// A photo's thumbnail, a JPEG made from the original the first time it is asked for and kept.
@@ -225,10 +236,9 @@ pub(crate) async fn thumbnail(
     params: Result<Query<ThumbnailParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
-    let size = match params.size.as_deref() {
-        None => ThumbSize::Small,
-        Some(name) => ThumbSize::from_name(name)
-            .ok_or_else(|| ApiError::bad_request(format!("size must be small or large, not {name:?}")))?,
+    let size = match params.size {
+        None | Some(SizeParam::Small) => ThumbSize::Small,
+        Some(SizeParam::Large) => ThumbSize::Large,
     };
     let key: i64 = id.parse().map_err(|_| ApiError::not_found(format!("no photo {id:?}")))?;
     let (store, user, dir) = (state.store.clone(), caller.user.id, state.photos.dir.join(caller.user.id.0.to_string()));

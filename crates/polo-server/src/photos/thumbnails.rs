@@ -46,16 +46,6 @@ impl ThumbSize {
             Self::Large => "large",
         }
     }
-
-    /// The size called `name`.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "small" => Some(Self::Small),
-            "large" => Some(Self::Large),
-            _ => None,
-        }
-    }
 }
 
 /// Why there is no thumbnail.
