@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(info.epoch.as_deref(), Some(store.epoch().unwrap().as_str()));
         assert_eq!(info.last_seq, store.last_seq().unwrap().0);
         assert_eq!(info.derived_cursors.get("timeline"), Some(&info.last_seq));
-        assert_eq!(info.schema_version, 16);
+        assert_eq!(info.schema_version, 17);
         assert_eq!(info.page_size, polo_store_sqlite::DEFAULT_PAGE_SIZE);
         assert_eq!(info.size % u64::from(info.page_size), 0);
         let copy = SqliteStore::open(snapshot.path()).unwrap();
