@@ -364,7 +364,8 @@ function writeCamera(path, text) {
  * Groups: Alice makes a family group and an invitation link; Gina, logged out, opens the link,
  * logs in, sees which group it is for and joins; Alice makes her an admin and adds a zone that
  * belongs to the group, which Gina then sees but whose group she may not change; a used link is
- * refused with its reason.
+ * refused with its reason. Alice shares one of her places with the group, which names it after
+ * the group's new zone.
  */
 async function groupsFlow(browser, page) {
   step = "groups: create";
@@ -412,6 +413,14 @@ async function groupsFlow(browser, page) {
   const ginaRow = page.locator('tr[data-member="gina"]');
   await ginaRow.getByRole("button", { name: "Make admin" }).click();
   await ginaRow.getByText("admin", { exact: true }).waitFor();
+  // Location stays each member's own choice, offered member by member.
+  await ginaRow.getByTestId("member-location").getByText("not shared").waitFor();
+  await ginaRow.getByRole("button", { name: "Share mine" }).click();
+  await ginaRow.getByTestId("member-location").getByText("sees yours").waitFor();
+  const grants = (await apiGet(page, "/api/v1/friends")).friends;
+  check(grants.some((f) => f.user === "gina" && f.granted_by_me && !f.granted_to_me), `alice's grants: ${JSON.stringify(grants)}`);
+  await ginaRow.getByRole("button", { name: "Stop sharing mine" }).click();
+  await ginaRow.getByTestId("member-location").getByText("not shared").waitFor();
   await shot(page, "groups");
 
   step = "groups: zone";
@@ -430,7 +439,32 @@ async function groupsFlow(browser, page) {
   check((await ginaZone.getByRole("button", { name: "Edit" }).count()) === 1, "gina, an admin of the group, may edit its zone");
   await shot(gina, "zones-group");
   await ginaContext.close();
-  console.log("ok: a group made, a link joined after logging in, a member made admin, a group zone seen by both; a used link says why");
+
+  step = "groups: shared place";
+  // Alice shares one of her places with the family from the Places page: it becomes a zone of the
+  // group, and her place is called after it from then on.
+  const places = await apiGet(page, "/api/v1/places");
+  const candidate = places.filter((p) => !p.name && !p.zone).sort((a, b) => b.hours - a.hours)[0];
+  check(candidate !== undefined, "a place with no name and no zone to share");
+  check(places.filter((p) => p.hours > candidate.hours).length < 50, "the place to share is on the first page");
+  await page.goto(`${base}/places`);
+  const row = page.locator(`li.place[data-place="${candidate.id}"]`);
+  await row.getByRole("button", { name: "Share with a group…" }).click();
+  await row.getByLabel("Group").selectOption({ label: "E2E family" });
+  await row.getByLabel("Name", { exact: true }).fill("E2E grandma's");
+  await row.getByLabel("Radius").selectOption("150");
+  await row.getByRole("button", { name: "Share", exact: true }).click();
+  await row.locator(".place-name", { hasText: "E2E grandma's" }).waitFor();
+  await row.getByTestId("place-zone").getByText("Named after E2E family's zone “E2E grandma's”").waitFor();
+  await shot(page, "places-shared");
+  const shared = (await apiGet(page, "/api/v1/places")).find((p) => p.id === candidate.id);
+  check(shared.title === "E2E grandma's" && shared.zone?.group_name === "E2E family" && !shared.name, `the shared place: ${JSON.stringify(shared)}`);
+  const zone = (await apiGet(page, `/api/v1/zones/${shared.zone.id}`));
+  check(zone.group_name === "E2E family" && zone.shape.radius_m === 150, `the group's new zone: ${JSON.stringify(zone)}`);
+  // The rest of the run expects the places as they were.
+  const removed = await fetch(`${base}/api/v1/zones/${shared.zone.id}`, { method: "DELETE", headers: { Authorization: adminAuth } });
+  check(removed.status === 204, `deleting the shared place's zone: ${removed.status}`);
+  console.log("ok: a group made, a link joined after logging in, a member made admin, a group zone seen by both; a used link says why; a place shared with the group takes the zone's name");
 }
 
 async function login(page, name, secret) {
@@ -898,6 +932,27 @@ async function run() {
     await expectDrawn(page, "trip route");
     await shot(page, "trip");
     console.log("ok: trip detail with route and speed chart");
+
+    // The trip's gallery: the photos taken between its start and end, and their markers.
+    step = "trip gallery";
+    const dayTrips = await apiGet(page, `/api/v1/timeline/trips?from=${day}T00:00:00Z&to=${day}T23:59:59Z`);
+    let withPhotos = null;
+    for (const trip of dayTrips) {
+      const found = await apiGet(page, `/api/v1/photos?from=${encodeURIComponent(trip.start)}&to=${encodeURIComponent(trip.end)}`);
+      if (found.photos.length > 0) {
+        withPhotos = { trip, photos: found.photos };
+        break;
+      }
+    }
+    check(withPhotos !== null, `no trip of ${day} has a photo: ${JSON.stringify(dayTrips.map((t) => [t.start, t.end]))}`);
+    await page.goto(`${base}/trips/${encodeURIComponent(withPhotos.trip.device)}/${encodeURIComponent(withPhotos.trip.start)}`);
+    const gallery = page.locator('[data-testid="photo-gallery"] li');
+    await gallery.first().waitFor();
+    check((await gallery.count()) === withPhotos.photos.length, `the gallery shows ${await gallery.count()} of ${withPhotos.photos.length} photos`);
+    const placedOnTrip = withPhotos.photos.filter((p) => p.lat !== undefined).length;
+    await page.waitForFunction((n) => document.querySelector(".trip-map")?.dataset.photoMarkers === String(n), placedOnTrip);
+    await shot(page, "trip-photos");
+    console.log(`ok: the trip's gallery shows its ${withPhotos.photos.length} photo(s), ${placedOnTrip} on the map`);
 
     // ---- a visit is edited, then deleted from the timeline
     step = "edit visit";

@@ -251,10 +251,19 @@ export interface MapTile {
   cells: [number, number, number][];
 }
 
+/** The zone (yours or a group's) that holds a place and names it unless you did. */
+export interface PlaceZone {
+  id: number;
+  name: string;
+  group?: number;
+  group_name?: string;
+}
+
 export interface Place {
   id: number;
   name?: string;
-  /** The name to show: yours, the street address, "Near <town>", region or country. */
+  zone?: PlaceZone;
+  /** The name to show: yours, its zone's, the street address, "Near <town>", region or country. */
   title?: string;
   lat: number;
   lon: number;

@@ -83,7 +83,7 @@ pub struct FileConfig {
     pub backup_retain_monthly: Option<u32>,
     /// `polo serve`: the web app (`[web]`).
     pub web: Option<WebFile>,
-    /// `polo serve`: sign-in with an OpenID Connect provider (`[oidc]`, keys in `docs/auth.md`).
+    /// `polo serve`: sign-in with an OpenID Connect provider (`[oidc]`, keys in `docs/accounts.md`).
     pub oidc: Option<OidcConfig>,
 }
 

@@ -311,7 +311,7 @@ fn rows() -> Vec<Row> {
             },
             check: no_check,
         },
-        // Sign-in (docs/auth.md). OIDC is not configured here: its public routes answer 404 to
+        // Sign-in (docs/accounts.md). OIDC is not configured here: its public routes answer 404 to
         // everyone, and the account's link is empty. Device tokens touch none of the account's
         // sign-in settings.
         Row {

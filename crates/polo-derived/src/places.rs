@@ -10,12 +10,20 @@
 //! is matched to a known place (`match_places`), where a place merged into
 //! another contributes its own anchor under the surviving id: a merge keeps
 //! attracting the visits of both originals.
+//!
+//! A place the user has not named is called after the zone that holds it
+//! (`polo_zones::naming`): their own "Gym", or their family group's
+//! "Grandma's", which is how a group shares places. The user's own name
+//! still wins, and the zone's name is looked up when the book is read, so a
+//! zone drawn, renamed or deleted names the past visits at once.
 
 use std::collections::{BTreeMap, HashMap};
 
 use polo_domain::{Coord, UserId};
 use polo_store::{DerivedBatch, DerivedRange, DerivedRow, DerivedScope, Store};
 use polo_timeline::{KnownPlace, PlaceParams, cluster_places, match_places};
+use polo_zones::ZoneSpec;
+use polo_zones::naming::{NamingZone, ZoneNames};
 
 use crate::kinds::{PLACE, PLACE_ADDRESS, PLACE_EDIT};
 use crate::rows::{Locality, PlaceAddress, PlaceEdit, PlaceRow, StayRow, decode, encode};
@@ -37,6 +45,9 @@ pub struct PlaceBook {
     pub edits: BTreeMap<i64, PlaceEdit>,
     /// The online geocoder's answers by place id.
     pub addresses: BTreeMap<i64, PlaceAddress>,
+    /// The zones the user sees (theirs and their groups'), which name the
+    /// places they hold.
+    pub zones: ZoneNames,
 }
 
 impl PlaceBook {
@@ -55,6 +66,13 @@ impl PlaceBook {
         for row in store.derived_range(user, &DerivedRange::all(PLACE_ADDRESS, DerivedScope::User))? {
             book.addresses.insert(row.key, decode(&row)?);
         }
+        let groups = store.groups_of(user)?;
+        let zones = polo_store::zones::visible_zones(store, user, &groups)?;
+        // A zone whose body does not decode names nothing; the zones API
+        // reports it.
+        book.zones = ZoneNames::new(
+            zones.into_iter().filter_map(|z| Some((z.id, z.group, serde_json::from_str::<ZoneSpec>(&z.body).ok()?))),
+        );
         Ok(book)
     }
 
@@ -78,6 +96,19 @@ impl PlaceBook {
         self.edits.get(&id).and_then(|e| e.name.as_deref())
     }
 
+    /// The zone (the user's or a group's) that holds place `id`'s anchor.
+    #[must_use]
+    pub fn zone(&self, id: i64) -> Option<&NamingZone> {
+        let place = self.places.get(&id)?;
+        self.zones.at([place.anchor().lat(), place.anchor().lon()])
+    }
+
+    /// The name a place goes by: the user's, else its zone's.
+    #[must_use]
+    pub fn given_name(&self, id: i64) -> Option<&str> {
+        self.name(id).or_else(|| self.zone(id).map(|z| z.name.as_str()))
+    }
+
     /// The street-level name of place `id`, when the online geocoder found
     /// one for its anchor.
     #[must_use]
@@ -86,11 +117,12 @@ impl PlaceBook {
         self.addresses.get(&id).filter(|a| a.describes(place)).and_then(|a| a.address.as_deref())
     }
 
-    /// The name to show place `id` with ([`crate::naming::best_name`]).
+    /// The name to show place `id` with ([`crate::naming::best_name`] of
+    /// its [`Self::given_name`]).
     #[must_use]
     pub fn title(&self, id: i64) -> Option<String> {
         let locality = self.places.get(&id).map(|p| &p.locality);
-        crate::naming::best_name(self.name(id), self.address(id), locality)
+        crate::naming::best_name(self.given_name(id), self.address(id), locality)
     }
 
     /// The places (not merged into another) that `provider` has not
@@ -268,6 +300,59 @@ mod tests {
 
     fn put_places(store: &dyn Store, user: UserId, places: Vec<(i64, PlaceRow)>) {
         store.derived_write(user, &DerivedBatch { delete: vec![], put: place_rows(places) }, false).unwrap();
+    }
+
+    fn circle_zone(name: &str, at: &PlaceRow, radius_m: f64) -> String {
+        let anchor = at.anchor();
+        format!(
+            r#"{{"name":{name:?},"shape":{{"type":"circle","center":[{},{}],"radius_m":{radius_m}}}}}"#,
+            anchor.lat(),
+            anchor.lon()
+        )
+    }
+
+    #[test]
+    fn a_place_inside_a_zone_takes_its_name_and_a_groups_zone_names_every_members_places() {
+        use polo_domain::Timestamp;
+        use polo_store::{JoinOutcome, NewInvitation};
+
+        let store = SqliteStore::open_in_memory().unwrap();
+        let alice = store.create_user("alice", "x", false).unwrap().id;
+        let bob = store.create_user("bob", "x", false).unwrap().id;
+        let carol = store.create_user("carol", "x", false).unwrap().id;
+        let at = Timestamp(1_700_000_000_000);
+        let family = store.create_group("Family", alice, at).unwrap().id;
+        let invitation =
+            NewInvitation { group: family, created_by: alice, max_uses: 1, expires: Timestamp(at.0 + 60_000) };
+        store.create_group_invitation(&invitation, &[5; 32]).unwrap();
+        assert!(matches!(store.join_group(&[5; 32], bob, at).unwrap(), JoinOutcome::Joined(_)));
+
+        // Grandma's house, as each of them visited it, and somewhere else.
+        let grandma = place(470_000_000, 10);
+        let gym = place(471_000_000, 20);
+        for user in [alice, bob, carol] {
+            put_places(&store, user, vec![(1, grandma.clone()), (2, gym.clone())]);
+        }
+        store.create_group_zone(alice, family, &circle_zone("Grandma's", &grandma, 80.0), at).unwrap();
+        store.create_zone(bob, &circle_zone("Gym", &gym, 50.0), at).unwrap();
+        rename(&store, bob, 2, Some("Fitness first")).unwrap();
+
+        let book = PlaceBook::load(&store, alice).unwrap();
+        assert_eq!(book.given_name(1), Some("Grandma's"));
+        assert_eq!(book.zone(1).and_then(|z| z.group), Some(family));
+        assert_eq!(book.name(1), None, "the zone's name is not the user's own");
+        assert_eq!(book.zone(2), None, "bob's own zone names nothing of alice's");
+
+        let book = PlaceBook::load(&store, bob).unwrap();
+        assert_eq!(book.title(1).as_deref(), Some("Grandma's"), "a member's place too");
+        assert_eq!(book.given_name(2), Some("Fitness first"), "the user's own name wins over a zone's");
+        assert_eq!(book.zone(2).map(|z| z.name.as_str()), Some("Gym"));
+
+        let book = PlaceBook::load(&store, carol).unwrap();
+        assert_eq!(book.given_name(1), None, "not a member: the group's zone names nothing of hers");
+
+        assert!(store.remove_group_member(family, bob).unwrap());
+        assert_eq!(PlaceBook::load(&store, bob).unwrap().given_name(1), None, "gone with the membership");
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct StayView {
     pub row: StayRow,
     /// Its place after merges.
     pub place: Option<i64>,
-    /// The place's name: the user's, else the source's for imported visits.
+    /// The place's name: the user's, else its zone's ([`PlaceBook::given_name`]),
+    /// else the source's for imported visits.
     pub place_name: Option<String>,
     /// Country, region, town.
     pub locality: Option<Locality>,
@@ -126,7 +127,7 @@ pub fn entries(
         let ongoing = last_fix == Some(row.last_seen) && row.end == row.last_seen;
         out.stays.push(StayView {
             place,
-            place_name: place.and_then(|p| book.name(p)).map(str::to_owned),
+            place_name: place.and_then(|p| book.given_name(p)).map(str::to_owned),
             locality: place.and_then(|p| book.places.get(&p)).map(|p| p.locality.clone()),
             address: place.and_then(|p| book.address(p)).map(str::to_owned),
             row,
@@ -427,6 +428,9 @@ pub struct PlaceView {
     pub id: i64,
     /// The user's name.
     pub name: Option<String>,
+    /// The zone (the user's or a group's) that holds it, which names it
+    /// unless the user did.
+    pub zone: Option<polo_zones::naming::NamingZone>,
     /// Where it is.
     pub lat_e7: i32,
     /// See `lat_e7`.
@@ -459,7 +463,8 @@ impl PlaceView {
     /// The name to show it with ([`crate::naming::best_name`]).
     #[must_use]
     pub fn title(&self) -> Option<String> {
-        crate::naming::best_name(self.name.as_deref(), self.address.as_deref(), Some(&self.locality))
+        let given = self.name.as_deref().or_else(|| self.zone.as_ref().map(|z| z.name.as_str()));
+        crate::naming::best_name(given, self.address.as_deref(), Some(&self.locality))
     }
 }
 
@@ -482,6 +487,7 @@ pub fn places(store: &dyn Store, user: UserId) -> DerivedResult<Vec<PlaceView>> 
             PlaceView {
                 id,
                 name: book.name(id).map(str::to_owned),
+                zone: book.zone(id).cloned(),
                 lat_e7: place.lat_e7,
                 lon_e7: place.lon_e7,
                 locality: place.locality.clone(),

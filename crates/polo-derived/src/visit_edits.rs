@@ -102,7 +102,7 @@ pub fn apply(
             let place = book.resolve(place);
             stay.place = Some(place);
             stay.row.visit = true;
-            stay.place_name = book.name(place).map(str::to_owned);
+            stay.place_name = book.given_name(place).map(str::to_owned);
             stay.locality = book.places.get(&place).map(|p| p.locality.clone());
             stay.address = book.address(place).map(str::to_owned);
         }

@@ -71,7 +71,7 @@ pub const DEVICE_ID_TOKEN: &str = "device_id_token";
         (name = "replication", description = "The change feed and apply routes replication peers use, and the replications this server runs"),
         (name = "sharing", description = "Public share links, friends (location grants between users) and live positions"),
         (name = "web", description = "What the web app needs before login, and instance settings that change at runtime"),
-        (name = "groups", description = "Groups (a family, a team): members, admins, invitation links; zones can belong to a group (docs/auth.md#groups)"),
+        (name = "groups", description = "Groups (a family, a team): members, admins, invitation links; zones can belong to a group (docs/accounts.md#groups)"),
         (name = "zones", description = "Zones, the event log they fill, and webhooks that carry the events out (docs/zones.md)"),
         (name = "exposure", description = "Exposure checks: settings, the health authority's cases, proposals and audit log, each user's signed status, and verifying codes (docs/exposure.md)"),
         (name = "photos", description = "Your photo library: photos and videos by time and place, and their thumbnails (docs/photos.md)"),

@@ -61,6 +61,25 @@ pub struct ZoneRow {
     pub updated: Timestamp,
 }
 
+/// The zones `user` sees, by id: their personal zones and every zone of
+/// `groups` (their memberships, [`crate::Store::groups_of`]). The zones they
+/// made for a group they have left are not among them.
+///
+/// # Errors
+/// Store failures.
+pub fn visible_zones(
+    store: &dyn crate::Store,
+    user: UserId,
+    groups: &[crate::Membership],
+) -> crate::StoreResult<Vec<ZoneRow>> {
+    let mut rows: Vec<ZoneRow> = store.zones(Some(user))?.into_iter().filter(|z| z.group.is_none()).collect();
+    for membership in groups {
+        rows.extend(store.group_zones(membership.group.id)?);
+    }
+    rows.sort_by_key(|z| z.id);
+    Ok(rows)
+}
+
 /// The state of one (device, zone), or of the device ([`DEVICE_STATE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneStateRow {

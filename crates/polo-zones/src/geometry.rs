@@ -164,6 +164,17 @@ impl Shape {
         }
     }
 
+    /// The area in square metres (a polygon's in the plane at its first vertex).
+    #[must_use]
+    pub fn area_m2(&self) -> f64 {
+        match self {
+            Self::Circle { radius_m, .. } => std::f64::consts::PI * radius_m * radius_m,
+            Self::Polygon { vertices } => {
+                ring(vertices, vertices[0]).map(|(a, b)| a.0 * b.1 - b.0 * a.1).sum::<f64>().abs() / 2.0
+            }
+        }
+    }
+
     /// The bounding box `(south, west, north, east)` in degrees, grown by
     /// `margin_m`; `west` may be below −180 or `east` above 180 for a zone
     /// across the antimeridian.

@@ -14,6 +14,8 @@
 //!   N confirming fixes before leave, a cooldown between transitions.
 //! * [`evaluate`] — one device's fixes in time order against the index and
 //!   the states: zone events, low battery, and the silent-device check.
+//! * [`naming`] — zones as place names: the smallest zone holding a place
+//!   names it on the timeline, which is how a group shares places.
 //! * [`nearby`] — a device and a friend's newest position: nearby within
 //!   one distance, away beyond a larger one, nothing in between.
 //! * [`sequence`] — arrivals in any order turned into time order, with a
@@ -27,6 +29,7 @@ pub mod evaluate;
 pub mod geometry;
 pub mod index;
 pub mod machine;
+pub mod naming;
 pub mod nearby;
 pub mod regions;
 pub mod sequence;

@@ -1,5 +1,5 @@
-// The photos of a stay or trip on the day timeline: a strip of thumbnails,
-// each opening the large version; videos and HEIC photos (no thumbnail is
+// The photos of a stay or trip on the day timeline, or of a trip on its own
+// page: a strip (or gallery) of thumbnails, each opening the large version; videos and HEIC photos (no thumbnail is
 // made of them) show as a labelled tile. `photosOfEntries` sorts a day's
 // photos into its entries by capture time.
 
@@ -45,10 +45,11 @@ function caption(photo: PhotoView): string {
   return `${photo.name} · ${time}${photo.camera ? ` · ${photo.camera}` : ""}${where}`;
 }
 
-export function PhotoStrip({ photos, label }: { photos: PhotoView[]; label: string }) {
+/** A row of thumbnails; `gallery` shows them larger, as the trip page does. */
+export function PhotoStrip({ photos, label, gallery = false }: { photos: PhotoView[]; label: string; gallery?: boolean }) {
   if (photos.length === 0) return null;
   return (
-    <ul class="photo-strip" aria-label={label} data-testid="photo-strip">
+    <ul class={gallery ? "photo-strip photo-gallery" : "photo-strip"} aria-label={label} data-testid={gallery ? "photo-gallery" : "photo-strip"}>
       {photos.map((photo) => (
         <li key={photo.id}>
           {photo.thumbnail ? (

@@ -1,12 +1,13 @@
-// Groups: a family or a team that shares zones ("Home" fires for everyone's
-// phone). Make a group, invite people with a link that expires, see who is
-// in it, make members admins, remove them, leave. Joining shares no
-// location: that stays each person's own choice on the Sharing page.
+// Groups: a family or a team that shares places and zones ("Home" fires for
+// everyone's phone and names everyone's visits there). Make a group, invite
+// people with a link that expires, see who is in it, make members admins,
+// remove them, leave. Joining shares no location: that stays each person's
+// own choice, offered member by member here (the Sharing page's grants).
 // The join page (/join/<token>) is here too: it says what the link is for
 // and why it no longer works, when it does not.
 
 import { useState } from "preact/hooks";
-import { api, get, type Group, type GroupDetail, type GroupInvitation, type InvitationPreview, type Me } from "../api";
+import { api, get, type Friend, type Group, type GroupDetail, type GroupInvitation, type InvitationPreview, type Me } from "../api";
 import { dateTime } from "../format";
 import { CopyButton, ErrorBox, Loading, Notice, PageTitle, useAsync } from "../components/ui";
 import { navigate } from "../router";
@@ -44,7 +45,7 @@ export function Groups({ me }: { me: Me }) {
     <section>
       <PageTitle>Groups</PageTitle>
       <p class="muted">
-        A group (a family, a team) has zones that belong to all of its members: a group's "Home" fires for everyone's phone. Being in a group shares no location by itself: who sees whom stays each member's choice on the <a href="/sharing">Sharing</a> page.
+        A group (a family, a team) has places and zones that belong to all of its members: a group's "Home" fires for everyone's phone and names everyone's visits there. Being in a group shares no location by itself: who sees whom stays each member's choice, member by member in the group or on the <a href="/sharing">Sharing</a> page.
       </p>
       <form class="toolbar" onSubmit={create} aria-label="New group">
         <label>
@@ -89,8 +90,19 @@ export function Groups({ me }: { me: Me }) {
   );
 }
 
+/** Which way location is shared between you and a member. */
+function locationNote(friend: Friend | undefined): string {
+  if (friend?.mutual) return "you see each other";
+  if (friend?.granted_by_me) return "sees yours";
+  if (friend?.granted_to_me) return "shares theirs with you";
+  return "not shared";
+}
+
 function GroupPanel({ id, me, onGone, onChanged }: { id: number; me: Me; onGone: () => void; onChanged: () => void }) {
   const detail = useAsync(() => get<GroupDetail>(`/api/v1/groups/${id}`), [id]);
+  // Who sees whom stays each member's own choice: the location grants of the Sharing page,
+  // offered here member by member.
+  const friends = useAsync(() => get<{ friends: Friend[] }>("/api/v1/friends"), []);
   const [error, setError] = useState<unknown>(undefined);
   const [rename, setRename] = useState<string | null>(null);
   const run = async (action: () => Promise<unknown>, after: "reload" | "gone" = "reload") => {
@@ -100,6 +112,7 @@ function GroupPanel({ id, me, onGone, onChanged }: { id: number; me: Me; onGone:
       if (after === "gone") onGone();
       else {
         detail.reload();
+        friends.reload();
         onChanged();
       }
     } catch (e) {
@@ -110,6 +123,12 @@ function GroupPanel({ id, me, onGone, onChanged }: { id: number; me: Me; onGone:
   const group = detail.data;
   if (!group) return <Loading label="Loading the group…" />;
   const member = (user: string) => `/api/v1/groups/${id}/members/${encodeURIComponent(user)}`;
+  const grants = new Map((friends.data?.friends ?? []).map((f) => [f.user, f]));
+  const others = group.member_list.filter((m) => m.user !== me.user.name);
+  const notYet = others.filter((m) => !grants.get(m.user)?.granted_by_me);
+  const shareWith = (users: string[]) => run(async () => {
+    for (const user of users) await api("POST", "/api/v1/friends", { user });
+  });
   return (
     <div class="group-panel">
       {error !== undefined && <ErrorBox error={error} />}
@@ -120,6 +139,7 @@ function GroupPanel({ id, me, onGone, onChanged }: { id: number; me: Me; onGone:
             <th scope="col">User</th>
             <th scope="col">Role</th>
             <th scope="col">Joined</th>
+            <th scope="col">Location</th>
             <th scope="col">
               <span class="visually-hidden">Actions</span>
             </th>
@@ -133,6 +153,25 @@ function GroupPanel({ id, me, onGone, onChanged }: { id: number; me: Me; onGone:
               </td>
               <td data-label="Role">{m.admin ? "admin" : "member"}</td>
               <td data-label="Joined">{when(m.joined_ms)}</td>
+              <td data-label="Location" data-testid="member-location">
+                {m.user === me.user.name ? (
+                  <span class="muted">—</span>
+                ) : (
+                  <>
+                    <span class="muted">{locationNote(grants.get(m.user))}</span>{" "}
+                    {friends.data &&
+                      (grants.get(m.user)?.granted_by_me ? (
+                        <button type="button" class="small" onClick={() => run(() => api("DELETE", `/api/v1/friends/${encodeURIComponent(m.user)}`))}>
+                          Stop sharing mine
+                        </button>
+                      ) : (
+                        <button type="button" class="small" onClick={() => shareWith([m.user])}>
+                          Share mine
+                        </button>
+                      ))}
+                  </>
+                )}
+              </td>
               <td class="actions">
                 {group.admin && !m.admin && (
                   <button type="button" class="small" onClick={() => run(() => api("PUT", `${member(m.user)}/admin`))}>
@@ -158,9 +197,22 @@ function GroupPanel({ id, me, onGone, onChanged }: { id: number; me: Me; onGone:
           ))}
         </tbody>
       </table>
+      {friends.data && notYet.length > 1 && (
+        <p class="row-actions">
+          <button type="button" class="small" onClick={() => shareWith(notYet.map((m) => m.user))}>
+            Share my location with everyone here ({notYet.length})
+          </button>
+        </p>
+      )}
       <p class="muted">
-        {group.zones.length === 0 ? "No zones belong to this group yet" : `${group.zones.length} ${group.zones.length === 1 ? "zone belongs" : "zones belong"} to this group`}
-        {group.admin ? <>: make one on the <a href="/zones">Zones</a> page and choose this group.</> : "."}
+        {group.zones.length === 0 ? "No places or zones belong to this group yet" : `${group.zones.length} ${group.zones.length === 1 ? "place or zone belongs" : "places and zones belong"} to this group`}
+        {group.admin ? (
+          <>
+            : draw one on the <a href="/zones">Zones</a> page and choose this group, or share one of your <a href="/places">Places</a>. Every member's visits inside it take its name.
+          </>
+        ) : (
+          ". Every member's visits inside them take their names."
+        )}
       </p>
       {group.admin && <Invitations id={id} groupName={group.name} />}
       <div class="row-actions">

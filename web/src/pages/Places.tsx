@@ -1,10 +1,13 @@
 // Places: the visits the server clustered (DBSCAN, 100 m), with their
 // visits and hours. Rename one, or merge it into another; the server keeps
-// both edits across every recomputation.
+// both edits across every recomputation. A place inside a zone is called
+// after the zone unless renamed, so sharing a place with a group is making
+// it a zone of the group: every member's visits there take its name.
 
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, get, type Place } from "../api";
+import { api, get, type Group, type Place, type PlaceZone } from "../api";
+import { DEFAULT_RULES } from "../zones";
 import { dateTime, formatCount } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
 import { boundsOf } from "../track";
@@ -26,7 +29,7 @@ export function Places() {
 
   const shown = useMemo(() => {
     const needle = filter.trim().toLowerCase();
-    const list = (places.data ?? []).filter((p) => !needle || [p.name, p.address, p.town, p.country, p.region].some((v) => v?.toLowerCase().includes(needle)));
+    const list = (places.data ?? []).filter((p) => !needle || [p.name, p.zone?.name, p.address, p.town, p.country, p.region].some((v) => v?.toLowerCase().includes(needle)));
     const by: Record<typeof sort, (a: Place, b: Place) => number> = {
       hours: (a, b) => b.hours - a.hours,
       visits: (a, b) => b.visits - a.visits,
@@ -119,8 +122,17 @@ export function Places() {
   );
 }
 
+/** Where a place's zone comes from, said in a few words. */
+function zoneNote(zone: PlaceZone, named: boolean): string {
+  const whose = zone.group_name ? `${zone.group_name}'s zone` : "your zone";
+  return named ? `Inside ${whose} “${zone.name}”` : `Named after ${whose} “${zone.name}”`;
+}
+
+/** Radii a shared place may be given, metres. */
+const SHARE_RADII = [50, 100, 150, 250, 500];
+
 function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place[]; onFocus: () => void; onChanged: () => void }) {
-  const [mode, setMode] = useState<"view" | "rename" | "merge">("view");
+  const [mode, setMode] = useState<"view" | "rename" | "merge" | "share">("view");
   const [name, setName] = useState(place.name ?? "");
   const [into, setInto] = useState("");
   const [busy, setBusy] = useState(false);
@@ -141,6 +153,28 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
   // Only a row being merged lists the other places: sorting thousands of
   // places for every row made the page freeze.
   const others = useMemo(() => (mode === "merge" ? all.filter((p) => p.id !== place.id).sort((a, b) => label(a).localeCompare(label(b))) : []), [mode, all, place.id]);
+  // Only a row being shared asks for the groups (those you administer can own zones).
+  const [groups, setGroups] = useState<Group[] | undefined>(undefined);
+  const [share, setShare] = useState({ group: "", name: label(place), radius: "100" });
+  useEffect(() => {
+    if (mode !== "share" || groups) return;
+    get<Group[]>("/api/v1/groups")
+      .then((all) => {
+        const mine = all.filter((g) => g.admin);
+        setGroups(mine);
+        if (mine.length > 0) setShare((s) => ({ ...s, group: s.group || String(mine[0].id) }));
+      })
+      .catch(setError);
+  }, [mode, groups]);
+  const shareWithGroup = () =>
+    run(() =>
+      api("POST", "/api/v1/zones", {
+        name: share.name.trim(),
+        group: Number(share.group),
+        shape: { type: "circle", center: [place.lat, place.lon], radius_m: Number(share.radius) },
+        rules: DEFAULT_RULES,
+      }),
+    );
   return (
     <li class="place card" data-place={place.id}>
       <div class="place-head">
@@ -156,6 +190,12 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
         First {dateTime(place.first_visit, place.first_visit_utc_offset_minutes)}
         {place.last_visit && ` · last ${dateTime(place.last_visit, place.last_visit_utc_offset_minutes)}`}
         {place.merged.length > 0 && ` · merged from ${place.merged.length}`}
+        {place.zone && (
+          <>
+            <br />
+            <span data-testid="place-zone">{zoneNote(place.zone, Boolean(place.name))}</span>
+          </>
+        )}
       </p>
       {mode === "view" && (
         <div class="row-actions">
@@ -165,7 +205,46 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
           <button type="button" class="small" onClick={() => setMode("merge")} disabled={all.length < 2}>
             Merge…
           </button>
+          <button type="button" class="small" onClick={() => setMode("share")}>
+            Share with a group…
+          </button>
         </div>
+      )}
+      {mode === "share" && (
+        <form class="inline-edit" onSubmit={(e) => (e.preventDefault(), share.group && run(shareWithGroup))}>
+          {groups === undefined && error === undefined && <Loading label="Loading your groups…" />}
+          {groups && groups.length === 0 && <p class="muted">You administer no group. Make one on the Groups page, or ask an admin of yours to share this place.</p>}
+          {groups && groups.length > 0 && (
+            <>
+              <label>
+                Group{" "}
+                <select value={share.group} onChange={(e) => setShare({ ...share, group: e.currentTarget.value })}>
+                  {groups.map((g) => (
+                    <option value={String(g.id)}>{g.name}</option>
+                  ))}
+                </select>
+              </label>
+              <label>
+                Name <input value={share.name} onInput={(e) => setShare({ ...share, name: e.currentTarget.value })} maxLength={200} required />
+              </label>
+              <label>
+                Radius{" "}
+                <select value={share.radius} onChange={(e) => setShare({ ...share, radius: e.currentTarget.value })}>
+                  {SHARE_RADII.map((r) => (
+                    <option value={String(r)}>{r} m</option>
+                  ))}
+                </select>
+              </label>
+              <button type="submit" class="small primary" disabled={busy || !share.name.trim()}>
+                Share
+              </button>
+            </>
+          )}
+          <button type="button" class="small" onClick={() => setMode("view")}>
+            Cancel
+          </button>
+          <p class="muted place-share-note">The group gets a zone here: every member's visits inside it are called by its name (unless they named the place themselves), and it fires zone events for their devices.</p>
+        </form>
       )}
       {mode === "rename" && (
         <form class="inline-edit" onSubmit={(e) => (e.preventDefault(), run(() => api("PATCH", `/api/v1/places/${place.id}`, { name: name.trim() || null })))}>

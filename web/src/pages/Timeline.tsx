@@ -8,6 +8,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, get, MODES, qs, type DayTimeline, type Entry, type MapOverview, type Mode, type PhotoPage, type PhotoView, type PointView, type Together } from "../api";
 import { addDays, clockTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, longDate, MODE_COLOURS, MODE_LABELS, timeRange } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
+import { addPhotoMarkers } from "../map/photos";
 import { navigate, useLocation } from "../router";
 import { boundsOf, colourByEntries, decodeOverview, type ColouredRun } from "../track";
 import { MapBox } from "../components/MapBox";
@@ -160,34 +161,13 @@ export function Timeline({ device }: { device?: string } = {}) {
     }
   }, [together.data, mapReady]);
 
-  // Where the day's photos were taken: small camera markers, a dashed ring for a position proposed from the history.
+  // Where the day's photos were taken (`map/photos.ts`).
   useEffect(() => {
     const map = mapRef.current;
     photoLayer.current?.remove();
     photoLayer.current = null;
     if (!map) return;
-    const placed = (photos.data ?? []).filter((photo) => photo.lat !== undefined && photo.lon !== undefined);
-    // How many are drawn (on the canvas, so not countable in the page): for tests and tools.
-    map.map.getContainer().dataset.photoMarkers = String(placed.length);
-    if (placed.length === 0) return;
-    const group = L.layerGroup().addTo(map.map);
-    photoLayer.current = group;
-    for (const photo of placed) {
-      if (photo.lat === undefined || photo.lon === undefined) continue;
-      const proposed = photo.position_from === "history";
-      L.circleMarker([photo.lat, photo.lon], {
-        renderer: map.renderer,
-        radius: 5,
-        color: "#b45309",
-        weight: 2,
-        dashArray: proposed ? "2 3" : undefined,
-        fillColor: "#fbbf24",
-        fillOpacity: proposed ? 0.3 : 0.9,
-        className: "photo-marker",
-      })
-        .bindTooltip(`${photo.name}${proposed ? " (placed from your history)" : ""}`)
-        .addTo(group);
-    }
+    photoLayer.current = addPhotoMarkers(map, photos.data ?? []);
   }, [photos.data, mapReady]);
 
   // The fixes the timeline left out, when asked for: red rings, not part of the day's bounds.

@@ -5,14 +5,16 @@
 
 import L from "leaflet";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, get, qs, type Place, type PointView, type Share, type Trip } from "../api";
+import { api, get, qs, type PhotoPage, type Place, type PointView, type Share, type Trip } from "../api";
 import { addDays, clockTime, dateTime, formatDistance, formatDuration, formatSpeed, isDate, localDate, MODE_COLOURS, MODE_LABELS } from "../format";
 import { fitTo, type PoloMap } from "../map/basemap";
+import { addPhotoMarkers } from "../map/photos";
 import { navigate, useLocation } from "../router";
 import { tripTitle } from "../trip-title";
 import { boundsOf, colourByEntries, speedSeries } from "../track";
 import { Chart } from "../components/Chart";
 import { MapBox } from "../components/MapBox";
+import { PhotoStrip } from "../components/Photos";
 import { CopyButton, ErrorBox, Loading, PageTitle, Pager, pageOf, useAsync } from "../components/ui";
 
 function placeNames(places: Place[] | undefined): Map<number, string> {
@@ -187,6 +189,17 @@ export function TripDetail({ device, start }: { device: string; start: string })
   const names = useMemo(() => placeNames(places.data), [places.data]);
   const mapRef = useRef<PoloMap | null>(null);
   const [mapReady, setMapReady] = useState(false);
+  // The trip's gallery: the photos of your library taken between its start and end.
+  const photos = useAsync(() => (data ? get<PhotoPage>(`/api/v1/photos${qs({ from: data.trip.start, to: data.trip.end })}`) : Promise.resolve(null)), [data]);
+
+  useEffect(() => {
+    const map = mapRef.current;
+    if (!map || !photos.data) return;
+    const layer = addPhotoMarkers(map, photos.data.photos);
+    return () => {
+      layer?.remove();
+    };
+  }, [photos.data, mapReady]);
 
   const series = useMemo(() => {
     if (!data) return null;
@@ -275,6 +288,14 @@ export function TripDetail({ device, start }: { device: string; start: string })
           setMapReady(true);
         }}
       />
+      {photos.data && photos.data.photos.length > 0 && (
+        <>
+          <h2>Photos</h2>
+          <PhotoStrip photos={photos.data.photos} label="Photos of the trip" gallery />
+          {photos.data.truncated && <p class="muted">Only the first {photos.data.photos.length.toLocaleString("en")} photos of the trip are shown.</p>}
+        </>
+      )}
+      {photos.error !== undefined && <ErrorBox error={photos.error} retry={photos.reload} />}
       {series && series.speed.t.length > 1 && <h2>Speed</h2>}
       {series && series.speed.t.length > 1 && <Chart title="Speed over time" x={series.speed.t} series={[{ label: "Speed", unit: "km/h", values: series.speed.kmh, colour: "#2563eb" }]} />}
       {series?.elevation && <h2>Elevation</h2>}

@@ -665,7 +665,27 @@ fn invitations_refuse_with_a_reason_and_groups_keep_an_admin() {
         b"",
     );
     assert_eq!(promote.status, 200, "{}", promote.body);
+    // Whoever stops being an admin stops letting people in: their links are withdrawn.
+    let admin_of = |user: &str, method: &str| {
+        let r = http(
+            &addr,
+            method,
+            &format!("/api/v1/groups/{group}/members/{user}/admin"),
+            &[("Authorization", owner.as_str())],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let (_, anns_link) = invitation(&addr, &ann, group, 3);
+    admin_of("ann", "DELETE");
+    let r = join_as("cat", &anns_link);
+    assert_eq!(r.status, 409, "a demoted admin's link: {}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("withdrawn by an admin"), "{}", r.body);
+    admin_of("ann", "PUT");
+    let (_, owners_link) = invitation(&addr, &owner, group, 3);
     assert_eq!(post(&addr, &format!("/api/v1/groups/{group}/leave"), &owner, &json!({})).status, 204);
+    let r = join_as("cat", &owners_link);
+    assert_eq!(r.status, 409, "the link of an admin who left: {}", r.body);
     let mine = http(&addr, "GET", "/api/v1/groups", &[("Authorization", ann.as_str())], b"").json();
     assert_eq!(mine["groups"][0]["admin"], true, "{mine}");
     assert_eq!(mine["groups"][0]["members"], 1, "{mine}");

@@ -372,6 +372,9 @@ async fn set_admin(
             )),
             other => other.into(),
         })?;
+        if !admin {
+            withdraw_invitations(&*store, id, target)?;
+        }
         Ok((target, detail(&*store, &Standing::of(&*store, user, id)?)?))
     })
     .await?;
@@ -420,7 +423,21 @@ pub(crate) async fn demote(
     set_admin(state, client, caller, path, false).await
 }
 
-/// Removes `target` from group `id`, refusing the last admin with `message`.
+/// Revokes the links `user` made for group `id` that still work: whoever
+/// is no longer an admin of a group (stepped down, removed, gone) no longer
+/// lets anyone in.
+fn withdraw_invitations(store: &dyn Store, id: i64, user: polo_domain::UserId) -> Result<(), ApiError> {
+    let at = now();
+    for invitation in store.group_invitations(id)? {
+        if invitation.created_by == Some(user) && invitation.refusal(at).is_none() {
+            store.revoke_group_invitation(id, invitation.id, at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `target` from group `id`, refusing the last admin with `message`,
+/// and withdraws the invitation links they made.
 fn remove(
     store: &dyn Store,
     zones: &crate::zones::Zones,
@@ -432,6 +449,7 @@ fn remove(
         polo_store::StoreError::Refused(_) => ApiError::conflict(message),
         other => other.into(),
     })?;
+    withdraw_invitations(store, id, target)?;
     zones.zones_changed();
     Ok(())
 }

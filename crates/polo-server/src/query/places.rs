@@ -1,6 +1,7 @@
 //! Places under `/api/v1/places`: the places your visits were clustered
 //! into, with visits, dwell, locality, the street-level name when an online
-//! geocoder is configured, and the home/work guess; rename and
+//! geocoder is configured, the zone that names them, and the home/work
+//! guess; rename and
 //! merge them (your edits survive every recomputation).
 
 use axum::Json;
@@ -25,9 +26,13 @@ pub(crate) struct Place {
     /// Your name for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
-    /// The name to show it with: yours, else its street address, else "Near"
-    /// its town, else its region or country. Absent only where nothing at all
-    /// is known (the open sea).
+    /// The zone that holds it (yours, or one of your groups'): it names the
+    /// place unless you did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<PlaceZone>,
+    /// The name to show it with: yours, else its zone's, else its street
+    /// address, else "Near" its town, else its region or country. Absent
+    /// only where nothing at all is known (the open sea).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "Near Ismaning")]
     title: Option<String>,
@@ -77,12 +82,36 @@ pub(crate) struct Place {
     work: bool,
 }
 
-impl From<PlaceView> for Place {
+/// The zone that names a place.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PlaceZone {
+    /// The zone's id (`/api/v1/zones`).
+    id: i64,
+    /// Its name.
+    #[schema(example = "Grandma's")]
+    name: String,
+    /// The group it belongs to; absent for your own zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<i64>,
+    /// That group's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Family")]
+    group_name: Option<String>,
+}
+
+impl Place {
     #[allow(clippy::cast_precision_loss)]
-    fn from(view: PlaceView) -> Self {
+    fn new(view: PlaceView, groups: &[polo_store::Membership]) -> Self {
         let at = Coord { lat_e7: view.lat_e7, lon_e7: view.lon_e7 };
+        let zone = view.zone.as_ref().map(|z| PlaceZone {
+            id: z.id,
+            name: z.name.clone(),
+            group: z.group,
+            group_name: z.group.and_then(|g| groups.iter().find(|m| m.group.id == g)).map(|m| m.group.name.clone()),
+        });
         Self {
             title: view.title(),
+            zone,
             id: view.id,
             name: view.name,
             lat: at.lat(),
@@ -115,7 +144,11 @@ impl From<PlaceView> for Place {
 )]
 pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Place>>, ApiError> {
     let (store, user) = (state.store.clone(), caller.user.id);
-    blocking(move || Ok(Json(views::places(&*store, user)?.into_iter().map(Place::from).collect()))).await
+    blocking(move || {
+        let groups = store.groups_of(user)?;
+        Ok(Json(views::places(&*store, user)?.into_iter().map(|view| Place::new(view, &groups)).collect()))
+    })
+    .await
 }
 
 /// `PATCH /api/v1/places/{id}`'s body.

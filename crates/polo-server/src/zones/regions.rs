@@ -7,18 +7,19 @@
 //!   ([`Zones::record_transition`]): the phone decided, so it is kept apart
 //!   from polo's own `zone.*` events, with the zone it names when polo knows
 //!   it, and delivered to the webhooks that want it.
-//! * polo's zones go to the app as `setWaypoints` ([`Zones::waypoints_for`]),
+//! * polo's zones go to the app as `setWaypoints` ([`Zones::waypoints_for`]):
+//!   the user's own and their groups' (which the app cannot change here),
 //!   only when the device has not been sent these zones yet: each node
 //!   remembers per device the fingerprint it sent last, so after a restart a
 //!   device gets them once more, which the app takes as an update (regions
 //!   are keyed by their identity there too).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use polo_domain::{DeviceId, Timestamp, UserId};
-use polo_store::{EventBatch, NewEvent, Store, StoreResult};
+use polo_store::{EventBatch, NewEvent, Store, StoreResult, ZoneRow};
 use polo_zones::evaluate::EventKind;
 use polo_zones::regions::{self, Region, Upsert};
 use polo_zones::webhook::EventDocument;
@@ -75,14 +76,22 @@ pub struct AppTransition {
     pub trigger: Option<String>,
 }
 
-/// The user's own zones, decoded (a damaged one is skipped and logged).
-/// Zones that belong to a group are the group's, not the app's regions: they
-/// are neither sent to the app nor matched against what it sends.
+/// The zones `user`'s apps know as regions, decoded (a damaged one is
+/// skipped and logged): their own, and those of the groups they are in,
+/// which reach the app and name its transitions but are never changed by
+/// what it sends ([`Zones::store_regions`]).
 pub(crate) fn user_zones(store: &dyn Store, user: UserId) -> StoreResult<Vec<Zone>> {
-    Ok(store
-        .zones(Some(user))?
-        .into_iter()
-        .filter(|row| row.group.is_none())
+    Ok(decode(app_zone_rows(store, user)?))
+}
+
+/// The rows of the zones `user`'s apps know as regions: their own and
+/// those of their groups.
+fn app_zone_rows(store: &dyn Store, user: UserId) -> StoreResult<Vec<ZoneRow>> {
+    polo_store::zones::visible_zones(store, user, &store.groups_of(user)?)
+}
+
+fn decode(rows: Vec<ZoneRow>) -> Vec<Zone> {
+    rows.into_iter()
         .filter_map(|row| match Zone::from_body(row.id, row.user, &row.body) {
             Ok(zone) => Some(zone),
             Err(error) => {
@@ -90,7 +99,7 @@ pub(crate) fn user_zones(store: &dyn Store, user: UserId) -> StoreResult<Vec<Zon
                 None
             }
         })
-        .collect())
+        .collect()
 }
 
 impl Zones {
@@ -103,11 +112,24 @@ impl Zones {
     /// Store failures.
     pub fn store_regions(&self, user: UserId, list: &[Region], now: Timestamp) -> StoreResult<usize> {
         let store = self.shared.store.as_ref();
-        let mut zones = user_zones(store, user)?;
+        let rows = app_zone_rows(store, user)?;
+        // A group's zones reach the app as regions too, but only the group's
+        // admins change them, and on polo: the app sending one back (edited
+        // or not) changes nothing and makes no copy.
+        let of_groups: HashSet<i64> = rows.iter().filter(|z| z.group.is_some()).map(|z| z.id).collect();
+        let mut own = rows.len() - of_groups.len();
+        let mut zones = decode(rows);
         let mut changed = 0;
         for region in list {
             match regions::upsert(&zones, region, Rules::default()) {
                 Ok(Upsert::Unchanged(_)) => {}
+                Ok(Upsert::Update(id, _)) if of_groups.contains(&id) => {
+                    tracing::debug!(
+                        user = user.0,
+                        zone = id,
+                        "an OwnTracks region is a group's zone; not changed from the app"
+                    );
+                }
                 Ok(Upsert::Update(id, spec)) => {
                     if store.update_zone(user, id, &spec.to_body(), now)? {
                         if let Some(zone) = zones.iter_mut().find(|z| z.id == id) {
@@ -117,7 +139,7 @@ impl Zones {
                     }
                 }
                 Ok(Upsert::Create(spec)) => {
-                    if zones.len() >= MAX_ZONES_PER_USER {
+                    if own >= MAX_ZONES_PER_USER {
                         tracing::info!(
                             user = user.0,
                             "an OwnTracks region was not stored: the user has the most zones"
@@ -126,6 +148,7 @@ impl Zones {
                     }
                     let id = store.create_zone(user, &spec.to_body(), now)?;
                     zones.push(Zone { id, user, spec });
+                    own += 1;
                     changed += 1;
                 }
                 Err(error) => tracing::info!(user = user.0, %error, "an OwnTracks region is not a zone; skipped"),
@@ -325,6 +348,60 @@ mod tests {
         assert_eq!(store.zones(Some(user)).unwrap().len(), 1);
         let command = zones.waypoints_for(user, phone).unwrap().expect("changed");
         assert_eq!(command["waypoints"]["waypoints"][0]["rad"], 120);
+    }
+
+    #[test]
+    fn a_groups_zones_go_to_every_members_app_and_what_the_app_sends_back_changes_nothing() {
+        let (store, zones, jane, phone) = setup();
+        let tom = store.create_user("tom", "h", false).unwrap().id;
+        let toms_phone = store.ensure_device(tom, "phone").unwrap().id;
+        let at = Timestamp(NOW);
+        let family = store.create_group("Family", tom, at).unwrap().id;
+        let invitation =
+            polo_store::NewInvitation { group: family, created_by: tom, max_uses: 1, expires: Timestamp(NOW + 60_000) };
+        store.create_group_invitation(&invitation, &[3; 32]).unwrap();
+        store.join_group(&[3; 32], jane, at).unwrap();
+        let home = r#"{"name":"Grandma's","shape":{"type":"circle","center":[52.5,13.4],"radius_m":90}}"#;
+        let zone = store.create_group_zone(tom, family, home, at).unwrap();
+        zones.zones_changed();
+
+        for (user, device) in [(jane, phone), (tom, toms_phone)] {
+            let command = zones.waypoints_for(user, device).unwrap().expect("the group's zone is a region");
+            let sent = &command["waypoints"]["waypoints"][0];
+            assert_eq!(
+                (sent["desc"].as_str(), sent["rid"].as_str()),
+                (Some("Grandma's"), Some(&*format!("polo-{zone}")))
+            );
+        }
+
+        // Jane's app sends it back, moved: the group's zone stays as it was, and no copy is made.
+        let mut moved = region("Grandma's", 300.0, 0);
+        moved.tst = None;
+        moved.rid = Some(format!("polo-{zone}"));
+        assert_eq!(zones.store_regions(jane, &[moved], at).unwrap(), 0);
+        assert!(store.zones(Some(jane)).unwrap().is_empty(), "no copy of the group's zone");
+        assert_eq!(store.group_zones(family).unwrap()[0].body, home);
+
+        // Her app's transition names it.
+        let transition = AppTransition {
+            event: "enter".into(),
+            at: Timestamp(NOW - 1_000),
+            lat: 52.5,
+            lon: 13.4,
+            accuracy_m: Some(7.0),
+            desc: Some("Grandma's".into()),
+            rid: Some(format!("polo-{zone}")),
+            wtst: None,
+            trigger: Some("c".into()),
+        };
+        zones.record_transition(jane, phone, &transition, Timestamp(NOW)).unwrap().expect("logged");
+        let doc: EventDocument = serde_json::from_str(&store.events(jane, 0, 10).unwrap()[0].body).unwrap();
+        assert_eq!(doc.zone, Some(zone));
+
+        // Gone with the membership.
+        assert!(store.remove_group_member(family, jane).unwrap());
+        zones.zones_changed();
+        assert_eq!(zones.waypoints_for(jane, phone).unwrap(), None);
     }
 
     #[test]

@@ -153,12 +153,8 @@ struct Visible {
 
 impl Visible {
     fn of(store: &dyn Store, user: polo_domain::UserId) -> Result<Self, ApiError> {
-        let mut rows: Vec<_> = store.zones(Some(user))?.into_iter().filter(|z| z.group.is_none()).collect();
         let groups = store.groups_of(user)?;
-        for m in &groups {
-            rows.extend(store.group_zones(m.group.id)?);
-        }
-        rows.sort_by_key(|z| z.id);
+        let rows = polo_store::zones::visible_zones(store, user, &groups)?;
         Ok(Self { user, rows, groups })
     }
 

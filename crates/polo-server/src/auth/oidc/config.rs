@@ -21,7 +21,7 @@ fn bad(key: &'static str, reason: impl Into<String>) -> OidcConfigError {
     OidcConfigError { key, reason: reason.into() }
 }
 
-/// The `[oidc]` table as written. Every key is documented in `docs/auth.md`.
+/// The `[oidc]` table as written. Every key is documented in `docs/accounts.md`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
