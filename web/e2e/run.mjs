@@ -287,6 +287,9 @@ async function photoReview(page) {
   await shot(page, "photo-review-dark");
   await page.emulateMedia({ colorScheme: "light" });
   console.log("ok: photo positions reviewed: filtered, applied as sidecars (one refused, and why), undone");
+  // Back to the day, where the next steps begin.
+  await page.goto(`${base}/day/${day}`);
+  await page.locator('[data-testid="day-summary"]').waitFor();
 }
 
 /** A screenshot of every page at desktop and phone sizes, in light and dark. */
