@@ -24,7 +24,7 @@
 // purpose so the bundled offline basemap is exercised.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import QRCode from "qrcode";
@@ -36,6 +36,8 @@ const day = need("POLO_DAY");
 const upload = need("POLO_UPLOAD");
 const reimport = need("POLO_REIMPORT");
 const shots = need("POLO_SCREENSHOTS");
+// The folder `polo photos scan` read: the review page's sidecars appear (and go) there.
+const photoFolder = process.env.POLO_PHOTOS || null;
 const executablePath = process.env.POLO_CHROMIUM || "/usr/bin/chromium";
 const life = process.env.POLO_LIFE_MANIFEST ? JSON.parse(readFileSync(process.env.POLO_LIFE_MANIFEST, "utf8")) : null;
 const recent = process.env.POLO_RECENT_DAY || null;
@@ -208,6 +210,88 @@ async function lifeChecks(page) {
   }
 }
 
+/**
+ * Review photo positions: the photos scanned without a position, filtered by confidence, applied
+ * (polo's sidecars appear beside them; one is refused for another program's sidecar, and says so),
+ * then undone from the Applied tab (the sidecars go, the other program's stays).
+ */
+async function photoReview(page) {
+  step = "photo review";
+  const sidecar = (name) => join(photoFolder, `${name}.xmp`);
+  const foreign = join(photoFolder, "IMG_later.xmp");
+  const foreignBefore = readFileSync(foreign, "utf8");
+  // From the timeline: the day says a photo of it was placed from the history, and links here.
+  await page.locator('[data-testid="review-hint"] a').click();
+  await page.waitForURL((url) => url.pathname === "/photos/review");
+  const rows = page.locator("li[data-proposal]");
+  await rows.nth(3).waitFor();
+  const names = async () => (await page.locator("li[data-proposal] .proposal-name").allTextContents()).map((t) => t.trim());
+  check((await names()).join(",") === "IMG_cafe.jpg,walk.mp4,IMG_morning.jpg,IMG_later.jpg", `four proposals in time order: ${await names()}`);
+  const badges = (await page.locator("li[data-proposal] .badge").allTextContents()).map((t) => t.trim());
+  check(badges.join(",") === "high,high,medium,low", `their confidences: ${badges}`);
+  const reasonsText = await rows.first().textContent();
+  check(/±\d+ m · nearest fix \d+ (s|min) · at rest/.test(reasonsText), `the café photo gives its reasons: ${reasonsText}`);
+  const markers = await page.locator("[data-proposal-markers]").getAttribute("data-proposal-markers");
+  check(markers === "4", `four proposals on the map, got ${markers}`);
+  await expectDrawn(page, "proposals on the review map");
+  const thumbs = await page.$$eval("li[data-proposal] img", (imgs) => imgs.map((img) => img.complete && img.naturalWidth > 0));
+  check(thumbs.length === 3 && thumbs.every(Boolean), `the photos' thumbnails load (the video has a tile): ${JSON.stringify(thumbs)}`);
+  await shot(page, "photo-review");
+
+  // Only the high ones, all chosen, applied: their sidecars are written beside them.
+  await page.locator('[data-testid="min-confidence"]').selectOption("high");
+  await page.waitForFunction(() => document.querySelectorAll("li[data-proposal]").length === 2);
+  await page.locator('[data-testid="select-all"]').check();
+  await page.getByRole("button", { name: "Apply 2", exact: true }).click();
+  const report = page.locator('[data-testid="batch-report"]');
+  await report.getByText("2 positions applied").waitFor();
+  await page.locator('[data-testid="no-proposals"]').waitFor();
+  for (const name of ["IMG_cafe.jpg", "walk.mp4"]) {
+    check(existsSync(sidecar(name)), `${name}'s sidecar is written`);
+    check(readFileSync(sidecar(name), "utf8").includes("polo:Source=\"location history\""), `${name}'s sidecar is polo's`);
+  }
+  check(!existsSync(sidecar("IMG_morning.jpg")), "a medium proposal was not applied with the high ones");
+
+  // The rest, one at a time: the medium one is written, the one beside darktable's sidecar refused.
+  await page.locator('[data-testid="min-confidence"]').selectOption("low");
+  await page.waitForFunction(() => document.querySelectorAll("li[data-proposal]").length === 2);
+  await page.getByLabel("Choose IMG_morning.jpg").check();
+  await page.getByLabel("Choose IMG_later.jpg").check();
+  await page.getByRole("button", { name: "Apply 2", exact: true }).click();
+  await report.getByText("1 position applied").waitFor();
+  await report.getByText("1 photo failed").waitFor();
+  const refused = page.locator("li[data-proposal] .proposal-problem");
+  await refused.waitFor();
+  const why = await refused.textContent();
+  check(why.includes("IMG_later.xmp") && why.includes("does not overwrite"), `the refused photo says why: ${why}`);
+  check(existsSync(sidecar("IMG_morning.jpg")), "the medium proposal's sidecar is written");
+  check(!existsSync(sidecar("IMG_later.jpg")) && readFileSync(foreign, "utf8") === foreignBefore, "darktable's sidecar is left as it was");
+  await shot(page, "photo-review-applied");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await shot(page, "photo-review-applied-dark");
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // Applied: three, undone together; polo's sidecars go, darktable's stays.
+  await page.getByRole("tab", { name: /^Applied/ }).click();
+  await page.waitForFunction(() => document.querySelectorAll("li[data-proposal]").length === 3);
+  check((await page.getByRole("tab", { name: /^Applied/ }).textContent()).includes("(3)"), "the Applied tab counts three");
+  await page.locator('[data-testid="select-all"]').check();
+  await page.getByRole("button", { name: "Undo 3", exact: true }).click();
+  await report.getByText("3 sidecars removed").waitFor();
+  await page.locator('[data-testid="no-proposals"]').waitFor();
+  for (const name of ["IMG_cafe.jpg", "walk.mp4", "IMG_morning.jpg"]) check(!existsSync(sidecar(name)), `${name}'s sidecar is removed`);
+  check(readFileSync(foreign, "utf8") === foreignBefore, "darktable's sidecar is still there");
+  await page.getByRole("tab", { name: /^To review/ }).click();
+  await rows.nth(3).waitFor();
+  await page.emulateMedia({ colorScheme: "dark" });
+  await shot(page, "photo-review-dark");
+  await page.emulateMedia({ colorScheme: "light" });
+  console.log("ok: photo positions reviewed: filtered, applied as sidecars (one refused, and why), undone");
+  // Back to the day, where the next steps begin.
+  await page.goto(`${base}/day/${day}`);
+  await page.locator('[data-testid="day-summary"]').waitFor();
+}
+
 /** A screenshot of every page at desktop and phone sizes, in light and dark. */
 async function gallery(page, extra = [], onlyExtra = false) {
   const dayWithBoth = life ? life.device_overlap.first_day : day;
@@ -222,6 +306,7 @@ async function gallery(page, extra = [], onlyExtra = false) {
     ["devices", "/devices", "main .page-title"],
     ["sharing", "/sharing", "main .page-title"],
     ["groups", "/groups", "li.card"],
+    ["photo-review", "/photos/review", "li[data-proposal]"],
     ["account", "/account", "text=Basemap tile URL"],
   ];
   const pages = onlyExtra ? extra : [...everyPage, ...extra];
@@ -688,6 +773,7 @@ async function run() {
       ["Devices", "main .page-title h1:text-is('Devices')"],
       ["Sharing", "main .page-title h1:text-is('Sharing')"],
       ["Groups", "main .page-title h1:text-is('Groups')"],
+      ["Photos", "main .page-title h1:text-is('Review photo positions')"],
       ["Account", "main .page-title h1:text-is('Account')"],
     ];
     const nav = page.getByRole("navigation", { name: "Main" });
@@ -747,6 +833,8 @@ async function run() {
     check(drawnMarkers === "3", `three photos with a position are on the map, got ${drawnMarkers}`);
     console.log("ok: the day's photos sit in their stays and trip, thumbnails load, three on the map");
     await shot(page, "timeline");
+
+    if (photoFolder) await photoReview(page);
 
     // both phones' days: the switcher lists them, and each tells its own story
     step = "second device";

@@ -178,6 +178,8 @@ export interface PhotoView {
   confidence?: "high" | "medium" | "low";
   error_m?: number;
   camera?: string;
+  /** When a proposed position was applied (written to polo's XMP sidecar); absent while proposed. */
+  applied?: string;
   /** Absent for videos and HEIC: no thumbnail is made of them. */
   thumbnail?: string;
 }
@@ -185,6 +187,51 @@ export interface PhotoView {
 export interface PhotoPage {
   photos: PhotoView[];
   truncated: boolean;
+}
+
+export type Confidence = "high" | "medium" | "low";
+
+/** A position proposed from the history (`GET /api/v1/photos/proposals`), with its reasons. */
+export interface ProposalView {
+  id: string;
+  name: string;
+  media: "image" | "video";
+  taken: string;
+  lat: number;
+  lon: number;
+  confidence: Confidence;
+  error_m?: number;
+  nearest_fix_s?: number;
+  moving?: boolean;
+  /** When it was applied; absent while only proposed. */
+  applied?: string;
+  thumbnail?: string;
+}
+
+export interface ProposalPage {
+  proposals: ProposalView[];
+  counts: { high: number; medium: number; low: number; applied: number };
+  truncated: boolean;
+  next?: string;
+}
+
+export type PhotoOutcomeKind = "written" | "updated" | "unchanged" | "removed" | "absent" | "skipped" | "not_found" | "failed";
+
+export interface PhotoOutcome {
+  id: string;
+  name?: string;
+  outcome: PhotoOutcomeKind;
+  message?: string;
+}
+
+/** What `POST /api/v1/photos/proposals/apply` or `/undo` did, photo by photo. */
+export interface BatchOutcome {
+  results: PhotoOutcome[];
+  written: number;
+  unchanged: number;
+  removed: number;
+  failed: number;
+  more: boolean;
 }
 
 export interface DayTimeline {

@@ -30,6 +30,7 @@ const PAGES = {
   account: () => import("./pages/Account"),
   security: () => import("./pages/Security"),
   exposure: () => import("./pages/Exposure"),
+  photos: () => import("./pages/PhotoReview"),
 } as const;
 
 type AnyComponent = ComponentType<any>;
@@ -93,6 +94,7 @@ const NAV: [string, string][] = [
   ["/map", "Map"],
   ["/trips", "Trips"],
   ["/places", "Places"],
+  ["/photos/review", "Photos"],
   ["/zones", "Zones"],
   ["/stats", "Stats"],
   ["/imports", "Imports"],
@@ -114,6 +116,7 @@ function navFor(me: Me, config: InstanceConfig | null): [string, string][] {
 
 function isActive(path: string, href: string): boolean {
   if (href === "/") return path === "/" || path.startsWith("/day/");
+  if (href === "/photos/review") return path === "/photos" || path.startsWith("/photos/");
   return path === href || path.startsWith(`${href}/`);
 }
 
@@ -175,6 +178,7 @@ function Page({ me }: { me: Me }) {
     const [, , device, start] = path.split("/");
     return <Lazy page="trips" name="TripDetail" render={(C) => <C device={decodeURIComponent(device ?? "")} start={decodeURIComponent(start ?? "")} />} />;
   }
+  if (path === "/photos/review" || path === "/photos") return <Lazy page="photos" name="PhotoReview" render={(C) => <C />} />;
   if (path === "/places") return <Lazy page="places" name="Places" render={(C) => <C />} />;
   if (path === "/zones") return <Lazy page="zones" name="Zones" render={(C) => <C />} />;
   if (path === "/stats") return <Lazy page="stats" name="StatsPage" render={(C) => <C />} />;

@@ -87,6 +87,10 @@ pub enum PhotosCommand {
     Undo {
         /// A folder (walked recursively) or a single photo.
         path: PathBuf,
+        /// Whose library marks these photos' positions as proposals again (as the review page's
+        /// undo does); without it, only the sidecars are removed.
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 

@@ -1369,6 +1369,57 @@ fn rows() -> Vec<Row> {
             check: no_check,
         },
         Row {
+            // The owner's photo has no GPS of its own: its position is proposed from the vault point.
+            method: "GET",
+            path: "/api/v1/photos/proposals",
+            expect: [401, 200, 200, 200, 200],
+            device: 403,
+            request: |_, _| Request::new("GET", "/api/v1/photos/proposals"),
+            check: |ctx, role, r| {
+                if role == Role::Anonymous {
+                    return;
+                }
+                let body = r.json();
+                let ids: Vec<&str> =
+                    body["proposals"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+                let owner = matches!(role, Role::Owner | Role::Token);
+                let want: Vec<&str> = if owner { vec![ctx.owner_photo.as_str()] } else { vec![] };
+                assert_eq!(ids, want, "{}: only the owner sees the proposal: {}", role.name(), r.body);
+            },
+        },
+        Row {
+            // Applying writes a sidecar beside the owner's photo; another user's (or the administrator's)
+            // request names no photo of theirs. The token applies what the password applied: unchanged.
+            method: "POST",
+            path: "/api/v1/photos/proposals/apply",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| Request::new("POST", "/api/v1/photos/proposals/apply").json(&json!({"ids": [ctx.owner_photo]})),
+            check: |_, role, r| {
+                let want = match role {
+                    Role::Owner => "written",
+                    Role::Token => "unchanged",
+                    _ => return,
+                };
+                assert_eq!(r.json()["results"][0]["outcome"], want, "{}: {}", role.name(), r.body);
+            },
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/photos/proposals/undo",
+            expect: [401, 404, 200, 200, 404],
+            device: 403,
+            request: |ctx, _| Request::new("POST", "/api/v1/photos/proposals/undo").json(&json!({"ids": [ctx.owner_photo]})),
+            check: |_, role, r| {
+                let want = match role {
+                    Role::Owner => "removed",
+                    Role::Token => "absent",
+                    _ => return,
+                };
+                assert_eq!(r.json()["results"][0]["outcome"], want, "{}: {}", role.name(), r.body);
+            },
+        },
+        Row {
             method: "GET",
             path: "/api/v1/nearby",
             expect: all(200),

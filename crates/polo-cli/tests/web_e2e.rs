@@ -4,7 +4,9 @@
 //! life (`polo-life`: two phones, a holiday abroad, teleports, Google
 //! Semantic visits), starts `polo serve` on port 0 and runs `web/e2e/run.mjs`,
 //! which drives headless Chromium through playwright-core: login, the seeded
-//! day's timeline and map, the map explorer, an import with progress to its
+//! day's timeline and map with its photos, the review of photo positions
+//! (filtered, applied as XMP sidecars beside the scanned files, one refused
+//! for another program's sidecar, undone), the map explorer, an import with progress to its
 //! summary, device setup, a live position moving after OwnTracks posts, a
 //! share link opened without an account, a visit edited and deleted, a day
 //! deleted, undone, deleted again and still deleted after a re-import, zones
@@ -503,6 +505,12 @@ fn web_app_end_to_end_in_chromium() {
         polo_photos::synthetic::video(polo_photos::synthetic::VideoFormat::Mp4, &video),
     )
     .unwrap();
+    // Two more without a position the next morning, after the phone's last fix: for the review
+    // page, one of medium confidence (11 minutes after the fix), one of low (41 minutes after), the
+    // latter with a sidecar of another program beside it, which polo must not overwrite.
+    std::fs::write(photos.join("IMG_morning.jpg"), jpeg(taken(33 * 3600 + 600, None))).unwrap();
+    std::fs::write(photos.join("IMG_later.jpg"), jpeg(taken(33 * 3600 + 2400, None))).unwrap();
+    std::fs::write(photos.join("IMG_later.xmp"), "<x:xmpmeta>darktable's edits</x:xmpmeta>\n").unwrap();
     run_ok(polo(&data).args(["photos", "scan", "--user", "alice"]).arg(&photos));
 
     let server = serve(&data, &["--access-log", "off"]);
@@ -524,6 +532,7 @@ fn web_app_end_to_end_in_chromium() {
         .env("POLO_LIFE_MANIFEST", &manifest_file)
         .env("POLO_REIMPORT", &reimport)
         .env("POLO_SCREENSHOTS", &screenshots)
+        .env("POLO_PHOTOS", &photos)
         .env("POLO_CHROMIUM", &chromium)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,7 +5,11 @@
 //! A row is a *reference* to the original (its path on the server's disk),
 //! never a copy, with what `polo-photos` read from it (capture time, offset,
 //! camera) and where it was taken: from the file's own GPS, or proposed from
-//! the location history with a confidence. The rows are the user's own data
+//! the location history with a confidence and its reasons (the estimated
+//! error, the time to the nearest fix, moving or not) and, once the user
+//! applied it (polo's XMP sidecar written beside the original), when that
+//! was: a proposal stays applied through a rescan that proposes the same
+//! position ([`Library::put`]). The rows are the user's own data
 //! rather than something recomputable, so they are written as edits: they
 //! replicate to other instances like place names and settings do, and no
 //! recomputation touches them.
@@ -70,6 +74,16 @@ pub struct PhotoRow {
     /// A proposed position's estimated error, metres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_m: Option<f64>,
+    /// A proposed position's time to the nearest fix used, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest_fix_s: Option<f64>,
+    /// Whether the history shows the person moving around a proposed position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<bool>,
+    /// When a proposed position was applied (written to polo's XMP sidecar
+    /// beside the original), UTC ms; `None` while it is only proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<i64>,
     /// Altitude from the file, metres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub altitude_m: Option<f64>,
@@ -120,9 +134,7 @@ pub fn photos_between(
     from: Timestamp,
     to: Timestamp,
 ) -> DerivedResult<Vec<StoredPhoto>> {
-    let keys = keys_between(from, to);
-    let range = DerivedRange { kind: PHOTO, scope: DerivedScope::User, from: keys.start, to: keys.end };
-    store.derived_range(user, &range)?.iter().map(|row| Ok(StoredPhoto { key: row.key, row: decode(row)? })).collect()
+    photos_in(store, user, keys_between(from, to))
 }
 
 /// One photo by key.
@@ -134,6 +146,44 @@ pub fn photo(store: &dyn Store, user: UserId, key: i64) -> DerivedResult<Option<
         Some(row) => Ok(Some(decode(&row)?)),
         None => Ok(None),
     }
+}
+
+/// Whether two rows of one file place it at the same position from the same source.
+fn same_position(a: &PhotoRow, b: &PhotoRow) -> bool {
+    (a.lat_e7, a.lon_e7, &a.position_from) == (b.lat_e7, b.lon_e7, &b.position_from)
+}
+
+/// Whether `row` holds a position proposed from the history (applied or not).
+#[must_use]
+pub fn is_proposal(row: &PhotoRow) -> bool {
+    row.position_from.as_deref() == Some("history") && row.lat_e7.is_some() && row.lon_e7.is_some()
+}
+
+/// Every photo of the user's library whose key is in `keys`, in key (time) order.
+///
+/// # Errors
+/// Store failures and damaged rows.
+pub fn photos_in(store: &dyn Store, user: UserId, keys: Range<i64>) -> DerivedResult<Vec<StoredPhoto>> {
+    let range = DerivedRange { kind: PHOTO, scope: DerivedScope::User, from: keys.start, to: keys.end };
+    store.derived_range(user, &range)?.iter().map(|row| Ok(StoredPhoto { key: row.key, row: decode(row)? })).collect()
+}
+
+/// Replaces the rows of photos already stored under their keys (the same
+/// path and capture time: what applying or undoing a proposal changes), as
+/// one edit. Nothing is written for an empty list.
+///
+/// # Errors
+/// Store failures (nothing is stored then).
+pub fn replace(store: &dyn Store, user: UserId, photos: &[StoredPhoto]) -> DerivedResult<()> {
+    if photos.is_empty() {
+        return Ok(());
+    }
+    let batch = DerivedBatch {
+        put: photos.iter().map(|p| encode(PHOTO, DerivedScope::User, p.key, &p.row)).collect(),
+        ..DerivedBatch::default()
+    };
+    store.derived_write(user, &batch, true)?;
+    Ok(())
 }
 
 /// What [`Library::put`] did with a photo.
@@ -202,10 +252,21 @@ impl<'a> Library<'a> {
     /// Adds or replaces the row of `photo.path`, written in batches (call
     /// [`Library::flush`] at the end). Returns the key it is stored under.
     ///
+    /// A proposal that was applied stays applied (with the time it was) as
+    /// long as the new row proposes the same position: scanning a folder
+    /// again does not forget what the user accepted, and a changed proposal
+    /// is a proposal to review again.
+    ///
     /// # Errors
     /// Store failures of a batch written on the way.
-    pub fn put(&mut self, photo: PhotoRow) -> DerivedResult<(i64, Put)> {
+    pub fn put(&mut self, mut photo: PhotoRow) -> DerivedResult<(i64, Put)> {
         let old = self.keys.get(&photo.path).copied();
+        if let Some(previous) = old.and_then(|key| self.rows.get(&key))
+            && previous.applied.is_some()
+            && same_position(previous, &photo)
+        {
+            photo.applied = previous.applied;
+        }
         if let Some(key) = old
             && self.rows.get(&key) == Some(&photo)
         {
@@ -236,6 +297,26 @@ impl<'a> Library<'a> {
             self.flush()?;
         }
         Ok((key, if old.is_some() { Put::Updated } else { Put::Added }))
+    }
+
+    /// Marks the proposal of `path` as applied at `at` (UTC ms) or, with
+    /// `None`, as only proposed again; `false` when the library has no such
+    /// proposal or it is marked so already.
+    ///
+    /// # Errors
+    /// Store failures of a batch written on the way.
+    pub fn set_applied(&mut self, path: &str, at: Option<i64>) -> DerivedResult<bool> {
+        let Some(&key) = self.keys.get(path) else { return Ok(false) };
+        let Some(row) = self.rows.get_mut(&key) else { return Ok(false) };
+        if !is_proposal(row) || row.applied.is_some() == at.is_some() {
+            return Ok(false);
+        }
+        row.applied = at;
+        self.pending.put.push(encode(PHOTO, DerivedScope::User, key, &*row));
+        if self.pending.put.len() + self.pending.delete.len() >= Self::BATCH {
+            self.flush()?;
+        }
+        Ok(true)
     }
 
     /// Removes the row of `path`, if any (a file that is gone).
@@ -293,6 +374,9 @@ mod tests {
             position_from: Some("file".to_owned()),
             confidence: None,
             error_m: None,
+            nearest_fix_s: None,
+            moving: None,
+            applied: None,
             altitude_m: Some(34.0),
             camera: Some("Pixel 8".to_owned()),
         }
@@ -341,6 +425,55 @@ mod tests {
         again.flush().unwrap();
         assert_eq!(store.derived_range(user, &DerivedRange::all(PHOTO, DerivedScope::User)).unwrap().len(), 3);
         assert_eq!(again.paths_under("/p/"), ["/p/a.jpg", "/p/b.jpg"]);
+    }
+
+    fn proposal(path: &str, taken: i64, lat_e7: i32) -> PhotoRow {
+        PhotoRow {
+            lat_e7: Some(lat_e7),
+            position_from: Some("history".to_owned()),
+            confidence: Some("high".to_owned()),
+            error_m: Some(20.0),
+            nearest_fix_s: Some(60.0),
+            moving: Some(false),
+            ..photo(path, Some(taken))
+        }
+    }
+
+    #[test]
+    fn an_applied_proposal_stays_applied_until_its_position_changes_or_it_is_undone() {
+        let (store, user) = store();
+        let mut library = Library::load(&store, user).unwrap();
+        let (key, _) = library.put(proposal("/p/a.jpg", 1_000, 525_200_000)).unwrap();
+        library.put(photo("/p/own-gps.jpg", Some(2_000))).unwrap();
+        library.flush().unwrap();
+        assert!(is_proposal(&super::photo(&store, user, key).unwrap().unwrap()));
+
+        // Applied (as the review page does): only the row changes, under the same key.
+        let mut applied = photos_in(&store, user, i64::MIN..i64::MAX).unwrap();
+        applied.retain(|p| is_proposal(&p.row));
+        applied[0].row.applied = Some(5_000);
+        replace(&store, user, &applied).unwrap();
+        assert_eq!(super::photo(&store, user, key).unwrap().unwrap().applied, Some(5_000));
+
+        // Scanning again with the same proposal keeps it applied: nothing to write.
+        let mut again = Library::load(&store, user).unwrap();
+        assert_eq!(again.put(proposal("/p/a.jpg", 1_000, 525_200_000)).unwrap(), (key, Put::Unchanged));
+        // A file's own position is never a proposal to apply.
+        assert!(!again.set_applied("/p/own-gps.jpg", Some(6_000)).unwrap());
+        // Undone: a proposal again (and undoing twice does nothing more).
+        assert!(again.set_applied("/p/a.jpg", None).unwrap());
+        assert!(!again.set_applied("/p/a.jpg", None).unwrap());
+        again.flush().unwrap();
+        assert_eq!(super::photo(&store, user, key).unwrap().unwrap().applied, None);
+
+        // Applied, then the history proposes another position: a proposal to review again.
+        let mut third = Library::load(&store, user).unwrap();
+        assert!(third.set_applied("/p/a.jpg", Some(7_000)).unwrap());
+        assert_eq!(third.put(proposal("/p/a.jpg", 1_000, 525_300_000)).unwrap().1, Put::Updated);
+        third.flush().unwrap();
+        let row = super::photo(&store, user, key).unwrap().unwrap();
+        assert_eq!((row.lat_e7, row.applied), (Some(525_300_000), None));
+        assert_eq!(replace(&store, user, &[]).map_err(|e| e.to_string()), Ok(()), "nothing to write");
     }
 
     fn photo_of(store: &SqliteStore, user: UserId, key: i64) -> String {

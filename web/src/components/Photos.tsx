@@ -27,7 +27,8 @@ export function photosOfEntries(entries: Entry[], photos: PhotoView[]): { byEntr
   return { byEntry, outside };
 }
 
-function offsetOf(taken: string): number | undefined {
+/** The UTC offset (minutes east) an RFC 3339 time is written in. */
+export function offsetOf(taken: string): number | undefined {
   const match = /([+-])(\d\d):(\d\d)$/.exec(taken);
   if (!match) return taken.endsWith("Z") ? 0 : undefined;
   const minutes = Number(match[2]) * 60 + Number(match[3]);
@@ -38,7 +39,7 @@ function caption(photo: PhotoView): string {
   const time = clockTime(photo.taken, offsetOf(photo.taken));
   const where =
     photo.position_from === "history"
-      ? ` · placed from your history (${photo.confidence ?? "low"} confidence)`
+      ? ` · placed from your history (${photo.confidence ?? "low"} confidence${photo.applied ? ", applied" : ", to review"})`
       : photo.position_from === "file"
         ? ""
         : " · no position";

@@ -75,6 +75,7 @@ export function Timeline({ device }: { device?: string } = {}) {
     () => (data ? get<PhotoPage>(`/api/v1/photos${qs({ from: data.day.from, to: data.day.to })}`).then((page) => page.photos) : Promise.resolve([] as PhotoView[])),
     [data],
   );
+  const toReview = (photos.data ?? []).filter((photo) => photo.position_from === "history" && !photo.applied).length;
   const placedPhotos = useMemo(() => (data && photos.data ? photosOfEntries(data.day.entries, photos.data) : null), [data, photos.data]);
   const photoLayer = useRef<L.LayerGroup | null>(null);
 
@@ -347,6 +348,11 @@ export function Timeline({ device }: { device?: string } = {}) {
             </div>
           )}
           {photos.error !== undefined && <ErrorBox error={photos.error} />}
+          {toReview > 0 && (
+            <p class="muted review-hint" data-testid="review-hint">
+              {toReview === 1 ? "One photo of this day was" : `${toReview} photos of this day were`} placed from your history. <a href="/photos/review">Review photo positions</a>
+            </p>
+          )}
           {data && !data.day.device && <LastDayHint />}
         </div>
         <MapBox label="Map of the day's track" class="day-map" onReady={(m) => {

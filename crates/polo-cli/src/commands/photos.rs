@@ -14,7 +14,10 @@
 //! ([`polo_derived::photos`]; `--no-save` only lists), which the timeline
 //! and the map show: a reference to each file by its absolute path, never a
 //! copy. Scanning a folder again updates the rows of files that changed and
-//! removes those of files no longer there.
+//! removes those of files no longer there. A proposal whose sidecar `geotag`
+//! wrote (or found unchanged) is marked applied in its row, as the web app's
+//! review page does; `undo --user` marks the photos it undid as proposals
+//! again.
 //!
 //! The history is read through a window of a few days around the photo at
 //! hand, kept while the next photo falls inside it: photos in a folder are
@@ -59,7 +62,7 @@ pub fn run(config: &Config, command: &PhotosCommand) -> anyhow::Result<Outcome> 
             };
             scan(config, &args.photos, Some((min, args)))
         }
-        PhotosCommand::Undo { path } => undo(path),
+        PhotosCommand::Undo { path, user } => undo(config, path, user.as_deref()),
     }
 }
 
@@ -109,18 +112,22 @@ fn scan(config: &Config, args: &PhotosArgs, geotag: Option<(Confidence, &GeotagA
         };
         let placed = place(meta, &mut history)?;
         tally.count(&placed);
-        if let Some(library) = &mut library {
-            let row = library_row(&path, &placed);
-            seen.insert(row.path.clone());
-            let (_, put) = library.put(row)?;
-            tally.saved[put as usize] += 1;
-        }
         let written = match (geotag, &placed.proposal, placed.when) {
             (Some((min, options)), Some(proposal), Some((at, _, _))) if proposal.confidence >= min => {
                 if options.dry_run { Some(Ok(None)) } else { Some(sidecar::write(&path, proposal, at).map(Some)) }
             }
             _ => None,
         };
+        if let Some(library) = &mut library {
+            let mut row = library_row(&path, &placed);
+            // A sidecar in place is an applied proposal, as the review page's apply makes one.
+            if matches!(written, Some(Ok(Some(_)))) && row.position_from.as_deref() == Some("history") {
+                row.applied = Some(now_ms());
+            }
+            seen.insert(row.path.clone());
+            let (_, put) = library.put(row)?;
+            tally.saved[put as usize] += 1;
+        }
         let written = match written {
             Some(Err(e)) => {
                 tally.sidecar_errors += 1;
@@ -155,6 +162,12 @@ fn scan(config: &Config, args: &PhotosArgs, geotag: Option<(Confidence, &GeotagA
     Ok(if tally.unreadable + tally.sidecar_errors > 0 { Outcome::Rejected } else { Outcome::Success })
 }
 
+/// Now, UTC ms.
+fn now_ms() -> i64 {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 /// The library's row for a photo read from `path` (absolute).
 fn library_row(path: &Path, placed: &Placed) -> PhotoRow {
     let meta = &placed.meta;
@@ -163,6 +176,7 @@ fn library_row(path: &Path, placed: &Placed) -> PhotoRow {
         (None, Some(proposal)) => (Some(proposal.coord), Some("history")),
         (None, None) => (None, None),
     };
+    let proposal = placed.proposal.filter(|_| meta.position.is_none());
     PhotoRow {
         path: path.to_string_lossy().into_owned(),
         media: meta.kind.name().to_owned(),
@@ -172,8 +186,11 @@ fn library_row(path: &Path, placed: &Placed) -> PhotoRow {
         lat_e7: position.map(|c| c.lat_e7),
         lon_e7: position.map(|c| c.lon_e7),
         position_from: position_from.map(str::to_owned),
-        confidence: placed.proposal.filter(|_| meta.position.is_none()).map(|p| p.confidence.name().to_owned()),
-        error_m: placed.proposal.filter(|_| meta.position.is_none()).map(|p| p.error_m.round()),
+        confidence: proposal.map(|p| p.confidence.name().to_owned()),
+        error_m: proposal.map(|p| p.error_m.round()),
+        nearest_fix_s: proposal.map(|p| p.nearest_fix_s),
+        moving: proposal.map(|p| p.moving),
+        applied: None,
         altitude_m: meta.altitude_m,
         camera: meta.camera.clone(),
     }
@@ -457,11 +474,19 @@ impl Tally {
     }
 }
 
-fn undo(path: &Path) -> anyhow::Result<Outcome> {
+fn undo(config: &Config, path: &Path, user: Option<&str>) -> anyhow::Result<Outcome> {
     if !path.exists() {
         bail!("{}: no such file or folder", path.display());
     }
-    let (mut removed, mut failed) = (0u64, 0u64);
+    let store = match user {
+        Some(_) => Some(config.open_store()?),
+        None => None,
+    };
+    let mut library = match (&store, user) {
+        (Some(store), Some(name)) => Some(Library::load(&**store, require_user(&**store, name)?.id)?),
+        _ => None,
+    };
+    let (mut removed, mut failed, mut unapplied) = (0u64, 0u64, 0u64);
     for found in Walk::new(path) {
         let photo = match found {
             Ok(Found::Media(photo)) => photo,
@@ -478,9 +503,20 @@ fn undo(path: &Path) -> anyhow::Result<Outcome> {
             Err(e) => {
                 eprintln!("{e}");
                 failed += 1;
+                continue;
+            }
+        }
+        if let Some(library) = &mut library {
+            let absolute = std::fs::canonicalize(&photo).unwrap_or(photo);
+            if library.set_applied(&absolute.to_string_lossy(), None)? {
+                unapplied += 1;
             }
         }
     }
     println!("{removed} sidecars polo wrote were removed");
+    if let Some(library) = &mut library {
+        library.flush()?;
+        println!("{unapplied} positions in the library are proposals again (the review page lists them)");
+    }
     Ok(if failed > 0 { Outcome::Failed } else { Outcome::Success })
 }

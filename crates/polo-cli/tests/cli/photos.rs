@@ -174,9 +174,12 @@ fn photos_are_placed_by_the_history_written_as_sidecars_and_undone() {
         polo(data.path()).args(["photos", "scan", "--user", "anna", "--json", "--no-save"]).arg(dir).output().unwrap();
     assert!(records(&listed.stdout).last().unwrap()["summary"]["library"].is_null());
 
-    let undo = polo(data.path()).args(["photos", "undo"]).arg(dir).output().unwrap();
+    // Undone with the user named: the sidecars go, and the library's two applied positions (geotag
+    // marked them, the rescan kept them) are proposals again, for the review page.
+    let undo = polo(data.path()).args(["photos", "undo", "--user", "anna"]).arg(dir).output().unwrap();
     assert!(undo.status.success(), "{}", String::from_utf8_lossy(&undo.stderr));
-    assert!(String::from_utf8_lossy(&undo.stdout).contains("2 sidecars"), "{}", String::from_utf8_lossy(&undo.stdout));
+    let said = String::from_utf8_lossy(&undo.stdout);
+    assert!(said.contains("2 sidecars") && said.contains("2 positions in the library are proposals again"), "{said}");
     assert!(!sidecar_path(&dir.join("2024-07/IMG_0001.jpg")).exists());
     assert!(dir.join("2024-07/IMG_0004.xmp").exists(), "undo leaves other programs' sidecars");
 }

@@ -157,6 +157,10 @@ pub const ROUTE_ACCESS: &[(&str, &str, TokenAccess)] = &[
     ("DELETE", "/api/v1/friends/{user}", Scope(Friends)),
     ("GET", "/api/v1/photos", Scope(Read)),
     ("GET", "/api/v1/photos/{id}/thumbnail", Scope(Read)),
+    ("GET", "/api/v1/photos/proposals", Scope(Read)),
+    // Applying a position writes a sidecar beside the original; undoing removes it.
+    ("POST", "/api/v1/photos/proposals/apply", Scope(Write)),
+    ("POST", "/api/v1/photos/proposals/undo", Scope(Write)),
     ("GET", "/api/v1/nearby", Scope(Friends)),
     ("PUT", "/api/v1/nearby", Scope(Friends)),
     // Groups: who is in them is about people, as location grants are.

@@ -1,14 +1,19 @@
 //! The user's photos over HTTP: the library's photos of a time range
-//! (`GET /api/v1/photos`, for the day timeline and its map) and their
-//! thumbnails (`GET /api/v1/photos/{id}/thumbnail`).
+//! (`GET /api/v1/photos`, for the day timeline and its map), their
+//! thumbnails (`GET /api/v1/photos/{id}/thumbnail`), and the review of the
+//! positions proposed from the history (`/api/v1/photos/proposals`, see
+//! [`review`]).
 //!
 //! Photos enter the library with `polo photos scan` (`polo_derived::photos`
-//! keeps one row per file, keyed by capture time); this module only reads
-//! it. A user sees only their own photos; an administrator sees no one
-//! else's.
+//! keeps one row per file, keyed by capture time). The review's apply and
+//! undo are the only routes that change it (the row's `applied` mark) or
+//! write beside an original (polo's XMP sidecar). A user sees and changes
+//! only their own photos; an administrator sees no one else's.
 //!
 //! * [`thumbnails`] — made from the original once, kept under a directory.
+//! * [`review`] — proposals listed, applied as XMP sidecars, undone.
 
+pub mod review;
 pub mod thumbnails;
 
 use std::path::PathBuf;
@@ -110,6 +115,10 @@ pub(crate) struct PhotoView {
     /// Camera make and model.
     #[serde(skip_serializing_if = "Option::is_none")]
     camera: Option<String>,
+    /// When a proposed position was applied (written to polo's XMP sidecar beside the original,
+    /// RFC 3339); absent while it is only proposed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: Option<String>,
     /// Its thumbnail (`?size=small` or `large`); absent for kinds without one (videos, HEIC).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "/api/v1/photos/1720953000000517/thumbnail")]
@@ -131,14 +140,18 @@ fn has_thumbnail(row: &PhotoRow) -> bool {
     row.media == "image" && [".jpg", ".jpeg", ".png", ".webp"].iter().any(|ext| lower.ends_with(ext))
 }
 
+/// The name of the file at `path` (the path itself when it has none).
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
 fn view(stored: StoredPhoto) -> PhotoView {
     let StoredPhoto { key, row } = stored;
     let id = key.to_string();
     let thumbnail = has_thumbnail(&row).then(|| format!("/api/v1/photos/{id}/thumbnail"));
-    let name = std::path::Path::new(&row.path)
-        .file_name()
-        .map_or_else(|| row.path.clone(), |n| n.to_string_lossy().into_owned());
+    let name = file_name(&row.path);
     PhotoView {
+        applied: row.applied.map(|ms| Timestamp(ms).to_rfc3339(row.offset_min)),
         id,
         name,
         taken: row.taken.map(|ms| Timestamp(ms).to_rfc3339(row.offset_min)).unwrap_or_default(),
@@ -261,7 +274,12 @@ pub(crate) async fn thumbnail(
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_photos)).routes(routes!(thumbnail))
+    OpenApiRouter::new()
+        .routes(routes!(list_photos))
+        .routes(routes!(thumbnail))
+        .routes(routes!(review::list_proposals))
+        .routes(routes!(review::apply))
+        .routes(routes!(review::undo))
 }
 
 #[cfg(test)]
