@@ -1,8 +1,7 @@
 //! Places under `/api/v1/places`: the places your visits were clustered
 //! into, with visits, dwell, locality, the street-level name when an online
 //! geocoder is configured, the zone that names them, and the home/work
-//! guess; rename and
-//! merge them (your edits survive every recomputation).
+//! guess; rename and merge them (your edits survive every recomputation).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
