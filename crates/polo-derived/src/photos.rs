@@ -101,8 +101,10 @@ pub struct StoredPhoto {
     pub row: PhotoRow,
 }
 
-/// FNV-1a: a hash of a path that is the same on every machine and build.
-fn path_hash(path: &str) -> u64 {
+/// FNV-1a: a hash of a path that is the same on every machine and build
+/// (row keys here, thumbnail file names in the server).
+#[must_use]
+pub fn path_hash(path: &str) -> u64 {
     path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 

@@ -158,8 +158,8 @@ function PlaceRow({ place, all, onFocus, onChanged }: { place: Place; all: Place
   const [share, setShare] = useState({ group: "", name: label(place), radius: "100" });
   useEffect(() => {
     if (mode !== "share" || groups) return;
-    get<Group[]>("/api/v1/groups")
-      .then((all) => {
+    get<{ groups: Group[] }>("/api/v1/groups")
+      .then(({ groups: all }) => {
         const mine = all.filter((g) => g.admin);
         setGroups(mine);
         if (mine.length > 0) setShare((s) => ({ ...s, group: s.group || String(mine[0].id) }));

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use polo_domain::Timestamp;
-use polo_domain::time::parse_timestamp;
 use polo_store::{Role, Store, User};
 
 use crate::AppState;
@@ -52,9 +51,7 @@ pub(super) fn time(ms: i64) -> String {
     Timestamp(ms).to_string()
 }
 
-pub(super) fn parse_time(name: &str, text: &str) -> ApiResult<Timestamp> {
-    parse_timestamp(text).map(|p| p.time).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
-}
+pub(super) use crate::query::parse_time;
 
 pub(super) fn user_named(store: &dyn Store, name: &str) -> ApiResult<User> {
     store.user_by_name(name)?.ok_or_else(|| ApiError::not_found(format!("there is no user {name:?}")))

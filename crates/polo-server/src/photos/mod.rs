@@ -26,7 +26,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use polo_derived::photos::{PhotoRow, StoredPhoto, photo, photos_between};
 use polo_domain::Timestamp;
-use polo_domain::time::parse_timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +35,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, NotFound};
 use crate::query::derived::blocking;
+use crate::query::parse_time;
 use thumbnails::{ThumbError, ThumbSize};
 
 /// Where thumbnails are kept; a temporary directory unless `polo serve`
@@ -165,10 +165,6 @@ fn view(stored: StoredPhoto) -> PhotoView {
         camera: row.camera,
         thumbnail,
     }
-}
-
-fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
-    parse_timestamp(text).map(|p| p.time).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
 }
 
 fn derived(error: polo_derived::DerivedError) -> ApiError {

@@ -82,8 +82,7 @@ const DECODE_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Where a thumbnail of `original` at `size` is kept under `dir`.
 fn kept_path(dir: &Path, original: &str, size: ThumbSize) -> PathBuf {
-    let hash =
-        original.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = polo_derived::photos::path_hash(original);
     dir.join(format!("{hash:016x}-{}.jpg", size.name()))
 }
 

@@ -36,7 +36,6 @@ use axum::response::{IntoResponse, Response};
 use polo_derived::DerivedError;
 use polo_derived::map::tile::check_tile;
 use polo_derived::map::{self as derived, BASE_ZOOM, Overview, TileCells, fog_tile, heat_tile};
-use polo_domain::time::parse_timestamp;
 use polo_domain::{DeviceId, Timestamp, UserId};
 use polo_store::{Device, Store};
 use polo_timeline::antimeridian::unwrap_longitudes;
@@ -44,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use super::parse_time;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, NotFound};
@@ -186,10 +186,6 @@ pub(crate) struct MapTile {
     /// north edge. As a tile of `cell_zoom` the cell is `x * grid + column` / `y * grid + row`.
     #[schema(value_type = Vec<Vec<u64>>, example = json!([[12, 40, 310], [13, 40, 2]]))]
     cells: Vec<[u64; 3]>,
-}
-
-fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
-    parse_timestamp(text).map(|p| p.time).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
 }
 
 /// Parses a tile number from the path, saying which one and why when it is not one.

@@ -18,6 +18,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::error::ApiError;
+
+/// The instant (RFC 3339) in query parameter `name`; a 400 naming the
+/// parameter and saying why when it is not one.
+pub(crate) fn parse_time(name: &str, text: &str) -> Result<polo_domain::Timestamp, ApiError> {
+    polo_domain::time::parse_timestamp(text).map(|p| p.time).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+}
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

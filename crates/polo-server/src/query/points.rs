@@ -19,7 +19,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use polo_derived::outliers::FlagReason;
-use polo_domain::time::parse_timestamp;
 use polo_domain::{DeviceId, Fix, IntervalKind, Point, Timestamp};
 use polo_formats::export::{ExportFormat, Exporter};
 use polo_store::{Device, PointQuery, Store};
@@ -27,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::parse_time;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthErrors, BadRequest, CsrfFailed, JsonBodyErrors, NotFound};
@@ -188,10 +188,6 @@ impl BoundingBox {
         };
         lon_ok && lat >= self.south && lat <= self.north
     }
-}
-
-fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
-    parse_timestamp(text).map(|p| p.time).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
 }
 
 /// Where a JSON page resumes: after this device's point at this time.
