@@ -1034,9 +1034,9 @@ async function run() {
     }
     check(withPhotos !== null, `no trip of ${day} has a photo: ${JSON.stringify(dayTrips.map((t) => [t.start, t.end]))}`);
     await page.goto(`${base}/trips/${encodeURIComponent(withPhotos.trip.device)}/${encodeURIComponent(withPhotos.trip.start)}`);
-    const gallery = page.locator('[data-testid="photo-gallery"] li');
-    await gallery.first().waitFor();
-    check((await gallery.count()) === withPhotos.photos.length, `the gallery shows ${await gallery.count()} of ${withPhotos.photos.length} photos`);
+    const tripGallery = page.locator('[data-testid="photo-gallery"] li');
+    await tripGallery.first().waitFor();
+    check((await tripGallery.count()) === withPhotos.photos.length, `the gallery shows ${await tripGallery.count()} of ${withPhotos.photos.length} photos`);
     const placedOnTrip = withPhotos.photos.filter((p) => p.lat !== undefined).length;
     await page.waitForFunction((n) => document.querySelector(".trip-map")?.dataset.photoMarkers === String(n), placedOnTrip);
     await shot(page, "trip-photos");
